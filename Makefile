@@ -1,0 +1,60 @@
+# Every target creates .venv from requirements.lock on first use; a fresh machine needs only
+# Python 3.11 and make.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+UV_VERSION := 0.13.8
+PROTO_GEN := proto/gen
+
+.PHONY: help install lock test lint typecheck schema-check proto bench demo clean
+
+help:
+	@echo "make demo    start the platform on the embedded default"
+	@echo "make test    lint, type checks, schema checks and every test"
+	@echo "make lint    ruff, mypy --strict, import-linter, buf lint"
+	@echo "make bench   the benchmarks under bench/"
+	@echo "make proto   regenerate the Python bindings from proto/"
+	@echo "make lock    re-resolve requirements.lock from pyproject.toml"
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --require-hashes -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps --no-build-isolation -e .
+	touch $@
+
+lock: $(VENV)/bin/uv
+	$(BIN)/uv pip compile pyproject.toml --extra dev --generate-hashes --python-version 3.11 \
+		--quiet -o requirements.lock
+
+proto: $(STAMP)
+	$(BIN)/python -m tools.protogen --out $(PROTO_GEN)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+	$(BIN)/buf lint proto
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+schema-check: $(STAMP)
+	$(BIN)/python -m tools.protogen --check $(PROTO_GEN)
+	$(BIN)/python -m tools.schema_check
+
+test: lint schema-check
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+demo: $(STAMP)
+	$(BIN)/payorch demo
+
+clean:
+	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,1 @@
+"""Polars jobs over events, violations and complaints: routing performance and retrospectives."""

@@ -1,0 +1,1 @@
+"""Benchmarks: each reports a figure next to a baseline measured in the same run, as a ratio."""

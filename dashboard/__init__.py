@@ -1,0 +1,1 @@
+"""The Streamlit dashboard for reliability teams and leads."""

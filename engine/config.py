@@ -1,0 +1,314 @@
+"""Merchant and platform configuration as domain values (canonical form ``payments.config.v1``).
+
+Reading YAML is the boundary's job; these types only hold a configuration that is already
+structured and check that its parts agree with each other.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from types import MappingProxyType
+
+from engine.contracts import check_contract_id
+from engine.errors import ConfigError, InvalidFieldError
+from engine.methods import PartialPolicy, PaymentMethod
+from engine.money import Currency, check_minor_units
+from engine.types import (
+    ContractId,
+    MerchantId,
+    ProcessorId,
+    check_count,
+    check_identifier,
+    check_sequence,
+    check_text,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Attempts per processor and the exponential backoff (full jitter) between them."""
+
+    max_attempts: int = 3
+    base_delay_ms: int = 20
+    max_delay_ms: int = 200
+
+    def __post_init__(self) -> None:
+        check_count("retry.max_attempts", self.max_attempts, minimum=1, maximum=20)
+        check_count("retry.base_delay_ms", self.base_delay_ms, maximum=60_000)
+        check_count("retry.max_delay_ms", self.max_delay_ms, maximum=600_000)
+        if self.max_delay_ms < self.base_delay_ms:
+            raise ConfigError(
+                "retry.max_delay_ms",
+                self.max_delay_ms,
+                f"must be at least base_delay_ms {self.base_delay_ms}",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingRule:
+    """One entry of a merchant's ordered routing: a method, its cap, its processor chain."""
+
+    method: PaymentMethod
+    processors: tuple[ProcessorId, ...]
+    max_amount_cents: int | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.method, PaymentMethod):
+            raise InvalidFieldError("routing.method", self.method, "must be a PaymentMethod")
+        processors = check_sequence("routing.processors", self.processors)
+        if not processors:
+            raise ConfigError("routing.processors", processors, "must name at least one processor")
+        for processor in processors:
+            check_identifier("routing.processors", processor)
+        if len(set(processors)) != len(processors):
+            raise ConfigError("routing.processors", processors, "must not repeat a processor")
+        if self.max_amount_cents is not None:
+            check_minor_units("routing.max_amount_cents", self.max_amount_cents)
+            if self.max_amount_cents == 0:
+                raise ConfigError("routing.max_amount_cents", 0, "must be positive when given")
+        object.__setattr__(self, "processors", processors)
+
+
+@dataclass(frozen=True, slots=True)
+class MerchantConfig:
+    """Everything payorch knows about one merchant."""
+
+    merchant_id: MerchantId
+    api_keys: tuple[str, ...] = field(repr=False)
+    default_currency: Currency
+    routing: tuple[RoutingRule, ...]
+    partial_policy: PartialPolicy = PartialPolicy.ALL_OR_NOTHING
+    max_amount_cents: int = 100_000_000
+    timeout_ms: int = 2000
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    latency_slo_ms: int | None = None
+
+    def __post_init__(self) -> None:
+        where = f"merchants[{self.merchant_id!r}]"
+        check_identifier("merchant_id", self.merchant_id)
+        keys = check_sequence(f"{where}.api_keys", self.api_keys)
+        if not keys:
+            raise ConfigError(f"{where}.api_keys", keys, "must hold at least one key")
+        for key in keys:
+            check_identifier(f"{where}.api_keys", key)
+        if not isinstance(self.default_currency, Currency):
+            raise InvalidFieldError(f"{where}.default_currency", self.default_currency, "must be a Currency")
+        rules = check_sequence(f"{where}.routing", self.routing)
+        if not rules:
+            raise ConfigError(f"{where}.routing", rules, "must hold at least one rule")
+        if any(not isinstance(rule, RoutingRule) for rule in rules):
+            raise ConfigError(f"{where}.routing", rules, "must hold RoutingRules")
+        if not isinstance(self.partial_policy, PartialPolicy):
+            raise InvalidFieldError(f"{where}.partial_policy", self.partial_policy, "must be a PartialPolicy")
+        check_minor_units(f"{where}.max_amount_cents", self.max_amount_cents)
+        if self.max_amount_cents == 0:
+            raise ConfigError(f"{where}.max_amount_cents", 0, "must be positive")
+        check_count(f"{where}.timeout_ms", self.timeout_ms, minimum=1, maximum=600_000)
+        if not isinstance(self.retry, RetryPolicy):
+            raise InvalidFieldError(f"{where}.retry", self.retry, "must be a RetryPolicy")
+        if self.latency_slo_ms is not None:
+            check_count(f"{where}.latency_slo_ms", self.latency_slo_ms, minimum=1)
+        object.__setattr__(self, "api_keys", keys)
+        object.__setattr__(self, "routing", rules)
+
+
+class ProcessorKind(StrEnum):
+    SIMULATED = "simulated"
+    STRIPE = "stripe"
+
+
+@dataclass(frozen=True, slots=True)
+class LatencyProfile:
+    """A simulated processor's latency distribution, by its median and 99th percentile."""
+
+    p50_ms: float = 80.0
+    p99_ms: float = 400.0
+
+    def __post_init__(self) -> None:
+        for name, value in (("latency_ms.p50", self.p50_ms), ("latency_ms.p99", self.p99_ms)):
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise InvalidFieldError(name, value, "must be a finite number of milliseconds")
+            if value < 0:
+                raise InvalidFieldError(name, value, "must not be negative")
+        if self.p99_ms < self.p50_ms:
+            raise ConfigError("latency_ms.p99", self.p99_ms, f"must be at least p50 {self.p50_ms}")
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRates:
+    """Probabilities of each fault of a simulated processor; together at most 1."""
+
+    declined: float = 0.0
+    timeout: float = 0.0
+    network_failure: float = 0.0
+    panic: float = 0.0
+    malformed: float = 0.0
+
+    def __post_init__(self) -> None:
+        for name in ("declined", "timeout", "network_failure", "panic", "malformed"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise InvalidFieldError(f"fault_rates.{name}", value, "must be a probability")
+            if not 0.0 <= value <= 1.0:
+                raise InvalidFieldError(f"fault_rates.{name}", value, "must be between 0 and 1")
+        if self.total > 1.0 + 1e-9:
+            raise ConfigError("fault_rates", self.total, "must add up to at most 1")
+
+    @property
+    def total(self) -> float:
+        return self.declined + self.timeout + self.network_failure + self.panic + self.malformed
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorConfig:
+    """A processor payorch can route to: simulated (seeded) or Stripe (the official SDK)."""
+
+    id: ProcessorId
+    kind: ProcessorKind
+    seed: int = 0
+    latency: LatencyProfile = field(default_factory=LatencyProfile)
+    fault_rates: FaultRates = field(default_factory=FaultRates)
+    api_key_env: str | None = None
+    api_base: str | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("processors.id", self.id)
+        if not isinstance(self.kind, ProcessorKind):
+            raise InvalidFieldError(f"processors[{self.id!r}].kind", self.kind, "must be simulated or stripe")
+        check_count(f"processors[{self.id!r}].seed", self.seed, maximum=2**63 - 1)
+        if not isinstance(self.latency, LatencyProfile):
+            raise InvalidFieldError(
+                f"processors[{self.id!r}].latency_ms", self.latency, "must be a LatencyProfile"
+            )
+        if not isinstance(self.fault_rates, FaultRates):
+            raise InvalidFieldError(
+                f"processors[{self.id!r}].fault_rates", self.fault_rates, "must be FaultRates"
+            )
+        if self.kind is ProcessorKind.STRIPE and not self.api_key_env:
+            raise ConfigError(
+                f"processors[{self.id!r}].api_key_env", self.api_key_env, "is required for stripe"
+            )
+        if self.api_key_env is not None:
+            check_identifier(f"processors[{self.id!r}].api_key_env", self.api_key_env)
+        if self.api_base is not None:
+            check_text(f"processors[{self.id!r}].api_base", self.api_base, max_length=2000)
+            if not self.api_base.startswith(("http://", "https://")):
+                raise ConfigError(
+                    f"processors[{self.id!r}].api_base", self.api_base, "must be an http(s) URL"
+                )
+
+
+@dataclass(frozen=True, slots=True)
+class EscalationConfig:
+    webhook_url: str | None = None
+    max_attempts: int = 5
+
+    def __post_init__(self) -> None:
+        if self.webhook_url is not None:
+            check_text("escalations.webhook_url", self.webhook_url, max_length=2000)
+            if not self.webhook_url.startswith(("http://", "https://")):
+                raise ConfigError("escalations.webhook_url", self.webhook_url, "must be an http(s) URL")
+        check_count("escalations.max_attempts", self.max_attempts, minimum=1, maximum=100)
+
+
+@dataclass(frozen=True, slots=True)
+class MismatchRule:
+    """When a contract's violations and complaints disagree enough to escalate (see the report)."""
+
+    min_ratio: float = 0.1
+    min_reports: int = 1
+
+    def __post_init__(self) -> None:
+        value = self.min_ratio
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidFieldError("reports.mismatch.min_ratio", value, "must be a number")
+        if value < 0:
+            raise InvalidFieldError("reports.mismatch.min_ratio", value, "must not be negative")
+        check_count("reports.mismatch.min_reports", self.min_reports, minimum=1)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportConfig:
+    every_days: int = 14
+    mismatch: MismatchRule = field(default_factory=MismatchRule)
+
+    def __post_init__(self) -> None:
+        check_count("reports.every_days", self.every_days, minimum=1, maximum=366)
+        if not isinstance(self.mismatch, MismatchRule):
+            raise InvalidFieldError("reports.mismatch", self.mismatch, "must be a MismatchRule")
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformConfig:
+    """The whole configuration file. Invariants: ids and API keys are unique, and every
+    processor a routing rule names is configured."""
+
+    merchants: tuple[MerchantConfig, ...]
+    processors: tuple[ProcessorConfig, ...]
+    admin_api_keys: tuple[str, ...] = field(default=(), repr=False)
+    complaint_taxonomy: Mapping[str, ContractId] = field(default_factory=dict, hash=False)
+    escalations: EscalationConfig = field(default_factory=EscalationConfig)
+    reports: ReportConfig = field(default_factory=ReportConfig)
+
+    def __post_init__(self) -> None:
+        merchants = check_sequence("merchants", self.merchants)
+        processors = check_sequence("processors", self.processors)
+        admin_keys = check_sequence("admin_api_keys", self.admin_api_keys)
+        if any(not isinstance(m, MerchantConfig) for m in merchants):
+            raise InvalidFieldError("merchants", merchants, "must hold MerchantConfigs")
+        if any(not isinstance(p, ProcessorConfig) for p in processors):
+            raise InvalidFieldError("processors", processors, "must hold ProcessorConfigs")
+        if not isinstance(self.complaint_taxonomy, Mapping):
+            raise InvalidFieldError(
+                "complaint_taxonomy", self.complaint_taxonomy, "must map categories to contracts"
+            )
+        if not isinstance(self.escalations, EscalationConfig):
+            raise InvalidFieldError("escalations", self.escalations, "must be an EscalationConfig")
+        if not isinstance(self.reports, ReportConfig):
+            raise InvalidFieldError("reports", self.reports, "must be a ReportConfig")
+        _unique("merchants.merchant_id", [m.merchant_id for m in merchants])
+        _unique("processors.id", [p.id for p in processors])
+        for key in admin_keys:
+            check_identifier("admin_api_keys", key)
+        _unique("api_keys", [*admin_keys, *(key for m in merchants for key in m.api_keys)])
+        known = {p.id for p in processors}
+        for merchant in merchants:
+            for position, rule in enumerate(merchant.routing):
+                for processor in rule.processors:
+                    if processor not in known:
+                        raise ConfigError(
+                            f"merchants[{merchant.merchant_id!r}].routing[{position}].processors",
+                            processor,
+                            "is not a configured processor",
+                        )
+        taxonomy = dict(self.complaint_taxonomy)
+        for category, contract in taxonomy.items():
+            check_identifier("complaint_taxonomy", category)
+            check_contract_id(f"complaint_taxonomy.{category}", contract)
+        object.__setattr__(self, "merchants", merchants)
+        object.__setattr__(self, "processors", processors)
+        object.__setattr__(self, "admin_api_keys", admin_keys)
+        object.__setattr__(self, "complaint_taxonomy", MappingProxyType(taxonomy))
+
+    def merchant(self, merchant_id: str) -> MerchantConfig:
+        for merchant in self.merchants:
+            if merchant.merchant_id == merchant_id:
+                return merchant
+        raise ConfigError("merchant_id", merchant_id, "is not a configured merchant")
+
+    def processor(self, processor_id: str) -> ProcessorConfig:
+        for processor in self.processors:
+            if processor.id == processor_id:
+                return processor
+        raise ConfigError("processor_id", processor_id, "is not a configured processor")
+
+
+def _unique(field_name: str, values: list[str]) -> None:
+    seen: set[str] = set()
+    for value in values:
+        if value in seen:
+            raise ConfigError(field_name, value, "appears more than once")
+        seen.add(value)

@@ -1,0 +1,73 @@
+"""Shared identifier aliases and the checks that every identifier passes."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NewType
+
+from engine.errors import InvalidFieldError, InvalidIdentifierError
+
+MerchantId = NewType("MerchantId", str)
+PaymentId = NewType("PaymentId", str)
+RequestId = NewType("RequestId", str)
+ProcessorId = NewType("ProcessorId", str)
+ContractId = NewType("ContractId", str)
+
+#: Identifiers are printable ASCII without spaces: safe in logs, URLs and metric labels.
+_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/\-]*")
+MAX_IDENTIFIER_LENGTH = 255
+
+
+def check_identifier(field: str, value: object, *, max_length: int = MAX_IDENTIFIER_LENGTH) -> str:
+    """Return ``value`` when it is a well-formed identifier, else raise naming ``field``."""
+    if not isinstance(value, str):
+        raise InvalidIdentifierError(field, value, "must be a string")
+    if not value:
+        raise InvalidIdentifierError(field, value, "must not be empty")
+    if len(value) > max_length:
+        raise InvalidIdentifierError(field, value, f"must be at most {max_length} characters")
+    if not _IDENTIFIER.fullmatch(value):
+        raise InvalidIdentifierError(
+            field, value, "may hold only letters, digits and _ . : / - and start with a letter or digit"
+        )
+    return value
+
+
+def check_text(field: str, value: object, *, max_length: int, allow_empty: bool = False) -> str:
+    """Return ``value`` when it is a string of at most ``max_length`` characters."""
+    if not isinstance(value, str):
+        raise InvalidIdentifierError(field, value, "must be a string")
+    if not value and not allow_empty:
+        raise InvalidIdentifierError(field, value, "must not be empty")
+    if len(value) > max_length:
+        raise InvalidIdentifierError(field, value, f"must be at most {max_length} characters")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidIdentifierError(
+                field, value, "must be valid Unicode text (no lone surrogates)"
+            ) from None
+    return value
+
+
+#: Counts (indexes, attempts, milliseconds) fit an unsigned 32-bit integer on every wire format.
+MAX_COUNT = 2**32 - 1
+
+
+def check_count(field: str, value: object, *, minimum: int = 0, maximum: int = MAX_COUNT) -> int:
+    """Return ``value`` when it is an integer (not a bool) within the bounds."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidFieldError(field, value, "must be an integer")
+    if value < minimum:
+        raise InvalidFieldError(field, value, f"must be at least {minimum}")
+    if value > maximum:
+        raise InvalidFieldError(field, value, f"must be at most {maximum}")
+    return value
+
+
+def check_sequence(field: str, value: object) -> tuple[Any, ...]:
+    """Return ``value`` as a tuple when it is a list or tuple (a lone string is refused)."""
+    if not isinstance(value, list | tuple):
+        raise InvalidFieldError(field, value, "must be a list")
+    return tuple(value)

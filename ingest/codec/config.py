@@ -1,0 +1,181 @@
+"""``PlatformConfig`` <-> ``payments.config.v1.PlatformConfig``.
+
+Field names on the wire follow the YAML file (``latency_ms: {p50, p99}``); an absent
+sub-message decodes to the domain default, and the encoder always writes every sub-message.
+"""
+
+from __future__ import annotations
+
+from payments.config.v1 import config_pb2
+
+from engine.config import (
+    EscalationConfig,
+    FaultRates,
+    LatencyProfile,
+    MerchantConfig,
+    MismatchRule,
+    PlatformConfig,
+    ProcessorConfig,
+    ReportConfig,
+    RetryPolicy,
+    RoutingRule,
+)
+from engine.types import ContractId, MerchantId, ProcessorId
+from ingest.codec.enums import PARTIAL_POLICIES, PAYMENT_METHODS, PROCESSOR_KINDS
+from ingest.codec.wire import currency_from_proto, encoding
+
+
+def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
+    with encoding("config"):
+        return config_pb2.PlatformConfig(
+            merchants=[_merchant_to_proto(merchant) for merchant in config.merchants],
+            processors=[_processor_to_proto(processor) for processor in config.processors],
+            admin_api_keys=config.admin_api_keys,
+            complaint_taxonomy=dict(config.complaint_taxonomy),
+            escalations=config_pb2.EscalationConfig(
+                webhook_url=config.escalations.webhook_url,
+                max_attempts=config.escalations.max_attempts,
+            ),
+            reports=config_pb2.ReportConfig(
+                every_days=config.reports.every_days,
+                mismatch=config_pb2.MismatchRule(
+                    min_ratio=config.reports.mismatch.min_ratio,
+                    min_reports=config.reports.mismatch.min_reports,
+                ),
+            ),
+        )
+
+
+def _merchant_to_proto(merchant: MerchantConfig) -> config_pb2.MerchantConfig:
+    return config_pb2.MerchantConfig(
+        merchant_id=merchant.merchant_id,
+        api_keys=merchant.api_keys,
+        default_currency=merchant.default_currency.code,
+        routing=[
+            config_pb2.RoutingRule(
+                method=PAYMENT_METHODS.to_wire(rule.method),
+                processors=rule.processors,
+                max_amount_cents=rule.max_amount_cents,
+            )
+            for rule in merchant.routing
+        ],
+        partial_policy=PARTIAL_POLICIES.to_wire(merchant.partial_policy),
+        max_amount_cents=merchant.max_amount_cents,
+        timeout_ms=merchant.timeout_ms,
+        retry=config_pb2.RetryPolicy(
+            max_attempts=merchant.retry.max_attempts,
+            base_delay_ms=merchant.retry.base_delay_ms,
+            max_delay_ms=merchant.retry.max_delay_ms,
+        ),
+        latency_slo_ms=merchant.latency_slo_ms,
+    )
+
+
+def _processor_to_proto(processor: ProcessorConfig) -> config_pb2.ProcessorConfig:
+    faults = processor.fault_rates
+    return config_pb2.ProcessorConfig(
+        id=processor.id,
+        kind=PROCESSOR_KINDS.to_wire(processor.kind),
+        seed=processor.seed,
+        latency_ms=config_pb2.LatencyProfile(p50=processor.latency.p50_ms, p99=processor.latency.p99_ms),
+        fault_rates=config_pb2.FaultRates(
+            declined=faults.declined,
+            timeout=faults.timeout,
+            network_failure=faults.network_failure,
+            panic=faults.panic,
+            malformed=faults.malformed,
+        ),
+        api_key_env=processor.api_key_env,
+        api_base=processor.api_base,
+    )
+
+
+def config_from_proto(message: config_pb2.PlatformConfig) -> PlatformConfig:
+    """The domain configuration; every invariant of :class:`PlatformConfig` is checked again."""
+    return PlatformConfig(
+        merchants=tuple(_merchant_from_proto(merchant) for merchant in message.merchants),
+        processors=tuple(_processor_from_proto(processor) for processor in message.processors),
+        admin_api_keys=tuple(message.admin_api_keys),
+        complaint_taxonomy={
+            category: ContractId(contract) for category, contract in message.complaint_taxonomy.items()
+        },
+        escalations=_escalations_from_proto(message),
+        reports=_reports_from_proto(message),
+    )
+
+
+def _escalations_from_proto(message: config_pb2.PlatformConfig) -> EscalationConfig:
+    if not message.HasField("escalations"):
+        return EscalationConfig()
+    escalations = message.escalations
+    return EscalationConfig(
+        webhook_url=escalations.webhook_url if escalations.HasField("webhook_url") else None,
+        max_attempts=escalations.max_attempts,
+    )
+
+
+def _reports_from_proto(message: config_pb2.PlatformConfig) -> ReportConfig:
+    if not message.HasField("reports"):
+        return ReportConfig()
+    reports = message.reports
+    mismatch = MismatchRule()
+    if reports.HasField("mismatch"):
+        rule = reports.mismatch
+        mismatch = MismatchRule(min_ratio=rule.min_ratio, min_reports=rule.min_reports)
+    return ReportConfig(every_days=reports.every_days, mismatch=mismatch)
+
+
+def _merchant_from_proto(message: config_pb2.MerchantConfig) -> MerchantConfig:
+    where = f"merchants[{message.merchant_id!r}]"
+    retry = RetryPolicy()
+    if message.HasField("retry"):
+        retry = RetryPolicy(
+            max_attempts=message.retry.max_attempts,
+            base_delay_ms=message.retry.base_delay_ms,
+            max_delay_ms=message.retry.max_delay_ms,
+        )
+    return MerchantConfig(
+        merchant_id=MerchantId(message.merchant_id),
+        api_keys=tuple(message.api_keys),
+        default_currency=currency_from_proto(f"{where}.default_currency", message.default_currency),
+        routing=tuple(_rule_from_proto(f"{where}.routing[{n}]", r) for n, r in enumerate(message.routing)),
+        partial_policy=PARTIAL_POLICIES.from_wire(f"{where}.partial_policy", message.partial_policy),
+        max_amount_cents=message.max_amount_cents,
+        timeout_ms=message.timeout_ms,
+        retry=retry,
+        latency_slo_ms=message.latency_slo_ms if message.HasField("latency_slo_ms") else None,
+    )
+
+
+def _rule_from_proto(where: str, message: config_pb2.RoutingRule) -> RoutingRule:
+    return RoutingRule(
+        method=PAYMENT_METHODS.from_wire(f"{where}.method", message.method),
+        processors=tuple(ProcessorId(processor) for processor in message.processors),
+        max_amount_cents=message.max_amount_cents if message.HasField("max_amount_cents") else None,
+    )
+
+
+def _processor_from_proto(message: config_pb2.ProcessorConfig) -> ProcessorConfig:
+    where = f"processors[{message.id!r}]"
+    latency = LatencyProfile()
+    if message.HasField("latency_ms"):
+        latency = LatencyProfile(p50_ms=message.latency_ms.p50, p99_ms=message.latency_ms.p99)
+    faults = FaultRates()
+    if message.HasField("fault_rates"):
+        wire = message.fault_rates
+        faults = FaultRates(
+            declined=wire.declined,
+            timeout=wire.timeout,
+            network_failure=wire.network_failure,
+            panic=wire.panic,
+            malformed=wire.malformed,
+        )
+    return ProcessorConfig(
+        id=ProcessorId(message.id),
+        kind=PROCESSOR_KINDS.from_wire(f"{where}.kind", message.kind),
+        seed=message.seed,
+        latency=latency,
+        fault_rates=faults,
+        api_key_env=message.api_key_env if message.HasField("api_key_env") else None,
+        api_base=message.api_base if message.HasField("api_base") else None,
+    )

@@ -1,0 +1,299 @@
+"""Domain events <-> ``payments.events.v1.DomainEvent`` envelopes and their bytes.
+
+The envelope carries the fields every event shares (payment, request, merchant, timestamp) and
+the event itself in its ``event`` oneof. Timestamps travel as instants and decode in UTC, so a
+decoded event equals the original although its timestamp's offset may differ.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TypedDict
+
+from google.protobuf.message import DecodeError, Message
+from payments.events.v1 import events_pb2
+
+from engine.errors import InvalidFieldError, InvalidTimestampError, ResultInvariantError
+from engine.events import (
+    CompensationIssued,
+    DomainEvent,
+    PaymentCompleted,
+    PaymentFailed,
+    PaymentReceived,
+    PlanBuilt,
+    PlannedStep,
+    StepAttempted,
+    StepFailed,
+    StepSucceeded,
+)
+from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
+from engine.validation import ValidationIssue
+from ingest.codec.enums import ERROR_CODES, ISSUE_SEVERITIES, PAYMENT_METHODS, PAYMENT_STATUSES
+from ingest.codec.wire import currency_from_proto, encoding, timestamp_from_proto, timestamp_to_proto
+
+
+class _Common(TypedDict):
+    """The envelope fields, as keyword arguments of every event's constructor."""
+
+    payment_id: PaymentId
+    request_id: RequestId
+    merchant_id: MerchantId
+    timestamp: datetime
+
+
+def event_to_bytes(event: DomainEvent) -> bytes:
+    return event_to_proto(event).SerializeToString()
+
+
+def event_from_bytes(data: bytes) -> DomainEvent:
+    """The event serialized in ``data``; bytes that are no valid envelope raise a domain error."""
+    try:
+        envelope = events_pb2.DomainEvent.FromString(data)
+    except DecodeError as exc:
+        raise InvalidFieldError(
+            "event", f"{len(data)} bytes", f"is not a payments.events.v1.DomainEvent: {exc}"
+        ) from exc
+    return event_from_proto(envelope)
+
+
+def event_to_proto(event: DomainEvent) -> events_pb2.DomainEvent:
+    """The envelope of ``event``, with the event in the envelope's ``event`` oneof."""
+    timestamp = timestamp_to_proto("event.timestamp", event.timestamp)
+    with encoding(f"event {event.event_type}"):
+        envelope = events_pb2.DomainEvent(
+            payment_id=event.payment_id,
+            request_id=event.request_id,
+            merchant_id=event.merchant_id,
+            timestamp=timestamp,
+        )
+        name, body = _body_to_proto(event)
+        getattr(envelope, name).CopyFrom(body)
+    return envelope
+
+
+def _body_to_proto(event: DomainEvent) -> tuple[str, Message]:
+    match event:
+        case PaymentReceived():
+            return "payment_received", events_pb2.PaymentReceived(
+                accepted=event.accepted,
+                amount_cents=event.amount_cents,
+                currency=None if event.currency is None else event.currency.code,
+                method=None if event.method is None else PAYMENT_METHODS.to_wire(event.method),
+                idempotency_key=event.idempotency_key,
+                validation_issues=[issue_to_proto(issue) for issue in event.validation_issues],
+            )
+        case PlanBuilt():
+            return "plan_built", events_pb2.PlanBuilt(
+                total_amount_cents=event.total_amount_cents,
+                currency=event.currency.code,
+                steps=[
+                    events_pb2.PlannedStep(
+                        index=step.index,
+                        method=PAYMENT_METHODS.to_wire(step.method),
+                        amount_cents=step.amount_cents,
+                        processor_ids=step.processor_ids,
+                    )
+                    for step in event.steps
+                ],
+                coverage_shortfall_cents=event.coverage_shortfall_cents,
+            )
+        case StepAttempted():
+            return "step_attempted", events_pb2.StepAttempted(
+                step_index=event.step_index,
+                processor_id=event.processor_id,
+                attempt=event.attempt,
+                method=PAYMENT_METHODS.to_wire(event.method),
+                amount_cents=event.amount_cents,
+                idempotency_key=event.idempotency_key,
+            )
+        case StepSucceeded():
+            return "step_succeeded", events_pb2.StepSucceeded(
+                step_index=event.step_index,
+                processor_id=event.processor_id,
+                latency_ms=event.latency_ms,
+                amount=event.amount,
+                attempt=event.attempt,
+            )
+        case StepFailed():
+            return "step_failed", events_pb2.StepFailed(
+                step_index=event.step_index,
+                processor_id=event.processor_id,
+                error_code=ERROR_CODES.to_wire(event.error_code),
+                latency_ms=event.latency_ms,
+                attempt=event.attempt,
+                retryable=event.retryable,
+            )
+        case CompensationIssued():
+            return "compensation_issued", events_pb2.CompensationIssued(
+                step_index=event.step_index,
+                processor_id=event.processor_id,
+                amount=event.amount,
+                succeeded=event.succeeded,
+                error_code=None if event.error_code is None else ERROR_CODES.to_wire(event.error_code),
+            )
+        case PaymentCompleted():
+            return "payment_completed", events_pb2.PaymentCompleted(
+                total_amount=event.total_amount,
+                total_processed=event.total_processed,
+                status=PAYMENT_STATUSES.to_wire(event.status),
+            )
+        case PaymentFailed():
+            return "payment_failed", events_pb2.PaymentFailed(
+                total_amount=event.total_amount,
+                final_error=ERROR_CODES.to_wire(event.final_error),
+                total_processed=event.total_processed,
+            )
+    raise InvalidFieldError("event", type(event).__name__, "is not an event of payments.events.v1")
+
+
+def event_from_proto(envelope: events_pb2.DomainEvent) -> DomainEvent:
+    """The domain event in ``envelope``; every invariant of the event is checked again."""
+    if not envelope.HasField("timestamp"):
+        raise InvalidTimestampError("event.timestamp", None, "is required")
+    common = _Common(
+        payment_id=PaymentId(envelope.payment_id),
+        request_id=RequestId(envelope.request_id),
+        merchant_id=MerchantId(envelope.merchant_id),
+        timestamp=timestamp_from_proto("event.timestamp", envelope.timestamp),
+    )
+    kind = envelope.WhichOneof("event")
+    match kind:
+        case "payment_received":
+            return _payment_received(common, envelope.payment_received)
+        case "plan_built":
+            return _plan_built(common, envelope.plan_built)
+        case "step_attempted":
+            return _step_attempted(common, envelope.step_attempted)
+        case "step_succeeded":
+            return _step_succeeded(common, envelope.step_succeeded)
+        case "step_failed":
+            return _step_failed(common, envelope.step_failed)
+        case "compensation_issued":
+            return _compensation_issued(common, envelope.compensation_issued)
+        case "payment_completed":
+            return _payment_completed(common, envelope.payment_completed)
+        case "payment_failed":
+            return _payment_failed(common, envelope.payment_failed)
+    raise InvalidFieldError("event.event", kind, "must hold one of the events of payments.events.v1")
+
+
+def _payment_received(common: _Common, body: events_pb2.PaymentReceived) -> PaymentReceived:
+    has = body.HasField
+    return PaymentReceived(
+        **common,
+        accepted=body.accepted,
+        amount_cents=body.amount_cents if has("amount_cents") else None,
+        currency=currency_from_proto("event.currency", body.currency) if has("currency") else None,
+        method=PAYMENT_METHODS.from_wire("event.method", body.method) if has("method") else None,
+        idempotency_key=body.idempotency_key if has("idempotency_key") else None,
+        validation_issues=tuple(issue_from_proto(issue) for issue in body.validation_issues),
+    )
+
+
+def _plan_built(common: _Common, body: events_pb2.PlanBuilt) -> PlanBuilt:
+    return PlanBuilt(
+        **common,
+        total_amount_cents=body.total_amount_cents,
+        currency=currency_from_proto("event.currency", body.currency),
+        steps=tuple(
+            PlannedStep(
+                index=step.index,
+                method=PAYMENT_METHODS.from_wire("planned_step.method", step.method),
+                amount_cents=step.amount_cents,
+                processor_ids=tuple(ProcessorId(processor) for processor in step.processor_ids),
+            )
+            for step in body.steps
+        ),
+        coverage_shortfall_cents=body.coverage_shortfall_cents,
+    )
+
+
+def _step_attempted(common: _Common, body: events_pb2.StepAttempted) -> StepAttempted:
+    return StepAttempted(
+        **common,
+        step_index=body.step_index,
+        processor_id=ProcessorId(body.processor_id),
+        attempt=body.attempt,
+        method=PAYMENT_METHODS.from_wire("event.method", body.method),
+        amount_cents=body.amount_cents,
+        idempotency_key=body.idempotency_key,
+    )
+
+
+def _step_succeeded(common: _Common, body: events_pb2.StepSucceeded) -> StepSucceeded:
+    return StepSucceeded(
+        **common,
+        step_index=body.step_index,
+        processor_id=ProcessorId(body.processor_id),
+        latency_ms=body.latency_ms,
+        amount=body.amount,
+        attempt=body.attempt,
+    )
+
+
+def _step_failed(common: _Common, body: events_pb2.StepFailed) -> StepFailed:
+    event = StepFailed(
+        **common,
+        step_index=body.step_index,
+        processor_id=ProcessorId(body.processor_id),
+        error_code=ERROR_CODES.from_wire("event.error_code", body.error_code),
+        latency_ms=body.latency_ms,
+        attempt=body.attempt,
+    )
+    if body.retryable != event.retryable:
+        raise ResultInvariantError(
+            "event.retryable", body.retryable, f"contradicts the retry class of {event.error_code.value}"
+        )
+    return event
+
+
+def _compensation_issued(common: _Common, body: events_pb2.CompensationIssued) -> CompensationIssued:
+    error_code = None
+    if body.HasField("error_code"):
+        error_code = ERROR_CODES.from_wire("event.error_code", body.error_code)
+    return CompensationIssued(
+        **common,
+        step_index=body.step_index,
+        processor_id=ProcessorId(body.processor_id),
+        amount=body.amount,
+        succeeded=body.succeeded,
+        error_code=error_code,
+    )
+
+
+def _payment_completed(common: _Common, body: events_pb2.PaymentCompleted) -> PaymentCompleted:
+    return PaymentCompleted(
+        **common,
+        total_amount=body.total_amount,
+        total_processed=body.total_processed,
+        status=PAYMENT_STATUSES.from_wire("event.status", body.status),
+    )
+
+
+def _payment_failed(common: _Common, body: events_pb2.PaymentFailed) -> PaymentFailed:
+    return PaymentFailed(
+        **common,
+        total_amount=body.total_amount,
+        final_error=ERROR_CODES.from_wire("event.final_error", body.final_error),
+        total_processed=body.total_processed,
+    )
+
+
+def issue_to_proto(issue: ValidationIssue) -> events_pb2.ValidationIssue:
+    return events_pb2.ValidationIssue(
+        field=issue.field,
+        code=issue.code,
+        message=issue.message,
+        severity=ISSUE_SEVERITIES.to_wire(issue.severity),
+        raw=issue.raw,
+    )
+
+
+def issue_from_proto(message: events_pb2.ValidationIssue) -> ValidationIssue:
+    return ValidationIssue(
+        field=message.field,
+        code=message.code,
+        message=message.message,
+        severity=ISSUE_SEVERITIES.from_wire("issue.severity", message.severity),
+        raw=message.raw if message.HasField("raw") else None,
+    )

@@ -1,0 +1,85 @@
+"""Results and violations as JSON objects (``payments.result.v1`` and ``payments.contracts.v1``).
+
+The shapes are those of ``proto/payments/result/v1/composite_result.schema.json`` and
+``proto/payments/contracts/v1/contract_violation.schema.json``; derived figures
+(``success``, ``total_processed``, ``remaining_amount``, ``retryable``) come from the domain.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from engine.contracts import ContractViolation
+from engine.errors import InvalidTimestampError
+from engine.results import CompositeResult, Result
+from engine.validation import ValidationIssue
+
+#: A JSON object as ``json.dumps`` takes it.
+JsonObject = dict[str, object]
+
+
+def composite_result_to_json(result: CompositeResult) -> JsonObject:
+    """The CompositeResult of PRODUCT.md section 6, key for key."""
+    return {
+        "payment_id": result.payment_id,
+        "request_id": result.request_id,
+        "merchant_id": result.merchant_id,
+        "status": result.status.value,
+        "success": result.success,
+        "currency": result.currency.code,
+        "total_amount": result.total_amount,
+        "total_processed": result.total_processed,
+        "remaining_amount": result.remaining_amount,
+        "step_results": [step_result_to_json(step) for step in result.step_results],
+        "final_error": None if result.final_error is None else result.final_error.value,
+        "validation_errors": [issue_to_json(issue) for issue in result.validation_errors],
+    }
+
+
+def step_result_to_json(step: Result) -> JsonObject:
+    """One step's outcome; ``compensated`` is always present (the schema defaults it to false)."""
+    return {
+        "step_index": step.step_index,
+        "method": step.method.value,
+        "processor_id": step.processor_id,
+        "success": step.success,
+        "error_code": None if step.error_code is None else step.error_code.value,
+        "amount_processed": step.amount_processed,
+        "latency_ms": step.latency_ms,
+        "retryable": step.retryable,
+        "attempts": step.attempts,
+        "compensated": step.compensated,
+    }
+
+
+def issue_to_json(issue: ValidationIssue) -> JsonObject:
+    return {
+        "field": issue.field,
+        "code": issue.code,
+        "message": issue.message,
+        "severity": issue.severity.value,
+        "raw": issue.raw,
+    }
+
+
+def violation_to_json(violation: ContractViolation) -> JsonObject:
+    """A contract violation; its timestamp is RFC 3339 in UTC (``2026-11-12T08:30:00Z``)."""
+    return {
+        "contract_id": violation.contract_id,
+        "request_id": violation.request_id,
+        "severity": violation.severity.value,
+        "message": violation.message,
+        "owner": violation.owner,
+        "timestamp": utc_timestamp("violation.timestamp", violation.timestamp),
+        "payment_id": violation.payment_id,
+        "merchant_id": violation.merchant_id,
+    }
+
+
+def utc_timestamp(field: str, value: datetime) -> str:
+    """``value`` as RFC 3339 in UTC with a ``Z``, microseconds kept when there are any."""
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise InvalidTimestampError(field, value, "is outside the years 1 to 9999 in UTC") from exc
+    return instant.isoformat().replace("+00:00", "Z")

@@ -1,0 +1,341 @@
+"""Reads the YAML configuration file (PRODUCT.md section 3) into an ``engine.config.PlatformConfig``.
+
+Unknown keys are refused (a typo must not silently fall back to a default); every problem is one
+:class:`ConfigFileError` naming the file, the field path and the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from engine.config import (
+    EscalationConfig,
+    FaultRates,
+    LatencyProfile,
+    MerchantConfig,
+    MismatchRule,
+    PlatformConfig,
+    ProcessorConfig,
+    ProcessorKind,
+    ReportConfig,
+    RetryPolicy,
+    RoutingRule,
+)
+from engine.contracts import default_registry
+from engine.errors import DomainError
+from engine.methods import PartialPolicy, PaymentMethod
+from engine.money import Currency
+from engine.types import ContractId, MerchantId, ProcessorId
+from ingest.errors import ConfigFileError
+
+T = TypeVar("T")
+SAMPLE_CONFIG = "sample_config.yaml"
+
+
+class _Section:
+    """One mapping of the file, read key by key with the path of every field."""
+
+    def __init__(self, source: str, path: str, value: object, allowed: set[str]) -> None:
+        if not isinstance(value, Mapping):
+            raise ConfigFileError(source, path or "(top level)", f"must be a mapping, not {_kind(value)}")
+        unknown = sorted(str(key) for key in value if key not in allowed)
+        if unknown:
+            raise ConfigFileError(
+                source, _join(path, unknown[0]), f"is not a known field (known: {', '.join(sorted(allowed))})"
+            )
+        self.source = source
+        self.path = path
+        self.value: Mapping[str, Any] = value
+
+    def field(self, name: str) -> str:
+        return _join(self.path, name)
+
+    def has(self, name: str) -> bool:
+        return self.value.get(name) is not None
+
+    def get(self, name: str, kind: type[T] | tuple[type, ...], default: T) -> T:
+        raw = self.value.get(name)
+        if raw is None:
+            return default
+        return self.typed(name, raw, kind)
+
+    def require(self, name: str, kind: type[T] | tuple[type, ...]) -> T:
+        if not self.has(name):
+            raise ConfigFileError(self.source, self.field(name), "is required")
+        return self.typed(name, self.value[name], kind)
+
+    def typed(self, name: str, raw: object, kind: type[T] | tuple[type, ...]) -> T:
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if isinstance(raw, bool) and bool not in kinds:
+            raise ConfigFileError(self.source, self.field(name), f"must be {_names(kinds)}, not a boolean")
+        if not isinstance(raw, kinds):
+            raise ConfigFileError(self.source, self.field(name), f"must be {_names(kinds)}, not {_kind(raw)}")
+        return raw  # type: ignore[return-value]
+
+    def strings(self, name: str, *, required: bool = False) -> tuple[str, ...]:
+        items = self.require(name, list) if required else self.get(name, list, [])
+        for position, item in enumerate(items):
+            if not isinstance(item, str):
+                raise ConfigFileError(
+                    self.source, f"{self.field(name)}[{position}]", f"must be a string, not {_kind(item)}"
+                )
+        return tuple(items)
+
+    def section(self, name: str, allowed: set[str]) -> _Section:
+        return _Section(self.source, self.field(name), self.value.get(name) or {}, allowed)
+
+    def build(self, name: str, make: Callable[[], T]) -> T:
+        """Run a domain constructor, turning its error into one that names this file and field."""
+        try:
+            return make()
+        except DomainError as error:
+            raise ConfigFileError(
+                self.source, self.field(name), f"{error.field}={error.value!r}: {error.reason}"
+            ) from error
+
+
+def _join(path: str, name: str) -> str:
+    if not name:
+        return path
+    return f"{path}.{name}" if path else name
+
+
+def _kind(value: object) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _names(kinds: tuple[type, ...]) -> str:
+    return " or ".join(_kind(kind()) for kind in kinds)
+
+
+def _parse_with(section: _Section, name: str, parse: Callable[[object, str], T]) -> T:
+    try:
+        return parse(section.value[name], section.field(name))
+    except DomainError as error:
+        raise ConfigFileError(section.source, section.field(name), error.reason) from error
+
+
+def _retry(section: _Section) -> RetryPolicy:
+    defaults = RetryPolicy()
+    return section.build(
+        "",
+        lambda: RetryPolicy(
+            max_attempts=section.get("max_attempts", int, defaults.max_attempts),
+            base_delay_ms=section.get("base_delay_ms", int, defaults.base_delay_ms),
+            max_delay_ms=section.get("max_delay_ms", int, defaults.max_delay_ms),
+        ),
+    )
+
+
+def _routing_rule(section: _Section) -> RoutingRule:
+    method = _parse_with(section, "method", PaymentMethod.parse) if section.has("method") else None
+    if method is None:
+        raise ConfigFileError(section.source, section.field("method"), "is required")
+    processors = tuple(ProcessorId(p) for p in section.strings("processors", required=True))
+    maximum = section.get("max_amount_cents", int, None) if section.has("max_amount_cents") else None
+    return section.build("", lambda: RoutingRule(method, processors, max_amount_cents=maximum))
+
+
+def _currency(section: _Section, name: str) -> Currency:
+    code = section.require(name, str)
+    try:
+        return Currency(code.strip().upper())
+    except DomainError as error:
+        raise ConfigFileError(section.source, section.field(name), f"{code!r} {error.reason}") from error
+
+
+_MERCHANT_FIELDS = {
+    "merchant_id", "api_keys", "default_currency", "partial_policy", "max_amount_cents",
+    "timeout_ms", "retry", "routing", "latency_slo_ms",
+}  # fmt: skip
+
+
+def _merchant(section: _Section) -> MerchantConfig:
+    defaults_max, defaults_timeout = 100_000_000, 2000
+    merchant_id = MerchantId(section.require("merchant_id", str))
+    api_keys = section.strings("api_keys", required=True)
+    currency = _currency(section, "default_currency")
+    policy = (
+        _parse_with(section, "partial_policy", PartialPolicy.parse) if section.has("partial_policy") else None
+    )
+    retry = _retry(section.section("retry", {"max_attempts", "base_delay_ms", "max_delay_ms"}))
+    rules_raw = section.require("routing", list)
+    rules = tuple(
+        _routing_rule(
+            _Section(
+                section.source,
+                f"{section.field('routing')}[{i}]",
+                raw,
+                {"method", "max_amount_cents", "processors"},
+            )
+        )
+        for i, raw in enumerate(rules_raw)
+    )
+    return section.build(
+        "",
+        lambda: MerchantConfig(
+            merchant_id=merchant_id,
+            api_keys=api_keys,
+            default_currency=currency,
+            routing=rules,
+            partial_policy=policy or PartialPolicy.ALL_OR_NOTHING,
+            max_amount_cents=section.get("max_amount_cents", int, defaults_max),
+            timeout_ms=section.get("timeout_ms", int, defaults_timeout),
+            retry=retry,
+            latency_slo_ms=section.get("latency_slo_ms", int, None)
+            if section.has("latency_slo_ms")
+            else None,
+        ),
+    )
+
+
+_FAULTS = {"declined", "timeout", "network_failure", "panic", "malformed"}
+_PROCESSOR_FIELDS = {"id", "kind", "seed", "latency_ms", "fault_rates", "api_key_env", "api_base"}
+
+
+def _processor(section: _Section) -> ProcessorConfig:
+    processor_id = ProcessorId(section.require("id", str))
+    kind_name = section.require("kind", str)
+    try:
+        kind = ProcessorKind(kind_name)
+    except ValueError:
+        raise ConfigFileError(
+            section.source,
+            section.field("kind"),
+            f"{kind_name!r} is not one of {', '.join(k.value for k in ProcessorKind)}",
+        ) from None
+    latency_section = section.section("latency_ms", {"p50", "p99"})
+    latency = latency_section.build(
+        "",
+        lambda: LatencyProfile(
+            p50_ms=latency_section.get("p50", (int, float), 80.0),
+            p99_ms=latency_section.get("p99", (int, float), 400.0),
+        ),
+    )
+    faults_section = section.section("fault_rates", _FAULTS)
+    faults = faults_section.build(
+        "",
+        lambda: FaultRates(**{name: faults_section.get(name, (int, float), 0.0) for name in sorted(_FAULTS)}),
+    )
+    return section.build(
+        "",
+        lambda: ProcessorConfig(
+            id=processor_id,
+            kind=kind,
+            seed=section.get("seed", int, 0),
+            latency=latency,
+            fault_rates=faults,
+            api_key_env=section.get("api_key_env", str, None) if section.has("api_key_env") else None,
+            api_base=section.get("api_base", str, None) if section.has("api_base") else None,
+        ),
+    )
+
+
+_TOP_FIELDS = {"admin_api_keys", "merchants", "processors", "complaint_taxonomy", "escalations", "reports"}
+
+
+def config_from_mapping(document: object, source: str = "<config>") -> PlatformConfig:
+    """The platform configuration held by an already-parsed YAML document."""
+    top = _Section(source, "", document, _TOP_FIELDS)
+    merchants = tuple(
+        _merchant(_Section(source, f"merchants[{i}]", raw, _MERCHANT_FIELDS))
+        for i, raw in enumerate(top.require("merchants", list))
+    )
+    processors = tuple(
+        _processor(_Section(source, f"processors[{i}]", raw, _PROCESSOR_FIELDS))
+        for i, raw in enumerate(top.require("processors", list))
+    )
+    taxonomy_raw = top.get("complaint_taxonomy", dict, {})
+    taxonomy: dict[str, ContractId] = {}
+    for category, contract in taxonomy_raw.items():
+        if not isinstance(category, str) or not isinstance(contract, str):
+            raise ConfigFileError(
+                source, f"complaint_taxonomy.{category}", "must map a category name to a contract id"
+            )
+        if contract not in default_registry():
+            raise ConfigFileError(
+                source,
+                f"complaint_taxonomy.{category}",
+                f"{contract!r} is not a registered contract (known: {', '.join(default_registry().ids())})",
+            )
+        taxonomy[category] = ContractId(contract)
+    escalations_section = top.section("escalations", {"webhook_url", "max_attempts"})
+    escalations = escalations_section.build(
+        "",
+        lambda: EscalationConfig(
+            webhook_url=escalations_section.get("webhook_url", str, None)
+            if escalations_section.has("webhook_url")
+            else None,
+            max_attempts=escalations_section.get("max_attempts", int, 5),
+        ),
+    )
+    reports_section = top.section("reports", {"every_days", "mismatch"})
+    mismatch_section = reports_section.section("mismatch", {"min_ratio", "min_reports"})
+    mismatch = mismatch_section.build(
+        "",
+        lambda: MismatchRule(
+            min_ratio=mismatch_section.get("min_ratio", (int, float), 0.1),
+            min_reports=mismatch_section.get("min_reports", int, 1),
+        ),
+    )
+    reports = reports_section.build(
+        "", lambda: ReportConfig(every_days=reports_section.get("every_days", int, 14), mismatch=mismatch)
+    )
+    return top.build(
+        "",
+        lambda: PlatformConfig(
+            merchants=merchants,
+            processors=processors,
+            admin_api_keys=top.strings("admin_api_keys"),
+            complaint_taxonomy=taxonomy,
+            escalations=escalations,
+            reports=reports,
+        ),
+    )
+
+
+def parse_config(text: str, source: str = "<config>") -> PlatformConfig:
+    """Parse YAML text; invalid YAML is reported with its line and column."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = (
+            f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(unknown position)"
+        )
+        problem = getattr(error, "problem", None) or "cannot be parsed"
+        raise ConfigFileError(source, where, f"invalid YAML: {problem}") from error
+    if document is None:
+        raise ConfigFileError(source, "", "is empty")
+    return config_from_mapping(document, source)
+
+
+def load_config(path: Path) -> PlatformConfig:
+    """Read and check the configuration file at ``path``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigFileError(path, "", "does not exist") from None
+    except IsADirectoryError:
+        raise ConfigFileError(path, "", "is a directory, not a file") from None
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(path, "", f"is not UTF-8 text (byte {error.start})") from None
+    except OSError as error:
+        raise ConfigFileError(path, "", f"cannot be read: {error.strerror}") from None
+    return parse_config(text, str(path))
+
+
+def sample_config_text() -> str:
+    """The sample configuration ``payorch demo`` runs with."""
+    return resources.files("ingest").joinpath(SAMPLE_CONFIG).read_text(encoding="utf-8")
+
+
+def load_sample_config() -> PlatformConfig:
+    return parse_config(sample_config_text(), f"(built-in) {SAMPLE_CONFIG}")

@@ -1,0 +1,1 @@
+"""The ``payorch`` command line: the one composition root that starts each process."""

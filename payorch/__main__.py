@@ -1,0 +1,3 @@
+from payorch.cli import main
+
+main()

@@ -1,0 +1,154 @@
+"""``payorch``: every command of the public contract (PRODUCT.md section 2).
+
+Commands whose part of the platform is not built yet say so on stderr and exit 2, so that a
+script never mistakes them for success. Bad arguments give click's one-line usage error (exit 2).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+import click
+
+from engine.config import PlatformConfig
+from engine.contracts import default_registry
+from engine.money import Currency
+from ingest.config_file import load_config, load_sample_config
+from ingest.errors import ConfigFileError
+
+EXIT_USAGE = 2
+DEFAULT_API = "http://127.0.0.1:8000"
+
+
+def load_config_or_exit(path: Path) -> PlatformConfig:
+    """The configuration at ``path``, or a one-line error naming file, field and problem (exit 2)."""
+    try:
+        return load_config(path)
+    except ConfigFileError as error:
+        click.echo(f"payorch: config error: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def not_built(command: str, part: str) -> NoReturn:
+    click.echo(f"payorch {command}: not built yet ({part}).", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="payorch")
+def cli() -> None:
+    """payorch: payment orchestration and contract monitoring."""
+
+
+@cli.command()
+@click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="YAML config file."
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def serve(config_path: Path | None, data_dir: Path, host: str, port: int) -> None:
+    """Serve the merchant API; owns DATA/payorch.duckdb and runs the report schedule."""
+    if config_path is not None:
+        load_config_or_exit(config_path)
+    not_built("serve", "the merchant API")
+
+
+@cli.command()
+@click.option("--api", "api_url", default=DEFAULT_API, show_default=True, help="URL of the running service.")
+@click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
+def dashboard(api_url: str, api_key: str | None, port: int) -> None:
+    """The Streamlit dashboard, reading through the service's API."""
+    not_built("dashboard", "the Streamlit dashboard")
+
+
+@cli.command()
+def demo() -> None:
+    """Serve, dashboard and simulated traffic with a sample configuration."""
+    registry = default_registry()
+    config = load_sample_config()
+    click.echo("payorch demo")
+    click.echo(f"  sample config: {len(config.merchants)} merchants, {len(config.processors)} processors")
+    for merchant in config.merchants:
+        chain = " -> ".join(
+            f"{rule.method.value}{'' if rule.max_amount_cents is None else f' (max {rule.max_amount_cents})'}"
+            f" via {'/'.join(rule.processors)}"
+            for rule in merchant.routing
+        )
+        click.echo(f"    {merchant.merchant_id}: {chain}")
+    click.echo(f"  domain model: {len(Currency.all_codes())} ISO 4217 currencies, {len(registry)} contracts:")
+    for contract in registry:
+        click.echo(f"    {contract.id:<36} {contract.severity.value:<8} owner {contract.owner}")
+    for part in ("API server (port 8000)", "dashboard (port 8501)", "simulated merchant traffic"):
+        click.echo(f"  {part}: not built yet")
+
+
+@cli.command()
+@click.option("--url", required=True, help="Base URL of the payorch API.")
+@click.option("--api-key", required=True, help="A merchant API key.")
+@click.option("--payments", type=click.IntRange(min=1), required=True, help="How many payments to send.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def simulate(url: str, api_key: str, payments: int, concurrency: int, seed: int) -> None:
+    """Send simulated merchant traffic and print a summary."""
+    not_built("simulate", "the traffic generator")
+
+
+@cli.group()
+def complaints() -> None:
+    """Merchant complaints."""
+
+
+@complaints.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--api", "api_url", help="URL of the running service.")
+@click.option("--api-key", envvar="PAYORCH_API_KEY")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path))
+def import_complaints(file: Path, api_url: str | None, api_key: str | None, data_dir: Path | None) -> None:
+    """Import complaints from CSV or JSON lines."""
+    not_built("complaints import", "complaint intake")
+
+
+@cli.command()
+@click.option("--api", "api_url", help="URL of the running service.")
+@click.option("--api-key", envvar="PAYORCH_API_KEY")
+@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
+@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
+@click.option("--format", "output_format", type=click.Choice(["yaml", "md", "html", "json"]), default="yaml")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
+def report(**_: object) -> None:
+    """A retrospective report (default: the last 14 days)."""
+    not_built("report", "the retrospective reports")
+
+
+@cli.command()
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
+def export(out: Path) -> None:
+    """Events, violations and complaints as hive-partitioned Parquet."""
+    not_built("export", "the event store")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line; usage errors are one line on stderr and exit 2."""
+    try:
+        cli.main(args=argv, prog_name="payorch", standalone_mode=False)
+    except click.UsageError as error:
+        command = error.ctx.command_path if error.ctx is not None else "payorch"
+        click.echo(f"{command}: error: {error.format_message()}", err=True)
+        sys.exit(EXIT_USAGE)
+    except click.ClickException as error:
+        click.echo(f"payorch: error: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("payorch: aborted", err=True)
+        sys.exit(1)

@@ -1,0 +1,89 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from payorch.cli import main
+
+PAYORCH = Path(sys.executable).parent / "payorch"
+COMMANDS = ("serve", "dashboard", "demo", "simulate", "complaints", "report", "export")
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(PAYORCH), *args], capture_output=True, text=True, timeout=60, check=False)
+
+
+def test_help_lists_every_command_of_the_contract() -> None:
+    done = run("--help")
+    assert done.returncode == 0
+    listed = {line.split()[0] for line in done.stdout.split("Commands:")[1].splitlines() if line.strip()}
+    assert listed == set(COMMANDS)
+
+
+def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
+    for command in (*COMMANDS, "complaints import"):
+        main([*command.split(), "--help"])
+        assert "Usage: payorch " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["serve"],
+        ["dashboard"],
+        ["simulate", "--url", "http://127.0.0.1:8000", "--api-key", "k", "--payments", "3"],
+        ["report"],
+        ["export", "--out", "x"],
+    ],
+)
+def test_unbuilt_commands_say_so_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert "not built yet" in capsys.readouterr().err
+
+
+def test_bad_arguments_give_one_line_and_exit_2() -> None:
+    done = run("serve", "--port", "eighty")
+    assert done.returncode == 2
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith("payorch serve: error: ")
+    assert "--port" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_unknown_commands_and_missing_files_are_one_line_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for argv in (["frobnicate"], ["complaints", "import", str(tmp_path / "missing.csv")]):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1
+        assert "error:" in err
+
+
+def test_demo_shows_what_exists_and_exits_0() -> None:
+    done = run("demo")
+    assert done.returncode == 0, done.stderr
+    assert "router/timeout" in done.stdout
+    assert "not built yet" in done.stdout
+
+
+def test_a_bad_config_file_names_the_file_field_and_problem(tmp_path: Path) -> None:
+    config = tmp_path / "payorch.yaml"
+    config.write_text(
+        "merchants: []\nprocessors: [{id: p, kind: simulated, fault_rates: {declined: 2}}]\n",
+        encoding="utf-8",
+    )
+    done = run("serve", "--config", str(config))
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"payorch: config error: {config}: processors[0].fault_rates: "
+        "fault_rates.declined=2: must be between 0 and 1\n"
+    )
+    missing = run("serve", "--config", str(tmp_path / "nope.yaml"))
+    assert missing.returncode == 2
+    assert missing.stderr == f"payorch: config error: {tmp_path / 'nope.yaml'}: does not exist\n"

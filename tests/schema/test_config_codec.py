@@ -1,0 +1,50 @@
+"""Platform configurations survive domain -> proto -> bytes -> proto -> domain unchanged."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from payments.config.v1 import config_pb2
+
+from engine.config import (
+    EscalationConfig,
+    FaultRates,
+    LatencyProfile,
+    PlatformConfig,
+    ReportConfig,
+    RetryPolicy,
+)
+from ingest.codec.config import config_from_proto, config_to_proto
+from tests.strategies import platform_configs
+
+
+@given(platform_configs())
+def test_config_round_trips_through_bytes(config: PlatformConfig) -> None:
+    wire = config_to_proto(config).SerializeToString(deterministic=True)
+    decoded = config_from_proto(config_pb2.PlatformConfig.FromString(wire))
+    assert decoded == config
+    assert dict(decoded.complaint_taxonomy) == dict(config.complaint_taxonomy)
+
+
+def test_absent_sub_messages_decode_to_the_domain_defaults() -> None:
+    message = config_pb2.PlatformConfig(
+        processors=[config_pb2.ProcessorConfig(id="sim", kind=config_pb2.PROCESSOR_KIND_SIMULATED)],
+        merchants=[
+            config_pb2.MerchantConfig(
+                merchant_id="m_acme",
+                api_keys=["sk_test_acme_123"],
+                default_currency="USD",
+                routing=[config_pb2.RoutingRule(method="PAYMENT_METHOD_CARD", processors=["sim"])],
+                partial_policy="PARTIAL_POLICY_ALL_OR_NOTHING",
+                max_amount_cents=100_000_000,
+                timeout_ms=2000,
+            )
+        ],
+    )
+    config = config_from_proto(message)
+    assert config.escalations == EscalationConfig()
+    assert config.reports == ReportConfig()
+    assert config.merchants[0].retry == RetryPolicy()
+    assert config.merchants[0].latency_slo_ms is None
+    assert config.processors[0].latency == LatencyProfile()
+    assert config.processors[0].fault_rates == FaultRates()
+    assert config.processors[0].api_key_env is None

@@ -1,0 +1,141 @@
+"""``python -m tools.schema_check`` on a throwaway git repository holding a copy of ``proto/``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAN = "proto/payments/plan/v1/plan.proto"
+EVENTS = "proto/payments/events/v1/events.proto"
+RESULT = "proto/payments/result/v1/composite_result.schema.json"
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
+
+
+def _commit(repo: Path, message: str) -> None:
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "--quiet", "--allow-empty", "-m", message)
+
+
+def _check(repo: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tools.schema_check", "--repo", str(repo), *extra],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def _edit(repo: Path, path: str, old: str, new: str) -> None:
+    file = repo / path
+    text = file.read_text(encoding="utf-8")
+    assert old in text
+    file.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    _git(tmp_path, "init", "--quiet")
+    shutil.copytree(ROOT / "proto", tmp_path / "proto", ignore=shutil.ignore_patterns("gen"))
+    _commit(tmp_path, "schema module")
+    return tmp_path
+
+
+def test_unchanged_schemas_pass(repo: Path) -> None:
+    result = _check(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "HEAD~1: no such commit" in result.stdout
+    assert "schema check passed" in result.stdout
+
+
+def test_deleting_a_proto_field_fails_naming_file_and_field(repo: Path) -> None:
+    _edit(repo, PLAN, "  optional int64 max_amount_cents = 5;\n", "")
+    result = _check(repo)
+    assert result.returncode == 1
+    assert "plan.proto" in result.stdout
+    assert '"max_amount_cents"' in result.stdout
+
+
+def test_changing_a_proto_field_type_fails(repo: Path) -> None:
+    _edit(repo, EVENTS, "  uint64 latency_ms = 3;", "  string latency_ms = 3;")
+    result = _check(repo)
+    assert result.returncode == 1
+    assert "events.proto" in result.stdout
+    assert "latency_ms" in result.stdout
+
+
+def test_a_committed_breaking_change_fails_against_the_previous_commit(repo: Path) -> None:
+    _edit(repo, PLAN, "  optional int64 max_amount_cents = 5;\n", "")
+    _commit(repo, "drop the cap")
+    result = _check(repo)
+    assert result.returncode == 1
+    assert "against HEAD~1" in result.stdout
+    assert "max_amount_cents" in result.stdout
+
+
+def test_removing_a_json_schema_property_fails(repo: Path) -> None:
+    path = repo / RESULT
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    del schema["properties"]["remaining_amount"]
+    schema["required"].remove("remaining_amount")
+    path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
+    result = _check(repo)
+    assert result.returncode == 1
+    assert f"{RESULT} against HEAD: remaining_amount: property removed" in result.stdout
+
+
+def test_adding_an_optional_field_passes(repo: Path) -> None:
+    _edit(
+        repo,
+        PLAN,
+        "  optional int64 max_amount_cents = 5;\n",
+        "  optional int64 max_amount_cents = 5;\n  // A note for operators.\n  optional string note = 6;\n",
+    )
+    path = repo / RESULT
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema["properties"]["note"] = {"type": ["string", "null"]}
+    path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
+    result = _check(repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_enum_without_an_unspecified_zero_fails_lint(repo: Path) -> None:
+    addition = (
+        "\n// A colour.\nenum Colour {\n  // Red.\n  COLOUR_RED = 0;\n  // Blue.\n  COLOUR_BLUE = 1;\n}\n"
+    )
+    (repo / PLAN).write_text((repo / PLAN).read_text(encoding="utf-8") + addition, encoding="utf-8")
+    result = _check(repo)
+    assert result.returncode == 1
+    assert "buf lint:" in result.stdout
+    assert "COLOUR_RED" in result.stdout
+
+
+def test_a_base_without_proto_is_skipped(tmp_path: Path) -> None:
+    _git(tmp_path, "init", "--quiet")
+    (tmp_path / "README").write_text("before the schema module\n", encoding="utf-8")
+    _commit(tmp_path, "start")
+    shutil.copytree(ROOT / "proto", tmp_path / "proto", ignore=shutil.ignore_patterns("gen"))
+    _commit(tmp_path, "schema module")
+    result = _check(tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "proto/ at HEAD~1: no earlier version to compare: skipped" in result.stdout
+
+
+def test_an_explicit_base_that_names_no_commit_fails(repo: Path) -> None:
+    result = _check(repo, "--base", "no-such-branch")
+    assert result.returncode == 1
+    assert "--base no-such-branch: names no commit" in result.stdout

@@ -1,0 +1,1 @@
+"""Developer tools: binding generation and schema checks for the ``proto/`` module."""

@@ -17,6 +17,7 @@ class Comparison:
     baseline: float
     baseline_name: str
     target_ratio: float | None = None
+    absolute_target: float | None = None
 
     @property
     def ratio(self) -> float:

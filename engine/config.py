@@ -173,9 +173,19 @@ class ProcessorConfig:
     fault_rates: FaultRates = field(default_factory=FaultRates)
     api_key_env: str | None = None
     api_base: str | None = None
+    currencies: tuple[Currency, ...] = ()
+    methods: tuple[PaymentMethod, ...] = ()
 
     def __post_init__(self) -> None:
         check_identifier("processors.id", self.id)
+        currencies = check_sequence(f"processors[{self.id!r}].currencies", self.currencies)
+        if any(not isinstance(currency, Currency) for currency in currencies):
+            raise InvalidFieldError(f"processors[{self.id!r}].currencies", currencies, "must hold Currencies")
+        methods = check_sequence(f"processors[{self.id!r}].methods", self.methods)
+        if any(not isinstance(method, PaymentMethod) for method in methods):
+            raise InvalidFieldError(f"processors[{self.id!r}].methods", methods, "must hold PaymentMethods")
+        object.__setattr__(self, "currencies", currencies)
+        object.__setattr__(self, "methods", methods)
         if not isinstance(self.kind, ProcessorKind):
             raise InvalidFieldError(f"processors[{self.id!r}].kind", self.kind, "must be simulated or stripe")
         check_count(f"processors[{self.id!r}].seed", self.seed, maximum=2**63 - 1)
@@ -199,6 +209,12 @@ class ProcessorConfig:
                 raise ConfigError(
                     f"processors[{self.id!r}].api_base", self.api_base, "must be an http(s) URL"
                 )
+
+    def accepts(self, currency: Currency, method: PaymentMethod) -> bool:
+        """Whether this processor takes payments in ``currency`` by ``method`` (empty lists: all)."""
+        return (not self.currencies or currency in self.currencies) and (
+            not self.methods or method in self.methods
+        )
 
 
 @dataclass(frozen=True, slots=True)

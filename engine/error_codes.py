@@ -37,6 +37,7 @@ class ErrorCode(StrEnum):
     MALFORMED_RESPONSE = "malformed_response"
     POLICY_REJECTED = "policy_rejected"
     COVERAGE_SHORTFALL = "coverage_shortfall"
+    PROCESSOR_ERROR = "processor_error"
 
     @classmethod
     def parse(cls, value: object, field: str = "error_code") -> ErrorCode:
@@ -65,6 +66,11 @@ class ErrorCode(StrEnum):
         return self in _OUTCOME_UNKNOWN
 
     @property
+    def is_processor_fault(self) -> bool:
+        """True when the failure says the processor is unhealthy (it counts against its circuit)."""
+        return self in _PROCESSOR_FAULTS
+
+    @property
     def description(self) -> str:
         return _DESCRIPTION[self]
 
@@ -81,9 +87,22 @@ _RETRY_CLASS: dict[ErrorCode, RetryClass] = {
     ErrorCode.MALFORMED_RESPONSE: RetryClass.RETRY_SAME,
     ErrorCode.POLICY_REJECTED: RetryClass.NEVER,
     ErrorCode.COVERAGE_SHORTFALL: RetryClass.NEVER,
+    ErrorCode.PROCESSOR_ERROR: RetryClass.RETRY_SAME,
 }
 
-_OUTCOME_UNKNOWN = frozenset({ErrorCode.TIMEOUT, ErrorCode.MALFORMED_RESPONSE})
+_OUTCOME_UNKNOWN = frozenset({ErrorCode.TIMEOUT, ErrorCode.MALFORMED_RESPONSE, ErrorCode.PROCESSOR_ERROR})
+
+_PROCESSOR_FAULTS = frozenset(
+    {
+        ErrorCode.TIMEOUT,
+        ErrorCode.NETWORK_FAILURE,
+        ErrorCode.PROCESSING_ERROR,
+        ErrorCode.PROCESSOR_UNAVAILABLE,
+        ErrorCode.RATE_LIMITED,
+        ErrorCode.MALFORMED_RESPONSE,
+        ErrorCode.PROCESSOR_ERROR,
+    }
+)
 
 _DESCRIPTION: dict[ErrorCode, str] = {
     ErrorCode.TIMEOUT: "the processor did not answer in time; the outcome is unknown until settled",
@@ -97,4 +116,5 @@ _DESCRIPTION: dict[ErrorCode, str] = {
     ErrorCode.MALFORMED_RESPONSE: "the processor answered with something unreadable; outcome unknown",
     ErrorCode.POLICY_REJECTED: "a merchant policy (amount, currency or method) refused the payment",
     ErrorCode.COVERAGE_SHORTFALL: "the merchant's routing cannot cover the whole amount",
+    ErrorCode.PROCESSOR_ERROR: "the processor failed (raised, hung or a 5xx); outcome unknown until settled",
 }

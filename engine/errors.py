@@ -16,7 +16,8 @@ Every error raised by the domain at a caller is a :class:`DomainError`; none is 
         ├── PlanInvariantError         a PaymentPlan or PaymentStep that breaks an invariant
         ├── ResultInvariantError       a Result or CompositeResult that breaks an invariant
         ├── ConfigError                a platform or merchant configuration that is inconsistent
-        └── UnknownContractError       a contract id missing from the registry
+        ├── UnknownContractError       a contract id missing from the registry
+        └── DoubleChargeError          (engine.ledger) a simulated processor charged a key twice
 """
 
 from __future__ import annotations

@@ -89,6 +89,8 @@ class Currency:
 
 def check_minor_units(field: str, value: object) -> int:
     """Return ``value`` when it is a non-negative integer amount of minor units in range."""
+    if type(value) is int and 0 <= value <= MAX_MINOR_UNITS:
+        return value
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidAmountError(field, value, "must be an integer number of minor units")
     if value < 0:

@@ -144,11 +144,21 @@ def _routing_rule(section: _Section) -> RoutingRule:
 
 
 def _currency(section: _Section, name: str) -> Currency:
-    code = section.require(name, str)
+    return _code_to_currency(section, name, section.require(name, str))
+
+
+def _code_to_currency(section: _Section, name: str, code: str) -> Currency:
     try:
         return Currency(code.strip().upper())
     except DomainError as error:
         raise ConfigFileError(section.source, section.field(name), f"{code!r} {error.reason}") from error
+
+
+def _method(section: _Section, name: str, value: str) -> PaymentMethod:
+    try:
+        return PaymentMethod.parse(value)
+    except DomainError as error:
+        raise ConfigFileError(section.source, section.field(name), f"{value!r} {error.reason}") from error
 
 
 _MERCHANT_FIELDS = {
@@ -197,7 +207,9 @@ def _merchant(section: _Section) -> MerchantConfig:
 
 
 _FAULTS = {"declined", "timeout", "network_failure", "panic", "malformed"}
-_PROCESSOR_FIELDS = {"id", "kind", "seed", "latency_ms", "fault_rates", "api_key_env", "api_base"}
+_PROCESSOR_FIELDS = {
+    "id", "kind", "seed", "latency_ms", "fault_rates", "api_key_env", "api_base", "currencies", "methods",
+}  # fmt: skip
 
 
 def _processor(section: _Section) -> ProcessorConfig:
@@ -224,9 +236,18 @@ def _processor(section: _Section) -> ProcessorConfig:
         "",
         lambda: FaultRates(**{name: faults_section.get(name, (int, float), 0.0) for name in sorted(_FAULTS)}),
     )
+    currencies = tuple(
+        _code_to_currency(section, f"currencies[{n}]", code)
+        for n, code in enumerate(section.strings("currencies"))
+    )
+    methods = tuple(
+        _method(section, f"methods[{n}]", name) for n, name in enumerate(section.strings("methods"))
+    )
     return section.build(
         "",
         lambda: ProcessorConfig(
+            currencies=currencies,
+            methods=methods,
             id=processor_id,
             kind=kind,
             seed=section.get("seed", int, 0),

@@ -322,6 +322,8 @@ def processor_configs(draw: st.DrawFn, processor_id: ProcessorId) -> ProcessorCo
         fault_rates=draw(fault_rates),
         api_key_env=key_env,
         api_base=draw(optional(urls())),
+        currencies=tuple(draw(st.lists(currencies, max_size=3, unique=True))),
+        methods=tuple(draw(st.lists(methods, max_size=3, unique=True))),
     )
 
 

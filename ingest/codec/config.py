@@ -87,6 +87,8 @@ def _processor_to_proto(processor: ProcessorConfig) -> config_pb2.ProcessorConfi
         ),
         api_key_env=processor.api_key_env,
         api_base=processor.api_base,
+        currencies=[currency.code for currency in processor.currencies],
+        methods=[PAYMENT_METHODS.to_wire(method) for method in processor.methods],
     )
 
 
@@ -178,4 +180,11 @@ def _processor_from_proto(message: config_pb2.ProcessorConfig) -> ProcessorConfi
         fault_rates=faults,
         api_key_env=message.api_key_env if message.HasField("api_key_env") else None,
         api_base=message.api_base if message.HasField("api_base") else None,
+        currencies=tuple(
+            currency_from_proto(f"{where}.currencies[{n}]", code) for n, code in enumerate(message.currencies)
+        ),
+        methods=tuple(
+            PAYMENT_METHODS.from_wire(f"{where}.methods[{n}]", method)
+            for n, method in enumerate(message.methods)
+        ),
     )

@@ -88,6 +88,7 @@ ERROR_CODES = EnumTable(
         ErrorCode.MALFORMED_RESPONSE: events_pb2.ERROR_CODE_MALFORMED_RESPONSE,
         ErrorCode.POLICY_REJECTED: events_pb2.ERROR_CODE_POLICY_REJECTED,
         ErrorCode.COVERAGE_SHORTFALL: events_pb2.ERROR_CODE_COVERAGE_SHORTFALL,
+        ErrorCode.PROCESSOR_ERROR: events_pb2.ERROR_CODE_PROCESSOR_ERROR,
     },
     UnknownErrorCodeError,
 )

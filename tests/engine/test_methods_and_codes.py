@@ -17,6 +17,7 @@ def test_the_spec_error_codes_exist_with_their_wire_values() -> None:
         (ErrorCode.TIMEOUT, RetryClass.RETRY_SAME),
         (ErrorCode.PROCESSING_ERROR, RetryClass.RETRY_SAME),
         (ErrorCode.MALFORMED_RESPONSE, RetryClass.RETRY_SAME),
+        (ErrorCode.PROCESSOR_ERROR, RetryClass.RETRY_SAME),
         (ErrorCode.NETWORK_FAILURE, RetryClass.CASCADE),
         (ErrorCode.PROCESSOR_UNAVAILABLE, RetryClass.CASCADE),
         (ErrorCode.RATE_LIMITED, RetryClass.CASCADE),
@@ -40,7 +41,7 @@ def test_every_error_code_is_classified() -> None:
 
 def test_only_unanswered_attempts_have_an_unknown_outcome() -> None:
     unknown = {code for code in ErrorCode if code.outcome_unknown}
-    assert unknown == {ErrorCode.TIMEOUT, ErrorCode.MALFORMED_RESPONSE}
+    assert unknown == {ErrorCode.TIMEOUT, ErrorCode.MALFORMED_RESPONSE, ErrorCode.PROCESSOR_ERROR}
     assert all(code.retry_class is RetryClass.RETRY_SAME for code in unknown)
 
 
@@ -54,3 +55,15 @@ def test_parsing_names_the_field_and_value() -> None:
         PaymentMethod.parse("bitcoin")
     with pytest.raises(InvalidFieldError, match="partial_policy=3"):
         PartialPolicy.parse(3)
+
+
+def test_only_processor_health_failures_count_against_a_circuit() -> None:
+    healthy_answers = {
+        ErrorCode.DECLINED,
+        ErrorCode.INVALID_CARD,
+        ErrorCode.UNKNOWN,
+        ErrorCode.POLICY_REJECTED,
+        ErrorCode.COVERAGE_SHORTFALL,
+    }
+    for code in ErrorCode:
+        assert code.is_processor_fault == (code not in healthy_answers)

@@ -52,6 +52,20 @@ def test_defaults_fill_what_a_minimal_file_leaves_out() -> None:
     assert config.escalations.webhook_url is None
 
 
+def test_processors_may_limit_their_currencies_and_methods() -> None:
+    text = MINIMAL.replace(
+        "{id: stripe_sim, kind: simulated}",
+        "{id: stripe_sim, kind: simulated, currencies: [usd, ' eur'], methods: [card, apple_pay]}",
+    )
+    processor = parse_config(text).processor("stripe_sim")
+    assert [c.code for c in processor.currencies] == ["USD", "EUR"]
+    assert processor.methods == (PaymentMethod.CARD, PaymentMethod.APPLE_PAY)
+    with pytest.raises(ConfigFileError, match=r"processors\[0\].methods\[0\]: 'cash'"):
+        parse_config(MINIMAL.replace("kind: simulated}", "kind: simulated, methods: [cash]}"))
+    with pytest.raises(ConfigFileError, match=r"processors\[0\].currencies\[0\]: 'XYZ'"):
+        parse_config(MINIMAL.replace("kind: simulated}", "kind: simulated, currencies: [XYZ]}"))
+
+
 def test_api_keys_never_show_in_a_repr() -> None:
     config = load_sample_config()
     assert "sk_test_acme_123" not in repr(config)

@@ -83,7 +83,7 @@ class RetryPolicy(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., base_delay_ms: _Optional[int] = ..., max_delay_ms: _Optional[int] = ...) -> None: ...
 
 class ProcessorConfig(_message.Message):
-    __slots__ = ("id", "kind", "seed", "latency_ms", "fault_rates", "api_key_env", "api_base")
+    __slots__ = ("id", "kind", "seed", "latency_ms", "fault_rates", "api_key_env", "api_base", "currencies", "methods")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -91,6 +91,8 @@ class ProcessorConfig(_message.Message):
     FAULT_RATES_FIELD_NUMBER: _ClassVar[int]
     API_KEY_ENV_FIELD_NUMBER: _ClassVar[int]
     API_BASE_FIELD_NUMBER: _ClassVar[int]
+    CURRENCIES_FIELD_NUMBER: _ClassVar[int]
+    METHODS_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: ProcessorKind
     seed: int
@@ -98,7 +100,9 @@ class ProcessorConfig(_message.Message):
     fault_rates: FaultRates
     api_key_env: str
     api_base: str
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ProcessorKind, str]] = ..., seed: _Optional[int] = ..., latency_ms: _Optional[_Union[LatencyProfile, _Mapping]] = ..., fault_rates: _Optional[_Union[FaultRates, _Mapping]] = ..., api_key_env: _Optional[str] = ..., api_base: _Optional[str] = ...) -> None: ...
+    currencies: _containers.RepeatedScalarFieldContainer[str]
+    methods: _containers.RepeatedScalarFieldContainer[_plan_pb2.PaymentMethod]
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ProcessorKind, str]] = ..., seed: _Optional[int] = ..., latency_ms: _Optional[_Union[LatencyProfile, _Mapping]] = ..., fault_rates: _Optional[_Union[FaultRates, _Mapping]] = ..., api_key_env: _Optional[str] = ..., api_base: _Optional[str] = ..., currencies: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[_plan_pb2.PaymentMethod, str]]] = ...) -> None: ...
 
 class LatencyProfile(_message.Message):
     __slots__ = ("p50", "p99")

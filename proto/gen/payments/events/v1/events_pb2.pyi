@@ -25,6 +25,7 @@ class ErrorCode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ERROR_CODE_MALFORMED_RESPONSE: _ClassVar[ErrorCode]
     ERROR_CODE_POLICY_REJECTED: _ClassVar[ErrorCode]
     ERROR_CODE_COVERAGE_SHORTFALL: _ClassVar[ErrorCode]
+    ERROR_CODE_PROCESSOR_ERROR: _ClassVar[ErrorCode]
 
 class IssueSeverity(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
@@ -50,6 +51,7 @@ ERROR_CODE_RATE_LIMITED: ErrorCode
 ERROR_CODE_MALFORMED_RESPONSE: ErrorCode
 ERROR_CODE_POLICY_REJECTED: ErrorCode
 ERROR_CODE_COVERAGE_SHORTFALL: ErrorCode
+ERROR_CODE_PROCESSOR_ERROR: ErrorCode
 ISSUE_SEVERITY_UNSPECIFIED: IssueSeverity
 ISSUE_SEVERITY_WARNING: IssueSeverity
 ISSUE_SEVERITY_ERROR: IssueSeverity

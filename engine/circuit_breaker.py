@@ -1,0 +1,101 @@
+"""Circuit breakers: a processor that keeps failing is skipped until a cool-down has passed.
+
+``closed`` lets every attempt through. ``failure_threshold`` consecutive processor faults open
+the circuit; while ``open`` nothing goes through until ``cool_down_s`` has passed, then the
+circuit is ``half_open`` and lets exactly one probe through: its success closes the circuit,
+its failure opens it again. Time comes from the caller (monotonic seconds), so tests need no sleep.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+from engine.errors import ConfigError
+from engine.types import ProcessorId
+
+
+class CircuitState(StrEnum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+@dataclass(frozen=True, slots=True)
+class BreakerPolicy:
+    failure_threshold: int = 5
+    cool_down_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if isinstance(self.failure_threshold, bool) or not isinstance(self.failure_threshold, int):
+            raise ConfigError("breaker.failure_threshold", self.failure_threshold, "must be an integer")
+        if self.failure_threshold < 1:
+            raise ConfigError("breaker.failure_threshold", self.failure_threshold, "must be at least 1")
+        if not isinstance(self.cool_down_s, int | float) or not 0 <= self.cool_down_s < 86_400:
+            raise ConfigError("breaker.cool_down_s", self.cool_down_s, "must be between 0 and a day")
+
+
+class CircuitBreaker:
+    """The circuit of one processor."""
+
+    __slots__ = ("_failures", "_opened_at", "_policy", "_probe_in_flight", "_state")
+
+    def __init__(self, policy: BreakerPolicy) -> None:
+        self._policy = policy
+        self._state = CircuitState.CLOSED
+        self._failures = 0
+        self._opened_at = 0.0
+        self._probe_in_flight = False
+
+    @property
+    def state(self) -> CircuitState:
+        return self._state
+
+    def allow(self, now: float) -> bool:
+        """Whether an attempt may go to the processor now; a half-open circuit admits one probe."""
+        if self._state is CircuitState.CLOSED:
+            return True
+        if self._state is CircuitState.OPEN:
+            if now - self._opened_at < self._policy.cool_down_s:
+                return False
+            self._state = CircuitState.HALF_OPEN
+            self._probe_in_flight = False
+        if self._probe_in_flight:
+            return False
+        self._probe_in_flight = True
+        return True
+
+    def record_success(self) -> None:
+        self._state = CircuitState.CLOSED
+        self._failures = 0
+        self._probe_in_flight = False
+
+    def record_failure(self, now: float) -> None:
+        self._failures += 1
+        if self._state is CircuitState.HALF_OPEN or self._failures >= self._policy.failure_threshold:
+            self._state = CircuitState.OPEN
+            self._opened_at = now
+            self._probe_in_flight = False
+
+    def record_neutral(self) -> None:
+        """The processor answered sanely (a decline): it is healthy, the probe is over."""
+        self.record_success()
+
+
+class CircuitBreakers:
+    """One breaker per processor, created on first use."""
+
+    __slots__ = ("_breakers", "_policy")
+
+    def __init__(self, policy: BreakerPolicy | None = None) -> None:
+        self._policy = policy or BreakerPolicy()
+        self._breakers: dict[ProcessorId, CircuitBreaker] = {}
+
+    def __getitem__(self, processor_id: ProcessorId) -> CircuitBreaker:
+        breaker = self._breakers.get(processor_id)
+        if breaker is None:
+            breaker = self._breakers[processor_id] = CircuitBreaker(self._policy)
+        return breaker
+
+    def states(self) -> dict[ProcessorId, CircuitState]:
+        return {processor: breaker.state for processor, breaker in self._breakers.items()}

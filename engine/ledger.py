@@ -1,0 +1,156 @@
+"""The ledger: what every processor of a run really holds, the ground truth behind the answers.
+
+All simulated processors of one run share one :class:`Ledger`. Each charge is one
+:class:`LedgerEntry`, keyed by ``(processor_id, idempotency_key)``; tests and invariant checks
+read it to see what merchants' customers were actually charged, whatever the processors answered
+(a charge whose answer timed out is here too).
+
+Invariants:
+
+* at most one entry per ``(processor_id, idempotency_key)``: charging the same key twice at the
+  same processor is a double charge and raises :class:`DoubleChargeError`;
+* an entry is refunded at most once; ``refunded_cents`` never exceeds ``amount_cents``;
+* ``held_cents(payment_id)`` is the sum of ``amount_cents - refunded_cents`` over the
+  payment's entries.
+
+Every operation is O(1) (listing operations are linear in what they list). The ledger is used
+from one event loop and takes no locks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from engine.errors import DomainError
+from engine.money import check_minor_units
+from engine.types import PaymentId, ProcessorId, check_count
+
+#: A step of a payment: (payment_id, step_index).
+StepKey = tuple[PaymentId, int]
+#: Where a charge is held: (processor_id, idempotency_key).
+ChargeKey = tuple[ProcessorId, str]
+
+
+class DoubleChargeError(DomainError):
+    """The same idempotency key was charged twice at the same processor: a double charge."""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One charge a processor holds (or held, when ``refunded``)."""
+
+    processor_id: ProcessorId
+    idempotency_key: str
+    payment_id: PaymentId
+    step_index: int
+    amount_cents: int
+    currency: str
+    reference: str
+    refunded: bool = False
+    refunded_cents: int = 0
+
+    @property
+    def held_cents(self) -> int:
+        """What this charge still holds: the amount less what was refunded."""
+        return self.amount_cents - self.refunded_cents
+
+
+class Ledger:
+    """An in-memory record of every charge and refund, shared by the simulated processors.
+
+    It deliberately has no ``__len__``: an empty ledger is still truthy, so that
+    ``ledger or Ledger()`` never swaps a shared, still-empty ledger for a private one.
+    """
+
+    __slots__ = ("_doubled", "_entries", "_held", "_open_by_step")
+
+    def __init__(self) -> None:
+        self._entries: dict[ChargeKey, LedgerEntry] = {}
+        self._held: dict[PaymentId, int] = {}
+        # Unrefunded charges per step, as ordered sets (dict keys), and the steps holding two or more.
+        self._open_by_step: dict[StepKey, dict[ChargeKey, None]] = {}
+        self._doubled: dict[StepKey, None] = {}
+
+    def record_charge(
+        self,
+        processor_id: ProcessorId,
+        idempotency_key: str,
+        *,
+        payment_id: PaymentId,
+        step_index: int,
+        amount_cents: int,
+        currency: str,
+        reference: str,
+    ) -> LedgerEntry:
+        """Record that ``processor_id`` charged ``amount_cents`` under ``idempotency_key``.
+
+        Raises :class:`DoubleChargeError` when that processor already holds a charge (refunded
+        or not) for the key: a processor must replay the first outcome instead.
+        """
+        key = (processor_id, idempotency_key)
+        if key in self._entries:
+            raise DoubleChargeError(
+                "ledger.idempotency_key", key, "was already charged at this processor (double charge)"
+            )
+        check_minor_units("ledger.amount_cents", amount_cents)
+        check_count("ledger.step_index", step_index)
+        entry = LedgerEntry(
+            processor_id, idempotency_key, payment_id, step_index, amount_cents, currency, reference
+        )
+        self._entries[key] = entry
+        self._held[payment_id] = self._held.get(payment_id, 0) + amount_cents
+        step = (payment_id, step_index)
+        open_charges = self._open_by_step.setdefault(step, {})
+        open_charges[key] = None
+        if len(open_charges) > 1:
+            self._doubled[step] = None
+        return entry
+
+    def record_refund(
+        self, processor_id: ProcessorId, idempotency_key: str, *, up_to: int | None = None
+    ) -> int:
+        """Refund the charge held for the key and return the amount refunded now.
+
+        A charge is refunded once, in full or up to ``up_to`` (a partial refund still marks the
+        charge refunded: it no longer counts as an open charge of its step, while the part not
+        refunded stays in :meth:`held_cents`). Returns 0, changing nothing, when nothing is
+        held for the key, when it was already refunded, or when ``up_to`` is 0.
+        """
+        key = (processor_id, idempotency_key)
+        entry = self._entries.get(key)
+        if entry is None or entry.refunded:
+            return 0
+        amount = entry.amount_cents if up_to is None else min(entry.amount_cents, up_to)
+        if amount <= 0:
+            return 0
+        self._entries[key] = replace(entry, refunded=True, refunded_cents=amount)
+        self._held[entry.payment_id] -= amount
+        step = (entry.payment_id, entry.step_index)
+        open_charges = self._open_by_step[step]
+        del open_charges[key]
+        if len(open_charges) < 2:
+            self._doubled.pop(step, None)
+        if not open_charges:
+            del self._open_by_step[step]
+        return amount
+
+    def lookup(self, processor_id: ProcessorId, idempotency_key: str) -> LedgerEntry | None:
+        """The entry for the key at that processor, refunded or not; ``None`` if never charged."""
+        return self._entries.get((processor_id, idempotency_key))
+
+    def charges_for_step(self, payment_id: PaymentId, step_index: int) -> list[LedgerEntry]:
+        """The unrefunded charges for one step, across all processors, in charge order."""
+        open_charges = self._open_by_step.get((payment_id, step_index), {})
+        return [self._entries[key] for key in open_charges]
+
+    def double_charged_steps(self) -> list[StepKey]:
+        """Steps holding more than one unrefunded charge across processors (should be none)."""
+        return list(self._doubled)
+
+    def held_cents(self, payment_id: PaymentId) -> int:
+        """What all processors together still hold for the payment."""
+        return self._held.get(payment_id, 0)
+
+    def entries(self) -> list[LedgerEntry]:
+        """Every entry, in the order the charges were recorded (refunds update in place)."""
+        return list(self._entries.values())

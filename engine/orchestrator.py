@@ -1,0 +1,329 @@
+"""CompositePaymentService: runs a plan's steps in order and ends every payment in one terminal state.
+
+Invariants (checked by property tests): ``total_processed`` is the sum of successful,
+uncompensated steps; ``remaining_amount == total_amount - total_processed``; no step charges more
+than its amount; nothing is charged beyond the total; exactly one of ``PaymentCompleted`` and
+``PaymentFailed`` is emitted per payment.
+
+When a step fails, ``all_or_nothing`` voids or refunds the successful steps in reverse order
+(``CompensationIssued``); ``allow_partial`` keeps them and reports ``partially_succeeded``. An
+attempt whose outcome stayed unknown is voided in either case, so nothing stays charged unseen. A
+compensation that fails is a critical violation and the step stays charged in the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import datetime
+from typing import TypedDict
+
+from engine.backoff import backoff_seconds
+from engine.config import MerchantConfig, PlatformConfig, ProcessorConfig
+from engine.context import CoreRequestContext
+from engine.contracts import ContractRegistry, default_registry
+from engine.error_codes import ErrorCode
+from engine.events import (
+    CompensationIssued,
+    PaymentCompleted,
+    PaymentFailed,
+    PaymentReceived,
+    PlanBuilt,
+    PlannedStep,
+)
+from engine.guard import guarded_refund
+from engine.methods import PartialPolicy
+from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
+from engine.plan_builder import build_plan
+from engine.policy import PaymentPolicyEnforcer
+from engine.ports import Clock, EventSink, RandomSource, Sleeper
+from engine.processor import Processor, RefundRequest
+from engine.results import CompositeResult, PaymentStatus, Result
+from engine.router import Router
+from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
+
+
+class _EventIds(TypedDict):
+    payment_id: PaymentId
+    request_id: RequestId
+    merchant_id: MerchantId
+    timestamp: datetime
+
+
+COVERAGE = "plan/coverage"
+SUM = "orchestrator/sum"
+COMPENSATION_FAILED = "orchestrator/compensation-failed"
+LATENCY_SLO = "payment/latency-slo"
+
+
+class CompositePaymentService:
+    """The orchestrator. One instance per process, wired in the composition root."""
+
+    __slots__ = (
+        "_clock",
+        "_config",
+        "_policy",
+        "_processor_configs",
+        "_processors",
+        "_random",
+        "_registry",
+        "_router",
+        "_sink",
+        "_sleeper",
+    )
+
+    def __init__(
+        self,
+        config: PlatformConfig,
+        processors: Mapping[ProcessorId, Processor],
+        router: Router,
+        sink: EventSink,
+        clock: Clock,
+        sleeper: Sleeper,
+        random: RandomSource,
+        registry: ContractRegistry | None = None,
+    ) -> None:
+        self._config = config
+        self._processors = processors
+        self._processor_configs: Mapping[ProcessorId, ProcessorConfig] = {p.id: p for p in config.processors}
+        self._router = router
+        self._sink = sink
+        self._clock = clock
+        self._sleeper = sleeper
+        self._random = random
+        self._registry = registry or default_registry()
+        self._policy = PaymentPolicyEnforcer(config)
+
+    async def pay(self, ctx: CoreRequestContext) -> CompositeResult:
+        """Record the request, check the merchant's policy, build the plan and execute it."""
+        started = self._clock.monotonic()
+        merchant = self._config.merchant(ctx.merchant_id)
+        await self._sink.emit(
+            PaymentReceived.derived(
+                **self._ids(ctx),
+                accepted=True,
+                amount_cents=ctx.amount_cents,
+                currency=ctx.currency,
+                method=ctx.payment_method,
+                idempotency_key=ctx.idempotency_key,
+                validation_issues=ctx.validation_errors,
+            )
+        )
+        decision = self._policy.check(ctx, merchant)
+        if not decision.allowed:
+            await self._failed(ctx, ErrorCode.POLICY_REJECTED, 0)
+            return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.POLICY_REJECTED)
+        plan = build_plan(ctx, merchant, self._processor_configs)
+        result = await self.execute(ctx, plan)
+        slo = merchant.latency_slo_ms
+        elapsed_ms = (self._clock.monotonic() - started) * 1000
+        if slo is not None and elapsed_ms > slo:
+            await self._violation(ctx, LATENCY_SLO, f"payment took {elapsed_ms:.0f} ms, objective {slo} ms")
+        return result
+
+    async def execute(self, ctx: CoreRequestContext, plan: PaymentPlan) -> CompositeResult:
+        """Run ``plan`` for ``ctx``; a plan that does not cover the total charges nothing."""
+        merchant = self._config.merchant(ctx.merchant_id)
+        await self._sink.emit(
+            PlanBuilt.derived(
+                **self._ids(ctx),
+                total_amount_cents=plan.total_amount_cents,
+                currency=plan.currency,
+                steps=tuple(
+                    PlannedStep(s.index, s.method, s.amount_cents, s.processor_ids) for s in plan.steps
+                ),
+                coverage_shortfall_cents=plan.coverage_shortfall_cents,
+            )
+        )
+        if not plan.fully_covered:
+            message = (
+                f"routing covers {plan.planned_amount_cents} of {plan.total_amount_cents}; nothing charged"
+            )
+            await self._violation(ctx, COVERAGE, message)
+            await self._failed(ctx, ErrorCode.COVERAGE_SHORTFALL, 0)
+            return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.COVERAGE_SHORTFALL)
+        results: list[Result] = []
+        unsettled: list[tuple[PaymentStep, ProcessorId]] = []
+        for step in plan.steps:
+            routed = await self._router.route_step(ctx, step, merchant)
+            results.append(routed.result)
+            unsettled.extend((step, processor) for processor in routed.unsettled)
+            if not routed.result.success:
+                break
+        await self._check_sums(ctx, plan, results)
+        if len(results) == len(plan.steps) and all(result.success for result in results):
+            await self._sink.emit(
+                PaymentCompleted.derived(
+                    **self._ids(ctx),
+                    total_amount=plan.total_amount_cents,
+                    total_processed=plan.total_amount_cents,
+                    status=PaymentStatus.SUCCEEDED,
+                )
+            )
+            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
+        return await self._after_failure(ctx, plan, merchant, results, unsettled)
+
+    async def _after_failure(
+        self,
+        ctx: CoreRequestContext,
+        plan: PaymentPlan,
+        merchant: MerchantConfig,
+        results: list[Result],
+        unsettled: list[tuple[PaymentStep, ProcessorId]],
+    ) -> CompositeResult:
+        final_error = results[-1].error_code or ErrorCode.UNKNOWN
+        for step, processor_id in unsettled:
+            await self._compensate(ctx, merchant, step.index, processor_id, step.amount_cents, unsettled=True)
+        keep = plan.partial_policy is PartialPolicy.ALLOW_PARTIAL and any(r.success for r in results)
+        if keep:
+            processed = sum(result.charged_cents for result in results)
+            await self._sink.emit(
+                PaymentCompleted.derived(
+                    **self._ids(ctx),
+                    total_amount=plan.total_amount_cents,
+                    total_processed=processed,
+                    status=PaymentStatus.PARTIALLY_SUCCEEDED,
+                )
+            )
+            return self._composite(ctx, PaymentStatus.PARTIALLY_SUCCEEDED, tuple(results), final_error)
+        for position in range(len(results) - 1, -1, -1):
+            result = results[position]
+            if result.success:
+                undone = await self._compensate(
+                    ctx,
+                    merchant,
+                    result.step_index,
+                    result.processor_id,
+                    result.amount_processed,
+                    unsettled=False,
+                )
+                if undone:
+                    results[position] = replace(result, compensated=True)
+        still_charged = sum(result.charged_cents for result in results)
+        await self._failed(ctx, final_error, still_charged, plan.total_amount_cents)
+        return self._composite(
+            ctx, PaymentStatus.FAILED, tuple(results), final_error, plan.total_amount_cents
+        )
+
+    async def _compensate(
+        self,
+        ctx: CoreRequestContext,
+        merchant: MerchantConfig,
+        step_index: int,
+        processor_id: ProcessorId,
+        amount_cents: int,
+        *,
+        unsettled: bool,
+    ) -> bool:
+        """Void or refund a step's charge, retrying transient failures; True once undone."""
+        request = RefundRequest(
+            payment_id=ctx.payment_id,
+            step_index=step_index,
+            idempotency_key=processor_idempotency_key(ctx.payment_id, step_index),
+            amount_cents=amount_cents,
+            currency=ctx.currency,
+        )
+        processor = self._processors.get(processor_id)
+        error: ErrorCode = ErrorCode.PROCESSOR_UNAVAILABLE
+        for attempt in range(1, merchant.retry.max_attempts + 1):
+            if processor is None:
+                break
+            if attempt > 1:
+                await self._sleeper.sleep(backoff_seconds(attempt - 1, merchant.retry, self._random))
+            response, problem = await guarded_refund(
+                processor, request, merchant.timeout_ms / 1000, self._clock
+            )
+            if problem is not None:
+                await self._violation(ctx, problem.contract_id, problem.message)
+            if response.success:
+                if unsettled and response.amount_cents == 0:
+                    return True  # the unknown attempt never charged: nothing to undo, nothing to record
+                await self._sink.emit(
+                    CompensationIssued.derived(
+                        **self._ids(ctx),
+                        step_index=step_index,
+                        processor_id=processor_id,
+                        amount=response.amount_cents or amount_cents,
+                        succeeded=True,
+                        error_code=None,
+                    )
+                )
+                return True
+            error = response.error_code or ErrorCode.UNKNOWN
+            if not error.retryable:
+                break
+        await self._sink.emit(
+            CompensationIssued.derived(
+                **self._ids(ctx),
+                step_index=step_index,
+                processor_id=processor_id,
+                amount=amount_cents,
+                succeeded=False,
+                error_code=error,
+            )
+        )
+        what = "may still be charged" if unsettled else "is still charged"
+        message = f"step {step_index} {what} at {processor_id}: void/refund failed with {error}"
+        await self._violation(ctx, COMPENSATION_FAILED, message)
+        return False
+
+    async def _check_sums(self, ctx: CoreRequestContext, plan: PaymentPlan, results: list[Result]) -> None:
+        for result in results:
+            planned = plan.steps[result.step_index].amount_cents
+            if result.amount_processed not in (0, planned):
+                message = (
+                    f"step {result.step_index} processed {result.amount_processed} of a planned {planned}"
+                )
+                await self._violation(ctx, SUM, message)
+
+    def _ids(self, ctx: CoreRequestContext) -> _EventIds:
+        return {
+            "payment_id": ctx.payment_id,
+            "request_id": ctx.request_id,
+            "merchant_id": ctx.merchant_id,
+            "timestamp": self._clock.now(),
+        }
+
+    async def _failed(
+        self, ctx: CoreRequestContext, error: ErrorCode, still_charged: int, total: int | None = None
+    ) -> None:
+        await self._sink.emit(
+            PaymentFailed.derived(
+                **self._ids(ctx),
+                total_amount=ctx.amount_cents if total is None else total,
+                final_error=error,
+                total_processed=still_charged,
+            )
+        )
+
+    def _composite(
+        self,
+        ctx: CoreRequestContext,
+        status: PaymentStatus,
+        results: tuple[Result, ...],
+        final_error: ErrorCode | None,
+        total: int | None = None,
+    ) -> CompositeResult:
+        return CompositeResult(
+            payment_id=ctx.payment_id,
+            request_id=ctx.request_id,
+            merchant_id=ctx.merchant_id,
+            status=status,
+            currency=ctx.currency,
+            total_amount=ctx.amount_cents if total is None else total,
+            step_results=results,
+            final_error=final_error,
+            validation_errors=ctx.validation_errors,
+        )
+
+    async def _violation(self, ctx: CoreRequestContext, contract_id: str, message: str) -> None:
+        await self._sink.record_violation(
+            self._registry.violation(
+                contract_id,
+                request_id=ctx.request_id,
+                message=message,
+                timestamp=self._clock.now(),
+                payment_id=ctx.payment_id,
+                merchant_id=ctx.merchant_id,
+            )
+        )

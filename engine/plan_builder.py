@@ -1,0 +1,68 @@
+"""PlanBuilder: from a request and its merchant's routing preferences to a ``PaymentPlan``.
+
+Pure and deterministic: the same context and configuration always give the same plan.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from engine.config import MerchantConfig, ProcessorConfig, RoutingRule
+from engine.context import CoreRequestContext
+from engine.methods import PaymentMethod
+from engine.money import Currency
+from engine.plan import PaymentPlan, PaymentStep
+from engine.types import ProcessorId
+
+
+def ordered_rules(method: PaymentMethod | None, routing: tuple[RoutingRule, ...]) -> tuple[RoutingRule, ...]:
+    """The merchant's routing, with the rules for the requested method (when given) moved first."""
+    if method is None:
+        return routing
+    preferred = tuple(rule for rule in routing if rule.method is method)
+    return (*preferred, *(rule for rule in routing if rule.method is not method))
+
+
+def eligible_processors(
+    rule: RoutingRule, currency: Currency, processors: Mapping[ProcessorId, ProcessorConfig]
+) -> tuple[ProcessorId, ...]:
+    """The rule's fallback chain, in order, without processors that refuse the currency or method."""
+    return tuple(
+        processor_id
+        for processor_id in rule.processors
+        if (config := processors.get(processor_id)) is None or config.accepts(currency, rule.method)
+    )
+
+
+def build_plan(
+    ctx: CoreRequestContext,
+    merchant: MerchantConfig,
+    processors: Mapping[ProcessorId, ProcessorConfig] | None = None,
+) -> PaymentPlan:
+    """Split ``ctx``'s amount over the merchant's routing rules, in preference order.
+
+    Each step takes up to its rule's ``max_amount_cents`` and the rest falls to the next rule
+    (ApplePay $60, then Card $40). A rule whose processors all refuse the currency or method is
+    skipped. When the rules run out first, the plan records the coverage shortfall.
+    """
+    known = processors or {}
+    remaining = ctx.amount_cents
+    steps: list[PaymentStep] = []
+    for rule in ordered_rules(ctx.payment_method, merchant.routing):
+        if remaining == 0:
+            break
+        chain = eligible_processors(rule, ctx.currency, known)
+        if not chain:
+            continue
+        take = remaining if rule.max_amount_cents is None else min(remaining, rule.max_amount_cents)
+        steps.append(PaymentStep(len(steps), rule.method, take, chain, rule.max_amount_cents))
+        remaining -= take
+    return PaymentPlan(
+        payment_id=ctx.payment_id,
+        request_id=ctx.request_id,
+        merchant_id=ctx.merchant_id,
+        total_amount_cents=ctx.amount_cents,
+        currency=ctx.currency,
+        steps=tuple(steps),
+        partial_policy=merchant.partial_policy,
+    )

@@ -1,0 +1,53 @@
+"""PaymentPolicyEnforcer: the merchant rules a request must meet before anything is planned.
+
+Refusals are values (:class:`PolicyDecision`), never exceptions: the orchestrator turns a refusal
+into a ``failed`` result with ``policy_rejected`` and charges nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.config import MerchantConfig, PlatformConfig
+from engine.context import CoreRequestContext
+from engine.money import Money
+from engine.plan_builder import eligible_processors
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyDecision:
+    """``allowed``, or refused with a ``reason`` fit to show the merchant."""
+
+    allowed: bool
+    reason: str | None = None
+
+
+ALLOWED = PolicyDecision(True)
+
+
+class PaymentPolicyEnforcer:
+    """Checks a request against its merchant's configuration."""
+
+    __slots__ = ("_config", "_processors")
+
+    def __init__(self, config: PlatformConfig) -> None:
+        self._config = config
+        self._processors = {processor.id: processor for processor in config.processors}
+
+    def check(self, ctx: CoreRequestContext, merchant: MerchantConfig) -> PolicyDecision:
+        if ctx.amount_cents > merchant.max_amount_cents:
+            maximum = Money(merchant.max_amount_cents, ctx.currency)
+            return PolicyDecision(False, f"amount {ctx.amount} exceeds the merchant maximum {maximum}")
+        method = ctx.payment_method
+        if method is not None:
+            rules = [rule for rule in merchant.routing if rule.method is method]
+            if not rules:
+                enabled = ", ".join(sorted({rule.method.value for rule in merchant.routing}))
+                return PolicyDecision(False, f"method {method.value} is not enabled (enabled: {enabled})")
+            if not any(eligible_processors(rule, ctx.currency, self._processors) for rule in rules):
+                return PolicyDecision(
+                    False, f"no processor accepts {method.value} payments in {ctx.currency.code}"
+                )
+        if not any(eligible_processors(rule, ctx.currency, self._processors) for rule in merchant.routing):
+            return PolicyDecision(False, f"no processor accepts payments in {ctx.currency.code}")
+        return ALLOWED

@@ -1,0 +1,255 @@
+"""Router: runs one plan step against its processors until it is charged or cannot be.
+
+For each processor of the step's fallback chain (skipping those whose circuit is open), up to
+``retry.max_attempts`` attempts with the step's stable idempotency key:
+
+* ``StepAttempted`` is emitted (and awaited) before every charge is sent: intent before effect.
+* An unknown outcome (timeout, malformed answer, adapter panic) is settled with ``status``
+  before anything else. Charged: the step succeeded. Still unknown after the last attempt: the
+  step fails *without* cascading, and is reported unsettled, so it is never charged at two
+  processors.
+* ``RETRY_SAME`` errors are retried at the same processor after a full-jitter backoff;
+  ``CASCADE`` errors, and ``RETRY_SAME`` errors once attempts run out, move to the next
+  processor; ``NEVER`` errors stop the step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from engine.backoff import backoff_seconds
+from engine.circuit_breaker import CircuitBreaker, CircuitBreakers
+from engine.config import MerchantConfig
+from engine.context import CoreRequestContext
+from engine.contracts import ContractRegistry, default_registry
+from engine.error_codes import ErrorCode, RetryClass
+from engine.events import StepAttempted, StepFailed, StepSucceeded
+from engine.guard import Misbehaviour, guarded_charge, guarded_status
+from engine.plan import PaymentStep, processor_idempotency_key
+from engine.ports import Clock, EventSink, RandomSource, Sleeper
+from engine.processor import ChargeRequest, Processor, Settlement
+from engine.results import Result
+from engine.types import ProcessorId
+
+RETRY_EXHAUSTED = "router/retry-exhausted"
+
+
+@dataclass(frozen=True, slots=True)
+class RoutedStep:
+    """A step's result, plus the processors where an attempt's outcome is still unknown."""
+
+    result: Result
+    unsettled: tuple[ProcessorId, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class _AtProcessor:
+    """What happened at one processor of the chain."""
+
+    charged: bool
+    attempts: int
+    latency_ms: int
+    error: ErrorCode | None = None
+    unsettled: bool = False
+
+
+class Router:
+    """Routes steps; one instance serves every payment of a process (it owns the breakers)."""
+
+    __slots__ = ("_breakers", "_clock", "_processors", "_random", "_registry", "_sink", "_sleeper")
+
+    def __init__(
+        self,
+        processors: Mapping[ProcessorId, Processor],
+        sink: EventSink,
+        clock: Clock,
+        sleeper: Sleeper,
+        random: RandomSource,
+        breakers: CircuitBreakers | None = None,
+        registry: ContractRegistry | None = None,
+    ) -> None:
+        self._processors = processors
+        self._sink = sink
+        self._clock = clock
+        self._sleeper = sleeper
+        self._random = random
+        self._breakers = breakers or CircuitBreakers()
+        self._registry = registry or default_registry()
+
+    @property
+    def breakers(self) -> CircuitBreakers:
+        return self._breakers
+
+    async def route(self, ctx: CoreRequestContext, step: PaymentStep, merchant: MerchantConfig) -> Result:
+        """The step's result after its retries and fallbacks."""
+        return (await self.route_step(ctx, step, merchant)).result
+
+    async def route_step(
+        self, ctx: CoreRequestContext, step: PaymentStep, merchant: MerchantConfig
+    ) -> RoutedStep:
+        request = ChargeRequest(
+            payment_id=ctx.payment_id,
+            step_index=step.index,
+            idempotency_key=processor_idempotency_key(ctx.payment_id, step.index),
+            amount_cents=step.amount_cents,
+            currency=ctx.currency,
+            method=step.method,
+            metadata=ctx.metadata,
+        )
+        attempts = latency = 0
+        error = ErrorCode.PROCESSOR_UNAVAILABLE
+        last = step.processor_id
+        skipped: list[str] = []
+        for processor_id in step.processor_ids:
+            processor = self._processors.get(processor_id)
+            breaker = self._breakers[processor_id]
+            if processor is None or not breaker.allow(self._clock.monotonic()):
+                skipped.append(processor_id)
+                continue
+            last = processor_id
+            at = await self._at_processor(ctx, request, processor, breaker, merchant, attempts)
+            attempts += at.attempts
+            latency += at.latency_ms
+            if at.charged:
+                return RoutedStep(self._result(step, processor_id, attempts, latency, None))
+            error = at.error or ErrorCode.UNKNOWN
+            if at.unsettled:
+                result = self._result(step, processor_id, attempts, latency, error)
+                await self._violation(
+                    ctx, RETRY_EXHAUSTED, f"step {step.index} unsettled at {processor_id}: {error}"
+                )
+                return RoutedStep(result, (processor_id,))
+            if error.retry_class is RetryClass.NEVER:
+                return RoutedStep(self._result(step, processor_id, attempts, latency, error))
+        if error.retryable:
+            detail = f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
+            message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
+            await self._violation(ctx, RETRY_EXHAUSTED, message)
+        return RoutedStep(self._result(step, last, max(attempts, 1), latency, error))
+
+    async def _at_processor(
+        self,
+        ctx: CoreRequestContext,
+        request: ChargeRequest,
+        processor: Processor,
+        breaker: CircuitBreaker,
+        merchant: MerchantConfig,
+        earlier_attempts: int,
+    ) -> _AtProcessor:
+        timeout_s = merchant.timeout_ms / 1000
+        latency = 0
+        unsettled = False
+        error: ErrorCode | None = None
+        processor_id = processor.processor_id
+        for attempt in range(1, merchant.retry.max_attempts + 1):
+            if attempt > 1:
+                await self._sleeper.sleep(backoff_seconds(attempt - 1, merchant.retry, self._random))
+            number = earlier_attempts + attempt
+            await self._sink.emit(
+                StepAttempted.derived(
+                    payment_id=ctx.payment_id,
+                    request_id=ctx.request_id,
+                    merchant_id=ctx.merchant_id,
+                    timestamp=self._clock.now(),
+                    step_index=request.step_index,
+                    processor_id=processor_id,
+                    attempt=number,
+                    method=request.method,
+                    amount_cents=request.amount_cents,
+                    idempotency_key=request.idempotency_key,
+                )
+            )
+            response, problem = await guarded_charge(processor, request, timeout_s, self._clock)
+            latency += response.latency_ms
+            if problem is not None:
+                await self._misbehaved(ctx, problem)
+            if response.success:
+                breaker.record_success()
+                await self._succeeded(ctx, request, processor_id, response.latency_ms, number)
+                return _AtProcessor(True, attempt, latency)
+            error = response.error_code or ErrorCode.UNKNOWN
+            if error.is_processor_fault:
+                breaker.record_failure(self._clock.monotonic())
+            else:
+                breaker.record_neutral()
+            await self._sink.emit(
+                StepFailed.derived(
+                    payment_id=ctx.payment_id,
+                    request_id=ctx.request_id,
+                    merchant_id=ctx.merchant_id,
+                    timestamp=self._clock.now(),
+                    step_index=request.step_index,
+                    processor_id=processor_id,
+                    error_code=error,
+                    latency_ms=response.latency_ms,
+                    attempt=number,
+                )
+            )
+            unsettled = False
+            if error.outcome_unknown:
+                answer, problem = await guarded_status(
+                    processor, request.idempotency_key, timeout_s, self._clock
+                )
+                latency += answer.latency_ms
+                if problem is not None:
+                    await self._misbehaved(ctx, problem)
+                if answer.settlement is Settlement.CHARGED:
+                    await self._succeeded(ctx, request, processor_id, response.latency_ms, number)
+                    return _AtProcessor(True, attempt, latency)
+                unsettled = answer.settlement is Settlement.UNKNOWN
+            if error.retry_class is not RetryClass.RETRY_SAME:
+                break
+        return _AtProcessor(False, attempt, latency, error, unsettled)
+
+    async def _succeeded(
+        self,
+        ctx: CoreRequestContext,
+        request: ChargeRequest,
+        processor_id: ProcessorId,
+        latency_ms: int,
+        number: int,
+    ) -> None:
+        await self._sink.emit(
+            StepSucceeded.derived(
+                payment_id=ctx.payment_id,
+                request_id=ctx.request_id,
+                merchant_id=ctx.merchant_id,
+                timestamp=self._clock.now(),
+                step_index=request.step_index,
+                processor_id=processor_id,
+                latency_ms=latency_ms,
+                amount=request.amount_cents,
+                attempt=number,
+            )
+        )
+
+    @staticmethod
+    def _result(
+        step: PaymentStep, processor_id: ProcessorId, attempts: int, latency_ms: int, error: ErrorCode | None
+    ) -> Result:
+        return Result(
+            step_index=step.index,
+            method=step.method,
+            processor_id=processor_id,
+            success=error is None,
+            amount_processed=step.amount_cents if error is None else 0,
+            latency_ms=latency_ms,
+            attempts=max(attempts, 1),
+            error_code=error,
+        )
+
+    async def _misbehaved(self, ctx: CoreRequestContext, problem: Misbehaviour) -> None:
+        await self._violation(ctx, problem.contract_id, problem.message)
+
+    async def _violation(self, ctx: CoreRequestContext, contract_id: str, message: str) -> None:
+        await self._sink.record_violation(
+            self._registry.violation(
+                contract_id,
+                request_id=ctx.request_id,
+                message=message,
+                timestamp=self._clock.now(),
+                payment_id=ctx.payment_id,
+                merchant_id=ctx.merchant_id,
+            )
+        )

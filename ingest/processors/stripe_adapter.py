@@ -1,0 +1,285 @@
+"""The Stripe processor: the engine's ``Processor`` port over the official SDK's async API.
+
+It keeps the port's contract (:mod:`engine.processor`): it never raises (a cancelled call is
+the one exception that propagates), it is idempotent through Stripe's own ``Idempotency-Key``,
+and it can settle and compensate a charge knowing only payorch's idempotency key.
+
+* ``charge`` creates and confirms a PaymentIntent in one call. payorch's idempotency key is the
+  Stripe ``Idempotency-Key`` (Stripe replays the stored answer for a repeat, so a repeat never
+  charges twice) and is written to the intent's metadata with the payment id and step index.
+* ``status`` finds the intents whose metadata holds the key: with the Search API, or by
+  retrieving the intent this process charged recently (the Search API lags behind writes; see
+  :mod:`ingest.processors.recent_attempts`). It reads ``latest_charge.refunded`` (expanded).
+* ``void_or_refund`` cancels an uncaptured intent or refunds a captured one, under the derived
+  idempotency keys ``<key>:void`` and ``<key>:refund``.
+
+The SDK's own network retries are off by default: the engine's router owns retries. Call
+:meth:`StripeProcessor.aclose` (or use ``async with``) to close the HTTP connections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+import time
+from collections.abc import Mapping, Sequence
+from typing import Self
+
+import stripe
+
+from engine.config import ProcessorConfig, ProcessorKind
+from engine.error_codes import ErrorCode
+from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
+from engine.types import ProcessorId
+from ingest.processors.errors import MalformedProcessorResponseError, MissingApiKeyError, ProcessorSetupError
+from ingest.processors.recent_attempts import RecentAttempts
+from ingest.processors.stripe_failure import classify_failure
+from ingest.processors.stripe_http import StripeHttpClient
+from ingest.processors.stripe_objects import IntentView, read_intent, read_intents, read_refund
+from ingest.processors.stripe_test_cards import payment_method_for
+
+#: The metadata key under which each PaymentIntent carries payorch's idempotency key.
+IDEMPOTENCY_METADATA_KEY = "payorch_idempotency_key"
+
+_MAX_STRIPE_IDEMPOTENCY_KEY = 255
+_DECLINED_STATES = frozenset({"requires_payment_method", "requires_action", "canceled"})
+
+
+class StripeProcessor:
+    """A payment processor backed by a Stripe account (PRODUCT.md section 3, ``kind: stripe``)."""
+
+    def __init__(
+        self,
+        config: ProcessorConfig,
+        api_key: str,
+        *,
+        timeout_s: float = 10.0,
+        max_network_retries: int = 0,
+    ) -> None:
+        if config.kind is not ProcessorKind.STRIPE:
+            raise ProcessorSetupError(config.id, f"is of kind {config.kind.value}, not stripe")
+        if not api_key:
+            raise ProcessorSetupError(config.id, "the API key is empty")
+        if not math.isfinite(timeout_s) or timeout_s <= 0:
+            raise ProcessorSetupError(config.id, f"timeout_s={timeout_s!r} must be a positive number")
+        self._id = config.id
+        self._http = StripeHttpClient(timeout_s)
+        self._client = stripe.StripeClient(
+            api_key,
+            base_addresses={"api": config.api_base} if config.api_base else None,
+            http_client=self._http,
+            max_network_retries=max_network_retries,
+        )
+        self._recent = RecentAttempts(time.monotonic)
+
+    @property
+    def processor_id(self) -> ProcessorId:
+        return self._id
+
+    async def aclose(self) -> None:
+        """Close the HTTP connections; the processor must not be used afterwards."""
+        await self._http.close_async()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def charge(self, request: ChargeRequest) -> ProcessorResponse:
+        """Charge once per idempotency key; succeed exactly when the PaymentIntent ``succeeded``."""
+        started = time.monotonic()
+        key = request.idempotency_key
+        try:
+            answer = await self._client.v1.payment_intents.create_async(
+                {
+                    "amount": request.amount_cents,
+                    "currency": request.currency.code.lower(),
+                    "confirm": True,
+                    "payment_method": payment_method_for(request.metadata),
+                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+                    "metadata": {
+                        "payment_id": request.payment_id,
+                        "step_index": str(request.step_index),
+                        IDEMPOTENCY_METADATA_KEY: key,
+                    },
+                },
+                options={"idempotency_key": stripe_idempotency_key(key)},
+            )
+            intent = read_intent(answer)
+        except asyncio.CancelledError:
+            self._recent.in_doubt(key)
+            raise
+        except Exception as error:  # noqa: BLE001 - the port answers every failure, it never raises
+            failure = classify_failure(error)
+            if failure.in_doubt:
+                self._recent.in_doubt(key)
+            elif failure.settles:
+                self._recent.settled(key)
+            return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
+        return self._charge_outcome(key, intent, started)
+
+    async def status(self, idempotency_key: str) -> StatusAnswer:
+        """What Stripe holds for the key; ``UNKNOWN`` when it cannot be told."""
+        started = time.monotonic()
+        try:
+            intents = await self._intents_for(idempotency_key)
+            holding = _holding(intents)
+            if holding is not None:
+                return StatusAnswer(
+                    Settlement.CHARGED, _elapsed_ms(started), _held_amount(holding), holding.id
+                )
+            if self._unsettled(idempotency_key, intents):
+                return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
+            refunded = next((i for i in intents if i.status == "succeeded"), None)
+            if refunded is not None and refunded.charge is not None:
+                return StatusAnswer(
+                    Settlement.REFUNDED, _elapsed_ms(started), refunded.charge.amount_refunded, refunded.id
+                )
+        except Exception:  # noqa: BLE001 - any failure to ask is an unknown settlement
+            return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
+        return StatusAnswer(Settlement.NOT_CHARGED, _elapsed_ms(started))
+
+    async def void_or_refund(self, request: RefundRequest) -> ProcessorResponse:
+        """Undo the key's charge, up to ``amount_cents``; nothing to undo is a success with 0."""
+        started = time.monotonic()
+        key = request.idempotency_key
+        try:
+            intents = await self._intents_for(key)
+            intent = _holding(intents)
+            if intent is None:
+                if self._unsettled(key, intents):
+                    return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
+                return ProcessorResponse(True, _elapsed_ms(started), 0)
+            if intent.status == "requires_capture":
+                voided = read_intent(
+                    await self._client.v1.payment_intents.cancel_async(
+                        intent.id, options={"idempotency_key": stripe_idempotency_key(key, "void")}
+                    )
+                )
+                return ProcessorResponse(
+                    True, _elapsed_ms(started), intent.amount_capturable, None, voided.id
+                )
+            amount = min(request.amount_cents, _held_amount(intent))
+            if amount == 0:
+                return ProcessorResponse(True, _elapsed_ms(started), 0)
+            refund = read_refund(
+                await self._client.v1.refunds.create_async(
+                    {
+                        "payment_intent": intent.id,
+                        "amount": amount,
+                        "metadata": {IDEMPOTENCY_METADATA_KEY: key, "payment_id": request.payment_id},
+                    },
+                    options={"idempotency_key": stripe_idempotency_key(key, "refund")},
+                )
+            )
+        except stripe.InvalidRequestError as error:
+            if error.code == "charge_already_refunded":
+                return ProcessorResponse(True, _elapsed_ms(started), 0)
+            return ProcessorResponse.failed(classify_failure(error).code, _elapsed_ms(started))
+        except Exception as error:  # noqa: BLE001 - the port answers every failure, it never raises
+            failure = classify_failure(error)
+            return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
+        if refund.status in ("failed", "canceled"):
+            return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
+        return ProcessorResponse(True, _elapsed_ms(started), refund.amount, None, refund.id)
+
+    def _charge_outcome(self, key: str, intent: IntentView, started: float) -> ProcessorResponse:
+        if intent.status == "succeeded":
+            self._recent.charged(key, intent.id)
+            return ProcessorResponse(True, _elapsed_ms(started), intent.amount_received, None, intent.id)
+        if intent.status in _DECLINED_STATES:
+            # Confirmed but not paid: declined in the body (rare with confirm=true, which answers
+            # card errors with HTTP 402), or needing authentication that redirects cannot give.
+            self._recent.settled(key)
+            fallback = "authentication_required" if intent.status == "requires_action" else "generic_decline"
+            return ProcessorResponse.failed(
+                ErrorCode.DECLINED, _elapsed_ms(started), intent.decline_code or fallback
+            )
+        # processing, requires_capture, requires_confirmation: money may move later.
+        self._recent.in_doubt(key)
+        return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
+
+    async def _intents_for(self, key: str) -> tuple[IntentView, ...]:
+        """The key's PaymentIntents, each with its latest charge expanded."""
+        recent = self._recent.get(key)
+        if recent is not None and recent.intent_id is not None:
+            retrieved = await self._client.v1.payment_intents.retrieve_async(
+                recent.intent_id, {"expand": ["latest_charge"]}
+            )
+            intents: tuple[IntentView, ...] = (read_intent(retrieved),)
+        else:
+            found = await self._client.v1.payment_intents.search_async(
+                {"query": search_query(key), "expand": ["data.latest_charge"]}
+            )
+            intents = read_intents(found)
+        for intent in intents:
+            if intent.status == "succeeded" and intent.charge is None:
+                raise MalformedProcessorResponseError(
+                    "payment_intent.latest_charge", "is not an expanded charge"
+                )
+        return intents
+
+    def _unsettled(self, key: str, intents: Sequence[IntentView]) -> bool:
+        """Whether money may still move for the key though no intent holds any."""
+        if any(intent.status == "processing" for intent in intents):
+            return True
+        recent = self._recent.get(key)
+        return not intents and recent is not None and recent.in_doubt
+
+
+def stripe_processor_from_config(
+    config: ProcessorConfig, environ: Mapping[str, str], *, timeout_s: float = 10.0
+) -> StripeProcessor:
+    """The Stripe processor of ``config``, its API key read from ``environ[config.api_key_env]``.
+
+    Raises :class:`MissingApiKeyError` naming the variable when it is unset or empty.
+    """
+    variable = config.api_key_env
+    if not variable:
+        raise ProcessorSetupError(config.id, "api_key_env is required for a stripe processor")
+    api_key = environ.get(variable)
+    if not api_key:
+        raise MissingApiKeyError(config.id, variable)
+    return StripeProcessor(config, api_key, timeout_s=timeout_s)
+
+
+def stripe_idempotency_key(key: str, purpose: str | None = None) -> str:
+    """The Stripe ``Idempotency-Key`` for payorch's ``key`` (and a follow-up ``purpose``).
+
+    The key itself (``<key>:<purpose>``) when it is printable ASCII of at most 255 characters, as
+    HTTP headers and Stripe require; otherwise a digest of it, stable across calls and processes.
+    """
+    wanted = key if purpose is None else f"{key}:{purpose}"
+    if len(wanted) <= _MAX_STRIPE_IDEMPOTENCY_KEY and wanted.isascii() and wanted.isprintable():
+        return wanted
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
+    return f"payorch-sha256:{digest}" if purpose is None else f"payorch-sha256:{digest}:{purpose}"
+
+
+def search_query(key: str) -> str:
+    """The Search API query for the PaymentIntents carrying ``key`` (quotes and backslashes escaped)."""
+    escaped = key.replace("\\", "\\\\").replace("'", "\\'")
+    return f"metadata['{IDEMPOTENCY_METADATA_KEY}']:'{escaped}'"
+
+
+def _holding(intents: Sequence[IntentView]) -> IntentView | None:
+    """The first intent that holds money: captured and not fully refunded, or awaiting capture."""
+    for intent in intents:
+        if intent.status == "requires_capture":
+            return intent
+        if intent.status == "succeeded" and intent.charge is not None and not intent.charge.refunded:
+            return intent
+    return None
+
+
+def _held_amount(intent: IntentView) -> int:
+    if intent.status == "requires_capture":
+        return intent.amount_capturable
+    refunded = intent.charge.amount_refunded if intent.charge is not None else 0
+    return max(intent.amount_received - refunded, 0)
+
+
+def _elapsed_ms(started: float) -> int:
+    return max(int((time.monotonic() - started) * 1000), 0)

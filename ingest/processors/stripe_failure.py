@@ -1,0 +1,111 @@
+"""How a failed Stripe call (an exception of the SDK, or anything else) becomes an ``ErrorCode``.
+
+=========================================================  ==========================================
+what happened                                              error code
+=========================================================  ==========================================
+``CardError`` ``card_declined``                            ``declined`` (decline code kept)
+``CardError`` expired / incorrect / invalid card details   ``invalid_card``
+``CardError`` ``processing_error``                         ``processing_error``
+``RateLimitError`` (HTTP 429)                              ``rate_limited``
+``APIError`` with HTTP 5xx                                 ``processor_error`` (the outcome is unknown)
+``APIError`` whose body is not a Stripe JSON answer        ``malformed_response``
+:class:`MalformedProcessorResponseError`                   ``malformed_response``
+``APIConnectionError`` before a connection was made        ``network_failure`` (nothing was sent)
+``APIConnectionError`` after (read timeout, reset, ...)    ``timeout`` (the outcome is unknown)
+``IdempotencyError`` and anything else                     ``unknown``
+=========================================================  ==========================================
+
+The HTTP client (:mod:`ingest.processors.stripe_http`, like the SDK's own) wraps every httpx
+transport exception in ``APIConnectionError`` and chains the original as ``__cause__``; that
+cause tells whether the request could have reached Stripe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+import stripe
+
+from engine.error_codes import ErrorCode
+from ingest.processors.errors import MalformedProcessorResponseError
+
+_INVALID_CARD_CODES = frozenset(
+    {
+        "expired_card",
+        "incorrect_cvc",
+        "incorrect_number",
+        "incorrect_zip",
+        "invalid_cvc",
+        "invalid_number",
+        "invalid_expiry_month",
+        "invalid_expiry_year",
+        "invalid_expiry_month_past",
+        "invalid_expiry_year_past",
+    }
+)
+# Raised by httpx before any byte of the request left: connecting, waiting for a pooled connection,
+# or refusing the URL.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+_MAX_DECLINE_CODE = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A failed call, classified.
+
+    ``in_doubt`` is true when Stripe may have acted on the request although the call failed, so
+    a missing PaymentIntent in a search (which lags behind writes) proves nothing yet.
+    ``settles`` is true when Stripe answered for the idempotency key itself (a card error is
+    stored and replayed under the key), which proves that the key charged nothing.
+    """
+
+    code: ErrorCode
+    decline_code: str | None = None
+    in_doubt: bool = False
+    settles: bool = False
+
+
+def classify_failure(error: BaseException) -> Failure:
+    """The :class:`Failure` that ``error`` stands for (see the module's table)."""
+    if isinstance(error, stripe.CardError):
+        return _card_failure(error)
+    if isinstance(error, stripe.RateLimitError):
+        return Failure(ErrorCode.RATE_LIMITED)
+    if isinstance(error, stripe.APIConnectionError):
+        if isinstance(error.__cause__, _NOT_SENT):
+            return Failure(ErrorCode.NETWORK_FAILURE)
+        return Failure(ErrorCode.TIMEOUT, in_doubt=True)
+    if isinstance(error, stripe.APIError):
+        if error.http_status is not None and error.http_status >= 500:
+            # Stripe calls the outcome of a 5xx indeterminate: settle before going elsewhere.
+            return Failure(ErrorCode.PROCESSOR_ERROR, in_doubt=True)
+        if error.error is None:
+            return Failure(ErrorCode.MALFORMED_RESPONSE, in_doubt=True)
+        return Failure(ErrorCode.UNKNOWN, in_doubt=True)
+    if isinstance(error, MalformedProcessorResponseError):
+        return Failure(ErrorCode.MALFORMED_RESPONSE, in_doubt=True)
+    if isinstance(error, stripe.StripeError):
+        # IdempotencyError, InvalidRequestError, AuthenticationError, PermissionError: Stripe
+        # answered and refused the request, so nothing was charged by it.
+        return Failure(ErrorCode.UNKNOWN)
+    return Failure(ErrorCode.UNKNOWN, in_doubt=True)
+
+
+def _card_failure(error: stripe.CardError) -> Failure:
+    code = error.code or ""
+    decline_code = _short(error.error.decline_code if error.error is not None else None)
+    if code == "card_declined":
+        return Failure(ErrorCode.DECLINED, decline_code or "generic_decline", settles=True)
+    if code in _INVALID_CARD_CODES:
+        return Failure(ErrorCode.INVALID_CARD, decline_code or code, settles=True)
+    if code == "processing_error":
+        return Failure(ErrorCode.PROCESSING_ERROR, decline_code, settles=True)
+    return Failure(ErrorCode.UNKNOWN, _short(code) or decline_code, settles=True)
+
+
+def _short(code: str | None) -> str | None:
+    """A decline code fit for a response (``ProcessorResponse`` allows 1 to 100 characters)."""
+    if not isinstance(code, str) or not code or len(code) > _MAX_DECLINE_CODE:
+        return None
+    return code

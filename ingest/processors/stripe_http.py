@@ -1,0 +1,53 @@
+"""The HTTP client the Stripe SDK sends through: an ``httpx.AsyncClient``.
+
+stripe 16.1's own ``HTTPXClient`` hands the form-encoded body to httpx as ``data=<str>``, which
+httpx 0.28 deprecates with a ``DeprecationWarning`` on every POST (and under warnings-as-errors
+that warning becomes a failed request). This client takes the SDK's documented extension point,
+a subclass of ``stripe.HTTPClient``, and sends the body as ``content=`` instead.
+
+Like the SDK's clients it raises transport failures as ``stripe.APIConnectionError`` chained to
+the httpx exception (``__cause__``), which tells whether the request could have been sent.
+It is async only: the SDK's synchronous methods must not be used with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Mapping
+from typing import ClassVar
+
+import httpx
+import stripe
+
+
+class StripeHttpClient(stripe.HTTPClient):
+    """httpx for the SDK's ``*_async`` calls, with one timeout for connect, read, write and pool."""
+
+    name: ClassVar[str] = "httpx"
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__()
+        # Stripe's own CA bundle, as the SDK's clients use.
+        context = ssl.create_default_context(cafile=stripe.ca_bundle_path)
+        self._client = httpx.AsyncClient(timeout=timeout_s, verify=context)
+
+    async def request_async(
+        self, method: str, url: str, headers: Mapping[str, str], post_data: str | bytes | None = None
+    ) -> tuple[bytes, int, Mapping[str, str]]:
+        try:
+            response = await self._client.request(method, url, headers=headers, content=post_data)
+        except httpx.TransportError as error:
+            message = f"Network error communicating with Stripe: {type(error).__name__}"
+            # APIConnectionError.__init__ carries no annotations in stripe 16.1.
+            raise stripe.APIConnectionError(message, should_retry=True) from error  # type: ignore[no-untyped-call]
+        return response.content, response.status_code, response.headers
+
+    async def close_async(self) -> None:
+        await self._client.aclose()
+
+    def close(self) -> None:
+        """Nothing to close synchronously: there is no synchronous client."""
+
+    def sleep_async(self, secs: float) -> Awaitable[None]:
+        return asyncio.sleep(secs)

@@ -1,0 +1,187 @@
+"""Hand-written fakes of the engine's ports (no mock.patch anywhere)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from engine.contracts import ContractViolation
+from engine.error_codes import ErrorCode
+from engine.events import DomainEvent
+from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
+from engine.types import ProcessorId
+
+
+class ManualClock:
+    """Time moves only when a test (or the fake sleeper) moves it."""
+
+    def __init__(self, start: datetime = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)) -> None:
+        self._start = start
+        self.seconds = 0.0
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self.seconds)
+
+    def monotonic(self) -> float:
+        return self.seconds
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+
+
+class RecordingSleeper:
+    """Returns at once, advancing the manual clock by the requested time."""
+
+    def __init__(self, clock: ManualClock | None = None) -> None:
+        self.sleeps: list[float] = []
+        self._clock = clock
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        if self._clock is not None:
+            self._clock.advance(seconds)
+
+
+class FixedRandom:
+    def __init__(self, value: float = 0.5) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+@dataclass
+class InMemorySink:
+    """Keeps every event and violation in order."""
+
+    events: list[DomainEvent] = field(default_factory=list)
+    violations: list[ContractViolation] = field(default_factory=list)
+
+    async def emit(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+    async def record_violation(self, violation: ContractViolation) -> None:
+        self.violations.append(violation)
+
+    def types(self) -> list[str]:
+        return [event.event_type for event in self.events]
+
+    def contract_ids(self) -> list[str]:
+        return [violation.contract_id for violation in self.violations]
+
+
+#: What a scripted processor does on one charge attempt.
+OK = "ok"
+DECLINE = "decline"
+INVALID = "invalid"
+NETWORK = "network"
+PROCESSING = "processing"
+UNAVAILABLE = "unavailable"
+TIMEOUT_CHARGED = "timeout_charged"  # charges, then hangs past the timeout
+TIMEOUT_UNCHARGED = "timeout_uncharged"  # hangs without charging
+RAISE = "raise"
+GARBAGE = "garbage"
+
+_FAILURES = {
+    DECLINE: ErrorCode.DECLINED,
+    INVALID: ErrorCode.INVALID_CARD,
+    NETWORK: ErrorCode.NETWORK_FAILURE,
+    PROCESSING: ErrorCode.PROCESSING_ERROR,
+    UNAVAILABLE: ErrorCode.PROCESSOR_UNAVAILABLE,
+}
+
+
+class ScriptedFailureError(RuntimeError):
+    """What a scripted processor raises for ``RAISE``."""
+
+
+class ScriptedProcessor:
+    """Plays a script of behaviours, one per charge attempt (the last one repeats).
+
+    Idempotent like a real processor: a key that was charged answers success again without
+    charging twice. ``held`` maps each idempotency key to what this processor still holds.
+    """
+
+    def __init__(
+        self,
+        processor_id: str,
+        script: Iterable[str] = (OK,),
+        *,
+        refund_script: Iterable[str] = (OK,),
+        status_script: Iterable[str] = ("ledger",),
+    ) -> None:
+        self._id = ProcessorId(processor_id)
+        self._script = list(script)
+        self._refund_script = list(refund_script)
+        self._status_script = list(status_script)
+        self.held: dict[str, int] = {}
+        self.charges: list[str] = []
+        self.refunds: list[str] = []
+        self.calls = 0
+        self.status_calls = 0
+
+    @property
+    def processor_id(self) -> ProcessorId:
+        return self._id
+
+    @staticmethod
+    def _next(script: list[str]) -> str:
+        return script.pop(0) if len(script) > 1 else script[0]
+
+    async def charge(self, request: ChargeRequest) -> ProcessorResponse:
+        self.calls += 1
+        key = request.idempotency_key
+        if key in self.held:
+            return ProcessorResponse(True, 1, self.held[key], reference=f"{self._id}:{key}")
+        behaviour = self._next(self._script)
+        if behaviour == OK:
+            self._hold(key, request.amount_cents)
+            return ProcessorResponse(True, 1, request.amount_cents, reference=f"{self._id}:{key}")
+        if behaviour in _FAILURES:
+            return ProcessorResponse.failed(_FAILURES[behaviour], 1)
+        if behaviour == TIMEOUT_CHARGED:
+            self._hold(key, request.amount_cents)
+            await asyncio.Event().wait()
+        if behaviour == TIMEOUT_UNCHARGED:
+            await asyncio.Event().wait()
+        if behaviour == RAISE:
+            raise ScriptedFailureError("scripted processor failure")
+        return {"garbage": True}  # type: ignore[return-value]
+
+    def _hold(self, key: str, amount: int) -> None:
+        self.held[key] = amount
+        self.charges.append(key)
+
+    async def void_or_refund(self, request: RefundRequest) -> ProcessorResponse:
+        behaviour = self._next(self._refund_script)
+        if behaviour == RAISE:
+            raise ScriptedFailureError("scripted refund failure")
+        if behaviour in _FAILURES:
+            return ProcessorResponse.failed(_FAILURES[behaviour], 1)
+        amount = self.held.pop(request.idempotency_key, 0)
+        if amount:
+            self.refunds.append(request.idempotency_key)
+        return ProcessorResponse(True, 1, amount)
+
+    async def status(self, idempotency_key: str) -> StatusAnswer:
+        self.status_calls += 1
+        behaviour = self._next(self._status_script)
+        if behaviour == "unknown":
+            return StatusAnswer(Settlement.UNKNOWN, 1)
+        if idempotency_key in self.held:
+            return StatusAnswer(Settlement.CHARGED, 1, self.held[idempotency_key])
+        return StatusAnswer(Settlement.NOT_CHARGED, 1)
+
+
+class CheckingSink(InMemorySink):
+    """Rebuilds every event through its checked constructor: an event the engine built with
+    ``derived`` must be exactly what the checked constructor would accept and build."""
+
+    async def emit(self, event: DomainEvent) -> None:
+        rebuilt = dataclasses.replace(event)
+        assert rebuilt == event, (rebuilt, event)
+        assert {f.name for f in dataclasses.fields(event)} <= set(dir(event))
+        await super().emit(event)

@@ -1,0 +1,225 @@
+from engine.error_codes import ErrorCode
+from engine.events import CompensationIssued, DomainEvent, PaymentCompleted, PaymentFailed
+from engine.methods import PartialPolicy, PaymentMethod
+from engine.results import CompositeResult, PaymentStatus
+from tests.engine.fakes import (
+    DECLINE,
+    NETWORK,
+    OK,
+    RAISE,
+    TIMEOUT_CHARGED,
+    UNAVAILABLE,
+    InMemorySink,
+    ManualClock,
+    ScriptedProcessor,
+)
+from tests.engine.harness import merchant, request, rig
+
+
+def processors(
+    card: tuple[str, ...] = (OK,), backup: tuple[str, ...] = (OK,), **refunds: tuple[str, ...]
+) -> dict[str, ScriptedProcessor]:
+    return {
+        "applepay_sim": ScriptedProcessor(
+            "applepay_sim", (OK,), refund_script=refunds.get("applepay", (OK,))
+        ),
+        "stripe_sim": ScriptedProcessor("stripe_sim", card),
+        "adyen_sim": ScriptedProcessor("adyen_sim", backup),
+    }
+
+
+async def test_the_seed_split_succeeds_as_two_steps() -> None:
+    fakes = processors()
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+    assert isinstance(result, CompositeResult)
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert [(s.method, s.processor_id, s.amount_processed) for s in result.step_results] == [
+        (PaymentMethod.APPLE_PAY, "applepay_sim", 6000),
+        (PaymentMethod.CARD, "stripe_sim", 4000),
+    ]
+    assert (result.total_processed, result.remaining_amount) == (10_000, 0)
+    assert setup.sink.types() == [
+        "PaymentReceived",
+        "PlanBuilt",
+        "StepAttempted",
+        "StepSucceeded",
+        "StepAttempted",
+        "StepSucceeded",
+        "PaymentCompleted",
+    ]
+    assert fakes["applepay_sim"].held == {"pay_1:step:0": 6000}
+    assert fakes["stripe_sim"].held == {"pay_1:step:1": 4000}
+    assert setup.sink.violations == []
+
+
+async def test_card_declined_all_or_nothing_refunds_the_applepay_step() -> None:
+    fakes = processors(card=(DECLINE,))
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.FAILED
+    assert result.final_error is ErrorCode.DECLINED
+    first, second = result.step_results
+    assert first.success and first.compensated
+    assert not second.success and second.error_code is ErrorCode.DECLINED
+    assert (result.total_processed, result.remaining_amount) == (0, 10_000)
+    assert fakes["applepay_sim"].held == {}
+    assert fakes["applepay_sim"].refunds == ["pay_1:step:0"]
+    assert fakes["adyen_sim"].calls == 0  # a decline is never cascaded
+    compensation = [e for e in setup.sink.events if isinstance(e, CompensationIssued)]
+    assert [(c.step_index, c.processor_id, c.amount, c.succeeded) for c in compensation] == [
+        (0, "applepay_sim", 6000, True)
+    ]
+    terminal = setup.sink.events[-1]
+    assert isinstance(terminal, PaymentFailed)
+    assert terminal.total_processed == 0
+
+
+async def test_card_declined_allow_partial_reports_40_remaining() -> None:
+    fakes = processors(card=(DECLINE,))
+    setup = rig(fakes, merchant(PartialPolicy.ALLOW_PARTIAL))
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.PARTIALLY_SUCCEEDED
+    assert (result.total_processed, result.remaining_amount) == (6000, 4000)
+    assert result.final_error is ErrorCode.DECLINED
+    assert fakes["applepay_sim"].held == {"pay_1:step:0": 6000}
+    terminal = setup.sink.events[-1]
+    assert isinstance(terminal, PaymentCompleted)
+    assert terminal.status is PaymentStatus.PARTIALLY_SUCCEEDED
+
+
+async def test_a_timeout_then_cascade_never_charges_twice_even_when_the_charge_went_through() -> None:
+    fakes = processors(card=(TIMEOUT_CHARGED,))
+    setup = rig(fakes, merchant(max_attempts=1))
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert result.step_results[1].processor_id == "stripe_sim"
+    assert fakes["stripe_sim"].charges == ["pay_1:step:1"]
+    assert fakes["adyen_sim"].calls == 0
+    assert "router/timeout" in setup.sink.contract_ids()
+    assert fakes["stripe_sim"].status_calls == 1
+
+
+async def test_a_timeout_that_did_not_charge_cascades_to_the_next_processor() -> None:
+    fakes = processors(card=("timeout_uncharged",))
+    setup = rig(fakes, merchant(max_attempts=1))
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert result.step_results[1].processor_id == "adyen_sim"
+    assert fakes["stripe_sim"].held == {}
+    assert fakes["adyen_sim"].held == {"pay_1:step:1": 4000}
+
+
+async def test_a_failed_compensation_is_critical_and_says_which_step_is_still_charged() -> None:
+    fakes = processors(card=(DECLINE,), applepay=(RAISE,))
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.FAILED
+    assert [step.step_index for step in result.still_charged_steps] == [0]
+    assert result.total_processed == 6000
+    critical = [v for v in setup.sink.violations if v.contract_id == "orchestrator/compensation-failed"]
+    assert len(critical) == 1
+    assert critical[0].severity.value == "critical"
+    assert "step 0 is still charged at applepay_sim" in critical[0].message
+    assert "processor/panic" in setup.sink.contract_ids()
+    terminal = setup.sink.events[-1]
+    assert isinstance(terminal, PaymentFailed)
+    assert terminal.total_processed == 6000
+
+
+async def test_a_transient_refund_failure_is_retried() -> None:
+    fakes = processors(card=(DECLINE,), applepay=(NETWORK, OK))
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+    assert result.step_results[0].compensated
+    assert fakes["applepay_sim"].held == {}
+
+
+async def test_a_plan_that_cannot_cover_the_total_charges_nothing() -> None:
+    fakes = processors()
+    only_applepay = merchant(routing=(merchant().routing[0],))
+    setup = rig(fakes, only_applepay)
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.FAILED
+    assert result.final_error is ErrorCode.COVERAGE_SHORTFALL
+    assert result.step_results == ()
+    assert setup.sink.types() == ["PaymentReceived", "PlanBuilt", "PaymentFailed"]
+    assert setup.sink.contract_ids() == ["plan/coverage"]
+    assert all(fake.calls == 0 for fake in fakes.values())
+
+
+async def test_a_policy_refusal_is_a_failed_result_not_an_exception() -> None:
+    fakes = processors()
+    setup = rig(fakes)
+    over = await setup.service.pay(request(100_000_001))
+    assert over.status is PaymentStatus.FAILED
+    assert over.final_error is ErrorCode.POLICY_REJECTED
+    paypal = await setup.service.pay(request(100, "pay_2", payment_method=PaymentMethod.PAYPAL))
+    assert paypal.final_error is ErrorCode.POLICY_REJECTED
+    assert setup.sink.types() == ["PaymentReceived", "PaymentFailed", "PaymentReceived", "PaymentFailed"]
+    assert all(fake.calls == 0 for fake in fakes.values())
+
+
+async def test_the_requested_method_goes_first() -> None:
+    fakes = processors()
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000, payment_method=PaymentMethod.CARD))
+    assert [(s.method, s.amount_processed) for s in result.step_results] == [(PaymentMethod.CARD, 10_000)]
+
+
+async def test_the_first_step_failing_needs_no_compensation() -> None:
+    fakes = processors()
+    fakes["applepay_sim"] = ScriptedProcessor("applepay_sim", (UNAVAILABLE,))
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.FAILED
+    assert len(result.step_results) == 1
+    assert not any(isinstance(e, CompensationIssued) for e in setup.sink.events)
+    assert "router/retry-exhausted" in setup.sink.contract_ids()
+
+
+class SlowSink(InMemorySink):
+    """Every event takes 10 ms to record, on the manual clock."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__()
+        self._clock = clock
+
+    async def emit(self, event: DomainEvent) -> None:
+        self._clock.advance(0.01)
+        await super().emit(event)
+
+
+async def test_a_slow_payment_breaks_the_latency_objective() -> None:
+    fast = rig(processors(), merchant(latency_slo_ms=1))
+    await fast.service.pay(request(10_000))
+    assert "payment/latency-slo" not in fast.sink.contract_ids()
+    slow = rig(processors(), merchant(latency_slo_ms=1), sink_factory=SlowSink)
+    await slow.service.pay(request(10_000))
+    assert "payment/latency-slo" in slow.sink.contract_ids()
+
+
+async def test_an_unsettled_timeout_that_charged_is_voided_and_never_cascaded() -> None:
+    fakes = processors(card=(TIMEOUT_CHARGED,))
+    fakes["stripe_sim"] = ScriptedProcessor("stripe_sim", (TIMEOUT_CHARGED,), status_script=("unknown",))
+    setup = rig(fakes, merchant(max_attempts=1))
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.FAILED
+    assert result.final_error is ErrorCode.TIMEOUT
+    assert fakes["adyen_sim"].calls == 0
+    assert fakes["stripe_sim"].held == {}
+    assert fakes["stripe_sim"].refunds == ["pay_1:step:1"]
+    assert fakes["applepay_sim"].held == {}
+    voided = [(e.step_index, e.processor_id) for e in setup.sink.events if isinstance(e, CompensationIssued)]
+    assert voided == [(1, "stripe_sim"), (0, "applepay_sim")]
+    assert result.total_processed == 0
+
+
+async def test_an_unsettled_timeout_that_never_charged_leaves_no_compensation_record() -> None:
+    fakes = processors()
+    fakes["stripe_sim"] = ScriptedProcessor("stripe_sim", ("timeout_uncharged",), status_script=("unknown",))
+    setup = rig(fakes, merchant(PartialPolicy.ALLOW_PARTIAL, max_attempts=1))
+    result = await setup.service.pay(request(10_000))
+    assert result.status is PaymentStatus.PARTIALLY_SUCCEEDED
+    assert (result.total_processed, result.remaining_amount) == (6000, 4000)
+    assert not any(isinstance(e, CompensationIssued) for e in setup.sink.events)

@@ -1,0 +1,139 @@
+import asyncio
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from engine.backoff import backoff_seconds
+from engine.circuit_breaker import BreakerPolicy, CircuitBreaker, CircuitState
+from engine.config import RetryPolicy
+from engine.error_codes import ErrorCode
+from engine.errors import ConfigError
+from engine.guard import guarded_charge, guarded_refund, guarded_status
+from engine.methods import PaymentMethod
+from engine.money import Currency
+from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
+from engine.types import PaymentId, ProcessorId
+from tests.engine.fakes import FixedRandom, ManualClock
+
+REQUEST = ChargeRequest(PaymentId("pay_1"), 0, "pay_1:step:0", 500, Currency("USD"), PaymentMethod.CARD)
+REFUND = RefundRequest(PaymentId("pay_1"), 0, "pay_1:step:0", 500, Currency("USD"))
+
+
+@given(
+    retry=st.integers(min_value=1, max_value=60),
+    base=st.integers(min_value=0, max_value=1000),
+    spread=st.integers(min_value=0, max_value=10_000),
+    draw=st.floats(min_value=0, max_value=0.999999),
+)
+def test_backoff_is_full_jitter_under_an_exponential_ceiling(
+    retry: int, base: int, spread: int, draw: float
+) -> None:
+    policy = RetryPolicy(max_attempts=3, base_delay_ms=base, max_delay_ms=base + spread)
+    delay = backoff_seconds(retry, policy, FixedRandom(draw))
+    ceiling = min(policy.max_delay_ms, base * 2 ** min(retry - 1, 30)) / 1000
+    assert 0 <= delay <= ceiling
+    assert delay == pytest.approx(draw * ceiling)
+
+
+def state(breaker: CircuitBreaker) -> CircuitState:
+    return breaker.state
+
+
+def test_a_breaker_opens_after_consecutive_faults_and_probes_once_after_the_cool_down() -> None:
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=3, cool_down_s=5))
+    for _ in range(2):
+        breaker.record_failure(0)
+    breaker.record_success()
+    for _ in range(2):
+        breaker.record_failure(0)
+    assert state(breaker) is CircuitState.CLOSED  # a success in between resets the count
+    breaker.record_failure(1)
+    assert state(breaker) is CircuitState.OPEN
+    assert not breaker.allow(5.9)
+    assert breaker.allow(6)
+    assert state(breaker) is CircuitState.HALF_OPEN
+    assert not breaker.allow(6)  # one probe at a time
+    breaker.record_failure(6.5)
+    assert state(breaker) is CircuitState.OPEN
+    assert not breaker.allow(11)
+    assert breaker.allow(11.5)
+    breaker.record_success()
+    assert state(breaker) is CircuitState.CLOSED
+    assert breaker.allow(11.5)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [({"failure_threshold": 0}, "breaker.failure_threshold"), ({"cool_down_s": -1}, "breaker.cool_down_s")],
+)
+def test_breaker_policy_checks_its_fields(kwargs: dict[str, float], field: str) -> None:
+    with pytest.raises(ConfigError, match=f"^{field}="):
+        BreakerPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+class Misbehaving:
+    """A processor whose every call does ``mode``."""
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+
+    @property
+    def processor_id(self) -> ProcessorId:
+        return ProcessorId("bad_sim")
+
+    async def _act(self, answer: object) -> object:
+        if self.mode == "hang":
+            await asyncio.Event().wait()
+        if self.mode == "raise":
+            raise ZeroDivisionError("boom")
+        if self.mode == "garbage":
+            return "garbage"
+        return answer
+
+    async def charge(self, request: ChargeRequest) -> ProcessorResponse:
+        answer = ProcessorResponse(True, 3, 999 if self.mode == "wrong_amount" else request.amount_cents)
+        return await self._act(answer)  # type: ignore[return-value]
+
+    async def void_or_refund(self, request: RefundRequest) -> ProcessorResponse:
+        return await self._act(ProcessorResponse(True, 3, request.amount_cents))  # type: ignore[return-value]
+
+    async def status(self, idempotency_key: str) -> StatusAnswer:
+        return await self._act(StatusAnswer(Settlement.CHARGED, 3, 500))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("mode", "code", "contract"),
+    [
+        ("fine", None, None),
+        ("hang", ErrorCode.TIMEOUT, "router/timeout"),
+        ("raise", ErrorCode.PROCESSOR_ERROR, "processor/panic"),
+        ("garbage", ErrorCode.MALFORMED_RESPONSE, "processor/malformed"),
+        ("wrong_amount", ErrorCode.MALFORMED_RESPONSE, "processor/malformed"),
+    ],
+)
+async def test_the_guard_normalizes_every_misbehaviour(
+    mode: str, code: ErrorCode | None, contract: str | None
+) -> None:
+    processor = Misbehaving(mode)
+    response, problem = await guarded_charge(processor, REQUEST, 0.02, ManualClock())
+    assert response.error_code is code
+    assert (problem.contract_id if problem else None) == contract
+    if code is not None:
+        assert response.error_code is not None and response.error_code.outcome_unknown
+    refund, refund_problem = await guarded_refund(processor, REFUND, 0.02, ManualClock())
+    status, status_problem = await guarded_status(processor, "pay_1:step:0", 0.02, ManualClock())
+    if mode in {"fine", "wrong_amount"}:
+        assert refund.success and refund_problem is None
+        assert status.settlement is Settlement.CHARGED and status_problem is None
+    else:
+        assert not refund.success and refund_problem is not None
+        assert status.settlement is Settlement.UNKNOWN and status_problem is not None
+
+
+async def test_the_guard_never_swallows_cancellation() -> None:
+    task = asyncio.create_task(guarded_charge(Misbehaving("hang"), REQUEST, 10, ManualClock()))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

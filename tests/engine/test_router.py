@@ -1,0 +1,167 @@
+import pytest
+
+from engine.circuit_breaker import BreakerPolicy, CircuitState
+from engine.error_codes import ErrorCode
+from engine.events import StepAttempted, StepFailed, StepSucceeded
+from engine.methods import PaymentMethod
+from engine.plan import PaymentStep
+from engine.types import ProcessorId
+from tests.engine.fakes import (
+    DECLINE,
+    GARBAGE,
+    INVALID,
+    NETWORK,
+    OK,
+    PROCESSING,
+    RAISE,
+    TIMEOUT_CHARGED,
+    TIMEOUT_UNCHARGED,
+    UNAVAILABLE,
+    ScriptedProcessor,
+)
+from tests.engine.harness import merchant, request, rig
+
+STEP = PaymentStep(0, PaymentMethod.CARD, 4000, (ProcessorId("stripe_sim"), ProcessorId("adyen_sim")))
+
+
+def pair(
+    primary: tuple[str, ...],
+    backup: tuple[str, ...] = (OK,),
+    *,
+    primary_status: tuple[str, ...] = ("ledger",),
+) -> dict[str, ScriptedProcessor]:
+    return {
+        "stripe_sim": ScriptedProcessor("stripe_sim", primary, status_script=primary_status),
+        "adyen_sim": ScriptedProcessor("adyen_sim", backup),
+    }
+
+
+async def test_a_success_is_one_attempt_with_intent_before_effect() -> None:
+    fakes = pair((OK,))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant())
+    assert result.success and result.attempts == 1 and result.processor_id == "stripe_sim"
+    attempted, succeeded = setup.sink.events
+    assert isinstance(attempted, StepAttempted) and isinstance(succeeded, StepSucceeded)
+    assert attempted.idempotency_key == "pay_1:step:0"
+    assert (attempted.attempt, attempted.amount_cents) == (1, 4000)
+
+
+async def test_retry_same_errors_are_retried_with_full_jitter_backoff() -> None:
+    fakes = pair((PROCESSING, PROCESSING, OK))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant())
+    assert result.success and result.attempts == 3
+    assert fakes["stripe_sim"].calls == 3
+    assert setup.sleeper.sleeps == [0.5 * 0.020, 0.5 * 0.040]  # FixedRandom(0.5) * base * 2**(n-1)
+    keys = {e.idempotency_key for e in setup.sink.events if isinstance(e, StepAttempted)}
+    assert keys == {"pay_1:step:0"}
+
+
+async def test_exhausted_retries_cascade_to_the_next_processor() -> None:
+    fakes = pair((PROCESSING,))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant(max_attempts=2))
+    assert result.success and result.processor_id == "adyen_sim" and result.attempts == 3
+    attempts = [(e.processor_id, e.attempt) for e in setup.sink.events if isinstance(e, StepAttempted)]
+    assert attempts == [("stripe_sim", 1), ("stripe_sim", 2), ("adyen_sim", 3)]
+
+
+@pytest.mark.parametrize("behaviour", [NETWORK, UNAVAILABLE])
+async def test_cascade_errors_move_on_at_once(behaviour: str) -> None:
+    fakes = pair((behaviour,))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant())
+    assert result.success and result.processor_id == "adyen_sim"
+    assert fakes["stripe_sim"].calls == 1
+    assert setup.sleeper.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "code"), [(DECLINE, ErrorCode.DECLINED), (INVALID, ErrorCode.INVALID_CARD)]
+)
+async def test_never_errors_stop_the_step(behaviour: str, code: ErrorCode) -> None:
+    fakes = pair((behaviour,))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant())
+    assert not result.success and result.error_code is code and result.attempts == 1
+    assert not result.retryable
+    assert fakes["adyen_sim"].calls == 0
+    failed = setup.sink.events[-1]
+    assert isinstance(failed, StepFailed) and failed.error_code is code
+    assert setup.sink.violations == []
+
+
+async def test_everything_failing_is_retry_exhausted() -> None:
+    fakes = pair((NETWORK,), (NETWORK,))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant())
+    assert not result.success and result.error_code is ErrorCode.NETWORK_FAILURE
+    assert result.processor_id == "adyen_sim"
+    assert setup.sink.contract_ids() == ["router/retry-exhausted"]
+
+
+async def test_a_timed_out_charge_that_went_through_is_settled_not_repeated() -> None:
+    fakes = pair((TIMEOUT_CHARGED,))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant())
+    assert result.success and result.processor_id == "stripe_sim" and result.attempts == 1
+    assert fakes["stripe_sim"].charges == ["pay_1:step:0"]
+    assert fakes["adyen_sim"].calls == 0
+    assert setup.sink.contract_ids() == ["router/timeout"]
+    assert [e.event_type for e in setup.sink.events] == ["StepAttempted", "StepFailed", "StepSucceeded"]
+
+
+async def test_an_outcome_that_stays_unknown_never_cascades() -> None:
+    fakes = pair((TIMEOUT_UNCHARGED,), primary_status=("unknown",))
+    setup = rig(fakes)
+    routed = await setup.router.route_step(request(), STEP, merchant(max_attempts=2))
+    assert not routed.result.success and routed.result.error_code is ErrorCode.TIMEOUT
+    assert routed.unsettled == ("stripe_sim",)
+    assert fakes["adyen_sim"].calls == 0
+    assert setup.sink.contract_ids().count("router/timeout") == 2
+    assert "router/retry-exhausted" in setup.sink.contract_ids()
+
+
+async def test_a_panicking_processor_is_settled_then_retried() -> None:
+    fakes = pair((RAISE, OK))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant())
+    assert result.success and result.processor_id == "stripe_sim" and result.attempts == 2
+    assert setup.sink.contract_ids() == ["processor/panic"]
+    assert "ScriptedFailureError" in setup.sink.violations[0].message
+
+
+async def test_a_garbage_answer_is_malformed_and_settled() -> None:
+    fakes = pair((GARBAGE, OK))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant())
+    assert result.success and result.attempts == 2
+    assert setup.sink.contract_ids() == ["processor/malformed"]
+    failed = [e for e in setup.sink.events if isinstance(e, StepFailed)]
+    assert failed[0].error_code is ErrorCode.MALFORMED_RESPONSE
+
+
+async def test_an_open_circuit_skips_the_processor_until_a_probe_after_the_cool_down() -> None:
+    fakes = pair((NETWORK,))
+    setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=2, cool_down_s=10))
+    for n in range(2):
+        await setup.router.route(request(payment=f"pay_{n}"), STEP, merchant())
+    assert setup.router.breakers.states()[ProcessorId("stripe_sim")] is CircuitState.OPEN
+    calls = fakes["stripe_sim"].calls
+    result = await setup.router.route(request(payment="pay_9"), STEP, merchant())
+    assert result.success and result.processor_id == "adyen_sim"
+    assert fakes["stripe_sim"].calls == calls  # skipped while open
+    setup.clock.advance(10)
+    fakes["stripe_sim"]._script = [OK]
+    probe = await setup.router.route(request(payment="pay_10"), STEP, merchant())
+    assert probe.processor_id == "stripe_sim"
+    assert setup.router.breakers.states()[ProcessorId("stripe_sim")] is CircuitState.CLOSED
+
+
+async def test_declines_do_not_open_a_circuit() -> None:
+    fakes = pair((DECLINE,))
+    setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=1))
+    for n in range(3):
+        await setup.router.route(request(payment=f"pay_{n}"), STEP, merchant())
+    assert setup.router.breakers.states()[ProcessorId("stripe_sim")] is CircuitState.CLOSED

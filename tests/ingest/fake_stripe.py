@@ -1,0 +1,366 @@
+"""A fake Stripe API for the adapter's tests: real HTTP on 127.0.0.1, standard library only.
+
+It speaks Stripe's wire format: form-encoded requests with bracketed keys (``metadata[k]=v``,
+``expand[0]=x``), ``Authorization: Bearer sk_...``, JSON answers shaped like Stripe's objects,
+and Stripe's error bodies with their HTTP statuses (402 card errors, 400 invalid requests and
+idempotency errors, 404 unknown objects, 429 rate limits, 500 API errors).
+
+Endpoints: ``POST /v1/payment_intents`` (with ``confirm=true``), ``GET /v1/payment_intents/search``
+(``metadata['k']:'v'`` queries), ``GET /v1/payment_intents/{id}``, ``POST
+/v1/payment_intents/{id}/cancel`` and ``POST /v1/refunds``; ``expand`` of ``latest_charge``.
+
+Idempotency as Stripe keeps it: a POST's ``Idempotency-Key`` stores the first answer (errors
+included); the same key with the same parameters replays it byte for byte with
+``Idempotent-Replayed: true``; with other parameters (or another endpoint) it is a 400
+``idempotency_error``.
+
+Faults, each consumed by the next request(s): :meth:`FakeStripe.fail_next` (500 or 429, before
+anything is done or stored, like a load balancer), :meth:`FakeStripe.hang_next` (the request is
+carried out and stored at once, then its answer is held back: a client that times out has still
+been charged) and :meth:`FakeStripe.malform_next` (the request is carried out, its answer garbled).
+``search_visible = False`` hides everything from the Search API, as its indexing lag would.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import sys
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Self
+from urllib.parse import parse_qsl, urlsplit
+
+from tests.ingest.fake_stripe_wire import (
+    PAYMENT_METHODS,
+    Json,
+    MalformKind,
+    Reply,
+    StripeApiError,
+    garble,
+    invalid,
+    json_reply,
+    parse_search_query,
+    positive_int,
+    unflatten,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    method: str
+    path: str
+    idempotency_key: str | None
+    status: int
+    replayed: bool
+
+
+class FakeStripe:
+    """The fake API's state, fault switches and server; use as a context manager."""
+
+    def __init__(self) -> None:
+        self.payment_intents: dict[str, Json] = {}
+        self.charges: dict[str, Json] = {}
+        self.refunds: dict[str, Json] = {}
+        self.requests: list[RecordedRequest] = []
+        self.unexpected_errors: list[BaseException] = []
+        self.search_visible = True
+        self.authorize_only = False
+        self._stored: dict[str, tuple[tuple[object, ...], Reply]] = {}
+        self._failures: list[int] = []
+        self._hang_s: float | None = None
+        self._malform: MalformKind | None = None
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+        self._released = threading.Event()
+        self._server = _Server(self)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._released.set()
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join()
+
+    def fail_next(self, count: int = 1, *, status: int = 500) -> None:
+        """Answer the next ``count`` requests with ``status`` (500 or 429), doing nothing."""
+        with self._lock:
+            self._failures.extend([status] * count)
+
+    def hang_next(self, seconds: float) -> None:
+        """Carry out the next request at once but hold its answer back for ``seconds``."""
+        with self._lock:
+            self._hang_s = seconds
+
+    def malform_next(self, kind: MalformKind = "truncated") -> None:
+        """Carry out the next request but garble its answer: cut JSON, or an object lacking fields."""
+        with self._lock:
+            self._malform = kind
+
+    def intents_with_status(self, status: str) -> list[Json]:
+        with self._lock:
+            return [dict(i) for i in self.payment_intents.values() if i["status"] == status]
+
+    def handle(self, method: str, target: str, headers: Mapping[str, str], body: str) -> Reply:
+        """One request, start to finish (the handler threads call this; header names in lower case)."""
+        split = urlsplit(target)
+        pairs = parse_qsl(body if method == "POST" else split.query, keep_blank_values=True)
+        key = headers.get("idempotency-key") if method == "POST" else None
+        with self._lock:
+            reply, replayed = self._answer(method, split.path, headers, pairs, key)
+            self.requests.append(RecordedRequest(method, split.path, key, reply.status, replayed))
+            if self._hang_s is not None:
+                reply = Reply(reply.status, reply.body, dict(reply.headers), self._hang_s)
+                self._hang_s = None
+            if self._malform is not None:
+                reply = Reply(reply.status, garble(reply.body, self._malform), dict(reply.headers))
+                self._malform = None
+        return reply
+
+    def wait_released(self, seconds: float) -> None:
+        self._released.wait(seconds)
+
+    def _answer(
+        self,
+        method: str,
+        path: str,
+        headers: Mapping[str, str],
+        pairs: list[tuple[str, str]],
+        key: str | None,
+    ) -> tuple[Reply, bool]:
+        if self._failures:
+            status = self._failures.pop(0)
+            error = {"type": "api_error", "message": "An unknown error occurred."}
+            if status == 429:
+                error = {
+                    "type": "invalid_request_error",
+                    "code": "rate_limit",
+                    "message": "Too many requests.",
+                }
+            return json_reply(status, {"error": error}), False
+        if not headers.get("authorization", "").startswith("Bearer sk_"):
+            error = {"type": "invalid_request_error", "message": "Invalid API Key provided."}
+            return json_reply(401, {"error": error}), False
+        signature = (method, path, tuple(sorted(pairs)))
+        if key is not None and key in self._stored:
+            first, stored = self._stored[key]
+            if first != signature:
+                message = "Keys for idempotent requests can only be used with the same parameters."
+                return json_reply(400, {"error": {"type": "idempotency_error", "message": message}}), False
+            return Reply(stored.status, stored.body, {**stored.headers, "Idempotent-Replayed": "true"}), True
+        try:
+            reply = json_reply(200, self._route(method, path, unflatten(pairs)))
+        except StripeApiError as error:
+            reply = json_reply(error.status, {"error": error.error})
+        if key is not None:
+            reply.headers["Idempotency-Key"] = key
+            self._stored[key] = (signature, reply)
+        return reply, False
+
+    def _route(self, method: str, path: str, params: Json) -> Json:
+        parts = path.strip("/").split("/")
+        if method == "POST" and parts == ["v1", "payment_intents"]:
+            return self._create_intent(params)
+        if method == "GET" and parts == ["v1", "payment_intents", "search"]:
+            return self._search(params)
+        if method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "payment_intents"]:
+            return self._expanded(self._intent(parts[2]), params.get("expand", []), "latest_charge")
+        if method == "POST" and len(parts) == 4 and parts[1] == "payment_intents" and parts[3] == "cancel":
+            return self._cancel(self._intent(parts[2]))
+        if method == "POST" and parts == ["v1", "refunds"]:
+            return self._refund(params)
+        raise invalid(f"Unrecognized request URL ({method}: {path}).", status=404)
+
+    def _create_intent(self, params: Json) -> Json:
+        amount = positive_int(params, "amount")
+        method = str(params.get("payment_method"))
+        if method not in PAYMENT_METHODS:
+            raise invalid(
+                f"No such PaymentMethod: '{method}'", code="resource_missing", param="payment_method"
+            )
+        intent: Json = {
+            "id": self._new_id("pi"),
+            "object": "payment_intent",
+            "amount": amount,
+            "amount_capturable": 0,
+            "amount_received": 0,
+            "currency": str(params.get("currency", "")),
+            "status": "requires_confirmation",
+            "payment_method": method,
+            "metadata": dict(params.get("metadata", {})),
+            "latest_charge": None,
+            "last_payment_error": None,
+            "livemode": False,
+        }
+        self.payment_intents[intent["id"]] = intent
+        if params.get("confirm") != "true":
+            return copy.deepcopy(intent)
+        outcome = PAYMENT_METHODS[method]
+        if outcome == "requires_action":
+            intent["status"] = "requires_action"
+            return copy.deepcopy(intent)
+        charge = self._new_charge(intent, failed=outcome is not None)
+        if isinstance(outcome, tuple):
+            code, decline_code, message = outcome
+            error = {"type": "card_error", "code": code, "message": message, "charge": charge["id"]}
+            if decline_code is not None:
+                error["decline_code"] = decline_code
+            intent.update(status="requires_payment_method", last_payment_error=error)
+            raise StripeApiError(402, {**error, "payment_intent": copy.deepcopy(intent)})
+        if self.authorize_only:
+            intent.update(status="requires_capture", amount_capturable=amount)
+            charge.update(captured=False, amount_captured=0)
+        else:
+            intent.update(status="succeeded", amount_received=amount)
+        return copy.deepcopy(intent)
+
+    def _new_charge(self, intent: Json, *, failed: bool) -> Json:
+        charge: Json = {
+            "id": self._new_id("ch"),
+            "object": "charge",
+            "amount": intent["amount"],
+            "amount_captured": 0 if failed else intent["amount"],
+            "amount_refunded": 0,
+            "captured": not failed,
+            "refunded": False,
+            "paid": not failed,
+            "status": "failed" if failed else "succeeded",
+            "payment_intent": intent["id"],
+        }
+        self.charges[charge["id"]] = charge
+        intent["latest_charge"] = charge["id"]
+        return charge
+
+    def _search(self, params: Json) -> Json:
+        name, value = parse_search_query(str(params.get("query", "")))
+        expand = params.get("expand", [])
+        found = [
+            self._expanded(intent, expand, "data.latest_charge")
+            for intent in reversed(self.payment_intents.values())
+            if self.search_visible and intent["metadata"].get(name) == value
+        ]
+        limit = int(params.get("limit", 10))
+        return {
+            "object": "search_result",
+            "url": "/v1/payment_intents/search",
+            "data": found[:limit],
+            "has_more": len(found) > limit,
+            "next_page": None,
+        }
+
+    def _cancel(self, intent: Json) -> Json:
+        if intent["status"] not in ("requires_payment_method", "requires_capture", "requires_confirmation"):
+            message = f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}."
+            raise invalid(message, code="payment_intent_unexpected_state")
+        if intent["status"] == "requires_capture":
+            charge = self.charges[intent["latest_charge"]]
+            charge.update(refunded=True, amount_refunded=charge["amount"])
+        intent.update(status="canceled", amount_capturable=0, cancellation_reason="requested_by_customer")
+        return copy.deepcopy(intent)
+
+    def _refund(self, params: Json) -> Json:
+        intent = self._intent(str(params.get("payment_intent", "")))
+        if intent["status"] != "succeeded":
+            raise invalid(
+                "This PaymentIntent has no successful charge to refund.", code="charge_not_refundable"
+            )
+        charge = self.charges[intent["latest_charge"]]
+        remaining = charge["amount_captured"] - charge["amount_refunded"]
+        if remaining == 0:
+            raise invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
+        amount = positive_int(params, "amount") if "amount" in params else remaining
+        if amount > remaining:
+            raise invalid(
+                "Refund amount is greater than unrefunded amount on charge.", code="amount_too_large"
+            )
+        charge["amount_refunded"] += amount
+        charge["refunded"] = charge["amount_refunded"] == charge["amount_captured"]
+        refund: Json = {
+            "id": self._new_id("re"),
+            "object": "refund",
+            "amount": amount,
+            "charge": charge["id"],
+            "payment_intent": intent["id"],
+            "currency": intent["currency"],
+            "metadata": dict(params.get("metadata", {})),
+            "status": "succeeded",
+        }
+        self.refunds[refund["id"]] = refund
+        return copy.deepcopy(refund)
+
+    def _intent(self, intent_id: str) -> Json:
+        intent = self.payment_intents.get(intent_id)
+        if intent is None:
+            raise invalid(f"No such payment_intent: '{intent_id}'", code="resource_missing", status=404)
+        return intent
+
+    def _expanded(self, intent: Json, expand: object, path: str) -> Json:
+        answer = copy.deepcopy(intent)
+        if isinstance(expand, list) and path in expand and intent["latest_charge"] is not None:
+            answer["latest_charge"] = copy.deepcopy(self.charges[intent["latest_charge"]])
+        return answer
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}_fake{next(self._ids):06d}"
+
+
+class _Server(ThreadingHTTPServer):
+    """Handler threads are joined on close, so no socket outlives the fake."""
+
+    daemon_threads = False
+
+    def __init__(self, fake: FakeStripe) -> None:
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.fake = fake
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        error = sys.exc_info()[1]
+        if error is not None and not isinstance(error, ConnectionError):
+            self.fake.unexpected_errors.append(error)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.0"
+    timeout = 5.0
+
+    def do_GET(self) -> None:
+        self._serve("GET")
+
+    def do_POST(self) -> None:
+        self._serve("POST")
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Quiet: the fake records requests in ``FakeStripe.requests`` instead."""
+
+    def _serve(self, method: str) -> None:
+        fake = self.server.fake if isinstance(self.server, _Server) else None
+        if fake is None:
+            raise TypeError("the handler must run in the fake's server")
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length).decode("utf-8")
+        headers = {name.lower(): value for name, value in self.headers.items()}
+        reply = fake.handle(method, self.path, headers, body)
+        if reply.delay_s:
+            fake.wait_released(reply.delay_s)
+        try:
+            self.send_response(reply.status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.send_header("Request-Id", f"req_fake{id(reply):x}")
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(reply.body)
+        except ConnectionError:
+            pass  # the client gave up waiting (a timeout test); the charge stands

@@ -1,0 +1,352 @@
+"""The Stripe adapter against the fake Stripe API: real HTTP over loopback, the official SDK."""
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+
+from engine.config import ProcessorConfig, ProcessorKind
+from engine.error_codes import ErrorCode
+from engine.methods import PaymentMethod
+from engine.money import Currency
+from engine.processor import ChargeRequest, Processor, RefundRequest, Settlement
+from engine.types import PaymentId, ProcessorId
+from ingest.processors import MissingApiKeyError, StripeProcessor, stripe_processor_from_config
+from tests.ingest.fake_stripe import FakeStripe
+
+KEY = "pay_1:step:0"
+API_KEY = "sk_test_fake_123"
+
+
+def config(api_base: str) -> ProcessorConfig:
+    return ProcessorConfig(
+        ProcessorId("stripe_live"), ProcessorKind.STRIPE, api_key_env="STRIPE_API_KEY", api_base=api_base
+    )
+
+
+def charge_request(
+    key: str = KEY, *, amount: int = 1250, card: str | None = None, payment_method: str | None = None
+) -> ChargeRequest:
+    metadata = {"card_number": card} if card else {}
+    if payment_method:
+        metadata["payment_method"] = payment_method
+    return ChargeRequest(PaymentId("pay_1"), 0, key, amount, Currency("USD"), PaymentMethod.CARD, metadata)
+
+
+def refund_request(key: str = KEY, amount: int = 1250) -> RefundRequest:
+    return RefundRequest(PaymentId("pay_1"), 0, key, amount, Currency("USD"))
+
+
+@pytest.fixture
+async def stripe(fake_stripe: FakeStripe) -> AsyncIterator[StripeProcessor]:
+    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=5.0) as processor:
+        yield processor
+
+
+@pytest.fixture
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}"
+
+
+async def test_a_visa_charge_succeeds_with_the_amount_received_and_the_intent_id(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    port: Processor = stripe  # the adapter keeps the engine's port (checked by mypy)
+
+    response = await port.charge(charge_request(card="424242******4242"))
+
+    assert response.success
+    assert response.error_code is None
+    assert response.amount_cents == 1250
+    (intent,) = fake_stripe.payment_intents.values()
+    assert response.reference == intent["id"]
+    assert intent["currency"] == "usd"
+    assert intent["payment_method"] == "pm_card_visa"
+    assert intent["metadata"] == {"payment_id": "pay_1", "step_index": "0", "payorch_idempotency_key": KEY}
+    assert [r.idempotency_key for r in fake_stripe.requests] == [KEY]
+    assert stripe.processor_id == "stripe_live"
+
+
+@pytest.mark.parametrize(
+    ("card", "error_code", "decline_code"),
+    [
+        ("4000000000000002", ErrorCode.DECLINED, "generic_decline"),
+        ("400000******9995", ErrorCode.DECLINED, "insufficient_funds"),
+        ("4000 0000 0000 9987", ErrorCode.DECLINED, "lost_card"),
+        ("400000******9979", ErrorCode.DECLINED, "stolen_card"),
+        ("4000000000000069", ErrorCode.INVALID_CARD, "expired_card"),
+        ("400000******0127", ErrorCode.INVALID_CARD, "incorrect_cvc"),
+        ("4242424242424241", ErrorCode.INVALID_CARD, "incorrect_number"),
+        ("400000******0119", ErrorCode.PROCESSING_ERROR, None),
+    ],
+)
+async def test_a_test_card_fails_with_its_error_and_decline_code_and_charges_nothing(
+    stripe: StripeProcessor,
+    fake_stripe: FakeStripe,
+    card: str,
+    error_code: ErrorCode,
+    decline_code: str | None,
+) -> None:
+    response = await stripe.charge(charge_request(card=card))
+
+    assert not response.success
+    assert response.error_code is error_code
+    assert response.decline_code == decline_code
+    assert response.amount_cents == 0
+    assert fake_stripe.intents_with_status("succeeded") == []
+    assert (await stripe.status(KEY)).settlement is Settlement.NOT_CHARGED
+
+
+async def test_a_repeated_decline_is_replayed_not_attempted_again(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    first = await stripe.charge(charge_request(card="4000000000009995"))
+    second = await stripe.charge(charge_request(card="4000000000009995"))
+
+    assert (first.error_code, first.decline_code) == (second.error_code, second.decline_code)
+    assert first.error_code is ErrorCode.DECLINED
+    assert len(fake_stripe.payment_intents) == 1
+    assert fake_stripe.requests[-1].replayed
+
+
+async def test_an_intent_needing_authentication_is_declined(stripe: StripeProcessor) -> None:
+    response = await stripe.charge(charge_request(payment_method="pm_card_authenticationRequired"))
+
+    assert response.error_code is ErrorCode.DECLINED
+    assert response.decline_code == "authentication_required"
+
+
+async def test_an_unknown_payment_method_stops_as_unknown(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    response = await stripe.charge(charge_request(payment_method="pm_card_nonexistent"))
+
+    assert response.error_code is ErrorCode.UNKNOWN
+    assert fake_stripe.payment_intents == {}
+
+
+async def test_a_500_is_an_unknown_outcome_and_a_retry_with_the_same_key_charges(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next(1, status=500)
+
+    failed = await stripe.charge(charge_request())
+    retried = await stripe.charge(charge_request())
+
+    assert failed.error_code is ErrorCode.PROCESSOR_ERROR
+    assert failed.error_code.outcome_unknown
+    assert retried.success
+    assert len(fake_stripe.payment_intents) == 1
+
+
+async def test_a_429_is_rate_limited(stripe: StripeProcessor, fake_stripe: FakeStripe) -> None:
+    fake_stripe.fail_next(1, status=429)
+
+    response = await stripe.charge(charge_request())
+
+    assert response.error_code is ErrorCode.RATE_LIMITED
+    assert fake_stripe.payment_intents == {}
+
+
+async def test_a_timeout_is_settled_by_status_and_by_a_repeat_without_a_second_charge(
+    fake_stripe: FakeStripe,
+) -> None:
+    fake_stripe.hang_next(1.0)
+    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=0.2) as stripe:
+        timed_out = await stripe.charge(charge_request())
+        settled = await stripe.status(KEY)
+        repeated = await stripe.charge(charge_request())
+
+    assert timed_out.error_code is ErrorCode.TIMEOUT
+    assert 200 <= timed_out.latency_ms < 1000
+    assert settled.settlement is Settlement.CHARGED
+    assert settled.amount_cents == 1250
+    assert repeated.success
+    assert repeated.reference == settled.reference
+    assert len(fake_stripe.payment_intents) == 1
+    assert fake_stripe.requests[-1].replayed
+
+
+async def test_a_refused_connection_is_a_network_failure(closed_port_url: str) -> None:
+    async with StripeProcessor(config(closed_port_url), API_KEY, timeout_s=1.0) as stripe:
+        charged = await stripe.charge(charge_request())
+        status = await stripe.status(KEY)
+        refunded = await stripe.void_or_refund(refund_request())
+
+    assert charged.error_code is ErrorCode.NETWORK_FAILURE
+    assert status.settlement is Settlement.UNKNOWN
+    assert refunded.error_code is ErrorCode.NETWORK_FAILURE
+
+
+@pytest.mark.parametrize("kind", ["truncated", "incomplete"])
+async def test_an_unreadable_answer_is_malformed_and_the_charge_can_still_be_settled(
+    stripe: StripeProcessor, fake_stripe: FakeStripe, kind: str
+) -> None:
+    fake_stripe.malform_next("truncated" if kind == "truncated" else "incomplete")
+
+    response = await stripe.charge(charge_request())
+
+    assert response.error_code is ErrorCode.MALFORMED_RESPONSE
+    assert (await stripe.status(KEY)).settlement is Settlement.CHARGED
+
+
+async def test_a_repeated_successful_charge_is_replayed_and_charges_once(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    first = await stripe.charge(charge_request())
+    second = await stripe.charge(charge_request())
+
+    assert first.success
+    assert second.success
+    assert second.reference == first.reference
+    assert len(fake_stripe.payment_intents) == 1
+    assert [r.replayed for r in fake_stripe.requests] == [False, True]
+
+
+async def test_the_same_key_with_another_amount_is_refused_without_charging(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    await stripe.charge(charge_request())
+
+    response = await stripe.charge(charge_request(amount=999))
+
+    assert response.error_code is ErrorCode.UNKNOWN
+    assert len(fake_stripe.payment_intents) == 1
+
+
+async def test_a_refunded_charge_reports_refunded(stripe: StripeProcessor, fake_stripe: FakeStripe) -> None:
+    await stripe.charge(charge_request())
+
+    refunded = await stripe.void_or_refund(refund_request())
+    status = await stripe.status(KEY)
+
+    assert refunded.success
+    assert refunded.amount_cents == 1250
+    (refund,) = fake_stripe.refunds.values()
+    assert refunded.reference == refund["id"]
+    assert status.settlement is Settlement.REFUNDED
+    assert status.amount_cents == 1250
+
+
+async def test_refunding_twice_refunds_once(stripe: StripeProcessor, fake_stripe: FakeStripe) -> None:
+    await stripe.charge(charge_request())
+
+    first = await stripe.void_or_refund(refund_request())
+    second = await stripe.void_or_refund(refund_request())
+
+    assert (first.success, first.amount_cents) == (True, 1250)
+    assert (second.success, second.amount_cents) == (True, 0)
+    assert len(fake_stripe.refunds) == 1
+
+
+async def test_refunding_a_key_that_never_charged_succeeds_with_nothing(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    response = await stripe.void_or_refund(refund_request("pay_unknown:step:0"))
+
+    assert (response.success, response.amount_cents) == (True, 0)
+    assert fake_stripe.refunds == {}
+
+
+async def test_an_unknown_key_is_not_charged(stripe: StripeProcessor) -> None:
+    assert (await stripe.status("pay_unknown:step:0")).settlement is Settlement.NOT_CHARGED
+
+
+async def test_status_is_unknown_when_stripe_fails(stripe: StripeProcessor, fake_stripe: FakeStripe) -> None:
+    fake_stripe.fail_next(1, status=500)
+
+    assert (await stripe.status(KEY)).settlement is Settlement.UNKNOWN
+
+
+async def test_a_fresh_charge_is_found_and_refunded_while_search_lags(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.search_visible = False
+    await stripe.charge(charge_request())
+
+    charged = await stripe.status(KEY)
+    refunded = await stripe.void_or_refund(refund_request())
+
+    assert charged.settlement is Settlement.CHARGED
+    assert refunded.amount_cents == 1250
+    assert (await stripe.status(KEY)).settlement is Settlement.REFUNDED
+
+
+async def test_a_timed_out_charge_hidden_from_search_is_unknown_not_uncharged(
+    fake_stripe: FakeStripe,
+) -> None:
+    fake_stripe.search_visible = False
+    fake_stripe.hang_next(1.0)
+    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=0.2) as stripe:
+        await stripe.charge(charge_request())
+        status = await stripe.status(KEY)
+        refunded = await stripe.void_or_refund(refund_request())
+
+    assert status.settlement is Settlement.UNKNOWN
+    assert refunded.error_code is ErrorCode.UNKNOWN
+    assert fake_stripe.refunds == {}
+
+
+async def test_a_charge_cancelled_by_the_caller_is_in_doubt(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.search_visible = False
+    fake_stripe.hang_next(1.0)
+
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(stripe.charge(charge_request()), timeout=0.1)
+
+    assert (await stripe.status(KEY)).settlement is Settlement.UNKNOWN
+
+
+async def test_an_uncaptured_charge_is_voided(stripe: StripeProcessor, fake_stripe: FakeStripe) -> None:
+    fake_stripe.authorize_only = True
+    await stripe.charge(charge_request())
+
+    held = await stripe.status(KEY)
+    voided = await stripe.void_or_refund(refund_request())
+
+    assert held.settlement is Settlement.CHARGED
+    assert (voided.success, voided.amount_cents) == (True, 1250)
+    assert fake_stripe.intents_with_status("canceled") != []
+    assert (await stripe.status(KEY)).settlement is Settlement.NOT_CHARGED
+
+
+@pytest.mark.parametrize("key", ["pay_1:it's\\odd", "pay_ü:step:0", "k" * 255])
+async def test_keys_with_quotes_non_ascii_or_full_length_are_charged_and_found(
+    stripe: StripeProcessor, fake_stripe: FakeStripe, key: str
+) -> None:
+    charged = await stripe.charge(charge_request(key))
+    fresh = StripeProcessor(config(fake_stripe.url), API_KEY)
+    async with fresh:
+        status = await fresh.status(key)
+        refunded = await fresh.void_or_refund(refund_request(key))
+
+    assert charged.success
+    assert status.settlement is Settlement.CHARGED
+    assert refunded.amount_cents == 1250
+
+
+async def test_a_wrong_api_key_stops_as_unknown(fake_stripe: FakeStripe) -> None:
+    async with StripeProcessor(config(fake_stripe.url), "rk_wrong") as stripe:
+        response = await stripe.charge(charge_request())
+
+    assert response.error_code is ErrorCode.UNKNOWN
+    assert fake_stripe.payment_intents == {}
+
+
+async def test_the_factory_reads_the_api_key_from_the_named_variable(fake_stripe: FakeStripe) -> None:
+    async with stripe_processor_from_config(config(fake_stripe.url), {"STRIPE_API_KEY": API_KEY}) as stripe:
+        assert (await stripe.charge(charge_request())).success
+
+
+@pytest.mark.parametrize("environ", [{}, {"STRIPE_API_KEY": ""}])
+def test_a_missing_api_key_variable_is_an_error_naming_it(environ: dict[str, str]) -> None:
+    with pytest.raises(MissingApiKeyError, match="STRIPE_API_KEY") as raised:
+        stripe_processor_from_config(config("http://127.0.0.1:9"), environ)
+
+    assert raised.value.variable == "STRIPE_API_KEY"

@@ -1,0 +1,65 @@
+"""Classifying failed Stripe calls: the cases the fake server cannot produce on demand."""
+
+import httpx
+import pytest
+import stripe
+
+from engine.error_codes import ErrorCode
+from ingest.processors.errors import MalformedProcessorResponseError
+from ingest.processors.stripe_failure import Failure, classify_failure
+
+
+def connection_error(cause: Exception) -> stripe.APIConnectionError:
+    # APIConnectionError.__init__ carries no annotations in stripe 16.1.
+    error = stripe.APIConnectionError("network error", should_retry=True)  # type: ignore[no-untyped-call]
+    error.__cause__ = cause
+    return error
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [httpx.ConnectError("refused"), httpx.ConnectTimeout("slow connect"), httpx.PoolTimeout("pool")],
+)
+def test_a_request_that_never_left_is_a_network_failure(cause: Exception) -> None:
+    assert classify_failure(connection_error(cause)) == Failure(ErrorCode.NETWORK_FAILURE)
+
+
+@pytest.mark.parametrize(
+    "cause",
+    [httpx.ReadTimeout("slow answer"), httpx.WriteTimeout("slow upload"), httpx.ReadError("reset")],
+)
+def test_a_request_that_may_have_arrived_is_a_timeout_in_doubt(cause: Exception) -> None:
+    assert classify_failure(connection_error(cause)) == Failure(ErrorCode.TIMEOUT, in_doubt=True)
+
+
+def test_a_5xx_is_an_unknown_outcome_whatever_its_body() -> None:
+    failure = classify_failure(stripe.APIError("bad gateway", "<html>", 502))
+
+    assert failure == Failure(ErrorCode.PROCESSOR_ERROR, in_doubt=True)
+
+
+def test_a_2xx_body_that_is_not_stripe_json_is_malformed() -> None:
+    failure = classify_failure(stripe.APIError("Invalid response body from API", "{", 200))
+
+    assert failure == Failure(ErrorCode.MALFORMED_RESPONSE, in_doubt=True)
+
+
+def test_an_answer_missing_fields_is_malformed() -> None:
+    failure = classify_failure(MalformedProcessorResponseError("payment_intent.status", "missing"))
+
+    assert failure.code is ErrorCode.MALFORMED_RESPONSE
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        stripe.IdempotencyError("keys reused", None, 400, {"error": {"type": "idempotency_error"}}),
+        stripe.AuthenticationError("bad key", None, 401, {"error": {"type": "invalid_request_error"}}),
+    ],
+)
+def test_a_refusal_by_stripe_is_unknown_and_charged_nothing(error: stripe.StripeError) -> None:
+    assert classify_failure(error) == Failure(ErrorCode.UNKNOWN)
+
+
+def test_any_other_exception_is_unknown_in_doubt() -> None:
+    assert classify_failure(RuntimeError("bug")) == Failure(ErrorCode.UNKNOWN, in_doubt=True)

@@ -58,7 +58,7 @@ class Result:
             raise InvalidFieldError("result.success", self.success, "must be a bool")
         check_minor_units("result.amount_processed", self.amount_processed)
         check_count("result.latency_ms", self.latency_ms)
-        check_count("result.attempts", self.attempts, minimum=1)
+        check_count("result.attempts", self.attempts)
         if self.error_code is not None and not isinstance(self.error_code, ErrorCode):
             raise InvalidFieldError("result.error_code", self.error_code, "must be an ErrorCode")
         if self.success:
@@ -70,6 +70,8 @@ class Result:
                 raise ResultInvariantError(
                     "result.amount_processed", 0, "a successful step processed a positive amount"
                 )
+            if self.attempts == 0:
+                raise ResultInvariantError("result.attempts", 0, "a successful step made an attempt")
         else:
             if self.error_code is None:
                 raise ResultInvariantError("result.error_code", None, "a failed step names its error code")

@@ -126,7 +126,7 @@ class Router:
             detail = f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
             message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
             await self._violation(ctx, RETRY_EXHAUSTED, message)
-        return RoutedStep(self._result(step, last, max(attempts, 1), latency, error))
+        return RoutedStep(self._result(step, last, attempts, latency, error))
 
     async def _at_processor(
         self,
@@ -235,7 +235,7 @@ class Router:
             success=error is None,
             amount_processed=step.amount_cents if error is None else 0,
             latency_ms=latency_ms,
-            attempts=max(attempts, 1),
+            attempts=attempts,
             error_code=error,
         )
 

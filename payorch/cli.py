@@ -17,6 +17,7 @@ from engine.contracts import default_registry
 from engine.money import Currency
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
+from payorch.demo import run_demo
 
 EXIT_USAGE = 2
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -88,7 +89,8 @@ def demo() -> None:
     click.echo(f"  domain model: {len(Currency.all_codes())} ISO 4217 currencies, {len(registry)} contracts:")
     for contract in registry:
         click.echo(f"    {contract.id:<36} {contract.severity.value:<8} owner {contract.owner}")
-    for part in ("API server (port 8000)", "dashboard (port 8501)", "simulated merchant traffic"):
+    run_demo(click.echo)
+    for part in ("API server (port 8000)", "dashboard (port 8501)", "merchant traffic over HTTP"):
         click.echo(f"  {part}: not built yet")
 
 

@@ -416,7 +416,7 @@ def step_results(draw: st.DrawFn, step_index: int) -> Result:
         success=success,
         amount_processed=draw(st.integers(min_value=1, max_value=_RESULT_AMOUNT_MAX)) if success else 0,
         latency_ms=draw(st.integers(min_value=0, max_value=10**7)),
-        attempts=draw(st.integers(min_value=1, max_value=20)),
+        attempts=draw(st.integers(min_value=1 if success else 0, max_value=20)),
         error_code=None if success else draw(error_codes),
         compensated=draw(st.booleans()) if success else False,
     )

@@ -69,6 +69,8 @@ def test_demo_shows_what_exists_and_exits_0() -> None:
     done = run("demo")
     assert done.returncode == 0, done.stderr
     assert "router/timeout" in done.stdout
+    assert "engine: 24 simulated payments on the sample configuration" in done.stdout
+    assert "outcomes: " in done.stdout
     assert "not built yet" in done.stdout
 
 

@@ -159,6 +159,21 @@ async def test_an_open_circuit_skips_the_processor_until_a_probe_after_the_cool_
     assert setup.router.breakers.states()[ProcessorId("stripe_sim")] is CircuitState.CLOSED
 
 
+async def test_a_step_whose_every_circuit_is_open_sends_nothing() -> None:
+    fakes = pair((NETWORK,), (NETWORK,))
+    setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=1, cool_down_s=60))
+    await setup.router.route(request(payment="pay_0"), STEP, merchant())
+    calls = fakes["stripe_sim"].calls + fakes["adyen_sim"].calls
+    result = await setup.router.route(request(payment="pay_1"), STEP, merchant())
+    assert not result.success
+    assert result.attempts == 0
+    assert result.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
+    assert fakes["stripe_sim"].calls + fakes["adyen_sim"].calls == calls
+    assert (
+        "skipped (circuit open or not configured): stripe_sim, adyen_sim" in setup.sink.violations[-1].message
+    )
+
+
 async def test_declines_do_not_open_a_circuit() -> None:
     fakes = pair((DECLINE,))
     setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=1))

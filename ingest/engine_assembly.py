@@ -1,0 +1,74 @@
+"""Assembles the engine for a process from its configuration: processors, router, orchestrator.
+
+Part of each process's composition root. Only the processors some merchant routes to are built;
+a Stripe processor needs its API key in the environment (the error names the variable).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from engine.circuit_breaker import CircuitBreakers
+from engine.config import PlatformConfig, ProcessorKind
+from engine.ledger import Ledger
+from engine.orchestrator import CompositePaymentService
+from engine.ports import Clock, EventSink, RandomSource, Sleeper
+from engine.processor import Processor
+from engine.processors.simulated import SimulatedProcessor
+from engine.router import Router
+from engine.types import ProcessorId
+from ingest.processors.stripe_adapter import StripeProcessor, stripe_processor_from_config
+
+
+@dataclass(frozen=True, slots=True)
+class Engine:
+    """What a process needs to take payments; ``ledger`` records what simulated processors hold."""
+
+    service: CompositePaymentService
+    router: Router
+    processors: Mapping[ProcessorId, Processor]
+    ledger: Ledger
+
+    async def aclose(self) -> None:
+        """Close the processors that hold connections."""
+        for processor in self.processors.values():
+            if isinstance(processor, StripeProcessor):
+                await processor.aclose()
+
+
+def routed_processors(config: PlatformConfig) -> tuple[ProcessorId, ...]:
+    """The processors at least one merchant routes to, in configuration order."""
+    used = {
+        processor
+        for merchant in config.merchants
+        for rule in merchant.routing
+        for processor in rule.processors
+    }
+    return tuple(processor.id for processor in config.processors if processor.id in used)
+
+
+def build_engine(
+    config: PlatformConfig,
+    *,
+    sink: EventSink,
+    clock: Clock,
+    sleeper: Sleeper,
+    random: RandomSource,
+    environ: Mapping[str, str],
+) -> Engine:
+    """The engine of ``config``; raises an ingest error when a routed Stripe key is missing."""
+    ledger = Ledger()
+    slowest_timeout_s = max((merchant.timeout_ms for merchant in config.merchants), default=2000) / 1000
+    processors: dict[ProcessorId, Processor] = {}
+    for processor_id in routed_processors(config):
+        processor_config = config.processor(processor_id)
+        if processor_config.kind is ProcessorKind.SIMULATED:
+            processors[processor_id] = SimulatedProcessor(processor_config, ledger, sleeper)
+        else:
+            processors[processor_id] = stripe_processor_from_config(
+                processor_config, environ, timeout_s=slowest_timeout_s
+            )
+    router = Router(processors, sink, clock, sleeper, random, CircuitBreakers())
+    service = CompositePaymentService(config, processors, router, sink, clock, sleeper, random)
+    return Engine(service, router, processors, ledger)

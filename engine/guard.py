@@ -8,6 +8,7 @@ Cancellation of the caller is never swallowed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from engine.error_codes import ErrorCode
@@ -43,35 +44,54 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+async def _call(
+    what: str,
+    processor_id: str,
+    call: Callable[[], Awaitable[object]],
+    expected: type,
+    timeout_s: float,
+    clock: Clock,
+) -> tuple[object, Misbehaviour | None, ErrorCode | None, int]:
+    """Call and await ``call`` under the timeout; an adapter may even raise before it awaits.
+
+    Returns the answer, or the misbehaviour with the error code that stands for it (the outcome is
+    unknown in every case), and the elapsed milliseconds."""
+    started = clock.monotonic()
+    try:
+        async with asyncio.timeout(timeout_s):
+            answer = await call()
+    except TimeoutError:
+        message = f"{what} at {processor_id} did not answer within {round(timeout_s * 1000)} ms"
+        return None, Misbehaviour(TIMEOUT, message), ErrorCode.TIMEOUT, _elapsed_ms(clock, started)
+    except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
+        message = f"{what} at {processor_id} raised {_describe(exc)}"
+        return None, Misbehaviour(PANIC, message), ErrorCode.PROCESSOR_ERROR, _elapsed_ms(clock, started)
+    if not isinstance(answer, expected):
+        message = f"{what} at {processor_id} answered {type(answer).__name__}, not a {expected.__name__}"
+        return (
+            None,
+            Misbehaviour(MALFORMED, message),
+            ErrorCode.MALFORMED_RESPONSE,
+            _elapsed_ms(clock, started),
+        )
+    return answer, None, None, 0
+
+
 async def guarded_charge(
     processor: Processor, request: ChargeRequest, timeout_s: float, clock: Clock
 ) -> tuple[ProcessorResponse, Misbehaviour | None]:
     """Charge through ``processor``; a timeout, exception or malformed answer is a failed response
     whose error code marks the outcome unknown (the router settles it)."""
-    started = clock.monotonic()
-    try:
-        async with asyncio.timeout(timeout_s):
-            answer: object = await processor.charge(request)
-    except TimeoutError:
-        elapsed = _elapsed_ms(clock, started)
-        message = f"charge at {processor.processor_id} did not answer within {round(timeout_s * 1000)} ms"
-        return ProcessorResponse.failed(ErrorCode.TIMEOUT, elapsed), Misbehaviour(TIMEOUT, message)
-    except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
-        elapsed = _elapsed_ms(clock, started)
-        message = f"charge at {processor.processor_id} raised {_describe(exc)}"
-        return ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, elapsed), Misbehaviour(PANIC, message)
-    if not isinstance(answer, ProcessorResponse):
-        elapsed = _elapsed_ms(clock, started)
-        message = (
-            f"charge at {processor.processor_id} answered {type(answer).__name__}, not a ProcessorResponse"
-        )
-        return ProcessorResponse.failed(ErrorCode.MALFORMED_RESPONSE, elapsed), Misbehaviour(
-            MALFORMED, message
-        )
+    pid = processor.processor_id
+    answer, problem, code, elapsed = await _call(
+        "charge", pid, lambda: processor.charge(request), ProcessorResponse, timeout_s, clock
+    )
+    if code is not None:
+        return ProcessorResponse.failed(code, elapsed), problem
+    assert isinstance(answer, ProcessorResponse)  # noqa: S101 - _call checked the type
     if answer.success and answer.amount_cents != request.amount_cents:
         message = (
-            f"charge at {processor.processor_id} reported {answer.amount_cents} charged "
-            f"for a request of {request.amount_cents}"
+            f"charge at {pid} reported {answer.amount_cents} charged for a request of {request.amount_cents}"
         )
         failed = ProcessorResponse.failed(ErrorCode.MALFORMED_RESPONSE, answer.latency_ms)
         return failed, Misbehaviour(MALFORMED, message)
@@ -82,25 +102,17 @@ async def guarded_refund(
     processor: Processor, request: RefundRequest, timeout_s: float, clock: Clock
 ) -> tuple[ProcessorResponse, Misbehaviour | None]:
     """Void or refund through ``processor``; misbehaviour is a failed response."""
-    started = clock.monotonic()
-    try:
-        async with asyncio.timeout(timeout_s):
-            answer: object = await processor.void_or_refund(request)
-    except TimeoutError:
-        message = f"refund at {processor.processor_id} did not answer within {round(timeout_s * 1000)} ms"
-        return ProcessorResponse.failed(ErrorCode.TIMEOUT, _elapsed_ms(clock, started)), Misbehaviour(
-            TIMEOUT, message
-        )
-    except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
-        message = f"refund at {processor.processor_id} raised {_describe(exc)}"
-        failed = ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, _elapsed_ms(clock, started))
-        return failed, Misbehaviour(PANIC, message)
-    if not isinstance(answer, ProcessorResponse):
-        message = (
-            f"refund at {processor.processor_id} answered {type(answer).__name__}, not a ProcessorResponse"
-        )
-        failed = ProcessorResponse.failed(ErrorCode.MALFORMED_RESPONSE, _elapsed_ms(clock, started))
-        return failed, Misbehaviour(MALFORMED, message)
+    answer, problem, code, elapsed = await _call(
+        "refund",
+        processor.processor_id,
+        lambda: processor.void_or_refund(request),
+        ProcessorResponse,
+        timeout_s,
+        clock,
+    )
+    if code is not None:
+        return ProcessorResponse.failed(code, elapsed), problem
+    assert isinstance(answer, ProcessorResponse)  # noqa: S101 - _call checked the type
     return answer, None
 
 
@@ -108,17 +120,15 @@ async def guarded_status(
     processor: Processor, idempotency_key: str, timeout_s: float, clock: Clock
 ) -> tuple[StatusAnswer, Misbehaviour | None]:
     """Ask ``processor`` what it holds for a key; misbehaviour is an ``UNKNOWN`` answer."""
-    started = clock.monotonic()
-    try:
-        async with asyncio.timeout(timeout_s):
-            answer: object = await processor.status(idempotency_key)
-    except TimeoutError:
-        message = f"status at {processor.processor_id} did not answer within {round(timeout_s * 1000)} ms"
-        return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(clock, started)), Misbehaviour(TIMEOUT, message)
-    except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
-        message = f"status at {processor.processor_id} raised {_describe(exc)}"
-        return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(clock, started)), Misbehaviour(PANIC, message)
-    if not isinstance(answer, StatusAnswer):
-        message = f"status at {processor.processor_id} answered {type(answer).__name__}, not a StatusAnswer"
-        return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(clock, started)), Misbehaviour(MALFORMED, message)
+    answer, problem, code, elapsed = await _call(
+        "status",
+        processor.processor_id,
+        lambda: processor.status(idempotency_key),
+        StatusAnswer,
+        timeout_s,
+        clock,
+    )
+    if code is not None:
+        return StatusAnswer(Settlement.UNKNOWN, elapsed), problem
+    assert isinstance(answer, StatusAnswer)  # noqa: S101 - _call checked the type
     return answer, None

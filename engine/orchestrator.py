@@ -21,7 +21,7 @@ from typing import TypedDict
 from engine.backoff import backoff_seconds
 from engine.config import MerchantConfig, PlatformConfig, ProcessorConfig
 from engine.context import CoreRequestContext
-from engine.contracts import ContractRegistry, default_registry
+from engine.contracts import ContractRegistry
 from engine.error_codes import ErrorCode
 from engine.events import (
     CompensationIssued,
@@ -33,6 +33,7 @@ from engine.events import (
 )
 from engine.guard import guarded_refund
 from engine.methods import PartialPolicy
+from engine.monitor import ContractMonitor
 from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
 from engine.plan_builder import build_plan
 from engine.policy import PaymentPolicyEnforcer
@@ -62,11 +63,11 @@ class CompositePaymentService:
     __slots__ = (
         "_clock",
         "_config",
+        "_monitor",
         "_policy",
         "_processor_configs",
         "_processors",
         "_random",
-        "_registry",
         "_router",
         "_sink",
         "_sleeper",
@@ -91,7 +92,7 @@ class CompositePaymentService:
         self._clock = clock
         self._sleeper = sleeper
         self._random = random
-        self._registry = registry or default_registry()
+        self._monitor = ContractMonitor(sink, clock, registry)
         self._policy = PaymentPolicyEnforcer(config)
 
     async def pay(self, ctx: CoreRequestContext) -> CompositeResult:
@@ -118,7 +119,9 @@ class CompositePaymentService:
         slo = merchant.latency_slo_ms
         elapsed_ms = (self._clock.monotonic() - started) * 1000
         if slo is not None and elapsed_ms > slo:
-            await self._violation(ctx, LATENCY_SLO, f"payment took {elapsed_ms:.0f} ms, objective {slo} ms")
+            await self._monitor.record_violation(
+                ctx, LATENCY_SLO, f"payment took {elapsed_ms:.0f} ms, objective {slo} ms"
+            )
         return result
 
     async def execute(self, ctx: CoreRequestContext, plan: PaymentPlan) -> CompositeResult:
@@ -139,7 +142,7 @@ class CompositePaymentService:
             message = (
                 f"routing covers {plan.planned_amount_cents} of {plan.total_amount_cents}; nothing charged"
             )
-            await self._violation(ctx, COVERAGE, message)
+            await self._monitor.record_violation(ctx, COVERAGE, message)
             await self._failed(ctx, ErrorCode.COVERAGE_SHORTFALL, 0)
             return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.COVERAGE_SHORTFALL)
         results: list[Result] = []
@@ -234,7 +237,7 @@ class CompositePaymentService:
                 processor, request, merchant.timeout_ms / 1000, self._clock
             )
             if problem is not None:
-                await self._violation(ctx, problem.contract_id, problem.message)
+                await self._monitor.record_violation(ctx, problem.contract_id, problem.message)
             if response.success:
                 if unsettled and response.amount_cents == 0:
                     return True  # the unknown attempt never charged: nothing to undo, nothing to record
@@ -264,7 +267,7 @@ class CompositePaymentService:
         )
         what = "may still be charged" if unsettled else "is still charged"
         message = f"step {step_index} {what} at {processor_id}: void/refund failed with {error}"
-        await self._violation(ctx, COMPENSATION_FAILED, message)
+        await self._monitor.record_violation(ctx, COMPENSATION_FAILED, message)
         return False
 
     async def _check_sums(self, ctx: CoreRequestContext, plan: PaymentPlan, results: list[Result]) -> None:
@@ -274,7 +277,7 @@ class CompositePaymentService:
                 message = (
                     f"step {result.step_index} processed {result.amount_processed} of a planned {planned}"
                 )
-                await self._violation(ctx, SUM, message)
+                await self._monitor.record_violation(ctx, SUM, message)
 
     def _ids(self, ctx: CoreRequestContext) -> _EventIds:
         return {
@@ -314,16 +317,4 @@ class CompositePaymentService:
             step_results=results,
             final_error=final_error,
             validation_errors=ctx.validation_errors,
-        )
-
-    async def _violation(self, ctx: CoreRequestContext, contract_id: str, message: str) -> None:
-        await self._sink.record_violation(
-            self._registry.violation(
-                contract_id,
-                request_id=ctx.request_id,
-                message=message,
-                timestamp=self._clock.now(),
-                payment_id=ctx.payment_id,
-                merchant_id=ctx.merchant_id,
-            )
         )

@@ -22,10 +22,11 @@ from engine.backoff import backoff_seconds
 from engine.circuit_breaker import CircuitBreaker, CircuitBreakers
 from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
-from engine.contracts import ContractRegistry, default_registry
+from engine.contracts import ContractRegistry
 from engine.error_codes import ErrorCode, RetryClass
 from engine.events import StepAttempted, StepFailed, StepSucceeded
 from engine.guard import Misbehaviour, guarded_charge, guarded_status
+from engine.monitor import ContractMonitor
 from engine.plan import PaymentStep, processor_idempotency_key
 from engine.ports import Clock, EventSink, RandomSource, Sleeper
 from engine.processor import ChargeRequest, Processor, Settlement
@@ -57,7 +58,7 @@ class _AtProcessor:
 class Router:
     """Routes steps; one instance serves every payment of a process (it owns the breakers)."""
 
-    __slots__ = ("_breakers", "_clock", "_processors", "_random", "_registry", "_sink", "_sleeper")
+    __slots__ = ("_breakers", "_clock", "_monitor", "_processors", "_random", "_sink", "_sleeper")
 
     def __init__(
         self,
@@ -75,7 +76,7 @@ class Router:
         self._sleeper = sleeper
         self._random = random
         self._breakers = breakers or CircuitBreakers()
-        self._registry = registry or default_registry()
+        self._monitor = ContractMonitor(sink, clock, registry)
 
     @property
     def breakers(self) -> CircuitBreakers:
@@ -116,7 +117,7 @@ class Router:
             error = at.error or ErrorCode.UNKNOWN
             if at.unsettled:
                 result = self._result(step, processor_id, attempts, latency, error)
-                await self._violation(
+                await self._monitor.record_violation(
                     ctx, RETRY_EXHAUSTED, f"step {step.index} unsettled at {processor_id}: {error}"
                 )
                 return RoutedStep(result, (processor_id,))
@@ -125,7 +126,7 @@ class Router:
         if error.retryable:
             detail = f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
             message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
-            await self._violation(ctx, RETRY_EXHAUSTED, message)
+            await self._monitor.record_violation(ctx, RETRY_EXHAUSTED, message)
         return RoutedStep(self._result(step, last, attempts, latency, error))
 
     async def _at_processor(
@@ -240,16 +241,4 @@ class Router:
         )
 
     async def _misbehaved(self, ctx: CoreRequestContext, problem: Misbehaviour) -> None:
-        await self._violation(ctx, problem.contract_id, problem.message)
-
-    async def _violation(self, ctx: CoreRequestContext, contract_id: str, message: str) -> None:
-        await self._sink.record_violation(
-            self._registry.violation(
-                contract_id,
-                request_id=ctx.request_id,
-                message=message,
-                timestamp=self._clock.now(),
-                payment_id=ctx.payment_id,
-                merchant_id=ctx.merchant_id,
-            )
-        )
+        await self._monitor.record_violation(ctx, problem.contract_id, problem.message)

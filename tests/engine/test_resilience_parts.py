@@ -1,4 +1,5 @@
 import asyncio
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -129,6 +130,21 @@ async def test_the_guard_normalizes_every_misbehaviour(
     else:
         assert not refund.success and refund_problem is not None
         assert status.settlement is Settlement.UNKNOWN and status_problem is not None
+
+
+class RaisesBeforeAwaiting(Misbehaving):
+    """A careless adapter whose ``charge`` is not even a coroutine function."""
+
+    def charge(self, request: ChargeRequest) -> ProcessorResponse:  # type: ignore[override]
+        raise KeyError("synchronous failure")
+
+
+async def test_the_guard_catches_an_adapter_that_raises_before_awaiting() -> None:
+    careless: Any = RaisesBeforeAwaiting("fine")
+    response, problem = await guarded_charge(careless, REQUEST, 0.02, ManualClock())
+    assert response.error_code is ErrorCode.PROCESSOR_ERROR
+    assert problem is not None
+    assert "KeyError" in problem.message
 
 
 async def test_the_guard_never_swallows_cancellation() -> None:

@@ -63,6 +63,7 @@ class CompositePaymentService:
     __slots__ = (
         "_clock",
         "_config",
+        "_merchants",
         "_monitor",
         "_policy",
         "_processor_configs",
@@ -85,6 +86,7 @@ class CompositePaymentService:
         registry: ContractRegistry | None = None,
     ) -> None:
         self._config = config
+        self._merchants: Mapping[str, MerchantConfig] = {m.merchant_id: m for m in config.merchants}
         self._processors = processors
         self._processor_configs: Mapping[ProcessorId, ProcessorConfig] = {p.id: p for p in config.processors}
         self._router = router
@@ -95,10 +97,14 @@ class CompositePaymentService:
         self._monitor = ContractMonitor(sink, clock, registry)
         self._policy = PaymentPolicyEnforcer(config)
 
+    def _merchant(self, ctx: CoreRequestContext) -> MerchantConfig:
+        merchant = self._merchants.get(ctx.merchant_id)
+        return merchant if merchant is not None else self._config.merchant(ctx.merchant_id)
+
     async def pay(self, ctx: CoreRequestContext) -> CompositeResult:
         """Record the request, check the merchant's policy, build the plan and execute it."""
         started = self._clock.monotonic()
-        merchant = self._config.merchant(ctx.merchant_id)
+        merchant = self._merchant(ctx)
         await self._sink.emit(
             PaymentReceived.derived(
                 **self._ids(ctx),
@@ -126,7 +132,7 @@ class CompositePaymentService:
 
     async def execute(self, ctx: CoreRequestContext, plan: PaymentPlan) -> CompositeResult:
         """Run ``plan`` for ``ctx``; a plan that does not cover the total charges nothing."""
-        merchant = self._config.merchant(ctx.merchant_id)
+        merchant = self._merchant(ctx)
         await self._sink.emit(
             PlanBuilt.derived(
                 **self._ids(ctx),

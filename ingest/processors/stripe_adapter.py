@@ -64,6 +64,9 @@ class StripeProcessor:
         if not math.isfinite(timeout_s) or timeout_s <= 0:
             raise ProcessorSetupError(config.id, f"timeout_s={timeout_s!r} must be a positive number")
         self._id = config.id
+        # The SDK's client telemetry (a header on every request, an id file in the home folder) is
+        # a process-wide switch; payorch sends none.
+        stripe.enable_telemetry = False
         self._http = StripeHttpClient(timeout_s)
         self._client = stripe.StripeClient(
             api_key,

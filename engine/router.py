@@ -5,9 +5,10 @@ For each processor of the step's fallback chain (skipping those whose circuit is
 
 * ``StepAttempted`` is emitted (and awaited) before every charge is sent: intent before effect.
 * An unknown outcome (timeout, malformed answer, adapter panic) is settled with ``status``
-  before anything else. Charged: the step succeeded. Still unknown after the last attempt: the
-  step fails *without* cascading, and is reported unsettled, so it is never charged at two
-  processors.
+  before anything else. Charged: the step succeeded. It stays in doubt until ``status`` or an
+  answer for the same key settles it (an attempt that never reached the processor settles
+  nothing); still in doubt after the last attempt, the step fails *without* cascading and is
+  reported unsettled, so it is never charged at two processors.
 * ``RETRY_SAME`` errors are retried at the same processor after a full-jitter backoff;
   ``CASCADE`` errors, and ``RETRY_SAME`` errors once attempts run out, move to the next
   processor; ``NEVER`` errors stop the step.
@@ -34,6 +35,10 @@ from engine.results import Result
 from engine.types import ProcessorId
 
 RETRY_EXHAUSTED = "router/retry-exhausted"
+
+#: Failures that say the attempt never reached the processor: they settle nothing about earlier
+#: attempts with the same key.
+_NOT_REACHED = frozenset({ErrorCode.NETWORK_FAILURE, ErrorCode.PROCESSOR_UNAVAILABLE, ErrorCode.RATE_LIMITED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +192,8 @@ class Router:
                     attempt=number,
                 )
             )
-            unsettled = False
+            if error not in _NOT_REACHED:
+                unsettled = False  # the processor answered for the key: nothing is in doubt any more
             if error.outcome_unknown:
                 answer, problem = await guarded_status(
                     processor, request.idempotency_key, timeout_s, self._clock
@@ -199,6 +205,8 @@ class Router:
                     await self._succeeded(ctx, request, processor_id, response.latency_ms, number)
                     return _AtProcessor(True, attempt, latency)
                 unsettled = answer.settlement is Settlement.UNKNOWN
+            if unsettled and error.retry_class is RetryClass.CASCADE:
+                continue  # an earlier attempt is still in doubt: stay here, retry with the same key
             if error.retry_class is not RetryClass.RETRY_SAME:
                 break
         return _AtProcessor(False, attempt, latency, error, unsettled)

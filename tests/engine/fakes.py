@@ -94,6 +94,9 @@ _FAILURES = {
 }
 
 
+_NOT_REACHED = {NETWORK, UNAVAILABLE}
+
+
 class ScriptedFailureError(RuntimeError):
     """What a scripted processor raises for ``RAISE``."""
 
@@ -102,7 +105,8 @@ class ScriptedProcessor:
     """Plays a script of behaviours, one per charge attempt (the last one repeats).
 
     Idempotent like a real processor: a key that was charged answers success again without
-    charging twice. ``held`` maps each idempotency key to what this processor still holds.
+    charging twice (unless the behaviour says the attempt never reached the processor).
+    ``held`` maps each idempotency key to what this processor still holds.
     """
 
     def __init__(
@@ -134,9 +138,11 @@ class ScriptedProcessor:
     async def charge(self, request: ChargeRequest) -> ProcessorResponse:
         self.calls += 1
         key = request.idempotency_key
+        behaviour = self._next(self._script)
+        if behaviour in _NOT_REACHED:
+            return ProcessorResponse.failed(_FAILURES[behaviour], 1)  # never got to the processor
         if key in self.held:
             return ProcessorResponse(True, 1, self.held[key], reference=f"{self._id}:{key}")
-        behaviour = self._next(self._script)
         if behaviour == OK:
             self._hold(key, request.amount_cents)
             return ProcessorResponse(True, 1, request.amount_cents, reference=f"{self._id}:{key}")

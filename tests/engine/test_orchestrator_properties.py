@@ -118,3 +118,34 @@ async def test_every_payment_is_consistent_terminal_and_never_over_charged(
     if result.status is PaymentStatus.SUCCEEDED:
         assert result.total_processed == amount
         assert held == amount
+
+
+IN_DOUBT = (TIMEOUT_CHARGED, TIMEOUT_UNCHARGED, GARBAGE, RAISE, NETWORK, UNAVAILABLE, PROCESSING, DECLINE, OK)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    first=st.lists(st.sampled_from(IN_DOUBT), min_size=1, max_size=4),
+    second=st.lists(st.sampled_from(IN_DOUBT), min_size=1, max_size=3),
+    first_status=st.lists(st.sampled_from(("ledger", "unknown")), min_size=1, max_size=3),
+    max_attempts=st.integers(min_value=1, max_value=4),
+)
+async def test_a_step_in_doubt_at_one_processor_never_moves_to_another(
+    first: list[str], second: list[str], first_status: list[str], max_attempts: int
+) -> None:
+    fakes = {
+        "p_one": ScriptedProcessor("p_one", first, status_script=first_status),
+        "p_two": ScriptedProcessor("p_two", second),
+    }
+    chain = (RoutingRule(PaymentMethod.CARD, (ProcessorId("p_one"), ProcessorId("p_two"))),)
+    setup = rig(fakes, merchant(routing=chain, max_attempts=max_attempts, timeout_ms=5))
+    step = build_plan(request(5000), setup.config.merchant("m_acme")).steps[0]
+    routed = await setup.router.route_step(request(5000), step, setup.config.merchant("m_acme"))
+    held_at = [name for name, fake in fakes.items() if "pay_1:step:0" in fake.held]
+    assert len(held_at) <= 1
+    if routed.unsettled:
+        assert fakes["p_two"].calls == 0
+    if routed.result.success:
+        assert held_at == [routed.result.processor_id]
+    elif not routed.unsettled:
+        assert held_at == []

@@ -180,3 +180,20 @@ async def test_declines_do_not_open_a_circuit() -> None:
     for n in range(3):
         await setup.router.route(request(payment=f"pay_{n}"), STEP, merchant())
     assert setup.router.breakers.states()[ProcessorId("stripe_sim")] is CircuitState.CLOSED
+
+
+async def test_an_unknown_outcome_stays_unknown_through_a_later_network_failure() -> None:
+    fakes = pair((TIMEOUT_UNCHARGED, NETWORK), primary_status=("unknown",))
+    setup = rig(fakes)
+    routed = await setup.router.route_step(request(), STEP, merchant(max_attempts=3))
+    assert not routed.result.success
+    assert routed.unsettled == ("stripe_sim",)
+    assert fakes["adyen_sim"].calls == 0  # never cascaded while stripe may hold the charge
+
+
+async def test_a_definitive_answer_for_the_key_settles_an_earlier_unknown() -> None:
+    fakes = pair((TIMEOUT_UNCHARGED, DECLINE), primary_status=("unknown",))
+    setup = rig(fakes)
+    routed = await setup.router.route_step(request(), STEP, merchant(max_attempts=3))
+    assert routed.result.error_code is ErrorCode.DECLINED
+    assert routed.unsettled == ()

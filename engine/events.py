@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypedDict
 
 from engine.error_codes import ErrorCode
 from engine.errors import InvalidFieldError, InvalidTimestampError, ResultInvariantError
@@ -317,6 +317,22 @@ class PaymentFailed(DomainEvent):
             raise ResultInvariantError(
                 "event.total_processed", self.total_processed, "exceeds the total amount"
             )
+
+
+class EventIds(TypedDict):
+    """The fields every event shares, as keyword arguments."""
+
+    payment_id: PaymentId
+    request_id: RequestId
+    merchant_id: MerchantId
+    timestamp: datetime
+
+
+def event_ids(
+    payment_id: PaymentId, request_id: RequestId, merchant_id: MerchantId, now: datetime
+) -> EventIds:
+    """The shared fields of an event about one payment, stamped ``now``."""
+    return {"payment_id": payment_id, "request_id": request_id, "merchant_id": merchant_id, "timestamp": now}
 
 
 EVENT_TYPES: tuple[type[DomainEvent], ...] = (

@@ -15,8 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
-from typing import TypedDict
 
 from engine.backoff import backoff_seconds
 from engine.config import MerchantConfig, PlatformConfig, ProcessorConfig
@@ -25,11 +23,13 @@ from engine.contracts import ContractRegistry
 from engine.error_codes import ErrorCode
 from engine.events import (
     CompensationIssued,
+    EventIds,
     PaymentCompleted,
     PaymentFailed,
     PaymentReceived,
     PlanBuilt,
     PlannedStep,
+    event_ids,
 )
 from engine.guard import guarded_refund
 from engine.methods import PartialPolicy
@@ -41,15 +41,7 @@ from engine.ports import Clock, EventSink, RandomSource, Sleeper
 from engine.processor import Processor, RefundRequest
 from engine.results import CompositeResult, PaymentStatus, Result
 from engine.router import Router
-from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
-
-
-class _EventIds(TypedDict):
-    payment_id: PaymentId
-    request_id: RequestId
-    merchant_id: MerchantId
-    timestamp: datetime
-
+from engine.types import ProcessorId
 
 COVERAGE = "plan/coverage"
 SUM = "orchestrator/sum"
@@ -285,13 +277,8 @@ class CompositePaymentService:
                 )
                 await self._monitor.record_violation(ctx, SUM, message)
 
-    def _ids(self, ctx: CoreRequestContext) -> _EventIds:
-        return {
-            "payment_id": ctx.payment_id,
-            "request_id": ctx.request_id,
-            "merchant_id": ctx.merchant_id,
-            "timestamp": self._clock.now(),
-        }
+    def _ids(self, ctx: CoreRequestContext) -> EventIds:
+        return event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now())
 
     async def _failed(
         self, ctx: CoreRequestContext, error: ErrorCode, still_charged: int, total: int | None = None

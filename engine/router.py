@@ -25,7 +25,7 @@ from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
 from engine.contracts import ContractRegistry
 from engine.error_codes import ErrorCode, RetryClass
-from engine.events import StepAttempted, StepFailed, StepSucceeded
+from engine.events import StepAttempted, StepFailed, StepSucceeded, event_ids
 from engine.guard import Misbehaviour, guarded_charge, guarded_status
 from engine.monitor import ContractMonitor
 from engine.plan import PaymentStep, processor_idempotency_key
@@ -154,10 +154,7 @@ class Router:
             number = earlier_attempts + attempt
             await self._sink.emit(
                 StepAttempted.derived(
-                    payment_id=ctx.payment_id,
-                    request_id=ctx.request_id,
-                    merchant_id=ctx.merchant_id,
-                    timestamp=self._clock.now(),
+                    **event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now()),
                     step_index=request.step_index,
                     processor_id=processor_id,
                     attempt=number,
@@ -181,10 +178,7 @@ class Router:
                 breaker.record_neutral()
             await self._sink.emit(
                 StepFailed.derived(
-                    payment_id=ctx.payment_id,
-                    request_id=ctx.request_id,
-                    merchant_id=ctx.merchant_id,
-                    timestamp=self._clock.now(),
+                    **event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now()),
                     step_index=request.step_index,
                     processor_id=processor_id,
                     error_code=error,
@@ -221,10 +215,7 @@ class Router:
     ) -> None:
         await self._sink.emit(
             StepSucceeded.derived(
-                payment_id=ctx.payment_id,
-                request_id=ctx.request_id,
-                merchant_id=ctx.merchant_id,
-                timestamp=self._clock.now(),
+                **event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now()),
                 step_index=request.step_index,
                 processor_id=processor_id,
                 latency_ms=latency_ms,

@@ -147,6 +147,7 @@ class Router:
         latency = 0
         unsettled = False
         error: ErrorCode | None = None
+        doubt: ErrorCode | None = None
         processor_id = processor.processor_id
         for attempt in range(1, merchant.retry.max_attempts + 1):
             if attempt > 1:
@@ -199,11 +200,14 @@ class Router:
                     await self._succeeded(ctx, request, processor_id, response.latency_ms, number)
                     return _AtProcessor(True, attempt, latency)
                 unsettled = answer.settlement is Settlement.UNKNOWN
+                if unsettled:
+                    doubt = error
             if unsettled and error.retry_class is RetryClass.CASCADE:
                 continue  # an earlier attempt is still in doubt: stay here, retry with the same key
             if error.retry_class is not RetryClass.RETRY_SAME:
                 break
-        return _AtProcessor(False, attempt, latency, error, unsettled)
+        # A step left in doubt reports the error that put it there, not a later one.
+        return _AtProcessor(False, attempt, latency, doubt if unsettled else error, unsettled)
 
     async def _succeeded(
         self,

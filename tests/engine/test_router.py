@@ -187,6 +187,7 @@ async def test_an_unknown_outcome_stays_unknown_through_a_later_network_failure(
     setup = rig(fakes)
     routed = await setup.router.route_step(request(), STEP, merchant(max_attempts=3))
     assert not routed.result.success
+    assert routed.result.error_code is ErrorCode.TIMEOUT  # the doubt, not the later network failure
     assert routed.unsettled == ("stripe_sim",)
     assert fakes["adyen_sim"].calls == 0  # never cascaded while stripe may hold the charge
 

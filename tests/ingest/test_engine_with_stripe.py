@@ -1,0 +1,126 @@
+"""The orchestrator with a real Stripe adapter (official SDK) against the fake Stripe API.
+
+ApplePay goes to a simulated processor, the card step to Stripe over loopback HTTP.
+"""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+
+from engine.circuit_breaker import CircuitBreakers
+from engine.config import (
+    LatencyProfile,
+    MerchantConfig,
+    PlatformConfig,
+    ProcessorConfig,
+    ProcessorKind,
+    RetryPolicy,
+    RoutingRule,
+)
+from engine.error_codes import ErrorCode
+from engine.ledger import Ledger
+from engine.methods import PartialPolicy, PaymentMethod
+from engine.money import Currency
+from engine.orchestrator import CompositePaymentService
+from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
+from engine.processor import Processor
+from engine.processors.simulated import SimulatedProcessor
+from engine.results import PaymentStatus
+from engine.router import Router
+from engine.types import MerchantId, ProcessorId
+from ingest.processors import StripeProcessor
+from tests.engine.fakes import CheckingSink
+from tests.engine.harness import request
+from tests.ingest.fake_stripe import FakeStripe
+
+APPLE, STRIPE = ProcessorId("applepay_sim"), ProcessorId("stripe_live")
+
+
+@dataclass
+class Setup:
+    service: CompositePaymentService
+    sink: CheckingSink
+    ledger: Ledger
+
+
+@pytest.fixture
+async def setup(fake_stripe: FakeStripe) -> AsyncIterator[Setup]:
+    configs = (
+        ProcessorConfig(APPLE, ProcessorKind.SIMULATED, latency=LatencyProfile(0, 0)),
+        ProcessorConfig(STRIPE, ProcessorKind.STRIPE, api_key_env="STRIPE_API_KEY", api_base=fake_stripe.url),
+    )
+    merchant = MerchantConfig(
+        merchant_id=MerchantId("m_acme"),
+        api_keys=("sk_test_acme_123",),
+        default_currency=Currency("USD"),
+        routing=(
+            RoutingRule(PaymentMethod.APPLE_PAY, (APPLE,), max_amount_cents=6000),
+            RoutingRule(PaymentMethod.CARD, (STRIPE,)),
+        ),
+        partial_policy=PartialPolicy.ALL_OR_NOTHING,
+        timeout_ms=400,
+        retry=RetryPolicy(max_attempts=3, base_delay_ms=1, max_delay_ms=5),
+    )
+    ledger, sink, clock, sleeper, random = (
+        Ledger(),
+        CheckingSink(),
+        SystemClock(),
+        AsyncioSleeper(),
+        SeededRandom(1),
+    )
+    async with StripeProcessor(configs[1], "sk_test_fake_123", timeout_s=5.0) as stripe:
+        processors: dict[ProcessorId, Processor] = {
+            APPLE: SimulatedProcessor(configs[0], ledger, sleeper),
+            STRIPE: stripe,
+        }
+        router = Router(processors, sink, clock, sleeper, random, CircuitBreakers())
+        config = PlatformConfig(merchants=(merchant,), processors=configs)
+        yield Setup(
+            CompositePaymentService(config, processors, router, sink, clock, sleeper, random), sink, ledger
+        )
+
+
+def card(number: str) -> dict[str, str]:
+    return {"card_number": number}
+
+
+async def test_the_seed_split_charges_applepay_and_stripe(setup: Setup, fake_stripe: FakeStripe) -> None:
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert [(s.processor_id, s.amount_processed) for s in result.step_results] == [
+        (APPLE, 6000),
+        (STRIPE, 4000),
+    ]
+    succeeded = fake_stripe.intents_with_status("succeeded")
+    assert [intent["amount"] for intent in succeeded] == [4000]
+    assert setup.ledger.held_cents(result.payment_id) == 6000
+
+
+async def test_a_stripe_decline_refunds_the_applepay_step(setup: Setup, fake_stripe: FakeStripe) -> None:
+    result = await setup.service.pay(request(10_000, metadata=card("400000******9995")))
+    assert result.status is PaymentStatus.FAILED
+    assert result.final_error is ErrorCode.DECLINED
+    assert result.step_results[0].compensated
+    assert setup.ledger.held_cents(result.payment_id) == 0
+    assert fake_stripe.intents_with_status("succeeded") == []
+
+
+async def test_a_stripe_500_is_settled_then_retried_under_the_same_key(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next(1, status=500)
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert result.step_results[1].attempts == 2
+    assert len(fake_stripe.intents_with_status("succeeded")) == 1
+
+
+async def test_a_stripe_timeout_whose_charge_went_through_is_not_charged_again(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.hang_next(2.0)
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert len(fake_stripe.intents_with_status("succeeded")) == 1
+    assert "router/timeout" in setup.sink.contract_ids()

@@ -21,6 +21,7 @@ from engine.config import MerchantConfig, PlatformConfig, ProcessorConfig
 from engine.context import CoreRequestContext
 from engine.contracts import ContractRegistry
 from engine.error_codes import ErrorCode
+from engine.errors import PlanInvariantError
 from engine.events import (
     CompensationIssued,
     EventIds,
@@ -124,6 +125,11 @@ class CompositePaymentService:
 
     async def execute(self, ctx: CoreRequestContext, plan: PaymentPlan) -> CompositeResult:
         """Run ``plan`` for ``ctx``; a plan that does not cover the total charges nothing."""
+        belongs = (plan.payment_id, plan.request_id, plan.merchant_id, plan.total_amount_cents, plan.currency)
+        if belongs != (ctx.payment_id, ctx.request_id, ctx.merchant_id, ctx.amount_cents, ctx.currency):
+            raise PlanInvariantError(
+                "plan.payment_id", plan.payment_id, f"is not the plan of payment {ctx.payment_id}"
+            )
         merchant = self._merchant(ctx)
         await self._sink.emit(
             PlanBuilt.derived(

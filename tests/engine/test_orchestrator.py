@@ -1,6 +1,10 @@
+import pytest
+
 from engine.error_codes import ErrorCode
+from engine.errors import PlanInvariantError
 from engine.events import CompensationIssued, DomainEvent, PaymentCompleted, PaymentFailed
 from engine.methods import PartialPolicy, PaymentMethod
+from engine.plan_builder import build_plan
 from engine.results import CompositeResult, PaymentStatus
 from tests.engine.fakes import (
     DECLINE,
@@ -223,3 +227,13 @@ async def test_an_unsettled_timeout_that_never_charged_leaves_no_compensation_re
     assert result.status is PaymentStatus.PARTIALLY_SUCCEEDED
     assert (result.total_processed, result.remaining_amount) == (6000, 4000)
     assert not any(isinstance(e, CompensationIssued) for e in setup.sink.events)
+
+
+async def test_a_plan_of_another_payment_is_refused_before_anything_happens() -> None:
+    fakes = processors()
+    setup = rig(fakes)
+    plan = build_plan(request(10_000, "pay_other"), setup.config.merchant("m_acme"))
+    with pytest.raises(PlanInvariantError, match="is not the plan of payment pay_1"):
+        await setup.service.execute(request(10_000), plan)
+    assert setup.sink.events == []
+    assert all(fake.calls == 0 for fake in fakes.values())

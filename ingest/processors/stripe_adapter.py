@@ -200,9 +200,10 @@ class StripeProcessor:
             return ProcessorResponse.failed(
                 ErrorCode.DECLINED, _elapsed_ms(started), intent.decline_code or fallback
             )
-        # processing, requires_capture, requires_confirmation: money may move later.
+        # processing, requires_capture, requires_confirmation: money may move later, so the outcome
+        # is unknown and the router must settle it before going anywhere else.
         self._recent.in_doubt(key)
-        return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
+        return ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, _elapsed_ms(started))
 
     async def _intents_for(self, key: str) -> tuple[IntentView, ...]:
         """The key's PaymentIntents, each with its latest charge expanded."""

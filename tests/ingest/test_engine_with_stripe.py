@@ -59,7 +59,7 @@ async def setup(fake_stripe: FakeStripe) -> AsyncIterator[Setup]:
             RoutingRule(PaymentMethod.CARD, (STRIPE,)),
         ),
         partial_policy=PartialPolicy.ALL_OR_NOTHING,
-        timeout_ms=400,
+        timeout_ms=1000,
         retry=RetryPolicy(max_attempts=3, base_delay_ms=1, max_delay_ms=5),
     )
     ledger, sink, clock, sleeper, random = (
@@ -119,7 +119,7 @@ async def test_a_stripe_500_is_settled_then_retried_under_the_same_key(
 async def test_a_stripe_timeout_whose_charge_went_through_is_not_charged_again(
     setup: Setup, fake_stripe: FakeStripe
 ) -> None:
-    fake_stripe.hang_next(2.0)
+    fake_stripe.hang_next(3.0)
     result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
     assert result.status is PaymentStatus.SUCCEEDED
     assert len(fake_stripe.intents_with_status("succeeded")) == 1

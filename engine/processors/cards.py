@@ -56,13 +56,19 @@ _TEST_CARDS: Mapping[tuple[str, str], CardOutcome] = MappingProxyType(
 )
 
 
+def card_key(card_number: str) -> tuple[str, str] | None:
+    """The first six and last four characters of a full or masked card number, which identify a
+    test card; spaces and dashes are ignored. ``None`` when the number is too short to have them."""
+    compact = card_number.replace(" ", "").replace("-", "")
+    if len(compact) < 10:
+        return None
+    return compact[:6], compact[-4:]
+
+
 def card_outcome(card_number: str) -> CardOutcome:
     """The outcome a card number forces; an unknown or unreadable number succeeds.
 
-    Spaces and dashes are ignored; the number is matched on its first six and last four
-    characters, which must be digits (the six masking ``*`` in between are not looked at).
+    The number is matched on :func:`card_key` (the masking ``*`` in between are not looked at).
     """
-    compact = card_number.replace(" ", "").replace("-", "")
-    if len(compact) < 10:
-        return SUCCEEDS
-    return _TEST_CARDS.get((compact[:6], compact[-4:]), SUCCEEDS)
+    key = card_key(card_number)
+    return SUCCEEDS if key is None else _TEST_CARDS.get(key, SUCCEEDS)

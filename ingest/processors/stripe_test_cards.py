@@ -15,9 +15,10 @@ as ``unknown``: the step stops and nothing is charged.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from types import MappingProxyType
+
+from engine.processors.cards import CARD_NUMBER_KEY, card_key
 
 #: The PaymentMethod charged when a request names no recognised card and no ``payment_method``.
 DEFAULT_PAYMENT_METHOD = "pm_card_visa"
@@ -37,21 +38,17 @@ TEST_PAYMENT_METHODS: Mapping[tuple[str, str], str] = MappingProxyType(
     }
 )
 
-# Six digits, the hidden middle (digits or mask characters), four digits: 13 to 19 in all.
-_CARD = re.compile(r"(\d{6})[\d*xX\u2022]{3,9}(\d{4})")
-_SEPARATORS = re.compile(r"[\s-]")
-
 
 def payment_method_for(metadata: Mapping[str, str]) -> str:
     """The test PaymentMethod to charge for a request's metadata.
 
-    ``metadata["card_number"]`` (full or masked) picks from :data:`TEST_PAYMENT_METHODS`; without a
+    ``metadata["card_number"]`` (full or masked, matched by ``engine.processors.cards.card_key`` as
+    the simulated processors match it) picks from :data:`TEST_PAYMENT_METHODS`; without a
     recognised card, ``metadata["payment_method"]`` is used as given, else
     :data:`DEFAULT_PAYMENT_METHOD`.
     """
-    card = _CARD.fullmatch(_SEPARATORS.sub("", metadata.get("card_number", "")))
-    if card is not None:
-        known = TEST_PAYMENT_METHODS.get((card.group(1), card.group(2)))
-        if known is not None:
-            return known
+    key = card_key(metadata.get(CARD_NUMBER_KEY, ""))
+    known = None if key is None else TEST_PAYMENT_METHODS.get(key)
+    if known is not None:
+        return known
     return metadata.get("payment_method") or DEFAULT_PAYMENT_METHOD

@@ -9,7 +9,14 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class Comparison:
-    """A measured rate next to its baseline; ``ratio`` is measured / baseline."""
+    """A measured figure next to its baseline; ``ratio`` is measured / baseline.
+
+    Targets are optional: ``target_ratio`` bounds the ratio, ``absolute_target`` the measured
+    figure itself. Both are lower bounds (higher is better, a rate) unless ``lower_is_better``
+    (a latency), which makes them strict upper bounds: "p99 below 10 ms" is
+    ``absolute_target=10, lower_is_better=True``. ``decimals`` is how many digits after the
+    point the measured figure and the baseline are printed with.
+    """
 
     name: str
     unit: str
@@ -18,21 +25,32 @@ class Comparison:
     baseline_name: str
     target_ratio: float | None = None
     absolute_target: float | None = None
+    lower_is_better: bool = False
+    decimals: int = 0
 
     @property
     def ratio(self) -> float:
         return self.measured / self.baseline if self.baseline else 0.0
 
+    def _meets(self, figure: float, target: float) -> bool:
+        return figure < target if self.lower_is_better else figure >= target
+
     def line(self) -> str:
-        target = "" if self.target_ratio is None else f"  target >= {self.target_ratio:.2f}"
-        verdict = (
-            ""
-            if self.target_ratio is None
-            else ("  ok" if self.ratio >= self.target_ratio else "  BELOW TARGET")
-        )
+        bound = "<" if self.lower_is_better else ">="
+        places = self.decimals
+        targets = ""
+        met: list[bool] = []
+        if self.target_ratio is not None:
+            targets += f"  target {bound} {self.target_ratio:.2f}"
+            met.append(self._meets(self.ratio, self.target_ratio))
+        if self.absolute_target is not None:
+            targets += f"  target {bound} {self.absolute_target:,.{places}f} {self.unit}"
+            met.append(self._meets(self.measured, self.absolute_target))
+        missed = "  ABOVE TARGET" if self.lower_is_better else "  BELOW TARGET"
+        verdict = "" if not met else ("  ok" if all(met) else missed)
         return (
-            f"{self.name}: {self.measured:,.0f} {self.unit} vs {self.baseline_name} "
-            f"{self.baseline:,.0f} {self.unit}  ratio {self.ratio:.3f}{target}{verdict}"
+            f"{self.name}: {self.measured:,.{places}f} {self.unit} vs {self.baseline_name} "
+            f"{self.baseline:,.{places}f} {self.unit}  ratio {self.ratio:.3f}{targets}{verdict}"
         )
 
 

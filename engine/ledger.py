@@ -19,7 +19,7 @@ from one event loop and takes no locks.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import Any, NamedTuple, Protocol
 
 from engine.errors import DomainError
 from engine.money import check_minor_units
@@ -35,9 +35,13 @@ class DoubleChargeError(DomainError):
     """The same idempotency key was charged twice at the same processor: a double charge."""
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    """One charge a processor holds (or held, when ``refunded``)."""
+class LedgerEntry(NamedTuple):
+    """One charge a processor holds (or held, when ``refunded``).
+
+    A named tuple, so that the ledger can keep it as a plain tuple: it keeps one per charge for as
+    long as the process runs, and plain tuples of strings and numbers are invisible to the garbage
+    collector, whose full collections would otherwise take longer with every charge.
+    """
 
     processor_id: ProcessorId
     idempotency_key: str
@@ -55,6 +59,15 @@ class LedgerEntry:
         return self.amount_cents - self.refunded_cents
 
 
+class LedgerJournal(Protocol):
+    """Where a ledger copies each change as it happens, for readers outside the process (a
+    simulated processor's own books survive the service that called it)."""
+
+    def write(self, change: str, entry: LedgerEntry) -> None:
+        """Record ``change`` (``charge`` or ``refund``) with the entry as it now stands."""
+        ...
+
+
 class Ledger:
     """An in-memory record of every charge and refund, shared by the simulated processors.
 
@@ -62,13 +75,16 @@ class Ledger:
     ``ledger or Ledger()`` never swaps a shared, still-empty ledger for a private one.
     """
 
-    __slots__ = ("_doubled", "_entries", "_held", "_open_by_step")
+    __slots__ = ("_doubled", "_entries", "_held", "_journal", "_open_by_step")
 
-    def __init__(self) -> None:
-        self._entries: dict[ChargeKey, LedgerEntry] = {}
+    def __init__(self, journal: LedgerJournal | None = None) -> None:
+        self._journal = journal
+        # Entries are stored as plain tuples: only an exact tuple of strings and numbers is ever
+        # dropped from the garbage collector's view (a named tuple, a subclass, never is).
+        self._entries: dict[ChargeKey, tuple[Any, ...]] = {}
         self._held: dict[PaymentId, int] = {}
-        # Unrefunded charges per step, as ordered sets (dict keys), and the steps holding two or more.
-        self._open_by_step: dict[StepKey, dict[ChargeKey, None]] = {}
+        # Unrefunded charges per step, in charge order, as tuples (GC-invisible, see LedgerEntry).
+        self._open_by_step: dict[StepKey, tuple[ChargeKey, ...]] = {}
         self._doubled: dict[StepKey, None] = {}
 
     def record_charge(
@@ -97,13 +113,15 @@ class Ledger:
         entry = LedgerEntry(
             processor_id, idempotency_key, payment_id, step_index, amount_cents, currency, reference
         )
-        self._entries[key] = entry
+        self._entries[key] = tuple(entry)
         self._held[payment_id] = self._held.get(payment_id, 0) + amount_cents
         step = (payment_id, step_index)
-        open_charges = self._open_by_step.setdefault(step, {})
-        open_charges[key] = None
+        open_charges = (*self._open_by_step.get(step, ()), key)
+        self._open_by_step[step] = open_charges
         if len(open_charges) > 1:
             self._doubled[step] = None
+        if self._journal is not None:
+            self._journal.write("charge", entry)
         return entry
 
     def record_refund(
@@ -117,31 +135,35 @@ class Ledger:
         held for the key, when it was already refunded, or when ``up_to`` is 0.
         """
         key = (processor_id, idempotency_key)
-        entry = self._entries.get(key)
+        entry = self.lookup(processor_id, idempotency_key)
         if entry is None or entry.refunded:
             return 0
         amount = entry.amount_cents if up_to is None else min(entry.amount_cents, up_to)
         if amount <= 0:
             return 0
-        self._entries[key] = replace(entry, refunded=True, refunded_cents=amount)
+        refunded = entry._replace(refunded=True, refunded_cents=amount)
+        self._entries[key] = tuple(refunded)
         self._held[entry.payment_id] -= amount
         step = (entry.payment_id, entry.step_index)
-        open_charges = self._open_by_step[step]
-        del open_charges[key]
+        open_charges = tuple(charge for charge in self._open_by_step[step] if charge != key)
+        self._open_by_step[step] = open_charges
         if len(open_charges) < 2:
             self._doubled.pop(step, None)
         if not open_charges:
             del self._open_by_step[step]
+        if self._journal is not None:
+            self._journal.write("refund", refunded)
         return amount
 
     def lookup(self, processor_id: ProcessorId, idempotency_key: str) -> LedgerEntry | None:
         """The entry for the key at that processor, refunded or not; ``None`` if never charged."""
-        return self._entries.get((processor_id, idempotency_key))
+        stored = self._entries.get((processor_id, idempotency_key))
+        return None if stored is None else LedgerEntry._make(stored)
 
     def charges_for_step(self, payment_id: PaymentId, step_index: int) -> list[LedgerEntry]:
         """The unrefunded charges for one step, across all processors, in charge order."""
-        open_charges = self._open_by_step.get((payment_id, step_index), {})
-        return [self._entries[key] for key in open_charges]
+        open_charges = self._open_by_step.get((payment_id, step_index), ())
+        return [LedgerEntry._make(self._entries[key]) for key in open_charges]
 
     def double_charged_steps(self) -> list[StepKey]:
         """Steps holding more than one unrefunded charge across processors (should be none)."""
@@ -153,4 +175,4 @@ class Ledger:
 
     def entries(self) -> list[LedgerEntry]:
         """Every entry, in the order the charges were recorded (refunds update in place)."""
-        return list(self._entries.values())
+        return [LedgerEntry._make(stored) for stored in self._entries.values()]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from engine.context import CoreRequestContext
 from engine.contracts import ContractRegistry, default_registry
 from engine.ports import Clock, EventSink
+from engine.types import MerchantId, PaymentId, RequestId
 
 
 class ContractMonitor:
@@ -26,13 +27,32 @@ class ContractMonitor:
 
     async def record_violation(self, ctx: CoreRequestContext, contract_id: str, message: str) -> None:
         """Record that the payment of ``ctx`` broke ``contract_id``."""
+        await self.record(
+            contract_id,
+            message,
+            request_id=ctx.request_id,
+            payment_id=ctx.payment_id,
+            merchant_id=ctx.merchant_id,
+        )
+
+    async def record(
+        self,
+        contract_id: str,
+        message: str,
+        *,
+        request_id: RequestId,
+        payment_id: PaymentId | None = None,
+        merchant_id: MerchantId | None = None,
+    ) -> None:
+        """Record a violation of ``contract_id`` by a request that never became a context (a
+        refused request, a reused idempotency key)."""
         await self._sink.record_violation(
             self._registry.violation(
                 contract_id,
-                request_id=ctx.request_id,
+                request_id=request_id,
                 message=message,
                 timestamp=self._clock.now(),
-                payment_id=ctx.payment_id,
-                merchant_id=ctx.merchant_id,
+                payment_id=payment_id,
+                merchant_id=merchant_id,
             )
         )

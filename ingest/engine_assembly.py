@@ -6,7 +6,7 @@ a Stripe processor needs its API key in the environment (the error names the var
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from engine.circuit_breaker import CircuitBreakers
@@ -32,7 +32,8 @@ class Engine:
 
     async def aclose(self) -> None:
         """Close the processors that hold connections."""
-        for processor in self.processors.values():
+        for wrapped in self.processors.values():
+            processor = getattr(wrapped, "inner", wrapped)
             if isinstance(processor, StripeProcessor):
                 await processor.aclose()
 
@@ -56,9 +57,14 @@ def build_engine(
     sleeper: Sleeper,
     random: RandomSource,
     environ: Mapping[str, str],
+    ledger: Ledger | None = None,
+    wrap: Callable[[Processor], Processor] | None = None,
 ) -> Engine:
-    """The engine of ``config``; raises an ingest error when a routed Stripe key is missing."""
-    ledger = Ledger()
+    """The engine of ``config``; raises an ingest error when a routed Stripe key is missing.
+
+    ``ledger`` records what the simulated processors charge (a new one when not given); ``wrap``
+    decorates every processor (timing, tracing) before the router sees it."""
+    ledger = ledger if ledger is not None else Ledger()
     slowest_timeout_s = max((merchant.timeout_ms for merchant in config.merchants), default=2000) / 1000
     processors: dict[ProcessorId, Processor] = {}
     for processor_id in routed_processors(config):
@@ -69,6 +75,8 @@ def build_engine(
             processors[processor_id] = stripe_processor_from_config(
                 processor_config, environ, timeout_s=slowest_timeout_s
             )
+    if wrap is not None:
+        processors = {processor_id: wrap(processor) for processor_id, processor in processors.items()}
     router = Router(processors, sink, clock, sleeper, random, CircuitBreakers())
     service = CompositePaymentService(config, processors, router, sink, clock, sleeper, random)
     return Engine(service, router, processors, ledger)

@@ -58,9 +58,14 @@ def cli() -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 def serve(config_path: Path | None, data_dir: Path, host: str, port: int) -> None:
     """Serve the merchant API; owns DATA/payorch.duckdb and runs the report schedule."""
-    if config_path is not None:
-        load_config_or_exit(config_path)
-    not_built("serve", "the merchant API")
+    from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
+
+    config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
+    try:
+        run_server(config, data_dir, host, port)
+    except ServeError as error:
+        click.echo(f"payorch serve: {error}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 @cli.command()

@@ -13,7 +13,7 @@ PACKAGES = ("engine", "ingest", "analytics", "dashboard", "payorch")
 
 
 def lint(tree: Path, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    for package in PACKAGES:
+    for package in (*PACKAGES, "ingest/parsing", "ingest/api"):
         (tree / package).mkdir()
         (tree / package / "__init__.py").write_text("", encoding="utf-8")
     for path, source in extra.items():
@@ -35,7 +35,8 @@ def lint(tree: Path, extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
 
 def test_a_tree_that_keeps_the_layers_passes(tmp_path: Path) -> None:
     done = lint(
-        tmp_path, {"ingest/api.py": "import engine\nimport fastapi\n", "payorch/cli.py": "import ingest\n"}
+        tmp_path,
+        {"ingest/api/app.py": "import engine\nimport fastapi\n", "payorch/cli.py": "import ingest\n"},
     )
     assert done.returncode == 0, done.stdout
 
@@ -48,6 +49,7 @@ def test_a_tree_that_keeps_the_layers_passes(tmp_path: Path) -> None:
         ("engine/web.py", "from fastapi import FastAPI\n", "engine is not allowed to import fastapi"),
         ("engine/leak.py", "import ingest\n", "engine.leak -> ingest"),
         ("analytics/peek.py", "import ingest\n", "analytics.peek -> ingest"),
+        ("ingest/parsing/web.py", "import fastapi\n", "ingest.parsing is not allowed to import fastapi"),
     ],
 )
 def test_a_forbidden_import_breaks_a_contract(

@@ -37,7 +37,6 @@ import hashlib
 import math
 import struct
 from collections.abc import Mapping
-from dataclasses import replace
 from enum import Enum
 from types import MappingProxyType
 from typing import cast
@@ -100,6 +99,20 @@ class _Draws:
 
 _TO_UNIT = 1.0 / (1 << 53)
 
+#: A remembered outcome: (amount_cents, error code value or None, reference, decline code).
+_Outcome = tuple[int, str | None, str | None, str | None]
+
+
+def _remembered(response: ProcessorResponse) -> _Outcome:
+    code = None if response.error_code is None else response.error_code.value
+    return (response.amount_cents, code, response.reference, response.decline_code)
+
+
+def _answer(outcome: _Outcome, latency_ms: int) -> ProcessorResponse:
+    amount, code, reference, decline_code = outcome
+    error_code = None if code is None else ErrorCode(code)
+    return ProcessorResponse(error_code is None, latency_ms, amount, error_code, reference, decline_code)
+
 
 class SimulatedProcessor:
     """A :class:`~engine.processor.Processor` simulated from a seeded ``ProcessorConfig``."""
@@ -146,7 +159,9 @@ class SimulatedProcessor:
         self._thresholds = tuple(thresholds)
         self._calls: dict[tuple[str, str], int] = {}
         self._first_requests: dict[str, tuple[int, str]] = {}
-        self._outcomes: dict[str, ProcessorResponse] = {}
+        # Definitive outcomes per key, as plain tuples of strings and numbers: a long-running
+        # service keeps one per charge, and such tuples are invisible to the garbage collector.
+        self._outcomes: dict[str, _Outcome] = {}
         self._charge_attempts = 0
 
     @property
@@ -215,21 +230,21 @@ class SimulatedProcessor:
             return ProcessorResponse.failed(ErrorCode.UNKNOWN, latency_ms)
         cached = self._outcomes.get(key)
         if cached is not None:
-            return replace(cached, latency_ms=latency_ms)
+            return _answer(cached, latency_ms)
         if request.method is PaymentMethod.CARD and CARD_NUMBER_KEY in request.metadata:
             card = card_outcome(request.metadata[CARD_NUMBER_KEY])
             if card.error_code is None:
                 return self._succeed(request, latency_ms)
             response = ProcessorResponse.failed(card.error_code, latency_ms, card.decline_code)
             if card.definitive:
-                self._outcomes[key] = response
+                self._outcomes[key] = _remembered(response)
             return response
         fault = self._draw_fault(rng.fault())
         if fault is None:
             return self._succeed(request, latency_ms)
         if fault is _Fault.DECLINED:
             response = ProcessorResponse.failed(ErrorCode.DECLINED, latency_ms, "generic_decline")
-            self._outcomes[key] = response
+            self._outcomes[key] = _remembered(response)
             return response
         if fault is _Fault.NETWORK_FAILURE:
             return ProcessorResponse.failed(ErrorCode.NETWORK_FAILURE, latency_ms)
@@ -250,7 +265,7 @@ class SimulatedProcessor:
             reference=reference,
         )
         response = ProcessorResponse(True, latency_ms, request.amount_cents, reference=reference)
-        self._outcomes[key] = response
+        self._outcomes[key] = _remembered(response)
         return response
 
     def _draw_fault(self, draw: float) -> _Fault | None:

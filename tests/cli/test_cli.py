@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +31,6 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
 @pytest.mark.parametrize(
     "argv",
     [
-        ["serve"],
         ["dashboard"],
         ["simulate", "--url", "http://127.0.0.1:8000", "--api-key", "k", "--payments", "3"],
         ["report"],
@@ -51,6 +51,22 @@ def test_bad_arguments_give_one_line_and_exit_2() -> None:
     assert done.stderr.startswith("payorch serve: error: ")
     assert "--port" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_serve_problems_are_one_line_errors(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        in_use = run("serve", "--port", str(port), "--data", str(tmp_path / "data"))
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    no_folder = run("serve", "--data", str(blocked / "data"))
+
+    assert (in_use.returncode, no_folder.returncode) == (2, 2)
+    assert in_use.stderr == f"payorch serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert no_folder.stderr.startswith("payorch serve: cannot create the data folder ")
+    assert no_folder.stderr.count("\n") == 1
 
 
 def test_unknown_commands_and_missing_files_are_one_line_errors(

@@ -1,0 +1,44 @@
+"""Merchant complaints: what merchants report from outside, to be set against recorded violations.
+
+A complaint names a category (``double_charge``, ``timeout``, ...) and optionally the payment,
+request or contract it is about. Mapping it to a contract (PRODUCT.md section 9) is the
+analytics' job; this type only guarantees the fields are well formed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.contracts import check_contract_id
+from engine.events import check_timestamp
+from engine.types import ContractId, MerchantId, PaymentId, RequestId, check_identifier, check_text
+
+MAX_DESCRIPTION_LENGTH = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class Complaint:
+    """One merchant complaint. ``complaint_id`` identifies it: importing it twice stores it once."""
+
+    complaint_id: str
+    merchant_id: MerchantId
+    received_at: datetime
+    category: str
+    description: str = ""
+    payment_id: PaymentId | None = None
+    request_id: RequestId | None = None
+    contract_id: ContractId | None = None
+
+    def __post_init__(self) -> None:
+        check_identifier("complaint_id", self.complaint_id)
+        check_identifier("merchant_id", self.merchant_id)
+        check_timestamp("received_at", self.received_at)
+        check_identifier("category", self.category)
+        check_text("description", self.description, max_length=MAX_DESCRIPTION_LENGTH, allow_empty=True)
+        if self.payment_id is not None:
+            check_identifier("payment_id", self.payment_id)
+        if self.request_id is not None:
+            check_identifier("request_id", self.request_id)
+        if self.contract_id is not None:
+            check_contract_id("contract_id", self.contract_id)

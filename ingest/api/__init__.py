@@ -1,0 +1,1 @@
+"""The merchant HTTP API (FastAPI): ``create_app(settings)`` is its composition root."""

@@ -1,0 +1,127 @@
+"""Idempotency keys for ``POST /v1/payments``, with Stripe's semantics.
+
+A key is scoped to its merchant. The first request with a key *claims* it; until that request
+finishes, a repeat gets ``InFlight`` (409 ``idempotency_key_in_use``). A finished request stores
+its response: a repeat with the same body fingerprint replays it (``Idempotent-Replayed: true``),
+one with another body is ``Mismatch`` (422 ``idempotency_key_reused``). A request that was not
+processed at all (refused by the parser, 503) *releases* its key, as Stripe saves no result for
+requests that failed validation. Keys are kept at least ``ttl_s`` (24 hours by default).
+
+:class:`IdempotencyStore` is the port; :class:`MemoryIdempotencyStore` keeps keys in this process
+(the durable store keeps them across restarts behind the same interface).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import orjson
+
+
+class StoredResponse(NamedTuple):
+    """The response a finished request gave, replayed byte for byte. (A named tuple: kept for a
+    day per key, and tuples of bytes and numbers are invisible to the garbage collector.)"""
+
+    status_code: int
+    body: bytes
+    media_type: str = "application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """The key is new (or expired): this request owns it and must complete or release it."""
+
+
+@dataclass(frozen=True, slots=True)
+class InFlight:
+    """Another request with the key has not finished."""
+
+
+@dataclass(frozen=True, slots=True)
+class Mismatch:
+    """The key was used with a different body."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    response: StoredResponse
+
+
+ClaimOutcome = Claimed | InFlight | Mismatch | Replay
+
+
+class IdempotencyStore(Protocol):
+    async def claim(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome: ...
+
+    async def complete(self, merchant_id: str, key: str, response: StoredResponse) -> None: ...
+
+    async def release(self, merchant_id: str, key: str) -> None: ...
+
+
+def body_fingerprint(body: bytes) -> str:
+    """What makes two bodies "the same request": equal JSON documents (whatever the key order or
+    whitespace), else equal bytes."""
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
+    except (orjson.JSONDecodeError, orjson.JSONEncodeError):
+        canonical = b"raw:" + body
+    return hashlib.sha256(canonical).hexdigest()
+
+
+#: (fingerprint, created_at, (status_code, body, media_type) or None): a plain tuple, because only
+#: an exact tuple of strings, bytes and numbers is dropped from the garbage collector's view, and
+#: a key is kept for a day.
+_Entry = tuple[str, float, tuple[int, bytes, str] | None]
+
+
+class MemoryIdempotencyStore:
+    """Keys of this process, expired in creation order (O(1) amortised per claim)."""
+
+    __slots__ = ("_entries", "_now", "_ttl_s")
+
+    def __init__(self, ttl_s: float, now: Callable[[], float]) -> None:
+        self._ttl_s = ttl_s
+        self._now = now
+        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+
+    async def claim(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome:
+        now = self._now()
+        self._expire(now)
+        entry = self._entries.get((merchant_id, key))
+        if entry is not None and entry[2] is not None and now - entry[1] >= self._ttl_s:
+            del self._entries[merchant_id, key]  # expired, though the sweep has not reached it yet
+            entry = None
+        if entry is None:
+            self._entries[merchant_id, key] = (fingerprint, now, None)
+            return Claimed()
+        stored_fingerprint, _, response = entry
+        if stored_fingerprint != fingerprint:
+            return Mismatch()
+        if response is None:
+            return InFlight()
+        return Replay(StoredResponse._make(response))
+
+    async def complete(self, merchant_id: str, key: str, response: StoredResponse) -> None:
+        entry = self._entries.get((merchant_id, key))
+        if entry is not None:
+            stored = (response.status_code, response.body, response.media_type)
+            self._entries[merchant_id, key] = (entry[0], entry[1], stored)
+
+    async def release(self, merchant_id: str, key: str) -> None:
+        entry = self._entries.get((merchant_id, key))
+        if entry is not None and entry[2] is None:
+            del self._entries[merchant_id, key]
+
+    def _expire(self, now: float) -> None:
+        # Entries sit in creation order, so the expired ones are at the front. A request still in
+        # flight is never expired (its owner would complete a key another request had claimed);
+        # the sweep stops at it and claim() checks expiry for the entries behind it.
+        while self._entries:
+            key, (_, created_at, response) = next(iter(self._entries.items()))
+            if now - created_at < self._ttl_s or response is None:
+                return
+            del self._entries[key]

@@ -1,0 +1,244 @@
+"""Taking one payment request: parse, deduplicate, orchestrate, record, answer.
+
+The order matters for money:
+
+1. The body is parsed into a context or issues. A refused request (422, or 403 for another
+   merchant's id) is recorded (``PaymentReceived`` with ``accepted=False`` and an
+   ``api/validation`` violation) and charges nothing.
+2. An idempotency key (header, else body) is claimed for the merchant before anything is charged.
+   A repeat replays the stored answer, one in flight is 409, one with another body is 422.
+3. The payment runs in its own task, shielded from the HTTP request: a client that disconnects
+   cannot cancel a payment half way (it would leave a charge without its terminal event). The
+   task records the result and completes the key itself, so the answer is stored even when
+   nobody is left to receive it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+
+from engine.config import MerchantConfig
+from engine.context import CoreRequestContext
+from engine.events import PaymentReceived
+from engine.monitor import ContractMonitor
+from engine.orchestrator import CompositePaymentService
+from engine.ports import Clock
+from engine.types import PaymentId, RequestId
+from engine.validation import ValidationIssue
+from ingest.api.encoding import dumps
+from ingest.api.idempotency import (
+    Claimed,
+    IdempotencyStore,
+    InFlight,
+    Mismatch,
+    Replay,
+    StoredResponse,
+    body_fingerprint,
+)
+from ingest.api.metrics import ApiMetrics
+from ingest.api.problems import ApiProblem, FieldError, problem_document
+from ingest.api.timing import CURRENT, Stopwatch, server_timing
+from ingest.codec.result_json import composite_result_to_json
+from ingest.parsing import ParsedRequest, parse_payment_request
+from ingest.records import Records
+
+VALIDATION = "api/validation"
+KEY_REUSED = "idempotency/key-reused"
+#: Warnings for optional fields left out (the merchant id, the method, the currency): the contract
+#: lets merchants omit them, so they are counted in metrics but are not ``api/validation``
+#: violations. Every other warning is a correction, and every error a refusal: both are.
+OMISSIONS = frozenset({"missing", "defaulted"})
+
+logger = logging.getLogger("payorch.api")
+
+
+def new_id(prefix: str) -> str:
+    """A random, unguessable id: ``pay_`` + 24 hex digits (96 bits)."""
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentAnswer:
+    response: StoredResponse
+    replayed: bool = False
+    server_timing: str | None = None
+
+
+class PaymentDesk:
+    """Takes payment requests for every merchant of the process."""
+
+    __slots__ = ("_clock", "_idempotency", "_metrics", "_monitor", "_records", "_service", "_tasks")
+
+    def __init__(
+        self,
+        service: CompositePaymentService,
+        records: Records,
+        idempotency: IdempotencyStore,
+        metrics: ApiMetrics,
+        clock: Clock,
+    ) -> None:
+        self._service = service
+        self._records = records
+        self._idempotency = idempotency
+        self._metrics = metrics
+        self._clock = clock
+        self._monitor = ContractMonitor(records, clock)
+        self._tasks: set[asyncio.Task[PaymentAnswer]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    async def take(
+        self,
+        merchant: MerchantConfig,
+        body: bytes,
+        content_type: str | None,
+        idempotency_key: str | None,
+        request_id: RequestId,
+    ) -> PaymentAnswer:
+        """The answer to one ``POST /v1/payments``; raises :class:`ApiProblem` for a refusal."""
+        payment_id = PaymentId(new_id("pay"))
+        parsed = parse_payment_request(
+            body,
+            content_type,
+            merchant=merchant,
+            request_id=request_id,
+            payment_id=payment_id,
+            idempotency_key=idempotency_key,
+        )
+        if parsed.context is None:
+            await self._refuse(merchant, parsed, request_id, payment_id)
+        ctx = parsed.context
+        assert ctx is not None  # noqa: S101 - _refuse raised otherwise
+        key = ctx.idempotency_key
+        if key is not None:
+            claim = await self._idempotency.claim(merchant.merchant_id, key, body_fingerprint(body))
+            if isinstance(claim, Replay):
+                self._metrics.replays.inc()
+                return PaymentAnswer(claim.response, replayed=True)
+            if isinstance(claim, InFlight):
+                raise ApiProblem(
+                    "idempotency_key_in_use",
+                    "A request with this Idempotency-Key is still being processed; retry after it ends.",
+                    headers={"Retry-After": "1"},
+                )
+            if isinstance(claim, Mismatch):
+                await self._monitor.record(
+                    KEY_REUSED,
+                    "Idempotency-Key reused with a different request body",
+                    request_id=request_id,
+                    merchant_id=merchant.merchant_id,
+                )
+                raise ApiProblem(
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was already used with a different request body; "
+                    "use a new key for a new payment.",
+                )
+            assert isinstance(claim, Claimed)  # noqa: S101 - the outcomes are exhaustive
+        try:
+            await self._note_issues(ctx.validation_errors, ctx)
+            task = asyncio.create_task(self._run(ctx))
+        except BaseException:
+            if key is not None:
+                await self._idempotency.release(merchant.merchant_id, key)
+            raise
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return await asyncio.shield(task)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait for payments in flight (at shutdown); returns how many did not end in time."""
+        if not self._tasks:
+            return 0
+        _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
+        return len(pending)
+
+    async def _run(self, ctx: CoreRequestContext) -> PaymentAnswer:
+        stopwatch = Stopwatch()
+        CURRENT.set(stopwatch)
+        started = time.perf_counter()
+        try:
+            result = await self._service.pay(ctx)
+        except Exception:
+            # A bug, not a refusal: money may have moved, so the key keeps this answer and a
+            # retry cannot charge again.
+            logger.exception("payment %s failed inside the engine", ctx.payment_id)
+            document = problem_document(
+                "internal_error",
+                "The payment could not be completed; look it up before retrying with a new key.",
+                ctx.request_id,
+                extra={"payment_id": ctx.payment_id},
+            )
+            response = StoredResponse(500, dumps(document), "application/problem+json")
+            await self._complete(ctx, response)
+            return PaymentAnswer(response)
+        elapsed = time.perf_counter() - started
+        await self._records.save_result(result)
+        response = StoredResponse(200, dumps(composite_result_to_json(result)))
+        await self._complete(ctx, response)
+        self._metrics.payments.labels(result.status.value).inc()
+        return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
+
+    async def _complete(self, ctx: CoreRequestContext, response: StoredResponse) -> None:
+        if ctx.idempotency_key is not None:
+            await self._idempotency.complete(ctx.merchant_id, ctx.idempotency_key, response)
+
+    async def _note_issues(self, issues: tuple[ValidationIssue, ...], ctx: CoreRequestContext) -> None:
+        if not issues:
+            return
+        self._metrics.count_issues(issues)
+        corrections = tuple(issue for issue in issues if issue.code not in OMISSIONS)
+        if corrections:
+            await self._monitor.record_violation(ctx, VALIDATION, _summary(corrections))
+
+    async def _refuse(
+        self, merchant: MerchantConfig, parsed: ParsedRequest, request_id: RequestId, payment_id: PaymentId
+    ) -> None:
+        self._metrics.count_issues(parsed.issues)
+        self._metrics.payments.labels("rejected").inc()
+        await self._records.emit(
+            PaymentReceived(
+                payment_id=payment_id,
+                request_id=request_id,
+                merchant_id=merchant.merchant_id,
+                timestamp=self._clock.now(),
+                accepted=False,
+                amount_cents=parsed.amount_cents,
+                currency=parsed.currency,
+                method=parsed.method,
+                idempotency_key=parsed.idempotency_key,
+                validation_issues=parsed.issues,
+            )
+        )
+        await self._monitor.record(
+            VALIDATION,
+            _summary(parsed.issues),
+            request_id=request_id,
+            payment_id=payment_id,
+            merchant_id=merchant.merchant_id,
+        )
+        errors = [FieldError(i.field, i.code, i.message, i.severity.value) for i in parsed.issues]
+        if parsed.merchant_mismatch:
+            raise ApiProblem(
+                "forbidden",
+                "The body names another merchant; a key may only pay for its own merchant.",
+                errors=errors,
+            )
+        count = sum(1 for issue in parsed.issues if issue.blocks)
+        raise ApiProblem(
+            "validation_failed",
+            f"{count} field{'s' if count != 1 else ''} could not be used; nothing was charged.",
+            errors=errors,
+        )
+
+
+def _summary(issues: tuple[ValidationIssue, ...]) -> str:
+    parts = [f"{issue.field}: {issue.code} ({issue.severity.value})" for issue in issues[:20]]
+    more = f"; and {len(issues) - 20} more" if len(issues) > 20 else ""
+    text = "; ".join(parts) + more
+    return text if len(text) <= 2000 else text[:1997] + "..."

@@ -1,0 +1,182 @@
+"""The shapes the OpenAPI document describes.
+
+Responses are serialized straight from the domain (``ingest.codec.result_json``) with orjson;
+these models only *describe* them, and schemathesis checks in ``make test`` that every real
+response fits. ``ComplaintIn`` is the one body FastAPI validates itself: complaints are a strict
+intake, unlike payments, whose body the permissive parser reads (it is described by
+:data:`PAYMENT_REQUEST_BODY`, not validated by FastAPI).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Method = Literal["card", "apple_pay", "google_pay", "paypal", "bank_transfer"]
+Status = Literal["succeeded", "partially_succeeded", "failed"]
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$"
+
+
+class ValidationIssueOut(BaseModel):
+    field: str
+    code: str
+    message: str
+    severity: Literal["warning", "error"]
+    raw: str | None
+
+
+class StepResultOut(BaseModel):
+    step_index: int = Field(ge=0)
+    method: Method
+    processor_id: str
+    success: bool
+    error_code: str | None
+    amount_processed: int = Field(ge=0)
+    latency_ms: int = Field(ge=0)
+    retryable: bool
+    attempts: int = Field(ge=0)
+    compensated: bool
+
+
+class CompositeResultOut(BaseModel):
+    """The outcome of one payment (``payments.result.v1``)."""
+
+    payment_id: str
+    request_id: str
+    merchant_id: str
+    status: Status
+    success: bool
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    total_amount: int = Field(ge=0)
+    total_processed: int = Field(ge=0)
+    remaining_amount: int = Field(ge=0)
+    step_results: list[StepResultOut]
+    final_error: str | None
+    validation_errors: list[ValidationIssueOut]
+
+
+class EventOut(BaseModel):
+    """A domain event: its type, timestamp and ids, plus the fields of its type."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    timestamp: str
+    payment_id: str
+    request_id: str
+    merchant_id: str
+
+
+class PaymentOut(CompositeResultOut):
+    """A payment's result and its domain events in the order they happened."""
+
+    events: list[EventOut]
+
+
+class ProblemErrorOut(BaseModel):
+    field: str
+    code: str
+    message: str
+    severity: Literal["warning", "error"]
+
+
+class ProblemOut(BaseModel):
+    """An RFC 9457 problem (``application/problem+json``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str
+    request_id: str
+    errors: list[ProblemErrorOut] | None = None
+
+
+class ComplaintIn(BaseModel):
+    """A merchant complaint (PRODUCT.md section 9). A merchant key files for its own merchant
+    (``merchant_id`` may be left out); an admin key must name the merchant."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    complaint_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
+    merchant_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
+    received_at: datetime | None = None
+    category: str = Field(min_length=1, max_length=255, pattern=ID_PATTERN)
+    description: str = Field(default="", max_length=5000)
+    payment_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
+    request_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
+    contract_id: str | None = Field(default=None, min_length=1, max_length=255)
+
+
+class ComplaintOut(BaseModel):
+    complaint_id: str
+    merchant_id: str
+    received_at: str
+    category: str
+    description: str
+    payment_id: str | None
+    request_id: str | None
+    contract_id: str | None
+
+
+class ViolationOut(BaseModel):
+    contract_id: str
+    request_id: str
+    severity: Literal["critical", "major", "minor"]
+    message: str
+    owner: str
+    timestamp: str
+    payment_id: str | None
+    merchant_id: str | None
+
+
+class ViolationsOut(BaseModel):
+    violations: list[ViolationOut]
+
+
+class HealthOut(BaseModel):
+    status: str
+
+
+_AMOUNT: dict[str, Any] = {
+    "description": "Minor units as an integer or digits-only string (1250 = 12.50 USD); major units as a "
+    "number or a string with a decimal separator, symbol or code ('12.50', '$12.50', '1.234,56 EUR').",
+    "anyOf": [{"type": "integer"}, {"type": "number"}, {"type": "string"}],
+}
+
+_PAYMENT_REQUEST: dict[str, Any] = {
+    "type": "object",
+    "description": "A payment request. Field names match case- and separator-insensitively "
+    "(merchantId, merchant-id); every correction is reported in validation_errors.",
+    "properties": {
+        "merchant_id": {"type": "string", "description": "Optional; must be the key's own merchant."},
+        "amount": _AMOUNT,
+        "currency": {
+            "description": "ISO 4217 code, numeric code, symbol or English name; default: the merchant's.",
+            "anyOf": [{"type": "string"}, {"type": "integer"}],
+        },
+        "method": {"type": "string", "description": "card, apple_pay, google_pay, paypal, bank_transfer"},
+        "metadata": {
+            "type": "object",
+            "description": "At most 50 keys of up to 40 characters; values up to 500 characters.",
+            "additionalProperties": True,
+        },
+        "idempotency_key": {"type": "string", "maxLength": 255},
+    },
+    "required": ["amount"],
+    "additionalProperties": True,
+}
+
+PAYMENT_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": _PAYMENT_REQUEST},
+            "application/x-www-form-urlencoded": {"schema": _PAYMENT_REQUEST},
+        },
+    }
+}

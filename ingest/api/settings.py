@@ -1,0 +1,36 @@
+"""What one API process is started with: the platform config, the data folder and its limits."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from engine.config import PlatformConfig
+
+#: PRODUCT.md section 4: a payment request body over 64 KiB is refused with 413.
+MAX_BODY_BYTES = 64 * 1024
+#: A client that has not finished sending its body in this time gets 408.
+BODY_TIMEOUT_S = 10.0
+#: Idempotency keys are kept at least this long (Stripe keeps them 24 hours).
+IDEMPOTENCY_TTL_S = 24 * 3600.0
+#: How long shutdown waits for payments in flight to end before giving up on them.
+SHUTDOWN_GRACE_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Everything ``create_app`` needs; nothing is read from the environment at import."""
+
+    config: PlatformConfig
+    data_dir: Path
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ), repr=False)
+    environment: str = "development"
+    max_body_bytes: int = MAX_BODY_BYTES
+    body_timeout_s: float = BODY_TIMEOUT_S
+    idempotency_ttl_s: float = IDEMPOTENCY_TTL_S
+    shutdown_grace_s: float = SHUTDOWN_GRACE_S
+    #: Keep the simulated processors' books in ``data_dir/simulated-ledger.jsonl`` (tests and
+    #: crash checks read it from outside the process).
+    ledger_journal: bool = True

@@ -1,0 +1,170 @@
+"""The body: bytes and a content type in, a decoded object (or the issues that stop it) out.
+
+Rules (every issue here is on field ``body``):
+
+- An empty or whitespace-only body: error ``empty_body``. Bytes that are not UTF-8: error
+  ``invalid_encoding`` (a declared charset is not honoured: the API speaks UTF-8 only). A leading
+  UTF-8 byte order mark is dropped with warning ``byte_order_mark``.
+- ``application/json``, ``text/json`` or any ``+json`` type: JSON. Invalid JSON (including
+  nesting that exhausts the recursion limit, or nesting deeper than ``MAX_DEPTH``): error
+  ``invalid_json``. JSON that is not an object: error ``not_an_object``.
+- ``application/x-www-form-urlencoded``: form fields (``urllib.parse.parse_qsl``, blank values
+  kept); ``metadata[key]=value`` fills the metadata object. A repeated key: the last wins.
+- No content type, or one that is not a ``type/subtype``: a body starting with ``{`` or ``[`` is
+  read as JSON (its errors stand); any other body is read as form fields if it is well-formed
+  ``key=value&...``. Either way: warning ``content_type``.
+- Any other content type (``text/plain``, ``multipart/form-data``...): a JSON object, else
+  well-formed form fields, with warning ``content_type``; neither: error
+  ``unsupported_content_type``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum, auto
+from urllib.parse import parse_qsl
+
+from engine.validation import ValidationIssue
+from ingest.parsing.fields import FieldName, canonical_field
+from ingest.parsing.issues import error, quote, warning
+from ingest.parsing.values import MAX_DEPTH, JsonObject, JsonValue, json_int, json_object
+
+BODY = "body"
+_BYTE_ORDER_MARK = "\ufeff"
+_MEDIA_TYPE = re.compile(r"[a-z0-9!#$%&'*+.^_`|~-]+/[a-z0-9!#$%&'*+.^_`|~-]+")
+_BRACKETED = re.compile(r"(?P<name>[^\[\]]+)\[(?P<key>.*)\]", re.DOTALL)
+
+
+class _Kind(Enum):
+    JSON = auto()
+    FORM = auto()
+    UNDECLARED = auto()  # missing or malformed
+    OTHER = auto()
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedBody:
+    """The body's top-level object, or ``None`` when an error issue stopped the decoding."""
+
+    fields: JsonObject | None
+    issues: tuple[ValidationIssue, ...]
+
+
+def _kind(content_type: str | None) -> _Kind:
+    if content_type is None:
+        return _Kind.UNDECLARED
+    media = content_type.split(";", 1)[0].strip().lower()
+    if not _MEDIA_TYPE.fullmatch(media):
+        return _Kind.UNDECLARED
+    if media in {"application/json", "text/json"} or media.endswith("+json"):
+        return _Kind.JSON
+    if media == "application/x-www-form-urlencoded":
+        return _Kind.FORM
+    return _Kind.OTHER
+
+
+def _depth_exceeds(value: JsonValue, limit: int) -> bool:
+    """Whether containers nest deeper than ``limit``; iterative, so depth cannot hurt it."""
+    stack: list[tuple[JsonValue, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children: list[JsonValue]
+        if isinstance(item, JsonObject):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
+def _json(text: str) -> DecodedBody:
+    try:
+        value: JsonValue = json.loads(
+            text, object_pairs_hook=json_object, parse_int=json_int, parse_float=Decimal, parse_constant=float
+        )
+    except RecursionError:
+        # CPython's decoder recurses once per nesting level; a hostile body reaches the limit.
+        return DecodedBody(None, (error(BODY, "invalid_json", "the JSON nests too deeply to read", text),))
+    except ValueError as exc:  # json.JSONDecodeError is a ValueError
+        return DecodedBody(None, (error(BODY, "invalid_json", f"the body is not valid JSON: {exc}", text),))
+    if _depth_exceeds(value, MAX_DEPTH):
+        message = f"the JSON nests deeper than {MAX_DEPTH} levels"
+        return DecodedBody(None, (error(BODY, "invalid_json", message, text),))
+    if not isinstance(value, JsonObject):
+        message = "the body must be a JSON object ({...}) of the request's fields"
+        return DecodedBody(None, (error(BODY, "not_an_object", message, text),))
+    return DecodedBody(value, ())
+
+
+def _is_form(text: str) -> bool:
+    """Whether ``text`` is well-formed ``key=value&...`` (what a guess needs before trusting it)."""
+    try:
+        return bool(parse_qsl(text, keep_blank_values=True, strict_parsing=True))
+    except ValueError:
+        return False
+
+
+def _form(text: str) -> JsonObject:
+    """Form fields as an object; ``metadata[key]=value`` pairs make the metadata object."""
+    result = JsonObject()
+    for key, value in parse_qsl(text, keep_blank_values=True):
+        bracketed = _BRACKETED.fullmatch(key)
+        if bracketed is None or canonical_field(bracketed["name"]) is not FieldName.METADATA:
+            result.put(key, value)
+            continue
+        name = bracketed["name"]
+        metadata = result.get(name)
+        if not isinstance(metadata, JsonObject):
+            # A plain "metadata=..." before it is replaced, and reported as a repeated key.
+            metadata = JsonObject()
+            result.put(name, metadata)
+        metadata.put(bracketed["key"], value)
+    return result
+
+
+def _undeclared_or_other(text: str, kind: _Kind, content_type: str | None) -> DecodedBody:
+    shown = "no content type" if content_type is None else f"content type {quote(content_type)}"
+    looks_like_json = text.lstrip()[:1] in {"{", "["}
+    if looks_like_json:
+        decoded = _json(text)
+        if decoded.fields is not None or kind is _Kind.UNDECLARED:
+            note = warning(BODY, "content_type", f"{shown}: read the body as JSON", content_type)
+            return DecodedBody(decoded.fields, (note, *decoded.issues))
+    if _is_form(text):
+        note = warning(BODY, "content_type", f"{shown}: read the body as form fields", content_type)
+        return DecodedBody(_form(text), (note,))
+    message = f"{shown}, and the body is neither a JSON object nor form fields"
+    return DecodedBody(None, (error(BODY, "unsupported_content_type", message, content_type),))
+
+
+def decode_body(body: bytes, content_type: str | None) -> DecodedBody:
+    """The body's top-level object and the issues met reading it; never raises."""
+    if not body.strip():
+        return DecodedBody(None, (error(BODY, "empty_body", "the body is empty", None),))
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"the body is not UTF-8 text: byte {body[exc.start]:#04x} at position {exc.start}"
+        raw = body.decode("utf-8", errors="backslashreplace")
+        return DecodedBody(None, (error(BODY, "invalid_encoding", message, raw),))
+    notes: tuple[ValidationIssue, ...] = ()
+    if text.startswith(_BYTE_ORDER_MARK):
+        text = text[len(_BYTE_ORDER_MARK) :]
+        notes = (warning(BODY, "byte_order_mark", "dropped the byte order mark before the body"),)
+        if not text.strip():
+            return DecodedBody(None, (*notes, error(BODY, "empty_body", "the body is empty", None)))
+    kind = _kind(content_type)
+    if kind is _Kind.JSON:
+        decoded = _json(text)
+    elif kind is _Kind.FORM:
+        decoded = DecodedBody(_form(text), ())
+    else:
+        decoded = _undeclared_or_other(text, kind, content_type)
+    return DecodedBody(decoded.fields, (*notes, *decoded.issues))

@@ -1,0 +1,145 @@
+"""Field names: which of the body's keys mean which field of the request.
+
+Rules:
+
+- A key is matched case- and separator-insensitively: it is lower-cased and ``_``, ``-``, space
+  and ``.`` are removed, so ``MerchantID``, ``merchantId``, ``merchant_id``, ``merchant-id`` and
+  ``merchant id`` all mean ``merchant_id``. ``method`` is also spelled ``payment_method``,
+  ``currency`` also ``currency_code``.
+- A key the body repeats exactly (JSON or form): the last value wins, warning
+  ``duplicate_field``. Two spellings of one field with the same value: warning
+  ``duplicate_field``; with different values: error ``conflicting_fields``, and the field is
+  treated as unreadable (its reader is not run, so it reports nothing more).
+- Any other key: warning ``unknown_field`` on the key itself (cut to 200 characters), value
+  ignored. Only the first :data:`MAX_UNKNOWN_REPORTED` are reported one by one; the rest are
+  counted in one more warning, so a hostile body cannot make the issue list unbounded.
+- Values are compared as JSON: ``1``, ``1.0`` and ``true`` are different values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from engine.validation import ValidationIssue
+from ingest.parsing.issues import error, quote, warning
+from ingest.parsing.values import JsonObject, JsonValue, as_text, same_value, to_json_text
+
+MAX_UNKNOWN_REPORTED = 20
+
+
+class FieldName(StrEnum):
+    """The canonical fields of a payment request, in the order the parser reports them."""
+
+    MERCHANT_ID = "merchant_id"
+    AMOUNT = "amount"
+    CURRENCY = "currency"
+    METHOD = "method"
+    METADATA = "metadata"
+    IDEMPOTENCY_KEY = "idempotency_key"
+
+
+_SEPARATORS = str.maketrans("", "", "_- .")
+
+_SPELLINGS: Mapping[str, FieldName] = {
+    "merchantid": FieldName.MERCHANT_ID,
+    "amount": FieldName.AMOUNT,
+    "currency": FieldName.CURRENCY,
+    # A currency under another common name must not fall back silently to the default currency.
+    "currencycode": FieldName.CURRENCY,
+    "method": FieldName.METHOD,
+    "paymentmethod": FieldName.METHOD,
+    "metadata": FieldName.METADATA,
+    "idempotencykey": FieldName.IDEMPOTENCY_KEY,
+}
+
+
+def normalize_name(name: str) -> str:
+    """A key as it is matched: lower case, without ``_``, ``-``, spaces and dots."""
+    return name.lower().translate(_SEPARATORS)
+
+
+def canonical_field(name: str) -> FieldName | None:
+    """The field a key names, or ``None`` for a key the request does not have."""
+    return _SPELLINGS.get(normalize_name(name))
+
+
+@dataclass(frozen=True, slots=True)
+class SortedFields:
+    """The body's keys sorted into fields.
+
+    ``values`` holds each readable field once; ``conflicting`` lists the fields given twice with
+    different values, with every value given (a reader may still look at them).
+    """
+
+    values: Mapping[FieldName, JsonValue] = field(default_factory=dict)
+    conflicting: Mapping[FieldName, tuple[JsonValue, ...]] = field(default_factory=dict)
+    issues: tuple[ValidationIssue, ...] = ()
+
+    def get(self, name: FieldName) -> JsonValue:
+        """The field's value; ``None`` when absent, null or conflicting."""
+        return self.values.get(name)
+
+    def has(self, name: FieldName) -> bool:
+        return name in self.values
+
+
+def _spellings(names: list[str]) -> str:
+    return ", ".join(quote(name) for name in names)
+
+
+def sort_fields(body: JsonObject) -> SortedFields:
+    """Sort a decoded body's keys into the request's fields."""
+    seen: dict[FieldName, list[tuple[str, JsonValue]]] = {}
+    unknown: list[str] = []
+    for name, value in body.items():
+        canonical = canonical_field(name)
+        if canonical is None:
+            unknown.append(name)
+        else:
+            seen.setdefault(canonical, []).append((name, value))
+
+    issues: list[ValidationIssue] = []
+    values: dict[FieldName, JsonValue] = {}
+    conflicting: dict[FieldName, tuple[JsonValue, ...]] = {}
+    repeated = set(body.duplicate_keys)
+    for canonical in FieldName:
+        given = seen.get(canonical)
+        if given is None:
+            continue
+        names = [name for name, _ in given]
+        last_value = given[-1][1]
+        if not all(same_value(value, last_value) for _, value in given):
+            conflicting[canonical] = tuple(value for _, value in given)
+            shown = "; ".join(f"{quote(name)}: {quote(as_text(value))}" for name, value in given)
+            issues.append(
+                error(
+                    canonical,
+                    "conflicting_fields",
+                    f"{canonical} is given {len(given)} times with different values ({shown}); "
+                    "none of them was used",
+                    raw=", ".join(f"{name}={to_json_text(value)}" for name, value in given),
+                )
+            )
+            continue
+        values[canonical] = last_value
+        if len(given) > 1 or repeated.intersection(names):
+            issues.append(
+                warning(
+                    canonical,
+                    "duplicate_field",
+                    f"{canonical} is given more than once (as {_spellings(names)}); kept the last value "
+                    f"{quote(as_text(last_value))}",
+                    raw=", ".join(names),
+                )
+            )
+
+    for name in unknown[:MAX_UNKNOWN_REPORTED]:
+        issues.append(warning(name, "unknown_field", f"ignored the unknown field {quote(name)}", raw=name))
+    if len(unknown) > MAX_UNKNOWN_REPORTED:
+        more = len(unknown) - MAX_UNKNOWN_REPORTED
+        issues.append(
+            warning("body", "unknown_field", f"ignored {more} more unknown fields", raw=f"{more} fields")
+        )
+    return SortedFields(values=values, conflicting=conflicting, issues=tuple(issues))

@@ -1,0 +1,95 @@
+"""Card-number masking: what the boundary does to anything that looks like a card number.
+
+Rules (PRODUCT.md section 5):
+
+- A *digit run* is a maximal stretch of decimal digits in which single spaces or dashes may
+  separate groups of digits (``4242 4242 4242 4242``, ``4242-4242-4242-4242``). Each stretch of
+  digits between separators is a *group*; a group is never split, so a run of twenty digits
+  without separators is never a card number.
+- Any span of consecutive groups holding 13 to 19 digits that pass the Luhn check is a card
+  number. It is replaced by its first six digits, ``*`` for each digit in between and its last four
+  digits, with the separators dropped: ``4242 4242 4242 4242`` becomes ``424242******4242``. Six
+  and four digits are exactly what :func:`engine.processors.cards.card_key` reads, so a masked
+  Stripe test card keeps its simulated outcome.
+- Masking is repeated until nothing changes: a mask leaves ten digits in place, which could form
+  a new card number with digits around it; every pass removes digits, so the loop ends.
+
+The result holds no Luhn-valid 13-19 digit span in any digit run, whatever the input.
+"""
+
+from __future__ import annotations
+
+import re
+
+MIN_CARD_DIGITS = 13
+MAX_CARD_DIGITS = 19
+KEPT_FIRST = 6
+KEPT_LAST = 4
+
+#: ``\d`` on purpose: Unicode decimal digits (Arabic-Indic, full-width) are masked too; leaking
+#: a card number written in other digits is worse than masking an odd string.
+_DIGIT_RUN = re.compile(r"\d+(?:[ -]\d+)*")
+_GROUP = re.compile(r"\d+")
+#: Thirteen digits with at most one separator between neighbours: text without a match holds no
+#: card number, which most text is, so the run-by-run search is skipped.
+_CANDIDATE = re.compile(r"\d(?:[ -]?\d){12}")
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether the decimal digits ``digits`` pass the Luhn check (mod 10)."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = int(char)
+        if position % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def _masked(digits: str) -> str:
+    hidden = len(digits) - KEPT_FIRST - KEPT_LAST
+    return digits[:KEPT_FIRST] + "*" * hidden + digits[-KEPT_LAST:]
+
+
+def _mask_run(run: str) -> str:
+    """One pass over one digit run: from the left, mask the longest card-number span starting at
+    each group."""
+    groups = [(match.start(), match.end()) for match in _GROUP.finditer(run)]
+    pieces: list[str] = []
+    copied_to = 0
+    first = 0
+    while first < len(groups):
+        best_last: int | None = None
+        digits = ""
+        for last in range(first, len(groups)):
+            start, end = groups[last]
+            digits += run[start:end]
+            if len(digits) > MAX_CARD_DIGITS:
+                break
+            if len(digits) >= MIN_CARD_DIGITS and luhn_valid(digits):
+                best_last = last
+        if best_last is None:
+            first += 1
+            continue
+        span_start, span_end = groups[first][0], groups[best_last][1]
+        number = "".join(run[start:end] for start, end in groups[first : best_last + 1])
+        pieces.append(run[copied_to:span_start])
+        pieces.append(_masked(number))
+        copied_to = span_end
+        first = best_last + 1
+    pieces.append(run[copied_to:])
+    return "".join(pieces)
+
+
+def mask_card_numbers(text: str) -> str:
+    """``text`` with every card number (13-19 digits passing Luhn) masked to first six and last
+    four digits: ``"pay 4242 4242 4242 4242"`` becomes ``"pay 424242******4242"``."""
+    if _CANDIDATE.search(text) is None:
+        return text
+    while True:
+        masked = _DIGIT_RUN.sub(lambda match: _mask_run(match.group()), text)
+        if masked == text:
+            return masked
+        text = masked

@@ -1,0 +1,68 @@
+"""Running the API under uvicorn: what ``payorch serve`` does after parsing its options."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from engine.config import PlatformConfig
+from engine.errors import PayorchError
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+
+
+class ServeError(Exception):
+    """The service could not start; the message is one line for the operator."""
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a port in use is a one-line error, not uvicorn's
+    log line and exit code 3."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ServeError(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> None:
+    """Build the app over ``config`` and serve it until SIGINT/SIGTERM (which drain payments)."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ServeError(f"cannot create the data folder {data_dir}: {exc.strerror}") from None
+    settings = Settings(
+        config=config,
+        data_dir=data_dir,
+        environ=dict(os.environ),
+        environment=os.environ.get("PAYORCH_ENVIRONMENT", "development"),
+    )
+    try:
+        app = create_app(settings)
+    except (PayorchError, OSError) as exc:
+        raise ServeError(str(exc)) from None
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=host,
+            port=port,
+            log_level="info",
+            access_log=False,
+            http="httptools",
+            timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+            server_header=False,
+        )
+    )
+    server.run(sockets=[_listen(host, port)])

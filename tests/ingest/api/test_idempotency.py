@@ -1,0 +1,102 @@
+"""The idempotency store against a tiny model: claims, completions, releases and expiry."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+
+from ingest.api.idempotency import (
+    Claimed,
+    InFlight,
+    MemoryIdempotencyStore,
+    Mismatch,
+    Replay,
+    StoredResponse,
+    body_fingerprint,
+)
+
+TTL = 100.0
+merchants = st.sampled_from(["m_a", "m_b"])
+keys = st.sampled_from(["k1", "k2", "k3"])
+bodies = st.sampled_from([b'{"amount": 1}', b'{ "amount" : 1 }', b'{"amount": 2}', b"amount=1"])
+
+
+class IdempotencyMachine(RuleBasedStateMachine):
+    def __init__(self) -> None:
+        super().__init__()
+        self.now = 0.0
+        self.store = MemoryIdempotencyStore(TTL, lambda: self.now)
+        # model: (merchant, key) -> (fingerprint, created, response or None)
+        self.model: dict[tuple[str, str], tuple[str, float, StoredResponse | None]] = {}
+
+    def _live(self, slot: tuple[str, str]) -> tuple[str, float, StoredResponse | None] | None:
+        entry = self.model.get(slot)
+        if entry is None:
+            return None
+        _, created, response = entry
+        if response is not None and self.now - created >= TTL:
+            return None
+        return entry
+
+    @rule(merchant=merchants, key=keys, body=bodies)
+    def claim(self, merchant: str, key: str, body: bytes) -> None:
+        fingerprint = body_fingerprint(body)
+        outcome = asyncio.run(self.store.claim(merchant, key, fingerprint))
+        entry = self._live((merchant, key))
+        if entry is None:
+            assert isinstance(outcome, Claimed)
+            self.model[merchant, key] = (fingerprint, self.now, None)
+        elif entry[0] != fingerprint:
+            assert isinstance(outcome, Mismatch)
+        elif entry[2] is None:
+            assert isinstance(outcome, InFlight)
+        else:
+            assert outcome == Replay(entry[2])
+
+    @rule(merchant=merchants, key=keys, status=st.sampled_from([200, 500]))
+    def complete(self, merchant: str, key: str, status: int) -> None:
+        entry = self.model.get((merchant, key))
+        if entry is None or entry[2] is not None:
+            return  # only the claimant completes, once
+        response = StoredResponse(status, f"{merchant}/{key}/{self.now}".encode())
+        asyncio.run(self.store.complete(merchant, key, response))
+        self.model[merchant, key] = (entry[0], entry[1], response)
+
+    @rule(merchant=merchants, key=keys)
+    def release(self, merchant: str, key: str) -> None:
+        entry = self.model.get((merchant, key))
+        if entry is None or entry[2] is not None:
+            return
+        asyncio.run(self.store.release(merchant, key))
+        del self.model[merchant, key]
+
+    @rule(seconds=st.sampled_from([1.0, 30.0, 99.0, 150.0]))
+    def wait(self, seconds: float) -> None:
+        self.now += seconds
+
+    @invariant()
+    def same_key_with_equal_json_is_the_same_request(self) -> None:
+        assert body_fingerprint(b'{"amount": 1}') == body_fingerprint(b'{ "amount" : 1 }')
+        assert body_fingerprint(b'{"amount": 1}') != body_fingerprint(b'{"amount": 2}')
+
+
+IdempotencyMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=30, deadline=None)
+TestIdempotencyStore = IdempotencyMachine.TestCase
+
+
+def test_in_flight_key_is_never_expired() -> None:
+    now = [0.0]
+    store = MemoryIdempotencyStore(10.0, lambda: now[0])
+    assert isinstance(asyncio.run(store.claim("m", "k", "f")), Claimed)
+    now[0] = 1000.0
+    assert isinstance(asyncio.run(store.claim("m", "k", "f")), InFlight)
+
+
+def test_released_key_can_be_claimed_with_another_body() -> None:
+    store = MemoryIdempotencyStore(10.0, lambda: 0.0)
+    asyncio.run(store.claim("m", "k", "f1"))
+    asyncio.run(store.release("m", "k"))
+    assert isinstance(asyncio.run(store.claim("m", "k", "f2")), Claimed)

@@ -1,0 +1,83 @@
+"""What the parser's tests share: one merchant, one way to call the parser, and an independent
+detector of card numbers left unmasked."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from engine.config import MerchantConfig, RoutingRule
+from engine.methods import PaymentMethod
+from engine.money import Currency
+from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
+from ingest.parsing import ParsedRequest, parse_payment_request
+
+JSON = "application/json"
+FORM = "application/x-www-form-urlencoded"
+MAX_AMOUNT = 1_000_000_000
+
+MERCHANT = MerchantConfig(
+    merchant_id=MerchantId("m_acme"),
+    api_keys=("key_acme",),
+    default_currency=Currency("USD"),
+    routing=(RoutingRule(PaymentMethod.CARD, (ProcessorId("sim_a"),)),),
+    max_amount_cents=MAX_AMOUNT,
+)
+
+
+def encode(body: object) -> bytes:
+    """Bytes as they are; text as UTF-8; anything else as JSON (UTF-8, non-ASCII kept)."""
+    if isinstance(body, bytes):
+        return body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def parse(body: object, content_type: str | None = JSON, header: str | None = None) -> ParsedRequest:
+    return parse_payment_request(
+        encode(body),
+        content_type,
+        merchant=MERCHANT,
+        request_id=RequestId("req_1"),
+        payment_id=PaymentId("pay_1"),
+        idempotency_key=header,
+    )
+
+
+def check_digit(partial: str) -> str:
+    """The Luhn check digit that completes ``partial`` (written independently of the parser)."""
+    doubled = [int(d) * 2 for d in partial[::-1][0::2]]
+    kept = [int(d) for d in partial[::-1][1::2]]
+    total = sum(d - 9 if d > 9 else d for d in doubled) + sum(kept)
+    return str((10 - total % 10) % 10)
+
+
+def luhn_number(length: int, prefix: str = "4") -> str:
+    """A Luhn-valid number of ``length`` digits."""
+    body = (prefix + "1234567890" * 2)[: length - 1]
+    return body + check_digit(body)
+
+
+def _luhn_ok(digits: str) -> bool:
+    return check_digit(digits[:-1]) == digits[-1]
+
+
+_RUN = re.compile(r"\d+(?:[ -]\d+)*")
+
+
+def unmasked_card_numbers(text: str) -> list[str]:
+    """Every span of whole digit groups (groups split by single spaces or dashes) that holds 13-19
+    digits passing Luhn: what masking must have removed."""
+    found: list[str] = []
+    for run in _RUN.finditer(text):
+        groups = re.findall(r"\d+", run.group())
+        for first in range(len(groups)):
+            digits = ""
+            for group in groups[first:]:
+                digits += group
+                if len(digits) > 19:
+                    break
+                if len(digits) >= 13 and _luhn_ok(digits):
+                    found.append(digits)
+    return found

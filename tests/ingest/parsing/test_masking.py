@@ -1,0 +1,86 @@
+"""Card-number masking: Luhn-valid 13-19 digit numbers become first six, stars, last four."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.error_codes import ErrorCode
+from engine.processors.cards import card_outcome
+from ingest.parsing import mask_card_numbers
+from ingest.parsing.masking import luhn_valid
+from tests.ingest.parsing.support import luhn_number, unmasked_card_numbers
+
+CARD = "4242424242424242"
+
+
+def masked(number: str) -> str:
+    return number[:6] + "*" * (len(number) - 10) + number[-4:]
+
+
+def test_the_generated_numbers_are_luhn_valid_and_their_neighbours_are_not() -> None:
+    for length in (12, 13, 16, 19, 20):
+        number = luhn_number(length)
+        assert luhn_valid(number)
+        assert not luhn_valid(number[:-1] + str((int(number[-1]) + 1) % 10))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(CARD, "424242******4242", id="sixteen-digits"),
+        pytest.param("4242424242424241", "4242424242424241", id="stripe-incorrect-number-card-fails-luhn"),
+        pytest.param("4242424242424243", "4242424242424243", id="not-luhn"),
+        pytest.param(luhn_number(12), luhn_number(12), id="twelve-digits-never"),
+        pytest.param(luhn_number(13), masked(luhn_number(13)), id="thirteen-digits"),
+        pytest.param(luhn_number(19), masked(luhn_number(19)), id="nineteen-digits"),
+        pytest.param(luhn_number(20), luhn_number(20), id="twenty-digits-never"),
+        pytest.param("4242 4242 4242 4242", "424242******4242", id="spaced"),
+        pytest.param("4242-4242-4242-4242", "424242******4242", id="dashed"),
+        pytest.param("4242 4242-4242 4242", "424242******4242", id="mixed-separators"),
+        pytest.param("4242  4242 4242 4242", "4242  4242 4242 4242", id="double-space-splits-the-run"),
+        pytest.param(f"card: {CARD}, exp 12/29", "card: 424242******4242, exp 12/29", id="embedded-in-text"),
+        pytest.param(f"a{CARD}b", "a424242******4242b", id="glued-to-letters"),
+        pytest.param(
+            f"{CARD} and 4000 0000 0000 0002", "424242******4242 and 400000******0002", id="two-cards"
+        ),
+        pytest.param(f"order 12 {CARD}", "order 12 424242******4242", id="group-before-the-card"),
+        pytest.param("no digits here", "no digits here", id="no-digits"),
+        pytest.param("", "", id="empty"),
+        pytest.param("\ud800" + CARD, "\ud800424242******4242", id="beside-a-lone-surrogate"),
+    ],
+)
+def test_mask_card_numbers(text: str, expected: str) -> None:
+    assert mask_card_numbers(text) == expected
+
+
+def test_masking_keeps_every_stripe_test_card_recognisable() -> None:
+    cards = {
+        "4242424242424242": None,
+        "4000000000000002": ErrorCode.DECLINED,
+        "4000000000009995": ErrorCode.DECLINED,
+        "4000000000009987": ErrorCode.DECLINED,
+        "4000000000009979": ErrorCode.DECLINED,
+        "4000000000000069": ErrorCode.INVALID_CARD,
+        "4000000000000127": ErrorCode.INVALID_CARD,
+        "4242424242424241": ErrorCode.INVALID_CARD,
+        "4000000000000119": ErrorCode.PROCESSING_ERROR,
+    }
+    for number, code in cards.items():
+        assert card_outcome(mask_card_numbers(number)).error_code is code
+
+
+digit_texts = st.text(alphabet="0123456789 -x", max_size=80)
+
+
+@settings(max_examples=300)
+@given(st.one_of(digit_texts, st.text(max_size=40)), st.lists(st.integers(13, 19), max_size=3))
+def test_masked_text_holds_no_card_number_and_masking_again_changes_nothing(
+    text: str, lengths: list[int]
+) -> None:
+    with_cards = text + " ".join(luhn_number(n) for n in lengths)
+    result = mask_card_numbers(with_cards)
+    assert unmasked_card_numbers(result) == []
+    assert mask_card_numbers(result) == result
+    assert len(result) <= len(with_cards)

@@ -1,0 +1,135 @@
+"""The parser's request-level contract: the context it builds, the order and safety of its
+issues, its defence in depth, and the packages it may import."""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+from engine.errors import InvalidFieldError
+from engine.methods import PaymentMethod
+from engine.money import Currency
+from engine.types import PaymentId, RequestId
+from engine.validation import IssueSeverity, ValidationIssue
+from ingest.parsing import ParsedRequest, parse_payment_request
+from tests.ingest.parsing.support import MERCHANT, encode, parse
+
+CARD = "4242424242424242"
+PARSING = Path(__file__).resolve().parents[3] / "ingest" / "parsing"
+
+
+def test_a_clean_request_becomes_a_context_with_every_reading() -> None:
+    result = parse(
+        {
+            "merchant_id": "m_acme",
+            "amount": "12.50",
+            "currency": "EUR",
+            "method": "apple_pay",
+            "metadata": {"order": "A-1"},
+            "idempotency_key": "k-1",
+        }
+    )
+    assert result.issues == ()
+    assert result.accepted
+    context = result.context
+    assert context is not None
+    assert (context.merchant_id, context.request_id, context.payment_id) == ("m_acme", "req_1", "pay_1")
+    assert (context.amount_cents, context.currency) == (1250, Currency("EUR"))
+    assert context.payment_method is PaymentMethod.APPLE_PAY
+    assert context.idempotency_key == "k-1"
+    assert dict(context.metadata) == {"order": "A-1"}
+
+
+def test_warnings_travel_in_the_context_and_never_block() -> None:
+    result = parse({"amount": "1,234", "currency": " eur ", "method": "ApplePay"})
+    assert result.context is not None
+    assert all(issue.severity is IssueSeverity.WARNING for issue in result.issues)
+    assert result.context.validation_errors == result.issues
+    assert [issue.field for issue in result.issues] == ["merchant_id", "amount", "currency", "method"]
+
+
+def test_issues_come_in_the_documented_field_order() -> None:
+    result = parse(
+        {
+            "idempotency_key": "",
+            "metadata": "x",
+            "method": "crypto",
+            "currency": "ZZZ",
+            "amount": 0,
+            "merchant_id": "m_other",
+            "extra": 1,
+        }
+    )
+    assert [issue.field for issue in result.issues] == [
+        "extra",
+        "merchant_id",
+        "amount",
+        "currency",
+        "method",
+        "metadata",
+        "idempotency_key",
+    ]
+    assert result.merchant_mismatch
+
+
+def test_the_same_request_always_gives_the_same_issues() -> None:
+    body = '{"amount": "1,234", "Amount": "1,234", "x": 1, "y": 2, "metadata": {"b": 1, "a": null}}'
+    assert parse(body).issues == parse(body).issues
+
+
+def test_a_card_number_never_reaches_an_issue_unmasked() -> None:
+    result = parse({CARD: 1, "amount": f"{CARD} USD", "currency": CARD, "metadata": {"k": f"{CARD} " * 40}})
+    texts = [text for issue in result.issues for text in (issue.field, issue.message, issue.raw or "")]
+    assert texts
+    assert not any(CARD in text for text in texts)
+    assert any("424242******4242" in text for text in texts)
+
+
+def test_raw_is_cut_to_five_hundred_characters_and_made_valid_text() -> None:
+    body = '{"amount": 1, "metadata": {"k": "\\ud800' + "x" * 2000 + '"}}'
+    (issue,) = [issue for issue in parse(body).issues if issue.code == "invalid_text"]
+    assert issue.raw is not None
+    assert len(issue.raw) == 500
+    assert issue.raw.startswith("\ufffdxxx")
+
+
+def test_a_malformed_request_id_is_an_error_issue_not_an_exception() -> None:
+    result = parse_payment_request(
+        encode({"amount": 100}),
+        "application/json",
+        merchant=MERCHANT,
+        request_id=RequestId("not an id"),
+        payment_id=PaymentId("pay_1"),
+    )
+    assert not result.accepted
+    assert result.issues[-1].code == "invalid_context"
+    assert result.issues[-1].field == "request_id"
+
+
+def test_a_parsed_request_refuses_a_context_beside_an_error() -> None:
+    accepted = parse({"amount": 100})
+    error = ValidationIssue("amount", "too_large", "too large", IssueSeverity.ERROR)
+    with pytest.raises(InvalidFieldError, match="context"):
+        ParsedRequest(accepted.context, (error,), 100, None, None, None, False)
+    with pytest.raises(InvalidFieldError, match="context"):
+        ParsedRequest(None, (), None, None, None, None, False)
+
+
+def test_the_parser_imports_only_the_standard_library_engine_and_iso4217() -> None:
+    allowed = set(sys.stdlib_module_names) | {"engine", "ingest", "iso4217"}
+    for path in sorted(PARSING.glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            else:
+                continue
+            for name in names:
+                assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
+                if name.startswith("ingest"):
+                    assert name.startswith("ingest.parsing"), f"{path.name} imports {name}"

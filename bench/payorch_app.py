@@ -59,4 +59,6 @@ def create() -> FastAPI:
     """The ASGI app: ``create_app(Settings(config=bench_config(), data_dir=...))``."""
     configured = os.environ.get(DATA_DIR_ENV)
     data_dir = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="payorch-bench-"))
-    return create_app(Settings(config=bench_config(), data_dir=data_dir))
+    # No ledger journal: it is the simulated processors' own bookkeeping for tests (a real
+    # processor keeps its books elsewhere), not work payorch does for a payment.
+    return create_app(Settings(config=bench_config(), data_dir=data_dir, ledger_journal=False))

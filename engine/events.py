@@ -25,6 +25,7 @@ from engine.types import (
     check_sequence,
     check_text,
 )
+from engine.unchecked import unchecked
 from engine.validation import ValidationIssue
 
 
@@ -66,16 +67,9 @@ class DomainEvent:
 
     @classmethod
     def derived(cls, **fields: Any) -> Self:
-        """An event built from values the engine took from already-checked domain objects.
-
-        It skips ``__post_init__``: re-checking them costs more than the rest of a payment step.
-        Every field must be given. Tests rebuild every event the engine emits through the checked
-        constructor and require it to be equal, so a wrong value here fails them.
-        """
-        event = object.__new__(cls)
-        for name, value in fields.items():
-            object.__setattr__(event, name, value)
-        return event
+        """An event built from values the engine took from already-checked domain objects, without
+        checking them again (see :mod:`engine.unchecked`; tests check every one)."""
+        return unchecked(cls)(**fields)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from engine.error_codes import ErrorCode
+from engine.errors import PlanInvariantError
 from engine.ports import Clock
 from engine.processor import (
     ChargeRequest,
@@ -21,6 +23,8 @@ from engine.processor import (
     Settlement,
     StatusAnswer,
 )
+
+A = TypeVar("A")
 
 TIMEOUT = "router/timeout"
 PANIC = "processor/panic"
@@ -44,22 +48,56 @@ def _describe(exc: BaseException) -> str:
     return text if len(text) <= 300 else text[:297] + "..."
 
 
+class _Expiry:
+    """Cancels the waiting task once the time is up, and remembers that it did."""
+
+    __slots__ = ("fired", "task")
+
+    def __init__(self, task: asyncio.Task[object]) -> None:
+        self.task = task
+        self.fired = False
+
+    def __call__(self) -> None:
+        self.fired = True
+        self.task.cancel()
+
+
 async def _call(
     what: str,
     processor_id: str,
-    call: Callable[[], Awaitable[object]],
+    method: Callable[[A], Awaitable[object]],
+    argument: A,
     expected: type,
     timeout_s: float,
     clock: Clock,
 ) -> tuple[object, Misbehaviour | None, ErrorCode | None, int]:
-    """Call and await ``call`` under the timeout; an adapter may even raise before it awaits.
+    """Await ``method(argument)`` under the timeout; an adapter may even raise before it awaits.
 
     Returns the answer, or the misbehaviour with the error code that stands for it (the outcome is
-    unknown in every case), and the elapsed milliseconds."""
+    unknown in every case), and the elapsed milliseconds.
+
+    The deadline is what ``asyncio.timeout`` does (a cancellation of the caller is never taken for
+    a timeout, nor swallowed), with one timer handle instead of a context manager object: a third
+    of the cost here, and every processor call pays it.
+    """
     started = clock.monotonic()
+    task = asyncio.current_task()
+    if task is None:  # the engine always runs inside a task; this names the mistake if not
+        raise PlanInvariantError("task", None, "processor calls must run inside an asyncio task")
+    cancelling = task.cancelling()
+    expiry = _Expiry(task)
+    timer = asyncio.get_running_loop().call_later(timeout_s, expiry)
     try:
-        async with asyncio.timeout(timeout_s):
-            answer = await call()
+        try:
+            answer = await method(argument)
+        except asyncio.CancelledError:
+            if expiry.fired and task.uncancel() <= cancelling:
+                raise TimeoutError from None
+            raise
+        finally:
+            timer.cancel()
+        if expiry.fired:
+            task.uncancel()  # the adapter swallowed our cancellation and answered anyway
     except TimeoutError:
         message = f"{what} at {processor_id} did not answer within {round(timeout_s * 1000)} ms"
         return None, Misbehaviour(TIMEOUT, message), ErrorCode.TIMEOUT, _elapsed_ms(clock, started)
@@ -84,7 +122,7 @@ async def guarded_charge(
     whose error code marks the outcome unknown (the router settles it)."""
     pid = processor.processor_id
     answer, problem, code, elapsed = await _call(
-        "charge", pid, lambda: processor.charge(request), ProcessorResponse, timeout_s, clock
+        "charge", pid, processor.charge, request, ProcessorResponse, timeout_s, clock
     )
     if code is not None:
         return ProcessorResponse.failed(code, elapsed), problem
@@ -105,7 +143,8 @@ async def guarded_refund(
     answer, problem, code, elapsed = await _call(
         "refund",
         processor.processor_id,
-        lambda: processor.void_or_refund(request),
+        processor.void_or_refund,
+        request,
         ProcessorResponse,
         timeout_s,
         clock,
@@ -123,7 +162,8 @@ async def guarded_status(
     answer, problem, code, elapsed = await _call(
         "status",
         processor.processor_id,
-        lambda: processor.status(idempotency_key),
+        processor.status,
+        idempotency_key,
         StatusAnswer,
         timeout_s,
         clock,

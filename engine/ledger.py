@@ -110,16 +110,25 @@ class Ledger:
             )
         check_minor_units("ledger.amount_cents", amount_cents)
         check_count("ledger.step_index", step_index)
-        entry = LedgerEntry(
-            processor_id, idempotency_key, payment_id, step_index, amount_cents, currency, reference
+        stored = (
+            processor_id,
+            idempotency_key,
+            payment_id,
+            step_index,
+            amount_cents,
+            currency,
+            reference,
+            False,
+            0,
         )
-        self._entries[key] = tuple(entry)
+        self._entries[key] = stored
         self._held[payment_id] = self._held.get(payment_id, 0) + amount_cents
         step = (payment_id, step_index)
         open_charges = (*self._open_by_step.get(step, ()), key)
         self._open_by_step[step] = open_charges
         if len(open_charges) > 1:
             self._doubled[step] = None
+        entry = LedgerEntry._make(stored)
         if self._journal is not None:
             self._journal.write("charge", entry)
         return entry

@@ -43,11 +43,29 @@ from engine.processor import Processor, RefundRequest
 from engine.results import CompositeResult, PaymentStatus, Result
 from engine.router import Router
 from engine.types import ProcessorId
+from engine.unchecked import unchecked
 
 COVERAGE = "plan/coverage"
 SUM = "orchestrator/sum"
 COMPENSATION_FAILED = "orchestrator/compensation-failed"
 LATENCY_SLO = "payment/latency-slo"
+
+
+# Built from checked values only (the context, the plan, the router's results): see engine.unchecked.
+_received = unchecked(PaymentReceived)
+_plan_built = unchecked(PlanBuilt)
+_planned_step = unchecked(PlannedStep)
+_completed = unchecked(PaymentCompleted)
+_composite_result = unchecked(CompositeResult)
+
+
+def _sum_breaks(plan: PaymentPlan, results: list[Result]) -> list[str]:
+    """Steps that processed neither nothing nor exactly their planned amount."""
+    return [
+        f"step {result.step_index} processed {result.amount_processed} of a planned {planned}"
+        for result in results
+        if result.amount_processed not in (0, planned := plan.steps[result.step_index].amount_cents)
+    ]
 
 
 class CompositePaymentService:
@@ -99,8 +117,11 @@ class CompositePaymentService:
         started = self._clock.monotonic()
         merchant = self._merchant(ctx)
         await self._sink.emit(
-            PaymentReceived.derived(
-                **self._ids(ctx),
+            _received(
+                payment_id=ctx.payment_id,
+                request_id=ctx.request_id,
+                merchant_id=ctx.merchant_id,
+                timestamp=self._clock.now(),
                 accepted=True,
                 amount_cents=ctx.amount_cents,
                 currency=ctx.currency,
@@ -131,18 +152,28 @@ class CompositePaymentService:
                 "plan.payment_id", plan.payment_id, f"is not the plan of payment {ctx.payment_id}"
             )
         merchant = self._merchant(ctx)
+        shortfall = plan.coverage_shortfall_cents
         await self._sink.emit(
-            PlanBuilt.derived(
-                **self._ids(ctx),
+            _plan_built(
+                payment_id=ctx.payment_id,
+                request_id=ctx.request_id,
+                merchant_id=ctx.merchant_id,
+                timestamp=self._clock.now(),
                 total_amount_cents=plan.total_amount_cents,
                 currency=plan.currency,
                 steps=tuple(
-                    PlannedStep(s.index, s.method, s.amount_cents, s.processor_ids) for s in plan.steps
+                    _planned_step(
+                        index=s.index,
+                        method=s.method,
+                        amount_cents=s.amount_cents,
+                        processor_ids=s.processor_ids,
+                    )
+                    for s in plan.steps
                 ),
-                coverage_shortfall_cents=plan.coverage_shortfall_cents,
+                coverage_shortfall_cents=shortfall,
             )
         )
-        if not plan.fully_covered:
+        if shortfall:
             message = (
                 f"routing covers {plan.planned_amount_cents} of {plan.total_amount_cents}; nothing charged"
             )
@@ -154,14 +185,19 @@ class CompositePaymentService:
         for step in plan.steps:
             routed = await self._router.route_step(ctx, step, merchant)
             results.append(routed.result)
-            unsettled.extend((step, processor) for processor in routed.unsettled)
+            if routed.unsettled:
+                unsettled.extend((step, processor) for processor in routed.unsettled)
             if not routed.result.success:
                 break
-        await self._check_sums(ctx, plan, results)
+        for message in _sum_breaks(plan, results):
+            await self._monitor.record_violation(ctx, SUM, message)
         if len(results) == len(plan.steps) and all(result.success for result in results):
             await self._sink.emit(
-                PaymentCompleted.derived(
-                    **self._ids(ctx),
+                _completed(
+                    payment_id=ctx.payment_id,
+                    request_id=ctx.request_id,
+                    merchant_id=ctx.merchant_id,
+                    timestamp=self._clock.now(),
                     total_amount=plan.total_amount_cents,
                     total_processed=plan.total_amount_cents,
                     status=PaymentStatus.SUCCEEDED,
@@ -274,15 +310,6 @@ class CompositePaymentService:
         await self._monitor.record_violation(ctx, COMPENSATION_FAILED, message)
         return False
 
-    async def _check_sums(self, ctx: CoreRequestContext, plan: PaymentPlan, results: list[Result]) -> None:
-        for result in results:
-            planned = plan.steps[result.step_index].amount_cents
-            if result.amount_processed not in (0, planned):
-                message = (
-                    f"step {result.step_index} processed {result.amount_processed} of a planned {planned}"
-                )
-                await self._monitor.record_violation(ctx, SUM, message)
-
     def _ids(self, ctx: CoreRequestContext) -> EventIds:
         return event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now())
 
@@ -306,7 +333,7 @@ class CompositePaymentService:
         final_error: ErrorCode | None,
         total: int | None = None,
     ) -> CompositeResult:
-        return CompositeResult(
+        return _composite_result(
             payment_id=ctx.payment_id,
             request_id=ctx.request_id,
             merchant_id=ctx.merchant_id,

@@ -13,6 +13,11 @@ from engine.methods import PaymentMethod
 from engine.money import Currency
 from engine.plan import PaymentPlan, PaymentStep
 from engine.types import ProcessorId
+from engine.unchecked import unchecked
+
+# Built from the checked context and configuration: see engine.unchecked.
+_step = unchecked(PaymentStep)
+_plan = unchecked(PaymentPlan)
 
 
 def ordered_rules(method: PaymentMethod | None, routing: tuple[RoutingRule, ...]) -> tuple[RoutingRule, ...]:
@@ -55,9 +60,17 @@ def build_plan(
         if not chain:
             continue
         take = remaining if rule.max_amount_cents is None else min(remaining, rule.max_amount_cents)
-        steps.append(PaymentStep(len(steps), rule.method, take, chain, rule.max_amount_cents))
+        steps.append(
+            _step(
+                index=len(steps),
+                method=rule.method,
+                amount_cents=take,
+                processor_ids=chain,
+                max_amount_cents=rule.max_amount_cents,
+            )
+        )
         remaining -= take
-    return PaymentPlan(
+    return _plan(
         payment_id=ctx.payment_id,
         request_id=ctx.request_id,
         merchant_id=ctx.merchant_id,

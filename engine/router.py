@@ -25,7 +25,7 @@ from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
 from engine.contracts import ContractRegistry
 from engine.error_codes import ErrorCode, RetryClass
-from engine.events import StepAttempted, StepFailed, StepSucceeded, event_ids
+from engine.events import StepAttempted, StepFailed, StepSucceeded
 from engine.guard import Misbehaviour, guarded_charge, guarded_status
 from engine.monitor import ContractMonitor
 from engine.plan import PaymentStep, processor_idempotency_key
@@ -33,6 +33,7 @@ from engine.ports import Clock, EventSink, RandomSource, Sleeper
 from engine.processor import ChargeRequest, Processor, Settlement
 from engine.results import Result
 from engine.types import ProcessorId
+from engine.unchecked import unchecked
 
 RETRY_EXHAUSTED = "router/retry-exhausted"
 
@@ -58,6 +59,17 @@ class _AtProcessor:
     latency_ms: int
     error: ErrorCode | None = None
     unsettled: bool = False
+
+
+# The router builds these from checked values only (the context, the step, the processor's
+# checked answer): see engine.unchecked.
+_attempted = unchecked(StepAttempted)
+_failed = unchecked(StepFailed)
+_succeeded = unchecked(StepSucceeded)
+_charge_request = unchecked(ChargeRequest)
+_result = unchecked(Result)
+_routed = unchecked(RoutedStep)
+_at = unchecked(_AtProcessor)
 
 
 class Router:
@@ -94,7 +106,7 @@ class Router:
     async def route_step(
         self, ctx: CoreRequestContext, step: PaymentStep, merchant: MerchantConfig
     ) -> RoutedStep:
-        request = ChargeRequest(
+        request = _charge_request(
             payment_id=ctx.payment_id,
             step_index=step.index,
             idempotency_key=processor_idempotency_key(ctx.payment_id, step.index),
@@ -118,7 +130,7 @@ class Router:
             attempts += at.attempts
             latency += at.latency_ms
             if at.charged:
-                return RoutedStep(self._result(step, processor_id, attempts, latency, None))
+                return _routed(result=self._result(step, processor_id, attempts, latency, None))
             error = at.error or ErrorCode.UNKNOWN
             if at.unsettled:
                 result = self._result(step, processor_id, attempts, latency, error)
@@ -154,8 +166,11 @@ class Router:
                 await self._sleeper.sleep(backoff_seconds(attempt - 1, merchant.retry, self._random))
             number = earlier_attempts + attempt
             await self._sink.emit(
-                StepAttempted.derived(
-                    **event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now()),
+                _attempted(
+                    payment_id=ctx.payment_id,
+                    request_id=ctx.request_id,
+                    merchant_id=ctx.merchant_id,
+                    timestamp=self._clock.now(),
                     step_index=request.step_index,
                     processor_id=processor_id,
                     attempt=number,
@@ -171,15 +186,18 @@ class Router:
             if response.success:
                 breaker.record_success()
                 await self._succeeded(ctx, request, processor_id, response.latency_ms, number)
-                return _AtProcessor(True, attempt, latency)
+                return _at(charged=True, attempts=attempt, latency_ms=latency)
             error = response.error_code or ErrorCode.UNKNOWN
             if error.is_processor_fault:
                 breaker.record_failure(self._clock.monotonic())
             else:
                 breaker.record_neutral()
             await self._sink.emit(
-                StepFailed.derived(
-                    **event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now()),
+                _failed(
+                    payment_id=ctx.payment_id,
+                    request_id=ctx.request_id,
+                    merchant_id=ctx.merchant_id,
+                    timestamp=self._clock.now(),
                     step_index=request.step_index,
                     processor_id=processor_id,
                     error_code=error,
@@ -218,8 +236,11 @@ class Router:
         number: int,
     ) -> None:
         await self._sink.emit(
-            StepSucceeded.derived(
-                **event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now()),
+            _succeeded(
+                payment_id=ctx.payment_id,
+                request_id=ctx.request_id,
+                merchant_id=ctx.merchant_id,
+                timestamp=self._clock.now(),
                 step_index=request.step_index,
                 processor_id=processor_id,
                 latency_ms=latency_ms,
@@ -232,7 +253,7 @@ class Router:
     def _result(
         step: PaymentStep, processor_id: ProcessorId, attempts: int, latency_ms: int, error: ErrorCode | None
     ) -> Result:
-        return Result(
+        return _result(
             step_index=step.index,
             method=step.method,
             processor_id=processor_id,
@@ -241,6 +262,7 @@ class Router:
             latency_ms=latency_ms,
             attempts=attempts,
             error_code=error,
+            compensated=False,
         )
 
     async def _misbehaved(self, ctx: CoreRequestContext, problem: Misbehaviour) -> None:

@@ -18,7 +18,7 @@ from engine.complaints import Complaint
 from engine.contracts import ContractViolation
 from engine.events import DomainEvent
 from engine.results import CompositeResult
-from ingest.codec.event_json import event_to_json
+from ingest.codec.event_json import event_json
 from ingest.codec.result_json import JsonObject, composite_result_to_json
 
 
@@ -81,7 +81,7 @@ class MemoryRecords:
             events = self._events[event.payment_id] = bytearray(b"[")
         else:
             events += b","
-        events += orjson.dumps(event_to_json(event))
+        events += event_json(event)
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._violations.append(violation)

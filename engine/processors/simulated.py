@@ -50,6 +50,7 @@ from engine.ports import Sleeper
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
 from engine.processors.cards import CARD_NUMBER_KEY, card_outcome
 from engine.types import ProcessorId
+from engine.unchecked import unchecked
 
 #: The standard normal quantile of 0.99: ``p99 = p50 * exp(sigma * _Z99)``.
 _Z99 = 2.3263
@@ -79,25 +80,30 @@ class _Draws:
     one for the fault, one for whether a hang charged. Deterministic like a seeded
     ``random.Random``, without the cost of seeding one per call (about 5 µs here)."""
 
-    __slots__ = ("_uniforms",)
+    __slots__ = ("_digest",)
 
     def __init__(self, digest: bytes) -> None:
-        words: tuple[int, ...] = struct.unpack(">4Q", digest)
-        self._uniforms: tuple[float, ...] = tuple((word >> 11) * _TO_UNIT for word in words)
+        self._digest = digest
+
+    def _uniform(self, slot: int) -> float:
+        # Only the slots a call uses are cut (a zero-latency charge uses one).
+        word: int = _WORD.unpack_from(self._digest, 8 * slot)[0]
+        return (word >> 11) * _TO_UNIT
 
     def normal(self) -> float:
         """A standard normal sample (Box-Muller over slots 0 and 1)."""
-        radius = math.sqrt(-2.0 * math.log(1.0 - self._uniforms[0]))
-        return radius * math.cos(2.0 * math.pi * self._uniforms[1])
+        radius = math.sqrt(-2.0 * math.log(1.0 - self._uniform(0)))
+        return radius * math.cos(2.0 * math.pi * self._uniform(1))
 
     def fault(self) -> float:
-        return self._uniforms[2]
+        return self._uniform(2)
 
     def hang_charged(self) -> float:
-        return self._uniforms[3]
+        return self._uniform(3)
 
 
 _TO_UNIT = 1.0 / (1 << 53)
+_WORD = struct.Struct(">Q")
 
 #: A remembered outcome: (amount_cents, error code value or None, reference, decline code).
 _Outcome = tuple[int, str | None, str | None, str | None]
@@ -106,6 +112,10 @@ _Outcome = tuple[int, str | None, str | None, str | None]
 def _remembered(response: ProcessorResponse) -> _Outcome:
     code = None if response.error_code is None else response.error_code.value
     return (response.amount_cents, code, response.reference, response.decline_code)
+
+
+#: The simulator answers from values it checked itself (see engine.unchecked).
+_response = unchecked(ProcessorResponse)
 
 
 def _answer(outcome: _Outcome, latency_ms: int) -> ProcessorResponse:
@@ -121,6 +131,7 @@ class SimulatedProcessor:
         "_calls",
         "_charge_attempts",
         "_first_requests",
+        "_heads",
         "_id",
         "_ledger",
         "_mu",
@@ -163,6 +174,7 @@ class SimulatedProcessor:
         # service keeps one per charge, and such tuples are invisible to the garbage collector.
         self._outcomes: dict[str, _Outcome] = {}
         self._charge_attempts = 0
+        self._heads: dict[str, bytes] = {}
 
     @property
     def processor_id(self) -> ProcessorId:
@@ -264,8 +276,15 @@ class SimulatedProcessor:
             currency=request.currency.code,
             reference=reference,
         )
-        response = ProcessorResponse(True, latency_ms, request.amount_cents, reference=reference)
-        self._outcomes[key] = _remembered(response)
+        response = _response(
+            success=True,
+            latency_ms=latency_ms,
+            amount_cents=request.amount_cents,
+            error_code=None,
+            reference=reference,
+            decline_code=None,
+        )
+        self._outcomes[key] = (request.amount_cents, None, reference, None)
         return response
 
     def _draw_fault(self, draw: float) -> _Fault | None:
@@ -278,10 +297,14 @@ class SimulatedProcessor:
         """The draws of the next ``kind`` call on ``key``, independent of every other call."""
         number = self._calls.get((kind, key), 0) + 1
         self._calls[kind, key] = number
-        # The key goes last: it is the only part that may contain the separator.
-        material = f"{self._seed}\x00{self._id}\x00{kind}\x00{number}\x00{key}".encode(
-            "utf-8", "surrogatepass"
-        )
+        # seed, id, kind, number, key, NUL-separated; the key goes last: it is the only part that
+        # may contain the separator. The constant head is encoded once per kind.
+        head = self._heads.get(kind)
+        if head is None:
+            head = self._heads[kind] = f"{self._seed}\x00{self._id}\x00{kind}\x00".encode(
+                "utf-8", "surrogatepass"
+            )
+        material = head + f"{number}\x00{key}".encode("utf-8", "surrogatepass")
         return _Draws(hashlib.blake2b(material, digest_size=32).digest())
 
     def _latency_ms(self, rng: _Draws) -> int:

@@ -164,10 +164,12 @@ class PaymentDesk:
         started = time.perf_counter()
         try:
             result = await self._service.pay(ctx)
+            elapsed = time.perf_counter() - started
+            await self._records.save_result(result)
         except Exception:
-            # A bug, not a refusal: money may have moved, so the key keeps this answer and a
-            # retry cannot charge again.
-            logger.exception("payment %s failed inside the engine", ctx.payment_id)
+            # A fault of ours, not a refusal: money may have moved, so the key keeps this answer
+            # and a retry with it cannot charge again. The client sees no detail of the fault.
+            logger.exception("payment %s could not be completed", ctx.payment_id)
             document = problem_document(
                 "internal_error",
                 "The payment could not be completed; look it up before retrying with a new key.",
@@ -177,8 +179,6 @@ class PaymentDesk:
             response = StoredResponse(500, dumps(document), "application/problem+json")
             await self._complete(ctx, response)
             return PaymentAnswer(response)
-        elapsed = time.perf_counter() - started
-        await self._records.save_result(result)
         response = StoredResponse(200, dumps(composite_result_to_json(result)))
         await self._complete(ctx, response)
         self._metrics.payments.labels(result.status.value).inc()

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from engine.config import PlatformConfig
+from ingest.records import Records
 
 #: PRODUCT.md section 4: a payment request body over 64 KiB is refused with 413.
 MAX_BODY_BYTES = 64 * 1024
@@ -34,3 +35,5 @@ class Settings:
     #: Keep the simulated processors' books in ``data_dir/simulated-ledger.jsonl`` (tests and
     #: crash checks read it from outside the process).
     ledger_journal: bool = True
+    #: Where events, results and complaints go; ``None``: kept in this process (``MemoryRecords``).
+    records: Records | None = field(default=None, repr=False)

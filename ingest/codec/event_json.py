@@ -1,42 +1,40 @@
-"""Domain events as JSON objects: ``{"type": "StepSucceeded", "timestamp": ..., ...fields}``."""
+"""Domain events as JSON: ``{"type": "StepSucceeded", "timestamp": "2026-11-26T08:00:00.123456Z",
+...fields}``, with enums as their values, currencies as their codes, planned steps and validation
+issues as objects, and tuples as arrays.
+
+:func:`event_json` encodes with orjson, which writes datetimes (RFC 3339, ``Z``), enums, tuples and
+plain dataclasses itself; only ``Currency`` (a dataclass that must appear as its bare code) is
+converted first. Every event is encoded once on the payment path, so this is kept lean.
+"""
 
 from __future__ import annotations
 
 from dataclasses import fields
-from enum import Enum
+from datetime import UTC, datetime
 
-from engine.events import DomainEvent, PlannedStep
+import orjson
+
+from engine.events import DomainEvent
 from engine.money import Currency
-from engine.validation import ValidationIssue
-from ingest.codec.result_json import JsonObject, issue_to_json, utc_timestamp
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
 
 
-def event_to_json(event: DomainEvent) -> JsonObject:
-    """``{"type": "StepSucceeded", "timestamp": ..., ...fields}`` with wire values throughout."""
-    document: JsonObject = {"type": event.event_type}
-    for item in fields(event):
-        value = getattr(event, item.name)
-        if item.name == "timestamp":
-            document["timestamp"] = utc_timestamp("event.timestamp", value)
-        else:
-            document[item.name] = _wire(value)
-    return document
+def _names(kind: type[DomainEvent]) -> tuple[str, ...]:
+    names = _FIELD_NAMES.get(kind)
+    if names is None:
+        names = _FIELD_NAMES[kind] = tuple(field.name for field in fields(kind))
+    return names
 
 
-def _wire(value: object) -> object:
-    if isinstance(value, Enum):
-        return value.value
-    if isinstance(value, Currency):
-        return value.code
-    if isinstance(value, ValidationIssue):
-        return issue_to_json(value)
-    if isinstance(value, PlannedStep):
-        return {
-            "index": value.index,
-            "method": value.method.value,
-            "amount_cents": value.amount_cents,
-            "processor_ids": list(value.processor_ids),
-        }
-    if isinstance(value, tuple | list):
-        return [_wire(item) for item in value]
-    return value
+def event_json(event: DomainEvent) -> bytes:
+    """The event as JSON bytes."""
+    document: dict[str, object] = {"type": event.event_type}
+    for name in _names(type(event)):
+        value = getattr(event, name)
+        if type(value) is Currency:
+            value = value.code
+        elif type(value) is datetime and value.tzinfo is not UTC:
+            value = value.astimezone(UTC)  # the engine clock is UTC; another offset is shown in UTC
+        document[name] = value
+    return orjson.dumps(document, option=orjson.OPT_UTC_Z)

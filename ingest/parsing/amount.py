@@ -20,16 +20,26 @@ Rules (PRODUCT.md section 5; all issues on field ``amount`` unless said otherwis
   (warning ``currency_from_amount`` on ``currency``; ``¥`` adds ``ambiguous_symbol``); when it
   disagrees with the ``currency`` field: error ``currency_mismatch``. With neither, the merchant's
   default currency is used (warning ``defaulted`` on ``currency``).
+
+Shortcuts (:mod:`ingest.parsing.shortcuts`):
+
+- A positive JSON integer is read directly to its digits; within the merchant's maximum (itself
+  at most 2**63-1) it is settled directly too (:func:`settle_minor_units`).
+- A string of ASCII digits with at most one ``.`` after the first digit (``"1250"``, ``"12.50"``)
+  and nothing else, not zero, has no sign, no currency and no thousands separator: it is read
+  directly, to what the numeral rules give it.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 
 from engine.config import MerchantConfig
 from engine.money import MAX_MINOR_UNITS, Currency, Money
 from engine.validation import ValidationIssue
+from ingest.parsing import shortcuts
 from ingest.parsing.currency import SYMBOLS, AmountSign, CurrencyReading, amount_sign, defaulted
 from ingest.parsing.fields import FieldName
 from ingest.parsing.issues import error, quote, warning
@@ -39,6 +49,7 @@ from ingest.parsing.values import JsonValue, LongNumber, as_text, kind_of
 FIELD = FieldName.AMOUNT
 _MAX_DIGITS = len(str(MAX_MINOR_UNITS))
 _SIGNS = {"+": False, "-": True, "\u2212": True}
+_PLAIN = re.compile(r"(?P<whole>[0-9]+)(?P<point>\.[0-9]*)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +107,22 @@ def _read_signs(words: list[str], raw: str) -> AmountSign | AmountReading:
     return next((sign for sign in signs if sign.text not in SYMBOLS), first)
 
 
+def _read_plain(raw: str) -> AmountReading | None:
+    """``raw`` read directly when it is plain digits, with or without a decimal point."""
+    plain = _PLAIN.fullmatch(raw)
+    if plain is None or not raw.replace(".", "").strip("0"):
+        return None  # other shapes, and zero (whose message the general path writes)
+    if plain["point"] is None:
+        return AmountReading(raw=raw, minor_digits=raw)
+    # The numeral rules give whole "." fraction, which is raw itself.
+    return AmountReading(raw=raw, major=Decimal(raw))
+
+
 def _read_text(raw: str) -> AmountReading:
+    if shortcuts.ENABLED and type(raw) is str:
+        plain = _read_plain(raw)
+        if plain is not None:
+            return plain
     text = raw.strip()
     if not text:
         return _stop("missing", "the amount is blank", raw)
@@ -129,6 +155,9 @@ def _read_text(raw: str) -> AmountReading:
 
 def read_amount(value: JsonValue) -> AmountReading:
     """The ``amount`` field's value (``None`` when absent or null), before its currency is known."""
+    if shortcuts.ENABLED and type(value) is int and value > 0:
+        digits = str(value)  # what as_text gives an int, and the minor units it writes
+        return AmountReading(raw=digits, minor_digits=digits)
     if value is None:
         return _stop("missing", "no amount given", None)
     raw = as_text(value)
@@ -176,9 +205,10 @@ class _Scaled:
 def _from_digits(digits: str) -> _Scaled:
     significant = digits.lstrip("0") or "0"
     # Checking the length first keeps int() away from its 4300-digit limit.
-    if len(significant) > _MAX_DIGITS or int(significant) > MAX_MINOR_UNITS:
+    if len(significant) > _MAX_DIGITS:
         return _Scaled(None, "too_large")
-    return _Scaled(int(significant))
+    minor = int(significant)
+    return _Scaled(None, "too_large") if minor > MAX_MINOR_UNITS else _Scaled(minor)
 
 
 def _scale(major: Decimal, exponent: int) -> _Scaled:
@@ -227,11 +257,11 @@ def _convert(
             '(took "," as a thousands separator; it could also be a decimal comma)'
         )
         issues.append(warning(FIELD, "ambiguous_separator", message, raw))
-    shown = quote(raw or "")
     if scaled.problem == "too_large":
-        issues.append(error(FIELD, "too_large", f"{shown} is more than {MAX_MINOR_UNITS} minor units", raw))
+        message = f"{quote(raw or '')} is more than {MAX_MINOR_UNITS} minor units"
+        issues.append(error(FIELD, "too_large", message, raw))
     elif scaled.problem == "too_precise" and currency is not None:
-        message = f"{shown} has more decimals than {currency.code} has ({currency.exponent})"
+        message = f"{quote(raw or '')} has more decimals than {currency.code} has ({currency.exponent})"
         issues.append(error(FIELD, "too_precise", message, raw))
     minor = scaled.minor
     if minor is None:
@@ -246,6 +276,20 @@ def _convert(
         message = f"{minor} minor units is more than the merchant's maximum of {merchant.max_amount_cents}"
         issues.append(error(FIELD, "over_maximum", message, raw))
     return minor, issues
+
+
+def settle_minor_units(
+    value: JsonValue, currency_reading: CurrencyReading, merchant: MerchantConfig
+) -> Settlement | None:
+    """Shortcut for the commonest amount, a JSON integer of minor units from 1 to the merchant's
+    maximum: the settlement :func:`settle` gives it, without the steps that cannot apply to it (it
+    has no sign, nothing to scale and no issue of its own). ``None`` for any other amount."""
+    if not shortcuts.ENABLED or type(value) is not int or not 0 < value <= merchant.max_amount_cents:
+        return None
+    if currency_reading.given:
+        return Settlement(value, currency_reading.currency, (), currency_reading.issues)
+    default = merchant.default_currency
+    return Settlement(value, default, (), (defaulted(default),))
 
 
 def settle(

@@ -16,6 +16,15 @@ Rules (every issue here is on field ``body``):
 - Any other content type (``text/plain``, ``multipart/form-data``...): a JSON object, else
   well-formed form fields, with warning ``content_type``; neither: error
   ``unsupported_content_type``.
+
+Shortcuts (:mod:`ingest.parsing.shortcuts`):
+
+- JSON is read by one decoder built at import with the hooks of :mod:`ingest.parsing.values`:
+  what ``json.loads`` does with those hooks, less building a decoder per call. A text that starts
+  with a second byte order mark still goes to ``json.loads``, which refuses it with its own message.
+- The common content types are looked up in a table the general rule filled.
+- The depth walk is skipped when the text has at most ``MAX_DEPTH`` opening brackets in all (in
+  strings or not): every level of nesting needs one.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from enum import Enum, auto
 from urllib.parse import parse_qsl
 
 from engine.validation import ValidationIssue
+from ingest.parsing import shortcuts
 from ingest.parsing.fields import FieldName, canonical_field
 from ingest.parsing.issues import error, quote, warning
 from ingest.parsing.values import MAX_DEPTH, JsonObject, JsonValue, json_int, json_object
@@ -53,7 +63,7 @@ class DecodedBody:
     issues: tuple[ValidationIssue, ...]
 
 
-def _kind(content_type: str | None) -> _Kind:
+def _kind_of_media(content_type: str | None) -> _Kind:
     if content_type is None:
         return _Kind.UNDECLARED
     media = content_type.split(";", 1)[0].strip().lower()
@@ -64,6 +74,27 @@ def _kind(content_type: str | None) -> _Kind:
     if media == "application/x-www-form-urlencoded":
         return _Kind.FORM
     return _Kind.OTHER
+
+
+#: The content types clients send most, as the general rule reads them.
+_COMMON_KINDS: dict[str | None, _Kind] = {
+    content_type: _kind_of_media(content_type)
+    for content_type in (
+        None,
+        "application/json",
+        "application/json; charset=utf-8",
+        "application/json; charset=UTF-8",
+        "application/x-www-form-urlencoded",
+    )
+}
+
+
+def _kind(content_type: str | None) -> _Kind:
+    if shortcuts.ENABLED:
+        known = _COMMON_KINDS.get(content_type)
+        if known is not None:
+            return known
+    return _kind_of_media(content_type)
 
 
 def _depth_exceeds(value: JsonValue, limit: int) -> bool:
@@ -84,17 +115,41 @@ def _depth_exceeds(value: JsonValue, limit: int) -> bool:
     return False
 
 
+#: The decoder ``json.loads`` builds on every call with these hooks. One can be shared, as json
+#: shares its own default decoder: decoding keeps no state between calls.
+_DECODER = json.JSONDecoder(
+    object_pairs_hook=json_object, parse_int=json_int, parse_float=Decimal, parse_constant=float
+)
+
+
+def _load(text: str) -> JsonValue:
+    """The JSON value of ``text``; raises what ``json.loads`` raises."""
+    if shortcuts.ENABLED and not text.startswith(_BYTE_ORDER_MARK):
+        # json.loads only refuses a leading byte order mark before it hands over to its decoder.
+        value: JsonValue = _DECODER.decode(text)
+        return value
+    loaded: JsonValue = json.loads(
+        text, object_pairs_hook=json_object, parse_int=json_int, parse_float=Decimal, parse_constant=float
+    )
+    return loaded
+
+
+def _nests_too_deep(text: str, value: JsonValue) -> bool:
+    # Every level of nesting opens with a bracket, so fewer brackets than levels cannot exceed.
+    if shortcuts.ENABLED and text.count("{") + text.count("[") <= MAX_DEPTH:
+        return False
+    return _depth_exceeds(value, MAX_DEPTH)
+
+
 def _json(text: str) -> DecodedBody:
     try:
-        value: JsonValue = json.loads(
-            text, object_pairs_hook=json_object, parse_int=json_int, parse_float=Decimal, parse_constant=float
-        )
+        value = _load(text)
     except RecursionError:
         # CPython's decoder recurses once per nesting level; a hostile body reaches the limit.
         return DecodedBody(None, (error(BODY, "invalid_json", "the JSON nests too deeply to read", text),))
     except ValueError as exc:  # json.JSONDecodeError is a ValueError
         return DecodedBody(None, (error(BODY, "invalid_json", f"the body is not valid JSON: {exc}", text),))
-    if _depth_exceeds(value, MAX_DEPTH):
+    if _nests_too_deep(text, value):
         message = f"the JSON nests deeper than {MAX_DEPTH} levels"
         return DecodedBody(None, (error(BODY, "invalid_json", message, text),))
     if not isinstance(value, JsonObject):
@@ -167,4 +222,6 @@ def decode_body(body: bytes, content_type: str | None) -> DecodedBody:
         decoded = DecodedBody(_form(text), ())
     else:
         decoded = _undeclared_or_other(text, kind, content_type)
+    if not notes:
+        return decoded
     return DecodedBody(decoded.fields, (*notes, *decoded.issues))

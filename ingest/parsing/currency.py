@@ -18,24 +18,31 @@ Rules for the ``currency`` field (ISO 4217 data from the ``iso4217`` package):
 Inside an amount only symbols and alphabetic codes are read (:func:`amount_sign`). A symbol
 agrees with every currency that writes it: ``$`` with the dollars and pesos, ``£`` with the
 pounds, ``¥`` with JPY and CNY; a code agrees only with itself.
+
+Shortcut (:mod:`ingest.parsing.shortcuts`): a short string (``"USD"``, ``"usd"``, ``"euro"``) is
+answered with the reading the general path gave it, from a bounded cache: readings are immutable
+and most requests repeat the same few spellings.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 
 import iso4217
 
 from engine.money import Currency
 from engine.validation import ValidationIssue
+from ingest.parsing import shortcuts
 from ingest.parsing.fields import FieldName
 from ingest.parsing.issues import error, quote, warning
 from ingest.parsing.values import JsonValue, LongNumber, as_text, kind_of
 
 FIELD = FieldName.CURRENCY
+#: Readings of strings up to this long are cached (see the shortcut above).
+_CACHED_LENGTH = 32
 
 #: symbol -> (the currency it means alone, the words in the names of the currencies it agrees with)
 _SYMBOLS: Mapping[str, tuple[str, tuple[str, ...]]] = MappingProxyType(
@@ -218,6 +225,18 @@ def _from_match(match: CurrencyMatch, raw: str, exact: bool) -> CurrencyReading:
 def read_currency(value: JsonValue) -> CurrencyReading:
     """The ``currency`` field's value (``None`` when absent) as a currency; defaults are applied by
     the caller, which also knows the amount's sign."""
+    if shortcuts.ENABLED and type(value) is str and len(value) <= _CACHED_LENGTH:
+        return _cached_reading(value)
+    return _read_currency(value)
+
+
+@lru_cache(maxsize=256)
+def _cached_reading(text: str) -> CurrencyReading:
+    return _read_currency(text)
+
+
+def _read_currency(value: JsonValue) -> CurrencyReading:
+    """The general path of :func:`read_currency`."""
     if value is None or (isinstance(value, str) and not value.strip()):
         return CurrencyReading(None, False)
     if isinstance(value, str):

@@ -15,15 +15,21 @@ Idempotency key rules (field ``idempotency_key``); the ``Idempotency-Key`` heade
   the body's key, and for a header the API let through).
 - Only in the body: used. In both and equal: fine. In both and different: error
   ``conflicting_idempotency_key`` (the header's key is the reading).
+
+Shortcut (:mod:`ingest.parsing.shortcuts`): the two merchant readings every request of a merchant
+repeats, no merchant id (warning ``missing``) and exactly the authenticated id, are read once and
+then taken from a bounded cache keyed on the merchant id.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from engine.config import MerchantConfig
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from engine.validation import ValidationIssue
+from ingest.parsing import shortcuts
 from ingest.parsing.fields import FieldName
 from ingest.parsing.issues import error, has_unsafe_characters, quote, warning
 from ingest.parsing.values import JsonValue, as_text, kind_of
@@ -35,9 +41,8 @@ class MerchantReading:
     issues: tuple[ValidationIssue, ...] = ()
 
 
-def _merchant_issue(value: JsonValue, merchant: MerchantConfig) -> ValidationIssue | None:
+def _merchant_issue(value: JsonValue, expected: str) -> ValidationIssue | None:
     field = FieldName.MERCHANT_ID
-    expected = merchant.merchant_id
     if value is None or (isinstance(value, str) and not value.strip()):
         message = f"no merchant id given; the request is for the authenticated merchant {quote(expected)}"
         return warning(field, "missing", message, None if value is None else value)
@@ -52,12 +57,31 @@ def _merchant_issue(value: JsonValue, merchant: MerchantConfig) -> ValidationIss
     return error(field, "merchant_mismatch", message, raw)
 
 
+_MERCHANT_CACHE_SIZE = 512
+
+
 def read_merchant(values: tuple[JsonValue, ...], merchant: MerchantConfig) -> MerchantReading:
     """Check every merchant id the body gives (more than one when spellings conflict) against the
     authenticated merchant."""
+    expected = merchant.merchant_id
+    if shortcuts.ENABLED and len(values) == 1:
+        (value,) = values
+        if value is None or (type(value) is str and value == expected):
+            return _common_reading(value, expected)
+    return _read_merchant(values, expected)
+
+
+@lru_cache(maxsize=_MERCHANT_CACHE_SIZE)
+def _common_reading(value: str | None, expected: str) -> MerchantReading:
+    # Only ever called with no id or the expected id itself: two entries per merchant.
+    return _read_merchant((value,), expected)
+
+
+def _read_merchant(values: tuple[JsonValue, ...], expected: str) -> MerchantReading:
+    """The general path of :func:`read_merchant`, for the authenticated merchant id ``expected``."""
     issues: list[ValidationIssue] = []
     for value in values:
-        issue = _merchant_issue(value, merchant)
+        issue = _merchant_issue(value, expected)
         if issue is not None and issue not in issues:
             issues.append(issue)
     mismatch = any(issue.code == "merchant_mismatch" for issue in issues)

@@ -15,11 +15,21 @@ Rules (PRODUCT.md section 5):
   a new card number with digits around it; every pass removes digits, so the loop ends.
 
 The result holds no Luhn-valid 13-19 digit span in any digit run, whatever the input.
+
+Shortcuts (:mod:`ingest.parsing.shortcuts`):
+
+- Text of ASCII digits only is one group, so it is a card number exactly when the whole of it is
+  one; its mask (ten digits split by ``*``) holds no thirteen digits, so nothing more would change.
+- The loop stops as soon as a pass leaves no thirteen digits in a row (at most one separator
+  between neighbours): a card number needs them, so another pass would change nothing.
+- The Luhn check of ASCII digits doubles every second digit through a table.
 """
 
 from __future__ import annotations
 
 import re
+
+from ingest.parsing import shortcuts
 
 MIN_CARD_DIGITS = 13
 MAX_CARD_DIGITS = 19
@@ -31,12 +41,21 @@ KEPT_LAST = 4
 _DIGIT_RUN = re.compile(r"\d+(?:[ -]\d+)*")
 _GROUP = re.compile(r"\d+")
 #: Thirteen digits with at most one separator between neighbours: text without a match holds no
-#: card number, which most text is, so the run-by-run search is skipped.
-_CANDIDATE = re.compile(r"\d(?:[ -]?\d){12}")
+#: card number, which most text is, so the run-by-run search is skipped (and so does
+#: :func:`ingest.parsing.issues.is_plain`).
+CARD_CANDIDATE = re.compile(r"\d(?:[ -]?\d){12}")
+
+#: Each digit doubled, less 9 when that makes two digits.
+_DOUBLED = str.maketrans("0123456789", "0246813579")
 
 
 def luhn_valid(digits: str) -> bool:
     """Whether the decimal digits ``digits`` pass the Luhn check (mod 10)."""
+    if shortcuts.ENABLED and digits.isascii():
+        # From the right, every second digit is doubled; a byte's value is its digit plus 48.
+        kept, doubled = digits[-1::-2], digits[-2::-2].translate(_DOUBLED)
+        total = sum(kept.encode()) + sum(doubled.encode()) - 48 * len(digits)
+        return total % 10 == 0
     total = 0
     for position, char in enumerate(reversed(digits)):
         value = int(char)
@@ -86,10 +105,13 @@ def _mask_run(run: str) -> str:
 def mask_card_numbers(text: str) -> str:
     """``text`` with every card number (13-19 digits passing Luhn) masked to first six and last
     four digits: ``"pay 4242 4242 4242 4242"`` becomes ``"pay 424242******4242"``."""
-    if _CANDIDATE.search(text) is None:
+    if CARD_CANDIDATE.search(text) is None:
         return text
+    if shortcuts.ENABLED and text.isascii() and text.isdigit():
+        # At least thirteen digits (the check above), and one group that is never split.
+        return _masked(text) if len(text) <= MAX_CARD_DIGITS and luhn_valid(text) else text
     while True:
         masked = _DIGIT_RUN.sub(lambda match: _mask_run(match.group()), text)
-        if masked == text:
+        if masked == text or (shortcuts.ENABLED and CARD_CANDIDATE.search(masked) is None):
             return masked
         text = masked

@@ -15,6 +15,10 @@ Rules (issues on ``metadata`` or ``metadata.<key>``):
   recognise a masked test card by its first six and last four digits.
 - A key given twice (or two keys that are the same once masked): the last value wins, warning
   ``duplicate_field``.
+
+Shortcut (:mod:`ingest.parsing.shortcuts`): a string value under a key of the right length, given
+once, where neither holds NUL, a lone surrogate or anything that could be a card number, passes
+every rule untouched; it is kept without running them.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from dataclasses import dataclass, field
 
 from engine.context import MAX_METADATA_KEY_LENGTH, MAX_METADATA_KEYS, MAX_METADATA_VALUE_LENGTH
 from engine.validation import ValidationIssue
+from ingest.parsing import shortcuts
 from ingest.parsing.fields import FieldName
-from ingest.parsing.issues import error, has_unsafe_characters, quote, warning
+from ingest.parsing.issues import error, has_unsafe_characters, is_plain, quote, warning
 from ingest.parsing.masking import mask_card_numbers
 from ingest.parsing.values import JsonObject, JsonValue, as_text, kind_of, to_json_text
 
@@ -76,6 +81,18 @@ def _masked(text: str, where: str, what: str) -> tuple[str, list[ValidationIssue
     return masked, [warning(where, "card_number_masked", message, masked)]
 
 
+def _plain_entry(key: str, item: str, seen: Mapping[str, str], repeated: set[str]) -> bool:
+    """Whether a string entry needs no masking or issue: the general steps keep it as is."""
+    return (
+        0 < len(key) <= MAX_METADATA_KEY_LENGTH
+        and len(item) <= MAX_METADATA_VALUE_LENGTH
+        and key not in repeated
+        and key not in seen
+        and is_plain(key)
+        and is_plain(item)
+    )
+
+
 def read_metadata(value: JsonValue) -> MetadataReading:
     """The ``metadata`` field's value (``None`` when absent or null) as bounded text."""
     if value is None:
@@ -90,6 +107,9 @@ def read_metadata(value: JsonValue) -> MetadataReading:
     metadata: dict[str, str] = {}
     issues: list[ValidationIssue] = []
     for raw_key, item in value.items():
+        if shortcuts.ENABLED and isinstance(item, str) and _plain_entry(raw_key, item, metadata, repeated):
+            metadata[raw_key] = item
+            continue
         key, key_masking = _masked(raw_key, f"{FIELD}.{raw_key}", "key")
         where = f"{FIELD}.{key}"
         issues.extend(_key_issues(raw_key, where))

@@ -12,7 +12,8 @@ Contract (PRODUCT.md section 5):
 - No card number leaves the parser unmasked: not in metadata, not in any issue.
 
 The rules of each part live in the module that reads it: ``body``, ``fields``, ``amount``,
-``numerals``, ``currency``, ``method``, ``metadata``, ``identifiers``, ``masking``.
+``numerals``, ``currency``, ``method``, ``metadata``, ``identifiers``, ``masking``. The fast paths
+they take for common shapes, which never change a result, are listed in ``shortcuts``.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from engine.errors import DomainError, InvalidFieldError
 from engine.methods import PaymentMethod
 from engine.money import Currency
 from engine.types import PaymentId, RequestId
-from engine.validation import ValidationIssue
-from ingest.parsing.amount import AmountReading, read_amount, settle
+from engine.validation import IssueSeverity, ValidationIssue
+from ingest.parsing.amount import AmountReading, read_amount, settle, settle_minor_units
 from ingest.parsing.body import decode_body
 from ingest.parsing.currency import CurrencyReading, read_currency
 from ingest.parsing.fields import FieldName, sort_fields
@@ -35,6 +36,20 @@ from ingest.parsing.identifiers import read_idempotency_key, read_merchant
 from ingest.parsing.issues import error, quote
 from ingest.parsing.metadata import MetadataReading, read_metadata
 from ingest.parsing.method import MethodReading, read_method
+
+# Module globals: reading an Enum member off its class goes through EnumType.__getattr__ (slow).
+_ERROR = IssueSeverity.ERROR
+_MERCHANT_ID = FieldName.MERCHANT_ID
+_AMOUNT = FieldName.AMOUNT
+_CURRENCY = FieldName.CURRENCY
+_METHOD = FieldName.METHOD
+_METADATA = FieldName.METADATA
+_IDEMPOTENCY_KEY = FieldName.IDEMPOTENCY_KEY
+
+
+def _blocks(issues: tuple[ValidationIssue, ...]) -> bool:
+    """Whether an issue is an error (what ``any(issue.blocks ...)`` says, three times faster)."""
+    return any(issue.severity is _ERROR for issue in issues)
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +70,7 @@ class ParsedRequest:
     merchant_mismatch: bool
 
     def __post_init__(self) -> None:
-        blocked = any(issue.blocks for issue in self.issues)
+        blocked = _blocks(self.issues)
         if blocked == (self.context is not None):
             raise InvalidFieldError(
                 "context", self.context, "must be present exactly when no issue is an error"
@@ -67,19 +82,13 @@ class ParsedRequest:
         return self.context is not None
 
 
-@dataclass(frozen=True, slots=True)
-class _Readings:
-    """Everything a context is built from, once no issue is an error."""
-
-    amount_cents: int | None
-    currency: Currency | None
-    method: PaymentMethod | None
-    idempotency_key: str | None
-    metadata: Mapping[str, str]
-
-
 def _build_context(
-    readings: _Readings,
+    *,
+    amount_cents: int | None,
+    currency: Currency | None,
+    method: PaymentMethod | None,
+    idempotency_key: str | None,
+    metadata: Mapping[str, str],
     issues: tuple[ValidationIssue, ...],
     merchant: MerchantConfig,
     request_id: RequestId,
@@ -89,7 +98,7 @@ def _build_context(
 
     Defence in depth: the readers make both failures unreachable for any body; the tests check it.
     """
-    if readings.amount_cents is None or readings.currency is None:
+    if amount_cents is None or currency is None:
         message = "the request has no amount or currency, yet no error says why"
         return error("body", "invalid_context", message)
     try:
@@ -97,11 +106,11 @@ def _build_context(
             merchant_id=merchant.merchant_id,
             request_id=request_id,
             payment_id=payment_id,
-            amount_cents=readings.amount_cents,
-            currency=readings.currency,
-            payment_method=readings.method,
-            idempotency_key=readings.idempotency_key,
-            metadata=readings.metadata,
+            amount_cents=amount_cents,
+            currency=currency,
+            payment_method=method,
+            idempotency_key=idempotency_key,
+            metadata=metadata,
             validation_errors=issues,
         )
     except DomainError as exc:
@@ -135,26 +144,27 @@ def parse_payment_request(
             merchant_mismatch=False,
         )
     fields = sort_fields(decoded.fields)
-    conflicting = fields.conflicting
+    values, conflicting = fields.values, fields.conflicting
 
-    merchant_reading = read_merchant(
-        conflicting.get(FieldName.MERCHANT_ID, (fields.get(FieldName.MERCHANT_ID),)), merchant
+    merchant_reading = read_merchant(conflicting.get(_MERCHANT_ID, (values.get(_MERCHANT_ID),)), merchant)
+    # A field given twice with different values is already an error: its reader is not run, and
+    # the empty reading stands for it (built only then: most requests have no conflict).
+    currency = (
+        CurrencyReading(None, given=True)
+        if _CURRENCY in conflicting
+        else read_currency(values.get(_CURRENCY))
     )
-    # A field given twice with different values is already an error: its reader is not run.
-    amount = AmountReading()
-    if FieldName.AMOUNT not in conflicting:
-        amount = read_amount(fields.get(FieldName.AMOUNT))
-    currency = CurrencyReading(None, given=True)
-    if FieldName.CURRENCY not in conflicting:
-        currency = read_currency(fields.get(FieldName.CURRENCY))
-    settlement = settle(amount, currency, merchant)
-    method = MethodReading(None)
-    if FieldName.METHOD not in conflicting:
-        method = read_method(fields.get(FieldName.METHOD))
-    metadata = MetadataReading()
-    if FieldName.METADATA not in conflicting:
-        metadata = read_metadata(fields.get(FieldName.METADATA))
-    key = read_idempotency_key(fields.get(FieldName.IDEMPOTENCY_KEY), idempotency_key)
+    if _AMOUNT in conflicting:
+        settlement = settle(AmountReading(), currency, merchant)
+    else:
+        amount = values.get(_AMOUNT)
+        # settle_minor_units: the shortcut for an integer amount; None sends any other to settle.
+        settlement = settle_minor_units(amount, currency, merchant) or settle(
+            read_amount(amount), currency, merchant
+        )
+    method = MethodReading(None) if _METHOD in conflicting else read_method(values.get(_METHOD))
+    metadata = MetadataReading() if _METADATA in conflicting else read_metadata(values.get(_METADATA))
+    key = read_idempotency_key(values.get(_IDEMPOTENCY_KEY), idempotency_key)
 
     issues = (
         *decoded.issues,
@@ -166,12 +176,19 @@ def parse_payment_request(
         *metadata.issues,
         *key.issues,
     )
-    readings = _Readings(
-        settlement.amount_cents, settlement.currency, method.method, key.key, metadata.metadata
-    )
     context: CoreRequestContext | None = None
-    if not any(issue.blocks for issue in issues):
-        built = _build_context(readings, issues, merchant, request_id, payment_id)
+    if not _blocks(issues):
+        built = _build_context(
+            amount_cents=settlement.amount_cents,
+            currency=settlement.currency,
+            method=method.method,
+            idempotency_key=key.key,
+            metadata=metadata.metadata,
+            issues=issues,
+            merchant=merchant,
+            request_id=request_id,
+            payment_id=payment_id,
+        )
         if isinstance(built, CoreRequestContext):
             context = built
         else:

@@ -12,6 +12,10 @@ Rules:
   keys it saw more than once. Form-encoded bodies decode to the same shapes.
 - Nothing is nested deeper than :data:`MAX_DEPTH`: the body decoder refuses deeper JSON, so the
   recursive helpers here stay far from the interpreter's recursion limit.
+
+Shortcut (:mod:`ingest.parsing.shortcuts`): an object's pairs are copied in one ``dict.update``,
+which keeps the first position and the last value of a repeated key just as ``put`` does; only
+when that shows a repeated key (fewer keys than pairs) are the pairs put one by one, to record it.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import math
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeAlias
+
+from ingest.parsing import shortcuts
 
 MAX_INT_DIGITS = 100
 MAX_DEPTH = 64
@@ -43,7 +49,7 @@ class JsonObject(dict[str, "JsonValue"]):
     __slots__ = ("duplicate_keys",)
 
     def __init__(self) -> None:
-        super().__init__()
+        # dict.__init__ without arguments does nothing: the dict is empty from __new__.
         self.duplicate_keys: list[str] = []
 
     def put(self, key: str, value: JsonValue) -> None:
@@ -65,6 +71,11 @@ def json_int(text: str) -> int | LongNumber:
 def json_object(pairs: list[tuple[str, JsonValue]]) -> JsonObject:
     """The ``object_pairs_hook`` of the body decoder."""
     result = JsonObject()
+    if shortcuts.ENABLED:
+        result.update(pairs)
+        if len(result) == len(pairs):
+            return result
+        result = JsonObject()
     for key, value in pairs:
         result.put(key, value)
     return result

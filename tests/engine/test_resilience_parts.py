@@ -1,4 +1,5 @@
 import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -153,3 +154,33 @@ async def test_the_guard_never_swallows_cancellation() -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_timeout_leaves_the_task_uncancelled() -> None:
+    async def charge_then_go_on() -> tuple[ErrorCode | None, int]:
+        response, _ = await guarded_charge(Misbehaving("hang"), REQUEST, 0.01, ManualClock())
+        await asyncio.sleep(0.01)  # would raise CancelledError if the timeout leaked a cancel
+        task = asyncio.current_task()
+        assert task is not None
+        return response.error_code, task.cancelling()
+
+    assert await asyncio.create_task(charge_then_go_on()) == (ErrorCode.TIMEOUT, 0)
+
+
+class SwallowsCancellation(Misbehaving):
+    """An adapter that catches the cancellation its deadline sends and answers anyway."""
+
+    async def charge(self, request: ChargeRequest) -> ProcessorResponse:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(3600)
+        return ProcessorResponse(True, 1, request.amount_cents)
+
+
+async def test_an_adapter_that_swallows_the_deadline_still_leaves_the_task_clean() -> None:
+    async def charge() -> tuple[bool, int]:
+        response, _ = await guarded_charge(SwallowsCancellation("fine"), REQUEST, 0.01, ManualClock())
+        task = asyncio.current_task()
+        assert task is not None
+        return response.success, task.cancelling()
+
+    assert await asyncio.create_task(charge()) == (True, 0)

@@ -1,0 +1,164 @@
+"""The app in-process, driven through ASGI: limits, timeouts, faults and metrics that a client
+over a real socket cannot easily provoke. (The end-to-end tests run a real server.)"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from engine.results import CompositeResult
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from ingest.records import MemoryRecords
+from tests.e2e.server import CONFIG
+
+ACME = (b"authorization", b"Bearer sk_e2e_acme")
+JSON = (b"content-type", b"application/json")
+
+Receive = Callable[[], Awaitable[dict[str, object]]]
+
+
+@dataclass
+class Answer:
+    status: int
+    headers: dict[str, str]
+    body: bytes = b""
+    chunks: list[bytes] = field(default_factory=list)
+
+    def json(self) -> dict[str, object]:
+        document: dict[str, object] = orjson.loads(self.body)
+        return document
+
+
+async def call(
+    app: object, method: str, path: str, headers: list[tuple[bytes, bytes]], receive: Receive
+) -> Answer:
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), *headers],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    answer = Answer(0, {})
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer.status = message["status"]
+            answer.headers = {k.decode(): v.decode() for k, v in message.get("headers", [])}
+        elif message["type"] == "http.response.body":
+            answer.body += message.get("body", b"")
+
+    await app(scope, receive, send)  # type: ignore[operator]
+    return answer
+
+
+def body_of(*chunks: bytes, then_wait: bool = False) -> Receive:
+    pending = list(chunks)
+
+    async def receive() -> dict[str, object]:
+        if pending:
+            chunk = pending.pop(0)
+            return {"type": "http.request", "body": chunk, "more_body": bool(pending) or then_wait}
+        await asyncio.sleep(3600)
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+class FailingRecords(MemoryRecords):
+    """Records whose result store breaks: the fault must not reach the client."""
+
+    async def save_result(self, result: CompositeResult) -> None:
+        raise OSError("/var/lib/payorch/payorch.duckdb: disk I/O error")
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[object]:
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, body_timeout_s=0.05)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_a_chunked_body_over_64_kib_is_413_before_it_is_all_read(app: object) -> None:
+    chunk = b"x" * 40_000
+    answer = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(chunk, chunk, chunk))
+
+    assert answer.status == 413
+    assert answer.json()["code"] == "payload_too_large"
+
+
+async def test_a_body_that_stops_arriving_is_408(app: object) -> None:
+    answer = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount":', then_wait=True))
+
+    assert answer.status == 408
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_fault_after_charging_is_a_plain_500_kept_under_the_key(tmp_path: Path) -> None:
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, records=FailingRecords())
+    application = create_app(settings)
+    headers = [ACME, JSON, (b"idempotency-key", b"order-17")]
+    async with application.router.lifespan_context(application):
+        first = await call(application, "POST", "/v1/payments", headers, body_of(b'{"amount": 500}'))
+        again = await call(application, "POST", "/v1/payments", headers, body_of(b'{"amount": 500}'))
+
+    assert first.status == again.status == 500
+    assert again.headers["idempotent-replayed"] == "true"
+    assert first.body == again.body
+    text = first.body.decode()
+    assert "disk I/O" not in text
+    assert "/var/lib" not in text
+    assert "Traceback" not in text
+    assert first.json()["code"] == "internal_error"
+
+
+async def test_validation_issues_and_outcomes_are_counted(app: object) -> None:
+    await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "1,000", "currency": "usd"}'))
+    await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "nope"}'))
+    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+    }
+    assert (
+        samples["payorch_validation_issues_total", (("code", "ambiguous_separator"), ("field", "amount"))]
+        == 1
+    )
+    assert samples["payorch_validation_issues_total", (("code", "invalid_amount"), ("field", "amount"))] == 1
+    assert samples["payorch_payments_total", (("status", "succeeded"),)] == 1
+    assert samples["payorch_payments_total", (("status", "rejected"),)] == 1
+
+
+async def test_bad_idempotency_keys_are_400(app: object) -> None:
+    for key in (b"", b"k" * 256, b"tab\there"):
+        answer = await call(
+            app, "POST", "/v1/payments", [ACME, JSON, (b"idempotency-key", key)], body_of(b'{"amount": 5}')
+        )
+        assert answer.status == 400, key
+        assert answer.json()["errors"] == [
+            {
+                "field": "Idempotency-Key",
+                "code": "invalid_idempotency_key",
+                "message": "is empty, too long or not printable",
+                "severity": "error",
+            }
+        ]

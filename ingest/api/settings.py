@@ -35,5 +35,7 @@ class Settings:
     #: Keep the simulated processors' books in ``data_dir/simulated-ledger.jsonl`` (tests and
     #: crash checks read it from outside the process).
     ledger_journal: bool = True
+    #: ``gc.set_threshold`` for the serving process (measured in bench_api).
+    gc_thresholds: tuple[int, int, int] = (20_000, 20, 20)
     #: Where events, results and complaints go; ``None``: kept in this process (``MemoryRecords``).
     records: Records | None = field(default=None, repr=False)

@@ -181,7 +181,7 @@ class PaymentDesk:
             return PaymentAnswer(response)
         response = StoredResponse(200, dumps(composite_result_to_json(result)))
         await self._complete(ctx, response)
-        self._metrics.payments.labels(result.status.value).inc()
+        self._metrics.count_payment(result.status.value)
         return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
 
     async def _complete(self, ctx: CoreRequestContext, response: StoredResponse) -> None:
@@ -200,7 +200,7 @@ class PaymentDesk:
         self, merchant: MerchantConfig, parsed: ParsedRequest, request_id: RequestId, payment_id: PaymentId
     ) -> None:
         self._metrics.count_issues(parsed.issues)
-        self._metrics.payments.labels("rejected").inc()
+        self._metrics.count_payment("rejected")
         await self._records.emit(
             PaymentReceived(
                 payment_id=payment_id,

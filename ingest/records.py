@@ -19,7 +19,7 @@ from engine.contracts import ContractViolation
 from engine.events import DomainEvent
 from engine.results import CompositeResult
 from ingest.codec.event_json import event_json
-from ingest.codec.result_json import JsonObject, composite_result_to_json
+from ingest.codec.result_json import JsonObject
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,7 +44,9 @@ class Records(Protocol):
 
     async def record_violation(self, violation: ContractViolation) -> None: ...
 
-    async def save_result(self, result: CompositeResult) -> None: ...
+    async def save_result(self, result: CompositeResult, document: bytes) -> None:
+        """Store a payment's outcome; ``document`` is its ``payments.result.v1`` JSON, as answered."""
+        ...
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
         """Store ``complaint``; when its id is already stored, keep the first and return it."""
@@ -86,11 +88,8 @@ class MemoryRecords:
     async def record_violation(self, violation: ContractViolation) -> None:
         self._violations.append(violation)
 
-    async def save_result(self, result: CompositeResult) -> None:
-        self._results[result.payment_id] = (
-            result.merchant_id,
-            orjson.dumps(composite_result_to_json(result)),
-        )
+    async def save_result(self, result: CompositeResult, document: bytes) -> None:
+        self._results[result.payment_id] = (result.merchant_id, document)
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
         first = self._complaints.get(complaint.complaint_id)

@@ -165,21 +165,22 @@ class PaymentDesk:
         try:
             result = await self._service.pay(ctx)
             elapsed = time.perf_counter() - started
-            await self._records.save_result(result)
+            document = dumps(composite_result_to_json(result))
+            await self._records.save_result(result, document)
         except Exception:
             # A fault of ours, not a refusal: money may have moved, so the key keeps this answer
             # and a retry with it cannot charge again. The client sees no detail of the fault.
             logger.exception("payment %s could not be completed", ctx.payment_id)
-            document = problem_document(
+            problem = problem_document(
                 "internal_error",
                 "The payment could not be completed; look it up before retrying with a new key.",
                 ctx.request_id,
                 extra={"payment_id": ctx.payment_id},
             )
-            response = StoredResponse(500, dumps(document), "application/problem+json")
+            response = StoredResponse(500, dumps(problem), "application/problem+json")
             await self._complete(ctx, response)
             return PaymentAnswer(response)
-        response = StoredResponse(200, dumps(composite_result_to_json(result)))
+        response = StoredResponse(200, document)
         await self._complete(ctx, response)
         self._metrics.count_payment(result.status.value)
         return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))

@@ -8,7 +8,8 @@ recorded in the shared :class:`~engine.ledger.Ledger`.
 Determinism: each call draws from its own ``random.Random`` seeded by a BLAKE2b hash of
 (config seed, processor id, kind of call, the call's number for that idempotency key at this
 processor, idempotency key). Outcomes therefore depend only on the seed and on each key's own
-history, never on the order or the concurrency of calls across keys.
+history, never on the order or the concurrency of calls across keys. A processor with zero
+latency and no fault rates has nothing to draw, and skips the hashing.
 
 One attempt of ``charge``, in order:
 
@@ -105,6 +106,9 @@ class _Draws:
 _TO_UNIT = 1.0 / (1 << 53)
 _WORD = struct.Struct(">Q")
 
+#: What a processor whose draws decide nothing (zero latency, no faults) is handed.
+_UNUSED_DRAWS = _Draws(bytes(32))
+
 #: A remembered outcome: (amount_cents, error code value or None, reference, decline code).
 _Outcome = tuple[int, str | None, str | None, str | None]
 
@@ -130,6 +134,7 @@ class SimulatedProcessor:
     __slots__ = (
         "_calls",
         "_charge_attempts",
+        "_draws_unused",
         "_first_requests",
         "_heads",
         "_id",
@@ -175,6 +180,8 @@ class SimulatedProcessor:
         self._outcomes: dict[str, _Outcome] = {}
         self._charge_attempts = 0
         self._heads: dict[str, bytes] = {}
+        # With zero latency and no fault rates nothing random decides anything: skip the hashing.
+        self._draws_unused = self._zero_latency and not self._thresholds
 
     @property
     def processor_id(self) -> ProcessorId:
@@ -295,6 +302,8 @@ class SimulatedProcessor:
 
     def _rng(self, kind: str, key: str) -> _Draws:
         """The draws of the next ``kind`` call on ``key``, independent of every other call."""
+        if self._draws_unused:
+            return _UNUSED_DRAWS
         number = self._calls.get((kind, key), 0) + 1
         self._calls[kind, key] = number
         # seed, id, kind, number, key, NUL-separated; the key goes last: it is the only part that

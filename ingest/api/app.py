@@ -60,9 +60,9 @@ IDEMPOTENCY_KEY_MAX = 255
 
 
 def _problems(*codes: str) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for the problems a route may answer."""
+    """OpenAPI entries for the problems a route may answer (a fault of ours, 500, on every route)."""
     entries: dict[int | str, dict[str, Any]] = {}
-    for code in codes:
+    for code in dict.fromkeys((*codes, "internal_error")):
         kind = PROBLEMS[code]
         entry = entries.setdefault(
             kind.status,

@@ -31,6 +31,13 @@ merchants:
         processors: [applepay_sim]
       - method: card
         processors: [stripe_sim]
+  - merchant_id: m_slow
+    api_keys: [sk_e2e_slow]
+    default_currency: USD
+    timeout_ms: 5000
+    routing:
+      - method: card
+        processors: [slow_sim]
   - merchant_id: m_globex
     api_keys: [sk_e2e_globex]
     default_currency: EUR
@@ -47,10 +54,15 @@ processors:
     kind: simulated
     seed: 42
     latency_ms: {p50: 40, p99: 80}
+  - id: slow_sim
+    kind: simulated
+    seed: 3
+    latency_ms: {p50: 1500, p99: 1800}
 """
 
 ACME = {"Authorization": "Bearer sk_e2e_acme"}
 GLOBEX = {"Authorization": "Bearer sk_e2e_globex"}
+SLOW = {"Authorization": "Bearer sk_e2e_slow"}  # a merchant whose processor takes about 1.5 s
 ADMIN = {"Authorization": "Bearer adm_e2e_admin"}
 
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 import httpx
 
-from tests.e2e.server import ACME, ADMIN, GLOBEX, Server
+from tests.e2e.server import ACME, ADMIN, GLOBEX, SLOW, Server
 
 SPLIT = {"amount": 10000, "currency": "USD"}
 
@@ -176,7 +176,8 @@ def test_same_key_with_another_body_is_422(server: Server) -> None:
 
 
 async def test_fifty_concurrent_requests_with_one_key_charge_once(server: Server) -> None:
-    headers = {**ACME, **_key()}
+    # The slow merchant's charge takes about 1.5 s, so the other 49 surely arrive while it runs.
+    headers = {**SLOW, **_key()}
     limits = httpx.Limits(max_connections=60)
     async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=30) as client:
         responses = await asyncio.gather(
@@ -185,7 +186,7 @@ async def test_fifty_concurrent_requests_with_one_key_charge_once(server: Server
 
     statuses = Counter((r.status_code, r.headers.get("Idempotent-Replayed") == "true") for r in responses)
     assert statuses[200, False] == 1, statuses
-    assert statuses[409, False] >= 1, statuses  # the processors take ~80 ms: most arrive in flight
+    assert statuses[409, False] >= 1, statuses
     assert set(statuses) <= {(200, False), (200, True), (409, False)}, statuses
     conflicts = [r for r in responses if r.status_code == 409]
     assert all(r.json()["code"] == "idempotency_key_in_use" for r in conflicts)
@@ -193,10 +194,7 @@ async def test_fifty_concurrent_requests_with_one_key_charge_once(server: Server
     assert len(payment_ids) == 1
     (payment_id,) = payment_ids
     charged = [c for c in server.ledger() if c["change"] == "charge" and c["payment_id"] == payment_id]
-    assert sorted((c["processor_id"], c["amount_cents"]) for c in charged) == [
-        ("applepay_sim", 6000),
-        ("stripe_sim", 4000),
-    ]
+    assert [(c["processor_id"], c["amount_cents"]) for c in charged] == [("slow_sim", 10000)]
 
 
 def test_body_over_64_kib_is_413(server: Server) -> None:

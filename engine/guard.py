@@ -8,9 +8,10 @@ Cancellation of the caller is never swallowed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Generator
 from dataclasses import dataclass
-from typing import TypeVar
+from types import CoroutineType, coroutine
+from typing import Any, TypeVar
 
 from engine.error_codes import ErrorCode
 from engine.errors import PlanInvariantError
@@ -81,6 +82,20 @@ async def _call(
     of the cost here, and every processor call pays it.
     """
     started = clock.monotonic()
+    try:
+        awaitable = method(argument)
+        if type(awaitable) is CoroutineType:
+            # Run the adapter to its first wait by hand: one that answers without waiting (an
+            # in-process simulator, a replayed outcome) needs no timer, since no time can pass
+            # while nothing waits. One that waits goes on below, under the deadline.
+            try:
+                waiting_on = awaitable.send(None)
+            except StopIteration as answered:
+                return _checked(what, processor_id, answered.value, expected, clock, started)
+            awaitable = _resume(awaitable, waiting_on)
+    except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
+        message = f"{what} at {processor_id} raised {_describe(exc)}"
+        return None, Misbehaviour(PANIC, message), ErrorCode.PROCESSOR_ERROR, _elapsed_ms(clock, started)
     task = asyncio.current_task()
     if task is None:  # the engine always runs inside a task; this names the mistake if not
         raise PlanInvariantError("task", None, "processor calls must run inside an asyncio task")
@@ -89,7 +104,7 @@ async def _call(
     timer = asyncio.get_running_loop().call_later(timeout_s, expiry)
     try:
         try:
-            answer = await method(argument)
+            answer = await awaitable
         except asyncio.CancelledError:
             if expiry.fired and task.uncancel() <= cancelling:
                 raise TimeoutError from None
@@ -104,6 +119,12 @@ async def _call(
     except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
         message = f"{what} at {processor_id} raised {_describe(exc)}"
         return None, Misbehaviour(PANIC, message), ErrorCode.PROCESSOR_ERROR, _elapsed_ms(clock, started)
+    return _checked(what, processor_id, answer, expected, clock, started)
+
+
+def _checked(
+    what: str, processor_id: str, answer: object, expected: type, clock: Clock, started: float
+) -> tuple[object, Misbehaviour | None, ErrorCode | None, int]:
     if not isinstance(answer, expected):
         message = f"{what} at {processor_id} answered {type(answer).__name__}, not a {expected.__name__}"
         return (
@@ -113,6 +134,28 @@ async def _call(
             _elapsed_ms(clock, started),
         )
     return answer, None, None, 0
+
+
+@coroutine
+def _resume(started: CoroutineType[Any, Any, Any], waiting_on: Any) -> Generator[Any, None, Any]:
+    """Go on awaiting a coroutine whose first step already ran and that waits on ``waiting_on``.
+
+    What it waits on (a future, or ``None`` for a bare yield) is handed to the task as if the
+    coroutine had yielded it itself; anything thrown in meanwhile (a cancellation) is thrown into
+    the coroutine; from its next step on, ``yield from`` delegates everything.
+    """
+    while True:
+        try:
+            yield waiting_on
+        except BaseException as thrown:  # noqa: BLE001 - handed on to the coroutine, not handled
+            try:
+                waiting_on = started.throw(thrown)
+            except StopIteration as answered:
+                return answered.value
+            continue
+        break
+    # types.coroutine lets this generator delegate to a native coroutine; mypy does not model it.
+    return (yield from started)  # type: ignore[misc]
 
 
 async def guarded_charge(

@@ -141,6 +141,8 @@ class SimulatedProcessor:
         "_ledger",
         "_mu",
         "_outcomes",
+        "_reference_head",
+        "_reference_prefix",
         "_seed",
         "_sigma",
         "_sleeper",
@@ -180,6 +182,8 @@ class SimulatedProcessor:
         self._outcomes: dict[str, _Outcome] = {}
         self._charge_attempts = 0
         self._heads: dict[str, bytes] = {}
+        self._reference_head = f"{self._seed}\x00{self._id}\x00".encode("utf-8", "surrogatepass")
+        self._reference_prefix = f"sim_{self._id[:200]}_"
         # With zero latency and no fault rates nothing random decides anything: skip the hashing.
         self._draws_unused = self._zero_latency and not self._thresholds
 
@@ -323,6 +327,7 @@ class SimulatedProcessor:
         return min(round(math.exp(self._mu + self._sigma * rng.normal())), _MAX_LATENCY_MS)
 
     def _reference(self, key: str) -> str:
-        material = f"{self._seed}\x00{self._id}\x00{key}".encode("utf-8", "surrogatepass")
+        """``sim_<id>_<hash of seed, id and key>``: the same key always gets the same reference."""
+        material = self._reference_head + key.encode("utf-8", "surrogatepass")
         digest = hashlib.blake2b(material, digest_size=8).hexdigest()
-        return f"sim_{self._id[:200]}_{digest}"
+        return f"{self._reference_prefix}{digest}"

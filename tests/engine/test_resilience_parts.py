@@ -184,3 +184,52 @@ async def test_an_adapter_that_swallows_the_deadline_still_leaves_the_task_clean
         return response.success, task.cancelling()
 
     assert await asyncio.create_task(charge()) == (True, 0)
+
+
+class Scripted(Misbehaving):
+    """An adapter that waits in a given way before it answers or fails."""
+
+    async def charge(self, request: ChargeRequest) -> ProcessorResponse:
+        if self.mode in {"bare_yield", "two_waits"}:
+            await asyncio.sleep(0)  # a bare yield to the loop
+        if self.mode in {"two_waits", "wait_then_raise", "wait_then_garbage"}:
+            await asyncio.sleep(0.001)  # a real timer future
+        if self.mode == "wait_then_raise":
+            raise ConnectionResetError("peer went away")
+        if self.mode == "wait_then_garbage":
+            return "OK"  # type: ignore[return-value]
+        return ProcessorResponse(True, 2, request.amount_cents)
+
+
+@pytest.mark.parametrize(
+    ("mode", "code"),
+    [
+        ("at_once", None),
+        ("bare_yield", None),
+        ("two_waits", None),
+        ("wait_then_raise", ErrorCode.PROCESSOR_ERROR),
+        ("wait_then_garbage", ErrorCode.MALFORMED_RESPONSE),
+    ],
+)
+async def test_the_guard_follows_an_adapter_however_it_waits(mode: str, code: ErrorCode | None) -> None:
+    async def charge() -> tuple[ErrorCode | None, int]:
+        response, _ = await guarded_charge(Scripted(mode), REQUEST, 1.0, ManualClock())
+        await asyncio.sleep(0.002)  # a leaked deadline or cancel would strike here
+        task = asyncio.current_task()
+        assert task is not None
+        return response.error_code, task.cancelling()
+
+    assert await asyncio.create_task(charge()) == (code, 0)
+
+
+async def test_a_deadline_reaches_an_adapter_that_answered_its_first_step_at_once() -> None:
+    class SlowAfterFirstStep(Misbehaving):
+        async def charge(self, request: ChargeRequest) -> ProcessorResponse:
+            await asyncio.sleep(0)
+            await asyncio.sleep(3600)
+            return ProcessorResponse(True, 2, request.amount_cents)
+
+    response, problem = await guarded_charge(SlowAfterFirstStep("fine"), REQUEST, 0.01, ManualClock())
+    assert response.error_code is ErrorCode.TIMEOUT
+    assert problem is not None
+    assert problem.contract_id == "router/timeout"

@@ -185,7 +185,9 @@ class Router:
                 await self._misbehaved(ctx, problem)
             if response.success:
                 breaker.record_success()
-                await self._succeeded(ctx, request, processor_id, response.latency_ms, number)
+                await self._sink.emit(
+                    self._succeeded(ctx, request, processor_id, response.latency_ms, number)
+                )
                 return _at(charged=True, attempts=attempt, latency_ms=latency)
             error = response.error_code or ErrorCode.UNKNOWN
             if error.is_processor_fault:
@@ -215,7 +217,9 @@ class Router:
                 if problem is not None:
                     await self._misbehaved(ctx, problem)
                 if answer.settlement is Settlement.CHARGED:
-                    await self._succeeded(ctx, request, processor_id, response.latency_ms, number)
+                    await self._sink.emit(
+                        self._succeeded(ctx, request, processor_id, response.latency_ms, number)
+                    )
                     return _AtProcessor(True, attempt, latency)
                 unsettled = answer.settlement is Settlement.UNKNOWN
                 if unsettled:
@@ -227,26 +231,24 @@ class Router:
         # A step left in doubt reports the error that put it there, not a later one.
         return _AtProcessor(False, attempt, latency, doubt if unsettled else error, unsettled)
 
-    async def _succeeded(
+    def _succeeded(
         self,
         ctx: CoreRequestContext,
         request: ChargeRequest,
         processor_id: ProcessorId,
         latency_ms: int,
         number: int,
-    ) -> None:
-        await self._sink.emit(
-            _succeeded(
-                payment_id=ctx.payment_id,
-                request_id=ctx.request_id,
-                merchant_id=ctx.merchant_id,
-                timestamp=self._clock.now(),
-                step_index=request.step_index,
-                processor_id=processor_id,
-                latency_ms=latency_ms,
-                amount=request.amount_cents,
-                attempt=number,
-            )
+    ) -> StepSucceeded:
+        return _succeeded(
+            payment_id=ctx.payment_id,
+            request_id=ctx.request_id,
+            merchant_id=ctx.merchant_id,
+            timestamp=self._clock.now(),
+            step_index=request.step_index,
+            processor_id=processor_id,
+            latency_ms=latency_ms,
+            amount=request.amount_cents,
+            attempt=number,
         )
 
     @staticmethod

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 import uuid
 from collections import Counter
 
@@ -262,3 +264,35 @@ def test_openapi_describes_every_endpoint(server: Server) -> None:
     post = spec["paths"]["/v1/payments"]["post"]
     assert {"200", "401", "409", "413", "422", "503"} <= set(post["responses"])
     assert "application/json" in post["requestBody"]["content"]
+
+
+def test_a_client_that_goes_away_does_not_cut_its_payment_short(server: Server) -> None:
+    key = f"e2e-gone-{uuid.uuid4()}"
+    body = b'{"amount": 2500}'
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (
+        f"POST /v1/payments HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer sk_e2e_slow\r\n"
+        f"Idempotency-Key: {key}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(request)
+        time.sleep(0.3)  # the slow processor is still working on the charge
+    # The connection is gone. The payment must still end, and its answer be kept under the key.
+    deadline = time.monotonic() + 20
+    again = httpx.post(
+        f"{server.url}/v1/payments", content=body, headers={**SLOW, "Idempotency-Key": key}, timeout=10
+    )
+    while again.status_code == 409 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = httpx.post(
+            f"{server.url}/v1/payments", content=body, headers={**SLOW, "Idempotency-Key": key}, timeout=10
+        )
+
+    assert again.status_code == 200, again.text
+    assert again.headers["Idempotent-Replayed"] == "true"
+    result = again.json()
+    assert result["status"] == "succeeded"
+    charged = [c for c in server.ledger() if c["payment_id"] == result["payment_id"]]
+    assert [(c["change"], c["amount_cents"]) for c in charged] == [("charge", 2500)]
+    shown = httpx.get(f"{server.url}/v1/payments/{result['payment_id']}", headers=SLOW, timeout=10).json()
+    assert shown["events"][-1]["type"] == "PaymentCompleted"

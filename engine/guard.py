@@ -77,9 +77,10 @@ async def _call(
     Returns the answer, or the misbehaviour with the error code that stands for it (the outcome is
     unknown in every case), and the elapsed milliseconds.
 
-    The deadline is what ``asyncio.timeout`` does (a cancellation of the caller is never taken for
-    a timeout, nor swallowed), with one timer handle instead of a context manager object: a third
-    of the cost here, and every processor call pays it.
+    An adapter that answers without waiting needs no deadline and gets no timer. For one that
+    waits, the deadline is what ``asyncio.timeout`` does (a cancellation of the caller is never
+    taken for a timeout, nor swallowed), with one timer handle instead of a context manager
+    object: a third of the cost here, and every processor call pays it.
     """
     started = clock.monotonic()
     try:
@@ -94,8 +95,7 @@ async def _call(
                 return _checked(what, processor_id, answered.value, expected, clock, started)
             awaitable = _resume(awaitable, waiting_on)
     except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
-        message = f"{what} at {processor_id} raised {_describe(exc)}"
-        return None, Misbehaviour(PANIC, message), ErrorCode.PROCESSOR_ERROR, _elapsed_ms(clock, started)
+        return _panicked(what, processor_id, exc, clock, started)
     task = asyncio.current_task()
     if task is None:  # the engine always runs inside a task; this names the mistake if not
         raise PlanInvariantError("task", None, "processor calls must run inside an asyncio task")
@@ -117,9 +117,15 @@ async def _call(
         message = f"{what} at {processor_id} did not answer within {round(timeout_s * 1000)} ms"
         return None, Misbehaviour(TIMEOUT, message), ErrorCode.TIMEOUT, _elapsed_ms(clock, started)
     except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
-        message = f"{what} at {processor_id} raised {_describe(exc)}"
-        return None, Misbehaviour(PANIC, message), ErrorCode.PROCESSOR_ERROR, _elapsed_ms(clock, started)
+        return _panicked(what, processor_id, exc, clock, started)
     return _checked(what, processor_id, answer, expected, clock, started)
+
+
+def _panicked(
+    what: str, processor_id: str, exc: Exception, clock: Clock, started: float
+) -> tuple[object, Misbehaviour | None, ErrorCode | None, int]:
+    message = f"{what} at {processor_id} raised {_describe(exc)}"
+    return None, Misbehaviour(PANIC, message), ErrorCode.PROCESSOR_ERROR, _elapsed_ms(clock, started)
 
 
 def _checked(

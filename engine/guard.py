@@ -8,10 +8,10 @@ Cancellation of the caller is never swallowed.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from types import CoroutineType, coroutine
-from typing import Any, TypeVar
+from types import CoroutineType
+from typing import TypeVar
 
 from engine.error_codes import ErrorCode
 from engine.errors import PlanInvariantError
@@ -24,6 +24,7 @@ from engine.processor import (
     Settlement,
     StatusAnswer,
 )
+from engine.stepping import resume
 
 A = TypeVar("A")
 
@@ -93,7 +94,7 @@ async def _call(
                 waiting_on = awaitable.send(None)
             except StopIteration as answered:
                 return _checked(what, processor_id, answered.value, expected, clock, started)
-            awaitable = _resume(awaitable, waiting_on)
+            awaitable = resume(awaitable, waiting_on)
     except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
         return _panicked(what, processor_id, exc, clock, started)
     task = asyncio.current_task()
@@ -140,28 +141,6 @@ def _checked(
             _elapsed_ms(clock, started),
         )
     return answer, None, None, 0
-
-
-@coroutine
-def _resume(started: CoroutineType[Any, Any, Any], waiting_on: Any) -> Generator[Any, None, Any]:
-    """Go on awaiting a coroutine whose first step already ran and that waits on ``waiting_on``.
-
-    What it waits on (a future, or ``None`` for a bare yield) is handed to the task as if the
-    coroutine had yielded it itself; anything thrown in meanwhile (a cancellation) is thrown into
-    the coroutine; from its next step on, ``yield from`` delegates everything.
-    """
-    while True:
-        try:
-            yield waiting_on
-        except BaseException as thrown:  # noqa: BLE001 - handed on to the coroutine, not handled
-            try:
-                waiting_on = started.throw(thrown)
-            except StopIteration as answered:
-                return answered.value
-            continue
-        break
-    # types.coroutine lets this generator delegate to a native coroutine; mypy does not model it.
-    return (yield from started)  # type: ignore[misc]
 
 
 async def guarded_charge(

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple, Protocol
 
 from engine.errors import DomainError
 from engine.money import check_minor_units
+from engine.shards import ShardedDict
 from engine.types import PaymentId, ProcessorId, check_count
 
 #: A step of a payment: (payment_id, step_index).
@@ -81,10 +82,10 @@ class Ledger:
         self._journal = journal
         # Entries are stored as plain tuples: only an exact tuple of strings and numbers is ever
         # dropped from the garbage collector's view (a named tuple, a subclass, never is).
-        self._entries: dict[ChargeKey, tuple[Any, ...]] = {}
-        self._held: dict[PaymentId, int] = {}
+        self._entries: ShardedDict[ChargeKey, tuple[Any, ...]] = ShardedDict()
+        self._held: ShardedDict[PaymentId, int] = ShardedDict()
         # Unrefunded charges per step, in charge order, as tuples (GC-invisible, see LedgerEntry).
-        self._open_by_step: dict[StepKey, tuple[ChargeKey, ...]] = {}
+        self._open_by_step: ShardedDict[StepKey, tuple[ChargeKey, ...]] = ShardedDict()
         self._doubled: dict[StepKey, None] = {}
 
     def record_charge(

@@ -18,7 +18,8 @@ from engine.complaints import Complaint
 from engine.contracts import ContractViolation
 from engine.events import DomainEvent
 from engine.results import CompositeResult
-from ingest.codec.event_json import event_json
+from engine.shards import ShardedDict
+from ingest.codec.event_json import event_row, rows_to_json
 from ingest.codec.result_json import JsonObject
 
 
@@ -72,18 +73,18 @@ class MemoryRecords:
     __slots__ = ("_complaints", "_events", "_results", "_violations")
 
     def __init__(self) -> None:
-        self._events: dict[str, bytearray] = {}
-        self._results: dict[str, tuple[str, bytes]] = {}
+        self._events: ShardedDict[str, bytearray] = ShardedDict()
+        self._results: ShardedDict[str, tuple[str, bytes]] = ShardedDict()
         self._violations: list[ContractViolation] = []
         self._complaints: dict[str, Complaint] = {}
 
     async def emit(self, event: DomainEvent) -> None:
         events = self._events.get(event.payment_id)
         if events is None:
-            events = self._events[event.payment_id] = bytearray(b"[")
+            self._events[event.payment_id] = bytearray(event_row(event))
         else:
             events += b","
-        events += event_json(event)
+            events += event_row(event)
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._violations.append(violation)
@@ -103,7 +104,7 @@ class MemoryRecords:
             return None
         merchant_id, result = stored
         document: JsonObject = orjson.loads(result)
-        document["events"] = orjson.loads(bytes(self._events.get(payment_id, b"[")) + b"]")
+        document["events"] = rows_to_json(bytes(self._events.get(payment_id, b"")))
         return StoredPayment(merchant_id, document)
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:

@@ -50,6 +50,7 @@ from engine.methods import PaymentMethod
 from engine.ports import Sleeper
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
 from engine.processors.cards import CARD_NUMBER_KEY, card_outcome
+from engine.shards import ShardedDict
 from engine.types import ProcessorId
 from engine.unchecked import unchecked
 
@@ -175,11 +176,11 @@ class SimulatedProcessor:
             if rate > 0:
                 thresholds.append((cumulative, fault))
         self._thresholds = tuple(thresholds)
-        self._calls: dict[tuple[str, str], int] = {}
-        self._first_requests: dict[str, tuple[int, str]] = {}
+        self._calls: ShardedDict[tuple[str, str], int] = ShardedDict()
+        self._first_requests: ShardedDict[str, tuple[int, str]] = ShardedDict()
         # Definitive outcomes per key, as plain tuples of strings and numbers: a long-running
         # service keeps one per charge, and such tuples are invisible to the garbage collector.
-        self._outcomes: dict[str, _Outcome] = {}
+        self._outcomes: ShardedDict[str, _Outcome] = ShardedDict()
         self._charge_attempts = 0
         self._heads: dict[str, bytes] = {}
         self._reference_head = f"{self._seed}\x00{self._id}\x00".encode("utf-8", "surrogatepass")

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import hashlib
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol
 
 import orjson
+
+from engine.shards import ShardedDict
 
 
 class StoredResponse(NamedTuple):
@@ -72,56 +74,63 @@ def body_fingerprint(body: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
 
 
-#: (fingerprint, created_at, (status_code, body, media_type) or None): a plain tuple, because only
-#: an exact tuple of strings, bytes and numbers is dropped from the garbage collector's view, and
+#: (fingerprint, created_at, status_code, body, media_type), the status ``None`` while the request
+#: is in flight: one flat tuple, because only an exact tuple of strings, bytes and numbers is
+#: dropped from the garbage collector's view (a nested one stays in view a collection longer), and
 #: a key is kept for a day.
-_Entry = tuple[str, float, tuple[int, bytes, str] | None]
+_Entry = tuple[str, float, int | None, bytes, str]
+_IN_FLIGHT = (None, b"", "")
 
 
 class MemoryIdempotencyStore:
-    """Keys of this process, expired in creation order (O(1) amortised per claim)."""
+    """Keys of this process, expired in creation order (O(1) amortised per claim).
+
+    The keys are split into :class:`~engine.shards.ShardedDict` parts (one is gained per payment,
+    and a single table would rebuild itself in one step as it grows); each part keeps its keys in
+    creation order, and a claim sweeps the part it lands in.
+    """
 
     __slots__ = ("_entries", "_now", "_ttl_s")
 
     def __init__(self, ttl_s: float, now: Callable[[], float]) -> None:
         self._ttl_s = ttl_s
         self._now = now
-        self._entries: OrderedDict[tuple[str, str], _Entry] = OrderedDict()
+        self._entries: ShardedDict[tuple[str, str], _Entry] = ShardedDict(OrderedDict)
 
     async def claim(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome:
         now = self._now()
-        self._expire(now)
-        entry = self._entries.get((merchant_id, key))
+        entries = self._entries.shard((merchant_id, key))
+        self._expire(entries, now)
+        entry = entries.get((merchant_id, key))
         if entry is not None and entry[2] is not None and now - entry[1] >= self._ttl_s:
-            del self._entries[merchant_id, key]  # expired, though the sweep has not reached it yet
+            del entries[merchant_id, key]  # expired, though the sweep has not reached it yet
             entry = None
         if entry is None:
-            self._entries[merchant_id, key] = (fingerprint, now, None)
+            entries[merchant_id, key] = (fingerprint, now, *_IN_FLIGHT)
             return Claimed()
-        stored_fingerprint, _, response = entry
+        stored_fingerprint, _, status_code, body, media_type = entry
         if stored_fingerprint != fingerprint:
             return Mismatch()
-        if response is None:
+        if status_code is None:
             return InFlight()
-        return Replay(StoredResponse._make(response))
+        return Replay(StoredResponse(status_code, body, media_type))
 
     async def complete(self, merchant_id: str, key: str, response: StoredResponse) -> None:
         entry = self._entries.get((merchant_id, key))
         if entry is not None:
-            stored = (response.status_code, response.body, response.media_type)
-            self._entries[merchant_id, key] = (entry[0], entry[1], stored)
+            self._entries[merchant_id, key] = (entry[0], entry[1], *response)
 
     async def release(self, merchant_id: str, key: str) -> None:
         entry = self._entries.get((merchant_id, key))
         if entry is not None and entry[2] is None:
             del self._entries[merchant_id, key]
 
-    def _expire(self, now: float) -> None:
+    def _expire(self, entries: MutableMapping[tuple[str, str], _Entry], now: float) -> None:
         # Entries sit in creation order, so the expired ones are at the front. A request still in
         # flight is never expired (its owner would complete a key another request had claimed);
         # the sweep stops at it and claim() checks expiry for the entries behind it.
-        while self._entries:
-            key, (_, created_at, response) = next(iter(self._entries.items()))
-            if now - created_at < self._ttl_s or response is None:
+        while entries:
+            key, (_, created_at, status_code, _, _) = next(iter(entries.items()))
+            if now - created_at < self._ttl_s or status_code is None:
                 return
-            del self._entries[key]
+            del entries[key]

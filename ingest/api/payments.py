@@ -56,9 +56,31 @@ OMISSIONS = frozenset({"missing", "defaulted"})
 logger = logging.getLogger("payorch.api")
 
 
+class _RandomHex:
+    """Hex digits from ``os.urandom``, drawn 4 KiB at a time: one system call per 341 ids rather
+    than one each (system calls are slow on virtual machines: 5% of a request's time here). Used
+    from the event loop's thread."""
+
+    __slots__ = ("_at", "_digits")
+
+    def __init__(self) -> None:
+        self._digits = ""
+        self._at = 0
+
+    def take(self, count: int) -> str:
+        at = self._at
+        if at + count > len(self._digits):
+            self._digits, at = secrets.token_hex(4096), 0
+        self._at = at + count
+        return self._digits[at : at + count]
+
+
+_RANDOM_HEX = _RandomHex()
+
+
 def new_id(prefix: str) -> str:
     """A random, unguessable id: ``pay_`` + 24 hex digits (96 bits)."""
-    return f"{prefix}_{secrets.token_hex(12)}"
+    return f"{prefix}_{_RANDOM_HEX.take(24)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,6 @@ class Settings:
     #: crash checks read it from outside the process).
     ledger_journal: bool = True
     #: ``gc.set_threshold`` for the serving process (measured in bench_api).
-    gc_thresholds: tuple[int, int, int] = (20_000, 20, 20)
+    gc_thresholds: tuple[int, int, int] = (5_000, 20, 20)
     #: Where events, results and complaints go; ``None``: kept in this process (``MemoryRecords``).
     records: Records | None = field(default=None, repr=False)

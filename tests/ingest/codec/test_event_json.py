@@ -1,4 +1,5 @@
-"""Events as JSON: the fast orjson encoding against a plain, field-by-field reading of the event."""
+"""Events as JSON: the fast orjson encoding against a plain, field-by-field reading of the event,
+and the compact rows a store keeps against the full documents."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from engine.events import DomainEvent, PlannedStep
+from engine.events import DomainEvent, PaymentReceived, PlannedStep
 from engine.money import Currency
-from engine.validation import ValidationIssue
-from ingest.codec.event_json import event_json
+from engine.types import MerchantId, PaymentId, RequestId
+from engine.validation import IssueSeverity, ValidationIssue
+from ingest.codec.event_json import event_json, event_row, rows_to_json
 from tests.strategies import events
 
 
@@ -41,3 +44,48 @@ def test_every_event_is_its_type_plus_every_field_in_wire_form(event: DomainEven
     }
     assert document == expected
     assert document["timestamp"].endswith("Z")
+
+
+@settings(max_examples=200)
+@given(st.lists(events, min_size=1, max_size=8))
+def test_stored_rows_read_back_as_the_full_documents_in_order(stored: list[DomainEvent]) -> None:
+    rows = b",".join(event_row(event) for event in stored)
+
+    assert rows_to_json(rows) == [json.loads(event_json(event)) for event in stored]
+
+
+def test_a_row_is_the_type_then_the_values_in_field_order() -> None:
+    issue = ValidationIssue("amount", "coerced", "read 10.00 as 1000", IssueSeverity.WARNING)
+    event = PaymentReceived(
+        payment_id=PaymentId("pay_1"),
+        request_id=RequestId("req_1"),
+        merchant_id=MerchantId("m_1"),
+        timestamp=datetime(2026, 11, 26, 8, 0, tzinfo=UTC),
+        accepted=True,
+        amount_cents=1000,
+        currency=Currency("USD"),
+        validation_issues=(issue,),
+    )
+
+    assert json.loads(event_row(event)) == [
+        "PaymentReceived",
+        "pay_1",
+        "req_1",
+        "m_1",
+        "2026-11-26T08:00:00Z",
+        True,
+        1000,
+        "USD",
+        None,
+        None,
+        [
+            {
+                "field": "amount",
+                "code": "coerced",
+                "message": "read 10.00 as 1000",
+                "severity": "warning",
+                "raw": None,
+            }
+        ],
+    ]
+    assert rows_to_json(b"") == []

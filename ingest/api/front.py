@@ -1,0 +1,245 @@
+"""The app's outermost layer: an id for every request, the body limit, and the payment route.
+
+:class:`Front` gives every HTTP request its id (``scope["state"]["request_id"]``, response header
+``Request-Id``) and refuses a declared body over the limit before anything reads it.
+
+``POST /v1/payments`` is answered here, straight from ASGI, by :func:`payment_answer`. It is the
+route merchants call for every payment, and FastAPI's handling of a request (routing, dependency
+solving, the ``Request`` and ``Response`` objects, the body stream) cost about as much as
+orchestrating the payment itself. The FastAPI route of the same path stays: it describes the
+operation in the OpenAPI document, answers 405 for other methods, and serves the same
+:func:`payment_answer` should a request reach it (an app mounted without the front).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from types import CoroutineType
+from typing import Any, NamedTuple
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.config import MerchantConfig
+from engine.stepping import first_step
+from engine.types import RequestId
+from ingest.api.auth import Principal
+from ingest.api.parts import Parts
+from ingest.api.payments import new_id
+from ingest.api.problems import ApiProblem, FieldError, problem_response
+
+logger = logging.getLogger("payorch.api")
+
+PAYMENTS_PATH = "/v1/payments"
+IDEMPOTENCY_KEY_MAX = 255
+_KEY_FAULT = "is empty, too long or not printable"
+
+
+class PaymentHeaders(NamedTuple):
+    """The request headers ``POST /v1/payments`` reads (``None`` when absent)."""
+
+    authorization: str | None
+    idempotency_key: str | None
+    content_type: str | None
+
+
+class Answer(NamedTuple):
+    status: int
+    headers: list[tuple[bytes, bytes]]  # content-type and content-length included
+    body: bytes
+
+
+async def payment_answer(
+    parts: Parts, headers: PaymentHeaders, receive: Receive, request_id: RequestId
+) -> Answer:
+    """The answer to one ``POST /v1/payments``; raises :class:`ApiProblem` for a refusal.
+
+    Orchestrated outcomes (succeeded, partially succeeded, failed) are 200 with a CompositeResult;
+    a refusal charges nothing.
+    """
+    caller = known(parts.keys.authenticate(headers.authorization))
+    merchant = paying_merchant(parts, caller)
+    if parts.draining:
+        raise ApiProblem("service_unavailable", "The service is shutting down.", headers={"Retry-After": "1"})
+    key = headers.idempotency_key
+    if key is not None:
+        check_idempotency_key(key)
+    settings = parts.settings
+    body = await read_body(receive, settings.max_body_bytes, settings.body_timeout_s)
+    answer = await parts.desk.take(merchant, body, headers.content_type, key, request_id)
+    response = answer.response
+    raw = [
+        (b"content-type", response.media_type.encode()),
+        (b"content-length", str(len(response.body)).encode()),
+    ]
+    if answer.replayed:
+        raw.append((b"idempotent-replayed", b"true"))
+    if answer.server_timing is not None:
+        raw.append((b"server-timing", answer.server_timing.encode()))
+    return Answer(response.status_code, raw, response.body)
+
+
+def known(found: Principal | None) -> Principal:
+    """The caller, or 401 with a ``WWW-Authenticate`` challenge."""
+    if found is None:
+        raise ApiProblem(
+            "unauthorized",
+            "Send Authorization: Bearer <API key>.",
+            headers={"WWW-Authenticate": 'Bearer realm="payorch"'},
+        )
+    return found
+
+
+def paying_merchant(parts: Parts, caller: Principal) -> MerchantConfig:
+    if caller.merchant_id is None:
+        raise ApiProblem("forbidden", "Payments are made with a merchant's key, not an admin key.")
+    return parts.merchants[caller.merchant_id]
+
+
+def check_idempotency_key(key: str) -> None:
+    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+        raise ApiProblem(
+            "invalid_request",
+            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters.",
+            errors=[FieldError("Idempotency-Key", "invalid_idempotency_key", _KEY_FAULT)],
+        )
+
+
+async def read_body(receive: Receive, limit: int, timeout_s: float) -> bytes:
+    """The whole request body: 413 once it passes ``limit`` bytes (a chunked body has no declared
+    length), 408 when it has not all arrived within ``timeout_s``.
+
+    A body that has already arrived (almost every one) is taken without a deadline: its
+    ``receive`` answers without waiting, and no time can pass while nothing waits. The deadline
+    starts at the first ``receive`` that has to wait.
+    """
+    chunks: list[bytes] = []
+    seen = 0
+    deadline: float | None = None
+    while True:
+        pending: Awaitable[Message] = receive()
+        step: Any  # the message when answered, else what to await for it
+        answered, step = first_step(pending) if type(pending) is CoroutineType else (False, pending)
+        if answered:
+            message: Message = step
+        else:
+            if deadline is None:
+                deadline = asyncio.get_running_loop().time() + timeout_s
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await step
+            except TimeoutError:
+                detail = f"The body did not arrive within {timeout_s:.0f} s."
+                raise ApiProblem("request_timeout", detail) from None
+        kind = message["type"]
+        if kind == "http.disconnect":
+            raise ApiProblem("invalid_request", "The client left before sending the whole body.")
+        if kind != "http.request":
+            continue
+        chunk = message.get("body", b"")
+        seen += len(chunk)
+        if seen > limit:
+            raise ApiProblem("payload_too_large", f"The body is over the limit of {limit} bytes.")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def declared_length_problem(value: bytes, limit: int) -> ApiProblem | None:
+    """The problem with a ``Content-Length`` header, if any: not a number (400), over the limit (413)."""
+    if not value.isdigit():
+        return ApiProblem("invalid_request", "Content-Length is not a number.")
+    if int(value) > limit:
+        return ApiProblem("payload_too_large", f"The body is {int(value)} bytes; the limit is {limit}.")
+    return None
+
+
+class Front:
+    """ASGI middleware: request ids and the body limit for every request; ``POST /v1/payments``."""
+
+    def __init__(self, app: ASGIApp, parts: Parts) -> None:
+        self.app = app
+        self.parts = parts
+        self.limit = parts.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request_id = RequestId(new_id("req"))
+        scope.setdefault("state", {})["request_id"] = request_id
+        if scope["path"] == PAYMENTS_PATH and scope["method"] == "POST":
+            await self._payment(scope, receive, send, request_id)
+            return
+        header = (b"request-id", request_id.encode())
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), header]
+            await send(message)
+
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                problem = declared_length_problem(value, self.limit)
+                if problem is not None:
+                    await _send(send, _problem_answer(problem, request_id), request_id)
+                    return
+        await self.app(scope, _limited(receive, self.limit), send_with_id)
+
+    async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
+        authorization = idempotency_key = content_type = None
+        length: bytes | None = None
+        for name, value in scope["headers"]:
+            # The first of a repeated header counts, as for Starlette's ``Headers.get``.
+            if name == b"authorization":
+                if authorization is None:
+                    authorization = value.decode("latin-1")
+            elif name == b"idempotency-key":
+                if idempotency_key is None:
+                    idempotency_key = value.decode("latin-1")
+            elif name == b"content-type":
+                if content_type is None:
+                    content_type = value.decode("latin-1")
+            elif name == b"content-length" and length is None:
+                length = value
+        try:
+            problem = None if length is None else declared_length_problem(length, self.limit)
+            if problem is not None:
+                raise problem
+            headers = PaymentHeaders(authorization, idempotency_key, content_type)
+            answer = await payment_answer(self.parts, headers, receive, request_id)
+        except ApiProblem as problem:
+            answer = _problem_answer(problem, request_id)
+        except Exception:
+            logger.exception("unhandled error on POST %s", PAYMENTS_PATH)
+            fault = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
+            answer = _problem_answer(fault, request_id)
+        await _send(send, answer, request_id)
+
+
+def _problem_answer(problem: ApiProblem, request_id: str) -> Answer:
+    response = problem_response(problem, request_id)
+    return Answer(response.status_code, response.raw_headers, bytes(response.body))
+
+
+async def _send(send: Send, answer: Answer, request_id: str) -> None:
+    headers = [*answer.headers, (b"request-id", request_id.encode())]
+    await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+    await send({"type": "http.response.body", "body": answer.body})
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises 413 once a (chunked) body passes the limit."""
+    seen = 0
+
+    async def receive_limited() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise ApiProblem("payload_too_large", f"The body is over the limit of {limit} bytes.")
+        return message
+
+    return receive_limited

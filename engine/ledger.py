@@ -105,7 +105,8 @@ class Ledger:
         or not) for the key: a processor must replay the first outcome instead.
         """
         key = (processor_id, idempotency_key)
-        if key in self._entries:
+        entries = self._entries.shard(key)
+        if key in entries:
             raise DoubleChargeError(
                 "ledger.idempotency_key", key, "was already charged at this processor (double charge)"
             )
@@ -122,11 +123,13 @@ class Ledger:
             False,
             0,
         )
-        self._entries[key] = stored
-        self._held[payment_id] = self._held.get(payment_id, 0) + amount_cents
+        entries[key] = stored
+        held = self._held.shard(payment_id)
+        held[payment_id] = held.get(payment_id, 0) + amount_cents
         step = (payment_id, step_index)
-        open_charges = (*self._open_by_step.get(step, ()), key)
-        self._open_by_step[step] = open_charges
+        by_step = self._open_by_step.shard(step)
+        open_charges = (*by_step.get(step, ()), key)
+        by_step[step] = open_charges
         if len(open_charges) > 1:
             self._doubled[step] = None
         entry = LedgerEntry._make(stored)

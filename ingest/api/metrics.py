@@ -16,7 +16,7 @@ _FIELDS = frozenset({"body", "merchant_id", "amount", "currency", "method", "met
 
 
 class ApiMetrics:
-    __slots__ = ("_children", "payments", "registry", "replays", "validation_issues")
+    __slots__ = ("_by_issue", "_by_status", "payments", "registry", "replays", "validation_issues")
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -40,22 +40,23 @@ class ApiMetrics:
 
         # Labelled children by label values: ``labels()`` takes a lock and builds a key every
         # call, and these are counted on every payment.
-        self._children: dict[tuple[str, ...], Counter] = {}
-
-    def _child(self, family: Counter, *values: str) -> Counter:
-        key = (str(id(family)), *values)  # the families live as long as this object
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = family.labels(*values)
-        return child
+        self._by_status: dict[str, Counter] = {}
+        self._by_issue: dict[tuple[str, str], Counter] = {}
 
     def count_payment(self, status: str) -> None:
-        self._child(self.payments, status).inc()
+        child = self._by_status.get(status)
+        if child is None:
+            child = self._by_status[status] = self.payments.labels(status)
+        child.inc()
 
     def count_issues(self, issues: tuple[ValidationIssue, ...]) -> None:
         for issue in issues:
-            top = issue.field.split(".", 1)[0]
-            self._child(self.validation_issues, top if top in _FIELDS else "other", issue.code).inc()
+            top = issue.field.partition(".")[0]
+            labels = (top if top in _FIELDS else "other", issue.code)  # bounded: no free text
+            child = self._by_issue.get(labels)
+            if child is None:
+                child = self._by_issue[labels] = self.validation_issues.labels(*labels)
+            child.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -4,7 +4,8 @@ One merchant, ``m_bench`` (API key ``sk_bench_123``, USD): Apple Pay up to $60 t
 ``applepay_sim``, then card through ``stripe_sim``. Both processors are simulated, answer at once
 and never fail, so what is measured is payorch and its HTTP stack, not a processor. The data
 directory is ``$PAYORCH_BENCH_DATA_DIR`` (bench_api passes a fresh temporary one), else a new
-temporary directory.
+temporary directory. With ``PAYORCH_BENCH_DURABLE=1`` the app writes through the DuckDB store;
+without it, records stay in memory (the API issue's benchmark).
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ MERCHANT_ID = "m_bench"
 API_KEY = "sk_bench_123"
 APPLE_PAY, CARD = ProcessorId("applepay_sim"), ProcessorId("stripe_sim")
 DATA_DIR_ENV = "PAYORCH_BENCH_DATA_DIR"
+#: ``1``: events, results and keys go to ``payorch.duckdb`` (the store issue's rerun); else memory.
+DURABLE_ENV = "PAYORCH_BENCH_DURABLE"
+
+
+def durable() -> bool:
+    return os.environ.get(DURABLE_ENV, "") == "1"
 
 
 def bench_config() -> PlatformConfig:
@@ -61,4 +68,6 @@ def create() -> FastAPI:
     data_dir = Path(configured) if configured else Path(tempfile.mkdtemp(prefix="payorch-bench-"))
     # No ledger journal: it is the simulated processors' own bookkeeping for tests (a real
     # processor keeps its books elsewhere), not work payorch does for a payment.
-    return create_app(Settings(config=bench_config(), data_dir=data_dir, ledger_journal=False))
+    return create_app(
+        Settings(config=bench_config(), data_dir=data_dir, ledger_journal=False, durable=durable())
+    )

@@ -56,6 +56,14 @@ class Records(Protocol):
         """Store ``complaint``; when its id is already stored, keep the first and return it."""
         ...
 
+    async def sync(self) -> None:
+        """Return once everything recorded so far is durable (before a payment is answered)."""
+        ...
+
+    def admit(self) -> None:
+        """Raise ``StoreSaturatedError`` when no new payment should start now (the writer is behind)."""
+        ...
+
     async def payment(self, payment_id: str) -> StoredPayment | None: ...
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
@@ -105,6 +113,12 @@ class MemoryRecords:
     async def save_result(self, result: CompositeResult, document: bytes) -> None:
         self._encode(result.payment_id)
         self._results[result.payment_id] = (result.merchant_id, document)
+
+    async def sync(self) -> None:
+        """Everything here is as durable as it will get: nothing to wait for."""
+
+    def admit(self) -> None:
+        """Memory never falls behind."""
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
         first = self._complaints.get(complaint.complaint_id)

@@ -7,6 +7,7 @@ payment desk. Routes are thin: authenticate, read, call, answer.
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -90,6 +91,9 @@ def create_app(settings: Settings) -> FastAPI:
                 "shutdown: %d payments still in flight after %.0f s", left, settings.shutdown_grace_s
             )
         await parts.engine.aclose()
+        if parts.writer is not None:
+            # Everything queued is committed before the process ends.
+            await asyncio.to_thread(parts.writer.close)
         if parts.journal is not None:
             parts.journal.close()
 

@@ -125,6 +125,15 @@ class MemoryIdempotencyStore:
         if entry is not None and entry[2] is None:
             del self._entries[merchant_id, key]
 
+    def restore(
+        self, merchant_id: str, key: str, fingerprint: str, age_s: float, response: StoredResponse | None
+    ) -> None:
+        """Put back a key read from a durable store, ``age_s`` old (``response`` ``None``: its
+        request was in flight when the process stopped). Keys are restored oldest first."""
+        created_at = self._now() - max(0.0, age_s)
+        answer = _IN_FLIGHT if response is None else tuple(response)
+        self._entries[merchant_id, key] = (fingerprint, created_at, *answer)  # type: ignore[assignment]
+
     def _expire(self, entries: MutableMapping[tuple[str, str], _Entry], now: float) -> None:
         # Entries sit in creation order, so the expired ones are at the front. A request still in
         # flight is never expired (its owner would complete a key another request had claimed);

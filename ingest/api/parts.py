@@ -10,7 +10,7 @@ from engine.config import MerchantConfig, PlatformConfig
 from engine.ledger import Ledger
 from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
 from ingest.api.auth import ApiKeys
-from ingest.api.idempotency import MemoryIdempotencyStore
+from ingest.api.idempotency import IdempotencyStore, MemoryIdempotencyStore
 from ingest.api.metrics import ApiMetrics
 from ingest.api.payments import PaymentDesk
 from ingest.api.settings import Settings
@@ -18,6 +18,10 @@ from ingest.api.timing import TimedProcessor
 from ingest.engine_assembly import Engine, build_engine
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal
 from ingest.records import MemoryRecords, Records
+from ingest.store.idempotency import DurableIdempotencyStore
+from ingest.store.records import DuckDBRecords
+from ingest.store.schema import FILE_NAME as DATABASE_FILE
+from ingest.store.writer import Writer
 
 
 @dataclass(slots=True)
@@ -34,6 +38,7 @@ class Parts:
     clock: SystemClock
     journal: FileLedgerJournal | None
     merchants: dict[str, MerchantConfig]
+    writer: Writer | None = None
     draining: bool = False
 
 
@@ -41,7 +46,25 @@ def build_parts(settings: Settings) -> Parts:
     """Wire the process; raises a DomainError or IngestError for a config it cannot run."""
     config = settings.config
     clock = SystemClock()
-    records = settings.records if settings.records is not None else MemoryRecords()
+    writer: Writer | None = None
+    idempotency: IdempotencyStore
+    records: Records
+    if settings.records is not None:
+        records = settings.records
+        idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
+    elif settings.durable:
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        writer = Writer(
+            settings.data_dir / DATABASE_FILE,
+            max_rows=settings.store_max_rows,
+            max_wait_ms=settings.store_max_wait_ms,
+            admit_limit=settings.store_admit_limit,
+        )
+        records = DuckDBRecords(writer)
+        idempotency = DurableIdempotencyStore(writer, settings.idempotency_ttl_s, clock.monotonic)
+    else:
+        records = MemoryRecords()
+        idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
     journal = FileLedgerJournal(settings.data_dir / FILE_NAME) if settings.ledger_journal else None
     engine = build_engine(
         config,
@@ -54,7 +77,6 @@ def build_parts(settings: Settings) -> Parts:
         wrap=TimedProcessor,
     )
     metrics = ApiMetrics()
-    idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
     desk = PaymentDesk(engine.service, records, idempotency, metrics, clock)
     return Parts(
         settings=settings,
@@ -67,4 +89,5 @@ def build_parts(settings: Settings) -> Parts:
         clock=clock,
         journal=journal,
         merchants={merchant.merchant_id: merchant for merchant in config.merchants},
+        writer=writer,
     )

@@ -16,6 +16,7 @@ The order matters for money:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -45,6 +46,7 @@ from ingest.api.timing import CURRENT, Stopwatch, server_timing
 from ingest.codec.result_json import composite_result_to_json
 from ingest.parsing import ParsedRequest, parse_payment_request
 from ingest.records import Records
+from ingest.store.writer import StoreError, StoreSaturatedError
 
 VALIDATION = "api/validation"
 KEY_REUSED = "idempotency/key-reused"
@@ -124,6 +126,14 @@ class PaymentDesk:
         request_id: RequestId,
     ) -> PaymentAnswer:
         """The answer to one ``POST /v1/payments``; raises :class:`ApiProblem` for a refusal."""
+        try:
+            self._records.admit()
+        except StoreSaturatedError:
+            raise ApiProblem(
+                "service_unavailable",
+                "The event writer is behind; nothing was charged. Retry shortly.",
+                headers={"Retry-After": "1"},
+            ) from None
         payment_id = PaymentId(new_id("pay"))
         parsed = parse_payment_request(
             body,
@@ -201,10 +211,24 @@ class PaymentDesk:
             )
             response = StoredResponse(500, dumps(problem), "application/problem+json")
             await self._complete(ctx, response)
+            with contextlib.suppress(StoreError):
+                await self._records.sync()
             return PaymentAnswer(response)
         response = StoredResponse(200, document)
         await self._complete(ctx, response)
         self._metrics.count_payment(result.status.value)
+        try:
+            # The answer leaves only once the payment's events, result and key are durable.
+            await self._records.sync()
+        except StoreError:
+            logger.exception("payment %s: its records could not be made durable", ctx.payment_id)
+            problem = problem_document(
+                "internal_error",
+                "The payment was processed but could not be recorded; retry with the same key.",
+                ctx.request_id,
+                extra={"payment_id": ctx.payment_id},
+            )
+            return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
         return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
 
     async def _complete(self, ctx: CoreRequestContext, response: StoredResponse) -> None:

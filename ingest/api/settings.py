@@ -37,5 +37,13 @@ class Settings:
     ledger_journal: bool = True
     #: ``gc.set_threshold`` for the serving process (measured in bench_api).
     gc_thresholds: tuple[int, int, int] = (5_000, 20, 20)
-    #: Where events, results and complaints go; ``None``: kept in this process (``MemoryRecords``).
+    #: Where events, results and complaints go; ``None``: ``data_dir/payorch.duckdb`` when
+    #: ``durable``, else this process's memory (``MemoryRecords``).
     records: Records | None = field(default=None, repr=False)
+    #: Keep events, results, idempotency keys and complaints in ``data_dir/payorch.duckdb``.
+    durable: bool = True
+    #: Group commit: a batch is committed at this many writes, or this long after its first.
+    store_max_rows: int = 5000
+    store_max_wait_ms: float = 2.0
+    #: New payments get 503 while more writes than this wait for the disk.
+    store_admit_limit: int = 20_000

@@ -1,0 +1,310 @@
+"""The :class:`~ingest.records.Records` port over DuckDB, through the single :class:`Writer`.
+
+What must be durable before money moves or an answer leaves is waited for; the rest is queued
+and committed with the next batch, in order:
+
+* ``StepAttempted`` is committed before its processor is called (intent before effect): its
+  ``emit`` returns only after the commit.
+* every other event, violation and result is queued; :meth:`DuckDBRecords.sync`, which the API
+  calls before it answers a payment, returns once everything queued so far is committed, so the
+  answer never gets ahead of the payment's terminal event, its result and its idempotency key.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import duckdb
+import orjson
+import pyarrow as pa
+
+from engine.complaints import Complaint
+from engine.contracts import ContractViolation, Severity
+from engine.events import DomainEvent, StepAttempted
+from engine.results import CompositeResult
+from engine.types import ContractId, MerchantId, PaymentId, RequestId
+from ingest.codec.event_json import event_json
+from ingest.codec.events import event_to_bytes
+from ingest.codec.result_json import JsonObject
+from ingest.records import StoredPayment, ViolationQuery
+from ingest.store.writer import Table, Write, Writer
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+def _event_row(item: tuple[int, DomainEvent]) -> tuple[Any, ...]:
+    seq, event = item
+    amount = getattr(event, "amount_cents", None)
+    if amount is None:
+        amount = getattr(event, "amount", None)
+    if amount is None:
+        amount = getattr(event, "total_amount", None)
+    error_code = getattr(event, "error_code", None)
+    return (
+        seq,
+        event.payment_id,
+        event.request_id,
+        event.merchant_id,
+        event.event_type,
+        event.timestamp,
+        getattr(event, "step_index", None),
+        getattr(event, "processor_id", None),
+        amount,
+        None if error_code is None else error_code.value,
+        event_json(event).decode(),
+        event_to_bytes(event),
+    )
+
+
+EVENTS = Table(
+    "events",
+    pa.schema(
+        [
+            ("seq", pa.int64()),
+            ("payment_id", pa.string()),
+            ("request_id", pa.string()),
+            ("merchant_id", pa.string()),
+            ("event_type", pa.string()),
+            ("ts", _TS),
+            ("step_index", pa.int32()),
+            ("processor_id", pa.string()),
+            ("amount_cents", pa.int64()),
+            ("error_code", pa.string()),
+            ("document", pa.string()),
+            ("proto", pa.binary()),
+        ]
+    ),
+    "INSERT INTO events SELECT * FROM batch",
+    _event_row,
+)
+
+
+def _violation_row(item: tuple[int, ContractViolation]) -> tuple[Any, ...]:
+    seq, violation = item
+    return (
+        seq,
+        violation.contract_id,
+        violation.severity.value,
+        violation.owner,
+        violation.message,
+        violation.request_id,
+        violation.payment_id,
+        violation.merchant_id,
+        violation.timestamp,
+    )
+
+
+VIOLATIONS = Table(
+    "violations",
+    pa.schema(
+        [
+            ("seq", pa.int64()),
+            ("contract_id", pa.string()),
+            ("severity", pa.string()),
+            ("owner", pa.string()),
+            ("message", pa.string()),
+            ("request_id", pa.string()),
+            ("payment_id", pa.string()),
+            ("merchant_id", pa.string()),
+            ("ts", _TS),
+        ]
+    ),
+    "INSERT INTO violations SELECT * FROM batch",
+    _violation_row,
+)
+
+PAYMENTS = Table(
+    "payments",
+    pa.schema(
+        [
+            ("payment_id", pa.string()),
+            ("merchant_id", pa.string()),
+            ("status", pa.string()),
+            ("updated_at", _TS),
+            ("document", pa.string()),
+        ]
+    ),
+    "INSERT OR REPLACE INTO payments SELECT * FROM batch",
+    key=lambda row: row[0],
+)
+
+COMPLAINTS = Table(
+    "complaints",
+    pa.schema(
+        [
+            ("complaint_id", pa.string()),
+            ("merchant_id", pa.string()),
+            ("received_at", _TS),
+            ("category", pa.string()),
+            ("description", pa.string()),
+            ("payment_id", pa.string()),
+            ("request_id", pa.string()),
+            ("contract_id", pa.string()),
+        ]
+    ),
+    "INSERT OR IGNORE INTO complaints SELECT * FROM batch",
+)
+
+
+def _last_seq(connection: duckdb.DuckDBPyConnection, table: str) -> int:
+    row = connection.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()  # noqa: S608 - a constant name
+    return 0 if row is None else int(row[0])
+
+
+class DuckDBRecords:
+    """Events, violations, results and complaints in ``payorch.duckdb`` (see the module text)."""
+
+    def __init__(self, writer: Writer) -> None:
+        self._writer = writer
+        self._event_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "events")) + 1)
+        self._violation_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "violations")) + 1)
+
+    @property
+    def writer(self) -> Writer:
+        return self._writer
+
+    async def emit(self, event: DomainEvent) -> None:
+        write = Write(EVENTS, (next(self._event_seq), event))
+        if type(event) is StepAttempted:
+            await self._writer.submit_and_wait(write)
+        else:
+            self._writer.submit(write)
+
+    async def record_violation(self, violation: ContractViolation) -> None:
+        self._writer.submit(Write(VIOLATIONS, (next(self._violation_seq), violation)))
+
+    async def save_result(self, result: CompositeResult, document: bytes) -> None:
+        row = (
+            result.payment_id,
+            result.merchant_id,
+            result.status.value,
+            datetime.now(UTC),
+            document.decode(),
+        )
+        self._writer.submit(Write(PAYMENTS, row))
+
+    async def sync(self) -> None:
+        """Return once everything recorded so far is committed."""
+        await self._writer.submit_and_wait(Write(None, apply=_nothing))
+
+    def admit(self) -> None:
+        self._writer.admit()
+
+    async def record_complaint(self, complaint: Complaint) -> Complaint | None:
+        first: Complaint | None = await self._writer.read(lambda c: _complaint(c, complaint.complaint_id))
+        if first is not None:
+            return first
+        row = (
+            complaint.complaint_id,
+            complaint.merchant_id,
+            complaint.received_at,
+            complaint.category,
+            complaint.description,
+            complaint.payment_id,
+            complaint.request_id,
+            complaint.contract_id,
+        )
+        await self._writer.submit_and_wait(Write(COMPLAINTS, row))
+        return None
+
+    async def payment(self, payment_id: str) -> StoredPayment | None:
+        found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
+        return found
+
+    async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
+        found: list[ContractViolation] = await self._writer.read(lambda c: _violations(c, query))
+        return found
+
+    def complaints(self) -> list[Complaint]:
+        found: list[Complaint] = self._writer.read_now(_complaints)
+        return found
+
+    def healthy(self) -> bool:
+        return self._writer.alive
+
+
+def _nothing(_: duckdb.DuckDBPyConnection) -> None:
+    """A write that changes nothing: its commit marks everything queued before it durable."""
+
+
+def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPayment | None:
+    row = connection.execute(
+        "SELECT merchant_id, document FROM payments WHERE payment_id = ?", [payment_id]
+    ).fetchone()
+    if row is None:
+        return None
+    events = connection.execute(
+        "SELECT document FROM events WHERE payment_id = ? ORDER BY seq", [payment_id]
+    ).fetchall()
+    document: JsonObject = orjson.loads(row[1])
+    document["events"] = [orjson.loads(event[0]) for event in events]
+    return StoredPayment(str(row[0]), document)
+
+
+def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) -> list[ContractViolation]:
+    conditions: list[str] = []
+    parameters: list[object] = []
+    if query.contract_id is not None:
+        conditions.append("contract_id = ?")
+        parameters.append(query.contract_id)
+    if query.since is not None:
+        conditions.append("ts >= ?")
+        parameters.append(query.since)
+    if query.until is not None:
+        conditions.append("ts < ?")
+        parameters.append(query.until)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = connection.execute(
+        "SELECT contract_id, request_id, severity, message, owner, ts, payment_id, merchant_id "  # noqa: S608 - conditions are constants
+        f"FROM violations {where} ORDER BY ts DESC, seq DESC LIMIT ?",
+        [*parameters, query.limit],
+    ).fetchall()
+    return [
+        ContractViolation(
+            contract_id=ContractId(row[0]),
+            request_id=RequestId(row[1]),
+            severity=Severity(row[2]),
+            message=row[3],
+            owner=row[4],
+            timestamp=row[5].astimezone(UTC),
+            payment_id=None if row[6] is None else PaymentId(row[6]),
+            merchant_id=None if row[7] is None else MerchantId(row[7]),
+        )
+        for row in rows
+    ]
+
+
+_COMPLAINT_COLUMNS = (
+    "complaint_id, merchant_id, received_at, category, description, payment_id, request_id, contract_id"
+)
+
+
+def _complaint_of(row: tuple[Any, ...]) -> Complaint:
+    return Complaint(
+        complaint_id=row[0],
+        merchant_id=MerchantId(row[1]),
+        received_at=row[2].astimezone(UTC),
+        category=row[3],
+        description=row[4],
+        payment_id=None if row[5] is None else PaymentId(row[5]),
+        request_id=None if row[6] is None else RequestId(row[6]),
+        contract_id=None if row[7] is None else ContractId(row[7]),
+    )
+
+
+def _complaint(connection: duckdb.DuckDBPyConnection, complaint_id: str) -> Complaint | None:
+    row = connection.execute(
+        f"SELECT {_COMPLAINT_COLUMNS} FROM complaints WHERE complaint_id = ?",  # noqa: S608 - constant columns
+        [complaint_id],
+    ).fetchone()
+    return None if row is None else _complaint_of(row)
+
+
+def _complaints(connection: duckdb.DuckDBPyConnection) -> list[Complaint]:
+    rows = connection.execute(
+        f"SELECT {_COMPLAINT_COLUMNS} FROM complaints ORDER BY received_at, complaint_id"  # noqa: S608
+    ).fetchall()
+    return [_complaint_of(row) for row in rows]

@@ -1,0 +1,127 @@
+"""The database's tables, as numbered migrations applied on start.
+
+Each migration runs once, in its own transaction, and is recorded in ``schema_migrations``;
+opening a database that is already current changes nothing. A database newer than this code
+(a migration number it does not know) is refused rather than written to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import duckdb
+
+from ingest.errors import IngestError
+
+FILE_NAME = "payorch.duckdb"
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "events, violations, payments, idempotency keys, complaints",
+        (
+            # One row per domain event. ``seq`` is the writer's order (the order events happened
+            # in); the queryable columns are cut from the event, ``document`` is its JSON and
+            # ``proto`` its ``payments.events.v1`` envelope.
+            """CREATE TABLE events (
+                seq BIGINT NOT NULL,
+                payment_id VARCHAR NOT NULL,
+                request_id VARCHAR NOT NULL,
+                merchant_id VARCHAR NOT NULL,
+                event_type VARCHAR NOT NULL,
+                ts TIMESTAMPTZ NOT NULL,
+                step_index INTEGER,
+                processor_id VARCHAR,
+                amount_cents BIGINT,
+                error_code VARCHAR,
+                document VARCHAR NOT NULL,
+                proto BLOB NOT NULL
+            )""",
+            """CREATE TABLE violations (
+                seq BIGINT NOT NULL,
+                contract_id VARCHAR NOT NULL,
+                severity VARCHAR NOT NULL,
+                owner VARCHAR NOT NULL,
+                message VARCHAR NOT NULL,
+                request_id VARCHAR NOT NULL,
+                payment_id VARCHAR,
+                merchant_id VARCHAR,
+                ts TIMESTAMPTZ NOT NULL
+            )""",
+            # A payment's current state: its CompositeResult as answered.
+            """CREATE TABLE payments (
+                payment_id VARCHAR PRIMARY KEY,
+                merchant_id VARCHAR NOT NULL,
+                status VARCHAR NOT NULL,
+                updated_at TIMESTAMPTZ NOT NULL,
+                document VARCHAR NOT NULL
+            )""",
+            # A key's stored answer; ``status_code`` is NULL while its request is in flight.
+            """CREATE TABLE idempotency_keys (
+                merchant_id VARCHAR NOT NULL,
+                key VARCHAR NOT NULL,
+                fingerprint VARCHAR NOT NULL,
+                created_at TIMESTAMPTZ NOT NULL,
+                status_code INTEGER,
+                body BLOB,
+                media_type VARCHAR,
+                PRIMARY KEY (merchant_id, key)
+            )""",
+            """CREATE TABLE complaints (
+                complaint_id VARCHAR PRIMARY KEY,
+                merchant_id VARCHAR NOT NULL,
+                received_at TIMESTAMPTZ NOT NULL,
+                category VARCHAR NOT NULL,
+                description VARCHAR NOT NULL,
+                payment_id VARCHAR,
+                request_id VARCHAR,
+                contract_id VARCHAR
+            )""",
+        ),
+    ),
+)
+
+CURRENT_VERSION = MIGRATIONS[-1].version
+
+
+def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
+    """Apply every migration the database lacks, in order; returns the versions applied now."""
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    rows = connection.execute("SELECT version FROM schema_migrations").fetchall()
+    applied = {int(row[0]) for row in rows}
+    unknown = sorted(applied - {migration.version for migration in MIGRATIONS})
+    if unknown:
+        raise IngestError(
+            f"the database has schema version {unknown[-1]}, newer than this payorch knows "
+            f"({CURRENT_VERSION}); use a newer payorch"
+        )
+    done: list[int] = []
+    for migration in MIGRATIONS:
+        if migration.version in applied:
+            continue
+        connection.begin()
+        try:
+            for statement in migration.statements:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations VALUES (?, ?, ?)",
+                [migration.version, migration.description, datetime.now(UTC)],
+            )
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+        done.append(migration.version)
+    return done

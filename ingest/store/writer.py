@@ -1,0 +1,241 @@
+"""The single writer: one thread owns the read-write connection and commits in batches.
+
+Whatever must be stored (an event, a violation, a payment's result, an idempotency key, a
+complaint) is put on a queue as a :class:`Write`. The writer thread takes what has queued, up to
+``max_rows`` writes or ``max_wait_ms`` after the first, inserts each table's rows as one Arrow
+batch and commits them together (group commit: one transaction, one sync to disk for many
+payments). A write submitted with :meth:`Writer.submit_and_wait` resolves once the commit holding
+it (and everything queued before it) is durable.
+
+Backpressure: :meth:`Writer.admit` refuses new work (``StoreSaturatedError``, which the API answers
+with 503 and ``Retry-After``) while more than ``admit_limit`` writes wait. Writes of work already
+admitted are always queued, never dropped: what was acknowledged is never lost, and the queue stays
+bounded by the admitted work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from ingest.errors import IngestError
+from ingest.store.schema import migrate
+
+logger = logging.getLogger("payorch.store")
+
+DEFAULT_MAX_ROWS = 5000
+DEFAULT_MAX_WAIT_MS = 2.0
+DEFAULT_ADMIT_LIMIT = 20_000
+
+
+class StoreSaturatedError(IngestError):
+    """The writer is behind by more than its admission limit: take no new work now."""
+
+
+class StoreError(IngestError):
+    """A batch could not be committed; the writes in it are not durable."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Table:
+    """How rows of one kind are written: the table, its columns (Arrow types), the SQL that
+    takes a batch (registered as ``batch``), and what turns a submitted value into the row (run
+    on the writer thread, off the event loop)."""
+
+    name: str
+    schema: pa.Schema
+    sql: str
+    convert: Callable[[Any], tuple[Any, ...]] | None = None
+    #: For upserts: the row's primary key. A batch keeps the last row of each key (one statement
+    #: may not write a key twice).
+    key: Callable[[tuple[Any, ...]], Any] | None = None
+
+
+@dataclass(slots=True)
+class Write:
+    """One row for ``table`` (its values in column order, or what the table's ``convert`` takes),
+    or, with ``apply``, statements run on the connection in queue order (rare writes such as a
+    key's deletion)."""
+
+    table: Table | None
+    row: Any = ()
+    apply: Callable[[duckdb.DuckDBPyConnection], object] | None = None
+    done: asyncio.Future[None] | None = None
+
+
+_STOP = object()
+
+
+class Writer:
+    """Owns ``DIR/payorch.duckdb``; see the module text."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
+        admit_limit: int = DEFAULT_ADMIT_LIMIT,
+    ) -> None:
+        if max_rows < 1 or max_wait_ms < 0 or admit_limit < 1:
+            raise IngestError("store: max_rows and admit_limit must be positive, max_wait_ms not negative")
+        self.path = path
+        self._max_rows = max_rows
+        self._max_wait_s = max_wait_ms / 1000
+        self._admit_limit = admit_limit
+        try:
+            self._connection = duckdb.connect(str(path))
+        except duckdb.Error as error:
+            raise IngestError(f"cannot open the database {path}: {error}") from None
+        self.applied_migrations = migrate(self._connection)
+        self._reader = self._connection.cursor()
+        self._read_lock = threading.Lock()
+        self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
+        self._closed = False
+        self._failed: BaseException | None = None
+        self.rows_written = 0
+        self.batches_written = 0
+        self._thread = threading.Thread(target=self._run, name="payorch-writer", daemon=True)
+        self._thread.start()
+
+    # -- the event loop's side ---------------------------------------------------------------------
+
+    @property
+    def depth(self) -> int:
+        """Writes queued and not yet committed (approximate)."""
+        return self._queue.qsize()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive() and not self._closed
+
+    def admit(self) -> None:
+        """Raise :class:`StoreSaturatedError` when new work should wait (see the module text)."""
+        if self._closed:
+            raise StoreSaturatedError("the store is closed")
+        if self._queue.qsize() > self._admit_limit:
+            raise StoreSaturatedError(f"{self._queue.qsize()} writes are waiting for the disk")
+
+    def submit(self, write: Write) -> None:
+        """Queue ``write``; it is committed in order with everything queued before it."""
+        if self._closed:
+            raise StoreError("the store is closed")
+        self._queue.put(write)
+
+    async def submit_and_wait(self, write: Write) -> None:
+        """Queue ``write`` and return once the commit holding it is durable."""
+        write.done = asyncio.get_running_loop().create_future()
+        self.submit(write)
+        await write.done
+
+    async def read(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        """Run ``query`` on a reading connection, in a worker thread (it sees every commit)."""
+        return await asyncio.to_thread(self.read_now, query)
+
+    def read_now(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        with self._read_lock:
+            return query(self._reader)
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Commit everything queued, then close the database (at shutdown)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            logger.error("store: the writer did not finish within %.0f s", timeout_s)
+            return
+        with self._read_lock:
+            self._reader.close()
+            self._connection.close()
+
+    # -- the writer thread -------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is _STOP:
+                break
+            batch: list[Write] = [first]  # type: ignore[list-item]
+            deadline = time.monotonic() + self._max_wait_s
+            while len(batch) < self._max_rows:
+                remaining = deadline - time.monotonic()
+                try:
+                    item = self._queue.get_nowait() if remaining <= 0 else self._queue.get(timeout=remaining)
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stopping = True
+                    break
+                batch.append(item)  # type: ignore[arg-type]
+            self._commit(batch)
+
+    def _commit(self, batch: Sequence[Write]) -> None:
+        error: BaseException | None = None
+        try:
+            self._write(batch)
+            self.rows_written += len(batch)
+            self.batches_written += 1
+        except Exception as exc:
+            logger.exception("store: a batch of %d writes could not be committed", len(batch))
+            error = StoreError(f"the batch could not be committed: {type(exc).__name__}")
+        waiting = [write.done for write in batch if write.done is not None]
+        if waiting:
+            loop = waiting[0].get_loop()
+            with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
+                loop.call_soon_threadsafe(_settle, waiting, error)
+
+    def _write(self, batch: Sequence[Write]) -> None:
+        connection = self._connection
+        connection.begin()
+        try:
+            rows: dict[Table, list[tuple[Any, ...]]] = {}
+            for write in batch:
+                if write.apply is not None:
+                    self._flush(rows)  # statements see every row queued before them
+                    write.apply(connection)
+                elif write.table is not None:
+                    convert = write.table.convert
+                    row = write.row if convert is None else convert(write.row)
+                    rows.setdefault(write.table, []).append(row)
+            self._flush(rows)
+            connection.commit()
+        except BaseException:
+            connection.rollback()
+            raise
+
+    def _flush(self, rows: dict[Table, list[tuple[Any, ...]]]) -> None:
+        for table, table_rows in rows.items():
+            columns = list(zip(*table_rows, strict=True))
+            arrays = [
+                pa.array(column, type=field.type) for column, field in zip(columns, table.schema, strict=True)
+            ]
+            self._connection.register("batch", pa.Table.from_arrays(arrays, schema=table.schema))
+            try:
+                self._connection.execute(table.sql)
+            finally:
+                self._connection.unregister("batch")
+        rows.clear()
+
+
+def _settle(waiting: list[asyncio.Future[None]], error: BaseException | None) -> None:
+    for future in waiting:
+        if future.done():
+            continue
+        if error is None:
+            future.set_result(None)
+        else:
+            future.set_exception(error)

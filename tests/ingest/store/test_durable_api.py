@@ -1,0 +1,160 @@
+"""The API over the DuckDB store, in process: what a payment leaves in ``payorch.duckdb``, what
+survives a restart (results, events, idempotency keys, complaints), and 503 when the writer is
+behind. Each "restart" closes the app (its lifespan commits and closes the database) and builds a
+new one on the same data folder."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from ingest.ledger_journal import FILE_NAME as LEDGER_FILE
+from ingest.ledger_journal import read_journal
+from ingest.store.schema import FILE_NAME
+from ingest.store.writer import Write
+from tests.e2e.server import CONFIG
+from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
+
+ADMIN = (b"authorization", b"Bearer adm_e2e_admin")
+SPLIT = b'{"amount": "$100.00", "currency": "USD", "method": "apple_pay"}'
+
+
+@asynccontextmanager
+async def running(data_dir: Path, **options: object) -> AsyncIterator[object]:
+    settings = Settings(config=parse_config(CONFIG), data_dir=data_dir, **options)  # type: ignore[arg-type]
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def pay(app: object, key: str | None = None, body: bytes = SPLIT) -> Answer:
+    headers = [ACME, JSON] + ([(b"idempotency-key", key.encode())] if key else [])
+    return await call(app, "POST", "/v1/payments", headers, body_of(body))
+
+
+def charges(data_dir: Path) -> list[dict[str, object]]:
+    return [line for line in read_journal(data_dir / LEDGER_FILE) if line.get("change") == "charge"]
+
+
+async def test_a_payment_is_in_the_database_when_it_is_answered(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        answer = await pay(app)
+        assert answer.status == 200, answer.body
+        payment_id = answer.json()["payment_id"]
+        # Read beside the writer, while the app runs: the answer came after the commit.
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        types = writer.read_now(
+            lambda c: c.execute(
+                "SELECT event_type FROM events WHERE payment_id = ? ORDER BY seq", [payment_id]
+            ).fetchall()
+        )
+        assert [row[0] for row in types] == [
+            "PaymentReceived",
+            "PlanBuilt",
+            "StepAttempted",
+            "StepSucceeded",
+            "StepAttempted",
+            "StepSucceeded",
+            "PaymentCompleted",
+        ]
+        stored = writer.read_now(
+            lambda c: c.execute(
+                "SELECT status, document FROM payments WHERE payment_id = ?", [payment_id]
+            ).fetchone()
+        )
+        assert stored[0] == "succeeded"
+        assert orjson.loads(stored[1]) == answer.json()
+
+
+async def test_results_events_and_keys_survive_a_restart(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        first = await pay(app, key="order-1")
+        assert first.status == 200
+        payment_id = first.json()["payment_id"]
+        before = await call(app, "GET", f"/v1/payments/{payment_id}", [ACME], body_of(b""))
+    assert len(charges(tmp_path)) == 2
+
+    async with running(tmp_path) as app:
+        again = await call(app, "GET", f"/v1/payments/{payment_id}", [ACME], body_of(b""))
+        replay = await pay(app, key="order-1")
+        reused = await pay(app, key="order-1", body=b'{"amount": 5, "currency": "USD"}')
+
+    assert again.status == 200
+    assert again.json() == before.json()
+    events = again.json()["events"]
+    assert isinstance(events, list)
+    assert events[-1]["type"] == "PaymentCompleted"
+    assert replay.status == 200
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.body == first.body
+    assert reused.status == 422
+    assert reused.json()["code"] == "idempotency_key_reused"
+    assert len(charges(tmp_path)) == 2  # the replay charged nothing
+
+
+async def test_violations_and_complaints_are_kept(tmp_path: Path) -> None:
+    complaint = orjson.dumps(
+        {
+            "complaint_id": "cmp_1",
+            "category": "timeout",
+            "description": "slow",
+            "received_at": "2026-11-26T08:00:00Z",
+        }
+    )
+    async with running(tmp_path) as app:
+        refused = await pay(app, body=b'{"amount": "lots"}')
+        assert refused.status == 422
+        filed = await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(complaint))
+        assert filed.status == 201
+
+    async with running(tmp_path) as app:
+        listed = await call(app, "GET", "/v1/violations", [ADMIN], body_of(b""))
+        again = await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(complaint))
+
+    violations = listed.json()["violations"]
+    assert isinstance(violations, list)
+    assert [violation["contract_id"] for violation in violations] == ["api/validation"]
+    assert again.status == 200  # already filed: the stored complaint
+    assert again.json()["complaint_id"] == "cmp_1"
+    with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM complaints").fetchone() == (1,)
+        received = connection.execute(
+            "SELECT count(*) FROM events WHERE event_type = 'PaymentReceived'"
+        ).fetchone()
+        assert received == (1,)  # the refused request is recorded too
+
+
+async def test_a_writer_behind_gives_503_charges_nothing_and_keeps_what_it_took(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, store_admit_limit=5) as app:
+        acknowledged = await pay(app, key="before-the-stall")
+        assert acknowledged.status == 200
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        disk = threading.Event()
+        writer.submit(Write(None, apply=lambda _: disk.wait(30)))
+        for _ in range(10):  # queued behind the stalled commit
+            writer.submit(Write(None, apply=lambda _: None))
+
+        busy = await pay(app, key="during-the-stall")
+
+        assert busy.status == 503
+        assert busy.headers["retry-after"] == "1"
+        assert busy.json()["code"] == "service_unavailable"
+        disk.set()
+    assert len(charges(tmp_path)) == 2  # only the acknowledged payment's two steps
+
+    async with running(tmp_path) as app:
+        replay = await pay(app, key="before-the-stall")
+        retried = await pay(app, key="during-the-stall")
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert retried.status == 200  # the refused request kept no key: its retry is a new payment
+    assert "idempotent-replayed" not in retried.headers

@@ -1,0 +1,147 @@
+"""The single writer: batches, order, waiting for commits, failures and backpressure, against a
+real DuckDB file."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from ingest.errors import IngestError
+from ingest.store.schema import CURRENT_VERSION, MIGRATIONS, migrate
+from ingest.store.writer import StoreError, StoreSaturatedError, Table, Write, Writer
+
+NOTES = Table(
+    "notes",
+    pa.schema([("n", pa.int64()), ("text", pa.string())]),
+    "INSERT INTO notes SELECT * FROM batch",
+)
+
+
+def _writer(path: Path, **options: float) -> Writer:
+    writer = Writer(path, **options)  # type: ignore[arg-type]
+    writer.submit(Write(None, apply=lambda c: c.execute("CREATE TABLE notes (n BIGINT, text VARCHAR)")))
+    return writer
+
+
+def _notes(path: Path) -> list[tuple[int, str]]:
+    with duckdb.connect(str(path), read_only=True) as connection:
+        return [
+            (int(n), str(text)) for n, text in connection.execute("SELECT * FROM notes ORDER BY n").fetchall()
+        ]
+
+
+def test_migrations_run_once_and_a_newer_database_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "payorch.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        assert migrate(connection) == [migration.version for migration in MIGRATIONS]
+        assert migrate(connection) == []
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT table_name FROM information_schema.tables").fetchall()
+        }
+        assert {"events", "violations", "payments", "idempotency_keys", "complaints"} <= tables
+        connection.execute(
+            "INSERT INTO schema_migrations VALUES (?, 'from the future', now())", [CURRENT_VERSION + 1]
+        )
+        with pytest.raises(IngestError, match="newer than this payorch knows"):
+            migrate(connection)
+
+
+async def test_a_waited_write_is_durable_with_everything_queued_before_it(tmp_path: Path) -> None:
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path, max_wait_ms=5)
+    for n in range(500):
+        writer.submit(Write(NOTES, (n, f"note {n}")))
+    await writer.submit_and_wait(Write(NOTES, (500, "last")))
+
+    assert writer.read_now(lambda c: c.execute("SELECT count(*) FROM notes").fetchone()) == (501,)
+    # Group commit: 502 writes (the table, 501 notes) in far fewer transactions.
+    assert writer.rows_written == 502
+    assert writer.batches_written < 20
+    writer.close()
+    assert _notes(path)[-1] == (500, "last")
+
+
+async def test_statements_see_the_rows_queued_before_them(tmp_path: Path) -> None:
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path)
+    writer.submit(Write(NOTES, (1, "keep")))
+    writer.submit(Write(NOTES, (2, "drop")))
+    writer.submit(Write(None, apply=lambda c: c.execute("DELETE FROM notes WHERE text = 'drop'")))
+    await writer.submit_and_wait(Write(NOTES, (3, "after")))
+    writer.close()
+
+    assert _notes(path) == [(1, "keep"), (3, "after")]
+
+
+async def test_a_failed_batch_fails_its_waiters_and_the_next_batch_commits(tmp_path: Path) -> None:
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path)
+    await writer.submit_and_wait(Write(NOTES, (1, "before")))
+
+    with pytest.raises(StoreError, match="could not be committed"):
+        await writer.submit_and_wait(Write(None, apply=lambda c: c.execute("SELECT * FROM no_such_table")))
+    await writer.submit_and_wait(Write(NOTES, (2, "after")))
+    writer.close()
+
+    assert _notes(path) == [(1, "before"), (2, "after")]
+
+
+async def test_a_full_queue_refuses_new_work_and_loses_nothing_already_taken(tmp_path: Path) -> None:
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path, admit_limit=50)
+    disk = threading.Event()  # the disk stalls until set
+    writer.submit(Write(None, apply=lambda _: disk.wait(30)))
+    taken = []
+    refused = 0
+    for n in range(200):
+        try:
+            writer.admit()
+        except StoreSaturatedError:
+            refused += 1
+            continue
+        writer.submit(Write(NOTES, (n, "taken")))
+        taken.append(n)
+
+    assert len(taken) in range(45, 56)
+    assert refused == 200 - len(taken)
+    disk.set()
+    await writer.submit_and_wait(Write(NOTES, (1000, "end")))
+    writer.admit()  # caught up: new work is welcome again
+    writer.close()
+
+    assert [n for n, _ in _notes(path)] == [*taken, 1000]
+
+
+async def test_closing_commits_what_is_queued_and_refuses_more(tmp_path: Path) -> None:
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path, max_wait_ms=50)
+    for n in range(100):
+        writer.submit(Write(NOTES, (n, "queued")))
+    writer.close()
+
+    assert len(_notes(path)) == 100
+    with pytest.raises(StoreSaturatedError):
+        writer.admit()
+    with pytest.raises(StoreError):
+        writer.submit(Write(NOTES, (101, "late")))
+
+
+def test_a_database_held_by_another_process_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "payorch.duckdb"
+    path.write_bytes(b"this is not a database")
+
+    with pytest.raises(IngestError, match=r"cannot open the database .*payorch\.duckdb"):
+        Writer(path)
+
+
+async def test_waiters_on_other_loops_are_not_mixed_up(tmp_path: Path) -> None:
+    writer = _writer(tmp_path / "payorch.duckdb")
+    results = await asyncio.gather(*(writer.submit_and_wait(Write(NOTES, (n, "x"))) for n in range(50)))
+    assert results == [None] * 50
+    writer.close()

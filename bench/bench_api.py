@@ -77,6 +77,7 @@ class App:
     name: str
     target: str  # uvicorn's APP argument
     factory: bool = False
+    env: tuple[tuple[str, str], ...] = ()  # added to the server's environment
 
 
 TRIVIAL = App("trivial FastAPI app", "bench.trivial_app:app")
@@ -139,7 +140,12 @@ def serve(app: App, cpu: int | None, env: dict[str, str]) -> Iterator[Server]:
     ]
     with tempfile.TemporaryFile() as log:
         process = subprocess.Popen(  # noqa: S603 (our interpreter, arguments we built)
-            command, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+            command,
+            cwd=ROOT,
+            env={**env, **dict(app.env)},
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             if cpu is not None:
@@ -321,7 +327,13 @@ def _generator_ceiling(cores: Cores) -> float:
     return report.rate
 
 
-def compare(candidate: App, baseline: App) -> list[Comparison]:
+def compare(
+    candidate: App,
+    baseline: App,
+    *,
+    throughput_ratio: float = THROUGHPUT_TARGET_RATIO,
+    p99_ms: float = P99_TARGET_MS,
+) -> list[Comparison]:
     """The two comparisons of this module for ``candidate`` against ``baseline``."""
     cores = Cores.split()
     ceiling = _generator_ceiling(cores)
@@ -354,7 +366,7 @@ def compare(candidate: App, baseline: App) -> list[Comparison]:
             measured=tested_max,
             baseline=base_max,
             baseline_name=baseline.name,
-            target_ratio=THROUGHPUT_TARGET_RATIO,
+            target_ratio=throughput_ratio,
         ),
         Comparison(
             name=f"{candidate.name} POST {PATH} p99 at half its max rate ({rate:,.0f} req/s, open loop)",
@@ -362,7 +374,7 @@ def compare(candidate: App, baseline: App) -> list[Comparison]:
             measured=tested_p99,
             baseline=base_p99,
             baseline_name=f"{baseline.name} at the same rate",
-            absolute_target=P99_TARGET_MS,
+            absolute_target=p99_ms,
             lower_is_better=True,
             decimals=2,
         ),

@@ -168,6 +168,29 @@ class Ledger:
             self._journal.write("refund", refunded)
         return amount
 
+    def restore(self, entry: LedgerEntry) -> None:
+        """Take back an entry as the books outside the process last recorded it (at start, from the
+        journal, in order): a charge, or its later state after a refund. Nothing is journaled."""
+        key = (entry.processor_id, entry.idempotency_key)
+        step = (entry.payment_id, entry.step_index)
+        previous = self._entries.get(key)
+        held_before = 0 if previous is None else LedgerEntry._make(previous).held_cents
+        self._entries[key] = tuple(entry)
+        self._held[entry.payment_id] = self._held.get(entry.payment_id, 0) - held_before + entry.held_cents
+        open_charges = self._open_by_step.get(step, ())
+        if entry.refunded:
+            open_charges = tuple(charge for charge in open_charges if charge != key)
+        elif key not in open_charges:
+            open_charges = (*open_charges, key)
+        if open_charges:
+            self._open_by_step[step] = open_charges
+        else:
+            self._open_by_step.pop(step, None)
+        if len(open_charges) > 1:
+            self._doubled[step] = None
+        else:
+            self._doubled.pop(step, None)
+
     def lookup(self, processor_id: ProcessorId, idempotency_key: str) -> LedgerEntry | None:
         """The entry for the key at that processor, refunded or not; ``None`` if never charged."""
         stored = self._entries.get((processor_id, idempotency_key))

@@ -206,6 +206,40 @@ class CompositePaymentService:
             return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
         return await self._after_failure(ctx, plan, merchant, results, unsettled)
 
+    async def finish(
+        self, ctx: CoreRequestContext, plan: PaymentPlan, charged: Mapping[int, tuple[ProcessorId, int]]
+    ) -> CompositeResult:
+        """Finish a payment a crash cut short, as its policy says (see ``engine.recovery``).
+
+        ``charged`` holds, by step index, the processor holding the step's charge and the amount,
+        as settled after the restart. A step that holds no charge is not tried now: the
+        merchant's request is long gone, and nothing starts charging again after a crash. So the
+        payment succeeds when every step holds its charge; else it keeps what is charged under
+        ``allow_partial``, or voids or refunds every charge (in reverse order) and fails.
+        """
+        merchant = self._merchant(ctx)
+        results: list[Result] = []
+        for step in plan.steps:
+            held = charged.get(step.index)
+            if held is None:
+                processor_id = step.processor_ids[0] if step.processor_ids else ProcessorId("none")
+                results.append(
+                    Result(step.index, step.method, processor_id, False, 0, 0, 0, ErrorCode.UNKNOWN)
+                )
+                break
+            results.append(Result(step.index, step.method, held[0], True, held[1], 0, 1))
+        if len(results) == len(plan.steps) and all(result.success for result in results):
+            await self._sink.emit(
+                PaymentCompleted.derived(
+                    **self._ids(ctx),
+                    total_amount=plan.total_amount_cents,
+                    total_processed=plan.total_amount_cents,
+                    status=PaymentStatus.SUCCEEDED,
+                )
+            )
+            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
+        return await self._after_failure(ctx, plan, merchant, results, [])
+
     async def _after_failure(
         self,
         ctx: CoreRequestContext,

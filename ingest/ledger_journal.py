@@ -14,7 +14,9 @@ from pathlib import Path
 
 import orjson
 
-from engine.ledger import LedgerEntry
+from engine.ledger import Ledger, LedgerEntry
+from engine.types import PaymentId, ProcessorId
+from ingest.errors import IngestError
 
 FILE_NAME = "simulated-ledger.jsonl"
 
@@ -64,3 +66,25 @@ def read_journal(path: Path) -> list[dict[str, object]]:
         except orjson.JSONDecodeError:
             continue
     return changes
+
+
+def restore_ledger(path: Path, ledger: Ledger) -> int:
+    """Give ``ledger`` back what the journal at ``path`` records (at start); returns the changes."""
+    changes = read_journal(path)
+    for change in changes:
+        try:
+            entry = LedgerEntry(
+                processor_id=ProcessorId(str(change["processor_id"])),
+                idempotency_key=str(change["idempotency_key"]),
+                payment_id=PaymentId(str(change["payment_id"])),
+                step_index=int(str(change["step_index"])),
+                amount_cents=int(str(change["amount_cents"])),
+                currency=str(change["currency"]),
+                reference=str(change["reference"]),
+                refunded=change["change"] == "refund",
+                refunded_cents=int(str(change.get("refunded_cents", 0))),
+            )
+        except (KeyError, ValueError) as error:
+            raise IngestError(f"{path}: a ledger line cannot be read back ({error})") from None
+        ledger.restore(entry)
+    return len(changes)

@@ -139,10 +139,31 @@ def report(**_: object) -> None:
 
 
 @cli.command()
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path))
-def export(out: Path) -> None:
-    """Events, violations and complaints as hive-partitioned Parquet."""
-    not_built("export", "the event store")
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder to write; its events/, violations/ and complaints/ folders are replaced.",
+)
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+    help="The data folder holding payorch.duckdb (not held by a running server).",
+)
+def export(out: Path, data_dir: Path) -> None:
+    """Events, violations and complaints as hive-partitioned Parquet (by UTC date)."""
+    from ingest.store.export import ExportError, export_parquet  # noqa: PLC0415 - keeps --help fast
+
+    try:
+        written = export_parquet(data_dir, out)
+    except ExportError as error:
+        click.echo(f"payorch export: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    counts = ", ".join(f"{rows} {table}" for table, rows in written.items())
+    click.echo(f"payorch export: wrote {counts} to {out}")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -25,6 +25,7 @@ from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
+from ingest.api.analytics_reads import TableFormat, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.front import Front, PaymentHeaders, known, payment_answer
@@ -34,6 +35,9 @@ from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS, ApiProblem, FieldError, problem_document, problem_response
 from ingest.api.schemas import (
     PAYMENT_REQUEST_BODY,
+    AnalyticsComplaintsOut,
+    AnalyticsEventsOut,
+    AnalyticsViolationsOut,
     ComplaintIn,
     ComplaintOut,
     CompositeResultOut,
@@ -45,6 +49,8 @@ from ingest.api.schemas import (
 from ingest.api.settings import Settings
 from ingest.codec.result_json import utc_timestamp, violation_to_json
 from ingest.records import ViolationQuery
+from ingest.store import reads
+from ingest.store.recovery import recover_interrupted
 
 logger = logging.getLogger("payorch.api")
 
@@ -74,6 +80,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        # Payments a crash cut short are settled and finished before new ones are taken.
+        recovery = await recover_interrupted(parts)
+        if recovery.interrupted:
+            logger.warning("%s", recovery.summary())
+            for why in recovery.left:
+                logger.error("recovery: left interrupted: %s", why)
+        parts.recovery = recovery
         # What exists now (framework, config, currency tables, and the stores' dicts, which
         # engine.shards keeps tracked for this) lives as long as the process: moved out of the
         # collector's sight, collections look only at what payments create.
@@ -85,10 +98,10 @@ def create_app(settings: Settings) -> FastAPI:
         gc.set_threshold(*settings.gc_thresholds)
         yield
         parts.draining = True
-        left = await parts.desk.drain(settings.shutdown_grace_s)
-        if left:
+        in_flight = await parts.desk.drain(settings.shutdown_grace_s)
+        if in_flight:
             logger.error(
-                "shutdown: %d payments still in flight after %.0f s", left, settings.shutdown_grace_s
+                "shutdown: %d payments still in flight after %.0f s", in_flight, settings.shutdown_grace_s
             )
         await parts.engine.aclose()
         if parts.writer is not None:
@@ -171,6 +184,19 @@ async def _principal(
 
 
 Caller = Annotated[Principal, Depends(_principal)]
+Since = Annotated[
+    datetime | None,
+    Query(
+        alias="from", description="Start, inclusive (ISO 8601; naive is UTC). Default: 14 days before `to`."
+    ),
+]
+Until = Annotated[
+    datetime | None, Query(alias="to", description="End, exclusive (ISO 8601; naive is UTC). Default: now.")
+]
+Format = Annotated[
+    TableFormat,
+    Query(alias="format", description="`json` rows, or `arrow`: an Arrow IPC stream of the same columns."),
+]
 
 
 def _install_routes(app: FastAPI, parts: Parts) -> None:
@@ -269,6 +295,50 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         query = ViolationQuery(contract_id, _aware(since, "from"), _aware(until, "to"), limit)
         found = await parts.records.violations(query)
         return FastJSONResponse({"violations": [violation_to_json(v) for v in found]})
+
+    analytics_problems = _problems("unauthorized", "forbidden", "validation_failed", "service_unavailable")
+
+    @app.get(
+        "/v1/analytics/events",
+        summary="Domain events of a time window, for analytics",
+        operation_id="listAnalyticsEvents",
+        response_model=AnalyticsEventsOut,
+        responses=table_responses("The window's events, in the order they were written") | analytics_problems,
+    )
+    async def analytics_events(
+        caller: Caller, since: Since = None, until: Until = None, output: Format = "json"
+    ) -> Response:
+        admin_only(caller)
+        window = window_between(since, until, parts.clock.now())
+        return await table_answer(parts.writer, reads.events, "events", window, output)
+
+    @app.get(
+        "/v1/analytics/violations",
+        summary="Contract violations of a time window, for analytics",
+        operation_id="listAnalyticsViolations",
+        response_model=AnalyticsViolationsOut,
+        responses=table_responses("The window's violations, oldest first") | analytics_problems,
+    )
+    async def analytics_violations(
+        caller: Caller, since: Since = None, until: Until = None, output: Format = "json"
+    ) -> Response:
+        admin_only(caller)
+        window = window_between(since, until, parts.clock.now())
+        return await table_answer(parts.writer, reads.violations, "violations", window, output)
+
+    @app.get(
+        "/v1/analytics/complaints",
+        summary="Complaints received in a time window, for analytics",
+        operation_id="listAnalyticsComplaints",
+        response_model=AnalyticsComplaintsOut,
+        responses=table_responses("The window's complaints, oldest first") | analytics_problems,
+    )
+    async def analytics_complaints(
+        caller: Caller, since: Since = None, until: Until = None, output: Format = "json"
+    ) -> Response:
+        admin_only(caller)
+        window = window_between(since, until, parts.clock.now())
+        return await table_answer(parts.writer, reads.complaints, "complaints", window, output)
 
     @app.get("/healthz", summary="Liveness", response_model=HealthOut)
     async def healthz() -> Response:

@@ -16,7 +16,7 @@ from ingest.api.payments import PaymentDesk
 from ingest.api.settings import Settings
 from ingest.api.timing import TimedProcessor
 from ingest.engine_assembly import Engine, build_engine
-from ingest.ledger_journal import FILE_NAME, FileLedgerJournal
+from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.records import MemoryRecords, Records
 from ingest.store.idempotency import DurableIdempotencyStore
 from ingest.store.records import DuckDBRecords
@@ -38,7 +38,10 @@ class Parts:
     clock: SystemClock
     journal: FileLedgerJournal | None
     merchants: dict[str, MerchantConfig]
+    idempotency: IdempotencyStore
     writer: Writer | None = None
+    #: What crash recovery found and did at start (``ingest.store.recovery.RecoveryReport``).
+    recovery: object | None = None
     draining: bool = False
 
 
@@ -66,6 +69,10 @@ def build_parts(settings: Settings) -> Parts:
         records = MemoryRecords()
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
     journal = FileLedgerJournal(settings.data_dir / FILE_NAME) if settings.ledger_journal else None
+    ledger = Ledger(journal)
+    if journal is not None:
+        # The simulated processors' books outlive the process, as a real processor's would.
+        restore_ledger(journal.path, ledger)
     engine = build_engine(
         config,
         sink=records,
@@ -73,7 +80,7 @@ def build_parts(settings: Settings) -> Parts:
         sleeper=AsyncioSleeper(),
         random=SeededRandom(secrets.randbits(64)),
         environ=settings.environ,
-        ledger=Ledger(journal),
+        ledger=ledger,
         wrap=TimedProcessor,
     )
     metrics = ApiMetrics()
@@ -89,5 +96,6 @@ def build_parts(settings: Settings) -> Parts:
         clock=clock,
         journal=journal,
         merchants={merchant.merchant_id: merchant for merchant in config.merchants},
+        idempotency=idempotency,
         writer=writer,
     )

@@ -138,6 +138,44 @@ class ViolationsOut(BaseModel):
     violations: list[ViolationOut]
 
 
+class AnalyticsEventOut(BaseModel):
+    """One stored domain event's queryable columns (its JSON and protobuf forms stay in the store)."""
+
+    seq: int = Field(ge=1)
+    payment_id: str
+    request_id: str
+    merchant_id: str
+    event_type: str
+    timestamp: str
+    step_index: int | None
+    processor_id: str | None
+    amount_cents: int | None
+    error_code: str | None
+
+
+class AnalyticsEventsOut(BaseModel):
+    """The events of a window in the order they were written; ``format=arrow`` gives the same
+    columns as an Arrow IPC stream."""
+
+    events: list[AnalyticsEventOut]
+
+
+class AnalyticsViolationOut(ViolationOut):
+    seq: int = Field(ge=1)
+
+
+class AnalyticsViolationsOut(BaseModel):
+    """The violations of a window, oldest first; ``format=arrow`` gives an Arrow IPC stream."""
+
+    violations: list[AnalyticsViolationOut]
+
+
+class AnalyticsComplaintsOut(BaseModel):
+    """The complaints received in a window, oldest first; ``format=arrow`` gives an Arrow IPC stream."""
+
+    complaints: list[ComplaintOut]
+
+
 class HealthOut(BaseModel):
     status: str
 

@@ -29,7 +29,7 @@ from engine.events import (
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from engine.validation import ValidationIssue
 from ingest.codec.enums import ERROR_CODES, ISSUE_SEVERITIES, PAYMENT_METHODS, PAYMENT_STATUSES
-from ingest.codec.wire import currency_from_proto, encoding, timestamp_from_proto, timestamp_to_proto
+from ingest.codec.wire import currency_from_proto, timestamp_from_proto, timestamp_to_proto
 
 
 class _Common(TypedDict):
@@ -59,16 +59,18 @@ def event_from_bytes(data: bytes) -> DomainEvent:
 def event_to_proto(event: DomainEvent) -> events_pb2.DomainEvent:
     """The envelope of ``event``, with the event in the envelope's ``event`` oneof."""
     timestamp = timestamp_to_proto("event.timestamp", event.timestamp)
-    with encoding(f"event {event.event_type}"):
-        envelope = events_pb2.DomainEvent(
+    try:
+        # The body goes in by the constructor (a copy by CopyFrom cost a third of the encoding).
+        name, body = _body_to_proto(event)
+        return events_pb2.DomainEvent(
             payment_id=event.payment_id,
             request_id=event.request_id,
             merchant_id=event.merchant_id,
             timestamp=timestamp,
+            **{name: body},  # type: ignore[arg-type]  # one of the oneof's messages, by its name
         )
-        name, body = _body_to_proto(event)
-        getattr(envelope, name).CopyFrom(body)
-    return envelope
+    except (ValueError, TypeError) as exc:
+        raise InvalidFieldError(f"event {event.event_type}", None, f"cannot be encoded: {exc}") from exc
 
 
 def _body_to_proto(event: DomainEvent) -> tuple[str, Message]:

@@ -188,7 +188,7 @@ class DuckDBRecords:
 
     async def sync(self) -> None:
         """Return once everything recorded so far is committed."""
-        await self._writer.submit_and_wait(Write(None, apply=_nothing))
+        await self._writer.submit_and_wait(Write(None))
 
     def admit(self) -> None:
         self._writer.admit()
@@ -224,10 +224,6 @@ class DuckDBRecords:
 
     def healthy(self) -> bool:
         return self._writer.alive
-
-
-def _nothing(_: duckdb.DuckDBPyConnection) -> None:
-    """A write that changes nothing: its commit marks everything queued before it durable."""
 
 
 def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPayment | None:

@@ -64,9 +64,10 @@ class Table:
 
 @dataclass(slots=True)
 class Write:
-    """One row for ``table`` (its values in column order, or what the table's ``convert`` takes),
+    """One row for ``table`` (its values in column order, or what the table's ``convert`` takes);
     or, with ``apply``, statements run on the connection in queue order (rare writes such as a
-    key's deletion)."""
+    key's deletion: the rows queued before are inserted first); or, with neither, a marker whose
+    ``done`` resolves with the commit of everything queued before it."""
 
     table: Table | None
     row: Any = ()
@@ -144,8 +145,10 @@ class Writer:
         return await asyncio.to_thread(self.read_now, query)
 
     def read_now(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
-        with self._read_lock:
-            return query(self._reader)
+        # A cursor of its own per read: a result left unfinished (``fetchone``) would make the
+        # next statement on a shared cursor fail.
+        with self._read_lock, self._reader.cursor() as cursor:
+            return query(cursor)
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Commit everything queued, then close the database (at shutdown)."""

@@ -98,11 +98,11 @@ class Server:
         return self.process.returncode
 
 
-def start_server(workdir: Path, config: str = CONFIG) -> Server:
+def start_server(workdir: Path, config: str = CONFIG, log_name: str = "server.log") -> Server:
     config_path = workdir / "payorch.yaml"
     config_path.write_text(config)
     data_dir = workdir / "data"
-    log_path = workdir / "server.log"
+    log_path = workdir / log_name
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(

@@ -1,0 +1,70 @@
+"""``payorch export``: the analytics inputs as hive-partitioned Parquet, one folder per UTC date.
+
+``OUT/events/date=2026-11-26/data_0.parquet`` and the same for ``violations`` and ``complaints``:
+the columns of the read endpoints (``ingest.store.reads``), so that the Polars jobs, DuckDB, Trino
+or Spark scan an export as they would the service. Each run replaces those three folders (a
+snapshot, not an append) and leaves everything else in ``OUT`` alone.
+
+The database is opened read-only. DuckDB lets no other process open a file that a server holds,
+not even to read, so a running ``payorch serve`` is reported as such rather than waited for.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ingest.errors import IngestError
+from ingest.store.reads import INPUTS, Input
+from ingest.store.schema import FILE_NAME
+
+#: The hive partition column: the UTC date of each input's time column.
+PARTITION = "date"
+
+
+class ExportError(IngestError):
+    """The export could not run; the message is one line for the operator."""
+
+
+def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
+    """Write every input of ``DATA_DIR/payorch.duckdb`` under ``out``; the rows written per input."""
+    path = data_dir / FILE_NAME
+    if not path.is_file():
+        raise ExportError(f"no database at {path}: pass --data with the folder `payorch serve` uses")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create the folder {out}: {exc.strerror}") from None
+    try:
+        connection = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        if "lock" in str(exc).lower():
+            raise ExportError(
+                f"{path} is held by a running payorch serve: stop it first, "
+                "or read through the service (GET /v1/analytics/...)"
+            ) from None
+        raise ExportError(f"cannot open {path}: {_first_line(exc)}") from None
+    try:
+        return {source.name: _copy(connection, source, out / source.name) for source in INPUTS}
+    except duckdb.Error as exc:
+        raise ExportError(f"cannot export {path} to {out}: {_first_line(exc)}") from None
+    finally:
+        connection.close()
+
+
+def _copy(connection: duckdb.DuckDBPyConnection, source: Input, folder: Path) -> int:
+    # COPY takes its target as a literal, not a parameter.
+    target = str(folder).replace("'", "''")
+    row = connection.execute(
+        f"COPY (SELECT *, CAST(timezone('UTC', \"{source.time}\") AS DATE) AS {PARTITION} "  # noqa: S608 - constant SQL and an escaped path
+        f"FROM ({source.select}) ORDER BY {source.order}) "
+        f"TO '{target}' (FORMAT parquet, PARTITION_BY ({PARTITION}), OVERWRITE)"
+    ).fetchone()
+    # An input without rows writes no file; its folder still says that it was exported.
+    folder.mkdir(exist_ok=True)
+    return 0 if row is None else int(row[0])
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -1,0 +1,152 @@
+"""The analytics inputs (events, violations, complaints) of a time window, as Arrow tables.
+
+Each input is one query with a declared Arrow schema. The schema fixes the column types whatever
+DuckDB's session time zone is (timestamps are always ``timestamp[us, tz=UTC]``), and it gives an
+empty window the same columns as a full one. ``payorch export`` writes the same queries to
+Parquet (``ingest.store.export``), so the read endpoints and the exported files have the same
+columns, and one analytics source can read either.
+
+Only the queryable columns are read: an event's JSON ``document`` and ``proto`` envelope stay in
+the database (``GET /v1/payments/{id}`` shows the documents).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+import pyarrow as pa
+
+from ingest.errors import IngestError
+
+_TS = pa.timestamp("us", tz="UTC")
+
+
+class WindowError(IngestError):
+    """A window whose bounds are naive or out of order."""
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """From ``since`` (inclusive) to ``until`` (exclusive); both aware, ``since <= until``."""
+
+    since: datetime
+    until: datetime
+
+    def __post_init__(self) -> None:
+        if self.since.tzinfo is None or self.until.tzinfo is None:
+            raise WindowError("a window's bounds must carry a time zone")
+        if self.since > self.until:
+            raise WindowError(f"the window starts ({self.since}) after it ends ({self.until})")
+
+
+@dataclass(frozen=True, slots=True)
+class Input:
+    """One analytics input: ``select`` gives its columns in ``schema`` order; ``time`` names the
+    column a window filters on (and the export partitions by); ``order`` is the rows' order."""
+
+    name: str
+    select: str
+    time: str
+    order: str
+    schema: pa.Schema
+
+
+EVENTS = Input(
+    "events",
+    'SELECT seq, payment_id, request_id, merchant_id, event_type, ts AS "timestamp", step_index, '
+    "processor_id, amount_cents, error_code FROM events",
+    "timestamp",
+    "seq",
+    pa.schema(
+        [
+            ("seq", pa.int64()),
+            ("payment_id", pa.string()),
+            ("request_id", pa.string()),
+            ("merchant_id", pa.string()),
+            ("event_type", pa.string()),
+            ("timestamp", _TS),
+            ("step_index", pa.int32()),
+            ("processor_id", pa.string()),
+            ("amount_cents", pa.int64()),
+            ("error_code", pa.string()),
+        ]
+    ),
+)
+
+VIOLATIONS = Input(
+    "violations",
+    "SELECT seq, contract_id, severity, owner, message, request_id, payment_id, merchant_id, "
+    'ts AS "timestamp" FROM violations',
+    "timestamp",
+    '"timestamp", seq',
+    pa.schema(
+        [
+            ("seq", pa.int64()),
+            ("contract_id", pa.string()),
+            ("severity", pa.string()),
+            ("owner", pa.string()),
+            ("message", pa.string()),
+            ("request_id", pa.string()),
+            ("payment_id", pa.string()),
+            ("merchant_id", pa.string()),
+            ("timestamp", _TS),
+        ]
+    ),
+)
+
+COMPLAINTS = Input(
+    "complaints",
+    "SELECT complaint_id, merchant_id, received_at, category, description, payment_id, request_id, "
+    "contract_id FROM complaints",
+    "received_at",
+    "received_at, complaint_id",
+    pa.schema(
+        [
+            ("complaint_id", pa.string()),
+            ("merchant_id", pa.string()),
+            ("received_at", _TS),
+            ("category", pa.string()),
+            ("description", pa.string()),
+            ("payment_id", pa.string()),
+            ("request_id", pa.string()),
+            ("contract_id", pa.string()),
+        ]
+    ),
+)
+
+INPUTS = (EVENTS, VIOLATIONS, COMPLAINTS)
+
+
+def read_window(connection: duckdb.DuckDBPyConnection, source: Input, window: Window) -> pa.Table:
+    """``source``'s rows whose time is in ``window``, in ``source.order``."""
+    # A cursor of its own: DuckDB 2.x refuses new work on a connection another caller left with
+    # an unfinished result (a ``fetchone``), and the writer's reading connection is shared.
+    with connection.cursor() as cursor:
+        return _read(cursor, source, window)
+
+
+def _read(cursor: duckdb.DuckDBPyConnection, source: Input, window: Window) -> pa.Table:
+    # DuckDB 2.x warns that Arrow from a DB-API result (execute) copies the rows; a relation does not.
+    relation = cursor.sql(
+        f"SELECT * FROM ({source.select}) "  # noqa: S608 - the inputs' SQL is constant
+        f'WHERE "{source.time}" >= $since AND "{source.time}" < $until ORDER BY {source.order}',
+        params={"since": window.since, "until": window.until},
+    )
+    return relation.to_arrow_table().cast(source.schema)
+
+
+def events(connection: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    """Domain events in ``window``, in the order they were written (``seq``)."""
+    return read_window(connection, EVENTS, window)
+
+
+def violations(connection: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    """Contract violations in ``window``, oldest first."""
+    return read_window(connection, VIOLATIONS, window)
+
+
+def complaints(connection: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    """Complaints received in ``window``, oldest first."""
+    return read_window(connection, COMPLAINTS, window)

@@ -1,0 +1,98 @@
+"""Crash recovery at start: every payment the database shows interrupted is settled and finished
+(``engine.recovery``) before the service takes new requests.
+
+Interrupted means accepted (``PaymentReceived`` with ``accepted``) and without ``PaymentCompleted``
+or ``PaymentFailed``. Each is read back from its ``payments.events.v1`` bytes, settled through its
+processors' ``status``, finished per its policy, and stored like any other payment: its events,
+its result, and its idempotency key's answer (so that the merchant's retry replays it instead of
+charging again). A payment whose processor cannot answer stays interrupted for the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from functools import partial
+
+import duckdb
+
+from engine.events import DomainEvent
+from engine.recovery import Unsettled, interrupted, recover_payment
+from ingest.api.encoding import dumps
+from ingest.api.idempotency import StoredResponse
+from ingest.api.parts import Parts
+from ingest.codec.events import event_from_bytes
+from ingest.codec.result_json import composite_result_to_json
+
+logger = logging.getLogger("payorch.store")
+
+
+@dataclass(slots=True)
+class RecoveryReport:
+    """What the start found and did."""
+
+    interrupted: int = 0
+    finished: int = 0
+    settled_attempts: int = 0
+    left: list[str] = field(default_factory=list)  # payment ids still interrupted, and why
+
+    def summary(self) -> str:
+        return (
+            f"recovery: {self.interrupted} interrupted payments, {self.finished} finished, "
+            f"{self.settled_attempts} attempts settled with their processors, {len(self.left)} left"
+        )
+
+
+def _interrupted_ids(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    rows = connection.execute(
+        "SELECT payment_id FROM events GROUP BY payment_id "
+        "HAVING NOT bool_or(event_type IN ('PaymentCompleted', 'PaymentFailed')) "
+        """AND bool_or(event_type = 'PaymentReceived' AND document LIKE '%"accepted":true%') """
+        "ORDER BY min(seq)"
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def _events_of(connection: duckdb.DuckDBPyConnection, payment_id: str) -> list[DomainEvent]:
+    query = "SELECT proto FROM events WHERE payment_id = ? ORDER BY seq"
+    rows = connection.execute(query, [payment_id]).fetchall()
+    return [event_from_bytes(bytes(row[0])) for row in rows]
+
+
+async def recover_interrupted(parts: Parts) -> RecoveryReport:
+    """Finish every interrupted payment (see the module text); nothing to do without a store."""
+    report = RecoveryReport()
+    writer = parts.writer
+    if writer is None:
+        return report
+    for payment_id in await writer.read(_interrupted_ids):
+        events: list[DomainEvent] = await writer.read(partial(_events_of, payment_id=payment_id))
+        if not interrupted(events):
+            continue
+        report.interrupted += 1
+        merchant = parts.merchants.get(events[0].merchant_id)
+        if merchant is None:
+            report.left.append(f"{payment_id}: merchant {events[0].merchant_id} is not configured")
+            continue
+        try:
+            recovered = await recover_payment(
+                events,
+                service=parts.engine.service,
+                processors=parts.engine.processors,
+                merchant=merchant,
+                sink=parts.records,
+                clock=parts.clock,
+            )
+        except Unsettled as why:
+            report.left.append(str(why))
+            continue
+        result = recovered.result
+        document = dumps(composite_result_to_json(result))
+        await parts.records.save_result(result, document)
+        if recovered.idempotency_key is not None:
+            answer = StoredResponse(200, document)
+            await parts.idempotency.complete(result.merchant_id, recovered.idempotency_key, answer)
+        report.finished += 1
+        report.settled_attempts += recovered.settled_attempts
+    await parts.records.sync()
+    return report

@@ -1,0 +1,228 @@
+"""The analytics read endpoints in process, over the DuckDB store: the same rows as JSON and as an
+Arrow IPC stream, the window's bounds, admin-only access, 422 for bad parameters, and 503 when
+the process runs without the store."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import httpx
+import pyarrow as pa
+import pyarrow.ipc
+import pytest
+
+from ingest.api.analytics_reads import ARROW_STREAM, window_between
+from ingest.api.problems import ApiProblem
+from ingest.store.reads import EVENTS, Window, WindowError
+from ingest.store.writer import Write
+from tests.ingest.store.test_durable_api import pay, running
+
+ADMIN = {"Authorization": "Bearer adm_e2e_admin"}
+ACME = {"Authorization": "Bearer sk_e2e_acme"}
+ENDPOINTS = ("events", "violations", "complaints")
+DAY = "2025-03-10T{:02}:00:00Z"
+
+
+@asynccontextmanager
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        yield http
+
+
+async def get(
+    http: httpx.AsyncClient,
+    name: str,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] = ADMIN,
+) -> httpx.Response:
+    return await http.get(f"/v1/analytics/{name}", params=params, headers=headers)
+
+
+def arrow_of(response: httpx.Response) -> pa.Table:
+    assert response.headers["content-type"] == ARROW_STREAM
+    return pyarrow.ipc.open_stream(response.content).read_all()
+
+
+async def violations_at(app: object, *hours: int) -> None:
+    """Violations stamped at the given hours of 2025-03-10 UTC, written beside the service."""
+
+    def insert(connection: object) -> None:
+        for seq, hour in enumerate(hours, start=1):
+            connection.execute(  # type: ignore[attr-defined]
+                "INSERT INTO violations VALUES (?, 'router/timeout', 'major', 'payments-core', 'slow', "
+                "'req_1', NULL, 'm_acme', ?)",
+                [seq, datetime(2025, 3, 10, hour, tzinfo=UTC)],
+            )
+
+    await app.state.parts.writer.submit_and_wait(Write(None, apply=insert))  # type: ignore[attr-defined]
+
+
+async def test_a_payments_events_come_back_in_order_as_json_and_as_arrow(tmp_path: Path) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        paid = await pay(app)
+        payment_id = paid.json()["payment_id"]
+        as_json = await get(http, "events")
+        as_arrow = await get(http, "events", {"format": "arrow"})
+
+    assert as_json.status_code == 200
+    assert as_json.headers["content-type"] == "application/json"
+    rows = as_json.json()["events"]
+    assert [row["event_type"] for row in rows if row["payment_id"] == payment_id] == [
+        "PaymentReceived",
+        "PlanBuilt",
+        "StepAttempted",
+        "StepSucceeded",
+        "StepAttempted",
+        "StepSucceeded",
+        "PaymentCompleted",
+    ]
+    assert [row["seq"] for row in rows] == sorted(row["seq"] for row in rows)
+    assert set(rows[0]) == set(EVENTS.schema.names)  # the queryable columns, no document or proto
+    assert all(row["timestamp"].endswith("Z") for row in rows)
+    table = arrow_of(as_arrow)
+    assert table.schema == EVENTS.schema
+    assert table.column("seq").to_pylist() == [row["seq"] for row in rows]
+    assert table.column("event_type").to_pylist() == [row["event_type"] for row in rows]
+    stamps = [stamp.isoformat().replace("+00:00", "Z") for stamp in table.column("timestamp").to_pylist()]
+    assert stamps == [row["timestamp"] for row in rows]
+
+
+async def test_the_window_takes_from_and_leaves_out_to(tmp_path: Path) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        await violations_at(app, 9, 10, 11, 12)
+        window = {"from": DAY.format(10), "to": DAY.format(12)}
+        as_json = await get(http, "violations", window)
+        as_arrow = await get(http, "violations", {**window, "format": "arrow"})
+        naive = await get(http, "violations", {"from": "2025-03-10T10:00:00", "to": "2025-03-10T12:00:00"})
+        offset = await get(http, "violations", {"from": "2025-03-10T11:00:00+01:00", "to": DAY.format(11)})
+        default = await get(http, "violations")  # the last 14 days: not March 2025
+
+    stamps = [row["timestamp"] for row in as_json.json()["violations"]]
+    assert stamps == [DAY.format(10), DAY.format(11)]
+    assert arrow_of(as_arrow).column("seq").to_pylist() == [2, 3]
+    assert naive.json() == as_json.json()  # a naive datetime is UTC
+    assert [row["seq"] for row in offset.json()["violations"]] == [2]
+    assert default.json() == {"violations": []}
+
+
+async def test_complaints_are_read_by_when_they_were_received(tmp_path: Path) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        for number, hour in ((1, 8), (2, 13)):
+            complaint = {
+                "complaint_id": f"cmp_{number}",
+                "category": "timeout",
+                "received_at": DAY.format(hour),
+            }
+            filed = await http.post("/v1/complaints", json=complaint, headers=ACME)
+            assert filed.status_code == 201
+        morning = await get(http, "complaints", {"from": DAY.format(0), "to": DAY.format(12)})
+        day = await get(http, "complaints", {"from": DAY.format(0), "to": "2025-03-11", "format": "arrow"})
+
+    assert morning.json() == {
+        "complaints": [
+            {
+                "complaint_id": "cmp_1",
+                "merchant_id": "m_acme",
+                "received_at": DAY.format(8),
+                "category": "timeout",
+                "description": "",
+                "payment_id": None,
+                "request_id": None,
+                "contract_id": None,
+            }
+        ]
+    }
+    assert arrow_of(day).column("complaint_id").to_pylist() == ["cmp_1", "cmp_2"]
+
+
+async def test_an_empty_window_is_an_empty_list_and_an_arrow_stream_with_the_columns(tmp_path: Path) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        answers = {name: await get(http, name, {"format": "arrow"}) for name in ENDPOINTS}
+        listed = await get(http, "complaints")
+
+    assert listed.json() == {"complaints": []}
+    for name, answer in answers.items():
+        table = arrow_of(answer)
+        assert table.num_rows == 0, name
+        assert "timestamp" in table.schema.names or "received_at" in table.schema.names
+
+
+async def test_only_an_admin_key_reads(tmp_path: Path) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        anonymous = [await get(http, name, headers={}) for name in ENDPOINTS]
+        merchant = [await get(http, name, headers=ACME) for name in ENDPOINTS]
+
+    assert [answer.status_code for answer in anonymous] == [401, 401, 401]
+    assert [answer.status_code for answer in merchant] == [403, 403, 403]
+    assert all(a.headers["content-type"] == "application/problem+json" for a in anonymous + merchant)
+    assert merchant[0].json()["code"] == "forbidden"
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"from": DAY.format(12), "to": DAY.format(10)}, "from"),
+        ({"from": "2999-01-01T00:00:00Z"}, "from"),  # after `to`, which defaults to now
+        ({"from": "yesterday"}, "from"),
+        ({"to": "2026-13-01"}, "to"),
+        ({"format": "csv"}, "format"),
+    ],
+)
+async def test_bad_parameters_are_422_naming_the_parameter(
+    tmp_path: Path, params: dict[str, str], field: str
+) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        answers = [await get(http, name, params) for name in ENDPOINTS]
+
+    for answer in answers:
+        assert answer.status_code == 422
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert [error["field"] for error in answer.json()["errors"]] == [field]
+
+
+async def test_without_the_store_the_reads_are_503(tmp_path: Path) -> None:
+    async with running(tmp_path, durable=False) as app, client(app) as http:
+        answers = [await get(http, name) for name in ENDPOINTS]
+
+    for answer in answers:
+        assert answer.status_code == 503
+        assert answer.json()["code"] == "service_unavailable"
+        assert "without the event store" in answer.json()["detail"]
+
+
+async def test_the_openapi_document_declares_json_and_arrow(tmp_path: Path) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        document = (await http.get("/openapi.json")).json()
+
+    for name in ENDPOINTS:
+        operation = document["paths"][f"/v1/analytics/{name}"]["get"]
+        assert set(operation["responses"]["200"]["content"]) == {"application/json", ARROW_STREAM}
+        assert {"401", "403", "422", "503"} <= set(operation["responses"])
+        assert {parameter["name"] for parameter in operation["parameters"]} == {"from", "to", "format"}
+
+
+def test_the_default_window_is_the_last_14_days_and_naive_means_utc() -> None:
+    now = datetime(2026, 11, 26, 12, tzinfo=UTC)
+
+    assert window_between(None, None, now) == Window(now - timedelta(days=14), now)
+    plus_one = timezone(timedelta(hours=1))
+    window = window_between(datetime(2026, 11, 1), datetime(2026, 11, 2, 1, tzinfo=plus_one), now)
+    assert window == Window(datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 11, 2, tzinfo=UTC))
+    with pytest.raises(ApiProblem):
+        window_between(now, now - timedelta(seconds=1), now)
+    with pytest.raises(WindowError):
+        Window(datetime(2026, 11, 1), now)  # naive: refused below the API too
+
+
+async def test_a_read_left_unfinished_on_the_shared_connection_does_not_break_them(tmp_path: Path) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        # DuckDB 2.x refuses new work on a connection whose last result was not read to the end.
+        writer.read_now(lambda connection: connection.execute("SELECT * FROM range(10)").fetchone())
+        answers = [await get(http, name) for name in ENDPOINTS]
+
+    assert [answer.status_code for answer in answers] == [200, 200, 200]

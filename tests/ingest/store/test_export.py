@@ -1,0 +1,131 @@
+"""``payorch export``: hive-partitioned Parquet from a data folder, the same rows read back with
+pyarrow, and one-line errors (exit 2) for a missing database or one a server holds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner, Result
+
+from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS
+from ingest.store.schema import FILE_NAME
+from payorch.cli import cli
+from tests.ingest.api.test_app import ACME, JSON, body_of, call
+from tests.ingest.store.test_durable_api import pay, running
+
+
+def export(*args: str) -> Result:
+    return CliRunner().invoke(cli, ["export", *args])
+
+
+@pytest.fixture
+async def data(tmp_path: Path) -> Path:
+    """A data folder left by a service: one split payment, one refused request (a violation),
+    complaints received on two dates."""
+    folder = tmp_path / "data"
+    async with running(folder) as app:
+        assert (await pay(app)).status == 200
+        assert (await pay(app, body=b'{"amount": "lots"}')).status == 422
+        for number, received in ((1, "2025-03-09T23:59:59Z"), (2, "2025-03-10T00:00:00Z")):
+            complaint = {"complaint_id": f"cmp_{number}", "category": "timeout", "received_at": received}
+            filed = await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(orjson.dumps(complaint)))
+            assert filed.status == 201
+    return folder
+
+
+def test_export_writes_each_input_partitioned_by_utc_date(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    done = export("--out", str(out), "--data", str(data))
+
+    assert done.exit_code == 0, done.output
+    today = datetime.now(UTC).date().isoformat()
+    with duckdb.connect(str(data / FILE_NAME), read_only=True) as connection:
+        stored = {
+            name: connection.execute(f"SELECT count(*) FROM {name}").fetchone()[0]  # type: ignore[index]  # noqa: S608 - constant names
+            for name in ("events", "violations", "complaints")
+        }
+    assert stored["events"] > 0
+    assert stored["violations"] == 1
+    assert done.stdout == (
+        f"payorch export: wrote {stored['events']} events, 1 violations, 2 complaints to {out}\n"
+    )
+    assert sorted(path.name for path in (out / "complaints").iterdir()) == [
+        "date=2025-03-09",
+        "date=2025-03-10",
+    ]
+    assert [path.name for path in (out / "events").iterdir()] == [f"date={today}"]
+    assert list((out / "events" / f"date={today}").glob("*.parquet"))
+
+    for source in (EVENTS, VIOLATIONS, COMPLAINTS):
+        table = pq.read_table(out / source.name)
+        assert table.num_rows == stored[source.name]
+        assert table.schema.names == [*source.schema.names, "date"]
+        assert table.schema.field(source.time).type == source.schema.field(source.time).type
+    complaints = pq.read_table(out / "complaints").sort_by("complaint_id").to_pylist()
+    assert [(row["complaint_id"], row["date"]) for row in complaints] == [
+        ("cmp_1", "2025-03-09"),
+        ("cmp_2", "2025-03-10"),
+    ]
+    assert complaints[0]["received_at"] == datetime(2025, 3, 9, 23, 59, 59, tzinfo=UTC)
+
+
+def test_exporting_again_replaces_the_export(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    first = export("--out", str(out), "--data", str(data))
+    again = export("--out", str(out), "--data", str(data))
+
+    assert (first.exit_code, again.exit_code) == (0, 0)
+    assert again.stdout == first.stdout
+    assert pq.read_table(out / "complaints").num_rows == 2
+
+
+def test_a_missing_database_is_a_one_line_error(tmp_path: Path) -> None:
+    done = export("--out", str(tmp_path / "export"), "--data", str(tmp_path / "nowhere"))
+
+    assert done.exit_code == 2
+    assert done.stderr == (
+        f"payorch export: no database at {tmp_path / 'nowhere' / FILE_NAME}: "
+        "pass --data with the folder `payorch serve` uses\n"
+    )
+    assert not (tmp_path / "export").exists()
+
+
+HOLDER = "import sys, duckdb; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()"
+
+
+@pytest.fixture
+def held(data: Path) -> Iterator[Path]:
+    """``data``'s database held open for writing by another process, as ``payorch serve`` does."""
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            HOLDER,
+            str(data / FILE_NAME),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert holder.stdout is not None
+    assert holder.stdout.readline() == "open\n"
+    yield data
+    holder.communicate(timeout=30)  # closes its stdin: it lets go and ends
+
+
+def test_a_database_held_by_a_server_is_a_one_line_error(held: Path, tmp_path: Path) -> None:
+    done = export("--out", str(tmp_path / "export"), "--data", str(held))
+
+    assert done.exit_code == 2
+    assert done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"payorch export: {held / FILE_NAME} is held by a running payorch serve")
+    assert "stop it" in done.stderr
+    assert "Traceback" not in done.output

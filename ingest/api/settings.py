@@ -44,6 +44,6 @@ class Settings:
     durable: bool = True
     #: Group commit: a batch is committed at this many writes, or this long after its first.
     store_max_rows: int = 5000
-    store_max_wait_ms: float = 2.0
+    store_max_wait_ms: float = 0.0
     #: New payments get 503 while more writes than this wait for the disk.
     store_admit_limit: int = 20_000

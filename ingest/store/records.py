@@ -127,8 +127,7 @@ PAYMENTS = Table(
             ("document", pa.string()),
         ]
     ),
-    "INSERT OR REPLACE INTO payments SELECT * FROM batch",
-    key=lambda row: row[0],
+    "INSERT INTO payments SELECT * FROM batch",
 )
 
 COMPLAINTS = Table(
@@ -228,7 +227,8 @@ class DuckDBRecords:
 
 def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPayment | None:
     row = connection.execute(
-        "SELECT merchant_id, document FROM payments WHERE payment_id = ?", [payment_id]
+        "SELECT merchant_id, document FROM payments WHERE payment_id = ? ORDER BY updated_at DESC LIMIT 1",
+        [payment_id],
     ).fetchone()
     if row is None:
         return None

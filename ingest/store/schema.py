@@ -57,25 +57,31 @@ MIGRATIONS: tuple[Migration, ...] = (
                 merchant_id VARCHAR,
                 ts TIMESTAMPTZ NOT NULL
             )""",
-            # A payment's current state: its CompositeResult as answered.
+            # A payment's current state: its CompositeResult as answered (the newest row of a
+            # payment counts). Rows are only ever added: an upsert costs twice an insert here.
             """CREATE TABLE payments (
-                payment_id VARCHAR PRIMARY KEY,
+                payment_id VARCHAR NOT NULL,
                 merchant_id VARCHAR NOT NULL,
                 status VARCHAR NOT NULL,
                 updated_at TIMESTAMPTZ NOT NULL,
                 document VARCHAR NOT NULL
             )""",
-            # A key's stored answer; ``status_code`` is NULL while its request is in flight.
+            "CREATE INDEX payments_by_id ON payments (payment_id)",
+            # Every change of a key, in ``version`` order; the newest row of a key is its state:
+            # ``in_flight`` (no answer yet), ``answered`` (status_code, body, media_type), or
+            # ``released`` (its request was refused: the key is free again).
             """CREATE TABLE idempotency_keys (
+                version BIGINT NOT NULL,
                 merchant_id VARCHAR NOT NULL,
                 key VARCHAR NOT NULL,
+                state VARCHAR NOT NULL,
                 fingerprint VARCHAR NOT NULL,
                 created_at TIMESTAMPTZ NOT NULL,
                 status_code INTEGER,
                 body BLOB,
-                media_type VARCHAR,
-                PRIMARY KEY (merchant_id, key)
+                media_type VARCHAR
             )""",
+            "CREATE INDEX idempotency_keys_by_key ON idempotency_keys (merchant_id, key)",
             """CREATE TABLE complaints (
                 complaint_id VARCHAR PRIMARY KEY,
                 merchant_id VARCHAR NOT NULL,

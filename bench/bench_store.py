@@ -1,0 +1,127 @@
+"""The single writer's sustained rate against a bare DuckDB Arrow-batch insert of the same rows.
+
+The events are those of real two-step payments (seven each), made once by the engine with
+instant simulated processors. Both sides write them into a fresh ``payorch.duckdb`` with the
+store's schema, in batches of ``BATCH`` rows, one transaction per batch:
+
+* bare: the rows already cut into Arrow columns (queryable columns, JSON, protobuf bytes); what is
+  timed is building the Arrow batches from them, inserting and committing;
+* writer: ``Writer.submit`` of each event as the API submits it, until the commit of the last;
+  the writer cuts each event into its row itself (JSON and ``payments.events.v1`` bytes).
+
+Target (the store issue): the writer at least half the bare rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from bench.harness import Comparison
+from bench.payorch_app import bench_config
+from engine.context import CoreRequestContext
+from engine.events import DomainEvent
+from engine.ledger import Ledger
+from engine.money import Currency
+from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
+from engine.types import MerchantId, PaymentId, RequestId
+from ingest.engine_assembly import build_engine
+from ingest.store.records import EVENTS
+from ingest.store.schema import migrate
+from ingest.store.writer import Write, Writer
+
+PAYMENTS = 10_000
+BATCH = 5000
+TARGET_RATIO = 0.5
+
+
+class _Capture:
+    def __init__(self) -> None:
+        self.events: list[DomainEvent] = []
+
+    async def emit(self, event: DomainEvent) -> None:
+        self.events.append(event)
+
+    async def record_violation(self, violation: object) -> None:
+        return None
+
+
+async def _events() -> list[DomainEvent]:
+    sink = _Capture()
+    engine = build_engine(
+        bench_config(),
+        sink=sink,
+        clock=SystemClock(),
+        sleeper=AsyncioSleeper(),
+        random=SeededRandom(7),
+        environ={},
+        ledger=Ledger(),
+    )
+    for n in range(PAYMENTS):
+        ctx = CoreRequestContext(
+            MerchantId("m_bench"), RequestId(f"req_{n}"), PaymentId(f"pay_{n}"), 10_000, Currency("USD")
+        )
+        await engine.service.pay(ctx)
+    return sink.events
+
+
+def _bare(events: list[DomainEvent], folder: Path) -> float:
+    assert EVENTS.convert is not None  # noqa: S101 - the events table converts
+    rows = [EVENTS.convert((seq, event)) for seq, event in enumerate(events, 1)]
+    with duckdb.connect(str(folder / "bare.duckdb")) as connection:
+        migrate(connection)
+        started = time.perf_counter()
+        for at in range(0, len(rows), BATCH):
+            columns = list(zip(*rows[at : at + BATCH], strict=True))
+            arrays = [
+                pa.array(column, type=field.type)
+                for column, field in zip(columns, EVENTS.schema, strict=True)
+            ]
+            batch = pa.Table.from_arrays(arrays, schema=EVENTS.schema)  # noqa: F841 - read by the SQL
+            connection.begin()
+            connection.execute(EVENTS.sql)
+            connection.commit()
+        elapsed = time.perf_counter() - started
+    return len(rows) / elapsed
+
+
+async def _writer(events: list[DomainEvent], folder: Path) -> float:
+    writer = Writer(folder / "writer.duckdb", max_rows=BATCH)
+    seq = itertools.count(1)
+    started = time.perf_counter()
+    for event in events:
+        writer.submit(Write(EVENTS, (next(seq), event)))
+    await writer.submit_and_wait(Write(None))
+    elapsed = time.perf_counter() - started
+    writer.close()
+    return len(events) / elapsed
+
+
+def run() -> list[Comparison]:
+    events = asyncio.run(_events())
+    bare, written = 0.0, 0.0
+    for _ in range(2):  # best of two, each into fresh files
+        with tempfile.TemporaryDirectory(prefix="payorch-bench-store-") as folder:
+            bare = max(bare, _bare(events, Path(folder)))
+            written = max(written, asyncio.run(_writer(events, Path(folder))))
+    return [
+        Comparison(
+            name=f"store writer, {len(events):,} payment events (batches of {BATCH:,})",
+            unit="events/s",
+            measured=written,
+            baseline=bare,
+            baseline_name="bare DuckDB Arrow-batch insert of the same rows",
+            target_ratio=TARGET_RATIO,
+        )
+    ]
+
+
+if __name__ == "__main__":
+    for comparison in run():
+        print(comparison.line(), flush=True)

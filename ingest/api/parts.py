@@ -62,6 +62,7 @@ def build_parts(settings: Settings) -> Parts:
             max_rows=settings.store_max_rows,
             max_wait_ms=settings.store_max_wait_ms,
             admit_limit=settings.store_admit_limit,
+            threads=settings.store_threads,
         )
         records = DuckDBRecords(writer)
         idempotency = DurableIdempotencyStore(writer, settings.idempotency_ttl_s, clock.monotonic)

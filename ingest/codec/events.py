@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TypedDict
 
-from google.protobuf.message import DecodeError, Message
+from google.protobuf.message import DecodeError
 from payments.events.v1 import events_pb2
 
 from engine.errors import InvalidFieldError, InvalidTimestampError, ResultInvariantError
@@ -29,7 +29,7 @@ from engine.events import (
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from engine.validation import ValidationIssue
 from ingest.codec.enums import ERROR_CODES, ISSUE_SEVERITIES, PAYMENT_METHODS, PAYMENT_STATUSES
-from ingest.codec.wire import currency_from_proto, timestamp_from_proto, timestamp_to_proto
+from ingest.codec.wire import currency_from_proto, timestamp_from_proto, timestamp_parts
 
 
 class _Common(TypedDict):
@@ -57,95 +57,102 @@ def event_from_bytes(data: bytes) -> DomainEvent:
 
 
 def event_to_proto(event: DomainEvent) -> events_pb2.DomainEvent:
-    """The envelope of ``event``, with the event in the envelope's ``event`` oneof."""
-    timestamp = timestamp_to_proto("event.timestamp", event.timestamp)
+    """The envelope of ``event``, with the event in the envelope's ``event`` oneof.
+
+    Fields are set one by one on the envelope's own submessages: building each submessage apart
+    and handing it to the envelope copies it, and that took a third of the encoding (the store
+    encodes every event of every payment).
+    """
+    seconds, nanos = timestamp_parts("event.timestamp", event.timestamp)
     try:
-        # The body goes in by the constructor (a copy by CopyFrom cost a third of the encoding).
-        name, body = _body_to_proto(event)
-        return events_pb2.DomainEvent(
-            payment_id=event.payment_id,
-            request_id=event.request_id,
-            merchant_id=event.merchant_id,
-            timestamp=timestamp,
-            **{name: body},  # type: ignore[arg-type]  # one of the oneof's messages, by its name
+        envelope = events_pb2.DomainEvent(
+            payment_id=event.payment_id, request_id=event.request_id, merchant_id=event.merchant_id
         )
+        stamp = envelope.timestamp
+        stamp.seconds = seconds
+        stamp.nanos = nanos
+        _fill_body(event, envelope)
     except (ValueError, TypeError) as exc:
         raise InvalidFieldError(f"event {event.event_type}", None, f"cannot be encoded: {exc}") from exc
+    return envelope
 
 
-def _body_to_proto(event: DomainEvent) -> tuple[str, Message]:
+def _fill_body(event: DomainEvent, envelope: events_pb2.DomainEvent) -> None:  # noqa: PLR0915 - one case per event
     match event:
         case PaymentReceived():
-            return "payment_received", events_pb2.PaymentReceived(
-                accepted=event.accepted,
-                amount_cents=event.amount_cents,
-                currency=None if event.currency is None else event.currency.code,
-                method=None if event.method is None else PAYMENT_METHODS.to_wire(event.method),
-                idempotency_key=event.idempotency_key,
-                validation_issues=[issue_to_proto(issue) for issue in event.validation_issues],
-            )
+            received = envelope.payment_received
+            received.SetInParent()
+            received.accepted = event.accepted
+            if event.amount_cents is not None:
+                received.amount_cents = event.amount_cents
+            if event.currency is not None:
+                received.currency = event.currency.code
+            if event.method is not None:
+                received.method = PAYMENT_METHODS.to_wire(event.method)
+            if event.idempotency_key is not None:
+                received.idempotency_key = event.idempotency_key
+            received.validation_issues.extend(issue_to_proto(issue) for issue in event.validation_issues)
         case PlanBuilt():
-            return "plan_built", events_pb2.PlanBuilt(
-                total_amount_cents=event.total_amount_cents,
-                currency=event.currency.code,
-                steps=[
-                    events_pb2.PlannedStep(
-                        index=step.index,
-                        method=PAYMENT_METHODS.to_wire(step.method),
-                        amount_cents=step.amount_cents,
-                        processor_ids=step.processor_ids,
-                    )
-                    for step in event.steps
-                ],
-                coverage_shortfall_cents=event.coverage_shortfall_cents,
-            )
+            built = envelope.plan_built
+            built.SetInParent()
+            built.total_amount_cents = event.total_amount_cents
+            built.currency = event.currency.code
+            for step in event.steps:
+                planned = built.steps.add()
+                planned.index = step.index
+                planned.method = PAYMENT_METHODS.to_wire(step.method)
+                planned.amount_cents = step.amount_cents
+                planned.processor_ids.extend(step.processor_ids)
+            built.coverage_shortfall_cents = event.coverage_shortfall_cents
         case StepAttempted():
-            return "step_attempted", events_pb2.StepAttempted(
-                step_index=event.step_index,
-                processor_id=event.processor_id,
-                attempt=event.attempt,
-                method=PAYMENT_METHODS.to_wire(event.method),
-                amount_cents=event.amount_cents,
-                idempotency_key=event.idempotency_key,
-            )
+            attempted = envelope.step_attempted
+            attempted.SetInParent()
+            attempted.step_index = event.step_index
+            attempted.processor_id = event.processor_id
+            attempted.attempt = event.attempt
+            attempted.method = PAYMENT_METHODS.to_wire(event.method)
+            attempted.amount_cents = event.amount_cents
+            attempted.idempotency_key = event.idempotency_key
         case StepSucceeded():
-            return "step_succeeded", events_pb2.StepSucceeded(
-                step_index=event.step_index,
-                processor_id=event.processor_id,
-                latency_ms=event.latency_ms,
-                amount=event.amount,
-                attempt=event.attempt,
-            )
+            succeeded = envelope.step_succeeded
+            succeeded.SetInParent()
+            succeeded.step_index = event.step_index
+            succeeded.processor_id = event.processor_id
+            succeeded.latency_ms = event.latency_ms
+            succeeded.amount = event.amount
+            succeeded.attempt = event.attempt
         case StepFailed():
-            return "step_failed", events_pb2.StepFailed(
-                step_index=event.step_index,
-                processor_id=event.processor_id,
-                error_code=ERROR_CODES.to_wire(event.error_code),
-                latency_ms=event.latency_ms,
-                attempt=event.attempt,
-                retryable=event.retryable,
-            )
+            failed = envelope.step_failed
+            failed.SetInParent()
+            failed.step_index = event.step_index
+            failed.processor_id = event.processor_id
+            failed.error_code = ERROR_CODES.to_wire(event.error_code)
+            failed.latency_ms = event.latency_ms
+            failed.attempt = event.attempt
+            failed.retryable = event.retryable
         case CompensationIssued():
-            return "compensation_issued", events_pb2.CompensationIssued(
-                step_index=event.step_index,
-                processor_id=event.processor_id,
-                amount=event.amount,
-                succeeded=event.succeeded,
-                error_code=None if event.error_code is None else ERROR_CODES.to_wire(event.error_code),
-            )
+            issued = envelope.compensation_issued
+            issued.SetInParent()
+            issued.step_index = event.step_index
+            issued.processor_id = event.processor_id
+            issued.amount = event.amount
+            issued.succeeded = event.succeeded
+            if event.error_code is not None:
+                issued.error_code = ERROR_CODES.to_wire(event.error_code)
         case PaymentCompleted():
-            return "payment_completed", events_pb2.PaymentCompleted(
-                total_amount=event.total_amount,
-                total_processed=event.total_processed,
-                status=PAYMENT_STATUSES.to_wire(event.status),
-            )
+            completed = envelope.payment_completed
+            completed.SetInParent()
+            completed.total_amount = event.total_amount
+            completed.total_processed = event.total_processed
+            completed.status = PAYMENT_STATUSES.to_wire(event.status)
         case PaymentFailed():
-            return "payment_failed", events_pb2.PaymentFailed(
-                total_amount=event.total_amount,
-                final_error=ERROR_CODES.to_wire(event.final_error),
-                total_processed=event.total_processed,
-            )
-    raise InvalidFieldError("event", type(event).__name__, "is not an event of payments.events.v1")
+            ended = envelope.payment_failed
+            ended.SetInParent()
+            ended.total_amount = event.total_amount
+            ended.final_error = ERROR_CODES.to_wire(event.final_error)
+            ended.total_processed = event.total_processed
+        case _:
+            raise InvalidFieldError("event", type(event).__name__, "is not an event of payments.events.v1")
 
 
 def event_from_proto(envelope: events_pb2.DomainEvent) -> DomainEvent:

@@ -22,15 +22,15 @@ _MAX_SECONDS = 253_402_300_799
 _NANOS_PER_SECOND = 1_000_000_000
 
 
-def timestamp_to_proto(field: str, value: datetime) -> Timestamp:
-    """The instant of an aware datetime; microseconds are kept, the UTC offset is not."""
+def timestamp_parts(field: str, value: datetime) -> tuple[int, int]:
+    """The seconds and nanoseconds of an aware datetime's instant (a ``Timestamp``'s fields)."""
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidTimestampError(field, value, "must be timezone-aware")
     delta = value - _EPOCH
     seconds = delta.days * 86_400 + delta.seconds
     if not _MIN_SECONDS <= seconds <= _MAX_SECONDS:
         raise InvalidTimestampError(field, value, "is outside the years 1 to 9999 in UTC")
-    return Timestamp(seconds=seconds, nanos=delta.microseconds * 1_000)
+    return seconds, delta.microseconds * 1_000
 
 
 def timestamp_from_proto(field: str, value: Timestamp) -> datetime:

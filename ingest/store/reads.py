@@ -6,8 +6,8 @@ empty window the same columns as a full one. ``payorch export`` writes the same 
 Parquet (``ingest.store.export``), so the read endpoints and the exported files have the same
 columns, and one analytics source can read either.
 
-Only the queryable columns are read: an event's JSON ``document`` and ``proto`` envelope stay in
-the database (``GET /v1/payments/{id}`` shows the documents).
+Only the queryable columns are read: an event's ``proto`` envelope stays in the database
+(``GET /v1/payments/{id}`` shows the events as documents, made from it).
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ and committed with the next batch, in order:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any
 
 import duckdb
@@ -27,7 +29,7 @@ from engine.events import DomainEvent, StepAttempted
 from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
-from ingest.codec.events import event_to_bytes
+from ingest.codec.events import event_from_bytes, event_to_bytes
 from ingest.codec.result_json import JsonObject
 from ingest.records import StoredPayment, ViolationQuery
 from ingest.store.writer import Table, Write, Writer
@@ -35,14 +37,46 @@ from ingest.store.writer import Table, Write, Writer
 _TS = pa.timestamp("us", tz="UTC")
 
 
+def _none(_: DomainEvent) -> None:
+    return None
+
+
+def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent], tuple[Any, ...]]:
+    """What the events table keeps of an event of ``kind`` beyond the common fields: step index,
+    processor, amount, error code, accepted; read with getters made once per kind."""
+    names = {field.name for field in fields(kind)}
+
+    def getter(*candidates: str) -> Callable[[DomainEvent], Any]:
+        found = next((name for name in candidates if name in names), None)
+        return _none if found is None else attrgetter(found)
+
+    step, processor = getter("step_index"), getter("processor_id")
+    amount = getter("amount_cents", "amount", "total_amount")
+    error = getter("error_code", "final_error")
+    accepted = getter("accepted")
+
+    def columns(event: DomainEvent) -> tuple[Any, ...]:
+        code = error(event)
+        return (
+            step(event),
+            processor(event),
+            amount(event),
+            None if code is None else code.value,
+            accepted(event),
+        )
+
+    return columns
+
+
+_COLUMNS: dict[type[DomainEvent], Callable[[DomainEvent], tuple[Any, ...]]] = {}
+
+
 def _event_row(item: tuple[int, DomainEvent]) -> tuple[Any, ...]:
     seq, event = item
-    amount = getattr(event, "amount_cents", None)
-    if amount is None:
-        amount = getattr(event, "amount", None)
-    if amount is None:
-        amount = getattr(event, "total_amount", None)
-    error_code = getattr(event, "error_code", None)
+    kind = type(event)
+    columns = _COLUMNS.get(kind)
+    if columns is None:
+        columns = _COLUMNS[kind] = _columns(kind)
     return (
         seq,
         event.payment_id,
@@ -50,11 +84,7 @@ def _event_row(item: tuple[int, DomainEvent]) -> tuple[Any, ...]:
         event.merchant_id,
         event.event_type,
         event.timestamp,
-        getattr(event, "step_index", None),
-        getattr(event, "processor_id", None),
-        amount,
-        None if error_code is None else error_code.value,
-        event_json(event).decode(),
+        *columns(event),
         event_to_bytes(event),
     )
 
@@ -73,7 +103,7 @@ EVENTS = Table(
             ("processor_id", pa.string()),
             ("amount_cents", pa.int64()),
             ("error_code", pa.string()),
-            ("document", pa.string()),
+            ("accepted", pa.bool_()),
             ("proto", pa.binary()),
         ]
     ),
@@ -233,10 +263,10 @@ def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPa
     if row is None:
         return None
     events = connection.execute(
-        "SELECT document FROM events WHERE payment_id = ? ORDER BY seq", [payment_id]
+        "SELECT proto FROM events WHERE payment_id = ? ORDER BY seq", [payment_id]
     ).fetchall()
     document: JsonObject = orjson.loads(row[1])
-    document["events"] = [orjson.loads(event[0]) for event in events]
+    document["events"] = [orjson.loads(event_json(event_from_bytes(bytes(event[0])))) for event in events]
     return StoredPayment(str(row[0]), document)
 
 

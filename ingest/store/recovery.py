@@ -47,7 +47,7 @@ def _interrupted_ids(connection: duckdb.DuckDBPyConnection) -> list[str]:
     rows = connection.execute(
         "SELECT payment_id FROM events GROUP BY payment_id "
         "HAVING NOT bool_or(event_type IN ('PaymentCompleted', 'PaymentFailed')) "
-        """AND bool_or(event_type = 'PaymentReceived' AND document LIKE '%"accepted":true%') """
+        """AND bool_or(event_type = 'PaymentReceived' AND accepted) """
         "ORDER BY min(seq)"
     ).fetchall()
     return [str(row[0]) for row in rows]

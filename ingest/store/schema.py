@@ -30,8 +30,9 @@ MIGRATIONS: tuple[Migration, ...] = (
         "events, violations, payments, idempotency keys, complaints",
         (
             # One row per domain event. ``seq`` is the writer's order (the order events happened
-            # in); the queryable columns are cut from the event, ``document`` is its JSON and
-            # ``proto`` its ``payments.events.v1`` envelope.
+            # in); the queryable columns are cut from the event (``accepted`` only for
+            # PaymentReceived), ``proto`` is its ``payments.events.v1`` envelope, from which its
+            # JSON is made when it is read.
             """CREATE TABLE events (
                 seq BIGINT NOT NULL,
                 payment_id VARCHAR NOT NULL,
@@ -43,7 +44,7 @@ MIGRATIONS: tuple[Migration, ...] = (
                 processor_id VARCHAR,
                 amount_cents BIGINT,
                 error_code VARCHAR,
-                document VARCHAR NOT NULL,
+                accepted BOOLEAN,
                 proto BLOB NOT NULL
             )""",
             """CREATE TABLE violations (

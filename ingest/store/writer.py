@@ -37,6 +37,10 @@ logger = logging.getLogger("payorch.store")
 DEFAULT_MAX_ROWS = 5000
 DEFAULT_MAX_WAIT_MS = 0.0  # commit once the queue is drained; what arrives meanwhile is the next batch
 DEFAULT_ADMIT_LIMIT = 20_000
+#: DuckDB's worker threads. The writer's statements are small: with one thread a batch commits in
+#: about half the time (no hand-offs between DuckDB's threads and the writer, which shares its
+#: core with the event loop): 1,310 against 818 payments/s in process, on one core.
+DEFAULT_THREADS = 1
 
 
 class StoreSaturatedError(IngestError):
@@ -59,17 +63,27 @@ class Table:
     convert: Callable[[Any], tuple[Any, ...]] | None = None
 
 
-@dataclass(slots=True)
 class Write:
     """One row for ``table`` (its values in column order, or what the table's ``convert`` takes);
     or, with ``apply``, statements run on the connection in queue order (rare writes such as a
     key's deletion: the rows queued before are inserted first); or, with neither, a marker whose
-    ``done`` resolves with the commit of everything queued before it."""
+    ``done`` resolves with the commit of everything queued before it.
 
-    table: Table | None
-    row: Any = ()
-    apply: Callable[[duckdb.DuckDBPyConnection], object] | None = None
-    done: asyncio.Future[None] | None = None
+    A plain class: one is made for every event, and a dataclass's constructor cost several times
+    as much."""
+
+    __slots__ = ("apply", "done", "row", "table")
+
+    def __init__(
+        self,
+        table: Table | None,
+        row: Any = (),
+        apply: Callable[[duckdb.DuckDBPyConnection], object] | None = None,
+    ) -> None:
+        self.table = table
+        self.row = row
+        self.apply = apply
+        self.done: asyncio.Future[None] | None = None
 
 
 _STOP = object()
@@ -85,15 +99,18 @@ class Writer:
         max_rows: int = DEFAULT_MAX_ROWS,
         max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
         admit_limit: int = DEFAULT_ADMIT_LIMIT,
+        threads: int = DEFAULT_THREADS,
     ) -> None:
-        if max_rows < 1 or max_wait_ms < 0 or admit_limit < 1:
-            raise IngestError("store: max_rows and admit_limit must be positive, max_wait_ms not negative")
+        if max_rows < 1 or max_wait_ms < 0 or admit_limit < 1 or threads < 1:
+            raise IngestError(
+                "store: max_rows, admit_limit and threads must be positive, max_wait_ms not negative"
+            )
         self.path = path
         self._max_rows = max_rows
         self._max_wait_s = max_wait_ms / 1000
         self._admit_limit = admit_limit
         try:
-            self._connection = duckdb.connect(str(path))
+            self._connection = duckdb.connect(str(path), config={"threads": threads})
         except duckdb.Error as error:
             raise IngestError(f"cannot open the database {path}: {error}") from None
         self.applied_migrations = migrate(self._connection)

@@ -240,6 +240,15 @@ class CompositePaymentService:
             return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
         return await self._after_failure(ctx, plan, merchant, results, [])
 
+    async def undo_charge(
+        self, ctx: CoreRequestContext, step_index: int, processor_id: ProcessorId, amount_cents: int
+    ) -> bool:
+        """Void or refund one charge of ``ctx``'s payment as compensation does (retries, the
+        ``CompensationIssued`` event, a violation when it fails); True once undone."""
+        return await self._compensate(
+            ctx, self._merchant(ctx), step_index, processor_id, amount_cents, unsettled=False
+        )
+
     async def _after_failure(
         self,
         ctx: CoreRequestContext,

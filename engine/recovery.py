@@ -31,11 +31,11 @@ from engine.events import (
     StepAttempted,
     StepSucceeded,
 )
-from engine.guard import guarded_refund, guarded_status
+from engine.guard import guarded_status
 from engine.orchestrator import CompositePaymentService
-from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
+from engine.plan import PaymentPlan, PaymentStep
 from engine.ports import Clock, EventSink
-from engine.processor import Processor, RefundRequest, Settlement
+from engine.processor import Processor, Settlement
 from engine.results import CompositeResult
 from engine.types import ProcessorId
 
@@ -135,41 +135,8 @@ async def recover_payment(
     charged: dict[int, tuple[ProcessorId, int]] = {}
     for (step_index, processor_id), amount in held.items():
         if step_index in charged:
-            await _undo_extra(ctx, processors[processor_id], step_index, amount, timeout_s, sink, clock)
+            await service.undo_charge(ctx, step_index, processor_id, amount)
             continue
         charged[step_index] = (processor_id, amount)
     result = await service.finish(ctx, plan, charged)
     return Recovered(result, settled, ctx.idempotency_key)
-
-
-async def _undo_extra(
-    ctx: CoreRequestContext,
-    processor: Processor,
-    step_index: int,
-    amount: int,
-    timeout_s: float,
-    sink: EventSink,
-    clock: Clock,
-) -> None:
-    """Void or refund a second charge of one step."""
-    request = RefundRequest(
-        payment_id=ctx.payment_id,
-        step_index=step_index,
-        idempotency_key=processor_idempotency_key(ctx.payment_id, step_index),
-        amount_cents=amount,
-        currency=ctx.currency,
-    )
-    response, _ = await guarded_refund(processor, request, timeout_s, clock)
-    await sink.emit(
-        CompensationIssued(
-            payment_id=ctx.payment_id,
-            request_id=ctx.request_id,
-            merchant_id=ctx.merchant_id,
-            timestamp=clock.now(),
-            step_index=step_index,
-            processor_id=processor.processor_id,
-            amount=amount,
-            succeeded=response.success,
-            error_code=response.error_code,
-        )
-    )

@@ -1,0 +1,138 @@
+"""Recovery of payments a crash cut short: each attempt is settled with its processor, then the
+payment is finished as its policy says. A "crash" here is a payment's events cut after some
+event, with the processors holding whatever they held at that moment."""
+
+from __future__ import annotations
+
+import pytest
+
+from engine.events import DomainEvent, StepAttempted, StepSucceeded
+from engine.methods import PartialPolicy
+from engine.processor import Processor
+from engine.recovery import Recovered, Unsettled, interrupted, recover_payment
+from engine.results import PaymentStatus
+from engine.types import ProcessorId
+from tests.engine.fakes import ScriptedProcessor
+from tests.engine.harness import merchant, rig
+
+KEY_0, KEY_1 = "pay_1:step:0", "pay_1:step:1"
+
+
+def _processors(**options: object) -> dict[str, ScriptedProcessor]:
+    return {
+        name: ScriptedProcessor(name, **options)  # type: ignore[arg-type]
+        for name in ("applepay_sim", "stripe_sim", "adyen_sim")
+    }
+
+
+async def _events_of_a_paid_split(processors: dict[str, ScriptedProcessor]) -> list[DomainEvent]:
+    """The seven events of the seed's split ($60 Apple Pay, $40 card), all charged."""
+    paid = rig(processors)
+    await paid.pay()
+    return paid.sink.events
+
+
+def _cut_before_step_1_succeeded(events: list[DomainEvent]) -> list[DomainEvent]:
+    at = next(i for i, e in enumerate(events) if type(e) is StepSucceeded and e.step_index == 1)
+    return events[:at]
+
+
+async def _recover(
+    events: list[DomainEvent], processors: dict[str, ScriptedProcessor], policy: PartialPolicy
+) -> tuple[Recovered, list[str], list[str]]:
+    config = merchant(policy)
+    restarted = rig(processors, config)  # a new process: a new engine over the same processors
+    adapters: dict[ProcessorId, Processor] = {ProcessorId(name): p for name, p in processors.items()}
+    recovered = await recover_payment(
+        events,
+        service=restarted.service,
+        processors=adapters,
+        merchant=config,
+        sink=restarted.sink,
+        clock=restarted.clock,
+    )
+    return recovered, restarted.sink.types(), restarted.sink.contract_ids()
+
+
+async def test_an_attempt_that_charged_is_recorded_and_the_payment_completed() -> None:
+    processors = _processors()
+    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+    assert interrupted(events)
+
+    recovered, types, _ = await _recover(events, processors, PartialPolicy.ALL_OR_NOTHING)
+
+    assert recovered.result.status is PaymentStatus.SUCCEEDED
+    assert recovered.settled_attempts == 1
+    assert types == ["StepSucceeded", "PaymentCompleted"]
+    assert processors["applepay_sim"].refunds == processors["stripe_sim"].refunds == []
+
+
+async def test_an_attempt_that_never_charged_undoes_the_rest_when_all_or_nothing() -> None:
+    processors = _processors()
+    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+    processors["stripe_sim"].held.pop(KEY_1)  # the crash came before the charge reached it
+
+    recovered, types, _ = await _recover(events, processors, PartialPolicy.ALL_OR_NOTHING)
+
+    assert recovered.result.status is PaymentStatus.FAILED
+    assert types == ["CompensationIssued", "PaymentFailed"]
+    assert processors["applepay_sim"].refunds == [KEY_0]
+    assert processors["applepay_sim"].held == {}
+
+
+async def test_allow_partial_keeps_what_was_charged() -> None:
+    processors = _processors()
+    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+    processors["stripe_sim"].held.pop(KEY_1)
+
+    recovered, types, _ = await _recover(events, processors, PartialPolicy.ALLOW_PARTIAL)
+
+    result = recovered.result
+    assert result.status is PaymentStatus.PARTIALLY_SUCCEEDED
+    assert result.total_processed == 6000
+    assert types == ["PaymentCompleted"]
+    assert processors["applepay_sim"].refunds == []
+
+
+async def test_a_step_charged_at_two_processors_keeps_its_first_charge() -> None:
+    processors = _processors()
+    events = await _events_of_a_paid_split(processors)
+    done = events[: next(i for i, e in enumerate(events) if e.event_type == "PaymentCompleted")]
+    first_attempt = next(e for e in done if type(e) is StepAttempted and e.step_index == 1)
+    # A fallback charged too (say the first processor timed out after all), then the crash.
+    fallback = StepAttempted(
+        payment_id=first_attempt.payment_id,
+        request_id=first_attempt.request_id,
+        merchant_id=first_attempt.merchant_id,
+        timestamp=first_attempt.timestamp,
+        step_index=1,
+        processor_id=ProcessorId("adyen_sim"),
+        attempt=2,
+        method=first_attempt.method,
+        amount_cents=first_attempt.amount_cents,
+        idempotency_key=KEY_1,
+    )
+    processors["adyen_sim"].held[KEY_1] = first_attempt.amount_cents
+
+    recovered, types, _ = await _recover([*done, fallback], processors, PartialPolicy.ALL_OR_NOTHING)
+
+    assert recovered.result.status is PaymentStatus.SUCCEEDED
+    assert types == ["StepSucceeded", "CompensationIssued", "PaymentCompleted"]
+    assert processors["adyen_sim"].held == {}
+    assert processors["stripe_sim"].held == {KEY_1: 4000}
+
+
+async def test_a_processor_that_cannot_say_leaves_the_payment_for_the_next_start() -> None:
+    processors = _processors(status_script=("unknown",))
+    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+
+    with pytest.raises(Unsettled, match="cannot say what it holds"):
+        await _recover(events, processors, PartialPolicy.ALL_OR_NOTHING)
+
+
+async def test_a_finished_or_refused_payment_is_not_interrupted() -> None:
+    events = await _events_of_a_paid_split(_processors())
+
+    assert not interrupted(events)
+    assert interrupted(events[:-1])
+    assert not interrupted([])

@@ -99,11 +99,12 @@ def create_app(settings: Settings) -> FastAPI:
         # under a millisecond; one every 20,000 took 3-4 ms and showed in the p99 (bench_api);
         # the default (700) runs one every few payments.
         gc.set_threshold(*settings.gc_thresholds)
+        # The writer thread needs the interpreter lock for a moment around each statement; by
+        # default a busy event loop keeps it up to 5 ms first, and a payment waits for three
+        # commits. Half a millisecond halved the median payment at 400 payments/s (52 -> 28 ms,
+        # open loop, bench_api_durable's setup). Put back at shutdown.
+        switch_interval = sys.getswitchinterval()
         if parts.writer is not None:
-            # The writer thread needs the interpreter lock for a moment around each statement;
-            # by default a busy event loop keeps it up to 5 ms first, and a payment waits for
-            # three commits. Half a millisecond halved the median payment at 400 payments/s
-            # (52 -> 28 ms, open loop, bench_api_durable's setup).
             sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
         yield
         parts.draining = True
@@ -116,6 +117,7 @@ def create_app(settings: Settings) -> FastAPI:
         if parts.writer is not None:
             # Everything queued is committed before the process ends.
             await asyncio.to_thread(parts.writer.close)
+        sys.setswitchinterval(switch_interval)
         if parts.journal is not None:
             parts.journal.close()
 

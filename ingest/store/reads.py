@@ -19,8 +19,8 @@ import duckdb
 import pyarrow as pa
 
 from ingest.errors import IngestError
-
-_TS = pa.timestamp("us", tz="UTC")
+from ingest.store import records
+from ingest.store.writer import Table
 
 
 class WindowError(IngestError):
@@ -53,26 +53,21 @@ class Input:
     schema: pa.Schema
 
 
+def _columns(table: Table, *, leave_out: tuple[str, ...] = ()) -> pa.Schema:
+    """The read columns of a stored table: its own types (one place says what a column is), the
+    time column ``ts`` shown as ``timestamp``, the columns left out that are not for analytics."""
+    return pa.schema(
+        [("timestamp" if f.name == "ts" else f.name, f.type) for f in table.schema if f.name not in leave_out]
+    )
+
+
 EVENTS = Input(
     "events",
     'SELECT seq, payment_id, request_id, merchant_id, event_type, ts AS "timestamp", step_index, '
     "processor_id, amount_cents, error_code FROM events",
     "timestamp",
     "seq",
-    pa.schema(
-        [
-            ("seq", pa.int64()),
-            ("payment_id", pa.string()),
-            ("request_id", pa.string()),
-            ("merchant_id", pa.string()),
-            ("event_type", pa.string()),
-            ("timestamp", _TS),
-            ("step_index", pa.int32()),
-            ("processor_id", pa.string()),
-            ("amount_cents", pa.int64()),
-            ("error_code", pa.string()),
-        ]
-    ),
+    _columns(records.EVENTS, leave_out=("accepted", "proto")),
 )
 
 VIOLATIONS = Input(
@@ -81,19 +76,7 @@ VIOLATIONS = Input(
     'ts AS "timestamp" FROM violations',
     "timestamp",
     '"timestamp", seq',
-    pa.schema(
-        [
-            ("seq", pa.int64()),
-            ("contract_id", pa.string()),
-            ("severity", pa.string()),
-            ("owner", pa.string()),
-            ("message", pa.string()),
-            ("request_id", pa.string()),
-            ("payment_id", pa.string()),
-            ("merchant_id", pa.string()),
-            ("timestamp", _TS),
-        ]
-    ),
+    _columns(records.VIOLATIONS),
 )
 
 COMPLAINTS = Input(
@@ -102,18 +85,7 @@ COMPLAINTS = Input(
     "contract_id FROM complaints",
     "received_at",
     "received_at, complaint_id",
-    pa.schema(
-        [
-            ("complaint_id", pa.string()),
-            ("merchant_id", pa.string()),
-            ("received_at", _TS),
-            ("category", pa.string()),
-            ("description", pa.string()),
-            ("payment_id", pa.string()),
-            ("request_id", pa.string()),
-            ("contract_id", pa.string()),
-        ]
-    ),
+    _columns(records.COMPLAINTS),
 )
 
 INPUTS = (EVENTS, VIOLATIONS, COMPLAINTS)

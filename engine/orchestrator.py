@@ -35,6 +35,7 @@ from engine.events import (
 from engine.guard import guarded_refund
 from engine.methods import PartialPolicy
 from engine.monitor import ContractMonitor
+from engine.observer import AMOUNT, NULL_OBSERVER, PLAN_SPAN, STEPS, Observer
 from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
 from engine.plan_builder import build_plan
 from engine.policy import PaymentPolicyEnforcer
@@ -76,6 +77,7 @@ class CompositePaymentService:
         "_config",
         "_merchants",
         "_monitor",
+        "_observer",
         "_policy",
         "_processor_configs",
         "_processors",
@@ -95,7 +97,9 @@ class CompositePaymentService:
         sleeper: Sleeper,
         random: RandomSource,
         registry: ContractRegistry | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
+        self._observer = observer
         self._config = config
         self._merchants: Mapping[str, MerchantConfig] = {m.merchant_id: m for m in config.merchants}
         self._processors = processors
@@ -139,7 +143,7 @@ class CompositePaymentService:
         slo = merchant.latency_slo_ms
         elapsed_ms = (self._clock.monotonic() - started) * 1000
         if slo is not None and elapsed_ms > slo:
-            await self._monitor.record_violation(
+            await self._monitor.violated(
                 ctx, LATENCY_SLO, f"payment took {elapsed_ms:.0f} ms, objective {slo} ms"
             )
         return result
@@ -152,6 +156,38 @@ class CompositePaymentService:
                 "plan.payment_id", plan.payment_id, f"is not the plan of payment {ctx.payment_id}"
             )
         merchant = self._merchant(ctx)
+        with self._observer.span(PLAN_SPAN, {AMOUNT: plan.total_amount_cents, STEPS: len(plan.steps)}):
+            failed = await self._record_plan(ctx, plan)
+        if failed is not None:
+            return failed
+        results: list[Result] = []
+        unsettled: list[tuple[PaymentStep, ProcessorId]] = []
+        for step in plan.steps:
+            routed = await self._router.route_step(ctx, step, merchant)
+            results.append(routed.result)
+            if routed.unsettled:
+                unsettled.extend((step, processor) for processor in routed.unsettled)
+            if not routed.result.success:
+                break
+        for message in _sum_breaks(plan, results):
+            await self._monitor.violated(ctx, SUM, message)
+        if len(results) == len(plan.steps) and all(result.success for result in results):
+            await self._sink.emit(
+                _completed(
+                    payment_id=ctx.payment_id,
+                    request_id=ctx.request_id,
+                    merchant_id=ctx.merchant_id,
+                    timestamp=self._clock.now(),
+                    total_amount=plan.total_amount_cents,
+                    total_processed=plan.total_amount_cents,
+                    status=PaymentStatus.SUCCEEDED,
+                )
+            )
+            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
+        return await self._after_failure(ctx, plan, merchant, results, unsettled)
+
+    async def _record_plan(self, ctx: CoreRequestContext, plan: PaymentPlan) -> CompositeResult | None:
+        """Record ``PlanBuilt``; a plan that does not cover the total fails the payment here."""
         shortfall = plan.coverage_shortfall_cents
         await self._sink.emit(
             _plan_built(
@@ -177,34 +213,10 @@ class CompositePaymentService:
             message = (
                 f"routing covers {plan.planned_amount_cents} of {plan.total_amount_cents}; nothing charged"
             )
-            await self._monitor.record_violation(ctx, COVERAGE, message)
+            await self._monitor.violated(ctx, COVERAGE, message)
             await self._failed(ctx, ErrorCode.COVERAGE_SHORTFALL, 0)
             return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.COVERAGE_SHORTFALL)
-        results: list[Result] = []
-        unsettled: list[tuple[PaymentStep, ProcessorId]] = []
-        for step in plan.steps:
-            routed = await self._router.route_step(ctx, step, merchant)
-            results.append(routed.result)
-            if routed.unsettled:
-                unsettled.extend((step, processor) for processor in routed.unsettled)
-            if not routed.result.success:
-                break
-        for message in _sum_breaks(plan, results):
-            await self._monitor.record_violation(ctx, SUM, message)
-        if len(results) == len(plan.steps) and all(result.success for result in results):
-            await self._sink.emit(
-                _completed(
-                    payment_id=ctx.payment_id,
-                    request_id=ctx.request_id,
-                    merchant_id=ctx.merchant_id,
-                    timestamp=self._clock.now(),
-                    total_amount=plan.total_amount_cents,
-                    total_processed=plan.total_amount_cents,
-                    status=PaymentStatus.SUCCEEDED,
-                )
-            )
-            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
-        return await self._after_failure(ctx, plan, merchant, results, unsettled)
+        return None
 
     async def finish(
         self, ctx: CoreRequestContext, plan: PaymentPlan, charged: Mapping[int, tuple[ProcessorId, int]]
@@ -320,7 +332,7 @@ class CompositePaymentService:
                 processor, request, merchant.timeout_ms / 1000, self._clock
             )
             if problem is not None:
-                await self._monitor.record_violation(ctx, problem.contract_id, problem.message)
+                await self._monitor.violated(ctx, problem.contract_id, problem.message)
             if response.success:
                 if unsettled and response.amount_cents == 0:
                     return True  # the unknown attempt never charged: nothing to undo, nothing to record
@@ -350,7 +362,7 @@ class CompositePaymentService:
         )
         what = "may still be charged" if unsettled else "is still charged"
         message = f"step {step_index} {what} at {processor_id}: void/refund failed with {error}"
-        await self._monitor.record_violation(ctx, COMPENSATION_FAILED, message)
+        await self._monitor.violated(ctx, COMPENSATION_FAILED, message)
         return False
 
     def _ids(self, ctx: CoreRequestContext) -> EventIds:

@@ -28,6 +28,18 @@ from engine.error_codes import ErrorCode, RetryClass
 from engine.events import StepAttempted, StepFailed, StepSucceeded
 from engine.guard import Misbehaviour, guarded_charge, guarded_status
 from engine.monitor import ContractMonitor
+from engine.observer import (
+    AMOUNT,
+    ATTEMPT,
+    ATTEMPT_SPAN,
+    METHOD,
+    NULL_OBSERVER,
+    PROCESSOR,
+    STEP_INDEX,
+    STEP_SPAN,
+    Observer,
+    SpanAttributes,
+)
 from engine.plan import PaymentStep, processor_idempotency_key
 from engine.ports import Clock, EventSink, RandomSource, Sleeper
 from engine.processor import ChargeRequest, Processor, Settlement
@@ -75,7 +87,16 @@ _at = unchecked(_AtProcessor)
 class Router:
     """Routes steps; one instance serves every payment of a process (it owns the breakers)."""
 
-    __slots__ = ("_breakers", "_clock", "_monitor", "_processors", "_random", "_sink", "_sleeper")
+    __slots__ = (
+        "_breakers",
+        "_clock",
+        "_monitor",
+        "_observer",
+        "_processors",
+        "_random",
+        "_sink",
+        "_sleeper",
+    )
 
     def __init__(
         self,
@@ -86,8 +107,10 @@ class Router:
         random: RandomSource,
         breakers: CircuitBreakers | None = None,
         registry: ContractRegistry | None = None,
+        observer: Observer = NULL_OBSERVER,
     ) -> None:
         self._processors = processors
+        self._observer = observer
         self._sink = sink
         self._clock = clock
         self._sleeper = sleeper
@@ -104,6 +127,17 @@ class Router:
         return (await self.route_step(ctx, step, merchant)).result
 
     async def route_step(
+        self, ctx: CoreRequestContext, step: PaymentStep, merchant: MerchantConfig
+    ) -> RoutedStep:
+        attributes: SpanAttributes = {
+            STEP_INDEX: step.index,
+            METHOD: step.method.value,
+            AMOUNT: step.amount_cents,
+        }
+        with self._observer.span(STEP_SPAN, attributes):
+            return await self._route_step(ctx, step, merchant)
+
+    async def _route_step(
         self, ctx: CoreRequestContext, step: PaymentStep, merchant: MerchantConfig
     ) -> RoutedStep:
         request = _charge_request(
@@ -134,7 +168,7 @@ class Router:
             error = at.error or ErrorCode.UNKNOWN
             if at.unsettled:
                 result = self._result(step, processor_id, attempts, latency, error)
-                await self._monitor.record_violation(
+                await self._monitor.violated(
                     ctx, RETRY_EXHAUSTED, f"step {step.index} unsettled at {processor_id}: {error}"
                 )
                 return RoutedStep(result, (processor_id,))
@@ -143,7 +177,7 @@ class Router:
         if error.retryable:
             detail = f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
             message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
-            await self._monitor.record_violation(ctx, RETRY_EXHAUSTED, message)
+            await self._monitor.violated(ctx, RETRY_EXHAUSTED, message)
         return RoutedStep(self._result(step, last, attempts, latency, error))
 
     async def _at_processor(
@@ -165,69 +199,76 @@ class Router:
             if attempt > 1:
                 await self._sleeper.sleep(backoff_seconds(attempt - 1, merchant.retry, self._random))
             number = earlier_attempts + attempt
-            await self._sink.emit(
-                _attempted(
-                    payment_id=ctx.payment_id,
-                    request_id=ctx.request_id,
-                    merchant_id=ctx.merchant_id,
-                    timestamp=self._clock.now(),
-                    step_index=request.step_index,
-                    processor_id=processor_id,
-                    attempt=number,
-                    method=request.method,
-                    amount_cents=request.amount_cents,
-                    idempotency_key=request.idempotency_key,
-                )
-            )
-            response, problem = await guarded_charge(processor, request, timeout_s, self._clock)
-            latency += response.latency_ms
-            if problem is not None:
-                await self._misbehaved(ctx, problem)
-            if response.success:
-                breaker.record_success()
+            attributes: SpanAttributes = {
+                STEP_INDEX: request.step_index,
+                PROCESSOR: processor_id,
+                METHOD: request.method.value,
+                ATTEMPT: number,
+            }
+            with self._observer.span(ATTEMPT_SPAN, attributes):
                 await self._sink.emit(
-                    self._succeeded(ctx, request, processor_id, response.latency_ms, number)
+                    _attempted(
+                        payment_id=ctx.payment_id,
+                        request_id=ctx.request_id,
+                        merchant_id=ctx.merchant_id,
+                        timestamp=self._clock.now(),
+                        step_index=request.step_index,
+                        processor_id=processor_id,
+                        attempt=number,
+                        method=request.method,
+                        amount_cents=request.amount_cents,
+                        idempotency_key=request.idempotency_key,
+                    )
                 )
-                return _at(charged=True, attempts=attempt, latency_ms=latency)
-            error = response.error_code or ErrorCode.UNKNOWN
-            if error.is_processor_fault:
-                breaker.record_failure(self._clock.monotonic())
-            else:
-                breaker.record_neutral()
-            await self._sink.emit(
-                _failed(
-                    payment_id=ctx.payment_id,
-                    request_id=ctx.request_id,
-                    merchant_id=ctx.merchant_id,
-                    timestamp=self._clock.now(),
-                    step_index=request.step_index,
-                    processor_id=processor_id,
-                    error_code=error,
-                    latency_ms=response.latency_ms,
-                    attempt=number,
-                )
-            )
-            if error not in _NOT_REACHED:
-                unsettled = False  # the processor answered for the key: nothing is in doubt any more
-            if error.outcome_unknown:
-                answer, problem = await guarded_status(
-                    processor, request.idempotency_key, timeout_s, self._clock
-                )
-                latency += answer.latency_ms
+                response, problem = await guarded_charge(processor, request, timeout_s, self._clock)
+                latency += response.latency_ms
                 if problem is not None:
                     await self._misbehaved(ctx, problem)
-                if answer.settlement is Settlement.CHARGED:
+                if response.success:
+                    breaker.record_success()
                     await self._sink.emit(
                         self._succeeded(ctx, request, processor_id, response.latency_ms, number)
                     )
-                    return _AtProcessor(True, attempt, latency)
-                unsettled = answer.settlement is Settlement.UNKNOWN
-                if unsettled:
-                    doubt = error
-            if unsettled and error.retry_class is RetryClass.CASCADE:
-                continue  # an earlier attempt is still in doubt: stay here, retry with the same key
-            if error.retry_class is not RetryClass.RETRY_SAME:
-                break
+                    return _at(charged=True, attempts=attempt, latency_ms=latency)
+                error = response.error_code or ErrorCode.UNKNOWN
+                if error.is_processor_fault:
+                    breaker.record_failure(self._clock.monotonic())
+                else:
+                    breaker.record_neutral()
+                await self._sink.emit(
+                    _failed(
+                        payment_id=ctx.payment_id,
+                        request_id=ctx.request_id,
+                        merchant_id=ctx.merchant_id,
+                        timestamp=self._clock.now(),
+                        step_index=request.step_index,
+                        processor_id=processor_id,
+                        error_code=error,
+                        latency_ms=response.latency_ms,
+                        attempt=number,
+                    )
+                )
+                if error not in _NOT_REACHED:
+                    unsettled = False  # the processor answered for the key: nothing is in doubt any more
+                if error.outcome_unknown:
+                    answer, problem = await guarded_status(
+                        processor, request.idempotency_key, timeout_s, self._clock
+                    )
+                    latency += answer.latency_ms
+                    if problem is not None:
+                        await self._misbehaved(ctx, problem)
+                    if answer.settlement is Settlement.CHARGED:
+                        await self._sink.emit(
+                            self._succeeded(ctx, request, processor_id, response.latency_ms, number)
+                        )
+                        return _AtProcessor(True, attempt, latency)
+                    unsettled = answer.settlement is Settlement.UNKNOWN
+                    if unsettled:
+                        doubt = error
+                if unsettled and error.retry_class is RetryClass.CASCADE:
+                    continue  # an earlier attempt is still in doubt: stay here, retry with the same key
+                if error.retry_class is not RetryClass.RETRY_SAME:
+                    break
         # A step left in doubt reports the error that put it there, not a later one.
         return _AtProcessor(False, attempt, latency, doubt if unsettled else error, unsettled)
 
@@ -268,4 +309,4 @@ class Router:
         )
 
     async def _misbehaved(self, ctx: CoreRequestContext, problem: Misbehaviour) -> None:
-        await self._monitor.record_violation(ctx, problem.contract_id, problem.message)
+        await self._monitor.violated(ctx, problem.contract_id, problem.message)

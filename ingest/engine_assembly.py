@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from engine.circuit_breaker import CircuitBreakers
 from engine.config import PlatformConfig, ProcessorKind
 from engine.ledger import Ledger
+from engine.observer import NULL_OBSERVER, Observer
 from engine.orchestrator import CompositePaymentService
 from engine.ports import Clock, EventSink, RandomSource, Sleeper
 from engine.processor import Processor
@@ -59,11 +60,13 @@ def build_engine(
     environ: Mapping[str, str],
     ledger: Ledger | None = None,
     wrap: Callable[[Processor], Processor] | None = None,
+    observer: Observer = NULL_OBSERVER,
 ) -> Engine:
     """The engine of ``config``; raises an ingest error when a routed Stripe key is missing.
 
     ``ledger`` records what the simulated processors charge (a new one when not given); ``wrap``
-    decorates every processor (timing, tracing) before the router sees it."""
+    decorates every processor (timing) before the router sees it; ``observer`` gets the spans of
+    the plan, each step and each attempt."""
     ledger = ledger if ledger is not None else Ledger()
     slowest_timeout_s = max((merchant.timeout_ms for merchant in config.merchants), default=2000) / 1000
     processors: dict[ProcessorId, Processor] = {}
@@ -77,6 +80,8 @@ def build_engine(
             )
     if wrap is not None:
         processors = {processor_id: wrap(processor) for processor_id, processor in processors.items()}
-    router = Router(processors, sink, clock, sleeper, random, CircuitBreakers())
-    service = CompositePaymentService(config, processors, router, sink, clock, sleeper, random)
+    router = Router(processors, sink, clock, sleeper, random, CircuitBreakers(), observer=observer)
+    service = CompositePaymentService(
+        config, processors, router, sink, clock, sleeper, random, observer=observer
+    )
     return Engine(service, router, processors, ledger)

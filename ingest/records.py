@@ -83,9 +83,10 @@ class MemoryRecords:
     encoded together, in one encoder call.
     """
 
-    __slots__ = ("_complaints", "_events", "_pending", "_results", "_violations")
+    __slots__ = ("_complaints", "_events", "_pending", "_results", "_violations", "events_written")
 
     def __init__(self) -> None:
+        self.events_written = 0
         self._events: ShardedDict[str, bytes] = ShardedDict()
         self._pending: dict[str, list[tuple[object, ...]]] = {}  # payments in flight only
         self._results: ShardedDict[str, tuple[str, bytes]] = ShardedDict()
@@ -93,6 +94,7 @@ class MemoryRecords:
         self._complaints: dict[str, Complaint] = {}
 
     async def emit(self, event: DomainEvent) -> None:
+        self.events_written += 1
         rows = self._pending.get(event.payment_id)
         if rows is None:
             rows = self._pending[event.payment_id] = []

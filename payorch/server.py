@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
+import sys
 from pathlib import Path
 
 import uvicorn
@@ -12,6 +14,8 @@ from engine.config import PlatformConfig
 from engine.errors import PayorchError
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
+from ingest.observe.logs import DirectHandler
+from ingest.observe.telemetry import GlobalTags
 
 
 class ServeError(Exception):
@@ -48,17 +52,24 @@ def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> 
         data_dir=data_dir,
         environ=dict(os.environ),
         environment=os.environ.get("PAYORCH_ENVIRONMENT", "development"),
+        log_stream=sys.stderr.buffer,  # JSON lines (ingest.observe.logs)
     )
     try:
         app = create_app(settings)
     except (PayorchError, OSError) as exc:
         raise ServeError(str(exc)) from None
+    # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
+    # this handler writes what comes before and after, in the same JSON form.
+    root = logging.getLogger()
+    root.addHandler(DirectHandler(sys.stderr.buffer, GlobalTags(settings.environment).as_dict()))
+    root.setLevel(logging.INFO)
     server = uvicorn.Server(
         uvicorn.Config(
             app,
             host=host,
             port=port,
             log_level="info",
+            log_config=None,  # uvicorn's records go to the app's JSON log pipe instead
             access_log=False,
             http="httptools",
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),

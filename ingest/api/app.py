@@ -25,6 +25,7 @@ from starlette.responses import Response
 from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError
+from engine.monitor import ContractMonitor
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import TableFormat, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
@@ -49,6 +50,7 @@ from ingest.api.schemas import (
 )
 from ingest.api.settings import Settings
 from ingest.codec.result_json import utc_timestamp, violation_to_json
+from ingest.observe.logs import PipeHandler, attach_log_handler, detach_log_handler
 from ingest.records import ViolationQuery
 from ingest.store import reads
 from ingest.store.recovery import recover_interrupted
@@ -106,6 +108,19 @@ def create_app(settings: Settings) -> FastAPI:
         switch_interval = sys.getswitchinterval()
         if parts.writer is not None:
             sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
+        telemetry = parts.telemetry
+        watcher: asyncio.Task[None] | None = None
+        handler: PipeHandler | None = None
+        if telemetry is not None:
+            monitor = ContractMonitor(parts.records, parts.clock)
+            watcher = asyncio.create_task(
+                telemetry.watch_drops(
+                    monitor, lambda: RequestId(new_id("req")), settings.drop_report_interval_s
+                )
+            )
+            if telemetry.logs is not None:
+                handler = PipeHandler(telemetry.logs)
+                attach_log_handler(handler)
         yield
         parts.draining = True
         in_flight = await parts.desk.drain(settings.shutdown_grace_s)
@@ -120,6 +135,12 @@ def create_app(settings: Settings) -> FastAPI:
         sys.setswitchinterval(switch_interval)
         if parts.journal is not None:
             parts.journal.close()
+        if watcher is not None:
+            watcher.cancel()
+        if handler is not None:
+            detach_log_handler(handler)
+        if telemetry is not None:
+            await asyncio.to_thread(telemetry.close)
 
     app = FastAPI(
         title="payorch",

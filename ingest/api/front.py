@@ -1,7 +1,9 @@
 """The app's outermost layer: an id for every request, the body limit, and the payment route.
 
 :class:`Front` gives every HTTP request its id (``scope["state"]["request_id"]``, response header
-``Request-Id``) and refuses a declared body over the limit before anything reads it.
+``Request-Id``) and, with telemetry on, its server span (named after the route, continuing a
+``traceparent`` header's trace); it refuses a declared body over the limit before anything reads
+it.
 
 ``POST /v1/payments`` is answered here, straight from ASGI, by :func:`payment_answer`. It is the
 route merchants call for every payment, and FastAPI's handling of a request (routing, dependency
@@ -28,10 +30,26 @@ from ingest.api.auth import Principal
 from ingest.api.parts import Parts
 from ingest.api.payments import new_id
 from ingest.api.problems import ApiProblem, FieldError, problem_response
+from ingest.observe.logs import current_request
 
 logger = logging.getLogger("payorch.api")
 
 PAYMENTS_PATH = "/v1/payments"
+#: Server span attributes (OpenTelemetry's HTTP semantic conventions).
+HTTP_METHOD, HTTP_ROUTE, HTTP_STATUS, URL_PATH = (
+    "http.request.method",
+    "http.route",
+    "http.response.status_code",
+    "url.path",
+)
+STATUS_KEY = "payorch.status"  # in scope["state"]: the status answered
+
+
+class _Route(NamedTuple):
+    path: str
+
+
+_PAYMENTS_ROUTE = _Route(PAYMENTS_PATH)
 IDEMPOTENCY_KEY_MAX = 255
 _KEY_FAULT = "is empty, too long or not printable"
 
@@ -162,6 +180,7 @@ class Front:
         self.app = app
         self.parts = parts
         self.limit = parts.settings.max_body_bytes
+        self.spans = parts.telemetry.spans if parts.telemetry is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -169,21 +188,58 @@ class Front:
             return
         request_id = RequestId(new_id("req"))
         scope.setdefault("state", {})["request_id"] = request_id
+        spans = self.spans
+        if spans is None:
+            await self._route(scope, receive, send, request_id)
+            return
+        method: str = scope["method"]
+        attributes: dict[str, str | int] = {HTTP_METHOD: method, URL_PATH: scope["path"]}
+        traceparent = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                traceparent = value.decode("latin-1")
+                break
+        token = current_request.set(request_id)
+        record, span_token = spans.start_server(method, attributes, traceparent)
+        try:
+            await self._route(scope, receive, send, request_id)
+        except BaseException:
+            record.failed = True
+            raise
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None)
+            if isinstance(path, str):
+                record.name = f"{method} {path}"
+                attributes[HTTP_ROUTE] = path
+            status = scope["state"].get(STATUS_KEY)
+            if isinstance(status, int):
+                attributes[HTTP_STATUS] = status
+                record.failed = record.failed or status >= 500
+            spans.end_server(record, span_token)
+            current_request.reset(token)
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
         if scope["path"] == PAYMENTS_PATH and scope["method"] == "POST":
+            scope["route"] = _PAYMENTS_ROUTE
             await self._payment(scope, receive, send, request_id)
             return
         header = (b"request-id", request_id.encode())
+        state = scope["state"]
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
+                state[STATUS_KEY] = message["status"]
             await send(message)
 
         for name, value in scope["headers"]:
             if name == b"content-length":
                 problem = declared_length_problem(value, self.limit)
                 if problem is not None:
-                    await _send(send, _problem_answer(problem, request_id), request_id)
+                    answer = _problem_answer(problem, request_id)
+                    state[STATUS_KEY] = answer.status
+                    await _send(send, answer, request_id)
                     return
         await self.app(scope, _limited(receive, self.limit), send_with_id)
 
@@ -215,6 +271,7 @@ class Front:
             logger.exception("unhandled error on POST %s", PAYMENTS_PATH)
             fault = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
             answer = _problem_answer(fault, request_id)
+        scope["state"][STATUS_KEY] = answer.status
         await _send(send, answer, request_id)
 
 

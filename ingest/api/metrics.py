@@ -1,62 +1,195 @@
-"""The API's Prometheus metrics (PRODUCT.md section 8), in a registry of the app's own.
+"""The service's Prometheus metrics (PRODUCT.md section 8), in a registry of the app's own.
 
 Labels never carry merchant, request or payment ids, nor free text: a validation issue's field
 is reduced to its canonical top-level name (``metadata.note`` counts as ``metadata``).
+
+Beyond section 8: ``payorch_payment_latency_seconds{status}`` (a payment from request to answer)
+and ``payorch_observer_dropped_total{signal}`` (telemetry dropped because a buffer was full).
+Latency histograms have a bucket on every merchant's latency objective and processor timeout,
+so "answered within the objective" is a bucket count, not an interpolation.
+
+Several worker processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (before the process starts),
+prometheus_client keeps every process's values in that directory and ``GET /metrics`` of any
+worker sums them (``MultiProcessCollector``). The callback metrics (events written, drops) then
+describe the answering process only, and the queue depth is not shown.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, generate_latest
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+import os
+from collections.abc import Callable, Iterable, Iterator
 
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+
+from engine.contracts import ContractViolation
 from engine.validation import ValidationIssue
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 _FIELDS = frozenset({"body", "merchant_id", "amount", "currency", "method", "metadata", "idempotency_key"})
+#: Seconds; every SLO threshold and timeout of the configuration is added to these.
+DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def buckets_with(thresholds_s: Iterable[float]) -> tuple[float, ...]:
+    """The default buckets plus one at each threshold (seconds)."""
+    return tuple(sorted({*DEFAULT_BUCKETS, *(round(t, 6) for t in thresholds_s if t > 0)}))
+
+
+class _Callbacks(Collector):
+    """Counters whose values live elsewhere (the writer, the telemetry drains), read at scrape."""
+
+    def __init__(self) -> None:
+        self.events_written: Callable[[], int] = lambda: 0
+        self.dropped: Callable[[], dict[str, int]] = dict
+
+    def collect(self) -> Iterator[Metric]:
+        written = CounterMetricFamily(
+            "payorch_events_written", "Domain events stored (committed to the database, when durable)."
+        )
+        written.add_metric([], self.events_written())
+        yield written
+        dropped = CounterMetricFamily(
+            "payorch_observer_dropped",
+            "Telemetry dropped because a buffer was full or its exporter failed, by signal.",
+            labels=["signal"],
+        )
+        for signal, count in sorted(self.dropped().items()):
+            dropped.add_metric([signal], count)
+        yield dropped
 
 
 class ApiMetrics:
-    __slots__ = ("_by_issue", "_by_status", "payments", "registry", "replays", "validation_issues")
+    """Every metric of the service. ``count_*`` and ``observe_*`` are called on the payment path:
+    labelled children are cached (``labels()`` takes a lock and builds a key every call)."""
 
-    def __init__(self) -> None:
+    def __init__(self, thresholds_s: Iterable[float] = ()) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        buckets = buckets_with(thresholds_s)
+        registry = self.registry
         self.payments = Counter(
             "payorch_payments_total",
             "Payment requests by outcome (succeeded, partially_succeeded, failed, rejected).",
             ["status"],
-            registry=self.registry,
+            registry=registry,
         )
         self.validation_issues = Counter(
             "payorch_validation_issues_total",
             "Corrections and refusals of the permissive parser, by field and code.",
             ["field", "code"],
-            registry=self.registry,
+            registry=registry,
         )
         self.replays = Counter(
             "payorch_idempotent_replays_total",
             "Requests answered with a stored response for a repeated idempotency key.",
-            registry=self.registry,
+            registry=registry,
         )
+        self.attempts = Counter(
+            "payorch_processor_attempts_total",
+            "Charge attempts sent to a processor, by outcome (succeeded or the attempt's error code).",
+            ["processor", "method", "outcome"],
+            registry=registry,
+        )
+        self.step_latency = Histogram(
+            "payorch_step_latency_seconds",
+            "Time a processor took to answer a charge attempt.",
+            ["processor"],
+            buckets=buckets,
+            registry=registry,
+        )
+        self.payment_latency = Histogram(
+            "payorch_payment_latency_seconds",
+            "Time from a payment's request to its answer, by outcome.",
+            ["status"],
+            buckets=buckets,
+            registry=registry,
+        )
+        self.violations = Counter(
+            "payorch_contract_violations_total",
+            "Contract violations recorded, by contract and severity.",
+            ["contract_id", "severity"],
+            registry=registry,
+        )
+        self.compensations = Counter(
+            "payorch_compensations_total",
+            "Voids and refunds of charged steps, by outcome (succeeded or the error code).",
+            ["processor", "outcome"],
+            registry=registry,
+        )
+        self.queue_depth = Gauge(
+            "payorch_event_queue_depth",
+            "Writes waiting for the store's writer thread.",
+            registry=registry,
+            multiprocess_mode="livesum",
+        )
+        self.callbacks = _Callbacks()
+        registry.register(self.callbacks)
+        self._children: dict[tuple[object, ...], Counter] = {}
+        self._histograms: dict[tuple[object, ...], Histogram] = {}
 
-        # Labelled children by label values: ``labels()`` takes a lock and builds a key every
-        # call, and these are counted on every payment.
-        self._by_status: dict[str, Counter] = {}
-        self._by_issue: dict[tuple[str, str], Counter] = {}
+    # -- wiring ------------------------------------------------------------------------------------
+
+    def watch(
+        self,
+        *,
+        queue_depth: Callable[[], float] | None = None,
+        events_written: Callable[[], int] | None = None,
+        dropped: Callable[[], dict[str, int]] | None = None,
+    ) -> None:
+        """Where the callback metrics read their values."""
+        if queue_depth is not None:
+            self.queue_depth.set_function(queue_depth)
+        if events_written is not None:
+            self.callbacks.events_written = events_written
+        if dropped is not None:
+            self.callbacks.dropped = dropped
+
+    # -- the payment path --------------------------------------------------------------------------
+
+    def _child(self, metric: Counter, *labels: str) -> Counter:
+        key = (metric, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def _histogram(self, metric: Histogram, label: str) -> Histogram:
+        key = (metric, label)
+        child = self._histograms.get(key)
+        if child is None:
+            child = self._histograms[key] = metric.labels(label)
+        return child
 
     def count_payment(self, status: str) -> None:
-        child = self._by_status.get(status)
-        if child is None:
-            child = self._by_status[status] = self.payments.labels(status)
-        child.inc()
+        self._child(self.payments, status).inc()
 
     def count_issues(self, issues: tuple[ValidationIssue, ...]) -> None:
         for issue in issues:
             top = issue.field.partition(".")[0]
-            labels = (top if top in _FIELDS else "other", issue.code)  # bounded: no free text
-            child = self._by_issue.get(labels)
-            if child is None:
-                child = self._by_issue[labels] = self.validation_issues.labels(*labels)
-            child.inc()
+            # bounded: no free text
+            self._child(self.validation_issues, top if top in _FIELDS else "other", issue.code).inc()
+
+    def count_attempt(self, processor: str, method: str, outcome: str, latency_s: float) -> None:
+        self._child(self.attempts, processor, method, outcome).inc()
+        self._histogram(self.step_latency, processor).observe(latency_s)
+
+    def count_violation(self, violation: ContractViolation) -> None:
+        self._child(self.violations, violation.contract_id, violation.severity.value).inc()
+
+    def count_compensation(self, processor: str, outcome: str) -> None:
+        self._child(self.compensations, processor, outcome).inc()
+
+    def observe_payment(self, status: str, seconds: float) -> None:
+        self._histogram(self.payment_latency, status).observe(seconds)
 
     def render(self) -> bytes:
+        if os.environ.get(MULTIPROCESS_ENV):
+            summed = CollectorRegistry()
+            MultiProcessCollector(summed)  # type: ignore[no-untyped-call]
+            summed.register(self.callbacks)
+            return generate_latest(summed)
         return generate_latest(self.registry)

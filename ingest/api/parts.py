@@ -6,8 +6,12 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter
+
 from engine.config import MerchantConfig, PlatformConfig
 from engine.ledger import Ledger
+from engine.observer import NULL_OBSERVER
 from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
 from ingest.api.auth import ApiKeys
 from ingest.api.idempotency import IdempotencyStore, MemoryIdempotencyStore
@@ -17,11 +21,14 @@ from ingest.api.settings import Settings
 from ingest.api.timing import TimedProcessor
 from ingest.engine_assembly import Engine, build_engine
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
+from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
 from ingest.records import MemoryRecords, Records
 from ingest.store.idempotency import DurableIdempotencyStore
 from ingest.store.records import DuckDBRecords
 from ingest.store.schema import FILE_NAME as DATABASE_FILE
 from ingest.store.writer import Writer
+
+OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 
 
 @dataclass(slots=True)
@@ -40,6 +47,7 @@ class Parts:
     merchants: dict[str, MerchantConfig]
     idempotency: IdempotencyStore
     writer: Writer | None = None
+    telemetry: Telemetry | None = None
     #: What crash recovery found and did at start (``ingest.store.recovery.RecoveryReport``).
     recovery: object | None = None
     draining: bool = False
@@ -50,6 +58,7 @@ def build_parts(settings: Settings) -> Parts:
     config = settings.config
     clock = SystemClock()
     writer: Writer | None = None
+    telemetry: Telemetry | None = None
     idempotency: IdempotencyStore
     records: Records
     if settings.records is not None:
@@ -74,6 +83,24 @@ def build_parts(settings: Settings) -> Parts:
     if journal is not None:
         # The simulated processors' books outlive the process, as a real processor's would.
         restore_ledger(journal.path, ledger)
+    metrics = ApiMetrics(_thresholds_s(config))
+    if writer is not None:
+        store = writer
+        metrics.watch(
+            queue_depth=lambda: store.depth, events_written=lambda: store.rows_by_table.get("events", 0)
+        )
+    elif isinstance(records, MemoryRecords):
+        memory = records
+        metrics.watch(events_written=lambda: memory.events_written)
+    if settings.telemetry:
+        telemetry = Telemetry(
+            GlobalTags(settings.environment),
+            metrics,
+            exporter=span_exporter(settings),
+            log_stream=settings.log_stream,
+            capacity=settings.telemetry_capacity,
+        )
+        records = ObservedRecords(records, telemetry)
     engine = build_engine(
         config,
         sink=records,
@@ -83,8 +110,8 @@ def build_parts(settings: Settings) -> Parts:
         environ=settings.environ,
         ledger=ledger,
         wrap=TimedProcessor,
+        observer=telemetry or NULL_OBSERVER,
     )
-    metrics = ApiMetrics()
     desk = PaymentDesk(engine.service, records, idempotency, metrics, clock)
     return Parts(
         settings=settings,
@@ -99,4 +126,22 @@ def build_parts(settings: Settings) -> Parts:
         merchants={merchant.merchant_id: merchant for merchant in config.merchants},
         idempotency=idempotency,
         writer=writer,
+        telemetry=telemetry,
     )
+
+
+def _thresholds_s(config: PlatformConfig) -> list[float]:
+    """Every latency objective and processor timeout of the config: each gets a histogram bucket."""
+    found = [merchant.timeout_ms / 1000 for merchant in config.merchants]
+    found += [merchant.latency_slo_ms / 1000 for merchant in config.merchants if merchant.latency_slo_ms]
+    return found
+
+
+def span_exporter(settings: Settings) -> SpanExporter | None:
+    """The settings' exporter; else OTLP over HTTP when the standard variable names a collector."""
+    if settings.span_exporter is not None:
+        return settings.span_exporter
+    if settings.environ.get(OTLP_ENDPOINT_ENV):
+        # Reads its endpoint, headers and timeout from the standard OTEL_EXPORTER_OTLP_* variables.
+        return OTLPSpanExporter()
+    return None

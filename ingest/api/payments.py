@@ -160,10 +160,10 @@ class PaymentDesk:
                     headers={"Retry-After": "1"},
                 )
             if isinstance(claim, Mismatch):
-                await self._monitor.record(
+                await self._monitor.record_violation(
                     KEY_REUSED,
+                    request_id,
                     "Idempotency-Key reused with a different request body",
-                    request_id=request_id,
                     merchant_id=merchant.merchant_id,
                 )
                 raise ApiProblem(
@@ -229,6 +229,7 @@ class PaymentDesk:
                 extra={"payment_id": ctx.payment_id},
             )
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
+        self._metrics.observe_payment(result.status.value, time.perf_counter() - started)
         return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
 
     async def _complete(self, ctx: CoreRequestContext, response: StoredResponse) -> None:
@@ -241,7 +242,7 @@ class PaymentDesk:
         self._metrics.count_issues(issues)
         corrections = tuple(issue for issue in issues if issue.code not in OMISSIONS)
         if corrections:
-            await self._monitor.record_violation(ctx, VALIDATION, _summary(corrections))
+            await self._monitor.violated(ctx, VALIDATION, _summary(corrections))
 
     async def _refuse(
         self, merchant: MerchantConfig, parsed: ParsedRequest, request_id: RequestId, payment_id: PaymentId
@@ -262,10 +263,10 @@ class PaymentDesk:
                 validation_issues=parsed.issues,
             )
         )
-        await self._monitor.record(
+        await self._monitor.record_violation(
             VALIDATION,
+            request_id,
             _summary(parsed.issues),
-            request_id=request_id,
             payment_id=payment_id,
             merchant_id=merchant.merchant_id,
         )

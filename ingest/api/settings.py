@@ -6,6 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
+
+from opentelemetry.sdk.trace.export import SpanExporter
 
 from engine.config import PlatformConfig
 from ingest.records import Records
@@ -52,3 +55,15 @@ class Settings:
     store_admit_limit: int = 20_000
     #: DuckDB's worker threads for the service's database (see ingest.store.writer).
     store_threads: int = 1
+    #: Spans, the metrics fed by events and violations, and JSON log lines (ingest.observe). Off:
+    #: only the API's own counters remain (what bench_observe compares against).
+    telemetry: bool = True
+    #: JSON log lines are written here; ``None``: none are (``payorch serve`` passes stderr).
+    log_stream: IO[bytes] | None = field(default=None, repr=False)
+    #: Where spans go; ``None``: OTLP over HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is in
+    #: ``environ``, else nowhere (spans still give log lines their trace ids).
+    span_exporter: SpanExporter | None = field(default=None, repr=False)
+    #: Spans and log lines each wait in a buffer this long at most; past it the oldest are dropped.
+    telemetry_capacity: int = 8192
+    #: How often drops are recorded as an ``observer/dropped`` violation (when there were any).
+    drop_report_interval_s: float = 1.0

@@ -131,6 +131,8 @@ class Writer:
         self._failed: BaseException | None = None
         self.rows_written = 0
         self.batches_written = 0
+        #: Rows committed, by table name.
+        self.rows_by_table: dict[str, int] = {}
         self._thread = threading.Thread(target=self._run, name="payorch-writer", daemon=True)
         self._thread.start()
 
@@ -228,24 +230,29 @@ class Writer:
     def _write(self, batch: Sequence[Write]) -> None:
         connection = self._connection
         connection.begin()
+        written: dict[str, int] = {}
         try:
             rows: dict[Table, list[tuple[Any, ...]]] = {}
             for write in batch:
                 if write.apply is not None:
-                    self._flush(rows)  # statements see every row queued before them
+                    self._flush(rows, written)  # statements see every row queued before them
                     write.apply(connection)
                 elif write.table is not None:
                     convert = write.table.convert
                     row = write.row if convert is None else convert(write.row)
                     rows.setdefault(write.table, []).append(row)
-            self._flush(rows)
+            self._flush(rows, written)
             connection.commit()
         except BaseException:
             connection.rollback()
             raise
+        counts = self.rows_by_table
+        for name, count in written.items():
+            counts[name] = counts.get(name, 0) + count
 
-    def _flush(self, rows: dict[Table, list[tuple[Any, ...]]]) -> None:
+    def _flush(self, rows: dict[Table, list[tuple[Any, ...]]], written: dict[str, int]) -> None:
         for table, table_rows in rows.items():
+            written[table.name] = written.get(table.name, 0) + len(table_rows)
             columns = list(zip(*table_rows, strict=True))
             arrays = [
                 pa.array(column, type=field.type) for column, field in zip(columns, table.schema, strict=True)

@@ -1,0 +1,228 @@
+"""Structured JSON logs: one line per domain event, per contract violation and per log record.
+
+Every line carries the global tags (``service.name``, ``service.version``,
+``deployment.environment.name``) plus the request id, trace id and span id of the work it belongs
+to (null outside a request); card numbers in any text are masked.
+
+The payment path only puts an entry on a :class:`~ingest.observe.drain.Drain` (under a
+microsecond); the drain's thread renders it through a structlog processor chain and writes it to
+the stream. A stream that blocks fills the drain, whose oldest entries are then dropped and
+counted: a log sink can never slow a payment.
+
+:class:`PipeHandler` sends the standard library's log records (uvicorn's, the store's) down the
+same pipe, so the process writes one format.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import IO, Any, BinaryIO, cast
+
+import orjson
+import structlog
+
+from engine.contracts import ContractViolation
+from engine.events import DomainEvent
+from ingest.codec.event_json import event_json
+from ingest.observe import spans
+from ingest.observe.drain import Drain
+from ingest.parsing.masking import mask_card_numbers
+
+#: The id of the request being served in the current task (set by the app's front).
+current_request: ContextVar[str | None] = ContextVar("payorch_request_id", default=None)
+
+#: What is put on the drain: (unix time, level, event name, fields or the object to render them
+#: from, request id, trace id, span id).
+Entry = tuple[float, str, str, object, str | None, int, int]
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+
+def _masked(value: object) -> object:
+    if isinstance(value, str):
+        return mask_card_numbers(value)
+    if isinstance(value, dict):
+        return {key: _masked(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_masked(item) for item in value]
+    return value
+
+
+def mask_cards(
+    _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: no card number leaves in a log line, whatever field holds it."""
+    for key, value in event_dict.items():
+        if isinstance(value, str | dict | list):
+            event_dict[key] = _masked(value)
+    return event_dict
+
+
+def _tagger(tags: Mapping[str, str]) -> Callable[..., MutableMapping[str, Any]]:
+    def add_tags(
+        _logger: object, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        for key, value in tags.items():
+            event_dict.setdefault(key, value)
+        return event_dict
+
+    return add_tags
+
+
+def event_fields(event: DomainEvent) -> dict[str, object]:
+    fields: dict[str, object] = orjson.loads(event_json(event))
+    del fields["type"]
+    fields["event_time"] = fields.pop("timestamp")
+    return fields
+
+
+def violation_fields(violation: ContractViolation) -> dict[str, object]:
+    return {
+        "contract_id": violation.contract_id,
+        "severity": violation.severity.value,
+        "owner": violation.owner,
+        "message": violation.message,
+        "payment_id": violation.payment_id,
+        "merchant_id": violation.merchant_id,
+        "event_time": violation.timestamp.isoformat(),
+    }
+
+
+class LineWriter:
+    """Renders entries through the structlog chain and writes them to ``stream`` (binary)."""
+
+    def __init__(self, stream: IO[bytes], tags: Mapping[str, str], level: int = logging.INFO) -> None:
+        self._logger = structlog.wrap_logger(
+            structlog.BytesLogger(cast(BinaryIO, stream)),
+            processors=[
+                _tagger(dict(tags)),
+                mask_cards,
+                structlog.processors.JSONRenderer(serializer=orjson.dumps),
+            ],
+            wrapper_class=structlog.make_filtering_bound_logger(level),
+        )
+
+    def write(self, entries: Sequence[Entry]) -> None:
+        log = self._logger
+        for when, level, name, payload, request, trace_id, span_id in entries:
+            if isinstance(payload, DomainEvent):
+                fields = event_fields(payload)
+            elif isinstance(payload, ContractViolation):
+                fields = violation_fields(payload)
+            else:
+                fields = dict(payload) if isinstance(payload, Mapping) else {"detail": str(payload)}
+            fields["timestamp"] = datetime.fromtimestamp(when, UTC).isoformat().replace("+00:00", "Z")
+            fields["level"] = level
+            fields["request_id"] = request
+            fields["trace_id"] = f"{trace_id:032x}" if trace_id else None
+            fields["span_id"] = f"{span_id:016x}" if span_id else None
+            getattr(log, level)(name, **fields)
+
+
+def entry(level: str, name: str, fields: object, request: str | None = None) -> Entry:
+    """An entry stamped now, with the current request and span (when there are)."""
+    span = spans.current.get()
+    if request is None:
+        request = current_request.get()
+    if span is None:
+        return (time.time(), level, name, fields, request, 0, 0)
+    return (time.time(), level, name, fields, request, span.trace_id, span.span_id)
+
+
+class LogPipe:
+    """JSON lines to ``stream`` (binary), rendered and written by the drain's thread."""
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        tags: Mapping[str, str],
+        *,
+        level: int = logging.INFO,
+        capacity: int = 8192,
+        interval_s: float = 0.2,
+    ) -> None:
+        self._writer = LineWriter(stream, tags, level)
+        self.drain: Drain[Entry] = Drain("logs", self._writer.write, capacity=capacity, interval_s=interval_s)
+
+    def put(self, level: str, name: str, fields: object, request: str | None = None) -> None:
+        """Queue one line; ``fields`` is a dict, a DomainEvent or a ContractViolation."""
+        self.drain.put(entry(level, name, fields, request))
+
+    def event(self, event: DomainEvent) -> None:
+        self.put("info", event.event_type, event, event.request_id)
+
+    def violation(self, violation: ContractViolation) -> None:
+        self.put("warning", "ContractViolation", violation, violation.request_id)
+
+    @property
+    def dropped(self) -> int:
+        return self.drain.dropped
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.drain.close(timeout_s)
+
+
+def _record_fields(record: logging.LogRecord) -> dict[str, object]:
+    fields: dict[str, object] = {"logger": record.name}
+    if record.exc_info:
+        fields["exception"] = logging.Formatter().formatException(record.exc_info)
+    return fields
+
+
+def _level(record: logging.LogRecord) -> str:
+    level = record.levelname.lower()
+    return level if level in _LEVELS else "error"
+
+
+class DirectHandler(logging.Handler):
+    """A ``logging`` handler that writes JSON lines at once, for a process's records outside its
+    app's lifetime (start-up, the last shutdown lines), when no payment can wait on it."""
+
+    def __init__(self, stream: IO[bytes], tags: Mapping[str, str], level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self._writer = LineWriter(stream, tags, level)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._writer.write([entry(_level(record), record.getMessage(), _record_fields(record))])
+        except Exception:  # noqa: BLE001 - a log record must never break its caller
+            self.handleError(record)
+
+
+class PipeHandler(logging.Handler):
+    """A ``logging`` handler that puts records on a :class:`LogPipe` (never waits)."""
+
+    def __init__(self, pipe: LogPipe, level: int = logging.INFO) -> None:
+        super().__init__(level)
+        self._pipe = pipe
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._pipe.put(_level(record), record.getMessage(), _record_fields(record))
+        except Exception:  # noqa: BLE001 - a log record must never break its caller
+            self.handleError(record)
+
+
+#: The loggers whose records become JSON lines while a pipe is attached.
+PIPED_LOGGERS = ("payorch", "uvicorn")
+
+
+def attach_log_handler(handler: PipeHandler) -> None:
+    """Send the records of :data:`PIPED_LOGGERS` to ``handler`` only (not to their parents too)."""
+    for name in PIPED_LOGGERS:
+        named = logging.getLogger(name)
+        named.addHandler(handler)
+        named.propagate = False
+        if named.level == logging.NOTSET or named.level > logging.INFO:
+            named.setLevel(logging.INFO)
+
+
+def detach_log_handler(handler: PipeHandler) -> None:
+    for name in PIPED_LOGGERS:
+        named = logging.getLogger(name)
+        named.removeHandler(handler)
+        named.propagate = True

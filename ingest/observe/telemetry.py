@@ -1,0 +1,178 @@
+"""Telemetry: the engine's :class:`~engine.observer.Observer`, and what every event and violation
+feeds besides the store (metrics, the current span, the log).
+
+:class:`ObservedRecords` wraps the records port so that each event and violation is shown to the
+telemetry as it is recorded; the store still gets every one, whatever the telemetry drops.
+
+Every watcher here returns at once: metrics are counters in memory, spans and log lines go on
+bounded drains. What the drains drop is counted (``payorch_observer_dropped_total``) and, once per
+``report_interval_s``, recorded as an ``observer/dropped`` violation by :meth:`Telemetry.watch_drops`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from importlib import metadata
+from typing import IO
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from engine.contracts import ContractViolation
+from engine.events import CompensationIssued, DomainEvent, StepFailed, StepSucceeded
+from engine.monitor import ContractMonitor
+from engine.observer import ATTEMPT_SPAN, METHOD, SpanAttributes
+from engine.types import RequestId
+from ingest.api.metrics import ApiMetrics
+from ingest.observe import spans as span_context
+from ingest.observe.logs import LogPipe
+from ingest.observe.spans import Spans
+from ingest.records import Records
+
+logger = logging.getLogger("payorch.observe")
+
+OUTCOME = "payorch.outcome"
+DROPPED = "observer/dropped"
+
+
+@dataclass(frozen=True, slots=True)
+class GlobalTags:
+    """On every span (as resource attributes), log line and report of the process."""
+
+    environment: str
+    service_name: str = "payorch"
+    service_version: str = ""
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "service.name": self.service_name,
+            "service.version": self.service_version or package_version(),
+            "deployment.environment.name": self.environment,
+        }
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("payorch")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+class Telemetry:
+    """Spans, event metrics and log lines of one process."""
+
+    def __init__(
+        self,
+        tags: GlobalTags,
+        metrics: ApiMetrics,
+        *,
+        exporter: SpanExporter | None,
+        log_stream: IO[bytes] | None,
+        capacity: int = 8192,
+    ) -> None:
+        self.tags = tags.as_dict()
+        self.metrics = metrics
+        self.spans = Spans(Resource.create(self.tags), exporter, capacity=capacity)
+        self.logs = LogPipe(log_stream, self.tags, capacity=capacity) if log_stream is not None else None
+        self._reported = 0
+        metrics.watch(dropped=self.dropped)
+
+    # -- Observer ----------------------------------------------------------------------------------
+
+    def span(self, name: str, attributes: SpanAttributes) -> AbstractContextManager[object]:
+        return self.spans.span(name, attributes)
+
+    # -- the sink's tee ----------------------------------------------------------------------------
+
+    def event(self, event: DomainEvent) -> None:
+        kind = type(event)
+        if kind is StepSucceeded or kind is StepFailed:
+            self._attempt(event)  # type: ignore[arg-type]
+        elif kind is CompensationIssued:
+            compensation: CompensationIssued = event  # type: ignore[assignment]
+            error = compensation.error_code
+            outcome = "succeeded" if compensation.succeeded else (error.value if error else "unknown")
+            self.metrics.count_compensation(compensation.processor_id, outcome)
+        if self.logs is not None:
+            self.logs.event(event)
+
+    def _attempt(self, event: StepSucceeded | StepFailed) -> None:
+        # Only an attempt this process made counts (not a charge found by crash recovery): its
+        # span, open around it, says which method it charged.
+        span = span_context.current.get()
+        if span is None or span.name != ATTEMPT_SPAN:
+            return
+        outcome = "succeeded" if type(event) is StepSucceeded else event.error_code.value  # type: ignore[union-attr]
+        span.attributes[OUTCOME] = outcome
+        method = str(span.attributes.get(METHOD, "unknown"))
+        self.metrics.count_attempt(event.processor_id, method, outcome, event.latency_ms / 1000)
+
+    def violation(self, violation: ContractViolation) -> None:
+        self.metrics.count_violation(violation)
+        if self.logs is not None:
+            self.logs.violation(violation)
+
+    # -- drops -------------------------------------------------------------------------------------
+
+    def dropped(self) -> dict[str, int]:
+        found = {"spans": self.spans.dropped}
+        if self.logs is not None:
+            found["logs"] = self.logs.dropped
+        return found
+
+    async def report_drops(self, monitor: ContractMonitor, request_id: RequestId) -> int:
+        """Record one ``observer/dropped`` violation for what was dropped since the last report."""
+        total = sum(self.dropped().values())
+        fresh = total - self._reported
+        if fresh <= 0:
+            return 0
+        self._reported = total
+        detail = ", ".join(f"{count} {signal}" for signal, count in self.dropped().items() if count)
+        await monitor.record_violation(
+            DROPPED, request_id, f"{fresh} telemetry items dropped (in all: {detail}): buffers full"
+        )
+        return fresh
+
+    async def watch_drops(
+        self, monitor: ContractMonitor, new_request_id: Callable[[], RequestId], interval_s: float
+    ) -> None:
+        """Report drops every ``interval_s`` until cancelled (a task of the app's lifespan)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                await self.report_drops(monitor, new_request_id())
+            except Exception:  # the store refused it: it is still counted in the metrics
+                logger.exception("observer: the drop report could not be recorded")
+
+    def close(self, timeout_s: float = 5.0) -> None:
+        self.spans.close(timeout_s)
+        if self.logs is not None:
+            self.logs.close(timeout_s)
+
+
+class ObservedRecords:
+    """The records port, with every event and violation shown to the telemetry first."""
+
+    def __init__(self, records: Records, telemetry: Telemetry) -> None:
+        self.inner = records
+        self._telemetry = telemetry
+        # The rest of the port, bound once (the payment path calls them).
+        self.save_result = records.save_result
+        self.record_complaint = records.record_complaint
+        self.sync = records.sync
+        self.admit = records.admit
+        self.payment = records.payment
+        self.violations = records.violations
+        self.healthy = records.healthy
+
+    async def emit(self, event: DomainEvent) -> None:
+        self._telemetry.event(event)
+        await self.inner.emit(event)
+
+    async def record_violation(self, violation: ContractViolation) -> None:
+        self._telemetry.violation(violation)
+        await self.inner.record_violation(violation)

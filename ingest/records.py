@@ -157,3 +157,16 @@ class MemoryRecords:
 
     def healthy(self) -> bool:
         return True
+
+
+class RecordsHistory:
+    """The violations of a window read back from the records (the ContractMonitor's history)."""
+
+    #: A window's violations are read whole; far more than a fortnight of a busy service holds.
+    LIMIT = 10_000_000
+
+    def __init__(self, records: Records) -> None:
+        self._records = records
+
+    async def violations_between(self, start: datetime, end: datetime) -> Sequence[ContractViolation]:
+        return await self._records.violations(ViolationQuery(since=start, until=end, limit=self.LIMIT))

@@ -112,7 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
         watcher: asyncio.Task[None] | None = None
         handler: PipeHandler | None = None
         if telemetry is not None:
-            monitor = ContractMonitor(parts.records, parts.clock)
+            monitor = parts.monitor or ContractMonitor(parts.records, parts.clock)
             watcher = asyncio.create_task(
                 telemetry.watch_drops(
                     monitor, lambda: RequestId(new_id("req")), settings.drop_report_interval_s

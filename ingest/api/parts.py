@@ -11,6 +11,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from engine.config import MerchantConfig, PlatformConfig
 from engine.ledger import Ledger
+from engine.monitor import ContractMonitor
 from engine.observer import NULL_OBSERVER
 from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
 from ingest.api.auth import ApiKeys
@@ -22,7 +23,7 @@ from ingest.api.timing import TimedProcessor
 from ingest.engine_assembly import Engine, build_engine
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
-from ingest.records import MemoryRecords, Records
+from ingest.records import MemoryRecords, Records, RecordsHistory
 from ingest.store.idempotency import DurableIdempotencyStore
 from ingest.store.records import DuckDBRecords
 from ingest.store.schema import FILE_NAME as DATABASE_FILE
@@ -48,6 +49,8 @@ class Parts:
     idempotency: IdempotencyStore
     writer: Writer | None = None
     telemetry: Telemetry | None = None
+    #: Records violations found outside the engine, and reports on a window of them.
+    monitor: ContractMonitor | None = None
     #: What crash recovery found and did at start (``ingest.store.recovery.RecoveryReport``).
     recovery: object | None = None
     draining: bool = False
@@ -127,6 +130,7 @@ def build_parts(settings: Settings) -> Parts:
         idempotency=idempotency,
         writer=writer,
         telemetry=telemetry,
+        monitor=ContractMonitor(records, clock, history=RecordsHistory(records)),
     )
 
 

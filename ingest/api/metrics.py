@@ -11,7 +11,8 @@ so "answered within the objective" is a bucket count, not an interpolation.
 Several worker processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (before the process starts),
 prometheus_client keeps every process's values in that directory and ``GET /metrics`` of any
 worker sums them (``MultiProcessCollector``). The callback metrics (events written, drops) then
-describe the answering process only, and the queue depth is not shown.
+describe the answering process only, and the queue depth reads 0 (a callback gauge is not shared
+between processes). ``payorch serve`` runs one process: DuckDB takes one writer.
 """
 
 from __future__ import annotations

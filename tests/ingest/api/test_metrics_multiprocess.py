@@ -1,0 +1,55 @@
+"""Several worker processes, one view: with PROMETHEUS_MULTIPROC_DIR set, any worker's /metrics
+sums what every worker counted."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from prometheus_client.parser import text_string_to_metric_families
+
+ROOT = Path(__file__).resolve().parents[3]
+WORKER = """
+import sys
+from ingest.api.metrics import ApiMetrics
+metrics = ApiMetrics([0.3])
+for _ in range(int(sys.argv[1])):
+    metrics.count_payment("succeeded")
+metrics.count_attempt("stripe_sim", "card", "succeeded", 0.2)
+if sys.argv[2] == "render":
+    sys.stdout.write(metrics.render().decode())
+"""
+
+
+def run_worker(directory: Path, payments: int, render: bool = False) -> str:
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    done = subprocess.run(
+        [sys.executable, "-c", WORKER, str(payments), "render" if render else "-"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_any_worker_shows_the_sum_of_all_workers(tmp_path: Path) -> None:
+    run_worker(tmp_path, 3)
+    run_worker(tmp_path, 4)
+    text = run_worker(tmp_path, 5, render=True)
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+    assert samples[("payorch_payments_total", (("status", "succeeded"),))] == 12
+    attempts = (("method", "card"), ("outcome", "succeeded"), ("processor", "stripe_sim"))
+    assert samples[("payorch_processor_attempts_total", attempts)] == 3
+    # 0.2 s is within the 0.3 s threshold's own bucket, and not within 0.1 s.
+    assert samples[("payorch_step_latency_seconds_bucket", (("le", "0.3"), ("processor", "stripe_sim")))] == 3
+    assert samples[("payorch_step_latency_seconds_bucket", (("le", "0.1"), ("processor", "stripe_sim")))] == 0

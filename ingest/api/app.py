@@ -92,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
             for why in recovery.left:
                 logger.error("recovery: left interrupted: %s", why)
         parts.recovery = recovery
+        parts.metrics.count_recovery(recovery.finished, len(recovery.left), recovery.settled_attempts)
         # What exists now (framework, config, currency tables, and the stores' dicts, which
         # engine.shards keeps tracked for this) lives as long as the process: moved out of the
         # collector's sight, collections look only at what payments create.

@@ -3,8 +3,10 @@
 Labels never carry merchant, request or payment ids, nor free text: a validation issue's field
 is reduced to its canonical top-level name (``metadata.note`` counts as ``metadata``).
 
-Beyond section 8: ``payorch_payment_latency_seconds{status}`` (a payment from request to answer)
-and ``payorch_observer_dropped_total{signal}`` (telemetry dropped because a buffer was full).
+Beyond section 8: ``payorch_payment_latency_seconds{status}`` (a payment from request to answer),
+``payorch_observer_dropped_total{signal}`` (telemetry dropped because a buffer was full), and what
+crash recovery did at start (``payorch_recovery_payments_total{outcome}``,
+``payorch_recovery_attempts_settled_total``).
 Latency histograms have a bucket on every merchant's latency objective and processor timeout,
 so "answered within the objective" is a bucket count, not an interpolation.
 
@@ -121,6 +123,17 @@ class ApiMetrics:
             ["processor", "outcome"],
             registry=registry,
         )
+        self.recovered = Counter(
+            "payorch_recovery_payments_total",
+            "Payments a crash cut short, found at start: finished, or left for the next start.",
+            ["outcome"],
+            registry=registry,
+        )
+        self.recovery_settled = Counter(
+            "payorch_recovery_attempts_settled_total",
+            "Attempts of interrupted payments settled with their processors at start.",
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "payorch_event_queue_depth",
             "Writes waiting for the store's writer thread.",
@@ -186,6 +199,11 @@ class ApiMetrics:
 
     def observe_payment(self, status: str, seconds: float) -> None:
         self._histogram(self.payment_latency, status).observe(seconds)
+
+    def count_recovery(self, finished: int, left: int, settled_attempts: int) -> None:
+        self.recovered.labels("finished").inc(finished)
+        self.recovered.labels("left").inc(left)
+        self.recovery_settled.inc(settled_attempts)
 
     def render(self) -> bytes:
         if os.environ.get(MULTIPROCESS_ENV):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import signal
 import uuid
 from collections import defaultdict
@@ -19,6 +20,7 @@ from pathlib import Path
 import duckdb
 import httpx
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.store.schema import FILE_NAME
 from tests.e2e.server import ACME, Server, start_server
@@ -55,6 +57,10 @@ processors:
     latency_ms: {p50: 30, p99: 120}
 """
 KILLS = 5
+RECOVERY_LINE = re.compile(
+    r"recovery: (\d+) interrupted payments, (\d+) finished, (\d+) attempts settled with their processors, "
+    r"(\d+) left"
+)
 CLIENTS = 16
 
 
@@ -88,17 +94,38 @@ async def _load_until_killed(
     return sent
 
 
+def _check_recovery_metrics(server: Server) -> None:
+    """The start's recovery, as its log line says it, is in the metrics too."""
+    found = RECOVERY_LINE.search(server.log())
+    interrupted, finished, settled, left = (int(n) for n in found.groups()) if found else (0, 0, 0, 0)
+    assert interrupted == finished + left
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    samples = {
+        (sample.name, tuple(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name.startswith("payorch_recovery_") and sample.name.endswith("_total")
+    }
+    assert samples == {
+        ("payorch_recovery_payments_total", ("finished",)): finished,
+        ("payorch_recovery_payments_total", ("left",)): left,
+        ("payorch_recovery_attempts_settled_total", ()): settled,
+    }
+
+
 def test_sigkill_under_load_loses_nothing_and_charges_nothing_twice(tmp_path: Path) -> None:
     draws = random.Random(20261126)  # noqa: S311 - test load, not secrets
     answered: dict[str, dict[str, object]] = {}
     for kill in range(KILLS):
         server = start_server(tmp_path, CRASH_CONFIG, log_name=f"server-{kill}.log")
+        _check_recovery_metrics(server)
         before = len(answered)
         sent = asyncio.run(_load_until_killed(server, draws.uniform(0.4, 1.6), draws, answered))
         assert server.process.returncode == -signal.SIGKILL
         assert len(answered) > before, f"round {kill}: {sent} sent, no payment answered:\n{server.log()}"
 
     final = start_server(tmp_path, CRASH_CONFIG, log_name="server-final.log")
+    _check_recovery_metrics(final)
     try:
         for payment_id, document in answered.items():
             stored = httpx.get(f"{final.url}/v1/payments/{payment_id}", headers=ACME, timeout=10)

@@ -169,4 +169,5 @@ class RecordsHistory:
         self._records = records
 
     async def violations_between(self, start: datetime, end: datetime) -> Sequence[ContractViolation]:
+        await self._records.sync()  # what was recorded before the report is in it
         return await self._records.violations(ViolationQuery(since=start, until=end, limit=self.LIMIT))

@@ -8,6 +8,7 @@ payment desk. Routes are thin: authenticate, read, call, answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -112,8 +113,8 @@ def create_app(settings: Settings) -> FastAPI:
         telemetry = parts.telemetry
         watcher: asyncio.Task[None] | None = None
         handler: PipeHandler | None = None
+        monitor = parts.monitor or ContractMonitor(parts.records, parts.clock)
         if telemetry is not None:
-            monitor = parts.monitor or ContractMonitor(parts.records, parts.clock)
             watcher = asyncio.create_task(
                 telemetry.watch_drops(
                     monitor, lambda: RequestId(new_id("req")), settings.drop_report_interval_s
@@ -130,14 +131,19 @@ def create_app(settings: Settings) -> FastAPI:
                 "shutdown: %d payments still in flight after %.0f s", in_flight, settings.shutdown_grace_s
             )
         await parts.engine.aclose()
+        if watcher is not None and telemetry is not None:
+            # The last drops are reported while the store still takes them.
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            with contextlib.suppress(Exception):
+                await telemetry.report_drops(monitor, RequestId(new_id("req")))
         if parts.writer is not None:
             # Everything queued is committed before the process ends.
             await asyncio.to_thread(parts.writer.close)
         sys.setswitchinterval(switch_interval)
         if parts.journal is not None:
             parts.journal.close()
-        if watcher is not None:
-            watcher.cancel()
         if handler is not None:
             detach_log_handler(handler)
         if telemetry is not None:

@@ -102,6 +102,7 @@ def build_parts(settings: Settings) -> Parts:
             exporter=span_exporter(settings),
             log_stream=settings.log_stream,
             capacity=settings.telemetry_capacity,
+            span_capacity=settings.span_capacity,
         )
         records = ObservedRecords(records, telemetry)
     engine = build_engine(

@@ -65,5 +65,7 @@ class Settings:
     span_exporter: SpanExporter | None = field(default=None, repr=False)
     #: Spans and log lines each wait in a buffer this long at most; past it the oldest are dropped.
     telemetry_capacity: int = 8192
+    #: The span buffer's own size, when it should differ (``None``: ``telemetry_capacity``).
+    span_capacity: int | None = None
     #: How often drops are recorded as an ``observer/dropped`` violation (when there were any).
     drop_report_interval_s: float = 1.0

@@ -42,8 +42,10 @@ class Drain(Generic[Item]):
         self._items: deque[Item] = deque()
         self._wake = threading.Event()
         self._closed = False
-        self._idle = threading.Event()
-        self._idle.set()
+        # Guards the counts below; ``flush`` waits on it until every item put is handled.
+        self._state = threading.Condition(threading.Lock())
+        self._accepted = 0  # items put
+        self._handled = 0  # items delivered or dropped
         #: Items dropped: pushed out of a full buffer, or lost by a failing ``deliver``.
         self.dropped = 0
         self.delivered = 0
@@ -52,26 +54,35 @@ class Drain(Generic[Item]):
 
     def put(self, item: Item) -> None:
         items = self._items
-        if len(items) >= self._capacity:
-            try:
+        with self._state:
+            self._accepted += 1
+            if len(items) >= self._capacity:
                 items.popleft()
-            except IndexError:  # emptied by the drain meanwhile
-                pass
-            else:
                 self.dropped += 1
-        items.append(item)
+                self._handled += 1
+            items.append(item)
         if len(items) >= self._batch:
             self._wake.set()
+
+    def offer(self, item: Item) -> bool:
+        """Put ``item`` only if there is room (nothing is pushed out, nothing counted); True if put."""
+        with self._state:
+            if len(self._items) >= self._capacity:
+                return False
+            self._accepted += 1
+            self._items.append(item)
+        return True
 
     @property
     def depth(self) -> int:
         return len(self._items)
 
     def flush(self, timeout_s: float = 5.0) -> bool:
-        """Wait until what was put so far is delivered (or dropped); False on timeout."""
-        self._idle.clear()
-        self._wake.set()
-        return self._idle.wait(timeout_s)
+        """Wait until every item put so far is delivered or dropped; False on timeout."""
+        with self._state:
+            target = self._accepted
+            self._wake.set()
+            return self._state.wait_for(lambda: self._handled >= target, timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> None:
         """Deliver what is buffered (within ``timeout_s``) and stop the thread."""
@@ -84,15 +95,22 @@ class Drain(Generic[Item]):
         while True:
             self._wake.wait(self._interval_s)
             self._wake.clear()
-            while items:
-                batch: list[Item] = []
-                while items and len(batch) < self._batch:
-                    batch.append(items.popleft())
+            while True:
+                with self._state:
+                    batch = [items.popleft() for _ in range(min(len(items), self._batch))]
+                if not batch:
+                    break
                 try:
                     self._deliver(batch)
-                    self.delivered += len(batch)
+                    failed = False
                 except Exception:  # noqa: BLE001 - telemetry must never take the process down
-                    self.dropped += len(batch)
-            self._idle.set()
+                    failed = True
+                with self._state:
+                    if failed:
+                        self.dropped += len(batch)
+                    else:
+                        self.delivered += len(batch)
+                    self._handled += len(batch)
+                    self._state.notify_all()
             if self._closed:
                 return

@@ -155,8 +155,15 @@ class LogPipe:
     def event(self, event: DomainEvent) -> None:
         self.put("info", event.event_type, event, event.request_id)
 
-    def violation(self, violation: ContractViolation) -> None:
-        self.put("warning", "ContractViolation", violation, violation.request_id)
+    def violation(self, violation: ContractViolation, *, only_if_room: bool = False) -> None:
+        """Queue a violation's line; with ``only_if_room`` it is skipped (not counted as dropped)
+        when the buffer is full: a report of dropped telemetry must not push out, and so cause,
+        the next drop."""
+        line = entry("warning", "ContractViolation", violation, violation.request_id)
+        if only_if_room:
+            self.drain.offer(line)
+        else:
+            self.drain.put(line)
 
     @property
     def dropped(self) -> int:

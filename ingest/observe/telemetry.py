@@ -73,10 +73,12 @@ class Telemetry:
         exporter: SpanExporter | None,
         log_stream: IO[bytes] | None,
         capacity: int = 8192,
+        span_capacity: int | None = None,
     ) -> None:
         self.tags = tags.as_dict()
         self.metrics = metrics
-        self.spans = Spans(Resource.create(self.tags), exporter, capacity=capacity)
+        spans = capacity if span_capacity is None else span_capacity
+        self.spans = Spans(Resource.create(self.tags), exporter, capacity=spans)
         self.logs = LogPipe(log_stream, self.tags, capacity=capacity) if log_stream is not None else None
         self._reported = 0
         metrics.watch(dropped=self.dropped)
@@ -114,7 +116,7 @@ class Telemetry:
     def violation(self, violation: ContractViolation) -> None:
         self.metrics.count_violation(violation)
         if self.logs is not None:
-            self.logs.violation(violation)
+            self.logs.violation(violation, only_if_room=violation.contract_id == DROPPED)
 
     # -- drops -------------------------------------------------------------------------------------
 

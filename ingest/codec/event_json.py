@@ -72,6 +72,19 @@ def event_json(event: DomainEvent) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_UTC_Z)
 
 
+def event_fields(event: DomainEvent) -> dict[str, object]:
+    """The event's fields by name, as values orjson writes (a currency as its code; nested steps
+    and issues stay dataclasses, enums stay enums): the JSON of :func:`event_json` without the
+    ``type``, not yet encoded."""
+    shape = _shape(type(event))
+    fields = dict(zip(shape.names, shape.values(event)[1:], strict=True))
+    if shape.has_currency:
+        for name, value in fields.items():
+            if type(value) is Currency:
+                fields[name] = value.code
+    return fields
+
+
 def event_values(event: DomainEvent) -> tuple[object, ...]:
     """The event's row before encoding: its type, then its fields' values in field order."""
     shape = _shape(type(event))

@@ -18,6 +18,10 @@ Item = TypeVar("Item")
 DEFAULT_CAPACITY = 8192
 DEFAULT_BATCH = 512
 DEFAULT_INTERVAL_S = 0.2
+#: The thread is woken once this many items wait: items that wait long outlive young garbage
+#: collections, which then walk them (at 512, collections took 12-26 µs per payment in
+#: bench_observe; at 64, 5-12 µs).
+WAKE_AT = 64
 
 
 class Drain(Generic[Item]):
@@ -38,6 +42,9 @@ class Drain(Generic[Item]):
         self._deliver = deliver
         self._capacity = capacity
         self._batch = batch
+        # The thread is woken once WAKE_AT items wait (else it looks every ``interval_s``), and
+        # before a small buffer is half full.
+        self._wake_at = max(1, min(WAKE_AT, capacity // 2))
         self._interval_s = interval_s
         self._items: deque[Item] = deque()
         self._wake = threading.Event()
@@ -61,7 +68,7 @@ class Drain(Generic[Item]):
                 self.dropped += 1
                 self._handled += 1
             items.append(item)
-        if len(items) >= self._batch:
+        if len(items) >= self._wake_at:
             self._wake.set()
 
     def offer(self, item: Item) -> bool:

@@ -30,6 +30,7 @@ from ingest.store.schema import FILE_NAME as DATABASE_FILE
 from ingest.store.writer import Writer
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
+OTLP_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 
 
 @dataclass(slots=True)
@@ -146,7 +147,12 @@ def span_exporter(settings: Settings) -> SpanExporter | None:
     """The settings' exporter; else OTLP over HTTP when the standard variable names a collector."""
     if settings.span_exporter is not None:
         return settings.span_exporter
-    if settings.environ.get(OTLP_ENDPOINT_ENV):
-        # Reads its endpoint, headers and timeout from the standard OTEL_EXPORTER_OTLP_* variables.
-        return OTLPSpanExporter()
-    return None
+    environ = settings.environ
+    base = environ.get(OTLP_ENDPOINT_ENV)
+    if not base:
+        return None
+    # The base URL gets the signal's path, as the specification says (a traces-only endpoint
+    # variable is taken whole). Headers, timeout and compression come from the standard
+    # OTEL_EXPORTER_OTLP_* variables of the process.
+    endpoint = environ.get(OTLP_TRACES_ENDPOINT_ENV) or base.rstrip("/") + "/v1/traces"
+    return OTLPSpanExporter(endpoint=endpoint)

@@ -33,7 +33,8 @@ SpanAttributes = Mapping[str, str | int]
 
 class Observer(Protocol):
     def span(self, name: str, attributes: SpanAttributes) -> AbstractContextManager[object]:
-        """A span for the work done inside the ``with`` block, a child of the current one."""
+        """A span for the work done inside the ``with`` block, a child of the current one.
+        ``attributes`` is made for this span: the observer may keep it, and add to it."""
         ...
 
 

@@ -144,6 +144,7 @@ class ApiMetrics:
         registry.register(self.callbacks)
         self._children: dict[tuple[object, ...], Counter] = {}
         self._histograms: dict[tuple[object, ...], Histogram] = {}
+        self._issues: dict[tuple[str, str], Counter] = {}  # several per payment: a dict of its own
 
     # -- wiring ------------------------------------------------------------------------------------
 
@@ -182,10 +183,14 @@ class ApiMetrics:
         self._child(self.payments, status).inc()
 
     def count_issues(self, issues: tuple[ValidationIssue, ...]) -> None:
+        children = self._issues
         for issue in issues:
             top = issue.field.partition(".")[0]
-            # bounded: no free text
-            self._child(self.validation_issues, top if top in _FIELDS else "other", issue.code).inc()
+            labels = (top if top in _FIELDS else "other", issue.code)  # bounded: no free text
+            child = children.get(labels)
+            if child is None:
+                child = children[labels] = self.validation_issues.labels(*labels)
+            child.inc()
 
     def count_attempt(self, processor: str, method: str, outcome: str, latency_s: float) -> None:
         self._child(self.attempts, processor, method, outcome).inc()

@@ -50,7 +50,8 @@ class Drain(Generic[Item]):
         self._wake = threading.Event()
         self._closed = False
         # Guards the counts below; ``flush`` waits on it until every item put is handled.
-        self._state = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # taken directly where nobody waits: a Condition's own
+        self._state = threading.Condition(self._lock)  # ``with`` is a Python-level call
         self._accepted = 0  # items put
         self._handled = 0  # items delivered or dropped
         #: Items dropped: pushed out of a full buffer, or lost by a failing ``deliver``.
@@ -61,19 +62,19 @@ class Drain(Generic[Item]):
 
     def put(self, item: Item) -> None:
         items = self._items
-        with self._state:
+        with self._lock:
             self._accepted += 1
             if len(items) >= self._capacity:
                 items.popleft()
                 self.dropped += 1
                 self._handled += 1
             items.append(item)
-        if len(items) >= self._wake_at:
-            self._wake.set()
+        if len(items) >= self._wake_at and not self._wake.is_set():
+            self._wake.set()  # once: setting an Event takes its lock and notifies, every time
 
     def offer(self, item: Item) -> bool:
         """Put ``item`` only if there is room (nothing is pushed out, nothing counted); True if put."""
-        with self._state:
+        with self._lock:
             if len(self._items) >= self._capacity:
                 return False
             self._accepted += 1

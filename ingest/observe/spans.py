@@ -44,6 +44,8 @@ class SpanRecord:
     """An open or ended span, as the payment path keeps it."""
 
     __slots__ = (
+        "_spans",
+        "_token",
         "attributes",
         "end_ns",
         "failed",
@@ -76,6 +78,21 @@ class SpanRecord:
         self.start_ns = time.time_ns()
         self.end_ns = 0
         self.failed = False
+        self._spans: Spans | None = None  # set for a child span, which is its own context manager
+        self._token: Token[SpanRecord | None] | None = None
+
+    def __enter__(self) -> SpanRecord:
+        self._token = current.set(self)
+        return self
+
+    def __exit__(self, kind: object, value: object, traceback: object) -> None:
+        self.end_ns = time.time_ns()
+        if kind is not None:
+            self.failed = True
+        if self._token is not None:
+            current.reset(self._token)
+        if self._spans is not None:
+            self._spans.finish(self)
 
     @property
     def trace_hex(self) -> str:
@@ -103,30 +120,6 @@ def parse_traceparent(value: str) -> tuple[int, int] | None:
     except ValueError:
         return None
     return (trace_id, span_id) if trace_id and span_id else None
-
-
-class _Open:
-    """The context manager of a child span."""
-
-    __slots__ = ("_record", "_spans", "_token")
-
-    def __init__(self, spans: Spans, record: SpanRecord) -> None:
-        self._spans = spans
-        self._record = record
-        self._token: Token[SpanRecord | None] | None = None
-
-    def __enter__(self) -> SpanRecord:
-        self._token = current.set(self._record)
-        return self._record
-
-    def __exit__(self, kind: object, value: object, traceback: object) -> None:
-        record = self._record
-        record.end_ns = time.time_ns()
-        if kind is not None:
-            record.failed = True
-        if self._token is not None:
-            current.reset(self._token)
-        self._spans.finish(record)
 
 
 class Spans:
@@ -166,15 +159,18 @@ class Spans:
         current.reset(token)
         self.finish(record)
 
-    def span(self, name: str, attributes: SpanAttributes) -> _Open:
-        """A child of the current span (a root of a new trace when none is open)."""
+    def span(self, name: str, attributes: SpanAttributes) -> SpanRecord:
+        """A child of the current span (a root of a new trace when none is open), to be entered.
+        A dict of attributes is kept as it is (engine.observer: it is made for the span)."""
         parent = current.get()
         bits = self._bits
+        kept = attributes if type(attributes) is dict else dict(attributes)
         if parent is None:
-            record = SpanRecord(name, bits(128) or 1, bits(64) or 1, 0, dict(attributes))
+            record = SpanRecord(name, bits(128) or 1, bits(64) or 1, 0, kept)
         else:
-            record = SpanRecord(name, parent.trace_id, bits(64) or 1, parent.span_id, dict(attributes))
-        return _Open(self, record)
+            record = SpanRecord(name, parent.trace_id, bits(64) or 1, parent.span_id, kept)
+        record._spans = self
+        return record
 
     def finish(self, record: SpanRecord) -> None:
         if self.drain is not None:

@@ -26,8 +26,17 @@ import orjson
 import structlog
 
 from engine.contracts import ContractViolation
-from engine.events import DomainEvent
-from ingest.codec.event_json import event_fields
+from engine.events import (
+    CompensationIssued,
+    DomainEvent,
+    PaymentCompleted,
+    PaymentFailed,
+    PlanBuilt,
+    StepAttempted,
+    StepFailed,
+    StepSucceeded,
+)
+from ingest.codec.event_json import event_fields, event_json
 from ingest.observe import spans
 from ingest.observe.drain import Drain
 from ingest.parsing.masking import mask_card_numbers
@@ -82,14 +91,6 @@ def _tagger(tags: Mapping[str, str]) -> Callable[..., MutableMapping[str, Any]]:
     return add_tags
 
 
-def event_line_fields(event: DomainEvent) -> dict[str, object]:
-    """An event's fields for its log line; its own time is ``event_time`` (``timestamp`` is when
-    the line was put)."""
-    fields = event_fields(event)
-    fields["event_time"] = fields.pop("timestamp")
-    return fields
-
-
 def violation_fields(violation: ContractViolation) -> dict[str, object]:
     return {
         "contract_id": violation.contract_id,
@@ -98,8 +99,15 @@ def violation_fields(violation: ContractViolation) -> dict[str, object]:
         "message": violation.message,
         "payment_id": violation.payment_id,
         "merchant_id": violation.merchant_id,
-        "event_time": violation.timestamp.isoformat(),
+        "event_time": violation.timestamp,
     }
+
+
+#: Events whose fields hold nothing from outside: their lines splice the event's own JSON in, with
+#: no masking to do (PaymentReceived holds the merchant's idempotency key, and goes field by field).
+_SPLICED = frozenset(
+    {PlanBuilt, StepAttempted, StepSucceeded, StepFailed, CompensationIssued, PaymentCompleted, PaymentFailed}
+)
 
 
 class LineWriter:
@@ -122,19 +130,30 @@ class LineWriter:
         processors = self._processors
         lines: list[bytes] = []
         for when, level, name, payload, request, trace_id, span_id in entries:
+            header: dict[str, Any] = {
+                "event": name,
+                "level": level,
+                "trace_id": f"{trace_id:032x}" if trace_id else None,
+                "span_id": f"{span_id:016x}" if span_id else None,
+            }
+            rendered: Any = header
+            if type(payload) in _SPLICED:
+                # An event without free text: its own JSON (payment, request and merchant ids,
+                # its time as the line's) follows the header the chain rendered.
+                for processor in processors:
+                    rendered = processor(None, level, rendered)
+                lines.append(rendered[:-1] + b"," + event_json(payload)[1:])  # type: ignore[arg-type]
+                continue
             if isinstance(payload, DomainEvent):
-                fields = event_line_fields(payload)
-            elif isinstance(payload, ContractViolation):
-                fields = violation_fields(payload)
+                header.update(event_fields(payload))
+                header["type"] = payload.event_type
             else:
-                fields = dict(payload) if isinstance(payload, Mapping) else {"detail": str(payload)}
-            fields["event"] = name
-            fields["timestamp"] = datetime.fromtimestamp(when, UTC)  # orjson writes it, with Z
-            fields["level"] = level
-            fields["request_id"] = request
-            fields["trace_id"] = f"{trace_id:032x}" if trace_id else None
-            fields["span_id"] = f"{span_id:016x}" if span_id else None
-            rendered: Any = fields
+                if isinstance(payload, ContractViolation):
+                    header.update(violation_fields(payload))
+                else:
+                    header.update(payload if isinstance(payload, Mapping) else {"detail": str(payload)})
+                header["timestamp"] = datetime.fromtimestamp(when, UTC)  # orjson writes it, with Z
+                header["request_id"] = request
             for processor in processors:
                 rendered = processor(None, level, rendered)
             lines.append(rendered)

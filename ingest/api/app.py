@@ -7,11 +7,7 @@ payment desk. Routes are thin: authenticate, read, call, answer.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import gc
 import logging
-import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -26,12 +22,12 @@ from starlette.responses import Response
 from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError
-from engine.monitor import ContractMonitor
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import TableFormat, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.front import Front, PaymentHeaders, known, payment_answer
+from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.parts import Parts, build_parts
 from ingest.api.payments import new_id
@@ -51,14 +47,10 @@ from ingest.api.schemas import (
 )
 from ingest.api.settings import Settings
 from ingest.codec.result_json import utc_timestamp, violation_to_json
-from ingest.observe.logs import PipeHandler, attach_log_handler, detach_log_handler
 from ingest.records import ViolationQuery
 from ingest.store import reads
-from ingest.store.recovery import recover_interrupted
 
 logger = logging.getLogger("payorch.api")
-
-WRITER_SWITCH_INTERVAL_S = 0.0005
 
 
 def _problems(*codes: str) -> dict[int | str, dict[str, Any]]:
@@ -86,68 +78,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        # Payments a crash cut short are settled and finished before new ones are taken.
-        recovery = await recover_interrupted(parts)
-        if recovery.interrupted:
-            logger.warning("%s", recovery.summary())
-            for why in recovery.left:
-                logger.error("recovery: left interrupted: %s", why)
-        parts.recovery = recovery
-        parts.metrics.count_recovery(recovery.finished, len(recovery.left), recovery.settled_attempts)
-        # What exists now (framework, config, currency tables, and the stores' dicts, which
-        # engine.shards keeps tracked for this) lives as long as the process: moved out of the
-        # collector's sight, collections look only at what payments create.
-        gc.freeze()
-        # A payment leaves about 16 new tuples in the stores (40 with the server's own), each
-        # looked at once by a young collection. A young collection every 5,000 of them takes
-        # under a millisecond; one every 20,000 took 3-4 ms and showed in the p99 (bench_api);
-        # the default (700) runs one every few payments.
-        gc.set_threshold(*settings.gc_thresholds)
-        # The writer thread needs the interpreter lock for a moment around each statement; by
-        # default a busy event loop keeps it up to 5 ms first, and a payment waits for three
-        # commits. Half a millisecond halved the median payment at 400 payments/s (52 -> 28 ms,
-        # open loop, bench_api_durable's setup). Put back at shutdown.
-        switch_interval = sys.getswitchinterval()
-        if parts.writer is not None:
-            sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
-        telemetry = parts.telemetry
-        watcher: asyncio.Task[None] | None = None
-        handler: PipeHandler | None = None
-        monitor = parts.monitor or ContractMonitor(parts.records, parts.clock)
-        if telemetry is not None:
-            watcher = asyncio.create_task(
-                telemetry.watch_drops(
-                    monitor, lambda: RequestId(new_id("req")), settings.drop_report_interval_s
-                )
-            )
-            if telemetry.logs is not None:
-                handler = PipeHandler(telemetry.logs)
-                attach_log_handler(handler)
+        running = await start(parts)
         yield
-        parts.draining = True
-        in_flight = await parts.desk.drain(settings.shutdown_grace_s)
-        if in_flight:
-            logger.error(
-                "shutdown: %d payments still in flight after %.0f s", in_flight, settings.shutdown_grace_s
-            )
-        await parts.engine.aclose()
-        if watcher is not None and telemetry is not None:
-            # The last drops are reported while the store still takes them.
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            with contextlib.suppress(Exception):
-                await telemetry.report_drops(monitor, RequestId(new_id("req")))
-        if parts.writer is not None:
-            # Everything queued is committed before the process ends.
-            await asyncio.to_thread(parts.writer.close)
-        sys.setswitchinterval(switch_interval)
-        if parts.journal is not None:
-            parts.journal.close()
-        if handler is not None:
-            detach_log_handler(handler)
-        if telemetry is not None:
-            await asyncio.to_thread(telemetry.close)
+        await stop(parts, running)
 
     app = FastAPI(
         title="payorch",

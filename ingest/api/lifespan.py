@@ -1,0 +1,109 @@
+"""What the app does when it starts serving and when it stops: crash recovery first, the
+interpreter's tuning, telemetry's helpers; then, at the end, payments in flight drained, the last
+drops reported and everything queued committed before the database closes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import sys
+from dataclasses import dataclass
+
+from engine.monitor import ContractMonitor
+from engine.types import RequestId
+from ingest.api.parts import Parts
+from ingest.api.payments import new_id
+from ingest.observe.logs import PipeHandler, attach_log_handler, detach_log_handler
+from ingest.store.recovery import recover_interrupted
+
+logger = logging.getLogger("payorch.api")
+
+WRITER_SWITCH_INTERVAL_S = 0.0005
+
+
+@dataclass(slots=True)
+class Running:
+    """What ``start`` changed, for ``stop`` to put back or end."""
+
+    thresholds: tuple[int, int, int]
+    switch_interval: float
+    monitor: ContractMonitor
+    watcher: asyncio.Task[None] | None = None
+    handler: PipeHandler | None = None
+
+
+async def start(parts: Parts) -> Running:
+    settings = parts.settings
+    # Payments a crash cut short are settled and finished before new ones are taken.
+    recovery = await recover_interrupted(parts)
+    if recovery.interrupted:
+        logger.warning("%s", recovery.summary())
+        for why in recovery.left:
+            logger.error("recovery: left interrupted: %s", why)
+    parts.recovery = recovery
+    parts.metrics.count_recovery(recovery.finished, len(recovery.left), recovery.settled_attempts)
+    # What exists now (framework, config, currency tables, and the stores' dicts, which
+    # engine.shards keeps tracked for this) lives as long as the process: moved out of the
+    # collector's sight, collections look only at what payments create.
+    gc.freeze()
+    # A payment leaves about 16 new tuples in the stores (40 with the server's own), each
+    # looked at once by a young collection. A young collection every 5,000 of them takes
+    # under a millisecond; one every 20,000 took 3-4 ms and showed in the p99 (bench_api);
+    # the default (700) runs one every few payments.
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*settings.gc_thresholds)
+    # The writer thread needs the interpreter lock for a moment around each statement; by
+    # default a busy event loop keeps it up to 5 ms first, and a payment waits for three
+    # commits. Half a millisecond halved the median payment at 400 payments/s (52 -> 28 ms,
+    # open loop, bench_api_durable's setup). Put back at shutdown.
+    switch_interval = sys.getswitchinterval()
+    if parts.writer is not None:
+        sys.setswitchinterval(WRITER_SWITCH_INTERVAL_S)
+    running = Running(
+        thresholds, switch_interval, parts.monitor or ContractMonitor(parts.records, parts.clock)
+    )
+    telemetry = parts.telemetry
+    if telemetry is not None:
+        running.watcher = asyncio.create_task(
+            telemetry.watch_drops(
+                running.monitor, lambda: RequestId(new_id("req")), settings.drop_report_interval_s
+            )
+        )
+        if telemetry.logs is not None:
+            running.handler = PipeHandler(telemetry.logs)
+            attach_log_handler(running.handler)
+    return running
+
+
+async def stop(parts: Parts, running: Running) -> None:
+    settings = parts.settings
+    parts.draining = True
+    in_flight = await parts.desk.drain(settings.shutdown_grace_s)
+    if in_flight:
+        logger.error(
+            "shutdown: %d payments still in flight after %.0f s", in_flight, settings.shutdown_grace_s
+        )
+    await parts.engine.aclose()
+    telemetry = parts.telemetry
+    if running.watcher is not None and telemetry is not None:
+        # The last drops are reported while the store still takes them.
+        running.watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running.watcher
+        with contextlib.suppress(Exception):
+            await telemetry.report_drops(running.monitor, RequestId(new_id("req")))
+    if parts.writer is not None:
+        # Everything queued is committed before the process ends.
+        await asyncio.to_thread(parts.writer.close)
+    sys.setswitchinterval(running.switch_interval)
+    # What the app kept is garbage once it stops (tests and benches start many in a process).
+    gc.set_threshold(*running.thresholds)
+    gc.unfreeze()
+    if parts.journal is not None:
+        parts.journal.close()
+    if running.handler is not None:
+        detach_log_handler(running.handler)
+    if telemetry is not None:
+        await asyncio.to_thread(telemetry.close)

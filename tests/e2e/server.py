@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,9 @@ class Server:
         return self.process.returncode
 
 
-def start_server(workdir: Path, config: str = CONFIG, log_name: str = "server.log") -> Server:
+def start_server(
+    workdir: Path, config: str = CONFIG, log_name: str = "server.log", env: Mapping[str, str] | None = None
+) -> Server:
     config_path = workdir / "payorch.yaml"
     config_path.write_text(config)
     data_dir = workdir / "data"
@@ -112,7 +115,7 @@ def start_server(workdir: Path, config: str = CONFIG, log_name: str = "server.lo
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
         )
     server = Server(f"http://127.0.0.1:{port}", data_dir, process, log_path)
     deadline = time.monotonic() + 30

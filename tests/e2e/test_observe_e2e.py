@@ -1,0 +1,86 @@
+"""A real `payorch serve` watched from outside: its spans reach the OTLP collector the standard
+variable names, its stderr is JSON lines only (the payment's events among them, tied to the
+caller's trace), and /metrics counts the payment."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.e2e.server import ACME, start_server
+from tests.ingest.observe.test_otlp import Collector
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    server = Collector()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_served_payment_is_traced_logged_and_counted(tmp_path: Path, collector: Collector) -> None:
+    environment = {"OTEL_EXPORTER_OTLP_ENDPOINT": collector.url, "PAYORCH_ENVIRONMENT": "e2e"}
+    server = start_server(tmp_path, env=environment)
+    try:
+        answer = httpx.post(
+            f"{server.url}/v1/payments",
+            json={"amount": 10000, "currency": "USD"},
+            headers={**ACME, "traceparent": TRACEPARENT},
+            timeout=10,
+        )
+        scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    finally:
+        code = server.stop()  # the drains deliver what they hold before the process ends
+    assert code in (0, -15), server.log()
+    assert answer.status_code == 200, answer.text
+    request_id = answer.headers["request-id"]
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+    }
+    assert samples[("payorch_payments_total", (("status", "succeeded"),))] == 1
+    for processor, method in (("applepay_sim", "apple_pay"), ("stripe_sim", "card")):
+        labels = (("method", method), ("outcome", "succeeded"), ("processor", processor))
+        assert samples[("payorch_processor_attempts_total", labels)] == 1
+
+    spans = [
+        span
+        for _, request in collector.requests
+        for resource in request.resource_spans
+        for scope in resource.scope_spans
+        for span in scope.spans
+        if span.trace_id.hex() == TRACE_ID
+    ]
+    assert sorted(span.name for span in spans) == sorted(
+        ["POST /v1/payments", "plan", "step", "step", "attempt", "attempt"]
+    )
+
+    lines = [orjson.loads(line) for line in server.log().splitlines() if line.strip()]  # all JSON
+    assert all(line["deployment.environment.name"] == "e2e" for line in lines)
+    assert any(line["event"] == "Application startup complete." for line in lines)
+    assert any(line["event"] == "Application shutdown complete." for line in lines)
+    ours = [line for line in lines if line.get("request_id") == request_id]
+    assert [line["event"] for line in ours] == [
+        "PaymentReceived",
+        "PlanBuilt",
+        "StepAttempted",
+        "StepSucceeded",
+        "StepAttempted",
+        "StepSucceeded",
+        "PaymentCompleted",
+    ]
+    assert {line["trace_id"] for line in ours} == {TRACE_ID}

@@ -8,8 +8,9 @@ payment desk. Routes are thin: authenticate, read, call, answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -23,6 +24,7 @@ from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
+from ingest.api.analytics_reads import Query as TableQuery
 from ingest.api.analytics_reads import TableFormat, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
@@ -70,6 +72,69 @@ def _payment_links() -> dict[int | str, dict[str, Any]]:
     """The 200 of ``createPayment`` links to ``getPayment`` by the payment id it returns."""
     link = {"operationId": "getPayment", "parameters": {"payment_id": "$response.body#/payment_id"}}
     return {200: {"description": "The payment's outcome", "links": {"GetPayment": link}}}
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsTable:
+    """One ``GET /v1/analytics/{name}`` route: what it reads and how OpenAPI describes it."""
+
+    name: str
+    operation_id: str
+    summary: str
+    description: str
+    model: type[Any]
+    read: TableQuery
+
+
+ANALYTICS_TABLES = (
+    AnalyticsTable(
+        "events",
+        "listAnalyticsEvents",
+        "Domain events of a time window, for analytics",
+        "The window's events, in the order they were written",
+        AnalyticsEventsOut,
+        reads.events,
+    ),
+    AnalyticsTable(
+        "violations",
+        "listAnalyticsViolations",
+        "Contract violations of a time window, for analytics",
+        "The window's violations, oldest first",
+        AnalyticsViolationsOut,
+        reads.violations,
+    ),
+    AnalyticsTable(
+        "complaints",
+        "listAnalyticsComplaints",
+        "Complaints received in a time window, for analytics",
+        "The window's complaints, oldest first",
+        AnalyticsComplaintsOut,
+        reads.complaints,
+    ),
+)
+
+
+def _add_analytics_route(
+    app: FastAPI,
+    parts: Parts,
+    table: AnalyticsTable,
+    admin_only: Callable[[Principal], None],
+    problems: dict[int | str, dict[str, Any]],
+) -> None:
+    async def answer(
+        caller: Caller, since: Since = None, until: Until = None, output: Format = "json"
+    ) -> Response:
+        admin_only(caller)
+        window = window_between(since, until, parts.clock.now())
+        return await table_answer(parts.writer, table.read, table.name, window, output)
+
+    app.get(
+        f"/v1/analytics/{table.name}",
+        summary=table.summary,
+        operation_id=table.operation_id,
+        response_model=table.model,
+        responses=table_responses(table.description) | problems,
+    )(answer)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -270,47 +335,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
 
     analytics_problems = _problems("unauthorized", "forbidden", "validation_failed", "service_unavailable")
 
-    @app.get(
-        "/v1/analytics/events",
-        summary="Domain events of a time window, for analytics",
-        operation_id="listAnalyticsEvents",
-        response_model=AnalyticsEventsOut,
-        responses=table_responses("The window's events, in the order they were written") | analytics_problems,
-    )
-    async def analytics_events(
-        caller: Caller, since: Since = None, until: Until = None, output: Format = "json"
-    ) -> Response:
-        admin_only(caller)
-        window = window_between(since, until, parts.clock.now())
-        return await table_answer(parts.writer, reads.events, "events", window, output)
-
-    @app.get(
-        "/v1/analytics/violations",
-        summary="Contract violations of a time window, for analytics",
-        operation_id="listAnalyticsViolations",
-        response_model=AnalyticsViolationsOut,
-        responses=table_responses("The window's violations, oldest first") | analytics_problems,
-    )
-    async def analytics_violations(
-        caller: Caller, since: Since = None, until: Until = None, output: Format = "json"
-    ) -> Response:
-        admin_only(caller)
-        window = window_between(since, until, parts.clock.now())
-        return await table_answer(parts.writer, reads.violations, "violations", window, output)
-
-    @app.get(
-        "/v1/analytics/complaints",
-        summary="Complaints received in a time window, for analytics",
-        operation_id="listAnalyticsComplaints",
-        response_model=AnalyticsComplaintsOut,
-        responses=table_responses("The window's complaints, oldest first") | analytics_problems,
-    )
-    async def analytics_complaints(
-        caller: Caller, since: Since = None, until: Until = None, output: Format = "json"
-    ) -> Response:
-        admin_only(caller)
-        window = window_between(since, until, parts.clock.now())
-        return await table_answer(parts.writer, reads.complaints, "complaints", window, output)
+    for table in ANALYTICS_TABLES:
+        _add_analytics_route(app, parts, table, admin_only, analytics_problems)
 
     @app.get("/healthz", summary="Liveness", response_model=HealthOut)
     async def healthz() -> Response:

@@ -4,30 +4,18 @@ caller's trace), and /metrics counts the payment."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server import ACME, start_server
-from tests.ingest.observe.test_otlp import Collector
+from tests.ingest.observe.test_seed_observed import EVENTS
+from tests.otlp_collector import Collector
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    server = Collector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
 
 
 def test_a_served_payment_is_traced_logged_and_counted(tmp_path: Path, collector: Collector) -> None:
@@ -57,14 +45,7 @@ def test_a_served_payment_is_traced_logged_and_counted(tmp_path: Path, collector
         labels = (("method", method), ("outcome", "succeeded"), ("processor", processor))
         assert samples[("payorch_processor_attempts_total", labels)] == 1
 
-    spans = [
-        span
-        for _, request in collector.requests
-        for resource in request.resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-        if span.trace_id.hex() == TRACE_ID
-    ]
+    spans = [span for span, _ in collector.spans() if span.trace_id.hex() == TRACE_ID]
     assert sorted(span.name for span in spans) == sorted(
         ["POST /v1/payments", "plan", "step", "step", "attempt", "attempt"]
     )
@@ -74,13 +55,5 @@ def test_a_served_payment_is_traced_logged_and_counted(tmp_path: Path, collector
     assert any(line["event"] == "Application startup complete." for line in lines)
     assert any(line["event"] == "Application shutdown complete." for line in lines)
     ours = [line for line in lines if line.get("request_id") == request_id]
-    assert [line["event"] for line in ours] == [
-        "PaymentReceived",
-        "PlanBuilt",
-        "StepAttempted",
-        "StepSucceeded",
-        "StepAttempted",
-        "StepSucceeded",
-        "PaymentCompleted",
-    ]
+    assert [line["event"] for line in ours] == EVENTS
     assert {line["trace_id"] for line in ours} == {TRACE_ID}

@@ -382,31 +382,30 @@ async def break_compensation(h: Harness) -> Expected:
     return Expected((Breach(request, message, "m_slow", payment),))
 
 
+async def failed_payment(h: Harness, api_key: str, merchant: str, final_error: str, message: str) -> Expected:
+    """A payment the merchant's only processor fails with ``final_error``: one violation, ``message``."""
+    answer = await h.pay(api_key, {"amount": 1000, "currency": "USD"})
+    paid = document(answer)
+    assert (paid["status"], paid["final_error"]) == ("failed", final_error)
+    return Expected((Breach(request_id(answer), message, merchant, str(paid["payment_id"])),))
+
+
 async def break_retry_exhausted(h: Harness) -> Expected:
     """down_sim never answers (network_failure 1.0) and there is no fallback."""
-    answer = await h.pay(DOWN, {"amount": 1000, "currency": "USD"})
-    paid = document(answer)
-    assert (paid["status"], paid["final_error"]) == ("failed", "network_failure")
     message = "step 0 failed after 1 attempts, last error network_failure"
-    return Expected((Breach(request_id(answer), message, "m_down", str(paid["payment_id"])),))
+    return await failed_payment(h, DOWN, "m_down", "network_failure", message)
 
 
 async def break_panic(h: Harness) -> Expected:
     """panic_sim raises on every charge (panic 1.0)."""
-    answer = await h.pay(PANIC, {"amount": 1000, "currency": "USD"})
-    paid = document(answer)
-    assert (paid["status"], paid["final_error"]) == ("failed", "processor_error")
     message = "charge at panic_sim raised SimulatedPanic: simulated processor panic"
-    return Expected((Breach(request_id(answer), message, "m_panic", str(paid["payment_id"])),))
+    return await failed_payment(h, PANIC, "m_panic", "processor_error", message)
 
 
 async def break_malformed(h: Harness) -> Expected:
     """garbled_sim answers every charge with a dict (malformed 1.0)."""
-    answer = await h.pay(GARBLED, {"amount": 1000, "currency": "USD"})
-    paid = document(answer)
-    assert (paid["status"], paid["final_error"]) == ("failed", "malformed_response")
     message = "charge at garbled_sim answered dict, not a ProcessorResponse"
-    return Expected((Breach(request_id(answer), message, "m_garbled", str(paid["payment_id"])),))
+    return await failed_payment(h, GARBLED, "m_garbled", "malformed_response", message)
 
 
 async def break_key_reused(h: Harness) -> Expected:

@@ -3,13 +3,7 @@ here a local one that decodes what it is sent."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-
-import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from ingest.api.app import create_app
 from ingest.api.parts import span_exporter
@@ -17,43 +11,7 @@ from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
-
-
-class Collector(ThreadingHTTPServer):
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), CollectorHandler)
-        self.requests: list[tuple[str, ExportTraceServiceRequest]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class CollectorHandler(BaseHTTPRequestHandler):
-    server: Collector
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = ExportTraceServiceRequest()
-        request.ParseFromString(body)
-        self.server.requests.append((self.path, request))
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *_: object) -> None:
-        return None
-
-
-@pytest.fixture
-def collector() -> Iterator[Collector]:
-    server = Collector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+from tests.otlp_collector import Collector
 
 
 async def test_spans_reach_the_collector_named_by_the_standard_variable(
@@ -71,13 +29,7 @@ async def test_spans_reach_the_collector_named_by_the_standard_variable(
     # The lifespan's end delivered what was buffered.
 
     assert answer.status == 200
-    spans = [
-        (span, resource.resource)
-        for path, request in collector.requests
-        for resource in request.resource_spans
-        for scope in resource.scope_spans
-        for span in scope.spans
-    ]
+    spans = collector.spans()
     assert {path for path, _ in collector.requests} == {"/v1/traces"}
     assert sorted(span.name for span, _ in spans) == sorted(
         ["POST /v1/payments", "plan", "step", "step", "attempt", "attempt"]

@@ -7,6 +7,7 @@ script never mistakes them for success. Bad arguments give click's one-line usag
 from __future__ import annotations
 
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
 
@@ -126,16 +127,73 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
 
 
 @cli.command()
-@click.option("--api", "api_url", help="URL of the running service.")
-@click.option("--api-key", envvar="PAYORCH_API_KEY")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--from", "date_from", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
-@click.option("--to", "date_to", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]))
+@click.option("--api", "api_url", help="URL of a running service to read from (with an admin key).")
+@click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
+@click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Data folder to read when no service runs (default: ./data).",
+)
+@click.option(
+    "--from",
+    "date_from",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Start, inclusive (UTC). Default: the report span before --to.",
+)
+@click.option(
+    "--to",
+    "date_to",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="End, exclusive (UTC). Default: now.",
+)
 @click.option("--format", "output_format", type=click.Choice(["yaml", "md", "html", "json"]), default="yaml")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path))
-def report(**_: object) -> None:
-    """A retrospective report (default: the last 14 days)."""
-    not_built("report", "the retrospective reports")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML config: complaint taxonomy, mismatch rule and report span (default: the sample config).",
+)
+def report(
+    api_url: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    date_from: datetime | None,
+    date_to: datetime | None,
+    output_format: str,
+    out: Path | None,
+    config_path: Path | None,
+) -> None:
+    """A retrospective report (default: the last 14 days): violations against complaints."""
+    from payorch import report as command  # noqa: PLC0415 - keeps --help fast
+
+    if output_format not in command.FORMATS:
+        not_built(f"report --format {output_format}", "the Markdown and HTML reports with charts")
+    if api_url is not None and data_dir is not None:
+        raise click.UsageError("give --api or --data, not both")
+    if api_url is not None and not api_key:
+        raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
+    config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
+    try:
+        window = command.report_window(date_from, date_to, config.reports.every_days, datetime.now(UTC))
+    except ValueError as error:
+        raise click.UsageError(str(error)) from None
+    source: command.Source = (
+        command.ServiceSource(api_url, api_key or "")
+        if api_url is not None
+        else command.FileSource(data_dir if data_dir is not None else Path("data"))
+    )
+    try:
+        text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
+        command.write_report(text, out)
+    except command.ReportError as error:
+        click.echo(f"payorch report: {error}", err=True)
+        sys.exit(1)
+    if out is not None:
+        click.echo(f"payorch report: wrote {out}", err=True)
 
 
 @cli.command()

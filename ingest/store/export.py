@@ -16,7 +16,14 @@ from pathlib import Path
 import duckdb
 
 from ingest.errors import IngestError
-from ingest.store.reads import INPUTS, Input
+from ingest.store.reads import (
+    INPUTS,
+    DatabaseHeldError,
+    DatabaseUnavailableError,
+    Input,
+    first_line,
+    open_read_only,
+)
 from ingest.store.schema import FILE_NAME
 
 #: The hive partition column: the UTC date of each input's time column.
@@ -29,26 +36,23 @@ class ExportError(IngestError):
 
 def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
     """Write every input of ``DATA_DIR/payorch.duckdb`` under ``out``; the rows written per input."""
-    path = data_dir / FILE_NAME
-    if not path.is_file():
-        raise ExportError(f"no database at {path}: pass --data with the folder `payorch serve` uses")
+    try:
+        connection = open_read_only(data_dir)
+    except DatabaseHeldError as error:
+        raise ExportError(
+            f"{error}: stop it first, or read through the service (GET /v1/analytics/...)"
+        ) from None
+    except DatabaseUnavailableError as error:
+        raise ExportError(str(error)) from None
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        connection.close()
         raise ExportError(f"cannot create the folder {out}: {exc.strerror}") from None
-    try:
-        connection = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
-        if "lock" in str(exc).lower():
-            raise ExportError(
-                f"{path} is held by a running payorch serve: stop it first, "
-                "or read through the service (GET /v1/analytics/...)"
-            ) from None
-        raise ExportError(f"cannot open {path}: {_first_line(exc)}") from None
     try:
         return {source.name: _copy(connection, source, out / source.name) for source in INPUTS}
     except duckdb.Error as exc:
-        raise ExportError(f"cannot export {path} to {out}: {_first_line(exc)}") from None
+        raise ExportError(f"cannot export {data_dir / FILE_NAME} to {out}: {first_line(exc)}") from None
     finally:
         connection.close()
 
@@ -64,7 +68,3 @@ def _copy(connection: duckdb.DuckDBPyConnection, source: Input, folder: Path) ->
     # An input without rows writes no file; its folder still says that it was exported.
     folder.mkdir(exist_ok=True)
     return 0 if row is None else int(row[0])
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

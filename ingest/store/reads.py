@@ -14,17 +14,49 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
 import duckdb
 import pyarrow as pa
 
 from ingest.errors import IngestError
 from ingest.store import records
+from ingest.store.schema import FILE_NAME
 from ingest.store.writer import Table
 
 
 class WindowError(IngestError):
     """A window whose bounds are naive or out of order."""
+
+
+class DatabaseUnavailableError(IngestError):
+    """A data folder's database cannot be opened for reading; the message is one line."""
+
+
+class DatabaseHeldError(DatabaseUnavailableError):
+    """The database is held by a running ``payorch serve``: DuckDB lets no other process open
+    it, not even to read."""
+
+
+def open_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
+    """``DATA_DIR/payorch.duckdb`` opened read-only, for a command run while no service holds it."""
+    path = data_dir / FILE_NAME
+    if not path.is_file():
+        raise DatabaseUnavailableError(
+            f"no database at {path}: pass --data with the folder `payorch serve` uses"
+        )
+    try:
+        return duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as error:
+        if "lock" in str(error).lower():
+            raise DatabaseHeldError(f"{path} is held by a running payorch serve") from None
+        raise DatabaseUnavailableError(f"cannot open {path}: {first_line(error)}") from None
+
+
+def first_line(error: BaseException) -> str:
+    """An error's first line (DuckDB's messages go on with context), or its type's name."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,7 +33,7 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
     [
         ["dashboard"],
         ["simulate", "--url", "http://127.0.0.1:8000", "--api-key", "k", "--payments", "3"],
-        ["report"],
+        ["report", "--format", "html"],
     ],
 )
 def test_unbuilt_commands_say_so_and_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,0 +1,186 @@
+"""The retrospective: contract violations set against merchant complaints (PRODUCT.md 9 and 10).
+
+Pure functions over Polars frames with the columns of the analytics inputs (the service's
+``GET /v1/analytics/violations`` and ``/complaints``, or ``payorch export``'s Parquet):
+
+* :func:`map_complaints` names the contract each complaint is about. An explicit
+  ``contract_id`` wins; then the violations recorded for the complaint's payment, then those of
+  its request (the most severe, then the most frequent, then the first by id); then the
+  complaint's category through the taxonomy; else ``unmapped``. Only the violations passed in
+  can map a complaint: the report passes its window's, so a complaint about a payment whose
+  violations fell before the window is mapped by its category.
+* :func:`retrospective` counts, per contract, its violations and the complaints mapped to it,
+  and flags the mismatches.
+
+**The mismatch rule** (``reports.mismatch`` in the config): a contract is a mismatch when at
+least ``min_reports`` complaints map to it and either it recorded no violation at all, or the
+complaints are at least ``min_ratio`` of its violations. With the defaults (0.1 and 1): 932
+violations against 8 complaints (under 1 %) is no mismatch; 41 against 17 (41 %) is; a single
+complaint about a contract that recorded nothing is. Merchants noticing a large share of what
+the system recorded, or something it did not record, means the contract watches the wrong
+thing or too little of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import polars as pl
+
+from engine.config import MismatchRule
+from engine.contracts import ContractRegistry, Severity
+from engine.types import ContractId
+
+UNMAPPED = "unmapped"
+
+#: How a complaint was mapped, strongest first.
+EXPLICIT, BY_PAYMENT, BY_REQUEST, BY_CATEGORY = "explicit", "payment", "request", "category"
+
+#: The categories every deployment understands; ``complaint_taxonomy`` in the config adds to them
+#: and overrides them.
+DEFAULT_TAXONOMY: Mapping[str, ContractId] = {
+    "timeout": ContractId("router/timeout"),
+    "slow_payment": ContractId("payment/latency-slo"),
+    "double_charge": ContractId("idempotency/key-reused"),
+    "partial_charge": ContractId("orchestrator/compensation-failed"),
+    "wrong_amount": ContractId("orchestrator/sum"),
+    "declined_unexpectedly": ContractId("router/retry-exhausted"),
+    "payment_not_covered": ContractId("plan/coverage"),
+    "request_rejected": ContractId("api/validation"),
+}
+
+_SEVERITY_RANK = {Severity.CRITICAL.value: 0, Severity.MAJOR.value: 1, Severity.MINOR.value: 2}
+
+#: The columns :func:`map_complaints` reads (the analytics inputs have more).
+VIOLATION_COLUMNS = {
+    "contract_id": pl.String,
+    "severity": pl.String,
+    "request_id": pl.String,
+    "payment_id": pl.String,
+}
+COMPLAINT_COLUMNS = {
+    "complaint_id": pl.String,
+    "category": pl.String,
+    "payment_id": pl.String,
+    "request_id": pl.String,
+    "contract_id": pl.String,
+}
+
+
+def taxonomy(configured: Mapping[str, ContractId]) -> dict[str, ContractId]:
+    """The defaults with the config's categories added (a configured category wins)."""
+    return {**DEFAULT_TAXONOMY, **configured}
+
+
+def _require(frame: pl.DataFrame, columns: Mapping[str, type[pl.DataType]], name: str) -> pl.DataFrame:
+    missing = sorted(set(columns) - set(frame.columns))
+    if missing:
+        raise ValueError(f"{name} lack the columns {', '.join(missing)}")
+    return frame.select(pl.col(column).cast(kind) for column, kind in columns.items())
+
+
+def _strongest(violations: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Per ``key`` value (a payment or a request), the contract its violations point to."""
+    counted = (
+        violations.filter(pl.col(key).is_not_null())
+        .group_by(key, "contract_id")
+        .agg(
+            pl.len().alias("times"),
+            pl.col("severity")
+            .first()
+            .replace_strict(_SEVERITY_RANK, default=len(_SEVERITY_RANK))
+            .alias("rank"),
+        )
+        .sort(key, "rank", "times", "contract_id", descending=[False, False, True, False])
+    )
+    return (
+        counted.group_by(key, maintain_order=True)
+        .first()
+        .select(key, pl.col("contract_id").alias(f"by_{key}"))
+    )
+
+
+def map_complaints(
+    complaints: pl.DataFrame, violations: pl.DataFrame, categories: Mapping[str, ContractId]
+) -> pl.DataFrame:
+    """``complaints`` with ``mapped_contract`` and ``mapped_by`` (see the module text);
+    ``categories`` is the whole taxonomy (:func:`taxonomy`)."""
+    wanted = _require(complaints, COMPLAINT_COLUMNS, "complaints")
+    recorded = _require(violations, VIOLATION_COLUMNS, "violations")
+    by_category = pl.DataFrame(
+        {"category": list(categories), "by_category": list(categories.values())},
+        schema={"category": pl.String, "by_category": pl.String},
+    )
+    joined = (
+        wanted.join(_strongest(recorded, "payment_id"), on="payment_id", how="left", maintain_order="left")
+        .join(_strongest(recorded, "request_id"), on="request_id", how="left", maintain_order="left")
+        .join(by_category, on="category", how="left", maintain_order="left")
+    )
+    ways = (
+        (EXPLICIT, "contract_id"),
+        (BY_PAYMENT, "by_payment_id"),
+        (BY_REQUEST, "by_request_id"),
+        (BY_CATEGORY, "by_category"),
+    )
+    mapped_by: pl.Expr = pl.lit(UNMAPPED)
+    for way, column in reversed(ways):
+        mapped_by = pl.when(pl.col(column).is_not_null()).then(pl.lit(way)).otherwise(mapped_by)
+    return joined.select(
+        *COMPLAINT_COLUMNS,
+        pl.coalesce(*(column for _, column in ways), pl.lit(UNMAPPED)).alias("mapped_contract"),
+        mapped_by.alias("mapped_by"),
+    )
+
+
+def retrospective(
+    violations: pl.DataFrame,
+    mapped: pl.DataFrame,
+    rule: MismatchRule,
+    registry: ContractRegistry,
+) -> pl.DataFrame:
+    """One row per contract that recorded violations or drew complaints: ``id``, ``count``,
+    ``external_reports``, ``mismatch``, plus its ``severity`` and ``owner`` (null for an id the
+    registry does not know); the most violated first. ``mapped`` is :func:`map_complaints`'s
+    output; unmapped complaints are left out (:func:`unmapped_count` counts them)."""
+    counts = (
+        _require(violations, VIOLATION_COLUMNS, "violations")
+        .group_by("contract_id")
+        .agg(pl.len().cast(pl.Int64).alias("count"))
+    )
+    reports = (
+        mapped.filter(pl.col("mapped_contract") != UNMAPPED)
+        .group_by("mapped_contract")
+        .agg(pl.len().cast(pl.Int64).alias("external_reports"))
+        .rename({"mapped_contract": "contract_id"})
+    )
+    known = pl.DataFrame(
+        {
+            "contract_id": [contract.id for contract in registry],
+            "severity": [contract.severity.value for contract in registry],
+            "owner": [contract.owner for contract in registry],
+        },
+        schema={"contract_id": pl.String, "severity": pl.String, "owner": pl.String},
+    )
+    both = counts.join(reports, on="contract_id", how="full", coalesce=True).with_columns(
+        pl.col("count").fill_null(0), pl.col("external_reports").fill_null(0)
+    )
+    mismatch = (pl.col("external_reports") >= rule.min_reports) & (
+        (pl.col("count") == 0) | (pl.col("external_reports") >= pl.col("count") * rule.min_ratio)
+    )
+    return (
+        both.join(known, on="contract_id", how="left")
+        .select(
+            pl.col("contract_id").alias("id"),
+            "count",
+            "external_reports",
+            mismatch.alias("mismatch"),
+            "severity",
+            "owner",
+        )
+        .sort(["count", "external_reports", "id"], descending=[True, True, False])
+    )
+
+
+def unmapped_count(mapped: pl.DataFrame) -> int:
+    """How many complaints :func:`map_complaints` could not map to a contract."""
+    return mapped.filter(pl.col("mapped_contract") == UNMAPPED).height

@@ -1,0 +1,186 @@
+"""``payorch report`` from a data folder: the retrospective of a window, as JSON or YAML, with the
+config's taxonomy and mismatch rule; and one-line errors for what cannot be read or asked."""
+
+from __future__ import annotations
+
+import json
+import socket
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import yaml
+from click.testing import CliRunner, Result
+
+from ingest.config_file import sample_config_text
+from ingest.store.schema import FILE_NAME
+from payorch.cli import cli
+from tests.ingest.api.test_app import ACME, JSON, body_of, call
+from tests.ingest.store.test_durable_api import pay, running
+from tests.ingest.store.test_export import held  # noqa: F401 - a fixture
+
+ALL_TIME = ("--from", "2000-01-01", "--to", "2100-01-01")
+
+
+def report(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, ["report", *args], env={"PAYORCH_API_KEY": "", **(env or {})})
+
+
+@pytest.fixture
+async def data(tmp_path: Path) -> Path:
+    """A data folder left by a service: two refused requests (two ``api/validation``
+    violations), a paid split, and three complaints: one about timeouts (the taxonomy maps it),
+    one naming ``plan/coverage`` itself, one nobody can map."""
+    folder = tmp_path / "data"
+    async with running(folder) as app:
+        assert (await pay(app)).status == 200
+        for _ in range(2):
+            assert (await pay(app, body=b'{"amount": "lots"}')).status == 422
+        for number, fields in enumerate(
+            (
+                {"category": "timeout"},
+                {"category": "mystery", "contract_id": "plan/coverage"},
+                {"category": "mystery"},
+            ),
+            start=1,
+        ):
+            complaint = {"complaint_id": f"cmp_{number}", **fields}
+            filed = await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(orjson.dumps(complaint)))
+            assert filed.status == 201, filed.body
+    return folder
+
+
+def rows(document: dict[str, Any]) -> list[tuple[str, int, int, bool]]:
+    return [
+        (row["id"], row["count"], row["external_reports"], row["mismatch"]) for row in document["violations"]
+    ]
+
+
+def test_the_report_sets_violations_against_complaints(data: Path) -> None:
+    done = report("--data", str(data), "--format", "json", *ALL_TIME)
+
+    assert done.exit_code == 0, done.output
+    assert done.stderr == ""
+    document = json.loads(done.stdout)
+    assert document["window"] == {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
+    # The most violated first; contracts with complaints but no violations are mismatches.
+    assert rows(document) == [
+        ("api/validation", 2, 0, False),
+        ("plan/coverage", 0, 1, True),
+        ("router/timeout", 0, 1, True),
+    ]
+    assert (
+        document["violations"][0] | {"severity": "minor", "owner": "api-platform"}
+        == document["violations"][0]
+    )
+    assert document["complaints"] == {"received": 3, "unmapped": 1}
+    assert document["mismatch_rule"] == {"min_ratio": 0.1, "min_reports": 1}
+
+
+def test_yaml_is_the_default_and_out_writes_a_file(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "reports" / "retro.yaml"
+    done = report("--data", str(data), "--out", str(out), *ALL_TIME)
+
+    assert done.exit_code == 0, done.output
+    assert done.stdout == ""
+    assert done.stderr == f"payorch report: wrote {out}\n"
+    document = yaml.safe_load(out.read_text(encoding="utf-8"))
+    assert document["window"] == {
+        "from": datetime(2000, 1, 1, tzinfo=UTC),
+        "to": datetime(2100, 1, 1, tzinfo=UTC),
+    }
+    assert rows(document)[0] == ("api/validation", 2, 0, False)
+    assert list(out.parent.iterdir()) == [out]  # no partial file left beside it
+
+
+def test_the_window_bounds_what_is_counted(data: Path) -> None:
+    now = datetime.now(UTC)
+    past = report("--data", str(data), "--format", "json", "--from", "2000-01-01", "--to", "2000-01-15")
+    # The default window: the configured span (14 days) up to now, which holds everything.
+    recent = report("--data", str(data), "--format", "json")
+
+    assert past.exit_code == 0, past.output
+    assert json.loads(past.stdout)["violations"] == []
+    assert json.loads(past.stdout)["complaints"] == {"received": 0, "unmapped": 0}
+    assert recent.exit_code == 0, recent.output
+    window = json.loads(recent.stdout)["window"]
+    start, end = (datetime.fromisoformat(window[bound]) for bound in ("from", "to"))
+    assert end - start == timedelta(days=14)
+    assert abs(end - now) < timedelta(minutes=1)
+    assert len(rows(json.loads(recent.stdout))) == 3
+
+
+def test_the_config_gives_the_taxonomy_and_the_mismatch_rule(data: Path, tmp_path: Path) -> None:
+    settings = yaml.safe_load(sample_config_text())
+    settings["complaint_taxonomy"] = {"mystery": "observer/dropped"}
+    settings["reports"] = {"every_days": 7, "mismatch": {"min_ratio": 0.1, "min_reports": 2}}
+    config = tmp_path / "payorch.yaml"
+    config.write_text(yaml.safe_dump(settings), encoding="utf-8")
+
+    done = report("--data", str(data), "--format", "json", "--config", str(config), *ALL_TIME)
+
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout)
+    # One complaint each is under min_reports 2: no mismatch any more. "mystery" now maps.
+    assert rows(document) == [
+        ("api/validation", 2, 0, False),
+        ("observer/dropped", 0, 1, False),
+        ("plan/coverage", 0, 1, False),
+        ("router/timeout", 0, 1, False),
+    ]
+    assert document["complaints"] == {"received": 3, "unmapped": 0}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (("--format", "md"), "not built yet"),
+        (("--api", "http://127.0.0.1:9", "--data", "data"), "give --api or --data, not both"),
+        (("--api", "http://127.0.0.1:9"), "--api needs an admin key"),
+        (("--from", "2026-02-01", "--to", "2026-01-01"), "must be before --to"),
+        (("--from", "yesterday"), "'yesterday' does not match the formats"),
+    ],
+)
+def test_bad_arguments_exit_2_with_the_reason(args: tuple[str, ...], expected: str) -> None:
+    done = report(*args)
+
+    assert done.exit_code == 2
+    assert expected in done.stderr
+    assert "Traceback" not in done.output
+
+
+@pytest.fixture
+def closed_port() -> Iterator[int]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        yield probe.getsockname()[1]  # bound, never listening: connections are refused
+
+
+def test_what_cannot_be_read_is_a_one_line_error(tmp_path: Path, closed_port: int) -> None:
+    missing = report("--data", str(tmp_path / "nowhere"))
+    unreachable = report("--api", f"http://127.0.0.1:{closed_port}", "--api-key", "adm_x")
+
+    for done in (missing, unreachable):
+        assert done.exit_code == 1
+        assert done.stderr.count("\n") == 1
+        assert "Traceback" not in done.output
+    assert missing.stderr == (
+        f"payorch report: no database at {tmp_path / 'nowhere' / FILE_NAME}: "
+        "pass --data with the folder `payorch serve` uses\n"
+    )
+    assert unreachable.stderr.startswith(
+        f"payorch report: cannot read http://127.0.0.1:{closed_port}/v1/analytics/violations: "
+    )
+
+
+def test_a_database_held_by_a_server_points_to_the_api(held: Path) -> None:  # noqa: F811 - the fixture
+    done = report("--data", str(held))
+
+    assert done.exit_code == 1
+    assert done.stderr == (
+        f"payorch report: {held / FILE_NAME} is held by a running payorch serve: "
+        "read through it with --api URL --api-key K\n"
+    )

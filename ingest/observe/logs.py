@@ -110,6 +110,19 @@ _SPLICED = frozenset(
 )
 
 
+#: Stand-ins for the ids while a header is rendered once (see ``LineWriter._header``).
+_TRACE_MARK, _SPAN_MARK = "<payorch:trace-id>", "<payorch:span-id>"
+
+
+def _ids(name: str, level: str, trace_id: int, span_id: int) -> dict[str, Any]:
+    return {
+        "event": name,
+        "level": level,
+        "trace_id": f"{trace_id:032x}" if trace_id else None,
+        "span_id": f"{span_id:016x}" if span_id else None,
+    }
+
+
 class LineWriter:
     """Renders entries through a structlog processor chain (the global tags, card masking, JSON by
     orjson) and writes each batch to ``stream`` (binary) in one write.
@@ -125,25 +138,46 @@ class LineWriter:
             mask_cards,
             structlog.processors.JSONRenderer(serializer=orjson.dumps, option=orjson.OPT_UTC_Z),
         ]
+        self._headers: dict[tuple[str, str], tuple[bytes, bytes, bytes] | None] = {}
+
+    def _render(self, level: str, event_dict: dict[str, Any]) -> bytes:
+        rendered: Any = event_dict
+        for processor in self._processors:
+            rendered = processor(None, level, rendered)
+        line: bytes = rendered
+        return line
+
+    def _header(self, level: str, name: str) -> tuple[bytes, bytes, bytes] | None:
+        """The chain's header of an event line cut around its trace and span ids, rendered once
+        per event name and level: what lies between the ids is the same on every such line.
+        ``None`` when the cut fails (the line is then rendered whole)."""
+        key = (level, name)
+        if key not in self._headers:
+            marked = {"event": name, "level": level, "trace_id": _TRACE_MARK, "span_id": _SPAN_MARK}
+            rendered = self._render(level, marked)
+            trace, span = _TRACE_MARK.encode(), _SPAN_MARK.encode()
+            before, _, after = rendered.partition(trace)
+            middle, _, tail = after.partition(span)
+            once = rendered.count(trace) == 1 and rendered.count(span) == 1 and span not in before
+            self._headers[key] = (before, middle, tail[:-1] + b",") if once and tail.endswith(b"}") else None
+        return self._headers[key]
 
     def write(self, entries: Sequence[Entry]) -> None:
-        processors = self._processors
         lines: list[bytes] = []
         for when, level, name, payload, request, trace_id, span_id in entries:
-            header: dict[str, Any] = {
-                "event": name,
-                "level": level,
-                "trace_id": f"{trace_id:032x}" if trace_id else None,
-                "span_id": f"{span_id:016x}" if span_id else None,
-            }
-            rendered: Any = header
             if type(payload) in _SPLICED:
                 # An event without free text: its own JSON (payment, request and merchant ids,
                 # its time as the line's) follows the header the chain rendered.
-                for processor in processors:
-                    rendered = processor(None, level, rendered)
+                cut = self._header(level, name) if trace_id and span_id else None
+                if cut is not None:
+                    before, middle, tail = cut
+                    ids = f"{trace_id:032x}".encode(), f"{span_id:016x}".encode()
+                    lines.append(before + ids[0] + middle + ids[1] + tail + event_json(payload)[1:])  # type: ignore[arg-type]
+                    continue
+                rendered = self._render(level, _ids(name, level, trace_id, span_id))
                 lines.append(rendered[:-1] + b"," + event_json(payload)[1:])  # type: ignore[arg-type]
                 continue
+            header = _ids(name, level, trace_id, span_id)
             if isinstance(payload, DomainEvent):
                 header.update(event_fields(payload))
                 header["type"] = payload.event_type
@@ -154,9 +188,7 @@ class LineWriter:
                     header.update(payload if isinstance(payload, Mapping) else {"detail": str(payload)})
                 header["timestamp"] = datetime.fromtimestamp(when, UTC)  # orjson writes it, with Z
                 header["request_id"] = request
-            for processor in processors:
-                rendered = processor(None, level, rendered)
-            lines.append(rendered)
+            lines.append(self._render(level, header))
         lines.append(b"")
         self._stream.write(b"\n".join(lines))
         self._stream.flush()

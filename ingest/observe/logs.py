@@ -31,6 +31,7 @@ from engine.events import (
     DomainEvent,
     PaymentCompleted,
     PaymentFailed,
+    PaymentReceived,
     PlanBuilt,
     StepAttempted,
     StepFailed,
@@ -104,7 +105,8 @@ def violation_fields(violation: ContractViolation) -> dict[str, object]:
 
 
 #: Events whose fields hold nothing from outside: their lines splice the event's own JSON in, with
-#: no masking to do (PaymentReceived holds the merchant's idempotency key, and goes field by field).
+#: no masking to do. PaymentReceived holds the merchant's idempotency key: it is spliced when the
+#: key holds no card number (:func:`_splices`), and goes field by field, masked, otherwise.
 _SPLICED = frozenset(
     {PlanBuilt, StepAttempted, StepSucceeded, StepFailed, CompensationIssued, PaymentCompleted, PaymentFailed}
 )
@@ -112,6 +114,15 @@ _SPLICED = frozenset(
 
 #: Stand-ins for the ids while a header is rendered once (see ``LineWriter._header``).
 _TRACE_MARK, _SPAN_MARK = "<payorch:trace-id>", "<payorch:span-id>"
+
+
+def _splices(payload: object) -> bool:
+    """A PaymentReceived whose idempotency key (its only text from outside: validation issues
+    are masked by the parser) has nothing to mask."""
+    if type(payload) is not PaymentReceived:
+        return False
+    key = payload.idempotency_key
+    return key is None or _masked(key) == key
 
 
 def _ids(name: str, level: str, trace_id: int, span_id: int) -> dict[str, Any]:
@@ -165,7 +176,7 @@ class LineWriter:
     def write(self, entries: Sequence[Entry]) -> None:
         lines: list[bytes] = []
         for when, level, name, payload, request, trace_id, span_id in entries:
-            if type(payload) in _SPLICED:
+            if type(payload) in _SPLICED or _splices(payload):
                 # An event without free text: its own JSON (payment, request and merchant ids,
                 # its time as the line's) follows the header the chain rendered.
                 cut = self._header(level, name) if trace_id and span_id else None

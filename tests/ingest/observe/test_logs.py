@@ -3,6 +3,7 @@ inside a payment) carry the request, its trace and the global tags like the doma
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import logging
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from engine.events import (
     DomainEvent,
     PaymentCompleted,
     PaymentFailed,
+    PaymentReceived,
     PlanBuilt,
     PlannedStep,
     StepAttempted,
@@ -96,6 +98,14 @@ def _spliced_events() -> list[DomainEvent]:
     card, usd = ProcessorId("stripe_sim"), Currency("USD")
     step = PlannedStep(0, PaymentMethod.CARD, 10000, (card,))
     return [
+        PaymentReceived(
+            **ids,
+            accepted=True,
+            amount_cents=10000,
+            currency=usd,
+            method=PaymentMethod.CARD,
+            idempotency_key="order-1",
+        ),
         PlanBuilt(**ids, total_amount_cents=10000, currency=usd, steps=(step,)),
         StepAttempted(
             **ids,
@@ -139,4 +149,19 @@ def test_an_event_line_is_the_chains_header_with_the_event_spliced_in() -> None:
         assert parsed["type"] == parsed["event"] == event.event_type
         assert {key: parsed[key] for key in tags} == tags
     outside = orjson.loads(lines[-1])
-    assert (outside["trace_id"], outside["span_id"], outside["event"]) == (None, None, "PlanBuilt")
+    assert (outside["trace_id"], outside["span_id"], outside["event"]) == (None, None, "PaymentReceived")
+
+
+def test_a_received_payment_whose_key_holds_a_card_number_is_masked_field_by_field() -> None:
+    received = _spliced_events()[0]
+    assert isinstance(received, PaymentReceived)
+    dirty = dataclasses.replace(received, idempotency_key=f"order-{CARD}")
+    out = io.BytesIO()
+
+    LineWriter(out, {}).write(
+        [(0.0, "info", "PaymentReceived", event, "req_1", 1, 2) for event in (received, dirty)]
+    )
+
+    clean_line, dirty_line = (orjson.loads(line) for line in out.getvalue().splitlines())
+    assert dirty_line == clean_line | {"idempotency_key": "order-424242******4242"}
+    assert CARD not in out.getvalue().decode()

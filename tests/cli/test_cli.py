@@ -87,6 +87,7 @@ def test_demo_shows_what_exists_and_exits_0() -> None:
     assert "engine: 24 simulated payments on the sample configuration" in done.stdout
     assert "outcomes: " in done.stdout
     assert "not built yet" in done.stdout
+    assert "`payorch serve` runs it on port 8000" in done.stdout  # built, not yet started by the demo
 
 
 def test_a_bad_config_file_names_the_file_field_and_problem(tmp_path: Path) -> None:

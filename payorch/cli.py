@@ -22,6 +22,9 @@ from payorch.demo import run_demo
 
 EXIT_USAGE = 2
 DEFAULT_API = "http://127.0.0.1:8000"
+#: ``payorch report``'s times: a date, a UTC time, or a time with an offset (``Z`` included, as the
+#: report itself writes them).
+REPORT_TIMES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
 
 
 def load_config_or_exit(path: Path) -> PlatformConfig:
@@ -140,14 +143,14 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
 @click.option(
     "--from",
     "date_from",
-    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
-    help="Start, inclusive (UTC). Default: the report span before --to.",
+    type=click.DateTime(REPORT_TIMES),
+    help="Start, inclusive (UTC unless it has an offset). Default: the report span before --to.",
 )
 @click.option(
     "--to",
     "date_to",
-    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
-    help="End, exclusive (UTC). Default: now.",
+    type=click.DateTime(REPORT_TIMES),
+    help="End, exclusive (UTC unless it has an offset). Default: now.",
 )
 @click.option("--format", "output_format", type=click.Choice(["yaml", "md", "html", "json"]), default="yaml")
 @click.option(

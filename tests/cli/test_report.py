@@ -113,6 +113,24 @@ def test_the_window_bounds_what_is_counted(data: Path) -> None:
     assert len(rows(json.loads(recent.stdout))) == 3
 
 
+def test_a_window_can_be_given_as_the_report_writes_it(data: Path) -> None:
+    """``--from``/``--to`` take the report's own ``...Z`` times, and offsets, back."""
+    done = report(
+        "--data",
+        str(data),
+        "--format",
+        "json",
+        "--from",
+        "2000-01-01T00:00:00Z",
+        "--to",
+        "2100-01-01T01:00:00+01:00",
+    )
+
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["window"] == {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
+    assert rows(json.loads(done.stdout))[0] == ("api/validation", 2, 0, False)
+
+
 def test_the_config_gives_the_taxonomy_and_the_mismatch_rule(data: Path, tmp_path: Path) -> None:
     settings = yaml.safe_load(sample_config_text())
     settings["complaint_taxonomy"] = {"mystery": "observer/dropped"}

@@ -32,7 +32,7 @@ from engine.events import (
     PlannedStep,
     event_ids,
 )
-from engine.guard import guarded_refund
+from engine.guard import guarded_refund, guarded_status
 from engine.methods import PartialPolicy
 from engine.monitor import ContractMonitor
 from engine.observer import AMOUNT, NULL_OBSERVER, PLAN_SPAN, STEPS, Observer
@@ -40,7 +40,7 @@ from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
 from engine.plan_builder import build_plan
 from engine.policy import PaymentPolicyEnforcer
 from engine.ports import Clock, EventSink, RandomSource, Sleeper
-from engine.processor import Processor, RefundRequest
+from engine.processor import Processor, RefundRequest, Settlement
 from engine.results import CompositeResult, PaymentStatus, Result
 from engine.router import Router
 from engine.types import ProcessorId
@@ -313,7 +313,8 @@ class CompositePaymentService:
         *,
         unsettled: bool,
     ) -> bool:
-        """Void or refund a step's charge, retrying transient failures; True once undone."""
+        """Void or refund a step's charge, retrying transient failures; True once undone. When the
+        last try's outcome is unknown (a timeout), the processor's status settles it."""
         request = RefundRequest(
             payment_id=ctx.payment_id,
             step_index=step_index,
@@ -350,6 +351,30 @@ class CompositePaymentService:
             error = response.error_code or ErrorCode.UNKNOWN
             if not error.retryable:
                 break
+        charged = not unsettled  # as far as is known
+        if processor is not None and error.outcome_unknown:
+            # The last void/refund may have gone through although its answer was lost: ask
+            # (ARCHITECTURE.md decision 4), rather than report money that came back as held.
+            answer, problem = await guarded_status(
+                processor, request.idempotency_key, merchant.timeout_ms / 1000, self._clock
+            )
+            if problem is not None:
+                await self._monitor.violated(ctx, problem.contract_id, problem.message)
+            if answer.settlement is Settlement.NOT_CHARGED and unsettled:
+                return True  # the unknown attempt never charged: nothing to undo, nothing to record
+            if answer.settlement is Settlement.REFUNDED:
+                await self._sink.emit(
+                    CompensationIssued.derived(
+                        **self._ids(ctx),
+                        step_index=step_index,
+                        processor_id=processor_id,
+                        amount=answer.amount_cents or amount_cents,
+                        succeeded=True,
+                        error_code=None,
+                    )
+                )
+                return True
+            charged = answer.settlement is Settlement.CHARGED
         await self._sink.emit(
             CompensationIssued.derived(
                 **self._ids(ctx),
@@ -360,7 +385,7 @@ class CompositePaymentService:
                 error_code=error,
             )
         )
-        what = "may still be charged" if unsettled else "is still charged"
+        what = "is still charged" if charged else "may still be charged"
         message = f"step {step_index} {what} at {processor_id}: void/refund failed with {error}"
         await self._monitor.violated(ctx, COMPENSATION_FAILED, message)
         return False

@@ -84,6 +84,8 @@ TIMEOUT_CHARGED = "timeout_charged"  # charges, then hangs past the timeout
 TIMEOUT_UNCHARGED = "timeout_uncharged"  # hangs without charging
 RAISE = "raise"
 GARBAGE = "garbage"
+#: A refund the processor applies, then hangs past the timeout: its answer is lost.
+REFUND_TIMEOUT_APPLIED = "refund_timeout_applied"
 
 _FAILURES = {
     DECLINE: ErrorCode.DECLINED,
@@ -122,6 +124,7 @@ class ScriptedProcessor:
         self._refund_script = list(refund_script)
         self._status_script = list(status_script)
         self.held: dict[str, int] = {}
+        self.refunded: dict[str, int] = {}  # keys refunded here, with the amount
         self.charges: list[str] = []
         self.refunds: list[str] = []
         self.calls = 0
@@ -170,6 +173,9 @@ class ScriptedProcessor:
         amount = self.held.pop(request.idempotency_key, 0)
         if amount:
             self.refunds.append(request.idempotency_key)
+            self.refunded[request.idempotency_key] = amount
+        if behaviour == REFUND_TIMEOUT_APPLIED:
+            await asyncio.Event().wait()
         return ProcessorResponse(True, 1, amount)
 
     async def status(self, idempotency_key: str) -> StatusAnswer:
@@ -179,6 +185,8 @@ class ScriptedProcessor:
             return StatusAnswer(Settlement.UNKNOWN, 1)
         if idempotency_key in self.held:
             return StatusAnswer(Settlement.CHARGED, 1, self.held[idempotency_key])
+        if idempotency_key in self.refunded:
+            return StatusAnswer(Settlement.REFUNDED, 1, self.refunded[idempotency_key])
         return StatusAnswer(Settlement.NOT_CHARGED, 1)
 
 

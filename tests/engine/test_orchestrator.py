@@ -11,6 +11,7 @@ from tests.engine.fakes import (
     NETWORK,
     OK,
     RAISE,
+    REFUND_TIMEOUT_APPLIED,
     TIMEOUT_CHARGED,
     UNAVAILABLE,
     InMemorySink,
@@ -21,11 +22,14 @@ from tests.engine.harness import merchant, request, rig
 
 
 def processors(
-    card: tuple[str, ...] = (OK,), backup: tuple[str, ...] = (OK,), **refunds: tuple[str, ...]
+    card: tuple[str, ...] = (OK,),
+    backup: tuple[str, ...] = (OK,),
+    applepay_status: tuple[str, ...] = ("ledger",),
+    **refunds: tuple[str, ...],
 ) -> dict[str, ScriptedProcessor]:
     return {
         "applepay_sim": ScriptedProcessor(
-            "applepay_sim", (OK,), refund_script=refunds.get("applepay", (OK,))
+            "applepay_sim", (OK,), refund_script=refunds.get("applepay", (OK,)), status_script=applepay_status
         ),
         "stripe_sim": ScriptedProcessor("stripe_sim", card),
         "adyen_sim": ScriptedProcessor("adyen_sim", backup),
@@ -129,6 +133,38 @@ async def test_a_failed_compensation_is_critical_and_says_which_step_is_still_ch
     terminal = setup.sink.events[-1]
     assert isinstance(terminal, PaymentFailed)
     assert terminal.total_processed == 6000
+
+
+async def test_a_refund_whose_answer_is_lost_is_settled_by_asking_the_processor() -> None:
+    """The void goes through but its answer never comes back (every try times out): the
+    processor's status says the money came back, so the step counts as compensated and no
+    compensation-failed violation claims the customer is still charged."""
+    fakes = processors(card=(DECLINE,), applepay=(REFUND_TIMEOUT_APPLIED,))
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+
+    assert result.status is PaymentStatus.FAILED
+    assert result.step_results[0].compensated
+    assert result.still_charged_steps == ()
+    assert result.total_processed == 0
+    assert fakes["applepay_sim"].held == {}
+    assert fakes["applepay_sim"].refunded == {"pay_1:step:0": 6000}
+    assert fakes["applepay_sim"].status_calls == 1
+    assert "orchestrator/compensation-failed" not in setup.sink.contract_ids()
+    issued = [event for event in setup.sink.events if isinstance(event, CompensationIssued)]
+    assert [(event.step_index, event.amount, event.succeeded) for event in issued] == [(0, 6000, True)]
+
+
+async def test_a_lost_refund_answer_the_processor_cannot_settle_may_still_be_charged() -> None:
+    fakes = processors(card=(DECLINE,), applepay=(REFUND_TIMEOUT_APPLIED,), applepay_status=("unknown",))
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+
+    assert [step.step_index for step in result.still_charged_steps] == [0]
+    critical = [v for v in setup.sink.violations if v.contract_id == "orchestrator/compensation-failed"]
+    assert [v.message for v in critical] == [
+        "step 0 may still be charged at applepay_sim: void/refund failed with timeout"
+    ]
 
 
 async def test_a_transient_refund_failure_is_retried() -> None:

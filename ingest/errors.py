@@ -1,8 +1,17 @@
-"""The boundary's error tree::
+"""The boundary's error tree (each class lives beside the code that raises it)::
 
-PayorchError                    (engine.errors)
+PayorchError                            (engine.errors)
 └── IngestError
-    └── ConfigFileError         a configuration file that is missing, unreadable or invalid
+    ├── ConfigFileError                 a configuration file that is missing, unreadable or invalid
+    ├── ProcessorSetupError             (ingest.processors.errors) a processor that cannot be built
+    │   └── MissingApiKeyError          its API key variable is unset
+    ├── MalformedProcessorResponseError (ingest.processors.errors) an answer that cannot be read
+    ├── StoreSaturatedError             (ingest.store.writer) the writer is behind: answer 503
+    ├── StoreError                      (ingest.store.writer) a batch could not be committed
+    ├── WindowError                     (ingest.store.reads) a window with naive or crossed bounds
+    ├── DatabaseUnavailableError        (ingest.store.reads) no database to read in a data folder
+    │   └── DatabaseHeldError           a running ``payorch serve`` holds it
+    └── ExportError                     (ingest.store.export) ``payorch export`` could not run
 """
 
 from __future__ import annotations

@@ -337,16 +337,7 @@ class CompositePaymentService:
             if response.success:
                 if unsettled and response.amount_cents == 0:
                     return True  # the unknown attempt never charged: nothing to undo, nothing to record
-                await self._sink.emit(
-                    CompensationIssued.derived(
-                        **self._ids(ctx),
-                        step_index=step_index,
-                        processor_id=processor_id,
-                        amount=response.amount_cents or amount_cents,
-                        succeeded=True,
-                        error_code=None,
-                    )
-                )
+                await self._issued(ctx, step_index, processor_id, response.amount_cents or amount_cents, None)
                 return True
             error = response.error_code or ErrorCode.UNKNOWN
             if not error.retryable:
@@ -361,34 +352,36 @@ class CompositePaymentService:
             if problem is not None:
                 await self._monitor.violated(ctx, problem.contract_id, problem.message)
             if answer.settlement is Settlement.NOT_CHARGED and unsettled:
-                return True  # the unknown attempt never charged: nothing to undo, nothing to record
+                return True  # as above: never charged
             if answer.settlement is Settlement.REFUNDED:
-                await self._sink.emit(
-                    CompensationIssued.derived(
-                        **self._ids(ctx),
-                        step_index=step_index,
-                        processor_id=processor_id,
-                        amount=answer.amount_cents or amount_cents,
-                        succeeded=True,
-                        error_code=None,
-                    )
-                )
+                await self._issued(ctx, step_index, processor_id, answer.amount_cents or amount_cents, None)
                 return True
             charged = answer.settlement is Settlement.CHARGED
+        await self._issued(ctx, step_index, processor_id, amount_cents, error)
+        what = "is still charged" if charged else "may still be charged"
+        message = f"step {step_index} {what} at {processor_id}: void/refund failed with {error}"
+        await self._monitor.violated(ctx, COMPENSATION_FAILED, message)
+        return False
+
+    async def _issued(
+        self,
+        ctx: CoreRequestContext,
+        step_index: int,
+        processor_id: ProcessorId,
+        amount: int,
+        error: ErrorCode | None,
+    ) -> None:
+        """``CompensationIssued`` for a step: undone when ``error`` is None, else failed with it."""
         await self._sink.emit(
             CompensationIssued.derived(
                 **self._ids(ctx),
                 step_index=step_index,
                 processor_id=processor_id,
-                amount=amount_cents,
-                succeeded=False,
+                amount=amount,
+                succeeded=error is None,
                 error_code=error,
             )
         )
-        what = "is still charged" if charged else "may still be charged"
-        message = f"step {step_index} {what} at {processor_id}: void/refund failed with {error}"
-        await self._monitor.violated(ctx, COMPENSATION_FAILED, message)
-        return False
 
     def _ids(self, ctx: CoreRequestContext) -> EventIds:
         return event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now())

@@ -3,39 +3,26 @@ inside a payment) carry the request, its trace and the global tags like the doma
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from engine.error_codes import ErrorCode
-from engine.events import (
-    CompensationIssued,
-    DomainEvent,
-    PaymentCompleted,
-    PaymentFailed,
-    PaymentReceived,
-    PlanBuilt,
-    PlannedStep,
-    StepAttempted,
-    StepFailed,
-    StepSucceeded,
-    event_ids,
-)
-from engine.methods import PaymentMethod
-from engine.money import Currency
-from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
+from engine.events import DomainEvent, PaymentReceived, event_ids
+from engine.types import MerchantId, PaymentId, RequestId
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.codec.event_json import event_json
 from ingest.config_file import parse_config
-from ingest.observe.logs import PIPED_LOGGERS, LineWriter, _ids
+from ingest.observe.logs import _SPLICED, PIPED_LOGGERS, LineWriter, _ids, _splices
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, FailingRecords, body_of, call
 from tests.ingest.observe.test_seed_observed import Lines
+from tests.strategies import events
 
 CARD = "4242424242424242"
 
@@ -88,74 +75,49 @@ async def test_an_error_inside_a_payment_is_a_json_line_of_that_request(tmp_path
     assert received["trace_id"] == error["trace_id"]
 
 
-def _spliced_events() -> list[DomainEvent]:
-    ids = event_ids(
-        PaymentId("pay_1"),
-        RequestId("req_1"),
-        MerchantId("m_acme"),
-        datetime(2026, 11, 26, 8, 0, 0, 123456, tzinfo=UTC),
-    )
-    card, usd = ProcessorId("stripe_sim"), Currency("USD")
-    step = PlannedStep(0, PaymentMethod.CARD, 10000, (card,))
-    return [
-        PaymentReceived(
-            **ids,
-            accepted=True,
-            amount_cents=10000,
-            currency=usd,
-            method=PaymentMethod.CARD,
-            idempotency_key="order-1",
-        ),
-        PlanBuilt(**ids, total_amount_cents=10000, currency=usd, steps=(step,)),
-        StepAttempted(
-            **ids,
-            step_index=0,
-            processor_id=card,
-            attempt=1,
-            method=PaymentMethod.CARD,
-            amount_cents=10000,
-            idempotency_key="pay_1:0",
-        ),
-        StepSucceeded(**ids, step_index=0, processor_id=card, latency_ms=12, amount=10000),
-        StepFailed(**ids, step_index=0, processor_id=card, error_code=ErrorCode.TIMEOUT, latency_ms=2000),
-        CompensationIssued(**ids, step_index=0, processor_id=card, amount=10000, succeeded=True),
-        PaymentCompleted(**ids, total_amount=10000, total_processed=10000),
-        PaymentFailed(**ids, total_amount=10000, final_error=ErrorCode.DECLINED),
-    ]
+TAGS = {"service.name": "payorch", "service.version": "1.2.3", "deployment.environment.name": "test"}
 
 
-def test_an_event_line_is_the_chains_header_with_the_event_spliced_in() -> None:
-    """The header an event line starts with is rendered by the chain once per event name, then
-    reused with each line's ids: every line is byte for byte what rendering it whole gives."""
-    tags = {"service.name": "payorch", "service.version": "1.2.3", "deployment.environment.name": "test"}
+@settings(max_examples=300, deadline=None)
+@given(event=events, trace_id=st.integers(1, 2**128 - 1), span_id=st.integers(1, 2**64 - 1))
+def test_an_event_line_is_what_rendering_it_whole_gives(
+    event: DomainEvent, trace_id: int, span_id: int
+) -> None:
+    """An event line's header is rendered by the chain once per event name, then reused with each
+    line's ids: a spliced line is byte for byte what rendering it whole gives."""
     out = io.BytesIO()
-    writer = LineWriter(out, tags)
-    trace_id, span_id = 0x0AF7651916CD43DD8448EB211C80319C, 0x00F067AA0BA902B7
-    events = _spliced_events()
+    writer = LineWriter(out, TAGS)
 
-    writer.write(
-        [(0.0, "info", event.event_type, event, event.request_id, trace_id, span_id) for event in events]
-    )
-    writer.write([(0.0, "info", events[0].event_type, events[0], "req_1", 0, 0)])  # outside a span
+    writer.write([(0.0, "info", event.event_type, event, event.request_id, trace_id, span_id)])
 
-    lines = out.getvalue().splitlines()
-    assert len(lines) == len(events) + 1
-    for event, line in zip(events, lines, strict=False):
+    line = out.getvalue().removesuffix(b"\n")
+    if type(event) in _SPLICED or _splices(event):
         whole = writer._render("info", _ids(event.event_type, "info", trace_id, span_id))
         assert line == whole[:-1] + b"," + event_json(event)[1:]
-        parsed = orjson.loads(line)
-        assert parsed["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
-        assert parsed["span_id"] == "00f067aa0ba902b7"
-        assert parsed["type"] == parsed["event"] == event.event_type
-        assert {key: parsed[key] for key in tags} == tags
-    outside = orjson.loads(lines[-1])
-    assert (outside["trace_id"], outside["span_id"], outside["event"]) == (None, None, "PaymentReceived")
+    parsed = orjson.loads(line)
+    assert (parsed["trace_id"], parsed["span_id"]) == (f"{trace_id:032x}", f"{span_id:016x}")
+    assert parsed["type"] == parsed["event"] == event.event_type
+    assert parsed["request_id"] == event.request_id
+    assert {key: parsed[key] for key in TAGS} == TAGS
+
+
+def test_an_event_line_outside_a_span_has_null_ids() -> None:
+    out = io.BytesIO()
+    LineWriter(out, TAGS).write([(0.0, "info", "PaymentReceived", _received(), "req_1", 0, 0)])
+
+    line = orjson.loads(out.getvalue())
+    assert (line["trace_id"], line["span_id"], line["type"]) == (None, None, "PaymentReceived")
+
+
+def _received(idempotency_key: str = "order-1") -> PaymentReceived:
+    ids = event_ids(
+        PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_acme"), datetime(2026, 11, 26, tzinfo=UTC)
+    )
+    return PaymentReceived(**ids, accepted=True, amount_cents=100, idempotency_key=idempotency_key)
 
 
 def test_a_received_payment_whose_key_holds_a_card_number_is_masked_field_by_field() -> None:
-    received = _spliced_events()[0]
-    assert isinstance(received, PaymentReceived)
-    dirty = dataclasses.replace(received, idempotency_key=f"order-{CARD}")
+    received, dirty = _received(), _received(f"order-{CARD}")
     out = io.BytesIO()
 
     LineWriter(out, {}).write(

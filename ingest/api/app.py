@@ -8,7 +8,7 @@ payment desk. Routes are thin: authenticate, read, call, answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -157,6 +157,9 @@ def create_app(settings: Settings) -> FastAPI:
         # FastAPI's own OpenTelemetry hooks look up the global providers on every request; payorch
         # does its own observing.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # A path with a slash too many is a 404 that says so, not a redirect: a client that does
+        # not follow it would see an empty 307, one that does would send the body twice.
+        redirect_slashes=False,
     )
     app.state.parts = parts
     _install_error_handlers(app)
@@ -167,6 +170,18 @@ def create_app(settings: Settings) -> FastAPI:
 
 def _request_id(request: Request) -> RequestId:
     return RequestId(getattr(request.state, "request_id", None) or new_id("req"))
+
+
+def _not_found_detail(request: Request) -> str:
+    """404's detail; it names the path without its trailing slash when that one is a route."""
+    path = request.url.path
+    bare = path.rstrip("/")
+    if bare and bare != path:
+        for route in request.app.router.routes:
+            pattern = getattr(route, "path_regex", None)
+            if pattern is not None and pattern.match(bare):
+                return f"No route matches this path; {bare} (without the trailing slash) is one."
+    return "No route matches this path."
 
 
 def _install_error_handlers(app: FastAPI) -> None:
@@ -182,19 +197,14 @@ def _install_error_handlers(app: FastAPI) -> None:
         detail = {404: "No route matches this path.", 405: "This path does not take this method."}.get(
             exc.status_code, "The request could not be read."
         )
+        if exc.status_code == 404:
+            detail = _not_found_detail(request)
         headers = dict(exc.headers or {})
         return problem_response(ApiProblem(code, detail, headers=headers), _request_id(request))
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
-        errors = [
-            FieldError(
-                ".".join(str(part) for part in error.get("loc", ())[1:]) or "body",
-                str(error.get("type", "invalid")),
-                str(error.get("msg", "is invalid")),
-            )
-            for error in exc.errors()
-        ]
+        errors = [_field_error(error) for error in exc.errors()]
         problem = ApiProblem("validation_failed", "The request does not fit this endpoint.", errors=errors)
         return problem_response(problem, _request_id(request))
 
@@ -207,6 +217,19 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(Exception, on_crash)
+
+
+#: FastAPI's wording for a body that is not an object: a form, text, a JSON array...
+_NOT_AN_OBJECT = "model_attributes_type"
+
+
+def _field_error(error: Mapping[str, Any]) -> FieldError:
+    location = tuple(error.get("loc", ()))
+    code = str(error.get("type", "invalid"))
+    message = str(error.get("msg", "is invalid"))
+    if location == ("body",) and code == _NOT_AN_OBJECT:
+        message = "the body must be a JSON object, sent with Content-Type: application/json"
+    return FieldError(".".join(str(part) for part in location[1:]) or "body", code, message)
 
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from the config file.")

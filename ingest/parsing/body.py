@@ -9,7 +9,10 @@ Rules (every issue here is on field ``body``):
   nesting that exhausts the recursion limit, or nesting deeper than ``MAX_DEPTH``): error
   ``invalid_json``. JSON that is not an object: error ``not_an_object``.
 - ``application/x-www-form-urlencoded``: form fields (``urllib.parse.parse_qsl``, blank values
-  kept); ``metadata[key]=value`` fills the metadata object. A repeated key: the last wins.
+  kept); ``metadata[key]=value`` fills the metadata object. A repeated key: the last wins. A body
+  that is a JSON object instead (what ``curl -d '{...}'`` sends, with this type by default) is
+  read as JSON, with warning ``content_type``; one that starts with ``{`` but is not valid JSON
+  stays form fields.
 - No content type, or one that is not a ``type/subtype``: a body starting with ``{`` or ``[`` is
   read as JSON (its errors stand); any other body is read as form fields if it is well-formed
   ``key=value&...``. Either way: warning ``content_type``.
@@ -199,6 +202,19 @@ def _undeclared_or_other(text: str, kind: _Kind, content_type: str | None) -> De
     return DecodedBody(None, (error(BODY, "unsupported_content_type", message, content_type),))
 
 
+def _form_or_json_object(text: str, content_type: str | None) -> DecodedBody:
+    # A form whose first key starts with "{" is no form anyone means: it is JSON sent with a
+    # client's default content type. Only a JSON object is taken as JSON (its issues would
+    # otherwise replace the form's).
+    if text.lstrip()[:1] == "{":
+        decoded = _json(text)
+        if decoded.fields is not None:
+            shown = quote(content_type or "")
+            message = f"content type {shown}, but the body is a JSON object: read it as JSON"
+            return DecodedBody(decoded.fields, (warning(BODY, "content_type", message, content_type),))
+    return DecodedBody(_form(text), ())
+
+
 def decode_body(body: bytes, content_type: str | None) -> DecodedBody:
     """The body's top-level object and the issues met reading it; never raises."""
     if not body.strip():
@@ -219,7 +235,7 @@ def decode_body(body: bytes, content_type: str | None) -> DecodedBody:
     if kind is _Kind.JSON:
         decoded = _json(text)
     elif kind is _Kind.FORM:
-        decoded = DecodedBody(_form(text), ())
+        decoded = _form_or_json_object(text, content_type)
     else:
         decoded = _undeclared_or_other(text, kind, content_type)
     if not notes:

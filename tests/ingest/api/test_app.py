@@ -162,3 +162,36 @@ async def test_bad_idempotency_keys_are_400(app: object) -> None:
                 "severity": "error",
             }
         ]
+
+
+async def test_a_trailing_slash_is_a_404_that_names_the_route(app: object) -> None:
+    answer = await call(app, "POST", "/v1/payments/", [ACME, JSON], body_of(b'{"amount": 1250}'))
+    assert answer.status == 404
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["detail"] == (
+        "No route matches this path; /v1/payments (without the trailing slash) is one."
+    )
+    elsewhere = await call(app, "GET", "/v1/nowhere/", [ACME], body_of(b""))
+    assert (elsewhere.status, elsewhere.json()["detail"]) == (404, "No route matches this path.")
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body"),
+    [
+        (b"application/x-www-form-urlencoded", b'{"category": "timeout"}'),
+        (b"application/json", b'["timeout"]'),
+    ],
+)
+async def test_a_complaint_that_is_not_a_json_object_is_422_saying_what_to_send(
+    app: object, content_type: bytes, body: bytes
+) -> None:
+    answer = await call(app, "POST", "/v1/complaints", [ACME, (b"content-type", content_type)], body_of(body))
+    assert answer.status == 422
+    assert answer.json()["errors"] == [
+        {
+            "field": "body",
+            "code": "model_attributes_type",
+            "message": "the body must be a JSON object, sent with Content-Type: application/json",
+            "severity": "error",
+        }
+    ]

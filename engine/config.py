@@ -258,6 +258,25 @@ class ReportConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class StoreConfig:
+    """How ``payorch serve`` writes to its database: group commit and backpressure.
+
+    A batch of writes is committed at ``max_rows`` writes, or ``max_wait_ms`` after its first
+    (0: as soon as the queue is drained; what arrives during a commit makes the next batch). New
+    payments are refused (503) while more than ``admit_limit`` writes wait for the disk.
+    """
+
+    max_rows: int = 5000
+    max_wait_ms: int = 0
+    admit_limit: int = 20_000
+
+    def __post_init__(self) -> None:
+        check_count("store.max_rows", self.max_rows, minimum=1, maximum=1_000_000)
+        check_count("store.max_wait_ms", self.max_wait_ms, minimum=0, maximum=10_000)
+        check_count("store.admit_limit", self.admit_limit, minimum=1, maximum=10_000_000)
+
+
+@dataclass(frozen=True, slots=True)
 class PlatformConfig:
     """The whole configuration file. Invariants: ids and API keys are unique, and every
     processor a routing rule names is configured."""
@@ -268,6 +287,7 @@ class PlatformConfig:
     complaint_taxonomy: Mapping[str, ContractId] = field(default_factory=dict, hash=False)
     escalations: EscalationConfig = field(default_factory=EscalationConfig)
     reports: ReportConfig = field(default_factory=ReportConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
 
     def __post_init__(self) -> None:
         merchants = check_sequence("merchants", self.merchants)
@@ -285,6 +305,8 @@ class PlatformConfig:
             raise InvalidFieldError("escalations", self.escalations, "must be an EscalationConfig")
         if not isinstance(self.reports, ReportConfig):
             raise InvalidFieldError("reports", self.reports, "must be a ReportConfig")
+        if not isinstance(self.store, StoreConfig):
+            raise InvalidFieldError("store", self.store, "must be a StoreConfig")
         _unique("merchants.merchant_id", [m.merchant_id for m in merchants])
         _unique("processors.id", [p.id for p in processors])
         for key in admin_keys:

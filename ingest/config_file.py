@@ -25,6 +25,7 @@ from engine.config import (
     ReportConfig,
     RetryPolicy,
     RoutingRule,
+    StoreConfig,
 )
 from engine.contracts import default_registry
 from engine.errors import DomainError
@@ -259,7 +260,16 @@ def _processor(section: _Section) -> ProcessorConfig:
     )
 
 
-_TOP_FIELDS = {"admin_api_keys", "merchants", "processors", "complaint_taxonomy", "escalations", "reports"}
+_TOP_FIELDS = {
+    "admin_api_keys",
+    "merchants",
+    "processors",
+    "complaint_taxonomy",
+    "escalations",
+    "reports",
+    "store",
+}
+_STORE_FIELDS = {"max_rows", "max_wait_ms", "admit_limit"}
 
 
 def config_from_mapping(document: object, source: str = "<config>") -> PlatformConfig:
@@ -318,6 +328,19 @@ def config_from_mapping(document: object, source: str = "<config>") -> PlatformC
             complaint_taxonomy=taxonomy,
             escalations=escalations,
             reports=reports,
+            store=_store(top.section("store", _STORE_FIELDS)),
+        ),
+    )
+
+
+def _store(section: _Section) -> StoreConfig:
+    defaults = StoreConfig()
+    return section.build(
+        "",
+        lambda: StoreConfig(
+            max_rows=section.get("max_rows", int, defaults.max_rows),
+            max_wait_ms=section.get("max_wait_ms", int, defaults.max_wait_ms),
+            admit_limit=section.get("admit_limit", int, defaults.admit_limit),
         ),
     )
 

@@ -23,6 +23,7 @@ from engine.config import (
     ReportConfig,
     RetryPolicy,
     RoutingRule,
+    StoreConfig,
 )
 from engine.contracts import ContractViolation, Severity
 from engine.error_codes import ErrorCode
@@ -396,6 +397,14 @@ def platform_configs(draw: st.DrawFn) -> PlatformConfig:
                     min_ratio=st.floats(min_value=0, max_value=1e9, allow_nan=False),
                     min_reports=st.integers(min_value=1, max_value=UINT32_MAX),
                 ),
+            )
+        ),
+        store=draw(
+            st.builds(
+                StoreConfig,
+                max_rows=st.integers(min_value=1, max_value=1_000_000),
+                max_wait_ms=st.integers(min_value=0, max_value=10_000),
+                admit_limit=st.integers(min_value=1, max_value=10_000_000),
             )
         ),
     )

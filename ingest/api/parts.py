@@ -72,9 +72,9 @@ def build_parts(settings: Settings) -> Parts:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         writer = Writer(
             settings.data_dir / DATABASE_FILE,
-            max_rows=settings.store_max_rows,
-            max_wait_ms=settings.store_max_wait_ms,
-            admit_limit=settings.store_admit_limit,
+            max_rows=config.store.max_rows,
+            max_wait_ms=config.store.max_wait_ms,
+            admit_limit=config.store.admit_limit,
             threads=settings.store_threads,
         )
         records = DuckDBRecords(writer)

@@ -45,14 +45,6 @@ class Settings:
     records: Records | None = field(default=None, repr=False)
     #: Keep events, results, idempotency keys and complaints in ``data_dir/payorch.duckdb``.
     durable: bool = True
-    #: Group commit: a batch is committed at this many writes, or this long after its first. With
-    #: no wait (the default) a batch is committed as soon as the queue is drained, and what
-    #: arrives during a commit makes the next batch: 17 ms against 28 ms for a lone payment, and
-    #: 865 against 681 payments/s with 32 in flight, than with a 2 ms wait (in process).
-    store_max_rows: int = 5000
-    store_max_wait_ms: float = 0.0
-    #: New payments get 503 while more writes than this wait for the disk.
-    store_admit_limit: int = 20_000
     #: DuckDB's worker threads for the service's database (see ingest.store.writer).
     store_threads: int = 1
     #: Spans, the metrics fed by events and violations, and JSON log lines (ingest.observe). Off:

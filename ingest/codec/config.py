@@ -19,6 +19,7 @@ from engine.config import (
     ReportConfig,
     RetryPolicy,
     RoutingRule,
+    StoreConfig,
 )
 from engine.types import ContractId, MerchantId, ProcessorId
 from ingest.codec.enums import PARTIAL_POLICIES, PAYMENT_METHODS, PROCESSOR_KINDS
@@ -42,6 +43,11 @@ def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
                     min_ratio=config.reports.mismatch.min_ratio,
                     min_reports=config.reports.mismatch.min_reports,
                 ),
+            ),
+            store=config_pb2.StoreConfig(
+                max_rows=config.store.max_rows,
+                max_wait_ms=config.store.max_wait_ms,
+                admit_limit=config.store.admit_limit,
             ),
         )
 
@@ -103,6 +109,7 @@ def config_from_proto(message: config_pb2.PlatformConfig) -> PlatformConfig:
         },
         escalations=_escalations_from_proto(message),
         reports=_reports_from_proto(message),
+        store=_store_from_proto(message),
     )
 
 
@@ -188,3 +195,10 @@ def _processor_from_proto(message: config_pb2.ProcessorConfig) -> ProcessorConfi
             for n, method in enumerate(message.methods)
         ),
     )
+
+
+def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
+    if not message.HasField("store"):
+        return StoreConfig()
+    store = message.store
+    return StoreConfig(max_rows=store.max_rows, max_wait_ms=store.max_wait_ms, admit_limit=store.admit_limit)

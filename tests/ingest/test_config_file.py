@@ -5,7 +5,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.config import ProcessorKind
+from engine.config import ProcessorKind, StoreConfig
 from engine.methods import PartialPolicy, PaymentMethod
 from ingest.config_file import (
     config_from_mapping,
@@ -50,6 +50,12 @@ def test_defaults_fill_what_a_minimal_file_leaves_out() -> None:
     assert merchant.max_amount_cents == 100_000_000
     assert config.reports.every_days == 14
     assert config.escalations.webhook_url is None
+    assert config.store == StoreConfig(max_rows=5000, max_wait_ms=0, admit_limit=20_000)
+
+
+def test_the_store_block_sets_group_commit_and_backpressure() -> None:
+    config = parse_config(MINIMAL + "store: {max_rows: 200, max_wait_ms: 5}\n")
+    assert config.store == StoreConfig(max_rows=200, max_wait_ms=5, admit_limit=20_000)
 
 
 def test_processors_may_limit_their_currencies_and_methods() -> None:
@@ -133,6 +139,10 @@ DELETE = object()
         ),
         ("processors", DELETE, "processors", "is required"),
         ("reports", {"every_days": 0}, "reports", "reports.every_days=0"),
+        ("store", {"max_rows": 0}, "store", "store.max_rows=0: must be at least 1"),
+        ("store", {"max_wait_ms": 2.5}, "store.max_wait_ms", "must be an integer, not a number"),
+        ("store", {"admit_limit": 10**8}, "store", "store.admit_limit=100000000: must be at most 10000000"),
+        ("store", {"batch": 10}, "store.batch", "is not a known field"),
         ("escalations", {"webhook_url": "mailto:x"}, "escalations", "must be an http(s) URL"),
         ("merchants", {"m_acme": {}}, "merchants", "must be a list, not a mapping"),
         (
@@ -189,7 +199,9 @@ yaml_values = st.recursive(
 
 @given(
     st.dictionaries(
-        st.sampled_from(["merchants", "processors", "reports", "escalations", "admin_api_keys", "x"]),
+        st.sampled_from(
+            ["merchants", "processors", "reports", "escalations", "store", "admin_api_keys", "x"]
+        ),
         yaml_values,
     )
 )

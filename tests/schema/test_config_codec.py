@@ -12,6 +12,7 @@ from engine.config import (
     PlatformConfig,
     ReportConfig,
     RetryPolicy,
+    StoreConfig,
 )
 from ingest.codec.config import config_from_proto, config_to_proto
 from tests.strategies import platform_configs
@@ -43,6 +44,7 @@ def test_absent_sub_messages_decode_to_the_domain_defaults() -> None:
     config = config_from_proto(message)
     assert config.escalations == EscalationConfig()
     assert config.reports == ReportConfig()
+    assert config.store == StoreConfig()
     assert config.merchants[0].retry == RetryPolicy()
     assert config.merchants[0].latency_slo_ms is None
     assert config.processors[0].latency == LatencyProfile()

@@ -43,6 +43,7 @@ PAIRS: list[tuple[type[Any], type[Message]]] = [
     (config.EscalationConfig, config_pb2.EscalationConfig),
     (config.ReportConfig, config_pb2.ReportConfig),
     (config.MismatchRule, config_pb2.MismatchRule),
+    (config.StoreConfig, config_pb2.StoreConfig),
 ]
 
 

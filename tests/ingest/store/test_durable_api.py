@@ -5,6 +5,7 @@ new one on the same data folder."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,6 +14,7 @@ from pathlib import Path
 import duckdb
 import orjson
 
+from engine.config import StoreConfig
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
@@ -28,8 +30,13 @@ SPLIT = b'{"amount": "$100.00", "currency": "USD", "method": "apple_pay"}'
 
 
 @asynccontextmanager
-async def running(data_dir: Path, **options: object) -> AsyncIterator[object]:
-    settings = Settings(config=parse_config(CONFIG), data_dir=data_dir, **options)  # type: ignore[arg-type]
+async def running(
+    data_dir: Path, store: StoreConfig | None = None, **options: object
+) -> AsyncIterator[object]:
+    config = parse_config(CONFIG)
+    if store is not None:
+        config = dataclasses.replace(config, store=store)
+    settings = Settings(config=config, data_dir=data_dir, **options)  # type: ignore[arg-type]
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield application
@@ -135,7 +142,7 @@ async def test_violations_and_complaints_are_kept(tmp_path: Path) -> None:
 async def test_a_writer_behind_gives_503_charges_nothing_and_keeps_what_it_took(
     tmp_path: Path,
 ) -> None:
-    async with running(tmp_path, store_admit_limit=5) as app:
+    async with running(tmp_path, store=StoreConfig(admit_limit=5)) as app:
         acknowledged = await pay(app, key="before-the-stall")
         assert acknowledged.status == 200
         writer = app.state.parts.writer  # type: ignore[attr-defined]

@@ -18,7 +18,7 @@ PROCESSOR_KIND_SIMULATED: ProcessorKind
 PROCESSOR_KIND_STRIPE: ProcessorKind
 
 class PlatformConfig(_message.Message):
-    __slots__ = ("merchants", "processors", "admin_api_keys", "complaint_taxonomy", "escalations", "reports")
+    __slots__ = ("merchants", "processors", "admin_api_keys", "complaint_taxonomy", "escalations", "reports", "store")
     class ComplaintTaxonomyEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -32,13 +32,15 @@ class PlatformConfig(_message.Message):
     COMPLAINT_TAXONOMY_FIELD_NUMBER: _ClassVar[int]
     ESCALATIONS_FIELD_NUMBER: _ClassVar[int]
     REPORTS_FIELD_NUMBER: _ClassVar[int]
+    STORE_FIELD_NUMBER: _ClassVar[int]
     merchants: _containers.RepeatedCompositeFieldContainer[MerchantConfig]
     processors: _containers.RepeatedCompositeFieldContainer[ProcessorConfig]
     admin_api_keys: _containers.RepeatedScalarFieldContainer[str]
     complaint_taxonomy: _containers.ScalarMap[str, str]
     escalations: EscalationConfig
     reports: ReportConfig
-    def __init__(self, merchants: _Optional[_Iterable[_Union[MerchantConfig, _Mapping]]] = ..., processors: _Optional[_Iterable[_Union[ProcessorConfig, _Mapping]]] = ..., admin_api_keys: _Optional[_Iterable[str]] = ..., complaint_taxonomy: _Optional[_Mapping[str, str]] = ..., escalations: _Optional[_Union[EscalationConfig, _Mapping]] = ..., reports: _Optional[_Union[ReportConfig, _Mapping]] = ...) -> None: ...
+    store: StoreConfig
+    def __init__(self, merchants: _Optional[_Iterable[_Union[MerchantConfig, _Mapping]]] = ..., processors: _Optional[_Iterable[_Union[ProcessorConfig, _Mapping]]] = ..., admin_api_keys: _Optional[_Iterable[str]] = ..., complaint_taxonomy: _Optional[_Mapping[str, str]] = ..., escalations: _Optional[_Union[EscalationConfig, _Mapping]] = ..., reports: _Optional[_Union[ReportConfig, _Mapping]] = ..., store: _Optional[_Union[StoreConfig, _Mapping]] = ...) -> None: ...
 
 class MerchantConfig(_message.Message):
     __slots__ = ("merchant_id", "api_keys", "default_currency", "routing", "partial_policy", "max_amount_cents", "timeout_ms", "retry", "latency_slo_ms")
@@ -149,3 +151,13 @@ class ReportConfig(_message.Message):
     every_days: int
     mismatch: MismatchRule
     def __init__(self, every_days: _Optional[int] = ..., mismatch: _Optional[_Union[MismatchRule, _Mapping]] = ...) -> None: ...
+
+class StoreConfig(_message.Message):
+    __slots__ = ("max_rows", "max_wait_ms", "admit_limit")
+    MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
+    MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
+    ADMIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    max_rows: int
+    max_wait_ms: int
+    admit_limit: int
+    def __init__(self, max_rows: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., admit_limit: _Optional[int] = ...) -> None: ...

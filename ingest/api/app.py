@@ -194,11 +194,12 @@ def _install_error_handlers(app: FastAPI) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "invalid_request"
         )
-        detail = {404: "No route matches this path.", 405: "This path does not take this method."}.get(
-            exc.status_code, "The request could not be read."
-        )
         if exc.status_code == 404:
             detail = _not_found_detail(request)
+        elif exc.status_code == 405:
+            detail = "This path does not take this method."
+        else:
+            detail = "The request could not be read."
         headers = dict(exc.headers or {})
         return problem_response(ApiProblem(code, detail, headers=headers), _request_id(request))
 

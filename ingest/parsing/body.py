@@ -187,14 +187,22 @@ def _form(text: str) -> JsonObject:
     return result
 
 
+def _shown(content_type: str | None) -> str:
+    return "no content type" if content_type is None else f"content type {quote(content_type)}"
+
+
+def _read_as_json(decoded: DecodedBody, content_type: str | None) -> DecodedBody:
+    note = warning(BODY, "content_type", f"{_shown(content_type)}: read the body as JSON", content_type)
+    return DecodedBody(decoded.fields, (note, *decoded.issues))
+
+
 def _undeclared_or_other(text: str, kind: _Kind, content_type: str | None) -> DecodedBody:
-    shown = "no content type" if content_type is None else f"content type {quote(content_type)}"
+    shown = _shown(content_type)
     looks_like_json = text.lstrip()[:1] in {"{", "["}
     if looks_like_json:
         decoded = _json(text)
         if decoded.fields is not None or kind is _Kind.UNDECLARED:
-            note = warning(BODY, "content_type", f"{shown}: read the body as JSON", content_type)
-            return DecodedBody(decoded.fields, (note, *decoded.issues))
+            return _read_as_json(decoded, content_type)
     if _is_form(text):
         note = warning(BODY, "content_type", f"{shown}: read the body as form fields", content_type)
         return DecodedBody(_form(text), (note,))
@@ -209,9 +217,7 @@ def _form_or_json_object(text: str, content_type: str | None) -> DecodedBody:
     if text.lstrip()[:1] == "{":
         decoded = _json(text)
         if decoded.fields is not None:
-            shown = quote(content_type or "")
-            message = f"content type {shown}, but the body is a JSON object: read it as JSON"
-            return DecodedBody(decoded.fields, (warning(BODY, "content_type", message, content_type),))
+            return _read_as_json(decoded, content_type)
     return DecodedBody(_form(text), ())
 
 

@@ -141,9 +141,30 @@ def _aware(moment: datetime) -> datetime:
 
 def make_report(source: Source, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
     """The retrospective of ``window``, read from ``source``, in ``output`` form."""
+    return _render(source.violations(window), source.complaints(window), config, window, output)
+
+
+def render_tables(
+    config: PlatformConfig, violations: pa.Table, complaints: pa.Table, window: reads.Window, output: Format
+) -> bytes:
+    """The retrospective of the service's own tables (what ``GET /v1/reports/retrospective`` answers,
+    through ``ingest.api.reports.ReportRenderer``)."""
+    text = _render(
+        _frame(violations), _frame(complaints), config, ReportWindow(window.since, window.until), output
+    )
+    return text.encode("utf-8")
+
+
+def _render(
+    violations: pl.DataFrame,
+    complaints: pl.DataFrame,
+    config: PlatformConfig,
+    window: ReportWindow,
+    output: Format,
+) -> str:
     retrospective = reports.build(
-        source.violations(window),
-        source.complaints(window),
+        violations,
+        complaints,
         window=window,
         categories=config.complaint_taxonomy,
         rule=config.reports.mismatch,

@@ -6,16 +6,20 @@ import logging
 import os
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 
+import pyarrow as pa
 import uvicorn
 
 from engine.config import PlatformConfig
 from engine.errors import PayorchError
 from ingest.api.app import create_app
+from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
 from ingest.observe.telemetry import GlobalTags
+from ingest.store.reads import Window
 
 
 class ServeError(Exception):
@@ -41,6 +45,15 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _render_report(
+    config: PlatformConfig, violations: pa.Table, complaints: pa.Table, window: Window, output: ReportFormat
+) -> bytes:
+    # Polars and the analytics load with the first report asked for, not at every start.
+    from payorch.report import render_tables  # noqa: PLC0415
+
+    return render_tables(config, violations, complaints, window, output)
+
+
 def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> None:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM (which drain payments)."""
     try:
@@ -53,6 +66,7 @@ def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> 
         environ=dict(os.environ),
         environment=os.environ.get("PAYORCH_ENVIRONMENT", "development"),
         log_stream=sys.stderr.buffer,  # JSON lines (ingest.observe.logs)
+        report_renderer=partial(_render_report, config),
     )
     try:
         app = create_app(settings)

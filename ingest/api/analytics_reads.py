@@ -30,11 +30,13 @@ TableFormat = Literal["json", "arrow"]
 Query = Callable[[duckdb.DuckDBPyConnection, Window], pa.Table]
 
 
-def window_between(since: datetime | None, until: datetime | None, now: datetime) -> Window:
+def window_between(
+    since: datetime | None, until: datetime | None, now: datetime, span: timedelta = DEFAULT_SPAN
+) -> Window:
     """The window ``[since, until)``; a naive bound means UTC, ``until`` defaults to ``now`` and
-    ``since`` to 14 days before ``until``. Raises a 422 :class:`ApiProblem` naming the parameter."""
+    ``since`` to ``span`` before ``until``. Raises a 422 :class:`ApiProblem` naming the parameter."""
     end = now if until is None else _utc(until, "to")
-    start = _utc(since, "from") if since is not None else _before(end)
+    start = _utc(since, "from") if since is not None else _before(end, span)
     if start > end:
         detail = "`from` is after `to`" + (" (which defaults to now)" if until is None else "")
         raise ApiProblem(
@@ -58,9 +60,9 @@ def _utc(value: datetime, name: str) -> datetime:
         ) from None
 
 
-def _before(end: datetime) -> datetime:
+def _before(end: datetime, span: timedelta) -> datetime:
     try:
-        return end - DEFAULT_SPAN
+        return end - span
     except OverflowError:
         return datetime.min.replace(tzinfo=UTC)
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
@@ -34,6 +34,7 @@ from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.parts import Parts, build_parts
 from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS, ApiProblem, FieldError, problem_document, problem_response
+from ingest.api.reports import MEDIA_TYPES, ReportFormat, report_answer
 from ingest.api.schemas import (
     PAYMENT_REQUEST_BODY,
     AnalyticsComplaintsOut,
@@ -45,6 +46,7 @@ from ingest.api.schemas import (
     HealthOut,
     PaymentOut,
     ProblemOut,
+    RetrospectiveOut,
     ViolationsOut,
 )
 from ingest.api.settings import Settings
@@ -260,6 +262,12 @@ Format = Annotated[
 ]
 
 
+#: The report's 200 answer also comes as YAML: the same document as the route's JSON model.
+_YAML_REPORT: dict[int | str, dict[str, Any]] = {
+    200: {"content": {MEDIA_TYPES["yaml"]: {"schema": {"$ref": "#/components/schemas/RetrospectiveOut"}}}}
+}
+
+
 def _install_routes(app: FastAPI, parts: Parts) -> None:
     def admin_only(caller: Principal) -> None:
         if not caller.is_admin:
@@ -361,6 +369,36 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
 
     for table in ANALYTICS_TABLES:
         _add_analytics_route(app, parts, table, admin_only, analytics_problems)
+
+    @app.get(
+        "/v1/reports/retrospective",
+        summary="The retrospective report of a time window",
+        operation_id="getRetrospective",
+        response_model=RetrospectiveOut,
+        responses=_YAML_REPORT | analytics_problems,
+    )
+    async def retrospective(
+        caller: Caller,
+        since: Annotated[
+            datetime | None,
+            Query(
+                alias="from",
+                description="Start, inclusive (ISO 8601; naive is UTC). Default: `reports.every_days` "
+                "days before `to`.",
+            ),
+        ] = None,
+        until: Until = None,
+        output: Annotated[
+            ReportFormat,
+            Query(alias="format", description="`yaml` (the default) or `json`: the same document."),
+        ] = "yaml",
+    ) -> Response:
+        """Per contract, the window's violations against the merchant complaints mapped to it,
+        and whether the two disagree enough to escalate (the config's `reports.mismatch` rule)."""
+        admin_only(caller)
+        span = timedelta(days=parts.config.reports.every_days)
+        window = window_between(since, until, parts.clock.now(), span)
+        return await report_answer(parts.writer, parts.settings.report_renderer, window, output)
 
     @app.get("/healthz", summary="Liveness", response_model=HealthOut)
     async def healthz() -> Response:

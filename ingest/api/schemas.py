@@ -180,6 +180,43 @@ class HealthOut(BaseModel):
     status: str
 
 
+class ReportWindowOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: str = Field(alias="from", description="Start, inclusive (RFC 3339, UTC)")
+    to: str = Field(description="End, exclusive (RFC 3339, UTC)")
+
+
+class ReportContractOut(BaseModel):
+    id: str = Field(description="The contract id")
+    count: int = Field(ge=0, description="Its violations in the window")
+    external_reports: int = Field(ge=0, description="The window's complaints mapped to it")
+    mismatch: bool
+    severity: str | None = Field(default=None, description="Absent for an id the registry does not know")
+    owner: str | None = Field(default=None, description="Absent for an id the registry does not know")
+
+
+class ReportComplaintsOut(BaseModel):
+    received: int = Field(ge=0)
+    unmapped: int = Field(ge=0)
+
+
+class MismatchRuleOut(BaseModel):
+    min_ratio: float = Field(ge=0)
+    min_reports: int = Field(ge=1)
+
+
+class RetrospectiveOut(BaseModel):
+    """The retrospective of a window (PRODUCT.md section 10); ``format=yaml`` gives the same
+    document as YAML."""
+
+    window: ReportWindowOut
+    violations: list[ReportContractOut]
+    complaints: ReportComplaintsOut
+    mismatch_rule: MismatchRuleOut
+    generated_at: str
+
+
 _AMOUNT: dict[str, Any] = {
     "description": "Minor units as an integer or digits-only string (1250 = 12.50 USD); major units as a "
     "number or a string with a decimal separator, symbol or code ('12.50', '$12.50', '1.234,56 EUR').",

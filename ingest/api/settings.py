@@ -11,6 +11,7 @@ from typing import IO
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from engine.config import PlatformConfig
+from ingest.api.reports import ReportRenderer
 from ingest.records import Records
 
 #: PRODUCT.md section 4: a payment request body over 64 KiB is refused with 413.
@@ -61,3 +62,6 @@ class Settings:
     span_capacity: int | None = None
     #: How often drops are recorded as an ``observer/dropped`` violation (when there were any).
     drop_report_interval_s: float = 1.0
+    #: Renders ``GET /v1/reports/retrospective`` (``ingest.api.reports``); ``payorch serve`` passes
+    #: the analytics one. ``None``: that route answers 503.
+    report_renderer: ReportRenderer | None = field(default=None, repr=False)

@@ -1,0 +1,143 @@
+"""``GET /v1/reports/retrospective`` in process, over the DuckDB store and the analytics renderer
+that ``payorch serve`` wires in: the report's figures, its two forms, its window, who may read it,
+and 503 where the process has no store or no renderer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+import yaml
+
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from payorch.report import render_tables
+from tests.e2e.server import CONFIG
+from tests.ingest.store.test_analytics_api import ACME, ADMIN, client
+from tests.ingest.store.test_durable_api import pay, running
+
+PATH = "/v1/reports/retrospective"
+#: A payment whose currency the parser normalizes: one api/validation violation.
+CORRECTED = b'{"amount": "12.50", "currency": "usd", "method": "card"}'
+COMPLAINT = {"category": "timeout", "description": "the checkout hung"}
+
+
+@asynccontextmanager
+async def reporting(data_dir: Path) -> AsyncIterator[object]:
+    renderer = partial(render_tables, parse_config(CONFIG))
+    async with running(data_dir, report_renderer=renderer) as app:
+        yield app
+
+
+async def one_violation_and_one_complaint(app: object, http: httpx.AsyncClient) -> None:
+    assert (await pay(app, body=CORRECTED)).status == 200
+    filed = await http.post("/v1/complaints", json=COMPLAINT, headers=ACME)
+    assert filed.status_code == 201
+
+
+def _moment(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+async def test_the_report_counts_violations_and_maps_complaints(tmp_path: Path) -> None:
+    async with reporting(tmp_path) as app, client(app) as http:
+        await one_violation_and_one_complaint(app, http)
+        answer = await http.get(PATH, headers=ADMIN)
+
+    assert answer.status_code == 200
+    assert answer.headers["content-type"] == "application/yaml"
+    report = yaml.safe_load(answer.text)
+    by_id = {row["id"]: row for row in report["violations"]}
+    assert by_id["api/validation"] == {
+        "id": "api/validation",
+        "count": 1,
+        "external_reports": 0,
+        "mismatch": False,
+        "severity": "minor",
+        "owner": "api-platform",
+    }
+    # A complaint about a contract that recorded nothing is the mismatch the report exists for.
+    assert by_id["router/timeout"]["count"] == 0
+    assert by_id["router/timeout"]["external_reports"] == 1
+    assert by_id["router/timeout"]["mismatch"] is True
+    assert report["complaints"] == {"received": 1, "unmapped": 0}
+    assert report["mismatch_rule"] == {"min_ratio": 0.1, "min_reports": 1}
+
+
+async def test_json_is_the_same_document_and_the_default_window_is_the_report_span(
+    tmp_path: Path,
+) -> None:
+    async with reporting(tmp_path) as app, client(app) as http:
+        await one_violation_and_one_complaint(app, http)
+        as_yaml = await http.get(PATH, headers=ADMIN)
+        as_json = await http.get(PATH, params={"format": "json"}, headers=ADMIN)
+
+    assert as_json.headers["content-type"] == "application/json"
+    from_json: dict[str, Any] = orjson.loads(as_json.content)
+    from_yaml: dict[str, Any] = yaml.safe_load(as_yaml.text)
+    assert from_json["violations"] == from_yaml["violations"]
+    assert from_json["complaints"] == from_yaml["complaints"]
+    window = from_json["window"]
+    # CONFIG leaves reports.every_days at its default, 14.
+    assert _moment(window["to"]) - _moment(window["from"]) == timedelta(days=14)
+
+
+async def test_the_window_comes_from_the_query(tmp_path: Path) -> None:
+    async with reporting(tmp_path) as app, client(app) as http:
+        await one_violation_and_one_complaint(app, http)
+        past = {"from": "2025-03-01", "to": "2025-03-15T00:00:00Z", "format": "json"}
+        answer = await http.get(PATH, params=past, headers=ADMIN)
+        backwards = await http.get(PATH, params={"from": "2025-03-15", "to": "2025-03-01"}, headers=ADMIN)
+        empty = await http.get(
+            PATH, params={"from": "2025-03-15", "to": "2025-03-15T00:00:00Z"}, headers=ADMIN
+        )
+
+    report = orjson.loads(answer.content)
+    assert report["window"] == {"from": "2025-03-01T00:00:00Z", "to": "2025-03-15T00:00:00Z"}
+    assert report["violations"] == []  # this morning's violation and complaint are outside it
+    assert report["complaints"] == {"received": 0, "unmapped": 0}
+    for refused in (backwards, empty):
+        assert refused.status_code == 422
+        assert refused.json()["errors"][0]["field"] == "from"
+
+
+@pytest.mark.parametrize(
+    ("headers", "params", "status", "code"),
+    [
+        ({}, {}, 401, "unauthorized"),
+        (ACME, {}, 403, "forbidden"),
+        (ADMIN, {"format": "md"}, 422, "validation_failed"),
+    ],
+)
+async def test_an_admin_key_and_a_built_format_are_needed(
+    tmp_path: Path, headers: dict[str, str], params: dict[str, str], status: int, code: str
+) -> None:
+    async with reporting(tmp_path) as app, client(app) as http:
+        answer = await http.get(PATH, params=params, headers=headers)
+    assert answer.status_code == status
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["code"] == code
+
+
+async def test_without_a_store_or_a_renderer_the_report_is_503(tmp_path: Path) -> None:
+    async with running(tmp_path) as app, client(app) as http:
+        no_renderer = await http.get(PATH, headers=ADMIN)
+    renderer = partial(render_tables, parse_config(CONFIG))
+    settings = Settings(
+        config=parse_config(CONFIG), data_dir=tmp_path / "memory", durable=False, report_renderer=renderer
+    )
+    memory = create_app(settings)
+    async with memory.router.lifespan_context(memory), client(memory) as http:
+        no_store = await http.get(PATH, headers=ADMIN)
+
+    assert (no_renderer.status_code, no_store.status_code) == (503, 503)
+    assert "without a report renderer" in no_renderer.json()["detail"]
+    assert "without the event store" in no_store.json()["detail"]

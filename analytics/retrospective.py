@@ -6,9 +6,10 @@ Pure functions over Polars frames with the columns of the analytics inputs (the 
 * :func:`map_complaints` names the contract each complaint is about. An explicit
   ``contract_id`` wins; then the violations recorded for the complaint's payment, then those of
   its request (the most severe, then the most frequent, then the first by id); then the
-  complaint's category through the taxonomy; else ``unmapped``. Only the violations passed in
-  can map a complaint: the report passes its window's, so a complaint about a payment whose
-  violations fell before the window is mapped by its category.
+  complaint's category through the taxonomy; else ``unmapped``. Only the complaint's own
+  merchant's violations count (a payment or request id of another merchant maps nothing), and
+  only the violations passed in: the report passes its window's, so a complaint about a payment
+  whose violations fell before the window is mapped by its category.
 * :func:`retrospective` counts, per contract, its violations and the complaints mapped to it,
   and flags the mismatches.
 
@@ -53,6 +54,7 @@ _SEVERITY_RANK = {Severity.CRITICAL.value: 0, Severity.MAJOR.value: 1, Severity.
 
 #: The columns :func:`map_complaints` reads (the analytics inputs have more).
 VIOLATION_COLUMNS = {
+    "merchant_id": pl.String,
     "contract_id": pl.String,
     "severity": pl.String,
     "request_id": pl.String,
@@ -60,6 +62,7 @@ VIOLATION_COLUMNS = {
 }
 COMPLAINT_COLUMNS = {
     "complaint_id": pl.String,
+    "merchant_id": pl.String,
     "category": pl.String,
     "payment_id": pl.String,
     "request_id": pl.String,
@@ -80,10 +83,10 @@ def _require(frame: pl.DataFrame, columns: Mapping[str, type[pl.DataType]], name
 
 
 def _strongest(violations: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Per ``key`` value (a payment or a request), the contract its violations point to."""
+    """Per merchant and ``key`` value (a payment or a request), the contract its violations point to."""
     counted = (
-        violations.filter(pl.col(key).is_not_null())
-        .group_by(key, "contract_id")
+        violations.filter(pl.col(key).is_not_null() & pl.col("merchant_id").is_not_null())
+        .group_by("merchant_id", key, "contract_id")
         .agg(
             pl.len().alias("times"),
             pl.col("severity")
@@ -91,12 +94,14 @@ def _strongest(violations: pl.DataFrame, key: str) -> pl.DataFrame:
             .replace_strict(_SEVERITY_RANK, default=len(_SEVERITY_RANK))
             .alias("rank"),
         )
-        .sort(key, "rank", "times", "contract_id", descending=[False, False, True, False])
+        .sort(
+            "merchant_id", key, "rank", "times", "contract_id", descending=[False, False, False, True, False]
+        )
     )
     return (
-        counted.group_by(key, maintain_order=True)
+        counted.group_by("merchant_id", key, maintain_order=True)
         .first()
-        .select(key, pl.col("contract_id").alias(f"by_{key}"))
+        .select("merchant_id", key, pl.col("contract_id").alias(f"by_{key}"))
     )
 
 
@@ -112,8 +117,18 @@ def map_complaints(
         schema={"category": pl.String, "by_category": pl.String},
     )
     joined = (
-        wanted.join(_strongest(recorded, "payment_id"), on="payment_id", how="left", maintain_order="left")
-        .join(_strongest(recorded, "request_id"), on="request_id", how="left", maintain_order="left")
+        wanted.join(
+            _strongest(recorded, "payment_id"),
+            on=["merchant_id", "payment_id"],
+            how="left",
+            maintain_order="left",
+        )
+        .join(
+            _strongest(recorded, "request_id"),
+            on=["merchant_id", "request_id"],
+            how="left",
+            maintain_order="left",
+        )
         .join(by_category, on="category", how="left", maintain_order="left")
     )
     ways = (

@@ -51,6 +51,7 @@ from ingest.api.schemas import (
 )
 from ingest.api.settings import Settings
 from ingest.codec.result_json import utc_timestamp, violation_to_json
+from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ViolationQuery
 from ingest.store import reads
 
@@ -342,6 +343,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     async def create_complaint(caller: Caller, body: ComplaintIn) -> Response:
         """Store a complaint (PRODUCT.md section 9); the same complaint_id is stored once."""
         complaint = _complaint(caller, body, parts)
+        await _check_payment(parts, complaint)
         first = await parts.records.record_complaint(complaint)
         stored = first or complaint
         return FastJSONResponse(_complaint_json(stored), status_code=201 if first is None else 200)
@@ -459,8 +461,9 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
             complaint_id=body.complaint_id or new_id("cmp"),
             merchant_id=MerchantId(merchant_id),
             received_at=received.astimezone(UTC),
-            category=body.category,
-            description=body.description,
+            # Free text from a merchant's support desk: a card number in it is kept masked only.
+            category=mask_card_numbers(body.category),
+            description=mask_card_numbers(body.description),
             payment_id=None if body.payment_id is None else PaymentId(body.payment_id),
             request_id=None if body.request_id is None else RequestId(body.request_id),
             contract_id=None if body.contract_id is None else ContractId(body.contract_id),
@@ -471,6 +474,24 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
             "The complaint is not well formed.",
             errors=[FieldError(exc.field, "invalid", exc.reason)],
         ) from None
+
+
+async def _check_payment(parts: Parts, complaint: Complaint) -> None:
+    """422 when the complaint names a payment that is not its merchant's (another merchant's
+    payment gets the same answer as an unknown one: a key learns nothing of other merchants)."""
+    if complaint.payment_id is None:
+        return
+    stored = await parts.records.payment(complaint.payment_id)
+    if stored is None or stored.merchant_id != complaint.merchant_id:
+        raise ApiProblem(
+            "validation_failed",
+            "payment_id names no payment of this merchant.",
+            errors=[
+                FieldError(
+                    "payment_id", "unknown_payment", f"no payment {complaint.payment_id!r} for this merchant"
+                )
+            ],
+        )
 
 
 def _complaint_json(complaint: Complaint) -> dict[str, object]:

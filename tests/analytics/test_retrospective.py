@@ -28,6 +28,7 @@ from tests.analytics.frames import COMPLAINT_SCHEMA, VIOLATION_SCHEMA
 T0 = datetime(2026, 11, 12, tzinfo=UTC)
 
 MINIMAL_VIOLATIONS: dict[str, pl.DataType] = {
+    "merchant_id": pl.String(),
     "contract_id": pl.String(),
     "severity": pl.String(),
     "request_id": pl.String(),
@@ -35,6 +36,7 @@ MINIMAL_VIOLATIONS: dict[str, pl.DataType] = {
 }
 MINIMAL_COMPLAINTS: dict[str, pl.DataType] = {
     "complaint_id": pl.String(),
+    "merchant_id": pl.String(),
     "category": pl.String(),
     "payment_id": pl.String(),
     "request_id": pl.String(),
@@ -42,6 +44,7 @@ MINIMAL_COMPLAINTS: dict[str, pl.DataType] = {
 }
 MAPPED_COLUMNS = [
     "complaint_id",
+    "merchant_id",
     "category",
     "payment_id",
     "request_id",
@@ -51,7 +54,9 @@ MAPPED_COLUMNS = [
 ]
 
 
-def violations(rows: Sequence[tuple[str, str | None, str | None]]) -> pl.DataFrame:
+def violations(
+    rows: Sequence[tuple[str, str | None, str | None]], merchant_id: str = "m_acme"
+) -> pl.DataFrame:
     """A violations frame with every column the service returns; each row is
     ``(contract_id, request_id, payment_id)``, severity and owner from the shipped registry."""
     registry = default_registry()
@@ -65,7 +70,7 @@ def violations(rows: Sequence[tuple[str, str | None, str | None]]) -> pl.DataFra
                 "message": f"violation {seq}",
                 "request_id": request_id,
                 "payment_id": payment_id,
-                "merchant_id": "m_acme",
+                "merchant_id": merchant_id,
                 "timestamp": T0 + timedelta(seconds=seq),
             }
             for seq, (contract_id, request_id, payment_id) in enumerate(rows, start=1)
@@ -86,7 +91,7 @@ def counted_violations(counts: dict[str, int]) -> pl.DataFrame:
 
 
 def complaints(
-    rows: Sequence[tuple[str, str | None, str | None, str | None, str | None]],
+    rows: Sequence[tuple[str, str | None, str | None, str | None, str | None]], merchant_id: str = "m_acme"
 ) -> pl.DataFrame:
     """A complaints frame with every column the service returns; each row is
     ``(complaint_id, category, payment_id, request_id, contract_id)``."""
@@ -94,7 +99,7 @@ def complaints(
         [
             {
                 "complaint_id": complaint_id,
-                "merchant_id": "m_acme",
+                "merchant_id": merchant_id,
                 "received_at": T0 + timedelta(hours=n),
                 "category": category,
                 "description": "the customer says so",
@@ -188,7 +193,28 @@ def test_the_output_keeps_the_mapping_columns_and_adds_two() -> None:
     mapped = map_complaints(received, violations([]), taxonomy({}))
 
     assert mapped.columns == MAPPED_COLUMNS
-    assert mapped.row(0) == ("cmp_1", "timeout", "pay_1", "req_1", None, "router/timeout", "category")
+    assert mapped.row(0) == (
+        "cmp_1",
+        "m_acme",
+        "timeout",
+        "pay_1",
+        "req_1",
+        None,
+        "router/timeout",
+        "category",
+    )
+
+
+def test_another_merchants_payment_or_request_maps_nothing() -> None:
+    # m_globex names m_acme's payment and request: their violations are not its evidence.
+    recorded = violations([("orchestrator/sum", "req_1", "pay_1")], merchant_id="m_acme")
+    received = complaints([("cmp_1", "timeout", "pay_1", "req_1", None)], merchant_id="m_globex")
+    own = complaints([("cmp_2", "timeout", "pay_1", "req_1", None)], merchant_id="m_acme")
+
+    assert mapping(map_complaints(received, recorded, taxonomy({}))) == [
+        ("cmp_1", "router/timeout", "category")
+    ]
+    assert mapping(map_complaints(own, recorded, taxonomy({}))) == [("cmp_2", "orchestrator/sum", "payment")]
 
 
 def test_the_payment_beats_its_request_even_when_the_request_broke_a_more_severe_contract() -> None:
@@ -746,6 +772,7 @@ def test_optional_columns_that_are_all_null_are_accepted() -> None:
     received = pl.DataFrame(
         {
             "complaint_id": ["cmp_1", "cmp_2"],
+            "merchant_id": ["m_acme", "m_acme"],
             "category": ["timeout", None],
             "payment_id": [None, None],
             "request_id": [None, None],
@@ -754,6 +781,7 @@ def test_optional_columns_that_are_all_null_are_accepted() -> None:
     )
     recorded = pl.DataFrame(
         {
+            "merchant_id": ["m_acme"],
             "contract_id": ["router/timeout"],
             "severity": ["major"],
             "request_id": ["req_1"],

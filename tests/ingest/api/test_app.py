@@ -195,3 +195,51 @@ async def test_a_complaint_that_is_not_a_json_object_is_422_saying_what_to_send(
             "severity": "error",
         }
     ]
+
+
+GLOBEX = (b"authorization", b"Bearer sk_e2e_globex")
+
+
+async def complain(app: object, key: tuple[bytes, bytes], **fields: object) -> Answer:
+    body = orjson.dumps({"category": "double_charge", "description": "charged twice", **fields})
+    return await call(app, "POST", "/v1/complaints", [key, JSON], body_of(body))
+
+
+async def test_a_complaint_may_name_only_its_own_merchants_payment(app: object) -> None:
+    paid = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}'))
+    payment_id = paid.json()["payment_id"]
+
+    own = await complain(app, ACME, payment_id=payment_id)
+    others = await complain(app, GLOBEX, payment_id=payment_id)
+    unknown = await complain(app, GLOBEX, payment_id="pay_nowhere")
+
+    assert own.status == 201
+    assert own.json()["payment_id"] == payment_id
+    # Another merchant's payment and a payment that does not exist get the same answer.
+    for refused, named in ((others, payment_id), (unknown, "pay_nowhere")):
+        assert refused.status == 422
+        assert refused.json()["errors"] == [
+            {
+                "field": "payment_id",
+                "code": "unknown_payment",
+                "message": f"no payment {named!r} for this merchant",
+                "severity": "error",
+            }
+        ]
+
+
+async def test_a_card_number_in_a_complaint_is_kept_masked(app: object) -> None:
+    filed = await complain(
+        app, ACME, complaint_id="cmp_card", description="card 4242 4242 4242 4242 billed twice"
+    )
+    again = await complain(
+        app, ACME, complaint_id="cmp_card", description="card 4242 4242 4242 4242 billed twice"
+    )
+    as_category = await complain(app, ACME, category="4242424242424242")
+
+    assert filed.status == 201
+    assert filed.json()["description"] == "card 424242******4242 billed twice"
+    assert again.status == 200  # the stored complaint, as kept
+    assert again.json()["description"] == "card 424242******4242 billed twice"
+    assert as_category.status == 422
+    assert b"4242424242424242" not in as_category.body

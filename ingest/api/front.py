@@ -3,7 +3,7 @@
 :class:`Front` gives every HTTP request its id (``scope["state"]["request_id"]``, response header
 ``Request-Id``) and, with telemetry on, its server span (named after the route, continuing a
 ``traceparent`` header's trace); it refuses a declared body over the limit before anything reads
-it.
+it, and answers ``HEAD`` as ``GET`` without the body.
 
 ``POST /v1/payments`` is answered here, straight from ASGI, by :func:`payment_answer`. It is the
 route merchants call for every payment, and FastAPI's handling of a request (routing, dependency
@@ -226,11 +226,17 @@ class Front:
             return
         header = (b"request-id", request_id.encode())
         state = scope["state"]
+        head = scope["method"] == "HEAD"
+        if head:
+            # HEAD is GET without the body (RFC 9110 section 9.3.2), on every GET route.
+            scope = {**scope, "method": "GET"}
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), header]
                 state[STATUS_KEY] = message["status"]
+            elif head and message["type"] == "http.response.body":
+                message = {**message, "body": b""}
             await send(message)
 
         for name, value in scope["headers"]:

@@ -243,3 +243,20 @@ async def test_a_card_number_in_a_complaint_is_kept_masked(app: object) -> None:
     assert again.json()["description"] == "card 424242******4242 billed twice"
     assert as_category.status == 422
     assert b"4242424242424242" not in as_category.body
+
+
+async def test_head_is_get_without_the_body(app: object) -> None:
+    paid = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}'))
+    path = f"/v1/payments/{paid.json()['payment_id']}"
+
+    got = await call(app, "GET", path, [ACME], body_of(b""))
+    head = await call(app, "HEAD", path, [ACME], body_of(b""))
+    health = await call(app, "HEAD", "/healthz", [], body_of(b""))
+    post_only = await call(app, "HEAD", "/v1/payments", [ACME], body_of(b""))
+
+    assert (got.status, head.status, health.status) == (200, 200, 200)
+    assert head.body == b"" and health.body == b""
+    assert head.headers["content-length"] == str(len(got.body))
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert (post_only.status, post_only.headers["allow"]) == (405, "POST")
+    assert post_only.body == b""

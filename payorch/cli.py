@@ -100,7 +100,10 @@ def demo() -> None:
         click.echo(f"    {contract.id:<36} {contract.severity.value:<8} owner {contract.owner}")
     run_demo(click.echo)
     click.echo("  API server: not started by the demo yet; `payorch serve` runs it on port 8000")
-    click.echo("  reports: `payorch report --api http://127.0.0.1:8000 --api-key <admin key>`")
+    click.echo(
+        "  reports: `payorch report --api http://127.0.0.1:8000 --api-key <admin key>`, "
+        "or GET /v1/reports/retrospective on the running server"
+    )
     for part in ("dashboard (port 8501)", "merchant traffic over HTTP (payorch simulate)"):
         click.echo(f"  {part}: not built yet")
 

@@ -64,6 +64,22 @@ def case(
     return pytest.param(body, content_type, header, outcome, id=case_id)
 
 
+def form_of_one_unknown_key(case_id: str, body: str) -> Any:
+    """``body`` sent as a form and read as one: a single key, unknown, so no field at all."""
+    return case(
+        case_id,
+        body,
+        W(body, "unknown_field"),
+        W("merchant_id", "missing"),
+        E("amount", "missing"),
+        W("currency", "defaulted"),
+        W("method", "missing"),
+        amount=None,
+        method=None,
+        content_type=FORM,
+    )
+
+
 CARD = "4242424242424242"
 FIFTY = {f"k{i}": "v" for i in range(50)}
 FIFTY_ONE = {f"k{i}": "v" for i in range(51)}
@@ -973,30 +989,8 @@ BODIES = [
         method=None,
         content_type=FORM,
     ),
-    case(
-        "broken-json-body-sent-as-form-stays-a-form",
-        CLEAN_JSON[:-1],
-        W(CLEAN_JSON[:-1], "unknown_field"),
-        W("merchant_id", "missing"),
-        E("amount", "missing"),
-        W("currency", "defaulted"),
-        W("method", "missing"),
-        amount=None,
-        method=None,
-        content_type=FORM,
-    ),
-    case(
-        "json-array-sent-as-form-stays-a-form",
-        "[1250]",
-        W("[1250]", "unknown_field"),
-        W("merchant_id", "missing"),
-        E("amount", "missing"),
-        W("currency", "defaulted"),
-        W("method", "missing"),
-        amount=None,
-        method=None,
-        content_type=FORM,
-    ),
+    form_of_one_unknown_key("broken-json-body-sent-as-form-stays-a-form", CLEAN_JSON[:-1]),
+    form_of_one_unknown_key("json-array-sent-as-form-stays-a-form", "[1250]"),
 ]
 
 IDENTIFIERS = [

@@ -14,14 +14,22 @@ requests that failed validation. Keys are kept at least ``ttl_s`` (24 hours by d
 from __future__ import annotations
 
 import hashlib
+import hmac
+import os
 from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple, Protocol
 
 import orjson
 
+from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from engine.shards import ShardedDict
+from engine.validation import ValidationIssue
+from ingest.errors import IngestError
+from ingest.parsing.issues import warning
+from ingest.parsing.masking import mask_card_numbers
 
 
 class StoredResponse(NamedTuple):
@@ -143,3 +151,65 @@ class MemoryIdempotencyStore:
             if now - created_at < self._ttl_s or status_code is None:
                 return
             del entries[key]
+
+
+# -- keys that hold a card number ------------------------------------------------------------------
+
+#: The secret of :class:`KeyKeeper`, in the data folder: keys kept across restarts must come out
+#: the same after one.
+SECRET_FILE = "idempotency-key.secret"  # noqa: S105 - a file name, not a secret
+_SECRET_BYTES = 32
+_TAG_CHARACTERS = 16  # of the HMAC's hex digest: 64 bits
+
+
+def load_or_create_secret(data_dir: Path) -> bytes:
+    """The data folder's key secret, made (readable by the owner only) the first time."""
+    path = data_dir / SECRET_FILE
+    try:
+        secret = path.read_bytes()
+    except FileNotFoundError:
+        secret = os.urandom(_SECRET_BYTES)
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(secret)
+                file.flush()
+                os.fsync(file.fileno())
+            partial.replace(path)
+        except OSError as error:
+            raise IngestError(f"cannot write the key secret {path}: {error.strerror}") from None
+        return secret
+    except OSError as error:
+        raise IngestError(f"cannot read the key secret {path}: {error.strerror}") from None
+    if len(secret) != _SECRET_BYTES:
+        raise IngestError(f"{path} is not a key secret ({_SECRET_BYTES} bytes); restore it or move it away")
+    return secret
+
+
+class KeyKeeper:
+    """How a merchant's idempotency key is kept, in events, answers and the database.
+
+    A key is kept as given unless it holds a card number (PRODUCT.md section 5: kept only masked,
+    everywhere). Such a key is kept masked, with a tag that tells keys apart which mask alike:
+    ``order 424242******4242#9f86d081884c7d65``. The tag is an HMAC of the whole key under a
+    secret of the data folder (:func:`load_or_create_secret`): a plain hash of a masked number
+    gives its six hidden digits away to anyone trying the 100,000 candidates. A repeat of the
+    same key is kept the same way, so it still replays.
+    """
+
+    __slots__ = ("_secret",)
+
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def kept(self, key: str) -> tuple[str, ValidationIssue | None]:
+        """The key as kept, and the warning to give when it is not the key as given."""
+        masked = mask_card_numbers(key)
+        if masked == key:
+            return key, None
+        tag = hmac.new(self._secret, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        room = MAX_IDEMPOTENCY_KEY_LENGTH - _TAG_CHARACTERS - 1
+        kept = f"{masked[:room]}#{tag[:_TAG_CHARACTERS]}"
+        message = f"masked a card number in the idempotency key, kept as {kept!r} (repeats still replay)"
+        return kept, warning("idempotency_key", "card_number_masked", message, kept)

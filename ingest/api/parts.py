@@ -3,6 +3,7 @@ processors (each wrapped for timing), the idempotency store, the metrics and the
 
 from __future__ import annotations
 
+import os
 import secrets
 from dataclasses import dataclass
 
@@ -15,7 +16,12 @@ from engine.monitor import ContractMonitor
 from engine.observer import NULL_OBSERVER
 from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
 from ingest.api.auth import ApiKeys
-from ingest.api.idempotency import IdempotencyStore, MemoryIdempotencyStore
+from ingest.api.idempotency import (
+    IdempotencyStore,
+    KeyKeeper,
+    MemoryIdempotencyStore,
+    load_or_create_secret,
+)
 from ingest.api.metrics import ApiMetrics
 from ingest.api.payments import PaymentDesk
 from ingest.api.settings import Settings
@@ -65,11 +71,15 @@ def build_parts(settings: Settings) -> Parts:
     telemetry: Telemetry | None = None
     idempotency: IdempotencyStore
     records: Records
+    # Keys kept in the database must be kept the same way after a restart: the data folder's
+    # secret then. Keys kept in memory last as long as the process: a secret of its own.
+    key_secret = os.urandom(32)
     if settings.records is not None:
         records = settings.records
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
     elif settings.durable:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
+        key_secret = load_or_create_secret(settings.data_dir)
         writer = Writer(
             settings.data_dir / DATABASE_FILE,
             max_rows=config.store.max_rows,
@@ -117,7 +127,7 @@ def build_parts(settings: Settings) -> Parts:
         wrap=TimedProcessor,
         observer=telemetry or NULL_OBSERVER,
     )
-    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock)
+    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, KeyKeeper(key_secret))
     return Parts(
         settings=settings,
         config=config,

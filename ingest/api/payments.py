@@ -20,7 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
@@ -35,6 +35,7 @@ from ingest.api.idempotency import (
     Claimed,
     IdempotencyStore,
     InFlight,
+    KeyKeeper,
     Mismatch,
     Replay,
     StoredResponse,
@@ -95,7 +96,16 @@ class PaymentAnswer:
 class PaymentDesk:
     """Takes payment requests for every merchant of the process."""
 
-    __slots__ = ("_clock", "_idempotency", "_metrics", "_monitor", "_records", "_service", "_tasks")
+    __slots__ = (
+        "_clock",
+        "_idempotency",
+        "_keeper",
+        "_metrics",
+        "_monitor",
+        "_records",
+        "_service",
+        "_tasks",
+    )
 
     def __init__(
         self,
@@ -104,8 +114,10 @@ class PaymentDesk:
         idempotency: IdempotencyStore,
         metrics: ApiMetrics,
         clock: Clock,
+        keeper: KeyKeeper,
     ) -> None:
         self._service = service
+        self._keeper = keeper
         self._records = records
         self._idempotency = idempotency
         self._metrics = metrics
@@ -149,6 +161,10 @@ class PaymentDesk:
         assert ctx is not None  # noqa: S101 - _refuse raised otherwise
         key = ctx.idempotency_key
         if key is not None:
+            kept, note = self._keeper.kept(key)
+            if note is not None:  # a card number in the key: from here on it is kept masked
+                key = kept
+                ctx = replace(ctx, idempotency_key=kept, validation_errors=(*ctx.validation_errors, note))
             claim = await self._idempotency.claim(merchant.merchant_id, key, body_fingerprint(body))
             if isinstance(claim, Replay):
                 self._metrics.replays.inc()
@@ -247,7 +263,11 @@ class PaymentDesk:
     async def _refuse(
         self, merchant: MerchantConfig, parsed: ParsedRequest, request_id: RequestId, payment_id: PaymentId
     ) -> None:
-        self._metrics.count_issues(parsed.issues)
+        key, issues = parsed.idempotency_key, parsed.issues
+        if key is not None:
+            key, note = self._keeper.kept(key)
+            issues = issues if note is None else (*issues, note)
+        self._metrics.count_issues(issues)
         self._metrics.count_payment("rejected")
         await self._records.emit(
             PaymentReceived(
@@ -259,25 +279,25 @@ class PaymentDesk:
                 amount_cents=parsed.amount_cents,
                 currency=parsed.currency,
                 method=parsed.method,
-                idempotency_key=parsed.idempotency_key,
-                validation_issues=parsed.issues,
+                idempotency_key=key,
+                validation_issues=issues,
             )
         )
         await self._monitor.record_violation(
             VALIDATION,
             request_id,
-            _summary(parsed.issues),
+            _summary(issues),
             payment_id=payment_id,
             merchant_id=merchant.merchant_id,
         )
-        errors = [FieldError(i.field, i.code, i.message, i.severity.value) for i in parsed.issues]
+        errors = [FieldError(i.field, i.code, i.message, i.severity.value) for i in issues]
         if parsed.merchant_mismatch:
             raise ApiProblem(
                 "forbidden",
                 "The body names another merchant; a key may only pay for its own merchant.",
                 errors=errors,
             )
-        count = sum(1 for issue in parsed.issues if issue.blocks)
+        count = sum(1 for issue in issues if issue.blocks)
         raise ApiProblem(
             "validation_failed",
             f"{count} field{'s' if count != 1 else ''} could not be used; nothing was charged.",

@@ -40,7 +40,9 @@ async def test_a_card_number_in_any_field_is_masked_in_the_log(tmp_path: Path) -
     assert answer.status == 200
     records = lines.records()
     received = [line for line in records if line["event"] == "PaymentReceived"]
-    assert [line["idempotency_key"] for line in received] == ["order-424242******4242"]
+    # The desk keeps such a key masked and tagged (ingest.api.idempotency.KeyKeeper).
+    keys = [line["idempotency_key"] for line in received]
+    assert len(keys) == 1 and str(keys[0]).startswith("order-424242******4242#")
     assert CARD not in "".join(str(line) for line in records)
 
 

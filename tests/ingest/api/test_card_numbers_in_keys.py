@@ -1,0 +1,132 @@
+"""An idempotency key that holds a card number: kept masked with a keyed tag, in answers, events
+and the database; repeats still replay, keys that only mask alike stay apart, and the tag's
+secret outlives a restart."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from ingest.api.idempotency import SECRET_FILE, KeyKeeper, load_or_create_secret
+from ingest.errors import IngestError
+from ingest.store.schema import FILE_NAME
+from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
+from tests.ingest.parsing.support import check_digit
+from tests.ingest.store.test_durable_api import running
+
+PAN = "4242424242424242"
+
+
+def same_mask_other_number() -> str:
+    """Another Luhn-valid number with PAN's first six and last four digits."""
+    for middle in range(1, 10**6):
+        partial = f"424242{middle:06d}424"
+        if check_digit(partial) == "2":
+            return partial + "2"
+    raise AssertionError("no such number")
+
+
+OTHER = same_mask_other_number()
+
+
+def test_a_key_without_a_card_number_is_kept_as_given() -> None:
+    keeper = KeyKeeper(b"s" * 32)
+    for key in ("order-1001", "4fd3c1a2-9b1e-4c55-8d3a-7e2f0b6c9a11", "12345678901"):
+        assert keeper.kept(key) == (key, None)
+
+
+def test_a_key_with_a_card_number_is_kept_masked_and_tagged() -> None:
+    keeper = KeyKeeper(b"s" * 32)
+    kept, note = keeper.kept(f"order {PAN}")
+    again, _ = keeper.kept(f"order {PAN}")
+    other, _ = keeper.kept(f"order {OTHER}")
+    elsewhere, _ = KeyKeeper(b"t" * 32).kept(f"order {PAN}")
+
+    masked, _, tag = kept.partition("#")
+    assert masked == "order 424242******4242"
+    assert len(tag) == 16 and int(tag, 16) >= 0
+    assert PAN not in kept
+    assert again == kept  # a repeat is kept the same way: it replays
+    assert other != kept and other.startswith("order 424242******4242#")  # masked alike, kept apart
+    assert elsewhere != kept  # the tag needs the secret
+    assert note is not None
+    assert (note.field, note.code, note.severity.value, note.raw) == (
+        "idempotency_key",
+        "card_number_masked",
+        "warning",
+        kept,
+    )
+
+
+def test_a_long_key_stays_within_255_characters() -> None:
+    kept, _ = KeyKeeper(b"s" * 32).kept("x" * 239 + PAN)
+    assert len(kept) == 255
+    assert PAN not in kept
+
+
+def test_the_secret_is_made_once_for_the_owner_only(tmp_path: Path) -> None:
+    first = load_or_create_secret(tmp_path)
+    second = load_or_create_secret(tmp_path)
+
+    assert first == second and len(first) == 32
+    assert stat.S_IMODE(os.stat(tmp_path / SECRET_FILE).st_mode) == 0o600
+    (tmp_path / SECRET_FILE).write_bytes(b"short")
+    with pytest.raises(IngestError, match="is not a key secret"):
+        load_or_create_secret(tmp_path)
+
+
+async def pay_with_key(app: object, key: str, body: bytes = b'{"amount": 1250}') -> Answer:
+    return await call(
+        app, "POST", "/v1/payments", [ACME, JSON, (b"idempotency-key", key.encode())], body_of(body)
+    )
+
+
+async def test_answers_events_and_the_database_hold_the_number_only_masked(tmp_path: Path) -> None:
+    key, other_key = f"card {PAN}", f"card {OTHER}"
+    async with running(tmp_path) as app:
+        first = await pay_with_key(app, key)
+        replay = await pay_with_key(app, key)
+        other = await pay_with_key(app, other_key)
+        refused = await pay_with_key(app, f"refused {PAN}", body=b'{"amount": "lots"}')
+        shown = await call(app, "GET", f"/v1/payments/{first.json()['payment_id']}", [ACME], body_of(b""))
+
+    issues: list[dict[str, Any]] = first.json()["validation_errors"]  # type: ignore[assignment]
+    notes = [issue for issue in issues if issue["code"] == "card_number_masked"]
+    assert len(notes) == 1 and notes[0]["raw"].startswith("card 424242******4242#")
+    assert replay.headers["idempotent-replayed"] == "true" and replay.body == first.body
+    assert other.status == 200 and other.json()["payment_id"] != first.json()["payment_id"]
+    assert refused.status == 422
+    errors: list[dict[str, Any]] = refused.json()["errors"]  # type: ignore[assignment]
+    assert "card_number_masked" in {error["code"] for error in errors}
+    events: list[dict[str, Any]] = shown.json()["events"]  # type: ignore[assignment]
+    received = events[0]
+    assert received["type"] == "PaymentReceived" and received["idempotency_key"] == notes[0]["raw"]
+    for answer in (first, other, refused, shown):
+        assert PAN not in answer.body.decode() and OTHER not in answer.body.decode()
+
+    with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
+        for table in ("events", "payments", "idempotency_keys", "violations"):
+            columns = [row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()]
+            text = " || ' ' || ".join(f"coalesce(CAST({column} AS VARCHAR), '')" for column in columns)
+            found = connection.execute(
+                f"SELECT count(*) FROM {table} WHERE contains({text}, ?) OR contains({text}, ?)",  # noqa: S608
+                [PAN, OTHER],
+            ).fetchone()
+            assert found == (0,), table
+
+
+async def test_a_repeat_after_a_restart_still_replays(tmp_path: Path) -> None:
+    key = f"card {PAN}"
+    async with running(tmp_path) as app:
+        first = await pay_with_key(app, key)
+    async with running(tmp_path) as app:
+        again = await pay_with_key(app, key)
+
+    assert first.status == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.body == first.body

@@ -162,13 +162,18 @@ _SECRET_BYTES = 32
 _TAG_CHARACTERS = 16  # of the HMAC's hex digest: 64 bits
 
 
+def process_secret() -> bytes:
+    """A key secret for keys that live in this process's memory only."""
+    return os.urandom(_SECRET_BYTES)
+
+
 def load_or_create_secret(data_dir: Path) -> bytes:
     """The data folder's key secret, made (readable by the owner only) the first time."""
     path = data_dir / SECRET_FILE
     try:
         secret = path.read_bytes()
     except FileNotFoundError:
-        secret = os.urandom(_SECRET_BYTES)
+        secret = process_secret()
         partial = path.with_name(f".{path.name}.partial")
         try:
             descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

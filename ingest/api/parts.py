@@ -3,7 +3,6 @@ processors (each wrapped for timing), the idempotency store, the metrics and the
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 
@@ -21,6 +20,7 @@ from ingest.api.idempotency import (
     KeyKeeper,
     MemoryIdempotencyStore,
     load_or_create_secret,
+    process_secret,
 )
 from ingest.api.metrics import ApiMetrics
 from ingest.api.payments import PaymentDesk
@@ -71,15 +71,11 @@ def build_parts(settings: Settings) -> Parts:
     telemetry: Telemetry | None = None
     idempotency: IdempotencyStore
     records: Records
-    # Keys kept in the database must be kept the same way after a restart: the data folder's
-    # secret then. Keys kept in memory last as long as the process: a secret of its own.
-    key_secret = os.urandom(32)
     if settings.records is not None:
         records = settings.records
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
     elif settings.durable:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        key_secret = load_or_create_secret(settings.data_dir)
         writer = Writer(
             settings.data_dir / DATABASE_FILE,
             max_rows=config.store.max_rows,
@@ -127,7 +123,10 @@ def build_parts(settings: Settings) -> Parts:
         wrap=TimedProcessor,
         observer=telemetry or NULL_OBSERVER,
     )
-    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, KeyKeeper(key_secret))
+    # Keys kept in the database must be kept the same way after a restart: the data folder's
+    # secret then. Keys kept in memory last as long as the process: a secret of its own.
+    secret = load_or_create_secret(settings.data_dir) if writer is not None else process_secret()
+    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, KeyKeeper(secret))
     return Parts(
         settings=settings,
         config=config,

@@ -245,7 +245,7 @@ class Front:
                 if problem is not None:
                     answer = _problem_answer(problem, request_id)
                     state[STATUS_KEY] = answer.status
-                    await _send(send, answer, request_id)
+                    await _send(send, answer, request_id, head=head)
                     return
         await self.app(scope, _limited(receive, self.limit), send_with_id)
 
@@ -286,10 +286,11 @@ def _problem_answer(problem: ApiProblem, request_id: str) -> Answer:
     return Answer(response.status_code, response.raw_headers, bytes(response.body))
 
 
-async def _send(send: Send, answer: Answer, request_id: str) -> None:
+async def _send(send: Send, answer: Answer, request_id: str, *, head: bool = False) -> None:
+    """Send ``answer``; for ``HEAD``, its headers (``Content-Length`` included) without the body."""
     headers = [*answer.headers, (b"request-id", request_id.encode())]
     await send({"type": "http.response.start", "status": answer.status, "headers": headers})
-    await send({"type": "http.response.body", "body": answer.body})
+    await send({"type": "http.response.body", "body": b"" if head else answer.body})
 
 
 def _limited(receive: Receive, limit: int) -> Receive:

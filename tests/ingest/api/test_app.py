@@ -260,3 +260,15 @@ async def test_head_is_get_without_the_body(app: object) -> None:
     assert head.headers["content-type"] == got.headers["content-type"]
     assert (post_only.status, post_only.headers["allow"]) == (405, "POST")
     assert post_only.body == b""
+
+
+async def test_head_refused_for_its_declared_length_has_no_body(app: object) -> None:
+    too_long = (b"content-length", b"999999999")
+
+    head = await call(app, "HEAD", "/healthz", [too_long], body_of(b""))
+    get = await call(app, "GET", "/healthz", [too_long], body_of(b""))
+
+    assert (head.status, get.status) == (413, 413)
+    assert head.body == b""
+    assert head.headers["content-length"] == str(len(get.body))
+    assert b"limit" in get.body

@@ -53,7 +53,8 @@ class Records(Protocol):
         ...
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
-        """Store ``complaint``; when its id is already stored, keep the first and return it."""
+        """Store ``complaint``; when its merchant already has a complaint of that id, keep the
+        first and return it (complaint ids are the merchant's own: unique per merchant only)."""
         ...
 
     async def sync(self) -> None:
@@ -91,7 +92,7 @@ class MemoryRecords:
         self._pending: dict[str, list[tuple[object, ...]]] = {}  # payments in flight only
         self._results: ShardedDict[str, tuple[str, bytes]] = ShardedDict()
         self._violations: list[ContractViolation] = []
-        self._complaints: dict[str, Complaint] = {}
+        self._complaints: dict[tuple[str, str], Complaint] = {}  # by (merchant_id, complaint_id)
 
     async def emit(self, event: DomainEvent) -> None:
         self.events_written += 1
@@ -123,9 +124,10 @@ class MemoryRecords:
         """Memory never falls behind."""
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
-        first = self._complaints.get(complaint.complaint_id)
+        key = (complaint.merchant_id, complaint.complaint_id)
+        first = self._complaints.get(key)
         if first is None:
-            self._complaints[complaint.complaint_id] = complaint
+            self._complaints[key] = complaint
         return first
 
     async def payment(self, payment_id: str) -> StoredPayment | None:

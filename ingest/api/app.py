@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -334,19 +334,36 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         status_code=201,
         response_model=ComplaintOut,
         responses={
-            200: {"model": ComplaintOut, "description": "Already filed: the stored complaint"},
+            200: {
+                "model": ComplaintOut,
+                "description": "Already filed with the same content: the stored complaint",
+            },
             **_problems(
-                "invalid_request", "unauthorized", "forbidden", "payload_too_large", "validation_failed"
+                "invalid_request",
+                "unauthorized",
+                "forbidden",
+                "complaint_exists",
+                "payload_too_large",
+                "validation_failed",
             ),
         },
     )
     async def create_complaint(caller: Caller, body: ComplaintIn) -> Response:
-        """Store a complaint (PRODUCT.md section 9); the same complaint_id is stored once."""
+        """Store a complaint (PRODUCT.md section 9). A complaint_id is the merchant's own: filed
+        again with the same content it is stored once (200, the stored complaint); with other
+        content it is refused (409)."""
         complaint = _complaint(caller, body, parts)
         await _check_payment(parts, complaint)
         first = await parts.records.record_complaint(complaint)
-        stored = first or complaint
-        return FastJSONResponse(_complaint_json(stored), status_code=201 if first is None else 200)
+        if first is None:
+            return FastJSONResponse(_complaint_json(complaint), status_code=201)
+        if not _same_complaint(first, complaint, received_given=body.received_at is not None):
+            raise ApiProblem(
+                "complaint_exists",
+                f"Complaint {first.complaint_id!r} was filed before with other content; it is kept as "
+                "it was. File a new complaint under a new complaint_id.",
+            )
+        return FastJSONResponse(_complaint_json(first), status_code=200)
 
     @app.get(
         "/v1/violations",
@@ -435,7 +452,32 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
     return value.replace(tzinfo=UTC)
 
 
+#: The complaint's fields that name something: a card number in one is refused, not masked.
+_NAMING_FIELDS = ("complaint_id", "merchant_id", "category", "payment_id", "request_id", "contract_id")
+
+
+def _refuse_card_numbers(body: ComplaintIn) -> None:
+    """422 for a card number where an identifier or a category belongs, without echoing it."""
+    errors = [
+        FieldError(name, "card_number", "looks like a card number, which is neither stored nor shown")
+        for name in _NAMING_FIELDS
+        if (value := getattr(body, name)) is not None and mask_card_numbers(value) != value
+    ]
+    if errors:
+        raise ApiProblem(
+            "validation_failed", "A card number cannot be an identifier or a category.", errors=errors
+        )
+
+
+def _same_complaint(first: Complaint, again: Complaint, *, received_given: bool) -> bool:
+    """Whether ``again`` files ``first`` once more (a retry). Its ``received_at`` counts only
+    when the body gave one: otherwise it is the time of the retry."""
+    received = replace(again, received_at=first.received_at) if not received_given else again
+    return received == first
+
+
 def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
+    _refuse_card_numbers(body)
     merchant_id = body.merchant_id
     if caller.merchant_id is not None:
         if merchant_id is not None and merchant_id != caller.merchant_id:
@@ -446,6 +488,14 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
             "validation_failed",
             "An admin key must name the merchant.",
             errors=[FieldError("merchant_id", "missing", "is required with an admin key")],
+        )
+    if all(merchant.merchant_id != merchant_id for merchant in parts.config.merchants):
+        raise ApiProblem(
+            "validation_failed",
+            "merchant_id names no merchant of this service.",
+            errors=[
+                FieldError("merchant_id", "unknown_merchant", f"no merchant {merchant_id!r} is configured")
+            ],
         )
     if body.contract_id is not None and body.contract_id not in default_registry():
         raise ApiProblem(
@@ -461,8 +511,8 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
             complaint_id=body.complaint_id or new_id("cmp"),
             merchant_id=MerchantId(merchant_id),
             received_at=received.astimezone(UTC),
+            category=body.category,
             # Free text from a merchant's support desk: a card number in it is kept masked only.
-            category=mask_card_numbers(body.category),
             description=mask_card_numbers(body.description),
             payment_id=None if body.payment_id is None else PaymentId(body.payment_id),
             request_id=None if body.request_id is None else RequestId(body.request_id),

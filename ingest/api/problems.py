@@ -32,6 +32,9 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         "method_not_allowed": ProblemKind(405, "Method not allowed"),
         "request_timeout": ProblemKind(408, "The request body did not arrive in time"),
         "idempotency_key_in_use": ProblemKind(409, "A request with this idempotency key is in progress"),
+        "complaint_exists": ProblemKind(
+            409, "A complaint with this complaint_id was filed with other content"
+        ),
         "payload_too_large": ProblemKind(413, "The request body is too large"),
         "unsupported_media_type": ProblemKind(415, "Unsupported content type"),
         "validation_failed": ProblemKind(422, "The request cannot be processed"),

@@ -223,7 +223,10 @@ class DuckDBRecords:
         self._writer.admit()
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
-        first: Complaint | None = await self._writer.read(lambda c: _complaint(c, complaint.complaint_id))
+        def stored(connection: duckdb.DuckDBPyConnection) -> Complaint | None:
+            return _complaint(connection, complaint.merchant_id, complaint.complaint_id)
+
+        first: Complaint | None = await self._writer.read(stored)
         if first is not None:
             return first
         row = (
@@ -237,7 +240,10 @@ class DuckDBRecords:
             complaint.contract_id,
         )
         await self._writer.submit_and_wait(Write(COMPLAINTS, row))
-        return None
+        # The same id filed twice at once: both found none, one insert was ignored. The row read
+        # back says which one was kept.
+        kept: Complaint | None = await self._writer.read(stored)
+        return None if kept is None or kept == complaint else kept
 
     async def payment(self, payment_id: str) -> StoredPayment | None:
         found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
@@ -321,10 +327,12 @@ def _complaint_of(row: tuple[Any, ...]) -> Complaint:
     )
 
 
-def _complaint(connection: duckdb.DuckDBPyConnection, complaint_id: str) -> Complaint | None:
+def _complaint(
+    connection: duckdb.DuckDBPyConnection, merchant_id: str, complaint_id: str
+) -> Complaint | None:
     row = connection.execute(
-        f"SELECT {_COMPLAINT_COLUMNS} FROM complaints WHERE complaint_id = ?",  # noqa: S608 - constant columns
-        [complaint_id],
+        f"SELECT {_COMPLAINT_COLUMNS} FROM complaints WHERE merchant_id = ? AND complaint_id = ?",  # noqa: S608 - constant columns
+        [merchant_id, complaint_id],
     ).fetchone()
     return None if row is None else _complaint_of(row)
 

@@ -95,6 +95,29 @@ MIGRATIONS: tuple[Migration, ...] = (
             )""",
         ),
     ),
+    Migration(
+        2,
+        "a complaint_id is unique per merchant, not across merchants",
+        (
+            # Merchants choose their complaint ids (their support desks' ticket numbers), so two
+            # merchants may use the same one. DuckDB cannot change a primary key in place: the
+            # table is made anew and its rows moved over.
+            """CREATE TABLE complaints_by_merchant (
+                complaint_id VARCHAR NOT NULL,
+                merchant_id VARCHAR NOT NULL,
+                received_at TIMESTAMPTZ NOT NULL,
+                category VARCHAR NOT NULL,
+                description VARCHAR NOT NULL,
+                payment_id VARCHAR,
+                request_id VARCHAR,
+                contract_id VARCHAR,
+                PRIMARY KEY (merchant_id, complaint_id)
+            )""",
+            "INSERT INTO complaints_by_merchant SELECT * FROM complaints",
+            "DROP TABLE complaints",
+            "ALTER TABLE complaints_by_merchant RENAME TO complaints",
+        ),
+    ),
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version

@@ -245,6 +245,92 @@ async def test_a_card_number_in_a_complaint_is_kept_masked(app: object) -> None:
     assert b"4242424242424242" not in as_category.body
 
 
+ADMIN = (b"authorization", b"Bearer adm_e2e_admin")
+
+
+@pytest.fixture(params=["duckdb", "memory"])
+async def either_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
+    """The app over the DuckDB store, and over the memory records."""
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, durable=request.param == "duckdb")
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_complaint_ids_are_each_merchants_own(either_app: object) -> None:
+    app = either_app
+    acme = await complain(app, ACME, complaint_id="ticket-1", description="acme's")
+    globex = await complain(app, GLOBEX, complaint_id="ticket-1", description="globex's")
+    acme_again = await complain(app, ACME, complaint_id="ticket-1", description="acme's")
+    globex_again = await complain(app, GLOBEX, complaint_id="ticket-1", description="globex's")
+
+    assert (acme.status, globex.status) == (201, 201)
+    assert (acme.json()["merchant_id"], globex.json()["merchant_id"]) == ("m_acme", "m_globex")
+    # A retry gets its own merchant's complaint back, as stored, and nothing of the other's.
+    assert (acme_again.status, acme_again.json()) == (200, acme.json())
+    assert (globex_again.status, globex_again.json()) == (200, globex.json())
+    assert b"acme" not in globex_again.body
+
+
+async def test_a_complaint_id_filed_again_with_other_content_is_409_and_the_first_is_kept(
+    either_app: object,
+) -> None:
+    app = either_app
+    first = await complain(app, ACME, complaint_id="ticket-2", description="charged twice")
+    other = await complain(app, ACME, complaint_id="ticket-2", description="charged three times")
+    other_time = await complain(
+        app, ACME, complaint_id="ticket-2", description="charged twice", received_at="2026-01-01T00:00:00Z"
+    )
+    again = await complain(app, ACME, complaint_id="ticket-2", description="charged twice")
+
+    assert first.status == 201
+    assert (other.status, other.json()["code"]) == (409, "complaint_exists")
+    assert "ticket-2" in str(other.json()["detail"])
+    assert other_time.status == 409  # a received_at given in the body is part of the complaint
+    assert (again.status, again.json()) == (200, first.json())
+
+
+async def test_a_card_number_where_an_id_belongs_is_refused_without_being_shown(app: object) -> None:
+    answers = {
+        name: await complain(app, ACME, **{name: value})
+        for name, value in (
+            ("complaint_id", "4000000000000127"),
+            ("request_id", "req-4000000000000069"),
+            ("payment_id", "4242424242424242"),
+            ("category", "4000000000000002"),
+        )
+    }
+
+    for name, answer in answers.items():
+        assert answer.status == 422, name
+        assert answer.json()["errors"] == [
+            {
+                "field": name,
+                "code": "card_number",
+                "message": "looks like a card number, which is neither stored nor shown",
+                "severity": "error",
+            }
+        ]
+        for number in (b"4000000000000127", b"4000000000000069", b"4242424242424242", b"4000000000000002"):
+            assert number not in answer.body
+
+
+async def test_an_admin_files_complaints_only_for_configured_merchants(app: object) -> None:
+    known = await complain(app, ADMIN, merchant_id="m_globex")
+    unknown = await complain(app, ADMIN, merchant_id="m_nope")
+
+    assert (known.status, known.json()["merchant_id"]) == (201, "m_globex")
+    assert unknown.status == 422
+    assert unknown.json()["errors"] == [
+        {
+            "field": "merchant_id",
+            "code": "unknown_merchant",
+            "message": "no merchant 'm_nope' is configured",
+            "severity": "error",
+        }
+    ]
+
+
 async def test_head_is_get_without_the_body(app: object) -> None:
     paid = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}'))
     path = f"/v1/payments/{paid.json()['payment_id']}"

@@ -52,6 +52,43 @@ def test_migrations_run_once_and_a_newer_database_is_refused(tmp_path: Path) -> 
             migrate(connection)
 
 
+def test_complaints_filed_before_the_per_merchant_ids_are_kept_and_ids_are_then_per_merchant(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "payorch.duckdb"
+    with duckdb.connect(str(path)) as connection:
+        connection.begin()
+        for statement in MIGRATIONS[0].statements:  # a database as version 1 left it
+            connection.execute(statement)
+        connection.commit()
+        connection.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
+            "applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        connection.execute("INSERT INTO schema_migrations VALUES (1, 'first', now())")
+        filed = (
+            "INSERT INTO complaints VALUES "
+            "(?, ?, TIMESTAMPTZ '2026-11-20 08:00:00+00', 'timeout', ?, NULL, NULL, NULL)"
+        )
+        connection.execute(filed, ["c-1", "m_acme", "acme's"])
+        with pytest.raises(duckdb.ConstraintException):
+            connection.execute(filed, ["c-1", "m_globex", "globex's"])  # version 1: ids across merchants
+
+        assert migrate(connection) == list(range(2, CURRENT_VERSION + 1))
+        connection.execute(filed, ["c-1", "m_globex", "globex's"])
+        with pytest.raises(duckdb.ConstraintException):
+            connection.execute(filed, ["c-1", "m_acme", "acme's again"])
+        rows = connection.execute(
+            "SELECT merchant_id, complaint_id, received_at, description FROM complaints ORDER BY merchant_id"
+        ).fetchall()
+
+    assert [(merchant, complaint, text) for merchant, complaint, _, text in rows] == [
+        ("m_acme", "c-1", "acme's"),
+        ("m_globex", "c-1", "globex's"),
+    ]
+    assert rows[0][2].isoformat().startswith("2026-11-20T")
+
+
 async def test_a_waited_write_is_durable_with_everything_queued_before_it(tmp_path: Path) -> None:
     path = tmp_path / "payorch.duckdb"
     writer = _writer(path, max_wait_ms=5)

@@ -47,6 +47,20 @@ def window_between(
     return Window(start, end)
 
 
+def bounds(since: datetime | None, until: datetime | None) -> tuple[datetime | None, datetime | None]:
+    """``since`` and ``until`` in UTC, each optional (a naive one is UTC); a 422 :class:`ApiProblem`
+    when ``since`` is after ``until``, as for :func:`window_between`."""
+    start = None if since is None else _utc(since, "from")
+    end = None if until is None else _utc(until, "to")
+    if start is not None and end is not None and start > end:
+        raise ApiProblem(
+            "validation_failed",
+            "`from` is after `to`: the window would be empty.",
+            errors=[FieldError("from", "after_to", "must not be after `to`")],
+        )
+    return start, end
+
+
 def _utc(value: datetime, name: str) -> datetime:
     if value.tzinfo is None:
         return value.replace(tzinfo=UTC)

@@ -8,7 +8,7 @@ payment desk. Routes are thin: authenticate, read, call, answer.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -25,12 +25,13 @@ from engine.contracts import default_registry
 from engine.errors import DomainError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import Query as TableQuery
-from ingest.api.analytics_reads import TableFormat, table_answer, table_responses, window_between
+from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.front import Front, PaymentHeaders, known, payment_answer
 from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
+from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi
 from ingest.api.parts import Parts, build_parts
 from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS, ApiProblem, FieldError, problem_document, problem_response
@@ -118,16 +119,9 @@ ANALYTICS_TABLES = (
 
 
 def _add_analytics_route(
-    app: FastAPI,
-    parts: Parts,
-    table: AnalyticsTable,
-    admin_only: Callable[[Principal], None],
-    problems: dict[int | str, dict[str, Any]],
+    app: FastAPI, parts: Parts, table: AnalyticsTable, problems: dict[int | str, dict[str, Any]]
 ) -> None:
-    async def answer(
-        caller: Caller, since: Since = None, until: Until = None, output: Format = "json"
-    ) -> Response:
-        admin_only(caller)
+    async def answer(since: Since = None, until: Until = None, output: Format = "json") -> Response:
         window = window_between(since, until, parts.clock.now())
         return await table_answer(parts.writer, table.read, table.name, window, output)
 
@@ -137,6 +131,7 @@ def _add_analytics_route(
         operation_id=table.operation_id,
         response_model=table.model,
         responses=table_responses(table.description) | problems,
+        dependencies=ADMIN_ONLY,
     )(answer)
 
 
@@ -167,6 +162,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.parts = parts
     _install_error_handlers(app)
     _install_routes(app, parts)
+    app.openapi = finished_openapi(app.openapi)  # type: ignore[method-assign]
     app.add_middleware(Front, parts=parts)
     return app
 
@@ -183,7 +179,8 @@ def _not_found_detail(request: Request) -> str:
         for route in request.app.router.routes:
             pattern = getattr(route, "path_regex", None)
             if pattern is not None and pattern.match(bare):
-                return f"No route matches this path; {bare} (without the trailing slash) is one."
+                shown = mask_card_numbers(bare)
+                return f"No route matches this path; {shown} (without the trailing slash) is one."
     return "No route matches this path."
 
 
@@ -204,6 +201,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         else:
             detail = "The request could not be read."
         headers = dict(exc.headers or {})
+        allowed = headers.get("Allow", "").split(", ")
+        if "GET" in allowed and "HEAD" not in allowed:
+            headers["Allow"] = ", ".join([*allowed, "HEAD"])  # Front answers HEAD wherever GET is
         return problem_response(ApiProblem(code, detail, headers=headers), _request_id(request))
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
@@ -213,7 +213,8 @@ def _install_error_handlers(app: FastAPI) -> None:
         return problem_response(problem, _request_id(request))
 
     async def on_crash(request: Request, exc: Exception) -> Response:
-        logger.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        path = mask_card_numbers(request.url.path)
+        logger.error("unhandled error on %s %s", request.method, path, exc_info=exc)
         problem = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
         return problem_response(problem, _request_id(request))
 
@@ -233,6 +234,8 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
     message = str(error.get("msg", "is invalid"))
     if location == ("body",) and code == _NOT_AN_OBJECT:
         message = "the body must be a JSON object, sent with Content-Type: application/json"
+    if code == "json_invalid":  # its location is ("body", offset): the whole body is at fault
+        return FieldError("body", code, f"is not valid JSON ({message.lower()})")
     return FieldError(".".join(str(part) for part in location[1:]) or "body", code, message)
 
 
@@ -248,6 +251,15 @@ async def _principal(
 
 
 Caller = Annotated[Principal, Depends(_principal)]
+
+
+async def _admin(caller: Caller) -> None:
+    # A dependency, so that a merchant key hears 403 before anything about its query is checked.
+    if not caller.is_admin:
+        raise ApiProblem("forbidden", "This endpoint needs an admin key.")
+
+
+ADMIN_ONLY = [Depends(_admin)]
 Since = Annotated[
     datetime | None,
     Query(
@@ -270,10 +282,6 @@ _YAML_REPORT: dict[int | str, dict[str, Any]] = {
 
 
 def _install_routes(app: FastAPI, parts: Parts) -> None:
-    def admin_only(caller: Principal) -> None:
-        if not caller.is_admin:
-            raise ApiProblem("forbidden", "This endpoint needs an admin key.")
-
     @app.post(
         "/v1/payments",
         summary="Make a payment",
@@ -294,7 +302,11 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         ),
         # The key is read by hand on this route (FastAPI's dependency solving costs more than the
         # rest of the request's bookkeeping); the document still says it needs one.
-        openapi_extra={**PAYMENT_REQUEST_BODY, "security": [{"HTTPBearer": []}]},
+        openapi_extra={
+            **PAYMENT_REQUEST_BODY,
+            "security": [{"HTTPBearer": []}],
+            "parameters": [IDEMPOTENCY_KEY_PARAMETER],
+        },
     )
     async def create_payment(request: Request) -> Response:
         """Orchestrate a payment. Any orchestrated outcome (succeeded, partially succeeded,
@@ -324,7 +336,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     ) -> Response:
         stored = await parts.records.payment(PaymentId(payment_id))
         if stored is None or not caller.may_see(stored.merchant_id):
-            raise ApiProblem("not_found", f"No payment {payment_id!r} for this key.")
+            raise ApiProblem("not_found", f"No payment {mask_card_numbers(payment_id)!r} for this key.")
         return FastJSONResponse(stored.document)
 
     @app.post(
@@ -371,23 +383,29 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         operation_id="listViolations",
         response_model=ViolationsOut,
         responses=_problems("unauthorized", "forbidden", "validation_failed"),
+        dependencies=ADMIN_ONLY,
     )
     async def list_violations(
-        caller: Caller,
-        contract_id: Annotated[str | None, Query(max_length=255)] = None,
-        since: Annotated[datetime | None, Query(alias="from")] = None,
-        until: Annotated[datetime | None, Query(alias="to")] = None,
+        contract_id: Annotated[
+            str | None, Query(max_length=255, description="Only this contract's; empty: every contract.")
+        ] = None,
+        since: Annotated[
+            datetime | None, Query(alias="from", description="Inclusive (ISO 8601; naive is UTC).")
+        ] = None,
+        until: Annotated[
+            datetime | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
+        ] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> Response:
-        admin_only(caller)
-        query = ViolationQuery(contract_id, _aware(since, "from"), _aware(until, "to"), limit)
+        start, end = bounds(since, until)
+        query = ViolationQuery(contract_id or None, start, end, limit)
         found = await parts.records.violations(query)
         return FastJSONResponse({"violations": [violation_to_json(v) for v in found]})
 
     analytics_problems = _problems("unauthorized", "forbidden", "validation_failed", "service_unavailable")
 
     for table in ANALYTICS_TABLES:
-        _add_analytics_route(app, parts, table, admin_only, analytics_problems)
+        _add_analytics_route(app, parts, table, analytics_problems)
 
     @app.get(
         "/v1/reports/retrospective",
@@ -395,9 +413,9 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         operation_id="getRetrospective",
         response_model=RetrospectiveOut,
         responses=_YAML_REPORT | analytics_problems,
+        dependencies=ADMIN_ONLY,
     )
     async def retrospective(
-        caller: Caller,
         since: Annotated[
             datetime | None,
             Query(
@@ -414,7 +432,6 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     ) -> Response:
         """Per contract, the window's violations against the merchant complaints mapped to it,
         and whether the two disagree enough to escalate (the config's `reports.mismatch` rule)."""
-        admin_only(caller)
         span = timedelta(days=parts.config.reports.every_days)
         window = window_between(since, until, parts.clock.now(), span)
         return await report_answer(parts.writer, parts.settings.report_renderer, window, output)

@@ -31,16 +31,16 @@ from ingest.api.parts import Parts
 from ingest.api.payments import new_id
 from ingest.api.problems import ApiProblem, FieldError, problem_response
 from ingest.observe.logs import current_request
+from ingest.observe.spans import URL_PATH
 
 logger = logging.getLogger("payorch.api")
 
 PAYMENTS_PATH = "/v1/payments"
 #: Server span attributes (OpenTelemetry's HTTP semantic conventions).
-HTTP_METHOD, HTTP_ROUTE, HTTP_STATUS, URL_PATH = (
+HTTP_METHOD, HTTP_ROUTE, HTTP_STATUS = (
     "http.request.method",
     "http.route",
     "http.response.status_code",
-    "url.path",
 )
 STATUS_KEY = "payorch.status"  # in scope["state"]: the status answered
 
@@ -239,33 +239,52 @@ class Front:
                 message = {**message, "body": b""}
             await send(message)
 
-        for name, value in scope["headers"]:
-            if name == b"content-length":
-                problem = declared_length_problem(value, self.limit)
-                if problem is not None:
-                    answer = _problem_answer(problem, request_id)
-                    state[STATUS_KEY] = answer.status
-                    await _send(send, answer, request_id, head=head)
-                    return
-        await self.app(scope, _limited(receive, self.limit), send_with_id)
+        try:
+            seen: dict[bytes, bytes] = {}
+            for name, value in scope["headers"]:
+                if name == b"content-length":
+                    problem = declared_length_problem(value, self.limit)
+                    if problem is not None:
+                        raise problem
+                elif name in _SINGLE and seen.setdefault(name, value) != value:
+                    raise _conflicting(name)
+            if scope["method"] != "GET":
+                # The body is read here, under the same limit and deadline as a payment's:
+                # FastAPI's own reading would turn a 413 into a 400 and wait for ever.
+                timeout_s = self.parts.settings.body_timeout_s
+                receive = _replaying(await read_body(receive, self.limit, timeout_s), receive)
+        except ApiProblem as problem:
+            answer = _problem_answer(problem, request_id)
+            state[STATUS_KEY] = answer.status
+            await _send(send, answer, request_id, head=head)
+            return
+        await self.app(scope, receive, send_with_id)
 
     async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
         authorization = idempotency_key = content_type = None
         length: bytes | None = None
+        twice: bytes | None = None
         for name, value in scope["headers"]:
-            # The first of a repeated header counts, as for Starlette's ``Headers.get``.
+            # The first of a repeated header counts, as for Starlette's ``Headers.get``; a key or
+            # a credential repeated with another value is refused (below).
             if name == b"authorization":
                 if authorization is None:
                     authorization = value.decode("latin-1")
+                elif authorization != value.decode("latin-1"):
+                    twice = name
             elif name == b"idempotency-key":
                 if idempotency_key is None:
                     idempotency_key = value.decode("latin-1")
+                elif idempotency_key != value.decode("latin-1"):
+                    twice = name
             elif name == b"content-type":
                 if content_type is None:
                     content_type = value.decode("latin-1")
             elif name == b"content-length" and length is None:
                 length = value
         try:
+            if twice is not None:
+                raise _conflicting(twice)
             problem = None if length is None else declared_length_problem(length, self.limit)
             if problem is not None:
                 raise problem
@@ -281,6 +300,19 @@ class Front:
         await _send(send, answer, request_id)
 
 
+#: Headers that must not be repeated with different values: which one would count is a guess.
+_SINGLE = frozenset({b"authorization", b"idempotency-key"})
+
+
+def _conflicting(name: bytes) -> ApiProblem:
+    shown = name.decode("latin-1").title()
+    return ApiProblem(
+        "invalid_request",
+        f"{shown} is given more than once, with different values; send it once.",
+        errors=[FieldError(shown, "conflicting_headers", "is repeated with different values")],
+    )
+
+
 def _problem_answer(problem: ApiProblem, request_id: str) -> Answer:
     response = problem_response(problem, request_id)
     return Answer(response.status_code, response.raw_headers, bytes(response.body))
@@ -293,17 +325,15 @@ async def _send(send: Send, answer: Answer, request_id: str, *, head: bool = Fal
     await send({"type": "http.response.body", "body": b"" if head else answer.body})
 
 
-def _limited(receive: Receive, limit: int) -> Receive:
-    """``receive`` that raises 413 once a (chunked) body passes the limit."""
-    seen = 0
+def _replaying(body: bytes, receive: Receive) -> Receive:
+    """``receive`` that gives ``body`` (already read) as one message, then waits on the client."""
+    given = False
 
-    async def receive_limited() -> Message:
-        nonlocal seen
-        message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > limit:
-                raise ApiProblem("payload_too_large", f"The body is over the limit of {limit} bytes.")
-        return message
+    async def receive_replayed() -> Message:
+        nonlocal given
+        if given:
+            return await receive()
+        given = True
+        return {"type": "http.request", "body": body, "more_body": False}
 
-    return receive_limited
+    return receive_replayed

@@ -46,6 +46,7 @@ from ingest.api.problems import ApiProblem, FieldError, problem_document
 from ingest.api.timing import CURRENT, Stopwatch, server_timing
 from ingest.codec.result_json import composite_result_to_json
 from ingest.parsing import ParsedRequest, parse_payment_request
+from ingest.parsing.masking import mask_card_numbers
 from ingest.records import Records
 from ingest.store.writer import StoreError, StoreSaturatedError
 
@@ -269,6 +270,9 @@ class PaymentDesk:
             issues = issues if note is None else (*issues, note)
         self._metrics.count_issues(issues)
         self._metrics.count_payment("rejected")
+        amount = parsed.amount_cents
+        if amount is not None and mask_card_numbers(str(amount)) != str(amount):
+            amount = None  # a card number typed as the amount: the issues hold it masked, nothing else
         await self._records.emit(
             PaymentReceived(
                 payment_id=payment_id,
@@ -276,7 +280,7 @@ class PaymentDesk:
                 merchant_id=merchant.merchant_id,
                 timestamp=self._clock.now(),
                 accepted=False,
-                amount_cents=parsed.amount_cents,
+                amount_cents=amount,
                 currency=parsed.currency,
                 method=parsed.method,
                 idempotency_key=key,
@@ -290,6 +294,12 @@ class PaymentDesk:
             payment_id=payment_id,
             merchant_id=merchant.merchant_id,
         )
+        # As for a payment: the refusal is answered once its record is durable, so what a client
+        # was told is in every read made after (and survives a crash).
+        try:
+            await self._records.sync()
+        except StoreError:
+            logger.exception("request %s: its refusal could not be made durable", request_id)
         errors = [FieldError(i.field, i.code, i.message, i.severity.value) for i in issues]
         if parsed.merchant_mismatch:
             raise ApiProblem(

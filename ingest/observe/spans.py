@@ -31,8 +31,10 @@ from opentelemetry.trace.status import Status, StatusCode
 
 from engine.observer import SpanAttributes
 from ingest.observe.drain import Drain
+from ingest.parsing.masking import mask_card_numbers
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+URL_PATH = "url.path"  # the server span's attribute (OpenTelemetry's HTTP conventions)
 _UNSET, _ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
 
 
@@ -202,6 +204,10 @@ class Spans:
             else None
         )
         attributes: Mapping[str, str | int] = record.attributes
+        path = attributes.get(URL_PATH)
+        if type(path) is str and mask_card_numbers(path) != path:
+            # A path can hold anything a client typed, a card number too: kept only masked.
+            attributes = {**attributes, URL_PATH: mask_card_numbers(path)}
         return ReadableSpan(
             name=record.name,
             context=SpanContext(trace_id, record.span_id, False, _SAMPLED),

@@ -41,6 +41,7 @@ class Answer:
 async def call(
     app: object, method: str, path: str, headers: list[tuple[bytes, bytes]], receive: Receive
 ) -> Answer:
+    path, _, query = path.partition("?")
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
@@ -49,7 +50,7 @@ async def call(
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
-        "query_string": b"",
+        "query_string": query.encode(),
         "root_path": "",
         "headers": [(b"host", b"test"), *headers],
         "client": ("127.0.0.1", 1),
@@ -109,6 +110,89 @@ async def test_a_body_that_stops_arriving_is_408(app: object) -> None:
 
     assert answer.status == 408
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+async def test_a_complaint_body_gets_the_same_limit_and_deadline_as_a_payment(app: object) -> None:
+    chunk = b"x" * 40_000
+    too_large = await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(chunk, chunk))
+    stalled = await call(
+        app, "POST", "/v1/complaints", [ACME, JSON], body_of(b'{"category":', then_wait=True)
+    )
+    stalled_without_key = await call(app, "POST", "/v1/complaints", [JSON], body_of(b"{", then_wait=True))
+
+    assert (too_large.status, too_large.json()["code"]) == (413, "payload_too_large")
+    assert (stalled.status, stalled.json()["code"]) == (408, "request_timeout")
+    assert stalled_without_key.status == 408
+
+
+async def test_a_key_or_credential_repeated_with_another_value_is_400(app: object) -> None:
+    body = b'{"amount": 1250}'
+    keys = [(b"idempotency-key", b"order-a"), (b"idempotency-key", b"order-b")]
+    two_keys = await call(app, "POST", "/v1/payments", [ACME, JSON, *keys], body_of(body))
+    two_callers = await call(app, "POST", "/v1/payments", [ACME, GLOBEX, JSON], body_of(body))
+    same_twice = await call(app, "POST", "/v1/payments", [ACME, ACME, JSON], body_of(body))
+    read_by_two = await call(app, "GET", "/v1/violations", [ADMIN, ACME], body_of(b""))
+
+    assert (two_keys.status, two_callers.status, read_by_two.status) == (400, 400, 400)
+    assert two_keys.json()["errors"] == [
+        {
+            "field": "Idempotency-Key",
+            "code": "conflicting_headers",
+            "message": "is repeated with different values",
+            "severity": "error",
+        }
+    ]
+    assert two_callers.json()["errors"][0]["field"] == "Authorization"  # type: ignore[index]
+    assert b"sk_e2e" not in two_callers.body
+    assert same_twice.status == 200  # a header a proxy repeated as it was is one header
+
+
+async def test_violations_take_the_same_window_rules_as_the_other_reads(app: object) -> None:
+    refused = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "lots"}'))
+    every = await call(app, "GET", "/v1/violations?contract_id=", [ADMIN], body_of(b""))
+    one = await call(app, "GET", "/v1/violations?contract_id=api/validation", [ADMIN], body_of(b""))
+    backwards = await call(
+        app, "GET", "/v1/violations?from=2026-11-02T00:00:00Z&to=2026-11-01T00:00:00Z", [ADMIN], body_of(b"")
+    )
+    out_of_range = await call(
+        app, "GET", "/v1/violations?to=0001-01-01T00:00:00%2B01:00", [ADMIN], body_of(b"")
+    )
+    merchant = await call(app, "GET", "/v1/violations?limit=abc", [ACME], body_of(b""))
+
+    assert refused.status == 422
+    assert every.status == 200 and every.json() == one.json()  # empty: no filter
+    assert len(one.json()["violations"]) == 1  # type: ignore[arg-type]
+    assert (backwards.status, backwards.json()["errors"][0]["code"]) == (422, "after_to")  # type: ignore[index]
+    assert (out_of_range.status, out_of_range.json()["errors"][0]["code"]) == (422, "out_of_range")  # type: ignore[index]
+    assert merchant.status == 403  # the key is refused before its query is looked at
+
+
+async def test_the_openapi_document_says_what_the_service_sends(app: object) -> None:
+    document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
+    paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]
+    post = paths["/v1/payments"]["post"]
+    problem_schema = {"$ref": "#/components/schemas/ProblemOut"}
+
+    key = [parameter for parameter in post["parameters"] if parameter["name"] == "Idempotency-Key"]
+    assert key and key[0]["in"] == "header" and key[0]["schema"]["maxLength"] == 255
+    assert {"Idempotent-Replayed", "Server-Timing", "Request-Id"} <= set(post["responses"]["200"]["headers"])
+    assert "Retry-After" in post["responses"]["409"]["headers"]
+    assert "WWW-Authenticate" in post["responses"]["401"]["headers"]
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            for status, response in operation["responses"].items():
+                assert "Request-Id" in response["headers"], (path, method, status)
+                if int(status) >= 400:  # errors are problem documents, and only that
+                    assert response["content"] == {"application/problem+json": {"schema": problem_schema}}
+
+
+async def test_a_complaint_body_that_is_not_json_names_the_body(app: object) -> None:
+    answer = await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(b'{"category": '))
+
+    assert answer.status == 422
+    errors: list[dict[str, str]] = answer.json()["errors"]  # type: ignore[assignment]
+    assert [(error["field"], error["code"]) for error in errors] == [("body", "json_invalid")]
+    assert errors[0]["message"].startswith("is not valid JSON")
 
 
 async def test_a_fault_after_charging_is_a_plain_500_kept_under_the_key(tmp_path: Path) -> None:
@@ -346,6 +430,8 @@ async def test_head_is_get_without_the_body(app: object) -> None:
     assert head.headers["content-type"] == got.headers["content-type"]
     assert (post_only.status, post_only.headers["allow"]) == (405, "POST")
     assert post_only.body == b""
+    not_posted = await call(app, "POST", "/healthz", [], body_of(b""))
+    assert (not_posted.status, not_posted.headers["allow"]) == (405, "GET, HEAD")
 
 
 async def test_head_refused_for_its_declared_length_has_no_body(app: object) -> None:

@@ -1,0 +1,79 @@
+"""The OpenAPI document, finished with what FastAPI cannot read off the routes.
+
+- Errors are ``application/problem+json`` only: FastAPI files a response model under the route's
+  own media type (``application/json``), which no error is ever sent as.
+- The headers the service sends: ``Request-Id`` on every answer, ``WWW-Authenticate`` on a 401,
+  ``Retry-After`` where a retry is invited (409 and 503), and on a payment's answer
+  ``Idempotent-Replayed`` and ``Server-Timing``.
+- ``POST /v1/payments`` reads its headers by hand (see ingest.api.front), so its
+  ``Idempotency-Key`` parameter is declared here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from ingest.api.front import IDEMPOTENCY_KEY_MAX
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+_PROBLEM_SCHEMA = {"$ref": "#/components/schemas/ProblemOut"}
+
+
+def _header(description: str, **schema: Any) -> dict[str, Any]:
+    return {"description": description, "schema": {"type": "string", **schema}}
+
+
+REQUEST_ID = _header("This request's id, also in the problem document and in every log line.")
+WWW_AUTHENTICATE = _header("The scheme to authenticate with: `Bearer`.")
+RETRY_AFTER = _header("Seconds to wait before retrying.", pattern="^[0-9]+$")
+IDEMPOTENT_REPLAYED = _header(
+    "`true` when this is the stored answer to an earlier request with the same key.", enum=["true"]
+)
+SERVER_TIMING = _header("`orchestration` and `processor` durations in milliseconds (W3C Server Timing).")
+
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Makes the request safe to repeat (Stripe's semantics): per merchant, kept at "
+    "least 24 hours; a repeat with the same body replays the stored answer, with another body it "
+    f"is 422. 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+}
+
+
+def finish(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (FastAPI's), with problem media types, headers and parameters filled in."""
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            payment = operation.get("operationId") == "createPayment"
+            for status, response in operation.get("responses", {}).items():
+                _finish_response(int(status), response, payment=payment)
+    return document
+
+
+def _finish_response(status: int, response: dict[str, Any], *, payment: bool) -> None:
+    headers: dict[str, Any] = response.setdefault("headers", {})
+    headers["Request-Id"] = REQUEST_ID
+    if status >= 400:
+        response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}
+    if status == 401:
+        headers["WWW-Authenticate"] = WWW_AUTHENTICATE
+    if status == 503 or (payment and status == 409):
+        headers["Retry-After"] = RETRY_AFTER
+    if payment and status < 400:
+        headers["Idempotent-Replayed"] = IDEMPOTENT_REPLAYED
+        headers["Server-Timing"] = SERVER_TIMING
+
+
+def finished_openapi(make: Callable[[], dict[str, Any]]) -> Callable[[], dict[str, Any]]:
+    """``app.openapi`` that finishes FastAPI's document once and then serves it as it is."""
+    done: list[dict[str, Any]] = []
+
+    def openapi() -> dict[str, Any]:
+        if not done:
+            done.append(finish(make()))
+        return done[0]
+
+    return openapi

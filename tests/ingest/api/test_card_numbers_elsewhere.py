@@ -1,0 +1,54 @@
+"""Card numbers a client puts where no card number belongs (the amount, the path) are kept only
+masked: in answers, in the events and in the spans (PRODUCT.md section 5)."""
+
+from __future__ import annotations
+
+import orjson
+
+from tests.ingest.api.test_app import ACME, ADMIN, JSON, body_of, call
+from tests.ingest.observe import test_seed_observed
+from tests.ingest.observe.test_seed_observed import Watched
+
+watched = test_seed_observed.watched  # the fixture: the app with its spans and log lines caught
+
+PAN = "4000000000000002"  # Luhn-valid: a Stripe test card
+
+
+async def test_a_card_number_given_as_the_amount_is_in_no_event(watched: Watched) -> None:
+    refused = await call(
+        watched.app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "4000000000000002"}')
+    )
+    read = await call(
+        watched.app,
+        "GET",
+        "/v1/analytics/events",
+        [ADMIN],
+        body_of(b""),
+    )
+    watched.flush()
+
+    assert refused.status == 422
+    assert PAN not in refused.body.decode()
+    assert "400000******0002" in refused.body.decode()  # the issue says what was refused, masked
+    events = orjson.loads(read.body)["events"]
+    received = [event for event in events if event["event_type"] == "PaymentReceived"]
+    assert len(received) == 1
+    assert received[0]["amount_cents"] is None
+    assert PAN not in read.body.decode()
+    assert all(PAN not in orjson.dumps(line).decode() for line in watched.lines.records())
+
+
+async def test_a_card_number_in_the_path_is_masked_in_the_answer_and_the_span(watched: Watched) -> None:
+    missing = await call(watched.app, "GET", f"/v1/payments/{PAN}", [ACME], body_of(b""))
+    slashed = await call(watched.app, "GET", f"/v1/payments/{PAN}/", [ACME], body_of(b""))
+    watched.flush()
+
+    assert (missing.status, slashed.status) == (404, 404)
+    assert missing.json()["detail"] == "No payment '400000******0002' for this key."
+    assert "/v1/payments/400000******0002 (without the trailing slash)" in str(slashed.json()["detail"])
+    paths = [
+        span.attributes.get("url.path") for span in watched.spans.get_finished_spans() if span.attributes
+    ]
+    assert f"/v1/payments/{PAN}" not in paths
+    assert "/v1/payments/400000******0002" in paths
+    assert "/v1/payments/400000******0002/" in paths

@@ -16,6 +16,7 @@ operation in the OpenAPI document, answers 405 for other methods, and serves the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable
 from types import CoroutineType
@@ -28,7 +29,7 @@ from engine.stepping import first_step
 from engine.types import RequestId
 from ingest.api.auth import Principal
 from ingest.api.parts import Parts
-from ingest.api.payments import new_id
+from ingest.api.payments import CUT_SHORT, new_id
 from ingest.api.problems import ApiProblem, FieldError, problem_response
 from ingest.observe.logs import current_request
 from ingest.observe.spans import URL_PATH
@@ -290,6 +291,13 @@ class Front:
                 raise problem
             headers = PaymentHeaders(authorization, idempotency_key, content_type)
             answer = await payment_answer(self.parts, headers, receive, request_id)
+        except asyncio.CancelledError:
+            # The server is stopping without waiting for this payment (a second Ctrl-C): say so
+            # as a problem, not the server's bare 500, before the cancellation goes on.
+            scope["state"][STATUS_KEY] = 503
+            with contextlib.suppress(Exception):
+                await _send(send, _cut_short(request_id), request_id)
+            raise
         except ApiProblem as problem:
             answer = _problem_answer(problem, request_id)
         except Exception:
@@ -298,6 +306,23 @@ class Front:
             answer = _problem_answer(fault, request_id)
         scope["state"][STATUS_KEY] = answer.status
         await _send(send, answer, request_id)
+
+
+def _cut_short(request_id: RequestId) -> Answer:
+    payment_id = CUT_SHORT.get()
+    detail = (
+        "The service stopped before this payment's answer was ready; it may have been charged. "
+        "Retry with the same Idempotency-Key when the service is back: the retry gets its outcome."
+    )
+    extra: dict[str, object] = {}
+    if payment_id is not None:
+        detail += (
+            f" It is payment {payment_id}: GET /v1/payments/{payment_id} shows its outcome once the "
+            "service is back (if it knows no such payment, nothing was charged)."
+        )
+        extra["payment_id"] = payment_id
+    problem = ApiProblem("service_unavailable", detail, headers={"Retry-After": "5"}, extra=extra)
+    return _problem_answer(problem, request_id)
 
 
 #: Headers that must not be repeated with different values: which one would count is a guess.

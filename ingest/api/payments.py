@@ -20,6 +20,7 @@ import contextlib
 import logging
 import secrets
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, replace
 
 from engine.config import MerchantConfig
@@ -92,6 +93,10 @@ class PaymentAnswer:
     response: StoredResponse
     replayed: bool = False
     server_timing: str | None = None
+
+
+#: Set when the server stopped before a payment's answer was ready: that payment's id.
+CUT_SHORT: ContextVar[str | None] = ContextVar("payorch_cut_short", default=None)
 
 
 class PaymentDesk:
@@ -198,7 +203,11 @@ class PaymentDesk:
             raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        return await asyncio.shield(task)
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            CUT_SHORT.set(ctx.payment_id)  # the server is stopping without waiting: see ingest.api.front
+            raise
 
     async def drain(self, timeout_s: float) -> int:
         """Wait for payments in flight (at shutdown); returns how many did not end in time."""

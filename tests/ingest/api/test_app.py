@@ -195,6 +195,39 @@ async def test_a_complaint_body_that_is_not_json_names_the_body(app: object) -> 
     assert errors[0]["message"].startswith("is not valid JSON")
 
 
+async def test_a_payment_the_stopping_server_does_not_wait_for_is_answered_503(app: object) -> None:
+    answer = Answer(0, {})
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            answer.status = message["status"]
+            answer.headers = {k.decode(): v.decode() for k, v in message.get("headers", [])}
+        elif message["type"] == "http.response.body":
+            answer.body += message.get("body", b"")
+
+    slow = (b"authorization", b"Bearer sk_e2e_slow")  # its processor takes about 1.5 s
+    scope = {
+        "type": "http",
+        "method": "POST",
+        "path": "/v1/payments",
+        "query_string": b"",
+        "headers": [slow, JSON, (b"idempotency-key", b"cut-short-1")],
+    }
+    request = asyncio.ensure_future(app(scope, body_of(b'{"amount": 2500}'), send))  # type: ignore[operator]
+    await asyncio.sleep(0.3)
+    request.cancel()  # what the server does to its requests when it stops without waiting
+    with pytest.raises(asyncio.CancelledError):
+        await request
+
+    assert answer.status == 503
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["retry-after"] == "5"
+    problem = answer.json()
+    assert problem["code"] == "service_unavailable"
+    assert str(problem["payment_id"]).startswith("pay_")
+    assert f"GET /v1/payments/{problem['payment_id']}" in str(problem["detail"])
+
+
 async def test_a_fault_after_charging_is_a_plain_500_kept_under_the_key(tmp_path: Path) -> None:
     settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, records=FailingRecords())
     application = create_app(settings)

@@ -16,10 +16,13 @@ from engine.plan_builder import eligible_processors
 
 @dataclass(frozen=True, slots=True)
 class PolicyDecision:
-    """``allowed``, or refused with a ``reason`` fit to show the merchant."""
+    """``allowed``, or refused with a ``reason`` fit to show the merchant, the request ``field``
+    at fault and a lower_snake_case ``code`` for it (what the API's 422 lists)."""
 
     allowed: bool
     reason: str | None = None
+    field: str | None = None
+    code: str | None = None
 
 
 ALLOWED = PolicyDecision(True)
@@ -37,17 +40,19 @@ class PaymentPolicyEnforcer:
     def check(self, ctx: CoreRequestContext, merchant: MerchantConfig) -> PolicyDecision:
         if ctx.amount_cents > merchant.max_amount_cents:
             maximum = Money(merchant.max_amount_cents, ctx.currency)
-            return PolicyDecision(False, f"amount {ctx.amount} exceeds the merchant maximum {maximum}")
+            reason = f"amount {ctx.amount} exceeds the merchant maximum {maximum}"
+            return PolicyDecision(False, reason, "amount", "over_maximum")
         method = ctx.payment_method
         if method is not None:
             rules = [rule for rule in merchant.routing if rule.method is method]
             if not rules:
                 enabled = ", ".join(sorted({rule.method.value for rule in merchant.routing}))
-                return PolicyDecision(False, f"method {method.value} is not enabled (enabled: {enabled})")
+                reason = f"method {method.value} is not enabled for this merchant (enabled: {enabled})"
+                return PolicyDecision(False, reason, "method", "method_not_enabled")
             if not any(eligible_processors(rule, ctx.currency, self._processors) for rule in rules):
-                return PolicyDecision(
-                    False, f"no processor accepts {method.value} payments in {ctx.currency.code}"
-                )
+                reason = f"no processor accepts {method.value} payments in {ctx.currency.code}"
+                return PolicyDecision(False, reason, "currency", "currency_not_accepted")
         if not any(eligible_processors(rule, ctx.currency, self._processors) for rule in merchant.routing):
-            return PolicyDecision(False, f"no processor accepts payments in {ctx.currency.code}")
+            reason = f"no processor accepts payments in {ctx.currency.code}"
+            return PolicyDecision(False, reason, "currency", "currency_not_accepted")
         return ALLOWED

@@ -13,6 +13,7 @@ from engine.config import MerchantConfig, PlatformConfig
 from engine.ledger import Ledger
 from engine.monitor import ContractMonitor
 from engine.observer import NULL_OBSERVER
+from engine.policy import PaymentPolicyEnforcer
 from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
 from ingest.api.auth import ApiKeys
 from ingest.api.idempotency import (
@@ -126,7 +127,8 @@ def build_parts(settings: Settings) -> Parts:
     # Keys kept in the database must be kept the same way after a restart: the data folder's
     # secret then. Keys kept in memory last as long as the process: a secret of its own.
     secret = load_or_create_secret(settings.data_dir) if writer is not None else process_secret()
-    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, KeyKeeper(secret))
+    policy = PaymentPolicyEnforcer(config)
+    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, KeyKeeper(secret), policy)
     return Parts(
         settings=settings,
         config=config,

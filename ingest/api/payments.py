@@ -28,9 +28,10 @@ from engine.context import CoreRequestContext
 from engine.events import PaymentReceived
 from engine.monitor import ContractMonitor
 from engine.orchestrator import CompositePaymentService
+from engine.policy import PaymentPolicyEnforcer, PolicyDecision
 from engine.ports import Clock
 from engine.types import PaymentId, RequestId
-from engine.validation import ValidationIssue
+from engine.validation import IssueSeverity, ValidationIssue
 from ingest.api.encoding import dumps
 from ingest.api.idempotency import (
     Claimed,
@@ -95,6 +96,16 @@ class PaymentAnswer:
     server_timing: str | None = None
 
 
+def _refused_by_policy(parsed: ParsedRequest, decision: PolicyDecision) -> ParsedRequest:
+    issue = ValidationIssue(
+        field=decision.field or "request",
+        code=decision.code or "policy_rejected",
+        message=decision.reason or "a merchant policy refused the payment",
+        severity=IssueSeverity.ERROR,
+    )
+    return replace(parsed, context=None, issues=(*parsed.issues, issue))
+
+
 #: Set when the server stopped before a payment's answer was ready: that payment's id.
 CUT_SHORT: ContextVar[str | None] = ContextVar("payorch_cut_short", default=None)
 
@@ -108,6 +119,7 @@ class PaymentDesk:
         "_keeper",
         "_metrics",
         "_monitor",
+        "_policy",
         "_records",
         "_service",
         "_tasks",
@@ -121,8 +133,10 @@ class PaymentDesk:
         metrics: ApiMetrics,
         clock: Clock,
         keeper: KeyKeeper,
+        policy: PaymentPolicyEnforcer,
     ) -> None:
         self._service = service
+        self._policy = policy
         self._keeper = keeper
         self._records = records
         self._idempotency = idempotency
@@ -165,6 +179,12 @@ class PaymentDesk:
             await self._refuse(merchant, parsed, request_id, payment_id)
         ctx = parsed.context
         assert ctx is not None  # noqa: S101 - _refuse raised otherwise
+        decision = self._policy.check(ctx, merchant)
+        if not decision.allowed:
+            # A method the merchant does not take, a currency no processor of it accepts: the
+            # request cannot be processed at all, so it is a 422 saying why, like any refusal (the
+            # engine would answer a bare ``policy_rejected``).
+            await self._refuse(merchant, _refused_by_policy(parsed, decision), request_id, payment_id)
         key = ctx.idempotency_key
         if key is not None:
             kept, note = self._keeper.kept(key)

@@ -228,6 +228,23 @@ async def test_a_payment_the_stopping_server_does_not_wait_for_is_answered_503(a
     assert f"GET /v1/payments/{problem['payment_id']}" in str(problem["detail"])
 
 
+async def test_a_method_the_merchant_does_not_take_is_422_saying_which_it_takes(app: object) -> None:
+    answer = await call(
+        app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1200, "method": "paypal"}')
+    )
+
+    assert answer.status == 422
+    errors: list[dict[str, str]] = answer.json()["errors"]  # type: ignore[assignment]
+    assert [error for error in errors if error["severity"] == "error"] == [
+        {
+            "field": "method",
+            "code": "method_not_enabled",
+            "message": "method paypal is not enabled for this merchant (enabled: apple_pay, card)",
+            "severity": "error",
+        }
+    ]
+
+
 async def test_a_fault_after_charging_is_a_plain_500_kept_under_the_key(tmp_path: Path) -> None:
     settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, records=FailingRecords())
     application = create_app(settings)

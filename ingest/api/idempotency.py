@@ -21,6 +21,7 @@ from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
+from urllib.parse import parse_qsl
 
 import orjson
 
@@ -72,14 +73,33 @@ class IdempotencyStore(Protocol):
     async def release(self, merchant_id: str, key: str) -> None: ...
 
 
-def body_fingerprint(body: bytes) -> str:
+FORM_MEDIA_TYPE = "application/x-www-form-urlencoded"
+
+
+def body_fingerprint(body: bytes, content_type: str | None = None) -> str:
     """What makes two bodies "the same request": equal JSON documents (whatever the key order or
-    whitespace), else equal bytes."""
+    whitespace); for a form, the same fields with the same values (whatever the order of the
+    fields, as Stripe compares parameters; a repeated field's values keep their order); else
+    equal bytes."""
+    canonical: bytes | None
     try:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS)
     except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-        canonical = b"raw:" + body
-    return hashlib.sha256(canonical).hexdigest()
+        canonical = _form(body) if _is_form(content_type) else None
+    return hashlib.sha256(b"raw:" + body if canonical is None else canonical).hexdigest()
+
+
+def _is_form(content_type: str | None) -> bool:
+    return content_type is not None and content_type.split(";")[0].strip().lower() == FORM_MEDIA_TYPE
+
+
+def _form(body: bytes) -> bytes | None:
+    try:
+        fields = parse_qsl(body.decode("utf-8"), keep_blank_values=True)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    fields.sort(key=lambda field: field[0])  # stable: a repeated field's values keep their order
+    return b"form:" + orjson.dumps(fields)
 
 
 #: (fingerprint, created_at, status_code, body, media_type), the status ``None`` while the request

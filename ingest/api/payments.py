@@ -191,7 +191,9 @@ class PaymentDesk:
             if note is not None:  # a card number in the key: from here on it is kept masked
                 key = kept
                 ctx = replace(ctx, idempotency_key=kept, validation_errors=(*ctx.validation_errors, note))
-            claim = await self._idempotency.claim(merchant.merchant_id, key, body_fingerprint(body))
+            claim = await self._idempotency.claim(
+                merchant.merchant_id, key, body_fingerprint(body, content_type)
+            )
             if isinstance(claim, Replay):
                 self._metrics.replays.inc()
                 return PaymentAnswer(claim.response, replayed=True)

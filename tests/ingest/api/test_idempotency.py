@@ -87,6 +87,19 @@ IdempotencyMachine.TestCase.settings = settings(max_examples=60, stateful_step_c
 TestIdempotencyStore = IdempotencyMachine.TestCase
 
 
+def test_a_form_is_the_same_request_whatever_the_order_of_its_fields() -> None:
+    form = "application/x-www-form-urlencoded; charset=utf-8"
+    first = body_fingerprint(b"amount=12.50&currency=usd&metadata%5Border%5D=7", form)
+
+    assert body_fingerprint(b"currency=usd&metadata%5Border%5D=7&amount=12.50", form) == first
+    assert body_fingerprint(b"amount=12.50&currency=usd&metadata%5Border%5D=7&", form) == first
+    assert body_fingerprint(b"amount=12.51&currency=usd&metadata%5Border%5D=7", form) != first
+    # A repeated field's values in another order are another request (the parser reads them so).
+    assert body_fingerprint(b"amount=1&amount=2", form) != body_fingerprint(b"amount=2&amount=1", form)
+    # Not a form: the bytes decide.
+    assert body_fingerprint(b"a=1&b=2", "text/plain") != body_fingerprint(b"b=2&a=1", "text/plain")
+
+
 def test_in_flight_key_is_never_expired() -> None:
     now = [0.0]
     store = MemoryIdempotencyStore(10.0, lambda: now[0])

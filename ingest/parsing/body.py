@@ -9,10 +9,10 @@ Rules (every issue here is on field ``body``):
   nesting that exhausts the recursion limit, or nesting deeper than ``MAX_DEPTH``): error
   ``invalid_json``. JSON that is not an object: error ``not_an_object``.
 - ``application/x-www-form-urlencoded``: form fields (``urllib.parse.parse_qsl``, blank values
-  kept); ``metadata[key]=value`` fills the metadata object. A repeated key: the last wins. A body
-  that is a JSON object instead (what ``curl -d '{...}'`` sends, with this type by default) is
-  read as JSON, with warning ``content_type``; one that starts with ``{`` but is not valid JSON
-  stays form fields.
+  kept); ``metadata[key]=value`` fills the metadata object. A repeated key keeps every value it
+  was given, for the rule on repeats (:mod:`ingest.parsing.fields`). A body that is a JSON object
+  instead (what ``curl -d '{...}'`` sends, with this type by default) is read as JSON, with
+  warning ``content_type``; one that starts with ``{`` but is not valid JSON stays form fields.
 - No content type, or one that is not a ``type/subtype``: a body starting with ``{`` or ``[`` is
   read as JSON (its errors stand); any other body is read as form fields if it is well-formed
   ``key=value&...``. Either way: warning ``content_type``.

@@ -505,7 +505,8 @@ FIELD_NAMES = [
     case(
         "name-json-repeated-key",
         CLEAN_JSON.replace('"amount": 1250', '"amount": 1, "amount": 1250'),
-        W("amount", "duplicate_field"),
+        E("amount", "conflicting_fields"),
+        amount=None,
     ),
     case("name-different-values", pay({"AMOUNT": 999}), E("amount", "conflicting_fields"), amount=None),
     case(
@@ -656,14 +657,126 @@ METADATA = [
     case(
         "metadata-repeated-key",
         CLEAN_JSON[:-1] + ', "metadata": {"a": "1", "a": "2"}}',
-        W("metadata.a", "duplicate_field"),
-        metadata={"a": "2"},
+        E("metadata.a", "conflicting_fields"),
     ),
     case(
         "metadata-huge-number",
         CLEAN_JSON[:-1] + ', "metadata": {"n": ' + "7" * 150 + "}}",
         W("metadata.n", "converted"),
         metadata={"n": "7" * 150},
+    ),
+]
+
+#: A field (or metadata key) given more than once, exactly or in another spelling: one rule. The
+#: same value throughout is a warning; two different values are an error and none is used.
+DUPLICATES = [
+    case(
+        "repeat-amount-last-would-win",
+        '{"amount": 1250, "currency": "USD", "method": "card", "amount": 99}',
+        E("amount", "conflicting_fields"),
+        W("merchant_id", "missing"),
+        amount=None,
+    ),
+    case(
+        "repeat-amount-same-value",
+        CLEAN_JSON[:-1] + ', "amount": 1250}',
+        W("amount", "duplicate_field"),
+    ),
+    case(
+        "repeat-amount-exact-and-variant",
+        CLEAN_JSON[:-1] + ', "Amount": 1250, "amount": 99}',
+        E("amount", "conflicting_fields"),
+        amount=None,
+    ),
+    case(
+        "repeat-amount-three-times-same",
+        CLEAN_JSON[:-1] + ', "AMOUNT": 1250, "amount": 1250}',
+        W("amount", "duplicate_field"),
+    ),
+    case(
+        "repeat-currency",
+        CLEAN_JSON[:-1] + ', "currency": "EUR"}',
+        E("currency", "conflicting_fields"),
+        currency=None,
+    ),
+    case(
+        "repeat-method",
+        CLEAN_JSON[:-1] + ', "method": "paypal"}',
+        E("method", "conflicting_fields"),
+        method=None,
+    ),
+    case(
+        "repeat-merchant-id",
+        CLEAN_JSON[:-1] + ', "merchant_id": "m_other"}',
+        E("merchant_id", "conflicting_fields"),
+        E("merchant_id", "merchant_mismatch"),
+        mismatch=True,
+    ),
+    case(
+        "repeat-idempotency-key",
+        CLEAN_JSON[:-1] + ', "idempotency_key": "k-1", "idempotency_key": "k-2"}',
+        E("idempotency_key", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-object",
+        CLEAN_JSON[:-1] + ', "metadata": {"a": "1"}, "metadata": {"b": "2"}}',
+        E("metadata", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-spelled-twice-one-with-a-conflict-inside",
+        CLEAN_JSON[:-1] + ', "metadata": {"a": "1", "a": "2"}, "Metadata": {"a": "2"}}',
+        E("metadata", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-key-same-value",
+        CLEAN_JSON[:-1] + ', "metadata": {"a": "1", "b": "x", "a": "1"}}',
+        W("metadata.a", "duplicate_field"),
+        metadata={"a": "1", "b": "x"},
+    ),
+    case(
+        "repeat-metadata-key-number-and-text-differ",
+        CLEAN_JSON[:-1] + ', "metadata": {"a": 1, "a": "1"}}',
+        E("metadata.a", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-keys-that-mask-alike-differ",
+        pay(metadata={CARD: "x", "4242 4242 4242 4242": "y"}),
+        E("metadata.424242******4242", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-keys-that-mask-alike-agree",
+        pay(metadata={CARD: "x", "4242 4242 4242 4242": "x"}),
+        W("metadata.424242******4242", "card_number_masked"),
+        W("metadata.424242******4242", "duplicate_field"),
+        metadata={"424242******4242": "x"},
+    ),
+    case(
+        "repeat-form-amount",
+        FORM_BODY + "&amount=99",
+        E("amount", "conflicting_fields"),
+        amount=None,
+        content_type=FORM,
+    ),
+    case(
+        "repeat-form-currency",
+        FORM_BODY + "&currency=EUR",
+        E("currency", "conflicting_fields"),
+        amount=None,  # major units, and no currency to read them in
+        currency=None,
+        content_type=FORM,
+    ),
+    case(
+        "repeat-form-metadata-key-same-value",
+        FORM_BODY + "&metadata[a]=1&metadata[a]=1",
+        W("metadata.a", "duplicate_field"),
+        metadata={"a": "1"},
+        content_type=FORM,
+    ),
+    case(
+        "repeat-form-plain-and-bracketed-metadata",
+        FORM_BODY + "&metadata=oops&metadata[a]=1",
+        E("metadata", "conflicting_fields"),
+        content_type=FORM,
     ),
 ]
 
@@ -951,8 +1064,7 @@ BODIES = [
     case(
         "form-metadata-repeated-key",
         FORM_BODY + "&metadata[a]=1&metadata[a]=2",
-        W("metadata.a", "duplicate_field"),
-        metadata={"a": "2"},
+        E("metadata.a", "conflicting_fields"),
         content_type=FORM,
     ),
     case(
@@ -1044,7 +1156,7 @@ IDENTIFIERS = [
     ),
 ]
 
-CASES = [*AMOUNTS, *CURRENCIES, *METHODS, *FIELD_NAMES, *METADATA, *BODIES, *IDENTIFIERS]
+CASES = [*AMOUNTS, *CURRENCIES, *METHODS, *FIELD_NAMES, *METADATA, *DUPLICATES, *BODIES, *IDENTIFIERS]
 
 
 def test_the_table_is_large_and_its_ids_are_unique() -> None:

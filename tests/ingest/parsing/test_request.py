@@ -4,6 +4,7 @@ issues, its defence in depth, and the packages it may import."""
 from __future__ import annotations
 
 import ast
+import json
 import sys
 from pathlib import Path
 
@@ -133,3 +134,35 @@ def test_the_parser_imports_only_the_standard_library_engine_and_iso4217() -> No
                 assert name.split(".")[0] in allowed, f"{path.name} imports {name}"
                 if name.startswith("ingest"):
                     assert name.startswith("ingest.parsing"), f"{path.name} imports {name}"
+
+
+#: Two values of each field that differ, and a second spelling of its name.
+DIFFERENT_VALUES = [
+    ("merchant_id", "merchantId", "m_acme", "m_other"),
+    ("amount", "Amount", 1250, 99),
+    ("currency", "CURRENCY", "USD", "EUR"),
+    ("method", "payment_method", "card", "paypal"),
+    ("metadata", "Meta_Data", {"a": "1"}, {"a": "2"}),
+    ("idempotency_key", "IdempotencyKey", "k-1", "k-2"),
+]
+
+
+@pytest.mark.parametrize(("name", "variant", "first", "second"), DIFFERENT_VALUES)
+def test_a_repeated_key_and_a_second_spelling_meet_one_rule(
+    name: str, variant: str, first: object, second: object
+) -> None:
+    def body(second_name: str, second_value: object) -> str:
+        pairs = [(name, first), (second_name, second_value)]
+        return "{" + ", ".join(f"{json.dumps(key)}: {json.dumps(value)}" for key, value in pairs) + "}"
+
+    for second_name in (name, variant):
+        differing = parse(body(second_name, second))
+        assert not differing.accepted
+        conflict = [issue for issue in differing.issues if issue.code == "conflicting_fields"]
+        assert [issue.field for issue in conflict] == [name]
+        assert f"{name} is given 2 times with different values" in conflict[0].message
+        assert not any(issue.code == "duplicate_field" for issue in differing.issues)
+
+        repeated = parse(body(second_name, first))
+        assert [issue.field for issue in repeated.issues if issue.code == "duplicate_field"] == [name]
+        assert not any(issue.code == "conflicting_fields" for issue in repeated.issues)

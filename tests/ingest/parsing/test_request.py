@@ -6,6 +6,7 @@ from __future__ import annotations
 import ast
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,53 @@ def test_a_repeated_key_and_a_second_spelling_meet_one_rule(
         repeated = parse(body(second_name, first))
         assert [issue.field for issue in repeated.issues if issue.code == "duplicate_field"] == [name]
         assert not any(issue.code == "conflicting_fields" for issue in repeated.issues)
+
+
+def _amount_issue(body: object) -> ValidationIssue:
+    (issue,) = [issue for issue in parse(body).issues if issue.field == "amount"]
+    return issue
+
+
+def test_text_with_no_digits_is_said_to_be_no_amount() -> None:
+    issue = _amount_issue({"amount": "abc"})
+    assert (issue.code, issue.message) == ("invalid_amount", '"abc" is not an amount: there are no digits')
+    word = _amount_issue({"amount": "12 abc"})
+    assert word.message == '"12 abc" is not an amount: "abc" is not a currency'
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "inf", "Infinity", "-Infinity", "+INF", "NaN USD", "$nan"])
+def test_text_naming_nan_or_infinity_is_refused_as_the_json_literals_are(text: str) -> None:
+    literal = _amount_issue('{"amount": NaN}')
+    issue = _amount_issue({"amount": text})
+    assert (issue.code, issue.message) == (literal.code, f'"{text}" is not a finite number')
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"amount": "9223372036854775808"},
+        {"amount": 2**63},
+        '{"amount": ' + "9" * 150 + "}",
+        '{"amount": 1e400}',
+        {"amount": "9223372036854775808.00 USD"},
+    ],
+)
+def test_an_amount_beyond_the_internal_range_is_over_the_merchants_maximum(body: object) -> None:
+    issue = _amount_issue(body)
+    assert issue.code == "over_maximum"
+    assert "is more than the merchant's maximum of 1000000000 minor units" in issue.message
+    assert str(2**63 - 1) not in issue.message
+
+
+def test_an_amount_beyond_the_range_is_over_a_maximum_set_at_the_range_itself() -> None:
+    merchant = replace(MERCHANT, max_amount_cents=2**63 - 1)
+    result = parse_payment_request(
+        encode({"amount": 2**63}),
+        "application/json",
+        merchant=merchant,
+        request_id=RequestId("req_1"),
+        payment_id=PaymentId("pay_1"),
+    )
+    (issue,) = [issue for issue in result.issues if issue.field == "amount"]
+    assert issue.code == "over_maximum"
+    assert issue.message == f'"{2**63}" is more than the merchant\'s maximum of {2**63 - 1} minor units'

@@ -31,6 +31,7 @@ from ingest.api.parts import Parts
 from ingest.api.payments import new_id
 from ingest.api.problems import ApiProblem, FieldError, problem_response
 from ingest.observe.logs import current_request
+from ingest.parsing import KEY_RULE, idempotency_key_problem
 
 logger = logging.getLogger("payorch.api")
 
@@ -50,7 +51,6 @@ class _Route(NamedTuple):
 
 
 _PAYMENTS_ROUTE = _Route(PAYMENTS_PATH)
-IDEMPOTENCY_KEY_MAX = 255
 _KEY_FAULT = "is empty, too long or not printable"
 
 
@@ -116,10 +116,11 @@ def paying_merchant(parts: Parts, caller: Principal) -> MerchantConfig:
 
 
 def check_idempotency_key(key: str) -> None:
-    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+    """400 for a header that is no idempotency key, by the parser's rule for the body's key."""
+    if idempotency_key_problem(key) is not None:
         raise ApiProblem(
             "invalid_request",
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters.",
+            f"Idempotency-Key must be {KEY_RULE}.",
             errors=[FieldError("Idempotency-Key", "invalid_idempotency_key", _KEY_FAULT)],
         )
 

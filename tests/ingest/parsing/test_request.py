@@ -217,3 +217,35 @@ def test_an_amount_beyond_the_range_is_over_a_maximum_set_at_the_range_itself() 
     (issue,) = [issue for issue in result.issues if issue.field == "amount"]
     assert issue.code == "over_maximum"
     assert issue.message == f'"{2**63}" is more than the merchant\'s maximum of {2**63 - 1} minor units'
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("clé-ü", 'holds the character "é" (U+00E9)'),
+        ("line1\nline2\u001b[31m", "holds the character U+000A"),
+        ("", "is empty"),
+        ("   ", "is only spaces"),
+        ("k" * 256, "has 256 characters"),
+        (7, "is a number, not a string"),
+    ],
+)
+def test_an_invalid_body_key_is_refused_saying_what_a_key_may_be(key: object, problem: str) -> None:
+    result = parse({"amount": 100, "idempotency_key": key})
+    (issue,) = [issue for issue in result.issues if issue.field == "idempotency_key"]
+    assert (issue.code, issue.severity) == ("invalid_idempotency_key", IssueSeverity.ERROR)
+    assert issue.message == (
+        f"the idempotency key {problem}; a key is 1 to 255 printable ASCII characters (space to ~), "
+        "not all spaces"
+    )
+    assert result.idempotency_key is None
+    assert not result.accepted
+
+
+def test_an_invalid_body_key_is_listed_with_the_other_errors() -> None:
+    result = parse({"amount": "abc", "currency": "ZZZ", "idempotency_key": "clé"})
+    assert [(issue.field, issue.code) for issue in result.issues if issue.blocks] == [
+        ("amount", "invalid_amount"),
+        ("currency", "unknown_currency"),
+        ("idempotency_key", "invalid_idempotency_key"),
+    ]

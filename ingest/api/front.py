@@ -60,6 +60,9 @@ class PaymentHeaders(NamedTuple):
     authorization: str | None
     idempotency_key: str | None
     content_type: str | None
+    #: Repeated lines joined with ", ": a list header is one list however it is split (RFC 9110
+    #: section 5.3), and the parser must see every coding to refuse the body.
+    content_encoding: str | None
 
 
 class Answer(NamedTuple):
@@ -85,7 +88,9 @@ async def payment_answer(
         check_idempotency_key(key)
     settings = parts.settings
     body = await read_body(receive, settings.max_body_bytes, settings.body_timeout_s)
-    answer = await parts.desk.take(merchant, body, headers.content_type, key, request_id)
+    answer = await parts.desk.take(
+        merchant, body, headers.content_type, key, request_id, content_encoding=headers.content_encoding
+    )
     response = answer.response
     raw = [
         (b"content-type", response.media_type.encode()),
@@ -251,7 +256,7 @@ class Front:
         await self.app(scope, _limited(receive, self.limit), send_with_id)
 
     async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
-        authorization = idempotency_key = content_type = None
+        authorization = idempotency_key = content_type = content_encoding = None
         length: bytes | None = None
         for name, value in scope["headers"]:
             # The first of a repeated header counts, as for Starlette's ``Headers.get``.
@@ -264,13 +269,16 @@ class Front:
             elif name == b"content-type":
                 if content_type is None:
                     content_type = value.decode("latin-1")
+            elif name == b"content-encoding":
+                coding = value.decode("latin-1")
+                content_encoding = coding if content_encoding is None else f"{content_encoding}, {coding}"
             elif name == b"content-length" and length is None:
                 length = value
         try:
             problem = None if length is None else declared_length_problem(length, self.limit)
             if problem is not None:
                 raise problem
-            headers = PaymentHeaders(authorization, idempotency_key, content_type)
+            headers = PaymentHeaders(authorization, idempotency_key, content_type, content_encoding)
             answer = await payment_answer(self.parts, headers, receive, request_id)
         except ApiProblem as problem:
             answer = _problem_answer(problem, request_id)

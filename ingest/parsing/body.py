@@ -1,7 +1,11 @@
-"""The body: bytes and a content type in, a decoded object (or the issues that stop it) out.
+"""The body: bytes, a content type and a content coding in, a decoded object (or the issues that
+stop it) out.
 
 Rules (every issue here is on field ``body``):
 
+- A ``Content-Encoding`` other than ``identity`` (``gzip``, ``br``...): error
+  ``unsupported_content_encoding``, before the bytes are looked at: they are not the body's
+  text, and the API does not decompress (a small compressed body can expand past any limit).
 - An empty or whitespace-only body: error ``empty_body``. Bytes that are not UTF-8: error
   ``invalid_encoding`` (a declared charset is not honoured: the API speaks UTF-8 only). A leading
   UTF-8 byte order mark is dropped with warning ``byte_order_mark``.
@@ -16,9 +20,13 @@ Rules (every issue here is on field ``body``):
 - No content type, or one that is not a ``type/subtype``: a body starting with ``{`` or ``[`` is
   read as JSON (its errors stand); any other body is read as form fields if it is well-formed
   ``key=value&...``. Either way: warning ``content_type``.
-- Any other content type (``text/plain``, ``multipart/form-data``...): a JSON object, else
-  well-formed form fields, with warning ``content_type``; neither: error
-  ``unsupported_content_type``.
+- ``multipart/*`` (``multipart/form-data``): a body that is a JSON object is read as JSON, with
+  warning ``content_type`` (it is JSON under the wrong label); anything else is refused with
+  error ``unsupported_content_type`` saying that multipart bodies are not accepted and what to
+  send instead. A multipart body is never taken for form fields: its boundary lines read as one
+  unknown field.
+- Any other content type (``text/plain``...): a JSON object, else well-formed form fields, with
+  warning ``content_type``; neither: error ``unsupported_content_type``.
 
 Shortcuts (:mod:`ingest.parsing.shortcuts`):
 
@@ -55,6 +63,7 @@ class _Kind(Enum):
     JSON = auto()
     FORM = auto()
     UNDECLARED = auto()  # missing or malformed
+    MULTIPART = auto()
     OTHER = auto()
 
 
@@ -76,6 +85,8 @@ def _kind_of_media(content_type: str | None) -> _Kind:
         return _Kind.JSON
     if media == "application/x-www-form-urlencoded":
         return _Kind.FORM
+    if media.startswith("multipart/"):
+        return _Kind.MULTIPART
     return _Kind.OTHER
 
 
@@ -203,6 +214,12 @@ def _undeclared_or_other(text: str, kind: _Kind, content_type: str | None) -> De
         decoded = _json(text)
         if decoded.fields is not None or kind is _Kind.UNDECLARED:
             return _read_as_json(decoded, content_type)
+    if kind is _Kind.MULTIPART:
+        message = (
+            f"{shown}: multipart bodies are not accepted; send the fields as JSON (application/json) "
+            "or as form fields (application/x-www-form-urlencoded)"
+        )
+        return DecodedBody(None, (error(BODY, "unsupported_content_type", message, content_type),))
     if _is_form(text):
         note = warning(BODY, "content_type", f"{shown}: read the body as form fields", content_type)
         return DecodedBody(_form(text), (note,))
@@ -221,8 +238,25 @@ def _form_or_json_object(text: str, content_type: str | None) -> DecodedBody:
     return DecodedBody(_form(text), ())
 
 
-def decode_body(body: bytes, content_type: str | None) -> DecodedBody:
-    """The body's top-level object and the issues met reading it; never raises."""
+def _codings(content_encoding: str) -> list[str]:
+    """The content codings a ``Content-Encoding`` value applies (a comma-separated list, repeated
+    header lines joined), less ``identity``, which changes nothing."""
+    names = (name.strip() for name in content_encoding.split(","))
+    return [name for name in names if name and name.lower() != "identity"]
+
+
+def decode_body(body: bytes, content_type: str | None, content_encoding: str | None = None) -> DecodedBody:
+    """The body's top-level object and the issues met reading it; never raises.
+
+    ``content_encoding`` is the ``Content-Encoding`` header (``None`` when absent)."""
+    codings = [] if content_encoding is None else _codings(content_encoding)
+    if codings:
+        shown = ", ".join(quote(name) for name in codings)
+        message = (
+            f"Content-Encoding {shown} is not supported: send the body uncompressed, without "
+            "Content-Encoding (or with identity)"
+        )
+        return DecodedBody(None, (error(BODY, "unsupported_content_encoding", message, content_encoding),))
     if not body.strip():
         return DecodedBody(None, (error(BODY, "empty_body", "the body is empty", None),))
     try:

@@ -4,6 +4,7 @@ over a real socket cannot easily provoke. (The end-to-end tests run a real serve
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -197,6 +198,45 @@ async def test_the_header_and_the_body_key_meet_one_rule(app: object, key: str) 
             ("idempotency_key", "invalid_idempotency_key")
         ]
         assert "printable ASCII" in blocking[0]["message"]
+
+
+MULTIPART = b'--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1250\r\n--x--\r\n'
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "code"),
+    [
+        ([(b"content-type", b"multipart/form-data; boundary=x")], MULTIPART, "unsupported_content_type"),
+        (
+            [JSON, (b"content-encoding", b"gzip")],
+            gzip.compress(b'{"amount": 1250}'),
+            "unsupported_content_encoding",
+        ),
+        # Two lines of a list header are one list: the second coding counts.
+        (
+            [JSON, (b"content-encoding", b"identity"), (b"content-encoding", b"br")],
+            b'{"amount": 1250}',
+            "unsupported_content_encoding",
+        ),
+    ],
+)
+async def test_a_body_the_parser_cannot_read_is_422_saying_what_to_send(
+    app: object, headers: list[tuple[bytes, bytes]], body: bytes, code: str
+) -> None:
+    answer = await call(app, "POST", "/v1/payments", [ACME, *headers], body_of(body))
+    assert answer.status == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    document = answer.json()
+    assert document["code"] == "validation_failed"
+    errors = document["errors"]
+    assert isinstance(errors, list)
+    assert [(error["field"], error["code"]) for error in errors] == [("body", code)]
+
+
+async def test_the_identity_coding_is_a_body_as_it_is(app: object) -> None:
+    headers = [ACME, JSON, (b"content-encoding", b"identity")]
+    answer = await call(app, "POST", "/v1/payments", headers, body_of(b'{"amount": 1250}'))
+    assert answer.status == 200
 
 
 async def test_a_trailing_slash_is_a_404_that_names_the_route(app: object) -> None:

@@ -86,6 +86,10 @@ FIFTY_ONE = {f"k{i}": "v" for i in range(51)}
 NO_CURRENCY: dict[str, Any] = {"currency": OMIT}
 CLEAN_JSON = '{"merchant_id": "m_acme", "amount": 1250, "currency": "USD", "method": "card"}'
 FORM_BODY = "merchant_id=m_acme&amount=12.50&currency=USD&method=card"
+MULTIPART = (
+    '--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1250\r\n'
+    '--x\r\nContent-Disposition: form-data; name="currency"\r\n\r\nUSD\r\n--x--\r\n'
+)
 
 AMOUNTS = [
     case("amount-int-minor-units", pay(amount=1250)),
@@ -996,6 +1000,42 @@ BODIES = [
         "body-json-as-multipart",
         pay(),
         W("body", "content_type"),
+        content_type="multipart/form-data; boundary=x",
+    ),
+    case(
+        "body-multipart-form-data",
+        MULTIPART,
+        E("body", "unsupported_content_type"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type="multipart/form-data; boundary=x",
+    ),
+    case(
+        "body-form-fields-labelled-multipart",
+        FORM_BODY,
+        E("body", "unsupported_content_type"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type="multipart/form-data; boundary=x",
+    ),
+    case(
+        "body-multipart-mixed",
+        MULTIPART,
+        E("body", "unsupported_content_type"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type="Multipart/Mixed; boundary=x",
+    ),
+    case(
+        "body-json-array-as-multipart",
+        [1250],
+        E("body", "unsupported_content_type"),
+        amount=None,
+        currency=None,
+        method=None,
         content_type="multipart/form-data; boundary=x",
     ),
     case("body-json-with-charset", pay(), content_type="application/json; charset=utf-8"),

@@ -4,6 +4,7 @@ issues, its defence in depth, and the packages it may import."""
 from __future__ import annotations
 
 import ast
+import gzip
 import json
 import sys
 from dataclasses import replace
@@ -249,3 +250,37 @@ def test_an_invalid_body_key_is_listed_with_the_other_errors() -> None:
         ("currency", "unknown_currency"),
         ("idempotency_key", "invalid_idempotency_key"),
     ]
+
+
+def test_a_multipart_body_is_refused_saying_what_to_send() -> None:
+    body = '--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1250\r\n--x--\r\n'
+    result = parse(body, "multipart/form-data; boundary=x")
+    (issue,) = result.issues
+    assert (issue.field, issue.code) == ("body", "unsupported_content_type")
+    assert issue.message == (
+        'content type "multipart/form-data; boundary=x": multipart bodies are not accepted; send the '
+        "fields as JSON (application/json) or as form fields (application/x-www-form-urlencoded)"
+    )
+
+
+@pytest.mark.parametrize(
+    "encoding", ["gzip", "GZIP", "br", "gzip, identity", "identity, deflate", "x-custom"]
+)
+def test_a_body_with_a_content_coding_is_refused_unread(encoding: str) -> None:
+    compressed = gzip.compress(encode({"amount": 1250}))
+    for body in (compressed, encode({"amount": 1250})):  # not sniffed: the header alone decides
+        result = parse(body, "application/json", "k-1", encoding=encoding)
+        (issue,) = result.issues
+        assert (issue.field, issue.code, issue.severity) == (
+            "body",
+            "unsupported_content_encoding",
+            IssueSeverity.ERROR,
+        )
+        assert "is not supported: send the body uncompressed" in issue.message
+        assert issue.raw == encoding
+        assert result.idempotency_key == "k-1"
+
+
+@pytest.mark.parametrize("encoding", ["identity", "Identity", " identity ", "", "identity, identity"])
+def test_the_identity_coding_changes_nothing(encoding: str) -> None:
+    assert parse({"amount": 1250}, encoding=encoding).issues == parse({"amount": 1250}).issues

@@ -13,10 +13,13 @@ Rules (every issue here is on field ``body``):
   nesting that exhausts the recursion limit, or nesting deeper than ``MAX_DEPTH``): error
   ``invalid_json``. JSON that is not an object: error ``not_an_object``.
 - ``application/x-www-form-urlencoded``: form fields (``urllib.parse.parse_qsl``, blank values
-  kept); ``metadata[key]=value`` fills the metadata object. A repeated key keeps every value it
-  was given, for the rule on repeats (:mod:`ingest.parsing.fields`). A body that is a JSON object
-  instead (what ``curl -d '{...}'`` sends, with this type by default) is read as JSON, with
-  warning ``content_type``; one that starts with ``{`` but is not valid JSON stays form fields.
+  kept); ``metadata[key]=value`` fills the metadata object, one level deep: a key holding ``][``
+  is nesting notation (``metadata[a][b]=1``), which form metadata does not have, so the whole
+  name stays a field of its own, unknown, and is ignored with warning ``unknown_field`` rather
+  than kept as a metadata key ``a][b``. A repeated key keeps every value it was given, for the
+  rule on repeats (:mod:`ingest.parsing.fields`). A body that is a JSON object instead (what
+  ``curl -d '{...}'`` sends, with this type by default) is read as JSON, with warning
+  ``content_type``; one that starts with ``{`` but is not valid JSON stays form fields.
 - No content type, or one that is not a ``type/subtype``: a body starting with ``{`` or ``[`` is
   read as JSON (its errors stand); any other body is read as form fields if it is well-formed
   ``key=value&...``. Either way: warning ``content_type``.
@@ -180,21 +183,31 @@ def _is_form(text: str) -> bool:
         return False
 
 
+def _metadata_key(name: str) -> tuple[str, str] | None:
+    """The field name and metadata key of a form name ``metadata[key]`` (any spelling of
+    ``metadata``); ``None`` for any other name, nested keys (``metadata[a][b]``) included."""
+    bracketed = _BRACKETED.fullmatch(name)
+    if bracketed is None or canonical_field(bracketed["name"]) is not FieldName.METADATA:
+        return None
+    key = bracketed["key"]
+    return None if "][" in key else (bracketed["name"], key)
+
+
 def _form(text: str) -> JsonObject:
     """Form fields as an object; ``metadata[key]=value`` pairs make the metadata object."""
     result = JsonObject()
     for key, value in parse_qsl(text, keep_blank_values=True):
-        bracketed = _BRACKETED.fullmatch(key)
-        if bracketed is None or canonical_field(bracketed["name"]) is not FieldName.METADATA:
+        entry = _metadata_key(key)
+        if entry is None:
             result.put(key, value)
             continue
-        name = bracketed["name"]
+        name, metadata_key = entry
         metadata = result.get(name)
         if not isinstance(metadata, JsonObject):
-            # A plain "metadata=..." before it is replaced, and reported as a repeated key.
+            # A plain "metadata=..." before it is kept as an earlier value: the two conflict.
             metadata = JsonObject()
             result.put(name, metadata)
-        metadata.put(bracketed["key"], value)
+        metadata.put(metadata_key, value)
     return result
 
 

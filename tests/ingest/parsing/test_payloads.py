@@ -1135,6 +1135,25 @@ BODIES = [
         W("amount[x]", "unknown_field"),
         content_type=FORM,
     ),
+    case(
+        "form-nested-metadata-key",
+        FORM_BODY + "&metadata[order]=A1&metadata[a][b]=1",
+        W("metadata[a][b]", "unknown_field"),
+        metadata={"order": "A1"},
+        content_type=FORM,
+    ),
+    case(
+        "form-nested-metadata-list",
+        FORM_BODY + "&Meta_Data[tags][]=x",
+        W("Meta_Data[tags][]", "unknown_field"),
+        content_type=FORM,
+    ),
+    case(
+        "form-metadata-key-with-brackets-inside",
+        FORM_BODY + "&metadata[items[0]]=x",
+        metadata={"items[0]": "x"},
+        content_type=FORM,
+    ),
     case("form-without-content-type", FORM_BODY, W("body", "content_type"), content_type=None),
     case("form-as-text-plain", FORM_BODY, W("body", "content_type"), content_type="text/plain"),
     case(

@@ -284,3 +284,13 @@ def test_a_body_with_a_content_coding_is_refused_unread(encoding: str) -> None:
 @pytest.mark.parametrize("encoding", ["identity", "Identity", " identity ", "", "identity, identity"])
 def test_the_identity_coding_changes_nothing(encoding: str) -> None:
     assert parse({"amount": 1250}, encoding=encoding).issues == parse({"amount": 1250}).issues
+
+
+def test_a_nested_form_metadata_key_is_ignored_with_a_warning_naming_it() -> None:
+    result = parse("amount=1250&metadata[a][b]=1", "application/x-www-form-urlencoded")
+    assert result.context is not None
+    assert dict(result.context.metadata) == {}
+    issues = [issue for issue in result.issues if issue.code == "unknown_field"]
+    assert [(issue.field, issue.message) for issue in issues] == [
+        ("metadata[a][b]", 'ignored the unknown field "metadata[a][b]"')
+    ]

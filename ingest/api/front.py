@@ -269,7 +269,7 @@ class Front:
             elif name == b"content-type":
                 if content_type is None:
                     content_type = value.decode("latin-1")
-            elif name == b"content-encoding":
+            elif name == b"content-encoding":  # a list header: every line counts
                 coding = value.decode("latin-1")
                 content_encoding = coding if content_encoding is None else f"{content_encoding}, {coding}"
             elif name == b"content-length" and length is None:

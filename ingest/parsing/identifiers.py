@@ -103,10 +103,10 @@ def _character(char: str) -> str:
 
 
 def idempotency_key_problem(key: JsonValue) -> str | None:
-    """What is wrong with ``key`` as an idempotency key (``"is empty"``, ``"holds U+000A"``), or
-    ``None`` when it is one: the rule :data:`KEY_RULE` states. Printable ASCII, because the key
-    travels in an HTTP header, is logged and is stored: no control character, no text a terminal
-    or a log reader could take for something else."""
+    """What is wrong with ``key`` as an idempotency key (``"is empty"``, ``"holds the character
+    U+000A"``), or ``None`` when it is one: the rule :data:`KEY_RULE` states. Printable ASCII,
+    because the key travels in an HTTP header, is logged and is stored: no control character, no
+    text a terminal or a log reader could take for something else."""
     if not isinstance(key, str):
         return f"is {kind_of(key)}, not a string"
     if not key:

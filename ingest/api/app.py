@@ -318,6 +318,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             request_headers.get("authorization"),
             request_headers.get("idempotency-key"),
             request_headers.get("content-type"),
+            ", ".join(request_headers.getlist("content-encoding")) or None,
         )
         answer = await payment_answer(parts, headers, request.receive, _request_id(request))
         response = Response(answer.body, status_code=answer.status)

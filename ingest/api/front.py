@@ -33,6 +33,7 @@ from ingest.api.payments import CUT_SHORT, new_id
 from ingest.api.problems import ApiProblem, FieldError, problem_response
 from ingest.observe.logs import current_request
 from ingest.observe.spans import URL_PATH
+from ingest.parsing import KEY_RULE, idempotency_key_problem
 
 logger = logging.getLogger("payorch.api")
 
@@ -51,7 +52,6 @@ class _Route(NamedTuple):
 
 
 _PAYMENTS_ROUTE = _Route(PAYMENTS_PATH)
-IDEMPOTENCY_KEY_MAX = 255
 _KEY_FAULT = "is empty, too long or not printable"
 
 
@@ -61,6 +61,9 @@ class PaymentHeaders(NamedTuple):
     authorization: str | None
     idempotency_key: str | None
     content_type: str | None
+    #: Repeated lines joined with ", ": a list header is one list however it is split (RFC 9110
+    #: section 5.3), and the parser must see every coding to refuse the body.
+    content_encoding: str | None
 
 
 class Answer(NamedTuple):
@@ -86,7 +89,9 @@ async def payment_answer(
         check_idempotency_key(key)
     settings = parts.settings
     body = await read_body(receive, settings.max_body_bytes, settings.body_timeout_s)
-    answer = await parts.desk.take(merchant, body, headers.content_type, key, request_id)
+    answer = await parts.desk.take(
+        merchant, body, headers.content_type, key, request_id, content_encoding=headers.content_encoding
+    )
     response = answer.response
     raw = [
         (b"content-type", response.media_type.encode()),
@@ -117,10 +122,11 @@ def paying_merchant(parts: Parts, caller: Principal) -> MerchantConfig:
 
 
 def check_idempotency_key(key: str) -> None:
-    if not key or len(key) > IDEMPOTENCY_KEY_MAX or not key.isprintable() or not key.isascii():
+    """400 for a header that is no idempotency key, by the parser's rule for the body's key."""
+    if idempotency_key_problem(key) is not None:
         raise ApiProblem(
             "invalid_request",
-            f"Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters.",
+            f"Idempotency-Key must be {KEY_RULE}.",
             errors=[FieldError("Idempotency-Key", "invalid_idempotency_key", _KEY_FAULT)],
         )
 
@@ -262,7 +268,7 @@ class Front:
         await self.app(scope, receive, send_with_id)
 
     async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
-        authorization = idempotency_key = content_type = None
+        authorization = idempotency_key = content_type = content_encoding = None
         length: bytes | None = None
         twice: bytes | None = None
         for name, value in scope["headers"]:
@@ -281,6 +287,9 @@ class Front:
             elif name == b"content-type":
                 if content_type is None:
                     content_type = value.decode("latin-1")
+            elif name == b"content-encoding":  # a list header: every line counts
+                coding = value.decode("latin-1")
+                content_encoding = coding if content_encoding is None else f"{content_encoding}, {coding}"
             elif name == b"content-length" and length is None:
                 length = value
         try:
@@ -289,7 +298,7 @@ class Front:
             problem = None if length is None else declared_length_problem(length, self.limit)
             if problem is not None:
                 raise problem
-            headers = PaymentHeaders(authorization, idempotency_key, content_type)
+            headers = PaymentHeaders(authorization, idempotency_key, content_type, content_encoding)
             answer = await payment_answer(self.parts, headers, receive, request_id)
         except asyncio.CancelledError:
             # The server is stopping without waiting for this payment (a second Ctrl-C): say so

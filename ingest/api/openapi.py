@@ -14,7 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ingest.api.front import IDEMPOTENCY_KEY_MAX
+from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
+from ingest.parsing import KEY_RULE
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _PROBLEM_SCHEMA = {"$ref": "#/components/schemas/ProblemOut"}
@@ -38,8 +39,8 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
     "required": False,
     "description": "Makes the request safe to repeat (Stripe's semantics): per merchant, kept at "
     "least 24 hours; a repeat with the same body replays the stored answer, with another body it "
-    f"is 422. 1 to {IDEMPOTENCY_KEY_MAX} printable ASCII characters.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": IDEMPOTENCY_KEY_MAX},
+    f"is 422. A key is {KEY_RULE}.",
+    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
 }
 
 

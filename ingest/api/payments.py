@@ -156,8 +156,13 @@ class PaymentDesk:
         content_type: str | None,
         idempotency_key: str | None,
         request_id: RequestId,
+        *,
+        content_encoding: str | None = None,
     ) -> PaymentAnswer:
-        """The answer to one ``POST /v1/payments``; raises :class:`ApiProblem` for a refusal."""
+        """The answer to one ``POST /v1/payments``; raises :class:`ApiProblem` for a refusal.
+
+        ``content_encoding`` is the ``Content-Encoding`` header: the parser refuses any coding
+        but ``identity``, as it refuses a body it cannot read (422)."""
         try:
             self._records.admit()
         except StoreSaturatedError:
@@ -174,6 +179,7 @@ class PaymentDesk:
             request_id=request_id,
             payment_id=payment_id,
             idempotency_key=idempotency_key,
+            content_encoding=content_encoding,
         )
         if parsed.context is None:
             await self._refuse(merchant, parsed, request_id, payment_id)

@@ -14,6 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
+from ingest.parsing import KEY_RULE
+
 Method = Literal["card", "apple_pay", "google_pay", "paypal", "bank_transfer"]
 Status = Literal["succeeded", "partially_succeeded", "failed"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$"
@@ -240,7 +243,13 @@ _PAYMENT_REQUEST: dict[str, Any] = {
             "description": "At most 50 keys of up to 40 characters; values up to 500 characters.",
             "additionalProperties": True,
         },
-        "idempotency_key": {"type": "string", "maxLength": 255},
+        "idempotency_key": {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+            "pattern": "^[ -~]+$",
+            "description": f"{KEY_RULE}, as the Idempotency-Key header, which wins when both are given.",
+        },
     },
     "required": ["amount"],
     "additionalProperties": True,

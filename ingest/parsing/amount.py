@@ -11,9 +11,12 @@ Rules (PRODUCT.md section 5; all issues on field ``amount`` unless said otherwis
 - Decimals beyond the exponent: dropped with warning ``excess_precision`` when they are zeros
   (``"1500.00"`` JPY), error ``too_precise`` otherwise (``"12.345"`` USD).
 - Errors: missing, null or blank ``missing``; boolean, array or object ``invalid_type``; text
-  that is no amount ``invalid_amount``; zero or negative ``not_positive``; NaN or infinite
-  ``not_finite``; more than 2**63-1 minor units ``too_large``; more than the merchant's maximum
-  ``over_maximum``.
+  that is no amount ``invalid_amount`` (the message says why: no digits at all, a word that is no
+  currency, a character that is no digit or separator); zero or negative ``not_positive``; NaN
+  or infinite ``not_finite``, whether the JSON literal (``NaN``, ``Infinity``) or text naming one
+  (``"NaN"``, ``"inf"``, ``"-Infinity"``, any case); more than the merchant's maximum
+  ``over_maximum``. The maximum is never above 2**63-1 minor units, so an amount beyond that (a
+  hundred digits, ``1e400``) is over it too, and is told so: the internal limit is never shown.
 - A sign (``+``, ``-`` or the minus sign U+2212) may lead; a symbol or code may stand at either end
   (``"$12.50"``, ``"12.50 USD"``, ``"EUR 10,00"``, ``"-€5"``); surrounding whitespace is trimmed.
 - The symbol or code is a currency too. With no ``currency`` field it becomes the currency
@@ -50,6 +53,9 @@ FIELD = FieldName.AMOUNT
 _MAX_DIGITS = len(str(MAX_MINOR_UNITS))
 _SIGNS = {"+": False, "-": True, "\u2212": True}
 _PLAIN = re.compile(r"(?P<whole>[0-9]+)(?P<point>\.[0-9]*)?")
+_DIGIT = re.compile(r"\d")  # any decimal digit: the numeral rules explain why one is not ASCII
+#: Text that names no finite number, as Python's float() and Decimal() read it (lower-cased).
+_NOT_FINITE = frozenset({"nan", "inf", "infinity"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +88,14 @@ def _take_currency(text: str, *, at_end: bool) -> tuple[str | None, str]:
         return end, (text[:-1] if at_end else text[1:]).strip()
     word = text[-3:] if at_end else text[:3]
     beyond = text[-4:-3] if at_end else text[3:4]
-    if len(word) == 3 and word.isascii() and word.isalpha() and not beyond.isalpha():
+    # "NaN" and "inf" are three letters too, but name numbers: not_finite says more than "no currency".
+    if (
+        len(word) == 3
+        and word.isascii()
+        and word.isalpha()
+        and not beyond.isalpha()
+        and word.lower() not in _NOT_FINITE
+    ):
         return word, (text[:-3] if at_end else text[3:]).strip()
     return None, text
 
@@ -93,7 +106,9 @@ def _read_signs(words: list[str], raw: str) -> AmountSign | AmountReading:
     for word in words:
         sign = amount_sign(word)
         if sign is None:
-            return _stop("invalid_amount", f"{quote(raw)}: {quote(word)} is not a currency", raw)
+            return _stop(
+                "invalid_amount", f"{quote(raw)} is not an amount: {quote(word)} is not a currency", raw
+            )
         if not isinstance(sign, AmountSign):
             problem = sign.problem or "unknown_currency"
             return _stop(problem, f"{quote(raw)}: {quote(word)} {sign.detail}", raw)
@@ -131,6 +146,12 @@ def _read_text(raw: str) -> AmountReading:
     if first is not None and not negative:
         negative, text = _take_sign(text)
     last, text = _take_currency(text, at_end=True)
+    # The number itself is looked at before any word beside it: "abc" is no amount before it is
+    # no currency.
+    if text.lower() in _NOT_FINITE:
+        return _stop("not_finite", f"{quote(raw)} is not a finite number", raw)
+    if _DIGIT.search(text) is None:
+        return _stop("invalid_amount", f"{quote(raw)} is not an amount: there are no digits", raw)
     words = [word for word in (first, last) if word is not None]
     sign: AmountSign | None = None
     if words:
@@ -168,7 +189,8 @@ def read_amount(value: JsonValue) -> AmountReading:
     if isinstance(value, LongNumber):
         if value.negative:
             return _stop("not_positive", f"{quote(raw)} is negative", raw)
-        return _stop("too_large", f"{quote(raw)} is more than {MAX_MINOR_UNITS} minor units", raw)
+        # Too long to convert, but digits all the same: settling finds it over the maximum.
+        return AmountReading(raw=raw, minor_digits=value.text)
     if isinstance(value, int):
         if value <= 0:
             return _stop("not_positive", f"{quote(raw)} is {'zero' if value == 0 else 'negative'}", raw)
@@ -195,6 +217,11 @@ class Settlement:
     currency_issues: tuple[ValidationIssue, ...]
 
 
+#: A ``_Scaled`` problem: more minor units than any amount may have (2**63-1), so more than any
+#: merchant's maximum.
+_BEYOND_RANGE = "beyond_range"
+
+
 @dataclass(frozen=True, slots=True)
 class _Scaled:
     minor: int | None
@@ -206,9 +233,9 @@ def _from_digits(digits: str) -> _Scaled:
     significant = digits.lstrip("0") or "0"
     # Checking the length first keeps int() away from its 4300-digit limit.
     if len(significant) > _MAX_DIGITS:
-        return _Scaled(None, "too_large")
+        return _Scaled(None, _BEYOND_RANGE)
     minor = int(significant)
-    return _Scaled(None, "too_large") if minor > MAX_MINOR_UNITS else _Scaled(minor)
+    return _Scaled(None, _BEYOND_RANGE) if minor > MAX_MINOR_UNITS else _Scaled(minor)
 
 
 def _scale(major: Decimal, exponent: int) -> _Scaled:
@@ -222,7 +249,7 @@ def _scale(major: Decimal, exponent: int) -> _Scaled:
     if shift >= 0:
         significant = digits.lstrip("0")
         if len(significant) + shift > _MAX_DIGITS:
-            return _Scaled(None, "too_large")
+            return _Scaled(None, _BEYOND_RANGE)
         return _from_digits(significant + "0" * shift)
     cut = -shift
     kept, dropped = (digits[:-cut], digits[-cut:]) if cut < len(digits) else ("", digits)
@@ -257,9 +284,13 @@ def _convert(
             '(took "," as a thousands separator; it could also be a decimal comma)'
         )
         issues.append(warning(FIELD, "ambiguous_separator", message, raw))
-    if scaled.problem == "too_large":
-        message = f"{quote(raw or '')} is more than {MAX_MINOR_UNITS} minor units"
-        issues.append(error(FIELD, "too_large", message, raw))
+    if scaled.problem == _BEYOND_RANGE:
+        # Every merchant's maximum is within the range (config checks it): this is over it too.
+        message = (
+            f"{quote(raw or '')} is more than the merchant's maximum of {merchant.max_amount_cents} "
+            "minor units"
+        )
+        issues.append(error(FIELD, "over_maximum", message, raw))
     elif scaled.problem == "too_precise" and currency is not None:
         message = f"{quote(raw or '')} has more decimals than {currency.code} has ({currency.exponent})"
         issues.append(error(FIELD, "too_precise", message, raw))

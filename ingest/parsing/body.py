@@ -1,7 +1,11 @@
-"""The body: bytes and a content type in, a decoded object (or the issues that stop it) out.
+"""The body: bytes, a content type and a content coding in, a decoded object (or the issues that
+stop it) out.
 
 Rules (every issue here is on field ``body``):
 
+- A ``Content-Encoding`` other than ``identity`` (``gzip``, ``br``...): error
+  ``unsupported_content_encoding``, before the bytes are looked at: they are not the body's
+  text, and the API does not decompress (a small compressed body can expand past any limit).
 - An empty or whitespace-only body: error ``empty_body``. Bytes that are not UTF-8: error
   ``invalid_encoding`` (a declared charset is not honoured: the API speaks UTF-8 only). A leading
   UTF-8 byte order mark is dropped with warning ``byte_order_mark``.
@@ -9,16 +13,23 @@ Rules (every issue here is on field ``body``):
   nesting that exhausts the recursion limit, or nesting deeper than ``MAX_DEPTH``): error
   ``invalid_json``. JSON that is not an object: error ``not_an_object``.
 - ``application/x-www-form-urlencoded``: form fields (``urllib.parse.parse_qsl``, blank values
-  kept); ``metadata[key]=value`` fills the metadata object. A repeated key: the last wins. A body
-  that is a JSON object instead (what ``curl -d '{...}'`` sends, with this type by default) is
-  read as JSON, with warning ``content_type``; one that starts with ``{`` but is not valid JSON
-  stays form fields.
+  kept); ``metadata[key]=value`` fills the metadata object, one level deep: a key holding ``][``
+  is nesting notation (``metadata[a][b]=1``), which form metadata does not have, so the whole
+  name stays a field of its own, unknown, and is ignored with warning ``unknown_field`` rather
+  than kept as a metadata key ``a][b``. A repeated key keeps every value it was given, for the
+  rule on repeats (:mod:`ingest.parsing.fields`). A body that is a JSON object instead (what
+  ``curl -d '{...}'`` sends, with this type by default) is read as JSON, with warning
+  ``content_type``; one that starts with ``{`` but is not valid JSON stays form fields.
 - No content type, or one that is not a ``type/subtype``: a body starting with ``{`` or ``[`` is
   read as JSON (its errors stand); any other body is read as form fields if it is well-formed
   ``key=value&...``. Either way: warning ``content_type``.
-- Any other content type (``text/plain``, ``multipart/form-data``...): a JSON object, else
-  well-formed form fields, with warning ``content_type``; neither: error
-  ``unsupported_content_type``.
+- ``multipart/*`` (``multipart/form-data``): a body that is a JSON object is read as JSON, with
+  warning ``content_type`` (it is JSON under the wrong label); anything else is refused with
+  error ``unsupported_content_type`` saying that multipart bodies are not accepted and what to
+  send instead. A multipart body is never taken for form fields: its boundary lines read as one
+  unknown field.
+- Any other content type (``text/plain``...): a JSON object, else well-formed form fields, with
+  warning ``content_type``; neither: error ``unsupported_content_type``.
 
 Shortcuts (:mod:`ingest.parsing.shortcuts`):
 
@@ -55,6 +66,7 @@ class _Kind(Enum):
     JSON = auto()
     FORM = auto()
     UNDECLARED = auto()  # missing or malformed
+    MULTIPART = auto()
     OTHER = auto()
 
 
@@ -76,6 +88,8 @@ def _kind_of_media(content_type: str | None) -> _Kind:
         return _Kind.JSON
     if media == "application/x-www-form-urlencoded":
         return _Kind.FORM
+    if media.startswith("multipart/"):
+        return _Kind.MULTIPART
     return _Kind.OTHER
 
 
@@ -169,21 +183,31 @@ def _is_form(text: str) -> bool:
         return False
 
 
+def _metadata_key(name: str) -> tuple[str, str] | None:
+    """The field name and metadata key of a form name ``metadata[key]`` (any spelling of
+    ``metadata``); ``None`` for any other name, nested keys (``metadata[a][b]``) included."""
+    bracketed = _BRACKETED.fullmatch(name)
+    if bracketed is None or canonical_field(bracketed["name"]) is not FieldName.METADATA:
+        return None
+    key = bracketed["key"]
+    return None if "][" in key else (bracketed["name"], key)
+
+
 def _form(text: str) -> JsonObject:
     """Form fields as an object; ``metadata[key]=value`` pairs make the metadata object."""
     result = JsonObject()
     for key, value in parse_qsl(text, keep_blank_values=True):
-        bracketed = _BRACKETED.fullmatch(key)
-        if bracketed is None or canonical_field(bracketed["name"]) is not FieldName.METADATA:
+        entry = _metadata_key(key)
+        if entry is None:
             result.put(key, value)
             continue
-        name = bracketed["name"]
+        name, metadata_key = entry
         metadata = result.get(name)
         if not isinstance(metadata, JsonObject):
-            # A plain "metadata=..." before it is replaced, and reported as a repeated key.
+            # A plain "metadata=..." before it is kept as an earlier value: the two conflict.
             metadata = JsonObject()
             result.put(name, metadata)
-        metadata.put(bracketed["key"], value)
+        metadata.put(metadata_key, value)
     return result
 
 
@@ -203,6 +227,12 @@ def _undeclared_or_other(text: str, kind: _Kind, content_type: str | None) -> De
         decoded = _json(text)
         if decoded.fields is not None or kind is _Kind.UNDECLARED:
             return _read_as_json(decoded, content_type)
+    if kind is _Kind.MULTIPART:
+        message = (
+            f"{shown}: multipart bodies are not accepted; send the fields as JSON (application/json) "
+            "or as form fields (application/x-www-form-urlencoded)"
+        )
+        return DecodedBody(None, (error(BODY, "unsupported_content_type", message, content_type),))
     if _is_form(text):
         note = warning(BODY, "content_type", f"{shown}: read the body as form fields", content_type)
         return DecodedBody(_form(text), (note,))
@@ -221,8 +251,25 @@ def _form_or_json_object(text: str, content_type: str | None) -> DecodedBody:
     return DecodedBody(_form(text), ())
 
 
-def decode_body(body: bytes, content_type: str | None) -> DecodedBody:
-    """The body's top-level object and the issues met reading it; never raises."""
+def _codings(content_encoding: str) -> list[str]:
+    """The content codings a ``Content-Encoding`` value applies (a comma-separated list, repeated
+    header lines joined), less ``identity``, which changes nothing."""
+    names = (name.strip() for name in content_encoding.split(","))
+    return [name for name in names if name and name.lower() != "identity"]
+
+
+def decode_body(body: bytes, content_type: str | None, content_encoding: str | None = None) -> DecodedBody:
+    """The body's top-level object and the issues met reading it; never raises.
+
+    ``content_encoding`` is the ``Content-Encoding`` header (``None`` when absent)."""
+    codings = [] if content_encoding is None else _codings(content_encoding)
+    if codings:
+        shown = ", ".join(quote(name) for name in codings)
+        message = (
+            f"Content-Encoding {shown} is not supported: send the body uncompressed, without "
+            "Content-Encoding (or with identity)"
+        )
+        return DecodedBody(None, (error(BODY, "unsupported_content_encoding", message, content_encoding),))
     if not body.strip():
         return DecodedBody(None, (error(BODY, "empty_body", "the body is empty", None),))
     try:

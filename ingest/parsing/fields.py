@@ -6,10 +6,11 @@ Rules:
   and ``.`` are removed, so ``MerchantID``, ``merchantId``, ``merchant_id``, ``merchant-id`` and
   ``merchant id`` all mean ``merchant_id``. ``method`` is also spelled ``payment_method``,
   ``currency`` also ``currency_code``.
-- A key the body repeats exactly (JSON or form): the last value wins, warning
-  ``duplicate_field``. Two spellings of one field with the same value: warning
-  ``duplicate_field``; with different values: error ``conflicting_fields``, and the field is
-  treated as unreadable (its reader is not run, so it reports nothing more).
+- A field given more than once, whether the body repeats a key exactly (JSON or form) or spells
+  the field two ways, is one rule over every value given: all the same value, warning
+  ``duplicate_field`` and the value is used; two different values, error ``conflicting_fields``
+  and none is used (the field's reader is not run, so it reports nothing more). No value wins
+  for being last: a client's JSON library or form builder decides which one that is.
 - Any other key: warning ``unknown_field`` on the key itself (cut to 200 characters), value
   ignored. Only the first :data:`MAX_UNKNOWN_REPORTED` are reported one by one; the rest are
   counted in one more warning, so a hostile body cannot make the issue list unbounded.
@@ -100,27 +101,32 @@ def _spellings(names: list[str]) -> str:
 
 def sort_fields(body: JsonObject) -> SortedFields:
     """Sort a decoded body's keys into the request's fields."""
-    if shortcuts.ENABLED and not body.duplicate_keys and body.keys() <= _CANONICAL.keys():
+    if shortcuts.ENABLED and not body.repeats and body.keys() <= _CANONICAL.keys():
         # Distinct canonical names name distinct fields: no duplicate, conflict or unknown key.
         return SortedFields(values={_CANONICAL[name]: value for name, value in body.items()})
+    # Every value each field was given, under the key that gave it: a key the body repeats gives
+    # all of its values, so exact repeats and other spellings meet the same rule below.
     seen: dict[FieldName, list[tuple[str, JsonValue]]] = {}
     unknown: list[str] = []
+    repeats = body.repeats
     for name, value in body.items():
         canonical = canonical_field(name)
         if canonical is None:
             unknown.append(name)
-        else:
-            seen.setdefault(canonical, []).append((name, value))
+            continue
+        occurrences = seen.setdefault(canonical, [])
+        earlier = repeats.get(name)
+        if earlier is not None:
+            occurrences.extend((name, before) for before in earlier)
+        occurrences.append((name, value))
 
     issues: list[ValidationIssue] = []
     values: dict[FieldName, JsonValue] = {}
     conflicting: dict[FieldName, tuple[JsonValue, ...]] = {}
-    repeated = set(body.duplicate_keys)
     for canonical in _ORDER:
         given = seen.get(canonical)
         if given is None:
             continue
-        names = [name for name, _ in given]
         last_value = given[-1][1]
         if not all(same_value(value, last_value) for _, value in given):
             conflicting[canonical] = tuple(value for _, value in given)
@@ -136,13 +142,14 @@ def sort_fields(body: JsonObject) -> SortedFields:
             )
             continue
         values[canonical] = last_value
-        if len(given) > 1 or repeated.intersection(names):
+        if len(given) > 1:
+            names = list(dict.fromkeys(name for name, _ in given))
             issues.append(
                 warning(
                     canonical,
                     "duplicate_field",
-                    f"{canonical} is given more than once (as {_spellings(names)}); kept the last value "
-                    f"{quote(as_text(last_value))}",
+                    f"{canonical} is given {len(given)} times (as {_spellings(names)}), each time with "
+                    f"the value {quote(as_text(last_value))}",
                     raw=", ".join(names),
                 )
             )

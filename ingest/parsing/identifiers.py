@@ -10,9 +10,12 @@ Merchant id rules (field ``merchant_id``); the authenticated merchant is authori
 
 Idempotency key rules (field ``idempotency_key``); the ``Idempotency-Key`` header wins:
 
-- A key is a non-blank string of at most 255 characters without NUL or lone surrogates; it is
-  opaque, so it is never trimmed or masked. Otherwise: error ``invalid_idempotency_key`` (for
-  the body's key, and for a header the API let through).
+- A key is a string of 1 to 255 printable ASCII characters (space to ``~``), not all spaces:
+  :func:`idempotency_key_problem` is this rule, and the API checks the ``Idempotency-Key`` header
+  with it too (400 there), so the body's key and the header's are held to one rule. A key is
+  opaque, so it is never trimmed (a card number in it is masked by the API, which keeps it).
+  Otherwise: error ``invalid_idempotency_key``, whose message says what is wrong and what a key
+  may be (for the body's key, and for a header the API let through).
 - Only in the body: used. In both and equal: fine. In both and different: error
   ``conflicting_idempotency_key`` (the header's key is the reading).
 
@@ -23,6 +26,7 @@ then taken from a bounded cache keyed on the merchant id.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -31,7 +35,7 @@ from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from engine.validation import ValidationIssue
 from ingest.parsing import shortcuts
 from ingest.parsing.fields import FieldName
-from ingest.parsing.issues import error, has_unsafe_characters, quote, warning
+from ingest.parsing.issues import error, quote, warning
 from ingest.parsing.values import JsonValue, as_text, kind_of
 
 
@@ -88,15 +92,32 @@ def _read_merchant(values: tuple[JsonValue, ...], expected: str) -> MerchantRead
     return MerchantReading(mismatch, tuple(issues))
 
 
-def _key_problem(value: JsonValue) -> str | None:
-    if not isinstance(value, str):
-        return f"must be a string, not {kind_of(value)}"
-    if not value.strip():
-        return "must not be blank"
-    if len(value) > MAX_IDEMPOTENCY_KEY_LENGTH:
-        return f"has {len(value)} characters; at most {MAX_IDEMPOTENCY_KEY_LENGTH} are allowed"
-    if has_unsafe_characters(value):
-        return "holds a NUL character or an unpaired surrogate"
+#: What an idempotency key may be, in the words every message about one uses.
+KEY_RULE = f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters (space to ~), not all spaces"
+_NOT_PRINTABLE_ASCII = re.compile("[^ -~]")
+
+
+def _character(char: str) -> str:
+    code = f"U+{ord(char):04X}"
+    return f"{quote(char)} ({code})" if char.isprintable() else code
+
+
+def idempotency_key_problem(key: JsonValue) -> str | None:
+    """What is wrong with ``key`` as an idempotency key (``"is empty"``, ``"holds the character
+    U+000A"``), or ``None`` when it is one: the rule :data:`KEY_RULE` states. Printable ASCII,
+    because the key travels in an HTTP header, is logged and is stored: no control character, no
+    text a terminal or a log reader could take for something else."""
+    if not isinstance(key, str):
+        return f"is {kind_of(key)}, not a string"
+    if not key:
+        return "is empty"
+    if len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+        return f"has {len(key)} characters"
+    unprintable = _NOT_PRINTABLE_ASCII.search(key)
+    if unprintable is not None:
+        return f"holds the character {_character(unprintable.group())}"
+    if not key.strip(" "):
+        return "is only spaces"
     return None
 
 
@@ -110,9 +131,9 @@ def read_idempotency_key(body_key: JsonValue, header_key: str | None) -> KeyRead
     """The request's idempotency key from the header and the body's ``idempotency_key``."""
     field = FieldName.IDEMPOTENCY_KEY
     if header_key is not None:
-        problem = _key_problem(header_key)
+        problem = idempotency_key_problem(header_key)
         if problem is not None:
-            message = f"the Idempotency-Key header {problem}"
+            message = f"the Idempotency-Key header {problem}; a key is {KEY_RULE}"
             return KeyReading(None, (error(field, "invalid_idempotency_key", message, header_key),))
         if body_key is None or body_key == header_key:
             return KeyReading(header_key)
@@ -124,10 +145,8 @@ def read_idempotency_key(body_key: JsonValue, header_key: str | None) -> KeyRead
         return KeyReading(header_key, (error(field, "conflicting_idempotency_key", message, raw),))
     if body_key is None:
         return KeyReading(None)
-    problem = _key_problem(body_key)
+    problem = idempotency_key_problem(body_key)
     if problem is not None:
-        raw = as_text(body_key)
-        return KeyReading(
-            None, (error(field, "invalid_idempotency_key", f"the idempotency key {problem}", raw),)
-        )
+        message = f"the idempotency key {problem}; a key is {KEY_RULE}"
+        return KeyReading(None, (error(field, "invalid_idempotency_key", message, as_text(body_key)),))
     return KeyReading(body_key if isinstance(body_key, str) else None)

@@ -13,8 +13,11 @@ Rules (issues on ``metadata`` or ``metadata.<key>``):
 - Anything that looks like a card number, in a key or a value, is kept only masked
   (``424242******4242``), with warning ``card_number_masked``; the simulated processors still
   recognise a masked test card by its first six and last four digits.
-- A key given twice (or two keys that are the same once masked): the last value wins, warning
-  ``duplicate_field``.
+- A key given more than once (or two keys that are the same once masked) follows the rule of
+  the request's fields (:mod:`ingest.parsing.fields`), on ``metadata.<key>``: every value the
+  same (compared as JSON, before conversion), warning ``duplicate_field`` and the key is kept
+  once; two different values, error ``conflicting_fields`` and the key is not kept (nor its
+  other rules run). No value wins for being last.
 
 Shortcut (:mod:`ingest.parsing.shortcuts`): a string value under a key of the right length, given
 once, where neither holds NUL, a lone surrogate or anything that could be a card number, passes
@@ -32,7 +35,7 @@ from ingest.parsing import shortcuts
 from ingest.parsing.fields import FieldName
 from ingest.parsing.issues import error, has_unsafe_characters, is_plain, quote, warning
 from ingest.parsing.masking import mask_card_numbers
-from ingest.parsing.values import JsonObject, JsonValue, as_text, kind_of, to_json_text
+from ingest.parsing.values import JsonObject, JsonValue, as_text, kind_of, same_value, to_json_text
 
 FIELD = FieldName.METADATA
 
@@ -73,24 +76,66 @@ def _value_issues(text: str, where: str) -> list[ValidationIssue]:
     return []
 
 
+def _masking_note(where: str, what: str, masked: str) -> ValidationIssue:
+    message = f"masked a card number in the {what}: only its first six and last four digits are kept"
+    return warning(where, "card_number_masked", message, masked)
+
+
 def _masked(text: str, where: str, what: str) -> tuple[str, list[ValidationIssue]]:
     masked = mask_card_numbers(text)
     if masked == text:
         return text, []
-    message = f"masked a card number in the {what}: only its first six and last four digits are kept"
-    return masked, [warning(where, "card_number_masked", message, masked)]
+    return masked, [_masking_note(where, what, masked)]
 
 
-def _plain_entry(key: str, item: str, seen: Mapping[str, str], repeated: set[str]) -> bool:
-    """Whether a string entry needs no masking or issue: the general steps keep it as is."""
+def _plain_entry(key: str, item: str) -> bool:
+    """Whether a string entry given once needs no masking or issue: the general steps keep it as is."""
     return (
         0 < len(key) <= MAX_METADATA_KEY_LENGTH
         and len(item) <= MAX_METADATA_VALUE_LENGTH
-        and key not in repeated
-        and key not in seen
         and is_plain(key)
         and is_plain(item)
     )
+
+
+def _grouped(value: JsonObject) -> dict[str, list[tuple[str, JsonValue]]]:
+    """Every value given, under the key it is kept as (masked), keys in the order they first
+    appear: a key given twice, or two keys that mask alike, make a group of more than one."""
+    groups: dict[str, list[tuple[str, JsonValue]]] = {}
+    repeats = value.repeats
+    for raw_key, item in value.items():
+        given = groups.setdefault(mask_card_numbers(raw_key), [])
+        earlier = repeats.get(raw_key)
+        if earlier is not None:
+            given.extend((raw_key, before) for before in earlier)
+        given.append((raw_key, item))
+    return groups
+
+
+def _conflict(where: str, given: list[tuple[str, JsonValue]]) -> ValidationIssue:
+    shown = "; ".join(quote(as_text(item)) for _, item in given)
+    message = f"the key is given {len(given)} times with different values ({shown}); none of them was used"
+    raw = ", ".join(f"{to_json_text(raw_key)}: {to_json_text(item)}" for raw_key, item in given)
+    return error(where, "conflicting_fields", message, raw)
+
+
+def _entry(key: str, given: list[tuple[str, JsonValue]]) -> tuple[str, list[ValidationIssue]]:
+    """The text kept under ``key`` for its values ``given`` (all the same), and the issues."""
+    where = f"{FIELD}.{key}"
+    raw_keys = list(dict.fromkeys(raw_key for raw_key, _ in given))
+    issues = [issue for raw_key in raw_keys for issue in _key_issues(raw_key, where)]
+    if any(raw_key != key for raw_key in raw_keys):
+        issues.append(_masking_note(where, "key", key))
+    item = given[-1][1]
+    if len(given) > 1:
+        message = f"the key is given {len(given)} times, each time with the value {quote(as_text(item))}"
+        issues.append(warning(where, "duplicate_field", message, ", ".join(raw_keys)))
+    text, conversion = _value_text(item, where)
+    issues.extend(conversion)
+    issues.extend(_value_issues(text, where))
+    masked, value_masking = _masked(text, where, "value")
+    issues.extend(value_masking)
+    return masked, issues
 
 
 def read_metadata(value: JsonValue) -> MetadataReading:
@@ -103,24 +148,19 @@ def read_metadata(value: JsonValue) -> MetadataReading:
     if len(value) > MAX_METADATA_KEYS:
         message = f"metadata has {len(value)} keys; at most {MAX_METADATA_KEYS} are allowed"
         return MetadataReading(issues=(error(FIELD, "too_many_keys", message, to_json_text(value)),))
-    repeated = set(value.duplicate_keys)
     metadata: dict[str, str] = {}
     issues: list[ValidationIssue] = []
-    for raw_key, item in value.items():
-        if shortcuts.ENABLED and isinstance(item, str) and _plain_entry(raw_key, item, metadata, repeated):
-            metadata[raw_key] = item
-            continue
-        key, key_masking = _masked(raw_key, f"{FIELD}.{raw_key}", "key")
-        where = f"{FIELD}.{key}"
-        issues.extend(_key_issues(raw_key, where))
-        issues.extend(key_masking)
-        if raw_key in repeated or key in metadata:
-            message = "the key is given more than once; kept the last value"
-            issues.append(warning(where, "duplicate_field", message, raw_key))
-        text, conversion = _value_text(item, where)
-        issues.extend(conversion)
-        issues.extend(_value_issues(text, where))
-        masked, value_masking = _masked(text, where, "value")
-        issues.extend(value_masking)
-        metadata[key] = masked
+    for key, given in _grouped(value).items():
+        if len(given) == 1:
+            raw_key, item = given[0]
+            if shortcuts.ENABLED and isinstance(item, str) and _plain_entry(raw_key, item):
+                metadata[raw_key] = item
+                continue
+        else:
+            last = given[-1][1]
+            if not all(same_value(item, last) for _, item in given):
+                issues.append(_conflict(f"{FIELD}.{key}", given))
+                continue
+        metadata[key], entry_issues = _entry(key, given)
+        issues.extend(entry_issues)
     return MetadataReading(metadata, tuple(issues))

@@ -2,7 +2,7 @@
 
 Contract (PRODUCT.md section 5):
 
-- :func:`parse_payment_request` is total: for any bytes, content type and header it returns a
+- :func:`parse_payment_request` is total: for any bytes, content type and headers it returns a
   :class:`ParsedRequest` and never raises.
 - Every correction is a warning and every refusal an error :class:`ValidationIssue`, reported in
   a fixed order: the body, its field names, then ``merchant_id``, ``amount``, ``currency``,
@@ -126,12 +126,14 @@ def parse_payment_request(
     request_id: RequestId,
     payment_id: PaymentId,
     idempotency_key: str | None = None,
+    content_encoding: str | None = None,
 ) -> ParsedRequest:
     """Parse a merchant's payment request for the authenticated ``merchant``.
 
-    ``idempotency_key`` is the ``Idempotency-Key`` header, which wins over the body's key.
+    ``idempotency_key`` is the ``Idempotency-Key`` header, which wins over the body's key;
+    ``content_encoding`` the ``Content-Encoding`` header (repeated lines joined with commas).
     """
-    decoded = decode_body(body, content_type)
+    decoded = decode_body(body, content_type, content_encoding)
     if decoded.fields is None:
         key = read_idempotency_key(None, idempotency_key)
         return ParsedRequest(

@@ -8,8 +8,9 @@ Rules:
 - JSON numbers with a fraction or an exponent are :class:`~decimal.Decimal`, read from their
   exact text, so ``12.345`` is never rounded on its way to the amount rules.
 - The literals ``NaN``, ``Infinity`` and ``-Infinity`` (Python's json accepts them) are floats.
-- Objects are :class:`JsonObject`: a dict (the last of repeated keys wins) that remembers which
-  keys it saw more than once. Form-encoded bodies decode to the same shapes.
+- Objects are :class:`JsonObject`: a dict holding each key's last value that also remembers the
+  values a repeated key had before (:meth:`JsonObject.given` lists them all), so no reader has to
+  take the last value on trust. Form-encoded bodies decode to the same shapes.
 - Nothing is nested deeper than :data:`MAX_DEPTH`: the body decoder refuses deeper JSON, so the
   recursive helpers here stay far from the interpreter's recursion limit.
 
@@ -44,19 +45,26 @@ class LongNumber:
 
 
 class JsonObject(dict[str, "JsonValue"]):
-    """A decoded object; ``duplicate_keys`` lists, once each, the keys that appeared again."""
+    """A decoded object. ``repeats`` maps each key given more than once to the values it had
+    before its last one (which the dict holds), in the order given."""
 
-    __slots__ = ("duplicate_keys",)
+    __slots__ = ("repeats",)
 
     def __init__(self) -> None:
         # dict.__init__ without arguments does nothing: the dict is empty from __new__.
-        self.duplicate_keys: list[str] = []
+        self.repeats: dict[str, list[JsonValue]] = {}
 
     def put(self, key: str, value: JsonValue) -> None:
-        """Set ``key``; a repeated key keeps its first position and takes the last value."""
-        if key in self and key not in self.duplicate_keys:
-            self.duplicate_keys.append(key)
+        """Set ``key``; a repeated key keeps its first position and takes the last value, and
+        its earlier values are kept in ``repeats``."""
+        if key in self:
+            self.repeats.setdefault(key, []).append(self[key])
         self[key] = value
+
+    def given(self, key: str) -> list[JsonValue]:
+        """Every value given for ``key`` (which must be present), in order."""
+        earlier = self.repeats.get(key)
+        return [self[key]] if earlier is None else [*earlier, self[key]]
 
 
 JsonValue: TypeAlias = "bool | int | float | Decimal | str | LongNumber | list[JsonValue] | JsonObject | None"
@@ -96,14 +104,21 @@ def kind_of(value: JsonValue) -> str:
     return "an object"
 
 
+def _same_values(left: list[JsonValue], right: list[JsonValue]) -> bool:
+    return len(left) == len(right) and all(same_value(a, b) for a, b in zip(left, right, strict=True))
+
+
 def same_value(left: JsonValue, right: JsonValue) -> bool:
     """JSON equality: ``1``, ``1.0`` and ``true`` differ (Python's ``==`` says they are equal)."""
     if type(left) is not type(right):
         return False
     if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(same_value(a, b) for a, b in zip(left, right, strict=True))
+        return _same_values(left, right)
     if isinstance(left, JsonObject) and isinstance(right, JsonObject):
-        return left.keys() == right.keys() and all(same_value(left[key], right[key]) for key in left)
+        # Every value of a repeated key counts: {"a": 1, "a": 2} is not {"a": 2}.
+        return left.keys() == right.keys() and all(
+            _same_values(left.given(key), right.given(key)) for key in left
+        )
     if isinstance(left, float) and isinstance(right, float) and math.isnan(left):
         return math.isnan(right)
     return left == right

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import socket
 import time
 import uuid
@@ -225,6 +226,33 @@ def test_form_encoded_payment(server: Server) -> None:
     assert (result["total_amount"], result["currency"]) == (1250, "USD")
     assert result["step_results"][0]["method"] == "card"
     assert {issue["severity"] for issue in result["validation_errors"]} == {"warning"}
+
+
+def test_multipart_and_compressed_bodies_are_422_saying_what_to_send(server: Server) -> None:
+    before = len(server.ledger())
+    multipart = httpx.post(
+        f"{server.url}/v1/payments",
+        files={"amount": (None, "1250"), "currency": (None, "USD")},
+        headers=ACME,
+        timeout=10,
+    )
+    compressed = httpx.post(
+        f"{server.url}/v1/payments",
+        content=gzip.compress(b'{"amount": 1250, "currency": "USD"}'),
+        headers={**ACME, "Content-Type": "application/json", "Content-Encoding": "gzip"},
+        timeout=10,
+    )
+
+    for response, code, says in (
+        (multipart, "unsupported_content_type", "multipart bodies are not accepted"),
+        (compressed, "unsupported_content_encoding", "is not supported"),
+    ):
+        assert response.status_code == 422, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        (error,) = response.json()["errors"]
+        assert (error["field"], error["code"]) == ("body", code)
+        assert says in error["message"]
+    assert len(server.ledger()) == before
 
 
 def test_complaints_are_stored_once(server: Server) -> None:

@@ -4,6 +4,7 @@ over a real socket cannot easily provoke. (The end-to-end tests run a real serve
 from __future__ import annotations
 
 import asyncio
+import gzip
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from engine.results import CompositeResult
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
+from ingest.parsing import idempotency_key_problem
 from ingest.records import MemoryRecords
 from tests.e2e.server import CONFIG
 
@@ -296,6 +298,79 @@ async def test_bad_idempotency_keys_are_400(app: object) -> None:
                 "severity": "error",
             }
         ]
+
+
+#: Keys on either side of the rule, for the header and the body's key alike.
+KEYS = ["k", "k" * 255, "order 17 ~!@#", "", "   ", "k" * 256, "tab\there", "clé-ü", "a\x1b[31m", "a\x7f"]
+
+
+@pytest.mark.parametrize("key", KEYS)
+async def test_the_header_and_the_body_key_meet_one_rule(app: object, key: str) -> None:
+    header = await call(
+        app,
+        "POST",
+        "/v1/payments",
+        [ACME, JSON, (b"idempotency-key", key.encode("latin-1"))],
+        body_of(b'{"amount": 5}'),
+    )
+    # Another merchant, so that a valid key is new to it (keys are scoped per merchant).
+    body = await call(
+        app,
+        "POST",
+        "/v1/payments",
+        [GLOBEX, JSON],
+        body_of(orjson.dumps({"amount": 5, "idempotency_key": key})),
+    )
+    refused = idempotency_key_problem(key) is not None
+    assert header.status == (400 if refused else 200), key
+    assert body.status == (422 if refused else 200), key
+    if refused:
+        errors = body.json()["errors"]
+        assert isinstance(errors, list)
+        blocking = [error for error in errors if error["severity"] == "error"]
+        assert [(error["field"], error["code"]) for error in blocking] == [
+            ("idempotency_key", "invalid_idempotency_key")
+        ]
+        assert "printable ASCII" in blocking[0]["message"]
+
+
+MULTIPART = b'--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1250\r\n--x--\r\n'
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "code"),
+    [
+        ([(b"content-type", b"multipart/form-data; boundary=x")], MULTIPART, "unsupported_content_type"),
+        (
+            [JSON, (b"content-encoding", b"gzip")],
+            gzip.compress(b'{"amount": 1250}'),
+            "unsupported_content_encoding",
+        ),
+        # Two lines of a list header are one list: the second coding counts.
+        (
+            [JSON, (b"content-encoding", b"identity"), (b"content-encoding", b"br")],
+            b'{"amount": 1250}',
+            "unsupported_content_encoding",
+        ),
+    ],
+)
+async def test_a_body_the_parser_cannot_read_is_422_saying_what_to_send(
+    app: object, headers: list[tuple[bytes, bytes]], body: bytes, code: str
+) -> None:
+    answer = await call(app, "POST", "/v1/payments", [ACME, *headers], body_of(body))
+    assert answer.status == 422
+    assert answer.headers["content-type"] == "application/problem+json"
+    document = answer.json()
+    assert document["code"] == "validation_failed"
+    errors = document["errors"]
+    assert isinstance(errors, list)
+    assert [(error["field"], error["code"]) for error in errors] == [("body", code)]
+
+
+async def test_the_identity_coding_is_a_body_as_it_is(app: object) -> None:
+    headers = [ACME, JSON, (b"content-encoding", b"identity")]
+    answer = await call(app, "POST", "/v1/payments", headers, body_of(b'{"amount": 1250}'))
+    assert answer.status == 200
 
 
 async def test_a_trailing_slash_is_a_404_that_names_the_route(app: object) -> None:

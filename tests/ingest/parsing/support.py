@@ -34,7 +34,9 @@ def encode(body: object) -> bytes:
     return json.dumps(body, ensure_ascii=False).encode("utf-8")
 
 
-def parse(body: object, content_type: str | None = JSON, header: str | None = None) -> ParsedRequest:
+def parse(
+    body: object, content_type: str | None = JSON, header: str | None = None, *, encoding: str | None = None
+) -> ParsedRequest:
     return parse_payment_request(
         encode(body),
         content_type,
@@ -42,6 +44,7 @@ def parse(body: object, content_type: str | None = JSON, header: str | None = No
         request_id=RequestId("req_1"),
         payment_id=PaymentId("pay_1"),
         idempotency_key=header,
+        content_encoding=encoding,
     )
 
 

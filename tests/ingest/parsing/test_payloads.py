@@ -86,6 +86,10 @@ FIFTY_ONE = {f"k{i}": "v" for i in range(51)}
 NO_CURRENCY: dict[str, Any] = {"currency": OMIT}
 CLEAN_JSON = '{"merchant_id": "m_acme", "amount": 1250, "currency": "USD", "method": "card"}'
 FORM_BODY = "merchant_id=m_acme&amount=12.50&currency=USD&method=card"
+MULTIPART = (
+    '--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1250\r\n'
+    '--x\r\nContent-Disposition: form-data; name="currency"\r\n\r\nUSD\r\n--x--\r\n'
+)
 
 AMOUNTS = [
     case("amount-int-minor-units", pay(amount=1250)),
@@ -348,11 +352,11 @@ AMOUNTS = [
         E("amount", "not_finite"),
         amount=None,
     ),
-    case("amount-huge-float", CLEAN_JSON.replace("1250", "1e400"), E("amount", "too_large"), amount=None),
+    case("amount-huge-float", CLEAN_JSON.replace("1250", "1e400"), E("amount", "over_maximum"), amount=None),
     case(
         "amount-huge-exponent",
         CLEAN_JSON.replace("1250", "1e999999999"),
-        E("amount", "too_large"),
+        E("amount", "over_maximum"),
         amount=None,
     ),
     case(
@@ -361,20 +365,20 @@ AMOUNTS = [
         E("amount", "over_maximum"),
         amount=2**63 - 1,
     ),
-    case("amount-beyond-int64", pay(amount=2**63), E("amount", "too_large"), amount=None),
+    case("amount-beyond-int64", pay(amount=2**63), E("amount", "over_maximum"), amount=None),
     case(
         "amount-digits-beyond-int64",
         pay(amount="99999999999999999999"),
-        E("amount", "too_large"),
+        E("amount", "over_maximum"),
         amount=None,
     ),
     case(
         "amount-hundred-digit-integer",
         CLEAN_JSON.replace("1250", "9" * 101),
-        E("amount", "too_large"),
+        E("amount", "over_maximum"),
         amount=None,
     ),
-    case("amount-ten-thousand-digits", pay(amount="1" * 10_000), E("amount", "too_large"), amount=None),
+    case("amount-ten-thousand-digits", pay(amount="1" * 10_000), E("amount", "over_maximum"), amount=None),
     case(
         "amount-over-merchant-max",
         pay(amount=MAX_AMOUNT + 1),
@@ -383,6 +387,22 @@ AMOUNTS = [
     ),
     case("amount-at-merchant-max", pay(amount=MAX_AMOUNT), amount=MAX_AMOUNT),
     case("amount-major-at-merchant-max", pay(amount="10,000,000.00"), amount=MAX_AMOUNT),
+    case(
+        "amount-digit-string-beyond-int64",
+        pay(amount="9223372036854775808"),
+        E("amount", "over_maximum"),
+        amount=None,
+    ),
+    case("amount-letters-only", pay(amount="abc"), E("amount", "invalid_amount"), amount=None),
+    case("amount-currency-code-only", pay(amount="USD"), E("amount", "invalid_amount"), amount=None),
+    case("amount-nan-text", pay(amount="NaN"), E("amount", "not_finite"), amount=None),
+    case("amount-nan-lower-case", pay(amount="nan"), E("amount", "not_finite"), amount=None),
+    case("amount-inf-text", pay(amount="inf"), E("amount", "not_finite"), amount=None),
+    case("amount-infinity-text", pay(amount="Infinity"), E("amount", "not_finite"), amount=None),
+    case("amount-minus-infinity-text", pay(amount="-Infinity"), E("amount", "not_finite"), amount=None),
+    case("amount-signed-inf-text", pay(amount="+INF"), E("amount", "not_finite"), amount=None),
+    case("amount-nan-with-code", pay(amount="NaN USD"), E("amount", "not_finite"), amount=None),
+    case("amount-nan-with-symbol", pay(amount="$nan"), E("amount", "not_finite"), amount=None),
     case("amount-with-nul", pay(amount="12.50\u0000"), E("amount", "invalid_amount"), amount=None),
     case("amount-html", pay(amount="<b>12</b>"), E("amount", "invalid_amount"), amount=None),
     case("amount-sql", pay(amount="1250; DROP TABLE payments"), E("amount", "invalid_amount"), amount=None),
@@ -505,7 +525,8 @@ FIELD_NAMES = [
     case(
         "name-json-repeated-key",
         CLEAN_JSON.replace('"amount": 1250', '"amount": 1, "amount": 1250'),
-        W("amount", "duplicate_field"),
+        E("amount", "conflicting_fields"),
+        amount=None,
     ),
     case("name-different-values", pay({"AMOUNT": 999}), E("amount", "conflicting_fields"), amount=None),
     case(
@@ -656,14 +677,126 @@ METADATA = [
     case(
         "metadata-repeated-key",
         CLEAN_JSON[:-1] + ', "metadata": {"a": "1", "a": "2"}}',
-        W("metadata.a", "duplicate_field"),
-        metadata={"a": "2"},
+        E("metadata.a", "conflicting_fields"),
     ),
     case(
         "metadata-huge-number",
         CLEAN_JSON[:-1] + ', "metadata": {"n": ' + "7" * 150 + "}}",
         W("metadata.n", "converted"),
         metadata={"n": "7" * 150},
+    ),
+]
+
+#: A field (or metadata key) given more than once, exactly or in another spelling: one rule. The
+#: same value throughout is a warning; two different values are an error and none is used.
+DUPLICATES = [
+    case(
+        "repeat-amount-last-would-win",
+        '{"amount": 1250, "currency": "USD", "method": "card", "amount": 99}',
+        E("amount", "conflicting_fields"),
+        W("merchant_id", "missing"),
+        amount=None,
+    ),
+    case(
+        "repeat-amount-same-value",
+        CLEAN_JSON[:-1] + ', "amount": 1250}',
+        W("amount", "duplicate_field"),
+    ),
+    case(
+        "repeat-amount-exact-and-variant",
+        CLEAN_JSON[:-1] + ', "Amount": 1250, "amount": 99}',
+        E("amount", "conflicting_fields"),
+        amount=None,
+    ),
+    case(
+        "repeat-amount-three-times-same",
+        CLEAN_JSON[:-1] + ', "AMOUNT": 1250, "amount": 1250}',
+        W("amount", "duplicate_field"),
+    ),
+    case(
+        "repeat-currency",
+        CLEAN_JSON[:-1] + ', "currency": "EUR"}',
+        E("currency", "conflicting_fields"),
+        currency=None,
+    ),
+    case(
+        "repeat-method",
+        CLEAN_JSON[:-1] + ', "method": "paypal"}',
+        E("method", "conflicting_fields"),
+        method=None,
+    ),
+    case(
+        "repeat-merchant-id",
+        CLEAN_JSON[:-1] + ', "merchant_id": "m_other"}',
+        E("merchant_id", "conflicting_fields"),
+        E("merchant_id", "merchant_mismatch"),
+        mismatch=True,
+    ),
+    case(
+        "repeat-idempotency-key",
+        CLEAN_JSON[:-1] + ', "idempotency_key": "k-1", "idempotency_key": "k-2"}',
+        E("idempotency_key", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-object",
+        CLEAN_JSON[:-1] + ', "metadata": {"a": "1"}, "metadata": {"b": "2"}}',
+        E("metadata", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-spelled-twice-one-with-a-conflict-inside",
+        CLEAN_JSON[:-1] + ', "metadata": {"a": "1", "a": "2"}, "Metadata": {"a": "2"}}',
+        E("metadata", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-key-same-value",
+        CLEAN_JSON[:-1] + ', "metadata": {"a": "1", "b": "x", "a": "1"}}',
+        W("metadata.a", "duplicate_field"),
+        metadata={"a": "1", "b": "x"},
+    ),
+    case(
+        "repeat-metadata-key-number-and-text-differ",
+        CLEAN_JSON[:-1] + ', "metadata": {"a": 1, "a": "1"}}',
+        E("metadata.a", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-keys-that-mask-alike-differ",
+        pay(metadata={CARD: "x", "4242 4242 4242 4242": "y"}),
+        E("metadata.424242******4242", "conflicting_fields"),
+    ),
+    case(
+        "repeat-metadata-keys-that-mask-alike-agree",
+        pay(metadata={CARD: "x", "4242 4242 4242 4242": "x"}),
+        W("metadata.424242******4242", "card_number_masked"),
+        W("metadata.424242******4242", "duplicate_field"),
+        metadata={"424242******4242": "x"},
+    ),
+    case(
+        "repeat-form-amount",
+        FORM_BODY + "&amount=99",
+        E("amount", "conflicting_fields"),
+        amount=None,
+        content_type=FORM,
+    ),
+    case(
+        "repeat-form-currency",
+        FORM_BODY + "&currency=EUR",
+        E("currency", "conflicting_fields"),
+        amount=None,  # major units, and no currency to read them in
+        currency=None,
+        content_type=FORM,
+    ),
+    case(
+        "repeat-form-metadata-key-same-value",
+        FORM_BODY + "&metadata[a]=1&metadata[a]=1",
+        W("metadata.a", "duplicate_field"),
+        metadata={"a": "1"},
+        content_type=FORM,
+    ),
+    case(
+        "repeat-form-plain-and-bracketed-metadata",
+        FORM_BODY + "&metadata=oops&metadata[a]=1",
+        E("metadata", "conflicting_fields"),
+        content_type=FORM,
     ),
 ]
 
@@ -869,6 +1002,42 @@ BODIES = [
         W("body", "content_type"),
         content_type="multipart/form-data; boundary=x",
     ),
+    case(
+        "body-multipart-form-data",
+        MULTIPART,
+        E("body", "unsupported_content_type"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type="multipart/form-data; boundary=x",
+    ),
+    case(
+        "body-form-fields-labelled-multipart",
+        FORM_BODY,
+        E("body", "unsupported_content_type"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type="multipart/form-data; boundary=x",
+    ),
+    case(
+        "body-multipart-mixed",
+        MULTIPART,
+        E("body", "unsupported_content_type"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type="Multipart/Mixed; boundary=x",
+    ),
+    case(
+        "body-json-array-as-multipart",
+        [1250],
+        E("body", "unsupported_content_type"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type="multipart/form-data; boundary=x",
+    ),
     case("body-json-with-charset", pay(), content_type="application/json; charset=utf-8"),
     case("body-json-upper-case-type", pay(), content_type="Application/JSON"),
     case("body-json-vendor-type", pay(), content_type="application/vnd.api+json"),
@@ -951,8 +1120,7 @@ BODIES = [
     case(
         "form-metadata-repeated-key",
         FORM_BODY + "&metadata[a]=1&metadata[a]=2",
-        W("metadata.a", "duplicate_field"),
-        metadata={"a": "2"},
+        E("metadata.a", "conflicting_fields"),
         content_type=FORM,
     ),
     case(
@@ -965,6 +1133,25 @@ BODIES = [
         "form-unknown-bracket-field",
         FORM_BODY + "&amount[x]=1",
         W("amount[x]", "unknown_field"),
+        content_type=FORM,
+    ),
+    case(
+        "form-nested-metadata-key",
+        FORM_BODY + "&metadata[order]=A1&metadata[a][b]=1",
+        W("metadata[a][b]", "unknown_field"),
+        metadata={"order": "A1"},
+        content_type=FORM,
+    ),
+    case(
+        "form-nested-metadata-list",
+        FORM_BODY + "&Meta_Data[tags][]=x",
+        W("Meta_Data[tags][]", "unknown_field"),
+        content_type=FORM,
+    ),
+    case(
+        "form-metadata-key-with-brackets-inside",
+        FORM_BODY + "&metadata[items[0]]=x",
+        metadata={"items[0]": "x"},
         content_type=FORM,
     ),
     case("form-without-content-type", FORM_BODY, W("body", "content_type"), content_type=None),
@@ -1031,7 +1218,19 @@ IDENTIFIERS = [
     case("key-body-256", pay(idempotency_key="k" * 256), E("idempotency_key", "invalid_idempotency_key")),
     case("key-body-number", pay(idempotency_key=123), E("idempotency_key", "invalid_idempotency_key")),
     case("key-body-nul", pay(idempotency_key="k\u0000"), E("idempotency_key", "invalid_idempotency_key")),
+    case("key-body-accented", pay(idempotency_key="clé-ü"), E("idempotency_key", "invalid_idempotency_key")),
+    case(
+        "key-body-control-characters",
+        pay(idempotency_key="line1\nline2\u001b[31m"),
+        E("idempotency_key", "invalid_idempotency_key"),
+    ),
+    case("key-body-tab", pay(idempotency_key="a\tb"), E("idempotency_key", "invalid_idempotency_key")),
+    case("key-body-delete", pay(idempotency_key="a\u007f"), E("idempotency_key", "invalid_idempotency_key")),
+    case("key-body-emoji", pay(idempotency_key="order-🎉"), E("idempotency_key", "invalid_idempotency_key")),
+    case("key-body-inner-space-and-punctuation", pay(idempotency_key="order 17 ~!@#"), key="order 17 ~!@#"),
+    case("key-body-padded-kept-as-given", pay(idempotency_key=" k-1 "), key=" k-1 "),
     case("key-header-empty", pay(), E("idempotency_key", "invalid_idempotency_key"), header=""),
+    case("key-header-accented", pay(), E("idempotency_key", "invalid_idempotency_key"), header="clé"),
     case(
         "key-body-error-with-body-failure",
         b"",
@@ -1044,7 +1243,7 @@ IDENTIFIERS = [
     ),
 ]
 
-CASES = [*AMOUNTS, *CURRENCIES, *METHODS, *FIELD_NAMES, *METADATA, *BODIES, *IDENTIFIERS]
+CASES = [*AMOUNTS, *CURRENCIES, *METHODS, *FIELD_NAMES, *METADATA, *DUPLICATES, *BODIES, *IDENTIFIERS]
 
 
 def test_the_table_is_large_and_its_ids_are_unique() -> None:

@@ -337,7 +337,7 @@ def test_an_object_with_repeated_keys_is_built_the_same_both_ways(items: list[tu
     with general_path():
         general = json_object(list(items))
     assert list(fast.items()) == list(general.items())
-    assert fast.duplicate_keys == general.duplicate_keys
+    assert fast.repeats == general.repeats
 
 
 @pytest.mark.parametrize(

@@ -221,11 +221,16 @@ class StepSucceeded(_StepEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepFailed(_StepEvent):
-    """An attempt of a step failed; ``retryable`` follows from the error code."""
+    """An attempt of a step failed.
+
+    ``retryable`` is set from the error code's retry class at the point of failure (true unless
+    the class is NEVER), the value the step's result reports; one that contradicts it is refused.
+    """
 
     event_type: ClassVar[str] = "StepFailed"
 
     error_code: ErrorCode
+    retryable: bool
     latency_ms: int
     attempt: int = 1
 
@@ -233,12 +238,14 @@ class StepFailed(_StepEvent):
         _StepEvent.__post_init__(self)
         if not isinstance(self.error_code, ErrorCode):
             raise InvalidFieldError("event.error_code", self.error_code, "must be an ErrorCode")
+        if not isinstance(self.retryable, bool):
+            raise InvalidFieldError("event.retryable", self.retryable, "must be a bool")
+        if self.retryable != self.error_code.retryable:
+            raise ResultInvariantError(
+                "event.retryable", self.retryable, f"contradicts the retry class of {self.error_code.value}"
+            )
         check_count("event.latency_ms", self.latency_ms)
         check_count("event.attempt", self.attempt, minimum=1)
-
-    @property
-    def retryable(self) -> bool:
-        return self.error_code.retryable
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

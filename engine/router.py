@@ -244,6 +244,7 @@ class Router:
                         step_index=request.step_index,
                         processor_id=processor_id,
                         error_code=error,
+                        retryable=error.retryable,
                         latency_ms=response.latency_ms,
                         attempt=number,
                     )

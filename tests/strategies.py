@@ -189,11 +189,13 @@ def step_succeeded(draw: st.DrawFn) -> StepSucceeded:
 
 @st.composite
 def step_failed(draw: st.DrawFn) -> StepFailed:
+    error_code = draw(error_codes)
     return StepFailed(
         **draw(commons),
         step_index=draw(counts),
         processor_id=draw(processor_ids),
-        error_code=draw(error_codes),
+        error_code=error_code,
+        retryable=error_code.retryable,  # any other value is refused (tests/schema/test_invalid_protos.py)
         latency_ms=draw(latencies),
         attempt=draw(attempts),
     )

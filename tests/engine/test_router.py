@@ -73,6 +73,8 @@ async def test_exhausted_retries_cascade_to_the_next_processor() -> None:
     assert result.success and result.processor_id == "adyen_sim" and result.attempts == 3
     attempts = [(e.processor_id, e.attempt) for e in setup.sink.events if isinstance(e, StepAttempted)]
     assert attempts == [("stripe_sim", 1), ("stripe_sim", 2), ("adyen_sim", 3)]
+    failed = [(e.attempt, e.error_code, e.retryable) for e in setup.sink.events if isinstance(e, StepFailed)]
+    assert failed == [(1, ErrorCode.PROCESSING_ERROR, True), (2, ErrorCode.PROCESSING_ERROR, True)]
 
 
 @pytest.mark.parametrize("behaviour", [NETWORK, UNAVAILABLE])
@@ -97,6 +99,7 @@ async def test_never_errors_stop_the_step(behaviour: str, code: ErrorCode) -> No
     assert fakes["adyen_sim"].calls == 0
     failed = setup.sink.events[-1]
     assert isinstance(failed, StepFailed) and failed.error_code is code
+    assert failed.retryable is result.retryable is False
     assert setup.sink.violations == []
 
 

@@ -145,3 +145,13 @@ def test_a_failed_step_is_retryable_exactly_as_its_error_codes_retry_class_says(
         StepFailed(**IDS, **STEP, error_code=code, retryable=not code.retryable, latency_ms=1)
     with pytest.raises(InvalidFieldError, match="event.retryable"):
         StepFailed(**IDS, **STEP, error_code=code, retryable="yes", latency_ms=1)  # type: ignore[arg-type]
+
+
+def test_a_failed_step_without_an_attempt_took_no_time() -> None:
+    unavailable: dict[str, Any] = {"error_code": ErrorCode.PROCESSOR_UNAVAILABLE, "retryable": True}
+    skipped = StepFailed(**IDS, **STEP, **unavailable, latency_ms=0, attempt=0)
+    assert skipped.attempt == 0
+    with pytest.raises(ResultInvariantError, match="event.latency_ms=5"):
+        StepFailed(**IDS, **STEP, **unavailable, latency_ms=5, attempt=0)
+    with pytest.raises(InvalidFieldError, match="event.attempt=-1"):
+        StepFailed(**IDS, **STEP, **unavailable, latency_ms=0, attempt=-1)

@@ -175,11 +175,16 @@ async def test_a_step_whose_every_circuit_is_open_sends_nothing() -> None:
     setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=1, cool_down_s=60))
     await setup.router.route(request(payment="pay_0"), STEP, merchant())
     calls = fakes["stripe_sim"].calls + fakes["adyen_sim"].calls
+    before = len(setup.sink.events)
     result = await setup.router.route(request(payment="pay_1"), STEP, merchant())
     assert not result.success
     assert result.attempts == 0
     assert result.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
     assert fakes["stripe_sim"].calls + fakes["adyen_sim"].calls == calls
+    (skipped,) = setup.sink.events[before:]  # no StepAttempted: nothing was sent
+    assert isinstance(skipped, StepFailed)
+    assert (skipped.processor_id, skipped.attempt, skipped.latency_ms) == (result.processor_id, 0, 0)
+    assert (skipped.error_code, skipped.retryable) == (result.error_code, result.retryable)
     assert (
         "skipped (circuit open or not configured): stripe_sim, adyen_sim" in setup.sink.violations[-1].message
     )

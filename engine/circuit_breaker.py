@@ -78,7 +78,7 @@ class CircuitBreaker:
             self._probe_in_flight = False
 
     def record_neutral(self) -> None:
-        """The processor answered sanely (a decline): it is healthy, the probe is over."""
+        """The processor answered sanely (a decline, a card error): it is healthy, the probe is over."""
         self.record_success()
 
 

@@ -221,11 +221,19 @@ class StepSucceeded(_StepEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class StepFailed(_StepEvent):
-    """An attempt of a step failed; ``retryable`` follows from the error code."""
+    """An attempt of a step failed, or the step failed without one.
+
+    ``retryable`` is set from the error code's retry class at the point of failure (true unless
+    the class is NEVER), the value the step's result reports; one that contradicts it is refused.
+    ``attempt`` is 0 when nothing was sent: every processor of the step's chain was skipped
+    (circuit open or not configured), and ``processor_id`` is the one the step's result names;
+    such an event took no time.
+    """
 
     event_type: ClassVar[str] = "StepFailed"
 
     error_code: ErrorCode
+    retryable: bool
     latency_ms: int
     attempt: int = 1
 
@@ -233,12 +241,18 @@ class StepFailed(_StepEvent):
         _StepEvent.__post_init__(self)
         if not isinstance(self.error_code, ErrorCode):
             raise InvalidFieldError("event.error_code", self.error_code, "must be an ErrorCode")
+        if not isinstance(self.retryable, bool):
+            raise InvalidFieldError("event.retryable", self.retryable, "must be a bool")
+        if self.retryable != self.error_code.retryable:
+            raise ResultInvariantError(
+                "event.retryable", self.retryable, f"contradicts the retry class of {self.error_code.value}"
+            )
         check_count("event.latency_ms", self.latency_ms)
-        check_count("event.attempt", self.attempt, minimum=1)
-
-    @property
-    def retryable(self) -> bool:
-        return self.error_code.retryable
+        check_count("event.attempt", self.attempt)
+        if self.attempt == 0 and self.latency_ms != 0:
+            raise ResultInvariantError(
+                "event.latency_ms", self.latency_ms, "a step that sent nothing took no time"
+            )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

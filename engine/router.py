@@ -12,6 +12,11 @@ For each processor of the step's fallback chain (skipping those whose circuit is
 * ``RETRY_SAME`` errors are retried at the same processor after a full-jitter backoff;
   ``CASCADE`` errors, and ``RETRY_SAME`` errors once attempts run out, move to the next
   processor; ``NEVER`` errors stop the step.
+
+Every failed attempt emits ``StepFailed``. A step whose every processor is skipped (circuit open
+or not configured) sends nothing and fails ``processor_unavailable`` with 0 attempts; it emits one
+``StepFailed`` with attempt 0 and no latency, so that the events tell what the result does. It is
+emitted outside any attempt's span: no charge attempt was made, and none is counted.
 """
 
 from __future__ import annotations
@@ -174,6 +179,21 @@ class Router:
                 return RoutedStep(result, (processor_id,))
             if error.retry_class is RetryClass.NEVER:
                 return RoutedStep(self._result(step, processor_id, attempts, latency, error))
+        if not attempts:
+            await self._sink.emit(
+                _failed(
+                    payment_id=ctx.payment_id,
+                    request_id=ctx.request_id,
+                    merchant_id=ctx.merchant_id,
+                    timestamp=self._clock.now(),
+                    step_index=step.index,
+                    processor_id=last,
+                    error_code=error,
+                    retryable=error.retryable,
+                    latency_ms=0,
+                    attempt=0,
+                )
+            )
         if error.retryable:
             detail = f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
             message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
@@ -244,6 +264,7 @@ class Router:
                         step_index=request.step_index,
                         processor_id=processor_id,
                         error_code=error,
+                        retryable=error.retryable,
                         latency_ms=response.latency_ms,
                         attempt=number,
                     )

@@ -189,13 +189,17 @@ def step_succeeded(draw: st.DrawFn) -> StepSucceeded:
 
 @st.composite
 def step_failed(draw: st.DrawFn) -> StepFailed:
+    error_code = draw(error_codes)
+    # Attempt 0: a step that sent nothing (every circuit open), which took no time.
+    attempt = draw(st.just(0) | attempts)
     return StepFailed(
         **draw(commons),
         step_index=draw(counts),
         processor_id=draw(processor_ids),
-        error_code=draw(error_codes),
-        latency_ms=draw(latencies),
-        attempt=draw(attempts),
+        error_code=error_code,
+        retryable=error_code.retryable,  # any other value is refused (tests/schema/test_invalid_protos.py)
+        latency_ms=0 if attempt == 0 else draw(latencies),
+        attempt=attempt,
     )
 
 

@@ -13,7 +13,7 @@ from typing import TypedDict
 from google.protobuf.message import DecodeError
 from payments.events.v1 import events_pb2
 
-from engine.errors import InvalidFieldError, InvalidTimestampError, ResultInvariantError
+from engine.errors import InvalidFieldError, InvalidTimestampError
 from engine.events import (
     CompensationIssued,
     DomainEvent,
@@ -241,19 +241,15 @@ def _step_succeeded(common: _Common, body: events_pb2.StepSucceeded) -> StepSucc
 
 
 def _step_failed(common: _Common, body: events_pb2.StepFailed) -> StepFailed:
-    event = StepFailed(
+    return StepFailed(
         **common,
         step_index=body.step_index,
         processor_id=ProcessorId(body.processor_id),
         error_code=ERROR_CODES.from_wire("event.error_code", body.error_code),
+        retryable=body.retryable,
         latency_ms=body.latency_ms,
         attempt=body.attempt,
     )
-    if body.retryable != event.retryable:
-        raise ResultInvariantError(
-            "event.retryable", body.retryable, f"contradicts the retry class of {event.error_code.value}"
-        )
-    return event
 
 
 def _compensation_issued(common: _Common, body: events_pb2.CompensationIssued) -> CompensationIssued:

@@ -75,6 +75,7 @@ def test_the_seed_payment_as_events() -> None:
             step_index=1,
             processor_id=ProcessorId("stripe_sim"),
             error_code=ErrorCode.TIMEOUT,
+            retryable=True,
             latency_ms=2000,
         ),
         PaymentCompleted(**IDS, total_amount=10_000, total_processed=10_000),
@@ -131,6 +132,26 @@ def test_step_events_check_their_fields() -> None:
     with pytest.raises(InvalidFieldError, match="event.attempt=0"):
         StepSucceeded(**IDS, **STEP, latency_ms=1, amount=1, attempt=0)
     with pytest.raises(InvalidFieldError, match="event.latency_ms=-1"):
-        StepFailed(**IDS, **STEP, error_code=ErrorCode.DECLINED, latency_ms=-1)
+        StepFailed(**IDS, **STEP, error_code=ErrorCode.DECLINED, retryable=False, latency_ms=-1)
     with pytest.raises(InvalidFieldError, match="event.step_index"):
         StepSucceeded(**{**IDS, **STEP, "step_index": "0"}, latency_ms=1, amount=1)
+
+
+@pytest.mark.parametrize("code", list(ErrorCode))
+def test_a_failed_step_is_retryable_exactly_as_its_error_codes_retry_class_says(code: ErrorCode) -> None:
+    failed = StepFailed(**IDS, **STEP, error_code=code, retryable=code.retryable, latency_ms=1)
+    assert failed.retryable is code.retryable
+    with pytest.raises(ResultInvariantError, match="event.retryable"):
+        StepFailed(**IDS, **STEP, error_code=code, retryable=not code.retryable, latency_ms=1)
+    with pytest.raises(InvalidFieldError, match="event.retryable"):
+        StepFailed(**IDS, **STEP, error_code=code, retryable="yes", latency_ms=1)  # type: ignore[arg-type]
+
+
+def test_a_failed_step_without_an_attempt_took_no_time() -> None:
+    unavailable: dict[str, Any] = {"error_code": ErrorCode.PROCESSOR_UNAVAILABLE, "retryable": True}
+    skipped = StepFailed(**IDS, **STEP, **unavailable, latency_ms=0, attempt=0)
+    assert skipped.attempt == 0
+    with pytest.raises(ResultInvariantError, match="event.latency_ms=5"):
+        StepFailed(**IDS, **STEP, **unavailable, latency_ms=5, attempt=0)
+    with pytest.raises(InvalidFieldError, match="event.attempt=-1"):
+        StepFailed(**IDS, **STEP, **unavailable, latency_ms=0, attempt=-1)

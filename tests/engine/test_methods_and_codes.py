@@ -58,9 +58,11 @@ def test_parsing_names_the_field_and_value() -> None:
 
 
 def test_only_processor_health_failures_count_against_a_circuit() -> None:
+    # Answers about the card or the request come from a working processor.
     healthy_answers = {
         ErrorCode.DECLINED,
         ErrorCode.INVALID_CARD,
+        ErrorCode.PROCESSING_ERROR,
         ErrorCode.UNKNOWN,
         ErrorCode.POLICY_REJECTED,
         ErrorCode.COVERAGE_SHORTFALL,

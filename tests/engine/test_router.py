@@ -1,10 +1,14 @@
 import pytest
 
 from engine.circuit_breaker import BreakerPolicy, CircuitState
+from engine.config import ProcessorConfig, ProcessorKind
 from engine.error_codes import ErrorCode
 from engine.events import StepAttempted, StepFailed, StepSucceeded
+from engine.ledger import Ledger
 from engine.methods import PaymentMethod
 from engine.plan import PaymentStep
+from engine.processors import SimulatedProcessor
+from engine.processors.cards import CARD_NUMBER_KEY
 from engine.types import ProcessorId
 from tests.engine.fakes import (
     DECLINE,
@@ -17,11 +21,15 @@ from tests.engine.fakes import (
     TIMEOUT_CHARGED,
     TIMEOUT_UNCHARGED,
     UNAVAILABLE,
+    RecordingSleeper,
     ScriptedProcessor,
 )
 from tests.engine.harness import merchant, request, rig
 
 STEP = PaymentStep(0, PaymentMethod.CARD, 4000, (ProcessorId("stripe_sim"), ProcessorId("adyen_sim")))
+#: Stripe's test cards (PRODUCT.md section 5): a processing error that may be retried; a success.
+RETRYABLE_CARD = {CARD_NUMBER_KEY: "400000******0119"}
+GOOD_CARD = {CARD_NUMBER_KEY: "424242******4242"}
 
 
 def pair(
@@ -65,6 +73,8 @@ async def test_exhausted_retries_cascade_to_the_next_processor() -> None:
     assert result.success and result.processor_id == "adyen_sim" and result.attempts == 3
     attempts = [(e.processor_id, e.attempt) for e in setup.sink.events if isinstance(e, StepAttempted)]
     assert attempts == [("stripe_sim", 1), ("stripe_sim", 2), ("adyen_sim", 3)]
+    failed = [(e.attempt, e.error_code, e.retryable) for e in setup.sink.events if isinstance(e, StepFailed)]
+    assert failed == [(1, ErrorCode.PROCESSING_ERROR, True), (2, ErrorCode.PROCESSING_ERROR, True)]
 
 
 @pytest.mark.parametrize("behaviour", [NETWORK, UNAVAILABLE])
@@ -89,6 +99,7 @@ async def test_never_errors_stop_the_step(behaviour: str, code: ErrorCode) -> No
     assert fakes["adyen_sim"].calls == 0
     failed = setup.sink.events[-1]
     assert isinstance(failed, StepFailed) and failed.error_code is code
+    assert failed.retryable is result.retryable is False
     assert setup.sink.violations == []
 
 
@@ -164,22 +175,77 @@ async def test_a_step_whose_every_circuit_is_open_sends_nothing() -> None:
     setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=1, cool_down_s=60))
     await setup.router.route(request(payment="pay_0"), STEP, merchant())
     calls = fakes["stripe_sim"].calls + fakes["adyen_sim"].calls
+    before = len(setup.sink.events)
     result = await setup.router.route(request(payment="pay_1"), STEP, merchant())
     assert not result.success
     assert result.attempts == 0
     assert result.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
     assert fakes["stripe_sim"].calls + fakes["adyen_sim"].calls == calls
+    (skipped,) = setup.sink.events[before:]  # no StepAttempted: nothing was sent
+    assert isinstance(skipped, StepFailed)
+    assert (skipped.processor_id, skipped.attempt, skipped.latency_ms) == (result.processor_id, 0, 0)
+    assert (skipped.error_code, skipped.retryable) == (result.error_code, result.retryable)
     assert (
         "skipped (circuit open or not configured): stripe_sim, adyen_sim" in setup.sink.violations[-1].message
     )
 
 
-async def test_declines_do_not_open_a_circuit() -> None:
-    fakes = pair((DECLINE,))
+@pytest.mark.parametrize("behaviour", [DECLINE, INVALID, PROCESSING])
+async def test_answers_about_the_card_do_not_open_a_circuit(behaviour: str) -> None:
+    fakes = pair((behaviour,), (behaviour,))
     setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=1))
     for n in range(3):
         await setup.router.route(request(payment=f"pay_{n}"), STEP, merchant())
-    assert setup.router.breakers.states()[ProcessorId("stripe_sim")] is CircuitState.CLOSED
+    assert set(setup.router.breakers.states().values()) == {CircuitState.CLOSED}
+
+
+@pytest.mark.parametrize(
+    ("behaviour", "code"),
+    [
+        (NETWORK, ErrorCode.NETWORK_FAILURE),
+        (UNAVAILABLE, ErrorCode.PROCESSOR_UNAVAILABLE),
+        (TIMEOUT_UNCHARGED, ErrorCode.TIMEOUT),
+        (RAISE, ErrorCode.PROCESSOR_ERROR),
+        (GARBAGE, ErrorCode.MALFORMED_RESPONSE),
+    ],
+)
+async def test_processor_faults_open_a_circuit(behaviour: str, code: ErrorCode) -> None:
+    fakes = pair((behaviour,))
+    setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=1))
+    await setup.router.route(request(), STEP, merchant(max_attempts=1))
+    failed = [e for e in setup.sink.events if isinstance(e, StepFailed)]
+    assert [(e.processor_id, e.error_code) for e in failed] == [("stripe_sim", code)]
+    assert setup.router.breakers.states()[ProcessorId("stripe_sim")] is CircuitState.OPEN
+
+
+async def test_a_burst_of_card_level_processing_errors_leaves_every_circuit_closed() -> None:
+    # Stripe's test card for a processing error, on the simulated processors behind the default
+    # breaker (5 consecutive faults): each payment fails after 3 attempts at each processor.
+    ledger = Ledger()
+    processors = {
+        name: SimulatedProcessor(
+            ProcessorConfig(ProcessorId(name), ProcessorKind.SIMULATED), ledger, RecordingSleeper()
+        )
+        for name in ("stripe_sim", "adyen_sim")
+    }
+    setup = rig(processors)
+    for n in range(2):
+        failed = await setup.service.pay(
+            request(4000, f"pay_err_{n}", payment_method=PaymentMethod.CARD, metadata=RETRYABLE_CARD)
+        )
+        assert failed.final_error is ErrorCode.PROCESSING_ERROR
+        assert [(r.processor_id, r.attempts, r.retryable) for r in failed.step_results] == [
+            ("adyen_sim", 6, True)
+        ]
+    assert setup.router.breakers.states() == {
+        ProcessorId("stripe_sim"): CircuitState.CLOSED,
+        ProcessorId("adyen_sim"): CircuitState.CLOSED,
+    }
+    other = await setup.service.pay(
+        request(4000, "pay_ok", payment_method=PaymentMethod.CARD, metadata=GOOD_CARD)
+    )
+    assert other.success
+    assert [(r.processor_id, r.attempts) for r in other.step_results] == [("stripe_sim", 1)]
 
 
 async def test_an_unknown_outcome_stays_unknown_through_a_later_network_failure() -> None:

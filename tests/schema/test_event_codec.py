@@ -42,9 +42,13 @@ def test_decoded_timestamp_is_the_same_instant_in_utc(
 
 
 @given(EVENT_STRATEGIES[StepFailed])
-def test_step_failed_carries_its_derived_retry_flag(event: DomainEvent) -> None:
+def test_step_failed_carries_its_retry_flag(event: DomainEvent) -> None:
     assert isinstance(event, StepFailed)
+    assert event.retryable is event.error_code.retryable
     assert event_to_proto(event).step_failed.retryable is event.retryable
+    decoded = event_from_bytes(event_to_bytes(event))
+    assert isinstance(decoded, StepFailed)
+    assert decoded.retryable is event.retryable
 
 
 @given(st.sampled_from(EVENT_TYPES).flatmap(lambda event_type: EVENT_STRATEGIES[event_type]))

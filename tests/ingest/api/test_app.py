@@ -481,6 +481,25 @@ async def test_complaint_ids_are_each_merchants_own(either_app: object) -> None:
     assert b"acme" not in globex_again.body
 
 
+@pytest.mark.parametrize(
+    ("card", "code", "retryable", "attempts"),
+    [("4000000000000002", "declined", False, 1), ("4000000000000119", "processing_error", True, 2)],
+)
+async def test_a_failed_steps_events_show_whether_it_may_be_retried(
+    either_app: object, card: str, code: str, retryable: bool, attempts: int
+) -> None:
+    body = orjson.dumps({"amount": 500, "method": "card", "metadata": {"card_number": card}})
+    paid = await call(either_app, "POST", "/v1/payments", [ACME, JSON], body_of(body))
+    got = await call(either_app, "GET", f"/v1/payments/{paid.json()['payment_id']}", [ACME], body_of(b""))
+
+    steps: list[dict[str, object]] = paid.json()["step_results"]  # type: ignore[assignment]
+    events: list[dict[str, object]] = got.json()["events"]  # type: ignore[assignment]
+    assert [(s["error_code"], s["retryable"], s["attempts"]) for s in steps] == [(code, retryable, attempts)]
+    failed = [(e["attempt"], e["error_code"], e["retryable"]) for e in events if e["type"] == "StepFailed"]
+    # The same retry flag as the step's result, on every failed attempt.
+    assert failed == [(n, code, retryable) for n in range(1, attempts + 1)]
+
+
 async def test_a_complaint_id_filed_again_with_other_content_is_409_and_the_first_is_kept(
     either_app: object,
 ) -> None:

@@ -11,9 +11,10 @@ from enum import Enum
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import DomainEvent, PaymentReceived, PlannedStep
+from engine.error_codes import ErrorCode
+from engine.events import DomainEvent, PaymentReceived, PlannedStep, StepFailed, event_ids
 from engine.money import Currency
-from engine.types import MerchantId, PaymentId, RequestId
+from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from engine.validation import IssueSeverity, ValidationIssue
 from ingest.codec.event_json import event_json, event_row, rows_to_json
 from tests.strategies import events
@@ -89,3 +90,40 @@ def test_a_row_is_the_type_then_the_values_in_field_order() -> None:
         ],
     ]
     assert rows_to_json(b"") == []
+
+
+def test_a_failed_step_shows_whether_it_may_be_retried() -> None:
+    ids = event_ids(
+        PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    )
+    timed_out, declined = (
+        StepFailed(
+            **ids,
+            step_index=0,
+            processor_id=ProcessorId("stripe_sim"),
+            error_code=code,
+            retryable=code.retryable,
+            latency_ms=30,
+            attempt=1,
+        )
+        for code in (ErrorCode.TIMEOUT, ErrorCode.DECLINED)
+    )
+
+    assert json.loads(event_json(timed_out)) == {
+        "type": "StepFailed",
+        "payment_id": "pay_1",
+        "request_id": "req_1",
+        "merchant_id": "m_1",
+        "timestamp": "2026-11-26T08:00:00Z",
+        "step_index": 0,
+        "processor_id": "stripe_sim",
+        "error_code": "timeout",
+        "retryable": True,
+        "latency_ms": 30,
+        "attempt": 1,
+    }
+    assert json.loads(event_json(declined))["retryable"] is False
+    assert [row["retryable"] for row in rows_to_json(event_row(timed_out) + b"," + event_row(declined))] == [
+        True,
+        False,
+    ]

@@ -12,8 +12,9 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import DomainEvent, PaymentReceived, event_ids
-from engine.types import MerchantId, PaymentId, RequestId
+from engine.error_codes import ErrorCode
+from engine.events import DomainEvent, PaymentReceived, StepFailed, event_ids
+from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.codec.event_json import event_json
@@ -129,3 +130,29 @@ def test_a_received_payment_whose_key_holds_a_card_number_is_masked_field_by_fie
     clean_line, dirty_line = (orjson.loads(line) for line in out.getvalue().splitlines())
     assert dirty_line == clean_line | {"idempotency_key": "order-424242******4242"}
     assert CARD not in out.getvalue().decode()
+
+
+def test_a_failed_step_line_shows_whether_it_may_be_retried() -> None:
+    ids = event_ids(
+        PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_acme"), datetime(2026, 11, 26, tzinfo=UTC)
+    )
+    lines = [
+        StepFailed(
+            **ids,
+            step_index=0,
+            processor_id=ProcessorId("stripe_sim"),
+            error_code=code,
+            retryable=code.retryable,
+            latency_ms=3,
+        )
+        for code in (ErrorCode.DECLINED, ErrorCode.NETWORK_FAILURE)
+    ]
+    out = io.BytesIO()
+
+    LineWriter(out, TAGS).write([(0.0, "info", "StepFailed", event, "req_1", 1, 2) for event in lines])
+
+    parsed = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["event"], line["error_code"], line["retryable"]) for line in parsed] == [
+        ("StepFailed", "declined", False),
+        ("StepFailed", "network_failure", True),
+    ]

@@ -1,0 +1,140 @@
+"""Circuit breakers through the API: one shopper's card never takes a processor out of service
+for every merchant, and a step skipped because every circuit is open is in the payment's events
+as in its result, without being counted as an attempt."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from engine.circuit_breaker import CircuitState
+from ingest.api.app import create_app
+from ingest.api.parts import Parts
+from ingest.api.settings import Settings
+from ingest.config_file import load_sample_config, parse_config
+from tests.ingest.api.test_app import JSON, Answer, body_of, call
+
+SAMPLE_ACME = (b"authorization", b"Bearer sk_test_acme_123")
+SAMPLE_GLOBEX = (b"authorization", b"Bearer sk_test_globex_456")
+
+
+async def pay(app: object, key: tuple[bytes, bytes], body: dict[str, object]) -> Answer:
+    return await call(app, "POST", "/v1/payments", [key, JSON], body_of(orjson.dumps(body)))
+
+
+def steps(answer: Answer) -> list[tuple[object, ...]]:
+    """Each step result's processor, attempts and error code."""
+    results: list[dict[str, object]] = answer.json()["step_results"]  # type: ignore[assignment]
+    return [(s["processor_id"], s["attempts"], s["error_code"]) for s in results]
+
+
+def parts_of(app: object) -> Parts:
+    parts: Parts = app.state.parts  # type: ignore[attr-defined]
+    return parts
+
+
+@pytest.fixture
+async def sample_app(tmp_path: Path) -> AsyncIterator[object]:
+    """The app on the sample configuration ``payorch demo`` runs with."""
+    application = create_app(Settings(config=load_sample_config(), data_dir=tmp_path))
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_a_card_that_keeps_failing_leaves_the_circuits_closed_for_everyone(sample_app: object) -> None:
+    # Stripe's test card for a processing error that may be retried (PRODUCT.md section 5).
+    retryable_error = {"amount": 4000, "method": "card", "metadata": {"card_number": "4000000000000119"}}
+    for _ in range(2):
+        failed = await pay(sample_app, SAMPLE_ACME, retryable_error)
+        assert failed.status == 200
+        assert failed.json()["final_error"] == "processing_error"
+        assert steps(failed) == [("adyen_sim", 6, "processing_error")]
+
+    states = parts_of(sample_app).engine.router.breakers.states()
+    assert set(states.values()) == {CircuitState.CLOSED}
+    good = {"amount": 2500, "method": "card", "metadata": {"card_number": "4242424242424242"}}
+    other = await pay(sample_app, SAMPLE_GLOBEX, good)
+    assert other.json()["status"] == "succeeded"
+    assert steps(other) == [("adyen_sim", 1, None)]
+
+
+#: Both card processors fail every attempt with a network failure (a processor fault): five
+#: payments open both circuits (the default breaker), and the next payment's step is skipped.
+DOWN_CONFIG = """
+admin_api_keys: [adm_circuits]
+merchants:
+  - merchant_id: m_acme
+    api_keys: [sk_circuits_acme]
+    default_currency: USD
+    retry: {max_attempts: 2, base_delay_ms: 1, max_delay_ms: 2}
+    routing:
+      - method: card
+        processors: [down_sim, spare_sim]
+processors:
+  - id: down_sim
+    kind: simulated
+    latency_ms: {p50: 0, p99: 0}
+    fault_rates: {network_failure: 1.0}
+  - id: spare_sim
+    kind: simulated
+    latency_ms: {p50: 0, p99: 0}
+    fault_rates: {network_failure: 1.0}
+"""
+DOWN_ACME = (b"authorization", b"Bearer sk_circuits_acme")
+
+
+@pytest.fixture(params=["duckdb", "memory"])
+async def down_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[object]:
+    settings = Settings(
+        config=parse_config(DOWN_CONFIG), data_dir=tmp_path, durable=request.param == "duckdb"
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_a_step_skipped_for_open_circuits_has_its_event_and_no_attempt_counted(
+    down_app: object,
+) -> None:
+    card = {"amount": 1250, "method": "card"}
+    for _ in range(5):
+        failed = await pay(down_app, DOWN_ACME, card)
+        assert steps(failed) == [("spare_sim", 2, "network_failure")]
+    assert set(parts_of(down_app).engine.router.breakers.states().values()) == {CircuitState.OPEN}
+
+    skipped = await pay(down_app, DOWN_ACME, card)
+    got = await call(
+        down_app, "GET", f"/v1/payments/{skipped.json()['payment_id']}", [DOWN_ACME], body_of(b"")
+    )
+
+    assert skipped.json()["final_error"] == "processor_unavailable"
+    assert steps(skipped) == [("down_sim", 0, "processor_unavailable")]
+    events: list[dict[str, object]] = got.json()["events"]  # type: ignore[assignment]
+    assert [event["type"] for event in events] == [
+        "PaymentReceived",
+        "PlanBuilt",
+        "StepFailed",
+        "PaymentFailed",
+    ]
+    step_failed = {key: events[2][key] for key in ("step_index", "processor_id", "error_code", "retryable")}
+    assert step_failed == {
+        "step_index": 0,
+        "processor_id": "down_sim",
+        "error_code": "processor_unavailable",
+        "retryable": True,
+    }
+    assert (events[2]["attempt"], events[2]["latency_ms"]) == (0, 0)
+
+    # Only the ten attempts sent count (PRODUCT.md section 8); the skipped step sent none.
+    scraped = await call(down_app, "GET", "/metrics", [], body_of(b""))
+    attempts = {
+        (sample.labels["processor"], sample.labels["outcome"]): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_processor_attempts_total"
+    }
+    assert attempts == {("down_sim", "network_failure"): 5, ("spare_sim", "network_failure"): 5}

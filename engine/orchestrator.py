@@ -13,7 +13,7 @@ compensation that fails is a critical violation and the step stays charged in th
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from engine.backoff import backoff_seconds
@@ -219,28 +219,23 @@ class CompositePaymentService:
         return None
 
     async def finish(
-        self, ctx: CoreRequestContext, plan: PaymentPlan, charged: Mapping[int, tuple[ProcessorId, int]]
+        self, ctx: CoreRequestContext, plan: PaymentPlan, results: Sequence[Result]
     ) -> CompositeResult:
         """Finish a payment a crash cut short, as its policy says (see ``engine.recovery``).
 
-        ``charged`` holds, by step index, the processor holding the step's charge and the amount,
-        as settled after the restart. A step that holds no charge is not tried now: the
-        merchant's request is long gone, and nothing starts charging again after a crash. So the
-        payment succeeds when every step holds its charge; else it keeps what is charged under
-        ``allow_partial``, or voids or refunds every charge (in reverse order) and fails.
+        ``results`` holds each step's result as its events say once its attempts were settled
+        after the restart, in plan order, up to the first step that holds no charge. That step is
+        not tried again: the merchant's request is long gone, and nothing starts charging again
+        after a crash. So the payment succeeds when every step holds its charge; else it keeps
+        what is charged under ``allow_partial``, or voids or refunds every charge still held (in
+        reverse order) and fails.
         """
         merchant = self._merchant(ctx)
-        results: list[Result] = []
-        for step in plan.steps:
-            held = charged.get(step.index)
-            if held is None:
-                processor_id = step.processor_ids[0] if step.processor_ids else ProcessorId("none")
-                results.append(
-                    Result(step.index, step.method, processor_id, False, 0, 0, 0, ErrorCode.UNKNOWN)
-                )
-                break
-            results.append(Result(step.index, step.method, held[0], True, held[1], 0, 1))
-        if len(results) == len(plan.steps) and all(result.success for result in results):
+        settled = list(results)
+        if not settled:  # the crash came before the plan was recorded: nothing was attempted
+            await self._failed(ctx, ErrorCode.UNKNOWN, 0)
+            return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.UNKNOWN)
+        if len(settled) == len(plan.steps) and all(r.success and not r.compensated for r in settled):
             await self._sink.emit(
                 PaymentCompleted.derived(
                     **self._ids(ctx),
@@ -249,8 +244,8 @@ class CompositePaymentService:
                     status=PaymentStatus.SUCCEEDED,
                 )
             )
-            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
-        return await self._after_failure(ctx, plan, merchant, results, [])
+            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(settled), None)
+        return await self._after_failure(ctx, plan, merchant, settled, [])
 
     async def undo_charge(
         self, ctx: CoreRequestContext, step_index: int, processor_id: ProcessorId, amount_cents: int
@@ -286,7 +281,7 @@ class CompositePaymentService:
             return self._composite(ctx, PaymentStatus.PARTIALLY_SUCCEEDED, tuple(results), final_error)
         for position in range(len(results) - 1, -1, -1):
             result = results[position]
-            if result.success:
+            if result.success and not result.compensated:  # recovery: some may be undone already
                 undone = await self._compensate(
                     ctx,
                     merchant,

@@ -5,22 +5,33 @@ Its ``StepAttempted`` events name every charge that may have been sent (each was
 its processor was called), so recovery can settle each one:
 
 1. Every (step, processor) that was attempted and holds no recorded success is asked what it
-   holds for the step's key (``status``). A charge found there is recorded as the
-   ``StepSucceeded`` the crash kept from being written; the other answers mean nothing is held.
-   A processor that cannot answer leaves the payment for the next start (:class:`Unsettled`).
-2. A step charged at two processors (a timeout that had charged after all, then a fallback) keeps
+   holds for the step's key (``status``). A processor that cannot answer leaves the payment for
+   the next start (:class:`Unsettled`), with nothing recorded for it.
+2. Every attempt then gets its outcome in the event log, so that none is left attempted without
+   one (ARCHITECTURE.md decision 3): a charge found is the ``StepSucceeded`` the crash kept from
+   being written, recorded for the last attempt at that processor (the one after which it was
+   found, as the router records a charge its status query finds). An attempt the crash cut off
+   before its answer was recorded, at a processor that holds nothing for the key, is a
+   ``StepFailed`` with ``unknown``: it did not charge, and why it failed was never learned.
+   Recorded outcomes are not rewritten.
+3. A step charged at two processors (a timeout that had charged after all, then a fallback) keeps
    its first charge; the others are voided or refunded.
-3. The payment is finished by :meth:`CompositePaymentService.finish`: completed when every step
+4. Each step's result is what its events say: its attempts counted, its latency the sum of its
+   attempts' outcomes, and the processor holding its charge or, when none does, the processor of
+   its last attempt with that attempt's error code. A step whose charge was already undone before
+   the crash (compensation under way) keeps ``success`` with ``compensated``.
+5. The payment is finished by :meth:`CompositePaymentService.finish`: completed when every step
    holds its charge, else partially succeeded (``allow_partial``) or compensated and failed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
+from engine.error_codes import ErrorCode
 from engine.events import (
     CompensationIssued,
     DomainEvent,
@@ -29,17 +40,21 @@ from engine.events import (
     PaymentReceived,
     PlanBuilt,
     StepAttempted,
+    StepFailed,
     StepSucceeded,
 )
 from engine.guard import guarded_status
 from engine.orchestrator import CompositePaymentService
 from engine.plan import PaymentPlan, PaymentStep
 from engine.ports import Clock, EventSink
-from engine.processor import Processor, Settlement
-from engine.results import CompositeResult
+from engine.processor import Processor, Settlement, StatusAnswer
+from engine.results import CompositeResult, Result
 from engine.types import ProcessorId
 
 TERMINAL = (PaymentCompleted, PaymentFailed)
+#: The error of an attempt the crash cut off and that charged nothing: its answer was never
+#: recorded, so why it failed is not known.
+CUT_OFF = ErrorCode.UNKNOWN
 
 
 class Unsettled(Exception):  # noqa: N818 - a state, reported, not a fault
@@ -55,10 +70,65 @@ class Recovered:
     idempotency_key: str | None
 
 
+@dataclass(slots=True)
+class _Step:
+    """What one step's events say: its attempts in order, each one's last recorded outcome, the
+    charges it holds (by processor, in the order they were made) and those already undone."""
+
+    attempts: list[StepAttempted] = field(default_factory=list)
+    outcomes: dict[int, StepSucceeded | StepFailed] = field(default_factory=dict)
+    held: dict[ProcessorId, int] = field(default_factory=dict)
+    undone: dict[ProcessorId, int] = field(default_factory=dict)
+
+    def last_attempt_at(self, processor_id: ProcessorId) -> StepAttempted:
+        return next(a for a in reversed(self.attempts) if a.processor_id == processor_id)
+
+    def processors(self) -> list[ProcessorId]:
+        """The processors attempted, in the order of their first attempt."""
+        return list(dict.fromkeys(attempt.processor_id for attempt in self.attempts))
+
+    def result(self, planned: PaymentStep) -> Result:
+        """The step's result once every attempt has its outcome (see the module text, 4)."""
+        count = len(self.attempts)
+        latency = sum(outcome.latency_ms for outcome in self.outcomes.values())
+        kept = self.held or self.undone
+        if kept:
+            processor_id, amount = next(iter(kept.items()))
+            compensated = not self.held
+            return Result(
+                planned.index, planned.method, processor_id, True, amount, latency, count, None, compensated
+            )
+        if not count:  # the crash came before the step began
+            first = planned.processor_ids[0] if planned.processor_ids else ProcessorId("none")
+            return Result(planned.index, planned.method, first, False, 0, 0, 0, ErrorCode.UNKNOWN)
+        last = self.attempts[-1]
+        outcome = self.outcomes.get(last.attempt)
+        error = outcome.error_code if type(outcome) is StepFailed else ErrorCode.UNKNOWN
+        return Result(planned.index, planned.method, last.processor_id, False, 0, latency, count, error)
+
+
 def interrupted(events: Sequence[DomainEvent]) -> bool:
     """Whether these events (one payment's, in order) stop before the payment ended."""
     accepted = any(type(event) is PaymentReceived and event.accepted for event in events)
     return accepted and not any(isinstance(event, TERMINAL) for event in events)
+
+
+def _steps_of(events: Sequence[DomainEvent]) -> dict[int, _Step]:
+    steps: dict[int, _Step] = {}
+    for event in events:
+        if type(event) is StepAttempted:
+            steps.setdefault(event.step_index, _Step()).attempts.append(event)
+        elif type(event) is StepSucceeded or type(event) is StepFailed:
+            step = steps.setdefault(event.step_index, _Step())
+            step.outcomes[event.attempt] = event
+            if type(event) is StepSucceeded:
+                step.held[event.processor_id] = event.amount
+        elif type(event) is CompensationIssued and event.succeeded:
+            step = steps.setdefault(event.step_index, _Step())
+            amount = step.held.pop(event.processor_id, None)
+            if amount is not None:
+                step.undone[event.processor_id] = amount
+    return steps
 
 
 async def recover_payment(
@@ -95,48 +165,109 @@ async def recover_payment(
         steps=tuple(PaymentStep(s.index, s.method, s.amount_cents, s.processor_ids) for s in steps),
         partial_policy=merchant.partial_policy,
     )
-    timeout_s = merchant.timeout_ms / 1000
-    held: dict[tuple[int, ProcessorId], int] = {}
-    attempted: dict[tuple[int, ProcessorId], StepAttempted] = {}
-    for event in events:
-        if type(event) is StepAttempted:
-            attempted.setdefault((event.step_index, event.processor_id), event)
-        elif type(event) is StepSucceeded:
-            held[event.step_index, event.processor_id] = event.amount
-        elif type(event) is CompensationIssued and event.succeeded:
-            held.pop((event.step_index, event.processor_id), None)
-    settled = 0
-    for (step_index, processor_id), attempt in attempted.items():
-        if (step_index, processor_id) in held:
-            continue
-        processor = processors.get(processor_id)
-        if processor is None:
-            raise Unsettled(f"payment {ctx.payment_id}: processor {processor_id} is not configured")
-        answer, _ = await guarded_status(processor, attempt.idempotency_key, timeout_s, clock)
-        if answer.settlement is Settlement.UNKNOWN:
-            raise Unsettled(f"payment {ctx.payment_id}: {processor_id} cannot say what it holds")
-        settled += 1
-        if answer.settlement is Settlement.CHARGED:
-            amount = answer.amount_cents or attempt.amount_cents
-            held[step_index, processor_id] = amount
-            await sink.emit(
-                StepSucceeded(
-                    payment_id=ctx.payment_id,
-                    request_id=ctx.request_id,
-                    merchant_id=ctx.merchant_id,
-                    timestamp=clock.now(),
-                    step_index=step_index,
-                    processor_id=processor_id,
-                    latency_ms=answer.latency_ms,
-                    amount=amount,
-                    attempt=attempt.attempt,
-                )
-            )
-    charged: dict[int, tuple[ProcessorId, int]] = {}
-    for (step_index, processor_id), amount in held.items():
-        if step_index in charged:
+    recorded = _steps_of(events)
+    answers = await _ask(ctx, recorded, processors, merchant.timeout_ms / 1000, clock)
+    for outcome in _outcomes(ctx, recorded, answers, clock):
+        recorded[outcome.step_index].outcomes[outcome.attempt] = outcome
+        if type(outcome) is StepSucceeded:
+            recorded[outcome.step_index].held[outcome.processor_id] = outcome.amount
+        await sink.emit(outcome)
+    for step_index, step in recorded.items():
+        for processor_id, amount in list(step.held.items())[1:]:
             await service.undo_charge(ctx, step_index, processor_id, amount)
-            continue
-        charged[step_index] = (processor_id, amount)
-    result = await service.finish(ctx, plan, charged)
-    return Recovered(result, settled, ctx.idempotency_key)
+            del step.held[processor_id]
+    result = await service.finish(ctx, plan, _results(plan, recorded))
+    return Recovered(result, len(answers), ctx.idempotency_key)
+
+
+async def _ask(
+    ctx: CoreRequestContext,
+    recorded: Mapping[int, _Step],
+    processors: Mapping[ProcessorId, Processor],
+    timeout_s: float,
+    clock: Clock,
+) -> dict[tuple[int, ProcessorId], StatusAnswer]:
+    """What each attempted processor holding no recorded success holds for the step's key; every
+    one must answer before anything is recorded."""
+    answers: dict[tuple[int, ProcessorId], StatusAnswer] = {}
+    for step_index, step in recorded.items():
+        for processor_id in step.processors():
+            if processor_id in step.held:
+                continue
+            processor = processors.get(processor_id)
+            if processor is None:
+                raise Unsettled(f"payment {ctx.payment_id}: processor {processor_id} is not configured")
+            key = step.last_attempt_at(processor_id).idempotency_key
+            answer, _ = await guarded_status(processor, key, timeout_s, clock)
+            if answer.settlement is Settlement.UNKNOWN:
+                raise Unsettled(f"payment {ctx.payment_id}: {processor_id} cannot say what it holds")
+            answers[step_index, processor_id] = answer
+    return answers
+
+
+def _outcomes(
+    ctx: CoreRequestContext,
+    recorded: Mapping[int, _Step],
+    answers: Mapping[tuple[int, ProcessorId], StatusAnswer],
+    clock: Clock,
+) -> list[StepSucceeded | StepFailed]:
+    """The outcome events the settlement adds, in the order of the attempts they belong to."""
+    found: list[StepSucceeded | StepFailed] = []
+    for (step_index, processor_id), answer in answers.items():
+        step = recorded[step_index]
+        last = step.last_attempt_at(processor_id)
+        for attempt in step.attempts:
+            if attempt.processor_id != processor_id:
+                continue
+            earlier = step.outcomes.get(attempt.attempt)
+            if answer.settlement is Settlement.CHARGED and attempt is last:
+                # The charge's own latency when its failure was recorded (as the router records a
+                # timeout its status query finds charged), else the status query's.
+                latency = answer.latency_ms if earlier is None else earlier.latency_ms
+                amount = answer.amount_cents or attempt.amount_cents
+                found.append(_succeeded(ctx, attempt, latency, amount, clock))
+            elif earlier is None:
+                found.append(_cut_off(ctx, attempt, answer.latency_ms, clock))
+    found.sort(key=lambda outcome: (outcome.step_index, outcome.attempt))
+    return found
+
+
+def _succeeded(
+    ctx: CoreRequestContext, attempt: StepAttempted, latency_ms: int, amount: int, clock: Clock
+) -> StepSucceeded:
+    return StepSucceeded(
+        payment_id=ctx.payment_id,
+        request_id=ctx.request_id,
+        merchant_id=ctx.merchant_id,
+        timestamp=clock.now(),
+        step_index=attempt.step_index,
+        processor_id=attempt.processor_id,
+        latency_ms=latency_ms,
+        amount=amount,
+        attempt=attempt.attempt,
+    )
+
+
+def _cut_off(ctx: CoreRequestContext, attempt: StepAttempted, latency_ms: int, clock: Clock) -> StepFailed:
+    return StepFailed(
+        payment_id=ctx.payment_id,
+        request_id=ctx.request_id,
+        merchant_id=ctx.merchant_id,
+        timestamp=clock.now(),
+        step_index=attempt.step_index,
+        processor_id=attempt.processor_id,
+        error_code=CUT_OFF,
+        latency_ms=latency_ms,
+        attempt=attempt.attempt,
+    )
+
+
+def _results(plan: PaymentPlan, recorded: Mapping[int, _Step]) -> list[Result]:
+    """Each step's result as its events say, in plan order, up to the first that holds no charge."""
+    results: list[Result] = []
+    for planned in plan.steps:
+        result = recorded.get(planned.index, _Step()).result(planned)
+        results.append(result)
+        if not result.success:
+            break
+    return results

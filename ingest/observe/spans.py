@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
 
 from opentelemetry.sdk.resources import Resource
@@ -53,6 +53,7 @@ class SpanRecord:
         "failed",
         "kind",
         "name",
+        "on_end",
         "parent_id",
         "remote_parent",
         "span_id",
@@ -80,6 +81,9 @@ class SpanRecord:
         self.start_ns = time.time_ns()
         self.end_ns = 0
         self.failed = False
+        #: Called once when the span ends (before it is exported); it must return at once and
+        #: never raise (engine.observer). Whoever watches the span may set or replace it.
+        self.on_end: Callable[[], None] | None = None
         self._spans: Spans | None = None  # set for a child span, which is its own context manager
         self._token: Token[SpanRecord | None] | None = None
 
@@ -93,8 +97,15 @@ class SpanRecord:
             self.failed = True
         if self._token is not None:
             current.reset(self._token)
+        self._ended()
         if self._spans is not None:
             self._spans.finish(self)
+
+    def _ended(self) -> None:
+        on_end = self.on_end
+        if on_end is not None:
+            self.on_end = None
+            on_end()
 
     @property
     def trace_hex(self) -> str:
@@ -159,6 +170,7 @@ class Spans:
     def end_server(self, record: SpanRecord, token: Token[SpanRecord | None]) -> None:
         record.end_ns = time.time_ns()
         current.reset(token)
+        record._ended()
         self.finish(record)
 
     def span(self, name: str, attributes: SpanAttributes) -> SpanRecord:

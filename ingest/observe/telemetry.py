@@ -16,6 +16,7 @@ import logging
 from collections.abc import Callable, Coroutine
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from functools import partial
 from importlib import metadata
 from typing import IO, Any
 
@@ -111,7 +112,16 @@ class Telemetry:
         outcome = "succeeded" if type(event) is StepSucceeded else event.error_code.value  # type: ignore[union-attr]
         span.attributes[OUTCOME] = outcome
         method = str(span.attributes.get(METHOD, "unknown"))
-        self.metrics.count_attempt(event.processor_id, method, outcome, event.latency_ms / 1000)
+        # One charge sent is one count, made when its span ends, with the last outcome recorded
+        # under it. An attempt whose outcome was unknown (a timeout) records StepFailed and then,
+        # when the status query finds the charge, StepSucceeded: the processor did charge, so
+        # the attempt succeeded, as its step's result says; counting the timeout as well would
+        # count one charge twice, and counting only the timeout would call a charge a failure.
+        # Both events carry the charge request's own latency (the status query's is not an
+        # attempt's, PRODUCT.md section 8), so the histogram sees that latency once.
+        span.on_end = partial(
+            self.metrics.count_attempt, event.processor_id, method, outcome, event.latency_ms / 1000
+        )
 
     def violation(self, violation: ContractViolation) -> None:
         self.metrics.count_violation(violation)

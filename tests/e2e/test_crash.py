@@ -1,6 +1,7 @@
 """Crash safety: a real server under concurrent load is killed with SIGKILL at random moments
 and restarted, five times; then nothing a merchant was told is lost, no payment is left half
-done, and the processors' books hold exactly what the payments say.
+done, every attempt has its outcome in the event log, every stored result agrees with its
+events, and the processors' books hold exactly what the payments say.
 
 The processors are the simulated ones, whose books (``simulated-ledger.jsonl``) outlive the
 server as a real processor's would; they are slow enough (30-120 ms a call) and faulty enough
@@ -22,8 +23,11 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine.events import DomainEvent
+from ingest.codec.events import event_from_bytes
 from ingest.store.schema import FILE_NAME
 from tests.e2e.server import ACME, Server, start_server
+from tests.payment_log import StepView, attempts_without_outcome, disagreements
 
 CRASH_CONFIG = """
 admin_api_keys: [adm_e2e_admin]
@@ -151,7 +155,19 @@ def test_sigkill_under_load_loses_nothing_and_charges_nothing_twice(tmp_path: Pa
             """AND bool_or(event_type = 'PaymentReceived' AND accepted)"""
         ).fetchall()
         results = dict(db.execute("SELECT payment_id, document FROM payments").fetchall())
+        recorded: dict[str, list[DomainEvent]] = defaultdict(list)
+        for payment_id, proto in db.execute("SELECT payment_id, proto FROM events ORDER BY seq").fetchall():
+            recorded[str(payment_id)].append(event_from_bytes(bytes(proto)))
     assert unfinished == []
+
+    # Every attempt is settled in the log itself, and every result says what its events say
+    # (those finished by recovery included).
+    for payment_id, log in recorded.items():
+        assert attempts_without_outcome(log) == [], payment_id
+        if payment_id in results:
+            steps = orjson.loads(results[payment_id])["step_results"]
+            found = disagreements([StepView.from_json(step) for step in steps], log, last_error=False)
+            assert found == [], (payment_id, found)
 
     # The books: per charge, what it still holds; per step, at most one charge held.
     held_by_key: dict[tuple[str, str], tuple[str, int, int]] = {}

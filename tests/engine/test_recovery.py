@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 
+from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, StepAttempted, StepSucceeded
 from engine.methods import PartialPolicy
 from engine.processor import Processor
@@ -75,7 +76,10 @@ async def test_an_attempt_that_never_charged_undoes_the_rest_when_all_or_nothing
     recovered, types, _ = await _recover(events, processors, PartialPolicy.ALL_OR_NOTHING)
 
     assert recovered.result.status is PaymentStatus.FAILED
-    assert types == ["CompensationIssued", "PaymentFailed"]
+    # The cut-off attempt gets its outcome: it charged nothing, and why is not known.
+    assert types == ["StepFailed", "CompensationIssued", "PaymentFailed"]
+    card = recovered.result.step_results[1]
+    assert (card.processor_id, card.attempts, card.error_code) == ("stripe_sim", 1, ErrorCode.UNKNOWN)
     assert processors["applepay_sim"].refunds == [KEY_0]
     assert processors["applepay_sim"].held == {}
 
@@ -90,7 +94,7 @@ async def test_allow_partial_keeps_what_was_charged() -> None:
     result = recovered.result
     assert result.status is PaymentStatus.PARTIALLY_SUCCEEDED
     assert result.total_processed == 6000
-    assert types == ["PaymentCompleted"]
+    assert types == ["StepFailed", "PaymentCompleted"]
     assert processors["applepay_sim"].refunds == []
 
 

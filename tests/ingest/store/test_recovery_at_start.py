@@ -1,0 +1,122 @@
+"""Crash recovery through the store, in process and deterministic: a payment's events are written
+to ``payorch.duckdb`` as a crash left them (the last attempt sent, its answer never recorded),
+then a new app starts on the same data folder and finishes the payment before taking requests.
+
+Its stored result (what ``GET /v1/payments/{id}`` answers) must agree with its events, and every
+attempt must have its outcome in the event log (``tests.payment_log``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+from fastapi import FastAPI
+
+from engine.config import RoutingRule
+from engine.events import DomainEvent, StepFailed
+from engine.methods import PaymentMethod
+from engine.types import ProcessorId
+from ingest.api.app import create_app
+from ingest.api.parts import Parts
+from ingest.api.settings import Settings
+from ingest.codec.events import event_from_bytes
+from ingest.config_file import parse_config
+from ingest.store.recovery import RecoveryReport
+from tests.engine.fakes import PROCESSING, ScriptedProcessor
+from tests.engine.harness import merchant, request, rig
+from tests.ingest.api.test_app import body_of, call
+from tests.payment_log import StepView, attempts_without_outcome, disagreements
+
+CONFIG = """
+admin_api_keys: [adm_recovery_admin]
+merchants:
+  - merchant_id: m_acme
+    api_keys: [sk_recovery_acme]
+    default_currency: USD
+    retry: {max_attempts: 3, base_delay_ms: 1, max_delay_ms: 1}
+    routing:
+      - {method: card, processors: [stripe_sim, adyen_sim]}
+processors:
+  - {id: stripe_sim, kind: simulated, seed: 42, latency_ms: {p50: 0, p99: 0}}
+  - {id: adyen_sim, kind: simulated, seed: 99, latency_ms: {p50: 0, p99: 0}}
+"""
+ADMIN = (b"authorization", b"Bearer adm_recovery_admin")
+PAYMENT = "pay_cut_off_0001"
+CARD_ONLY = (RoutingRule(PaymentMethod.CARD, (ProcessorId("stripe_sim"), ProcessorId("adyen_sim"))),)
+
+
+@dataclass
+class Started:
+    app: FastAPI
+    parts: Parts
+
+
+@asynccontextmanager
+async def running(data_dir: Path) -> AsyncIterator[Started]:
+    settings = Settings(config=parse_config(CONFIG), data_dir=data_dir, environ={})
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield Started(application, application.state.parts)
+
+
+async def _cut_off_payment() -> list[DomainEvent]:
+    """The reported payment: three processing errors at stripe_sim, two at adyen_sim, and the
+    crash while adyen_sim's third attempt (the sixth) was out; adyen_sim charged nothing."""
+    processors = {
+        name: ScriptedProcessor(name, (PROCESSING,)) for name in ("applepay_sim", "stripe_sim", "adyen_sim")
+    }
+    paid = rig(processors, merchant(routing=CARD_ONLY))
+    await paid.service.pay(request(4000, PAYMENT, payment_method=PaymentMethod.CARD))
+    events = paid.sink.events
+    sixth = next(i for i, e in enumerate(events) if type(e) is StepFailed and e.attempt == 6)
+    return events[:sixth]
+
+
+def _stored_events(connection: duckdb.DuckDBPyConnection) -> list[DomainEvent]:
+    rows = connection.execute("SELECT proto FROM events WHERE payment_id = ? ORDER BY seq", [PAYMENT])
+    return [event_from_bytes(bytes(row[0])) for row in rows.fetchall()]
+
+
+@pytest.fixture
+async def recovered(tmp_path: Path) -> AsyncIterator[Started]:
+    cut = await _cut_off_payment()
+    assert attempts_without_outcome(cut) != []  # what the crash left
+    async with running(tmp_path) as crashed:
+        for event in cut:
+            await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+    async with running(tmp_path) as restarted:
+        yield restarted
+
+
+async def test_the_recovered_result_agrees_with_the_events_and_every_attempt_has_an_outcome(
+    recovered: Started,
+) -> None:
+    report = recovered.parts.recovery
+    assert isinstance(report, RecoveryReport)
+    assert (report.interrupted, report.finished, report.left) == (1, 1, [])
+    assert recovered.parts.writer is not None
+    events = recovered.parts.writer.read_now(_stored_events)
+    answer = await call(recovered.app, "GET", f"/v1/payments/{PAYMENT}", [ADMIN], body_of(b""))
+    assert answer.status == 200
+    document = answer.json()
+    steps = document["step_results"]
+    assert isinstance(steps, list)
+
+    assert attempts_without_outcome(events) == []
+    assert disagreements([StepView.from_json(step) for step in steps], events) == []
+    assert document["status"] == "failed"
+    assert (steps[0]["processor_id"], steps[0]["attempts"], steps[0]["error_code"]) == (
+        "adyen_sim",
+        6,
+        "unknown",
+    )
+    answered_events = document["events"]
+    assert isinstance(answered_events, list)
+    assert [event["type"] for event in answered_events] == [event.event_type for event in events]
+    assert [event.event_type for event in events][-2:] == ["StepFailed", "PaymentFailed"]

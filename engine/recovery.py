@@ -98,7 +98,13 @@ class _Step:
             return Result(
                 planned.index, planned.method, processor_id, True, amount, latency, count, None, compensated
             )
-        if not count:  # the crash came before the step began
+        if not count:
+            skipped = self.outcomes.get(0)  # every circuit was open: the router's attempt-0 StepFailed
+            if type(skipped) is StepFailed:
+                return Result(
+                    planned.index, planned.method, skipped.processor_id, False, 0, 0, 0, skipped.error_code
+                )
+            # The crash came before the step began.
             first = planned.processor_ids[0] if planned.processor_ids else ProcessorId("none")
             return Result(planned.index, planned.method, first, False, 0, 0, 0, ErrorCode.UNKNOWN)
         last = self.attempts[-1]
@@ -259,6 +265,7 @@ def _cut_off(ctx: CoreRequestContext, attempt: StepAttempted, latency_ms: int, c
         error_code=CUT_OFF,
         latency_ms=latency_ms,
         attempt=attempt.attempt,
+        retryable=CUT_OFF.retryable,
     )
 
 

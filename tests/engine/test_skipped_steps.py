@@ -108,6 +108,10 @@ async def test_crash_recovery_does_not_take_a_skipped_step_for_an_attempt() -> N
     assert recovered.result.status is PaymentStatus.FAILED
     assert restarted.sink.types() == ["CompensationIssued", "PaymentFailed"]
     assert processors["applepay_sim"].held == {}
+    # The recovered result says of the skipped leg what its event does.
+    skipped = recovered.result.step_results[1]
+    _agree(events[-1], skipped)
+    assert skipped.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
 
 
 async def test_a_router_step_without_any_configured_processor_records_a_step_failed() -> None:

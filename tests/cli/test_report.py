@@ -1,5 +1,6 @@
 """``payorch report`` from a data folder: the retrospective of a window, as JSON or YAML, with the
-config's taxonomy and mismatch rule; and one-line errors for what cannot be read or asked."""
+config's taxonomy and mismatch rule; and one-line errors for what cannot be read or asked
+(``--api`` itself: ``test_report_service``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from click.testing import CliRunner, Result
 
 from ingest.config_file import sample_config_text
 from ingest.store.schema import FILE_NAME
-from payorch.cli import cli
+from payorch.cli import cli, main
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.store.test_durable_api import pay, running
 from tests.ingest.store.test_export import held  # noqa: F401 - a fixture
@@ -152,12 +153,26 @@ def test_the_config_gives_the_taxonomy_and_the_mismatch_rule(data: Path, tmp_pat
     assert document["complaints"] == {"received": 3, "unmapped": 0}
 
 
+def whole_second_after(moment: datetime) -> datetime:
+    """The next whole second (``--from`` takes whole seconds)."""
+    return moment.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def same_report(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Whether two reports say the same, apart from when each was made."""
+    return {**first, "generated_at": None} == {**second, "generated_at": None}
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (("--format", "md"), "not built yet"),
         (("--api", "http://127.0.0.1:9", "--data", "data"), "give --api or --data, not both"),
         (("--api", "http://127.0.0.1:9"), "--api needs an admin key"),
+        (
+            ("--api", "http://127.0.0.1:9", "--api-key", "adm_x", "--config", "payorch.yaml"),
+            "--api takes no --config: the service renders with its own configuration",
+        ),
         (("--from", "2026-02-01", "--to", "2026-01-01"), "must be before --to"),
         (("--from", "yesterday"), "'yesterday' does not match the formats"),
     ],
@@ -168,6 +183,16 @@ def test_bad_arguments_exit_2_with_the_reason(args: tuple[str, ...], expected: s
     assert done.exit_code == 2
     assert expected in done.stderr
     assert "Traceback" not in done.output
+
+
+def test_api_with_config_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--api", "http://127.0.0.1:9", "--api-key", "adm_x", "--config", "payorch.yaml"])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "payorch report: error: --api takes no --config: the service renders with its own configuration\n"
+    )
 
 
 @pytest.fixture
@@ -190,7 +215,7 @@ def test_what_cannot_be_read_is_a_one_line_error(tmp_path: Path, closed_port: in
         "pass --data with the folder `payorch serve` uses\n"
     )
     assert unreachable.stderr.startswith(
-        f"payorch report: cannot read http://127.0.0.1:{closed_port}/v1/analytics/violations: "
+        f"payorch report: cannot read http://127.0.0.1:{closed_port}/v1/reports/retrospective: "
     )
 
 

@@ -5,11 +5,12 @@ With ``--api URL`` the running service makes the report (its admin-only
 default the report span before now). It renders with its own configuration (taxonomy and mismatch
 rule), so the command and the endpoint say the same; ``--config`` has nothing to do there.
 
-When no service runs, the window's violations and complaints are read from
-``DATA/payorch.duckdb`` opened read-only and rendered here with the config given (the sample
-config by default), by the same function the service renders with (:func:`render_tables`).
-DuckDB lets no second process open a file that a server holds, so a held file is reported as
-such, with the way round it (``--api``).
+When no service runs, the tables are read from ``DATA/payorch.duckdb`` opened read-only
+(``ingest.store.reads.report_tables``: the window's violations and complaints, and every violation
+recorded, whenever, for the payments and requests those complaints name) and rendered here with
+the config given (the sample config by default), by the same function the service renders with
+(:func:`render_tables`). DuckDB lets no second process open a file that a server holds, so a held
+file is reported as such, with the way round it (``--api``).
 """
 
 from __future__ import annotations
@@ -124,11 +125,10 @@ class FileSource:
     data_dir: Path
 
     def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
-        violations, complaints = self.tables(window)
-        return _render(_frame(violations), _frame(complaints), config, window, output)
+        return _render(self.tables(window), config, window, output)
 
-    def tables(self, window: ReportWindow) -> tuple[pa.Table, pa.Table]:
-        """The violations recorded and the complaints received in ``window``."""
+    def tables(self, window: ReportWindow) -> reads.ReportTables:
+        """The report's tables for ``window`` (``ingest.store.reads.report_tables``)."""
         try:
             connection = reads.open_read_only(self.data_dir)
         except reads.DatabaseHeldError as error:
@@ -136,8 +136,7 @@ class FileSource:
         except reads.DatabaseUnavailableError as error:
             raise ReportError(str(error)) from None
         try:
-            between = reads.Window(window.start, window.end)
-            return reads.violations(connection, between), reads.complaints(connection, between)
+            return reads.report_tables(connection, reads.Window(window.start, window.end))
         except duckdb.Error as error:
             raise ReportError(f"cannot read {self.data_dir / FILE_NAME}: {reads.first_line(error)}") from None
         finally:
@@ -167,26 +166,18 @@ def make_report(source: Source, config: PlatformConfig, window: ReportWindow, ou
 
 
 def render_tables(
-    config: PlatformConfig, violations: pa.Table, complaints: pa.Table, window: reads.Window, output: Format
+    config: PlatformConfig, tables: reads.ReportTables, window: reads.Window, output: Format
 ) -> bytes:
     """The retrospective of the service's own tables (what ``GET /v1/reports/retrospective`` answers,
     through ``ingest.api.reports.ReportRenderer``)."""
-    text = _render(
-        _frame(violations), _frame(complaints), config, ReportWindow(window.since, window.until), output
-    )
-    return text.encode("utf-8")
+    return _render(tables, config, ReportWindow(window.since, window.until), output).encode("utf-8")
 
 
-def _render(
-    violations: pl.DataFrame,
-    complaints: pl.DataFrame,
-    config: PlatformConfig,
-    window: ReportWindow,
-    output: Format,
-) -> str:
+def _render(tables: reads.ReportTables, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
     retrospective = reports.build(
-        violations,
-        complaints,
+        _frame(tables.violations),
+        _frame(tables.complaints),
+        named_violations=_frame(tables.named_violations),
         window=window,
         categories=config.complaint_taxonomy,
         rule=config.reports.mismatch,

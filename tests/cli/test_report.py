@@ -1,13 +1,15 @@
 """``payorch report`` from a data folder: the retrospective of a window, as JSON or YAML, with the
-config's taxonomy and mismatch rule; and one-line errors for what cannot be read or asked
-(``--api`` itself: ``test_report_service``)."""
+config's taxonomy and mismatch rule, the same as the service's endpoint says; and one-line errors
+for what cannot be read or asked (``--api`` itself: ``test_report_service``)."""
 
 from __future__ import annotations
 
 import json
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,16 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from ingest.config_file import sample_config_text
+from ingest.config_file import parse_config, sample_config_text
 from ingest.store.schema import FILE_NAME
 from payorch.cli import cli, main
-from tests.ingest.api.test_app import ACME, JSON, body_of, call
+from payorch.report import render_tables
+from tests.e2e.server import CONFIG
+from tests.ingest.api.test_app import ACME, GLOBEX, JSON, body_of, call
+from tests.ingest.store.test_analytics_api import ADMIN, client
 from tests.ingest.store.test_durable_api import pay, running
 from tests.ingest.store.test_export import held  # noqa: F401 - a fixture
+from tests.ingest.store.test_report_api import CORRECTED
 
 ALL_TIME = ("--from", "2000-01-01", "--to", "2100-01-01")
 
@@ -161,6 +167,64 @@ def whole_second_after(moment: datetime) -> datetime:
 def same_report(first: dict[str, Any], second: dict[str, Any]) -> bool:
     """Whether two reports say the same, apart from when each was made."""
     return {**first, "generated_at": None} == {**second, "generated_at": None}
+
+
+@dataclass(frozen=True)
+class LateComplaints:
+    """A data folder where a payment's violation comes before the window and its complaint in it,
+    with the service's own report of that window."""
+
+    folder: Path
+    config: Path
+    window: tuple[str, str]
+    served: dict[str, Any]
+
+
+@pytest.fixture
+async def late(tmp_path: Path) -> LateComplaints:
+    config = tmp_path / "payorch.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    folder = tmp_path / "data"
+    async with running(folder, report_renderer=partial(render_tables, parse_config(CONFIG))) as app:
+        paid = await pay(app, body=CORRECTED)  # one api/validation violation, recorded now
+        assert paid.status == 200
+        start = whole_second_after(datetime.now(UTC))
+        received = (start + timedelta(minutes=1)).isoformat()
+        for key, complaint in (
+            (ACME, {"category": "timeout", "payment_id": paid.json()["payment_id"]}),
+            # Another merchant naming m_acme's request: maps by its category, not through it.
+            (GLOBEX, {"category": "timeout", "request_id": paid.headers["request-id"]}),
+        ):
+            body = body_of(orjson.dumps(complaint | {"received_at": received}))
+            filed = await call(app, "POST", "/v1/complaints", [key, JSON], body)
+            assert filed.status == 201, filed.body
+        window = (start.isoformat(), (start + timedelta(minutes=5)).isoformat())
+        async with client(app) as http:
+            served = await http.get(
+                "/v1/reports/retrospective",
+                params={"from": window[0], "to": window[1], "format": "json"},
+                headers=ADMIN,
+            )
+        assert served.status_code == 200, served.text
+    return LateComplaints(folder, config, window, served.json())
+
+
+def test_a_complaint_maps_through_its_payments_violation_from_before_the_window(
+    late: LateComplaints,
+) -> None:
+    start, end = late.window
+    done = report(
+        *("--data", str(late.folder), "--config", str(late.config)),
+        *("--from", start, "--to", end, "--format", "json"),
+    )
+
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout)
+    # The payment's contract, though its violation is not counted in this window; the other
+    # merchant's complaint by its category.
+    assert rows(document) == [("api/validation", 0, 1, True), ("router/timeout", 0, 1, True)]
+    assert document["complaints"] == {"received": 2, "unmapped": 0}
+    assert same_report(document, late.served)  # what the service answers for the same window
 
 
 @pytest.mark.parametrize(

@@ -54,15 +54,19 @@ def build(
     violations: pl.DataFrame,
     complaints: pl.DataFrame,
     *,
+    named_violations: pl.DataFrame,
     window: ReportWindow,
     categories: Mapping[str, ContractId],
     rule: MismatchRule,
     registry: ContractRegistry,
     now: datetime,
 ) -> Retrospective:
-    """The retrospective of ``window`` from its violations and complaints; ``categories`` is the
-    config's taxonomy (the defaults are added here)."""
-    mapped = map_complaints(complaints, violations, taxonomy(categories))
+    """The retrospective of ``window`` from the violations recorded in it (counted) and the
+    complaints received in it (mapped). The complaints are mapped through ``named_violations``:
+    every violation recorded for the payments and requests they name, whenever (their payment's
+    violations are often older than the window; violations of other payments and requests do no
+    harm). ``categories`` is the config's taxonomy (the defaults are added here)."""
+    mapped = map_complaints(complaints, named_violations, taxonomy(categories))
     return Retrospective(
         window=window,
         contracts=retrospective(violations, mapped, rule, registry),

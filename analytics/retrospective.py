@@ -8,10 +8,12 @@ Pure functions over Polars frames with the columns of the analytics inputs (the 
   its request (the most severe, then the most frequent, then the first by id); then the
   complaint's category through the taxonomy; else ``unmapped``. Only the complaint's own
   merchant's violations count (a payment or request id of another merchant maps nothing), and
-  only the violations passed in: the report passes its window's, so a complaint about a payment
-  whose violations fell before the window is mapped by its category.
-* :func:`retrospective` counts, per contract, its violations and the complaints mapped to it,
-  and flags the mismatches.
+  only the violations passed in. The report passes all those recorded for the payments and
+  requests its complaints name, whenever they were recorded (``ingest.store.reads
+  .named_violations``), not just its window's: a complaint usually arrives after its payment, and
+  its contract must not depend on where the window starts.
+* :func:`retrospective` counts, per contract, its violations (the window's) and the complaints
+  mapped to it, and flags the mismatches.
 
 **The mismatch rule** (``reports.mismatch`` in the config): a contract is a mismatch when at
 least ``min_reports`` complaints map to it and either it recorded no violation at all, or the
@@ -109,7 +111,9 @@ def map_complaints(
     complaints: pl.DataFrame, violations: pl.DataFrame, categories: Mapping[str, ContractId]
 ) -> pl.DataFrame:
     """``complaints`` with ``mapped_contract`` and ``mapped_by`` (see the module text);
-    ``categories`` is the whole taxonomy (:func:`taxonomy`)."""
+    ``violations`` are those to map through (for a report: every one recorded for the complaints'
+    payments and requests, not only the window's), ``categories`` the whole taxonomy
+    (:func:`taxonomy`)."""
     wanted = _require(complaints, COMPLAINT_COLUMNS, "complaints")
     recorded = _require(violations, VIOLATION_COLUMNS, "violations")
     by_category = pl.DataFrame(

@@ -182,6 +182,8 @@ def report(
         not_built(f"report --format {output_format}", "the Markdown and HTML reports with charts")
     if api_url is not None and data_dir is not None:
         raise click.UsageError("give --api or --data, not both")
+    if api_url is not None and config_path is not None:
+        raise click.UsageError("--api takes no --config: the service renders with its own configuration")
     if api_url is not None and not api_key:
         raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()

@@ -1,15 +1,22 @@
-"""``payorch report``: where the inputs come from, and the report written out.
+"""``payorch report``: where the report comes from, and the report written out.
 
-The violations and complaints of the window are read from a running service (its admin-only
-``GET /v1/analytics/violations`` and ``/complaints`` as Arrow streams) or, when no service runs,
-from ``DATA/payorch.duckdb`` opened read-only. DuckDB lets no second process open a file that a
-server holds, so a held file is reported as such, with the way round it (``--api``).
+With ``--api URL`` the running service makes the report (its admin-only
+``GET /v1/reports/retrospective``, asked for the window worked out here: ``--from``/``--to``, by
+default the report span before now). It renders with its own configuration (taxonomy and mismatch
+rule), so the command and the endpoint say the same; ``--config`` has nothing to do there.
+
+When no service runs, the tables are read from ``DATA/payorch.duckdb`` opened read-only
+(``ingest.store.reads.report_tables``: the window's violations and complaints, and every violation
+recorded, whenever, for the payments and requests those complaints name) and rendered here with
+the config given (the sample config by default), by the same function the service renders with
+(:func:`render_tables`). DuckDB lets no second process open a file that a server holds, so a held
+file is reported as such, with the way round it (``--api``).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,20 +26,22 @@ import duckdb
 import httpx
 import polars as pl
 import pyarrow as pa
-from pyarrow import ipc
 
 from analytics import report as reports
 from engine.config import PlatformConfig
 from engine.contracts import default_registry
 from engine.monitor import ReportWindow
+from ingest.api.reports import MEDIA_TYPES
 from ingest.store import reads
 from ingest.store.schema import FILE_NAME
 
 Format = Literal["yaml", "json"]
 #: The formats that are built; Markdown and HTML (charts and the routing summary) are not yet.
 FORMATS: tuple[Format, ...] = ("yaml", "json")
-Query = Callable[[duckdb.DuckDBPyConnection, reads.Window], pa.Table]
 READ_TIMEOUT_S = 120.0  # a fortnight of a busy service is millions of rows
+#: The most of a service's refusal quoted in an error (its first line).
+DETAIL_LIMIT = 200
+_TAG = re.compile(r"<[^>]*>")
 
 
 class ReportError(Exception):
@@ -40,9 +49,9 @@ class ReportError(Exception):
 
 
 class Source(Protocol):
-    def violations(self, window: ReportWindow) -> pl.DataFrame: ...
-
-    def complaints(self, window: ReportWindow) -> pl.DataFrame: ...
+    def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
+        """The retrospective of ``window`` in ``output`` form; raises :class:`ReportError`."""
+        ...
 
 
 def _frame(table: pa.Table) -> pl.DataFrame:
@@ -53,20 +62,15 @@ def _frame(table: pa.Table) -> pl.DataFrame:
 
 @dataclass(frozen=True, slots=True)
 class ServiceSource:
-    """A running ``payorch serve`` at ``url``, read with an admin key."""
+    """A running ``payorch serve`` at ``url``, asked with an admin key for its report. It renders
+    with its own configuration, so the ``config`` given to :meth:`report` is not used."""
 
     url: str
     api_key: str
 
-    def violations(self, window: ReportWindow) -> pl.DataFrame:
-        return self._read("violations", window)
-
-    def complaints(self, window: ReportWindow) -> pl.DataFrame:
-        return self._read("complaints", window)
-
-    def _read(self, name: str, window: ReportWindow) -> pl.DataFrame:
-        address = f"{self.url.rstrip('/')}/v1/analytics/{name}"
-        params = {"from": window.start.isoformat(), "to": window.end.isoformat(), "format": "arrow"}
+    def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
+        address = f"{self.url.rstrip('/')}/v1/reports/retrospective"
+        params = {"from": window.start.isoformat(), "to": window.end.isoformat(), "format": output}
         try:
             answer = httpx.get(
                 address,
@@ -74,41 +78,57 @@ class ServiceSource:
                 headers={"Authorization": f"Bearer {self.api_key}"},
                 timeout=READ_TIMEOUT_S,
             )
-        except httpx.HTTPError as error:
-            raise ReportError(f"cannot read {address}: {error or type(error).__name__}") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise ReportError(
+                f"cannot read {address}: {_one_line(str(error)) or type(error).__name__}"
+            ) from None
         if answer.status_code in (401, 403):
             raise ReportError(f"the service at {self.url} refused the API key: an admin key is needed")
         if answer.status_code != 200:
             raise ReportError(f"{address} answered {answer.status_code}: {_detail(answer)}")
-        try:
-            return _frame(ipc.open_stream(answer.content).read_all())
-        except pa.ArrowInvalid as error:
-            raise ReportError(f"{address} did not answer an Arrow stream: {error}") from None
+        media_type = answer.headers.get("content-type", "").partition(";")[0].strip()
+        if media_type != MEDIA_TYPES[output]:
+            raise ReportError(
+                f"{address} answered {media_type or 'no content type'}, not a report "
+                f"({MEDIA_TYPES[output]}): is {self.url} a payorch service?"
+            )
+        return answer.text
 
 
 def _detail(answer: httpx.Response) -> str:
+    """What a refusal says, on one line: a problem's ``detail`` (or ``title``), else the first
+    line of the body that is not blank (of an HTML page's text, its tags taken out: a proxy's or
+    another server's page has many lines)."""
     try:
         problem = answer.json()
     except ValueError:
-        return answer.text[:200] or "(no body)"
+        text = answer.text
+        if answer.headers.get("content-type", "").startswith("text/html"):
+            text = _TAG.sub(" ", text)  # a page's first line is often just <html>
+        return _one_line(text) or "(no body)"
     if isinstance(problem, dict):
-        return str(problem.get("detail") or problem.get("title") or problem)[:200]
-    return str(problem)[:200]
+        return _one_line(str(problem.get("detail") or problem.get("title") or problem))
+    return _one_line(str(problem))
+
+
+def _one_line(text: str) -> str:
+    """The first line of ``text`` that is not blank, cut to :data:`DETAIL_LIMIT` characters."""
+    line = next((" ".join(line.split()) for line in text.splitlines() if line.strip()), "")
+    return line if len(line) <= DETAIL_LIMIT else f"{line[: DETAIL_LIMIT - 3]}..."
 
 
 @dataclass(frozen=True, slots=True)
 class FileSource:
-    """``DATA/payorch.duckdb``, opened read-only for each input (no service holds it)."""
+    """``DATA/payorch.duckdb``, opened read-only (no service holds it); the report is rendered
+    here with the ``config`` given."""
 
     data_dir: Path
 
-    def violations(self, window: ReportWindow) -> pl.DataFrame:
-        return self._read(reads.violations, window)
+    def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
+        return _render(self.tables(window), config, window, output)
 
-    def complaints(self, window: ReportWindow) -> pl.DataFrame:
-        return self._read(reads.complaints, window)
-
-    def _read(self, query: Query, window: ReportWindow) -> pl.DataFrame:
+    def tables(self, window: ReportWindow) -> reads.ReportTables:
+        """The report's tables for ``window`` (``ingest.store.reads.report_tables``)."""
         try:
             connection = reads.open_read_only(self.data_dir)
         except reads.DatabaseHeldError as error:
@@ -116,7 +136,7 @@ class FileSource:
         except reads.DatabaseUnavailableError as error:
             raise ReportError(str(error)) from None
         try:
-            return _frame(query(connection, reads.Window(window.start, window.end)))
+            return reads.report_tables(connection, reads.Window(window.start, window.end))
         except duckdb.Error as error:
             raise ReportError(f"cannot read {self.data_dir / FILE_NAME}: {reads.first_line(error)}") from None
         finally:
@@ -140,31 +160,24 @@ def _aware(moment: datetime) -> datetime:
 
 
 def make_report(source: Source, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
-    """The retrospective of ``window``, read from ``source``, in ``output`` form."""
-    return _render(source.violations(window), source.complaints(window), config, window, output)
+    """The retrospective of ``window`` from ``source``, in ``output`` form (``config`` renders it
+    where the source does not render it itself)."""
+    return source.report(config, window, output)
 
 
 def render_tables(
-    config: PlatformConfig, violations: pa.Table, complaints: pa.Table, window: reads.Window, output: Format
+    config: PlatformConfig, tables: reads.ReportTables, window: reads.Window, output: Format
 ) -> bytes:
     """The retrospective of the service's own tables (what ``GET /v1/reports/retrospective`` answers,
     through ``ingest.api.reports.ReportRenderer``)."""
-    text = _render(
-        _frame(violations), _frame(complaints), config, ReportWindow(window.since, window.until), output
-    )
-    return text.encode("utf-8")
+    return _render(tables, config, ReportWindow(window.since, window.until), output).encode("utf-8")
 
 
-def _render(
-    violations: pl.DataFrame,
-    complaints: pl.DataFrame,
-    config: PlatformConfig,
-    window: ReportWindow,
-    output: Format,
-) -> str:
+def _render(tables: reads.ReportTables, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
     retrospective = reports.build(
-        violations,
-        complaints,
+        _frame(tables.violations),
+        _frame(tables.complaints),
+        named_violations=_frame(tables.named_violations),
         window=window,
         categories=config.complaint_taxonomy,
         rule=config.reports.mismatch,

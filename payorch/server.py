@@ -9,7 +9,6 @@ import sys
 from functools import partial
 from pathlib import Path
 
-import pyarrow as pa
 import uvicorn
 
 from engine.config import PlatformConfig
@@ -19,7 +18,7 @@ from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
 from ingest.observe.telemetry import GlobalTags
-from ingest.store.reads import Window
+from ingest.store.reads import ReportTables, Window
 
 
 class ServeError(Exception):
@@ -46,12 +45,12 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _render_report(
-    config: PlatformConfig, violations: pa.Table, complaints: pa.Table, window: Window, output: ReportFormat
+    config: PlatformConfig, tables: ReportTables, window: Window, output: ReportFormat
 ) -> bytes:
     # Polars and the analytics load with the first report asked for, not at every start.
     from payorch.report import render_tables  # noqa: PLC0415
 
-    return render_tables(config, violations, complaints, window, output)
+    return render_tables(config, tables, window, output)
 
 
 def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> None:

@@ -1,5 +1,7 @@
-"""``GET /v1/reports/retrospective``: the window's violations and complaints, read through the
-writer, handed to a renderer of the retrospective (PRODUCT.md section 10).
+"""``GET /v1/reports/retrospective``: the window's violations and complaints, and the violations
+recorded (whenever) for the payments and requests those complaints name, read through the writer
+in one snapshot (``ingest.store.reads.report_tables``) and handed to a renderer of the
+retrospective (PRODUCT.md section 10). ``payorch report --api`` asks for this report.
 
 ``ingest`` and ``analytics`` are separate layers (neither imports the other), so the renderer is
 given to the app: ``payorch serve`` passes one built on ``analytics.report`` (see
@@ -13,12 +15,11 @@ import asyncio
 from typing import Literal, Protocol
 
 import duckdb
-import pyarrow as pa
 from starlette.responses import Response
 
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.store import reads
-from ingest.store.reads import Window
+from ingest.store.reads import ReportTables, Window
 from ingest.store.writer import Writer
 
 ReportFormat = Literal["yaml", "json"]
@@ -27,11 +28,9 @@ MEDIA_TYPES: dict[ReportFormat, str] = {"yaml": "application/yaml", "json": "app
 
 
 class ReportRenderer(Protocol):
-    def __call__(
-        self, violations: pa.Table, complaints: pa.Table, window: Window, output: ReportFormat
-    ) -> bytes:
-        """The report of ``window`` from its violations and complaints (the columns of
-        ``ingest.store.reads``), encoded as ``output``."""
+    def __call__(self, tables: ReportTables, window: Window, output: ReportFormat) -> bytes:
+        """The report of ``window`` from its tables (``ingest.store.reads.report_tables``),
+        encoded as ``output``."""
         ...
 
 
@@ -56,9 +55,9 @@ async def report_answer(
             "This process was started without a report renderer (payorch serve has one).",
         )
 
-    def read(connection: duckdb.DuckDBPyConnection) -> tuple[pa.Table, pa.Table]:
-        return reads.violations(connection, window), reads.complaints(connection, window)
+    def read(connection: duckdb.DuckDBPyConnection) -> ReportTables:
+        return reads.report_tables(connection, window)
 
-    violations, complaints = await writer.read(read)
-    body = await asyncio.to_thread(renderer, violations, complaints, window, output)
+    tables: ReportTables = await writer.read(read)
+    body = await asyncio.to_thread(renderer, tables, window, output)
     return Response(body, media_type=MEDIA_TYPES[output])

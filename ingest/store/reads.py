@@ -8,6 +8,11 @@ columns, and one analytics source can read either.
 
 Only the queryable columns are read: an event's ``proto`` envelope stays in the database
 (``GET /v1/payments/{id}`` shows the events as documents, made from it).
+
+The retrospective reads one more table (:func:`report_tables`): the violations of the payments
+and requests its window's complaints name, whenever they were recorded. A complaint usually comes
+after its payment, so its payment's violations are often older than the window; the query reads
+exactly those, under the complaint's own merchant, not the whole history.
 """
 
 from __future__ import annotations
@@ -139,6 +144,59 @@ def _read(cursor: duckdb.DuckDBPyConnection, source: Input, window: Window) -> p
         params={"since": window.since, "until": window.until},
     )
     return relation.to_arrow_table().cast(source.schema)
+
+
+#: Every violation, whenever recorded, of a payment or request that a complaint received in the
+#: window names, under the complaint's merchant (a null id or merchant matches nothing).
+NAMED_VIOLATIONS = (
+    f"SELECT * FROM ({VIOLATIONS.select}) AS v WHERE "  # noqa: S608 - constant SQL
+    "EXISTS (SELECT 1 FROM complaints AS c WHERE c.received_at >= $since AND c.received_at < $until "
+    "AND c.merchant_id = v.merchant_id AND c.payment_id = v.payment_id) "
+    "OR EXISTS (SELECT 1 FROM complaints AS c WHERE c.received_at >= $since AND c.received_at < $until "
+    "AND c.merchant_id = v.merchant_id AND c.request_id = v.request_id) "
+    f"ORDER BY {VIOLATIONS.order}"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportTables:
+    """What the retrospective of a window is made of, read in one snapshot: the ``violations``
+    counted (recorded in the window), the ``complaints`` received in it, and ``named_violations``
+    (:func:`named_violations`), which the complaints are mapped through. All three have the
+    columns of :data:`VIOLATIONS` or :data:`COMPLAINTS`."""
+
+    violations: pa.Table
+    complaints: pa.Table
+    named_violations: pa.Table
+
+
+def report_tables(connection: duckdb.DuckDBPyConnection, window: Window) -> ReportTables:
+    """The retrospective's three tables for ``window``, read in one transaction so that they see
+    the same commits (a violation committed between two reads would be mapped to, and not
+    counted, or the reverse)."""
+    with connection.cursor() as cursor:
+        cursor.begin()
+        try:
+            return ReportTables(
+                _read(cursor, VIOLATIONS, window),
+                _read(cursor, COMPLAINTS, window),
+                _named(cursor, window),
+            )
+        finally:
+            cursor.rollback()  # it only read
+
+
+def named_violations(connection: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    """Every violation, whenever it was recorded (before, in or after ``window``), of a payment or
+    a request that a complaint received in ``window`` names, recorded for that complaint's
+    merchant; oldest first, with the columns of :data:`VIOLATIONS`."""
+    with connection.cursor() as cursor:
+        return _named(cursor, window)
+
+
+def _named(cursor: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:
+    relation = cursor.sql(NAMED_VIOLATIONS, params={"since": window.since, "until": window.until})
+    return relation.to_arrow_table().cast(VIOLATIONS.schema)
 
 
 def events(connection: duckdb.DuckDBPyConnection, window: Window) -> pa.Table:

@@ -92,9 +92,11 @@ def product_example(
     received = complaints(
         [("timeout", None)] * 8 + [("payment_not_covered", None)] * 17 + [("rude_support", None)] * 6
     )
+    recorded = violations({"router/timeout": 932, "plan/coverage": 41})
     return build(
-        violations({"router/timeout": 932, "plan/coverage": 41}),
+        recorded,
         received,
+        named_violations=recorded,
         window=window,
         categories={},
         rule=rule or MismatchRule(),
@@ -107,6 +109,7 @@ def empty_report() -> Retrospective:
     return build(
         pl.DataFrame(schema=VIOLATION_SCHEMA),
         pl.DataFrame(schema=COMPLAINT_SCHEMA),
+        named_violations=pl.DataFrame(schema=VIOLATION_SCHEMA),
         window=WINDOW,
         categories={},
         rule=MismatchRule(),
@@ -156,6 +159,7 @@ def test_build_is_map_complaints_then_retrospective() -> None:
     report = build(
         recorded,
         received,
+        named_violations=recorded,
         window=WINDOW,
         categories={},
         rule=rule,
@@ -179,6 +183,7 @@ def test_build_adds_the_default_taxonomy_to_the_configured_categories() -> None:
     report = build(
         violations({}),
         received,
+        named_violations=violations({}),
         window=WINDOW,
         categories={"timeout": ContractId("processor/panic"), "card_leaked": ContractId("observer/dropped")},
         rule=MismatchRule(),
@@ -199,6 +204,128 @@ def test_build_of_nothing_is_an_empty_report() -> None:
 
     assert report.contracts.height == 0
     assert (report.complaints, report.unmapped) == (0, 0)
+
+
+# --- mapping through violations recorded before the window ---------------------------------------
+
+
+def recorded_at(rows: Sequence[tuple[str, str, str, datetime]]) -> pl.DataFrame:
+    """Violations of ``(merchant_id, contract_id, payment_id, when)``, each of its own request."""
+    registry = default_registry()
+    return pl.DataFrame(
+        [
+            {
+                "seq": seq,
+                "contract_id": contract_id,
+                "severity": registry.get(contract_id).severity.value,
+                "owner": registry.get(contract_id).owner,
+                "message": "broken",
+                "request_id": f"req_{seq}",
+                "payment_id": payment_id,
+                "merchant_id": merchant_id,
+                "timestamp": when,
+            }
+            for seq, (merchant_id, contract_id, payment_id, when) in enumerate(rows, start=1)
+        ],
+        schema=VIOLATION_SCHEMA,
+    )
+
+
+def complaints_about(rows: Sequence[tuple[str, str, str]], received: datetime) -> pl.DataFrame:
+    """Complaints of ``(complaint_id, merchant_id, payment_id)`` about timeouts, all received at
+    ``received``."""
+    return pl.DataFrame(
+        [
+            {
+                "complaint_id": complaint_id,
+                "merchant_id": merchant_id,
+                "received_at": received,
+                "category": "timeout",
+                "description": "the checkout hung",
+                "payment_id": payment_id,
+                "request_id": None,
+                "contract_id": None,
+            }
+            for complaint_id, merchant_id, payment_id in rows
+        ],
+        schema=COMPLAINT_SCHEMA,
+    )
+
+
+def in_window(recorded: pl.DataFrame, window: ReportWindow) -> pl.DataFrame:
+    return recorded.filter(pl.col("timestamp").is_between(window.start, window.end, closed="left"))
+
+
+#: pay_x broke api/validation at 17:09 (m_acme's); m_globex has a payment of the same id, which
+#: broke orchestrator/sum (critical: it would win if merchants were mixed up); pay_w is only
+#: m_globex's. Another m_acme payment broke api/validation at 17:20.
+PAYMENT_VIOLATED = datetime(2026, 11, 26, 17, 9, tzinfo=UTC)
+HISTORY = recorded_at(
+    [
+        ("m_acme", "api/validation", "pay_x", PAYMENT_VIOLATED),
+        ("m_globex", "orchestrator/sum", "pay_x", PAYMENT_VIOLATED),
+        ("m_globex", "orchestrator/sum", "pay_w", PAYMENT_VIOLATED),
+        ("m_acme", "api/validation", "pay_y", datetime(2026, 11, 26, 17, 20, tzinfo=UTC)),
+    ]
+)
+#: c6 about pay_x, c8 about pay_w (which m_acme never had), received at 17:18.
+LATE_COMPLAINTS = complaints_about(
+    [("c6", "m_acme", "pay_x"), ("c8", "m_acme", "pay_w")], datetime(2026, 11, 26, 17, 18, tzinfo=UTC)
+)
+
+
+LATE_END = datetime(2026, 11, 27, tzinfo=UTC)
+
+
+def late_report(window: ReportWindow) -> Retrospective:
+    return build(
+        in_window(HISTORY, window),
+        LATE_COMPLAINTS,
+        named_violations=HISTORY,  # what the store reads for the complaints' payments
+        window=window,
+        categories={},
+        rule=MismatchRule(),
+        registry=default_registry(),
+        now=NOW,
+    )
+
+
+def test_a_complaint_maps_through_its_payments_violation_recorded_before_the_window() -> None:
+    window = ReportWindow(datetime(2026, 11, 26, 17, 15, tzinfo=UTC), LATE_END)
+
+    report = late_report(window)
+
+    # c6 is about api/validation (its payment's violation at 17:09, before the window), not its
+    # category's router/timeout; c8's payment is another merchant's, so its category counts. Only
+    # the window's violations are counted: pay_y's, none of the named ones before 17:15.
+    assert report.contracts.select("id", "count", "external_reports", "owner").rows() == [
+        ("api/validation", 1, 1, "api-platform"),
+        ("router/timeout", 0, 1, "routing"),
+    ]
+    assert (report.complaints, report.unmapped) == (2, 0)
+
+
+def test_where_the_window_starts_does_not_change_a_complaints_contract() -> None:
+    starts = [
+        datetime(2026, 11, 12, tzinfo=UTC),
+        PAYMENT_VIOLATED,
+        datetime(2026, 11, 26, 17, 15, tzinfo=UTC),
+    ]
+
+    reports = [late_report(ReportWindow(start, LATE_END)) for start in starts]
+
+    for report in reports:
+        reported = report.contracts.filter(pl.col("external_reports") > 0)
+        assert reported.select("id", "external_reports").rows() == [
+            ("api/validation", 1),
+            ("router/timeout", 1),
+        ], report.window
+    # The window decides what is counted (m_globex's violations too), not what is mapped.
+    assert [report.contracts.select("id", "count").rows() for report in reports] == [
+        [("api/validation", 2), ("orchestrator/sum", 2), ("router/timeout", 0)],
+        [("api/validation", 2), ("orchestrator/sum", 2), ("router/timeout", 0)],
+        [("api/validation", 1), ("router/timeout", 0)],
+    ]
 
 
 # --- document ------------------------------------------------------------------------------------
@@ -236,6 +363,7 @@ def test_a_contract_the_registry_does_not_know_has_only_the_required_keys() -> N
     report = build(
         violations({}),
         complaints([(None, "fraud/chargeback")]),
+        named_violations=violations({}),
         window=WINDOW,
         categories={},
         rule=MismatchRule(),

@@ -1,12 +1,15 @@
 """``payorch report`` from a data folder: the retrospective of a window, as JSON or YAML, with the
-config's taxonomy and mismatch rule; and one-line errors for what cannot be read or asked."""
+config's taxonomy and mismatch rule, the same as the service's endpoint says; and one-line errors
+for what cannot be read or asked (``--api`` itself: ``test_report_service``)."""
 
 from __future__ import annotations
 
 import json
 import socket
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +18,16 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from ingest.config_file import sample_config_text
+from ingest.config_file import parse_config, sample_config_text
 from ingest.store.schema import FILE_NAME
-from payorch.cli import cli
-from tests.ingest.api.test_app import ACME, JSON, body_of, call
+from payorch.cli import cli, main
+from payorch.report import render_tables
+from tests.e2e.server import CONFIG
+from tests.ingest.api.test_app import ACME, GLOBEX, JSON, body_of, call
+from tests.ingest.store.test_analytics_api import ADMIN, client
 from tests.ingest.store.test_durable_api import pay, running
 from tests.ingest.store.test_export import held  # noqa: F401 - a fixture
+from tests.ingest.store.test_report_api import CORRECTED
 
 ALL_TIME = ("--from", "2000-01-01", "--to", "2100-01-01")
 
@@ -152,12 +159,84 @@ def test_the_config_gives_the_taxonomy_and_the_mismatch_rule(data: Path, tmp_pat
     assert document["complaints"] == {"received": 3, "unmapped": 0}
 
 
+def whole_second_after(moment: datetime) -> datetime:
+    """The next whole second (``--from`` takes whole seconds)."""
+    return moment.replace(microsecond=0) + timedelta(seconds=1)
+
+
+def same_report(first: dict[str, Any], second: dict[str, Any]) -> bool:
+    """Whether two reports say the same, apart from when each was made."""
+    return {**first, "generated_at": None} == {**second, "generated_at": None}
+
+
+@dataclass(frozen=True)
+class LateComplaints:
+    """A data folder where a payment's violation comes before the window and its complaint in it,
+    with the service's own report of that window."""
+
+    folder: Path
+    config: Path
+    window: tuple[str, str]
+    served: dict[str, Any]
+
+
+@pytest.fixture
+async def late(tmp_path: Path) -> LateComplaints:
+    config = tmp_path / "payorch.yaml"
+    config.write_text(CONFIG, encoding="utf-8")
+    folder = tmp_path / "data"
+    async with running(folder, report_renderer=partial(render_tables, parse_config(CONFIG))) as app:
+        paid = await pay(app, body=CORRECTED)  # one api/validation violation, recorded now
+        assert paid.status == 200
+        start = whole_second_after(datetime.now(UTC))
+        received = (start + timedelta(minutes=1)).isoformat()
+        for key, complaint in (
+            (ACME, {"category": "timeout", "payment_id": paid.json()["payment_id"]}),
+            # Another merchant naming m_acme's request: maps by its category, not through it.
+            (GLOBEX, {"category": "timeout", "request_id": paid.headers["request-id"]}),
+        ):
+            body = body_of(orjson.dumps(complaint | {"received_at": received}))
+            filed = await call(app, "POST", "/v1/complaints", [key, JSON], body)
+            assert filed.status == 201, filed.body
+        window = (start.isoformat(), (start + timedelta(minutes=5)).isoformat())
+        async with client(app) as http:
+            served = await http.get(
+                "/v1/reports/retrospective",
+                params={"from": window[0], "to": window[1], "format": "json"},
+                headers=ADMIN,
+            )
+        assert served.status_code == 200, served.text
+    return LateComplaints(folder, config, window, served.json())
+
+
+def test_a_complaint_maps_through_its_payments_violation_from_before_the_window(
+    late: LateComplaints,
+) -> None:
+    start, end = late.window
+    done = report(
+        *("--data", str(late.folder), "--config", str(late.config)),
+        *("--from", start, "--to", end, "--format", "json"),
+    )
+
+    assert done.exit_code == 0, done.output
+    document = json.loads(done.stdout)
+    # The payment's contract, though its violation is not counted in this window; the other
+    # merchant's complaint by its category.
+    assert rows(document) == [("api/validation", 0, 1, True), ("router/timeout", 0, 1, True)]
+    assert document["complaints"] == {"received": 2, "unmapped": 0}
+    assert same_report(document, late.served)  # what the service answers for the same window
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (("--format", "md"), "not built yet"),
         (("--api", "http://127.0.0.1:9", "--data", "data"), "give --api or --data, not both"),
         (("--api", "http://127.0.0.1:9"), "--api needs an admin key"),
+        (
+            ("--api", "http://127.0.0.1:9", "--api-key", "adm_x", "--config", "payorch.yaml"),
+            "--api takes no --config: the service renders with its own configuration",
+        ),
         (("--from", "2026-02-01", "--to", "2026-01-01"), "must be before --to"),
         (("--from", "yesterday"), "'yesterday' does not match the formats"),
     ],
@@ -168,6 +247,16 @@ def test_bad_arguments_exit_2_with_the_reason(args: tuple[str, ...], expected: s
     assert done.exit_code == 2
     assert expected in done.stderr
     assert "Traceback" not in done.output
+
+
+def test_api_with_config_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--api", "http://127.0.0.1:9", "--api-key", "adm_x", "--config", "payorch.yaml"])
+
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "payorch report: error: --api takes no --config: the service renders with its own configuration\n"
+    )
 
 
 @pytest.fixture
@@ -190,7 +279,7 @@ def test_what_cannot_be_read_is_a_one_line_error(tmp_path: Path, closed_port: in
         "pass --data with the folder `payorch serve` uses\n"
     )
     assert unreachable.stderr.startswith(
-        f"payorch report: cannot read http://127.0.0.1:{closed_port}/v1/analytics/violations: "
+        f"payorch report: cannot read http://127.0.0.1:{closed_port}/v1/reports/retrospective: "
     )
 
 

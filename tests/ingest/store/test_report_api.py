@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from payorch.report import render_tables
-from tests.e2e.server import CONFIG
+from tests.e2e.server import CONFIG, GLOBEX
 from tests.ingest.store.test_analytics_api import ACME, ADMIN, client
 from tests.ingest.store.test_durable_api import pay, running
 
@@ -107,6 +107,38 @@ async def test_the_window_comes_from_the_query(tmp_path: Path) -> None:
     for refused in (backwards, empty):
         assert refused.status_code == 422
         assert refused.json()["errors"][0]["field"] == "from"
+
+
+async def test_a_complaint_maps_through_its_payments_violation_from_before_the_window(
+    tmp_path: Path,
+) -> None:
+    async with reporting(tmp_path) as app, client(app) as http:
+        paid = await pay(app, body=CORRECTED)  # its api/validation violation is recorded now
+        assert paid.status == 200
+        request_id = paid.headers["request-id"]
+        start = datetime.now(UTC)  # the window starts after the violation, before the complaints
+        about = {"payment_id": str(paid.json()["payment_id"])}
+        for headers, complaint in (
+            (ACME, COMPLAINT | about),
+            # Another merchant naming m_acme's request: its violation is not this complaint's.
+            (GLOBEX, COMPLAINT | {"request_id": request_id}),
+        ):
+            filed = await http.post("/v1/complaints", json=complaint, headers=headers)
+            assert filed.status_code == 201, filed.text
+        window = {"from": start.isoformat(), "to": (start + timedelta(minutes=5)).isoformat()}
+        late = await http.get(PATH, params=window | {"format": "json"}, headers=ADMIN)
+        whole = await http.get(PATH, params={"format": "json"}, headers=ADMIN)
+
+    assert (late.status_code, whole.status_code) == (200, 200)
+    rows = {
+        name: [(row["id"], row["count"], row["external_reports"]) for row in answer.json()["violations"]]
+        for name, answer in (("late", late), ("whole", whole))
+    }
+    # The payment's contract either way; only the count depends on the window.
+    assert rows == {
+        "late": [("api/validation", 0, 1), ("router/timeout", 0, 1)],
+        "whole": [("api/validation", 1, 1), ("router/timeout", 0, 1)],
+    }
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,243 @@
+"""``payorch report --api``: the running service's own report (``GET /v1/reports/retrospective``,
+rendered with the service's configuration), asked for an explicit window; the same document as
+the endpoint's; and each refusal or failure of the service on one line."""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+import yaml
+
+from tests.cli.test_report import report, rows, same_report, whole_second_after
+from tests.e2e.server import ACME, ADMIN, CONFIG, GLOBEX, Server, start_server
+
+PATH = "/v1/reports/retrospective"
+ADMIN_KEY = ADMIN["Authorization"].removeprefix("Bearer ")
+#: The service's own taxonomy: ``mystery`` maps there, and nowhere with the sample config.
+SERVICE_CONFIG = CONFIG + "complaint_taxonomy: {mystery: observer/dropped}\n"
+
+
+class FakeService:
+    """A local HTTP server answering every GET with one canned answer, keeping what was asked."""
+
+    def __init__(self) -> None:
+        self.answer: tuple[int, str, bytes] = (200, "application/yaml", b"violations: []\n")
+        self.asked: list[tuple[str, str | None]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                fake.asked.append((self.path, self.headers.get("Authorization")))
+                status, media_type, body = fake.answer
+                self.send_response(status)
+                self.send_header("Content-Type", media_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Quiet: the test reads what was asked from ``asked``."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeService]:
+    service = FakeService()
+    thread = threading.Thread(target=service.server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield service
+    service.server.shutdown()
+    service.server.server_close()
+    thread.join()
+
+
+def ask(url: str, *args: str) -> tuple[int, str, str]:
+    done = report("--api", url, "--api-key", ADMIN_KEY, *args)
+    assert "Traceback" not in done.output
+    return done.exit_code, done.stdout, done.stderr
+
+
+def test_the_service_is_asked_for_its_report_of_the_default_window(fake: FakeService) -> None:
+    document = b'{"window": {"from": "x", "to": "y"}, "violations": []}\n'
+    fake.answer = (200, "application/json", document)
+    now = datetime.now(UTC)
+
+    code, out, err = ask(fake.url, "--format", "json")
+
+    assert (code, out, err) == (0, document.decode(), "")
+    [(asked, authorization)] = fake.asked
+    assert authorization == f"Bearer {ADMIN_KEY}"
+    assert urlsplit(asked).path == PATH
+    query = {name: values[0] for name, values in parse_qs(urlsplit(asked).query).items()}
+    assert set(query) == {"from", "to", "format"}
+    assert query["format"] == "json"
+    # The window is always spelled out: the report span (14 days) up to now, as before.
+    start, end = datetime.fromisoformat(query["from"]), datetime.fromisoformat(query["to"])
+    assert end - start == timedelta(days=14)
+    assert abs(end - now) < timedelta(minutes=1)
+
+
+def test_yaml_is_asked_for_by_default_and_written_as_answered(fake: FakeService, tmp_path: Path) -> None:
+    out = tmp_path / "retro.yaml"
+
+    code, stdout, err = ask(fake.url, "--from", "2026-11-12", "--to", "2026-11-26", "--out", str(out))
+
+    assert (code, stdout, err) == (0, "", f"payorch report: wrote {out}\n")
+    assert out.read_bytes() == fake.answer[2]
+    query = parse_qs(urlsplit(fake.asked[0][0]).query)
+    assert query == {
+        "from": ["2026-11-12T00:00:00+00:00"],
+        "to": ["2026-11-26T00:00:00+00:00"],
+        "format": ["yaml"],
+    }
+
+
+NGINX_502 = b"""<html>
+<head><title>502 Bad Gateway</title></head>
+<body>
+<center><h1>502 Bad Gateway</h1></center>
+<hr><center>nginx</center>
+</body>
+</html>
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        pytest.param(
+            (401, "application/problem+json", b'{"code": "unauthorized", "detail": "No key."}'),
+            "the service at {url} refused the API key: an admin key is needed",
+            id="401",
+        ),
+        pytest.param(
+            (403, "application/problem+json", b'{"code": "forbidden", "detail": "Admins only."}'),
+            "the service at {url} refused the API key: an admin key is needed",
+            id="403",
+        ),
+        pytest.param(
+            (
+                422,
+                "application/problem+json",
+                b'{"code": "validation_failed", "title": "Validation failed", '
+                b'"detail": "`from` is outside the years 1 to 9999 in UTC.\\nsee errors"}',
+            ),
+            "{url}" + PATH + " answered 422: `from` is outside the years 1 to 9999 in UTC.",
+            id="422-detail-first-line",
+        ),
+        pytest.param(
+            (503, "application/problem+json", b'{"title": "Service unavailable"}'),
+            "{url}" + PATH + " answered 503: Service unavailable",
+            id="503-title",
+        ),
+        pytest.param(
+            (502, "text/html", NGINX_502),
+            "{url}" + PATH + " answered 502: 502 Bad Gateway",
+            id="html-error-page",
+        ),
+        pytest.param(
+            (404, "text/plain", b"\n\n  Not  Found\nat all\n"),
+            "{url}" + PATH + " answered 404: Not Found",
+            id="text-first-line",
+        ),
+        pytest.param(
+            (500, "text/plain", b"x" * 5000),
+            "{url}" + PATH + " answered 500: " + "x" * 197 + "...",
+            id="long-line-cut",
+        ),
+        pytest.param((500, "text/plain", b""), "{url}" + PATH + " answered 500: (no body)", id="no-body"),
+        pytest.param(
+            (200, "text/html; charset=utf-8", b"<!doctype html>\n<html><body>Welcome</body></html>\n"),
+            "{url}" + PATH + " answered text/html, not a report (application/yaml): "
+            "is {url} a payorch service?",
+            id="html-200",
+        ),
+        pytest.param(
+            (200, "application/json", b"{}"),
+            "{url}" + PATH + " answered application/json, not a report (application/yaml): "
+            "is {url} a payorch service?",
+            id="other-format",
+        ),
+    ],
+)
+def test_what_the_service_says_instead_of_a_report_is_one_line(
+    fake: FakeService, answer: tuple[int, str, bytes], expected: str
+) -> None:
+    fake.answer = answer
+
+    code, out, err = ask(fake.url)
+
+    assert (code, out) == (1, "")
+    assert err == f"payorch report: {expected.format(url=fake.url)}\n"
+
+
+def test_a_url_that_is_no_url_is_one_line() -> None:
+    code, out, err = ask("http://[::1")
+
+    assert (code, out) == (1, "")
+    assert err.startswith("payorch report: cannot read http://[::1/v1/reports/retrospective: ")
+    assert err.count("\n") == 1
+
+
+# --- against a running payorch serve -------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    running = start_server(tmp_path_factory.mktemp("payorch-report"), config=SERVICE_CONFIG)
+    yield running
+    running.stop()
+    assert "Traceback" not in running.log(), running.log()
+
+
+def test_the_command_and_the_endpoint_give_the_same_report(service: Server) -> None:
+    with httpx.Client(base_url=service.url, timeout=10) as http:
+        paid = http.post(
+            "/v1/payments",
+            json={"amount": "$100.00", "currency": "usd"},  # corrected: one api/validation violation
+            headers={**ACME, "Idempotency-Key": f"report-{uuid.uuid4()}"},
+        )
+        assert paid.status_code == 200, paid.text
+        start = whole_second_after(datetime.now(UTC))  # after the violation
+        received = (start + timedelta(minutes=1)).isoformat()
+        for key, complaint in (
+            (ACME, {"category": "timeout", "payment_id": paid.json()["payment_id"]}),
+            (ACME, {"category": "mystery"}),  # the service's taxonomy maps it
+            (GLOBEX, {"category": "timeout", "request_id": paid.headers["request-id"]}),
+        ):
+            filed = http.post("/v1/complaints", json=complaint | {"received_at": received}, headers=key)
+            assert filed.status_code == 201, filed.text
+        window = {"from": start.isoformat(), "to": (start + timedelta(minutes=5)).isoformat()}
+        served = {
+            output: http.get(PATH, params=window | {"format": output}, headers=ADMIN).text
+            for output in ("json", "yaml")
+        }
+
+    window_args = ("--from", start.isoformat(), "--to", window["to"])
+    as_json = ask(service.url, *window_args, "--format", "json")
+    as_yaml = ask(service.url, *window_args)
+
+    assert (as_json[0], as_json[2], as_yaml[0], as_yaml[2]) == (0, "", 0, "")
+    document = json.loads(as_json[1])
+    assert same_report(document, json.loads(served["json"]))
+    assert same_report(yaml.safe_load(as_yaml[1]), yaml.safe_load(served["yaml"]))
+    # The payment's contract though its violation is before the window; the service's taxonomy;
+    # the other merchant's complaint by its category, not through m_acme's request.
+    assert rows(document) == [
+        ("api/validation", 0, 1, True),
+        ("observer/dropped", 0, 1, True),
+        ("router/timeout", 0, 1, True),
+    ]
+    assert document["complaints"] == {"received": 3, "unmapped": 0}

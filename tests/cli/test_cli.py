@@ -99,9 +99,21 @@ def test_a_bad_config_file_names_the_file_field_and_problem(tmp_path: Path) -> N
     done = run("serve", "--config", str(config))
     assert done.returncode == 2
     assert done.stderr == (
-        f"payorch: config error: {config}: processors[0].fault_rates: "
-        "fault_rates.declined=2: must be between 0 and 1\n"
+        f"payorch: config error: {config}: processors[0].fault_rates.declined=2: must be between 0 and 1\n"
     )
     missing = run("serve", "--config", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2
     assert missing.stderr == f"payorch: config error: {tmp_path / 'nope.yaml'}: does not exist\n"
+
+
+def test_a_config_nested_too_deep_is_a_config_error(tmp_path: Path) -> None:
+    """It used to end in a RecursionError traceback."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 1000 + "]" * 1000 + "\n", encoding="utf-8")
+    for command in ("serve", "report"):
+        done = run(command, "--config", str(deep), "--data", str(tmp_path / "data"))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"payorch: config error: {deep}: line 1, column 101: "
+            "invalid YAML: nested more than 100 levels deep\n"
+        )

@@ -21,6 +21,7 @@ from ingest.errors import ConfigFileError
 from payorch.demo import run_demo
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 DEFAULT_API = "http://127.0.0.1:8000"
 #: ``payorch report``'s times: a date, a UTC time, or a time with an offset (``Z`` included, as the
 #: report itself writes them).
@@ -61,15 +62,19 @@ def cli() -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 def serve(config_path: Path | None, data_dir: Path, host: str, port: int) -> None:
-    """Serve the merchant API; owns DATA/payorch.duckdb and runs the report schedule."""
+    """Serve the merchant API over DATA/payorch.duckdb (payments, complaints, analytics reads and
+    the retrospective report) until SIGINT or SIGTERM, which drain the payments in flight and exit
+    0. The report schedule is not built yet.
+    """
     from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
 
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     try:
-        run_server(config, data_dir, host, port)
+        stopped = run_server(config, data_dir, host, port)  # its last log line says how it stopped
     except ServeError as error:
         click.echo(f"payorch serve: {error}", err=True)
         sys.exit(EXIT_USAGE)
+    sys.exit(0 if stopped.complete else EXIT_FAILURE)
 
 
 @cli.command()

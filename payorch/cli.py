@@ -162,7 +162,10 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
 )
 @click.option("--format", "output_format", type=click.Choice(["yaml", "md", "html", "json"]), default="yaml")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+    "--out",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    help="File to write, replaced whole (a link's target is written; a FIFO or device is written "
+    "into); - or none: stdout.",
 )
 @click.option(
     "--config",
@@ -177,7 +180,7 @@ def report(
     date_from: datetime | None,
     date_to: datetime | None,
     output_format: str,
-    out: Path | None,
+    out: str | None,
     config_path: Path | None,
 ) -> None:
     """A retrospective report (default: the last 14 days): violations against complaints."""
@@ -194,6 +197,7 @@ def report(
         window = command.report_window(date_from, date_to, config.reports.every_days, datetime.now(UTC))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    out_path = None if out in (None, "-") else Path(out)
     source: command.Source = (
         command.ServiceSource(api_url, api_key or "")
         if api_url is not None
@@ -201,12 +205,12 @@ def report(
     )
     try:
         text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
-        command.write_report(text, out)
+        command.write_report(text, out_path)
     except command.ReportError as error:
         click.echo(f"payorch report: {error}", err=True)
-        sys.exit(1)
-    if out is not None:
-        click.echo(f"payorch report: wrote {out}", err=True)
+        sys.exit(EXIT_FAILURE)
+    if out_path is not None:
+        click.echo(f"payorch report: wrote {out_path}", err=True)
 
 
 @cli.command()

@@ -4,7 +4,10 @@ config's taxonomy and mismatch rule; and one-line errors for what cannot be read
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,3 +205,45 @@ def test_a_database_held_by_a_server_points_to_the_api(held: Path) -> None:  # n
         f"payorch report: {held / FILE_NAME} is held by a running payorch serve: "
         "read through it with --api URL --api-key K\n"
     )
+
+
+def test_out_through_a_symlink_writes_its_target_and_keeps_the_link(data: Path, tmp_path: Path) -> None:
+    """``--out link.yaml`` used to replace the link with a regular file."""
+    target = tmp_path / "reports" / "retro.yaml"
+    target.parent.mkdir()
+    target.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(target)
+
+    done = report("--data", str(data), "--out", str(link), *ALL_TIME)
+
+    assert done.exit_code == 0, done.output
+    assert done.stderr == f"payorch report: wrote {link}\n"
+    assert link.is_symlink()
+    assert rows(yaml.safe_load(target.read_text(encoding="utf-8")))[0] == ("api/validation", 2, 0, False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", "link.yaml", "reports"]
+    assert [path.name for path in target.parent.iterdir()] == ["retro.yaml"]
+
+
+def test_out_to_a_fifo_writes_into_it(data: Path, tmp_path: Path) -> None:
+    """A FIFO used to be replaced by a regular file, its reader left waiting."""
+    fifo = tmp_path / "retro.fifo"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text(encoding="utf-8")), daemon=True)
+    reader.start()
+
+    done = report("--data", str(data), "--out", str(fifo), "--format", "json", *ALL_TIME)
+    reader.join(10)
+
+    assert done.exit_code == 0, done.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert rows(json.loads(received[0]))[0] == ("api/validation", 2, 0, False)
+
+
+def test_out_dash_is_stdout(data: Path) -> None:
+    done = report("--data", str(data), "--out", "-", "--format", "json", *ALL_TIME)
+
+    assert done.exit_code == 0, done.output
+    assert done.stderr == ""
+    assert rows(json.loads(done.stdout))[0] == ("api/validation", 2, 0, False)

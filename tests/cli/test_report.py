@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 
 from ingest.config_file import sample_config_text
 from ingest.store.schema import FILE_NAME
-from payorch.cli import cli
+from payorch.cli import cli, main
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.store.test_durable_api import pay, running
 from tests.ingest.store.test_export import held  # noqa: F401 - a fixture
@@ -162,7 +162,8 @@ def test_the_config_gives_the_taxonomy_and_the_mismatch_rule(data: Path, tmp_pat
         (("--api", "http://127.0.0.1:9", "--data", "data"), "give --api or --data, not both"),
         (("--api", "http://127.0.0.1:9"), "--api needs an admin key"),
         (("--from", "2026-02-01", "--to", "2026-01-01"), "must be before --to"),
-        (("--from", "yesterday"), "'yesterday' does not match the formats"),
+        (("--from", "yesterday"), "'yesterday' is not an ISO 8601 date or time"),
+        (("--to", "2026-11-20 10:00 CET"), "'2026-11-20 10:00 CET' is not an ISO 8601 date or time"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_reason(args: tuple[str, ...], expected: str) -> None:
@@ -171,6 +172,118 @@ def test_bad_arguments_exit_2_with_the_reason(args: tuple[str, ...], expected: s
     assert done.exit_code == 2
     assert expected in done.stderr
     assert "Traceback" not in done.output
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """What ``payorch report ARGS`` says on stderr, checked to be one usage-error line (exit 2)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["report", *args])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert err.count("\n") == 1, err
+    assert err.startswith("payorch report: error: ")
+    return err.removeprefix("payorch report: error: ").rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("--from", "9999-12-31T23:59:59-05:00"),
+            "Invalid value for '--from': '9999-12-31T23:59:59-05:00' is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            ("--from", "0001-01-01T00:00:00+01:00", "--to", "2026-01-01"),
+            "Invalid value for '--from': '0001-01-01T00:00:00+01:00' is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            ("--to", "0001-01-01"),
+            "the default window, the 14 days before --to 0001-01-01T00:00:00+00:00, "
+            "would begin before the year 1: give --from",
+        ),
+        (
+            ("--to", "0001-01-10"),
+            "the default window, the 14 days before --to 0001-01-10T00:00:00+00:00, "
+            "would begin before the year 1: give --from",
+        ),
+    ],
+)
+def test_a_window_past_the_date_limits_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...], expected: str
+) -> None:
+    """These used to end in ``OverflowError: date value out of range`` (exit 1)."""
+    assert one_line_error(capsys, "--data", "nowhere", *args) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://127.0.0.1:abc", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:0", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:70000", "has a port that is not a number from 1 to 65535"),
+        ("http://[::1", "is not a URL (Invalid IPv6 URL)"),
+        ("notaurl", "must start with http:// or https:// and a host"),
+        ("localhost:18130", "must start with http:// or https:// and a host"),
+        ("", "must start with http:// or https:// and a host"),
+        ("ftp://127.0.0.1", "must start with http:// or https:// and a host"),
+        ("http://:8000", "has no host"),
+        ("http://adm:secret@127.0.0.1", "must not hold a user name or password (the key goes in --api-key)"),
+        ("http://127.0.0.1/?x=1", "must not have a query or a fragment"),
+        ("http://127.0.0.1 /", "must not hold spaces or control characters"),
+    ],
+)
+def test_a_malformed_api_url_is_a_usage_error_before_anything_is_read(
+    capsys: pytest.CaptureFixture[str], url: str, problem: str
+) -> None:
+    """``http://127.0.0.1:abc`` used to end in an ``httpx.InvalidURL`` traceback; ``notaurl`` in a
+    one-line error, but exit 1. The config is not read either (it does not exist here)."""
+    expected = f"Invalid value for '--api': {url!r} {problem}"
+    assert one_line_error(capsys, "--api", url, "--api-key", "adm_x", "--config", "missing.yaml") == expected
+
+
+@pytest.mark.parametrize("option", ["--out", "--data", "--config"])
+def test_an_empty_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], option: str) -> None:
+    """``--out ''`` used to end in ``ValueError: PosixPath('.') has an empty name``; ``--data ''``
+    read the current folder."""
+    hint = " (give . for the current folder)" if option == "--data" else ""
+    assert one_line_error(capsys, option, "") == f"Invalid value for '{option}': must not be empty{hint}"
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "window"),
+    [
+        (
+            "2000-01-01T00:00:00.897772Z",
+            "2100-01-01T10:00Z",
+            {"from": "2000-01-01T00:00:00.897772Z", "to": "2100-01-01T10:00:00Z"},
+        ),
+        (
+            "2000-01-01T01:30+01:30",
+            "2100-01-01T10",
+            {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T10:00:00Z"},
+        ),
+        ("2000-01-01 00:00:00", "2100-01-01", {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}),
+    ],
+)
+def test_iso_8601_times_with_fractions_or_without_seconds_are_taken(
+    data: Path, since: str, until: str, window: dict[str, str]
+) -> None:
+    """The report writes its bounds with microseconds; ``--from`` used to refuse them back."""
+    done = report("--data", str(data), "--format", "json", "--from", since, "--to", until)
+
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["window"] == window
+
+
+def test_a_reports_own_window_reads_back(data: Path) -> None:
+    first = report("--data", str(data), "--format", "json")
+    assert first.exit_code == 0, first.output
+    window = json.loads(first.stdout)["window"]
+
+    again = report("--data", str(data), "--format", "json", "--from", window["from"], "--to", window["to"])
+
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["window"] == window
 
 
 @pytest.fixture

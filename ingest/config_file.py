@@ -1,17 +1,18 @@
 """Reads the YAML configuration file (PRODUCT.md section 3) into an ``engine.config.PlatformConfig``.
 
-Unknown keys are refused (a typo must not silently fall back to a default); every problem is one
-:class:`ConfigFileError` naming the file, the field path and the problem.
+Unknown keys are refused (a typo must not silently fall back to a default), and so are keys given
+twice (``ingest.config_yaml``) and a section that holds something other than a mapping (only a
+missing key or an explicit ``null`` means the defaults). Every problem is one
+:class:`ConfigFileError` naming the file, the field path (once, as written in the file) and the
+problem, in YAML's words (``null``, ``a mapping``); API keys are named by position, never shown.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
+from typing import TypeVar
 
 from engine.config import (
     EscalationConfig,
@@ -32,98 +33,22 @@ from engine.errors import DomainError
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency
 from engine.types import ContractId, MerchantId, ProcessorId
+from ingest.config_section import Section, shown
+from ingest.config_yaml import load_yaml
 from ingest.errors import ConfigFileError
 
 T = TypeVar("T")
 SAMPLE_CONFIG = "sample_config.yaml"
 
 
-class _Section:
-    """One mapping of the file, read key by key with the path of every field."""
-
-    def __init__(self, source: str, path: str, value: object, allowed: set[str]) -> None:
-        if not isinstance(value, Mapping):
-            raise ConfigFileError(source, path or "(top level)", f"must be a mapping, not {_kind(value)}")
-        unknown = sorted(str(key) for key in value if key not in allowed)
-        if unknown:
-            raise ConfigFileError(
-                source, _join(path, unknown[0]), f"is not a known field (known: {', '.join(sorted(allowed))})"
-            )
-        self.source = source
-        self.path = path
-        self.value: Mapping[str, Any] = value
-
-    def field(self, name: str) -> str:
-        return _join(self.path, name)
-
-    def has(self, name: str) -> bool:
-        return self.value.get(name) is not None
-
-    def get(self, name: str, kind: type[T] | tuple[type, ...], default: T) -> T:
-        raw = self.value.get(name)
-        if raw is None:
-            return default
-        return self.typed(name, raw, kind)
-
-    def require(self, name: str, kind: type[T] | tuple[type, ...]) -> T:
-        if not self.has(name):
-            raise ConfigFileError(self.source, self.field(name), "is required")
-        return self.typed(name, self.value[name], kind)
-
-    def typed(self, name: str, raw: object, kind: type[T] | tuple[type, ...]) -> T:
-        kinds = kind if isinstance(kind, tuple) else (kind,)
-        if isinstance(raw, bool) and bool not in kinds:
-            raise ConfigFileError(self.source, self.field(name), f"must be {_names(kinds)}, not a boolean")
-        if not isinstance(raw, kinds):
-            raise ConfigFileError(self.source, self.field(name), f"must be {_names(kinds)}, not {_kind(raw)}")
-        return raw  # type: ignore[return-value]
-
-    def strings(self, name: str, *, required: bool = False) -> tuple[str, ...]:
-        items = self.require(name, list) if required else self.get(name, list, [])
-        for position, item in enumerate(items):
-            if not isinstance(item, str):
-                raise ConfigFileError(
-                    self.source, f"{self.field(name)}[{position}]", f"must be a string, not {_kind(item)}"
-                )
-        return tuple(items)
-
-    def section(self, name: str, allowed: set[str]) -> _Section:
-        return _Section(self.source, self.field(name), self.value.get(name) or {}, allowed)
-
-    def build(self, name: str, make: Callable[[], T]) -> T:
-        """Run a domain constructor, turning its error into one that names this file and field."""
-        try:
-            return make()
-        except DomainError as error:
-            raise ConfigFileError(
-                self.source, self.field(name), f"{error.field}={error.value!r}: {error.reason}"
-            ) from error
-
-
-def _join(path: str, name: str) -> str:
-    if not name:
-        return path
-    return f"{path}.{name}" if path else name
-
-
-def _kind(value: object) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", int: "an integer", float: "a number"}.get(
-        type(value), type(value).__name__
-    )
-
-
-def _names(kinds: tuple[type, ...]) -> str:
-    return " or ".join(_kind(kind()) for kind in kinds)
-
-
-def _parse_with(section: _Section, name: str, parse: Callable[[object, str], T]) -> T:
+def _parse_with(section: Section, name: str, parse: Callable[[object, str], T]) -> T:
     try:
         return parse(section.value[name], section.field(name))
     except DomainError as error:
         raise ConfigFileError(section.source, section.field(name), error.reason) from error
 
 
-def _retry(section: _Section) -> RetryPolicy:
+def _retry(section: Section) -> RetryPolicy:
     defaults = RetryPolicy()
     return section.build(
         "",
@@ -135,7 +60,7 @@ def _retry(section: _Section) -> RetryPolicy:
     )
 
 
-def _routing_rule(section: _Section) -> RoutingRule:
+def _routing_rule(section: Section) -> RoutingRule:
     method = _parse_with(section, "method", PaymentMethod.parse) if section.has("method") else None
     if method is None:
         raise ConfigFileError(section.source, section.field("method"), "is required")
@@ -144,18 +69,18 @@ def _routing_rule(section: _Section) -> RoutingRule:
     return section.build("", lambda: RoutingRule(method, processors, max_amount_cents=maximum))
 
 
-def _currency(section: _Section, name: str) -> Currency:
+def _currency(section: Section, name: str) -> Currency:
     return _code_to_currency(section, name, section.require(name, str))
 
 
-def _code_to_currency(section: _Section, name: str, code: str) -> Currency:
+def _code_to_currency(section: Section, name: str, code: str) -> Currency:
     try:
         return Currency(code.strip().upper())
     except DomainError as error:
         raise ConfigFileError(section.source, section.field(name), f"{code!r} {error.reason}") from error
 
 
-def _method(section: _Section, name: str, value: str) -> PaymentMethod:
+def _method(section: Section, name: str, value: str) -> PaymentMethod:
     try:
         return PaymentMethod.parse(value)
     except DomainError as error:
@@ -168,10 +93,10 @@ _MERCHANT_FIELDS = {
 }  # fmt: skip
 
 
-def _merchant(section: _Section) -> MerchantConfig:
+def _merchant(section: Section) -> MerchantConfig:
     defaults_max, defaults_timeout = 100_000_000, 2000
     merchant_id = MerchantId(section.require("merchant_id", str))
-    api_keys = section.strings("api_keys", required=True)
+    api_keys = section.keys("api_keys", required=True)
     currency = _currency(section, "default_currency")
     policy = (
         _parse_with(section, "partial_policy", PartialPolicy.parse) if section.has("partial_policy") else None
@@ -180,7 +105,7 @@ def _merchant(section: _Section) -> MerchantConfig:
     rules_raw = section.require("routing", list)
     rules = tuple(
         _routing_rule(
-            _Section(
+            Section(
                 section.source,
                 f"{section.field('routing')}[{i}]",
                 raw,
@@ -213,7 +138,7 @@ _PROCESSOR_FIELDS = {
 }  # fmt: skip
 
 
-def _processor(section: _Section) -> ProcessorConfig:
+def _processor(section: Section) -> ProcessorConfig:
     processor_id = ProcessorId(section.require("id", str))
     kind_name = section.require("kind", str)
     try:
@@ -272,16 +197,41 @@ _TOP_FIELDS = {
 _STORE_FIELDS = {"max_rows", "max_wait_ms", "admit_limit"}
 
 
+def _unique(source: str, named: list[tuple[str, str]], *, secret: bool = False) -> None:
+    """Refuse a value given at two places, naming both (the value too, unless it is a secret)."""
+    first: dict[str, str] = {}
+    for path, value in named:
+        if value in first:
+            problem = f"appears more than once (first at {first[value]})"
+            raise ConfigFileError(source, path, problem, value=None if secret else shown(value))
+        first[value] = path
+
+
 def config_from_mapping(document: object, source: str = "<config>") -> PlatformConfig:
     """The platform configuration held by an already-parsed YAML document."""
-    top = _Section(source, "", document, _TOP_FIELDS)
+    top = Section(source, "", document, _TOP_FIELDS)
     merchants = tuple(
-        _merchant(_Section(source, f"merchants[{i}]", raw, _MERCHANT_FIELDS))
+        _merchant(Section(source, f"merchants[{i}]", raw, _MERCHANT_FIELDS))
         for i, raw in enumerate(top.require("merchants", list))
     )
     processors = tuple(
-        _processor(_Section(source, f"processors[{i}]", raw, _PROCESSOR_FIELDS))
+        _processor(Section(source, f"processors[{i}]", raw, _PROCESSOR_FIELDS))
         for i, raw in enumerate(top.require("processors", list))
+    )
+    admin_api_keys = top.keys("admin_api_keys")
+    _unique(source, [(f"merchants[{i}].merchant_id", m.merchant_id) for i, m in enumerate(merchants)])
+    _unique(source, [(f"processors[{i}].id", p.id) for i, p in enumerate(processors)])
+    _unique(
+        source,
+        [
+            *((f"admin_api_keys[{j}]", key) for j, key in enumerate(admin_api_keys)),
+            *(
+                (f"merchants[{i}].api_keys[{j}]", key)
+                for i, merchant in enumerate(merchants)
+                for j, key in enumerate(merchant.api_keys)
+            ),
+        ],
+        secret=True,
     )
     taxonomy_raw = top.get("complaint_taxonomy", dict, {})
     taxonomy: dict[str, ContractId] = {}
@@ -319,21 +269,31 @@ def config_from_mapping(document: object, source: str = "<config>") -> PlatformC
     reports = reports_section.build(
         "", lambda: ReportConfig(every_days=reports_section.get("every_days", int, 14), mismatch=mismatch)
     )
+    store = _store(top.section("store", _STORE_FIELDS))
+    # The domain names merchants and processors by id; the file by position.
+    aliases = {
+        **{
+            f"merchants[{m.merchant_id!r}]": f"merchants[{i}]"
+            for i, m in reversed(list(enumerate(merchants)))
+        },
+        **{f"processors[{p.id!r}]": f"processors[{i}]" for i, p in reversed(list(enumerate(processors)))},
+    }
     return top.build(
         "",
         lambda: PlatformConfig(
             merchants=merchants,
             processors=processors,
-            admin_api_keys=top.strings("admin_api_keys"),
+            admin_api_keys=admin_api_keys,
             complaint_taxonomy=taxonomy,
             escalations=escalations,
             reports=reports,
-            store=_store(top.section("store", _STORE_FIELDS)),
+            store=store,
         ),
+        aliases,
     )
 
 
-def _store(section: _Section) -> StoreConfig:
+def _store(section: Section) -> StoreConfig:
     defaults = StoreConfig()
     return section.build(
         "",
@@ -346,16 +306,9 @@ def _store(section: _Section) -> StoreConfig:
 
 
 def parse_config(text: str, source: str = "<config>") -> PlatformConfig:
-    """Parse YAML text; invalid YAML is reported with its line and column."""
-    try:
-        document = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = (
-            f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(unknown position)"
-        )
-        problem = getattr(error, "problem", None) or "cannot be parsed"
-        raise ConfigFileError(source, where, f"invalid YAML: {problem}") from error
+    """Parse YAML text; invalid YAML (a key given twice included) is reported with its line and
+    column."""
+    document = load_yaml(text, source)
     if document is None:
         raise ConfigFileError(source, "", "is empty")
     return config_from_mapping(document, source)

@@ -26,11 +26,14 @@ class IngestError(PayorchError):
 
 
 class ConfigFileError(IngestError):
-    """A configuration file problem, naming the file, the field and what is wrong."""
+    """A configuration file problem, naming the file, the field (with the value it holds, when
+    that may be shown) and what is wrong."""
 
-    def __init__(self, path: Path | str, field: str, problem: str) -> None:
+    def __init__(self, path: Path | str, field: str, problem: str, *, value: str | None = None) -> None:
         self.path = str(path)
         self.field = field
         self.problem = problem
+        self.value = value
         where = f"{self.path}: {field}" if field else self.path
-        super().__init__(f"{where}: {problem}")
+        shown = where if value is None else f"{where}={value}"
+        super().__init__(f"{shown}: {problem}")

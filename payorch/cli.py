@@ -1,15 +1,21 @@
 """``payorch``: every command of the public contract (PRODUCT.md section 2).
 
 Commands whose part of the platform is not built yet say so on stderr and exit 2, so that a
-script never mistakes them for success. Bad arguments give click's one-line usage error (exit 2).
+script never mistakes them for success. Bad arguments give a one-line usage error naming the
+command (exit 2); a group given no command prints its help (exit 2). Anything unexpected is one
+line too (``payorch report: internal error: KeyError; please report it``, exit 1), with the
+traceback only when ``PAYORCH_DEBUG=1`` asks for it: no stack trace reaches a user otherwise.
 """
 
 from __future__ import annotations
 
+import os
 import sys
-from datetime import UTC, datetime
+import traceback
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -19,12 +25,58 @@ from engine.money import Currency
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
 from payorch.demo import run_demo
+from payorch.options import Moment, PathOption, ServiceUrl
 
 EXIT_USAGE = 2
+EXIT_FAILURE = 1
 DEFAULT_API = "http://127.0.0.1:8000"
-#: ``payorch report``'s times: a date, a UTC time, or a time with an offset (``Z`` included, as the
-#: report itself writes them).
-REPORT_TIMES = ["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M:%S%z"]
+#: Set to 1, an internal error prints its traceback before its one line.
+DEBUG_ENV = "PAYORCH_DEBUG"
+R = TypeVar("R")
+
+
+class InternalError(Exception):
+    """An exception nobody expected, raised while ``command_path`` ran (its ``__cause__``)."""
+
+    def __init__(self, command_path: str) -> None:
+        super().__init__(command_path)
+        self.command_path = command_path
+
+
+def _within(ctx: click.Context, step: Callable[[], R]) -> R:
+    """Run ``step`` of ``ctx``'s command: a usage error gets the context that names the command
+    (click raises "Option '--port' requires an argument." without one), anything unexpected
+    becomes an :class:`InternalError` naming it."""
+    try:
+        return step()
+    except click.UsageError as error:
+        if error.ctx is None:
+            error.ctx = ctx
+        raise
+    except (click.ClickException, click.exceptions.Exit, click.Abort, InternalError):
+        raise
+    except Exception as error:
+        raise InternalError(ctx.command_path) from error
+
+
+class Command(click.Command):
+    """A ``payorch`` command: its errors name it (see :func:`_within`)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return _within(ctx, lambda: super(Command, self).parse_args(ctx, args))
+
+    def invoke(self, ctx: click.Context) -> Any:
+        return _within(ctx, lambda: super(Command, self).invoke(ctx))
+
+
+class Group(click.Group):
+    """A ``payorch`` group: its commands are Commands and its subgroups Groups."""
+
+    command_class = Command
+    group_class = type  # subgroups are Groups too
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return _within(ctx, lambda: super(Group, self).parse_args(ctx, args))
 
 
 def load_config_or_exit(path: Path) -> PlatformConfig:
@@ -41,7 +93,7 @@ def not_built(command: str, part: str) -> NoReturn:
     sys.exit(EXIT_USAGE)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="payorch")
 def cli() -> None:
     """payorch: payment orchestration and contract monitoring."""
@@ -49,31 +101,45 @@ def cli() -> None:
 
 @cli.command()
 @click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), help="YAML config file."
+    "--config",
+    "config_path",
+    type=PathOption(dir_okay=False, path_type=Path),
+    help="YAML config file (default: the sample config).",
 )
 @click.option(
     "--data",
     "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathOption(file_okay=False, path_type=Path),
     default=Path("data"),
     show_default=True,
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
 def serve(config_path: Path | None, data_dir: Path, host: str, port: int) -> None:
-    """Serve the merchant API; owns DATA/payorch.duckdb and runs the report schedule."""
+    """Serve the merchant API over DATA/payorch.duckdb (payments, complaints, analytics reads and
+    the retrospective report) until SIGINT or SIGTERM, which drain the payments in flight and exit
+    0. The report schedule is not built yet.
+    """
     from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
 
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     try:
-        run_server(config, data_dir, host, port)
+        stopped = run_server(config, data_dir, host, port)  # its last log line says how it stopped
     except ServeError as error:
         click.echo(f"payorch serve: {error}", err=True)
         sys.exit(EXIT_USAGE)
+    sys.exit(0 if stopped.complete else EXIT_FAILURE)
 
 
 @cli.command()
-@click.option("--api", "api_url", default=DEFAULT_API, show_default=True, help="URL of the running service.")
+@click.option(
+    "--api",
+    "api_url",
+    type=ServiceUrl(),
+    default=DEFAULT_API,
+    show_default=True,
+    help="URL of the running service.",
+)
 @click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
 def dashboard(api_url: str, api_key: str | None, port: int) -> None:
@@ -109,7 +175,7 @@ def demo() -> None:
 
 
 @cli.command()
-@click.option("--url", required=True, help="Base URL of the payorch API.")
+@click.option("--url", type=ServiceUrl(), required=True, help="Base URL of the payorch API.")
 @click.option("--api-key", required=True, help="A merchant API key.")
 @click.option("--payments", type=click.IntRange(min=1), required=True, help="How many payments to send.")
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
@@ -125,44 +191,53 @@ def complaints() -> None:
 
 
 @complaints.command("import")
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--api", "api_url", help="URL of the running service.")
+@click.argument("file", type=PathOption(exists=True, dir_okay=False, path_type=Path))
+@click.option("--api", "api_url", type=ServiceUrl(), help="URL of the running service.")
 @click.option("--api-key", envvar="PAYORCH_API_KEY")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--data", "data_dir", type=PathOption(file_okay=False, path_type=Path))
 def import_complaints(file: Path, api_url: str | None, api_key: str | None, data_dir: Path | None) -> None:
     """Import complaints from CSV or JSON lines."""
     not_built("complaints import", "complaint intake")
 
 
 @cli.command()
-@click.option("--api", "api_url", help="URL of a running service to read from (with an admin key).")
+@click.option(
+    "--api",
+    "api_url",
+    type=ServiceUrl(),
+    help="URL of a running service to read from (with an admin key): http(s)://HOST[:PORT].",
+)
 @click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
 @click.option(
     "--data",
     "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathOption(file_okay=False, path_type=Path),
     help="Data folder to read when no service runs (default: ./data).",
 )
 @click.option(
     "--from",
     "date_from",
-    type=click.DateTime(REPORT_TIMES),
-    help="Start, inclusive (UTC unless it has an offset). Default: the report span before --to.",
+    type=Moment(),
+    help="Start, inclusive: an ISO 8601 date or time (UTC unless it has an offset). "
+    "Default: the report span before --to.",
 )
 @click.option(
     "--to",
     "date_to",
-    type=click.DateTime(REPORT_TIMES),
-    help="End, exclusive (UTC unless it has an offset). Default: now.",
+    type=Moment(),
+    help="End, exclusive: an ISO 8601 date or time (UTC unless it has an offset). Default: now.",
 )
 @click.option("--format", "output_format", type=click.Choice(["yaml", "md", "html", "json"]), default="yaml")
 @click.option(
-    "--out", type=click.Path(dir_okay=False, path_type=Path), help="File to write (default: stdout)."
+    "--out",
+    type=PathOption(dir_okay=False, allow_dash=True),
+    help="File to write, replaced whole (a link's target is written; a FIFO or device is written "
+    "into); - or none: stdout.",
 )
 @click.option(
     "--config",
     "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=PathOption(dir_okay=False, path_type=Path),
     help="YAML config: complaint taxonomy, mismatch rule and report span (default: the sample config).",
 )
 def report(
@@ -172,7 +247,7 @@ def report(
     date_from: datetime | None,
     date_to: datetime | None,
     output_format: str,
-    out: Path | None,
+    out: str | None,
     config_path: Path | None,
 ) -> None:
     """A retrospective report (default: the last 14 days): violations against complaints."""
@@ -187,10 +262,20 @@ def report(
     if api_url is not None and not api_key:
         raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
+    span_days = config.reports.every_days
+    if date_from is None and date_to is not None:
+        try:
+            date_from = date_to - timedelta(days=span_days)
+        except OverflowError:
+            raise click.UsageError(
+                f"the default window, the {span_days} days before --to {date_to.isoformat()}, "
+                "would begin before the year 1: give --from"
+            ) from None
     try:
-        window = command.report_window(date_from, date_to, config.reports.every_days, datetime.now(UTC))
+        window = command.report_window(date_from, date_to, span_days, datetime.now(UTC))
     except ValueError as error:
         raise click.UsageError(str(error)) from None
+    out_path = None if out in (None, "-") else Path(out)
     source: command.Source = (
         command.ServiceSource(api_url, api_key or "")
         if api_url is not None
@@ -198,25 +283,25 @@ def report(
     )
     try:
         text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
-        command.write_report(text, out)
+        command.write_report(text, out_path)
     except command.ReportError as error:
         click.echo(f"payorch report: {error}", err=True)
-        sys.exit(1)
-    if out is not None:
-        click.echo(f"payorch report: wrote {out}", err=True)
+        sys.exit(EXIT_FAILURE)
+    if out_path is not None:
+        click.echo(f"payorch report: wrote {out_path}", err=True)
 
 
 @cli.command()
 @click.option(
     "--out",
     required=True,
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathOption(file_okay=False, path_type=Path),
     help="Folder to write; its events/, violations/ and complaints/ folders are replaced.",
 )
 @click.option(
     "--data",
     "data_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=PathOption(file_okay=False, path_type=Path),
     default=Path("data"),
     show_default=True,
     help="The data folder holding payorch.duckdb (not held by a running server).",
@@ -236,15 +321,40 @@ def export(out: Path, data_dir: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Run the command line; usage errors are one line on stderr and exit 2."""
+    run(cli, argv, os.environ)
+
+
+def run(command: click.Command, argv: list[str] | None, environ: Mapping[str, str]) -> None:
+    """Run ``command`` (``cli``, or a test's own :class:`Group`) on ``argv``; every way it can end
+    is one line on stderr (or help on stdout) and an exit code."""
     try:
-        cli.main(args=argv, prog_name="payorch", standalone_mode=False)
+        code = command.main(args=argv, prog_name="payorch", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as error:
+        click.echo(error.ctx.get_help())  # what the user asked for, in effect: not an error line
+        sys.exit(EXIT_USAGE)
     except click.UsageError as error:
-        command = error.ctx.command_path if error.ctx is not None else "payorch"
-        click.echo(f"{command}: error: {error.format_message()}", err=True)
+        path = error.ctx.command_path if error.ctx is not None else "payorch"
+        click.echo(f"{path}: error: {error.format_message()}", err=True)
         sys.exit(EXIT_USAGE)
     except click.ClickException as error:
         click.echo(f"payorch: error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)
     except click.Abort:
         click.echo("payorch: aborted", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_FAILURE)
+    except InternalError as error:
+        _internal_error(error.command_path, error.__cause__ or error, environ)
+    except Exception as error:  # noqa: BLE001 - the last resort: one line, never a stack trace
+        _internal_error("payorch", error, environ)
+    if isinstance(code, int) and code:
+        sys.exit(code)
+
+
+def _internal_error(command_path: str, error: BaseException, environ: Mapping[str, str]) -> NoReturn:
+    if environ.get(DEBUG_ENV) == "1":
+        traceback.print_exception(error, file=sys.stderr)
+        hint = ""
+    else:
+        hint = f" ({DEBUG_ENV}=1 shows the traceback)"
+    click.echo(f"{command_path}: internal error: {type(error).__name__}; please report it{hint}", err=True)
+    sys.exit(EXIT_FAILURE)

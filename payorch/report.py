@@ -15,7 +15,6 @@ file is reported as such, with the way round it (``--api``).
 
 from __future__ import annotations
 
-import contextlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -34,6 +33,7 @@ from engine.monitor import ReportWindow
 from ingest.api.reports import MEDIA_TYPES
 from ingest.store import reads
 from ingest.store.schema import FILE_NAME
+from payorch.output import OutputError, write_text
 
 Format = Literal["yaml", "json"]
 #: The formats that are built; Markdown and HTML (charts and the routing summary) are not yet.
@@ -188,16 +188,9 @@ def _render(tables: reads.ReportTables, config: PlatformConfig, window: ReportWi
 
 
 def write_report(text: str, out: Path | None) -> None:
-    """``text`` to ``out`` (its folder made if needed), written whole or not at all; stdout without."""
-    if out is None:
-        print(text, end="")  # noqa: T201 - the command's output
-        return
-    partial = out.with_name(f".{out.name}.partial")
+    """``text`` to ``out``, or stdout without: a file is replaced whole or not at all, a link's
+    target is written, a FIFO or device is written into (``payorch.output``)."""
     try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(out)
-    except OSError as error:
-        with contextlib.suppress(OSError):
-            partial.unlink(missing_ok=True)
-        raise ReportError(f"cannot write {out}: {error.strerror}") from None
+        write_text(text, out)
+    except OutputError as error:
+        raise ReportError(str(error)) from None

@@ -1,28 +1,114 @@
-"""Running the API under uvicorn: what ``payorch serve`` does after parsing its options."""
+"""Running the API under uvicorn: what ``payorch serve`` does after parsing its options.
+
+SIGINT and SIGTERM stop the service gracefully: no new requests, payments in flight drained, every
+queued write committed. How that went is the last log line, and what :func:`run_server` returns
+to decide the exit code (0 for a complete drain), instead of uvicorn's habit of dying by the
+signal afterwards.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
 from engine.config import PlatformConfig
 from engine.errors import PayorchError
 from ingest.api.app import create_app
+from ingest.api.parts import Shutdown
 from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
 from ingest.observe.telemetry import GlobalTags
 from ingest.store.reads import ReportTables, Window
 
+LOGGER = "payorch.serve"
+
 
 class ServeError(Exception):
     """The service could not start; the message is one line for the operator."""
+
+
+@dataclass(frozen=True, slots=True)
+class Stopped:
+    """How the service ended: the signal that stopped it, the payments in flight then, and how the
+    app's stop went (``None``: a second Ctrl-C forced it down before the app could stop)."""
+
+    signal: str | None
+    in_flight: int
+    shutdown: Shutdown | None
+    grace_s: float
+
+    @property
+    def complete(self) -> bool:
+        return self.shutdown is not None and self.shutdown.complete
+
+    def summary(self) -> str:
+        """One line for the operator."""
+        stopped = "stopped" if self.signal is None else f"stopped on {self.signal}"
+        shutdown = self.shutdown
+        if shutdown is None:
+            return (
+                f"{stopped} without draining: payments in flight were cut short (the next start settles them)"
+            )
+        # uvicorn lets open requests end before the app stops, so most payments end before the
+        # app's own drain begins: count from the signal.
+        count = max(self.in_flight, shutdown.drained + shutdown.left) - shutdown.left
+        drained = "no payments were in flight" if count == 0 else f"drained {_payments(count)} in flight"
+        if shutdown.left:
+            return (
+                f"{stopped}, but {_payments(shutdown.left)} still in flight after {self.grace_s:.0f} s "
+                f"were cut short ({drained}; the next start settles them)"
+            )
+        if not shutdown.committed:
+            return f"{stopped}, but the store could not commit every queued write ({drained})"
+        return f"{stopped}; {drained}"
+
+
+def _payments(count: int) -> str:
+    return f"{count} payment{'' if count == 1 else 's'}"
+
+
+class _Server(uvicorn.Server):
+    """uvicorn's server, without re-raising the signal that stopped it once it has shut down (the
+    process would then die by SIGTERM, or raise KeyboardInterrupt for SIGINT, whatever the drain
+    did): ``payorch serve`` exits by how the stop went instead."""
+
+    def __init__(self, config: uvicorn.Config, in_flight: Callable[[], int]) -> None:
+        super().__init__(config)
+        self.received: list[int] = []
+        self.in_flight_at_signal = 0
+        self._in_flight = in_flight
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        handled = (signal.SIGINT, signal.SIGTERM)
+        original = {number: signal.signal(number, self._on_signal) for number in handled}
+        try:
+            yield
+        finally:
+            for number, handler in original.items():
+                signal.signal(number, handler)
+
+    def _on_signal(self, number: int, frame: FrameType | None) -> None:
+        if not self.received:
+            self.in_flight_at_signal = self._in_flight()
+        self.received.append(number)
+        self.handle_exit(number, frame)  # the first stops gracefully, a second SIGINT forces it
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -53,7 +139,7 @@ def _render_report(
     return render_tables(config, tables, window, output)
 
 
-def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> None:
+def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> Stopped:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM (which drain payments)."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
@@ -74,9 +160,10 @@ def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> 
     # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
     # this handler writes what comes before and after, in the same JSON form.
     root = logging.getLogger()
-    root.addHandler(DirectHandler(sys.stderr.buffer, GlobalTags(settings.environment).as_dict()))
+    direct = DirectHandler(sys.stderr.buffer, GlobalTags(settings.environment).as_dict())
+    root.addHandler(direct)
     root.setLevel(logging.INFO)
-    server = uvicorn.Server(
+    server = _Server(
         uvicorn.Config(
             app,
             host=host,
@@ -87,6 +174,14 @@ def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> 
             http="httptools",
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
             server_header=False,
-        )
+        ),
+        lambda: int(app.state.parts.desk.in_flight),
     )
     server.run(sockets=[_listen(host, port)])
+    shutdown: Shutdown | None = app.state.parts.shutdown
+    first = signal.Signals(server.received[0]).name if server.received else None
+    stopped = Stopped(first, server.in_flight_at_signal, shutdown, settings.shutdown_grace_s)
+    # Straight to stderr: after a forced stop the app's log pipe may still hold "payorch" records.
+    level = logging.INFO if stopped.complete else logging.ERROR
+    direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))
+    return stopped

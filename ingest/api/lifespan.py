@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from engine.monitor import ContractMonitor
 from engine.types import RequestId
-from ingest.api.parts import Parts
+from ingest.api.parts import Parts, Shutdown
 from ingest.api.payments import new_id
 from ingest.observe.logs import PipeHandler, attach_log_handler, detach_log_handler
 from ingest.store.recovery import recover_interrupted
@@ -80,11 +80,10 @@ async def start(parts: Parts) -> Running:
 async def stop(parts: Parts, running: Running) -> None:
     settings = parts.settings
     parts.draining = True
-    in_flight = await parts.desk.drain(settings.shutdown_grace_s)
-    if in_flight:
-        logger.error(
-            "shutdown: %d payments still in flight after %.0f s", in_flight, settings.shutdown_grace_s
-        )
+    in_flight = parts.desk.in_flight
+    left = await parts.desk.drain(settings.shutdown_grace_s)
+    if left:
+        logger.error("shutdown: %d payments still in flight after %.0f s", left, settings.shutdown_grace_s)
     await parts.engine.aclose()
     telemetry = parts.telemetry
     if running.watcher is not None and telemetry is not None:
@@ -94,9 +93,11 @@ async def stop(parts: Parts, running: Running) -> None:
             await running.watcher
         with contextlib.suppress(Exception):
             await telemetry.report_drops(running.monitor, RequestId(new_id("req")))
+    committed = True
     if parts.writer is not None:
         # Everything queued is committed before the process ends.
-        await asyncio.to_thread(parts.writer.close)
+        committed = await asyncio.to_thread(parts.writer.close)
+    parts.shutdown = Shutdown(drained=in_flight - left, left=left, committed=committed)
     sys.setswitchinterval(running.switch_interval)
     # What the app kept is garbage once it stops (tests and benches start many in a process).
     gc.set_threshold(*running.thresholds)

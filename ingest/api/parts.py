@@ -40,6 +40,20 @@ OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTLP_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 
 
+@dataclass(frozen=True, slots=True)
+class Shutdown:
+    """How the app's stop went: payments drained (in flight when it began and ended in time),
+    payments left in flight after the grace period, and whether every queued write was committed."""
+
+    drained: int
+    left: int
+    committed: bool
+
+    @property
+    def complete(self) -> bool:
+        return self.left == 0 and self.committed
+
+
 @dataclass(slots=True)
 class Parts:
     """What the routes of one app share."""
@@ -62,6 +76,9 @@ class Parts:
     #: What crash recovery found and did at start (``ingest.store.recovery.RecoveryReport``).
     recovery: object | None = None
     draining: bool = False
+    #: Set once the app has stopped (``ingest.api.lifespan.stop``); ``None`` while it runs, or
+    #: when the server was forced down without stopping it.
+    shutdown: Shutdown | None = None
 
 
 def build_parts(settings: Settings) -> Parts:

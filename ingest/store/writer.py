@@ -182,19 +182,21 @@ class Writer:
         with self._read_lock, self._reader.cursor() as cursor:
             return query(cursor)
 
-    def close(self, timeout_s: float = 30.0) -> None:
-        """Commit everything queued, then close the database (at shutdown)."""
+    def close(self, timeout_s: float = 30.0) -> bool:
+        """Commit everything queued, then close the database (at shutdown). Returns whether the
+        writer finished: ``False`` when writes were still queued after ``timeout_s``."""
         if self._closed:
-            return
+            return not self._thread.is_alive()
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout_s)
         if self._thread.is_alive():
             logger.error("store: the writer did not finish within %.0f s", timeout_s)
-            return
+            return False
         with self._read_lock:
             self._reader.close()
             self._connection.close()
+        return True
 
     # -- the writer thread -------------------------------------------------------------------------
 

@@ -3,16 +3,20 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
-from payorch.cli import main
+from payorch.cli import Group, main
+from payorch.cli import run as run_cli
 
 PAYORCH = Path(sys.executable).parent / "payorch"
 COMMANDS = ("serve", "dashboard", "demo", "simulate", "complaints", "report", "export")
 
 
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(PAYORCH), *args], capture_output=True, text=True, timeout=60, check=False)
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(PAYORCH), *args], capture_output=True, text=True, timeout=60, check=False, cwd=cwd
+    )
 
 
 def test_help_lists_every_command_of_the_contract() -> None:
@@ -99,9 +103,125 @@ def test_a_bad_config_file_names_the_file_field_and_problem(tmp_path: Path) -> N
     done = run("serve", "--config", str(config))
     assert done.returncode == 2
     assert done.stderr == (
-        f"payorch: config error: {config}: processors[0].fault_rates: "
-        "fault_rates.declined=2: must be between 0 and 1\n"
+        f"payorch: config error: {config}: processors[0].fault_rates.declined=2: must be between 0 and 1\n"
     )
     missing = run("serve", "--config", str(tmp_path / "nope.yaml"))
     assert missing.returncode == 2
     assert missing.stderr == f"payorch: config error: {tmp_path / 'nope.yaml'}: does not exist\n"
+
+
+def test_a_config_nested_too_deep_is_a_config_error(tmp_path: Path) -> None:
+    """It used to end in a RecursionError traceback."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 1000 + "]" * 1000 + "\n", encoding="utf-8")
+    for command in ("serve", "report"):
+        done = run(command, "--config", str(deep), "--data", str(tmp_path / "data"))
+        assert done.returncode == 2, done.stderr
+        assert done.stderr == (
+            f"payorch: config error: {deep}: line 1, column 101: "
+            "invalid YAML: nested more than 100 levels deep\n"
+        )
+
+
+@pytest.mark.parametrize("argv", [[], ["complaints"]])
+def test_a_group_without_a_command_prints_its_help_to_stdout(argv: list[str]) -> None:
+    """It used to be ``payorch: error: Usage: ...``, the whole help as an error on stderr."""
+    done = run(*argv)
+    assert done.returncode == 2
+    assert done.stdout.startswith(f"Usage: {' '.join(['payorch', *argv])} [OPTIONS] COMMAND [ARGS]...")
+    assert "Commands:" in done.stdout
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["serve", "--port"], "payorch serve: error: Option '--port' requires an argument.\n"),
+        (["report", "--out"], "payorch report: error: Option '--out' requires an argument.\n"),
+        (
+            ["complaints", "import", "--data"],
+            "payorch complaints import: error: Option '--data' requires an argument.\n",
+        ),
+    ],
+)
+def test_an_option_missing_its_value_names_the_command(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["export", "--data", "../two", "--out", ""],
+        ["export", "--data", "", "--out", "out"],
+        ["serve", "--data", ""],
+        ["serve", "--config", ""],
+        ["report", "--data", ""],
+        ["complaints", "import", ""],
+    ],
+)
+def test_an_empty_path_is_a_usage_error_on_every_command(tmp_path: Path, argv: list[str]) -> None:
+    """``export --out ''`` used to replace ``./events/``; ``serve --data ''`` made
+    ``./payorch.duckdb``."""
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "keep.parquet").write_text("kept")
+
+    done = run(*argv, cwd=tmp_path)
+
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1
+    assert "must not be empty" in done.stderr
+    assert done.stderr.startswith(
+        f"payorch {argv[0] if argv[0] != 'complaints' else 'complaints import'}: error:"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["events"]
+    assert (tmp_path / "events" / "keep.parquet").read_text() == "kept"
+
+
+def crashing_group() -> click.Group:
+    @click.group(cls=Group)
+    def group() -> None:
+        """A stand-in for ``payorch``."""
+
+    @group.command()
+    def boom() -> None:
+        raise KeyError("sk_live_secret")
+
+    @group.command()
+    @click.option("--count", type=int, callback=lambda *_: 1 / 0)
+    def convert(count: int) -> None:
+        """Never runs: its option's callback fails."""
+
+    return group
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["boom"], "payorch boom: internal error: KeyError; please report it"),
+        (["convert", "--count", "1"], "payorch convert: internal error: ZeroDivisionError; please report it"),
+    ],
+)
+def test_an_unexpected_error_is_one_line_and_exit_1(
+    argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_cli(crashing_group(), argv, {})
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err == f"{expected} (PAYORCH_DEBUG=1 shows the traceback)\n"
+    assert "sk_live_secret" not in err
+
+
+def test_payorch_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        run_cli(crashing_group(), ["boom"], {"PAYORCH_DEBUG": "1"})
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Traceback (most recent call last):")
+    assert "KeyError: 'sk_live_secret'" in err
+    assert err.endswith("\npayorch boom: internal error: KeyError; please report it\n")

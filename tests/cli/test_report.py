@@ -5,7 +5,10 @@ for what cannot be read or asked (``--api`` itself: ``test_report_service``)."""
 from __future__ import annotations
 
 import json
+import os
 import socket
+import stat
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -238,7 +241,8 @@ def test_a_complaint_maps_through_its_payments_violation_from_before_the_window(
             "--api takes no --config: the service renders with its own configuration",
         ),
         (("--from", "2026-02-01", "--to", "2026-01-01"), "must be before --to"),
-        (("--from", "yesterday"), "'yesterday' does not match the formats"),
+        (("--from", "yesterday"), "'yesterday' is not an ISO 8601 date or time"),
+        (("--to", "2026-11-20 10:00 CET"), "'2026-11-20 10:00 CET' is not an ISO 8601 date or time"),
     ],
 )
 def test_bad_arguments_exit_2_with_the_reason(args: tuple[str, ...], expected: str) -> None:
@@ -257,6 +261,118 @@ def test_api_with_config_is_a_one_line_usage_error(capsys: pytest.CaptureFixture
     assert capsys.readouterr().err == (
         "payorch report: error: --api takes no --config: the service renders with its own configuration\n"
     )
+
+
+def one_line_error(capsys: pytest.CaptureFixture[str], *args: str) -> str:
+    """What ``payorch report ARGS`` says on stderr, checked to be one usage-error line (exit 2)."""
+    with pytest.raises(SystemExit) as exited:
+        main(["report", *args])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert err.count("\n") == 1, err
+    assert err.startswith("payorch report: error: ")
+    return err.removeprefix("payorch report: error: ").rstrip("\n")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            ("--from", "9999-12-31T23:59:59-05:00"),
+            "Invalid value for '--from': '9999-12-31T23:59:59-05:00' is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            ("--from", "0001-01-01T00:00:00+01:00", "--to", "2026-01-01"),
+            "Invalid value for '--from': '0001-01-01T00:00:00+01:00' is outside the years 1 to 9999 in UTC",
+        ),
+        (
+            ("--to", "0001-01-01"),
+            "the default window, the 14 days before --to 0001-01-01T00:00:00+00:00, "
+            "would begin before the year 1: give --from",
+        ),
+        (
+            ("--to", "0001-01-10"),
+            "the default window, the 14 days before --to 0001-01-10T00:00:00+00:00, "
+            "would begin before the year 1: give --from",
+        ),
+    ],
+)
+def test_a_window_past_the_date_limits_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], args: tuple[str, ...], expected: str
+) -> None:
+    """These used to end in ``OverflowError: date value out of range`` (exit 1)."""
+    assert one_line_error(capsys, "--data", "nowhere", *args) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://127.0.0.1:abc", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:0", "has a port that is not a number from 1 to 65535"),
+        ("http://127.0.0.1:70000", "has a port that is not a number from 1 to 65535"),
+        ("http://[::1", "is not a URL (Invalid IPv6 URL)"),
+        ("notaurl", "must start with http:// or https:// and a host"),
+        ("localhost:18130", "must start with http:// or https:// and a host"),
+        ("", "must start with http:// or https:// and a host"),
+        ("ftp://127.0.0.1", "must start with http:// or https:// and a host"),
+        ("http://:8000", "has no host"),
+        ("http://adm:secret@127.0.0.1", "must not hold a user name or password (the key goes in --api-key)"),
+        ("http://127.0.0.1/?x=1", "must not have a query or a fragment"),
+        ("http://127.0.0.1 /", "must not hold spaces or control characters"),
+    ],
+)
+def test_a_malformed_api_url_is_a_usage_error_before_anything_is_read(
+    capsys: pytest.CaptureFixture[str], url: str, problem: str
+) -> None:
+    """``http://127.0.0.1:abc`` used to end in an ``httpx.InvalidURL`` traceback; ``notaurl`` in a
+    one-line error, but exit 1. The config is not read either (it does not exist here)."""
+    expected = f"Invalid value for '--api': {url!r} {problem}"
+    assert one_line_error(capsys, "--api", url, "--api-key", "adm_x", "--config", "missing.yaml") == expected
+
+
+@pytest.mark.parametrize("option", ["--out", "--data", "--config"])
+def test_an_empty_path_is_a_usage_error(capsys: pytest.CaptureFixture[str], option: str) -> None:
+    """``--out ''`` used to end in ``ValueError: PosixPath('.') has an empty name``; ``--data ''``
+    read the current folder."""
+    hint = " (give . for the current folder)" if option == "--data" else ""
+    assert one_line_error(capsys, option, "") == f"Invalid value for '{option}': must not be empty{hint}"
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "window"),
+    [
+        (
+            "2000-01-01T00:00:00.897772Z",
+            "2100-01-01T10:00Z",
+            {"from": "2000-01-01T00:00:00.897772Z", "to": "2100-01-01T10:00:00Z"},
+        ),
+        (
+            "2000-01-01T01:30+01:30",
+            "2100-01-01T10",
+            {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T10:00:00Z"},
+        ),
+        ("2000-01-01 00:00:00", "2100-01-01", {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}),
+    ],
+)
+def test_iso_8601_times_with_fractions_or_without_seconds_are_taken(
+    data: Path, since: str, until: str, window: dict[str, str]
+) -> None:
+    """The report writes its bounds with microseconds; ``--from`` used to refuse them back."""
+    done = report("--data", str(data), "--format", "json", "--from", since, "--to", until)
+
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["window"] == window
+
+
+def test_a_reports_own_window_reads_back(data: Path) -> None:
+    first = report("--data", str(data), "--format", "json")
+    assert first.exit_code == 0, first.output
+    window = json.loads(first.stdout)["window"]
+
+    again = report("--data", str(data), "--format", "json", "--from", window["from"], "--to", window["to"])
+
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["window"] == window
 
 
 @pytest.fixture
@@ -291,3 +407,45 @@ def test_a_database_held_by_a_server_points_to_the_api(held: Path) -> None:  # n
         f"payorch report: {held / FILE_NAME} is held by a running payorch serve: "
         "read through it with --api URL --api-key K\n"
     )
+
+
+def test_out_through_a_symlink_writes_its_target_and_keeps_the_link(data: Path, tmp_path: Path) -> None:
+    """``--out link.yaml`` used to replace the link with a regular file."""
+    target = tmp_path / "reports" / "retro.yaml"
+    target.parent.mkdir()
+    target.write_text("old\n", encoding="utf-8")
+    link = tmp_path / "link.yaml"
+    link.symlink_to(target)
+
+    done = report("--data", str(data), "--out", str(link), *ALL_TIME)
+
+    assert done.exit_code == 0, done.output
+    assert done.stderr == f"payorch report: wrote {link}\n"
+    assert link.is_symlink()
+    assert rows(yaml.safe_load(target.read_text(encoding="utf-8")))[0] == ("api/validation", 2, 0, False)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data", "link.yaml", "reports"]
+    assert [path.name for path in target.parent.iterdir()] == ["retro.yaml"]
+
+
+def test_out_to_a_fifo_writes_into_it(data: Path, tmp_path: Path) -> None:
+    """A FIFO used to be replaced by a regular file, its reader left waiting."""
+    fifo = tmp_path / "retro.fifo"
+    os.mkfifo(fifo)
+    received: list[str] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text(encoding="utf-8")), daemon=True)
+    reader.start()
+
+    done = report("--data", str(data), "--out", str(fifo), "--format", "json", *ALL_TIME)
+    reader.join(10)
+
+    assert done.exit_code == 0, done.output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert rows(json.loads(received[0]))[0] == ("api/validation", 2, 0, False)
+
+
+def test_out_dash_is_stdout(data: Path) -> None:
+    done = report("--data", str(data), "--out", "-", "--format", "json", *ALL_TIME)
+
+    assert done.exit_code == 0, done.output
+    assert done.stderr == ""
+    assert rows(json.loads(done.stdout))[0] == ("api/validation", 2, 0, False)

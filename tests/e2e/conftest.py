@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +13,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     running = start_server(Path(tmp_path_factory.mktemp("payorch-e2e")))
     yield running
     code = running.stop()
-    # uvicorn drains, then re-raises the SIGTERM it caught, as a well-behaved process does.
-    assert code in (0, -signal.SIGTERM), f"server exit code {code}:\n{running.log()}"
+    # A complete drain exits 0 (payorch.server keeps uvicorn from dying by the signal afterwards).
+    assert code == 0, f"server exit code {code}:\n{running.log()}"
     assert "Application shutdown complete." in running.log()
     assert "Traceback" not in running.log(), running.log()

@@ -1,3 +1,4 @@
+import datetime
 from pathlib import Path
 
 import pytest
@@ -210,3 +211,203 @@ def test_any_document_loads_or_gives_a_config_file_error(document: dict[str, obj
         config_from_mapping(document, "fuzz.yaml")
     except ConfigFileError as error:
         assert str(error).startswith("fuzz.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "line", "first"),
+    [
+        (MINIMAL + "merchants:\n  - merchant_id: m_other\n", "merchants", 10, 2),
+        ("admin_api_keys: [adm_1]\n" + MINIMAL + "admin_api_keys: [adm_2]\n", "admin_api_keys", 11, 1),
+        (
+            MINIMAL.replace("    default_currency: USD\n", "    timeout_ms: 5\n    timeout_ms: 6\n"),
+            "timeout_ms",
+            6,
+            5,
+        ),
+        (MINIMAL + "reports: {mismatch: {min_ratio: 0.1, min_ratio: 0.5}}\n", "min_ratio", 10, 10),
+        (
+            MINIMAL.replace("{id: stripe_sim, kind: simulated}", "{id: a, kind: simulated, id: stripe_sim}"),
+            "id",
+            9,
+            9,
+        ),
+    ],
+)
+def test_a_key_given_twice_is_refused_at_any_level(text: str, key: str, line: int, first: int) -> None:
+    """PyYAML keeps the last of two equal keys; the first would be silently ignored."""
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(text, "payorch.yaml")
+    assert str(raised.value).startswith(f"payorch.yaml: line {line}, column ")
+    assert str(raised.value).endswith(f": invalid YAML: duplicate key '{key}' (first at line {first})")
+
+
+def test_a_merge_may_still_override_what_it_brings_in() -> None:
+    text = MINIMAL.replace(
+        "    default_currency: USD\n",
+        "    default_currency: USD\n    retry: {<<: {max_attempts: 2, base_delay_ms: 5}, max_attempts: 4}\n",
+    )
+    retry = parse_config(text).merchant("m_acme").retry
+    assert (retry.max_attempts, retry.base_delay_ms) == (4, 5)
+
+
+def test_nesting_too_deep_is_a_config_error(tmp_path: Path) -> None:
+    """A thousand levels used to exhaust the stack (a RecursionError traceback)."""
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("[" * 1000 + "]" * 1000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigFileError) as raised:
+        load_config(deep)
+    assert str(raised.value) == f"{deep}: line 1, column 101: invalid YAML: nested more than 100 levels deep"
+    nested = "a: " + "[" * 99 + "]" * 99 + "\n"  # 100 levels with the top mapping: still fine
+    with pytest.raises(ConfigFileError, match="a: is not a known field"):
+        parse_config(nested)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "kind"),
+    [
+        ("merchants.0.retry", 0, "an integer"),
+        ("merchants.0.retry", [], "a list"),
+        ("merchants.0.retry", "", "a string"),
+        ("store", False, "a boolean"),
+        ("reports", "", "a string"),
+        ("reports", {"mismatch": 0}, "an integer"),
+        ("escalations", [], "a list"),
+        ("processors.0.latency_ms", 0, "an integer"),
+        ("processors.0.fault_rates", [], "a list"),
+    ],
+)
+def test_a_section_holding_anything_but_a_mapping_is_refused(path: str, value: object, kind: str) -> None:
+    """``retry: 0`` used to mean the defaults, as any false value did; only what is missing or
+    null does."""
+    field = path.replace(".0", "[0]") + (".mismatch" if path == "reports" and value else "")
+    with pytest.raises(ConfigFileError) as raised:
+        config_from_mapping(edit(path, value), "payorch.yaml")
+    assert str(raised.value) == f"payorch.yaml: {field}: must be a mapping, not {kind}"
+
+
+@pytest.mark.parametrize("section", ["retry", "store", "reports", "escalations", "latency_ms"])
+def test_a_missing_or_null_section_means_the_defaults(section: str) -> None:
+    path = {"retry": "merchants.0.retry", "latency_ms": "processors.0.latency_ms"}.get(section, section)
+    assert config_from_mapping(edit(path, None)) == parse_config(MINIMAL)
+
+
+def keys_config(admin: list[str], merchant: list[str]) -> dict[str, object]:
+    document = edit("merchants.0.api_keys", merchant)
+    document["admin_api_keys"] = admin
+    return document
+
+
+@pytest.mark.parametrize(
+    ("admin", "merchant", "expected"),
+    [
+        (
+            [],
+            ["sk_test_acme_123", "sk_test_acme_123"],
+            "merchants[0].api_keys[1]: appears more than once (first at merchants[0].api_keys[0])",
+        ),
+        (
+            ["sk_test_acme_123"],
+            ["sk_other", "sk_test_acme_123"],
+            "merchants[0].api_keys[1]: appears more than once (first at admin_api_keys[0])",
+        ),
+        ([], ["sk_ok", "sk " + "x" * 5000], "merchants[0].api_keys[1]: must be at most 255 characters"),
+        (["sk test acme"], ["sk_ok"], "admin_api_keys[0]: may hold only letters, digits"),
+        ([], ["sk_" + "x" * 5000], "merchants[0].api_keys[0]: must be at most 255 characters"),
+    ],
+)
+def test_api_keys_are_named_by_position_and_never_shown(
+    admin: list[str], merchant: list[str], expected: str
+) -> None:
+    with pytest.raises(ConfigFileError) as raised:
+        config_from_mapping(keys_config(admin, merchant), "payorch.yaml")
+    message = str(raised.value)
+    assert message.startswith(f"payorch.yaml: {expected}")
+    for key in (*admin, *merchant):
+        if key != "sk_ok":
+            assert key[:6] not in message
+
+
+def test_an_empty_key_list_names_the_field_without_a_value() -> None:
+    with pytest.raises(ConfigFileError) as raised:
+        config_from_mapping(edit("merchants.0.api_keys", []), "payorch.yaml")
+    assert str(raised.value) == "payorch.yaml: merchants[0].api_keys: must hold at least one key"
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "field", "kind"),
+    [
+        ("admin_api_keys", [None], "admin_api_keys[0]", "null"),
+        ("merchants.0.merchant_id", datetime.date(2026, 1, 1), "merchants[0].merchant_id", "a date"),
+        ("merchants.0.routing", [None], "merchants[0].routing[0]", "null"),
+        ("merchants.0.timeout_ms", [1], "merchants[0].timeout_ms", "a list"),
+        ("processors.0.seed", 1.5, "processors[0].seed", "a number"),
+    ],
+)
+def test_types_are_named_in_yamls_words(path: str, value: object, field: str, kind: str) -> None:
+    """``null``, not ``NoneType``."""
+    with pytest.raises(ConfigFileError) as raised:
+        config_from_mapping(edit(path, value), "payorch.yaml")
+    assert str(raised.value).startswith(f"payorch.yaml: {field}: must be ")
+    assert str(raised.value).endswith(f", not {kind}")
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("merchants.0.timeout_ms", 0, "merchants[0].timeout_ms=0: must be at least 1"),
+        (
+            "processors.0.fault_rates",
+            {"declined": 2},
+            "processors[0].fault_rates.declined=2: must be between 0 and 1",
+        ),
+        ("merchants.0.retry", {"max_attempts": 0}, "merchants[0].retry.max_attempts=0: must be at least 1"),
+        (
+            "merchants.0.routing.0.processors",
+            ["stripe_sim", "stripe_sim"],
+            "merchants[0].routing[0].processors=['stripe_sim', 'stripe_sim']: must not repeat a processor",
+        ),
+        (
+            "merchants.0.routing.0.processors",
+            ["ghost"],
+            "merchants[0].routing[0].processors='ghost': is not a configured processor",
+        ),
+        ("reports", {"mismatch": {"min_ratio": -1}}, "reports.mismatch.min_ratio=-1: must not be negative"),
+        ("processors.0.kind", "stripe", "processors[0].api_key_env: is required for stripe"),
+    ],
+)
+def test_a_rule_the_domain_checks_names_its_field_once(path: str, value: object, expected: str) -> None:
+    """The field as the file spells it, once: not ``merchants[0]: merchants['m_acme'].timeout_ms``."""
+    with pytest.raises(ConfigFileError) as raised:
+        config_from_mapping(edit(path, value), "payorch.yaml")
+    assert str(raised.value) == f"payorch.yaml: {expected}"
+
+
+def test_ids_given_twice_name_both_places() -> None:
+    document = yaml.safe_load(MINIMAL)
+    document["merchants"].append({**document["merchants"][0], "api_keys": ["sk_two"]})
+    document["processors"].append(document["processors"][0])
+    with pytest.raises(ConfigFileError) as raised:
+        config_from_mapping(document, "payorch.yaml")
+    assert str(raised.value) == (
+        "payorch.yaml: merchants[1].merchant_id='m_acme': "
+        "appears more than once (first at merchants[0].merchant_id)"
+    )
+    document["merchants"].pop()
+    with pytest.raises(ConfigFileError) as raised:
+        config_from_mapping(document, "payorch.yaml")
+    assert str(raised.value) == (
+        "payorch.yaml: processors[1].id='stripe_sim': appears more than once (first at processors[0].id)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("character", "name"), [("\x00", "control character U+0000"), ("\x07", "control character U+0007")]
+)
+def test_a_character_yaml_forbids_is_named_with_its_position(
+    tmp_path: Path, character: str, name: str
+) -> None:
+    path = tmp_path / "nul.yaml"
+    path.write_text(MINIMAL.replace("m_acme", f"m_ac{character}me"), encoding="utf-8")
+    with pytest.raises(ConfigFileError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"{path}: line 3, column 22: invalid YAML: {name} is not allowed in YAML text"

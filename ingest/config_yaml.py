@@ -1,0 +1,104 @@
+"""The configuration file's YAML, read strictly: what PyYAML's safe loader lets through quietly is
+refused, each with its line.
+
+- A key given twice in one mapping, at any level (PyYAML keeps the last one, so the first would be
+  silently ignored). Keys brought in by a merge (``<<: *base``) may still be overridden: that is
+  what a merge is for.
+- Nesting deeper than :data:`MAX_DEPTH` (the composer recurses once per level, and a few hundred
+  levels exhaust the interpreter's stack; a configuration needs fewer than ten).
+- Characters YAML does not allow (a NUL byte, other control characters), with their position.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
+
+import yaml
+from yaml.composer import ComposerError
+from yaml.constructor import ConstructorError
+from yaml.nodes import MappingNode, Node
+from yaml.reader import ReaderError
+
+from ingest.errors import ConfigFileError
+
+#: How deep collections may nest; far more than a configuration needs, far less than the stack holds.
+MAX_DEPTH = 100
+MERGE_TAG = "tag:yaml.org,2002:merge"
+_SHOWN_KEY = 40
+
+
+class _StrictLoader(yaml.SafeLoader):
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
+                raise ComposerError(
+                    None,
+                    None,
+                    f"nested more than {MAX_DEPTH} levels deep",
+                    getattr(event, "start_mark", None),
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        first_lines: dict[Hashable, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == MERGE_TAG:
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):
+                continue  # PyYAML refuses it itself, with its position
+            try:
+                first = first_lines.get(key)
+            except TypeError:  # a tuple holding a list: unhashable after all
+                continue
+            if first is not None:
+                raise ConstructorError(
+                    None, None, f"duplicate key {_show(key)} (first at line {first})", key_node.start_mark
+                )
+            first_lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)
+
+
+def _show(key: object) -> str:
+    text = repr(key)
+    return text if len(text) <= _SHOWN_KEY else f"{text[: _SHOWN_KEY - 1]}…"
+
+
+def load_yaml(text: str, source: str) -> object:
+    """The document in ``text``; every problem is a :class:`ConfigFileError` naming ``source`` and
+    the line and column."""
+    try:
+        loader = _StrictLoader(text)  # a str is checked for characters YAML forbids here
+        try:
+            return loader.get_single_data()
+        finally:
+            loader.dispose()
+    except ReaderError as error:
+        raise ConfigFileError(source, _where(text, error.position), _bad_character(error)) from None
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = "(unknown position)" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}"
+        problem = error.problem or error.context or "cannot be parsed"
+        raise ConfigFileError(source, where, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as error:
+        raise ConfigFileError(source, "(unknown position)", f"invalid YAML: {error}") from None
+
+
+def _where(text: str, position: int) -> str:
+    line_start = text.rfind("\n", 0, position) + 1
+    return f"line {text.count(chr(10), 0, position) + 1}, column {position - line_start + 1}"
+
+
+def _bad_character(error: ReaderError) -> str:
+    code = error.character if isinstance(error.character, int) else ord(error.character)
+    kind = "control character" if code < 0x20 or 0x7F <= code < 0xA0 else "character"
+    return f"invalid YAML: {kind} U+{code:04X} is not allowed in YAML text"

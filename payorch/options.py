@@ -1,0 +1,89 @@
+"""The command line's own argument types: each checks its syntax before a command runs, so that a
+bad value is click's one-line usage error (exit 2) and never reaches what reads or writes.
+
+- :class:`PathOption`: a path that must not be empty (click would make ``''`` the current folder).
+- :class:`ServiceUrl`: an ``http(s)://host[:port][/path]`` URL of a running service.
+- :class:`Moment`: an ISO 8601 date or time, as an aware UTC ``datetime`` (naive means UTC).
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+
+ISO_EXAMPLES = "2026-11-12, 2026-11-12T17:09Z, 2026-11-12T17:09:50.897772+01:00"
+
+
+class PathOption(click.Path):
+    """``click.Path`` refusing an empty value: ``--data ''`` would mean the current folder, and
+    ``--out ''`` replace files there."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str | bytes) and not value:
+            folder = self.dir_okay and not self.file_okay
+            self.fail(f"must not be empty{' (give . for the current folder)' if folder else ''}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class ServiceUrl(click.ParamType[str]):
+    """The base URL of a running ``payorch serve``."""
+
+    name = "url"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        problem = url_problem(text)
+        if problem is not None:
+            self.fail(f"{text!r} {problem}", param, ctx)
+        return text
+
+
+def url_problem(text: str) -> str | None:
+    """What is wrong with ``text`` as a service URL, or ``None``."""
+    if any(character in string.whitespace or not character.isprintable() for character in text):
+        return "must not hold spaces or control characters"
+    try:
+        parts = urlsplit(text)
+    except ValueError as error:  # an unclosed "[" around an IPv6 host
+        return f"is not a URL ({error})"
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return "must start with http:// or https:// and a host"
+    if not parts.hostname:
+        return "has no host"
+    try:
+        port = parts.port
+    except ValueError:
+        return "has a port that is not a number from 1 to 65535"
+    if port == 0:
+        return "has a port that is not a number from 1 to 65535"
+    if parts.username is not None or parts.password is not None:
+        return "must not hold a user name or password (the key goes in --api-key)"
+    if parts.query or parts.fragment or text.endswith(("?", "#")):
+        return "must not have a query or a fragment"
+    return None
+
+
+class Moment(click.ParamType[datetime]):
+    """A date or a time in ISO 8601: seconds, fractions and the offset (``Z`` or ``±HH:MM``) are
+    optional, and a time without an offset is UTC. The report's own window bounds read back."""
+
+    name = "time"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> datetime:
+        if isinstance(value, datetime):
+            return value
+        text = str(value)
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            self.fail(f"{text!r} is not an ISO 8601 date or time (such as {ISO_EXAMPLES})", param, ctx)
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:
+            self.fail(f"{text!r} is outside the years 1 to 9999 in UTC", param, ctx)

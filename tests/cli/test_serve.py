@@ -1,0 +1,130 @@
+"""``payorch serve`` stops on SIGTERM or SIGINT by draining the payments in flight, and says how it
+went in its last log line: exit 0 after a complete drain (uvicorn used to die by the signal, rc
+143, or end in ``payorch: aborted``, rc 1), exit 1 when a second Ctrl-C cut the drain short."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from ingest.api.parts import Shutdown
+from payorch.cli import main
+from payorch.server import Stopped
+from tests.e2e.server import SLOW, Server, start_server
+
+
+def last_line(server: Server) -> tuple[str, str, str]:
+    """The level, logger and event of the last log line (every line is JSON)."""
+    last = orjson.loads(server.log().rstrip("\n").rsplit("\n", 1)[-1])
+    return last["level"], last["logger"], last["event"]
+
+
+def pay_slowly(server: Server, answers: list[httpx.Response]) -> threading.Thread:
+    """A payment whose processor takes about 1.5 s, under way when this returns."""
+
+    def pay() -> None:
+        headers = {**SLOW, "Idempotency-Key": f"serve-{uuid.uuid4()}"}
+        body = {"amount": 500, "currency": "USD"}
+        answers.append(httpx.post(f"{server.url}/v1/payments", json=body, headers=headers, timeout=30))
+
+    paying = threading.Thread(target=pay)
+    paying.start()
+    time.sleep(0.5)  # the payment is at its processor
+    return paying
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_with_nothing_in_flight_exits_0(tmp_path: Path, number: signal.Signals) -> None:
+    server = start_server(tmp_path)
+    server.process.send_signal(number)
+
+    assert server.process.wait(30) == 0, server.log()
+    assert last_line(server) == (
+        "info",
+        "payorch.serve",
+        f"stopped on {number.name}; no payments were in flight",
+    )
+    assert "Traceback" not in server.log()
+    assert "aborted" not in server.log()
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_drains_the_payment_in_flight_and_exits_0(tmp_path: Path, number: signal.Signals) -> None:
+    server = start_server(tmp_path)
+    answers: list[httpx.Response] = []
+    paying = pay_slowly(server, answers)
+    server.process.send_signal(number)
+    paying.join(30)
+
+    assert server.process.wait(30) == 0, server.log()
+    assert [answer.status_code for answer in answers] == [200]
+    assert last_line(server) == (
+        "info",
+        "payorch.serve",
+        f"stopped on {number.name}; drained 1 payment in flight",
+    )
+    assert "Traceback" not in server.log()
+
+
+def test_a_second_ctrl_c_cuts_the_drain_short_and_exits_1(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    answers: list[httpx.Response] = []
+    paying = pay_slowly(server, answers)
+    server.process.send_signal(signal.SIGINT)
+    time.sleep(0.2)
+    server.process.send_signal(signal.SIGINT)  # uvicorn: force quit
+    paying.join(30)
+
+    assert server.process.wait(30) == 1, server.log()
+    assert last_line(server) == (
+        "error",
+        "payorch.serve",
+        "stopped on SIGINT without draining: payments in flight were cut short (the next start settles them)",
+    )
+    assert "Traceback" not in server.log()
+
+
+def test_serve_help_says_what_it_does_now(capsys: pytest.CaptureFixture[str]) -> None:
+    """It used to say it "runs the report schedule", which is not built."""
+    main(["serve", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "runs the report schedule" not in help_text
+    assert "The report schedule is not built yet." in help_text
+    assert "until SIGINT or SIGTERM, which drain the payments in flight and exit 0" in help_text
+
+
+@pytest.mark.parametrize(
+    ("stopped", "complete", "summary"),
+    [
+        (
+            Stopped("SIGTERM", 3, Shutdown(drained=0, left=0, committed=True), 30.0),
+            True,
+            "stopped on SIGTERM; drained 3 payments in flight",
+        ),
+        (
+            Stopped("SIGTERM", 3, Shutdown(drained=0, left=2, committed=True), 30.0),
+            False,
+            "stopped on SIGTERM, but 2 payments still in flight after 30 s were cut short "
+            "(drained 1 payment in flight; the next start settles them)",
+        ),
+        (
+            Stopped("SIGINT", 0, Shutdown(drained=0, left=0, committed=False), 30.0),
+            False,
+            "stopped on SIGINT, but the store could not commit every queued write "
+            "(no payments were in flight)",
+        ),
+    ],
+)
+def test_a_stop_that_could_not_drain_everything_says_so(
+    stopped: Stopped, complete: bool, summary: str
+) -> None:
+    """What the last log line says, and whether ``payorch serve`` exits 0, for the stops a test
+    process cannot easily bring about (30 s of grace, a store that cannot commit)."""
+    assert (stopped.complete, stopped.summary()) == (complete, summary)

@@ -163,71 +163,60 @@ class PaymentDesk:
 
         ``content_encoding`` is the ``Content-Encoding`` header: the parser refuses any coding
         but ``identity``, as it refuses a body it cannot read (422)."""
-        try:
-            self._records.admit()
-        except StoreSaturatedError:
-            raise ApiProblem(
-                "service_unavailable",
-                "The event writer is behind; nothing was charged. Retry shortly.",
-                headers={"Retry-After": "1"},
-            ) from None
         payment_id = PaymentId(new_id("pay"))
-        parsed = parse_payment_request(
-            body,
-            content_type,
-            merchant=merchant,
-            request_id=request_id,
-            payment_id=payment_id,
-            idempotency_key=idempotency_key,
-            content_encoding=content_encoding,
-        )
-        if parsed.context is None:
-            await self._refuse(merchant, parsed, request_id, payment_id)
-        ctx = parsed.context
-        assert ctx is not None  # noqa: S101 - _refuse raised otherwise
-        decision = self._policy.check(ctx, merchant)
-        if not decision.allowed:
-            # A method the merchant does not take, a currency no processor of it accepts: the
-            # request cannot be processed at all, so it is a 422 saying why, like any refusal (the
-            # engine would answer a bare ``policy_rejected``).
-            await self._refuse(merchant, _refused_by_policy(parsed, decision), request_id, payment_id)
-        key = ctx.idempotency_key
-        if key is not None:
-            kept, note = self._keeper.kept(key)
-            if note is not None:  # a card number in the key: from here on it is kept masked
-                key = kept
-                ctx = replace(ctx, idempotency_key=kept, validation_errors=(*ctx.validation_errors, note))
-            claim = await self._idempotency.claim(
-                merchant.merchant_id, key, body_fingerprint(body, content_type)
-            )
-            if isinstance(claim, Replay):
-                self._metrics.replays.inc()
-                return PaymentAnswer(claim.response, replayed=True)
-            if isinstance(claim, InFlight):
-                raise ApiProblem(
-                    "idempotency_key_in_use",
-                    "A request with this Idempotency-Key is still being processed; retry after it ends.",
-                    headers={"Retry-After": "1"},
-                )
-            if isinstance(claim, Mismatch):
-                await self._monitor.record_violation(
-                    KEY_REUSED,
-                    request_id,
-                    "Idempotency-Key reused with a different request body",
-                    merchant_id=merchant.merchant_id,
-                )
-                raise ApiProblem(
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was already used with a different request body; "
-                    "use a new key for a new payment.",
-                )
-            assert isinstance(claim, Claimed)  # noqa: S101 - the outcomes are exhaustive
+        fingerprint = body_fingerprint(body, content_type)
+        claimed: str | None = None  # the key this request holds, once it holds one
+        note: ValidationIssue | None = None
+        if idempotency_key is not None:
+            # A header key is looked up first: a repeat replays its stored answer whatever this
+            # process would make of the body now (the config may have changed since) and however
+            # busy the writer is. Only a request that is new under its key goes on.
+            kept, note = self._keeper.kept(idempotency_key)
+            replay = await self._claim(merchant, kept, fingerprint, request_id)
+            if replay is not None:
+                return replay
+            claimed = kept
         try:
+            try:
+                self._records.admit()
+            except StoreSaturatedError:
+                raise ApiProblem(
+                    "service_unavailable",
+                    "The event writer is behind; nothing was charged. Retry shortly.",
+                    headers={"Retry-After": "1"},
+                ) from None
+            parsed = parse_payment_request(
+                body,
+                content_type,
+                merchant=merchant,
+                request_id=request_id,
+                payment_id=payment_id,
+                idempotency_key=idempotency_key,
+                content_encoding=content_encoding,
+            )
+            if parsed.context is None:
+                await self._refuse(merchant, parsed, request_id, payment_id)
+            ctx = parsed.context
+            assert ctx is not None  # noqa: S101 - _refuse raised otherwise
+            decision = self._policy.check(ctx, merchant)
+            if not decision.allowed:
+                # A method the merchant does not take, a currency no processor of it accepts: the
+                # request cannot be processed at all, so it is a 422 saying why, like any refusal
+                # (the engine would answer a bare ``policy_rejected``).
+                await self._refuse(merchant, _refused_by_policy(parsed, decision), request_id, payment_id)
+            if claimed is None and ctx.idempotency_key is not None:  # the body's key
+                kept, note = self._keeper.kept(ctx.idempotency_key)
+                replay = await self._claim(merchant, kept, fingerprint, request_id)
+                if replay is not None:
+                    return replay
+                claimed = kept
+            if note is not None:  # a card number in the key: from here on it is kept masked
+                ctx = replace(ctx, idempotency_key=claimed, validation_errors=(*ctx.validation_errors, note))
             await self._note_issues(ctx.validation_errors, ctx)
             task = asyncio.create_task(self._run(ctx))
         except BaseException:
-            if key is not None:
-                await self._idempotency.release(merchant.merchant_id, key)
+            if claimed is not None:  # a refused request keeps no key
+                await self._idempotency.release(merchant.merchant_id, claimed)
             raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -236,6 +225,36 @@ class PaymentDesk:
         except asyncio.CancelledError:
             CUT_SHORT.set(ctx.payment_id)  # the server is stopping without waiting: see ingest.api.front
             raise
+
+    async def _claim(
+        self, merchant: MerchantConfig, key: str, fingerprint: str, request_id: RequestId
+    ) -> PaymentAnswer | None:
+        """Claim ``key`` for this request: ``None`` once it holds it, the stored answer for a
+        repeat; 409 while the first request runs, 422 for the key with another body."""
+        claim = await self._idempotency.claim(merchant.merchant_id, key, fingerprint)
+        if isinstance(claim, Replay):
+            self._metrics.replays.inc()
+            return PaymentAnswer(claim.response, replayed=True)
+        if isinstance(claim, InFlight):
+            raise ApiProblem(
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still being processed; retry after it ends.",
+                headers={"Retry-After": "1"},
+            )
+        if isinstance(claim, Mismatch):
+            await self._monitor.record_violation(
+                KEY_REUSED,
+                request_id,
+                "Idempotency-Key reused with a different request body",
+                merchant_id=merchant.merchant_id,
+            )
+            raise ApiProblem(
+                "idempotency_key_reused",
+                "This Idempotency-Key was already used with a different request body; "
+                "use a new key for a new payment.",
+            )
+        assert isinstance(claim, Claimed)  # noqa: S101 - the outcomes are exhaustive
+        return None
 
     async def drain(self, timeout_s: float) -> int:
         """Wait for payments in flight (at shutdown); returns how many did not end in time."""

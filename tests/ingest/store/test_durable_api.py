@@ -31,9 +31,9 @@ SPLIT = b'{"amount": "$100.00", "currency": "USD", "method": "apple_pay"}'
 
 @asynccontextmanager
 async def running(
-    data_dir: Path, store: StoreConfig | None = None, **options: object
+    data_dir: Path, store: StoreConfig | None = None, config_text: str = CONFIG, **options: object
 ) -> AsyncIterator[object]:
-    config = parse_config(CONFIG)
+    config = parse_config(config_text)
     if store is not None:
         config = dataclasses.replace(config, store=store)
     settings = Settings(config=config, data_dir=data_dir, **options)  # type: ignore[arg-type]
@@ -165,3 +165,47 @@ async def test_a_writer_behind_gives_503_charges_nothing_and_keeps_what_it_took(
     assert replay.headers["idempotent-replayed"] == "true"
     assert retried.status == 200  # the refused request kept no key: its retry is a new payment
     assert "idempotent-replayed" not in retried.headers
+
+
+async def test_a_repeat_replays_whatever_the_service_would_make_of_its_body_now(tmp_path: Path) -> None:
+    card = b'{"amount": 1250, "method": "card"}'
+    async with running(tmp_path) as app:
+        first = await pay(app, key="order-before-the-change", body=card)
+    # The merchant stops taking cards: a new card payment is refused, a repeat is not.
+    without_cards = CONFIG.replace(
+        "      - method: card\n        processors: [stripe_sim]\n  - merchant_id: m_slow",
+        "  - merchant_id: m_slow",
+        1,
+    )
+    assert without_cards != CONFIG
+    async with running(tmp_path, config_text=without_cards) as app:
+        repeat = await pay(app, key="order-before-the-change", body=card)
+        new = await pay(app, key="order-after-the-change", body=card)
+        other_body = await pay(app, key="order-before-the-change", body=b'{"amount": "lots"}')
+
+    assert first.status == 200
+    assert (repeat.status, repeat.headers["idempotent-replayed"]) == (200, "true")
+    assert repeat.body == first.body
+    assert (new.status, new.json()["errors"][-1]["code"]) == (422, "method_not_enabled")  # type: ignore[index]
+    # A key already used, with another (even unreadable) body: the key's answer, as Stripe gives.
+    assert (other_body.status, other_body.json()["code"]) == (422, "idempotency_key_reused")
+    assert len(charges(tmp_path)) == 1
+
+
+async def test_a_repeat_replays_while_the_writer_is_behind(tmp_path: Path) -> None:
+    async with running(tmp_path, store=StoreConfig(admit_limit=5)) as app:
+        first = await pay(app, key="paid-before-the-stall")
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        disk = threading.Event()
+        writer.submit(Write(None, apply=lambda _: disk.wait(30)))
+        for _ in range(10):  # queued behind the stalled commit
+            writer.submit(Write(None, apply=lambda _: None))
+
+        repeat = await pay(app, key="paid-before-the-stall")
+        new = await pay(app, key="new-during-the-stall")
+        disk.set()
+
+    assert first.status == 200
+    assert (repeat.status, repeat.headers["idempotent-replayed"]) == (200, "true")  # not "busy"
+    assert repeat.body == first.body
+    assert new.status == 503

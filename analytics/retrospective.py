@@ -116,12 +116,15 @@ def map_complaints(
     (:func:`taxonomy`)."""
     wanted = _require(complaints, COMPLAINT_COLUMNS, "complaints")
     recorded = _require(violations, VIOLATION_COLUMNS, "violations")
+    # Categories match whatever their case: a support desk's "Timeout" is the taxonomy's "timeout".
+    folded = {category.lower(): contract for category, contract in categories.items()}
     by_category = pl.DataFrame(
-        {"category": list(categories), "by_category": list(categories.values())},
-        schema={"category": pl.String, "by_category": pl.String},
+        {"category_key": list(folded), "by_category": list(folded.values())},
+        schema={"category_key": pl.String, "by_category": pl.String},
     )
     joined = (
-        wanted.join(
+        wanted.with_columns(pl.col("category").str.to_lowercase().alias("category_key"))
+        .join(
             _strongest(recorded, "payment_id"),
             on=["merchant_id", "payment_id"],
             how="left",
@@ -133,7 +136,7 @@ def map_complaints(
             how="left",
             maintain_order="left",
         )
-        .join(by_category, on="category", how="left", maintain_order="left")
+        .join(by_category, on="category_key", how="left", maintain_order="left")
     )
     ways = (
         (EXPLICIT, "contract_id"),

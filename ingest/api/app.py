@@ -8,6 +8,7 @@ payment desk. Routes are thin: authenticate, read, call, answer.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -17,6 +18,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -239,6 +241,20 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
     return FieldError(".".join(str(part) for part in location[1:]) or "body", code, message)
 
 
+_NUMBER = re.compile(r"\s*[+-]?\d+(?:\.\d*)?\s*")
+
+
+def _iso_only(value: object) -> object:
+    # Pydantic reads a bare number as a Unix time (``to=0.5`` would be 1970); these parameters
+    # are ISO 8601 only, as documented.
+    if isinstance(value, str) and _NUMBER.fullmatch(value):
+        raise ValueError("must be an ISO 8601 date or date-time, not a number")
+    return value
+
+
+#: A time query parameter: ISO 8601 (a naive one is UTC), never a bare number.
+IsoMoment = Annotated[datetime, BeforeValidator(_iso_only)]
+
 _bearer = HTTPBearer(auto_error=False, description="An API key from the config file.")
 
 
@@ -261,13 +277,13 @@ async def _admin(caller: Caller) -> None:
 
 ADMIN_ONLY = [Depends(_admin)]
 Since = Annotated[
-    datetime | None,
+    IsoMoment | None,
     Query(
         alias="from", description="Start, inclusive (ISO 8601; naive is UTC). Default: 14 days before `to`."
     ),
 ]
 Until = Annotated[
-    datetime | None, Query(alias="to", description="End, exclusive (ISO 8601; naive is UTC). Default: now.")
+    IsoMoment | None, Query(alias="to", description="End, exclusive (ISO 8601; naive is UTC). Default: now.")
 ]
 Format = Annotated[
     TableFormat,
@@ -299,6 +315,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             "idempotency_key_reused",
             "internal_error",
             "service_unavailable",
+            "payment_interrupted",
         ),
         # The key is read by hand on this route (FastAPI's dependency solving costs more than the
         # rest of the request's bookkeeping); the document still says it needs one.
@@ -391,10 +408,10 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             str | None, Query(max_length=255, description="Only this contract's; empty: every contract.")
         ] = None,
         since: Annotated[
-            datetime | None, Query(alias="from", description="Inclusive (ISO 8601; naive is UTC).")
+            IsoMoment | None, Query(alias="from", description="Inclusive (ISO 8601; naive is UTC).")
         ] = None,
         until: Annotated[
-            datetime | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
+            IsoMoment | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> Response:
@@ -418,7 +435,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     )
     async def retrospective(
         since: Annotated[
-            datetime | None,
+            IsoMoment | None,
             Query(
                 alias="from",
                 description="Start, inclusive (ISO 8601; naive is UTC). Default: `reports.every_days` "
@@ -474,12 +491,19 @@ def _aware(value: datetime | None, name: str) -> datetime | None:
 _NAMING_FIELDS = ("complaint_id", "merchant_id", "category", "payment_id", "request_id", "contract_id")
 
 
+#: An id this service issued (``pay_``/``req_`` + 24 hex digits): never a card number, even where
+#: its digits happen to pass Luhn (ids issued before ``new_id`` avoided that may).
+_ISSUED_ID = re.compile(r"(?:pay|req)_[0-9a-f]{24}")
+
+
 def _refuse_card_numbers(body: ComplaintIn) -> None:
     """422 for a card number where an identifier or a category belongs, without echoing it."""
     errors = [
         FieldError(name, "card_number", "looks like a card number, which is neither stored nor shown")
         for name in _NAMING_FIELDS
-        if (value := getattr(body, name)) is not None and mask_card_numbers(value) != value
+        if (value := getattr(body, name)) is not None
+        and mask_card_numbers(value) != value
+        and not _ISSUED_ID.fullmatch(value)
     ]
     if errors:
         raise ApiProblem(

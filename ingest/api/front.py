@@ -247,14 +247,18 @@ class Front:
             await send(message)
 
         try:
-            seen: dict[bytes, bytes] = {}
+            credential: bytes | None = None
+            public = scope["path"] in _PUBLIC_PATHS  # no key read there: no key to doubt
             for name, value in scope["headers"]:
                 if name == b"content-length":
                     problem = declared_length_problem(value, self.limit)
                     if problem is not None:
                         raise problem
-                elif name in _SINGLE and seen.setdefault(name, value) != value:
-                    raise _conflicting(name)
+                elif name == b"authorization" and not public:
+                    if credential is None:
+                        credential = value
+                    elif credential != value:
+                        raise _conflicting(name)
             if scope["method"] != "GET":
                 # The body is read here, under the same limit and deadline as a payment's:
                 # FastAPI's own reading would turn a 413 into a 400 and wait for ever.
@@ -318,24 +322,25 @@ class Front:
 
 
 def _cut_short(request_id: RequestId) -> Answer:
-    payment_id = CUT_SHORT.get()
-    detail = (
-        "The service stopped before this payment's answer was ready; it may have been charged. "
-        "Retry with the same Idempotency-Key when the service is back: the retry gets its outcome."
-    )
+    cut = CUT_SHORT.get()
+    detail = "The service stopped before this payment's answer was ready; it may have been charged."
     extra: dict[str, object] = {}
-    if payment_id is not None:
+    if cut is not None:
+        extra["payment_id"] = cut.payment_id
         detail += (
-            f" It is payment {payment_id}: GET /v1/payments/{payment_id} shows its outcome once the "
-            "service is back (if it knows no such payment, nothing was charged)."
+            f" It is payment {cut.payment_id}: GET /v1/payments/{cut.payment_id} shows its outcome "
+            "once the service is back (a payment it does not know was never charged)."
         )
-        extra["payment_id"] = payment_id
-    problem = ApiProblem("service_unavailable", detail, headers={"Retry-After": "5"}, extra=extra)
+    if cut is None or cut.keyed:
+        detail += " A retry with the same Idempotency-Key then gets the outcome, and charges nothing more."
+    else:
+        detail += " Look it up before paying again: this request had no Idempotency-Key."
+    problem = ApiProblem("payment_interrupted", detail, headers={"Retry-After": "5"}, extra=extra)
     return _problem_answer(problem, request_id)
 
 
-#: Headers that must not be repeated with different values: which one would count is a guess.
-_SINGLE = frozenset({b"authorization", b"idempotency-key"})
+#: Routes anyone may call: they read no key, so a repeated Authorization header means nothing there.
+_PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"})
 
 
 def _conflicting(name: bytes) -> ApiProblem:

@@ -2,6 +2,7 @@
 
 - Errors are ``application/problem+json`` only: FastAPI files a response model under the route's
   own media type (``application/json``), which no error is ever sent as.
+- A 400 on every route that reads an API key: ``Authorization`` given twice with different values.
 - The headers the service sends: ``Request-Id`` on every answer, ``WWW-Authenticate`` on a 401,
   ``Retry-After`` where a retry is invited (409 and 503), and on a payment's answer
   ``Idempotent-Replayed`` and ``Server-Timing``.
@@ -40,7 +41,13 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
     "description": "Makes the request safe to repeat (Stripe's semantics): per merchant, kept at "
     "least 24 hours; a repeat with the same body replays the stored answer, with another body it "
     f"is 422. A key is {KEY_RULE}.",
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
+    # Printable ASCII, not all spaces (ingest.parsing.KEY_RULE).
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+        "pattern": "^[ -~]*[!-~][ -~]*$",
+    },
 }
 
 
@@ -49,7 +56,12 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             payment = operation.get("operationId") == "createPayment"
-            for status, response in operation.get("responses", {}).items():
+            responses = operation.setdefault("responses", {})
+            if operation.get("security") and "400" not in responses:
+                # Authorization repeated with different values (ingest.api.front), on any route
+                # that reads a key.
+                responses["400"] = {"description": "The request is malformed"}
+            for status, response in responses.items():
                 _finish_response(int(status), response, payment=payment)
     return document
 

@@ -85,8 +85,13 @@ _RANDOM_HEX = _RandomHex()
 
 
 def new_id(prefix: str) -> str:
-    """A random, unguessable id: ``pay_`` + 24 hex digits (96 bits)."""
-    return f"{prefix}_{_RANDOM_HEX.take(24)}"
+    """A random, unguessable id: ``pay_`` + 24 hex digits (96 bits), never one that holds what
+    looks like a card number (about 1 in 800 would: 13 or more digits in a row passing Luhn),
+    which every place that masks card numbers would then mask, and refuse where one cannot be."""
+    while True:
+        digits = _RANDOM_HEX.take(24)
+        if mask_card_numbers(digits) == digits:
+            return f"{prefix}_{digits}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,8 +111,16 @@ def _refused_by_policy(parsed: ParsedRequest, decision: PolicyDecision) -> Parse
     return replace(parsed, context=None, issues=(*parsed.issues, issue))
 
 
-#: Set when the server stopped before a payment's answer was ready: that payment's id.
-CUT_SHORT: ContextVar[str | None] = ContextVar("payorch_cut_short", default=None)
+@dataclass(frozen=True, slots=True)
+class CutShort:
+    """A payment whose answer the stopping server did not wait for."""
+
+    payment_id: str
+    keyed: bool  # whether it ran under an idempotency key (a retry with it gets its outcome)
+
+
+#: Set when the server stopped before a payment's answer was ready.
+CUT_SHORT: ContextVar[CutShort | None] = ContextVar("payorch_cut_short", default=None)
 
 
 class PaymentDesk:
@@ -223,7 +236,8 @@ class PaymentDesk:
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
-            CUT_SHORT.set(ctx.payment_id)  # the server is stopping without waiting: see ingest.api.front
+            # The server is stopping without waiting: see ingest.api.front.
+            CUT_SHORT.set(CutShort(ctx.payment_id, keyed=claimed is not None))
             raise
 
     async def _claim(

@@ -43,6 +43,9 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         ),
         "internal_error": ProblemKind(500, "Internal error"),
         "service_unavailable": ProblemKind(503, "The service is busy; retry later"),
+        "payment_interrupted": ProblemKind(
+            503, "The service stopped before the payment's answer was ready; it may have been charged"
+        ),
     }
 )
 

@@ -457,6 +457,21 @@ def test_map_complaints_uses_exactly_the_taxonomy_it_is_given() -> None:
     ]
 
 
+def test_a_category_maps_whatever_its_case() -> None:
+    received = complaints(
+        [("cmp_1", "Timeout", None, None, None), ("cmp_2", "DOUBLE_CHARGE", None, None, None)]
+    )
+    configured = {
+        "timeout": ContractId("router/timeout"),
+        "Double_Charge": ContractId("idempotency/key-reused"),
+    }
+
+    assert mapping(map_complaints(received, violations([]), configured)) == [
+        ("cmp_1", "router/timeout", "category"),
+        ("cmp_2", "idempotency/key-reused", "category"),
+    ]
+
+
 # --- the mismatch rule ---------------------------------------------------------------------------
 
 

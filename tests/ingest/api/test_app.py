@@ -16,9 +16,11 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.results import CompositeResult
 from ingest.api.app import create_app
+from ingest.api.payments import new_id
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from ingest.parsing import idempotency_key_problem
+from ingest.parsing.masking import mask_card_numbers
 from ingest.records import MemoryRecords
 from tests.e2e.server import CONFIG
 
@@ -147,6 +149,8 @@ async def test_a_key_or_credential_repeated_with_another_value_is_400(app: objec
     assert two_callers.json()["errors"][0]["field"] == "Authorization"  # type: ignore[index]
     assert b"sk_e2e" not in two_callers.body
     assert same_twice.status == 200  # a header a proxy repeated as it was is one header
+    for public in ("/healthz", "/metrics"):  # no key is read there: nothing to doubt
+        assert (await call(app, "GET", public, [ADMIN, ACME], body_of(b""))).status == 200
 
 
 async def test_violations_take_the_same_window_rules_as_the_other_reads(app: object) -> None:
@@ -160,6 +164,14 @@ async def test_violations_take_the_same_window_rules_as_the_other_reads(app: obj
         app, "GET", "/v1/violations?to=0001-01-01T00:00:00%2B01:00", [ADMIN], body_of(b"")
     )
     merchant = await call(app, "GET", "/v1/violations?limit=abc", [ACME], body_of(b""))
+    numbers = [
+        await call(app, "GET", path, [ADMIN], body_of(b""))
+        for path in (
+            "/v1/violations?to=0.5",
+            "/v1/analytics/events?from=12345678901234",
+            "/v1/reports/retrospective?to=1",
+        )
+    ]
 
     assert refused.status == 422
     assert every.status == 200 and every.json() == one.json()  # empty: no filter
@@ -167,6 +179,9 @@ async def test_violations_take_the_same_window_rules_as_the_other_reads(app: obj
     assert (backwards.status, backwards.json()["errors"][0]["code"]) == (422, "after_to")  # type: ignore[index]
     assert (out_of_range.status, out_of_range.json()["errors"][0]["code"]) == (422, "out_of_range")  # type: ignore[index]
     assert merchant.status == 403  # the key is refused before its query is looked at
+    for number in numbers:  # not a Unix time: these take ISO 8601 only
+        assert number.status == 422, number.body
+        assert "ISO 8601" in number.json()["errors"][0]["message"]  # type: ignore[index]
 
 
 async def test_the_openapi_document_says_what_the_service_sends(app: object) -> None:
@@ -180,6 +195,9 @@ async def test_the_openapi_document_says_what_the_service_sends(app: object) -> 
     assert {"Idempotent-Replayed", "Server-Timing", "Request-Id"} <= set(post["responses"]["200"]["headers"])
     assert "Retry-After" in post["responses"]["409"]["headers"]
     assert "WWW-Authenticate" in post["responses"]["401"]["headers"]
+    assert key[0]["schema"]["pattern"] == "^[ -~]*[!-~][ -~]*$"
+    assert "400" in paths["/v1/violations"]["get"]["responses"]  # a repeated Authorization
+    assert "400" not in paths["/healthz"]["get"]["responses"]
     for path, operations in paths.items():
         for method, operation in operations.items():
             for status, response in operation["responses"].items():
@@ -197,7 +215,8 @@ async def test_a_complaint_body_that_is_not_json_names_the_body(app: object) -> 
     assert errors[0]["message"].startswith("is not valid JSON")
 
 
-async def test_a_payment_the_stopping_server_does_not_wait_for_is_answered_503(app: object) -> None:
+async def _cut_short(app: object, key: list[tuple[bytes, bytes]]) -> Answer:
+    """The answer to a slow payment whose request the stopping server cancels."""
     answer = Answer(0, {})
 
     async def send(message: dict[str, Any]) -> None:
@@ -213,21 +232,36 @@ async def test_a_payment_the_stopping_server_does_not_wait_for_is_answered_503(a
         "method": "POST",
         "path": "/v1/payments",
         "query_string": b"",
-        "headers": [slow, JSON, (b"idempotency-key", b"cut-short-1")],
+        "headers": [slow, JSON, *key],
     }
     request = asyncio.ensure_future(app(scope, body_of(b'{"amount": 2500}'), send))  # type: ignore[operator]
     await asyncio.sleep(0.3)
     request.cancel()  # what the server does to its requests when it stops without waiting
     with pytest.raises(asyncio.CancelledError):
         await request
+    return answer
+
+
+async def test_a_payment_the_stopping_server_does_not_wait_for_is_answered_503(app: object) -> None:
+    answer = await _cut_short(app, [(b"idempotency-key", b"cut-short-1")])
 
     assert answer.status == 503
     assert answer.headers["content-type"] == "application/problem+json"
     assert answer.headers["retry-after"] == "5"
     problem = answer.json()
-    assert problem["code"] == "service_unavailable"
+    assert problem["code"] == "payment_interrupted"  # not the "nothing was charged" of a busy writer
     assert str(problem["payment_id"]).startswith("pay_")
     assert f"GET /v1/payments/{problem['payment_id']}" in str(problem["detail"])
+    assert "retry with the same Idempotency-Key" in str(problem["detail"])
+
+
+async def test_a_keyless_payment_cut_short_is_told_to_look_it_up_not_to_retry(app: object) -> None:
+    answer = await _cut_short(app, [])
+
+    detail = str(answer.json()["detail"])
+    assert answer.status == 503
+    assert "Look it up before paying again" in detail
+    assert "retry with the same Idempotency-Key" not in detail
 
 
 async def test_a_method_the_merchant_does_not_take_is_422_saying_which_it_takes(app: object) -> None:
@@ -541,6 +575,24 @@ async def test_a_card_number_where_an_id_belongs_is_refused_without_being_shown(
         ]
         for number in (b"4000000000000127", b"4000000000000069", b"4242424242424242", b"4000000000000002"):
             assert number not in answer.body
+
+
+def test_no_issued_id_looks_like_a_card_number() -> None:
+    ids = [new_id("pay") for _ in range(20_000)]
+
+    assert all(mask_card_numbers(issued) == issued for issued in ids)
+    assert len(set(ids)) == len(ids)
+
+
+async def test_a_complaint_may_name_an_issued_id_whose_digits_pass_luhn(app: object) -> None:
+    # Issued before new_id avoided such ids: 4804381938134 is 13 digits that pass Luhn.
+    old_request_id = "req_224ea4804381938134e74a78"
+    assert mask_card_numbers(old_request_id) != old_request_id
+
+    filed = await complain(app, ACME, request_id=old_request_id)
+
+    assert filed.status == 201, filed.body
+    assert filed.json()["request_id"] == old_request_id
 
 
 async def test_an_admin_files_complaints_only_for_configured_merchants(app: object) -> None:

@@ -277,7 +277,7 @@ def report(
         raise click.UsageError(str(error)) from None
     out_path = None if out in (None, "-") else Path(out)
     source: command.Source = (
-        command.ServiceSource(api_url, api_key or "")
+        command.ServiceSource(api_url, api_key or "", given_from=date_from is not None)
         if api_url is not None
         else command.FileSource(data_dir if data_dir is not None else Path("data"))
     )

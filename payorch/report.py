@@ -1,9 +1,10 @@
 """``payorch report``: where the report comes from, and the report written out.
 
 With ``--api URL`` the running service makes the report (its admin-only
-``GET /v1/reports/retrospective``, asked for the window worked out here: ``--from``/``--to``, by
-default the report span before now). It renders with its own configuration (taxonomy and mismatch
-rule), so the command and the endpoint say the same; ``--config`` has nothing to do there.
+``GET /v1/reports/retrospective``, asked for ``--to``, by default now, and ``--from`` when given;
+without it the service starts the window its own report span before the end). It renders with its
+own configuration (taxonomy, mismatch rule, span), so the command and the endpoint say the same;
+``--config`` has nothing to do there.
 
 When no service runs, the tables are read from ``DATA/payorch.duckdb`` opened read-only
 (``ingest.store.reads.report_tables``: the window's violations and complaints, and every violation
@@ -63,14 +64,19 @@ def _frame(table: pa.Table) -> pl.DataFrame:
 @dataclass(frozen=True, slots=True)
 class ServiceSource:
     """A running ``payorch serve`` at ``url``, asked with an admin key for its report. It renders
-    with its own configuration, so the ``config`` given to :meth:`report` is not used."""
+    with its own configuration, so the ``config`` given to :meth:`report` is not used. Without
+    ``given_from`` the window's start is left to the service too: its own ``reports.every_days``
+    before the end, not the local config's."""
 
     url: str
     api_key: str
+    given_from: bool = True
 
     def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
         address = f"{self.url.rstrip('/')}/v1/reports/retrospective"
-        params = {"from": window.start.isoformat(), "to": window.end.isoformat(), "format": output}
+        params = {"to": window.end.isoformat(), "format": output}
+        if self.given_from:
+            params["from"] = window.start.isoformat()
         try:
             answer = httpx.get(
                 address,

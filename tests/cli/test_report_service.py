@@ -87,12 +87,20 @@ def test_the_service_is_asked_for_its_report_of_the_default_window(fake: FakeSer
     assert authorization == f"Bearer {ADMIN_KEY}"
     assert urlsplit(asked).path == PATH
     query = {name: values[0] for name, values in parse_qs(urlsplit(asked).query).items()}
-    assert set(query) == {"from", "to", "format"}
+    assert set(query) == {"to", "format"}  # the start is the service's: its own report span
     assert query["format"] == "json"
-    # The window is always spelled out: the report span (14 days) up to now, as before.
-    start, end = datetime.fromisoformat(query["from"]), datetime.fromisoformat(query["to"])
-    assert end - start == timedelta(days=14)
-    assert abs(end - now) < timedelta(minutes=1)
+    assert abs(datetime.fromisoformat(query["to"]) - now) < timedelta(minutes=1)
+
+
+def test_a_start_given_is_sent(fake: FakeService) -> None:
+    fake.answer = (200, "application/json", b"{}\n")
+
+    code, _, err = ask(fake.url, "--format", "json", "--from", "2026-11-01", "--to", "2026-11-08")
+
+    assert (code, err) == (0, "")
+    [(asked, _)] = fake.asked
+    query = {name: values[0] for name, values in parse_qs(urlsplit(asked).query).items()}
+    assert (query["from"], query["to"]) == ("2026-11-01T00:00:00+00:00", "2026-11-08T00:00:00+00:00")
 
 
 def test_yaml_is_asked_for_by_default_and_written_as_answered(fake: FakeService, tmp_path: Path) -> None:

@@ -182,7 +182,13 @@ async def recover_payment(
         for processor_id, amount in list(step.held.items())[1:]:
             await service.undo_charge(ctx, step_index, processor_id, amount)
             del step.held[processor_id]
-    result = await service.finish(ctx, plan, _results(plan, recorded))
+    results = _results(plan, recorded)
+    for step in results:
+        if not step.attempts and 0 not in recorded.get(step.step_index, _Step()).outcomes:
+            # The crash came before the step began: it fails without an attempt, and the log says
+            # so as it does for a step skipped for open circuits.
+            await sink.emit(_not_begun(ctx, step, clock))
+    result = await service.finish(ctx, plan, results)
     return Recovered(result, len(answers), ctx.idempotency_key)
 
 
@@ -266,6 +272,22 @@ def _cut_off(ctx: CoreRequestContext, attempt: StepAttempted, latency_ms: int, c
         latency_ms=latency_ms,
         attempt=attempt.attempt,
         retryable=CUT_OFF.retryable,
+    )
+
+
+def _not_begun(ctx: CoreRequestContext, step: Result, clock: Clock) -> StepFailed:
+    error = step.error_code or CUT_OFF
+    return StepFailed(
+        payment_id=ctx.payment_id,
+        request_id=ctx.request_id,
+        merchant_id=ctx.merchant_id,
+        timestamp=clock.now(),
+        step_index=step.step_index,
+        processor_id=step.processor_id,
+        error_code=error,
+        latency_ms=0,
+        attempt=0,
+        retryable=error.retryable,
     )
 
 

@@ -6,7 +6,8 @@ process in between (crash recovery included):
   (ARCHITECTURE.md decision 3);
 * each step result is what the log says of its step: its ``attempts`` are the step's
   ``StepAttempted`` events; a charged step names a processor that recorded the charge; a failed
-  step that made attempts names the processor of its last attempt and a recorded error.
+  step that made attempts names the processor of its last attempt and a recorded error, and one
+  that made none has the ``StepFailed`` with attempt 0 that names its processor and error.
 """
 
 from __future__ import annotations
@@ -77,6 +78,11 @@ def disagreements(
                 found.append(f"step {at}: charged at {step.processor_id}, the log at {sorted(charged)}")
             continue
         if not attempts:
+            # A step that made no attempt (its circuits open, or a crash before it began) has
+            # its StepFailed with attempt 0, saying what the result does.
+            said = [e for e in events if type(e) is StepFailed and e.step_index == at and e.attempt == 0]
+            if [(e.processor_id, e.error_code.value) for e in said] != [(step.processor_id, step.error_code)]:
+                found.append(f"step {at}: failed without an attempt, the log's attempt-0 events: {said}")
             continue
         last = attempts[-1]
         if step.processor_id != last.processor_id:

@@ -183,11 +183,11 @@ async def recover_payment(
             await service.undo_charge(ctx, step_index, processor_id, amount)
             del step.held[processor_id]
     results = _results(plan, recorded)
-    for step in results:
-        if not step.attempts and 0 not in recorded.get(step.step_index, _Step()).outcomes:
+    for stated in results:
+        if not stated.attempts and 0 not in recorded.get(stated.step_index, _Step()).outcomes:
             # The crash came before the step began: it fails without an attempt, and the log says
             # so as it does for a step skipped for open circuits.
-            await sink.emit(_not_begun(ctx, step, clock))
+            await sink.emit(_not_begun(ctx, stated, clock))
     result = await service.finish(ctx, plan, results)
     return Recovered(result, len(answers), ctx.idempotency_key)
 

@@ -143,7 +143,7 @@ def serve(config_path: Path | None, data_dir: Path, host: str, port: int) -> Non
 @click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
 @click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
 def dashboard(api_url: str, api_key: str | None, port: int) -> None:
-    """The Streamlit dashboard, reading through the service's API."""
+    """Not built yet: the Streamlit dashboard, reading through the service's API."""
     not_built("dashboard", "the Streamlit dashboard")
 
 
@@ -181,7 +181,7 @@ def demo() -> None:
 @click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate(url: str, api_key: str, payments: int, concurrency: int, seed: int) -> None:
-    """Send simulated merchant traffic and print a summary."""
+    """Not built yet: send simulated merchant traffic and print a summary."""
     not_built("simulate", "the traffic generator")
 
 
@@ -196,7 +196,7 @@ def complaints() -> None:
 @click.option("--api-key", envvar="PAYORCH_API_KEY")
 @click.option("--data", "data_dir", type=PathOption(file_okay=False, path_type=Path))
 def import_complaints(file: Path, api_url: str | None, api_key: str | None, data_dir: Path | None) -> None:
-    """Import complaints from CSV or JSON lines."""
+    """Not built yet: import complaints from CSV or JSON lines (POST /v1/complaints takes them)."""
     not_built("complaints import", "complaint intake")
 
 
@@ -227,7 +227,14 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
     type=Moment(),
     help="End, exclusive: an ISO 8601 date or time (UTC unless it has an offset). Default: now.",
 )
-@click.option("--format", "output_format", type=click.Choice(["yaml", "md", "html", "json"]), default="yaml")
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["yaml", "md", "html", "json"]),
+    default="yaml",
+    show_default=True,
+    help="yaml and json are built; md and html (charts) are not yet.",
+)
 @click.option(
     "--out",
     type=PathOption(dir_okay=False, allow_dash=True),
@@ -313,8 +320,10 @@ def export(out: Path, data_dir: Path) -> None:
     try:
         written = export_parquet(data_dir, out)
     except ExportError as error:
+        # As for ``payorch report``: the command ran and could not do its work (no database, one
+        # a server holds, a folder it cannot write): 1. Bad arguments are 2.
         click.echo(f"payorch export: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+        sys.exit(EXIT_FAILURE)
     counts = ", ".join(f"{rows} {table}" for table, rows in written.items())
     click.echo(f"payorch export: wrote {counts} to {out}")
 

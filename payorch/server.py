@@ -104,6 +104,13 @@ class _Server(uvicorn.Server):
             for number, handler in original.items():
                 signal.signal(number, handler)
 
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.should_exit:  # the app started (migrations, recovery): requests are taken now
+            host = self.config.host
+            shown = f"[{host}]" if ":" in host else host
+            logging.getLogger(LOGGER).info("listening on http://%s:%d", shown, self.config.port)
+
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
         if not self.received:
             self.in_flight_at_signal = self._in_flight()

@@ -40,6 +40,15 @@ def pay_slowly(server: Server, answers: list[httpx.Response]) -> threading.Threa
     return paying
 
 
+def test_serve_says_where_it_listens_once_it_takes_requests(tmp_path: Path) -> None:
+    server = start_server(tmp_path)
+    server.stop()
+    lines = [orjson.loads(line) for line in server.log().splitlines()]
+
+    events = [line["event"] for line in lines if line["logger"] == "payorch.serve"]
+    assert f"listening on {server.url}" in events
+
+
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
 def test_a_stop_with_nothing_in_flight_exits_0(tmp_path: Path, number: signal.Signals) -> None:
     server = start_server(tmp_path)

@@ -12,6 +12,9 @@ and it can settle and compensate a charge knowing only payorch's idempotency key
   :mod:`ingest.processors.recent_attempts`). It reads ``latest_charge.refunded`` (expanded).
 * ``void_or_refund`` cancels an uncaptured intent or refunds a captured one, under the derived
   idempotency keys ``<key>:void`` and ``<key>:refund``.
+* Amounts cross in both directions through :mod:`ingest.processors.stripe_amounts` (Stripe's own
+  scale for ISK, UGX, MGA and the three-decimal currencies); an amount Stripe cannot take exactly
+  is refused with ``policy_rejected`` before anything is sent.
 
 The SDK's own network retries are off by default: the engine's router owns retries. Call
 :meth:`StripeProcessor.aclose` (or use ``async with``) to close the HTTP connections.
@@ -32,8 +35,14 @@ from engine.config import ProcessorConfig, ProcessorKind
 from engine.error_codes import ErrorCode
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
 from engine.types import ProcessorId
-from ingest.processors.errors import MalformedProcessorResponseError, MissingApiKeyError, ProcessorSetupError
+from ingest.processors.errors import (
+    MalformedProcessorResponseError,
+    MissingApiKeyError,
+    ProcessorSetupError,
+    UnsupportedAmountError,
+)
 from ingest.processors.recent_attempts import RecentAttempts
+from ingest.processors.stripe_amounts import from_stripe, to_stripe, to_stripe_cap
 from ingest.processors.stripe_failure import classify_failure
 from ingest.processors.stripe_http import StripeHttpClient
 from ingest.processors.stripe_objects import IntentView, read_intent, read_intents, read_refund
@@ -41,6 +50,9 @@ from ingest.processors.stripe_test_cards import payment_method_for
 
 #: The metadata key under which each PaymentIntent carries payorch's idempotency key.
 IDEMPOTENCY_METADATA_KEY = "payorch_idempotency_key"
+
+#: The decline code of a charge refused before it was sent: Stripe cannot take the amount exactly.
+UNSUPPORTED_AMOUNT = "amount_not_supported_by_stripe"
 
 _MAX_STRIPE_IDEMPOTENCY_KEY = 255
 _DECLINED_STATES = frozenset({"requires_payment_method", "requires_action", "canceled"})
@@ -95,9 +107,17 @@ class StripeProcessor:
         started = time.monotonic()
         key = request.idempotency_key
         try:
+            amount = to_stripe(request.amount_cents, request.currency)
+        except UnsupportedAmountError:
+            # Refused here, clearly: sent, Stripe would refuse it too, and rounding it would charge
+            # another amount than the one asked for.
+            return ProcessorResponse.failed(
+                ErrorCode.POLICY_REJECTED, _elapsed_ms(started), UNSUPPORTED_AMOUNT
+            )
+        try:
             answer = await self._client.v1.payment_intents.create_async(
                 {
-                    "amount": request.amount_cents,
+                    "amount": amount,
                     "currency": request.currency.code.lower(),
                     "confirm": True,
                     "payment_method": payment_method_for(request.metadata),
@@ -130,16 +150,14 @@ class StripeProcessor:
             intents = await self._intents_for(idempotency_key)
             holding = _holding(intents)
             if holding is not None:
-                return StatusAnswer(
-                    Settlement.CHARGED, _elapsed_ms(started), _held_amount(holding), holding.id
-                )
+                held = _minor(holding, _held_amount(holding), "held")
+                return StatusAnswer(Settlement.CHARGED, _elapsed_ms(started), held, holding.id)
             if self._unsettled(idempotency_key, intents):
                 return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
             refunded = next((i for i in intents if i.status == "succeeded"), None)
             if refunded is not None and refunded.charge is not None:
-                return StatusAnswer(
-                    Settlement.REFUNDED, _elapsed_ms(started), refunded.charge.amount_refunded, refunded.id
-                )
+                amount = _minor(refunded, refunded.charge.amount_refunded, "charge.amount_refunded")
+                return StatusAnswer(Settlement.REFUNDED, _elapsed_ms(started), amount, refunded.id)
         except Exception:  # noqa: BLE001 - any failure to ask is an unknown settlement
             return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         return StatusAnswer(Settlement.NOT_CHARGED, _elapsed_ms(started))
@@ -161,10 +179,9 @@ class StripeProcessor:
                         intent.id, options={"idempotency_key": stripe_idempotency_key(key, "void")}
                     )
                 )
-                return ProcessorResponse(
-                    True, _elapsed_ms(started), intent.amount_capturable, None, voided.id
-                )
-            amount = min(request.amount_cents, _held_amount(intent))
+                voided_amount = _minor(intent, intent.amount_capturable, "amount_capturable")
+                return ProcessorResponse(True, _elapsed_ms(started), voided_amount, None, voided.id)
+            amount = min(to_stripe_cap(request.amount_cents, request.currency), _held_amount(intent))
             if amount == 0:
                 return ProcessorResponse(True, _elapsed_ms(started), 0)
             refund = read_refund(
@@ -177,6 +194,7 @@ class StripeProcessor:
                     options={"idempotency_key": stripe_idempotency_key(key, "refund")},
                 )
             )
+            refunded = _minor(intent, refund.amount, "refund.amount")
         except stripe.InvalidRequestError as error:
             if error.code == "charge_already_refunded":
                 return ProcessorResponse(True, _elapsed_ms(started), 0)
@@ -186,12 +204,13 @@ class StripeProcessor:
             return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
         if refund.status in ("failed", "canceled"):
             return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
-        return ProcessorResponse(True, _elapsed_ms(started), refund.amount, None, refund.id)
+        return ProcessorResponse(True, _elapsed_ms(started), refunded, None, refund.id)
 
     def _charge_outcome(self, key: str, intent: IntentView, started: float) -> ProcessorResponse:
         if intent.status == "succeeded":
             self._recent.charged(key, intent.id)
-            return ProcessorResponse(True, _elapsed_ms(started), intent.amount_received, None, intent.id)
+            received = _minor(intent, intent.amount_received, "amount_received")
+            return ProcessorResponse(True, _elapsed_ms(started), received, None, intent.id)
         if intent.status in _DECLINED_STATES:
             # Confirmed but not paid: declined in the body (rare with confirm=true, which answers
             # card errors with HTTP 402), or needing authentication that redirects cannot give.
@@ -283,6 +302,11 @@ def _held_amount(intent: IntentView) -> int:
         return intent.amount_capturable
     refunded = intent.charge.amount_refunded if intent.charge is not None else 0
     return max(intent.amount_received - refunded, 0)
+
+
+def _minor(intent: IntentView, amount: int, field: str) -> int:
+    """A Stripe amount of ``intent``'s currency in ISO minor units."""
+    return from_stripe(amount, intent.currency, f"payment_intent.{field}")
 
 
 def _elapsed_ms(started: float) -> int:

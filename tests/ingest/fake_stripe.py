@@ -39,6 +39,7 @@ from tests.ingest.fake_stripe_wire import (
     MalformKind,
     Reply,
     StripeApiError,
+    check_amount_step,
     garble,
     invalid,
     json_reply,
@@ -184,6 +185,7 @@ class FakeStripe:
 
     def _create_intent(self, params: Json) -> Json:
         amount = positive_int(params, "amount")
+        check_amount_step(str(params.get("currency", "")), amount)
         method = str(params.get("payment_method"))
         if method not in PAYMENT_METHODS:
             raise invalid(
@@ -280,6 +282,7 @@ class FakeStripe:
         if remaining == 0:
             raise invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
         amount = positive_int(params, "amount") if "amount" in params else remaining
+        check_amount_step(intent["currency"], amount)
         if amount > remaining:
             raise invalid(
                 "Refund amount is greater than unrefunded amount on charge.", code="amount_too_large"

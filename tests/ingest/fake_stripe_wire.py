@@ -42,6 +42,17 @@ PAYMENT_METHODS: Mapping[str, tuple[str, str | None, str] | str | None] = {
         "An error occurred while processing your card. Try again in a little bit.",
     ),
 }
+# Currencies whose Stripe amounts must be multiples of a step (docs.stripe.com/currencies): ISK and
+# UGX are taken in whole units written with two decimals, the three-decimal ones end in 0.
+AMOUNT_STEPS: Mapping[str, int] = {
+    "isk": 100,
+    "ugx": 100,
+    "bhd": 10,
+    "jod": 10,
+    "kwd": 10,
+    "omr": 10,
+    "tnd": 10,
+}
 _KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _QUERY = re.compile(r"metadata\['((?:[^'\\]|\\.)*)'\]:'((?:[^'\\]|\\.)*)'")
 _UNESCAPE = re.compile(r"\\(.)")
@@ -93,6 +104,14 @@ def positive_int(params: Json, name: str) -> int:
     if not isinstance(raw, str) or not raw.isdigit() or int(raw) <= 0:
         raise invalid(f"Invalid positive integer: {name}", code="parameter_invalid_integer", param=name)
     return int(raw)
+
+
+def check_amount_step(currency: str, amount: int) -> None:
+    """Refuse an amount Stripe would refuse in ``currency`` (as Stripe does, with a 400)."""
+    step = AMOUNT_STEPS.get(currency, 1)
+    if amount % step:
+        message = f"Invalid amount. Currency {currency.upper()} amounts must be evenly divisible by {step}."
+        raise invalid(message, code="invalid_charge_amount", param="amount")
 
 
 def invalid(

@@ -6,36 +6,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from engine.config import ProcessorConfig, ProcessorKind
 from engine.error_codes import ErrorCode
-from engine.methods import PaymentMethod
-from engine.money import Currency
-from engine.processor import ChargeRequest, Processor, RefundRequest, Settlement
-from engine.types import PaymentId, ProcessorId
+from engine.processor import Processor, Settlement
 from ingest.processors import MissingApiKeyError, StripeProcessor, stripe_processor_from_config
 from tests.ingest.fake_stripe import FakeStripe
-
-KEY = "pay_1:step:0"
-API_KEY = "sk_test_fake_123"
-
-
-def config(api_base: str) -> ProcessorConfig:
-    return ProcessorConfig(
-        ProcessorId("stripe_live"), ProcessorKind.STRIPE, api_key_env="STRIPE_API_KEY", api_base=api_base
-    )
-
-
-def charge_request(
-    key: str = KEY, *, amount: int = 1250, card: str | None = None, payment_method: str | None = None
-) -> ChargeRequest:
-    metadata = {"card_number": card} if card else {}
-    if payment_method:
-        metadata["payment_method"] = payment_method
-    return ChargeRequest(PaymentId("pay_1"), 0, key, amount, Currency("USD"), PaymentMethod.CARD, metadata)
-
-
-def refund_request(key: str = KEY, amount: int = 1250) -> RefundRequest:
-    return RefundRequest(PaymentId("pay_1"), 0, key, amount, Currency("USD"))
+from tests.ingest.stripe_requests import API_KEY, KEY, charge_request, config, refund_request
 
 
 @pytest.fixture

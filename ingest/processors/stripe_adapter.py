@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -79,6 +80,12 @@ class StripeProcessor:
         # The SDK's client telemetry (a header on every request, an id file in the home folder) is
         # a process-wide switch; payorch sends none.
         stripe.enable_telemetry = False
+        # The SDK logs every request and every error message at INFO (logger "stripe"), and Stripe's
+        # messages may name the API key (an unknown or restricted key, partly masked). payorch keeps
+        # its own record of each call (events, metrics, spans); the SDK's lines stay below INFO.
+        sdk_logger = logging.getLogger("stripe")
+        if sdk_logger.getEffectiveLevel() < logging.WARNING:
+            sdk_logger.setLevel(logging.WARNING)
         self._http = StripeHttpClient(timeout_s)
         self._client = stripe.StripeClient(
             api_key,

@@ -43,6 +43,7 @@ from tests.ingest.fake_stripe_wire import (
     garble,
     invalid,
     json_reply,
+    masked,
     parse_search_query,
     positive_int,
     unflatten,
@@ -69,6 +70,7 @@ class FakeStripe:
         self.unexpected_errors: list[BaseException] = []
         self.search_visible = True
         self.authorize_only = False
+        self.forbidden = False  # every request is refused 403, as for a restricted key lacking rights
         self._stored: dict[str, tuple[tuple[object, ...], Reply]] = {}
         self._failures: list[int] = []
         self._hang_s: float | None = None
@@ -150,9 +152,17 @@ class FakeStripe:
                     "message": "Too many requests.",
                 }
             return json_reply(status, {"error": error}), False
-        if not headers.get("authorization", "").startswith("Bearer sk_"):
-            error = {"type": "invalid_request_error", "message": "Invalid API Key provided."}
+        api_key = headers.get("authorization", "").removeprefix("Bearer ")
+        if not api_key.startswith("sk_"):
+            # Stripe names the key it refused, masked but for its last characters.
+            error = {
+                "type": "invalid_request_error",
+                "message": f"Invalid API Key provided: {masked(api_key)}",
+            }
             return json_reply(401, {"error": error}), False
+        if self.forbidden:
+            message = f"The provided key '{masked(api_key)}' does not have the required permissions."
+            return json_reply(403, {"error": {"type": "invalid_request_error", "message": message}}), False
         signature = (method, path, tuple(sorted(pairs)))
         if key is not None and key in self._stored:
             first, stored = self._stored[key]

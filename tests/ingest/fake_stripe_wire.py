@@ -125,6 +125,11 @@ def invalid(
     return StripeApiError(status, error)
 
 
+def masked(api_key: str) -> str:
+    """An API key as Stripe shows it in an error: its prefix, stars, its last four characters."""
+    return f"{api_key[:8]}{'*' * max(len(api_key) - 12, 0)}{api_key[-4:]}"
+
+
 def json_reply(status: int, payload: Json) -> Reply:
     return Reply(status, json.dumps(payload).encode("utf-8"))
 

@@ -4,11 +4,12 @@ ApplePay goes to a simulated processor, the card step to Stripe over loopback HT
 """
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import pytest
 
-from engine.circuit_breaker import CircuitBreakers
+from engine.circuit_breaker import BreakerPolicy, CircuitBreakers, CircuitState
 from engine.config import (
     LatencyProfile,
     MerchantConfig,
@@ -19,6 +20,7 @@ from engine.config import (
     RoutingRule,
 )
 from engine.error_codes import ErrorCode
+from engine.events import StepFailed
 from engine.ledger import Ledger
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency
@@ -34,7 +36,7 @@ from tests.engine.fakes import CheckingSink
 from tests.engine.harness import request
 from tests.ingest.fake_stripe import FakeStripe
 
-APPLE, STRIPE = ProcessorId("applepay_sim"), ProcessorId("stripe_live")
+APPLE, STRIPE, ADYEN = ProcessorId("applepay_sim"), ProcessorId("stripe_live"), ProcessorId("adyen_sim")
 
 
 @dataclass
@@ -42,12 +44,22 @@ class Setup:
     service: CompositePaymentService
     sink: CheckingSink
     ledger: Ledger
+    breakers: CircuitBreakers
 
 
-@pytest.fixture
-async def setup(fake_stripe: FakeStripe) -> AsyncIterator[Setup]:
+@asynccontextmanager
+async def engine_with_stripe(
+    fake_stripe: FakeStripe,
+    *,
+    api_key: str = "sk_test_fake_123",
+    card_chain: tuple[ProcessorId, ...] = (STRIPE,),
+    policy: PartialPolicy = PartialPolicy.ALL_OR_NOTHING,
+    breaker: BreakerPolicy | None = None,
+) -> AsyncIterator[Setup]:
+    """ApplePay ($60 at most) at a simulated processor, then the card step through ``card_chain``."""
     configs = (
         ProcessorConfig(APPLE, ProcessorKind.SIMULATED, latency=LatencyProfile(0, 0)),
+        ProcessorConfig(ADYEN, ProcessorKind.SIMULATED, latency=LatencyProfile(0, 0)),
         ProcessorConfig(STRIPE, ProcessorKind.STRIPE, api_key_env="STRIPE_API_KEY", api_base=fake_stripe.url),
     )
     merchant = MerchantConfig(
@@ -56,9 +68,9 @@ async def setup(fake_stripe: FakeStripe) -> AsyncIterator[Setup]:
         default_currency=Currency("USD"),
         routing=(
             RoutingRule(PaymentMethod.APPLE_PAY, (APPLE,), max_amount_cents=6000),
-            RoutingRule(PaymentMethod.CARD, (STRIPE,)),
+            RoutingRule(PaymentMethod.CARD, card_chain),
         ),
-        partial_policy=PartialPolicy.ALL_OR_NOTHING,
+        partial_policy=policy,
         timeout_ms=1000,
         retry=RetryPolicy(max_attempts=3, base_delay_ms=1, max_delay_ms=5),
     )
@@ -69,16 +81,23 @@ async def setup(fake_stripe: FakeStripe) -> AsyncIterator[Setup]:
         AsyncioSleeper(),
         SeededRandom(1),
     )
-    async with StripeProcessor(configs[1], "sk_test_fake_123", timeout_s=5.0) as stripe:
+    async with StripeProcessor(configs[2], api_key, timeout_s=5.0) as stripe:
         processors: dict[ProcessorId, Processor] = {
             APPLE: SimulatedProcessor(configs[0], ledger, sleeper),
+            ADYEN: SimulatedProcessor(configs[1], ledger, sleeper),
             STRIPE: stripe,
         }
-        router = Router(processors, sink, clock, sleeper, random, CircuitBreakers())
+        breakers = CircuitBreakers(breaker)
+        router = Router(processors, sink, clock, sleeper, random, breakers)
         config = PlatformConfig(merchants=(merchant,), processors=configs)
-        yield Setup(
-            CompositePaymentService(config, processors, router, sink, clock, sleeper, random), sink, ledger
-        )
+        service = CompositePaymentService(config, processors, router, sink, clock, sleeper, random)
+        yield Setup(service, sink, ledger, breakers)
+
+
+@pytest.fixture
+async def setup(fake_stripe: FakeStripe) -> AsyncIterator[Setup]:
+    async with engine_with_stripe(fake_stripe) as built:
+        yield built
 
 
 def card(number: str) -> dict[str, str]:
@@ -124,3 +143,27 @@ async def test_a_stripe_timeout_whose_charge_went_through_is_not_charged_again(
     assert result.status is PaymentStatus.SUCCEEDED
     assert len(fake_stripe.intents_with_status("succeeded")) == 1
     assert "router/timeout" in setup.sink.contract_ids()
+
+
+@pytest.mark.parametrize("forbidden", [False, True])
+async def test_refused_stripe_credentials_fall_back_to_the_next_processor(
+    fake_stripe: FakeStripe, forbidden: bool
+) -> None:
+    fake_stripe.forbidden = forbidden
+    api_key = "sk_test_restricted_4321" if forbidden else "rk_test_revoked_4321"
+    one_fault = BreakerPolicy(failure_threshold=1)
+    async with engine_with_stripe(
+        fake_stripe, api_key=api_key, card_chain=(STRIPE, ADYEN), breaker=one_fault
+    ) as setup:
+        result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+        assert result.status is PaymentStatus.SUCCEEDED
+        assert [(s.processor_id, s.amount_processed) for s in result.step_results] == [
+            (APPLE, 6000),
+            (ADYEN, 4000),
+        ]
+        failed = [e for e in setup.sink.events if type(e) is StepFailed]
+        assert [(e.processor_id, e.error_code) for e in failed] == [(STRIPE, ErrorCode.PROCESSOR_UNAVAILABLE)]
+        assert setup.breakers[STRIPE].state is CircuitState.OPEN  # the refusal counted as a fault
+        assert "4321" not in repr(setup.sink.events) + repr(setup.sink.violations)
+    assert fake_stripe.payment_intents == {}

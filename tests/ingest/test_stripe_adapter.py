@@ -1,6 +1,7 @@
 """The Stripe adapter against the fake Stripe API: real HTTP over loopback, the official SDK."""
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 
@@ -308,12 +309,21 @@ async def test_keys_with_quotes_non_ascii_or_full_length_are_charged_and_found(
     assert refunded.amount_cents == 1250
 
 
-async def test_a_wrong_api_key_stops_as_unknown(fake_stripe: FakeStripe) -> None:
-    async with StripeProcessor(config(fake_stripe.url), "rk_wrong") as stripe:
+@pytest.mark.parametrize(
+    ("api_key", "forbidden"), [("rk_wrong_key_9876", False), ("sk_test_limited_9876", True)]
+)
+async def test_refused_credentials_are_processor_unavailable_and_never_logged(
+    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture, api_key: str, forbidden: bool
+) -> None:
+    fake_stripe.forbidden = forbidden
+    caplog.set_level(logging.DEBUG)
+    async with StripeProcessor(config(fake_stripe.url), api_key) as stripe:
         response = await stripe.charge(charge_request())
 
-    assert response.error_code is ErrorCode.UNKNOWN
+    assert response.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
     assert fake_stripe.payment_intents == {}
+    assert [r.status for r in fake_stripe.requests] == [403 if forbidden else 401]
+    assert "9876" not in caplog.text  # Stripe's message names the key (masked but for its end)
 
 
 async def test_the_factory_reads_the_api_key_from_the_named_variable(fake_stripe: FakeStripe) -> None:

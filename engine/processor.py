@@ -10,6 +10,11 @@ Contract every adapter keeps:
   so an attempt whose outcome is unknown (a timeout) can be settled before anything else.
 * **Compensable.** ``void_or_refund`` undoes a charge by its idempotency key; repeating it
   refunds once; refunding a key that never charged succeeds with nothing refunded.
+* **Truthful.** A success (or a ``CHARGED`` status) reports what the processor really holds for
+  the key: its ``amount_cents`` and, when the processor says so, its ``currency``. The engine
+  never counts a charge that differs from the request (another amount or another currency): it
+  fails the step and voids that charge in full (:mod:`engine.router`, :mod:`engine.orchestrator`).
+  A ``RefundRequest`` undoes up to its amount; ``MAX_MINOR_UNITS`` asks for all the key holds.
 * Adapters report ``latency_ms``. They should never raise, hang or answer with anything but the
   types below; :mod:`engine.guard` turns any of that into a normalized response regardless.
 """
@@ -72,8 +77,9 @@ class ProcessorResponse:
     """A processor's answer to ``charge`` or ``void_or_refund``.
 
     Invariant: ``success`` exactly when ``error_code`` is ``None``. ``amount_cents`` is what was
-    charged (or refunded); ``reference`` is the processor's own id for it; ``decline_code`` is the
-    issuer's reason when there is one (``insufficient_funds``, ``lost_card``).
+    charged (or refunded), in ``currency`` when the processor names it (``None``: the request's);
+    ``reference`` is the processor's own id for it; ``decline_code`` is the issuer's reason when
+    there is one (``insufficient_funds``, ``lost_card``).
     """
 
     success: bool
@@ -82,6 +88,7 @@ class ProcessorResponse:
     error_code: ErrorCode | None = None
     reference: str | None = None
     decline_code: str | None = None
+    currency: Currency | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.success, bool):
@@ -98,6 +105,7 @@ class ProcessorResponse:
             check_text("response.reference", self.reference, max_length=255)
         if self.decline_code is not None:
             check_text("response.decline_code", self.decline_code, max_length=100)
+        _check_currency("response.currency", self.currency)
 
     @classmethod
     def failed(
@@ -117,18 +125,29 @@ class Settlement(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StatusAnswer:
-    """The answer to ``status``: ``UNKNOWN`` when the processor could not be asked."""
+    """The answer to ``status``: ``UNKNOWN`` when the processor could not be asked.
+
+    ``amount_cents`` is what is held (``CHARGED``) or was refunded (``REFUNDED``), in ``currency``
+    when the processor names it (``None``: the request's).
+    """
 
     settlement: Settlement
     latency_ms: int
     amount_cents: int = 0
     reference: str | None = None
+    currency: Currency | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.settlement, Settlement):
             raise InvalidFieldError("status.settlement", self.settlement, "must be a Settlement")
         check_count("status.latency_ms", self.latency_ms)
         check_minor_units("status.amount_cents", self.amount_cents)
+        _check_currency("status.currency", self.currency)
+
+
+def _check_currency(field: str, currency: object) -> None:
+    if currency is not None and not isinstance(currency, Currency):
+        raise InvalidFieldError(field, currency, "must be a Currency or None")
 
 
 class Processor(Protocol):

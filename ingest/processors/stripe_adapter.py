@@ -137,7 +137,7 @@ class StripeProcessor:
                 },
                 options={"idempotency_key": stripe_idempotency_key(key)},
             )
-            intent = read_intent(answer)
+            return self._charge_outcome(key, read_intent(answer), started)
         except asyncio.CancelledError:
             self._recent.in_doubt(key)
             raise
@@ -148,7 +148,6 @@ class StripeProcessor:
             elif failure.settles:
                 self._recent.settled(key)
             return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
-        return self._charge_outcome(key, intent, started)
 
     async def status(self, idempotency_key: str) -> StatusAnswer:
         """What Stripe holds for the key; ``UNKNOWN`` when it cannot be told."""
@@ -158,13 +157,17 @@ class StripeProcessor:
             holding = _holding(intents)
             if holding is not None:
                 held = _minor(holding, _held_amount(holding), "held")
-                return StatusAnswer(Settlement.CHARGED, _elapsed_ms(started), held, holding.id)
+                return StatusAnswer(
+                    Settlement.CHARGED, _elapsed_ms(started), held, holding.id, holding.currency
+                )
             if self._unsettled(idempotency_key, intents):
                 return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
             refunded = next((i for i in intents if i.status == "succeeded"), None)
             if refunded is not None and refunded.charge is not None:
                 amount = _minor(refunded, refunded.charge.amount_refunded, "charge.amount_refunded")
-                return StatusAnswer(Settlement.REFUNDED, _elapsed_ms(started), amount, refunded.id)
+                return StatusAnswer(
+                    Settlement.REFUNDED, _elapsed_ms(started), amount, refunded.id, refunded.currency
+                )
         except Exception:  # noqa: BLE001 - any failure to ask is an unknown settlement
             return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         return StatusAnswer(Settlement.NOT_CHARGED, _elapsed_ms(started))
@@ -187,7 +190,9 @@ class StripeProcessor:
                     )
                 )
                 voided_amount = _minor(intent, intent.amount_capturable, "amount_capturable")
-                return ProcessorResponse(True, _elapsed_ms(started), voided_amount, None, voided.id)
+                return ProcessorResponse(
+                    True, _elapsed_ms(started), voided_amount, None, voided.id, None, intent.currency
+                )
             amount = min(to_stripe_cap(request.amount_cents, request.currency), _held_amount(intent))
             if amount == 0:
                 return ProcessorResponse(True, _elapsed_ms(started), 0)
@@ -211,13 +216,17 @@ class StripeProcessor:
             return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
         if refund.status in ("failed", "canceled"):
             return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
-        return ProcessorResponse(True, _elapsed_ms(started), refunded, None, refund.id)
+        return ProcessorResponse(True, _elapsed_ms(started), refunded, None, refund.id, None, intent.currency)
 
     def _charge_outcome(self, key: str, intent: IntentView, started: float) -> ProcessorResponse:
         if intent.status == "succeeded":
             self._recent.charged(key, intent.id)
             received = _minor(intent, intent.amount_received, "amount_received")
-            return ProcessorResponse(True, _elapsed_ms(started), received, None, intent.id)
+            # What Stripe really charged, amount and currency: the engine counts it only when it is
+            # what was asked (engine.guard), and voids it in full otherwise.
+            return ProcessorResponse(
+                True, _elapsed_ms(started), received, None, intent.id, None, intent.currency
+            )
         if intent.status in _DECLINED_STATES:
             # Confirmed but not paid: declined in the body (rare with confirm=true, which answers
             # card errors with HTTP 402), or needing authentication that redirects cannot give.

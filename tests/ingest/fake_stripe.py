@@ -71,6 +71,10 @@ class FakeStripe:
         self.search_visible = True
         self.authorize_only = False
         self.forbidden = False  # every request is refused 403, as for a restricted key lacking rights
+        # A misbehaving Stripe: successful charges take ``overcharge_factor`` times the amount asked
+        # for, in ``charge_currency`` when it is set.
+        self.overcharge_factor = 1
+        self.charge_currency: str | None = None
         self._stored: dict[str, tuple[tuple[object, ...], Reply]] = {}
         self._failures: list[int] = []
         self._hang_s: float | None = None
@@ -230,6 +234,10 @@ class FakeStripe:
                 error["decline_code"] = decline_code
             intent.update(status="requires_payment_method", last_payment_error=error)
             raise StripeApiError(402, {**error, "payment_intent": copy.deepcopy(intent)})
+        if self.overcharge_factor != 1 or self.charge_currency is not None:
+            amount *= self.overcharge_factor
+            intent.update(amount=amount, currency=self.charge_currency or intent["currency"])
+            charge.update(amount=amount, amount_captured=amount)
         if self.authorize_only:
             intent.update(status="requires_capture", amount_capturable=amount)
             charge.update(captured=False, amount_captured=0)

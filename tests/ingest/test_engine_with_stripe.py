@@ -167,3 +167,26 @@ async def test_refused_stripe_credentials_fall_back_to_the_next_processor(
         assert setup.breakers[STRIPE].state is CircuitState.OPEN  # the refusal counted as a fault
         assert "4321" not in repr(setup.sink.events) + repr(setup.sink.violations)
     assert fake_stripe.payment_intents == {}
+
+
+@pytest.mark.parametrize(
+    ("factor", "currency", "refunded"), [(10, None, 40_000), (1, "eur", 4000)], ids=["amount", "currency"]
+)
+async def test_a_stripe_charge_that_is_not_the_one_asked_for_is_refunded_in_full(
+    setup: Setup, fake_stripe: FakeStripe, factor: int, currency: str | None, refunded: int
+) -> None:
+    fake_stripe.overcharge_factor, fake_stripe.charge_currency = factor, currency
+
+    single = await setup.service.pay(request(4000, "pay_single", payment_method=PaymentMethod.CARD))
+    split = await setup.service.pay(request(10_000, "pay_split", metadata=card("424242******4242")))
+
+    for result in (single, split):
+        assert result.status is PaymentStatus.FAILED
+        assert result.total_processed == 0
+        assert result.step_results[-1].error_code is ErrorCode.MALFORMED_RESPONSE
+    assert setup.ledger.held_cents(split.payment_id) == 0  # the ApplePay step was compensated
+    charges = [fake_stripe.charges[i["latest_charge"]] for i in fake_stripe.payment_intents.values()]
+    assert [(c["amount"], c["amount_refunded"], c["refunded"]) for c in charges] == [
+        (refunded, refunded, True)
+    ] * 2
+    assert setup.sink.contract_ids().count("processor/malformed") == 2

@@ -111,3 +111,36 @@ async def test_an_amount_stripe_cannot_take_is_refused_before_anything_is_sent(
     assert response.error_code is ErrorCode.POLICY_REJECTED
     assert response.decline_code == UNSUPPORTED_AMOUNT
     assert fake_stripe.requests == []
+
+
+async def test_a_charge_in_another_currency_is_reported_in_that_currency(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.charge_currency = "isk"
+
+    charged = await stripe.charge(charge_request(amount=1250, currency="USD"))
+    status = await stripe.status(KEY)
+
+    # 1250 was sent; Stripe charged 12.50 ISK-units, which are 12 ISK and a fraction: unreadable as
+    # ISK minor units, so the answer is malformed (outcome unknown), and so is the status.
+    assert charged.error_code is ErrorCode.MALFORMED_RESPONSE
+    assert status.settlement is Settlement.UNKNOWN
+
+
+async def test_a_charge_in_another_two_decimal_currency_names_it(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.charge_currency = "eur"
+
+    charged = await stripe.charge(charge_request(amount=1250, currency="USD"))
+    status = await stripe.status(KEY)
+    voided = await stripe.void_or_refund(refund_request(amount=2**63 - 1))  # all the key holds
+
+    assert (charged.success, charged.amount_cents, charged.currency) == (True, 1250, Currency("EUR"))
+    assert (status.settlement, status.amount_cents, status.currency) == (
+        Settlement.CHARGED,
+        1250,
+        Currency("EUR"),
+    )
+    assert (voided.amount_cents, voided.currency) == (1250, Currency("EUR"))
+    assert [refund["amount"] for refund in fake_stripe.refunds.values()] == [1250]

@@ -368,7 +368,10 @@ class CompositePaymentService:
             if response.success:
                 if unsettled and response.amount_cents == 0:
                     return True  # the unknown attempt never charged: nothing to undo, nothing to record
-                await self._issued(ctx, step_index, processor_id, response.amount_cents or amount_cents, None)
+                # What this void/refund returned, as the processor says: never the amount asked for
+                # in its place. 0 means the key holds nothing any more (refunded before, say by a
+                # compensation a crash cut short): nothing is held, and nothing was returned now.
+                await self._issued(ctx, step_index, processor_id, response.amount_cents, None)
                 return True
             error = response.error_code or ErrorCode.UNKNOWN
             if not error.retryable:
@@ -385,7 +388,7 @@ class CompositePaymentService:
             if answer.settlement is Settlement.NOT_CHARGED and unsettled:
                 return True  # as above: never charged
             if answer.settlement is Settlement.REFUNDED:
-                await self._issued(ctx, step_index, processor_id, answer.amount_cents or amount_cents, None)
+                await self._issued(ctx, step_index, processor_id, answer.amount_cents, None)
                 return True
             charged = answer.settlement is Settlement.CHARGED
         await self._issued(ctx, step_index, processor_id, amount_cents, error)

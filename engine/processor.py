@@ -7,9 +7,13 @@ Contract every adapter keeps:
   Transient failures (``processing_error``, ``network_failure``, ``processor_unavailable``,
   ``rate_limited``) are not definitive: a repeat with the same key is a new attempt.
 * **Settleable.** ``status`` answers, by idempotency key, whether the processor holds a charge,
-  so an attempt whose outcome is unknown (a timeout) can be settled before anything else.
+  so an attempt whose outcome is unknown (a timeout) can be settled before anything else. It
+  answers ``NOT_CHARGED`` only when that is known (not, say, because an index that lags behind
+  writes has nothing yet), and ``UNKNOWN`` when it cannot tell.
 * **Compensable.** ``void_or_refund`` undoes a charge by its idempotency key; repeating it
-  refunds once; refunding a key that never charged succeeds with nothing refunded.
+  refunds once; refunding a key that never charged succeeds with nothing refunded. A success
+  reports what was refunded now: 0 means the key is known to hold nothing. When the adapter cannot
+  tell whether the key holds money, the refund fails (outcome unknown) instead.
 * **Truthful.** A success (or a ``CHARGED`` status) reports what the processor really holds for
   the key: its ``amount_cents`` and, when the processor says so, its ``currency``. The engine
   never counts a charge that differs from the request (another amount or another currency): it

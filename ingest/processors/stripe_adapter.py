@@ -7,11 +7,16 @@ and it can settle and compensate a charge knowing only payorch's idempotency key
 * ``charge`` creates and confirms a PaymentIntent in one call. payorch's idempotency key is the
   Stripe ``Idempotency-Key`` (Stripe replays the stored answer for a repeat, so a repeat never
   charges twice) and is written to the intent's metadata with the payment id and step index.
-* ``status`` finds the intents whose metadata holds the key: with the Search API, or by
-  retrieving the intent this process charged recently (the Search API lags behind writes; see
-  :mod:`ingest.processors.recent_attempts`). It reads ``latest_charge.refunded`` (expanded).
+* ``status`` finds the intents whose metadata holds the key (:mod:`ingest.processors.stripe_lookup`:
+  by id when this process charged the key, else the Search API, else the newest intents of the
+  List API, since the search lags behind writes) and reads ``latest_charge.refunded`` (expanded).
+  When none is found it answers ``NOT_CHARGED`` only when that is proven (a definitive answer
+  without a charge, or Stripe's idempotency layer showing the key was never used), else
+  ``UNKNOWN``: an empty search is never taken for "not charged".
 * ``void_or_refund`` cancels an uncaptured intent or refunds a captured one, under the derived
-  idempotency keys ``<key>:void`` and ``<key>:refund``.
+  idempotency keys ``<key>:void`` and ``<key>:refund``. "Nothing to undo" (a success with 0) is
+  answered only when the key's intents are found and none holds money, or the key provably never
+  charged; otherwise the refund fails with ``unknown``, never reporting money as returned.
 * Amounts cross in both directions through :mod:`ingest.processors.stripe_amounts` (Stripe's own
   scale for ISK, UGX, MGA and the three-decimal currencies); an amount Stripe cannot take exactly
   is refused with ``policy_rejected`` before anything is sent.
@@ -23,7 +28,6 @@ The SDK's own network retries are off by default: the engine's router owns retri
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import math
 import time
@@ -46,16 +50,13 @@ from ingest.processors.recent_attempts import RecentAttempts
 from ingest.processors.stripe_amounts import from_stripe, to_stripe, to_stripe_cap
 from ingest.processors.stripe_failure import classify_failure
 from ingest.processors.stripe_http import StripeHttpClient
-from ingest.processors.stripe_objects import IntentView, read_intent, read_intents, read_refund
+from ingest.processors.stripe_keys import IDEMPOTENCY_METADATA_KEY, stripe_idempotency_key
+from ingest.processors.stripe_lookup import IntentLookup
+from ingest.processors.stripe_objects import IntentView, read_intent, read_refund
 from ingest.processors.stripe_test_cards import payment_method_for
-
-#: The metadata key under which each PaymentIntent carries payorch's idempotency key.
-IDEMPOTENCY_METADATA_KEY = "payorch_idempotency_key"
 
 #: The decline code of a charge refused before it was sent: Stripe cannot take the amount exactly.
 UNSUPPORTED_AMOUNT = "amount_not_supported_by_stripe"
-
-_MAX_STRIPE_IDEMPOTENCY_KEY = 255
 _DECLINED_STATES = frozenset({"requires_payment_method", "requires_action", "canceled"})
 
 
@@ -94,6 +95,7 @@ class StripeProcessor:
             max_network_retries=max_network_retries,
         )
         self._recent = RecentAttempts(time.monotonic)
+        self._lookup = IntentLookup(self._client, self._recent)
 
     @property
     def processor_id(self) -> ProcessorId:
@@ -150,17 +152,18 @@ class StripeProcessor:
             return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
 
     async def status(self, idempotency_key: str) -> StatusAnswer:
-        """What Stripe holds for the key; ``UNKNOWN`` when it cannot be told."""
+        """What Stripe holds for the key; ``UNKNOWN`` when it cannot be told for sure."""
         started = time.monotonic()
+        key = idempotency_key
         try:
-            intents = await self._intents_for(idempotency_key)
+            intents = await self._intents_for(key)
             holding = _holding(intents)
             if holding is not None:
                 held = _minor(holding, _held_amount(holding), "held")
                 return StatusAnswer(
                     Settlement.CHARGED, _elapsed_ms(started), held, holding.id, holding.currency
                 )
-            if self._unsettled(idempotency_key, intents):
+            if self._unsettled(intents):
                 return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
             refunded = next((i for i in intents if i.status == "succeeded"), None)
             if refunded is not None and refunded.charge is not None:
@@ -168,6 +171,8 @@ class StripeProcessor:
                 return StatusAnswer(
                     Settlement.REFUNDED, _elapsed_ms(started), amount, refunded.id, refunded.currency
                 )
+            if not intents and not await self._lookup.never_charged(key):
+                return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         except Exception:  # noqa: BLE001 - any failure to ask is an unknown settlement
             return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         return StatusAnswer(Settlement.NOT_CHARGED, _elapsed_ms(started))
@@ -180,9 +185,10 @@ class StripeProcessor:
             intents = await self._intents_for(key)
             intent = _holding(intents)
             if intent is None:
-                if self._unsettled(key, intents):
+                if self._unsettled(intents) or not (intents or await self._lookup.never_charged(key)):
+                    # Money may be held although no intent shows it: never report it as returned.
                     return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
-                return ProcessorResponse(True, _elapsed_ms(started), 0)
+                return ProcessorResponse(True, _elapsed_ms(started), 0)  # nothing held: nothing to undo
             if intent.status == "requires_capture":
                 voided = read_intent(
                     await self._client.v1.payment_intents.cancel_async(
@@ -241,18 +247,8 @@ class StripeProcessor:
         return ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, _elapsed_ms(started))
 
     async def _intents_for(self, key: str) -> tuple[IntentView, ...]:
-        """The key's PaymentIntents, each with its latest charge expanded."""
-        recent = self._recent.get(key)
-        if recent is not None and recent.intent_id is not None:
-            retrieved = await self._client.v1.payment_intents.retrieve_async(
-                recent.intent_id, {"expand": ["latest_charge"]}
-            )
-            intents: tuple[IntentView, ...] = (read_intent(retrieved),)
-        else:
-            found = await self._client.v1.payment_intents.search_async(
-                {"query": search_query(key), "expand": ["data.latest_charge"]}
-            )
-            intents = read_intents(found)
+        """The key's PaymentIntents that can be found, each with its latest charge expanded."""
+        intents = await self._lookup.intents(key)
         for intent in intents:
             if intent.status == "succeeded" and intent.charge is None:
                 raise MalformedProcessorResponseError(
@@ -260,12 +256,10 @@ class StripeProcessor:
                 )
         return intents
 
-    def _unsettled(self, key: str, intents: Sequence[IntentView]) -> bool:
-        """Whether money may still move for the key though no intent holds any."""
-        if any(intent.status == "processing" for intent in intents):
-            return True
-        recent = self._recent.get(key)
-        return not intents and recent is not None and recent.in_doubt
+    @staticmethod
+    def _unsettled(intents: Sequence[IntentView]) -> bool:
+        """Whether money may still move for the key though no intent found holds any."""
+        return any(intent.status == "processing" for intent in intents)
 
 
 def stripe_processor_from_config(
@@ -282,25 +276,6 @@ def stripe_processor_from_config(
     if not api_key:
         raise MissingApiKeyError(config.id, variable)
     return StripeProcessor(config, api_key, timeout_s=timeout_s)
-
-
-def stripe_idempotency_key(key: str, purpose: str | None = None) -> str:
-    """The Stripe ``Idempotency-Key`` for payorch's ``key`` (and a follow-up ``purpose``).
-
-    The key itself (``<key>:<purpose>``) when it is printable ASCII of at most 255 characters, as
-    HTTP headers and Stripe require; otherwise a digest of it, stable across calls and processes.
-    """
-    wanted = key if purpose is None else f"{key}:{purpose}"
-    if len(wanted) <= _MAX_STRIPE_IDEMPOTENCY_KEY and wanted.isascii() and wanted.isprintable():
-        return wanted
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return f"payorch-sha256:{digest}" if purpose is None else f"payorch-sha256:{digest}:{purpose}"
-
-
-def search_query(key: str) -> str:
-    """The Search API query for the PaymentIntents carrying ``key`` (quotes and backslashes escaped)."""
-    escaped = key.replace("\\", "\\\\").replace("'", "\\'")
-    return f"metadata['{IDEMPOTENCY_METADATA_KEY}']:'{escaped}'"
 
 
 def _holding(intents: Sequence[IntentView]) -> IntentView | None:

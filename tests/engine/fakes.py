@@ -87,6 +87,8 @@ RAISE = "raise"
 GARBAGE = "garbage"
 #: A refund the processor applies, then hangs past the timeout: its answer is lost.
 REFUND_TIMEOUT_APPLIED = "refund_timeout_applied"
+#: A refund answered with success and nothing refunded, the charge left as it is ("nothing to undo").
+REFUND_NOTHING = "refund_nothing"
 #: Charges ten times the amount asked for and says so.
 OVERCHARGE = "overcharge"
 #: Charges ten times the amount asked for, then hangs past the timeout.
@@ -191,6 +193,8 @@ class ScriptedProcessor:
             raise ScriptedFailureError("scripted refund failure")
         if behaviour in _FAILURES:
             return ProcessorResponse.failed(_FAILURES[behaviour], 1)
+        if behaviour == REFUND_NOTHING:
+            return ProcessorResponse(True, 1, 0)
         key = request.idempotency_key
         amount = min(self.held.get(key, 0), request.amount_cents)  # up to the amount asked
         if amount:

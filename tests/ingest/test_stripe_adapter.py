@@ -252,7 +252,7 @@ async def test_a_fresh_charge_is_found_and_refunded_while_search_lags(
     assert (await stripe.status(KEY)).settlement is Settlement.REFUNDED
 
 
-async def test_a_timed_out_charge_hidden_from_search_is_unknown_not_uncharged(
+async def test_a_timed_out_charge_hidden_from_search_is_found_by_the_list_and_refunded(
     fake_stripe: FakeStripe,
 ) -> None:
     fake_stripe.search_visible = False
@@ -262,6 +262,19 @@ async def test_a_timed_out_charge_hidden_from_search_is_unknown_not_uncharged(
         status = await stripe.status(KEY)
         refunded = await stripe.void_or_refund(refund_request())
 
+    assert (status.settlement, status.amount_cents) == (Settlement.CHARGED, 1250)
+    assert (refunded.success, refunded.amount_cents) == (True, 1250)
+    assert [refund["amount"] for refund in fake_stripe.refunds.values()] == [1250]
+
+
+async def test_a_timed_out_charge_still_in_flight_is_unknown_not_uncharged(fake_stripe: FakeStripe) -> None:
+    fake_stripe.delay_next(1.0)  # the create reaches Stripe only after the client gave up
+    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=0.2) as stripe:
+        timed_out = await stripe.charge(charge_request())
+        status = await stripe.status(KEY)
+        refunded = await stripe.void_or_refund(refund_request())
+
+    assert timed_out.error_code is ErrorCode.TIMEOUT
     assert status.settlement is Settlement.UNKNOWN
     assert refunded.error_code is ErrorCode.UNKNOWN
     assert fake_stripe.refunds == {}
@@ -270,8 +283,7 @@ async def test_a_timed_out_charge_hidden_from_search_is_unknown_not_uncharged(
 async def test_a_charge_cancelled_by_the_caller_is_in_doubt(
     stripe: StripeProcessor, fake_stripe: FakeStripe
 ) -> None:
-    fake_stripe.search_visible = False
-    fake_stripe.hang_next(1.0)
+    fake_stripe.delay_next(1.0)
 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(stripe.charge(charge_request()), timeout=0.1)

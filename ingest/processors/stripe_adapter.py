@@ -4,9 +4,13 @@ It keeps the port's contract (:mod:`engine.processor`): it never raises (a cance
 the one exception that propagates), it is idempotent through Stripe's own ``Idempotency-Key``,
 and it can settle and compensate a charge knowing only payorch's idempotency key.
 
-* ``charge`` creates and confirms a PaymentIntent in one call. payorch's idempotency key is the
-  Stripe ``Idempotency-Key`` (Stripe replays the stored answer for a repeat, so a repeat never
-  charges twice) and is written to the intent's metadata with the payment id and step index.
+* ``charge`` creates and confirms a PaymentIntent in one call, with ``capture_method=automatic``:
+  payorch charges, it never leaves money only authorized (nothing in payorch would capture it
+  later, and an authorization counted as a charge would leave the merchant unpaid). An intent
+  that still comes back ``requires_capture`` is captured at once, under ``<key>:capture``: that
+  completes the charge that was asked for. payorch's idempotency key is the Stripe
+  ``Idempotency-Key`` (Stripe replays the stored answer for a repeat, so a repeat never charges
+  twice) and is written to the intent's metadata with the payment id and step index.
 * ``status`` finds the intents whose metadata holds the key (:mod:`ingest.processors.stripe_lookup`:
   by id when this process charged the key, else the Search API, else the newest intents of the
   List API, since the search lags behind writes) and reads ``latest_charge.refunded`` (expanded).
@@ -129,6 +133,7 @@ class StripeProcessor:
                     "amount": amount,
                     "currency": request.currency.code.lower(),
                     "confirm": True,
+                    "capture_method": "automatic",
                     "payment_method": payment_method_for(request.metadata),
                     "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
                     "metadata": {
@@ -139,7 +144,13 @@ class StripeProcessor:
                 },
                 options={"idempotency_key": stripe_idempotency_key(key)},
             )
-            return self._charge_outcome(key, read_intent(answer), started)
+            intent = read_intent(answer)
+            if intent.status == "requires_capture":
+                captured = await self._client.v1.payment_intents.capture_async(
+                    intent.id, options={"idempotency_key": stripe_idempotency_key(key, "capture")}
+                )
+                intent = read_intent(captured)
+            return self._charge_outcome(key, intent, started)
         except asyncio.CancelledError:
             self._recent.in_doubt(key)
             raise
@@ -158,6 +169,11 @@ class StripeProcessor:
         try:
             intents = await self._intents_for(key)
             holding = _holding(intents)
+            if holding is not None and holding.status == "requires_capture":
+                # Authorized, not captured: not a charge (nothing was taken, and counting it would
+                # leave the merchant unpaid), not free either (the amount is held on the card). A
+                # repeat of the charge captures it; void_or_refund cancels it.
+                return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
             if holding is not None:
                 held = _minor(holding, _held_amount(holding), "held")
                 return StatusAnswer(
@@ -241,8 +257,8 @@ class StripeProcessor:
             return ProcessorResponse.failed(
                 ErrorCode.DECLINED, _elapsed_ms(started), intent.decline_code or fallback
             )
-        # processing, requires_capture, requires_confirmation: money may move later, so the outcome
-        # is unknown and the router must settle it before going anywhere else.
+        # processing, requires_confirmation: money may move later, so the outcome is unknown and
+        # the router must settle it before going anywhere else.
         self._recent.in_doubt(key)
         return ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, _elapsed_ms(started))
 

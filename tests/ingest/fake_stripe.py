@@ -8,7 +8,9 @@ idempotency errors, 404 unknown objects, 429 rate limits, 500 API errors).
 Endpoints: ``POST /v1/payment_intents`` (with ``confirm=true``, or unconfirmed), ``GET
 /v1/payment_intents`` (newest first, ``created[gte]``, ``limit``, ``starting_after``), ``GET
 /v1/payment_intents/search`` (``metadata['k']:'v'`` queries), ``GET /v1/payment_intents/{id}``,
-``POST /v1/payment_intents/{id}/cancel`` and ``POST /v1/refunds``; ``expand`` of ``latest_charge``.
+``POST /v1/payment_intents/{id}/capture``, ``POST /v1/payment_intents/{id}/cancel`` and ``POST
+/v1/refunds``; ``expand`` of ``latest_charge``. ``capture_method=manual`` (or ``authorize_only``,
+a Stripe that leaves even automatic captures to the caller) stops a charge at ``requires_capture``.
 
 Idempotency as Stripe keeps it: a POST's ``Idempotency-Key`` stores the first answer (errors
 included); the same key with the same parameters replays it byte for byte with
@@ -75,6 +77,7 @@ class FakeStripe:
         self.unexpected_errors: list[BaseException] = []
         self.search_visible = True
         self.authorize_only = False
+        self.capture_fails = False  # captures are answered 500 without being done
         self.forbidden = False  # every request is refused 403, as for a restricted key lacking rights
         # A misbehaving Stripe: successful charges take ``overcharge_factor`` times the amount asked
         # for, in ``charge_currency`` when it is set.
@@ -221,6 +224,8 @@ class FakeStripe:
             return self._expanded(self._intent(parts[2]), params.get("expand", []), "latest_charge")
         if method == "POST" and len(parts) == 4 and parts[1] == "payment_intents" and parts[3] == "cancel":
             return self._cancel(self._intent(parts[2]))
+        if method == "POST" and len(parts) == 4 and parts[1] == "payment_intents" and parts[3] == "capture":
+            return self._capture(self._intent(parts[2]))
         if method == "POST" and parts == ["v1", "refunds"]:
             return self._refund(params)
         raise invalid(f"Unrecognized request URL ({method}: {path}).", status=404)
@@ -244,6 +249,7 @@ class FakeStripe:
             "status": "requires_confirmation" if "payment_method" in params else "requires_payment_method",
             "payment_method": params.get("payment_method"),
             "created": int(time.time()),
+            "capture_method": str(params.get("capture_method", "automatic_async")),
             "metadata": dict(params.get("metadata", {})),
             "latest_charge": None,
             "last_payment_error": None,
@@ -268,7 +274,7 @@ class FakeStripe:
             amount *= self.overcharge_factor
             intent.update(amount=amount, currency=self.charge_currency or intent["currency"])
             charge.update(amount=amount, amount_captured=amount)
-        if self.authorize_only:
+        if self.authorize_only or intent["capture_method"] == "manual":
             intent.update(status="requires_capture", amount_capturable=amount)
             charge.update(captured=False, amount_captured=0)
         else:
@@ -325,6 +331,20 @@ class FakeStripe:
             "data": [self._expanded(i, expand, "data.latest_charge") for i in newest_first[:limit]],
             "has_more": len(newest_first) > limit,
         }
+
+    def _capture(self, intent: Json) -> Json:
+        if self.capture_fails:
+            raise StripeApiError(500, {"type": "api_error", "message": "An unknown error occurred."})
+        if intent["status"] != "requires_capture":
+            message = (
+                f"This PaymentIntent could not be captured because it has a status of {intent['status']}."
+            )
+            raise invalid(message, code="payment_intent_unexpected_state")
+        charge = self.charges[intent["latest_charge"]]
+        amount = intent["amount_capturable"]
+        charge.update(captured=True, amount_captured=amount)
+        intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
+        return copy.deepcopy(intent)
 
     def _cancel(self, intent: Json) -> Json:
         if intent["status"] not in ("requires_payment_method", "requires_capture", "requires_confirmation"):

@@ -113,3 +113,29 @@ async def test_a_stripe_charge_that_is_not_the_one_asked_for_is_refunded_in_full
         (refunded, refunded, True)
     ] * 2
     assert setup.sink.contract_ids().count("processor/malformed") == 2
+
+
+async def test_a_charge_stripe_only_authorized_is_captured_and_counted(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.authorize_only = True
+
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert [(i["status"], i["amount_received"]) for i in fake_stripe.payment_intents.values()] == [
+        ("succeeded", 4000)
+    ]
+
+
+async def test_an_authorization_that_cannot_be_captured_is_cancelled_not_counted(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.authorize_only = fake_stripe.capture_fails = True
+
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+    assert result.status is PaymentStatus.FAILED
+    assert result.total_processed == 0
+    assert setup.ledger.held_cents(result.payment_id) == 0
+    assert [i["status"] for i in fake_stripe.payment_intents.values()] == ["canceled"]  # no hold left

@@ -291,8 +291,35 @@ async def test_a_charge_cancelled_by_the_caller_is_in_doubt(
     assert (await stripe.status(KEY)).settlement is Settlement.UNKNOWN
 
 
-async def test_an_uncaptured_charge_is_voided(stripe: StripeProcessor, fake_stripe: FakeStripe) -> None:
+async def test_charges_are_asked_to_capture_automatically(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    await stripe.charge(charge_request())
+
+    (intent,) = fake_stripe.payment_intents.values()
+    assert intent["capture_method"] == "automatic"
+
+
+async def test_an_authorization_stripe_leaves_uncaptured_is_captured_as_the_charge_asked(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
     fake_stripe.authorize_only = True
+
+    charged = await stripe.charge(charge_request())
+    again = await stripe.charge(charge_request())
+
+    assert (charged.success, charged.amount_cents) == (True, 1250)
+    (intent,) = fake_stripe.payment_intents.values()
+    assert (intent["status"], intent["amount_received"]) == ("succeeded", 1250)
+    assert fake_stripe.charges[intent["latest_charge"]]["captured"]
+    assert (again.success, again.reference) == (True, charged.reference)  # replayed, captured once
+    assert (await stripe.status(KEY)).settlement is Settlement.CHARGED
+
+
+async def test_an_authorization_left_uncaptured_is_not_a_charge_and_is_cancelled_by_a_void(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.authorize_only = fake_stripe.capture_fails = True
     authorized = await stripe.charge(charge_request())
     assert authorized.error_code is not None
     assert authorized.error_code.outcome_unknown  # money may still move: the router must settle it
@@ -300,7 +327,7 @@ async def test_an_uncaptured_charge_is_voided(stripe: StripeProcessor, fake_stri
     held = await stripe.status(KEY)
     voided = await stripe.void_or_refund(refund_request())
 
-    assert held.settlement is Settlement.CHARGED
+    assert held.settlement is Settlement.UNKNOWN  # authorized only: neither charged nor free
     assert (voided.success, voided.amount_cents) == (True, 1250)
     assert fake_stripe.intents_with_status("canceled") != []
     assert (await stripe.status(KEY)).settlement is Settlement.NOT_CHARGED

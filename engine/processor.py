@@ -5,7 +5,9 @@ Contract every adapter keeps:
 * **Idempotent.** ``charge`` with an idempotency key that already has a definitive outcome
   (succeeded, declined, invalid card) returns that outcome again and never charges twice.
   Transient failures (``processing_error``, ``network_failure``, ``processor_unavailable``,
-  ``rate_limited``) are not definitive: a repeat with the same key is a new attempt.
+  ``rate_limited``) are not definitive: a repeat with the same key is a new attempt, unless the
+  answer says ``final_for_key`` (the processor stored it under the key and gives it again to any
+  repeat, as Stripe does for its card errors): then the router moves on to the next processor.
 * **Settleable.** ``status`` answers, by idempotency key, whether the processor holds a charge,
   so an attempt whose outcome is unknown (a timeout) can be settled before anything else. It
   answers ``NOT_CHARGED`` only when that is known (not, say, because an index that lags behind
@@ -83,7 +85,8 @@ class ProcessorResponse:
     Invariant: ``success`` exactly when ``error_code`` is ``None``. ``amount_cents`` is what was
     charged (or refunded), in ``currency`` when the processor names it (``None``: the request's);
     ``reference`` is the processor's own id for it; ``decline_code`` is the issuer's reason when
-    there is one (``insufficient_funds``, ``lost_card``).
+    there is one (``insufficient_funds``, ``lost_card``); ``final_for_key`` says that a repeat
+    with the same idempotency key gets this same answer, so retrying here cannot change it.
     """
 
     success: bool
@@ -93,10 +96,13 @@ class ProcessorResponse:
     reference: str | None = None
     decline_code: str | None = None
     currency: Currency | None = None
+    final_for_key: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.success, bool):
             raise InvalidFieldError("response.success", self.success, "must be a bool")
+        if not isinstance(self.final_for_key, bool):
+            raise InvalidFieldError("response.final_for_key", self.final_for_key, "must be a bool")
         check_count("response.latency_ms", self.latency_ms)
         check_minor_units("response.amount_cents", self.amount_cents)
         if self.error_code is not None and not isinstance(self.error_code, ErrorCode):
@@ -113,9 +119,14 @@ class ProcessorResponse:
 
     @classmethod
     def failed(
-        cls, error_code: ErrorCode, latency_ms: int, decline_code: str | None = None
+        cls,
+        error_code: ErrorCode,
+        latency_ms: int,
+        decline_code: str | None = None,
+        *,
+        final_for_key: bool = False,
     ) -> ProcessorResponse:
-        return cls(False, latency_ms, 0, error_code, None, decline_code)
+        return cls(False, latency_ms, 0, error_code, None, decline_code, None, final_for_key)
 
 
 class Settlement(StrEnum):

@@ -10,7 +10,8 @@ For each processor of the step's fallback chain (skipping those whose circuit is
   nothing); still in doubt after the last attempt, the step fails *without* cascading and is
   reported unsettled, so it is never charged at two processors.
 * ``RETRY_SAME`` errors are retried at the same processor after a full-jitter backoff;
-  ``CASCADE`` errors, and ``RETRY_SAME`` errors once attempts run out, move to the next
+  ``CASCADE`` errors, and ``RETRY_SAME`` errors once attempts run out or when the processor says
+  a repeat with the key would get the same answer (``final_for_key``), move to the next
   processor; ``NEVER`` errors stop the step.
 * A charge that is not the one asked for (another amount or currency, in the charge's answer or
   found by ``status``) never counts: ``processor/malformed`` is recorded and the step fails at
@@ -308,8 +309,8 @@ class Router:
                         doubt = error
                 if unsettled and error.retry_class is RetryClass.CASCADE:
                     continue  # an earlier attempt is still in doubt: stay here, retry with the same key
-                if error.retry_class is not RetryClass.RETRY_SAME:
-                    break
+                if error.retry_class is not RetryClass.RETRY_SAME or response.final_for_key:
+                    break  # (a repeat with the key would only be answered the same: move on)
         # A step left in doubt reports the error that put it there, not a later one.
         return _AtProcessor(False, attempt, latency, doubt if unsettled else error, unsettled)
 

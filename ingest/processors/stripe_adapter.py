@@ -160,7 +160,12 @@ class StripeProcessor:
                 self._recent.in_doubt(key)
             elif failure.settles:
                 self._recent.settled(key)
-            return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
+            # A card error is stored by Stripe under the key and replayed to any repeat: a
+            # processing_error retried here with the same key can never succeed, so the answer
+            # says so and the router moves on to the next processor instead.
+            return ProcessorResponse.failed(
+                failure.code, _elapsed_ms(started), failure.decline_code, final_for_key=failure.settles
+            )
 
     async def status(self, idempotency_key: str) -> StatusAnswer:
         """What Stripe holds for the key; ``UNKNOWN`` when it cannot be told for sure."""
@@ -255,7 +260,7 @@ class StripeProcessor:
             self._recent.settled(key)
             fallback = "authentication_required" if intent.status == "requires_action" else "generic_decline"
             return ProcessorResponse.failed(
-                ErrorCode.DECLINED, _elapsed_ms(started), intent.decline_code or fallback
+                ErrorCode.DECLINED, _elapsed_ms(started), intent.decline_code or fallback, final_for_key=True
             )
         # processing, requires_confirmation: money may move later, so the outcome is unknown and
         # the router must settle it before going anywhere else.

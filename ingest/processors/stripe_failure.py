@@ -5,7 +5,7 @@ what happened                                              error code
 =========================================================  ==========================================
 ``CardError`` ``card_declined``                            ``declined`` (decline code kept)
 ``CardError`` expired / incorrect / invalid card details   ``invalid_card``
-``CardError`` ``processing_error``                         ``processing_error``
+``CardError`` ``processing_error``                         ``processing_error`` (final for the key)
 ``RateLimitError`` (HTTP 429)                              ``rate_limited``
 ``AuthenticationError``, ``PermissionError`` (401, 403)    ``processor_unavailable`` (nothing charged)
 ``APIError`` with HTTP 5xx                                 ``processor_error`` (the outcome is unknown)
@@ -15,6 +15,13 @@ what happened                                              error code
 ``APIConnectionError`` after (read timeout, reset, ...)    ``timeout`` (the outcome is unknown)
 ``IdempotencyError`` and anything else                     ``unknown``
 =========================================================  ==========================================
+
+Every card error settles the key: Stripe stores the 402 under the idempotency key and replays it
+to any repeat with that key. So a ``processing_error``, which payorch would retry at the same
+processor, is answered ``final_for_key``: the router moves on to the next processor instead of
+repeating a request whose answer cannot change (a retry at Stripe would need a new key, and a
+second key for the same step would be a second chance to charge it). The decline code is kept in
+the answer (``ProcessorResponse.decline_code``).
 
 Stripe refusing payorch's own credentials (a revoked, wrong or restricted API key) says nothing
 about the card and charges nothing, but no payment can go through Stripe until an operator acts:

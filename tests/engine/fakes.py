@@ -85,6 +85,8 @@ TIMEOUT_CHARGED = "timeout_charged"  # charges, then hangs past the timeout
 TIMEOUT_UNCHARGED = "timeout_uncharged"  # hangs without charging
 RAISE = "raise"
 GARBAGE = "garbage"
+#: A processing error the processor stored under the key: every repeat gets it again.
+PROCESSING_FINAL = "processing_final"
 #: A refund the processor applies, then hangs past the timeout: its answer is lost.
 REFUND_TIMEOUT_APPLIED = "refund_timeout_applied"
 #: A refund answered with success and nothing refunded, the charge left as it is ("nothing to undo").
@@ -170,6 +172,8 @@ class ScriptedProcessor:
             await asyncio.Event().wait()
         if behaviour in _FAILURES:
             return ProcessorResponse.failed(_FAILURES[behaviour], 1)
+        if behaviour == PROCESSING_FINAL:
+            return ProcessorResponse.failed(ErrorCode.PROCESSING_ERROR, 1, final_for_key=True)
         if behaviour == TIMEOUT_CHARGED:
             self._hold(key, request.amount_cents)
             await asyncio.Event().wait()

@@ -139,3 +139,18 @@ async def test_an_authorization_that_cannot_be_captured_is_cancelled_not_counted
     assert result.total_processed == 0
     assert setup.ledger.held_cents(result.payment_id) == 0
     assert [i["status"] for i in fake_stripe.payment_intents.values()] == ["canceled"]  # no hold left
+
+
+async def test_a_stripe_processing_error_moves_on_to_the_next_processor_at_once(
+    fake_stripe: FakeStripe,
+) -> None:
+    # Stripe stores the card error under the key: retrying there would only replay it.
+    failing = {"payment_method": "pm_card_chargeDeclinedProcessingError"}
+    async with engine_with_stripe(fake_stripe, card_chain=(STRIPE, ADYEN)) as setup:
+        result = await setup.service.pay(request(10_000, metadata=failing))
+
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert (result.step_results[1].processor_id, result.step_results[1].attempts) == (ADYEN, 2)
+    assert [(r.path, r.status, r.replayed) for r in fake_stripe.requests] == [
+        ("/v1/payment_intents", 402, False)
+    ]

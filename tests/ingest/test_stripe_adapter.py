@@ -77,6 +77,18 @@ async def test_a_test_card_fails_with_its_error_and_decline_code_and_charges_not
     assert (await stripe.status(KEY)).settlement is Settlement.NOT_CHARGED
 
 
+@pytest.mark.parametrize("card", ["400000******0119", "4000000000009995"])
+async def test_a_card_error_is_final_for_the_key_since_stripe_replays_it(
+    stripe: StripeProcessor, fake_stripe: FakeStripe, card: str
+) -> None:
+    first = await stripe.charge(charge_request(card=card))
+    second = await stripe.charge(charge_request(card=card))
+
+    assert first.final_for_key
+    assert (second.error_code, second.decline_code) == (first.error_code, first.decline_code)
+    assert fake_stripe.requests[-1].replayed  # the same stored answer, not a new attempt
+
+
 async def test_a_repeated_decline_is_replayed_not_attempted_again(
     stripe: StripeProcessor, fake_stripe: FakeStripe
 ) -> None:

@@ -12,7 +12,8 @@ customers charged for payments that were reported failed. So :class:`IntentLooku
    intent can be stale too: a refund or a confirmation may not show in it yet);
 3. when the search finds nothing, by listing the newest PaymentIntents (the List API is not
    subject to the search's delay), newest first, back to ``window_s`` ago and for at most
-   ``max_pages`` pages, keeping those whose metadata holds the key.
+   ``max_pages`` pages, keeping those whose metadata holds the key. This only helps to find: a
+   list that fails counts as finding nothing (absence is proven only as below).
 
 Finding nothing still proves nothing (the intent may be older than the window, or the create
 may still be in flight). :meth:`IntentLookup.never_charged` proves it, or says it cannot:
@@ -88,7 +89,10 @@ class IntentLookup:
         found = read_intents(await self._client.v1.payment_intents.search_async({"query": search_query(key)}))
         if found:
             return tuple([await self._retrieved(intent.id) for intent in found])
-        return await self._listed(key)
+        try:
+            return await self._listed(key)
+        except Exception:  # noqa: BLE001 - a help to find only; absence is proven by never_charged
+            return ()
 
     async def never_charged(self, key: str) -> bool:
         """True only when it is certain that no charge was, or ever will be, made under ``key``

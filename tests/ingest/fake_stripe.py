@@ -78,6 +78,7 @@ class FakeStripe:
         self.search_visible = True
         self.authorize_only = False
         self.capture_fails = False  # captures are answered 500 without being done
+        self.list_fails = False  # lists of PaymentIntents are answered 500
         self.forbidden = False  # every request is refused 403, as for a restricted key lacking rights
         # A misbehaving Stripe: successful charges take ``overcharge_factor`` times the amount asked
         # for, in ``charge_currency`` when it is set.
@@ -316,6 +317,8 @@ class FakeStripe:
         }
 
     def _list(self, params: Json) -> Json:
+        if self.list_fails:
+            raise StripeApiError(500, {"type": "api_error", "message": "An unknown error occurred."})
         created = params.get("created", {})
         since = int(created.get("gte", 0)) if isinstance(created, dict) else 0
         newest_first = [i for i in reversed(self.payment_intents.values()) if i["created"] >= since]

@@ -104,3 +104,17 @@ async def test_a_used_key_whose_intent_cannot_be_found_is_unknown_and_nothing_is
 
     fake_stripe.search_visible = True  # the index catches up
     assert (await after_the_restart.status(KEY)).settlement is Settlement.CHARGED
+
+
+async def test_without_the_list_a_used_key_is_unknown_and_an_unused_one_still_proven(
+    fake_stripe: FakeStripe, before_the_crash: StripeProcessor, after_the_restart: StripeProcessor
+) -> None:
+    fake_stripe.search_visible = False
+    fake_stripe.list_fails = True
+    await before_the_crash.charge(charge_request())
+
+    used = await after_the_restart.status(KEY)
+    unused = await after_the_restart.status("pay_2:step:0")
+
+    assert used.settlement is Settlement.UNKNOWN
+    assert unused.settlement is Settlement.NOT_CHARGED

@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from engine.error_codes import ErrorCode
 from engine.errors import PlanInvariantError
+from engine.money import Currency, Money
 from engine.ports import Clock
 from engine.processor import (
     ChargeRequest,
@@ -25,6 +26,7 @@ from engine.processor import (
     StatusAnswer,
 )
 from engine.stepping import resume
+from engine.types import ProcessorId
 
 A = TypeVar("A")
 
@@ -34,11 +36,43 @@ MALFORMED = "processor/malformed"
 
 
 @dataclass(frozen=True, slots=True)
+class StrayCharge:
+    """A charge a processor holds for a step's key that is not what the step asked for (another
+    amount or another currency). It never counts as the step's charge: the step fails and the
+    charge is voided in full (all the key holds, whatever its amount)."""
+
+    step_index: int
+    processor_id: ProcessorId
+    amount_cents: int
+    currency: Currency
+
+    def describe(self) -> str:
+        return f"{Money(self.amount_cents, self.currency)}"
+
+
+@dataclass(frozen=True, slots=True)
 class Misbehaviour:
-    """A contract an adapter broke during one call, for the caller to record."""
+    """A contract an adapter broke during one call, for the caller to record; ``stray`` when the
+    adapter reported a charge that is not the one asked for."""
 
     contract_id: str
     message: str
+    stray: StrayCharge | None = None
+
+
+def stray_charge(
+    step_index: int,
+    processor_id: ProcessorId,
+    held: tuple[int, Currency | None],
+    asked: tuple[int, Currency],
+) -> StrayCharge | None:
+    """The charge ``held`` (amount, currency or None for the one asked) as a stray, unless it is
+    exactly what was ``asked``."""
+    amount, currency = held
+    currency = asked[1] if currency is None else currency
+    if (amount, currency) == asked:
+        return None
+    return StrayCharge(step_index, processor_id, amount, currency)
 
 
 def _elapsed_ms(clock: Clock, started: float) -> int:
@@ -155,13 +189,18 @@ async def guarded_charge(
     if code is not None:
         return ProcessorResponse.failed(code, elapsed), problem
     assert isinstance(answer, ProcessorResponse)  # noqa: S101 - _call checked the type
-    if answer.success and answer.amount_cents != request.amount_cents:
-        message = (
-            f"charge at {pid} reported {answer.amount_cents} charged for a request of {request.amount_cents}"
-        )
-        failed = ProcessorResponse.failed(ErrorCode.MALFORMED_RESPONSE, answer.latency_ms)
-        return failed, Misbehaviour(MALFORMED, message)
-    return answer, None
+    if not answer.success:
+        return answer, None
+    asked = (request.amount_cents, request.currency)
+    stray = stray_charge(request.step_index, pid, (answer.amount_cents, answer.currency), asked)
+    if stray is None:
+        return answer, None
+    message = (
+        f"charge at {pid} reported {stray.describe()} charged for a request of "
+        f"{Money(request.amount_cents, request.currency)}; it does not count and is voided in full"
+    )
+    failed = ProcessorResponse.failed(ErrorCode.MALFORMED_RESPONSE, answer.latency_ms)
+    return failed, Misbehaviour(MALFORMED, message, stray)
 
 
 async def guarded_refund(

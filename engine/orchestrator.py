@@ -7,8 +7,10 @@ than its amount; nothing is charged beyond the total; exactly one of ``PaymentCo
 
 When a step fails, ``all_or_nothing`` voids or refunds the successful steps in reverse order
 (``CompensationIssued``); ``allow_partial`` keeps them and reports ``partially_succeeded``. An
-attempt whose outcome stayed unknown is voided in either case, so nothing stays charged unseen. A
-compensation that fails is a critical violation and the step stays charged in the result.
+attempt whose outcome stayed unknown, and a charge that was not the one asked for (a
+:class:`~engine.guard.StrayCharge`), are voided in either case, in full (all their key holds), so
+nothing stays charged unseen. A compensation that fails is a critical violation and the step
+stays charged in the result.
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ from engine.events import (
     PlannedStep,
     event_ids,
 )
-from engine.guard import guarded_refund, guarded_status
+from engine.guard import MALFORMED, StrayCharge, guarded_refund, guarded_status
 from engine.methods import PartialPolicy
+from engine.money import MAX_MINOR_UNITS
 from engine.monitor import ContractMonitor
 from engine.observer import AMOUNT, NULL_OBSERVER, PLAN_SPAN, STEPS, Observer
 from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
@@ -162,11 +165,13 @@ class CompositePaymentService:
             return failed
         results: list[Result] = []
         unsettled: list[tuple[PaymentStep, ProcessorId]] = []
+        strays: list[StrayCharge] = []
         for step in plan.steps:
             routed = await self._router.route_step(ctx, step, merchant)
             results.append(routed.result)
             if routed.unsettled:
                 unsettled.extend((step, processor) for processor in routed.unsettled)
+            strays.extend(routed.strays)
             if not routed.result.success:
                 break
         for message in _sum_breaks(plan, results):
@@ -184,7 +189,7 @@ class CompositePaymentService:
                 )
             )
             return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
-        return await self._after_failure(ctx, plan, merchant, results, unsettled)
+        return await self._after_failure(ctx, plan, merchant, results, unsettled, strays)
 
     async def _record_plan(self, ctx: CoreRequestContext, plan: PaymentPlan) -> CompositeResult | None:
         """Record ``PlanBuilt``; a plan that does not cover the total fails the payment here."""
@@ -245,7 +250,7 @@ class CompositePaymentService:
                 )
             )
             return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(settled), None)
-        return await self._after_failure(ctx, plan, merchant, settled, [])
+        return await self._after_failure(ctx, plan, merchant, settled, [], [])
 
     async def undo_charge(
         self, ctx: CoreRequestContext, step_index: int, processor_id: ProcessorId, amount_cents: int
@@ -256,6 +261,29 @@ class CompositePaymentService:
             ctx, self._merchant(ctx), step_index, processor_id, amount_cents, unsettled=False
         )
 
+    async def undo_stray(self, ctx: CoreRequestContext, stray: StrayCharge) -> bool:
+        """Record ``processor/malformed`` for a charge that is not the one asked for and void it
+        in full (all its key holds); True once undone."""
+        message = (
+            f"step {stray.step_index} at {stray.processor_id} holds {stray.describe()}, not what "
+            "was asked; it does not count and is voided in full"
+        )
+        await self._monitor.violated(ctx, MALFORMED, message)
+        return await self._void_stray(ctx, self._merchant(ctx), stray)
+
+    async def _void_stray(
+        self, ctx: CoreRequestContext, merchant: MerchantConfig, stray: StrayCharge
+    ) -> bool:
+        return await self._compensate(
+            ctx,
+            merchant,
+            stray.step_index,
+            stray.processor_id,
+            stray.amount_cents,
+            unsettled=False,
+            whole=True,
+        )
+
     async def _after_failure(
         self,
         ctx: CoreRequestContext,
@@ -263,10 +291,16 @@ class CompositePaymentService:
         merchant: MerchantConfig,
         results: list[Result],
         unsettled: list[tuple[PaymentStep, ProcessorId]],
+        strays: list[StrayCharge],
     ) -> CompositeResult:
         final_error = results[-1].error_code or ErrorCode.UNKNOWN
+        for stray in strays:
+            await self._void_stray(ctx, merchant, stray)
         for step, processor_id in unsettled:
-            await self._compensate(ctx, merchant, step.index, processor_id, step.amount_cents, unsettled=True)
+            # In full: an attempt whose outcome is unknown may hold another amount than the step's.
+            await self._compensate(
+                ctx, merchant, step.index, processor_id, step.amount_cents, unsettled=True, whole=True
+            )
         keep = plan.partial_policy is PartialPolicy.ALLOW_PARTIAL and any(r.success for r in results)
         if keep:
             processed = sum(result.charged_cents for result in results)
@@ -307,14 +341,16 @@ class CompositePaymentService:
         amount_cents: int,
         *,
         unsettled: bool,
+        whole: bool = False,
     ) -> bool:
-        """Void or refund a step's charge, retrying transient failures; True once undone. When the
-        last try's outcome is unknown (a timeout), the processor's status settles it."""
+        """Void or refund a step's charge (``amount_cents``, or all its key holds when ``whole``),
+        retrying transient failures; True once undone. When the last try's outcome is unknown (a
+        timeout), the processor's status settles it."""
         request = RefundRequest(
             payment_id=ctx.payment_id,
             step_index=step_index,
             idempotency_key=processor_idempotency_key(ctx.payment_id, step_index),
-            amount_cents=amount_cents,
+            amount_cents=MAX_MINOR_UNITS if whole else amount_cents,
             currency=ctx.currency,
         )
         processor = self._processors.get(processor_id)
@@ -332,7 +368,10 @@ class CompositePaymentService:
             if response.success:
                 if unsettled and response.amount_cents == 0:
                     return True  # the unknown attempt never charged: nothing to undo, nothing to record
-                await self._issued(ctx, step_index, processor_id, response.amount_cents or amount_cents, None)
+                # What this void/refund returned, as the processor says: never the amount asked for
+                # in its place. 0 means the key holds nothing any more (refunded before, say by a
+                # compensation a crash cut short): nothing is held, and nothing was returned now.
+                await self._issued(ctx, step_index, processor_id, response.amount_cents, None)
                 return True
             error = response.error_code or ErrorCode.UNKNOWN
             if not error.retryable:
@@ -349,7 +388,7 @@ class CompositePaymentService:
             if answer.settlement is Settlement.NOT_CHARGED and unsettled:
                 return True  # as above: never charged
             if answer.settlement is Settlement.REFUNDED:
-                await self._issued(ctx, step_index, processor_id, answer.amount_cents or amount_cents, None)
+                await self._issued(ctx, step_index, processor_id, answer.amount_cents, None)
                 return True
             charged = answer.settlement is Settlement.CHARGED
         await self._issued(ctx, step_index, processor_id, amount_cents, error)

@@ -5,11 +5,22 @@ Contract every adapter keeps:
 * **Idempotent.** ``charge`` with an idempotency key that already has a definitive outcome
   (succeeded, declined, invalid card) returns that outcome again and never charges twice.
   Transient failures (``processing_error``, ``network_failure``, ``processor_unavailable``,
-  ``rate_limited``) are not definitive: a repeat with the same key is a new attempt.
+  ``rate_limited``) are not definitive: a repeat with the same key is a new attempt, unless the
+  answer says ``final_for_key`` (the processor stored it under the key and gives it again to any
+  repeat, as Stripe does for its card errors): then the router moves on to the next processor.
 * **Settleable.** ``status`` answers, by idempotency key, whether the processor holds a charge,
-  so an attempt whose outcome is unknown (a timeout) can be settled before anything else.
+  so an attempt whose outcome is unknown (a timeout) can be settled before anything else. It
+  answers ``NOT_CHARGED`` only when that is known (not, say, because an index that lags behind
+  writes has nothing yet), and ``UNKNOWN`` when it cannot tell.
 * **Compensable.** ``void_or_refund`` undoes a charge by its idempotency key; repeating it
-  refunds once; refunding a key that never charged succeeds with nothing refunded.
+  refunds once; refunding a key that never charged succeeds with nothing refunded. A success
+  reports what was refunded now: 0 means the key is known to hold nothing. When the adapter cannot
+  tell whether the key holds money, the refund fails (outcome unknown) instead.
+* **Truthful.** A success (or a ``CHARGED`` status) reports what the processor really holds for
+  the key: its ``amount_cents`` and, when the processor says so, its ``currency``. The engine
+  never counts a charge that differs from the request (another amount or another currency): it
+  fails the step and voids that charge in full (:mod:`engine.router`, :mod:`engine.orchestrator`).
+  A ``RefundRequest`` undoes up to its amount; ``MAX_MINOR_UNITS`` asks for all the key holds.
 * Adapters report ``latency_ms``. They should never raise, hang or answer with anything but the
   types below; :mod:`engine.guard` turns any of that into a normalized response regardless.
 """
@@ -72,8 +83,10 @@ class ProcessorResponse:
     """A processor's answer to ``charge`` or ``void_or_refund``.
 
     Invariant: ``success`` exactly when ``error_code`` is ``None``. ``amount_cents`` is what was
-    charged (or refunded); ``reference`` is the processor's own id for it; ``decline_code`` is the
-    issuer's reason when there is one (``insufficient_funds``, ``lost_card``).
+    charged (or refunded), in ``currency`` when the processor names it (``None``: the request's);
+    ``reference`` is the processor's own id for it; ``decline_code`` is the issuer's reason when
+    there is one (``insufficient_funds``, ``lost_card``); ``final_for_key`` says that a repeat
+    with the same idempotency key gets this same answer, so retrying here cannot change it.
     """
 
     success: bool
@@ -82,10 +95,14 @@ class ProcessorResponse:
     error_code: ErrorCode | None = None
     reference: str | None = None
     decline_code: str | None = None
+    currency: Currency | None = None
+    final_for_key: bool = False
 
     def __post_init__(self) -> None:
         if not isinstance(self.success, bool):
             raise InvalidFieldError("response.success", self.success, "must be a bool")
+        if not isinstance(self.final_for_key, bool):
+            raise InvalidFieldError("response.final_for_key", self.final_for_key, "must be a bool")
         check_count("response.latency_ms", self.latency_ms)
         check_minor_units("response.amount_cents", self.amount_cents)
         if self.error_code is not None and not isinstance(self.error_code, ErrorCode):
@@ -98,12 +115,18 @@ class ProcessorResponse:
             check_text("response.reference", self.reference, max_length=255)
         if self.decline_code is not None:
             check_text("response.decline_code", self.decline_code, max_length=100)
+        _check_currency("response.currency", self.currency)
 
     @classmethod
     def failed(
-        cls, error_code: ErrorCode, latency_ms: int, decline_code: str | None = None
+        cls,
+        error_code: ErrorCode,
+        latency_ms: int,
+        decline_code: str | None = None,
+        *,
+        final_for_key: bool = False,
     ) -> ProcessorResponse:
-        return cls(False, latency_ms, 0, error_code, None, decline_code)
+        return cls(False, latency_ms, 0, error_code, None, decline_code, None, final_for_key)
 
 
 class Settlement(StrEnum):
@@ -117,18 +140,29 @@ class Settlement(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class StatusAnswer:
-    """The answer to ``status``: ``UNKNOWN`` when the processor could not be asked."""
+    """The answer to ``status``: ``UNKNOWN`` when the processor could not be asked.
+
+    ``amount_cents`` is what is held (``CHARGED``) or was refunded (``REFUNDED``), in ``currency``
+    when the processor names it (``None``: the request's).
+    """
 
     settlement: Settlement
     latency_ms: int
     amount_cents: int = 0
     reference: str | None = None
+    currency: Currency | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.settlement, Settlement):
             raise InvalidFieldError("status.settlement", self.settlement, "must be a Settlement")
         check_count("status.latency_ms", self.latency_ms)
         check_minor_units("status.amount_cents", self.amount_cents)
+        _check_currency("status.currency", self.currency)
+
+
+def _check_currency(field: str, currency: object) -> None:
+    if currency is not None and not isinstance(currency, Currency):
+        raise InvalidFieldError(field, currency, "must be a Currency or None")
 
 
 class Processor(Protocol):

@@ -14,6 +14,9 @@ its processor was called), so recovery can settle each one:
    before its answer was recorded, at a processor that holds nothing for the key, is a
    ``StepFailed`` with ``unknown``: it did not charge, and why it failed was never learned.
    Recorded outcomes are not rewritten.
+   A charge found that is not the one the step asked for (another amount or currency) does not
+   count: its attempt is a ``StepFailed`` with ``malformed_response`` (unless its failure was
+   recorded) and the charge is voided in full, as the router does (``processor/malformed``).
 3. A step charged at two processors (a timeout that had charged after all, then a fallback) keeps
    its first charge; the others are voided or refunded.
 4. Each step's result is what its events say: its attempts counted, its latency the sum of its
@@ -43,7 +46,7 @@ from engine.events import (
     StepFailed,
     StepSucceeded,
 )
-from engine.guard import guarded_status
+from engine.guard import StrayCharge, guarded_status, stray_charge
 from engine.orchestrator import CompositePaymentService
 from engine.plan import PaymentPlan, PaymentStep
 from engine.ports import Clock, EventSink
@@ -55,6 +58,8 @@ TERMINAL = (PaymentCompleted, PaymentFailed)
 #: The error of an attempt the crash cut off and that charged nothing: its answer was never
 #: recorded, so why it failed is not known.
 CUT_OFF = ErrorCode.UNKNOWN
+#: The error of the attempt after which a charge was found that is not the one it asked for.
+MALFORMED_CHARGE = ErrorCode.MALFORMED_RESPONSE
 
 
 class Unsettled(Exception):  # noqa: N818 - a state, reported, not a fault
@@ -173,11 +178,14 @@ async def recover_payment(
     )
     recorded = _steps_of(events)
     answers = await _ask(ctx, recorded, processors, merchant.timeout_ms / 1000, clock)
-    for outcome in _outcomes(ctx, recorded, answers, clock):
+    strays = _strays(ctx, recorded, answers)
+    for outcome in _outcomes(ctx, recorded, answers, strays, clock):
         recorded[outcome.step_index].outcomes[outcome.attempt] = outcome
         if type(outcome) is StepSucceeded:
             recorded[outcome.step_index].held[outcome.processor_id] = outcome.amount
         await sink.emit(outcome)
+    for stray in strays.values():
+        await service.undo_stray(ctx, stray)
     for step_index, step in recorded.items():
         for processor_id, amount in list(step.held.items())[1:]:
             await service.undo_charge(ctx, step_index, processor_id, amount)
@@ -217,10 +225,29 @@ async def _ask(
     return answers
 
 
+def _strays(
+    ctx: CoreRequestContext,
+    recorded: Mapping[int, _Step],
+    answers: Mapping[tuple[int, ProcessorId], StatusAnswer],
+) -> dict[tuple[int, ProcessorId], StrayCharge]:
+    """The charges found that are not what their step's last attempt there asked for."""
+    strays: dict[tuple[int, ProcessorId], StrayCharge] = {}
+    for (step_index, processor_id), answer in answers.items():
+        if answer.settlement is not Settlement.CHARGED:
+            continue
+        asked = recorded[step_index].last_attempt_at(processor_id).amount_cents
+        held = (answer.amount_cents, answer.currency)
+        stray = stray_charge(step_index, processor_id, held, (asked, ctx.currency))
+        if stray is not None:
+            strays[step_index, processor_id] = stray
+    return strays
+
+
 def _outcomes(
     ctx: CoreRequestContext,
     recorded: Mapping[int, _Step],
     answers: Mapping[tuple[int, ProcessorId], StatusAnswer],
+    strays: Mapping[tuple[int, ProcessorId], StrayCharge],
     clock: Clock,
 ) -> list[StepSucceeded | StepFailed]:
     """The outcome events the settlement adds, in the order of the attempts they belong to."""
@@ -228,18 +255,19 @@ def _outcomes(
     for (step_index, processor_id), answer in answers.items():
         step = recorded[step_index]
         last = step.last_attempt_at(processor_id)
+        stray = (step_index, processor_id) in strays
         for attempt in step.attempts:
             if attempt.processor_id != processor_id:
                 continue
             earlier = step.outcomes.get(attempt.attempt)
-            if answer.settlement is Settlement.CHARGED and attempt is last:
+            if answer.settlement is Settlement.CHARGED and attempt is last and not stray:
                 # The charge's own latency when its failure was recorded (as the router records a
                 # timeout its status query finds charged), else the status query's.
                 latency = answer.latency_ms if earlier is None else earlier.latency_ms
-                amount = answer.amount_cents or attempt.amount_cents
-                found.append(_succeeded(ctx, attempt, latency, amount, clock))
+                found.append(_succeeded(ctx, attempt, latency, attempt.amount_cents, clock))
             elif earlier is None:
-                found.append(_cut_off(ctx, attempt, answer.latency_ms, clock))
+                error = MALFORMED_CHARGE if stray and attempt is last else CUT_OFF
+                found.append(_cut_off(ctx, attempt, answer.latency_ms, clock, error))
     found.sort(key=lambda outcome: (outcome.step_index, outcome.attempt))
     return found
 
@@ -260,7 +288,9 @@ def _succeeded(
     )
 
 
-def _cut_off(ctx: CoreRequestContext, attempt: StepAttempted, latency_ms: int, clock: Clock) -> StepFailed:
+def _cut_off(
+    ctx: CoreRequestContext, attempt: StepAttempted, latency_ms: int, clock: Clock, error: ErrorCode
+) -> StepFailed:
     return StepFailed(
         payment_id=ctx.payment_id,
         request_id=ctx.request_id,
@@ -268,10 +298,10 @@ def _cut_off(ctx: CoreRequestContext, attempt: StepAttempted, latency_ms: int, c
         timestamp=clock.now(),
         step_index=attempt.step_index,
         processor_id=attempt.processor_id,
-        error_code=CUT_OFF,
+        error_code=error,
         latency_ms=latency_ms,
         attempt=attempt.attempt,
-        retryable=CUT_OFF.retryable,
+        retryable=error.retryable,
     )
 
 

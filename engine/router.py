@@ -10,8 +10,14 @@ For each processor of the step's fallback chain (skipping those whose circuit is
   nothing); still in doubt after the last attempt, the step fails *without* cascading and is
   reported unsettled, so it is never charged at two processors.
 * ``RETRY_SAME`` errors are retried at the same processor after a full-jitter backoff;
-  ``CASCADE`` errors, and ``RETRY_SAME`` errors once attempts run out, move to the next
+  ``CASCADE`` errors, and ``RETRY_SAME`` errors once attempts run out or when the processor says
+  a repeat with the key would get the same answer (``final_for_key``), move to the next
   processor; ``NEVER`` errors stop the step.
+* A charge that is not the one asked for (another amount or currency, in the charge's answer or
+  found by ``status``) never counts: ``processor/malformed`` is recorded and the step fails at
+  once, without retrying (the same key would find the same charge) or cascading (it is not
+  undone yet). The step reports it as a :class:`~engine.guard.StrayCharge` for the orchestrator
+  to void in full.
 
 Every failed attempt emits ``StepFailed``. A step whose every processor is skipped (circuit open
 or not configured) sends nothing and fails ``processor_unavailable`` with 0 attempts; it emits one
@@ -31,7 +37,8 @@ from engine.context import CoreRequestContext
 from engine.contracts import ContractRegistry
 from engine.error_codes import ErrorCode, RetryClass
 from engine.events import StepAttempted, StepFailed, StepSucceeded
-from engine.guard import Misbehaviour, guarded_charge, guarded_status
+from engine.guard import MALFORMED, Misbehaviour, StrayCharge, guarded_charge, guarded_status, stray_charge
+from engine.money import Money
 from engine.monitor import ContractMonitor
 from engine.observer import (
     AMOUNT,
@@ -61,10 +68,12 @@ _NOT_REACHED = frozenset({ErrorCode.NETWORK_FAILURE, ErrorCode.PROCESSOR_UNAVAIL
 
 @dataclass(frozen=True, slots=True)
 class RoutedStep:
-    """A step's result, plus the processors where an attempt's outcome is still unknown."""
+    """A step's result, plus the processors where an attempt's outcome is still unknown and the
+    charges found that were not the ones asked for (both to be voided)."""
 
     result: Result
     unsettled: tuple[ProcessorId, ...] = ()
+    strays: tuple[StrayCharge, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +85,7 @@ class _AtProcessor:
     latency_ms: int
     error: ErrorCode | None = None
     unsettled: bool = False
+    stray: StrayCharge | None = None
 
 
 # The router builds these from checked values only (the context, the step, the processor's
@@ -171,6 +181,9 @@ class Router:
             if at.charged:
                 return _routed(result=self._result(step, processor_id, attempts, latency, None))
             error = at.error or ErrorCode.UNKNOWN
+            if at.stray is not None:
+                result = self._result(step, processor_id, attempts, latency, error)
+                return RoutedStep(result, strays=(at.stray,))
             if at.unsettled:
                 result = self._result(step, processor_id, attempts, latency, error)
                 await self._monitor.violated(
@@ -269,6 +282,8 @@ class Router:
                         attempt=number,
                     )
                 )
+                if problem is not None and problem.stray is not None:
+                    return _AtProcessor(False, attempt, latency, error, stray=problem.stray)
                 if error not in _NOT_REACHED:
                     unsettled = False  # the processor answered for the key: nothing is in doubt any more
                 if error.outcome_unknown:
@@ -279,6 +294,12 @@ class Router:
                     if problem is not None:
                         await self._misbehaved(ctx, problem)
                     if answer.settlement is Settlement.CHARGED:
+                        held = (answer.amount_cents, answer.currency)
+                        asked = (request.amount_cents, request.currency)
+                        stray = stray_charge(request.step_index, processor_id, held, asked)
+                        if stray is not None:
+                            await self._monitor.violated(ctx, MALFORMED, _found_stray(stray, request))
+                            return _AtProcessor(False, attempt, latency, error, stray=stray)
                         await self._sink.emit(
                             self._succeeded(ctx, request, processor_id, response.latency_ms, number)
                         )
@@ -288,8 +309,8 @@ class Router:
                         doubt = error
                 if unsettled and error.retry_class is RetryClass.CASCADE:
                     continue  # an earlier attempt is still in doubt: stay here, retry with the same key
-                if error.retry_class is not RetryClass.RETRY_SAME:
-                    break
+                if error.retry_class is not RetryClass.RETRY_SAME or response.final_for_key:
+                    break  # (a repeat with the key would only be answered the same: move on)
         # A step left in doubt reports the error that put it there, not a later one.
         return _AtProcessor(False, attempt, latency, doubt if unsettled else error, unsettled)
 
@@ -331,3 +352,10 @@ class Router:
 
     async def _misbehaved(self, ctx: CoreRequestContext, problem: Misbehaviour) -> None:
         await self._monitor.violated(ctx, problem.contract_id, problem.message)
+
+
+def _found_stray(stray: StrayCharge, request: ChargeRequest) -> str:
+    return (
+        f"status at {stray.processor_id} found {stray.describe()} charged for a request of "
+        f"{Money(request.amount_cents, request.currency)}; it does not count and is voided in full"
+    )

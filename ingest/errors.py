@@ -6,6 +6,7 @@ PayorchError                            (engine.errors)
     ├── ProcessorSetupError             (ingest.processors.errors) a processor that cannot be built
     │   └── MissingApiKeyError          its API key variable is unset
     ├── MalformedProcessorResponseError (ingest.processors.errors) an answer that cannot be read
+    ├── UnsupportedAmountError          (ingest.processors.errors) an amount a processor cannot take
     ├── StoreSaturatedError             (ingest.store.writer) the writer is behind: answer 503
     ├── StoreError                      (ingest.store.writer) a batch could not be committed
     ├── WindowError                     (ingest.store.reads) a window with naive or crossed bounds

@@ -3,10 +3,12 @@
     IngestError
     ├── ProcessorSetupError                 an adapter cannot be built from its configuration
     │   └── MissingApiKeyError              the environment variable holding the API key is unset
-    └── MalformedProcessorResponseError     a processor answered with something unreadable
+    ├── MalformedProcessorResponseError     a processor answered with something unreadable
+    └── UnsupportedAmountError              an amount a processor cannot take in its currency
 
-``MalformedProcessorResponseError`` never leaves an adapter: the adapter turns it into
-``ErrorCode.MALFORMED_RESPONSE`` (or an ``UNKNOWN`` settlement), as the processor port requires.
+Neither of the last two leaves an adapter: the adapter turns ``MalformedProcessorResponseError``
+into ``ErrorCode.MALFORMED_RESPONSE`` (or an ``UNKNOWN`` settlement) and ``UnsupportedAmountError``
+into ``ErrorCode.POLICY_REJECTED`` (nothing sent), as the processor port requires.
 """
 
 from __future__ import annotations
@@ -38,3 +40,13 @@ class MalformedProcessorResponseError(IngestError):
         self.what = what
         self.problem = problem
         super().__init__(f"{what}: {problem}")
+
+
+class UnsupportedAmountError(IngestError):
+    """An amount the processor cannot take exactly in its currency (1.235 KWD at Stripe)."""
+
+    def __init__(self, currency: str, minor: int, problem: str) -> None:
+        self.currency = currency
+        self.minor = minor
+        self.problem = problem
+        super().__init__(f"{minor} minor units of {currency}: {problem}")

@@ -4,14 +4,26 @@ It keeps the port's contract (:mod:`engine.processor`): it never raises (a cance
 the one exception that propagates), it is idempotent through Stripe's own ``Idempotency-Key``,
 and it can settle and compensate a charge knowing only payorch's idempotency key.
 
-* ``charge`` creates and confirms a PaymentIntent in one call. payorch's idempotency key is the
-  Stripe ``Idempotency-Key`` (Stripe replays the stored answer for a repeat, so a repeat never
-  charges twice) and is written to the intent's metadata with the payment id and step index.
-* ``status`` finds the intents whose metadata holds the key: with the Search API, or by
-  retrieving the intent this process charged recently (the Search API lags behind writes; see
-  :mod:`ingest.processors.recent_attempts`). It reads ``latest_charge.refunded`` (expanded).
+* ``charge`` creates and confirms a PaymentIntent in one call, with ``capture_method=automatic``:
+  payorch charges, it never leaves money only authorized (nothing in payorch would capture it
+  later, and an authorization counted as a charge would leave the merchant unpaid). An intent
+  that still comes back ``requires_capture`` is captured at once, under ``<key>:capture``: that
+  completes the charge that was asked for. payorch's idempotency key is the Stripe
+  ``Idempotency-Key`` (Stripe replays the stored answer for a repeat, so a repeat never charges
+  twice) and is written to the intent's metadata with the payment id and step index.
+* ``status`` finds the intents whose metadata holds the key (:mod:`ingest.processors.stripe_lookup`:
+  by id when this process charged the key, else the Search API, else the newest intents of the
+  List API, since the search lags behind writes) and reads ``latest_charge.refunded`` (expanded).
+  When none is found it answers ``NOT_CHARGED`` only when that is proven (a definitive answer
+  without a charge, or Stripe's idempotency layer showing the key was never used), else
+  ``UNKNOWN``: an empty search is never taken for "not charged".
 * ``void_or_refund`` cancels an uncaptured intent or refunds a captured one, under the derived
-  idempotency keys ``<key>:void`` and ``<key>:refund``.
+  idempotency keys ``<key>:void`` and ``<key>:refund``. "Nothing to undo" (a success with 0) is
+  answered only when the key's intents are found and none holds money, or the key provably never
+  charged; otherwise the refund fails with ``unknown``, never reporting money as returned.
+* Amounts cross in both directions through :mod:`ingest.processors.stripe_amounts` (Stripe's own
+  scale for ISK, UGX, MGA and the three-decimal currencies); an amount Stripe cannot take exactly
+  is refused with ``policy_rejected`` before anything is sent.
 
 The SDK's own network retries are off by default: the engine's router owns retries. Call
 :meth:`StripeProcessor.aclose` (or use ``async with``) to close the HTTP connections.
@@ -20,7 +32,7 @@ The SDK's own network retries are off by default: the engine's router owns retri
 from __future__ import annotations
 
 import asyncio
-import hashlib
+import logging
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -32,17 +44,23 @@ from engine.config import ProcessorConfig, ProcessorKind
 from engine.error_codes import ErrorCode
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
 from engine.types import ProcessorId
-from ingest.processors.errors import MalformedProcessorResponseError, MissingApiKeyError, ProcessorSetupError
+from ingest.processors.errors import (
+    MalformedProcessorResponseError,
+    MissingApiKeyError,
+    ProcessorSetupError,
+    UnsupportedAmountError,
+)
 from ingest.processors.recent_attempts import RecentAttempts
+from ingest.processors.stripe_amounts import from_stripe, to_stripe, to_stripe_cap
 from ingest.processors.stripe_failure import classify_failure
 from ingest.processors.stripe_http import StripeHttpClient
-from ingest.processors.stripe_objects import IntentView, read_intent, read_intents, read_refund
+from ingest.processors.stripe_keys import IDEMPOTENCY_METADATA_KEY, stripe_idempotency_key
+from ingest.processors.stripe_lookup import IntentLookup
+from ingest.processors.stripe_objects import IntentView, read_intent, read_refund
 from ingest.processors.stripe_test_cards import payment_method_for
 
-#: The metadata key under which each PaymentIntent carries payorch's idempotency key.
-IDEMPOTENCY_METADATA_KEY = "payorch_idempotency_key"
-
-_MAX_STRIPE_IDEMPOTENCY_KEY = 255
+#: The decline code of a charge refused before it was sent: Stripe cannot take the amount exactly.
+UNSUPPORTED_AMOUNT = "amount_not_supported_by_stripe"
 _DECLINED_STATES = frozenset({"requires_payment_method", "requires_action", "canceled"})
 
 
@@ -67,6 +85,12 @@ class StripeProcessor:
         # The SDK's client telemetry (a header on every request, an id file in the home folder) is
         # a process-wide switch; payorch sends none.
         stripe.enable_telemetry = False
+        # The SDK logs every request and every error message at INFO (logger "stripe"), and Stripe's
+        # messages may name the API key (an unknown or restricted key, partly masked). payorch keeps
+        # its own record of each call (events, metrics, spans); the SDK's lines stay below INFO.
+        sdk_logger = logging.getLogger("stripe")
+        if sdk_logger.getEffectiveLevel() < logging.WARNING:
+            sdk_logger.setLevel(logging.WARNING)
         self._http = StripeHttpClient(timeout_s)
         self._client = stripe.StripeClient(
             api_key,
@@ -75,6 +99,7 @@ class StripeProcessor:
             max_network_retries=max_network_retries,
         )
         self._recent = RecentAttempts(time.monotonic)
+        self._lookup = IntentLookup(self._client, self._recent)
 
     @property
     def processor_id(self) -> ProcessorId:
@@ -95,11 +120,20 @@ class StripeProcessor:
         started = time.monotonic()
         key = request.idempotency_key
         try:
+            amount = to_stripe(request.amount_cents, request.currency)
+        except UnsupportedAmountError:
+            # Refused here, clearly: sent, Stripe would refuse it too, and rounding it would charge
+            # another amount than the one asked for.
+            return ProcessorResponse.failed(
+                ErrorCode.POLICY_REJECTED, _elapsed_ms(started), UNSUPPORTED_AMOUNT
+            )
+        try:
             answer = await self._client.v1.payment_intents.create_async(
                 {
-                    "amount": request.amount_cents,
+                    "amount": amount,
                     "currency": request.currency.code.lower(),
                     "confirm": True,
+                    "capture_method": "automatic",
                     "payment_method": payment_method_for(request.metadata),
                     "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
                     "metadata": {
@@ -111,6 +145,12 @@ class StripeProcessor:
                 options={"idempotency_key": stripe_idempotency_key(key)},
             )
             intent = read_intent(answer)
+            if intent.status == "requires_capture":
+                captured = await self._client.v1.payment_intents.capture_async(
+                    intent.id, options={"idempotency_key": stripe_idempotency_key(key, "capture")}
+                )
+                intent = read_intent(captured)
+            return self._charge_outcome(key, intent, started)
         except asyncio.CancelledError:
             self._recent.in_doubt(key)
             raise
@@ -120,26 +160,40 @@ class StripeProcessor:
                 self._recent.in_doubt(key)
             elif failure.settles:
                 self._recent.settled(key)
-            return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
-        return self._charge_outcome(key, intent, started)
+            # A card error is stored by Stripe under the key and replayed to any repeat: a
+            # processing_error retried here with the same key can never succeed, so the answer
+            # says so and the router moves on to the next processor instead.
+            return ProcessorResponse.failed(
+                failure.code, _elapsed_ms(started), failure.decline_code, final_for_key=failure.settles
+            )
 
     async def status(self, idempotency_key: str) -> StatusAnswer:
-        """What Stripe holds for the key; ``UNKNOWN`` when it cannot be told."""
+        """What Stripe holds for the key; ``UNKNOWN`` when it cannot be told for sure."""
         started = time.monotonic()
+        key = idempotency_key
         try:
-            intents = await self._intents_for(idempotency_key)
+            intents = await self._intents_for(key)
             holding = _holding(intents)
+            if holding is not None and holding.status == "requires_capture":
+                # Authorized, not captured: not a charge (nothing was taken, and counting it would
+                # leave the merchant unpaid), not free either (the amount is held on the card). A
+                # repeat of the charge captures it; void_or_refund cancels it.
+                return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
             if holding is not None:
+                held = _minor(holding, _held_amount(holding), "held")
                 return StatusAnswer(
-                    Settlement.CHARGED, _elapsed_ms(started), _held_amount(holding), holding.id
+                    Settlement.CHARGED, _elapsed_ms(started), held, holding.id, holding.currency
                 )
-            if self._unsettled(idempotency_key, intents):
+            if self._unsettled(intents):
                 return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
             refunded = next((i for i in intents if i.status == "succeeded"), None)
             if refunded is not None and refunded.charge is not None:
+                amount = _minor(refunded, refunded.charge.amount_refunded, "charge.amount_refunded")
                 return StatusAnswer(
-                    Settlement.REFUNDED, _elapsed_ms(started), refunded.charge.amount_refunded, refunded.id
+                    Settlement.REFUNDED, _elapsed_ms(started), amount, refunded.id, refunded.currency
                 )
+            if not intents and not await self._lookup.never_charged(key):
+                return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         except Exception:  # noqa: BLE001 - any failure to ask is an unknown settlement
             return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         return StatusAnswer(Settlement.NOT_CHARGED, _elapsed_ms(started))
@@ -152,19 +206,21 @@ class StripeProcessor:
             intents = await self._intents_for(key)
             intent = _holding(intents)
             if intent is None:
-                if self._unsettled(key, intents):
+                if self._unsettled(intents) or not (intents or await self._lookup.never_charged(key)):
+                    # Money may be held although no intent shows it: never report it as returned.
                     return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
-                return ProcessorResponse(True, _elapsed_ms(started), 0)
+                return ProcessorResponse(True, _elapsed_ms(started), 0)  # nothing held: nothing to undo
             if intent.status == "requires_capture":
                 voided = read_intent(
                     await self._client.v1.payment_intents.cancel_async(
                         intent.id, options={"idempotency_key": stripe_idempotency_key(key, "void")}
                     )
                 )
+                voided_amount = _minor(intent, intent.amount_capturable, "amount_capturable")
                 return ProcessorResponse(
-                    True, _elapsed_ms(started), intent.amount_capturable, None, voided.id
+                    True, _elapsed_ms(started), voided_amount, None, voided.id, None, intent.currency
                 )
-            amount = min(request.amount_cents, _held_amount(intent))
+            amount = min(to_stripe_cap(request.amount_cents, request.currency), _held_amount(intent))
             if amount == 0:
                 return ProcessorResponse(True, _elapsed_ms(started), 0)
             refund = read_refund(
@@ -177,6 +233,7 @@ class StripeProcessor:
                     options={"idempotency_key": stripe_idempotency_key(key, "refund")},
                 )
             )
+            refunded = _minor(intent, refund.amount, "refund.amount")
         except stripe.InvalidRequestError as error:
             if error.code == "charge_already_refunded":
                 return ProcessorResponse(True, _elapsed_ms(started), 0)
@@ -186,38 +243,33 @@ class StripeProcessor:
             return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
         if refund.status in ("failed", "canceled"):
             return ProcessorResponse.failed(ErrorCode.UNKNOWN, _elapsed_ms(started))
-        return ProcessorResponse(True, _elapsed_ms(started), refund.amount, None, refund.id)
+        return ProcessorResponse(True, _elapsed_ms(started), refunded, None, refund.id, None, intent.currency)
 
     def _charge_outcome(self, key: str, intent: IntentView, started: float) -> ProcessorResponse:
         if intent.status == "succeeded":
             self._recent.charged(key, intent.id)
-            return ProcessorResponse(True, _elapsed_ms(started), intent.amount_received, None, intent.id)
+            received = _minor(intent, intent.amount_received, "amount_received")
+            # What Stripe really charged, amount and currency: the engine counts it only when it is
+            # what was asked (engine.guard), and voids it in full otherwise.
+            return ProcessorResponse(
+                True, _elapsed_ms(started), received, None, intent.id, None, intent.currency
+            )
         if intent.status in _DECLINED_STATES:
             # Confirmed but not paid: declined in the body (rare with confirm=true, which answers
             # card errors with HTTP 402), or needing authentication that redirects cannot give.
             self._recent.settled(key)
             fallback = "authentication_required" if intent.status == "requires_action" else "generic_decline"
             return ProcessorResponse.failed(
-                ErrorCode.DECLINED, _elapsed_ms(started), intent.decline_code or fallback
+                ErrorCode.DECLINED, _elapsed_ms(started), intent.decline_code or fallback, final_for_key=True
             )
-        # processing, requires_capture, requires_confirmation: money may move later, so the outcome
-        # is unknown and the router must settle it before going anywhere else.
+        # processing, requires_confirmation: money may move later, so the outcome is unknown and
+        # the router must settle it before going anywhere else.
         self._recent.in_doubt(key)
         return ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, _elapsed_ms(started))
 
     async def _intents_for(self, key: str) -> tuple[IntentView, ...]:
-        """The key's PaymentIntents, each with its latest charge expanded."""
-        recent = self._recent.get(key)
-        if recent is not None and recent.intent_id is not None:
-            retrieved = await self._client.v1.payment_intents.retrieve_async(
-                recent.intent_id, {"expand": ["latest_charge"]}
-            )
-            intents: tuple[IntentView, ...] = (read_intent(retrieved),)
-        else:
-            found = await self._client.v1.payment_intents.search_async(
-                {"query": search_query(key), "expand": ["data.latest_charge"]}
-            )
-            intents = read_intents(found)
+        """The key's PaymentIntents that can be found, each with its latest charge expanded."""
+        intents = await self._lookup.intents(key)
         for intent in intents:
             if intent.status == "succeeded" and intent.charge is None:
                 raise MalformedProcessorResponseError(
@@ -225,12 +277,10 @@ class StripeProcessor:
                 )
         return intents
 
-    def _unsettled(self, key: str, intents: Sequence[IntentView]) -> bool:
-        """Whether money may still move for the key though no intent holds any."""
-        if any(intent.status == "processing" for intent in intents):
-            return True
-        recent = self._recent.get(key)
-        return not intents and recent is not None and recent.in_doubt
+    @staticmethod
+    def _unsettled(intents: Sequence[IntentView]) -> bool:
+        """Whether money may still move for the key though no intent found holds any."""
+        return any(intent.status == "processing" for intent in intents)
 
 
 def stripe_processor_from_config(
@@ -249,25 +299,6 @@ def stripe_processor_from_config(
     return StripeProcessor(config, api_key, timeout_s=timeout_s)
 
 
-def stripe_idempotency_key(key: str, purpose: str | None = None) -> str:
-    """The Stripe ``Idempotency-Key`` for payorch's ``key`` (and a follow-up ``purpose``).
-
-    The key itself (``<key>:<purpose>``) when it is printable ASCII of at most 255 characters, as
-    HTTP headers and Stripe require; otherwise a digest of it, stable across calls and processes.
-    """
-    wanted = key if purpose is None else f"{key}:{purpose}"
-    if len(wanted) <= _MAX_STRIPE_IDEMPOTENCY_KEY and wanted.isascii() and wanted.isprintable():
-        return wanted
-    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()
-    return f"payorch-sha256:{digest}" if purpose is None else f"payorch-sha256:{digest}:{purpose}"
-
-
-def search_query(key: str) -> str:
-    """The Search API query for the PaymentIntents carrying ``key`` (quotes and backslashes escaped)."""
-    escaped = key.replace("\\", "\\\\").replace("'", "\\'")
-    return f"metadata['{IDEMPOTENCY_METADATA_KEY}']:'{escaped}'"
-
-
 def _holding(intents: Sequence[IntentView]) -> IntentView | None:
     """The first intent that holds money: captured and not fully refunded, or awaiting capture."""
     for intent in intents:
@@ -283,6 +314,11 @@ def _held_amount(intent: IntentView) -> int:
         return intent.amount_capturable
     refunded = intent.charge.amount_refunded if intent.charge is not None else 0
     return max(intent.amount_received - refunded, 0)
+
+
+def _minor(intent: IntentView, amount: int, field: str) -> int:
+    """A Stripe amount of ``intent``'s currency in ISO minor units."""
+    return from_stripe(amount, intent.currency, f"payment_intent.{field}")
 
 
 def _elapsed_ms(started: float) -> int:

@@ -5,8 +5,9 @@ what happened                                              error code
 =========================================================  ==========================================
 ``CardError`` ``card_declined``                            ``declined`` (decline code kept)
 ``CardError`` expired / incorrect / invalid card details   ``invalid_card``
-``CardError`` ``processing_error``                         ``processing_error``
+``CardError`` ``processing_error``                         ``processing_error`` (final for the key)
 ``RateLimitError`` (HTTP 429)                              ``rate_limited``
+``AuthenticationError``, ``PermissionError`` (401, 403)    ``processor_unavailable`` (nothing charged)
 ``APIError`` with HTTP 5xx                                 ``processor_error`` (the outcome is unknown)
 ``APIError`` whose body is not a Stripe JSON answer        ``malformed_response``
 :class:`MalformedProcessorResponseError`                   ``malformed_response``
@@ -14,6 +15,19 @@ what happened                                              error code
 ``APIConnectionError`` after (read timeout, reset, ...)    ``timeout`` (the outcome is unknown)
 ``IdempotencyError`` and anything else                     ``unknown``
 =========================================================  ==========================================
+
+Every card error settles the key: Stripe stores the 402 under the idempotency key and replays it
+to any repeat with that key. So a ``processing_error``, which payorch would retry at the same
+processor, is answered ``final_for_key``: the router moves on to the next processor instead of
+repeating a request whose answer cannot change (a retry at Stripe would need a new key, and a
+second key for the same step would be a second chance to charge it). The decline code is kept in
+the answer (``ProcessorResponse.decline_code``).
+
+Stripe refusing payorch's own credentials (a revoked, wrong or restricted API key) says nothing
+about the card and charges nothing, but no payment can go through Stripe until an operator acts:
+the processor is unusable. So it is ``processor_unavailable``: the step moves on to the next
+processor of its chain, and the refusals count against Stripe's circuit breaker. Stripe's message
+(which names the key, partly masked) is never kept.
 
 The HTTP client (:mod:`ingest.processors.stripe_http`, like the SDK's own) wraps every httpx
 transport exception in ``APIConnectionError`` and chains the original as ``__cause__``; that
@@ -72,6 +86,8 @@ def classify_failure(error: BaseException) -> Failure:
         return _card_failure(error)
     if isinstance(error, stripe.RateLimitError):
         return Failure(ErrorCode.RATE_LIMITED)
+    if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+        return Failure(ErrorCode.PROCESSOR_UNAVAILABLE)
     if isinstance(error, stripe.APIConnectionError):
         if isinstance(error.__cause__, _NOT_SENT):
             return Failure(ErrorCode.NETWORK_FAILURE)
@@ -86,8 +102,8 @@ def classify_failure(error: BaseException) -> Failure:
     if isinstance(error, MalformedProcessorResponseError):
         return Failure(ErrorCode.MALFORMED_RESPONSE, in_doubt=True)
     if isinstance(error, stripe.StripeError):
-        # IdempotencyError, InvalidRequestError, AuthenticationError, PermissionError: Stripe
-        # answered and refused the request, so nothing was charged by it.
+        # IdempotencyError, InvalidRequestError: Stripe answered and refused the request, so
+        # nothing was charged by it.
         return Failure(ErrorCode.UNKNOWN)
     return Failure(ErrorCode.UNKNOWN, in_doubt=True)
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from stripe import StripeObject
 
+from engine.errors import UnknownCurrencyError
+from engine.money import Currency
 from ingest.processors.errors import MalformedProcessorResponseError
 
 _MAX_ID = 255
@@ -35,8 +37,9 @@ class ChargeView:
 class IntentView:
     """The parts of a PaymentIntent the adapter decides on.
 
+    Amounts are Stripe's, in ``currency`` (see :mod:`ingest.processors.stripe_amounts`).
     ``charge`` is present only when ``latest_charge`` was expanded; ``decline_code`` comes from
-    ``last_payment_error`` when the intent failed.
+    ``last_payment_error`` when the intent failed; ``metadata`` holds the string values only.
     """
 
     id: str
@@ -44,8 +47,10 @@ class IntentView:
     amount: int
     amount_received: int
     amount_capturable: int
+    currency: Currency
     charge: ChargeView | None
     decline_code: str | None
+    metadata: Mapping[str, str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +58,14 @@ class RefundView:
     id: str
     amount: int
     status: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntentPage:
+    """One page of a list of PaymentIntents (newest first)."""
+
+    intents: tuple[IntentView, ...]
+    has_more: bool
 
 
 def read_intent(answer: object) -> IntentView:
@@ -67,6 +80,18 @@ def read_intents(answer: object) -> tuple[IntentView, ...]:
     if not isinstance(data, list):
         raise MalformedProcessorResponseError("search_result.data", "must be a list")
     return tuple(_intent(_fields(item, "payment_intent")) for item in data)
+
+
+def read_intent_page(answer: object) -> IntentPage:
+    """A page of ``GET /v1/payment_intents``."""
+    fields = _fields(answer, "list")
+    data = fields.get("data")
+    has_more = fields.get("has_more")
+    if not isinstance(data, list):
+        raise MalformedProcessorResponseError("list.data", "must be a list")
+    if not isinstance(has_more, bool):
+        raise MalformedProcessorResponseError("list.has_more", "must be a boolean")
+    return IntentPage(tuple(_intent(_fields(item, "payment_intent")) for item in data), has_more)
 
 
 def read_refund(answer: object) -> RefundView:
@@ -90,9 +115,31 @@ def _intent(fields: Mapping[str, Any]) -> IntentView:
         amount=_amount(fields, where, "amount"),
         amount_received=_amount(fields, where, "amount_received"),
         amount_capturable=_amount(fields, where, "amount_capturable"),
+        currency=_currency(fields, where),
         charge=charge,
         decline_code=_decline_code(fields.get("last_payment_error")),
+        metadata=_metadata(fields.get("metadata")),
     )
+
+
+def _currency(fields: Mapping[str, Any], where: str) -> Currency:
+    value = fields.get("currency")
+    if not isinstance(value, str) or len(value) != 3:
+        raise MalformedProcessorResponseError(f"{where}.currency", "must be a three-letter currency code")
+    try:
+        return Currency(value.upper())
+    except UnknownCurrencyError:
+        raise MalformedProcessorResponseError(
+            f"{where}.currency", "is not an ISO 4217 currency with minor units"
+        ) from None
+
+
+def _metadata(metadata: object) -> Mapping[str, str]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise MalformedProcessorResponseError("payment_intent.metadata", "must be an object")
+    return {name: value for name, value in metadata.items() if isinstance(value, str)}
 
 
 def _charge(fields: Mapping[str, Any]) -> ChargeView:

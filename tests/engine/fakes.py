@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from engine.contracts import ContractViolation
 from engine.error_codes import ErrorCode
 from engine.events import DomainEvent
+from engine.money import Currency
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
 from engine.types import ProcessorId
 
@@ -84,8 +85,19 @@ TIMEOUT_CHARGED = "timeout_charged"  # charges, then hangs past the timeout
 TIMEOUT_UNCHARGED = "timeout_uncharged"  # hangs without charging
 RAISE = "raise"
 GARBAGE = "garbage"
+#: A processing error the processor stored under the key: every repeat gets it again.
+PROCESSING_FINAL = "processing_final"
 #: A refund the processor applies, then hangs past the timeout: its answer is lost.
 REFUND_TIMEOUT_APPLIED = "refund_timeout_applied"
+#: A refund answered with success and nothing refunded, the charge left as it is ("nothing to undo").
+REFUND_NOTHING = "refund_nothing"
+#: Charges ten times the amount asked for and says so.
+OVERCHARGE = "overcharge"
+#: Charges ten times the amount asked for, then hangs past the timeout.
+TIMEOUT_OVERCHARGED = "timeout_overcharged"
+#: Charges the amount asked for, but in euros, and says so.
+WRONG_CURRENCY = "wrong_currency"
+EUR = Currency("EUR")
 
 _FAILURES = {
     DECLINE: ErrorCode.DECLINED,
@@ -124,6 +136,7 @@ class ScriptedProcessor:
         self._refund_script = list(refund_script)
         self._status_script = list(status_script)
         self.held: dict[str, int] = {}
+        self.currencies: dict[str, Currency] = {}  # keys held in another currency than asked
         self.refunded: dict[str, int] = {}  # keys refunded here, with the amount
         self.charges: list[str] = []
         self.refunds: list[str] = []
@@ -145,12 +158,22 @@ class ScriptedProcessor:
         if behaviour in _NOT_REACHED:
             return ProcessorResponse.failed(_FAILURES[behaviour], 1)  # never got to the processor
         if key in self.held:
-            return ProcessorResponse(True, 1, self.held[key], reference=f"{self._id}:{key}")
+            return self._held_answer(key)
         if behaviour == OK:
             self._hold(key, request.amount_cents)
             return ProcessorResponse(True, 1, request.amount_cents, reference=f"{self._id}:{key}")
+        if behaviour in (OVERCHARGE, WRONG_CURRENCY):
+            self._hold(key, request.amount_cents * (10 if behaviour == OVERCHARGE else 1))
+            if behaviour == WRONG_CURRENCY:
+                self.currencies[key] = EUR
+            return self._held_answer(key)
+        if behaviour == TIMEOUT_OVERCHARGED:
+            self._hold(key, request.amount_cents * 10)
+            await asyncio.Event().wait()
         if behaviour in _FAILURES:
             return ProcessorResponse.failed(_FAILURES[behaviour], 1)
+        if behaviour == PROCESSING_FINAL:
+            return ProcessorResponse.failed(ErrorCode.PROCESSING_ERROR, 1, final_for_key=True)
         if behaviour == TIMEOUT_CHARGED:
             self._hold(key, request.amount_cents)
             await asyncio.Event().wait()
@@ -164,29 +187,40 @@ class ScriptedProcessor:
         self.held[key] = amount
         self.charges.append(key)
 
+    def _held_answer(self, key: str) -> ProcessorResponse:
+        reference = f"{self._id}:{key}"
+        return ProcessorResponse(True, 1, self.held[key], None, reference, None, self.currencies.get(key))
+
     async def void_or_refund(self, request: RefundRequest) -> ProcessorResponse:
         behaviour = self._next(self._refund_script)
         if behaviour == RAISE:
             raise ScriptedFailureError("scripted refund failure")
         if behaviour in _FAILURES:
             return ProcessorResponse.failed(_FAILURES[behaviour], 1)
-        amount = self.held.pop(request.idempotency_key, 0)
+        if behaviour == REFUND_NOTHING:
+            return ProcessorResponse(True, 1, 0)
+        key = request.idempotency_key
+        amount = min(self.held.get(key, 0), request.amount_cents)  # up to the amount asked
         if amount:
-            self.refunds.append(request.idempotency_key)
-            self.refunded[request.idempotency_key] = amount
+            self.held[key] -= amount
+            if not self.held[key]:
+                del self.held[key]
+            self.refunds.append(key)
+            self.refunded[key] = self.refunded.get(key, 0) + amount
         if behaviour == REFUND_TIMEOUT_APPLIED:
             await asyncio.Event().wait()
-        return ProcessorResponse(True, 1, amount)
+        return ProcessorResponse(True, 1, amount, currency=self.currencies.get(key))
 
     async def status(self, idempotency_key: str) -> StatusAnswer:
         self.status_calls += 1
         behaviour = self._next(self._status_script)
         if behaviour == "unknown":
             return StatusAnswer(Settlement.UNKNOWN, 1)
+        currency = self.currencies.get(idempotency_key)
         if idempotency_key in self.held:
-            return StatusAnswer(Settlement.CHARGED, 1, self.held[idempotency_key])
+            return StatusAnswer(Settlement.CHARGED, 1, self.held[idempotency_key], currency=currency)
         if idempotency_key in self.refunded:
-            return StatusAnswer(Settlement.REFUNDED, 1, self.refunded[idempotency_key])
+            return StatusAnswer(Settlement.REFUNDED, 1, self.refunded[idempotency_key], currency=currency)
         return StatusAnswer(Settlement.NOT_CHARGED, 1)
 
 

@@ -11,6 +11,7 @@ from tests.engine.fakes import (
     NETWORK,
     OK,
     RAISE,
+    REFUND_NOTHING,
     REFUND_TIMEOUT_APPLIED,
     TIMEOUT_CHARGED,
     UNAVAILABLE,
@@ -273,3 +274,14 @@ async def test_a_plan_of_another_payment_is_refused_before_anything_happens() ->
         await setup.service.execute(request(10_000), plan)
     assert setup.sink.events == []
     assert all(fake.calls == 0 for fake in fakes.values())
+
+
+async def test_a_compensation_records_what_was_refunded_not_what_was_asked() -> None:
+    fakes = processors(card=(DECLINE,), applepay=(REFUND_NOTHING,))
+    setup = rig(fakes)
+
+    await setup.service.pay(request(10_000))
+
+    # The processor said it refunded nothing (it holds nothing for the key): no 6000 refund recorded.
+    compensation = [e for e in setup.sink.events if isinstance(e, CompensationIssued)]
+    assert [(c.processor_id, c.amount, c.succeeded) for c in compensation] == [("applepay_sim", 0, True)]

@@ -17,6 +17,7 @@ from tests.engine.fakes import (
     NETWORK,
     OK,
     PROCESSING,
+    PROCESSING_FINAL,
     RAISE,
     TIMEOUT_CHARGED,
     TIMEOUT_UNCHARGED,
@@ -75,6 +76,17 @@ async def test_exhausted_retries_cascade_to_the_next_processor() -> None:
     assert attempts == [("stripe_sim", 1), ("stripe_sim", 2), ("adyen_sim", 3)]
     failed = [(e.attempt, e.error_code, e.retryable) for e in setup.sink.events if isinstance(e, StepFailed)]
     assert failed == [(1, ErrorCode.PROCESSING_ERROR, True), (2, ErrorCode.PROCESSING_ERROR, True)]
+
+
+async def test_a_retryable_error_the_key_would_only_replay_moves_on_without_retrying() -> None:
+    fakes = pair((PROCESSING_FINAL,))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant(max_attempts=3))
+    assert result.success and result.processor_id == "adyen_sim" and result.attempts == 2
+    assert fakes["stripe_sim"].calls == 1
+    assert setup.sleeper.sleeps == []
+    failed = [(e.attempt, e.error_code, e.retryable) for e in setup.sink.events if isinstance(e, StepFailed)]
+    assert failed == [(1, ErrorCode.PROCESSING_ERROR, True)]
 
 
 @pytest.mark.parametrize("behaviour", [NETWORK, UNAVAILABLE])

@@ -5,9 +5,12 @@ It speaks Stripe's wire format: form-encoded requests with bracketed keys (``met
 and Stripe's error bodies with their HTTP statuses (402 card errors, 400 invalid requests and
 idempotency errors, 404 unknown objects, 429 rate limits, 500 API errors).
 
-Endpoints: ``POST /v1/payment_intents`` (with ``confirm=true``), ``GET /v1/payment_intents/search``
-(``metadata['k']:'v'`` queries), ``GET /v1/payment_intents/{id}``, ``POST
-/v1/payment_intents/{id}/cancel`` and ``POST /v1/refunds``; ``expand`` of ``latest_charge``.
+Endpoints: ``POST /v1/payment_intents`` (with ``confirm=true``, or unconfirmed), ``GET
+/v1/payment_intents`` (newest first, ``created[gte]``, ``limit``, ``starting_after``), ``GET
+/v1/payment_intents/search`` (``metadata['k']:'v'`` queries), ``GET /v1/payment_intents/{id}``,
+``POST /v1/payment_intents/{id}/capture``, ``POST /v1/payment_intents/{id}/cancel`` and ``POST
+/v1/refunds``; ``expand`` of ``latest_charge``. ``capture_method=manual`` (or ``authorize_only``,
+a Stripe that leaves even automatic captures to the caller) stops a charge at ``requires_capture``.
 
 Idempotency as Stripe keeps it: a POST's ``Idempotency-Key`` stores the first answer (errors
 included); the same key with the same parameters replays it byte for byte with
@@ -18,7 +21,10 @@ Faults, each consumed by the next request(s): :meth:`FakeStripe.fail_next` (500 
 anything is done or stored, like a load balancer), :meth:`FakeStripe.hang_next` (the request is
 carried out and stored at once, then its answer is held back: a client that times out has still
 been charged) and :meth:`FakeStripe.malform_next` (the request is carried out, its answer garbled).
-``search_visible = False`` hides everything from the Search API, as its indexing lag would.
+:meth:`FakeStripe.delay_next` holds the next request back before carrying it out (a request still
+in flight). ``search_visible = False`` hides everything from the Search API, as its indexing lag
+would (the List API, like Stripe's, is not affected). :meth:`FakeStripe.forget` drops a request
+and what it made, as if it had never arrived.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import copy
 import itertools
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,9 +46,11 @@ from tests.ingest.fake_stripe_wire import (
     MalformKind,
     Reply,
     StripeApiError,
+    check_amount_step,
     garble,
     invalid,
     json_reply,
+    masked,
     parse_search_query,
     positive_int,
     unflatten,
@@ -68,9 +77,17 @@ class FakeStripe:
         self.unexpected_errors: list[BaseException] = []
         self.search_visible = True
         self.authorize_only = False
+        self.capture_fails = False  # captures are answered 500 without being done
+        self.list_fails = False  # lists of PaymentIntents are answered 500
+        self.forbidden = False  # every request is refused 403, as for a restricted key lacking rights
+        # A misbehaving Stripe: successful charges take ``overcharge_factor`` times the amount asked
+        # for, in ``charge_currency`` when it is set.
+        self.overcharge_factor = 1
+        self.charge_currency: str | None = None
         self._stored: dict[str, tuple[tuple[object, ...], Reply]] = {}
         self._failures: list[int] = []
         self._hang_s: float | None = None
+        self._delay_s: float | None = None
         self._malform: MalformKind | None = None
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
@@ -102,6 +119,26 @@ class FakeStripe:
         """Carry out the next request at once but hold its answer back for ``seconds``."""
         with self._lock:
             self._hang_s = seconds
+
+    def delay_next(self, seconds: float) -> None:
+        """Hold the next request back for ``seconds`` before carrying it out."""
+        with self._lock:
+            self._delay_s = seconds
+
+    def take_delay(self) -> float:
+        with self._lock:
+            delay, self._delay_s = self._delay_s or 0.0, None
+            return delay
+
+    def forget(self, idempotency_key: str) -> None:
+        """Drop the request stored under ``idempotency_key`` and the intent it made, as if the
+        request had never arrived (a crash before it was sent)."""
+        with self._lock:
+            self._stored.pop(idempotency_key, None)
+            for intent_id, intent in list(self.payment_intents.items()):
+                if intent["metadata"].get("payorch_idempotency_key") == idempotency_key:
+                    del self.payment_intents[intent_id]
+                    self.charges.pop(intent["latest_charge"] or "", None)
 
     def malform_next(self, kind: MalformKind = "truncated") -> None:
         """Carry out the next request but garble its answer: cut JSON, or an object lacking fields."""
@@ -149,9 +186,17 @@ class FakeStripe:
                     "message": "Too many requests.",
                 }
             return json_reply(status, {"error": error}), False
-        if not headers.get("authorization", "").startswith("Bearer sk_"):
-            error = {"type": "invalid_request_error", "message": "Invalid API Key provided."}
+        api_key = headers.get("authorization", "").removeprefix("Bearer ")
+        if not api_key.startswith("sk_"):
+            # Stripe names the key it refused, masked but for its last characters.
+            error = {
+                "type": "invalid_request_error",
+                "message": f"Invalid API Key provided: {masked(api_key)}",
+            }
             return json_reply(401, {"error": error}), False
+        if self.forbidden:
+            message = f"The provided key '{masked(api_key)}' does not have the required permissions."
+            return json_reply(403, {"error": {"type": "invalid_request_error", "message": message}}), False
         signature = (method, path, tuple(sorted(pairs)))
         if key is not None and key in self._stored:
             first, stored = self._stored[key]
@@ -172,20 +217,26 @@ class FakeStripe:
         parts = path.strip("/").split("/")
         if method == "POST" and parts == ["v1", "payment_intents"]:
             return self._create_intent(params)
+        if method == "GET" and parts == ["v1", "payment_intents"]:
+            return self._list(params)
         if method == "GET" and parts == ["v1", "payment_intents", "search"]:
             return self._search(params)
         if method == "GET" and len(parts) == 3 and parts[:2] == ["v1", "payment_intents"]:
             return self._expanded(self._intent(parts[2]), params.get("expand", []), "latest_charge")
         if method == "POST" and len(parts) == 4 and parts[1] == "payment_intents" and parts[3] == "cancel":
             return self._cancel(self._intent(parts[2]))
+        if method == "POST" and len(parts) == 4 and parts[1] == "payment_intents" and parts[3] == "capture":
+            return self._capture(self._intent(parts[2]))
         if method == "POST" and parts == ["v1", "refunds"]:
             return self._refund(params)
         raise invalid(f"Unrecognized request URL ({method}: {path}).", status=404)
 
     def _create_intent(self, params: Json) -> Json:
         amount = positive_int(params, "amount")
+        check_amount_step(str(params.get("currency", "")), amount)
+        confirm = params.get("confirm") == "true"
         method = str(params.get("payment_method"))
-        if method not in PAYMENT_METHODS:
+        if confirm and method not in PAYMENT_METHODS:
             raise invalid(
                 f"No such PaymentMethod: '{method}'", code="resource_missing", param="payment_method"
             )
@@ -196,15 +247,17 @@ class FakeStripe:
             "amount_capturable": 0,
             "amount_received": 0,
             "currency": str(params.get("currency", "")),
-            "status": "requires_confirmation",
-            "payment_method": method,
+            "status": "requires_confirmation" if "payment_method" in params else "requires_payment_method",
+            "payment_method": params.get("payment_method"),
+            "created": int(time.time()),
+            "capture_method": str(params.get("capture_method", "automatic_async")),
             "metadata": dict(params.get("metadata", {})),
             "latest_charge": None,
             "last_payment_error": None,
             "livemode": False,
         }
         self.payment_intents[intent["id"]] = intent
-        if params.get("confirm") != "true":
+        if not confirm:
             return copy.deepcopy(intent)
         outcome = PAYMENT_METHODS[method]
         if outcome == "requires_action":
@@ -218,7 +271,11 @@ class FakeStripe:
                 error["decline_code"] = decline_code
             intent.update(status="requires_payment_method", last_payment_error=error)
             raise StripeApiError(402, {**error, "payment_intent": copy.deepcopy(intent)})
-        if self.authorize_only:
+        if self.overcharge_factor != 1 or self.charge_currency is not None:
+            amount *= self.overcharge_factor
+            intent.update(amount=amount, currency=self.charge_currency or intent["currency"])
+            charge.update(amount=amount, amount_captured=amount)
+        if self.authorize_only or intent["capture_method"] == "manual":
             intent.update(status="requires_capture", amount_capturable=amount)
             charge.update(captured=False, amount_captured=0)
         else:
@@ -259,6 +316,39 @@ class FakeStripe:
             "next_page": None,
         }
 
+    def _list(self, params: Json) -> Json:
+        if self.list_fails:
+            raise StripeApiError(500, {"type": "api_error", "message": "An unknown error occurred."})
+        created = params.get("created", {})
+        since = int(created.get("gte", 0)) if isinstance(created, dict) else 0
+        newest_first = [i for i in reversed(self.payment_intents.values()) if i["created"] >= since]
+        after = params.get("starting_after")
+        if after is not None:
+            ids = [i["id"] for i in newest_first]
+            newest_first = newest_first[ids.index(after) + 1 :] if after in ids else []
+        limit = int(params.get("limit", 10))
+        expand = params.get("expand", [])
+        return {
+            "object": "list",
+            "url": "/v1/payment_intents",
+            "data": [self._expanded(i, expand, "data.latest_charge") for i in newest_first[:limit]],
+            "has_more": len(newest_first) > limit,
+        }
+
+    def _capture(self, intent: Json) -> Json:
+        if self.capture_fails:
+            raise StripeApiError(500, {"type": "api_error", "message": "An unknown error occurred."})
+        if intent["status"] != "requires_capture":
+            message = (
+                f"This PaymentIntent could not be captured because it has a status of {intent['status']}."
+            )
+            raise invalid(message, code="payment_intent_unexpected_state")
+        charge = self.charges[intent["latest_charge"]]
+        amount = intent["amount_capturable"]
+        charge.update(captured=True, amount_captured=amount)
+        intent.update(status="succeeded", amount_received=amount, amount_capturable=0)
+        return copy.deepcopy(intent)
+
     def _cancel(self, intent: Json) -> Json:
         if intent["status"] not in ("requires_payment_method", "requires_capture", "requires_confirmation"):
             message = f"You cannot cancel this PaymentIntent because it has a status of {intent['status']}."
@@ -280,6 +370,7 @@ class FakeStripe:
         if remaining == 0:
             raise invalid(f"Charge {charge['id']} has already been refunded.", code="charge_already_refunded")
         amount = positive_int(params, "amount") if "amount" in params else remaining
+        check_amount_step(intent["currency"], amount)
         if amount > remaining:
             raise invalid(
                 "Refund amount is greater than unrefunded amount on charge.", code="amount_too_large"
@@ -350,6 +441,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8")
         headers = {name.lower(): value for name, value in self.headers.items()}
+        delay = fake.take_delay()
+        if delay:
+            fake.wait_released(delay)
         reply = fake.handle(method, self.path, headers, body)
         if reply.delay_s:
             fake.wait_released(reply.delay_s)

@@ -42,6 +42,17 @@ PAYMENT_METHODS: Mapping[str, tuple[str, str | None, str] | str | None] = {
         "An error occurred while processing your card. Try again in a little bit.",
     ),
 }
+# Currencies whose Stripe amounts must be multiples of a step (docs.stripe.com/currencies): ISK and
+# UGX are taken in whole units written with two decimals, the three-decimal ones end in 0.
+AMOUNT_STEPS: Mapping[str, int] = {
+    "isk": 100,
+    "ugx": 100,
+    "bhd": 10,
+    "jod": 10,
+    "kwd": 10,
+    "omr": 10,
+    "tnd": 10,
+}
 _KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _QUERY = re.compile(r"metadata\['((?:[^'\\]|\\.)*)'\]:'((?:[^'\\]|\\.)*)'")
 _UNESCAPE = re.compile(r"\\(.)")
@@ -95,6 +106,14 @@ def positive_int(params: Json, name: str) -> int:
     return int(raw)
 
 
+def check_amount_step(currency: str, amount: int) -> None:
+    """Refuse an amount Stripe would refuse in ``currency`` (as Stripe does, with a 400)."""
+    step = AMOUNT_STEPS.get(currency, 1)
+    if amount % step:
+        message = f"Invalid amount. Currency {currency.upper()} amounts must be evenly divisible by {step}."
+        raise invalid(message, code="invalid_charge_amount", param="amount")
+
+
 def invalid(
     message: str, *, code: str | None = None, param: str | None = None, status: int = 400
 ) -> StripeApiError:
@@ -104,6 +123,11 @@ def invalid(
     if param is not None:
         error["param"] = param
     return StripeApiError(status, error)
+
+
+def masked(api_key: str) -> str:
+    """An API key as Stripe shows it in an error: its prefix, stars, its last four characters."""
+    return f"{api_key[:8]}{'*' * max(len(api_key) - 12, 0)}{api_key[-4:]}"
 
 
 def json_reply(status: int, payload: Json) -> Reply:

@@ -4,81 +4,23 @@ ApplePay goes to a simulated processor, the card step to Stripe over loopback HT
 """
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
 import pytest
 
-from engine.circuit_breaker import CircuitBreakers
-from engine.config import (
-    LatencyProfile,
-    MerchantConfig,
-    PlatformConfig,
-    ProcessorConfig,
-    ProcessorKind,
-    RetryPolicy,
-    RoutingRule,
-)
+from engine.circuit_breaker import BreakerPolicy, CircuitState
 from engine.error_codes import ErrorCode
-from engine.ledger import Ledger
-from engine.methods import PartialPolicy, PaymentMethod
-from engine.money import Currency
-from engine.orchestrator import CompositePaymentService
-from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
-from engine.processor import Processor
-from engine.processors.simulated import SimulatedProcessor
+from engine.events import StepFailed
+from engine.methods import PaymentMethod
 from engine.results import PaymentStatus
-from engine.router import Router
-from engine.types import MerchantId, ProcessorId
-from ingest.processors import StripeProcessor
-from tests.engine.fakes import CheckingSink
 from tests.engine.harness import request
 from tests.ingest.fake_stripe import FakeStripe
-
-APPLE, STRIPE = ProcessorId("applepay_sim"), ProcessorId("stripe_live")
-
-
-@dataclass
-class Setup:
-    service: CompositePaymentService
-    sink: CheckingSink
-    ledger: Ledger
+from tests.ingest.stripe_engine import ADYEN, APPLE, STRIPE, Setup, engine_with_stripe
 
 
 @pytest.fixture
 async def setup(fake_stripe: FakeStripe) -> AsyncIterator[Setup]:
-    configs = (
-        ProcessorConfig(APPLE, ProcessorKind.SIMULATED, latency=LatencyProfile(0, 0)),
-        ProcessorConfig(STRIPE, ProcessorKind.STRIPE, api_key_env="STRIPE_API_KEY", api_base=fake_stripe.url),
-    )
-    merchant = MerchantConfig(
-        merchant_id=MerchantId("m_acme"),
-        api_keys=("sk_test_acme_123",),
-        default_currency=Currency("USD"),
-        routing=(
-            RoutingRule(PaymentMethod.APPLE_PAY, (APPLE,), max_amount_cents=6000),
-            RoutingRule(PaymentMethod.CARD, (STRIPE,)),
-        ),
-        partial_policy=PartialPolicy.ALL_OR_NOTHING,
-        timeout_ms=1000,
-        retry=RetryPolicy(max_attempts=3, base_delay_ms=1, max_delay_ms=5),
-    )
-    ledger, sink, clock, sleeper, random = (
-        Ledger(),
-        CheckingSink(),
-        SystemClock(),
-        AsyncioSleeper(),
-        SeededRandom(1),
-    )
-    async with StripeProcessor(configs[1], "sk_test_fake_123", timeout_s=5.0) as stripe:
-        processors: dict[ProcessorId, Processor] = {
-            APPLE: SimulatedProcessor(configs[0], ledger, sleeper),
-            STRIPE: stripe,
-        }
-        router = Router(processors, sink, clock, sleeper, random, CircuitBreakers())
-        config = PlatformConfig(merchants=(merchant,), processors=configs)
-        yield Setup(
-            CompositePaymentService(config, processors, router, sink, clock, sleeper, random), sink, ledger
-        )
+    async with engine_with_stripe(fake_stripe) as built:
+        yield built
 
 
 def card(number: str) -> dict[str, str]:
@@ -124,3 +66,91 @@ async def test_a_stripe_timeout_whose_charge_went_through_is_not_charged_again(
     assert result.status is PaymentStatus.SUCCEEDED
     assert len(fake_stripe.intents_with_status("succeeded")) == 1
     assert "router/timeout" in setup.sink.contract_ids()
+
+
+@pytest.mark.parametrize("forbidden", [False, True])
+async def test_refused_stripe_credentials_fall_back_to_the_next_processor(
+    fake_stripe: FakeStripe, forbidden: bool
+) -> None:
+    fake_stripe.forbidden = forbidden
+    api_key = "sk_test_restricted_4321" if forbidden else "rk_test_revoked_4321"
+    one_fault = BreakerPolicy(failure_threshold=1)
+    async with engine_with_stripe(
+        fake_stripe, api_key=api_key, card_chain=(STRIPE, ADYEN), breaker=one_fault
+    ) as setup:
+        result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+        assert result.status is PaymentStatus.SUCCEEDED
+        assert [(s.processor_id, s.amount_processed) for s in result.step_results] == [
+            (APPLE, 6000),
+            (ADYEN, 4000),
+        ]
+        failed = [e for e in setup.sink.events if type(e) is StepFailed]
+        assert [(e.processor_id, e.error_code) for e in failed] == [(STRIPE, ErrorCode.PROCESSOR_UNAVAILABLE)]
+        assert setup.breakers[STRIPE].state is CircuitState.OPEN  # the refusal counted as a fault
+        assert "4321" not in repr(setup.sink.events) + repr(setup.sink.violations)
+    assert fake_stripe.payment_intents == {}
+
+
+@pytest.mark.parametrize(
+    ("factor", "currency", "refunded"), [(10, None, 40_000), (1, "eur", 4000)], ids=["amount", "currency"]
+)
+async def test_a_stripe_charge_that_is_not_the_one_asked_for_is_refunded_in_full(
+    setup: Setup, fake_stripe: FakeStripe, factor: int, currency: str | None, refunded: int
+) -> None:
+    fake_stripe.overcharge_factor, fake_stripe.charge_currency = factor, currency
+
+    single = await setup.service.pay(request(4000, "pay_single", payment_method=PaymentMethod.CARD))
+    split = await setup.service.pay(request(10_000, "pay_split", metadata=card("424242******4242")))
+
+    for result in (single, split):
+        assert result.status is PaymentStatus.FAILED
+        assert result.total_processed == 0
+        assert result.step_results[-1].error_code is ErrorCode.MALFORMED_RESPONSE
+    assert setup.ledger.held_cents(split.payment_id) == 0  # the ApplePay step was compensated
+    charges = [fake_stripe.charges[i["latest_charge"]] for i in fake_stripe.payment_intents.values()]
+    assert [(c["amount"], c["amount_refunded"], c["refunded"]) for c in charges] == [
+        (refunded, refunded, True)
+    ] * 2
+    assert setup.sink.contract_ids().count("processor/malformed") == 2
+
+
+async def test_a_charge_stripe_only_authorized_is_captured_and_counted(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.authorize_only = True
+
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert [(i["status"], i["amount_received"]) for i in fake_stripe.payment_intents.values()] == [
+        ("succeeded", 4000)
+    ]
+
+
+async def test_an_authorization_that_cannot_be_captured_is_cancelled_not_counted(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.authorize_only = fake_stripe.capture_fails = True
+
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+    assert result.status is PaymentStatus.FAILED
+    assert result.total_processed == 0
+    assert setup.ledger.held_cents(result.payment_id) == 0
+    assert [i["status"] for i in fake_stripe.payment_intents.values()] == ["canceled"]  # no hold left
+
+
+async def test_a_stripe_processing_error_moves_on_to_the_next_processor_at_once(
+    fake_stripe: FakeStripe,
+) -> None:
+    # Stripe stores the card error under the key: retrying there would only replay it.
+    failing = {"payment_method": "pm_card_chargeDeclinedProcessingError"}
+    async with engine_with_stripe(fake_stripe, card_chain=(STRIPE, ADYEN)) as setup:
+        result = await setup.service.pay(request(10_000, metadata=failing))
+
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert (result.step_results[1].processor_id, result.step_results[1].attempts) == (ADYEN, 2)
+    assert [(r.path, r.status, r.replayed) for r in fake_stripe.requests] == [
+        ("/v1/payment_intents", 402, False)
+    ]

@@ -1,41 +1,17 @@
 """The Stripe adapter against the fake Stripe API: real HTTP over loopback, the official SDK."""
 
 import asyncio
+import logging
 import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
-from engine.config import ProcessorConfig, ProcessorKind
 from engine.error_codes import ErrorCode
-from engine.methods import PaymentMethod
-from engine.money import Currency
-from engine.processor import ChargeRequest, Processor, RefundRequest, Settlement
-from engine.types import PaymentId, ProcessorId
+from engine.processor import Processor, Settlement
 from ingest.processors import MissingApiKeyError, StripeProcessor, stripe_processor_from_config
 from tests.ingest.fake_stripe import FakeStripe
-
-KEY = "pay_1:step:0"
-API_KEY = "sk_test_fake_123"
-
-
-def config(api_base: str) -> ProcessorConfig:
-    return ProcessorConfig(
-        ProcessorId("stripe_live"), ProcessorKind.STRIPE, api_key_env="STRIPE_API_KEY", api_base=api_base
-    )
-
-
-def charge_request(
-    key: str = KEY, *, amount: int = 1250, card: str | None = None, payment_method: str | None = None
-) -> ChargeRequest:
-    metadata = {"card_number": card} if card else {}
-    if payment_method:
-        metadata["payment_method"] = payment_method
-    return ChargeRequest(PaymentId("pay_1"), 0, key, amount, Currency("USD"), PaymentMethod.CARD, metadata)
-
-
-def refund_request(key: str = KEY, amount: int = 1250) -> RefundRequest:
-    return RefundRequest(PaymentId("pay_1"), 0, key, amount, Currency("USD"))
+from tests.ingest.stripe_requests import API_KEY, KEY, charge_request, config, refund_request
 
 
 @pytest.fixture
@@ -99,6 +75,18 @@ async def test_a_test_card_fails_with_its_error_and_decline_code_and_charges_not
     assert response.amount_cents == 0
     assert fake_stripe.intents_with_status("succeeded") == []
     assert (await stripe.status(KEY)).settlement is Settlement.NOT_CHARGED
+
+
+@pytest.mark.parametrize("card", ["400000******0119", "4000000000009995"])
+async def test_a_card_error_is_final_for_the_key_since_stripe_replays_it(
+    stripe: StripeProcessor, fake_stripe: FakeStripe, card: str
+) -> None:
+    first = await stripe.charge(charge_request(card=card))
+    second = await stripe.charge(charge_request(card=card))
+
+    assert first.final_for_key
+    assert (second.error_code, second.decline_code) == (first.error_code, first.decline_code)
+    assert fake_stripe.requests[-1].replayed  # the same stored answer, not a new attempt
 
 
 async def test_a_repeated_decline_is_replayed_not_attempted_again(
@@ -276,7 +264,7 @@ async def test_a_fresh_charge_is_found_and_refunded_while_search_lags(
     assert (await stripe.status(KEY)).settlement is Settlement.REFUNDED
 
 
-async def test_a_timed_out_charge_hidden_from_search_is_unknown_not_uncharged(
+async def test_a_timed_out_charge_hidden_from_search_is_found_by_the_list_and_refunded(
     fake_stripe: FakeStripe,
 ) -> None:
     fake_stripe.search_visible = False
@@ -286,6 +274,19 @@ async def test_a_timed_out_charge_hidden_from_search_is_unknown_not_uncharged(
         status = await stripe.status(KEY)
         refunded = await stripe.void_or_refund(refund_request())
 
+    assert (status.settlement, status.amount_cents) == (Settlement.CHARGED, 1250)
+    assert (refunded.success, refunded.amount_cents) == (True, 1250)
+    assert [refund["amount"] for refund in fake_stripe.refunds.values()] == [1250]
+
+
+async def test_a_timed_out_charge_still_in_flight_is_unknown_not_uncharged(fake_stripe: FakeStripe) -> None:
+    fake_stripe.delay_next(1.0)  # the create reaches Stripe only after the client gave up
+    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=0.2) as stripe:
+        timed_out = await stripe.charge(charge_request())
+        status = await stripe.status(KEY)
+        refunded = await stripe.void_or_refund(refund_request())
+
+    assert timed_out.error_code is ErrorCode.TIMEOUT
     assert status.settlement is Settlement.UNKNOWN
     assert refunded.error_code is ErrorCode.UNKNOWN
     assert fake_stripe.refunds == {}
@@ -294,8 +295,7 @@ async def test_a_timed_out_charge_hidden_from_search_is_unknown_not_uncharged(
 async def test_a_charge_cancelled_by_the_caller_is_in_doubt(
     stripe: StripeProcessor, fake_stripe: FakeStripe
 ) -> None:
-    fake_stripe.search_visible = False
-    fake_stripe.hang_next(1.0)
+    fake_stripe.delay_next(1.0)
 
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(stripe.charge(charge_request()), timeout=0.1)
@@ -303,8 +303,35 @@ async def test_a_charge_cancelled_by_the_caller_is_in_doubt(
     assert (await stripe.status(KEY)).settlement is Settlement.UNKNOWN
 
 
-async def test_an_uncaptured_charge_is_voided(stripe: StripeProcessor, fake_stripe: FakeStripe) -> None:
+async def test_charges_are_asked_to_capture_automatically(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    await stripe.charge(charge_request())
+
+    (intent,) = fake_stripe.payment_intents.values()
+    assert intent["capture_method"] == "automatic"
+
+
+async def test_an_authorization_stripe_leaves_uncaptured_is_captured_as_the_charge_asked(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
     fake_stripe.authorize_only = True
+
+    charged = await stripe.charge(charge_request())
+    again = await stripe.charge(charge_request())
+
+    assert (charged.success, charged.amount_cents) == (True, 1250)
+    (intent,) = fake_stripe.payment_intents.values()
+    assert (intent["status"], intent["amount_received"]) == ("succeeded", 1250)
+    assert fake_stripe.charges[intent["latest_charge"]]["captured"]
+    assert (again.success, again.reference) == (True, charged.reference)  # replayed, captured once
+    assert (await stripe.status(KEY)).settlement is Settlement.CHARGED
+
+
+async def test_an_authorization_left_uncaptured_is_not_a_charge_and_is_cancelled_by_a_void(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.authorize_only = fake_stripe.capture_fails = True
     authorized = await stripe.charge(charge_request())
     assert authorized.error_code is not None
     assert authorized.error_code.outcome_unknown  # money may still move: the router must settle it
@@ -312,7 +339,7 @@ async def test_an_uncaptured_charge_is_voided(stripe: StripeProcessor, fake_stri
     held = await stripe.status(KEY)
     voided = await stripe.void_or_refund(refund_request())
 
-    assert held.settlement is Settlement.CHARGED
+    assert held.settlement is Settlement.UNKNOWN  # authorized only: neither charged nor free
     assert (voided.success, voided.amount_cents) == (True, 1250)
     assert fake_stripe.intents_with_status("canceled") != []
     assert (await stripe.status(KEY)).settlement is Settlement.NOT_CHARGED
@@ -333,12 +360,21 @@ async def test_keys_with_quotes_non_ascii_or_full_length_are_charged_and_found(
     assert refunded.amount_cents == 1250
 
 
-async def test_a_wrong_api_key_stops_as_unknown(fake_stripe: FakeStripe) -> None:
-    async with StripeProcessor(config(fake_stripe.url), "rk_wrong") as stripe:
+@pytest.mark.parametrize(
+    ("api_key", "forbidden"), [("rk_wrong_key_9876", False), ("sk_test_limited_9876", True)]
+)
+async def test_refused_credentials_are_processor_unavailable_and_never_logged(
+    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture, api_key: str, forbidden: bool
+) -> None:
+    fake_stripe.forbidden = forbidden
+    caplog.set_level(logging.DEBUG)
+    async with StripeProcessor(config(fake_stripe.url), api_key) as stripe:
         response = await stripe.charge(charge_request())
 
-    assert response.error_code is ErrorCode.UNKNOWN
+    assert response.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
     assert fake_stripe.payment_intents == {}
+    assert [r.status for r in fake_stripe.requests] == [403 if forbidden else 401]
+    assert "9876" not in caplog.text  # Stripe's message names the key (masked but for its end)
 
 
 async def test_the_factory_reads_the_api_key_from_the_named_variable(fake_stripe: FakeStripe) -> None:

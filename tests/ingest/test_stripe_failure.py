@@ -4,7 +4,7 @@ import httpx
 import pytest
 import stripe
 
-from engine.error_codes import ErrorCode
+from engine.error_codes import ErrorCode, RetryClass
 from ingest.processors.errors import MalformedProcessorResponseError
 from ingest.processors.stripe_failure import Failure, classify_failure
 
@@ -50,15 +50,27 @@ def test_an_answer_missing_fields_is_malformed() -> None:
     assert failure.code is ErrorCode.MALFORMED_RESPONSE
 
 
+def test_a_refusal_by_stripe_is_unknown_and_charged_nothing() -> None:
+    error = stripe.IdempotencyError("keys reused", None, 400, {"error": {"type": "idempotency_error"}})
+
+    assert classify_failure(error) == Failure(ErrorCode.UNKNOWN)
+
+
 @pytest.mark.parametrize(
     "error",
     [
-        stripe.IdempotencyError("keys reused", None, 400, {"error": {"type": "idempotency_error"}}),
-        stripe.AuthenticationError("bad key", None, 401, {"error": {"type": "invalid_request_error"}}),
+        stripe.AuthenticationError("Invalid API Key provided: sk_live_****1234", None, 401),
+        stripe.PermissionError("The provided key 'rk_live_****1234' lacks permissions", None, 403),
     ],
 )
-def test_a_refusal_by_stripe_is_unknown_and_charged_nothing(error: stripe.StripeError) -> None:
-    assert classify_failure(error) == Failure(ErrorCode.UNKNOWN)
+def test_refused_credentials_make_stripe_unavailable_so_the_step_falls_back(
+    error: stripe.StripeError,
+) -> None:
+    failure = classify_failure(error)
+
+    assert failure == Failure(ErrorCode.PROCESSOR_UNAVAILABLE)
+    assert failure.code.is_processor_fault  # it counts against Stripe's circuit breaker
+    assert failure.code.retry_class is RetryClass.CASCADE
 
 
 def test_any_other_exception_is_unknown_in_doubt() -> None:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ingest.processors.stripe_adapter import search_query, stripe_idempotency_key
+from ingest.processors.stripe_keys import search_query, stripe_idempotency_key
 from ingest.processors.stripe_test_cards import payment_method_for
 
 

@@ -20,11 +20,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from engine.config import PlatformConfig
-from engine.contracts import default_registry
-from engine.money import Currency
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
-from payorch.demo import run_demo
 from payorch.options import Moment, PathOption, ServiceUrl
 
 EXIT_USAGE = 2
@@ -148,30 +145,32 @@ def dashboard(api_url: str, api_key: str | None, port: int) -> None:
 
 
 @cli.command()
-def demo() -> None:
-    """Serve, dashboard and simulated traffic with a sample configuration."""
-    registry = default_registry()
-    config = load_sample_config()
-    click.echo("payorch demo")
-    click.echo(f"  sample config: {len(config.merchants)} merchants, {len(config.processors)} processors")
-    for merchant in config.merchants:
-        chain = " -> ".join(
-            f"{rule.method.value}{'' if rule.max_amount_cents is None else f' (max {rule.max_amount_cents})'}"
-            f" via {'/'.join(rule.processors)}"
-            for rule in merchant.routing
-        )
-        click.echo(f"    {merchant.merchant_id}: {chain}")
-    click.echo(f"  domain model: {len(Currency.all_codes())} ISO 4217 currencies, {len(registry)} contracts:")
-    for contract in registry:
-        click.echo(f"    {contract.id:<36} {contract.severity.value:<8} owner {contract.owner}")
-    run_demo(click.echo)
-    click.echo("  API server: not started by the demo yet; `payorch serve` runs it on port 8000")
-    click.echo(
-        "  reports: `payorch report --api http://127.0.0.1:8000 --api-key <admin key>`, "
-        "or GET /v1/reports/retrospective on the running server"
-    )
-    for part in ("dashboard (port 8501)", "merchant traffic over HTTP (payorch simulate)"):
-        click.echo(f"  {part}: not built yet")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@click.option(
+    "--data",
+    "data_dir",
+    type=PathOption(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+)
+def demo(port: int, data_dir: Path) -> None:
+    """Serve the sample configuration, fed simulated merchant traffic.
+
+    The API server of `payorch serve` on 127.0.0.1:PORT over DATA/payorch.duckdb (its log in
+    DATA/demo.log) is sent simulated merchant payments and complaints; a summary and the URLs to
+    open with the sample keys are printed, and it serves until SIGINT (Ctrl-C) or SIGTERM, which
+    drain the payments in flight and exit 0. The dashboard, `payorch simulate` and the report
+    schedule are not built yet.
+    """
+    from payorch.demo import run_demo  # noqa: PLC0415 - keeps --help fast
+    from payorch.server import ServeError  # noqa: PLC0415
+
+    try:
+        stopped = run_demo(data_dir, port, click.echo)
+    except ServeError as error:
+        click.echo(f"payorch demo: {error}", err=True)
+        sys.exit(EXIT_USAGE)
+    sys.exit(0 if stopped.complete else EXIT_FAILURE)
 
 
 @cli.command()

@@ -1,97 +1,176 @@
-"""``payorch demo``: what exists so far, run for real on the sample configuration.
+"""``payorch demo``: the API server on the sample configuration, fed simulated merchant traffic.
 
-Today that is the engine: a batch of simulated merchant payments (some with Stripe test cards that
-decline) through the orchestrator and the simulated processors, with a summary of outcomes,
-events and contract violations. The API server, dashboard and traffic generator come later.
+:func:`run_demo` runs what ``payorch serve`` runs (the same app over ``DATA/payorch.duckdb``, the
+same signal handling and exit code) on the sample configuration, with its JSON log appended to
+``DATA/demo.log`` so that the terminal shows what a user needs. Once the server takes requests, a
+thread of the same process (the server's :data:`~payorch.server.Companion`) sends it the fixed-seed
+traffic of :mod:`payorch.traffic` over HTTP, one request at a time: payments of both sample
+merchants, then complaints about some of them. It then prints a summary (payments by status,
+complaints filed) and what to open with the sample keys, and the server keeps serving until
+Ctrl-C or SIGTERM. The dashboard, ``payorch simulate`` and the report schedule (``DATA/reports``)
+are not built yet, and the demo says so rather than pretending.
 """
 
 from __future__ import annotations
 
-import asyncio
-import os
+import logging
+import secrets
+import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from engine.context import CoreRequestContext
-from engine.contracts import ContractViolation, default_registry
-from engine.events import DomainEvent
-from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
-from engine.results import CompositeResult
-from engine.types import PaymentId, RequestId
+import httpx
+
+from engine.config import PlatformConfig
 from ingest.config_file import load_sample_config
-from ingest.engine_assembly import build_engine
+from payorch.server import Stopped, run_server
+from payorch.traffic import DEMO_SEED, Answered, PaymentRequest, demo_complaints, demo_payments
 
-#: Stripe test cards (PRODUCT.md section 5) sprinkled over the demo's card payments.
-_CARDS = ("424242******4242", "400000******0002", "400000******9995", "424242******4242", None)
-
-
-class CollectingSink:
-    """Keeps the demo's events and violations in memory to summarize them."""
-
-    def __init__(self) -> None:
-        self.events: list[DomainEvent] = []
-        self.violations: list[ContractViolation] = []
-
-    async def emit(self, event: DomainEvent) -> None:
-        self.events.append(event)
-
-    async def record_violation(self, violation: ContractViolation) -> None:
-        self.violations.append(violation)
+HOST = "127.0.0.1"
+LOG_FILE = "demo.log"
+#: Per request: a payment's retries and fallbacks take a few seconds at worst.
+TIMEOUT_S = 30.0
+Echo = Callable[[str], None]
+#: The order statuses are counted in; ``rejected`` is a 422 (nothing charged).
+STATUSES = ("succeeded", "partially_succeeded", "failed", "rejected")
+#: The last line printed once the traffic is sent.
+SERVING = "Serving until Ctrl-C (or SIGTERM)."
 
 
-async def _run(payments: int) -> tuple[list[CompositeResult], CollectingSink]:
+@dataclass
+class Traffic:
+    """What the demo's traffic got: payments by status (``rejected``: 422; ``HTTP <code>`` for
+    any other refusal), idempotent replays, complaints filed by category, and every answer."""
+
+    payments: Counter[str] = field(default_factory=Counter)
+    replays: int = 0
+    complaints: Counter[str] = field(default_factory=Counter)
+    answers: list[Answered] = field(default_factory=list)
+
+    def example(self) -> Answered | None:
+        """A payment worth looking up: the first split one, else the first processed."""
+        processed = [answer for answer in self.answers if answer.payment_id is not None]
+        return next((answer for answer in processed if answer.steps > 1), next(iter(processed), None))
+
+
+def send_traffic(
+    client: httpx.Client, config: PlatformConfig, stopping: Callable[[], bool]
+) -> Traffic | None:
+    """Send the demo's payments, then its complaints, through ``client`` (the service's base URL
+    set) with the sample keys; ``None`` when ``stopping()`` said to stop before the end."""
+    keys = _merchant_keys(config)
+    traffic = Traffic()
+    for request in demo_payments(config, f"demo-{secrets.token_hex(3)}"):
+        if stopping():
+            return None
+        answer = _pay(client, keys[request.merchant_id], request)
+        if answer.headers.get("idempotent-replayed") == "true":
+            traffic.replays += 1
+            continue
+        traffic.answers.append(_answered(request, answer))
+        traffic.payments[traffic.answers[-1].status] += 1
+    for complaint in demo_complaints(traffic.answers):
+        if stopping():
+            return None
+        bearer = {"Authorization": f"Bearer {keys[complaint.merchant_id]}"}
+        filed = client.post("/v1/complaints", json=complaint.body, headers=bearer)
+        if filed.status_code in (200, 201):
+            traffic.complaints[str(complaint.body["category"]).lower()] += 1
+    return traffic
+
+
+def _merchant_keys(config: PlatformConfig) -> dict[str, str]:
+    return {str(merchant.merchant_id): merchant.api_keys[0] for merchant in config.merchants}
+
+
+def _pay(client: httpx.Client, key: str, request: PaymentRequest) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"}
+    if request.idempotency_key is not None:
+        headers["Idempotency-Key"] = request.idempotency_key
+    if request.form:
+        return client.post("/v1/payments", data=request.body, headers=headers)
+    return client.post("/v1/payments", json=request.body, headers=headers)
+
+
+def _answered(request: PaymentRequest, answer: httpx.Response) -> Answered:
+    if answer.status_code == 200:
+        result = answer.json()
+        return Answered(
+            request, str(result["status"]), str(result["payment_id"]), len(result["step_results"])
+        )
+    return Answered(request, "rejected" if answer.status_code == 422 else f"HTTP {answer.status_code}")
+
+
+def summary(traffic: Traffic) -> list[str]:
+    """What the traffic got: payments by status, replays, complaints by category."""
+    sent = sum(traffic.payments.values()) + traffic.replays
+    order = {status: n for n, status in enumerate(STATUSES)}
+    counts = sorted(traffic.payments.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
+    statuses = ", ".join(f"{count} {status}{' (422)' * (status == 'rejected')}" for status, count in counts)
+    categories = ", ".join(f"{count} {category}" for category, count in sorted(traffic.complaints.items()))
+    return [
+        f"  payments: {sent} sent: {statuses}; {traffic.replays} idempotent repeat replayed",
+        f"  complaints filed: {sum(traffic.complaints.values())} ({categories or 'none'})",
+    ]
+
+
+def what_to_open(url: str, config: PlatformConfig, data_dir: Path, example: Answered | None) -> list[str]:
+    """The URLs and commands to try with the sample keys, ``example`` the payment to look up."""
+    admin = config.admin_api_keys[0]
+    keys = _merchant_keys(config)
+    lines = [
+        f"Open (sample keys: merchants {', '.join(keys.values())}; admin {admin}):",
+        f"  API docs:    {url}/docs",
+        f"  metrics:     {url}/metrics",
+    ]
+    if example is not None and example.payment_id is not None:
+        key = keys[example.request.merchant_id]
+        lines.append(f"  a payment:   curl -s {url}/v1/payments/{example.payment_id} {_bearer(key)}")
+    return [
+        *lines,
+        f"  violations:  curl -s {url}/v1/violations {_bearer(admin)}",
+        f"  report:      curl -s {url}/v1/reports/retrospective {_bearer(admin)}",
+        f"               payorch report --api {url} --api-key {admin}",
+        "",
+        "Not built yet: the dashboard (port 8501), `payorch simulate`, and the scheduled reports",
+        f"(nothing is written to {data_dir / 'reports'}; `payorch report` makes one on demand).",
+    ]
+
+
+def _bearer(key: str) -> str:
+    return f"-H 'Authorization: Bearer {key}'"
+
+
+def run_demo(data_dir: Path, port: int, echo: Echo) -> Stopped:
+    """Serve the sample configuration on ``port`` over ``data_dir``, send the demo's traffic once
+    it takes requests and print what to open, until SIGINT/SIGTERM; raises ``ServeError`` as
+    :func:`~payorch.server.run_server` does."""
     config = load_sample_config()
-    sink = CollectingSink()
-    engine = build_engine(
-        config,
-        sink=sink,
-        clock=SystemClock(),
-        sleeper=AsyncioSleeper(),
-        random=SeededRandom(7),
-        environ=os.environ,
-    )
-    contexts = []
-    for n in range(payments):
-        merchant = config.merchants[n % len(config.merchants)]
-        card = _CARDS[n % len(_CARDS)]
-        contexts.append(
-            CoreRequestContext(
-                merchant_id=merchant.merchant_id,
-                request_id=RequestId(f"req_demo_{n}"),
-                payment_id=PaymentId(f"pay_demo_{n}"),
-                amount_cents=2_500 + 1_750 * n,
-                currency=merchant.default_currency,
-                metadata={"card_number": card} if card else {},
-            )
-        )
-    try:
-        results = await asyncio.gather(*(engine.service.pay(ctx) for ctx in contexts))
-    finally:
-        await engine.aclose()
-    return list(results), sink
+    url = f"http://{HOST}:{port}"
 
+    def traffic(stopping: Callable[[], bool]) -> None:
+        # The server's log is the server's: httpx's line per request sent from here stays out.
+        sender = threading.get_ident()
+        logging.getLogger("httpx").addFilter(lambda record: record.thread != sender)
+        echo(f"payorch demo: serving the sample configuration at {url}")
+        echo(f"  data in {data_dir / 'payorch.duckdb'}, the server's JSON log in {data_dir / LOG_FILE}")
+        echo(f"  sending simulated merchant traffic (seed {DEMO_SEED}) ...")
+        sent: Traffic | None = None
+        try:
+            with httpx.Client(base_url=url, timeout=TIMEOUT_S) as client:
+                sent = send_traffic(client, config, stopping)
+        except Exception as error:  # noqa: BLE001 - a thread's last resort: one line, and serve on
+            if not stopping():
+                echo(f"  the demo traffic failed ({type(error).__name__}: {error}); the server serves on")
+        if stopping():
+            return  # the server says how it stopped on its way out
+        lines = [] if sent is None else [*summary(sent), ""]
+        lines += what_to_open(url, config, data_dir, None if sent is None else sent.example())
+        for line in [*lines, "", SERVING]:
+            echo(line)
 
-def run_demo(echo: Callable[[str], None], payments: int = 24) -> None:
-    """Run ``payments`` simulated payments and print what happened."""
-    results, sink = asyncio.run(_run(payments))
-    statuses = Counter(result.status.value for result in results)
-    echo(f"  engine: {payments} simulated payments on the sample configuration")
-    echo("    outcomes: " + ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())))
-    for result in [r for r in results if len(r.step_results) > 1 or not r.success][:5]:
-        steps = " -> ".join(
-            f"{s.method.value} {s.amount_processed} at {s.processor_id}"
-            + ("" if s.success else f" ({s.error_code})")
-            + (" refunded" if s.compensated else "")
-            for s in result.step_results
-        )
-        echo(
-            f"    {result.payment_id} {result.total_amount} {result.currency}: {result.status.value}: {steps}"
-        )
-    events = Counter(event.event_type for event in sink.events)
-    echo("    events: " + ", ".join(f"{name} {count}" for name, count in sorted(events.items())))
-    registry = default_registry()
-    violations = Counter(violation.contract_id for violation in sink.violations)
-    shown = ", ".join(
-        f"{cid} ({registry.get(cid).severity.value}) {n}" for cid, n in sorted(violations.items())
-    )
-    echo("    contract violations: " + (shown or "none"))
+    stopped = run_server(config, data_dir, HOST, port, log_file=LOG_FILE, companion=traffic)
+    echo(f"payorch demo: {stopped.summary()}")
+    return stopped

@@ -3,7 +3,7 @@
 SIGINT and SIGTERM stop the service gracefully: no new requests, payments in flight drained, every
 queued write committed. How that went is the last log line, and what :func:`run_server` returns
 to decide the exit code (0 for a complete drain), instead of uvicorn's habit of dying by the
-signal afterwards.
+signal afterwards. ``payorch demo`` runs the same server, with a :data:`Companion` beside it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from types import FrameType
+from typing import IO
 
 import uvicorn
 
@@ -34,6 +35,11 @@ from ingest.observe.telemetry import GlobalTags
 from ingest.store.reads import ReportTables, Window
 
 LOGGER = "payorch.serve"
+#: Work that runs in a thread of its own once the server takes requests (the demo's traffic). It
+#: is given a function that says whether the server has begun to stop, and must not outlive the
+#: server by more than :data:`COMPANION_GRACE_S`: the process does not wait for it after that.
+Companion = Callable[[Callable[[], bool]], None]
+COMPANION_GRACE_S = 5.0
 
 
 class ServeError(Exception):
@@ -85,11 +91,27 @@ class _Server(uvicorn.Server):
     process would then die by SIGTERM, or raise KeyboardInterrupt for SIGINT, whatever the drain
     did): ``payorch serve`` exits by how the stop went instead."""
 
-    def __init__(self, config: uvicorn.Config, in_flight: Callable[[], int]) -> None:
+    def __init__(
+        self, config: uvicorn.Config, in_flight: Callable[[], int], companion: Companion | None = None
+    ) -> None:
         super().__init__(config)
         self.received: list[int] = []
         self.in_flight_at_signal = 0
         self._in_flight = in_flight
+        self._companion = companion
+        self.companion: threading.Thread | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started and self._companion is not None:
+            # A thread, not a task: whatever it does (a blocking HTTP client) never holds the loop.
+            self.companion = threading.Thread(
+                target=self._companion,
+                args=(lambda: self.should_exit,),
+                name="payorch-companion",
+                daemon=True,
+            )
+            self.companion.start()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
@@ -146,18 +168,31 @@ def _render_report(
     return render_tables(config, tables, window, output)
 
 
-def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> Stopped:
-    """Build the app over ``config`` and serve it until SIGINT/SIGTERM (which drain payments)."""
+def run_server(
+    config: PlatformConfig,
+    data_dir: Path,
+    host: str,
+    port: int,
+    *,
+    log_file: str | None = None,
+    companion: Companion | None = None,
+) -> Stopped:
+    """Build the app over ``config`` and serve it until SIGINT/SIGTERM (which drain payments).
+
+    The JSON log goes to stderr, or appended to ``data_dir/log_file``; ``companion`` runs beside
+    the server once it takes requests.
+    """
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ServeError(f"cannot create the data folder {data_dir}: {exc.strerror}") from None
+    log_stream = sys.stderr.buffer if log_file is None else _log_file(data_dir / log_file)
     settings = Settings(
         config=config,
         data_dir=data_dir,
         environ=dict(os.environ),
         environment=os.environ.get("PAYORCH_ENVIRONMENT", "development"),
-        log_stream=sys.stderr.buffer,  # JSON lines (ingest.observe.logs)
+        log_stream=log_stream,  # JSON lines (ingest.observe.logs)
         report_renderer=partial(_render_report, config),
     )
     try:
@@ -167,7 +202,7 @@ def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> 
     # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
     # this handler writes what comes before and after, in the same JSON form.
     root = logging.getLogger()
-    direct = DirectHandler(sys.stderr.buffer, GlobalTags(settings.environment).as_dict())
+    direct = DirectHandler(log_stream, GlobalTags(settings.environment).as_dict())
     root.addHandler(direct)
     root.setLevel(logging.INFO)
     server = _Server(
@@ -183,8 +218,11 @@ def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> 
             server_header=False,
         ),
         lambda: int(app.state.parts.desk.in_flight),
+        companion,
     )
     server.run(sockets=[_listen(host, port)])
+    if server.companion is not None:
+        server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first
     shutdown: Shutdown | None = app.state.parts.shutdown
     first = signal.Signals(server.received[0]).name if server.received else None
     stopped = Stopped(first, server.in_flight_at_signal, shutdown, settings.shutdown_grace_s)
@@ -192,3 +230,12 @@ def run_server(config: PlatformConfig, data_dir: Path, host: str, port: int) -> 
     level = logging.INFO if stopped.complete else logging.ERROR
     direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))
     return stopped
+
+
+def _log_file(path: Path) -> IO[bytes]:
+    """``path`` opened to append to. It stays open for the process's life: after a forced stop
+    the app's log pipe may still be writing to it when :func:`run_server` returns."""
+    try:
+        return path.open("ab")
+    except OSError as exc:
+        raise ServeError(f"cannot open the log file {path}: {exc.strerror}") from None

@@ -84,16 +84,6 @@ def test_unknown_commands_and_missing_files_are_one_line_errors(
         assert "error:" in err
 
 
-def test_demo_shows_what_exists_and_exits_0() -> None:
-    done = run("demo")
-    assert done.returncode == 0, done.stderr
-    assert "router/timeout" in done.stdout
-    assert "engine: 24 simulated payments on the sample configuration" in done.stdout
-    assert "outcomes: " in done.stdout
-    assert "not built yet" in done.stdout
-    assert "`payorch serve` runs it on port 8000" in done.stdout  # built, not yet started by the demo
-
-
 def test_a_bad_config_file_names_the_file_field_and_problem(tmp_path: Path) -> None:
     config = tmp_path / "payorch.yaml"
     config.write_text(

@@ -1,0 +1,141 @@
+"""``payorch demo`` starts the platform: the real server on the sample configuration, fed simulated
+traffic over HTTP, printing what to open, and serving until Ctrl-C (exit 0 after a drain). It used
+to run 24 payments in memory, print a summary and exit 0, with nothing left to open."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server import free_port
+
+PAYORCH = Path(sys.executable).parent / "payorch"
+READY_LINE = "Serving until Ctrl-C (or SIGTERM)."
+CURL = re.compile(r"curl -s (?P<url>\S+) -H 'Authorization: Bearer (?P<key>[^']+)'")
+PAYMENTS = re.compile(r"payments: (?P<sent>\d+) sent: (?P<statuses>[^;]+); (?P<replays>\d+) idempotent")
+STATUS = re.compile(r"(?P<count>\d+) (?P<status>\w+)")
+METRIC = re.compile(r'^payorch_payments_total\{status="(?P<status>\w+)"\} (?P<value>[\d.]+)$', re.MULTILINE)
+
+
+@dataclass
+class Demo:
+    process: subprocess.Popen[bytes]
+    out: Path
+    err: Path
+
+    def stdout(self) -> str:
+        return self.out.read_text(errors="replace")
+
+    def output(self) -> str:
+        return f"stdout:\n{self.stdout()}\nstderr:\n{self.err.read_text(errors='replace')}"
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Iterator[tuple[Demo, str, Path]]:
+    """``payorch demo`` on a free port and a fresh data folder, once it has printed what to open."""
+    port, data = free_port(), tmp_path / "data"
+    out, err = tmp_path / "demo.out", tmp_path / "demo.err"
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(
+            [str(PAYORCH), "demo", "--port", str(port), "--data", str(data)],
+            stdout=stdout,
+            stderr=stderr,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+    running = Demo(process, out, err)
+    try:
+        deadline = time.monotonic() + 60
+        while READY_LINE not in running.stdout():
+            assert process.poll() is None, (
+                f"payorch demo exited with {process.returncode}\n{running.output()}"
+            )
+            assert time.monotonic() < deadline, f"no URLs printed within 60 s\n{running.output()}"
+            time.sleep(0.2)
+        yield running, f"http://127.0.0.1:{port}", data
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _get(url: str, key: str | None = None, **params: str) -> httpx.Response:
+    headers = {} if key is None else {"Authorization": f"Bearer {key}"}
+    return httpx.get(url, headers=headers, params=params, timeout=30)
+
+
+def test_demo_serves_sends_traffic_prints_what_to_open_and_stops_on_ctrl_c(
+    demo: tuple[Demo, str, Path],
+) -> None:
+    running, url, data = demo
+    printed = running.stdout()
+    assert f"API docs:    {url}/docs" in printed
+    assert f"metrics:     {url}/metrics" in printed
+    assert f"payorch report --api {url} --api-key adm_test_123" in printed
+    assert "Not built yet: the dashboard (port 8501), `payorch simulate`" in printed
+    curls = {match["url"].removeprefix(url).split("/")[2]: match for match in CURL.finditer(printed)}
+    assert set(curls) == {"payments", "violations", "reports"}, printed
+
+    assert _get(f"{url}/healthz").status_code == 200
+    assert _get(f"{url}/docs").status_code == 200
+    payment = _get(curls["payments"]["url"], curls["payments"]["key"])
+    assert payment.status_code == 200, payment.text
+    assert payment.json()["payment_id"] == curls["payments"]["url"].rsplit("/", 1)[1]
+    assert len(payment.json()["step_results"]) == 2  # the demo shows a split payment
+    violations = _get(curls["violations"]["url"], curls["violations"]["key"])
+    assert violations.status_code == 200, violations.text
+    assert violations.json()["violations"]
+
+    # What the summary says is what the server counted.
+    summary = PAYMENTS.search(printed)
+    assert summary is not None, printed
+    statuses = {match["status"]: int(match["count"]) for match in STATUS.finditer(summary["statuses"])}
+    assert {"succeeded", "failed", "rejected"} <= set(statuses)  # declining cards, refusals
+    metrics = _get(f"{url}/metrics").text
+    assert statuses == {match["status"]: int(float(match["value"])) for match in METRIC.finditer(metrics)}
+    assert f"payorch_idempotent_replays_total {summary['replays']}.0" in metrics
+    assert int(summary["sent"]) == sum(statuses.values()) + int(summary["replays"]) >= 24
+    filed = re.search(r"complaints filed: (\d+)", printed)
+    assert filed is not None
+    report = _get(curls["reports"]["url"], curls["reports"]["key"], format="json")
+    assert report.status_code == 200, report.text
+    assert report.json()["complaints"]["received"] == int(filed[1]) > 0
+
+    started = time.monotonic()
+    running.process.send_signal(signal.SIGINT)
+    assert running.process.wait(30) == 0, running.output()
+    assert time.monotonic() - started < 30
+    assert (
+        running.stdout().rstrip("\n").endswith("payorch demo: stopped on SIGINT; no payments were in flight")
+    )
+    assert running.err.read_text() == ""  # the server's log is in DATA/demo.log, not the terminal
+    assert (data / "payorch.duckdb").is_file()
+    assert '"stopped on SIGINT; no payments were in flight"' in (data / "demo.log").read_text()
+    assert not (data / "reports").exists()  # nothing writes reports yet: no empty folder pretends
+
+
+def test_demo_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [str(PAYORCH), "demo", "--port", str(port), "--data", str(tmp_path / "data")],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert done.stderr == f"payorch demo: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert done.stdout == ""

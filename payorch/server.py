@@ -103,6 +103,11 @@ class _Server(uvicorn.Server):
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
+        if self.started and not self.should_exit:
+            # The app started (migrations, recovery): requests are taken now.
+            host = self.config.host
+            shown = f"[{host}]" if ":" in host else host
+            logging.getLogger(LOGGER).info("listening on http://%s:%d", shown, self.config.port)
         if self.started and self._companion is not None:
             # A thread, not a task: whatever it does (a blocking HTTP client) never holds the loop.
             self.companion = threading.Thread(
@@ -125,13 +130,6 @@ class _Server(uvicorn.Server):
         finally:
             for number, handler in original.items():
                 signal.signal(number, handler)
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if not self.should_exit:  # the app started (migrations, recovery): requests are taken now
-            host = self.config.host
-            shown = f"[{host}]" if ":" in host else host
-            logging.getLogger(LOGGER).info("listening on http://%s:%d", shown, self.config.port)
 
     def _on_signal(self, number: int, frame: FrameType | None) -> None:
         if not self.received:

@@ -291,32 +291,32 @@ def _succeeded(
 def _cut_off(
     ctx: CoreRequestContext, attempt: StepAttempted, latency_ms: int, clock: Clock, error: ErrorCode
 ) -> StepFailed:
-    return StepFailed(
-        payment_id=ctx.payment_id,
-        request_id=ctx.request_id,
-        merchant_id=ctx.merchant_id,
-        timestamp=clock.now(),
-        step_index=attempt.step_index,
-        processor_id=attempt.processor_id,
-        error_code=error,
-        latency_ms=latency_ms,
-        attempt=attempt.attempt,
-        retryable=error.retryable,
-    )
+    return _failed(ctx, attempt.step_index, attempt.processor_id, error, latency_ms, attempt.attempt, clock)
 
 
 def _not_begun(ctx: CoreRequestContext, step: Result, clock: Clock) -> StepFailed:
-    error = step.error_code or CUT_OFF
+    return _failed(ctx, step.step_index, step.processor_id, step.error_code or CUT_OFF, 0, 0, clock)
+
+
+def _failed(
+    ctx: CoreRequestContext,
+    step_index: int,
+    processor_id: ProcessorId,
+    error: ErrorCode,
+    latency_ms: int,
+    attempt: int,
+    clock: Clock,
+) -> StepFailed:
     return StepFailed(
         payment_id=ctx.payment_id,
         request_id=ctx.request_id,
         merchant_id=ctx.merchant_id,
         timestamp=clock.now(),
-        step_index=step.step_index,
-        processor_id=step.processor_id,
+        step_index=step_index,
+        processor_id=processor_id,
         error_code=error,
-        latency_ms=0,
-        attempt=0,
+        latency_ms=latency_ms,
+        attempt=attempt,
         retryable=error.retryable,
     )
 

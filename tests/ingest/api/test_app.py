@@ -60,6 +60,13 @@ async def call(
         "client": ("127.0.0.1", 1),
         "server": ("127.0.0.1", 80),
     }
+    answer, send = collecting()
+    await app(scope, receive, send)  # type: ignore[operator]
+    return answer
+
+
+def collecting() -> tuple[Answer, Callable[[dict[str, Any]], Awaitable[None]]]:
+    """An answer, and the ASGI ``send`` that fills it in."""
     answer = Answer(0, {})
 
     async def send(message: dict[str, Any]) -> None:
@@ -69,8 +76,7 @@ async def call(
         elif message["type"] == "http.response.body":
             answer.body += message.get("body", b"")
 
-    await app(scope, receive, send)  # type: ignore[operator]
-    return answer
+    return answer, send
 
 
 def body_of(*chunks: bytes, then_wait: bool = False) -> Receive:
@@ -217,15 +223,7 @@ async def test_a_complaint_body_that_is_not_json_names_the_body(app: object) -> 
 
 async def _cut_short(app: object, key: list[tuple[bytes, bytes]]) -> Answer:
     """The answer to a slow payment whose request the stopping server cancels."""
-    answer = Answer(0, {})
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            answer.status = message["status"]
-            answer.headers = {k.decode(): v.decode() for k, v in message.get("headers", [])}
-        elif message["type"] == "http.response.body":
-            answer.body += message.get("body", b"")
-
+    answer, send = collecting()
     slow = (b"authorization", b"Bearer sk_e2e_slow")  # its processor takes about 1.5 s
     scope = {
         "type": "http",

@@ -180,9 +180,12 @@ def run_server(
     The JSON log goes to stderr, or appended to ``data_dir/log_file``; ``companion`` runs beside
     the server once it takes requests.
     """
+    # The port first: one in use leaves nothing behind (no data folder, database or log made).
+    listening = _listen(host, port)
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
+        listening.close()
         raise ServeError(f"cannot create the data folder {data_dir}: {exc.strerror}") from None
     log_stream = sys.stderr.buffer if log_file is None else _log_file(data_dir / log_file)
     settings = Settings(
@@ -196,6 +199,7 @@ def run_server(
     try:
         app = create_app(settings)
     except (PayorchError, OSError) as exc:
+        listening.close()
         raise ServeError(str(exc)) from None
     # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
     # this handler writes what comes before and after, in the same JSON form.
@@ -218,7 +222,7 @@ def run_server(
         lambda: int(app.state.parts.desk.in_flight),
         companion,
     )
-    server.run(sockets=[_listen(host, port)])
+    server.run(sockets=[listening])
     if server.companion is not None:
         server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first
     shutdown: Shutdown | None = app.state.parts.shutdown

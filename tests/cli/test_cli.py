@@ -68,6 +68,7 @@ def test_serve_problems_are_one_line_errors(tmp_path: Path) -> None:
 
     assert (in_use.returncode, no_folder.returncode) == (2, 2)
     assert in_use.stderr == f"payorch serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert not (tmp_path / "data").exists()  # the port is tried before anything is made
     assert no_folder.stderr.startswith("payorch serve: cannot create the data folder ")
     assert no_folder.stderr.count("\n") == 1
 

@@ -139,3 +139,4 @@ def test_demo_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert done.stderr == f"payorch demo: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     assert done.stdout == ""
+    assert not (tmp_path / "data").exists()  # no empty database or log left behind

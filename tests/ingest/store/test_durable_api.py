@@ -5,6 +5,7 @@ new one on the same data folder."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import threading
 from collections.abc import AsyncIterator
@@ -21,7 +22,7 @@ from ingest.config_file import parse_config
 from ingest.ledger_journal import FILE_NAME as LEDGER_FILE
 from ingest.ledger_journal import read_journal
 from ingest.store.schema import FILE_NAME
-from ingest.store.writer import Write
+from ingest.store.writer import Write, Writer
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
 
@@ -45,6 +46,23 @@ async def running(
 async def pay(app: object, key: str | None = None, body: bytes = SPLIT) -> Answer:
     headers = [ACME, JSON] + ([(b"idempotency-key", key.encode())] if key else [])
     return await call(app, "POST", "/v1/payments", headers, body_of(body))
+
+
+async def stall(writer: Writer) -> threading.Event:
+    """Hold ``writer`` inside a commit with 10 writes waiting behind it (more than an admit limit
+    of 5), until the event returned is set. The writes are queued only once the writer is inside
+    the stalled commit: queued earlier, they could join its batch and leave the queue empty."""
+    disk, inside = threading.Event(), threading.Event()
+
+    def stalled(_: object) -> None:
+        inside.set()
+        disk.wait(30)
+
+    writer.submit(Write(None, apply=stalled))
+    assert await asyncio.to_thread(inside.wait, 10)
+    for _ in range(10):
+        writer.submit(Write(None, apply=lambda _: None))
+    return disk
 
 
 def charges(data_dir: Path) -> list[dict[str, object]]:
@@ -146,10 +164,7 @@ async def test_a_writer_behind_gives_503_charges_nothing_and_keeps_what_it_took(
         acknowledged = await pay(app, key="before-the-stall")
         assert acknowledged.status == 200
         writer = app.state.parts.writer  # type: ignore[attr-defined]
-        disk = threading.Event()
-        writer.submit(Write(None, apply=lambda _: disk.wait(30)))
-        for _ in range(10):  # queued behind the stalled commit
-            writer.submit(Write(None, apply=lambda _: None))
+        disk = await stall(writer)
 
         busy = await pay(app, key="during-the-stall")
 
@@ -196,10 +211,7 @@ async def test_a_repeat_replays_while_the_writer_is_behind(tmp_path: Path) -> No
     async with running(tmp_path, store=StoreConfig(admit_limit=5)) as app:
         first = await pay(app, key="paid-before-the-stall")
         writer = app.state.parts.writer  # type: ignore[attr-defined]
-        disk = threading.Event()
-        writer.submit(Write(None, apply=lambda _: disk.wait(30)))
-        for _ in range(10):  # queued behind the stalled commit
-            writer.submit(Write(None, apply=lambda _: None))
+        disk = await stall(writer)
 
         repeat = await pay(app, key="paid-before-the-stall")
         new = await pay(app, key="new-during-the-stall")

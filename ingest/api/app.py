@@ -415,10 +415,14 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         ] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
     ) -> Response:
+        """Newest first, at most `limit`; `has_more` says that the window holds older ones
+        (narrow `to` or raise `limit` to read them)."""
         start, end = bounds(since, until)
-        query = ViolationQuery(contract_id or None, start, end, limit)
+        # One more than asked for: whether the list was cut is then known, not guessed from its length.
+        query = ViolationQuery(contract_id or None, start, end, limit + 1)
         found = await parts.records.violations(query)
-        return FastJSONResponse({"violations": [violation_to_json(v) for v in found]})
+        listed = [violation_to_json(v) for v in found[:limit]]
+        return FastJSONResponse({"violations": listed, "has_more": len(found) > limit})
 
     analytics_problems = _problems("unauthorized", "forbidden", "validation_failed", "service_unavailable")
 

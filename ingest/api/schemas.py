@@ -139,6 +139,7 @@ class ViolationOut(BaseModel):
 
 class ViolationsOut(BaseModel):
     violations: list[ViolationOut]
+    has_more: bool = Field(description="Whether the window holds older violations than those listed.")
 
 
 class AnalyticsEventOut(BaseModel):

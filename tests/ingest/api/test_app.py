@@ -190,6 +190,19 @@ async def test_violations_take_the_same_window_rules_as_the_other_reads(app: obj
         assert "ISO 8601" in number.json()["errors"][0]["message"]  # type: ignore[index]
 
 
+async def test_a_violations_list_cut_at_its_limit_says_there_are_more(app: object) -> None:
+    for amount in (b"lots", b"many", b"plenty"):
+        refused = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "%s"}' % amount))
+        assert refused.status == 422
+
+    cut = (await call(app, "GET", "/v1/violations?limit=2", [ADMIN], body_of(b""))).json()
+    whole = (await call(app, "GET", "/v1/violations?limit=3", [ADMIN], body_of(b""))).json()
+
+    assert (len(cut["violations"]), cut["has_more"]) == (2, True)  # type: ignore[arg-type]
+    assert (len(whole["violations"]), whole["has_more"]) == (3, False)  # type: ignore[arg-type]
+    assert cut["violations"] == whole["violations"][:2]  # type: ignore[index]
+
+
 async def test_the_openapi_document_says_what_the_service_sends(app: object) -> None:
     document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
     paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]

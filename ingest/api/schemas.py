@@ -249,7 +249,8 @@ _PAYMENT_REQUEST: dict[str, Any] = {
             "minLength": 1,
             "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
             "pattern": "^[ -~]+$",
-            "description": f"{KEY_RULE}, as the Idempotency-Key header, which wins when both are given.",
+            "description": f"{KEY_RULE}, as the Idempotency-Key header; sent in both, the two must be "
+            "equal (else 422 with a conflicting_idempotency_key issue).",
         },
     },
     "required": ["amount"],

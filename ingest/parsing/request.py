@@ -130,7 +130,8 @@ def parse_payment_request(
 ) -> ParsedRequest:
     """Parse a merchant's payment request for the authenticated ``merchant``.
 
-    ``idempotency_key`` is the ``Idempotency-Key`` header, which wins over the body's key;
+    ``idempotency_key`` is the ``Idempotency-Key`` header (a body key that differs from it is an
+    error, ``conflicting_idempotency_key``);
     ``content_encoding`` the ``Content-Encoding`` header (repeated lines joined with commas).
     """
     decoded = decode_body(body, content_type, content_encoding)

@@ -379,6 +379,25 @@ async def test_the_header_and_the_body_key_meet_one_rule(app: object, key: str) 
         assert "printable ASCII" in blocking[0]["message"]
 
 
+async def test_a_body_key_that_differs_from_the_header_is_refused_as_the_openapi_body_says(
+    app: object,
+) -> None:
+    document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
+    body = orjson.dumps({"amount": 5, "idempotency_key": "order-body"})
+    answer = await call(
+        app, "POST", "/v1/payments", [ACME, JSON, (b"idempotency-key", b"order-head")], body_of(body)
+    )
+
+    errors = answer.json()["errors"]
+    assert isinstance(errors, list)
+    blocking = [(error["field"], error["code"]) for error in errors if error["severity"] == "error"]
+    assert (answer.status, blocking) == (422, [("idempotency_key", "conflicting_idempotency_key")])
+    post: Any = document["paths"]["/v1/payments"]["post"]  # type: ignore[index]
+    schema = post["requestBody"]["content"]["application/json"]["schema"]
+    described = schema["properties"]["idempotency_key"]["description"]
+    assert "conflicting_idempotency_key" in described and "wins" not in described
+
+
 MULTIPART = b'--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1250\r\n--x--\r\n'
 
 

@@ -20,7 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 
 from engine.complaints import Complaint
 from engine.contracts import default_registry
@@ -36,7 +36,14 @@ from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi
 from ingest.api.parts import Parts, build_parts
 from ingest.api.payments import new_id
-from ingest.api.problems import PROBLEMS, ApiProblem, FieldError, problem_document, problem_response
+from ingest.api.problems import (
+    PROBLEMS,
+    ApiProblem,
+    FieldError,
+    problem_document,
+    problem_page,
+    problem_response,
+)
 from ingest.api.reports import MEDIA_TYPES, ReportFormat, report_answer
 from ingest.api.schemas import (
     PAYMENT_REQUEST_BODY,
@@ -457,6 +464,23 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         span = timedelta(days=parts.config.reports.every_days)
         window = window_between(since, until, parts.clock.now(), span)
         return await report_answer(parts.writer, parts.settings.report_renderer, window, output)
+
+    @app.get(
+        "/problems/{code}",
+        summary="What a problem type means",
+        operation_id="getProblemType",
+        response_class=HTMLResponse,
+        responses={
+            200: {"content": {"text/html": {"schema": {"type": "string"}}}, "description": "The page"},
+            **_problems("not_found", "validation_failed"),
+        },
+    )
+    async def problem_type(code: Annotated[str, Path(max_length=64)]) -> Response:
+        """The page an error's `type` URI names: its title, status, meaning and what to do."""
+        page = problem_page(code)
+        if page is None:
+            raise ApiProblem("not_found", "No problem type has this name.")
+        return HTMLResponse(page)
 
     @app.get("/healthz", summary="Liveness", response_model=HealthOut)
     async def healthz() -> Response:

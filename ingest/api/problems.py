@@ -1,7 +1,8 @@
 """Every error the API answers, as an RFC 9457 ``application/problem+json`` document.
 
-One table (:data:`PROBLEMS`) names each problem's code, status and title; handlers raise
-:class:`ApiProblem` with a code and a specific detail. The document carries ``type``, ``title``,
+One table (:data:`PROBLEMS`) names each problem's code, status, title and meaning; handlers raise
+:class:`ApiProblem` with a code and a specific detail. The document carries ``type`` (the URI
+``/problems/<code>``, whose page, :func:`problem_page`, says what the problem means), ``title``,
 ``status``, ``detail``, ``code`` (Stripe-style, e.g. ``idempotency_key_in_use``), the
 ``request_id``, and ``errors: [{field, code, message}]`` where fields are at fault. No stack trace,
 exception text or internal path ever reaches a client.
@@ -9,6 +10,7 @@ exception text or internal path ever reaches a client.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -21,30 +23,93 @@ from ingest.codec.result_json import JsonObject
 class ProblemKind:
     status: int
     title: str
+    #: What the problem means and what to do, for the page its ``type`` URI names.
+    meaning: str
 
 
 PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
     {
-        "invalid_request": ProblemKind(400, "The request is malformed"),
-        "unauthorized": ProblemKind(401, "A valid API key is required"),
-        "forbidden": ProblemKind(403, "This API key may not do that"),
-        "not_found": ProblemKind(404, "No such resource"),
-        "method_not_allowed": ProblemKind(405, "Method not allowed"),
-        "request_timeout": ProblemKind(408, "The request body did not arrive in time"),
-        "idempotency_key_in_use": ProblemKind(409, "A request with this idempotency key is in progress"),
+        "invalid_request": ProblemKind(
+            400,
+            "The request is malformed",
+            "The request itself cannot be read: an Idempotency-Key that is not 1 to 255 printable ASCII "
+            "characters, Authorization or Idempotency-Key sent twice with different values, a bad "
+            "Content-Length, a body cut short. `detail` (and `errors`, when given) say which.",
+        ),
+        "unauthorized": ProblemKind(
+            401,
+            "A valid API key is required",
+            "No API key was sent, or it is not one of this service's. Send `Authorization: Bearer <key>`.",
+        ),
+        "forbidden": ProblemKind(
+            403,
+            "This API key may not do that",
+            "The key is valid but not for this: an admin endpoint with a merchant key, a payment with "
+            "an admin key, or a body naming another merchant.",
+        ),
+        "not_found": ProblemKind(
+            404,
+            "No such resource",
+            "No route has this path, or no resource of this id is visible to this key (another "
+            "merchant's payment is not found either).",
+        ),
+        "method_not_allowed": ProblemKind(
+            405,
+            "Method not allowed",
+            "The path exists but does not take this method; `Allow` lists those it takes.",
+        ),
+        "request_timeout": ProblemKind(
+            408,
+            "The request body did not arrive in time",
+            "The body was not sent in full within 10 seconds. Nothing was done; send it again.",
+        ),
+        "idempotency_key_in_use": ProblemKind(
+            409,
+            "A request with this idempotency key is in progress",
+            "An earlier request with this Idempotency-Key is still running. Retry after `Retry-After` "
+            "seconds: the repeat then gets that request's answer.",
+        ),
         "complaint_exists": ProblemKind(
-            409, "A complaint with this complaint_id was filed with other content"
+            409,
+            "A complaint with this complaint_id was filed with other content",
+            "The first complaint is kept as it was. File a new complaint under a new complaint_id.",
         ),
-        "payload_too_large": ProblemKind(413, "The request body is too large"),
-        "unsupported_media_type": ProblemKind(415, "Unsupported content type"),
-        "validation_failed": ProblemKind(422, "The request cannot be processed"),
+        "payload_too_large": ProblemKind(
+            413, "The request body is too large", "Bodies are limited to 64 KiB. Nothing was done."
+        ),
+        "unsupported_media_type": ProblemKind(
+            415, "Unsupported content type", "Send JSON (`application/json`) or form fields."
+        ),
+        "validation_failed": ProblemKind(
+            422,
+            "The request cannot be processed",
+            "The request was read but cannot be used; nothing was charged. `errors` lists every issue "
+            "(`field`, `code`, `message`, `severity`); fix those of severity `error` and send it again.",
+        ),
         "idempotency_key_reused": ProblemKind(
-            422, "This idempotency key was used with a different request body"
+            422,
+            "This idempotency key was used with a different request body",
+            "A key stands for one request. Use a new key for a new payment; the first request's "
+            "answer is kept under the key.",
         ),
-        "internal_error": ProblemKind(500, "Internal error"),
-        "service_unavailable": ProblemKind(503, "The service is busy; retry later"),
+        "internal_error": ProblemKind(
+            500,
+            "Internal error",
+            "A fault of the service. Quote `request_id` when you report it; look a payment up by its "
+            "`payment_id`, when given, before paying again.",
+        ),
+        "service_unavailable": ProblemKind(
+            503,
+            "The service is busy; retry later",
+            "The service cannot take this request now: its event writer is behind, it is stopping, or "
+            "(for the analytics reads and the report) it runs without its event store. Nothing was "
+            "charged; retry after `Retry-After` seconds.",
+        ),
         "payment_interrupted": ProblemKind(
-            503, "The service stopped before the payment's answer was ready; it may have been charged"
+            503,
+            "The service stopped before the payment's answer was ready; it may have been charged",
+            "The next start finishes the payment: look it up by `payment_id`, or retry with the same "
+            "Idempotency-Key to get its outcome. Do not pay again with a new key.",
         ),
     }
 )
@@ -102,6 +167,20 @@ def problem_document(
     if extra:
         document.update(extra)
     return document
+
+
+def problem_page(code: str) -> str | None:
+    """The HTML page a problem's ``type`` URI (``/problems/<code>``) names; ``None`` for no problem."""
+    kind = PROBLEMS.get(code)
+    if kind is None:
+        return None
+    title, meaning = html.escape(kind.title), html.escape(kind.meaning).replace("`", "")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>\n'
+        f"<body><h1>{title}</h1>\n<p>HTTP {kind.status}, <code>code: {code}</code></p>\n<p>{meaning}</p>\n"
+        '<p>Errors are <code>application/problem+json</code> (RFC 9457); see <a href="/docs">the API '
+        "docs</a>.</p></body></html>\n"
+    )
 
 
 def problem_response(problem: ApiProblem, request_id: str) -> ProblemResponse:

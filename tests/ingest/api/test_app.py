@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import html
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.results import CompositeResult
 from ingest.api.app import create_app
 from ingest.api.payments import new_id
+from ingest.api.problems import PROBLEMS
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from ingest.parsing import idempotency_key_problem
@@ -223,6 +225,21 @@ async def test_the_openapi_document_says_what_the_service_sends(app: object) -> 
                 assert "Request-Id" in response["headers"], (path, method, status)
                 if int(status) >= 400:  # errors are problem documents, and only that
                     assert response["content"] == {"application/problem+json": {"schema": problem_schema}}
+
+
+async def test_every_problem_type_uri_names_a_page_that_says_what_it_means(app: object) -> None:
+    unauthorized = await call(app, "GET", "/v1/violations", [], body_of(b""))
+    followed = await call(app, "GET", str(unauthorized.json()["type"]), [], body_of(b""))
+    pages = {code: await call(app, "GET", f"/problems/{code}", [], body_of(b"")) for code in PROBLEMS}
+    unknown = await call(app, "GET", "/problems/no_such_problem", [], body_of(b""))
+
+    assert followed.status == 200 and followed.headers["content-type"].startswith("text/html")
+    assert b"A valid API key is required" in followed.body and b"Bearer" in followed.body
+    for code, page in pages.items():
+        assert page.status == 200, code
+        assert html.escape(PROBLEMS[code].title).encode() in page.body, code
+        assert f"HTTP {PROBLEMS[code].status}".encode() in page.body, code
+    assert (unknown.status, unknown.json()["code"]) == (404, "not_found")
 
 
 async def test_a_complaint_body_that_is_not_json_names_the_body(app: object) -> None:

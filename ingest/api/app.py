@@ -270,7 +270,7 @@ async def _principal(
 ) -> Principal:
     parts: Parts = request.app.state.parts
     found = None if credentials is None else parts.keys.authenticate(f"Bearer {credentials.credentials}")
-    return known(found)
+    return known(found, request.headers.get("authorization"))
 
 
 Caller = Annotated[Principal, Depends(_principal)]

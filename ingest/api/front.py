@@ -52,7 +52,6 @@ class _Route(NamedTuple):
 
 
 _PAYMENTS_ROUTE = _Route(PAYMENTS_PATH)
-_KEY_FAULT = "is empty, too long or not printable"
 
 
 class PaymentHeaders(NamedTuple):
@@ -80,7 +79,7 @@ async def payment_answer(
     Orchestrated outcomes (succeeded, partially succeeded, failed) are 200 with a CompositeResult;
     a refusal charges nothing.
     """
-    caller = known(parts.keys.authenticate(headers.authorization))
+    caller = known(parts.keys.authenticate(headers.authorization), headers.authorization)
     merchant = paying_merchant(parts, caller)
     if parts.draining:
         raise ApiProblem("service_unavailable", "The service is shutting down.", headers={"Retry-After": "1"})
@@ -104,15 +103,27 @@ async def payment_answer(
     return Answer(response.status_code, raw, response.body)
 
 
-def known(found: Principal | None) -> Principal:
-    """The caller, or 401 with a ``WWW-Authenticate`` challenge."""
+def known(found: Principal | None, authorization: str | None) -> Principal:
+    """The caller, or 401 with a ``WWW-Authenticate`` challenge and what was wrong with
+    ``authorization`` (the header as sent; the key itself is never repeated)."""
     if found is None:
         raise ApiProblem(
             "unauthorized",
-            "Send Authorization: Bearer <API key>.",
+            _unknown_because(authorization),
             headers={"WWW-Authenticate": 'Bearer realm="payorch"'},
         )
     return found
+
+
+def _unknown_because(authorization: str | None) -> str:
+    if not authorization or not authorization.strip():
+        return "No API key was sent. Send Authorization: Bearer <API key>."
+    scheme, _, key = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return "Authorization must use the Bearer scheme: Authorization: Bearer <API key>."
+    if not key.strip():
+        return "Authorization names no API key after Bearer."
+    return "The API key is not one of this service's keys."
 
 
 def paying_merchant(parts: Parts, caller: Principal) -> MerchantConfig:
@@ -123,11 +134,12 @@ def paying_merchant(parts: Parts, caller: Principal) -> MerchantConfig:
 
 def check_idempotency_key(key: str) -> None:
     """400 for a header that is no idempotency key, by the parser's rule for the body's key."""
-    if idempotency_key_problem(key) is not None:
+    fault = idempotency_key_problem(key)
+    if fault is not None:
         raise ApiProblem(
             "invalid_request",
             f"Idempotency-Key must be {KEY_RULE}.",
-            errors=[FieldError("Idempotency-Key", "invalid_idempotency_key", _KEY_FAULT)],
+            errors=[FieldError("Idempotency-Key", "invalid_idempotency_key", fault)],
         )
 
 

@@ -347,7 +347,9 @@ async def test_validation_issues_and_outcomes_are_counted(app: object) -> None:
 
 
 async def test_bad_idempotency_keys_are_400(app: object) -> None:
-    for key in (b"", b"k" * 256, b"tab\there"):
+    # Each says what is wrong with the key, as the body's key is told.
+    faults = {b"": "is empty", b"k" * 256: "has 256 characters", b"tab\there": "holds the character U+0009"}
+    for key, fault in faults.items():
         answer = await call(
             app, "POST", "/v1/payments", [ACME, JSON, (b"idempotency-key", key)], body_of(b'{"amount": 5}')
         )
@@ -356,7 +358,7 @@ async def test_bad_idempotency_keys_are_400(app: object) -> None:
             {
                 "field": "Idempotency-Key",
                 "code": "invalid_idempotency_key",
-                "message": "is empty, too long or not printable",
+                "message": fault,
                 "severity": "error",
             }
         ]
@@ -687,3 +689,25 @@ async def test_head_refused_for_its_declared_length_has_no_body(app: object) -> 
     assert head.body == b""
     assert head.headers["content-length"] == str(len(get.body))
     assert b"limit" in get.body
+
+
+#: What is wrong with each Authorization header, as the 401 says it; the key is never repeated.
+AUTH_FAULTS = [
+    ([], "No API key was sent"),
+    ([(b"authorization", b"Basic c2tfZTJlX2FjbWU6")], "must use the Bearer scheme"),
+    ([(b"authorization", b"Bearer ")], "names no API key"),
+    ([(b"authorization", b"Bearer sk_wrong_but_well_formed")], "not one of this service's keys"),
+]
+
+
+@pytest.mark.parametrize(("headers", "reason"), AUTH_FAULTS)
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/payments"), ("GET", "/v1/payments/pay_1")])
+async def test_a_401_says_what_is_wrong_with_the_key(
+    app: object, method: str, path: str, headers: list[tuple[bytes, bytes]], reason: str
+) -> None:
+    answer = await call(app, method, path, [*headers, JSON], body_of(b'{"amount": 5}'))
+    assert answer.status == 401
+    assert answer.headers["www-authenticate"] == 'Bearer realm="payorch"'
+    detail = str(answer.json()["detail"])
+    assert reason in detail
+    assert "sk_wrong" not in detail

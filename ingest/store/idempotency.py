@@ -10,7 +10,8 @@ Every change to a key is written through the single writer, in order with the pa
 Each change is a row added to ``idempotency_keys`` (the newest row of a key is its state). On
 start, the keys younger than the time-to-live are read back, oldest first; older rows are
 deleted. A key whose request was in flight when the process stopped comes back in flight (a
-repeat gets 409) until crash recovery settles its payment.
+repeat gets 409) until crash recovery settles its payment; crash recovery also answers or frees a
+key whose payment the crash left without an interrupted one to settle (``ingest.store.recovery``).
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class DurableIdempotencyStore:
             if not answered:
                 self._claims[merchant_id, key] = (fingerprint, created_at)
         self.restored = len(rows)
+
+    def unanswered(self) -> dict[tuple[str, str], datetime]:
+        """The keys claimed and neither answered nor released yet, with the time of their claim."""
+        return {merchant_key: created_at for merchant_key, (_, created_at) in self._claims.items()}
 
     async def claim(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome:
         outcome = await self._memory.claim(merchant_id, key, fingerprint)

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ingest.errors import IngestError
 from ingest.store import records
-from ingest.store.schema import FILE_NAME
+from ingest.store.schema import FILE_NAME, check_readable
 from ingest.store.writer import Table
 
 
@@ -51,11 +51,22 @@ def open_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
             f"no database at {path}: pass --data with the folder `payorch serve` uses"
         )
     try:
-        return duckdb.connect(str(path), read_only=True)
+        connection = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as error:
         if "lock" in str(error).lower():
             raise DatabaseHeldError(f"{path} is held by a running payorch serve") from None
         raise DatabaseUnavailableError(f"cannot open {path}: {first_line(error)}") from None
+    try:
+        # Read without migrating: a database of another schema would be misread, or its missing
+        # tables found among Python's variables (DuckDB's replacement scans), not refused.
+        check_readable(connection)
+    except IngestError as error:
+        connection.close()
+        raise DatabaseUnavailableError(f"cannot read {path}: {error}") from None
+    except duckdb.Error as error:
+        connection.close()
+        raise DatabaseUnavailableError(f"cannot read {path}: {first_line(error)}") from None
+    return connection
 
 
 def first_line(error: BaseException) -> str:

@@ -6,23 +6,34 @@ or ``PaymentFailed``. Each is read back from its ``payments.events.v1`` bytes, s
 processors' ``status``, finished per its policy, and stored like any other payment: its events,
 its result, and its idempotency key's answer (so that the merchant's retry replays it instead of
 charging again). A payment whose processor cannot answer stays interrupted for the next start.
+
+A crash can also cut between the commits of a keyed request that was not interrupted: its key's
+claim committed, and then neither an accepted ``PaymentReceived`` (a refused request, or one cut
+off before its payment began) nor, for a payment that ended, its key's answer. Such a key would
+answer 409 until it expires. So a key still in flight once the interrupted payments are finished
+is freed when no accepted payment carries it (nothing was charged: a charge waits for a commit
+that holds its ``PaymentReceived``), and answered with its payment's stored result when that
+payment ended and its result was committed.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from functools import partial
 
 import duckdb
 
-from engine.events import DomainEvent
+from engine.events import DomainEvent, PaymentReceived
 from engine.recovery import Unsettled, interrupted, recover_payment
 from ingest.api.encoding import dumps
 from ingest.api.idempotency import StoredResponse
 from ingest.api.parts import Parts
 from ingest.codec.events import event_from_bytes
 from ingest.codec.result_json import composite_result_to_json
+from ingest.store.idempotency import DurableIdempotencyStore
+from ingest.store.writer import Writer
 
 logger = logging.getLogger("payorch.store")
 
@@ -94,5 +105,52 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
             await parts.idempotency.complete(result.merchant_id, recovered.idempotency_key, answer)
         report.finished += 1
         report.settled_attempts += recovered.settled_attempts
+    if isinstance(parts.idempotency, DurableIdempotencyStore):
+        await _close_orphaned_keys(parts.idempotency, writer)
     await parts.records.sync()
     return report
+
+
+#: How long before its key's claim a payment's ``PaymentReceived`` may be stamped (clock steps).
+_CLOCK_SLACK = timedelta(minutes=5)
+
+
+async def _close_orphaned_keys(keys: DurableIdempotencyStore, writer: Writer) -> None:
+    """Free or answer the keys left in flight without an interrupted payment (see the module text)."""
+    unanswered = keys.unanswered()
+    if not unanswered:
+        return
+    since = min(unanswered.values()) - _CLOCK_SLACK
+    merchants = sorted({merchant_id for merchant_id, _ in unanswered})
+    found = await writer.read(partial(_keyed_payments, merchants=merchants, since=since))
+    for merchant_key in unanswered:
+        merchant_id, key = merchant_key
+        if merchant_key not in found:
+            await keys.release(merchant_id, key)
+            logger.warning("recovery: freed the key %r of %s: its request charged nothing", key, merchant_id)
+            continue
+        payment_id, document = found[merchant_key]
+        if document is not None:
+            await keys.complete(merchant_id, key, StoredResponse(200, document.encode()))
+            logger.warning("recovery: the key %r of %s answers its payment %s", key, merchant_id, payment_id)
+
+
+def _keyed_payments(
+    connection: duckdb.DuckDBPyConnection, merchants: list[str], since: datetime
+) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """The accepted payments received since ``since`` for ``merchants`` that carry an idempotency
+    key: (merchant, key) -> (payment id, its stored result or ``None``)."""
+    rows = connection.execute(
+        "SELECT e.payment_id, e.proto, p.document FROM events AS e LEFT JOIN ("
+        "SELECT payment_id, arg_max(document, updated_at) AS document FROM payments GROUP BY payment_id"
+        ") AS p USING (payment_id) "
+        "WHERE e.event_type = 'PaymentReceived' AND e.accepted AND e.ts >= ? "
+        "AND list_contains(?, e.merchant_id)",
+        [since, merchants],
+    ).fetchall()
+    found: dict[tuple[str, str], tuple[str, str | None]] = {}
+    for payment_id, proto, document in rows:
+        received = event_from_bytes(bytes(proto))
+        if isinstance(received, PaymentReceived) and received.idempotency_key is not None:
+            found[received.merchant_id, received.idempotency_key] = (str(payment_id), document)
+    return found

@@ -2,7 +2,9 @@
 
 Each migration runs once, in its own transaction, and is recorded in ``schema_migrations``;
 opening a database that is already current changes nothing. A database newer than this code
-(a migration number it does not know) is refused rather than written to.
+(a migration number it does not know) is refused rather than written to; the commands that only
+read a database (``payorch report --data``, ``payorch export``) refuse it too, and any file that
+is not a payorch database (:func:`check_readable`).
 """
 
 from __future__ import annotations
@@ -129,14 +131,7 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
     )
-    rows = connection.execute("SELECT version FROM schema_migrations").fetchall()
-    applied = {int(row[0]) for row in rows}
-    unknown = sorted(applied - {migration.version for migration in MIGRATIONS})
-    if unknown:
-        raise IngestError(
-            f"the database has schema version {unknown[-1]}, newer than this payorch knows "
-            f"({CURRENT_VERSION}); use a newer payorch"
-        )
+    applied = _applied(connection)
     done: list[int] = []
     for migration in MIGRATIONS:
         if migration.version in applied:
@@ -155,3 +150,27 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
             raise
         done.append(migration.version)
     return done
+
+
+def check_readable(connection: duckdb.DuckDBPyConnection) -> None:
+    """Refuse, as :func:`migrate` does, a database that a command reading it (without migrating it)
+    would misread: one that is not payorch's, or one newer than this code."""
+    found = connection.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'schema_migrations'"
+    ).fetchall()
+    if found[0][0] == 0:
+        raise IngestError("it is not a payorch database (it has no schema_migrations table)")
+    _applied(connection)
+
+
+def _applied(connection: duckdb.DuckDBPyConnection) -> set[int]:
+    """The versions applied to the database; raises for a version this code does not know."""
+    rows = connection.execute("SELECT version FROM schema_migrations").fetchall()
+    applied = {int(row[0]) for row in rows}
+    unknown = sorted(applied - {migration.version for migration in MIGRATIONS})
+    if unknown:
+        raise IngestError(
+            f"the database has schema version {unknown[-1]}, newer than this payorch knows "
+            f"({CURRENT_VERSION}); use a newer payorch"
+        )
+    return applied

@@ -22,14 +22,14 @@ import yaml
 from click.testing import CliRunner, Result
 
 from ingest.config_file import parse_config, sample_config_text
-from ingest.store.schema import FILE_NAME
+from ingest.store.schema import CURRENT_VERSION, FILE_NAME
 from payorch.cli import cli, main
 from payorch.report import render_tables
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, GLOBEX, JSON, body_of, call
 from tests.ingest.store.test_analytics_api import ADMIN, client
 from tests.ingest.store.test_durable_api import pay, running
-from tests.ingest.store.test_export import held  # noqa: F401 - a fixture
+from tests.ingest.store.test_export import from_a_newer_payorch, held, not_payorchs  # noqa: F401 - held is a fixture
 from tests.ingest.store.test_report_api import CORRECTED
 
 ALL_TIME = ("--from", "2000-01-01", "--to", "2100-01-01")
@@ -396,6 +396,21 @@ def test_what_cannot_be_read_is_a_one_line_error(tmp_path: Path, closed_port: in
     )
     assert unreachable.stderr.startswith(
         f"payorch report: cannot read http://127.0.0.1:{closed_port}/v1/reports/retrospective: "
+    )
+
+
+def test_a_database_of_a_newer_schema_or_not_payorchs_is_refused(data: Path, tmp_path: Path) -> None:
+    newer = report("--data", str(from_a_newer_payorch(data)))
+    other = report("--data", str(not_payorchs(tmp_path / "other")))
+
+    assert newer.exit_code == other.exit_code == 1
+    assert newer.stderr == (
+        f"payorch report: cannot read {data / FILE_NAME}: the database has schema version "
+        f"{CURRENT_VERSION + 1}, newer than this payorch knows ({CURRENT_VERSION}); use a newer payorch\n"
+    )
+    assert other.stderr == (
+        f"payorch report: cannot read {tmp_path / 'other' / FILE_NAME}: "
+        "it is not a payorch database (it has no schema_migrations table)\n"
     )
 
 

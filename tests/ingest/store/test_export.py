@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS
-from ingest.store.schema import FILE_NAME
+from ingest.store.schema import CURRENT_VERSION, FILE_NAME
 from payorch.cli import cli
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.store.test_durable_api import pay, running
@@ -94,6 +94,47 @@ def test_a_missing_database_is_a_one_line_error(tmp_path: Path) -> None:
     assert done.stderr == (
         f"payorch export: no database at {tmp_path / 'nowhere' / FILE_NAME}: "
         "pass --data with the folder `payorch serve` uses\n"
+    )
+    assert not (tmp_path / "export").exists()
+
+
+def from_a_newer_payorch(data: Path) -> Path:
+    """``data`` as a payorch of a later schema version would leave it."""
+    with duckdb.connect(str(data / FILE_NAME)) as connection:
+        connection.execute(
+            "INSERT INTO schema_migrations VALUES (?, 'from a later payorch', ?)",
+            [CURRENT_VERSION + 1, datetime.now(UTC)],
+        )
+    return data
+
+
+def not_payorchs(folder: Path) -> Path:
+    """``folder`` holding a DuckDB file made by something else, without payorch's tables."""
+    folder.mkdir()
+    with duckdb.connect(str(folder / FILE_NAME)) as connection:
+        connection.execute("CREATE TABLE notes (note VARCHAR)")
+    return folder
+
+
+def test_a_database_of_a_newer_schema_is_refused_not_misread(data: Path, tmp_path: Path) -> None:
+    done = export("--out", str(tmp_path / "export"), "--data", str(from_a_newer_payorch(data)))
+
+    assert done.exit_code == 1
+    assert done.stderr == (
+        f"payorch export: cannot read {data / FILE_NAME}: the database has schema version "
+        f"{CURRENT_VERSION + 1}, newer than this payorch knows ({CURRENT_VERSION}); use a newer payorch\n"
+    )
+    assert not (tmp_path / "export").exists()
+
+
+def test_a_database_that_is_not_payorchs_is_refused(tmp_path: Path) -> None:
+    folder = not_payorchs(tmp_path / "other")
+    done = export("--out", str(tmp_path / "export"), "--data", str(folder))
+
+    assert done.exit_code == 1
+    assert done.stderr == (
+        f"payorch export: cannot read {folder / FILE_NAME}: "
+        "it is not a payorch database (it has no schema_migrations table)\n"
     )
     assert not (tmp_path / "export").exists()
 

@@ -1,0 +1,61 @@
+"""Idempotency keys a crash left in flight without an interrupted payment behind them: the crash
+came after the key's claim was committed and before the payment began (or before a refusal freed
+the key), or after the payment ended and before its key's answer was committed. After the restart
+a repeat must not get 409 until the key expires: it pays anew when nothing was charged, and
+replays the stored result when the payment ended.
+
+The crash is played by writing what its last commit left (a claim, or a key's answer missing)
+and restarting the app on the same data folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+
+from ingest.api.idempotency import Claimed, body_fingerprint
+from ingest.store.schema import FILE_NAME
+from tests.ingest.store.test_durable_api import SPLIT, charges, pay, running
+
+
+async def test_a_key_claimed_before_the_crash_by_a_request_that_charged_nothing_is_free(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as app:
+        parts = app.state.parts  # type: ignore[attr-defined]
+        fingerprint = body_fingerprint(SPLIT, "application/json")
+        assert isinstance(await parts.idempotency.claim("m_acme", "order-cut", fingerprint), Claimed)
+        await parts.records.sync()  # the claim is durable, the payment never began
+    assert charges(tmp_path) == []
+
+    async with running(tmp_path) as app:
+        first = await pay(app, key="order-cut")
+        again = await pay(app, key="order-cut")
+
+    assert first.status == 200, first.body
+    assert "idempotent-replayed" not in first.headers
+    assert first.json()["status"] == "succeeded"
+    assert len(charges(tmp_path)) == 2  # the split payment's two legs, charged once
+    assert again.status == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.body == first.body
+
+
+async def test_a_key_whose_answer_the_crash_lost_replays_its_payments_result(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        answered = await pay(app, key="order-done")
+    assert answered.status == 200, answered.body
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        # What the last commit left: the payment's events and result, not its key's answer.
+        connection.execute("DELETE FROM idempotency_keys WHERE key = 'order-done' AND state = 'answered'")
+        states = connection.execute("SELECT state FROM idempotency_keys WHERE key = 'order-done'").fetchall()
+    assert states == [("in_flight",)]
+
+    async with running(tmp_path) as app:
+        repeat = await pay(app, key="order-done")
+
+    assert repeat.status == 200, repeat.body
+    assert repeat.headers["idempotent-replayed"] == "true"
+    assert repeat.body == answered.body
+    assert len(charges(tmp_path)) == 2  # charged once, by the first request

@@ -194,6 +194,10 @@ class Spans:
     def dropped(self) -> int:
         return 0 if self.drain is None else self.drain.dropped
 
+    def drop_counts(self) -> tuple[int, int]:
+        """The spans dropped, and of those, the ones the exporter failed to take."""
+        return (0, 0) if self.drain is None else self.drain.drop_counts()
+
     def close(self, timeout_s: float = 5.0) -> None:
         if self.drain is not None and self.exporter is not None:
             self.drain.close(timeout_s)

@@ -35,6 +35,10 @@ from ingest.parsing.masking import mask_card_numbers
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 URL_PATH = "url.path"  # the server span's attribute (OpenTelemetry's HTTP conventions)
+#: A step's or an attempt's settled outcome: ``succeeded`` or the error code. Any other outcome
+#: gives the span the status ERROR, described by that error code.
+OUTCOME = "payorch.outcome"
+SUCCEEDED = "succeeded"
 _UNSET, _ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
 
 
@@ -54,6 +58,7 @@ class SpanRecord:
         "kind",
         "name",
         "on_end",
+        "parent",
         "parent_id",
         "remote_parent",
         "span_id",
@@ -75,6 +80,7 @@ class SpanRecord:
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_id = parent_id  # 0: a root span
+        self.parent: SpanRecord | None = None  # a child's parent record, while it is open
         self.attributes = attributes
         self.kind = kind
         self.remote_parent = remote_parent
@@ -183,6 +189,7 @@ class Spans:
             record = SpanRecord(name, bits(128) or 1, bits(64) or 1, 0, kept)
         else:
             record = SpanRecord(name, parent.trace_id, bits(64) or 1, parent.span_id, kept)
+            record.parent = parent
         record._spans = self
         return record
 
@@ -220,6 +227,11 @@ class Spans:
             else None
         )
         attributes: Mapping[str, str | int] = record.attributes
+        outcome = attributes.get(OUTCOME)
+        if outcome is not None and outcome != SUCCEEDED:
+            status = Status(StatusCode.ERROR, str(outcome))
+        else:
+            status = _ERROR if record.failed else _UNSET
         path = attributes.get(URL_PATH)
         if type(path) is str and mask_card_numbers(path) != path:
             # A path can hold anything a client typed, a card number too: kept only masked.
@@ -231,7 +243,7 @@ class Spans:
             resource=self.resource,
             attributes=attributes,
             kind=record.kind,
-            status=_ERROR if record.failed else _UNSET,
+            status=status,
             start_time=record.start_ns,
             end_time=record.end_ns,
             instrumentation_scope=self._scope,

@@ -26,17 +26,16 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from engine.contracts import ContractViolation
 from engine.events import CompensationIssued, DomainEvent, StepFailed, StepSucceeded
 from engine.monitor import ContractMonitor
-from engine.observer import ATTEMPT_SPAN, METHOD, SpanAttributes
+from engine.observer import ATTEMPT_SPAN, METHOD, STEP_SPAN, SpanAttributes
 from engine.types import RequestId
 from ingest.api.metrics import ApiMetrics
 from ingest.observe import spans as span_context
 from ingest.observe.logs import LogPipe
-from ingest.observe.spans import Spans
+from ingest.observe.spans import OUTCOME, SUCCEEDED, Spans
 from ingest.records import Records
 
 logger = logging.getLogger("payorch.observe")
 
-OUTCOME = "payorch.outcome"
 DROPPED = "observer/dropped"
 #: What fails to take a signal's items, as an ``observer/dropped`` report names it.
 _SINKS = {"spans": "the span exporter", "logs": "the log stream"}
@@ -110,10 +109,20 @@ class Telemetry:
         # Only an attempt this process made counts (not a charge found by crash recovery): its
         # span, open around it, says which method it charged.
         span = span_context.current.get()
-        if span is None or span.name != ATTEMPT_SPAN:
+        if span is None:
             return
-        outcome = "succeeded" if type(event) is StepSucceeded else event.error_code.value  # type: ignore[union-attr]
+        outcome = SUCCEEDED if type(event) is StepSucceeded else event.error_code.value  # type: ignore[union-attr]
+        if span.name == STEP_SPAN:  # a step failed before any attempt (every processor skipped)
+            span.attributes[OUTCOME] = outcome
+            return
+        if span.name != ATTEMPT_SPAN:
+            return
+        # The attempt's and its step's outcome (the step's is its last attempt's): a span that
+        # did not succeed has the status ERROR, described by the error code.
         span.attributes[OUTCOME] = outcome
+        step = span.parent
+        if step is not None and step.name == STEP_SPAN:
+            step.attributes[OUTCOME] = outcome
         method = str(span.attributes.get(METHOD, "unknown"))
         # One charge sent is one count, made when its span ends, with the last outcome recorded
         # under it. An attempt whose outcome was unknown (a timeout) records StepFailed and then,

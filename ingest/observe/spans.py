@@ -61,6 +61,7 @@ class SpanRecord:
         "parent",
         "parent_id",
         "remote_parent",
+        "sampled",
         "span_id",
         "start_ns",
         "trace_id",
@@ -84,6 +85,9 @@ class SpanRecord:
         self.attributes = attributes
         self.kind = kind
         self.remote_parent = remote_parent
+        #: False in a trace the caller chose not to sample: the span is made (its ids are in the
+        #: log lines) but not exported.
+        self.sampled = True
         self.start_ns = time.time_ns()
         self.end_ns = 0
         self.failed = False
@@ -126,8 +130,9 @@ class SpanRecord:
 current: ContextVar[SpanRecord | None] = ContextVar("payorch_span", default=None)
 
 
-def parse_traceparent(value: str) -> tuple[int, int] | None:
-    """``(trace_id, parent span id)`` of a W3C ``traceparent`` header, or None if malformed."""
+def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
+    """``(trace_id, parent span id, sampled)`` of a W3C ``traceparent`` header, or None if
+    malformed; ``sampled`` is the header's sampled flag."""
     parts = value.strip().split("-")
     if len(parts) < 4 or len(parts[0]) != 2 or len(parts[1]) != 32 or len(parts[2]) != 16:
         return None
@@ -135,10 +140,11 @@ def parse_traceparent(value: str) -> tuple[int, int] | None:
         return None
     try:
         trace_id, span_id = int(parts[1], 16), int(parts[2], 16)
-        int(parts[0], 16), int(parts[3][:2], 16)
+        int(parts[0], 16)
+        flags = int(parts[3][:2], 16)
     except ValueError:
         return None
-    return (trace_id, span_id) if trace_id and span_id else None
+    return (trace_id, span_id, bool(flags & TraceFlags.SAMPLED)) if trace_id and span_id else None
 
 
 class Spans:
@@ -164,13 +170,16 @@ class Spans:
     def start_server(
         self, name: str, attributes: dict[str, str | int], traceparent: str | None = None
     ) -> tuple[SpanRecord, Token[SpanRecord | None]]:
-        """A request's server span, made current; end it with :meth:`end_server`."""
+        """A request's server span, made current; end it with :meth:`end_server`. A caller's
+        trace is continued, and, as OpenTelemetry's default (parent-based) sampler does, left
+        unexported when the caller did not sample it."""
         caller = parse_traceparent(traceparent) if traceparent else None
         bits = self._bits
         if caller is None:
             record = SpanRecord(name, bits(128) or 1, bits(64) or 1, 0, attributes, SpanKind.SERVER)
         else:
             record = SpanRecord(name, caller[0], bits(64) or 1, caller[1], attributes, SpanKind.SERVER, True)
+            record.sampled = caller[2]
         return record, current.set(record)
 
     def end_server(self, record: SpanRecord, token: Token[SpanRecord | None]) -> None:
@@ -190,11 +199,12 @@ class Spans:
         else:
             record = SpanRecord(name, parent.trace_id, bits(64) or 1, parent.span_id, kept)
             record.parent = parent
+            record.sampled = parent.sampled
         record._spans = self
         return record
 
     def finish(self, record: SpanRecord) -> None:
-        if self.drain is not None:
+        if self.drain is not None and record.sampled:
             self.drain.put(record)
 
     @property

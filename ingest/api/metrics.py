@@ -4,8 +4,8 @@ Labels never carry merchant, request or payment ids, nor free text: a validation
 is reduced to its canonical top-level name (``metadata.note`` counts as ``metadata``).
 
 Beyond section 8: ``payorch_payment_latency_seconds{status}`` (a payment from request to answer),
-``payorch_observer_dropped_total{signal}`` (telemetry dropped because a buffer was full), and what
-crash recovery did at start (``payorch_recovery_payments_total{outcome}``,
+``payorch_observer_dropped_total{signal}`` (telemetry dropped: a full buffer, a failed export), and
+what crash recovery did at start (``payorch_recovery_payments_total{outcome}``,
 ``payorch_recovery_attempts_settled_total``).
 Latency histograms have a bucket on every merchant's latency objective and processor timeout,
 so "answered within the objective" is a bucket count, not an interpolation.

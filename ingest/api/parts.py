@@ -172,15 +172,18 @@ def _thresholds_s(config: PlatformConfig) -> list[float]:
 
 
 def span_exporter(settings: Settings) -> SpanExporter | None:
-    """The settings' exporter; else OTLP over HTTP when the standard variable names a collector."""
+    """The settings' exporter; else OTLP over HTTP when a standard variable names a collector:
+    ``OTEL_EXPORTER_OTLP_ENDPOINT`` or the traces-only ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``."""
     if settings.span_exporter is not None:
         return settings.span_exporter
     environ = settings.environ
-    base = environ.get(OTLP_ENDPOINT_ENV)
-    if not base:
-        return None
-    # The base URL gets the signal's path, as the specification says (a traces-only endpoint
-    # variable is taken whole). Headers, timeout and compression come from the standard
-    # OTEL_EXPORTER_OTLP_* variables of the process.
-    endpoint = environ.get(OTLP_TRACES_ENDPOINT_ENV) or base.rstrip("/") + "/v1/traces"
+    # The base URL gets the signal's path, as the specification says; the traces-only variable
+    # is taken whole, and enough on its own. Headers, timeout and compression come from the
+    # standard OTEL_EXPORTER_OTLP_* variables of the process.
+    endpoint = environ.get(OTLP_TRACES_ENDPOINT_ENV)
+    if not endpoint:
+        base = environ.get(OTLP_ENDPOINT_ENV)
+        if not base:
+            return None
+        endpoint = base.rstrip("/") + "/v1/traces"
     return OTLPSpanExporter(endpoint=endpoint)

@@ -53,8 +53,9 @@ class Settings:
     telemetry: bool = True
     #: JSON log lines are written here; ``None``: none are (``payorch serve`` passes stderr).
     log_stream: IO[bytes] | None = field(default=None, repr=False)
-    #: Where spans go; ``None``: OTLP over HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is in
-    #: ``environ``, else nowhere (spans still give log lines their trace ids).
+    #: Where spans go; ``None``: OTLP over HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+    #: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is in ``environ``, else nowhere (spans still give
+    #: log lines their trace ids).
     span_exporter: SpanExporter | None = field(default=None, repr=False)
     #: Spans and log lines each wait in a buffer this long at most; past it the oldest are dropped.
     telemetry_capacity: int = 8192

@@ -56,6 +56,8 @@ class Drain(Generic[Item]):
         self._handled = 0  # items delivered or dropped
         #: Items dropped: pushed out of a full buffer, or lost by a failing ``deliver``.
         self.dropped = 0
+        #: Of those, the items lost by a failing ``deliver`` (an exporter refusing them).
+        self.lost = 0
         self.delivered = 0
         self._thread = threading.Thread(target=self._run, name=f"payorch-{name}", daemon=True)
         self._thread.start()
@@ -80,6 +82,12 @@ class Drain(Generic[Item]):
             self._accepted += 1
             self._items.append(item)
         return True
+
+    def drop_counts(self) -> tuple[int, int]:
+        """``(dropped, lost)``, read together: the items dropped, and of those, the ones lost by
+        a failing ``deliver``."""
+        with self._lock:
+            return self.dropped, self.lost
 
     @property
     def depth(self) -> int:
@@ -116,6 +124,7 @@ class Drain(Generic[Item]):
                 with self._state:
                     if failed:
                         self.dropped += len(batch)
+                        self.lost += len(batch)
                     else:
                         self.delivered += len(batch)
                     self._handled += len(batch)

@@ -250,6 +250,10 @@ class LogPipe:
     def dropped(self) -> int:
         return self.drain.dropped
 
+    def drop_counts(self) -> tuple[int, int]:
+        """The lines dropped, and of those, the ones the stream failed to take."""
+        return self.drain.drop_counts()
+
     def close(self, timeout_s: float = 5.0) -> None:
         self.drain.close(timeout_s)
 

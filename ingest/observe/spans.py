@@ -35,6 +35,10 @@ from ingest.parsing.masking import mask_card_numbers
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 URL_PATH = "url.path"  # the server span's attribute (OpenTelemetry's HTTP conventions)
+#: A step's or an attempt's settled outcome: ``succeeded`` or the error code. Any other outcome
+#: gives the span the status ERROR, described by that error code.
+OUTCOME = "payorch.outcome"
+SUCCEEDED = "succeeded"
 _UNSET, _ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
 
 
@@ -54,8 +58,10 @@ class SpanRecord:
         "kind",
         "name",
         "on_end",
+        "parent",
         "parent_id",
         "remote_parent",
+        "sampled",
         "span_id",
         "start_ns",
         "trace_id",
@@ -75,9 +81,13 @@ class SpanRecord:
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_id = parent_id  # 0: a root span
+        self.parent: SpanRecord | None = None  # a child's parent record, while it is open
         self.attributes = attributes
         self.kind = kind
         self.remote_parent = remote_parent
+        #: False in a trace the caller chose not to sample: the span is made (its ids are in the
+        #: log lines) but not exported.
+        self.sampled = True
         self.start_ns = time.time_ns()
         self.end_ns = 0
         self.failed = False
@@ -120,8 +130,9 @@ class SpanRecord:
 current: ContextVar[SpanRecord | None] = ContextVar("payorch_span", default=None)
 
 
-def parse_traceparent(value: str) -> tuple[int, int] | None:
-    """``(trace_id, parent span id)`` of a W3C ``traceparent`` header, or None if malformed."""
+def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
+    """``(trace_id, parent span id, sampled)`` of a W3C ``traceparent`` header, or None if
+    malformed; ``sampled`` is the header's sampled flag."""
     parts = value.strip().split("-")
     if len(parts) < 4 or len(parts[0]) != 2 or len(parts[1]) != 32 or len(parts[2]) != 16:
         return None
@@ -129,10 +140,11 @@ def parse_traceparent(value: str) -> tuple[int, int] | None:
         return None
     try:
         trace_id, span_id = int(parts[1], 16), int(parts[2], 16)
-        int(parts[0], 16), int(parts[3][:2], 16)
+        int(parts[0], 16)
+        flags = int(parts[3][:2], 16)
     except ValueError:
         return None
-    return (trace_id, span_id) if trace_id and span_id else None
+    return (trace_id, span_id, bool(flags & TraceFlags.SAMPLED)) if trace_id and span_id else None
 
 
 class Spans:
@@ -158,13 +170,16 @@ class Spans:
     def start_server(
         self, name: str, attributes: dict[str, str | int], traceparent: str | None = None
     ) -> tuple[SpanRecord, Token[SpanRecord | None]]:
-        """A request's server span, made current; end it with :meth:`end_server`."""
+        """A request's server span, made current; end it with :meth:`end_server`. A caller's
+        trace is continued, and, as OpenTelemetry's default (parent-based) sampler does, left
+        unexported when the caller did not sample it."""
         caller = parse_traceparent(traceparent) if traceparent else None
         bits = self._bits
         if caller is None:
             record = SpanRecord(name, bits(128) or 1, bits(64) or 1, 0, attributes, SpanKind.SERVER)
         else:
             record = SpanRecord(name, caller[0], bits(64) or 1, caller[1], attributes, SpanKind.SERVER, True)
+            record.sampled = caller[2]
         return record, current.set(record)
 
     def end_server(self, record: SpanRecord, token: Token[SpanRecord | None]) -> None:
@@ -183,16 +198,22 @@ class Spans:
             record = SpanRecord(name, bits(128) or 1, bits(64) or 1, 0, kept)
         else:
             record = SpanRecord(name, parent.trace_id, bits(64) or 1, parent.span_id, kept)
+            record.parent = parent
+            record.sampled = parent.sampled
         record._spans = self
         return record
 
     def finish(self, record: SpanRecord) -> None:
-        if self.drain is not None:
+        if self.drain is not None and record.sampled:
             self.drain.put(record)
 
     @property
     def dropped(self) -> int:
         return 0 if self.drain is None else self.drain.dropped
+
+    def drop_counts(self) -> tuple[int, int]:
+        """The spans dropped, and of those, the ones the exporter failed to take."""
+        return (0, 0) if self.drain is None else self.drain.drop_counts()
 
     def close(self, timeout_s: float = 5.0) -> None:
         if self.drain is not None and self.exporter is not None:
@@ -216,6 +237,11 @@ class Spans:
             else None
         )
         attributes: Mapping[str, str | int] = record.attributes
+        outcome = attributes.get(OUTCOME)
+        if outcome is not None and outcome != SUCCEEDED:
+            status = Status(StatusCode.ERROR, str(outcome))
+        else:
+            status = _ERROR if record.failed else _UNSET
         path = attributes.get(URL_PATH)
         if type(path) is str and mask_card_numbers(path) != path:
             # A path can hold anything a client typed, a card number too: kept only masked.
@@ -227,7 +253,7 @@ class Spans:
             resource=self.resource,
             attributes=attributes,
             kind=record.kind,
-            status=_ERROR if record.failed else _UNSET,
+            status=status,
             start_time=record.start_ns,
             end_time=record.end_ns,
             instrumentation_scope=self._scope,

@@ -26,18 +26,19 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from engine.contracts import ContractViolation
 from engine.events import CompensationIssued, DomainEvent, StepFailed, StepSucceeded
 from engine.monitor import ContractMonitor
-from engine.observer import ATTEMPT_SPAN, METHOD, SpanAttributes
+from engine.observer import ATTEMPT_SPAN, METHOD, STEP_SPAN, SpanAttributes
 from engine.types import RequestId
 from ingest.api.metrics import ApiMetrics
 from ingest.observe import spans as span_context
 from ingest.observe.logs import LogPipe
-from ingest.observe.spans import Spans
+from ingest.observe.spans import OUTCOME, SUCCEEDED, Spans
 from ingest.records import Records
 
 logger = logging.getLogger("payorch.observe")
 
-OUTCOME = "payorch.outcome"
 DROPPED = "observer/dropped"
+#: What fails to take a signal's items, as an ``observer/dropped`` report names it.
+_SINKS = {"spans": "the span exporter", "logs": "the log stream"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,7 @@ class Telemetry:
         self.spans = Spans(Resource.create(self.tags), exporter, capacity=spans)
         self.logs = LogPipe(log_stream, self.tags, capacity=capacity) if log_stream is not None else None
         self._reported = 0
+        self._reported_lost: dict[str, int] = {}
         metrics.watch(dropped=self.dropped)
 
     # -- Observer ----------------------------------------------------------------------------------
@@ -107,10 +109,20 @@ class Telemetry:
         # Only an attempt this process made counts (not a charge found by crash recovery): its
         # span, open around it, says which method it charged.
         span = span_context.current.get()
-        if span is None or span.name != ATTEMPT_SPAN:
+        if span is None:
             return
-        outcome = "succeeded" if type(event) is StepSucceeded else event.error_code.value  # type: ignore[union-attr]
+        outcome = SUCCEEDED if type(event) is StepSucceeded else event.error_code.value  # type: ignore[union-attr]
+        if span.name == STEP_SPAN:  # a step failed before any attempt (every processor skipped)
+            span.attributes[OUTCOME] = outcome
+            return
+        if span.name != ATTEMPT_SPAN:
+            return
+        # The attempt's and its step's outcome (the step's is its last attempt's): a span that
+        # did not succeed has the status ERROR, described by the error code.
         span.attributes[OUTCOME] = outcome
+        step = span.parent
+        if step is not None and step.name == STEP_SPAN:
+            step.attributes[OUTCOME] = outcome
         method = str(span.attributes.get(METHOD, "unknown"))
         # One charge sent is one count, made when its span ends, with the last outcome recorded
         # under it. An attempt whose outcome was unknown (a timeout) records StepFailed and then,
@@ -136,16 +148,33 @@ class Telemetry:
             found["logs"] = self.logs.dropped
         return found
 
+    def _drop_counts(self) -> dict[str, tuple[int, int]]:
+        found = {"spans": self.spans.drop_counts()}
+        if self.logs is not None:
+            found["logs"] = self.logs.drop_counts()
+        return found
+
     async def report_drops(self, monitor: ContractMonitor, request_id: RequestId) -> int:
-        """Record one ``observer/dropped`` violation for what was dropped since the last report."""
-        total = sum(self.dropped().values())
+        """Record one ``observer/dropped`` violation for what was dropped since the last report,
+        naming why: full buffers, or an exporter (a stream) that failed to take its items."""
+        counts = self._drop_counts()
+        total = sum(dropped for dropped, _ in counts.values())
         fresh = total - self._reported
         if fresh <= 0:
             return 0
         self._reported = total
-        detail = ", ".join(f"{count} {signal}" for signal, count in self.dropped().items() if count)
+        lost = {signal: lost for signal, (_, lost) in counts.items()}
+        fresh_lost = {signal: count - self._reported_lost.get(signal, 0) for signal, count in lost.items()}
+        self._reported_lost = lost
+        causes: list[tuple[str, int]] = []
+        full = fresh - sum(fresh_lost.values())
+        if full > 0:
+            causes.append(("buffers full", full))
+        causes += [(f"{_SINKS[signal]} failed", count) for signal, count in fresh_lost.items() if count > 0]
+        cause = causes[0][0] if len(causes) == 1 else ", ".join(f"{what} ({n})" for what, n in causes)
+        detail = ", ".join(f"{dropped} {signal}" for signal, (dropped, _) in counts.items() if dropped)
         await monitor.record_violation(
-            DROPPED, request_id, f"{fresh} telemetry items dropped (in all: {detail}): buffers full"
+            DROPPED, request_id, f"{fresh} telemetry items dropped (in all: {detail}): {cause}"
         )
         return fresh
 

@@ -41,5 +41,20 @@ async def test_spans_reach_the_collector_named_by_the_standard_variable(
         assert attributes["deployment.environment.name"] == "qa"
 
 
+async def test_the_traces_only_variable_is_enough_on_its_own(tmp_path: Path, collector: Collector) -> None:
+    settings = Settings(
+        config=parse_config(CONFIG),
+        data_dir=tmp_path,
+        environ={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": collector.url + "/collect/traces"},
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        answer = await call(application, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 10000}'))
+
+    assert answer.status == 200
+    assert {path for path, _ in collector.requests} == {"/collect/traces"}
+    assert "POST /v1/payments" in {span.name for span, _ in collector.spans()}
+
+
 def test_without_the_variable_nothing_is_exported(tmp_path: Path) -> None:
     assert span_exporter(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ={})) is None

@@ -355,6 +355,7 @@ class CompositePaymentService:
         )
         processor = self._processors.get(processor_id)
         error: ErrorCode = ErrorCode.PROCESSOR_UNAVAILABLE
+        in_doubt = False  # an earlier try's answer was lost: it may have undone the charge itself
         for attempt in range(1, merchant.retry.max_attempts + 1):
             if processor is None:
                 break
@@ -366,14 +367,22 @@ class CompositePaymentService:
             if problem is not None:
                 await self._monitor.violated(ctx, problem.contract_id, problem.message)
             if response.success:
-                if unsettled and response.amount_cents == 0:
-                    return True  # the unknown attempt never charged: nothing to undo, nothing to record
                 # What this void/refund returned, as the processor says: never the amount asked for
                 # in its place. 0 means the key holds nothing any more (refunded before, say by a
                 # compensation a crash cut short): nothing is held, and nothing was returned now.
-                await self._issued(ctx, step_index, processor_id, response.amount_cents, None)
+                returned = response.amount_cents
+                if returned == 0 and in_doubt:
+                    # Nothing left to undo, because the try whose answer was lost did undo it: what
+                    # the processor says it refunded came back (when it cannot say, what that try
+                    # asked for; all the key held is not known here).
+                    asked = 0 if whole else amount_cents
+                    returned = await self._refunded(ctx, merchant, processor, request.idempotency_key, asked)
+                if unsettled and returned == 0:
+                    return True  # the unknown attempt never charged: nothing to undo, nothing to record
+                await self._issued(ctx, step_index, processor_id, returned, None)
                 return True
             error = response.error_code or ErrorCode.UNKNOWN
+            in_doubt = in_doubt or error.outcome_unknown
             if not error.retryable:
                 break
         charged = not unsettled  # as far as is known
@@ -396,6 +405,17 @@ class CompositePaymentService:
         message = f"step {step_index} {what} at {processor_id}: void/refund failed with {error}"
         await self._monitor.violated(ctx, COMPENSATION_FAILED, message)
         return False
+
+    async def _refunded(
+        self, ctx: CoreRequestContext, merchant: MerchantConfig, processor: Processor, key: str, unknown: int
+    ) -> int:
+        """What ``processor`` says it refunded under ``key``; ``unknown`` when it cannot tell."""
+        answer, problem = await guarded_status(processor, key, merchant.timeout_ms / 1000, self._clock)
+        if problem is not None:
+            await self._monitor.violated(ctx, problem.contract_id, problem.message)
+        if answer.settlement is Settlement.UNKNOWN:
+            return unknown
+        return answer.amount_cents if answer.settlement is Settlement.REFUNDED else 0
 
     async def _issued(
         self,

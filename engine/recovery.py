@@ -5,8 +5,10 @@ Its ``StepAttempted`` events name every charge that may have been sent (each was
 its processor was called), so recovery can settle each one:
 
 1. Every (step, processor) that was attempted and holds no recorded success is asked what it
-   holds for the step's key (``status``). A processor that cannot answer leaves the payment for
-   the next start (:class:`Unsettled`), with nothing recorded for it.
+   holds for the step's key (``status``), asked up to ``retry.max_attempts`` times (a query changes
+   nothing, and one lost answer, a status call that timed out, must not leave the payment and its
+   idempotency key stuck until the next start). A processor that still cannot answer leaves the
+   payment for the next start (:class:`Unsettled`), with nothing recorded for it.
 2. Every attempt then gets its outcome in the event log, so that none is left attempted without
    one (ARCHITECTURE.md decision 3): a charge found is the ``StepSucceeded`` the crash kept from
    being written, recorded for the last attempt at that processor (the one after which it was
@@ -177,7 +179,7 @@ async def recover_payment(
         partial_policy=merchant.partial_policy,
     )
     recorded = _steps_of(events)
-    answers = await _ask(ctx, recorded, processors, merchant.timeout_ms / 1000, clock)
+    answers = await _ask(ctx, recorded, processors, merchant, clock)
     strays = _strays(ctx, recorded, answers)
     for outcome in _outcomes(ctx, recorded, answers, strays, clock):
         recorded[outcome.step_index].outcomes[outcome.attempt] = outcome
@@ -204,11 +206,12 @@ async def _ask(
     ctx: CoreRequestContext,
     recorded: Mapping[int, _Step],
     processors: Mapping[ProcessorId, Processor],
-    timeout_s: float,
+    merchant: MerchantConfig,
     clock: Clock,
 ) -> dict[tuple[int, ProcessorId], StatusAnswer]:
     """What each attempted processor holding no recorded success holds for the step's key; every
-    one must answer before anything is recorded."""
+    one must answer (within the merchant's attempts) before anything is recorded."""
+    timeout_s = merchant.timeout_ms / 1000
     answers: dict[tuple[int, ProcessorId], StatusAnswer] = {}
     for step_index, step in recorded.items():
         for processor_id in step.processors():
@@ -218,7 +221,10 @@ async def _ask(
             if processor is None:
                 raise Unsettled(f"payment {ctx.payment_id}: processor {processor_id} is not configured")
             key = step.last_attempt_at(processor_id).idempotency_key
-            answer, _ = await guarded_status(processor, key, timeout_s, clock)
+            for _ in range(merchant.retry.max_attempts):
+                answer, _ = await guarded_status(processor, key, timeout_s, clock)
+                if answer.settlement is not Settlement.UNKNOWN:
+                    break
             if answer.settlement is Settlement.UNKNOWN:
                 raise Unsettled(f"payment {ctx.payment_id}: {processor_id} cannot say what it holds")
             answers[step_index, processor_id] = answer

@@ -168,6 +168,56 @@ async def test_a_lost_refund_answer_the_processor_cannot_settle_may_still_be_cha
     ]
 
 
+async def test_a_refund_whose_lost_answer_went_through_records_what_came_back() -> None:
+    """The first void goes through but its answer is lost; the retry finds nothing left to undo
+    and says so (0). The money did come back, by the first try: the compensation records the
+    6000 the processor refunded, not 0."""
+    fakes = processors(card=(DECLINE,), applepay=(REFUND_TIMEOUT_APPLIED, OK))
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+
+    assert result.step_results[0].compensated
+    assert fakes["applepay_sim"].refunded == {"pay_1:step:0": 6000}
+    issued = [event for event in setup.sink.events if isinstance(event, CompensationIssued)]
+    assert [(event.step_index, event.amount, event.succeeded) for event in issued] == [(0, 6000, True)]
+    assert "orchestrator/compensation-failed" not in setup.sink.contract_ids()
+
+
+async def test_a_lost_refund_answer_the_processor_cannot_report_records_what_was_asked() -> None:
+    """As above, but the processor's status cannot tell what it refunded: the retry found nothing
+    left of a charge known to hold 6000, so the 6000 the lost try asked for came back."""
+    fakes = processors(card=(DECLINE,), applepay=(REFUND_TIMEOUT_APPLIED, OK), applepay_status=("unknown",))
+    setup = rig(fakes)
+    result = await setup.service.pay(request(10_000))
+
+    assert result.step_results[0].compensated
+    assert fakes["applepay_sim"].status_calls == 1
+    issued = [event for event in setup.sink.events if isinstance(event, CompensationIssued)]
+    assert [(event.step_index, event.amount, event.succeeded) for event in issued] == [(0, 6000, True)]
+
+
+async def test_an_unsettled_charge_voided_by_a_try_whose_answer_was_lost_is_recorded() -> None:
+    """A charge in doubt (its status unknown) is voided; the first void goes through but its
+    answer is lost, and the retry finds nothing left. The void is still recorded, with its amount."""
+    fakes = processors()
+    fakes["stripe_sim"] = ScriptedProcessor(
+        "stripe_sim",
+        (TIMEOUT_CHARGED, NETWORK),
+        refund_script=(REFUND_TIMEOUT_APPLIED, OK),
+        status_script=("unknown", "ledger"),
+    )
+    setup = rig(fakes, merchant(max_attempts=2))
+    result = await setup.service.pay(request(10_000))
+
+    assert result.status is PaymentStatus.FAILED
+    assert fakes["stripe_sim"].refunded == {"pay_1:step:1": 4000}
+    issued = [event for event in setup.sink.events if isinstance(event, CompensationIssued)]
+    assert [(e.step_index, e.processor_id, e.amount, e.succeeded) for e in issued] == [
+        (1, "stripe_sim", 4000, True),
+        (0, "applepay_sim", 6000, True),
+    ]
+
+
 async def test_a_transient_refund_failure_is_retried() -> None:
     fakes = processors(card=(DECLINE,), applepay=(NETWORK, OK))
     setup = rig(fakes)

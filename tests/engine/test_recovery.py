@@ -134,6 +134,19 @@ async def test_a_processor_that_cannot_say_leaves_the_payment_for_the_next_start
         await _recover(events, processors, PartialPolicy.ALL_OR_NOTHING)
 
 
+async def test_a_status_query_that_cannot_answer_once_is_asked_again() -> None:
+    """One lost status answer (a query that timed out) does not leave the payment, and its
+    idempotency key, stuck until the next start: the processor is asked again and answers."""
+    processors = _processors(status_script=("unknown", "ledger"))
+    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+
+    recovered, types, _ = await _recover(events, processors, PartialPolicy.ALL_OR_NOTHING)
+
+    assert recovered.result.status is PaymentStatus.SUCCEEDED
+    assert processors["stripe_sim"].status_calls == 2
+    assert types == ["StepSucceeded", "PaymentCompleted"]
+
+
 async def test_a_finished_or_refused_payment_is_not_interrupted() -> None:
     events = await _events_of_a_paid_split(_processors())
 

@@ -8,6 +8,11 @@ and committed with the next batch, in order:
 * every other event, violation and result is queued; :meth:`DuckDBRecords.sync`, which the API
   calls before it answers a payment, returns once everything queued so far is committed, so the
   answer never gets ahead of the payment's terminal event, its result and its idempotency key.
+* a payment's terminal event (``PaymentCompleted`` or ``PaymentFailed``) waits for its result and
+  is committed with it, in one transaction: a crash between two batches could otherwise keep the
+  ended payment without its result (``GET`` would not find it, and its idempotency key would stay
+  in flight, since crash recovery finishes only payments without a terminal event). ``sync``
+  queues any terminal event still waiting, so none is ever left behind.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import pyarrow as pa
 
 from engine.complaints import Complaint
 from engine.contracts import ContractViolation, Severity
-from engine.events import DomainEvent, StepAttempted
+from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, StepAttempted
 from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
@@ -188,6 +193,8 @@ class DuckDBRecords:
 
     def __init__(self, writer: Writer) -> None:
         self._writer = writer
+        #: Terminal events waiting for their payment's result, by payment id (see the module text).
+        self._endings: dict[str, Write] = {}
         self._event_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "events")) + 1)
         self._violation_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "violations")) + 1)
 
@@ -197,8 +204,11 @@ class DuckDBRecords:
 
     async def emit(self, event: DomainEvent) -> None:
         write = Write(EVENTS, (next(self._event_seq), event))
-        if type(event) is StepAttempted:
+        kind = type(event)
+        if kind is StepAttempted:
             await self._writer.submit_and_wait(write)
+        elif kind is PaymentCompleted or kind is PaymentFailed:
+            self._endings[event.payment_id] = write
         else:
             self._writer.submit(write)
 
@@ -213,10 +223,16 @@ class DuckDBRecords:
             datetime.now(UTC),
             document.decode(),
         )
-        self._writer.submit(Write(PAYMENTS, row))
+        write = Write(PAYMENTS, row)
+        ending = self._endings.pop(result.payment_id, None)
+        self._writer.submit(write if ending is None else Write.together(ending, write))
 
     async def sync(self) -> None:
         """Return once everything recorded so far is committed."""
+        endings = self._endings
+        while endings:  # a terminal event whose result never came (a fault between them)
+            _, ending = endings.popitem()
+            self._writer.submit(ending)
         await self._writer.submit_and_wait(Write(None))
 
     def admit(self) -> None:

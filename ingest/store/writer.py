@@ -79,12 +79,13 @@ class Write:
     """One row for ``table`` (its values in column order, or what the table's ``convert`` takes);
     or, with ``apply``, statements run on the connection in queue order (rare writes such as a
     key's deletion: the rows queued before are inserted first); or, with neither, a marker whose
-    ``done`` resolves with the commit of everything queued before it.
+    ``done`` resolves with the commit of everything queued before it. :meth:`together` joins
+    rows that must be committed in one transaction.
 
     A plain class: one is made for every event, and a dataclass's constructor cost several times
     as much."""
 
-    __slots__ = ("apply", "done", "row", "table")
+    __slots__ = ("apply", "done", "joined", "row", "table")
 
     def __init__(
         self,
@@ -96,6 +97,18 @@ class Write:
         self.row = row
         self.apply = apply
         self.done: asyncio.Future[None] | None = None
+        self.joined: tuple[tuple[Table, Any], ...] = ()  # (table, row) of each write joined
+
+    @classmethod
+    def together(cls, *writes: Write) -> Write:
+        """One write of the rows of ``writes`` (each a row for a table), committed in the same
+        transaction whatever the batch around them: a crash keeps all of them or none."""
+        joined = cls(None)
+        for write in writes:
+            if write.table is None or write.apply is not None:
+                raise ValueError("only rows for tables can be written together")
+            joined.joined += ((write.table, write.row),)
+        return joined
 
 
 _STOP = object()
@@ -223,8 +236,7 @@ class Writer:
     def _commit(self, batch: Sequence[Write]) -> None:
         error: BaseException | None = None
         try:
-            self._write(batch)
-            self.rows_written += len(batch)
+            self.rows_written += len(batch) + self._write(batch)
             self.batches_written += 1
         except Exception as exc:
             logger.exception("store: a batch of %d writes could not be committed", len(batch))
@@ -235,8 +247,10 @@ class Writer:
             with contextlib.suppress(RuntimeError):  # a closed loop: nobody is left to tell
                 loop.call_soon_threadsafe(_settle, waiting, error)
 
-    def _write(self, batch: Sequence[Write]) -> None:
+    def _write(self, batch: Sequence[Write]) -> int:
+        """Commit ``batch``; returns how many more rows than writes it held (joined writes)."""
         connection = self._connection
+        extra = 0
         connection.begin()
         written: dict[str, int] = {}
         try:
@@ -245,10 +259,18 @@ class Writer:
                 if write.apply is not None:
                     self._flush(rows, written)  # statements see every row queued before them
                     write.apply(connection)
-                elif write.table is not None:
+                    continue
+                if write.table is not None:
                     convert = write.table.convert
                     row = write.row if convert is None else convert(write.row)
                     rows.setdefault(write.table, []).append(row)
+                elif write.joined:
+                    extra += len(write.joined) - 1
+                    for table, joined_row in write.joined:
+                        convert = table.convert
+                        rows.setdefault(table, []).append(
+                            joined_row if convert is None else convert(joined_row)
+                        )
             self._flush(rows, written)
             connection.commit()
         except BaseException:
@@ -257,6 +279,7 @@ class Writer:
         counts = self.rows_by_table
         for name, count in written.items():
             counts[name] = counts.get(name, 0) + count
+        return extra
 
     def _flush(self, rows: dict[Table, list[tuple[Any, ...]]], written: dict[str, int]) -> None:
         for table, table_rows in rows.items():

@@ -16,6 +16,7 @@ import duckdb
 import orjson
 
 from engine.config import StoreConfig
+from engine.events import PaymentCompleted, PaymentFailed
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
@@ -221,3 +222,41 @@ async def test_a_repeat_replays_while_the_writer_is_behind(tmp_path: Path) -> No
     assert (repeat.status, repeat.headers["idempotent-replayed"]) == (200, "true")  # not "busy"
     assert repeat.body == first.body
     assert new.status == 503
+
+
+async def test_a_payments_terminal_event_is_committed_with_its_result(tmp_path: Path) -> None:
+    # One write per batch: a terminal event queued apart from its result would be committed
+    # alone, and a crash right after would keep an ended payment that GET cannot find and whose
+    # key crash recovery never answers.
+    async with running(tmp_path, store=StoreConfig(max_rows=1)) as app:
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        batches: list[list[tuple[str, object]]] = []
+        write_batch = writer._write
+
+        def recording(batch: list[Write]) -> int:
+            rows: list[tuple[str, object]] = []
+            for write in batch:
+                for table, row in [(write.table, write.row)] if write.table is not None else write.joined:
+                    rows.append((table.name, row[1] if table.name == "events" else row[0]))
+            batches.append(rows)
+            return int(write_batch(batch))
+
+        writer._write = recording
+        declined = (
+            b'{"amount": "$100.00", "currency": "USD", "metadata": {"card_number": "4000000000000002"}}'
+        )
+        answers = [await pay(app, key="ends-1"), await pay(app, body=b'{"amount": 1, "currency": "XXX"}')]
+        answers.append(await pay(app, body=declined))
+
+    assert [answer.status for answer in answers] == [200, 422, 200], [a.body for a in answers]
+    terminal = [
+        (index, event.payment_id, type(event).__name__)
+        for index, rows in enumerate(batches)
+        for table, event in rows
+        if isinstance(event, PaymentCompleted | PaymentFailed) and table == "events"
+    ]
+    kinds = [kind for _, _, kind in terminal]
+    # The split that succeeded, the declined card's that failed (the refusal has no terminal event).
+    assert sorted(type_ for type_ in kinds) == ["PaymentCompleted", "PaymentFailed"]
+    for index, payment_id, _ in terminal:
+        assert ("payments", payment_id) in batches[index], f"batch {index} holds no result for {payment_id}"

@@ -182,3 +182,19 @@ async def test_waiters_on_other_loops_are_not_mixed_up(tmp_path: Path) -> None:
     results = await asyncio.gather(*(writer.submit_and_wait(Write(NOTES, (n, "x"))) for n in range(50)))
     assert results == [None] * 50
     writer.close()
+
+
+async def test_writes_joined_together_are_committed_in_one_batch_and_counted_each(tmp_path: Path) -> None:
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path, max_rows=1)
+    await writer.submit_and_wait(Write(None))
+    batches = writer.batches_written
+    writer.submit(Write.together(Write(NOTES, (1, "ended")), Write(NOTES, (2, "its result"))))
+    await writer.submit_and_wait(Write(None))
+
+    assert writer.batches_written == batches + 2  # the joined rows, then the marker
+    assert writer.rows_written == 1 + 1 + 2 + 1  # the table, a marker, two joined rows, a marker
+    with pytest.raises(ValueError, match="only rows for tables"):
+        Write.together(Write(None))
+    writer.close()
+    assert _notes(path) == [(1, "ended"), (2, "its result")]

@@ -371,9 +371,10 @@ class CompositePaymentService:
                 # in its place. 0 means the key holds nothing any more (refunded before, say by a
                 # compensation a crash cut short): nothing is held, and nothing was returned now.
                 returned = response.amount_cents
-                if returned == 0 and in_doubt:
-                    # Nothing left to undo, because the try whose answer was lost did undo it: what
-                    # the processor says it refunded came back (when it cannot say, what that try
+                if returned == 0 and (in_doubt or not unsettled):
+                    # Nothing left to undo of a charge known to be held: something undid it before,
+                    # a try whose answer was lost or a compensation a crash kept from its event.
+                    # What the processor says it refunded came back (when it cannot say, what was
                     # asked for; all the key held is not known here).
                     asked = 0 if whole else amount_cents
                     returned = await self._refunded(ctx, merchant, processor, request.idempotency_key, asked)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from engine.error_codes import ErrorCode
-from engine.events import DomainEvent, StepAttempted, StepSucceeded
+from engine.events import CompensationIssued, DomainEvent, StepAttempted, StepSucceeded
 from engine.methods import PartialPolicy
 from engine.processor import Processor
 from engine.recovery import Recovered, Unsettled, interrupted, recover_payment
@@ -153,3 +153,29 @@ async def test_a_finished_or_refused_payment_is_not_interrupted() -> None:
     assert not interrupted(events)
     assert interrupted(events[:-1])
     assert not interrupted([])
+
+
+async def test_a_refund_made_before_the_crash_is_recorded_with_what_it_returned() -> None:
+    processors = _processors()
+    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+    processors["stripe_sim"].held.pop(KEY_1)  # the card leg never charged
+    # The crash came after compensation refunded the Apple Pay leg, before its event was written.
+    apple_pay = processors["applepay_sim"]
+    apple_pay.refunded[KEY_0] = apple_pay.held.pop(KEY_0)
+
+    config = merchant(PartialPolicy.ALL_OR_NOTHING)
+    restarted = rig(processors, config)
+    recovered = await recover_payment(
+        events,
+        service=restarted.service,
+        processors={ProcessorId(name): p for name, p in processors.items()},
+        merchant=config,
+        sink=restarted.sink,
+        clock=restarted.clock,
+    )
+
+    assert recovered.result.status is PaymentStatus.FAILED
+    assert restarted.sink.types() == ["StepFailed", "CompensationIssued", "PaymentFailed"]
+    compensation = next(e for e in restarted.sink.events if type(e) is CompensationIssued)
+    assert (compensation.amount, compensation.succeeded) == (6000, True)  # not the 0 left to refund
+    assert recovered.result.total_processed == 0

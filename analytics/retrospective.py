@@ -186,8 +186,11 @@ def retrospective(
     both = counts.join(reports, on="contract_id", how="full", coalesce=True).with_columns(
         pl.col("count").fill_null(0), pl.col("external_reports").fill_null(0)
     )
+    # The share is divided out, not the threshold multiplied: 7 complaints against 25 violations
+    # are 28 %, but 25 * 0.28 is 7.000000000000001 in floating point. A quotient of two counts
+    # rounds to the same float as a ratio written with the same value.
     mismatch = (pl.col("external_reports") >= rule.min_reports) & (
-        (pl.col("count") == 0) | (pl.col("external_reports") >= pl.col("count") * rule.min_ratio)
+        (pl.col("count") == 0) | (pl.col("external_reports") / pl.col("count") >= rule.min_ratio)
     )
     return (
         both.join(known, on="contract_id", how="left")

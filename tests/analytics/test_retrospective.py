@@ -534,6 +534,24 @@ def test_the_default_rule_at_its_boundary(count: int, reports: int, mismatch: bo
     assert rows_by_id(result) == {"router/timeout": (count, reports, mismatch)}
 
 
+@pytest.mark.parametrize(
+    ("min_ratio", "count", "reports"),
+    [(0.28, 25, 7), (0.14, 50, 7), (0.07, 100, 7), (0.035, 200, 7), (0.275, 200, 55)],
+)
+def test_complaints_exactly_at_a_configured_ratio_are_a_mismatch(
+    min_ratio: float, count: int, reports: int
+) -> None:
+    # reports / count == min_ratio exactly, though count * min_ratio is a hair above reports in
+    # floating point (25 * 0.28 == 7.000000000000001).
+    assert Fraction(reports, count) == Fraction(str(min_ratio))
+    recorded = counted_violations({"router/timeout": count})
+    rule = MismatchRule(min_ratio=min_ratio)
+
+    result = run(recorded, explicit_complaints({"router/timeout": reports}), rule)
+
+    assert rows_by_id(result) == {"router/timeout": (count, reports, True)}
+
+
 # Each contract: (violations, complaints) and whether it is a mismatch under the default rule and
 # under min_ratio 0.5, min_reports 3.
 RULE_CASES = {

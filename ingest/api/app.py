@@ -509,10 +509,19 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         return Response(parts.metrics.render(), media_type=CONTENT_TYPE)
 
 
-def _aware(value: datetime | None, name: str) -> datetime | None:
-    if value is None or value.tzinfo is not None:
-        return value
-    return value.replace(tzinfo=UTC)
+def _received_at(value: datetime | None) -> datetime | None:
+    """A complaint's ``received_at`` in UTC (a naive one is UTC); 422 when UTC has no such time
+    (``0001-01-01T00:00:00+01:00``), as for the time parameters of the reads."""
+    if value is None:
+        return None
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:
+        raise ApiProblem(
+            "validation_failed",
+            "`received_at` is outside the years 1 to 9999 in UTC.",
+            errors=[FieldError("received_at", "out_of_range", "is outside the years 1 to 9999 in UTC")],
+        ) from None
 
 
 #: The complaint's fields that name something: a card number in one is refused, not masked.
@@ -575,12 +584,12 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
                 FieldError("contract_id", "unknown_contract", f"{body.contract_id!r} is not in the registry")
             ],
         )
-    received = _aware(body.received_at, "received_at") or parts.clock.now()
+    received = _received_at(body.received_at) or parts.clock.now().astimezone(UTC)
     try:
         return Complaint(
             complaint_id=body.complaint_id or new_id("cmp"),
             merchant_id=MerchantId(merchant_id),
-            received_at=received.astimezone(UTC),
+            received_at=received,
             category=body.category,
             # Free text from a merchant's support desk: a card number in it is kept masked only.
             description=mask_card_numbers(body.description),

@@ -644,6 +644,26 @@ async def test_a_complaint_may_name_an_issued_id_whose_digits_pass_luhn(app: obj
     assert filed.json()["request_id"] == old_request_id
 
 
+@pytest.mark.parametrize("received_at", ["0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"])
+async def test_a_complaint_received_outside_the_years_utc_can_hold_is_422(
+    either_app: object, received_at: str
+) -> None:
+    refused = await complain(either_app, ACME, complaint_id="ticket-9", received_at=received_at)
+    filed = await complain(either_app, ACME, complaint_id="ticket-9", received_at="0001-01-01T01:00:00+01:00")
+
+    assert refused.status == 422, refused.body
+    assert refused.json()["errors"] == [
+        {
+            "field": "received_at",
+            "code": "out_of_range",
+            "message": "is outside the years 1 to 9999 in UTC",
+            "severity": "error",
+        }
+    ]
+    # Nothing was kept of the refused one: its id is free, and the earliest time UTC holds is taken.
+    assert (filed.status, filed.json()["received_at"]) == (201, "0001-01-01T00:00:00Z")
+
+
 async def test_an_admin_files_complaints_only_for_configured_merchants(app: object) -> None:
     known = await complain(app, ADMIN, merchant_id="m_globex")
     unknown = await complain(app, ADMIN, merchant_id="m_nope")

@@ -58,6 +58,7 @@ from ingest.api.schemas import (
     ProblemOut,
     RetrospectiveOut,
     ViolationsOut,
+    iso_only,
 )
 from ingest.api.settings import Settings
 from ingest.codec.result_json import utc_timestamp, violation_to_json
@@ -248,19 +249,8 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
     return FieldError(".".join(str(part) for part in location[1:]) or "body", code, message)
 
 
-_NUMBER = re.compile(r"\s*[+-]?\d+(?:\.\d*)?\s*")
-
-
-def _iso_only(value: object) -> object:
-    # Pydantic reads a bare number as a Unix time (``to=0.5`` would be 1970); these parameters
-    # are ISO 8601 only, as documented.
-    if isinstance(value, str) and _NUMBER.fullmatch(value):
-        raise ValueError("must be an ISO 8601 date or date-time, not a number")
-    return value
-
-
 #: A time query parameter: ISO 8601 (a naive one is UTC), never a bare number.
-IsoMoment = Annotated[datetime, BeforeValidator(_iso_only)]
+IsoMoment = Annotated[datetime, BeforeValidator(iso_only)]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from the config file.")
 

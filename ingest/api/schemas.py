@@ -9,10 +9,11 @@ intake, unlike payments, whose body the permissive parser reads (it is described
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from ingest.parsing import KEY_RULE
@@ -99,6 +100,18 @@ class ProblemOut(BaseModel):
     errors: list[ProblemErrorOut] | None = None
 
 
+_NUMBER = re.compile(r"\s*[+-]?\d+(?:\.\d*)?\s*")
+
+
+def iso_only(value: object) -> object:
+    """A time field's input, refused when it is a number (:class:`ValueError`). Pydantic would read
+    one as a Unix time, in seconds or, past 2e10, milliseconds (``1763000000`` and
+    ``1763000000000`` the same moment; ``to=0.5`` 1970); payorch's times are ISO 8601 only."""
+    if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        raise ValueError("must be an ISO 8601 date or date-time, not a number")
+    return value
+
+
 class ComplaintIn(BaseModel):
     """A merchant complaint (PRODUCT.md section 9). A merchant key files for its own merchant
     (``merchant_id`` may be left out); an admin key must name the merchant."""
@@ -107,7 +120,7 @@ class ComplaintIn(BaseModel):
 
     complaint_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
     merchant_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
-    received_at: datetime | None = None
+    received_at: Annotated[datetime | None, BeforeValidator(iso_only)] = None
     category: str = Field(min_length=1, max_length=255, pattern=ID_PATTERN)
     description: str = Field(default="", max_length=5000)
     payment_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)

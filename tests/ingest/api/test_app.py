@@ -664,6 +664,20 @@ async def test_a_complaint_received_outside_the_years_utc_can_hold_is_422(
     assert (filed.status, filed.json()["received_at"]) == (201, "0001-01-01T00:00:00Z")
 
 
+@pytest.mark.parametrize("received_at", [1763000000, 1763000000000, 1763000000.5, "1763000000", " 0 "])
+async def test_a_complaint_received_at_a_number_is_422_not_a_unix_time(
+    app: object, received_at: object
+) -> None:
+    # Read as a Unix time, 1763000000 (seconds) and 1763000000000 (milliseconds) were both filed
+    # as 2025-11-13T02:13:20Z; section 9 of the contract says ISO 8601.
+    refused = await complain(app, ACME, received_at=received_at)
+
+    assert refused.status == 422, refused.body
+    errors: list[dict[str, object]] = refused.json()["errors"]  # type: ignore[assignment]
+    assert [(error["field"], error["code"]) for error in errors] == [("received_at", "value_error")]
+    assert "ISO 8601" in str(errors[0]["message"])
+
+
 async def test_an_admin_files_complaints_only_for_configured_merchants(app: object) -> None:
     known = await complain(app, ADMIN, merchant_id="m_globex")
     unknown = await complain(app, ADMIN, merchant_id="m_nope")

@@ -200,6 +200,7 @@ class Front:
         self.parts = parts
         self.limit = parts.settings.max_body_bytes
         self.spans = parts.telemetry.spans if parts.telemetry is not None else None
+        self.metrics = parts.metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -209,7 +210,10 @@ class Front:
         scope.setdefault("state", {})["request_id"] = request_id
         spans = self.spans
         if spans is None:
-            await self._route(scope, receive, send, request_id)
+            try:
+                await self._route(scope, receive, send, request_id)
+            finally:
+                self._count(scope)
             return
         method: str = scope["method"]
         attributes: dict[str, str | int] = {HTTP_METHOD: method, URL_PATH: scope["path"]}
@@ -237,6 +241,16 @@ class Front:
                 record.failed = record.failed or status >= 500
             spans.end_server(record, span_token)
             current_request.reset(token)
+            self._count(scope)
+
+    def _count(self, scope: Scope) -> None:
+        path = getattr(scope.get("route"), "path", None)
+        status = scope["state"].get(STATUS_KEY)
+        self.metrics.count_response(
+            scope["method"],
+            path if isinstance(path, str) else None,
+            status if isinstance(status, int) else None,
+        )
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
         if scope["path"] == PAYMENTS_PATH and scope["method"] == "POST":

@@ -4,7 +4,8 @@ Labels never carry merchant, request or payment ids, nor free text: a validation
 is reduced to its canonical top-level name (``metadata.note`` counts as ``metadata``).
 
 Beyond section 8: ``payorch_payment_latency_seconds{status}`` (a payment from request to answer),
-``payorch_observer_dropped_total{signal}`` (telemetry dropped: a full buffer, a failed export), and
+``payorch_observer_dropped_total{signal}`` (telemetry dropped: a full buffer, a failed export),
+``payorch_http_responses_total{method,route,code}`` (every answer, by route template), and
 what crash recovery did at start (``payorch_recovery_payments_total{outcome}``,
 ``payorch_recovery_attempts_settled_total``).
 Latency histograms have a bucket on every merchant's latency objective and processor timeout,
@@ -32,6 +33,7 @@ from engine.contracts import ContractViolation
 from engine.validation import ValidationIssue
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _FIELDS = frozenset({"body", "merchant_id", "amount", "currency", "method", "metadata", "idempotency_key"})
 #: Seconds; every SLO threshold and timeout of the configuration is added to these.
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -134,6 +136,12 @@ class ApiMetrics:
             "Attempts of interrupted payments settled with their processors at start.",
             registry=registry,
         )
+        self.responses = Counter(
+            "payorch_http_responses_total",
+            "HTTP responses by method, route template (unmatched: no route) and status code.",
+            ["method", "route", "code"],
+            registry=registry,
+        )
         self.queue_depth = Gauge(
             "payorch_event_queue_depth",
             "Writes waiting for the store's writer thread.",
@@ -145,6 +153,7 @@ class ApiMetrics:
         self._children: dict[tuple[object, ...], Counter] = {}
         self._histograms: dict[tuple[object, ...], Histogram] = {}
         self._issues: dict[tuple[str, str], Counter] = {}  # several per payment: a dict of its own
+        self._responses: dict[tuple[str, str | None, int | None], Counter] = {}
 
     # -- wiring ------------------------------------------------------------------------------------
 
@@ -178,6 +187,19 @@ class ApiMetrics:
         if child is None:
             child = self._histograms[key] = metric.labels(label)
         return child
+
+    def count_response(self, method: str, route: str | None, status: int | None) -> None:
+        """One HTTP response; ``route`` is the matched route's template (``None``: no route
+        matched), ``status`` ``None`` when none was sent. Labels stay bounded: an unknown method
+        is ``other``, a path that matched no route ``unmatched``."""
+        if method not in _METHODS:
+            method = "other"  # before the cache too: any token is a method to HTTP
+        key = (method, route, status)
+        child = self._responses.get(key)
+        if child is None:
+            labels = (method, route or "unmatched", "none" if status is None else str(status))
+            child = self._responses[key] = self.responses.labels(*labels)
+        child.inc()
 
     def count_payment(self, status: str) -> None:
         self._child(self.payments, status).inc()

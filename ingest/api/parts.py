@@ -38,6 +38,7 @@ from ingest.store.writer import Writer
 
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTLP_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+OTEL_DISABLED_ENV = "OTEL_SDK_DISABLED"
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +178,8 @@ def span_exporter(settings: Settings) -> SpanExporter | None:
     if settings.span_exporter is not None:
         return settings.span_exporter
     environ = settings.environ
+    if environ.get(OTEL_DISABLED_ENV, "").strip().lower() == "true":
+        return None  # the specification's switch for the whole SDK
     # The base URL gets the signal's path, as the specification says; the traces-only variable
     # is taken whole, and enough on its own. Headers, timeout and compression come from the
     # standard OTEL_EXPORTER_OTLP_* variables of the process.

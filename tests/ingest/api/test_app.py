@@ -745,3 +745,27 @@ async def test_a_401_says_what_is_wrong_with_the_key(
     detail = str(answer.json()["detail"])
     assert reason in detail
     assert "sk_wrong" not in detail
+
+
+async def test_every_response_is_counted_by_method_route_and_status(app: object) -> None:
+    await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 500}'))
+    await call(app, "POST", "/v1/payments", [JSON], body_of(b'{"amount": 500}'))
+    await call(app, "GET", "/v1/payments/pay_nobody", [ACME], body_of(b""))
+    for path in ("/v1/nowhere/1", "/v1/nowhere/2"):  # no route: one label, not one per path
+        await call(app, "GET", path, [ACME], body_of(b""))
+    await call(app, "BREW", "/v1/payments", [ACME], body_of(b""))
+    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+
+    counted = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total"
+    }
+    assert counted == {
+        (("code", "200"), ("method", "POST"), ("route", "/v1/payments")): 1,
+        (("code", "401"), ("method", "POST"), ("route", "/v1/payments")): 1,
+        (("code", "404"), ("method", "GET"), ("route", "/v1/payments/{payment_id}")): 1,
+        (("code", "404"), ("method", "GET"), ("route", "unmatched")): 2,
+        (("code", "405"), ("method", "other"), ("route", "/v1/payments")): 1,
+    }

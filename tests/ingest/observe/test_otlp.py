@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from ingest.api.app import create_app
 from ingest.api.parts import span_exporter
 from ingest.api.settings import Settings
@@ -58,3 +60,17 @@ async def test_the_traces_only_variable_is_enough_on_its_own(tmp_path: Path, col
 
 def test_without_the_variable_nothing_is_exported(tmp_path: Path) -> None:
     assert span_exporter(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ={})) is None
+
+
+@pytest.mark.parametrize("value", ["true", "TRUE", " True "])
+def test_the_sdk_switch_turns_export_off_whatever_names_a_collector(tmp_path: Path, value: str) -> None:
+    environ = {
+        "OTEL_SDK_DISABLED": value,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces",
+    }
+    assert span_exporter(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ=environ)) is None
+    environ["OTEL_SDK_DISABLED"] = "false"
+    assert (
+        span_exporter(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ=environ)) is not None
+    )

@@ -77,6 +77,13 @@ class CircuitBreaker:
             self._opened_at = now
             self._probe_in_flight = False
 
+    def abandon(self) -> None:
+        """An attempt let through ended without an answer (its record failed, its payment was
+        cancelled): it says nothing about the processor, so a half-open circuit's probe is free
+        again. Left taken, the circuit would skip the processor until the process restarts."""
+        if self._state is CircuitState.HALF_OPEN:
+            self._probe_in_flight = False
+
     def record_neutral(self) -> None:
         """The processor answered sanely (a decline, a card error): it is healthy, the probe is over."""
         self.record_success()

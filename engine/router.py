@@ -175,7 +175,11 @@ class Router:
                 skipped.append(processor_id)
                 continue
             last = processor_id
-            at = await self._at_processor(ctx, request, processor, breaker, merchant, attempts)
+            try:
+                at = await self._at_processor(ctx, request, processor, breaker, merchant, attempts)
+            except BaseException:
+                breaker.abandon()
+                raise
             attempts += at.attempts
             latency += at.latency_ms
             if at.charged:

@@ -11,12 +11,14 @@ from engine.circuit_breaker import BreakerPolicy, CircuitBreaker, CircuitState
 from engine.config import RetryPolicy
 from engine.error_codes import ErrorCode
 from engine.errors import ConfigError
+from engine.events import DomainEvent, StepAttempted
 from engine.guard import guarded_charge, guarded_refund, guarded_status
 from engine.methods import PaymentMethod
 from engine.money import Currency
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
 from engine.types import PaymentId, ProcessorId
-from tests.engine.fakes import FixedRandom, ManualClock
+from tests.engine.fakes import TIMEOUT_UNCHARGED, FixedRandom, InMemorySink, ManualClock, ScriptedProcessor
+from tests.engine.harness import rig
 
 REQUEST = ChargeRequest(PaymentId("pay_1"), 0, "pay_1:step:0", 500, Currency("USD"), PaymentMethod.CARD)
 REFUND = RefundRequest(PaymentId("pay_1"), 0, "pay_1:step:0", 500, Currency("USD"))
@@ -233,3 +235,50 @@ async def test_a_deadline_reaches_an_adapter_that_answered_its_first_step_at_onc
     assert response.error_code is ErrorCode.TIMEOUT
     assert problem is not None
     assert problem.contract_id == "router/timeout"
+
+
+class _FailingRecord(InMemorySink):
+    """A sink whose record of the first attempt fails (a commit the disk refused)."""
+
+    async def emit(self, event: DomainEvent) -> None:
+        if type(event) is StepAttempted and not any(type(e) is StepAttempted for e in self.events):
+            self.events.append(event)
+            raise OSError("the disk refused the commit")
+        await super().emit(event)
+
+
+async def test_a_probe_that_ends_without_an_answer_frees_the_half_open_circuit() -> None:
+    paid = rig(
+        {"applepay_sim": ScriptedProcessor("applepay_sim"), "stripe_sim": ScriptedProcessor("stripe_sim")},
+        breaker=BreakerPolicy(failure_threshold=1, cool_down_s=5),
+        sink_factory=lambda _: _FailingRecord(),
+    )
+    breaker = paid.router.breakers[ProcessorId("applepay_sim")]
+    breaker.record_failure(paid.clock.monotonic())
+    paid.clock.advance(6)  # cooled down: the next attempt is the half-open circuit's probe
+
+    with pytest.raises(OSError, match="disk refused"):
+        await paid.pay()
+
+    assert state(breaker) is CircuitState.HALF_OPEN
+    assert breaker.allow(paid.clock.monotonic())  # the next payment may probe
+
+
+async def test_a_probe_cancelled_with_its_payment_frees_the_half_open_circuit() -> None:
+    hanging = ScriptedProcessor("applepay_sim", [TIMEOUT_UNCHARGED])
+    paid = rig(
+        {"applepay_sim": hanging, "stripe_sim": ScriptedProcessor("stripe_sim")},
+        breaker=BreakerPolicy(failure_threshold=1, cool_down_s=5),
+    )
+    breaker = paid.router.breakers[ProcessorId("applepay_sim")]
+    breaker.record_failure(paid.clock.monotonic())
+    paid.clock.advance(6)
+
+    payment = asyncio.create_task(paid.pay())
+    while not hanging.calls:
+        await asyncio.sleep(0)
+    payment.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await payment
+
+    assert breaker.allow(paid.clock.monotonic())

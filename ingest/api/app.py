@@ -499,6 +499,11 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         return Response(parts.metrics.render(), media_type=CONTENT_TYPE)
 
 
+#: How far a complaint's ``received_at`` may lie ahead of the service's clock (the merchant's
+#: support desk keeps its own).
+FUTURE_SLACK = timedelta(minutes=5)
+
+
 def _received_at(value: datetime | None) -> datetime | None:
     """A complaint's ``received_at`` in UTC (a naive one is UTC); 422 when UTC has no such time
     (``0001-01-01T00:00:00+01:00``), as for the time parameters of the reads."""
@@ -574,7 +579,16 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
                 FieldError("contract_id", "unknown_contract", f"{body.contract_id!r} is not in the registry")
             ],
         )
-    received = _received_at(body.received_at) or parts.clock.now().astimezone(UTC)
+    now = parts.clock.now().astimezone(UTC)
+    received = _received_at(body.received_at) or now
+    if received > now + FUTURE_SLACK:
+        # A complaint cannot be received later than it is filed; kept, it would stay out of every
+        # report until its time came. Clocks may differ by a little: that much is let through.
+        raise ApiProblem(
+            "validation_failed",
+            "`received_at` is in the future.",
+            errors=[FieldError("received_at", "in_the_future", f"is after now ({now.isoformat()})")],
+        )
     try:
         return Complaint(
             complaint_id=body.complaint_id or new_id("cmp"),

@@ -8,6 +8,7 @@ import gzip
 import html
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -769,3 +770,18 @@ async def test_every_response_is_counted_by_method_route_and_status(app: object)
         (("code", "404"), ("method", "GET"), ("route", "unmatched")): 2,
         (("code", "405"), ("method", "other"), ("route", "/v1/payments")): 1,
     }
+
+
+async def test_a_complaint_received_in_the_future_is_422(app: object) -> None:
+    now = datetime.now(UTC)
+    ahead = await complain(
+        app, ACME, complaint_id="t-ahead", received_at=(now + timedelta(days=1)).isoformat()
+    )
+    skewed = await complain(
+        app, ACME, complaint_id="t-skew", received_at=(now + timedelta(minutes=1)).isoformat()
+    )
+
+    assert ahead.status == 422, ahead.body
+    errors: list[dict[str, object]] = ahead.json()["errors"]  # type: ignore[assignment]
+    assert [(error["field"], error["code"]) for error in errors] == [("received_at", "in_the_future")]
+    assert skewed.status == 201, skewed.body  # a clock a minute ahead of the service's is let through

@@ -33,6 +33,7 @@ from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
 from ingest.observe.telemetry import GlobalTags
 from ingest.store.reads import ReportTables, Window
+from payorch.http_guard import GuardedHttpToolsProtocol
 
 LOGGER = "payorch.serve"
 #: Work that runs in a thread of its own once the server takes requests (the demo's traffic). It
@@ -215,7 +216,7 @@ def run_server(
             log_level="info",
             log_config=None,  # uvicorn's records go to the app's JSON log pipe instead
             access_log=False,
-            http="httptools",
+            http=GuardedHttpToolsProtocol,  # httptools, with a bounded request head
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
             server_header=False,
         ),

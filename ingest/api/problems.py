@@ -60,8 +60,9 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         ),
         "request_timeout": ProblemKind(
             408,
-            "The request body did not arrive in time",
-            "The body was not sent in full within 10 seconds. Nothing was done; send it again.",
+            "The request did not arrive in time",
+            "The request line and headers, or the body, were not sent in full within 10 seconds. "
+            "Nothing was done; send it again.",
         ),
         "idempotency_key_in_use": ProblemKind(
             409,
@@ -91,6 +92,12 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             "This idempotency key was used with a different request body",
             "A key stands for one request. Use a new key for a new payment; the first request's "
             "answer is kept under the key.",
+        ),
+        "headers_too_large": ProblemKind(
+            431,
+            "The request headers are too large",
+            "The request line and header fields together are limited to 32 KiB. Nothing was done; "
+            "send fewer or shorter headers.",
         ),
         "internal_error": ProblemKind(
             500,

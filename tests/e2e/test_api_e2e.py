@@ -213,6 +213,18 @@ def test_body_over_64_kib_is_413(server: Server) -> None:
     assert response.json()["code"] == "payload_too_large"
 
 
+def test_headers_over_32_kib_are_431_and_charge_nothing(server: Server) -> None:
+    key = _key()
+    headers = {**ACME, **key, "X-Padding": "a" * 33_000}
+    response = httpx.post(f"{server.url}/v1/payments", json=SPLIT, headers=headers, timeout=10)
+
+    assert response.status_code == 431
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["code"] == "headers_too_large"
+    replayed = httpx.post(f"{server.url}/v1/payments", json=SPLIT, headers={**ACME, **key}, timeout=10)
+    assert "idempotent-replayed" not in replayed.headers  # the first never reached the service
+
+
 def test_form_encoded_payment(server: Server) -> None:
     response = httpx.post(
         f"{server.url}/v1/payments",

@@ -1,0 +1,157 @@
+"""The HTTP connection of ``payorch serve``: uvicorn's httptools protocol, with the bounds on a
+request's head (its request line and header fields) that uvicorn leaves out.
+
+- A head over :data:`MAX_HEAD_BYTES` is answered 431 ``headers_too_large`` and the connection
+  closed. httptools gathers a header field whole before handing it on, so without a bound one
+  unfinished header of 300 MB held about 520 MB of the server's memory, on one connection.
+- A head must be complete within :data:`HEAD_TIMEOUT_S` of the connection opening or of the
+  previous answer on it: 408 ``request_timeout`` and the connection closed when one has begun, a
+  bare close when nothing came. Without it, a client sending a header line every few seconds (or
+  a bare line break, which begins no request) held its connection, and its file descriptor, for
+  ever.
+- A new connection that sends nothing is closed after uvicorn's keep-alive timeout, as a
+  connection that sends nothing after an answer already is (it was held for ever).
+
+The body has its own limit and deadline in the app (:func:`ingest.api.front.read_body`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import orjson
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from ingest.api.payments import new_id
+from ingest.api.problems import PROBLEMS, problem_document
+
+#: A request line and header fields past this are refused (Node and h11 stop at 16 KiB; room is
+#: left for long trace and baggage headers).
+MAX_HEAD_BYTES = 32 * 1024
+#: As long as a body may take (``ingest.api.settings.BODY_TIMEOUT_S``).
+HEAD_TIMEOUT_S = 10.0
+
+logger = logging.getLogger("payorch.api")
+
+
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools connection, with a bounded request head (the module docstring)."""
+
+    max_head_bytes = MAX_HEAD_BYTES
+    head_timeout_s = HEAD_TIMEOUT_S
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._awaiting_head = True  # no request's head is complete since the last one ended
+        self._head_begun = False
+        #: Bytes received while a head was unfinished: bounds what httptools gathers meanwhile.
+        self._head_bytes = 0
+        #: The current head's size as parsed: its target, and each field's name and value.
+        self._head_size = 0
+        self._oversized = False  # the head parsed was over the limit: it is refused, not run
+        self._heads_completed = 0
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.timeout_keep_alive_task = self.loop.call_later(
+            self.timeout_keep_alive, self.timeout_keep_alive_handler
+        )
+        self._start_head_deadline()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_head_deadline()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        completed = self._heads_completed
+        super().data_received(data)
+        if self._heads_completed != completed:
+            # A head ended in this data; what follows it is body or the next head's beginning.
+            self._head_bytes = 0
+        elif self._awaiting_head:
+            self._head_bytes += len(data)
+        if (self._oversized or self._head_bytes > self.max_head_bytes) and not self.transport.is_closing():
+            detail = f"The request line and headers are over the limit of {self.max_head_bytes} bytes."
+            self._refuse("headers_too_large", detail)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._head_begun = True
+        self._head_size = 0
+
+    def on_url(self, url: bytes) -> None:
+        self._head_size += len(url)
+        if self._head_size <= self.max_head_bytes:
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_size += len(name) + len(value) + 4  # ": " and the line break
+        if self._head_size <= self.max_head_bytes:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._heads_completed += 1
+        self._awaiting_head = self._head_begun = False
+        self._cancel_head_deadline()
+        if self._head_size > self.max_head_bytes:
+            self._oversized = True  # answered by data_received once the parser returns
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self._oversized:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._oversized:
+            return
+        super().on_message_complete()
+        self._awaiting_head = True
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # Not while a pipelined request (started just now) is answered: its head is complete.
+        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+            self._start_head_deadline()
+
+    def _start_head_deadline(self) -> None:
+        self._cancel_head_deadline()
+        self._head_deadline = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+
+    def _cancel_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_timed_out(self) -> None:
+        self._head_deadline = None
+        if self.transport.is_closing():
+            return
+        if not self._head_begun and self._head_bytes == 0:
+            self.transport.close()  # nothing was asked: nobody to answer
+            return
+        detail = f"The request line and headers did not arrive within {self.head_timeout_s:g} s."
+        self._refuse("request_timeout", detail)
+
+    def _refuse(self, code: str, detail: str) -> None:
+        """Answer ``code`` and close: no request is being answered on this connection now (the
+        head deadline runs only between answers), else the connection is closed unanswered."""
+        self._cancel_head_deadline()
+        if self.cycle is not None and not self.cycle.response_complete:
+            self.transport.close()
+            return
+        request_id = new_id("req")
+        logger.warning("refused a request head (%s): %s", code, detail)
+        body = orjson.dumps(problem_document(code, detail, request_id))
+        head = [STATUS_LINE[PROBLEMS[code].status]]
+        for name, value in self.server_state.default_headers:
+            head.append(b"%s: %s\r\n" % (name, value))
+        head.append(b"content-type: application/problem+json\r\n")
+        head.append(b"content-length: %d\r\n" % len(body))
+        head.append(b"request-id: %s\r\n" % request_id.encode())
+        head.append(b"connection: close\r\n\r\n")
+        self.transport.write(b"".join(head) + body)
+        self.transport.close()

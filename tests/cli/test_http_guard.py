@@ -1,0 +1,153 @@
+"""``payorch serve``'s HTTP connection bounds a request's head: one over 32 KiB is 431 (before, any
+size was taken: 300 MB of one unfinished header held about 520 MB of memory), and a head not
+complete in time is 408, a connection that asks nothing closed (before, both were held for ever)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from functools import partial
+
+import orjson
+import pytest
+import uvicorn
+from starlette.types import Receive, Scope, Send
+from uvicorn.server import ServerState
+
+from payorch.http_guard import MAX_HEAD_BYTES, GuardedHttpToolsProtocol
+
+#: Never reached by a passing test: it only keeps a failing one from waiting for ever.
+PATIENCE_S = 30.0
+
+
+class QuickProtocol(GuardedHttpToolsProtocol):
+    head_timeout_s = 0.2
+
+
+class Backend:
+    """An ASGI app that answers 200 ``ok`` and counts the requests it was given."""
+
+    def __init__(self) -> None:
+        self.requests = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        assert scope["type"] == "http"
+        self.requests += 1
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+
+@pytest.fixture
+def backend() -> Backend:
+    return Backend()
+
+
+async def serve(backend: Backend, protocol: type[GuardedHttpToolsProtocol]) -> AsyncIterator[int]:
+    config = uvicorn.Config(backend, http=protocol, lifespan="off", log_config=None)
+    config.load()
+    factory = partial(protocol, config=config, server_state=ServerState(), app_state={})
+    server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+    yield server.sockets[0].getsockname()[1]
+    server.close()
+
+
+@pytest.fixture
+async def port(backend: Backend) -> AsyncIterator[int]:
+    """The port of a server with the deadlines of ``payorch serve``."""
+    async for number in serve(backend, GuardedHttpToolsProtocol):
+        yield number
+
+
+@pytest.fixture
+async def quick_port(backend: Backend) -> AsyncIterator[int]:
+    """The port of a server whose heads must be complete within 0.2 s."""
+    async for number in serve(backend, QuickProtocol):
+        yield number
+
+
+def request(headers: bytes = b"") -> bytes:
+    return b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"
+
+
+async def answers(port: int, *pieces: bytes) -> bytes:
+    """Everything the server sends until it closes, ``pieces`` sent one at a time."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    for piece in pieces:
+        writer.write(piece)
+        await writer.drain()
+        await asyncio.sleep(0.01)  # a piece of its own for the server
+    try:
+        return await asyncio.wait_for(reader.read(), PATIENCE_S)
+    finally:
+        writer.close()
+
+
+def problem(answer: bytes) -> tuple[bytes, dict[str, object]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/problem+json" in head
+    assert b"connection: close" in head
+    document = orjson.loads(body)
+    assert isinstance(document, dict)
+    return head.split(b"\r\n", 1)[0], document
+
+
+async def test_a_head_over_the_limit_is_431_and_never_reaches_the_app(port: int, backend: Backend) -> None:
+    status, document = problem(await answers(port, request(b"X-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n")))
+    assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
+    assert (document["status"], document["code"]) == (431, "headers_too_large")
+    assert backend.requests == 0
+
+
+async def test_many_small_headers_count_as_one_head(port: int, backend: Backend) -> None:
+    many = b"".join(b"X-%d: v\r\n" % number for number in range(MAX_HEAD_BYTES // 8))
+    status, _ = problem(await answers(port, request(many)))
+    assert status.startswith(b"HTTP/1.1 431 ")
+    assert backend.requests == 0
+
+
+async def test_an_unfinished_head_over_the_limit_is_refused_without_waiting_for_its_end(port: int) -> None:
+    third = MAX_HEAD_BYTES // 3
+    start = b"GET /healthz HTTP/1.1\r\nX-Big: "
+    status, _ = problem(await answers(port, start, b"a" * third, b"a" * third, b"a" * third))
+    assert status.startswith(b"HTTP/1.1 431 ")
+
+
+async def test_a_head_not_complete_in_time_is_408(quick_port: int, backend: Backend) -> None:
+    status, document = problem(await answers(quick_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n"))
+    assert status == b"HTTP/1.1 408 Request Timeout"
+    assert (document["code"], document["detail"]) == (
+        "request_timeout",
+        "The request line and headers did not arrive within 0.2 s.",
+    )
+    assert backend.requests == 0
+
+
+async def test_a_connection_that_asks_nothing_is_closed(quick_port: int) -> None:
+    assert await answers(quick_port) == b""
+
+
+async def test_line_breaks_that_begin_no_request_do_not_hold_the_connection(quick_port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", quick_port)
+
+    async def drip() -> None:
+        while not writer.is_closing():
+            writer.write(b"\r\n")
+            await asyncio.sleep(0.05)
+
+    dripping = asyncio.create_task(drip())
+    try:
+        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    except ConnectionResetError:
+        answer = b""  # closed while line breaks were on their way: ended all the same
+    finally:
+        dripping.cancel()
+        writer.close()
+    assert answer == b"" or answer.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_heads_under_the_limit_are_answered_one_after_another(port: int, backend: Backend) -> None:
+    large = request(b"X-Large: " + b"a" * (MAX_HEAD_BYTES - 200) + b"\r\n")
+    closing = request(b"Connection: close\r\n")
+    answer = await answers(port, large, large, closing)
+    assert answer.count(b"HTTP/1.1 200 OK") == 3
+    assert backend.requests == 3

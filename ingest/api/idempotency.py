@@ -60,6 +60,8 @@ class Mismatch:
 @dataclass(frozen=True, slots=True)
 class Replay:
     response: StoredResponse
+    #: Where the owner keeps the body, when it asked the memory to drop it (the body is then empty).
+    locator: int = 0
 
 
 ClaimOutcome = Claimed | InFlight | Mismatch | Replay
@@ -102,12 +104,12 @@ def _form(body: bytes) -> bytes | None:
     return b"form:" + orjson.dumps(fields)
 
 
-#: (fingerprint, created_at, status_code, body, media_type), the status ``None`` while the request
-#: is in flight: one flat tuple, because only an exact tuple of strings, bytes and numbers is
-#: dropped from the garbage collector's view (a nested one stays in view a collection longer), and
-#: a key is kept for a day.
-_Entry = tuple[str, float, int | None, bytes, str]
-_IN_FLIGHT = (None, b"", "")
+#: (fingerprint, created_at, status_code, body, media_type, locator), the status ``None`` while the
+#: request is in flight, the locator 0 unless the body was dropped: one flat tuple, because only an
+#: exact tuple of strings, bytes and numbers is dropped from the garbage collector's view (a nested
+#: one stays in view a collection longer), and a key is kept for a day.
+_Entry = tuple[str, float, int | None, bytes, str, int]
+_IN_FLIGHT = (None, b"", "", 0)
 
 
 class MemoryIdempotencyStore:
@@ -136,38 +138,59 @@ class MemoryIdempotencyStore:
         if entry is None:
             entries[merchant_id, key] = (fingerprint, now, *_IN_FLIGHT)
             return Claimed()
-        stored_fingerprint, _, status_code, body, media_type = entry
+        stored_fingerprint, _, status_code, body, media_type, locator = entry
         if stored_fingerprint != fingerprint:
             return Mismatch()
         if status_code is None:
             return InFlight()
-        return Replay(StoredResponse(status_code, body, media_type))
+        return Replay(StoredResponse(status_code, body, media_type), locator)
 
     async def complete(self, merchant_id: str, key: str, response: StoredResponse) -> None:
         entry = self._entries.get((merchant_id, key))
         if entry is not None:
-            self._entries[merchant_id, key] = (entry[0], entry[1], *response)
+            self._entries[merchant_id, key] = (entry[0], entry[1], *response, 0)
 
     async def release(self, merchant_id: str, key: str) -> None:
         entry = self._entries.get((merchant_id, key))
         if entry is not None and entry[2] is None:
             del self._entries[merchant_id, key]
 
+    def drop_body(self, merchant_id: str, key: str, locator: int) -> None:
+        """Forget an answered key's body, keeping what tells a repeat apart (its fingerprint, its
+        status): for an owner that keeps the body elsewhere, at ``locator`` (not 0). A repeat's
+        :class:`Replay` then holds an empty body (a stored answer never has one) and the locator,
+        for the owner to fill in."""
+        entry = self._entries.get((merchant_id, key))
+        if entry is not None and entry[2] is not None:
+            self._entries[merchant_id, key] = (entry[0], entry[1], entry[2], b"", entry[4], locator)
+
+    @property
+    def body_bytes(self) -> int:
+        """The bytes of the stored answers held in memory."""
+        return sum(len(entry[3]) for entry in self._entries.values())
+
     def restore(
-        self, merchant_id: str, key: str, fingerprint: str, age_s: float, response: StoredResponse | None
+        self,
+        merchant_id: str,
+        key: str,
+        fingerprint: str,
+        age_s: float,
+        response: StoredResponse | None,
+        locator: int = 0,
     ) -> None:
         """Put back a key read from a durable store, ``age_s`` old (``response`` ``None``: its
-        request was in flight when the process stopped). Keys are restored oldest first."""
+        request was in flight when the process stopped; an empty body: kept at ``locator``, as
+        :meth:`drop_body` says). Keys are restored oldest first."""
         created_at = self._now() - max(0.0, age_s)
-        answer = _IN_FLIGHT if response is None else tuple(response)
-        self._entries[merchant_id, key] = (fingerprint, created_at, *answer)  # type: ignore[assignment]
+        answer = _IN_FLIGHT if response is None else (*response, locator)
+        self._entries[merchant_id, key] = (fingerprint, created_at, *answer)
 
     def _expire(self, entries: MutableMapping[tuple[str, str], _Entry], now: float) -> None:
         # Entries sit in creation order, so the expired ones are at the front. A request still in
         # flight is never expired (its owner would complete a key another request had claimed);
         # the sweep stops at it and claim() checks expiry for the entries behind it.
         while entries:
-            key, (_, created_at, status_code, _, _) = next(iter(entries.items()))
+            key, (_, created_at, status_code, _, _, _) = next(iter(entries.items()))
             if now - created_at < self._ttl_s or status_code is None:
                 return
             del entries[key]

@@ -18,6 +18,7 @@ import orjson
 from engine.config import StoreConfig
 from engine.events import PaymentCompleted, PaymentFailed
 from ingest.api.app import create_app
+from ingest.api.idempotency import Claimed, Replay, StoredResponse
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from ingest.ledger_journal import FILE_NAME as LEDGER_FILE
@@ -124,6 +125,49 @@ async def test_results_events_and_keys_survive_a_restart(tmp_path: Path) -> None
     assert reused.status == 422
     assert reused.json()["code"] == "idempotency_key_reused"
     assert len(charges(tmp_path)) == 2  # the replay charged nothing
+
+
+async def test_an_answer_stays_in_memory_only_until_committed_and_replays_from_the_database(
+    tmp_path: Path,
+) -> None:
+    # Keys are kept a day: their answers (a few kilobytes each) held in memory grew the process by
+    # gigabytes a day under steady traffic, and a start read them all back.
+    async with running(tmp_path) as app:
+        first = await pay(app, key="order-1")
+        held = app.state.parts.idempotency.body_bytes  # type: ignore[attr-defined]
+        replay = await pay(app, key="order-1")
+    async with running(tmp_path) as app:
+        held_after_restart = app.state.parts.idempotency.body_bytes  # type: ignore[attr-defined]
+        replay_after_restart = await pay(app, key="order-1")
+        reused = await pay(app, key="order-1", body=b'{"amount": 5, "currency": "USD"}')
+
+    assert first.status == 200
+    assert (held, held_after_restart) == (0, 0)
+    for repeat in (replay, replay_after_restart):
+        assert (repeat.status, repeat.headers["idempotent-replayed"]) == (200, "true")
+        assert repeat.body == first.body
+    assert (reused.status, reused.json()["code"]) == (422, "idempotency_key_reused")
+    assert len(charges(tmp_path)) == 2  # the split's two legs, once
+
+
+async def test_an_answer_replays_before_its_commit(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        parts = app.state.parts  # type: ignore[attr-defined]
+        claimed = await parts.idempotency.claim("m_acme", "order-2", "fingerprint")
+        disk = await stall(parts.writer)
+        await parts.idempotency.complete("m_acme", "order-2", StoredResponse(200, b'{"paid": true}'))
+        held = parts.idempotency.body_bytes
+        repeat = await parts.idempotency.claim("m_acme", "order-2", "fingerprint")
+        disk.set()
+        await parts.records.sync()
+        held_once_committed = parts.idempotency.body_bytes
+        repeat_once_committed = await parts.idempotency.claim("m_acme", "order-2", "fingerprint")
+
+    assert isinstance(claimed, Claimed)
+    assert held == len(b'{"paid": true}')  # the writer is behind: memory answers
+    assert repeat == Replay(StoredResponse(200, b'{"paid": true}'))
+    assert held_once_committed == 0
+    assert repeat_once_committed == Replay(StoredResponse(200, b'{"paid": true}'))
 
 
 async def test_violations_and_complaints_are_kept(tmp_path: Path) -> None:

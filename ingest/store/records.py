@@ -30,7 +30,7 @@ import pyarrow as pa
 
 from engine.complaints import Complaint
 from engine.contracts import ContractViolation, Severity
-from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, StepAttempted
+from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, PaymentReceived, StepAttempted
 from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
@@ -160,6 +160,8 @@ PAYMENTS = Table(
             ("status", pa.string()),
             ("updated_at", _TS),
             ("document", pa.string()),
+            ("first_seq", pa.int64()),
+            ("last_seq", pa.int64()),
         ]
     ),
     "INSERT INTO payments SELECT * FROM batch",
@@ -183,6 +185,12 @@ COMPLAINTS = Table(
 )
 
 
+#: Payments running at once are a few thousand at most: past this many PaymentReceived seqs kept,
+#: the ones left are of payments whose result never came.
+_MAX_OPENED = 65_536
+_NO_SEQ_ABOVE = 2**63 - 1
+
+
 def _last_seq(connection: duckdb.DuckDBPyConnection, table: str) -> int:
     row = connection.execute(f"SELECT coalesce(max(seq), 0) FROM {table}").fetchone()  # noqa: S608 - a constant name
     return 0 if row is None else int(row[0])
@@ -195,6 +203,9 @@ class DuckDBRecords:
         self._writer = writer
         #: Terminal events waiting for their payment's result, by payment id (see the module text).
         self._endings: dict[str, Write] = {}
+        #: The seq of each running payment's PaymentReceived, for its result's row (its events'
+        #: range, which a read of the payment looks in).
+        self._opened: dict[str, int] = {}
         self._event_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "events")) + 1)
         self._violation_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "violations")) + 1)
 
@@ -203,28 +214,36 @@ class DuckDBRecords:
         return self._writer
 
     async def emit(self, event: DomainEvent) -> None:
-        write = Write(EVENTS, (next(self._event_seq), event))
+        seq = next(self._event_seq)
+        write = Write(EVENTS, (seq, event))
         kind = type(event)
         if kind is StepAttempted:
             await self._writer.submit_and_wait(write)
         elif kind is PaymentCompleted or kind is PaymentFailed:
             self._endings[event.payment_id] = write
         else:
+            if type(event) is PaymentReceived and event.accepted:
+                opened = self._opened
+                if len(opened) >= _MAX_OPENED:  # results that never came (faults): a bound only
+                    opened.clear()
+                opened[event.payment_id] = seq
             self._writer.submit(write)
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._writer.submit(Write(VIOLATIONS, (next(self._violation_seq), violation)))
 
     async def save_result(self, result: CompositeResult, document: bytes) -> None:
+        ending = self._endings.pop(result.payment_id, None)
         row = (
             result.payment_id,
             result.merchant_id,
             result.status.value,
             datetime.now(UTC),
             document.decode(),
+            self._opened.pop(result.payment_id, None),
+            None if ending is None else ending.row[0],  # the terminal event is the last
         )
         write = Write(PAYMENTS, row)
-        ending = self._endings.pop(result.payment_id, None)
         self._writer.submit(write if ending is None else Write.together(ending, write))
 
     async def sync(self) -> None:
@@ -279,13 +298,19 @@ class DuckDBRecords:
 
 def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPayment | None:
     row = connection.execute(
-        "SELECT merchant_id, document FROM payments WHERE payment_id = ? ORDER BY updated_at DESC LIMIT 1",
+        "SELECT merchant_id, document, first_seq, last_seq FROM payments WHERE payment_id = ? "
+        "ORDER BY updated_at DESC LIMIT 1",
         [payment_id],
     ).fetchone()
     if row is None:
         return None
+    # Only the row groups of the payment's seq range are read (a bound not known: from the start,
+    # or to the end).
+    first = 0 if row[2] is None else int(row[2])
+    last = _NO_SEQ_ABOVE if row[3] is None else int(row[3])
     events = connection.execute(
-        "SELECT proto FROM events WHERE payment_id = ? ORDER BY seq", [payment_id]
+        "SELECT proto FROM events WHERE seq BETWEEN ? AND ? AND payment_id = ? ORDER BY seq",
+        [first, last, payment_id],
     ).fetchall()
     document: JsonObject = orjson.loads(row[1])
     document["events"] = [orjson.loads(event_json(event_from_bytes(bytes(event[0])))) for event in events]

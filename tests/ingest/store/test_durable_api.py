@@ -304,3 +304,32 @@ async def test_a_payments_terminal_event_is_committed_with_its_result(tmp_path: 
     assert sorted(type_ for type_ in kinds) == ["PaymentCompleted", "PaymentFailed"]
     for index, payment_id, _ in terminal:
         assert ("payments", payment_id) in batches[index], f"batch {index} holds no result for {payment_id}"
+
+
+async def test_a_payments_row_names_the_seq_range_its_events_are_read_from(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        refused = await pay(app, body=b'{"amount": "twelve"}')  # events of its own, no result
+        paid = [(await pay(app)).json()["payment_id"] for _ in range(3)]
+        read = await call(app, "GET", f"/v1/payments/{paid[1]}", [ACME], body_of(b""))
+    assert refused.status == 422
+
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        for payment_id in paid:
+            bounds = connection.execute(
+                "SELECT first_seq, last_seq FROM payments WHERE payment_id = ?", [payment_id]
+            ).fetchone()
+            seqs = connection.execute(
+                "SELECT min(seq), max(seq) FROM events WHERE payment_id = ?", [payment_id]
+            ).fetchone()
+            assert bounds == seqs, payment_id
+        # A row written before the range was kept (schema version 2) has none: its events are
+        # looked for everywhere.
+        connection.execute(
+            "UPDATE payments SET first_seq = NULL, last_seq = NULL WHERE payment_id = ?", [paid[1]]
+        )
+
+    async with running(tmp_path) as app:
+        unbounded = await call(app, "GET", f"/v1/payments/{paid[1]}", [ACME], body_of(b""))
+    assert read.status == unbounded.status == 200
+    assert len(read.json()["events"]) == 7  # type: ignore[arg-type]
+    assert unbounded.json() == read.json()

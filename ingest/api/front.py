@@ -192,6 +192,17 @@ def declared_length_problem(value: bytes, limit: int) -> ApiProblem | None:
     return None
 
 
+def transfer_coding_problem(value: bytes) -> ApiProblem | None:
+    """501 for a ``Transfer-Encoding`` naming a coding besides chunked (RFC 9112 section 6.1):
+    the HTTP parser undoes only chunked, and the app would read a gzipped body as it came."""
+    for coding in value.split(b","):
+        if coding.strip().lower() not in {b"chunked", b""}:
+            return ApiProblem(
+                "transfer_coding_not_supported", "Transfer-Encoding other than chunked is not supported."
+            )
+    return None
+
+
 class Front:
     """ASGI middleware: request ids and the body limit for every request; ``POST /v1/payments``."""
 
@@ -280,6 +291,10 @@ class Front:
                     problem = declared_length_problem(value, self.limit)
                     if problem is not None:
                         raise problem
+                elif name == b"transfer-encoding":
+                    problem = transfer_coding_problem(value)
+                    if problem is not None:
+                        raise problem
                 elif name == b"authorization" and not public:
                     if credential is None:
                         credential = value
@@ -301,6 +316,7 @@ class Front:
         authorization = idempotency_key = content_type = content_encoding = None
         length: bytes | None = None
         twice: bytes | None = None
+        coded: ApiProblem | None = None  # a transfer coding the parser did not undo
         for name, value in scope["headers"]:
             # The first of a repeated header counts, as for Starlette's ``Headers.get``; a key or
             # a credential repeated with another value is refused (below).
@@ -322,9 +338,13 @@ class Front:
                 content_encoding = coding if content_encoding is None else f"{content_encoding}, {coding}"
             elif name == b"content-length" and length is None:
                 length = value
+            elif name == b"transfer-encoding" and coded is None:
+                coded = transfer_coding_problem(value)
         try:
             if twice is not None:
                 raise _conflicting(twice)
+            if coded is not None:
+                raise coded
             problem = None if length is None else declared_length_problem(length, self.limit)
             if problem is not None:
                 raise problem

@@ -105,6 +105,12 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             "A fault of the service. Quote `request_id` when you report it; look a payment up by its "
             "`payment_id`, when given, before paying again.",
         ),
+        "transfer_coding_not_supported": ProblemKind(
+            501,
+            "The body's transfer coding is not supported",
+            "Transfer-Encoding may only be chunked: the body would otherwise be read still coded. "
+            "Nothing was done; send the body as it is, with Content-Length or chunked.",
+        ),
         "service_unavailable": ProblemKind(
             503,
             "The service is busy; retry later",

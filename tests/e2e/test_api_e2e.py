@@ -336,3 +336,24 @@ def test_a_client_that_goes_away_does_not_cut_its_payment_short(server: Server) 
     assert [(c["change"], c["amount_cents"]) for c in charged] == [("charge", 2500)]
     shown = httpx.get(f"{server.url}/v1/payments/{result['payment_id']}", headers=SLOW, timeout=10).json()
     assert shown["events"][-1]["type"] == "PaymentCompleted"
+
+
+def test_a_transfer_coding_besides_chunked_is_501_and_charges_nothing(server: Server) -> None:
+    coded = gzip.compress(b'{"amount": 1371, "currency": "USD"}')
+    host, port = server.url.removeprefix("http://").split(":")
+    request = (
+        b"POST /v1/payments HTTP/1.1\r\nHost: payorch\r\nAuthorization: Bearer sk_e2e_acme\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n"
+        + b"%x\r\n%s\r\n0\r\n\r\n"
+        % (len(coded), coded)
+    )
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+
+    assert head.startswith(b"HTTP/1.1 501"), head
+    assert b'"code":"transfer_coding_not_supported"' in body.replace(b" ", b"")
+    assert all(line.get("amount_cents") != 1371 for line in server.ledger())  # nothing charged

@@ -785,3 +785,16 @@ async def test_a_complaint_received_in_the_future_is_422(app: object) -> None:
     errors: list[dict[str, object]] = ahead.json()["errors"]  # type: ignore[assignment]
     assert [(error["field"], error["code"]) for error in errors] == [("received_at", "in_the_future")]
     assert skewed.status == 201, skewed.body  # a clock a minute ahead of the service's is let through
+
+
+@pytest.mark.parametrize(("method", "path"), [("POST", "/v1/payments"), ("POST", "/v1/complaints")])
+async def test_a_transfer_coding_besides_chunked_is_501(app: object, method: str, path: str) -> None:
+    coded = [ACME, JSON, (b"transfer-encoding", b"gzip, chunked")]
+    refused = await call(app, method, path, coded, body_of(b'{"amount": 5, "category": "timeout"}'))
+    plain = await call(
+        app, method, path, [ACME, JSON, (b"transfer-encoding", b"Chunked")], body_of(b'{"amount": 5}')
+    )
+
+    assert refused.status == 501, refused.body
+    assert refused.json()["code"] == "transfer_coding_not_supported"
+    assert plain.status != 501

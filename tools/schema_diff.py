@@ -4,6 +4,11 @@ A change breaks readers or writers of the old version when it removes a property
 narrows a type, removes an enum value (or adds an enum where any value was allowed), tightens a
 bound or pattern, newly requires a property, stops requiring one (readers relied on it), or
 turns ``additionalProperties`` false. Local ``$ref`` pointers (``#/$defs/...``) are followed.
+
+The alternatives of ``anyOf``, ``oneOf`` and ``allOf`` are compared one by one when their number
+is unchanged. Any other new or changed constraint the comparison does not reason about (a new
+``anyOf``, a ``format``, ``not``, ``additionalProperties`` as a schema, ...) is reported too: it
+may narrow what the schema accepts, so it needs a look, or a new version.
 """
 
 from __future__ import annotations
@@ -17,6 +22,26 @@ Schema = Mapping[str, Any]
 _LOWER_BOUNDS = ("minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties")
 _UPPER_BOUNDS = ("maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties")
 _MAX_REF_HOPS = 32
+_COMBINATORS = ("anyOf", "oneOf", "allOf")
+#: Keywords whose new or changed value is reported as such: they can narrow what is accepted.
+_UNMODELLED = (
+    "not",
+    "if",
+    "then",
+    "else",
+    "format",
+    "multipleOf",
+    "uniqueItems",
+    "prefixItems",
+    "contains",
+    "minContains",
+    "patternProperties",
+    "propertyNames",
+    "dependentRequired",
+    "dependentSchemas",
+    "unevaluatedProperties",
+    "unevaluatedItems",
+)
 
 
 def breaking_changes(old: Schema, new: Schema) -> list[str]:
@@ -49,6 +74,11 @@ class _Comparison:
         yield from _required(old, new, path)
         if old.get("additionalProperties") is not False and new.get("additionalProperties") is False:
             yield f"{where}: additionalProperties turned false"
+        elif new.get("additionalProperties", True) not in (True, False, old.get("additionalProperties")):
+            yield f"{where}: additionalProperties constrained"
+        yield from _unmodelled(old, new, where)
+        for keyword in _COMBINATORS:
+            yield from self._combinator(old, new, keyword, path)
         old_properties: Mapping[str, object] = old.get("properties", {})
         new_properties: Mapping[str, object] = new.get("properties", {})
         for name, old_property in old_properties.items():
@@ -59,6 +89,32 @@ class _Comparison:
                 yield from self.compare(old_property, new_properties[name], child)
         if "items" in old and "items" in new:
             yield from self.compare(old["items"], new["items"], f"{path}[]")
+
+    def _combinator(self, old: Schema, new: Schema, keyword: str, path: str) -> Iterator[str]:
+        old_parts, new_parts = old.get(keyword), new.get(keyword)
+        if new_parts is None:
+            return
+        if (
+            not isinstance(old_parts, list)
+            or not isinstance(new_parts, list)
+            or not _fits(keyword, old_parts, new_parts)
+        ):
+            yield f"{path or '(root)'}: {keyword} added or changed"
+            return
+        for index, (old_part, new_part) in enumerate(zip(old_parts, new_parts, strict=False)):
+            yield from self.compare(old_part, new_part, f"{path}({keyword}[{index}])")
+
+
+def _fits(keyword: str, old: list[object], new: list[object]) -> bool:
+    """Whether ``new`` alternatives can be compared one by one with ``old``: alternatives added at
+    the end of an ``anyOf`` only widen it; anywhere else they may narrow it."""
+    return len(new) >= len(old) if keyword == "anyOf" else len(new) == len(old)
+
+
+def _unmodelled(old: Schema, new: Schema, where: str) -> Iterator[str]:
+    for keyword in _UNMODELLED:
+        if keyword in new and new[keyword] != old.get(keyword):
+            yield f"{where}: {keyword} added or changed"
 
 
 def _resolve(root: Schema, schema: object) -> object:

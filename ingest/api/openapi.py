@@ -3,6 +3,9 @@
 - Errors are ``application/problem+json`` only: FastAPI files a response model under the route's
   own media type (``application/json``), which no error is ever sent as.
 - A 400 on every route that reads an API key: ``Authorization`` given twice with different values.
+- The refusals of the front door, which come before any route is chosen, on every route: 408 (the
+  request head, or a body, not sent in time), 413 (a body, or its ``Content-Length``, over the
+  limit) and 431 (a request head over 32 KiB; ``payorch.http_guard``).
 - The headers the service sends: ``Request-Id`` on every answer, ``WWW-Authenticate`` on a 401,
   ``Retry-After`` where a retry is invited (409 and 503), and on a payment's answer
   ``Idempotent-Replayed`` and ``Server-Timing``.
@@ -16,10 +19,13 @@ from collections.abc import Callable
 from typing import Any
 
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
+from ingest.api.problems import PROBLEMS
 from ingest.parsing import KEY_RULE
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _PROBLEM_SCHEMA = {"$ref": "#/components/schemas/ProblemOut"}
+#: Answered whatever the path and method (ingest.api.front, payorch.http_guard).
+FRONT_DOOR_PROBLEMS = ("request_timeout", "payload_too_large", "headers_too_large")
 
 
 def _header(description: str, **schema: Any) -> dict[str, Any]:
@@ -61,6 +67,9 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
                 # Authorization repeated with different values (ingest.api.front), on any route
                 # that reads a key.
                 responses["400"] = {"description": "The request is malformed"}
+            for code in FRONT_DOOR_PROBLEMS:
+                kind = PROBLEMS[code]
+                responses.setdefault(str(kind.status), {"description": kind.title})
             for status, response in responses.items():
                 _finish_response(int(status), response, payment=payment)
     return document

@@ -84,3 +84,45 @@ def test_an_enum_where_any_value_was_allowed_narrows() -> None:
     old = {"type": "object", "properties": {"x": {"type": "string"}}}
     new = {"type": "object", "properties": {"x": {"type": "string", "enum": ["a"]}}}
     assert breaking_changes(old, new) == ["x: values narrowed to an enum"]
+
+
+def _error_codes_without(code: str) -> list[object]:
+    codes: list[object] = BASE["$defs"]["NullableErrorCode"]["enum"]
+    return [value for value in codes if value not in (code, None)]
+
+
+def test_a_nullable_enum_rewritten_as_any_of_that_drops_a_value_is_breaking() -> None:
+    schema = _edited(["$defs", "ErrorCode"], {"type": "string", "enum": _error_codes_without("unknown")})
+    schema["properties"]["final_error"] = {"anyOf": [{"$ref": "#/$defs/ErrorCode"}, {"type": "null"}]}
+
+    assert breaking_changes(BASE, schema) == ["final_error: anyOf added or changed"]
+
+
+def test_the_alternatives_of_an_any_of_are_compared_and_new_ones_widen() -> None:
+    def nullable(*codes: str) -> dict[str, Any]:
+        alternatives = [{"type": "string", "enum": list(codes)}, {"type": "null"}]
+        return {"type": "object", "properties": {"code": {"anyOf": alternatives}}}
+
+    widened = nullable("timeout", "declined")
+    widened["properties"]["code"]["anyOf"].append({"type": "integer"})
+
+    assert breaking_changes(nullable("timeout", "declined"), widened) == []
+    assert breaking_changes(nullable("timeout", "declined"), nullable("timeout")) == [
+        "code(anyOf[0]): enum value 'declined' removed"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value", "expected"),
+    [
+        ("format", "date-time", "payment_id: format added or changed"),
+        ("not", {"const": "pay_0"}, "payment_id: not added or changed"),
+        ("allOf", [{"minLength": 5}], "payment_id: allOf added or changed"),
+        ("oneOf", [{"pattern": "^pay_"}], "payment_id: oneOf added or changed"),
+        ("additionalProperties", {"type": "string"}, "payment_id: additionalProperties constrained"),
+    ],
+)
+def test_a_new_constraint_the_comparison_does_not_model_is_reported(
+    keyword: str, value: object, expected: str
+) -> None:
+    assert breaking_changes(BASE, _edited(["properties", "payment_id", keyword], value)) == [expected]

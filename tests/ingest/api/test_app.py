@@ -228,6 +228,21 @@ async def test_the_openapi_document_says_what_the_service_sends(app: object) -> 
                     assert response["content"] == {"application/problem+json": {"schema": problem_schema}}
 
 
+async def test_every_operation_documents_the_refusals_that_come_before_its_route(app: object) -> None:
+    """A declared body over 64 KiB is 413 whatever the route, as a request late in coming (408) or
+    with a head over 32 KiB (431, payorch.http_guard) is: every operation lists the three."""
+    document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
+    paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]
+    too_long = (b"content-length", b"70000")
+
+    for path, operations in paths.items():
+        concrete = path.replace("{payment_id}", "pay_1").replace("{code}", "not_found")
+        for method, operation in operations.items():
+            answer = await call(app, method.upper(), concrete, [ACME, too_long], body_of(b""))
+            assert (answer.status, answer.json()["code"]) == (413, "payload_too_large"), (path, method)
+            assert {"408", "413", "431"} <= set(operation["responses"]), (path, method)
+
+
 async def test_every_problem_type_uri_names_a_page_that_says_what_it_means(app: object) -> None:
     unauthorized = await call(app, "GET", "/v1/violations", [], body_of(b""))
     followed = await call(app, "GET", str(unauthorized.json()["type"]), [], body_of(b""))

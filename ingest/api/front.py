@@ -260,6 +260,7 @@ class Front:
         header = (b"request-id", request_id.encode())
         state = scope["state"]
         head = scope["method"] == "HEAD"
+        outer = scope
         if head:
             # HEAD is GET without the body (RFC 9110 section 9.3.2), on every GET route.
             scope = {**scope, "method": "GET"}
@@ -295,7 +296,12 @@ class Front:
             state[STATUS_KEY] = answer.status
             await _send(send, answer, request_id, head=head)
             return
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            if scope is not outer and "route" in scope:
+                # The route the GET copy took names the HEAD's span and metric label too.
+                outer["route"] = scope["route"]
 
     async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
         authorization = idempotency_key = content_type = content_encoding = None

@@ -772,6 +772,23 @@ async def test_every_response_is_counted_by_method_route_and_status(app: object)
     }
 
 
+async def test_a_head_answer_is_counted_under_its_route(app: object) -> None:
+    await call(app, "HEAD", "/healthz", [], body_of(b""))
+    await call(app, "HEAD", "/v1/payments/pay_nobody", [ACME], body_of(b""))
+    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+
+    counted = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total" and sample.labels["method"] == "HEAD"
+    }
+    assert counted == {
+        (("code", "200"), ("method", "HEAD"), ("route", "/healthz")): 1,
+        (("code", "404"), ("method", "HEAD"), ("route", "/v1/payments/{payment_id}")): 1,
+    }
+
+
 async def test_a_complaint_received_in_the_future_is_422(app: object) -> None:
     now = datetime.now(UTC)
     ahead = await complain(

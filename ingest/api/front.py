@@ -299,9 +299,10 @@ class Front:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if scope is not outer and "route" in scope:
+            route = scope.get("route") or _plain_route(scope)
+            if route is not None:
                 # The route the GET copy took names the HEAD's span and metric label too.
-                outer["route"] = scope["route"]
+                outer["route"] = route
 
     async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
         authorization = idempotency_key = content_type = content_encoding = None
@@ -373,6 +374,16 @@ def _cut_short(request_id: RequestId) -> Answer:
 
 #: Routes anyone may call: they read no key, so a repeated Authorization header means nothing there.
 _PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"})
+
+
+def _plain_route(scope: Scope) -> object | None:
+    """The plain Starlette route that took a request (FastAPI's ``/docs``, ``/openapi.json``),
+    which, unlike FastAPI's own routes, leaves only its endpoint in the scope; ``None`` if none."""
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return None
+    routes: list[object] = getattr(scope.get("router"), "routes", [])
+    return next((route for route in routes if getattr(route, "endpoint", None) is endpoint), None)
 
 
 def _conflicting(name: bytes) -> ApiProblem:

@@ -789,6 +789,26 @@ async def test_a_head_answer_is_counted_under_its_route(app: object) -> None:
     }
 
 
+async def test_the_docs_are_counted_under_their_routes(app: object) -> None:
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        await call(app, "GET", path, [], body_of(b""))
+    await call(app, "HEAD", "/docs", [], body_of(b""))
+    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+
+    counted = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total" and sample.labels["route"] != "/metrics"
+    }
+    assert counted == {
+        (("code", "200"), ("method", "GET"), ("route", "/docs")): 1,
+        (("code", "200"), ("method", "GET"), ("route", "/openapi.json")): 1,
+        (("code", "200"), ("method", "GET"), ("route", "/redoc")): 1,
+        (("code", "200"), ("method", "HEAD"), ("route", "/docs")): 1,
+    }
+
+
 async def test_a_complaint_received_in_the_future_is_422(app: object) -> None:
     now = datetime.now(UTC)
     ahead = await complain(

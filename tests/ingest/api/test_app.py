@@ -809,6 +809,16 @@ async def test_the_docs_are_counted_under_their_routes(app: object) -> None:
     }
 
 
+async def test_a_complaint_in_the_future_is_told_how_far_ahead_is_let_through(app: object) -> None:
+    ahead = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
+    answer = await complain(app, ACME, complaint_id="t-six", received_at=ahead)
+
+    assert answer.status == 422, answer.body
+    errors: list[dict[str, object]] = answer.json()["errors"]  # type: ignore[assignment]
+    assert "more than 5 minutes after now" in str(errors[0]["message"])
+    assert "5 minutes ahead" in str(answer.json()["detail"])
+
+
 async def test_a_complaint_received_in_the_future_is_422(app: object) -> None:
     now = datetime.now(UTC)
     ahead = await complain(

@@ -582,12 +582,19 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
     now = parts.clock.now().astimezone(UTC)
     received = _received_at(body.received_at) or now
     if received > now + FUTURE_SLACK:
+        slack_minutes = int(FUTURE_SLACK.total_seconds()) // 60
         # A complaint cannot be received later than it is filed; kept, it would stay out of every
         # report until its time came. Clocks may differ by a little: that much is let through.
         raise ApiProblem(
             "validation_failed",
-            "`received_at` is in the future.",
-            errors=[FieldError("received_at", "in_the_future", f"is after now ({now.isoformat()})")],
+            f"`received_at` is more than {slack_minutes} minutes ahead of the service's clock.",
+            errors=[
+                FieldError(
+                    "received_at",
+                    "in_the_future",
+                    f"is more than {slack_minutes} minutes after now ({now.isoformat()})",
+                )
+            ],
         )
     try:
         return Complaint(

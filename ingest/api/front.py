@@ -271,6 +271,7 @@ class Front:
         header = (b"request-id", request_id.encode())
         state = scope["state"]
         head = scope["method"] == "HEAD"
+        outer = scope
         if head:
             # HEAD is GET without the body (RFC 9110 section 9.3.2), on every GET route.
             scope = {**scope, "method": "GET"}
@@ -310,7 +311,13 @@ class Front:
             state[STATUS_KEY] = answer.status
             await _send(send, answer, request_id, head=head)
             return
-        await self.app(scope, receive, send_with_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            route = scope.get("route") or _plain_route(scope)
+            if route is not None:
+                # The route the GET copy took names the HEAD's span and metric label too.
+                outer["route"] = route
 
     async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
         authorization = idempotency_key = content_type = content_encoding = None
@@ -387,6 +394,16 @@ def _cut_short(request_id: RequestId) -> Answer:
 
 #: Routes anyone may call: they read no key, so a repeated Authorization header means nothing there.
 _PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/openapi.json", "/docs", "/redoc"})
+
+
+def _plain_route(scope: Scope) -> object | None:
+    """The plain Starlette route that took a request (FastAPI's ``/docs``, ``/openapi.json``),
+    which, unlike FastAPI's own routes, leaves only its endpoint in the scope; ``None`` if none."""
+    endpoint = scope.get("endpoint")
+    if endpoint is None:
+        return None
+    routes: list[object] = getattr(scope.get("router"), "routes", [])
+    return next((route for route in routes if getattr(route, "endpoint", None) is endpoint), None)
 
 
 def _conflicting(name: bytes) -> ApiProblem:

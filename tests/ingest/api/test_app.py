@@ -787,6 +787,53 @@ async def test_every_response_is_counted_by_method_route_and_status(app: object)
     }
 
 
+async def test_a_head_answer_is_counted_under_its_route(app: object) -> None:
+    await call(app, "HEAD", "/healthz", [], body_of(b""))
+    await call(app, "HEAD", "/v1/payments/pay_nobody", [ACME], body_of(b""))
+    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+
+    counted = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total" and sample.labels["method"] == "HEAD"
+    }
+    assert counted == {
+        (("code", "200"), ("method", "HEAD"), ("route", "/healthz")): 1,
+        (("code", "404"), ("method", "HEAD"), ("route", "/v1/payments/{payment_id}")): 1,
+    }
+
+
+async def test_the_docs_are_counted_under_their_routes(app: object) -> None:
+    for path in ("/docs", "/openapi.json", "/redoc"):
+        await call(app, "GET", path, [], body_of(b""))
+    await call(app, "HEAD", "/docs", [], body_of(b""))
+    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+
+    counted = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total" and sample.labels["route"] != "/metrics"
+    }
+    assert counted == {
+        (("code", "200"), ("method", "GET"), ("route", "/docs")): 1,
+        (("code", "200"), ("method", "GET"), ("route", "/openapi.json")): 1,
+        (("code", "200"), ("method", "GET"), ("route", "/redoc")): 1,
+        (("code", "200"), ("method", "HEAD"), ("route", "/docs")): 1,
+    }
+
+
+async def test_a_complaint_in_the_future_is_told_how_far_ahead_is_let_through(app: object) -> None:
+    ahead = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
+    answer = await complain(app, ACME, complaint_id="t-six", received_at=ahead)
+
+    assert answer.status == 422, answer.body
+    errors: list[dict[str, object]] = answer.json()["errors"]  # type: ignore[assignment]
+    assert "more than 5 minutes after now" in str(errors[0]["message"])
+    assert "5 minutes ahead" in str(answer.json()["detail"])
+
+
 async def test_a_complaint_received_in_the_future_is_422(app: object) -> None:
     now = datetime.now(UTC)
     ahead = await complain(

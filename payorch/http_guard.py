@@ -11,6 +11,8 @@ request's head (its request line and header fields) that uvicorn leaves out.
   ever.
 - A new connection that sends nothing is closed after uvicorn's keep-alive timeout, as a
   connection that sends nothing after an answer already is (it was held for ever).
+- Bytes the parser cannot read are answered 400 ``invalid_request`` as problem+json, like every
+  other error (uvicorn answers them in plain text).
 
 The body has its own limit and deadline in the app (:func:`ingest.api.front.read_body`).
 """
@@ -116,6 +118,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # Not while a pipelined request (started just now) is answered: its head is complete.
         if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
             self._start_head_deadline()
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn's answer to bytes its parser cannot read (a malformed request line or header,
+        # a method it does not know) is text/plain: payorch answers every error as problem+json.
+        # (``msg`` is uvicorn's fixed text, not the client's bytes.)
+        self._refuse("invalid_request", f"The request is not valid HTTP/1.1 ({msg.rstrip('.').lower()}).")
 
     def _start_head_deadline(self) -> None:
         self._cancel_head_deadline()

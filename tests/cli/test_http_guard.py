@@ -151,3 +151,21 @@ async def test_heads_under_the_limit_are_answered_one_after_another(port: int, b
     answer = await answers(port, large, large, closing)
     assert answer.count(b"HTTP/1.1 200 OK") == 3
     assert backend.requests == 3
+
+
+@pytest.mark.parametrize(
+    "unreadable",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n",  # a space in a field name
+        b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # a method the parser does not know
+        b"GET /he\x00lthz HTTP/1.1\r\n\r\n",
+    ],
+)
+async def test_bytes_the_parser_cannot_read_are_a_400_problem(
+    port: int, backend: Backend, unreadable: bytes
+) -> None:
+    status, document = problem(await answers(port, unreadable))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert (document["status"], document["code"]) == (400, "invalid_request")
+    assert str(document["detail"]).startswith("The request is not valid HTTP/1.1")
+    assert backend.requests == 0

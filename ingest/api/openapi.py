@@ -3,9 +3,10 @@
 - Errors are ``application/problem+json`` only: FastAPI files a response model under the route's
   own media type (``application/json``), which no error is ever sent as.
 - A 400 on every route that reads an API key: ``Authorization`` given twice with different values.
-- The refusals of the front door, which come before any route is chosen, on every route: 408 (the
-  request head, or a body, not sent in time), 413 (a body, or its ``Content-Length``, over the
-  limit) and 431 (a request head over 32 KiB; ``payorch.http_guard``).
+- The refusals of the front door, which come before any route is chosen, on every route: 400
+  (bytes the HTTP parser cannot read), 408 (the request head, or a body, not sent in time), 413 (a
+  body, or its ``Content-Length``, over the limit), 431 (a request head over 32 KiB;
+  ``payorch.http_guard``) and 501 (a transfer coding besides chunked).
 - The headers the service sends: ``Request-Id`` on every answer, ``WWW-Authenticate`` on a 401,
   ``Retry-After`` where a retry is invited (409 and 503), and on a payment's answer
   ``Idempotent-Replayed`` and ``Server-Timing``.
@@ -25,7 +26,13 @@ from ingest.parsing import KEY_RULE
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _PROBLEM_SCHEMA = {"$ref": "#/components/schemas/ProblemOut"}
 #: Answered whatever the path and method (ingest.api.front, payorch.http_guard).
-FRONT_DOOR_PROBLEMS = ("request_timeout", "payload_too_large", "headers_too_large")
+FRONT_DOOR_PROBLEMS = (
+    "invalid_request",
+    "request_timeout",
+    "payload_too_large",
+    "headers_too_large",
+    "transfer_coding_not_supported",
+)
 
 
 def _header(description: str, **schema: Any) -> dict[str, Any]:

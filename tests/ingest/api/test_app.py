@@ -229,8 +229,9 @@ async def test_the_openapi_document_says_what_the_service_sends(app: object) -> 
 
 
 async def test_every_operation_documents_the_refusals_that_come_before_its_route(app: object) -> None:
-    """A declared body over 64 KiB is 413 whatever the route, as a request late in coming (408) or
-    with a head over 32 KiB (431, payorch.http_guard) is: every operation lists the three."""
+    """A declared body over 64 KiB is 413 whatever the route, as a request late in coming (408),
+    with a head over 32 KiB (431, payorch.http_guard), unreadable (400) or with a transfer coding
+    besides chunked (501) is: every operation lists them all."""
     document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
     paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]
     too_long = (b"content-length", b"70000")
@@ -240,7 +241,14 @@ async def test_every_operation_documents_the_refusals_that_come_before_its_route
         for method, operation in operations.items():
             answer = await call(app, method.upper(), concrete, [ACME, too_long], body_of(b""))
             assert (answer.status, answer.json()["code"]) == (413, "payload_too_large"), (path, method)
-            assert {"408", "413", "431"} <= set(operation["responses"]), (path, method)
+            assert {"400", "408", "413", "431", "501"} <= set(operation["responses"]), (path, method)
+            coded = await call(
+                app, method.upper(), concrete, [ACME, (b"transfer-encoding", b"gzip, chunked")], body_of(b"")
+            )
+            assert (coded.status, coded.json()["code"]) == (501, "transfer_coding_not_supported"), (
+                path,
+                method,
+            )
 
 
 async def test_every_problem_type_uri_names_a_page_that_says_what_it_means(app: object) -> None:

@@ -219,7 +219,7 @@ async def test_the_openapi_document_says_what_the_service_sends(app: object) -> 
     assert "WWW-Authenticate" in post["responses"]["401"]["headers"]
     assert key[0]["schema"]["pattern"] == "^[ -~]*[!-~][ -~]*$"
     assert "400" in paths["/v1/violations"]["get"]["responses"]  # a repeated Authorization
-    assert "400" not in paths["/healthz"]["get"]["responses"]
+    assert "400" in paths["/healthz"]["get"]["responses"]  # bytes the HTTP parser cannot read
     for path, operations in paths.items():
         for method, operation in operations.items():
             for status, response in operation["responses"].items():

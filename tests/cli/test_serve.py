@@ -4,6 +4,8 @@ went in its last log line: exit 0 after a complete drain (uvicorn used to die by
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import signal
 import threading
 import time
@@ -16,7 +18,7 @@ import pytest
 
 from ingest.api.parts import Shutdown
 from payorch.cli import main
-from payorch.server import Stopped
+from payorch.server import Stopped, cut_short_without_traceback
 from tests.e2e.server import SLOW, Server, start_server
 
 
@@ -137,3 +139,15 @@ def test_a_stop_that_could_not_drain_everything_says_so(
     """What the last log line says, and whether ``payorch serve`` exits 0, for the stops a test
     process cannot easily bring about (30 s of grace, a store that cannot commit)."""
     assert (stopped.complete, stopped.summary()) == (complete, summary)
+
+
+def test_uvicorn_does_not_log_a_request_a_forced_stop_cancelled_with_a_traceback() -> None:
+    def record(error: BaseException | None) -> logging.LogRecord:
+        exc_info = None if error is None else (type(error), error, None)
+        return logging.LogRecord(
+            "uvicorn.error", logging.ERROR, __file__, 1, "Exception in ASGI application\n", (), exc_info
+        )
+
+    assert not cut_short_without_traceback(record(asyncio.CancelledError()))
+    assert cut_short_without_traceback(record(ValueError("a fault of the app")))  # still logged
+    assert cut_short_without_traceback(record(None))

@@ -289,7 +289,8 @@ async def test_a_payments_terminal_event_is_committed_with_its_result(tmp_path: 
         declined = (
             b'{"amount": "$100.00", "currency": "USD", "metadata": {"card_number": "4000000000000002"}}'
         )
-        answers = [await pay(app, key="ends-1"), await pay(app, body=b'{"amount": 1, "currency": "XXX"}')]
+        refused = b'{"amount": "twelve dollars", "currency": "USD"}'  # a 422: events, no result
+        answers = [await pay(app, key="ends-1"), await pay(app, body=refused)]
         answers.append(await pay(app, body=declined))
 
     assert [answer.status for answer in answers] == [200, 422, 200], [a.body for a in answers]

@@ -96,6 +96,17 @@ def cli() -> None:
     """payorch: payment orchestration and contract monitoring."""
 
 
+#: The data folder and port of the commands that run the server (serve, demo).
+DATA_OPTION = click.option(
+    "--data",
+    "data_dir",
+    type=PathOption(file_okay=False, path_type=Path),
+    default=Path("data"),
+    show_default=True,
+)
+PORT_OPTION = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+
+
 @cli.command()
 @click.option(
     "--config",
@@ -103,15 +114,9 @@ def cli() -> None:
     type=PathOption(dir_okay=False, path_type=Path),
     help="YAML config file (default: the sample config).",
 )
-@click.option(
-    "--data",
-    "data_dir",
-    type=PathOption(file_okay=False, path_type=Path),
-    default=Path("data"),
-    show_default=True,
-)
+@DATA_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+@PORT_OPTION
 def serve(config_path: Path | None, data_dir: Path, host: str, port: int) -> None:
     """Serve the merchant API over DATA/payorch.duckdb (payments, complaints, analytics reads and
     the retrospective report) until SIGINT or SIGTERM, which drain the payments in flight and exit
@@ -145,14 +150,8 @@ def dashboard(api_url: str, api_key: str | None, port: int) -> None:
 
 
 @cli.command()
-@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-@click.option(
-    "--data",
-    "data_dir",
-    type=PathOption(file_okay=False, path_type=Path),
-    default=Path("data"),
-    show_default=True,
-)
+@PORT_OPTION
+@DATA_OPTION
 def demo(port: int, data_dir: Path) -> None:
     """Serve the sample configuration, fed simulated merchant traffic.
 

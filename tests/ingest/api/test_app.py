@@ -771,6 +771,19 @@ async def test_a_401_says_what_is_wrong_with_the_key(
     assert "sk_wrong" not in detail
 
 
+async def responses_counted(
+    app: object, wanted: Callable[[dict[str, str]], bool] = lambda _: True
+) -> dict[tuple[tuple[str, str], ...], float]:
+    """``payorch_http_responses_total`` as scraped now: labels (sorted) to count, those ``wanted``."""
+    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+    return {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total" and wanted(sample.labels)
+    }
+
+
 async def test_every_response_is_counted_by_method_route_and_status(app: object) -> None:
     await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 500}'))
     await call(app, "POST", "/v1/payments", [JSON], body_of(b'{"amount": 500}'))
@@ -778,14 +791,7 @@ async def test_every_response_is_counted_by_method_route_and_status(app: object)
     for path in ("/v1/nowhere/1", "/v1/nowhere/2"):  # no route: one label, not one per path
         await call(app, "GET", path, [ACME], body_of(b""))
     await call(app, "BREW", "/v1/payments", [ACME], body_of(b""))
-    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
-
-    counted = {
-        tuple(sorted(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(scraped.body.decode())
-        for sample in family.samples
-        if sample.name == "payorch_http_responses_total"
-    }
+    counted = await responses_counted(app)
     assert counted == {
         (("code", "200"), ("method", "POST"), ("route", "/v1/payments")): 1,
         (("code", "401"), ("method", "POST"), ("route", "/v1/payments")): 1,
@@ -798,14 +804,7 @@ async def test_every_response_is_counted_by_method_route_and_status(app: object)
 async def test_a_head_answer_is_counted_under_its_route(app: object) -> None:
     await call(app, "HEAD", "/healthz", [], body_of(b""))
     await call(app, "HEAD", "/v1/payments/pay_nobody", [ACME], body_of(b""))
-    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
-
-    counted = {
-        tuple(sorted(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(scraped.body.decode())
-        for sample in family.samples
-        if sample.name == "payorch_http_responses_total" and sample.labels["method"] == "HEAD"
-    }
+    counted = await responses_counted(app, lambda labels: labels["method"] == "HEAD")
     assert counted == {
         (("code", "200"), ("method", "HEAD"), ("route", "/healthz")): 1,
         (("code", "404"), ("method", "HEAD"), ("route", "/v1/payments/{payment_id}")): 1,
@@ -816,14 +815,7 @@ async def test_the_docs_are_counted_under_their_routes(app: object) -> None:
     for path in ("/docs", "/openapi.json", "/redoc"):
         await call(app, "GET", path, [], body_of(b""))
     await call(app, "HEAD", "/docs", [], body_of(b""))
-    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
-
-    counted = {
-        tuple(sorted(sample.labels.items())): sample.value
-        for family in text_string_to_metric_families(scraped.body.decode())
-        for sample in family.samples
-        if sample.name == "payorch_http_responses_total" and sample.labels["route"] != "/metrics"
-    }
+    counted = await responses_counted(app, lambda labels: labels["route"] != "/metrics")
     assert counted == {
         (("code", "200"), ("method", "GET"), ("route", "/docs")): 1,
         (("code", "200"), ("method", "GET"), ("route", "/openapi.json")): 1,

@@ -303,6 +303,24 @@ async def test_a_charge_cancelled_by_the_caller_is_in_doubt(
     assert (await stripe.status(KEY)).settlement is Settlement.UNKNOWN
 
 
+async def test_a_key_stripe_is_still_carrying_out_is_an_unknown_outcome_to_retry(
+    fake_stripe: FakeStripe,
+) -> None:
+    fake_stripe.delay_next(30.0)  # the first create is still running at Stripe when it is repeated
+    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=0.2) as stripe:
+        timed_out = await stripe.charge(charge_request())
+        repeated = await stripe.charge(charge_request())
+        status = await stripe.status(KEY)
+
+    assert timed_out.error_code is ErrorCode.TIMEOUT
+    assert [(r.status, r.idempotency_key) for r in fake_stripe.requests if r.method == "POST"] == [(409, KEY)]
+    # Stripe's 409: the key's first request may still charge, and a later repeat gets its answer.
+    assert repeated.error_code is ErrorCode.PROCESSOR_ERROR
+    assert repeated.error_code.outcome_unknown
+    assert not repeated.final_for_key
+    assert status.settlement is Settlement.UNKNOWN
+
+
 async def test_charges_are_asked_to_capture_automatically(
     stripe: StripeProcessor, fake_stripe: FakeStripe
 ) -> None:

@@ -395,6 +395,26 @@ async def test_refused_credentials_are_processor_unavailable_and_never_logged(
     assert "9876" not in caplog.text  # Stripe's message names the key (masked but for its end)
 
 
+async def test_the_sdk_stays_quiet_when_logging_is_turned_up_after_the_processor_is_built(
+    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    # payorch serve builds its processors first and lowers the root logger to INFO afterwards.
+    sdk_logger = logging.getLogger("stripe")
+    sdk_level = sdk_logger.level
+    sdk_logger.setLevel(logging.NOTSET)  # as in a fresh process
+    caplog.set_level(logging.WARNING)
+    try:
+        async with StripeProcessor(config(fake_stripe.url), "rk_wrong_key_9876") as stripe:
+            caplog.set_level(logging.INFO)
+            response = await stripe.charge(charge_request())
+    finally:
+        sdk_logger.setLevel(sdk_level)
+
+    assert response.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
+    assert [r.name for r in caplog.records if r.name.startswith("stripe")] == []
+    assert "9876" not in caplog.text
+
+
 async def test_the_factory_reads_the_api_key_from_the_named_variable(fake_stripe: FakeStripe) -> None:
     async with stripe_processor_from_config(config(fake_stripe.url), {"STRIPE_API_KEY": API_KEY}) as stripe:
         assert (await stripe.charge(charge_request())).success

@@ -395,23 +395,25 @@ async def test_refused_credentials_are_processor_unavailable_and_never_logged(
     assert "9876" not in caplog.text  # Stripe's message names the key (masked but for its end)
 
 
+@pytest.mark.parametrize("library", ["stripe", "httpx"])
 async def test_the_sdk_stays_quiet_when_logging_is_turned_up_after_the_processor_is_built(
-    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture, library: str
 ) -> None:
-    # payorch serve builds its processors first and lowers the root logger to INFO afterwards.
-    sdk_logger = logging.getLogger("stripe")
-    sdk_level = sdk_logger.level
-    sdk_logger.setLevel(logging.NOTSET)  # as in a fresh process
+    # payorch serve builds its processors first and lowers the root logger to INFO afterwards; the
+    # root's handler writes at once, on the event loop, outside the log pipe.
+    library_logger = logging.getLogger(library)
+    library_level = library_logger.level
+    library_logger.setLevel(logging.NOTSET)  # as in a fresh process
     caplog.set_level(logging.WARNING)
     try:
         async with StripeProcessor(config(fake_stripe.url), "rk_wrong_key_9876") as stripe:
             caplog.set_level(logging.INFO)
             response = await stripe.charge(charge_request())
     finally:
-        sdk_logger.setLevel(sdk_level)
+        library_logger.setLevel(library_level)
 
     assert response.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
-    assert [r.name for r in caplog.records if r.name.startswith("stripe")] == []
+    assert [r.name for r in caplog.records if r.name.startswith(library)] == []
     assert "9876" not in caplog.text
 
 

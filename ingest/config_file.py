@@ -179,10 +179,28 @@ def _processor(section: Section) -> ProcessorConfig:
             seed=section.get("seed", int, 0),
             latency=latency,
             fault_rates=faults,
-            api_key_env=section.get("api_key_env", str, None) if section.has("api_key_env") else None,
+            api_key_env=_api_key_env(section),
             api_base=section.get("api_base", str, None) if section.has("api_base") else None,
         ),
     )
+
+
+# How Stripe's secret, restricted and publishable keys begin.
+_API_KEY_PREFIXES = ("sk_live_", "sk_test_", "rk_live_", "rk_test_", "pk_live_", "pk_test_")
+
+
+def _api_key_env(section: Section) -> str | None:
+    """The name of the variable holding the API key; the key itself, pasted here, is refused unseen."""
+    if not section.has("api_key_env"):
+        return None
+    variable = section.get("api_key_env", str, None)
+    if variable is not None and variable.strip().startswith(_API_KEY_PREFIXES):
+        problem = (
+            "holds an API key, not the name of the environment variable that holds it "
+            "(the key is not shown): put the key in the environment and name the variable here"
+        )
+        raise ConfigFileError(section.source, section.field("api_key_env"), problem)
+    return variable
 
 
 _TOP_FIELDS = {

@@ -88,8 +88,10 @@ class StripeProcessor:
         # The SDK logs every request and every error message at INFO (logger "stripe"), and Stripe's
         # messages may name the API key (an unknown or restricted key, partly masked). payorch keeps
         # its own record of each call (events, metrics, spans); the SDK's lines stay below INFO.
+        # The logger's own level, not the one it inherits now: ``payorch serve`` lowers the root
+        # logger to INFO after building its processors.
         sdk_logger = logging.getLogger("stripe")
-        if sdk_logger.getEffectiveLevel() < logging.WARNING:
+        if sdk_logger.level < logging.WARNING:
             sdk_logger.setLevel(logging.WARNING)
         self._http = StripeHttpClient(timeout_s)
         self._client = stripe.StripeClient(

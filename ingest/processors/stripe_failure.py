@@ -9,6 +9,7 @@ what happened                                              error code
 ``RateLimitError`` (HTTP 429)                              ``rate_limited``
 ``AuthenticationError``, ``PermissionError`` (401, 403)    ``processor_unavailable`` (nothing charged)
 ``APIError`` with HTTP 5xx                                 ``processor_error`` (the outcome is unknown)
+``APIError`` with HTTP 409 (the key's request is running)  ``processor_error`` (the outcome is unknown)
 ``APIError`` whose body is not a Stripe JSON answer        ``malformed_response``
 :class:`MalformedProcessorResponseError`                   ``malformed_response``
 ``APIConnectionError`` before a connection was made        ``network_failure`` (nothing was sent)
@@ -28,6 +29,13 @@ about the card and charges nothing, but no payment can go through Stripe until a
 the processor is unusable. So it is ``processor_unavailable``: the step moves on to the next
 processor of its chain, and the refusals count against Stripe's circuit breaker. Stripe's message
 (which names the key, partly masked) is never kept.
+
+A 409 is Stripe's answer to a request whose ``Idempotency-Key`` an earlier request still holds:
+that request is still being carried out (a retry sent after a timeout can overtake it), may yet
+charge, and a later repeat with the key gets its answer. So it is an unknown outcome to settle
+and retry like a 5xx, never a refusal that proves nothing was charged. (The SDK raises it as a
+plain ``APIError``: its ``IdempotencyError`` is only the 400 of a key reused with other
+parameters.)
 
 The HTTP client (:mod:`ingest.processors.stripe_http`, like the SDK's own) wraps every httpx
 transport exception in ``APIConnectionError`` and chains the original as ``__cause__``; that
@@ -62,6 +70,7 @@ _INVALID_CARD_CODES = frozenset(
 # or refusing the URL.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _MAX_DECLINE_CODE = 100
+_IN_PROGRESS = 409  # another request with the same Idempotency-Key is still being carried out
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,8 +102,9 @@ def classify_failure(error: BaseException) -> Failure:
             return Failure(ErrorCode.NETWORK_FAILURE)
         return Failure(ErrorCode.TIMEOUT, in_doubt=True)
     if isinstance(error, stripe.APIError):
-        if error.http_status is not None and error.http_status >= 500:
-            # Stripe calls the outcome of a 5xx indeterminate: settle before going elsewhere.
+        if error.http_status is not None and (error.http_status >= 500 or error.http_status == _IN_PROGRESS):
+            # Stripe calls the outcome of a 5xx indeterminate, and a 409's request is still running:
+            # settle before going elsewhere.
             return Failure(ErrorCode.PROCESSOR_ERROR, in_doubt=True)
         if error.error is None:
             return Failure(ErrorCode.MALFORMED_RESPONSE, in_doubt=True)

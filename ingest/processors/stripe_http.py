@@ -13,6 +13,7 @@ It is async only: the SDK's synchronous methods must not be used with it.
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 from collections.abc import Awaitable, Mapping
 from typing import ClassVar
@@ -28,6 +29,12 @@ class StripeHttpClient(stripe.HTTPClient):
 
     def __init__(self, timeout_s: float) -> None:
         super().__init__()
+        # httpx logs every request at INFO (logger "httpx"); payorch records each call itself, and
+        # the line would be written at once on the event loop, outside the bounded log pipe. Its
+        # own level, not the inherited one: ``payorch serve`` lowers the root's after start-up.
+        httpx_logger = logging.getLogger("httpx")
+        if httpx_logger.level < logging.WARNING:
+            httpx_logger.setLevel(logging.WARNING)
         # Stripe's own CA bundle, as the SDK's clients use.
         context = ssl.create_default_context(cafile=stripe.ca_bundle_path)
         self._client = httpx.AsyncClient(timeout=timeout_s, verify=context)

@@ -15,7 +15,9 @@ a Stripe that leaves even automatic captures to the caller) stops a charge at ``
 Idempotency as Stripe keeps it: a POST's ``Idempotency-Key`` stores the first answer (errors
 included); the same key with the same parameters replays it byte for byte with
 ``Idempotent-Replayed: true``; with other parameters (or another endpoint) it is a 400
-``idempotency_error``.
+``idempotency_error``; while the first request with a key is still being carried out (held
+back by :meth:`FakeStripe.delay_next`), another with that key is refused 409 ``idempotency_error``
+(``idempotency_key_in_use``) and nothing of it is stored, as Stripe refuses concurrent requests.
 
 Faults, each consumed by the next request(s): :meth:`FakeStripe.fail_next` (500 or 429, before
 anything is done or stored, like a load balancer), :meth:`FakeStripe.hang_next` (the request is
@@ -85,6 +87,7 @@ class FakeStripe:
         self.overcharge_factor = 1
         self.charge_currency: str | None = None
         self._stored: dict[str, tuple[tuple[object, ...], Reply]] = {}
+        self._in_flight: set[str] = set()
         self._failures: list[int] = []
         self._hang_s: float | None = None
         self._delay_s: float | None = None
@@ -163,6 +166,33 @@ class FakeStripe:
             if self._malform is not None:
                 reply = Reply(reply.status, garble(reply.body, self._malform), dict(reply.headers))
                 self._malform = None
+        return reply
+
+    def claim(self, idempotency_key: str | None) -> bool:
+        """Mark a request with ``idempotency_key`` as being carried out; False when one already is."""
+        with self._lock:
+            if idempotency_key is None:
+                return True
+            if idempotency_key in self._in_flight:
+                return False
+            self._in_flight.add(idempotency_key)
+            return True
+
+    def release(self, idempotency_key: str | None) -> None:
+        with self._lock:
+            self._in_flight.discard(idempotency_key or "")
+
+    def conflict(self, method: str, target: str, idempotency_key: str) -> Reply:
+        """Stripe's answer to a request whose key is held by one still in progress (nothing stored)."""
+        message = (
+            "There is currently another in-progress request using this Idempotent Key (that probably "
+            "means you submitted twice, and the other request is still going through): "
+            f"{idempotency_key}. Please try again later."
+        )
+        error = {"type": "idempotency_error", "code": "idempotency_key_in_use", "message": message}
+        reply = json_reply(409, {"error": error})
+        with self._lock:
+            self.requests.append(RecordedRequest(method, urlsplit(target).path, idempotency_key, 409, False))
         return reply
 
     def wait_released(self, seconds: float) -> None:
@@ -441,10 +471,17 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8")
         headers = {name.lower(): value for name, value in self.headers.items()}
-        delay = fake.take_delay()
-        if delay:
-            fake.wait_released(delay)
-        reply = fake.handle(method, self.path, headers, body)
+        key = headers.get("idempotency-key") if method == "POST" else None
+        if key is not None and not fake.claim(key):
+            reply = fake.conflict(method, self.path, key)
+        else:
+            try:
+                delay = fake.take_delay()
+                if delay:
+                    fake.wait_released(delay)
+                reply = fake.handle(method, self.path, headers, body)
+            finally:
+                fake.release(key)
         if reply.delay_s:
             fake.wait_released(reply.delay_s)
         try:

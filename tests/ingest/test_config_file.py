@@ -73,6 +73,16 @@ def test_processors_may_limit_their_currencies_and_methods() -> None:
         parse_config(MINIMAL.replace("kind: simulated}", "kind: simulated, currencies: [XYZ]}"))
 
 
+@pytest.mark.parametrize("api_key", ["sk_live_51HpaSTEDkEy9876", "rk_test_51Hpa STED+kEy9876"])
+def test_an_api_key_given_as_its_variable_is_refused_without_being_shown(api_key: str) -> None:
+    text = MINIMAL.replace(
+        "{id: stripe_sim, kind: simulated}", f"{{id: stripe_sim, kind: stripe, api_key_env: '{api_key}'}}"
+    )
+    with pytest.raises(ConfigFileError, match=r"processors\[0\].api_key_env: holds an API key") as refused:
+        parse_config(text)
+    assert "9876" not in str(refused.value)
+
+
 def test_api_keys_never_show_in_a_repr() -> None:
     config = load_sample_config()
     assert "sk_test_acme_123" not in repr(config)

@@ -68,6 +68,22 @@ async def test_a_stripe_timeout_whose_charge_went_through_is_not_charged_again(
     assert "router/timeout" in setup.sink.contract_ids()
 
 
+async def test_a_stripe_charge_still_in_progress_is_left_in_doubt_not_failed_as_refused(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.delay_next(30.0)  # the create outlives the merchant's timeout: every repeat is a 409
+
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+    stripe_step = result.step_results[1]
+    assert result.status is PaymentStatus.FAILED
+    assert (stripe_step.error_code, stripe_step.attempts) == (ErrorCode.PROCESSOR_ERROR, 3)
+    creates = [r for r in fake_stripe.requests if (r.method, r.path) == ("POST", "/v1/payment_intents")]
+    assert [r.status for r in creates] == [409, 409]  # the first create is still held back, unanswered
+    # Stripe may still charge the first create: the payment is flagged, never quietly failed.
+    assert "orchestrator/compensation-failed" in setup.sink.contract_ids()
+
+
 @pytest.mark.parametrize("forbidden", [False, True])
 async def test_refused_stripe_credentials_fall_back_to_the_next_processor(
     fake_stripe: FakeStripe, forbidden: bool

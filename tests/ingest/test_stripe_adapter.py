@@ -303,6 +303,24 @@ async def test_a_charge_cancelled_by_the_caller_is_in_doubt(
     assert (await stripe.status(KEY)).settlement is Settlement.UNKNOWN
 
 
+async def test_a_key_stripe_is_still_carrying_out_is_an_unknown_outcome_to_retry(
+    fake_stripe: FakeStripe,
+) -> None:
+    fake_stripe.delay_next(30.0)  # the first create is still running at Stripe when it is repeated
+    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=0.2) as stripe:
+        timed_out = await stripe.charge(charge_request())
+        repeated = await stripe.charge(charge_request())
+        status = await stripe.status(KEY)
+
+    assert timed_out.error_code is ErrorCode.TIMEOUT
+    assert [(r.status, r.idempotency_key) for r in fake_stripe.requests if r.method == "POST"] == [(409, KEY)]
+    # Stripe's 409: the key's first request may still charge, and a later repeat gets its answer.
+    assert repeated.error_code is ErrorCode.PROCESSOR_ERROR
+    assert repeated.error_code.outcome_unknown
+    assert not repeated.final_for_key
+    assert status.settlement is Settlement.UNKNOWN
+
+
 async def test_charges_are_asked_to_capture_automatically(
     stripe: StripeProcessor, fake_stripe: FakeStripe
 ) -> None:
@@ -375,6 +393,28 @@ async def test_refused_credentials_are_processor_unavailable_and_never_logged(
     assert fake_stripe.payment_intents == {}
     assert [r.status for r in fake_stripe.requests] == [403 if forbidden else 401]
     assert "9876" not in caplog.text  # Stripe's message names the key (masked but for its end)
+
+
+@pytest.mark.parametrize("library", ["stripe", "httpx"])
+async def test_the_sdk_stays_quiet_when_logging_is_turned_up_after_the_processor_is_built(
+    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture, library: str
+) -> None:
+    # payorch serve builds its processors first and lowers the root logger to INFO afterwards; the
+    # root's handler writes at once, on the event loop, outside the log pipe.
+    library_logger = logging.getLogger(library)
+    library_level = library_logger.level
+    library_logger.setLevel(logging.NOTSET)  # as in a fresh process
+    caplog.set_level(logging.WARNING)
+    try:
+        async with StripeProcessor(config(fake_stripe.url), "rk_wrong_key_9876") as stripe:
+            caplog.set_level(logging.INFO)
+            response = await stripe.charge(charge_request())
+    finally:
+        library_logger.setLevel(library_level)
+
+    assert response.error_code is ErrorCode.PROCESSOR_UNAVAILABLE
+    assert [r.name for r in caplog.records if r.name.startswith(library)] == []
+    assert "9876" not in caplog.text
 
 
 async def test_the_factory_reads_the_api_key_from_the_named_variable(fake_stripe: FakeStripe) -> None:

@@ -67,6 +67,11 @@ class Records(Protocol):
 
     async def payment(self, payment_id: str) -> StoredPayment | None: ...
 
+    async def knows_request(self, merchant_id: str, request_id: str) -> bool:
+        """Whether anything (an event or a violation) is recorded under ``request_id`` for
+        ``merchant_id``: a payment, a refused request or a reused idempotency key of its own."""
+        ...
+
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
         """Newest first, at most ``query.limit``."""
         ...
@@ -84,7 +89,15 @@ class MemoryRecords:
     encoded together, in one encoder call.
     """
 
-    __slots__ = ("_complaints", "_events", "_pending", "_results", "_violations", "events_written")
+    __slots__ = (
+        "_complaints",
+        "_events",
+        "_pending",
+        "_requests",
+        "_results",
+        "_violations",
+        "events_written",
+    )
 
     def __init__(self) -> None:
         self.events_written = 0
@@ -93,6 +106,7 @@ class MemoryRecords:
         self._results: ShardedDict[str, tuple[str, bytes]] = ShardedDict()
         self._violations: list[ContractViolation] = []
         self._complaints: dict[tuple[str, str], Complaint] = {}  # by (merchant_id, complaint_id)
+        self._requests: ShardedDict[str, str] = ShardedDict()  # merchant_id by request_id
 
     async def emit(self, event: DomainEvent) -> None:
         self.events_written += 1
@@ -100,6 +114,8 @@ class MemoryRecords:
         if rows is None:
             rows = self._pending[event.payment_id] = []
         rows.append(event_values(event))
+        if type(event) is PaymentReceived:
+            self._requests[event.request_id] = event.merchant_id
         if type(event) in _LAST or (type(event) is PaymentReceived and not event.accepted):
             self._encode(event.payment_id)
 
@@ -112,6 +128,8 @@ class MemoryRecords:
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._violations.append(violation)
+        if violation.merchant_id is not None:
+            self._requests[violation.request_id] = violation.merchant_id
 
     async def save_result(self, result: CompositeResult, document: bytes) -> None:
         self._encode(result.payment_id)
@@ -139,6 +157,9 @@ class MemoryRecords:
         document: JsonObject = orjson.loads(result)
         document["events"] = rows_to_json(self._events.get(payment_id, b""))
         return StoredPayment(merchant_id, document)
+
+    async def knows_request(self, merchant_id: str, request_id: str) -> bool:
+        return self._requests.get(request_id) == merchant_id
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
         found: list[ContractViolation] = []

@@ -381,6 +381,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         content it is refused (409)."""
         complaint = _complaint(caller, body, parts)
         await _check_payment(parts, complaint)
+        await _check_request(parts, complaint)
         first = await parts.records.record_complaint(complaint)
         if first is None:
             return FastJSONResponse(_complaint_json(complaint), status_code=201)
@@ -629,6 +630,23 @@ async def _check_payment(parts: Parts, complaint: Complaint) -> None:
             errors=[
                 FieldError(
                     "payment_id", "unknown_payment", f"no payment {complaint.payment_id!r} for this merchant"
+                )
+            ],
+        )
+
+
+async def _check_request(parts: Parts, complaint: Complaint) -> None:
+    """422 when the complaint names a request that is not its merchant's, as for a payment: a
+    request id of another merchant and one never issued get the same answer."""
+    if complaint.request_id is None:
+        return
+    if not await parts.records.knows_request(complaint.merchant_id, complaint.request_id):
+        raise ApiProblem(
+            "validation_failed",
+            "request_id names no request of this merchant.",
+            errors=[
+                FieldError(
+                    "request_id", "unknown_request", f"no request {complaint.request_id!r} for this merchant"
                 )
             ],
         )

@@ -209,6 +209,7 @@ class ObservedRecords:
         self.sync = records.sync
         self.admit = records.admit
         self.payment = records.payment
+        self.knows_request = records.knows_request
         self.violations = records.violations
         self.healthy = records.healthy
 

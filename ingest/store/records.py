@@ -284,6 +284,13 @@ class DuckDBRecords:
         found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
         return found
 
+    async def knows_request(self, merchant_id: str, request_id: str) -> bool:
+        # What was queued before is committed first: a reused key's violation is answered
+        # without waiting for its commit, and a merchant may name that request at once.
+        await self._writer.submit_and_wait(Write(None))
+        known: bool = await self._writer.read(lambda c: _knows_request(c, merchant_id, request_id))
+        return known
+
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
         found: list[ContractViolation] = await self._writer.read(lambda c: _violations(c, query))
         return found
@@ -315,6 +322,17 @@ def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPa
     document: JsonObject = orjson.loads(row[1])
     document["events"] = [orjson.loads(event_json(event_from_bytes(bytes(event[0])))) for event in events]
     return StoredPayment(str(row[0]), document)
+
+
+def _knows_request(connection: duckdb.DuckDBPyConnection, merchant_id: str, request_id: str) -> bool:
+    # Every request that reached the engine or was refused has its PaymentReceived; a reused
+    # idempotency key has only its violation.
+    row = connection.execute(
+        "SELECT EXISTS (SELECT 1 FROM events WHERE request_id = ? AND merchant_id = ?) "
+        "OR EXISTS (SELECT 1 FROM violations WHERE request_id = ? AND merchant_id = ?)",
+        [request_id, merchant_id, request_id, merchant_id],
+    ).fetchone()
+    return row is not None and bool(row[0])
 
 
 def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) -> list[ContractViolation]:

@@ -16,8 +16,11 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine.contracts import default_registry
 from engine.results import CompositeResult
+from engine.types import MerchantId, RequestId
 from ingest.api.app import create_app
+from ingest.api.parts import Parts
 from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS
 from ingest.api.settings import Settings
@@ -544,6 +547,37 @@ async def test_a_complaint_may_name_only_its_own_merchants_payment(app: object) 
         ]
 
 
+async def test_a_complaint_may_name_only_its_own_merchants_request(either_app: object) -> None:
+    app = either_app
+    paid = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}'))
+    refused = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "12.345"}'))
+    keyed = [ACME, JSON, (b"idempotency-key", b"order-7")]
+    await call(app, "POST", "/v1/payments", keyed, body_of(b'{"amount": 1250}'))
+    reused = await call(app, "POST", "/v1/payments", keyed, body_of(b'{"amount": 999}'))
+    assert (paid.status, refused.status, reused.json()["code"]) == (200, 422, "idempotency_key_reused")
+    paid_request = paid.headers["request-id"]
+
+    # A payment's, a refused request's, a reused key's: each a request m_acme was answered.
+    answered = (paid, refused, reused)
+    own = [await complain(app, ACME, request_id=answer.headers["request-id"]) for answer in answered]
+    others = await complain(app, GLOBEX, request_id=paid_request)
+    unknown = await complain(app, GLOBEX, request_id="req_nowhere")
+
+    assert [answer.status for answer in own] == [201, 201, 201]
+    assert own[0].json()["request_id"] == paid_request
+    # Another merchant's request and a request that does not exist get the same answer.
+    for answer, named in ((others, paid_request), (unknown, "req_nowhere")):
+        assert answer.status == 422
+        assert answer.json()["errors"] == [
+            {
+                "field": "request_id",
+                "code": "unknown_request",
+                "message": f"no request {named!r} for this merchant",
+                "severity": "error",
+            }
+        ]
+
+
 async def test_a_card_number_in_a_complaint_is_kept_masked(app: object) -> None:
     filed = await complain(
         app, ACME, complaint_id="cmp_card", description="card 4242 4242 4242 4242 billed twice"
@@ -661,6 +695,17 @@ async def test_a_complaint_may_name_an_issued_id_whose_digits_pass_luhn(app: obj
     # Issued before new_id avoided such ids: 4804381938134 is 13 digits that pass Luhn.
     old_request_id = "req_224ea4804381938134e74a78"
     assert mask_card_numbers(old_request_id) != old_request_id
+    # The request was recorded then (a complaint names only its own merchant's requests).
+    parts: Parts = app.state.parts  # type: ignore[attr-defined]
+    await parts.records.record_violation(
+        default_registry().violation(
+            "api/validation",
+            request_id=RequestId(old_request_id),
+            message="amount: too_precise (error)",
+            timestamp=datetime.now(UTC),
+            merchant_id=MerchantId("m_acme"),
+        )
+    )
 
     filed = await complain(app, ACME, request_id=old_request_id)
 

@@ -257,23 +257,37 @@ class ReportConfig:
             raise InvalidFieldError("reports.mismatch", self.mismatch, "must be a MismatchRule")
 
 
+#: ``store.memory_limit_mb``'s bounds, 0 aside: a floor that keeps a slip (``1`` meant as 1 GB) from
+#: starving the store, and 1 TiB.
+MIN_MEMORY_LIMIT_MB = 16
+MAX_MEMORY_LIMIT_MB = 1_048_576
+
+
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
     """How ``payorch serve`` writes to its database: group commit and backpressure.
 
     A batch of writes is committed at ``max_rows`` writes, or ``max_wait_ms`` after its first
     (0: as soon as the queue is drained; what arrives during a commit makes the next batch). New
-    payments are refused (503) while more than ``admit_limit`` writes wait for the disk.
+    payments are refused (503) while more than ``admit_limit`` writes wait for the disk. DuckDB
+    holds at most ``memory_limit_mb`` of memory (its buffers: cached pages, data not yet
+    checkpointed, query state), spilling the rest to a temporary folder beside the database; 0
+    leaves DuckDB's own limit, 80% of the machine's memory.
     """
 
     max_rows: int = 5000
     max_wait_ms: int = 0
     admit_limit: int = 20_000
+    memory_limit_mb: int = 0
 
     def __post_init__(self) -> None:
         check_count("store.max_rows", self.max_rows, minimum=1, maximum=1_000_000)
         check_count("store.max_wait_ms", self.max_wait_ms, minimum=0, maximum=10_000)
         check_count("store.admit_limit", self.admit_limit, minimum=1, maximum=10_000_000)
+        limit = check_count("store.memory_limit_mb", self.memory_limit_mb, maximum=MAX_MEMORY_LIMIT_MB)
+        if 0 < limit < MIN_MEMORY_LIMIT_MB:
+            problem = f"must be 0 (DuckDB's default) or at least {MIN_MEMORY_LIMIT_MB}"
+            raise InvalidFieldError("store.memory_limit_mb", limit, problem)
 
 
 @dataclass(frozen=True, slots=True)

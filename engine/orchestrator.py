@@ -10,13 +10,14 @@ When a step fails, ``all_or_nothing`` voids or refunds the successful steps in r
 attempt whose outcome stayed unknown, and a charge that was not the one asked for (a
 :class:`~engine.guard.StrayCharge`), are voided in either case, in full (all their key holds), so
 nothing stays charged unseen. A compensation that fails is a critical violation and the step
-stays charged in the result.
+stays charged in the result; so does an attempt in doubt whose void fails and that the processor
+then says holds the step's charge (``StepSucceeded``): it counts in ``total_processed``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from engine.backoff import backoff_seconds
 from engine.config import MerchantConfig, PlatformConfig, ProcessorConfig
@@ -32,9 +33,10 @@ from engine.events import (
     PaymentReceived,
     PlanBuilt,
     PlannedStep,
+    StepSucceeded,
     event_ids,
 )
-from engine.guard import MALFORMED, StrayCharge, guarded_refund, guarded_status
+from engine.guard import MALFORMED, StrayCharge, guarded_refund, guarded_status, stray_charge
 from engine.methods import PartialPolicy
 from engine.money import MAX_MINOR_UNITS
 from engine.monitor import ContractMonitor
@@ -43,7 +45,7 @@ from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
 from engine.plan_builder import build_plan
 from engine.policy import PaymentPolicyEnforcer
 from engine.ports import Clock, EventSink, RandomSource, Sleeper
-from engine.processor import Processor, RefundRequest, Settlement
+from engine.processor import Processor, RefundRequest, Settlement, StatusAnswer
 from engine.results import CompositeResult, PaymentStatus, Result
 from engine.router import Router
 from engine.types import ProcessorId
@@ -61,6 +63,15 @@ _plan_built = unchecked(PlanBuilt)
 _planned_step = unchecked(PlannedStep)
 _completed = unchecked(PaymentCompleted)
 _composite_result = unchecked(CompositeResult)
+
+
+@dataclass(frozen=True, slots=True)
+class _Undo:
+    """How a void or refund ended: ``undone``, or not, and then ``held`` when the processor's
+    status says the key still holds a charge (what it holds)."""
+
+    undone: bool
+    held: StatusAnswer | None = None
 
 
 def _sum_breaks(plan: PaymentPlan, results: list[Result]) -> list[str]:
@@ -257,9 +268,10 @@ class CompositePaymentService:
     ) -> bool:
         """Void or refund one charge of ``ctx``'s payment as compensation does (retries, the
         ``CompensationIssued`` event, a violation when it fails); True once undone."""
-        return await self._compensate(
+        undo = await self._compensate(
             ctx, self._merchant(ctx), step_index, processor_id, amount_cents, unsettled=False
         )
+        return undo.undone
 
     async def undo_stray(self, ctx: CoreRequestContext, stray: StrayCharge) -> bool:
         """Record ``processor/malformed`` for a charge that is not the one asked for and void it
@@ -274,7 +286,7 @@ class CompositePaymentService:
     async def _void_stray(
         self, ctx: CoreRequestContext, merchant: MerchantConfig, stray: StrayCharge
     ) -> bool:
-        return await self._compensate(
+        undo = await self._compensate(
             ctx,
             merchant,
             stray.step_index,
@@ -283,6 +295,7 @@ class CompositePaymentService:
             unsettled=False,
             whole=True,
         )
+        return undo.undone
 
     async def _after_failure(
         self,
@@ -296,11 +309,32 @@ class CompositePaymentService:
         final_error = results[-1].error_code or ErrorCode.UNKNOWN
         for stray in strays:
             await self._void_stray(ctx, merchant, stray)
+        held: set[int] = set()  # steps found charged after their void failed: not tried again
         for step, processor_id in unsettled:
             # In full: an attempt whose outcome is unknown may hold another amount than the step's.
-            await self._compensate(
+            undo = await self._compensate(
                 ctx, merchant, step.index, processor_id, step.amount_cents, unsettled=True, whole=True
             )
+            if undo.held is not None and not undo.undone:
+                found, asked = (undo.held.amount_cents, undo.held.currency), (step.amount_cents, ctx.currency)
+                if stray_charge(step.index, processor_id, found, asked) is not None:
+                    continue  # not the charge asked for: it never counts (the violation says it is held)
+                position = next(i for i, r in enumerate(results) if r.step_index == step.index)
+                results[position] = await self._found_charged(
+                    ctx, results[position], processor_id, step.amount_cents
+                )
+                held.add(step.index)
+        if held and len(results) == len(plan.steps) and all(r.charged_cents for r in results):
+            # Every step holds its charge after all (the last one's void failed): the payment is paid.
+            await self._sink.emit(
+                PaymentCompleted.derived(
+                    **self._ids(ctx),
+                    total_amount=plan.total_amount_cents,
+                    total_processed=plan.total_amount_cents,
+                    status=PaymentStatus.SUCCEEDED,
+                )
+            )
+            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
         keep = plan.partial_policy is PartialPolicy.ALLOW_PARTIAL and any(r.success for r in results)
         if keep:
             processed = sum(result.charged_cents for result in results)
@@ -315,8 +349,10 @@ class CompositePaymentService:
             return self._composite(ctx, PaymentStatus.PARTIALLY_SUCCEEDED, tuple(results), final_error)
         for position in range(len(results) - 1, -1, -1):
             result = results[position]
+            if result.step_index in held:
+                continue  # its void has just failed, after retries: it stays charged
             if result.success and not result.compensated:  # recovery: some may be undone already
-                undone = await self._compensate(
+                undo = await self._compensate(
                     ctx,
                     merchant,
                     result.step_index,
@@ -324,7 +360,7 @@ class CompositePaymentService:
                     result.amount_processed,
                     unsettled=False,
                 )
-                if undone:
+                if undo.undone:
                     results[position] = replace(result, compensated=True)
         still_charged = sum(result.charged_cents for result in results)
         await self._failed(ctx, final_error, still_charged, plan.total_amount_cents)
@@ -342,10 +378,10 @@ class CompositePaymentService:
         *,
         unsettled: bool,
         whole: bool = False,
-    ) -> bool:
+    ) -> _Undo:
         """Void or refund a step's charge (``amount_cents``, or all its key holds when ``whole``),
-        retrying transient failures; True once undone. When the last try's outcome is unknown (a
-        timeout), the processor's status settles it."""
+        retrying transient failures. When the last try's outcome is unknown (a timeout), or the
+        charge itself was in doubt (``unsettled``), the processor's status settles it."""
         request = RefundRequest(
             payment_id=ctx.payment_id,
             step_index=step_index,
@@ -379,33 +415,56 @@ class CompositePaymentService:
                     asked = 0 if whole else amount_cents
                     returned = await self._refunded(ctx, merchant, processor, request.idempotency_key, asked)
                 if unsettled and returned == 0:
-                    return True  # the unknown attempt never charged: nothing to undo, nothing to record
+                    return _Undo(True)  # the unknown attempt never charged: nothing to undo or record
                 await self._issued(ctx, step_index, processor_id, returned, None)
-                return True
+                return _Undo(True)
             error = response.error_code or ErrorCode.UNKNOWN
             in_doubt = in_doubt or error.outcome_unknown
             if not error.retryable:
                 break
         charged = not unsettled  # as far as is known
-        if processor is not None and error.outcome_unknown:
+        held: StatusAnswer | None = None
+        if processor is not None and (error.outcome_unknown or unsettled):
             # The last void/refund may have gone through although its answer was lost: ask
-            # (ARCHITECTURE.md decision 4), rather than report money that came back as held.
+            # (ARCHITECTURE.md decision 4), rather than report money that came back as held. A
+            # charge in doubt is asked about too: whether it holds money is what the merchant sees.
             answer, problem = await guarded_status(
                 processor, request.idempotency_key, merchant.timeout_ms / 1000, self._clock
             )
             if problem is not None:
                 await self._monitor.violated(ctx, problem.contract_id, problem.message)
             if answer.settlement is Settlement.NOT_CHARGED and unsettled:
-                return True  # as above: never charged
+                return _Undo(True)  # as above: never charged
             if answer.settlement is Settlement.REFUNDED:
                 await self._issued(ctx, step_index, processor_id, answer.amount_cents, None)
-                return True
+                return _Undo(True)
             charged = answer.settlement is Settlement.CHARGED
+            held = answer if charged else None
         await self._issued(ctx, step_index, processor_id, amount_cents, error)
         what = "is still charged" if charged else "may still be charged"
         message = f"step {step_index} {what} at {processor_id}: void/refund failed with {error}"
         await self._monitor.violated(ctx, COMPENSATION_FAILED, message)
-        return False
+        return _Undo(False, held)
+
+    async def _found_charged(
+        self, ctx: CoreRequestContext, result: Result, processor_id: ProcessorId, amount: int
+    ) -> Result:
+        """The step in doubt holds its charge after all (its void failed, and the processor's
+        status says so): ``StepSucceeded`` for its last attempt, and the step counts as charged.
+        The attempt's latency went with its ``StepFailed``; this records none."""
+        await self._sink.emit(
+            StepSucceeded.derived(
+                **self._ids(ctx),
+                step_index=result.step_index,
+                processor_id=processor_id,
+                latency_ms=0,
+                amount=amount,
+                attempt=result.attempts,
+            )
+        )
+        return replace(
+            result, processor_id=processor_id, success=True, amount_processed=amount, error_code=None
+        )
 
     async def _refunded(
         self, ctx: CoreRequestContext, merchant: MerchantConfig, processor: Processor, key: str, unknown: int

@@ -212,7 +212,7 @@ _TOP_FIELDS = {
     "reports",
     "store",
 }
-_STORE_FIELDS = {"max_rows", "max_wait_ms", "admit_limit"}
+_STORE_FIELDS = {"max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb"}
 
 
 def _unique(source: str, named: list[tuple[str, str]], *, secret: bool = False) -> None:
@@ -319,6 +319,7 @@ def _store(section: Section) -> StoreConfig:
             max_rows=section.get("max_rows", int, defaults.max_rows),
             max_wait_ms=section.get("max_wait_ms", int, defaults.max_wait_ms),
             admit_limit=section.get("admit_limit", int, defaults.admit_limit),
+            memory_limit_mb=section.get("memory_limit_mb", int, defaults.memory_limit_mb),
         ),
     )
 

@@ -187,13 +187,21 @@ class MemoryIdempotencyStore:
 
     def _expire(self, entries: MutableMapping[tuple[str, str], _Entry], now: float) -> None:
         # Entries sit in creation order, so the expired ones are at the front. A request still in
-        # flight is never expired (its owner would complete a key another request had claimed);
-        # the sweep stops at it and claim() checks expiry for the entries behind it.
+        # flight is never expired (its owner would complete a key another request had claimed):
+        # the sweep moves it to the back and goes on. Stopping at it let one key crash recovery
+        # could not settle (in flight until the next start) keep every key of its part for good.
+        # Moved, it is met again only once the keys in front of it have expired, so a sweep moves
+        # each key at most once; once answered, it expires when a sweep reaches it again (claim()
+        # checks expiry for the key it is asked about).
+        moved: tuple[str, str] | None = None  # the first key this sweep moved
         while entries:
-            key, (_, created_at, status_code, _, _, _) = next(iter(entries.items()))
-            if now - created_at < self._ttl_s or status_code is None:
+            key, entry = next(iter(entries.items()))
+            if key == moved or now - entry[1] < self._ttl_s:
                 return
             del entries[key]
+            if entry[2] is None:
+                entries[key] = entry  # in flight: to the back
+                moved = moved or key
 
 
 # -- keys that hold a card number ------------------------------------------------------------------

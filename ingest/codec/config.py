@@ -48,6 +48,7 @@ def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
                 max_rows=config.store.max_rows,
                 max_wait_ms=config.store.max_wait_ms,
                 admit_limit=config.store.admit_limit,
+                memory_limit_mb=config.store.memory_limit_mb,
             ),
         )
 
@@ -201,4 +202,9 @@ def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
     if not message.HasField("store"):
         return StoreConfig()
     store = message.store
-    return StoreConfig(max_rows=store.max_rows, max_wait_ms=store.max_wait_ms, admit_limit=store.admit_limit)
+    return StoreConfig(
+        max_rows=store.max_rows,
+        max_wait_ms=store.max_wait_ms,
+        admit_limit=store.admit_limit,
+        memory_limit_mb=store.memory_limit_mb,
+    )

@@ -14,10 +14,11 @@ kilobytes each, for a day) grew the process by gigabytes a day under steady traf
 read them all back.
 
 Each change is a row added to ``idempotency_keys`` (the newest row of a key is its state). On
-start, the keys younger than the time-to-live are read back, oldest first; older rows are
-deleted. A key whose request was in flight when the process stopped comes back in flight (a
-repeat gets 409) until crash recovery settles its payment; crash recovery also answers or frees a
-key whose payment the crash left without an interrupted one to settle (``ingest.store.recovery``).
+start, the keys younger than the time-to-live, and those in flight whatever their age, are read
+back, oldest first; older rows are deleted. A key whose request was in flight when the process
+stopped comes back in flight (a repeat gets 409) until crash recovery settles its payment; crash
+recovery also answers or frees a key whose payment the crash left without an interrupted one to
+settle (``ingest.store.recovery``).
 """
 
 from __future__ import annotations
@@ -157,7 +158,15 @@ class DurableIdempotencyStore:
 
 
 def _load(connection: duckdb.DuckDBPyConnection, oldest: datetime) -> tuple[int, list[tuple[Any, ...]]]:
-    connection.execute("DELETE FROM idempotency_keys WHERE created_at < ?", [oldest])
+    # A key still in flight is kept however old (as in memory): its payment, which crash recovery
+    # could not settle yet, may hold money, and a repeat must not pay again.
+    connection.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ? AND (merchant_id, key) NOT IN ("
+        "SELECT (merchant_id, key) FROM idempotency_keys "
+        "QUALIFY row_number() OVER (PARTITION BY merchant_id, key ORDER BY version DESC) = 1 "
+        "AND state = ?)",
+        [oldest, IN_FLIGHT],
+    )
     last = connection.execute("SELECT coalesce(max(version), 0) FROM idempotency_keys").fetchone()
     rows = connection.execute(
         "SELECT version, merchant_id, key, state, fingerprint, created_at, status_code, media_type "

@@ -126,20 +126,25 @@ class Writer:
         admit_limit: int = DEFAULT_ADMIT_LIMIT,
         threads: int = DEFAULT_THREADS,
         checkpoint_mb: int = DEFAULT_CHECKPOINT_MB,
+        memory_limit_mb: int = 0,
     ) -> None:
-        if max_rows < 1 or max_wait_ms < 0 or admit_limit < 1 or threads < 1 or checkpoint_mb < 1:
+        if min(max_rows, admit_limit, threads, checkpoint_mb) < 1 or min(max_wait_ms, memory_limit_mb) < 0:
             raise IngestError(
                 "store: max_rows, admit_limit, threads and checkpoint_mb must be positive, "
-                "max_wait_ms not negative"
+                "max_wait_ms and memory_limit_mb not negative"
             )
         self.path = path
         self._max_rows = max_rows
         self._max_wait_s = max_wait_ms / 1000
         self._admit_limit = admit_limit
+        settings: dict[str, str | bool | int | float | list[str]] = {
+            "threads": threads,
+            "checkpoint_threshold": f"{checkpoint_mb}MB",
+        }
+        if memory_limit_mb:  # else DuckDB's own limit, 80% of the machine's memory
+            settings["memory_limit"] = f"{memory_limit_mb}MiB"
         try:
-            self._connection = duckdb.connect(
-                str(path), config={"threads": threads, "checkpoint_threshold": f"{checkpoint_mb}MB"}
-            )
+            self._connection = duckdb.connect(str(path), config=settings)
         except duckdb.Error as error:
             raise IngestError(f"cannot open the database {path}: {error}") from None
         self.applied_migrations = migrate(self._connection)

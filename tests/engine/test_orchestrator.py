@@ -1,25 +1,29 @@
 import pytest
 
+from engine.config import RoutingRule
 from engine.error_codes import ErrorCode
 from engine.errors import PlanInvariantError
-from engine.events import CompensationIssued, DomainEvent, PaymentCompleted, PaymentFailed
+from engine.events import CompensationIssued, DomainEvent, PaymentCompleted, PaymentFailed, StepSucceeded
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.plan_builder import build_plan
-from engine.results import CompositeResult, PaymentStatus
+from engine.results import CompositeResult, PaymentStatus, Result
+from engine.types import ProcessorId
 from tests.engine.fakes import (
     DECLINE,
     NETWORK,
     OK,
+    PROCESSING,
     RAISE,
     REFUND_NOTHING,
     REFUND_TIMEOUT_APPLIED,
     TIMEOUT_CHARGED,
+    TIMEOUT_UNCHARGED,
     UNAVAILABLE,
     InMemorySink,
     ManualClock,
     ScriptedProcessor,
 )
-from tests.engine.harness import merchant, request, rig
+from tests.engine.harness import SEED_ROUTING, merchant, request, rig
 
 
 def processors(
@@ -335,3 +339,123 @@ async def test_a_compensation_records_what_was_refunded_not_what_was_asked() -> 
     # The processor said it refunded nothing (it holds nothing for the key): no 6000 refund recorded.
     compensation = [e for e in setup.sink.events if isinstance(e, CompensationIssued)]
     assert [(c.processor_id, c.amount, c.succeeded) for c in compensation] == [("applepay_sim", 0, True)]
+
+
+def in_doubt_and_held(refund: str) -> ScriptedProcessor:
+    """A card processor whose charge times out (it did charge), whose status cannot tell at first
+    and whose void then fails with ``refund``; after that its status says what it holds."""
+    return ScriptedProcessor(
+        "stripe_sim", (TIMEOUT_CHARGED,), refund_script=(refund,), status_script=("unknown", "ledger")
+    )
+
+
+@pytest.mark.parametrize("refund", [RAISE, UNAVAILABLE])
+@pytest.mark.parametrize("policy", list(PartialPolicy))
+async def test_a_charge_in_doubt_whose_void_fails_counts_when_the_processor_holds_it(
+    policy: PartialPolicy, refund: str
+) -> None:
+    """The card step times out and its status cannot tell; its void fails (lost or refused), and
+    then the processor says it holds the 40.00. Both steps are charged, so the payment is paid:
+    the merchant sees the 100.00 taken, and the events say the card step succeeded."""
+    fakes = processors()
+    fakes["stripe_sim"] = in_doubt_and_held(refund)
+    setup = rig(fakes, merchant(policy, max_attempts=1))
+    result = await setup.service.pay(request(10_000))
+
+    assert fakes["applepay_sim"].held == {"pay_1:step:0": 6000}
+    assert fakes["stripe_sim"].held == {"pay_1:step:1": 4000}
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert (result.total_processed, result.remaining_amount, result.final_error) == (10_000, 0, None)
+    card = result.step_results[1]
+    assert (card.processor_id, card.success, card.amount_processed, card.compensated) == (
+        "stripe_sim",
+        True,
+        4000,
+        False,
+    )
+    found = [e for e in setup.sink.events if isinstance(e, StepSucceeded) and e.step_index == 1]
+    assert [(e.processor_id, e.amount, e.attempt) for e in found] == [("stripe_sim", 4000, 1)]
+    terminal = setup.sink.events[-1]
+    assert isinstance(terminal, PaymentCompleted)
+    assert terminal.total_processed == 10_000
+    assert "orchestrator/compensation-failed" in setup.sink.contract_ids()
+
+
+THREE_STEPS = (
+    SEED_ROUTING[0],
+    RoutingRule(PaymentMethod.CARD, SEED_ROUTING[1].processors, max_amount_cents=3000),
+    RoutingRule(PaymentMethod.PAYPAL, (ProcessorId("paypal_sim"),)),
+)
+
+
+async def test_a_held_charge_in_doubt_stays_charged_when_all_or_nothing_fails() -> None:
+    """As above, with a third step never reached: all or nothing refunds the Apple Pay step, and
+    the card step, which cannot be voided, is what the failed payment still holds."""
+    fakes = processors()
+    fakes["stripe_sim"] = in_doubt_and_held(RAISE)
+    fakes["paypal_sim"] = ScriptedProcessor("paypal_sim")
+    setup = rig(fakes, merchant(routing=THREE_STEPS, max_attempts=1))
+    result = await setup.service.pay(request(10_000))
+
+    assert fakes["applepay_sim"].held == {}
+    assert fakes["stripe_sim"].held == {"pay_1:step:1": 3000}
+    assert fakes["paypal_sim"].calls == 0
+    assert result.status is PaymentStatus.FAILED
+    assert result.final_error is ErrorCode.TIMEOUT
+    assert [step.step_index for step in result.still_charged_steps] == [1]
+    assert result.total_processed == 3000
+    terminal = setup.sink.events[-1]
+    assert isinstance(terminal, PaymentFailed)
+    assert terminal.total_processed == 3000
+    assert fakes["stripe_sim"].refunds == []  # one void of the step, not a second one as a compensation
+
+
+async def test_a_held_charge_in_doubt_counts_in_a_partial_payment() -> None:
+    fakes = processors()
+    fakes["stripe_sim"] = in_doubt_and_held(RAISE)
+    fakes["paypal_sim"] = ScriptedProcessor("paypal_sim")
+    setup = rig(fakes, merchant(PartialPolicy.ALLOW_PARTIAL, routing=THREE_STEPS, max_attempts=1))
+    result = await setup.service.pay(request(10_000))
+
+    assert result.status is PaymentStatus.PARTIALLY_SUCCEEDED
+    assert (result.total_processed, result.remaining_amount) == (9000, 1000)
+    terminal = setup.sink.events[-1]
+    assert isinstance(terminal, PaymentCompleted)
+    assert terminal.total_processed == 9000
+
+
+async def test_a_charge_in_doubt_whose_void_fails_and_that_holds_nothing_is_not_counted() -> None:
+    """The void of a charge in doubt fails, and the processor then says the key holds nothing:
+    nothing was charged, nothing is recorded as undone or as still held."""
+    fakes = processors()
+    fakes["stripe_sim"] = ScriptedProcessor(
+        "stripe_sim", (TIMEOUT_UNCHARGED,), refund_script=(PROCESSING,), status_script=("unknown", "ledger")
+    )
+    setup = rig(fakes, merchant(PartialPolicy.ALLOW_PARTIAL, max_attempts=1))
+    result = await setup.service.pay(request(10_000))
+
+    assert result.status is PaymentStatus.PARTIALLY_SUCCEEDED
+    assert (result.total_processed, result.remaining_amount) == (6000, 4000)
+    assert not any(isinstance(e, CompensationIssued) for e in setup.sink.events)
+    assert "orchestrator/compensation-failed" not in setup.sink.contract_ids()
+
+
+async def test_recovery_finishing_a_payment_with_an_undone_step_still_undoes_the_rest() -> None:
+    """After a crash mid-compensation, step 0 is already refunded and step 1 still charged: the
+    payment fails and step 1 is refunded too (every step is successful, but not every one holds
+    its charge, so this is no payment found paid after all)."""
+    fakes = processors()
+    setup = rig(fakes)
+    ctx = request(10_000)
+    await setup.service.pay(ctx)
+    fakes["applepay_sim"].held.clear()
+    plan = build_plan(ctx, setup.config.merchant("m_acme"))
+    results = [
+        Result(0, PaymentMethod.APPLE_PAY, ProcessorId("applepay_sim"), True, 6000, 1, 1, None, True),
+        Result(1, PaymentMethod.CARD, ProcessorId("stripe_sim"), True, 4000, 1, 1, None, False),
+    ]
+    result = await setup.service.finish(ctx, plan, results)
+
+    assert result.status is PaymentStatus.FAILED
+    assert result.total_processed == 0
+    assert fakes["stripe_sim"].held == {}

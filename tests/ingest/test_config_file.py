@@ -59,6 +59,12 @@ def test_the_store_block_sets_group_commit_and_backpressure() -> None:
     assert config.store == StoreConfig(max_rows=200, max_wait_ms=5, admit_limit=20_000)
 
 
+def test_the_store_block_bounds_duckdbs_memory() -> None:
+    config = parse_config(MINIMAL + "store: {memory_limit_mb: 512}\n")
+    assert config.store == StoreConfig(memory_limit_mb=512)
+    assert parse_config(MINIMAL).store.memory_limit_mb == 0  # DuckDB's own limit
+
+
 def test_processors_may_limit_their_currencies_and_methods() -> None:
     text = MINIMAL.replace(
         "{id: stripe_sim, kind: simulated}",
@@ -154,6 +160,14 @@ DELETE = object()
         ("store", {"max_wait_ms": 2.5}, "store.max_wait_ms", "must be an integer, not a number"),
         ("store", {"admit_limit": 10**8}, "store", "store.admit_limit=100000000: must be at most 10000000"),
         ("store", {"batch": 10}, "store.batch", "is not a known field"),
+        (
+            "store",
+            {"memory_limit_mb": 8},
+            "store",
+            "store.memory_limit_mb=8: must be 0 (DuckDB's default) or at least 16",
+        ),
+        ("store", {"memory_limit_mb": -1}, "store", "store.memory_limit_mb=-1: must be at least 0"),
+        ("store", {"memory_limit_mb": "1GB"}, "store.memory_limit_mb", "must be an integer, not a string"),
         ("escalations", {"webhook_url": "mailto:x"}, "escalations", "must be an http(s) URL"),
         ("merchants", {"m_acme": {}}, "merchants", "must be a list, not a mapping"),
         (

@@ -8,6 +8,7 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from engine.shards import SHARDS
 from ingest.api.idempotency import (
     Claimed,
     InFlight,
@@ -113,3 +114,37 @@ def test_released_key_can_be_claimed_with_another_body() -> None:
     asyncio.run(store.claim("m", "k", "f1"))
     asyncio.run(store.release("m", "k"))
     assert isinstance(asyncio.run(store.claim("m", "k", "f2")), Claimed)
+
+
+def test_a_key_left_in_flight_does_not_keep_the_expired_keys_of_its_part() -> None:
+    """A key crash recovery could not settle stays in flight (until the next start); the keys
+    answered after it, in the same part of the store, still expire, so memory stays bounded."""
+    now = [0.0]
+    store = MemoryIdempotencyStore(10.0, lambda: now[0])
+    store.restore("m", "stuck", "f", 0.0, None)  # in flight, as a start restores it
+    part = hash(("m", "stuck")) & (SHARDS - 1)
+    same_part = [k for k in (f"k{n}" for n in range(20_000)) if hash(("m", k)) & (SHARDS - 1) == part]
+    old, new = same_part[:20], same_part[20]
+    for key in old:
+        asyncio.run(store.claim("m", key, "f"))
+        asyncio.run(store.complete("m", key, StoredResponse(200, b"x" * 100)))
+    assert store.body_bytes == 2000
+
+    now[0] = 11.0
+    assert isinstance(asyncio.run(store.claim("m", new, "f")), Claimed)
+
+    assert store.body_bytes == 0  # every answered key of the part expired
+    assert isinstance(asyncio.run(store.claim("m", "stuck", "f")), InFlight)  # and the stuck one stays
+
+
+def test_a_part_whose_old_keys_are_all_in_flight_keeps_them_all() -> None:
+    now = [0.0]
+    store = MemoryIdempotencyStore(10.0, lambda: now[0])
+    part = hash(("m", "k0")) & (SHARDS - 1)
+    same_part = [k for k in (f"k{n}" for n in range(20_000)) if hash(("m", k)) & (SHARDS - 1) == part]
+    for key in same_part[:3]:
+        store.restore("m", key, "f", 0.0, None)
+    now[0] = 11.0
+    assert isinstance(asyncio.run(store.claim("m", same_part[3], "f")), Claimed)
+    for key in same_part[:3]:
+        assert isinstance(asyncio.run(store.claim("m", key, "f")), InFlight)

@@ -202,6 +202,16 @@ async def test_violations_and_complaints_are_kept(tmp_path: Path) -> None:
         assert received == (1,)  # the refused request is recorded too
 
 
+async def test_the_store_blocks_memory_limit_is_duckdbs(tmp_path: Path) -> None:
+    def memory_limit(connection: duckdb.DuckDBPyConnection) -> object:
+        return connection.execute("SELECT current_setting('memory_limit')").fetchone()
+
+    async with running(tmp_path, store=StoreConfig(memory_limit_mb=256)) as app:
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        assert writer.read_now(memory_limit) == ("256.0 MiB",)
+        assert (await pay(app)).status == 200
+
+
 async def test_a_writer_behind_gives_503_charges_nothing_and_keeps_what_it_took(
     tmp_path: Path,
 ) -> None:

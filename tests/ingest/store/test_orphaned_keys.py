@@ -10,12 +10,16 @@ and restarting the app on the same data folder.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
-from ingest.api.idempotency import Claimed, body_fingerprint
+from ingest.api.idempotency import Claimed, InFlight, StoredResponse, body_fingerprint
+from ingest.api.settings import IDEMPOTENCY_TTL_S as DAY_S
+from ingest.store.idempotency import DurableIdempotencyStore
 from ingest.store.schema import FILE_NAME
+from ingest.store.writer import Writer
 from tests.ingest.store.test_durable_api import SPLIT, charges, pay, running
 
 
@@ -59,3 +63,26 @@ async def test_a_key_whose_answer_the_crash_lost_replays_its_payments_result(tmp
     assert repeat.headers["idempotent-replayed"] == "true"
     assert repeat.body == answered.body
     assert len(charges(tmp_path)) == 2  # charged once, by the first request
+
+
+async def test_a_key_in_flight_older_than_a_day_survives_a_restart(tmp_path: Path) -> None:
+    """A key whose payment crash recovery could not settle stays in flight, for days if its
+    processor cannot say what it holds that long: a start a day later must not drop it, or a
+    repeat would pay again beside a payment that may have charged."""
+    claimed_at = datetime(2026, 11, 1, tzinfo=UTC)
+    writer = Writer(tmp_path / FILE_NAME)
+    keys = DurableIdempotencyStore(writer, DAY_S, lambda: 0.0, wall=lambda: claimed_at)
+    assert isinstance(await keys.claim("m_acme", "order-stuck", "f"), Claimed)
+    assert isinstance(await keys.claim("m_acme", "order-done", "f"), Claimed)
+    await keys.complete("m_acme", "order-done", StoredResponse(200, b"{}"))
+    assert writer.close()
+
+    later = claimed_at + timedelta(days=3)
+    writer = Writer(tmp_path / FILE_NAME)
+    keys = DurableIdempotencyStore(writer, DAY_S, lambda: 0.0, wall=lambda: later)
+    try:
+        assert isinstance(await keys.claim("m_acme", "order-stuck", "f"), InFlight)
+        assert keys.unanswered() == {("m_acme", "order-stuck"): claimed_at}
+        assert isinstance(await keys.claim("m_acme", "order-done", "f"), Claimed)  # answered: expired
+    finally:
+        writer.close()

@@ -153,11 +153,13 @@ class ReportConfig(_message.Message):
     def __init__(self, every_days: _Optional[int] = ..., mismatch: _Optional[_Union[MismatchRule, _Mapping]] = ...) -> None: ...
 
 class StoreConfig(_message.Message):
-    __slots__ = ("max_rows", "max_wait_ms", "admit_limit")
+    __slots__ = ("max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb")
     MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     ADMIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_LIMIT_MB_FIELD_NUMBER: _ClassVar[int]
     max_rows: int
     max_wait_ms: int
     admit_limit: int
-    def __init__(self, max_rows: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., admit_limit: _Optional[int] = ...) -> None: ...
+    memory_limit_mb: int
+    def __init__(self, max_rows: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., admit_limit: _Optional[int] = ..., memory_limit_mb: _Optional[int] = ...) -> None: ...

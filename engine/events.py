@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Self, TypedDict
 
+from engine.decline_codes import DeclineCode, check_decline_code
 from engine.error_codes import ErrorCode
 from engine.errors import InvalidFieldError, InvalidTimestampError, ResultInvariantError
 from engine.methods import PaymentMethod
@@ -227,7 +228,8 @@ class StepFailed(_StepEvent):
     the class is NEVER), the value the step's result reports; one that contradicts it is refused.
     ``attempt`` is 0 when nothing was sent: every processor of the step's chain was skipped
     (circuit open or not configured), and ``processor_id`` is the one the step's result names;
-    such an event took no time.
+    such an event took no time. ``decline_code`` is the processor's reason for a ``declined`` or
+    ``invalid_card`` answer (:mod:`engine.decline_codes`), ``None`` otherwise.
     """
 
     event_type: ClassVar[str] = "StepFailed"
@@ -236,6 +238,7 @@ class StepFailed(_StepEvent):
     retryable: bool
     latency_ms: int
     attempt: int = 1
+    decline_code: DeclineCode | None = None
 
     def __post_init__(self) -> None:
         _StepEvent.__post_init__(self)
@@ -249,6 +252,7 @@ class StepFailed(_StepEvent):
             )
         check_count("event.latency_ms", self.latency_ms)
         check_count("event.attempt", self.attempt)
+        check_decline_code("event.decline_code", self.decline_code, self.error_code)
         if self.attempt == 0 and self.latency_ms != 0:
             raise ResultInvariantError(
                 "event.latency_ms", self.latency_ms, "a step that sent nothing took no time"

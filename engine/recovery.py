@@ -23,8 +23,9 @@ its processor was called), so recovery can settle each one:
    its first charge; the others are voided or refunded.
 4. Each step's result is what its events say: its attempts counted, its latency the sum of its
    attempts' outcomes, and the processor holding its charge or, when none does, the processor of
-   its last attempt with that attempt's error code. A step whose charge was already undone before
-   the crash (compensation under way) keeps ``success`` with ``compensated``.
+   its last attempt with that attempt's error code and decline code. A step whose charge was
+   already undone before the crash (compensation under way) keeps ``success`` with
+   ``compensated``.
 5. The payment is finished by :meth:`CompositePaymentService.finish`: completed when every step
    holds its charge, else partially succeeded (``allow_partial``) or compensated and failed.
 """
@@ -116,8 +117,21 @@ class _Step:
             return Result(planned.index, planned.method, first, False, 0, 0, 0, ErrorCode.UNKNOWN)
         last = self.attempts[-1]
         outcome = self.outcomes.get(last.attempt)
-        error = outcome.error_code if type(outcome) is StepFailed else ErrorCode.UNKNOWN
-        return Result(planned.index, planned.method, last.processor_id, False, 0, latency, count, error)
+        if type(outcome) is StepFailed:
+            error, decline = outcome.error_code, outcome.decline_code
+        else:
+            error, decline = ErrorCode.UNKNOWN, None
+        return Result(
+            planned.index,
+            planned.method,
+            last.processor_id,
+            False,
+            0,
+            latency,
+            count,
+            error,
+            decline_code=decline,
+        )
 
 
 def interrupted(events: Sequence[DomainEvent]) -> bool:

@@ -6,6 +6,7 @@ import itertools
 from dataclasses import dataclass
 from enum import StrEnum
 
+from engine.decline_codes import DeclineCode, check_decline_code
 from engine.error_codes import ErrorCode
 from engine.errors import InvalidFieldError, ResultInvariantError
 from engine.methods import PaymentMethod
@@ -36,7 +37,8 @@ class Result:
 
     Invariants: a success has no error code and a positive amount; a failure has an error code
     and processed nothing; only a success can be ``compensated`` (voided or refunded later).
-    ``retryable`` follows from the error code's retry class.
+    ``retryable`` follows from the error code's retry class. ``decline_code`` says why the card was
+    refused, only on a ``declined`` or ``invalid_card`` failure (:mod:`engine.decline_codes`).
     """
 
     step_index: int
@@ -48,6 +50,7 @@ class Result:
     attempts: int
     error_code: ErrorCode | None = None
     compensated: bool = False
+    decline_code: DeclineCode | None = None
 
     def __post_init__(self) -> None:
         check_count("result.step_index", self.step_index)
@@ -61,6 +64,7 @@ class Result:
         check_count("result.attempts", self.attempts)
         if self.error_code is not None and not isinstance(self.error_code, ErrorCode):
             raise InvalidFieldError("result.error_code", self.error_code, "must be an ErrorCode")
+        check_decline_code("result.decline_code", self.decline_code, self.error_code)
         if self.success:
             if self.error_code is not None:
                 raise ResultInvariantError(

@@ -23,6 +23,10 @@ Every failed attempt emits ``StepFailed``. A step whose every processor is skipp
 or not configured) sends nothing and fails ``processor_unavailable`` with 0 attempts; it emits one
 ``StepFailed`` with attempt 0 and no latency, so that the events tell what the result does. It is
 emitted outside any attempt's span: no charge attempt was made, and none is counted.
+
+A ``declined`` or ``invalid_card`` answer's reason is its ``StepFailed``'s ``decline_code``, and
+the step's when the step ends on that answer; it is kept only from the closed set of
+:mod:`engine.decline_codes` (a reason outside it is ``generic_decline``).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from engine.circuit_breaker import CircuitBreaker, CircuitBreakers
 from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
 from engine.contracts import ContractRegistry
+from engine.decline_codes import DeclineCode, decline_code_for
 from engine.error_codes import ErrorCode, RetryClass
 from engine.events import StepAttempted, StepFailed, StepSucceeded
 from engine.guard import MALFORMED, Misbehaviour, StrayCharge, guarded_charge, guarded_status, stray_charge
@@ -86,6 +91,7 @@ class _AtProcessor:
     error: ErrorCode | None = None
     unsettled: bool = False
     stray: StrayCharge | None = None
+    decline_code: DeclineCode | None = None
 
 
 # The router builds these from checked values only (the context, the step, the processor's
@@ -166,6 +172,7 @@ class Router:
         )
         attempts = latency = 0
         error = ErrorCode.PROCESSOR_UNAVAILABLE
+        decline: DeclineCode | None = None
         last = step.processor_id
         skipped: list[str] = []
         for processor_id in step.processor_ids:
@@ -185,6 +192,7 @@ class Router:
             if at.charged:
                 return _routed(result=self._result(step, processor_id, attempts, latency, None))
             error = at.error or ErrorCode.UNKNOWN
+            decline = at.decline_code
             if at.stray is not None:
                 result = self._result(step, processor_id, attempts, latency, error)
                 return RoutedStep(result, strays=(at.stray,))
@@ -195,7 +203,7 @@ class Router:
                 )
                 return RoutedStep(result, (processor_id,))
             if error.retry_class is RetryClass.NEVER:
-                return RoutedStep(self._result(step, processor_id, attempts, latency, error))
+                return RoutedStep(self._result(step, processor_id, attempts, latency, error, decline))
         if not attempts:
             await self._sink.emit(
                 _failed(
@@ -215,7 +223,7 @@ class Router:
             detail = f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
             message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
             await self._monitor.violated(ctx, RETRY_EXHAUSTED, message)
-        return RoutedStep(self._result(step, last, attempts, latency, error))
+        return RoutedStep(self._result(step, last, attempts, latency, error, decline))
 
     async def _at_processor(
         self,
@@ -230,6 +238,7 @@ class Router:
         latency = 0
         unsettled = False
         error: ErrorCode | None = None
+        decline: DeclineCode | None = None
         doubt: ErrorCode | None = None
         processor_id = processor.processor_id
         for attempt in range(1, merchant.retry.max_attempts + 1):
@@ -268,6 +277,8 @@ class Router:
                     )
                     return _at(charged=True, attempts=attempt, latency_ms=latency)
                 error = response.error_code or ErrorCode.UNKNOWN
+                # The processor's reason, kept only from the closed set (engine.decline_codes).
+                decline = decline_code_for(error, response.decline_code)
                 if error.is_processor_fault:
                     breaker.record_failure(self._clock.monotonic())
                 else:
@@ -284,6 +295,7 @@ class Router:
                         retryable=error.retryable,
                         latency_ms=response.latency_ms,
                         attempt=number,
+                        decline_code=decline,
                     )
                 )
                 if problem is not None and problem.stray is not None:
@@ -316,7 +328,9 @@ class Router:
                 if error.retry_class is not RetryClass.RETRY_SAME or response.final_for_key:
                     break  # (a repeat with the key would only be answered the same: move on)
         # A step left in doubt reports the error that put it there, not a later one.
-        return _AtProcessor(False, attempt, latency, doubt if unsettled else error, unsettled)
+        if unsettled:
+            return _AtProcessor(False, attempt, latency, doubt, unsettled)
+        return _AtProcessor(False, attempt, latency, error, unsettled, decline_code=decline)
 
     def _succeeded(
         self,
@@ -340,7 +354,12 @@ class Router:
 
     @staticmethod
     def _result(
-        step: PaymentStep, processor_id: ProcessorId, attempts: int, latency_ms: int, error: ErrorCode | None
+        step: PaymentStep,
+        processor_id: ProcessorId,
+        attempts: int,
+        latency_ms: int,
+        error: ErrorCode | None,
+        decline_code: DeclineCode | None = None,
     ) -> Result:
         return _result(
             step_index=step.index,
@@ -352,6 +371,7 @@ class Router:
             attempts=attempts,
             error_code=error,
             compensated=False,
+            decline_code=decline_code,
         )
 
     async def _misbehaved(self, ctx: CoreRequestContext, problem: Misbehaviour) -> None:

@@ -26,6 +26,7 @@ from engine.config import (
     StoreConfig,
 )
 from engine.contracts import ContractViolation, Severity
+from engine.decline_codes import WITH_DECLINE_CODE, DeclineCode
 from engine.error_codes import ErrorCode
 from engine.events import (
     CompensationIssued,
@@ -58,6 +59,7 @@ processor_ids = identifiers.map(ProcessorId)
 currencies = st.sampled_from(Currency.all_codes()).map(Currency)
 methods = st.sampled_from(PaymentMethod)
 error_codes = st.sampled_from(ErrorCode)
+decline_codes = st.sampled_from(DeclineCode)
 amounts = st.integers(min_value=0, max_value=MAX_MINOR_UNITS)
 positive_amounts = st.integers(min_value=1, max_value=MAX_MINOR_UNITS)
 counts = st.integers(min_value=0, max_value=UINT32_MAX)
@@ -200,6 +202,8 @@ def step_failed(draw: st.DrawFn) -> StepFailed:
         retryable=error_code.retryable,  # any other value is refused (tests/schema/test_invalid_protos.py)
         latency_ms=0 if attempt == 0 else draw(latencies),
         attempt=attempt,
+        # Only a refusal of the card says why (engine.decline_codes).
+        decline_code=draw(optional(decline_codes)) if error_code in WITH_DECLINE_CODE else None,
     )
 
 
@@ -423,6 +427,7 @@ _RESULT_AMOUNT_MAX = MAX_MINOR_UNITS // 16
 @st.composite
 def step_results(draw: st.DrawFn, step_index: int) -> Result:
     success = draw(st.booleans())
+    error_code = None if success else draw(error_codes)
     return Result(
         step_index=step_index,
         method=draw(methods),
@@ -431,8 +436,9 @@ def step_results(draw: st.DrawFn, step_index: int) -> Result:
         amount_processed=draw(st.integers(min_value=1, max_value=_RESULT_AMOUNT_MAX)) if success else 0,
         latency_ms=draw(st.integers(min_value=0, max_value=10**7)),
         attempts=draw(st.integers(min_value=1 if success else 0, max_value=20)),
-        error_code=None if success else draw(error_codes),
+        error_code=error_code,
         compensated=draw(st.booleans()) if success else False,
+        decline_code=draw(optional(decline_codes)) if error_code in WITH_DECLINE_CODE else None,
     )
 
 

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
+from engine.decline_codes import DeclineCode
 from ingest.parsing import KEY_RULE
 
 Method = Literal["card", "apple_pay", "google_pay", "paypal", "bank_transfer"]
@@ -42,6 +43,12 @@ class StepResultOut(BaseModel):
     retryable: bool
     attempts: int = Field(ge=0)
     compensated: bool
+    decline_code: DeclineCode | None = Field(
+        default=None,
+        description="Why the card was refused (Stripe's decline code: insufficient_funds, lost_card, "
+        "expired_card, ...) when error_code is declined or invalid_card and the processor gave a "
+        "reason; a reason outside this list is generic_decline. null otherwise.",
+    )
 
 
 class CompositeResultOut(BaseModel):

@@ -13,6 +13,7 @@ from typing import TypedDict
 from google.protobuf.message import DecodeError
 from payments.events.v1 import events_pb2
 
+from engine.decline_codes import DeclineCode
 from engine.errors import InvalidFieldError, InvalidTimestampError
 from engine.events import (
     CompensationIssued,
@@ -130,6 +131,8 @@ def _fill_body(event: DomainEvent, envelope: events_pb2.DomainEvent) -> None:  #
             failed.latency_ms = event.latency_ms
             failed.attempt = event.attempt
             failed.retryable = event.retryable
+            if event.decline_code is not None:
+                failed.decline_code = event.decline_code.value
         case CompensationIssued():
             issued = envelope.compensation_issued
             issued.SetInParent()
@@ -241,6 +244,9 @@ def _step_succeeded(common: _Common, body: events_pb2.StepSucceeded) -> StepSucc
 
 
 def _step_failed(common: _Common, body: events_pb2.StepFailed) -> StepFailed:
+    decline_code = None
+    if body.HasField("decline_code"):
+        decline_code = DeclineCode.parse(body.decline_code, "event.decline_code")
     return StepFailed(
         **common,
         step_index=body.step_index,
@@ -249,6 +255,7 @@ def _step_failed(common: _Common, body: events_pb2.StepFailed) -> StepFailed:
         retryable=body.retryable,
         latency_ms=body.latency_ms,
         attempt=body.attempt,
+        decline_code=decline_code,
     )
 
 

@@ -37,7 +37,8 @@ def composite_result_to_json(result: CompositeResult) -> JsonObject:
 
 
 def step_result_to_json(step: Result) -> JsonObject:
-    """One step's outcome; ``compensated`` is always present (the schema defaults it to false)."""
+    """One step's outcome; ``compensated`` and ``decline_code`` are always present (the schema
+    defaults them to false and null)."""
     return {
         "step_index": step.step_index,
         "method": step.method.value,
@@ -49,6 +50,7 @@ def step_result_to_json(step: Result) -> JsonObject:
         "retryable": step.retryable,
         "attempts": step.attempts,
         "compensated": step.compensated,
+        "decline_code": None if step.decline_code is None else step.decline_code.value,
     }
 
 

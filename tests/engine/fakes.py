@@ -120,7 +120,8 @@ class ScriptedProcessor:
 
     Idempotent like a real processor: a key that was charged answers success again without
     charging twice (unless the behaviour says the attempt never reached the processor).
-    ``held`` maps each idempotency key to what this processor still holds.
+    ``held`` maps each idempotency key to what this processor still holds. A failed charge gives
+    ``reason`` as its decline code.
     """
 
     def __init__(
@@ -130,8 +131,10 @@ class ScriptedProcessor:
         *,
         refund_script: Iterable[str] = (OK,),
         status_script: Iterable[str] = ("ledger",),
+        reason: str | None = None,
     ) -> None:
         self._id = ProcessorId(processor_id)
+        self._reason = reason
         self._script = list(script)
         self._refund_script = list(refund_script)
         self._status_script = list(status_script)
@@ -171,7 +174,7 @@ class ScriptedProcessor:
             self._hold(key, request.amount_cents * 10)
             await asyncio.Event().wait()
         if behaviour in _FAILURES:
-            return ProcessorResponse.failed(_FAILURES[behaviour], 1)
+            return ProcessorResponse.failed(_FAILURES[behaviour], 1, self._reason)
         if behaviour == PROCESSING_FINAL:
             return ProcessorResponse.failed(ErrorCode.PROCESSING_ERROR, 1, final_for_key=True)
         if behaviour == TIMEOUT_CHARGED:

@@ -36,6 +36,13 @@ PAYMENT_METHODS: Mapping[str, tuple[str, str | None, str] | str | None] = {
         "Your card's security code is incorrect.",
     ),
     "pm_card_chargeDeclinedIncorrectNumber": ("incorrect_number", None, "Your card number is incorrect."),
+    "pm_card_visa_chargeDeclinedFraudulent": ("card_declined", "fraudulent", "Your card was declined."),
+    # Not Stripe's: a decline whose reason payorch does not list (one Stripe adds later, say).
+    "pm_test_chargeDeclinedUnlistedReason": (
+        "card_declined",
+        "a_reason_not_in_payorchs_list",
+        "Your card was declined.",
+    ),
     "pm_card_chargeDeclinedProcessingError": (
         "processing_error",
         None,

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from engine.circuit_breaker import BreakerPolicy, CircuitState
+from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
 from engine.events import StepFailed
 from engine.methods import PaymentMethod
@@ -46,6 +47,48 @@ async def test_a_stripe_decline_refunds_the_applepay_step(setup: Setup, fake_str
     assert result.step_results[0].compensated
     assert setup.ledger.held_cents(result.payment_id) == 0
     assert fake_stripe.intents_with_status("succeeded") == []
+
+
+@pytest.mark.parametrize(
+    ("metadata", "code", "decline_code"),
+    [
+        (card("400000******0002"), ErrorCode.DECLINED, DeclineCode.GENERIC_DECLINE),
+        (card("400000******9995"), ErrorCode.DECLINED, DeclineCode.INSUFFICIENT_FUNDS),
+        (card("400000******9987"), ErrorCode.DECLINED, DeclineCode.LOST_CARD),
+        (card("400000******9979"), ErrorCode.DECLINED, DeclineCode.STOLEN_CARD),
+        (card("400000******0069"), ErrorCode.INVALID_CARD, DeclineCode.EXPIRED_CARD),
+        (card("400000******0127"), ErrorCode.INVALID_CARD, DeclineCode.INCORRECT_CVC),
+        (card("4242424242424241"), ErrorCode.INVALID_CARD, DeclineCode.INCORRECT_NUMBER),
+        (
+            {"payment_method": "pm_card_visa_chargeDeclinedFraudulent"},
+            ErrorCode.DECLINED,
+            DeclineCode.FRAUDULENT,
+        ),
+        (
+            {"payment_method": "pm_card_authenticationRequired"},
+            ErrorCode.DECLINED,
+            DeclineCode.AUTHENTICATION_REQUIRED,
+        ),
+        # A reason outside payorch's list never reaches the merchant as Stripe wrote it.
+        (
+            {"payment_method": "pm_test_chargeDeclinedUnlistedReason"},
+            ErrorCode.DECLINED,
+            DeclineCode.GENERIC_DECLINE,
+        ),
+    ],
+)
+async def test_the_decline_code_stripe_sent_is_the_steps_and_its_events(
+    setup: Setup, metadata: dict[str, str], code: ErrorCode, decline_code: DeclineCode
+) -> None:
+    result = await setup.service.pay(request(10_000, metadata=metadata))
+
+    stripe_step = result.step_results[1]
+    assert (stripe_step.processor_id, stripe_step.error_code) == (STRIPE, code)
+    assert stripe_step.decline_code is decline_code
+    failed = [
+        (e.processor_id, e.error_code, e.decline_code) for e in setup.sink.events if type(e) is StepFailed
+    ]
+    assert failed == [(STRIPE, code, decline_code)]
 
 
 async def test_a_stripe_500_is_settled_then_retried_under_the_same_key(

@@ -173,6 +173,32 @@ def test_retry_flag_that_contradicts_the_error_code_is_refused() -> None:
     assert caught.value.field == "event.retryable"
 
 
+@pytest.mark.parametrize(
+    ("error_code", "decline_code", "error"),
+    [
+        (events_pb2.ERROR_CODE_DECLINED, "Insufficient funds!", InvalidFieldError),
+        (events_pb2.ERROR_CODE_DECLINED, "", InvalidFieldError),
+        (events_pb2.ERROR_CODE_TIMEOUT, "insufficient_funds", ResultInvariantError),
+    ],
+)
+def test_a_decline_code_outside_the_list_or_on_another_error_is_refused(
+    error_code: int, decline_code: str, error: type[DomainError]
+) -> None:
+    envelope = _event()
+    envelope.step_failed.CopyFrom(
+        events_pb2.StepFailed(
+            processor_id="stripe_sim",
+            error_code=error_code,  # type: ignore[arg-type]
+            attempt=1,
+            retryable=error_code == events_pb2.ERROR_CODE_TIMEOUT,
+            decline_code=decline_code,
+        )
+    )
+    with pytest.raises(error) as caught:
+        event_from_proto(envelope)
+    assert caught.value.field == "event.decline_code"
+
+
 def test_optional_currency_set_to_garbage_is_refused() -> None:
     envelope = _event()
     envelope.payment_received.currency = "dollars"

@@ -71,6 +71,9 @@ def test_composite_result_json_is_valid_and_agrees_with_the_domain(result: Compo
         assert step["error_code"] == (
             None if domain_step.error_code is None else domain_step.error_code.value
         )
+        assert step["decline_code"] == (
+            None if domain_step.decline_code is None else domain_step.decline_code.value
+        )
     assert len(document["validation_errors"]) == len(result.validation_errors)
 
 

@@ -113,6 +113,29 @@ def test_adding_an_optional_field_passes(repo: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+def test_the_decline_code_is_an_addition_the_checks_accept(repo: Path) -> None:
+    # The schemas as they were before StepFailed.decline_code and StepResult.decline_code...
+    events = repo / EVENTS
+    text = events.read_text(encoding="utf-8")
+    field = "  optional string decline_code = 7;\n"
+    start = text.index("  // Why the card was refused")
+    events.write_text(text[:start] + text[text.index(field) + len(field) :], encoding="utf-8")
+    path = repo / RESULT
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    del schema["$defs"]["StepResult"]["properties"]["decline_code"]
+    del schema["$defs"]["NullableDeclineCode"]
+    path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
+    _commit(repo, "before decline codes")
+    # ... and now: a new optional field with a new number, and a new optional property.
+    for name in (EVENTS, RESULT):
+        shutil.copyfile(ROOT / name, repo / name)
+
+    result = _check(repo)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "schema check passed" in result.stdout
+
+
 def test_an_enum_without_an_unspecified_zero_fails_lint(repo: Path) -> None:
     addition = (
         "\n// A colour.\nenum Colour {\n  // Red.\n  COLOUR_RED = 0;\n  // Blue.\n  COLOUR_BLUE = 1;\n}\n"

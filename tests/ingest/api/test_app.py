@@ -641,6 +641,38 @@ async def test_a_failed_steps_events_show_whether_it_may_be_retried(
     assert failed == [(n, code, retryable) for n in range(1, attempts + 1)]
 
 
+@pytest.mark.parametrize(
+    ("card", "code", "decline_code"),
+    [
+        ("4000000000000002", "declined", "generic_decline"),
+        ("4000000000009995", "declined", "insufficient_funds"),
+        ("4000000000009987", "declined", "lost_card"),
+        ("4000000000009979", "declined", "stolen_card"),
+        ("4000000000000069", "invalid_card", "expired_card"),
+        ("4000000000000127", "invalid_card", "incorrect_cvc"),
+        ("4242424242424241", "invalid_card", "incorrect_number"),
+        ("4000000000000119", "processing_error", None),
+        ("4242424242424242", None, None),
+    ],
+)
+async def test_a_test_cards_decline_code_is_in_the_result_and_its_stored_events(
+    either_app: object, card: str, code: str | None, decline_code: str | None
+) -> None:
+    body = orjson.dumps({"amount": 500, "method": "card", "metadata": {"card_number": card}})
+    paid = await call(either_app, "POST", "/v1/payments", [ACME, JSON], body_of(body))
+    got = await call(either_app, "GET", f"/v1/payments/{paid.json()['payment_id']}", [ACME], body_of(b""))
+
+    assert (paid.status, got.status) == (200, 200)
+    for answer in (paid, got):
+        steps: list[dict[str, object]] = answer.json()["step_results"]  # type: ignore[assignment]
+        assert [(s["error_code"], s["decline_code"]) for s in steps] == [(code, decline_code)]
+    events: list[dict[str, object]] = got.json()["events"]  # type: ignore[assignment]
+    failed = [(e["error_code"], e["decline_code"]) for e in events if e["type"] == "StepFailed"]
+    # Every failed attempt's event says why the card was refused, as the step's result does.
+    assert failed == ([] if code is None else [(code, decline_code)] * len(failed))
+    assert len(failed) == (0 if code is None else 2 if code == "processing_error" else 1)
+
+
 async def test_a_complaint_id_filed_again_with_other_content_is_409_and_the_first_is_kept(
     either_app: object,
 ) -> None:

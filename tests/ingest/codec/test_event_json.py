@@ -121,6 +121,7 @@ def test_a_failed_step_shows_whether_it_may_be_retried() -> None:
         "retryable": True,
         "latency_ms": 30,
         "attempt": 1,
+        "decline_code": None,
     }
     assert json.loads(event_json(declined))["retryable"] is False
     assert [row["retryable"] for row in rows_to_json(event_row(timed_out) + b"," + event_row(declined))] == [

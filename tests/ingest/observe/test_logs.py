@@ -12,6 +12,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, PaymentReceived, StepFailed, event_ids
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
@@ -155,4 +156,34 @@ def test_a_failed_step_line_shows_whether_it_may_be_retried() -> None:
     assert [(line["event"], line["error_code"], line["retryable"]) for line in parsed] == [
         ("StepFailed", "declined", False),
         ("StepFailed", "network_failure", True),
+    ]
+
+
+def test_a_failed_step_line_says_why_the_card_was_refused() -> None:
+    ids = event_ids(
+        PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_acme"), datetime(2026, 11, 26, tzinfo=UTC)
+    )
+    lines = [
+        StepFailed(
+            **ids,
+            step_index=0,
+            processor_id=ProcessorId("stripe_sim"),
+            error_code=code,
+            retryable=code.retryable,
+            latency_ms=3,
+            decline_code=decline_code,
+        )
+        for code, decline_code in (
+            (ErrorCode.DECLINED, DeclineCode.LOST_CARD),
+            (ErrorCode.NETWORK_FAILURE, None),
+        )
+    ]
+    out = io.BytesIO()
+
+    LineWriter(out, TAGS).write([(0.0, "info", "StepFailed", event, "req_1", 1, 2) for event in lines])
+
+    parsed = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["error_code"], line["decline_code"]) for line in parsed] == [
+        ("declined", "lost_card"),
+        ("network_failure", None),
     ]

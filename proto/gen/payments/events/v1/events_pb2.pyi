@@ -145,20 +145,22 @@ class StepSucceeded(_message.Message):
     def __init__(self, step_index: _Optional[int] = ..., processor_id: _Optional[str] = ..., latency_ms: _Optional[int] = ..., amount: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class StepFailed(_message.Message):
-    __slots__ = ("step_index", "processor_id", "error_code", "latency_ms", "attempt", "retryable")
+    __slots__ = ("step_index", "processor_id", "error_code", "latency_ms", "attempt", "retryable", "decline_code")
     STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
     PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
+    DECLINE_CODE_FIELD_NUMBER: _ClassVar[int]
     step_index: int
     processor_id: str
     error_code: ErrorCode
     latency_ms: int
     attempt: int
     retryable: bool
-    def __init__(self, step_index: _Optional[int] = ..., processor_id: _Optional[str] = ..., error_code: _Optional[_Union[ErrorCode, str]] = ..., latency_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., retryable: _Optional[bool] = ...) -> None: ...
+    decline_code: str
+    def __init__(self, step_index: _Optional[int] = ..., processor_id: _Optional[str] = ..., error_code: _Optional[_Union[ErrorCode, str]] = ..., latency_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., retryable: _Optional[bool] = ..., decline_code: _Optional[str] = ...) -> None: ...
 
 class CompensationIssued(_message.Message):
     __slots__ = ("step_index", "processor_id", "amount", "succeeded", "error_code")

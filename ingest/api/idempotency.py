@@ -118,25 +118,42 @@ class MemoryIdempotencyStore:
     The keys are split into :class:`~engine.shards.ShardedDict` parts (one is gained per payment,
     and a single table would rebuild itself in one step as it grows); each part keeps its keys in
     creation order, and a claim sweeps the part it lands in.
+
+    An owner that keeps answers elsewhere (the durable store) may ask for answered keys to leave
+    memory after ``hot_s`` instead of ``ttl_s``: each is then handed to ``spill`` (its merchant and
+    key, and its creation time on this store's clock), once its body has left memory too (see
+    :meth:`drop_body`), and the owner answers for it until ``ttl_s``. A claim of a spilled key is
+    ``Claimed`` here; the owner must look further before it charges.
     """
 
-    __slots__ = ("_entries", "_now", "_ttl_s")
+    __slots__ = ("_entries", "_hot_s", "_now", "_spill", "_ttl_s")
 
-    def __init__(self, ttl_s: float, now: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        ttl_s: float,
+        now: Callable[[], float],
+        *,
+        hot_s: float | None = None,
+        spill: Callable[[tuple[str, str], float], None] | None = None,
+    ) -> None:
         self._ttl_s = ttl_s
+        self._hot_s = ttl_s if hot_s is None else min(hot_s, ttl_s)
         self._now = now
+        self._spill = spill
         self._entries: ShardedDict[tuple[str, str], _Entry] = ShardedDict(OrderedDict)
 
     async def claim(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome:
         now = self._now()
-        entries = self._entries.shard((merchant_id, key))
+        merchant_key = (merchant_id, key)
+        entries = self._entries.shard(merchant_key)
         self._expire(entries, now)
-        entry = entries.get((merchant_id, key))
-        if entry is not None and entry[2] is not None and now - entry[1] >= self._ttl_s:
-            del entries[merchant_id, key]  # expired, though the sweep has not reached it yet
+        entry = entries.get(merchant_key)
+        if entry is not None and now - entry[1] >= self._hot_s and self._leaves(entry, now):
+            del entries[merchant_key]  # old enough to leave, though the sweep has not reached it yet
+            self._left(merchant_key, entry, now)
             entry = None
         if entry is None:
-            entries[merchant_id, key] = (fingerprint, now, *_IN_FLIGHT)
+            entries[merchant_key] = (fingerprint, now, *_IN_FLIGHT)
             return Claimed()
         stored_fingerprint, _, status_code, body, media_type, locator = entry
         if stored_fingerprint != fingerprint:
@@ -144,6 +161,11 @@ class MemoryIdempotencyStore:
         if status_code is None:
             return InFlight()
         return Replay(StoredResponse(status_code, body, media_type), locator)
+
+    @property
+    def held(self) -> int:
+        """How many keys are in memory."""
+        return len(self._entries)
 
     async def complete(self, merchant_id: str, key: str, response: StoredResponse) -> None:
         entry = self._entries.get((merchant_id, key))
@@ -186,22 +208,34 @@ class MemoryIdempotencyStore:
         self._entries[merchant_id, key] = (fingerprint, created_at, *answer)
 
     def _expire(self, entries: MutableMapping[tuple[str, str], _Entry], now: float) -> None:
-        # Entries sit in creation order, so the expired ones are at the front. A request still in
-        # flight is never expired (its owner would complete a key another request had claimed):
-        # the sweep moves it to the back and goes on. Stopping at it let one key crash recovery
-        # could not settle (in flight until the next start) keep every key of its part for good.
-        # Moved, it is met again only once the keys in front of it have expired, so a sweep moves
-        # each key at most once; once answered, it expires when a sweep reaches it again (claim()
-        # checks expiry for the key it is asked about).
+        # Entries sit in creation order, so the old ones are at the front; the sweep stops at the
+        # first one younger than ``hot_s``. Those that must stay are moved to the back and the sweep
+        # goes on: a request still in flight (its owner would complete a key another request had
+        # claimed) and, for an owner that spills, an answer whose body has not left memory (the
+        # owner cannot answer for it yet). Stopping at one let a key crash recovery could not settle
+        # (in flight until the next start) keep every key of its part for good. Moved, it is met
+        # again only once the keys in front of it have left, so a sweep moves each key at most once.
         moved: tuple[str, str] | None = None  # the first key this sweep moved
         while entries:
-            key, entry = next(iter(entries.items()))
-            if key == moved or now - entry[1] < self._ttl_s:
+            merchant_key, entry = next(iter(entries.items()))
+            if merchant_key == moved or now - entry[1] < self._hot_s:
                 return
-            del entries[key]
-            if entry[2] is None:
-                entries[key] = entry  # in flight: to the back
-                moved = moved or key
+            del entries[merchant_key]
+            if self._leaves(entry, now):
+                self._left(merchant_key, entry, now)
+            else:
+                entries[merchant_key] = entry  # to the back
+                moved = moved or merchant_key
+
+    def _leaves(self, entry: _Entry, now: float) -> bool:
+        """Whether an entry older than ``hot_s`` may leave memory."""
+        if entry[2] is None:  # in flight
+            return False
+        return self._spill is None or now - entry[1] >= self._ttl_s or entry[5] != 0
+
+    def _left(self, merchant_key: tuple[str, str], entry: _Entry, now: float) -> None:
+        if self._spill is not None and now - entry[1] < self._ttl_s:
+            self._spill(merchant_key, entry[1])
 
 
 # -- keys that hold a card number ------------------------------------------------------------------

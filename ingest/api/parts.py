@@ -104,7 +104,9 @@ def build_parts(settings: Settings) -> Parts:
             threads=settings.store_threads,
         )
         records = DuckDBRecords(writer)
-        idempotency = DurableIdempotencyStore(writer, settings.idempotency_ttl_s, clock.monotonic)
+        idempotency = DurableIdempotencyStore(
+            writer, settings.idempotency_ttl_s, clock.monotonic, hot_s=settings.idempotency_hot_s
+        )
     else:
         records = MemoryRecords()
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)

@@ -71,7 +71,7 @@ async def test_a_key_in_flight_older_than_a_day_survives_a_restart(tmp_path: Pat
     repeat would pay again beside a payment that may have charged."""
     claimed_at = datetime(2026, 11, 1, tzinfo=UTC)
     writer = Writer(tmp_path / FILE_NAME)
-    keys = DurableIdempotencyStore(writer, DAY_S, lambda: 0.0, wall=lambda: claimed_at)
+    keys = DurableIdempotencyStore(writer, DAY_S, lambda: 0.0, wall=lambda: claimed_at, hot_s=600.0)
     assert isinstance(await keys.claim("m_acme", "order-stuck", "f"), Claimed)
     assert isinstance(await keys.claim("m_acme", "order-done", "f"), Claimed)
     await keys.complete("m_acme", "order-done", StoredResponse(200, b"{}"))
@@ -79,7 +79,7 @@ async def test_a_key_in_flight_older_than_a_day_survives_a_restart(tmp_path: Pat
 
     later = claimed_at + timedelta(days=3)
     writer = Writer(tmp_path / FILE_NAME)
-    keys = DurableIdempotencyStore(writer, DAY_S, lambda: 0.0, wall=lambda: later)
+    keys = DurableIdempotencyStore(writer, DAY_S, lambda: 0.0, wall=lambda: later, hot_s=600.0)
     try:
         assert isinstance(await keys.claim("m_acme", "order-stuck", "f"), InFlight)
         assert keys.unanswered() == {("m_acme", "order-stuck"): claimed_at}

@@ -13,6 +13,9 @@ request's head (its request line and header fields) that uvicorn leaves out.
   connection that sends nothing after an answer already is (it was held for ever).
 - Bytes the parser cannot read are answered 400 ``invalid_request`` as problem+json, like every
   other error (uvicorn answers them in plain text).
+- Each of these answers counts in ``payorch_http_responses_total`` (route ``unmatched``; method
+  ``other`` when none was read) through :func:`counted_protocol`: the app never sees them, and
+  without the count a flood of them was invisible on ``/metrics``.
 
 The body has its own limit and deadline in the app (:func:`ingest.api.front.read_body`).
 """
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
@@ -38,11 +41,23 @@ HEAD_TIMEOUT_S = 10.0
 logger = logging.getLogger("payorch.api")
 
 
+class ResponseCounter(Protocol):
+    """Where answers are counted (:class:`ingest.api.metrics.ApiMetrics`)."""
+
+    def count_response(self, method: str, route: str | None, status: int | None) -> None: ...
+
+
+def counted_protocol(responses: ResponseCounter) -> type[GuardedHttpToolsProtocol]:
+    """The guarded protocol, counting its own answers in ``responses`` (route ``None``)."""
+    return type("CountedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"responses": responses})
+
+
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools connection, with a bounded request head (the module docstring)."""
 
     max_head_bytes = MAX_HEAD_BYTES
     head_timeout_s = HEAD_TIMEOUT_S
+    responses: ClassVar[ResponseCounter | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,6 +67,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         #: The current head's size as parsed: its target, and each field's name and value.
         self._head_size = 0
+        self._method = ""  # the current head's, once its request line is read
         self._oversized = False  # the head parsed was over the limit: it is refused, not run
         self._heads_completed = 0
         self._head_deadline: asyncio.TimerHandle | None = None
@@ -83,8 +99,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_message_begin()
         self._head_begun = True
         self._head_size = 0
+        self._method = ""
 
     def on_url(self, url: bytes) -> None:
+        self._method = self.parser.get_method().decode("latin-1")  # read before the target
         self._head_size += len(url)
         if self._head_size <= self.max_head_bytes:
             super().on_url(url)
@@ -163,3 +181,5 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         head.append(b"connection: close\r\n\r\n")
         self.transport.write(b"".join(head) + body)
         self.transport.close()
+        if self.responses is not None:
+            self.responses.count_response(self._method, None, PROBLEMS[code].status)

@@ -34,7 +34,7 @@ from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
 from ingest.observe.telemetry import GlobalTags
 from ingest.store.reads import ReportTables, Window
-from payorch.http_guard import GuardedHttpToolsProtocol
+from payorch.http_guard import counted_protocol
 
 LOGGER = "payorch.serve"
 #: Work that runs in a thread of its own once the server takes requests (the demo's traffic). It
@@ -226,7 +226,8 @@ def run_server(
             log_level="info",
             log_config=None,  # uvicorn's records go to the app's JSON log pipe instead
             access_log=False,
-            http=GuardedHttpToolsProtocol,  # httptools, with a bounded request head
+            # httptools, with a bounded request head; its refusals are counted with the app's answers
+            http=counted_protocol(app.state.parts.metrics),
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
             server_header=False,
         ),

@@ -1,6 +1,7 @@
 """``payorch serve``'s HTTP connection bounds a request's head: one over 32 KiB is 431 (before, any
 size was taken: 300 MB of one unfinished header held about 520 MB of memory), and a head not
-complete in time is 408, a connection that asks nothing closed (before, both were held for ever)."""
+complete in time is 408, a connection that asks nothing closed (before, both were held for ever).
+Its answers are counted with the app's (before, none of them showed on ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from payorch.http_guard import MAX_HEAD_BYTES, GuardedHttpToolsProtocol
+from payorch.http_guard import MAX_HEAD_BYTES, GuardedHttpToolsProtocol, counted_protocol
 
 #: Never reached by a passing test: it only keeps a failing one from waiting for ever.
 PATIENCE_S = 30.0
@@ -22,6 +23,16 @@ PATIENCE_S = 30.0
 
 class QuickProtocol(GuardedHttpToolsProtocol):
     head_timeout_s = 0.2
+
+
+class Responses:
+    """A hand-written ``ResponseCounter``: the answers counted, in order."""
+
+    def __init__(self) -> None:
+        self.counted: list[tuple[str, str | None, int | None]] = []
+
+    def count_response(self, method: str, route: str | None, status: int | None) -> None:
+        self.counted.append((method, route, status))
 
 
 class Backend:
@@ -55,6 +66,19 @@ async def serve(backend: Backend, protocol: type[GuardedHttpToolsProtocol]) -> A
 async def port(backend: Backend) -> AsyncIterator[int]:
     """The port of a server with the deadlines of ``payorch serve``."""
     async for number in serve(backend, GuardedHttpToolsProtocol):
+        yield number
+
+
+@pytest.fixture
+def responses() -> Responses:
+    return Responses()
+
+
+@pytest.fixture
+async def counted_port(backend: Backend, responses: Responses) -> AsyncIterator[int]:
+    """The port of a server that counts its answers in ``responses``, with 0.2 s for a head."""
+    counted = counted_protocol(responses)
+    async for number in serve(backend, type("QuickCounted", (counted,), {"head_timeout_s": 0.2})):
         yield number
 
 
@@ -169,3 +193,14 @@ async def test_bytes_the_parser_cannot_read_are_a_400_problem(
     assert (document["status"], document["code"]) == (400, "invalid_request")
     assert str(document["detail"]).startswith("The request is not valid HTTP/1.1")
     assert backend.requests == 0
+
+
+async def test_every_answer_of_the_connection_is_counted_with_no_route(
+    counted_port: int, responses: Responses
+) -> None:
+    oversized = b"POST /v1/payments HTTP/1.1\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n"
+    await answers(counted_port, oversized)
+    await answers(counted_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never ends: 408
+    await answers(counted_port, b"BREW /healthz HTTP/1.1\r\n\r\n")  # no method read: other
+    await answers(counted_port)  # asks nothing: closed unanswered, not counted
+    assert responses.counted == [("POST", None, 431), ("GET", None, 408), ("", None, 400)]

@@ -28,6 +28,7 @@ import uvicorn
 from engine.config import PlatformConfig
 from engine.errors import PayorchError
 from ingest.api.app import create_app
+from ingest.api.metrics import end_multiprocess_values, start_multiprocess_values
 from ingest.api.parts import Shutdown
 from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
@@ -207,6 +208,7 @@ def run_server(
         report_renderer=partial(_render_report, config),
     )
     try:
+        start_multiprocess_values(settings.environ)  # a start counts from zero
         app = create_app(settings)
     except (PayorchError, OSError) as exc:
         listening.close()
@@ -235,6 +237,7 @@ def run_server(
         companion,
     )
     server.run(sockets=[listening])
+    end_multiprocess_values(settings.environ)
     if server.companion is not None:
         server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first
     shutdown: Shutdown | None = app.state.parts.shutdown

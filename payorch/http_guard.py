@@ -13,6 +13,11 @@ request's head (its request line and header fields) that uvicorn leaves out.
   connection that sends nothing after an answer already is (it was held for ever).
 - Bytes the parser cannot read are answered 400 ``invalid_request`` as problem+json, like every
   other error (uvicorn answers them in plain text).
+- Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
+  reading requests, sends the answer, ends its side of the connection, and throws away what
+  still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
+  bytes unread, the connection was reset, and a client still sending its head (a 1 MiB header
+  in one go) was told "connection reset by peer" instead of reading the 431.
 - Each of these answers counts in ``payorch_http_responses_total`` (route ``unmatched``; method
   ``other`` when none was read) through :func:`counted_protocol`: the app never sees them, and
   without the count a flood of them was invisible on ``/metrics``.
@@ -37,6 +42,8 @@ from ingest.api.problems import PROBLEMS, problem_document
 MAX_HEAD_BYTES = 32 * 1024
 #: As long as a body may take (``ingest.api.settings.BODY_TIMEOUT_S``).
 HEAD_TIMEOUT_S = 10.0
+#: How long the bytes that follow a refusal are read and thrown away before the connection closes.
+LINGER_S = 2.0
 
 logger = logging.getLogger("payorch.api")
 
@@ -57,6 +64,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes = MAX_HEAD_BYTES
     head_timeout_s = HEAD_TIMEOUT_S
+    linger_s = LINGER_S
     responses: ClassVar[ResponseCounter | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -71,6 +79,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._oversized = False  # the head parsed was over the limit: it is refused, not run
         self._heads_completed = 0
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._lingering: asyncio.TimerHandle | None = None  # refused: what comes is thrown away
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -81,9 +90,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_deadline()
+        if self._lingering is not None:
+            self._lingering.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            return  # after a refusal: read only so that the close does not reset the connection
         completed = self._heads_completed
         super().data_received(data)
         if self._heads_completed != completed:
@@ -91,7 +104,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes = 0
         elif self._awaiting_head:
             self._head_bytes += len(data)
-        if (self._oversized or self._head_bytes > self.max_head_bytes) and not self.transport.is_closing():
+        if (self._oversized or self._head_bytes > self.max_head_bytes) and self._lingering is None:
             detail = f"The request line and headers are over the limit of {self.max_head_bytes} bytes."
             self._refuse("headers_too_large", detail)
 
@@ -154,7 +167,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_deadline = None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._lingering is not None:
             return
         if not self._head_begun and self._head_bytes == 0:
             self.transport.close()  # nothing was asked: nobody to answer
@@ -163,14 +176,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse("request_timeout", detail)
 
     def _refuse(self, code: str, detail: str) -> None:
-        """Answer ``code`` and close: no request is being answered on this connection now (the
-        head deadline runs only between answers), else the connection is closed unanswered."""
+        """Answer ``code`` and close lingering: no request is being answered on this connection now
+        (the head deadline runs only between answers), else the connection is closed unanswered."""
         self._cancel_head_deadline()
+        if self._lingering is not None or self.transport.is_closing():
+            return
         if self.cycle is not None and not self.cycle.response_complete:
             self.transport.close()
             return
         request_id = new_id("req")
         logger.warning("refused a request head (%s): %s", code, detail)
+        if self.responses is not None:
+            self.responses.count_response(self._method, None, PROBLEMS[code].status)
         body = orjson.dumps(problem_document(code, detail, request_id))
         head = [STATUS_LINE[PROBLEMS[code].status]]
         for name, value in self.server_state.default_headers:
@@ -180,6 +197,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         head.append(b"request-id: %s\r\n" % request_id.encode())
         head.append(b"connection: close\r\n\r\n")
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
-        if self.responses is not None:
-            self.responses.count_response(self._method, None, PROBLEMS[code].status)
+        self._lingering = self.loop.call_later(self.linger_s, self.transport.close)
+        try:
+            self.transport.write_eof()  # after the answer: the client reads it, then the end
+        except OSError:  # the client has reset the connection already (it read the answer and left)
+            self.transport.close()
+            return
+        self.flow.resume_reading()  # should flow control have paused it: what comes is still read

@@ -1,7 +1,8 @@
 """``payorch serve``'s HTTP connection bounds a request's head: one over 32 KiB is 431 (before, any
 size was taken: 300 MB of one unfinished header held about 520 MB of memory), and a head not
 complete in time is 408, a connection that asks nothing closed (before, both were held for ever).
-Its answers are counted with the app's (before, none of them showed on ``/metrics``)."""
+The client reads these answers while it is still sending (before, a reset could lose them);
+they are counted with the app's (before, none of them showed on ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -120,6 +121,13 @@ async def test_a_head_over_the_limit_is_431_and_never_reaches_the_app(port: int,
     assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
     assert (document["status"], document["code"]) == (431, "headers_too_large")
     assert backend.requests == 0
+
+
+async def test_a_client_still_sending_its_head_reads_the_431_not_a_reset(port: int) -> None:
+    # The 431 is sent after 32 KiB; the rest arrives after it. Closed with those bytes unread, the
+    # connection was reset, and the client's write failed before it could read the answer.
+    status, _ = problem(await answers(port, request(b"X-Big: " + b"a" * (1024 * 1024) + b"\r\n")))
+    assert status.startswith(b"HTTP/1.1 431 ")
 
 
 async def test_many_small_headers_count_as_one_head(port: int, backend: Backend) -> None:

@@ -13,6 +13,10 @@ request's head (its request line and header fields) that uvicorn leaves out.
   connection that sends nothing after an answer already is (it was held for ever).
 - Bytes the parser cannot read are answered 400 ``invalid_request`` as problem+json, like every
   other error (uvicorn answers them in plain text).
+- A request with an ``Upgrade`` header is read as if it had none (RFC 9110 section 7.8 lets a
+  server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
+  uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
+  had their payments refused for an empty body.
 - Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
   reading requests, sends the answer, ends its side of the connection, and throws away what
   still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
@@ -31,6 +35,7 @@ import asyncio
 import logging
 from typing import Any, ClassVar, Protocol
 
+import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -80,6 +85,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._heads_completed = 0
         self._head_deadline: asyncio.TimerHandle | None = None
         self._lingering: asyncio.TimerHandle | None = None  # refused: what comes is thrown away
+        #: The head of a request that asked for an upgrade, without its ``Upgrade`` header.
+        self._without_upgrade: bytes | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -98,7 +105,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering is not None:
             return  # after a refusal: read only so that the close does not reset the connection
         completed = self._heads_completed
-        super().data_received(data)
+        self._feed(data)
         if self._heads_completed != completed:
             # A head ended in this data; what follows it is body or the next head's beginning.
             self._head_bytes = 0
@@ -107,6 +114,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if (self._oversized or self._head_bytes > self.max_head_bytes) and self._lingering is None:
             detail = f"The request line and headers are over the limit of {self.max_head_bytes} bytes."
             self._refuse("headers_too_large", detail)
+
+    def _feed(self, data: bytes) -> None:
+        """uvicorn's ``data_received``, except for an upgrade: the head is parsed again without
+        its ``Upgrade`` header by a new parser, followed by what came after it (the body)."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            message = "Invalid HTTP request received."
+            self.logger.warning(message)
+            self.send_400_response(message)
+        except httptools.HttpParserUpgrade as upgrade:
+            head, self._without_upgrade = self._without_upgrade, None
+            if head is None:  # CONNECT: answered by the app (405), as uvicorn does
+                self._unsupported_upgrade_warning()
+                return
+            self.parser = httptools.HttpRequestParser(self)
+            self._feed(head + data[upgrade.args[0] :])
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -132,6 +157,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_size > self.max_head_bytes:
             self._oversized = True  # answered by data_received once the parser returns
             return
+        method = self.parser.get_method()
+        if self.parser.should_upgrade() and method != b"CONNECT":
+            # The parser skips the body of an upgrade, and stops: the head is parsed again (_feed).
+            version = self.parser.get_http_version().encode()
+            lines = [b"%s %s HTTP/%s\r\n" % (method, self.url, version)]
+            lines += [b"%s: %s\r\n" % field for field in self.headers if field[0] != b"upgrade"]
+            self._without_upgrade = b"".join(lines) + b"\r\n"
+            return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -139,7 +172,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._oversized:
+        if self._oversized or self._without_upgrade is not None:
             return
         super().on_message_complete()
         self._awaiting_head = True

@@ -1,6 +1,7 @@
 """``payorch serve``'s HTTP connection bounds a request's head: one over 32 KiB is 431 (before, any
 size was taken: 300 MB of one unfinished header held about 520 MB of memory), and a head not
 complete in time is 408, a connection that asks nothing closed (before, both were held for ever).
+A request asking for an upgrade is read as HTTP/1.1, body included (before, its body was lost).
 The client reads these answers while it is still sending (before, a reset could lose them);
 they are counted with the app's (before, none of them showed on ``/metrics``)."""
 
@@ -37,14 +38,24 @@ class Responses:
 
 
 class Backend:
-    """An ASGI app that answers 200 ``ok`` and counts the requests it was given."""
+    """An ASGI app that reads each request's body and answers 200 ``ok``: the bodies it was given."""
 
     def __init__(self) -> None:
-        self.requests = 0
+        self.bodies: list[bytes] = []
+
+    @property
+    def requests(self) -> int:
+        return len(self.bodies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
-        self.requests += 1
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        self.bodies.append(body)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -212,3 +223,28 @@ async def test_every_answer_of_the_connection_is_counted_with_no_route(
     await answers(counted_port, b"BREW /healthz HTTP/1.1\r\n\r\n")  # no method read: other
     await answers(counted_port)  # asks nothing: closed unanswered, not counted
     assert responses.counted == [("POST", None, 431), ("GET", None, 408), ("", None, 400)]
+
+
+H2C = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        # curl --http2 on an http:// URL; the body in the same piece as the head, and after it
+        [b"POST /v1/payments HTTP/1.1\r\nHost: x\r\n" + H2C + b"Content-Length: 5\r\n\r\nhello"],
+        [b"POST /v1/payments HTTP/1.1\r\nHost: x\r\n" + H2C + b"Content-Length: 5\r\n\r\nhel", b"lo"],
+        [
+            b"POST /v1/payments HTTP/1.1\r\nHost: x\r\n"
+            + H2C
+            + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        ],
+    ],
+)
+async def test_a_request_asking_for_an_upgrade_is_read_as_http_1_1_with_its_body(
+    port: int, backend: Backend, pieces: list[bytes]
+) -> None:
+    closing = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"  # the same connection
+    answer = await answers(port, *pieces[:-1], pieces[-1] + closing)
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert backend.bodies == [b"hello", b""]

@@ -12,7 +12,10 @@ request's head (its request line and header fields) that uvicorn leaves out.
 - A new connection that sends nothing is closed after uvicorn's keep-alive timeout, as a
   connection that sends nothing after an answer already is (it was held for ever).
 - Bytes the parser cannot read are answered 400 ``invalid_request`` as problem+json, like every
-  other error (uvicorn answers them in plain text).
+  other error (uvicorn answers them in plain text). So is a ``Transfer-Encoding`` whose last coding
+  is not chunked (RFC 9112 section 6.3: the body's length cannot be told): the parser refuses it
+  only once the head is complete, when uvicorn has begun to answer the request, and the
+  connection was closed without any answer.
 - A request with an ``Upgrade`` header is read as if it had none (RFC 9110 section 7.8 lets a
   server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
   uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
@@ -122,6 +125,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError:
+            if self._lingering is not None:
+                return  # refused already, which the parser did not know
             message = "Invalid HTTP request received."
             self.logger.warning(message)
             self.send_400_response(message)
@@ -156,6 +161,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._cancel_head_deadline()
         if self._head_size > self.max_head_bytes:
             self._oversized = True  # answered by data_received once the parser returns
+            return
+        codings = [value for name, value in self.headers if name == b"transfer-encoding"]
+        if codings and codings[-1].rpartition(b",")[2].strip().lower() != b"chunked":
+            detail = "Transfer-Encoding must end with chunked: the body's length cannot be told otherwise."
+            self._refuse("invalid_request", detail)
             return
         method = self.parser.get_method()
         if self.parser.should_upgrade() and method != b"CONNECT":

@@ -248,3 +248,16 @@ async def test_a_request_asking_for_an_upgrade_is_read_as_http_1_1_with_its_body
     answer = await answers(port, *pieces[:-1], pieces[-1] + closing)
     assert answer.count(b"HTTP/1.1 200 OK") == 2
     assert backend.bodies == [b"hello", b""]
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"identity"])
+async def test_a_transfer_coding_not_ending_with_chunked_is_a_400_problem(
+    port: int, backend: Backend, coding: bytes
+) -> None:
+    # The parser refuses it only after the head is complete: the connection was closed unanswered.
+    head = b"POST /v1/payments HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
+    status, document = problem(await answers(port, head + b"hello"))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert document["code"] == "invalid_request"
+    assert str(document["detail"]).startswith("Transfer-Encoding must end with chunked")
+    assert backend.requests == 0

@@ -15,7 +15,9 @@ request's head (its request line and header fields) that uvicorn leaves out.
   other error (uvicorn answers them in plain text). So is a ``Transfer-Encoding`` whose last coding
   is not chunked (RFC 9112 section 6.3: the body's length cannot be told): the parser refuses it
   only once the head is complete, when uvicorn has begun to answer the request, and the
-  connection was closed without any answer.
+  connection was closed without any answer. A body the parser cannot read (a chunk size that
+  is no number) is answered 400 too, when that request's answer has not begun: it was closed
+  unanswered as well.
 - A request with an ``Upgrade`` header is read as if it had none (RFC 9110 section 7.8 lets a
   server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
   uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
@@ -219,17 +221,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse("request_timeout", detail)
 
     def _refuse(self, code: str, detail: str) -> None:
-        """Answer ``code`` and close lingering: no request is being answered on this connection now
-        (the head deadline runs only between answers), else the connection is closed unanswered."""
+        """Answer ``code`` and close lingering, when no request is being answered on this connection
+        (the head deadline runs only between answers) or the body of the one being answered cannot
+        be read (the app then sees the client leave); else the connection is closed unanswered."""
         self._cancel_head_deadline()
         if self._lingering is not None or self.transport.is_closing():
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.transport.close()
-            return
+        cycle = self.cycle
+        counted_by_app = cycle is not None and not cycle.response_complete
+        if cycle is not None and counted_by_app:
+            if cycle.response_started or not cycle.more_body or self.pipeline:
+                # Its answer has begun, or the bytes are a later request's: none can be told apart.
+                self.transport.close()
+                return
+            cycle.disconnected = True  # before, the connection was closed unanswered
+            cycle.message_event.set()
         request_id = new_id("req")
-        logger.warning("refused a request head (%s): %s", code, detail)
-        if self.responses is not None:
+        logger.warning("refused a request (%s): %s", code, detail)
+        if self.responses is not None and not counted_by_app:
             self.responses.count_response(self._method, None, PROBLEMS[code].status)
         body = orjson.dumps(problem_document(code, detail, request_id))
         head = [STATUS_LINE[PROBLEMS[code].status]]

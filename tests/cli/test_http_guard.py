@@ -261,3 +261,27 @@ async def test_a_transfer_coding_not_ending_with_chunked_is_a_400_problem(
     assert document["code"] == "invalid_request"
     assert str(document["detail"]).startswith("Transfer-Encoding must end with chunked")
     assert backend.requests == 0
+
+
+CHUNKED = b"POST /v1/payments HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "pieces", [[CHUNKED + b"zz\r\nhello\r\n0\r\n\r\n"], [CHUNKED, b"5\r\nhello\r\nzz\r\n"]]
+)
+async def test_a_body_the_parser_cannot_read_is_a_400_problem(
+    counted_port: int, backend: Backend, responses: Responses, pieces: list[bytes]
+) -> None:
+    # The app had begun on the request, waiting for its body: the connection was closed unanswered.
+    status, document = problem(await answers(counted_port, *pieces))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert document["code"] == "invalid_request"
+    assert backend.bodies == [b""]  # told the client left; its answer, were there one, is not sent
+    assert responses.counted == []  # the app counts its own request
+
+
+async def test_an_unreadable_request_behind_one_being_answered_never_takes_its_place(
+    port: int, backend: Backend
+) -> None:
+    answered = await answers(port, request() + CHUNKED + b"zz\r\n")
+    assert b"400" not in answered.partition(b"\r\n")[0]

@@ -2,8 +2,10 @@
 request's head (its request line and header fields) that uvicorn leaves out.
 
 - A head over :data:`MAX_HEAD_BYTES` is answered 431 ``headers_too_large`` and the connection
-  closed. httptools gathers a header field whole before handing it on, so without a bound one
-  unfinished header of 300 MB held about 520 MB of the server's memory, on one connection.
+  closed, or 414 ``uri_too_long`` when the request target alone is over it (RFC 9112 section 3;
+  it was 431, which told the client to send fewer headers). httptools gathers a header field
+  whole before handing it on, so without a bound one unfinished header of 300 MB held about
+  520 MB of the server's memory, on one connection.
 - A head must be complete within :data:`HEAD_TIMEOUT_S` of the connection opening or of the
   previous answer on it: 408 ``request_timeout`` and the connection closed when one has begun, a
   bare close when nothing came. Without it, a client sending a header line every few seconds (or
@@ -50,6 +52,9 @@ from ingest.api.problems import PROBLEMS, problem_document
 #: A request line and header fields past this are refused (Node and h11 stop at 16 KiB; room is
 #: left for long trace and baggage headers).
 MAX_HEAD_BYTES = 32 * 1024
+#: A head past the limit by no more than this, all request target so far but its method, may be a
+#: target that ends within the limit (a 431) or goes past it (a 414): more of it tells.
+TARGET_SLACK_BYTES = 64
 #: As long as a body may take (``ingest.api.settings.BODY_TIMEOUT_S``).
 HEAD_TIMEOUT_S = 10.0
 #: How long the bytes that follow a refusal are read and thrown away before the connection closes.
@@ -85,6 +90,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         #: The current head's size as parsed: its target, and each field's name and value.
         self._head_size = 0
+        self._target_size = 0  # the current head's request target, as parsed so far
         self._method = ""  # the current head's, once its request line is read
         self._oversized = False  # the head parsed was over the limit: it is refused, not run
         self._heads_completed = 0
@@ -116,9 +122,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes = 0
         elif self._awaiting_head:
             self._head_bytes += len(data)
-        if (self._oversized or self._head_bytes > self.max_head_bytes) and self._lingering is None:
-            detail = f"The request line and headers are over the limit of {self.max_head_bytes} bytes."
-            self._refuse("headers_too_large", detail)
+        if (self._oversized or self._unfinished_head_too_large()) and self._lingering is None:
+            limit = self.max_head_bytes
+            if self._target_size > limit:
+                detail = f"The request target (path and query) is over the limit of {limit} bytes."
+                self._refuse("uri_too_long", detail)
+            else:
+                detail = f"The request line and headers are over the limit of {limit} bytes."
+                self._refuse("headers_too_large", detail)
+
+    def _unfinished_head_too_large(self) -> bool:
+        limit = self.max_head_bytes
+        if self._head_bytes <= limit:
+            return False
+        # All that came is the method and a target within the limit: its end, or more of it, tells.
+        in_target = self._head_size == self._target_size <= limit
+        in_target = in_target and self._head_bytes - self._target_size <= len(self._method) + 1
+        return not (in_target and self._head_bytes <= limit + TARGET_SLACK_BYTES)
 
     def _feed(self, data: bytes) -> None:
         """uvicorn's ``data_received``, except for an upgrade: the head is parsed again without
@@ -143,12 +163,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_begun = True
-        self._head_size = 0
+        self._head_size = self._target_size = 0
         self._method = ""
 
     def on_url(self, url: bytes) -> None:
         self._method = self.parser.get_method().decode("latin-1")  # read before the target
         self._head_size += len(url)
+        self._target_size += len(url)
         if self._head_size <= self.max_head_bytes:
             super().on_url(url)
 

@@ -141,6 +141,22 @@ async def test_a_client_still_sending_its_head_reads_the_431_not_a_reset(port: i
     assert status.startswith(b"HTTP/1.1 431 ")
 
 
+@pytest.mark.parametrize("piece", [MAX_HEAD_BYTES + 1, 1000])
+async def test_a_request_target_over_the_limit_is_414(port: int, backend: Backend, piece: int) -> None:
+    line = b"GET /v1/violations?contract_id=" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    pieces = [line[start : start + piece] for start in range(0, len(line), piece)]
+    status, document = problem(await answers(port, *pieces))
+    assert status.startswith(b"HTTP/1.1 414 ")
+    assert (document["status"], document["code"]) == (414, "uri_too_long")
+    assert backend.requests == 0
+
+
+async def test_a_target_within_the_limit_with_headers_over_it_is_431(port: int) -> None:
+    target = b"/healthz?" + b"a" * (MAX_HEAD_BYTES - 9)  # the limit exactly
+    status, _ = problem(await answers(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status.startswith(b"HTTP/1.1 431 ")
+
+
 async def test_many_small_headers_count_as_one_head(port: int, backend: Backend) -> None:
     many = b"".join(b"X-%d: v\r\n" % number for number in range(MAX_HEAD_BYTES // 8))
     status, _ = problem(await answers(port, request(many)))

@@ -19,7 +19,8 @@ request's head (its request line and header fields) that uvicorn leaves out.
   only once the head is complete, when uvicorn has begun to answer the request, and the
   connection was closed without any answer. A body the parser cannot read (a chunk size that
   is no number) is answered 400 too, when that request's answer has not begun: it was closed
-  unanswered as well.
+  unanswered as well. An HTTP/1.1 request without a Host header, or with two, is 400 too (RFC
+  9112 section 3.2: a server MUST answer it 400); it was answered as any other.
 - A request with an ``Upgrade`` header is read as if it had none (RFC 9110 section 7.8 lets a
   server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
   uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
@@ -182,6 +183,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._heads_completed += 1
         self._awaiting_head = self._head_begun = False
         self._cancel_head_deadline()
+        if self._lingering is not None:
+            return  # refused: what the parser still finds in the same bytes is not run
         if self._head_size > self.max_head_bytes:
             self._oversized = True  # answered by data_received once the parser returns
             return
@@ -189,6 +192,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if codings and codings[-1].rpartition(b",")[2].strip().lower() != b"chunked":
             detail = "Transfer-Encoding must end with chunked: the body's length cannot be told otherwise."
             self._refuse("invalid_request", detail)
+            return
+        hosts = sum(name == b"host" for name, _ in self.headers)
+        if hosts != 1 and self.parser.get_http_version() == "1.1":
+            shown = "no Host header" if hosts == 0 else "more than one Host header"
+            self._refuse(
+                "invalid_request", f"An HTTP/1.1 request needs one Host header; this one has {shown}."
+            )
             return
         method = self.parser.get_method()
         if self.parser.should_upgrade() and method != b"CONNECT":
@@ -201,11 +211,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if not self._oversized:
+        if not self._oversized and self._lingering is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._oversized or self._without_upgrade is not None:
+        if self._oversized or self._lingering is not None or self._without_upgrade is not None:
             return
         super().on_message_complete()
         self._awaiting_head = True

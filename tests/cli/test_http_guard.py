@@ -301,3 +301,23 @@ async def test_an_unreadable_request_behind_one_being_answered_never_takes_its_p
 ) -> None:
     answered = await answers(port, request() + CHUNKED + b"zz\r\n")
     assert b"400" not in answered.partition(b"\r\n")[0]
+
+
+@pytest.mark.parametrize("hosts", [b"", b"Host: a\r\nHost: b\r\n"])
+async def test_an_http_1_1_request_without_one_host_header_is_a_400_problem(
+    port: int, backend: Backend, hosts: bytes
+) -> None:
+    # After an answer on the same connection; the request behind it, in the same bytes, is not run.
+    refused = b"POST /v1/payments HTTP/1.1\r\n" + hosts + b"Content-Length: 5\r\n\r\nhello"
+    first, _, refusal = (await answers(port, request(), refused + request())).partition(b"ok")
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    status, document = problem(refusal)
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert str(document["detail"]).startswith("An HTTP/1.1 request needs one Host header")
+    assert backend.requests == 1
+
+
+async def test_an_http_1_0_request_needs_no_host_header(port: int, backend: Backend) -> None:
+    answer = await answers(port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert backend.requests == 1

@@ -2,8 +2,10 @@
 request's head (its request line and header fields) that uvicorn leaves out.
 
 - A head over :data:`MAX_HEAD_BYTES` is answered 431 ``headers_too_large`` and the connection
-  closed. httptools gathers a header field whole before handing it on, so without a bound one
-  unfinished header of 300 MB held about 520 MB of the server's memory, on one connection.
+  closed, or 414 ``uri_too_long`` when the request target alone is over it (RFC 9112 section 3;
+  it was 431, which told the client to send fewer headers). httptools gathers a header field
+  whole before handing it on, so without a bound one unfinished header of 300 MB held about
+  520 MB of the server's memory, on one connection.
 - A head must be complete within :data:`HEAD_TIMEOUT_S` of the connection opening or of the
   previous answer on it: 408 ``request_timeout`` and the connection closed when one has begun, a
   bare close when nothing came. Without it, a client sending a header line every few seconds (or
@@ -12,7 +14,25 @@ request's head (its request line and header fields) that uvicorn leaves out.
 - A new connection that sends nothing is closed after uvicorn's keep-alive timeout, as a
   connection that sends nothing after an answer already is (it was held for ever).
 - Bytes the parser cannot read are answered 400 ``invalid_request`` as problem+json, like every
-  other error (uvicorn answers them in plain text).
+  other error (uvicorn answers them in plain text). So is a ``Transfer-Encoding`` whose last coding
+  is not chunked (RFC 9112 section 6.3: the body's length cannot be told): the parser refuses it
+  only once the head is complete, when uvicorn has begun to answer the request, and the
+  connection was closed without any answer. A body the parser cannot read (a chunk size that
+  is no number) is answered 400 too, when that request's answer has not begun: it was closed
+  unanswered as well. An HTTP/1.1 request without a Host header, or with two, is 400 too (RFC
+  9112 section 3.2: a server MUST answer it 400); it was answered as any other.
+- A request with an ``Upgrade`` header is read as if it had none (RFC 9110 section 7.8 lets a
+  server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
+  uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
+  had their payments refused for an empty body.
+- Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
+  reading requests, sends the answer, ends its side of the connection, and throws away what
+  still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
+  bytes unread, the connection was reset, and a client still sending its head (a 1 MiB header
+  in one go) was told "connection reset by peer" instead of reading the 431.
+- Each of these answers counts in ``payorch_http_responses_total`` (route ``unmatched``; method
+  ``other`` when none was read) through :func:`counted_protocol`: the app never sees them, and
+  without the count a flood of them was invisible on ``/metrics``.
 
 The body has its own limit and deadline in the app (:func:`ingest.api.front.read_body`).
 """
@@ -21,8 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
+import httptools
 import orjson
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
@@ -32,10 +53,26 @@ from ingest.api.problems import PROBLEMS, problem_document
 #: A request line and header fields past this are refused (Node and h11 stop at 16 KiB; room is
 #: left for long trace and baggage headers).
 MAX_HEAD_BYTES = 32 * 1024
+#: A head past the limit by no more than this, all request target so far but its method, may be a
+#: target that ends within the limit (a 431) or goes past it (a 414): more of it tells.
+TARGET_SLACK_BYTES = 64
 #: As long as a body may take (``ingest.api.settings.BODY_TIMEOUT_S``).
 HEAD_TIMEOUT_S = 10.0
+#: How long the bytes that follow a refusal are read and thrown away before the connection closes.
+LINGER_S = 2.0
 
 logger = logging.getLogger("payorch.api")
+
+
+class ResponseCounter(Protocol):
+    """Where answers are counted (:class:`ingest.api.metrics.ApiMetrics`)."""
+
+    def count_response(self, method: str, route: str | None, status: int | None) -> None: ...
+
+
+def counted_protocol(responses: ResponseCounter) -> type[GuardedHttpToolsProtocol]:
+    """The guarded protocol, counting its own answers in ``responses`` (route ``None``)."""
+    return type("CountedHttpToolsProtocol", (GuardedHttpToolsProtocol,), {"responses": responses})
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -43,6 +80,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     max_head_bytes = MAX_HEAD_BYTES
     head_timeout_s = HEAD_TIMEOUT_S
+    linger_s = LINGER_S
+    responses: ClassVar[ResponseCounter | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -52,9 +91,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_bytes = 0
         #: The current head's size as parsed: its target, and each field's name and value.
         self._head_size = 0
+        self._target_size = 0  # the current head's request target, as parsed so far
+        self._method = ""  # the current head's, once its request line is read
         self._oversized = False  # the head parsed was over the limit: it is refused, not run
         self._heads_completed = 0
         self._head_deadline: asyncio.TimerHandle | None = None
+        self._lingering: asyncio.TimerHandle | None = None  # refused: what comes is thrown away
+        #: The head of a request that asked for an upgrade, without its ``Upgrade`` header.
+        self._without_upgrade: bytes | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -65,27 +109,68 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_deadline()
+        if self._lingering is not None:
+            self._lingering.cancel()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering is not None:
+            return  # after a refusal: read only so that the close does not reset the connection
         completed = self._heads_completed
-        super().data_received(data)
+        self._feed(data)
         if self._heads_completed != completed:
             # A head ended in this data; what follows it is body or the next head's beginning.
             self._head_bytes = 0
         elif self._awaiting_head:
             self._head_bytes += len(data)
-        if (self._oversized or self._head_bytes > self.max_head_bytes) and not self.transport.is_closing():
-            detail = f"The request line and headers are over the limit of {self.max_head_bytes} bytes."
-            self._refuse("headers_too_large", detail)
+        if (self._oversized or self._unfinished_head_too_large()) and self._lingering is None:
+            limit = self.max_head_bytes
+            if self._target_size > limit:
+                detail = f"The request target (path and query) is over the limit of {limit} bytes."
+                self._refuse("uri_too_long", detail)
+            else:
+                detail = f"The request line and headers are over the limit of {limit} bytes."
+                self._refuse("headers_too_large", detail)
+
+    def _unfinished_head_too_large(self) -> bool:
+        limit = self.max_head_bytes
+        if self._head_bytes <= limit:
+            return False
+        # All that came is the method and a target within the limit: its end, or more of it, tells.
+        in_target = self._head_size == self._target_size <= limit
+        in_target = in_target and self._head_bytes - self._target_size <= len(self._method) + 1
+        return not (in_target and self._head_bytes <= limit + TARGET_SLACK_BYTES)
+
+    def _feed(self, data: bytes) -> None:
+        """uvicorn's ``data_received``, except for an upgrade: the head is parsed again without
+        its ``Upgrade`` header by a new parser, followed by what came after it (the body)."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError:
+            if self._lingering is not None:
+                return  # refused already, which the parser did not know
+            message = "Invalid HTTP request received."
+            self.logger.warning(message)
+            self.send_400_response(message)
+        except httptools.HttpParserUpgrade as upgrade:
+            head, self._without_upgrade = self._without_upgrade, None
+            if head is None:  # CONNECT: answered by the app (405), as uvicorn does
+                self._unsupported_upgrade_warning()
+                return
+            self.parser = httptools.HttpRequestParser(self)
+            self._feed(head + data[upgrade.args[0] :])
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_begun = True
-        self._head_size = 0
+        self._head_size = self._target_size = 0
+        self._method = ""
 
     def on_url(self, url: bytes) -> None:
+        self._method = self.parser.get_method().decode("latin-1")  # read before the target
         self._head_size += len(url)
+        self._target_size += len(url)
         if self._head_size <= self.max_head_bytes:
             super().on_url(url)
 
@@ -98,17 +183,39 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._heads_completed += 1
         self._awaiting_head = self._head_begun = False
         self._cancel_head_deadline()
+        if self._lingering is not None:
+            return  # refused: what the parser still finds in the same bytes is not run
         if self._head_size > self.max_head_bytes:
             self._oversized = True  # answered by data_received once the parser returns
+            return
+        codings = [value for name, value in self.headers if name == b"transfer-encoding"]
+        if codings and codings[-1].rpartition(b",")[2].strip().lower() != b"chunked":
+            detail = "Transfer-Encoding must end with chunked: the body's length cannot be told otherwise."
+            self._refuse("invalid_request", detail)
+            return
+        hosts = sum(name == b"host" for name, _ in self.headers)
+        if hosts != 1 and self.parser.get_http_version() == "1.1":
+            shown = "no Host header" if hosts == 0 else "more than one Host header"
+            self._refuse(
+                "invalid_request", f"An HTTP/1.1 request needs one Host header; this one has {shown}."
+            )
+            return
+        method = self.parser.get_method()
+        if self.parser.should_upgrade() and method != b"CONNECT":
+            # The parser skips the body of an upgrade, and stops: the head is parsed again (_feed).
+            version = self.parser.get_http_version().encode()
+            lines = [b"%s %s HTTP/%s\r\n" % (method, self.url, version)]
+            lines += [b"%s: %s\r\n" % field for field in self.headers if field[0] != b"upgrade"]
+            self._without_upgrade = b"".join(lines) + b"\r\n"
             return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        if not self._oversized:
+        if not self._oversized and self._lingering is None:
             super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._oversized:
+        if self._oversized or self._lingering is not None or self._without_upgrade is not None:
             return
         super().on_message_complete()
         self._awaiting_head = True
@@ -136,7 +243,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _head_timed_out(self) -> None:
         self._head_deadline = None
-        if self.transport.is_closing():
+        if self.transport.is_closing() or self._lingering is not None:
             return
         if not self._head_begun and self._head_bytes == 0:
             self.transport.close()  # nothing was asked: nobody to answer
@@ -145,14 +252,25 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse("request_timeout", detail)
 
     def _refuse(self, code: str, detail: str) -> None:
-        """Answer ``code`` and close: no request is being answered on this connection now (the
-        head deadline runs only between answers), else the connection is closed unanswered."""
+        """Answer ``code`` and close lingering, when no request is being answered on this connection
+        (the head deadline runs only between answers) or the body of the one being answered cannot
+        be read (the app then sees the client leave); else the connection is closed unanswered."""
         self._cancel_head_deadline()
-        if self.cycle is not None and not self.cycle.response_complete:
-            self.transport.close()
+        if self._lingering is not None or self.transport.is_closing():
             return
+        cycle = self.cycle
+        counted_by_app = cycle is not None and not cycle.response_complete
+        if cycle is not None and counted_by_app:
+            if cycle.response_started or not cycle.more_body or self.pipeline:
+                # Its answer has begun, or the bytes are a later request's: none can be told apart.
+                self.transport.close()
+                return
+            cycle.disconnected = True  # before, the connection was closed unanswered
+            cycle.message_event.set()
         request_id = new_id("req")
-        logger.warning("refused a request head (%s): %s", code, detail)
+        logger.warning("refused a request (%s): %s", code, detail)
+        if self.responses is not None and not counted_by_app:
+            self.responses.count_response(self._method, None, PROBLEMS[code].status)
         body = orjson.dumps(problem_document(code, detail, request_id))
         head = [STATUS_LINE[PROBLEMS[code].status]]
         for name, value in self.server_state.default_headers:
@@ -162,4 +280,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         head.append(b"request-id: %s\r\n" % request_id.encode())
         head.append(b"connection: close\r\n\r\n")
         self.transport.write(b"".join(head) + body)
-        self.transport.close()
+        self._lingering = self.loop.call_later(self.linger_s, self.transport.close)
+        try:
+            self.transport.write_eof()  # after the answer: the client reads it, then the end
+        except OSError:  # the client has reset the connection already (it read the answer and left)
+            self.transport.close()
+            return
+        self.flow.resume_reading()  # should flow control have paused it: what comes is still read

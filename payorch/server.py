@@ -28,13 +28,14 @@ import uvicorn
 from engine.config import PlatformConfig
 from engine.errors import PayorchError
 from ingest.api.app import create_app
+from ingest.api.metrics import end_multiprocess_values, start_multiprocess_values
 from ingest.api.parts import Shutdown
 from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
 from ingest.observe.telemetry import GlobalTags
 from ingest.store.reads import ReportTables, Window
-from payorch.http_guard import GuardedHttpToolsProtocol
+from payorch.http_guard import counted_protocol
 
 LOGGER = "payorch.serve"
 #: Work that runs in a thread of its own once the server takes requests (the demo's traffic). It
@@ -207,6 +208,7 @@ def run_server(
         report_renderer=partial(_render_report, config),
     )
     try:
+        start_multiprocess_values(settings.environ)  # a start counts from zero
         app = create_app(settings)
     except (PayorchError, OSError) as exc:
         listening.close()
@@ -226,7 +228,8 @@ def run_server(
             log_level="info",
             log_config=None,  # uvicorn's records go to the app's JSON log pipe instead
             access_log=False,
-            http=GuardedHttpToolsProtocol,  # httptools, with a bounded request head
+            # httptools, with a bounded request head; its refusals are counted with the app's answers
+            http=counted_protocol(app.state.parts.metrics),
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
             server_header=False,
         ),
@@ -234,6 +237,7 @@ def run_server(
         companion,
     )
     server.run(sockets=[listening])
+    end_multiprocess_values(settings.environ)
     if server.companion is not None:
         server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first
     shutdown: Shutdown | None = app.state.parts.shutdown

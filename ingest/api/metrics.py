@@ -15,18 +15,22 @@ Several worker processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (before the proc
 prometheus_client keeps every process's values in that directory and ``GET /metrics`` of any
 worker sums them (``MultiProcessCollector``). The callback metrics (events written, drops) then
 describe the answering process only, and the queue depth reads 0 (a callback gauge is not shared
-between processes). ``payorch serve`` runs one process: DuckDB takes one writer.
+between processes). ``payorch serve`` runs one process: DuckDB takes one writer. Each start of
+the service empties the directory first (:func:`start_multiprocess_values`), as a process manager
+does before it starts its workers: the files of an earlier run would otherwise be summed into the
+new run's counts (and a new process given an earlier one's id would carry its values on).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
 from engine.contracts import ContractViolation
@@ -38,6 +42,23 @@ _FIELDS = frozenset({"body", "merchant_id", "amount", "currency", "method", "met
 #: Seconds; every SLO threshold and timeout of the configuration is added to these.
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def start_multiprocess_values(environ: Mapping[str, str]) -> None:
+    """Before the service builds its metrics: remove the values files (``*.db``) that earlier runs
+    left in ``PROMETHEUS_MULTIPROC_DIR``, if it is set. Nothing else in it is touched."""
+    directory = environ.get(MULTIPROCESS_ENV)
+    if directory:
+        for values in Path(directory).glob("*.db"):
+            values.unlink(missing_ok=True)
+
+
+def end_multiprocess_values(environ: Mapping[str, str]) -> None:
+    """When the service stops: its live gauges (the queue depth) stop counting in other
+    processes' sums."""
+    directory = environ.get(MULTIPROCESS_ENV)
+    if directory:
+        mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
 
 
 def buckets_with(thresholds_s: Iterable[float]) -> tuple[float, ...]:

@@ -93,6 +93,12 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             "A key stands for one request. Use a new key for a new payment; the first request's "
             "answer is kept under the key.",
         ),
+        "uri_too_long": ProblemKind(
+            414,
+            "The request target is too long",
+            "The path and query of a request are limited to 32 KiB. Nothing was done; send what a long "
+            "query says in fewer bytes.",
+        ),
         "headers_too_large": ProblemKind(
             431,
             "The request headers are too large",

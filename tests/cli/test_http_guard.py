@@ -1,6 +1,9 @@
 """``payorch serve``'s HTTP connection bounds a request's head: one over 32 KiB is 431 (before, any
 size was taken: 300 MB of one unfinished header held about 520 MB of memory), and a head not
-complete in time is 408, a connection that asks nothing closed (before, both were held for ever)."""
+complete in time is 408, a connection that asks nothing closed (before, both were held for ever).
+A request asking for an upgrade is read as HTTP/1.1, body included (before, its body was lost).
+The client reads these answers while it is still sending (before, a reset could lose them);
+they are counted with the app's (before, none of them showed on ``/metrics``)."""
 
 from __future__ import annotations
 
@@ -14,7 +17,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.server import ServerState
 
-from payorch.http_guard import MAX_HEAD_BYTES, GuardedHttpToolsProtocol
+from payorch.http_guard import MAX_HEAD_BYTES, GuardedHttpToolsProtocol, counted_protocol
 
 #: Never reached by a passing test: it only keeps a failing one from waiting for ever.
 PATIENCE_S = 30.0
@@ -24,15 +27,35 @@ class QuickProtocol(GuardedHttpToolsProtocol):
     head_timeout_s = 0.2
 
 
-class Backend:
-    """An ASGI app that answers 200 ``ok`` and counts the requests it was given."""
+class Responses:
+    """A hand-written ``ResponseCounter``: the answers counted, in order."""
 
     def __init__(self) -> None:
-        self.requests = 0
+        self.counted: list[tuple[str, str | None, int | None]] = []
+
+    def count_response(self, method: str, route: str | None, status: int | None) -> None:
+        self.counted.append((method, route, status))
+
+
+class Backend:
+    """An ASGI app that reads each request's body and answers 200 ``ok``: the bodies it was given."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    @property
+    def requests(self) -> int:
+        return len(self.bodies)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
-        self.requests += 1
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        self.bodies.append(body)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -55,6 +78,19 @@ async def serve(backend: Backend, protocol: type[GuardedHttpToolsProtocol]) -> A
 async def port(backend: Backend) -> AsyncIterator[int]:
     """The port of a server with the deadlines of ``payorch serve``."""
     async for number in serve(backend, GuardedHttpToolsProtocol):
+        yield number
+
+
+@pytest.fixture
+def responses() -> Responses:
+    return Responses()
+
+
+@pytest.fixture
+async def counted_port(backend: Backend, responses: Responses) -> AsyncIterator[int]:
+    """The port of a server that counts its answers in ``responses``, with 0.2 s for a head."""
+    counted = counted_protocol(responses)
+    async for number in serve(backend, type("QuickCounted", (counted,), {"head_timeout_s": 0.2})):
         yield number
 
 
@@ -96,6 +132,29 @@ async def test_a_head_over_the_limit_is_431_and_never_reaches_the_app(port: int,
     assert status == b"HTTP/1.1 431 Request Header Fields Too Large"
     assert (document["status"], document["code"]) == (431, "headers_too_large")
     assert backend.requests == 0
+
+
+async def test_a_client_still_sending_its_head_reads_the_431_not_a_reset(port: int) -> None:
+    # The 431 is sent after 32 KiB; the rest arrives after it. Closed with those bytes unread, the
+    # connection was reset, and the client's write failed before it could read the answer.
+    status, _ = problem(await answers(port, request(b"X-Big: " + b"a" * (1024 * 1024) + b"\r\n")))
+    assert status.startswith(b"HTTP/1.1 431 ")
+
+
+@pytest.mark.parametrize("piece", [MAX_HEAD_BYTES + 1, 1000])
+async def test_a_request_target_over_the_limit_is_414(port: int, backend: Backend, piece: int) -> None:
+    line = b"GET /v1/violations?contract_id=" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n"
+    pieces = [line[start : start + piece] for start in range(0, len(line), piece)]
+    status, document = problem(await answers(port, *pieces))
+    assert status.startswith(b"HTTP/1.1 414 ")
+    assert (document["status"], document["code"]) == (414, "uri_too_long")
+    assert backend.requests == 0
+
+
+async def test_a_target_within_the_limit_with_headers_over_it_is_431(port: int) -> None:
+    target = b"/healthz?" + b"a" * (MAX_HEAD_BYTES - 9)  # the limit exactly
+    status, _ = problem(await answers(port, b"GET " + target + b" HTTP/1.1\r\nHost: x\r\n\r\n"))
+    assert status.startswith(b"HTTP/1.1 431 ")
 
 
 async def test_many_small_headers_count_as_one_head(port: int, backend: Backend) -> None:
@@ -169,3 +228,96 @@ async def test_bytes_the_parser_cannot_read_are_a_400_problem(
     assert (document["status"], document["code"]) == (400, "invalid_request")
     assert str(document["detail"]).startswith("The request is not valid HTTP/1.1")
     assert backend.requests == 0
+
+
+async def test_every_answer_of_the_connection_is_counted_with_no_route(
+    counted_port: int, responses: Responses
+) -> None:
+    oversized = b"POST /v1/payments HTTP/1.1\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n"
+    await answers(counted_port, oversized)
+    await answers(counted_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never ends: 408
+    await answers(counted_port, b"BREW /healthz HTTP/1.1\r\n\r\n")  # no method read: other
+    await answers(counted_port)  # asks nothing: closed unanswered, not counted
+    assert responses.counted == [("POST", None, 431), ("GET", None, 408), ("", None, 400)]
+
+
+H2C = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        # curl --http2 on an http:// URL; the body in the same piece as the head, and after it
+        [b"POST /v1/payments HTTP/1.1\r\nHost: x\r\n" + H2C + b"Content-Length: 5\r\n\r\nhello"],
+        [b"POST /v1/payments HTTP/1.1\r\nHost: x\r\n" + H2C + b"Content-Length: 5\r\n\r\nhel", b"lo"],
+        [
+            b"POST /v1/payments HTTP/1.1\r\nHost: x\r\n"
+            + H2C
+            + b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+        ],
+    ],
+)
+async def test_a_request_asking_for_an_upgrade_is_read_as_http_1_1_with_its_body(
+    port: int, backend: Backend, pieces: list[bytes]
+) -> None:
+    closing = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"  # the same connection
+    answer = await answers(port, *pieces[:-1], pieces[-1] + closing)
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert backend.bodies == [b"hello", b""]
+
+
+@pytest.mark.parametrize("coding", [b"gzip", b"identity"])
+async def test_a_transfer_coding_not_ending_with_chunked_is_a_400_problem(
+    port: int, backend: Backend, coding: bytes
+) -> None:
+    # The parser refuses it only after the head is complete: the connection was closed unanswered.
+    head = b"POST /v1/payments HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: " + coding + b"\r\n\r\n"
+    status, document = problem(await answers(port, head + b"hello"))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert document["code"] == "invalid_request"
+    assert str(document["detail"]).startswith("Transfer-Encoding must end with chunked")
+    assert backend.requests == 0
+
+
+CHUNKED = b"POST /v1/payments HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    "pieces", [[CHUNKED + b"zz\r\nhello\r\n0\r\n\r\n"], [CHUNKED, b"5\r\nhello\r\nzz\r\n"]]
+)
+async def test_a_body_the_parser_cannot_read_is_a_400_problem(
+    counted_port: int, backend: Backend, responses: Responses, pieces: list[bytes]
+) -> None:
+    # The app had begun on the request, waiting for its body: the connection was closed unanswered.
+    status, document = problem(await answers(counted_port, *pieces))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert document["code"] == "invalid_request"
+    assert backend.bodies == [b""]  # told the client left; its answer, were there one, is not sent
+    assert responses.counted == []  # the app counts its own request
+
+
+async def test_an_unreadable_request_behind_one_being_answered_never_takes_its_place(
+    port: int, backend: Backend
+) -> None:
+    answered = await answers(port, request() + CHUNKED + b"zz\r\n")
+    assert b"400" not in answered.partition(b"\r\n")[0]
+
+
+@pytest.mark.parametrize("hosts", [b"", b"Host: a\r\nHost: b\r\n"])
+async def test_an_http_1_1_request_without_one_host_header_is_a_400_problem(
+    port: int, backend: Backend, hosts: bytes
+) -> None:
+    # After an answer on the same connection; the request behind it, in the same bytes, is not run.
+    refused = b"POST /v1/payments HTTP/1.1\r\n" + hosts + b"Content-Length: 5\r\n\r\nhello"
+    first, _, refusal = (await answers(port, request(), refused + request())).partition(b"ok")
+    assert first.startswith(b"HTTP/1.1 200 OK")
+    status, document = problem(refusal)
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert str(document["detail"]).startswith("An HTTP/1.1 request needs one Host header")
+    assert backend.requests == 1
+
+
+async def test_an_http_1_0_request_needs_no_host_header(port: int, backend: Backend) -> None:
+    answer = await answers(port, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+    assert backend.requests == 1

@@ -10,6 +10,7 @@ import uuid
 from collections import Counter
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.server import ACME, ADMIN, GLOBEX, SLOW, Server
 
@@ -357,3 +358,28 @@ def test_a_transfer_coding_besides_chunked_is_501_and_charges_nothing(server: Se
     assert head.startswith(b"HTTP/1.1 501"), head
     assert b'"code":"transfer_coding_not_supported"' in body.replace(b" ", b"")
     assert all(line.get("amount_cents") != 1371 for line in server.ledger())  # nothing charged
+
+
+def _refusals_counted(server: Server) -> dict[tuple[str, str], float]:
+    """``payorch_http_responses_total`` of the route ``unmatched``: (method, code) to count."""
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    return {
+        (sample.labels["method"], sample.labels["code"]): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total" and sample.labels["route"] == "unmatched"
+    }
+
+
+def test_the_connections_own_refusals_are_counted_on_metrics(server: Server) -> None:
+    host, port = server.url.removeprefix("http://").split(":")
+    before = _refusals_counted(server)
+    oversized = b"POST /v1/payments HTTP/1.1\r\nHost: payorch\r\nX-Big: " + b"a" * 33_000 + b"\r\n\r\n"
+    for request in (oversized, oversized, b"BREW /healthz HTTP/1.1\r\nHost: payorch\r\n\r\n"):
+        with socket.create_connection((host, int(port)), timeout=10) as connection:
+            connection.sendall(request)
+            assert connection.recv(12) in (b"HTTP/1.1 431", b"HTTP/1.1 400")
+    after = _refusals_counted(server)
+
+    assert after.get(("POST", "431"), 0) - before.get(("POST", "431"), 0) == 2
+    assert after.get(("other", "400"), 0) - before.get(("other", "400"), 0) == 1

@@ -1,6 +1,6 @@
 """A real `payorch serve` watched from outside: its spans reach the OTLP collector the standard
 variable names, its stderr is JSON lines only (the payment's events among them, tied to the
-caller's trace), and /metrics counts the payment."""
+caller's trace), and /metrics counts the payment, from zero at each start."""
 
 from __future__ import annotations
 
@@ -57,3 +57,31 @@ def test_a_served_payment_is_traced_logged_and_counted(tmp_path: Path, collector
     ours = [line for line in lines if line.get("request_id") == request_id]
     assert [line["event"] for line in ours] == EVENTS
     assert {line["trace_id"] for line in ours} == {TRACE_ID}
+
+
+def test_each_start_counts_from_zero_with_a_multiprocess_directory(tmp_path: Path) -> None:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    (directory / "notes.txt").write_text("not prometheus_client's")
+    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    unmatched = ("payorch_http_responses_total", (("code", "404"), ("method", "GET"), ("route", "unmatched")))
+    counted = []
+    for _ in range(2):
+        server = start_server(tmp_path, env=environment)
+        try:
+            for _ in range(3):
+                assert httpx.get(f"{server.url}/v1/nowhere", timeout=10).status_code == 404
+            scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+        finally:
+            code = server.stop()
+        assert code == 0, server.log()
+        samples = {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(scraped)
+            for sample in family.samples
+        }
+        counted.append(samples[unmatched])
+
+    assert counted == [3, 3]  # not [3, 6]: the first run's values are not the second's
+    assert (directory / "notes.txt").exists()
+    assert not list(directory.glob("gauge_livesum_*.db"))  # the stopped process is marked dead

@@ -233,8 +233,8 @@ async def test_the_openapi_document_says_what_the_service_sends(app: object) -> 
 
 async def test_every_operation_documents_the_refusals_that_come_before_its_route(app: object) -> None:
     """A declared body over 64 KiB is 413 whatever the route, as a request late in coming (408),
-    with a head over 32 KiB (431, payorch.http_guard), unreadable (400) or with a transfer coding
-    besides chunked (501) is: every operation lists them all."""
+    with a head over 32 KiB (431, payorch.http_guard) or a target over it (414), unreadable (400) or
+    with a transfer coding besides chunked (501) is: every operation lists them all."""
     document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
     paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]
     too_long = (b"content-length", b"70000")
@@ -244,7 +244,7 @@ async def test_every_operation_documents_the_refusals_that_come_before_its_route
         for method, operation in operations.items():
             answer = await call(app, method.upper(), concrete, [ACME, too_long], body_of(b""))
             assert (answer.status, answer.json()["code"]) == (413, "payload_too_large"), (path, method)
-            assert {"400", "408", "413", "431", "501"} <= set(operation["responses"]), (path, method)
+            assert {"400", "408", "413", "414", "431", "501"} <= set(operation["responses"]), (path, method)
             coded = await call(
                 app, method.upper(), concrete, [ACME, (b"transfer-encoding", b"gzip, chunked")], body_of(b"")
             )

@@ -162,11 +162,14 @@ class StripeProcessor:
                 self._recent.in_doubt(key)
             elif failure.settles:
                 self._recent.settled(key)
-            # A card error is stored by Stripe under the key and replayed to any repeat: a
-            # processing_error retried here with the same key can never succeed, so the answer
-            # says so and the router moves on to the next processor instead.
+            # A card error is stored by Stripe under the key and replayed to any repeat, and so is
+            # an answer Stripe marks Stripe-Should-Retry: false: a retry with the same key can never
+            # succeed, so the answer says so and the router stops retrying with the key.
             return ProcessorResponse.failed(
-                failure.code, _elapsed_ms(started), failure.decline_code, final_for_key=failure.settles
+                failure.code,
+                _elapsed_ms(started),
+                failure.decline_code,
+                final_for_key=failure.replayed_to_repeats,
             )
 
     async def status(self, idempotency_key: str) -> StatusAnswer:

@@ -7,10 +7,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
+from tests.ingest.api.test_app import body_of, call
 from tests.ingest.api.test_circuits import pay
 from tests.ingest.fake_stripe import FakeStripe
 
@@ -42,10 +44,17 @@ def chain() -> str:
 
 
 @pytest.fixture
-async def stripe_app(tmp_path: Path, fake_stripe: FakeStripe, chain: str) -> AsyncIterator[object]:
+def stripe_key() -> str:
+    return "sk_test_ops_1"
+
+
+@pytest.fixture
+async def stripe_app(
+    tmp_path: Path, fake_stripe: FakeStripe, chain: str, stripe_key: str
+) -> AsyncIterator[object]:
     config = parse_config(STRIPE_CONFIG.format(chain=chain, api_base=fake_stripe.url))
     settings = Settings(
-        config=config, data_dir=tmp_path, durable=False, environ={"PAYORCH_TEST_STRIPE_KEY": "sk_test_ops_1"}
+        config=config, data_dir=tmp_path, durable=False, environ={"PAYORCH_TEST_STRIPE_KEY": stripe_key}
     )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
@@ -85,3 +94,35 @@ async def test_an_amount_stripe_takes_is_charged(stripe_app: object, fake_stripe
     assert answer.json()["status"] == "succeeded"
     (intent,) = fake_stripe.payment_intents.values()
     assert (intent["amount"], intent["currency"]) == (1230, "bhd")
+
+
+async def stripe_attempts(app: object) -> dict[str, float]:
+    """``payorch_processor_attempts_total`` of ``stripe_live``, by outcome."""
+    scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+    return {
+        sample.labels["outcome"]: sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        if family.name == "payorch_processor_attempts"
+        for sample in family.samples
+        if sample.name.endswith("_total") and sample.labels["processor"] == "stripe_live"
+    }
+
+
+@pytest.mark.parametrize("stripe_key", ["rk_revoked_ops_77"])
+async def test_a_refused_key_is_told_apart_from_an_outage_on_metrics(
+    stripe_app: object, fake_stripe: FakeStripe
+) -> None:
+    answer = await pay(stripe_app, ACME, {"amount": 1250, "currency": "USD", "method": "card"})
+
+    assert answer.json()["final_error"] == "processor_unavailable"
+    assert await stripe_attempts(stripe_app) == {"processor_unavailable": 1.0}
+
+
+async def test_a_stripe_outage_is_processor_error_on_metrics(
+    stripe_app: object, fake_stripe: FakeStripe
+) -> None:
+    fake_stripe.fail_next(1, status=500)
+
+    await pay(stripe_app, ACME, {"amount": 1250, "currency": "USD", "method": "card"})
+
+    assert await stripe_attempts(stripe_app) == {"processor_error": 1.0, "succeeded": 1.0}

@@ -120,7 +120,7 @@ _DESCRIPTION: dict[ErrorCode, str] = {
     ErrorCode.NETWORK_FAILURE: "the processor could not be reached; nothing was sent",
     ErrorCode.UNKNOWN: "an unclassified failure; the step stops",
     ErrorCode.PROCESSING_ERROR: "the processor could not process this card this time; it may be retried",
-    ErrorCode.PROCESSOR_UNAVAILABLE: "the processor is unavailable (5xx, refused key or circuit open)",
+    ErrorCode.PROCESSOR_UNAVAILABLE: "the processor is unavailable (credentials refused or circuit open)",
     ErrorCode.RATE_LIMITED: "the processor refused the attempt for rate limiting",
     ErrorCode.MALFORMED_RESPONSE: "the processor answered with something unreadable; outcome unknown",
     ErrorCode.POLICY_REJECTED: "a merchant policy (amount, currency or method) refused the payment",

@@ -42,7 +42,7 @@ from engine.money import MAX_MINOR_UNITS
 from engine.monitor import ContractMonitor
 from engine.observer import AMOUNT, NULL_OBSERVER, PLAN_SPAN, STEPS, Observer
 from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
-from engine.plan_builder import build_plan
+from engine.plan_builder import AmountCheck, build_plan
 from engine.policy import PaymentPolicyEnforcer
 from engine.ports import Clock, EventSink, RandomSource, Sleeper
 from engine.processor import Processor, RefundRequest, Settlement, StatusAnswer
@@ -87,6 +87,7 @@ class CompositePaymentService:
     """The orchestrator. One instance per process, wired in the composition root."""
 
     __slots__ = (
+        "_amount_checks",
         "_clock",
         "_config",
         "_merchants",
@@ -112,8 +113,10 @@ class CompositePaymentService:
         random: RandomSource,
         registry: ContractRegistry | None = None,
         observer: Observer = NULL_OBSERVER,
+        amount_checks: Mapping[ProcessorId, AmountCheck] | None = None,
     ) -> None:
         self._observer = observer
+        self._amount_checks = amount_checks or {}
         self._config = config
         self._merchants: Mapping[str, MerchantConfig] = {m.merchant_id: m for m in config.merchants}
         self._processors = processors
@@ -124,7 +127,7 @@ class CompositePaymentService:
         self._sleeper = sleeper
         self._random = random
         self._monitor = ContractMonitor(sink, clock, registry)
-        self._policy = PaymentPolicyEnforcer(config)
+        self._policy = PaymentPolicyEnforcer(config, self._amount_checks)
 
     def _merchant(self, ctx: CoreRequestContext) -> MerchantConfig:
         merchant = self._merchants.get(ctx.merchant_id)
@@ -152,7 +155,7 @@ class CompositePaymentService:
         if not decision.allowed:
             await self._failed(ctx, ErrorCode.POLICY_REJECTED, 0)
             return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.POLICY_REJECTED)
-        plan = build_plan(ctx, merchant, self._processor_configs)
+        plan = build_plan(ctx, merchant, self._processor_configs, self._amount_checks)
         result = await self.execute(ctx, plan)
         slo = merchant.latency_slo_ms
         elapsed_ms = (self._clock.monotonic() - started) * 1000

@@ -5,7 +5,7 @@ Pure and deterministic: the same context and configuration always give the same 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from engine.config import MerchantConfig, ProcessorConfig, RoutingRule
 from engine.context import CoreRequestContext
@@ -14,6 +14,10 @@ from engine.money import Currency
 from engine.plan import PaymentPlan, PaymentStep
 from engine.types import ProcessorId
 from engine.unchecked import unchecked
+
+#: Why a processor cannot take ``amount_cents`` of a currency (Stripe takes BHD only in steps of 10
+#: fils), or ``None`` when it can. A processor without one takes every amount.
+AmountCheck = Callable[[int, Currency], str | None]
 
 # Built from the checked context and configuration: see engine.unchecked.
 _step = unchecked(PaymentStep)
@@ -39,16 +43,35 @@ def eligible_processors(
     )
 
 
+def amount_refusals(
+    chain: tuple[ProcessorId, ...],
+    amount_cents: int,
+    currency: Currency,
+    checks: Mapping[ProcessorId, AmountCheck],
+) -> dict[ProcessorId, str]:
+    """The processors of ``chain`` that cannot take the amount, each with its reason."""
+    found: dict[ProcessorId, str] = {}
+    for processor_id in chain:
+        check = checks.get(processor_id)
+        reason = check(amount_cents, currency) if check is not None else None
+        if reason is not None:
+            found[processor_id] = reason
+    return found
+
+
 def build_plan(
     ctx: CoreRequestContext,
     merchant: MerchantConfig,
     processors: Mapping[ProcessorId, ProcessorConfig] | None = None,
+    amount_checks: Mapping[ProcessorId, AmountCheck] | None = None,
 ) -> PaymentPlan:
     """Split ``ctx``'s amount over the merchant's routing rules, in preference order.
 
     Each step takes up to its rule's ``max_amount_cents`` and the rest falls to the next rule
     (ApplePay $60, then Card $40). A rule whose processors all refuse the currency or method is
-    skipped. When the rules run out first, the plan records the coverage shortfall.
+    skipped. A processor that cannot take its step's amount (``amount_checks``) leaves the step's
+    chain, unless no processor of the chain can (the policy refuses such a request first). When
+    the rules run out first, the plan records the coverage shortfall.
     """
     known = processors or {}
     remaining = ctx.amount_cents
@@ -60,6 +83,9 @@ def build_plan(
         if not chain:
             continue
         take = remaining if rule.max_amount_cents is None else min(remaining, rule.max_amount_cents)
+        refused = amount_refusals(chain, take, ctx.currency, amount_checks or {})
+        if refused and len(refused) < len(chain):
+            chain = tuple(processor_id for processor_id in chain if processor_id not in refused)
         steps.append(
             _step(
                 index=len(steps),

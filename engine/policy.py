@@ -6,12 +6,14 @@ into a ``failed`` result with ``policy_rejected`` and charges nothing.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.config import MerchantConfig, PlatformConfig
 from engine.context import CoreRequestContext
 from engine.money import Money
-from engine.plan_builder import eligible_processors
+from engine.plan_builder import AmountCheck, amount_refusals, build_plan, eligible_processors
+from engine.types import ProcessorId
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,11 +33,14 @@ ALLOWED = PolicyDecision(True)
 class PaymentPolicyEnforcer:
     """Checks a request against its merchant's configuration."""
 
-    __slots__ = ("_config", "_processors")
+    __slots__ = ("_amount_checks", "_config", "_processors")
 
-    def __init__(self, config: PlatformConfig) -> None:
+    def __init__(
+        self, config: PlatformConfig, amount_checks: Mapping[ProcessorId, AmountCheck] | None = None
+    ) -> None:
         self._config = config
         self._processors = {processor.id: processor for processor in config.processors}
+        self._amount_checks = amount_checks or {}
 
     def check(self, ctx: CoreRequestContext, merchant: MerchantConfig) -> PolicyDecision:
         if ctx.amount_cents > merchant.max_amount_cents:
@@ -55,4 +60,18 @@ class PaymentPolicyEnforcer:
         if not any(eligible_processors(rule, ctx.currency, self._processors) for rule in merchant.routing):
             reason = f"no processor accepts payments in {ctx.currency.code}"
             return PolicyDecision(False, reason, "currency", "currency_not_accepted")
+        return self._check_amounts(ctx, merchant)
+
+    def _check_amounts(self, ctx: CoreRequestContext, merchant: MerchantConfig) -> PolicyDecision:
+        """Refused when no processor of some step of the plan can take that step's amount."""
+        if not self._amount_checks:
+            return ALLOWED
+        checks = self._amount_checks
+        for step in build_plan(ctx, merchant, self._processors).steps:
+            refused = amount_refusals(step.processor_ids, step.amount_cents, ctx.currency, checks)
+            if len(refused) == len(step.processor_ids):
+                reasons = "; ".join(f"{processor}: {why}" for processor, why in refused.items())
+                amount = Money(step.amount_cents, ctx.currency)
+                reason = f"no processor can take {amount} by {step.method.value} ({reasons})"
+                return PolicyDecision(False, reason, "amount", "amount_not_supported")
         return ALLOWED

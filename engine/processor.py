@@ -7,7 +7,8 @@ Contract every adapter keeps:
   Transient failures (``processing_error``, ``network_failure``, ``processor_unavailable``,
   ``rate_limited``) are not definitive: a repeat with the same key is a new attempt, unless the
   answer says ``final_for_key`` (the processor stored it under the key and gives it again to any
-  repeat, as Stripe does for its card errors): then the router moves on to the next processor.
+  repeat, as Stripe does for its card errors): then the router stops repeating it with the key,
+  moving on to the next processor once nothing is in doubt (an unknown outcome is settled first).
 * **Settleable.** ``status`` answers, by idempotency key, whether the processor holds a charge,
   so an attempt whose outcome is unknown (a timeout) can be settled before anything else. It
   answers ``NOT_CHARGED`` only when that is known (not, say, because an index that lags behind

@@ -14,12 +14,14 @@ from engine.config import PlatformConfig, ProcessorKind
 from engine.ledger import Ledger
 from engine.observer import NULL_OBSERVER, Observer
 from engine.orchestrator import CompositePaymentService
+from engine.plan_builder import AmountCheck
 from engine.ports import Clock, EventSink, RandomSource, Sleeper
 from engine.processor import Processor
 from engine.processors.simulated import SimulatedProcessor
 from engine.router import Router
 from engine.types import ProcessorId
 from ingest.processors.stripe_adapter import StripeProcessor, stripe_processor_from_config
+from ingest.processors.stripe_amounts import stripe_amount_refusal
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +32,8 @@ class Engine:
     router: Router
     processors: Mapping[ProcessorId, Processor]
     ledger: Ledger
+    #: What each processor cannot take (Stripe's amount scale): for the API's policy check too.
+    amount_checks: Mapping[ProcessorId, AmountCheck]
 
     async def aclose(self) -> None:
         """Close the processors that hold connections."""
@@ -70,6 +74,7 @@ def build_engine(
     ledger = ledger if ledger is not None else Ledger()
     slowest_timeout_s = max((merchant.timeout_ms for merchant in config.merchants), default=2000) / 1000
     processors: dict[ProcessorId, Processor] = {}
+    amount_checks: dict[ProcessorId, AmountCheck] = {}
     for processor_id in routed_processors(config):
         processor_config = config.processor(processor_id)
         if processor_config.kind is ProcessorKind.SIMULATED:
@@ -78,10 +83,19 @@ def build_engine(
             processors[processor_id] = stripe_processor_from_config(
                 processor_config, environ, timeout_s=slowest_timeout_s
             )
+            amount_checks[processor_id] = stripe_amount_refusal
     if wrap is not None:
         processors = {processor_id: wrap(processor) for processor_id, processor in processors.items()}
     router = Router(processors, sink, clock, sleeper, random, CircuitBreakers(), observer=observer)
     service = CompositePaymentService(
-        config, processors, router, sink, clock, sleeper, random, observer=observer
+        config,
+        processors,
+        router,
+        sink,
+        clock,
+        sleeper,
+        random,
+        observer=observer,
+        amount_checks=amount_checks,
     )
-    return Engine(service, router, processors, ledger)
+    return Engine(service, router, processors, ledger, amount_checks)

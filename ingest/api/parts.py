@@ -148,7 +148,7 @@ def build_parts(settings: Settings) -> Parts:
     # Keys kept in the database must be kept the same way after a restart: the data folder's
     # secret then. Keys kept in memory last as long as the process: a secret of its own.
     secret = load_or_create_secret(settings.data_dir) if writer is not None else process_secret()
-    policy = PaymentPolicyEnforcer(config)
+    policy = PaymentPolicyEnforcer(config, engine.amount_checks)
     desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, KeyKeeper(secret), policy)
     return Parts(
         settings=settings,

@@ -35,7 +35,7 @@ import asyncio
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Self
 
 import stripe
@@ -54,6 +54,7 @@ from ingest.processors.recent_attempts import RecentAttempts
 from ingest.processors.stripe_amounts import from_stripe, to_stripe, to_stripe_cap
 from ingest.processors.stripe_failure import classify_failure
 from ingest.processors.stripe_http import StripeHttpClient
+from ingest.processors.stripe_key_refusals import KeyRefusalLog
 from ingest.processors.stripe_keys import IDEMPOTENCY_METADATA_KEY, stripe_idempotency_key
 from ingest.processors.stripe_lookup import IntentLookup
 from ingest.processors.stripe_objects import IntentView, read_intent, read_refund
@@ -74,6 +75,7 @@ class StripeProcessor:
         *,
         timeout_s: float = 10.0,
         max_network_retries: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if config.kind is not ProcessorKind.STRIPE:
             raise ProcessorSetupError(config.id, f"is of kind {config.kind.value}, not stripe")
@@ -101,6 +103,7 @@ class StripeProcessor:
             max_network_retries=max_network_retries,
         )
         self._recent = RecentAttempts(time.monotonic)
+        self._key_refusals = KeyRefusalLog(config.id, config.api_key_env, monotonic)
         self._lookup = IntentLookup(self._client, self._recent)
 
     @property
@@ -158,15 +161,19 @@ class StripeProcessor:
             raise
         except Exception as error:  # noqa: BLE001 - the port answers every failure, it never raises
             failure = classify_failure(error)
+            self._note_refused_key(error)
             if failure.in_doubt:
                 self._recent.in_doubt(key)
             elif failure.settles:
                 self._recent.settled(key)
-            # A card error is stored by Stripe under the key and replayed to any repeat: a
-            # processing_error retried here with the same key can never succeed, so the answer
-            # says so and the router moves on to the next processor instead.
+            # A card error is stored by Stripe under the key and replayed to any repeat, and so is
+            # an answer Stripe marks Stripe-Should-Retry: false: a retry with the same key can never
+            # succeed, so the answer says so and the router stops retrying with the key.
             return ProcessorResponse.failed(
-                failure.code, _elapsed_ms(started), failure.decline_code, final_for_key=failure.settles
+                failure.code,
+                _elapsed_ms(started),
+                failure.decline_code,
+                final_for_key=failure.replayed_to_repeats,
             )
 
     async def status(self, idempotency_key: str) -> StatusAnswer:
@@ -196,7 +203,8 @@ class StripeProcessor:
                 )
             if not intents and not await self._lookup.never_charged(key):
                 return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
-        except Exception:  # noqa: BLE001 - any failure to ask is an unknown settlement
+        except Exception as error:  # noqa: BLE001 - any failure to ask is an unknown settlement
+            self._note_refused_key(error)
             return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         return StatusAnswer(Settlement.NOT_CHARGED, _elapsed_ms(started))
 
@@ -241,6 +249,7 @@ class StripeProcessor:
                 return ProcessorResponse(True, _elapsed_ms(started), 0)
             return ProcessorResponse.failed(classify_failure(error).code, _elapsed_ms(started))
         except Exception as error:  # noqa: BLE001 - the port answers every failure, it never raises
+            self._note_refused_key(error)
             failure = classify_failure(error)
             return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
         if refund.status in ("failed", "canceled"):
@@ -268,6 +277,11 @@ class StripeProcessor:
         # the router must settle it before going anywhere else.
         self._recent.in_doubt(key)
         return ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, _elapsed_ms(started))
+
+    def _note_refused_key(self, error: BaseException) -> None:
+        """Tell the operator (rate-limited) when Stripe refused the API key itself."""
+        if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
+            self._key_refusals.refused(error.http_status)
 
     async def _intents_for(self, key: str) -> tuple[IntentView, ...]:
         """The key's PaymentIntents that can be found, each with its latest charge expanded."""

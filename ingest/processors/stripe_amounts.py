@@ -87,6 +87,16 @@ def to_stripe(minor: int, currency: Currency) -> int:
     return amount
 
 
+def stripe_amount_refusal(minor: int, currency: Currency) -> str | None:
+    """Why Stripe cannot take ``minor`` ISO minor units of ``currency`` exactly, or ``None``
+    (the engine's ``AmountCheck`` of a Stripe processor)."""
+    try:
+        to_stripe(minor, currency)
+    except UnsupportedAmountError as error:
+        return error.problem
+    return None
+
+
 def to_stripe_cap(minor: int, currency: Currency) -> int:
     """The largest Stripe amount of ``currency`` that is at most ``minor`` ISO minor units (a limit,
     such as "refund up to", never an amount to send as it is)."""

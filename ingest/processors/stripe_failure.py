@@ -17,6 +17,13 @@ what happened                                              error code
 ``IdempotencyError`` and anything else                     ``unknown``
 =========================================================  ==========================================
 
+Stripe's ``Stripe-Should-Retry: false`` header on an answer says that a repeat of the request
+(with the same ``Idempotency-Key``) would only get the same answer: Stripe stored it under the key
+(as it does for some 500s). Such a failure is ``final_for_key``: the router stops retrying with the
+key at once, and since a 5xx leaves the outcome unknown, it settles the step with ``status`` and
+otherwise leaves it in doubt, as after its last attempt (never cascading elsewhere). ``true``
+changes nothing: the errors it comes with (409, 429, 5xx) are already retried or moved on.
+
 Every card error settles the key: Stripe stores the 402 under the idempotency key and replays it
 to any repeat with that key. So a ``processing_error``, which payorch would retry at the same
 processor, is answered ``final_for_key``: the router moves on to the next processor instead of
@@ -44,7 +51,7 @@ cause tells whether the request could have reached Stripe.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import httpx
 import stripe
@@ -71,6 +78,7 @@ _INVALID_CARD_CODES = frozenset(
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 _MAX_DECLINE_CODE = 100
 _IN_PROGRESS = 409  # another request with the same Idempotency-Key is still being carried out
+_SHOULD_RETRY = "stripe-should-retry"
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,16 +89,35 @@ class Failure:
     a missing PaymentIntent in a search (which lags behind writes) proves nothing yet.
     ``settles`` is true when Stripe answered for the idempotency key itself (a card error is
     stored and replayed under the key), which proves that the key charged nothing.
+    ``replayed_to_repeats`` is true when a repeat with the key can only get the same answer
+    (``settles``, or Stripe's ``Stripe-Should-Retry: false``).
     """
 
     code: ErrorCode
     decline_code: str | None = None
     in_doubt: bool = False
     settles: bool = False
+    replayed_to_repeats: bool = False
 
 
 def classify_failure(error: BaseException) -> Failure:
     """The :class:`Failure` that ``error`` stands for (see the module's table)."""
+    failure = _classify(error)
+    if not failure.replayed_to_repeats and _should_not_retry(error):
+        return replace(failure, replayed_to_repeats=True)
+    return failure
+
+
+def _should_not_retry(error: BaseException) -> bool:
+    """Whether Stripe's answer carries ``Stripe-Should-Retry: false``."""
+    headers = error.headers if isinstance(error, stripe.StripeError) else None
+    if not headers:
+        return False
+    found = next((value for name, value in headers.items() if name.lower() == _SHOULD_RETRY), None)
+    return isinstance(found, str) and found.strip().lower() == "false"
+
+
+def _classify(error: BaseException) -> Failure:
     if isinstance(error, stripe.CardError):
         return _card_failure(error)
     if isinstance(error, stripe.RateLimitError):
@@ -122,12 +149,17 @@ def _card_failure(error: stripe.CardError) -> Failure:
     code = error.code or ""
     decline_code = _short(error.error.decline_code if error.error is not None else None)
     if code == "card_declined":
-        return Failure(ErrorCode.DECLINED, decline_code or "generic_decline", settles=True)
+        return _settling(ErrorCode.DECLINED, decline_code or "generic_decline")
     if code in _INVALID_CARD_CODES:
-        return Failure(ErrorCode.INVALID_CARD, decline_code or code, settles=True)
+        return _settling(ErrorCode.INVALID_CARD, decline_code or code)
     if code == "processing_error":
-        return Failure(ErrorCode.PROCESSING_ERROR, decline_code, settles=True)
-    return Failure(ErrorCode.UNKNOWN, _short(code) or decline_code, settles=True)
+        return _settling(ErrorCode.PROCESSING_ERROR, decline_code)
+    return _settling(ErrorCode.UNKNOWN, _short(code) or decline_code)
+
+
+def _settling(code: ErrorCode, decline_code: str | None) -> Failure:
+    """A card error: stored by Stripe under the key and replayed to every repeat with it."""
+    return Failure(code, decline_code, settles=True, replayed_to_repeats=True)
 
 
 def _short(code: str | None) -> str | None:

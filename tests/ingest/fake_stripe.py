@@ -20,7 +20,8 @@ back by :meth:`FakeStripe.delay_next`), another with that key is refused 409 ``i
 (``idempotency_key_in_use``) and nothing of it is stored, as Stripe refuses concurrent requests.
 
 Faults, each consumed by the next request(s): :meth:`FakeStripe.fail_next` (500 or 429, before
-anything is done or stored, like a load balancer), :meth:`FakeStripe.hang_next` (the request is
+anything is done or stored, like a load balancer; or, with ``Stripe-Should-Retry: false``, stored
+under the key and replayed), :meth:`FakeStripe.hang_next` (the request is
 carried out and stored at once, then its answer is held back: a client that times out has still
 been charged) and :meth:`FakeStripe.malform_next` (the request is carried out, its answer garbled).
 :meth:`FakeStripe.delay_next` holds the next request back before carrying it out (a request still
@@ -88,7 +89,7 @@ class FakeStripe:
         self.charge_currency: str | None = None
         self._stored: dict[str, tuple[tuple[object, ...], Reply]] = {}
         self._in_flight: set[str] = set()
-        self._failures: list[int] = []
+        self._failures: list[tuple[int, bool | None]] = []
         self._hang_s: float | None = None
         self._delay_s: float | None = None
         self._malform: MalformKind | None = None
@@ -113,10 +114,14 @@ class FakeStripe:
         self._server.server_close()
         self._thread.join()
 
-    def fail_next(self, count: int = 1, *, status: int = 500) -> None:
-        """Answer the next ``count`` requests with ``status`` (500 or 429), doing nothing."""
+    def fail_next(self, count: int = 1, *, status: int = 500, should_retry: bool | None = None) -> None:
+        """Answer the next ``count`` requests with ``status`` (500 or 429), doing nothing.
+
+        With ``should_retry`` the answer carries ``Stripe-Should-Retry``; ``False`` is Stripe
+        telling that a repeat would only be answered the same: the failure is stored under the
+        request's ``Idempotency-Key`` and replayed to every repeat with it."""
         with self._lock:
-            self._failures.extend([status] * count)
+            self._failures.extend([(status, should_retry)] * count)
 
     def hang_next(self, seconds: float) -> None:
         """Carry out the next request at once but hold its answer back for ``seconds``."""
@@ -206,8 +211,9 @@ class FakeStripe:
         pairs: list[tuple[str, str]],
         key: str | None,
     ) -> tuple[Reply, bool]:
+        signature = (method, path, tuple(sorted(pairs)))
         if self._failures:
-            status = self._failures.pop(0)
+            status, should_retry = self._failures.pop(0)
             error = {"type": "api_error", "message": "An unknown error occurred."}
             if status == 429:
                 error = {
@@ -215,7 +221,12 @@ class FakeStripe:
                     "code": "rate_limit",
                     "message": "Too many requests.",
                 }
-            return json_reply(status, {"error": error}), False
+            reply = json_reply(status, {"error": error})
+            if should_retry is not None:
+                reply.headers["Stripe-Should-Retry"] = str(should_retry).lower()
+            if should_retry is False and key is not None:
+                self._stored[key] = (signature, reply)
+            return reply, False
         api_key = headers.get("authorization", "").removeprefix("Bearer ")
         if not api_key.startswith("sk_"):
             # Stripe names the key it refused, masked but for its last characters.
@@ -227,7 +238,6 @@ class FakeStripe:
         if self.forbidden:
             message = f"The provided key '{masked(api_key)}' does not have the required permissions."
             return json_reply(403, {"error": {"type": "invalid_request_error", "message": message}}), False
-        signature = (method, path, tuple(sorted(pairs)))
         if key is not None and key in self._stored:
             first, stored = self._stored[key]
             if first != signature:

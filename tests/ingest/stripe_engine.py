@@ -24,6 +24,7 @@ from engine.processors.simulated import SimulatedProcessor
 from engine.router import Router
 from engine.types import MerchantId, ProcessorId
 from ingest.processors import StripeProcessor
+from ingest.processors.stripe_amounts import stripe_amount_refusal
 from tests.engine.fakes import CheckingSink
 from tests.ingest.fake_stripe import FakeStripe
 
@@ -88,5 +89,14 @@ async def engine_with_stripe(
         breakers = CircuitBreakers(breaker)
         router = Router(processors, sink, clock, sleeper, random, breakers)
         config = PlatformConfig(merchants=(merchant,), processors=configs)
-        service = CompositePaymentService(config, processors, router, sink, clock, sleeper, random)
+        service = CompositePaymentService(
+            config,
+            processors,
+            router,
+            sink,
+            clock,
+            sleeper,
+            random,
+            amount_checks={STRIPE: stripe_amount_refusal},
+        )
         yield Setup(service, sink, ledger, breakers, processors, merchant, clock)

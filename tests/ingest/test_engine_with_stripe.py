@@ -10,8 +10,9 @@ import pytest
 from engine.circuit_breaker import BreakerPolicy, CircuitState
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
-from engine.events import StepFailed
+from engine.events import StepAttempted, StepFailed
 from engine.methods import PaymentMethod
+from engine.money import Currency
 from engine.results import PaymentStatus
 from tests.engine.harness import request
 from tests.ingest.fake_stripe import FakeStripe
@@ -99,6 +100,56 @@ async def test_a_stripe_500_is_settled_then_retried_under_the_same_key(
     assert result.status is PaymentStatus.SUCCEEDED
     assert result.step_results[1].attempts == 2
     assert len(fake_stripe.intents_with_status("succeeded")) == 1
+
+
+async def test_a_stripe_500_it_says_not_to_retry_is_not_retried_and_left_in_doubt(
+    fake_stripe: FakeStripe,
+) -> None:
+    # Stripe-Should-Retry: false: Stripe stored the 500 under the key, a repeat would only replay it.
+    fake_stripe.fail_next(1, status=500, should_retry=False)
+    async with engine_with_stripe(fake_stripe, card_chain=(STRIPE, ADYEN)) as setup:
+        result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+        stripe_step = result.step_results[1]
+        assert result.status is PaymentStatus.FAILED
+        assert (stripe_step.processor_id, stripe_step.error_code) == (STRIPE, ErrorCode.PROCESSOR_ERROR)
+        assert stripe_step.attempts == 1  # no repeat with the key, whose answer cannot change
+        attempted = [e for e in setup.sink.events if type(e) is StepAttempted]
+        assert [(e.step_index, e.processor_id) for e in attempted] == [(0, APPLE), (1, STRIPE)]
+        # The outcome is unknown: never cascaded to Adyen, left in doubt as an exhausted retry is.
+        assert "router/retry-exhausted" in setup.sink.contract_ids()
+    creates = [r for r in fake_stripe.requests if (r.method, r.path) == ("POST", "/v1/payment_intents")]
+    assert [(r.status, r.replayed) for r in creates if r.status == 500] == [(500, False)]  # none replayed
+
+
+async def test_an_amount_stripe_cannot_take_is_refused_before_any_attempt(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    # 1.234 BHD: Stripe takes BHD in steps of 0.010.
+    result = await setup.service.pay(
+        request(1234, currency=Currency("BHD"), payment_method=PaymentMethod.CARD)
+    )
+
+    assert (result.status, result.final_error, result.step_results) == (
+        PaymentStatus.FAILED,
+        ErrorCode.POLICY_REJECTED,
+        (),
+    )
+    assert [e for e in setup.sink.events if type(e) in (StepAttempted, StepFailed)] == []
+    assert fake_stripe.requests == []
+
+
+async def test_an_amount_stripe_cannot_take_is_charged_by_the_next_processor_of_the_chain(
+    fake_stripe: FakeStripe,
+) -> None:
+    async with engine_with_stripe(fake_stripe, card_chain=(STRIPE, ADYEN)) as setup:
+        result = await setup.service.pay(
+            request(1234, currency=Currency("BHD"), payment_method=PaymentMethod.CARD)
+        )
+
+        assert result.status is PaymentStatus.SUCCEEDED
+        assert [(s.processor_id, s.attempts) for s in result.step_results] == [(ADYEN, 1)]
+    assert fake_stripe.requests == []
 
 
 async def test_a_stripe_timeout_whose_charge_went_through_is_not_charged_again(

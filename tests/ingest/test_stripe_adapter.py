@@ -395,6 +395,31 @@ async def test_refused_credentials_are_processor_unavailable_and_never_logged(
     assert "9876" not in caplog.text  # Stripe's message names the key (masked but for its end)
 
 
+@pytest.mark.parametrize(
+    ("api_key", "forbidden"), [("rk_wrong_key_9876", False), ("sk_test_limited_9876", True)]
+)
+async def test_a_refused_key_is_told_to_the_operator_once_a_minute_without_the_key(
+    fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture, api_key: str, forbidden: bool
+) -> None:
+    fake_stripe.forbidden = forbidden
+    now = [100.0]
+    caplog.set_level(logging.INFO)
+    async with StripeProcessor(config(fake_stripe.url), api_key, monotonic=lambda: now[0]) as stripe:
+        for at in (100.0, 101.0, 159.0, 160.0):
+            now[0] = at
+            assert (await stripe.charge(charge_request())).error_code is ErrorCode.PROCESSOR_UNAVAILABLE
+        await stripe.status(KEY)  # at 160 still: the refusal is counted, not written
+
+    status = 403 if forbidden else 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "payorch.processors.stripe"]
+    assert len(lines) == 2
+    assert lines[0].startswith(f"stripe processor stripe_live: Stripe refused the API key ({status})")
+    assert lines[0].endswith("check the key in $STRIPE_API_KEY")
+    assert lines[1].endswith("check the key in $STRIPE_API_KEY; 2 more refusals since the last line")
+    assert {r.levelno for r in caplog.records if r.name == "payorch.processors.stripe"} == {logging.WARNING}
+    assert "9876" not in caplog.text
+
+
 @pytest.mark.parametrize("library", ["stripe", "httpx"])
 async def test_the_sdk_stays_quiet_when_logging_is_turned_up_after_the_processor_is_built(
     fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture, library: str

@@ -21,6 +21,9 @@ request's head (its request line and header fields) that uvicorn leaves out.
   is no number) is answered 400 too, when that request's answer has not begun: it was closed
   unanswered as well. An HTTP/1.1 request without a Host header, or with two, is 400 too (RFC
   9112 section 3.2: a server MUST answer it 400); it was answered as any other.
+- A request line of another HTTP version than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``,
+  ``HTTP/3.0``) is answered 505 ``http_version_not_supported`` (RFC 9110 section 15.6.6): the
+  parser took HTTP/2.0 and HTTP/0.9 heads, and they were answered 200 as HTTP/1.1 requests.
 - A request with an ``Upgrade`` header is read as if it had none (RFC 9110 section 7.8 lets a
   server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
   uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
@@ -147,9 +150,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             if self._lingering is not None:
                 return  # refused already, which the parser did not know
+            if str(exc) == "Invalid HTTP version":  # well formed (HTTP/3.0, HTTP/1.2), not spoken
+                self._refuse_version()
+                return
             message = "Invalid HTTP request received."
             self.logger.warning(message)
             self.send_400_response(message)
@@ -187,6 +193,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return  # refused: what the parser still finds in the same bytes is not run
         if self._head_size > self.max_head_bytes:
             self._oversized = True  # answered by data_received once the parser returns
+            return
+        if self.parser.get_http_version() not in ("1.0", "1.1"):
+            self._refuse_version()  # the parser takes HTTP/0.9 and HTTP/2.0 heads
             return
         codings = [value for name, value in self.headers if name == b"transfer-encoding"]
         if codings and codings[-1].rpartition(b",")[2].strip().lower() != b"chunked":
@@ -231,6 +240,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # a method it does not know) is text/plain: payorch answers every error as problem+json.
         # (``msg`` is uvicorn's fixed text, not the client's bytes.)
         self._refuse("invalid_request", f"The request is not valid HTTP/1.1 ({msg.rstrip('.').lower()}).")
+
+    def _refuse_version(self) -> None:
+        self._refuse("http_version_not_supported", "The request is not HTTP/1.1 or HTTP/1.0.")
 
     def _start_head_deadline(self) -> None:
         self._cancel_head_deadline()

@@ -321,3 +321,15 @@ async def test_an_http_1_0_request_needs_no_host_header(port: int, backend: Back
     answer = await answers(port, b"GET /healthz HTTP/1.0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 OK")
     assert backend.requests == 1
+
+
+@pytest.mark.parametrize("version", [b"2.0", b"0.9", b"3.0", b"1.2"])
+async def test_a_request_of_another_http_version_is_a_505_problem(
+    counted_port: int, backend: Backend, responses: Responses, version: bytes
+) -> None:
+    # HTTP/2.0 and HTTP/0.9 heads were answered 200 as HTTP/1.1; HTTP/3.0 was a 400.
+    status, document = problem(await answers(counted_port, b"GET /healthz HTTP/" + version + b"\r\n\r\n"))
+    assert status == b"HTTP/1.1 505 HTTP Version Not Supported"
+    assert (document["status"], document["code"]) == (505, "http_version_not_supported")
+    assert backend.requests == 0
+    assert responses.counted == [("GET", None, 505)]

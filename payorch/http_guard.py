@@ -28,6 +28,11 @@ request's head (its request line and header fields) that uvicorn leaves out.
   server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
   uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
   had their payments refused for an empty body.
+- A request that sent ``Expect: 100-continue`` and is answered before its body was asked for
+  (a 401, a 413 on its ``Content-Length``) while the body is still to come has its answer say
+  ``Connection: close``, and the connection closes (RFC 9110 section 10.1.1): a client told no
+  100 may skip its body, and its next request on the connection was read as that body. The close
+  lingers, as below: a body that comes anyway is thrown away.
 - Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
   reading requests, sends the answer, ends its side of the connection, and throws away what
   still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
@@ -48,7 +53,8 @@ from typing import Any, ClassVar, Protocol
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS, problem_document
@@ -218,6 +224,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._without_upgrade = b"".join(lines) + b"\r\n"
             return
         super().on_headers_complete()
+        if self.expect_100_continue and self.cycle is not None:
+            self.cycle.__class__ = _ContinueCycle  # uvicorn builds its cycles itself
 
     def on_body(self, body: bytes) -> None:
         if not self._oversized and self._lingering is None:
@@ -231,6 +239,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if isinstance(self.cycle, _ContinueCycle) and self.cycle.closes:
+            self._close_lingering()  # the body may still come: read and thrown away
+            return
         # Not while a pipelined request (started just now) is answered: its head is complete.
         if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
             self._start_head_deadline()
@@ -292,6 +303,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         head.append(b"request-id: %s\r\n" % request_id.encode())
         head.append(b"connection: close\r\n\r\n")
         self.transport.write(b"".join(head) + body)
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Stop reading requests, end this side of the connection after the answer written, and
+        throw away what still comes for up to :data:`LINGER_S` before closing."""
+        self._cancel_head_deadline()
         self._lingering = self.loop.call_later(self.linger_s, self.transport.close)
         try:
             self.transport.write_eof()  # after the answer: the client reads it, then the end
@@ -299,3 +316,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self.flow.resume_reading()  # should flow control have paused it: what comes is still read
+
+
+class _ContinueCycle(RequestResponseCycle):
+    """uvicorn's request cycle for a request that sent ``Expect: 100-continue``: answered before
+    its body was asked for (a 401, a 413 on its ``Content-Length``) and while the body is still
+    to come, the answer closes the connection (``Connection: close``; RFC 9110 section 10.1.1).
+    The client may send the body or, told no 100, skip it; kept open, the server read the next
+    request of a client that skipped it as that body (its first bytes thrown away, the rest a
+    400), and that request was never answered."""
+
+    closes = False  # answered early: the connection closes lingering once the answer is sent
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if not self.response_started and self.waiting_for_100_continue and self.more_body:
+            self.closes = True
+            self.keep_alive = False  # uvicorn says Connection: close ...
+            await super().send(message)
+            self.keep_alive = True  # ... and the guard closes lingering, not uvicorn at once
+            return
+        await super().send(message)

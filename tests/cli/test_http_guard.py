@@ -38,7 +38,8 @@ class Responses:
 
 
 class Backend:
-    """An ASGI app that reads each request's body and answers 200 ``ok``: the bodies it was given."""
+    """An ASGI app that reads each request's body and answers 200 ``ok``: the bodies it was given.
+    A request to ``/refuse`` is answered 401 at once, its body unread (and not counted)."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
@@ -49,6 +50,10 @@ class Backend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
+        if scope["path"] == "/refuse":
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         body = b""
         while True:
             message = await receive()
@@ -333,3 +338,29 @@ async def test_a_request_of_another_http_version_is_a_505_problem(
     assert (document["status"], document["code"]) == (505, "http_version_not_supported")
     assert backend.requests == 0
     assert responses.counted == [("GET", None, 505)]
+
+
+def expecting(path: bytes) -> bytes:
+    return b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 20\r\n\r\n"
+
+
+@pytest.mark.parametrize("then", [request(), b"a" * 20 + request()], ids=["body skipped", "body sent"])
+async def test_an_answer_before_an_expected_body_closes_the_connection(
+    port: int, backend: Backend, then: bytes
+) -> None:
+    # The client, told no 100, skips its body and asks again on the same connection: kept open, its
+    # next request was read as the body (20 bytes thrown away, the rest a 400) and never answered.
+    # A body sent all the same is thrown away: the client still reads the answer, not a reset.
+    answer = await answers(port, expecting(b"/refuse"), then)
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"connection: close" in answer.partition(b"\r\n\r\n")[0]
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert backend.requests == 0
+
+
+async def test_an_expected_body_read_keeps_the_connection(port: int, backend: Backend) -> None:
+    closing = request(b"Connection: close\r\n")
+    answer = await answers(port, expecting(b"/v1/payments"), b"a" * 20 + closing)
+    assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert backend.bodies == [b"a" * 20, b""]

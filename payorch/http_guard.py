@@ -12,7 +12,10 @@ request's head (its request line and header fields) that uvicorn leaves out.
   a bare line break, which begins no request) held its connection, and its file descriptor, for
   ever.
 - A new connection that sends nothing is closed after uvicorn's keep-alive timeout, as a
-  connection that sends nothing after an answer already is (it was held for ever).
+  connection that sends nothing after an answer already is (it was held for ever). That timeout
+  is ``payorch serve --keep-alive-timeout`` (5 s by default); when it is longer than
+  :data:`HEAD_TIMEOUT_S`, an idle connection is left open that long, and the head's deadline
+  starts again with its first byte (the deadline closed idle connections after 10 s).
 - Bytes the parser cannot read are answered 400 ``invalid_request`` as problem+json, like every
   other error (uvicorn answers them in plain text). So is a ``Transfer-Encoding`` whose last coding
   is not chunked (RFC 9112 section 6.3: the body's length cannot be told): the parser refuses it
@@ -125,6 +128,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering is not None:
             return  # after a refusal: read only so that the close does not reset the connection
+        if self._head_deadline is None and self._awaiting_head and self._idle():
+            self._start_head_deadline()  # the first bytes after an idle spell past the deadline
         completed = self._heads_completed
         self._feed(data)
         if self._heads_completed != completed:
@@ -243,7 +248,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._close_lingering()  # the body may still come: read and thrown away
             return
         # Not while a pipelined request (started just now) is answered: its head is complete.
-        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+        if not self.transport.is_closing() and self._idle():
             self._start_head_deadline()
 
     def send_400_response(self, msg: str) -> None:
@@ -251,6 +256,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # a method it does not know) is text/plain: payorch answers every error as problem+json.
         # (``msg`` is uvicorn's fixed text, not the client's bytes.)
         self._refuse("invalid_request", f"The request is not valid HTTP/1.1 ({msg.rstrip('.').lower()}).")
+
+    def _idle(self) -> bool:
+        """No request is being answered on this connection."""
+        return self.cycle is None or self.cycle.response_complete
 
     def _refuse_version(self) -> None:
         self._refuse("http_version_not_supported", "The request is not HTTP/1.1 or HTTP/1.0.")
@@ -269,7 +278,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or self._lingering is not None:
             return
         if not self._head_begun and self._head_bytes == 0:
-            self.transport.close()  # nothing was asked: nobody to answer
+            # Nothing was asked: an idle connection, closed after the keep-alive timeout (which may
+            # be longer: --keep-alive-timeout); the deadline starts again with a head's first byte.
             return
         detail = f"The request line and headers did not arrive within {self.head_timeout_s:g} s."
         self._refuse("request_timeout", detail)

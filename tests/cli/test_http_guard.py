@@ -70,8 +70,12 @@ def backend() -> Backend:
     return Backend()
 
 
-async def serve(backend: Backend, protocol: type[GuardedHttpToolsProtocol]) -> AsyncIterator[int]:
-    config = uvicorn.Config(backend, http=protocol, lifespan="off", log_config=None)
+async def serve(
+    backend: Backend, protocol: type[GuardedHttpToolsProtocol], keep_alive_s: int = 5
+) -> AsyncIterator[int]:
+    config = uvicorn.Config(
+        backend, http=protocol, lifespan="off", log_config=None, timeout_keep_alive=keep_alive_s
+    )
     config.load()
     factory = partial(protocol, config=config, server_state=ServerState(), app_state={})
     server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
@@ -93,16 +97,25 @@ def responses() -> Responses:
 
 @pytest.fixture
 async def counted_port(backend: Backend, responses: Responses) -> AsyncIterator[int]:
-    """The port of a server that counts its answers in ``responses``, with 0.2 s for a head."""
+    """The port of a server that counts its answers in ``responses``, with 0.2 s for a head and
+    idle connections closed after 1 s."""
     counted = counted_protocol(responses)
-    async for number in serve(backend, type("QuickCounted", (counted,), {"head_timeout_s": 0.2})):
+    quick = type("QuickCounted", (counted,), {"head_timeout_s": 0.2})
+    async for number in serve(backend, quick, keep_alive_s=1):
         yield number
 
 
 @pytest.fixture
 async def quick_port(backend: Backend) -> AsyncIterator[int]:
-    """The port of a server whose heads must be complete within 0.2 s."""
-    async for number in serve(backend, QuickProtocol):
+    """The port of a server whose heads must be complete within 0.2 s, idle connections closed after 1 s."""
+    async for number in serve(backend, QuickProtocol, keep_alive_s=1):
+        yield number
+
+
+@pytest.fixture
+async def lasting_port(backend: Backend) -> AsyncIterator[int]:
+    """The port of a server whose heads must be complete within 0.2 s, idle connections kept 30 s."""
+    async for number in serve(backend, QuickProtocol, keep_alive_s=30):
         yield number
 
 
@@ -188,6 +201,33 @@ async def test_a_head_not_complete_in_time_is_408(quick_port: int, backend: Back
 
 async def test_a_connection_that_asks_nothing_is_closed(quick_port: int) -> None:
     assert await answers(quick_port) == b""
+
+
+async def test_an_idle_connection_lasts_the_keep_alive_timeout_past_the_head_deadline(
+    lasting_port: int, backend: Backend
+) -> None:
+    # payorch serve --keep-alive-timeout: the head deadline closed idle connections before it did.
+    reader, writer = await asyncio.open_connection("127.0.0.1", lasting_port)
+    try:
+        for _ in range(2):  # idle after opening, then after an answer
+            await asyncio.sleep(0.5)  # past the head deadline, within the keep-alive timeout
+            writer.write(request())
+            answer = await asyncio.wait_for(reader.readuntil(b"ok"), PATIENCE_S)
+            assert answer.startswith(b"HTTP/1.1 200 OK")
+    finally:
+        writer.close()
+    assert backend.requests == 2
+
+
+async def test_a_head_begun_after_an_idle_spell_has_its_deadline(lasting_port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", lasting_port)
+    try:
+        await asyncio.sleep(0.5)
+        writer.write(b"GET /healthz HTTP/1.1\r\n")  # never finished
+        status, _ = problem(await asyncio.wait_for(reader.read(), PATIENCE_S))
+    finally:
+        writer.close()
+    assert status == b"HTTP/1.1 408 Request Timeout"
 
 
 async def test_line_breaks_that_begin_no_request_do_not_hold_the_connection(quick_port: int) -> None:

@@ -72,6 +72,11 @@ class Records(Protocol):
         ``merchant_id``: a payment, a refused request or a reused idempotency key of its own."""
         ...
 
+    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str]:
+        """The payments recorded under ``request_id`` for ``merchant_id`` (by its events, or its
+        violations that name one): none for a reused idempotency key, or an unknown request."""
+        ...
+
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
         """Newest first, at most ``query.limit``."""
         ...
@@ -93,6 +98,7 @@ class MemoryRecords:
         "_complaints",
         "_events",
         "_pending",
+        "_request_payments",
         "_requests",
         "_results",
         "_violations",
@@ -107,6 +113,7 @@ class MemoryRecords:
         self._violations: list[ContractViolation] = []
         self._complaints: dict[tuple[str, str], Complaint] = {}  # by (merchant_id, complaint_id)
         self._requests: ShardedDict[str, str] = ShardedDict()  # merchant_id by request_id
+        self._request_payments: ShardedDict[str, frozenset[str]] = ShardedDict()  # by request_id
 
     async def emit(self, event: DomainEvent) -> None:
         self.events_written += 1
@@ -116,6 +123,7 @@ class MemoryRecords:
         rows.append(event_values(event))
         if type(event) is PaymentReceived:
             self._requests[event.request_id] = event.merchant_id
+            self._add_request_payment(event.request_id, event.payment_id)
         if type(event) in _LAST or (type(event) is PaymentReceived and not event.accepted):
             self._encode(event.payment_id)
 
@@ -130,6 +138,12 @@ class MemoryRecords:
         self._violations.append(violation)
         if violation.merchant_id is not None:
             self._requests[violation.request_id] = violation.merchant_id
+        if violation.payment_id is not None:
+            self._add_request_payment(violation.request_id, violation.payment_id)
+
+    def _add_request_payment(self, request_id: str, payment_id: str) -> None:
+        known = self._request_payments.get(request_id, frozenset())
+        self._request_payments[request_id] = known | {payment_id}
 
     async def save_result(self, result: CompositeResult, document: bytes) -> None:
         self._encode(result.payment_id)
@@ -160,6 +174,11 @@ class MemoryRecords:
 
     async def knows_request(self, merchant_id: str, request_id: str) -> bool:
         return self._requests.get(request_id) == merchant_id
+
+    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str]:
+        if self._requests.get(request_id) != merchant_id:
+            return frozenset()
+        return self._request_payments.get(request_id, frozenset())
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
         found: list[ContractViolation] = []

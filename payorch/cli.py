@@ -105,6 +105,10 @@ DATA_OPTION = click.option(
     show_default=True,
 )
 PORT_OPTION = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+#: uvicorn's default; behind a load balancer, set it above the balancer's idle timeout (60 s on AWS
+#: ALB, GCP and nginx's upstream keepalive): else the balancer reuses a connection being closed.
+KEEP_ALIVE_S = 5
+MAX_KEEP_ALIVE_S = 3600
 
 
 @cli.command()
@@ -117,7 +121,17 @@ PORT_OPTION = click.option("--port", type=click.IntRange(1, 65535), default=8000
 @DATA_OPTION
 @click.option("--host", default="127.0.0.1", show_default=True)
 @PORT_OPTION
-def serve(config_path: Path | None, data_dir: Path, host: str, port: int) -> None:
+@click.option(
+    "--keep-alive-timeout",
+    "keep_alive_s",
+    type=click.IntRange(1, MAX_KEEP_ALIVE_S),
+    default=KEEP_ALIVE_S,
+    show_default=True,
+    metavar="SECONDS",
+    help="Close a connection idle this long. Behind a load balancer, set it above the balancer's "
+    "idle timeout (60 s on AWS ALB).",
+)
+def serve(config_path: Path | None, data_dir: Path, host: str, port: int, keep_alive_s: int) -> None:
     """Serve the merchant API over DATA/payorch.duckdb (payments, complaints, analytics reads and
     the retrospective report) until SIGINT or SIGTERM, which drain the payments in flight and exit
     0. The report schedule is not built yet.
@@ -126,7 +140,8 @@ def serve(config_path: Path | None, data_dir: Path, host: str, port: int) -> Non
 
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     try:
-        stopped = run_server(config, data_dir, host, port)  # its last log line says how it stopped
+        # Its last log line says how it stopped.
+        stopped = run_server(config, data_dir, host, port, keep_alive_s=keep_alive_s)
     except ServeError as error:
         click.echo(f"payorch serve: {error}", err=True)
         sys.exit(EXIT_USAGE)

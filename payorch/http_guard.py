@@ -12,7 +12,10 @@ request's head (its request line and header fields) that uvicorn leaves out.
   a bare line break, which begins no request) held its connection, and its file descriptor, for
   ever.
 - A new connection that sends nothing is closed after uvicorn's keep-alive timeout, as a
-  connection that sends nothing after an answer already is (it was held for ever).
+  connection that sends nothing after an answer already is (it was held for ever). That timeout
+  is ``payorch serve --keep-alive-timeout`` (5 s by default); when it is longer than
+  :data:`HEAD_TIMEOUT_S`, an idle connection is left open that long, and the head's deadline
+  starts again with its first byte (the deadline closed idle connections after 10 s).
 - Bytes the parser cannot read are answered 400 ``invalid_request`` as problem+json, like every
   other error (uvicorn answers them in plain text). So is a ``Transfer-Encoding`` whose last coding
   is not chunked (RFC 9112 section 6.3: the body's length cannot be told): the parser refuses it
@@ -21,10 +24,18 @@ request's head (its request line and header fields) that uvicorn leaves out.
   is no number) is answered 400 too, when that request's answer has not begun: it was closed
   unanswered as well. An HTTP/1.1 request without a Host header, or with two, is 400 too (RFC
   9112 section 3.2: a server MUST answer it 400); it was answered as any other.
+- A request line of another HTTP version than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``,
+  ``HTTP/3.0``) is answered 505 ``http_version_not_supported`` (RFC 9110 section 15.6.6): the
+  parser took HTTP/2.0 and HTTP/0.9 heads, and they were answered 200 as HTTP/1.1 requests.
 - A request with an ``Upgrade`` header is read as if it had none (RFC 9110 section 7.8 lets a
   server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
   uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
   had their payments refused for an empty body.
+- A request that sent ``Expect: 100-continue`` and is answered before its body was asked for
+  (a 401, a 413 on its ``Content-Length``) while the body is still to come has its answer say
+  ``Connection: close``, and the connection closes (RFC 9110 section 10.1.1): a client told no
+  100 may skip its body, and its next request on the connection was read as that body. The close
+  lingers, as below: a body that comes anyway is thrown away.
 - Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
   reading requests, sends the answer, ends its side of the connection, and throws away what
   still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
@@ -45,7 +56,8 @@ from typing import Any, ClassVar, Protocol
 
 import httptools
 import orjson
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn._types import ASGISendEvent
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS, problem_document
@@ -116,6 +128,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         if self._lingering is not None:
             return  # after a refusal: read only so that the close does not reset the connection
+        if self._head_deadline is None and self._awaiting_head and self._idle():
+            self._start_head_deadline()  # the first bytes after an idle spell past the deadline
         completed = self._heads_completed
         self._feed(data)
         if self._heads_completed != completed:
@@ -147,9 +161,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._unset_keepalive_if_required()
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError:
+        except httptools.HttpParserError as exc:
             if self._lingering is not None:
                 return  # refused already, which the parser did not know
+            if str(exc) == "Invalid HTTP version":  # well formed (HTTP/3.0, HTTP/1.2), not spoken
+                self._refuse_version()
+                return
             message = "Invalid HTTP request received."
             self.logger.warning(message)
             self.send_400_response(message)
@@ -188,6 +205,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_size > self.max_head_bytes:
             self._oversized = True  # answered by data_received once the parser returns
             return
+        if self.parser.get_http_version() not in ("1.0", "1.1"):
+            self._refuse_version()  # the parser takes HTTP/0.9 and HTTP/2.0 heads
+            return
         codings = [value for name, value in self.headers if name == b"transfer-encoding"]
         if codings and codings[-1].rpartition(b",")[2].strip().lower() != b"chunked":
             detail = "Transfer-Encoding must end with chunked: the body's length cannot be told otherwise."
@@ -209,6 +229,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._without_upgrade = b"".join(lines) + b"\r\n"
             return
         super().on_headers_complete()
+        if self.expect_100_continue and self.cycle is not None:
+            self.cycle.__class__ = _ContinueCycle  # uvicorn builds its cycles itself
 
     def on_body(self, body: bytes) -> None:
         if not self._oversized and self._lingering is None:
@@ -222,8 +244,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
+        if isinstance(self.cycle, _ContinueCycle) and self.cycle.closes:
+            self._close_lingering()  # the body may still come: read and thrown away
+            return
         # Not while a pipelined request (started just now) is answered: its head is complete.
-        if not self.transport.is_closing() and (self.cycle is None or self.cycle.response_complete):
+        if not self.transport.is_closing() and self._idle():
             self._start_head_deadline()
 
     def send_400_response(self, msg: str) -> None:
@@ -231,6 +256,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # a method it does not know) is text/plain: payorch answers every error as problem+json.
         # (``msg`` is uvicorn's fixed text, not the client's bytes.)
         self._refuse("invalid_request", f"The request is not valid HTTP/1.1 ({msg.rstrip('.').lower()}).")
+
+    def _idle(self) -> bool:
+        """No request is being answered on this connection."""
+        return self.cycle is None or self.cycle.response_complete
+
+    def _refuse_version(self) -> None:
+        self._refuse("http_version_not_supported", "The request is not HTTP/1.1 or HTTP/1.0.")
 
     def _start_head_deadline(self) -> None:
         self._cancel_head_deadline()
@@ -246,7 +278,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.transport.is_closing() or self._lingering is not None:
             return
         if not self._head_begun and self._head_bytes == 0:
-            self.transport.close()  # nothing was asked: nobody to answer
+            # Nothing was asked: an idle connection, closed after the keep-alive timeout (which may
+            # be longer: --keep-alive-timeout); the deadline starts again with a head's first byte.
             return
         detail = f"The request line and headers did not arrive within {self.head_timeout_s:g} s."
         self._refuse("request_timeout", detail)
@@ -280,6 +313,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         head.append(b"request-id: %s\r\n" % request_id.encode())
         head.append(b"connection: close\r\n\r\n")
         self.transport.write(b"".join(head) + body)
+        self._close_lingering()
+
+    def _close_lingering(self) -> None:
+        """Stop reading requests, end this side of the connection after the answer written, and
+        throw away what still comes for up to :data:`LINGER_S` before closing."""
+        self._cancel_head_deadline()
         self._lingering = self.loop.call_later(self.linger_s, self.transport.close)
         try:
             self.transport.write_eof()  # after the answer: the client reads it, then the end
@@ -287,3 +326,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self.flow.resume_reading()  # should flow control have paused it: what comes is still read
+
+
+class _ContinueCycle(RequestResponseCycle):
+    """uvicorn's request cycle for a request that sent ``Expect: 100-continue``: answered before
+    its body was asked for (a 401, a 413 on its ``Content-Length``) and while the body is still
+    to come, the answer closes the connection (``Connection: close``; RFC 9110 section 10.1.1).
+    The client may send the body or, told no 100, skip it; kept open, the server read the next
+    request of a client that skipped it as that body (its first bytes thrown away, the rest a
+    400), and that request was never answered."""
+
+    closes = False  # answered early: the connection closes lingering once the answer is sent
+
+    async def send(self, message: ASGISendEvent) -> None:
+        if not self.response_started and self.waiting_for_100_continue and self.more_body:
+            self.closes = True
+            self.keep_alive = False  # uvicorn says Connection: close ...
+            await super().send(message)
+            self.keep_alive = True  # ... and the guard closes lingering, not uvicorn at once
+            return
+        await super().send(message)

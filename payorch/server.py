@@ -185,11 +185,13 @@ def run_server(
     *,
     log_file: str | None = None,
     companion: Companion | None = None,
+    keep_alive_s: int = 5,
 ) -> Stopped:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM (which drain payments).
 
     The JSON log goes to stderr, or appended to ``data_dir/log_file``; ``companion`` runs beside
-    the server once it takes requests.
+    the server once it takes requests. A connection idle for ``keep_alive_s`` is closed, a new one
+    that sends nothing too.
     """
     # The port first: one in use leaves nothing behind (no data folder, database or log made).
     listening = _listen(host, port)
@@ -231,6 +233,7 @@ def run_server(
             # httptools, with a bounded request head; its refusals are counted with the app's answers
             http=counted_protocol(app.state.parts.metrics),
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
+            timeout_keep_alive=keep_alive_s,  # the guard's idle close of a new connection too
             server_header=False,
         ),
         lambda: int(app.state.parts.desk.in_flight),

@@ -637,7 +637,8 @@ async def _check_payment(parts: Parts, complaint: Complaint) -> None:
 
 async def _check_request(parts: Parts, complaint: Complaint) -> None:
     """422 when the complaint names a request that is not its merchant's, as for a payment: a
-    request id of another merchant and one never issued get the same answer."""
+    request id of another merchant and one never issued get the same answer; and when it names a
+    payment too, of which the request is not one (the request id was silently ignored)."""
     if complaint.request_id is None:
         return
     if not await parts.records.knows_request(complaint.merchant_id, complaint.request_id):
@@ -648,6 +649,20 @@ async def _check_request(parts: Parts, complaint: Complaint) -> None:
                 FieldError(
                     "request_id", "unknown_request", f"no request {complaint.request_id!r} for this merchant"
                 )
+            ],
+        )
+    if complaint.payment_id is None:
+        return
+    payments = await parts.records.request_payments(complaint.merchant_id, complaint.request_id)
+    # A request recorded with no payment (a reused idempotency key) may be about any of them.
+    if payments and complaint.payment_id not in payments:
+        message = f"request {complaint.request_id!r} is not one of payment {complaint.payment_id!r}"
+        raise ApiProblem(
+            "validation_failed",
+            "payment_id and request_id name two different payments.",
+            errors=[
+                FieldError("payment_id", "request_mismatch", message),
+                FieldError("request_id", "request_mismatch", message),
             ],
         )
 

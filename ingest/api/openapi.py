@@ -6,7 +6,8 @@
 - The refusals of the front door, which come before any route is chosen, on every route: 400
   (bytes the HTTP parser cannot read), 408 (the request head, or a body, not sent in time), 413 (a
   body, or its ``Content-Length``, over the limit), 414 (a request target over 32 KiB), 431 (a
-  request head over 32 KiB; ``payorch.http_guard``) and 501 (a transfer coding besides chunked).
+  request head over 32 KiB; ``payorch.http_guard``), 501 (a transfer coding besides chunked) and
+  505 (an HTTP version other than 1.0 and 1.1).
 - The headers the service sends: ``Request-Id`` on every answer, ``WWW-Authenticate`` on a 401,
   ``Retry-After`` where a retry is invited (409 and 503), and on a payment's answer
   ``Idempotent-Replayed`` and ``Server-Timing``.
@@ -33,6 +34,7 @@ FRONT_DOOR_PROBLEMS = (
     "uri_too_long",
     "headers_too_large",
     "transfer_coding_not_supported",
+    "http_version_not_supported",
 )
 
 

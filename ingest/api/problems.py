@@ -130,6 +130,11 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             "The next start finishes the payment: look it up by `payment_id`, or retry with the same "
             "Idempotency-Key to get its outcome. Do not pay again with a new key.",
         ),
+        "http_version_not_supported": ProblemKind(
+            505,
+            "The HTTP version is not supported",
+            "The service speaks HTTP/1.1 (and HTTP/1.0). Nothing was done; send the request as HTTP/1.1.",
+        ),
     }
 )
 

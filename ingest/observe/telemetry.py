@@ -210,6 +210,7 @@ class ObservedRecords:
         self.admit = records.admit
         self.payment = records.payment
         self.knows_request = records.knows_request
+        self.request_payments = records.request_payments
         self.violations = records.violations
         self.healthy = records.healthy
 

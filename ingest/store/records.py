@@ -291,6 +291,13 @@ class DuckDBRecords:
         known: bool = await self._writer.read(lambda c: _knows_request(c, merchant_id, request_id))
         return known
 
+    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str]:
+        await self._writer.submit_and_wait(Write(None))  # as knows_request: what was queued first
+        found: frozenset[str] = await self._writer.read(
+            lambda c: _request_payments(c, merchant_id, request_id)
+        )
+        return found
+
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
         found: list[ContractViolation] = await self._writer.read(lambda c: _violations(c, query))
         return found
@@ -333,6 +340,18 @@ def _knows_request(connection: duckdb.DuckDBPyConnection, merchant_id: str, requ
         [request_id, merchant_id, request_id, merchant_id],
     ).fetchone()
     return row is not None and bool(row[0])
+
+
+def _request_payments(
+    connection: duckdb.DuckDBPyConnection, merchant_id: str, request_id: str
+) -> frozenset[str]:
+    rows = connection.execute(
+        "SELECT payment_id FROM events WHERE request_id = ? AND merchant_id = ? "
+        "UNION SELECT payment_id FROM violations "
+        "WHERE request_id = ? AND merchant_id = ? AND payment_id IS NOT NULL",
+        [request_id, merchant_id, request_id, merchant_id],
+    ).fetchall()
+    return frozenset(str(row[0]) for row in rows)
 
 
 def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) -> list[ContractViolation]:

@@ -38,7 +38,8 @@ class Responses:
 
 
 class Backend:
-    """An ASGI app that reads each request's body and answers 200 ``ok``: the bodies it was given."""
+    """An ASGI app that reads each request's body and answers 200 ``ok``: the bodies it was given.
+    A request to ``/refuse`` is answered 401 at once, its body unread (and not counted)."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
@@ -49,6 +50,10 @@ class Backend:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         assert scope["type"] == "http"
+        if scope["path"] == "/refuse":
+            await send({"type": "http.response.start", "status": 401, "headers": [(b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
         body = b""
         while True:
             message = await receive()
@@ -65,8 +70,12 @@ def backend() -> Backend:
     return Backend()
 
 
-async def serve(backend: Backend, protocol: type[GuardedHttpToolsProtocol]) -> AsyncIterator[int]:
-    config = uvicorn.Config(backend, http=protocol, lifespan="off", log_config=None)
+async def serve(
+    backend: Backend, protocol: type[GuardedHttpToolsProtocol], keep_alive_s: int = 5
+) -> AsyncIterator[int]:
+    config = uvicorn.Config(
+        backend, http=protocol, lifespan="off", log_config=None, timeout_keep_alive=keep_alive_s
+    )
     config.load()
     factory = partial(protocol, config=config, server_state=ServerState(), app_state={})
     server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
@@ -88,16 +97,25 @@ def responses() -> Responses:
 
 @pytest.fixture
 async def counted_port(backend: Backend, responses: Responses) -> AsyncIterator[int]:
-    """The port of a server that counts its answers in ``responses``, with 0.2 s for a head."""
+    """The port of a server that counts its answers in ``responses``, with 0.2 s for a head and
+    idle connections closed after 1 s."""
     counted = counted_protocol(responses)
-    async for number in serve(backend, type("QuickCounted", (counted,), {"head_timeout_s": 0.2})):
+    quick = type("QuickCounted", (counted,), {"head_timeout_s": 0.2})
+    async for number in serve(backend, quick, keep_alive_s=1):
         yield number
 
 
 @pytest.fixture
 async def quick_port(backend: Backend) -> AsyncIterator[int]:
-    """The port of a server whose heads must be complete within 0.2 s."""
-    async for number in serve(backend, QuickProtocol):
+    """The port of a server whose heads must be complete within 0.2 s, idle connections closed after 1 s."""
+    async for number in serve(backend, QuickProtocol, keep_alive_s=1):
+        yield number
+
+
+@pytest.fixture
+async def lasting_port(backend: Backend) -> AsyncIterator[int]:
+    """The port of a server whose heads must be complete within 0.2 s, idle connections kept 30 s."""
+    async for number in serve(backend, QuickProtocol, keep_alive_s=30):
         yield number
 
 
@@ -183,6 +201,33 @@ async def test_a_head_not_complete_in_time_is_408(quick_port: int, backend: Back
 
 async def test_a_connection_that_asks_nothing_is_closed(quick_port: int) -> None:
     assert await answers(quick_port) == b""
+
+
+async def test_an_idle_connection_lasts_the_keep_alive_timeout_past_the_head_deadline(
+    lasting_port: int, backend: Backend
+) -> None:
+    # payorch serve --keep-alive-timeout: the head deadline closed idle connections before it did.
+    reader, writer = await asyncio.open_connection("127.0.0.1", lasting_port)
+    try:
+        for _ in range(2):  # idle after opening, then after an answer
+            await asyncio.sleep(0.5)  # past the head deadline, within the keep-alive timeout
+            writer.write(request())
+            answer = await asyncio.wait_for(reader.readuntil(b"ok"), PATIENCE_S)
+            assert answer.startswith(b"HTTP/1.1 200 OK")
+    finally:
+        writer.close()
+    assert backend.requests == 2
+
+
+async def test_a_head_begun_after_an_idle_spell_has_its_deadline(lasting_port: int) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", lasting_port)
+    try:
+        await asyncio.sleep(0.5)
+        writer.write(b"GET /healthz HTTP/1.1\r\n")  # never finished
+        status, _ = problem(await asyncio.wait_for(reader.read(), PATIENCE_S))
+    finally:
+        writer.close()
+    assert status == b"HTTP/1.1 408 Request Timeout"
 
 
 async def test_line_breaks_that_begin_no_request_do_not_hold_the_connection(quick_port: int) -> None:
@@ -321,3 +366,41 @@ async def test_an_http_1_0_request_needs_no_host_header(port: int, backend: Back
     answer = await answers(port, b"GET /healthz HTTP/1.0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 OK")
     assert backend.requests == 1
+
+
+@pytest.mark.parametrize("version", [b"2.0", b"0.9", b"3.0", b"1.2"])
+async def test_a_request_of_another_http_version_is_a_505_problem(
+    counted_port: int, backend: Backend, responses: Responses, version: bytes
+) -> None:
+    # HTTP/2.0 and HTTP/0.9 heads were answered 200 as HTTP/1.1; HTTP/3.0 was a 400.
+    status, document = problem(await answers(counted_port, b"GET /healthz HTTP/" + version + b"\r\n\r\n"))
+    assert status == b"HTTP/1.1 505 HTTP Version Not Supported"
+    assert (document["status"], document["code"]) == (505, "http_version_not_supported")
+    assert backend.requests == 0
+    assert responses.counted == [("GET", None, 505)]
+
+
+def expecting(path: bytes) -> bytes:
+    return b"POST " + path + b" HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 20\r\n\r\n"
+
+
+@pytest.mark.parametrize("then", [request(), b"a" * 20 + request()], ids=["body skipped", "body sent"])
+async def test_an_answer_before_an_expected_body_closes_the_connection(
+    port: int, backend: Backend, then: bytes
+) -> None:
+    # The client, told no 100, skips its body and asks again on the same connection: kept open, its
+    # next request was read as the body (20 bytes thrown away, the rest a 400) and never answered.
+    # A body sent all the same is thrown away: the client still reads the answer, not a reset.
+    answer = await answers(port, expecting(b"/refuse"), then)
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"connection: close" in answer.partition(b"\r\n\r\n")[0]
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert backend.requests == 0
+
+
+async def test_an_expected_body_read_keeps_the_connection(port: int, backend: Backend) -> None:
+    closing = request(b"Connection: close\r\n")
+    answer = await answers(port, expecting(b"/v1/payments"), b"a" * 20 + closing)
+    assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert backend.bodies == [b"a" * 20, b""]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import socket
 import threading
 import time
 import uuid
@@ -49,6 +50,35 @@ def test_serve_says_where_it_listens_once_it_takes_requests(tmp_path: Path) -> N
 
     events = [line["event"] for line in lines if line["logger"] == "payorch.serve"]
     assert f"listening on {server.url}" in events
+
+
+def test_a_connection_idle_past_5_s_lasts_the_keep_alive_timeout(tmp_path: Path) -> None:
+    # uvicorn's 5 s was shorter than a load balancer's idle timeout (60 s on AWS ALB): the balancer
+    # reused connections the server was closing (502s, POSTs of unknown fate).
+    server = start_server(tmp_path, options=["--keep-alive-timeout", "30"])
+    port = int(server.url.rsplit(":", 1)[1])
+    answers: list[bytes] = []
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            for idle_s in (0, 6):  # the second past uvicorn's default of 5 s
+                time.sleep(idle_s)
+                sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                answer = b""
+                while not answer.endswith(b'{"status":"ok"}') and (piece := sock.recv(65536)):
+                    answer += piece
+                answers.append(answer)
+    finally:
+        server.stop()
+    assert [answer.split(b"\r\n", 1)[0] for answer in answers] == [b"HTTP/1.1 200 OK"] * 2
+
+
+def test_a_keep_alive_timeout_out_of_range_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--keep-alive-timeout", "0"])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        "payorch serve: error: Invalid value for '--keep-alive-timeout': 0 is not in the range 1<=x<=3600.\n"
+    )
 
 
 @pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,8 +100,13 @@ class Server:
 
 
 def start_server(
-    workdir: Path, config: str = CONFIG, log_name: str = "server.log", env: Mapping[str, str] | None = None
+    workdir: Path,
+    config: str = CONFIG,
+    log_name: str = "server.log",
+    env: Mapping[str, str] | None = None,
+    options: Sequence[str] = (),
 ) -> Server:
+    """``payorch serve`` with ``options`` besides its config, data folder and port, once it answers."""
     config_path = workdir / "payorch.yaml"
     config_path.write_text(config)
     data_dir = workdir / "data"
@@ -112,6 +117,7 @@ def start_server(
             [
                 *(sys.executable, "-m", "payorch", "serve", "--config", str(config_path)),
                 *("--data", str(data_dir), "--port", str(port)),
+                *options,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -244,7 +244,8 @@ async def test_every_operation_documents_the_refusals_that_come_before_its_route
         for method, operation in operations.items():
             answer = await call(app, method.upper(), concrete, [ACME, too_long], body_of(b""))
             assert (answer.status, answer.json()["code"]) == (413, "payload_too_large"), (path, method)
-            assert {"400", "408", "413", "414", "431", "501"} <= set(operation["responses"]), (path, method)
+            listed = set(operation["responses"])
+            assert {"400", "408", "413", "414", "431", "501", "505"} <= listed, (path, method)
             coded = await call(
                 app, method.upper(), concrete, [ACME, (b"transfer-encoding", b"gzip, chunked")], body_of(b"")
             )
@@ -576,6 +577,33 @@ async def test_a_complaint_may_name_only_its_own_merchants_request(either_app: o
                 "severity": "error",
             }
         ]
+
+
+async def test_a_complaint_naming_a_payment_and_another_payments_request_is_refused(
+    either_app: object,
+) -> None:
+    # The request id was silently ignored: the complaint mapped through the payment alone.
+    app = either_app
+    first, second = [
+        await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}')) for _ in range(2)
+    ]
+    keyed = [ACME, JSON, (b"idempotency-key", b"order-8")]
+    await call(app, "POST", "/v1/payments", keyed, body_of(b'{"amount": 1250}'))
+    reused = await call(app, "POST", "/v1/payments", keyed, body_of(b'{"amount": 999}'))
+    payment_id, request_id = first.json()["payment_id"], second.headers["request-id"]
+
+    crossed = await complain(app, ACME, payment_id=payment_id, request_id=request_id)
+    matching = await complain(app, ACME, payment_id=payment_id, request_id=first.headers["request-id"])
+    # A reused key's request is recorded with no payment: it may be about any.
+    with_reused = await complain(app, ACME, payment_id=payment_id, request_id=reused.headers["request-id"])
+
+    assert crossed.status == 422
+    message = f"request {request_id!r} is not one of payment {payment_id!r}"
+    assert crossed.json()["errors"] == [
+        {"field": field, "code": "request_mismatch", "message": message, "severity": "error"}
+        for field in ("payment_id", "request_id")
+    ]
+    assert (matching.status, with_reused.status) == (201, 201)
 
 
 async def test_a_card_number_in_a_complaint_is_kept_masked(app: object) -> None:

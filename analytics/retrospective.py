@@ -6,7 +6,8 @@ Pure functions over Polars frames with the columns of the analytics inputs (the 
 * :func:`map_complaints` names the contract each complaint is about. An explicit
   ``contract_id`` wins; then the violations recorded for the complaint's payment, then those of
   its request (the most severe, then the most frequent, then the first by id); then the
-  complaint's category through the taxonomy; else ``unmapped``. Only the complaint's own
+  complaint's category through the taxonomy (matched whatever its case, ``_``, ``.`` and ``-``:
+  :func:`category_key`); else ``unmapped``. Only the complaint's own
   merchant's violations count (a payment or request id of another merchant maps nothing), and
   only the violations passed in. The report passes all those recorded for the payments and
   requests its complaints name, whenever they were recorded (``ingest.store.reads
@@ -26,6 +27,7 @@ thing or too little of it.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import polars as pl
@@ -72,6 +74,17 @@ COMPLAINT_COLUMNS = {
 }
 
 
+#: What a category is matched without, besides its case (as field names are matched, PRODUCT.md
+#: section 5): a support desk's "Double-Charge" or "double.charge" is the taxonomy's "double_charge"
+#: (a category is an identifier, without spaces, but a file imported may hold them).
+_CATEGORY_SEPARATORS = r"[\s_.\-]+"
+
+
+def category_key(category: str) -> str:
+    """A category as it is matched: lower case, without ``_``, ``.``, ``-`` and spaces."""
+    return re.sub(_CATEGORY_SEPARATORS, "", category.lower())
+
+
 def taxonomy(configured: Mapping[str, ContractId]) -> dict[str, ContractId]:
     """The defaults with the config's categories added (a configured category wins)."""
     return {**DEFAULT_TAXONOMY, **configured}
@@ -116,14 +129,14 @@ def map_complaints(
     (:func:`taxonomy`)."""
     wanted = _require(complaints, COMPLAINT_COLUMNS, "complaints")
     recorded = _require(violations, VIOLATION_COLUMNS, "violations")
-    # Categories match whatever their case: a support desk's "Timeout" is the taxonomy's "timeout".
-    folded = {category.lower(): contract for category, contract in categories.items()}
+    folded = {category_key(category): contract for category, contract in categories.items()}
     by_category = pl.DataFrame(
         {"category_key": list(folded), "by_category": list(folded.values())},
         schema={"category_key": pl.String, "by_category": pl.String},
     )
+    keys = pl.col("category").str.to_lowercase().str.replace_all(_CATEGORY_SEPARATORS, "")
     joined = (
-        wanted.with_columns(pl.col("category").str.to_lowercase().alias("category_key"))
+        wanted.with_columns(keys.alias("category_key"))
         .join(
             _strongest(recorded, "payment_id"),
             on=["merchant_id", "payment_id"],

@@ -979,3 +979,30 @@ def test_mapping_and_retrospective_agree_with_a_plain_reading_of_the_rules(
     ]
     rows.sort(key=lambda row: (-row[1], -row[2], row[0]))
     assert result.rows() == rows
+
+
+def test_a_category_maps_whatever_its_separators() -> None:
+    received = complaints(
+        [
+            ("cmp_1", "double-charge", None, None, None),
+            ("cmp_2", "Double.Charge", None, None, None),
+            ("cmp_3", "slow.payment", None, None, None),
+            ("cmp_4", "doublecharges", None, None, None),
+        ]
+    )
+    configured = {"slow-payment": ContractId("payment/latency-slo")}
+
+    assert mapping(map_complaints(received, violations([]), taxonomy(configured))) == [
+        ("cmp_1", "idempotency/key-reused", "category"),
+        ("cmp_2", "idempotency/key-reused", "category"),
+        ("cmp_3", "payment/latency-slo", "category"),
+        ("cmp_4", "unmapped", "unmapped"),
+    ]
+
+
+def test_a_configured_category_wins_over_a_default_spelled_otherwise() -> None:
+    received = complaints([("cmp_1", "timeout", None, None, None)])
+
+    mapped = map_complaints(received, violations([]), taxonomy({"Time-Out": ContractId("observer/dropped")}))
+
+    assert mapping(mapped) == [("cmp_1", "observer/dropped", "category")]

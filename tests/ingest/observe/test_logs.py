@@ -133,37 +133,12 @@ def test_a_received_payment_whose_key_holds_a_card_number_is_masked_field_by_fie
     assert CARD not in out.getvalue().decode()
 
 
-def test_a_failed_step_line_shows_whether_it_may_be_retried() -> None:
+def _step_failed_lines(failures: list[tuple[ErrorCode, DeclineCode | None]]) -> list[dict[str, object]]:
+    """The log lines of a StepFailed for each (error code, decline code), parsed."""
     ids = event_ids(
         PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_acme"), datetime(2026, 11, 26, tzinfo=UTC)
     )
-    lines = [
-        StepFailed(
-            **ids,
-            step_index=0,
-            processor_id=ProcessorId("stripe_sim"),
-            error_code=code,
-            retryable=code.retryable,
-            latency_ms=3,
-        )
-        for code in (ErrorCode.DECLINED, ErrorCode.NETWORK_FAILURE)
-    ]
-    out = io.BytesIO()
-
-    LineWriter(out, TAGS).write([(0.0, "info", "StepFailed", event, "req_1", 1, 2) for event in lines])
-
-    parsed = [orjson.loads(line) for line in out.getvalue().splitlines()]
-    assert [(line["event"], line["error_code"], line["retryable"]) for line in parsed] == [
-        ("StepFailed", "declined", False),
-        ("StepFailed", "network_failure", True),
-    ]
-
-
-def test_a_failed_step_line_says_why_the_card_was_refused() -> None:
-    ids = event_ids(
-        PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_acme"), datetime(2026, 11, 26, tzinfo=UTC)
-    )
-    lines = [
+    events = [
         StepFailed(
             **ids,
             step_index=0,
@@ -173,16 +148,27 @@ def test_a_failed_step_line_says_why_the_card_was_refused() -> None:
             latency_ms=3,
             decline_code=decline_code,
         )
-        for code, decline_code in (
-            (ErrorCode.DECLINED, DeclineCode.LOST_CARD),
-            (ErrorCode.NETWORK_FAILURE, None),
-        )
+        for code, decline_code in failures
     ]
     out = io.BytesIO()
+    LineWriter(out, TAGS).write([(0.0, "info", "StepFailed", event, "req_1", 1, 2) for event in events])
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
 
-    LineWriter(out, TAGS).write([(0.0, "info", "StepFailed", event, "req_1", 1, 2) for event in lines])
 
-    parsed = [orjson.loads(line) for line in out.getvalue().splitlines()]
+def test_a_failed_step_line_shows_whether_it_may_be_retried() -> None:
+    parsed = _step_failed_lines([(ErrorCode.DECLINED, None), (ErrorCode.NETWORK_FAILURE, None)])
+
+    assert [(line["event"], line["error_code"], line["retryable"]) for line in parsed] == [
+        ("StepFailed", "declined", False),
+        ("StepFailed", "network_failure", True),
+    ]
+
+
+def test_a_failed_step_line_says_why_the_card_was_refused() -> None:
+    parsed = _step_failed_lines(
+        [(ErrorCode.DECLINED, DeclineCode.LOST_CARD), (ErrorCode.NETWORK_FAILURE, None)]
+    )
+
     assert [(line["error_code"], line["decline_code"]) for line in parsed] == [
         ("declined", "lost_card"),
         ("network_failure", None),

@@ -198,3 +198,42 @@ async def test_writes_joined_together_are_committed_in_one_batch_and_counted_eac
         Write.together(Write(None))
     writer.close()
     assert _notes(path) == [(1, "ended"), (2, "its result")]
+
+
+async def test_a_checkpoint_writes_the_rows_committed_since_the_last_one_and_rewrites_no_older_ones(
+    tmp_path: Path,
+) -> None:
+    # Each checkpoint appends its rows as a row group. DuckDB's vacuum merged that row group with
+    # the ones before, rewriting rows already stored inside the commit every payment waits for.
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path)
+    for start in (0, 2000, 4000):
+        for n in range(start, start + 2000):
+            writer.submit(Write(NOTES, (n, "x" * 600)))
+        await writer.submit_and_wait(Write(None))
+        writer.read_now(lambda c: c.execute("CHECKPOINT"))
+
+    def row_groups(connection: duckdb.DuckDBPyConnection) -> list[tuple[int, int]]:
+        rows = connection.execute(
+            "SELECT row_group_id, max(count) FROM pragma_storage_info('notes') GROUP BY ALL ORDER BY 1"
+        ).fetchall()
+        return [(int(group), int(count)) for group, count in rows]
+
+    assert writer.read_now(row_groups) == [(0, 2000), (1, 2000), (2, 2000)]
+    writer.close()
+    assert len(_notes(path)) == 6000
+
+
+async def test_the_log_is_copied_into_the_database_each_time_it_passes_16_mb(tmp_path: Path) -> None:
+    # Each copy (checkpoint) stops every commit while it runs, for a time that grows with the log.
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path)
+    for batch in range(24):
+        for n in range(batch * 1000, (batch + 1) * 1000):
+            writer.submit(Write(NOTES, (n, f"{n:06d}" + "x" * 1000)))
+        await writer.submit_and_wait(Write(None))
+
+    log = path.with_name(path.name + ".wal")
+    assert (log.stat().st_size if log.exists() else 0) < 16 * 1024 * 1024
+    writer.close()
+    assert len(_notes(path)) == 24_000

@@ -255,15 +255,7 @@ class CompositePaymentService:
             await self._failed(ctx, ErrorCode.UNKNOWN, 0)
             return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.UNKNOWN)
         if len(settled) == len(plan.steps) and all(r.success and not r.compensated for r in settled):
-            await self._sink.emit(
-                PaymentCompleted.derived(
-                    **self._ids(ctx),
-                    total_amount=plan.total_amount_cents,
-                    total_processed=plan.total_amount_cents,
-                    status=PaymentStatus.SUCCEEDED,
-                )
-            )
-            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(settled), None)
+            return await self._succeeded(ctx, plan, settled)
         return await self._after_failure(ctx, plan, merchant, settled, [], [])
 
     async def undo_charge(
@@ -329,15 +321,7 @@ class CompositePaymentService:
                 held.add(step.index)
         if held and len(results) == len(plan.steps) and all(r.charged_cents for r in results):
             # Every step holds its charge after all (the last one's void failed): the payment is paid.
-            await self._sink.emit(
-                PaymentCompleted.derived(
-                    **self._ids(ctx),
-                    total_amount=plan.total_amount_cents,
-                    total_processed=plan.total_amount_cents,
-                    status=PaymentStatus.SUCCEEDED,
-                )
-            )
-            return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
+            return await self._succeeded(ctx, plan, results)
         keep = plan.partial_policy is PartialPolicy.ALLOW_PARTIAL and any(r.success for r in results)
         if keep:
             processed = sum(result.charged_cents for result in results)
@@ -502,6 +486,21 @@ class CompositePaymentService:
 
     def _ids(self, ctx: CoreRequestContext) -> EventIds:
         return event_ids(ctx.payment_id, ctx.request_id, ctx.merchant_id, self._clock.now())
+
+    async def _succeeded(
+        self, ctx: CoreRequestContext, plan: PaymentPlan, results: Sequence[Result]
+    ) -> CompositeResult:
+        """``PaymentCompleted`` (succeeded, the whole amount) and its result, off the hot path (the
+        events' checks run: see engine.unchecked)."""
+        await self._sink.emit(
+            PaymentCompleted.derived(
+                **self._ids(ctx),
+                total_amount=plan.total_amount_cents,
+                total_processed=plan.total_amount_cents,
+                status=PaymentStatus.SUCCEEDED,
+            )
+        )
+        return self._composite(ctx, PaymentStatus.SUCCEEDED, tuple(results), None)
 
     async def _failed(
         self, ctx: CoreRequestContext, error: ErrorCode, still_charged: int, total: int | None = None

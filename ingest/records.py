@@ -67,14 +67,10 @@ class Records(Protocol):
 
     async def payment(self, payment_id: str) -> StoredPayment | None: ...
 
-    async def knows_request(self, merchant_id: str, request_id: str) -> bool:
-        """Whether anything (an event or a violation) is recorded under ``request_id`` for
-        ``merchant_id``: a payment, a refused request or a reused idempotency key of its own."""
-        ...
-
-    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str]:
+    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
         """The payments recorded under ``request_id`` for ``merchant_id`` (by its events, or its
-        violations that name one): none for a reused idempotency key, or an unknown request."""
+        violations that name one): none for a reused idempotency key (only its violation is
+        recorded); ``None`` when nothing of the merchant is recorded under ``request_id``."""
         ...
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
@@ -98,7 +94,6 @@ class MemoryRecords:
         "_complaints",
         "_events",
         "_pending",
-        "_request_payments",
         "_requests",
         "_results",
         "_violations",
@@ -112,8 +107,8 @@ class MemoryRecords:
         self._results: ShardedDict[str, tuple[str, bytes]] = ShardedDict()
         self._violations: list[ContractViolation] = []
         self._complaints: dict[tuple[str, str], Complaint] = {}  # by (merchant_id, complaint_id)
-        self._requests: ShardedDict[str, str] = ShardedDict()  # merchant_id by request_id
-        self._request_payments: ShardedDict[str, frozenset[str]] = ShardedDict()  # by request_id
+        # By request id: its merchant (once known) and the payments recorded under it.
+        self._requests: ShardedDict[str, tuple[str | None, frozenset[str]]] = ShardedDict()
 
     async def emit(self, event: DomainEvent) -> None:
         self.events_written += 1
@@ -122,8 +117,7 @@ class MemoryRecords:
             rows = self._pending[event.payment_id] = []
         rows.append(event_values(event))
         if type(event) is PaymentReceived:
-            self._requests[event.request_id] = event.merchant_id
-            self._add_request_payment(event.request_id, event.payment_id)
+            self._note_request(event.request_id, event.merchant_id, event.payment_id)
         if type(event) in _LAST or (type(event) is PaymentReceived and not event.accepted):
             self._encode(event.payment_id)
 
@@ -136,14 +130,14 @@ class MemoryRecords:
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._violations.append(violation)
-        if violation.merchant_id is not None:
-            self._requests[violation.request_id] = violation.merchant_id
-        if violation.payment_id is not None:
-            self._add_request_payment(violation.request_id, violation.payment_id)
+        self._note_request(violation.request_id, violation.merchant_id, violation.payment_id)
 
-    def _add_request_payment(self, request_id: str, payment_id: str) -> None:
-        known = self._request_payments.get(request_id, frozenset())
-        self._request_payments[request_id] = known | {payment_id}
+    def _note_request(self, request_id: str, merchant_id: str | None, payment_id: str | None) -> None:
+        known_merchant, payments = self._requests.get(request_id, (None, frozenset()))
+        self._requests[request_id] = (
+            known_merchant if merchant_id is None else merchant_id,
+            payments if payment_id is None else payments | {payment_id},
+        )
 
     async def save_result(self, result: CompositeResult, document: bytes) -> None:
         self._encode(result.payment_id)
@@ -172,13 +166,9 @@ class MemoryRecords:
         document["events"] = rows_to_json(self._events.get(payment_id, b""))
         return StoredPayment(merchant_id, document)
 
-    async def knows_request(self, merchant_id: str, request_id: str) -> bool:
-        return self._requests.get(request_id) == merchant_id
-
-    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str]:
-        if self._requests.get(request_id) != merchant_id:
-            return frozenset()
-        return self._request_payments.get(request_id, frozenset())
+    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
+        known = self._requests.get(request_id)
+        return None if known is None or known[0] != merchant_id else known[1]
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
         found: list[ContractViolation] = []

@@ -641,7 +641,8 @@ async def _check_request(parts: Parts, complaint: Complaint) -> None:
     payment too, of which the request is not one (the request id was silently ignored)."""
     if complaint.request_id is None:
         return
-    if not await parts.records.knows_request(complaint.merchant_id, complaint.request_id):
+    payments = await parts.records.request_payments(complaint.merchant_id, complaint.request_id)
+    if payments is None:
         raise ApiProblem(
             "validation_failed",
             "request_id names no request of this merchant.",
@@ -653,7 +654,6 @@ async def _check_request(parts: Parts, complaint: Complaint) -> None:
         )
     if complaint.payment_id is None:
         return
-    payments = await parts.records.request_payments(complaint.merchant_id, complaint.request_id)
     # A request recorded with no payment (a reused idempotency key) may be about any of them.
     if payments and complaint.payment_id not in payments:
         message = f"request {complaint.request_id!r} is not one of payment {complaint.payment_id!r}"

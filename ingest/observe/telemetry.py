@@ -209,7 +209,6 @@ class ObservedRecords:
         self.sync = records.sync
         self.admit = records.admit
         self.payment = records.payment
-        self.knows_request = records.knows_request
         self.request_payments = records.request_payments
         self.violations = records.violations
         self.healthy = records.healthy

@@ -284,16 +284,11 @@ class DuckDBRecords:
         found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
         return found
 
-    async def knows_request(self, merchant_id: str, request_id: str) -> bool:
+    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
         # What was queued before is committed first: a reused key's violation is answered
         # without waiting for its commit, and a merchant may name that request at once.
         await self._writer.submit_and_wait(Write(None))
-        known: bool = await self._writer.read(lambda c: _knows_request(c, merchant_id, request_id))
-        return known
-
-    async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str]:
-        await self._writer.submit_and_wait(Write(None))  # as knows_request: what was queued first
-        found: frozenset[str] = await self._writer.read(
+        found: frozenset[str] | None = await self._writer.read(
             lambda c: _request_payments(c, merchant_id, request_id)
         )
         return found
@@ -331,27 +326,19 @@ def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPa
     return StoredPayment(str(row[0]), document)
 
 
-def _knows_request(connection: duckdb.DuckDBPyConnection, merchant_id: str, request_id: str) -> bool:
-    # Every request that reached the engine or was refused has its PaymentReceived; a reused
-    # idempotency key has only its violation.
-    row = connection.execute(
-        "SELECT EXISTS (SELECT 1 FROM events WHERE request_id = ? AND merchant_id = ?) "
-        "OR EXISTS (SELECT 1 FROM violations WHERE request_id = ? AND merchant_id = ?)",
-        [request_id, merchant_id, request_id, merchant_id],
-    ).fetchone()
-    return row is not None and bool(row[0])
-
-
 def _request_payments(
     connection: duckdb.DuckDBPyConnection, merchant_id: str, request_id: str
-) -> frozenset[str]:
+) -> frozenset[str] | None:
+    # Every request that reached the engine or was refused has its PaymentReceived; a reused
+    # idempotency key has only its violation (which may name no payment).
     rows = connection.execute(
         "SELECT payment_id FROM events WHERE request_id = ? AND merchant_id = ? "
-        "UNION SELECT payment_id FROM violations "
-        "WHERE request_id = ? AND merchant_id = ? AND payment_id IS NOT NULL",
+        "UNION SELECT payment_id FROM violations WHERE request_id = ? AND merchant_id = ?",
         [request_id, merchant_id, request_id, merchant_id],
     ).fetchall()
-    return frozenset(str(row[0]) for row in rows)
+    if not rows:
+        return None
+    return frozenset(str(row[0]) for row in rows if row[0] is not None)
 
 
 def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) -> list[ContractViolation]:

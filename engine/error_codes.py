@@ -90,7 +90,9 @@ _RETRY_CLASS: dict[ErrorCode, RetryClass] = {
     ErrorCode.UNKNOWN: RetryClass.NEVER,
     ErrorCode.PROCESSING_ERROR: RetryClass.RETRY_SAME,
     ErrorCode.PROCESSOR_UNAVAILABLE: RetryClass.CASCADE,
-    ErrorCode.RATE_LIMITED: RetryClass.CASCADE,
+    # A rate-limit refusal (Stripe's 429) charged nothing and asks the caller to back off and try
+    # again: retried at the same processor after the backoff, then the next processor.
+    ErrorCode.RATE_LIMITED: RetryClass.RETRY_SAME,
     ErrorCode.MALFORMED_RESPONSE: RetryClass.RETRY_SAME,
     ErrorCode.POLICY_REJECTED: RetryClass.NEVER,
     ErrorCode.COVERAGE_SHORTFALL: RetryClass.NEVER,
@@ -121,7 +123,7 @@ _DESCRIPTION: dict[ErrorCode, str] = {
     ErrorCode.UNKNOWN: "an unclassified failure; the step stops",
     ErrorCode.PROCESSING_ERROR: "the processor could not process this card this time; it may be retried",
     ErrorCode.PROCESSOR_UNAVAILABLE: "the processor is unavailable (credentials refused or circuit open)",
-    ErrorCode.RATE_LIMITED: "the processor refused the attempt for rate limiting",
+    ErrorCode.RATE_LIMITED: "the processor refused the attempt for rate limiting; nothing was charged",
     ErrorCode.MALFORMED_RESPONSE: "the processor answered with something unreadable; outcome unknown",
     ErrorCode.POLICY_REJECTED: "a merchant policy (amount, currency or method) refused the payment",
     ErrorCode.COVERAGE_SHORTFALL: "the merchant's routing cannot cover the whole amount",

@@ -52,13 +52,15 @@ from ingest.processors.errors import (
 )
 from ingest.processors.recent_attempts import RecentAttempts
 from ingest.processors.stripe_amounts import from_stripe, to_stripe, to_stripe_cap
-from ingest.processors.stripe_failure import classify_failure
+from ingest.processors.stripe_failure import classify_failure, refusal_line
 from ingest.processors.stripe_http import StripeHttpClient
 from ingest.processors.stripe_key_refusals import KeyRefusalLog
 from ingest.processors.stripe_keys import IDEMPOTENCY_METADATA_KEY, stripe_idempotency_key
 from ingest.processors.stripe_lookup import IntentLookup
 from ingest.processors.stripe_objects import IntentView, read_intent, read_refund
 from ingest.processors.stripe_test_cards import payment_method_for
+
+logger = logging.getLogger("payorch.processors.stripe")
 
 #: The decline code of a charge refused before it was sent: Stripe cannot take the amount exactly.
 UNSUPPORTED_AMOUNT = "amount_not_supported_by_stripe"
@@ -161,7 +163,7 @@ class StripeProcessor:
             raise
         except Exception as error:  # noqa: BLE001 - the port answers every failure, it never raises
             failure = classify_failure(error)
-            self._note_refused_key(error)
+            self._note_refusal(error)
             if failure.in_doubt:
                 self._recent.in_doubt(key)
             elif failure.settles:
@@ -204,7 +206,7 @@ class StripeProcessor:
             if not intents and not await self._lookup.never_charged(key):
                 return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         except Exception as error:  # noqa: BLE001 - any failure to ask is an unknown settlement
-            self._note_refused_key(error)
+            self._note_refusal(error)
             return StatusAnswer(Settlement.UNKNOWN, _elapsed_ms(started))
         return StatusAnswer(Settlement.NOT_CHARGED, _elapsed_ms(started))
 
@@ -247,9 +249,10 @@ class StripeProcessor:
         except stripe.InvalidRequestError as error:
             if error.code == "charge_already_refunded":
                 return ProcessorResponse(True, _elapsed_ms(started), 0)
+            self._note_refusal(error)
             return ProcessorResponse.failed(classify_failure(error).code, _elapsed_ms(started))
         except Exception as error:  # noqa: BLE001 - the port answers every failure, it never raises
-            self._note_refused_key(error)
+            self._note_refusal(error)
             failure = classify_failure(error)
             return ProcessorResponse.failed(failure.code, _elapsed_ms(started), failure.decline_code)
         if refund.status in ("failed", "canceled"):
@@ -278,10 +281,15 @@ class StripeProcessor:
         self._recent.in_doubt(key)
         return ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, _elapsed_ms(started))
 
-    def _note_refused_key(self, error: BaseException) -> None:
-        """Tell the operator (rate-limited) when Stripe refused the API key itself."""
+    def _note_refusal(self, error: BaseException) -> None:
+        """Tell the operator when Stripe refused the API key itself (rate-limited), or refused a
+        request as invalid (why, which the merchant's ``unknown`` does not say)."""
         if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
             self._key_refusals.refused(error.http_status)
+            return
+        line = refusal_line(self._id, error)
+        if line is not None:
+            logger.warning(line)
 
     async def _intents_for(self, key: str) -> tuple[IntentView, ...]:
         """The key's PaymentIntents that can be found, each with its latest charge expanded."""

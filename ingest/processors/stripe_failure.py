@@ -14,8 +14,16 @@ what happened                                              error code
 :class:`MalformedProcessorResponseError`                   ``malformed_response``
 ``APIConnectionError`` before a connection was made        ``network_failure`` (nothing was sent)
 ``APIConnectionError`` after (read timeout, reset, ...)    ``timeout`` (the outcome is unknown)
-``IdempotencyError`` and anything else                     ``unknown``
+``InvalidRequestError``, ``IdempotencyError`` (400, 404)   ``unknown`` (nothing charged; see below)
+anything else                                              ``unknown`` (the outcome is unknown)
 =========================================================  ==========================================
+
+A 400 or 404 that is not a card error is Stripe refusing the request itself (an unknown
+PaymentMethod, an amount below Stripe's minimum, a parameter the account cannot take): nothing
+was charged and a repeat would be refused the same, so the step stops there, with no status
+query. The merchant sees ``unknown``; why Stripe refused it is for the operator, who gets it in
+one WARNING line per refusal (:func:`refusal_line`: Stripe's error type, code, parameter,
+``Request-Id`` and message, masked of card numbers and API keys).
 
 Stripe's ``Stripe-Should-Retry: false`` header on an answer says that a repeat of the request
 (with the same ``Idempotency-Key``) would only get the same answer: Stripe stored it under the key
@@ -51,12 +59,14 @@ cause tells whether the request could have reached Stripe.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 
 import httpx
 import stripe
 
 from engine.error_codes import ErrorCode
+from ingest.parsing.masking import mask_card_numbers
 from ingest.processors.errors import MalformedProcessorResponseError
 
 _INVALID_CARD_CODES = frozenset(
@@ -79,6 +89,9 @@ _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.
 _MAX_DECLINE_CODE = 100
 _IN_PROGRESS = 409  # another request with the same Idempotency-Key is still being carried out
 _SHOULD_RETRY = "stripe-should-retry"
+# Stripe's API keys (secret, restricted, publishable; test or live) as its messages may name them.
+_API_KEY = re.compile(r"\b([srp]k_(?:test|live)_)[A-Za-z0-9*]+")
+_MAX_MESSAGE = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,3 +180,22 @@ def _short(code: str | None) -> str | None:
     if not isinstance(code, str) or not code or len(code) > _MAX_DECLINE_CODE:
         return None
     return code
+
+
+def refusal_line(processor_id: str, error: BaseException) -> str | None:
+    """The operator's line for a request Stripe refused as invalid (a 400 or 404 that is not a
+    card error), or ``None`` for any other failure."""
+    if not isinstance(error, stripe.InvalidRequestError | stripe.IdempotencyError):
+        return None
+    details = error.error
+    kind = (details.type if details is not None else None) or "invalid_request_error"
+    parts = [f"{error.http_status} {kind}"]
+    if error.code:
+        parts.append(f"code {error.code}")
+    param = getattr(error, "param", None)
+    if param:
+        parts.append(f"param {param}")
+    if error.request_id:
+        parts.append(f"request {error.request_id}")
+    message = _API_KEY.sub(r"\1****", mask_card_numbers(error.user_message or ""))[:_MAX_MESSAGE]
+    return f"stripe processor {processor_id}: Stripe refused the request ({', '.join(parts)}): {message}"

@@ -8,6 +8,11 @@ a subclass of ``stripe.HTTPClient``, and sends the body as ``content=`` instead.
 Like the SDK's clients it raises transport failures as ``stripe.APIConnectionError`` chained to
 the httpx exception (``__cause__``), which tells whether the request could have been sent.
 It is async only: the SDK's synchronous methods must not be used with it.
+
+Every answer's ``Request-Id`` (``req_...``, the id Stripe's support and dashboard know a request
+by) is kept on the span open around the call, the attempt's for a charge, as the attribute
+:data:`REQUEST_ID`: one id per call made under the span (a create then its capture, a status
+query's searches), in the order of the calls, separated by spaces.
 """
 
 from __future__ import annotations
@@ -20,6 +25,12 @@ from typing import ClassVar
 
 import httpx
 import stripe
+
+from ingest.observe import spans
+
+#: The span attribute holding the ``Request-Id`` of each Stripe call made under the span.
+REQUEST_ID = "stripe.request_id"
+_MAX_REQUEST_ID = 255
 
 
 class StripeHttpClient(stripe.HTTPClient):
@@ -48,6 +59,7 @@ class StripeHttpClient(stripe.HTTPClient):
             message = f"Network error communicating with Stripe: {type(error).__name__}"
             # APIConnectionError.__init__ carries no annotations in stripe 16.1.
             raise stripe.APIConnectionError(message, should_retry=True) from error  # type: ignore[no-untyped-call]
+        _keep_request_id(response.headers.get("request-id"))
         return response.content, response.status_code, response.headers
 
     async def close_async(self) -> None:
@@ -58,3 +70,14 @@ class StripeHttpClient(stripe.HTTPClient):
 
     def sleep_async(self, secs: float) -> Awaitable[None]:
         return asyncio.sleep(secs)
+
+
+def _keep_request_id(request_id: str | None) -> None:
+    """Add Stripe's id of a request to the current span (see the module text)."""
+    span = spans.current.get()
+    if span is None or not request_id or len(request_id) > _MAX_REQUEST_ID:
+        return
+    if not request_id.isascii() or not request_id.isprintable() or " " in request_id:
+        return  # not an id Stripe gives: nothing from outside goes on a span unchecked
+    earlier = span.attributes.get(REQUEST_ID)
+    span.attributes[REQUEST_ID] = request_id if earlier is None else f"{earlier} {request_id}"

@@ -81,6 +81,7 @@ INVALID = "invalid"
 NETWORK = "network"
 PROCESSING = "processing"
 UNAVAILABLE = "unavailable"
+RATE_LIMITED = "rate_limited"  # refused for rate limiting (a 429), nothing charged
 TIMEOUT_CHARGED = "timeout_charged"  # charges, then hangs past the timeout
 TIMEOUT_UNCHARGED = "timeout_uncharged"  # hangs without charging
 RAISE = "raise"
@@ -105,10 +106,11 @@ _FAILURES = {
     NETWORK: ErrorCode.NETWORK_FAILURE,
     PROCESSING: ErrorCode.PROCESSING_ERROR,
     UNAVAILABLE: ErrorCode.PROCESSOR_UNAVAILABLE,
+    RATE_LIMITED: ErrorCode.RATE_LIMITED,
 }
 
 
-_NOT_REACHED = {NETWORK, UNAVAILABLE}
+_NOT_REACHED = {NETWORK, UNAVAILABLE, RATE_LIMITED}
 
 
 class ScriptedFailureError(RuntimeError):

@@ -19,6 +19,7 @@ from tests.engine.fakes import (
     PROCESSING,
     PROCESSING_FINAL,
     RAISE,
+    RATE_LIMITED,
     TIMEOUT_CHARGED,
     TIMEOUT_UNCHARGED,
     UNAVAILABLE,
@@ -87,6 +88,26 @@ async def test_a_retryable_error_the_key_would_only_replay_moves_on_without_retr
     assert setup.sleeper.sleeps == []
     failed = [(e.attempt, e.error_code, e.retryable) for e in setup.sink.events if isinstance(e, StepFailed)]
     assert failed == [(1, ErrorCode.PROCESSING_ERROR, True)]
+
+
+async def test_a_rate_limited_attempt_is_retried_after_a_backoff_then_moves_on() -> None:
+    # A 429 charged nothing and asks the caller to back off: Stripe alone in a chain must not fail
+    # the step on it, and a longer chain reaches its next processor once the retries run out.
+    alone = PaymentStep(0, PaymentMethod.CARD, 4000, (ProcessorId("stripe_sim"),))
+    fakes = pair((RATE_LIMITED, OK))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), alone, merchant())
+    assert result.success and result.processor_id == "stripe_sim" and result.attempts == 2
+    assert setup.sleeper.sleeps == [0.5 * 0.020]
+    keys = {e.idempotency_key for e in setup.sink.events if isinstance(e, StepAttempted)}
+    assert keys == {"pay_1:step:0"}
+
+    fakes = pair((RATE_LIMITED,))
+    setup = rig(fakes)
+    result = await setup.router.route(request(), STEP, merchant(max_attempts=2))
+    assert result.success and result.processor_id == "adyen_sim" and result.attempts == 3
+    failed = [(e.attempt, e.error_code, e.retryable) for e in setup.sink.events if isinstance(e, StepFailed)]
+    assert failed == [(1, ErrorCode.RATE_LIMITED, True), (2, ErrorCode.RATE_LIMITED, True)]
 
 
 @pytest.mark.parametrize("behaviour", [NETWORK, UNAVAILABLE])
@@ -216,6 +237,7 @@ async def test_answers_about_the_card_do_not_open_a_circuit(behaviour: str) -> N
     [
         (NETWORK, ErrorCode.NETWORK_FAILURE),
         (UNAVAILABLE, ErrorCode.PROCESSOR_UNAVAILABLE),
+        (RATE_LIMITED, ErrorCode.RATE_LIMITED),
         (TIMEOUT_UNCHARGED, ErrorCode.TIMEOUT),
         (RAISE, ErrorCode.PROCESSOR_ERROR),
         (GARBAGE, ErrorCode.MALFORMED_RESPONSE),

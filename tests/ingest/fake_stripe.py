@@ -67,6 +67,7 @@ class RecordedRequest:
     idempotency_key: str | None
     status: int
     replayed: bool
+    request_id: str = ""  # the answer's Request-Id header
 
 
 class FakeStripe:
@@ -164,7 +165,11 @@ class FakeStripe:
         key = headers.get("idempotency-key") if method == "POST" else None
         with self._lock:
             reply, replayed = self._answer(method, split.path, headers, pairs, key)
-            self.requests.append(RecordedRequest(method, split.path, key, reply.status, replayed))
+            # Every answer has an id of its own, a replayed one too.
+            request_id = self._new_id("req")
+            stamped = {**reply.headers, "Request-Id": request_id}
+            reply = Reply(reply.status, reply.body, stamped, reply.delay_s)
+            self.requests.append(RecordedRequest(method, split.path, key, reply.status, replayed, request_id))
             if self._hang_s is not None:
                 reply = Reply(reply.status, reply.body, dict(reply.headers), self._hang_s)
                 self._hang_s = None
@@ -195,10 +200,11 @@ class FakeStripe:
             f"{idempotency_key}. Please try again later."
         )
         error = {"type": "idempotency_error", "code": "idempotency_key_in_use", "message": message}
-        reply = json_reply(409, {"error": error})
         with self._lock:
-            self.requests.append(RecordedRequest(method, urlsplit(target).path, idempotency_key, 409, False))
-        return reply
+            request_id = self._new_id("req")
+            path = urlsplit(target).path
+            self.requests.append(RecordedRequest(method, path, idempotency_key, 409, False, request_id))
+        return Reply(409, json_reply(409, {"error": error}).body, {"Request-Id": request_id})
 
     def wait_released(self, seconds: float) -> None:
         self._released.wait(seconds)
@@ -498,7 +504,6 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_response(reply.status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(reply.body)))
-            self.send_header("Request-Id", f"req_fake{id(reply):x}")
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()

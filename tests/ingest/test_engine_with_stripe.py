@@ -264,3 +264,20 @@ async def test_a_stripe_processing_error_moves_on_to_the_next_processor_at_once(
     assert [(r.path, r.status, r.replayed) for r in fake_stripe.requests] == [
         ("/v1/payment_intents", 402, False)
     ]
+
+
+async def test_a_stripe_429_is_retried_after_a_backoff_under_the_same_key(
+    setup: Setup, fake_stripe: FakeStripe
+) -> None:
+    # Stripe's 429 charged nothing and asks to back off and retry: a card chain of Stripe alone
+    # must not fail the step on it.
+    fake_stripe.fail_next(1, status=429)
+
+    result = await setup.service.pay(request(10_000, metadata=card("424242******4242")))
+
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert (result.step_results[1].processor_id, result.step_results[1].attempts) == (STRIPE, 2)
+    creates = [r for r in fake_stripe.requests if (r.method, r.path) == ("POST", "/v1/payment_intents")]
+    assert [(r.status, r.replayed) for r in creates] == [(429, False), (200, False)]
+    assert len({r.idempotency_key for r in creates}) == 1
+    assert len(fake_stripe.intents_with_status("succeeded")) == 1

@@ -6,10 +6,14 @@ import socket
 from collections.abc import AsyncIterator
 
 import pytest
+from opentelemetry.sdk.resources import Resource
 
 from engine.error_codes import ErrorCode
+from engine.observer import ATTEMPT_SPAN
 from engine.processor import Processor, Settlement
+from ingest.observe.spans import Spans
 from ingest.processors import MissingApiKeyError, StripeProcessor, stripe_processor_from_config
+from ingest.processors.stripe_http import REQUEST_ID
 from tests.ingest.fake_stripe import FakeStripe
 from tests.ingest.stripe_requests import API_KEY, KEY, charge_request, config, refund_request
 
@@ -117,6 +121,38 @@ async def test_an_unknown_payment_method_stops_as_unknown(
     assert fake_stripe.payment_intents == {}
 
 
+async def test_why_stripe_refused_a_request_is_told_to_the_operator_with_its_request_id(
+    stripe: StripeProcessor, fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+
+    response = await stripe.charge(charge_request(payment_method="pm_4242424242424242"))
+
+    assert response.error_code is ErrorCode.UNKNOWN
+    assert [(r.path, r.status) for r in fake_stripe.requests] == [("/v1/payment_intents", 400)]
+    lines = [r for r in caplog.records if r.name == "payorch.processors.stripe"]
+    assert [r.levelno for r in lines] == [logging.WARNING]
+    assert lines[0].getMessage() == (
+        "stripe processor stripe_live: Stripe refused the request (400 invalid_request_error, code "
+        f"resource_missing, param payment_method, request {fake_stripe.requests[0].request_id}): "
+        "No such PaymentMethod: 'pm_424242******4242'"
+    )
+    assert "4242424242424242" not in caplog.text
+
+
+async def test_a_declined_card_or_a_429_writes_no_refusal_line(
+    stripe: StripeProcessor, fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    fake_stripe.fail_next(1, status=429)
+
+    assert (await stripe.charge(charge_request())).error_code is ErrorCode.RATE_LIMITED
+    declined = await stripe.charge(charge_request("pay_1:step:1", card="4000000000000002"))
+
+    assert declined.error_code is ErrorCode.DECLINED
+    assert [r for r in caplog.records if r.name == "payorch.processors.stripe"] == []
+
+
 async def test_a_500_is_an_unknown_outcome_and_a_retry_with_the_same_key_charges(
     stripe: StripeProcessor, fake_stripe: FakeStripe
 ) -> None:
@@ -138,6 +174,25 @@ async def test_a_429_is_rate_limited(stripe: StripeProcessor, fake_stripe: FakeS
 
     assert response.error_code is ErrorCode.RATE_LIMITED
     assert fake_stripe.payment_intents == {}
+
+
+async def test_stripes_request_ids_are_kept_on_the_span_of_the_attempt(
+    stripe: StripeProcessor, fake_stripe: FakeStripe
+) -> None:
+    # An operator asking Stripe's support about a call names it by its Request-Id.
+    spans = Spans(Resource.create({}), None)
+    fake_stripe.authorize_only = True  # a create, then its capture
+    with spans.span(ATTEMPT_SPAN, {}) as charged:
+        assert (await stripe.charge(charge_request())).success
+    fake_stripe.fail_next(1, status=429)
+    with spans.span(ATTEMPT_SPAN, {}) as refused:
+        assert (await stripe.charge(charge_request("pay_1:step:1"))).error_code is ErrorCode.RATE_LIMITED
+
+    ids = [r.request_id for r in fake_stripe.requests]
+    assert [r.status for r in fake_stripe.requests] == [200, 200, 429]
+    assert all(i.startswith("req_") for i in ids) and len(set(ids)) == 3
+    assert charged.attributes[REQUEST_ID] == f"{ids[0]} {ids[1]}"
+    assert refused.attributes[REQUEST_ID] == ids[2]
 
 
 async def test_a_timeout_is_settled_by_status_and_by_a_repeat_without_a_second_charge(

@@ -6,7 +6,7 @@ import stripe
 
 from engine.error_codes import ErrorCode, RetryClass
 from ingest.processors.errors import MalformedProcessorResponseError
-from ingest.processors.stripe_failure import Failure, classify_failure
+from ingest.processors.stripe_failure import Failure, classify_failure, refusal_line
 
 
 def connection_error(cause: Exception) -> stripe.APIConnectionError:
@@ -75,3 +75,30 @@ def test_refused_credentials_make_stripe_unavailable_so_the_step_falls_back(
 
 def test_any_other_exception_is_unknown_in_doubt() -> None:
     assert classify_failure(RuntimeError("bug")) == Failure(ErrorCode.UNKNOWN, in_doubt=True)
+
+
+def test_a_refusal_line_names_no_api_key_and_no_card_number() -> None:
+    message = "Invalid amount 4000 0000 0000 0002 for sk_live_51HabcDEF and rk_test_9876xyz"
+    body = {"error": {"type": "invalid_request_error", "message": message}}
+    # InvalidRequestError.__init__ carries no annotations in stripe 16.1.
+    error = stripe.InvalidRequestError(message, "amount", "parameter_invalid_integer", None, 400, body)  # type: ignore[no-untyped-call]
+
+    line = refusal_line("stripe_live", error)
+
+    assert line == (
+        "stripe processor stripe_live: Stripe refused the request (400 invalid_request_error, code "
+        "parameter_invalid_integer, param amount): Invalid amount 400000******0002 for sk_live_**** "
+        "and rk_test_****"
+    )
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        stripe.CardError("declined", None, "card_declined", None, 402),  # type: ignore[no-untyped-call]
+        stripe.RateLimitError("too many", None, 429),
+        stripe.APIError("oops", None, 500),
+    ],
+)
+def test_only_a_request_stripe_refused_as_invalid_has_a_refusal_line(error: stripe.StripeError) -> None:
+    assert refusal_line("stripe_live", error) is None

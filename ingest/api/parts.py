@@ -144,7 +144,9 @@ def build_parts(settings: Settings) -> Parts:
         ledger=ledger,
         wrap=TimedProcessor,
         observer=telemetry or NULL_OBSERVER,
+        circuits=metrics,
     )
+    metrics.watch_circuits(engine.processors)
     # Keys kept in the database must be kept the same way after a restart: the data folder's
     # secret then. Keys kept in memory last as long as the process: a secret of its own.
     secret = load_or_create_secret(settings.data_dir) if writer is not None else process_secret()

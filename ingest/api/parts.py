@@ -104,8 +104,12 @@ def build_parts(settings: Settings) -> Parts:
             threads=settings.store_threads,
         )
         records = DuckDBRecords(writer)
+        hot_s = settings.idempotency_hot_s
         idempotency = DurableIdempotencyStore(
-            writer, settings.idempotency_ttl_s, clock.monotonic, hot_s=settings.idempotency_hot_s
+            writer,
+            settings.idempotency_ttl_s,
+            clock.monotonic,
+            hot_s=config.store.idempotency_hot_s if hot_s is None else hot_s,
         )
     else:
         records = MemoryRecords()

@@ -4,12 +4,18 @@
 the circuit; while ``open`` nothing goes through until ``cool_down_s`` has passed, then the
 circuit is ``half_open`` and lets exactly one probe through: its success closes the circuit,
 its failure opens it again. Time comes from the caller (monotonic seconds), so tests need no sleep.
+
+A :class:`CircuitWatcher` hears of every change of state, and only of changes: the attempts of a
+healthy processor cost it nothing. An open circuit turns half-open when the first attempt after
+its cool-down asks to go through (``allow``), not when the cool-down ends: until then it is
+still open.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Protocol
 
 from engine.errors import ConfigError
 from engine.types import ProcessorId
@@ -19,6 +25,16 @@ class CircuitState(StrEnum):
     CLOSED = "closed"
     OPEN = "open"
     HALF_OPEN = "half_open"
+
+
+_UNNAMED = ProcessorId("")
+
+
+class CircuitWatcher(Protocol):
+    """Hears each change of a processor's circuit (metrics, logs). Called on the payment path
+    when the change happens: it must return at once and never raise."""
+
+    def circuit_changed(self, processor_id: ProcessorId, state: CircuitState) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +52,36 @@ class BreakerPolicy:
 
 
 class CircuitBreaker:
-    """The circuit of one processor."""
+    """The circuit of one processor; ``watcher`` hears its changes of state, by ``processor_id``."""
 
-    __slots__ = ("_failures", "_opened_at", "_policy", "_probe_in_flight", "_state")
+    __slots__ = (
+        "_failures",
+        "_opened_at",
+        "_policy",
+        "_probe_in_flight",
+        "_processor_id",
+        "_state",
+        "_watcher",
+    )
 
-    def __init__(self, policy: BreakerPolicy) -> None:
+    def __init__(
+        self,
+        policy: BreakerPolicy,
+        processor_id: ProcessorId = _UNNAMED,
+        watcher: CircuitWatcher | None = None,
+    ) -> None:
         self._policy = policy
+        self._processor_id = processor_id
+        self._watcher = watcher
         self._state = CircuitState.CLOSED
         self._failures = 0
         self._opened_at = 0.0
         self._probe_in_flight = False
+
+    def _become(self, state: CircuitState) -> None:
+        self._state = state
+        if self._watcher is not None:
+            self._watcher.circuit_changed(self._processor_id, state)
 
     @property
     def state(self) -> CircuitState:
@@ -58,7 +94,7 @@ class CircuitBreaker:
         if self._state is CircuitState.OPEN:
             if now - self._opened_at < self._policy.cool_down_s:
                 return False
-            self._state = CircuitState.HALF_OPEN
+            self._become(CircuitState.HALF_OPEN)
             self._probe_in_flight = False
         if self._probe_in_flight:
             return False
@@ -66,14 +102,16 @@ class CircuitBreaker:
         return True
 
     def record_success(self) -> None:
-        self._state = CircuitState.CLOSED
+        if self._state is not CircuitState.CLOSED:
+            self._become(CircuitState.CLOSED)
         self._failures = 0
         self._probe_in_flight = False
 
     def record_failure(self, now: float) -> None:
         self._failures += 1
         if self._state is CircuitState.HALF_OPEN or self._failures >= self._policy.failure_threshold:
-            self._state = CircuitState.OPEN
+            if self._state is not CircuitState.OPEN:
+                self._become(CircuitState.OPEN)
             self._opened_at = now
             self._probe_in_flight = False
 
@@ -90,18 +128,20 @@ class CircuitBreaker:
 
 
 class CircuitBreakers:
-    """One breaker per processor, created on first use."""
+    """One breaker per processor, created (closed) on first use; ``watcher`` hears every change."""
 
-    __slots__ = ("_breakers", "_policy")
+    __slots__ = ("_breakers", "_policy", "_watcher")
 
-    def __init__(self, policy: BreakerPolicy | None = None) -> None:
+    def __init__(self, policy: BreakerPolicy | None = None, watcher: CircuitWatcher | None = None) -> None:
         self._policy = policy or BreakerPolicy()
+        self._watcher = watcher
         self._breakers: dict[ProcessorId, CircuitBreaker] = {}
 
     def __getitem__(self, processor_id: ProcessorId) -> CircuitBreaker:
         breaker = self._breakers.get(processor_id)
         if breaker is None:
-            breaker = self._breakers[processor_id] = CircuitBreaker(self._policy)
+            breaker = CircuitBreaker(self._policy, processor_id, self._watcher)
+            self._breakers[processor_id] = breaker
         return breaker
 
     def states(self) -> dict[ProcessorId, CircuitState]:

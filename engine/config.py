@@ -261,6 +261,8 @@ class ReportConfig:
 #: starving the store, and 1 TiB.
 MIN_MEMORY_LIMIT_MB = 16
 MAX_MEMORY_LIMIT_MB = 1_048_576
+#: ``store.idempotency_hot_s``'s bound: a key is kept 24 hours, and held whole at most that long.
+MAX_IDEMPOTENCY_HOT_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,13 +274,16 @@ class StoreConfig:
     payments are refused (503) while more than ``admit_limit`` writes wait for the disk. DuckDB
     holds at most ``memory_limit_mb`` of memory (its buffers: cached pages, data not yet
     checkpointed, query state), spilling the rest to a temporary folder beside the database; 0
-    leaves DuckDB's own limit, 80% of the machine's memory.
+    leaves DuckDB's own limit, 80% of the machine's memory. An answered idempotency key is held
+    whole in memory for its first ``idempotency_hot_s`` seconds (0 to a day, its time-to-live),
+    then only as a mark, a repeat being looked up in the database: less memory, slower repeats.
     """
 
     max_rows: int = 5000
     max_wait_ms: int = 0
     admit_limit: int = 20_000
     memory_limit_mb: int = 0
+    idempotency_hot_s: int = 600
 
     def __post_init__(self) -> None:
         check_count("store.max_rows", self.max_rows, minimum=1, maximum=1_000_000)
@@ -288,6 +293,9 @@ class StoreConfig:
         if 0 < limit < MIN_MEMORY_LIMIT_MB:
             problem = f"must be 0 (DuckDB's default) or at least {MIN_MEMORY_LIMIT_MB}"
             raise InvalidFieldError("store.memory_limit_mb", limit, problem)
+        check_count(
+            "store.idempotency_hot_s", self.idempotency_hot_s, minimum=0, maximum=MAX_IDEMPOTENCY_HOT_S
+        )
 
 
 @dataclass(frozen=True, slots=True)

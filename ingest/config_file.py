@@ -212,7 +212,7 @@ _TOP_FIELDS = {
     "reports",
     "store",
 }
-_STORE_FIELDS = {"max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb"}
+_STORE_FIELDS = {"max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb", "idempotency_hot_s"}
 
 
 def _unique(source: str, named: list[tuple[str, str]], *, secret: bool = False) -> None:
@@ -320,6 +320,7 @@ def _store(section: Section) -> StoreConfig:
             max_wait_ms=section.get("max_wait_ms", int, defaults.max_wait_ms),
             admit_limit=section.get("admit_limit", int, defaults.admit_limit),
             memory_limit_mb=section.get("memory_limit_mb", int, defaults.memory_limit_mb),
+            idempotency_hot_s=section.get("idempotency_hot_s", int, defaults.idempotency_hot_s),
         ),
     )
 

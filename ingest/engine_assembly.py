@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from engine.circuit_breaker import CircuitBreakers
+from engine.circuit_breaker import CircuitBreakers, CircuitWatcher
 from engine.config import PlatformConfig, ProcessorKind
 from engine.ledger import Ledger
 from engine.observer import NULL_OBSERVER, Observer
@@ -65,12 +65,13 @@ def build_engine(
     ledger: Ledger | None = None,
     wrap: Callable[[Processor], Processor] | None = None,
     observer: Observer = NULL_OBSERVER,
+    circuits: CircuitWatcher | None = None,
 ) -> Engine:
     """The engine of ``config``; raises an ingest error when a routed Stripe key is missing.
 
     ``ledger`` records what the simulated processors charge (a new one when not given); ``wrap``
     decorates every processor (timing) before the router sees it; ``observer`` gets the spans of
-    the plan, each step and each attempt."""
+    the plan, each step and each attempt; ``circuits`` hears each change of a processor's circuit."""
     ledger = ledger if ledger is not None else Ledger()
     slowest_timeout_s = max((merchant.timeout_ms for merchant in config.merchants), default=2000) / 1000
     processors: dict[ProcessorId, Processor] = {}
@@ -86,7 +87,9 @@ def build_engine(
             amount_checks[processor_id] = stripe_amount_refusal
     if wrap is not None:
         processors = {processor_id: wrap(processor) for processor_id, processor in processors.items()}
-    router = Router(processors, sink, clock, sleeper, random, CircuitBreakers(), observer=observer)
+    router = Router(
+        processors, sink, clock, sleeper, random, CircuitBreakers(watcher=circuits), observer=observer
+    )
     service = CompositePaymentService(
         config,
         processors,

@@ -7,7 +7,9 @@ Beyond section 8: ``payorch_payment_latency_seconds{status}`` (a payment from re
 ``payorch_observer_dropped_total{signal}`` (telemetry dropped: a full buffer, a failed export),
 ``payorch_http_responses_total{method,route,code}`` (every answer, by route template), and
 what crash recovery did at start (``payorch_recovery_payments_total{outcome}``,
-``payorch_recovery_attempts_settled_total``).
+``payorch_recovery_attempts_settled_total``), and each processor's circuit breaker
+(``payorch_circuit_state{processor}``: 0 closed, 1 half-open, 2 open), set when the circuit
+changes (the metrics are the engine's :class:`~engine.circuit_breaker.CircuitWatcher`).
 Latency histograms have a bucket on every merchant's latency objective and processor timeout,
 so "answered within the objective" is a bucket count, not an interpolation.
 
@@ -33,6 +35,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from engine.circuit_breaker import CircuitState
 from engine.contracts import ContractViolation
 from engine.validation import ValidationIssue
 
@@ -42,6 +45,8 @@ _FIELDS = frozenset({"body", "merchant_id", "amount", "currency", "method", "met
 #: Seconds; every SLO threshold and timeout of the configuration is added to these.
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: ``payorch_circuit_state``'s values: the worse the circuit, the higher.
+CIRCUIT_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 
 
 def start_multiprocess_values(environ: Mapping[str, str]) -> None:
@@ -169,6 +174,13 @@ class ApiMetrics:
             registry=registry,
             multiprocess_mode="livesum",
         )
+        self.circuit_state = Gauge(
+            "payorch_circuit_state",
+            "Each processor's circuit breaker: 0 closed, 1 half-open (a probe may go), 2 open (skipped).",
+            ["processor"],
+            registry=registry,
+            multiprocess_mode="livemax",  # several workers: the worst of their circuits
+        )
         self.callbacks = _Callbacks()
         registry.register(self.callbacks)
         self._children: dict[tuple[object, ...], Counter] = {}
@@ -193,7 +205,17 @@ class ApiMetrics:
         if dropped is not None:
             self.callbacks.dropped = dropped
 
+    def watch_circuits(self, processors: Iterable[str]) -> None:
+        """Show ``processors``' circuits closed (as they start) until they change."""
+        for processor in processors:
+            self.circuit_state.labels(processor).set(CIRCUIT_VALUES[CircuitState.CLOSED])
+
     # -- the payment path --------------------------------------------------------------------------
+
+    def circuit_changed(self, processor_id: str, state: CircuitState) -> None:
+        """A processor's circuit changed (:class:`~engine.circuit_breaker.CircuitWatcher`): only on
+        a change, so a healthy processor's attempts never come here."""
+        self.circuit_state.labels(processor_id).set(CIRCUIT_VALUES[state])
 
     def _child(self, metric: Counter, *labels: str) -> Counter:
         key = (metric, *labels)

@@ -104,8 +104,12 @@ def build_parts(settings: Settings) -> Parts:
             threads=settings.store_threads,
         )
         records = DuckDBRecords(writer)
+        hot_s = settings.idempotency_hot_s
         idempotency = DurableIdempotencyStore(
-            writer, settings.idempotency_ttl_s, clock.monotonic, hot_s=settings.idempotency_hot_s
+            writer,
+            settings.idempotency_ttl_s,
+            clock.monotonic,
+            hot_s=config.store.idempotency_hot_s if hot_s is None else hot_s,
         )
     else:
         records = MemoryRecords()
@@ -144,7 +148,9 @@ def build_parts(settings: Settings) -> Parts:
         ledger=ledger,
         wrap=TimedProcessor,
         observer=telemetry or NULL_OBSERVER,
+        circuits=metrics,
     )
+    metrics.watch_circuits(engine.processors)
     # Keys kept in the database must be kept the same way after a restart: the data folder's
     # secret then. Keys kept in memory last as long as the process: a secret of its own.
     secret = load_or_create_secret(settings.data_dir) if writer is not None else process_secret()

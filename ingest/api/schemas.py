@@ -175,6 +175,9 @@ class AnalyticsEventOut(BaseModel):
     processor_id: str | None
     amount_cents: int | None
     error_code: str | None
+    decline_code: str | None = Field(
+        description="A StepFailed's decline code (null otherwise, and for events stored before it)."
+    )
 
 
 class AnalyticsEventsOut(BaseModel):

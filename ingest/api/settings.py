@@ -20,9 +20,6 @@ MAX_BODY_BYTES = 64 * 1024
 BODY_TIMEOUT_S = 10.0
 #: Idempotency keys are kept at least this long (Stripe keeps them 24 hours).
 IDEMPOTENCY_TTL_S = 24 * 3600.0
-#: The durable store holds a key whole in memory this long, then as a mark in a Bloom filter (a
-#: repeat is then looked up in the database): see ingest.store.idempotency.
-IDEMPOTENCY_HOT_S = 600.0
 #: How long shutdown waits for payments in flight to end before giving up on them.
 SHUTDOWN_GRACE_S = 30.0
 
@@ -38,7 +35,10 @@ class Settings:
     max_body_bytes: int = MAX_BODY_BYTES
     body_timeout_s: float = BODY_TIMEOUT_S
     idempotency_ttl_s: float = IDEMPOTENCY_TTL_S
-    idempotency_hot_s: float = IDEMPOTENCY_HOT_S
+    #: The durable store holds a key whole in memory this long, then as a mark in a Bloom filter
+    #: (a repeat is then looked up in the database): see ingest.store.idempotency. ``None``: the
+    #: config's ``store.idempotency_hot_s``.
+    idempotency_hot_s: float | None = None
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
     #: Keep the simulated processors' books in ``data_dir/simulated-ledger.jsonl`` (tests and
     #: crash checks read it from outside the process).

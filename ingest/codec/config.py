@@ -49,6 +49,7 @@ def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
                 max_wait_ms=config.store.max_wait_ms,
                 admit_limit=config.store.admit_limit,
                 memory_limit_mb=config.store.memory_limit_mb,
+                idempotency_hot_s=config.store.idempotency_hot_s,
             ),
         )
 
@@ -207,4 +208,10 @@ def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
         max_wait_ms=store.max_wait_ms,
         admit_limit=store.admit_limit,
         memory_limit_mb=store.memory_limit_mb,
+        # Absent (a config written before the field): the default, not 0 (never held whole).
+        idempotency_hot_s=(
+            store.idempotency_hot_s
+            if store.HasField("idempotency_hot_s")
+            else StoreConfig().idempotency_hot_s
+        ),
     )

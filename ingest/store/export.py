@@ -24,7 +24,7 @@ from ingest.store.reads import (
     first_line,
     open_read_only,
 )
-from ingest.store.schema import FILE_NAME
+from ingest.store.schema import FILE_NAME, applied_versions
 
 #: The hive partition column: the UTC date of each input's time column.
 PARTITION = "date"
@@ -50,19 +50,22 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         connection.close()
         raise ExportError(f"cannot create the folder {out}: {exc.strerror}") from None
     try:
-        return {source.name: _copy(connection, source, out / source.name) for source in INPUTS}
+        # A database of an earlier version is read as it is (it is not migrated): the columns
+        # added since are exported empty.
+        applied = applied_versions(connection)
+        return {source.name: _copy(connection, source, applied, out / source.name) for source in INPUTS}
     except duckdb.Error as exc:
         raise ExportError(f"cannot export {data_dir / FILE_NAME} to {out}: {first_line(exc)}") from None
     finally:
         connection.close()
 
 
-def _copy(connection: duckdb.DuckDBPyConnection, source: Input, folder: Path) -> int:
+def _copy(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[int], folder: Path) -> int:
     # COPY takes its target as a literal, not a parameter.
     target = str(folder).replace("'", "''")
     row = connection.execute(
         f"COPY (SELECT *, CAST(timezone('UTC', \"{source.time}\") AS DATE) AS {PARTITION} "  # noqa: S608 - constant SQL and an escaped path
-        f"FROM ({source.select}) ORDER BY {source.order}) "
+        f"FROM ({source.select_for(applied)}) ORDER BY {source.order}) "
         f"TO '{target}' (FORMAT parquet, PARTITION_BY ({PARTITION}), OVERWRITE)"
     ).fetchone()
     # An input without rows writes no file; its folder still says that it was exported.

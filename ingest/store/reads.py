@@ -17,7 +17,8 @@ exactly those, under the complaint's own merchant, not the whole history.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -92,13 +93,21 @@ class Window:
 @dataclass(frozen=True, slots=True)
 class Input:
     """One analytics input: ``select`` gives its columns in ``schema`` order; ``time`` names the
-    column a window filters on (and the export partitions by); ``order`` is the rows' order."""
+    column a window filters on (and the export partitions by); ``order`` is the rows' order.
+    ``before`` gives, by migration, the select for a database that lacks that migration (read
+    without migrating it: ``payorch export``), the columns it added read as NULL."""
 
     name: str
     select: str
     time: str
     order: str
     schema: pa.Schema
+    before: Mapping[int, str] = field(default_factory=dict)
+
+    def select_for(self, applied: set[int]) -> str:
+        """The select for a database with the migrations ``applied``."""
+        missing = [version for version in sorted(self.before) if version not in applied]
+        return self.before[missing[0]] if missing else self.select
 
 
 def _columns(table: Table, *, leave_out: tuple[str, ...] = ()) -> pa.Schema:
@@ -109,13 +118,18 @@ def _columns(table: Table, *, leave_out: tuple[str, ...] = ()) -> pa.Schema:
     )
 
 
+_EVENT_COLUMNS = (
+    'seq, payment_id, request_id, merchant_id, event_type, ts AS "timestamp", step_index, '
+    "processor_id, amount_cents, error_code"
+)
 EVENTS = Input(
     "events",
-    'SELECT seq, payment_id, request_id, merchant_id, event_type, ts AS "timestamp", step_index, '
-    "processor_id, amount_cents, error_code FROM events",
+    f"SELECT {_EVENT_COLUMNS}, decline_code FROM events",  # noqa: S608 - constant SQL
     "timestamp",
     "seq",
     _columns(records.EVENTS, leave_out=("accepted", "proto")),
+    # Migration 4 added decline_code.
+    {4: f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code FROM events"},  # noqa: S608
 )
 
 VIOLATIONS = Input(

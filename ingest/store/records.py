@@ -46,9 +46,11 @@ def _none(_: DomainEvent) -> None:
     return None
 
 
-def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent], tuple[Any, ...]]:
+def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[Any, ...]]:
     """What the events table keeps of an event of ``kind`` beyond the common fields: step index,
-    processor, amount, error code, accepted; read with getters made once per kind."""
+    processor, amount, error code, accepted, the envelope ``proto`` (given), decline code (the
+    columns' order in the table: ``decline_code`` came later, migration 4); read with getters made
+    once per kind."""
     names = {field.name for field in fields(kind)}
 
     def getter(*candidates: str) -> Callable[[DomainEvent], Any]:
@@ -59,21 +61,25 @@ def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent], tuple[Any, ...]
     amount = getter("amount_cents", "amount", "total_amount")
     error = getter("error_code", "final_error")
     accepted = getter("accepted")
+    decline = getter("decline_code")
 
-    def columns(event: DomainEvent) -> tuple[Any, ...]:
+    def columns(event: DomainEvent, proto: bytes) -> tuple[Any, ...]:
         code = error(event)
+        reason = decline(event)
         return (
             step(event),
             processor(event),
             amount(event),
             None if code is None else code.value,
             accepted(event),
+            proto,
+            None if reason is None else reason.value,
         )
 
     return columns
 
 
-_COLUMNS: dict[type[DomainEvent], Callable[[DomainEvent], tuple[Any, ...]]] = {}
+_COLUMNS: dict[type[DomainEvent], Callable[[DomainEvent, bytes], tuple[Any, ...]]] = {}
 
 
 def _event_row(item: tuple[int, DomainEvent]) -> tuple[Any, ...]:
@@ -89,8 +95,7 @@ def _event_row(item: tuple[int, DomainEvent]) -> tuple[Any, ...]:
         event.merchant_id,
         event.event_type,
         event.timestamp,
-        *columns(event),
-        event_to_bytes(event),
+        *columns(event, event_to_bytes(event)),
     )
 
 
@@ -110,6 +115,7 @@ EVENTS = Table(
             ("error_code", pa.string()),
             ("accepted", pa.bool_()),
             ("proto", pa.binary()),
+            ("decline_code", pa.string()),
         ]
     ),
     "INSERT INTO events SELECT * FROM batch",

@@ -133,6 +133,16 @@ MIGRATIONS: tuple[Migration, ...] = (
             "ALTER TABLE payments ADD COLUMN last_seq BIGINT",
         ),
     ),
+    Migration(
+        4,
+        "a StepFailed's decline code is a column of events",
+        (
+            # Why a card was refused (insufficient_funds, lost_card, ...), queryable as the error
+            # code is; it was only in the ``proto`` envelope. NULL for every other event, for a
+            # failure without a reason, and for the rows written before (read their envelope).
+            "ALTER TABLE events ADD COLUMN decline_code VARCHAR",
+        ),
+    ),
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version
@@ -144,7 +154,7 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
         "CREATE TABLE IF NOT EXISTS schema_migrations ("
         "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
     )
-    applied = _applied(connection)
+    applied = applied_versions(connection)
     done: list[int] = []
     for migration in MIGRATIONS:
         if migration.version in applied:
@@ -173,10 +183,10 @@ def check_readable(connection: duckdb.DuckDBPyConnection) -> None:
     ).fetchall()
     if found[0][0] == 0:
         raise IngestError("it is not a payorch database (it has no schema_migrations table)")
-    _applied(connection)
+    applied_versions(connection)
 
 
-def _applied(connection: duckdb.DuckDBPyConnection) -> set[int]:
+def applied_versions(connection: duckdb.DuckDBPyConnection) -> set[int]:
     """The versions applied to the database; raises for a version this code does not know."""
     rows = connection.execute("SELECT version FROM schema_migrations").fetchall()
     applied = {int(row[0]) for row in rows}

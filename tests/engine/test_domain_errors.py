@@ -178,7 +178,13 @@ VALID: dict[type[Any], dict[str, Any]] = {
     config.EscalationConfig: {"webhook_url": "http://127.0.0.1:9000/hooks", "max_attempts": 5},
     config.MismatchRule: {"min_ratio": 0.1, "min_reports": 1},
     config.ReportConfig: {"every_days": 14, "mismatch": config.MismatchRule()},
-    config.StoreConfig: {"max_rows": 5000, "max_wait_ms": 0, "admit_limit": 20_000, "memory_limit_mb": 0},
+    config.StoreConfig: {
+        "max_rows": 5000,
+        "max_wait_ms": 0,
+        "admit_limit": 20_000,
+        "memory_limit_mb": 0,
+        "idempotency_hot_s": 600,
+    },
     config.PlatformConfig: {
         "merchants": (MERCHANT,),
         "processors": (PROCESSOR,),

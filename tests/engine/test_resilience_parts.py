@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.backoff import backoff_seconds
-from engine.circuit_breaker import BreakerPolicy, CircuitBreaker, CircuitState
+from engine.circuit_breaker import BreakerPolicy, CircuitBreaker, CircuitBreakers, CircuitState
 from engine.config import RetryPolicy
 from engine.error_codes import ErrorCode
 from engine.errors import ConfigError
@@ -65,6 +65,44 @@ def test_a_breaker_opens_after_consecutive_faults_and_probes_once_after_the_cool
     breaker.record_success()
     assert state(breaker) is CircuitState.CLOSED
     assert breaker.allow(11.5)
+
+
+class CircuitLog:
+    """A watcher that keeps every change it hears."""
+
+    def __init__(self) -> None:
+        self.changes: list[tuple[str, CircuitState]] = []
+
+    def circuit_changed(self, processor_id: ProcessorId, state: CircuitState) -> None:
+        self.changes.append((processor_id, state))
+
+
+def test_a_watcher_hears_each_change_of_a_circuit_and_nothing_else() -> None:
+    log = CircuitLog()
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=2, cool_down_s=5), watcher=log)
+    breaker = breakers[ProcessorId("stripe_sim")]
+    breaker.record_success()
+    breaker.record_neutral()
+    breaker.record_failure(0)
+    assert log.changes == []  # a healthy (or not yet failing enough) processor costs the watcher nothing
+    breaker.record_failure(1)
+    breaker.record_failure(2)  # already open: no change
+    assert not breaker.allow(6.9)  # still cooling down
+    assert breaker.allow(7)
+    assert not breaker.allow(7)  # the probe is out: still half-open
+    breaker.record_failure(7.5)
+    assert breaker.allow(12.5)
+    breaker.record_success()
+    breaker.record_success()
+    breakers[ProcessorId("adyen_sim")].record_failure(13)
+    stripe = "stripe_sim"
+    assert log.changes == [
+        (stripe, CircuitState.OPEN),
+        (stripe, CircuitState.HALF_OPEN),
+        (stripe, CircuitState.OPEN),
+        (stripe, CircuitState.HALF_OPEN),
+        (stripe, CircuitState.CLOSED),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,9 @@ def test_the_store_block_bounds_duckdbs_memory() -> None:
     config = parse_config(MINIMAL + "store: {memory_limit_mb: 512}\n")
     assert config.store == StoreConfig(memory_limit_mb=512)
     assert parse_config(MINIMAL).store.memory_limit_mb == 0  # DuckDB's own limit
+    held = parse_config(MINIMAL + "store: {idempotency_hot_s: 60}\n").store
+    assert held == StoreConfig(idempotency_hot_s=60)
+    assert parse_config(MINIMAL).store.idempotency_hot_s == 600
 
 
 def test_processors_may_limit_their_currencies_and_methods() -> None:
@@ -168,6 +171,19 @@ DELETE = object()
         ),
         ("store", {"memory_limit_mb": -1}, "store", "store.memory_limit_mb=-1: must be at least 0"),
         ("store", {"memory_limit_mb": "1GB"}, "store.memory_limit_mb", "must be an integer, not a string"),
+        ("store", {"idempotency_hot_s": -1}, "store", "store.idempotency_hot_s=-1: must be at least 0"),
+        (
+            "store",
+            {"idempotency_hot_s": 90_000},
+            "store",
+            "store.idempotency_hot_s=90000: must be at most 86400",
+        ),
+        (
+            "store",
+            {"idempotency_hot_s": "10m"},
+            "store.idempotency_hot_s",
+            "must be an integer, not a string",
+        ),
         ("escalations", {"webhook_url": "mailto:x"}, "escalations", "must be an http(s) URL"),
         ("merchants", {"m_acme": {}}, "merchants", "must be a list, not a mapping"),
         (

@@ -15,6 +15,7 @@ from engine.config import (
     StoreConfig,
 )
 from ingest.codec.config import config_from_proto, config_to_proto
+from ingest.config_file import load_sample_config
 from tests.strategies import platform_configs
 
 
@@ -50,3 +51,14 @@ def test_absent_sub_messages_decode_to_the_domain_defaults() -> None:
     assert config.processors[0].latency == LatencyProfile()
     assert config.processors[0].fault_rates == FaultRates()
     assert config.processors[0].api_key_env is None
+
+
+def test_a_store_written_before_the_hot_window_field_decodes_to_its_default() -> None:
+    earlier = config_pb2.StoreConfig(max_rows=100, max_wait_ms=5, admit_limit=1000, memory_limit_mb=0)
+    never_held = config_pb2.StoreConfig(max_rows=100, admit_limit=1000, idempotency_hot_s=0)
+    decoded = []
+    for store in (earlier, never_held):
+        message = config_to_proto(load_sample_config())
+        message.store.CopyFrom(store)
+        decoded.append(config_from_proto(message).store.idempotency_hot_s)
+    assert decoded == [600, 0]  # absent is the default, not 0

@@ -97,6 +97,30 @@ async def down_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
         yield application
 
 
+def circuit_states(scraped: Answer) -> dict[str, float]:
+    """``payorch_circuit_state`` by processor, from a ``/metrics`` answer."""
+    return {
+        sample.labels["processor"]: sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_circuit_state"
+    }
+
+
+async def test_metrics_show_which_processors_circuits_are_open(down_app: object) -> None:
+    before = await call(down_app, "GET", "/metrics", [], body_of(b""))
+    assert circuit_states(before) == {"down_sim": 0, "spare_sim": 0}  # closed, before any payment
+
+    for _ in range(4):
+        await pay(down_app, DOWN_ACME, {"amount": 1250, "method": "card"})
+    still = await call(down_app, "GET", "/metrics", [], body_of(b""))
+    assert circuit_states(still) == {"down_sim": 0, "spare_sim": 0}  # four faults in a row: closed
+    await pay(down_app, DOWN_ACME, {"amount": 1250, "method": "card"})
+
+    after = await call(down_app, "GET", "/metrics", [], body_of(b""))
+    assert circuit_states(after) == {"down_sim": 2, "spare_sim": 2}  # open: both are skipped
+
+
 async def test_a_step_skipped_for_open_circuits_has_its_event_and_no_attempt_counted(
     down_app: object,
 ) -> None:

@@ -91,6 +91,31 @@ async def test_a_payments_events_come_back_in_order_as_json_and_as_arrow(tmp_pat
     assert stamps == [row["timestamp"] for row in rows]
 
 
+async def test_a_declined_cards_reason_is_a_column_of_its_step_failed_events(tmp_path: Path) -> None:
+    insufficient_funds = (
+        b'{"amount": 1250, "method": "card", "metadata": {"card_number": "4000000000009995"}}'
+    )
+    async with running(tmp_path) as app, client(app) as http:
+        declined = await pay(app, body=insufficient_funds)
+        paid = await pay(app)
+        as_json = await get(http, "events")
+        as_arrow = await get(http, "events", {"format": "arrow"})
+
+    steps: list[dict[str, object]] = declined.json()["step_results"]  # type: ignore[assignment]
+    assert steps[0]["decline_code"] == "insufficient_funds"
+    reasons = {
+        (row["payment_id"], row["event_type"], row["decline_code"])
+        for row in as_json.json()["events"]
+        if row["event_type"] == "StepFailed" or row["decline_code"] is not None
+    }
+    assert reasons == {(declined.json()["payment_id"], "StepFailed", "insufficient_funds")}
+    table = arrow_of(as_arrow)
+    columns = (table.column(name).to_pylist() for name in ("payment_id", "event_type", "decline_code"))
+    rows = set(zip(*columns, strict=True))
+    assert {row for row in rows if row[1] == "StepFailed" or row[2] is not None} == reasons
+    assert (paid.json()["payment_id"], "StepSucceeded", None) in rows
+
+
 async def test_the_window_takes_from_and_leaves_out_to(tmp_path: Path) -> None:
     async with running(tmp_path) as app, client(app) as http:
         await violations_at(app, 9, 10, 11, 12)

@@ -15,6 +15,7 @@ import pytest
 import pytest_asyncio
 
 import ingest.store.idempotency as durable_keys
+from engine.config import StoreConfig
 from ingest.api.idempotency import Claimed, InFlight, Mismatch, Replay, StoredResponse
 from ingest.store.cold_keys import MIN_CAPACITY, ColdKeys
 from ingest.store.idempotency import DurableIdempotencyStore
@@ -251,3 +252,16 @@ async def test_through_the_api_a_repeat_after_the_hot_window_replays_and_charges
     assert (reused.status, reused.json()["code"]) == (422, "idempotency_key_reused")
     assert (held, held_after_restart) == (0, 0)
     assert len(charges(tmp_path)) == 2  # the split's two legs, once
+
+
+async def test_the_config_files_hot_window_sets_how_long_answered_keys_are_held_whole(tmp_path: Path) -> None:
+    held = []
+    for folder, store in (("cold", StoreConfig(idempotency_hot_s=0)), ("default", None)):
+        async with running(tmp_path / folder, store=store) as app:
+            first = await pay(app, key="order-1")
+            repeat = await pay(app, key="order-1")
+            held.append(app.state.parts.idempotency.held)  # type: ignore[attr-defined]
+        assert (repeat.status, repeat.headers["idempotent-replayed"]) == (200, "true")
+        assert repeat.body == first.body
+
+    assert held == [0, 1]  # store.idempotency_hot_s: 0, and the default (600 s)

@@ -77,6 +77,20 @@ def test_export_writes_each_input_partitioned_by_utc_date(data: Path, tmp_path: 
     assert complaints[0]["received_at"] == datetime(2025, 3, 9, 23, 59, 59, tzinfo=UTC)
 
 
+async def test_the_export_has_each_declined_cards_reason(tmp_path: Path) -> None:
+    stolen = b'{"amount": 1250, "method": "card", "metadata": {"card_number": "4000000000009979"}}'
+    async with running(tmp_path / "data") as app:
+        steps: list[dict[str, object]] = (await pay(app, body=stolen)).json()["step_results"]  # type: ignore[assignment]
+    assert steps[0]["decline_code"] == "stolen_card"
+    out = tmp_path / "export"
+
+    assert export("--out", str(out), "--data", str(tmp_path / "data")).exit_code == 0
+    events = pq.read_table(out / "events").to_pylist()
+    assert [(row["event_type"], row["decline_code"]) for row in events if row["decline_code"]] == [
+        ("StepFailed", "stolen_card")
+    ]
+
+
 def test_exporting_again_replaces_the_export(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
     first = export("--out", str(out), "--data", str(data))
@@ -114,6 +128,26 @@ def not_payorchs(folder: Path) -> Path:
     with duckdb.connect(str(folder / FILE_NAME)) as connection:
         connection.execute("CREATE TABLE notes (note VARCHAR)")
     return folder
+
+
+def test_a_database_of_the_version_before_decline_codes_is_exported_without_being_migrated(
+    data: Path, tmp_path: Path
+) -> None:
+    with duckdb.connect(str(data / FILE_NAME)) as connection:  # as version 3 left it
+        connection.execute("ALTER TABLE events DROP COLUMN decline_code")
+        connection.execute("DELETE FROM schema_migrations WHERE version = 4")
+        stored = connection.execute("SELECT count(*) FROM events").fetchone()
+    out = tmp_path / "export"
+
+    done = export("--out", str(out), "--data", str(data))
+
+    assert done.exit_code == 0, done.output
+    events = pq.read_table(out / "events")
+    assert (events.num_rows,) == stored
+    assert events.schema.names == [*EVENTS.schema.names, "date"]
+    assert set(events.column("decline_code").to_pylist()) == {None}
+    with duckdb.connect(str(data / FILE_NAME), read_only=True) as connection:
+        assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (3,)
 
 
 def test_a_database_of_a_newer_schema_is_refused_not_misread(data: Path, tmp_path: Path) -> None:

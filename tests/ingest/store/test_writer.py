@@ -12,6 +12,7 @@ import pyarrow as pa
 import pytest
 
 from ingest.errors import IngestError
+from ingest.store.records import EVENTS
 from ingest.store.schema import CURRENT_VERSION, MIGRATIONS, migrate
 from ingest.store.writer import StoreError, StoreSaturatedError, Table, Write, Writer
 
@@ -87,6 +88,36 @@ def test_complaints_filed_before_the_per_merchant_ids_are_kept_and_ids_are_then_
         ("m_globex", "c-1", "globex's"),
     ]
     assert rows[0][2].isoformat().startswith("2026-11-20T")
+
+
+def test_events_stored_before_the_decline_code_column_are_kept_and_take_the_writers_rows(
+    tmp_path: Path,
+) -> None:
+    with duckdb.connect(str(tmp_path / "payorch.duckdb")) as connection:
+        connection.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
+            "applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        for migration in MIGRATIONS[:3]:  # a database as version 3 left it
+            for statement in migration.statements:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations VALUES (?, 'earlier', now())", [migration.version]
+            )
+        connection.execute(
+            "INSERT INTO events VALUES (1, 'pay_1', 'req_1', 'm_acme', 'StepFailed', "
+            "TIMESTAMPTZ '2026-11-20 08:00:00+00', 0, 'stripe_sim', NULL, 'declined', NULL, 'envelope')"
+        )
+
+        assert migrate(connection) == list(range(4, CURRENT_VERSION + 1))
+        kept = connection.execute("SELECT seq, error_code, decline_code, proto FROM events").fetchall()
+        migrated = [row[0] for row in connection.execute("DESCRIBE events").fetchall()]
+    with duckdb.connect(str(tmp_path / "new.duckdb")) as connection:
+        migrate(connection)
+        new = [row[0] for row in connection.execute("DESCRIBE events").fetchall()]
+    assert kept == [(1, "declined", None, b"envelope")]  # its reason is only in its envelope
+    # The writer inserts its rows by position: a migrated table has the columns of a new one.
+    assert migrated == new == EVENTS.schema.names
 
 
 async def test_a_waited_write_is_durable_with_everything_queued_before_it(tmp_path: Path) -> None:

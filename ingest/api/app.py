@@ -61,7 +61,7 @@ from ingest.api.schemas import (
     iso_only,
 )
 from ingest.api.settings import Settings
-from ingest.codec.result_json import utc_timestamp, violation_to_json
+from ingest.codec.result_json import JsonObject, utc_timestamp, violation_to_json
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ViolationQuery
 from ingest.store import reads
@@ -633,6 +633,32 @@ async def _check_payment(parts: Parts, complaint: Complaint) -> None:
                 )
             ],
         )
+    received = _payment_received_at(stored.document)
+    if received is not None and complaint.received_at < received - FUTURE_SLACK:
+        # No complaint about a payment comes before it: the date is wrong, and kept it would count
+        # in the report of a window the payment is not in. Clocks may differ by a little.
+        slack_minutes = int(FUTURE_SLACK.total_seconds()) // 60
+        raise ApiProblem(
+            "validation_failed",
+            f"`received_at` is more than {slack_minutes} minutes before the payment it names was received.",
+            errors=[
+                FieldError(
+                    "received_at",
+                    "before_payment",
+                    f"is more than {slack_minutes} minutes before payment {complaint.payment_id!r} "
+                    f"was received ({received.isoformat()})",
+                )
+            ],
+        )
+
+
+def _payment_received_at(document: JsonObject) -> datetime | None:
+    """When a stored payment was received: its first event's (``PaymentReceived``) time."""
+    events = document.get("events")
+    if not isinstance(events, list) or not events or not isinstance(events[0], dict):
+        return None
+    timestamp = events[0].get("timestamp")
+    return datetime.fromisoformat(timestamp) if isinstance(timestamp, str) else None
 
 
 async def _check_request(parts: Parts, complaint: Complaint) -> None:

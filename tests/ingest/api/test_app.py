@@ -954,6 +954,28 @@ async def test_a_complaint_received_in_the_future_is_422(app: object) -> None:
     assert skewed.status == 201, skewed.body  # a clock a minute ahead of the service's is let through
 
 
+async def test_a_complaint_received_before_its_payment_is_422(either_app: object) -> None:
+    app = either_app
+    paid = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}'))
+    payment_id = paid.json()["payment_id"]
+    now = datetime.now(UTC)
+
+    earlier = await complain(
+        app, ACME, payment_id=payment_id, received_at=(now - timedelta(days=400)).isoformat()
+    )
+    skewed = await complain(
+        app, ACME, payment_id=payment_id, received_at=(now - timedelta(minutes=1)).isoformat()
+    )
+    unnamed = await complain(app, ACME, received_at=(now - timedelta(days=400)).isoformat())
+
+    assert earlier.status == 422, earlier.body
+    errors: list[dict[str, object]] = earlier.json()["errors"]  # type: ignore[assignment]
+    assert [(error["field"], error["code"]) for error in errors] == [("received_at", "before_payment")]
+    assert str(payment_id) in str(errors[0]["message"])
+    assert skewed.status == 201, skewed.body  # a clock a minute behind the service's is let through
+    assert unnamed.status == 201, unnamed.body  # an old complaint about no payment may be filed late
+
+
 @pytest.mark.parametrize(("method", "path"), [("POST", "/v1/payments"), ("POST", "/v1/complaints")])
 async def test_a_transfer_coding_besides_chunked_is_501(app: object, method: str, path: str) -> None:
     coded = [ACME, JSON, (b"transfer-encoding", b"gzip, chunked")]

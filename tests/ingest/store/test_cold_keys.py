@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
+import duckdb
 import pytest
 import pytest_asyncio
 
@@ -230,6 +231,77 @@ async def test_a_start_reads_keys_older_than_the_hot_window_into_the_filters(wri
 
     assert (held, marked) == (1, 1)
     assert (old, recent) == (Replay(ANSWER), Replay(ANSWER))
+
+
+class FetchRecordingWriter(Writer):
+    """A writer whose reads note how many rows each fetch of many rows brought back."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.fetched: list[int] = []
+
+    def read_now(self, query: Callable[[duckdb.DuckDBPyConnection], Any]) -> Any:
+        def recorded(cursor: duckdb.DuckDBPyConnection) -> Any:
+            return query(cast(duckdb.DuckDBPyConnection, _FetchRecordingCursor(cursor, self.fetched)))
+
+        return super().read_now(recorded)
+
+
+class _FetchRecordingCursor:
+    """The calls of a connection that the start's read makes, passed on to ``cursor``."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection, fetched: list[int]) -> None:
+        self._cursor, self._fetched = cursor, fetched
+
+    def execute(self, *args: Any) -> _FetchRecordingCursor:
+        self._cursor.execute(*args)
+        return self
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchmany(self, size: int) -> list[Any]:
+        rows = self._cursor.fetchmany(size)
+        self._fetched.append(len(rows))
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        rows = self._cursor.fetchall()
+        self._fetched.append(len(rows))
+        return rows
+
+
+async def test_a_start_reads_the_keys_back_a_chunk_at_a_time(tmp_path: Path) -> None:
+    clocks = Clocks()
+    writer = FetchRecordingWriter(tmp_path / FILE_NAME)
+    try:
+        keys = store(writer, clocks)
+        for n in range(5):
+            await answered(keys, writer, f"old-{n}")
+        clocks.advance(HOT_S + 1)
+        await answered(keys, writer, "recent")
+        assert await keys.claim("m_acme", "in-flight", "fp-1") == Claimed()
+        assert await keys.claim("m_acme", "refused", "fp-1") == Claimed()
+        await keys.release("m_acme", "refused")
+        await committed(writer)
+        writer.fetched.clear()
+
+        restarted = DurableIdempotencyStore(
+            writer, TTL_S, clocks.monotonic, clocks.wall, hot_s=HOT_S, load_chunk_rows=2
+        )
+        fetched = [count for count in writer.fetched if count]
+        restored = (restarted.restored, restarted.held, restarted.cold.keys)
+        outcomes = [
+            await restarted.claim("m_acme", key, "fp-1") for key in ("old-0", "old-4", "recent", "in-flight")
+        ]
+        refused = await restarted.claim("m_acme", "refused", "fp-2")
+    finally:
+        await asyncio.to_thread(writer.close)
+
+    assert fetched == [2, 2, 2, 1]  # never every key at once: 7 kept, the released one not read
+    assert restored == (7, 2, 5)
+    assert outcomes == [Replay(ANSWER), Replay(ANSWER), Replay(ANSWER), InFlight()]
+    assert refused == Claimed()
 
 
 async def test_through_the_api_a_repeat_after_the_hot_window_replays_and_charges_nothing(

@@ -283,6 +283,9 @@ def report(
         raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     span_days = config.reports.every_days
+    # Before the start is defaulted: without --from, the service starts the window its own span
+    # before the end, not the local config's.
+    given_from = date_from is not None
     if date_from is None and date_to is not None:
         try:
             date_from = date_to - timedelta(days=span_days)
@@ -297,7 +300,7 @@ def report(
         raise click.UsageError(str(error)) from None
     out_path = None if out in (None, "-") else Path(out)
     source: command.Source = (
-        command.ServiceSource(api_url, api_key or "", given_from=date_from is not None)
+        command.ServiceSource(api_url, api_key or "", given_from=given_from)
         if api_url is not None
         else command.FileSource(data_dir if data_dir is not None else Path("data"))
     )

@@ -3,7 +3,9 @@
 ``OUT/events/date=2026-11-26/data_0.parquet`` and the same for ``violations`` and ``complaints``:
 the columns of the read endpoints (``ingest.store.reads``), so that the Polars jobs, DuckDB, Trino
 or Spark scan an export as they would the service. Each run replaces those three folders (a
-snapshot, not an append) and leaves everything else in ``OUT`` alone.
+snapshot, not an append) and leaves everything else in ``OUT`` alone. An input without rows is
+one Parquet file of no rows at the top of its folder (``OUT/complaints/data_0.parquet``), so
+that it still reads as a table with its columns.
 
 The database is opened read-only. DuckDB lets no other process open a file that a server holds,
 not even to read, so a running ``payorch serve`` is reported as such rather than waited for.
@@ -28,6 +30,8 @@ from ingest.store.schema import FILE_NAME, applied_versions
 
 #: The hive partition column: the UTC date of each input's time column.
 PARTITION = "date"
+#: The one file of an input without rows (at the top of its folder: it has no date).
+EMPTY_FILE = "data_0.parquet"
 
 
 class ExportError(IngestError):
@@ -61,13 +65,24 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
 
 
 def _copy(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[int], folder: Path) -> int:
-    # COPY takes its target as a literal, not a parameter.
-    target = str(folder).replace("'", "''")
+    rows = (
+        f"SELECT *, CAST(timezone('UTC', \"{source.time}\") AS DATE) AS {PARTITION} "  # noqa: S608 - constant SQL
+        f"FROM ({source.select_for(applied)})"
+    )
     row = connection.execute(
-        f"COPY (SELECT *, CAST(timezone('UTC', \"{source.time}\") AS DATE) AS {PARTITION} "  # noqa: S608 - constant SQL and an escaped path
-        f"FROM ({source.select_for(applied)}) ORDER BY {source.order}) "
-        f"TO '{target}' (FORMAT parquet, PARTITION_BY ({PARTITION}), OVERWRITE)"
+        f"COPY ({rows} ORDER BY {source.order}) "
+        f"TO '{_literal(folder)}' (FORMAT parquet, PARTITION_BY ({PARTITION}), OVERWRITE)"
     ).fetchone()
-    # An input without rows writes no file; its folder still says that it was exported.
-    folder.mkdir(exist_ok=True)
-    return 0 if row is None else int(row[0])
+    written = 0 if row is None else int(row[0])
+    if written == 0:
+        # A partitioned COPY of no rows writes no file, and a folder without one is no table:
+        # Polars and DuckDB refuse to scan it. One file of no rows, beside where the partitions
+        # go, keeps the columns (a later export with rows replaces it).
+        folder.mkdir(exist_ok=True)
+        connection.execute(f"COPY ({rows} LIMIT 0) TO '{_literal(folder / EMPTY_FILE)}' (FORMAT parquet)")
+    return written
+
+
+def _literal(path: Path) -> str:
+    """``path`` as the SQL string literal COPY takes (it takes no parameter there)."""
+    return str(path).replace("'", "''")

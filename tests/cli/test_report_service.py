@@ -92,6 +92,18 @@ def test_the_service_is_asked_for_its_report_of_the_default_window(fake: FakeSer
     assert abs(datetime.fromisoformat(query["to"]) - now) < timedelta(minutes=1)
 
 
+def test_an_end_without_a_start_leaves_the_start_to_the_service(fake: FakeService) -> None:
+    fake.answer = (200, "application/json", b"{}\n")
+
+    code, _, err = ask(fake.url, "--format", "json", "--to", "2026-11-25")
+
+    assert (code, err) == (0, "")
+    [(asked, _)] = fake.asked
+    query = {name: values[0] for name, values in parse_qs(urlsplit(asked).query).items()}
+    # Not the 14 days of the local sample config: the service's own reports.every_days.
+    assert query == {"to": "2026-11-25T00:00:00+00:00", "format": "json"}
+
+
 def test_a_start_given_is_sent(fake: FakeService) -> None:
     fake.answer = (200, "application/json", b"{}\n")
 

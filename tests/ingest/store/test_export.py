@@ -11,6 +11,7 @@ from pathlib import Path
 
 import duckdb
 import orjson
+import polars as pl
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
@@ -99,6 +100,42 @@ def test_exporting_again_replaces_the_export(data: Path, tmp_path: Path) -> None
     assert (first.exit_code, again.exit_code) == (0, 0)
     assert again.stdout == first.stdout
     assert pq.read_table(out / "complaints").num_rows == 2
+
+
+@pytest.fixture
+async def empty(tmp_path: Path) -> Path:
+    """A data folder left by a service that was sent nothing."""
+    folder = tmp_path / "empty"
+    async with running(folder):
+        pass
+    return folder
+
+
+def test_an_input_without_rows_still_reads_as_a_table(empty: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    done = export("--out", str(out), "--data", str(empty))
+
+    assert done.exit_code == 0, done.output
+    assert done.stdout == f"payorch export: wrote 0 events, 0 violations, 0 complaints to {out}\n"
+    for source in (EVENTS, VIOLATIONS, COMPLAINTS):
+        scanned = pl.scan_parquet(out / source.name, hive_partitioning=True).collect()
+        assert (scanned.height, scanned.columns) == (0, [*source.schema.names, "date"])
+        pattern = str(out / source.name / "**" / "*.parquet")
+        with duckdb.connect() as connection:
+            counted = connection.execute(
+                "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)", [pattern]
+            ).fetchall()
+        assert counted == [(0,)]
+
+
+def test_rows_exported_over_an_empty_export_replace_it(empty: Path, data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(empty)).exit_code == 0
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+
+    complaints = pl.scan_parquet(out / "complaints", hive_partitioning=True).collect()
+    assert sorted(complaints["complaint_id"]) == ["cmp_1", "cmp_2"]
+    assert not (out / "complaints" / "data_0.parquet").exists()
 
 
 def test_a_missing_database_is_a_one_line_error(tmp_path: Path) -> None:

@@ -7,12 +7,19 @@ snapshot, not an append) and leaves everything else in ``OUT`` alone. An input w
 one Parquet file of no rows at the top of its folder (``OUT/complaints/data_0.parquet``), so
 that it still reads as a table with its columns.
 
+Replacing deletes, so it is done only to an earlier export: a folder that is a link, or that
+holds anything but ``date=...`` folders of Parquet files (and the empty input's file), is
+refused before anything is written, with the first thing found named. Each input is written
+into ``OUT/.NAME.partial`` and then swapped in, so a failed run leaves the earlier export whole
+and a reader never sees half of one; the earlier export's dates all go (none is left empty).
+
 The database is opened read-only. DuckDB lets no other process open a file that a server holds,
 not even to read, so a running ``payorch serve`` is reported as such rather than waited for.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -57,7 +64,9 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         # A database of an earlier version is read as it is (it is not migrated): the columns
         # added since are exported empty.
         applied = applied_versions(connection)
-        return {source.name: _copy(connection, source, applied, out / source.name) for source in INPUTS}
+        for source in INPUTS:
+            _check_replaceable(out / source.name)
+        return {source.name: _replace(connection, source, applied, out / source.name) for source in INPUTS}
     except duckdb.Error as exc:
         raise ExportError(f"cannot export {data_dir / FILE_NAME} to {out}: {first_line(exc)}") from None
     finally:
@@ -81,6 +90,57 @@ def _copy(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[int
         folder.mkdir(exist_ok=True)
         connection.execute(f"COPY ({rows} LIMIT 0) TO '{_literal(folder / EMPTY_FILE)}' (FORMAT parquet)")
     return written
+
+
+def _check_replaceable(folder: Path) -> None:
+    """Raise :class:`ExportError` unless ``folder`` is missing or holds only an earlier export."""
+    if folder.is_symlink():
+        raise ExportError(f"{folder} is a link: the export replaces that folder and follows no link")
+    if not folder.exists():
+        return
+    if not folder.is_dir():
+        raise ExportError(f"{folder} is not a folder: the export writes a folder there")
+    for entry in sorted(folder.iterdir()):
+        if entry.name == EMPTY_FILE and entry.is_file() and not entry.is_symlink():
+            continue
+        if entry.name.startswith(f"{PARTITION}=") and entry.is_dir() and not entry.is_symlink():
+            foreign = [
+                item
+                for item in sorted(entry.iterdir())
+                if item.suffix != ".parquet" or item.is_symlink() or not item.is_file()
+            ]
+            if not foreign:
+                continue
+            entry = foreign[0]  # noqa: PLW2901 - the first thing that is not an export's
+        raise ExportError(
+            f"{folder} holds {entry.name!r}, which is not an earlier export's; the export replaces "
+            "that folder: move it away or choose another --out"
+        )
+
+
+def _replace(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[int], folder: Path) -> int:
+    """Write ``source`` into a fresh folder beside ``folder``, then swap it in; the rows written."""
+    staging, earlier = folder.with_name(f".{folder.name}.partial"), folder.with_name(f".{folder.name}.old")
+    for leftover in (staging, earlier):  # a run that stopped half way left these
+        _remove(leftover)
+    try:
+        written = _copy(connection, source, applied, staging)
+        if folder.exists():
+            folder.rename(earlier)
+        staging.rename(folder)
+    except OSError as exc:
+        raise ExportError(f"cannot write the folder {folder}: {exc.strerror}") from None
+    finally:
+        _remove(staging)
+    _remove(earlier)
+    return written
+
+
+def _remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.exists():
+        shutil.rmtree(path)
 
 
 def _literal(path: Path) -> str:

@@ -16,7 +16,8 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
-from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS
+from ingest.store import export as export_module
+from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS, Input
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME
 from payorch.cli import cli
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
@@ -100,6 +101,77 @@ def test_exporting_again_replaces_the_export(data: Path, tmp_path: Path) -> None
     assert (first.exit_code, again.exit_code) == (0, 0)
     assert again.stdout == first.stdout
     assert pq.read_table(out / "complaints").num_rows == 2
+
+
+def test_a_linked_folder_is_refused_and_what_it_links_to_kept(data: Path, tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "precious.txt").write_text("keep me")
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "events").symlink_to(elsewhere, target_is_directory=True)
+
+    done = export("--out", str(out), "--data", str(data))
+
+    assert done.exit_code == 1
+    assert done.stderr == (
+        f"payorch export: {out / 'events'} is a link: the export replaces that folder and follows no link\n"
+    )
+    assert [path.name for path in elsewhere.iterdir()] == ["precious.txt"]
+    assert sorted(path.name for path in out.iterdir()) == ["events"]  # nothing written
+
+
+def test_a_folder_holding_more_than_an_export_is_refused_and_kept(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    day = next((out / "violations").iterdir())
+    (day / "notes.txt").write_text("mine")
+
+    done = export("--out", str(out), "--data", str(data))
+
+    assert done.exit_code == 1
+    assert done.stderr == (
+        f"payorch export: {out / 'violations'} holds 'notes.txt', which is not an earlier export's; "
+        "the export replaces that folder: move it away or choose another --out\n"
+    )
+    assert (day / "notes.txt").read_text() == "mine"
+    assert pq.read_table(next(day.glob("*.parquet"))).num_rows == 1  # the earlier export is kept
+
+
+def test_exporting_again_leaves_no_date_of_the_earlier_export(
+    data: Path, empty: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    assert export("--out", str(out), "--data", str(empty)).exit_code == 0
+
+    assert [path.name for path in (out / "complaints").iterdir()] == ["data_0.parquet"]
+    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+
+
+def test_an_export_that_fails_half_way_leaves_the_earlier_one_whole(
+    data: Path, empty: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    before = {source.name: pq.read_table(out / source.name).num_rows for source in (EVENTS, COMPLAINTS)}
+    copy = export_module._copy
+
+    def copy_then_fail(connection: duckdb.DuckDBPyConnection, source: Input, *rest: object) -> int:
+        written = copy(connection, source, *rest)  # type: ignore[arg-type]
+        if source.name == "complaints":
+            raise duckdb.IOException("No space left on device")
+        return written
+
+    monkeypatch.setattr(export_module, "_copy", copy_then_fail)
+    done = export("--out", str(out), "--data", str(empty))
+
+    assert done.exit_code == 1
+    assert "No space left on device" in done.stderr
+    # The inputs before the failure are the new (empty) export's, the failed one the earlier one's.
+    assert pq.read_table(out / "events").num_rows == 0
+    assert pq.read_table(out / "complaints").num_rows == before["complaints"] == 2
+    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
 
 
 @pytest.fixture

@@ -4,7 +4,9 @@ Every change to a key is written through the single writer, in order with the pa
 
 * a claim is stored (in flight) before anything is charged: the payment's first ``StepAttempted``
   waits for a commit, which holds the claim too;
-* a completion stores the answer, and the API answers only after it is committed;
+* a completion stores the answer, and the API answers only after it is committed; a repeat that
+  finds the answer before its commit waits for that commit too, so that no answer, first or
+  replayed, is given that a crash could still take back;
 * a release (a request refused before it charged anything) frees the key.
 
 Memory holds what a repeat needs to be told apart (the body's fingerprint, the answer's status)
@@ -32,6 +34,7 @@ payment the crash left without an interrupted one to settle (``ingest.store.reco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -51,7 +54,7 @@ from ingest.api.idempotency import (
     StoredResponse,
 )
 from ingest.store.cold_keys import ColdKeys
-from ingest.store.writer import Table, Write, Writer
+from ingest.store.writer import StoreError, Table, Write, Writer
 
 KEYS = Table(
     "idempotency_keys",
@@ -86,6 +89,7 @@ class DurableIdempotencyStore:
         "_memory",
         "_monotonic",
         "_ttl_s",
+        "_uncommitted",
         "_version",
         "_wall",
         "_writer",
@@ -110,6 +114,8 @@ class DurableIdempotencyStore:
         self._memory = MemoryIdempotencyStore(ttl_s, monotonic, hot_s=hot_s, spill=self._spilled)
         # What a change writes besides its state, for the keys claimed and not yet answered.
         self._claims: dict[tuple[str, str], tuple[str, datetime]] = {}
+        # The commits of the answers written and not yet committed, by key.
+        self._uncommitted: dict[tuple[str, str], asyncio.Future[None]] = {}
         now, started = wall(), monotonic()
         restore = partial(self._restore, now=now, started=started, hot_s=hot_s)
         last_version, self.restored = writer.read_now(
@@ -164,6 +170,13 @@ class DurableIdempotencyStore:
             )
             # None cannot happen (a body leaves memory once committed); a retry is safe, a charge not.
             return InFlight() if stored is None else Replay(stored)
+        elif isinstance(outcome, Replay):
+            committed = self._uncommitted.get((merchant_id, key))
+            if committed is not None:
+                # Before its commit a crash could still take the answer back (crash recovery then
+                # finishes the payment anew): replayed now, it could differ from the one kept.
+                with contextlib.suppress(StoreError):  # not committed: memory keeps answering
+                    await asyncio.shield(committed)
         return outcome
 
     async def _claim_cold(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome:
@@ -195,9 +208,12 @@ class DurableIdempotencyStore:
         if claimed is not None:
             committed = asyncio.get_running_loop().create_future()
             version = self._write(merchant_id, key, ANSWERED, *claimed, response, committed=committed)
+            self._uncommitted[merchant_id, key] = committed
             committed.add_done_callback(partial(self._committed, merchant_id, key, version))
 
     def _committed(self, merchant_id: str, key: str, version: int, committed: asyncio.Future[None]) -> None:
+        if self._uncommitted.get((merchant_id, key)) is committed:
+            del self._uncommitted[merchant_id, key]
         # A body whose commit failed stays in memory: the database cannot answer for it.
         if not committed.cancelled() and committed.exception() is None:
             self._memory.drop_body(merchant_id, key, version)

@@ -104,6 +104,9 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
             answer = StoredResponse(200, document)
             await parts.idempotency.complete(result.merchant_id, recovered.idempotency_key, answer)
         report.finished += 1
+        # Its answer died with the crashed process, and so did its count: counted here, every
+        # finished payment counts once in payorch_payments_total, as the store holds it.
+        parts.metrics.count_payment(result.status.value)
         report.settled_attempts += recovered.settled_attempts
     if isinstance(parts.idempotency, DurableIdempotencyStore):
         await _close_orphaned_keys(parts.idempotency, writer)

@@ -150,22 +150,34 @@ async def test_an_answer_stays_in_memory_only_until_committed_and_replays_from_t
     assert len(charges(tmp_path)) == 2  # the split's two legs, once
 
 
-async def test_an_answer_replays_before_its_commit(tmp_path: Path) -> None:
+async def test_a_repeat_before_the_answers_commit_replays_it_once_committed(tmp_path: Path) -> None:
+    # Replayed before its commit, an answer could be one a crash takes back: crash recovery then
+    # finishes the payment anew, and the key replays another answer (a soak under SIGKILL saw a
+    # replay's step latency differ from the stored result's).
     async with running(tmp_path) as app:
         parts = app.state.parts  # type: ignore[attr-defined]
         claimed = await parts.idempotency.claim("m_acme", "order-2", "fingerprint")
         disk = await stall(parts.writer)
         await parts.idempotency.complete("m_acme", "order-2", StoredResponse(200, b'{"paid": true}'))
         held = parts.idempotency.body_bytes
-        repeat = await parts.idempotency.claim("m_acme", "order-2", "fingerprint")
+        repeat = asyncio.create_task(parts.idempotency.claim("m_acme", "order-2", "fingerprint"))
+        await asyncio.sleep(0.1)
+        answered_before_the_commit = repeat.done()
         disk.set()
-        await parts.records.sync()
+        replayed = await repeat
+        committed = parts.writer.read_now(
+            lambda c: c.execute(
+                "SELECT state FROM idempotency_keys WHERE key = 'order-2' ORDER BY version"
+            ).fetchall()
+        )
         held_once_committed = parts.idempotency.body_bytes
         repeat_once_committed = await parts.idempotency.claim("m_acme", "order-2", "fingerprint")
 
     assert isinstance(claimed, Claimed)
-    assert held == len(b'{"paid": true}')  # the writer is behind: memory answers
-    assert repeat == Replay(StoredResponse(200, b'{"paid": true}'))
+    assert held == len(b'{"paid": true}')  # the writer is behind: memory holds the answer
+    assert not answered_before_the_commit
+    assert replayed == Replay(StoredResponse(200, b'{"paid": true}'))
+    assert committed == [("in_flight",), ("answered",)]
     assert held_once_committed == 0
     assert repeat_once_committed == Replay(StoredResponse(200, b'{"paid": true}'))
 

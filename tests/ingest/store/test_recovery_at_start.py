@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 from fastapi import FastAPI
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.config import RoutingRule
 from engine.events import DomainEvent, StepFailed
@@ -120,3 +121,17 @@ async def test_the_recovered_result_agrees_with_the_events_and_every_attempt_has
     assert isinstance(answered_events, list)
     assert [event["type"] for event in answered_events] == [event.event_type for event in events]
     assert [event.event_type for event in events][-2:] == ["StepFailed", "PaymentFailed"]
+
+
+async def test_a_recovered_payment_counts_in_the_payments_metric_by_its_status(recovered: Started) -> None:
+    # The crashed process never counted it: without this count, the payments a crash cut short
+    # (failed ones, mostly) are missing from payorch_payments_total while the store holds them.
+    scraped = await call(recovered.app, "GET", "/metrics", [], body_of(b""))
+
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_payments_total"
+    }
+    assert samples == {("payorch_payments_total", (("status", "failed"),)): 1}

@@ -583,19 +583,10 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
     now = parts.clock.now().astimezone(UTC)
     received = _received_at(body.received_at) or now
     if received > now + FUTURE_SLACK:
-        slack_minutes = int(FUTURE_SLACK.total_seconds()) // 60
         # A complaint cannot be received later than it is filed; kept, it would stay out of every
         # report until its time came. Clocks may differ by a little: that much is let through.
-        raise ApiProblem(
-            "validation_failed",
-            f"`received_at` is more than {slack_minutes} minutes ahead of the service's clock.",
-            errors=[
-                FieldError(
-                    "received_at",
-                    "in_the_future",
-                    f"is more than {slack_minutes} minutes after now ({now.isoformat()})",
-                )
-            ],
+        raise _received_at_problem(
+            "in_the_future", "ahead of the service's clock", f"after now ({now.isoformat()})"
         )
     try:
         return Complaint(
@@ -637,19 +628,21 @@ async def _check_payment(parts: Parts, complaint: Complaint) -> None:
     if received is not None and complaint.received_at < received - FUTURE_SLACK:
         # No complaint about a payment comes before it: the date is wrong, and kept it would count
         # in the report of a window the payment is not in. Clocks may differ by a little.
-        slack_minutes = int(FUTURE_SLACK.total_seconds()) // 60
-        raise ApiProblem(
-            "validation_failed",
-            f"`received_at` is more than {slack_minutes} minutes before the payment it names was received.",
-            errors=[
-                FieldError(
-                    "received_at",
-                    "before_payment",
-                    f"is more than {slack_minutes} minutes before payment {complaint.payment_id!r} "
-                    f"was received ({received.isoformat()})",
-                )
-            ],
+        raise _received_at_problem(
+            "before_payment",
+            "before the payment it names was received",
+            f"before payment {complaint.payment_id!r} was received ({received.isoformat()})",
         )
+
+
+def _received_at_problem(code: str, beyond: str, beyond_when: str) -> ApiProblem:
+    """422 for a complaint's ``received_at`` more than :data:`FUTURE_SLACK` ``beyond`` a time."""
+    slack_minutes = int(FUTURE_SLACK.total_seconds()) // 60
+    return ApiProblem(
+        "validation_failed",
+        f"`received_at` is more than {slack_minutes} minutes {beyond}.",
+        errors=[FieldError("received_at", code, f"is more than {slack_minutes} minutes {beyond_when}")],
+    )
 
 
 def _payment_received_at(document: JsonObject) -> datetime | None:

@@ -7,6 +7,8 @@ refused, each with its line.
 - Nesting deeper than :data:`MAX_DEPTH` (the composer recurses once per level, and a few hundred
   levels exhaust the interpreter's stack; a configuration needs fewer than ten).
 - Characters YAML does not allow (a NUL byte, other control characters), with their position.
+- An integer beyond :data:`MAX_INTEGER` (no field takes one; past 4300 digits Python cannot even
+  read or print it, and a float field cannot hold it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from typing import Any
 import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node
+from yaml.error import MarkedYAMLError
+from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.reader import ReaderError
 
 from ingest.errors import ConfigFileError
@@ -25,7 +28,14 @@ from ingest.errors import ConfigFileError
 #: How deep collections may nest; far more than a configuration needs, far less than the stack holds.
 MAX_DEPTH = 100
 MERGE_TAG = "tag:yaml.org,2002:merge"
+INT_TAG = "tag:yaml.org,2002:int"
+#: The largest integer in magnitude the file may hold: every field's own bound is far below it.
+MAX_INTEGER = 2**63 - 1
 _SHOWN_KEY = 40
+
+
+class _ValueRefusedError(MarkedYAMLError):
+    """A value that is valid YAML but that no field could take (its problem says why)."""
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -67,6 +77,19 @@ class _StrictLoader(yaml.SafeLoader):
             first_lines[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        try:
+            value: int = super().construct_yaml_int(node)
+        except ValueError:  # more decimal digits than Python converts (4300)
+            value = MAX_INTEGER + 1
+        if abs(value) > MAX_INTEGER:
+            problem = f"integer {_show(node.value)} is out of range (at most {MAX_INTEGER} either way)"
+            raise _ValueRefusedError(None, None, problem, node.start_mark)
+        return value
+
+
+_StrictLoader.add_constructor(INT_TAG, _StrictLoader.construct_yaml_int)
+
 
 def _show(key: object) -> str:
     text = repr(key)
@@ -88,7 +111,8 @@ def load_yaml(text: str, source: str) -> object:
         mark = error.problem_mark or error.context_mark
         where = "(unknown position)" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}"
         problem = error.problem or error.context or "cannot be parsed"
-        raise ConfigFileError(source, where, f"invalid YAML: {problem}") from None
+        shown = problem if isinstance(error, _ValueRefusedError) else f"invalid YAML: {problem}"
+        raise ConfigFileError(source, where, shown) from None
     except yaml.YAMLError as error:
         raise ConfigFileError(source, "(unknown position)", f"invalid YAML: {error}") from None
 

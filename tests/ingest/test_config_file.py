@@ -451,3 +451,34 @@ def test_a_character_yaml_forbids_is_named_with_its_position(
     with pytest.raises(ConfigFileError) as raised:
         load_config(path)
     assert str(raised.value) == f"{path}: line 3, column 22: invalid YAML: {name} is not allowed in YAML text"
+
+
+#: Where an integer goes in MINIMAL: the text to replace and its replacement ({} is the integer).
+INTEGER_FIELDS = {
+    "timeout_ms": ("    default_currency: USD\n", "    default_currency: USD\n    timeout_ms: {}\n"),
+    "latency_ms.p50": ("kind: simulated}", "kind: simulated, latency_ms: {{p50: {}}}}}"),
+    "seed": ("kind: simulated}", "kind: simulated, seed: {}}}"),
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("9" * 5000, "'" + "9" * 38 + "…"),  # more digits than Python reads: a ValueError traceback
+        ("0x" + "F" * 5000, "'0x" + "F" * 36 + "…"),  # read, but then neither printed nor a float
+    ],
+    ids=["5000 digits", "5000 hex digits"],
+)
+@pytest.mark.parametrize("field", sorted(INTEGER_FIELDS))
+def test_an_integer_out_of_range_is_a_config_error(field: str, value: str, shown: str) -> None:
+    """Such integers used to escape as a ValueError or an OverflowError (an internal error, exit 1)."""
+    old, new = INTEGER_FIELDS[field]
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(MINIMAL.replace(old, new.format(value)), "payorch.yaml")
+    assert str(raised.value).startswith("payorch.yaml: line ")
+    assert str(raised.value).endswith(
+        f": integer {shown} is out of range (at most 9223372036854775807 either way)"
+    )
+    old, new = INTEGER_FIELDS["seed"]
+    largest = parse_config(MINIMAL.replace(old, new.format("0x7FFFFFFFFFFFFFFF")))
+    assert largest.processor("stripe_sim").seed == 2**63 - 1

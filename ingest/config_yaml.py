@@ -7,6 +7,9 @@ refused, each with its line.
 - Nesting deeper than :data:`MAX_DEPTH` (the composer recurses once per level, and a few hundred
   levels exhaust the interpreter's stack; a configuration needs fewer than ten).
 - Characters YAML does not allow (a NUL byte, other control characters), with their position.
+- A number YAML 1.1 (PyYAML's) reads other than it looks: ``1:30`` is 90 in base 60 and
+  ``010000`` is 4096 in octal (YAML 1.2 reads it as 10000), so ``timeout_ms: 1:30`` would quietly
+  be 90 ms.
 - An integer beyond :data:`MAX_INTEGER` (no field takes one; past 4300 digits Python cannot even
   read or print it, and a float field cannot hold it).
 """
@@ -29,6 +32,7 @@ from ingest.errors import ConfigFileError
 MAX_DEPTH = 100
 MERGE_TAG = "tag:yaml.org,2002:merge"
 INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
 #: The largest integer in magnitude the file may hold: every field's own bound is far below it.
 MAX_INTEGER = 2**63 - 1
 _SHOWN_KEY = 40
@@ -85,10 +89,33 @@ class _StrictLoader(yaml.SafeLoader):
         if abs(value) > MAX_INTEGER:
             problem = f"integer {_show(node.value)} is out of range (at most {MAX_INTEGER} either way)"
             raise _ValueRefusedError(None, None, problem, node.start_mark)
+        _refuse_misread(node, value)
+        return value
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
+        _refuse_misread(node, value)
         return value
 
 
 _StrictLoader.add_constructor(INT_TAG, _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor(FLOAT_TAG, _StrictLoader.construct_yaml_float)
+
+
+def _refuse_misread(node: ScalarNode, value: float) -> None:
+    """Refuse a number written in base 60 or with a leading zero (octal): YAML 1.1 reads it as
+    ``value``, which is not what it looks like."""
+    text = node.value.replace("_", "")
+    digits = text.lstrip("+-")
+    if ":" in digits:
+        problem = f"{_show(node.value)} is a base-60 number in YAML 1.1, so {value:g}"
+        advice = f"write {value:g}, or quote it if it is text"
+    elif len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+        problem = f"{_show(node.value)} is an octal number in YAML 1.1, so {value:g}"
+        advice = f"write {value:g}, or {int(text, 10)} without the leading zero, or quote it if it is text"
+    else:
+        return
+    raise _ValueRefusedError(None, None, f"{problem}: {advice}", node.start_mark)
 
 
 def _show(key: object) -> str:

@@ -1,4 +1,5 @@
 import datetime
+import re
 from pathlib import Path
 
 import pytest
@@ -482,3 +483,34 @@ def test_an_integer_out_of_range_is_a_config_error(field: str, value: str, shown
     old, new = INTEGER_FIELDS["seed"]
     largest = parse_config(MINIMAL.replace(old, new.format("0x7FFFFFFFFFFFFFFF")))
     assert largest.processor("stripe_sim").seed == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("1:30", "'1:30' is a base-60 number in YAML 1.1, so 90: write 90, or quote it if it is text"),
+        (
+            "010000",
+            "'010000' is an octal number in YAML 1.1, so 4096: "
+            "write 4096, or 10000 without the leading zero, or quote it if it is text",
+        ),
+        (
+            "-0_17",
+            "'-0_17' is an octal number in YAML 1.1, so -15: "
+            "write -15, or -17 without the leading zero, or quote it if it is text",
+        ),
+        (
+            "1:30.5",
+            "'1:30.5' is a base-60 number in YAML 1.1, so 90.5: write 90.5, or quote it if it is text",
+        ),
+    ],
+)
+@pytest.mark.parametrize("field", sorted(INTEGER_FIELDS))
+def test_a_number_yaml_reads_other_than_it_looks_is_refused(field: str, value: str, problem: str) -> None:
+    """``timeout_ms: 1:30`` used to be 90 ms, and ``max_amount_cents: 010000`` 4096, without a word."""
+    old, new = INTEGER_FIELDS[field]
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(MINIMAL.replace(old, new.format(value)), "payorch.yaml")
+    assert re.fullmatch(rf"payorch\.yaml: line \d+, column \d+: {re.escape(problem)}", str(raised.value))
+    for plain in ("10", "1_0", "+10"):
+        parse_config(MINIMAL.replace(old, new.format(plain)))

@@ -4,6 +4,9 @@ refused, each with its line.
 - A key given twice in one mapping, at any level (PyYAML keeps the last one, so the first would be
   silently ignored). Keys brought in by a merge (``<<: *base``) may still be overridden: that is
   what a merge is for.
+- A chain of merges that grows exponentially (each mapping merging nine copies of the one before:
+  PyYAML copies every pair, repeats included, so 30 levels are 9**30 pairs): a merge here brings
+  in each key once, the one that counts, so a "billion laughs" costs what its text does.
 - Nesting deeper than :data:`MAX_DEPTH` (the composer recurses once per level, and a few hundred
   levels exhaust the interpreter's stack; a configuration needs fewer than ten).
 - Characters YAML does not allow (a NUL byte, other control characters), with their position.
@@ -81,6 +84,22 @@ class _StrictLoader(yaml.SafeLoader):
             first_lines[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 
+    def flatten_mapping(self, node: MappingNode) -> None:
+        own = sum(1 for key_node, _ in node.value if key_node.tag != MERGE_TAG)
+        super().flatten_mapping(node)  # node.value: what the merges bring in, then the mapping's own
+        merged = node.value[: len(node.value) - own]
+        if not merged:
+            return
+        # Of the pairs a merge brings in, the constructor keeps the last of each key, and none the
+        # mapping sets itself: only those are kept, so that merging this mapping costs its keys.
+        own_keys = {_identity(key_node) for key_node, _ in node.value[len(merged) :]}
+        last = {_identity(key_node): index for index, (key_node, _) in enumerate(merged)}
+        node.value = [
+            pair
+            for index, pair in enumerate(merged)
+            if last[_identity(pair[0])] == index and _identity(pair[0]) not in own_keys
+        ] + node.value[len(merged) :]
+
     def construct_yaml_int(self, node: ScalarNode) -> int:
         try:
             value: int = super().construct_yaml_int(node)
@@ -100,6 +119,11 @@ class _StrictLoader(yaml.SafeLoader):
 
 _StrictLoader.add_constructor(INT_TAG, _StrictLoader.construct_yaml_int)
 _StrictLoader.add_constructor(FLOAT_TAG, _StrictLoader.construct_yaml_float)
+
+
+def _identity(key_node: Node) -> object:
+    """What makes two keys one: a scalar's tag and text, any other key only itself."""
+    return (key_node.tag, key_node.value) if isinstance(key_node, ScalarNode) else id(key_node)
 
 
 def _refuse_misread(node: ScalarNode, value: float) -> None:

@@ -16,6 +16,7 @@ from ingest.config_file import (
     parse_config,
     sample_config_text,
 )
+from ingest.config_yaml import _StrictLoader
 from ingest.errors import ConfigFileError
 
 MINIMAL = """
@@ -514,3 +515,31 @@ def test_a_number_yaml_reads_other_than_it_looks_is_refused(field: str, value: s
     assert re.fullmatch(rf"payorch\.yaml: line \d+, column \d+: {re.escape(problem)}", str(raised.value))
     for plain in ("10", "1_0", "+10"):
         parse_config(MINIMAL.replace(old, new.format(plain)))
+
+
+def merge_chain(levels: int) -> str:
+    """Mappings each merging nine copies of the one before and adding a key of their own."""
+    return "a0: &a0 {x: 0}\n" + "".join(
+        f"a{level}: &a{level} {{<<: [{', '.join([f'*a{level - 1}'] * 9)}], y{level}: {level}}}\n"
+        for level in range(1, levels + 1)
+    )
+
+
+def test_a_chain_of_merges_brings_in_each_key_once() -> None:
+    """A merge used to bring in every pair of what it merged, repeats included: 30 levels of such
+    a chain made 9**30 pairs, which PyYAML took hours and all memory to build (a billion laughs)."""
+    loader = _StrictLoader(merge_chain(6))
+    document = loader.get_single_node()
+    assert document is not None
+    built = loader.construct_document(document)
+    last = document.value[-1][1]
+    assert [key.value for key, _ in last.value] == ["x", "y1", "y2", "y3", "y4", "y5", "y6"]
+    assert built["a6"] == {"x": 0, "y1": 1, "y2": 2, "y3": 3, "y4": 4, "y5": 5, "y6": 6}
+    with pytest.raises(ConfigFileError, match="payorch.yaml: a0: is not a known field"):
+        parse_config(merge_chain(30), "payorch.yaml")
+
+
+def test_the_first_merge_and_then_the_mapping_itself_win() -> None:
+    text = "base: &base {a: 1, b: 1}\nother: &other {a: 2, b: 2, c: 2}\nboth: {<<: [*base, *other], b: 3}\n"
+    loader = _StrictLoader(text)
+    assert loader.get_single_data()["both"] == {"a": 1, "b": 3, "c": 2}

@@ -1,5 +1,7 @@
 import datetime
+import os
 import re
+import threading
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,7 @@ from hypothesis import strategies as st
 from engine.config import ProcessorKind, StoreConfig
 from engine.methods import PartialPolicy, PaymentMethod
 from ingest.config_file import (
+    MAX_CONFIG_BYTES,
     config_from_mapping,
     load_config,
     load_sample_config,
@@ -543,3 +546,52 @@ def test_the_first_merge_and_then_the_mapping_itself_win() -> None:
     text = "base: &base {a: 1, b: 1}\nother: &other {a: 2, b: 2, c: 2}\nboth: {<<: [*base, *other], b: 3}\n"
     loader = _StrictLoader(text)
     assert loader.get_single_data()["both"] == {"a": 1, "b": 3, "c": 2}
+
+
+def test_a_file_too_large_to_be_a_configuration_is_refused_unread(tmp_path: Path) -> None:
+    """``/dev/zero`` used to be read until memory ran out (a MemoryError, or the machine's)."""
+    with pytest.raises(ConfigFileError) as raised:
+        load_config(Path("/dev/zero"))
+    assert str(raised.value) == "/dev/zero: is larger than 1 MiB: not a configuration file"
+    padded = tmp_path / "padded.yaml"
+    padded.write_text(MINIMAL + "#" * (MAX_CONFIG_BYTES - len(MINIMAL) - 1) + "\n", encoding="utf-8")
+    assert load_config(padded) == parse_config(MINIMAL)
+    with padded.open("a", encoding="utf-8") as more:
+        more.write("\n")
+    with pytest.raises(ConfigFileError, match=r"padded\.yaml: is larger than 1 MiB"):
+        load_config(padded)
+
+
+def test_a_named_pipe_is_read_and_one_nothing_writes_to_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a named pipe used to wait for a writer: ``payorch serve`` hung without a word."""
+    pipe = tmp_path / "payorch.yaml"
+    os.mkfifo(pipe)
+    stuck = threading.Event()
+    rescue = threading.Thread(target=_unblock_readers, args=(pipe, stuck), daemon=True)
+    rescue.start()
+    try:
+        with pytest.raises(ConfigFileError) as raised:
+            load_config(pipe)
+    finally:
+        stuck.set()
+        rescue.join()
+    assert str(raised.value) == f"{pipe}: is a pipe that nothing was written to"
+    # What a writer wrote and closed is read (a reader held open meanwhile keeps it in the pipe).
+    held = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        writer = os.open(pipe, os.O_WRONLY)
+        os.write(writer, MINIMAL.encode())
+        os.close(writer)
+        assert load_config(pipe) == parse_config(MINIMAL)
+    finally:
+        os.close(held)
+
+
+def _unblock_readers(pipe: Path, done: threading.Event) -> None:
+    """Until ``done``: whenever a reader waits to open ``pipe``, open it for writing and close it
+    (the reader then reads an empty file). Without this, a reader that waits would hang the test."""
+    while not done.wait(0.05):
+        try:
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: no reader waiting
+            continue

@@ -35,7 +35,7 @@ from engine.errors import DomainError
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency
 from engine.types import ContractId, MerchantId, ProcessorId
-from ingest.config_section import Section, shown
+from ingest.config_section import Section, key_path, shown
 from ingest.config_yaml import load_yaml
 from ingest.errors import ConfigFileError
 
@@ -262,12 +262,12 @@ def config_from_mapping(document: object, source: str = "<config>") -> PlatformC
     for category, contract in taxonomy_raw.items():
         if not isinstance(category, str) or not isinstance(contract, str):
             raise ConfigFileError(
-                source, f"complaint_taxonomy.{category}", "must map a category name to a contract id"
+                source, key_path("complaint_taxonomy", category), "must map a category name to a contract id"
             )
         if contract not in default_registry():
             raise ConfigFileError(
                 source,
-                f"complaint_taxonomy.{category}",
+                key_path("complaint_taxonomy", category),
                 f"{contract!r} is not a registered contract (known: {', '.join(default_registry().ids())})",
             )
         taxonomy[category] = ContractId(contract)

@@ -1,8 +1,13 @@
+import copy
 import datetime
+import functools
+import operator
 import os
 import re
 import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -595,3 +600,61 @@ def _unblock_readers(pipe: Path, done: threading.Event) -> None:
             os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
         except OSError:  # ENXIO: no reader waiting
             continue
+
+
+def places(node: object, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path of every value in a parsed document, each mapping value and list item."""
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        yield (*path, key)
+        yield from places(child, (*path, key))
+
+
+@given(st.data())
+def test_any_edit_of_the_sample_loads_or_gives_one_line_naming_the_file(data: st.DataObject) -> None:
+    """Keys dropped, repeated, misspelt, values of any YAML type in their place, at any depth."""
+    document = yaml.safe_load(sample_config_text())
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(list(places(document))))
+        parent = functools.reduce(operator.getitem, path[:-1], document)
+        edit = data.draw(st.sampled_from(["drop", "replace", "repeat", "misspell"]))
+        if edit == "drop":
+            del parent[path[-1]]
+        elif edit == "replace":
+            parent[path[-1]] = data.draw(yaml_values)
+        elif edit == "repeat" and isinstance(parent, list):
+            parent.insert(path[-1], copy.deepcopy(parent[path[-1]]))
+        elif edit == "misspell" and isinstance(parent, dict):
+            parent[f"{path[-1]}s"] = parent.pop(path[-1])
+    text = yaml.safe_dump(document)
+    for load in (
+        functools.partial(config_from_mapping, document, "fuzz.yaml"),
+        functools.partial(parse_config, text, "fuzz.yaml"),
+    ):
+        try:
+            load()
+        except ConfigFileError as error:
+            assert str(error).startswith("fuzz.yaml: ")
+            assert str(error).isprintable(), str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('store: {"max\\nrows": 5}\n', "store['max\\nrows']: is not a known field"),
+        ('store: {"batch\\u202e": 5}\n', "store['batch\\u202e']: is not a known field"),
+        ("store: {max-rows: 5}\n", "store['max-rows']: is not a known field"),
+        ("store: {1: 5}\n", "store[1]: is not a known field"),
+        ("store: {null: 5}\n", "store[null]: is not a known field"),
+        ("store: {batch: 5}\n", "store.batch: is not a known field"),
+        ('complaint_taxonomy: {"a\\tb": 5}\n', "complaint_taxonomy['a\\tb']: must map a category name"),
+        ("complaint_taxonomy: {2: router/timeout}\n", "complaint_taxonomy[2]: must map a category name"),
+    ],
+)
+def test_a_key_that_is_no_plain_name_is_quoted_in_the_field_path(text: str, expected: str) -> None:
+    """A key used to be put in the message as it was: a newline broke the one line, a
+    right-to-left override reordered it."""
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(MINIMAL + text, "payorch.yaml")
+    assert str(raised.value).startswith(f"payorch.yaml: {expected}")
+    assert str(raised.value).isprintable()

@@ -195,6 +195,30 @@ DELETE = object()
             "must be an integer, not a string",
         ),
         ("escalations", {"webhook_url": "mailto:x"}, "escalations", "must be an http(s) URL"),
+        (
+            "escalations",
+            {"webhook_url": "http://"},
+            "escalations.webhook_url='http://'",
+            "must be an http(s) URL with a host (http://host[:port]/...)",
+        ),
+        (
+            "escalations",
+            {"webhook_url": "http://127.0.0.1:90000/hooks"},
+            "escalations.webhook_url",
+            "must be an http(s) URL with a valid host and port",
+        ),
+        (
+            "escalations",
+            {"webhook_url": "http://hooks.example.com/pay orch"},
+            "escalations.webhook_url",
+            "must be an http(s) URL, without spaces or control characters",
+        ),
+        (
+            "processors",
+            [{"id": "stripe_sim", "kind": "stripe", "api_key_env": "K", "api_base": "https:///v1"}],
+            "processors[0].api_base='https:///v1'",
+            "must be an http(s) URL with a host",
+        ),
         ("merchants", {"m_acme": {}}, "merchants", "must be a list, not a mapping"),
         (
             "complaint_taxonomy",

@@ -682,3 +682,15 @@ def test_a_key_that_is_no_plain_name_is_quoted_in_the_field_path(text: str, expe
         parse_config(MINIMAL + text, "payorch.yaml")
     assert str(raised.value).startswith(f"payorch.yaml: {expected}")
     assert str(raised.value).isprintable()
+
+
+def test_a_file_name_holding_a_newline_is_quoted(tmp_path: Path) -> None:
+    """The message used to hold the newline: two lines."""
+    path = tmp_path / "pay\norch.yaml"
+    with pytest.raises(ConfigFileError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"{str(path)!r}: does not exist"
+    path.write_text(MINIMAL.replace("USD", "XYZ"), encoding="utf-8")
+    with pytest.raises(ConfigFileError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(f"{str(path)!r}: merchants[0].default_currency: 'XYZ'")

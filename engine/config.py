@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from types import MappingProxyType
+from urllib.parse import urlsplit
 
 from engine.contracts import check_contract_id
 from engine.errors import ConfigError, InvalidFieldError
@@ -115,6 +116,21 @@ class MerchantConfig:
         object.__setattr__(self, "routing", rules)
 
 
+def check_http_url(field: str, value: object) -> str:
+    """Return ``value`` when it is an http(s) URL with a host (and, if any, a port that is one)."""
+    url = check_text(field, value, max_length=2000)
+    if any(character.isspace() or not character.isprintable() for character in url):
+        raise ConfigError(field, url, "must be an http(s) URL, without spaces or control characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # an unclosed "[" of an IPv6 host, a port out of range or no number
+        raise ConfigError(field, url, "must be an http(s) URL with a valid host and port") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or port == 0:
+        raise ConfigError(field, url, "must be an http(s) URL with a host (http://host[:port]/...)")
+    return url
+
+
 class ProcessorKind(StrEnum):
     SIMULATED = "simulated"
     STRIPE = "stripe"
@@ -204,11 +220,7 @@ class ProcessorConfig:
         if self.api_key_env is not None:
             check_identifier(f"processors[{self.id!r}].api_key_env", self.api_key_env)
         if self.api_base is not None:
-            check_text(f"processors[{self.id!r}].api_base", self.api_base, max_length=2000)
-            if not self.api_base.startswith(("http://", "https://")):
-                raise ConfigError(
-                    f"processors[{self.id!r}].api_base", self.api_base, "must be an http(s) URL"
-                )
+            check_http_url(f"processors[{self.id!r}].api_base", self.api_base)
 
     def accepts(self, currency: Currency, method: PaymentMethod) -> bool:
         """Whether this processor takes payments in ``currency`` by ``method`` (empty lists: all)."""
@@ -224,9 +236,7 @@ class EscalationConfig:
 
     def __post_init__(self) -> None:
         if self.webhook_url is not None:
-            check_text("escalations.webhook_url", self.webhook_url, max_length=2000)
-            if not self.webhook_url.startswith(("http://", "https://")):
-                raise ConfigError("escalations.webhook_url", self.webhook_url, "must be an http(s) URL")
+            check_http_url("escalations.webhook_url", self.webhook_url)
         check_count("escalations.max_attempts", self.max_attempts, minimum=1, maximum=100)
 
 

@@ -9,6 +9,8 @@ problem, in YAML's words (``null``, ``a mapping``); API keys are named by positi
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -33,12 +35,16 @@ from engine.errors import DomainError
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency
 from engine.types import ContractId, MerchantId, ProcessorId
-from ingest.config_section import Section, shown
+from ingest.config_section import Section, key_path, shown
 from ingest.config_yaml import load_yaml
 from ingest.errors import ConfigFileError
 
 T = TypeVar("T")
 SAMPLE_CONFIG = "sample_config.yaml"
+#: A configuration is a few kilobytes (the sample, two merchants, 2); PyYAML reads some 250 KB a
+#: second. Past this, the file is not a configuration (``/dev/zero`` would be read until memory ran
+#: out).
+MAX_CONFIG_BYTES = 1 << 20
 
 
 def _parse_with(section: Section, name: str, parse: Callable[[object, str], T]) -> T:
@@ -256,12 +262,12 @@ def config_from_mapping(document: object, source: str = "<config>") -> PlatformC
     for category, contract in taxonomy_raw.items():
         if not isinstance(category, str) or not isinstance(contract, str):
             raise ConfigFileError(
-                source, f"complaint_taxonomy.{category}", "must map a category name to a contract id"
+                source, key_path("complaint_taxonomy", category), "must map a category name to a contract id"
             )
         if contract not in default_registry():
             raise ConfigFileError(
                 source,
-                f"complaint_taxonomy.{category}",
+                key_path("complaint_taxonomy", category),
                 f"{contract!r} is not a registered contract (known: {', '.join(default_registry().ids())})",
             )
         taxonomy[category] = ContractId(contract)
@@ -335,18 +341,41 @@ def parse_config(text: str, source: str = "<config>") -> PlatformConfig:
 
 
 def load_config(path: Path) -> PlatformConfig:
-    """Read and check the configuration file at ``path``."""
+    """Read and check the configuration file at ``path``.
+
+    A named pipe is read as a file is (``--config <(envsubst < payorch.yaml)`` works); one that
+    nobody writes to is refused at once rather than waited on.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        data, pipe = _read_config(path)
     except FileNotFoundError:
         raise ConfigFileError(path, "", "does not exist") from None
     except IsADirectoryError:
         raise ConfigFileError(path, "", "is a directory, not a file") from None
-    except UnicodeDecodeError as error:
-        raise ConfigFileError(path, "", f"is not UTF-8 text (byte {error.start})") from None
     except OSError as error:
         raise ConfigFileError(path, "", f"cannot be read: {error.strerror}") from None
+    if len(data) > MAX_CONFIG_BYTES:
+        problem = f"is larger than {MAX_CONFIG_BYTES // (1 << 20)} MiB: not a configuration file"
+        raise ConfigFileError(path, "", problem)
+    if pipe and not data:
+        raise ConfigFileError(path, "", "is a pipe that nothing was written to")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise ConfigFileError(path, "", f"is not UTF-8 text (byte {error.start})") from None
     return parse_config(text, str(path))
+
+
+def _read_config(path: Path) -> tuple[bytes, bool]:
+    """At most one byte more than :data:`MAX_CONFIG_BYTES` of ``path``, and whether it is a pipe."""
+    # Non-blocking, opening a named pipe that no one writes to does not wait for a writer forever.
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(descriptor, "rb", closefd=True) as stream:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        os.set_blocking(descriptor, True)  # a writer's pipe: read until it closes, as a file
+        return stream.read(MAX_CONFIG_BYTES + 1), stat.S_ISFIFO(mode)
 
 
 def sample_config_text() -> str:

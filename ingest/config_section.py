@@ -22,10 +22,12 @@ class Section:
     def __init__(self, source: str, path: str, value: object, allowed: set[str]) -> None:
         if not isinstance(value, Mapping):
             raise ConfigFileError(source, path or "(top level)", f"must be a mapping, not {_kind(value)}")
-        unknown = sorted(str(key) for key in value if key not in allowed)
+        unknown = sorted((key for key in value if key not in allowed), key=str)
         if unknown:
             raise ConfigFileError(
-                source, _join(path, unknown[0]), f"is not a known field (known: {', '.join(sorted(allowed))})"
+                source,
+                key_path(path, unknown[0]),
+                f"is not a known field (known: {', '.join(sorted(allowed))})",
             )
         self.source = source
         self.path = path
@@ -98,6 +100,19 @@ class Section:
             raise ConfigFileError(
                 self.source, path, error.reason, value=None if secret else shown(error.value)
             ) from error
+
+
+#: A key shown in a field path as it is written: a name of letters, digits and underscores.
+_NAME = re.compile(r"\w+", re.ASCII)
+
+
+def key_path(path: str, key: object) -> str:
+    """The path of the file's own ``key`` under ``path``: a name as written (``store.batch``), any
+    other key quoted (``complaint_taxonomy['slow ']``, ``store[1]``), so that no key can break the
+    message's line, hide in it (a right-to-left mark) or pass for a path of its own."""
+    if isinstance(key, str) and _NAME.fullmatch(key):
+        return _join(path, key)
+    return f"{path}[{'null' if key is None else shown(key)}]"
 
 
 def _join(path: str, name: str) -> str:

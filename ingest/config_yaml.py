@@ -4,9 +4,17 @@ refused, each with its line.
 - A key given twice in one mapping, at any level (PyYAML keeps the last one, so the first would be
   silently ignored). Keys brought in by a merge (``<<: *base``) may still be overridden: that is
   what a merge is for.
+- A chain of merges that grows exponentially (each mapping merging nine copies of the one before:
+  PyYAML copies every pair, repeats included, so 30 levels are 9**30 pairs): a merge here brings
+  in each key once, the one that counts, so a "billion laughs" costs what its text does.
 - Nesting deeper than :data:`MAX_DEPTH` (the composer recurses once per level, and a few hundred
   levels exhaust the interpreter's stack; a configuration needs fewer than ten).
 - Characters YAML does not allow (a NUL byte, other control characters), with their position.
+- A number YAML 1.1 (PyYAML's) reads other than it looks: ``1:30`` is 90 in base 60 and
+  ``010000`` is 4096 in octal (YAML 1.2 reads it as 10000), so ``timeout_ms: 1:30`` would quietly
+  be 90 ms.
+- An integer beyond :data:`MAX_INTEGER` (no field takes one; past 4300 digits Python cannot even
+  read or print it, and a float field cannot hold it).
 """
 
 from __future__ import annotations
@@ -17,7 +25,8 @@ from typing import Any
 import yaml
 from yaml.composer import ComposerError
 from yaml.constructor import ConstructorError
-from yaml.nodes import MappingNode, Node
+from yaml.error import MarkedYAMLError
+from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.reader import ReaderError
 
 from ingest.errors import ConfigFileError
@@ -25,7 +34,15 @@ from ingest.errors import ConfigFileError
 #: How deep collections may nest; far more than a configuration needs, far less than the stack holds.
 MAX_DEPTH = 100
 MERGE_TAG = "tag:yaml.org,2002:merge"
+INT_TAG = "tag:yaml.org,2002:int"
+FLOAT_TAG = "tag:yaml.org,2002:float"
+#: The largest integer in magnitude the file may hold: every field's own bound is far below it.
+MAX_INTEGER = 2**63 - 1
 _SHOWN_KEY = 40
+
+
+class _ValueRefusedError(MarkedYAMLError):
+    """A value that is valid YAML but that no field could take (its problem says why)."""
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -67,6 +84,63 @@ class _StrictLoader(yaml.SafeLoader):
             first_lines[key] = key_node.start_mark.line + 1
         return super().construct_mapping(node, deep)
 
+    def flatten_mapping(self, node: MappingNode) -> None:
+        own = sum(1 for key_node, _ in node.value if key_node.tag != MERGE_TAG)
+        super().flatten_mapping(node)  # node.value: what the merges bring in, then the mapping's own
+        merged = node.value[: len(node.value) - own]
+        if not merged:
+            return
+        # Of the pairs a merge brings in, the constructor keeps the last of each key, and none the
+        # mapping sets itself: only those are kept, so that merging this mapping costs its keys.
+        own_keys = {_identity(key_node) for key_node, _ in node.value[len(merged) :]}
+        last = {_identity(key_node): index for index, (key_node, _) in enumerate(merged)}
+        node.value = [
+            pair
+            for index, pair in enumerate(merged)
+            if last[_identity(pair[0])] == index and _identity(pair[0]) not in own_keys
+        ] + node.value[len(merged) :]
+
+    def construct_yaml_int(self, node: ScalarNode) -> int:
+        try:
+            value: int = super().construct_yaml_int(node)
+        except ValueError:  # more decimal digits than Python converts (4300)
+            value = MAX_INTEGER + 1
+        if abs(value) > MAX_INTEGER:
+            problem = f"integer {_show(node.value)} is out of range (at most {MAX_INTEGER} either way)"
+            raise _ValueRefusedError(None, None, problem, node.start_mark)
+        _refuse_misread(node, value)
+        return value
+
+    def construct_yaml_float(self, node: ScalarNode) -> float:
+        value: float = super().construct_yaml_float(node)
+        _refuse_misread(node, value)
+        return value
+
+
+_StrictLoader.add_constructor(INT_TAG, _StrictLoader.construct_yaml_int)
+_StrictLoader.add_constructor(FLOAT_TAG, _StrictLoader.construct_yaml_float)
+
+
+def _identity(key_node: Node) -> object:
+    """What makes two keys one: a scalar's tag and text, any other key only itself."""
+    return (key_node.tag, key_node.value) if isinstance(key_node, ScalarNode) else id(key_node)
+
+
+def _refuse_misread(node: ScalarNode, value: float) -> None:
+    """Refuse a number written in base 60 or with a leading zero (octal): YAML 1.1 reads it as
+    ``value``, which is not what it looks like."""
+    text = node.value.replace("_", "")
+    digits = text.lstrip("+-")
+    if ":" in digits:
+        problem = f"{_show(node.value)} is a base-60 number in YAML 1.1, so {value:g}"
+        advice = f"write {value:g}, or quote it if it is text"
+    elif len(digits) > 1 and digits[0] == "0" and digits[1].isdigit():
+        problem = f"{_show(node.value)} is an octal number in YAML 1.1, so {value:g}"
+        advice = f"write {value:g}, or {int(text, 10)} without the leading zero, or quote it if it is text"
+    else:
+        return
+    raise _ValueRefusedError(None, None, f"{problem}: {advice}", node.start_mark)
+
 
 def _show(key: object) -> str:
     text = repr(key)
@@ -88,7 +162,8 @@ def load_yaml(text: str, source: str) -> object:
         mark = error.problem_mark or error.context_mark
         where = "(unknown position)" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}"
         problem = error.problem or error.context or "cannot be parsed"
-        raise ConfigFileError(source, where, f"invalid YAML: {problem}") from None
+        shown = problem if isinstance(error, _ValueRefusedError) else f"invalid YAML: {problem}"
+        raise ConfigFileError(source, where, shown) from None
     except yaml.YAMLError as error:
         raise ConfigFileError(source, "(unknown position)", f"invalid YAML: {error}") from None
 

@@ -35,6 +35,8 @@ class ConfigFileError(IngestError):
         self.field = field
         self.problem = problem
         self.value = value
-        where = f"{self.path}: {field}" if field else self.path
+        # A path holding a newline or another unprintable character is quoted: the line stays one.
+        shown_path = self.path if self.path.isprintable() else repr(self.path)
+        where = f"{shown_path}: {field}" if field else shown_path
         shown = where if value is None else f"{where}={value}"
         super().__init__(f"{shown}: {problem}")

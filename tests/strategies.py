@@ -89,8 +89,16 @@ def optional(strategy: st.SearchStrategy[T]) -> st.SearchStrategy[T | None]:
 
 
 def urls() -> st.SearchStrategy[str]:
+    """http(s) URLs with a host, maybe a port, and a path of any printable characters."""
+    hosts = st.from_regex(r"[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?(\.[a-z]{2,6})?", fullmatch=True)
+    ports = st.one_of(st.just(""), st.integers(1, 65535).map(lambda port: f":{port}"))
+    paths = st.text(st.characters(codec="utf-8", exclude_categories=("C", "Z")), max_size=20)
     return st.builds(
-        lambda scheme, rest: scheme + rest, st.sampled_from(["http://", "https://"]), texts(0, 30)
+        lambda scheme, host, port, path: f"{scheme}{host}{port}/{path}",
+        st.sampled_from(["http://", "https://"]),
+        hosts,
+        ports,
+        paths,
     )
 
 

@@ -320,6 +320,14 @@ def stripe_processor_from_config(
     api_key = environ.get(variable)
     if not api_key:
         raise MissingApiKeyError(config.id, variable)
+    if not (api_key.isascii() and api_key.isprintable()) or any(c.isspace() for c in api_key):
+        # Sent as it is, the key would fail every call before it left (an HTTP header cannot hold
+        # a newline), each charge a timeout of unknown outcome, without a word about the key.
+        problem = (
+            f"the environment variable {variable} holds spaces, control or non-ASCII characters "
+            "(a trailing newline?), which no Stripe key has (the key is not shown)"
+        )
+        raise ProcessorSetupError(config.id, problem)
     return StripeProcessor(config, api_key, timeout_s=timeout_s)
 
 

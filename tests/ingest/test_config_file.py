@@ -1,5 +1,13 @@
+import copy
 import datetime
+import functools
+import operator
+import os
+import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -9,12 +17,14 @@ from hypothesis import strategies as st
 from engine.config import ProcessorKind, StoreConfig
 from engine.methods import PartialPolicy, PaymentMethod
 from ingest.config_file import (
+    MAX_CONFIG_BYTES,
     config_from_mapping,
     load_config,
     load_sample_config,
     parse_config,
     sample_config_text,
 )
+from ingest.config_yaml import _StrictLoader
 from ingest.errors import ConfigFileError
 
 MINIMAL = """
@@ -185,6 +195,30 @@ DELETE = object()
             "must be an integer, not a string",
         ),
         ("escalations", {"webhook_url": "mailto:x"}, "escalations", "must be an http(s) URL"),
+        (
+            "escalations",
+            {"webhook_url": "http://"},
+            "escalations.webhook_url='http://'",
+            "must be an http(s) URL with a host (http://host[:port]/...)",
+        ),
+        (
+            "escalations",
+            {"webhook_url": "http://127.0.0.1:90000/hooks"},
+            "escalations.webhook_url",
+            "must be an http(s) URL with a valid host and port",
+        ),
+        (
+            "escalations",
+            {"webhook_url": "http://hooks.example.com/pay orch"},
+            "escalations.webhook_url",
+            "must be an http(s) URL, without spaces or control characters",
+        ),
+        (
+            "processors",
+            [{"id": "stripe_sim", "kind": "stripe", "api_key_env": "K", "api_base": "https:///v1"}],
+            "processors[0].api_base='https:///v1'",
+            "must be an http(s) URL with a host",
+        ),
         ("merchants", {"m_acme": {}}, "merchants", "must be a list, not a mapping"),
         (
             "complaint_taxonomy",
@@ -451,3 +485,212 @@ def test_a_character_yaml_forbids_is_named_with_its_position(
     with pytest.raises(ConfigFileError) as raised:
         load_config(path)
     assert str(raised.value) == f"{path}: line 3, column 22: invalid YAML: {name} is not allowed in YAML text"
+
+
+#: Where an integer goes in MINIMAL: the text to replace and its replacement ({} is the integer).
+INTEGER_FIELDS = {
+    "timeout_ms": ("    default_currency: USD\n", "    default_currency: USD\n    timeout_ms: {}\n"),
+    "latency_ms.p50": ("kind: simulated}", "kind: simulated, latency_ms: {{p50: {}}}}}"),
+    "seed": ("kind: simulated}", "kind: simulated, seed: {}}}"),
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        ("9" * 5000, "'" + "9" * 38 + "…"),  # more digits than Python reads: a ValueError traceback
+        ("0x" + "F" * 5000, "'0x" + "F" * 36 + "…"),  # read, but then neither printed nor a float
+    ],
+    ids=["5000 digits", "5000 hex digits"],
+)
+@pytest.mark.parametrize("field", sorted(INTEGER_FIELDS))
+def test_an_integer_out_of_range_is_a_config_error(field: str, value: str, shown: str) -> None:
+    """Such integers used to escape as a ValueError or an OverflowError (an internal error, exit 1)."""
+    old, new = INTEGER_FIELDS[field]
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(MINIMAL.replace(old, new.format(value)), "payorch.yaml")
+    assert str(raised.value).startswith("payorch.yaml: line ")
+    assert str(raised.value).endswith(
+        f": integer {shown} is out of range (at most 9223372036854775807 either way)"
+    )
+    old, new = INTEGER_FIELDS["seed"]
+    largest = parse_config(MINIMAL.replace(old, new.format("0x7FFFFFFFFFFFFFFF")))
+    assert largest.processor("stripe_sim").seed == 2**63 - 1
+
+
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("1:30", "'1:30' is a base-60 number in YAML 1.1, so 90: write 90, or quote it if it is text"),
+        (
+            "010000",
+            "'010000' is an octal number in YAML 1.1, so 4096: "
+            "write 4096, or 10000 without the leading zero, or quote it if it is text",
+        ),
+        (
+            "-0_17",
+            "'-0_17' is an octal number in YAML 1.1, so -15: "
+            "write -15, or -17 without the leading zero, or quote it if it is text",
+        ),
+        (
+            "1:30.5",
+            "'1:30.5' is a base-60 number in YAML 1.1, so 90.5: write 90.5, or quote it if it is text",
+        ),
+    ],
+)
+@pytest.mark.parametrize("field", sorted(INTEGER_FIELDS))
+def test_a_number_yaml_reads_other_than_it_looks_is_refused(field: str, value: str, problem: str) -> None:
+    """``timeout_ms: 1:30`` used to be 90 ms, and ``max_amount_cents: 010000`` 4096, without a word."""
+    old, new = INTEGER_FIELDS[field]
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(MINIMAL.replace(old, new.format(value)), "payorch.yaml")
+    assert re.fullmatch(rf"payorch\.yaml: line \d+, column \d+: {re.escape(problem)}", str(raised.value))
+    for plain in ("10", "1_0", "+10"):
+        parse_config(MINIMAL.replace(old, new.format(plain)))
+
+
+def merge_chain(levels: int) -> str:
+    """Mappings each merging nine copies of the one before and adding a key of their own."""
+    return "a0: &a0 {x: 0}\n" + "".join(
+        f"a{level}: &a{level} {{<<: [{', '.join([f'*a{level - 1}'] * 9)}], y{level}: {level}}}\n"
+        for level in range(1, levels + 1)
+    )
+
+
+def test_a_chain_of_merges_brings_in_each_key_once() -> None:
+    """A merge used to bring in every pair of what it merged, repeats included: 30 levels of such
+    a chain made 9**30 pairs, which PyYAML took hours and all memory to build (a billion laughs)."""
+    loader = _StrictLoader(merge_chain(6))
+    document = loader.get_single_node()
+    assert document is not None
+    built = loader.construct_document(document)
+    last = document.value[-1][1]
+    assert [key.value for key, _ in last.value] == ["x", "y1", "y2", "y3", "y4", "y5", "y6"]
+    assert built["a6"] == {"x": 0, "y1": 1, "y2": 2, "y3": 3, "y4": 4, "y5": 5, "y6": 6}
+    with pytest.raises(ConfigFileError, match="payorch.yaml: a0: is not a known field"):
+        parse_config(merge_chain(30), "payorch.yaml")
+
+
+def test_the_first_merge_and_then_the_mapping_itself_win() -> None:
+    text = "base: &base {a: 1, b: 1}\nother: &other {a: 2, b: 2, c: 2}\nboth: {<<: [*base, *other], b: 3}\n"
+    loader = _StrictLoader(text)
+    assert loader.get_single_data()["both"] == {"a": 1, "b": 3, "c": 2}
+
+
+def test_a_file_too_large_to_be_a_configuration_is_refused_unread(tmp_path: Path) -> None:
+    """``/dev/zero`` used to be read until memory ran out (a MemoryError, or the machine's)."""
+    with pytest.raises(ConfigFileError) as raised:
+        load_config(Path("/dev/zero"))
+    assert str(raised.value) == "/dev/zero: is larger than 1 MiB: not a configuration file"
+    padded = tmp_path / "padded.yaml"
+    padded.write_text(MINIMAL + "#" * (MAX_CONFIG_BYTES - len(MINIMAL) - 1) + "\n", encoding="utf-8")
+    assert load_config(padded) == parse_config(MINIMAL)
+    with padded.open("a", encoding="utf-8") as more:
+        more.write("\n")
+    with pytest.raises(ConfigFileError, match=r"padded\.yaml: is larger than 1 MiB"):
+        load_config(padded)
+
+
+def test_a_named_pipe_is_read_and_one_nothing_writes_to_is_refused_at_once(tmp_path: Path) -> None:
+    """Opening a named pipe used to wait for a writer: ``payorch serve`` hung without a word."""
+    pipe = tmp_path / "payorch.yaml"
+    os.mkfifo(pipe)
+    stuck = threading.Event()
+    rescue = threading.Thread(target=_unblock_readers, args=(pipe, stuck), daemon=True)
+    rescue.start()
+    try:
+        with pytest.raises(ConfigFileError) as raised:
+            load_config(pipe)
+    finally:
+        stuck.set()
+        rescue.join()
+    assert str(raised.value) == f"{pipe}: is a pipe that nothing was written to"
+    # What a writer wrote and closed is read (a reader held open meanwhile keeps it in the pipe).
+    held = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        writer = os.open(pipe, os.O_WRONLY)
+        os.write(writer, MINIMAL.encode())
+        os.close(writer)
+        assert load_config(pipe) == parse_config(MINIMAL)
+    finally:
+        os.close(held)
+
+
+def _unblock_readers(pipe: Path, done: threading.Event) -> None:
+    """Until ``done``: whenever a reader waits to open ``pipe``, open it for writing and close it
+    (the reader then reads an empty file). Without this, a reader that waits would hang the test."""
+    while not done.wait(0.05):
+        try:
+            os.close(os.open(pipe, os.O_WRONLY | os.O_NONBLOCK))
+        except OSError:  # ENXIO: no reader waiting
+            continue
+
+
+def places(node: object, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """The path of every value in a parsed document, each mapping value and list item."""
+    children = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, child in children:
+        yield (*path, key)
+        yield from places(child, (*path, key))
+
+
+@given(st.data())
+def test_any_edit_of_the_sample_loads_or_gives_one_line_naming_the_file(data: st.DataObject) -> None:
+    """Keys dropped, repeated, misspelt, values of any YAML type in their place, at any depth."""
+    document = yaml.safe_load(sample_config_text())
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(list(places(document))))
+        parent = functools.reduce(operator.getitem, path[:-1], document)
+        edit = data.draw(st.sampled_from(["drop", "replace", "repeat", "misspell"]))
+        if edit == "drop":
+            del parent[path[-1]]
+        elif edit == "replace":
+            parent[path[-1]] = data.draw(yaml_values)
+        elif edit == "repeat" and isinstance(parent, list):
+            parent.insert(path[-1], copy.deepcopy(parent[path[-1]]))
+        elif edit == "misspell" and isinstance(parent, dict):
+            parent[f"{path[-1]}s"] = parent.pop(path[-1])
+    text = yaml.safe_dump(document)
+    for load in (
+        functools.partial(config_from_mapping, document, "fuzz.yaml"),
+        functools.partial(parse_config, text, "fuzz.yaml"),
+    ):
+        try:
+            load()
+        except ConfigFileError as error:
+            assert str(error).startswith("fuzz.yaml: ")
+            assert str(error).isprintable(), str(error)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('store: {"max\\nrows": 5}\n', "store['max\\nrows']: is not a known field"),
+        ('store: {"batch\\u202e": 5}\n', "store['batch\\u202e']: is not a known field"),
+        ("store: {max-rows: 5}\n", "store['max-rows']: is not a known field"),
+        ("store: {1: 5}\n", "store[1]: is not a known field"),
+        ("store: {null: 5}\n", "store[null]: is not a known field"),
+        ("store: {batch: 5}\n", "store.batch: is not a known field"),
+        ('complaint_taxonomy: {"a\\tb": 5}\n', "complaint_taxonomy['a\\tb']: must map a category name"),
+        ("complaint_taxonomy: {2: router/timeout}\n", "complaint_taxonomy[2]: must map a category name"),
+    ],
+)
+def test_a_key_that_is_no_plain_name_is_quoted_in_the_field_path(text: str, expected: str) -> None:
+    """A key used to be put in the message as it was: a newline broke the one line, a
+    right-to-left override reordered it."""
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(MINIMAL + text, "payorch.yaml")
+    assert str(raised.value).startswith(f"payorch.yaml: {expected}")
+    assert str(raised.value).isprintable()
+
+
+def test_a_file_name_holding_a_newline_is_quoted(tmp_path: Path) -> None:
+    """The message used to hold the newline: two lines."""
+    path = tmp_path / "pay\norch.yaml"
+    with pytest.raises(ConfigFileError) as raised:
+        load_config(path)
+    assert str(raised.value) == f"{str(path)!r}: does not exist"
+    path.write_text(MINIMAL.replace("USD", "XYZ"), encoding="utf-8")
+    with pytest.raises(ConfigFileError) as raised:
+        load_config(path)
+    assert str(raised.value).startswith(f"{str(path)!r}: merchants[0].default_currency: 'XYZ'")

@@ -12,7 +12,12 @@ from engine.error_codes import ErrorCode
 from engine.observer import ATTEMPT_SPAN
 from engine.processor import Processor, Settlement
 from ingest.observe.spans import Spans
-from ingest.processors import MissingApiKeyError, StripeProcessor, stripe_processor_from_config
+from ingest.processors import (
+    MissingApiKeyError,
+    ProcessorSetupError,
+    StripeProcessor,
+    stripe_processor_from_config,
+)
 from ingest.processors.stripe_http import REQUEST_ID
 from tests.ingest.fake_stripe import FakeStripe
 from tests.ingest.stripe_requests import API_KEY, KEY, charge_request, config, refund_request
@@ -508,3 +513,15 @@ def test_a_missing_api_key_variable_is_an_error_naming_it(environ: dict[str, str
         stripe_processor_from_config(config("http://127.0.0.1:9"), environ)
 
     assert raised.value.variable == "STRIPE_API_KEY"
+
+
+@pytest.mark.parametrize("api_key", [f"{API_KEY}\n", f" {API_KEY}", f"{API_KEY}\u00a0", "\t"])
+def test_an_api_key_with_spaces_or_control_characters_is_refused_unseen(api_key: str) -> None:
+    """A key with a trailing newline (a secret mounted from a file) used to fail every charge as a
+    ``timeout`` (the header could not be sent), without a word about the key."""
+    with pytest.raises(ProcessorSetupError) as raised:
+        stripe_processor_from_config(config("http://127.0.0.1:9"), {"STRIPE_API_KEY": api_key})
+    assert str(raised.value) == (
+        "processors['stripe_live']: the environment variable STRIPE_API_KEY holds spaces, control or "
+        "non-ASCII characters (a trailing newline?), which no Stripe key has (the key is not shown)"
+    )

@@ -403,7 +403,12 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     )
     async def list_violations(
         contract_id: Annotated[
-            str | None, Query(max_length=255, description="Only this contract's; empty: every contract.")
+            str | None,
+            Query(
+                max_length=255,
+                description="Only this contract's (422 `unknown_contract` for an id not in the registry); "
+                "empty: every contract.",
+            ),
         ] = None,
         since: Annotated[
             IsoMoment | None, Query(alias="from", description="Inclusive (ISO 8601; naive is UTC).")
@@ -415,6 +420,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     ) -> Response:
         """Newest first, at most `limit`; `has_more` says that the window holds older ones
         (narrow `to` or raise `limit` to read them)."""
+        if contract_id:
+            _check_contract(contract_id)
         start, end = bounds(since, until)
         # One more than asked for: whether the list was cut is then known, not guessed from its length.
         query = ViolationQuery(contract_id or None, start, end, limit + 1)
@@ -572,14 +579,8 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
                 FieldError("merchant_id", "unknown_merchant", f"no merchant {merchant_id!r} is configured")
             ],
         )
-    if body.contract_id is not None and body.contract_id not in default_registry():
-        raise ApiProblem(
-            "validation_failed",
-            "contract_id names no known contract.",
-            errors=[
-                FieldError("contract_id", "unknown_contract", f"{body.contract_id!r} is not in the registry")
-            ],
-        )
+    if body.contract_id is not None:
+        _check_contract(body.contract_id)
     now = parts.clock.now().astimezone(UTC)
     received = _received_at(body.received_at) or now
     if received > now + FUTURE_SLACK:
@@ -615,6 +616,17 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
             "The complaint is not well formed.",
             errors=[FieldError(exc.field, "invalid", exc.reason)],
         ) from None
+
+
+def _check_contract(contract_id: str) -> None:
+    """A 422 ``unknown_contract`` for an id the registry lacks: a typo names no contract, in a
+    complaint as in a query (where it would otherwise read as "no violations")."""
+    if contract_id not in default_registry():
+        raise ApiProblem(
+            "validation_failed",
+            "contract_id names no known contract.",
+            errors=[FieldError("contract_id", "unknown_contract", f"{contract_id!r} is not in the registry")],
+        )
 
 
 async def _check_payment(parts: Parts, complaint: Complaint) -> None:

@@ -26,7 +26,6 @@ from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
-from ingest.api.analytics_reads import Query as TableQuery
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
@@ -97,7 +96,7 @@ class AnalyticsTable:
     summary: str
     description: str
     model: type[Any]
-    read: TableQuery
+    source: reads.Input
 
 
 ANALYTICS_TABLES = (
@@ -107,7 +106,7 @@ ANALYTICS_TABLES = (
         "Domain events of a time window, for analytics",
         "The window's events, in the order they were written",
         AnalyticsEventsOut,
-        reads.events,
+        reads.EVENTS,
     ),
     AnalyticsTable(
         "violations",
@@ -115,7 +114,7 @@ ANALYTICS_TABLES = (
         "Contract violations of a time window, for analytics",
         "The window's violations, oldest first",
         AnalyticsViolationsOut,
-        reads.violations,
+        reads.VIOLATIONS,
     ),
     AnalyticsTable(
         "complaints",
@@ -123,7 +122,7 @@ ANALYTICS_TABLES = (
         "Complaints received in a time window, for analytics",
         "The window's complaints, oldest first",
         AnalyticsComplaintsOut,
-        reads.complaints,
+        reads.COMPLAINTS,
     ),
 )
 
@@ -133,7 +132,7 @@ def _add_analytics_route(
 ) -> None:
     async def answer(since: Since = None, until: Until = None, output: Format = "json") -> Response:
         window = window_between(since, until, parts.clock.now())
-        return await table_answer(parts.writer, table.read, table.name, window, output)
+        return await table_answer(parts.writer, table.source, window, output)
 
     app.get(
         f"/v1/analytics/{table.name}",

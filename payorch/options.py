@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import click
 
-ISO_EXAMPLES = "2026-11-12, 2026-11-12T17:09Z, 2026-11-12T17:09:50.897772+01:00"
+from ingest.moments import parse_moment
 
 
 class PathOption(click.Path):
@@ -68,8 +68,9 @@ def url_problem(text: str) -> str | None:
 
 
 class Moment(click.ParamType[datetime]):
-    """A date or a time in ISO 8601: seconds, fractions and the offset (``Z`` or ``±HH:MM``) are
-    optional, and a time without an offset is UTC. The report's own window bounds read back."""
+    """A date or a time by the rule the API's ``from`` and ``to`` follow (``ingest.moments``): ISO
+    8601's extended form, seconds, fractions and the offset (``Z`` or ``±HH:MM``) optional, a time
+    without an offset UTC. The report's own window bounds read back."""
 
     name = "time"
 
@@ -78,11 +79,9 @@ class Moment(click.ParamType[datetime]):
             return value
         text = str(value)
         try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            self.fail(f"{text!r} is not an ISO 8601 date or time (such as {ISO_EXAMPLES})", param, ctx)
-        if moment.tzinfo is None:
-            return moment.replace(tzinfo=UTC)
+            moment = parse_moment(text)
+        except ValueError as error:
+            self.fail(f"{text!r} is not an ISO 8601 date or time: it {error}", param, ctx)
         try:
             return moment.astimezone(UTC)
         except OverflowError:

@@ -2,32 +2,31 @@
 writer, and the table answered as JSON rows or as an Arrow IPC stream.
 
 The routes themselves (``ingest.api.app``) only check the key and pick the input. Reading and
-rendering both run in worker threads: a 14-day window may hold millions of rows, and the event
-loop keeps answering payments meanwhile.
+rendering both run in worker threads, a batch of rows at a time, streamed as it is made: a
+14-day window may hold millions of rows, and neither the event loop (which keeps answering
+payments) nor the process's memory (one Python object per row: gigabytes) takes them at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import duckdb
 import orjson
 import pyarrow as pa
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
-from ingest.api.encoding import FastJSONResponse
 from ingest.api.problems import ApiProblem, FieldError
-from ingest.store.reads import Window
+from ingest.store.reads import Input, Window, window_reader
 from ingest.store.writer import Writer
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 DEFAULT_SPAN = timedelta(days=14)
 
 TableFormat = Literal["json", "arrow"]
-Query = Callable[[duckdb.DuckDBPyConnection, Window], pa.Table]
 
 
 def window_between(
@@ -81,35 +80,112 @@ def _before(end: datetime, span: timedelta) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-async def table_answer(
-    writer: Writer | None, query: Query, key: str, window: Window, output: TableFormat
-) -> Response:
-    """``query``'s rows in ``window`` as ``{key: [rows]}`` or an Arrow IPC stream; 503 without a store."""
+#: Rows per streamed batch: each is turned into JSON (or Arrow IPC) and sent before the next is
+#: read, so a read holds about this many rows at a time, whatever its window.
+BATCH_ROWS = 16_384
+
+
+async def table_answer(writer: Writer | None, source: Input, window: Window, output: TableFormat) -> Response:
+    """``source``'s rows in ``window``, streamed as ``{name: [rows]}`` or an Arrow IPC stream, one
+    batch of rows at a time (bounded memory, whatever the window holds); 503 without a store."""
     if writer is None:
         raise ApiProblem(
             "service_unavailable",
             "This process runs without the event store (durable off): there is nothing to read.",
         )
-    table: pa.Table = await writer.read(lambda connection: query(connection, window))
-    if output == "arrow":
-        return Response(await asyncio.to_thread(arrow_stream, table), media_type=ARROW_STREAM)
-    return FastJSONResponse(await asyncio.to_thread(json_rows, table, key))
+    cursor = writer.cursor()
+    try:
+        reader = await asyncio.to_thread(window_reader, cursor, source, window, BATCH_ROWS)
+    except BaseException:
+        cursor.close()
+        raise
+    encode = arrow_chunks(reader.schema) if output == "arrow" else json_chunks(source.name)
+    media_type = ARROW_STREAM if output == "arrow" else "application/json"
+    return StreamingResponse(_stream(cursor, reader, encode), media_type=media_type)
 
 
-def json_rows(table: pa.Table, key: str) -> bytes:
-    """``{key: [row, ...]}``, each row an object of the table's columns; timestamps RFC 3339 UTC
-    with ``Z`` (the inputs' timestamps are all UTC)."""
-    rows: list[dict[str, Any]] = table.to_pylist()
-    return orjson.dumps({key: rows}, option=orjson.OPT_UTC_Z)
+#: Turns each batch into the bytes that follow the previous ones; ``None`` at the end.
+Encoder = Callable[[pa.RecordBatch | None], bytes]
 
 
-def arrow_stream(table: pa.Table) -> bytes:
-    """``table`` in the Arrow IPC streaming format (what ``pyarrow.ipc.open_stream`` reads)."""
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as stream:
-        stream.write_table(table)
-    body: bytes = sink.getvalue().to_pybytes()
-    return body
+async def _stream(
+    cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, encode: Encoder
+) -> AsyncIterator[bytes]:
+    """The body, one batch at a time: DuckDB makes each in a worker thread while the event loop
+    goes on; the cursor (and its read transaction) is closed at the end, or when the client
+    goes away."""
+    try:
+        while (batch := await asyncio.to_thread(_next_chunk, reader, encode)) is not None:
+            if batch:
+                yield batch
+        yield encode(None)
+    finally:
+        reader.close()
+        cursor.close()
+
+
+def _next_chunk(reader: pa.RecordBatchReader, encode: Encoder) -> bytes | None:
+    try:
+        batch = reader.read_next_batch()
+    except StopIteration:
+        return None
+    return encode(batch)
+
+
+def json_chunks(key: str) -> Encoder:
+    """``{key: [row, ...]}`` in pieces, each row an object of the table's columns; timestamps
+    RFC 3339 UTC with ``Z`` (the inputs' timestamps are all UTC)."""
+    before = b"{" + orjson.dumps(key) + b":["  # what goes before the next rows
+
+    def encode(batch: pa.RecordBatch | None) -> bytes:
+        nonlocal before
+        if batch is None:
+            return before.rstrip(b",") + b"]}"
+        if batch.num_rows == 0:
+            return b""
+        rows: list[dict[str, Any]] = batch.to_pylist()
+        chunk = before + orjson.dumps(rows, option=orjson.OPT_UTC_Z)[1:-1]  # the rows, without [ ]
+        before = b","
+        return chunk
+
+    return encode
+
+
+class _Pieces:
+    """A file that keeps what is written to it until :meth:`take` hands it over."""
+
+    closed = False
+
+    def __init__(self) -> None:
+        self._pieces: list[bytes] = []
+
+    def write(self, data: bytes) -> int:
+        self._pieces.append(bytes(data))
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def take(self) -> bytes:
+        taken = b"".join(self._pieces)
+        self._pieces.clear()
+        return taken
+
+
+def arrow_chunks(schema: pa.Schema) -> Encoder:
+    """The Arrow IPC streaming format (what ``pyarrow.ipc.open_stream`` reads) in pieces: the
+    schema with the first, then each batch, then the end-of-stream marker."""
+    pieces = _Pieces()
+    stream = pa.ipc.new_stream(pa.PythonFile(pieces, mode="w"), schema)
+
+    def encode(batch: pa.RecordBatch | None) -> bytes:
+        if batch is None:
+            stream.close()
+        elif batch.num_rows:
+            stream.write_batch(batch)
+        return pieces.take()
+
+    return encode
 
 
 def table_responses(description: str) -> dict[int | str, dict[str, Any]]:

@@ -26,7 +26,6 @@ from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
-from ingest.api.analytics_reads import Query as TableQuery
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
@@ -97,7 +96,7 @@ class AnalyticsTable:
     summary: str
     description: str
     model: type[Any]
-    read: TableQuery
+    source: reads.Input
 
 
 ANALYTICS_TABLES = (
@@ -107,7 +106,7 @@ ANALYTICS_TABLES = (
         "Domain events of a time window, for analytics",
         "The window's events, in the order they were written",
         AnalyticsEventsOut,
-        reads.events,
+        reads.EVENTS,
     ),
     AnalyticsTable(
         "violations",
@@ -115,7 +114,7 @@ ANALYTICS_TABLES = (
         "Contract violations of a time window, for analytics",
         "The window's violations, oldest first",
         AnalyticsViolationsOut,
-        reads.violations,
+        reads.VIOLATIONS,
     ),
     AnalyticsTable(
         "complaints",
@@ -123,7 +122,7 @@ ANALYTICS_TABLES = (
         "Complaints received in a time window, for analytics",
         "The window's complaints, oldest first",
         AnalyticsComplaintsOut,
-        reads.complaints,
+        reads.COMPLAINTS,
     ),
 )
 
@@ -133,7 +132,7 @@ def _add_analytics_route(
 ) -> None:
     async def answer(since: Since = None, until: Until = None, output: Format = "json") -> Response:
         window = window_between(since, until, parts.clock.now())
-        return await table_answer(parts.writer, table.read, table.name, window, output)
+        return await table_answer(parts.writer, table.source, window, output)
 
     app.get(
         f"/v1/analytics/{table.name}",
@@ -403,7 +402,12 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     )
     async def list_violations(
         contract_id: Annotated[
-            str | None, Query(max_length=255, description="Only this contract's; empty: every contract.")
+            str | None,
+            Query(
+                max_length=255,
+                description="Only this contract's (422 `unknown_contract` for an id not in the registry); "
+                "empty: every contract.",
+            ),
         ] = None,
         since: Annotated[
             IsoMoment | None, Query(alias="from", description="Inclusive (ISO 8601; naive is UTC).")
@@ -415,6 +419,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     ) -> Response:
         """Newest first, at most `limit`; `has_more` says that the window holds older ones
         (narrow `to` or raise `limit` to read them)."""
+        if contract_id:
+            _check_contract(contract_id)
         start, end = bounds(since, until)
         # One more than asked for: whether the list was cut is then known, not guessed from its length.
         query = ViolationQuery(contract_id or None, start, end, limit + 1)
@@ -572,14 +578,8 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
                 FieldError("merchant_id", "unknown_merchant", f"no merchant {merchant_id!r} is configured")
             ],
         )
-    if body.contract_id is not None and body.contract_id not in default_registry():
-        raise ApiProblem(
-            "validation_failed",
-            "contract_id names no known contract.",
-            errors=[
-                FieldError("contract_id", "unknown_contract", f"{body.contract_id!r} is not in the registry")
-            ],
-        )
+    if body.contract_id is not None:
+        _check_contract(body.contract_id)
     now = parts.clock.now().astimezone(UTC)
     received = _received_at(body.received_at) or now
     if received > now + FUTURE_SLACK:
@@ -606,6 +606,17 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
             "The complaint is not well formed.",
             errors=[FieldError(exc.field, "invalid", exc.reason)],
         ) from None
+
+
+def _check_contract(contract_id: str) -> None:
+    """A 422 ``unknown_contract`` for an id the registry lacks: a typo names no contract, in a
+    complaint as in a query (where it would otherwise read as "no violations")."""
+    if contract_id not in default_registry():
+        raise ApiProblem(
+            "validation_failed",
+            "contract_id names no known contract.",
+            errors=[FieldError("contract_id", "unknown_contract", f"{contract_id!r} is not in the registry")],
+        )
 
 
 async def _check_payment(parts: Parts, complaint: Complaint) -> None:

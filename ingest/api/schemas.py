@@ -9,7 +9,6 @@ intake, unlike payments, whose body the permissive parser reads (it is described
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -17,6 +16,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from engine.decline_codes import DeclineCode
+from ingest.moments import MOMENT_RULE, parse_moment
 from ingest.parsing import KEY_RULE
 
 Method = Literal["card", "apple_pay", "google_pay", "paypal", "bank_transfer"]
@@ -107,16 +107,16 @@ class ProblemOut(BaseModel):
     errors: list[ProblemErrorOut] | None = None
 
 
-_NUMBER = re.compile(r"\s*[+-]?\d+(?:\.\d*)?\s*")
-
-
 def iso_only(value: object) -> object:
-    """A time field's input, refused when it is a number (:class:`ValueError`). Pydantic would read
-    one as a Unix time, in seconds or, past 2e10, milliseconds (``1763000000`` and
-    ``1763000000000`` the same moment; ``to=0.5`` 1970); payorch's times are ISO 8601 only."""
-    if isinstance(value, bool | int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
-        raise ValueError("must be an ISO 8601 date or date-time, not a number")
-    return value
+    """A time field's input, read by payorch's one rule for moments (``ingest.moments``, the
+    command line's too): an ISO 8601 / RFC 3339 date or date-time, never a number, which pydantic
+    would read as a Unix time, in seconds or, past 2e10, milliseconds (``to=0.5`` is 1970).
+    :class:`ValueError` otherwise."""
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"must be {MOMENT_RULE}, not a number")
+    return parse_moment(value)
 
 
 class ComplaintIn(BaseModel):

@@ -171,6 +171,22 @@ def _read(cursor: duckdb.DuckDBPyConnection, source: Input, window: Window) -> p
     return relation.to_arrow_table().cast(source.schema)
 
 
+def window_reader(
+    cursor: duckdb.DuckDBPyConnection, source: Input, window: Window, batch_rows: int
+) -> pa.RecordBatchReader:
+    """``source``'s rows in ``window`` as :func:`read_window` gives them, in batches of about
+    ``batch_rows`` rows, each made when it is read: a window of millions of rows is never held
+    whole. ``cursor`` is the reader's own (a result being read blocks its connection) and stays
+    open, its transaction too, until the reader is read to its end or closed."""
+    relation = cursor.sql(
+        f"SELECT * FROM ({source.select}) "  # noqa: S608 - the inputs' SQL is constant
+        f'WHERE "{source.time}" >= $since AND "{source.time}" < $until ORDER BY {source.order}',
+        params={"since": window.since, "until": window.until},
+    )
+    batches = relation.to_arrow_reader(batch_rows)
+    return pa.RecordBatchReader.from_batches(source.schema, (batch.cast(source.schema) for batch in batches))
+
+
 #: Every violation, whenever recorded, of a payment or request that a complaint received in the
 #: window names, under the complaint's merchant (a null id or merchant matches nothing).
 NAMED_VIOLATIONS = (

@@ -7,6 +7,12 @@ processors' ``status``, finished per its policy, and stored like any other payme
 its result, and its idempotency key's answer (so that the merchant's retry replays it instead of
 charging again). A payment whose processor cannot answer stays interrupted for the next start.
 
+Each start then notes (``recovery_marks``) the seq below which every accepted payment has ended:
+the first event of the oldest payment it left interrupted, else the next event. The next start
+reads only the events from there, so its time grows with what was written since the oldest
+payment that could still be unfinished, not with the whole history (a database without a mark
+is read whole).
+
 A crash can also cut between the commits of a keyed request that was not interrupted: its key's
 claim committed, and then neither an accepted ``PaymentReceived`` (a refused request, or one cut
 off before its payment began) nor, for a payment that ended, its key's answer. Such a key would
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import duckdb
@@ -33,7 +39,7 @@ from ingest.api.parts import Parts
 from ingest.codec.events import event_from_bytes
 from ingest.codec.result_json import composite_result_to_json
 from ingest.store.idempotency import DurableIdempotencyStore
-from ingest.store.writer import Writer
+from ingest.store.writer import Write, Writer
 
 logger = logging.getLogger("payorch.store")
 
@@ -54,19 +60,36 @@ class RecoveryReport:
         )
 
 
-def _interrupted_ids(connection: duckdb.DuckDBPyConnection) -> list[str]:
+def _interrupted_ids(connection: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
+    """The payments that may be interrupted, with the seq of their first event, oldest first:
+    those received at or above the newest mark (every payment received below it has ended)."""
+    mark = connection.execute("SELECT coalesce(max_by(below_seq, marked_at), 0) FROM recovery_marks")
+    below_seq = int(mark.fetchall()[0][0])
+    # A payment's events all come after its PaymentReceived: none of one received at or above
+    # the mark is below it. ``seq`` grows with the rows' order, so the scan skips the row groups
+    # below the mark.
     rows = connection.execute(
-        "SELECT payment_id FROM events GROUP BY payment_id "
+        "SELECT payment_id, min(seq) FROM events WHERE seq >= ? GROUP BY payment_id "
         "HAVING NOT bool_or(event_type IN ('PaymentCompleted', 'PaymentFailed')) "
         """AND bool_or(event_type = 'PaymentReceived' AND accepted) """
-        "ORDER BY min(seq)"
+        "ORDER BY min(seq)",
+        [below_seq],
     ).fetchall()
-    return [str(row[0]) for row in rows]
+    return [(str(row[0]), int(row[1])) for row in rows]
 
 
-def _events_of(connection: duckdb.DuckDBPyConnection, payment_id: str) -> list[DomainEvent]:
-    query = "SELECT proto FROM events WHERE payment_id = ? ORDER BY seq"
-    rows = connection.execute(query, [payment_id]).fetchall()
+def _mark(connection: duckdb.DuckDBPyConnection, below_seq: int | None) -> None:
+    """Note that every payment received below ``below_seq`` (``None``: every payment written
+    so far) has ended."""
+    if below_seq is None:
+        row = connection.execute("SELECT coalesce(max(seq), 0) + 1 FROM events").fetchall()
+        below_seq = int(row[0][0])
+    connection.execute("INSERT INTO recovery_marks VALUES (?, ?)", [below_seq, datetime.now(UTC)])
+
+
+def _events_of(connection: duckdb.DuckDBPyConnection, payment_id: str, first_seq: int) -> list[DomainEvent]:
+    query = "SELECT proto FROM events WHERE seq >= ? AND payment_id = ? ORDER BY seq"
+    rows = connection.execute(query, [first_seq, payment_id]).fetchall()
     return [event_from_bytes(bytes(row[0])) for row in rows]
 
 
@@ -76,14 +99,18 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
     writer = parts.writer
     if writer is None:
         return report
-    for payment_id in await writer.read(_interrupted_ids):
-        events: list[DomainEvent] = await writer.read(partial(_events_of, payment_id=payment_id))
+    left_seqs: list[int] = []  # the first seq of each payment left interrupted
+    for payment_id, first_seq in await writer.read(_interrupted_ids):
+        events: list[DomainEvent] = await writer.read(
+            partial(_events_of, payment_id=payment_id, first_seq=first_seq)
+        )
         if not interrupted(events):
             continue
         report.interrupted += 1
         merchant = parts.merchants.get(events[0].merchant_id)
         if merchant is None:
             report.left.append(f"{payment_id}: merchant {events[0].merchant_id} is not configured")
+            left_seqs.append(first_seq)
             continue
         try:
             recovered = await recover_payment(
@@ -96,6 +123,7 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
             )
         except Unsettled as why:
             report.left.append(str(why))
+            left_seqs.append(first_seq)
             continue
         result = recovered.result
         document = dumps(composite_result_to_json(result))
@@ -111,6 +139,9 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
     if isinstance(parts.idempotency, DurableIdempotencyStore):
         await _close_orphaned_keys(parts.idempotency, writer)
     await parts.records.sync()
+    # Every payment received so far has ended but those left: the next start looks from the
+    # oldest of them (or from the next event), not through the whole history again.
+    await writer.submit_and_wait(Write(None, apply=partial(_mark, below_seq=min(left_seqs, default=None))))
     return report
 
 

@@ -211,6 +211,12 @@ class Writer:
         with self._read_lock, self._reader.cursor() as cursor:
             return query(cursor)
 
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A reading connection of the caller's own, for a read that outlives one call (a result
+        streamed to a client); it sees every commit up to its first statement. Close it."""
+        with self._read_lock:
+            return self._reader.cursor()
+
     def close(self, timeout_s: float = 30.0) -> bool:
         """Commit everything queued, then close the database (at shutdown). Returns whether the
         writer finished: ``False`` when writes were still queued after ``timeout_s``."""

@@ -196,6 +196,22 @@ async def test_violations_take_the_same_window_rules_as_the_other_reads(app: obj
         assert "ISO 8601" in number.json()["errors"][0]["message"]  # type: ignore[index]
 
 
+async def test_violations_of_an_unknown_contract_are_422_not_an_empty_list(app: object) -> None:
+    await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "lots"}'))
+    typo = await call(app, "GET", "/v1/violations?contract_id=api/validaton", [ADMIN], body_of(b""))
+
+    assert typo.status == 422  # a typo is not "no violations"
+    assert typo.json()["errors"] == [
+        {
+            "field": "contract_id",
+            "code": "unknown_contract",
+            "message": "'api/validaton' is not in the registry",
+            "severity": "error",
+        }
+    ]
+    assert "violations" not in typo.json()
+
+
 async def test_a_violations_list_cut_at_its_limit_says_there_are_more(app: object) -> None:
     for amount in (b"lots", b"many", b"plenty"):
         refused = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "%s"}' % amount))

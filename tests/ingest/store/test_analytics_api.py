@@ -10,14 +10,16 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
+import orjson
 import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
-from ingest.api.analytics_reads import ARROW_STREAM, window_between
+from ingest.api.analytics_reads import ARROW_STREAM, BATCH_ROWS, window_between
 from ingest.api.problems import ApiProblem
 from ingest.store.reads import EVENTS, Window, WindowError
 from ingest.store.writer import Write
+from tests.ingest.api.test_app import body_of
 from tests.ingest.store.test_durable_api import pay, running
 
 ADMIN = {"Authorization": "Bearer adm_e2e_admin"}
@@ -251,3 +253,57 @@ async def test_a_read_left_unfinished_on_the_shared_connection_does_not_break_th
         answers = [await get(http, name) for name in ENDPOINTS]
 
     assert [answer.status_code for answer in answers] == [200, 200, 200]
+
+
+async def _body_pieces(app: object, query: str) -> list[bytes]:
+    """The body of ``GET /v1/analytics/events?{query}`` as the app sends it, piece by piece."""
+    pieces: list[bytes] = []
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": "/v1/analytics/events",
+        "raw_path": b"/v1/analytics/events",
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"authorization", ADMIN["Authorization"].encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+    async def send(message: dict[str, object]) -> None:
+        if message["type"] == "http.response.body" and message.get("body"):
+            pieces.append(message["body"])  # type: ignore[arg-type]
+
+    await app(scope, body_of(b""), send)  # type: ignore[operator]
+    return pieces
+
+
+async def test_a_large_window_is_streamed_in_batches_not_built_whole(tmp_path: Path) -> None:
+    """A 14-day window may hold millions of events: it was read whole into one table, then one
+    Python dict per row (gigabytes in the server). It is sent a batch of rows at a time."""
+    rows = BATCH_ROWS * 2 + 5
+
+    def insert(connection: object) -> None:
+        connection.execute(  # type: ignore[attr-defined]
+            "INSERT INTO events SELECT range + 1, 'pay_' || range, 'req_1', 'm_acme', 'PlanBuilt', "
+            "TIMESTAMPTZ '2025-03-10 12:00:00+00', NULL, NULL, NULL, NULL, NULL, ''::BLOB, NULL "
+            "FROM range(?)",
+            [rows],
+        )
+
+    async with running(tmp_path) as app:
+        await app.state.parts.writer.submit_and_wait(Write(None, apply=insert))  # type: ignore[attr-defined]
+        window = "from=2025-03-10T00:00:00Z&to=2025-03-11T00:00:00Z"
+        as_json = await _body_pieces(app, window)
+        as_arrow = await _body_pieces(app, window + "&format=arrow")
+
+    assert len(as_json) > 2 and len(as_arrow) > 2  # one piece per batch, and the ends
+    events = orjson.loads(b"".join(as_json))["events"]
+    assert [event["seq"] for event in events] == list(range(1, rows + 1))
+    assert events[0]["timestamp"] == "2025-03-10T12:00:00Z"
+    table = pyarrow.ipc.open_stream(b"".join(as_arrow)).read_all()
+    assert table.schema == EVENTS.schema
+    assert table.column("seq").to_pylist() == list(range(1, rows + 1))

@@ -57,9 +57,15 @@ class Started:
     parts: Parts
 
 
+#: The same service with the merchant m_acme gone (renamed m_other): its payments cannot be recovered.
+ELSEWHERE = CONFIG.replace("m_acme", "m_other").replace("sk_recovery_acme", "sk_recovery_other")
+OTHER = (b"authorization", b"Bearer sk_recovery_other")
+JSON = (b"content-type", b"application/json")
+
+
 @asynccontextmanager
-async def running(data_dir: Path) -> AsyncIterator[Started]:
-    settings = Settings(config=parse_config(CONFIG), data_dir=data_dir, environ={})
+async def running(data_dir: Path, config: str = CONFIG) -> AsyncIterator[Started]:
+    settings = Settings(config=parse_config(config), data_dir=data_dir, environ={})
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         yield Started(application, application.state.parts)
@@ -135,3 +141,43 @@ async def test_a_recovered_payment_counts_in_the_payments_metric_by_its_status(r
         if sample.name == "payorch_payments_total"
     }
     assert samples == {("payorch_payments_total", (("status", "failed"),)): 1}
+
+
+def _marks(connection: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
+    """The newest recovery mark, the first seq of the cut-off payment, and the last seq."""
+    row = connection.execute(
+        "SELECT (SELECT max_by(below_seq, marked_at) FROM recovery_marks), "
+        "(SELECT min(seq) FROM events WHERE payment_id = ?), (SELECT max(seq) FROM events)",
+        [PAYMENT],
+    ).fetchall()[0]
+    return int(row[0]), int(row[1]), int(row[2])
+
+
+async def test_a_payment_left_interrupted_is_found_by_every_later_start_and_nothing_older_is_read(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as crashed:
+        for event in await _cut_off_payment():
+            await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+    lefts: list[list[str]] = []
+    for _ in range(2):  # its merchant gone: left, and payments come after it
+        async with running(tmp_path, ELSEWHERE) as elsewhere:
+            assert isinstance(elsewhere.parts.recovery, RecoveryReport)
+            lefts.append(elsewhere.parts.recovery.left)
+            paid = await call(
+                elsewhere.app, "POST", "/v1/payments", [OTHER, JSON], body_of(b'{"amount": 1000}')
+            )
+            assert paid.status == 200, paid.body
+            assert elsewhere.parts.writer is not None
+            mark, first, _ = elsewhere.parts.writer.read_now(_marks)
+            assert mark == first  # the next start looks from the payment left, not past it
+    async with running(tmp_path) as restarted:
+        finished = restarted.parts.recovery
+        assert restarted.parts.writer is not None
+        mark, _, last = restarted.parts.writer.read_now(_marks)
+
+    assert lefts == [[f"{PAYMENT}: merchant m_acme is not configured"]] * 2
+    assert isinstance(finished, RecoveryReport)
+    assert (finished.interrupted, finished.finished, finished.left) == (1, 1, [])
+    assert mark == last + 1  # every payment so far has ended: the next start reads none of them

@@ -10,7 +10,7 @@ payments) nor the process's memory (one Python object per row: gigabytes) takes 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -110,18 +110,33 @@ Encoder = Callable[[pa.RecordBatch | None], bytes]
 
 async def _stream(
     cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, encode: Encoder
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     """The body, one batch at a time: DuckDB makes each in a worker thread while the event loop
     goes on; the cursor (and its read transaction) is closed at the end, or when the client
-    goes away."""
+    goes away: then, if a worker thread is still reading a batch, once it is done (closed under
+    it, the reader and the cursor would be pulled from a thread still using them)."""
+
+    def close(reading: asyncio.Future[bytes | None] | None = None) -> None:
+        if reading is not None and not reading.cancelled():
+            reading.exception()  # what the abandoned read raised is of no use to anyone now
+        reader.close()
+        cursor.close()
+
+    reading: asyncio.Future[bytes | None] | None = None
     try:
-        while (batch := await asyncio.to_thread(_next_chunk, reader, encode)) is not None:
+        while True:
+            reading = asyncio.ensure_future(asyncio.to_thread(_next_chunk, reader, encode))
+            batch = await asyncio.shield(reading)
+            if batch is None:
+                break
             if batch:
                 yield batch
         yield encode(None)
     finally:
-        reader.close()
-        cursor.close()
+        if reading is not None and not reading.done():
+            reading.add_done_callback(close)
+        else:
+            close()
 
 
 def _next_chunk(reader: pa.RecordBatchReader, encode: Encoder) -> bytes | None:

@@ -4,6 +4,8 @@ the process runs without the store."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta, timezone
@@ -15,6 +17,7 @@ import pyarrow as pa
 import pyarrow.ipc
 import pytest
 
+from ingest.api import analytics_reads
 from ingest.api.analytics_reads import ARROW_STREAM, BATCH_ROWS, window_between
 from ingest.api.problems import ApiProblem
 from ingest.store.reads import EVENTS, Window, WindowError
@@ -307,3 +310,58 @@ async def test_a_large_window_is_streamed_in_batches_not_built_whole(tmp_path: P
     table = pyarrow.ipc.open_stream(b"".join(as_arrow)).read_all()
     assert table.schema == EVENTS.schema
     assert table.column("seq").to_pylist() == list(range(1, rows + 1))
+
+
+class _SlowReader:
+    """A batch reader whose second batch is read only once ``go`` is set; notes when it is closed
+    and whether that was while a read was still going."""
+
+    def __init__(self) -> None:
+        self.reading, self.go = threading.Event(), threading.Event()
+        self.reads = 0
+        self.closed_while_reading: bool | None = None
+        self._busy = False
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        self.reads += 1
+        if self.reads == 1:
+            return pa.record_batch({"n": [1]})
+        self._busy = True
+        self.reading.set()
+        self.go.wait(10)
+        self._busy = False
+        raise StopIteration
+
+    def close(self) -> None:
+        self.closed_while_reading = self._busy
+
+
+class _Cursor:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_client_gone_mid_read_closes_the_cursor_only_once_the_read_is_done() -> None:
+    # A client that goes away cancels the body while a worker thread reads the next batch from
+    # the cursor: closing the reader and the cursor under that thread would pull them from a
+    # thread still using them.
+    reader, cursor = _SlowReader(), _Cursor()
+    body = analytics_reads._stream(cursor, reader, analytics_reads.json_chunks("rows"))  # type: ignore[arg-type]
+    assert await anext(body) == b'{"rows":[{"n":1}'
+    sending = asyncio.ensure_future(anext(body))
+    assert await asyncio.to_thread(reader.reading.wait, 10)
+
+    sending.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await sending
+    await body.aclose()
+    assert (reader.closed_while_reading, cursor.closed) == (None, False)  # not while it reads
+
+    reader.go.set()
+    for _ in range(200):
+        if cursor.closed:
+            break
+        await asyncio.sleep(0.01)
+    assert (reader.closed_while_reading, cursor.closed) == (False, True)

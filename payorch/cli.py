@@ -76,13 +76,24 @@ class Group(click.Group):
         return _within(ctx, lambda: super(Group, self).parse_args(ctx, args))
 
 
+def one_line(text: str) -> str:
+    """``text`` with each unprintable character (a newline in a path, a right-to-left override)
+    written as its escape: an error stays one line, read as it is written."""
+    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def fail(message: str, code: int) -> NoReturn:
+    """``message`` as one line on stderr, then exit with ``code``."""
+    click.echo(one_line(message), err=True)
+    sys.exit(code)
+
+
 def load_config_or_exit(path: Path) -> PlatformConfig:
     """The configuration at ``path``, or a one-line error naming file, field and problem (exit 2)."""
     try:
         return load_config(path)
     except ConfigFileError as error:
-        click.echo(f"payorch: config error: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail(f"payorch: config error: {error}", EXIT_USAGE)
 
 
 def not_built(command: str, part: str) -> NoReturn:
@@ -143,8 +154,7 @@ def serve(config_path: Path | None, data_dir: Path, host: str, port: int, keep_a
         # Its last log line says how it stopped.
         stopped = run_server(config, data_dir, host, port, keep_alive_s=keep_alive_s)
     except ServeError as error:
-        click.echo(f"payorch serve: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail(f"payorch serve: {error}", EXIT_USAGE)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
 
 
@@ -182,8 +192,7 @@ def demo(port: int, data_dir: Path) -> None:
     try:
         stopped = run_demo(data_dir, port, click.echo)
     except ServeError as error:
-        click.echo(f"payorch demo: {error}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail(f"payorch demo: {error}", EXIT_USAGE)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
 
 
@@ -308,10 +317,9 @@ def report(
         text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
         command.write_report(text, out_path)
     except command.ReportError as error:
-        click.echo(f"payorch report: {error}", err=True)
-        sys.exit(EXIT_FAILURE)
+        fail(f"payorch report: {error}", EXIT_FAILURE)
     if out_path is not None:
-        click.echo(f"payorch report: wrote {out_path}", err=True)
+        click.echo(one_line(f"payorch report: wrote {out_path}"), err=True)
 
 
 @cli.command()
@@ -338,10 +346,9 @@ def export(out: Path, data_dir: Path) -> None:
     except ExportError as error:
         # As for ``payorch report``: the command ran and could not do its work (no database, one
         # a server holds, a folder it cannot write): 1. Bad arguments are 2.
-        click.echo(f"payorch export: {error}", err=True)
-        sys.exit(EXIT_FAILURE)
+        fail(f"payorch export: {error}", EXIT_FAILURE)
     counts = ", ".join(f"{rows} {table}" for table, rows in written.items())
-    click.echo(f"payorch export: wrote {counts} to {out}")
+    click.echo(one_line(f"payorch export: wrote {counts} to {out}"))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -359,11 +366,9 @@ def run(command: click.Command, argv: list[str] | None, environ: Mapping[str, st
         sys.exit(EXIT_USAGE)
     except click.UsageError as error:
         path = error.ctx.command_path if error.ctx is not None else "payorch"
-        click.echo(f"{path}: error: {error.format_message()}", err=True)
-        sys.exit(EXIT_USAGE)
+        fail(f"{path}: error: {error.format_message()}", EXIT_USAGE)
     except click.ClickException as error:
-        click.echo(f"payorch: error: {error.format_message()}", err=True)
-        sys.exit(error.exit_code)
+        fail(f"payorch: error: {error.format_message()}", error.exit_code)
     except click.Abort:
         click.echo("payorch: aborted", err=True)
         sys.exit(EXIT_FAILURE)

@@ -73,6 +73,30 @@ def test_serve_problems_are_one_line_errors(tmp_path: Path) -> None:
     assert no_folder.stderr.count("\n") == 1
 
 
+def test_a_path_holding_a_newline_stays_one_line_in_every_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "x\ny"
+    blocked = tmp_path / "file\u202e"  # a right-to-left override would reorder the line too
+    blocked.write_text("")
+    errors = []
+    for argv, code in (
+        (["report", "--data", str(folder)], 1),
+        (["export", "--out", str(tmp_path / "out"), "--data", str(folder)], 1),
+        (["serve", "--data", str(blocked / "data")], 2),
+    ):
+        with pytest.raises(SystemExit) as exited:
+            main(argv)
+        assert exited.value.code == code
+        err = capsys.readouterr().err
+        assert err.endswith("\n")
+        assert err[:-1].isprintable(), err
+        errors.append(err)
+
+    assert [tmp_path.as_posix() + "/x\\ny" in err for err in errors] == [True, True, False]
+    assert tmp_path.as_posix() + "/file\\u202e/data" in errors[2]
+
+
 def test_unknown_commands_and_missing_files_are_one_line_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -231,8 +231,12 @@ class Front:
         traceparent = None
         for name, value in scope["headers"]:
             if name == b"traceparent":
+                if traceparent is not None:
+                    # Two headers: which one the caller meant is unknown; the trace restarts
+                    # (W3C Trace Context's test suite, test_traceparent_duplicated).
+                    traceparent = ""
+                    break
                 traceparent = value.decode("latin-1")
-                break
         token = current_request.set(request_id)
         record, span_token = spans.start_server(method, attributes, traceparent)
         try:

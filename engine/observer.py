@@ -1,4 +1,5 @@
-"""The engine's window for observers: spans around the plan, each step and each processor attempt.
+"""The engine's window for observers: spans around the plan, each step, each processor attempt
+and each compensation (a void or refund).
 
 Domain events and contract violations reach observers through the event sink (the composition
 root wraps it); spans are the one thing the engine marks itself, since only it knows where a
@@ -19,6 +20,8 @@ from typing import Protocol
 PLAN_SPAN = "plan"
 STEP_SPAN = "step"
 ATTEMPT_SPAN = "attempt"
+#: A void or refund of a step's charge (its retries and status queries included).
+COMPENSATION_SPAN = "compensation"
 
 #: Attribute names the engine sets on its spans.
 STEP_INDEX = "payorch.step_index"

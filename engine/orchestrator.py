@@ -40,7 +40,17 @@ from engine.guard import MALFORMED, StrayCharge, guarded_refund, guarded_status,
 from engine.methods import PartialPolicy
 from engine.money import MAX_MINOR_UNITS
 from engine.monitor import ContractMonitor
-from engine.observer import AMOUNT, NULL_OBSERVER, PLAN_SPAN, STEPS, Observer
+from engine.observer import (
+    AMOUNT,
+    COMPENSATION_SPAN,
+    NULL_OBSERVER,
+    PLAN_SPAN,
+    PROCESSOR,
+    STEP_INDEX,
+    STEPS,
+    Observer,
+    SpanAttributes,
+)
 from engine.plan import PaymentPlan, PaymentStep, processor_idempotency_key
 from engine.plan_builder import AmountCheck, build_plan
 from engine.policy import PaymentPolicyEnforcer
@@ -369,6 +379,23 @@ class CompositePaymentService:
         """Void or refund a step's charge (``amount_cents``, or all its key holds when ``whole``),
         retrying transient failures. When the last try's outcome is unknown (a timeout), or the
         charge itself was in doubt (``unsettled``), the processor's status settles it."""
+        attributes: SpanAttributes = {STEP_INDEX: step_index, PROCESSOR: processor_id}
+        with self._observer.span(COMPENSATION_SPAN, attributes):
+            return await self._undo(
+                ctx, merchant, step_index, processor_id, amount_cents, unsettled=unsettled, whole=whole
+            )
+
+    async def _undo(
+        self,
+        ctx: CoreRequestContext,
+        merchant: MerchantConfig,
+        step_index: int,
+        processor_id: ProcessorId,
+        amount_cents: int,
+        *,
+        unsettled: bool,
+        whole: bool,
+    ) -> _Undo:
         request = RefundRequest(
             payment_id=ctx.payment_id,
             step_index=step_index,

@@ -28,6 +28,7 @@ from engine.config import MerchantConfig
 from engine.stepping import first_step
 from engine.types import RequestId
 from ingest.api.auth import Principal
+from ingest.api.metrics import HTTP_METHODS
 from ingest.api.parts import Parts
 from ingest.api.payments import CUT_SHORT, new_id
 from ingest.api.problems import ApiProblem, FieldError, problem_response
@@ -44,6 +45,7 @@ HTTP_METHOD, HTTP_ROUTE, HTTP_STATUS = (
     "http.route",
     "http.response.status_code",
 )
+HTTP_METHOD_ORIGINAL, OTHER_METHOD = "http.request.method_original", "_OTHER"
 STATUS_KEY = "payorch.status"  # in scope["state"]: the status answered
 
 
@@ -228,11 +230,22 @@ class Front:
             return
         method: str = scope["method"]
         attributes: dict[str, str | int] = {HTTP_METHOD: method, URL_PATH: scope["path"]}
+        if method not in HTTP_METHODS:
+            # OpenTelemetry's HTTP conventions: a method the service does not know is ``_OTHER``
+            # and names its span ``HTTP``; the client's token is kept in an attribute only, so
+            # that span names stay few whatever methods clients send.
+            attributes[HTTP_METHOD] = OTHER_METHOD
+            attributes[HTTP_METHOD_ORIGINAL] = method
+            method = "HTTP"
         traceparent = None
         for name, value in scope["headers"]:
             if name == b"traceparent":
+                if traceparent is not None:
+                    # Two headers: which one the caller meant is unknown; the trace restarts
+                    # (W3C Trace Context's test suite, test_traceparent_duplicated).
+                    traceparent = ""
+                    break
                 traceparent = value.decode("latin-1")
-                break
         token = current_request.set(request_id)
         record, span_token = spans.start_server(method, attributes, traceparent)
         try:

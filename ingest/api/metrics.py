@@ -40,7 +40,8 @@ from engine.contracts import ContractViolation
 from engine.validation import ValidationIssue
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+#: The methods a label or a span name shows as they are; any other token is one bucket.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _FIELDS = frozenset({"body", "merchant_id", "amount", "currency", "method", "metadata", "idempotency_key"})
 #: Seconds; every SLO threshold and timeout of the configuration is added to these.
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -235,7 +236,7 @@ class ApiMetrics:
         """One HTTP response; ``route`` is the matched route's template (``None``: no route
         matched), ``status`` ``None`` when none was sent. Labels stay bounded: an unknown method
         is ``other``, a path that matched no route ``unmatched``."""
-        if method not in _METHODS:
+        if method not in HTTP_METHODS:
             method = "other"  # before the cache too: any token is a method to HTTP
         key = (method, route, status)
         child = self._responses.get(key)

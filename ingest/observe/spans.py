@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
@@ -130,21 +131,23 @@ class SpanRecord:
 current: ContextVar[SpanRecord | None] = ContextVar("payorch_span", default=None)
 
 
+#: A ``traceparent`` (W3C Trace Context, level 1, section 3.2): lowercase hex only; a version
+#: other than ``00`` may add fields after the flags, each behind a dash.
+_TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(-.*)?", re.DOTALL)
+
+
 def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
-    """``(trace_id, parent span id, sampled)`` of a W3C ``traceparent`` header, or None if
-    malformed; ``sampled`` is the header's sampled flag."""
-    parts = value.strip().split("-")
-    if len(parts) < 4 or len(parts[0]) != 2 or len(parts[1]) != 32 or len(parts[2]) != 16:
+    """``(trace_id, parent span id, sampled)`` of a W3C ``traceparent`` header, or None if it is
+    invalid (the trace then restarts): a field of the wrong length or not lowercase hex, version
+    ``ff``, an all-zero id, or fields after the flags of version ``00``."""
+    match = _TRACEPARENT.fullmatch(value.strip(" \t"))
+    if match is None:
         return None
-    if parts[0] == "ff":
+    version, trace, parent, flags, more = match.groups()
+    if version == "ff" or (version == "00" and more is not None):
         return None
-    try:
-        trace_id, span_id = int(parts[1], 16), int(parts[2], 16)
-        int(parts[0], 16)
-        flags = int(parts[3][:2], 16)
-    except ValueError:
-        return None
-    return (trace_id, span_id, bool(flags & TraceFlags.SAMPLED)) if trace_id and span_id else None
+    trace_id, span_id = int(trace, 16), int(parent, 16)
+    return (trace_id, span_id, bool(int(flags, 16) & TraceFlags.SAMPLED)) if trace_id and span_id else None
 
 
 class Spans:

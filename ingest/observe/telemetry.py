@@ -26,7 +26,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from engine.contracts import ContractViolation
 from engine.events import CompensationIssued, DomainEvent, StepFailed, StepSucceeded
 from engine.monitor import ContractMonitor
-from engine.observer import ATTEMPT_SPAN, METHOD, STEP_SPAN, SpanAttributes
+from engine.observer import ATTEMPT_SPAN, COMPENSATION_SPAN, METHOD, STEP_SPAN, SpanAttributes
 from engine.types import RequestId
 from ingest.api.metrics import ApiMetrics
 from ingest.observe import spans as span_context
@@ -102,6 +102,9 @@ class Telemetry:
             error = compensation.error_code
             outcome = "succeeded" if compensation.succeeded else (error.value if error else "unknown")
             self.metrics.count_compensation(compensation.processor_id, outcome)
+            span = span_context.current.get()
+            if span is not None and span.name == COMPENSATION_SPAN:
+                span.attributes[OUTCOME] = outcome  # a void or refund that failed is an ERROR span
         if self.logs is not None:
             self.logs.event(event)
 

@@ -189,3 +189,32 @@ async def test_the_payment_moves_the_metrics_of_section_8(watched: Watched) -> N
     # A bucket on the merchant's processor timeout (2,000 ms): "within the timeout" is a count.
     bucket = ("payorch_step_latency_seconds_bucket", (("le", "2.0"), ("processor", "stripe_sim")))
     assert samples[bucket] == 1
+
+
+async def test_methods_clients_invent_name_one_span_and_one_label_value(watched: Watched) -> None:
+    # Any token is a method to HTTP (an ASGI server may pass them on): neither span names nor
+    # metric series may grow with what clients send.
+    methods = [f"X{n:03}" for n in range(40)]
+    for method in methods:
+        await call(watched.app, method, "/v1/payments", [ACME], body_of(b""))
+        await call(watched.app, method, f"/nowhere/{method}", [], body_of(b""))
+    watched.flush()
+    scraped = await call(watched.app, "GET", "/metrics", [], body_of(b""))
+
+    servers = [span for span in watched.spans.get_finished_spans() if span.kind is SpanKind.SERVER]
+    invented = [span for span in servers if span.name != "GET /metrics"]
+    assert len(invented) == 2 * len(methods)
+    assert {span.name for span in invented} == {"HTTP /v1/payments", "HTTP"}
+    assert {(span.attributes or {}).get("http.request.method") for span in invented} == {"_OTHER"}
+    originals = sorted(str((span.attributes or {}).get("http.request.method_original")) for span in invented)
+    assert originals == sorted(methods * 2)
+    responses = {
+        tuple(sorted(sample.labels.items()))
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total" and sample.labels["method"] != "GET"
+    }
+    assert responses == {
+        (("code", "405"), ("method", "other"), ("route", "/v1/payments")),
+        (("code", "404"), ("method", "other"), ("route", "unmatched")),
+    }

@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from ingest.api.app import create_app
 from ingest.api.parts import Parts
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
+from ingest.observe.spans import parse_traceparent
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.observe.test_seed_observed import Lines
@@ -78,3 +80,73 @@ async def test_a_trace_the_caller_did_not_sample_is_not_exported(traced: Traced)
     for processor, method in attempts:
         labels = {"processor": processor, "method": method, "outcome": "succeeded"}
         assert metrics.registry.get_sample_value("payorch_processor_attempts_total", labels) == 1.0
+
+
+# W3C Trace Context (level 1, section 3.2, and its test suite): a header that breaks the format in
+# any way starts a new trace; only lowercase hex, exact lengths, no all-zero id, no version ff.
+INVALID = {
+    "uppercase trace id": f"00-{TRACE_ID.upper()}-{CALLER_SPAN}-01",
+    "uppercase parent id": f"00-{TRACE_ID}-{CALLER_SPAN.upper()}-01",
+    "uppercase version": f"0A-{TRACE_ID}-{CALLER_SPAN}-01",
+    "version ff": f"ff-{TRACE_ID}-{CALLER_SPAN}-01",
+    "all-zero trace id": f"00-{'0' * 32}-{CALLER_SPAN}-01",
+    "all-zero parent id": f"00-{TRACE_ID}-{'0' * 16}-01",
+    "version 00 with a field after the flags": f"00-{TRACE_ID}-{CALLER_SPAN}-01-extra",
+    "a later version with no dash after the flags": f"cc-{TRACE_ID}-{CALLER_SPAN}-01.extra",
+    "a 0x prefix in the trace id": f"00-0x{TRACE_ID[2:]}-{CALLER_SPAN}-01",
+    "an underscore in the trace id": f"00-{TRACE_ID[:5]}_{TRACE_ID[6:]}-{CALLER_SPAN}-01",
+    "a space in the parent id": f"00-{TRACE_ID}- {CALLER_SPAN[1:]}-01",
+    "a sign in the version": f"+0-{TRACE_ID}-{CALLER_SPAN}-01",
+    "a sign in the flags": f"00-{TRACE_ID}-{CALLER_SPAN}-+1",
+    "one-digit flags": f"00-{TRACE_ID}-{CALLER_SPAN}-1",
+    "three-digit flags": f"00-{TRACE_ID}-{CALLER_SPAN}-011",
+    "no flags": f"00-{TRACE_ID}-{CALLER_SPAN}-",
+    "two headers folded into one": f"00-{TRACE_ID}-{CALLER_SPAN}-01,00-{TRACE_ID}-{CALLER_SPAN}-01",
+}
+
+
+@pytest.mark.parametrize("header", INVALID.values(), ids=INVALID.keys())
+def test_an_invalid_traceparent_is_not_continued(header: str) -> None:
+    assert parse_traceparent(header) is None
+
+
+@pytest.mark.parametrize(
+    ("header", "sampled"),
+    [
+        (f"00-{TRACE_ID}-{CALLER_SPAN}-01", True),
+        (f"00-{TRACE_ID}-{CALLER_SPAN}-00", False),
+        (f" \t00-{TRACE_ID}-{CALLER_SPAN}-09\t ", True),  # optional white space; unknown flags kept out
+        (f"cc-{TRACE_ID}-{CALLER_SPAN}-01-what-the-future-will-be-like", True),
+        (f"cc-{TRACE_ID}-{CALLER_SPAN}-00", False),
+    ],
+)
+def test_a_valid_traceparent_is_continued(header: str, sampled: bool) -> None:
+    assert parse_traceparent(header) == (int(TRACE_ID, 16), int(CALLER_SPAN, 16), sampled)
+
+
+def _server_span(traced: Traced) -> ReadableSpan:
+    (server,) = [span for span in traced.spans.get_finished_spans() if span.name == "POST /v1/payments"]
+    return server
+
+
+async def test_an_uppercase_traceparent_starts_a_new_trace(traced: Traced) -> None:
+    await traced.pay(f"00-{TRACE_ID.upper()}-{CALLER_SPAN}-01")
+
+    server = _server_span(traced)
+    assert server.parent is None
+    assert server.context is not None and f"{server.context.trace_id:032x}" != TRACE_ID
+
+
+async def test_two_traceparent_headers_start_a_new_trace(traced: Traced) -> None:
+    header = (b"traceparent", f"00-{TRACE_ID}-{CALLER_SPAN}-01".encode())
+    other = (b"traceparent", f"00-{TRACE_ID[::-1]}-{CALLER_SPAN}-01".encode())
+    headers = [ACME, JSON, header, other]
+    answer = await call(traced.app, "POST", "/v1/payments", headers, body_of(b'{"amount": 10000}'))
+    assert answer.status == 200, answer.body
+    telemetry = traced.parts.telemetry
+    assert telemetry is not None and telemetry.spans.drain is not None and telemetry.spans.drain.flush()
+
+    server = _server_span(traced)
+    assert server.parent is None
+    assert server.context is not None
+    assert f"{server.context.trace_id:032x}" not in {TRACE_ID, TRACE_ID[::-1]}

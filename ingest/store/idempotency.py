@@ -26,6 +26,11 @@ at 100 payments a second is 8.6M keys, and ``fetchall`` made a Python tuple of e
 first went into the filters. At 1M keys: 509 MiB of Python objects at the peak (tracemalloc),
 912 MiB of RSS and 11.3 s, against 10 MiB, 387 MiB and 7.4 s in chunks of 10,000.
 
+A running process deletes the expired rows too, every ``PURGE_INTERVAL_S`` (a few thousand rows
+at a time, in the writer's order with the rest): kept until the next start, the table (an
+answer's body in each answered row) and its index grew with every payment for as long as the
+process ran.
+
 A key whose request was in flight when the process stopped comes back in flight (a repeat gets
 409) until crash recovery settles its payment; crash recovery also answers or frees a key whose
 payment the crash left without an interrupted one to settle (``ingest.store.recovery``).
@@ -76,6 +81,8 @@ KEYS = Table(
 IN_FLIGHT, ANSWERED, RELEASED = "in_flight", "answered", "released"
 #: Rows of ``idempotency_keys`` read back at a time on start (see the module text).
 LOAD_CHUNK_ROWS = 10_000
+#: How often a running process deletes the rows of keys past their time to live (seconds).
+PURGE_INTERVAL_S = 60.0
 
 
 class DurableIdempotencyStore:
@@ -88,6 +95,7 @@ class DurableIdempotencyStore:
         "_cold",
         "_memory",
         "_monotonic",
+        "_purged_at",
         "_ttl_s",
         "_uncommitted",
         "_version",
@@ -122,6 +130,7 @@ class DurableIdempotencyStore:
             partial(_load, oldest=now - timedelta(seconds=ttl_s), restore=restore, chunk_rows=load_chunk_rows)
         )
         self._version = itertools.count(last_version + 1)
+        self._purged_at = started  # the start deleted the expired rows
 
     def _restore(self, rows: list[tuple[Any, ...]], now: datetime, started: float, hot_s: float) -> None:
         """Take back a chunk of keys read on start (``now`` on the wall clock is ``started`` on the
@@ -157,6 +166,7 @@ class DurableIdempotencyStore:
         return self._cold
 
     async def claim(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome:
+        self._purge_expired()
         outcome = await self._memory.claim(merchant_id, key, fingerprint)
         if isinstance(outcome, Claimed) and (merchant_id, key) in self._cold:
             outcome = await self._claim_cold(merchant_id, key, fingerprint)
@@ -197,6 +207,19 @@ class DurableIdempotencyStore:
         if state != ANSWERED:  # in flight: such keys stay in memory, but the database has the last word
             return InFlight()
         return Replay(StoredResponse(int(status_code), bytes(body), str(media_type)))
+
+    def _purge_expired(self) -> None:
+        """Every ``PURGE_INTERVAL_S``, queue the deletion of the rows of keys past their time to
+        live, but for keys still in flight (see :func:`_load`): no claim reads such rows again
+        (:func:`_newest` looks no further back), they only took room."""
+        now = self._monotonic()
+        if now - self._purged_at < PURGE_INTERVAL_S:
+            return
+        self._purged_at = now
+        oldest = self._wall() - timedelta(seconds=self._ttl_s)
+        claims = self._claims.items()
+        in_flight = [merchant_key for merchant_key, (_, created_at) in claims if created_at < oldest]
+        self._writer.submit(Write(None, apply=partial(_purge, oldest=oldest, in_flight=in_flight)))
 
     def _spilled(self, merchant_key: tuple[str, str], created_at: float) -> None:
         self._cold.expire(self._monotonic())
@@ -274,6 +297,19 @@ def _load(
         restore(rows)
         count += len(rows)
     return (0 if last is None else int(last[0])), count
+
+
+def _purge(connection: duckdb.DuckDBPyConnection, oldest: datetime, in_flight: list[tuple[str, str]]) -> None:
+    """Delete the rows of keys created before ``oldest``, but for the keys ``in_flight``."""
+    if not in_flight:
+        connection.execute("DELETE FROM idempotency_keys WHERE created_at < ?", [oldest])
+        return
+    merchants, keys = [merchant_id for merchant_id, _ in in_flight], [key for _, key in in_flight]
+    connection.execute(
+        "DELETE FROM idempotency_keys WHERE created_at < ? "
+        "AND (merchant_id, key) NOT IN (SELECT unnest(?::VARCHAR[]), unnest(?::VARCHAR[]))",
+        [oldest, merchants, keys],
+    )
 
 
 def _newest(

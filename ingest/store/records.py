@@ -21,7 +21,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import duckdb
@@ -312,13 +312,17 @@ class DuckDBRecords:
 
 
 def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPayment | None:
-    row = connection.execute(
-        "SELECT merchant_id, document, first_seq, last_seq FROM payments WHERE payment_id = ? "
-        "ORDER BY updated_at DESC LIMIT 1",
+    # Every row of the payment (one, or a few once crash recovery finished it), through the
+    # ``payments_by_id`` index, and the newest picked here: asked for ``ORDER BY updated_at DESC
+    # LIMIT 1``, DuckDB plans a top-N over a scan of the whole table, and a read took longer with
+    # every payment kept (10 ms at 200,000 payments, 70 to 900 ms at 2.2M, against about 1 ms).
+    rows = connection.execute(
+        "SELECT merchant_id, document, first_seq, last_seq, updated_at FROM payments WHERE payment_id = ?",
         [payment_id],
-    ).fetchone()
-    if row is None:
+    ).fetchall()
+    if not rows:
         return None
+    row = max(rows, key=itemgetter(4))
     # Only the row groups of the payment's seq range are read (a bound not known: from the start,
     # or to the end).
     first = 0 if row[2] is None else int(row[2])

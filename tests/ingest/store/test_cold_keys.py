@@ -233,6 +233,33 @@ async def test_a_start_reads_keys_older_than_the_hot_window_into_the_filters(wri
     assert (old, recent) == (Replay(ANSWER), Replay(ANSWER))
 
 
+def stored_keys(writer: Writer) -> list[str]:
+    """The keys ``idempotency_keys`` holds a row of."""
+    rows = writer.read_now(lambda c: c.execute("SELECT DISTINCT key FROM idempotency_keys").fetchall())
+    return sorted(str(row[0]) for row in rows)
+
+
+async def test_a_running_process_deletes_the_rows_of_keys_past_the_time_to_live(writer: Writer) -> None:
+    clocks = Clocks()
+    keys = store(writer, clocks)
+    await answered(keys, writer, "old")
+    assert await keys.claim("m_acme", "stuck", "fp-1") == Claimed()  # never answered: in flight
+    await committed(writer)
+    clocks.advance(TTL_S - 10)
+    await answered(keys, writer, "young")
+    before = stored_keys(writer)
+    clocks.advance(durable_keys.PURGE_INTERVAL_S + 10)
+
+    await answered(keys, writer, "new")  # a claim after the interval deletes what expired
+    after = stored_keys(writer)
+    stuck = await keys.claim("m_acme", "stuck", "fp-1")
+
+    assert before == ["old", "stuck", "young"]
+    assert after == ["new", "stuck", "young"]  # a key in flight stays, however old
+    assert stuck == InFlight()
+    assert await keys.claim("m_acme", "young", "fp-1") == Replay(ANSWER)
+
+
 class FetchRecordingWriter(Writer):
     """A writer whose reads note how many rows each fetch of many rows brought back."""
 

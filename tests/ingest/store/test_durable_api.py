@@ -11,6 +11,7 @@ import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import orjson
@@ -23,6 +24,8 @@ from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from ingest.ledger_journal import FILE_NAME as LEDGER_FILE
 from ingest.ledger_journal import read_journal
+from ingest.records import StoredPayment
+from ingest.store import records
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import Write, Writer
 from tests.e2e.server import CONFIG
@@ -356,3 +359,51 @@ async def test_a_payments_row_names_the_seq_range_its_events_are_read_from(tmp_p
     assert read.status == unbounded.status == 200
     assert len(read.json()["events"]) == 7  # type: ignore[arg-type]
     assert unbounded.json() == read.json()
+
+
+class _Recording:
+    """A connection that notes each statement run on it (and its parameters)."""
+
+    def __init__(
+        self, connection: duckdb.DuckDBPyConnection, statements: list[tuple[str, list[object]]]
+    ) -> None:
+        self._connection, self._statements = connection, statements
+
+    def execute(self, sql: str, parameters: list[object]) -> duckdb.DuckDBPyConnection:
+        self._statements.append((sql, parameters))
+        return self._connection.execute(sql, parameters)
+
+
+async def test_a_payment_is_read_through_its_index_and_its_newest_row_counts(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        payment_id = str((await pay(app)).json()["payment_id"])
+        writer: Writer = app.state.parts.writer  # type: ignore[attr-defined]
+
+        def rewritten(connection: duckdb.DuckDBPyConnection) -> None:
+            # A later row of the payment, as crash recovery writes one.
+            connection.execute(
+                "INSERT INTO payments SELECT payment_id, merchant_id, 'failed', "
+                'updated_at + INTERVAL 1 SECOND, \'{"status": "failed"}\', first_seq, last_seq '
+                "FROM payments WHERE payment_id = ?",
+                [payment_id],
+            )
+
+        await writer.submit_and_wait(Write(None, apply=rewritten))
+        statements: list[tuple[str, list[object]]] = []
+
+        def read(connection: duckdb.DuckDBPyConnection) -> tuple[StoredPayment | None, list[str]]:
+            stored = records._payment(
+                cast(duckdb.DuckDBPyConnection, _Recording(connection, statements)), payment_id
+            )
+            plans = [
+                str(connection.execute(f"EXPLAIN ANALYZE {sql}", parameters).fetchall())
+                for sql, parameters in statements
+                if "FROM payments" in sql
+            ]
+            return stored, plans
+
+        stored, plans = writer.read_now(read)
+
+    assert stored is not None
+    assert stored.document["status"] == "failed"
+    assert plans and all("Index Scan" in plan for plan in plans)  # not a scan of every payment

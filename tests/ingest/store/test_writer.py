@@ -120,6 +120,38 @@ def test_events_stored_before_the_decline_code_column_are_kept_and_take_the_writ
     assert migrated == new == EVENTS.schema.names
 
 
+def test_a_database_of_version_5_loses_the_unused_key_index_and_keeps_its_keys(tmp_path: Path) -> None:
+    def key_indexes(connection: duckdb.DuckDBPyConnection) -> list[str]:
+        query = "SELECT index_name FROM duckdb_indexes() WHERE table_name = 'idempotency_keys'"
+        return [row[0] for row in connection.execute(query).fetchall()]
+
+    with duckdb.connect(str(tmp_path / "payorch.duckdb")) as connection:
+        connection.execute(
+            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
+            "applied_at TIMESTAMPTZ NOT NULL)"
+        )
+        for migration in MIGRATIONS[:5]:  # a database as version 5 left it
+            for statement in migration.statements:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations VALUES (?, 'earlier', now())", [migration.version]
+            )
+        connection.execute(
+            "INSERT INTO idempotency_keys VALUES "
+            "(1, 'm_acme', 'k-1', 'in_flight', 'f', now(), NULL, NULL, NULL)"
+        )
+        assert key_indexes(connection) == ["idempotency_keys_by_key"]
+
+        assert migrate(connection) == list(range(6, CURRENT_VERSION + 1))
+        assert key_indexes(connection) == []
+        assert connection.execute("SELECT key, state FROM idempotency_keys").fetchall() == [
+            ("k-1", "in_flight")
+        ]
+    with duckdb.connect(str(tmp_path / "new.duckdb")) as connection:
+        migrate(connection)
+        assert key_indexes(connection) == []
+
+
 async def test_a_waited_write_is_durable_with_everything_queued_before_it(tmp_path: Path) -> None:
     path = tmp_path / "payorch.duckdb"
     writer = _writer(path, max_wait_ms=5)

@@ -49,6 +49,25 @@ STRIPE = ProcessorId("stripe_sim")
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
+def observed_service(parts: Parts, processors: dict[ProcessorId, Processor]) -> CompositePaymentService:
+    """The engine over the app's records, clock and telemetry, charging at ``processors``."""
+    telemetry = parts.telemetry
+    assert telemetry is not None
+    router = Router(
+        processors, parts.records, parts.clock, AsyncioSleeper(), SeededRandom(1), observer=telemetry
+    )
+    return CompositePaymentService(
+        parts.config,
+        processors,
+        router,
+        parts.records,
+        parts.clock,
+        AsyncioSleeper(),
+        SeededRandom(1),
+        observer=telemetry,
+    )
+
+
 @dataclass
 class Watched:
     app: object
@@ -59,19 +78,7 @@ class Watched:
         """A $10 card payment through the app's records and telemetry, charged at ``processor``."""
         telemetry = self.parts.telemetry
         assert telemetry is not None
-        processors = {STRIPE: processor}
-        records, clock = self.parts.records, self.parts.clock
-        router = Router(processors, records, clock, AsyncioSleeper(), SeededRandom(1), observer=telemetry)
-        service = CompositePaymentService(
-            self.parts.config,
-            processors,
-            router,
-            records,
-            clock,
-            AsyncioSleeper(),
-            SeededRandom(1),
-            observer=telemetry,
-        )
+        service = observed_service(self.parts, {STRIPE: processor})
         ctx = CoreRequestContext(
             merchant_id=MerchantId("m_acme"),
             request_id=RequestId(f"req_attempts_{number:04}"),

@@ -16,17 +16,15 @@ from opentelemetry.trace import StatusCode
 
 from engine.context import CoreRequestContext
 from engine.money import Currency
-from engine.orchestrator import CompositePaymentService
-from engine.ports import AsyncioSleeper, SeededRandom
 from engine.processor import Processor
 from engine.results import CompositeResult, PaymentStatus
-from engine.router import Router
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from ingest.api.app import create_app
 from ingest.api.parts import Parts
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from tests.engine.fakes import DECLINE, NETWORK, ScriptedProcessor
+from tests.ingest.observe.test_attempts_counted import observed_service
 from tests.ingest.observe.test_seed_observed import Lines
 
 CONFIG = """
@@ -57,22 +55,7 @@ class Watched:
         """$100 split as $60 Apple Pay at ``apple`` and $40 card, which is declined."""
         telemetry = self.parts.telemetry
         assert telemetry is not None
-        processors: dict[ProcessorId, Processor] = {
-            APPLE: apple,
-            STRIPE: ScriptedProcessor(STRIPE, (DECLINE,)),
-        }
-        records, clock = self.parts.records, self.parts.clock
-        router = Router(processors, records, clock, AsyncioSleeper(), SeededRandom(1), observer=telemetry)
-        service = CompositePaymentService(
-            self.parts.config,
-            processors,
-            router,
-            records,
-            clock,
-            AsyncioSleeper(),
-            SeededRandom(1),
-            observer=telemetry,
-        )
+        service = observed_service(self.parts, {APPLE: apple, STRIPE: ScriptedProcessor(STRIPE, (DECLINE,))})
         ctx = CoreRequestContext(
             merchant_id=MerchantId("m_acme"),
             request_id=RequestId("req_compensation_0001"),

@@ -90,20 +90,23 @@ def test_complaints_filed_before_the_per_merchant_ids_are_kept_and_ids_are_then_
     assert rows[0][2].isoformat().startswith("2026-11-20T")
 
 
+def as_version(connection: duckdb.DuckDBPyConnection, version: int) -> None:
+    """Make the database as a payorch of schema ``version`` left it."""
+    connection.execute(
+        "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
+        "applied_at TIMESTAMPTZ NOT NULL)"
+    )
+    for migration in MIGRATIONS[:version]:
+        for statement in migration.statements:
+            connection.execute(statement)
+        connection.execute("INSERT INTO schema_migrations VALUES (?, 'earlier', now())", [migration.version])
+
+
 def test_events_stored_before_the_decline_code_column_are_kept_and_take_the_writers_rows(
     tmp_path: Path,
 ) -> None:
     with duckdb.connect(str(tmp_path / "payorch.duckdb")) as connection:
-        connection.execute(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
-            "applied_at TIMESTAMPTZ NOT NULL)"
-        )
-        for migration in MIGRATIONS[:3]:  # a database as version 3 left it
-            for statement in migration.statements:
-                connection.execute(statement)
-            connection.execute(
-                "INSERT INTO schema_migrations VALUES (?, 'earlier', now())", [migration.version]
-            )
+        as_version(connection, 3)
         connection.execute(
             "INSERT INTO events VALUES (1, 'pay_1', 'req_1', 'm_acme', 'StepFailed', "
             "TIMESTAMPTZ '2026-11-20 08:00:00+00', 0, 'stripe_sim', NULL, 'declined', NULL, 'envelope')"
@@ -126,16 +129,7 @@ def test_a_database_of_version_5_loses_the_unused_key_index_and_keeps_its_keys(t
         return [row[0] for row in connection.execute(query).fetchall()]
 
     with duckdb.connect(str(tmp_path / "payorch.duckdb")) as connection:
-        connection.execute(
-            "CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, "
-            "applied_at TIMESTAMPTZ NOT NULL)"
-        )
-        for migration in MIGRATIONS[:5]:  # a database as version 5 left it
-            for statement in migration.statements:
-                connection.execute(statement)
-            connection.execute(
-                "INSERT INTO schema_migrations VALUES (?, 'earlier', now())", [migration.version]
-            )
+        as_version(connection, 5)
         connection.execute(
             "INSERT INTO idempotency_keys VALUES "
             "(1, 'm_acme', 'k-1', 'in_flight', 'f', now(), NULL, NULL, NULL)"

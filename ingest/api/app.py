@@ -379,7 +379,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         again with the same content it is stored once (200, the stored complaint); with other
         content it is refused (409)."""
         complaint = _complaint(caller, body, parts)
-        await _check_payment(parts, complaint)
+        complaint = await _check_payment(parts, complaint, received_given=body.received_at is not None)
         await _check_request(parts, complaint)
         first = await parts.records.record_complaint(complaint)
         if first is None:
@@ -619,11 +619,12 @@ def _check_contract(contract_id: str) -> None:
         )
 
 
-async def _check_payment(parts: Parts, complaint: Complaint) -> None:
+async def _check_payment(parts: Parts, complaint: Complaint, *, received_given: bool) -> Complaint:
     """422 when the complaint names a payment that is not its merchant's (another merchant's
-    payment gets the same answer as an unknown one: a key learns nothing of other merchants)."""
+    payment gets the same answer as an unknown one: a key learns nothing of other merchants).
+    A complaint filed without ``received_at`` is received now, but never before its payment."""
     if complaint.payment_id is None:
-        return
+        return complaint
     stored = await parts.records.payment(complaint.payment_id)
     if stored is None or stored.merchant_id != complaint.merchant_id:
         raise ApiProblem(
@@ -636,6 +637,10 @@ async def _check_payment(parts: Parts, complaint: Complaint) -> None:
             ],
         )
     received = _payment_received_at(stored.document)
+    if received is not None and not received_given and complaint.received_at < received:
+        # The service's clock was stepped back since the payment (or ran ahead then): the
+        # merchant gave no time to correct, and the report must count it where its payment is.
+        return replace(complaint, received_at=received)
     if received is not None and complaint.received_at < received - FUTURE_SLACK:
         # No complaint about a payment comes before it: the date is wrong, and kept it would count
         # in the report of a window the payment is not in. Clocks may differ by a little.
@@ -644,6 +649,7 @@ async def _check_payment(parts: Parts, complaint: Complaint) -> None:
             "before the payment it names was received",
             f"before payment {complaint.payment_id!r} was received ({received.isoformat()})",
         )
+    return complaint
 
 
 def _received_at_problem(code: str, beyond: str, beyond_when: str) -> ApiProblem:

@@ -31,6 +31,13 @@ at a time, in the writer's order with the rest): kept until the next start, the 
 answer's body in each answered row) and its index grew with every payment for as long as the
 process ran.
 
+A running process measures a key's 24 hours on the monotonic clock, never on the wall clock
+alone: stepped forward a day (NTP, an operator), the wall clock made every key answered before
+the hot window look expired, its rows deleted and a repeat charged again. The rows' ``created_at``
+is the wall clock's (what a start reads ages from), and a row is taken for expired only when it
+is, however the wall clock was stepped since the process started (see :meth:`_oldest`); a step
+back keeps rows that much longer. Across a restart the wall clock is all there is.
+
 A key whose request was in flight when the process stopped comes back in flight (a repeat gets
 409) until crash recovery settles its payment; crash recovery also answers or frees a key whose
 payment the crash left without an interrupted one to settle (``ingest.store.recovery``).
@@ -95,6 +102,7 @@ class DurableIdempotencyStore:
         "_cold",
         "_memory",
         "_monotonic",
+        "_origin",
         "_purged_at",
         "_ttl_s",
         "_uncommitted",
@@ -131,6 +139,7 @@ class DurableIdempotencyStore:
         )
         self._version = itertools.count(last_version + 1)
         self._purged_at = started  # the start deleted the expired rows
+        self._origin = now - timedelta(seconds=started)
 
     def _restore(self, rows: list[tuple[Any, ...]], now: datetime, started: float, hot_s: float) -> None:
         """Take back a chunk of keys read on start (``now`` on the wall clock is ``started`` on the
@@ -171,7 +180,7 @@ class DurableIdempotencyStore:
         if isinstance(outcome, Claimed) and (merchant_id, key) in self._cold:
             outcome = await self._claim_cold(merchant_id, key, fingerprint)
         if isinstance(outcome, Claimed):
-            created_at = self._wall()
+            created_at = self._stamp()
             self._claims[merchant_id, key] = (fingerprint, created_at)
             self._write(merchant_id, key, IN_FLIGHT, fingerprint, created_at)
         elif isinstance(outcome, Replay) and not outcome.response.body:  # the body is on disk
@@ -192,7 +201,7 @@ class DurableIdempotencyStore:
     async def _claim_cold(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome:
         """The key may have been answered before the hot window: what the database says of it.
         Meanwhile memory holds this request's claim, so a concurrent repeat gets ``InFlight``."""
-        since = self._wall() - timedelta(seconds=self._ttl_s)
+        since = self._oldest()
         try:
             row = await self._writer.read(partial(_newest, merchant_id=merchant_id, key=key, since=since))
         except BaseException:
@@ -216,10 +225,26 @@ class DurableIdempotencyStore:
         if now - self._purged_at < PURGE_INTERVAL_S:
             return
         self._purged_at = now
-        oldest = self._wall() - timedelta(seconds=self._ttl_s)
+        oldest = self._oldest()
         claims = self._claims.items()
         in_flight = [merchant_key for merchant_key, (_, created_at) in claims if created_at < oldest]
         self._writer.submit(Write(None, apply=partial(_purge, oldest=oldest, in_flight=in_flight)))
+
+    def _stamp(self) -> datetime:
+        """The wall clock's time, for a row's ``created_at``; notes the earliest the wall clock
+        has put the monotonic clock's origin at (see :meth:`_oldest`)."""
+        now = self._wall()
+        self._origin = min(self._origin, now - timedelta(seconds=self._monotonic()))
+        return now
+
+    def _oldest(self) -> datetime:
+        """The ``created_at`` before which a row's key has lived its time to live for certain.
+
+        Each row's ``created_at`` is its monotonic time plus the wall clock's origin then (the
+        start's for the rows read on start), never less than the earliest origin noted: a row
+        below ``_origin + monotonic now - ttl`` was created more than ``ttl`` ago on the monotonic
+        clock, whatever the wall clock was stepped by in between."""
+        return self._origin + timedelta(seconds=self._monotonic() - self._ttl_s)
 
     def _spilled(self, merchant_key: tuple[str, str], created_at: float) -> None:
         self._cold.expire(self._monotonic())

@@ -992,6 +992,27 @@ async def test_a_complaint_received_before_its_payment_is_422(either_app: object
     assert unnamed.status == 201, unnamed.body  # an old complaint about no payment may be filed late
 
 
+async def test_a_complaint_filed_without_a_time_after_the_clock_stepped_back_is_not_before_its_payment(
+    either_app: object,
+) -> None:
+    app = either_app
+    paid = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}'))
+    payment = paid.json()
+    clock = app.state.parts.clock  # type: ignore[attr-defined]
+    stepped_back = clock.now() - timedelta(hours=1)
+    clock.now = lambda: stepped_back  # NTP corrected a clock an hour fast since the payment
+
+    filed = await complain(app, ACME, complaint_id="t-stepped", payment_id=payment["payment_id"])
+    again = await complain(app, ACME, complaint_id="t-stepped", payment_id=payment["payment_id"])
+
+    looked_up = await call(app, "GET", f"/v1/payments/{payment['payment_id']}", [ACME], body_of(b""))
+    events: list[dict[str, object]] = looked_up.json()["events"]  # type: ignore[assignment]
+    received = events[0]["timestamp"]
+    assert filed.status == 201, filed.body  # not 422 before_payment for a time the merchant never gave
+    assert filed.json()["received_at"] == received  # filed now, yet not before its payment
+    assert (again.status, again.json()) == (200, filed.json())
+
+
 @pytest.mark.parametrize(("method", "path"), [("POST", "/v1/payments"), ("POST", "/v1/complaints")])
 async def test_a_transfer_coding_besides_chunked_is_501(app: object, method: str, path: str) -> None:
     coded = [ACME, JSON, (b"transfer-encoding", b"gzip, chunked")]

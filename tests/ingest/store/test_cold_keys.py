@@ -82,7 +82,7 @@ def test_a_slice_is_dropped_once_its_newest_key_has_lived_the_time_to_live() -> 
 
 
 class Clocks:
-    """A monotonic clock and a wall clock that move together."""
+    """A monotonic clock and a wall clock that move together, unless the wall clock is stepped."""
 
     def __init__(self) -> None:
         self.seconds = 1000.0
@@ -96,6 +96,10 @@ class Clocks:
 
     def advance(self, seconds: float) -> None:
         self.seconds += seconds
+
+    def step_wall(self, seconds: float) -> None:
+        """Step the wall clock alone (NTP, an operator), as no real time passes."""
+        self.start += timedelta(seconds=seconds)
 
 
 @pytest_asyncio.fixture
@@ -258,6 +262,45 @@ async def test_a_running_process_deletes_the_rows_of_keys_past_the_time_to_live(
     assert after == ["new", "stuck", "young"]  # a key in flight stays, however old
     assert stuck == InFlight()
     assert await keys.claim("m_acme", "young", "fp-1") == Replay(ANSWER)
+
+
+async def test_a_wall_clock_stepped_forward_forgets_no_key_before_its_time(writer: Writer) -> None:
+    clocks = Clocks()
+    keys = store(writer, clocks)
+    await answered(keys, writer, "order-1")
+    clocks.advance(HOT_S + durable_keys.PURGE_INTERVAL_S)  # out of memory; a purge is due
+    clocks.step_wall(25 * 3600)  # 11 minutes of real time have passed, the wall clock says a day more
+
+    repeat = await keys.claim("m_acme", "order-1", "fp-1")
+    kept = stored_keys(writer)
+    clocks.advance(TTL_S)  # a day of real time, since the key's claim
+    await answered(keys, writer, "later")
+    clocks.advance(durable_keys.PURGE_INTERVAL_S)
+    await answered(keys, writer, "last")  # its claim deletes what expired
+
+    assert repeat == Replay(ANSWER)  # not Claimed: a second charge
+    assert kept == ["order-1"]
+    assert stored_keys(writer) == ["last", "later"]  # deleted once its day was up, not kept for good
+
+
+async def test_a_wall_clock_stepped_back_keeps_each_key_its_time(writer: Writer) -> None:
+    clocks = Clocks()
+    keys = store(writer, clocks)
+    await answered(keys, writer, "before-the-step")
+    clocks.advance(HOT_S + 1)
+    clocks.step_wall(-3600)
+    await answered(keys, writer, "after-the-step")
+    clocks.advance(HOT_S + 1)
+
+    repeats = [await keys.claim("m_acme", key, "fp-1") for key in ("before-the-step", "after-the-step")]
+    # The first key's day is up, not the second's; a purge is due.
+    clocks.advance(TTL_S - 2 * HOT_S + durable_keys.PURGE_INTERVAL_S)
+    await answered(keys, writer, "new")
+    second = await keys.claim("m_acme", "after-the-step", "fp-1")
+
+    assert repeats == [Replay(ANSWER), Replay(ANSWER)]
+    assert second == Replay(ANSWER)
+    assert "after-the-step" in stored_keys(writer)
 
 
 class FetchRecordingWriter(Writer):

@@ -62,8 +62,12 @@ class RecoveryReport:
 
 def _interrupted_ids(connection: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
     """The payments that may be interrupted, with the seq of their first event, oldest first:
-    those received at or above the newest mark (every payment received below it has ended)."""
-    mark = connection.execute("SELECT coalesce(max_by(below_seq, marked_at), 0) FROM recovery_marks")
+    those received at or above the newest mark (every payment received below it has ended).
+
+    Marks never decrease in the order they are written, so the newest is the highest: chosen by
+    its ``marked_at`` instead, a mark noted while the wall clock ran years ahead stayed the newest
+    until the clock caught up, and every start meanwhile read from it again."""
+    mark = connection.execute("SELECT coalesce(max(below_seq), 0) FROM recovery_marks")
     below_seq = int(mark.fetchall()[0][0])
     # A payment's events all come after its PaymentReceived: none of one received at or above
     # the mark is below it. ``seq`` grows with the rows' order, so the scan skips the row groups

@@ -148,7 +148,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         "where crash recovery starts looking for interrupted payments",
         (
             # Each start's crash recovery notes that every accepted payment whose PaymentReceived
-            # has a seq below ``below_seq`` has ended (the newest row counts), so that the next
+            # has a seq below ``below_seq`` has ended (the highest, also the newest, counts), so that the next
             # start reads only the events from there: it read every event ever written, its time
             # growing with the whole history. No row: from the first event.
             "CREATE TABLE recovery_marks (below_seq BIGINT NOT NULL, marked_at TIMESTAMPTZ NOT NULL)",

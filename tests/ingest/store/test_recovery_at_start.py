@@ -27,7 +27,8 @@ from ingest.api.parts import Parts
 from ingest.api.settings import Settings
 from ingest.codec.events import event_from_bytes
 from ingest.config_file import parse_config
-from ingest.store.recovery import RecoveryReport
+from ingest.store.recovery import RecoveryReport, _interrupted_ids
+from ingest.store.writer import Write
 from tests.engine.fakes import PROCESSING, ScriptedProcessor
 from tests.engine.harness import merchant, request, rig
 from tests.ingest.api.test_app import body_of, call
@@ -146,7 +147,7 @@ async def test_a_recovered_payment_counts_in_the_payments_metric_by_its_status(r
 def _marks(connection: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
     """The newest recovery mark, the first seq of the cut-off payment, and the last seq."""
     row = connection.execute(
-        "SELECT (SELECT max_by(below_seq, marked_at) FROM recovery_marks), "
+        "SELECT (SELECT max(below_seq) FROM recovery_marks), "
         "(SELECT min(seq) FROM events WHERE payment_id = ?), (SELECT max(seq) FROM events)",
         [PAYMENT],
     ).fetchall()[0]
@@ -181,3 +182,26 @@ async def test_a_payment_left_interrupted_is_found_by_every_later_start_and_noth
     assert isinstance(finished, RecoveryReport)
     assert (finished.interrupted, finished.finished, finished.left) == (1, 1, [])
     assert mark == last + 1  # every payment so far has ended: the next start reads none of them
+
+
+async def test_the_highest_mark_counts_whatever_the_wall_clock_said_when_it_was_noted(tmp_path: Path) -> None:
+    # A start while the wall clock ran years ahead noted the cut-off payment's first seq; a later
+    # start, the clock set right, noted a mark past it (the payment had ended by then, as every
+    # payment below a mark has). The later, higher mark is the one to read from.
+    async with running(tmp_path) as crashed:
+        for event in await _cut_off_payment():
+            await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+        writer = crashed.parts.writer
+        assert writer is not None
+        assert [payment for payment, _ in writer.read_now(_interrupted_ids)] == [PAYMENT]
+        _, first, last = writer.read_now(_marks)
+
+        def note(connection: duckdb.DuckDBPyConnection) -> None:
+            connection.execute(
+                "INSERT INTO recovery_marks VALUES (?, TIMESTAMPTZ '2036-01-01 00:00:00+00'), (?, now())",
+                [first, last + 1],
+            )
+
+        await writer.submit_and_wait(Write(None, apply=note))
+        assert writer.read_now(_interrupted_ids) == []

@@ -31,11 +31,14 @@ request's head (its request line and header fields) that uvicorn leaves out.
   server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
   uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
   had their payments refused for an empty body.
-- A request that sent ``Expect: 100-continue`` and is answered before its body was asked for
-  (a 401, a 413 on its ``Content-Length``) while the body is still to come has its answer say
-  ``Connection: close``, and the connection closes (RFC 9110 section 10.1.1): a client told no
-  100 may skip its body, and its next request on the connection was read as that body. The close
-  lingers, as below: a body that comes anyway is thrown away.
+- A request answered while its body is still to come (a 413 on its ``Content-Length`` or past
+  64 KiB of a chunked body, a 408 for a body too slow, a 401 before an ``Expect: 100-continue``
+  body was asked for) has its answer say ``Connection: close``, and the connection closes. The
+  server threw the rest of the body away as it came, for as long as it came: a client streaming
+  an endless chunked body after its 413 (24 GB in 15 s here) or trickling one after its 408 held
+  its connection for ever. And a client that sent ``Expect: 100-continue``, told no 100, may skip
+  its body (RFC 9110 section 10.1.1): its next request on the connection was read as that body.
+  The close lingers, as below: a body that comes anyway is thrown away for a while.
 - Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
   reading requests, sends the answer, ends its side of the connection, and throws away what
   still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
@@ -229,8 +232,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._without_upgrade = b"".join(lines) + b"\r\n"
             return
         super().on_headers_complete()
-        if self.expect_100_continue and self.cycle is not None:
-            self.cycle.__class__ = _ContinueCycle  # uvicorn builds its cycles itself
+        if self.cycle is not None:
+            self.cycle.__class__ = _BodyAwareCycle  # uvicorn builds its cycles itself
 
     def on_body(self, body: bytes) -> None:
         if not self._oversized and self._lingering is None:
@@ -244,7 +247,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if isinstance(self.cycle, _ContinueCycle) and self.cycle.closes:
+        if isinstance(self.cycle, _BodyAwareCycle) and self.cycle.closes:
             self._close_lingering()  # the body may still come: read and thrown away
             return
         # Not while a pipelined request (started just now) is answered: its head is complete.
@@ -328,18 +331,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.flow.resume_reading()  # should flow control have paused it: what comes is still read
 
 
-class _ContinueCycle(RequestResponseCycle):
-    """uvicorn's request cycle for a request that sent ``Expect: 100-continue``: answered before
-    its body was asked for (a 401, a 413 on its ``Content-Length``) and while the body is still
-    to come, the answer closes the connection (``Connection: close``; RFC 9110 section 10.1.1).
-    The client may send the body or, told no 100, skip it; kept open, the server read the next
-    request of a client that skipped it as that body (its first bytes thrown away, the rest a
-    400), and that request was never answered."""
+class _BodyAwareCycle(RequestResponseCycle):
+    """uvicorn's request cycle, closing the connection after an answer begun while the request's
+    body is still to come (the module docstring): the answer says ``Connection: close``, and the
+    guard closes lingering once it is sent. uvicorn kept the connection and read the rest of the
+    body, however long, only to throw it away; and a client told no 100 may skip its body."""
 
     closes = False  # answered early: the connection closes lingering once the answer is sent
 
     async def send(self, message: ASGISendEvent) -> None:
-        if not self.response_started and self.waiting_for_100_continue and self.more_body:
+        if not self.response_started and self.more_body and not self.disconnected:
             self.closes = True
             self.keep_alive = False  # uvicorn says Connection: close ...
             await super().send(message)

@@ -8,6 +8,7 @@ they are counted with the app's (before, none of them showed on ``/metrics``).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -404,3 +405,40 @@ async def test_an_expected_body_read_keeps_the_connection(port: int, backend: Ba
     assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
     assert answer.count(b"HTTP/1.1 200 OK") == 2
     assert backend.bodies == [b"a" * 20, b""]
+
+
+async def test_an_answer_before_the_whole_body_closes_the_connection_however_long_the_body(
+    port: int, backend: Backend
+) -> None:
+    # A 413 past 64 KiB of a chunked body, a 408 for a body too slow: the server kept reading the
+    # rest only to throw it away, for as long as it came (24 GB in 15 s), and an endless body held
+    # the connection for ever. Answered early, the connection now closes, lingering.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /refuse HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+    async def endless_body() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                writer.write(b"400\r\n" + b"a" * 1024 + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+
+    sending = asyncio.create_task(endless_body())
+    try:
+        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    finally:
+        sending.cancel()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"connection: close" in answer.partition(b"\r\n\r\n")[0]
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert backend.requests == 0
+
+
+async def test_an_answer_after_the_whole_body_keeps_the_connection(port: int, backend: Backend) -> None:
+    refused = b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    answer = await answers(port, refused + request(b"Connection: close\r\n"))
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 401 ")
+    assert b"connection: close" not in first
+    assert rest.startswith(b"HTTP/1.1 200 OK")

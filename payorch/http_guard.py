@@ -20,7 +20,9 @@ request's head (its request line and header fields) that uvicorn leaves out.
   other error (uvicorn answers them in plain text). So is a ``Transfer-Encoding`` whose last coding
   is not chunked (RFC 9112 section 6.3: the body's length cannot be told): the parser refuses it
   only once the head is complete, when uvicorn has begun to answer the request, and the
-  connection was closed without any answer. A body the parser cannot read (a chunk size that
+  connection was closed without any answer. So is an HTTP/1.0 request with a
+  ``Transfer-Encoding`` (RFC 9112 section 6.1: its framing is faulty); its chunked body was read
+  and the payment charged. A body the parser cannot read (a chunk size that
   is no number) is answered 400 too, when that request's answer has not begun: it was closed
   unanswered as well. An HTTP/1.1 request without a Host header, or with two, is 400 too (RFC
   9112 section 3.2: a server MUST answer it 400); it was answered as any other.
@@ -212,6 +214,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse_version()  # the parser takes HTTP/0.9 and HTTP/2.0 heads
             return
         codings = [value for name, value in self.headers if name == b"transfer-encoding"]
+        if codings and self.parser.get_http_version() == "1.0":
+            # RFC 9112 section 6.1: its framing is faulty. HTTP/1.0 has no chunked coding, and a
+            # proxy of that version may have passed the body on as it came, with more behind it.
+            self._refuse("invalid_request", "An HTTP/1.0 request cannot have a Transfer-Encoding.")
+            return
         if codings and codings[-1].rpartition(b",")[2].strip().lower() != b"chunked":
             detail = "Transfer-Encoding must end with chunked: the body's length cannot be told otherwise."
             self._refuse("invalid_request", detail)

@@ -325,6 +325,19 @@ async def test_a_transfer_coding_not_ending_with_chunked_is_a_400_problem(
     assert backend.requests == 0
 
 
+async def test_an_http_1_0_request_with_a_transfer_coding_is_a_400_problem(
+    port: int, backend: Backend
+) -> None:
+    # HTTP/1.0 has no chunked coding (RFC 9112 section 6.1: the framing is faulty): a proxy of that
+    # version may have passed the body on as it came. Its chunked body was read and run.
+    head = b"POST /v1/payments HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, document = problem(await answers(port, head + b"5\r\nhello\r\n0\r\n\r\n"))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert document["code"] == "invalid_request"
+    assert document["detail"] == "An HTTP/1.0 request cannot have a Transfer-Encoding."
+    assert backend.requests == 0
+
+
 CHUNKED = b"POST /v1/payments HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 

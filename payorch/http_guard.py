@@ -24,8 +24,9 @@ request's head (its request line and header fields) that uvicorn leaves out.
   ``Transfer-Encoding`` (RFC 9112 section 6.1: its framing is faulty); its chunked body was read
   and the payment charged. A body the parser cannot read (a chunk size that
   is no number) is answered 400 too, when that request's answer has not begun: it was closed
-  unanswered as well. An HTTP/1.1 request without a Host header, or with two, is 400 too (RFC
-  9112 section 3.2: a server MUST answer it 400); it was answered as any other.
+  unanswered as well. An HTTP/1.1 request without a Host header, and any request with two or
+  with one that names no host and port (``Host: a b/c@d``), is 400 too (RFC 9112 section 3.2: a
+  server MUST answer it 400); it was answered as any other.
 - A request line of another HTTP version than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``,
   ``HTTP/3.0``) is answered 505 ``http_version_not_supported`` (RFC 9110 section 15.6.6): the
   parser took HTTP/2.0 and HTTP/0.9 heads, and they were answered 200 as HTTP/1.1 requests.
@@ -57,6 +58,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, ClassVar, Protocol
 
 import httptools
@@ -77,6 +79,8 @@ TARGET_SLACK_BYTES = 64
 HEAD_TIMEOUT_S = 10.0
 #: How long the bytes that follow a refusal are read and thrown away before the connection closes.
 LINGER_S = 2.0
+#: A Host header's value (RFC 9110 section 7.2): an IP literal or a registered name, and a port.
+_HOST = re.compile(rb"(\[[0-9A-Za-z:.]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 
 logger = logging.getLogger("payorch.api")
 
@@ -223,12 +227,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             detail = "Transfer-Encoding must end with chunked: the body's length cannot be told otherwise."
             self._refuse("invalid_request", detail)
             return
-        hosts = sum(name == b"host" for name, _ in self.headers)
-        if hosts != 1 and self.parser.get_http_version() == "1.1":
-            shown = "no Host header" if hosts == 0 else "more than one Host header"
+        hosts = [value for name, value in self.headers if name == b"host"]
+        if len(hosts) != 1 and self.parser.get_http_version() == "1.1":
+            shown = "no Host header" if not hosts else "more than one Host header"
             self._refuse(
                 "invalid_request", f"An HTTP/1.1 request needs one Host header; this one has {shown}."
             )
+            return
+        if len(hosts) > 1 or not all(_HOST.fullmatch(host) for host in hosts):
+            self._refuse("invalid_request", "The Host header must be one host name or address, and a port.")
             return
         method = self.parser.get_method()
         if self.parser.should_upgrade() and method != b"CONNECT":

@@ -376,6 +376,27 @@ async def test_an_http_1_1_request_without_one_host_header_is_a_400_problem(
     assert backend.requests == 1
 
 
+@pytest.mark.parametrize("host", [b"a b", b"pay.example/v1", b"user@pay.example", b"x:80:80", b"x:http"])
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+async def test_a_host_header_naming_no_host_and_port_is_a_400_problem(
+    port: int, backend: Backend, host: bytes, version: bytes
+) -> None:
+    # RFC 9112 section 3.2: a server MUST answer 400 a Host header with an invalid value; it was run.
+    head = b"POST /v1/payments HTTP/" + version + b"\r\nHost: " + host + b"\r\nContent-Length: 5\r\n\r\n"
+    status, document = problem(await answers(port, head + b"hello"))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert document["detail"] == "The Host header must be one host name or address, and a port."
+    assert backend.requests == 0
+
+
+@pytest.mark.parametrize(
+    "host", [b"", b"localhost", b"api.pay.example:443", b"127.0.0.1:8000", b"[::1]:8000"]
+)
+async def test_a_host_header_naming_a_host_is_answered(port: int, backend: Backend, host: bytes) -> None:
+    answer = await answers(port, request(b"Connection: close\r\n").replace(b"Host: x", b"Host: " + host))
+    assert answer.startswith(b"HTTP/1.1 200 OK")
+
+
 async def test_an_http_1_0_request_needs_no_host_header(port: int, backend: Backend) -> None:
     answer = await answers(port, b"GET /healthz HTTP/1.0\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 200 OK")

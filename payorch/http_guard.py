@@ -42,6 +42,9 @@ request's head (its request line and header fields) that uvicorn leaves out.
   its connection for ever. And a client that sent ``Expect: 100-continue``, told no 100, may skip
   its body (RFC 9110 section 10.1.1): its next request on the connection was read as that body.
   The close lingers, as below: a body that comes anyway is thrown away for a while.
+- A client that ends its side of the connection (a half-close) after its request still gets
+  the answer; the connection closes after it. uvicorn closed at once, as if the client had gone:
+  the payment was charged, and its answer never sent.
 - Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
   reading requests, sends the answer, ends its side of the connection, and throws away what
   still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
@@ -133,6 +136,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering is not None:
             self._lingering.cancel()
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol's signature
+        """The client ended its side of the connection: it sends nothing more, but may still read
+        the answers to what it sent (a half-close, as ``printf ... | nc -N`` or a script calling
+        ``shutdown(SHUT_WR)`` does). uvicorn closed at once, as if the client had gone, and the
+        answer to a payment it had charged was never sent. The connection now closes after the last
+        answer; at once when there is none to send or a body can no longer be whole."""
+        cycle = self.cycle
+        if self._lingering is not None or cycle is None or cycle.response_complete or cycle.more_body:
+            return None  # closed, as uvicorn does
+        last = self.pipeline[0][0] if self.pipeline else cycle  # the pipeline is taken from its end
+        last.keep_alive = False
+        return True  # the transport stays open for the answers
 
     def data_received(self, data: bytes) -> None:
         if self._lingering is not None:

@@ -40,7 +40,8 @@ class Responses:
 
 class Backend:
     """An ASGI app that reads each request's body and answers 200 ``ok``: the bodies it was given.
-    A request to ``/refuse`` is answered 401 at once, its body unread (and not counted)."""
+    A request to ``/refuse`` is answered 401 at once, its body unread (and not counted); one to
+    ``/slowly`` is answered 0.2 s after its body was read (a payment's time)."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
@@ -62,6 +63,8 @@ class Backend:
             if not message.get("more_body", False):
                 break
         self.bodies.append(body)
+        if scope["path"] == "/slowly":
+            await asyncio.sleep(0.2)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -476,3 +479,32 @@ async def test_an_answer_after_the_whole_body_keeps_the_connection(port: int, ba
     assert first.startswith(b"HTTP/1.1 401 ")
     assert b"connection: close" not in first
     assert rest.startswith(b"HTTP/1.1 200 OK")
+
+
+async def test_a_client_that_ends_its_side_still_reads_its_answers(port: int, backend: Backend) -> None:
+    # A half-close (shutdown(SHUT_WR), nc -N): the connection was closed as if the client had gone,
+    # and a charged payment's answer was never sent.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    posted = b"POST /slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    writer.write(posted + posted.replace(b"hello", b"again"))  # the second one pipelined
+    writer.write_eof()
+    try:
+        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    finally:
+        writer.close()
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert answer.count(b"connection: close") == 1  # the last answer's
+    assert backend.bodies == [b"hello", b"again"]
+
+
+async def test_a_client_that_ends_its_side_before_its_body_is_told_nothing(
+    port: int, backend: Backend
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel")
+    writer.write_eof()
+    try:
+        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    finally:
+        writer.close()
+    assert answer == b""  # the body can never be whole: closed, as before

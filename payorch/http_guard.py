@@ -20,10 +20,13 @@ request's head (its request line and header fields) that uvicorn leaves out.
   other error (uvicorn answers them in plain text). So is a ``Transfer-Encoding`` whose last coding
   is not chunked (RFC 9112 section 6.3: the body's length cannot be told): the parser refuses it
   only once the head is complete, when uvicorn has begun to answer the request, and the
-  connection was closed without any answer. A body the parser cannot read (a chunk size that
+  connection was closed without any answer. So is an HTTP/1.0 request with a
+  ``Transfer-Encoding`` (RFC 9112 section 6.1: its framing is faulty); its chunked body was read
+  and the payment charged. A body the parser cannot read (a chunk size that
   is no number) is answered 400 too, when that request's answer has not begun: it was closed
-  unanswered as well. An HTTP/1.1 request without a Host header, or with two, is 400 too (RFC
-  9112 section 3.2: a server MUST answer it 400); it was answered as any other.
+  unanswered as well. An HTTP/1.1 request without a Host header, and any request with two or
+  with one that names no host and port (``Host: a b/c@d``), is 400 too (RFC 9112 section 3.2: a
+  server MUST answer it 400); it was answered as any other.
 - A request line of another HTTP version than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``,
   ``HTTP/3.0``) is answered 505 ``http_version_not_supported`` (RFC 9110 section 15.6.6): the
   parser took HTTP/2.0 and HTTP/0.9 heads, and they were answered 200 as HTTP/1.1 requests.
@@ -31,11 +34,17 @@ request's head (its request line and header fields) that uvicorn leaves out.
   server ignore it; payorch speaks HTTP/1.1 only). httptools skips the body of such a request and
   uvicorn threw the rest away, so ``curl --http2`` or Java's ``HttpClient`` (``Upgrade: h2c``)
   had their payments refused for an empty body.
-- A request that sent ``Expect: 100-continue`` and is answered before its body was asked for
-  (a 401, a 413 on its ``Content-Length``) while the body is still to come has its answer say
-  ``Connection: close``, and the connection closes (RFC 9110 section 10.1.1): a client told no
-  100 may skip its body, and its next request on the connection was read as that body. The close
-  lingers, as below: a body that comes anyway is thrown away.
+- A request answered while its body is still to come (a 413 on its ``Content-Length`` or past
+  64 KiB of a chunked body, a 408 for a body too slow, a 401 before an ``Expect: 100-continue``
+  body was asked for) has its answer say ``Connection: close``, and the connection closes. The
+  server threw the rest of the body away as it came, for as long as it came: a client streaming
+  an endless chunked body after its 413 (24 GB in 15 s here) or trickling one after its 408 held
+  its connection for ever. And a client that sent ``Expect: 100-continue``, told no 100, may skip
+  its body (RFC 9110 section 10.1.1): its next request on the connection was read as that body.
+  The close lingers, as below: a body that comes anyway is thrown away for a while.
+- A client that ends its side of the connection (a half-close) after its request still gets
+  the answer; the connection closes after it. uvicorn closed at once, as if the client had gone:
+  the payment was charged, and its answer never sent.
 - Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
   reading requests, sends the answer, ends its side of the connection, and throws away what
   still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
@@ -52,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, ClassVar, Protocol
 
 import httptools
@@ -72,6 +82,8 @@ TARGET_SLACK_BYTES = 64
 HEAD_TIMEOUT_S = 10.0
 #: How long the bytes that follow a refusal are read and thrown away before the connection closes.
 LINGER_S = 2.0
+#: A Host header's value (RFC 9110 section 7.2): an IP literal or a registered name, and a port.
+_HOST = re.compile(rb"(\[[0-9A-Za-z:.]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 
 logger = logging.getLogger("payorch.api")
 
@@ -124,6 +136,19 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._lingering is not None:
             self._lingering.cancel()
         super().connection_lost(exc)
+
+    def eof_received(self) -> bool | None:  # type: ignore[override]  # asyncio.Protocol's signature
+        """The client ended its side of the connection: it sends nothing more, but may still read
+        the answers to what it sent (a half-close, as ``printf ... | nc -N`` or a script calling
+        ``shutdown(SHUT_WR)`` does). uvicorn closed at once, as if the client had gone, and the
+        answer to a payment it had charged was never sent. The connection now closes after the last
+        answer; at once when there is none to send or a body can no longer be whole."""
+        cycle = self.cycle
+        if self._lingering is not None or cycle is None or cycle.response_complete or cycle.more_body:
+            return None  # closed, as uvicorn does
+        last = self.pipeline[0][0] if self.pipeline else cycle  # the pipeline is taken from its end
+        last.keep_alive = False
+        return True  # the transport stays open for the answers
 
     def data_received(self, data: bytes) -> None:
         if self._lingering is not None:
@@ -209,16 +234,24 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse_version()  # the parser takes HTTP/0.9 and HTTP/2.0 heads
             return
         codings = [value for name, value in self.headers if name == b"transfer-encoding"]
+        if codings and self.parser.get_http_version() == "1.0":
+            # RFC 9112 section 6.1: its framing is faulty. HTTP/1.0 has no chunked coding, and a
+            # proxy of that version may have passed the body on as it came, with more behind it.
+            self._refuse("invalid_request", "An HTTP/1.0 request cannot have a Transfer-Encoding.")
+            return
         if codings and codings[-1].rpartition(b",")[2].strip().lower() != b"chunked":
             detail = "Transfer-Encoding must end with chunked: the body's length cannot be told otherwise."
             self._refuse("invalid_request", detail)
             return
-        hosts = sum(name == b"host" for name, _ in self.headers)
-        if hosts != 1 and self.parser.get_http_version() == "1.1":
-            shown = "no Host header" if hosts == 0 else "more than one Host header"
+        hosts = [value for name, value in self.headers if name == b"host"]
+        if len(hosts) != 1 and self.parser.get_http_version() == "1.1":
+            shown = "no Host header" if not hosts else "more than one Host header"
             self._refuse(
                 "invalid_request", f"An HTTP/1.1 request needs one Host header; this one has {shown}."
             )
+            return
+        if len(hosts) > 1 or not all(_HOST.fullmatch(host) for host in hosts):
+            self._refuse("invalid_request", "The Host header must be one host name or address, and a port.")
             return
         method = self.parser.get_method()
         if self.parser.should_upgrade() and method != b"CONNECT":
@@ -229,8 +262,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._without_upgrade = b"".join(lines) + b"\r\n"
             return
         super().on_headers_complete()
-        if self.expect_100_continue and self.cycle is not None:
-            self.cycle.__class__ = _ContinueCycle  # uvicorn builds its cycles itself
+        if self.cycle is not None:
+            self.cycle.__class__ = _BodyAwareCycle  # uvicorn builds its cycles itself
 
     def on_body(self, body: bytes) -> None:
         if not self._oversized and self._lingering is None:
@@ -244,7 +277,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
-        if isinstance(self.cycle, _ContinueCycle) and self.cycle.closes:
+        if isinstance(self.cycle, _BodyAwareCycle) and self.cycle.closes:
             self._close_lingering()  # the body may still come: read and thrown away
             return
         # Not while a pipelined request (started just now) is answered: its head is complete.
@@ -328,18 +361,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self.flow.resume_reading()  # should flow control have paused it: what comes is still read
 
 
-class _ContinueCycle(RequestResponseCycle):
-    """uvicorn's request cycle for a request that sent ``Expect: 100-continue``: answered before
-    its body was asked for (a 401, a 413 on its ``Content-Length``) and while the body is still
-    to come, the answer closes the connection (``Connection: close``; RFC 9110 section 10.1.1).
-    The client may send the body or, told no 100, skip it; kept open, the server read the next
-    request of a client that skipped it as that body (its first bytes thrown away, the rest a
-    400), and that request was never answered."""
+class _BodyAwareCycle(RequestResponseCycle):
+    """uvicorn's request cycle, closing the connection after an answer begun while the request's
+    body is still to come (the module docstring): the answer says ``Connection: close``, and the
+    guard closes lingering once it is sent. uvicorn kept the connection and read the rest of the
+    body, however long, only to throw it away; and a client told no 100 may skip its body."""
 
     closes = False  # answered early: the connection closes lingering once the answer is sent
 
     async def send(self, message: ASGISendEvent) -> None:
-        if not self.response_started and self.waiting_for_100_continue and self.more_body:
+        if not self.response_started and self.more_body and not self.disconnected:
             self.closes = True
             self.keep_alive = False  # uvicorn says Connection: close ...
             await super().send(message)

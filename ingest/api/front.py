@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Iterable
 from types import CoroutineType
 from typing import Any, NamedTuple
 
@@ -205,6 +205,33 @@ def transfer_coding_problem(value: bytes) -> ApiProblem | None:
     return None
 
 
+def check_headers(headers: Iterable[tuple[bytes, bytes]], limit: int, *, public: bool, bodied: bool) -> None:
+    """Raise the problem with a request's headers, if any: a ``Content-Length`` or
+    ``Transfer-Encoding`` refused, ``Authorization`` (unless the route is ``public``) or a body's
+    ``Content-Type`` (when the request is ``bodied``) repeated with another value."""
+    credential: bytes | None = None
+    declared: bytes | None = None  # the body's Content-Type
+    for name, value in headers:
+        if name == b"content-length":
+            problem = declared_length_problem(value, limit)
+            if problem is not None:
+                raise problem
+        elif name == b"transfer-encoding":
+            problem = transfer_coding_problem(value)
+            if problem is not None:
+                raise problem
+        elif name == b"authorization" and not public:
+            if credential is None:
+                credential = value
+            elif credential != value:
+                raise _conflicting(name)
+        elif name == b"content-type" and bodied:
+            if declared is None:
+                declared = value
+            elif declared != value:
+                raise _conflicting(name)
+
+
 class Front:
     """ASGI middleware: request ids and the body limit for every request; ``POST /v1/payments``."""
 
@@ -298,22 +325,8 @@ class Front:
             await send(message)
 
         try:
-            credential: bytes | None = None
             public = scope["path"] in _PUBLIC_PATHS  # no key read there: no key to doubt
-            for name, value in scope["headers"]:
-                if name == b"content-length":
-                    problem = declared_length_problem(value, self.limit)
-                    if problem is not None:
-                        raise problem
-                elif name == b"transfer-encoding":
-                    problem = transfer_coding_problem(value)
-                    if problem is not None:
-                        raise problem
-                elif name == b"authorization" and not public:
-                    if credential is None:
-                        credential = value
-                    elif credential != value:
-                        raise _conflicting(name)
+            check_headers(scope["headers"], self.limit, public=public, bodied=scope["method"] != "GET")
             if scope["method"] != "GET":
                 # The body is read here, under the same limit and deadline as a payment's:
                 # FastAPI's own reading would turn a 413 into a 400 and wait for ever.
@@ -338,8 +351,8 @@ class Front:
         twice: bytes | None = None
         coded: ApiProblem | None = None  # a transfer coding the parser did not undo
         for name, value in scope["headers"]:
-            # The first of a repeated header counts, as for Starlette's ``Headers.get``; a key or
-            # a credential repeated with another value is refused (below).
+            # The first of a repeated header counts, as for Starlette's ``Headers.get``; a key, a
+            # credential or a content type repeated with another value is refused (below).
             if name == b"authorization":
                 if authorization is None:
                     authorization = value.decode("latin-1")
@@ -353,6 +366,8 @@ class Front:
             elif name == b"content-type":
                 if content_type is None:
                     content_type = value.decode("latin-1")
+                elif content_type != value.decode("latin-1"):
+                    twice = name
             elif name == b"content-encoding":  # a list header: every line counts
                 coding = value.decode("latin-1")
                 content_encoding = coding if content_encoding is None else f"{content_encoding}, {coding}"

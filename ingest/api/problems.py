@@ -33,8 +33,8 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             400,
             "The request is malformed",
             "The request itself cannot be read: an Idempotency-Key that is not 1 to 255 printable ASCII "
-            "characters, Authorization or Idempotency-Key sent twice with different values, a bad "
-            "Content-Length, a body cut short. `detail` (and `errors`, when given) say which.",
+            "characters, Authorization, Idempotency-Key or Content-Type sent twice with different values, "
+            "a bad Content-Length, a body cut short. `detail` (and `errors`, when given) say which.",
         ),
         "unauthorized": ProblemKind(
             401,

@@ -8,6 +8,7 @@ they are counted with the app's (before, none of them showed on ``/metrics``).""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -39,7 +40,8 @@ class Responses:
 
 class Backend:
     """An ASGI app that reads each request's body and answers 200 ``ok``: the bodies it was given.
-    A request to ``/refuse`` is answered 401 at once, its body unread (and not counted)."""
+    A request to ``/refuse`` is answered 401 at once, its body unread (and not counted); one to
+    ``/slowly`` is answered 0.2 s after its body was read (a payment's time)."""
 
     def __init__(self) -> None:
         self.bodies: list[bytes] = []
@@ -61,6 +63,8 @@ class Backend:
             if not message.get("more_body", False):
                 break
         self.bodies.append(body)
+        if scope["path"] == "/slowly":
+            await asyncio.sleep(0.2)
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
 
@@ -324,6 +328,19 @@ async def test_a_transfer_coding_not_ending_with_chunked_is_a_400_problem(
     assert backend.requests == 0
 
 
+async def test_an_http_1_0_request_with_a_transfer_coding_is_a_400_problem(
+    port: int, backend: Backend
+) -> None:
+    # HTTP/1.0 has no chunked coding (RFC 9112 section 6.1: the framing is faulty): a proxy of that
+    # version may have passed the body on as it came. Its chunked body was read and run.
+    head = b"POST /v1/payments HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"
+    status, document = problem(await answers(port, head + b"5\r\nhello\r\n0\r\n\r\n"))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert document["code"] == "invalid_request"
+    assert document["detail"] == "An HTTP/1.0 request cannot have a Transfer-Encoding."
+    assert backend.requests == 0
+
+
 CHUNKED = b"POST /v1/payments HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
 
 
@@ -360,6 +377,27 @@ async def test_an_http_1_1_request_without_one_host_header_is_a_400_problem(
     assert status == b"HTTP/1.1 400 Bad Request"
     assert str(document["detail"]).startswith("An HTTP/1.1 request needs one Host header")
     assert backend.requests == 1
+
+
+@pytest.mark.parametrize("host", [b"a b", b"pay.example/v1", b"user@pay.example", b"x:80:80", b"x:http"])
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+async def test_a_host_header_naming_no_host_and_port_is_a_400_problem(
+    port: int, backend: Backend, host: bytes, version: bytes
+) -> None:
+    # RFC 9112 section 3.2: a server MUST answer 400 a Host header with an invalid value; it was run.
+    head = b"POST /v1/payments HTTP/" + version + b"\r\nHost: " + host + b"\r\nContent-Length: 5\r\n\r\n"
+    status, document = problem(await answers(port, head + b"hello"))
+    assert status == b"HTTP/1.1 400 Bad Request"
+    assert document["detail"] == "The Host header must be one host name or address, and a port."
+    assert backend.requests == 0
+
+
+@pytest.mark.parametrize(
+    "host", [b"", b"localhost", b"api.pay.example:443", b"127.0.0.1:8000", b"[::1]:8000"]
+)
+async def test_a_host_header_naming_a_host_is_answered(port: int, backend: Backend, host: bytes) -> None:
+    answer = await answers(port, request(b"Connection: close\r\n").replace(b"Host: x", b"Host: " + host))
+    assert answer.startswith(b"HTTP/1.1 200 OK")
 
 
 async def test_an_http_1_0_request_needs_no_host_header(port: int, backend: Backend) -> None:
@@ -404,3 +442,69 @@ async def test_an_expected_body_read_keeps_the_connection(port: int, backend: Ba
     assert answer.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK")
     assert answer.count(b"HTTP/1.1 200 OK") == 2
     assert backend.bodies == [b"a" * 20, b""]
+
+
+async def test_an_answer_before_the_whole_body_closes_the_connection_however_long_the_body(
+    port: int, backend: Backend
+) -> None:
+    # A 413 past 64 KiB of a chunked body, a 408 for a body too slow: the server kept reading the
+    # rest only to throw it away, for as long as it came (24 GB in 15 s), and an endless body held
+    # the connection for ever. Answered early, the connection now closes, lingering.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /refuse HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+
+    async def endless_body() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                writer.write(b"400\r\n" + b"a" * 1024 + b"\r\n")
+                await writer.drain()
+                await asyncio.sleep(0.01)
+
+    sending = asyncio.create_task(endless_body())
+    try:
+        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    finally:
+        sending.cancel()
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert b"connection: close" in answer.partition(b"\r\n\r\n")[0]
+    assert answer.count(b"HTTP/1.1 ") == 1
+    assert backend.requests == 0
+
+
+async def test_an_answer_after_the_whole_body_keeps_the_connection(port: int, backend: Backend) -> None:
+    refused = b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    answer = await answers(port, refused + request(b"Connection: close\r\n"))
+    first, _, rest = answer.partition(b"\r\n\r\n")
+    assert first.startswith(b"HTTP/1.1 401 ")
+    assert b"connection: close" not in first
+    assert rest.startswith(b"HTTP/1.1 200 OK")
+
+
+async def test_a_client_that_ends_its_side_still_reads_its_answers(port: int, backend: Backend) -> None:
+    # A half-close (shutdown(SHUT_WR), nc -N): the connection was closed as if the client had gone,
+    # and a charged payment's answer was never sent.
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    posted = b"POST /slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+    writer.write(posted + posted.replace(b"hello", b"again"))  # the second one pipelined
+    writer.write_eof()
+    try:
+        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    finally:
+        writer.close()
+    assert answer.count(b"HTTP/1.1 200 OK") == 2
+    assert answer.count(b"connection: close") == 1  # the last answer's
+    assert backend.bodies == [b"hello", b"again"]
+
+
+async def test_a_client_that_ends_its_side_before_its_body_is_told_nothing(
+    port: int, backend: Backend
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhel")
+    writer.write_eof()
+    try:
+        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    finally:
+        writer.close()
+    assert answer == b""  # the body can never be whole: closed, as before

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gzip
 import socket
 import time
@@ -212,6 +213,44 @@ def test_body_over_64_kib_is_413(server: Server) -> None:
 
     assert response.status_code == 413
     assert response.json()["code"] == "payload_too_large"
+
+
+def test_a_chunked_body_over_64_kib_is_413_and_the_connection_closes(server: Server) -> None:
+    # The service kept reading the rest of the body after its 413, only to throw it away: a client
+    # streaming one without end held its connection, and a core of the server, for ever.
+    host, port = server.url.removeprefix("http://").split(":")
+    head = (
+        b"POST /v1/payments HTTP/1.1\r\nHost: payorch\r\nAuthorization: Bearer sk_e2e_acme\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"%x\r\n%s\r\n" % (16_384, b"a" * 16_384)
+    answer = b""
+    closed = False
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(head)
+        connection.setblocking(False)
+        deadline = time.monotonic() + 30  # never reached when the connection closes
+        while time.monotonic() < deadline:
+            with contextlib.suppress(BlockingIOError, ConnectionResetError, BrokenPipeError):
+                connection.send(chunk)  # the body never ends
+            try:
+                received = connection.recv(65536)
+            except BlockingIOError:
+                time.sleep(0.01)
+                continue
+            except ConnectionResetError:
+                closed = True
+                break
+            if not received:
+                closed = True
+                break
+            answer += received
+    head_answered, _, body = answer.partition(b"\r\n\r\n")
+
+    assert head_answered.startswith(b"HTTP/1.1 413"), answer
+    assert b"connection: close" in head_answered
+    assert b'"code":"payload_too_large"' in body
+    assert closed  # by the service, while the body was still coming
 
 
 def test_headers_over_32_kib_are_431_and_charge_nothing(server: Server) -> None:

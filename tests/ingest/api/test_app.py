@@ -25,6 +25,7 @@ from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
+from ingest.ledger_journal import FILE_NAME, read_journal
 from ingest.parsing import idempotency_key_problem
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import MemoryRecords
@@ -163,6 +164,32 @@ async def test_a_key_or_credential_repeated_with_another_value_is_400(app: objec
     assert same_twice.status == 200  # a header a proxy repeated as it was is one header
     for public in ("/healthz", "/metrics"):  # no key is read there: nothing to doubt
         assert (await call(app, "GET", public, [ADMIN, ACME], body_of(b""))).status == 200
+
+
+async def test_a_body_declared_with_two_content_types_is_400_and_charges_nothing(
+    app: object, tmp_path: Path
+) -> None:
+    # Which type the body is was a guess (the first line counted): a proxy or a WAF that reads the
+    # other one sees another request than the service charged for.
+    form = (b"content-type", b"application/x-www-form-urlencoded")
+    body = b'{"amount": 1250}'
+    payment = await call(app, "POST", "/v1/payments", [ACME, JSON, form], body_of(body))
+    complaint = await call(app, "POST", "/v1/complaints", [ACME, form, JSON], body_of(b"{}"))
+    same_twice = await call(app, "POST", "/v1/payments", [ACME, JSON, JSON], body_of(body))
+
+    assert (payment.status, complaint.status) == (400, 400)
+    for refused in (payment, complaint):
+        assert refused.json()["errors"] == [
+            {
+                "field": "Content-Type",
+                "code": "conflicting_headers",
+                "message": "is repeated with different values",
+                "severity": "error",
+            }
+        ]
+    assert same_twice.status == 200  # a header a proxy repeated as it was is one header
+    charged = read_journal(tmp_path / FILE_NAME)
+    assert [line["payment_id"] for line in charged] == [same_twice.json()["payment_id"]]
 
 
 async def test_violations_take_the_same_window_rules_as_the_other_reads(app: object) -> None:

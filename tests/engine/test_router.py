@@ -368,3 +368,24 @@ async def test_a_retry_in_doubt_stays_at_its_processor_though_its_circuit_opened
     routed = await setup.router.route_step(request(), STEP, merchant(max_attempts=3))
     assert routed.result.success and routed.result.processor_id == "stripe_sim"
     assert (fakes["stripe_sim"].calls, fakes["adyen_sim"].calls) == (2, 0)
+
+
+async def test_a_charge_sent_before_the_circuit_opened_does_not_close_it_by_succeeding() -> None:
+    # Six payments in flight at a failing processor: the first five faults open its circuit,
+    # then the sixth, sent while it was still closed, succeeds. That straggler is no probe: the
+    # circuit stays open until the cool-down, and the next payment goes to the fallback.
+    fakes = pair((NETWORK, NETWORK, NETWORK, NETWORK, NETWORK, OK))
+    processors: dict[ProcessorId, Processor] = {
+        ProcessorId("stripe_sim"): _Overlapping(fakes["stripe_sim"]),
+        ProcessorId("adyen_sim"): fakes["adyen_sim"],
+    }
+    clock = ManualClock()
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=5, cool_down_s=30))
+    router = Router(processors, CheckingSink(), clock, _YieldingSleeper(clock), FixedRandom(), breakers)
+    payments = [request(payment=f"pay_{n}") for n in range(6)]
+    results = await asyncio.gather(*(router.route(ctx, STEP, merchant()) for ctx in payments))
+    assert [r.processor_id for r in results] == ["adyen_sim"] * 5 + ["stripe_sim"]
+    assert breakers.states()[ProcessorId("stripe_sim")] is CircuitState.OPEN
+    later = await router.route(request(payment="pay_6"), STEP, merchant())
+    assert later.processor_id == "adyen_sim"
+    assert fakes["stripe_sim"].calls == 6

@@ -3,7 +3,9 @@
 ``closed`` lets every attempt through. ``failure_threshold`` consecutive processor faults open
 the circuit; while ``open`` nothing goes through until ``cool_down_s`` has passed, then the
 circuit is ``half_open`` and lets exactly one probe through: its success closes the circuit,
-its failure opens it again. Time comes from the caller (monotonic seconds), so tests need no sleep.
+its failure opens it again. The answers of attempts let through before the circuit opened (many
+are in flight under load) do not close it: only a probe after the cool-down does. Time comes
+from the caller (monotonic seconds), so tests need no sleep.
 
 A :class:`CircuitWatcher` hears of every change of state, and only of changes: the attempts of a
 healthy processor cost it nothing. An open circuit turns half-open when the first attempt after
@@ -102,7 +104,11 @@ class CircuitBreaker:
         return True
 
     def record_success(self) -> None:
-        if self._state is not CircuitState.CLOSED:
+        """The processor charged. An open circuit stays open: the answer is to an attempt let
+        through before it opened (one of many in flight), not the probe its cool-down waits for."""
+        if self._state is CircuitState.OPEN:
+            return
+        if self._state is CircuitState.HALF_OPEN:
             self._become(CircuitState.CLOSED)
         self._failures = 0
         self._probe_in_flight = False

@@ -9,7 +9,8 @@ For each processor of the step's fallback chain (skipping those whose circuit is
   answer for the same key settles it (an attempt that never reached the processor settles
   nothing); still in doubt after the last attempt, the step fails *without* cascading and is
   reported unsettled, so it is never charged at two processors.
-* ``RETRY_SAME`` errors are retried at the same processor after a full-jitter backoff;
+* ``RETRY_SAME`` errors are retried at the same processor after a full-jitter backoff, unless
+  its circuit opened meanwhile (then the step moves on, unless an attempt is still in doubt);
   ``CASCADE`` errors, and ``RETRY_SAME`` errors once attempts run out or when the processor says
   a repeat with the key would get the same answer (``final_for_key``), move to the next
   processor; ``NEVER`` errors stop the step.
@@ -242,8 +243,9 @@ class Router:
         doubt: ErrorCode | None = None
         processor_id = processor.processor_id
         for attempt in range(1, merchant.retry.max_attempts + 1):
-            if attempt > 1:
-                await self._sleeper.sleep(backoff_seconds(attempt - 1, merchant.retry, self._random))
+            if attempt > 1 and not await self._back_off(attempt - 1, merchant, breaker, unsettled):
+                # Its circuit opened during the backoff; nothing is in doubt here: move on.
+                return _AtProcessor(False, attempt - 1, latency, error, decline_code=decline)
             number = earlier_attempts + attempt
             attributes: SpanAttributes = {
                 STEP_INDEX: request.step_index,
@@ -331,6 +333,16 @@ class Router:
         if unsettled:
             return _AtProcessor(False, attempt, latency, doubt, unsettled)
         return _AtProcessor(False, attempt, latency, error, unsettled, decline_code=decline)
+
+    async def _back_off(
+        self, retry_number: int, merchant: MerchantConfig, breaker: CircuitBreaker, in_doubt: bool
+    ) -> bool:
+        """Wait before retry ``retry_number``; whether it may still be sent. Not to a processor whose
+        circuit opened meanwhile (the faults of the payments in flight open it): retries must not
+        add to the load on a sick processor. An attempt in doubt there is still retried: only that
+        processor can settle it."""
+        await self._sleeper.sleep(backoff_seconds(retry_number, merchant.retry, self._random))
+        return in_doubt or breaker.allow(self._clock.monotonic())
 
     def _succeeded(
         self,

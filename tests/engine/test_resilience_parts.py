@@ -67,6 +67,21 @@ def test_a_breaker_opens_after_consecutive_faults_and_probes_once_after_the_cool
     assert breaker.allow(11.5)
 
 
+def test_an_answer_to_an_attempt_sent_before_the_circuit_opened_leaves_it_open() -> None:
+    # Under load, attempts let through while the circuit was closed answer after it opened: a
+    # success or a decline among them is no probe, and does not cut the cool-down short.
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=2, cool_down_s=5))
+    breaker.record_failure(0)
+    breaker.record_failure(1)
+    breaker.record_success()
+    breaker.record_neutral()
+    assert state(breaker) is CircuitState.OPEN
+    assert not breaker.allow(5.9)
+    assert breaker.allow(6)  # the probe
+    breaker.record_success()
+    assert state(breaker) is CircuitState.CLOSED
+
+
 class CircuitLog:
     """A watcher that keeps every change it hears."""
 

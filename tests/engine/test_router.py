@@ -1,14 +1,18 @@
+import asyncio
+
 import pytest
 
-from engine.circuit_breaker import BreakerPolicy, CircuitState
+from engine.circuit_breaker import BreakerPolicy, CircuitBreakers, CircuitState
 from engine.config import ProcessorConfig, ProcessorKind
 from engine.error_codes import ErrorCode
 from engine.events import StepAttempted, StepFailed, StepSucceeded
 from engine.ledger import Ledger
 from engine.methods import PaymentMethod
 from engine.plan import PaymentStep
+from engine.processor import ChargeRequest, Processor, ProcessorResponse, RefundRequest, StatusAnswer
 from engine.processors import SimulatedProcessor
 from engine.processors.cards import CARD_NUMBER_KEY
+from engine.router import Router
 from engine.types import ProcessorId
 from tests.engine.fakes import (
     DECLINE,
@@ -23,6 +27,9 @@ from tests.engine.fakes import (
     TIMEOUT_CHARGED,
     TIMEOUT_UNCHARGED,
     UNAVAILABLE,
+    CheckingSink,
+    FixedRandom,
+    ManualClock,
     RecordingSleeper,
     ScriptedProcessor,
 )
@@ -298,3 +305,87 @@ async def test_a_definitive_answer_for_the_key_settles_an_earlier_unknown() -> N
     routed = await setup.router.route_step(request(), STEP, merchant(max_attempts=3))
     assert routed.result.error_code is ErrorCode.DECLINED
     assert routed.unsettled == ()
+
+
+class _Overlapping:
+    """A processor that takes its time, as under load: each charge waits one turn of the event
+    loop, so that every payment in flight reaches it before any answer comes back."""
+
+    def __init__(self, inner: ScriptedProcessor) -> None:
+        self.inner = inner
+
+    @property
+    def processor_id(self) -> ProcessorId:
+        return self.inner.processor_id
+
+    async def charge(self, request: ChargeRequest) -> ProcessorResponse:
+        await asyncio.sleep(0)
+        return await self.inner.charge(request)
+
+    async def void_or_refund(self, request: RefundRequest) -> ProcessorResponse:
+        return await self.inner.void_or_refund(request)
+
+    async def status(self, idempotency_key: str) -> StatusAnswer:
+        return await self.inner.status(idempotency_key)
+
+
+class _YieldingSleeper(RecordingSleeper):
+    """A backoff during which the other payments' answers come back."""
+
+    async def sleep(self, seconds: float) -> None:
+        await super().sleep(seconds)
+        await asyncio.sleep(0)
+
+
+@pytest.mark.parametrize("behaviour", [RATE_LIMITED, TIMEOUT_UNCHARGED, RAISE])
+async def test_retries_in_flight_stop_at_a_circuit_that_opened_and_fall_back(behaviour: str) -> None:
+    # Five payments fail at once at a sick processor; the fifth fault opens its circuit. Their
+    # retries must not go on hammering it (3 attempts each, 15 in all) but, the attempt settled
+    # as not charged, fall back to the next processor at once.
+    fakes = pair((behaviour,))
+    processors: dict[ProcessorId, Processor] = {
+        ProcessorId("stripe_sim"): _Overlapping(fakes["stripe_sim"]),
+        ProcessorId("adyen_sim"): fakes["adyen_sim"],
+    }
+    clock = ManualClock()
+    sink = CheckingSink()
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=5, cool_down_s=30))
+    router = Router(processors, sink, clock, _YieldingSleeper(clock), FixedRandom(), breakers)
+    payments = [request(payment=f"pay_{n}") for n in range(5)]
+    results = await asyncio.gather(*(router.route(ctx, STEP, merchant()) for ctx in payments))
+    assert breakers.states()[ProcessorId("stripe_sim")] is CircuitState.OPEN
+    assert fakes["stripe_sim"].calls == 5
+    assert [(r.success, r.processor_id, r.attempts) for r in results] == [(True, "adyen_sim", 2)] * 5
+    sent = [(e.processor_id, e.attempt) for e in sink.events if isinstance(e, StepAttempted)]
+    assert sorted(sent) == [("adyen_sim", 2)] * 5 + [("stripe_sim", 1)] * 5
+
+
+async def test_a_retry_in_doubt_stays_at_its_processor_though_its_circuit_opened() -> None:
+    # An attempt whose outcome is still unknown is settled only by its own processor: a circuit
+    # opened by that timeout does not send the step elsewhere, where it could be charged twice.
+    fakes = pair((TIMEOUT_UNCHARGED, OK), primary_status=("unknown", "ledger"))
+    setup = rig(fakes, breaker=BreakerPolicy(failure_threshold=1))
+    routed = await setup.router.route_step(request(), STEP, merchant(max_attempts=3))
+    assert routed.result.success and routed.result.processor_id == "stripe_sim"
+    assert (fakes["stripe_sim"].calls, fakes["adyen_sim"].calls) == (2, 0)
+
+
+async def test_a_charge_sent_before_the_circuit_opened_does_not_close_it_by_succeeding() -> None:
+    # Six payments in flight at a failing processor: the first five faults open its circuit,
+    # then the sixth, sent while it was still closed, succeeds. That straggler is no probe: the
+    # circuit stays open until the cool-down, and the next payment goes to the fallback.
+    fakes = pair((NETWORK, NETWORK, NETWORK, NETWORK, NETWORK, OK))
+    processors: dict[ProcessorId, Processor] = {
+        ProcessorId("stripe_sim"): _Overlapping(fakes["stripe_sim"]),
+        ProcessorId("adyen_sim"): fakes["adyen_sim"],
+    }
+    clock = ManualClock()
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=5, cool_down_s=30))
+    router = Router(processors, CheckingSink(), clock, _YieldingSleeper(clock), FixedRandom(), breakers)
+    payments = [request(payment=f"pay_{n}") for n in range(6)]
+    results = await asyncio.gather(*(router.route(ctx, STEP, merchant()) for ctx in payments))
+    assert [r.processor_id for r in results] == ["adyen_sim"] * 5 + ["stripe_sim"]
+    assert breakers.states()[ProcessorId("stripe_sim")] is CircuitState.OPEN
+    later = await router.route(request(payment="pay_6"), STEP, merchant())
+    assert later.processor_id == "adyen_sim"
+    assert fakes["stripe_sim"].calls == 6

@@ -311,7 +311,7 @@ class StoreConfig:
 @dataclass(frozen=True, slots=True)
 class PlatformConfig:
     """The whole configuration file. Invariants: ids and API keys are unique, and every
-    processor a routing rule names is configured."""
+    processor a routing rule names is configured and takes the rule's method."""
 
     merchants: tuple[MerchantConfig, ...]
     processors: tuple[ProcessorConfig, ...]
@@ -344,16 +344,11 @@ class PlatformConfig:
         for key in admin_keys:
             check_identifier("admin_api_keys", key)
         _unique("api_keys", [*admin_keys, *(key for m in merchants for key in m.api_keys)])
-        known = {p.id for p in processors}
+        known = {p.id: p for p in processors}
         for merchant in merchants:
             for position, rule in enumerate(merchant.routing):
                 for processor in rule.processors:
-                    if processor not in known:
-                        raise ConfigError(
-                            f"merchants[{merchant.merchant_id!r}].routing[{position}].processors",
-                            processor,
-                            "is not a configured processor",
-                        )
+                    _check_routed(known, rule, processor, f"merchants[{merchant.merchant_id!r}]", position)
         taxonomy = dict(self.complaint_taxonomy)
         for category, contract in taxonomy.items():
             check_identifier("complaint_taxonomy", category)
@@ -374,6 +369,24 @@ class PlatformConfig:
             if processor.id == processor_id:
                 return processor
         raise ConfigError("processor_id", processor_id, "is not a configured processor")
+
+
+def _check_routed(
+    known: Mapping[ProcessorId, ProcessorConfig],
+    rule: RoutingRule,
+    processor: ProcessorId,
+    merchant: str,
+    position: int,
+) -> None:
+    """A processor a routing rule names must exist and take the rule's method: one whose
+    ``methods`` leave the rule's out would have every payment of that method refused (422)."""
+    field_name = f"{merchant}.routing[{position}].processors"
+    config = known.get(processor)
+    if config is None:
+        raise ConfigError(field_name, processor, "is not a configured processor")
+    if config.methods and rule.method not in config.methods:
+        takes = ", ".join(method.value for method in config.methods)
+        raise ConfigError(field_name, processor, f"does not take {rule.method.value} (its methods: {takes})")
 
 
 def _unique(field_name: str, values: list[str]) -> None:

@@ -6,6 +6,7 @@ optional fields are drawn both set and ``None``, amounts and counts stay within 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TypedDict, TypeVar
 
@@ -370,6 +371,16 @@ def merchant_configs(
     )
 
 
+def _taking_routed(processor: ProcessorConfig, merchants: list[MerchantConfig]) -> ProcessorConfig:
+    """``processor``, its ``methods`` (when it lists any) extended by those of the rules that route
+    to it: a routing rule names only processors that take its method."""
+    routed = {rule.method for m in merchants for rule in m.routing if processor.id in rule.processors}
+    missing = tuple(method for method in PaymentMethod if method in routed - set(processor.methods))
+    if not processor.methods or not missing:
+        return processor
+    return replace(processor, methods=(*processor.methods, *missing))
+
+
 @st.composite
 def platform_configs(draw: st.DrawFn) -> PlatformConfig:
     known = draw(st.lists(processor_ids, min_size=1, max_size=4, unique=True))
@@ -388,7 +399,7 @@ def platform_configs(draw: st.DrawFn) -> PlatformConfig:
         keys = keys[count:]
     return PlatformConfig(
         merchants=tuple(merchants),
-        processors=tuple(draw(processor_configs(processor)) for processor in known),
+        processors=tuple(_taking_routed(draw(processor_configs(p)), merchants) for p in known),
         admin_api_keys=tuple(admin_keys),
         complaint_taxonomy=draw(
             st.dictionaries(

@@ -48,6 +48,18 @@ def test_routing_must_name_configured_processors() -> None:
         PlatformConfig(merchants=(merchant(processor="ghost"),), processors=PROCESSORS)
 
 
+def test_routing_must_name_processors_that_take_the_rules_method() -> None:
+    card_only = ProcessorConfig(
+        ProcessorId("applepay_sim"), ProcessorKind.SIMULATED, methods=(PaymentMethod.CARD,)
+    )
+    with pytest.raises(ConfigError, match=r"routing\[0\].processors='applepay_sim': does not take apple_pay"):
+        PlatformConfig(merchants=(merchant(),), processors=(card_only, *PROCESSORS[1:]))
+    wallets = ProcessorConfig(
+        ProcessorId("applepay_sim"), ProcessorKind.SIMULATED, methods=(PaymentMethod.APPLE_PAY,)
+    )
+    PlatformConfig(merchants=(merchant(),), processors=(wallets, *PROCESSORS[1:]))
+
+
 def test_ids_and_keys_are_unique() -> None:
     with pytest.raises(ConfigError, match="merchants.merchant_id='m_acme'"):
         PlatformConfig(merchants=(merchant(), merchant(keys=("other",))), processors=PROCESSORS)

@@ -92,6 +92,17 @@ def test_processors_may_limit_their_currencies_and_methods() -> None:
         parse_config(MINIMAL.replace("kind: simulated}", "kind: simulated, currencies: [XYZ]}"))
 
 
+def test_a_processor_routed_for_a_method_it_does_not_take_is_refused() -> None:
+    """Else every payment of the rule's method is refused (422), and nothing said so at start."""
+    text = MINIMAL.replace("kind: simulated}", "kind: simulated, methods: [apple_pay, paypal]}")
+    with pytest.raises(ConfigFileError) as refused:
+        parse_config(text, "payorch.yaml")
+    assert str(refused.value) == (
+        "payorch.yaml: merchants[0].routing[0].processors='stripe_sim': "
+        "does not take card (its methods: apple_pay, paypal)"
+    )
+
+
 @pytest.mark.parametrize("api_key", ["sk_live_51HpaSTEDkEy9876", "rk_test_51Hpa STED+kEy9876"])
 def test_an_api_key_given_as_its_variable_is_refused_without_being_shown(api_key: str) -> None:
     text = MINIMAL.replace(

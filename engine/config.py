@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from engine.complaints import category_key
 from engine.contracts import check_contract_id
 from engine.errors import ConfigError, InvalidFieldError
 from engine.methods import PartialPolicy, PaymentMethod
@@ -350,9 +351,14 @@ class PlatformConfig:
                 for processor in rule.processors:
                     _check_routed(known, rule, processor, f"merchants[{merchant.merchant_id!r}]", position)
         taxonomy = dict(self.complaint_taxonomy)
+        folded: dict[str, str] = {}
         for category, contract in taxonomy.items():
             check_identifier("complaint_taxonomy", category)
             check_contract_id(f"complaint_taxonomy.{category}", contract)
+            first = folded.setdefault(category_key(category), category)
+            if first != category:
+                problem = f"is the same category as {first!r} (matched whatever their case, _, . and -)"
+                raise ConfigError(f"complaint_taxonomy.{category}", category, problem)
         object.__setattr__(self, "merchants", merchants)
         object.__setattr__(self, "processors", processors)
         object.__setattr__(self, "admin_api_keys", admin_keys)

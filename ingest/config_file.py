@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
+from engine.complaints import category_key
 from engine.config import (
     EscalationConfig,
     FaultRates,
@@ -259,11 +260,17 @@ def config_from_mapping(document: object, source: str = "<config>") -> PlatformC
     )
     taxonomy_raw = top.get("complaint_taxonomy", dict, {})
     taxonomy: dict[str, ContractId] = {}
+    folded: dict[str, str] = {}  # category_key -> the category as written first
     for category, contract in taxonomy_raw.items():
         if not isinstance(category, str) or not isinstance(contract, str):
             raise ConfigFileError(
                 source, key_path("complaint_taxonomy", category), "must map a category name to a contract id"
             )
+        first = folded.setdefault(category_key(category), category)
+        if first != category:
+            # Complaints match a category whatever its case, _, . and -: which one would win is a guess.
+            problem = f"is the same category as {shown(first)} (matched whatever their case, _, . and -)"
+            raise ConfigFileError(source, key_path("complaint_taxonomy", category), problem)
         if contract not in default_registry():
             raise ConfigFileError(
                 source,

@@ -12,6 +12,7 @@ from typing import TypedDict, TypeVar
 
 from hypothesis import strategies as st
 
+from engine.complaints import category_key
 from engine.config import (
     EscalationConfig,
     FaultRates,
@@ -402,11 +403,16 @@ def platform_configs(draw: st.DrawFn) -> PlatformConfig:
         processors=tuple(_taking_routed(draw(processor_configs(p)), merchants) for p in known),
         admin_api_keys=tuple(admin_keys),
         complaint_taxonomy=draw(
-            st.dictionaries(
-                identifiers,
-                st.from_regex(r"[a-z][a-z0-9-]{0,10}/[a-z][a-z0-9-]{0,10}", fullmatch=True).map(ContractId),
+            st.lists(
+                st.tuples(
+                    identifiers,
+                    st.from_regex(r"[a-z][a-z0-9-]{0,10}/[a-z][a-z0-9-]{0,10}", fullmatch=True).map(
+                        ContractId
+                    ),
+                ),
                 max_size=4,
-            )
+                unique_by=lambda entry: category_key(entry[0]),  # one category, however it is written
+            ).map(dict)
         ),
         escalations=draw(
             st.builds(

@@ -13,7 +13,7 @@ from engine.config import (
 from engine.errors import ConfigError, InvalidFieldError
 from engine.methods import PaymentMethod
 from engine.money import Currency
-from engine.types import MerchantId, ProcessorId
+from engine.types import ContractId, MerchantId, ProcessorId
 
 
 def merchant(
@@ -58,6 +58,13 @@ def test_routing_must_name_processors_that_take_the_rules_method() -> None:
         ProcessorId("applepay_sim"), ProcessorKind.SIMULATED, methods=(PaymentMethod.APPLE_PAY,)
     )
     PlatformConfig(merchants=(merchant(),), processors=(wallets, *PROCESSORS[1:]))
+
+
+def test_a_complaint_category_is_configured_once_however_it_is_written() -> None:
+    """Complaints match a category whatever its case, _, . and -: two spellings would be a guess."""
+    taxonomy = {"Double-Charge": ContractId("router/timeout"), "double_charge": ContractId("plan/coverage")}
+    with pytest.raises(ConfigError, match="complaint_taxonomy.double_charge='double_charge': is the same"):
+        PlatformConfig(merchants=(merchant(),), processors=PROCESSORS, complaint_taxonomy=taxonomy)
 
 
 def test_ids_and_keys_are_unique() -> None:

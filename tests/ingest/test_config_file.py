@@ -103,6 +103,18 @@ def test_a_processor_routed_for_a_method_it_does_not_take_is_refused() -> None:
     )
 
 
+def test_a_complaint_category_given_in_two_spellings_is_refused() -> None:
+    """A complaint's category is matched whatever its case, _, . and -, so these are one category
+    mapped to two contracts: one would win silently, by the order of the file."""
+    text = MINIMAL + "complaint_taxonomy: {double.charge: router/timeout, Double-Charge: plan/coverage}\n"
+    with pytest.raises(ConfigFileError) as refused:
+        parse_config(text, "payorch.yaml")
+    assert str(refused.value) == (
+        "payorch.yaml: complaint_taxonomy['Double-Charge']: is the same category as 'double.charge' "
+        "(matched whatever their case, _, . and -)"
+    )
+
+
 @pytest.mark.parametrize("api_key", ["sk_live_51HpaSTEDkEy9876", "rk_test_51Hpa STED+kEy9876"])
 def test_an_api_key_given_as_its_variable_is_refused_without_being_shown(api_key: str) -> None:
     text = MINIMAL.replace(

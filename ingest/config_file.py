@@ -35,7 +35,7 @@ from engine.contracts import default_registry
 from engine.errors import DomainError
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency
-from engine.types import ContractId, MerchantId, ProcessorId
+from engine.types import ContractId, MerchantId, ProcessorId, check_identifier
 from ingest.config_section import Section, key_path, shown
 from ingest.config_yaml import load_yaml
 from ingest.errors import ConfigFileError
@@ -266,6 +266,10 @@ def config_from_mapping(document: object, source: str = "<config>") -> PlatformC
             raise ConfigFileError(
                 source, key_path("complaint_taxonomy", category), "must map a category name to a contract id"
             )
+        try:
+            check_identifier("category", category)
+        except DomainError as error:  # named by its key: the domain names only the mapping
+            raise ConfigFileError(source, key_path("complaint_taxonomy", category), error.reason) from error
         first = folded.setdefault(category_key(category), category)
         if first != category:
             # Complaints match a category whatever its case, _, . and -: which one would win is a guess.

@@ -696,6 +696,8 @@ def test_any_edit_of_the_sample_loads_or_gives_one_line_naming_the_file(data: st
         ("store: {batch: 5}\n", "store.batch: is not a known field"),
         ('complaint_taxonomy: {"a\\tb": 5}\n', "complaint_taxonomy['a\\tb']: must map a category name"),
         ("complaint_taxonomy: {2: router/timeout}\n", "complaint_taxonomy[2]: must map a category name"),
+        ('complaint_taxonomy: {"a b": router/timeout}\n', "complaint_taxonomy['a b']: may hold only letters"),
+        ("complaint_taxonomy: {'': router/timeout}\n", "complaint_taxonomy['']: must not be empty"),
     ],
 )
 def test_a_key_that_is_no_plain_name_is_quoted_in_the_field_path(text: str, expected: str) -> None:

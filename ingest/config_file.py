@@ -145,6 +145,14 @@ _PROCESSOR_FIELDS = {
 }  # fmt: skip
 
 
+#: The fields only one kind of processor reads: given to another kind, they would be ignored
+#: (fault rates on a ``stripe`` processor inject nothing).
+_KIND_FIELDS = {
+    ProcessorKind.SIMULATED: ("seed", "latency_ms", "fault_rates"),
+    ProcessorKind.STRIPE: ("api_key_env", "api_base"),
+}
+
+
 def _processor(section: Section) -> ProcessorConfig:
     processor_id = ProcessorId(section.require("id", str))
     kind_name = section.require("kind", str)
@@ -156,6 +164,11 @@ def _processor(section: Section) -> ProcessorConfig:
             section.field("kind"),
             f"{kind_name!r} is not one of {', '.join(k.value for k in ProcessorKind)}",
         ) from None
+    for other, names in _KIND_FIELDS.items():
+        for name in names:
+            if other is not kind and section.has(name):
+                problem = f"applies to {other.value} processors only, not {kind.value}: it would be ignored"
+                raise ConfigFileError(section.source, section.field(name), problem)
     latency_section = section.section("latency_ms", {"p50", "p99"})
     latency = latency_section.build(
         "",

@@ -115,6 +115,30 @@ def test_a_complaint_category_given_in_two_spellings_is_refused() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("processor", "expected"),
+    [
+        (
+            "{id: stripe_sim, kind: stripe, api_key_env: K, fault_rates: {timeout: 0.5}}",
+            "processors[0].fault_rates: applies to simulated processors only, not stripe",
+        ),
+        (
+            "{id: stripe_sim, kind: stripe, api_key_env: K, seed: 7}",
+            "processors[0].seed: applies to simulated processors only, not stripe",
+        ),
+        (
+            "{id: stripe_sim, kind: simulated, api_base: 'https://api.stripe.com'}",
+            "processors[0].api_base: applies to stripe processors only, not simulated",
+        ),
+    ],
+)
+def test_a_field_the_processors_kind_does_not_read_is_refused(processor: str, expected: str) -> None:
+    """It would be ignored: fault rates on a stripe processor used to inject nothing, silently."""
+    with pytest.raises(ConfigFileError) as refused:
+        parse_config(MINIMAL.replace("{id: stripe_sim, kind: simulated}", processor), "payorch.yaml")
+    assert str(refused.value) == f"payorch.yaml: {expected}: it would be ignored"
+
+
 @pytest.mark.parametrize("api_key", ["sk_live_51HpaSTEDkEy9876", "rk_test_51Hpa STED+kEy9876"])
 def test_an_api_key_given_as_its_variable_is_refused_without_being_shown(api_key: str) -> None:
     text = MINIMAL.replace(

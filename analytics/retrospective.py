@@ -27,11 +27,11 @@ thing or too little of it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import polars as pl
 
+from engine.complaints import CATEGORY_SEPARATORS, category_key
 from engine.config import MismatchRule
 from engine.contracts import ContractRegistry, Severity
 from engine.types import ContractId
@@ -72,17 +72,6 @@ COMPLAINT_COLUMNS = {
     "request_id": pl.String,
     "contract_id": pl.String,
 }
-
-
-#: What a category is matched without, besides its case (as field names are matched, PRODUCT.md
-#: section 5): a support desk's "Double-Charge" or "double.charge" is the taxonomy's "double_charge"
-#: (a category is an identifier, without spaces, but a file imported may hold them).
-_CATEGORY_SEPARATORS = r"[\s_.\-]+"
-
-
-def category_key(category: str) -> str:
-    """A category as it is matched: lower case, without ``_``, ``.``, ``-`` and spaces."""
-    return re.sub(_CATEGORY_SEPARATORS, "", category.lower())
 
 
 def taxonomy(configured: Mapping[str, ContractId]) -> dict[str, ContractId]:
@@ -134,7 +123,7 @@ def map_complaints(
         {"category_key": list(folded), "by_category": list(folded.values())},
         schema={"category_key": pl.String, "by_category": pl.String},
     )
-    keys = pl.col("category").str.to_lowercase().str.replace_all(_CATEGORY_SEPARATORS, "")
+    keys = pl.col("category").str.to_lowercase().str.replace_all(CATEGORY_SEPARATORS, "")
     joined = (
         wanted.with_columns(keys.alias("category_key"))
         .join(

@@ -7,6 +7,7 @@ analytics' job; this type only guarantees the fields are well formed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +16,17 @@ from engine.events import check_timestamp
 from engine.types import ContractId, MerchantId, PaymentId, RequestId, check_identifier, check_text
 
 MAX_DESCRIPTION_LENGTH = 5000
+
+#: What a category is matched without, besides its case (as field names are matched, PRODUCT.md
+#: section 5): a support desk's "Double-Charge" or "double.charge" is the taxonomy's "double_charge"
+#: (a category is an identifier, without spaces, but a file imported may hold them).
+CATEGORY_SEPARATORS = r"[\s_.\-]+"
+
+
+def category_key(category: str) -> str:
+    """A category as it is matched: lower case, without ``_``, ``.``, ``-`` and spaces. Two
+    categories with the same key are one category."""
+    return re.sub(CATEGORY_SEPARATORS, "", category.lower())
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from engine.complaints import category_key
 from engine.contracts import check_contract_id
 from engine.errors import ConfigError, InvalidFieldError
 from engine.methods import PartialPolicy, PaymentMethod
@@ -311,7 +312,7 @@ class StoreConfig:
 @dataclass(frozen=True, slots=True)
 class PlatformConfig:
     """The whole configuration file. Invariants: ids and API keys are unique, and every
-    processor a routing rule names is configured."""
+    processor a routing rule names is configured and takes the rule's method."""
 
     merchants: tuple[MerchantConfig, ...]
     processors: tuple[ProcessorConfig, ...]
@@ -344,20 +345,20 @@ class PlatformConfig:
         for key in admin_keys:
             check_identifier("admin_api_keys", key)
         _unique("api_keys", [*admin_keys, *(key for m in merchants for key in m.api_keys)])
-        known = {p.id for p in processors}
+        known = {p.id: p for p in processors}
         for merchant in merchants:
             for position, rule in enumerate(merchant.routing):
                 for processor in rule.processors:
-                    if processor not in known:
-                        raise ConfigError(
-                            f"merchants[{merchant.merchant_id!r}].routing[{position}].processors",
-                            processor,
-                            "is not a configured processor",
-                        )
+                    _check_routed(known, rule, processor, f"merchants[{merchant.merchant_id!r}]", position)
         taxonomy = dict(self.complaint_taxonomy)
+        folded: dict[str, str] = {}
         for category, contract in taxonomy.items():
             check_identifier("complaint_taxonomy", category)
             check_contract_id(f"complaint_taxonomy.{category}", contract)
+            first = folded.setdefault(category_key(category), category)
+            if first != category:
+                problem = f"is the same category as {first!r} (matched whatever their case, _, . and -)"
+                raise ConfigError(f"complaint_taxonomy.{category}", category, problem)
         object.__setattr__(self, "merchants", merchants)
         object.__setattr__(self, "processors", processors)
         object.__setattr__(self, "admin_api_keys", admin_keys)
@@ -374,6 +375,24 @@ class PlatformConfig:
             if processor.id == processor_id:
                 return processor
         raise ConfigError("processor_id", processor_id, "is not a configured processor")
+
+
+def _check_routed(
+    known: Mapping[ProcessorId, ProcessorConfig],
+    rule: RoutingRule,
+    processor: ProcessorId,
+    merchant: str,
+    position: int,
+) -> None:
+    """A processor a routing rule names must exist and take the rule's method: one whose
+    ``methods`` leave the rule's out would have every payment of that method refused (422)."""
+    field_name = f"{merchant}.routing[{position}].processors"
+    config = known.get(processor)
+    if config is None:
+        raise ConfigError(field_name, processor, "is not a configured processor")
+    if config.methods and rule.method not in config.methods:
+        takes = ", ".join(method.value for method in config.methods)
+        raise ConfigError(field_name, processor, f"does not take {rule.method.value} (its methods: {takes})")
 
 
 def _unique(field_name: str, values: list[str]) -> None:

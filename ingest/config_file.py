@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
+from engine.complaints import category_key
 from engine.config import (
     EscalationConfig,
     FaultRates,
@@ -34,7 +35,7 @@ from engine.contracts import default_registry
 from engine.errors import DomainError
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency
-from engine.types import ContractId, MerchantId, ProcessorId
+from engine.types import ContractId, MerchantId, ProcessorId, check_identifier
 from ingest.config_section import Section, key_path, shown
 from ingest.config_yaml import load_yaml
 from ingest.errors import ConfigFileError
@@ -144,6 +145,14 @@ _PROCESSOR_FIELDS = {
 }  # fmt: skip
 
 
+#: The fields only one kind of processor reads: given to another kind, they would be ignored
+#: (fault rates on a ``stripe`` processor inject nothing).
+_KIND_FIELDS = {
+    ProcessorKind.SIMULATED: ("seed", "latency_ms", "fault_rates"),
+    ProcessorKind.STRIPE: ("api_key_env", "api_base"),
+}
+
+
 def _processor(section: Section) -> ProcessorConfig:
     processor_id = ProcessorId(section.require("id", str))
     kind_name = section.require("kind", str)
@@ -155,6 +164,11 @@ def _processor(section: Section) -> ProcessorConfig:
             section.field("kind"),
             f"{kind_name!r} is not one of {', '.join(k.value for k in ProcessorKind)}",
         ) from None
+    for other, names in _KIND_FIELDS.items():
+        for name in names:
+            if other is not kind and section.has(name):
+                problem = f"applies to {other.value} processors only, not {kind.value}: it would be ignored"
+                raise ConfigFileError(section.source, section.field(name), problem)
     latency_section = section.section("latency_ms", {"p50", "p99"})
     latency = latency_section.build(
         "",
@@ -259,11 +273,21 @@ def config_from_mapping(document: object, source: str = "<config>") -> PlatformC
     )
     taxonomy_raw = top.get("complaint_taxonomy", dict, {})
     taxonomy: dict[str, ContractId] = {}
+    folded: dict[str, str] = {}  # category_key -> the category as written first
     for category, contract in taxonomy_raw.items():
         if not isinstance(category, str) or not isinstance(contract, str):
             raise ConfigFileError(
                 source, key_path("complaint_taxonomy", category), "must map a category name to a contract id"
             )
+        try:
+            check_identifier("category", category)
+        except DomainError as error:  # named by its key: the domain names only the mapping
+            raise ConfigFileError(source, key_path("complaint_taxonomy", category), error.reason) from error
+        first = folded.setdefault(category_key(category), category)
+        if first != category:
+            # Complaints match a category whatever its case, _, . and -: which one would win is a guess.
+            problem = f"is the same category as {shown(first)} (matched whatever their case, _, . and -)"
+            raise ConfigFileError(source, key_path("complaint_taxonomy", category), problem)
         if contract not in default_registry():
             raise ConfigFileError(
                 source,

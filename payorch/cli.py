@@ -145,7 +145,8 @@ MAX_KEEP_ALIVE_S = 3600
 def serve(config_path: Path | None, data_dir: Path, host: str, port: int, keep_alive_s: int) -> None:
     """Serve the merchant API over DATA/payorch.duckdb (payments, complaints, analytics reads and
     the retrospective report) until SIGINT or SIGTERM, which drain the payments in flight and exit
-    0. The report schedule is not built yet.
+    0. The report schedule is not built yet. Escalations are not either: no
+    escalations.webhook_url is called.
     """
     from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
 

@@ -222,6 +222,11 @@ def run_server(
     root.addHandler(direct)
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").addFilter(cut_short_without_traceback)
+    if config.escalations.webhook_url is not None:  # the URL is not shown: it may hold a token
+        logging.getLogger(LOGGER).warning(
+            "escalations are not built yet: escalations.webhook_url is never called, "
+            "and a report's mismatch opens no escalation"
+        )
     server = _Server(
         uvicorn.Config(
             app,

@@ -6,11 +6,13 @@ optional fields are drawn both set and ``None``, amounts and counts stay within 
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from typing import TypedDict, TypeVar
 
 from hypothesis import strategies as st
 
+from engine.complaints import category_key
 from engine.config import (
     EscalationConfig,
     FaultRates,
@@ -370,6 +372,16 @@ def merchant_configs(
     )
 
 
+def _taking_routed(processor: ProcessorConfig, merchants: list[MerchantConfig]) -> ProcessorConfig:
+    """``processor``, its ``methods`` (when it lists any) extended by those of the rules that route
+    to it: a routing rule names only processors that take its method."""
+    routed = {rule.method for m in merchants for rule in m.routing if processor.id in rule.processors}
+    missing = tuple(method for method in PaymentMethod if method in routed - set(processor.methods))
+    if not processor.methods or not missing:
+        return processor
+    return replace(processor, methods=(*processor.methods, *missing))
+
+
 @st.composite
 def platform_configs(draw: st.DrawFn) -> PlatformConfig:
     known = draw(st.lists(processor_ids, min_size=1, max_size=4, unique=True))
@@ -388,14 +400,19 @@ def platform_configs(draw: st.DrawFn) -> PlatformConfig:
         keys = keys[count:]
     return PlatformConfig(
         merchants=tuple(merchants),
-        processors=tuple(draw(processor_configs(processor)) for processor in known),
+        processors=tuple(_taking_routed(draw(processor_configs(p)), merchants) for p in known),
         admin_api_keys=tuple(admin_keys),
         complaint_taxonomy=draw(
-            st.dictionaries(
-                identifiers,
-                st.from_regex(r"[a-z][a-z0-9-]{0,10}/[a-z][a-z0-9-]{0,10}", fullmatch=True).map(ContractId),
+            st.lists(
+                st.tuples(
+                    identifiers,
+                    st.from_regex(r"[a-z][a-z0-9-]{0,10}/[a-z][a-z0-9-]{0,10}", fullmatch=True).map(
+                        ContractId
+                    ),
+                ),
                 max_size=4,
-            )
+                unique_by=lambda entry: category_key(entry[0]),  # one category, however it is written
+            ).map(dict)
         ),
         escalations=draw(
             st.builds(

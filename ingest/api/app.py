@@ -43,7 +43,7 @@ from ingest.api.problems import (
     problem_page,
     problem_response,
 )
-from ingest.api.reports import MEDIA_TYPES, ReportFormat, report_answer
+from ingest.api.reports import MEDIA_TYPES, ReportFormat, UnbuiltFormat, report_answer
 from ingest.api.schemas import (
     PAYMENT_REQUEST_BODY,
     AnalyticsComplaintsOut,
@@ -452,8 +452,12 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         ] = None,
         until: Until = None,
         output: Annotated[
-            ReportFormat,
-            Query(alias="format", description="`yaml` (the default) or `json`: the same document."),
+            ReportFormat | UnbuiltFormat,
+            Query(
+                alias="format",
+                description="`yaml` (the default) or `json`: the same document. `md` and `html` "
+                "are not built yet (422 `not_built`).",
+            ),
         ] = "yaml",
     ) -> Response:
         """Per contract, the window's violations against the merchant complaints mapped to it,

@@ -23,6 +23,8 @@ from ingest.store.reads import ReportTables, Window
 from ingest.store.writer import Writer
 
 ReportFormat = Literal["yaml", "json"]
+#: The forms PRODUCT.md names that are not built yet: asked for, they are refused saying so.
+UnbuiltFormat = Literal["md", "html"]
 #: YAML's media type is RFC 9512's.
 MEDIA_TYPES: dict[ReportFormat, str] = {"yaml": "application/yaml", "json": "application/json"}
 
@@ -35,9 +37,19 @@ class ReportRenderer(Protocol):
 
 
 async def report_answer(
-    writer: Writer | None, renderer: ReportRenderer | None, window: Window, output: ReportFormat
+    writer: Writer | None,
+    renderer: ReportRenderer | None,
+    window: Window,
+    output: ReportFormat | UnbuiltFormat,
 ) -> Response:
-    """The retrospective of ``window``; 422 for an empty one, 503 without a store or a renderer."""
+    """The retrospective of ``window``; 422 for an empty one or a form not built yet, 503 without a
+    store or a renderer."""
+    if output == "md" or output == "html":  # noqa: PLR1714 - equality narrows the Literal for mypy
+        raise ApiProblem(
+            "validation_failed",
+            "Markdown and HTML reports are not built yet; ask for format=yaml or format=json.",
+            errors=[FieldError("format", "not_built", f"{output} is not built yet: use yaml or json")],
+        )
     if window.since >= window.until:
         raise ApiProblem(
             "validation_failed",

@@ -20,7 +20,7 @@ import pytest
 from ingest.api.parts import Shutdown
 from payorch.cli import main
 from payorch.server import Stopped, cut_short_without_traceback
-from tests.e2e.server import SLOW, Server, start_server
+from tests.e2e.server import CONFIG, SLOW, Server, start_server
 
 
 def last_line(server: Server) -> tuple[str, str, str]:
@@ -50,6 +50,18 @@ def test_serve_says_where_it_listens_once_it_takes_requests(tmp_path: Path) -> N
 
     events = [line["event"] for line in lines if line["logger"] == "payorch.serve"]
     assert f"listening on {server.url}" in events
+
+
+def test_serve_warns_that_a_configured_escalation_webhook_is_never_called(tmp_path: Path) -> None:
+    """Escalations are not built: a webhook_url was taken without a word, and never called."""
+    path = "hooks-path-7f3a"  # a webhook URL often holds a secret: it is not shown
+    webhook = f"escalations: {{webhook_url: 'http://127.0.0.1:9/{path}', max_attempts: 2}}\n"
+    server = start_server(tmp_path, CONFIG + webhook)
+    server.stop()
+    lines = [orjson.loads(line) for line in server.log().splitlines()]
+    warnings = [line["event"] for line in lines if line["level"] == "warning"]
+    assert "escalations are not built yet: escalations.webhook_url is never called, " in " ".join(warnings)
+    assert path not in server.log()
 
 
 def test_a_connection_idle_past_5_s_lasts_the_keep_alive_timeout(tmp_path: Path) -> None:

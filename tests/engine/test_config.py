@@ -13,7 +13,7 @@ from engine.config import (
 from engine.errors import ConfigError, InvalidFieldError
 from engine.methods import PaymentMethod
 from engine.money import Currency
-from engine.types import MerchantId, ProcessorId
+from engine.types import ContractId, MerchantId, ProcessorId
 
 
 def merchant(
@@ -46,6 +46,25 @@ def test_the_sample_configuration_is_valid() -> None:
 def test_routing_must_name_configured_processors() -> None:
     with pytest.raises(ConfigError, match=r"merchants\['m_acme'\].routing\[1\].processors='ghost'"):
         PlatformConfig(merchants=(merchant(processor="ghost"),), processors=PROCESSORS)
+
+
+def test_routing_must_name_processors_that_take_the_rules_method() -> None:
+    card_only = ProcessorConfig(
+        ProcessorId("applepay_sim"), ProcessorKind.SIMULATED, methods=(PaymentMethod.CARD,)
+    )
+    with pytest.raises(ConfigError, match=r"routing\[0\].processors='applepay_sim': does not take apple_pay"):
+        PlatformConfig(merchants=(merchant(),), processors=(card_only, *PROCESSORS[1:]))
+    wallets = ProcessorConfig(
+        ProcessorId("applepay_sim"), ProcessorKind.SIMULATED, methods=(PaymentMethod.APPLE_PAY,)
+    )
+    PlatformConfig(merchants=(merchant(),), processors=(wallets, *PROCESSORS[1:]))
+
+
+def test_a_complaint_category_is_configured_once_however_it_is_written() -> None:
+    """Complaints match a category whatever its case, _, . and -: two spellings would be a guess."""
+    taxonomy = {"Double-Charge": ContractId("router/timeout"), "double_charge": ContractId("plan/coverage")}
+    with pytest.raises(ConfigError, match="complaint_taxonomy.double_charge='double_charge': is the same"):
+        PlatformConfig(merchants=(merchant(),), processors=PROCESSORS, complaint_taxonomy=taxonomy)
 
 
 def test_ids_and_keys_are_unique() -> None:

@@ -92,6 +92,53 @@ def test_processors_may_limit_their_currencies_and_methods() -> None:
         parse_config(MINIMAL.replace("kind: simulated}", "kind: simulated, currencies: [XYZ]}"))
 
 
+def test_a_processor_routed_for_a_method_it_does_not_take_is_refused() -> None:
+    """Else every payment of the rule's method is refused (422), and nothing said so at start."""
+    text = MINIMAL.replace("kind: simulated}", "kind: simulated, methods: [apple_pay, paypal]}")
+    with pytest.raises(ConfigFileError) as refused:
+        parse_config(text, "payorch.yaml")
+    assert str(refused.value) == (
+        "payorch.yaml: merchants[0].routing[0].processors='stripe_sim': "
+        "does not take card (its methods: apple_pay, paypal)"
+    )
+
+
+def test_a_complaint_category_given_in_two_spellings_is_refused() -> None:
+    """A complaint's category is matched whatever its case, _, . and -, so these are one category
+    mapped to two contracts: one would win silently, by the order of the file."""
+    text = MINIMAL + "complaint_taxonomy: {double.charge: router/timeout, Double-Charge: plan/coverage}\n"
+    with pytest.raises(ConfigFileError) as refused:
+        parse_config(text, "payorch.yaml")
+    assert str(refused.value) == (
+        "payorch.yaml: complaint_taxonomy['Double-Charge']: is the same category as 'double.charge' "
+        "(matched whatever their case, _, . and -)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("processor", "expected"),
+    [
+        (
+            "{id: stripe_sim, kind: stripe, api_key_env: K, fault_rates: {timeout: 0.5}}",
+            "processors[0].fault_rates: applies to simulated processors only, not stripe",
+        ),
+        (
+            "{id: stripe_sim, kind: stripe, api_key_env: K, seed: 7}",
+            "processors[0].seed: applies to simulated processors only, not stripe",
+        ),
+        (
+            "{id: stripe_sim, kind: simulated, api_base: 'https://api.stripe.com'}",
+            "processors[0].api_base: applies to stripe processors only, not simulated",
+        ),
+    ],
+)
+def test_a_field_the_processors_kind_does_not_read_is_refused(processor: str, expected: str) -> None:
+    """It would be ignored: fault rates on a stripe processor used to inject nothing, silently."""
+    with pytest.raises(ConfigFileError) as refused:
+        parse_config(MINIMAL.replace("{id: stripe_sim, kind: simulated}", processor), "payorch.yaml")
+    assert str(refused.value) == f"payorch.yaml: {expected}: it would be ignored"
+
+
 @pytest.mark.parametrize("api_key", ["sk_live_51HpaSTEDkEy9876", "rk_test_51Hpa STED+kEy9876"])
 def test_an_api_key_given_as_its_variable_is_refused_without_being_shown(api_key: str) -> None:
     text = MINIMAL.replace(
@@ -673,6 +720,8 @@ def test_any_edit_of_the_sample_loads_or_gives_one_line_naming_the_file(data: st
         ("store: {batch: 5}\n", "store.batch: is not a known field"),
         ('complaint_taxonomy: {"a\\tb": 5}\n', "complaint_taxonomy['a\\tb']: must map a category name"),
         ("complaint_taxonomy: {2: router/timeout}\n", "complaint_taxonomy[2]: must map a category name"),
+        ('complaint_taxonomy: {"a b": router/timeout}\n', "complaint_taxonomy['a b']: may hold only letters"),
+        ("complaint_taxonomy: {'': router/timeout}\n", "complaint_taxonomy['']: must not be empty"),
     ],
 )
 def test_a_key_that_is_no_plain_name_is_quoted_in_the_field_path(text: str, expected: str) -> None:

@@ -169,6 +169,23 @@ async def test_an_admin_key_and_a_built_format_are_needed(
     assert answer.json()["code"] == code
 
 
+@pytest.mark.parametrize("output", ["md", "html"])
+async def test_a_form_not_built_yet_is_refused_saying_so(tmp_path: Path, output: str) -> None:
+    """It was refused as any unknown format ("Input should be 'yaml' or 'json'"), though PRODUCT.md
+    names it: the answer now says it is not built yet."""
+    async with reporting(tmp_path) as app, client(app) as http:
+        answer = await http.get(PATH, params={"format": output}, headers=ADMIN)
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {
+            "field": "format",
+            "code": "not_built",
+            "message": f"{output} is not built yet: use yaml or json",
+            "severity": "error",
+        }
+    ]
+
+
 async def test_without_a_store_or_a_renderer_the_report_is_503(tmp_path: Path) -> None:
     async with running(tmp_path) as app, client(app) as http:
         no_renderer = await http.get(PATH, headers=ADMIN)

@@ -49,6 +49,8 @@ class Shutdown:
     drained: int
     left: int
     committed: bool
+    #: Why the disk stopped the store (``ingest.store.writer.Writer.failure``), if it did.
+    store_failure: str | None = None
 
     @property
     def complete(self) -> bool:

@@ -246,7 +246,15 @@ def run_server(
         # A disk that refused a commit stops the service (exit 1): only the next start's crash
         # recovery can settle what the lost batch held (ingest.store.writer).
         writer.on_failure = lambda _: setattr(server, "should_exit", True)
-    server.run(sockets=[listening])
+    parts = app.state.parts
+    # A start that failed is said once, by the command (ServeError), not by uvicorn's traceback.
+    logging.getLogger("uvicorn.error").addFilter(lambda _: parts.start_failure is None)
+    try:
+        server.run(sockets=[listening])
+    except SystemExit:  # uvicorn's way out of a failed start
+        if parts.start_failure is None:
+            raise
+        raise ServeError(parts.start_failure) from None
     end_multiprocess_values(settings.environ)
     if server.companion is not None:
         server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first

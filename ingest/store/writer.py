@@ -173,7 +173,14 @@ class Writer:
             self._connection = duckdb.connect(str(path), config=settings)
         except duckdb.Error as error:
             raise IngestError(f"cannot open the database {path}: {error}") from None
-        self.applied_migrations = migrate(self._connection)
+        try:
+            self.applied_migrations = migrate(self._connection)
+        except (duckdb.Error, IngestError) as error:
+            # A file DuckDB opens but cannot read through (a truncated or damaged block, a disk
+            # that refuses the migration's commit), or a newer payorch's database.
+            with contextlib.suppress(duckdb.Error):
+                self._connection.close()
+            raise IngestError(f"cannot use the database {path}: {_one_line(error)}") from None
         self._reader = self._connection.cursor()
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
@@ -338,8 +345,7 @@ class Writer:
 
     def _fail(self, error: Exception) -> None:
         """Stop the writer for good: the disk refused a batch (see the module text)."""
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        self.failure = f"the database {self.path} could not be written ({reason})"
+        self.failure = f"the database {self.path} could not be written ({_one_line(error)})"
         logger.error(
             "store: %s; nothing more is written, and the service stops "
             "(the next start settles the payments cut short)",
@@ -360,6 +366,12 @@ class Writer:
             # than registering and unregistering a view for every statement.
             self._connection.execute(table.sql)
         rows.clear()
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of what ``error`` says (DuckDB's messages may go on over several)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _settle(waiting: list[asyncio.Future[None]], error: BaseException | None) -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -181,6 +182,9 @@ class Writer:
             with contextlib.suppress(duckdb.Error):
                 self._connection.close()
             raise IngestError(f"cannot use the database {path}: {_one_line(error)}") from None
+        #: The file opened (device, inode): a file deleted or replaced under the running writer
+        #: is a disk failure (see :meth:`_check_file`).
+        self._identity = _identity(path)
         self._reader = self._connection.cursor()
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
@@ -330,6 +334,7 @@ class Writer:
                             joined_row if convert is None else convert(joined_row)
                         )
             self._flush(rows, written)
+            self._check_file()
             try:
                 connection.commit()
             except duckdb.Error as exc:
@@ -342,6 +347,17 @@ class Writer:
         for name, count in written.items():
             counts[name] = counts.get(name, 0) + count
         return extra
+
+    def _check_file(self) -> None:
+        """Refuse to commit into a database file no longer at its path: DuckDB keeps writing to
+        the file it opened, and a deleted one (the data folder removed) or one renamed away (a
+        backup restored over it) would take every later payment with it at the stop."""
+        try:
+            now = _identity(self.path)
+        except OSError as error:
+            raise _CommitRefusedError(f"the file is gone: {error.strerror}") from None
+        if now != self._identity:
+            raise _CommitRefusedError("another file has replaced it")
 
     def _fail(self, error: Exception) -> None:
         """Stop the writer for good: the disk refused a batch (see the module text)."""
@@ -366,6 +382,11 @@ class Writer:
             # than registering and unregistering a view for every statement.
             self._connection.execute(table.sql)
         rows.clear()
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
 
 
 def _one_line(error: BaseException) -> str:

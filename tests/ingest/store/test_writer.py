@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import resource
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -222,6 +222,37 @@ async def test_a_disk_that_refuses_a_commit_stops_the_writer_for_good(tmp_path: 
     assert not writer.alive
     assert writer.close() is False
     assert _notes(path) == [(1, "before")]
+
+
+def delete(path: Path) -> None:
+    for file in path.parent.iterdir():  # the data folder emptied: the database and its log
+        file.unlink()
+
+
+def replace(path: Path) -> None:
+    copy = path.with_name("copy.duckdb")
+    copy.write_bytes(path.read_bytes())
+    copy.replace(path)  # a backup restored over it
+
+
+@pytest.mark.parametrize(
+    ("change", "says"), [(delete, "the file is gone: No such file or directory"), (replace, "another file")]
+)
+async def test_a_database_file_deleted_or_replaced_while_serving_is_a_disk_failure(
+    tmp_path: Path, change: Callable[[Path], None], says: str
+) -> None:
+    """DuckDB would go on committing into the file it opened, which no one will ever read again:
+    every payment acknowledged from then on would be lost at the stop."""
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path)
+    await writer.submit_and_wait(Write(NOTES, (1, "before")))
+
+    change(path)
+
+    with pytest.raises(StoreError, match=f"payorch\\.duckdb could not be written \\({says}"):
+        await writer.submit_and_wait(Write(NOTES, (2, "after")))
+    assert not writer.alive
+    assert writer.close() is False
 
 
 async def test_a_full_queue_refuses_new_work_and_loses_nothing_already_taken(tmp_path: Path) -> None:

@@ -75,6 +75,8 @@ class Stopped:
         # app's own drain begins: count from the signal.
         count = max(self.in_flight, shutdown.drained + shutdown.left) - shutdown.left
         drained = "no payments were in flight" if count == 0 else f"drained {_payments(count)} in flight"
+        if shutdown.store_failure is not None:
+            return f"{stopped}: {shutdown.store_failure}; the next start settles the payments it cut short"
         if shutdown.left:
             return (
                 f"{stopped}, but {_payments(shutdown.left)} still in flight after {self.grace_s:.0f} s "
@@ -244,7 +246,20 @@ def run_server(
         lambda: int(app.state.parts.desk.in_flight),
         companion,
     )
-    server.run(sockets=[listening])
+    writer = app.state.parts.writer
+    if writer is not None:
+        # A disk that refused a commit stops the service (exit 1): only the next start's crash
+        # recovery can settle what the lost batch held (ingest.store.writer).
+        writer.on_failure = lambda _: setattr(server, "should_exit", True)
+    parts = app.state.parts
+    # A start that failed is said once, by the command (ServeError), not by uvicorn's traceback.
+    logging.getLogger("uvicorn.error").addFilter(lambda _: parts.start_failure is None)
+    try:
+        server.run(sockets=[listening])
+    except SystemExit:  # uvicorn's way out of a failed start
+        if parts.start_failure is None:
+            raise
+        raise ServeError(parts.start_failure) from None
     end_multiprocess_values(settings.environ)
     if server.companion is not None:
         server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first

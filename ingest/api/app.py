@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
+import duckdb
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -24,7 +25,7 @@ from starlette.responses import HTMLResponse, Response
 
 from engine.complaints import Complaint
 from engine.contracts import default_registry
-from engine.errors import DomainError
+from engine.errors import DomainError, PayorchError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
@@ -150,7 +151,15 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        running = await start(parts)
+        try:
+            running = await start(parts)
+        except (PayorchError, duckdb.Error) as error:
+            # The server says this line and stops (payorch serve: exit 2), not a traceback.
+            if isinstance(error, duckdb.Error) and parts.writer is not None:
+                parts.start_failure = f"crash recovery cannot read the database {parts.writer.path}: {error}"
+            else:
+                parts.start_failure = f"crash recovery at start failed: {error}"
+            raise
         yield
         await stop(parts, running)
 

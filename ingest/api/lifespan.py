@@ -93,11 +93,12 @@ async def stop(parts: Parts, running: Running) -> None:
             await running.watcher
         with contextlib.suppress(Exception):
             await telemetry.report_drops(running.monitor, RequestId(new_id("req")))
-    committed = True
+    committed, failure = True, None
     if parts.writer is not None:
         # Everything queued is committed before the process ends.
         committed = await asyncio.to_thread(parts.writer.close)
-    parts.shutdown = Shutdown(drained=in_flight - left, left=left, committed=committed)
+        failure = parts.writer.failure
+    parts.shutdown = Shutdown(drained=in_flight - left, left=left, committed=committed, store_failure=failure)
     sys.setswitchinterval(running.switch_interval)
     # What the app kept is garbage once it stops (tests and benches start many in a process).
     gc.set_threshold(*running.thresholds)

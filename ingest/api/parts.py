@@ -6,6 +6,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 
+import duckdb
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
@@ -28,6 +29,7 @@ from ingest.api.payments import PaymentDesk
 from ingest.api.settings import Settings
 from ingest.api.timing import TimedProcessor
 from ingest.engine_assembly import Engine, build_engine
+from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
 from ingest.records import MemoryRecords, Records, RecordsHistory
@@ -49,6 +51,8 @@ class Shutdown:
     drained: int
     left: int
     committed: bool
+    #: Why the disk stopped the store (``ingest.store.writer.Writer.failure``), if it did.
+    store_failure: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -77,6 +81,9 @@ class Parts:
     #: What crash recovery found and did at start (``ingest.store.recovery.RecoveryReport``).
     recovery: object | None = None
     draining: bool = False
+    #: Why the app could not start (one line: crash recovery could not read or write the
+    #: database); ``None`` once started, or before.
+    start_failure: str | None = None
     #: Set once the app has stopped (``ingest.api.lifespan.stop``); ``None`` while it runs, or
     #: when the server was forced down without stopping it.
     shutdown: Shutdown | None = None
@@ -103,14 +110,18 @@ def build_parts(settings: Settings) -> Parts:
             memory_limit_mb=config.store.memory_limit_mb,
             threads=settings.store_threads,
         )
-        records = DuckDBRecords(writer)
         hot_s = settings.idempotency_hot_s
-        idempotency = DurableIdempotencyStore(
-            writer,
-            settings.idempotency_ttl_s,
-            clock.monotonic,
-            hot_s=config.store.idempotency_hot_s if hot_s is None else hot_s,
-        )
+        try:
+            records = DuckDBRecords(writer)
+            idempotency = DurableIdempotencyStore(
+                writer,
+                settings.idempotency_ttl_s,
+                clock.monotonic,
+                hot_s=config.store.idempotency_hot_s if hot_s is None else hot_s,
+            )
+        except duckdb.Error as error:  # a damaged block of a table read at start
+            writer.close()
+            raise IngestError(f"cannot use the database {writer.path}: {error}") from None
     else:
         records = MemoryRecords()
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)

@@ -196,6 +196,10 @@ class DurableIdempotencyStore:
                 # finishes the payment anew): replayed now, it could differ from the one kept.
                 with contextlib.suppress(StoreError):  # not committed: memory keeps answering
                     await asyncio.shield(committed)
+            if self._writer.failure is not None:
+                # The disk refused the answer (or the writer stopped before its turn): replayed,
+                # it would be an answer no record backs; the next start's crash recovery gives it.
+                return InFlight()
         return outcome
 
     async def _claim_cold(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome:

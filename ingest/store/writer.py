@@ -11,6 +11,13 @@ Backpressure: :meth:`Writer.admit` refuses new work (``StoreSaturatedError``, wh
 with 503 and ``Retry-After``) while more than ``admit_limit`` writes wait. Writes of work already
 admitted are always queued, never dropped: what was acknowledged is never lost, and the queue stays
 bounded by the admitted work.
+
+A disk that refuses a commit (full, read-only, failing: the commit itself or an I/O error of
+DuckDB's) stops the writer for good (:attr:`Writer.failure`): the batch is lost, and so is what the
+process holds in memory of it (answers of payments that charged), which only crash recovery at
+the next start can settle. From then on every write fails at once, nothing new is admitted, the
+writer no longer counts as alive, and :attr:`Writer.on_failure` is told (``payorch serve`` stops,
+exit 1). A batch refused for another reason (a statement at fault) fails alone, as before.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import queue
 import threading
 import time
@@ -70,6 +78,14 @@ class StoreSaturatedError(IngestError):
 
 class StoreError(IngestError):
     """A batch could not be committed; the writes in it are not durable."""
+
+
+class _CommitRefusedError(Exception):
+    """The disk refused a batch's commit (the statements before it ran)."""
+
+
+#: DuckDB's errors that say the disk failed, wherever in a batch they come (a spill, a checkpoint).
+_DISK_ERRORS = (duckdb.IOException, duckdb.FatalException, _CommitRefusedError)
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -158,12 +174,25 @@ class Writer:
             self._connection = duckdb.connect(str(path), config=settings)
         except duckdb.Error as error:
             raise IngestError(f"cannot open the database {path}: {error}") from None
-        self.applied_migrations = migrate(self._connection)
+        try:
+            self.applied_migrations = migrate(self._connection)
+        except (duckdb.Error, IngestError) as error:
+            # A file DuckDB opens but cannot read through (a truncated or damaged block, a disk
+            # that refuses the migration's commit), or a newer payorch's database.
+            with contextlib.suppress(duckdb.Error):
+                self._connection.close()
+            raise IngestError(f"cannot use the database {path}: {_one_line(error)}") from None
+        #: The file opened (device, inode): a file deleted or replaced under the running writer
+        #: is a disk failure (see :meth:`_check_file`).
+        self._identity = _identity(path)
         self._reader = self._connection.cursor()
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
         self._closed = False
-        self._failed: BaseException | None = None
+        #: Why the disk stopped the writer (one line, naming the file); ``None`` while it works.
+        self.failure: str | None = None
+        #: Told the failure once, from the writer thread, when the disk stops the writer.
+        self.on_failure: Callable[[str], None] | None = None
         self.rows_written = 0
         self.batches_written = 0
         #: Rows committed, by table name.
@@ -180,10 +209,12 @@ class Writer:
 
     @property
     def alive(self) -> bool:
-        return self._thread.is_alive() and not self._closed
+        return self._thread.is_alive() and not self._closed and self.failure is None
 
     def admit(self) -> None:
         """Raise :class:`StoreSaturatedError` when new work should wait (see the module text)."""
+        if self.failure is not None:
+            raise StoreSaturatedError(self.failure)
         if self._closed:
             raise StoreSaturatedError("the store is closed")
         if self._queue.qsize() > self._admit_limit:
@@ -219,9 +250,10 @@ class Writer:
 
     def close(self, timeout_s: float = 30.0) -> bool:
         """Commit everything queued, then close the database (at shutdown). Returns whether the
-        writer finished: ``False`` when writes were still queued after ``timeout_s``."""
+        writer finished: ``False`` when writes were still queued after ``timeout_s``, or when the
+        disk stopped it (:attr:`failure`)."""
         if self._closed:
-            return not self._thread.is_alive()
+            return not self._thread.is_alive() and self.failure is None
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join(timeout_s)
@@ -230,8 +262,9 @@ class Writer:
             return False
         with self._read_lock:
             self._reader.close()
-            self._connection.close()
-        return True
+            with contextlib.suppress(duckdb.Error):  # a failed disk may refuse the last checkpoint
+                self._connection.close()
+        return self.failure is None
 
     # -- the writer thread -------------------------------------------------------------------------
 
@@ -258,8 +291,15 @@ class Writer:
     def _commit(self, batch: Sequence[Write]) -> None:
         error: BaseException | None = None
         try:
+            if self.failure is not None:
+                raise StoreError(self.failure)
             self.rows_written += len(batch) + self._write(batch)
             self.batches_written += 1
+        except StoreError as exc:
+            error = exc
+        except _DISK_ERRORS as exc:
+            self._fail(exc)
+            error = StoreError(f"the batch could not be committed: {self.failure}")
         except Exception as exc:
             logger.exception("store: a batch of %d writes could not be committed", len(batch))
             error = StoreError(f"the batch could not be committed: {type(exc).__name__}")
@@ -294,14 +334,41 @@ class Writer:
                             joined_row if convert is None else convert(joined_row)
                         )
             self._flush(rows, written)
-            connection.commit()
+            self._check_file()
+            try:
+                connection.commit()
+            except duckdb.Error as exc:
+                raise _CommitRefusedError(str(exc)) from exc
         except BaseException:
-            connection.rollback()
+            with contextlib.suppress(duckdb.Error):  # a refused commit leaves no transaction
+                connection.rollback()
             raise
         counts = self.rows_by_table
         for name, count in written.items():
             counts[name] = counts.get(name, 0) + count
         return extra
+
+    def _check_file(self) -> None:
+        """Refuse to commit into a database file no longer at its path: DuckDB keeps writing to
+        the file it opened, and a deleted one (the data folder removed) or one renamed away (a
+        backup restored over it) would take every later payment with it at the stop."""
+        try:
+            now = _identity(self.path)
+        except OSError as error:
+            raise _CommitRefusedError(f"the file is gone: {error.strerror}") from None
+        if now != self._identity:
+            raise _CommitRefusedError("another file has replaced it")
+
+    def _fail(self, error: Exception) -> None:
+        """Stop the writer for good: the disk refused a batch (see the module text)."""
+        self.failure = f"the database {self.path} could not be written ({_one_line(error)})"
+        logger.error(
+            "store: %s; nothing more is written, and the service stops "
+            "(the next start settles the payments cut short)",
+            self.failure,
+        )
+        if self.on_failure is not None:
+            self.on_failure(self.failure)
 
     def _flush(self, rows: dict[Table, list[tuple[Any, ...]]], written: dict[str, int]) -> None:
         for table, table_rows in rows.items():
@@ -315,6 +382,17 @@ class Writer:
             # than registering and unregistering a view for every statement.
             self._connection.execute(table.sql)
         rows.clear()
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    status = os.stat(path)
+    return status.st_dev, status.st_ino
+
+
+def _one_line(error: BaseException) -> str:
+    """The first line of what ``error`` says (DuckDB's messages may go on over several)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _settle(waiting: list[asyncio.Future[None]], error: BaseException | None) -> None:

@@ -4,8 +4,11 @@ import sys
 from pathlib import Path
 
 import click
+import duckdb
 import pytest
 
+from ingest.store.schema import FILE_NAME
+from ingest.store.writer import Writer
 from payorch.cli import Group, main
 from payorch.cli import run as run_cli
 
@@ -71,6 +74,52 @@ def test_serve_problems_are_one_line_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # the port is tried before anything is made
     assert no_folder.stderr.startswith("payorch serve: cannot create the data folder ")
     assert no_folder.stderr.count("\n") == 1
+
+
+def damaged_database(data: Path, table: str) -> Path:
+    """A data folder whose payorch database has a damaged block in ``table`` (a disk fault's bytes:
+    DuckDB opens the file, and its checksum refuses the block once it is read)."""
+    data.mkdir()
+    path = data / FILE_NAME
+    Writer(path).close()
+    with duckdb.connect(str(path)) as connection:
+        connection.execute(
+            "INSERT INTO idempotency_keys SELECT range, 'm_acme', 'k' || range, 'answered', 'fp', now(), "
+            "200, repeat('x', 100)::BLOB, 'application/json' FROM range(3000)"
+        )
+        connection.execute("INSERT INTO recovery_marks SELECT range, now() FROM range(3000)")
+        connection.execute("CHECKPOINT")
+        blocks = connection.execute(
+            "SELECT min(block_id) FROM pragma_storage_info(?) WHERE block_id >= 0", [table]
+        ).fetchall()
+    with path.open("r+b") as file:
+        file.seek(3 * 4096 + blocks[0][0] * 256 * 1024 + 100)  # the headers, then 256 KiB blocks
+        file.write(bytes(range(64)))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("table", "says"),
+    [
+        ("schema_migrations", "cannot use the database"),  # read by the migrations
+        ("idempotency_keys", "cannot use the database"),  # read back to answer repeats
+        ("recovery_marks", "crash recovery cannot read the database"),  # where recovery begins
+    ],
+)
+def test_a_damaged_database_stops_serve_at_start_with_one_line_naming_it(
+    tmp_path: Path, table: str, says: str
+) -> None:
+    path = damaged_database(tmp_path / "data", table)
+    with socket.socket() as probe:  # a free port: the port is taken before the database is read
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    done = run("serve", "--data", str(tmp_path / "data"), "--port", str(port))
+
+    assert done.returncode == 2
+    last = done.stderr.splitlines()[-1]
+    assert last.startswith(f"payorch serve: {says} {path}: Corrupt database file: "), done.stderr
+    assert "Traceback" not in done.stderr
 
 
 def test_a_path_holding_a_newline_stays_one_line_in_every_error(

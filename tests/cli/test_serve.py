@@ -173,6 +173,11 @@ def test_serve_help_says_what_it_does_now(capsys: pytest.CaptureFixture[str]) ->
             "stopped on SIGINT, but the store could not commit every queued write "
             "(no payments were in flight)",
         ),
+        (
+            Stopped(None, 0, Shutdown(drained=2, left=0, committed=False, store_failure="the disk"), 30.0),
+            False,
+            "stopped: the disk; the next start settles the payments it cut short",
+        ),
     ],
 )
 def test_a_stop_that_could_not_drain_everything_says_so(

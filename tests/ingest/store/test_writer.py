@@ -4,7 +4,10 @@ real DuckDB file."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import resource
 import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
@@ -184,6 +187,72 @@ async def test_a_failed_batch_fails_its_waiters_and_the_next_batch_commits(tmp_p
     writer.close()
 
     assert _notes(path) == [(1, "before"), (2, "after")]
+
+
+@contextlib.contextmanager
+def full_disk(max_bytes: int = 256 * 1024) -> Iterator[None]:
+    """A disk that refuses to grow any file of this process past ``max_bytes`` (RLIMIT_FSIZE:
+    the write fails with EFBIG, as a full disk fails it with ENOSPC; Python ignores SIGXFSZ)."""
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, limits[1]))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+
+
+async def test_a_disk_that_refuses_a_commit_stops_the_writer_for_good(tmp_path: Path) -> None:
+    """The batch is lost, and what memory holds of it with it: nothing more may be written or
+    admitted (only a restart's crash recovery settles it), and whoever runs the writer is told."""
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path)
+    told: list[str] = []
+    writer.on_failure = told.append
+    await writer.submit_and_wait(Write(NOTES, (1, "before")))
+
+    refused = r"payorch\.duckdb could not be written \(.*File too large"
+    with full_disk(), pytest.raises(StoreError, match=refused):
+        await writer.submit_and_wait(Write(NOTES, (2, "x" * 1_000_000)))
+    with pytest.raises(StoreError, match="could not be written"):  # room again: still refused
+        await writer.submit_and_wait(Write(NOTES, (3, "after")))
+    with pytest.raises(StoreSaturatedError, match="could not be written"):
+        writer.admit()
+
+    assert told == [writer.failure]
+    assert not writer.alive
+    assert writer.close() is False
+    assert _notes(path) == [(1, "before")]
+
+
+def delete(path: Path) -> None:
+    for file in path.parent.iterdir():  # the data folder emptied: the database and its log
+        file.unlink()
+
+
+def replace(path: Path) -> None:
+    copy = path.with_name("copy.duckdb")
+    copy.write_bytes(path.read_bytes())
+    copy.replace(path)  # a backup restored over it
+
+
+@pytest.mark.parametrize(
+    ("change", "says"), [(delete, "the file is gone: No such file or directory"), (replace, "another file")]
+)
+async def test_a_database_file_deleted_or_replaced_while_serving_is_a_disk_failure(
+    tmp_path: Path, change: Callable[[Path], None], says: str
+) -> None:
+    """DuckDB would go on committing into the file it opened, which no one will ever read again:
+    every payment acknowledged from then on would be lost at the stop."""
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path)
+    await writer.submit_and_wait(Write(NOTES, (1, "before")))
+
+    change(path)
+
+    with pytest.raises(StoreError, match=f"payorch\\.duckdb could not be written \\({says}"):
+        await writer.submit_and_wait(Write(NOTES, (2, "after")))
+    assert not writer.alive
+    assert writer.close() is False
 
 
 async def test_a_full_queue_refuses_new_work_and_loses_nothing_already_taken(tmp_path: Path) -> None:

@@ -1,0 +1,65 @@
+"""A disk that refuses a commit (full, read-only, failing) stops the store for good: nothing that
+was not committed is ever answered as if it were, nothing new is taken, and the service says it
+is not ready (ingest.store.writer, ingest.store.idempotency). The disk's refusal is played by a
+statement that raises DuckDB's ``IOException``, as a full disk makes DuckDB do."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import duckdb
+import pytest
+import pytest_asyncio
+
+from ingest.api.idempotency import Claimed, InFlight
+from ingest.store.schema import FILE_NAME
+from ingest.store.writer import StoreError, Write, Writer
+from tests.ingest.api.test_app import body_of, call
+from tests.ingest.store.test_cold_keys import ANSWER, Clocks, committed, store
+from tests.ingest.store.test_durable_api import charges, pay, running
+
+
+def refuse(_: duckdb.DuckDBPyConnection) -> None:
+    raise duckdb.IOException('Could not write file "payorch.duckdb.wal": No space left on device')
+
+
+@pytest_asyncio.fixture
+async def writer(tmp_path: Path) -> AsyncIterator[Writer]:
+    opened = Writer(tmp_path / FILE_NAME)
+    yield opened
+    await asyncio.to_thread(opened.close)
+
+
+async def test_an_answer_the_disk_refused_is_not_replayed(writer: Writer) -> None:
+    keys = store(writer, Clocks())
+    assert await keys.claim("m_acme", "order-1", "fp-1") == Claimed()
+    await committed(writer)
+    writer.submit(Write(None, apply=refuse))  # the disk refuses from here on
+    await keys.complete("m_acme", "order-1", ANSWER)
+
+    # The payment's answer is in memory only: replayed, it would be an answer no record backs
+    # (and crash recovery, at the next start, may finish the payment otherwise).
+    assert await keys.claim("m_acme", "order-1", "fp-1") == InFlight()
+
+
+async def test_after_the_disk_refused_a_commit_the_service_is_not_ready_and_takes_no_payment(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as app:
+        first = await pay(app, key="order-1")
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="No space left on device"):
+            await writer.submit_and_wait(Write(None, apply=refuse))
+
+        ready = await call(app, "GET", "/readyz", [], body_of(b""))
+        new = await pay(app, key="order-2")
+        repeat = await pay(app, key="order-1")
+
+    assert first.status == 200, first.body
+    assert (ready.status, new.status, new.json()["code"]) == (503, 503, "service_unavailable")
+    assert new.headers["retry-after"] == "1"
+    assert (repeat.status, repeat.headers["idempotent-replayed"]) == (200, "true")  # it was committed
+    assert repeat.body == first.body
+    assert len(charges(tmp_path)) == 2  # the first payment's split legs only: order-2 charged nothing

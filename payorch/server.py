@@ -95,8 +95,17 @@ def cut_short_without_traceback(record: logging.LogRecord) -> bool:
     """A log filter for uvicorn's records: a request a forced stop cancelled is not logged as
     "Exception in ASGI application" with a traceback. payorch has answered it (503
     ``payment_interrupted``) and says how the stop went; whether uvicorn's record made it out
-    before the process ended depended on timing."""
-    return not (record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError))
+    before the process ended depended on timing. Nor is the app's lifespan a forced stop
+    cancelled: Starlette sends its traceback as the text of ``lifespan.shutdown.failed``, which
+    uvicorn logs as an error of its own (when the lifespan's task is cancelled before it ends)."""
+    if record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError):
+        return False
+    text = record.msg
+    return not (
+        isinstance(text, str)
+        and text.startswith("Traceback (most recent call last):")
+        and text.rstrip().endswith("CancelledError")
+    )
 
 
 class _Server(uvicorn.Server):
@@ -252,14 +261,21 @@ def run_server(
         # recovery can settle what the lost batch held (ingest.store.writer).
         writer.on_failure = lambda _: setattr(server, "should_exit", True)
     parts = app.state.parts
+
+    def started(_: logging.LogRecord) -> bool:
+        return parts.start_failure is None
+
     # A start that failed is said once, by the command (ServeError), not by uvicorn's traceback.
-    logging.getLogger("uvicorn.error").addFilter(lambda _: parts.start_failure is None)
+    uvicorn_log = logging.getLogger("uvicorn.error")
+    uvicorn_log.addFilter(started)
     try:
         server.run(sockets=[listening])
     except SystemExit:  # uvicorn's way out of a failed start
         if parts.start_failure is None:
             raise
         raise ServeError(parts.start_failure) from None
+    finally:
+        uvicorn_log.removeFilter(started)  # this server's: a process may serve again (tests)
     end_multiprocess_values(settings.environ)
     if server.companion is not None:
         server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first

@@ -7,6 +7,15 @@ its failure opens it again. The answers of attempts let through before the circu
 are in flight under load) do not close it: only a probe after the cool-down does. Time comes
 from the caller (monotonic seconds), so tests need no sleep.
 
+Consecutive means in the order the attempts were sent (:meth:`CircuitBreaker.sent` numbers each),
+not the order their answers come: a fault counts only when no attempt sent after it was answered
+sanely. Under load the two orders differ. Of 200 charges sent at once to a processor that
+answers 96 % of them at once and lets 2 % hang, the hanging ones all time out together, seconds
+after the rest succeeded: five timeouts in a row by arrival opened the circuit of a healthy
+processor, and every payment routed to it failed for the cool-down. By sending order the
+successes of the charges sent after them say the processor works; a processor that fails every
+charge still opens after ``failure_threshold`` of them.
+
 A :class:`CircuitWatcher` hears of every change of state, and only of changes: the attempts of a
 healthy processor cost it nothing. An open circuit turns half-open when the first attempt after
 its cool-down asks to go through (``allow``), not when the cool-down ends: until then it is
@@ -62,6 +71,8 @@ class CircuitBreaker:
         "_policy",
         "_probe_in_flight",
         "_processor_id",
+        "_sane_since",
+        "_sent",
         "_state",
         "_watcher",
     )
@@ -76,9 +87,12 @@ class CircuitBreaker:
         self._processor_id = processor_id
         self._watcher = watcher
         self._state = CircuitState.CLOSED
-        self._failures = 0
+        #: The numbers of the attempts whose faults count: sent after the newest sane answer's.
+        self._failures: list[int] = []
         self._opened_at = 0.0
         self._probe_in_flight = False
+        self._sent = 0  # attempts numbered so far (sent)
+        self._sane_since = 0  # the number of the newest attempt answered sanely
 
     def _become(self, state: CircuitState) -> None:
         self._state = state
@@ -103,23 +117,45 @@ class CircuitBreaker:
         self._probe_in_flight = True
         return True
 
-    def record_success(self) -> None:
-        """The processor charged. An open circuit stays open: the answer is to an attempt let
+    def sent(self) -> int:
+        """The number of an attempt being sent now (numbers grow with the sending order), for
+        the ``record_*`` call of its answer."""
+        self._sent += 1
+        return self._sent
+
+    def record_success(self, attempt: int | None = None) -> None:
+        """The processor charged, answering ``attempt`` (a number from :meth:`sent`; ``None``: an
+        attempt sent just now). An open circuit stays open: the answer is to an attempt let
         through before it opened (one of many in flight), not the probe its cool-down waits for."""
         if self._state is CircuitState.OPEN:
             return
         if self._state is CircuitState.HALF_OPEN:
             self._become(CircuitState.CLOSED)
-        self._failures = 0
         self._probe_in_flight = False
+        number = self.sent() if attempt is None else attempt
+        if number > self._sane_since:
+            self._sane_since = number
+            # The faults of attempts sent before it are consecutive no more.
+            self._failures = [failed for failed in self._failures if failed > number]
 
-    def record_failure(self, now: float) -> None:
-        self._failures += 1
-        if self._state is CircuitState.HALF_OPEN or self._failures >= self._policy.failure_threshold:
-            if self._state is not CircuitState.OPEN:
-                self._become(CircuitState.OPEN)
-            self._opened_at = now
-            self._probe_in_flight = False
+    def record_failure(self, now: float, attempt: int | None = None) -> None:
+        """The processor failed ``attempt`` (a fault of the processor's, not an answer about the
+        card). While the circuit is closed it counts only when no attempt sent after it was
+        answered sanely; a probe's failure opens the circuit again, and so, while it is open,
+        does any failure (its cool-down starts anew)."""
+        if self._state is CircuitState.CLOSED:
+            number = self.sent() if attempt is None else attempt
+            if number < self._sane_since:
+                return  # an attempt sent later was answered: the processor worked since
+            self._failures.append(number)
+            if len(self._failures) < self._policy.failure_threshold:
+                return
+            self._become(CircuitState.OPEN)
+        elif self._state is CircuitState.HALF_OPEN:
+            self._become(CircuitState.OPEN)
+        self._opened_at = now
+        self._probe_in_flight = False
+        self._failures = []
 
     def abandon(self) -> None:
         """An attempt let through ended without an answer (its record failed, its payment was
@@ -128,9 +164,9 @@ class CircuitBreaker:
         if self._state is CircuitState.HALF_OPEN:
             self._probe_in_flight = False
 
-    def record_neutral(self) -> None:
+    def record_neutral(self, attempt: int | None = None) -> None:
         """The processor answered sanely (a decline, a card error): it is healthy, the probe is over."""
-        self.record_success()
+        self.record_success(attempt)
 
 
 class CircuitBreakers:

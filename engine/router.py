@@ -268,12 +268,13 @@ class Router:
                         idempotency_key=request.idempotency_key,
                     )
                 )
+                sent = breaker.sent()  # its answer counts in the order it was sent
                 response, problem = await guarded_charge(processor, request, timeout_s, self._clock)
                 latency += response.latency_ms
                 if problem is not None:
                     await self._misbehaved(ctx, problem)
                 if response.success:
-                    breaker.record_success()
+                    breaker.record_success(sent)
                     await self._sink.emit(
                         self._succeeded(ctx, request, processor_id, response.latency_ms, number)
                     )
@@ -282,9 +283,9 @@ class Router:
                 # The processor's reason, kept only from the closed set (engine.decline_codes).
                 decline = decline_code_for(error, response.decline_code)
                 if error.is_processor_fault:
-                    breaker.record_failure(self._clock.monotonic())
+                    breaker.record_failure(self._clock.monotonic(), sent)
                 else:
-                    breaker.record_neutral()
+                    breaker.record_neutral(sent)
                 await self._sink.emit(
                     _failed(
                         payment_id=ctx.payment_id,

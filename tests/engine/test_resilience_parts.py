@@ -82,6 +82,36 @@ def test_an_answer_to_an_attempt_sent_before_the_circuit_opened_leaves_it_open()
     assert state(breaker) is CircuitState.CLOSED
 
 
+def test_faults_are_consecutive_in_the_order_their_attempts_were_sent() -> None:
+    # Four charges sent at once: the last one sent is answered first and succeeds, then the three
+    # before it time out together. They were not consecutive faults: a charge sent after them
+    # worked. Three faults sent after it are, and open the circuit.
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=3, cool_down_s=5))
+    early = [breaker.sent() for _ in range(3)]
+    late = breaker.sent()
+    breaker.record_success(late)
+    for number in early:
+        breaker.record_failure(1, number)
+    assert state(breaker) is CircuitState.CLOSED
+    for number in [breaker.sent() for _ in range(3)]:
+        breaker.record_failure(2, number)
+    assert state(breaker) is CircuitState.OPEN
+
+
+def test_a_sane_answer_clears_only_the_faults_of_attempts_sent_before_it() -> None:
+    # Sent: a fault, a decline, two faults. Once the decline is answered, the first fault is
+    # behind a sane answer; the two after it, and one more, make three in a row.
+    breaker = CircuitBreaker(BreakerPolicy(failure_threshold=3, cool_down_s=5))
+    first, declined, third, fourth = (breaker.sent() for _ in range(4))
+    breaker.record_failure(0, first)
+    breaker.record_failure(0, third)
+    breaker.record_neutral(declined)  # answered: the fault sent before it no longer counts
+    breaker.record_failure(0, fourth)
+    assert state(breaker) is CircuitState.CLOSED
+    breaker.record_failure(0, breaker.sent())
+    assert state(breaker) is CircuitState.OPEN  # third, fourth and this one
+
+
 class CircuitLog:
     """A watcher that keeps every change it hears."""
 

@@ -360,6 +360,37 @@ async def test_retries_in_flight_stop_at_a_circuit_that_opened_and_fall_back(beh
     assert sorted(sent) == [("adyen_sim", 2)] * 5 + [("stripe_sim", 1)] * 5
 
 
+class _FaultsAnswerLate(_Overlapping):
+    """Its faults come back after its successes, as charges that hang until their timeout do."""
+
+    async def charge(self, request: ChargeRequest) -> ProcessorResponse:
+        response = await super().charge(request)
+        if not response.success:
+            for _ in range(20):  # every other payment in flight is answered meanwhile
+                await asyncio.sleep(0)
+        return response
+
+
+async def test_faults_answered_after_the_successes_of_charges_sent_later_leave_the_circuit_closed() -> None:
+    # Ten charges sent at once: the first five sent hang and fail together, after the five sent
+    # later succeeded. Five faults in a row by arrival, none by sending order: the processor
+    # works, and its circuit stays closed for the payments that follow.
+    fakes = pair((NETWORK, NETWORK, NETWORK, NETWORK, NETWORK, OK))
+    processors: dict[ProcessorId, Processor] = {
+        ProcessorId("stripe_sim"): _FaultsAnswerLate(fakes["stripe_sim"]),
+        ProcessorId("adyen_sim"): fakes["adyen_sim"],
+    }
+    clock = ManualClock()
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=5, cool_down_s=30))
+    router = Router(processors, CheckingSink(), clock, _YieldingSleeper(clock), FixedRandom(), breakers)
+    payments = [request(payment=f"pay_{n}") for n in range(10)]
+    results = await asyncio.gather(*(router.route(ctx, STEP, merchant()) for ctx in payments))
+    assert breakers.states()[ProcessorId("stripe_sim")] is CircuitState.CLOSED
+    assert all(result.success for result in results)
+    following = await router.route(request(payment="pay_next"), STEP, merchant())
+    assert (following.success, following.processor_id, following.attempts) == (True, "stripe_sim", 1)
+
+
 async def test_a_retry_in_doubt_stays_at_its_processor_though_its_circuit_opened() -> None:
     # An attempt whose outcome is still unknown is settled only by its own processor: a circuit
     # opened by that timeout does not send the step elsewhere, where it could be charged twice.

@@ -87,7 +87,11 @@ def damaged_database(data: Path, table: str) -> Path:
             "INSERT INTO idempotency_keys SELECT range, 'm_acme', 'k' || range, 'answered', 'fp', now(), "
             "200, repeat('x', 100)::BLOB, 'application/json' FROM range(3000)"
         )
-        connection.execute("INSERT INTO recovery_marks SELECT range, now() FROM range(3000)")
+        connection.execute(
+            "INSERT INTO events (seq, payment_id, request_id, merchant_id, event_type, ts, accepted, proto) "
+            "SELECT range, 'pay_' || range, 'req_' || range, 'm_acme', 'PaymentReceived', now(), true, "
+            "repeat('x', 100)::BLOB FROM range(3000)"
+        )
         connection.execute("CHECKPOINT")
         blocks = connection.execute(
             "SELECT min(block_id) FROM pragma_storage_info(?) WHERE block_id >= 0", [table]
@@ -103,7 +107,7 @@ def damaged_database(data: Path, table: str) -> Path:
     [
         ("schema_migrations", "cannot use the database"),  # read by the migrations
         ("idempotency_keys", "cannot use the database"),  # read back to answer repeats
-        ("recovery_marks", "crash recovery cannot read the database"),  # where recovery begins
+        ("events", "crash recovery cannot read the database"),  # what recovery reads first
     ],
 )
 def test_a_damaged_database_stops_serve_at_start_with_one_line_naming_it(

@@ -79,7 +79,7 @@ def build_engine(
     for processor_id in routed_processors(config):
         processor_config = config.processor(processor_id)
         if processor_config.kind is ProcessorKind.SIMULATED:
-            processors[processor_id] = SimulatedProcessor(processor_config, ledger, sleeper)
+            processors[processor_id] = SimulatedProcessor(processor_config, ledger, sleeper, clock)
         else:
             processors[processor_id] = stripe_processor_from_config(
                 processor_config, environ, timeout_s=slowest_timeout_s

@@ -30,6 +30,12 @@ outcome, so a retry with the same key, or ``status``, reports it. A panic raises
 (ledger writes, cached outcomes) happen when a call arrives; the latency is the time its answer
 takes to come back, so a caller that gives up early may leave a charge behind. Refunds and
 status queries never fail, but take latency. A zero latency never awaits the sleeper.
+
+What the processor remembers of a key (its calls, its first request, its definitive outcome) is
+forgotten :data:`KEY_TTL_S` after the key was first seen, as Stripe prunes idempotency keys after
+24 hours: kept for good, it grew with every attempt, failed ones included (about 660 bytes each),
+for as long as the service ran. The charges themselves stay in the :class:`~engine.ledger.Ledger`,
+so a charge is still replayed, refunded and reported after its key is forgotten.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import math
 import struct
+from collections import OrderedDict
 from collections.abc import Mapping
 from enum import Enum
 from types import MappingProxyType
@@ -47,7 +54,7 @@ from engine.error_codes import ErrorCode
 from engine.errors import ConfigError
 from engine.ledger import Ledger
 from engine.methods import PaymentMethod
-from engine.ports import Sleeper
+from engine.ports import Clock, Sleeper, SystemClock
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
 from engine.processors.cards import CARD_NUMBER_KEY, card_outcome
 from engine.shards import ShardedDict
@@ -59,6 +66,10 @@ _Z99 = 2.3263
 #: How long a timed-out attempt hangs; the caller's own timeout is meant to end it first.
 HANG_SECONDS = 3600.0
 _MAX_LATENCY_MS = int(HANG_SECONDS * 1000)
+#: How long a key is remembered after its first call (Stripe keeps idempotency keys 24 hours).
+KEY_TTL_S = 86_400.0
+#: The kinds of call counted per key (see ``SimulatedProcessor._rng``).
+_CALL_KINDS = ("charge", "refund", "status")
 #: The chance that a timed-out attempt really charged before hanging.
 TIMEOUT_CHARGED_PROBABILITY = 0.5
 #: What a malformed answer looks like.
@@ -135,6 +146,7 @@ class SimulatedProcessor:
     __slots__ = (
         "_calls",
         "_charge_attempts",
+        "_clock",
         "_draws_unused",
         "_first_requests",
         "_heads",
@@ -145,19 +157,23 @@ class SimulatedProcessor:
         "_reference_head",
         "_reference_prefix",
         "_seed",
+        "_seen",
         "_sigma",
         "_sleeper",
         "_thresholds",
         "_zero_latency",
     )
 
-    def __init__(self, config: ProcessorConfig, ledger: Ledger, sleeper: Sleeper) -> None:
+    def __init__(
+        self, config: ProcessorConfig, ledger: Ledger, sleeper: Sleeper, clock: Clock | None = None
+    ) -> None:
         if config.kind is not ProcessorKind.SIMULATED:
             raise ConfigError(f"processors[{config.id!r}].kind", config.kind, "must be simulated")
         self._id = config.id
         self._seed = config.seed
         self._ledger = ledger
         self._sleeper = sleeper
+        self._clock = clock if clock is not None else SystemClock()
         p50, p99 = config.latency.p50_ms, config.latency.p99_ms
         self._zero_latency = p50 == 0
         self._mu = math.log(p50) if p50 > 0 else 0.0
@@ -181,6 +197,8 @@ class SimulatedProcessor:
         # Definitive outcomes per key, as plain tuples of strings and numbers: a long-running
         # service keeps one per charge, and such tuples are invisible to the garbage collector.
         self._outcomes: ShardedDict[str, _Outcome] = ShardedDict()
+        # When each key was first seen, in that order per part: what is forgotten when.
+        self._seen: ShardedDict[str, float] = ShardedDict(OrderedDict)
         self._charge_attempts = 0
         self._heads: dict[str, bytes] = {}
         self._reference_head = f"{self._seed}\x00{self._id}\x00".encode("utf-8", "surrogatepass")
@@ -193,6 +211,11 @@ class SimulatedProcessor:
         return self._id
 
     @property
+    def keys_remembered(self) -> int:
+        """How many keys this processor remembers (first seen less than :data:`KEY_TTL_S` ago)."""
+        return len(self._seen)
+
+    @property
     def charge_attempts(self) -> int:
         """How many ``charge`` calls this processor received (replays and hangs included)."""
         return self._charge_attempts
@@ -201,6 +224,7 @@ class SimulatedProcessor:
         """One charge attempt; see the module docstring for the order of decisions."""
         self._charge_attempts += 1
         key = request.idempotency_key
+        self._remember(key)
         rng = self._rng("charge", key)
         latency_ms = self._latency_ms(rng)
         outcome = self._decide(request, rng, latency_ms)
@@ -224,6 +248,7 @@ class SimulatedProcessor:
         charged under the key or it was already refunded.
         """
         key = request.idempotency_key
+        self._remember(key)
         latency_ms = self._latency_ms(self._rng("refund", key))
         refunded = self._ledger.record_refund(self._id, key, up_to=request.amount_cents)
         entry = self._ledger.lookup(self._id, key)
@@ -234,6 +259,7 @@ class SimulatedProcessor:
 
     async def status(self, idempotency_key: str) -> StatusAnswer:
         """What the ledger holds here for the key: CHARGED, REFUNDED or NOT_CHARGED."""
+        self._remember(idempotency_key)
         latency_ms = self._latency_ms(self._rng("status", idempotency_key))
         entry = self._ledger.lookup(self._id, idempotency_key)
         if entry is None:
@@ -303,6 +329,27 @@ class SimulatedProcessor:
         )
         self._outcomes[key] = (request.amount_cents, None, reference, None)
         return response
+
+    def _remember(self, key: str) -> None:
+        """Note ``key`` (first seen now, unless already remembered), and forget the keys of its
+        part first seen :data:`KEY_TTL_S` ago or more. A part holds its keys in the order they were
+        first seen, so the sweep stops at the first young one: O(1) amortised per call."""
+        now = self._clock.monotonic()
+        seen = self._seen.shard(key)
+        while seen:
+            oldest, first_seen = next(iter(seen.items()))
+            if now - first_seen < KEY_TTL_S:
+                break
+            del seen[oldest]
+            self._forget(oldest)
+        if key not in seen:
+            seen[key] = now
+
+    def _forget(self, key: str) -> None:
+        self._first_requests.pop(key, None)
+        self._outcomes.pop(key, None)
+        for kind in _CALL_KINDS:
+            self._calls.pop((kind, key), None)
 
     def _draw_fault(self, draw: float) -> _Fault | None:
         for threshold, fault in self._thresholds:

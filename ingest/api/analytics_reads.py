@@ -18,6 +18,7 @@ import duckdb
 import orjson
 import pyarrow as pa
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.store.reads import Input, Window, window_reader
@@ -101,7 +102,25 @@ async def table_answer(writer: Writer | None, source: Input, window: Window, out
         raise
     encode = arrow_chunks(reader.schema) if output == "arrow" else json_chunks(source.name)
     media_type = ARROW_STREAM if output == "arrow" else "application/json"
-    return StreamingResponse(_stream(cursor, reader, encode), media_type=media_type)
+    return ClosingStream(_stream(cursor, reader, encode), media_type=media_type)
+
+
+class ClosingStream(StreamingResponse):
+    """A streamed body closed as soon as the answer ends, however it ends.
+
+    A client that goes away while an answer waits to be sent (it stopped reading) cancels the
+    answer outside the body's generator, which is then left suspended with its reader and cursor
+    open, and with them DuckDB's sort of the whole window, until the collector found the
+    generator (the service's full collections are rare): with no read running, 25-50 MB of
+    ``ORDER_BY`` memory stayed held after cancelled reads of 115,000 events."""
+
+    body_iterator: AsyncGenerator[bytes, None]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.body_iterator.aclose()
 
 
 #: Turns each batch into the bytes that follow the previous ones; ``None`` at the end.

@@ -4,6 +4,7 @@ idempotent per key, and never charging twice what the ledger holds."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import statistics
 from collections import Counter
 
@@ -19,8 +20,9 @@ from engine.methods import PaymentMethod
 from engine.money import Currency
 from engine.processor import ChargeRequest, Processor, ProcessorResponse, RefundRequest, Settlement
 from engine.processors import SimulatedPanic, SimulatedProcessor
-from engine.processors.simulated import HANG_SECONDS
+from engine.processors.simulated import HANG_SECONDS, KEY_TTL_S
 from engine.types import PaymentId, ProcessorId
+from tests.engine.fakes import ManualClock
 
 USD = Currency("USD")
 EUR = Currency("EUR")
@@ -60,6 +62,7 @@ def make(
     ledger: Ledger | None = None,
     sleeper: FakeSleeper | None = None,
     processor_id: str = "sim_a",
+    clock: ManualClock | None = None,
 ) -> SimulatedProcessor:
     config = ProcessorConfig(
         ProcessorId(processor_id),
@@ -69,7 +72,7 @@ def make(
         fault_rates=faults or FaultRates(),
     )
     ledger = ledger if ledger is not None else Ledger()
-    return SimulatedProcessor(config, ledger, sleeper if sleeper is not None else FakeSleeper())
+    return SimulatedProcessor(config, ledger, sleeper if sleeper is not None else FakeSleeper(), clock)
 
 
 def request(
@@ -457,3 +460,53 @@ async def test_a_hang_nobody_cancels_ends_in_a_timeout_answer_after_an_hour() ->
     assert answer.error_code is ErrorCode.TIMEOUT
     assert answer.latency_ms == HANG_SECONDS * 1000
     assert sleeper.sleeps == [HANG_SECONDS]
+
+
+async def test_failed_attempts_are_forgotten_a_day_after_their_key_was_first_seen() -> None:
+    # Each attempt's key, its first request and its call counts used to stay for as long as the
+    # process ran: memory grew with every attempt, those that charged nothing included.
+    clock = ManualClock()
+    processor = make(faults=FaultRates(network_failure=0.5, panic=0.25, malformed=0.25), clock=clock)
+    per_day = 500
+    for day in range(6):
+        for number in range(per_day):
+            key = f"pay_{day}x{number}:0"
+            with contextlib.suppress(SimulatedPanic):
+                await processor.charge(request(key))
+            await processor.status(key)
+        # This day's keys, and at most a few of the day before's (in parts no key of today hit).
+        assert per_day <= processor.keys_remembered < 2 * per_day
+        clock.advance(KEY_TTL_S)
+
+
+async def test_a_key_is_new_again_a_day_after_it_was_first_seen() -> None:
+    clock = ManualClock()
+    processor = make(clock=clock)
+    declined = await processor.charge(request("pay_1:0", amount=1000, card="4000000000000002"))
+    assert declined.error_code is ErrorCode.DECLINED
+    # Within the day the key is bound to its first request, as at Stripe.
+    other = await processor.charge(request("pay_1:0", amount=2000, card="4242424242424242"))
+    assert other.error_code is ErrorCode.UNKNOWN
+    clock.advance(KEY_TTL_S)
+    fresh = await processor.charge(request("pay_1:0", amount=2000, card="4242424242424242"))
+    assert fresh.success
+    assert fresh.amount_cents == 2000
+    assert processor.keys_remembered == 1
+
+
+async def test_a_forgotten_key_draws_as_it_would_on_a_fresh_processor() -> None:
+    # Faults only (nothing is ever charged, so the ledger holds nothing to replay): after a day a
+    # key's call counts and remembered decline are gone, and its draws start again.
+    never_charges = FaultRates(declined=0.4, network_failure=0.3, panic=0.15, malformed=0.15)
+    clock = ManualClock()
+    used = make(faults=never_charges, latency=LATENCY, clock=clock)
+    keys = [f"pay_{number}:0" for number in range(50)]
+    for key in keys:
+        for _ in range(3):
+            await outcome(used, request(key))
+        await used.status(key)
+    clock.advance(KEY_TTL_S)
+    fresh = make(faults=never_charges, latency=LATENCY)
+    assert [await outcome(used, request(key)) for key in keys] == [
+        await outcome(fresh, request(key)) for key in keys
+    ]

@@ -365,3 +365,40 @@ async def test_a_client_gone_mid_read_closes_the_cursor_only_once_the_read_is_do
             break
         await asyncio.sleep(0.01)
     assert (reader.closed_while_reading, cursor.closed) == (False, True)
+
+
+class _OneBatchReader:
+    closed = False
+
+    def __init__(self) -> None:
+        self.batches = [pa.record_batch({"n": [1]})]
+
+    def read_next_batch(self) -> pa.RecordBatch:
+        if not self.batches:
+            raise StopIteration
+        return self.batches.pop()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_a_client_that_stops_reading_and_goes_away_closes_the_cursor_at_once() -> None:
+    # The answer is cancelled while it waits to send a batch (outside the body's generator): the
+    # generator, still referenced, used to keep its reader and cursor (DuckDB's sort of the whole
+    # window) open until a full collection found it.
+    reader, cursor = _OneBatchReader(), _Cursor()
+    body = analytics_reads._stream(cursor, reader, analytics_reads.json_chunks("rows"))  # type: ignore[arg-type]
+    response = analytics_reads.ClosingStream(body, media_type="application/json")
+    sending_body = asyncio.Event()
+
+    async def send(message: Mapping[str, object]) -> None:
+        if message["type"] == "http.response.body":
+            sending_body.set()
+            await asyncio.Event().wait()  # the client reads no more: the send never completes
+
+    async def receive() -> Mapping[str, object]:
+        await sending_body.wait()
+        return {"type": "http.disconnect"}
+
+    await response({"type": "http", "asgi": {"spec_version": "2.3"}}, receive, send)  # type: ignore[arg-type]
+    assert (reader.closed, cursor.closed) == (True, True)

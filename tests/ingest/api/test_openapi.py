@@ -1,0 +1,78 @@
+"""The OpenAPI document as client generators read it: the shapes it gives the answers agree with
+the schemas the answers are written to (``payments.result.v1``, ``payments.contracts.v1``)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from tests.e2e.server import CONFIG
+
+PROTO = Path(__file__).resolve().parents[3] / "proto"
+RESULT_SCHEMA = PROTO / "payments/result/v1/composite_result.schema.json"
+VIOLATION_SCHEMA = PROTO / "payments/contracts/v1/contract_violation.schema.json"
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path_factory.mktemp("openapi"))
+    return create_app(settings).openapi()
+
+
+def _resolve(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = target
+    return schema
+
+
+def _facets(root: dict[str, Any], schema: dict[str, Any]) -> tuple[set[object], set[str]]:
+    """A property's allowed values (empty: any) and formats, with ``null`` left out: OpenAPI
+    spells a nullable field ``anyOf [X, null]``, JSON Schema ``type: [X, null]``."""
+    schema = _resolve(root, schema)
+    branches = [_resolve(root, branch) for branch in schema.get("anyOf", [schema])]
+    values = {value for branch in branches for value in branch.get("enum", ()) if value is not None}
+    formats = {branch["format"] for branch in branches if "format" in branch}
+    return values, formats
+
+
+def _pairs(document: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """(name, JSON Schema root, JSON Schema object, OpenAPI object) for each shape both describe."""
+    result = json.loads(RESULT_SCHEMA.read_text(encoding="utf-8"))
+    violation = json.loads(VIOLATION_SCHEMA.read_text(encoding="utf-8"))
+    components = document["components"]["schemas"]
+    return [
+        ("CompositeResult", result, result, components["CompositeResultOut"]),
+        ("StepResult", result, result["$defs"]["StepResult"], components["StepResultOut"]),
+        ("ValidationIssue", result, result["$defs"]["ValidationIssue"], components["ValidationIssueOut"]),
+        ("ContractViolation", violation, violation, components["ViolationOut"]),
+    ]
+
+
+def test_the_answers_shapes_have_the_fields_values_and_formats_of_their_json_schemas(
+    document: dict[str, Any],
+) -> None:
+    """A client generated from /openapi.json gets the closed lists (error codes, decline codes,
+    statuses) and the timestamps of payments.result.v1 and payments.contracts.v1, not bare strings."""
+    for name, root, wire, described in _pairs(document):
+        assert set(described["properties"]) == set(wire["properties"]), name
+        for field, schema in wire["properties"].items():
+            expected = _facets(root, schema)
+            assert _facets(document, described["properties"][field]) == expected, (name, field)
+
+
+def test_the_analytics_events_columns_take_the_results_codes(document: dict[str, Any]) -> None:
+    result = json.loads(RESULT_SCHEMA.read_text(encoding="utf-8"))
+    step = result["$defs"]["StepResult"]["properties"]
+    column = document["components"]["schemas"]["AnalyticsEventOut"]["properties"]
+
+    for field in ("error_code", "decline_code"):
+        assert _facets(document, column[field]) == _facets(result, step[field]), field

@@ -492,13 +492,14 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             raise ApiProblem("not_found", "No problem type has this name.")
         return HTMLResponse(page)
 
-    @app.get("/healthz", summary="Liveness", response_model=HealthOut)
+    @app.get("/healthz", summary="Liveness", operation_id="getHealth", response_model=HealthOut)
     async def healthz() -> Response:
         return FastJSONResponse({"status": "ok"})
 
     @app.get(
         "/readyz",
         summary="Readiness: records open and not shutting down",
+        operation_id="getReadiness",
         response_model=HealthOut,
         responses=_problems("service_unavailable"),
     )
@@ -510,6 +511,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     @app.get(
         "/metrics",
         summary="Prometheus metrics",
+        operation_id="getMetrics",
         response_class=Response,
         responses={
             200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}, "description": "Metrics"}

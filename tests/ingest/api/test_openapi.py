@@ -4,6 +4,7 @@ the schemas the answers are written to (``payments.result.v1``, ``payments.contr
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -76,3 +77,14 @@ def test_the_analytics_events_columns_take_the_results_codes(document: dict[str,
 
     for field in ("error_code", "decline_code"):
         assert _facets(document, column[field]) == _facets(result, step[field]), field
+
+
+def test_every_operation_has_a_readable_operation_id(document: dict[str, Any]) -> None:
+    """Generated clients name their functions after operationIds: FastAPI's default for a route
+    without one (``healthz_healthz_get``) is derived from the handler, path and method, and changes
+    with any of them."""
+    paths = document["paths"].values()
+    ids = [operation.get("operationId", "") for operations in paths for operation in operations.values()]
+
+    assert all(re.fullmatch(r"(get|list|create)[A-Z][A-Za-z]*", name) for name in ids), ids
+    assert len(set(ids)) == len(ids)

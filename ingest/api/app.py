@@ -30,6 +30,7 @@ from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
+from ingest.api.event_schemas import PaymentOut
 from ingest.api.front import Front, PaymentHeaders, known, payment_answer
 from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
@@ -54,7 +55,6 @@ from ingest.api.schemas import (
     ComplaintOut,
     CompositeResultOut,
     HealthOut,
-    PaymentOut,
     ProblemOut,
     RetrospectiveOut,
     ViolationsOut,

@@ -72,24 +72,6 @@ class CompositeResultOut(BaseModel):
     validation_errors: list[ValidationIssueOut]
 
 
-class EventOut(BaseModel):
-    """A domain event: its type, timestamp and ids, plus the fields of its type."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    timestamp: Timestamp
-    payment_id: str
-    request_id: str
-    merchant_id: str
-
-
-class PaymentOut(CompositeResultOut):
-    """A payment's result and its domain events in the order they happened."""
-
-    events: list[EventOut]
-
-
 class ProblemErrorOut(BaseModel):
     field: str
     code: str

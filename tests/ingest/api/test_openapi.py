@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.events import EVENT_TYPES
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
@@ -88,3 +90,23 @@ def test_every_operation_has_a_readable_operation_id(document: dict[str, Any]) -
 
     assert all(re.fullmatch(r"(get|list|create)[A-Z][A-Za-z]*", name) for name in ids), ids
     assert len(set(ids)) == len(ids)
+
+
+def test_each_event_type_is_described_with_its_own_fields(document: dict[str, Any]) -> None:
+    """GET /v1/payments/{id} lists events of every type in engine.events, each with the fields of
+    its type: a client reads them as typed fields, chosen by ``type``, not as loose extras."""
+    events = document["components"]["schemas"]["PaymentOut"]["properties"]["events"]["items"]
+    assert events["discriminator"]["propertyName"] == "type"
+    mapping = events["discriminator"]["mapping"]
+    described = {kind: _resolve(document, {"$ref": ref}) for kind, ref in mapping.items()}
+
+    assert set(described) == {kind.event_type for kind in EVENT_TYPES}
+    for kind in EVENT_TYPES:
+        schema = described[kind.event_type]
+        assert schema["properties"]["type"]["const"] == kind.event_type
+        assert set(schema["properties"]) == {"type", *(field.name for field in fields(kind))}, kind
+    failed = described["StepFailed"]["properties"]
+    result = json.loads(RESULT_SCHEMA.read_text(encoding="utf-8"))
+    step = result["$defs"]["StepResult"]["properties"]
+    for name in ("error_code", "decline_code"):
+        assert _facets(document, failed[name]) == _facets(result, step[name]), name

@@ -91,6 +91,11 @@ class ProblemOut(BaseModel):
     code: str
     request_id: str
     errors: list[ProblemErrorOut] | None = None
+    payment_id: str | None = Field(
+        default=None,
+        description="The payment a 500 or a 503 `payment_interrupted` is about: it may have been "
+        "charged, so look it up (GET /v1/payments/{payment_id}) before paying again.",
+    )
 
 
 def iso_only(value: object) -> object:

@@ -354,6 +354,17 @@ async def test_a_payment_the_stopping_server_does_not_wait_for_is_answered_503(a
     assert "retry with the same Idempotency-Key" in str(problem["detail"])
 
 
+async def test_an_interrupted_payments_problem_has_only_fields_the_openapi_document_names(
+    app: object,
+) -> None:
+    answer = await _cut_short(app, [(b"idempotency-key", b"cut-short-documented")])
+    document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
+    problem: dict[str, Any] = document["components"]["schemas"]["ProblemOut"]  # type: ignore[index]
+
+    assert "payment_id" in answer.json()
+    assert set(answer.json()) <= set(problem["properties"])
+
+
 async def test_a_keyless_payment_cut_short_is_told_to_look_it_up_not_to_retry(app: object) -> None:
     answer = await _cut_short(app, [])
 

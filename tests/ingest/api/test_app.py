@@ -409,6 +409,21 @@ async def test_a_fault_after_charging_is_a_plain_500_kept_under_the_key(tmp_path
     assert first.json()["code"] == "internal_error"
 
 
+async def test_the_headers_of_a_replayed_500_are_those_the_openapi_document_names(tmp_path: Path) -> None:
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, records=FailingRecords())
+    application = create_app(settings)
+    headers = [ACME, JSON, (b"idempotency-key", b"order-18")]
+    async with application.router.lifespan_context(application):
+        await call(application, "POST", "/v1/payments", headers, body_of(b'{"amount": 500}'))
+        again = await call(application, "POST", "/v1/payments", headers, body_of(b'{"amount": 500}'))
+        document = (await call(application, "GET", "/openapi.json", [], body_of(b""))).json()
+    paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]
+    described = paths["/v1/payments"]["post"]["responses"]["500"]["headers"]
+
+    assert again.headers["idempotent-replayed"] == "true"
+    assert {"Idempotent-Replayed", "Request-Id"} <= set(described)
+
+
 async def test_validation_issues_and_outcomes_are_counted(app: object) -> None:
     await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "1,000", "currency": "usd"}'))
     await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "nope"}'))

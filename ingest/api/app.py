@@ -30,6 +30,7 @@ from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
+from ingest.api.event_schemas import PaymentOut
 from ingest.api.front import Front, PaymentHeaders, known, payment_answer
 from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
@@ -54,7 +55,6 @@ from ingest.api.schemas import (
     ComplaintOut,
     CompositeResultOut,
     HealthOut,
-    PaymentOut,
     ProblemOut,
     RetrospectiveOut,
     ViolationsOut,
@@ -492,13 +492,14 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             raise ApiProblem("not_found", "No problem type has this name.")
         return HTMLResponse(page)
 
-    @app.get("/healthz", summary="Liveness", response_model=HealthOut)
+    @app.get("/healthz", summary="Liveness", operation_id="getHealth", response_model=HealthOut)
     async def healthz() -> Response:
         return FastJSONResponse({"status": "ok"})
 
     @app.get(
         "/readyz",
         summary="Readiness: records open and not shutting down",
+        operation_id="getReadiness",
         response_model=HealthOut,
         responses=_problems("service_unavailable"),
     )
@@ -510,6 +511,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     @app.get(
         "/metrics",
         summary="Prometheus metrics",
+        operation_id="getMetrics",
         response_class=Response,
         responses={
             200: {"content": {CONTENT_TYPE: {"schema": {"type": "string"}}}, "description": "Metrics"}

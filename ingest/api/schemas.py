@@ -12,16 +12,20 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from engine.decline_codes import DeclineCode
+from engine.error_codes import ErrorCode
 from ingest.moments import MOMENT_RULE, parse_moment
 from ingest.parsing import KEY_RULE
 
 Method = Literal["card", "apple_pay", "google_pay", "paypal", "bank_transfer"]
 Status = Literal["succeeded", "partially_succeeded", "failed"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$"
+#: A moment the service writes: RFC 3339 in UTC (``2026-11-26T08:00:00.123456Z``), a ``date-time``
+#: as the JSON Schemas say, so that generated clients read it as one.
+Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
 
 
 class ValidationIssueOut(BaseModel):
@@ -37,7 +41,7 @@ class StepResultOut(BaseModel):
     method: Method
     processor_id: str
     success: bool
-    error_code: str | None
+    error_code: ErrorCode | None
     amount_processed: int = Field(ge=0)
     latency_ms: int = Field(ge=0)
     retryable: bool
@@ -64,26 +68,8 @@ class CompositeResultOut(BaseModel):
     total_processed: int = Field(ge=0)
     remaining_amount: int = Field(ge=0)
     step_results: list[StepResultOut]
-    final_error: str | None
+    final_error: ErrorCode | None
     validation_errors: list[ValidationIssueOut]
-
-
-class EventOut(BaseModel):
-    """A domain event: its type, timestamp and ids, plus the fields of its type."""
-
-    model_config = ConfigDict(extra="allow")
-
-    type: str
-    timestamp: str
-    payment_id: str
-    request_id: str
-    merchant_id: str
-
-
-class PaymentOut(CompositeResultOut):
-    """A payment's result and its domain events in the order they happened."""
-
-    events: list[EventOut]
 
 
 class ProblemErrorOut(BaseModel):
@@ -105,6 +91,11 @@ class ProblemOut(BaseModel):
     code: str
     request_id: str
     errors: list[ProblemErrorOut] | None = None
+    payment_id: str | None = Field(
+        default=None,
+        description="The payment a 500 or a 503 `payment_interrupted` is about: it may have been "
+        "charged, so look it up (GET /v1/payments/{payment_id}) before paying again.",
+    )
 
 
 def iso_only(value: object) -> object:
@@ -138,7 +129,7 @@ class ComplaintIn(BaseModel):
 class ComplaintOut(BaseModel):
     complaint_id: str
     merchant_id: str
-    received_at: str
+    received_at: Timestamp
     category: str
     description: str
     payment_id: str | None
@@ -152,7 +143,7 @@ class ViolationOut(BaseModel):
     severity: Literal["critical", "major", "minor"]
     message: str
     owner: str
-    timestamp: str
+    timestamp: Timestamp
     payment_id: str | None
     merchant_id: str | None
 
@@ -170,12 +161,12 @@ class AnalyticsEventOut(BaseModel):
     request_id: str
     merchant_id: str
     event_type: str
-    timestamp: str
+    timestamp: Timestamp
     step_index: int | None
     processor_id: str | None
     amount_cents: int | None
-    error_code: str | None
-    decline_code: str | None = Field(
+    error_code: ErrorCode | None
+    decline_code: DeclineCode | None = Field(
         description="A StepFailed's decline code (null otherwise, and for events stored before it)."
     )
 
@@ -210,8 +201,8 @@ class HealthOut(BaseModel):
 class ReportWindowOut(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: str = Field(alias="from", description="Start, inclusive (RFC 3339, UTC)")
-    to: str = Field(description="End, exclusive (RFC 3339, UTC)")
+    from_: Timestamp = Field(alias="from", description="Start, inclusive (RFC 3339, UTC)")
+    to: Timestamp = Field(description="End, exclusive (RFC 3339, UTC)")
 
 
 class ReportContractOut(BaseModel):
@@ -241,7 +232,7 @@ class RetrospectiveOut(BaseModel):
     violations: list[ReportContractOut]
     complaints: ReportComplaintsOut
     mismatch_rule: MismatchRuleOut
-    generated_at: str
+    generated_at: Timestamp
 
 
 _AMOUNT: dict[str, Any] = {

@@ -354,6 +354,17 @@ async def test_a_payment_the_stopping_server_does_not_wait_for_is_answered_503(a
     assert "retry with the same Idempotency-Key" in str(problem["detail"])
 
 
+async def test_an_interrupted_payments_problem_has_only_fields_the_openapi_document_names(
+    app: object,
+) -> None:
+    answer = await _cut_short(app, [(b"idempotency-key", b"cut-short-documented")])
+    document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
+    problem: dict[str, Any] = document["components"]["schemas"]["ProblemOut"]  # type: ignore[index]
+
+    assert "payment_id" in answer.json()
+    assert set(answer.json()) <= set(problem["properties"])
+
+
 async def test_a_keyless_payment_cut_short_is_told_to_look_it_up_not_to_retry(app: object) -> None:
     answer = await _cut_short(app, [])
 
@@ -396,6 +407,21 @@ async def test_a_fault_after_charging_is_a_plain_500_kept_under_the_key(tmp_path
     assert "/var/lib" not in text
     assert "Traceback" not in text
     assert first.json()["code"] == "internal_error"
+
+
+async def test_the_headers_of_a_replayed_500_are_those_the_openapi_document_names(tmp_path: Path) -> None:
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, records=FailingRecords())
+    application = create_app(settings)
+    headers = [ACME, JSON, (b"idempotency-key", b"order-18")]
+    async with application.router.lifespan_context(application):
+        await call(application, "POST", "/v1/payments", headers, body_of(b'{"amount": 500}'))
+        again = await call(application, "POST", "/v1/payments", headers, body_of(b'{"amount": 500}'))
+        document = (await call(application, "GET", "/openapi.json", [], body_of(b""))).json()
+    paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]
+    described = paths["/v1/payments"]["post"]["responses"]["500"]["headers"]
+
+    assert again.headers["idempotent-replayed"] == "true"
+    assert {"Idempotent-Replayed", "Request-Id"} <= set(described)
 
 
 async def test_validation_issues_and_outcomes_are_counted(app: object) -> None:

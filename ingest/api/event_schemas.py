@@ -1,0 +1,143 @@
+"""How the OpenAPI document describes a payment's domain events (``GET /v1/payments/{id}``).
+
+Each event is ``{"type": ..., "timestamp": ..., ids..., fields}`` (``ingest.codec.event_json``),
+with the fields of its type (``engine.events``, ``payments.events.v1``): one shape per type,
+chosen by ``type``, so that a generated client reads every field of every event. Like the rest of
+the answers they only *describe*: nothing is validated against them on the way out.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from engine.decline_codes import DeclineCode
+from engine.error_codes import ErrorCode
+from ingest.api.schemas import CompositeResultOut, Method, Timestamp, ValidationIssueOut
+
+
+class _EventOut(BaseModel):
+    """The fields every event has."""
+
+    model_config = ConfigDict(extra="allow")
+
+    timestamp: Timestamp
+    payment_id: str
+    request_id: str
+    merchant_id: str
+
+
+class PaymentReceivedOut(_EventOut):
+    """A request arrived; ``accepted`` is false when its issues made it unprocessable (422)."""
+
+    type: Literal["PaymentReceived"]
+    accepted: bool
+    amount_cents: int | None = Field(ge=0, description="null when the request gave nothing usable")
+    currency: str | None = Field(description="ISO 4217 code; null when the request gave nothing usable")
+    method: Method | None = Field(description="null when the merchant's routing decides")
+    idempotency_key: str | None = Field(description="The request's Idempotency-Key; null without one")
+    validation_issues: list[ValidationIssueOut]
+
+
+class PlannedStepOut(BaseModel):
+    index: int = Field(ge=0)
+    method: Method
+    amount_cents: int = Field(ge=0)
+    processor_ids: list[str] = Field(description="The step's fallback chain, in order")
+
+
+class PlanBuiltOut(_EventOut):
+    """A plan was built; a positive ``coverage_shortfall_cents`` means it will not run."""
+
+    type: Literal["PlanBuilt"]
+    total_amount_cents: int = Field(ge=0)
+    currency: str
+    steps: list[PlannedStepOut]
+    coverage_shortfall_cents: int = Field(ge=0)
+
+
+class StepAttemptedOut(_EventOut):
+    """An attempt is about to be sent to a processor (recorded before the processor is called)."""
+
+    type: Literal["StepAttempted"]
+    step_index: int = Field(ge=0)
+    processor_id: str
+    attempt: int = Field(ge=1)
+    method: Method
+    amount_cents: int = Field(ge=0)
+    idempotency_key: str = Field(description="The processor idempotency key, stable across retries")
+
+
+class StepSucceededOut(_EventOut):
+    """A step was charged: ``amount`` minor units at ``processor_id``."""
+
+    type: Literal["StepSucceeded"]
+    step_index: int = Field(ge=0)
+    processor_id: str
+    latency_ms: int = Field(ge=0)
+    amount: int = Field(ge=0)
+    attempt: int = Field(default=1, ge=1)
+
+
+class StepFailedOut(_EventOut):
+    """An attempt of a step failed, or the step failed without one (``attempt`` 0)."""
+
+    type: Literal["StepFailed"]
+    step_index: int = Field(ge=0)
+    processor_id: str
+    error_code: ErrorCode
+    retryable: bool
+    latency_ms: int = Field(ge=0)
+    attempt: int = Field(default=1, ge=0)
+    decline_code: DeclineCode | None = Field(
+        default=None, description="As the step result's; absent from events stored before it existed."
+    )
+
+
+class CompensationIssuedOut(_EventOut):
+    """A successful step was voided or refunded; ``succeeded`` is false when that failed."""
+
+    type: Literal["CompensationIssued"]
+    step_index: int = Field(ge=0)
+    processor_id: str
+    amount: int = Field(ge=0)
+    succeeded: bool
+    error_code: ErrorCode | None = Field(description="Why the compensation failed; null when it succeeded")
+
+
+class PaymentCompletedOut(_EventOut):
+    """The payment ended ``succeeded`` or ``partially_succeeded``."""
+
+    type: Literal["PaymentCompleted"]
+    total_amount: int = Field(ge=0)
+    total_processed: int = Field(ge=0)
+    status: Literal["succeeded", "partially_succeeded"]
+
+
+class PaymentFailedOut(_EventOut):
+    """The payment ended ``failed``; ``total_processed`` is what compensation could not undo."""
+
+    type: Literal["PaymentFailed"]
+    total_amount: int = Field(ge=0)
+    final_error: ErrorCode
+    total_processed: int = Field(ge=0)
+
+
+EventOut = Annotated[
+    PaymentReceivedOut
+    | PlanBuiltOut
+    | StepAttemptedOut
+    | StepSucceededOut
+    | StepFailedOut
+    | CompensationIssuedOut
+    | PaymentCompletedOut
+    | PaymentFailedOut,
+    Field(discriminator="type"),
+]
+
+
+class PaymentOut(CompositeResultOut):
+    """A payment's result and its domain events in the order they happened."""
+
+    events: list[EventOut]

@@ -1,0 +1,112 @@
+"""The OpenAPI document as client generators read it: the shapes it gives the answers agree with
+the schemas the answers are written to (``payments.result.v1``, ``payments.contracts.v1``)."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.events import EVENT_TYPES
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from tests.e2e.server import CONFIG
+
+PROTO = Path(__file__).resolve().parents[3] / "proto"
+RESULT_SCHEMA = PROTO / "payments/result/v1/composite_result.schema.json"
+VIOLATION_SCHEMA = PROTO / "payments/contracts/v1/contract_violation.schema.json"
+
+
+@pytest.fixture(scope="module")
+def document(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path_factory.mktemp("openapi"))
+    return create_app(settings).openapi()
+
+
+def _resolve(root: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in schema:
+        target: Any = root
+        for part in schema["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        schema = target
+    return schema
+
+
+def _facets(root: dict[str, Any], schema: dict[str, Any]) -> tuple[set[object], set[str]]:
+    """A property's allowed values (empty: any) and formats, with ``null`` left out: OpenAPI
+    spells a nullable field ``anyOf [X, null]``, JSON Schema ``type: [X, null]``."""
+    schema = _resolve(root, schema)
+    branches = [_resolve(root, branch) for branch in schema.get("anyOf", [schema])]
+    values = {value for branch in branches for value in branch.get("enum", ()) if value is not None}
+    formats = {branch["format"] for branch in branches if "format" in branch}
+    return values, formats
+
+
+def _pairs(document: dict[str, Any]) -> list[tuple[str, dict[str, Any], dict[str, Any], dict[str, Any]]]:
+    """(name, JSON Schema root, JSON Schema object, OpenAPI object) for each shape both describe."""
+    result = json.loads(RESULT_SCHEMA.read_text(encoding="utf-8"))
+    violation = json.loads(VIOLATION_SCHEMA.read_text(encoding="utf-8"))
+    components = document["components"]["schemas"]
+    return [
+        ("CompositeResult", result, result, components["CompositeResultOut"]),
+        ("StepResult", result, result["$defs"]["StepResult"], components["StepResultOut"]),
+        ("ValidationIssue", result, result["$defs"]["ValidationIssue"], components["ValidationIssueOut"]),
+        ("ContractViolation", violation, violation, components["ViolationOut"]),
+    ]
+
+
+def test_the_answers_shapes_have_the_fields_values_and_formats_of_their_json_schemas(
+    document: dict[str, Any],
+) -> None:
+    """A client generated from /openapi.json gets the closed lists (error codes, decline codes,
+    statuses) and the timestamps of payments.result.v1 and payments.contracts.v1, not bare strings."""
+    for name, root, wire, described in _pairs(document):
+        assert set(described["properties"]) == set(wire["properties"]), name
+        for field, schema in wire["properties"].items():
+            expected = _facets(root, schema)
+            assert _facets(document, described["properties"][field]) == expected, (name, field)
+
+
+def test_the_analytics_events_columns_take_the_results_codes(document: dict[str, Any]) -> None:
+    result = json.loads(RESULT_SCHEMA.read_text(encoding="utf-8"))
+    step = result["$defs"]["StepResult"]["properties"]
+    column = document["components"]["schemas"]["AnalyticsEventOut"]["properties"]
+
+    for field in ("error_code", "decline_code"):
+        assert _facets(document, column[field]) == _facets(result, step[field]), field
+
+
+def test_every_operation_has_a_readable_operation_id(document: dict[str, Any]) -> None:
+    """Generated clients name their functions after operationIds: FastAPI's default for a route
+    without one (``healthz_healthz_get``) is derived from the handler, path and method, and changes
+    with any of them."""
+    paths = document["paths"].values()
+    ids = [operation.get("operationId", "") for operations in paths for operation in operations.values()]
+
+    assert all(re.fullmatch(r"(get|list|create)[A-Z][A-Za-z]*", name) for name in ids), ids
+    assert len(set(ids)) == len(ids)
+
+
+def test_each_event_type_is_described_with_its_own_fields(document: dict[str, Any]) -> None:
+    """GET /v1/payments/{id} lists events of every type in engine.events, each with the fields of
+    its type: a client reads them as typed fields, chosen by ``type``, not as loose extras."""
+    events = document["components"]["schemas"]["PaymentOut"]["properties"]["events"]["items"]
+    assert events["discriminator"]["propertyName"] == "type"
+    mapping = events["discriminator"]["mapping"]
+    described = {kind: _resolve(document, {"$ref": ref}) for kind, ref in mapping.items()}
+
+    assert set(described) == {kind.event_type for kind in EVENT_TYPES}
+    for kind in EVENT_TYPES:
+        schema = described[kind.event_type]
+        assert schema["properties"]["type"]["const"] == kind.event_type
+        assert set(schema["properties"]) == {"type", *(field.name for field in fields(kind))}, kind
+    failed = described["StepFailed"]["properties"]
+    result = json.loads(RESULT_SCHEMA.read_text(encoding="utf-8"))
+    step = result["$defs"]["StepResult"]["properties"]
+    for name in ("error_code", "decline_code"):
+        assert _facets(document, failed[name]) == _facets(result, step[name]), name

@@ -29,6 +29,7 @@ from engine.errors import DomainError, PayorchError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
+from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.event_schemas import PaymentOut
 from ingest.api.front import Front, PaymentHeaders, known, payment_answer
@@ -176,10 +177,14 @@ def create_app(settings: Settings) -> FastAPI:
         # A path with a slash too many is a 404 that says so, not a redirect: a client that does
         # not follow it would see an empty 307, one that does would send the body twice.
         redirect_slashes=False,
+        # Served by install_docs: FastAPI's pages load their scripts from CDNs.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.parts = parts
     _install_error_handlers(app)
     _install_routes(app, parts)
+    install_docs(app)
     app.openapi = finished_openapi(app.openapi)  # type: ignore[method-assign]
     app.add_middleware(Front, parts=parts)
     return app

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import html
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -996,6 +997,24 @@ async def test_the_docs_are_counted_under_their_routes(app: object) -> None:
         (("code", "200"), ("method", "GET"), ("route", "/redoc")): 1,
         (("code", "200"), ("method", "HEAD"), ("route", "/docs")): 1,
     }
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+async def test_the_docs_pages_load_everything_they_use_from_the_service(app: object, page: str) -> None:
+    # FastAPI's own pages loaded their scripts, styles and fonts from CDNs: offline or behind a
+    # firewall they came up blank. Every script, style and icon a page names must be served here.
+    answer = await call(app, "GET", page, [], body_of(b""))
+    assert answer.status == 200
+    text = answer.body.decode()
+    used = re.findall(r"""(?:src|href)=["']([^"']+)["']""", text)
+    used += re.findall(r"""url:\s*['"]([^'"]+)['"]""", text)  # Swagger UI's document
+    used += re.findall(r"""spec-url=["']([^"']+)["']""", text)  # Redoc's
+    assert "/openapi.json" in used
+    assert not [url for url in used if "://" in url or url.startswith("//")], used
+    for url in used:
+        served = await call(app, "GET", url, [], body_of(b""))
+        assert served.status == 200, url
+        assert len(served.body) > 0, url
 
 
 async def test_a_complaint_in_the_future_is_told_how_far_ahead_is_let_through(app: object) -> None:

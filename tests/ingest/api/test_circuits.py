@@ -4,6 +4,7 @@ as in its result, without being counted as an attempt."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,11 +12,13 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.circuit_breaker import CircuitState
+from engine.circuit_breaker import BreakerPolicy, CircuitState
 from ingest.api.app import create_app
+from ingest.api.metrics import ApiMetrics
 from ingest.api.parts import Parts
 from ingest.api.settings import Settings
 from ingest.config_file import load_sample_config, parse_config
+from ingest.observe.circuits import CircuitReporter
 from tests.ingest.api.test_app import JSON, Answer, body_of, call
 
 SAMPLE_ACME = (b"authorization", b"Bearer sk_test_acme_123")
@@ -119,6 +122,41 @@ async def test_metrics_show_which_processors_circuits_are_open(down_app: object)
 
     after = await call(down_app, "GET", "/metrics", [], body_of(b""))
     assert circuit_states(after) == {"down_sim": 2, "spare_sim": 2}  # open: both are skipped
+
+
+async def test_a_circuit_that_opens_says_so_in_the_log(
+    down_app: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, only the gauge changed: the log showed nothing of a processor taken out of service.
+    with caplog.at_level(logging.INFO, logger="payorch.circuits"):
+        for _ in range(5):
+            await pay(down_app, DOWN_ACME, {"amount": 1250, "method": "card"})
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "payorch.circuits"]
+    assert told == [
+        (
+            "WARNING",
+            f"circuit of {processor} opened: 5 processor faults in a row (timeouts, network failures, "
+            "refusals, bad answers); its charges are skipped for 30 s, then one probe goes",
+        )
+        for processor in ("down_sim", "spare_sim")
+    ]
+
+
+def test_each_change_of_a_circuit_is_one_line_and_the_gauge(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = ApiMetrics()
+    reporter = CircuitReporter(metrics, BreakerPolicy(failure_threshold=2, cool_down_s=7))
+    with caplog.at_level(logging.INFO, logger="payorch.circuits"):
+        for state in (CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED):
+            reporter.circuit_changed("stripe_sim", state)
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records] == [
+        ("WARNING", "circuit of stripe_sim opened"),
+        ("INFO", "circuit of stripe_sim half-open"),
+        ("INFO", "circuit of stripe_sim closed"),
+    ]
+    assert "2 processor faults in a row" in caplog.records[0].getMessage()
+    assert "skipped for 7 s" in caplog.records[0].getMessage()
+    gauge = metrics.registry.get_sample_value("payorch_circuit_state", {"processor": "stripe_sim"})
+    assert gauge == 0  # closed again
 
 
 async def test_a_step_skipped_for_open_circuits_has_its_event_and_no_attempt_counted(

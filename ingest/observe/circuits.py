@@ -1,0 +1,43 @@
+"""What an operator is told when a processor's circuit changes: the gauge, and one log line.
+
+``payorch_circuit_state`` shows the state; the line says when it changed and what it means for
+payments (an open circuit's processor is skipped: its payments go to the next processor of their
+chains, or fail ``processor_unavailable`` when it was the last). Without the line, the only trace
+of a circuit that opened was the skip named in a failed step's ``router/retry-exhausted``
+violation; a payment that succeeded at its fallback did not show it at all.
+
+Called by the breakers on the payment path, and only on a change of state: the line goes on the
+log's bounded pipe, never waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from engine.circuit_breaker import BreakerPolicy, CircuitState
+from ingest.api.metrics import ApiMetrics
+
+logger = logging.getLogger("payorch.circuits")
+
+
+class CircuitReporter:
+    """A :class:`~engine.circuit_breaker.CircuitWatcher`: the metric, and one line per change."""
+
+    def __init__(self, metrics: ApiMetrics, policy: BreakerPolicy) -> None:
+        self._metrics = metrics
+        self._policy = policy
+
+    def circuit_changed(self, processor_id: str, state: CircuitState) -> None:
+        self._metrics.circuit_changed(processor_id, state)
+        if state is CircuitState.OPEN:
+            logger.warning(
+                "circuit of %s opened: %d processor faults in a row (timeouts, network failures, "
+                "refusals, bad answers); its charges are skipped for %.0f s, then one probe goes",
+                processor_id,
+                self._policy.failure_threshold,
+                self._policy.cool_down_s,
+            )
+        elif state is CircuitState.HALF_OPEN:
+            logger.info("circuit of %s half-open: its cool-down is over, one probe goes", processor_id)
+        else:
+            logger.info("circuit of %s closed: its probe was answered, its attempts go again", processor_id)

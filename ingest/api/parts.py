@@ -29,7 +29,7 @@ from ingest.api.metrics import ApiMetrics
 from ingest.api.payments import PaymentDesk
 from ingest.api.settings import Settings
 from ingest.api.timing import TimedProcessor
-from ingest.engine_assembly import Engine, build_engine
+from ingest.engine_assembly import Engine, breaker_policies, build_engine
 from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.observe.circuits import CircuitReporter
@@ -161,7 +161,8 @@ def build_parts(settings: Settings) -> Parts:
         ledger=ledger,
         wrap=TimedProcessor,
         observer=telemetry or NULL_OBSERVER,
-        circuits=CircuitReporter(metrics, BreakerPolicy()),  # the breakers' own policy
+        # The figures of each processor's breaker, as the breakers have them (build_engine).
+        circuits=CircuitReporter(metrics, BreakerPolicy(), breaker_policies(config)),
     )
     metrics.watch_circuits(engine.processors)
     # Keys kept in the database must be kept the same way after a restart: the data folder's

@@ -13,29 +13,40 @@ log's bounded pipe, never waiting.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from engine.circuit_breaker import BreakerPolicy, CircuitState
+from engine.types import ProcessorId
 from ingest.api.metrics import ApiMetrics
 
 logger = logging.getLogger("payorch.circuits")
 
 
 class CircuitReporter:
-    """A :class:`~engine.circuit_breaker.CircuitWatcher`: the metric, and one line per change."""
+    """A :class:`~engine.circuit_breaker.CircuitWatcher`: the metric, and one line per change.
+    The line of a processor's opening says the figures of its own breaker (``policies``, the
+    breakers' own), ``policy``'s for a processor that has none there."""
 
-    def __init__(self, metrics: ApiMetrics, policy: BreakerPolicy) -> None:
+    def __init__(
+        self,
+        metrics: ApiMetrics,
+        policy: BreakerPolicy,
+        policies: Mapping[ProcessorId, BreakerPolicy] | None = None,
+    ) -> None:
         self._metrics = metrics
         self._policy = policy
+        self._policies = dict(policies or {})
 
     def circuit_changed(self, processor_id: str, state: CircuitState) -> None:
         self._metrics.circuit_changed(processor_id, state)
         if state is CircuitState.OPEN:
+            policy = self._policies.get(ProcessorId(processor_id), self._policy)
             logger.warning(
                 "circuit of %s opened: %d processor faults in a row (timeouts, network failures, "
                 "refusals, bad answers); its charges are skipped for %.0f s, then one probe goes",
                 processor_id,
-                self._policy.failure_threshold,
-                self._policy.cool_down_s,
+                policy.failure_threshold,
+                policy.cool_down_s,
             )
         elif state is CircuitState.HALF_OPEN:
             logger.info("circuit of %s half-open: its cool-down is over, one probe goes", processor_id)

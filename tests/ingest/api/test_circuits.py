@@ -200,3 +200,51 @@ async def test_a_step_skipped_for_open_circuits_has_its_event_and_no_attempt_cou
         if sample.name == "payorch_processor_attempts_total"
     }
     assert attempts == {("down_sim", "network_failure"): 5, ("spare_sim", "network_failure"): 5}
+
+
+#: Two processors that fail every attempt: ``tight_sim`` with a breaker of its own, opening at 2
+#: faults in a row, ``loose_sim`` with the default (5).
+TUNED_CONFIG = """
+merchants:
+  - merchant_id: m_acme
+    api_keys: [sk_circuits_acme]
+    default_currency: USD
+    retry: {max_attempts: 1, base_delay_ms: 1, max_delay_ms: 2}
+    routing:
+      - {method: card, processors: [tight_sim]}
+      - {method: google_pay, processors: [loose_sim]}
+processors:
+  - id: tight_sim
+    kind: simulated
+    latency_ms: {p50: 0, p99: 0}
+    fault_rates: {network_failure: 1.0}
+    breaker: {failure_threshold: 2, cool_down_s: 7}
+  - id: loose_sim
+    kind: simulated
+    latency_ms: {p50: 0, p99: 0}
+    fault_rates: {network_failure: 1.0}
+"""
+
+
+async def test_each_processor_opens_after_its_own_breakers_faults_and_says_its_figures(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every breaker followed one policy (5 faults, 30 s): processors[].breaker was not read.
+    application = create_app(Settings(config=parse_config(TUNED_CONFIG), data_dir=tmp_path, durable=False))
+    async with application.router.lifespan_context(application):
+        with caplog.at_level(logging.INFO, logger="payorch.circuits"):
+            for method in ("card", "card", "google_pay", "google_pay"):
+                failed = await pay(application, DOWN_ACME, {"amount": 1250, "method": method})
+                assert failed.json()["final_error"] == "network_failure"
+            scraped = await call(application, "GET", "/metrics", [], body_of(b""))
+        assert circuit_states(scraped) == {"tight_sim": 2, "loose_sim": 0}  # open after 2; closed
+        skipped = await pay(application, DOWN_ACME, {"amount": 1250, "method": "card"})
+    assert steps(skipped) == [("tight_sim", 0, "processor_unavailable")]
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "payorch.circuits"]
+    assert told == [
+        (
+            "WARNING",
+            "circuit of tight_sim opened: 2 processor faults in a row (timeouts, network failures, "
+            "refusals, bad answers); its charges are skipped for 7 s, then one probe goes",
+        )
+    ]

@@ -43,7 +43,7 @@ class CircuitReporter:
             policy = self._policies.get(ProcessorId(processor_id), self._policy)
             logger.warning(
                 "circuit of %s opened: %d processor faults in a row (timeouts, network failures, "
-                "refusals, bad answers); its charges are skipped for %.0f s, then one probe goes",
+                "refusals, bad answers); its charges are skipped for %g s, then one probe goes",
                 processor_id,
                 policy.failure_threshold,
                 policy.cool_down_s,

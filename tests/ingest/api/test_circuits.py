@@ -248,3 +248,16 @@ async def test_each_processor_opens_after_its_own_breakers_faults_and_says_its_f
             "refusals, bad answers); its charges are skipped for 7 s, then one probe goes",
         )
     ]
+
+
+@pytest.mark.parametrize(
+    ("cool_down_s", "said"), [(1.5, "1.5 s"), (0.25, "0.25 s"), (30.0, "30 s"), (60, "60 s")]
+)
+def test_the_opening_line_says_the_cool_down_as_configured(
+    cool_down_s: float, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "%.0f" said 2 s for 1.5 s and 0 s for 0.25 s: not the figures the operator configured.
+    reporter = CircuitReporter(ApiMetrics(), BreakerPolicy(cool_down_s=cool_down_s))
+    with caplog.at_level(logging.WARNING, logger="payorch.circuits"):
+        reporter.circuit_changed("stripe_sim", CircuitState.OPEN)
+    assert f"its charges are skipped for {said}, then one probe goes" in caplog.records[0].getMessage()

@@ -36,11 +36,24 @@ class CircuitReporter:
         self._metrics = metrics
         self._policy = policy
         self._policies = dict(policies or {})
+        #: Each processor's state as last heard: a circuit that opens from half-open had its
+        #: probe fail, one fault, not ``failure_threshold`` of them.
+        self._states: dict[str, CircuitState] = {}
 
     def circuit_changed(self, processor_id: str, state: CircuitState) -> None:
         self._metrics.circuit_changed(processor_id, state)
+        before = self._states.get(processor_id, CircuitState.CLOSED)
+        self._states[processor_id] = state
         if state is CircuitState.OPEN:
             policy = self._policies.get(ProcessorId(processor_id), self._policy)
+            if before is CircuitState.HALF_OPEN:
+                logger.warning(
+                    "circuit of %s opened again: its probe failed; its charges are skipped for %g s, "
+                    "then one probe goes",
+                    processor_id,
+                    policy.cool_down_s,
+                )
+                return
             logger.warning(
                 "circuit of %s opened: %d processor faults in a row (timeouts, network failures, "
                 "refusals, bad answers); its charges are skipped for %g s, then one probe goes",

@@ -261,3 +261,19 @@ def test_the_opening_line_says_the_cool_down_as_configured(
     with caplog.at_level(logging.WARNING, logger="payorch.circuits"):
         reporter.circuit_changed("stripe_sim", CircuitState.OPEN)
     assert f"its charges are skipped for {said}, then one probe goes" in caplog.records[0].getMessage()
+
+
+def test_a_failed_probe_says_the_circuit_opened_again_on_its_one_fault(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # It said "5 processor faults in a row" again, when one probe had failed.
+    reporter = CircuitReporter(ApiMetrics(), BreakerPolicy(failure_threshold=5, cool_down_s=30))
+    with caplog.at_level(logging.WARNING, logger="payorch.circuits"):
+        for state in (CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.OPEN):
+            reporter.circuit_changed("stripe_sim", state)
+    assert [r.getMessage() for r in caplog.records] == [
+        "circuit of stripe_sim opened: 5 processor faults in a row (timeouts, network failures, "
+        "refusals, bad answers); its charges are skipped for 30 s, then one probe goes",
+        "circuit of stripe_sim opened again: its probe failed; its charges are skipped for 30 s, "
+        "then one probe goes",
+    ]

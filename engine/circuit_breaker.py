@@ -24,6 +24,7 @@ still open.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
@@ -48,18 +49,34 @@ class CircuitWatcher(Protocol):
     def circuit_changed(self, processor_id: ProcessorId, state: CircuitState) -> None: ...
 
 
+#: The bounds of a :class:`BreakerPolicy`: a threshold past a thousand faults in a row, or a
+#: cool-down past a day, is a slip (a value in milliseconds), not a breaker.
+MAX_FAILURE_THRESHOLD = 1000
+MAX_COOL_DOWN_S = 86_400
+
+
 @dataclass(frozen=True, slots=True)
 class BreakerPolicy:
+    """When a processor's circuit opens (``failure_threshold`` faults in a row, 1 to 1000) and
+    how long it stays open before a probe (``cool_down_s`` seconds, more than 0, at most a day)."""
+
     failure_threshold: int = 5
     cool_down_s: float = 30.0
 
     def __post_init__(self) -> None:
-        if isinstance(self.failure_threshold, bool) or not isinstance(self.failure_threshold, int):
-            raise ConfigError("breaker.failure_threshold", self.failure_threshold, "must be an integer")
-        if self.failure_threshold < 1:
-            raise ConfigError("breaker.failure_threshold", self.failure_threshold, "must be at least 1")
-        if not isinstance(self.cool_down_s, int | float) or not 0 <= self.cool_down_s < 86_400:
-            raise ConfigError("breaker.cool_down_s", self.cool_down_s, "must be between 0 and a day")
+        threshold = self.failure_threshold
+        if isinstance(threshold, bool) or not isinstance(threshold, int):
+            raise ConfigError("breaker.failure_threshold", threshold, "must be an integer")
+        if not 1 <= threshold <= MAX_FAILURE_THRESHOLD:
+            problem = f"must be between 1 and {MAX_FAILURE_THRESHOLD}"
+            raise ConfigError("breaker.failure_threshold", threshold, problem)
+        cool_down = self.cool_down_s
+        if isinstance(cool_down, bool) or not isinstance(cool_down, int | float):
+            raise ConfigError("breaker.cool_down_s", cool_down, "must be a number of seconds")
+        # NaN fails both comparisons; 0 would probe at every attempt, a circuit that never rests.
+        if not 0 < cool_down <= MAX_COOL_DOWN_S:
+            problem = f"must be more than 0 and at most {MAX_COOL_DOWN_S} (a day)"
+            raise ConfigError("breaker.cool_down_s", cool_down, problem)
 
 
 class CircuitBreaker:
@@ -170,19 +187,31 @@ class CircuitBreaker:
 
 
 class CircuitBreakers:
-    """One breaker per processor, created (closed) on first use; ``watcher`` hears every change."""
+    """One breaker per processor, created (closed) on first use; ``watcher`` hears every change.
+    A processor's breaker follows its own entry of ``policies`` (``processors[].breaker`` of the
+    configuration), any other processor's ``policy``."""
 
-    __slots__ = ("_breakers", "_policy", "_watcher")
+    __slots__ = ("_breakers", "_policies", "_policy", "_watcher")
 
-    def __init__(self, policy: BreakerPolicy | None = None, watcher: CircuitWatcher | None = None) -> None:
+    def __init__(
+        self,
+        policy: BreakerPolicy | None = None,
+        watcher: CircuitWatcher | None = None,
+        policies: Mapping[ProcessorId, BreakerPolicy] | None = None,
+    ) -> None:
         self._policy = policy or BreakerPolicy()
+        self._policies = dict(policies or {})
         self._watcher = watcher
         self._breakers: dict[ProcessorId, CircuitBreaker] = {}
+
+    def policy(self, processor_id: ProcessorId) -> BreakerPolicy:
+        """The policy the breaker of ``processor_id`` follows."""
+        return self._policies.get(processor_id, self._policy)
 
     def __getitem__(self, processor_id: ProcessorId) -> CircuitBreaker:
         breaker = self._breakers.get(processor_id)
         if breaker is None:
-            breaker = CircuitBreaker(self._policy, processor_id, self._watcher)
+            breaker = CircuitBreaker(self.policy(processor_id), processor_id, self._watcher)
             self._breakers[processor_id] = breaker
         return breaker
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from urllib.parse import urlsplit
 
+from engine.circuit_breaker import BreakerPolicy
 from engine.complaints import category_key
 from engine.contracts import check_contract_id
 from engine.errors import ConfigError, InvalidFieldError
@@ -192,6 +193,8 @@ class ProcessorConfig:
     api_base: str | None = None
     currencies: tuple[Currency, ...] = ()
     methods: tuple[PaymentMethod, ...] = ()
+    #: When the processor's circuit opens, and for how long (the default: 5 faults, 30 s).
+    breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
 
     def __post_init__(self) -> None:
         check_identifier("processors.id", self.id)
@@ -213,6 +216,10 @@ class ProcessorConfig:
         if not isinstance(self.fault_rates, FaultRates):
             raise InvalidFieldError(
                 f"processors[{self.id!r}].fault_rates", self.fault_rates, "must be FaultRates"
+            )
+        if not isinstance(self.breaker, BreakerPolicy):
+            raise InvalidFieldError(
+                f"processors[{self.id!r}].breaker", self.breaker, "must be a BreakerPolicy"
             )
         if self.kind is ProcessorKind.STRIPE and not self.api_key_env:
             raise ConfigError(

@@ -16,6 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
+from engine.circuit_breaker import BreakerPolicy
 from engine.complaints import category_key
 from engine.config import (
     EscalationConfig,
@@ -142,6 +143,7 @@ def _merchant(section: Section) -> MerchantConfig:
 _FAULTS = {"declined", "timeout", "network_failure", "panic", "malformed"}
 _PROCESSOR_FIELDS = {
     "id", "kind", "seed", "latency_ms", "fault_rates", "api_key_env", "api_base", "currencies", "methods",
+    "breaker",
 }  # fmt: skip
 
 
@@ -182,6 +184,7 @@ def _processor(section: Section) -> ProcessorConfig:
         "",
         lambda: FaultRates(**{name: faults_section.get(name, (int, float), 0.0) for name in sorted(_FAULTS)}),
     )
+    breaker = _breaker(section.section("breaker", {"failure_threshold", "cool_down_s"}))
     currencies = tuple(
         _code_to_currency(section, f"currencies[{n}]", code)
         for n, code in enumerate(section.strings("currencies"))
@@ -201,6 +204,18 @@ def _processor(section: Section) -> ProcessorConfig:
             fault_rates=faults,
             api_key_env=_api_key_env(section),
             api_base=section.get("api_base", str, None) if section.has("api_base") else None,
+            breaker=breaker,
+        ),
+    )
+
+
+def _breaker(section: Section) -> BreakerPolicy:
+    defaults = BreakerPolicy()
+    return section.build(
+        "",
+        lambda: BreakerPolicy(
+            failure_threshold=section.get("failure_threshold", int, defaults.failure_threshold),
+            cool_down_s=section.get("cool_down_s", (int, float), defaults.cool_down_s),
         ),
     )
 

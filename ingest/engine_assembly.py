@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from engine.circuit_breaker import CircuitBreakers, CircuitWatcher
+from engine.circuit_breaker import BreakerPolicy, CircuitBreakers, CircuitWatcher
 from engine.config import PlatformConfig, ProcessorKind
 from engine.ledger import Ledger
 from engine.observer import NULL_OBSERVER, Observer
@@ -54,6 +54,11 @@ def routed_processors(config: PlatformConfig) -> tuple[ProcessorId, ...]:
     return tuple(processor.id for processor in config.processors if processor.id in used)
 
 
+def breaker_policies(config: PlatformConfig) -> dict[ProcessorId, BreakerPolicy]:
+    """Each processor's circuit breaker policy (``processors[].breaker``)."""
+    return {processor.id: processor.breaker for processor in config.processors}
+
+
 def build_engine(
     config: PlatformConfig,
     *,
@@ -87,9 +92,8 @@ def build_engine(
             amount_checks[processor_id] = stripe_amount_refusal
     if wrap is not None:
         processors = {processor_id: wrap(processor) for processor_id, processor in processors.items()}
-    router = Router(
-        processors, sink, clock, sleeper, random, CircuitBreakers(watcher=circuits), observer=observer
-    )
+    breakers = CircuitBreakers(watcher=circuits, policies=breaker_policies(config))
+    router = Router(processors, sink, clock, sleeper, random, breakers, observer=observer)
     service = CompositePaymentService(
         config,
         processors,

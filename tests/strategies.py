@@ -12,6 +12,7 @@ from typing import TypedDict, TypeVar
 
 from hypothesis import strategies as st
 
+from engine.circuit_breaker import MAX_COOL_DOWN_S, MAX_FAILURE_THRESHOLD, BreakerPolicy
 from engine.complaints import category_key
 from engine.config import (
     EscalationConfig,
@@ -329,6 +330,14 @@ fault_rates = st.builds(
 )
 
 
+breaker_policies = st.builds(
+    BreakerPolicy,
+    failure_threshold=st.integers(min_value=1, max_value=MAX_FAILURE_THRESHOLD),
+    cool_down_s=st.floats(min_value=0, max_value=MAX_COOL_DOWN_S, exclude_min=True)
+    | st.integers(min_value=1, max_value=MAX_COOL_DOWN_S),
+)
+
+
 @st.composite
 def processor_configs(draw: st.DrawFn, processor_id: ProcessorId) -> ProcessorConfig:
     kind = draw(st.sampled_from(ProcessorKind))
@@ -343,6 +352,7 @@ def processor_configs(draw: st.DrawFn, processor_id: ProcessorId) -> ProcessorCo
         api_base=draw(optional(urls())),
         currencies=tuple(draw(st.lists(currencies, max_size=3, unique=True))),
         methods=tuple(draw(st.lists(methods, max_size=3, unique=True))),
+        breaker=draw(breaker_policies),
     )
 
 

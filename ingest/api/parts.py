@@ -10,6 +10,7 @@ import duckdb
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from engine.circuit_breaker import BreakerPolicy
 from engine.config import MerchantConfig, PlatformConfig
 from engine.ledger import Ledger
 from engine.monitor import ContractMonitor
@@ -28,9 +29,10 @@ from ingest.api.metrics import ApiMetrics
 from ingest.api.payments import PaymentDesk
 from ingest.api.settings import Settings
 from ingest.api.timing import TimedProcessor
-from ingest.engine_assembly import Engine, build_engine
+from ingest.engine_assembly import Engine, breaker_policies, build_engine
 from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
+from ingest.observe.circuits import CircuitReporter
 from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
 from ingest.records import MemoryRecords, Records, RecordsHistory
 from ingest.store.idempotency import DurableIdempotencyStore
@@ -159,7 +161,8 @@ def build_parts(settings: Settings) -> Parts:
         ledger=ledger,
         wrap=TimedProcessor,
         observer=telemetry or NULL_OBSERVER,
-        circuits=metrics,
+        # The figures of each processor's breaker, as the breakers have them (build_engine).
+        circuits=CircuitReporter(metrics, BreakerPolicy(), breaker_policies(config)),
     )
     metrics.watch_circuits(engine.processors)
     # Keys kept in the database must be kept the same way after a restart: the data folder's

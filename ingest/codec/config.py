@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from payments.config.v1 import config_pb2
 
+from engine.circuit_breaker import BreakerPolicy
 from engine.config import (
     EscalationConfig,
     FaultRates,
@@ -97,6 +98,10 @@ def _processor_to_proto(processor: ProcessorConfig) -> config_pb2.ProcessorConfi
         api_base=processor.api_base,
         currencies=[currency.code for currency in processor.currencies],
         methods=[PAYMENT_METHODS.to_wire(method) for method in processor.methods],
+        breaker=config_pb2.BreakerPolicy(
+            failure_threshold=processor.breaker.failure_threshold,
+            cool_down_s=processor.breaker.cool_down_s,
+        ),
     )
 
 
@@ -196,6 +201,22 @@ def _processor_from_proto(message: config_pb2.ProcessorConfig) -> ProcessorConfi
             PAYMENT_METHODS.from_wire(f"{where}.methods[{n}]", method)
             for n, method in enumerate(message.methods)
         ),
+        breaker=_breaker_from_proto(message),
+    )
+
+
+def _breaker_from_proto(message: config_pb2.ProcessorConfig) -> BreakerPolicy:
+    """The processor's breaker policy; an absent message or field (a config written before the
+    breaker was configurable) is the default, never 0."""
+    defaults = BreakerPolicy()
+    if not message.HasField("breaker"):
+        return defaults
+    breaker = message.breaker
+    return BreakerPolicy(
+        failure_threshold=(
+            breaker.failure_threshold if breaker.HasField("failure_threshold") else defaults.failure_threshold
+        ),
+        cool_down_s=breaker.cool_down_s if breaker.HasField("cool_down_s") else defaults.cool_down_s,
     )
 
 

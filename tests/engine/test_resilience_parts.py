@@ -152,7 +152,18 @@ def test_a_watcher_hears_each_change_of_a_circuit_and_nothing_else() -> None:
 
 @pytest.mark.parametrize(
     ("kwargs", "field"),
-    [({"failure_threshold": 0}, "breaker.failure_threshold"), ({"cool_down_s": -1}, "breaker.cool_down_s")],
+    [
+        ({"failure_threshold": 0}, "breaker.failure_threshold"),
+        ({"cool_down_s": -1}, "breaker.cool_down_s"),
+        # A threshold never reached, a circuit that probes at every attempt or never again, a
+        # boolean: slips, refused like every other field.
+        ({"failure_threshold": 1001}, "breaker.failure_threshold"),
+        ({"failure_threshold": True}, "breaker.failure_threshold"),
+        ({"cool_down_s": 0}, "breaker.cool_down_s"),
+        ({"cool_down_s": 86_400.5}, "breaker.cool_down_s"),
+        ({"cool_down_s": float("nan")}, "breaker.cool_down_s"),
+        ({"cool_down_s": True}, "breaker.cool_down_s"),
+    ],
 )
 def test_breaker_policy_checks_its_fields(kwargs: dict[str, float], field: str) -> None:
     with pytest.raises(ConfigError, match=f"^{field}="):

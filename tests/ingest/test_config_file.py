@@ -14,6 +14,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine.circuit_breaker import BreakerPolicy
 from engine.config import ProcessorKind, StoreConfig
 from engine.methods import PartialPolicy, PaymentMethod
 from ingest.config_file import (
@@ -90,6 +91,20 @@ def test_processors_may_limit_their_currencies_and_methods() -> None:
         parse_config(MINIMAL.replace("kind: simulated}", "kind: simulated, methods: [cash]}"))
     with pytest.raises(ConfigFileError, match=r"processors\[0\].currencies\[0\]: 'XYZ'"):
         parse_config(MINIMAL.replace("kind: simulated}", "kind: simulated, currencies: [XYZ]}"))
+
+
+def test_each_processor_may_tune_its_circuit_breaker() -> None:
+    config = parse_config(
+        MINIMAL.replace("processors: [stripe_sim]", "processors: [stripe_sim, adyen_sim]")
+        + "  - id: adyen_sim\n    kind: simulated\n    breaker: {failure_threshold: 2, cool_down_s: 7.5}\n"
+        + "  - {id: spare_sim, kind: simulated, breaker: {cool_down_s: 120}}\n"
+    )
+    assert config.processor("stripe_sim").breaker == BreakerPolicy(failure_threshold=5, cool_down_s=30)
+    assert config.processor("adyen_sim").breaker == BreakerPolicy(failure_threshold=2, cool_down_s=7.5)
+    assert config.processor("spare_sim").breaker == BreakerPolicy(failure_threshold=5, cool_down_s=120)
+    sample = load_sample_config()
+    assert sample.processor("stripe_sim").breaker == BreakerPolicy()  # absent: as before
+    assert sample.processor("stripe_live").breaker == BreakerPolicy(failure_threshold=10, cool_down_s=60)
 
 
 def test_a_processor_routed_for_a_method_it_does_not_take_is_refused() -> None:
@@ -215,6 +230,28 @@ DELETE = object()
             "must be at least p50",
         ),
         ("processors", DELETE, "processors", "is required"),
+        *(
+            ("processors.0.breaker", breaker, "processors[0].breaker", problem)
+            for breaker, problem in [
+                ({"failure_threshold": 0}, ".failure_threshold=0: must be between 1 and 1000"),
+                ({"failure_threshold": -2}, ".failure_threshold=-2: must be between 1 and 1000"),
+                ({"failure_threshold": 10**6}, ".failure_threshold=1000000: must be between 1 and 1000"),
+                ({"failure_threshold": 2.5}, ".failure_threshold: must be an integer, not a number"),
+                ({"failure_threshold": "5"}, ".failure_threshold: must be an integer, not a string"),
+                ({"failure_threshold": True}, ".failure_threshold: must be an integer, not a boolean"),
+                ({"cool_down_s": 0}, ".cool_down_s=0: must be more than 0 and at most 86400 (a day)"),
+                ({"cool_down_s": -1.5}, ".cool_down_s=-1.5: must be more than 0 and at most 86400 (a day)"),
+                ({"cool_down_s": 86_401}, ".cool_down_s=86401: must be more than 0 and at most 86400"),
+                ({"cool_down_s": float("nan")}, ".cool_down_s=nan: must be more than 0 and at most 86400"),
+                ({"cool_down_s": float("inf")}, ".cool_down_s=inf: must be more than 0 and at most 86400"),
+                ({"cool_down_s": "30s"}, ".cool_down_s: must be an integer or a number, not a string"),
+                ({"cool_down_s": False}, ".cool_down_s: must be an integer or a number, not a boolean"),
+                (
+                    {"cooldown_s": 30},
+                    ".cooldown_s: is not a known field (known: cool_down_s, failure_threshold)",
+                ),
+            ]
+        ),
         ("reports", {"every_days": 0}, "reports", "reports.every_days=0"),
         ("store", {"max_rows": 0}, "store", "store.max_rows=0: must be at least 1"),
         ("store", {"max_wait_ms": 2.5}, "store.max_wait_ms", "must be an integer, not a number"),
@@ -395,6 +432,7 @@ def test_nesting_too_deep_is_a_config_error(tmp_path: Path) -> None:
         ("escalations", [], "a list"),
         ("processors.0.latency_ms", 0, "an integer"),
         ("processors.0.fault_rates", [], "a list"),
+        ("processors.0.breaker", 5, "an integer"),
     ],
 )
 def test_a_section_holding_anything_but_a_mapping_is_refused(path: str, value: object, kind: str) -> None:
@@ -406,9 +444,13 @@ def test_a_section_holding_anything_but_a_mapping_is_refused(path: str, value: o
     assert str(raised.value) == f"payorch.yaml: {field}: must be a mapping, not {kind}"
 
 
-@pytest.mark.parametrize("section", ["retry", "store", "reports", "escalations", "latency_ms"])
+@pytest.mark.parametrize("section", ["retry", "store", "reports", "escalations", "latency_ms", "breaker"])
 def test_a_missing_or_null_section_means_the_defaults(section: str) -> None:
-    path = {"retry": "merchants.0.retry", "latency_ms": "processors.0.latency_ms"}.get(section, section)
+    path = {
+        "retry": "merchants.0.retry",
+        "latency_ms": "processors.0.latency_ms",
+        "breaker": "processors.0.breaker",
+    }.get(section, section)
     assert config_from_mapping(edit(path, None)) == parse_config(MINIMAL)
 
 

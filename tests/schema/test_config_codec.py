@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from payments.config.v1 import config_pb2
 
+from engine.circuit_breaker import BreakerPolicy
 from engine.config import (
     EscalationConfig,
     FaultRates,
@@ -15,7 +16,7 @@ from engine.config import (
     StoreConfig,
 )
 from ingest.codec.config import config_from_proto, config_to_proto
-from ingest.config_file import load_sample_config
+from ingest.config_file import load_sample_config, parse_config, sample_config_text
 from tests.strategies import platform_configs
 
 
@@ -51,6 +52,7 @@ def test_absent_sub_messages_decode_to_the_domain_defaults() -> None:
     assert config.processors[0].latency == LatencyProfile()
     assert config.processors[0].fault_rates == FaultRates()
     assert config.processors[0].api_key_env is None
+    assert config.processors[0].breaker == BreakerPolicy()
 
 
 def test_a_store_written_before_the_hot_window_field_decodes_to_its_default() -> None:
@@ -62,3 +64,27 @@ def test_a_store_written_before_the_hot_window_field_decodes_to_its_default() ->
         message.store.CopyFrom(store)
         decoded.append(config_from_proto(message).store.idempotency_hot_s)
     assert decoded == [600, 0]  # absent is the default, not 0
+
+
+def test_a_processors_breaker_survives_the_canonical_form_and_its_absent_fields_are_the_defaults() -> None:
+    config = parse_config(
+        sample_config_text().replace(
+            "  - id: stripe_sim\n",
+            "  - id: stripe_sim\n    breaker: {failure_threshold: 2, cool_down_s: 7.5}\n",
+        )
+    )
+    message = config_pb2.PlatformConfig.FromString(config_to_proto(config).SerializeToString())
+    assert config_from_proto(message).processor("stripe_sim").breaker == BreakerPolicy(2, 7.5)
+    # A processor written before its breaker was configurable, or naming one figure only.
+    processor = next(p for p in message.processors if p.id == "stripe_sim")
+    decoded = []
+    for breaker in (
+        None,
+        config_pb2.BreakerPolicy(failure_threshold=3),
+        config_pb2.BreakerPolicy(cool_down_s=120),
+    ):
+        processor.ClearField("breaker")
+        if breaker is not None:
+            processor.breaker.CopyFrom(breaker)
+        decoded.append(config_from_proto(message).processor("stripe_sim").breaker)
+    assert decoded == [BreakerPolicy(), BreakerPolicy(3, 30.0), BreakerPolicy(5, 120.0)]

@@ -11,7 +11,7 @@ from payments.config.v1 import config_pb2
 from payments.events.v1 import events_pb2
 from payments.plan.v1 import plan_pb2
 
-from engine import config, events, plan, validation
+from engine import circuit_breaker, config, events, plan, validation
 
 ENVELOPE_FIELDS = {"payment_id", "request_id", "merchant_id", "timestamp"}
 #: Domain names that the wire spells as the YAML file does.
@@ -45,6 +45,7 @@ PAIRS: list[tuple[type[Any], type[Message]]] = [
     (config.ReportConfig, config_pb2.ReportConfig),
     (config.MismatchRule, config_pb2.MismatchRule),
     (config.StoreConfig, config_pb2.StoreConfig),
+    (circuit_breaker.BreakerPolicy, config_pb2.BreakerPolicy),
 ]
 
 

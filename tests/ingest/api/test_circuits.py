@@ -4,6 +4,7 @@ as in its result, without being counted as an attempt."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -11,11 +12,13 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.circuit_breaker import CircuitState
+from engine.circuit_breaker import BreakerPolicy, CircuitState
 from ingest.api.app import create_app
+from ingest.api.metrics import ApiMetrics
 from ingest.api.parts import Parts
 from ingest.api.settings import Settings
 from ingest.config_file import load_sample_config, parse_config
+from ingest.observe.circuits import CircuitReporter
 from tests.ingest.api.test_app import JSON, Answer, body_of, call
 
 SAMPLE_ACME = (b"authorization", b"Bearer sk_test_acme_123")
@@ -121,6 +124,41 @@ async def test_metrics_show_which_processors_circuits_are_open(down_app: object)
     assert circuit_states(after) == {"down_sim": 2, "spare_sim": 2}  # open: both are skipped
 
 
+async def test_a_circuit_that_opens_says_so_in_the_log(
+    down_app: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, only the gauge changed: the log showed nothing of a processor taken out of service.
+    with caplog.at_level(logging.INFO, logger="payorch.circuits"):
+        for _ in range(5):
+            await pay(down_app, DOWN_ACME, {"amount": 1250, "method": "card"})
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "payorch.circuits"]
+    assert told == [
+        (
+            "WARNING",
+            f"circuit of {processor} opened: 5 processor faults in a row (timeouts, network failures, "
+            "refusals, bad answers); its charges are skipped for 30 s, then one probe goes",
+        )
+        for processor in ("down_sim", "spare_sim")
+    ]
+
+
+def test_each_change_of_a_circuit_is_one_line_and_the_gauge(caplog: pytest.LogCaptureFixture) -> None:
+    metrics = ApiMetrics()
+    reporter = CircuitReporter(metrics, BreakerPolicy(failure_threshold=2, cool_down_s=7))
+    with caplog.at_level(logging.INFO, logger="payorch.circuits"):
+        for state in (CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.CLOSED):
+            reporter.circuit_changed("stripe_sim", state)
+    assert [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records] == [
+        ("WARNING", "circuit of stripe_sim opened"),
+        ("INFO", "circuit of stripe_sim half-open"),
+        ("INFO", "circuit of stripe_sim closed"),
+    ]
+    assert "2 processor faults in a row" in caplog.records[0].getMessage()
+    assert "skipped for 7 s" in caplog.records[0].getMessage()
+    gauge = metrics.registry.get_sample_value("payorch_circuit_state", {"processor": "stripe_sim"})
+    assert gauge == 0  # closed again
+
+
 async def test_a_step_skipped_for_open_circuits_has_its_event_and_no_attempt_counted(
     down_app: object,
 ) -> None:
@@ -162,3 +200,80 @@ async def test_a_step_skipped_for_open_circuits_has_its_event_and_no_attempt_cou
         if sample.name == "payorch_processor_attempts_total"
     }
     assert attempts == {("down_sim", "network_failure"): 5, ("spare_sim", "network_failure"): 5}
+
+
+#: Two processors that fail every attempt: ``tight_sim`` with a breaker of its own, opening at 2
+#: faults in a row, ``loose_sim`` with the default (5).
+TUNED_CONFIG = """
+merchants:
+  - merchant_id: m_acme
+    api_keys: [sk_circuits_acme]
+    default_currency: USD
+    retry: {max_attempts: 1, base_delay_ms: 1, max_delay_ms: 2}
+    routing:
+      - {method: card, processors: [tight_sim]}
+      - {method: google_pay, processors: [loose_sim]}
+processors:
+  - id: tight_sim
+    kind: simulated
+    latency_ms: {p50: 0, p99: 0}
+    fault_rates: {network_failure: 1.0}
+    breaker: {failure_threshold: 2, cool_down_s: 7}
+  - id: loose_sim
+    kind: simulated
+    latency_ms: {p50: 0, p99: 0}
+    fault_rates: {network_failure: 1.0}
+"""
+
+
+async def test_each_processor_opens_after_its_own_breakers_faults_and_says_its_figures(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Every breaker followed one policy (5 faults, 30 s): processors[].breaker was not read.
+    application = create_app(Settings(config=parse_config(TUNED_CONFIG), data_dir=tmp_path, durable=False))
+    async with application.router.lifespan_context(application):
+        with caplog.at_level(logging.INFO, logger="payorch.circuits"):
+            for method in ("card", "card", "google_pay", "google_pay"):
+                failed = await pay(application, DOWN_ACME, {"amount": 1250, "method": method})
+                assert failed.json()["final_error"] == "network_failure"
+            scraped = await call(application, "GET", "/metrics", [], body_of(b""))
+        assert circuit_states(scraped) == {"tight_sim": 2, "loose_sim": 0}  # open after 2; closed
+        skipped = await pay(application, DOWN_ACME, {"amount": 1250, "method": "card"})
+    assert steps(skipped) == [("tight_sim", 0, "processor_unavailable")]
+    told = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "payorch.circuits"]
+    assert told == [
+        (
+            "WARNING",
+            "circuit of tight_sim opened: 2 processor faults in a row (timeouts, network failures, "
+            "refusals, bad answers); its charges are skipped for 7 s, then one probe goes",
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("cool_down_s", "said"), [(1.5, "1.5 s"), (0.25, "0.25 s"), (30.0, "30 s"), (60, "60 s")]
+)
+def test_the_opening_line_says_the_cool_down_as_configured(
+    cool_down_s: float, said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # "%.0f" said 2 s for 1.5 s and 0 s for 0.25 s: not the figures the operator configured.
+    reporter = CircuitReporter(ApiMetrics(), BreakerPolicy(cool_down_s=cool_down_s))
+    with caplog.at_level(logging.WARNING, logger="payorch.circuits"):
+        reporter.circuit_changed("stripe_sim", CircuitState.OPEN)
+    assert f"its charges are skipped for {said}, then one probe goes" in caplog.records[0].getMessage()
+
+
+def test_a_failed_probe_says_the_circuit_opened_again_on_its_one_fault(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # It said "5 processor faults in a row" again, when one probe had failed.
+    reporter = CircuitReporter(ApiMetrics(), BreakerPolicy(failure_threshold=5, cool_down_s=30))
+    with caplog.at_level(logging.WARNING, logger="payorch.circuits"):
+        for state in (CircuitState.OPEN, CircuitState.HALF_OPEN, CircuitState.OPEN):
+            reporter.circuit_changed("stripe_sim", state)
+    assert [r.getMessage() for r in caplog.records] == [
+        "circuit of stripe_sim opened: 5 processor faults in a row (timeouts, network failures, "
+        "refusals, bad answers); its charges are skipped for 30 s, then one probe goes",
+        "circuit of stripe_sim opened again: its probe failed; its charges are skipped for 30 s, "
+        "then one probe goes",
+    ]

@@ -85,7 +85,7 @@ class RetryPolicy(_message.Message):
     def __init__(self, max_attempts: _Optional[int] = ..., base_delay_ms: _Optional[int] = ..., max_delay_ms: _Optional[int] = ...) -> None: ...
 
 class ProcessorConfig(_message.Message):
-    __slots__ = ("id", "kind", "seed", "latency_ms", "fault_rates", "api_key_env", "api_base", "currencies", "methods")
+    __slots__ = ("id", "kind", "seed", "latency_ms", "fault_rates", "api_key_env", "api_base", "currencies", "methods", "breaker")
     ID_FIELD_NUMBER: _ClassVar[int]
     KIND_FIELD_NUMBER: _ClassVar[int]
     SEED_FIELD_NUMBER: _ClassVar[int]
@@ -95,6 +95,7 @@ class ProcessorConfig(_message.Message):
     API_BASE_FIELD_NUMBER: _ClassVar[int]
     CURRENCIES_FIELD_NUMBER: _ClassVar[int]
     METHODS_FIELD_NUMBER: _ClassVar[int]
+    BREAKER_FIELD_NUMBER: _ClassVar[int]
     id: str
     kind: ProcessorKind
     seed: int
@@ -104,7 +105,16 @@ class ProcessorConfig(_message.Message):
     api_base: str
     currencies: _containers.RepeatedScalarFieldContainer[str]
     methods: _containers.RepeatedScalarFieldContainer[_plan_pb2.PaymentMethod]
-    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ProcessorKind, str]] = ..., seed: _Optional[int] = ..., latency_ms: _Optional[_Union[LatencyProfile, _Mapping]] = ..., fault_rates: _Optional[_Union[FaultRates, _Mapping]] = ..., api_key_env: _Optional[str] = ..., api_base: _Optional[str] = ..., currencies: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[_plan_pb2.PaymentMethod, str]]] = ...) -> None: ...
+    breaker: BreakerPolicy
+    def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ProcessorKind, str]] = ..., seed: _Optional[int] = ..., latency_ms: _Optional[_Union[LatencyProfile, _Mapping]] = ..., fault_rates: _Optional[_Union[FaultRates, _Mapping]] = ..., api_key_env: _Optional[str] = ..., api_base: _Optional[str] = ..., currencies: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[_plan_pb2.PaymentMethod, str]]] = ..., breaker: _Optional[_Union[BreakerPolicy, _Mapping]] = ...) -> None: ...
+
+class BreakerPolicy(_message.Message):
+    __slots__ = ("failure_threshold", "cool_down_s")
+    FAILURE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    COOL_DOWN_S_FIELD_NUMBER: _ClassVar[int]
+    failure_threshold: int
+    cool_down_s: float
+    def __init__(self, failure_threshold: _Optional[int] = ..., cool_down_s: _Optional[float] = ...) -> None: ...
 
 class LatencyProfile(_message.Message):
     __slots__ = ("p50", "p99")

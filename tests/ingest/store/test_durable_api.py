@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from typing import cast
 
 import duckdb
 import orjson
+import pytest
 
 from engine.config import StoreConfig
 from engine.events import PaymentCompleted, PaymentFailed
@@ -27,7 +29,7 @@ from ingest.ledger_journal import FILE_NAME as LEDGER_FILE
 from ingest.ledger_journal import read_journal
 from ingest.records import StoredPayment
 from ingest.store import records
-from ingest.store.schema import FILE_NAME
+from ingest.store.schema import CURRENT_VERSION, FILE_NAME
 from ingest.store.writer import Write, Writer
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
@@ -160,6 +162,24 @@ async def test_a_form_payments_key_stored_before_forms_were_compared_by_field_st
     assert other.status == 422  # another body under the key is still refused
     assert other.json()["code"] == "idempotency_key_reused"
     assert charges(tmp_path) == []
+
+
+async def test_the_start_logs_the_migrations_it_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        as_version(connection, CURRENT_VERSION - 2)
+    caplog.set_level(logging.INFO, logger="payorch.api")
+    async with running(tmp_path):
+        pass
+    async with running(tmp_path):  # nothing to migrate: nothing said
+        pass
+
+    lines = [record.getMessage() for record in caplog.records if "migrated" in record.getMessage()]
+    path, last = tmp_path / FILE_NAME, CURRENT_VERSION
+    assert lines == [
+        f"database {path}: migrated to schema version {last} (migrations {last - 1}, {last} applied now)"
+    ]
 
 
 async def test_an_answer_stays_in_memory_only_until_committed_and_replays_from_the_database(

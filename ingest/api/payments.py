@@ -163,6 +163,11 @@ class PaymentDesk:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def keeper(self) -> KeyKeeper:
+        """How this desk keeps idempotency keys (crash recovery names them the same way)."""
+        return self._keeper
+
     async def take(
         self,
         merchant: MerchantConfig,

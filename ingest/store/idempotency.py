@@ -346,6 +346,8 @@ def _load(
 #: A key that may hold a card number: ``ingest.parsing.masking.CARD_CANDIDATE`` in DuckDB's syntax
 #: (keys are ASCII).
 _CARD_CANDIDATE = "[0-9]([ -]?[0-9]){12}"
+#: The end of a key as kept (``ingest.api.idempotency.KeyKeeper``): ``#`` and its tag.
+_KEPT_TAG = "#[0-9a-f]{16}$"
 #: How far the wall clock may have been stepped back between a row and the migration after it.
 _CLOCK_SLACK = timedelta(minutes=5)
 
@@ -353,11 +355,14 @@ _CLOCK_SLACK = timedelta(minutes=5)
 def _mask_unmasked(connection: duckdb.DuckDBPyConnection, keep: Callable[[str], str]) -> None:
     """Rename every row of a key stored as given by a payorch of schema version 1 to the key as
     kept (the rows written before migration 2 was applied: only their keys are looked at)."""
+    # A key already kept so ends with its tag (``#`` and 16 hex digits): renamed by an earlier
+    # start, or made kept within the slack of a new database's migration 2. Kept again, a tag
+    # holding thirteen digits in a row would be masked in turn, and the key lost to its repeats.
     found = connection.execute(
         "SELECT DISTINCT merchant_id, key FROM idempotency_keys WHERE created_at < ("
         "SELECT max(applied_at) FROM schema_migrations WHERE version = 2) + ? "
-        "AND regexp_matches(key, ?)",
-        [_CLOCK_SLACK, _CARD_CANDIDATE],
+        "AND regexp_matches(key, ?) AND NOT regexp_matches(key, ?)",
+        [_CLOCK_SLACK, _CARD_CANDIDATE, _KEPT_TAG],
     ).fetchall()
     renamed = [(kept, merchant_id, key) for merchant_id, key in found if (kept := keep(key)) != key]
     if renamed:

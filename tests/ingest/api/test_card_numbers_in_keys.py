@@ -156,3 +156,23 @@ async def test_a_key_a_payorch_of_schema_version_1_kept_unmasked_still_replays_a
     with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
         keys = connection.execute("SELECT key FROM idempotency_keys").fetchall()
     assert len(keys) == 1 and keys[0][0].startswith("card 424242******4242#")
+
+
+async def test_a_key_kept_with_its_tag_is_never_renamed_however_its_tag_reads(tmp_path: Path) -> None:
+    # A tag is 16 hex digits: some hold a card number's worth of digits in a row. A key already
+    # kept (renamed by an earlier start, or kept by a new database's first minutes) stays as it
+    # is, else each start would mask its tag anew and its repeats would never find it.
+    kept = "card 424242******4242#4539578763621486"
+    async with running(tmp_path):
+        pass  # a new database: every migration applied now
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        connection.execute(
+            "INSERT INTO idempotency_keys VALUES "
+            "(1, 'm_acme', ?, 'answered', 'fp', now(), 200, ?, 'application/json')",
+            [kept, b"{}"],
+        )
+    async with running(tmp_path):
+        pass
+    with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
+        keys = connection.execute("SELECT key FROM idempotency_keys").fetchall()
+    assert keys == [(kept,)]

@@ -91,6 +91,16 @@ def body_fingerprint(body: bytes, content_type: str | None = None) -> str:
     return hashlib.sha256(b"raw:" + body if canonical is None else canonical).hexdigest()
 
 
+def earlier_fingerprint(body: bytes, content_type: str | None = None) -> str | None:
+    """The fingerprint payorch gave a form body before forms were compared field by field (that
+    of its bytes), when :func:`body_fingerprint` gives it another: a key stored then, repeated with
+    the same bytes, is the same request (else ``None``)."""
+    if not _is_form(content_type):
+        return None
+    fingerprint = hashlib.sha256(b"raw:" + body).hexdigest()
+    return None if fingerprint == body_fingerprint(body, content_type) else fingerprint
+
+
 def _is_form(content_type: str | None) -> bool:
     return content_type is not None and content_type.split(";")[0].strip().lower() == FORM_MEDIA_TYPE
 

@@ -36,6 +36,17 @@ class Running:
 
 async def start(parts: Parts) -> Running:
     settings = parts.settings
+    writer = parts.writer
+    if writer is not None and writer.applied_migrations:
+        # An operator upgrading wants to see that the database moved on (and that the release
+        # before cannot open it any more).
+        applied = writer.applied_migrations
+        logger.info(
+            "database %s: migrated to schema version %d (migrations %s applied now)",
+            writer.path,
+            applied[-1],
+            ", ".join(str(version) for version in applied),
+        )
     # Payments a crash cut short are settled and finished before new ones are taken.
     recovery = await recover_interrupted(parts)
     if recovery.interrupted:

@@ -102,6 +102,7 @@ def build_parts(settings: Settings) -> Parts:
     if settings.records is not None:
         records = settings.records
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
+        keeper = KeyKeeper(process_secret())
     elif settings.durable:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
         writer = Writer(
@@ -113,6 +114,9 @@ def build_parts(settings: Settings) -> Parts:
             threads=settings.store_threads,
         )
         hot_s = settings.idempotency_hot_s
+        # Keys kept in the database must be kept the same way after a restart: the data folder's
+        # secret then. Keys kept in memory last as long as the process: a secret of its own.
+        keeper = KeyKeeper(load_or_create_secret(settings.data_dir))
         try:
             records = DuckDBRecords(writer)
             idempotency = DurableIdempotencyStore(
@@ -120,6 +124,7 @@ def build_parts(settings: Settings) -> Parts:
                 settings.idempotency_ttl_s,
                 clock.monotonic,
                 hot_s=config.store.idempotency_hot_s if hot_s is None else hot_s,
+                keep=lambda key: keeper.kept(key)[0],
             )
         except duckdb.Error as error:  # a damaged block of a table read at start
             writer.close()
@@ -127,6 +132,7 @@ def build_parts(settings: Settings) -> Parts:
     else:
         records = MemoryRecords()
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
+        keeper = KeyKeeper(process_secret())
     journal = FileLedgerJournal(settings.data_dir / FILE_NAME) if settings.ledger_journal else None
     ledger = Ledger(journal)
     if journal is not None:
@@ -165,11 +171,8 @@ def build_parts(settings: Settings) -> Parts:
         circuits=CircuitReporter(metrics, BreakerPolicy(), breaker_policies(config)),
     )
     metrics.watch_circuits(engine.processors)
-    # Keys kept in the database must be kept the same way after a restart: the data folder's
-    # secret then. Keys kept in memory last as long as the process: a secret of its own.
-    secret = load_or_create_secret(settings.data_dir) if writer is not None else process_secret()
     policy = PaymentPolicyEnforcer(config, engine.amount_checks)
-    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, KeyKeeper(secret), policy)
+    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, keeper, policy)
     return Parts(
         settings=settings,
         config=config,

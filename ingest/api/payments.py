@@ -42,6 +42,7 @@ from ingest.api.idempotency import (
     Replay,
     StoredResponse,
     body_fingerprint,
+    earlier_fingerprint,
 )
 from ingest.api.metrics import ApiMetrics
 from ingest.api.problems import ApiProblem, FieldError, problem_document
@@ -162,6 +163,11 @@ class PaymentDesk:
     def in_flight(self) -> int:
         return len(self._tasks)
 
+    @property
+    def keeper(self) -> KeyKeeper:
+        """How this desk keeps idempotency keys (crash recovery names them the same way)."""
+        return self._keeper
+
     async def take(
         self,
         merchant: MerchantConfig,
@@ -178,6 +184,7 @@ class PaymentDesk:
         but ``identity``, as it refuses a body it cannot read (422)."""
         payment_id = PaymentId(new_id("pay"))
         fingerprint = body_fingerprint(body, content_type)
+        earlier = earlier_fingerprint(body, content_type)
         claimed: str | None = None  # the key this request holds, once it holds one
         note: ValidationIssue | None = None
         if idempotency_key is not None:
@@ -185,7 +192,7 @@ class PaymentDesk:
             # process would make of the body now (the config may have changed since) and however
             # busy the writer is. Only a request that is new under its key goes on.
             kept, note = self._keeper.kept(idempotency_key)
-            replay = await self._claim(merchant, kept, fingerprint, request_id)
+            replay = await self._claim(merchant, kept, (fingerprint, earlier), request_id)
             if replay is not None:
                 return replay
             claimed = kept
@@ -219,7 +226,7 @@ class PaymentDesk:
                 await self._refuse(merchant, _refused_by_policy(parsed, decision), request_id, payment_id)
             if claimed is None and ctx.idempotency_key is not None:  # the body's key
                 kept, note = self._keeper.kept(ctx.idempotency_key)
-                replay = await self._claim(merchant, kept, fingerprint, request_id)
+                replay = await self._claim(merchant, kept, (fingerprint, earlier), request_id)
                 if replay is not None:
                     return replay
                 claimed = kept
@@ -241,11 +248,22 @@ class PaymentDesk:
             raise
 
     async def _claim(
-        self, merchant: MerchantConfig, key: str, fingerprint: str, request_id: RequestId
+        self,
+        merchant: MerchantConfig,
+        key: str,
+        fingerprints: tuple[str, str | None],
+        request_id: RequestId,
     ) -> PaymentAnswer | None:
         """Claim ``key`` for this request: ``None`` once it holds it, the stored answer for a
-        repeat; 409 while the first request runs, 422 for the key with another body."""
+        repeat; 409 while the first request runs, 422 for the key with another body.
+
+        ``fingerprints`` are the body's and, for a form, the one an earlier payorch gave it (see
+        :func:`~ingest.api.idempotency.earlier_fingerprint`): a key stored under that one is
+        still this request's (else a retry of a form payment made before the upgrade was 422)."""
+        fingerprint, earlier = fingerprints
         claim = await self._idempotency.claim(merchant.merchant_id, key, fingerprint)
+        if isinstance(claim, Mismatch) and earlier is not None:
+            claim = await self._idempotency.claim(merchant.merchant_id, key, earlier)
         if isinstance(claim, Replay):
             self._metrics.replays.inc()
             return PaymentAnswer(claim.response, replayed=True)

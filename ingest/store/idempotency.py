@@ -38,6 +38,11 @@ is the wall clock's (what a start reads ages from), and a row is taken for expir
 is, however the wall clock was stepped since the process started (see :meth:`_oldest`); a step
 back keeps rows that much longer. Across a restart the wall clock is all there is.
 
+A payorch of schema version 1 (before migration 2) stored a key holding a card number as given;
+such a key is kept masked since (``ingest.api.idempotency.KeyKeeper``), and a repeat is looked up
+by the key as kept: on start, the rows written before the database left version 1 are renamed to
+their key as kept (``keep``), or a repeat of such a key found nothing and charged again.
+
 A key whose request was in flight when the process stopped comes back in flight (a repeat gets
 409) until crash recovery settles its payment; crash recovery also answers or frees a key whose
 payment the crash left without an interrupted one to settle (``ingest.store.recovery``).
@@ -121,6 +126,7 @@ class DurableIdempotencyStore:
         *,
         hot_s: float,
         load_chunk_rows: int = LOAD_CHUNK_ROWS,
+        keep: Callable[[str], str] = lambda key: key,
     ) -> None:
         self._writer = writer
         self._wall = wall
@@ -135,7 +141,13 @@ class DurableIdempotencyStore:
         now, started = wall(), monotonic()
         restore = partial(self._restore, now=now, started=started, hot_s=hot_s)
         last_version, self.restored = writer.read_now(
-            partial(_load, oldest=now - timedelta(seconds=ttl_s), restore=restore, chunk_rows=load_chunk_rows)
+            partial(
+                _load,
+                oldest=now - timedelta(seconds=ttl_s),
+                restore=restore,
+                chunk_rows=load_chunk_rows,
+                keep=keep,
+            )
         )
         self._version = itertools.count(last_version + 1)
         self._purged_at = started  # the start deleted the expired rows
@@ -301,9 +313,11 @@ def _load(
     oldest: datetime,
     restore: Callable[[list[tuple[Any, ...]]], None],
     chunk_rows: int,
+    keep: Callable[[str], str],
 ) -> tuple[int, int]:
-    """Delete the expired keys, then hand the newest row of each key not released to ``restore``,
-    oldest first, ``chunk_rows`` at a time. Returns the last version and how many keys were read."""
+    """Delete the expired keys, rename those stored unmasked (see the module text), then hand the
+    newest row of each key not released to ``restore``, oldest first, ``chunk_rows`` at a time.
+    Returns the last version and how many keys were read."""
     # A key still in flight is kept however old (as in memory): its payment, which crash recovery
     # could not settle yet, may hold money, and a repeat must not pay again.
     connection.execute(
@@ -313,6 +327,7 @@ def _load(
         "AND state = ?)",
         [oldest, IN_FLIGHT],
     )
+    _mask_unmasked(connection, keep)
     last = connection.execute("SELECT coalesce(max(version), 0) FROM idempotency_keys").fetchone()
     connection.execute(
         "SELECT version, merchant_id, key, state, fingerprint, created_at, status_code, media_type "
@@ -326,6 +341,34 @@ def _load(
         restore(rows)
         count += len(rows)
     return (0 if last is None else int(last[0])), count
+
+
+#: A key that may hold a card number: ``ingest.parsing.masking.CARD_CANDIDATE`` in DuckDB's syntax
+#: (keys are ASCII).
+_CARD_CANDIDATE = "[0-9]([ -]?[0-9]){12}"
+#: The end of a key as kept (``ingest.api.idempotency.KeyKeeper``): ``#`` and its tag.
+_KEPT_TAG = "#[0-9a-f]{16}$"
+#: How far the wall clock may have been stepped back between a row and the migration after it.
+_CLOCK_SLACK = timedelta(minutes=5)
+
+
+def _mask_unmasked(connection: duckdb.DuckDBPyConnection, keep: Callable[[str], str]) -> None:
+    """Rename every row of a key stored as given by a payorch of schema version 1 to the key as
+    kept (the rows written before migration 2 was applied: only their keys are looked at)."""
+    # A key already kept so ends with its tag (``#`` and 16 hex digits): renamed by an earlier
+    # start, or made kept within the slack of a new database's migration 2. Kept again, a tag
+    # holding thirteen digits in a row would be masked in turn, and the key lost to its repeats.
+    found = connection.execute(
+        "SELECT DISTINCT merchant_id, key FROM idempotency_keys WHERE created_at < ("
+        "SELECT max(applied_at) FROM schema_migrations WHERE version = 2) + ? "
+        "AND regexp_matches(key, ?) AND NOT regexp_matches(key, ?)",
+        [_CLOCK_SLACK, _CARD_CANDIDATE, _KEPT_TAG],
+    ).fetchall()
+    renamed = [(kept, merchant_id, key) for merchant_id, key in found if (kept := keep(key)) != key]
+    if renamed:
+        connection.executemany(
+            "UPDATE idempotency_keys SET key = ? WHERE merchant_id = ? AND key = ?", renamed
+        )
 
 
 def _purge(connection: duckdb.DuckDBPyConnection, oldest: datetime, in_flight: list[tuple[str, str]]) -> None:

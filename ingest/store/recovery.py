@@ -34,7 +34,7 @@ import duckdb
 from engine.events import DomainEvent, PaymentReceived
 from engine.recovery import Unsettled, interrupted, recover_payment
 from ingest.api.encoding import dumps
-from ingest.api.idempotency import StoredResponse
+from ingest.api.idempotency import KeyKeeper, StoredResponse
 from ingest.api.parts import Parts
 from ingest.codec.events import event_from_bytes
 from ingest.codec.result_json import composite_result_to_json
@@ -134,14 +134,16 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
         await parts.records.save_result(result, document)
         if recovered.idempotency_key is not None:
             answer = StoredResponse(200, document)
-            await parts.idempotency.complete(result.merchant_id, recovered.idempotency_key, answer)
+            # A key holding a card number is renamed as kept (see _keyed_payments).
+            key, _ = parts.desk.keeper.kept(recovered.idempotency_key)
+            await parts.idempotency.complete(result.merchant_id, key, answer)
         report.finished += 1
         # Its answer died with the crashed process, and so did its count: counted here, every
         # finished payment counts once in payorch_payments_total, as the store holds it.
         parts.metrics.count_payment(result.status.value)
         report.settled_attempts += recovered.settled_attempts
     if isinstance(parts.idempotency, DurableIdempotencyStore):
-        await _close_orphaned_keys(parts.idempotency, writer)
+        await _close_orphaned_keys(parts.idempotency, writer, parts.desk.keeper)
     await parts.records.sync()
     # Every payment received so far has ended but those left: the next start looks from the
     # oldest of them (or from the next event), not through the whole history again.
@@ -153,14 +155,14 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
 _CLOCK_SLACK = timedelta(minutes=5)
 
 
-async def _close_orphaned_keys(keys: DurableIdempotencyStore, writer: Writer) -> None:
+async def _close_orphaned_keys(keys: DurableIdempotencyStore, writer: Writer, keeper: KeyKeeper) -> None:
     """Free or answer the keys left in flight without an interrupted payment (see the module text)."""
     unanswered = keys.unanswered()
     if not unanswered:
         return
     since = min(unanswered.values()) - _CLOCK_SLACK
     merchants = sorted({merchant_id for merchant_id, _ in unanswered})
-    found = await writer.read(partial(_keyed_payments, merchants=merchants, since=since))
+    found = await writer.read(partial(_keyed_payments, merchants=merchants, since=since, keeper=keeper))
     for merchant_key in unanswered:
         merchant_id, key = merchant_key
         if merchant_key not in found:
@@ -174,10 +176,13 @@ async def _close_orphaned_keys(keys: DurableIdempotencyStore, writer: Writer) ->
 
 
 def _keyed_payments(
-    connection: duckdb.DuckDBPyConnection, merchants: list[str], since: datetime
+    connection: duckdb.DuckDBPyConnection, merchants: list[str], since: datetime, keeper: KeyKeeper
 ) -> dict[tuple[str, str], tuple[str, str | None]]:
     """The accepted payments received since ``since`` for ``merchants`` that carry an idempotency
-    key: (merchant, key) -> (payment id, its stored result or ``None``)."""
+    key: (merchant, key as kept) -> (payment id, its stored result or ``None``). A payorch of
+    schema version 1 recorded a key holding a card number as given, and the start renamed its
+    rows (``ingest.store.idempotency``): looked up as given, its key was freed though the
+    payment had charged, and a repeat charged again."""
     rows = connection.execute(
         "SELECT e.payment_id, e.proto, p.document FROM events AS e LEFT JOIN ("
         "SELECT payment_id, arg_max(document, updated_at) AS document FROM payments GROUP BY payment_id"
@@ -190,5 +195,6 @@ def _keyed_payments(
     for payment_id, proto, document in rows:
         received = event_from_bytes(bytes(proto))
         if isinstance(received, PaymentReceived) and received.idempotency_key is not None:
-            found[received.merchant_id, received.idempotency_key] = (str(payment_id), document)
+            key, _ = keeper.kept(received.idempotency_key)
+            found[received.merchant_id, key] = (str(payment_id), document)
     return found

@@ -178,6 +178,8 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
         "version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at TIMESTAMPTZ NOT NULL)"
     )
     applied = applied_versions(connection)
+    if applied:
+        _settle_version_1(connection, applied)
     done: list[int] = []
     for migration in MIGRATIONS:
         if migration.version in applied:
@@ -196,6 +198,72 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
             raise
         done.append(migration.version)
     return done
+
+
+#: How the first payorch releases (568669e to 091d8ab) made the tables of version 1, before the
+#: version settled: their rows are read into the tables as version 1 makes them now. ``events``
+#: kept each event's JSON (``document``) where ``accepted`` now stands; ``payments`` and
+#: ``idempotency_keys`` were upserted (primary keys), and a key was one row, without ``version``
+#: or ``state`` (in flight until it had an answer).
+_FIRST_TABLES: tuple[tuple[str, str, str], ...] = (
+    (
+        "events",
+        "SELECT count(*) FROM duckdb_columns() WHERE table_name = 'events' AND column_name = 'document'",
+        "SELECT * EXCLUDE (document), CASE WHEN event_type = 'PaymentReceived' "
+        "THEN CAST(json_extract(document, '$.accepted') AS BOOLEAN) END AS accepted "
+        "FROM earlier ORDER BY seq",
+    ),
+    (
+        "payments",
+        "SELECT count(*) FROM duckdb_constraints() "
+        "WHERE table_name = 'payments' AND constraint_type = 'PRIMARY KEY'",
+        "SELECT * FROM earlier",
+    ),
+    (
+        "idempotency_keys",
+        "SELECT count(*) = 0 FROM duckdb_columns() "
+        "WHERE table_name = 'idempotency_keys' AND column_name = 'version'",
+        "SELECT *, row_number() OVER (ORDER BY created_at) AS version, "
+        "CASE WHEN status_code IS NULL THEN 'in_flight' ELSE 'answered' END AS state FROM earlier",
+    ),
+)
+
+
+def _settle_version_1(connection: duckdb.DuckDBPyConnection, applied: set[int]) -> None:
+    """Give the tables a first release of version 1 made the shape version 1 has (see
+    :data:`_FIRST_TABLES`), then what the later migrations ``applied`` did to them, their rows
+    kept, in one transaction: migrated as they were, the database took the later migrations and
+    then failed at every start (a Binder Error on a column), where the release that wrote it
+    refused it as newer. A database left so is settled too."""
+    earlier = [entry for entry in _FIRST_TABLES if _count(connection, entry[1])]
+    if not earlier:
+        return
+    connection.begin()
+    try:
+        for table, _, rows in earlier:
+            connection.execute(f"ALTER TABLE {table} RENAME TO earlier")
+            for statement in MIGRATIONS[0].statements:  # the table and its index, as version 1
+                if statement.startswith(f"CREATE TABLE {table} (") or f"INDEX {table}_by_" in statement:
+                    connection.execute(statement)
+            for migration in MIGRATIONS[1:]:
+                if migration.version in applied:
+                    for statement in migration.statements:
+                        if (
+                            statement.startswith(f"ALTER TABLE {table} ")
+                            or f"INDEX IF EXISTS {table}_" in statement
+                        ):
+                            connection.execute(statement)
+            connection.execute(f"INSERT INTO {table} BY NAME {rows}")
+            connection.execute("DROP TABLE earlier")
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+
+
+def _count(connection: duckdb.DuckDBPyConnection, query: str) -> int:
+    row = connection.execute(query).fetchone()
+    return 0 if row is None else int(row[0])
 
 
 def check_readable(connection: duckdb.DuckDBPyConnection) -> None:

@@ -12,12 +12,13 @@ from typing import Any
 import duckdb
 import pytest
 
-from ingest.api.idempotency import SECRET_FILE, KeyKeeper, load_or_create_secret
+from ingest.api.idempotency import SECRET_FILE, KeyKeeper, body_fingerprint, load_or_create_secret
 from ingest.errors import IngestError
 from ingest.store.schema import FILE_NAME
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
 from tests.ingest.parsing.support import check_digit
-from tests.ingest.store.test_durable_api import running
+from tests.ingest.store.test_durable_api import charges, running
+from tests.ingest.store.test_writer import as_version
 
 PAN = "4242424242424242"
 
@@ -130,3 +131,48 @@ async def test_a_repeat_after_a_restart_still_replays(tmp_path: Path) -> None:
     assert first.status == 200
     assert again.headers["idempotent-replayed"] == "true"
     assert again.body == first.body
+
+
+async def test_a_key_a_payorch_of_schema_version_1_kept_unmasked_still_replays_after_the_upgrade(
+    tmp_path: Path,
+) -> None:
+    key, body = f"card {PAN}", b'{"amount": 1250}'
+    stored = b'{"payment_id": "pay_before", "status": "succeeded"}'
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        as_version(connection, 1)  # before keys were kept masked: this one is kept as given
+        connection.execute(
+            "INSERT INTO idempotency_keys VALUES "
+            "(1, 'm_acme', ?, 'answered', ?, now(), 200, ?, 'application/json')",
+            [key, body_fingerprint(body, JSON[1].decode()), stored],
+        )
+
+    async with running(tmp_path) as app:
+        again = await pay_with_key(app, key, body)
+
+    assert again.status == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.body == stored
+    assert charges(tmp_path) == []  # a repeat never charges again
+    with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
+        keys = connection.execute("SELECT key FROM idempotency_keys").fetchall()
+    assert len(keys) == 1 and keys[0][0].startswith("card 424242******4242#")
+
+
+async def test_a_key_kept_with_its_tag_is_never_renamed_however_its_tag_reads(tmp_path: Path) -> None:
+    # A tag is 16 hex digits: some hold a card number's worth of digits in a row. A key already
+    # kept (renamed by an earlier start, or kept by a new database's first minutes) stays as it
+    # is, else each start would mask its tag anew and its repeats would never find it.
+    kept = "card 424242******4242#4539578763621486"
+    async with running(tmp_path):
+        pass  # a new database: every migration applied now
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        connection.execute(
+            "INSERT INTO idempotency_keys VALUES "
+            "(1, 'm_acme', ?, 'answered', 'fp', now(), 200, ?, 'application/json')",
+            [kept, b"{}"],
+        )
+    async with running(tmp_path):
+        pass
+    with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
+        keys = connection.execute("SELECT key FROM idempotency_keys").fetchall()
+    assert keys == [(kept,)]

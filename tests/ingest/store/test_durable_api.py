@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
+import logging
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -15,6 +17,7 @@ from typing import cast
 
 import duckdb
 import orjson
+import pytest
 
 from engine.config import StoreConfig
 from engine.events import PaymentCompleted, PaymentFailed
@@ -26,10 +29,11 @@ from ingest.ledger_journal import FILE_NAME as LEDGER_FILE
 from ingest.ledger_journal import read_journal
 from ingest.records import StoredPayment
 from ingest.store import records
-from ingest.store.schema import FILE_NAME
+from ingest.store.schema import CURRENT_VERSION, FILE_NAME
 from ingest.store.writer import Write, Writer
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
+from tests.ingest.store.test_writer import as_version
 
 ADMIN = (b"authorization", b"Bearer adm_e2e_admin")
 SPLIT = b'{"amount": "$100.00", "currency": "USD", "method": "apple_pay"}'
@@ -128,6 +132,54 @@ async def test_results_events_and_keys_survive_a_restart(tmp_path: Path) -> None
     assert reused.status == 422
     assert reused.json()["code"] == "idempotency_key_reused"
     assert len(charges(tmp_path)) == 2  # the replay charged nothing
+
+
+async def test_a_form_payments_key_stored_before_forms_were_compared_by_field_still_replays(
+    tmp_path: Path,
+) -> None:
+    form = b"amount=12.50&currency=usd&method=card"
+    stored = b'{"payment_id": "pay_before", "status": "succeeded"}'
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        as_version(connection, 1)  # a payorch that told bodies apart by their bytes, forms too
+        connection.execute(
+            "INSERT INTO idempotency_keys VALUES "
+            "(1, 'm_acme', 'order-1', 'answered', ?, now(), 200, ?, 'application/json')",
+            [hashlib.sha256(b"raw:" + form).hexdigest(), stored],
+        )
+
+    async with running(tmp_path) as app:
+        headers = [
+            ACME,
+            (b"content-type", b"application/x-www-form-urlencoded"),
+            (b"idempotency-key", b"order-1"),
+        ]
+        again = await call(app, "POST", "/v1/payments", headers, body_of(form))
+        other = await call(app, "POST", "/v1/payments", headers, body_of(b"amount=12.51&currency=usd"))
+
+    assert again.status == 200
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.body == stored
+    assert other.status == 422  # another body under the key is still refused
+    assert other.json()["code"] == "idempotency_key_reused"
+    assert charges(tmp_path) == []
+
+
+async def test_the_start_logs_the_migrations_it_applied(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        as_version(connection, CURRENT_VERSION - 2)
+    caplog.set_level(logging.INFO, logger="payorch.api")
+    async with running(tmp_path):
+        pass
+    async with running(tmp_path):  # nothing to migrate: nothing said
+        pass
+
+    lines = [record.getMessage() for record in caplog.records if "migrated" in record.getMessage()]
+    path, last = tmp_path / FILE_NAME, CURRENT_VERSION
+    assert lines == [
+        f"database {path}: migrated to schema version {last} (migrations {last - 1}, {last} applied now)"
+    ]
 
 
 async def test_an_answer_stays_in_memory_only_until_committed_and_replays_from_the_database(

@@ -10,13 +10,16 @@ and restarting the app on the same data folder.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
 
+from engine.events import PaymentReceived
 from ingest.api.idempotency import Claimed, InFlight, StoredResponse, body_fingerprint
 from ingest.api.settings import IDEMPOTENCY_TTL_S as DAY_S
+from ingest.codec.events import event_from_bytes, event_to_bytes
 from ingest.store.idempotency import DurableIdempotencyStore
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import Writer
@@ -62,6 +65,35 @@ async def test_a_key_whose_answer_the_crash_lost_replays_its_payments_result(tmp
     assert repeat.status == 200, repeat.body
     assert repeat.headers["idempotent-replayed"] == "true"
     assert repeat.body == answered.body
+    assert len(charges(tmp_path)) == 2  # charged once, by the first request
+
+
+async def test_a_key_a_payorch_of_version_1_kept_unmasked_replays_the_payment_its_crash_left_unanswered(
+    tmp_path: Path,
+) -> None:
+    key = "order 4242424242424242"
+    async with running(tmp_path) as app:
+        answered = await pay(app, key=key)
+    assert answered.status == 200, answered.body
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        # As a payorch of schema version 1 left it (keys kept as given), then cut off before the
+        # key's answer was committed.
+        connection.execute("DELETE FROM idempotency_keys WHERE state = 'answered'")
+        connection.execute("UPDATE idempotency_keys SET key = ?", [key])
+        [(seq, proto)] = connection.execute(
+            "SELECT seq, proto FROM events WHERE event_type = 'PaymentReceived'"
+        ).fetchall()
+        received = event_from_bytes(bytes(proto))
+        assert isinstance(received, PaymentReceived)
+        as_given = event_to_bytes(dataclasses.replace(received, idempotency_key=key))
+        connection.execute("UPDATE events SET proto = ? WHERE seq = ?", [as_given, seq])
+
+    async with running(tmp_path) as app:
+        repeat = await pay(app, key=key)
+
+    assert repeat.status == 200, repeat.body
+    assert repeat.headers["idempotent-replayed"] == "true"
+    assert repeat.json() == answered.json()
     assert len(charges(tmp_path)) == 2  # charged once, by the first request
 
 

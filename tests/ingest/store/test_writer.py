@@ -105,6 +105,79 @@ def as_version(connection: duckdb.DuckDBPyConnection, version: int) -> None:
         connection.execute("INSERT INTO schema_migrations VALUES (?, 'earlier', now())", [migration.version])
 
 
+#: Version 1's tables as the first releases made them (568669e; 091d8ab already added the keys'
+#: ``version`` and ``state``, 3e52d6f settled it): events kept their JSON, payments and keys were upserted.
+FIRST_RELEASE = (
+    """CREATE TABLE events (seq BIGINT NOT NULL, payment_id VARCHAR NOT NULL, request_id VARCHAR NOT NULL,
+    merchant_id VARCHAR NOT NULL, event_type VARCHAR NOT NULL, ts TIMESTAMPTZ NOT NULL, step_index INTEGER,
+    processor_id VARCHAR, amount_cents BIGINT, error_code VARCHAR, document VARCHAR NOT NULL,
+    proto BLOB NOT NULL)""",
+    """CREATE TABLE payments (payment_id VARCHAR PRIMARY KEY, merchant_id VARCHAR NOT NULL,
+    status VARCHAR NOT NULL, updated_at TIMESTAMPTZ NOT NULL, document VARCHAR NOT NULL)""",
+    """CREATE TABLE idempotency_keys (merchant_id VARCHAR NOT NULL, key VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL, created_at TIMESTAMPTZ NOT NULL, status_code INTEGER, body BLOB,
+    media_type VARCHAR, PRIMARY KEY (merchant_id, key))""",
+    *(statement for statement in MIGRATIONS[0].statements if statement.startswith("CREATE TABLE complaints")),
+    """CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, description VARCHAR NOT NULL,
+    applied_at TIMESTAMPTZ NOT NULL)""",
+    "INSERT INTO schema_migrations VALUES (1, 'events, violations, payments, idempotency keys', now())",
+)
+
+
+def columns(connection: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [row[0] for row in connection.execute(f"DESCRIBE {table}").fetchall()]
+
+
+@pytest.mark.parametrize("migrated_as_it_was", [False, True])
+def test_a_database_of_the_first_releases_is_given_version_1s_tables_with_its_rows(
+    tmp_path: Path, migrated_as_it_was: bool
+) -> None:
+    with duckdb.connect(str(tmp_path / "payorch.duckdb")) as connection:
+        for statement in FIRST_RELEASE:
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO events VALUES "
+            "(1, 'pay_1', 'req_1', 'm_acme', 'PaymentReceived', now(), NULL, NULL, 1250, NULL, "
+            """'{"type": "PaymentReceived", "accepted": true}', 'envelope 1'), """
+            "(2, 'pay_1', 'req_1', 'm_acme', 'StepFailed', now(), 0, 'stripe_sim', NULL, 'declined', "
+            """'{"type": "StepFailed"}', 'envelope 2')"""
+        )
+        connection.execute("INSERT INTO payments VALUES ('pay_1', 'm_acme', 'failed', now(), '{}')")
+        connection.execute(
+            "INSERT INTO idempotency_keys VALUES "
+            "('m_acme', 'k-1', 'f1', TIMESTAMPTZ '2026-11-20 08:00:00+00', 200, 'answer', 'text/plain'), "
+            "('m_acme', 'k-2', 'f2', TIMESTAMPTZ '2026-11-20 09:00:00+00', NULL, NULL, NULL)"
+        )
+        later = MIGRATIONS[1:] if migrated_as_it_was else ()  # what a payorch without the fix left
+        for migration in later:
+            for statement in migration.statements:
+                connection.execute(statement)
+            connection.execute(
+                "INSERT INTO schema_migrations VALUES (?, 'later', now())", [migration.version]
+            )
+
+        assert migrate(connection) == ([] if migrated_as_it_was else list(range(2, CURRENT_VERSION + 1)))
+        events = connection.execute(
+            "SELECT seq, event_type, accepted, proto FROM events ORDER BY seq"
+        ).fetchall()
+        keys = connection.execute(
+            "SELECT version, key, state, fingerprint, status_code, body FROM idempotency_keys "
+            "ORDER BY version"
+        ).fetchall()
+        connection.execute("INSERT INTO payments VALUES ('pay_1', 'm_acme', 'failed', now(), '{}', 1, 2)")
+        payments = connection.execute("SELECT count(*) FROM payments WHERE payment_id = 'pay_1'").fetchone()
+        migrated = {table: columns(connection, table) for table in ("events", "payments", "idempotency_keys")}
+    with duckdb.connect(str(tmp_path / "new.duckdb")) as connection:
+        migrate(connection)
+        new = {table: columns(connection, table) for table in ("events", "payments", "idempotency_keys")}
+
+    assert events == [(1, "PaymentReceived", True, b"envelope 1"), (2, "StepFailed", None, b"envelope 2")]
+    assert keys == [(1, "k-1", "answered", "f1", 200, b"answer"), (2, "k-2", "in_flight", "f2", None, None)]
+    assert payments == (2,)  # rows are added, no longer upserted
+    # The writer inserts its rows by position: the tables have the columns of a new database's.
+    assert migrated == new
+
+
 def test_events_stored_before_the_decline_code_column_are_kept_and_take_the_writers_rows(
     tmp_path: Path,
 ) -> None:

@@ -48,8 +48,12 @@ class Records(Protocol):
 
     async def record_violation(self, violation: ContractViolation) -> None: ...
 
-    async def save_result(self, result: CompositeResult, document: bytes) -> None:
-        """Store a payment's outcome; ``document`` is its ``payments.result.v1`` JSON, as answered."""
+    async def save_result(
+        self, result: CompositeResult, document: bytes, *, first_seq: int | None = None
+    ) -> None:
+        """Store a payment's outcome; ``document`` is its ``payments.result.v1`` JSON, as answered.
+        ``first_seq``: where its events begin in a durable store, when another process recorded
+        its ``PaymentReceived`` (a payment crash recovery finishes)."""
         ...
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
@@ -139,7 +143,9 @@ class MemoryRecords:
             payments if payment_id is None else payments | {payment_id},
         )
 
-    async def save_result(self, result: CompositeResult, document: bytes) -> None:
+    async def save_result(
+        self, result: CompositeResult, document: bytes, *, first_seq: int | None = None
+    ) -> None:
         self._encode(result.payment_id)
         self._results[result.payment_id] = (result.merchant_id, document)
 

@@ -238,15 +238,18 @@ class DuckDBRecords:
     async def record_violation(self, violation: ContractViolation) -> None:
         self._writer.submit(Write(VIOLATIONS, (next(self._violation_seq), violation)))
 
-    async def save_result(self, result: CompositeResult, document: bytes) -> None:
+    async def save_result(
+        self, result: CompositeResult, document: bytes, *, first_seq: int | None = None
+    ) -> None:
         ending = self._endings.pop(result.payment_id, None)
+        opened = self._opened.pop(result.payment_id, first_seq)
         row = (
             result.payment_id,
             result.merchant_id,
             result.status.value,
             datetime.now(UTC),
             document.decode(),
-            self._opened.pop(result.payment_id, None),
+            opened,
             None if ending is None else ending.row[0],  # the terminal event is the last
         )
         write = Write(PAYMENTS, row)

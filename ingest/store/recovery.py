@@ -131,7 +131,9 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
             continue
         result = recovered.result
         document = dumps(composite_result_to_json(result))
-        await parts.records.save_result(result, document)
+        # The crashed process held where its events begin: the row names it, so that a read of
+        # the payment looks only there, not through every event before it.
+        await parts.records.save_result(result, document, first_seq=first_seq)
         if recovered.idempotency_key is not None:
             answer = StoredResponse(200, document)
             # A key holding a card number is renamed as kept (see _keyed_payments).

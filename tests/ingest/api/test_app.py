@@ -103,7 +103,9 @@ def body_of(*chunks: bytes, then_wait: bool = False) -> Receive:
 class FailingRecords(MemoryRecords):
     """Records whose result store breaks: the fault must not reach the client."""
 
-    async def save_result(self, result: CompositeResult, document: bytes) -> None:
+    async def save_result(
+        self, result: CompositeResult, document: bytes, *, first_seq: int | None = None
+    ) -> None:
         raise OSError("/var/lib/payorch/payorch.duckdb: disk I/O error")
 
 

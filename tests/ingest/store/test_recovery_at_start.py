@@ -144,6 +144,26 @@ async def test_a_recovered_payment_counts_in_the_payments_metric_by_its_status(r
     assert samples == {("payorch_payments_total", (("status", "failed"),)): 1}
 
 
+def _stored_range(connection: duckdb.DuckDBPyConnection) -> tuple[object, ...]:
+    """The seq range the payment's row names, and the range its events really span."""
+    row = connection.execute(
+        "SELECT first_seq, last_seq, (SELECT min(seq) FROM events WHERE payment_id = ?), "
+        "(SELECT max(seq) FROM events WHERE payment_id = ?) FROM payments WHERE payment_id = ?",
+        [PAYMENT, PAYMENT, PAYMENT],
+    ).fetchall()
+    return tuple(row[0])
+
+
+async def test_a_recovered_payment_names_the_seq_range_of_its_events(recovered: Started) -> None:
+    # GET /v1/payments/{id} reads only the row groups of the range its row names: without its
+    # first seq (the crashed process held it), the read of a recovered payment went through every
+    # event from the first one ever written.
+    assert recovered.parts.writer is not None
+    first_seq, last_seq, first_event, last_event = recovered.parts.writer.read_now(_stored_range)
+
+    assert (first_seq, last_seq) == (first_event, last_event)
+
+
 def _marks(connection: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
     """The newest recovery mark, the first seq of the cut-off payment, and the last seq."""
     row = connection.execute(

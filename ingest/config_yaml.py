@@ -12,16 +12,13 @@ refused, each with its line.
 - Characters YAML does not allow (a NUL byte, other control characters), with their position.
 - A number YAML 1.1 (PyYAML's) reads other than it looks: ``1:30`` is 90 in base 60 and
   ``010000`` is 4096 in octal (YAML 1.2 reads it as 10000), so ``timeout_ms: 1:30`` would quietly
-  be 90 ms. And one it reads as text: YAML 1.1 takes an exponent only after a decimal point and
-  with its sign (``1.0e+3``), so ``cool_down_s: 1e3`` was the string ``'1e3'``, refused as "not a
-  number" with no word of why.
+  be 90 ms.
 - An integer beyond :data:`MAX_INTEGER` (no field takes one; past 4300 digits Python cannot even
   read or print it, and a float field cannot hold it).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Hashable
 from typing import Any
 
@@ -39,10 +36,6 @@ MAX_DEPTH = 100
 MERGE_TAG = "tag:yaml.org,2002:merge"
 INT_TAG = "tag:yaml.org,2002:int"
 FLOAT_TAG = "tag:yaml.org,2002:float"
-STR_TAG = "tag:yaml.org,2002:str"
-#: A number with an exponent as YAML 1.2 reads one (``1e3``, ``1.5e3``, ``2E-7``); YAML 1.1 reads
-#: only ``1.0e+3`` so, and the others as text.
-_EXPONENT_NUMBER = re.compile(r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)[eE][-+]?[0-9]+")
 #: The largest integer in magnitude the file may hold: every field's own bound is far below it.
 MAX_INTEGER = 2**63 - 1
 _SHOWN_KEY = 40
@@ -123,22 +116,9 @@ class _StrictLoader(yaml.SafeLoader):
         _refuse_misread(node, value)
         return value
 
-    def construct_yaml_str(self, node: ScalarNode) -> str:
-        value: str = super().construct_yaml_str(node)
-        if node.style is None and _EXPONENT_NUMBER.fullmatch(value):  # plain, not quoted
-            number = f"{float(value):g}"
-            if "e" in number:  # as YAML 1.1 reads it: a decimal point, and the exponent's sign
-                mantissa, exponent = number.split("e")
-                number = f"{mantissa if '.' in mantissa else mantissa + '.0'}e{exponent}"
-            problem = f"{_show(value)} is text in YAML 1.1, not a number"
-            advice = f"write {number}, or quote it if it is text"
-            raise _ValueRefusedError(None, None, f"{problem}: {advice}", node.start_mark)
-        return value
-
 
 _StrictLoader.add_constructor(INT_TAG, _StrictLoader.construct_yaml_int)
 _StrictLoader.add_constructor(FLOAT_TAG, _StrictLoader.construct_yaml_float)
-_StrictLoader.add_constructor(STR_TAG, _StrictLoader.construct_yaml_str)
 
 
 def _identity(key_node: Node) -> object:

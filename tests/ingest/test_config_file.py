@@ -625,9 +625,6 @@ def test_an_integer_out_of_range_is_a_config_error(field: str, value: str, shown
             "1:30.5",
             "'1:30.5' is a base-60 number in YAML 1.1, so 90.5: write 90.5, or quote it if it is text",
         ),
-        ("1e3", "'1e3' is text in YAML 1.1, not a number: write 1000, or quote it if it is text"),
-        ("1.5E3", "'1.5E3' is text in YAML 1.1, not a number: write 1500, or quote it if it is text"),
-        ("2e-7", "'2e-7' is text in YAML 1.1, not a number: write 2.0e-07, or quote it if it is text"),
     ],
 )
 @pytest.mark.parametrize("field", sorted(INTEGER_FIELDS))

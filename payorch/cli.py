@@ -185,8 +185,8 @@ def demo(port: int, data_dir: Path) -> None:
     The API server of `payorch serve` on 127.0.0.1:PORT over DATA/payorch.duckdb (its log in
     DATA/demo.log) is sent simulated merchant payments and complaints; a summary and the URLs to
     open with the sample keys are printed, and it serves until SIGINT (Ctrl-C) or SIGTERM, which
-    drain the payments in flight and exit 0. The dashboard, `payorch simulate` and the report
-    schedule are not built yet.
+    drain the payments in flight and exit 0. The dashboard, `payorch simulate`, `payorch complaints
+    import` and the report schedule are not built yet.
     """
     from payorch.demo import command_name, run_demo  # noqa: PLC0415 - keeps --help fast
     from payorch.server import ServeError  # noqa: PLC0415

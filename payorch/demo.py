@@ -7,8 +7,8 @@ thread of the same process (the server's :data:`~payorch.server.Companion`) send
 traffic of :mod:`payorch.traffic` over HTTP, one request at a time: payments of both sample
 merchants, then complaints about some of them. It then prints a summary (payments by status,
 complaints filed) and what to open with the sample keys, and the server keeps serving until
-Ctrl-C or SIGTERM. The dashboard, ``payorch simulate`` and the report schedule (``DATA/reports``)
-are not built yet, and the demo says so rather than pretending.
+Ctrl-C or SIGTERM. The dashboard, ``payorch simulate``, ``payorch complaints import`` and the
+report schedule (``DATA/reports``) are not built yet, and the demo says so rather than pretending.
 """
 
 from __future__ import annotations
@@ -150,7 +150,8 @@ def what_to_open(
         f"  report:      curl -s {url}/v1/reports/retrospective {_bearer(admin)}",
         f"               {command} report --api {url} --api-key {admin}",
         "",
-        "Not built yet: the dashboard (port 8501), `payorch simulate`, and the scheduled reports",
+        "Not built yet: the dashboard (port 8501), `payorch simulate`, `payorch complaints import`",
+        "(POST /v1/complaints files them one at a time) and the scheduled reports",
         f"(nothing is written to {data_dir / 'reports'}; `payorch report` makes one on demand).",
     ]
 

@@ -112,6 +112,8 @@ def test_the_traffic_is_counted_as_the_service_answers_it(tmp_path: Path) -> Non
     assert "curl -s http://demo/v1/payments/pay_" in lines
     assert ".venv/bin/payorch report --api http://demo --api-key adm_test_123" in lines
     assert f"nothing is written to {tmp_path / 'reports'}" in lines
+    # Every command not built yet is named, as the README's demo section says.
+    assert "`payorch simulate`, `payorch complaints import`" in lines
 
 
 def test_the_demo_names_payorch_as_it_can_be_run_again(tmp_path: Path) -> None:

@@ -55,7 +55,10 @@ class Section:
         if isinstance(raw, bool) and bool not in kinds:
             raise ConfigFileError(self.source, self.field(name), f"must be {_names(kinds)}, not a boolean")
         if not isinstance(raw, kinds):
-            raise ConfigFileError(self.source, self.field(name), f"must be {_names(kinds)}, not {_kind(raw)}")
+            problem = f"must be {_names(kinds)}, not {_kind(raw)}"
+            if isinstance(raw, str) and (int in kinds or float in kinds):
+                problem += _number_as_text(raw)
+            raise ConfigFileError(self.source, self.field(name), problem)
         return raw  # type: ignore[return-value]
 
     def strings(self, name: str, *, required: bool = False) -> tuple[str, ...]:
@@ -100,6 +103,24 @@ class Section:
             raise ConfigFileError(
                 self.source, path, error.reason, value=None if secret else shown(error.value)
             ) from error
+
+
+#: Text that reads as a number: quoted, or with an exponent YAML 1.1 does not take as one.
+_NUMBER = re.compile(r"[-+]?(?:\d[\d_]*\.?\d*|\.\d+)(?:[eE][-+]?\d+)?", re.ASCII)
+
+
+def _number_as_text(raw: str) -> str:
+    """Why a number the file holds is a string, and what to write instead (empty for other text).
+    PyYAML (YAML 1.1) reads an exponent only after a dot and with its sign (``1.0e+3``): ``1e3``,
+    ``1.5e3`` and ``1e+3`` are strings, which a number field refused without saying why."""
+    if not _NUMBER.fullmatch(raw):
+        return ""
+    number = f"{float(raw.replace('_', '')):.15g}"
+    if "e" in raw.lower():
+        return (
+            f": YAML 1.1 reads {raw!r} as text (an exponent needs a dot and a sign, 1.0e+3): write {number}"
+        )
+    return f": {raw!r} is quoted text: write {number} without quotes"
 
 
 #: A key shown in a field path as it is written: a name of letters, digits and underscores.

@@ -10,6 +10,7 @@ traceback only when ``PAYORCH_DEBUG=1`` asks for it: no stack trace reaches a us
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -184,14 +185,15 @@ def demo(port: int, data_dir: Path) -> None:
     The API server of `payorch serve` on 127.0.0.1:PORT over DATA/payorch.duckdb (its log in
     DATA/demo.log) is sent simulated merchant payments and complaints; a summary and the URLs to
     open with the sample keys are printed, and it serves until SIGINT (Ctrl-C) or SIGTERM, which
-    drain the payments in flight and exit 0. The dashboard, `payorch simulate` and the report
-    schedule are not built yet.
+    drain the payments in flight and exit 0. The dashboard, `payorch simulate`, `payorch complaints
+    import` and the report schedule are not built yet.
     """
-    from payorch.demo import run_demo  # noqa: PLC0415 - keeps --help fast
+    from payorch.demo import command_name, run_demo  # noqa: PLC0415 - keeps --help fast
     from payorch.server import ServeError  # noqa: PLC0415
 
+    command = command_name(sys.argv[0], shutil.which("payorch"), sys.executable)
     try:
-        stopped = run_demo(data_dir, port, click.echo)
+        stopped = run_demo(data_dir, port, click.echo, command)
     except ServeError as error:
         fail(f"payorch demo: {error}", EXIT_USAGE)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)

@@ -7,14 +7,15 @@ thread of the same process (the server's :data:`~payorch.server.Companion`) send
 traffic of :mod:`payorch.traffic` over HTTP, one request at a time: payments of both sample
 merchants, then complaints about some of them. It then prints a summary (payments by status,
 complaints filed) and what to open with the sample keys, and the server keeps serving until
-Ctrl-C or SIGTERM. The dashboard, ``payorch simulate`` and the report schedule (``DATA/reports``)
-are not built yet, and the demo says so rather than pretending.
+Ctrl-C or SIGTERM. The dashboard, ``payorch simulate``, ``payorch complaints import`` and the
+report schedule (``DATA/reports``) are not built yet, and the demo says so rather than pretending.
 """
 
 from __future__ import annotations
 
 import logging
 import secrets
+import shlex
 import threading
 from collections import Counter
 from collections.abc import Callable
@@ -116,8 +117,23 @@ def summary(traffic: Traffic) -> list[str]:
     ]
 
 
-def what_to_open(url: str, config: PlatformConfig, data_dir: Path, example: Answered | None) -> list[str]:
-    """The URLs and commands to try with the sample keys, ``example`` the payment to look up."""
+def command_name(argv0: str, on_path: str | None, python: str) -> str:
+    """How the user runs payorch again from the same folder: ``payorch`` when the one on PATH
+    (``on_path``) is this program, else the path this one was started by (``.venv/bin/payorch``
+    after ``make demo``, whose ``.venv/bin`` is on no PATH), or ``python -m payorch``."""
+    program = Path(argv0)
+    if on_path is not None and Path(on_path).resolve() == program.resolve():
+        return "payorch"
+    if program.name == "__main__.py":
+        return shlex.join([python, "-m", "payorch"])
+    return shlex.quote(argv0)
+
+
+def what_to_open(
+    url: str, config: PlatformConfig, data_dir: Path, example: Answered | None, command: str
+) -> list[str]:
+    """The URLs and commands to try with the sample keys, ``example`` the payment to look up,
+    ``command`` how payorch is run (:func:`command_name`)."""
     admin = config.admin_api_keys[0]
     keys = _merchant_keys(config)
     lines = [
@@ -132,9 +148,10 @@ def what_to_open(url: str, config: PlatformConfig, data_dir: Path, example: Answ
         *lines,
         f"  violations:  curl -s {url}/v1/violations {_bearer(admin)}",
         f"  report:      curl -s {url}/v1/reports/retrospective {_bearer(admin)}",
-        f"               payorch report --api {url} --api-key {admin}",
+        f"               {command} report --api {url} --api-key {admin}",
         "",
-        "Not built yet: the dashboard (port 8501), `payorch simulate`, and the scheduled reports",
+        "Not built yet: the dashboard (port 8501), `payorch simulate`, `payorch complaints import`",
+        "(POST /v1/complaints files them one at a time) and the scheduled reports",
         f"(nothing is written to {data_dir / 'reports'}; `payorch report` makes one on demand).",
     ]
 
@@ -143,10 +160,10 @@ def _bearer(key: str) -> str:
     return f"-H 'Authorization: Bearer {key}'"
 
 
-def run_demo(data_dir: Path, port: int, echo: Echo) -> Stopped:
+def run_demo(data_dir: Path, port: int, echo: Echo, command: str) -> Stopped:
     """Serve the sample configuration on ``port`` over ``data_dir``, send the demo's traffic once
-    it takes requests and print what to open, until SIGINT/SIGTERM; raises ``ServeError`` as
-    :func:`~payorch.server.run_server` does."""
+    it takes requests and print what to open (``command`` names payorch in it), until
+    SIGINT/SIGTERM; raises ``ServeError`` as :func:`~payorch.server.run_server` does."""
     config = load_sample_config()
     url = f"http://{HOST}:{port}"
 
@@ -167,7 +184,7 @@ def run_demo(data_dir: Path, port: int, echo: Echo) -> Stopped:
         if stopping():
             return  # the server says how it stopped on its way out
         lines = [] if sent is None else [*summary(sent), ""]
-        lines += what_to_open(url, config, data_dir, None if sent is None else sent.example())
+        lines += what_to_open(url, config, data_dir, None if sent is None else sent.example(), command)
         for line in [*lines, "", SERVING]:
             echo(line)
 

@@ -85,8 +85,15 @@ class ServiceSource:
                 timeout=READ_TIMEOUT_S,
             )
         except (httpx.HTTPError, httpx.InvalidURL) as error:
+            # Nothing listening is the usual first mistake (the service not started, another
+            # port): say what to do, as the --data refusals do.
+            advice = (
+                f": is `payorch serve` running at {self.url}? (a stopped one's data folder: --data DIR)"
+                if isinstance(error, httpx.ConnectError)
+                else ""
+            )
             raise ReportError(
-                f"cannot read {address}: {_one_line(str(error)) or type(error).__name__}"
+                f"cannot read {address}: {_one_line(str(error)) or type(error).__name__}{advice}"
             ) from None
         if answer.status_code in (401, 403):
             raise ReportError(f"the service at {self.url} refused the API key: an admin key is needed")

@@ -48,6 +48,7 @@ from ingest.api.problems import (
 )
 from ingest.api.reports import MEDIA_TYPES, ReportFormat, UnbuiltFormat, report_answer
 from ingest.api.schemas import (
+    COMPLAINT_REQUEST_BODY,
     PAYMENT_REQUEST_BODY,
     AnalyticsComplaintsOut,
     AnalyticsEventsOut,
@@ -372,6 +373,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         summary="File a merchant complaint",
         operation_id="createComplaint",
         status_code=201,
+        openapi_extra=COMPLAINT_REQUEST_BODY,
         response_model=ComplaintOut,
         responses={
             200: {

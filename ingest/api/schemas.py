@@ -271,12 +271,35 @@ _PAYMENT_REQUEST: dict[str, Any] = {
     "additionalProperties": True,
 }
 
+#: What /docs puts in the body to try (Swagger UI's "Try it out"): a payment any sample merchant's
+#: key makes. Without it, Swagger UI sent a body built from the types ("merchant_id": "string",
+#: "amount": 0), which every key got back as 403 (another merchant) listing three errors.
+PAYMENT_EXAMPLE: dict[str, Any] = {"amount": "100.00", "currency": "USD", "method": "card"}
+
 PAYMENT_REQUEST_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
-            "application/json": {"schema": _PAYMENT_REQUEST},
-            "application/x-www-form-urlencoded": {"schema": _PAYMENT_REQUEST},
+            "application/json": {
+                "schema": _PAYMENT_REQUEST,
+                "example": {**PAYMENT_EXAMPLE, "metadata": {"order_id": "order-1001"}},
+            },
+            "application/x-www-form-urlencoded": {"schema": _PAYMENT_REQUEST, "example": PAYMENT_EXAMPLE},
         },
+    }
+}
+
+#: A complaint a merchant key files as it is (no payment named, received now), for /docs.
+COMPLAINT_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "content": {
+            "application/json": {
+                "example": {
+                    "complaint_id": "cmp-1001",
+                    "category": "double_charge",
+                    "description": "The customer says order-1001 was charged twice.",
+                }
+            }
+        }
     }
 }

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -25,6 +27,13 @@ READY_LINE = "Serving until Ctrl-C (or SIGTERM)."
 CURL = re.compile(r"curl -s (?P<url>\S+) -H 'Authorization: Bearer (?P<key>[^']+)'")
 PAYMENTS = re.compile(r"payments: (?P<sent>\d+) sent: (?P<statuses>[^;]+); (?P<replays>\d+) idempotent")
 STATUS = re.compile(r"(?P<count>\d+) (?P<status>\w+)")
+REPORT_COMMAND = re.compile(r"^ +(?P<command>\S.* report --api \S+ --api-key \S+)$", re.MULTILINE)
+#: PATH without a folder holding a payorch, as after `make demo` (.venv/bin is on no PATH).
+BARE_PATH = os.pathsep.join(
+    folder
+    for folder in os.environ.get("PATH", "").split(os.pathsep)
+    if not shutil.which("payorch", path=folder)
+)
 METRIC = re.compile(r'^payorch_payments_total\{status="(?P<status>\w+)"\} (?P<value>[\d.]+)$', re.MULTILINE)
 
 
@@ -51,7 +60,7 @@ def demo(tmp_path: Path) -> Iterator[tuple[Demo, str, Path]]:
             [str(PAYORCH), "demo", "--port", str(port), "--data", str(data)],
             stdout=stdout,
             stderr=stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "PATH": BARE_PATH},
         )
     running = Demo(process, out, err)
     try:
@@ -82,6 +91,19 @@ def test_demo_serves_sends_traffic_prints_what_to_open_and_stops_on_ctrl_c(
     assert f"API docs:    {url}/docs" in printed
     assert f"metrics:     {url}/metrics" in printed
     assert f"payorch report --api {url} --api-key adm_test_123" in printed
+    # The report command it prints runs as printed, from the same folder, with the same PATH.
+    command = REPORT_COMMAND.search(printed)
+    assert command is not None, printed
+    printed_report = subprocess.run(
+        shlex.split(command["command"]),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PATH": BARE_PATH},
+        check=False,
+        timeout=60,
+    )
+    assert printed_report.returncode == 0, printed_report.stderr
+    assert printed_report.stdout.startswith("window:"), printed_report.stdout
     assert "Not built yet: the dashboard (port 8501), `payorch simulate`" in printed
     curls = {match["url"].removeprefix(url).split("/")[2]: match for match in CURL.finditer(printed)}
     assert set(curls) == {"payments", "violations", "reports"}, printed

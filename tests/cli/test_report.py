@@ -407,6 +407,11 @@ def test_what_cannot_be_read_is_a_one_line_error(tmp_path: Path, closed_port: in
     assert unreachable.stderr.startswith(
         f"payorch report: cannot read http://127.0.0.1:{closed_port}/v1/reports/retrospective: "
     )
+    # Nothing listening there: the line says what to check, not only the socket's errno.
+    assert unreachable.stderr.endswith(
+        f": is `payorch serve` running at http://127.0.0.1:{closed_port}? "
+        "(a stopped one's data folder: --data DIR)\n"
+    )
 
 
 def test_a_database_of_a_newer_schema_or_not_payorchs_is_refused(data: Path, tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from ingest.config_file import load_sample_config
-from payorch.demo import send_traffic, summary, what_to_open
+from payorch.demo import command_name, send_traffic, summary, what_to_open
 from payorch.traffic import DECLINING_CARDS, Answered, PaymentRequest, demo_complaints, demo_payments
 
 CONFIG = load_sample_config()
@@ -108,9 +108,24 @@ def test_the_traffic_is_counted_as_the_service_answers_it(tmp_path: Path) -> Non
     assert traffic.complaints == Counter({"declined_unexpectedly": 2, "double_charge": 1, "timeout": 2})
     assert summary(traffic)[0].startswith(f"  payments: {len(demo_payments(CONFIG, 't'))} sent: ")
     assert "3 rejected (422); 1 idempotent repeat replayed" in summary(traffic)[0]
-    lines = "\n".join(what_to_open("http://demo", CONFIG, tmp_path, traffic.example()))
+    lines = "\n".join(what_to_open("http://demo", CONFIG, tmp_path, traffic.example(), ".venv/bin/payorch"))
     assert "curl -s http://demo/v1/payments/pay_" in lines
+    assert ".venv/bin/payorch report --api http://demo --api-key adm_test_123" in lines
     assert f"nothing is written to {tmp_path / 'reports'}" in lines
+    # Every command not built yet is named, as the README's demo section says.
+    assert "`payorch simulate`, `payorch complaints import`" in lines
+
+
+def test_the_demo_names_payorch_as_it_can_be_run_again(tmp_path: Path) -> None:
+    program = tmp_path / "venv bin" / "payorch"
+    program.parent.mkdir()
+    program.touch()
+    # After `make demo`, .venv/bin is on no PATH: the printed command is the path it was run by.
+    assert command_name(".venv/bin/payorch", None, "/usr/bin/python3") == ".venv/bin/payorch"
+    assert command_name(str(program), "/usr/local/bin/payorch", "py") == f"'{program}'"
+    assert command_name(str(program), str(program), "py") == "payorch"
+    main = "/src/payorch/__main__.py"
+    assert command_name(main, "/usr/local/bin/payorch", "/opt/my py") == "'/opt/my py' -m payorch"
 
 
 def test_the_traffic_stops_when_the_server_does() -> None:

@@ -638,6 +638,41 @@ def test_a_number_yaml_reads_other_than_it_looks_is_refused(field: str, value: s
         parse_config(MINIMAL.replace(old, new.format(plain)))
 
 
+#: Where a number (integer or not) goes in MINIMAL ({} is the number).
+NUMBER_FIELDS = {
+    "processors[0].breaker.cool_down_s": (
+        "kind: simulated}",
+        "kind: simulated, breaker: {{cool_down_s: {}}}}}",
+    ),
+    "processors[0].fault_rates.declined": (
+        "kind: simulated}",
+        "kind: simulated, fault_rates: {{declined: {}}}}}",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("value", "advice"),
+    [
+        ("1e3", "YAML 1.1 reads '1e3' as text (an exponent needs a dot and a sign, 1.0e+3): write 1000"),
+        ("1.5e3", "YAML 1.1 reads '1.5e3' as text (an exponent needs a dot and a sign, 1.0e+3): write 1500"),
+        ("1e+3", "YAML 1.1 reads '1e+3' as text (an exponent needs a dot and a sign, 1.0e+3): write 1000"),
+        ("'2000'", "'2000' is quoted text: write 2000 without quotes"),
+    ],
+)
+@pytest.mark.parametrize("field", [*sorted(INTEGER_FIELDS), *sorted(NUMBER_FIELDS)])
+def test_a_number_yaml_reads_as_text_says_what_to_write(field: str, value: str, advice: str) -> None:
+    """``timeout_ms: 1e3`` was refused as "must be an integer, not a string", though the file held
+    no string to the eye: PyYAML reads an exponent only after a dot and with its sign."""
+    old, new = {**INTEGER_FIELDS, **NUMBER_FIELDS}[field]
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(MINIMAL.replace(old, new.format(value)), "payorch.yaml")
+    assert str(raised.value).endswith(f", not a string: {advice}"), str(raised.value)
+    with pytest.raises(ConfigFileError) as raised:
+        parse_config(MINIMAL.replace(old, new.format("ten")), "payorch.yaml")
+    assert str(raised.value).endswith(", not a string"), str(raised.value)  # text: nothing to advise
+
+
 def merge_chain(levels: int) -> str:
     """Mappings each merging nine copies of the one before and adding a key of their own."""
     return "a0: &a0 {x: 0}\n" + "".join(

@@ -8,14 +8,16 @@ import re
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from engine.events import EVENT_TYPES
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
-from ingest.config_file import parse_config
+from ingest.config_file import load_sample_config, parse_config
 from tests.e2e.server import CONFIG
+from tests.ingest.api.test_app import body_of, call
 
 PROTO = Path(__file__).resolve().parents[3] / "proto"
 RESULT_SCHEMA = PROTO / "payments/result/v1/composite_result.schema.json"
@@ -110,3 +112,36 @@ def test_each_event_type_is_described_with_its_own_fields(document: dict[str, An
     step = result["$defs"]["StepResult"]["properties"]
     for name in ("error_code", "decline_code"):
         assert _facets(document, failed[name]) == _facets(result, step[name]), name
+
+
+async def test_the_bodies_the_docs_offer_to_try_are_taken_by_each_sample_merchant(tmp_path: Path) -> None:
+    """/docs' "Try it out" sends the document's example body: without one Swagger UI built it from
+    the types ("merchant_id": "string", "amount": 0), and every key got a 403 listing three errors."""
+    config = load_sample_config()
+    app = create_app(Settings(config=config, data_dir=tmp_path))
+    paths = app.openapi()["paths"]
+    payment = paths["/v1/payments"]["post"]["requestBody"]["content"]
+    complaint = paths["/v1/complaints"]["post"]["requestBody"]["content"]
+    bodies = [
+        ("/v1/payments", b"application/json", json.dumps(payment["application/json"]["example"]).encode()),
+        (
+            "/v1/payments",
+            b"application/x-www-form-urlencoded",
+            urlencode(payment["application/x-www-form-urlencoded"]["example"]).encode(),
+        ),
+        (
+            "/v1/complaints",
+            b"application/json",
+            json.dumps(complaint["application/json"]["example"]).encode(),
+        ),
+    ]
+    async with app.router.lifespan_context(app):
+        for merchant in config.merchants:
+            key = b"Bearer " + merchant.api_keys[0].encode()
+            for path, media_type, body in bodies:
+                headers = [(b"authorization", key), (b"content-type", media_type)]
+                answer = await call(app, "POST", path, headers, body_of(body))
+                assert answer.status in (200, 201), (merchant.merchant_id, path, answer.body)
+                issues = answer.json().get("validation_errors", [])
+                assert isinstance(issues, list)
+                assert [issue for issue in issues if issue["severity"] == "error"] == []

@@ -236,6 +236,7 @@ class CompositePaymentService:
                     for s in plan.steps
                 ),
                 coverage_shortfall_cents=shortfall,
+                partial_policy=plan.partial_policy,
             )
         )
         if shortfall:

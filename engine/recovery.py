@@ -32,7 +32,8 @@ its processor was called), so recovery can settle each one:
    the merchant's configuration says at the restart: a shopper promised all or nothing is never
    left partly charged, and a partial charge the merchant accepted is not refunded. Only a
    ``PlanBuilt`` written before the policy was recorded (``partial_policy`` ``None``) is finished
-   under the merchant's current policy.
+   under the merchant's current policy. A plan that does not cover the total never ran: the
+   payment fails ``coverage_shortfall``, as it did before the crash, with no step failed.
 """
 
 from __future__ import annotations
@@ -212,7 +213,8 @@ async def recover_payment(
         for processor_id, amount in list(step.held.items())[1:]:
             await service.undo_charge(ctx, step_index, processor_id, amount)
             del step.held[processor_id]
-    results = _results(plan, recorded)
+    # A plan that does not cover the total never runs (nothing was attempted): no step fails.
+    results = [] if plan.coverage_shortfall_cents else _results(plan, recorded)
     for stated in results:
         if not stated.attempts and 0 not in recorded.get(stated.step_index, _Step()).outcomes:
             # The crash came before the step began: it fails without an attempt, and the log says

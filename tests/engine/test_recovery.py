@@ -16,7 +16,7 @@ from engine.recovery import Recovered, Unsettled, interrupted, recover_payment
 from engine.results import PaymentStatus
 from engine.types import ProcessorId
 from tests.engine.fakes import ScriptedProcessor
-from tests.engine.harness import merchant, rig
+from tests.engine.harness import SEED_ROUTING, merchant, rig
 
 KEY_0, KEY_1 = "pay_1:step:0", "pay_1:step:1"
 
@@ -238,3 +238,30 @@ async def test_a_plan_recorded_without_its_policy_is_finished_under_the_merchant
     kept = policy is PartialPolicy.ALLOW_PARTIAL
     assert recovered.result.status is (PaymentStatus.PARTIALLY_SUCCEEDED if kept else PaymentStatus.FAILED)
     assert processors["applepay_sim"].refunds == ([] if kept else [KEY_0])
+
+
+async def test_a_plan_that_cannot_cover_the_amount_fails_as_it_would_have_without_the_crash() -> None:
+    """The routing covers $60 of $100: the payment fails ``coverage_shortfall`` with nothing
+    attempted. A crash after its ``PlanBuilt`` and before its ``PaymentFailed`` changes none of
+    that: no step was going to run, so none is recorded as failed ``unknown``."""
+    processors = _processors()
+    uncovered = merchant(routing=(SEED_ROUTING[0],))  # Apple Pay up to $60, no card
+    paid = rig(processors, uncovered)
+    answered = await paid.pay()
+    events = paid.sink.events[: paid.sink.types().index("PaymentFailed")]
+    assert interrupted(events)
+
+    restarted = rig(processors, uncovered)
+    recovered = await recover_payment(
+        events,
+        service=restarted.service,
+        processors={ProcessorId(name): p for name, p in processors.items()},
+        merchant=uncovered,
+        sink=restarted.sink,
+        clock=restarted.clock,
+    )
+
+    assert recovered.result == answered
+    assert recovered.result.final_error is ErrorCode.COVERAGE_SHORTFALL
+    assert restarted.sink.types() == ["PaymentFailed"]
+    assert recovered.settled_attempts == 0

@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Self, TypedDict
 from engine.decline_codes import DeclineCode, check_decline_code
 from engine.error_codes import ErrorCode
 from engine.errors import InvalidFieldError, InvalidTimestampError, ResultInvariantError
-from engine.methods import PaymentMethod
+from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency, check_minor_units
 from engine.results import PaymentStatus
 from engine.types import (
@@ -139,7 +139,11 @@ class PlannedStep:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PlanBuilt(DomainEvent):
-    """A plan was built; a positive ``coverage_shortfall_cents`` means it will not run."""
+    """A plan was built; a positive ``coverage_shortfall_cents`` means it will not run.
+
+    ``partial_policy`` is the merchant's policy the payment was accepted under, the one crash
+    recovery finishes it under; ``None`` for an event written before it was recorded.
+    """
 
     event_type: ClassVar[str] = "PlanBuilt"
 
@@ -147,12 +151,15 @@ class PlanBuilt(DomainEvent):
     currency: Currency
     steps: tuple[PlannedStep, ...]
     coverage_shortfall_cents: int = 0
+    partial_policy: PartialPolicy | None = None
 
     def __post_init__(self) -> None:
         DomainEvent.__post_init__(self)
         check_minor_units("event.total_amount_cents", self.total_amount_cents)
         if not isinstance(self.currency, Currency):
             raise InvalidFieldError("event.currency", self.currency, "must be a Currency")
+        if self.partial_policy is not None and not isinstance(self.partial_policy, PartialPolicy):
+            raise InvalidFieldError("event.partial_policy", self.partial_policy, "must be a PartialPolicy")
         steps = check_sequence("event.steps", self.steps)
         if any(not isinstance(step, PlannedStep) for step in steps):
             raise InvalidFieldError("event.steps", steps, "must hold PlannedSteps")

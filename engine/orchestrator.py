@@ -236,6 +236,7 @@ class CompositePaymentService:
                     for s in plan.steps
                 ),
                 coverage_shortfall_cents=shortfall,
+                partial_policy=plan.partial_policy,
             )
         )
         if shortfall:
@@ -257,10 +258,14 @@ class CompositePaymentService:
         not tried again: the merchant's request is long gone, and nothing starts charging again
         after a crash. So the payment succeeds when every step holds its charge; else it keeps
         what is charged under ``allow_partial``, or voids or refunds every charge still held (in
-        reverse order) and fails.
+        reverse order) and fails. A plan that does not cover the total never ran: it fails
+        ``coverage_shortfall`` with no step, as it did before the crash.
         """
         merchant = self._merchant(ctx)
         settled = list(results)
+        if plan.coverage_shortfall_cents:  # a plan that never runs: the crash came before its end
+            await self._failed(ctx, ErrorCode.COVERAGE_SHORTFALL, 0)
+            return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.COVERAGE_SHORTFALL)
         if not settled:  # the crash came before the plan was recorded: nothing was attempted
             await self._failed(ctx, ErrorCode.UNKNOWN, 0)
             return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.UNKNOWN)

@@ -27,7 +27,13 @@ its processor was called), so recovery can settle each one:
    already undone before the crash (compensation under way) keeps ``success`` with
    ``compensated``.
 5. The payment is finished by :meth:`CompositePaymentService.finish`: completed when every step
-   holds its charge, else partially succeeded (``allow_partial``) or compensated and failed.
+   holds its charge, else partially succeeded (``allow_partial``) or compensated and failed. The
+   policy is the one the payment was accepted under, as its ``PlanBuilt`` records it, whatever
+   the merchant's configuration says at the restart: a shopper promised all or nothing is never
+   left partly charged, and a partial charge the merchant accepted is not refunded. Only a
+   ``PlanBuilt`` written before the policy was recorded (``partial_policy`` ``None``) is finished
+   under the merchant's current policy. A plan that does not cover the total never ran: the
+   payment fails ``coverage_shortfall``, as it did before the crash, with no step failed.
 """
 
 from __future__ import annotations
@@ -183,6 +189,7 @@ async def recover_payment(
     )
     planned = next((event for event in events if type(event) is PlanBuilt), None)
     steps = () if planned is None else planned.steps
+    recorded_policy = None if planned is None else planned.partial_policy
     plan = PaymentPlan(
         payment_id=ctx.payment_id,
         request_id=ctx.request_id,
@@ -190,7 +197,7 @@ async def recover_payment(
         total_amount_cents=ctx.amount_cents,
         currency=ctx.currency,
         steps=tuple(PaymentStep(s.index, s.method, s.amount_cents, s.processor_ids) for s in steps),
-        partial_policy=merchant.partial_policy,
+        partial_policy=merchant.partial_policy if recorded_policy is None else recorded_policy,
     )
     recorded = _steps_of(events)
     answers = await _ask(ctx, recorded, processors, merchant, clock)
@@ -206,7 +213,8 @@ async def recover_payment(
         for processor_id, amount in list(step.held.items())[1:]:
             await service.undo_charge(ctx, step_index, processor_id, amount)
             del step.held[processor_id]
-    results = _results(plan, recorded)
+    # A plan that does not cover the total never runs (nothing was attempted): no step fails.
+    results = [] if plan.coverage_shortfall_cents else _results(plan, recorded)
     for stated in results:
         if not stated.attempts and 0 not in recorded.get(stated.step_index, _Step()).outcomes:
             # The crash came before the step began: it fails without an attempt, and the log says

@@ -172,6 +172,7 @@ def plan_built(draw: st.DrawFn) -> PlanBuilt:
         currency=draw(currencies),
         steps=steps,
         coverage_shortfall_cents=shortfall,
+        partial_policy=draw(st.none() | st.sampled_from(PartialPolicy)),
     )
 
 

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
+from engine.methods import PartialPolicy
 from ingest.api.schemas import CompositeResultOut, Method, Timestamp, ValidationIssueOut
 
 
@@ -55,6 +56,13 @@ class PlanBuiltOut(_EventOut):
     currency: str
     steps: list[PlannedStepOut]
     coverage_shortfall_cents: int = Field(ge=0)
+    partial_policy: PartialPolicy | None = Field(
+        default=None,
+        description=(
+            "The merchant's partial policy the payment was accepted under, the one crash recovery "
+            "finishes it under; null for events stored before it was recorded."
+        ),
+    )
 
 
 class StepAttemptedOut(_EventOut):

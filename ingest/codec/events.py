@@ -29,7 +29,13 @@ from engine.events import (
 )
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from engine.validation import ValidationIssue
-from ingest.codec.enums import ERROR_CODES, ISSUE_SEVERITIES, PAYMENT_METHODS, PAYMENT_STATUSES
+from ingest.codec.enums import (
+    ERROR_CODES,
+    ISSUE_SEVERITIES,
+    PARTIAL_POLICIES,
+    PAYMENT_METHODS,
+    PAYMENT_STATUSES,
+)
 from ingest.codec.wire import currency_from_proto, timestamp_from_proto, timestamp_parts
 
 
@@ -105,6 +111,8 @@ def _fill_body(event: DomainEvent, envelope: events_pb2.DomainEvent) -> None:  #
                 planned.amount_cents = step.amount_cents
                 planned.processor_ids.extend(step.processor_ids)
             built.coverage_shortfall_cents = event.coverage_shortfall_cents
+            if event.partial_policy is not None:
+                built.partial_policy = PARTIAL_POLICIES.to_wire(event.partial_policy)
         case StepAttempted():
             attempted = envelope.step_attempted
             attempted.SetInParent()
@@ -203,6 +211,9 @@ def _payment_received(common: _Common, body: events_pb2.PaymentReceived) -> Paym
 
 
 def _plan_built(common: _Common, body: events_pb2.PlanBuilt) -> PlanBuilt:
+    policy = None
+    if body.HasField("partial_policy"):  # absent: an event written before the policy was recorded
+        policy = PARTIAL_POLICIES.from_wire("event.partial_policy", body.partial_policy)
     return PlanBuilt(
         **common,
         total_amount_cents=body.total_amount_cents,
@@ -217,6 +228,7 @@ def _plan_built(common: _Common, body: events_pb2.PlanBuilt) -> PlanBuilt:
             for step in body.steps
         ),
         coverage_shortfall_cents=body.coverage_shortfall_cents,
+        partial_policy=policy,
     )
 
 

@@ -110,6 +110,7 @@ VALID: dict[type[Any], dict[str, Any]] = {
         "currency": USD,
         "steps": (),
         "coverage_shortfall_cents": 1,
+        "partial_policy": PartialPolicy.ALLOW_PARTIAL,
     },
     events.StepAttempted: {
         **STEP_IDS,

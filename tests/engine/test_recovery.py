@@ -4,17 +4,19 @@ event, with the processors holding whatever they held at that moment."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from engine.error_codes import ErrorCode
-from engine.events import CompensationIssued, DomainEvent, StepAttempted, StepSucceeded
+from engine.events import CompensationIssued, DomainEvent, PlanBuilt, StepAttempted, StepSucceeded
 from engine.methods import PartialPolicy
 from engine.processor import Processor
 from engine.recovery import Recovered, Unsettled, interrupted, recover_payment
 from engine.results import PaymentStatus
 from engine.types import ProcessorId
 from tests.engine.fakes import ScriptedProcessor
-from tests.engine.harness import merchant, rig
+from tests.engine.harness import SEED_ROUTING, merchant, rig
 
 KEY_0, KEY_1 = "pay_1:step:0", "pay_1:step:1"
 
@@ -26,9 +28,12 @@ def _processors(**options: object) -> dict[str, ScriptedProcessor]:
     }
 
 
-async def _events_of_a_paid_split(processors: dict[str, ScriptedProcessor]) -> list[DomainEvent]:
-    """The seven events of the seed's split ($60 Apple Pay, $40 card), all charged."""
-    paid = rig(processors)
+async def _events_of_a_paid_split(
+    processors: dict[str, ScriptedProcessor], policy: PartialPolicy = PartialPolicy.ALL_OR_NOTHING
+) -> list[DomainEvent]:
+    """The seven events of the seed's split ($60 Apple Pay, $40 card), all charged, paid under
+    ``policy``."""
+    paid = rig(processors, merchant(policy))
     await paid.pay()
     return paid.sink.events
 
@@ -86,7 +91,8 @@ async def test_an_attempt_that_never_charged_undoes_the_rest_when_all_or_nothing
 
 async def test_allow_partial_keeps_what_was_charged() -> None:
     processors = _processors()
-    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+    paid = await _events_of_a_paid_split(processors, PartialPolicy.ALLOW_PARTIAL)
+    events = _cut_before_step_1_succeeded(paid)
     processors["stripe_sim"].held.pop(KEY_1)
 
     recovered, types, _ = await _recover(events, processors, PartialPolicy.ALLOW_PARTIAL)
@@ -179,3 +185,83 @@ async def test_a_refund_made_before_the_crash_is_recorded_with_what_it_returned(
     compensation = next(e for e in restarted.sink.events if type(e) is CompensationIssued)
     assert (compensation.amount, compensation.succeeded) == (6000, True)  # not the 0 left to refund
     assert recovered.result.total_processed == 0
+
+
+async def test_a_payment_accepted_under_allow_partial_keeps_its_charge_after_a_policy_change() -> None:
+    """The payment was accepted under allow_partial; the merchant's config says all_or_nothing at
+    the restart. The charge the payment was accepted to keep stays, as it would have without the
+    crash: the policy recorded in ``PlanBuilt`` decides, not the config."""
+    processors = _processors()
+    paid = await _events_of_a_paid_split(processors, PartialPolicy.ALLOW_PARTIAL)
+    events = _cut_before_step_1_succeeded(paid)
+    processors["stripe_sim"].held.pop(KEY_1)
+
+    recovered, types, _ = await _recover(events, processors, PartialPolicy.ALL_OR_NOTHING)
+
+    assert recovered.result.status is PaymentStatus.PARTIALLY_SUCCEEDED
+    assert recovered.result.total_processed == 6000
+    assert types == ["StepFailed", "PaymentCompleted"]
+    assert processors["applepay_sim"].refunds == []
+
+
+async def test_a_payment_accepted_all_or_nothing_is_undone_after_a_policy_change() -> None:
+    """The shopper was promised all or nothing: a merchant allowing partial payments since does
+    not keep the first leg's charge of a payment a crash cut short."""
+    processors = _processors()
+    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+    processors["stripe_sim"].held.pop(KEY_1)
+
+    recovered, types, _ = await _recover(events, processors, PartialPolicy.ALLOW_PARTIAL)
+
+    assert recovered.result.status is PaymentStatus.FAILED
+    assert recovered.result.total_processed == 0
+    assert types == ["StepFailed", "CompensationIssued", "PaymentFailed"]
+    assert processors["applepay_sim"].refunds == [KEY_0]
+
+
+@pytest.mark.parametrize("policy", list(PartialPolicy))
+async def test_a_plan_recorded_without_its_policy_is_finished_under_the_merchants_current_one(
+    policy: PartialPolicy,
+) -> None:
+    """A ``PlanBuilt`` written before the policy was recorded: the merchant's policy at the
+    restart is all there is to go by."""
+    processors = _processors()
+    paid = await _events_of_a_paid_split(processors, PartialPolicy.ALLOW_PARTIAL)
+    events = [
+        replace(event, partial_policy=None) if type(event) is PlanBuilt else event
+        for event in _cut_before_step_1_succeeded(paid)
+    ]
+    processors["stripe_sim"].held.pop(KEY_1)
+
+    recovered, _, _ = await _recover(events, processors, policy)
+
+    kept = policy is PartialPolicy.ALLOW_PARTIAL
+    assert recovered.result.status is (PaymentStatus.PARTIALLY_SUCCEEDED if kept else PaymentStatus.FAILED)
+    assert processors["applepay_sim"].refunds == ([] if kept else [KEY_0])
+
+
+async def test_a_plan_that_cannot_cover_the_amount_fails_as_it_would_have_without_the_crash() -> None:
+    """The routing covers $60 of $100: the payment fails ``coverage_shortfall`` with nothing
+    attempted. A crash after its ``PlanBuilt`` and before its ``PaymentFailed`` changes none of
+    that: no step was going to run, so none is recorded as failed ``unknown``."""
+    processors = _processors()
+    uncovered = merchant(routing=(SEED_ROUTING[0],))  # Apple Pay up to $60, no card
+    paid = rig(processors, uncovered)
+    answered = await paid.pay()
+    events = paid.sink.events[: paid.sink.types().index("PaymentFailed")]
+    assert interrupted(events)
+
+    restarted = rig(processors, uncovered)
+    recovered = await recover_payment(
+        events,
+        service=restarted.service,
+        processors={ProcessorId(name): p for name, p in processors.items()},
+        merchant=uncovered,
+        sink=restarted.sink,
+        clock=restarted.clock,
+    )
+
+    assert recovered.result == answered
+    assert recovered.result.final_error is ErrorCode.COVERAGE_SHORTFALL
+    assert restarted.sink.types() == ["PaymentFailed"]
+    assert recovered.settled_attempts == 0

@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.config import RoutingRule
-from engine.events import DomainEvent, StepFailed
-from engine.methods import PaymentMethod
+from engine.events import CompensationIssued, DomainEvent, PlanBuilt, StepFailed, StepSucceeded
+from engine.methods import PartialPolicy, PaymentMethod
 from engine.types import ProcessorId
 from ingest.api.app import create_app
 from ingest.api.parts import Parts
@@ -225,3 +225,49 @@ async def test_the_highest_mark_counts_whatever_the_wall_clock_said_when_it_was_
 
         await writer.submit_and_wait(Write(None, apply=note))
         assert writer.read_now(_interrupted_ids) == []
+
+
+#: The seed's split ($60 Apple Pay, then card) for m_acme, its config saying all_or_nothing.
+SPLIT_ALL_OR_NOTHING = """
+admin_api_keys: [adm_recovery_admin]
+merchants:
+  - merchant_id: m_acme
+    api_keys: [sk_recovery_acme]
+    default_currency: USD
+    partial_policy: all_or_nothing
+    routing:
+      - {method: apple_pay, max_amount_cents: 6000, processors: [applepay_sim]}
+      - {method: card, processors: [stripe_sim, adyen_sim]}
+processors:
+  - {id: applepay_sim, kind: simulated, seed: 7, latency_ms: {p50: 0, p99: 0}}
+  - {id: stripe_sim, kind: simulated, seed: 42, latency_ms: {p50: 0, p99: 0}}
+  - {id: adyen_sim, kind: simulated, seed: 99, latency_ms: {p50: 0, p99: 0}}
+"""
+
+
+async def test_a_payment_is_finished_under_the_partial_policy_it_was_accepted_with(tmp_path: Path) -> None:
+    """Accepted under allow_partial, cut short after its Apple Pay leg charged and while its card
+    leg was out (and charged nothing); the merchant's config says all_or_nothing at the restart.
+    The policy recorded with the plan decides: the Apple Pay charge is kept, as it would have
+    been without the crash, and the payment ends partially succeeded."""
+    processors = {name: ScriptedProcessor(name) for name in ("applepay_sim", "stripe_sim", "adyen_sim")}
+    paid = rig(processors, merchant(PartialPolicy.ALLOW_PARTIAL))
+    await paid.service.pay(request(10_000, PAYMENT))
+    events = paid.sink.events
+    card_charged = next(i for i, e in enumerate(events) if type(e) is StepSucceeded and e.step_index == 1)
+    async with running(tmp_path, SPLIT_ALL_OR_NOTHING) as crashed:
+        for event in events[:card_charged]:
+            await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+
+    async with running(tmp_path, SPLIT_ALL_OR_NOTHING) as restarted:
+        assert restarted.parts.writer is not None
+        stored = restarted.parts.writer.read_now(_stored_events)
+        answer = await call(restarted.app, "GET", f"/v1/payments/{PAYMENT}", [ADMIN], body_of(b""))
+
+    plan = next(event for event in stored if type(event) is PlanBuilt)
+    assert plan.partial_policy is PartialPolicy.ALLOW_PARTIAL
+    document = answer.json()
+    assert (document["status"], document["total_processed"]) == ("partially_succeeded", 6000)
+    assert [event.event_type for event in stored][-2:] == ["StepFailed", "PaymentCompleted"]
+    assert not any(type(event) is CompensationIssued for event in stored)

@@ -103,16 +103,18 @@ class PlannedStep(_message.Message):
     def __init__(self, index: _Optional[int] = ..., method: _Optional[_Union[_plan_pb2.PaymentMethod, str]] = ..., amount_cents: _Optional[int] = ..., processor_ids: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PlanBuilt(_message.Message):
-    __slots__ = ("total_amount_cents", "currency", "steps", "coverage_shortfall_cents")
+    __slots__ = ("total_amount_cents", "currency", "steps", "coverage_shortfall_cents", "partial_policy")
     TOTAL_AMOUNT_CENTS_FIELD_NUMBER: _ClassVar[int]
     CURRENCY_FIELD_NUMBER: _ClassVar[int]
     STEPS_FIELD_NUMBER: _ClassVar[int]
     COVERAGE_SHORTFALL_CENTS_FIELD_NUMBER: _ClassVar[int]
+    PARTIAL_POLICY_FIELD_NUMBER: _ClassVar[int]
     total_amount_cents: int
     currency: str
     steps: _containers.RepeatedCompositeFieldContainer[PlannedStep]
     coverage_shortfall_cents: int
-    def __init__(self, total_amount_cents: _Optional[int] = ..., currency: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[PlannedStep, _Mapping]]] = ..., coverage_shortfall_cents: _Optional[int] = ...) -> None: ...
+    partial_policy: _plan_pb2.PartialPolicy
+    def __init__(self, total_amount_cents: _Optional[int] = ..., currency: _Optional[str] = ..., steps: _Optional[_Iterable[_Union[PlannedStep, _Mapping]]] = ..., coverage_shortfall_cents: _Optional[int] = ..., partial_policy: _Optional[_Union[_plan_pb2.PartialPolicy, str]] = ...) -> None: ...
 
 class StepAttempted(_message.Message):
     __slots__ = ("step_index", "processor_id", "attempt", "method", "amount_cents", "idempotency_key")

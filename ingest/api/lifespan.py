@@ -39,14 +39,18 @@ async def start(parts: Parts) -> Running:
     writer = parts.writer
     if writer is not None and writer.applied_migrations:
         # An operator upgrading wants to see that the database moved on (and that the release
-        # before cannot open it any more).
+        # before cannot open it any more). Migration 1 makes the tables: applied now, the
+        # database is new, and was created, not upgraded.
         applied = writer.applied_migrations
-        logger.info(
-            "database %s: migrated to schema version %d (migrations %s applied now)",
-            writer.path,
-            applied[-1],
-            ", ".join(str(version) for version in applied),
-        )
+        if applied[0] == 1:
+            logger.info("database %s: created at schema version %d", writer.path, applied[-1])
+        else:
+            logger.info(
+                "database %s: migrated to schema version %d (migrations %s applied now)",
+                writer.path,
+                applied[-1],
+                ", ".join(str(version) for version in applied),
+            )
     # Payments a crash cut short are settled and finished before new ones are taken.
     recovery = await recover_interrupted(parts)
     if recovery.interrupted:

@@ -182,6 +182,17 @@ async def test_the_start_logs_the_migrations_it_applied(
     ]
 
 
+async def test_the_first_start_says_it_created_the_database_not_that_it_migrated_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="payorch.api")
+    async with running(tmp_path):
+        pass
+
+    lines = [record.getMessage() for record in caplog.records if record.getMessage().startswith("database ")]
+    assert lines == [f"database {tmp_path / FILE_NAME}: created at schema version {CURRENT_VERSION}"]
+
+
 async def test_an_answer_stays_in_memory_only_until_committed_and_replays_from_the_database(
     tmp_path: Path,
 ) -> None:

@@ -152,8 +152,8 @@ class CircuitBreaker:
         number = self.sent() if attempt is None else attempt
         if number > self._sane_since:
             self._sane_since = number
-            # The faults of attempts sent before it are consecutive no more.
-            self._failures = [failed for failed in self._failures if failed > number]
+            if self._failures:  # the faults of attempts sent before it are consecutive no more
+                self._failures = [failed for failed in self._failures if failed > number]
 
     def record_failure(self, now: float, attempt: int | None = None) -> None:
         """The processor failed ``attempt`` (a fault of the processor's, not an answer about the

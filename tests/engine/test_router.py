@@ -1,4 +1,5 @@
 import asyncio
+from typing import NamedTuple
 
 import pytest
 
@@ -12,6 +13,7 @@ from engine.plan import PaymentStep
 from engine.processor import ChargeRequest, Processor, ProcessorResponse, RefundRequest, StatusAnswer
 from engine.processors import SimulatedProcessor
 from engine.processors.cards import CARD_NUMBER_KEY
+from engine.results import Result
 from engine.router import Router
 from engine.types import ProcessorId
 from tests.engine.fakes import (
@@ -337,22 +339,38 @@ class _YieldingSleeper(RecordingSleeper):
         await asyncio.sleep(0)
 
 
+class _InFlight(NamedTuple):
+    router: Router
+    breakers: CircuitBreakers
+    sink: CheckingSink
+
+
+def _in_flight(fakes: dict[str, ScriptedProcessor], primary: type[_Overlapping] = _Overlapping) -> _InFlight:
+    """A router over ``fakes``, stripe_sim answering as ``primary`` makes it, circuits opening after
+    five faults for 30 s, and backoffs during which the other payments' answers come back."""
+    processors: dict[ProcessorId, Processor] = {
+        ProcessorId("stripe_sim"): primary(fakes["stripe_sim"]),
+        ProcessorId("adyen_sim"): fakes["adyen_sim"],
+    }
+    clock, sink = ManualClock(), CheckingSink()
+    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=5, cool_down_s=30))
+    router = Router(processors, sink, clock, _YieldingSleeper(clock), FixedRandom(), breakers)
+    return _InFlight(router, breakers, sink)
+
+
+async def _pay_at_once(router: Router, count: int) -> list[Result]:
+    payments = [request(payment=f"pay_{n}") for n in range(count)]
+    return list(await asyncio.gather(*(router.route(ctx, STEP, merchant()) for ctx in payments)))
+
+
 @pytest.mark.parametrize("behaviour", [RATE_LIMITED, TIMEOUT_UNCHARGED, RAISE])
 async def test_retries_in_flight_stop_at_a_circuit_that_opened_and_fall_back(behaviour: str) -> None:
     # Five payments fail at once at a sick processor; the fifth fault opens its circuit. Their
     # retries must not go on hammering it (3 attempts each, 15 in all) but, the attempt settled
     # as not charged, fall back to the next processor at once.
     fakes = pair((behaviour,))
-    processors: dict[ProcessorId, Processor] = {
-        ProcessorId("stripe_sim"): _Overlapping(fakes["stripe_sim"]),
-        ProcessorId("adyen_sim"): fakes["adyen_sim"],
-    }
-    clock = ManualClock()
-    sink = CheckingSink()
-    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=5, cool_down_s=30))
-    router = Router(processors, sink, clock, _YieldingSleeper(clock), FixedRandom(), breakers)
-    payments = [request(payment=f"pay_{n}") for n in range(5)]
-    results = await asyncio.gather(*(router.route(ctx, STEP, merchant()) for ctx in payments))
+    router, breakers, sink = _in_flight(fakes)
+    results = await _pay_at_once(router, 5)
     assert breakers.states()[ProcessorId("stripe_sim")] is CircuitState.OPEN
     assert fakes["stripe_sim"].calls == 5
     assert [(r.success, r.processor_id, r.attempts) for r in results] == [(True, "adyen_sim", 2)] * 5
@@ -376,15 +394,8 @@ async def test_faults_answered_after_the_successes_of_charges_sent_later_leave_t
     # later succeeded. Five faults in a row by arrival, none by sending order: the processor
     # works, and its circuit stays closed for the payments that follow.
     fakes = pair((NETWORK, NETWORK, NETWORK, NETWORK, NETWORK, OK))
-    processors: dict[ProcessorId, Processor] = {
-        ProcessorId("stripe_sim"): _FaultsAnswerLate(fakes["stripe_sim"]),
-        ProcessorId("adyen_sim"): fakes["adyen_sim"],
-    }
-    clock = ManualClock()
-    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=5, cool_down_s=30))
-    router = Router(processors, CheckingSink(), clock, _YieldingSleeper(clock), FixedRandom(), breakers)
-    payments = [request(payment=f"pay_{n}") for n in range(10)]
-    results = await asyncio.gather(*(router.route(ctx, STEP, merchant()) for ctx in payments))
+    router, breakers, _ = _in_flight(fakes, _FaultsAnswerLate)
+    results = await _pay_at_once(router, 10)
     assert breakers.states()[ProcessorId("stripe_sim")] is CircuitState.CLOSED
     assert all(result.success for result in results)
     following = await router.route(request(payment="pay_next"), STEP, merchant())
@@ -406,15 +417,8 @@ async def test_a_charge_sent_before_the_circuit_opened_does_not_close_it_by_succ
     # then the sixth, sent while it was still closed, succeeds. That straggler is no probe: the
     # circuit stays open until the cool-down, and the next payment goes to the fallback.
     fakes = pair((NETWORK, NETWORK, NETWORK, NETWORK, NETWORK, OK))
-    processors: dict[ProcessorId, Processor] = {
-        ProcessorId("stripe_sim"): _Overlapping(fakes["stripe_sim"]),
-        ProcessorId("adyen_sim"): fakes["adyen_sim"],
-    }
-    clock = ManualClock()
-    breakers = CircuitBreakers(BreakerPolicy(failure_threshold=5, cool_down_s=30))
-    router = Router(processors, CheckingSink(), clock, _YieldingSleeper(clock), FixedRandom(), breakers)
-    payments = [request(payment=f"pay_{n}") for n in range(6)]
-    results = await asyncio.gather(*(router.route(ctx, STEP, merchant()) for ctx in payments))
+    router, breakers, _ = _in_flight(fakes)
+    results = await _pay_at_once(router, 6)
     assert [r.processor_id for r in results] == ["adyen_sim"] * 5 + ["stripe_sim"]
     assert breakers.states()[ProcessorId("stripe_sim")] is CircuitState.OPEN
     later = await router.route(request(payment="pay_6"), STEP, merchant())

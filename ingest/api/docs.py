@@ -6,10 +6,11 @@ internet, both pages came up blank. Their scripts, styles and icon come from the
 ``fastapi-offline`` package instead, served under :data:`ASSETS`, and Redoc's page is built without
 Google's fonts. Both pages read ``/openapi.json`` below the app's root path, as FastAPI's do.
 
-The assets are served by Starlette's ``StaticFiles``, but for the refusals of a ``Range`` header
-(:class:`_AssetFile`): Starlette answered them in plain text, where every error of the service is
-problem+json, and refused a header it cannot read (``items=0-1``, ``bytes=a-b``) 400, where RFC
-9110 section 14.2 has a server ignore it (and MUST, for a unit it does not know).
+The assets are served by Starlette's ``StaticFiles``, each at its own path only (:class:`_Assets`),
+and but for the refusals of a ``Range`` header (:class:`_AssetFile`): Starlette answered them in
+plain text, where every error of the service is problem+json, and refused a header it cannot read
+(``items=0-1``, ``bytes=a-b``) 400, where RFC 9110 section 14.2 has a server ignore it (and MUST,
+for a unit it does not know).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from os import PathLike, stat_result
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from starlette.datastructures import Headers
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.staticfiles import NotModifiedResponse, StaticFiles
@@ -86,7 +88,16 @@ class _AssetFile(FileResponse):
 
 
 class _Assets(StaticFiles):
-    """Starlette's ``StaticFiles``, answering with :class:`_AssetFile`."""
+    """Starlette's ``StaticFiles``, answering with :class:`_AssetFile`, and finding an asset only at
+    its own path: Starlette served it too with a trailing slash, and under any path its
+    normalisation made the same (``./favicon.png``, ``x/../favicon.png``, ``/favicon.png``), where
+    a path with a trailing slash is a 404 everywhere else (the 404 names the path without it)."""
+
+    def get_path(self, scope: Scope) -> str:
+        path: str = scope["path"]
+        if any(part in ("", ".", "..") for part in path.split("/")[1:]):
+            raise HTTPException(status_code=404)
+        return super().get_path(scope)
 
     def file_response(
         self, full_path: PathLike[str] | str, stat_result: stat_result, scope: Scope, status_code: int = 200

@@ -1054,6 +1054,24 @@ async def test_a_range_within_an_asset_is_still_served(app: object) -> None:
     assert answer.body == whole.body[1:5]
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs/assets/favicon.png/",
+        "/docs/assets/favicon.png/.",
+        "/docs/assets/./favicon.png",
+        "/docs/assets//favicon.png",
+        "/docs/assets/x/../favicon.png",
+    ],
+)
+async def test_an_asset_is_found_at_its_own_path_only(app: object, path: str) -> None:
+    # Starlette normalised the path: the icon was served at each of these too.
+    answer = await call(app, "GET", path, [], body_of(b""))
+
+    assert answer.status == 404, path
+    assert answer.json()["code"] == "not_found"
+
+
 async def test_a_complaint_in_the_future_is_told_how_far_ahead_is_let_through(app: object) -> None:
     ahead = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
     answer = await complain(app, ACME, complaint_id="t-six", received_at=ahead)

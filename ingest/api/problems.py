@@ -81,6 +81,12 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         "unsupported_media_type": ProblemKind(
             415, "Unsupported content type", "Send JSON (`application/json`) or form fields."
         ),
+        "range_not_satisfiable": ProblemKind(
+            416,
+            "The requested range is not within the file",
+            "No range of the `Range` header begins within the file (of the documentation's assets); "
+            "`Content-Range` gives its size. Ask for a range within it, or for the whole file.",
+        ),
         "validation_failed": ProblemKind(
             422,
             "The request cannot be processed",

@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -347,7 +348,8 @@ def _load(
 #: (keys are ASCII).
 _CARD_CANDIDATE = "[0-9]([ -]?[0-9]){12}"
 #: The end of a key as kept (``ingest.api.idempotency.KeyKeeper``): ``#`` and its tag.
-_KEPT_TAG = "#[0-9a-f]{16}$"
+_KEPT_TAG_END = re.compile(r"#[0-9a-f]{16}\Z")
+_KEPT_TAG_LENGTH = 17
 #: How far the wall clock may have been stepped back between a row and the migration after it.
 _CLOCK_SLACK = timedelta(minutes=5)
 
@@ -355,20 +357,32 @@ _CLOCK_SLACK = timedelta(minutes=5)
 def _mask_unmasked(connection: duckdb.DuckDBPyConnection, keep: Callable[[str], str]) -> None:
     """Rename every row of a key stored as given by a payorch of schema version 1 to the key as
     kept (the rows written before migration 2 was applied: only their keys are looked at)."""
-    # A key already kept so ends with its tag (``#`` and 16 hex digits): renamed by an earlier
-    # start, or made kept within the slack of a new database's migration 2. Kept again, a tag
-    # holding thirteen digits in a row would be masked in turn, and the key lost to its repeats.
     found = connection.execute(
         "SELECT DISTINCT merchant_id, key FROM idempotency_keys WHERE created_at < ("
         "SELECT max(applied_at) FROM schema_migrations WHERE version = 2) + ? "
-        "AND regexp_matches(key, ?) AND NOT regexp_matches(key, ?)",
-        [_CLOCK_SLACK, _CARD_CANDIDATE, _KEPT_TAG],
+        "AND regexp_matches(key, ?)",
+        [_CLOCK_SLACK, _CARD_CANDIDATE],
     ).fetchall()
-    renamed = [(kept, merchant_id, key) for merchant_id, key in found if (kept := keep(key)) != key]
+    renamed = [
+        (kept, merchant_id, key)
+        for merchant_id, key in found
+        if not _kept_already(key, keep) and (kept := keep(key)) != key
+    ]
     if renamed:
         connection.executemany(
             "UPDATE idempotency_keys SET key = ? WHERE merchant_id = ? AND key = ?", renamed
         )
+
+
+def _kept_already(key: str, keep: Callable[[str], str]) -> bool:
+    """Whether ``key`` is a key as kept: renamed by an earlier start, or kept within the slack of
+    a new database's migration 2. Kept again, a tag holding thirteen digits in a row would be
+    masked in turn, and the key lost to its repeats. Its tag (``#`` and 16 hex digits) follows
+    text holding no card number: a merchant's own key may end as a tag does, after one."""
+    if _KEPT_TAG_END.search(key) is None:
+        return False
+    given = key[:-_KEPT_TAG_LENGTH]
+    return keep(given) == given
 
 
 def _purge(connection: duckdb.DuckDBPyConnection, oldest: datetime, in_flight: list[tuple[str, str]]) -> None:

@@ -1019,6 +1019,59 @@ async def test_the_docs_pages_load_everything_they_use_from_the_service(app: obj
         assert len(served.body) > 0, url
 
 
+@pytest.mark.parametrize("asked", ["items=0-1", "bytes=a-b", "bytes=10-5", "bytes"])
+async def test_a_range_of_an_asset_that_cannot_be_read_is_ignored(app: object, asked: str) -> None:
+    # RFC 9110 section 14.2: a server ignores a Range it cannot read (MUST, for a unit it does
+    # not know). Starlette refused it 400, in plain text.
+    whole = await call(app, "GET", "/docs/assets/favicon.png", [], body_of(b""))
+    answer = await call(app, "GET", "/docs/assets/favicon.png", [(b"range", asked.encode())], body_of(b""))
+
+    assert answer.status == 200, answer.body
+    assert answer.body == whole.body
+    assert answer.headers["content-type"] == "image/png"
+
+
+async def test_a_range_beyond_an_asset_is_a_problem_giving_its_size(app: object) -> None:
+    whole = await call(app, "GET", "/docs/assets/favicon.png", [], body_of(b""))
+    size = len(whole.body)
+    range_header = (b"range", f"bytes={size}-".encode())
+    answer = await call(app, "GET", "/docs/assets/favicon.png", [range_header], body_of(b""))
+
+    assert answer.status == 416
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.headers["content-range"] == f"bytes */{size}"
+    assert answer.json()["code"] == "range_not_satisfiable"
+    assert answer.json()["request_id"] == answer.headers["request-id"]
+    head = await call(app, "HEAD", "/docs/assets/favicon.png", [range_header], body_of(b""))
+    assert (head.status, head.body) == (416, b"")
+
+
+async def test_a_range_within_an_asset_is_still_served(app: object) -> None:
+    whole = await call(app, "GET", "/docs/assets/favicon.png", [], body_of(b""))
+    answer = await call(app, "GET", "/docs/assets/favicon.png", [(b"range", b"bytes=1-4")], body_of(b""))
+
+    assert answer.status == 206
+    assert answer.body == whole.body[1:5]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/docs/assets/favicon.png/",
+        "/docs/assets/favicon.png/.",
+        "/docs/assets/./favicon.png",
+        "/docs/assets//favicon.png",
+        "/docs/assets/x/../favicon.png",
+    ],
+)
+async def test_an_asset_is_found_at_its_own_path_only(app: object, path: str) -> None:
+    # Starlette normalised the path: the icon was served at each of these too.
+    answer = await call(app, "GET", path, [], body_of(b""))
+
+    assert answer.status == 404, path
+    assert answer.json()["code"] == "not_found"
+
+
 async def test_a_complaint_in_the_future_is_told_how_far_ahead_is_let_through(app: object) -> None:
     ahead = (datetime.now(UTC) + timedelta(minutes=6)).isoformat()
     answer = await complain(app, ACME, complaint_id="t-six", received_at=ahead)

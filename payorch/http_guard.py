@@ -192,9 +192,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if str(exc) == "Invalid HTTP version":  # well formed (HTTP/3.0, HTTP/1.2), not spoken
                 self._refuse_version()
                 return
-            message = "Invalid HTTP request received."
-            self.logger.warning(message)
-            self.send_400_response(message)
+            # uvicorn's warning is left out: the refusal's own line says it (one line a refusal).
+            self.send_400_response("Invalid HTTP request received.")
         except httptools.HttpParserUpgrade as upgrade:
             head, self._without_upgrade = self._without_upgrade, None
             if head is None:  # CONNECT: answered by the app (405), as uvicorn does

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -277,6 +278,17 @@ async def test_bytes_the_parser_cannot_read_are_a_400_problem(
     assert (document["status"], document["code"]) == (400, "invalid_request")
     assert str(document["detail"]).startswith("The request is not valid HTTP/1.1")
     assert backend.requests == 0
+
+
+async def test_bytes_the_parser_cannot_read_are_one_log_line(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvicorn's "Invalid HTTP request received." came first: two warnings for one refusal.
+    with caplog.at_level(logging.INFO):
+        await answers(port, b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    told = [(record.name, record.levelname, record.getMessage()) for record in caplog.records]
+    detail = "The request is not valid HTTP/1.1 (invalid http request received)."
+    assert told == [("payorch.api", "WARNING", f"refused a request (invalid_request): {detail}")]
 
 
 async def test_every_answer_of_the_connection_is_counted_with_no_route(

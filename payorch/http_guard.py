@@ -71,6 +71,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS, problem_document
+from ingest.observe.logs import current_request
 
 #: A request line and header fields past this are refused (Node and h11 stop at 16 KiB; room is
 #: left for long trace and baggage headers).
@@ -192,9 +193,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if str(exc) == "Invalid HTTP version":  # well formed (HTTP/3.0, HTTP/1.2), not spoken
                 self._refuse_version()
                 return
-            message = "Invalid HTTP request received."
-            self.logger.warning(message)
-            self.send_400_response(message)
+            # uvicorn's warning is left out: the refusal's own line says it (one line a refusal).
+            self.send_400_response("Invalid HTTP request received.")
         except httptools.HttpParserUpgrade as upgrade:
             head, self._without_upgrade = self._without_upgrade, None
             if head is None:  # CONNECT: answered by the app (405), as uvicorn does
@@ -334,7 +334,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             cycle.disconnected = True  # before, the connection was closed unanswered
             cycle.message_event.set()
         request_id = new_id("req")
-        logger.warning("refused a request (%s): %s", code, detail)
+        # The line names the request id the answer gives (its body and Request-Id header).
+        token = current_request.set(request_id)
+        try:
+            logger.warning("refused a request (%s): %s", code, detail)
+        finally:
+            current_request.reset(token)
         if self.responses is not None and not counted_by_app:
             self.responses.count_response(self._method, None, PROBLEMS[code].status)
         body = orjson.dumps(problem_document(code, detail, request_id))

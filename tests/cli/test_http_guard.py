@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
+import logging
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -18,6 +20,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.server import ServerState
 
+from ingest.observe.logs import DirectHandler
 from payorch.http_guard import MAX_HEAD_BYTES, GuardedHttpToolsProtocol, counted_protocol
 
 #: Never reached by a passing test: it only keeps a failing one from waiting for ever.
@@ -277,6 +280,31 @@ async def test_bytes_the_parser_cannot_read_are_a_400_problem(
     assert (document["status"], document["code"]) == (400, "invalid_request")
     assert str(document["detail"]).startswith("The request is not valid HTTP/1.1")
     assert backend.requests == 0
+
+
+async def test_bytes_the_parser_cannot_read_are_one_log_line(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    # uvicorn's "Invalid HTTP request received." came first: two warnings for one refusal.
+    with caplog.at_level(logging.INFO):
+        await answers(port, b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    told = [(record.name, record.levelname, record.getMessage()) for record in caplog.records]
+    detail = "The request is not valid HTTP/1.1 (invalid http request received)."
+    assert told == [("payorch.api", "WARNING", f"refused a request (invalid_request): {detail}")]
+
+
+async def test_a_refusal_s_log_line_names_the_request_id_of_its_answer(port: int) -> None:
+    # The line had no request id: the one a client reported (Request-Id) was nowhere in the log.
+    stream = io.BytesIO()
+    handler = DirectHandler(stream, {})
+    logging.getLogger("payorch.api").addHandler(handler)
+    try:
+        _, document = problem(await answers(port, b"GET /healthz HTTP/1.1\r\n\r\n"))
+    finally:
+        logging.getLogger("payorch.api").removeHandler(handler)
+    line = orjson.loads(stream.getvalue())
+    assert str(line["event"]).startswith("refused a request (invalid_request)")
+    assert line["request_id"] == document["request_id"]
 
 
 async def test_every_answer_of_the_connection_is_counted_with_no_route(

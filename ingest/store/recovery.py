@@ -32,6 +32,7 @@ from functools import partial
 import duckdb
 
 from engine.events import DomainEvent, PaymentReceived
+from engine.observer import NULL_OBSERVER
 from engine.recovery import Unsettled, interrupted, recover_payment
 from ingest.api.encoding import dumps
 from ingest.api.idempotency import KeyKeeper, StoredResponse
@@ -104,6 +105,7 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
     if writer is None:
         return report
     left_seqs: list[int] = []  # the first seq of each payment left interrupted
+    observer = parts.telemetry or NULL_OBSERVER
     for payment_id, first_seq in await writer.read(_interrupted_ids):
         events: list[DomainEvent] = await writer.read(
             partial(_events_of, payment_id=payment_id, first_seq=first_seq)
@@ -117,14 +119,17 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
             left_seqs.append(first_seq)
             continue
         try:
-            recovered = await recover_payment(
-                events,
-                service=parts.engine.service,
-                processors=parts.engine.processors,
-                merchant=merchant,
-                sink=parts.records,
-                clock=parts.clock,
-            )
+            # One trace per payment recovered: its events' log lines carry it, and its voids and
+            # refunds are spans within it (they were unrelated roots, and the events had none).
+            with observer.span(RECOVERY_SPAN, {PAYMENT_ID: payment_id}):
+                recovered = await recover_payment(
+                    events,
+                    service=parts.engine.service,
+                    processors=parts.engine.processors,
+                    merchant=merchant,
+                    sink=parts.records,
+                    clock=parts.clock,
+                )
         except Unsettled as why:
             report.left.append(str(why))
             left_seqs.append(first_seq)
@@ -152,6 +157,11 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
     await writer.submit_and_wait(Write(None, apply=partial(_mark, below_seq=min(left_seqs, default=None))))
     return report
 
+
+#: The span around the recovery of one payment (a root: the request that began it is gone), with
+#: the payment's id.
+RECOVERY_SPAN = "recovery"
+PAYMENT_ID = "payorch.payment_id"
 
 #: How long before its key's claim a payment's ``PaymentReceived`` may be stamped (clock steps).
 _CLOCK_SLACK = timedelta(minutes=5)

@@ -8,14 +8,17 @@ attempt must have its outcome in the event log (``tests.payment_log``).
 
 from __future__ import annotations
 
+import io
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import orjson
 import pytest
 from fastapi import FastAPI
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.config import RoutingRule
@@ -271,3 +274,31 @@ async def test_a_payment_is_finished_under_the_partial_policy_it_was_accepted_wi
     assert (document["status"], document["total_processed"]) == ("partially_succeeded", 6000)
     assert [event.event_type for event in stored][-2:] == ["StepFailed", "PaymentCompleted"]
     assert not any(type(event) is CompensationIssued for event in stored)
+
+
+async def test_a_recovered_payment_is_one_trace_which_its_event_lines_carry(tmp_path: Path) -> None:
+    # The lines of the events recovery recorded had no trace id, and its refunds were roots of
+    # unrelated traces: an operator could not follow one recovered payment.
+    async with running(tmp_path) as crashed:
+        for event in await _cut_off_payment():
+            await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+    exporter, stream = InMemorySpanExporter(), io.BytesIO()
+    settings = Settings(
+        config=parse_config(CONFIG), data_dir=tmp_path, environ={}, span_exporter=exporter, log_stream=stream
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        telemetry = application.state.parts.telemetry
+        assert telemetry is not None and telemetry.logs is not None and telemetry.spans.drain is not None
+        assert telemetry.spans.drain.flush(10.0) and telemetry.logs.drain.flush(10.0)
+        spans = exporter.get_finished_spans()
+        lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+
+    recovery = [span for span in spans if span.name == "recovery"]
+    assert [dict(span.attributes or {}) for span in recovery] == [{"payorch.payment_id": PAYMENT}]
+    context = recovery[0].get_span_context()
+    assert context is not None
+    recorded = [line for line in lines if line.get("payment_id") == PAYMENT]
+    assert [line["event"] for line in recorded][-2:] == ["StepFailed", "PaymentFailed"]
+    assert {line["trace_id"] for line in recorded} == {f"{context.trace_id:032x}"}

@@ -94,7 +94,7 @@ def test_a_keep_alive_timeout_out_of_range_is_a_usage_error(capsys: pytest.Captu
     )
 
 
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_stop_with_nothing_in_flight_exits_0(tmp_path: Path, number: signal.Signals) -> None:
     server = start_server(tmp_path)
     server.process.send_signal(number)
@@ -109,7 +109,7 @@ def test_a_stop_with_nothing_in_flight_exits_0(tmp_path: Path, number: signal.Si
     assert "aborted" not in server.log()
 
 
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_stop_drains_the_payment_in_flight_and_exits_0(tmp_path: Path, number: signal.Signals) -> None:
     server = start_server(tmp_path)
     answers: list[httpx.Response] = []

@@ -204,13 +204,14 @@ def run_server(
     log_file: str | None = None,
     companion: Companion | None = None,
     keep_alive_s: int = 5,
+    root_path: str = "",
 ) -> Stopped:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM/SIGHUP (which drain
     payments).
 
     The JSON log goes to stderr, or appended to ``data_dir/log_file``; ``companion`` runs beside
     the server once it takes requests. A connection idle for ``keep_alive_s`` is closed, a new one
-    that sends nothing too.
+    that sends nothing too. ``root_path`` is the prefix a reverse proxy serves the app under.
     """
     # The port first: one in use leaves nothing behind (no data folder, database or log made).
     listening = _listen(host, port)
@@ -259,6 +260,7 @@ def run_server(
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
             timeout_keep_alive=keep_alive_s,  # the guard's idle close of a new connection too
             server_header=False,
+            root_path=root_path,  # a proxy's prefix (ASGI's root_path): /docs and links name it
         ),
         lambda: int(app.state.parts.desk.in_flight),
         companion,

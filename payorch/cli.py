@@ -23,7 +23,7 @@ import click
 from engine.config import PlatformConfig
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
-from payorch.options import Moment, PathOption, ServiceUrl
+from payorch.options import Moment, PathOption, RootPath, ServiceUrl
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -143,7 +143,16 @@ MAX_KEEP_ALIVE_S = 3600
     help="Close a connection idle this long. Behind a load balancer, set it above the balancer's "
     "idle timeout (60 s on AWS ALB).",
 )
-def serve(config_path: Path | None, data_dir: Path, host: str, port: int, keep_alive_s: int) -> None:
+@click.option(
+    "--root-path",
+    type=RootPath(),
+    default="",
+    help="The path prefix a reverse proxy serves the API under and strips (/payorch): the docs "
+    "and the OpenAPI document's server name it (problem type links do not yet).",
+)
+def serve(
+    config_path: Path | None, data_dir: Path, host: str, port: int, keep_alive_s: int, root_path: str
+) -> None:
     """Serve the merchant API over DATA/payorch.duckdb (payments, complaints, analytics reads and
     the retrospective report) until SIGINT or SIGTERM, which drain the payments in flight and exit
     0. The report schedule is not built yet. Escalations are not either: no
@@ -154,7 +163,7 @@ def serve(config_path: Path | None, data_dir: Path, host: str, port: int, keep_a
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     try:
         # Its last log line says how it stopped.
-        stopped = run_server(config, data_dir, host, port, keep_alive_s=keep_alive_s)
+        stopped = run_server(config, data_dir, host, port, keep_alive_s=keep_alive_s, root_path=root_path)
     except ServeError as error:
         fail(f"payorch serve: {error}", EXIT_USAGE)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)

@@ -4,6 +4,7 @@ bad value is click's one-line usage error (exit 2) and never reaches what reads 
 - :class:`PathOption`: a path that must not be empty (click would make ``''`` the current folder).
 - :class:`ServiceUrl`: an ``http(s)://host[:port][/path]`` URL of a running service.
 - :class:`Moment`: an ISO 8601 date or time, as an aware UTC ``datetime`` (naive means UTC).
+- :class:`RootPath`: the path prefix a reverse proxy serves the API under (``/payorch``).
 """
 
 from __future__ import annotations
@@ -65,6 +66,27 @@ def url_problem(text: str) -> str | None:
     if parts.query or parts.fragment or text.endswith(("?", "#")):
         return "must not have a query or a fragment"
     return None
+
+
+class RootPath(click.ParamType[str]):
+    """The path a reverse proxy serves the API under, as the proxy strips it (``/payorch``): one
+    leading slash, none trailing (``/payorch/`` is taken as ``/payorch``; ``/`` and ``""`` are no
+    prefix)."""
+
+    name = "path"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        if not text:  # the default: served at the host's root
+            return text
+        if not text.startswith("/") or text.startswith("//"):
+            self.fail(f"{text!r} must start with one / (as /payorch)", param, ctx)
+        plain = (character not in "?#%\\" and character.isprintable() for character in text)
+        if not all(plain) or any(character.isspace() for character in text):
+            self.fail(f"{text!r} must be a plain path: no spaces, %, ?, # or control characters", param, ctx)
+        if any(part in ("", ".", "..") for part in text.rstrip("/").split("/")[1:]):
+            self.fail(f"{text!r} must not have an empty, . or .. segment", param, ctx)
+        return text.rstrip("/")
 
 
 class Moment(click.ParamType[datetime]):

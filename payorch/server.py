@@ -1,9 +1,10 @@
 """Running the API under uvicorn: what ``payorch serve`` does after parsing its options.
 
-SIGINT and SIGTERM stop the service gracefully: no new requests, payments in flight drained, every
-queued write committed. How that went is the last log line, and what :func:`run_server` returns
-to decide the exit code (0 for a complete drain), instead of uvicorn's habit of dying by the
-signal afterwards. ``payorch demo`` runs the same server, with a :data:`Companion` beside it.
+SIGINT, SIGTERM and SIGHUP stop the service gracefully: no new requests, payments in flight
+drained, every queued write committed. How that went is the last log line, and what
+:func:`run_server` returns to decide the exit code (0 for a complete drain), instead of uvicorn's
+habit of dying by the signal afterwards. ``payorch demo`` runs the same server, with a
+:data:`Companion` beside it.
 """
 
 from __future__ import annotations
@@ -145,7 +146,13 @@ class _Server(uvicorn.Server):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        handled = (signal.SIGINT, signal.SIGTERM)
+        handled = [signal.SIGINT, signal.SIGTERM]
+        # A hangup (the terminal or SSH session that ran it closed, or an operator's `kill -HUP`
+        # expecting a reload) killed the process without a drain or a word in the log, and as a
+        # container's PID 1 it was ignored without one: it stops as SIGTERM does. Under `nohup`
+        # (SIGHUP ignored from the start) it is left ignored.
+        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+            handled.append(signal.SIGHUP)
         original = {number: signal.signal(number, self._on_signal) for number in handled}
         try:
             yield
@@ -197,12 +204,14 @@ def run_server(
     log_file: str | None = None,
     companion: Companion | None = None,
     keep_alive_s: int = 5,
+    root_path: str = "",
 ) -> Stopped:
-    """Build the app over ``config`` and serve it until SIGINT/SIGTERM (which drain payments).
+    """Build the app over ``config`` and serve it until SIGINT/SIGTERM/SIGHUP (which drain
+    payments).
 
     The JSON log goes to stderr, or appended to ``data_dir/log_file``; ``companion`` runs beside
     the server once it takes requests. A connection idle for ``keep_alive_s`` is closed, a new one
-    that sends nothing too.
+    that sends nothing too. ``root_path`` is the prefix a reverse proxy serves the app under.
     """
     # The port first: one in use leaves nothing behind (no data folder, database or log made).
     listening = _listen(host, port)
@@ -251,6 +260,7 @@ def run_server(
             timeout_graceful_shutdown=int(settings.shutdown_grace_s),
             timeout_keep_alive=keep_alive_s,  # the guard's idle close of a new connection too
             server_header=False,
+            root_path=root_path,  # a proxy's prefix (ASGI's root_path): /docs and links name it
         ),
         lambda: int(app.state.parts.desk.in_flight),
         companion,

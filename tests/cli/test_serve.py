@@ -94,7 +94,44 @@ def test_a_keep_alive_timeout_out_of_range_is_a_usage_error(capsys: pytest.Captu
     )
 
 
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+def test_behind_a_proxy_prefix_the_docs_and_openapi_name_the_root_path(tmp_path: Path) -> None:
+    # A proxy serving the API under /payorch/ (and stripping it) had docs pages that loaded their
+    # scripts and /openapi.json from the host's root, not the service: blank pages.
+    server = start_server(tmp_path, options=["--root-path", "/payorch/"])
+    try:
+        docs = httpx.get(f"{server.url}/docs").text
+        redoc = httpx.get(f"{server.url}/redoc").text
+        openapi = httpx.get(f"{server.url}/openapi.json").json()
+        health = httpx.get(f"{server.url}/healthz")
+    finally:
+        server.stop()
+    assert "url: '/payorch/openapi.json'" in docs
+    assert 'src="/payorch/docs/assets/swagger-ui-bundle.js"' in docs
+    assert 'spec-url="/payorch/openapi.json"' in redoc
+    assert openapi["servers"] == [{"url": "/payorch"}]
+    assert health.status_code == 200  # a probe that does not pass the proxy finds it as before
+
+
+@pytest.mark.parametrize(
+    ("root_path", "problem"),
+    [
+        ("payorch", "must start with one / (as /payorch)"),
+        ("/pay orch", "must be a plain path: no spaces, %, ?, # or control characters"),
+        ("/a//b", "must not have an empty, . or .. segment"),
+    ],
+)
+def test_a_root_path_that_is_no_plain_path_is_a_usage_error(
+    root_path: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["serve", "--root-path", root_path])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"payorch serve: error: Invalid value for '--root-path': {root_path!r} {problem}\n"
+    )
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_stop_with_nothing_in_flight_exits_0(tmp_path: Path, number: signal.Signals) -> None:
     server = start_server(tmp_path)
     server.process.send_signal(number)
@@ -109,7 +146,7 @@ def test_a_stop_with_nothing_in_flight_exits_0(tmp_path: Path, number: signal.Si
     assert "aborted" not in server.log()
 
 
-@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGINT, signal.SIGHUP])
 def test_a_stop_drains_the_payment_in_flight_and_exits_0(tmp_path: Path, number: signal.Signals) -> None:
     server = start_server(tmp_path)
     answers: list[httpx.Response] = []

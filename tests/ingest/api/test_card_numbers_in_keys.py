@@ -133,6 +133,20 @@ async def test_a_repeat_after_a_restart_still_replays(tmp_path: Path) -> None:
     assert again.body == first.body
 
 
+def _answered(connection: duckdb.DuckDBPyConnection, key: str, fingerprint: str, body: bytes) -> None:
+    """An answered row of m_acme's ``key``, as a start reads it."""
+    connection.execute(
+        "INSERT INTO idempotency_keys VALUES "
+        "(1, 'm_acme', ?, 'answered', ?, now(), 200, ?, 'application/json')",
+        [key, fingerprint, body],
+    )
+
+
+def _stored_keys(data_dir: Path) -> list[str]:
+    with duckdb.connect(str(data_dir / FILE_NAME), read_only=True) as connection:
+        return [str(row[0]) for row in connection.execute("SELECT key FROM idempotency_keys").fetchall()]
+
+
 async def test_a_key_a_payorch_of_schema_version_1_kept_unmasked_still_replays_after_the_upgrade(
     tmp_path: Path,
 ) -> None:
@@ -140,11 +154,7 @@ async def test_a_key_a_payorch_of_schema_version_1_kept_unmasked_still_replays_a
     stored = b'{"payment_id": "pay_before", "status": "succeeded"}'
     with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
         as_version(connection, 1)  # before keys were kept masked: this one is kept as given
-        connection.execute(
-            "INSERT INTO idempotency_keys VALUES "
-            "(1, 'm_acme', ?, 'answered', ?, now(), 200, ?, 'application/json')",
-            [key, body_fingerprint(body, JSON[1].decode()), stored],
-        )
+        _answered(connection, key, body_fingerprint(body, JSON[1].decode()), stored)
 
     async with running(tmp_path) as app:
         again = await pay_with_key(app, key, body)
@@ -153,9 +163,8 @@ async def test_a_key_a_payorch_of_schema_version_1_kept_unmasked_still_replays_a
     assert again.headers["idempotent-replayed"] == "true"
     assert again.body == stored
     assert charges(tmp_path) == []  # a repeat never charges again
-    with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
-        keys = connection.execute("SELECT key FROM idempotency_keys").fetchall()
-    assert len(keys) == 1 and keys[0][0].startswith("card 424242******4242#")
+    keys = _stored_keys(tmp_path)
+    assert len(keys) == 1 and keys[0].startswith("card 424242******4242#")
 
 
 async def test_a_key_kept_with_its_tag_is_never_renamed_however_its_tag_reads(tmp_path: Path) -> None:
@@ -166,16 +175,10 @@ async def test_a_key_kept_with_its_tag_is_never_renamed_however_its_tag_reads(tm
     async with running(tmp_path):
         pass  # a new database: every migration applied now
     with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
-        connection.execute(
-            "INSERT INTO idempotency_keys VALUES "
-            "(1, 'm_acme', ?, 'answered', 'fp', now(), 200, ?, 'application/json')",
-            [kept, b"{}"],
-        )
+        _answered(connection, kept, "fp", b"{}")
     async with running(tmp_path):
         pass
-    with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
-        keys = connection.execute("SELECT key FROM idempotency_keys").fetchall()
-    assert keys == [(kept,)]
+    assert _stored_keys(tmp_path) == [kept]
 
 
 async def test_a_key_of_schema_version_1_ending_as_a_tag_is_still_masked_at_the_upgrade(
@@ -187,17 +190,12 @@ async def test_a_key_of_schema_version_1_ending_as_a_tag_is_still_masked_at_the_
     stored = b'{"payment_id": "pay_before", "status": "succeeded"}'
     with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
         as_version(connection, 1)
-        connection.execute(
-            "INSERT INTO idempotency_keys VALUES "
-            "(1, 'm_acme', ?, 'answered', ?, now(), 200, ?, 'application/json')",
-            [key, body_fingerprint(body, JSON[1].decode()), stored],
-        )
+        _answered(connection, key, body_fingerprint(body, JSON[1].decode()), stored)
 
     async with running(tmp_path) as app:
         again = await pay_with_key(app, key, body)
 
     assert again.headers["idempotent-replayed"] == "true"
     assert charges(tmp_path) == []
-    with duckdb.connect(str(tmp_path / FILE_NAME), read_only=True) as connection:
-        keys = connection.execute("SELECT key FROM idempotency_keys").fetchall()
-    assert len(keys) == 1 and keys[0][0].startswith("424242******4242#"), keys
+    keys = _stored_keys(tmp_path)
+    assert len(keys) == 1 and keys[0].startswith("424242******4242#"), keys

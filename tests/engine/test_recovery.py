@@ -8,6 +8,7 @@ from dataclasses import replace
 
 import pytest
 
+from engine.config import MerchantConfig
 from engine.error_codes import ErrorCode
 from engine.events import CompensationIssued, DomainEvent, PlanBuilt, StepAttempted, StepSucceeded
 from engine.methods import PartialPolicy
@@ -16,7 +17,7 @@ from engine.recovery import Recovered, Unsettled, interrupted, recover_payment
 from engine.results import PaymentStatus
 from engine.types import ProcessorId
 from tests.engine.fakes import ScriptedProcessor
-from tests.engine.harness import SEED_ROUTING, merchant, rig
+from tests.engine.harness import SEED_ROUTING, Rig, merchant, rig
 
 KEY_0, KEY_1 = "pay_1:step:0", "pay_1:step:1"
 
@@ -43,11 +44,11 @@ def _cut_before_step_1_succeeded(events: list[DomainEvent]) -> list[DomainEvent]
     return events[:at]
 
 
-async def _recover(
-    events: list[DomainEvent], processors: dict[str, ScriptedProcessor], policy: PartialPolicy
-) -> tuple[Recovered, list[str], list[str]]:
-    config = merchant(policy)
-    restarted = rig(processors, config)  # a new process: a new engine over the same processors
+async def _restart_and_recover(
+    events: list[DomainEvent], processors: dict[str, ScriptedProcessor], config: MerchantConfig
+) -> tuple[Recovered, Rig]:
+    """``events`` recovered by a new process: a new engine over the same processors."""
+    restarted = rig(processors, config)
     adapters: dict[ProcessorId, Processor] = {ProcessorId(name): p for name, p in processors.items()}
     recovered = await recover_payment(
         events,
@@ -57,6 +58,13 @@ async def _recover(
         sink=restarted.sink,
         clock=restarted.clock,
     )
+    return recovered, restarted
+
+
+async def _recover(
+    events: list[DomainEvent], processors: dict[str, ScriptedProcessor], policy: PartialPolicy
+) -> tuple[Recovered, list[str], list[str]]:
+    recovered, restarted = await _restart_and_recover(events, processors, merchant(policy))
     return recovered, restarted.sink.types(), restarted.sink.contract_ids()
 
 
@@ -169,15 +177,8 @@ async def test_a_refund_made_before_the_crash_is_recorded_with_what_it_returned(
     apple_pay = processors["applepay_sim"]
     apple_pay.refunded[KEY_0] = apple_pay.held.pop(KEY_0)
 
-    config = merchant(PartialPolicy.ALL_OR_NOTHING)
-    restarted = rig(processors, config)
-    recovered = await recover_payment(
-        events,
-        service=restarted.service,
-        processors={ProcessorId(name): p for name, p in processors.items()},
-        merchant=config,
-        sink=restarted.sink,
-        clock=restarted.clock,
+    recovered, restarted = await _restart_and_recover(
+        events, processors, merchant(PartialPolicy.ALL_OR_NOTHING)
     )
 
     assert recovered.result.status is PaymentStatus.FAILED
@@ -251,15 +252,7 @@ async def test_a_plan_that_cannot_cover_the_amount_fails_as_it_would_have_withou
     events = paid.sink.events[: paid.sink.types().index("PaymentFailed")]
     assert interrupted(events)
 
-    restarted = rig(processors, uncovered)
-    recovered = await recover_payment(
-        events,
-        service=restarted.service,
-        processors={ProcessorId(name): p for name, p in processors.items()},
-        merchant=uncovered,
-        sink=restarted.sink,
-        clock=restarted.clock,
-    )
+    recovered, restarted = await _restart_and_recover(events, processors, uncovered)
 
     assert recovered.result == answered
     assert recovered.result.final_error is ErrorCode.COVERAGE_SHORTFALL

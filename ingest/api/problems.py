@@ -5,7 +5,8 @@ One table (:data:`PROBLEMS`) names each problem's code, status, title and meanin
 ``/problems/<code>``, whose page, :func:`problem_page`, says what the problem means), ``title``,
 ``status``, ``detail``, ``code`` (Stripe-style, e.g. ``idempotency_key_in_use``), the
 ``request_id``, and ``errors: [{field, code, message}]`` where fields are at fault. No stack trace,
-exception text or internal path ever reaches a client.
+exception text or internal path ever reaches a client, and a card number a client sent where it is
+echoed (a query value, a field's name) is masked, as everywhere (PRODUCT.md section 5).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from types import MappingProxyType
 
 from ingest.api.encoding import ProblemResponse
 from ingest.codec.result_json import JsonObject
+from ingest.parsing.masking import mask_card_numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,13 +188,19 @@ def problem_document(
         "type": f"/problems/{code}",
         "title": kind.title,
         "status": kind.status,
-        "detail": detail,
+        "detail": mask_card_numbers(detail),
         "code": code,
         "request_id": request_id,
     }
     if errors:
         document["errors"] = [
-            {"field": e.field, "code": e.code, "message": e.message, "severity": e.severity} for e in errors
+            {
+                "field": mask_card_numbers(e.field),
+                "code": e.code,
+                "message": mask_card_numbers(e.message),
+                "severity": e.severity,
+            }
+            for e in errors
         ]
     if extra:
         document.update(extra)

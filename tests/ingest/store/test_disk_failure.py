@@ -6,6 +6,7 @@ statement that raises DuckDB's ``IOException``, as a full disk makes DuckDB do."
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -63,3 +64,38 @@ async def test_after_the_disk_refused_a_commit_the_service_is_not_ready_and_take
     assert (repeat.status, repeat.headers["idempotent-replayed"]) == (200, "true")  # it was committed
     assert repeat.body == first.body
     assert len(charges(tmp_path)) == 2  # the first payment's split legs only: order-2 charged nothing
+
+
+async def test_a_payment_whose_first_attempt_the_disk_refused_is_503_nothing_charged_and_its_key_pays_once(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as app:
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        disk, inside = threading.Event(), threading.Event()
+
+        def refused_after_a_while(connection: duckdb.DuckDBPyConnection) -> None:
+            inside.set()
+            disk.wait(30)
+            refuse(connection)
+
+        # The disk refuses the commit in progress while the payment's first StepAttempted waits
+        # behind it: the payment's commit fails before any processor is called.
+        writer.submit(Write(None, apply=refused_after_a_while))
+        assert await asyncio.to_thread(inside.wait, 10)
+        paying = asyncio.create_task(pay(app, key="order-1"))
+        while writer.depth < 3:  # the payment's writes queued behind the refused commit
+            await asyncio.sleep(0.001)
+        disk.set()
+        answer = await paying
+    assert (answer.status, answer.json()["code"]) == (503, "service_unavailable"), answer.body
+    assert answer.headers["retry-after"] == "1"
+    assert "nothing was charged" in str(answer.json()["detail"])
+    assert charges(tmp_path) == []
+
+    async with running(tmp_path) as app:  # restarted with room: the same key pays, once
+        retried = await pay(app, key="order-1")
+        again = await pay(app, key="order-1")
+    assert retried.status == 200, retried.body
+    assert "idempotent-replayed" not in retried.headers
+    assert again.headers["idempotent-replayed"] == "true"
+    assert len(charges(tmp_path)) == 2  # the split payment's two legs, once

@@ -368,9 +368,19 @@ class Writer:
         if now != self._identity:
             raise _CommitRefusedError("another file has replaced it")
 
+    def refuse(self, failure: str) -> None:
+        """Stop the writer for good, as a refused commit does, for another file of the data folder
+        that the disk refused (``failure``, one line naming it: the simulated processors' books).
+        Safe from any thread; a writer stopped already keeps its first reason."""
+        if self.failure is None:
+            self._stop(failure)
+
     def _fail(self, error: Exception) -> None:
         """Stop the writer for good: the disk refused a batch (see the module text)."""
-        self.failure = f"the database {self.path} could not be written ({_one_line(error)})"
+        self._stop(f"the database {self.path} could not be written ({_one_line(error)})")
+
+    def _stop(self, failure: str) -> None:
+        self.failure = failure
         logger.error(
             "store: %s; nothing more is written, and the service stops "
             "(the next start settles the payments cut short)",

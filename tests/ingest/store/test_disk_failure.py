@@ -15,11 +15,14 @@ import pytest
 import pytest_asyncio
 
 from ingest.api.idempotency import Claimed, InFlight
+from ingest.ledger_journal import FILE_NAME as LEDGER_FILE
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import StoreError, Write, Writer
+from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import body_of, call
 from tests.ingest.store.test_cold_keys import ANSWER, Clocks, committed, store
 from tests.ingest.store.test_durable_api import charges, pay, running
+from tests.ingest.store.test_writer import full_disk
 
 
 def refuse(_: duckdb.DuckDBPyConnection) -> None:
@@ -99,3 +102,30 @@ async def test_a_payment_whose_first_attempt_the_disk_refused_is_503_nothing_cha
     assert "idempotent-replayed" not in retried.headers
     assert again.headers["idempotent-replayed"] == "true"
     assert len(charges(tmp_path)) == 2  # the split payment's two legs, once
+
+
+async def test_books_of_the_simulated_processors_the_disk_refuses_stop_the_store_not_the_processor(
+    tmp_path: Path,
+) -> None:
+    # One fault opens stripe_sim's circuit: a fault blamed on it would show.
+    config = CONFIG.replace(
+        "  - id: stripe_sim\n    kind: simulated\n",
+        "  - id: stripe_sim\n    kind: simulated\n    breaker: {failure_threshold: 1}\n",
+    )
+    assert config != CONFIG
+    limit = 8 * 1024 * 1024
+    # The books file takes what the disk has left: its next line is refused.
+    (tmp_path / LEDGER_FILE).write_bytes(b" " * (limit - 1) + b"\n")
+    async with running(tmp_path, config_text=config) as app:
+        with full_disk(limit):
+            answer = await pay(app, key="order-1", body=b'{"amount": 1250, "method": "card"}')
+        metrics = (await call(app, "GET", "/metrics", [], body_of(b""))).body.decode()
+        failure = app.state.parts.writer.failure  # type: ignore[attr-defined]
+
+    assert "processor/panic" not in metrics
+    assert 'payorch_circuit_state{processor="stripe_sim"} 0.0' in metrics
+    assert failure == (
+        f"the simulated processors' ledger {tmp_path / LEDGER_FILE} could not be written (File too large)"
+    )
+    # The charge was made, its record not: the answer says it may have been charged.
+    assert (answer.status, answer.json()["code"]) == (500, "internal_error"), answer.body

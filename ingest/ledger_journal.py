@@ -37,6 +37,10 @@ class FileLedgerJournal:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        if _torn(path):
+            # A line cut short (a full disk, a kill mid-write) is ended first: the next line
+            # would be read as its end, and both skipped.
+            os.write(self._fd, b"\n")
         #: Told once, with one line naming the file and the disk's reason, when a write fails.
         self.on_failure: Callable[[str], None] | None = None
 
@@ -71,6 +75,15 @@ class FileLedgerJournal:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+def _torn(path: Path) -> bool:
+    """Whether the file's last line has no newline."""
+    with path.open("rb") as books:
+        if books.seek(0, os.SEEK_END) == 0:
+            return False
+        books.seek(-1, os.SEEK_END)
+        return books.read(1) != b"\n"
 
 
 def read_journal(path: Path) -> list[dict[str, object]]:

@@ -14,8 +14,11 @@ import duckdb
 import pytest
 import pytest_asyncio
 
+from engine.ledger import LedgerEntry
+from engine.types import PaymentId, ProcessorId
 from ingest.api.idempotency import Claimed, InFlight
 from ingest.ledger_journal import FILE_NAME as LEDGER_FILE
+from ingest.ledger_journal import FileLedgerJournal, read_journal
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import StoreError, Write, Writer
 from tests.e2e.server import CONFIG
@@ -129,3 +132,16 @@ async def test_books_of_the_simulated_processors_the_disk_refuses_stop_the_store
     )
     # The charge was made, its record not: the answer says it may have been charged.
     assert (answer.status, answer.json()["code"]) == (500, "internal_error"), answer.body
+
+
+def test_the_books_go_on_after_a_line_the_disk_took_in_part(tmp_path: Path) -> None:
+    path = tmp_path / LEDGER_FILE
+    path.write_bytes(b'{"change": "charge", "processor_id": "stripe_s')  # the disk was full mid-line
+    journal = FileLedgerJournal(path)  # restarted with room
+    entry = LedgerEntry(
+        ProcessorId("stripe_sim"), "pay_1:step:0", PaymentId("pay_1"), 0, 1250, "USD", "ref_1"
+    )
+    journal.write("charge", entry)
+    journal.close()
+
+    assert [line["idempotency_key"] for line in read_journal(path)] == ["pay_1:step:0"]

@@ -9,6 +9,7 @@ PayorchError                            (engine.errors)
     ├── UnsupportedAmountError          (ingest.processors.errors) an amount a processor cannot take
     ├── StoreSaturatedError             (ingest.store.writer) the writer is behind: answer 503
     ├── StoreError                      (ingest.store.writer) a batch could not be committed
+    │   └── ChargeNotSentError          (ingest.store.records) nor a payment's first attempt: nothing charged
     ├── WindowError                     (ingest.store.reads) a window with naive or crossed bounds
     ├── DatabaseUnavailableError        (ingest.store.reads) no database to read in a data folder
     │   └── DatabaseHeldError           a running ``payorch serve`` holds it

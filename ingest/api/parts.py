@@ -3,6 +3,7 @@ processors (each wrapped for timing), the idempotency store, the metrics and the
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -136,6 +137,8 @@ def build_parts(settings: Settings) -> Parts:
     journal = FileLedgerJournal(settings.data_dir / FILE_NAME) if settings.ledger_journal else None
     ledger = Ledger(journal)
     if journal is not None:
+        # Its disk is the data folder's: a write it refuses stops the store, as a refused commit.
+        journal.on_failure = writer.refuse if writer is not None else _journal_failed
         # The simulated processors' books outlive the process, as a real processor's would.
         restore_ledger(journal.path, ledger)
     metrics = ApiMetrics(_thresholds_s(config))
@@ -189,6 +192,11 @@ def build_parts(settings: Settings) -> Parts:
         telemetry=telemetry,
         monitor=ContractMonitor(records, clock, history=RecordsHistory(records)),
     )
+
+
+def _journal_failed(failure: str) -> None:
+    """Without a store to stop (records in memory), the refused books are only said."""
+    logging.getLogger("payorch.store").error("store: %s; the simulated processors keep no books now", failure)
 
 
 def _thresholds_s(config: PlatformConfig) -> list[float]:

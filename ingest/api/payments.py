@@ -51,6 +51,7 @@ from ingest.codec.result_json import composite_result_to_json
 from ingest.parsing import ParsedRequest, parse_payment_request
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import Records
+from ingest.store.records import ChargeNotSentError
 from ingest.store.writer import StoreError, StoreSaturatedError
 
 VALIDATION = "api/validation"
@@ -100,6 +101,7 @@ class PaymentAnswer:
     response: StoredResponse
     replayed: bool = False
     server_timing: str | None = None
+    retry_after: str | None = None  # the ``Retry-After`` header of a 503
 
 
 def _refused_by_policy(parsed: ParsedRequest, decision: PolicyDecision) -> ParsedRequest:
@@ -304,6 +306,8 @@ class PaymentDesk:
             elapsed = time.perf_counter() - started
             document = dumps(composite_result_to_json(result))
             await self._records.save_result(result, document)
+        except ChargeNotSentError:
+            return await self._not_sent(ctx)
         except Exception:
             # A fault of ours, not a refusal: money may have moved, so the key keeps this answer
             # and a retry with it cannot charge again. The client sees no detail of the fault.
@@ -336,6 +340,25 @@ class PaymentDesk:
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
         self._metrics.observe_payment(result.status.value, time.perf_counter() - started)
         return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
+
+    async def _not_sent(self, ctx: CoreRequestContext) -> PaymentAnswer:
+        """The answer to a payment the disk stopped before its first charge was sent: as a busy
+        writer's 503, nothing was charged, and its key is freed (a retry with it is a new payment)."""
+        logger.warning(
+            "payment %s: its first attempt could not be recorded, so no processor was called; "
+            "answered 503, nothing charged",
+            ctx.payment_id,
+        )
+        if ctx.idempotency_key is not None:
+            with contextlib.suppress(StoreError):  # a stopped store: the next start frees it
+                await self._idempotency.release(ctx.merchant_id, ctx.idempotency_key)
+        problem = problem_document(
+            "service_unavailable",
+            "The payment could not be recorded before it was sent to a processor; nothing was "
+            "charged. Retry shortly, with the same Idempotency-Key if you sent one.",
+            ctx.request_id,
+        )
+        return PaymentAnswer(StoredResponse(503, dumps(problem), "application/problem+json"), retry_after="1")
 
     async def _complete(self, ctx: CoreRequestContext, response: StoredResponse) -> None:
         if ctx.idempotency_key is not None:

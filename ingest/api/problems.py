@@ -128,9 +128,10 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         "service_unavailable": ProblemKind(
             503,
             "The service is busy; retry later",
-            "The service cannot take this request now: its event writer is behind, it is stopping, or "
-            "(for the analytics reads and the report) it runs without its event store. Nothing was "
-            "charged; retry after `Retry-After` seconds.",
+            "The service cannot take this request now: its event writer is behind, it is stopping, its "
+            "disk refused to record the payment before it was sent to a processor, or (for the "
+            "analytics reads and the report) it runs without its event store. Nothing was charged; "
+            "retry after `Retry-After` seconds.",
         ),
         "payment_interrupted": ProblemKind(
             503,

@@ -4,7 +4,8 @@ What must be durable before money moves or an answer leaves is waited for; the r
 and committed with the next batch, in order:
 
 * ``StepAttempted`` is committed before its processor is called (intent before effect): its
-  ``emit`` returns only after the commit.
+  ``emit`` returns only after the commit. A payment's first one refused by the disk raises
+  :class:`ChargeNotSentError`: no processor was called for the payment, nothing was charged.
 * every other event, violation and result is queued; :meth:`DuckDBRecords.sync`, which the API
   calls before it answers a payment, returns once everything queued so far is committed, so the
   answer never gets ahead of the payment's terminal event, its result and its idempotency key.
@@ -37,9 +38,14 @@ from ingest.codec.event_json import event_json
 from ingest.codec.events import event_from_bytes, event_to_bytes
 from ingest.codec.result_json import JsonObject
 from ingest.records import StoredPayment, ViolationQuery
-from ingest.store.writer import Table, Write, Writer
+from ingest.store.writer import StoreError, Table, Write, Writer
 
 _TS = pa.timestamp("us", tz="UTC")
+
+
+class ChargeNotSentError(StoreError):
+    """A payment's first ``StepAttempted`` could not be committed: no processor was called for the
+    payment (intent before effect), so nothing of it was charged."""
 
 
 def _none(_: DomainEvent) -> None:
@@ -224,7 +230,14 @@ class DuckDBRecords:
         write = Write(EVENTS, (seq, event))
         kind = type(event)
         if kind is StepAttempted:
-            await self._writer.submit_and_wait(write)
+            try:
+                await self._writer.submit_and_wait(write)
+            except StoreError as error:
+                # Steps run in order, and a step that fails ends the payment: attempt 1 of step 0
+                # is a payment's first charge, and none was sent before it.
+                if isinstance(event, StepAttempted) and (event.step_index, event.attempt) == (0, 1):
+                    raise ChargeNotSentError(str(error)) from error
+                raise
         elif kind is PaymentCompleted or kind is PaymentFailed:
             self._endings[event.payment_id] = write
         else:

@@ -17,10 +17,13 @@ Several worker processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (before the proc
 prometheus_client keeps every process's values in that directory and ``GET /metrics`` of any
 worker sums them (``MultiProcessCollector``). The callback metrics (events written, drops) then
 describe the answering process only, and the queue depth reads 0 (a callback gauge is not shared
-between processes). ``payorch serve`` runs one process: DuckDB takes one writer. Each start of
-the service empties the directory first (:func:`start_multiprocess_values`), as a process manager
-does before it starts its workers: the files of an earlier run would otherwise be summed into the
-new run's counts (and a new process given an earlier one's id would carry its values on).
+between processes). ``payorch serve`` runs one process: DuckDB takes one writer. A start with
+no other worker alive empties the directory first (:func:`start_multiprocess_values`), as a process
+manager does before it starts its workers: the files of an earlier run would otherwise be summed
+into the new run's counts. A worker started while another runs keeps every file but the live
+gauges of stopped workers: removing the others' files lost their counts for good (a live process
+keeps writing to a file once unlinked), and a restarted worker's earlier counts stay in the sums,
+which never go down.
 """
 
 from __future__ import annotations
@@ -51,12 +54,39 @@ CIRCUIT_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitStat
 
 
 def start_multiprocess_values(environ: Mapping[str, str]) -> None:
-    """Before the service builds its metrics: remove the values files (``*.db``) that earlier runs
-    left in ``PROMETHEUS_MULTIPROC_DIR``, if it is set. Nothing else in it is touched."""
+    """Before the service builds its metrics, in ``PROMETHEUS_MULTIPROC_DIR`` if it is set: when no
+    other process that wrote values files (``*.db``) there is alive, a new run begins and those
+    files are removed; else only the live gauges of the processes no longer alive (this one's id
+    included: an earlier process's) are. Nothing else in it is touched."""
     directory = environ.get(MULTIPROCESS_ENV)
-    if directory:
-        for values in Path(directory).glob("*.db"):
+    if not directory:
+        return
+    files = list(Path(directory).glob("*.db"))
+    own = os.getpid()
+    writers = {pid for pid in map(_writer, files) if pid is not None and pid != own}
+    alive = {pid for pid in writers if _running(pid)}
+    if not alive:
+        for values in files:
             values.unlink(missing_ok=True)
+        return
+    for pid in (writers - alive) | {own}:
+        mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+def _writer(values: Path) -> int | None:
+    """The process id in a values file's name (``counter_1234.db``, ``gauge_livesum_1234.db``)."""
+    pid = values.stem.rpartition("_")[2]
+    return int(pid) if pid.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def end_multiprocess_values(environ: Mapping[str, str]) -> None:

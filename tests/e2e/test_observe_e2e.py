@@ -10,7 +10,7 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.server import ACME, start_server
+from tests.e2e.server import ACME, Server, start_server
 from tests.ingest.observe.test_seed_observed import EVENTS
 from tests.otlp_collector import Collector
 
@@ -85,3 +85,42 @@ def test_each_start_counts_from_zero_with_a_multiprocess_directory(tmp_path: Pat
     assert counted == [3, 3]  # not [3, 6]: the first run's values are not the second's
     assert (directory / "notes.txt").exists()
     assert not list(directory.glob("gauge_livesum_*.db"))  # the stopped process is marked dead
+
+
+def _unmatched(server: Server) -> int:
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            if sample.name == "payorch_http_responses_total" and sample.labels["route"] == "unmatched":
+                return int(sample.value)
+    return 0
+
+
+def _not_found(server: Server, times: int) -> None:
+    for _ in range(times):
+        assert httpx.get(f"{server.url}/v1/nowhere", timeout=10).status_code == 404
+
+
+def test_a_worker_started_beside_another_keeps_every_count(tmp_path: Path) -> None:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_server(tmp_path / "a", env=environment)
+    second: Server | None = None
+    try:
+        _not_found(first, 3)
+        second = start_server(tmp_path / "b", env=environment)
+        _not_found(second, 2)
+        both = (_unmatched(first), _unmatched(second))
+        assert second.stop() == 0, second.log()
+        second = start_server(tmp_path / "b", env=environment)  # a restart of one worker
+        _not_found(second, 1)
+        after_restart = (_unmatched(first), _unmatched(second))
+    finally:
+        codes = [server.stop() for server in (first, second) if server is not None]
+    assert codes == [0, 0]
+    # The second start did not wipe the first worker's counts, nor did the restart: the stopped
+    # run's 2 stay in the sum.
+    assert [both, after_restart] == [(5, 5), (6, 6)]

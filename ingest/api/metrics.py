@@ -73,6 +73,15 @@ def start_multiprocess_values(environ: Mapping[str, str]) -> None:
         mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
 
 
+def _forget_stopped_gauges(directory: str) -> None:
+    """The live gauges of a worker no longer alive leave the sums: one that was killed never marked
+    itself dead, and its circuits read open in every other worker's answer until the next run."""
+    for values in Path(directory).glob("gauge_live*.db"):
+        pid = _writer(values)
+        if pid is not None and not _running(pid):
+            values.unlink(missing_ok=True)
+
+
 def _writer(values: Path) -> int | None:
     """The process id in a values file's name (``counter_1234.db``, ``gauge_livesum_1234.db``)."""
     pid = values.stem.rpartition("_")[2]
@@ -307,7 +316,9 @@ class ApiMetrics:
         self.recovery_settled.inc(settled_attempts)
 
     def render(self) -> bytes:
-        if os.environ.get(MULTIPROCESS_ENV):
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if directory:
+            _forget_stopped_gauges(directory)
             summed = CollectorRegistry()
             MultiProcessCollector(summed)  # type: ignore[no-untyped-call]
             summed.register(self.callbacks)

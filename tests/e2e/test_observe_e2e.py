@@ -124,3 +124,57 @@ def test_a_worker_started_beside_another_keeps_every_count(tmp_path: Path) -> No
     # The second start did not wipe the first worker's counts, nor did the restart: the stopped
     # run's 2 stay in the sum.
     assert [both, after_restart] == [(5, 5), (6, 6)]
+
+
+FAILING = """
+admin_api_keys: [adm_e2e_admin]
+merchants:
+  - merchant_id: m_acme
+    api_keys: [sk_e2e_acme]
+    default_currency: USD
+    retry: {max_attempts: 1, base_delay_ms: 5, max_delay_ms: 20}
+    routing:
+      - method: card
+        processors: [down_sim]
+processors:
+  - id: down_sim
+    kind: simulated
+    seed: 1
+    latency_ms: {p50: 5, p99: 10}
+    fault_rates: {network_failure: 1.0}
+    breaker: {failure_threshold: 2, cool_down_s: 600}
+"""
+
+
+def _circuit(server: Server) -> float:
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    (family,) = (f for f in text_string_to_metric_families(scraped) if f.name == "payorch_circuit_state")
+    (sample,) = family.samples
+    return sample.value
+
+
+def test_a_killed_workers_circuit_leaves_the_other_workers_answer(tmp_path: Path) -> None:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_server(tmp_path / "a", FAILING, env=environment)
+    second: Server | None = None
+    try:
+        second = start_server(tmp_path / "b", FAILING, env=environment)
+        for _ in range(2):
+            payment = {"amount": 1000, "currency": "USD", "method": "card"}
+            answer = httpx.post(f"{second.url}/v1/payments", json=payment, headers=ACME, timeout=10)
+            assert answer.json()["status"] == "failed", answer.text
+        opened = _circuit(first)
+        second.process.kill()  # SIGKILL: it cannot mark itself dead
+        second.process.wait()
+        after_kill = _circuit(first)
+    finally:
+        code = first.stop()
+        if second is not None:
+            second.stop()
+    assert code == 0, first.log()
+    assert opened == 2  # the worst worker's circuit: the second's opened
+    assert after_kill == 0  # the killed worker's circuit no longer counts; the first's is closed

@@ -178,3 +178,37 @@ def test_a_killed_workers_circuit_leaves_the_other_workers_answer(tmp_path: Path
     assert code == 0, first.log()
     assert opened == 2  # the worst worker's circuit: the second's opened
     assert after_kill == 0  # the killed worker's circuit no longer counts; the first's is closed
+
+
+def _events_written(server: Server) -> float:
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    (family,) = (f for f in text_string_to_metric_families(scraped) if f.name == "payorch_events_written")
+    (sample,) = family.samples
+    return sample.value
+
+
+def _pay(server: Server) -> int:
+    """A payment's number of stored events."""
+    body = {"amount": 10000, "currency": "USD"}
+    answer = httpx.post(f"{server.url}/v1/payments", json=body, headers=ACME, timeout=10)
+    assert answer.status_code == 200, answer.text
+    url = f"{server.url}/v1/payments/{answer.json()['payment_id']}"
+    return len(httpx.get(url, headers=ACME, timeout=10).json()["events"])
+
+
+def test_any_worker_shows_the_events_every_worker_wrote(tmp_path: Path) -> None:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_server(tmp_path / "a", env=environment)
+    second: Server | None = None
+    try:
+        second = start_server(tmp_path / "b", env=environment)
+        events = _pay(first) + _pay(second) + _pay(second)
+        written = (_events_written(first), _events_written(second))
+    finally:
+        codes = [server.stop() for server in (first, second) if server is not None]
+    assert codes == [0, 0]
+    assert written == (events, events)  # not each worker's own

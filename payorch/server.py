@@ -242,6 +242,13 @@ def run_server(
     root.addHandler(direct)
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").addFilter(cut_short_without_traceback)
+    workers = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if workers not in ("", "1"):  # uvicorn's and gunicorn's variable, set by some platforms (Heroku)
+        logging.getLogger(LOGGER).warning(
+            "WEB_CONCURRENCY=%s is not taken: payorch serve runs one process, DuckDB taking one "
+            "writer; for several workers, run one payorch serve per data folder",
+            workers,
+        )
     if config.escalations.webhook_url is not None:  # the URL is not shown: it may hold a token
         logging.getLogger(LOGGER).warning(
             "escalations are not built yet: escalations.webhook_url is never called, "

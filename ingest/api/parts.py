@@ -147,6 +147,8 @@ def build_parts(settings: Settings) -> Parts:
         metrics.watch(
             queue_depth=lambda: store.depth, events_written=lambda: store.rows_by_table.get("events", 0)
         )
+        if metrics.shared:
+            writer.on_commit = lambda written: metrics.committed(written.get("events", 0), store.depth)
     elif isinstance(records, MemoryRecords):
         memory = records
         metrics.watch(events_written=lambda: memory.events_written)

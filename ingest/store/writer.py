@@ -29,7 +29,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,6 +206,8 @@ class Writer:
         self.batches_written = 0
         #: Rows committed, by table name.
         self.rows_by_table: dict[str, int] = {}
+        #: Told the rows of each commit by table name, from the writer thread once it is durable.
+        self.on_commit: Callable[[Mapping[str, int]], None] | None = None
         self._thread = threading.Thread(target=self._run, name="payorch-writer", daemon=True)
         self._thread.start()
 
@@ -355,6 +357,8 @@ class Writer:
         counts = self.rows_by_table
         for name, count in written.items():
             counts[name] = counts.get(name, 0) + count
+        if self.on_commit is not None:
+            self.on_commit(written)
         return extra
 
     def _check_file(self) -> None:

@@ -56,6 +56,11 @@ class Records(Protocol):
         its ``PaymentReceived`` (a payment crash recovery finishes)."""
         ...
 
+    async def save_refusal(self, received: PaymentReceived, document: bytes) -> None:
+        """Store what ``GET /v1/payments/{id}`` shows of a refused request, ``received`` (emitted
+        before, ``accepted`` false): ``document`` is its JSON, status ``rejected``."""
+        ...
+
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
         """Store ``complaint``; when its merchant already has a complaint of that id, keep the
         first and return it (complaint ids are the merchant's own: unique per merchant only)."""
@@ -148,6 +153,9 @@ class MemoryRecords:
     ) -> None:
         self._encode(result.payment_id)
         self._results[result.payment_id] = (result.merchant_id, document)
+
+    async def save_refusal(self, received: PaymentReceived, document: bytes) -> None:
+        self._results[received.payment_id] = (received.merchant_id, document)
 
     async def sync(self) -> None:
         """Everything here is as durable as it will get: nothing to wait for."""

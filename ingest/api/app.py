@@ -31,7 +31,7 @@ from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_
 from ingest.api.auth import Principal
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
-from ingest.api.event_schemas import PaymentOut
+from ingest.api.event_schemas import PaymentOut, RefusedPaymentOut
 from ingest.api.front import Front, PaymentHeaders, known, payment_answer
 from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
@@ -357,7 +357,9 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         "/v1/payments/{payment_id}",
         summary="A payment and its events",
         operation_id="getPayment",
-        response_model=PaymentOut,
+        description="A payment's result and its events; a request refused 422 (or 403) is shown under "
+        "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
+        response_model=PaymentOut | RefusedPaymentOut,
         responses=_problems("unauthorized", "not_found", "validation_failed"),
     )
     async def get_payment(

@@ -707,6 +707,37 @@ async def either_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         yield application
 
 
+async def test_a_refused_request_is_looked_up_by_the_payment_id_its_answer_gives(either_app: object) -> None:
+    """The refusal is recorded under a payment id (its violation names it): that id shows it,
+    ``rejected`` with its issues and nothing charged, to its merchant and an admin, and a
+    complaint may name it; it was a 404 and ``unknown_payment``."""
+    app = either_app
+    refused = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "12.345"}'))
+    assert refused.status == 422
+    payment_id = refused.json()["payment_id"]
+    assert isinstance(payment_id, str)
+    assert payment_id.startswith("pay_")
+
+    own = await call(app, "GET", f"/v1/payments/{payment_id}", [ACME], body_of(b""))
+    admin = await call(app, "GET", f"/v1/payments/{payment_id}", [ADMIN], body_of(b""))
+    other = await call(app, "GET", f"/v1/payments/{payment_id}", [GLOBEX], body_of(b""))
+    complaint = await complain(app, ACME, payment_id=payment_id)
+
+    assert (own.status, admin.status, other.status) == (200, 200, 404), own.body
+    shown: Any = own.json()
+    assert admin.json() == shown
+    assert shown["payment_id"] == payment_id
+    assert shown["request_id"] == refused.headers["request-id"]
+    assert (shown["status"], shown["success"], shown["total_processed"]) == ("rejected", False, 0)
+    assert (shown["step_results"], shown["final_error"], shown["currency"]) == ([], None, "USD")
+    answered: Any = refused.json()["errors"]
+    issues = [(issue["field"], issue["code"]) for issue in shown["validation_errors"]]
+    assert [(error["field"], error["code"]) for error in answered] == issues
+    assert [event["type"] for event in shown["events"]] == ["PaymentReceived"]
+    assert shown["events"][0]["accepted"] is False
+    assert complaint.status == 201, complaint.body
+
+
 async def test_complaint_ids_are_each_merchants_own(either_app: object) -> None:
     app = either_app
     acme = await complain(app, ACME, complaint_id="ticket-1", description="acme's")

@@ -550,8 +550,9 @@ def _received_at(value: datetime | None) -> datetime | None:
         ) from None
 
 
-#: The complaint's fields that name something: a card number in one is refused, not masked.
-_NAMING_FIELDS = ("complaint_id", "merchant_id", "category", "payment_id", "request_id", "contract_id")
+#: The complaint's fields that name something of the service: a card number in one is refused,
+#: not masked. A ``complaint_id`` is the merchant's own reference, kept masked (see _complaint).
+_NAMING_FIELDS = ("merchant_id", "category", "payment_id", "request_id", "contract_id")
 
 
 #: An id this service issued (``pay_``/``req_`` + 24 hex digits): never a card number, even where
@@ -614,7 +615,10 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
         )
     try:
         return Complaint(
-            complaint_id=body.complaint_id or new_id("cmp"),
+            # A reference that holds what looks like a card number is kept masked, not refused.
+            complaint_id=new_id("cmp")
+            if body.complaint_id is None
+            else parts.desk.keeper.identifier(body.complaint_id),
             merchant_id=MerchantId(merchant_id),
             received_at=received,
             category=body.category,

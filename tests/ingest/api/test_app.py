@@ -826,7 +826,6 @@ async def test_a_card_number_where_an_id_belongs_is_refused_without_being_shown(
     answers = {
         name: await complain(app, ACME, **{name: value})
         for name, value in (
-            ("complaint_id", "4000000000000127"),
             ("request_id", "req-4000000000000069"),
             ("payment_id", "4242424242424242"),
             ("category", "4000000000000002"),
@@ -843,8 +842,31 @@ async def test_a_card_number_where_an_id_belongs_is_refused_without_being_shown(
                 "severity": "error",
             }
         ]
-        for number in (b"4000000000000127", b"4000000000000069", b"4242424242424242", b"4000000000000002"):
+        for number in (b"4000000000000069", b"4242424242424242", b"4000000000000002"):
             assert number not in answer.body
+
+
+async def test_a_complaint_id_that_holds_a_card_number_is_kept_masked_not_refused(either_app: object) -> None:
+    """A merchant's reference whose digits happen to pass Luhn (1 random 24-hex-digit id in 800) made
+    the complaint unfileable (422 ``card_number``): it is kept masked, each such id apart from
+    the others, and filing it again finds the stored complaint."""
+    app = either_app
+    filed = await complain(app, ACME, complaint_id="4000000000000127", description="first")
+    other = await complain(app, ACME, complaint_id="4000000000180127", description="second")
+    again = await complain(app, ACME, complaint_id="4000000000000127", description="first")
+    hex_id = await complain(app, ACME, complaint_id="c0de4804381938134e74a78")
+
+    assert (filed.status, other.status, again.status, hex_id.status) == (201, 201, 200, 201), filed.body
+    kept = str(filed.json()["complaint_id"])
+    assert re.fullmatch(r"400000xxxxxx0127\.[a-p]{16}", kept), kept
+    assert other.json()["complaint_id"] != kept  # ids that mask alike stay apart
+    assert again.json() == filed.json()
+    assert re.fullmatch(r"c0de480438xxx8134e74a78\.[a-p]{16}", str(hex_id.json()["complaint_id"]))
+    for answer in (filed, other, again, hex_id):
+        assert mask_card_numbers(answer.body.decode()) == answer.body.decode()
+    # The id as kept names the same complaint.
+    by_kept = await complain(app, ACME, complaint_id=kept, description="first")
+    assert (by_kept.status, by_kept.json()) == (200, filed.json())
 
 
 def test_no_issued_id_looks_like_a_card_number() -> None:

@@ -41,6 +41,9 @@ class ViolationQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 1000
+    payment_id: str | None = None
+    request_id: str | None = None
+    merchant_id: str | None = None
 
 
 class Records(Protocol):
@@ -195,6 +198,8 @@ class MemoryRecords:
                 continue
             if query.until is not None and violation.timestamp >= query.until:
                 continue
+            if not _names(query, violation):
+                continue
             found.append(violation)
         return found
 
@@ -203,6 +208,15 @@ class MemoryRecords:
 
     def healthy(self) -> bool:
         return True
+
+
+def _names(query: ViolationQuery, violation: ContractViolation) -> bool:
+    """Whether ``violation`` is of the payment, request and merchant ``query`` names (if any)."""
+    return (
+        (query.payment_id is None or violation.payment_id == query.payment_id)
+        and (query.request_id is None or violation.request_id == query.request_id)
+        and (query.merchant_id is None or violation.merchant_id == query.merchant_id)
+    )
 
 
 class RecordsHistory:

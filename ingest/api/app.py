@@ -434,14 +434,35 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             IsoMoment | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        payment_id: Annotated[
+            str | None, Query(max_length=255, description="Only this payment's; empty: every payment.")
+        ] = None,
+        request_id: Annotated[
+            str | None,
+            Query(
+                max_length=255, description="Only this request's (its `Request-Id`); empty: every request."
+            ),
+        ] = None,
+        merchant_id: Annotated[
+            str | None, Query(max_length=255, description="Only this merchant's; empty: every merchant.")
+        ] = None,
     ) -> Response:
         """Newest first, at most `limit`; `has_more` says that the window holds older ones
-        (narrow `to` or raise `limit` to read them)."""
+        (narrow `to` or raise `limit` to read them). `payment_id`, `request_id` and `merchant_id`
+        keep the violations that name them (an id nothing names: an empty list)."""
         if contract_id:
             _check_contract(contract_id)
         start, end = bounds(since, until)
         # One more than asked for: whether the list was cut is then known, not guessed from its length.
-        query = ViolationQuery(contract_id or None, start, end, limit + 1)
+        query = ViolationQuery(
+            contract_id or None,
+            start,
+            end,
+            limit + 1,
+            payment_id=payment_id or None,
+            request_id=request_id or None,
+            merchant_id=merchant_id or None,
+        )
         found = await parts.records.violations(query)
         listed = [violation_to_json(v) for v in found[:limit]]
         return FastJSONResponse({"violations": listed, "has_more": len(found) > limit})

@@ -380,6 +380,14 @@ def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) ->
     if query.until is not None:
         conditions.append("ts < ?")
         parameters.append(query.until)
+    for column, value in (
+        ("payment_id", query.payment_id),
+        ("request_id", query.request_id),
+        ("merchant_id", query.merchant_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(value)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = connection.execute(
         "SELECT contract_id, request_id, severity, message, owner, ts, payment_id, merchant_id "  # noqa: S608 - conditions are constants

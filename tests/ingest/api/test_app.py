@@ -255,6 +255,33 @@ async def test_a_violations_list_cut_at_its_limit_says_there_are_more(app: objec
     assert cut["violations"] == whole["violations"][:2]  # type: ignore[index]
 
 
+async def test_violations_are_listed_by_the_payment_request_or_merchant_they_name(either_app: object) -> None:
+    """The ids a violation shows are filters of the list: a `Request-Id` a merchant reports, the
+    payment an answer named. Unknown to the route, ``?request_id=`` listed every violation."""
+    app = either_app
+    acme = [
+        await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "%s"}' % amount))
+        for amount in (b"lots", b"many")
+    ]
+    globex = await call(app, "POST", "/v1/payments", [GLOBEX, JSON], body_of(b'{"amount": "plenty"}'))
+    assert [answer.status for answer in (*acme, globex)] == [422, 422, 422]
+
+    async def listed(query: str) -> list[tuple[object, object, object]]:
+        answer = await call(app, "GET", f"/v1/violations?{query}", [ADMIN], body_of(b""))
+        assert answer.status == 200, answer.body
+        found: Any = answer.json()["violations"]
+        return [(v["payment_id"], v["request_id"], v["merchant_id"]) for v in found]
+
+    first = (acme[0].json()["payment_id"], acme[0].headers["request-id"], "m_acme")
+    second = (acme[1].json()["payment_id"], acme[1].headers["request-id"], "m_acme")
+    assert await listed(f"payment_id={first[0]}") == [first]
+    assert await listed(f"request_id={second[1]}") == [second]
+    assert await listed("merchant_id=m_acme") == [second, first]
+    assert await listed(f"merchant_id=m_globex&request_id={first[1]}") == []
+    assert await listed("payment_id=pay_nowhere") == []
+    assert len(await listed("payment_id=&request_id=&merchant_id=")) == 3  # empty: no filter
+
+
 async def test_the_openapi_document_says_what_the_service_sends(app: object) -> None:
     document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
     paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]

@@ -17,7 +17,9 @@ from typing import Annotated, Any
 
 import duckdb
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -286,7 +288,37 @@ async def _admin(caller: Caller) -> None:
         raise ApiProblem("forbidden", "This endpoint needs an admin key.")
 
 
-ADMIN_ONLY = [Depends(_admin)]
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route (with its dependencies) reads, by the name a client sends."""
+    names = frozenset(param.alias for param in dependant.query_params)
+    return names.union(*(_query_names(sub) for sub in dependant.dependencies))
+
+
+async def _known_parameters(request: Request) -> None:
+    # As Stripe answers "unknown parameter": a typo (`?contract=`, `?since=`) or a filter the
+    # route lacks was ignored, and the whole unfiltered list read as the answer.
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    if unknown:
+        expected = ", ".join(f"`{name}`" for name in sorted(known)) or "none"
+        raise ApiProblem(
+            "validation_failed",
+            f"This endpoint takes no such query parameter (it takes {expected}).",
+            errors=[
+                FieldError(
+                    mask_card_numbers(name)[:100], "unknown_parameter", "is not a parameter of this endpoint"
+                )
+                for name in unknown[:20]
+            ],
+        )
+
+
+KNOWN_PARAMETERS = Depends(_known_parameters)
+#: Admin reads: the key is checked before anything of the query (a merchant key hears 403).
+ADMIN_ONLY = [Depends(_admin), KNOWN_PARAMETERS]
 Since = Annotated[
     IsoMoment | None,
     Query(
@@ -361,6 +393,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
         response_model=PaymentOut | RefusedPaymentOut,
         responses=_problems("unauthorized", "not_found", "validation_failed"),
+        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
     )
     async def get_payment(
         caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]

@@ -282,6 +282,43 @@ async def test_violations_are_listed_by_the_payment_request_or_merchant_they_nam
     assert len(await listed("payment_id=&request_id=&merchant_id=")) == 3  # empty: no filter
 
 
+async def test_an_unknown_query_parameter_is_422_not_ignored(app: object) -> None:
+    """A typo or a filter the route lacks read as the whole unfiltered list (Stripe answers such a
+    request 400, "unknown parameter"); the key is still checked first."""
+    paid = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}'))
+    payment = f"/v1/payments/{paid.json()['payment_id']}"
+    answers = {
+        path: await call(app, "GET", path, [key], body_of(b""))
+        for path, key in (
+            ("/v1/violations?contract=api/validation", ADMIN),
+            ("/v1/violations?limit=5&since=2026-11-01", ADMIN),
+            ("/v1/analytics/events?payment_id=pay_x", ADMIN),
+            ("/v1/reports/retrospective?format=json&window=7d", ADMIN),
+            (f"{payment}?expand=events", ACME),
+        )
+    }
+    merchant = await call(app, "GET", "/v1/violations?contract=x", [ACME], body_of(b""))
+    nobody = await call(app, "GET", f"{payment}?expand=events", [], body_of(b""))
+    known = await call(
+        app, "GET", "/v1/violations?limit=5&contract_id=&from=2026-11-01", [ADMIN], body_of(b"")
+    )
+
+    for path, answer in answers.items():
+        assert answer.status == 422, (path, answer.body)
+        errors: Any = answer.json()["errors"]
+        unknown = path.split("?")[1].split("&")[-1].split("=")[0]
+        assert errors == [
+            {
+                "field": unknown,
+                "code": "unknown_parameter",
+                "message": "is not a parameter of this endpoint",
+                "severity": "error",
+            }
+        ], path
+    assert "`contract_id`" in str(answers["/v1/violations?contract=api/validation"].json()["detail"])
+    assert (merchant.status, nobody.status, known.status) == (403, 401, 200)
+
+
 async def test_the_openapi_document_says_what_the_service_sends(app: object) -> None:
     document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
     paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]

@@ -47,7 +47,7 @@ from ingest.api.idempotency import (
 from ingest.api.metrics import ApiMetrics
 from ingest.api.problems import ApiProblem, FieldError, problem_document
 from ingest.api.timing import CURRENT, Stopwatch, server_timing
-from ingest.codec.result_json import composite_result_to_json
+from ingest.codec.result_json import composite_result_to_json, refusal_to_json
 from ingest.parsing import ParsedRequest, parse_payment_request
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import Records
@@ -384,20 +384,22 @@ class PaymentDesk:
         amount = parsed.amount_cents
         if amount is not None and mask_card_numbers(str(amount)) != str(amount):
             amount = None  # a card number typed as the amount: the issues hold it masked, nothing else
-        await self._records.emit(
-            PaymentReceived(
-                payment_id=payment_id,
-                request_id=request_id,
-                merchant_id=merchant.merchant_id,
-                timestamp=self._clock.now(),
-                accepted=False,
-                amount_cents=amount,
-                currency=parsed.currency,
-                method=parsed.method,
-                idempotency_key=key,
-                validation_issues=issues,
-            )
+        received = PaymentReceived(
+            payment_id=payment_id,
+            request_id=request_id,
+            merchant_id=merchant.merchant_id,
+            timestamp=self._clock.now(),
+            accepted=False,
+            amount_cents=amount,
+            currency=parsed.currency,
+            method=parsed.method,
+            idempotency_key=key,
+            validation_issues=issues,
         )
+        await self._records.emit(received)
+        # The refusal can be looked up by its payment id (status ``rejected``), which its answer
+        # and its violation give.
+        await self._records.save_refusal(received, dumps(refusal_to_json(received)))
         await self._monitor.record_violation(
             VALIDATION,
             request_id,
@@ -412,17 +414,20 @@ class PaymentDesk:
         except StoreError:
             logger.exception("request %s: its refusal could not be made durable", request_id)
         errors = [FieldError(i.field, i.code, i.message, i.severity.value) for i in issues]
+        extra: dict[str, object] = {"payment_id": payment_id}
         if parsed.merchant_mismatch:
             raise ApiProblem(
                 "forbidden",
                 "The body names another merchant; a key may only pay for its own merchant.",
                 errors=errors,
+                extra=extra,
             )
         count = sum(1 for issue in issues if issue.blocks)
         raise ApiProblem(
             "validation_failed",
             f"{count} field{'s' if count != 1 else ''} could not be used; nothing was charged.",
             errors=errors,
+            extra=extra,
         )
 
 

@@ -36,7 +36,7 @@ from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
 from ingest.codec.events import event_from_bytes, event_to_bytes
-from ingest.codec.result_json import JsonObject
+from ingest.codec.result_json import REJECTED, JsonObject
 from ingest.records import StoredPayment, ViolationQuery
 from ingest.store.writer import StoreError, Table, Write, Writer
 
@@ -241,7 +241,7 @@ class DuckDBRecords:
         elif kind is PaymentCompleted or kind is PaymentFailed:
             self._endings[event.payment_id] = write
         else:
-            if type(event) is PaymentReceived and event.accepted:
+            if type(event) is PaymentReceived:  # accepted, or refused (see save_refusal)
                 opened = self._opened
                 if len(opened) >= _MAX_OPENED:  # results that never came (faults): a bound only
                     opened.clear()
@@ -267,6 +267,20 @@ class DuckDBRecords:
         )
         write = Write(PAYMENTS, row)
         self._writer.submit(write if ending is None else Write.together(ending, write))
+
+    async def save_refusal(self, received: PaymentReceived, document: bytes) -> None:
+        # Its one event is the payment's whole range, so a read looks in that row group only.
+        seq = self._opened.pop(received.payment_id, None)
+        row = (
+            received.payment_id,
+            received.merchant_id,
+            REJECTED,
+            datetime.now(UTC),
+            document.decode(),
+            seq,
+            seq,
+        )
+        self._writer.submit(Write(PAYMENTS, row))
 
     async def sync(self) -> None:
         """Return once everything recorded so far is committed."""
@@ -379,6 +393,14 @@ def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) ->
     if query.until is not None:
         conditions.append("ts < ?")
         parameters.append(query.until)
+    for column, value in (
+        ("payment_id", query.payment_id),
+        ("request_id", query.request_id),
+        ("merchant_id", query.merchant_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(value)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = connection.execute(
         "SELECT contract_id, request_id, severity, message, owner, ts, payment_id, merchant_id "  # noqa: S608 - conditions are constants

@@ -35,6 +35,7 @@ from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
 from ingest.observe.telemetry import GlobalTags
+from ingest.private_files import exposed, make_private_folder, private_umask
 from ingest.store.reads import ReportTables, Window
 from payorch.http_guard import counted_protocol
 
@@ -195,6 +196,7 @@ def _render_report(
     return render_tables(config, tables, window, output)
 
 
+@private_umask()  # what it creates (database, log, Prometheus's values) is its owner's alone
 def run_server(
     config: PlatformConfig,
     data_dir: Path,
@@ -216,7 +218,7 @@ def run_server(
     # The port first: one in use leaves nothing behind (no data folder, database or log made).
     listening = _listen(host, port)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_folder(data_dir)
     except OSError as exc:
         listening.close()
         raise ServeError(f"cannot create the data folder {data_dir}: {exc.strerror}") from None
@@ -242,6 +244,9 @@ def run_server(
     root.addHandler(direct)
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").addFilter(cut_short_without_traceback)
+    folder_open = exposed(data_dir, "payments, idempotency keys and their secret")
+    if folder_open is not None:
+        logging.getLogger(LOGGER).warning("data folder %s", folder_open)
     if config.escalations.webhook_url is not None:  # the URL is not shown: it may hold a token
         logging.getLogger(LOGGER).warning(
             "escalations are not built yet: escalations.webhook_url is never called, "

@@ -207,6 +207,7 @@ def run_server(
     companion: Companion | None = None,
     keep_alive_s: int = 5,
     root_path: str = "",
+    config_path: Path | None = None,
 ) -> Stopped:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM/SIGHUP (which drain
     payments).
@@ -214,6 +215,7 @@ def run_server(
     The JSON log goes to stderr, or appended to ``data_dir/log_file``; ``companion`` runs beside
     the server once it takes requests. A connection idle for ``keep_alive_s`` is closed, a new one
     that sends nothing too. ``root_path`` is the prefix a reverse proxy serves the app under.
+    ``config_path`` is the file ``config`` was read from, if any: its mode is checked.
     """
     # The port first: one in use leaves nothing behind (no data folder, database or log made).
     listening = _listen(host, port)
@@ -244,9 +246,8 @@ def run_server(
     root.addHandler(direct)
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").addFilter(cut_short_without_traceback)
-    folder_open = exposed(data_dir, "payments, idempotency keys and their secret")
-    if folder_open is not None:
-        logging.getLogger(LOGGER).warning("data folder %s", folder_open)
+    for warning in _exposures(config, config_path, data_dir):
+        logging.getLogger(LOGGER).warning("%s", warning)
     if config.escalations.webhook_url is not None:  # the URL is not shown: it may hold a token
         logging.getLogger(LOGGER).warning(
             "escalations are not built yet: escalations.webhook_url is never called, "
@@ -301,6 +302,19 @@ def run_server(
     level = logging.INFO if stopped.complete else logging.ERROR
     direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))
     return stopped
+
+
+def _exposures(config: PlatformConfig, config_path: Path | None, data_dir: Path) -> Iterator[str]:
+    """A warning for the config file and the data folder when others may read them (a warning, not
+    a refusal: ingest.private_files)."""
+    keys = bool(config.admin_api_keys) or any(merchant.api_keys for merchant in config.merchants)
+    if config_path is not None and keys:
+        config_open = exposed(config_path, "API keys")
+        if config_open is not None:
+            yield f"config file {config_open}"
+    folder_open = exposed(data_dir, "payments, idempotency keys and their secret")
+    if folder_open is not None:
+        yield f"data folder {folder_open}"
 
 
 def _log_file(path: Path) -> IO[bytes]:

@@ -12,14 +12,15 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
 from tests.e2e.server import ACME, start_server
 
 
 @contextmanager
-def usual_umask() -> Iterator[None]:
-    """A login's umask (022), which the server started meanwhile inherits."""
-    previous = os.umask(0o022)
+def usual_umask(umask: int = 0o022) -> Iterator[None]:
+    """A login's umask (022), which the server started meanwhile and its config file get."""
+    previous = os.umask(umask)
     try:
         yield
     finally:
@@ -53,7 +54,9 @@ def test_serve_makes_its_data_folder_and_files_for_its_owner_only(tmp_path: Path
     assert made <= names
     assert any(name.endswith(".db") for name in names)  # Prometheus's values
     assert {path: f"{mode:04o}" for path, mode in kept.items() if mode & 0o077} == {}
-    assert "open to other users" not in server.log()
+    config_only = [f"config file {tmp_path / 'payorch.yaml'} holds API keys and is open to other users"]
+    opened = [warning.split(" (mode")[0] for warning in warnings(server.log()) if "open to" in warning]
+    assert opened == config_only
 
 
 def test_serve_warns_of_a_data_folder_open_to_other_users_and_leaves_it(tmp_path: Path) -> None:
@@ -69,3 +72,20 @@ def test_serve_warns_of_a_data_folder_open_to_other_users_and_leaves_it(tmp_path
     ) in warnings(server.log())
     assert stat.S_IMODE(data.stat().st_mode) == 0o755
     assert stat.S_IMODE((data / "payorch.duckdb").stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize(("umask", "warned"), [(0o022, True), (0o027, True), (0o077, False)])
+def test_serve_warns_of_a_config_file_whose_api_keys_others_may_read(
+    tmp_path: Path, umask: int, warned: bool
+) -> None:
+    # Any local user could read the keys of a 0644 config file, without a word from the service.
+    with usual_umask(umask):
+        server = start_server(tmp_path)  # the config file gets the umask's mode
+    server.stop()
+    config = tmp_path / "payorch.yaml"
+    warning = (
+        f"config file {config} holds API keys and is open to other users "
+        f"(mode {0o666 & ~umask:04o}): chmod 600 it"
+    )
+    assert (warning in warnings(server.log())) is warned
+    assert "sk_e2e_acme" not in server.log()

@@ -36,7 +36,7 @@ class FileLedgerJournal:
     def __init__(self, path: Path) -> None:
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        self._fd: int | None = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         if _torn(path):
             # A line cut short (a full disk, a kill mid-write) is ended first: the next line
             # would be read as its end, and both skipped.

@@ -163,7 +163,15 @@ def serve(
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     try:
         # Its last log line says how it stopped.
-        stopped = run_server(config, data_dir, host, port, keep_alive_s=keep_alive_s, root_path=root_path)
+        stopped = run_server(
+            config,
+            data_dir,
+            host,
+            port,
+            keep_alive_s=keep_alive_s,
+            root_path=root_path,
+            config_path=config_path,
+        )
     except ServeError as error:
         fail(f"payorch serve: {error}", EXIT_USAGE)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)

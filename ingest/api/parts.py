@@ -35,6 +35,7 @@ from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.observe.circuits import CircuitReporter
 from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
+from ingest.private_files import make_private_folder
 from ingest.records import MemoryRecords, Records, RecordsHistory
 from ingest.store.idempotency import DurableIdempotencyStore
 from ingest.store.records import DuckDBRecords
@@ -105,7 +106,7 @@ def build_parts(settings: Settings) -> Parts:
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
         keeper = KeyKeeper(process_secret())
     elif settings.durable:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_folder(settings.data_dir)
         writer = Writer(
             settings.data_dir / DATABASE_FILE,
             max_rows=config.store.max_rows,

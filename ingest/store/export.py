@@ -25,6 +25,7 @@ from pathlib import Path
 import duckdb
 
 from ingest.errors import IngestError
+from ingest.private_files import private_umask
 from ingest.store.reads import (
     INPUTS,
     DatabaseHeldError,
@@ -45,8 +46,10 @@ class ExportError(IngestError):
     """The export could not run; the message is one line for the operator."""
 
 
+@private_umask()  # the payments' data, as in the data folder: for the owner only (pg_dump -Fd's 0700)
 def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
-    """Write every input of ``DATA_DIR/payorch.duckdb`` under ``out``; the rows written per input."""
+    """Write every input of ``DATA_DIR/payorch.duckdb`` under ``out``; the rows written per input.
+    What it creates is its owner's only: an existing ``out`` is left as it is."""
     try:
         connection = open_read_only(data_dir)
     except DatabaseHeldError as error:

@@ -3,6 +3,8 @@ pyarrow, and one-line errors (exit 2) for a missing database or one a server hol
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -101,6 +103,23 @@ def test_exporting_again_replaces_the_export(data: Path, tmp_path: Path) -> None
     assert (first.exit_code, again.exit_code) == (0, 0)
     assert again.stdout == first.stdout
     assert pq.read_table(out / "complaints").num_rows == 2
+
+
+def test_an_export_is_its_owners_only_and_an_existing_folder_is_left(data: Path, tmp_path: Path) -> None:
+    # Under a usual umask (022) every local user could read the exported payments (0644 files).
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    previous = os.umask(0o022)
+    try:
+        done = [export("--out", str(out), "--data", str(data)) for out in (tmp_path / "a" / "export", shared)]
+    finally:
+        os.umask(previous)
+    assert [result.exit_code for result in done] == [0, 0]
+    written = [tmp_path / "a", *(tmp_path / "a").rglob("*"), *shared.rglob("*")]
+    assert any(path.suffix == ".parquet" for path in written)
+    opened = {str(path): f"{stat.S_IMODE(path.stat().st_mode):04o}" for path in written}
+    assert {path: mode for path, mode in opened.items() if int(mode, 8) & 0o077} == {}
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
 
 
 def test_a_linked_folder_is_refused_and_what_it_links_to_kept(data: Path, tmp_path: Path) -> None:

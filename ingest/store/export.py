@@ -13,6 +13,11 @@ refused before anything is written, with the first thing found named. Each input
 into ``OUT/.NAME.partial`` and then swapped in, so a failed run leaves the earlier export whole
 and a reader never sees half of one; the earlier export's dates all go (none is left empty).
 
+Stopped half way (Ctrl-C; ``payorch export`` takes SIGTERM as Ctrl-C), it removes what it was
+writing, puts back the earlier export of the input it was swapping, and raises
+:class:`ExportInterruptedError`: each input of ``OUT`` is then whole, this export's or the
+earlier one's.
+
 The database is opened read-only. DuckDB lets no other process open a file that a server holds,
 not even to read, so a running ``payorch serve`` is reported as such rather than waited for.
 """
@@ -45,6 +50,15 @@ class ExportError(IngestError):
     """The export could not run; the message is one line for the operator."""
 
 
+class ExportInterruptedError(ExportError):
+    """The export was stopped (Ctrl-C) before it was done."""
+
+
+#: What DuckDB raises when a signal's Python handler raises :class:`KeyboardInterrupt` while it
+#: runs a query: a ``RuntimeError`` with this message, not the ``KeyboardInterrupt`` itself.
+QUERY_INTERRUPTED = "Query interrupted"
+
+
 def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
     """Write every input of ``DATA_DIR/payorch.duckdb`` under ``out``; the rows written per input."""
     try:
@@ -69,8 +83,22 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         return {source.name: _replace(connection, source, applied, out / source.name) for source in INPUTS}
     except duckdb.Error as exc:
         raise ExportError(f"cannot export {data_dir / FILE_NAME} to {out}: {first_line(exc)}") from None
+    except RuntimeError as exc:
+        if str(exc) != QUERY_INTERRUPTED:
+            raise
+        raise _interrupted(out) from None
+    except KeyboardInterrupt:
+        raise _interrupted(out) from None
     finally:
         connection.close()
+
+
+def _interrupted(out: Path) -> ExportInterruptedError:
+    names = ", ".join(source.name for source in INPUTS)
+    return ExportInterruptedError(
+        f"interrupted before it was done: {out} holds nothing half written, but its {names} "
+        "may be the earlier export's (or missing): export again"
+    )
 
 
 def _copy(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[int], folder: Path) -> int:
@@ -127,7 +155,13 @@ def _replace(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[
         written = _copy(connection, source, applied, staging)
         if folder.exists():
             folder.rename(earlier)
-        staging.rename(folder)
+        try:
+            staging.rename(folder)
+        except BaseException:
+            # Stopped between the two renames (Ctrl-C), or refused: the earlier export goes back.
+            if earlier.exists() and not folder.exists():
+                earlier.rename(folder)
+            raise
     except OSError as exc:
         raise ExportError(f"cannot write the folder {folder}: {exc.strerror}") from None
     finally:

@@ -174,6 +174,96 @@ def test_an_export_that_fails_half_way_leaves_the_earlier_one_whole(
     assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
 
 
+#: How a Ctrl-C reaches the export: Python's handler raises KeyboardInterrupt between two
+#: bytecodes; one that arrives while DuckDB runs a query makes DuckDB raise this RuntimeError.
+INTERRUPTIONS = [KeyboardInterrupt(), RuntimeError(export_module.QUERY_INTERRUPTED)]
+
+
+def interrupted_message(out: Path) -> str:
+    return (
+        f"payorch export: interrupted before it was done: {out} holds nothing half written, but its "
+        "events, violations, complaints may be the earlier export's (or missing): export again\n"
+    )
+
+
+@pytest.mark.parametrize("interruption", INTERRUPTIONS, ids=["python", "duckdb"])
+def test_an_export_interrupted_half_way_says_so_and_leaves_each_input_whole(
+    interruption: BaseException, data: Path, empty: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    copy = export_module._copy
+
+    def copy_then_interrupted(connection: duckdb.DuckDBPyConnection, source: Input, *rest: object) -> int:
+        written = copy(connection, source, *rest)  # type: ignore[arg-type]
+        if source.name == "violations":
+            raise interruption
+        return written
+
+    monkeypatch.setattr(export_module, "_copy", copy_then_interrupted)
+    done = export("--out", str(out), "--data", str(empty))
+
+    assert (done.exit_code, done.stderr) == (1, interrupted_message(out))
+    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert pq.read_table(out / "events").num_rows == 0  # this export's
+    assert pq.read_table(out / "violations").num_rows == 1  # the earlier one's
+
+
+def test_an_export_interrupted_between_its_renames_puts_the_earlier_input_back(
+    data: Path, empty: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    rename = Path.rename
+
+    def rename_interrupted(path: Path, target: Path) -> Path:
+        if path.name == ".complaints.partial":  # the earlier complaints are moved aside by now
+            raise KeyboardInterrupt
+        return rename(path, target)
+
+    monkeypatch.setattr(Path, "rename", rename_interrupted)
+    done = export("--out", str(out), "--data", str(empty))
+
+    assert (done.exit_code, done.stderr) == (1, interrupted_message(out))
+    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert pq.read_table(out / "complaints").num_rows == 2
+
+
+#: ``payorch export`` in a process of its own that is sent SIGTERM once it has written the
+#: violations beside their folder, before it swaps them in.
+TERMINATED_HALF_WAY = """
+import os, signal, sys
+from ingest.store import export
+copy = export._copy
+def copy_then_terminated(connection, source, *rest):
+    written = copy(connection, source, *rest)
+    if source.name == "violations":
+        os.kill(os.getpid(), signal.SIGTERM)
+    return written
+export._copy = copy_then_terminated
+from payorch.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_sigterm_stops_an_export_as_ctrl_c_does(data: Path, empty: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+
+    done = subprocess.run(
+        [sys.executable, "-c", TERMINATED_HALF_WAY, "export", "--out", str(out), "--data", str(empty)],
+        cwd=Path(__file__).parents[3],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (1, interrupted_message(out))
+    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert pq.read_table(out / "violations").num_rows == 1  # the earlier export's, whole
+
+
 @pytest.fixture
 async def empty(tmp_path: Path) -> Path:
     """A data folder left by a service that was sent nothing."""

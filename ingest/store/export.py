@@ -18,12 +18,18 @@ writing, puts back the earlier export of the input it was swapping, and raises
 :class:`ExportInterruptedError`: each input of ``OUT`` is then whole, this export's or the
 earlier one's.
 
+Two exports into one ``OUT`` at once would undo each other (each clears the other's
+``.NAME.partial`` at its start): an export holds a lock on ``OUT`` (``flock``) while it runs, and a
+second one is refused at once.
+
 The database is opened read-only. DuckDB lets no other process open a file that a server holds,
 not even to read, so a running ``payorch serve`` is reported as such rather than waited for.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
@@ -71,9 +77,13 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         raise ExportError(str(error)) from None
     try:
         out.mkdir(parents=True, exist_ok=True)
+        held = _hold(out)
     except OSError as exc:
         connection.close()
         raise ExportError(f"cannot create the folder {out}: {exc.strerror}") from None
+    except ExportError:
+        connection.close()
+        raise
     try:
         # A database of an earlier version is read as it is (it is not migrated): the columns
         # added since are exported empty.
@@ -91,6 +101,20 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         raise _interrupted(out) from None
     finally:
         connection.close()
+        os.close(held)
+
+
+def _hold(out: Path) -> int:
+    """A descriptor of the folder ``out`` holding its exclusive lock (released when it is closed);
+    :class:`ExportError` when another export holds it: each removes the other's ``.NAME.partial``
+    at its start, and could swap in one still being written."""
+    descriptor = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise ExportError(f"another payorch export is writing to {out}: wait for it to end") from None
+    return descriptor
 
 
 def _interrupted(out: Path) -> ExportInterruptedError:

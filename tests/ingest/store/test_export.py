@@ -264,6 +264,52 @@ def test_sigterm_stops_an_export_as_ctrl_c_does(data: Path, empty: Path, tmp_pat
     assert pq.read_table(out / "violations").num_rows == 1  # the earlier export's, whole
 
 
+#: ``payorch export`` in a process of its own that stops once it has written the events beside
+#: their folder, says so, and goes on when its stdin is closed.
+PAUSED_HALF_WAY = """
+import sys
+from ingest.store import export
+copy = export._copy
+def copy_then_wait(connection, source, *rest):
+    written = copy(connection, source, *rest)
+    if source.name == "events":
+        print("written", flush=True)
+        sys.stdin.read()
+    return written
+export._copy = copy_then_wait
+from payorch.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_second_export_into_the_same_folder_is_refused_while_the_first_runs(
+    data: Path, empty: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "export"
+    first = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_HALF_WAY, "export", "--out", str(out), "--data", str(data)],
+        cwd=Path(__file__).parents[3],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdout is not None
+    assert first.stdout.readline() == "written\n"
+
+    second = export("--out", str(out), "--data", str(empty))
+    first_out, first_err = first.communicate(timeout=60)
+
+    assert (second.exit_code, second.stderr) == (
+        1,
+        f"payorch export: another payorch export is writing to {out}: wait for it to end\n",
+    )
+    assert (first.returncode, first_err) == (0, "")
+    assert first_out.startswith("payorch export: wrote ")
+    assert pq.read_table(out / "events").num_rows > 0  # the first export's, whole
+    assert pq.read_table(out / "complaints").num_rows == 2
+
+
 @pytest.fixture
 async def empty(tmp_path: Path) -> Path:
     """A data folder left by a service that was sent nothing."""

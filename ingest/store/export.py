@@ -202,5 +202,6 @@ def _remove(path: Path) -> None:
 
 
 def _literal(path: Path) -> str:
-    """``path`` as the SQL string literal COPY takes (it takes no parameter there)."""
-    return str(path).replace("'", "''")
+    """``path`` as the SQL string literal COPY takes (it takes no parameter there), made absolute:
+    DuckDB reads a leading ``~`` as the home folder, where ``--out '~'`` names ``./~``."""
+    return str(path.absolute()).replace("'", "''")

@@ -3,6 +3,7 @@ pyarrow, and one-line errors (exit 2) for a missing database or one a server hol
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -344,6 +345,22 @@ def test_rows_exported_over_an_empty_export_replace_it(empty: Path, data: Path, 
     complaints = pl.scan_parquet(out / "complaints", hive_partitioning=True).collect()
     assert sorted(complaints["complaint_id"]) == ["cmp_1", "cmp_2"]
     assert not (out / "complaints" / "data_0.parquet").exists()
+
+
+def test_folders_named_tilde_are_those_of_the_current_folder_not_home(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    shutil.copytree(data, here / "~")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+
+    done = export("--out", "~/export", "--data", "~")
+
+    assert (done.exit_code, done.stderr) == (0, "")
+    assert pq.read_table(here / "~" / "export" / "complaints").num_rows == 2
+    assert list(home.iterdir()) == []  # DuckDB took a leading ~ for the home folder
 
 
 def test_a_missing_database_is_a_one_line_error(tmp_path: Path) -> None:

@@ -17,9 +17,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
+from ingest.errors import IngestError
 from ingest.store import export as export_module
 from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS, Input
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME
+from ingest.store.writer import Writer
 from payorch.cli import cli
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.store.test_durable_api import pay, running
@@ -436,7 +438,11 @@ def test_a_database_that_is_not_payorchs_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "export").exists()
 
 
-HOLDER = "import sys, duckdb; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()"
+#: Holds the file named by its argument open until its stdin closes; read-only with a second one.
+HOLDER = (
+    "import sys, duckdb; c = duckdb.connect(sys.argv[1], read_only=len(sys.argv) > 2); "
+    "print('open', flush=True); sys.stdin.read()"
+)
 
 
 @pytest.fixture
@@ -467,3 +473,25 @@ def test_a_database_held_by_a_server_is_a_one_line_error(held: Path, tmp_path: P
     assert done.stderr.startswith(f"payorch export: {held / FILE_NAME} is held by a running payorch serve")
     assert "stop it" in done.stderr
     assert "Traceback" not in done.output
+
+
+def test_a_service_started_while_an_export_reads_says_what_holds_the_database(data: Path) -> None:
+    path = data / FILE_NAME
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), "read-only"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline() == "open\n"
+
+    with pytest.raises(IngestError) as refused:
+        Writer(path)
+    reader.communicate(timeout=30)
+
+    assert str(refused.value) == (
+        f"cannot open the database {path}: another process has it open (PID {reader.pid}): a payorch "
+        "export or payorch report --data reading it, or another payorch serve; wait for it to end, "
+        "or stop it"
+    )

@@ -114,6 +114,8 @@ def _hold(out: Path) -> int:
     except BlockingIOError:
         os.close(descriptor)
         raise ExportError(f"another payorch export is writing to {out}: wait for it to end") from None
+    except OSError:
+        pass  # a file system without locks (some FUSE mounts of object storage): export unguarded
     return descriptor
 
 

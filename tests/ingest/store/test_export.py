@@ -3,6 +3,9 @@ pyarrow, and one-line errors (exit 2) for a missing database or one a server hol
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
 import shutil
 import subprocess
 import sys
@@ -311,6 +314,19 @@ def test_a_second_export_into_the_same_folder_is_refused_while_the_first_runs(
     assert first_out.startswith("payorch export: wrote ")
     assert pq.read_table(out / "events").num_rows > 0  # the first export's, whole
     assert pq.read_table(out / "complaints").num_rows == 2
+
+
+def test_a_folder_on_a_file_system_without_locks_is_exported_all_the_same(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(descriptor: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))  # as some FUSE mounts answer
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    done = export("--out", str(tmp_path / "export"), "--data", str(data))
+
+    assert (done.exit_code, done.stderr) == (0, "")
+    assert pq.read_table(tmp_path / "export" / "complaints").num_rows == 2
 
 
 @pytest.fixture

@@ -27,6 +27,7 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -175,7 +176,7 @@ class Writer:
         try:
             self._connection = duckdb.connect(str(path), config=settings)
         except duckdb.Error as error:
-            raise IngestError(f"cannot open the database {path}: {error}") from None
+            raise IngestError(f"cannot open the database {path}: {_unopened(error)}") from None
         #: One line for the operator when DuckDB could not replay the log a crash left to its end
         #: (see :func:`_check_replayed`); logged by the start, once logging is set up.
         self.log_warning: str | None = None
@@ -452,6 +453,22 @@ def _check_replayed(
 def _identity(path: Path) -> tuple[int, int]:
     status = os.stat(path)
     return status.st_dev, status.st_ino
+
+
+#: DuckDB's words for a file another process has open, read-only or not (it names the PID).
+_HELD = re.compile(r"Conflicting lock is held in .* \(PID (\d+)\)")
+
+
+def _unopened(error: duckdb.Error) -> str:
+    """Why DuckDB could not open the file, in payorch's words when another process holds it
+    (DuckDB's own pointed to the read-only mode of its command line)."""
+    held = _HELD.search(str(error))
+    if held is None:
+        return str(error)
+    return (
+        f"another process has it open (PID {held.group(1)}): a payorch export or payorch report "
+        "--data reading it, or another payorch serve; wait for it to end, or stop it"
+    )
 
 
 def _one_line(error: BaseException) -> str:

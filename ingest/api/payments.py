@@ -52,9 +52,12 @@ from ingest.parsing import ParsedRequest, parse_payment_request
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import Records
 from ingest.store.records import ChargeNotSentError
-from ingest.store.writer import StoreError, StoreSaturatedError
+from ingest.store.writer import StoreError, StoreSaturatedError, StoreStoppedError
 
 VALIDATION = "api/validation"
+#: ``Retry-After`` once the disk stopped the store: the service exits, and a supervisor restarts
+#: it (its start settles the payments cut short) in a few seconds.
+STOPPED_RETRY_AFTER_S = "5"
 KEY_REUSED = "idempotency/key-reused"
 #: Warnings for optional fields left out (the merchant id, the method, the currency): the contract
 #: lets merchants omit them, so they are counted in metrics but are not ``api/validation``
@@ -201,6 +204,13 @@ class PaymentDesk:
         try:
             try:
                 self._records.admit()
+            except StoreStoppedError:
+                raise ApiProblem(
+                    "service_unavailable",
+                    "The service's disk refused to record payments, and the service is stopping; "
+                    "nothing was charged. Retry once it is back.",
+                    headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+                ) from None
             except StoreSaturatedError:
                 raise ApiProblem(
                     "service_unavailable",
@@ -333,7 +343,10 @@ class PaymentDesk:
             logger.exception("payment %s: its records could not be made durable", ctx.payment_id)
             problem = problem_document(
                 "internal_error",
-                "The payment was processed but could not be recorded; retry with the same key.",
+                "The payment's outcome could not be recorded: the service's disk failed, and the "
+                "service is stopping. Do not pay again under a new key: once the service is back, "
+                "look the payment up, or repeat the request with the same Idempotency-Key, for the "
+                "outcome its next start settled (nothing is charged twice).",
                 ctx.request_id,
                 extra={"payment_id": ctx.payment_id},
             )

@@ -77,6 +77,10 @@ class StoreSaturatedError(IngestError):
     """The writer is behind by more than its admission limit: take no new work now."""
 
 
+class StoreStoppedError(StoreSaturatedError):
+    """The disk stopped the writer for good (:attr:`Writer.failure`): no new work is ever taken."""
+
+
 class StoreError(IngestError):
     """A batch could not be committed; the writes in it are not durable."""
 
@@ -226,7 +230,7 @@ class Writer:
     def admit(self) -> None:
         """Raise :class:`StoreSaturatedError` when new work should wait (see the module text)."""
         if self.failure is not None:
-            raise StoreSaturatedError(self.failure)
+            raise StoreStoppedError(self.failure)
         if self._closed:
             raise StoreSaturatedError("the store is closed")
         if self._queue.qsize() > self._admit_limit:

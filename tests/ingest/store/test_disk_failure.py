@@ -66,10 +66,36 @@ async def test_after_the_disk_refused_a_commit_the_service_is_not_ready_and_take
 
     assert first.status == 200, first.body
     assert (ready.status, new.status, new.json()["code"]) == (503, 503, "service_unavailable")
-    assert new.headers["retry-after"] == "1"
+    # The service stops: a supervisor's restart takes seconds, not the busy writer's one.
+    assert new.headers["retry-after"] == "5"
+    detail = str(new.json()["detail"])
+    assert "disk" in detail and "behind" not in detail
     assert (repeat.status, repeat.headers["idempotent-replayed"]) == (200, "true")  # it was committed
     assert repeat.body == first.body
     assert len(charges(tmp_path)) == 2  # the first payment's split legs only: order-2 charged nothing
+
+
+async def test_a_payment_whose_outcome_the_disk_refused_is_not_said_to_be_processed(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        parts = app.state.parts  # type: ignore[attr-defined]
+        records, writer = parts.records, parts.writer
+        sync = records.sync
+
+        async def refused_then_sync() -> None:
+            # The disk refuses from the batch holding the payment's terminal event on.
+            writer.submit(Write(None, apply=refuse))
+            await sync()
+
+        records.sync = refused_then_sync
+        answer = await pay(app, key="order-1")
+
+    problem = answer.json()
+    detail = str(problem["detail"])
+    assert (answer.status, problem["code"]) == (500, "internal_error"), answer.body
+    # Its outcome is settled by the next start, maybe as failed, nothing charged: not "processed".
+    assert "processed" not in detail
+    assert "same Idempotency-Key" in detail and "new key" in detail
+    assert str(problem["payment_id"]).startswith("pay_")
 
 
 async def test_a_payment_whose_first_attempt_the_disk_refused_is_503_nothing_charged_and_its_key_pays_once(

@@ -246,14 +246,7 @@ def run_server(
     root.addHandler(direct)
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").addFilter(cut_short_without_traceback)
-    workers = os.environ.get("WEB_CONCURRENCY", "").strip()
-    if workers not in ("", "1"):  # uvicorn's and gunicorn's variable, set by some platforms (Heroku)
-        logging.getLogger(LOGGER).warning(
-            "WEB_CONCURRENCY=%s is not taken: payorch serve runs one process, DuckDB taking one "
-            "writer; for several workers, run one payorch serve per data folder",
-            workers,
-        )
-    for warning in _exposures(config, config_path, data_dir):
+    for warning in _start_warnings(config, config_path, data_dir):
         logging.getLogger(LOGGER).warning("%s", warning)
     if config.escalations.webhook_url is not None:  # the URL is not shown: it may hold a token
         logging.getLogger(LOGGER).warning(
@@ -311,9 +304,15 @@ def run_server(
     return stopped
 
 
-def _exposures(config: PlatformConfig, config_path: Path | None, data_dir: Path) -> Iterator[str]:
-    """A warning for the config file and the data folder when others may read them (a warning, not
-    a refusal: ingest.private_files)."""
+def _start_warnings(config: PlatformConfig, config_path: Path | None, data_dir: Path) -> Iterator[str]:
+    """What the start warns of: a worker count it does not take, and the config file and the data
+    folder when others may read them (a warning, not a refusal: ingest.private_files)."""
+    workers = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if workers not in ("", "1"):  # uvicorn's and gunicorn's variable, set by some platforms (Heroku)
+        yield (
+            f"WEB_CONCURRENCY={workers} is not taken: payorch serve runs one process, DuckDB taking "
+            "one writer; for several workers, run one payorch serve per data folder"
+        )
     keys = bool(config.admin_api_keys) or any(merchant.api_keys for merchant in config.merchants)
     if config_path is not None and keys:
         config_open = exposed(config_path, "API keys")

@@ -160,13 +160,28 @@ def serve(
     """
     from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
 
-    config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
+    try:
+        config = load_config(config_path) if config_path is not None else load_sample_config()
+    except ConfigFileError as error:
+        refuse_start(f"payorch: config error: {error}", f"config error: {error}")
     try:
         # Its last log line says how it stopped.
         stopped = run_server(config, data_dir, host, port, keep_alive_s=keep_alive_s, root_path=root_path)
     except ServeError as error:
-        fail(f"payorch serve: {error}", EXIT_USAGE)
+        refuse_start(f"payorch serve: {error}", str(error))
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
+
+
+def refuse_start(line: str, event: str) -> NoReturn:
+    """End a start of ``payorch serve`` that failed (exit 2), said as its log says everything: a
+    JSON line on stderr whose ``event`` is ``event`` (a log shipper parsing the lines dropped or
+    mangled a plain one). A person reading stderr at a terminal gets ``line`` after it too."""
+    from payorch.server import deployment_environment, log_failed_start  # noqa: PLC0415
+
+    log_failed_start(one_line(event), sys.stderr.buffer, deployment_environment(os.environ))
+    if sys.stderr.isatty():
+        click.echo(one_line(line), err=True)
+    sys.exit(EXIT_USAGE)
 
 
 @cli.command()

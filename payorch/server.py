@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -48,6 +48,18 @@ COMPANION_GRACE_S = 5.0
 
 class ServeError(Exception):
     """The service could not start; the message is one line for the operator."""
+
+
+def deployment_environment(environ: Mapping[str, str]) -> str:
+    """The ``deployment.environment.name`` tag of the process's log lines and spans."""
+    return environ.get("PAYORCH_ENVIRONMENT", "development")
+
+
+def log_failed_start(message: str, stream: IO[bytes], environment: str) -> None:
+    """``message``, why the service could not start, as a line of its JSON log on ``stream``: at
+    level ``error`` from ``payorch.serve``, with the global tags, as every other line."""
+    handler = DirectHandler(stream, GlobalTags(environment).as_dict())
+    handler.handle(logging.LogRecord(LOGGER, logging.ERROR, __file__, 0, "%s", (message,), None))
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +237,7 @@ def run_server(
         config=config,
         data_dir=data_dir,
         environ=dict(os.environ),
-        environment=os.environ.get("PAYORCH_ENVIRONMENT", "development"),
+        environment=deployment_environment(os.environ),
         log_stream=log_stream,  # JSON lines (ingest.observe.logs)
         report_renderer=partial(_render_report, config),
     )

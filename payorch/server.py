@@ -65,12 +65,14 @@ def log_failed_start(message: str, stream: IO[bytes], environment: str) -> None:
 @dataclass(frozen=True, slots=True)
 class Stopped:
     """How the service ended: the signal that stopped it, the payments in flight then, and how the
-    app's stop went (``None``: a second Ctrl-C forced it down before the app could stop)."""
+    app's stop went (``None``: a second Ctrl-C forced it down before the app could stop, the
+    signal ``forced_by``)."""
 
     signal: str | None
     in_flight: int
     shutdown: Shutdown | None
     grace_s: float
+    forced_by: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -81,8 +83,11 @@ class Stopped:
         stopped = "stopped" if self.signal is None else f"stopped on {self.signal}"
         shutdown = self.shutdown
         if shutdown is None:
+            # SIGTERM then Ctrl-C: "stopped on SIGTERM without draining" would say SIGTERM does not drain.
+            forced = "" if self.forced_by in (None, self.signal) else f", then {self.forced_by} forced it,"
             return (
-                f"{stopped} without draining: payments in flight were cut short (the next start settles them)"
+                f"{stopped}{forced} without draining: payments in flight were cut short "
+                "(the next start settles them)"
             )
         # uvicorn lets open requests end before the app stops, so most payments end before the
         # app's own drain begins: count from the signal.
@@ -131,6 +136,7 @@ class _Server(uvicorn.Server):
     ) -> None:
         super().__init__(config)
         self.received: list[int] = []
+        self.forced_by: int | None = None  # the signal that forced a stop under way
         self.in_flight_at_signal = 0
         self._in_flight = in_flight
         self._companion = companion
@@ -176,6 +182,8 @@ class _Server(uvicorn.Server):
         if not self.received:
             self.in_flight_at_signal = self._in_flight()
         self.received.append(number)
+        if self.should_exit and number == signal.SIGINT and self.forced_by is None:
+            self.forced_by = number
         self.handle_exit(number, frame)  # the first stops gracefully, a second SIGINT forces it
 
 
@@ -303,7 +311,8 @@ def run_server(
         server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first
     shutdown: Shutdown | None = app.state.parts.shutdown
     first = signal.Signals(server.received[0]).name if server.received else None
-    stopped = Stopped(first, server.in_flight_at_signal, shutdown, settings.shutdown_grace_s)
+    forced_by = signal.Signals(server.forced_by).name if server.forced_by is not None else None
+    stopped = Stopped(first, server.in_flight_at_signal, shutdown, settings.shutdown_grace_s, forced_by)
     # Straight to stderr: after a forced stop the app's log pipe may still hold "payorch" records.
     level = logging.INFO if stopped.complete else logging.ERROR
     direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))

@@ -254,7 +254,7 @@ def run_server(
         app = create_app(settings)
     except (PayorchError, OSError) as exc:
         listening.close()
-        raise ServeError(str(exc)) from None
+        raise ServeError(_os_problem(exc) if isinstance(exc, OSError) else str(exc)) from None
     # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
     # this handler writes what comes before and after, in the same JSON form.
     root = logging.getLogger()
@@ -317,6 +317,14 @@ def run_server(
     level = logging.INFO if stopped.complete else logging.ERROR
     direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))
     return stopped
+
+
+def _os_problem(error: OSError) -> str:
+    """An operating system's refusal as one line naming the file first (its text was Python's:
+    ``[Errno 21] Is a directory: '/data/simulated-ledger.jsonl'``)."""
+    if error.filename is None or error.strerror is None:
+        return str(error)
+    return f"cannot use {error.filename}: {error.strerror}"
 
 
 def _log_file(path: Path) -> IO[bytes]:

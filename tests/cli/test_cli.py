@@ -114,6 +114,19 @@ def test_at_a_terminal_a_failed_start_is_a_plain_line_after_its_json_line(tmp_pa
     assert plain == f"payorch serve: cannot listen on 127.0.0.1:{port}: Address already in use"
 
 
+def test_a_file_of_the_data_folder_it_cannot_use_is_named_first(tmp_path: Path) -> None:
+    """It was Python's text: ``[Errno 21] Is a directory: '.../simulated-ledger.jsonl'``."""
+    journal = tmp_path / "data" / "simulated-ledger.jsonl"
+    journal.mkdir(parents=True)
+    with socket.socket() as probe:  # a free port: the port is taken before the folder is read
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    done = run("serve", "--data", str(tmp_path / "data"), "--port", str(port))
+
+    assert failed_start(done) == f"cannot use {journal}: Is a directory"
+
+
 def damaged_database(data: Path, table: str) -> Path:
     """A data folder whose payorch database has a damaged block in ``table`` (a disk fault's bytes:
     DuckDB opens the file, and its checksum refuses the block once it is read)."""

@@ -335,6 +335,28 @@ def test_an_unexpected_error_is_one_line_and_exit_1(
     assert "sk_live_secret" not in err
 
 
+def test_an_internal_error_of_serve_is_a_line_of_its_json_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """It was a plain line amid the JSON lines of the service's log."""
+    group = crashing_group()
+
+    @group.command()
+    def serve() -> None:
+        raise KeyError("sk_live_secret")
+
+    with pytest.raises(SystemExit) as exited:
+        run_cli(group, ["serve"], {"PAYORCH_ENVIRONMENT": "staging"})
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    line = orjson.loads(err)
+    assert line["event"] == "internal error: KeyError; please report it (PAYORCH_DEBUG=1 shows the traceback)"
+    assert (line["level"], line["logger"], line["deployment.environment.name"]) == (
+        "error",
+        "payorch.serve",
+        "staging",
+    )
+    assert "sk_live_secret" not in err
+
+
 def test_payorch_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         run_cli(crashing_group(), ["boom"], {"PAYORCH_DEBUG": "1"})

@@ -1,5 +1,5 @@
-"""The engine's window for observers: spans around the plan, each step, each processor attempt
-and each compensation (a void or refund).
+"""The engine's window for observers: spans around the plan, each step, each processor attempt,
+each compensation (a void or refund) and each status query crash recovery makes.
 
 Domain events and contract violations reach observers through the event sink (the composition
 root wraps it); spans are the one thing the engine marks itself, since only it knows where a
@@ -22,6 +22,8 @@ STEP_SPAN = "step"
 ATTEMPT_SPAN = "attempt"
 #: A void or refund of a step's charge (its retries and status queries included).
 COMPENSATION_SPAN = "compensation"
+#: One ``status`` call crash recovery makes to learn what a processor holds for a step's key.
+STATUS_QUERY_SPAN = "status_query"
 
 #: Attribute names the engine sets on its spans.
 STEP_INDEX = "payorch.step_index"
@@ -30,6 +32,14 @@ AMOUNT = "payorch.amount_cents"
 PROCESSOR = "payorch.processor_id"
 ATTEMPT = "payorch.attempt"
 STEPS = "payorch.steps"
+#: A span's outcome: ``succeeded``, else what went wrong (an error code), which makes it an ERROR
+#: span. The engine sets it itself only where no event says it (a status query's answer).
+OUTCOME = "payorch.outcome"
+SUCCEEDED = "succeeded"
+#: What a status query found the processor holding (``charged``, ``not_charged``, ...).
+SETTLEMENT = "payorch.settlement"
+#: Which of a status query's tries this span is (1 for the first).
+QUERY = "payorch.query"
 
 SpanAttributes = Mapping[str, str | int]
 
@@ -37,7 +47,8 @@ SpanAttributes = Mapping[str, str | int]
 class Observer(Protocol):
     def span(self, name: str, attributes: SpanAttributes) -> AbstractContextManager[object]:
         """A span for the work done inside the ``with`` block, a child of the current one.
-        ``attributes`` is made for this span: the observer may keep it, and add to it."""
+        ``attributes`` is made for this span: the observer may keep it, and add to it, and so may
+        the engine while the span is open (a status query's outcome)."""
         ...
 
 

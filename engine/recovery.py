@@ -8,7 +8,9 @@ its processor was called), so recovery can settle each one:
    holds for the step's key (``status``), asked up to ``retry.max_attempts`` times (a query changes
    nothing, and one lost answer, a status call that timed out, must not leave the payment and its
    idempotency key stuck until the next start). A processor that still cannot answer leaves the
-   payment for the next start (:class:`Unsettled`), with nothing recorded for it.
+   payment for the next start (:class:`Unsettled`), with nothing recorded for it. Each call is a
+   ``status_query`` span (the step, the processor, the attempt it settles, which try, and what
+   it found), as each charge is an ``attempt`` span.
 2. Every attempt then gets its outcome in the event log, so that none is left attempted without
    one (ARCHITECTURE.md decision 3): a charge found is the ``StepSucceeded`` the crash kept from
    being written, recorded for the last attempt at that processor (the one after which it was
@@ -56,6 +58,18 @@ from engine.events import (
     StepSucceeded,
 )
 from engine.guard import StrayCharge, guarded_status, stray_charge
+from engine.observer import (
+    ATTEMPT,
+    NULL_OBSERVER,
+    OUTCOME,
+    PROCESSOR,
+    QUERY,
+    SETTLEMENT,
+    STATUS_QUERY_SPAN,
+    STEP_INDEX,
+    SUCCEEDED,
+    Observer,
+)
 from engine.orchestrator import CompositePaymentService
 from engine.plan import PaymentPlan, PaymentStep
 from engine.ports import Clock, EventSink
@@ -172,8 +186,10 @@ async def recover_payment(
     merchant: MerchantConfig,
     sink: EventSink,
     clock: Clock,
+    observer: Observer = NULL_OBSERVER,
 ) -> Recovered:
-    """Settle and finish one interrupted payment (see the module text)."""
+    """Settle and finish one interrupted payment (see the module text); ``observer`` sees a span
+    per status query."""
     received = next(event for event in events if type(event) is PaymentReceived)
     if received.amount_cents is None or received.currency is None:
         raise Unsettled(f"payment {received.payment_id}: its request has no amount or currency")
@@ -200,7 +216,7 @@ async def recover_payment(
         partial_policy=merchant.partial_policy if recorded_policy is None else recorded_policy,
     )
     recorded = _steps_of(events)
-    answers = await _ask(ctx, recorded, processors, merchant, clock)
+    answers = await _ask(ctx, recorded, processors, merchant, clock, observer)
     strays = _strays(ctx, recorded, answers)
     for outcome in _outcomes(ctx, recorded, answers, strays, clock):
         recorded[outcome.step_index].outcomes[outcome.attempt] = outcome
@@ -230,6 +246,7 @@ async def _ask(
     processors: Mapping[ProcessorId, Processor],
     merchant: MerchantConfig,
     clock: Clock,
+    observer: Observer,
 ) -> dict[tuple[int, ProcessorId], StatusAnswer]:
     """What each attempted processor holding no recorded success holds for the step's key; every
     one must answer (within the merchant's attempts) before anything is recorded."""
@@ -242,9 +259,22 @@ async def _ask(
             processor = processors.get(processor_id)
             if processor is None:
                 raise Unsettled(f"payment {ctx.payment_id}: processor {processor_id} is not configured")
-            key = step.last_attempt_at(processor_id).idempotency_key
-            for _ in range(merchant.retry.max_attempts):
-                answer, _ = await guarded_status(processor, key, timeout_s, clock)
+            last = step.last_attempt_at(processor_id)
+            for query in range(1, merchant.retry.max_attempts + 1):
+                attributes: dict[str, str | int] = {
+                    STEP_INDEX: step_index,
+                    PROCESSOR: processor_id,
+                    ATTEMPT: last.attempt,
+                    QUERY: query,
+                }
+                with observer.span(STATUS_QUERY_SPAN, attributes):
+                    answer, _ = await guarded_status(processor, last.idempotency_key, timeout_s, clock)
+                    settlement = answer.settlement
+                    # An answer, whatever it holds, is a query that succeeded; none is an ERROR span.
+                    attributes[SETTLEMENT] = settlement.value
+                    attributes[OUTCOME] = (
+                        SUCCEEDED if settlement is not Settlement.UNKNOWN else settlement.value
+                    )
                 if answer.settlement is not Settlement.UNKNOWN:
                     break
             if answer.settlement is Settlement.UNKNOWN:

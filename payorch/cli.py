@@ -31,6 +31,8 @@ EXIT_FAILURE = 1
 DEFAULT_API = "http://127.0.0.1:8000"
 #: Set to 1, an internal error prints its traceback before its one line.
 DEBUG_ENV = "PAYORCH_DEBUG"
+#: The command whose output is a JSON log (see :func:`fail_serving`).
+SERVE = "payorch serve"
 R = TypeVar("R")
 
 
@@ -161,7 +163,10 @@ def serve(
     """
     from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
 
-    config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
+    try:
+        config = load_config(config_path) if config_path is not None else load_sample_config()
+    except ConfigFileError as error:
+        fail_serving(f"payorch: config error: {error}", f"config error: {error}", EXIT_USAGE, os.environ)
     try:
         # Its last log line says how it stopped.
         stopped = run_server(
@@ -174,8 +179,21 @@ def serve(
             config_path=config_path,
         )
     except ServeError as error:
-        fail(f"payorch serve: {error}", EXIT_USAGE)
+        fail_serving(f"payorch serve: {error}", str(error), EXIT_USAGE, os.environ)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
+
+
+def fail_serving(line: str, event: str, code: int, environ: Mapping[str, str]) -> NoReturn:
+    """End ``payorch serve`` with ``code`` (a start that failed, an internal error), said as its
+    log says everything: a JSON line on stderr whose ``event`` is ``event`` (a log shipper parsing
+    the lines dropped or mangled a plain one). A person reading stderr at a terminal gets ``line``
+    after it too."""
+    from payorch.server import deployment_environment, log_failed_start  # noqa: PLC0415
+
+    log_failed_start(one_line(event), sys.stderr.buffer, deployment_environment(environ))
+    if sys.stderr.isatty():
+        click.echo(one_line(line), err=True)
+    sys.exit(code)
 
 
 @cli.command()
@@ -412,5 +430,8 @@ def _internal_error(command_path: str, error: BaseException, environ: Mapping[st
         hint = ""
     else:
         hint = f" ({DEBUG_ENV}=1 shows the traceback)"
-    click.echo(f"{command_path}: internal error: {type(error).__name__}; please report it{hint}", err=True)
+    said = f"internal error: {type(error).__name__}; please report it{hint}"
+    if command_path == SERVE:  # its log is JSON lines on stderr
+        fail_serving(f"{command_path}: {said}", said, EXIT_FAILURE, environ)
+    click.echo(f"{command_path}: {said}", err=True)
     sys.exit(EXIT_FAILURE)

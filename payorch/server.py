@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -51,15 +51,29 @@ class ServeError(Exception):
     """The service could not start; the message is one line for the operator."""
 
 
+def deployment_environment(environ: Mapping[str, str]) -> str:
+    """The ``deployment.environment.name`` tag of the process's log lines and spans."""
+    return environ.get("PAYORCH_ENVIRONMENT", "development")
+
+
+def log_failed_start(message: str, stream: IO[bytes], environment: str) -> None:
+    """``message``, why the service could not start, as a line of its JSON log on ``stream``: at
+    level ``error`` from ``payorch.serve``, with the global tags, as every other line."""
+    handler = DirectHandler(stream, GlobalTags(environment).as_dict())
+    handler.handle(logging.LogRecord(LOGGER, logging.ERROR, __file__, 0, "%s", (message,), None))
+
+
 @dataclass(frozen=True, slots=True)
 class Stopped:
     """How the service ended: the signal that stopped it, the payments in flight then, and how the
-    app's stop went (``None``: a second Ctrl-C forced it down before the app could stop)."""
+    app's stop went (``None``: a second Ctrl-C forced it down before the app could stop, the
+    signal ``forced_by``)."""
 
     signal: str | None
     in_flight: int
     shutdown: Shutdown | None
     grace_s: float
+    forced_by: str | None = None
 
     @property
     def complete(self) -> bool:
@@ -70,8 +84,11 @@ class Stopped:
         stopped = "stopped" if self.signal is None else f"stopped on {self.signal}"
         shutdown = self.shutdown
         if shutdown is None:
+            # SIGTERM then Ctrl-C: "stopped on SIGTERM without draining" would say SIGTERM does not drain.
+            forced = "" if self.forced_by in (None, self.signal) else f", then {self.forced_by} forced it,"
             return (
-                f"{stopped} without draining: payments in flight were cut short (the next start settles them)"
+                f"{stopped}{forced} without draining: payments in flight were cut short "
+                "(the next start settles them)"
             )
         # uvicorn lets open requests end before the app stops, so most payments end before the
         # app's own drain begins: count from the signal.
@@ -120,6 +137,7 @@ class _Server(uvicorn.Server):
     ) -> None:
         super().__init__(config)
         self.received: list[int] = []
+        self.forced_by: int | None = None  # the signal that forced a stop under way
         self.in_flight_at_signal = 0
         self._in_flight = in_flight
         self._companion = companion
@@ -165,6 +183,8 @@ class _Server(uvicorn.Server):
         if not self.received:
             self.in_flight_at_signal = self._in_flight()
         self.received.append(number)
+        if self.should_exit and number == signal.SIGINT and self.forced_by is None:
+            self.forced_by = number
         self.handle_exit(number, frame)  # the first stops gracefully, a second SIGINT forces it
 
 
@@ -229,7 +249,7 @@ def run_server(
         config=config,
         data_dir=data_dir,
         environ=dict(os.environ),
-        environment=os.environ.get("PAYORCH_ENVIRONMENT", "development"),
+        environment=deployment_environment(os.environ),
         log_stream=log_stream,  # JSON lines (ingest.observe.logs)
         report_renderer=partial(_render_report, config),
     )
@@ -238,7 +258,7 @@ def run_server(
         app = create_app(settings)
     except (PayorchError, OSError) as exc:
         listening.close()
-        raise ServeError(str(exc)) from None
+        raise ServeError(_os_problem(exc) if isinstance(exc, OSError) else str(exc)) from None
     # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
     # this handler writes what comes before and after, in the same JSON form.
     root = logging.getLogger()
@@ -297,7 +317,8 @@ def run_server(
         server.companion.join(COMPANION_GRACE_S)  # it sees the stop and ends; its output comes first
     shutdown: Shutdown | None = app.state.parts.shutdown
     first = signal.Signals(server.received[0]).name if server.received else None
-    stopped = Stopped(first, server.in_flight_at_signal, shutdown, settings.shutdown_grace_s)
+    forced_by = signal.Signals(server.forced_by).name if server.forced_by is not None else None
+    stopped = Stopped(first, server.in_flight_at_signal, shutdown, settings.shutdown_grace_s, forced_by)
     # Straight to stderr: after a forced stop the app's log pipe may still hold "payorch" records.
     level = logging.INFO if stopped.complete else logging.ERROR
     direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))
@@ -321,6 +342,14 @@ def _start_warnings(config: PlatformConfig, config_path: Path | None, data_dir: 
     folder_open = exposed(data_dir, "payments, idempotency keys and their secret")
     if folder_open is not None:
         yield f"data folder {folder_open}"
+
+
+def _os_problem(error: OSError) -> str:
+    """An operating system's refusal as one line naming the file first (its text was Python's:
+    ``[Errno 21] Is a directory: '/data/simulated-ledger.jsonl'``)."""
+    if error.filename is None or error.strerror is None:
+        return str(error)
+    return f"cannot use {error.filename}: {error.strerror}"
 
 
 def _log_file(path: Path) -> IO[bytes]:

@@ -25,7 +25,7 @@ from typing import IO, Any
 import orjson
 import structlog
 
-from engine.contracts import ContractViolation
+from engine.contracts import ContractViolation, Severity
 from engine.events import (
     CompensationIssued,
     DomainEvent,
@@ -50,6 +50,10 @@ current_request: ContextVar[str | None] = ContextVar("payorch_request_id", defau
 Entry = tuple[float, str, str, object, str | None, int, int]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
+
+#: A ContractViolation line's level, from its contract's severity: a log alert on ``error`` fires
+#: for a customer charged wrongly, not for every merchant request that needed a correction.
+VIOLATION_LEVELS = {Severity.CRITICAL: "error", Severity.MAJOR: "warning", Severity.MINOR: "info"}
 
 
 def _masked(value: object) -> object:
@@ -240,7 +244,9 @@ class LogPipe:
         """Queue a violation's line; with ``only_if_room`` it is skipped (not counted as dropped)
         when the buffer is full: a report of dropped telemetry must not push out, and so cause,
         the next drop."""
-        line = entry("warning", "ContractViolation", violation, violation.request_id)
+        line = entry(
+            VIOLATION_LEVELS[violation.severity], "ContractViolation", violation, violation.request_id
+        )
         if only_if_room:
             self.drain.offer(line)
         else:

@@ -33,16 +33,12 @@ from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import SpanContext, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 
-from engine.observer import SpanAttributes
+from engine.observer import OUTCOME, SUCCEEDED, SpanAttributes
 from ingest.observe.drain import Drain
 from ingest.parsing.masking import mask_card_numbers
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 URL_PATH = "url.path"  # the server span's attribute (OpenTelemetry's HTTP conventions)
-#: A step's or an attempt's settled outcome: ``succeeded`` or the error code. Any other outcome
-#: gives the span the status ERROR, described by that error code.
-OUTCOME = "payorch.outcome"
-SUCCEEDED = "succeeded"
 _UNSET, _ERROR = Status(StatusCode.UNSET), Status(StatusCode.ERROR)
 
 

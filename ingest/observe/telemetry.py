@@ -26,12 +26,20 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from engine.contracts import ContractViolation
 from engine.events import CompensationIssued, DomainEvent, StepFailed, StepSucceeded
 from engine.monitor import ContractMonitor
-from engine.observer import ATTEMPT_SPAN, COMPENSATION_SPAN, METHOD, STEP_SPAN, SpanAttributes
+from engine.observer import (
+    ATTEMPT_SPAN,
+    COMPENSATION_SPAN,
+    METHOD,
+    OUTCOME,
+    STEP_SPAN,
+    SUCCEEDED,
+    SpanAttributes,
+)
 from engine.types import RequestId
 from ingest.api.metrics import ApiMetrics
 from ingest.observe import spans as span_context
 from ingest.observe.logs import LogPipe
-from ingest.observe.spans import OUTCOME, SUCCEEDED, Spans
+from ingest.observe.spans import Spans
 from ingest.records import Records
 
 logger = logging.getLogger("payorch.observe")

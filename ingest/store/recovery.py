@@ -129,6 +129,7 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
                     merchant=merchant,
                     sink=parts.records,
                     clock=parts.clock,
+                    observer=observer,
                 )
         except Unsettled as why:
             report.left.append(str(why))

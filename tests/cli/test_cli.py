@@ -1,3 +1,5 @@
+import os
+import pty
 import socket
 import subprocess
 import sys
@@ -5,6 +7,7 @@ from pathlib import Path
 
 import click
 import duckdb
+import orjson
 import pytest
 
 from ingest.store.schema import FILE_NAME
@@ -20,6 +23,19 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     return subprocess.run(
         [str(PAYORCH), *args], capture_output=True, text=True, timeout=60, check=False, cwd=cwd
     )
+
+
+def failed_start(done: subprocess.CompletedProcess[str]) -> str:
+    """Why ``payorch serve`` could not start, from the last line of its stderr, where its JSON log
+    goes: every line of it is JSON (a log shipper takes each as one), the last at level error
+    from ``payorch.serve`` with the global tags, as the running service logs."""
+    assert done.returncode == 2, done.stderr
+    lines = [orjson.loads(line) for line in done.stderr.splitlines()]
+    last = lines[-1]
+    assert (last["level"], last["logger"], last["service.name"]) == ("error", "payorch.serve", "payorch")
+    assert last["deployment.environment.name"] == os.environ.get("PAYORCH_ENVIRONMENT", "development")
+    event: str = last["event"]
+    return event
 
 
 def test_help_lists_every_command_of_the_contract() -> None:
@@ -69,11 +85,46 @@ def test_serve_problems_are_one_line_errors(tmp_path: Path) -> None:
     blocked.write_text("")
     no_folder = run("serve", "--data", str(blocked / "data"))
 
-    assert (in_use.returncode, no_folder.returncode) == (2, 2)
-    assert in_use.stderr == f"payorch serve: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert failed_start(in_use) == f"cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert in_use.stderr.count("\n") == 1
     assert not (tmp_path / "data").exists()  # the port is tried before anything is made
-    assert no_folder.stderr.startswith("payorch serve: cannot create the data folder ")
+    assert failed_start(no_folder).startswith("cannot create the data folder ")
     assert no_folder.stderr.count("\n") == 1
+
+
+def test_at_a_terminal_a_failed_start_is_a_plain_line_after_its_json_line(tmp_path: Path) -> None:
+    """A person reading stderr gets the line a person reads; the log's JSON line comes first."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        reader, terminal = pty.openpty()
+        with open(reader, "rb") as screen:
+            done = subprocess.run(
+                [str(PAYORCH), "serve", "--port", str(port), "--data", str(tmp_path / "data")],
+                stderr=terminal,
+                timeout=60,
+                check=False,
+            )
+            os.close(terminal)
+            shown = screen.read1().decode()
+    assert done.returncode == 2
+    json_line, plain = shown.splitlines()
+    assert orjson.loads(json_line)["event"] == f"cannot listen on 127.0.0.1:{port}: Address already in use"
+    assert plain == f"payorch serve: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def test_a_file_of_the_data_folder_it_cannot_use_is_named_first(tmp_path: Path) -> None:
+    """It was Python's text: ``[Errno 21] Is a directory: '.../simulated-ledger.jsonl'``."""
+    journal = tmp_path / "data" / "simulated-ledger.jsonl"
+    journal.mkdir(parents=True)
+    with socket.socket() as probe:  # a free port: the port is taken before the folder is read
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    done = run("serve", "--data", str(tmp_path / "data"), "--port", str(port))
+
+    assert failed_start(done) == f"cannot use {journal}: Is a directory"
 
 
 def damaged_database(data: Path, table: str) -> Path:
@@ -120,9 +171,7 @@ def test_a_damaged_database_stops_serve_at_start_with_one_line_naming_it(
 
     done = run("serve", "--data", str(tmp_path / "data"), "--port", str(port))
 
-    assert done.returncode == 2
-    last = done.stderr.splitlines()[-1]
-    assert last.startswith(f"payorch serve: {says} {path}: Corrupt database file: "), done.stderr
+    assert failed_start(done).startswith(f"{says} {path}: Corrupt database file: "), done.stderr
     assert "Traceback" not in done.stderr
 
 
@@ -144,7 +193,8 @@ def test_a_path_holding_a_newline_stays_one_line_in_every_error(
         err = capsys.readouterr().err
         assert err.endswith("\n")
         assert err[:-1].isprintable(), err
-        errors.append(err)
+        # serve's is the JSON line of its log: the text as its event says it
+        errors.append(orjson.loads(err)["event"] if argv[0] == "serve" else err)
 
     assert [tmp_path.as_posix() + "/x\\ny" in err for err in errors] == [True, True, False]
     assert tmp_path.as_posix() + "/file\\u202e/data" in errors[2]
@@ -169,26 +219,26 @@ def test_a_bad_config_file_names_the_file_field_and_problem(tmp_path: Path) -> N
         encoding="utf-8",
     )
     done = run("serve", "--config", str(config))
-    assert done.returncode == 2
-    assert done.stderr == (
-        f"payorch: config error: {config}: processors[0].fault_rates.declined=2: must be between 0 and 1\n"
+    assert failed_start(done) == (
+        f"config error: {config}: processors[0].fault_rates.declined=2: must be between 0 and 1"
     )
+    assert done.stderr.count("\n") == 1
     missing = run("serve", "--config", str(tmp_path / "nope.yaml"))
-    assert missing.returncode == 2
-    assert missing.stderr == f"payorch: config error: {tmp_path / 'nope.yaml'}: does not exist\n"
+    assert failed_start(missing) == f"config error: {tmp_path / 'nope.yaml'}: does not exist"
+    assert missing.stderr.count("\n") == 1
 
 
 def test_a_config_nested_too_deep_is_a_config_error(tmp_path: Path) -> None:
     """It used to end in a RecursionError traceback."""
     deep = tmp_path / "deep.yaml"
     deep.write_text("[" * 1000 + "]" * 1000 + "\n", encoding="utf-8")
-    for command in ("serve", "report"):
-        done = run(command, "--config", str(deep), "--data", str(tmp_path / "data"))
-        assert done.returncode == 2, done.stderr
-        assert done.stderr == (
-            f"payorch: config error: {deep}: line 1, column 101: "
-            "invalid YAML: nested more than 100 levels deep\n"
-        )
+    problem = f"config error: {deep}: line 1, column 101: invalid YAML: nested more than 100 levels deep"
+    serve = run("serve", "--config", str(deep), "--data", str(tmp_path / "data"))
+    assert failed_start(serve) == problem
+    assert serve.stderr.count("\n") == 1
+    report = run("report", "--config", str(deep), "--data", str(tmp_path / "data"))
+    assert report.returncode == 2, report.stderr
+    assert report.stderr == f"payorch: {problem}\n"
 
 
 @pytest.mark.parametrize("argv", [[], ["complaints"]])
@@ -282,6 +332,28 @@ def test_an_unexpected_error_is_one_line_and_exit_1(
     assert exited.value.code == 1
     err = capsys.readouterr().err
     assert err == f"{expected} (PAYORCH_DEBUG=1 shows the traceback)\n"
+    assert "sk_live_secret" not in err
+
+
+def test_an_internal_error_of_serve_is_a_line_of_its_json_log(capsys: pytest.CaptureFixture[str]) -> None:
+    """It was a plain line amid the JSON lines of the service's log."""
+    group = crashing_group()
+
+    @group.command()
+    def serve() -> None:
+        raise KeyError("sk_live_secret")
+
+    with pytest.raises(SystemExit) as exited:
+        run_cli(group, ["serve"], {"PAYORCH_ENVIRONMENT": "staging"})
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    line = orjson.loads(err)
+    assert line["event"] == "internal error: KeyError; please report it (PAYORCH_DEBUG=1 shows the traceback)"
+    assert (line["level"], line["logger"], line["deployment.environment.name"]) == (
+        "error",
+        "payorch.serve",
+        "staging",
+    )
     assert "sk_live_secret" not in err
 
 

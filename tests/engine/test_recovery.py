@@ -4,6 +4,8 @@ event, with the processors holding whatever they held at that moment."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 
 import pytest
@@ -12,6 +14,7 @@ from engine.config import MerchantConfig
 from engine.error_codes import ErrorCode
 from engine.events import CompensationIssued, DomainEvent, PlanBuilt, StepAttempted, StepSucceeded
 from engine.methods import PartialPolicy
+from engine.observer import NULL_OBSERVER, Observer, SpanAttributes
 from engine.processor import Processor
 from engine.recovery import Recovered, Unsettled, interrupted, recover_payment
 from engine.results import PaymentStatus
@@ -45,9 +48,13 @@ def _cut_before_step_1_succeeded(events: list[DomainEvent]) -> list[DomainEvent]
 
 
 async def _restart_and_recover(
-    events: list[DomainEvent], processors: dict[str, ScriptedProcessor], config: MerchantConfig
+    events: list[DomainEvent],
+    processors: dict[str, ScriptedProcessor],
+    config: MerchantConfig,
+    observer: Observer = NULL_OBSERVER,
 ) -> tuple[Recovered, Rig]:
-    """``events`` recovered by a new process: a new engine over the same processors."""
+    """``events`` recovered by a new process: a new engine over the same processors, with
+    ``observer`` watching the recovery."""
     restarted = rig(processors, config)
     adapters: dict[ProcessorId, Processor] = {ProcessorId(name): p for name, p in processors.items()}
     recovered = await recover_payment(
@@ -57,6 +64,7 @@ async def _restart_and_recover(
         merchant=config,
         sink=restarted.sink,
         clock=restarted.clock,
+        observer=observer,
     )
     return recovered, restarted
 
@@ -159,6 +167,40 @@ async def test_a_status_query_that_cannot_answer_once_is_asked_again() -> None:
     assert recovered.result.status is PaymentStatus.SUCCEEDED
     assert processors["stripe_sim"].status_calls == 2
     assert types == ["StepSucceeded", "PaymentCompleted"]
+
+
+class SpanLog:
+    """An observer that keeps each span's name and its attributes as they were when it ended."""
+
+    def __init__(self) -> None:
+        self.ended: list[tuple[str, dict[str, str | int]]] = []
+
+    @contextmanager
+    def span(self, name: str, attributes: SpanAttributes) -> Iterator[None]:
+        yield None
+        self.ended.append((name, dict(attributes)))
+
+
+async def test_each_status_query_is_a_span_saying_what_it_found() -> None:
+    """Recovery's status queries had no spans: a recovery that took seconds showed one span, with
+    nothing of which processor was asked, how often, or what it answered."""
+    processors = _processors(status_script=("unknown", "ledger"))
+    events = _cut_before_step_1_succeeded(await _events_of_a_paid_split(processors))
+    observer = SpanLog()
+
+    await _restart_and_recover(events, processors, merchant(PartialPolicy.ALL_OR_NOTHING), observer)
+
+    asked = {"payorch.step_index": 1, "payorch.processor_id": "stripe_sim", "payorch.attempt": 1}
+    assert observer.ended == [
+        (
+            "status_query",
+            asked | {"payorch.query": 1, "payorch.settlement": "unknown", "payorch.outcome": "unknown"},
+        ),
+        (
+            "status_query",
+            asked | {"payorch.query": 2, "payorch.settlement": "charged", "payorch.outcome": "succeeded"},
+        ),
+    ]
 
 
 async def test_a_finished_or_refused_payment_is_not_interrupted() -> None:

@@ -607,7 +607,7 @@ async def test_a_violation_is_stored_counted_and_logged(contract: Contract, tmp_
     for line in logged:
         assert line["severity"] == contract.severity.value
         assert line["owner"] == contract.owner
-        assert line["level"] == "warning"
+        assert line["level"] == {"critical": "error", "major": "warning", "minor": "info"}[line["severity"]]
         assert line["trace_id"] == expected.trace_id
         assert line["service.name"] == "payorch"
         assert line["deployment.environment.name"] == ENVIRONMENT

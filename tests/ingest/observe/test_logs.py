@@ -12,6 +12,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from engine.contracts import default_registry
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, PaymentReceived, StepFailed, event_ids
@@ -20,7 +21,7 @@ from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.codec.event_json import event_json
 from ingest.config_file import parse_config
-from ingest.observe.logs import _SPLICED, PIPED_LOGGERS, LineWriter, _ids, _splices
+from ingest.observe.logs import _SPLICED, PIPED_LOGGERS, LineWriter, LogPipe, _ids, _splices
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, FailingRecords, body_of, call
 from tests.ingest.observe.test_seed_observed import Lines
@@ -172,4 +173,24 @@ def test_a_failed_step_line_says_why_the_card_was_refused() -> None:
     assert [(line["error_code"], line["decline_code"]) for line in parsed] == [
         ("declined", "lost_card"),
         ("network_failure", None),
+    ]
+
+
+def test_a_violation_line_has_the_level_of_its_contract_severity() -> None:
+    """Every violation was a ``warning``: a compensation that failed (a customer still charged) read
+    as a merchant's messy request did, and a log alert on ``error`` never fired for it."""
+    out = io.BytesIO()
+    pipe = LogPipe(out, TAGS)
+    at = datetime(2026, 11, 26, tzinfo=UTC)
+    for contract_id in ("orchestrator/compensation-failed", "router/timeout", "api/validation"):
+        pipe.violation(
+            default_registry().violation(contract_id, request_id=RequestId("r"), message="m", timestamp=at)
+        )
+    pipe.close()
+
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["severity"], line["level"]) for line in lines] == [
+        ("critical", "error"),
+        ("major", "warning"),
+        ("minor", "info"),
     ]

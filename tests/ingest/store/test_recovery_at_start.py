@@ -19,6 +19,7 @@ import orjson
 import pytest
 from fastapi import FastAPI
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import StatusCode
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.config import RoutingRule
@@ -302,3 +303,12 @@ async def test_a_recovered_payment_is_one_trace_which_its_event_lines_carry(tmp_
     recorded = [line for line in lines if line.get("payment_id") == PAYMENT]
     assert [line["event"] for line in recorded][-2:] == ["StepFailed", "PaymentFailed"]
     assert {line["trace_id"] for line in recorded} == {f"{context.trace_id:032x}"}
+    # Each processor's status query is a child span: which attempt it settles, and what it found.
+    queries = [span for span in spans if span.name == "status_query"]
+    assert [
+        (span.attributes or {}).get(name)
+        for span in queries
+        for name in ("payorch.processor_id", "payorch.attempt", "payorch.settlement", "payorch.outcome")
+    ] == ["stripe_sim", 3, "not_charged", "succeeded", "adyen_sim", 6, "not_charged", "succeeded"]
+    assert all(span.parent is not None and span.parent.span_id == context.span_id for span in queries)
+    assert all(span.status.status_code is StatusCode.UNSET for span in queries)

@@ -32,7 +32,7 @@ from ingest.api.auth import Principal
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.event_schemas import PaymentOut
-from ingest.api.front import Front, PaymentHeaders, known, payment_answer
+from ingest.api.front import Front, PaymentHeaders, known, payment_answer, route_path
 from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi
@@ -197,13 +197,13 @@ def _request_id(request: Request) -> RequestId:
 
 def _not_found_detail(request: Request) -> str:
     """404's detail; it names the path without its trailing slash when that one is a route."""
-    path = request.url.path
+    path = route_path(request.scope)  # behind a proxy's prefix, the path its routes match
     bare = path.rstrip("/")
     if bare and bare != path:
         for route in request.app.router.routes:
             pattern = getattr(route, "path_regex", None)
             if pattern is not None and pattern.match(bare):
-                shown = mask_card_numbers(bare)
+                shown = mask_card_numbers(request.url.path.rstrip("/"))  # as the client names it
                 return f"No route matches this path; {shown} (without the trailing slash) is one."
     return "No route matches this path."
 

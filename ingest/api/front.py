@@ -56,6 +56,20 @@ class _Route(NamedTuple):
 _PAYMENTS_ROUTE = _Route(PAYMENTS_PATH)
 
 
+def route_path(scope: Scope) -> str:
+    """The path the app's routes match: the request's path without the prefix a reverse proxy serves
+    the API under (``root_path``), which uvicorn puts in front of it (``/payorch/v1/payments``), as
+    Starlette's router takes it off. ``scope["path"]`` made every request behind such a proxy miss
+    the payment route here (a repeated ``Idempotency-Key`` was not refused) and the public ones."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if not root or not path.startswith(root):
+        return path
+    if path == root:
+        return ""
+    return path[len(root) :] if path[len(root)] == "/" else path
+
+
 class PaymentHeaders(NamedTuple):
     """The request headers ``POST /v1/payments`` reads (``None`` when absent)."""
 
@@ -304,7 +318,7 @@ class Front:
         )
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
-        if scope["path"] == PAYMENTS_PATH and scope["method"] == "POST":
+        if route_path(scope) == PAYMENTS_PATH and scope["method"] == "POST":
             scope["route"] = _PAYMENTS_ROUTE
             await self._payment(scope, receive, send, request_id)
             return
@@ -325,7 +339,7 @@ class Front:
             await send(message)
 
         try:
-            public = scope["path"] in _PUBLIC_PATHS  # no key read there: no key to doubt
+            public = route_path(scope) in _PUBLIC_PATHS  # no key read there: no key to doubt
             check_headers(scope["headers"], self.limit, public=public, bodied=scope["method"] != "GET")
             if scope["method"] != "GET":
                 # The body is read here, under the same limit and deadline as a payment's:

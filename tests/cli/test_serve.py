@@ -21,7 +21,7 @@ import pytest
 from ingest.api.parts import Shutdown
 from payorch.cli import main
 from payorch.server import Stopped, cut_short_without_traceback
-from tests.e2e.server import CONFIG, SLOW, Server, start_server
+from tests.e2e.server import ACME, CONFIG, SLOW, Server, start_server
 
 
 def last_line(server: Server) -> tuple[str, str, str]:
@@ -110,6 +110,29 @@ def test_behind_a_proxy_prefix_the_docs_and_openapi_name_the_root_path(tmp_path:
     assert 'spec-url="/payorch/openapi.json"' in redoc
     assert openapi["servers"] == [{"url": "/payorch"}]
     assert health.status_code == 200  # a probe that does not pass the proxy finds it as before
+
+
+def test_behind_a_proxy_prefix_each_route_keeps_its_rules(tmp_path: Path) -> None:
+    # uvicorn puts the prefix in front of every request's path (/payorch/v1/payments): the front
+    # compared that with its routes' paths, so the payment route's own checks and the public
+    # routes' leniency were skipped behind the proxy, and a 404 named no route.
+    server = start_server(tmp_path, options=["--root-path", "/payorch"])
+    keys = [("Idempotency-Key", "proxy-1"), ("Idempotency-Key", "proxy-2")]
+    try:
+        payment = httpx.post(
+            f"{server.url}/v1/payments", json={"amount": 500}, headers=[*ACME.items(), *keys]
+        )
+        twice = [("Authorization", "Bearer a"), ("Authorization", "Bearer b")]
+        health = httpx.get(f"{server.url}/healthz", headers=twice)
+        slashed = httpx.get(f"{server.url}/v1/payments/", headers=ACME)
+    finally:
+        server.stop()
+    assert (payment.status_code, payment.json()["errors"][0]["code"]) == (400, "conflicting_headers")
+    assert not server.ledger()  # nothing charged under either key
+    assert health.status_code == 200
+    assert slashed.json()["detail"] == (
+        "No route matches this path; /payorch/v1/payments (without the trailing slash) is one."
+    )
 
 
 @pytest.mark.parametrize(

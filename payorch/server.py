@@ -228,6 +228,7 @@ def run_server(
         environment=os.environ.get("PAYORCH_ENVIRONMENT", "development"),
         log_stream=log_stream,  # JSON lines (ingest.observe.logs)
         report_renderer=partial(_render_report, config),
+        root_path=root_path,
     )
     try:
         start_multiprocess_values(settings.environ)  # a start counts from zero

@@ -183,7 +183,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.parts = parts
-    _install_error_handlers(app)
+    _install_error_handlers(app, settings.root_path)
     _install_routes(app, parts)
     install_docs(app)
     app.openapi = finished_openapi(app.openapi)  # type: ignore[method-assign]
@@ -208,10 +208,10 @@ def _not_found_detail(request: Request) -> str:
     return "No route matches this path."
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, root_path: str) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)  # noqa: S101 - registered for ApiProblem only
-        return problem_response(exc, _request_id(request))
+        return problem_response(exc, _request_id(request), root_path)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101
@@ -228,19 +228,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         allowed = headers.get("Allow", "").split(", ")
         if "GET" in allowed and "HEAD" not in allowed:
             headers["Allow"] = ", ".join([*allowed, "HEAD"])  # Front answers HEAD wherever GET is
-        return problem_response(ApiProblem(code, detail, headers=headers), _request_id(request))
+        return problem_response(ApiProblem(code, detail, headers=headers), _request_id(request), root_path)
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
         errors = [_field_error(error) for error in exc.errors()]
         problem = ApiProblem("validation_failed", "The request does not fit this endpoint.", errors=errors)
-        return problem_response(problem, _request_id(request))
+        return problem_response(problem, _request_id(request), root_path)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         path = mask_card_numbers(request.url.path)
         logger.error("unhandled error on %s %s", request.method, path, exc_info=exc)
         problem = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
-        return problem_response(problem, _request_id(request))
+        return problem_response(problem, _request_id(request), root_path)
 
     app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -494,7 +494,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     )
     async def problem_type(code: Annotated[str, Path(max_length=64)]) -> Response:
         """The page an error's `type` URI names: its title, status, meaning and what to do."""
-        page = problem_page(code)
+        page = problem_page(code, parts.settings.root_path)
         if page is None:
             raise ApiProblem("not_found", "No problem type has this name.")
         return HTMLResponse(page)

@@ -253,6 +253,7 @@ class Front:
         self.app = app
         self.parts = parts
         self.limit = parts.settings.max_body_bytes
+        self.root_path = parts.settings.root_path  # a proxy's prefix: problem type links name it
         self.spans = parts.telemetry.spans if parts.telemetry is not None else None
         self.metrics = parts.metrics
 
@@ -347,7 +348,7 @@ class Front:
                 timeout_s = self.parts.settings.body_timeout_s
                 receive = _replaying(await read_body(receive, self.limit, timeout_s), receive)
         except ApiProblem as problem:
-            answer = _problem_answer(problem, request_id)
+            answer = _problem_answer(problem, request_id, self.root_path)
             state[STATUS_KEY] = answer.status
             await _send(send, answer, request_id, head=head)
             return
@@ -404,19 +405,19 @@ class Front:
             # as a problem, not the server's bare 500, before the cancellation goes on.
             scope["state"][STATUS_KEY] = 503
             with contextlib.suppress(Exception):
-                await _send(send, _cut_short(request_id), request_id)
+                await _send(send, _cut_short(request_id, self.root_path), request_id)
             raise
         except ApiProblem as problem:
-            answer = _problem_answer(problem, request_id)
+            answer = _problem_answer(problem, request_id, self.root_path)
         except Exception:
             logger.exception("unhandled error on POST %s", PAYMENTS_PATH)
             fault = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
-            answer = _problem_answer(fault, request_id)
+            answer = _problem_answer(fault, request_id, self.root_path)
         scope["state"][STATUS_KEY] = answer.status
         await _send(send, answer, request_id)
 
 
-def _cut_short(request_id: RequestId) -> Answer:
+def _cut_short(request_id: RequestId, root_path: str) -> Answer:
     cut = CUT_SHORT.get()
     detail = "The service stopped before this payment's answer was ready; it may have been charged."
     extra: dict[str, object] = {}
@@ -431,7 +432,7 @@ def _cut_short(request_id: RequestId) -> Answer:
     else:
         detail += " Look it up before paying again: this request had no Idempotency-Key."
     problem = ApiProblem("payment_interrupted", detail, headers={"Retry-After": "5"}, extra=extra)
-    return _problem_answer(problem, request_id)
+    return _problem_answer(problem, request_id, root_path)
 
 
 #: Routes anyone may call: they read no key, so a repeated Authorization header means nothing there.
@@ -457,8 +458,8 @@ def _conflicting(name: bytes) -> ApiProblem:
     )
 
 
-def _problem_answer(problem: ApiProblem, request_id: str) -> Answer:
-    response = problem_response(problem, request_id)
+def _problem_answer(problem: ApiProblem, request_id: str, root_path: str) -> Answer:
+    response = problem_response(problem, request_id, root_path)
     return Answer(response.status_code, response.raw_headers, bytes(response.body))
 
 

@@ -135,6 +135,7 @@ class PaymentDesk:
         "_monitor",
         "_policy",
         "_records",
+        "_root_path",
         "_service",
         "_tasks",
     )
@@ -148,8 +149,11 @@ class PaymentDesk:
         clock: Clock,
         keeper: KeyKeeper,
         policy: PaymentPolicyEnforcer,
+        *,
+        root_path: str,
     ) -> None:
         self._service = service
+        self._root_path = root_path  # a proxy's prefix: the problem documents' type links name it
         self._policy = policy
         self._keeper = keeper
         self._records = records
@@ -313,6 +317,7 @@ class PaymentDesk:
                 "The payment could not be completed; look it up before retrying with a new key.",
                 ctx.request_id,
                 extra={"payment_id": ctx.payment_id},
+                root_path=self._root_path,
             )
             response = StoredResponse(500, dumps(problem), "application/problem+json")
             await self._complete(ctx, response)
@@ -332,6 +337,7 @@ class PaymentDesk:
                 "The payment was processed but could not be recorded; retry with the same key.",
                 ctx.request_id,
                 extra={"payment_id": ctx.payment_id},
+                root_path=self._root_path,
             )
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
         self._metrics.observe_payment(result.status.value, time.perf_counter() - started)

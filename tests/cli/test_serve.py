@@ -135,6 +135,36 @@ def test_behind_a_proxy_prefix_each_route_keeps_its_rules(tmp_path: Path) -> Non
     )
 
 
+def test_behind_a_proxy_prefix_problem_type_links_name_it(tmp_path: Path) -> None:
+    # A client following a problem's type behind the proxy asked the host's /problems/...: a 404.
+    server = start_server(tmp_path, options=["--root-path", "/payorch"])
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        refused = httpx.post(f"{server.url}/v1/payments", json={"amount": -5}, headers=ACME)
+        unknown = httpx.get(f"{server.url}/v1/payments/pay_none", headers=ACME)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n")  # refused by the connection
+            raw = b""
+            while piece := sock.recv(65536):
+                raw += piece
+        types = [
+            refused.json()["type"],
+            unknown.json()["type"],
+            orjson.loads(raw.split(b"\r\n\r\n")[1])["type"],
+        ]
+        # The proxy strips the prefix of what the client asks for.
+        pages = [httpx.get(f"{server.url}{link.removeprefix('/payorch')}") for link in types]
+    finally:
+        server.stop()
+    assert types == [
+        "/payorch/problems/validation_failed",
+        "/payorch/problems/not_found",
+        "/payorch/problems/http_version_not_supported",
+    ]
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    assert '<a href="/payorch/docs">' in pages[0].text
+
+
 @pytest.mark.parametrize(
     ("root_path", "problem"),
     [

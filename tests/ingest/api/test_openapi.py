@@ -128,6 +128,34 @@ def test_a_problems_code_is_one_of_the_codes_the_service_sends(document: dict[st
     assert set(listed) - sent == {"unsupported_media_type"}
 
 
+async def test_each_operation_says_whether_it_needs_a_key_as_it_does(tmp_path: Path) -> None:
+    """``security`` on every operation (Redocly's ``security-defined``): ``[]`` exactly where no key
+    is asked for, so that neither a linter nor a reader takes a public route for an undocumented one."""
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path)
+    app = create_app(settings)
+    document = app.openapi()
+    asked: dict[str, bool] = {}
+    async with app.router.lifespan_context(app):
+        for path, operations in document["paths"].items():
+            for method in operations:
+                concrete = path.replace("{payment_id}", "pay_none").replace("{code}", "not_found")
+                answer = await call(app, method.upper(), concrete, [], body_of(b"{}"))
+                asked[f"{method} {path}"] = answer.status == 401
+    declared = {
+        f"{method} {path}": operation["security"] != []
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+
+    assert declared == asked
+    assert [name for name, needs_key in declared.items() if not needs_key] == [
+        "get /problems/{code}",
+        "get /healthz",
+        "get /readyz",
+        "get /metrics",
+    ]
+
+
 def test_every_operation_has_a_readable_operation_id(document: dict[str, Any]) -> None:
     """Generated clients name their functions after operationIds: FastAPI's default for a route
     without one (``healthz_healthz_get``) is derived from the handler, path and method, and changes

@@ -46,7 +46,7 @@ from ingest.api.problems import (
     problem_page,
     problem_response,
 )
-from ingest.api.reports import MEDIA_TYPES, ReportFormat, UnbuiltFormat, report_answer
+from ingest.api.reports import MEDIA_TYPES, ReportFormat, UnbuiltFormat, negotiated_format, report_answer
 from ingest.api.schemas import (
     COMPLAINT_REQUEST_BODY,
     PAYMENT_REQUEST_BODY,
@@ -458,6 +458,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         dependencies=ADMIN_ONLY,
     )
     async def retrospective(
+        request: Request,
         since: Annotated[
             IsoMoment | None,
             Query(
@@ -468,18 +469,21 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         ] = None,
         until: Until = None,
         output: Annotated[
-            ReportFormat | UnbuiltFormat,
+            ReportFormat | UnbuiltFormat | None,
             Query(
                 alias="format",
-                description="`yaml` (the default) or `json`: the same document. `md` and `html` "
-                "are not built yet (422 `not_built`).",
+                description="`yaml` or `json`: the same document. Absent: `json` when the `Accept` "
+                "header prefers `application/json` to `application/yaml`, else `yaml`. `md` and "
+                "`html` are not built yet (422 `not_built`).",
             ),
-        ] = "yaml",
+        ] = None,
     ) -> Response:
         """Per contract, the window's violations against the merchant complaints mapped to it,
         and whether the two disagree enough to escalate (the config's `reports.mismatch` rule)."""
         span = timedelta(days=parts.config.reports.every_days)
         window = window_between(since, until, parts.clock.now(), span)
+        if output is None:
+            output = negotiated_format(request.headers.get("accept"))
         return await report_answer(parts.writer, parts.settings.report_renderer, window, output)
 
     @app.get(

@@ -424,8 +424,8 @@ def _cut_short(request_id: RequestId, root_path: str) -> Answer:
     if cut is not None:
         extra["payment_id"] = cut.payment_id
         detail += (
-            f" It is payment {cut.payment_id}: GET /v1/payments/{cut.payment_id} shows its outcome "
-            "once the service is back (a payment it does not know was never charged)."
+            f" It is payment {cut.payment_id}: GET {root_path}/v1/payments/{cut.payment_id} shows its "
+            "outcome once the service is back (a payment it does not know was never charged)."
         )
     if cut is None or cut.keyed:
         detail += " A retry with the same Idempotency-Key then gets the outcome, and charges nothing more."

@@ -196,16 +196,26 @@ def _request_id(request: Request) -> RequestId:
 
 
 def _not_found_detail(request: Request) -> str:
-    """404's detail; it names the path without its trailing slash when that one is a route."""
+    """404's detail; it names the path without its trailing slash when that one is a route, and
+    the prefix of ``--root-path`` when a route follows it (a proxy that does not strip it: every
+    request was a bare 404)."""
     path = route_path(request.scope)  # behind a proxy's prefix, the path its routes match
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(f"{root}/") and _is_route(request, path.removeprefix(root)):
+        return (
+            f"No route matches this path: it begins with {root}, the prefix the service is served "
+            "under (payorch serve --root-path), which the reverse proxy must strip."
+        )
     bare = path.rstrip("/")
-    if bare and bare != path:
-        for route in request.app.router.routes:
-            pattern = getattr(route, "path_regex", None)
-            if pattern is not None and pattern.match(bare):
-                shown = mask_card_numbers(request.url.path.rstrip("/"))  # as the client names it
-                return f"No route matches this path; {shown} (without the trailing slash) is one."
+    if bare and bare != path and _is_route(request, bare):
+        shown = mask_card_numbers(request.url.path.rstrip("/"))  # as the client names it
+        return f"No route matches this path; {shown} (without the trailing slash) is one."
     return "No route matches this path."
+
+
+def _is_route(request: Request, path: str) -> bool:
+    patterns = (getattr(route, "path_regex", None) for route in request.app.router.routes)
+    return any(pattern is not None and pattern.match(path) for pattern in patterns)
 
 
 def _install_error_handlers(app: FastAPI, root_path: str) -> None:

@@ -125,6 +125,7 @@ def test_behind_a_proxy_prefix_each_route_keeps_its_rules(tmp_path: Path) -> Non
         twice = [("Authorization", "Bearer a"), ("Authorization", "Bearer b")]
         health = httpx.get(f"{server.url}/healthz", headers=twice)
         slashed = httpx.get(f"{server.url}/v1/payments/", headers=ACME)
+        unstripped = httpx.get(f"{server.url}/payorch/healthz")  # a proxy that passes the prefix on
     finally:
         server.stop()
     assert (payment.status_code, payment.json()["errors"][0]["code"]) == (400, "conflicting_headers")
@@ -132,6 +133,10 @@ def test_behind_a_proxy_prefix_each_route_keeps_its_rules(tmp_path: Path) -> Non
     assert health.status_code == 200
     assert slashed.json()["detail"] == (
         "No route matches this path; /payorch/v1/payments (without the trailing slash) is one."
+    )
+    assert unstripped.json()["detail"] == (
+        "No route matches this path: it begins with /payorch, the prefix the service is served under "
+        "(payorch serve --root-path), which the reverse proxy must strip."
     )
 
 

@@ -57,6 +57,7 @@ from ingest.api.schemas import (
     ComplaintOut,
     CompositeResultOut,
     HealthOut,
+    ProblemCode,
     ProblemOut,
     RetrospectiveOut,
     ViolationsOut,
@@ -506,7 +507,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             **_problems("not_found", "validation_failed"),
         },
     )
-    async def problem_type(code: Annotated[str, Path(max_length=64)]) -> Response:
+    async def problem_type(code: Annotated[ProblemCode, Path(max_length=64)]) -> Response:
         """The page an error's `type` URI names: its title, status, meaning and what to do."""
         page = problem_page(code, parts.settings.root_path)
         if page is None:

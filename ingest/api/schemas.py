@@ -97,7 +97,11 @@ class ProblemOut(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
+    type: str = Field(
+        json_schema_extra={"format": "uri-reference"},
+        description="The page that says what the problem means and what to do: `/problems/{code}`, "
+        "below the prefix a reverse proxy serves the API under (the document's `servers`).",
+    )
     title: str
     status: int
     detail: str

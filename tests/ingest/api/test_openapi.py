@@ -128,6 +128,16 @@ def test_a_problems_code_is_one_of_the_codes_the_service_sends(document: dict[st
     assert set(listed) - sent == {"unsupported_media_type"}
 
 
+def test_a_problems_type_links_to_the_page_of_its_code(document: dict[str, Any]) -> None:
+    """A generated client reads ``type`` as a link (a relative one: below ``servers``) and asks for
+    a page by one of the codes (both were any string)."""
+    problem = document["components"]["schemas"]["ProblemOut"]["properties"]
+    (code,) = document["paths"]["/problems/{code}"]["get"]["parameters"]
+
+    assert problem["type"]["format"] == "uri-reference"
+    assert code["schema"]["enum"] == problem["code"]["enum"]
+
+
 async def test_each_operation_says_whether_it_needs_a_key_as_it_does(tmp_path: Path) -> None:
     """``security`` on every operation (Redocly's ``security-defined``): ``[]`` exactly where no key
     is asked for, so that neither a linter nor a reader takes a public route for an undocumented one."""

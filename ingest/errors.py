@@ -8,7 +8,9 @@ PayorchError                            (engine.errors)
     ├── MalformedProcessorResponseError (ingest.processors.errors) an answer that cannot be read
     ├── UnsupportedAmountError          (ingest.processors.errors) an amount a processor cannot take
     ├── StoreSaturatedError             (ingest.store.writer) the writer is behind: answer 503
+    │   └── StoreStoppedError           the disk stopped it for good: answer 503, the service stops
     ├── StoreError                      (ingest.store.writer) a batch could not be committed
+    │   └── ChargeNotSentError          (ingest.store.records) nor a payment's first attempt: nothing charged
     ├── WindowError                     (ingest.store.reads) a window with naive or crossed bounds
     ├── DatabaseUnavailableError        (ingest.store.reads) no database to read in a data folder
     │   └── DatabaseHeldError           a running ``payorch serve`` holds it

@@ -41,6 +41,9 @@ class ViolationQuery:
     since: datetime | None = None
     until: datetime | None = None
     limit: int = 1000
+    payment_id: str | None = None
+    request_id: str | None = None
+    merchant_id: str | None = None
 
 
 class Records(Protocol):
@@ -54,6 +57,11 @@ class Records(Protocol):
         """Store a payment's outcome; ``document`` is its ``payments.result.v1`` JSON, as answered.
         ``first_seq``: where its events begin in a durable store, when another process recorded
         its ``PaymentReceived`` (a payment crash recovery finishes)."""
+        ...
+
+    async def save_refusal(self, received: PaymentReceived, document: bytes) -> None:
+        """Store what ``GET /v1/payments/{id}`` shows of a refused request, ``received`` (emitted
+        before, ``accepted`` false): ``document`` is its JSON, status ``rejected``."""
         ...
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
@@ -149,6 +157,9 @@ class MemoryRecords:
         self._encode(result.payment_id)
         self._results[result.payment_id] = (result.merchant_id, document)
 
+    async def save_refusal(self, received: PaymentReceived, document: bytes) -> None:
+        self._results[received.payment_id] = (received.merchant_id, document)
+
     async def sync(self) -> None:
         """Everything here is as durable as it will get: nothing to wait for."""
 
@@ -187,6 +198,8 @@ class MemoryRecords:
                 continue
             if query.until is not None and violation.timestamp >= query.until:
                 continue
+            if not _names(query, violation):
+                continue
             found.append(violation)
         return found
 
@@ -195,6 +208,15 @@ class MemoryRecords:
 
     def healthy(self) -> bool:
         return True
+
+
+def _names(query: ViolationQuery, violation: ContractViolation) -> bool:
+    """Whether ``violation`` is of the payment, request and merchant ``query`` names (if any)."""
+    return (
+        (query.payment_id is None or violation.payment_id == query.payment_id)
+        and (query.request_id is None or violation.request_id == query.request_id)
+        and (query.merchant_id is None or violation.merchant_id == query.merchant_id)
+    )
 
 
 class RecordsHistory:

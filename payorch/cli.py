@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import traceback
 from collections.abc import Callable, Mapping
@@ -163,7 +164,15 @@ def serve(
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     try:
         # Its last log line says how it stopped.
-        stopped = run_server(config, data_dir, host, port, keep_alive_s=keep_alive_s, root_path=root_path)
+        stopped = run_server(
+            config,
+            data_dir,
+            host,
+            port,
+            keep_alive_s=keep_alive_s,
+            root_path=root_path,
+            config_path=config_path,
+        )
     except ServeError as error:
         fail(f"payorch serve: {error}", EXIT_USAGE)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
@@ -353,12 +362,17 @@ def export(out: Path, data_dir: Path) -> None:
     """Events, violations and complaints as hive-partitioned Parquet (by UTC date)."""
     from ingest.store.export import ExportError, export_parquet  # noqa: PLC0415 - keeps --help fast
 
+    # SIGTERM (a container stopped, a job killed) stops it as Ctrl-C does: what it was writing is
+    # removed and the earlier export kept, where SIGTERM's default killed it with them left behind.
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         written = export_parquet(data_dir, out)
     except ExportError as error:
         # As for ``payorch report``: the command ran and could not do its work (no database, one
         # a server holds, a folder it cannot write): 1. Bad arguments are 2.
         fail(f"payorch export: {error}", EXIT_FAILURE)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{rows} {table}" for table, rows in written.items())
     click.echo(one_line(f"payorch export: wrote {counts} to {out}"))
 

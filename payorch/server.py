@@ -35,6 +35,7 @@ from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
 from ingest.observe.telemetry import GlobalTags
+from ingest.private_files import exposed, make_private_folder, private_umask
 from ingest.store.reads import ReportTables, Window
 from payorch.http_guard import counted_protocol
 
@@ -195,6 +196,7 @@ def _render_report(
     return render_tables(config, tables, window, output)
 
 
+@private_umask()  # what it creates (database, log, Prometheus's values) is its owner's alone
 def run_server(
     config: PlatformConfig,
     data_dir: Path,
@@ -205,6 +207,7 @@ def run_server(
     companion: Companion | None = None,
     keep_alive_s: int = 5,
     root_path: str = "",
+    config_path: Path | None = None,
 ) -> Stopped:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM/SIGHUP (which drain
     payments).
@@ -212,11 +215,12 @@ def run_server(
     The JSON log goes to stderr, or appended to ``data_dir/log_file``; ``companion`` runs beside
     the server once it takes requests. A connection idle for ``keep_alive_s`` is closed, a new one
     that sends nothing too. ``root_path`` is the prefix a reverse proxy serves the app under.
+    ``config_path`` is the file ``config`` was read from, if any: its mode is checked.
     """
     # The port first: one in use leaves nothing behind (no data folder, database or log made).
     listening = _listen(host, port)
     try:
-        data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_folder(data_dir)
     except OSError as exc:
         listening.close()
         raise ServeError(f"cannot create the data folder {data_dir}: {exc.strerror}") from None
@@ -243,6 +247,8 @@ def run_server(
     root.addHandler(direct)
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").addFilter(cut_short_without_traceback)
+    for warning in _start_warnings(config, config_path, data_dir):
+        logging.getLogger(LOGGER).warning("%s", warning)
     if config.escalations.webhook_url is not None:  # the URL is not shown: it may hold a token
         logging.getLogger(LOGGER).warning(
             "escalations are not built yet: escalations.webhook_url is never called, "
@@ -297,6 +303,25 @@ def run_server(
     level = logging.INFO if stopped.complete else logging.ERROR
     direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))
     return stopped
+
+
+def _start_warnings(config: PlatformConfig, config_path: Path | None, data_dir: Path) -> Iterator[str]:
+    """What the start warns of: a worker count it does not take, and the config file and the data
+    folder when others may read them (a warning, not a refusal: ingest.private_files)."""
+    workers = os.environ.get("WEB_CONCURRENCY", "").strip()
+    if workers not in ("", "1"):  # uvicorn's and gunicorn's variable, set by some platforms (Heroku)
+        yield (
+            f"WEB_CONCURRENCY={workers} is not taken: payorch serve runs one process, DuckDB taking "
+            "one writer; for several workers, run one payorch serve per data folder"
+        )
+    keys = bool(config.admin_api_keys) or any(merchant.api_keys for merchant in config.merchants)
+    if config_path is not None and keys:
+        config_open = exposed(config_path, "API keys")
+        if config_open is not None:
+            yield f"config file {config_open}"
+    folder_open = exposed(data_dir, "payments, idempotency keys and their secret")
+    if folder_open is not None:
+        yield f"data folder {folder_open}"
 
 
 def _log_file(path: Path) -> IO[bytes]:

@@ -17,7 +17,9 @@ from typing import Annotated, Any
 
 import duckdb
 from fastapi import Depends, FastAPI, Path, Query, Request, Security
+from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -31,7 +33,7 @@ from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_
 from ingest.api.auth import Principal
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
-from ingest.api.event_schemas import PaymentOut
+from ingest.api.event_schemas import PaymentOut, RefusedPaymentOut
 from ingest.api.front import Front, PaymentHeaders, known, payment_answer, route_path
 from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
@@ -297,7 +299,37 @@ async def _admin(caller: Caller) -> None:
         raise ApiProblem("forbidden", "This endpoint needs an admin key.")
 
 
-ADMIN_ONLY = [Depends(_admin)]
+def _query_names(dependant: Dependant) -> frozenset[str]:
+    """The query parameters a route (with its dependencies) reads, by the name a client sends."""
+    names = frozenset(param.alias for param in dependant.query_params)
+    return names.union(*(_query_names(sub) for sub in dependant.dependencies))
+
+
+async def _known_parameters(request: Request) -> None:
+    # As Stripe answers "unknown parameter": a typo (`?contract=`, `?since=`) or a filter the
+    # route lacks was ignored, and the whole unfiltered list read as the answer.
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    known = _query_names(route.dependant)
+    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    if unknown:
+        expected = ", ".join(f"`{name}`" for name in sorted(known)) or "none"
+        raise ApiProblem(
+            "validation_failed",
+            f"This endpoint takes no such query parameter (it takes {expected}).",
+            errors=[
+                FieldError(
+                    mask_card_numbers(name)[:100], "unknown_parameter", "is not a parameter of this endpoint"
+                )
+                for name in unknown[:20]
+            ],
+        )
+
+
+KNOWN_PARAMETERS = Depends(_known_parameters)
+#: Admin reads: the key is checked before anything of the query (a merchant key hears 403).
+ADMIN_ONLY = [Depends(_admin), KNOWN_PARAMETERS]
 Since = Annotated[
     IsoMoment | None,
     Query(
@@ -368,8 +400,11 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         "/v1/payments/{payment_id}",
         summary="A payment and its events",
         operation_id="getPayment",
-        response_model=PaymentOut,
+        description="A payment's result and its events; a request refused 422 (or 403) is shown under "
+        "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
+        response_model=PaymentOut | RefusedPaymentOut,
         responses=_problems("unauthorized", "not_found", "validation_failed"),
+        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
     )
     async def get_payment(
         caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]
@@ -443,14 +478,35 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             IsoMoment | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
         ] = None,
         limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        payment_id: Annotated[
+            str | None, Query(max_length=255, description="Only this payment's; empty: every payment.")
+        ] = None,
+        request_id: Annotated[
+            str | None,
+            Query(
+                max_length=255, description="Only this request's (its `Request-Id`); empty: every request."
+            ),
+        ] = None,
+        merchant_id: Annotated[
+            str | None, Query(max_length=255, description="Only this merchant's; empty: every merchant.")
+        ] = None,
     ) -> Response:
         """Newest first, at most `limit`; `has_more` says that the window holds older ones
-        (narrow `to` or raise `limit` to read them)."""
+        (narrow `to` or raise `limit` to read them). `payment_id`, `request_id` and `merchant_id`
+        keep the violations that name them (an id nothing names: an empty list)."""
         if contract_id:
             _check_contract(contract_id)
         start, end = bounds(since, until)
         # One more than asked for: whether the list was cut is then known, not guessed from its length.
-        query = ViolationQuery(contract_id or None, start, end, limit + 1)
+        query = ViolationQuery(
+            contract_id or None,
+            start,
+            end,
+            limit + 1,
+            payment_id=payment_id or None,
+            request_id=request_id or None,
+            merchant_id=merchant_id or None,
+        )
         found = await parts.records.violations(query)
         listed = [violation_to_json(v) for v in found[:limit]]
         return FastJSONResponse({"violations": listed, "has_more": len(found) > limit})
@@ -563,8 +619,9 @@ def _received_at(value: datetime | None) -> datetime | None:
         ) from None
 
 
-#: The complaint's fields that name something: a card number in one is refused, not masked.
-_NAMING_FIELDS = ("complaint_id", "merchant_id", "category", "payment_id", "request_id", "contract_id")
+#: The complaint's fields that name something of the service: a card number in one is refused,
+#: not masked. A ``complaint_id`` is the merchant's own reference, kept masked (see _complaint).
+_NAMING_FIELDS = ("merchant_id", "category", "payment_id", "request_id", "contract_id")
 
 
 #: An id this service issued (``pay_``/``req_`` + 24 hex digits): never a card number, even where
@@ -627,7 +684,10 @@ def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
         )
     try:
         return Complaint(
-            complaint_id=body.complaint_id or new_id("cmp"),
+            # A reference that holds what looks like a card number is kept masked, not refused.
+            complaint_id=new_id("cmp")
+            if body.complaint_id is None
+            else parts.desk.keeper.identifier(body.complaint_id),
             merchant_id=MerchantId(merchant_id),
             received_at=received,
             category=body.category,

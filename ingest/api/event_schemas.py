@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
 from engine.methods import PartialPolicy
-from ingest.api.schemas import CompositeResultOut, Method, Timestamp, ValidationIssueOut
+from ingest.api.schemas import CompositeResultOut, Method, StepResultOut, Timestamp, ValidationIssueOut
 
 
 class _EventOut(BaseModel):
@@ -148,4 +148,24 @@ EventOut = Annotated[
 class PaymentOut(CompositeResultOut):
     """A payment's result and its domain events in the order they happened."""
 
+    events: list[EventOut]
+
+
+class RefusedPaymentOut(BaseModel):
+    """A request refused 422 (or 403), as recorded under the ``payment_id`` its answer gave:
+    status ``rejected``, nothing processed, the issues that refused it, and its one event
+    (``PaymentReceived`` with ``accepted: false``)."""
+
+    payment_id: str
+    request_id: str
+    merchant_id: str
+    status: Literal["rejected"]
+    success: Literal[False]
+    currency: str | None = Field(description="ISO 4217 code; null when the request gave nothing usable")
+    total_amount: int | None = Field(ge=0, description="null when the request gave nothing usable")
+    total_processed: Literal[0]
+    remaining_amount: int | None = Field(ge=0, description="the whole amount: nothing was charged")
+    step_results: list[StepResultOut] = Field(max_length=0)
+    final_error: None
+    validation_errors: list[ValidationIssueOut]
     events: list[EventOut]

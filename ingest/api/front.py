@@ -116,6 +116,8 @@ async def payment_answer(
         raw.append((b"idempotent-replayed", b"true"))
     if answer.server_timing is not None:
         raw.append((b"server-timing", answer.server_timing.encode()))
+    if answer.retry_after is not None:
+        raw.append((b"retry-after", answer.retry_after.encode()))
     return Answer(response.status_code, raw, response.body)
 
 

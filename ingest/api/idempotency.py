@@ -287,6 +287,10 @@ def load_or_create_secret(data_dir: Path) -> bytes:
     return secret
 
 
+#: A tag's hex digits as letters: ``0``-``9`` become ``g``-``p``.
+_HEX_AS_LETTERS = str.maketrans("0123456789", "ghijklmnop")
+
+
 class KeyKeeper:
     """How a merchant's idempotency key is kept, in events, answers and the database.
 
@@ -313,3 +317,16 @@ class KeyKeeper:
         kept = f"{masked[:room]}#{tag[:_TAG_CHARACTERS]}"
         message = f"masked a card number in the idempotency key, kept as {kept!r} (repeats still replay)"
         return kept, warning("idempotency_key", "card_number_masked", message, kept)
+
+    def identifier(self, value: str) -> str:
+        """An identifier a merchant chose (a ``complaint_id``) as kept: as given, unless it holds a
+        card number (a reference that happens to pass Luhn). Then it is kept masked, as an
+        identifier can hold it (``x`` for each hidden digit), with the tag in letters (``a`` to
+        ``p``, no digit that could form a card number): ``ticket-424242xxxxxx4242.ghijabcd...``.
+        The same identifier is kept the same way, so a retry still finds what it filed."""
+        masked = mask_card_numbers(value)
+        if masked == value:
+            return value
+        tag = hmac.new(self._secret, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
+        room = MAX_IDEMPOTENCY_KEY_LENGTH - _TAG_CHARACTERS - 1
+        return f"{masked.replace('*', 'x')[:room]}.{tag[:_TAG_CHARACTERS].translate(_HEX_AS_LETTERS)}"

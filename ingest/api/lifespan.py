@@ -37,6 +37,8 @@ class Running:
 async def start(parts: Parts) -> Running:
     settings = parts.settings
     writer = parts.writer
+    if writer is not None and writer.log_warning is not None:
+        logger.warning("%s", writer.log_warning)
     if writer is not None and writer.applied_migrations:
         # An operator upgrading wants to see that the database moved on (and that the release
         # before cannot open it any more). Migration 1 makes the tables: applied now, the

@@ -15,12 +15,16 @@ so "answered within the objective" is a bucket count, not an interpolation.
 
 Several worker processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (before the process starts),
 prometheus_client keeps every process's values in that directory and ``GET /metrics`` of any
-worker sums them (``MultiProcessCollector``). The callback metrics (events written, drops) then
-describe the answering process only, and the queue depth reads 0 (a callback gauge is not shared
-between processes). ``payorch serve`` runs one process: DuckDB takes one writer. Each start of
-the service empties the directory first (:func:`start_multiprocess_values`), as a process manager
-does before it starts its workers: the files of an earlier run would otherwise be summed into the
-new run's counts (and a new process given an earlier one's id would carry its values on).
+worker sums them (``MultiProcessCollector``). A callback's value is seen by its own process only:
+the events written and the queue depth are then set by each commit of the writer instead
+(:meth:`ApiMetrics.committed`), and the drops describe the answering process only. ``payorch
+serve`` runs one process (DuckDB takes one writer): each worker has a data folder of its own. A
+start with no other worker alive empties the directory first (:func:`start_multiprocess_values`), as a process
+manager does before it starts its workers: the files of an earlier run would otherwise be summed
+into the new run's counts. A worker started while another runs keeps every file but the live
+gauges of stopped workers: removing the others' files lost their counts for good (a live process
+keeps writing to a file once unlinked), and a restarted worker's earlier counts stay in the sums,
+which never go down.
 """
 
 from __future__ import annotations
@@ -48,15 +52,52 @@ DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: ``payorch_circuit_state``'s values: the worse the circuit, the higher.
 CIRCUIT_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
+EVENTS_WRITTEN = "Domain events stored (committed to the database, when durable)."
 
 
 def start_multiprocess_values(environ: Mapping[str, str]) -> None:
-    """Before the service builds its metrics: remove the values files (``*.db``) that earlier runs
-    left in ``PROMETHEUS_MULTIPROC_DIR``, if it is set. Nothing else in it is touched."""
+    """Before the service builds its metrics, in ``PROMETHEUS_MULTIPROC_DIR`` if it is set: when no
+    other process that wrote values files (``*.db``) there is alive, a new run begins and those
+    files are removed; else only the live gauges of the processes no longer alive (this one's id
+    included: an earlier process's) are. Nothing else in it is touched."""
     directory = environ.get(MULTIPROCESS_ENV)
-    if directory:
-        for values in Path(directory).glob("*.db"):
+    if not directory:
+        return
+    files = list(Path(directory).glob("*.db"))
+    own = os.getpid()
+    writers = {pid for pid in map(_writer, files) if pid is not None and pid != own}
+    alive = {pid for pid in writers if _running(pid)}
+    if not alive:
+        for values in files:
             values.unlink(missing_ok=True)
+        return
+    for pid in (writers - alive) | {own}:
+        mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+
+
+def _forget_stopped_gauges(directory: str) -> None:
+    """The live gauges of a worker no longer alive leave the sums: one that was killed never marked
+    itself dead, and its circuits read open in every other worker's answer until the next run."""
+    for values in Path(directory).glob("gauge_live*.db"):
+        pid = _writer(values)
+        if pid is not None and not _running(pid):
+            values.unlink(missing_ok=True)
+
+
+def _writer(values: Path) -> int | None:
+    """The process id in a values file's name (``counter_1234.db``, ``gauge_livesum_1234.db``)."""
+    pid = values.stem.rpartition("_")[2]
+    return int(pid) if pid.isdigit() else None
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # no signal sent: whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # another user's
+    return True
 
 
 def end_multiprocess_values(environ: Mapping[str, str]) -> None:
@@ -75,16 +116,16 @@ def buckets_with(thresholds_s: Iterable[float]) -> tuple[float, ...]:
 class _Callbacks(Collector):
     """Counters whose values live elsewhere (the writer, the telemetry drains), read at scrape."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, shared: bool) -> None:
         self.events_written: Callable[[], int] = lambda: 0
         self.dropped: Callable[[], dict[str, int]] = dict
+        self._shared = shared  # several workers: the events written are a counter of the files
 
     def collect(self) -> Iterator[Metric]:
-        written = CounterMetricFamily(
-            "payorch_events_written", "Domain events stored (committed to the database, when durable)."
-        )
-        written.add_metric([], self.events_written())
-        yield written
+        if not self._shared:
+            written = CounterMetricFamily("payorch_events_written", EVENTS_WRITTEN)
+            written.add_metric([], self.events_written())
+            yield written
         dropped = CounterMetricFamily(
             "payorch_observer_dropped",
             "Telemetry dropped because a buffer was full or its exporter failed, by signal.",
@@ -182,7 +223,13 @@ class ApiMetrics:
             registry=registry,
             multiprocess_mode="livemax",  # several workers: the worst of their circuits
         )
-        self.callbacks = _Callbacks()
+        #: Several workers (``PROMETHEUS_MULTIPROC_DIR``): the writer's commits set what callbacks
+        #: would read (:meth:`committed`).
+        self.shared = bool(os.environ.get(MULTIPROCESS_ENV))
+        self._events_written = (
+            Counter("payorch_events_written", EVENTS_WRITTEN, registry=registry) if self.shared else None
+        )
+        self.callbacks = _Callbacks(shared=self.shared)
         registry.register(self.callbacks)
         self._children: dict[tuple[object, ...], Counter] = {}
         self._histograms: dict[tuple[object, ...], Histogram] = {}
@@ -198,8 +245,8 @@ class ApiMetrics:
         events_written: Callable[[], int] | None = None,
         dropped: Callable[[], dict[str, int]] | None = None,
     ) -> None:
-        """Where the callback metrics read their values."""
-        if queue_depth is not None:
+        """Where the callback metrics read their values (the queue depth: in one process only)."""
+        if queue_depth is not None and not self.shared:
             self.queue_depth.set_function(queue_depth)
         if events_written is not None:
             self.callbacks.events_written = events_written
@@ -210,6 +257,13 @@ class ApiMetrics:
         """Show ``processors``' circuits closed (as they start) until they change."""
         for processor in processors:
             self.circuit_state.labels(processor).set(CIRCUIT_VALUES[CircuitState.CLOSED])
+
+    def committed(self, events: int, depth: int) -> None:
+        """Several workers: a commit of the writer's stored ``events`` events and left ``depth``
+        writes waiting (from the writer thread; when it is idle, the last commit left none)."""
+        if self._events_written is not None:
+            self._events_written.inc(events)
+        self.queue_depth.set(depth)
 
     # -- the payment path --------------------------------------------------------------------------
 
@@ -277,7 +331,9 @@ class ApiMetrics:
         self.recovery_settled.inc(settled_attempts)
 
     def render(self) -> bytes:
-        if os.environ.get(MULTIPROCESS_ENV):
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if directory:
+            _forget_stopped_gauges(directory)
             summed = CollectorRegistry()
             MultiProcessCollector(summed)  # type: ignore[no-untyped-call]
             summed.register(self.callbacks)

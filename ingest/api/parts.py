@@ -3,6 +3,7 @@ processors (each wrapped for timing), the idempotency store, the metrics and the
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.observe.circuits import CircuitReporter
 from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
+from ingest.private_files import make_private_folder
 from ingest.records import MemoryRecords, Records, RecordsHistory
 from ingest.store.idempotency import DurableIdempotencyStore
 from ingest.store.records import DuckDBRecords
@@ -104,7 +106,7 @@ def build_parts(settings: Settings) -> Parts:
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
         keeper = KeyKeeper(process_secret())
     elif settings.durable:
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        make_private_folder(settings.data_dir)
         writer = Writer(
             settings.data_dir / DATABASE_FILE,
             max_rows=config.store.max_rows,
@@ -136,6 +138,8 @@ def build_parts(settings: Settings) -> Parts:
     journal = FileLedgerJournal(settings.data_dir / FILE_NAME) if settings.ledger_journal else None
     ledger = Ledger(journal)
     if journal is not None:
+        # Its disk is the data folder's: a write it refuses stops the store, as a refused commit.
+        journal.on_failure = writer.refuse if writer is not None else _journal_failed
         # The simulated processors' books outlive the process, as a real processor's would.
         restore_ledger(journal.path, ledger)
     metrics = ApiMetrics(_thresholds_s(config))
@@ -144,6 +148,8 @@ def build_parts(settings: Settings) -> Parts:
         metrics.watch(
             queue_depth=lambda: store.depth, events_written=lambda: store.rows_by_table.get("events", 0)
         )
+        if metrics.shared:
+            writer.on_commit = lambda written: metrics.committed(written.get("events", 0), store.depth)
     elif isinstance(records, MemoryRecords):
         memory = records
         metrics.watch(events_written=lambda: memory.events_written)
@@ -191,6 +197,11 @@ def build_parts(settings: Settings) -> Parts:
         telemetry=telemetry,
         monitor=ContractMonitor(records, clock, history=RecordsHistory(records)),
     )
+
+
+def _journal_failed(failure: str) -> None:
+    """Without a store to stop (records in memory), the refused books are only said."""
+    logging.getLogger("payorch.store").error("store: %s; the simulated processors keep no books now", failure)
 
 
 def _thresholds_s(config: PlatformConfig) -> list[float]:

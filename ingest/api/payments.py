@@ -47,13 +47,17 @@ from ingest.api.idempotency import (
 from ingest.api.metrics import ApiMetrics
 from ingest.api.problems import ApiProblem, FieldError, problem_document
 from ingest.api.timing import CURRENT, Stopwatch, server_timing
-from ingest.codec.result_json import composite_result_to_json
+from ingest.codec.result_json import composite_result_to_json, refusal_to_json
 from ingest.parsing import ParsedRequest, parse_payment_request
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import Records
-from ingest.store.writer import StoreError, StoreSaturatedError
+from ingest.store.records import ChargeNotSentError
+from ingest.store.writer import StoreError, StoreSaturatedError, StoreStoppedError
 
 VALIDATION = "api/validation"
+#: ``Retry-After`` once the disk stopped the store: the service exits, and a supervisor restarts
+#: it (its start settles the payments cut short) in a few seconds.
+STOPPED_RETRY_AFTER_S = "5"
 KEY_REUSED = "idempotency/key-reused"
 #: Warnings for optional fields left out (the merchant id, the method, the currency): the contract
 #: lets merchants omit them, so they are counted in metrics but are not ``api/validation``
@@ -100,6 +104,7 @@ class PaymentAnswer:
     response: StoredResponse
     replayed: bool = False
     server_timing: str | None = None
+    retry_after: str | None = None  # the ``Retry-After`` header of a 503
 
 
 def _refused_by_policy(parsed: ParsedRequest, decision: PolicyDecision) -> ParsedRequest:
@@ -203,6 +208,13 @@ class PaymentDesk:
         try:
             try:
                 self._records.admit()
+            except StoreStoppedError:
+                raise ApiProblem(
+                    "service_unavailable",
+                    "The service's disk refused to record payments, and the service is stopping; "
+                    "nothing was charged. Retry once it is back.",
+                    headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+                ) from None
             except StoreSaturatedError:
                 raise ApiProblem(
                     "service_unavailable",
@@ -308,6 +320,8 @@ class PaymentDesk:
             elapsed = time.perf_counter() - started
             document = dumps(composite_result_to_json(result))
             await self._records.save_result(result, document)
+        except ChargeNotSentError:
+            return await self._not_sent(ctx)
         except Exception:
             # A fault of ours, not a refusal: money may have moved, so the key keeps this answer
             # and a retry with it cannot charge again. The client sees no detail of the fault.
@@ -334,7 +348,10 @@ class PaymentDesk:
             logger.exception("payment %s: its records could not be made durable", ctx.payment_id)
             problem = problem_document(
                 "internal_error",
-                "The payment was processed but could not be recorded; retry with the same key.",
+                "The payment's outcome could not be recorded: the service's disk failed, and the "
+                "service is stopping. Do not pay again under a new key: once the service is back, "
+                "look the payment up, or repeat the request with the same Idempotency-Key, for the "
+                "outcome its next start settled (nothing is charged twice).",
                 ctx.request_id,
                 extra={"payment_id": ctx.payment_id},
                 root_path=self._root_path,
@@ -342,6 +359,26 @@ class PaymentDesk:
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
         self._metrics.observe_payment(result.status.value, time.perf_counter() - started)
         return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
+
+    async def _not_sent(self, ctx: CoreRequestContext) -> PaymentAnswer:
+        """The answer to a payment the disk stopped before its first charge was sent: as a busy
+        writer's 503, nothing was charged, and its key is freed (a retry with it is a new payment)."""
+        logger.warning(
+            "payment %s: its first attempt could not be recorded, so no processor was called; "
+            "answered 503, nothing charged",
+            ctx.payment_id,
+        )
+        if ctx.idempotency_key is not None:
+            with contextlib.suppress(StoreError):  # a stopped store: the next start frees it
+                await self._idempotency.release(ctx.merchant_id, ctx.idempotency_key)
+        problem = problem_document(
+            "service_unavailable",
+            "The payment could not be recorded before it was sent to a processor; nothing was "
+            "charged. Retry shortly, with the same Idempotency-Key if you sent one.",
+            ctx.request_id,
+            root_path=self._root_path,
+        )
+        return PaymentAnswer(StoredResponse(503, dumps(problem), "application/problem+json"), retry_after="1")
 
     async def _complete(self, ctx: CoreRequestContext, response: StoredResponse) -> None:
         if ctx.idempotency_key is not None:
@@ -367,20 +404,22 @@ class PaymentDesk:
         amount = parsed.amount_cents
         if amount is not None and mask_card_numbers(str(amount)) != str(amount):
             amount = None  # a card number typed as the amount: the issues hold it masked, nothing else
-        await self._records.emit(
-            PaymentReceived(
-                payment_id=payment_id,
-                request_id=request_id,
-                merchant_id=merchant.merchant_id,
-                timestamp=self._clock.now(),
-                accepted=False,
-                amount_cents=amount,
-                currency=parsed.currency,
-                method=parsed.method,
-                idempotency_key=key,
-                validation_issues=issues,
-            )
+        received = PaymentReceived(
+            payment_id=payment_id,
+            request_id=request_id,
+            merchant_id=merchant.merchant_id,
+            timestamp=self._clock.now(),
+            accepted=False,
+            amount_cents=amount,
+            currency=parsed.currency,
+            method=parsed.method,
+            idempotency_key=key,
+            validation_issues=issues,
         )
+        await self._records.emit(received)
+        # The refusal can be looked up by its payment id (status ``rejected``), which its answer
+        # and its violation give.
+        await self._records.save_refusal(received, dumps(refusal_to_json(received)))
         await self._monitor.record_violation(
             VALIDATION,
             request_id,
@@ -395,17 +434,20 @@ class PaymentDesk:
         except StoreError:
             logger.exception("request %s: its refusal could not be made durable", request_id)
         errors = [FieldError(i.field, i.code, i.message, i.severity.value) for i in issues]
+        extra: dict[str, object] = {"payment_id": payment_id}
         if parsed.merchant_mismatch:
             raise ApiProblem(
                 "forbidden",
                 "The body names another merchant; a key may only pay for its own merchant.",
                 errors=errors,
+                extra=extra,
             )
         count = sum(1 for issue in issues if issue.blocks)
         raise ApiProblem(
             "validation_failed",
             f"{count} field{'s' if count != 1 else ''} could not be used; nothing was charged.",
             errors=errors,
+            extra=extra,
         )
 
 

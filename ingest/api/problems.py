@@ -6,7 +6,8 @@ One table (:data:`PROBLEMS`) names each problem's code, status, title and meanin
 :func:`problem_page`, says what the problem means), ``title``,
 ``status``, ``detail``, ``code`` (Stripe-style, e.g. ``idempotency_key_in_use``), the
 ``request_id``, and ``errors: [{field, code, message}]`` where fields are at fault. No stack trace,
-exception text or internal path ever reaches a client.
+exception text or internal path ever reaches a client, and a card number a client sent where it is
+echoed (a query value, a field's name) is masked, as everywhere (PRODUCT.md section 5).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from types import MappingProxyType
 
 from ingest.api.encoding import ProblemResponse
 from ingest.codec.result_json import JsonObject
+from ingest.parsing.masking import mask_card_numbers
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +129,10 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         "service_unavailable": ProblemKind(
             503,
             "The service is busy; retry later",
-            "The service cannot take this request now: its event writer is behind, it is stopping, or "
-            "(for the analytics reads and the report) it runs without its event store. Nothing was "
-            "charged; retry after `Retry-After` seconds.",
+            "The service cannot take this request now: its event writer is behind, it is stopping, its "
+            "disk refused to record the payment before it was sent to a processor, or (for the "
+            "analytics reads and the report) it runs without its event store. Nothing was charged; "
+            "retry after `Retry-After` seconds.",
         ),
         "payment_interrupted": ProblemKind(
             503,
@@ -195,13 +198,19 @@ def problem_document(
         "type": problem_type(code, root_path),
         "title": kind.title,
         "status": kind.status,
-        "detail": detail,
+        "detail": mask_card_numbers(detail),
         "code": code,
         "request_id": request_id,
     }
     if errors:
         document["errors"] = [
-            {"field": e.field, "code": e.code, "message": e.message, "severity": e.severity} for e in errors
+            {
+                "field": mask_card_numbers(e.field),
+                "code": e.code,
+                "message": mask_card_numbers(e.message),
+                "severity": e.severity,
+            }
+            for e in errors
         ]
     if extra:
         document.update(extra)

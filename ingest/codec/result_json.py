@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 from engine.contracts import ContractViolation
 from engine.errors import InvalidTimestampError
+from engine.events import PaymentReceived
 from engine.results import CompositeResult, Result
 from engine.validation import ValidationIssue
 
@@ -33,6 +34,32 @@ def composite_result_to_json(result: CompositeResult) -> JsonObject:
         "step_results": [step_result_to_json(step) for step in result.step_results],
         "final_error": None if result.final_error is None else result.final_error.value,
         "validation_errors": [issue_to_json(issue) for issue in result.validation_errors],
+    }
+
+
+#: The status of a request refused 422 (or 403): recorded, never processed, nothing charged.
+REJECTED = "rejected"
+
+
+def refusal_to_json(received: PaymentReceived) -> JsonObject:
+    """What ``GET /v1/payments/{id}`` shows of a refused request (its ``PaymentReceived`` with
+    ``accepted: false``): the result's keys, status ``rejected``, no step, nothing processed, and
+    the issues that refused it. ``currency``, ``total_amount`` and ``remaining_amount`` are null
+    when the request gave nothing usable."""
+    amount = received.amount_cents
+    return {
+        "payment_id": received.payment_id,
+        "request_id": received.request_id,
+        "merchant_id": received.merchant_id,
+        "status": REJECTED,
+        "success": False,
+        "currency": None if received.currency is None else received.currency.code,
+        "total_amount": amount,
+        "total_processed": 0,
+        "remaining_amount": amount,
+        "step_results": [],
+        "final_error": None,
+        "validation_errors": [issue_to_json(issue) for issue in received.validation_issues],
     }
 
 

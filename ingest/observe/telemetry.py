@@ -208,6 +208,7 @@ class ObservedRecords:
         self._record_violation = records.record_violation
         # The rest of the port, bound once (the payment path calls them).
         self.save_result = records.save_result
+        self.save_refusal = records.save_refusal
         self.record_complaint = records.record_complaint
         self.sync = records.sync
         self.admit = records.admit

@@ -2,10 +2,14 @@
 
 Rules (PRODUCT.md section 5):
 
-- A *digit run* is a maximal stretch of decimal digits in which single spaces or dashes may
-  separate groups of digits (``4242 4242 4242 4242``, ``4242-4242-4242-4242``). Each stretch of
-  digits between separators is a *group*; a group is never split, so a run of twenty digits
-  without separators is never a card number.
+- A *digit run* is a maximal stretch of decimal digits in which single separators may separate
+  groups of digits: a space or a dash (``4242 4242 4242 4242``, ``4242-4242-4242-4242``), also
+  a no-break, thin or zero-width space, an en dash or a full-width hyphen (text copied from a
+  page or typed on a phone has them), or a dot (``4242.4242.4242.4242``). A run with a single
+  dot is two runs, one each side of it: it is a decimal number (``1764221251.123457``, a float's
+  text), and a card number written with dots has two of them at least (``3782.822463.10005``).
+  Each stretch of digits between separators is a *group*; a group is never split, so a run of
+  twenty digits without separators is never a card number.
 - Any span of consecutive groups holding 13 to 19 digits that pass the Luhn check is a card
   number. It is replaced by its first six digits, ``*`` for each digit in between and its last four
   digits, with the separators dropped: ``4242 4242 4242 4242`` becomes ``424242******4242``. Six
@@ -38,12 +42,18 @@ KEPT_LAST = 4
 
 #: ``\d`` on purpose: Unicode decimal digits (Arabic-Indic, full-width) are masked too; leaking
 #: a card number written in other digits is worse than masking an odd string.
-_DIGIT_RUN = re.compile(r"\d+(?:[ -]\d+)*")
+#: The separators of a digit run: spaces (no-break, figure, thin, ideographic...; zero-width ones,
+#: which show the digits as one number), dashes (the hyphens, figure dash, en dash, minus sign,
+#: full-width hyphen) and dots (ASCII, full-width).
+_DOTS = ".\uff0e"
+_SPACES = " \u00a0\u2000-\u200d\u202f\u205f\u2060\u3000\ufeff"
+SEPARATORS = _SPACES + "\\-\u2010-\u2013\u2212\ufe63\uff0d" + _DOTS
+_DIGIT_RUN = re.compile(rf"\d+(?:[{SEPARATORS}]\d+)*")
 _GROUP = re.compile(r"\d+")
 #: Thirteen digits with at most one separator between neighbours: text without a match holds no
 #: card number, which most text is, so the run-by-run search is skipped (and so does
 #: :func:`ingest.parsing.issues.is_plain`).
-CARD_CANDIDATE = re.compile(r"\d(?:[ -]?\d){12}")
+CARD_CANDIDATE = re.compile(rf"\d(?:[{SEPARATORS}]?\d){{12}}")
 
 #: Each digit doubled, less 9 when that makes two digits.
 _DOUBLED = str.maketrans("0123456789", "0246813579")
@@ -73,8 +83,16 @@ def _masked(digits: str) -> str:
 
 
 def _mask_run(run: str) -> str:
-    """One pass over one digit run: from the left, mask the longest card-number span starting at
-    each group."""
+    """One pass over one digit run (a decimal number's two sides each on its own)."""
+    dots = [at for at, char in enumerate(run) if char in _DOTS]
+    if len(dots) == 1:
+        cut = dots[0]
+        return _mask_groups(run[:cut]) + run[cut] + _mask_groups(run[cut + 1 :])
+    return _mask_groups(run)
+
+
+def _mask_groups(run: str) -> str:
+    """From the left, mask the longest card-number span starting at each group of ``run``."""
     groups = [(match.start(), match.end()) for match in _GROUP.finditer(run)]
     pieces: list[str] = []
     copied_to = 0

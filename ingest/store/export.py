@@ -13,18 +13,30 @@ refused before anything is written, with the first thing found named. Each input
 into ``OUT/.NAME.partial`` and then swapped in, so a failed run leaves the earlier export whole
 and a reader never sees half of one; the earlier export's dates all go (none is left empty).
 
+Stopped half way (Ctrl-C; ``payorch export`` takes SIGTERM as Ctrl-C), it removes what it was
+writing, puts back the earlier export of the input it was swapping, and raises
+:class:`ExportInterruptedError`: each input of ``OUT`` is then whole, this export's or the
+earlier one's.
+
+Two exports into one ``OUT`` at once would undo each other (each clears the other's
+``.NAME.partial`` at its start): an export holds a lock on ``OUT`` (``flock``) while it runs, and a
+second one is refused at once.
+
 The database is opened read-only. DuckDB lets no other process open a file that a server holds,
 not even to read, so a running ``payorch serve`` is reported as such rather than waited for.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
 import shutil
 from pathlib import Path
 
 import duckdb
 
 from ingest.errors import IngestError
+from ingest.private_files import private_umask
 from ingest.store.reads import (
     INPUTS,
     DatabaseHeldError,
@@ -45,8 +57,19 @@ class ExportError(IngestError):
     """The export could not run; the message is one line for the operator."""
 
 
+class ExportInterruptedError(ExportError):
+    """The export was stopped (Ctrl-C) before it was done."""
+
+
+#: What DuckDB raises when a signal's Python handler raises :class:`KeyboardInterrupt` while it
+#: runs a query: a ``RuntimeError`` with this message, not the ``KeyboardInterrupt`` itself.
+QUERY_INTERRUPTED = "Query interrupted"
+
+
+@private_umask()  # the payments' data, as in the data folder: for the owner only (pg_dump -Fd's 0700)
 def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
-    """Write every input of ``DATA_DIR/payorch.duckdb`` under ``out``; the rows written per input."""
+    """Write every input of ``DATA_DIR/payorch.duckdb`` under ``out``; the rows written per input.
+    What it creates is its owner's only: an existing ``out`` is left as it is."""
     try:
         connection = open_read_only(data_dir)
     except DatabaseHeldError as error:
@@ -57,9 +80,13 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         raise ExportError(str(error)) from None
     try:
         out.mkdir(parents=True, exist_ok=True)
+        held = _hold(out)
     except OSError as exc:
         connection.close()
         raise ExportError(f"cannot create the folder {out}: {exc.strerror}") from None
+    except ExportError:
+        connection.close()
+        raise
     try:
         # A database of an earlier version is read as it is (it is not migrated): the columns
         # added since are exported empty.
@@ -69,8 +96,38 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         return {source.name: _replace(connection, source, applied, out / source.name) for source in INPUTS}
     except duckdb.Error as exc:
         raise ExportError(f"cannot export {data_dir / FILE_NAME} to {out}: {first_line(exc)}") from None
+    except RuntimeError as exc:
+        if str(exc) != QUERY_INTERRUPTED:
+            raise
+        raise _interrupted(out) from None
+    except KeyboardInterrupt:
+        raise _interrupted(out) from None
     finally:
         connection.close()
+        os.close(held)
+
+
+def _hold(out: Path) -> int:
+    """A descriptor of the folder ``out`` holding its exclusive lock (released when it is closed);
+    :class:`ExportError` when another export holds it: each removes the other's ``.NAME.partial``
+    at its start, and could swap in one still being written."""
+    descriptor = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise ExportError(f"another payorch export is writing to {out}: wait for it to end") from None
+    except OSError:
+        pass  # a file system without locks (some FUSE mounts of object storage): export unguarded
+    return descriptor
+
+
+def _interrupted(out: Path) -> ExportInterruptedError:
+    names = ", ".join(source.name for source in INPUTS)
+    return ExportInterruptedError(
+        f"interrupted before it was done: {out} holds nothing half written, but its {names} "
+        "may be the earlier export's (or missing): export again"
+    )
 
 
 def _copy(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[int], folder: Path) -> int:
@@ -127,7 +184,13 @@ def _replace(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[
         written = _copy(connection, source, applied, staging)
         if folder.exists():
             folder.rename(earlier)
-        staging.rename(folder)
+        try:
+            staging.rename(folder)
+        except BaseException:
+            # Stopped between the two renames (Ctrl-C), or refused: the earlier export goes back.
+            if earlier.exists() and not folder.exists():
+                earlier.rename(folder)
+            raise
     except OSError as exc:
         raise ExportError(f"cannot write the folder {folder}: {exc.strerror}") from None
     finally:
@@ -144,5 +207,6 @@ def _remove(path: Path) -> None:
 
 
 def _literal(path: Path) -> str:
-    """``path`` as the SQL string literal COPY takes (it takes no parameter there)."""
-    return str(path).replace("'", "''")
+    """``path`` as the SQL string literal COPY takes (it takes no parameter there), made absolute:
+    DuckDB reads a leading ``~`` as the home folder, where ``--out '~'`` names ``./~``."""
+    return str(path.absolute()).replace("'", "''")

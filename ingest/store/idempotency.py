@@ -38,10 +38,12 @@ is the wall clock's (what a start reads ages from), and a row is taken for expir
 is, however the wall clock was stepped since the process started (see :meth:`_oldest`); a step
 back keeps rows that much longer. Across a restart the wall clock is all there is.
 
-A payorch of schema version 1 (before migration 2) stored a key holding a card number as given;
+A payorch of schema version 1 (before migration 2) stored a key holding a card number as given,
+and one of version 6 or before a key holding one written with dots (``4242.4242.4242.4242``);
 such a key is kept masked since (``ingest.api.idempotency.KeyKeeper``), and a repeat is looked up
-by the key as kept: on start, the rows written before the database left version 1 are renamed to
-their key as kept (``keep``), or a repeat of such a key found nothing and charged again.
+by the key as kept: on start, the rows written before migration 7 (the newest change of what is
+masked) are renamed to their key as kept (``keep``), or a repeat of such a key found nothing and
+charged again.
 
 A key whose request was in flight when the process stopped comes back in flight (a repeat gets
 409) until crash recovery settles its payment; crash recovery also answers or frees a key whose
@@ -346,7 +348,9 @@ def _load(
 
 #: A key that may hold a card number: ``ingest.parsing.masking.CARD_CANDIDATE`` in DuckDB's syntax
 #: (keys are ASCII).
-_CARD_CANDIDATE = "[0-9]([ -]?[0-9]){12}"
+_CARD_CANDIDATE = "[0-9]([ .-]?[0-9]){12}"
+#: The migration that last changed what is masked: rows written before it may hold a key as given.
+_MASKED_SINCE = 7
 #: The end of a key as kept (``ingest.api.idempotency.KeyKeeper``): ``#`` and its tag.
 _KEPT_TAG_END = re.compile(r"#[0-9a-f]{16}\Z")
 _KEPT_TAG_LENGTH = 17
@@ -355,13 +359,13 @@ _CLOCK_SLACK = timedelta(minutes=5)
 
 
 def _mask_unmasked(connection: duckdb.DuckDBPyConnection, keep: Callable[[str], str]) -> None:
-    """Rename every row of a key stored as given by a payorch of schema version 1 to the key as
-    kept (the rows written before migration 2 was applied: only their keys are looked at)."""
+    """Rename every row of a key an older payorch stored as given to the key as kept (the rows
+    written before migration :data:`_MASKED_SINCE` was applied: only their keys are looked at)."""
     found = connection.execute(
         "SELECT DISTINCT merchant_id, key FROM idempotency_keys WHERE created_at < ("
-        "SELECT max(applied_at) FROM schema_migrations WHERE version = 2) + ? "
+        "SELECT max(applied_at) FROM schema_migrations WHERE version = ?) + ? "
         "AND regexp_matches(key, ?)",
-        [_CLOCK_SLACK, _CARD_CANDIDATE],
+        [_MASKED_SINCE, _CLOCK_SLACK, _CARD_CANDIDATE],
     ).fetchall()
     renamed = [
         (kept, merchant_id, key)
@@ -376,7 +380,7 @@ def _mask_unmasked(connection: duckdb.DuckDBPyConnection, keep: Callable[[str], 
 
 def _kept_already(key: str, keep: Callable[[str], str]) -> bool:
     """Whether ``key`` is a key as kept: renamed by an earlier start, or kept within the slack of
-    a new database's migration 2. Kept again, a tag holding thirteen digits in a row would be
+    the migration :data:`_MASKED_SINCE`. Kept again, a tag holding thirteen digits in a row would be
     masked in turn, and the key lost to its repeats. Its tag (``#`` and 16 hex digits) follows
     text holding no card number: a merchant's own key may end as a tag does, after one."""
     if _KEPT_TAG_END.search(key) is None:

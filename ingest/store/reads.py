@@ -52,7 +52,8 @@ def open_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
             f"no database at {path}: pass --data with the folder `payorch serve` uses"
         )
     try:
-        connection = duckdb.connect(str(path), read_only=True)
+        # Absolute: DuckDB reads a leading ``~`` as the home folder, not as the folder ``./~``.
+        connection = duckdb.connect(str(path.absolute()), read_only=True)
     except duckdb.Error as error:
         if "lock" in str(error).lower():
             raise DatabaseHeldError(f"{path} is held by a running payorch serve") from None

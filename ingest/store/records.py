@@ -4,7 +4,8 @@ What must be durable before money moves or an answer leaves is waited for; the r
 and committed with the next batch, in order:
 
 * ``StepAttempted`` is committed before its processor is called (intent before effect): its
-  ``emit`` returns only after the commit.
+  ``emit`` returns only after the commit. A payment's first one refused by the disk raises
+  :class:`ChargeNotSentError`: no processor was called for the payment, nothing was charged.
 * every other event, violation and result is queued; :meth:`DuckDBRecords.sync`, which the API
   calls before it answers a payment, returns once everything queued so far is committed, so the
   answer never gets ahead of the payment's terminal event, its result and its idempotency key.
@@ -35,11 +36,16 @@ from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
 from ingest.codec.events import event_from_bytes, event_to_bytes
-from ingest.codec.result_json import JsonObject
+from ingest.codec.result_json import REJECTED, JsonObject
 from ingest.records import StoredPayment, ViolationQuery
-from ingest.store.writer import Table, Write, Writer
+from ingest.store.writer import StoreError, Table, Write, Writer
 
 _TS = pa.timestamp("us", tz="UTC")
+
+
+class ChargeNotSentError(StoreError):
+    """A payment's first ``StepAttempted`` could not be committed: no processor was called for the
+    payment (intent before effect), so nothing of it was charged."""
 
 
 def _none(_: DomainEvent) -> None:
@@ -224,11 +230,18 @@ class DuckDBRecords:
         write = Write(EVENTS, (seq, event))
         kind = type(event)
         if kind is StepAttempted:
-            await self._writer.submit_and_wait(write)
+            try:
+                await self._writer.submit_and_wait(write)
+            except StoreError as error:
+                # Steps run in order, and a step that fails ends the payment: attempt 1 of step 0
+                # is a payment's first charge, and none was sent before it.
+                if isinstance(event, StepAttempted) and (event.step_index, event.attempt) == (0, 1):
+                    raise ChargeNotSentError(str(error)) from error
+                raise
         elif kind is PaymentCompleted or kind is PaymentFailed:
             self._endings[event.payment_id] = write
         else:
-            if type(event) is PaymentReceived and event.accepted:
+            if type(event) is PaymentReceived:  # accepted, or refused (see save_refusal)
                 opened = self._opened
                 if len(opened) >= _MAX_OPENED:  # results that never came (faults): a bound only
                     opened.clear()
@@ -254,6 +267,20 @@ class DuckDBRecords:
         )
         write = Write(PAYMENTS, row)
         self._writer.submit(write if ending is None else Write.together(ending, write))
+
+    async def save_refusal(self, received: PaymentReceived, document: bytes) -> None:
+        # Its one event is the payment's whole range, so a read looks in that row group only.
+        seq = self._opened.pop(received.payment_id, None)
+        row = (
+            received.payment_id,
+            received.merchant_id,
+            REJECTED,
+            datetime.now(UTC),
+            document.decode(),
+            seq,
+            seq,
+        )
+        self._writer.submit(Write(PAYMENTS, row))
 
     async def sync(self) -> None:
         """Return once everything recorded so far is committed."""
@@ -366,6 +393,14 @@ def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) ->
     if query.until is not None:
         conditions.append("ts < ?")
         parameters.append(query.until)
+    for column, value in (
+        ("payment_id", query.payment_id),
+        ("request_id", query.request_id),
+        ("merchant_id", query.merchant_id),
+    ):
+        if value is not None:
+            conditions.append(f"{column} = ?")
+            parameters.append(value)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = connection.execute(
         "SELECT contract_id, request_id, severity, message, owner, ts, payment_id, merchant_id "  # noqa: S608 - conditions are constants

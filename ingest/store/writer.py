@@ -27,9 +27,10 @@ import contextlib
 import logging
 import os
 import queue
+import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,10 @@ DEFAULT_CHECKPOINT_MB = 16
 
 class StoreSaturatedError(IngestError):
     """The writer is behind by more than its admission limit: take no new work now."""
+
+
+class StoreStoppedError(StoreSaturatedError):
+    """The disk stopped the writer for good (:attr:`Writer.failure`): no new work is ever taken."""
 
 
 class StoreError(IngestError):
@@ -170,11 +175,20 @@ class Writer:
         }
         if memory_limit_mb:  # else DuckDB's own limit, 80% of the machine's memory
             settings["memory_limit"] = f"{memory_limit_mb}MiB"
+        log = path.with_name(path.name + ".wal")
+        logged = _read_log(log)
         try:
             self._connection = duckdb.connect(str(path), config=settings)
         except duckdb.Error as error:
-            raise IngestError(f"cannot open the database {path}: {error}") from None
+            raise IngestError(f"cannot open the database {path}: {_unopened(error)}") from None
+        #: One line for the operator when DuckDB could not replay the log a crash left to its end
+        #: (see :func:`_check_replayed`); logged by the start, once logging is set up.
+        self.log_warning: str | None = None
         try:
+            if logged:
+                self.log_warning = _check_replayed(
+                    self._connection, log, logged, settings["checkpoint_threshold"]
+                )
             self.applied_migrations = migrate(self._connection)
         except (duckdb.Error, IngestError) as error:
             # A file DuckDB opens but cannot read through (a truncated or damaged block, a disk
@@ -197,6 +211,8 @@ class Writer:
         self.batches_written = 0
         #: Rows committed, by table name.
         self.rows_by_table: dict[str, int] = {}
+        #: Told the rows of each commit by table name, from the writer thread once it is durable.
+        self.on_commit: Callable[[Mapping[str, int]], None] | None = None
         self._thread = threading.Thread(target=self._run, name="payorch-writer", daemon=True)
         self._thread.start()
 
@@ -214,7 +230,7 @@ class Writer:
     def admit(self) -> None:
         """Raise :class:`StoreSaturatedError` when new work should wait (see the module text)."""
         if self.failure is not None:
-            raise StoreSaturatedError(self.failure)
+            raise StoreStoppedError(self.failure)
         if self._closed:
             raise StoreSaturatedError("the store is closed")
         if self._queue.qsize() > self._admit_limit:
@@ -346,6 +362,8 @@ class Writer:
         counts = self.rows_by_table
         for name, count in written.items():
             counts[name] = counts.get(name, 0) + count
+        if self.on_commit is not None:
+            self.on_commit(written)
         return extra
 
     def _check_file(self) -> None:
@@ -359,9 +377,19 @@ class Writer:
         if now != self._identity:
             raise _CommitRefusedError("another file has replaced it")
 
+    def refuse(self, failure: str) -> None:
+        """Stop the writer for good, as a refused commit does, for another file of the data folder
+        that the disk refused (``failure``, one line naming it: the simulated processors' books).
+        Safe from any thread; a writer stopped already keeps its first reason."""
+        if self.failure is None:
+            self._stop(failure)
+
     def _fail(self, error: Exception) -> None:
         """Stop the writer for good: the disk refused a batch (see the module text)."""
-        self.failure = f"the database {self.path} could not be written ({_one_line(error)})"
+        self._stop(f"the database {self.path} could not be written ({_one_line(error)})")
+
+    def _stop(self, failure: str) -> None:
+        self.failure = failure
         logger.error(
             "store: %s; nothing more is written, and the service stops "
             "(the next start settles the payments cut short)",
@@ -384,9 +412,67 @@ class Writer:
         rows.clear()
 
 
+def _read_log(log: Path) -> bytes:
+    """The write-ahead log DuckDB is about to replay (empty when there is none)."""
+    try:
+        return log.read_bytes()
+    except FileNotFoundError:
+        return b""
+    except OSError as error:
+        raise IngestError(f"cannot read the database's log {log}: {error.strerror}") from None
+
+
+def _check_replayed(
+    connection: duckdb.DuckDBPyConnection, log: Path, logged: bytes, threshold: object
+) -> str | None:
+    """What to say when DuckDB replayed only part of the log ``logged`` held (``None`` when it
+    replayed it all), having kept the whole of it.
+
+    DuckDB stops replaying a log at the first entry it cannot read (a torn or damaged end, or a
+    file that is not its log at all), drops the rest without a word, and cuts the file there at
+    its next write: committed payments would be gone silently. Its first write after a whole
+    replay appends to the log; after a partial one it overwrites it from where it stopped. So one
+    write (a table made and dropped, no checkpoint meanwhile) tells which it was."""
+    connection.execute("SET checkpoint_threshold = '1TB'")
+    connection.execute(
+        "BEGIN; CREATE TABLE payorch_log_probe (x INTEGER); DROP TABLE payorch_log_probe; COMMIT"
+    )
+    connection.execute(f"SET checkpoint_threshold = '{threshold}'")
+    with log.open("rb") as now:
+        if now.read(len(logged)) == logged:
+            return None
+    kept = log.with_name(f"{log.name}.unreadable-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    try:
+        kept.write_bytes(logged)
+        where = f"kept whole as {kept}"
+    except OSError as error:
+        where = f"and could not be kept as {kept}: {error.strerror}"
+    return (
+        f"database {log.with_suffix('')}: its log {log} could not be replayed to its end, and DuckDB "
+        "dropped what it could not read (a crash during a commit leaves such an end; else committed "
+        f"payments are lost): {where}"
+    )
+
+
 def _identity(path: Path) -> tuple[int, int]:
     status = os.stat(path)
     return status.st_dev, status.st_ino
+
+
+#: DuckDB's words for a file another process has open, read-only or not (it names the PID).
+_HELD = re.compile(r"Conflicting lock is held in .* \(PID (\d+)\)")
+
+
+def _unopened(error: duckdb.Error) -> str:
+    """Why DuckDB could not open the file, in payorch's words when another process holds it
+    (DuckDB's own pointed to the read-only mode of its command line)."""
+    held = _HELD.search(str(error))
+    if held is None:
+        return str(error)
+    return (
+        f"another process has it open (PID {held.group(1)}): a payorch export or payorch report "
+        "--data reading it, or another payorch serve; wait for it to end, or stop it"
+    )
 
 
 def _one_line(error: BaseException) -> str:

@@ -65,6 +65,19 @@ def test_serve_warns_that_a_configured_escalation_webhook_is_never_called(tmp_pa
     assert path not in server.log()
 
 
+def test_serve_warns_that_it_runs_one_process_whatever_web_concurrency_asks(tmp_path: Path) -> None:
+    """uvicorn's variable for its worker count was taken without a word: one process served."""
+    server = start_server(tmp_path, env={"WEB_CONCURRENCY": "4"})
+    try:
+        answered = httpx.get(f"{server.url}/readyz", timeout=10).status_code
+    finally:
+        server.stop()
+    lines = [orjson.loads(line) for line in server.log().splitlines()]
+    warnings = [line["event"] for line in lines if line["level"] == "warning"]
+    assert answered == 200
+    assert "WEB_CONCURRENCY=4 is not taken: payorch serve runs one process" in " ".join(warnings)
+
+
 def test_a_connection_idle_past_5_s_lasts_the_keep_alive_timeout(tmp_path: Path) -> None:
     # uvicorn's 5 s was shorter than a load balancer's idle timeout (60 s on AWS ALB): the balancer
     # reused connections the server was closing (502s, POSTs of unknown fate).

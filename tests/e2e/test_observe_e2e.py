@@ -10,7 +10,7 @@ import httpx
 import orjson
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.server import ACME, start_server
+from tests.e2e.server import ACME, Server, start_server
 from tests.ingest.observe.test_seed_observed import EVENTS
 from tests.otlp_collector import Collector
 
@@ -85,3 +85,130 @@ def test_each_start_counts_from_zero_with_a_multiprocess_directory(tmp_path: Pat
     assert counted == [3, 3]  # not [3, 6]: the first run's values are not the second's
     assert (directory / "notes.txt").exists()
     assert not list(directory.glob("gauge_livesum_*.db"))  # the stopped process is marked dead
+
+
+def _unmatched(server: Server) -> int:
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    for family in text_string_to_metric_families(scraped):
+        for sample in family.samples:
+            if sample.name == "payorch_http_responses_total" and sample.labels["route"] == "unmatched":
+                return int(sample.value)
+    return 0
+
+
+def _not_found(server: Server, times: int) -> None:
+    for _ in range(times):
+        assert httpx.get(f"{server.url}/v1/nowhere", timeout=10).status_code == 404
+
+
+def test_a_worker_started_beside_another_keeps_every_count(tmp_path: Path) -> None:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_server(tmp_path / "a", env=environment)
+    second: Server | None = None
+    try:
+        _not_found(first, 3)
+        second = start_server(tmp_path / "b", env=environment)
+        _not_found(second, 2)
+        both = (_unmatched(first), _unmatched(second))
+        assert second.stop() == 0, second.log()
+        second = start_server(tmp_path / "b", env=environment)  # a restart of one worker
+        _not_found(second, 1)
+        after_restart = (_unmatched(first), _unmatched(second))
+    finally:
+        codes = [server.stop() for server in (first, second) if server is not None]
+    assert codes == [0, 0]
+    # The second start did not wipe the first worker's counts, nor did the restart: the stopped
+    # run's 2 stay in the sum.
+    assert [both, after_restart] == [(5, 5), (6, 6)]
+
+
+FAILING = """
+admin_api_keys: [adm_e2e_admin]
+merchants:
+  - merchant_id: m_acme
+    api_keys: [sk_e2e_acme]
+    default_currency: USD
+    retry: {max_attempts: 1, base_delay_ms: 5, max_delay_ms: 20}
+    routing:
+      - method: card
+        processors: [down_sim]
+processors:
+  - id: down_sim
+    kind: simulated
+    seed: 1
+    latency_ms: {p50: 5, p99: 10}
+    fault_rates: {network_failure: 1.0}
+    breaker: {failure_threshold: 2, cool_down_s: 600}
+"""
+
+
+def _circuit(server: Server) -> float:
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    (family,) = (f for f in text_string_to_metric_families(scraped) if f.name == "payorch_circuit_state")
+    (sample,) = family.samples
+    return sample.value
+
+
+def test_a_killed_workers_circuit_leaves_the_other_workers_answer(tmp_path: Path) -> None:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_server(tmp_path / "a", FAILING, env=environment)
+    second: Server | None = None
+    try:
+        second = start_server(tmp_path / "b", FAILING, env=environment)
+        for _ in range(2):
+            payment = {"amount": 1000, "currency": "USD", "method": "card"}
+            answer = httpx.post(f"{second.url}/v1/payments", json=payment, headers=ACME, timeout=10)
+            assert answer.json()["status"] == "failed", answer.text
+        opened = _circuit(first)
+        second.process.kill()  # SIGKILL: it cannot mark itself dead
+        second.process.wait()
+        after_kill = _circuit(first)
+    finally:
+        code = first.stop()
+        if second is not None:
+            second.stop()
+    assert code == 0, first.log()
+    assert opened == 2  # the worst worker's circuit: the second's opened
+    assert after_kill == 0  # the killed worker's circuit no longer counts; the first's is closed
+
+
+def _events_written(server: Server) -> float:
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    (family,) = (f for f in text_string_to_metric_families(scraped) if f.name == "payorch_events_written")
+    (sample,) = family.samples
+    return sample.value
+
+
+def _pay(server: Server) -> int:
+    """A payment's number of stored events."""
+    body = {"amount": 10000, "currency": "USD"}
+    answer = httpx.post(f"{server.url}/v1/payments", json=body, headers=ACME, timeout=10)
+    assert answer.status_code == 200, answer.text
+    url = f"{server.url}/v1/payments/{answer.json()['payment_id']}"
+    return len(httpx.get(url, headers=ACME, timeout=10).json()["events"])
+
+
+def test_any_worker_shows_the_events_every_worker_wrote(tmp_path: Path) -> None:
+    directory = tmp_path / "prometheus"
+    directory.mkdir()
+    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    first = start_server(tmp_path / "a", env=environment)
+    second: Server | None = None
+    try:
+        second = start_server(tmp_path / "b", env=environment)
+        events = _pay(first) + _pay(second) + _pay(second)
+        written = (_events_written(first), _events_written(second))
+    finally:
+        codes = [server.stop() for server in (first, second) if server is not None]
+    assert codes == [0, 0]
+    assert written == (events, events)  # not each worker's own

@@ -255,6 +255,70 @@ async def test_a_violations_list_cut_at_its_limit_says_there_are_more(app: objec
     assert cut["violations"] == whole["violations"][:2]  # type: ignore[index]
 
 
+async def test_violations_are_listed_by_the_payment_request_or_merchant_they_name(either_app: object) -> None:
+    """The ids a violation shows are filters of the list: a `Request-Id` a merchant reports, the
+    payment an answer named. Unknown to the route, ``?request_id=`` listed every violation."""
+    app = either_app
+    acme = [
+        await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "%s"}' % amount))
+        for amount in (b"lots", b"many")
+    ]
+    globex = await call(app, "POST", "/v1/payments", [GLOBEX, JSON], body_of(b'{"amount": "plenty"}'))
+    assert [answer.status for answer in (*acme, globex)] == [422, 422, 422]
+
+    async def listed(query: str) -> list[tuple[object, object, object]]:
+        answer = await call(app, "GET", f"/v1/violations?{query}", [ADMIN], body_of(b""))
+        assert answer.status == 200, answer.body
+        found: Any = answer.json()["violations"]
+        return [(v["payment_id"], v["request_id"], v["merchant_id"]) for v in found]
+
+    first = (acme[0].json()["payment_id"], acme[0].headers["request-id"], "m_acme")
+    second = (acme[1].json()["payment_id"], acme[1].headers["request-id"], "m_acme")
+    assert await listed(f"payment_id={first[0]}") == [first]
+    assert await listed(f"request_id={second[1]}") == [second]
+    assert await listed("merchant_id=m_acme") == [second, first]
+    assert await listed(f"merchant_id=m_globex&request_id={first[1]}") == []
+    assert await listed("payment_id=pay_nowhere") == []
+    assert len(await listed("payment_id=&request_id=&merchant_id=")) == 3  # empty: no filter
+
+
+async def test_an_unknown_query_parameter_is_422_not_ignored(app: object) -> None:
+    """A typo or a filter the route lacks read as the whole unfiltered list (Stripe answers such a
+    request 400, "unknown parameter"); the key is still checked first."""
+    paid = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1250}'))
+    payment = f"/v1/payments/{paid.json()['payment_id']}"
+    answers = {
+        path: await call(app, "GET", path, [key], body_of(b""))
+        for path, key in (
+            ("/v1/violations?contract=api/validation", ADMIN),
+            ("/v1/violations?limit=5&since=2026-11-01", ADMIN),
+            ("/v1/analytics/events?payment_id=pay_x", ADMIN),
+            ("/v1/reports/retrospective?format=json&window=7d", ADMIN),
+            (f"{payment}?expand=events", ACME),
+        )
+    }
+    merchant = await call(app, "GET", "/v1/violations?contract=x", [ACME], body_of(b""))
+    nobody = await call(app, "GET", f"{payment}?expand=events", [], body_of(b""))
+    known = await call(
+        app, "GET", "/v1/violations?limit=5&contract_id=&from=2026-11-01", [ADMIN], body_of(b"")
+    )
+
+    for path, answer in answers.items():
+        assert answer.status == 422, (path, answer.body)
+        errors: Any = answer.json()["errors"]
+        unknown = path.split("?")[1].split("&")[-1].split("=")[0]
+        assert errors == [
+            {
+                "field": unknown,
+                "code": "unknown_parameter",
+                "message": "is not a parameter of this endpoint",
+                "severity": "error",
+            }
+        ], path
+    assert "`contract_id`" in str(answers["/v1/violations?contract=api/validation"].json()["detail"])
+    assert (merchant.status, nobody.status, known.status) == (403, 401, 200)
+
+
 async def test_the_openapi_document_says_what_the_service_sends(app: object) -> None:
     document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
     paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]
@@ -719,6 +783,37 @@ async def either_app(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIte
         yield application
 
 
+async def test_a_refused_request_is_looked_up_by_the_payment_id_its_answer_gives(either_app: object) -> None:
+    """The refusal is recorded under a payment id (its violation names it): that id shows it,
+    ``rejected`` with its issues and nothing charged, to its merchant and an admin, and a
+    complaint may name it; it was a 404 and ``unknown_payment``."""
+    app = either_app
+    refused = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "12.345"}'))
+    assert refused.status == 422
+    payment_id = refused.json()["payment_id"]
+    assert isinstance(payment_id, str)
+    assert payment_id.startswith("pay_")
+
+    own = await call(app, "GET", f"/v1/payments/{payment_id}", [ACME], body_of(b""))
+    admin = await call(app, "GET", f"/v1/payments/{payment_id}", [ADMIN], body_of(b""))
+    other = await call(app, "GET", f"/v1/payments/{payment_id}", [GLOBEX], body_of(b""))
+    complaint = await complain(app, ACME, payment_id=payment_id)
+
+    assert (own.status, admin.status, other.status) == (200, 200, 404), own.body
+    shown: Any = own.json()
+    assert admin.json() == shown
+    assert shown["payment_id"] == payment_id
+    assert shown["request_id"] == refused.headers["request-id"]
+    assert (shown["status"], shown["success"], shown["total_processed"]) == ("rejected", False, 0)
+    assert (shown["step_results"], shown["final_error"], shown["currency"]) == ([], None, "USD")
+    answered: Any = refused.json()["errors"]
+    issues = [(issue["field"], issue["code"]) for issue in shown["validation_errors"]]
+    assert [(error["field"], error["code"]) for error in answered] == issues
+    assert [event["type"] for event in shown["events"]] == ["PaymentReceived"]
+    assert shown["events"][0]["accepted"] is False
+    assert complaint.status == 201, complaint.body
+
+
 async def test_complaint_ids_are_each_merchants_own(either_app: object) -> None:
     app = either_app
     acme = await complain(app, ACME, complaint_id="ticket-1", description="acme's")
@@ -807,7 +902,6 @@ async def test_a_card_number_where_an_id_belongs_is_refused_without_being_shown(
     answers = {
         name: await complain(app, ACME, **{name: value})
         for name, value in (
-            ("complaint_id", "4000000000000127"),
             ("request_id", "req-4000000000000069"),
             ("payment_id", "4242424242424242"),
             ("category", "4000000000000002"),
@@ -824,8 +918,31 @@ async def test_a_card_number_where_an_id_belongs_is_refused_without_being_shown(
                 "severity": "error",
             }
         ]
-        for number in (b"4000000000000127", b"4000000000000069", b"4242424242424242", b"4000000000000002"):
+        for number in (b"4000000000000069", b"4242424242424242", b"4000000000000002"):
             assert number not in answer.body
+
+
+async def test_a_complaint_id_that_holds_a_card_number_is_kept_masked_not_refused(either_app: object) -> None:
+    """A merchant's reference whose digits happen to pass Luhn (1 random 24-hex-digit id in 800) made
+    the complaint unfileable (422 ``card_number``): it is kept masked, each such id apart from
+    the others, and filing it again finds the stored complaint."""
+    app = either_app
+    filed = await complain(app, ACME, complaint_id="4000000000000127", description="first")
+    other = await complain(app, ACME, complaint_id="4000000000180127", description="second")
+    again = await complain(app, ACME, complaint_id="4000000000000127", description="first")
+    hex_id = await complain(app, ACME, complaint_id="c0de4804381938134e74a78")
+
+    assert (filed.status, other.status, again.status, hex_id.status) == (201, 201, 200, 201), filed.body
+    kept = str(filed.json()["complaint_id"])
+    assert re.fullmatch(r"400000xxxxxx0127\.[a-p]{16}", kept), kept
+    assert other.json()["complaint_id"] != kept  # ids that mask alike stay apart
+    assert again.json() == filed.json()
+    assert re.fullmatch(r"c0de480438xxx8134e74a78\.[a-p]{16}", str(hex_id.json()["complaint_id"]))
+    for answer in (filed, other, again, hex_id):
+        assert mask_card_numbers(answer.body.decode()) == answer.body.decode()
+    # The id as kept names the same complaint.
+    by_kept = await complain(app, ACME, complaint_id=kept, description="first")
+    assert (by_kept.status, by_kept.json()) == (200, filed.json())
 
 
 def test_no_issued_id_looks_like_a_card_number() -> None:

@@ -52,3 +52,24 @@ async def test_a_card_number_in_the_path_is_masked_in_the_answer_and_the_span(wa
     assert f"/v1/payments/{PAN}" not in paths
     assert "/v1/payments/400000******0002" in paths
     assert "/v1/payments/400000******0002/" in paths
+
+
+async def test_a_card_number_echoed_by_a_refusal_is_masked_in_its_problem(watched: Watched) -> None:
+    contract = await call(watched.app, "GET", f"/v1/violations?contract_id={PAN}", [ADMIN], body_of(b""))
+    complaint = orjson.dumps(
+        {"complaint_id": "c-1", "category": "timeout", "description": "charged twice", PAN: "x"}
+    )
+    field = await call(watched.app, "POST", "/v1/complaints", [ACME, JSON], body_of(complaint))
+
+    assert (contract.status, field.status) == (422, 422)
+    assert contract.json()["errors"] == [
+        {
+            "field": "contract_id",
+            "code": "unknown_contract",
+            "message": "'400000******0002' is not in the registry",
+            "severity": "error",
+        }
+    ]
+    errors = orjson.loads(field.body)["errors"]
+    assert [error["field"] for error in errors] == ["400000******0002"]
+    assert PAN not in contract.body.decode() + field.body.decode()

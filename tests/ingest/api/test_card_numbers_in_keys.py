@@ -199,3 +199,23 @@ async def test_a_key_of_schema_version_1_ending_as_a_tag_is_still_masked_at_the_
     assert charges(tmp_path) == []
     keys = _stored_keys(tmp_path)
     assert len(keys) == 1 and keys[0].startswith("424242******4242#"), keys
+
+
+async def test_a_dotted_card_number_key_a_payorch_of_schema_version_6_kept_still_replays(
+    tmp_path: Path,
+) -> None:
+    # Version 6 masked no card number written with dots: it kept such a key as given.
+    key, body = "card 4242.4242.4242.4242", b'{"amount": 1250}'
+    stored = b'{"payment_id": "pay_before", "status": "succeeded"}'
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        as_version(connection, 6)
+        _answered(connection, key, body_fingerprint(body, JSON[1].decode()), stored)
+
+    async with running(tmp_path) as app:
+        again = await pay_with_key(app, key, body)
+
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.body == stored
+    assert charges(tmp_path) == []  # a repeat never charges again
+    keys = _stored_keys(tmp_path)
+    assert len(keys) == 1 and keys[0].startswith("card 424242******4242#"), keys

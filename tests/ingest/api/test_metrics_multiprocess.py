@@ -53,3 +53,33 @@ def test_any_worker_shows_the_sum_of_all_workers(tmp_path: Path) -> None:
     # 0.2 s is within the 0.3 s threshold's own bucket, and not within 0.1 s.
     assert samples[("payorch_step_latency_seconds_bucket", (("le", "0.3"), ("processor", "stripe_sim")))] == 3
     assert samples[("payorch_step_latency_seconds_bucket", (("le", "0.1"), ("processor", "stripe_sim")))] == 0
+
+
+COMMITTING = """
+import sys
+from ingest.api.metrics import ApiMetrics
+metrics = ApiMetrics()
+metrics.watch(queue_depth=lambda: 99, events_written=lambda: 99)  # this process's own view
+metrics.committed(int(sys.argv[1]), 4)
+sys.stdout.write(metrics.render().decode())
+"""
+
+
+def test_the_writers_commits_set_the_shared_queue_depth_and_events_written(tmp_path: Path) -> None:
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", COMMITTING, "7"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    samples = {
+        sample.name: sample.value
+        for family in text_string_to_metric_families(done.stdout)
+        for sample in family.samples
+    }
+    assert samples["payorch_events_written_total"] == 7
+    assert samples["payorch_event_queue_depth"] == 4

@@ -11,6 +11,7 @@ from engine.methods import PaymentMethod
 from engine.money import Currency
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from ingest.parsing import ParsedRequest, parse_payment_request
+from ingest.parsing.masking import SEPARATORS
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"
@@ -66,15 +67,24 @@ def _luhn_ok(digits: str) -> bool:
     return check_digit(digits[:-1]) == digits[-1]
 
 
-_RUN = re.compile(r"\d+(?:[ -]\d+)*")
+_RUN = re.compile(rf"\d+(?:[{SEPARATORS}]\d+)*")
+_DOT = re.compile("[.\uff0e]")
+
+
+def _runs(text: str) -> list[str]:
+    """The digit runs of ``text``, a run with a single dot cut in two at it."""
+    runs: list[str] = []
+    for run in _RUN.findall(text):
+        runs.extend(_DOT.split(run) if len(_DOT.findall(run)) == 1 else [run])
+    return runs
 
 
 def unmasked_card_numbers(text: str) -> list[str]:
-    """Every span of whole digit groups (groups split by single spaces or dashes) that holds 13-19
+    """Every span of whole digit groups (groups split by single separators) that holds 13-19
     digits passing Luhn: what masking must have removed."""
     found: list[str] = []
-    for run in _RUN.finditer(text):
-        groups = re.findall(r"\d+", run.group())
+    for run in _runs(text):
+        groups = re.findall(r"\d+", run)
         for first in range(len(groups)):
             digits = ""
             for group in groups[first:]:

@@ -40,6 +40,21 @@ def test_the_generated_numbers_are_luhn_valid_and_their_neighbours_are_not() -> 
         pytest.param("4242-4242-4242-4242", "424242******4242", id="dashed"),
         pytest.param("4242 4242-4242 4242", "424242******4242", id="mixed-separators"),
         pytest.param("4242  4242 4242 4242", "4242  4242 4242 4242", id="double-space-splits-the-run"),
+        pytest.param("4242.4242.4242.4242", "424242******4242", id="dotted"),
+        pytest.param("3782.822463.10005", "378282*****0005", id="dotted-amex"),
+        pytest.param("4242.4242.4242-4242", "424242******4242", id="dots-and-a-dash"),
+        pytest.param("4242\u00a04242\u202f4242\u20094242", "424242******4242", id="no-break-and-thin-spaces"),
+        pytest.param("4242\u20134242\u20134242\u20134242", "424242******4242", id="en-dashes"),
+        pytest.param(
+            "\uff14\uff12\uff14\uff12\uff0d" * 3 + "\uff14\uff12\uff14\uff12",
+            "\uff14\uff12\uff14\uff12\uff14\uff12******\uff14\uff12\uff14\uff12",
+            id="full-width-digits-and-hyphens",
+        ),
+        pytest.param("4242\u30004242\u30004242\u30004242", "424242******4242", id="ideographic-spaces"),
+        pytest.param("1764221251.123457", "1764221251.123457", id="a-decimal-number-is-no-card"),
+        pytest.param("52.520008123451", "52.520008123451", id="a-latitude-is-no-card"),
+        pytest.param(f"{CARD}.5", "424242******4242.5", id="a-card-before-a-decimal-point"),
+        pytest.param("4242\u200b4242\u200b4242\u200b4242", "424242******4242", id="zero-width-spaces"),
         pytest.param(f"card: {CARD}, exp 12/29", "card: 424242******4242, exp 12/29", id="embedded-in-text"),
         pytest.param(f"a{CARD}b", "a424242******4242b", id="glued-to-letters"),
         pytest.param(
@@ -71,7 +86,7 @@ def test_masking_keeps_every_stripe_test_card_recognisable() -> None:
         assert card_outcome(mask_card_numbers(number)).error_code is code
 
 
-digit_texts = st.text(alphabet="0123456789 -x", max_size=80)
+digit_texts = st.text(alphabet="0123456789 -.x\u00a0\u2013\uff0e", max_size=80)
 
 
 @settings(max_examples=300)

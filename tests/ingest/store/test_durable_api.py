@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import hashlib
 import logging
+import shutil
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -180,6 +181,31 @@ async def test_the_start_logs_the_migrations_it_applied(
     assert lines == [
         f"database {path}: migrated to schema version {last} (migrations {last - 1}, {last} applied now)"
     ]
+
+
+async def test_the_start_warns_of_a_log_duckdb_could_not_replay_to_its_end(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with running(tmp_path) as app:
+        assert (await pay(app)).status == 200
+    # What a crash leaves: a commit in the log only, here with its end damaged.
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        connection.execute("CREATE TABLE committed_rows AS SELECT 1 AS x")
+        log = tmp_path / f"{FILE_NAME}.wal"
+        logged = log.read_bytes()
+        crashed = tmp_path / "crashed"
+        crashed.mkdir()
+        shutil.copyfile(tmp_path / FILE_NAME, crashed / FILE_NAME)
+        (crashed / log.name).write_bytes(logged[:-10])
+    caplog.set_level(logging.WARNING, logger="payorch.api")
+    async with running(crashed):
+        pass
+
+    kept = list(crashed.glob(f"{FILE_NAME}.wal.unreadable-*"))
+    lines = [line for line in (r.getMessage() for r in caplog.records) if "could not be replayed" in line]
+    assert len(kept) == 1
+    assert len(lines) == 1
+    assert f"kept whole as {kept[0]}" in lines[0]
 
 
 async def test_the_first_start_says_it_created_the_database_not_that_it_migrated_it(

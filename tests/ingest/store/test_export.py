@@ -3,6 +3,11 @@ pyarrow, and one-line errors (exit 2) for a missing database or one a server hol
 
 from __future__ import annotations
 
+import errno
+import fcntl
+import os
+import shutil
+import stat
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,9 +21,11 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
+from ingest.errors import IngestError
 from ingest.store import export as export_module
 from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS, Input
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME
+from ingest.store.writer import Writer
 from payorch.cli import cli
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.store.test_durable_api import pay, running
@@ -103,6 +110,23 @@ def test_exporting_again_replaces_the_export(data: Path, tmp_path: Path) -> None
     assert pq.read_table(out / "complaints").num_rows == 2
 
 
+def test_an_export_is_its_owners_only_and_an_existing_folder_is_left(data: Path, tmp_path: Path) -> None:
+    # Under a usual umask (022) every local user could read the exported payments (0644 files).
+    shared = tmp_path / "shared"
+    shared.mkdir(mode=0o755)
+    previous = os.umask(0o022)
+    try:
+        done = [export("--out", str(out), "--data", str(data)) for out in (tmp_path / "a" / "export", shared)]
+    finally:
+        os.umask(previous)
+    assert [result.exit_code for result in done] == [0, 0]
+    written = [tmp_path / "a", *(tmp_path / "a").rglob("*"), *shared.rglob("*")]
+    assert any(path.suffix == ".parquet" for path in written)
+    opened = {str(path): f"{stat.S_IMODE(path.stat().st_mode):04o}" for path in written}
+    assert {path: mode for path, mode in opened.items() if int(mode, 8) & 0o077} == {}
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o755
+
+
 def test_a_linked_folder_is_refused_and_what_it_links_to_kept(data: Path, tmp_path: Path) -> None:
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
@@ -174,6 +198,155 @@ def test_an_export_that_fails_half_way_leaves_the_earlier_one_whole(
     assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
 
 
+#: How a Ctrl-C reaches the export: Python's handler raises KeyboardInterrupt between two
+#: bytecodes; one that arrives while DuckDB runs a query makes DuckDB raise this RuntimeError.
+INTERRUPTIONS = [KeyboardInterrupt(), RuntimeError(export_module.QUERY_INTERRUPTED)]
+
+
+def interrupted_message(out: Path) -> str:
+    return (
+        f"payorch export: interrupted before it was done: {out} holds nothing half written, but its "
+        "events, violations, complaints may be the earlier export's (or missing): export again\n"
+    )
+
+
+@pytest.mark.parametrize("interruption", INTERRUPTIONS, ids=["python", "duckdb"])
+def test_an_export_interrupted_half_way_says_so_and_leaves_each_input_whole(
+    interruption: BaseException, data: Path, empty: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    copy = export_module._copy
+
+    def copy_then_interrupted(connection: duckdb.DuckDBPyConnection, source: Input, *rest: object) -> int:
+        written = copy(connection, source, *rest)  # type: ignore[arg-type]
+        if source.name == "violations":
+            raise interruption
+        return written
+
+    monkeypatch.setattr(export_module, "_copy", copy_then_interrupted)
+    done = export("--out", str(out), "--data", str(empty))
+
+    assert (done.exit_code, done.stderr) == (1, interrupted_message(out))
+    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert pq.read_table(out / "events").num_rows == 0  # this export's
+    assert pq.read_table(out / "violations").num_rows == 1  # the earlier one's
+
+
+def test_an_export_interrupted_between_its_renames_puts_the_earlier_input_back(
+    data: Path, empty: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    rename = Path.rename
+
+    def rename_interrupted(path: Path, target: Path) -> Path:
+        if path.name == ".complaints.partial":  # the earlier complaints are moved aside by now
+            raise KeyboardInterrupt
+        return rename(path, target)
+
+    monkeypatch.setattr(Path, "rename", rename_interrupted)
+    done = export("--out", str(out), "--data", str(empty))
+
+    assert (done.exit_code, done.stderr) == (1, interrupted_message(out))
+    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert pq.read_table(out / "complaints").num_rows == 2
+
+
+#: ``payorch export`` in a process of its own that is sent SIGTERM once it has written the
+#: violations beside their folder, before it swaps them in.
+TERMINATED_HALF_WAY = """
+import os, signal, sys
+from ingest.store import export
+copy = export._copy
+def copy_then_terminated(connection, source, *rest):
+    written = copy(connection, source, *rest)
+    if source.name == "violations":
+        os.kill(os.getpid(), signal.SIGTERM)
+    return written
+export._copy = copy_then_terminated
+from payorch.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_sigterm_stops_an_export_as_ctrl_c_does(data: Path, empty: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+
+    done = subprocess.run(
+        [sys.executable, "-c", TERMINATED_HALF_WAY, "export", "--out", str(out), "--data", str(empty)],
+        cwd=Path(__file__).parents[3],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert (done.returncode, done.stderr) == (1, interrupted_message(out))
+    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert pq.read_table(out / "violations").num_rows == 1  # the earlier export's, whole
+
+
+#: ``payorch export`` in a process of its own that stops once it has written the events beside
+#: their folder, says so, and goes on when its stdin is closed.
+PAUSED_HALF_WAY = """
+import sys
+from ingest.store import export
+copy = export._copy
+def copy_then_wait(connection, source, *rest):
+    written = copy(connection, source, *rest)
+    if source.name == "events":
+        print("written", flush=True)
+        sys.stdin.read()
+    return written
+export._copy = copy_then_wait
+from payorch.cli import main
+main(sys.argv[1:])
+"""
+
+
+def test_a_second_export_into_the_same_folder_is_refused_while_the_first_runs(
+    data: Path, empty: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "export"
+    first = subprocess.Popen(
+        [sys.executable, "-c", PAUSED_HALF_WAY, "export", "--out", str(out), "--data", str(data)],
+        cwd=Path(__file__).parents[3],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert first.stdout is not None
+    assert first.stdout.readline() == "written\n"
+
+    second = export("--out", str(out), "--data", str(empty))
+    first_out, first_err = first.communicate(timeout=60)
+
+    assert (second.exit_code, second.stderr) == (
+        1,
+        f"payorch export: another payorch export is writing to {out}: wait for it to end\n",
+    )
+    assert (first.returncode, first_err) == (0, "")
+    assert first_out.startswith("payorch export: wrote ")
+    assert pq.read_table(out / "events").num_rows > 0  # the first export's, whole
+    assert pq.read_table(out / "complaints").num_rows == 2
+
+
+def test_a_folder_on_a_file_system_without_locks_is_exported_all_the_same(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_locks(descriptor: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))  # as some FUSE mounts answer
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    done = export("--out", str(tmp_path / "export"), "--data", str(data))
+
+    assert (done.exit_code, done.stderr) == (0, "")
+    assert pq.read_table(tmp_path / "export" / "complaints").num_rows == 2
+
+
 @pytest.fixture
 async def empty(tmp_path: Path) -> Path:
     """A data folder left by a service that was sent nothing."""
@@ -208,6 +381,22 @@ def test_rows_exported_over_an_empty_export_replace_it(empty: Path, data: Path, 
     complaints = pl.scan_parquet(out / "complaints", hive_partitioning=True).collect()
     assert sorted(complaints["complaint_id"]) == ["cmp_1", "cmp_2"]
     assert not (out / "complaints" / "data_0.parquet").exists()
+
+
+def test_folders_named_tilde_are_those_of_the_current_folder_not_home(
+    data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    shutil.copytree(data, here / "~")
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+
+    done = export("--out", "~/export", "--data", "~")
+
+    assert (done.exit_code, done.stderr) == (0, "")
+    assert pq.read_table(here / "~" / "export" / "complaints").num_rows == 2
+    assert list(home.iterdir()) == []  # DuckDB took a leading ~ for the home folder
 
 
 def test_a_missing_database_is_a_one_line_error(tmp_path: Path) -> None:
@@ -283,7 +472,11 @@ def test_a_database_that_is_not_payorchs_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "export").exists()
 
 
-HOLDER = "import sys, duckdb; c = duckdb.connect(sys.argv[1]); print('open', flush=True); sys.stdin.read()"
+#: Holds the file named by its argument open until its stdin closes; read-only with a second one.
+HOLDER = (
+    "import sys, duckdb; c = duckdb.connect(sys.argv[1], read_only=len(sys.argv) > 2); "
+    "print('open', flush=True); sys.stdin.read()"
+)
 
 
 @pytest.fixture
@@ -314,3 +507,25 @@ def test_a_database_held_by_a_server_is_a_one_line_error(held: Path, tmp_path: P
     assert done.stderr.startswith(f"payorch export: {held / FILE_NAME} is held by a running payorch serve")
     assert "stop it" in done.stderr
     assert "Traceback" not in done.output
+
+
+def test_a_service_started_while_an_export_reads_says_what_holds_the_database(data: Path) -> None:
+    path = data / FILE_NAME
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(path), "read-only"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert reader.stdout is not None
+    assert reader.stdout.readline() == "open\n"
+
+    with pytest.raises(IngestError) as refused:
+        Writer(path)
+    reader.communicate(timeout=30)
+
+    assert str(refused.value) == (
+        f"cannot open the database {path}: another process has it open (PID {reader.pid}): a payorch "
+        "export or payorch report --data reading it, or another payorch serve; wait for it to end, "
+        "or stop it"
+    )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import resource
+import shutil
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from ingest.errors import IngestError
 from ingest.store.records import EVENTS
-from ingest.store.schema import CURRENT_VERSION, MIGRATIONS, migrate
+from ingest.store.schema import CURRENT_VERSION, FILE_NAME, MIGRATIONS, migrate
 from ingest.store.writer import StoreError, StoreSaturatedError, Table, Write, Writer
 
 NOTES = Table(
@@ -444,3 +445,44 @@ async def test_the_log_is_copied_into_the_database_each_time_it_passes_16_mb(tmp
     assert (log.stat().st_size if log.exists() else 0) < 16 * 1024 * 1024
     writer.close()
     assert len(_notes(path)) == 24_000
+
+
+def _crashed_with_a_log(tmp_path: Path) -> Path:
+    """A database folder as a crash leaves it: a row committed only to ``payorch.duckdb.wal``."""
+    (tmp_path / "before").mkdir()
+    Writer(tmp_path / "before" / FILE_NAME).close()
+    crashed = tmp_path / "crashed"
+    crashed.mkdir()
+    with duckdb.connect(str(tmp_path / "before" / FILE_NAME)) as connection:
+        connection.execute("CREATE TABLE committed_rows AS SELECT 1 AS x")
+        for name in (FILE_NAME, f"{FILE_NAME}.wal"):
+            shutil.copyfile(tmp_path / "before" / name, crashed / name)
+    return crashed / FILE_NAME
+
+
+def test_a_log_duckdb_cannot_replay_to_its_end_is_kept_whole_and_said_so(tmp_path: Path) -> None:
+    path = _crashed_with_a_log(tmp_path)
+    log = path.with_name(f"{FILE_NAME}.wal")
+    logged = log.read_bytes()
+    log.write_bytes(logged[:-10])  # its last commit damaged: DuckDB drops it
+
+    writer = Writer(path)
+    writer.close()
+
+    kept = list(path.parent.glob(f"{FILE_NAME}.wal.unreadable-*"))
+    assert len(kept) == 1
+    assert kept[0].read_bytes() == logged[:-10]
+    assert writer.log_warning is not None
+    assert str(log) in writer.log_warning and f"kept whole as {kept[0]}" in writer.log_warning
+
+
+def test_a_log_replayed_whole_is_neither_kept_nor_mentioned(tmp_path: Path) -> None:
+    path = _crashed_with_a_log(tmp_path)
+
+    writer = Writer(path)
+    found = writer.read_now(lambda c: c.execute("SELECT x FROM committed_rows").fetchall())
+    writer.close()
+
+    assert found == [(1,)]
+    assert list(path.parent.glob("*.unreadable-*")) == []
+    assert writer.log_warning is None

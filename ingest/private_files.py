@@ -1,0 +1,56 @@
+"""Files that hold payments or secrets, kept from the host's other users.
+
+The data folder holds every payment, idempotency key and merchant id, and the secret of the keys'
+tags: payorch makes it for its owner only (as ``mkdir -p -m 700``), and ``payorch serve`` runs
+under a umask that takes every group and other bit away, so what it creates there (the database,
+DuckDB's log and spill files, the simulated ledger, the log file) and Prometheus's value files are
+its owner's alone. A folder or file it finds open to others, made before or by someone else, is
+left as it is and named in a WARNING line (:func:`exposed`) rather than refused: a Kubernetes
+Secret or ConfigMap is mounted 0644 unless told otherwise, and in a container of one user no one
+else can read it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+#: Permission bits of a file's group and of others: none of them is set on what payorch keeps.
+OTHERS = 0o077
+
+
+def make_private_folder(path: Path) -> None:
+    """``path`` and the folders missing above it, ``path`` itself made for its owner only. An
+    existing folder is left as it is (:func:`exposed` says when others may use it)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.mkdir(mode=0o700, exist_ok=True)
+
+
+@contextlib.contextmanager
+def private_umask() -> Iterator[None]:
+    """Files and folders created meanwhile, by payorch or its libraries (DuckDB, Prometheus's
+    client), get no permission for their group or others. The umask is the process's: restored
+    on the way out, for a test that serves in its own process."""
+    previous = os.umask(OTHERS)
+    os.umask(previous | OTHERS)
+    try:
+        yield
+    finally:
+        os.umask(previous)
+
+
+def exposed(path: Path, holds: str) -> str | None:
+    """A warning naming ``path`` and its mode when its group or others may use it (``holds`` says
+    what they could read); ``None`` when only its owner may, or when it cannot be looked at."""
+    try:
+        status = path.stat()  # a link's target: what a reader gets
+    except OSError:
+        return None
+    mode = stat.S_IMODE(status.st_mode)
+    if not mode & OTHERS:
+        return None
+    fix = "700" if stat.S_ISDIR(status.st_mode) else "600"
+    return f"{path} holds {holds} and is open to other users (mode {mode:04o}): chmod {fix} it"

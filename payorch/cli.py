@@ -150,8 +150,8 @@ MAX_KEEP_ALIVE_S = 3600
     "--root-path",
     type=RootPath(),
     default="",
-    help="The path prefix a reverse proxy serves the API under and strips (/payorch): the docs "
-    "and the OpenAPI document's server name it (problem type links do not yet).",
+    help="The path prefix a reverse proxy serves the API under and strips (/payorch): the docs, "
+    "the OpenAPI document's server and the problem type links name it.",
 )
 def serve(
     config_path: Path | None, data_dir: Path, host: str, port: int, keep_alive_s: int, root_path: str

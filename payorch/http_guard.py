@@ -342,7 +342,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             current_request.reset(token)
         if self.responses is not None and not counted_by_app:
             self.responses.count_response(self._method, None, PROBLEMS[code].status)
-        body = orjson.dumps(problem_document(code, detail, request_id))
+        body = orjson.dumps(problem_document(code, detail, request_id, root_path=self.root_path))
         head = [STATUS_LINE[PROBLEMS[code].status]]
         for name, value in self.server_state.default_headers:
             head.append(b"%s: %s\r\n" % (name, value))

@@ -252,6 +252,7 @@ def run_server(
         environment=deployment_environment(os.environ),
         log_stream=log_stream,  # JSON lines (ingest.observe.logs)
         report_renderer=partial(_render_report, config),
+        root_path=root_path,
     )
     try:
         start_multiprocess_values(settings.environ)  # a start counts from zero

@@ -34,7 +34,7 @@ from ingest.api.auth import Principal
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.event_schemas import PaymentOut, RefusedPaymentOut
-from ingest.api.front import Front, PaymentHeaders, known, payment_answer
+from ingest.api.front import Front, PaymentHeaders, known, payment_answer, route_path
 from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi
@@ -48,7 +48,7 @@ from ingest.api.problems import (
     problem_page,
     problem_response,
 )
-from ingest.api.reports import MEDIA_TYPES, ReportFormat, UnbuiltFormat, report_answer
+from ingest.api.reports import MEDIA_TYPES, ReportFormat, UnbuiltFormat, negotiated_format, report_answer
 from ingest.api.schemas import (
     COMPLAINT_REQUEST_BODY,
     PAYMENT_REQUEST_BODY,
@@ -59,6 +59,7 @@ from ingest.api.schemas import (
     ComplaintOut,
     CompositeResultOut,
     HealthOut,
+    ProblemCode,
     ProblemOut,
     RetrospectiveOut,
     ViolationsOut,
@@ -185,7 +186,7 @@ def create_app(settings: Settings) -> FastAPI:
         redoc_url=None,
     )
     app.state.parts = parts
-    _install_error_handlers(app)
+    _install_error_handlers(app, settings.root_path)
     _install_routes(app, parts)
     install_docs(app)
     app.openapi = finished_openapi(app.openapi)  # type: ignore[method-assign]
@@ -198,22 +199,32 @@ def _request_id(request: Request) -> RequestId:
 
 
 def _not_found_detail(request: Request) -> str:
-    """404's detail; it names the path without its trailing slash when that one is a route."""
-    path = request.url.path
+    """404's detail; it names the path without its trailing slash when that one is a route, and
+    the prefix of ``--root-path`` when a route follows it (a proxy that does not strip it: every
+    request was a bare 404)."""
+    path = route_path(request.scope)  # behind a proxy's prefix, the path its routes match
+    root: str = request.scope.get("root_path", "")
+    if root and path.startswith(f"{root}/") and _is_route(request, path.removeprefix(root)):
+        return (
+            f"No route matches this path: it begins with {root}, the prefix the service is served "
+            "under (payorch serve --root-path), which the reverse proxy must strip."
+        )
     bare = path.rstrip("/")
-    if bare and bare != path:
-        for route in request.app.router.routes:
-            pattern = getattr(route, "path_regex", None)
-            if pattern is not None and pattern.match(bare):
-                shown = mask_card_numbers(bare)
-                return f"No route matches this path; {shown} (without the trailing slash) is one."
+    if bare and bare != path and _is_route(request, bare):
+        shown = mask_card_numbers(request.url.path.rstrip("/"))  # as the client names it
+        return f"No route matches this path; {shown} (without the trailing slash) is one."
     return "No route matches this path."
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _is_route(request: Request, path: str) -> bool:
+    patterns = (getattr(route, "path_regex", None) for route in request.app.router.routes)
+    return any(pattern is not None and pattern.match(path) for pattern in patterns)
+
+
+def _install_error_handlers(app: FastAPI, root_path: str) -> None:
     async def on_problem(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, ApiProblem)  # noqa: S101 - registered for ApiProblem only
-        return problem_response(exc, _request_id(request))
+        return problem_response(exc, _request_id(request), root_path)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)  # noqa: S101
@@ -230,19 +241,19 @@ def _install_error_handlers(app: FastAPI) -> None:
         allowed = headers.get("Allow", "").split(", ")
         if "GET" in allowed and "HEAD" not in allowed:
             headers["Allow"] = ", ".join([*allowed, "HEAD"])  # Front answers HEAD wherever GET is
-        return problem_response(ApiProblem(code, detail, headers=headers), _request_id(request))
+        return problem_response(ApiProblem(code, detail, headers=headers), _request_id(request), root_path)
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
         errors = [_field_error(error) for error in exc.errors()]
         problem = ApiProblem("validation_failed", "The request does not fit this endpoint.", errors=errors)
-        return problem_response(problem, _request_id(request))
+        return problem_response(problem, _request_id(request), root_path)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
         path = mask_card_numbers(request.url.path)
         logger.error("unhandled error on %s %s", request.method, path, exc_info=exc)
         problem = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
-        return problem_response(problem, _request_id(request))
+        return problem_response(problem, _request_id(request), root_path)
 
     app.add_exception_handler(ApiProblem, on_problem)
     app.add_exception_handler(StarletteHTTPException, on_http)
@@ -514,6 +525,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         dependencies=ADMIN_ONLY,
     )
     async def retrospective(
+        request: Request,
         since: Annotated[
             IsoMoment | None,
             Query(
@@ -524,18 +536,21 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         ] = None,
         until: Until = None,
         output: Annotated[
-            ReportFormat | UnbuiltFormat,
+            ReportFormat | UnbuiltFormat | None,
             Query(
                 alias="format",
-                description="`yaml` (the default) or `json`: the same document. `md` and `html` "
-                "are not built yet (422 `not_built`).",
+                description="`yaml` or `json`: the same document. Absent: `json` when the `Accept` "
+                "header prefers `application/json` to `application/yaml`, else `yaml`. `md` and "
+                "`html` are not built yet (422 `not_built`).",
             ),
-        ] = "yaml",
+        ] = None,
     ) -> Response:
         """Per contract, the window's violations against the merchant complaints mapped to it,
         and whether the two disagree enough to escalate (the config's `reports.mismatch` rule)."""
         span = timedelta(days=parts.config.reports.every_days)
         window = window_between(since, until, parts.clock.now(), span)
+        if output is None:
+            output = negotiated_format(request.headers.get("accept"))
         return await report_answer(parts.writer, parts.settings.report_renderer, window, output)
 
     @app.get(
@@ -548,9 +563,9 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             **_problems("not_found", "validation_failed"),
         },
     )
-    async def problem_type(code: Annotated[str, Path(max_length=64)]) -> Response:
+    async def problem_type(code: Annotated[ProblemCode, Path(max_length=64)]) -> Response:
         """The page an error's `type` URI names: its title, status, meaning and what to do."""
-        page = problem_page(code)
+        page = problem_page(code, parts.settings.root_path)
         if page is None:
             raise ApiProblem("not_found", "No problem type has this name.")
         return HTMLResponse(page)

@@ -56,6 +56,20 @@ class _Route(NamedTuple):
 _PAYMENTS_ROUTE = _Route(PAYMENTS_PATH)
 
 
+def route_path(scope: Scope) -> str:
+    """The path the app's routes match: the request's path without the prefix a reverse proxy serves
+    the API under (``root_path``), which uvicorn puts in front of it (``/payorch/v1/payments``), as
+    Starlette's router takes it off. ``scope["path"]`` made every request behind such a proxy miss
+    the payment route here (a repeated ``Idempotency-Key`` was not refused) and the public ones."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    if not root or not path.startswith(root):
+        return path
+    if path == root:
+        return ""
+    return path[len(root) :] if path[len(root)] == "/" else path
+
+
 class PaymentHeaders(NamedTuple):
     """The request headers ``POST /v1/payments`` reads (``None`` when absent)."""
 
@@ -241,6 +255,7 @@ class Front:
         self.app = app
         self.parts = parts
         self.limit = parts.settings.max_body_bytes
+        self.root_path = parts.settings.root_path  # a proxy's prefix: problem type links name it
         self.spans = parts.telemetry.spans if parts.telemetry is not None else None
         self.metrics = parts.metrics
 
@@ -306,7 +321,7 @@ class Front:
         )
 
     async def _route(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
-        if scope["path"] == PAYMENTS_PATH and scope["method"] == "POST":
+        if route_path(scope) == PAYMENTS_PATH and scope["method"] == "POST":
             scope["route"] = _PAYMENTS_ROUTE
             await self._payment(scope, receive, send, request_id)
             return
@@ -327,7 +342,7 @@ class Front:
             await send(message)
 
         try:
-            public = scope["path"] in _PUBLIC_PATHS  # no key read there: no key to doubt
+            public = route_path(scope) in _PUBLIC_PATHS  # no key read there: no key to doubt
             check_headers(scope["headers"], self.limit, public=public, bodied=scope["method"] != "GET")
             if scope["method"] != "GET":
                 # The body is read here, under the same limit and deadline as a payment's:
@@ -335,7 +350,7 @@ class Front:
                 timeout_s = self.parts.settings.body_timeout_s
                 receive = _replaying(await read_body(receive, self.limit, timeout_s), receive)
         except ApiProblem as problem:
-            answer = _problem_answer(problem, request_id)
+            answer = _problem_answer(problem, request_id, self.root_path)
             state[STATUS_KEY] = answer.status
             await _send(send, answer, request_id, head=head)
             return
@@ -392,34 +407,34 @@ class Front:
             # as a problem, not the server's bare 500, before the cancellation goes on.
             scope["state"][STATUS_KEY] = 503
             with contextlib.suppress(Exception):
-                await _send(send, _cut_short(request_id), request_id)
+                await _send(send, _cut_short(request_id, self.root_path), request_id)
             raise
         except ApiProblem as problem:
-            answer = _problem_answer(problem, request_id)
+            answer = _problem_answer(problem, request_id, self.root_path)
         except Exception:
             logger.exception("unhandled error on POST %s", PAYMENTS_PATH)
             fault = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
-            answer = _problem_answer(fault, request_id)
+            answer = _problem_answer(fault, request_id, self.root_path)
         scope["state"][STATUS_KEY] = answer.status
         await _send(send, answer, request_id)
 
 
-def _cut_short(request_id: RequestId) -> Answer:
+def _cut_short(request_id: RequestId, root_path: str) -> Answer:
     cut = CUT_SHORT.get()
     detail = "The service stopped before this payment's answer was ready; it may have been charged."
     extra: dict[str, object] = {}
     if cut is not None:
         extra["payment_id"] = cut.payment_id
         detail += (
-            f" It is payment {cut.payment_id}: GET /v1/payments/{cut.payment_id} shows its outcome "
-            "once the service is back (a payment it does not know was never charged)."
+            f" It is payment {cut.payment_id}: GET {root_path}/v1/payments/{cut.payment_id} shows its "
+            "outcome once the service is back (a payment it does not know was never charged)."
         )
     if cut is None or cut.keyed:
         detail += " A retry with the same Idempotency-Key then gets the outcome, and charges nothing more."
     else:
         detail += " Look it up before paying again: this request had no Idempotency-Key."
     problem = ApiProblem("payment_interrupted", detail, headers={"Retry-After": "5"}, extra=extra)
-    return _problem_answer(problem, request_id)
+    return _problem_answer(problem, request_id, root_path)
 
 
 #: Routes anyone may call: they read no key, so a repeated Authorization header means nothing there.
@@ -445,8 +460,8 @@ def _conflicting(name: bytes) -> ApiProblem:
     )
 
 
-def _problem_answer(problem: ApiProblem, request_id: str) -> Answer:
-    response = problem_response(problem, request_id)
+def _problem_answer(problem: ApiProblem, request_id: str, root_path: str) -> Answer:
+    response = problem_response(problem, request_id, root_path)
     return Answer(response.status_code, response.raw_headers, bytes(response.body))
 
 

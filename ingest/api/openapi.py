@@ -11,6 +11,9 @@
 - The headers the service sends: ``Request-Id`` on every answer, ``WWW-Authenticate`` on a 401,
   ``Retry-After`` where a retry is invited (409 and 503), on a payment's answer ``Server-Timing``,
   and on the answers an idempotency key keeps (a payment's 200 and 500) ``Idempotent-Replayed``.
+- ``security: []`` on the public operations (``/healthz``, ``/readyz``, ``/metrics``, the problem
+  pages), which read no key: an operation without ``security`` says nothing, and linters (Redocly's
+  ``security-defined``) and readers cannot tell a public route from one whose key is undocumented.
 - ``POST /v1/payments`` reads its headers by hand (see ingest.api.front), so its
   ``Idempotency-Key`` parameter is declared here.
 """
@@ -72,6 +75,7 @@ def finish(document: dict[str, Any]) -> dict[str, Any]:
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             payment = operation.get("operationId") == "createPayment"
+            operation.setdefault("security", [])  # no key read: public, and said so
             responses = operation.setdefault("responses", {})
             if operation.get("security") and "400" not in responses:
                 # Authorization repeated with different values (ingest.api.front), on any route

@@ -178,7 +178,9 @@ def build_parts(settings: Settings) -> Parts:
     )
     metrics.watch_circuits(engine.processors)
     policy = PaymentPolicyEnforcer(config, engine.amount_checks)
-    desk = PaymentDesk(engine.service, records, idempotency, metrics, clock, keeper, policy)
+    desk = PaymentDesk(
+        engine.service, records, idempotency, metrics, clock, keeper, policy, root_path=settings.root_path
+    )
     return Parts(
         settings=settings,
         config=config,

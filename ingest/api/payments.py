@@ -140,6 +140,7 @@ class PaymentDesk:
         "_monitor",
         "_policy",
         "_records",
+        "_root_path",
         "_service",
         "_tasks",
     )
@@ -153,8 +154,11 @@ class PaymentDesk:
         clock: Clock,
         keeper: KeyKeeper,
         policy: PaymentPolicyEnforcer,
+        *,
+        root_path: str,
     ) -> None:
         self._service = service
+        self._root_path = root_path  # a proxy's prefix: the problem documents' type links name it
         self._policy = policy
         self._keeper = keeper
         self._records = records
@@ -327,6 +331,7 @@ class PaymentDesk:
                 "The payment could not be completed; look it up before retrying with a new key.",
                 ctx.request_id,
                 extra={"payment_id": ctx.payment_id},
+                root_path=self._root_path,
             )
             response = StoredResponse(500, dumps(problem), "application/problem+json")
             await self._complete(ctx, response)
@@ -349,6 +354,7 @@ class PaymentDesk:
                 "outcome its next start settled (nothing is charged twice).",
                 ctx.request_id,
                 extra={"payment_id": ctx.payment_id},
+                root_path=self._root_path,
             )
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
         self._metrics.observe_payment(result.status.value, time.perf_counter() - started)
@@ -370,6 +376,7 @@ class PaymentDesk:
             "The payment could not be recorded before it was sent to a processor; nothing was "
             "charged. Retry shortly, with the same Idempotency-Key if you sent one.",
             ctx.request_id,
+            root_path=self._root_path,
         )
         return PaymentAnswer(StoredResponse(503, dumps(problem), "application/problem+json"), retry_after="1")
 

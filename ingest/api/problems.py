@@ -2,7 +2,8 @@
 
 One table (:data:`PROBLEMS`) names each problem's code, status, title and meaning; handlers raise
 :class:`ApiProblem` with a code and a specific detail. The document carries ``type`` (the URI
-``/problems/<code>``, whose page, :func:`problem_page`, says what the problem means), ``title``,
+``/problems/<code>`` below the prefix a reverse proxy serves the API under, whose page,
+:func:`problem_page`, says what the problem means), ``title``,
 ``status``, ``detail``, ``code`` (Stripe-style, e.g. ``idempotency_key_in_use``), the
 ``request_id``, and ``errors: [{field, code, message}]`` where fields are at fault. No stack trace,
 exception text or internal path ever reaches a client, and a card number a client sent where it is
@@ -177,16 +178,24 @@ class ApiProblem(Exception):  # noqa: N818 - it is an answer, not a fault of the
         self.extra = dict(extra or {})
 
 
+def problem_type(code: str, root_path: str) -> str:
+    """The URI of ``code``'s page, below ``root_path``, the prefix a reverse proxy serves the API
+    under and strips (``/payorch/problems/not_found``; ``""`` when served at the host's root)."""
+    return f"{root_path}/problems/{code}"
+
+
 def problem_document(
     code: str,
     detail: str,
     request_id: str,
     errors: Sequence[FieldError] = (),
     extra: JsonObject | None = None,
+    *,
+    root_path: str,
 ) -> JsonObject:
     kind = PROBLEMS[code]
     document: JsonObject = {
-        "type": f"/problems/{code}",
+        "type": problem_type(code, root_path),
         "title": kind.title,
         "status": kind.status,
         "detail": mask_card_numbers(detail),
@@ -208,8 +217,9 @@ def problem_document(
     return document
 
 
-def problem_page(code: str) -> str | None:
-    """The HTML page a problem's ``type`` URI (``/problems/<code>``) names; ``None`` for no problem."""
+def problem_page(code: str, root_path: str) -> str | None:
+    """The HTML page a problem's ``type`` URI (``/problems/<code>``) names, its link to the docs
+    below ``root_path``; ``None`` for no problem."""
     kind = PROBLEMS.get(code)
     if kind is None:
         return None
@@ -217,11 +227,13 @@ def problem_page(code: str) -> str | None:
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{title}</title></head>\n'
         f"<body><h1>{title}</h1>\n<p>HTTP {kind.status}, <code>code: {code}</code></p>\n<p>{meaning}</p>\n"
-        '<p>Errors are <code>application/problem+json</code> (RFC 9457); see <a href="/docs">the API '
-        "docs</a>.</p></body></html>\n"
+        "<p>Errors are <code>application/problem+json</code> (RFC 9457); see "
+        f'<a href="{html.escape(root_path)}/docs">the API docs</a>.</p></body></html>\n'
     )
 
 
-def problem_response(problem: ApiProblem, request_id: str) -> ProblemResponse:
-    document = problem_document(problem.code, problem.detail, request_id, problem.errors, problem.extra)
+def problem_response(problem: ApiProblem, request_id: str, root_path: str) -> ProblemResponse:
+    document = problem_document(
+        problem.code, problem.detail, request_id, problem.errors, problem.extra, root_path=root_path
+    )
     return ProblemResponse(document, status_code=problem.kind.status, headers=problem.headers)

@@ -29,6 +29,39 @@ UnbuiltFormat = Literal["md", "html"]
 MEDIA_TYPES: dict[ReportFormat, str] = {"yaml": "application/yaml", "json": "application/json"}
 
 
+def negotiated_format(accept: str | None) -> ReportFormat:
+    """The form an ``Accept`` header asks for when ``format`` is not given: JSON when it prefers
+    ``application/json`` to ``application/yaml`` (a client generated from the OpenAPI document
+    sends ``Accept: application/json``, and could not read the YAML it got), else YAML, the
+    report's own form (also for ``*/*``, no header, or one naming neither)."""
+    if not accept:
+        return "yaml"
+    weights = {form: _weight(accept, media_type) for form, media_type in MEDIA_TYPES.items()}
+    return "json" if weights["json"] > weights["yaml"] else "yaml"
+
+
+def _weight(accept: str, media_type: str) -> float:
+    """The ``q`` that ``accept`` gives ``media_type``, by its most specific range (RFC 9110 section
+    12.5.1); 0 when no range takes it, or a ``q`` cannot be read."""
+    kind = media_type.split("/", 1)[0]
+    best, weight = -1, 0.0
+    for member in accept.split(","):
+        media_range, *parameters = (part.strip().lower() for part in member.split(";"))
+        specificity = {media_type: 2, f"{kind}/*": 1, "*/*": 0}.get(media_range, -1)
+        if specificity <= best:
+            continue
+        quality = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    quality = float(value.strip())
+                except ValueError:
+                    quality = 0.0
+        best, weight = specificity, quality
+    return weight
+
+
 class ReportRenderer(Protocol):
     def __call__(self, tables: ReportTables, window: Window, output: ReportFormat) -> bytes:
         """The report of ``window`` from its tables (``ingest.store.reads.report_tables``),

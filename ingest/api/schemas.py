@@ -17,6 +17,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
+from ingest.api.problems import PROBLEMS
 from ingest.moments import MOMENT_RULE, parse_moment
 from ingest.parsing import KEY_RULE
 
@@ -26,6 +27,18 @@ ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$"
 #: A moment the service writes: RFC 3339 in UTC (``2026-11-26T08:00:00.123456Z``), a ``date-time``
 #: as the JSON Schemas say, so that generated clients read it as one.
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
+#: A problem's ``code``: one of the problem table's (``ingest.api.problems.PROBLEMS``), a closed
+#: set, listed so that generated clients can switch on it (it was any string).
+ProblemCode = Annotated[
+    str,
+    WithJsonSchema(
+        {
+            "type": "string",
+            "enum": list(PROBLEMS),
+            "description": "What went wrong, Stripe-style; `type` names the page that explains it.",
+        }
+    ),
+]
 
 
 class ValidationIssueOut(BaseModel):
@@ -84,11 +97,15 @@ class ProblemOut(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    type: str
+    type: str = Field(
+        json_schema_extra={"format": "uri-reference"},
+        description="The page that says what the problem means and what to do: `/problems/{code}`, "
+        "below the prefix a reverse proxy serves the API under (the document's `servers`).",
+    )
     title: str
     status: int
     detail: str
-    code: str
+    code: ProblemCode
     request_id: str
     errors: list[ProblemErrorOut] | None = None
     payment_id: str | None = Field(

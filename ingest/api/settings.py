@@ -40,6 +40,9 @@ class Settings:
     #: config's ``store.idempotency_hot_s``.
     idempotency_hot_s: float | None = None
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
+    #: The path prefix a reverse proxy serves the API under and strips (``/payorch``; ``""``: the
+    #: host's root), which the links the API gives name: problem ``type`` URIs and their pages.
+    root_path: str = ""
     #: Keep the simulated processors' books in ``data_dir/simulated-ledger.jsonl`` (tests and
     #: crash checks read it from outside the process).
     ledger_journal: bool = True

@@ -21,7 +21,7 @@ import pytest
 from ingest.api.parts import Shutdown
 from payorch.cli import main
 from payorch.server import Stopped, cut_short_without_traceback
-from tests.e2e.server import CONFIG, SLOW, Server, start_server
+from tests.e2e.server import ACME, CONFIG, SLOW, Server, start_server
 
 
 def last_line(server: Server) -> tuple[str, str, str]:
@@ -123,6 +123,64 @@ def test_behind_a_proxy_prefix_the_docs_and_openapi_name_the_root_path(tmp_path:
     assert 'spec-url="/payorch/openapi.json"' in redoc
     assert openapi["servers"] == [{"url": "/payorch"}]
     assert health.status_code == 200  # a probe that does not pass the proxy finds it as before
+
+
+def test_behind_a_proxy_prefix_each_route_keeps_its_rules(tmp_path: Path) -> None:
+    # uvicorn puts the prefix in front of every request's path (/payorch/v1/payments): the front
+    # compared that with its routes' paths, so the payment route's own checks and the public
+    # routes' leniency were skipped behind the proxy, and a 404 named no route.
+    server = start_server(tmp_path, options=["--root-path", "/payorch"])
+    keys = [("Idempotency-Key", "proxy-1"), ("Idempotency-Key", "proxy-2")]
+    try:
+        payment = httpx.post(
+            f"{server.url}/v1/payments", json={"amount": 500}, headers=[*ACME.items(), *keys]
+        )
+        twice = [("Authorization", "Bearer a"), ("Authorization", "Bearer b")]
+        health = httpx.get(f"{server.url}/healthz", headers=twice)
+        slashed = httpx.get(f"{server.url}/v1/payments/", headers=ACME)
+        unstripped = httpx.get(f"{server.url}/payorch/healthz")  # a proxy that passes the prefix on
+    finally:
+        server.stop()
+    assert (payment.status_code, payment.json()["errors"][0]["code"]) == (400, "conflicting_headers")
+    assert not server.ledger()  # nothing charged under either key
+    assert health.status_code == 200
+    assert slashed.json()["detail"] == (
+        "No route matches this path; /payorch/v1/payments (without the trailing slash) is one."
+    )
+    assert unstripped.json()["detail"] == (
+        "No route matches this path: it begins with /payorch, the prefix the service is served under "
+        "(payorch serve --root-path), which the reverse proxy must strip."
+    )
+
+
+def test_behind_a_proxy_prefix_problem_type_links_name_it(tmp_path: Path) -> None:
+    # A client following a problem's type behind the proxy asked the host's /problems/...: a 404.
+    server = start_server(tmp_path, options=["--root-path", "/payorch"])
+    port = int(server.url.rsplit(":", 1)[1])
+    try:
+        refused = httpx.post(f"{server.url}/v1/payments", json={"amount": -5}, headers=ACME)
+        unknown = httpx.get(f"{server.url}/v1/payments/pay_none", headers=ACME)
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as sock:
+            sock.sendall(b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n")  # refused by the connection
+            raw = b""
+            while piece := sock.recv(65536):
+                raw += piece
+        types = [
+            refused.json()["type"],
+            unknown.json()["type"],
+            orjson.loads(raw.split(b"\r\n\r\n")[1])["type"],
+        ]
+        # The proxy strips the prefix of what the client asks for.
+        pages = [httpx.get(f"{server.url}{link.removeprefix('/payorch')}") for link in types]
+    finally:
+        server.stop()
+    assert types == [
+        "/payorch/problems/validation_failed",
+        "/payorch/problems/not_found",
+        "/payorch/problems/http_version_not_supported",
+    ]
+    assert [page.status_code for page in pages] == [200, 200, 200]
+    assert '<a href="/payorch/docs">' in pages[0].text
 
 
 @pytest.mark.parametrize(

@@ -441,6 +441,18 @@ async def test_a_keyless_payment_cut_short_is_told_to_look_it_up_not_to_retry(ap
     assert "retry with the same Idempotency-Key" not in detail
 
 
+async def test_behind_a_proxy_prefix_an_interrupted_payment_names_its_path_under_it(tmp_path: Path) -> None:
+    # The detail sent the client to GET /v1/payments/..., the host's root behind the proxy: a 404.
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, root_path="/payorch")
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        answer = await _cut_short(application, [(b"idempotency-key", b"cut-short-proxied")])
+
+    problem = answer.json()
+    assert problem["type"] == "/payorch/problems/payment_interrupted"
+    assert f"GET /payorch/v1/payments/{problem['payment_id']} shows" in str(problem["detail"])
+
+
 async def test_a_method_the_merchant_does_not_take_is_422_saying_which_it_takes(app: object) -> None:
     answer = await call(
         app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 1200, "method": "paypal"}')

@@ -3,6 +3,7 @@ the schemas the answers are written to (``payments.result.v1``, ``payments.contr
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import fields
@@ -14,12 +15,14 @@ import pytest
 
 from engine.events import EVENT_TYPES
 from ingest.api.app import create_app
+from ingest.api.problems import PROBLEMS
 from ingest.api.settings import Settings
 from ingest.config_file import load_sample_config, parse_config
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import body_of, call
 
-PROTO = Path(__file__).resolve().parents[3] / "proto"
+ROOT = Path(__file__).resolve().parents[3]
+PROTO = ROOT / "proto"
 RESULT_SCHEMA = PROTO / "payments/result/v1/composite_result.schema.json"
 VIOLATION_SCHEMA = PROTO / "payments/contracts/v1/contract_violation.schema.json"
 
@@ -81,6 +84,86 @@ def test_the_analytics_events_columns_take_the_results_codes(document: dict[str,
 
     for field in ("error_code", "decline_code"):
         assert _facets(document, column[field]) == _facets(result, step[field]), field
+
+
+#: The calls that answer a problem by its code, as their first argument: raised by a handler, a
+#: document built by the payment desk, and the refusals of the connection (``payorch.http_guard``).
+_PROBLEM_CALLS = frozenset({"ApiProblem", "problem_document", "_refuse"})
+
+
+def _codes_sent() -> set[str]:
+    """Every problem code the code base answers with: the string a problem call is given, and the
+    codes of a status-to-code mapping (the HTTP errors Starlette raises: 404, 405, 413)."""
+    codes: set[str] = set()
+    for package in ("ingest", "payorch"):
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Call) and node.args:
+                    name = node.func.id if isinstance(node.func, ast.Name) else getattr(node.func, "attr", "")
+                    first = node.args[0]
+                    if (
+                        name in _PROBLEM_CALLS
+                        and isinstance(first, ast.Constant)
+                        and isinstance(first.value, str)
+                    ):
+                        codes.add(first.value)
+                elif isinstance(node, ast.Dict) and node.keys:
+                    keys, values = node.keys, node.values
+                    if all(isinstance(k, ast.Constant) and isinstance(k.value, int) for k in keys) and all(
+                        isinstance(v, ast.Constant) and isinstance(v.value, str) for v in values
+                    ):
+                        codes.update(str(v.value) for v in values if isinstance(v, ast.Constant))
+    return codes
+
+
+def test_a_problems_code_is_one_of_the_codes_the_service_sends(document: dict[str, Any]) -> None:
+    """``code`` is a closed set: a generated client switches on it. It was any string."""
+    listed = document["components"]["schemas"]["ProblemOut"]["properties"]["code"]["enum"]
+    sent = _codes_sent()
+
+    assert sent, "no problem call found: the scan no longer sees how problems are raised"
+    assert sent <= set(listed), sent - set(listed)  # a new code is listed (and has a page)
+    assert set(listed) == set(PROBLEMS)
+    # Listed and sent nowhere: only the table's 415, kept with its page though no route raises it.
+    assert set(listed) - sent == {"unsupported_media_type"}
+
+
+def test_a_problems_type_links_to_the_page_of_its_code(document: dict[str, Any]) -> None:
+    """A generated client reads ``type`` as a link (a relative one: below ``servers``) and asks for
+    a page by one of the codes (both were any string)."""
+    problem = document["components"]["schemas"]["ProblemOut"]["properties"]
+    (code,) = document["paths"]["/problems/{code}"]["get"]["parameters"]
+
+    assert problem["type"]["format"] == "uri-reference"
+    assert code["schema"]["enum"] == problem["code"]["enum"]
+
+
+async def test_each_operation_says_whether_it_needs_a_key_as_it_does(tmp_path: Path) -> None:
+    """``security`` on every operation (Redocly's ``security-defined``): ``[]`` exactly where no key
+    is asked for, so that neither a linter nor a reader takes a public route for an undocumented one."""
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path)
+    app = create_app(settings)
+    document = app.openapi()
+    asked: dict[str, bool] = {}
+    async with app.router.lifespan_context(app):
+        for path, operations in document["paths"].items():
+            for method in operations:
+                concrete = path.replace("{payment_id}", "pay_none").replace("{code}", "not_found")
+                answer = await call(app, method.upper(), concrete, [], body_of(b"{}"))
+                asked[f"{method} {path}"] = answer.status == 401
+    declared = {
+        f"{method} {path}": operation["security"] != []
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+    }
+
+    assert declared == asked
+    assert [name for name, needs_key in declared.items() if not needs_key] == [
+        "get /problems/{code}",
+        "get /healthz",
+        "get /readyz",
+        "get /metrics",
+    ]
 
 
 def test_every_operation_has_a_readable_operation_id(document: dict[str, Any]) -> None:

@@ -93,6 +93,27 @@ async def test_json_is_the_same_document_and_the_default_window_is_the_report_sp
     assert _moment(window["to"]) - _moment(window["from"]) == timedelta(days=14)
 
 
+async def test_without_a_format_the_accept_header_chooses_json_or_yaml(tmp_path: Path) -> None:
+    # A client generated from the OpenAPI document sends Accept: application/json: it got YAML.
+    accepts = {
+        "application/json": "application/json",
+        "application/yaml;q=0.5, application/json": "application/json",
+        "application/*;q=0.2, application/json;q=0.1": "application/yaml",
+        "application/json;q=0, */*": "application/yaml",
+        "*/*": "application/yaml",
+        "text/html": "application/yaml",
+    }
+    async with reporting(tmp_path) as app, client(app) as http:
+        answers = {accept: await http.get(PATH, headers={**ADMIN, "Accept": accept}) for accept in accepts}
+        asked = await http.get(
+            PATH, params={"format": "yaml"}, headers={**ADMIN, "Accept": "application/json"}
+        )
+
+    assert {accept: answer.headers["content-type"] for accept, answer in answers.items()} == accepts
+    assert orjson.loads(answers["application/json"].content)["violations"] == []
+    assert asked.headers["content-type"] == "application/yaml"  # format, when given, decides
+
+
 async def test_the_window_comes_from_the_query(tmp_path: Path) -> None:
     async with reporting(tmp_path) as app, client(app) as http:
         await one_violation_and_one_complaint(app, http)

@@ -62,6 +62,7 @@ from ingest.api.schemas import (
     ProblemOut,
     RetrospectiveOut,
     ViolationsOut,
+    digits_only,
     iso_only,
 )
 from ingest.api.settings import Settings
@@ -301,7 +302,8 @@ async def _known_parameters(request: Request) -> None:
     if not isinstance(route, APIRoute):
         return
     known = _query_names(route.dependant)
-    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    given = request.query_params
+    unknown = [name for name in dict.fromkeys(given) if name not in known]
     if unknown:
         expected = ", ".join(f"`{name}`" for name in sorted(known)) or "none"
         raise ApiProblem(
@@ -313,6 +315,15 @@ async def _known_parameters(request: Request) -> None:
                 )
                 for name in unknown[:20]
             ],
+        )
+    # A parameter given twice (`?limit=1&limit=2`) was read as its last value: which one the
+    # client meant is a guess, as for a header given twice.
+    repeated = [name for name in dict.fromkeys(given) if len(given.getlist(name)) > 1]
+    if repeated:
+        raise ApiProblem(
+            "validation_failed",
+            "A query parameter is given more than once; give each at most once.",
+            errors=[FieldError(name, "repeated_parameter", "is given more than once") for name in repeated],
         )
 
 
@@ -466,7 +477,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         until: Annotated[
             IsoMoment | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        limit: Annotated[int, BeforeValidator(digits_only), Query(ge=1, le=10_000)] = 1000,
         payment_id: Annotated[
             str | None, Query(max_length=255, description="Only this payment's; empty: every payment.")
         ] = None,

@@ -9,6 +9,7 @@ intake, unlike payments, whose body the permissive parser reads (it is described
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -108,6 +109,18 @@ def iso_only(value: object) -> object:
     if not isinstance(value, str):
         raise ValueError(f"must be {MOMENT_RULE}, not a number")
     return parse_moment(value)
+
+
+def digits_only(value: object) -> object:
+    """A whole number given as text (a query parameter's ``limit``): decimal digits and nothing
+    else. Pydantic reads ``" 1"``, ``"+1"``, ``"1.0"`` and ``"1_0"`` (ten) as numbers too, none of
+    which a client means to send. :class:`ValueError` otherwise."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number written in the digits 0-9 alone")
+    return value
+
+
+_DIGITS = re.compile(r"[0-9]+")
 
 
 class ComplaintIn(BaseModel):

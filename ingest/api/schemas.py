@@ -150,6 +150,20 @@ class ComplaintOut(BaseModel):
     contract_id: str | None
 
 
+class ComplaintReadOut(ComplaintOut):
+    """A complaint as stored, with the contract it maps to now (PRODUCT.md section 9)."""
+
+    mapped_contract: str | None = Field(
+        description="The contract the complaint maps to, as the retrospective report maps it: its "
+        "`contract_id`, else its payment's or request's violations recorded so far, else its "
+        "category through the taxonomy; `unmapped` when none does."
+    )
+    mapped_by: Literal["explicit", "payment", "request", "category", "unmapped"] | None = Field(
+        description="How it was mapped: `explicit` (its own `contract_id`), `payment`, `request`, "
+        "`category`, or `unmapped`."
+    )
+
+
 class ViolationOut(BaseModel):
     contract_id: str
     request_id: str

@@ -69,6 +69,11 @@ class Records(Protocol):
         first and return it (complaint ids are the merchant's own: unique per merchant only)."""
         ...
 
+    async def complaints_named(self, complaint_id: str, merchant_id: str | None) -> Sequence[Complaint]:
+        """The complaints filed under ``complaint_id`` (one per merchant at most: the ids are each
+        merchant's own), only ``merchant_id``'s when given; by merchant id."""
+        ...
+
     async def sync(self) -> None:
         """Return once everything recorded so far is durable (before a payment is answered)."""
         ...
@@ -172,6 +177,16 @@ class MemoryRecords:
         if first is None:
             self._complaints[key] = complaint
         return first
+
+    async def complaints_named(self, complaint_id: str, merchant_id: str | None) -> Sequence[Complaint]:
+        return sorted(
+            (
+                complaint
+                for (merchant, named), complaint in self._complaints.items()
+                if named == complaint_id and merchant_id in (None, merchant)
+            ),
+            key=lambda complaint: complaint.merchant_id,
+        )
 
     async def payment(self, payment_id: str) -> StoredPayment | None:
         stored = self._results.get(payment_id)

@@ -17,6 +17,7 @@ file is reported as such, with the way round it (``--api``).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,8 +29,10 @@ import polars as pl
 import pyarrow as pa
 
 from analytics import report as reports
+from analytics.retrospective import COMPLAINT_COLUMNS, VIOLATION_COLUMNS, map_complaints, taxonomy
+from engine.complaints import Complaint
 from engine.config import PlatformConfig
-from engine.contracts import default_registry
+from engine.contracts import ContractViolation, default_registry
 from engine.monitor import ReportWindow
 from ingest.api.reports import MEDIA_TYPES
 from ingest.store import reads
@@ -184,6 +187,27 @@ def render_tables(
     """The retrospective of the service's own tables (what ``GET /v1/reports/retrospective`` answers,
     through ``ingest.api.reports.ReportRenderer``)."""
     return _render(tables, config, ReportWindow(window.since, window.until), output).encode("utf-8")
+
+
+def map_complaint(
+    config: PlatformConfig, complaint: Complaint, violations: Sequence[ContractViolation]
+) -> tuple[str, str]:
+    """The contract ``complaint`` maps to and how, through ``violations`` (those recorded for its
+    payment and request), by the report's rule and ``config``'s taxonomy: what
+    ``GET /v1/complaints/{id}`` shows (``ingest.api.complaint_reads.ComplaintMapper``)."""
+    complaints = pl.DataFrame(
+        [{name: getattr(complaint, name) for name in COMPLAINT_COLUMNS}], schema=COMPLAINT_COLUMNS
+    )
+    recorded = pl.DataFrame(
+        [
+            {name: getattr(violation, name) for name in VIOLATION_COLUMNS}
+            | {"severity": violation.severity.value}
+            for violation in violations
+        ],
+        schema=VIOLATION_COLUMNS,
+    )
+    mapped = map_complaints(complaints, recorded, taxonomy(config.complaint_taxonomy)).row(0, named=True)
+    return str(mapped["mapped_contract"]), str(mapped["mapped_by"])
 
 
 def _render(tables: reads.ReportTables, config: PlatformConfig, window: ReportWindow, output: Format) -> str:

@@ -17,7 +17,7 @@ import signal
 import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -26,7 +26,9 @@ from typing import IO
 
 import uvicorn
 
+from engine.complaints import Complaint
 from engine.config import PlatformConfig
+from engine.contracts import ContractViolation
 from engine.errors import PayorchError
 from ingest.api.app import create_app
 from ingest.api.metrics import end_multiprocess_values, start_multiprocess_values
@@ -216,6 +218,14 @@ def _render_report(
     return render_tables(config, tables, window, output)
 
 
+def _map_complaint(
+    config: PlatformConfig, complaint: Complaint, violations: Sequence[ContractViolation]
+) -> tuple[str, str]:
+    from payorch.report import map_complaint  # noqa: PLC0415 - as for _render_report
+
+    return map_complaint(config, complaint, violations)
+
+
 @private_umask()  # what it creates (database, log, Prometheus's values) is its owner's alone
 def run_server(
     config: PlatformConfig,
@@ -253,6 +263,7 @@ def run_server(
         log_stream=log_stream,  # JSON lines (ingest.observe.logs)
         report_renderer=partial(_render_report, config),
         root_path=root_path,
+        complaint_mapper=partial(_map_complaint, config),
     )
     try:
         start_multiprocess_values(settings.environ)  # a start counts from zero

@@ -31,6 +31,7 @@ from engine.errors import DomainError, PayorchError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
+from ingest.api.complaint_reads import complaint_json, find_complaint, mapping
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.event_schemas import PaymentOut, RefusedPaymentOut
@@ -57,16 +58,18 @@ from ingest.api.schemas import (
     AnalyticsViolationsOut,
     ComplaintIn,
     ComplaintOut,
+    ComplaintReadOut,
     CompositeResultOut,
     HealthOut,
     ProblemCode,
     ProblemOut,
     RetrospectiveOut,
     ViolationsOut,
+    digits_only,
     iso_only,
 )
 from ingest.api.settings import Settings
-from ingest.codec.result_json import JsonObject, utc_timestamp, violation_to_json
+from ingest.codec.result_json import JsonObject, violation_to_json
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ViolationQuery
 from ingest.store import reads
@@ -312,7 +315,8 @@ async def _known_parameters(request: Request) -> None:
     if not isinstance(route, APIRoute):
         return
     known = _query_names(route.dependant)
-    unknown = [name for name in dict.fromkeys(request.query_params) if name not in known]
+    given = request.query_params
+    unknown = [name for name in dict.fromkeys(given) if name not in known]
     if unknown:
         expected = ", ".join(f"`{name}`" for name in sorted(known)) or "none"
         raise ApiProblem(
@@ -324,6 +328,15 @@ async def _known_parameters(request: Request) -> None:
                 )
                 for name in unknown[:20]
             ],
+        )
+    # A parameter given twice (`?limit=1&limit=2`) was read as its last value: which one the
+    # client meant is a guess, as for a header given twice.
+    repeated = [name for name in dict.fromkeys(given) if len(given.getlist(name)) > 1]
+    if repeated:
+        raise ApiProblem(
+            "validation_failed",
+            "A query parameter is given more than once; give each at most once.",
+            errors=[FieldError(name, "repeated_parameter", "is given more than once") for name in repeated],
         )
 
 
@@ -422,6 +435,15 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         openapi_extra=COMPLAINT_REQUEST_BODY,
         response_model=ComplaintOut,
         responses={
+            201: {
+                "description": "Filed",
+                "links": {
+                    "GetComplaint": {
+                        "operationId": "getComplaint",
+                        "parameters": {"complaint_id": "$response.body#/complaint_id"},
+                    }
+                },
+            },
             200: {
                 "model": ComplaintOut,
                 "description": "Already filed with the same content: the stored complaint",
@@ -445,14 +467,43 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         await _check_request(parts, complaint)
         first = await parts.records.record_complaint(complaint)
         if first is None:
-            return FastJSONResponse(_complaint_json(complaint), status_code=201)
+            return FastJSONResponse(complaint_json(complaint), status_code=201)
         if not _same_complaint(first, complaint, received_given=body.received_at is not None):
             raise ApiProblem(
                 "complaint_exists",
                 f"Complaint {first.complaint_id!r} was filed before with other content; it is kept as "
                 "it was. File a new complaint under a new complaint_id.",
             )
-        return FastJSONResponse(_complaint_json(first), status_code=200)
+        return FastJSONResponse(complaint_json(first), status_code=200)
+
+    @app.get(
+        "/v1/complaints/{complaint_id}",
+        summary="A complaint and the contract it maps to",
+        operation_id="getComplaint",
+        response_model=ComplaintReadOut,
+        responses=_problems("unauthorized", "not_found", "validation_failed"),
+        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+    )
+    async def get_complaint(
+        caller: Caller,
+        complaint_id: Annotated[str, Path(min_length=1, max_length=255)],
+        merchant_id: Annotated[
+            str | None,
+            Query(
+                max_length=255,
+                description="The merchant that filed it (complaint ids are each merchant's own): "
+                "needed with an admin key when more than one merchant filed this id. A merchant key "
+                "reads its own only.",
+            ),
+        ] = None,
+    ) -> Response:
+        """The complaint as it was stored (its `complaint_id` as filed, or as kept when it holds a
+        card number), the caller's merchant's only (another merchant's is a 404), with the
+        contract it maps to by the violations recorded so far (`mapped_contract`, `mapped_by`)."""
+        kept = parts.desk.keeper.identifier(complaint_id)
+        complaint = await find_complaint(parts.records, caller, kept, merchant_id or None)
+        mapped = await mapping(parts.records, parts.settings.complaint_mapper, complaint)
+        return FastJSONResponse(complaint_json(complaint) | mapped)
 
     @app.get(
         "/v1/violations",
@@ -477,7 +528,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         until: Annotated[
             IsoMoment | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+        limit: Annotated[int, BeforeValidator(digits_only), Query(ge=1, le=10_000)] = 1000,
         payment_id: Annotated[
             str | None, Query(max_length=255, description="Only this payment's; empty: every payment.")
         ] = None,
@@ -798,19 +849,6 @@ async def _check_request(parts: Parts, complaint: Complaint) -> None:
                 FieldError("request_id", "request_mismatch", message),
             ],
         )
-
-
-def _complaint_json(complaint: Complaint) -> dict[str, object]:
-    return {
-        "complaint_id": complaint.complaint_id,
-        "merchant_id": complaint.merchant_id,
-        "received_at": utc_timestamp("received_at", complaint.received_at),
-        "category": complaint.category,
-        "description": complaint.description,
-        "payment_id": complaint.payment_id,
-        "request_id": complaint.request_id,
-        "contract_id": complaint.contract_id,
-    }
 
 
 __all__ = ["create_app", "problem_document"]

@@ -9,6 +9,7 @@ intake, unlike payments, whose body the permissive parser reads (it is described
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -127,6 +128,18 @@ def iso_only(value: object) -> object:
     return parse_moment(value)
 
 
+def digits_only(value: object) -> object:
+    """A whole number given as text (a query parameter's ``limit``): decimal digits and nothing
+    else. Pydantic reads ``" 1"``, ``"+1"``, ``"1.0"`` and ``"1_0"`` (ten) as numbers too, none of
+    which a client means to send. :class:`ValueError` otherwise."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value):
+        raise ValueError("must be a whole number written in the digits 0-9 alone")
+    return value
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
 class ComplaintIn(BaseModel):
     """A merchant complaint (PRODUCT.md section 9). A merchant key files for its own merchant
     (``merchant_id`` may be left out); an admin key must name the merchant."""
@@ -152,6 +165,20 @@ class ComplaintOut(BaseModel):
     payment_id: str | None
     request_id: str | None
     contract_id: str | None
+
+
+class ComplaintReadOut(ComplaintOut):
+    """A complaint as stored, with the contract it maps to now (PRODUCT.md section 9)."""
+
+    mapped_contract: str | None = Field(
+        description="The contract the complaint maps to, as the retrospective report maps it: its "
+        "`contract_id`, else its payment's or request's violations recorded so far, else its "
+        "category through the taxonomy; `unmapped` when none does."
+    )
+    mapped_by: Literal["explicit", "payment", "request", "category", "unmapped"] | None = Field(
+        description="How it was mapped: `explicit` (its own `contract_id`), `payment`, `request`, "
+        "`category`, or `unmapped`."
+    )
 
 
 class ViolationOut(BaseModel):

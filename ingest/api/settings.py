@@ -11,6 +11,7 @@ from typing import IO
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from engine.config import PlatformConfig
+from ingest.api.complaint_reads import ComplaintMapper
 from ingest.api.reports import ReportRenderer
 from ingest.records import Records
 
@@ -73,3 +74,7 @@ class Settings:
     #: Renders ``GET /v1/reports/retrospective`` (``ingest.api.reports``); ``payorch serve`` passes
     #: the analytics one. ``None``: that route answers 503.
     report_renderer: ReportRenderer | None = field(default=None, repr=False)
+    #: Maps a complaint read back (``GET /v1/complaints/{id}``) to its contract
+    #: (``ingest.api.complaint_reads``); ``payorch serve`` passes the analytics one. ``None``: the
+    #: mapping is shown as ``null``.
+    complaint_mapper: ComplaintMapper | None = field(default=None, repr=False)

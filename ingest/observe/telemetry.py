@@ -218,6 +218,7 @@ class ObservedRecords:
         self.save_result = records.save_result
         self.save_refusal = records.save_refusal
         self.record_complaint = records.record_complaint
+        self.complaints_named = records.complaints_named
         self.sync = records.sync
         self.admit = records.admit
         self.payment = records.payment

@@ -316,6 +316,12 @@ class DuckDBRecords:
         kept: Complaint | None = await self._writer.read(stored)
         return None if kept is None or kept == complaint else kept
 
+    async def complaints_named(self, complaint_id: str, merchant_id: str | None) -> Sequence[Complaint]:
+        found: list[Complaint] = await self._writer.read(
+            lambda c: _complaints_named(c, complaint_id, merchant_id)
+        )
+        return found
+
     async def payment(self, payment_id: str) -> StoredPayment | None:
         found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
         return found
@@ -448,6 +454,17 @@ def _complaint(
         [merchant_id, complaint_id],
     ).fetchone()
     return None if row is None else _complaint_of(row)
+
+
+def _complaints_named(
+    connection: duckdb.DuckDBPyConnection, complaint_id: str, merchant_id: str | None
+) -> list[Complaint]:
+    rows = connection.execute(
+        f"SELECT {_COMPLAINT_COLUMNS} FROM complaints WHERE complaint_id = $id "  # noqa: S608 - constant columns
+        "AND ($merchant IS NULL OR merchant_id = $merchant) ORDER BY merchant_id",
+        {"id": complaint_id, "merchant": merchant_id},
+    ).fetchall()
+    return [_complaint_of(row) for row in rows]
 
 
 def _complaints(connection: duckdb.DuckDBPyConnection) -> list[Complaint]:

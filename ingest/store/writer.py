@@ -178,7 +178,9 @@ class Writer:
         log = path.with_name(path.name + ".wal")
         logged = _read_log(log)
         try:
-            self._connection = duckdb.connect(str(path), config=settings)
+            # Absolute: DuckDB reads a leading ``~`` as the home folder, where ``--data '~'``
+            # names ``./~`` (it created HOME/payorch.duckdb, then failed on ./~/payorch.duckdb).
+            self._connection = duckdb.connect(str(path.absolute()), config=settings)
         except duckdb.Error as error:
             raise IngestError(f"cannot open the database {path}: {_unopened(error)}") from None
         #: One line for the operator when DuckDB could not replay the log a crash left to its end

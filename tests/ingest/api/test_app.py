@@ -319,6 +319,36 @@ async def test_an_unknown_query_parameter_is_422_not_ignored(app: object) -> Non
     assert (merchant.status, nobody.status, known.status) == (403, 401, 200)
 
 
+async def test_a_repeated_or_loosely_written_query_parameter_is_422_naming_it(app: object) -> None:
+    """``?limit=1&limit=2`` was read as its last value, and ``limit`` as pydantic reads a number:
+    `` 1``, ``+1``, ``1.0`` and ``1_0`` (ten) were taken."""
+    for amount in (b"lots", b"many"):
+        await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "%s"}' % amount))
+
+    async def get(query: str) -> Answer:
+        return await call(app, "GET", f"/v1/violations?{query}", [ADMIN], body_of(b""))
+
+    repeated = await get("limit=1&limit=2&contract_id=&contract_id=")
+    window = await call(
+        app, "GET", "/v1/analytics/events?from=2026-11-01&from=2026-11-02", [ADMIN], body_of(b"")
+    )
+    loose = {value: await get(f"limit={value}") for value in ("%201", "1%20", "%2B1", "1.0", "1_0", "")}
+    plain = await get("limit=1")
+
+    assert repeated.status == 422, repeated.body
+    errors: Any = repeated.json()["errors"]
+    assert [(error["field"], error["code"]) for error in errors] == [
+        ("limit", "repeated_parameter"),
+        ("contract_id", "repeated_parameter"),
+    ]
+    assert (window.status, window.json()["errors"][0]["field"]) == (422, "from")  # type: ignore[index]
+    for value, answer in loose.items():
+        assert answer.status == 422, (value, answer.body)
+        assert answer.json()["errors"][0]["field"] == "limit", value  # type: ignore[index]
+    assert plain.status == 200
+    assert len(plain.json()["violations"]) == 1  # type: ignore[arg-type]
+
+
 async def test_the_openapi_document_says_what_the_service_sends(app: object) -> None:
     document = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
     paths: dict[str, Any] = document["paths"]  # type: ignore[assignment]

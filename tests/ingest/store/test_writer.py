@@ -486,3 +486,22 @@ def test_a_log_replayed_whole_is_neither_kept_nor_mentioned(tmp_path: Path) -> N
     assert found == [(1,)]
     assert list(path.parent.glob("*.unreadable-*")) == []
     assert writer.log_warning is None
+
+
+def test_a_folder_named_tilde_is_that_of_the_current_folder_not_home(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``payorch serve --data '~'`` (quoted) names ``./~``: DuckDB took its ``~`` for the home
+    folder, created ``HOME/payorch.duckdb`` and the start then failed on ``./~/payorch.duckdb``."""
+    home, here = tmp_path / "home", tmp_path / "here"
+    home.mkdir()
+    (here / "~").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(here)
+
+    writer = Writer(Path("~") / FILE_NAME)
+    writer.close()
+
+    assert list(home.iterdir()) == []
+    with duckdb.connect(str(here / "~" / FILE_NAME), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM complaints").fetchone() == (0,)  # migrated

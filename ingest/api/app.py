@@ -191,6 +191,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.parts = parts
     _install_error_handlers(app, settings.root_path)
     _install_routes(app, parts)
+    _install_complaint_routes(app, parts)
     install_docs(app)
     app.openapi = finished_openapi(app.openapi)  # type: ignore[method-assign]
     app.add_middleware(Front, parts=parts)
@@ -427,84 +428,6 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             raise ApiProblem("not_found", f"No payment {mask_card_numbers(payment_id)!r} for this key.")
         return FastJSONResponse(stored.document)
 
-    @app.post(
-        "/v1/complaints",
-        summary="File a merchant complaint",
-        operation_id="createComplaint",
-        status_code=201,
-        openapi_extra=COMPLAINT_REQUEST_BODY,
-        response_model=ComplaintOut,
-        responses={
-            201: {
-                "description": "Filed",
-                "links": {
-                    "GetComplaint": {
-                        "operationId": "getComplaint",
-                        "parameters": {"complaint_id": "$response.body#/complaint_id"},
-                    }
-                },
-            },
-            200: {
-                "model": ComplaintOut,
-                "description": "Already filed with the same content: the stored complaint",
-            },
-            **_problems(
-                "invalid_request",
-                "unauthorized",
-                "forbidden",
-                "complaint_exists",
-                "payload_too_large",
-                "validation_failed",
-            ),
-        },
-    )
-    async def create_complaint(caller: Caller, body: ComplaintIn) -> Response:
-        """Store a complaint (PRODUCT.md section 9). A complaint_id is the merchant's own: filed
-        again with the same content it is stored once (200, the stored complaint); with other
-        content it is refused (409)."""
-        complaint = _complaint(caller, body, parts)
-        complaint = await _check_payment(parts, complaint, received_given=body.received_at is not None)
-        await _check_request(parts, complaint)
-        first = await parts.records.record_complaint(complaint)
-        if first is None:
-            return FastJSONResponse(complaint_json(complaint), status_code=201)
-        if not _same_complaint(first, complaint, received_given=body.received_at is not None):
-            raise ApiProblem(
-                "complaint_exists",
-                f"Complaint {first.complaint_id!r} was filed before with other content; it is kept as "
-                "it was. File a new complaint under a new complaint_id.",
-            )
-        return FastJSONResponse(complaint_json(first), status_code=200)
-
-    @app.get(
-        "/v1/complaints/{complaint_id}",
-        summary="A complaint and the contract it maps to",
-        operation_id="getComplaint",
-        response_model=ComplaintReadOut,
-        responses=_problems("unauthorized", "not_found", "validation_failed"),
-        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
-    )
-    async def get_complaint(
-        caller: Caller,
-        complaint_id: Annotated[str, Path(min_length=1, max_length=255)],
-        merchant_id: Annotated[
-            str | None,
-            Query(
-                max_length=255,
-                description="The merchant that filed it (complaint ids are each merchant's own): "
-                "needed with an admin key when more than one merchant filed this id. A merchant key "
-                "reads its own only.",
-            ),
-        ] = None,
-    ) -> Response:
-        """The complaint as it was stored (its `complaint_id` as filed, or as kept when it holds a
-        card number), the caller's merchant's only (another merchant's is a 404), with the
-        contract it maps to by the violations recorded so far (`mapped_contract`, `mapped_by`)."""
-        kept = parts.desk.keeper.identifier(complaint_id)
-        complaint = await find_complaint(parts.records, caller, kept, merchant_id or None)
-        mapped = await mapping(parts.records, parts.settings.complaint_mapper, complaint)
-        return FastJSONResponse(complaint_json(complaint) | mapped)
-
     @app.get(
         "/v1/violations",
         summary="Contract violations, newest first",
@@ -653,6 +576,88 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
 #: How far a complaint's ``received_at`` may lie ahead of the service's clock (the merchant's
 #: support desk keeps its own).
 FUTURE_SLACK = timedelta(minutes=5)
+
+
+def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
+    """``POST /v1/complaints`` and ``GET /v1/complaints/{complaint_id}``."""
+
+    @app.post(
+        "/v1/complaints",
+        summary="File a merchant complaint",
+        operation_id="createComplaint",
+        status_code=201,
+        openapi_extra=COMPLAINT_REQUEST_BODY,
+        response_model=ComplaintOut,
+        responses={
+            201: {
+                "description": "Filed",
+                "links": {
+                    "GetComplaint": {
+                        "operationId": "getComplaint",
+                        "parameters": {"complaint_id": "$response.body#/complaint_id"},
+                    }
+                },
+            },
+            200: {
+                "model": ComplaintOut,
+                "description": "Already filed with the same content: the stored complaint",
+            },
+            **_problems(
+                "invalid_request",
+                "unauthorized",
+                "forbidden",
+                "complaint_exists",
+                "payload_too_large",
+                "validation_failed",
+            ),
+        },
+    )
+    async def create_complaint(caller: Caller, body: ComplaintIn) -> Response:
+        """Store a complaint (PRODUCT.md section 9). A complaint_id is the merchant's own: filed
+        again with the same content it is stored once (200, the stored complaint); with other
+        content it is refused (409)."""
+        complaint = _complaint(caller, body, parts)
+        complaint = await _check_payment(parts, complaint, received_given=body.received_at is not None)
+        await _check_request(parts, complaint)
+        first = await parts.records.record_complaint(complaint)
+        if first is None:
+            return FastJSONResponse(complaint_json(complaint), status_code=201)
+        if not _same_complaint(first, complaint, received_given=body.received_at is not None):
+            raise ApiProblem(
+                "complaint_exists",
+                f"Complaint {first.complaint_id!r} was filed before with other content; it is kept as "
+                "it was. File a new complaint under a new complaint_id.",
+            )
+        return FastJSONResponse(complaint_json(first), status_code=200)
+
+    @app.get(
+        "/v1/complaints/{complaint_id}",
+        summary="A complaint and the contract it maps to",
+        operation_id="getComplaint",
+        response_model=ComplaintReadOut,
+        responses=_problems("unauthorized", "not_found", "validation_failed"),
+        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+    )
+    async def get_complaint(
+        caller: Caller,
+        complaint_id: Annotated[str, Path(min_length=1, max_length=255)],
+        merchant_id: Annotated[
+            str | None,
+            Query(
+                max_length=255,
+                description="The merchant that filed it (complaint ids are each merchant's own): "
+                "needed with an admin key when more than one merchant filed this id. A merchant key "
+                "reads its own only.",
+            ),
+        ] = None,
+    ) -> Response:
+        """The complaint as it was stored (its `complaint_id` as filed, or as kept when it holds a
+        card number), the caller's merchant's only (another merchant's is a 404), with the
+        contract it maps to by the violations recorded so far (`mapped_contract`, `mapped_by`)."""
+        kept = parts.desk.keeper.identifier(complaint_id)
+        complaint = await find_complaint(parts.records, caller, kept, merchant_id or None)
+        mapped = await mapping(parts.records, parts.settings.complaint_mapper, complaint)
+        return FastJSONResponse(complaint_json(complaint) | mapped)
 
 
 def _received_at(value: datetime | None) -> datetime | None:

@@ -47,7 +47,8 @@ request's head (its request line and header fields) that uvicorn leaves out.
   the payment was charged, and its answer never sent.
 - Each of these answers is followed by a lingering close (RFC 9112 section 9.6): the server stops
   reading requests, sends the answer, ends its side of the connection, and throws away what
-  still comes for up to :data:`LINGER_S` before it closes. Closed at once with the client's
+  still comes until it pauses for :data:`LINGER_S` (for :data:`LINGER_MAX_S` and
+  :data:`LINGER_MAX_BYTES` at most) before it closes. Closed at once with the client's
   bytes unread, the connection was reset, and a client still sending its head (a 1 MiB header
   in one go) was told "connection reset by peer" instead of reading the 431.
 - Each of these answers counts in ``payorch_http_responses_total`` (route ``unmatched``; method
@@ -81,8 +82,13 @@ MAX_HEAD_BYTES = 32 * 1024
 TARGET_SLACK_BYTES = 64
 #: As long as a body may take (``ingest.api.settings.BODY_TIMEOUT_S``).
 HEAD_TIMEOUT_S = 10.0
-#: How long the bytes that follow a refusal are read and thrown away before the connection closes.
+#: After a refusal, the connection closes once nothing more came for this long ...
 LINGER_S = 2.0
+#: ... or this long after the refusal, or once this many bytes were thrown away, whichever is
+#: first (nginx's lingering close waits for a pause of 5 s, 30 s at most): a client still sending
+#: a large body reads its answer rather than a reset, and an endless one is cut off.
+LINGER_MAX_S = 30.0
+LINGER_MAX_BYTES = 64 * 1024 * 1024
 #: A Host header's value (RFC 9110 section 7.2): an IP literal or a registered name, and a port.
 _HOST = re.compile(rb"(\[[0-9A-Za-z:.]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 
@@ -106,6 +112,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     max_head_bytes = MAX_HEAD_BYTES
     head_timeout_s = HEAD_TIMEOUT_S
     linger_s = LINGER_S
+    linger_max_s = LINGER_MAX_S
+    linger_max_bytes = LINGER_MAX_BYTES
     responses: ClassVar[ResponseCounter | None] = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -122,6 +130,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._heads_completed = 0
         self._head_deadline: asyncio.TimerHandle | None = None
         self._lingering: asyncio.TimerHandle | None = None  # refused: what comes is thrown away
+        self._linger_ends = 0.0  # the loop's time when a lingering close ends, however much comes
+        self._lingered_bytes = 0  # thrown away since the refusal
         #: The head of a request that asked for an upgrade, without its ``Upgrade`` header.
         self._without_upgrade: bytes | None = None
 
@@ -153,7 +163,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._lingering is not None:
-            return  # after a refusal: read only so that the close does not reset the connection
+            # After a refusal: read only so that the close does not reset the connection.
+            self._linger_on(len(data))
+            return
         if self._head_deadline is None and self._awaiting_head and self._idle():
             self._start_head_deadline()  # the first bytes after an idle spell past the deadline
         completed = self._heads_completed
@@ -355,8 +367,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _close_lingering(self) -> None:
         """Stop reading requests, end this side of the connection after the answer written, and
-        throw away what still comes for up to :data:`LINGER_S` before closing."""
+        throw away what still comes until it pauses for :data:`LINGER_S` (at most
+        :data:`LINGER_MAX_S` or :data:`LINGER_MAX_BYTES`) before closing."""
         self._cancel_head_deadline()
+        self._linger_ends = self.loop.time() + self.linger_max_s
         self._lingering = self.loop.call_later(self.linger_s, self.transport.close)
         try:
             self.transport.write_eof()  # after the answer: the client reads it, then the end
@@ -364,6 +378,18 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self.flow.resume_reading()  # should flow control have paused it: what comes is still read
+
+    def _linger_on(self, received: int) -> None:
+        """``received`` more bytes thrown away: the close waits for the next pause, unless the
+        lingering is over (too long, or too much)."""
+        assert self._lingering is not None  # noqa: S101 - called while lingering only
+        self._lingering.cancel()
+        self._lingered_bytes += received
+        left = self._linger_ends - self.loop.time()
+        if left <= 0 or self._lingered_bytes > self.linger_max_bytes:
+            self.transport.close()
+            return
+        self._lingering = self.loop.call_later(min(self.linger_s, left), self.transport.close)
 
 
 class _BodyAwareCycle(RequestResponseCycle):

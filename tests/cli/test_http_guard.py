@@ -31,6 +31,14 @@ class QuickProtocol(GuardedHttpToolsProtocol):
     head_timeout_s = 0.2
 
 
+class BriefLingerProtocol(GuardedHttpToolsProtocol):
+    """Closes lingering after a pause of 0.3 s, 3 s or 512 KiB at most."""
+
+    linger_s = 0.3
+    linger_max_s = 3.0
+    linger_max_bytes = 512 * 1024
+
+
 class Responses:
     """A hand-written ``ResponseCounter``: the answers counted, in order."""
 
@@ -94,6 +102,12 @@ async def serve(
 async def port(backend: Backend) -> AsyncIterator[int]:
     """The port of a server with the deadlines of ``payorch serve``."""
     async for number in serve(backend, GuardedHttpToolsProtocol):
+        yield number
+
+
+@pytest.fixture
+async def brief_linger_port(backend: Backend) -> AsyncIterator[int]:
+    async for number in serve(backend, BriefLingerProtocol):
         yield number
 
 
@@ -536,3 +550,44 @@ async def test_a_client_that_ends_its_side_before_its_body_is_told_nothing(
     finally:
         writer.close()
     assert answer == b""  # the body can never be whole: closed, as before
+
+
+async def test_a_client_still_sending_its_body_after_a_refusal_reads_the_answer_not_a_reset(
+    brief_linger_port: int, backend: Backend
+) -> None:
+    # A large body sent in pieces (a slow link, a loaded client) for longer than the lingering
+    # pause, though never pausing that long: the close came at a fixed time after the refusal, the
+    # bytes still coming made it a reset, and the client's send failed before it read its 401
+    # ("Network Error" from an HTTP library that sends the whole body first).
+    piece, pieces = b"a" * 16 * 1024, 24  # 384 KiB in 2.4 s, a piece every 0.1 s
+    reader, writer = await asyncio.open_connection("127.0.0.1", brief_linger_port)
+    try:
+        writer.write(
+            b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (len(piece) * pieces)
+        )
+        for _ in range(pieces):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.1)
+        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    finally:
+        writer.close()
+    assert answer.startswith(b"HTTP/1.1 401 ")
+    assert backend.requests == 0
+
+
+async def test_an_endless_body_after_a_refusal_is_still_cut_off(brief_linger_port: int) -> None:
+    # Lingering waits for a pause: a client that never pauses is closed on past the bytes allowed.
+    _reader, writer = await asyncio.open_connection("127.0.0.1", brief_linger_port)
+    writer.write(b"POST /refuse HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+    cut = False
+    try:
+        async with asyncio.timeout(PATIENCE_S):  # a TimeoutError fails the test: never cut off
+            while True:
+                writer.write(b"4000\r\n" + b"a" * 0x4000 + b"\r\n")
+                await writer.drain()
+    except ConnectionError:  # reset or broken pipe: the server closed on it
+        cut = True
+    finally:
+        writer.close()
+    assert cut

@@ -88,11 +88,47 @@ def lint(repo: Path, found: Findings) -> None:
     if result.returncode != 0 or lines:
         found.problems.extend(f"buf lint: {line}" for line in lines or [f"exit status {result.returncode}"])
     for path in current_schemas(repo):
+        name = path.relative_to(repo).as_posix()
         try:
-            Draft202012Validator.check_schema(json.loads(path.read_text(encoding="utf-8")))
+            schema = json.loads(path.read_text(encoding="utf-8"))
+            Draft202012Validator.check_schema(schema)
         except (ValueError, SchemaError) as exc:
             first = str(exc).splitlines()[0]
-            found.problems.append(f"{path.relative_to(repo).as_posix()}: not a valid JSON Schema: {first}")
+            found.problems.append(f"{name}: not a valid JSON Schema: {first}")
+            continue
+        found.problems.extend(
+            f"{name}: $ref {reference!r} names nothing in the schema" for reference in dangling(schema)
+        )
+
+
+def dangling(schema: object) -> list[str]:
+    """The local ``$ref`` pointers (``#/$defs/...``) of ``schema`` that name nothing in it: a
+    validator given the schema fails on them (check_schema does not follow references)."""
+    found: list[str] = []
+    pending = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, dict):
+            reference = node.get("$ref")
+            if isinstance(reference, str) and reference.startswith("#") and not _names(schema, reference):
+                found.append(reference)
+            pending.extend(node.values())
+        elif isinstance(node, list):
+            pending.extend(node)
+    return sorted(set(found))
+
+
+def _names(schema: object, reference: str) -> bool:
+    target = schema
+    for token in reference[1:].split("/")[1:]:
+        key = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(target, dict) and key in target:
+            target = target[key]
+        elif isinstance(target, list) and key.isdigit() and int(key) < len(target):
+            target = target[int(key)]
+        else:
+            return False
+    return True
 
 
 def proto_breaking(repo: Path, ref: str, found: Findings) -> None:

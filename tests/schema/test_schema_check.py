@@ -215,3 +215,18 @@ def test_an_explicit_base_deep_in_the_history_is_compared(repo: Path) -> None:
     assert "could not clone" not in result.stdout
     assert f"buf breaking against {first}: " in result.stdout
     assert "max_amount_cents" in result.stdout
+
+
+def test_a_reference_to_a_removed_definition_fails(repo: Path) -> None:
+    """check_schema does not follow ``$ref``: a schema naming a definition it lacks passed the check,
+    and every validator given it then failed (``PointerToNowhere``)."""
+    path = repo / RESULT
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    del schema["$defs"]["PaymentMethod"]
+    path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
+    _commit(repo, "no method list")
+
+    result = _check(repo)
+
+    assert result.returncode == 1, result.stdout
+    assert f"{RESULT}: $ref '#/$defs/PaymentMethod' names nothing in the schema" in result.stdout

@@ -84,6 +84,18 @@ def test_an_enum_where_any_value_was_allowed_narrows() -> None:
     assert breaking_changes(old, new) == ["x: values narrowed to an enum"]
 
 
+def test_items_where_any_item_was_allowed_narrow() -> None:
+    """An array without ``items`` takes any item: constraining them refuses documents the old
+    version accepted (the comparison followed ``items`` only when both versions had one)."""
+    old = {"type": "object", "properties": {"tags": {"type": "array"}}}
+    new = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}
+    free = {"type": "object", "properties": {"tags": {"type": "array", "items": True}}}
+
+    assert breaking_changes(old, new) == ["tags[]: items constrained where any item was allowed"]
+    assert breaking_changes(old, free) == []
+    assert breaking_changes(new, old) == []
+
+
 def _error_codes_without(code: str) -> list[object]:
     codes: list[object] = BASE["$defs"]["NullableErrorCode"]["enum"]
     return [value for value in codes if value not in (code, None)]

@@ -2,8 +2,9 @@
 
 A change breaks readers or writers of the old version when it removes a property, changes or
 narrows a type, removes an enum value (or adds an enum where any value was allowed), tightens a
-bound or pattern, newly requires a property, stops requiring one (readers relied on it), or
-turns ``additionalProperties`` false. Local ``$ref`` pointers (``#/$defs/...``) are followed.
+bound or pattern, constrains the items of an array whose items were free, newly requires a
+property, stops requiring one (readers relied on it), or turns ``additionalProperties`` false.
+Local ``$ref`` pointers (``#/$defs/...``) are followed.
 
 The alternatives of ``anyOf``, ``oneOf`` and ``allOf`` are compared one by one when their number
 is unchanged. Any other new or changed constraint the comparison does not reason about (a new
@@ -89,6 +90,8 @@ class _Comparison:
                 yield from self.compare(old_property, new_properties[name], child)
         if "items" in old and "items" in new:
             yield from self.compare(old["items"], new["items"], f"{path}[]")
+        elif "items" in new and new["items"] not in (True, {}):
+            yield f"{path}[]: items constrained where any item was allowed"
 
     def _combinator(self, old: Schema, new: Schema, keyword: str, path: str) -> Iterator[str]:
         old_parts, new_parts = old.get(keyword), new.get(keyword)

@@ -14,10 +14,11 @@ from jsonschema import Draft202012Validator, FormatChecker
 
 from engine.contracts import ContractViolation
 from engine.error_codes import ErrorCode
+from engine.events import PaymentReceived
 from engine.methods import PaymentMethod
 from engine.results import CompositeResult, PaymentStatus
-from ingest.codec.result_json import composite_result_to_json, violation_to_json
-from tests.strategies import composite_results, violations
+from ingest.codec.result_json import REJECTED, composite_result_to_json, refusal_to_json, violation_to_json
+from tests.strategies import composite_results, payment_received, violations
 
 PROTO = Path(__file__).resolve().parents[2] / "proto"
 RESULT_SCHEMA = PROTO / "payments/result/v1/composite_result.schema.json"
@@ -75,6 +76,18 @@ def test_composite_result_json_is_valid_and_agrees_with_the_domain(result: Compo
             None if domain_step.decline_code is None else domain_step.decline_code.value
         )
     assert len(document["validation_errors"]) == len(result.validation_errors)
+
+
+@given(payment_received().filter(lambda received: not received.accepted))
+def test_a_refused_request_looked_up_is_valid(received: PaymentReceived) -> None:
+    """``GET /v1/payments/{id}`` of a request refused 422 or 403: status ``rejected``, and
+    ``currency`` and the amounts null when the request gave nothing usable (the schema had
+    neither, so a client validating the answer refused it)."""
+    document: dict[str, Any] = json.loads(json.dumps(refusal_to_json(received)))
+    assert _errors(result_validator, document) == []
+    assert (document["status"], document["success"], document["step_results"]) == (REJECTED, False, [])
+    assert document["total_processed"] == 0
+    assert document["total_amount"] == document["remaining_amount"] == received.amount_cents
 
 
 @given(violations)
@@ -136,7 +149,8 @@ def test_schema_enumerates_every_domain_code_method_and_status() -> None:
     definitions = schema["$defs"]
     assert set(definitions["NullableErrorCode"]["enum"]) == {code.value for code in ErrorCode} | {None}
     assert set(definitions["PaymentMethod"]["enum"]) == {method.value for method in PaymentMethod}
-    assert set(definitions["PaymentStatus"]["enum"]) == {status.value for status in PaymentStatus}
+    statuses = {status.value for status in PaymentStatus} | {REJECTED}
+    assert set(definitions["PaymentStatus"]["enum"]) == statuses
 
 
 def test_violation_timestamp_must_be_a_date_time() -> None:

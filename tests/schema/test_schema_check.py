@@ -162,3 +162,71 @@ def test_an_explicit_base_that_names_no_commit_fails(repo: Path) -> None:
     result = _check(repo, "--base", "no-such-branch")
     assert result.returncode == 1
     assert "--base no-such-branch: names no commit" in result.stdout
+
+
+def test_a_breaking_change_fails_after_later_commits_too(repo: Path) -> None:
+    """Every version of proto/ in the history is a base: compared with HEAD and HEAD~1 only, a
+    breaking commit followed by any other (a branch's next commit, a fast-forward merge) passed."""
+    _edit(repo, PLAN, "  optional int64 max_amount_cents = 5;\n", "")
+    _commit(repo, "drop the cap")
+    (repo / "README").write_text("notes\n", encoding="utf-8")
+    _commit(repo, "an unrelated change")
+    (repo / "README").write_text("more notes\n", encoding="utf-8")
+    _commit(repo, "another one")
+
+    result = _check(repo)
+
+    assert result.returncode == 1, result.stdout
+    assert "max_amount_cents" in result.stdout
+    assert "also compared with 1 earlier version(s) of proto/" in result.stdout
+
+
+def test_a_json_schema_tightened_fails_after_later_commits_too(repo: Path) -> None:
+    path = repo / RESULT
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    schema["properties"]["payment_id"]["maxLength"] = 40
+    path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
+    _commit(repo, "shorter ids")
+    for note in ("notes\n", "more notes\n"):
+        (repo / "README").write_text(note, encoding="utf-8")
+        _commit(repo, "an unrelated change")
+
+    result = _check(repo)
+
+    assert result.returncode == 1, result.stdout
+    assert f"{RESULT} against " in result.stdout
+    assert "payment_id: maxLength tightened to 40" in result.stdout
+
+
+def test_an_explicit_base_deep_in_the_history_is_compared(repo: Path) -> None:
+    """buf's own git input found only commits near a branch tip: an abbreviated id further back
+    failed with ``could not clone``."""
+    first = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    _edit(repo, PLAN, "  optional int64 max_amount_cents = 5;\n", "")
+    for number in range(60):
+        (repo / "README").write_text(f"change {number}\n", encoding="utf-8")
+        _commit(repo, f"change {number}")
+
+    result = _check(repo, "--base", first)
+
+    assert result.returncode == 1, result.stdout
+    assert "could not clone" not in result.stdout
+    assert f"buf breaking against {first}: " in result.stdout
+    assert "max_amount_cents" in result.stdout
+
+
+def test_a_reference_to_a_removed_definition_fails(repo: Path) -> None:
+    """check_schema does not follow ``$ref``: a schema naming a definition it lacks passed the check,
+    and every validator given it then failed (``PointerToNowhere``)."""
+    path = repo / RESULT
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    del schema["$defs"]["PaymentMethod"]
+    path.write_text(json.dumps(schema, indent=2), encoding="utf-8")
+    _commit(repo, "no method list")
+
+    result = _check(repo)
+
+    assert result.returncode == 1, result.stdout
+    assert f"{RESULT}: $ref '#/$defs/PaymentMethod' names nothing in the schema" in result.stdout

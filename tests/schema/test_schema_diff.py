@@ -40,9 +40,7 @@ def test_a_new_optional_property_is_not_breaking() -> None:
 
 
 def test_widening_is_not_breaking() -> None:
-    schema = _edited(
-        ["$defs", "PaymentStatus", "enum"], ["succeeded", "partially_succeeded", "failed", "held"]
-    )
+    schema = _edited(["$defs", "PaymentStatus", "enum"], [*BASE["$defs"]["PaymentStatus"]["enum"], "held"])
     schema["properties"]["total_amount"] = {"type": ["integer", "null"], "minimum": 0}
     assert breaking_changes(BASE, schema) == []
 
@@ -84,6 +82,18 @@ def test_an_enum_where_any_value_was_allowed_narrows() -> None:
     old = {"type": "object", "properties": {"x": {"type": "string"}}}
     new = {"type": "object", "properties": {"x": {"type": "string", "enum": ["a"]}}}
     assert breaking_changes(old, new) == ["x: values narrowed to an enum"]
+
+
+def test_items_where_any_item_was_allowed_narrow() -> None:
+    """An array without ``items`` takes any item: constraining them refuses documents the old
+    version accepted (the comparison followed ``items`` only when both versions had one)."""
+    old = {"type": "object", "properties": {"tags": {"type": "array"}}}
+    new = {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}}}}
+    free = {"type": "object", "properties": {"tags": {"type": "array", "items": True}}}
+
+    assert breaking_changes(old, new) == ["tags[]: items constrained where any item was allowed"]
+    assert breaking_changes(old, free) == []
+    assert breaking_changes(new, old) == []
 
 
 def _error_codes_without(code: str) -> list[object]:

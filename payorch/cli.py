@@ -157,8 +157,8 @@ def serve(
     config_path: Path | None, data_dir: Path, host: str, port: int, keep_alive_s: int, root_path: str
 ) -> None:
     """Serve the merchant API over DATA/payorch.duckdb (payments, complaints, analytics reads and
-    the retrospective report) until SIGINT or SIGTERM, which drain the payments in flight and exit
-    0. The report schedule is not built yet. Escalations are not either: no
+    the retrospective report) until SIGINT, SIGTERM or SIGHUP, which drain the payments in flight
+    and exit 0. The report schedule is not built yet. Escalations are not either: no
     escalations.webhook_url is called.
     """
     from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
@@ -220,9 +220,9 @@ def demo(port: int, data_dir: Path) -> None:
 
     The API server of `payorch serve` on 127.0.0.1:PORT over DATA/payorch.duckdb (its log in
     DATA/demo.log) is sent simulated merchant payments and complaints; a summary and the URLs to
-    open with the sample keys are printed, and it serves until SIGINT (Ctrl-C) or SIGTERM, which
-    drain the payments in flight and exit 0. The dashboard, `payorch simulate`, `payorch complaints
-    import` and the report schedule are not built yet.
+    open with the sample keys are printed, and it serves until SIGINT (Ctrl-C), SIGTERM or SIGHUP,
+    which drain the payments in flight and exit 0. The dashboard, `payorch simulate`, `payorch
+    complaints import` and the report schedule are not built yet.
     """
     from payorch.demo import command_name, run_demo  # noqa: PLC0415 - keeps --help fast
     from payorch.server import ServeError  # noqa: PLC0415
@@ -266,7 +266,7 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
     "--api",
     "api_url",
     type=ServiceUrl(),
-    help="URL of a running service to read from (with an admin key): http(s)://HOST[:PORT].",
+    help="URL of a running service to read from (with an admin key): http(s)://HOST[:PORT][/PATH].",
 )
 @click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
 @click.option(

@@ -51,6 +51,20 @@ def test_every_command_has_help(capsys: pytest.CaptureFixture[str]) -> None:
         assert "Usage: payorch " + command in capsys.readouterr().out
 
 
+def test_demo_help_names_every_signal_that_stops_it(capsys: pytest.CaptureFixture[str]) -> None:
+    """The demo serves as ``payorch serve`` does and stops on SIGHUP too; its help named two."""
+    main(["demo", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "until SIGINT (Ctrl-C), SIGTERM or SIGHUP, which drain the payments in flight" in help_text
+
+
+def test_report_help_says_the_service_url_may_have_a_path(capsys: pytest.CaptureFixture[str]) -> None:
+    """``--api`` takes a service behind a path prefix (http://host/payorch); its help said HOST[:PORT]."""
+    main(["report", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert "http(s)://HOST[:PORT][/PATH]" in help_text
+
+
 @pytest.mark.parametrize(
     "argv",
     [

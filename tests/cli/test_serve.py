@@ -278,7 +278,7 @@ def test_serve_help_says_what_it_does_now(capsys: pytest.CaptureFixture[str]) ->
     help_text = " ".join(capsys.readouterr().out.split())
     assert "runs the report schedule" not in help_text
     assert "The report schedule is not built yet." in help_text
-    assert "until SIGINT or SIGTERM, which drain the payments in flight and exit 0" in help_text
+    assert "until SIGINT, SIGTERM or SIGHUP, which drain the payments in flight and exit 0" in help_text
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,13 @@ class RoutingRule:
         object.__setattr__(self, "processors", processors)
 
 
+#: A merchant's payments in flight at once, by default and at most (``MerchantConfig.max_in_flight``).
+#: 500 of a merchant whose processor takes 1.5 s (333 payments a second) left another merchant's
+#: payments at 98 ms (p50; 72 ms alone) on two shared cores; 4,000 took them to 6 s.
+DEFAULT_MAX_IN_FLIGHT = 500
+MAX_IN_FLIGHT = 1_000_000
+
+
 @dataclass(frozen=True, slots=True)
 class MerchantConfig:
     """Everything payorch knows about one merchant."""
@@ -88,6 +95,10 @@ class MerchantConfig:
     timeout_ms: int = 2000
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     latency_slo_ms: int | None = None
+    #: The merchant's payments running at once (``POST /v1/payments`` taken and not yet answered)
+    #: beyond which a new one is refused 429 ``rate_limited``: one merchant's flood cannot take the
+    #: whole process from the others.
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
     def __post_init__(self) -> None:
         where = f"merchants[{self.merchant_id!r}]"
@@ -114,6 +125,7 @@ class MerchantConfig:
             raise InvalidFieldError(f"{where}.retry", self.retry, "must be a RetryPolicy")
         if self.latency_slo_ms is not None:
             check_count(f"{where}.latency_slo_ms", self.latency_slo_ms, minimum=1)
+        check_count(f"{where}.max_in_flight", self.max_in_flight, minimum=1, maximum=MAX_IN_FLIGHT)
         object.__setattr__(self, "api_keys", keys)
         object.__setattr__(self, "routing", rules)
 

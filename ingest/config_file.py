@@ -19,6 +19,7 @@ from typing import TypeVar
 from engine.circuit_breaker import BreakerPolicy
 from engine.complaints import category_key
 from engine.config import (
+    DEFAULT_MAX_IN_FLIGHT,
     EscalationConfig,
     FaultRates,
     LatencyProfile,
@@ -97,7 +98,7 @@ def _method(section: Section, name: str, value: str) -> PaymentMethod:
 
 _MERCHANT_FIELDS = {
     "merchant_id", "api_keys", "default_currency", "partial_policy", "max_amount_cents",
-    "timeout_ms", "retry", "routing", "latency_slo_ms",
+    "timeout_ms", "retry", "routing", "latency_slo_ms", "max_in_flight",
 }  # fmt: skip
 
 
@@ -136,6 +137,7 @@ def _merchant(section: Section) -> MerchantConfig:
             latency_slo_ms=section.get("latency_slo_ms", int, None)
             if section.has("latency_slo_ms")
             else None,
+            max_in_flight=section.get("max_in_flight", int, DEFAULT_MAX_IN_FLIGHT),
         ),
     )
 

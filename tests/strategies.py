@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from engine.circuit_breaker import MAX_COOL_DOWN_S, MAX_FAILURE_THRESHOLD, BreakerPolicy
 from engine.complaints import category_key
 from engine.config import (
+    MAX_IN_FLIGHT,
     EscalationConfig,
     FaultRates,
     LatencyProfile,
@@ -380,6 +381,7 @@ def merchant_configs(
         timeout_ms=draw(st.integers(min_value=1, max_value=600_000)),
         retry=draw(retry_policies),
         latency_slo_ms=draw(optional(st.integers(min_value=1, max_value=UINT32_MAX))),
+        max_in_flight=draw(st.integers(min_value=1, max_value=MAX_IN_FLIGHT)),
     )
 
 

@@ -381,6 +381,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             "payload_too_large",
             "validation_failed",
             "idempotency_key_reused",
+            "rate_limited",
             "internal_error",
             "service_unavailable",
             "payment_interrupted",

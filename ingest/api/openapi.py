@@ -9,7 +9,7 @@
   request head over 32 KiB; ``payorch.http_guard``), 501 (a transfer coding besides chunked) and
   505 (an HTTP version other than 1.0 and 1.1).
 - The headers the service sends: ``Request-Id`` on every answer, ``WWW-Authenticate`` on a 401,
-  ``Retry-After`` where a retry is invited (409 and 503), on a payment's answer ``Server-Timing``,
+  ``Retry-After`` where a retry is invited (409, 429 and 503), on a payment's answer ``Server-Timing``,
   and on the answers an idempotency key keeps (a payment's 200 and 500) ``Idempotent-Replayed``.
 - ``security: []`` on the public operations (``/healthz``, ``/readyz``, ``/metrics``, the problem
   pages), which read no key: an operation without ``security`` says nothing, and linters (Redocly's
@@ -96,7 +96,7 @@ def _finish_response(status: int, response: dict[str, Any], *, payment: bool) ->
         response["content"] = {PROBLEM_MEDIA_TYPE: {"schema": _PROBLEM_SCHEMA}}
     if status == 401:
         headers["WWW-Authenticate"] = WWW_AUTHENTICATE
-    if status == 503 or (payment and status == 409):
+    if status in (429, 503) or (payment and status == 409):
         headers["Retry-After"] = RETRY_AFTER
     if payment and status < 400:
         headers["Server-Timing"] = SERVER_TIMING

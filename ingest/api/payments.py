@@ -7,7 +7,10 @@ The order matters for money:
    ``api/validation`` violation) and charges nothing.
 2. An idempotency key (header, else body) is claimed for the merchant before anything is charged.
    A repeat replays the stored answer, one in flight is 409, one with another body is 422.
-3. The payment runs in its own task, shielded from the HTTP request: a client that disconnects
+3. A merchant with ``max_in_flight`` payments running is refused 429 ``rate_limited`` (nothing
+   charged, the key released), so that one merchant's flood cannot take the process from the
+   others; then the writer's admission (503 while it is behind) applies to every merchant alike.
+4. The payment runs in its own task, shielded from the HTTP request: a client that disconnects
    cannot cancel a payment half way (it would leave a charge without its terminal event). The
    task records the result and completes the key itself, so the answer is stored even when
    nobody is left to receive it.
@@ -30,7 +33,7 @@ from engine.monitor import ContractMonitor
 from engine.orchestrator import CompositePaymentService
 from engine.policy import PaymentPolicyEnforcer, PolicyDecision
 from engine.ports import Clock
-from engine.types import PaymentId, RequestId
+from engine.types import MerchantId, PaymentId, RequestId
 from engine.validation import IssueSeverity, ValidationIssue
 from ingest.api.encoding import dumps
 from ingest.api.idempotency import (
@@ -58,6 +61,8 @@ VALIDATION = "api/validation"
 #: ``Retry-After`` once the disk stopped the store: the service exits, and a supervisor restarts
 #: it (its start settles the payments cut short) in a few seconds.
 STOPPED_RETRY_AFTER_S = "5"
+#: ``Retry-After`` of a merchant over its payments in flight: its payments end within seconds.
+RATE_LIMITED_RETRY_AFTER_S = "1"
 KEY_REUSED = "idempotency/key-reused"
 #: Warnings for optional fields left out (the merchant id, the method, the currency): the contract
 #: lets merchants omit them, so they are counted in metrics but are not ``api/validation``
@@ -141,6 +146,7 @@ class PaymentDesk:
         "_policy",
         "_records",
         "_root_path",
+        "_running",
         "_service",
         "_tasks",
     )
@@ -167,10 +173,16 @@ class PaymentDesk:
         self._clock = clock
         self._monitor = ContractMonitor(records, clock)
         self._tasks: set[asyncio.Task[PaymentAnswer]] = set()
+        #: Each merchant's payments taken and not yet ended (see ``MerchantConfig.max_in_flight``).
+        self._running: dict[MerchantId, int] = {}
 
     @property
     def in_flight(self) -> int:
         return len(self._tasks)
+
+    def running(self, merchant_id: MerchantId) -> int:
+        """The merchant's payments taken and not yet ended, whether or not a client still waits."""
+        return self._running.get(merchant_id, 0)
 
     @property
     def keeper(self) -> KeyKeeper:
@@ -205,22 +217,12 @@ class PaymentDesk:
             if replay is not None:
                 return replay
             claimed = kept
+        merchant_id = merchant.merchant_id
+        entered = False
         try:
-            try:
-                self._records.admit()
-            except StoreStoppedError:
-                raise ApiProblem(
-                    "service_unavailable",
-                    "The service's disk refused to record payments, and the service is stopping; "
-                    "nothing was charged. Retry once it is back.",
-                    headers={"Retry-After": STOPPED_RETRY_AFTER_S},
-                ) from None
-            except StoreSaturatedError:
-                raise ApiProblem(
-                    "service_unavailable",
-                    "The event writer is behind; nothing was charged. Retry shortly.",
-                    headers={"Retry-After": "1"},
-                ) from None
+            self._enter(merchant)
+            entered = True
+            self._admit()
             parsed = parse_payment_request(
                 body,
                 content_type,
@@ -251,17 +253,58 @@ class PaymentDesk:
             await self._note_issues(ctx.validation_errors, ctx)
             task = asyncio.create_task(self._run(ctx))
         except BaseException:
+            if entered:
+                self._leave(merchant_id)
             if claimed is not None:  # a refused request keeps no key
-                await self._idempotency.release(merchant.merchant_id, claimed)
+                await self._idempotency.release(merchant_id, claimed)
             raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        # The payment counts until it ends, also when its client has gone.
+        task.add_done_callback(lambda _: self._leave(merchant_id))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
             # The server is stopping without waiting: see ingest.api.front.
             CUT_SHORT.set(CutShort(ctx.payment_id, keyed=claimed is not None))
             raise
+
+    def _enter(self, merchant: MerchantConfig) -> None:
+        """Count one more payment of ``merchant``, or 429 when it has its limit running."""
+        running = self._running.get(merchant.merchant_id, 0)
+        if running >= merchant.max_in_flight:
+            raise ApiProblem(
+                "rate_limited",
+                f"This merchant has {running} payments in flight, its limit; nothing was charged. "
+                "Retry after Retry-After seconds, with the same Idempotency-Key if you sent one.",
+                headers={"Retry-After": RATE_LIMITED_RETRY_AFTER_S},
+            )
+        self._running[merchant.merchant_id] = running + 1
+
+    def _admit(self) -> None:
+        """503 while the writer is behind (for every merchant alike) or the disk stopped it."""
+        try:
+            self._records.admit()
+        except StoreStoppedError:
+            raise ApiProblem(
+                "service_unavailable",
+                "The service's disk refused to record payments, and the service is stopping; "
+                "nothing was charged. Retry once it is back.",
+                headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+            ) from None
+        except StoreSaturatedError:
+            raise ApiProblem(
+                "service_unavailable",
+                "The event writer is behind; nothing was charged. Retry shortly.",
+                headers={"Retry-After": "1"},
+            ) from None
+
+    def _leave(self, merchant_id: MerchantId) -> None:
+        left = self._running[merchant_id] - 1
+        if left:
+            self._running[merchant_id] = left
+        else:
+            del self._running[merchant_id]
 
     async def _claim(
         self,

@@ -108,6 +108,14 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             "The path and query of a request are limited to 32 KiB. Nothing was done; send what a long "
             "query says in fewer bytes.",
         ),
+        "rate_limited": ProblemKind(
+            429,
+            "Too many payments of this merchant are in flight",
+            "The merchant already has as many payments running as its limit allows (the config's "
+            "`merchants[].max_in_flight`, 500 unless set), so that one merchant cannot take the service "
+            "from the others. Nothing was charged, and an Idempotency-Key sent is free again: retry "
+            "after `Retry-After` seconds, or send fewer payments at once.",
+        ),
         "headers_too_large": ProblemKind(
             431,
             "The request headers are too large",

@@ -10,6 +10,7 @@ from payments.config.v1 import config_pb2
 
 from engine.circuit_breaker import BreakerPolicy
 from engine.config import (
+    DEFAULT_MAX_IN_FLIGHT,
     EscalationConfig,
     FaultRates,
     LatencyProfile,
@@ -77,6 +78,7 @@ def _merchant_to_proto(merchant: MerchantConfig) -> config_pb2.MerchantConfig:
             max_delay_ms=merchant.retry.max_delay_ms,
         ),
         latency_slo_ms=merchant.latency_slo_ms,
+        max_in_flight=merchant.max_in_flight,
     )
 
 
@@ -160,6 +162,8 @@ def _merchant_from_proto(message: config_pb2.MerchantConfig) -> MerchantConfig:
         timeout_ms=message.timeout_ms,
         retry=retry,
         latency_slo_ms=message.latency_slo_ms if message.HasField("latency_slo_ms") else None,
+        # A config written before the limit existed has none: the default, never 0.
+        max_in_flight=message.max_in_flight if message.HasField("max_in_flight") else DEFAULT_MAX_IN_FLIGHT,
     )
 
 

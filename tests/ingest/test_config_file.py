@@ -199,6 +199,8 @@ DELETE = object()
         ("merchants.0.timeout_ms", "fast", "merchants[0].timeout_ms", "must be an integer, not a string"),
         ("merchants.0.timeout_ms", True, "merchants[0].timeout_ms", "not a boolean"),
         ("merchants.0.timout_ms", 5, "merchants[0].timout_ms", "is not a known field"),
+        ("merchants.0.max_in_flight", 0, "merchants[0]", "max_in_flight=0: must be at least 1"),
+        ("merchants.0.max_in_flight", 2.5, "merchants[0].max_in_flight", "must be an integer"),
         (
             "merchants.0.partial_policy",
             "sometimes",

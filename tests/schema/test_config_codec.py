@@ -7,6 +7,7 @@ from payments.config.v1 import config_pb2
 
 from engine.circuit_breaker import BreakerPolicy
 from engine.config import (
+    DEFAULT_MAX_IN_FLIGHT,
     EscalationConfig,
     FaultRates,
     LatencyProfile,
@@ -53,6 +54,14 @@ def test_absent_sub_messages_decode_to_the_domain_defaults() -> None:
     assert config.processors[0].fault_rates == FaultRates()
     assert config.processors[0].api_key_env is None
     assert config.processors[0].breaker == BreakerPolicy()
+
+
+def test_a_merchant_written_before_its_payments_in_flight_were_capped_decodes_to_the_default() -> None:
+    message = config_to_proto(load_sample_config())
+    message.merchants[0].ClearField("max_in_flight")
+    decoded = config_from_proto(message).merchants[0].max_in_flight
+    assert decoded == DEFAULT_MAX_IN_FLIGHT  # absent is the default, not 0
+    assert config_from_proto(config_to_proto(load_sample_config())).merchants[0].max_in_flight == 500
 
 
 def test_a_store_written_before_the_hot_window_field_decodes_to_its_default() -> None:

@@ -235,11 +235,21 @@ def test_a_stop_drains_the_payment_in_flight_and_exits_0(tmp_path: Path, number:
     assert "Traceback" not in server.log()
 
 
-def test_a_second_ctrl_c_cuts_the_drain_short_and_exits_1(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("first", "said"),
+    [
+        (signal.SIGINT, "stopped on SIGINT without draining"),
+        # Not "stopped on SIGTERM without draining": as if SIGTERM did not drain.
+        (signal.SIGTERM, "stopped on SIGTERM, then SIGINT forced it, without draining"),
+    ],
+)
+def test_a_ctrl_c_during_the_drain_cuts_it_short_names_both_signals_and_exits_1(
+    tmp_path: Path, first: signal.Signals, said: str
+) -> None:
     server = start_server(tmp_path)
     answers: list[httpx.Response] = []
     paying = pay_slowly(server, answers)
-    server.process.send_signal(signal.SIGINT)
+    server.process.send_signal(first)
     time.sleep(0.2)
     server.process.send_signal(signal.SIGINT)  # uvicorn: force quit
     paying.join(30)
@@ -248,28 +258,9 @@ def test_a_second_ctrl_c_cuts_the_drain_short_and_exits_1(tmp_path: Path) -> Non
     assert last_line(server) == (
         "error",
         "payorch.serve",
-        "stopped on SIGINT without draining: payments in flight were cut short (the next start settles them)",
+        f"{said}: payments in flight were cut short (the next start settles them)",
     )
     assert "Traceback" not in server.log()
-
-
-def test_a_ctrl_c_after_sigterm_is_named_as_what_cut_the_drain_short(tmp_path: Path) -> None:
-    """The line said "stopped on SIGTERM without draining": as if SIGTERM did not drain."""
-    server = start_server(tmp_path)
-    answers: list[httpx.Response] = []
-    paying = pay_slowly(server, answers)
-    server.process.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
-    server.process.send_signal(signal.SIGINT)  # uvicorn: force quit
-    paying.join(30)
-
-    assert server.process.wait(30) == 1, server.log()
-    assert last_line(server) == (
-        "error",
-        "payorch.serve",
-        "stopped on SIGTERM, then SIGINT forced it, without draining: payments in flight were cut short "
-        "(the next start settles them)",
-    )
 
 
 def test_serve_help_says_what_it_does_now(capsys: pytest.CaptureFixture[str]) -> None:

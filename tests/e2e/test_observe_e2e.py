@@ -96,17 +96,29 @@ def _unmatched(server: Server) -> int:
     return 0
 
 
+def _two_workers(tmp_path: Path) -> dict[str, str]:
+    """Data folders ``a`` and ``b`` for two workers, and the environment that shares their metrics."""
+    directory = tmp_path / "prometheus"
+    for folder in (directory, tmp_path / "a", tmp_path / "b"):
+        folder.mkdir()
+    return {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
+
+def _only_sample(server: Server, name: str) -> float:
+    """The value of the metric family ``name``, which has one sample."""
+    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
+    (family,) = (f for f in text_string_to_metric_families(scraped) if f.name == name)
+    (sample,) = family.samples
+    return sample.value
+
+
 def _not_found(server: Server, times: int) -> None:
     for _ in range(times):
         assert httpx.get(f"{server.url}/v1/nowhere", timeout=10).status_code == 404
 
 
 def test_a_worker_started_beside_another_keeps_every_count(tmp_path: Path) -> None:
-    directory = tmp_path / "prometheus"
-    directory.mkdir()
-    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    environment = _two_workers(tmp_path)
     first = start_server(tmp_path / "a", env=environment)
     second: Server | None = None
     try:
@@ -147,18 +159,11 @@ processors:
 
 
 def _circuit(server: Server) -> float:
-    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
-    (family,) = (f for f in text_string_to_metric_families(scraped) if f.name == "payorch_circuit_state")
-    (sample,) = family.samples
-    return sample.value
+    return _only_sample(server, "payorch_circuit_state")
 
 
 def test_a_killed_workers_circuit_leaves_the_other_workers_answer(tmp_path: Path) -> None:
-    directory = tmp_path / "prometheus"
-    directory.mkdir()
-    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    environment = _two_workers(tmp_path)
     first = start_server(tmp_path / "a", FAILING, env=environment)
     second: Server | None = None
     try:
@@ -181,10 +186,7 @@ def test_a_killed_workers_circuit_leaves_the_other_workers_answer(tmp_path: Path
 
 
 def _events_written(server: Server) -> float:
-    scraped = httpx.get(f"{server.url}/metrics", timeout=10).text
-    (family,) = (f for f in text_string_to_metric_families(scraped) if f.name == "payorch_events_written")
-    (sample,) = family.samples
-    return sample.value
+    return _only_sample(server, "payorch_events_written")
 
 
 def _pay(server: Server) -> int:
@@ -197,11 +199,7 @@ def _pay(server: Server) -> int:
 
 
 def test_any_worker_shows_the_events_every_worker_wrote(tmp_path: Path) -> None:
-    directory = tmp_path / "prometheus"
-    directory.mkdir()
-    environment = {"PROMETHEUS_MULTIPROC_DIR": str(directory)}
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
+    environment = _two_workers(tmp_path)
     first = start_server(tmp_path / "a", env=environment)
     second: Server | None = None
     try:

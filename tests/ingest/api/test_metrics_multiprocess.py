@@ -23,10 +23,11 @@ if sys.argv[2] == "render":
 """
 
 
-def run_worker(directory: Path, payments: int, render: bool = False) -> str:
+def run_script(script: str, directory: Path, *arguments: str) -> str:
+    """What ``script`` prints, run in a process of its own sharing ``directory``'s metrics."""
     environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
     done = subprocess.run(
-        [sys.executable, "-c", WORKER, str(payments), "render" if render else "-"],
+        [sys.executable, "-c", script, *arguments],
         cwd=ROOT,
         env=environment,
         capture_output=True,
@@ -35,6 +36,10 @@ def run_worker(directory: Path, payments: int, render: bool = False) -> str:
         check=True,
     )
     return done.stdout
+
+
+def run_worker(directory: Path, payments: int, render: bool = False) -> str:
+    return run_script(WORKER, directory, str(payments), "render" if render else "-")
 
 
 def test_any_worker_shows_the_sum_of_all_workers(tmp_path: Path) -> None:
@@ -66,19 +71,10 @@ sys.stdout.write(metrics.render().decode())
 
 
 def test_the_writers_commits_set_the_shared_queue_depth_and_events_written(tmp_path: Path) -> None:
-    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
-    done = subprocess.run(
-        [sys.executable, "-c", COMMITTING, "7"],
-        cwd=ROOT,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    printed = run_script(COMMITTING, tmp_path, "7")
     samples = {
         sample.name: sample.value
-        for family in text_string_to_metric_families(done.stdout)
+        for family in text_string_to_metric_families(printed)
         for sample in family.samples
     }
     assert samples["payorch_events_written_total"] == 7

@@ -452,7 +452,9 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         until: Annotated[
             IsoMoment | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
         ] = None,
-        limit: Annotated[int, BeforeValidator(digits_only), Query(ge=1, le=10_000)] = 1000,
+        # Query first: after the validator, its bounds were written as pydantic names them (`ge`,
+        # `le`), which the OpenAPI document's readers do not know, and `limit` read as unbounded.
+        limit: Annotated[int, Query(ge=1, le=10_000), BeforeValidator(digits_only)] = 1000,
         payment_id: Annotated[
             str | None, Query(max_length=255, description="Only this payment's; empty: every payment.")
         ] = None,

@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
@@ -581,8 +582,24 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
 FUTURE_SLACK = timedelta(minutes=5)
 
 
+class _ReferenceConvertor(Convertor[str]):
+    """A merchant's own reference as a path parameter, its ``/`` included: a ``complaint_id`` may
+    hold one (``zendesk/4711``), which the server sees decoded also when a client sends it as
+    ``%2F``, and Starlette's segment matched no route. Not at either end, where a slash is the
+    path's (a trailing one is the 404 that names the route without it)."""
+
+    regex = "[^/](?:.*[^/])?"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
 def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
     """``POST /v1/complaints``, ``GET /v1/complaints`` and ``GET /v1/complaints/{complaint_id}``."""
+    register_url_convertor("reference", _ReferenceConvertor())  # Starlette's table is global
 
     @app.post(
         "/v1/complaints",
@@ -682,7 +699,7 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         )
 
     @app.get(
-        "/v1/complaints/{complaint_id}",
+        "/v1/complaints/{complaint_id:reference}",
         summary="A complaint and the contract it maps to",
         operation_id="getComplaint",
         response_model=ComplaintReadOut,

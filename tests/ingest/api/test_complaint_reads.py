@@ -286,3 +286,21 @@ async def test_a_list_of_up_to_ten_thousand_is_taken(served: object) -> None:
 
     assert ids(most) == ids(one) == ["a-1"]
     assert (most.json()["has_more"], one.json()["has_more"]) == (False, False)
+
+
+async def test_a_complaint_id_holding_a_slash_is_read_back(served: object) -> None:
+    filed = await complain(served, ACME, complaint_id="zendesk/4711", description="first")
+    assert filed.status == 201, filed.body  # the id's pattern takes a `/`
+
+    as_given = await read(served, ACME, "zendesk/4711")
+    trailing = await read(served, ACME, "zendesk/4711/")
+    empty = await read(served, ACME, "")
+    metrics = await call(served, "GET", "/metrics", [], body_of(b""))
+
+    assert as_given.status == 200, as_given.body
+    assert as_given.json()["complaint_id"] == "zendesk/4711"
+    # A slash at either end is the path's: the 404 names the route without it, as everywhere.
+    assert trailing.status == empty.status == 404
+    assert "/v1/complaints/zendesk/4711 (without the trailing slash)" in str(trailing.json()["detail"])
+    assert "/v1/complaints (without the trailing slash)" in str(empty.json()["detail"])
+    assert 'route="/v1/complaints/{complaint_id}"' in metrics.body.decode()

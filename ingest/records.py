@@ -7,6 +7,7 @@ port durably.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -46,6 +47,27 @@ class ViolationQuery:
     merchant_id: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ComplaintQuery:
+    """A page of complaints in :func:`complaint_order`, newest first: ``merchant_id``'s only when
+    given, received in ``[since, until)``, the first ``limit`` of those listed after ``after`` (the
+    last one of the page before; a cursor, so that a walk neither repeats nor misses one while
+    others are filed)."""
+
+    merchant_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    limit: int = 100
+    after: Complaint | None = None
+
+
+def complaint_order(complaint: Complaint) -> tuple[datetime, str, str]:
+    """Where a complaint stands among the listed ones (the list is newest first, this descending):
+    by ``received_at``, then merchant and id, which no two complaints share, so the order is total
+    and a complaint filed later never moves the others."""
+    return (complaint.received_at, complaint.merchant_id, complaint.complaint_id)
+
+
 class Records(Protocol):
     async def emit(self, event: DomainEvent) -> None: ...
 
@@ -72,6 +94,11 @@ class Records(Protocol):
     async def complaints_named(self, complaint_id: str, merchant_id: str | None) -> Sequence[Complaint]:
         """The complaints filed under ``complaint_id`` (one per merchant at most: the ids are each
         merchant's own), only ``merchant_id``'s when given; by merchant id."""
+        ...
+
+    async def complaints_page(self, query: ComplaintQuery) -> Sequence[Complaint]:
+        """The complaints ``query`` names, descending in :func:`complaint_order`, at most
+        ``query.limit``."""
         ...
 
     async def sync(self) -> None:
@@ -187,6 +214,18 @@ class MemoryRecords:
             ),
             key=lambda complaint: complaint.merchant_id,
         )
+
+    async def complaints_page(self, query: ComplaintQuery) -> Sequence[Complaint]:
+        after = None if query.after is None else complaint_order(query.after)
+        found = (
+            complaint
+            for complaint in self._complaints.values()
+            if (query.merchant_id is None or complaint.merchant_id == query.merchant_id)
+            and (query.since is None or complaint.received_at >= query.since)
+            and (query.until is None or complaint.received_at < query.until)
+            and (after is None or complaint_order(complaint) < after)
+        )
+        return heapq.nlargest(query.limit, found, key=complaint_order)
 
     async def payment(self, payment_id: str) -> StoredPayment | None:
         stored = self._results.get(payment_id)

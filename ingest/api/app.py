@@ -22,6 +22,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import HTMLResponse, Response
 
@@ -31,7 +32,7 @@ from engine.errors import DomainError, PayorchError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
-from ingest.api.complaint_reads import complaint_json, find_complaint, mapping
+from ingest.api.complaint_reads import complaint_json, complaint_page, find_complaint, mapping
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.event_schemas import PaymentOut, RefusedPaymentOut
@@ -59,6 +60,7 @@ from ingest.api.schemas import (
     ComplaintIn,
     ComplaintOut,
     ComplaintReadOut,
+    ComplaintsOut,
     CompositeResultOut,
     HealthOut,
     ProblemCode,
@@ -71,7 +73,7 @@ from ingest.api.schemas import (
 from ingest.api.settings import Settings
 from ingest.codec.result_json import JsonObject, violation_to_json
 from ingest.parsing.masking import mask_card_numbers
-from ingest.records import ViolationQuery
+from ingest.records import ComplaintQuery, ViolationQuery
 from ingest.store import reads
 
 logger = logging.getLogger("payorch.api")
@@ -452,7 +454,9 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         until: Annotated[
             IsoMoment | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
         ] = None,
-        limit: Annotated[int, BeforeValidator(digits_only), Query(ge=1, le=10_000)] = 1000,
+        # Query first: after the validator, its bounds were written as pydantic names them (`ge`,
+        # `le`), which the OpenAPI document's readers do not know, and `limit` read as unbounded.
+        limit: Annotated[int, Query(ge=1, le=10_000), BeforeValidator(digits_only)] = 1000,
         payment_id: Annotated[
             str | None, Query(max_length=255, description="Only this payment's; empty: every payment.")
         ] = None,
@@ -579,8 +583,24 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
 FUTURE_SLACK = timedelta(minutes=5)
 
 
+class _ReferenceConvertor(Convertor[str]):
+    """A merchant's own reference as a path parameter, its ``/`` included: a ``complaint_id`` may
+    hold one (``zendesk/4711``), which the server sees decoded also when a client sends it as
+    ``%2F``, and Starlette's segment matched no route. Not at either end, where a slash is the
+    path's (a trailing one is the 404 that names the route without it)."""
+
+    regex = "[^/](?:.*[^/])?"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
 def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
-    """``POST /v1/complaints`` and ``GET /v1/complaints/{complaint_id}``."""
+    """``POST /v1/complaints``, ``GET /v1/complaints`` and ``GET /v1/complaints/{complaint_id}``."""
+    register_url_convertor("reference", _ReferenceConvertor())  # Starlette's table is global
 
     @app.post(
         "/v1/complaints",
@@ -632,7 +652,55 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         return FastJSONResponse(complaint_json(first), status_code=200)
 
     @app.get(
-        "/v1/complaints/{complaint_id}",
+        "/v1/complaints",
+        summary="Complaints, newest first",
+        operation_id="listComplaints",
+        response_model=ComplaintsOut,
+        responses=_problems("unauthorized", "validation_failed"),
+        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+    )
+    async def list_complaints(
+        caller: Caller,
+        merchant_id: Annotated[
+            str | None,
+            Query(
+                max_length=255,
+                description="Only this merchant's (an admin key; empty: every merchant's). A merchant "
+                "key lists its own only (another merchant's: an empty list).",
+            ),
+        ] = None,
+        since: Annotated[
+            IsoMoment | None,
+            Query(alias="from", description="Received at or after (ISO 8601; naive is UTC)."),
+        ] = None,
+        until: Annotated[
+            IsoMoment | None, Query(alias="to", description="Received before (ISO 8601; naive is UTC).")
+        ] = None,
+        limit: Annotated[int, Query(ge=1, le=10_000), BeforeValidator(digits_only)] = 100,
+        starting_after: Annotated[
+            str | None,
+            Query(
+                max_length=255,
+                description="The `complaint_id` of the last complaint of the page before: this "
+                "page lists those after it (empty: from the newest).",
+            ),
+        ] = None,
+    ) -> Response:
+        """The complaints the key may read (a merchant's own; an admin's, every merchant's), as
+        stored, newest first by `received_at` (then by `merchant_id` and `complaint_id`), at most
+        `limit`. `has_more` says more follow: the next page is `starting_after` the last one's
+        `complaint_id`, which walks them all once each while others are filed. The contract each
+        maps to is in `GET /v1/complaints/{complaint_id}`."""
+        start, end = bounds(since, until)
+        query = ComplaintQuery(merchant_id or None, start, end, limit)
+        cursor = parts.desk.keeper.identifier(starting_after) if starting_after else None
+        listed, more = await complaint_page(parts.records, caller, query, cursor)
+        return FastJSONResponse(
+            {"complaints": [complaint_json(complaint) for complaint in listed], "has_more": more}
+        )
+
+    @app.get(
+        "/v1/complaints/{complaint_id:reference}",
         summary="A complaint and the contract it maps to",
         operation_id="getComplaint",
         response_model=ComplaintReadOut,

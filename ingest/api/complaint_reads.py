@@ -1,5 +1,6 @@
 """``GET /v1/complaints/{complaint_id}``: a complaint read back as it was stored, with the contract
-it maps to.
+it maps to; ``GET /v1/complaints``: a merchant's complaints (an admin's: every merchant's), a
+page at a time.
 
 A ``complaint_id`` is its merchant's own (two merchants may file the same one): a merchant key
 reads its own merchant's complaint only (another merchant's is a 404, as for a payment), an admin
@@ -10,6 +11,11 @@ from the violations recorded by then for its payment and request, by the report'
 (``analytics.retrospective.map_complaints``). ``ingest`` and ``analytics`` are separate layers, so
 the mapper is given to the app, as the report renderer is: ``payorch serve`` passes one; an app
 made without one shows the mapping as ``null``.
+
+The list is newest first by ``received_at`` (then merchant and id: ``complaint_order``) and is
+walked as Stripe's lists are, ``starting_after`` the last ``complaint_id`` seen: each page begins
+past that complaint's place, not at an offset, so complaints filed during the walk neither shift
+the pages (one listed twice) nor hide one (one never listed).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from ingest.api.auth import Principal
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.codec.result_json import utc_timestamp
 from ingest.parsing.masking import mask_card_numbers
-from ingest.records import Records, RecordsHistory, ViolationQuery
+from ingest.records import ComplaintQuery, Records, RecordsHistory, ViolationQuery
 
 
 class ComplaintMapper(Protocol):
@@ -67,6 +73,48 @@ async def find_complaint(
             "validation_failed",
             "More than one merchant filed a complaint under this id: name the merchant.",
             errors=[FieldError("merchant_id", "ambiguous", f"is needed: {merchants} each filed one")],
+        )
+    return found[0]
+
+
+async def complaint_page(
+    records: Records,
+    caller: Principal,
+    query: ComplaintQuery,
+    starting_after: str | None,
+) -> tuple[Sequence[Complaint], bool]:
+    """The page of ``query`` that ``caller`` may read (``query.merchant_id``'s when given, a
+    merchant key's own merchant's only), past the complaint ``starting_after`` (its id as kept),
+    and whether more follow. 422 when ``starting_after`` names none of the listed merchants'."""
+    merchant_id = query.merchant_id
+    if caller.merchant_id is not None:
+        if merchant_id not in (None, caller.merchant_id):
+            return [], False  # another merchant's complaints: as none
+        merchant_id = caller.merchant_id
+    after = None if starting_after is None else await _cursor(records, starting_after, merchant_id)
+    # One more than asked for: whether more follow is then known, not guessed from the length.
+    found = await records.complaints_page(
+        ComplaintQuery(merchant_id, query.since, query.until, query.limit + 1, after)
+    )
+    return found[: query.limit], len(found) > query.limit
+
+
+async def _cursor(records: Records, complaint_id: str, merchant_id: str | None) -> Complaint:
+    found = await records.complaints_named(complaint_id, merchant_id)
+    if not found:
+        shown = mask_card_numbers(complaint_id)
+        raise ApiProblem(
+            "validation_failed",
+            f"`starting_after` names no complaint {shown!r} of the merchants listed.",
+            errors=[FieldError("starting_after", "unknown_complaint", "is no complaint listed here")],
+        )
+    if len(found) > 1:
+        merchants = ", ".join(complaint.merchant_id for complaint in found)
+        raise ApiProblem(
+            "validation_failed",
+            "More than one merchant filed a complaint under the id `starting_after` names: list one "
+            "merchant's (`merchant_id`).",
+            errors=[FieldError("starting_after", "ambiguous", f"names one of each of {merchants}")],
         )
     return found[0]
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 from collections.abc import Awaitable, Iterable
 from types import CoroutineType
 from typing import Any, NamedTuple
@@ -54,6 +55,17 @@ class _Route(NamedTuple):
 
 
 _PAYMENTS_ROUTE = _Route(PAYMENTS_PATH)
+
+
+def route_template(route: object) -> str | None:
+    """The path template of the route that took a request, as OpenAPI writes it: its parameters
+    without their convertor (``{complaint_id:reference}`` is ``{complaint_id}``); ``None`` when
+    no route did."""
+    path = getattr(route, "path", None)
+    return _CONVERTOR.sub(r"{\1}", path) if isinstance(path, str) else None
+
+
+_CONVERTOR = re.compile(r"\{(\w+):\w+\}")
 
 
 def route_path(scope: Scope) -> str:
@@ -298,9 +310,8 @@ class Front:
             record.failed = True
             raise
         finally:
-            route = scope.get("route")
-            path = getattr(route, "path", None)
-            if isinstance(path, str):
+            path = route_template(scope.get("route"))
+            if path is not None:
                 record.name = f"{method} {path}"
                 attributes[HTTP_ROUTE] = path
             status = scope["state"].get(STATUS_KEY)
@@ -312,11 +323,11 @@ class Front:
             self._count(scope)
 
     def _count(self, scope: Scope) -> None:
-        path = getattr(scope.get("route"), "path", None)
+        path = route_template(scope.get("route"))
         status = scope["state"].get(STATUS_KEY)
         self.metrics.count_response(
             scope["method"],
-            path if isinstance(path, str) else None,
+            path,
             status if isinstance(status, int) else None,
         )
 

@@ -181,6 +181,16 @@ class ComplaintReadOut(ComplaintOut):
     )
 
 
+class ComplaintsOut(BaseModel):
+    """A page of complaints, newest first (``GET /v1/complaints``)."""
+
+    complaints: list[ComplaintOut]
+    has_more: bool = Field(
+        description="Whether more complaints follow the last one listed: list them with "
+        "`starting_after` set to its `complaint_id`."
+    )
+
+
 class ViolationOut(BaseModel):
     contract_id: str
     request_id: str

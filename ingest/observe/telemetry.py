@@ -219,6 +219,7 @@ class ObservedRecords:
         self.save_refusal = records.save_refusal
         self.record_complaint = records.record_complaint
         self.complaints_named = records.complaints_named
+        self.complaints_page = records.complaints_page
         self.sync = records.sync
         self.admit = records.admit
         self.payment = records.payment

@@ -37,7 +37,7 @@ from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
 from ingest.codec.events import event_from_bytes, event_to_bytes
 from ingest.codec.result_json import REJECTED, JsonObject
-from ingest.records import StoredPayment, ViolationQuery
+from ingest.records import ComplaintQuery, StoredPayment, ViolationQuery
 from ingest.store.writer import StoreError, Table, Write, Writer
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -322,6 +322,10 @@ class DuckDBRecords:
         )
         return found
 
+    async def complaints_page(self, query: ComplaintQuery) -> Sequence[Complaint]:
+        found: list[Complaint] = await self._writer.read(lambda c: _complaints_page(c, query))
+        return found
+
     async def payment(self, payment_id: str) -> StoredPayment | None:
         found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
         return found
@@ -470,5 +474,35 @@ def _complaints_named(
 def _complaints(connection: duckdb.DuckDBPyConnection) -> list[Complaint]:
     rows = connection.execute(
         f"SELECT {_COMPLAINT_COLUMNS} FROM complaints ORDER BY received_at, complaint_id"  # noqa: S608
+    ).fetchall()
+    return [_complaint_of(row) for row in rows]
+
+
+def _complaints_page(connection: duckdb.DuckDBPyConnection, query: ComplaintQuery) -> list[Complaint]:
+    # Ordered as ingest.records.complaint_order, descending; VARCHARs compare by their bytes, as
+    # Python's str by code point (UTF-8 keeps that order), so both stores list alike.
+    conditions: list[str] = []
+    parameters: list[object] = []
+    for condition, value in (
+        ("merchant_id = ?", query.merchant_id),
+        ("received_at >= ?", query.since),
+        ("received_at < ?", query.until),
+    ):
+        if value is not None:
+            conditions.append(condition)
+            parameters.append(value)
+    if query.after is not None:
+        after = query.after
+        conditions.append(
+            "(received_at < ? OR received_at = ? "
+            "AND (merchant_id < ? OR merchant_id = ? AND complaint_id < ?))"
+        )
+        parameters += [after.received_at, after.received_at, after.merchant_id, after.merchant_id]
+        parameters.append(after.complaint_id)
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    rows = connection.execute(
+        f"SELECT {_COMPLAINT_COLUMNS} FROM complaints {where} "  # noqa: S608 - conditions are constants
+        "ORDER BY received_at DESC, merchant_id DESC, complaint_id DESC LIMIT ?",
+        [*parameters, query.limit],
     ).fetchall()
     return [_complaint_of(row) for row in rows]

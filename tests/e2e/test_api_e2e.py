@@ -326,6 +326,25 @@ def test_complaints_are_stored_once(server: Server) -> None:
     assert admin_without_merchant.status_code == 422
 
 
+def test_a_complaint_id_holding_a_slash_is_read_back_encoded_or_not(server: Server) -> None:
+    complaint_id = f"zendesk/{uuid.uuid4()}"
+    filed = httpx.post(
+        f"{server.url}/v1/complaints",
+        json={"complaint_id": complaint_id, "category": "timeout"},
+        headers=ACME,
+        timeout=10,
+    )
+    # The server sees `%2F` decoded: a client's encoded path parameter, as generated clients send it.
+    encoded = httpx.get(
+        f"{server.url}/v1/complaints/{complaint_id.replace('/', '%2F')}", headers=ACME, timeout=10
+    )
+    as_given = httpx.get(f"{server.url}/v1/complaints/{complaint_id}", headers=ACME, timeout=10)
+
+    assert filed.status_code == 201, filed.text
+    assert (encoded.status_code, as_given.status_code) == (200, 200), encoded.text
+    assert encoded.json()["complaint_id"] == as_given.json()["complaint_id"] == complaint_id
+
+
 def test_unknown_route_and_method_are_problems(server: Server) -> None:
     missing = httpx.get(f"{server.url}/v2/nothing", timeout=10)
     wrong_method = httpx.delete(f"{server.url}/v1/payments", headers=ACME, timeout=10)

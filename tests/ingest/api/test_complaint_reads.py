@@ -3,7 +3,8 @@ to: only an admin's ``/v1/analytics/complaints`` showed complaints), with the co
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,179 @@ async def test_an_app_made_without_a_mapper_shows_no_mapping(tmp_path: Path) -> 
 
     assert shown.status == 200
     assert (shown.json()["mapped_contract"], shown.json()["mapped_by"]) == (None, None)
+
+
+async def listed(app: object, key: tuple[bytes, bytes], query: str = "") -> Answer:
+    return await call(app, "GET", f"/v1/complaints{query}", [key], body_of(b""))
+
+
+def ids(answer: Answer) -> list[str]:
+    assert answer.status == 200, answer.body
+    complaints: Any = answer.json()["complaints"]
+    return [str(complaint["complaint_id"]) for complaint in complaints]
+
+
+async def test_complaints_are_listed_newest_first_by_received_at(served: object) -> None:
+    for complaint_id, received_at in (
+        ("c-b", "2026-11-20T10:00:00Z"),
+        ("c-old", "2026-11-01T00:00:00Z"),
+        ("c-new", "2026-11-25T00:00:00+01:00"),
+        ("c-a", "2026-11-20T11:00:00+01:00"),  # the same moment as c-b: by id then
+        ("c-c", "2026-11-20T10:00:00Z"),
+    ):
+        assert (
+            await complain(served, ACME, complaint_id=complaint_id, received_at=received_at)
+        ).status == 201
+    await complain(served, GLOBEX, complaint_id="g-1", received_at="2026-11-21T00:00:00Z")
+
+    own = await listed(served, ACME)
+    window = await listed(served, ACME, "?from=2026-11-20T10:00:00Z&to=2026-11-24T23:00:00Z")
+    first_two = await listed(served, ACME, "?limit=2")
+
+    assert ids(own) == ["c-new", "c-c", "c-b", "c-a", "c-old"]
+    assert own.json()["has_more"] is False
+    again = await complain(served, ACME, complaint_id="c-new", received_at="2026-11-25T00:00:00+01:00")
+    shown: Any = own.json()["complaints"]
+    assert shown[0] == again.json()  # as stored
+    assert ids(window) == ["c-c", "c-b", "c-a"]  # from inclusive, to exclusive
+    assert (ids(first_two), first_two.json()["has_more"]) == (["c-new", "c-c"], True)
+
+
+def at(minutes: int) -> str:
+    return (datetime(2026, 11, 1, tzinfo=UTC) + timedelta(minutes=minutes)).isoformat()
+
+
+async def walk(
+    app: object, key: tuple[bytes, bytes], query: str, between: Sequence[dict[str, object]] = ()
+) -> list[dict[str, Any]]:
+    """Every page of the list, each ``starting_after`` the last one seen; the complaints of
+    ``between`` are filed (by acme) after the first page."""
+    seen: list[dict[str, Any]] = []
+    cursor = ""
+    while True:
+        page = await listed(app, key, f"{query}&starting_after={cursor}")
+        assert page.status == 200, page.body
+        seen += page.json()["complaints"]  # type: ignore[arg-type]
+        if not page.json()["has_more"]:
+            return seen
+        cursor = seen[-1]["complaint_id"]
+        for filing in between:
+            assert (await complain(app, ACME, **filing)).status == 201
+        between = []
+
+
+async def test_paging_lists_each_complaint_once_while_more_are_filed(served: object) -> None:
+    for number in range(250):  # four at each minute (ordered by id), so a page ends amid a minute
+        await complain(served, ACME, complaint_id=f"c-{number:03}", received_at=at(number // 4))
+    for number in range(5):
+        await complain(served, GLOBEX, complaint_id=f"g-{number}", received_at=at(number * 15))
+    # The first page ends with c-150, at minute 37 (c-151 before it, c-149 and c-148 after).
+    filed_meanwhile: list[dict[str, object]] = [
+        {"complaint_id": "n-newest", "received_at": at(1000)},  # before the first page's end
+        {"complaint_id": "n-oldest", "received_at": at(-1000)},  # after it: still to come
+        {"complaint_id": "c-1505", "received_at": at(37)},  # at its time, before it by id
+        {"complaint_id": "c-1495", "received_at": at(37)},  # at its time, after it by id
+    ]
+
+    seen = await walk(served, ACME, "?limit=100", filed_meanwhile)
+    everything = await walk(served, ADMIN, "?limit=100")
+
+    names = [str(complaint["complaint_id"]) for complaint in seen]
+    originals = [f"c-{number:03}" for number in reversed(range(250))]
+    assert names == [*originals[:100], "c-1495", *originals[100:], "n-oldest"]
+    order = [(complaint["received_at"], complaint["complaint_id"]) for complaint in seen]
+    assert order == sorted(order, reverse=True)
+    listed_by_admin = [str(complaint["complaint_id"]) for complaint in everything]
+    assert sorted(listed_by_admin) == sorted(
+        [
+            *originals,
+            *(str(filing["complaint_id"]) for filing in filed_meanwhile),
+            *(f"g-{n}" for n in range(5)),
+        ]
+    )
+    by_merchant = [(complaint["received_at"], complaint["merchant_id"]) for complaint in everything]
+    assert by_merchant == sorted(by_merchant, reverse=True)
+
+
+async def test_a_merchant_lists_its_own_complaints_only(served: object) -> None:
+    await complain(served, ACME, complaint_id="a-1", received_at=at(1))
+    await complain(served, ACME, complaint_id="shared", received_at=at(2))
+    await complain(served, GLOBEX, complaint_id="shared", received_at=at(3))
+    await complain(served, GLOBEX, complaint_id="g-1", received_at=at(4))
+
+    own = await listed(served, GLOBEX)
+    naming_itself = await listed(served, GLOBEX, "?merchant_id=m_globex")
+    naming_another = await listed(served, GLOBEX, "?merchant_id=m_acme")
+    past_anothers = await listed(served, GLOBEX, "?starting_after=a-1")
+    past_its_own = await listed(served, GLOBEX, "?starting_after=shared")
+    admin_all = await listed(served, ADMIN)
+    admin_one = await listed(served, ADMIN, "?merchant_id=m_acme")
+    admin_past_one = await listed(served, ADMIN, "?merchant_id=m_acme&starting_after=shared")
+    admin_past_either = await listed(served, ADMIN, "?starting_after=shared")
+    nobody = await listed(served, (b"x-nothing", b""))
+
+    assert ids(own) == ids(naming_itself) == ["g-1", "shared"]
+    assert {complaint["merchant_id"] for complaint in own.json()["complaints"]} == {"m_globex"}  # type: ignore[attr-defined]
+    assert (ids(naming_another), naming_another.json()["has_more"]) == ([], False)
+    assert ids(past_its_own) == []
+    assert ids(admin_all) == ["g-1", "shared", "shared", "a-1"]
+    assert ids(admin_one) == ["shared", "a-1"]
+    assert ids(admin_past_one) == ["a-1"]
+    for refused, code in ((past_anothers, "unknown_complaint"), (admin_past_either, "ambiguous")):
+        assert refused.status == 422, refused.body
+        errors: Any = refused.json()["errors"]
+        assert [(error["field"], error["code"]) for error in errors] == [("starting_after", code)]
+    assert nobody.status == 401
+
+
+@pytest.mark.parametrize(
+    ("query", "field", "code"),
+    [
+        ("?since=2026-11-01", "since", "unknown_parameter"),
+        ("?ending_before=c-1", "ending_before", "unknown_parameter"),
+        ("?limit=1&limit=2", "limit", "repeated_parameter"),
+        ("?starting_after=a&starting_after=b", "starting_after", "repeated_parameter"),
+        ("?limit=0", "limit", "greater_than_equal"),
+        ("?limit=10001", "limit", "less_than_equal"),
+        ("?limit=+1", "limit", "value_error"),
+        ("?from=2026-11-02&to=2026-11-01", "from", "after_to"),
+        ("?from=1764547200", "from", "value_error"),
+    ],
+)
+async def test_a_list_query_it_cannot_read_is_refused(
+    served: object, query: str, field: str, code: str
+) -> None:
+    for key in (ACME, ADMIN):
+        refused = await listed(served, key, query)
+
+        assert refused.status == 422, refused.body
+        errors: Any = refused.json()["errors"]
+        assert [(error["field"], error["code"]) for error in errors] == [(field, code)]
+
+
+async def test_a_list_of_up_to_ten_thousand_is_taken(served: object) -> None:
+    await complain(served, ACME, complaint_id="a-1")
+
+    most = await listed(served, ACME, "?limit=10000")
+    one = await listed(served, ACME, "?limit=1")
+
+    assert ids(most) == ids(one) == ["a-1"]
+    assert (most.json()["has_more"], one.json()["has_more"]) == (False, False)
+
+
+async def test_a_complaint_id_holding_a_slash_is_read_back(served: object) -> None:
+    filed = await complain(served, ACME, complaint_id="zendesk/4711", description="first")
+    assert filed.status == 201, filed.body  # the id's pattern takes a `/`
+
+    as_given = await read(served, ACME, "zendesk/4711")
+    trailing = await read(served, ACME, "zendesk/4711/")
+    empty = await read(served, ACME, "")
+    metrics = await call(served, "GET", "/metrics", [], body_of(b""))
+
+    assert as_given.status == 200, as_given.body
+    assert as_given.json()["complaint_id"] == "zendesk/4711"
+    # A slash at either end is the path's: the 404 names the route without it, as everywhere.
+    assert trailing.status == empty.status == 404
+    assert "/v1/complaints/zendesk/4711 (without the trailing slash)" in str(trailing.json()["detail"])
+    assert "/v1/complaints (without the trailing slash)" in str(empty.json()["detail"])
+    assert 'route="/v1/complaints/{complaint_id}"' in metrics.body.decode()

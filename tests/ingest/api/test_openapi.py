@@ -182,6 +182,29 @@ def test_every_operation_has_a_readable_operation_id(document: dict[str, Any]) -
     assert len(set(ids)) == len(ids)
 
 
+#: pydantic's names for a number's bounds, which JSON Schema (and so a client generator or a
+#: fuzzer reading the document) does not know: it takes such a parameter as unbounded.
+_PYDANTIC_BOUNDS = frozenset({"ge", "gt", "le", "lt"})
+
+
+def test_a_query_parameters_bounds_are_json_schemas(document: dict[str, Any]) -> None:
+    """``limit`` of the lists is 1 to 10,000, as ``minimum`` and ``maximum``."""
+    stray: dict[str, frozenset[str]] = {}
+    limits: dict[str, tuple[object, object]] = {}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []):
+                schema = parameter["schema"]
+                for branch in schema.get("anyOf", [schema]):
+                    if _PYDANTIC_BOUNDS & set(branch):
+                        stray[f"{path} {parameter['name']}"] = _PYDANTIC_BOUNDS & set(branch)
+                if parameter["name"] == "limit":
+                    limits[operation["operationId"]] = (schema.get("minimum"), schema.get("maximum"))
+
+    assert stray == {}
+    assert limits == {"listViolations": (1, 10_000), "listComplaints": (1, 10_000)}
+
+
 def test_each_event_type_is_described_with_its_own_fields(document: dict[str, Any]) -> None:
     """GET /v1/payments/{id} lists events of every type in engine.events, each with the fields of
     its type: a client reads them as typed fields, chosen by ``type``, not as loose extras."""

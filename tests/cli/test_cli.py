@@ -126,6 +126,30 @@ def test_a_failed_start_leaves_nothing_in_the_folders_it_made(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["payorch.yaml"]
 
 
+def test_a_start_refused_for_its_key_or_secret_touches_no_existing_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An existing folder (a mounted volume) is not removed: the Stripe key is checked before the
+    folder is used, the key secret before the database is opened. A database was created (or
+    migrated) in it first."""
+    config = tmp_path / "payorch.yaml"
+    config.write_text(STRIPE_UNSET)
+    monkeypatch.delenv("PAYORCH_TEST_UNSET_STRIPE_KEY", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    secret = tmp_path / "restored" / "idempotency-key.secret"
+    secret.parent.mkdir()
+    secret.write_bytes(b"cut short")
+
+    no_key = run("serve", "--config", str(config), "--data", str(empty), "--port", str(free_port()))
+    bad_secret = run("serve", "--data", str(secret.parent), "--port", str(free_port()))
+
+    assert "PAYORCH_TEST_UNSET_STRIPE_KEY holding the API key is not set" in failed_start(no_key)
+    assert failed_start(bad_secret) == f"{secret} is not a key secret (32 bytes); restore it or move it away"
+    assert list(empty.iterdir()) == []
+    assert list(secret.parent.iterdir()) == [secret]
+
+
 def test_at_a_terminal_a_failed_start_is_a_plain_line_after_its_json_line(tmp_path: Path) -> None:
     """A person reading stderr gets the line a person reads; the log's JSON line comes first."""
     with socket.socket() as taken:

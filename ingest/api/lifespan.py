@@ -55,8 +55,9 @@ async def start(parts: Parts) -> Running:
             )
     # Payments a crash cut short are settled and finished before new ones are taken.
     recovery = await recover_interrupted(parts)
-    if recovery.interrupted:
-        logger.warning("%s", recovery.summary())
+    if writer is not None:
+        # Said when nothing was interrupted too: an operator checking that recovery ran can tell.
+        logger.log(logging.WARNING if recovery.interrupted else logging.INFO, "%s", recovery.summary())
         for why in recovery.left:
             logger.error("recovery: left interrupted: %s", why)
     parts.recovery = recovery

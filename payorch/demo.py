@@ -112,8 +112,9 @@ def summary(traffic: Traffic) -> list[str]:
     counts = sorted(traffic.payments.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
     statuses = ", ".join(f"{count} {status}{' (422)' * (status == 'rejected')}" for status, count in counts)
     categories = ", ".join(f"{count} {category}" for category, count in sorted(traffic.complaints.items()))
+    repeats = "repeat" if traffic.replays == 1 else "repeats"
     return [
-        f"  payments: {sent} sent: {statuses}; {traffic.replays} idempotent repeat replayed",
+        f"  payments: {sent} sent: {statuses}; {traffic.replays} idempotent {repeats} replayed",
         f"  complaints filed: {sum(traffic.complaints.values())} ({categories or 'none'})",
     ]
 

@@ -101,7 +101,8 @@ async def stop(parts: Parts, running: Running) -> None:
     in_flight = parts.desk.in_flight
     left = await parts.desk.drain(settings.shutdown_grace_s)
     if left:
-        logger.error("shutdown: %d payments still in flight after %.0f s", left, settings.shutdown_grace_s)
+        payments = "payment" if left == 1 else "payments"
+        logger.error("shutdown: %d %s still in flight after %g s", left, payments, settings.shutdown_grace_s)
     await parts.engine.aclose()
     telemetry = parts.telemetry
     if running.watcher is not None and telemetry is not None:

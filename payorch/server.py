@@ -100,9 +100,12 @@ class Stopped:
         if shutdown.store_failure is not None:
             return f"{stopped}: {shutdown.store_failure}; the next start settles the payments it cut short"
         if shutdown.left:
+            were, them = ("was", "it") if shutdown.left == 1 else ("were", "them")
+            if count == 0:  # not "no payments were in flight": these were
+                drained = "none drained"
             return (
                 f"{stopped}, but {_payments(shutdown.left)} still in flight after {self.grace_s:.0f} s "
-                f"were cut short ({drained}; the next start settles them)"
+                f"{were} cut short ({drained}; the next start settles {them})"
             )
         if not shutdown.committed:
             return f"{stopped}, but the store could not commit every queued write ({drained})"

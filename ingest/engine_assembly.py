@@ -20,7 +20,7 @@ from engine.processor import Processor
 from engine.processors.simulated import SimulatedProcessor
 from engine.router import Router
 from engine.types import ProcessorId
-from ingest.processors.stripe_adapter import StripeProcessor, stripe_processor_from_config
+from ingest.processors.stripe_adapter import StripeProcessor, stripe_api_key, stripe_processor_from_config
 from ingest.processors.stripe_amounts import stripe_amount_refusal
 
 
@@ -52,6 +52,15 @@ def routed_processors(config: PlatformConfig) -> tuple[ProcessorId, ...]:
         for processor in rule.processors
     }
     return tuple(processor.id for processor in config.processors if processor.id in used)
+
+
+def check_processor_keys(config: PlatformConfig, environ: Mapping[str, str]) -> None:
+    """Raise what :func:`build_engine` would for a routed Stripe processor's API key (unset, or no
+    key), before anything else is built: a start refused for it touches no data folder."""
+    for processor_id in routed_processors(config):
+        processor = config.processor(processor_id)
+        if processor.kind is ProcessorKind.STRIPE:
+            stripe_api_key(processor, environ)
 
 
 def breaker_policies(config: PlatformConfig) -> dict[ProcessorId, BreakerPolicy]:

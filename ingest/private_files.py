@@ -22,11 +22,30 @@ from pathlib import Path
 OTHERS = 0o077
 
 
-def make_private_folder(path: Path) -> None:
+def make_private_folder(path: Path) -> Path | None:
     """``path`` and the folders missing above it, ``path`` itself made for its owner only. An
-    existing folder is left as it is (:func:`exposed` says when others may use it)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.mkdir(mode=0o700, exist_ok=True)
+    existing folder is left as it is (:func:`exposed` says when others may use it).
+
+    Returns the highest folder made here (``path`` or one above it), ``None`` when ``path`` was
+    there: what to remove for a start that failed to leave nothing behind. A folder another
+    process made meanwhile is not counted as made here; should making one fail, the ones made
+    before it are removed."""
+    missing = [folder for folder in (path, *path.parents) if not os.path.lexists(folder)]
+    made: list[Path] = []
+    try:
+        for folder in reversed(missing):
+            try:
+                folder.mkdir(mode=0o700 if folder == path else 0o777)
+            except FileExistsError:
+                continue
+            made.append(folder)
+        path.mkdir(mode=0o700, exist_ok=True)  # a file in its place: FileExistsError
+    except OSError:
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        raise
+    return made[0] if made else None
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ report schedule (``DATA/reports``) are not built yet, and the demo says so rathe
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shlex
 import threading
@@ -26,7 +27,7 @@ import httpx
 
 from engine.config import PlatformConfig
 from ingest.config_file import load_sample_config
-from payorch.server import Stopped, run_server
+from payorch.server import ServeError, Stopped, deployment_environment, log_failed_start, run_server
 from payorch.traffic import DEMO_SEED, Answered, PaymentRequest, demo_complaints, demo_payments
 
 HOST = "127.0.0.1"
@@ -111,8 +112,9 @@ def summary(traffic: Traffic) -> list[str]:
     counts = sorted(traffic.payments.items(), key=lambda item: (order.get(item[0], len(order)), item[0]))
     statuses = ", ".join(f"{count} {status}{' (422)' * (status == 'rejected')}" for status, count in counts)
     categories = ", ".join(f"{count} {category}" for category, count in sorted(traffic.complaints.items()))
+    repeats = "repeat" if traffic.replays == 1 else "repeats"
     return [
-        f"  payments: {sent} sent: {statuses}; {traffic.replays} idempotent repeat replayed",
+        f"  payments: {sent} sent: {statuses}; {traffic.replays} idempotent {repeats} replayed",
         f"  complaints filed: {sum(traffic.complaints.values())} ({categories or 'none'})",
     ]
 
@@ -188,6 +190,26 @@ def run_demo(data_dir: Path, port: int, echo: Echo, command: str) -> Stopped:
         for line in [*lines, "", SERVING]:
             echo(line)
 
-    stopped = run_server(config, data_dir, HOST, port, log_file=LOG_FILE, companion=traffic)
+    try:
+        stopped = run_server(config, data_dir, HOST, port, log_file=LOG_FILE, companion=traffic)
+    except ServeError as error:
+        _log_failure(data_dir / LOG_FILE, str(error))
+        raise
+    except Exception as error:
+        _log_failure(data_dir / LOG_FILE, f"internal error: {type(error).__name__}; please report it")
+        raise
     echo(f"payorch demo: {stopped.summary()}")
     return stopped
+
+
+def _log_failure(path: Path, message: str) -> None:
+    """Why the demo ended, as the last line of its log (the terminal shows it too): its log just
+    stopped. Not when the data folder is gone, as a start that failed leaves a folder it made."""
+    if not path.parent.is_dir():
+        return
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(descriptor, "ab") as log:
+            log_failed_start(message, log, deployment_environment(os.environ))
+    except OSError:
+        pass  # the terminal has it

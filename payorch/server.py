@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -99,9 +100,12 @@ class Stopped:
         if shutdown.store_failure is not None:
             return f"{stopped}: {shutdown.store_failure}; the next start settles the payments it cut short"
         if shutdown.left:
+            were, them = ("was", "it") if shutdown.left == 1 else ("were", "them")
+            if count == 0:  # not "no payments were in flight": these were
+                drained = "none drained"
             return (
                 f"{stopped}, but {_payments(shutdown.left)} still in flight after {self.grace_s:.0f} s "
-                f"were cut short ({drained}; the next start settles them)"
+                f"{were} cut short ({drained}; the next start settles {them})"
             )
         if not shutdown.committed:
             return f"{stopped}, but the store could not commit every queued write ({drained})"
@@ -250,10 +254,46 @@ def run_server(
     # The port first: one in use leaves nothing behind (no data folder, database or log made).
     listening = _listen(host, port)
     try:
-        make_private_folder(data_dir)
+        made = make_private_folder(data_dir)
     except OSError as exc:
         listening.close()
         raise ServeError(f"cannot create the data folder {data_dir}: {exc.strerror}") from None
+    try:
+        return _serve(
+            listening,
+            config,
+            data_dir,
+            host,
+            port,
+            log_file=log_file,
+            companion=companion,
+            keep_alive_s=keep_alive_s,
+            root_path=root_path,
+            config_path=config_path,
+        )
+    except ServeError:
+        listening.close()
+        if made is not None:
+            # A start that failed leaves nothing in the folders it made: a missing Stripe key
+            # left a new data folder holding a database, a secret, the simulated ledger.
+            shutil.rmtree(made, ignore_errors=True)
+        raise
+
+
+def _serve(
+    listening: socket.socket,
+    config: PlatformConfig,
+    data_dir: Path,
+    host: str,
+    port: int,
+    *,
+    log_file: str | None,
+    companion: Companion | None,
+    keep_alive_s: int,
+    root_path: str,
+    config_path: Path | None,
+) -> Stopped:
+    """:func:`run_server` once its socket listens and its data folder is there."""
     log_stream = sys.stderr.buffer if log_file is None else _log_file(data_dir / log_file)
     settings = Settings(
         config=config,
@@ -269,7 +309,6 @@ def run_server(
         start_multiprocess_values(settings.environ)  # a start counts from zero
         app = create_app(settings)
     except (PayorchError, OSError) as exc:
-        listening.close()
         raise ServeError(_os_problem(exc) if isinstance(exc, OSError) else str(exc)) from None
     # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
     # this handler writes what comes before and after, in the same JSON form.

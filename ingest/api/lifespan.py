@@ -55,8 +55,9 @@ async def start(parts: Parts) -> Running:
             )
     # Payments a crash cut short are settled and finished before new ones are taken.
     recovery = await recover_interrupted(parts)
-    if recovery.interrupted:
-        logger.warning("%s", recovery.summary())
+    if writer is not None:
+        # Said when nothing was interrupted too: an operator checking that recovery ran can tell.
+        logger.log(logging.WARNING if recovery.interrupted else logging.INFO, "%s", recovery.summary())
         for why in recovery.left:
             logger.error("recovery: left interrupted: %s", why)
     parts.recovery = recovery
@@ -100,7 +101,8 @@ async def stop(parts: Parts, running: Running) -> None:
     in_flight = parts.desk.in_flight
     left = await parts.desk.drain(settings.shutdown_grace_s)
     if left:
-        logger.error("shutdown: %d payments still in flight after %.0f s", left, settings.shutdown_grace_s)
+        payments = "payment" if left == 1 else "payments"
+        logger.error("shutdown: %d %s still in flight after %g s", left, payments, settings.shutdown_grace_s)
     await parts.engine.aclose()
     telemetry = parts.telemetry
     if running.watcher is not None and telemetry is not None:

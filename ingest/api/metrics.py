@@ -17,7 +17,8 @@ Several worker processes: with ``PROMETHEUS_MULTIPROC_DIR`` set (before the proc
 prometheus_client keeps every process's values in that directory and ``GET /metrics`` of any
 worker sums them (``MultiProcessCollector``). A callback's value is seen by its own process only:
 the events written and the queue depth are then set by each commit of the writer instead
-(:meth:`ApiMetrics.committed`), and the drops describe the answering process only. ``payorch
+(:meth:`ApiMetrics.committed`), and the telemetry each process dropped is added to a shared counter
+by :meth:`ApiMetrics.publish_drops` (once a second, at the stop and before each scrape). ``payorch
 serve`` runs one process (DuckDB takes one writer): each worker has a data folder of its own. A
 start with no other worker alive empties the directory first (:func:`start_multiprocess_values`), as a process
 manager does before it starts its workers: the files of an earlier run would otherwise be summed
@@ -30,6 +31,7 @@ which never go down.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -53,6 +55,7 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 #: ``payorch_circuit_state``'s values: the worse the circuit, the higher.
 CIRCUIT_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 EVENTS_WRITTEN = "Domain events stored (committed to the database, when durable)."
+DROPPED = "Telemetry dropped because a buffer was full or its exporter failed, by signal."
 
 
 def start_multiprocess_values(environ: Mapping[str, str]) -> None:
@@ -119,18 +122,15 @@ class _Callbacks(Collector):
     def __init__(self, *, shared: bool) -> None:
         self.events_written: Callable[[], int] = lambda: 0
         self.dropped: Callable[[], dict[str, int]] = dict
-        self._shared = shared  # several workers: the events written are a counter of the files
+        self._shared = shared  # several workers: both are counters of the files
 
     def collect(self) -> Iterator[Metric]:
-        if not self._shared:
-            written = CounterMetricFamily("payorch_events_written", EVENTS_WRITTEN)
-            written.add_metric([], self.events_written())
-            yield written
-        dropped = CounterMetricFamily(
-            "payorch_observer_dropped",
-            "Telemetry dropped because a buffer was full or its exporter failed, by signal.",
-            labels=["signal"],
-        )
+        if self._shared:
+            return
+        written = CounterMetricFamily("payorch_events_written", EVENTS_WRITTEN)
+        written.add_metric([], self.events_written())
+        yield written
+        dropped = CounterMetricFamily("payorch_observer_dropped", DROPPED, labels=["signal"])
         for signal, count in sorted(self.dropped().items()):
             dropped.add_metric([signal], count)
         yield dropped
@@ -229,6 +229,13 @@ class ApiMetrics:
         self._events_written = (
             Counter("payorch_events_written", EVENTS_WRITTEN, registry=registry) if self.shared else None
         )
+        self._dropped = (
+            Counter("payorch_observer_dropped", DROPPED, ["signal"], registry=registry)
+            if self.shared
+            else None
+        )
+        self._dropped_published: dict[str, int] = {}  # this process's drops in the shared counter
+        self._publishing = threading.Lock()  # a scrape's thread and the drop watcher's task
         self.callbacks = _Callbacks(shared=self.shared)
         registry.register(self.callbacks)
         self._children: dict[tuple[object, ...], Counter] = {}
@@ -252,6 +259,7 @@ class ApiMetrics:
             self.callbacks.events_written = events_written
         if dropped is not None:
             self.callbacks.dropped = dropped
+            self.publish_drops()  # several workers: each signal shows, 0 until something drops
 
     def watch_circuits(self, processors: Iterable[str]) -> None:
         """Show ``processors``' circuits closed (as they start) until they change."""
@@ -264,6 +272,18 @@ class ApiMetrics:
         if self._events_written is not None:
             self._events_written.inc(events)
         self.queue_depth.set(depth)
+
+    def publish_drops(self) -> None:
+        """Several workers: what this process dropped since the last call is added to the shared
+        ``payorch_observer_dropped_total``, which any worker's scrape then sums (its callback
+        answered the scraped worker's own drops only)."""
+        if self._dropped is None:
+            return
+        with self._publishing:
+            for signal, count in self.callbacks.dropped().items():
+                fresh = count - self._dropped_published.get(signal, 0)
+                self._dropped_published[signal] = count
+                self._dropped.labels(signal).inc(max(fresh, 0))
 
     # -- the payment path --------------------------------------------------------------------------
 
@@ -334,8 +354,8 @@ class ApiMetrics:
         directory = os.environ.get(MULTIPROCESS_ENV)
         if directory:
             _forget_stopped_gauges(directory)
+            self.publish_drops()  # the answering worker's own are up to date
             summed = CollectorRegistry()
             MultiProcessCollector(summed)  # type: ignore[no-untyped-call]
-            summed.register(self.callbacks)
             return generate_latest(summed)
         return generate_latest(self.registry)

@@ -30,7 +30,7 @@ from ingest.api.metrics import ApiMetrics
 from ingest.api.payments import PaymentDesk
 from ingest.api.settings import Settings
 from ingest.api.timing import TimedProcessor
-from ingest.engine_assembly import Engine, breaker_policies, build_engine
+from ingest.engine_assembly import Engine, breaker_policies, build_engine, check_processor_keys
 from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.observe.circuits import CircuitReporter
@@ -96,6 +96,8 @@ class Parts:
 def build_parts(settings: Settings) -> Parts:
     """Wire the process; raises a DomainError or IngestError for a config it cannot run."""
     config = settings.config
+    # What the config and the environment can refuse, before the data folder is touched.
+    check_processor_keys(config, settings.environ)
     clock = SystemClock()
     writer: Writer | None = None
     telemetry: Telemetry | None = None
@@ -107,6 +109,9 @@ def build_parts(settings: Settings) -> Parts:
         keeper = KeyKeeper(process_secret())
     elif settings.durable:
         make_private_folder(settings.data_dir)
+        # Keys kept in the database must be kept the same way after a restart: the data folder's
+        # secret then. Read before the database is opened: a start refused for it migrates nothing.
+        keeper = KeyKeeper(load_or_create_secret(settings.data_dir))
         writer = Writer(
             settings.data_dir / DATABASE_FILE,
             max_rows=config.store.max_rows,
@@ -116,9 +121,6 @@ def build_parts(settings: Settings) -> Parts:
             threads=settings.store_threads,
         )
         hot_s = settings.idempotency_hot_s
-        # Keys kept in the database must be kept the same way after a restart: the data folder's
-        # secret then. Keys kept in memory last as long as the process: a secret of its own.
-        keeper = KeyKeeper(load_or_create_secret(settings.data_dir))
         try:
             records = DuckDBRecords(writer)
             idempotency = DurableIdempotencyStore(
@@ -134,7 +136,7 @@ def build_parts(settings: Settings) -> Parts:
     else:
         records = MemoryRecords()
         idempotency = MemoryIdempotencyStore(settings.idempotency_ttl_s, clock.monotonic)
-        keeper = KeyKeeper(process_secret())
+        keeper = KeyKeeper(process_secret())  # keys kept in memory: a secret of the process's own
     journal = FileLedgerJournal(settings.data_dir / FILE_NAME) if settings.ledger_journal else None
     ledger = Ledger(journal)
     if journal is not None:

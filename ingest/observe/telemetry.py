@@ -168,6 +168,7 @@ class Telemetry:
     async def report_drops(self, monitor: ContractMonitor, request_id: RequestId) -> int:
         """Record one ``observer/dropped`` violation for what was dropped since the last report,
         naming why: full buffers, or an exporter (a stream) that failed to take its items."""
+        self.metrics.publish_drops()  # several workers: into the counter every worker's scrape sums
         counts = self._drop_counts()
         total = sum(dropped for dropped, _ in counts.values())
         fresh = total - self._reported

@@ -314,6 +314,12 @@ def stripe_processor_from_config(
 
     Raises :class:`MissingApiKeyError` naming the variable when it is unset or empty.
     """
+    return StripeProcessor(config, stripe_api_key(config, environ), timeout_s=timeout_s)
+
+
+def stripe_api_key(config: ProcessorConfig, environ: Mapping[str, str]) -> str:
+    """The API key of the Stripe processor of ``config``, from ``environ[config.api_key_env]``;
+    a :class:`ProcessorSetupError` naming the variable (never the key) when it cannot be one."""
     variable = config.api_key_env
     if not variable:
         raise ProcessorSetupError(config.id, "api_key_env is required for a stripe processor")
@@ -328,7 +334,7 @@ def stripe_processor_from_config(
             "(a trailing newline?), which no Stripe key has (the key is not shown)"
         )
         raise ProcessorSetupError(config.id, problem)
-    return StripeProcessor(config, api_key, timeout_s=timeout_s)
+    return api_key
 
 
 def _holding(intents: Sequence[IntentView]) -> IntentView | None:

@@ -55,9 +55,17 @@ class RecoveryReport:
     left: list[str] = field(default_factory=list)  # payment ids still interrupted, and why
 
     def summary(self) -> str:
+        """One line for the operator, said at every start (0 interrupted payments too: that
+        recovery ran)."""
+        payments = "payment" if self.interrupted == 1 else "payments"
+        attempts = (
+            "attempt settled with its processor"
+            if self.settled_attempts == 1
+            else "attempts settled with their processors"
+        )
         return (
-            f"recovery: {self.interrupted} interrupted payments, {self.finished} finished, "
-            f"{self.settled_attempts} attempts settled with their processors, {len(self.left)} left"
+            f"recovery: {self.interrupted} interrupted {payments}, {self.finished} finished, "
+            f"{self.settled_attempts} {attempts}, {len(self.left)} left"
         )
 
 

@@ -14,6 +14,7 @@ from ingest.store.schema import FILE_NAME
 from ingest.store.writer import Writer
 from payorch.cli import Group, main
 from payorch.cli import run as run_cli
+from tests.e2e.server import free_port
 
 PAYORCH = Path(sys.executable).parent / "payorch"
 COMMANDS = ("serve", "dashboard", "demo", "simulate", "complaints", "report", "export")
@@ -104,6 +105,63 @@ def test_serve_problems_are_one_line_errors(tmp_path: Path) -> None:
     assert not (tmp_path / "data").exists()  # the port is tried before anything is made
     assert failed_start(no_folder).startswith("cannot create the data folder ")
     assert no_folder.stderr.count("\n") == 1
+
+
+STRIPE_UNSET = """
+admin_api_keys: [adm_x]
+merchants:
+  - merchant_id: m_x
+    api_keys: [sk_x]
+    default_currency: USD
+    routing:
+      - {method: card, processors: [stripe_live]}
+processors:
+  - {id: stripe_live, kind: stripe, api_key_env: PAYORCH_TEST_UNSET_STRIPE_KEY}
+"""
+
+
+def test_a_failed_start_leaves_nothing_in_the_folders_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found once the data folder was made, with its database, key secret and simulated ledger:
+    a routed Stripe processor whose variable is unset, a Prometheus directory that is not there.
+    Both left the new folders (and those files) behind."""
+    config = tmp_path / "payorch.yaml"
+    config.write_text(STRIPE_UNSET)
+    monkeypatch.delenv("PAYORCH_TEST_UNSET_STRIPE_KEY", raising=False)
+    no_key = run(
+        "serve", "--config", str(config), "--data", str(tmp_path / "a" / "data"), "--port", str(free_port())
+    )
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path / "missing"))
+    no_metrics = run("serve", "--data", str(tmp_path / "b" / "data"), "--port", str(free_port()))
+
+    assert "PAYORCH_TEST_UNSET_STRIPE_KEY holding the API key is not set" in failed_start(no_key)
+    assert failed_start(no_metrics).startswith(f"cannot use {tmp_path / 'missing'}")
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["payorch.yaml"]
+
+
+def test_a_start_refused_for_its_key_or_secret_touches_no_existing_data_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An existing folder (a mounted volume) is not removed: the Stripe key is checked before the
+    folder is used, the key secret before the database is opened. A database was created (or
+    migrated) in it first."""
+    config = tmp_path / "payorch.yaml"
+    config.write_text(STRIPE_UNSET)
+    monkeypatch.delenv("PAYORCH_TEST_UNSET_STRIPE_KEY", raising=False)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    secret = tmp_path / "restored" / "idempotency-key.secret"
+    secret.parent.mkdir()
+    secret.write_bytes(b"cut short")
+
+    no_key = run("serve", "--config", str(config), "--data", str(empty), "--port", str(free_port()))
+    bad_secret = run("serve", "--data", str(secret.parent), "--port", str(free_port()))
+
+    assert "PAYORCH_TEST_UNSET_STRIPE_KEY holding the API key is not set" in failed_start(no_key)
+    assert failed_start(bad_secret) == f"{secret} is not a key secret (32 bytes); restore it or move it away"
+    assert list(empty.iterdir()) == []
+    assert list(secret.parent.iterdir()) == [secret]
 
 
 def test_at_a_terminal_a_failed_start_is_a_plain_line_after_its_json_line(tmp_path: Path) -> None:

@@ -17,9 +17,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import duckdb
 import httpx
+import orjson
 import pytest
 
+from ingest.store.schema import FILE_NAME
+from ingest.store.writer import Writer
 from tests.e2e.server import free_port
 
 PAYORCH = Path(sys.executable).parent / "payorch"
@@ -162,3 +166,34 @@ def test_demo_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
     assert done.stderr == f"payorch demo: cannot listen on 127.0.0.1:{port}: Address already in use\n"
     assert done.stdout == ""
     assert not (tmp_path / "data").exists()  # no empty database or log left behind
+
+
+@pytest.mark.parametrize("taken", ["port", "database"])
+def test_a_failed_demo_leaves_its_reason_in_its_log(tmp_path: Path, taken: str) -> None:
+    """A data folder that was there keeps DATA/demo.log, which just stopped: the reason was on the
+    terminal only."""
+    data = tmp_path / "data"
+    data.mkdir()
+    earlier = b'{"event": "an earlier run"}\n'
+    (data / "demo.log").write_bytes(earlier)
+    Writer(data / FILE_NAME).close()
+    with socket.socket() as listening, duckdb.connect(str(data / FILE_NAME)) as held:
+        listening.bind(("127.0.0.1", 0))
+        listening.listen()
+        port = listening.getsockname()[1] if taken == "port" else free_port()
+        if taken == "port":
+            held.close()  # only the port is taken
+        done = subprocess.run(
+            [str(PAYORCH), "demo", "--port", str(port), "--data", str(data)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    reason = done.stderr.removeprefix("payorch demo: ").rstrip("\n")
+    assert done.returncode == 2, done.stderr
+    assert reason.startswith("cannot listen on" if taken == "port" else "cannot open the database")
+    log = (data / "demo.log").read_bytes()
+    assert log.startswith(earlier)
+    last = orjson.loads(log.splitlines()[-1])
+    assert (last["level"], last["logger"], last["event"]) == ("error", "payorch.serve", reason)

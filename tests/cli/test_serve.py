@@ -286,6 +286,12 @@ def test_serve_help_says_what_it_does_now(capsys: pytest.CaptureFixture[str]) ->
             "stopped on SIGTERM, but 2 payments still in flight after 30 s were cut short "
             "(drained 1 payment in flight; the next start settles them)",
         ),
+        (  # it said "1 payment ... were cut short (no payments were in flight; ... settles them)"
+            Stopped("SIGTERM", 1, Shutdown(drained=0, left=1, committed=True), 30.0),
+            False,
+            "stopped on SIGTERM, but 1 payment still in flight after 30 s was cut short "
+            "(none drained; the next start settles it)",
+        ),
         (
             Stopped("SIGINT", 0, Shutdown(drained=0, left=0, committed=False), 30.0),
             False,

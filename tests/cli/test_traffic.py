@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 
 from ingest.config_file import load_sample_config
-from payorch.demo import command_name, send_traffic, summary, what_to_open
+from payorch.demo import Traffic, command_name, send_traffic, summary, what_to_open
 from payorch.traffic import DECLINING_CARDS, Answered, PaymentRequest, demo_complaints, demo_payments
 
 CONFIG = load_sample_config()
@@ -114,6 +114,16 @@ def test_the_traffic_is_counted_as_the_service_answers_it(tmp_path: Path) -> Non
     assert f"nothing is written to {tmp_path / 'reports'}" in lines
     # Every command not built yet is named, as the README's demo section says.
     assert "`payorch simulate`, `payorch complaints import`" in lines
+
+
+def test_the_summary_counts_repeats_in_words_that_agree() -> None:
+    """A repeat the service did not replay (a 409 while its first ran) left "0 idempotent repeat"."""
+    said = [summary(Traffic(Counter({"succeeded": 2}), replays))[0] for replays in (0, 1, 2)]
+    assert [line.partition("; ")[2] for line in said] == [
+        "0 idempotent repeats replayed",
+        "1 idempotent repeat replayed",
+        "2 idempotent repeats replayed",
+    ]
 
 
 def test_the_demo_names_payorch_as_it_can_be_run_again(tmp_path: Path) -> None:

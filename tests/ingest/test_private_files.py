@@ -6,6 +6,8 @@ import os
 import stat
 from pathlib import Path
 
+import pytest
+
 from ingest.private_files import exposed, make_private_folder, private_umask
 
 
@@ -53,3 +55,12 @@ def test_only_what_others_may_use_is_named_with_its_mode(tmp_path: Path) -> None
     tmp_path.chmod(0o700)
     assert (exposed(keys, "API keys"), exposed(tmp_path, "payments")) == (None, None)
     assert exposed(tmp_path / "missing", "payments") is None
+
+
+def test_making_a_folder_names_the_highest_one_it_made(tmp_path: Path) -> None:
+    assert make_private_folder(tmp_path / "above" / "data") == tmp_path / "above"
+    assert make_private_folder(tmp_path / "above" / "data") is None  # there already
+    assert make_private_folder(tmp_path / "above" / "other") == tmp_path / "above" / "other"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(FileExistsError):
+        make_private_folder(tmp_path / "file")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import html
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -481,6 +482,29 @@ async def test_behind_a_proxy_prefix_an_interrupted_payment_names_its_path_under
     problem = answer.json()
     assert problem["type"] == "/payorch/problems/payment_interrupted"
     assert f"GET /payorch/v1/payments/{problem['payment_id']} shows" in str(problem["detail"])
+
+
+async def test_a_stop_that_leaves_a_payment_in_flight_counts_it_in_words_that_agree(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It said "1 payments still in flight after 0 s" (the grace, 0.05 s, rounded away)."""
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, durable=False, shutdown_grace_s=0.05)
+    application = create_app(settings)
+    slow = (b"authorization", b"Bearer sk_e2e_slow")  # its processor takes about 1.5 s
+    caplog.set_level(logging.ERROR, logger="payorch.api")
+    async with application.router.lifespan_context(application):
+        paying = asyncio.ensure_future(
+            call(application, "POST", "/v1/payments", [slow, JSON], body_of(b'{"amount": 2500}'))
+        )
+        while not application.state.parts.desk.in_flight:  # at its processor
+            await asyncio.sleep(0.01)
+    answer = await paying  # it ends on its own, after the stop
+
+    said = [record.getMessage() for record in caplog.records]
+    assert [line for line in said if line.startswith("shutdown:")] == [
+        "shutdown: 1 payment still in flight after 0.05 s"
+    ]
+    assert answer.status == 200
 
 
 async def test_a_method_the_merchant_does_not_take_is_422_saying_which_it_takes(app: object) -> None:

@@ -79,3 +79,60 @@ def test_the_writers_commits_set_the_shared_queue_depth_and_events_written(tmp_p
     }
     assert samples["payorch_events_written_total"] == 7
     assert samples["payorch_event_queue_depth"] == 4
+
+
+DROPPING = """
+import asyncio
+import sys
+from engine.monitor import ContractMonitor
+from engine.ports import SystemClock
+from engine.types import RequestId
+from ingest.api.metrics import ApiMetrics
+from ingest.observe.telemetry import GlobalTags, Telemetry
+from ingest.records import MemoryRecords
+
+class GoneStream:  # a log pipe nobody reads any more: every line written is lost
+    def write(self, data):
+        raise BrokenPipeError("gone")
+
+    def flush(self):
+        pass
+
+metrics = ApiMetrics()
+telemetry = Telemetry(GlobalTags("test"), metrics, exporter=None, log_stream=GoneStream())
+for n in range(int(sys.argv[1])):
+    telemetry.logs.put("info", "line", {"n": n})
+assert telemetry.logs.drain.flush()
+monitor = ContractMonitor(MemoryRecords(), SystemClock())
+asyncio.run(telemetry.report_drops(monitor, RequestId("req_drops")))  # what the app does each second
+if sys.argv[2] == "render":
+    sys.stdout.write(metrics.render().decode())
+"""
+
+
+def test_any_worker_shows_the_telemetry_every_worker_dropped(tmp_path: Path) -> None:
+    """It was the answering worker's own count: a worker whose log pipe broke showed 0 on a scrape
+    its neighbour answered."""
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    scraped = ""
+    for lines, render in ((3, "-"), (4, "render")):
+        done = subprocess.run(
+            [sys.executable, "-c", DROPPING, str(lines), render],
+            cwd=ROOT,
+            env=environment,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        scraped = done.stdout
+    samples = {
+        (sample.name, tuple(sample.labels.values())): sample.value
+        for family in text_string_to_metric_families(scraped)
+        for sample in family.samples
+        if sample.name == "payorch_observer_dropped_total"
+    }
+    assert samples == {
+        ("payorch_observer_dropped_total", ("logs",)): 7,
+        ("payorch_observer_dropped_total", ("spans",)): 0,
+    }

@@ -9,6 +9,7 @@ attempt must have its outcome in the event log (``tests.payment_log``).
 from __future__ import annotations
 
 import io
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -312,3 +313,51 @@ async def test_a_recovered_payment_is_one_trace_which_its_event_lines_carry(tmp_
     ] == ["stripe_sim", 3, "not_charged", "succeeded", "adyen_sim", 6, "not_charged", "succeeded"]
     assert all(span.parent is not None and span.parent.span_id == context.span_id for span in queries)
     assert all(span.status.status_code is StatusCode.UNSET for span in queries)
+
+
+def test_the_recovery_line_counts_in_words_that_agree() -> None:
+    one = RecoveryReport(interrupted=1, finished=1, settled_attempts=1)
+    two = RecoveryReport(interrupted=2, finished=1, settled_attempts=3, left=["pay_x: why"])
+    assert one.summary() == (
+        "recovery: 1 interrupted payment, 1 finished, 1 attempt settled with its processor, 0 left"
+    )
+    assert two.summary() == (
+        "recovery: 2 interrupted payments, 1 finished, 3 attempts settled with their processors, 1 left"
+    )
+
+
+async def test_a_start_with_nothing_to_recover_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An operator checking that recovery ran could not tell: the line came only when a payment was
+    interrupted."""
+    caplog.set_level(logging.INFO, logger="payorch.api")
+    async with running(tmp_path):
+        pass
+    said = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert [(level, line) for level, line in said if line.startswith("recovery:")] == [
+        (
+            "INFO",
+            "recovery: 0 interrupted payments, 0 finished, 0 attempts settled with their processors, 0 left",
+        )
+    ]
+
+
+async def test_a_start_that_finished_a_payment_warns_of_it(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    cut = await _cut_off_payment()
+    async with running(tmp_path) as crashed:
+        for event in cut:
+            await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+    caplog.set_level(logging.INFO, logger="payorch.api")
+    caplog.clear()  # the first start's own line
+    async with running(tmp_path) as restarted:
+        report = restarted.parts.recovery
+    assert isinstance(report, RecoveryReport)
+    said = [(record.levelname, record.getMessage()) for record in caplog.records]
+    assert [(level, line) for level, line in said if line.startswith("recovery:")] == [
+        ("WARNING", report.summary())
+    ]
+    assert report.summary().startswith("recovery: 1 interrupted payment, 1 finished, ")

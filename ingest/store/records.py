@@ -56,7 +56,7 @@ def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[An
     """What the events table keeps of an event of ``kind`` beyond the common fields: step index,
     processor, amount, error code, accepted, the envelope ``proto`` (given), decline code (the
     columns' order in the table: ``decline_code`` came later, migration 4); read with getters made
-    once per kind."""
+    once per kind. A ``PlanBuilt``'s amount is its total."""
     names = {field.name for field in fields(kind)}
 
     def getter(*candidates: str) -> Callable[[DomainEvent], Any]:
@@ -64,7 +64,7 @@ def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[An
         return _none if found is None else attrgetter(found)
 
     step, processor = getter("step_index"), getter("processor_id")
-    amount = getter("amount_cents", "amount", "total_amount")
+    amount = getter("amount_cents", "amount", "total_amount", "total_amount_cents")
     error = getter("error_code", "final_error")
     accepted = getter("accepted")
     decline = getter("decline_code")

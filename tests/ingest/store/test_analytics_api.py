@@ -121,6 +121,18 @@ async def test_a_declined_cards_reason_is_a_column_of_its_step_failed_events(tmp
     assert (paid.json()["payment_id"], "StepSucceeded", None) in rows
 
 
+async def test_a_plan_builts_amount_is_the_payments_total(tmp_path: Path) -> None:
+    """A PlanBuilt's amount_cents was NULL, though its event holds its total (total_amount_cents)."""
+    async with running(tmp_path) as app, client(app) as http:
+        paid = await pay(app)
+        as_json = (await get(http, "events")).json()["events"]
+        as_arrow = arrow_of(await get(http, "events", {"format": "arrow"})).to_pylist()
+
+    assert paid.json()["total_amount"] == 10_000
+    for rows in (as_json, as_arrow):
+        assert [row["amount_cents"] for row in rows if row["event_type"] == "PlanBuilt"] == [10_000]
+
+
 async def test_the_window_takes_from_and_leaves_out_to(tmp_path: Path) -> None:
     async with running(tmp_path) as app, client(app) as http:
         await violations_at(app, 9, 10, 11, 12)

@@ -223,6 +223,27 @@ class AnalyticsEventOut(BaseModel):
     decline_code: DeclineCode | None = Field(
         description="A StepFailed's decline code (null otherwise, and for events stored before it)."
     )
+    accepted: bool | None = Field(
+        description="A PaymentReceived's: false for a request refused (422 or 403); null for other events."
+    )
+    currency: str | None = Field(
+        pattern=r"^[A-Z]{3}$",
+        description="The payment's currency (ISO 4217), on each of its events: what amount_cents is in. "
+        "Null for a refused request that gave none.",
+    )
+    method: Method | None = Field(
+        description="The method asked for (PaymentReceived) or the step's (StepAttempted, StepSucceeded, "
+        "StepFailed, CompensationIssued); null otherwise."
+    )
+    status: Status | Literal["rejected"] | None = Field(
+        description="The payment's end, on its last event: PaymentCompleted, PaymentFailed, "
+        "or a refused PaymentReceived (rejected); null otherwise."
+    )
+    attempt: int | None = Field(
+        ge=0,
+        description="StepAttempted's, StepSucceeded's and StepFailed's attempt (0: nothing was sent).",
+    )
+    latency_ms: int | None = Field(ge=0, description="StepSucceeded's and StepFailed's latency.")
 
 
 class AnalyticsEventsOut(BaseModel):

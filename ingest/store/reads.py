@@ -123,14 +123,33 @@ _EVENT_COLUMNS = (
     'seq, payment_id, request_id, merchant_id, event_type, ts AS "timestamp", step_index, '
     "processor_id, amount_cents, error_code"
 )
+#: The columns migration 8 added (``ingest.store.event_columns``), after ``accepted``, which
+#: the reads left out before.
+_TERMS_COLUMNS = "accepted, currency, method, status, attempt, latency_ms"
+_NO_TERMS = (
+    "accepted, CAST(NULL AS VARCHAR) AS currency, CAST(NULL AS VARCHAR) AS method, "
+    "CAST(NULL AS VARCHAR) AS status, CAST(NULL AS INTEGER) AS attempt, CAST(NULL AS BIGINT) AS latency_ms"
+)
+_STORED_EVENT = _columns(records.EVENTS, leave_out=("proto",))
+#: The read columns in the select's order.
+_EVENT_READ = (
+    *("seq", "payment_id", "request_id", "merchant_id", "event_type", "timestamp", "step_index"),
+    *("processor_id", "amount_cents", "error_code", "decline_code"),
+    *("accepted", "currency", "method", "status", "attempt", "latency_ms"),
+)
 EVENTS = Input(
     "events",
-    f"SELECT {_EVENT_COLUMNS}, decline_code FROM events",  # noqa: S608 - constant SQL
+    f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS} FROM events",  # noqa: S608 - constant SQL
     "timestamp",
     "seq",
-    _columns(records.EVENTS, leave_out=("accepted", "proto")),
-    # Migration 4 added decline_code.
-    {4: f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code FROM events"},  # noqa: S608
+    # The table's types in the select's order: ``accepted`` after ``decline_code``, so that the
+    # columns read before keep their places.
+    pa.schema([_STORED_EVENT.field(name) for name in _EVENT_READ]),
+    {
+        # Migration 4 added decline_code, 8 the payment's terms.
+        4: f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code, {_NO_TERMS} FROM events",  # noqa: S608
+        8: f"SELECT {_EVENT_COLUMNS}, decline_code, {_NO_TERMS} FROM events",  # noqa: S608
+    },
 )
 
 VIOLATIONS = Input(

@@ -22,6 +22,7 @@ import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from datetime import UTC, datetime
+from functools import partial
 from operator import attrgetter, itemgetter
 from typing import Any
 
@@ -31,13 +32,22 @@ import pyarrow as pa
 
 from engine.complaints import Complaint
 from engine.contracts import ContractViolation, Severity
-from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, PaymentReceived, StepAttempted
+from engine.events import (
+    DomainEvent,
+    PaymentCompleted,
+    PaymentFailed,
+    PaymentReceived,
+    PlanBuilt,
+    StepAttempted,
+)
 from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
 from ingest.codec.events import event_from_bytes, event_to_bytes
 from ingest.codec.result_json import REJECTED, JsonObject
 from ingest.records import ComplaintQuery, StoredPayment, ViolationQuery
+from ingest.store import event_columns
+from ingest.store.event_columns import PaymentTerms, stored_terms, terms_after
 from ingest.store.writer import StoreError, Table, Write, Writer
 
 _TS = pa.timestamp("us", tz="UTC")
@@ -56,7 +66,7 @@ def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[An
     """What the events table keeps of an event of ``kind`` beyond the common fields: step index,
     processor, amount, error code, accepted, the envelope ``proto`` (given), decline code (the
     columns' order in the table: ``decline_code`` came later, migration 4); read with getters made
-    once per kind."""
+    once per kind. A ``PlanBuilt``'s amount is its total (it was left NULL before migration 8)."""
     names = {field.name for field in fields(kind)}
 
     def getter(*candidates: str) -> Callable[[DomainEvent], Any]:
@@ -64,7 +74,7 @@ def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[An
         return _none if found is None else attrgetter(found)
 
     step, processor = getter("step_index"), getter("processor_id")
-    amount = getter("amount_cents", "amount", "total_amount")
+    amount = getter("amount_cents", "amount", "total_amount", "total_amount_cents")
     error = getter("error_code", "final_error")
     accepted = getter("accepted")
     decline = getter("decline_code")
@@ -88,8 +98,12 @@ def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[An
 _COLUMNS: dict[type[DomainEvent], Callable[[DomainEvent, bytes], tuple[Any, ...]]] = {}
 
 
-def _event_row(item: tuple[int, DomainEvent]) -> tuple[Any, ...]:
-    seq, event = item
+def _event_row(item: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The row of ``(seq, event)``, or of ``(seq, event, terms)``: the terms of the event's payment
+    known before it (:mod:`ingest.store.event_columns`; without them, its currency and step method
+    are those the event itself holds)."""
+    seq, event = item[0], item[1]
+    terms: PaymentTerms | None = item[2] if len(item) > 2 else None
     kind = type(event)
     columns = _COLUMNS.get(kind)
     if columns is None:
@@ -102,6 +116,7 @@ def _event_row(item: tuple[int, DomainEvent]) -> tuple[Any, ...]:
         event.event_type,
         event.timestamp,
         *columns(event, event_to_bytes(event)),
+        *event_columns.columns(event, terms),
     )
 
 
@@ -122,6 +137,7 @@ EVENTS = Table(
             ("accepted", pa.bool_()),
             ("proto", pa.binary()),
             ("decline_code", pa.string()),
+            *event_columns.COLUMNS,
         ]
     ),
     "INSERT INTO events SELECT * FROM batch",
@@ -218,6 +234,8 @@ class DuckDBRecords:
         #: The seq of each running payment's PaymentReceived, for its result's row (its events'
         #: range, which a read of the payment looks in).
         self._opened: dict[str, int] = {}
+        #: The terms (currency, steps' methods) of each running payment, cut into its events' rows.
+        self._terms: dict[str, PaymentTerms] = {}
         self._event_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "events")) + 1)
         self._violation_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "violations")) + 1)
 
@@ -226,9 +244,15 @@ class DuckDBRecords:
         return self._writer
 
     async def emit(self, event: DomainEvent) -> None:
-        seq = next(self._event_seq)
-        write = Write(EVENTS, (seq, event))
         kind = type(event)
+        terms = self._terms.get(event.payment_id)
+        if terms is None and kind is not PaymentReceived and kind is not PlanBuilt:
+            # A payment received before this start, which crash recovery finishes (or one whose
+            # terms were let go, see below): its terms are in its stored events.
+            terms = await self._writer.read(partial(stored_terms, payment_id=event.payment_id))
+        self._keep_terms(event, terms)
+        seq = next(self._event_seq)
+        write = Write(EVENTS, (seq, event, terms))
         if kind is StepAttempted:
             try:
                 await self._writer.submit_and_wait(write)
@@ -247,6 +271,22 @@ class DuckDBRecords:
                     opened.clear()
                 opened[event.payment_id] = seq
             self._writer.submit(write)
+
+    def _keep_terms(self, event: DomainEvent, terms: PaymentTerms | None) -> None:
+        """Keep what the payment's later events are about, until its last event."""
+        kind, kept = type(event), self._terms
+        if (
+            kind is PaymentCompleted
+            or kind is PaymentFailed
+            or (type(event) is PaymentReceived and not event.accepted)
+        ):
+            kept.pop(event.payment_id, None)
+            return
+        after = terms_after(event, terms)
+        if after is not None and kept.get(event.payment_id) is not after:
+            if len(kept) >= _MAX_OPENED:  # payments that never ended (faults): a bound only
+                kept.clear()
+            kept[event.payment_id] = after
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._writer.submit(Write(VIOLATIONS, (next(self._violation_seq), violation)))

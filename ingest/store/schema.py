@@ -9,21 +9,27 @@ is not a payorch database (:func:`check_readable`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import duckdb
 
 from ingest.errors import IngestError
+from ingest.store import event_columns
 
 FILE_NAME = "payorch.duckdb"
 
 
 @dataclass(frozen=True, slots=True)
 class Migration:
+    """``statements``, then ``fill`` (what SQL alone cannot do, such as reading the events'
+    envelopes), in one transaction."""
+
     version: int
     description: str
     statements: tuple[str, ...]
+    fill: Callable[[duckdb.DuckDBPyConnection], None] | None = None
 
 
 MIGRATIONS: tuple[Migration, ...] = (
@@ -175,6 +181,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         # find nothing and charge again.
         (),
     ),
+    Migration(
+        8,
+        "events say their payment's currency, their step's method, the payment's status, attempt, latency",
+        # What an amount is in, and by which method: only in the ``proto`` envelope before, so
+        # an analytics reader summed USD, EUR and JPY amounts together. The rows written before
+        # are filled from their envelopes, and with them a PlanBuilt's ``amount_cents`` (its
+        # total, NULL before) and the ``decline_code`` of the rows written before version 4
+        # (``ingest.store.event_columns``).
+        event_columns.ADD_COLUMNS,
+        event_columns.fill_columns,
+    ),
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version
@@ -197,6 +214,8 @@ def migrate(connection: duckdb.DuckDBPyConnection) -> list[int]:
         try:
             for statement in migration.statements:
                 connection.execute(statement)
+            if migration.fill is not None:
+                migration.fill(connection)
             connection.execute(
                 "INSERT INTO schema_migrations VALUES (?, ?, ?)",
                 [migration.version, migration.description, datetime.now(UTC)],

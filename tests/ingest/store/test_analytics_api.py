@@ -22,7 +22,8 @@ from ingest.api.analytics_reads import ARROW_STREAM, BATCH_ROWS, window_between
 from ingest.api.problems import ApiProblem
 from ingest.store.reads import EVENTS, Window, WindowError
 from ingest.store.writer import Write
-from tests.ingest.api.test_app import body_of
+from tests.ingest.api.test_app import body_of, call
+from tests.ingest.store.test_durable_api import SPLIT as SPLIT_BODY
 from tests.ingest.store.test_durable_api import pay, running
 
 ADMIN = {"Authorization": "Bearer adm_e2e_admin"}
@@ -119,6 +120,66 @@ async def test_a_declined_cards_reason_is_a_column_of_its_step_failed_events(tmp
     rows = set(zip(*columns, strict=True))
     assert {row for row in rows if row[1] == "StepFailed" or row[2] is not None} == reasons
     assert (paid.json()["payment_id"], "StepSucceeded", None) in rows
+
+
+async def test_an_amount_comes_with_its_currency_and_method_and_each_payment_with_how_it_ended(
+    tmp_path: Path,
+) -> None:
+    """USD, EUR and JPY amounts were one column: summed together, and no method to group by."""
+    globex = (b"authorization", b"Bearer sk_e2e_globex")
+    async with running(tmp_path) as app, client(app) as http:
+        bodies = (
+            SPLIT_BODY,
+            b'{"amount": "1500", "currency": "JPY", "method": "card"}',
+            b'{"amount": -5, "currency": "USD", "method": "card"}',
+        )
+        answers = [await pay(app, body=body) for body in bodies]
+        headers = [globex, (b"content-type", b"application/json")]
+        answers.append(await call(app, "POST", "/v1/payments", headers, body_of(b'{"amount": 4000}')))
+        as_json = (await get(http, "events")).json()["events"]
+        as_arrow = arrow_of(await get(http, "events", {"format": "arrow"})).to_pylist()
+
+    assert [answer.status for answer in answers] == [200, 200, 422, 200]
+    split, yen, refused, euro = (answer.json() for answer in answers)
+    steps = {
+        (answer["payment_id"], step["step_index"]): step["method"]
+        for answer in (split, yen, euro)
+        for step in answer["step_results"]  # type: ignore[attr-defined]
+    }
+    for rows in (as_json, as_arrow):
+        charged: dict[str, int] = {}
+        for row in rows:
+            if row["event_type"] == "StepSucceeded":
+                charged[row["currency"]] = charged.get(row["currency"], 0) + row["amount_cents"]
+            if row["step_index"] is not None:
+                assert row["method"] == steps[row["payment_id"], row["step_index"]]
+        assert charged == {"USD": 10_000, "JPY": 1500, "EUR": 4000}
+        ended = {row["payment_id"]: row["status"] for row in rows if row["status"] is not None}
+        assert ended == {
+            split["payment_id"]: "succeeded",
+            yen["payment_id"]: "succeeded",
+            refused["payment_id"]: "rejected",
+            euro["payment_id"]: "succeeded",
+        }
+        received = {
+            row["payment_id"]: row["accepted"] for row in rows if row["event_type"] == "PaymentReceived"
+        }
+        assert received[refused["payment_id"]] is False and received[split["payment_id"]] is True
+        planned = [row["amount_cents"] for row in rows if row["event_type"] == "PlanBuilt"]
+        assert planned == [10_000, 1500, 4000]
+    assert set(steps.values()) == {"apple_pay", "card"}
+
+
+async def test_a_plan_builts_amount_is_the_payments_total(tmp_path: Path) -> None:
+    """A PlanBuilt's amount_cents was NULL, though its event holds its total (total_amount_cents)."""
+    async with running(tmp_path) as app, client(app) as http:
+        paid = await pay(app)
+        as_json = (await get(http, "events")).json()["events"]
+        as_arrow = arrow_of(await get(http, "events", {"format": "arrow"})).to_pylist()
+
+    assert paid.json()["total_amount"] == 10_000
+    for rows in (as_json, as_arrow):
+        assert [row["amount_cents"] for row in rows if row["event_type"] == "PlanBuilt"] == [10_000]
 
 
 async def test_the_window_takes_from_and_leaves_out_to(tmp_path: Path) -> None:
@@ -291,7 +352,9 @@ async def test_a_large_window_is_streamed_in_batches_not_built_whole(tmp_path: P
 
     def insert(connection: object) -> None:
         connection.execute(  # type: ignore[attr-defined]
-            "INSERT INTO events SELECT range + 1, 'pay_' || range, 'req_1', 'm_acme', 'PlanBuilt', "
+            "INSERT INTO events (seq, payment_id, request_id, merchant_id, event_type, ts, step_index, "
+            "processor_id, amount_cents, error_code, accepted, proto, decline_code) "
+            "SELECT range + 1, 'pay_' || range, 'req_1', 'm_acme', 'PlanBuilt', "
             "TIMESTAMPTZ '2025-03-10 12:00:00+00', NULL, NULL, NULL, NULL, NULL, ''::BLOB, NULL "
             "FROM range(?)",
             [rows],

@@ -100,6 +100,48 @@ async def test_the_export_has_each_declined_cards_reason(tmp_path: Path) -> None
     ]
 
 
+def test_the_export_says_what_each_amount_is_in_by_which_method_and_how_each_payment_ended(
+    data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+
+    events = pl.read_parquet(out / "events", hive_partitioning=True)
+    charged = events.filter(pl.col("event_type") == "StepSucceeded")
+    assert charged.select("currency", "method", "amount_cents").sort("method").rows() == [
+        ("USD", "apple_pay", 6000),
+        ("USD", "card", 4000),
+    ]
+    assert events.filter(pl.col("status").is_not_null()).select(
+        "event_type", "accepted", "status"
+    ).rows() == [
+        ("PaymentCompleted", None, "succeeded"),
+        ("PaymentReceived", False, "rejected"),
+    ]
+    assert events.filter(pl.col("event_type") == "PlanBuilt").select("amount_cents", "currency").rows() == [
+        (10_000, "USD")
+    ]
+
+
+def test_a_database_of_the_version_before_the_payments_terms_is_exported_without_them(
+    data: Path, tmp_path: Path
+) -> None:
+    with duckdb.connect(str(data / FILE_NAME)) as connection:  # as version 7 left it
+        for column in ("currency", "method", "status", "attempt", "latency_ms"):
+            connection.execute(f"ALTER TABLE events DROP COLUMN {column}")
+        connection.execute("DELETE FROM schema_migrations WHERE version >= 8")
+    out = tmp_path / "export"
+
+    done = export("--out", str(out), "--data", str(data))
+
+    assert done.exit_code == 0, done.output
+    events = pq.read_table(out / "events")
+    assert events.schema.names == [*EVENTS.schema.names, "date"]
+    for column in ("currency", "method", "status", "attempt", "latency_ms"):
+        assert set(events.column(column).to_pylist()) == {None}
+    assert set(events.column("accepted").to_pylist()) == {True, False, None}
+
+
 def test_exporting_again_replaces_the_export(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
     first = export("--out", str(out), "--data", str(data))

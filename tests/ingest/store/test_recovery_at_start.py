@@ -169,6 +169,27 @@ async def test_a_recovered_payment_names_the_seq_range_of_its_events(recovered: 
     assert (first_seq, last_seq) == (first_event, last_event)
 
 
+async def test_the_events_recovery_writes_say_the_payments_currency_and_the_steps_method(
+    recovered: Started,
+) -> None:
+    # The restarted process never saw the payment's PaymentReceived or PlanBuilt: it reads its
+    # terms back from them (else its last events had no currency, and the step's no method).
+    assert recovered.parts.writer is not None
+    rows = recovered.parts.writer.read_now(
+        lambda c: c.execute(
+            "SELECT event_type, currency, method, status, attempt FROM events WHERE payment_id = ? "
+            "ORDER BY seq",
+            [PAYMENT],
+        ).fetchall()
+    )
+
+    assert rows[-2:] == [
+        ("StepFailed", "USD", "card", None, 6),
+        ("PaymentFailed", "USD", None, "failed", None),
+    ]
+    assert {row[1] for row in rows} == {"USD"}
+
+
 def _marks(connection: duckdb.DuckDBPyConnection) -> tuple[int, int, int]:
     """The newest recovery mark, the first seq of the cut-off payment, and the last seq."""
     row = connection.execute(

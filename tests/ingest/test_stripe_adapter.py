@@ -367,7 +367,9 @@ async def test_a_key_stripe_is_still_carrying_out_is_an_unknown_outcome_to_retry
     fake_stripe: FakeStripe,
 ) -> None:
     fake_stripe.delay_next(30.0)  # the first create is still running at Stripe when it is repeated
-    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=0.2) as stripe:
+    # 2 s: the repeat must be answered (409) within the timeout; at 0.2 s a loaded machine timed
+    # it out too, and the fake recorded no answer.
+    async with StripeProcessor(config(fake_stripe.url), API_KEY, timeout_s=2.0) as stripe:
         timed_out = await stripe.charge(charge_request())
         repeated = await stripe.charge(charge_request())
         status = await stripe.status(KEY)

@@ -174,12 +174,18 @@ async def test_what_the_database_cannot_answer_for_stays_in_memory(writer: Write
     clocks.advance(HOT_S + 1)
 
     in_flight = await keys.claim("m_acme", "in-flight", "fp-1")
-    uncommitted = await keys.claim("m_acme", "uncommitted", "fp-1")
+    repeat = asyncio.ensure_future(keys.claim("m_acme", "uncommitted", "fp-1"))
+    await asyncio.sleep(0.2)
+    # The answer is replayed only once it is durable: the repeat waits for the stalled commit
+    # (the test waited here for the stall's 30 s timeout, the disk released only after it).
+    waited = not repeat.done()
     disk.set()
+    uncommitted = await repeat
     await committed(writer)
 
     assert in_flight == InFlight()
-    assert uncommitted == Replay(ANSWER)  # from memory: the database does not hold it yet
+    assert waited
+    assert uncommitted == Replay(ANSWER)  # from memory: the database was not asked
     assert keys.cold.keys == 0
 
 

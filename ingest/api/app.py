@@ -355,6 +355,9 @@ Since = Annotated[
 Until = Annotated[
     IsoMoment | None, Query(alias="to", description="End, exclusive (ISO 8601; naive is UTC). Default: now.")
 ]
+#: A list's page size: Query first (after the validator, its bounds were written as pydantic names
+#: them, `ge` and `le`, which the OpenAPI document's readers do not know: `limit` read as unbounded).
+Limit = Annotated[int, Query(ge=1, le=10_000), BeforeValidator(digits_only)]
 Format = Annotated[
     TableFormat,
     Query(alias="format", description="`json` rows, or `arrow`: an Arrow IPC stream of the same columns."),
@@ -454,9 +457,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         until: Annotated[
             IsoMoment | None, Query(alias="to", description="Exclusive (ISO 8601; naive is UTC).")
         ] = None,
-        # Query first: after the validator, its bounds were written as pydantic names them (`ge`,
-        # `le`), which the OpenAPI document's readers do not know, and `limit` read as unbounded.
-        limit: Annotated[int, Query(ge=1, le=10_000), BeforeValidator(digits_only)] = 1000,
+        limit: Limit = 1000,
         payment_id: Annotated[
             str | None, Query(max_length=255, description="Only this payment's; empty: every payment.")
         ] = None,
@@ -676,7 +677,7 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         until: Annotated[
             IsoMoment | None, Query(alias="to", description="Received before (ISO 8601; naive is UTC).")
         ] = None,
-        limit: Annotated[int, Query(ge=1, le=10_000), BeforeValidator(digits_only)] = 100,
+        limit: Limit = 100,
         starting_after: Annotated[
             str | None,
             Query(

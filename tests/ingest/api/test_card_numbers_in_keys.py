@@ -147,21 +147,30 @@ def _stored_keys(data_dir: Path) -> list[str]:
         return [str(row[0]) for row in connection.execute("SELECT key FROM idempotency_keys").fetchall()]
 
 
+#: What a payorch before the upgrade answered for a key, as stored.
+STORED = b'{"payment_id": "pay_before", "status": "succeeded"}'
+
+
+async def _repeat_after_upgrade(tmp_path: Path, version: int, key: str) -> Answer:
+    """The repeat, after the upgrade, of ``key`` that a payorch of schema ``version`` answered
+    (:data:`STORED`) and kept as given."""
+    body = b'{"amount": 1250}'
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        as_version(connection, version)
+        _answered(connection, key, body_fingerprint(body, JSON[1].decode()), STORED)
+    async with running(tmp_path) as app:
+        return await pay_with_key(app, key, body)
+
+
 async def test_a_key_a_payorch_of_schema_version_1_kept_unmasked_still_replays_after_the_upgrade(
     tmp_path: Path,
 ) -> None:
-    key, body = f"card {PAN}", b'{"amount": 1250}'
-    stored = b'{"payment_id": "pay_before", "status": "succeeded"}'
-    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
-        as_version(connection, 1)  # before keys were kept masked: this one is kept as given
-        _answered(connection, key, body_fingerprint(body, JSON[1].decode()), stored)
-
-    async with running(tmp_path) as app:
-        again = await pay_with_key(app, key, body)
+    # Version 1 kept keys as given, before they were kept masked.
+    again = await _repeat_after_upgrade(tmp_path, 1, f"card {PAN}")
 
     assert again.status == 200
     assert again.headers["idempotent-replayed"] == "true"
-    assert again.body == stored
+    assert again.body == STORED
     assert charges(tmp_path) == []  # a repeat never charges again
     keys = _stored_keys(tmp_path)
     assert len(keys) == 1 and keys[0].startswith("card 424242******4242#")
@@ -186,14 +195,7 @@ async def test_a_key_of_schema_version_1_ending_as_a_tag_is_still_masked_at_the_
 ) -> None:
     # Only a key kept already ends in # and 16 hex digits, but for a merchant's own key: a card
     # number before such an end was left as given in the database, for ever.
-    key, body = f"{PAN}#0123456789abcdef", b'{"amount": 1250}'
-    stored = b'{"payment_id": "pay_before", "status": "succeeded"}'
-    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
-        as_version(connection, 1)
-        _answered(connection, key, body_fingerprint(body, JSON[1].decode()), stored)
-
-    async with running(tmp_path) as app:
-        again = await pay_with_key(app, key, body)
+    again = await _repeat_after_upgrade(tmp_path, 1, f"{PAN}#0123456789abcdef")
 
     assert again.headers["idempotent-replayed"] == "true"
     assert charges(tmp_path) == []
@@ -205,17 +207,10 @@ async def test_a_dotted_card_number_key_a_payorch_of_schema_version_6_kept_still
     tmp_path: Path,
 ) -> None:
     # Version 6 masked no card number written with dots: it kept such a key as given.
-    key, body = "card 4242.4242.4242.4242", b'{"amount": 1250}'
-    stored = b'{"payment_id": "pay_before", "status": "succeeded"}'
-    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
-        as_version(connection, 6)
-        _answered(connection, key, body_fingerprint(body, JSON[1].decode()), stored)
-
-    async with running(tmp_path) as app:
-        again = await pay_with_key(app, key, body)
+    again = await _repeat_after_upgrade(tmp_path, 6, "card 4242.4242.4242.4242")
 
     assert again.headers["idempotent-replayed"] == "true"
-    assert again.body == stored
+    assert again.body == STORED
     assert charges(tmp_path) == []  # a repeat never charges again
     keys = _stored_keys(tmp_path)
     assert len(keys) == 1 and keys[0].startswith("card 424242******4242#"), keys

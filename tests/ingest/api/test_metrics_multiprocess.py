@@ -113,19 +113,9 @@ if sys.argv[2] == "render":
 def test_any_worker_shows_the_telemetry_every_worker_dropped(tmp_path: Path) -> None:
     """It was the answering worker's own count: a worker whose log pipe broke showed 0 on a scrape
     its neighbour answered."""
-    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
     scraped = ""
     for lines, render in ((3, "-"), (4, "render")):
-        done = subprocess.run(
-            [sys.executable, "-c", DROPPING, str(lines), render],
-            cwd=ROOT,
-            env=environment,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        scraped = done.stdout
+        scraped = run_script(DROPPING, tmp_path, str(lines), render)
     samples = {
         (sample.name, tuple(sample.labels.values())): sample.value
         for family in text_string_to_metric_families(scraped)

@@ -183,6 +183,13 @@ def serve(
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
 
 
+def _on_the_command_line(parameter: str) -> bool:
+    """Whether the current command's ``parameter`` was given on its command line (not by an
+    environment variable or its default)."""
+    source = click.get_current_context().get_parameter_source(parameter)
+    return source is click.core.ParameterSource.COMMANDLINE
+
+
 def fail_serving(line: str, event: str, code: int, environ: Mapping[str, str]) -> NoReturn:
     """End ``payorch serve`` with ``code`` (a start that failed, an internal error), said as its
     log says everything: a JSON line on stderr whose ``event`` is ``event`` (a log shipper parsing
@@ -329,6 +336,10 @@ def report(
         raise click.UsageError("--api takes no --config: the service renders with its own configuration")
     if api_url is not None and not api_key:
         raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
+    if data_dir is not None and _on_the_command_line("api_key"):
+        # Taken without a word, it read as if the key mattered (PAYORCH_API_KEY set for --api runs
+        # of the same shell is no mistake, and stays unread).
+        raise click.UsageError("--data reads the file and takes no --api-key (it is for --api)")
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     span_days = config.reports.every_days
     # Before the start is defaulted: without --from, the service starts the window its own span

@@ -109,6 +109,14 @@ def test_yaml_is_the_default_and_out_writes_a_file(data: Path, tmp_path: Path) -
     assert list(out.parent.iterdir()) == [out]  # no partial file left beside it
 
 
+def test_an_admin_key_in_the_environment_is_no_mistake_with_data(data: Path) -> None:
+    # PAYORCH_API_KEY set for the --api runs of the same shell: only --api-key given with --data is
+    # refused, as a key the command would not read.
+    done = report("--data", str(data), "--format", "json", *ALL_TIME, env={"PAYORCH_API_KEY": "adm_x"})
+
+    assert done.exit_code == 0, done.output
+
+
 def test_the_window_bounds_what_is_counted(data: Path) -> None:
     now = datetime.now(UTC)
     past = report("--data", str(data), "--format", "json", "--from", "2000-01-01", "--to", "2000-01-15")
@@ -246,6 +254,7 @@ def test_a_complaint_maps_through_its_payments_violation_from_before_the_window(
         (("--format", "md"), "not built yet"),
         (("--api", "http://127.0.0.1:9", "--data", "data"), "give --api or --data, not both"),
         (("--api", "http://127.0.0.1:9"), "--api needs an admin key"),
+        (("--data", "data", "--api-key", "adm_x"), "--data reads the file and takes no --api-key"),
         (
             ("--api", "http://127.0.0.1:9", "--api-key", "adm_x", "--config", "payorch.yaml"),
             "--api takes no --config: the service renders with its own configuration",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from engine.circuit_breaker import BreakerPolicy, CircuitBreakers, CircuitWatcher
 from engine.config import PlatformConfig, ProcessorKind
@@ -20,8 +21,11 @@ from engine.processor import Processor
 from engine.processors.simulated import SimulatedProcessor
 from engine.router import Router
 from engine.types import ProcessorId
-from ingest.processors.stripe_adapter import StripeProcessor, stripe_api_key, stripe_processor_from_config
 from ingest.processors.stripe_amounts import stripe_amount_refusal
+from ingest.processors.stripe_credentials import stripe_api_key
+
+if TYPE_CHECKING:
+    from ingest.processors.stripe_adapter import StripeProcessor
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +38,13 @@ class Engine:
     ledger: Ledger
     #: What each processor cannot take (Stripe's amount scale): for the API's policy check too.
     amount_checks: Mapping[ProcessorId, AmountCheck]
+    #: The processors that hold connections (Stripe's), closed by :meth:`aclose`.
+    connected: tuple[StripeProcessor, ...] = ()
 
     async def aclose(self) -> None:
         """Close the processors that hold connections."""
-        for wrapped in self.processors.values():
-            processor = getattr(wrapped, "inner", wrapped)
-            if isinstance(processor, StripeProcessor):
-                await processor.aclose()
+        for processor in self.connected:
+            await processor.aclose()
 
 
 def routed_processors(config: PlatformConfig) -> tuple[ProcessorId, ...]:
@@ -90,15 +94,19 @@ def build_engine(
     slowest_timeout_s = max((merchant.timeout_ms for merchant in config.merchants), default=2000) / 1000
     processors: dict[ProcessorId, Processor] = {}
     amount_checks: dict[ProcessorId, AmountCheck] = {}
+    connected: list[StripeProcessor] = []
     for processor_id in routed_processors(config):
         processor_config = config.processor(processor_id)
         if processor_config.kind is ProcessorKind.SIMULATED:
             processors[processor_id] = SimulatedProcessor(processor_config, ledger, sleeper, clock)
         else:
-            processors[processor_id] = stripe_processor_from_config(
-                processor_config, environ, timeout_s=slowest_timeout_s
-            )
+            # Imported only when a merchant routes to Stripe: the SDK costs about 0.5 s of a start.
+            from ingest.processors.stripe_adapter import stripe_processor_from_config  # noqa: PLC0415
+
+            stripe = stripe_processor_from_config(processor_config, environ, timeout_s=slowest_timeout_s)
+            processors[processor_id] = stripe
             amount_checks[processor_id] = stripe_amount_refusal
+            connected.append(stripe)
     if wrap is not None:
         processors = {processor_id: wrap(processor) for processor_id, processor in processors.items()}
     breakers = CircuitBreakers(watcher=circuits, policies=breaker_policies(config))
@@ -114,4 +122,4 @@ def build_engine(
         observer=observer,
         amount_checks=amount_checks,
     )
-    return Engine(service, router, processors, ledger, amount_checks)
+    return Engine(service, router, processors, ledger, amount_checks, tuple(connected))

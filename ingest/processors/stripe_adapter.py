@@ -46,12 +46,12 @@ from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Se
 from engine.types import ProcessorId
 from ingest.processors.errors import (
     MalformedProcessorResponseError,
-    MissingApiKeyError,
     ProcessorSetupError,
     UnsupportedAmountError,
 )
 from ingest.processors.recent_attempts import RecentAttempts
 from ingest.processors.stripe_amounts import from_stripe, to_stripe, to_stripe_cap
+from ingest.processors.stripe_credentials import stripe_api_key
 from ingest.processors.stripe_failure import classify_failure, refusal_line
 from ingest.processors.stripe_http import StripeHttpClient
 from ingest.processors.stripe_key_refusals import KeyRefusalLog
@@ -315,26 +315,6 @@ def stripe_processor_from_config(
     Raises :class:`MissingApiKeyError` naming the variable when it is unset or empty.
     """
     return StripeProcessor(config, stripe_api_key(config, environ), timeout_s=timeout_s)
-
-
-def stripe_api_key(config: ProcessorConfig, environ: Mapping[str, str]) -> str:
-    """The API key of the Stripe processor of ``config``, from ``environ[config.api_key_env]``;
-    a :class:`ProcessorSetupError` naming the variable (never the key) when it cannot be one."""
-    variable = config.api_key_env
-    if not variable:
-        raise ProcessorSetupError(config.id, "api_key_env is required for a stripe processor")
-    api_key = environ.get(variable)
-    if not api_key:
-        raise MissingApiKeyError(config.id, variable)
-    if not (api_key.isascii() and api_key.isprintable()) or any(c.isspace() for c in api_key):
-        # Sent as it is, the key would fail every call before it left (an HTTP header cannot hold
-        # a newline), each charge a timeout of unknown outcome, without a word about the key.
-        problem = (
-            f"the environment variable {variable} holds spaces, control or non-ASCII characters "
-            "(a trailing newline?), which no Stripe key has (the key is not shown)"
-        )
-        raise ProcessorSetupError(config.id, problem)
-    return api_key
 
 
 def _holding(intents: Sequence[IntentView]) -> IntentView | None:

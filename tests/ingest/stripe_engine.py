@@ -23,7 +23,7 @@ from engine.processor import Processor
 from engine.processors.simulated import SimulatedProcessor
 from engine.router import Router
 from engine.types import MerchantId, ProcessorId
-from ingest.processors import StripeProcessor
+from ingest.processors.stripe_adapter import StripeProcessor
 from ingest.processors.stripe_amounts import stripe_amount_refusal
 from tests.engine.fakes import CheckingSink
 from tests.ingest.fake_stripe import FakeStripe

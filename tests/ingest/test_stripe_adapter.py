@@ -12,12 +12,8 @@ from engine.error_codes import ErrorCode
 from engine.observer import ATTEMPT_SPAN
 from engine.processor import Processor, Settlement
 from ingest.observe.spans import Spans
-from ingest.processors import (
-    MissingApiKeyError,
-    ProcessorSetupError,
-    StripeProcessor,
-    stripe_processor_from_config,
-)
+from ingest.processors import MissingApiKeyError, ProcessorSetupError
+from ingest.processors.stripe_adapter import StripeProcessor, stripe_processor_from_config
 from ingest.processors.stripe_http import REQUEST_ID
 from tests.ingest.fake_stripe import FakeStripe
 from tests.ingest.stripe_requests import API_KEY, KEY, charge_request, config, refund_request

@@ -9,9 +9,8 @@ from hypothesis import strategies as st
 from engine.error_codes import ErrorCode
 from engine.money import Currency
 from engine.processor import Settlement
-from ingest.processors import StripeProcessor
 from ingest.processors.errors import MalformedProcessorResponseError, UnsupportedAmountError
-from ingest.processors.stripe_adapter import UNSUPPORTED_AMOUNT
+from ingest.processors.stripe_adapter import UNSUPPORTED_AMOUNT, StripeProcessor
 from ingest.processors.stripe_amounts import SPECIAL_CURRENCIES, from_stripe, to_stripe, to_stripe_cap
 from tests.ingest.fake_stripe import FakeStripe
 from tests.ingest.stripe_requests import API_KEY, KEY, charge_request, config, refund_request

@@ -7,7 +7,7 @@ import pytest
 
 from engine.error_codes import ErrorCode
 from engine.processor import Settlement
-from ingest.processors import StripeProcessor
+from ingest.processors.stripe_adapter import StripeProcessor
 from ingest.processors.stripe_lookup import PROBE_METADATA_KEY
 from tests.ingest.fake_stripe import FakeStripe
 from tests.ingest.stripe_requests import API_KEY, KEY, charge_request, config, refund_request

@@ -395,6 +395,16 @@ class PlatformConfig:
                 return processor
         raise ConfigError("processor_id", processor_id, "is not a configured processor")
 
+    def breaker_policy(self, processor_id: str) -> BreakerPolicy:
+        """The breaker of ``processor_id`` as its circuits follow it: ``min_timeout_ms`` resolved
+        against the ``timeout_ms`` of the merchants routed to it (:meth:`BreakerPolicy.resolved`)."""
+        budgets = (
+            merchant.timeout_ms
+            for merchant in self.merchants
+            if any(processor_id in rule.processors for rule in merchant.routing)
+        )
+        return self.processor(processor_id).breaker.resolved(budgets)
+
 
 def _check_routed(
     known: Mapping[ProcessorId, ProcessorConfig],

@@ -20,6 +20,11 @@ For each processor of the step's fallback chain (skipping those whose circuit is
   undone yet). The step reports it as a :class:`~engine.guard.StrayCharge` for the orchestrator
   to void in full.
 
+Each attempt passes two circuits (:class:`~engine.circuit_breaker.CircuitPair`): the processor's,
+shared by every merchant, and the merchant's own for it, which alone counts the timeouts of a
+budget shorter than the processor's ``breaker.min_timeout_ms``: one merchant's short
+``timeout_ms`` skips the processor for that merchant, never for the others.
+
 Every failed attempt emits ``StepFailed``. A step whose every processor is skipped (circuit open
 or not configured) sends nothing and fails ``processor_unavailable`` with 0 attempts; it emits one
 ``StepFailed`` with attempt 0 and no latency, so that the events tell what the result does. It is
@@ -36,14 +41,22 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from engine.backoff import backoff_seconds
-from engine.circuit_breaker import CircuitBreaker, CircuitBreakers
+from engine.circuit_breaker import CircuitBreakers, CircuitPair
 from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
 from engine.contracts import ContractRegistry
 from engine.decline_codes import DeclineCode, decline_code_for
 from engine.error_codes import ErrorCode, RetryClass
 from engine.events import StepAttempted, StepFailed, StepSucceeded
-from engine.guard import MALFORMED, Misbehaviour, StrayCharge, guarded_charge, guarded_status, stray_charge
+from engine.guard import (
+    MALFORMED,
+    TIMEOUT,
+    Misbehaviour,
+    StrayCharge,
+    guarded_charge,
+    guarded_status,
+    stray_charge,
+)
 from engine.money import Money
 from engine.monitor import ContractMonitor
 from engine.observer import (
@@ -178,15 +191,15 @@ class Router:
         skipped: list[str] = []
         for processor_id in step.processor_ids:
             processor = self._processors.get(processor_id)
-            breaker = self._breakers[processor_id]
-            if processor is None or not breaker.allow(self._clock.monotonic()):
+            circuits = self._circuits(processor_id, merchant)
+            if processor is None or not circuits.allow(self._clock.monotonic()):
                 skipped.append(processor_id)
                 continue
             last = processor_id
             try:
-                at = await self._at_processor(ctx, request, processor, breaker, merchant, attempts)
+                at = await self._at_processor(ctx, request, processor, circuits, merchant, attempts)
             except BaseException:
-                breaker.abandon()
+                circuits.abandon()
                 raise
             attempts += at.attempts
             latency += at.latency_ms
@@ -231,7 +244,7 @@ class Router:
         ctx: CoreRequestContext,
         request: ChargeRequest,
         processor: Processor,
-        breaker: CircuitBreaker,
+        circuits: CircuitPair,
         merchant: MerchantConfig,
         earlier_attempts: int,
     ) -> _AtProcessor:
@@ -243,7 +256,7 @@ class Router:
         doubt: ErrorCode | None = None
         processor_id = processor.processor_id
         for attempt in range(1, merchant.retry.max_attempts + 1):
-            if attempt > 1 and not await self._back_off(attempt - 1, merchant, breaker, unsettled):
+            if attempt > 1 and not await self._back_off(attempt - 1, merchant, circuits, unsettled):
                 # Its circuit opened during the backoff; nothing is in doubt here: move on.
                 return _AtProcessor(False, attempt - 1, latency, error, decline_code=decline)
             number = earlier_attempts + attempt
@@ -268,13 +281,13 @@ class Router:
                         idempotency_key=request.idempotency_key,
                     )
                 )
-                sent = breaker.sent()  # its answer counts in the order it was sent
+                sent = circuits.sent()  # its answer counts in the order it was sent
                 response, problem = await guarded_charge(processor, request, timeout_s, self._clock)
                 latency += response.latency_ms
                 if problem is not None:
                     await self._misbehaved(ctx, problem)
                 if response.success:
-                    breaker.record_success(sent)
+                    circuits.record_success(sent)
                     await self._sink.emit(
                         self._succeeded(ctx, request, processor_id, response.latency_ms, number)
                     )
@@ -283,9 +296,9 @@ class Router:
                 # The processor's reason, kept only from the closed set (engine.decline_codes).
                 decline = decline_code_for(error, response.decline_code)
                 if error.is_processor_fault:
-                    breaker.record_failure(self._clock.monotonic(), sent)
+                    circuits.record_failure(self._clock.monotonic(), sent, budget_expired=_expired(problem))
                 else:
-                    breaker.record_neutral(sent)
+                    circuits.record_neutral(sent)
                 await self._sink.emit(
                     _failed(
                         payment_id=ctx.payment_id,
@@ -336,14 +349,21 @@ class Router:
         return _AtProcessor(False, attempt, latency, error, unsettled, decline_code=decline)
 
     async def _back_off(
-        self, retry_number: int, merchant: MerchantConfig, breaker: CircuitBreaker, in_doubt: bool
+        self, retry_number: int, merchant: MerchantConfig, circuits: CircuitPair, in_doubt: bool
     ) -> bool:
         """Wait before retry ``retry_number``; whether it may still be sent. Not to a processor whose
         circuit opened meanwhile (the faults of the payments in flight open it): retries must not
         add to the load on a sick processor. An attempt in doubt there is still retried: only that
         processor can settle it."""
         await self._sleeper.sleep(backoff_seconds(retry_number, merchant.retry, self._random))
-        return in_doubt or breaker.allow(self._clock.monotonic())
+        return in_doubt or circuits.allow(self._clock.monotonic())
+
+    def _circuits(self, processor_id: ProcessorId, merchant: MerchantConfig) -> CircuitPair:
+        """The circuits ``merchant``'s attempts at ``processor_id`` pass: the processor's, and the
+        merchant's own, which alone counts the timeouts of a budget too short for the shared one."""
+        counts = self._breakers.policy(processor_id).counts_timeout(merchant.timeout_ms)
+        own = self._breakers.merchant_circuit(processor_id, merchant.merchant_id)
+        return CircuitPair(self._breakers[processor_id], own, counts_timeout=counts)
 
     def _succeeded(
         self,
@@ -389,6 +409,12 @@ class Router:
 
     async def _misbehaved(self, ctx: CoreRequestContext, problem: Misbehaviour) -> None:
         await self._monitor.violated(ctx, problem.contract_id, problem.message)
+
+
+def _expired(problem: Misbehaviour | None) -> bool:
+    """Whether an attempt failed because the merchant's budget ran out (the guard's timeout), not
+    on an answer of the processor's (a processor may itself answer ``timeout``)."""
+    return problem is not None and problem.contract_id == TIMEOUT
 
 
 def _found_stray(stray: StrayCharge, request: ChargeRequest) -> str:

@@ -186,7 +186,7 @@ def _processor(section: Section) -> ProcessorConfig:
         "",
         lambda: FaultRates(**{name: faults_section.get(name, (int, float), 0.0) for name in sorted(_FAULTS)}),
     )
-    breaker = _breaker(section.section("breaker", {"failure_threshold", "cool_down_s"}))
+    breaker = _breaker(section.section("breaker", {"failure_threshold", "cool_down_s", "min_timeout_ms"}))
     currencies = tuple(
         _code_to_currency(section, f"currencies[{n}]", code)
         for n, code in enumerate(section.strings("currencies"))
@@ -218,6 +218,7 @@ def _breaker(section: Section) -> BreakerPolicy:
         lambda: BreakerPolicy(
             failure_threshold=section.get("failure_threshold", int, defaults.failure_threshold),
             cool_down_s=section.get("cool_down_s", (int, float), defaults.cool_down_s),
+            min_timeout_ms=section.get("min_timeout_ms", int, None),
         ),
     )
 

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from engine.circuit_breaker import BreakerPolicy, CircuitBreakers, CircuitWatcher
+from engine.circuit_breaker import BreakerPolicy, CircuitBreakers, CircuitWatcher, MerchantCircuitWatcher
 from engine.config import PlatformConfig, ProcessorKind
 from engine.ledger import Ledger
 from engine.observer import NULL_OBSERVER, Observer
@@ -68,8 +68,9 @@ def check_processor_keys(config: PlatformConfig, environ: Mapping[str, str]) -> 
 
 
 def breaker_policies(config: PlatformConfig) -> dict[ProcessorId, BreakerPolicy]:
-    """Each processor's circuit breaker policy (``processors[].breaker``)."""
-    return {processor.id: processor.breaker for processor in config.processors}
+    """Each processor's circuit breaker policy (``processors[].breaker``, its ``min_timeout_ms``
+    resolved against the budgets of the merchants routed to it)."""
+    return {processor.id: config.breaker_policy(processor.id) for processor in config.processors}
 
 
 def build_engine(
@@ -84,12 +85,14 @@ def build_engine(
     wrap: Callable[[Processor], Processor] | None = None,
     observer: Observer = NULL_OBSERVER,
     circuits: CircuitWatcher | None = None,
+    merchant_circuits: MerchantCircuitWatcher | None = None,
 ) -> Engine:
     """The engine of ``config``; raises an ingest error when a routed Stripe key is missing.
 
     ``ledger`` records what the simulated processors charge (a new one when not given); ``wrap``
     decorates every processor (timing) before the router sees it; ``observer`` gets the spans of
-    the plan, each step and each attempt; ``circuits`` hears each change of a processor's circuit."""
+    the plan, each step and each attempt; ``circuits`` hears each change of a processor's circuit,
+    ``merchant_circuits`` each change of a merchant's own circuit for a processor."""
     ledger = ledger if ledger is not None else Ledger()
     slowest_timeout_s = max((merchant.timeout_ms for merchant in config.merchants), default=2000) / 1000
     processors: dict[ProcessorId, Processor] = {}
@@ -109,7 +112,9 @@ def build_engine(
             connected.append(stripe)
     if wrap is not None:
         processors = {processor_id: wrap(processor) for processor_id, processor in processors.items()}
-    breakers = CircuitBreakers(watcher=circuits, policies=breaker_policies(config))
+    breakers = CircuitBreakers(
+        watcher=circuits, policies=breaker_policies(config), merchant_watcher=merchant_circuits
+    )
     router = Router(processors, sink, clock, sleeper, random, breakers, observer=observer)
     service = CompositePaymentService(
         config,

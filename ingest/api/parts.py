@@ -165,6 +165,8 @@ def build_parts(settings: Settings) -> Parts:
             span_capacity=settings.span_capacity,
         )
         records = ObservedRecords(records, telemetry)
+    # The figures of each processor's breaker, as the breakers have them (build_engine).
+    circuits = CircuitReporter(metrics, BreakerPolicy(), breaker_policies(config))
     engine = build_engine(
         config,
         sink=records,
@@ -175,8 +177,8 @@ def build_parts(settings: Settings) -> Parts:
         ledger=ledger,
         wrap=TimedProcessor,
         observer=telemetry or NULL_OBSERVER,
-        # The figures of each processor's breaker, as the breakers have them (build_engine).
-        circuits=CircuitReporter(metrics, BreakerPolicy(), breaker_policies(config)),
+        circuits=circuits,
+        merchant_circuits=circuits,
     )
     metrics.watch_circuits(engine.processors)
     policy = PaymentPolicyEnforcer(config, engine.amount_checks)

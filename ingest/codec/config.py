@@ -103,6 +103,7 @@ def _processor_to_proto(processor: ProcessorConfig) -> config_pb2.ProcessorConfi
         breaker=config_pb2.BreakerPolicy(
             failure_threshold=processor.breaker.failure_threshold,
             cool_down_s=processor.breaker.cool_down_s,
+            min_timeout_ms=processor.breaker.min_timeout_ms,
         ),
     )
 
@@ -221,6 +222,7 @@ def _breaker_from_proto(message: config_pb2.ProcessorConfig) -> BreakerPolicy:
             breaker.failure_threshold if breaker.HasField("failure_threshold") else defaults.failure_threshold
         ),
         cool_down_s=breaker.cool_down_s if breaker.HasField("cool_down_s") else defaults.cool_down_s,
+        min_timeout_ms=breaker.min_timeout_ms if breaker.HasField("min_timeout_ms") else None,
     )
 
 

@@ -65,3 +65,24 @@ class CircuitReporter:
             logger.info("circuit of %s half-open: its cool-down is over, one probe goes", processor_id)
         else:
             logger.info("circuit of %s closed: its probe was answered, its attempts go again", processor_id)
+
+    def merchant_circuit_changed(self, processor_id: str, merchant_id: str, state: CircuitState) -> None:
+        """One merchant's own circuit for a processor changed: a line only (no metric may carry a
+        merchant id). It opens on the timeouts of a ``timeout_ms`` shorter than the processor's
+        ``breaker.min_timeout_ms``, and skips the processor for that merchant alone."""
+        policy = self._policies.get(ProcessorId(processor_id), self._policy)
+        if state is CircuitState.OPEN:
+            logger.warning(
+                "circuit of %s for merchant %s opened: its timeout_ms, shorter than the processor's "
+                "min_timeout_ms %s, ran out %d times in a row; its charges there are skipped for %g s "
+                "(other merchants' are not), then one probe goes",
+                processor_id,
+                merchant_id,
+                policy.min_timeout_ms,
+                policy.failure_threshold,
+                policy.cool_down_s,
+            )
+        elif state is CircuitState.CLOSED:
+            logger.info(
+                "circuit of %s for merchant %s closed: its probe was answered", processor_id, merchant_id
+            )

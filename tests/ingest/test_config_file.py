@@ -107,6 +107,22 @@ def test_each_processor_may_tune_its_circuit_breaker() -> None:
     assert sample.processor("stripe_live").breaker == BreakerPolicy(failure_threshold=10, cool_down_s=60)
 
 
+def test_a_processors_min_timeout_ms_is_as_given_or_resolved_against_its_merchants_budgets() -> None:
+    # MINIMAL's merchant gives each attempt 2000 ms (the default): absent, 1000 ms counts.
+    config = parse_config(
+        MINIMAL.replace("processors: [stripe_sim]", "processors: [stripe_sim, adyen_sim]")
+        + "  - {id: adyen_sim, kind: simulated, breaker: {min_timeout_ms: 0}}\n"
+    )
+    assert config.processor("stripe_sim").breaker.min_timeout_ms is None
+    assert config.breaker_policy("stripe_sim").min_timeout_ms == 1000
+    assert config.breaker_policy("adyen_sim").min_timeout_ms == 0  # every timeout counts
+    # Every merchant routed there is quicker than 1 s: the most patient one's budget counts.
+    hasty = parse_config(
+        MINIMAL.replace("default_currency: USD", "default_currency: USD\n    timeout_ms: 300")
+    )
+    assert hasty.breaker_policy("stripe_sim").min_timeout_ms == 300
+
+
 def test_a_processor_routed_for_a_method_it_does_not_take_is_refused() -> None:
     """Else every payment of the rule's method is refused (422), and nothing said so at start."""
     text = MINIMAL.replace("kind: simulated}", "kind: simulated, methods: [apple_pay, paypal]}")
@@ -235,6 +251,10 @@ DELETE = object()
         *(
             ("processors.0.breaker", breaker, "processors[0].breaker", problem)
             for breaker, problem in [
+                ({"min_timeout_ms": -1}, ".min_timeout_ms=-1: must be at least 0"),
+                ({"min_timeout_ms": 600_001}, ".min_timeout_ms=600001: must be at most 600000"),
+                ({"min_timeout_ms": 2.5}, ".min_timeout_ms: must be an integer, not a number"),
+                ({"min_timeout_ms": "1s"}, ".min_timeout_ms: must be an integer, not a string"),
                 ({"failure_threshold": 0}, ".failure_threshold=0: must be between 1 and 1000"),
                 ({"failure_threshold": -2}, ".failure_threshold=-2: must be between 1 and 1000"),
                 ({"failure_threshold": 10**6}, ".failure_threshold=1000000: must be between 1 and 1000"),
@@ -250,7 +270,8 @@ DELETE = object()
                 ({"cool_down_s": False}, ".cool_down_s: must be an integer or a number, not a boolean"),
                 (
                     {"cooldown_s": 30},
-                    ".cooldown_s: is not a known field (known: cool_down_s, failure_threshold)",
+                    ".cooldown_s: is not a known field "
+                    "(known: cool_down_s, failure_threshold, min_timeout_ms)",
                 ),
             ]
         ),

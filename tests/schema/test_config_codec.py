@@ -91,9 +91,17 @@ def test_a_processors_breaker_survives_the_canonical_form_and_its_absent_fields_
         None,
         config_pb2.BreakerPolicy(failure_threshold=3),
         config_pb2.BreakerPolicy(cool_down_s=120),
+        config_pb2.BreakerPolicy(min_timeout_ms=0),
+        config_pb2.BreakerPolicy(min_timeout_ms=250),
     ):
         processor.ClearField("breaker")
         if breaker is not None:
             processor.breaker.CopyFrom(breaker)
         decoded.append(config_from_proto(message).processor("stripe_sim").breaker)
-    assert decoded == [BreakerPolicy(), BreakerPolicy(3, 30.0), BreakerPolicy(5, 120.0)]
+    assert decoded == [
+        BreakerPolicy(),
+        BreakerPolicy(3, 30.0),
+        BreakerPolicy(5, 120.0),
+        BreakerPolicy(min_timeout_ms=0),  # 0 (every timeout counts) is not absent (resolved)
+        BreakerPolicy(min_timeout_ms=250),
+    ]

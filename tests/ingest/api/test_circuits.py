@@ -13,6 +13,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.circuit_breaker import BreakerPolicy, CircuitState
+from engine.types import ProcessorId
 from ingest.api.app import create_app
 from ingest.api.metrics import ApiMetrics
 from ingest.api.parts import Parts
@@ -157,6 +158,28 @@ def test_each_change_of_a_circuit_is_one_line_and_the_gauge(caplog: pytest.LogCa
     assert "skipped for 7 s" in caplog.records[0].getMessage()
     gauge = metrics.registry.get_sample_value("payorch_circuit_state", {"processor": "stripe_sim"})
     assert gauge == 0  # closed again
+
+
+def test_a_merchants_own_circuit_is_told_in_a_line_and_leaves_the_gauge_alone(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    metrics = ApiMetrics()
+    policy = BreakerPolicy(failure_threshold=5, cool_down_s=30, min_timeout_ms=1000)
+    reporter = CircuitReporter(metrics, BreakerPolicy(), {ProcessorId("stripe_sim"): policy})
+    with caplog.at_level(logging.INFO, logger="payorch.circuits"):
+        reporter.merchant_circuit_changed("stripe_sim", "m_hasty", CircuitState.OPEN)
+        reporter.merchant_circuit_changed("stripe_sim", "m_hasty", CircuitState.HALF_OPEN)
+        reporter.merchant_circuit_changed("stripe_sim", "m_hasty", CircuitState.CLOSED)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "circuit of stripe_sim for merchant m_hasty opened: its timeout_ms, shorter than the "
+            "processor's min_timeout_ms 1000, ran out 5 times in a row; its charges there are skipped "
+            "for 30 s (other merchants' are not), then one probe goes",
+        ),
+        ("INFO", "circuit of stripe_sim for merchant m_hasty closed: its probe was answered"),
+    ]
+    assert metrics.registry.get_sample_value("payorch_circuit_state", {"processor": "stripe_sim"}) is None
 
 
 async def test_a_step_skipped_for_open_circuits_has_its_event_and_no_attempt_counted(

@@ -111,12 +111,14 @@ class ProcessorConfig(_message.Message):
     def __init__(self, id: _Optional[str] = ..., kind: _Optional[_Union[ProcessorKind, str]] = ..., seed: _Optional[int] = ..., latency_ms: _Optional[_Union[LatencyProfile, _Mapping]] = ..., fault_rates: _Optional[_Union[FaultRates, _Mapping]] = ..., api_key_env: _Optional[str] = ..., api_base: _Optional[str] = ..., currencies: _Optional[_Iterable[str]] = ..., methods: _Optional[_Iterable[_Union[_plan_pb2.PaymentMethod, str]]] = ..., breaker: _Optional[_Union[BreakerPolicy, _Mapping]] = ...) -> None: ...
 
 class BreakerPolicy(_message.Message):
-    __slots__ = ("failure_threshold", "cool_down_s")
+    __slots__ = ("failure_threshold", "cool_down_s", "min_timeout_ms")
     FAILURE_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
     COOL_DOWN_S_FIELD_NUMBER: _ClassVar[int]
+    MIN_TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
     failure_threshold: int
     cool_down_s: float
-    def __init__(self, failure_threshold: _Optional[int] = ..., cool_down_s: _Optional[float] = ...) -> None: ...
+    min_timeout_ms: int
+    def __init__(self, failure_threshold: _Optional[int] = ..., cool_down_s: _Optional[float] = ..., min_timeout_ms: _Optional[int] = ...) -> None: ...
 
 class LatencyProfile(_message.Message):
     __slots__ = ("p50", "p99")

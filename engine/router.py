@@ -124,6 +124,7 @@ class Router:
 
     __slots__ = (
         "_breakers",
+        "_circuit_pairs",
         "_clock",
         "_monitor",
         "_observer",
@@ -152,6 +153,8 @@ class Router:
         self._random = random
         self._breakers = breakers or CircuitBreakers()
         self._monitor = ContractMonitor(sink, clock, registry)
+        #: Each merchant's pair of circuits per processor, made once (a pair holds no state).
+        self._circuit_pairs: dict[tuple[ProcessorId, str, int], CircuitPair] = {}
 
     @property
     def breakers(self) -> CircuitBreakers:
@@ -361,9 +364,14 @@ class Router:
     def _circuits(self, processor_id: ProcessorId, merchant: MerchantConfig) -> CircuitPair:
         """The circuits ``merchant``'s attempts at ``processor_id`` pass: the processor's, and the
         merchant's own, which alone counts the timeouts of a budget too short for the shared one."""
-        counts = self._breakers.policy(processor_id).counts_timeout(merchant.timeout_ms)
-        own = self._breakers.merchant_circuit(processor_id, merchant.merchant_id)
-        return CircuitPair(self._breakers[processor_id], own, counts_timeout=counts)
+        key = (processor_id, merchant.merchant_id, merchant.timeout_ms)
+        pair = self._circuit_pairs.get(key)
+        if pair is None:
+            counts = self._breakers.policy(processor_id).counts_timeout(merchant.timeout_ms)
+            own = self._breakers.merchant_circuit(processor_id, merchant.merchant_id)
+            pair = CircuitPair(self._breakers[processor_id], own, counts_timeout=counts)
+            self._circuit_pairs[key] = pair
+        return pair
 
     def _succeeded(
         self,

@@ -290,7 +290,8 @@ class CompensationIssued(_StepEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PaymentCompleted(DomainEvent):
-    """The payment ended ``succeeded`` or ``partially_succeeded``."""
+    """The payment ended ``succeeded`` or ``partially_succeeded``: ``total_amount`` was asked,
+    ``total_processed`` charged (less than asked when partially succeeded)."""
 
     event_type: ClassVar[str] = "PaymentCompleted"
 
@@ -318,7 +319,8 @@ class PaymentCompleted(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PaymentFailed(DomainEvent):
-    """The payment ended ``failed``; ``total_processed`` is what compensation could not undo."""
+    """The payment ended ``failed``: ``total_amount`` was asked; ``total_processed`` is what
+    stays charged, what compensation could not undo."""
 
     event_type: ClassVar[str] = "PaymentFailed"
 

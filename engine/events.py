@@ -268,7 +268,11 @@ class StepFailed(_StepEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompensationIssued(_StepEvent):
-    """A successful step was voided or refunded; ``succeeded`` is false when that failed."""
+    """A successful step was voided or refunded; ``succeeded`` is false when that failed.
+
+    ``amount`` is what came back, as the processor says; when the compensation failed, what it
+    was for, none of which came back (the payment's ``total_processed`` counts it when the
+    processor says the step still holds it)."""
 
     event_type: ClassVar[str] = "CompensationIssued"
 

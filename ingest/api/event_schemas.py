@@ -109,7 +109,10 @@ class CompensationIssuedOut(_EventOut):
     type: Literal["CompensationIssued"]
     step_index: int = Field(ge=0)
     processor_id: str
-    amount: int = Field(ge=0)
+    amount: int = Field(
+        ge=0,
+        description="What came back; when succeeded is false, what the void or refund was for (none did)",
+    )
     succeeded: bool
     error_code: ErrorCode | None = Field(description="Why the compensation failed; null when it succeeded")
 

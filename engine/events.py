@@ -268,7 +268,11 @@ class StepFailed(_StepEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CompensationIssued(_StepEvent):
-    """A successful step was voided or refunded; ``succeeded`` is false when that failed."""
+    """A successful step was voided or refunded; ``succeeded`` is false when that failed.
+
+    ``amount`` is what came back, as the processor says; when the compensation failed, what it
+    was for, none of which came back (the payment's ``total_processed`` counts it when the
+    processor says the step still holds it)."""
 
     event_type: ClassVar[str] = "CompensationIssued"
 
@@ -290,7 +294,8 @@ class CompensationIssued(_StepEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PaymentCompleted(DomainEvent):
-    """The payment ended ``succeeded`` or ``partially_succeeded``."""
+    """The payment ended ``succeeded`` or ``partially_succeeded``: ``total_amount`` was asked,
+    ``total_processed`` charged (less than asked when partially succeeded)."""
 
     event_type: ClassVar[str] = "PaymentCompleted"
 
@@ -318,7 +323,8 @@ class PaymentCompleted(DomainEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PaymentFailed(DomainEvent):
-    """The payment ended ``failed``; ``total_processed`` is what compensation could not undo."""
+    """The payment ended ``failed``: ``total_amount`` was asked; ``total_processed`` is what
+    stays charged, what compensation could not undo."""
 
     event_type: ClassVar[str] = "PaymentFailed"
 

@@ -337,7 +337,9 @@ class CompositePaymentService:
         if held and len(results) == len(plan.steps) and all(r.charged_cents for r in results):
             # Every step holds its charge after all (the last one's void failed): the payment is paid.
             return await self._succeeded(ctx, plan, results)
-        keep = plan.partial_policy is PartialPolicy.ALLOW_PARTIAL and any(r.success for r in results)
+        # What is kept is what is still charged: a step refunded before a crash succeeded, and
+        # holds nothing (a payment whose every charge came back has failed, under any policy).
+        keep = plan.partial_policy is PartialPolicy.ALLOW_PARTIAL and any(r.charged_cents for r in results)
         if keep:
             processed = sum(result.charged_cents for result in results)
             await self._sink.emit(

@@ -109,7 +109,10 @@ class CompensationIssuedOut(_EventOut):
     type: Literal["CompensationIssued"]
     step_index: int = Field(ge=0)
     processor_id: str
-    amount: int = Field(ge=0)
+    amount: int = Field(
+        ge=0,
+        description="What came back; when succeeded is false, what the void or refund was for (none did)",
+    )
     succeeded: bool
     error_code: ErrorCode | None = Field(description="Why the compensation failed; null when it succeeded")
 
@@ -118,8 +121,10 @@ class PaymentCompletedOut(_EventOut):
     """The payment ended ``succeeded`` or ``partially_succeeded``."""
 
     type: Literal["PaymentCompleted"]
-    total_amount: int = Field(ge=0)
-    total_processed: int = Field(ge=0)
+    total_amount: int = Field(ge=0, description="The amount asked, in minor units")
+    total_processed: int = Field(
+        ge=0, description="The amount charged, in minor units: less than asked when partially_succeeded"
+    )
     status: Literal["succeeded", "partially_succeeded"]
 
 
@@ -127,9 +132,11 @@ class PaymentFailedOut(_EventOut):
     """The payment ended ``failed``; ``total_processed`` is what compensation could not undo."""
 
     type: Literal["PaymentFailed"]
-    total_amount: int = Field(ge=0)
+    total_amount: int = Field(ge=0, description="The amount asked, in minor units")
     final_error: ErrorCode
-    total_processed: int = Field(ge=0)
+    total_processed: int = Field(
+        ge=0, description="The amount still charged, in minor units: what compensation could not undo"
+    )
 
 
 EventOut = Annotated[

@@ -244,6 +244,12 @@ class AnalyticsEventOut(BaseModel):
         description="StepAttempted's, StepSucceeded's and StepFailed's attempt (0: nothing was sent).",
     )
     latency_ms: int | None = Field(ge=0, description="StepSucceeded's and StepFailed's latency.")
+    charged_cents: int | None = Field(
+        ge=0,
+        description="What the payment holds charged at its end, on its last event (PaymentCompleted, "
+        "PaymentFailed: their total_processed), where amount_cents is the amount asked (total_amount); "
+        "null otherwise. Summed per currency, the money the payments charged.",
+    )
 
 
 class AnalyticsEventsOut(BaseModel):

@@ -130,25 +130,29 @@ _NO_TERMS = (
     "accepted, CAST(NULL AS VARCHAR) AS currency, CAST(NULL AS VARCHAR) AS method, "
     "CAST(NULL AS VARCHAR) AS status, CAST(NULL AS INTEGER) AS attempt, CAST(NULL AS BIGINT) AS latency_ms"
 )
+#: The column migration 9 added (``ingest.store.charged_column``), last.
+_NO_CHARGED = "CAST(NULL AS BIGINT) AS charged_cents"
 _STORED_EVENT = _columns(records.EVENTS, leave_out=("proto",))
 #: The read columns in the select's order.
 _EVENT_READ = (
     *("seq", "payment_id", "request_id", "merchant_id", "event_type", "timestamp", "step_index"),
     *("processor_id", "amount_cents", "error_code", "decline_code"),
-    *("accepted", "currency", "method", "status", "attempt", "latency_ms"),
+    *("accepted", "currency", "method", "status", "attempt", "latency_ms", "charged_cents"),
 )
 EVENTS = Input(
     "events",
-    f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS} FROM events",  # noqa: S608 - constant SQL
+    f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS}, charged_cents FROM events",  # noqa: S608 - constant SQL
     "timestamp",
     "seq",
     # The table's types in the select's order: ``accepted`` after ``decline_code``, so that the
     # columns read before keep their places.
     pa.schema([_STORED_EVENT.field(name) for name in _EVENT_READ]),
     {
-        # Migration 4 added decline_code, 8 the payment's terms.
-        4: f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code, {_NO_TERMS} FROM events",  # noqa: S608
-        8: f"SELECT {_EVENT_COLUMNS}, decline_code, {_NO_TERMS} FROM events",  # noqa: S608
+        # Migration 4 added decline_code, 8 the payment's terms, 9 what a payment charged.
+        4: f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code, {_NO_TERMS}, {_NO_CHARGED} "  # noqa: S608
+        "FROM events",
+        8: f"SELECT {_EVENT_COLUMNS}, decline_code, {_NO_TERMS}, {_NO_CHARGED} FROM events",  # noqa: S608
+        9: f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS}, {_NO_CHARGED} FROM events",  # noqa: S608
     },
 )
 

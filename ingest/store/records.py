@@ -46,7 +46,7 @@ from ingest.codec.event_json import event_json
 from ingest.codec.events import event_from_bytes, event_to_bytes
 from ingest.codec.result_json import REJECTED, JsonObject
 from ingest.records import ComplaintQuery, StoredPayment, ViolationQuery
-from ingest.store import event_columns
+from ingest.store import charged_column, event_columns
 from ingest.store.event_columns import PaymentTerms, stored_terms, terms_after
 from ingest.store.writer import StoreError, Table, Write, Writer
 
@@ -117,6 +117,7 @@ def _event_row(item: tuple[Any, ...]) -> tuple[Any, ...]:
         event.timestamp,
         *columns(event, event_to_bytes(event)),
         *event_columns.columns(event, terms),
+        charged_column.charged_cents(event),
     )
 
 
@@ -138,6 +139,7 @@ EVENTS = Table(
             ("proto", pa.binary()),
             ("decline_code", pa.string()),
             *event_columns.COLUMNS,
+            charged_column.COLUMN,
         ]
     ),
     "INSERT INTO events SELECT * FROM batch",

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from ingest.errors import IngestError
-from ingest.store import event_columns
+from ingest.store import charged_column, event_columns
 
 FILE_NAME = "payorch.duckdb"
 
@@ -191,6 +191,15 @@ MIGRATIONS: tuple[Migration, ...] = (
         # (``ingest.store.event_columns``).
         event_columns.ADD_COLUMNS,
         event_columns.fill_columns,
+    ),
+    Migration(
+        9,
+        "a payment's last event says what it charged, beside what was asked",
+        # PaymentCompleted and PaymentFailed kept only the amount asked (amount_cents): summed, a
+        # partially succeeded payment counted the whole amount, a refunded one all of it too. The
+        # rows written before are filled from their envelopes (``ingest.store.charged_column``).
+        (charged_column.ADD_COLUMN,),
+        charged_column.fill_charged,
     ),
 )
 

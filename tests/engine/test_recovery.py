@@ -283,6 +283,33 @@ async def test_a_plan_recorded_without_its_policy_is_finished_under_the_merchant
     assert processors["applepay_sim"].refunds == ([] if kept else [KEY_0])
 
 
+async def test_a_payment_whose_every_charge_was_refunded_before_the_crash_fails_under_any_policy() -> None:
+    """All or nothing, its card leg declined and its Apple Pay leg refunded, then the crash, before
+    its ``PaymentFailed``; its ``PlanBuilt`` does not say its policy, and the merchant allows
+    partial payments at the restart. Nothing is charged, so nothing can be kept: it failed. It
+    was finished ``partially_succeeded`` with 0 of 100.00 charged (a refunded leg still counted
+    as a success to keep)."""
+    processors = _processors()
+    processors["stripe_sim"] = ScriptedProcessor("stripe_sim", ("decline",))
+    failed = await _events_of_a_paid_split(processors)
+    assert type(failed[-1]).__name__ == "PaymentFailed"
+    events = [
+        replace(event, partial_policy=None) if type(event) is PlanBuilt else event for event in failed[:-1]
+    ]
+    assert processors["applepay_sim"].held == {}
+
+    recovered, types, _ = await _recover(events, processors, PartialPolicy.ALLOW_PARTIAL)
+
+    result = recovered.result
+    assert (result.status, result.final_error, result.total_processed) == (
+        PaymentStatus.FAILED,
+        ErrorCode.DECLINED,
+        0,
+    )
+    assert types == ["PaymentFailed"]
+    assert processors["applepay_sim"].refunds == [KEY_0]  # the one refund, before the crash
+
+
 async def test_a_plan_that_cannot_cover_the_amount_fails_as_it_would_have_without_the_crash() -> None:
     """The routing covers $60 of $100: the payment fails ``coverage_shortfall`` with nothing
     attempted. A crash after its ``PlanBuilt`` and before its ``PaymentFailed`` changes none of

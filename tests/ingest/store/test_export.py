@@ -142,6 +142,27 @@ def test_a_database_of_the_version_before_the_payments_terms_is_exported_without
     assert set(events.column("accepted").to_pylist()) == {True, False, None}
 
 
+def test_the_export_says_what_each_ended_payment_charged_and_a_version_8_database_is_exported_without_it(
+    data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "export"
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    events = pl.read_parquet(out / "events", hive_partitioning=True)
+    charged = events.filter(pl.col("charged_cents").is_not_null())
+    assert charged.select("event_type", "amount_cents", "charged_cents").rows() == [
+        ("PaymentCompleted", 10_000, 10_000)
+    ]
+
+    with duckdb.connect(str(data / FILE_NAME)) as connection:  # as version 8 left it
+        connection.execute("ALTER TABLE events DROP COLUMN charged_cents")
+        connection.execute("DELETE FROM schema_migrations WHERE version >= 9")
+    assert export("--out", str(out), "--data", str(data)).exit_code == 0
+    events = pl.read_parquet(out / "events", hive_partitioning=True)
+    assert events.columns == [*EVENTS.schema.names, "date"]
+    assert events["charged_cents"].null_count() == events.height
+    assert events["currency"].null_count() < events.height
+
+
 def test_exporting_again_replaces_the_export(data: Path, tmp_path: Path) -> None:
     out = tmp_path / "export"
     first = export("--out", str(out), "--data", str(data))

@@ -283,6 +283,13 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
     help="Data folder to read when no service runs (default: ./data).",
 )
 @click.option(
+    "--export",
+    "export_dir",
+    type=PathOption(file_okay=False, path_type=Path),
+    help="A folder `payorch export --out` wrote (Parquet; copied from another machine, say), to read "
+    "instead of a data folder or a service.",
+)
+@click.option(
     "--from",
     "date_from",
     type=Moment(),
@@ -319,27 +326,21 @@ def report(
     api_url: str | None,
     api_key: str | None,
     data_dir: Path | None,
+    export_dir: Path | None,
     date_from: datetime | None,
     date_to: datetime | None,
     output_format: str,
     out: str | None,
     config_path: Path | None,
 ) -> None:
-    """A retrospective report (default: the last 14 days): violations against complaints."""
+    """A retrospective report (default: the last 14 days): violations against complaints, from a
+    running service (--api), a data folder (--data, default ./data) or a `payorch export` folder
+    (--export)."""
     from payorch import report as command  # noqa: PLC0415 - keeps --help fast
 
     if output_format not in command.FORMATS:
         not_built(f"report --format {output_format}", "the Markdown and HTML reports with charts")
-    if api_url is not None and data_dir is not None:
-        raise click.UsageError("give --api or --data, not both")
-    if api_url is not None and config_path is not None:
-        raise click.UsageError("--api takes no --config: the service renders with its own configuration")
-    if api_url is not None and not api_key:
-        raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
-    if data_dir is not None and _on_the_command_line("api_key"):
-        # Taken without a word, it read as if the key mattered (PAYORCH_API_KEY set for --api runs
-        # of the same shell is no mistake, and stays unread).
-        raise click.UsageError("--data reads the file and takes no --api-key (it is for --api)")
+    _check_report_source(api_url, api_key, data_dir, export_dir, config_path)
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     span_days = config.reports.every_days
     # Before the start is defaulted: without --from, the service starts the window its own span
@@ -358,11 +359,13 @@ def report(
     except ValueError as error:
         raise click.UsageError(str(error)) from None
     out_path = None if out in (None, "-") else Path(out)
-    source: command.Source = (
-        command.ServiceSource(api_url, api_key or "", given_from=given_from)
-        if api_url is not None
-        else command.FileSource(data_dir if data_dir is not None else Path("data"))
-    )
+    source: command.Source
+    if api_url is not None:
+        source = command.ServiceSource(api_url, api_key or "", given_from=given_from)
+    elif export_dir is not None:
+        source = command.ExportSource(export_dir)
+    else:
+        source = command.FileSource(data_dir if data_dir is not None else Path("data"))
     try:
         text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
         command.write_report(text, out_path)
@@ -370,6 +373,29 @@ def report(
         fail(f"payorch report: {error}", EXIT_FAILURE)
     if out_path is not None:
         click.echo(one_line(f"payorch report: wrote {out_path}"), err=True)
+
+
+def _check_report_source(
+    api_url: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    export_dir: Path | None,
+    config_path: Path | None,
+) -> None:
+    """Raise a usage error unless ``payorch report`` is given one place to read, with what it takes."""
+    places = (("--api", api_url), ("--data", data_dir), ("--export", export_dir))
+    given = [name for name, value in places if value is not None]
+    if len(given) > 1:
+        raise click.UsageError(f"give {' or '.join(given)}, not {'both' if len(given) == 2 else 'all three'}")
+    if api_url is not None and config_path is not None:
+        raise click.UsageError("--api takes no --config: the service renders with its own configuration")
+    if api_url is not None and not api_key:
+        raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
+    local = "--data reads the file" if data_dir is not None else "--export reads the export"
+    if (data_dir is not None or export_dir is not None) and _on_the_command_line("api_key"):
+        # Taken without a word, it read as if the key mattered (PAYORCH_API_KEY set for --api runs
+        # of the same shell is no mistake, and stays unread).
+        raise click.UsageError(f"{local} and takes no --api-key (it is for --api)")
 
 
 @cli.command()

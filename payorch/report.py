@@ -12,6 +12,11 @@ recorded, whenever, for the payments and requests those complaints name) and ren
 the config given (the sample config by default), by the same function the service renders with
 (:func:`render_tables`). DuckDB lets no second process open a file that a server holds, so a held
 file is reported as such, with the way round it (``--api``).
+
+With ``--export DIR`` the same tables are cut from a folder ``payorch export --out`` wrote (an
+export copied from a production cell), by ``analytics.export_source``'s lazy Parquet scan, and
+rendered by the same function with the config given: the report of an export is the report of the
+database it was made from, for any window.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import polars as pl
 import pyarrow as pa
 
 from analytics import report as reports
+from analytics.errors import NotAnExportError, UnreadableExportError
+from analytics.export_source import ExportInput, report_frames
 from analytics.retrospective import COMPLAINT_COLUMNS, VIOLATION_COLUMNS, map_complaints, taxonomy
 from engine.complaints import Complaint
 from engine.config import PlatformConfig
@@ -150,6 +157,11 @@ class FileSource:
         except reads.DatabaseHeldError as error:
             raise ReportError(f"{error}: read through it with --api URL --api-key K") from None
         except reads.DatabaseUnavailableError as error:
+            if not (self.data_dir / FILE_NAME).exists() and (self.data_dir / reads.VIOLATIONS.name).is_dir():
+                raise ReportError(
+                    f"no database at {self.data_dir / FILE_NAME}: {self.data_dir} holds a payorch export: "
+                    f"read it with --export {self.data_dir}"
+                ) from None
             raise ReportError(str(error)) from None
         try:
             return reads.report_tables(connection, reads.Window(window.start, window.end))
@@ -157,6 +169,40 @@ class FileSource:
             raise ReportError(f"cannot read {self.data_dir / FILE_NAME}: {reads.first_line(error)}") from None
         finally:
             connection.close()
+
+
+def _export_input(source: reads.Input, order: tuple[str, ...]) -> ExportInput:
+    """``source`` as an export holds it: the columns the database reads give, in ``order``."""
+    return ExportInput(source.name, _frame(source.schema.empty_table()).schema, source.time, order)
+
+
+#: The inputs the report reads from an export, ordered as ``reads`` orders them.
+EXPORT_VIOLATIONS = _export_input(reads.VIOLATIONS, ("timestamp", "seq"))
+EXPORT_COMPLAINTS = _export_input(reads.COMPLAINTS, ("received_at", "complaint_id"))
+
+
+@dataclass(frozen=True, slots=True)
+class ExportSource:
+    """A folder ``payorch export --out`` wrote, read whole by a lazy Parquet scan (no database and
+    no service needed); the report is rendered here with the ``config`` given, as from the file."""
+
+    folder: Path
+
+    def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
+        try:
+            frames = report_frames(
+                self.folder, window, violations=EXPORT_VIOLATIONS, complaints=EXPORT_COMPLAINTS
+            )
+        except NotAnExportError as error:
+            # A data folder given where an export was meant: say which option reads it.
+            held = (self.folder / FILE_NAME).exists()
+            hint = f"; it holds {FILE_NAME}: read it with --data {self.folder}" if held else ""
+            raise ReportError(f"{error}{hint}") from None
+        except UnreadableExportError as error:
+            raise ReportError(str(error)) from None
+        return _render_frames(
+            frames.violations, frames.complaints, frames.named_violations, config, window, output
+        )
 
 
 def report_window(
@@ -211,10 +257,24 @@ def map_complaint(
 
 
 def _render(tables: reads.ReportTables, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
+    violations, complaints = _frame(tables.violations), _frame(tables.complaints)
+    return _render_frames(violations, complaints, _frame(tables.named_violations), config, window, output)
+
+
+def _render_frames(
+    violations: pl.DataFrame,
+    complaints: pl.DataFrame,
+    named_violations: pl.DataFrame,
+    config: PlatformConfig,
+    window: ReportWindow,
+    output: Format,
+) -> str:
+    """The retrospective of ``window``'s tables (:class:`~ingest.store.reads.ReportTables`' columns),
+    whichever source they were read from."""
     retrospective = reports.build(
-        _frame(tables.violations),
-        _frame(tables.complaints),
-        named_violations=_frame(tables.named_violations),
+        violations,
+        complaints,
+        named_violations=named_violations,
         window=window,
         categories=config.complaint_taxonomy,
         rule=config.reports.mismatch,

@@ -5,9 +5,14 @@ Pure functions over Polars frames with the columns of the analytics inputs (the 
 
 * :func:`map_complaints` names the contract each complaint is about. An explicit
   ``contract_id`` wins; then the violations recorded for the complaint's payment, then those of
-  its request (the most severe, then the most frequent, then the first by id); then the
-  complaint's category through the taxonomy (matched whatever its case, ``_``, ``.`` and ``-``:
-  :func:`category_key`); else ``unmapped``. Only the complaint's own
+  its request: the contract its category names when it is among them (the record confirms what
+  the merchant reports), else the most severe, then the most frequent, then the first by id; then
+  the complaint's category through the taxonomy (matched whatever its case, ``_``, ``.`` and
+  ``-``: :func:`category_key`); else ``unmapped``. A minor violation (a field the parser
+  corrected, a slow answer) says how a payment went, not what went wrong with it: it does not
+  outrank a category that names another contract (a double charge on a payment whose amount was
+  corrected is ``idempotency/key-reused``, not ``api/validation``); it maps a complaint whose
+  category names no contract. Only the complaint's own
   merchant's violations count (a payment or request id of another merchant maps nothing), and
   only the violations passed in. The report passes all those recorded for the payments and
   requests its complaints name, whenever they were recorded (``ingest.store.reads
@@ -86,8 +91,17 @@ def _require(frame: pl.DataFrame, columns: Mapping[str, type[pl.DataType]], name
     return frame.select(pl.col(column).cast(kind) for column, kind in columns.items())
 
 
-def _strongest(violations: pl.DataFrame, key: str) -> pl.DataFrame:
-    """Per merchant and ``key`` value (a payment or a request), the contract its violations point to."""
+#: A violation of a contract this severe or less is no evidence against a category that names
+#: another contract (see the module text).
+_MINOR_RANK = _SEVERITY_RANK[Severity.MINOR.value]
+_ROW = "_row"
+
+
+def _pointed_to(wanted: pl.DataFrame, violations: pl.DataFrame, key: str) -> pl.DataFrame:
+    """Per complaint (``_row``) whose ``key`` (its payment or its request) recorded violations of
+    its merchant, the contract they point to: its category's (``by_category``) when recorded,
+    else the most severe, then most frequent, then first by id, a minor one only when the
+    category names no contract."""
     counted = (
         violations.filter(pl.col(key).is_not_null() & pl.col("merchant_id").is_not_null())
         .group_by("merchant_id", key, "contract_id")
@@ -98,14 +112,24 @@ def _strongest(violations: pl.DataFrame, key: str) -> pl.DataFrame:
             .replace_strict(_SEVERITY_RANK, default=len(_SEVERITY_RANK))
             .alias("rank"),
         )
-        .sort(
-            "merchant_id", key, "rank", "times", "contract_id", descending=[False, False, False, True, False]
-        )
     )
+    confirms = (pl.col("contract_id") == pl.col("by_category")).fill_null(value=False)
+    evidence = confirms | pl.col("by_category").is_null() | (pl.col("rank") < _MINOR_RANK)
     return (
-        counted.group_by("merchant_id", key, maintain_order=True)
+        wanted.select(_ROW, "merchant_id", key, "by_category")
+        .join(counted, on=["merchant_id", key], how="inner")
+        .filter(evidence)
+        .sort(
+            _ROW,
+            confirms.not_(),
+            "rank",
+            "times",
+            "contract_id",
+            descending=[False, False, False, True, False],
+        )
+        .group_by(_ROW, maintain_order=True)
         .first()
-        .select("merchant_id", key, pl.col("contract_id").alias(f"by_{key}"))
+        .select(_ROW, pl.col("contract_id").alias(f"by_{key}"))
     )
 
 
@@ -124,22 +148,15 @@ def map_complaints(
         schema={"category_key": pl.String, "by_category": pl.String},
     )
     keys = pl.col("category").str.to_lowercase().str.replace_all(CATEGORY_SEPARATORS, "")
-    joined = (
-        wanted.with_columns(keys.alias("category_key"))
-        .join(
-            _strongest(recorded, "payment_id"),
-            on=["merchant_id", "payment_id"],
-            how="left",
-            maintain_order="left",
-        )
-        .join(
-            _strongest(recorded, "request_id"),
-            on=["merchant_id", "request_id"],
-            how="left",
-            maintain_order="left",
-        )
+    # The category comes first: which of a payment's violations a complaint is about depends on it.
+    categorized = (
+        wanted.with_row_index(_ROW)
+        .with_columns(keys.alias("category_key"))
         .join(by_category, on="category_key", how="left", maintain_order="left")
     )
+    joined = categorized.join(
+        _pointed_to(categorized, recorded, "payment_id"), on=_ROW, how="left", maintain_order="left"
+    ).join(_pointed_to(categorized, recorded, "request_id"), on=_ROW, how="left", maintain_order="left")
     ways = (
         (EXPLICIT, "contract_id"),
         (BY_PAYMENT, "by_payment_id"),

@@ -20,6 +20,7 @@ from engine.circuit_breaker import BreakerPolicy
 from engine.complaints import category_key
 from engine.config import (
     DEFAULT_MAX_IN_FLIGHT,
+    ComplaintLimits,
     EscalationConfig,
     FaultRates,
     LatencyProfile,
@@ -98,7 +99,7 @@ def _method(section: Section, name: str, value: str) -> PaymentMethod:
 
 _MERCHANT_FIELDS = {
     "merchant_id", "api_keys", "default_currency", "partial_policy", "max_amount_cents",
-    "timeout_ms", "retry", "routing", "latency_slo_ms", "max_in_flight",
+    "timeout_ms", "retry", "routing", "latency_slo_ms", "max_in_flight", "complaint_limits",
 }  # fmt: skip
 
 
@@ -111,6 +112,7 @@ def _merchant(section: Section) -> MerchantConfig:
         _parse_with(section, "partial_policy", PartialPolicy.parse) if section.has("partial_policy") else None
     )
     retry = _retry(section.section("retry", {"max_attempts", "base_delay_ms", "max_delay_ms"}))
+    complaint_limits = _complaint_limits(section.section("complaint_limits", {"per_minute", "per_day"}))
     rules_raw = section.require("routing", list)
     rules = tuple(
         _routing_rule(
@@ -138,6 +140,18 @@ def _merchant(section: Section) -> MerchantConfig:
             if section.has("latency_slo_ms")
             else None,
             max_in_flight=section.get("max_in_flight", int, DEFAULT_MAX_IN_FLIGHT),
+            complaint_limits=complaint_limits,
+        ),
+    )
+
+
+def _complaint_limits(section: Section) -> ComplaintLimits:
+    defaults = ComplaintLimits()
+    return section.build(
+        "",
+        lambda: ComplaintLimits(
+            per_minute=section.get("per_minute", int, defaults.per_minute),
+            per_day=section.get("per_day", int, defaults.per_day),
         ),
     )
 

@@ -15,7 +15,10 @@ from hypothesis import strategies as st
 from engine.circuit_breaker import MAX_COOL_DOWN_S, MAX_FAILURE_THRESHOLD, BreakerPolicy
 from engine.complaints import category_key
 from engine.config import (
+    MAX_COMPLAINTS_PER_DAY,
+    MAX_COMPLAINTS_PER_MINUTE,
     MAX_IN_FLIGHT,
+    ComplaintLimits,
     EscalationConfig,
     FaultRates,
     LatencyProfile,
@@ -382,6 +385,10 @@ def merchant_configs(
         retry=draw(retry_policies),
         latency_slo_ms=draw(optional(st.integers(min_value=1, max_value=UINT32_MAX))),
         max_in_flight=draw(st.integers(min_value=1, max_value=MAX_IN_FLIGHT)),
+        complaint_limits=ComplaintLimits(
+            per_minute=draw(st.integers(min_value=1, max_value=MAX_COMPLAINTS_PER_MINUTE)),
+            per_day=draw(st.integers(min_value=1, max_value=MAX_COMPLAINTS_PER_DAY)),
+        ),
     )
 
 

@@ -30,6 +30,7 @@ from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError, PayorchError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
+from ingest.api import complaint_limits
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.complaint_reads import complaint_json, complaint_page, find_complaint, mapping
@@ -602,6 +603,7 @@ class _ReferenceConvertor(Convertor[str]):
 def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
     """``POST /v1/complaints``, ``GET /v1/complaints`` and ``GET /v1/complaints/{complaint_id}``."""
     register_url_convertor("reference", _ReferenceConvertor())  # Starlette's table is global
+    gate = complaint_limits.ComplaintGate(parts.clock.monotonic)
 
     @app.post(
         "/v1/complaints",
@@ -631,17 +633,26 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
                 "complaint_exists",
                 "payload_too_large",
                 "validation_failed",
+                "rate_limited",
             ),
         },
     )
     async def create_complaint(caller: Caller, body: ComplaintIn) -> Response:
         """Store a complaint (PRODUCT.md section 9). A complaint_id is the merchant's own: filed
         again with the same content it is stored once (200, the stored complaint); with other
-        content it is refused (409)."""
+        content it is refused (409). Past the merchant's `complaint_limits` a new complaint is
+        refused (429, `Retry-After`) and not stored; one filed before is answered as before."""
         complaint = _complaint(caller, body, parts)
-        complaint = await _check_payment(parts, complaint, received_given=body.received_at is not None)
-        await _check_request(parts, complaint)
-        first = await parts.records.record_complaint(complaint)
+        merchant = parts.merchants[complaint.merchant_id]
+        taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
+        first: Complaint | None = complaint  # not stored, until it is
+        try:
+            complaint = await _check_payment(parts, complaint, received_given=body.received_at is not None)
+            await _check_request(parts, complaint)
+            first = await parts.records.record_complaint(complaint)
+        finally:
+            if taken and first is not None:  # only a complaint stored counts against the limits
+                gate.give_back(merchant.merchant_id)
         if first is None:
             return FastJSONResponse(complaint_json(complaint), status_code=201)
         if not _same_complaint(first, complaint, received_given=body.received_at is not None):

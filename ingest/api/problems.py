@@ -110,11 +110,14 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         ),
         "rate_limited": ProblemKind(
             429,
-            "Too many payments of this merchant are in flight",
-            "The merchant already has as many payments running as its limit allows (the config's "
-            "`merchants[].max_in_flight`, 500 unless set), so that one merchant cannot take the service "
-            "from the others. Nothing was charged, and an Idempotency-Key sent is free again: retry "
-            "after `Retry-After` seconds, or send fewer payments at once.",
+            "Too many requests of this merchant",
+            "The merchant is past one of its limits, so that one merchant cannot take the service from "
+            "the others. A payment: it already has as many payments running as the config's "
+            "`merchants[].max_in_flight` allows (500 unless set); nothing was charged, and an "
+            "Idempotency-Key sent is free again. A complaint: it filed complaints faster than "
+            "`merchants[].complaint_limits` allows (600 a minute and 10,000 a day unless set); it was "
+            "not stored. Retry after `Retry-After` seconds (a complaint with the same complaint_id), "
+            "or send fewer at once.",
         ),
         "headers_too_large": ProblemKind(
             431,

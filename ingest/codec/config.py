@@ -11,6 +11,7 @@ from payments.config.v1 import config_pb2
 from engine.circuit_breaker import BreakerPolicy
 from engine.config import (
     DEFAULT_MAX_IN_FLIGHT,
+    ComplaintLimits,
     EscalationConfig,
     FaultRates,
     LatencyProfile,
@@ -79,6 +80,10 @@ def _merchant_to_proto(merchant: MerchantConfig) -> config_pb2.MerchantConfig:
         ),
         latency_slo_ms=merchant.latency_slo_ms,
         max_in_flight=merchant.max_in_flight,
+        complaint_limits=config_pb2.ComplaintLimits(
+            per_minute=merchant.complaint_limits.per_minute,
+            per_day=merchant.complaint_limits.per_day,
+        ),
     )
 
 
@@ -165,6 +170,20 @@ def _merchant_from_proto(message: config_pb2.MerchantConfig) -> MerchantConfig:
         latency_slo_ms=message.latency_slo_ms if message.HasField("latency_slo_ms") else None,
         # A config written before the limit existed has none: the default, never 0.
         max_in_flight=message.max_in_flight if message.HasField("max_in_flight") else DEFAULT_MAX_IN_FLIGHT,
+        complaint_limits=_complaint_limits_from_proto(message),
+    )
+
+
+def _complaint_limits_from_proto(message: config_pb2.MerchantConfig) -> ComplaintLimits:
+    """The merchant's complaint limits; an absent message or field (a config written before
+    complaints were limited) is the default, never 0."""
+    defaults = ComplaintLimits()
+    if not message.HasField("complaint_limits"):
+        return defaults
+    limits = message.complaint_limits
+    return ComplaintLimits(
+        per_minute=limits.per_minute if limits.HasField("per_minute") else defaults.per_minute,
+        per_day=limits.per_day if limits.HasField("per_day") else defaults.per_day,
     )
 
 

@@ -231,8 +231,8 @@ def recorded_at(rows: Sequence[tuple[str, str, str, datetime]]) -> pl.DataFrame:
     )
 
 
-def complaints_about(rows: Sequence[tuple[str, str, str]], received: datetime) -> pl.DataFrame:
-    """Complaints of ``(complaint_id, merchant_id, payment_id)`` about timeouts, all received at
+def complaints_about(rows: Sequence[tuple[str, str, str, str]], received: datetime) -> pl.DataFrame:
+    """Complaints of ``(complaint_id, merchant_id, payment_id, category)``, all received at
     ``received``."""
     return pl.DataFrame(
         [
@@ -240,13 +240,13 @@ def complaints_about(rows: Sequence[tuple[str, str, str]], received: datetime) -
                 "complaint_id": complaint_id,
                 "merchant_id": merchant_id,
                 "received_at": received,
-                "category": "timeout",
+                "category": category,
                 "description": "the checkout hung",
                 "payment_id": payment_id,
                 "request_id": None,
                 "contract_id": None,
             }
-            for complaint_id, merchant_id, payment_id in rows
+            for complaint_id, merchant_id, payment_id, category in rows
         ],
         schema=COMPLAINT_SCHEMA,
     )
@@ -268,9 +268,11 @@ HISTORY = recorded_at(
         ("m_acme", "api/validation", "pay_y", datetime(2026, 11, 26, 17, 20, tzinfo=UTC)),
     ]
 )
-#: c6 about pay_x, c8 about pay_w (which m_acme never had), received at 17:18.
+#: c6 about pay_x, in a category that names no contract (its payment's minor violation is all it
+#: maps by), c8 a timeout of pay_w (which m_acme never had), received at 17:18.
 LATE_COMPLAINTS = complaints_about(
-    [("c6", "m_acme", "pay_x"), ("c8", "m_acme", "pay_w")], datetime(2026, 11, 26, 17, 18, tzinfo=UTC)
+    [("c6", "m_acme", "pay_x", "other"), ("c8", "m_acme", "pay_w", "timeout")],
+    datetime(2026, 11, 26, 17, 18, tzinfo=UTC),
 )
 
 
@@ -295,8 +297,8 @@ def test_a_complaint_maps_through_its_payments_violation_recorded_before_the_win
 
     report = late_report(window)
 
-    # c6 is about api/validation (its payment's violation at 17:09, before the window), not its
-    # category's router/timeout; c8's payment is another merchant's, so its category counts. Only
+    # c6 is about api/validation (its payment's violation at 17:09, before the window), else it
+    # would be unmapped; c8's payment is another merchant's, so its category counts. Only
     # the window's violations are counted: pay_y's, none of the named ones before 17:15.
     assert report.contracts.select("id", "count", "external_reports", "owner").rows() == [
         ("api/validation", 1, 1, "api-platform"),

@@ -220,7 +220,7 @@ def test_another_merchants_payment_or_request_maps_nothing() -> None:
 def test_the_payment_beats_its_request_even_when_the_request_broke_a_more_severe_contract() -> None:
     recorded = violations(
         [
-            ("api/validation", "req_1", "pay_1"),  # minor, on the payment
+            ("router/retry-exhausted", "req_1", "pay_1"),  # major, on the payment
             ("orchestrator/sum", "req_1", None),  # critical, on the request only
             ("orchestrator/sum", "req_1", None),
         ]
@@ -228,7 +228,7 @@ def test_the_payment_beats_its_request_even_when_the_request_broke_a_more_severe
     received = complaints([("cmp_1", "timeout", "pay_1", "req_1", None)])
 
     assert mapping(map_complaints(received, recorded, taxonomy({}))) == [
-        ("cmp_1", "api/validation", "payment")
+        ("cmp_1", "router/retry-exhausted", "payment")
     ]
 
 
@@ -357,7 +357,8 @@ def test_a_payment_with_several_contracts_points_to_the_most_severe_then_most_fr
         [(contract_id, f"req_{n}", "pay_1") for n, contract_id in enumerate(broken)]
         + [("orchestrator/sum", "req_other", "pay_other")] * 4
     )
-    received = complaints([("cmp_1", "timeout", "pay_1", None, None)])
+    # No category: what the violations point to alone (a category weighs in: see the table below).
+    received = complaints([("cmp_1", None, "pay_1", None, None)])
 
     assert mapping(map_complaints(received, recorded, taxonomy({}))) == [("cmp_1", expected, "payment")]
 
@@ -370,7 +371,7 @@ def test_a_request_with_several_contracts_points_to_the_most_severe_then_most_fr
         [(contract_id, "req_1", None) for contract_id in broken]
         + [("orchestrator/sum", "req_other", None)] * 4
     )
-    received = complaints([("cmp_1", "timeout", None, "req_1", None)])
+    received = complaints([("cmp_1", None, None, "req_1", None)])
 
     assert mapping(map_complaints(received, recorded, taxonomy({}))) == [("cmp_1", expected, "request")]
 
@@ -384,6 +385,150 @@ def test_the_choice_does_not_depend_on_the_order_of_the_violations() -> None:
         assert mapping(map_complaints(received, recorded, taxonomy({}))) == [
             ("cmp_1", "processor/malformed", "payment")
         ]
+
+
+# --- map_complaints: what the category says against what was recorded ---------------------------
+
+# (the payment's violations, its request's alone, the category) and what the complaint maps to.
+CATEGORY_CASES = [
+    pytest.param(
+        ["api/validation"],
+        [],
+        "double_charge",
+        ("idempotency/key-reused", "category"),
+        id="a-corrected-field-does-not-outrank-a-double-charge",
+    ),
+    pytest.param(
+        ["api/validation", "api/validation"],
+        [],
+        "Wrong-Amount",
+        ("orchestrator/sum", "category"),
+        id="nor-a-wrong-amount-however-often-recorded",
+    ),
+    pytest.param(
+        ["payment/latency-slo"],
+        [],
+        "timeout",
+        ("router/timeout", "category"),
+        id="a-slow-payment-does-not-outrank-a-timeout",
+    ),
+    pytest.param(
+        ["api/validation"],
+        [],
+        "slow_payment",
+        ("payment/latency-slo", "category"),
+        id="a-minor-contract-does-not-outrank-another-minor-one-claimed",
+    ),
+    pytest.param(
+        ["api/validation"],
+        [],
+        "request_rejected",
+        ("api/validation", "payment"),
+        id="a-minor-contract-the-category-claims-is-confirmed",
+    ),
+    pytest.param(
+        ["router/timeout", "payment/latency-slo"],
+        [],
+        "slow_payment",
+        ("payment/latency-slo", "payment"),
+        id="the-claimed-contract-beats-a-more-severe-one",
+    ),
+    pytest.param(
+        ["orchestrator/sum", "router/timeout", "orchestrator/sum"],
+        [],
+        "timeout",
+        ("router/timeout", "payment"),
+        id="the-claimed-contract-beats-a-critical-more-frequent-one",
+    ),
+    pytest.param(
+        ["api/validation", "router/retry-exhausted"],
+        [],
+        "double_charge",
+        ("router/retry-exhausted", "payment"),
+        id="a-major-contract-recorded-outranks-the-category",
+    ),
+    pytest.param(
+        ["api/validation", "payment/latency-slo"],
+        [],
+        "double_charge",
+        ("idempotency/key-reused", "category"),
+        id="only-minor-contracts-recorded",
+    ),
+    pytest.param(
+        ["api/validation"],
+        [],
+        "rude_support",
+        ("api/validation", "payment"),
+        id="a-minor-contract-maps-a-category-of-no-contract",
+    ),
+    pytest.param(
+        ["api/validation"],
+        [],
+        None,
+        ("api/validation", "payment"),
+        id="a-minor-contract-maps-a-complaint-without-category",
+    ),
+    pytest.param(
+        ["api/validation"],
+        ["router/timeout"],
+        "double_charge",
+        ("router/timeout", "request"),
+        id="the-request-speaks-when-the-payments-minor-contract-does-not",
+    ),
+    pytest.param(
+        [],
+        ["api/validation"],
+        "double_charge",
+        ("idempotency/key-reused", "category"),
+        id="a-requests-minor-contract-does-not-outrank-the-category-either",
+    ),
+    pytest.param(
+        [],
+        ["idempotency/key-reused", "processor/panic"],
+        "double_charge",
+        ("idempotency/key-reused", "request"),
+        id="a-request-confirming-the-category",
+    ),
+]
+
+
+@pytest.mark.parametrize(("paid", "requested", "category", "expected"), CATEGORY_CASES)
+def test_a_complaint_maps_to_what_its_category_says_unless_its_record_says_more(
+    paid: list[str], requested: list[str], category: str | None, expected: tuple[str, str]
+) -> None:
+    # Noise of another payment and request, and of another merchant's, must not change the choice.
+    recorded = pl.concat(
+        [
+            violations(
+                [(contract_id, "req_1", "pay_1") for contract_id in paid]
+                + [(contract_id, "req_1", None) for contract_id in requested]
+                + [("idempotency/key-reused", "req_other", "pay_other")] * 3
+            ),
+            violations([("orchestrator/sum", "req_1", "pay_1")], merchant_id="m_globex"),
+        ]
+    )
+    received = complaints([("cmp_1", category, "pay_1", "req_1", None)])
+
+    assert mapping(map_complaints(received, recorded, taxonomy({}))) == [("cmp_1", *expected)]
+
+
+def test_the_category_decides_for_each_complaint_about_the_same_payment() -> None:
+    recorded = violations([("api/validation", "req_1", "pay_1"), ("router/timeout", "req_1", "pay_1")])
+    received = complaints(
+        [
+            ("cmp_1", "double_charge", "pay_1", None, None),
+            ("cmp_2", "request_rejected", "pay_1", None, None),
+            ("cmp_3", "slow_payment", "pay_1", None, None),
+            ("cmp_4", None, "pay_1", None, "plan/coverage"),
+        ]
+    )
+
+    assert mapping(map_complaints(received, recorded, taxonomy({}))) == [
+        ("cmp_1", "router/timeout", "payment"),
+        ("cmp_2", "api/validation", "payment"),
+        ("cmp_3", "router/timeout", "payment"),
+        ("cmp_4", "plan/coverage", "explicit"),
+    ]
 
 
 # --- taxonomy ------------------------------------------------------------------------------------
@@ -913,18 +1058,26 @@ def _expected_mapping(
     registry = default_registry()
     categories = taxonomy({})
 
-    def strongest(contract_ids: list[str]) -> str | None:
-        if not contract_ids:
+    def strongest(contract_ids: list[str], claimed: str | None) -> str | None:
+        if claimed in contract_ids:
+            return claimed
+        # A minor contract is evidence only when the category claims none.
+        evidence = [c for c in contract_ids if claimed is None or registry.get(c).severity.value != "minor"]
+        if not evidence:
             return None
         return min(
-            set(contract_ids),
-            key=lambda c: (_RANK[registry.get(c).severity.value], -contract_ids.count(c), c),
+            set(evidence),
+            key=lambda c: (_RANK[registry.get(c).severity.value], -evidence.count(c), c),
         )
 
     out = []
     for category, payment_id, request_id, contract_id in received:
-        by_payment = strongest([c for c, _, p in recorded if payment_id is not None and p == payment_id])
-        by_request = strongest([c for c, r, _ in recorded if request_id is not None and r == request_id])
+        claimed = categories.get(category)
+        paid = [c for c, _, p in recorded if payment_id is not None and p == payment_id]
+        by_payment = strongest(paid, claimed)
+        by_request = strongest(
+            [c for c, r, _ in recorded if request_id is not None and r == request_id], claimed
+        )
         if contract_id is not None:
             out.append((contract_id, "explicit"))
         elif by_payment is not None:

@@ -218,6 +218,25 @@ DELETE = object()
         ("merchants.0.max_in_flight", 0, "merchants[0]", "max_in_flight=0: must be at least 1"),
         ("merchants.0.max_in_flight", 2.5, "merchants[0].max_in_flight", "must be an integer"),
         (
+            "merchants.0.complaint_limits",
+            {"per_minute": 0},
+            "merchants[0].complaint_limits",
+            "per_minute=0: must be at least 1",
+        ),
+        (
+            "merchants.0.complaint_limits",
+            {"per_day": "lots"},
+            "merchants[0].complaint_limits.per_day",
+            "must be an integer",
+        ),
+        (
+            "merchants.0.complaint_limits",
+            {"per_hour": 5},
+            "merchants[0].complaint_limits.per_hour",
+            "is not a known field",
+        ),
+        ("merchants.0.complaint_limits", 5, "merchants[0].complaint_limits", "must be a mapping"),
+        (
             "merchants.0.partial_policy",
             "sometimes",
             "merchants[0].partial_policy",

@@ -8,6 +8,7 @@ from payments.config.v1 import config_pb2
 from engine.circuit_breaker import BreakerPolicy
 from engine.config import (
     DEFAULT_MAX_IN_FLIGHT,
+    ComplaintLimits,
     EscalationConfig,
     FaultRates,
     LatencyProfile,
@@ -62,6 +63,17 @@ def test_a_merchant_written_before_its_payments_in_flight_were_capped_decodes_to
     decoded = config_from_proto(message).merchants[0].max_in_flight
     assert decoded == DEFAULT_MAX_IN_FLIGHT  # absent is the default, not 0
     assert config_from_proto(config_to_proto(load_sample_config())).merchants[0].max_in_flight == 500
+
+
+def test_a_merchant_written_before_its_complaints_were_limited_decodes_to_the_defaults() -> None:
+    message = config_to_proto(load_sample_config())
+    message.merchants[0].ClearField("complaint_limits")
+    message.merchants[1].complaint_limits.ClearField("per_day")
+    message.merchants[1].complaint_limits.per_minute = 7
+    decoded = config_from_proto(message)
+
+    assert decoded.merchants[0].complaint_limits == ComplaintLimits(per_minute=600, per_day=10_000)
+    assert decoded.merchants[1].complaint_limits == ComplaintLimits(per_minute=7)  # absent, not 0
 
 
 def test_a_store_written_before_the_hot_window_field_decodes_to_its_default() -> None:

@@ -78,18 +78,29 @@ async def test_an_admin_names_the_merchant_when_two_filed_the_same_id(served: ob
 async def test_a_complaint_shows_the_contract_the_report_maps_it_to(served: object) -> None:
     refused = await call(served, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "12.345"}'))
     payment_id = refused.json()["payment_id"]
+    # Paid, with its amount read past an ambiguous separator: an api/validation warning.
+    corrected = await call(served, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "1,250"}'))
+    assert corrected.json()["status"] == "succeeded"
     filed = {
         "explicit": await complain(served, ACME, complaint_id="c-1", contract_id="router/timeout"),
         "payment": await complain(
-            served, ACME, complaint_id="c-2", category="timeout", payment_id=payment_id
+            served, ACME, complaint_id="c-2", category="request_rejected", payment_id=payment_id
         ),
         "request": await complain(
-            served, ACME, complaint_id="c-3", category="timeout", request_id=refused.headers["request-id"]
+            served, ACME, complaint_id="c-3", category="weird", request_id=refused.headers["request-id"]
         ),
         "category": await complain(served, ACME, complaint_id="c-4", category="Double-Charge"),
         "unmapped": await complain(served, ACME, complaint_id="c-5", category="weird"),
+        # Charged twice, says the merchant: the corrected field is not what it is about.
+        "corrected": await complain(
+            served,
+            ACME,
+            complaint_id="c-6",
+            category="double_charge",
+            payment_id=corrected.json()["payment_id"],
+        ),
     }
-    assert [answer.status for answer in filed.values()] == [201] * 5
+    assert [answer.status for answer in filed.values()] == [201] * 6
 
     shown = {
         way: (await read(served, ACME, str(answer.json()["complaint_id"]))).json()
@@ -98,10 +109,11 @@ async def test_a_complaint_shows_the_contract_the_report_maps_it_to(served: obje
 
     assert {way: (answer["mapped_contract"], answer["mapped_by"]) for way, answer in shown.items()} == {
         "explicit": ("router/timeout", "explicit"),
-        "payment": ("api/validation", "payment"),  # its payment's violation wins over its category
-        "request": ("api/validation", "request"),
+        "payment": ("api/validation", "payment"),  # its payment's violation confirms its category
+        "request": ("api/validation", "request"),  # a category of no contract: the request's
         "category": ("idempotency/key-reused", "category"),
         "unmapped": ("unmapped", "unmapped"),
+        "corrected": ("idempotency/key-reused", "category"),
     }
 
 

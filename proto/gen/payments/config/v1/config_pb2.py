@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from payments.plan.v1 import plan_pb2 as payments_dot_plan_dot_v1_dot_plan__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpayments/config/v1/config.proto\x12\x12payments.config.v1\x1a\x1bpayments/plan/v1/plan.proto\"\xc7\x03\n\x0ePlatformConfig\x12\x35\n\tmerchants\x18\x01 \x03(\x0b\x32\".payments.config.v1.MerchantConfig\x12\x37\n\nprocessors\x18\x02 \x03(\x0b\x32#.payments.config.v1.ProcessorConfig\x12\x16\n\x0e\x61\x64min_api_keys\x18\x03 \x03(\t\x12U\n\x12\x63omplaint_taxonomy\x18\x04 \x03(\x0b\x32\x39.payments.config.v1.PlatformConfig.ComplaintTaxonomyEntry\x12\x39\n\x0b\x65scalations\x18\x05 \x01(\x0b\x32$.payments.config.v1.EscalationConfig\x12\x31\n\x07reports\x18\x06 \x01(\x0b\x32 .payments.config.v1.ReportConfig\x12.\n\x05store\x18\x07 \x01(\x0b\x32\x1f.payments.config.v1.StoreConfig\x1a\x38\n\x16\x43omplaintTaxonomyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xf8\x02\n\x0eMerchantConfig\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pi_keys\x18\x02 \x03(\t\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x03 \x01(\t\x12\x30\n\x07routing\x18\x04 \x03(\x0b\x32\x1f.payments.config.v1.RoutingRule\x12\x37\n\x0epartial_policy\x18\x05 \x01(\x0e\x32\x1f.payments.plan.v1.PartialPolicy\x12\x18\n\x10max_amount_cents\x18\x06 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x07 \x01(\r\x12.\n\x05retry\x18\x08 \x01(\x0b\x32\x1f.payments.config.v1.RetryPolicy\x12\x1b\n\x0elatency_slo_ms\x18\t \x01(\x04H\x00\x88\x01\x01\x12\x1a\n\rmax_in_flight\x18\n \x01(\rH\x01\x88\x01\x01\x42\x11\n\x0f_latency_slo_msB\x10\n\x0e_max_in_flight\"\x86\x01\n\x0bRoutingRule\x12/\n\x06method\x18\x01 \x01(\x0e\x32\x1f.payments.plan.v1.PaymentMethod\x12\x12\n\nprocessors\x18\x02 \x03(\t\x12\x1d\n\x10max_amount_cents\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x13\n\x11_max_amount_cents\"P\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\r\x12\x15\n\rbase_delay_ms\x18\x02 \x01(\r\x12\x14\n\x0cmax_delay_ms\x18\x03 \x01(\r\"\x91\x03\n\x0fProcessorConfig\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.payments.config.v1.ProcessorKind\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x36\n\nlatency_ms\x18\x04 \x01(\x0b\x32\".payments.config.v1.LatencyProfile\x12\x33\n\x0b\x66\x61ult_rates\x18\x05 \x01(\x0b\x32\x1e.payments.config.v1.FaultRates\x12\x18\n\x0b\x61pi_key_env\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08\x61pi_base\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x12\n\ncurrencies\x18\x08 \x03(\t\x12\x30\n\x07methods\x18\t \x03(\x0e\x32\x1f.payments.plan.v1.PaymentMethod\x12\x32\n\x07\x62reaker\x18\n \x01(\x0b\x32!.payments.config.v1.BreakerPolicyB\x0e\n\x0c_api_key_envB\x0b\n\t_api_base\"\x9f\x01\n\rBreakerPolicy\x12\x1e\n\x11\x66\x61ilure_threshold\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0b\x63ool_down_s\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0emin_timeout_ms\x18\x03 \x01(\rH\x02\x88\x01\x01\x42\x14\n\x12_failure_thresholdB\x0e\n\x0c_cool_down_sB\x11\n\x0f_min_timeout_ms\"*\n\x0eLatencyProfile\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p99\x18\x02 \x01(\x01\"j\n\nFaultRates\x12\x10\n\x08\x64\x65\x63lined\x18\x01 \x01(\x01\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\x12\x17\n\x0fnetwork_failure\x18\x03 \x01(\x01\x12\r\n\x05panic\x18\x04 \x01(\x01\x12\x11\n\tmalformed\x18\x05 \x01(\x01\"R\n\x10\x45scalationConfig\x12\x18\n\x0bwebhook_url\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x0cmax_attempts\x18\x02 \x01(\rB\x0e\n\x0c_webhook_url\"6\n\x0cMismatchRule\x12\x11\n\tmin_ratio\x18\x01 \x01(\x01\x12\x13\n\x0bmin_reports\x18\x02 \x01(\r\"V\n\x0cReportConfig\x12\x12\n\nevery_days\x18\x01 \x01(\r\x12\x32\n\x08mismatch\x18\x02 \x01(\x0b\x32 .payments.config.v1.MismatchRule\"\x98\x01\n\x0bStoreConfig\x12\x10\n\x08max_rows\x18\x01 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x02 \x01(\r\x12\x13\n\x0b\x61\x64mit_limit\x18\x03 \x01(\r\x12\x17\n\x0fmemory_limit_mb\x18\x04 \x01(\r\x12\x1e\n\x11idempotency_hot_s\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\x14\n\x12_idempotency_hot_s*h\n\rProcessorKind\x12\x1e\n\x1aPROCESSOR_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18PROCESSOR_KIND_SIMULATED\x10\x01\x12\x19\n\x15PROCESSOR_KIND_STRIPE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fpayments/config/v1/config.proto\x12\x12payments.config.v1\x1a\x1bpayments/plan/v1/plan.proto\"\xc7\x03\n\x0ePlatformConfig\x12\x35\n\tmerchants\x18\x01 \x03(\x0b\x32\".payments.config.v1.MerchantConfig\x12\x37\n\nprocessors\x18\x02 \x03(\x0b\x32#.payments.config.v1.ProcessorConfig\x12\x16\n\x0e\x61\x64min_api_keys\x18\x03 \x03(\t\x12U\n\x12\x63omplaint_taxonomy\x18\x04 \x03(\x0b\x32\x39.payments.config.v1.PlatformConfig.ComplaintTaxonomyEntry\x12\x39\n\x0b\x65scalations\x18\x05 \x01(\x0b\x32$.payments.config.v1.EscalationConfig\x12\x31\n\x07reports\x18\x06 \x01(\x0b\x32 .payments.config.v1.ReportConfig\x12.\n\x05store\x18\x07 \x01(\x0b\x32\x1f.payments.config.v1.StoreConfig\x1a\x38\n\x16\x43omplaintTaxonomyEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xb7\x03\n\x0eMerchantConfig\x12\x13\n\x0bmerchant_id\x18\x01 \x01(\t\x12\x10\n\x08\x61pi_keys\x18\x02 \x03(\t\x12\x18\n\x10\x64\x65\x66\x61ult_currency\x18\x03 \x01(\t\x12\x30\n\x07routing\x18\x04 \x03(\x0b\x32\x1f.payments.config.v1.RoutingRule\x12\x37\n\x0epartial_policy\x18\x05 \x01(\x0e\x32\x1f.payments.plan.v1.PartialPolicy\x12\x18\n\x10max_amount_cents\x18\x06 \x01(\x03\x12\x12\n\ntimeout_ms\x18\x07 \x01(\r\x12.\n\x05retry\x18\x08 \x01(\x0b\x32\x1f.payments.config.v1.RetryPolicy\x12\x1b\n\x0elatency_slo_ms\x18\t \x01(\x04H\x00\x88\x01\x01\x12\x1a\n\rmax_in_flight\x18\n \x01(\rH\x01\x88\x01\x01\x12=\n\x10\x63omplaint_limits\x18\x0b \x01(\x0b\x32#.payments.config.v1.ComplaintLimitsB\x11\n\x0f_latency_slo_msB\x10\n\x0e_max_in_flight\"[\n\x0f\x43omplaintLimits\x12\x17\n\nper_minute\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x14\n\x07per_day\x18\x02 \x01(\rH\x01\x88\x01\x01\x42\r\n\x0b_per_minuteB\n\n\x08_per_day\"\x86\x01\n\x0bRoutingRule\x12/\n\x06method\x18\x01 \x01(\x0e\x32\x1f.payments.plan.v1.PaymentMethod\x12\x12\n\nprocessors\x18\x02 \x03(\t\x12\x1d\n\x10max_amount_cents\x18\x03 \x01(\x03H\x00\x88\x01\x01\x42\x13\n\x11_max_amount_cents\"P\n\x0bRetryPolicy\x12\x14\n\x0cmax_attempts\x18\x01 \x01(\r\x12\x15\n\rbase_delay_ms\x18\x02 \x01(\r\x12\x14\n\x0cmax_delay_ms\x18\x03 \x01(\r\"\x91\x03\n\x0fProcessorConfig\x12\n\n\x02id\x18\x01 \x01(\t\x12/\n\x04kind\x18\x02 \x01(\x0e\x32!.payments.config.v1.ProcessorKind\x12\x0c\n\x04seed\x18\x03 \x01(\x04\x12\x36\n\nlatency_ms\x18\x04 \x01(\x0b\x32\".payments.config.v1.LatencyProfile\x12\x33\n\x0b\x66\x61ult_rates\x18\x05 \x01(\x0b\x32\x1e.payments.config.v1.FaultRates\x12\x18\n\x0b\x61pi_key_env\x18\x06 \x01(\tH\x00\x88\x01\x01\x12\x15\n\x08\x61pi_base\x18\x07 \x01(\tH\x01\x88\x01\x01\x12\x12\n\ncurrencies\x18\x08 \x03(\t\x12\x30\n\x07methods\x18\t \x03(\x0e\x32\x1f.payments.plan.v1.PaymentMethod\x12\x32\n\x07\x62reaker\x18\n \x01(\x0b\x32!.payments.config.v1.BreakerPolicyB\x0e\n\x0c_api_key_envB\x0b\n\t_api_base\"\x9f\x01\n\rBreakerPolicy\x12\x1e\n\x11\x66\x61ilure_threshold\x18\x01 \x01(\rH\x00\x88\x01\x01\x12\x18\n\x0b\x63ool_down_s\x18\x02 \x01(\x01H\x01\x88\x01\x01\x12\x1b\n\x0emin_timeout_ms\x18\x03 \x01(\rH\x02\x88\x01\x01\x42\x14\n\x12_failure_thresholdB\x0e\n\x0c_cool_down_sB\x11\n\x0f_min_timeout_ms\"*\n\x0eLatencyProfile\x12\x0b\n\x03p50\x18\x01 \x01(\x01\x12\x0b\n\x03p99\x18\x02 \x01(\x01\"j\n\nFaultRates\x12\x10\n\x08\x64\x65\x63lined\x18\x01 \x01(\x01\x12\x0f\n\x07timeout\x18\x02 \x01(\x01\x12\x17\n\x0fnetwork_failure\x18\x03 \x01(\x01\x12\r\n\x05panic\x18\x04 \x01(\x01\x12\x11\n\tmalformed\x18\x05 \x01(\x01\"R\n\x10\x45scalationConfig\x12\x18\n\x0bwebhook_url\x18\x01 \x01(\tH\x00\x88\x01\x01\x12\x14\n\x0cmax_attempts\x18\x02 \x01(\rB\x0e\n\x0c_webhook_url\"6\n\x0cMismatchRule\x12\x11\n\tmin_ratio\x18\x01 \x01(\x01\x12\x13\n\x0bmin_reports\x18\x02 \x01(\r\"V\n\x0cReportConfig\x12\x12\n\nevery_days\x18\x01 \x01(\r\x12\x32\n\x08mismatch\x18\x02 \x01(\x0b\x32 .payments.config.v1.MismatchRule\"\x98\x01\n\x0bStoreConfig\x12\x10\n\x08max_rows\x18\x01 \x01(\r\x12\x13\n\x0bmax_wait_ms\x18\x02 \x01(\r\x12\x13\n\x0b\x61\x64mit_limit\x18\x03 \x01(\r\x12\x17\n\x0fmemory_limit_mb\x18\x04 \x01(\r\x12\x1e\n\x11idempotency_hot_s\x18\x05 \x01(\rH\x00\x88\x01\x01\x42\x14\n\x12_idempotency_hot_s*h\n\rProcessorKind\x12\x1e\n\x1aPROCESSOR_KIND_UNSPECIFIED\x10\x00\x12\x1c\n\x18PROCESSOR_KIND_SIMULATED\x10\x01\x12\x19\n\x15PROCESSOR_KIND_STRIPE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,32 +34,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_PLATFORMCONFIG_COMPLAINTTAXONOMYENTRY']._loaded_options = None
   _globals['_PLATFORMCONFIG_COMPLAINTTAXONOMYENTRY']._serialized_options = b'8\001'
-  _globals['_PROCESSORKIND']._serialized_start=2241
-  _globals['_PROCESSORKIND']._serialized_end=2345
+  _globals['_PROCESSORKIND']._serialized_start=2397
+  _globals['_PROCESSORKIND']._serialized_end=2501
   _globals['_PLATFORMCONFIG']._serialized_start=85
   _globals['_PLATFORMCONFIG']._serialized_end=540
   _globals['_PLATFORMCONFIG_COMPLAINTTAXONOMYENTRY']._serialized_start=484
   _globals['_PLATFORMCONFIG_COMPLAINTTAXONOMYENTRY']._serialized_end=540
   _globals['_MERCHANTCONFIG']._serialized_start=543
-  _globals['_MERCHANTCONFIG']._serialized_end=919
-  _globals['_ROUTINGRULE']._serialized_start=922
-  _globals['_ROUTINGRULE']._serialized_end=1056
-  _globals['_RETRYPOLICY']._serialized_start=1058
-  _globals['_RETRYPOLICY']._serialized_end=1138
-  _globals['_PROCESSORCONFIG']._serialized_start=1141
-  _globals['_PROCESSORCONFIG']._serialized_end=1542
-  _globals['_BREAKERPOLICY']._serialized_start=1545
-  _globals['_BREAKERPOLICY']._serialized_end=1704
-  _globals['_LATENCYPROFILE']._serialized_start=1706
-  _globals['_LATENCYPROFILE']._serialized_end=1748
-  _globals['_FAULTRATES']._serialized_start=1750
-  _globals['_FAULTRATES']._serialized_end=1856
-  _globals['_ESCALATIONCONFIG']._serialized_start=1858
-  _globals['_ESCALATIONCONFIG']._serialized_end=1940
-  _globals['_MISMATCHRULE']._serialized_start=1942
-  _globals['_MISMATCHRULE']._serialized_end=1996
-  _globals['_REPORTCONFIG']._serialized_start=1998
-  _globals['_REPORTCONFIG']._serialized_end=2084
-  _globals['_STORECONFIG']._serialized_start=2087
-  _globals['_STORECONFIG']._serialized_end=2239
+  _globals['_MERCHANTCONFIG']._serialized_end=982
+  _globals['_COMPLAINTLIMITS']._serialized_start=984
+  _globals['_COMPLAINTLIMITS']._serialized_end=1075
+  _globals['_ROUTINGRULE']._serialized_start=1078
+  _globals['_ROUTINGRULE']._serialized_end=1212
+  _globals['_RETRYPOLICY']._serialized_start=1214
+  _globals['_RETRYPOLICY']._serialized_end=1294
+  _globals['_PROCESSORCONFIG']._serialized_start=1297
+  _globals['_PROCESSORCONFIG']._serialized_end=1698
+  _globals['_BREAKERPOLICY']._serialized_start=1701
+  _globals['_BREAKERPOLICY']._serialized_end=1860
+  _globals['_LATENCYPROFILE']._serialized_start=1862
+  _globals['_LATENCYPROFILE']._serialized_end=1904
+  _globals['_FAULTRATES']._serialized_start=1906
+  _globals['_FAULTRATES']._serialized_end=2012
+  _globals['_ESCALATIONCONFIG']._serialized_start=2014
+  _globals['_ESCALATIONCONFIG']._serialized_end=2096
+  _globals['_MISMATCHRULE']._serialized_start=2098
+  _globals['_MISMATCHRULE']._serialized_end=2152
+  _globals['_REPORTCONFIG']._serialized_start=2154
+  _globals['_REPORTCONFIG']._serialized_end=2240
+  _globals['_STORECONFIG']._serialized_start=2243
+  _globals['_STORECONFIG']._serialized_end=2395
 # @@protoc_insertion_point(module_scope)

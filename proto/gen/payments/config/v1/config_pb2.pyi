@@ -43,7 +43,7 @@ class PlatformConfig(_message.Message):
     def __init__(self, merchants: _Optional[_Iterable[_Union[MerchantConfig, _Mapping]]] = ..., processors: _Optional[_Iterable[_Union[ProcessorConfig, _Mapping]]] = ..., admin_api_keys: _Optional[_Iterable[str]] = ..., complaint_taxonomy: _Optional[_Mapping[str, str]] = ..., escalations: _Optional[_Union[EscalationConfig, _Mapping]] = ..., reports: _Optional[_Union[ReportConfig, _Mapping]] = ..., store: _Optional[_Union[StoreConfig, _Mapping]] = ...) -> None: ...
 
 class MerchantConfig(_message.Message):
-    __slots__ = ("merchant_id", "api_keys", "default_currency", "routing", "partial_policy", "max_amount_cents", "timeout_ms", "retry", "latency_slo_ms", "max_in_flight")
+    __slots__ = ("merchant_id", "api_keys", "default_currency", "routing", "partial_policy", "max_amount_cents", "timeout_ms", "retry", "latency_slo_ms", "max_in_flight", "complaint_limits")
     MERCHANT_ID_FIELD_NUMBER: _ClassVar[int]
     API_KEYS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_CURRENCY_FIELD_NUMBER: _ClassVar[int]
@@ -54,6 +54,7 @@ class MerchantConfig(_message.Message):
     RETRY_FIELD_NUMBER: _ClassVar[int]
     LATENCY_SLO_MS_FIELD_NUMBER: _ClassVar[int]
     MAX_IN_FLIGHT_FIELD_NUMBER: _ClassVar[int]
+    COMPLAINT_LIMITS_FIELD_NUMBER: _ClassVar[int]
     merchant_id: str
     api_keys: _containers.RepeatedScalarFieldContainer[str]
     default_currency: str
@@ -64,7 +65,16 @@ class MerchantConfig(_message.Message):
     retry: RetryPolicy
     latency_slo_ms: int
     max_in_flight: int
-    def __init__(self, merchant_id: _Optional[str] = ..., api_keys: _Optional[_Iterable[str]] = ..., default_currency: _Optional[str] = ..., routing: _Optional[_Iterable[_Union[RoutingRule, _Mapping]]] = ..., partial_policy: _Optional[_Union[_plan_pb2.PartialPolicy, str]] = ..., max_amount_cents: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., latency_slo_ms: _Optional[int] = ..., max_in_flight: _Optional[int] = ...) -> None: ...
+    complaint_limits: ComplaintLimits
+    def __init__(self, merchant_id: _Optional[str] = ..., api_keys: _Optional[_Iterable[str]] = ..., default_currency: _Optional[str] = ..., routing: _Optional[_Iterable[_Union[RoutingRule, _Mapping]]] = ..., partial_policy: _Optional[_Union[_plan_pb2.PartialPolicy, str]] = ..., max_amount_cents: _Optional[int] = ..., timeout_ms: _Optional[int] = ..., retry: _Optional[_Union[RetryPolicy, _Mapping]] = ..., latency_slo_ms: _Optional[int] = ..., max_in_flight: _Optional[int] = ..., complaint_limits: _Optional[_Union[ComplaintLimits, _Mapping]] = ...) -> None: ...
+
+class ComplaintLimits(_message.Message):
+    __slots__ = ("per_minute", "per_day")
+    PER_MINUTE_FIELD_NUMBER: _ClassVar[int]
+    PER_DAY_FIELD_NUMBER: _ClassVar[int]
+    per_minute: int
+    per_day: int
+    def __init__(self, per_minute: _Optional[int] = ..., per_day: _Optional[int] = ...) -> None: ...
 
 class RoutingRule(_message.Message):
     __slots__ = ("method", "processors", "max_amount_cents")

@@ -147,6 +147,7 @@ VALID: dict[type[Any], dict[str, Any]] = {
         "merchant_id": "m",
     },
     config.RetryPolicy: {"max_attempts": 3, "base_delay_ms": 20, "max_delay_ms": 200},
+    config.ComplaintLimits: {"per_minute": 600, "per_day": 10_000},
     config.RoutingRule: {"method": PaymentMethod.CARD, "processors": ("a",), "max_amount_cents": 5},
     config.MerchantConfig: {
         "merchant_id": "m_acme",

@@ -300,7 +300,7 @@ def run_server(
             made = make_private_folder(data_dir)
         except OSError as exc:
             listening.close()
-            raise ServeError(f"cannot create the data folder {data_dir}: {exc.strerror}") from None
+            raise ServeError(f"cannot create the data folder {data_dir}: {_unmade(data_dir, exc)}") from None
         try:
             stopped = _serve(
                 listening,
@@ -321,6 +321,15 @@ def run_server(
     if stopped.before_serving:
         _unmake(listening, made)  # as a start that failed: it served nothing, none of it is needed
     return stopped
+
+
+def _unmade(data_dir: Path, error: OSError) -> str:
+    """Why the data folder could not be made, naming a link to nowhere on the way: the system's
+    own word for one was "File exists" (``--data`` a link whose folder was moved or not mounted)."""
+    for folder in (*reversed(data_dir.parents), data_dir):
+        if folder.is_symlink() and not folder.exists():
+            return f"{folder} is a link to {os.readlink(folder)}, which does not exist"
+    return str(error.strerror)
 
 
 def _unmake(listening: socket.socket, made: Path | None) -> None:

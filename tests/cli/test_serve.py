@@ -22,7 +22,7 @@ import pytest
 from ingest.api.parts import Shutdown
 from ingest.config_file import load_sample_config
 from payorch.cli import main
-from payorch.server import Stopped, cut_short_without_traceback, run_server
+from payorch.server import ServeError, Stopped, cut_short_without_traceback, run_server
 from tests.e2e.server import ACME, CONFIG, SLOW, Server, start_server
 
 
@@ -235,6 +235,22 @@ def test_a_stop_drains_the_payment_in_flight_and_exits_0(tmp_path: Path, number:
         f"stopped on {number.name}; drained 1 payment in flight",
     )
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_a_data_folder_through_a_link_to_nowhere_is_said_so(tmp_path: Path, below: str) -> None:
+    """A link whose folder was moved (or is not mounted) was "File exists"."""
+    (tmp_path / "data").symlink_to(tmp_path / "moved")
+    data = tmp_path / "data" / below if below else tmp_path / "data"
+
+    with pytest.raises(ServeError) as refused:
+        run_server(load_sample_config(), data, "127.0.0.1", 0)
+
+    assert str(refused.value) == (
+        f"cannot create the data folder {data}: {tmp_path / 'data'} is a link to {tmp_path / 'moved'}, "
+        "which does not exist"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
 
 
 def test_a_ctrl_c_while_starting_in_a_new_folder_stops_the_start_and_leaves_nothing_behind(

@@ -24,7 +24,7 @@ import click
 from engine.config import PlatformConfig
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
-from payorch.options import Moment, PathOption, RootPath, ServiceUrl
+from payorch.options import DuckDBPath, Moment, PathOption, RootPath, ServiceUrl
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -115,7 +115,7 @@ def cli() -> None:
 DATA_OPTION = click.option(
     "--data",
     "data_dir",
-    type=PathOption(file_okay=False, path_type=Path),
+    type=DuckDBPath(file_okay=False, path_type=Path),
     default=Path("data"),
     show_default=True,
 )
@@ -262,7 +262,7 @@ def complaints() -> None:
 @click.argument("file", type=PathOption(exists=True, dir_okay=False, path_type=Path))
 @click.option("--api", "api_url", type=ServiceUrl(), help="URL of the running service.")
 @click.option("--api-key", envvar="PAYORCH_API_KEY")
-@click.option("--data", "data_dir", type=PathOption(file_okay=False, path_type=Path))
+@click.option("--data", "data_dir", type=DuckDBPath(file_okay=False, path_type=Path))
 def import_complaints(file: Path, api_url: str | None, api_key: str | None, data_dir: Path | None) -> None:
     """Not built yet: import complaints from CSV or JSON lines (POST /v1/complaints takes them)."""
     not_built("complaints import", "complaint intake")
@@ -279,7 +279,7 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
 @click.option(
     "--data",
     "data_dir",
-    type=PathOption(file_okay=False, path_type=Path),
+    type=DuckDBPath(file_okay=False, path_type=Path),
     help="Data folder to read when no service runs (default: ./data).",
 )
 @click.option(
@@ -402,13 +402,13 @@ def _check_report_source(
 @click.option(
     "--out",
     required=True,
-    type=PathOption(file_okay=False, path_type=Path),
+    type=DuckDBPath(file_okay=False, path_type=Path),
     help="Folder to write; its events/, violations/ and complaints/ folders are replaced.",
 )
 @click.option(
     "--data",
     "data_dir",
-    type=PathOption(file_okay=False, path_type=Path),
+    type=DuckDBPath(file_okay=False, path_type=Path),
     default=Path("data"),
     show_default=True,
     help="The data folder holding payorch.duckdb (not held by a running server).",

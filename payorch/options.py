@@ -2,6 +2,7 @@
 bad value is click's one-line usage error (exit 2) and never reaches what reads or writes.
 
 - :class:`PathOption`: a path that must not be empty (click would make ``''`` the current folder).
+- :class:`DuckDBPath`: a :class:`PathOption` that DuckDB opens or writes: no backslash.
 - :class:`ServiceUrl`: an ``http(s)://host[:port][/path]`` URL of a running service.
 - :class:`Moment`: an ISO 8601 date or time, as an aware UTC ``datetime`` (naive means UTC).
 - :class:`RootPath`: the path prefix a reverse proxy serves the API under (``/payorch``).
@@ -27,6 +28,24 @@ class PathOption(click.Path):
         if isinstance(value, str | bytes) and not value:
             folder = self.dir_okay and not self.file_okay
             self.fail(f"must not be empty{' (give . for the current folder)' if folder else ''}", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+class DuckDBPath(PathOption):
+    """A :class:`PathOption` that DuckDB opens or writes (a data folder, an export's folder),
+    refusing a backslash: DuckDB reads one as a folder separator, here too (as on Windows): ``--out
+    'a\\b'`` wrote ``a/b/events/...``, and ``--data 'a\\b'`` opened ``a/b/payorch.duckdb`` (another
+    folder's database, when there is one) while payorch's own files went into ``a\\b``."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = value.decode(errors="replace") if isinstance(value, bytes) else str(value)
+        if "\\" in text:
+            self.fail(
+                f"'{text}' holds a backslash, which DuckDB reads as a folder separator (the files "
+                "would go elsewhere): name the folder without one",
+                param,
+                ctx,
+            )
         return super().convert(value, param, ctx)
 
 

@@ -33,7 +33,7 @@ from engine.contracts import ContractViolation
 from engine.errors import PayorchError
 from ingest.api.app import create_app
 from ingest.api.metrics import end_multiprocess_values, start_multiprocess_values
-from ingest.api.parts import Shutdown
+from ingest.api.parts import Parts, Shutdown
 from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
@@ -77,6 +77,8 @@ class Stopped:
     shutdown: Shutdown | None
     grace_s: float
     forced_by: str | None = None
+    #: The signal came while the service was starting: it never took a request.
+    before_serving: bool = False
 
     @property
     def complete(self) -> bool:
@@ -85,6 +87,8 @@ class Stopped:
     def summary(self) -> str:
         """One line for the operator."""
         stopped = "stopped" if self.signal is None else f"stopped on {self.signal}"
+        if self.before_serving:
+            return f"{stopped} while starting, before it took requests"
         shutdown = self.shutdown
         if shutdown is None:
             # SIGTERM then Ctrl-C: "stopped on SIGTERM without draining" would say SIGTERM does not drain.
@@ -178,20 +182,58 @@ class _Server(uvicorn.Server):
         # (SIGHUP ignored from the start) it is left ignored.
         if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
             handled.append(signal.SIGHUP)
-        original = {number: signal.signal(number, self._on_signal) for number in handled}
+        original = {number: signal.signal(number, self.on_signal) for number in handled}
         try:
             yield
         finally:
             for number, handler in original.items():
                 signal.signal(number, handler)
 
-    def _on_signal(self, number: int, frame: FrameType | None) -> None:
+    def on_signal(self, number: int, frame: FrameType | None) -> None:
         if not self.received:
             self.in_flight_at_signal = self._in_flight()
         self.received.append(number)
         if self.should_exit and number == signal.SIGINT and self.forced_by is None:
             self.forced_by = number
         self.handle_exit(number, frame)  # the first stops gracefully, a second SIGINT forces it
+
+
+class _SignalsAtStart:
+    """SIGINT, SIGTERM and SIGHUP (the ones :meth:`_Server.capture_signals` takes) while the start
+    builds the app, noted instead of acted on. Python's Ctrl-C raised KeyboardInterrupt wherever
+    the start was (or DuckDB's "Query interrupted" in a migration, or a rollback's error named as
+    the database's fault), and SIGTERM or SIGHUP killed the process: a new data folder was left
+    half made. The start looks at :attr:`received` before it serves; once :meth:`hand_to` names
+    the server, a signal stops it as uvicorn's handler would. A second Ctrl-C forces the start
+    down (KeyboardInterrupt), as a second one forces a stop."""
+
+    def __init__(self) -> None:
+        self.received: str | None = None
+        self._original: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
+        self._forward: Callable[[int, FrameType | None], None] | None = None
+
+    def __enter__(self) -> _SignalsAtStart:
+        if threading.current_thread() is threading.main_thread():
+            handled = [signal.SIGINT, signal.SIGTERM]
+            if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+                handled.append(signal.SIGHUP)
+            self._original = {number: signal.signal(number, self._note) for number in handled}
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for number, handler in self._original.items():
+            signal.signal(number, handler)
+
+    def hand_to(self, handler: Callable[[int, FrameType | None], None]) -> None:
+        self._forward = handler
+
+    def _note(self, number: int, frame: FrameType | None) -> None:
+        if self._forward is not None:
+            self._forward(number, frame)
+            return
+        if self.received is None:
+            self.received = signal.Signals(number).name
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -251,33 +293,52 @@ def run_server(
     that sends nothing too. ``root_path`` is the prefix a reverse proxy serves the app under.
     ``config_path`` is the file ``config`` was read from, if any: its mode is checked.
     """
-    # The port first: one in use leaves nothing behind (no data folder, database or log made).
-    listening = _listen(host, port)
-    try:
-        made = make_private_folder(data_dir)
-    except OSError as exc:
-        listening.close()
-        raise ServeError(f"cannot create the data folder {data_dir}: {exc.strerror}") from None
-    try:
-        return _serve(
-            listening,
-            config,
-            data_dir,
-            host,
-            port,
-            log_file=log_file,
-            companion=companion,
-            keep_alive_s=keep_alive_s,
-            root_path=root_path,
-            config_path=config_path,
-        )
-    except ServeError:
-        listening.close()
-        if made is not None:
-            # A start that failed leaves nothing in the folders it made: a missing Stripe key
-            # left a new data folder holding a database, a secret, the simulated ledger.
-            shutil.rmtree(made, ignore_errors=True)
-        raise
+    with _SignalsAtStart() as at_start:
+        # The port first: one in use leaves nothing behind (no data folder, database or log made).
+        listening = _listen(host, port)
+        try:
+            made = make_private_folder(data_dir)
+        except OSError as exc:
+            listening.close()
+            raise ServeError(f"cannot create the data folder {data_dir}: {_unmade(data_dir, exc)}") from None
+        try:
+            stopped = _serve(
+                listening,
+                config,
+                data_dir,
+                host,
+                port,
+                at_start=at_start,
+                log_file=log_file,
+                companion=companion,
+                keep_alive_s=keep_alive_s,
+                root_path=root_path,
+                config_path=config_path,
+            )
+        except (ServeError, KeyboardInterrupt):
+            _unmake(listening, made)
+            raise
+    if stopped.before_serving:
+        _unmake(listening, made)  # as a start that failed: it served nothing, none of it is needed
+    return stopped
+
+
+def _unmade(data_dir: Path, error: OSError) -> str:
+    """Why the data folder could not be made, naming a link to nowhere on the way: the system's
+    own word for one was "File exists" (``--data`` a link whose folder was moved or not mounted)."""
+    for folder in (*reversed(data_dir.parents), data_dir):
+        if folder.is_symlink() and not folder.exists():
+            return f"{folder} is a link to {os.readlink(folder)}, which does not exist"
+    return str(error.strerror)
+
+
+def _unmake(listening: socket.socket, made: Path | None) -> None:
+    """Undo a start that ended before it served: a start that failed (or a signal stopped) leaves
+    nothing in the folders it made (a missing Stripe key left a new data folder holding a
+    database, a secret, the simulated ledger)."""
+    listening.close()
+    if made is not None:
+        shutil.rmtree(made, ignore_errors=True)
 
 
 def _serve(
@@ -287,6 +348,7 @@ def _serve(
     host: str,
     port: int,
     *,
+    at_start: _SignalsAtStart,
     log_file: str | None,
     companion: Companion | None,
     keep_alive_s: int,
@@ -352,6 +414,10 @@ def _serve(
     def started(_: logging.LogRecord) -> bool:
         return parts.start_failure is None
 
+    if at_start.received is not None:
+        root.removeHandler(direct)
+        return _stop_unstarted(parts, at_start.received, direct, None if log_file is None else log_stream)
+    at_start.hand_to(server.on_signal)  # until uvicorn takes the signals itself
     # A start that failed is said once, by the command (ServeError), not by uvicorn's traceback.
     uvicorn_log = logging.getLogger("uvicorn.error")
     uvicorn_log.addFilter(started)
@@ -373,6 +439,26 @@ def _serve(
     # Straight to stderr: after a forced stop the app's log pipe may still hold "payorch" records.
     level = logging.INFO if stopped.complete else logging.ERROR
     direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))
+    return stopped
+
+
+def _stop_unstarted(
+    parts: Parts, received: str, direct: DirectHandler, log_file: IO[bytes] | None
+) -> Stopped:
+    """End a start that a signal stopped before it served: what building the app opened is closed
+    (the database, the simulated ledger's file, telemetry's threads, ``log_file``), and the
+    last log line says so."""
+    settings = parts.settings
+    committed = parts.writer.close() if parts.writer is not None else True
+    if parts.journal is not None:
+        parts.journal.close()
+    if parts.telemetry is not None:
+        parts.telemetry.close()
+    end_multiprocess_values(settings.environ)
+    stopped = Stopped(received, 0, Shutdown(0, 0, committed), settings.shutdown_grace_s, before_serving=True)
+    direct.handle(logging.LogRecord(LOGGER, logging.INFO, __file__, 0, "%s", (stopped.summary(),), None))
+    if log_file is not None:
+        log_file.close()
     return stopped
 
 

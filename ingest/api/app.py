@@ -781,6 +781,30 @@ def _refuse_card_numbers(body: ComplaintIn) -> None:
         )
 
 
+def _refuse_unreadable_id(complaint_id: str | None) -> None:
+    """422 for a ``complaint_id`` no client reads back at ``/v1/complaints/{complaint_id}`` (its
+    pattern takes ``/`` for references such as ``zendesk/4711``): a trailing ``/`` is the path's
+    (a 404), clients drop ``.`` and ``..`` segments (httpx, browsers, curl) and proxies merge
+    ``//``. Such an id was filed (201) and given out, and the complaint never seen again."""
+    if complaint_id is None or "/" not in complaint_id:
+        return
+    segments = complaint_id.split("/")
+    if all(segment not in ("", ".", "..") for segment in segments):
+        return
+    raise ApiProblem(
+        "validation_failed",
+        "This complaint_id could not be read back at its path.",
+        errors=[
+            FieldError(
+                "complaint_id",
+                "unreadable",
+                "ends in '/', or holds '//' or a '.' or '..' part between slashes, which clients and "
+                "proxies change in the path of GET /v1/complaints/{complaint_id}: drop or replace them",
+            )
+        ],
+    )
+
+
 def _same_complaint(first: Complaint, again: Complaint, *, received_given: bool) -> bool:
     """Whether ``again`` files ``first`` once more (a retry). Its ``received_at`` counts only
     when the body gave one: otherwise it is the time of the retry."""
@@ -790,6 +814,7 @@ def _same_complaint(first: Complaint, again: Complaint, *, received_given: bool)
 
 def _complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
     _refuse_card_numbers(body)
+    _refuse_unreadable_id(body.complaint_id)
     merchant_id = body.merchant_id
     if caller.merchant_id is not None:
         if merchant_id is not None and merchant_id != caller.merchant_id:

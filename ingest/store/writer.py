@@ -175,8 +175,6 @@ class Writer:
         }
         if memory_limit_mb:  # else DuckDB's own limit, 80% of the machine's memory
             settings["memory_limit"] = f"{memory_limit_mb}MiB"
-        log = path.with_name(path.name + ".wal")
-        logged = _read_log(log)
         try:
             # Absolute: DuckDB reads a leading ``~`` as the home folder, where ``--data '~'``
             # names ``./~`` (it created HOME/payorch.duckdb, then failed on ./~/payorch.duckdb).
@@ -187,10 +185,9 @@ class Writer:
         #: (see :func:`_check_replayed`); logged by the start, once logging is set up.
         self.log_warning: str | None = None
         try:
-            if logged:
-                self.log_warning = _check_replayed(
-                    self._connection, log, logged, settings["checkpoint_threshold"]
-                )
+            self.log_warning = _check_replayed(
+                self._connection, path.with_name(path.name + ".wal"), settings["checkpoint_threshold"]
+            )
             self.applied_migrations = migrate(self._connection)
         except (duckdb.Error, IngestError) as error:
             # A file DuckDB opens but cannot read through (a truncated or damaged block, a disk
@@ -415,7 +412,7 @@ class Writer:
 
 
 def _read_log(log: Path) -> bytes:
-    """The write-ahead log DuckDB is about to replay (empty when there is none)."""
+    """What the write-ahead log holds (empty when there is none)."""
     try:
         return log.read_bytes()
     except FileNotFoundError:
@@ -424,25 +421,35 @@ def _read_log(log: Path) -> bytes:
         raise IngestError(f"cannot read the database's log {log}: {error.strerror}") from None
 
 
-def _check_replayed(
-    connection: duckdb.DuckDBPyConnection, log: Path, logged: bytes, threshold: object
-) -> str | None:
-    """What to say when DuckDB replayed only part of the log ``logged`` held (``None`` when it
-    replayed it all), having kept the whole of it.
+def _check_replayed(connection: duckdb.DuckDBPyConnection, log: Path, threshold: object) -> str | None:
+    """What to say when DuckDB replayed only part of the log it opened the database with
+    (``None`` when it replayed it all, or there was none), having kept the whole of it.
 
     DuckDB stops replaying a log at the first entry it cannot read (a torn or damaged end, or a
     file that is not its log at all), drops the rest without a word, and cuts the file there at
     its next write: committed payments would be gone silently. Its first write after a whole
     replay appends to the log; after a partial one it overwrites it from where it stopped. So one
-    write (a table made and dropped, no checkpoint meanwhile) tells which it was."""
+    write (a table made and dropped, no checkpoint meanwhile) tells which it was.
+
+    The log is read once the database is open, not before: opening it may have settled a
+    checkpoint a crash interrupted. A log whose checkpoint had finished writing the database file
+    is removed then (all of it is in the file), and a checkpoint's own log of the commits made
+    during it takes the log's place: the log DuckDB replayed is the one found after the open. (Read
+    before, a removed log failed the start with FileNotFoundError, or, once the probe had made a
+    new one, passed for a log replayed in part.)"""
+    logged = _read_log(log)
+    if not logged:
+        return None
     connection.execute("SET checkpoint_threshold = '1TB'")
     connection.execute(
         "BEGIN; CREATE TABLE payorch_log_probe (x INTEGER); DROP TABLE payorch_log_probe; COMMIT"
     )
     connection.execute(f"SET checkpoint_threshold = '{threshold}'")
-    with log.open("rb") as now:
-        if now.read(len(logged)) == logged:
-            return None
+    # Gone after the probe (no checkpoint can run meanwhile, with the threshold above): nothing is
+    # left to compare and nothing says a part was dropped, so the start goes on.
+    now = _read_log(log)
+    if not now or now[: len(logged)] == logged:
+        return None
     kept = log.with_name(f"{log.name}.unreadable-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
     try:
         kept.write_bytes(logged)

@@ -346,6 +346,38 @@ def test_an_option_missing_its_value_names_the_command(
 @pytest.mark.parametrize(
     "argv",
     [
+        ["export", "--data", "data", "--out", "a\\b"],
+        ["export", "--data", "a\\b", "--out", "out"],
+        ["serve", "--data", "a\\b", "--port", "19745"],
+        ["demo", "--data", "a\\b", "--port", "19746"],
+        ["report", "--data", "a\\b"],
+    ],
+)
+def test_a_path_duckdb_opens_with_a_backslash_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], argv: list[str]
+) -> None:
+    """DuckDB reads a backslash as a folder separator: ``export --out 'a\\b'`` wrote its Parquet
+    under ``a/b``, and ``--data 'a\\b'`` opened ``a/b/payorch.duckdb``, another folder's database,
+    while a server's secret and books went into ``a\\b`` (or a start failed on a file DuckDB
+    could not find)."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    Writer(tmp_path / "data" / FILE_NAME).close()
+
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+
+    err = capsys.readouterr().err
+    assert exited.value.code == 2, err
+    assert err.count("\n") == 1
+    assert err.startswith(f"payorch {argv[0]}: error: Invalid value for '--")
+    assert "'a\\b' holds a backslash, which DuckDB reads as a folder separator" in err
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]  # nothing made
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
         ["export", "--data", "../two", "--out", ""],
         ["export", "--data", "", "--out", "out"],
         ["serve", "--data", ""],

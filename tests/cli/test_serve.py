@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import socket
 import threading
@@ -19,8 +20,9 @@ import orjson
 import pytest
 
 from ingest.api.parts import Shutdown
+from ingest.config_file import load_sample_config
 from payorch.cli import main
-from payorch.server import Stopped, cut_short_without_traceback
+from payorch.server import ServeError, Stopped, cut_short_without_traceback, run_server
 from tests.e2e.server import ACME, CONFIG, SLOW, Server, start_server
 
 
@@ -233,6 +235,57 @@ def test_a_stop_drains_the_payment_in_flight_and_exits_0(tmp_path: Path, number:
         f"stopped on {number.name}; drained 1 payment in flight",
     )
     assert "Traceback" not in server.log()
+
+
+@pytest.mark.parametrize("below", ["", "sub"])
+def test_a_data_folder_through_a_link_to_nowhere_is_said_so(tmp_path: Path, below: str) -> None:
+    """A link whose folder was moved (or is not mounted) was "File exists"."""
+    (tmp_path / "data").symlink_to(tmp_path / "moved")
+    data = tmp_path / "data" / below if below else tmp_path / "data"
+
+    with pytest.raises(ServeError) as refused:
+        run_server(load_sample_config(), data, "127.0.0.1", 0)
+
+    assert str(refused.value) == (
+        f"cannot create the data folder {data}: {tmp_path / 'data'} is a link to {tmp_path / 'moved'}, "
+        "which does not exist"
+    )
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+
+
+def test_a_ctrl_c_while_starting_in_a_new_folder_stops_the_start_and_leaves_nothing_behind(
+    tmp_path: Path,
+) -> None:
+    """Python's Ctrl-C (KeyboardInterrupt) cut the start short wherever it was, before uvicorn
+    took the signals: ``payorch: aborted`` (or an internal error, when DuckDB was running a
+    migration), and the new data folder left half made. The start now ends before it serves,
+    as a stop does, and removes the folder it made."""
+    data = tmp_path / "new" / "data"
+    fifo = tmp_path / "log"  # the log file: opening it waits for its reader, here while starting
+    os.mkfifo(fifo)
+    lines: list[bytes] = []
+
+    def stop_while_starting() -> None:
+        while not data.exists():  # made: the start has begun
+            time.sleep(0.002)
+        os.kill(os.getpid(), signal.SIGINT)
+        with fifo.open("rb") as log:
+            lines.extend(log.read().splitlines())
+
+    helper = threading.Thread(target=stop_while_starting, daemon=True)
+    helper.start()
+    try:
+        stopped = run_server(load_sample_config(), data, "127.0.0.1", 0, log_file=str(fifo))
+    except KeyboardInterrupt:
+        fifo.open("wb").close()  # the helper's reader ends
+        pytest.fail(f"Ctrl-C interrupted the start; left behind: {sorted(tmp_path.rglob('*'))}")
+    helper.join(10)
+
+    assert stopped.complete
+    assert stopped.summary() == "stopped on SIGINT while starting, before it took requests"
+    assert orjson.loads(lines[-1])["event"] == stopped.summary()
+    assert not (tmp_path / "new").exists()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 @pytest.mark.parametrize(

@@ -316,3 +316,29 @@ async def test_a_complaint_id_holding_a_slash_is_read_back(served: object) -> No
     assert "/v1/complaints/zendesk/4711 (without the trailing slash)" in str(trailing.json()["detail"])
     assert "/v1/complaints (without the trailing slash)" in str(empty.json()["detail"])
     assert 'route="/v1/complaints/{complaint_id}"' in metrics.body.decode()
+
+
+@pytest.mark.parametrize(
+    "complaint_id", ["zendesk/", "zendesk//4711", "zendesk/../4711", "zendesk/./4711", "a/."]
+)
+async def test_a_complaint_id_that_could_not_be_read_back_at_its_path_is_refused(
+    served: object, complaint_id: str
+) -> None:
+    """``POST /v1/complaints`` took these (201) and gave them out, but no client reads them back:
+    a trailing ``/`` is the path's (404), and clients and proxies drop ``.`` and ``..`` segments
+    and merge ``//``, so the complaint could be filed and never seen again."""
+    filed = await complain(served, ACME, complaint_id=complaint_id)
+    listed = await call(served, "GET", "/v1/complaints", [ACME], body_of(b""))
+
+    assert filed.status == 422, filed.body
+    errors: Any = filed.json()["errors"]
+    assert [(error["field"], error["code"]) for error in errors] == [("complaint_id", "unreadable")]
+    assert "GET /v1/complaints/{complaint_id}" in errors[0]["message"]
+    assert listed.json()["complaints"] == []  # nothing stored
+
+
+async def test_a_complaint_id_with_dots_inside_its_segments_is_taken_and_read_back(served: object) -> None:
+    filed = await complain(served, ACME, complaint_id="desk.v2/...x/..y/4711.")
+
+    assert filed.status == 201, filed.body
+    assert (await read(served, ACME, "desk.v2/...x/..y/4711.")).status == 200

@@ -488,6 +488,34 @@ def test_a_log_replayed_whole_is_neither_kept_nor_mentioned(tmp_path: Path) -> N
     assert writer.log_warning is None
 
 
+def test_a_log_a_finished_checkpoint_left_behind_is_taken_as_replayed_whole(tmp_path: Path) -> None:
+    """A crash after a checkpoint wrote the database file and before it removed the log: DuckDB
+    finds the log's checkpoint mark done and removes the log as it opens the file. The start
+    failed on the log gone from under its check (FileNotFoundError), or, once the probe write had
+    made a new log, took it for a log replayed in part and kept a copy with a false warning."""
+    (tmp_path / "before").mkdir()
+    before = tmp_path / "before" / FILE_NAME
+    Writer(before).close()
+    with duckdb.connect(str(before)) as connection:
+        connection.execute("CREATE TABLE committed_rows AS SELECT 1 AS x")
+        # A second name for the log: it keeps the log as the checkpoint leaves it (with its mark)
+        # once DuckDB removes the first name.
+        (tmp_path / "log-at-checkpoint").hardlink_to(before.with_name(f"{FILE_NAME}.wal"))
+        connection.execute("CHECKPOINT")
+    (tmp_path / "crashed").mkdir()
+    path = tmp_path / "crashed" / FILE_NAME
+    shutil.copyfile(before, path)
+    shutil.copyfile(tmp_path / "log-at-checkpoint", path.with_name(f"{FILE_NAME}.wal"))
+
+    writer = Writer(path)
+    found = writer.read_now(lambda c: c.execute("SELECT x FROM committed_rows").fetchall())
+    writer.close()
+
+    assert found == [(1,)]
+    assert writer.log_warning is None
+    assert list(path.parent.glob("*.unreadable-*")) == []
+
+
 def test_a_folder_named_tilde_is_that_of_the_current_folder_not_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

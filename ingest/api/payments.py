@@ -246,6 +246,7 @@ class PaymentDesk:
                 kept, note = self._keeper.kept(ctx.idempotency_key)
                 replay = await self._claim(merchant, kept, (fingerprint, earlier), request_id)
                 if replay is not None:
+                    self._leave(merchant_id)  # a replay runs nothing: it gives its place back
                     return replay
                 claimed = kept
             if note is not None:  # a card number in the key: from here on it is kept masked

@@ -67,3 +67,17 @@ async def test_a_refused_request_does_not_count_against_the_limit(app: Any) -> N
         assert refused.status == 422
     assert desk.running("m_slow") == 0
     assert (await pay(app, SLOW, b"after-refusals")).status == 200
+
+
+async def test_a_repeat_of_a_key_given_in_the_body_does_not_count_against_the_limit(app: Any) -> None:
+    # The body's idempotency_key is claimed after the payment counts against the limit; its
+    # replays returned without leaving, so two repeats used m_slow's two places for good.
+    desk = app.state.parts.desk
+    body = b'{"amount": 2500, "method": "card", "idempotency_key": "body-key-1"}'
+    first = await call(app, "POST", "/v1/payments", [SLOW, JSON], body_of(body))
+    repeats = [await call(app, "POST", "/v1/payments", [SLOW, JSON], body_of(body)) for _ in range(2)]
+
+    assert first.status == 200
+    assert [(r.status, r.headers.get("idempotent-replayed")) for r in repeats] == [(200, "true")] * 2
+    assert desk.running("m_slow") == 0
+    assert (await pay(app, SLOW, b"after-repeats")).status == 200

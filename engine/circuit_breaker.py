@@ -324,12 +324,17 @@ class CircuitPair:
     def allow(self, now: float) -> bool:
         """Whether an attempt may go now: both circuits let it (a probe one took is given back
         when the other refuses)."""
+        return self.refusing(now) is None
+
+    def refusing(self, now: float) -> CircuitBreaker | None:
+        """As :meth:`allow`, saying which circuit refuses: ``None`` when an attempt may go now,
+        else :attr:`own` or :attr:`shared` (the merchant's own is asked first)."""
         if not self.own.allow(now):
-            return False
+            return self.own
         if self.shared.allow(now):
-            return True
+            return None
         self.own.abandon()
-        return False
+        return self.shared
 
     def sent(self) -> tuple[int, int]:
         """The numbers of an attempt being sent now, in each circuit."""

@@ -23,7 +23,9 @@ For each processor of the step's fallback chain (skipping those whose circuit is
 Each attempt passes two circuits (:class:`~engine.circuit_breaker.CircuitPair`): the processor's,
 shared by every merchant, and the merchant's own for it, which alone counts the timeouts of a
 budget shorter than the processor's ``breaker.min_timeout_ms``: one merchant's short
-``timeout_ms`` skips the processor for that merchant, never for the others.
+``timeout_ms`` skips the processor for that merchant, never for the others (and a step's
+``router/retry-exhausted`` names a processor so skipped as the merchant's own circuit's: no metric
+shows that circuit).
 
 Every failed attempt emits ``StepFailed``. A step whose every processor is skipped (circuit open
 or not configured) sends nothing and fails ``processor_unavailable`` with 0 attempts; it emits one
@@ -93,6 +95,13 @@ class RoutedStep:
     result: Result
     unsettled: tuple[ProcessorId, ...] = ()
     strays: tuple[StrayCharge, ...] = ()
+
+
+#: How a processor skipped for the merchant alone is named in ``router/retry-exhausted``.
+_OWN_CIRCUIT = (
+    "(this merchant's own circuit: its timeout_ms ran out there in a row, "
+    "shorter than the processor's breaker.min_timeout_ms)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,8 +204,12 @@ class Router:
         for processor_id in step.processor_ids:
             processor = self._processors.get(processor_id)
             circuits = self._circuits(processor_id, merchant)
-            if processor is None or not circuits.allow(self._clock.monotonic()):
-                skipped.append(processor_id)
+            refusing = None if processor is None else circuits.refusing(self._clock.monotonic())
+            if processor is None or refusing is not None:
+                # The merchant's own circuit is in no metric: the skip says so, or the violation
+                # ("circuit open") and payorch_circuit_state (closed) disagree.
+                own = refusing is not None and refusing is circuits.own
+                skipped.append(f"{processor_id} {_OWN_CIRCUIT}" if own else processor_id)
                 continue
             last = processor_id
             try:

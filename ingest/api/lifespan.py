@@ -47,10 +47,12 @@ async def start(parts: Parts) -> Running:
         if applied[0] == 1:
             logger.info("database %s: created at schema version %d", writer.path, applied[-1])
         else:
+            # One release's upgrade applies one migration: "migration 9", not "migrations 9".
             logger.info(
-                "database %s: migrated to schema version %d (migrations %s applied now)",
+                "database %s: migrated to schema version %d (%s %s applied now)",
                 writer.path,
                 applied[-1],
+                "migrations" if len(applied) > 1 else "migration",
                 ", ".join(str(version) for version in applied),
             )
     # Payments a crash cut short are settled and finished before new ones are taken.

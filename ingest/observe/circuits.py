@@ -39,6 +39,8 @@ class CircuitReporter:
         #: Each processor's state as last heard: a circuit that opens from half-open had its
         #: probe fail, one fault, not ``failure_threshold`` of them.
         self._states: dict[str, CircuitState] = {}
+        #: The same of each merchant's own circuits, by processor and merchant.
+        self._merchant_states: dict[tuple[str, str], CircuitState] = {}
 
     def circuit_changed(self, processor_id: str, state: CircuitState) -> None:
         self._metrics.circuit_changed(processor_id, state)
@@ -71,7 +73,20 @@ class CircuitReporter:
         merchant id). It opens on the timeouts of a ``timeout_ms`` shorter than the processor's
         ``breaker.min_timeout_ms``, and skips the processor for that merchant alone."""
         policy = self._policies.get(ProcessorId(processor_id), self._policy)
-        if state is CircuitState.OPEN:
+        before = self._merchant_states.get((processor_id, merchant_id), CircuitState.CLOSED)
+        self._merchant_states[processor_id, merchant_id] = state
+        if state is CircuitState.OPEN and before is CircuitState.HALF_OPEN:
+            # Its probe ran out once; "ran out 5 times in a row" would be false.
+            logger.warning(
+                "circuit of %s for merchant %s opened again: its probe ran out of its timeout_ms, "
+                "shorter than the processor's min_timeout_ms %s; its charges there are skipped for "
+                "%g s (other merchants' are not), then one probe goes",
+                processor_id,
+                merchant_id,
+                policy.min_timeout_ms,
+                policy.cool_down_s,
+            )
+        elif state is CircuitState.OPEN:
             logger.warning(
                 "circuit of %s for merchant %s opened: its timeout_ms, shorter than the processor's "
                 "min_timeout_ms %s, ran out %d times in a row; its charges there are skipped for %g s "

@@ -45,7 +45,7 @@ from ingest.store.reads import (
     first_line,
     open_read_only,
 )
-from ingest.store.schema import FILE_NAME, applied_versions
+from ingest.store.schema import FILE_NAME, applied_versions, has_first_release_events
 
 #: The hive partition column: the UTC date of each input's time column.
 PARTITION = "date"
@@ -91,9 +91,17 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         # A database of an earlier version is read as it is (it is not migrated): the columns
         # added since are exported empty.
         applied = applied_versions(connection)
+        # One the first releases wrote (568669e to 091d8ab) keeps each event's JSON in place of
+        # ``accepted``: read as the later ones, it failed on a DuckDB Binder Error.
+        first = has_first_release_events(connection)
         for source in INPUTS:
             _check_replaceable(out / source.name)
-        return {source.name: _replace(connection, source, applied, out / source.name) for source in INPUTS}
+        return {
+            source.name: _replace(
+                connection, source, source.select_for(applied, first_release=first), out / source.name
+            )
+            for source in INPUTS
+        }
     except duckdb.Error as exc:
         raise ExportError(f"cannot export {data_dir / FILE_NAME} to {out}: {first_line(exc)}") from None
     except RuntimeError as exc:
@@ -130,10 +138,11 @@ def _interrupted(out: Path) -> ExportInterruptedError:
     )
 
 
-def _copy(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[int], folder: Path) -> int:
+def _copy(connection: duckdb.DuckDBPyConnection, source: Input, select: str, folder: Path) -> int:
+    """Write ``source``'s rows, as ``select`` reads them from this database, into ``folder``."""
     rows = (
         f"SELECT *, CAST(timezone('UTC', \"{source.time}\") AS DATE) AS {PARTITION} "  # noqa: S608 - constant SQL
-        f"FROM ({source.select_for(applied)})"
+        f"FROM ({select})"
     )
     row = connection.execute(
         f"COPY ({rows} ORDER BY {source.order}) "
@@ -175,13 +184,14 @@ def _check_replaceable(folder: Path) -> None:
         )
 
 
-def _replace(connection: duckdb.DuckDBPyConnection, source: Input, applied: set[int], folder: Path) -> int:
-    """Write ``source`` into a fresh folder beside ``folder``, then swap it in; the rows written."""
+def _replace(connection: duckdb.DuckDBPyConnection, source: Input, select: str, folder: Path) -> int:
+    """Write ``source`` (read by ``select``) into a fresh folder beside ``folder``, then swap it in;
+    the rows written."""
     staging, earlier = folder.with_name(f".{folder.name}.partial"), folder.with_name(f".{folder.name}.old")
     for leftover in (staging, earlier):  # a run that stopped half way left these
         _remove(leftover)
     try:
-        written = _copy(connection, source, applied, staging)
+        written = _copy(connection, source, select, staging)
         if folder.exists():
             folder.rename(earlier)
         try:

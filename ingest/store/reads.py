@@ -104,9 +104,14 @@ class Input:
     order: str
     schema: pa.Schema
     before: Mapping[int, str] = field(default_factory=dict)
+    #: The select for the table as the first releases left it (``schema.has_first_release_events``).
+    first_release: str | None = None
 
-    def select_for(self, applied: set[int]) -> str:
-        """The select for a database with the migrations ``applied``."""
+    def select_for(self, applied: set[int], *, first_release: bool = False) -> str:
+        """The select for a database with the migrations ``applied`` (``first_release``: whose
+        events table is still the first releases')."""
+        if first_release and self.first_release is not None:
+            return self.first_release
         missing = [version for version in sorted(self.before) if version not in applied]
         return self.before[missing[0]] if missing else self.select
 
@@ -126,9 +131,16 @@ _EVENT_COLUMNS = (
 #: The columns migration 8 added (``ingest.store.event_columns``), after ``accepted``, which
 #: the reads left out before.
 _TERMS_COLUMNS = "accepted, currency, method, status, attempt, latency_ms"
-_NO_TERMS = (
-    "accepted, CAST(NULL AS VARCHAR) AS currency, CAST(NULL AS VARCHAR) AS method, "
+_NO_TERMS_AFTER_ACCEPTED = (
+    "CAST(NULL AS VARCHAR) AS currency, CAST(NULL AS VARCHAR) AS method, "
     "CAST(NULL AS VARCHAR) AS status, CAST(NULL AS INTEGER) AS attempt, CAST(NULL AS BIGINT) AS latency_ms"
+)
+_NO_TERMS = f"accepted, {_NO_TERMS_AFTER_ACCEPTED}"
+#: ``accepted`` of an events table the first releases made, from each event's JSON (``document``),
+#: as version 1 reads it when it settles such a table (``schema._FIRST_TABLES``).
+_FIRST_ACCEPTED = (
+    "CASE WHEN event_type = 'PaymentReceived' "
+    "THEN CAST(json_extract(document, '$.accepted') AS BOOLEAN) END AS accepted"
 )
 #: The column migration 9 added (``ingest.store.charged_column``), last.
 _NO_CHARGED = "CAST(NULL AS BIGINT) AS charged_cents"
@@ -154,6 +166,9 @@ EVENTS = Input(
         8: f"SELECT {_EVENT_COLUMNS}, decline_code, {_NO_TERMS}, {_NO_CHARGED} FROM events",  # noqa: S608
         9: f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS}, {_NO_CHARGED} FROM events",  # noqa: S608
     },
+    # Its JSON where ``accepted`` now stands; no later column (such a database has version 1 only).
+    f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code, {_FIRST_ACCEPTED}, "  # noqa: S608
+    f"{_NO_TERMS_AFTER_ACCEPTED}, {_NO_CHARGED} FROM events",
 )
 
 VIOLATIONS = Input(

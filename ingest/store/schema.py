@@ -298,6 +298,12 @@ def _settle_version_1(connection: duckdb.DuckDBPyConnection, applied: set[int]) 
         raise
 
 
+def has_first_release_events(connection: duckdb.DuckDBPyConnection) -> bool:
+    """Whether ``events`` is still as a first release made it (see :data:`_FIRST_TABLES`: each
+    event's JSON where ``accepted`` now stands), for a reader that does not migrate it."""
+    return bool(_count(connection, _FIRST_TABLES[0][1]))
+
+
 def _count(connection: duckdb.DuckDBPyConnection, query: str) -> int:
     row = connection.execute(query).fetchone()
     return 0 if row is None else int(row[0])

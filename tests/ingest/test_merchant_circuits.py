@@ -74,9 +74,10 @@ class _Rig:
                 _processor(BACKUP, 1, breaker, hangs=False),
             ),
         )
+        self.sink = CheckingSink()
         self.engine: Engine = build_engine(
             self.config,
-            sink=CheckingSink(),
+            sink=self.sink,
             clock=self.clock,
             sleeper=AsyncioSleeper(),
             random=FixedRandom(),
@@ -170,3 +171,29 @@ async def test_a_short_budgets_timeout_does_not_fail_the_shared_circuits_probe()
     assert rig.circuit(PRIMARY) is CircuitState.HALF_OPEN
     assert _where(await rig.pay(PATIENT)) == [("stripe_sim", 1, None)]
     assert rig.circuit(PRIMARY) is CircuitState.CLOSED
+
+
+async def test_a_step_skipped_by_the_merchants_own_circuits_says_so_in_its_violation() -> None:
+    # m_hasty's own circuits are open at both processors: its payment fails processor_unavailable
+    # with 0 attempts. The violation said "skipped (circuit open or not configured): stripe_sim,
+    # adyen_sim" while payorch_circuit_state showed both circuits closed (they are, for everyone
+    # else): nothing told the operator it was the merchant's own timeout_ms.
+    rig = _Rig({HASTY: 5, PATIENT: 2000})
+    backup = rig.engine.router.breakers.merchant_circuit(BACKUP, HASTY)
+    for _ in range(5):
+        backup.record_failure(0.0, backup.sent())
+    for _ in range(2):
+        await rig.pay(HASTY)
+    hasty = await rig.pay(HASTY)
+
+    assert _where(hasty) == [("stripe_sim", 0, "processor_unavailable")]
+    own = (
+        "(this merchant's own circuit: its timeout_ms ran out there in a row, shorter than the "
+        "processor's breaker.min_timeout_ms)"
+    )
+    assert rig.sink.violations[-1].message == (
+        "step 0 failed after 0 attempts, last error processor_unavailable; skipped (circuit open or "
+        f"not configured): stripe_sim {own}, adyen_sim {own}"
+    )
+    assert (rig.circuit(PRIMARY), rig.circuit(BACKUP)) == (CircuitState.CLOSED, CircuitState.CLOSED)
+    assert _where(await rig.pay(PATIENT)) == [("stripe_sim", 1, None)]

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.circuit_breaker import BreakerPolicy, CircuitState
-from engine.types import ProcessorId
+from engine.circuit_breaker import BreakerPolicy, CircuitBreakers, CircuitPair, CircuitState
+from engine.types import MerchantId, ProcessorId
 from ingest.api.app import create_app
 from ingest.api.metrics import ApiMetrics
 from ingest.api.parts import Parts
@@ -300,3 +300,38 @@ def test_a_failed_probe_says_the_circuit_opened_again_on_its_one_fault(
         "circuit of stripe_sim opened again: its probe failed; its charges are skipped for 30 s, "
         "then one probe goes",
     ]
+
+
+def test_a_merchants_failed_probe_says_its_circuit_opened_again_on_its_one_timeout(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A merchant whose 5 ms ran out at a processor answering in 40 ms: after the cool-down its
+    # probe ran out once, and the line said "ran out 5 times in a row" again.
+    policy = BreakerPolicy(failure_threshold=5, cool_down_s=30, min_timeout_ms=1000)
+    stripe, hasty = ProcessorId("stripe_sim"), MerchantId("m_hasty")
+    reporter = CircuitReporter(ApiMetrics(), BreakerPolicy(), {stripe: policy})
+    breakers = CircuitBreakers(policies={stripe: policy}, merchant_watcher=reporter)
+    pair = CircuitPair(breakers[stripe], breakers.merchant_circuit(stripe, hasty), counts_timeout=False)
+    with caplog.at_level(logging.INFO, logger="payorch.circuits"):
+        for _ in range(5):
+            assert pair.allow(0.0)
+            pair.record_failure(0.0, pair.sent(), budget_expired=True)
+        assert not pair.allow(10.0)
+        assert pair.allow(31.0)  # the probe
+        pair.record_failure(31.0, pair.sent(), budget_expired=True)
+        assert not pair.allow(32.0)
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        (
+            "WARNING",
+            "circuit of stripe_sim for merchant m_hasty opened: its timeout_ms, shorter than the "
+            "processor's min_timeout_ms 1000, ran out 5 times in a row; its charges there are skipped "
+            "for 30 s (other merchants' are not), then one probe goes",
+        ),
+        (
+            "WARNING",
+            "circuit of stripe_sim for merchant m_hasty opened again: its probe ran out of its "
+            "timeout_ms, shorter than the processor's min_timeout_ms 1000; its charges there are "
+            "skipped for 30 s (other merchants' are not), then one probe goes",
+        ),
+    ]
+    assert breakers[stripe].state is CircuitState.CLOSED  # the others' circuit knew nothing of it

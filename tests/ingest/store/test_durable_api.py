@@ -183,6 +183,21 @@ async def test_the_start_logs_the_migrations_it_applied(
     ]
 
 
+async def test_the_start_names_the_one_migration_it_applied_in_the_singular(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The upgrade from the release before, one migration: it said "(migrations 9 applied now)".
+    with duckdb.connect(str(tmp_path / FILE_NAME)) as connection:
+        as_version(connection, CURRENT_VERSION - 1)
+    caplog.set_level(logging.INFO, logger="payorch.api")
+    async with running(tmp_path):
+        pass
+
+    lines = [record.getMessage() for record in caplog.records if "migrated" in record.getMessage()]
+    path, last = tmp_path / FILE_NAME, CURRENT_VERSION
+    assert lines == [f"database {path}: migrated to schema version {last} (migration {last} applied now)"]
+
+
 async def test_the_start_warns_of_a_log_duckdb_could_not_replay_to_its_end(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -24,11 +24,12 @@ from click.testing import CliRunner, Result
 from ingest.errors import IngestError
 from ingest.store import export as export_module
 from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS, Input
-from ingest.store.schema import CURRENT_VERSION, FILE_NAME
+from ingest.store.schema import CURRENT_VERSION, FILE_NAME, MIGRATIONS
 from ingest.store.writer import Writer
 from payorch.cli import cli
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.store.test_durable_api import pay, running
+from tests.ingest.store.test_writer import FIRST_RELEASE
 
 
 def export(*args: str) -> Result:
@@ -510,6 +511,40 @@ def test_a_database_of_the_version_before_decline_codes_is_exported_without_bein
     assert set(events.column("decline_code").to_pylist()) == {None}
     with duckdb.connect(str(data / FILE_NAME), read_only=True) as connection:
         assert connection.execute("SELECT max(version) FROM schema_migrations").fetchone() == (3,)
+
+
+def test_a_database_of_the_first_releases_is_exported_with_each_requests_acceptance(tmp_path: Path) -> None:
+    # Its events keep their JSON where `accepted` now stands: the export failed with DuckDB's
+    # 'Binder Error: Referenced column "accepted" not found in FROM clause!'.
+    data = tmp_path / "data"
+    data.mkdir()
+    with duckdb.connect(str(data / FILE_NAME)) as connection:
+        for statement in FIRST_RELEASE:
+            connection.execute(statement)
+        connection.execute(
+            next(s for s in MIGRATIONS[0].statements if s.startswith("CREATE TABLE violations"))
+        )
+        connection.execute(
+            "INSERT INTO events VALUES "
+            "(1, 'pay_1', 'req_1', 'm_acme', 'PaymentReceived', TIMESTAMPTZ '2025-03-09 10:00:00+00', NULL, "
+            """NULL, 1250, NULL, '{"type": "PaymentReceived", "accepted": true}', 'envelope 1'), """
+            "(2, 'pay_2', 'req_2', 'm_acme', 'PaymentReceived', TIMESTAMPTZ '2025-03-10 10:00:00+00', NULL, "
+            """NULL, NULL, NULL, '{"type": "PaymentReceived", "accepted": false}', 'envelope 2'), """
+            "(3, 'pay_1', 'req_1', 'm_acme', 'StepFailed', TIMESTAMPTZ '2025-03-09 10:00:01+00', 0, "
+            """'stripe_sim', NULL, 'declined', '{"type": "StepFailed"}', 'envelope 3')"""
+        )
+    out = tmp_path / "export"
+
+    done = export("--out", str(out), "--data", str(data))
+
+    assert done.exit_code == 0, done.output
+    events = pq.read_table(out / "events")
+    assert events.schema.names == [*EVENTS.schema.names, "date"]
+    columns = [events.column(name).to_pylist() for name in ("seq", "accepted", "charged_cents")]
+    rows = sorted(zip(*columns, strict=True))
+    assert rows == [(1, True, None), (2, False, None), (3, None, None)]
+    with duckdb.connect(str(data / FILE_NAME), read_only=True) as connection:  # not migrated
+        assert "document" in [row[0] for row in connection.execute("DESCRIBE events").fetchall()]
 
 
 def test_a_database_of_a_newer_schema_is_refused_not_misread(data: Path, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError, PayorchError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
-from ingest.api import complaint_limits
+from ingest.api import complaint_limits, store_gate
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.complaint_reads import complaint_json, complaint_page, find_complaint, mapping
@@ -634,6 +634,7 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
                 "payload_too_large",
                 "validation_failed",
                 "rate_limited",
+                "service_unavailable",
             ),
         },
     )
@@ -641,21 +642,27 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         """Store a complaint (PRODUCT.md section 9). A complaint_id is the merchant's own: filed
         again with the same content it is stored once (200, the stored complaint); with other
         content it is refused (409). Past the merchant's `complaint_limits` a new complaint is
-        refused (429, `Retry-After`) and not stored; one filed before is answered as before."""
+        refused (429, `Retry-After`) and not stored; one filed before is answered as before. While
+        the event writer is behind, or once the disk stopped it, a new complaint is refused (503,
+        `Retry-After`) and not stored: file it again with the same complaint_id."""
         complaint = _complaint(caller, body, parts)
-        merchant = parts.merchants[complaint.merchant_id]
-        taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
-        first: Complaint | None = complaint  # not stored, until it is
-        try:
-            complaint = await _check_payment(parts, complaint, received_given=body.received_at is not None)
-            await _check_request(parts, complaint)
-            first = await parts.records.record_complaint(complaint)
-        finally:
-            if taken and first is not None:  # only a complaint stored counts against the limits
-                gate.give_back(merchant.merchant_id)
+        received_given = body.received_at is not None
+        # A writer behind or stopped takes no new complaint: 503 before anything is counted.
+        first = await store_gate.admit_complaint(parts.records, complaint)
         if first is None:
-            return FastJSONResponse(complaint_json(complaint), status_code=201)
-        if not _same_complaint(first, complaint, received_given=body.received_at is not None):
+            merchant = parts.merchants[complaint.merchant_id]
+            taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
+            first = complaint  # not stored, until it is
+            try:
+                complaint = await _check_payment(parts, complaint, received_given=received_given)
+                await _check_request(parts, complaint)
+                first = await parts.records.record_complaint(complaint)
+            finally:
+                if taken and first is not None:  # only a complaint stored counts against the limits
+                    gate.give_back(merchant.merchant_id)
+            if first is None:
+                return FastJSONResponse(complaint_json(complaint), status_code=201)
+        if not _same_complaint(first, complaint, received_given=received_given):
             raise ApiProblem(
                 "complaint_exists",
                 f"Complaint {first.complaint_id!r} was filed before with other content; it is kept as "

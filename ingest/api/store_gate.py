@@ -1,0 +1,49 @@
+"""What the complaint routes answer when the store cannot take their work now.
+
+A complaint is a write of the one writer, as a payment is (``ingest.store.writer``), so it is
+admitted as a payment is, before anything of it is stored or counted against its merchant's
+limits: 503 ``service_unavailable`` with ``Retry-After`` while the writer is behind (a complaint
+let in then waited behind the whole backlog for its commit, and added to it past the limit that
+keeps the payments' 503 meaningful) and once the disk stopped the writer (its commit failed, a
+500). Refused, it is not stored; filed again with the same ``complaint_id`` it is stored once.
+
+While the writer is only behind, a complaint filed before under that ``complaint_id`` is answered
+as before (200, or 409 for other content): it writes nothing, as a payment's repeat replays while
+the writer is behind, and a client retrying a 201 it lost is told that its complaint is kept.
+"""
+
+from __future__ import annotations
+
+from engine.complaints import Complaint
+from ingest.api.payments import STOPPED_RETRY_AFTER_S
+from ingest.api.problems import ApiProblem
+from ingest.records import Records
+from ingest.store.writer import StoreSaturatedError, StoreStoppedError
+
+#: ``Retry-After`` while the writer is behind: its backlog is a commit or two, well under a second.
+BEHIND_RETRY_AFTER_S = "1"
+
+
+async def admit_complaint(records: Records, complaint: Complaint) -> Complaint | None:
+    """``None`` when ``complaint`` may be stored now; the complaint its merchant filed before under
+    its id when the writer is behind (to be answered as before); else 503."""
+    try:
+        records.admit()
+    except StoreStoppedError:
+        raise ApiProblem(
+            "service_unavailable",
+            "The service's disk refused to record, and the service is stopping; this complaint was "
+            "not stored. File it again with the same complaint_id once the service is back.",
+            headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+        ) from None
+    except StoreSaturatedError:
+        filed = await records.complaints_named(complaint.complaint_id, complaint.merchant_id)
+        if filed:
+            return filed[0]
+        raise ApiProblem(
+            "service_unavailable",
+            "The event writer is behind; this complaint was not stored. File it again after "
+            "Retry-After seconds, with the same complaint_id.",
+            headers={"Retry-After": BEHIND_RETRY_AFTER_S},
+        ) from None
+    return None

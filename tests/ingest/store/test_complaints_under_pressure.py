@@ -1,0 +1,82 @@
+"""A complaint under a store that cannot take it now (ingest.api.store_gate): while the writer is
+behind, and once the disk stopped it, a new complaint is 503 with ``Retry-After`` and not stored,
+and filed again with its ``complaint_id`` once the store takes work it is stored once."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import duckdb
+import orjson
+import pytest
+
+from engine.config import StoreConfig
+from ingest.store.schema import FILE_NAME
+from ingest.store.writer import StoreError, Write
+from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
+from tests.ingest.store.test_disk_failure import refuse
+from tests.ingest.store.test_durable_api import running, stall
+
+
+async def file(app: object, complaint_id: str, description: str = "the charge hung") -> Answer:
+    body = {"complaint_id": complaint_id, "category": "timeout", "description": description}
+    return await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(orjson.dumps(body)))
+
+
+def stored(data_dir: Path) -> list[str]:
+    """The complaint ids in the database, one row each (read once the app has closed it)."""
+    with duckdb.connect(str(data_dir / FILE_NAME), read_only=True) as connection:
+        rows = connection.execute("SELECT complaint_id FROM complaints ORDER BY complaint_id").fetchall()
+    return [str(row[0]) for row in rows]
+
+
+async def test_a_complaint_while_the_writer_is_behind_is_503_not_stored_and_its_retry_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path, store=StoreConfig(admit_limit=5)) as app:
+        before = await file(app, "cmp-before")
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        disk = await stall(writer)
+        try:
+            # Let in, it waited for the whole backlog (as long as the stall lasts).
+            busy = await asyncio.wait_for(file(app, "cmp-during"), 2)
+            repeat = await asyncio.wait_for(file(app, "cmp-before"), 2)
+        finally:
+            disk.set()
+        await writer.submit_and_wait(Write(None))  # the writer has caught up
+        retried = await file(app, "cmp-during")
+        again = await file(app, "cmp-during")
+
+    assert before.status == 201, before.body
+    problem = busy.json()
+    assert (busy.status, problem["code"], busy.headers["retry-after"]) == (503, "service_unavailable", "1")
+    detail = str(problem["detail"])
+    assert "behind" in detail and "not stored" in detail and "same complaint_id" in detail
+    # Filed before: kept, and answered as before without a write.
+    assert (repeat.status, repeat.body) == (200, before.body)
+    assert (retried.status, again.status) == (201, 200)
+    assert stored(tmp_path) == ["cmp-before", "cmp-during"]
+
+
+async def test_a_complaint_once_the_disk_stopped_the_store_is_503_and_its_retry_once_back_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as app:
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        with pytest.raises(StoreError, match="No space left on device"):
+            await writer.submit_and_wait(Write(None, apply=refuse))
+        refused = await file(app, "cmp-1")
+
+    problem = refused.json()
+    assert (refused.status, problem["code"]) == (503, "service_unavailable")
+    assert refused.headers["retry-after"] == "5"  # the service stops: a restart takes seconds
+    detail = str(problem["detail"])
+    assert "disk" in detail and "behind" not in detail and "not stored" in detail
+    assert stored(tmp_path) == []
+
+    async with running(tmp_path) as app:  # restarted with room
+        retried = await file(app, "cmp-1")
+        again = await file(app, "cmp-1")
+    assert (retried.status, again.status) == (201, 200)
+    assert stored(tmp_path) == ["cmp-1"]

@@ -76,6 +76,7 @@ from ingest.codec.result_json import JsonObject, violation_to_json
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ComplaintQuery, ViolationQuery
 from ingest.store import reads
+from ingest.store.writer import StoreError
 
 logger = logging.getLogger("payorch.api")
 
@@ -657,6 +658,8 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
                 complaint = await _check_payment(parts, complaint, received_given=received_given)
                 await _check_request(parts, complaint)
                 first = await parts.records.record_complaint(complaint)
+            except StoreError:  # its batch was rolled back: nothing of it is kept
+                raise store_gate.unstored_complaint(parts.records) from None
             finally:
                 if taken and first is not None:  # only a complaint stored counts against the limits
                     gate.give_back(merchant.merchant_id)

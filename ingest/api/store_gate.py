@@ -5,7 +5,11 @@ admitted as a payment is, before anything of it is stored or counted against its
 limits: 503 ``service_unavailable`` with ``Retry-After`` while the writer is behind (a complaint
 let in then waited behind the whole backlog for its commit, and added to it past the limit that
 keeps the payments' 503 meaningful) and once the disk stopped the writer (its commit failed, a
-500). Refused, it is not stored; filed again with the same ``complaint_id`` it is stored once.
+500). A complaint whose own commit fails (the disk refuses it, or the batch holding it fails) is
+503 too, not 500: the batch was rolled back, nothing of it is kept. Refused, a complaint is not
+stored; filed again with the same ``complaint_id`` it is stored once (also in the rare case of a
+commit the disk refused after all of it was written, which the next start replays: the retry is
+then its 200).
 
 While the writer is only behind, a complaint filed before under that ``complaint_id`` is answered
 as before (200, or 409 for other content): it writes nothing, as a payment's repeat replays while
@@ -30,12 +34,7 @@ async def admit_complaint(records: Records, complaint: Complaint) -> Complaint |
     try:
         records.admit()
     except StoreStoppedError:
-        raise ApiProblem(
-            "service_unavailable",
-            "The service's disk refused to record, and the service is stopping; this complaint was "
-            "not stored. File it again with the same complaint_id once the service is back.",
-            headers={"Retry-After": STOPPED_RETRY_AFTER_S},
-        ) from None
+        raise _stopped() from None
     except StoreSaturatedError:
         filed = await records.complaints_named(complaint.complaint_id, complaint.merchant_id)
         if filed:
@@ -47,3 +46,28 @@ async def admit_complaint(records: Records, complaint: Complaint) -> Complaint |
             headers={"Retry-After": BEHIND_RETRY_AFTER_S},
         ) from None
     return None
+
+
+def unstored_complaint(records: Records) -> ApiProblem:
+    """The 503 of a complaint whose commit failed (:class:`~ingest.store.writer.StoreError`)."""
+    try:
+        records.admit()
+    except StoreStoppedError:
+        return _stopped()
+    except StoreSaturatedError:
+        pass  # behind: the failure was the batch's own, and the writer goes on
+    return ApiProblem(
+        "service_unavailable",
+        "This complaint could not be recorded, and was not stored. File it again after Retry-After "
+        "seconds, with the same complaint_id.",
+        headers={"Retry-After": BEHIND_RETRY_AFTER_S},
+    )
+
+
+def _stopped() -> ApiProblem:
+    return ApiProblem(
+        "service_unavailable",
+        "The service's disk refused to record, and the service is stopping; this complaint was "
+        "not stored. File it again with the same complaint_id once the service is back.",
+        headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+    )

@@ -5,6 +5,7 @@ and filed again with its ``complaint_id`` once the store takes work it is stored
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import duckdb
@@ -73,6 +74,41 @@ async def test_a_complaint_once_the_disk_stopped_the_store_is_503_and_its_retry_
     assert refused.headers["retry-after"] == "5"  # the service stops: a restart takes seconds
     detail = str(problem["detail"])
     assert "disk" in detail and "behind" not in detail and "not stored" in detail
+    assert stored(tmp_path) == []
+
+    async with running(tmp_path) as app:  # restarted with room
+        retried = await file(app, "cmp-1")
+        again = await file(app, "cmp-1")
+    assert (retried.status, again.status) == (201, 200)
+    assert stored(tmp_path) == ["cmp-1"]
+
+
+async def test_a_complaint_whose_commit_the_disk_refuses_is_503_and_its_retry_once_back_is_stored_once(
+    tmp_path: Path,
+) -> None:
+    async with running(tmp_path) as app:
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        disk, inside = threading.Event(), threading.Event()
+
+        def refused_after_a_while(connection: duckdb.DuckDBPyConnection) -> None:
+            inside.set()
+            disk.wait(30)
+            refuse(connection)
+
+        # The disk refuses the commit in progress while the complaint's row waits behind it: its
+        # own commit fails (the admission before found the writer well).
+        writer.submit(Write(None, apply=refused_after_a_while))
+        assert await asyncio.to_thread(inside.wait, 10)
+        filing = asyncio.create_task(file(app, "cmp-1"))
+        while writer.depth < 1:
+            await asyncio.sleep(0.001)
+        disk.set()
+        refused = await filing
+
+    problem = refused.json()
+    assert (refused.status, problem["code"]) == (503, "service_unavailable"), refused.body
+    assert refused.headers["retry-after"] == "5"
+    assert "disk" in str(problem["detail"]) and "not stored" in str(problem["detail"])
     assert stored(tmp_path) == []
 
     async with running(tmp_path) as app:  # restarted with room

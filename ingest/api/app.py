@@ -345,9 +345,19 @@ async def _known_parameters(request: Request) -> None:
         )
 
 
+async def _store_readable(request: Request) -> None:
+    # After the key and the parameters' names: what a client can fix is said first.
+    parts: Parts = request.app.state.parts
+    store_gate.check_readable(parts.writer)
+
+
 KNOWN_PARAMETERS = Depends(_known_parameters)
+#: A read of the records: 503 while the store cannot show them whole (ingest.api.store_gate).
+STORE_READABLE = Depends(_store_readable)
 #: Admin reads: the key is checked before anything of the query (a merchant key hears 403).
-ADMIN_ONLY = [Depends(_admin), KNOWN_PARAMETERS]
+ADMIN_ONLY = [Depends(_admin), KNOWN_PARAMETERS, STORE_READABLE]
+#: Reads with any key: the key first, 401 before 422.
+KEYED_READS = [Depends(_principal), KNOWN_PARAMETERS, STORE_READABLE]
 Since = Annotated[
     IsoMoment | None,
     Query(
@@ -425,8 +435,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         description="A payment's result and its events; a request refused 422 (or 403) is shown under "
         "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
         response_model=PaymentOut | RefusedPaymentOut,
-        responses=_problems("unauthorized", "not_found", "validation_failed"),
-        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+        responses=_problems("unauthorized", "not_found", "validation_failed", "service_unavailable"),
+        dependencies=KEYED_READS,
     )
     async def get_payment(
         caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]
@@ -441,7 +451,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         summary="Contract violations, newest first",
         operation_id="listViolations",
         response_model=ViolationsOut,
-        responses=_problems("unauthorized", "forbidden", "validation_failed"),
+        responses=_problems("unauthorized", "forbidden", "validation_failed", "service_unavailable"),
         dependencies=ADMIN_ONLY,
     )
     async def list_violations(
@@ -678,8 +688,8 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         summary="Complaints, newest first",
         operation_id="listComplaints",
         response_model=ComplaintsOut,
-        responses=_problems("unauthorized", "validation_failed"),
-        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+        responses=_problems("unauthorized", "validation_failed", "service_unavailable"),
+        dependencies=KEYED_READS,
     )
     async def list_complaints(
         caller: Caller,
@@ -726,8 +736,8 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         summary="A complaint and the contract it maps to",
         operation_id="getComplaint",
         response_model=ComplaintReadOut,
-        responses=_problems("unauthorized", "not_found", "validation_failed"),
-        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+        responses=_problems("unauthorized", "not_found", "validation_failed", "service_unavailable"),
+        dependencies=KEYED_READS,
     )
     async def get_complaint(
         caller: Caller,

@@ -1,4 +1,4 @@
-"""What the complaint routes answer when the store cannot take their work now.
+"""What the complaint routes and the reads answer when the store cannot take or show records now.
 
 A complaint is a write of the one writer, as a payment is (``ingest.store.writer``), so it is
 admitted as a payment is, before anything of it is stored or counted against its merchant's
@@ -14,6 +14,15 @@ then its 200).
 While the writer is only behind, a complaint filed before under that ``complaint_id`` is answered
 as before (200, or 409 for other content): it writes nothing, as a payment's repeat replays while
 the writer is behind, and a client retrying a 201 it lost is told that its complaint is kept.
+
+The reads (a payment, complaints, violations, the analytics tables, the report) are 503 too once
+the disk stopped the writer (``Retry-After: 5``, as for a payment): the batch the disk refused is
+lost, and with it what the process had answered or was about to answer of it (a payment's result),
+until the next start's crash recovery settles it. Read then, the database showed itself without
+it: a payment that charged was a 404 "no payment" to the merchant told to look it up, and a report
+or an analytics read silently lacked the last moments. The service is stopping meanwhile (exit 1).
+A writer closed at the end of the shutdown is 503 as well: its reading connection is closed, and
+a read was a 500 (``Connection already closed``).
 """
 
 from __future__ import annotations
@@ -22,7 +31,7 @@ from engine.complaints import Complaint
 from ingest.api.payments import STOPPED_RETRY_AFTER_S
 from ingest.api.problems import ApiProblem
 from ingest.records import Records
-from ingest.store.writer import StoreSaturatedError, StoreStoppedError
+from ingest.store.writer import StoreSaturatedError, StoreStoppedError, Writer
 
 #: ``Retry-After`` while the writer is behind: its backlog is a commit or two, well under a second.
 BEHIND_RETRY_AFTER_S = "1"
@@ -69,5 +78,25 @@ def _stopped() -> ApiProblem:
         "service_unavailable",
         "The service's disk refused to record, and the service is stopping; this complaint was "
         "not stored. File it again with the same complaint_id once the service is back.",
+        headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+    )
+
+
+def check_readable(writer: Writer | None) -> None:
+    """503 unless ``writer``'s database shows every record of the service (see the module text);
+    a process without the store (``writer`` is ``None``) reads its memory, always whole."""
+    if writer is None or writer.alive:
+        return
+    if writer.failure is not None:
+        raise ApiProblem(
+            "service_unavailable",
+            "The service's disk refused to record, and the service is stopping; what it recorded "
+            "last is settled by its next start, and cannot be read until then. Retry once it is "
+            "back (a payment it could not record is never charged twice).",
+            headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+        )
+    raise ApiProblem(
+        "service_unavailable",
+        "The service is stopping; its records cannot be read now. Retry once it is back.",
         headers={"Retry-After": STOPPED_RETRY_AFTER_S},
     )

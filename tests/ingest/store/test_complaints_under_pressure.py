@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from functools import partial
 from pathlib import Path
 
 import duckdb
@@ -13,11 +14,14 @@ import orjson
 import pytest
 
 from engine.config import StoreConfig
+from ingest.config_file import parse_config
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import StoreError, Write
+from payorch.report import render_tables
+from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
 from tests.ingest.store.test_disk_failure import refuse
-from tests.ingest.store.test_durable_api import running, stall
+from tests.ingest.store.test_durable_api import ADMIN, pay, running, stall
 
 
 async def file(app: object, complaint_id: str, description: str = "the charge hung") -> Answer:
@@ -116,3 +120,50 @@ async def test_a_complaint_whose_commit_the_disk_refuses_is_503_and_its_retry_on
         again = await file(app, "cmp-1")
     assert (retried.status, again.status) == (201, 200)
     assert stored(tmp_path) == ["cmp-1"]
+
+
+async def test_reads_once_the_disk_stopped_the_store_are_503_not_the_records_without_its_lost_batch(
+    tmp_path: Path,
+) -> None:
+    renderer = partial(render_tables, parse_config(CONFIG))
+    async with running(tmp_path, report_renderer=renderer) as app:
+        kept = (await pay(app, key="order-1")).json()["payment_id"]
+        assert (await file(app, "cmp-1")).status == 201
+        parts = app.state.parts  # type: ignore[attr-defined]
+        sync = parts.records.sync
+
+        async def refused_then_sync() -> None:
+            # The disk refuses from the batch holding the payment's terminal event and result on.
+            parts.writer.submit(Write(None, apply=refuse))
+            await sync()
+
+        parts.records.sync = refused_then_sync
+        cut_short = await pay(app, key="order-2")  # a 500: it charged, its outcome was not recorded
+        lost = cut_short.json()["payment_id"]
+        reads = [
+            (f"/v1/payments/{lost}", ACME),
+            (f"/v1/payments/{kept}", ACME),
+            ("/v1/complaints/cmp-1", ACME),
+            ("/v1/complaints", ACME),
+            ("/v1/violations", ADMIN),
+            ("/v1/analytics/events", ADMIN),
+            ("/v1/reports/retrospective?format=json", ADMIN),
+        ]
+        answers = {path: await call(app, "GET", path, [key], body_of(b"")) for path, key in reads}
+
+    assert cut_short.status == 500, cut_short.body
+    for path, answer in answers.items():
+        # The lost payment was a 404 ("no payment"), the others what the database held without it.
+        assert (answer.status, answer.json()["code"]) == (503, "service_unavailable"), (path, answer.body)
+        assert answer.headers["retry-after"] == "5"
+        assert "disk" in str(answer.json()["detail"])
+
+
+async def test_reads_of_a_store_closed_at_shutdown_are_503_not_500(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        assert (await file(app, "cmp-1")).status == 201
+        await asyncio.to_thread(app.state.parts.writer.close)  # type: ignore[attr-defined]
+        read = await call(app, "GET", "/v1/complaints/cmp-1", [ACME], body_of(b""))
+
+    assert (read.status, read.json()["code"]) == (503, "service_unavailable"), read.body
+    assert "stopping" in str(read.json()["detail"])

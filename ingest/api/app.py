@@ -42,7 +42,7 @@ from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi
 from ingest.api.parts import Parts, build_parts
-from ingest.api.payments import new_id
+from ingest.api.payments import STOPPED_RETRY_AFTER_S, new_id
 from ingest.api.problems import (
     PROBLEMS,
     ApiProblem,
@@ -574,8 +574,19 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         responses=_problems("service_unavailable"),
     )
     async def readyz() -> Response:
+        # Why, in the detail: an operator looking at a failing probe learns whether to wait for a
+        # restart or to make room on the disk (no path or error text: the route is public).
+        writer = parts.writer
+        if writer is not None and writer.failure is not None:
+            raise ApiProblem(
+                "service_unavailable",
+                "Not ready: the service's disk refused to record, and the service is stopping.",
+                headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+            )
         if parts.draining or not parts.records.healthy():
-            raise ApiProblem("service_unavailable", "Not ready.", headers={"Retry-After": "1"})
+            raise ApiProblem(
+                "service_unavailable", "Not ready: the service is stopping.", headers={"Retry-After": "1"}
+            )
         return FastJSONResponse({"status": "ready"})
 
     @app.get(

@@ -167,3 +167,18 @@ async def test_reads_of_a_store_closed_at_shutdown_are_503_not_500(tmp_path: Pat
 
     assert (read.status, read.json()["code"]) == (503, "service_unavailable"), read.body
     assert "stopping" in str(read.json()["detail"])
+
+
+async def test_readiness_once_the_disk_stopped_the_store_says_so(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        ready = await call(app, "GET", "/readyz", [], body_of(b""))
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        with pytest.raises(StoreError):
+            await writer.submit_and_wait(Write(None, apply=refuse))
+        stopped = await call(app, "GET", "/readyz", [], body_of(b""))
+
+    assert ready.status == 200
+    detail = str(stopped.json()["detail"])
+    assert (stopped.status, stopped.headers["retry-after"]) == (503, "5")
+    assert "disk" in detail and "stopping" in detail
+    assert str(tmp_path) not in detail  # a public route: no path of the host

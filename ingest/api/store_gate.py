@@ -45,6 +45,13 @@ async def admit_complaint(records: Records, complaint: Complaint) -> Complaint |
     except StoreStoppedError:
         raise _stopped() from None
     except StoreSaturatedError:
+        if not records.healthy():  # closed at the end of the shutdown: nor can anything be read
+            raise ApiProblem(
+                "service_unavailable",
+                "The service is stopping; this complaint was not stored. File it again with the "
+                "same complaint_id once the service is back.",
+                headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+            ) from None
         filed = await records.complaints_named(complaint.complaint_id, complaint.merchant_id)
         if filed:
             return filed[0]

@@ -159,6 +159,16 @@ async def test_reads_once_the_disk_stopped_the_store_are_503_not_the_records_wit
         assert "disk" in str(answer.json()["detail"])
 
 
+async def test_a_complaint_to_a_store_closed_at_shutdown_is_503_not_500(tmp_path: Path) -> None:
+    async with running(tmp_path) as app:
+        await asyncio.to_thread(app.state.parts.writer.close)  # type: ignore[attr-defined]
+        refused = await file(app, "cmp-1")
+
+    assert (refused.status, refused.json()["code"]) == (503, "service_unavailable"), refused.body
+    assert "stopping" in str(refused.json()["detail"]) and "behind" not in str(refused.json()["detail"])
+    assert stored(tmp_path) == []
+
+
 async def test_reads_of_a_store_closed_at_shutdown_are_503_not_500(tmp_path: Path) -> None:
     async with running(tmp_path) as app:
         assert (await file(app, "cmp-1")).status == 201

@@ -106,7 +106,8 @@ class Records(Protocol):
         ...
 
     def admit(self) -> None:
-        """Raise ``StoreSaturatedError`` when no new payment should start now (the writer is behind)."""
+        """Raise ``StoreSaturatedError`` when no new payment or complaint should be taken now (the
+        writer is behind; ``StoreStoppedError``, a kind of it, once the disk stopped it)."""
         ...
 
     async def payment(self, payment_id: str) -> StoredPayment | None: ...

@@ -391,10 +391,16 @@ def _check_report_source(
         raise click.UsageError("--api takes no --config: the service renders with its own configuration")
     if api_url is not None and not api_key:
         raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
-    local = "--data reads the file" if data_dir is not None else "--export reads the export"
-    if (data_dir is not None or export_dir is not None) and _on_the_command_line("api_key"):
+    if api_url is None and _on_the_command_line("api_key"):
         # Taken without a word, it read as if the key mattered (PAYORCH_API_KEY set for --api runs
-        # of the same shell is no mistake, and stays unread).
+        # of the same shell is no mistake, and stays unread). Given alone, the --api it was meant
+        # for forgotten, the report was read from ./data, maybe another service's, as if served.
+        if data_dir is not None:
+            local = "--data reads the file"
+        elif export_dir is not None:
+            local = "--export reads the export"
+        else:
+            local = "without --api or --data it reads the file ./data/payorch.duckdb"
         raise click.UsageError(f"{local} and takes no --api-key (it is for --api)")
 
 

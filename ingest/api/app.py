@@ -30,7 +30,7 @@ from engine.complaints import Complaint
 from engine.contracts import default_registry
 from engine.errors import DomainError, PayorchError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
-from ingest.api import complaint_limits
+from ingest.api import complaint_limits, store_gate
 from ingest.api.analytics_reads import TableFormat, bounds, table_answer, table_responses, window_between
 from ingest.api.auth import Principal
 from ingest.api.complaint_reads import complaint_json, complaint_page, find_complaint, mapping
@@ -42,7 +42,7 @@ from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi
 from ingest.api.parts import Parts, build_parts
-from ingest.api.payments import new_id
+from ingest.api.payments import STOPPED_RETRY_AFTER_S, new_id
 from ingest.api.problems import (
     PROBLEMS,
     ApiProblem,
@@ -76,6 +76,7 @@ from ingest.codec.result_json import JsonObject, violation_to_json
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ComplaintQuery, ViolationQuery
 from ingest.store import reads
+from ingest.store.writer import StoreError
 
 logger = logging.getLogger("payorch.api")
 
@@ -344,9 +345,19 @@ async def _known_parameters(request: Request) -> None:
         )
 
 
+async def _store_readable(request: Request) -> None:
+    # After the key and the parameters' names: what a client can fix is said first.
+    parts: Parts = request.app.state.parts
+    store_gate.check_readable(parts.writer)
+
+
 KNOWN_PARAMETERS = Depends(_known_parameters)
+#: A read of the records: 503 while the store cannot show them whole (ingest.api.store_gate).
+STORE_READABLE = Depends(_store_readable)
 #: Admin reads: the key is checked before anything of the query (a merchant key hears 403).
-ADMIN_ONLY = [Depends(_admin), KNOWN_PARAMETERS]
+ADMIN_ONLY = [Depends(_admin), KNOWN_PARAMETERS, STORE_READABLE]
+#: Reads with any key: the key first, 401 before 422.
+KEYED_READS = [Depends(_principal), KNOWN_PARAMETERS, STORE_READABLE]
 Since = Annotated[
     IsoMoment | None,
     Query(
@@ -424,8 +435,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         description="A payment's result and its events; a request refused 422 (or 403) is shown under "
         "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
         response_model=PaymentOut | RefusedPaymentOut,
-        responses=_problems("unauthorized", "not_found", "validation_failed"),
-        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+        responses=_problems("unauthorized", "not_found", "validation_failed", "service_unavailable"),
+        dependencies=KEYED_READS,
     )
     async def get_payment(
         caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]
@@ -440,7 +451,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         summary="Contract violations, newest first",
         operation_id="listViolations",
         response_model=ViolationsOut,
-        responses=_problems("unauthorized", "forbidden", "validation_failed"),
+        responses=_problems("unauthorized", "forbidden", "validation_failed", "service_unavailable"),
         dependencies=ADMIN_ONLY,
     )
     async def list_violations(
@@ -563,8 +574,19 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         responses=_problems("service_unavailable"),
     )
     async def readyz() -> Response:
+        # Why, in the detail: an operator looking at a failing probe learns whether to wait for a
+        # restart or to make room on the disk (no path or error text: the route is public).
+        writer = parts.writer
+        if writer is not None and writer.failure is not None:
+            raise ApiProblem(
+                "service_unavailable",
+                "Not ready: the service's disk refused to record, and the service is stopping.",
+                headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+            )
         if parts.draining or not parts.records.healthy():
-            raise ApiProblem("service_unavailable", "Not ready.", headers={"Retry-After": "1"})
+            raise ApiProblem(
+                "service_unavailable", "Not ready: the service is stopping.", headers={"Retry-After": "1"}
+            )
         return FastJSONResponse({"status": "ready"})
 
     @app.get(
@@ -634,6 +656,7 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
                 "payload_too_large",
                 "validation_failed",
                 "rate_limited",
+                "service_unavailable",
             ),
         },
     )
@@ -641,21 +664,29 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         """Store a complaint (PRODUCT.md section 9). A complaint_id is the merchant's own: filed
         again with the same content it is stored once (200, the stored complaint); with other
         content it is refused (409). Past the merchant's `complaint_limits` a new complaint is
-        refused (429, `Retry-After`) and not stored; one filed before is answered as before."""
+        refused (429, `Retry-After`) and not stored; one filed before is answered as before. While
+        the event writer is behind, or once the disk stopped it, a new complaint is refused (503,
+        `Retry-After`) and not stored: file it again with the same complaint_id."""
         complaint = _complaint(caller, body, parts)
-        merchant = parts.merchants[complaint.merchant_id]
-        taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
-        first: Complaint | None = complaint  # not stored, until it is
-        try:
-            complaint = await _check_payment(parts, complaint, received_given=body.received_at is not None)
-            await _check_request(parts, complaint)
-            first = await parts.records.record_complaint(complaint)
-        finally:
-            if taken and first is not None:  # only a complaint stored counts against the limits
-                gate.give_back(merchant.merchant_id)
+        received_given = body.received_at is not None
+        # A writer behind or stopped takes no new complaint: 503 before anything is counted.
+        first = await store_gate.admit_complaint(parts.records, complaint)
         if first is None:
-            return FastJSONResponse(complaint_json(complaint), status_code=201)
-        if not _same_complaint(first, complaint, received_given=body.received_at is not None):
+            merchant = parts.merchants[complaint.merchant_id]
+            taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
+            first = complaint  # not stored, until it is
+            try:
+                complaint = await _check_payment(parts, complaint, received_given=received_given)
+                await _check_request(parts, complaint)
+                first = await parts.records.record_complaint(complaint)
+            except StoreError:  # its batch was rolled back: nothing of it is kept
+                raise store_gate.unstored_complaint(parts.records) from None
+            finally:
+                if taken and first is not None:  # only a complaint stored counts against the limits
+                    gate.give_back(merchant.merchant_id)
+            if first is None:
+                return FastJSONResponse(complaint_json(complaint), status_code=201)
+        if not _same_complaint(first, complaint, received_given=received_given):
             raise ApiProblem(
                 "complaint_exists",
                 f"Complaint {first.complaint_id!r} was filed before with other content; it is kept as "
@@ -668,8 +699,8 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         summary="Complaints, newest first",
         operation_id="listComplaints",
         response_model=ComplaintsOut,
-        responses=_problems("unauthorized", "validation_failed"),
-        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+        responses=_problems("unauthorized", "validation_failed", "service_unavailable"),
+        dependencies=KEYED_READS,
     )
     async def list_complaints(
         caller: Caller,
@@ -716,8 +747,8 @@ def _install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         summary="A complaint and the contract it maps to",
         operation_id="getComplaint",
         response_model=ComplaintReadOut,
-        responses=_problems("unauthorized", "not_found", "validation_failed"),
-        dependencies=[Depends(_principal), KNOWN_PARAMETERS],  # the key first: 401 before 422
+        responses=_problems("unauthorized", "not_found", "validation_failed", "service_unavailable"),
+        dependencies=KEYED_READS,
     )
     async def get_complaint(
         caller: Caller,

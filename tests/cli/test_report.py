@@ -257,6 +257,10 @@ def test_a_complaint_maps_through_its_payments_violation_from_before_the_window(
         (("--api", "http://127.0.0.1:9"), "--api needs an admin key"),
         (("--data", "data", "--api-key", "adm_x"), "--data reads the file and takes no --api-key"),
         (
+            ("--api-key", "adm_x"),
+            "without --api or --data it reads the file ./data/payorch.duckdb and takes no --api-key",
+        ),
+        (
             ("--api", "http://127.0.0.1:9", "--api-key", "adm_x", "--config", "payorch.yaml"),
             "--api takes no --config: the service renders with its own configuration",
         ),
@@ -271,6 +275,17 @@ def test_bad_arguments_exit_2_with_the_reason(args: tuple[str, ...], expected: s
     assert done.exit_code == 2
     assert expected in done.stderr
     assert "Traceback" not in done.output
+
+
+def test_an_api_key_alone_is_a_usage_error_not_a_report_of_the_data_folder_here(
+    data: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(data.parent)  # ./data holds a database: it was read, as if served
+
+    done = report("--api-key", "adm_x", "--format", "json")
+
+    assert (done.exit_code, done.stdout) == (2, ""), done.output
+    assert "takes no --api-key (it is for --api)" in done.stderr
 
 
 def test_api_with_config_is_a_one_line_usage_error(capsys: pytest.CaptureFixture[str]) -> None:

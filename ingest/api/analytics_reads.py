@@ -10,12 +10,14 @@ payments) nor the process's memory (one Python object per row: gigabytes) takes 
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncGenerator, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import duckdb
 import orjson
+import polars as pl
 import pyarrow as pa
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
@@ -166,9 +168,21 @@ def _next_chunk(reader: pa.RecordBatchReader, encode: Encoder) -> bytes | None:
     return encode(batch)
 
 
+#: Rows Polars writes at once: the lock is held about 5 ms per piece, and the batch is written as
+#: fast as whole.
+JSON_ROWS = 4096
+
+
 def json_chunks(key: str) -> Encoder:
     """``{key: [row, ...]}`` in pieces, each row an object of the table's columns; timestamps
-    RFC 3339 UTC with ``Z`` (the inputs' timestamps are all UTC)."""
+    RFC 3339 UTC with ``Z`` (the inputs' timestamps are all UTC), as orjson writes them.
+
+    Polars writes the rows, not orjson over one Python dict per row: making the dicts held the
+    interpreter's lock for the whole batch (97 ms for 16,384 events), and the event loop, which
+    answers the payments, waited on it batch after batch: one dashboard polling a 14-day window
+    of 500,000 events took payments' median from 82 to 525 ms, four took it to 2 s. Polars lets
+    the lock go while it writes, in a third of the time; what it still holds the lock for grows
+    with the rows written at once (12 ms for 16,384 events), hence pieces of :data:`JSON_ROWS`."""
     before = b"{" + orjson.dumps(key) + b":["  # what goes before the next rows
 
     def encode(batch: pa.RecordBatch | None) -> bytes:
@@ -177,12 +191,30 @@ def json_chunks(key: str) -> Encoder:
             return before.rstrip(b",") + b"]}"
         if batch.num_rows == 0:
             return b""
-        rows: list[dict[str, Any]] = batch.to_pylist()
-        chunk = before + orjson.dumps(rows, option=orjson.OPT_UTC_Z)[1:-1]  # the rows, without [ ]
+        rows = (
+            memoryview(json_rows(batch.slice(start, JSON_ROWS)))[1:-1]  # the rows, without [ ]
+            for start in range(0, batch.num_rows, JSON_ROWS)
+        )
+        chunk = before + b",".join(rows)
         before = b","
         return chunk
 
     return encode
+
+
+def json_rows(batch: pa.RecordBatch) -> bytes:
+    """``batch`` as a JSON array of row objects, byte for byte what ``orjson.dumps`` makes of
+    ``batch.to_pylist()`` with ``OPT_UTC_Z``; written without holding the interpreter's lock."""
+    frame = pl.DataFrame(batch)
+    stamps = [name for name, kind in frame.schema.items() if isinstance(kind, pl.Datetime)]
+    # orjson's form: microseconds only when there are any.
+    frame = frame.with_columns(
+        pl.col(name).dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ").str.replace(".000000Z", "Z", literal=True)
+        for name in stamps
+    )
+    out = io.BytesIO()
+    frame.write_json(out)
+    return out.getvalue()
 
 
 class _Pieces:

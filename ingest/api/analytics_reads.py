@@ -23,7 +23,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ingest.api.problems import ApiProblem, FieldError
-from ingest.store.reads import Input, Window, window_reader
+from ingest.store.reads import Input, Window, WindowReader, window_reader
 from ingest.store.writer import Writer
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
@@ -130,7 +130,7 @@ Encoder = Callable[[pa.RecordBatch | None], bytes]
 
 
 async def _stream(
-    cursor: duckdb.DuckDBPyConnection, reader: pa.RecordBatchReader, encode: Encoder
+    cursor: duckdb.DuckDBPyConnection, reader: WindowReader, encode: Encoder
 ) -> AsyncGenerator[bytes, None]:
     """The body, one batch at a time: DuckDB makes each in a worker thread while the event loop
     goes on; the cursor (and its read transaction) is closed at the end, or when the client
@@ -160,7 +160,7 @@ async def _stream(
             close()
 
 
-def _next_chunk(reader: pa.RecordBatchReader, encode: Encoder) -> bytes | None:
+def _next_chunk(reader: WindowReader, encode: Encoder) -> bytes | None:
     try:
         batch = reader.read_next_batch()
     except StopIteration:

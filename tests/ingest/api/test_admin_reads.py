@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ingest.api.analytics_reads import BATCH_ROWS, json_chunks, json_rows
-from ingest.store.reads import EVENTS, Window, window_reader
+from ingest.store.reads import EVENTS, ReportTables, Window, window_reader
 from ingest.store.writer import Write, Writer
-from tests.ingest.store.test_durable_api import running
+from tests.ingest.store.test_analytics_api import ACME, ADMIN, client
+from tests.ingest.store.test_durable_api import pay, running
 
 _MOMENTS = st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 30), timezones=st.just(UTC))
 
@@ -91,6 +93,118 @@ async def test_encoding_a_large_batch_as_json_leaves_the_event_loop_free() -> No
     assert events[1]["timestamp"] == "2026-11-12T00:00:00.000007Z"
     # The loop waited for the whole batch before (0.45 s of 0.75); now a few milliseconds at a time.
     assert longest < 0.15, (longest, took)
+
+
+def _scope(path: str, query: str = "", spec_version: str = "2.3") -> dict[str, object]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": spec_version},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"authorization", ADMIN["Authorization"].encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+
+
+class _StalledClient:
+    """A client that reads the answer's first piece of body, then stops reading until ``leave``
+    (then it goes away)."""
+
+    def __init__(self) -> None:
+        self.status: int | None = None
+        self.reading = asyncio.Event()
+        self._gone = asyncio.Event()
+
+    async def send(self, message: Mapping[str, object]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]  # type: ignore[assignment]
+        elif message["type"] == "http.response.body":
+            self.reading.set()
+            await asyncio.Event().wait()  # the send never completes: the client reads no more
+
+    async def receive(self) -> Mapping[str, object]:
+        await self._gone.wait()
+        return {"type": "http.disconnect"}
+
+    def leave(self) -> None:
+        self._gone.set()
+
+
+def _renderer(tables: ReportTables, window: Window, output: str) -> bytes:
+    return b"window: {}\n"
+
+
+async def test_reads_past_the_limit_are_503_with_retry_after_until_a_place_frees(tmp_path: Path) -> None:
+    """Four dashboards polling a 14-day window took payments' median from 80-92 ms to 200-353 ms,
+    the service using every core it could get: now at most `admin_reads` such reads run at once."""
+    async with running(tmp_path, admin_reads=2, report_renderer=_renderer) as app, client(app) as http:
+        await pay(app)
+        gate = app.state.parts.admin_reads  # type: ignore[attr-defined]
+        stalled = [_StalledClient(), _StalledClient()]
+        answering = [
+            asyncio.ensure_future(app(_scope(f"/v1/analytics/{name}"), reader.receive, reader.send))  # type: ignore[operator]
+            for name, reader in zip(("events", "complaints"), stalled, strict=True)
+        ]
+        for reader in stalled:
+            await asyncio.wait_for(reader.reading.wait(), 10)
+        refused = [
+            await http.get("/v1/analytics/violations", headers=ADMIN),
+            await http.get("/v1/analytics/events", params={"format": "arrow"}, headers=ADMIN),
+            await http.get("/v1/reports/retrospective", headers=ADMIN),
+        ]
+        payment = await pay(app)  # payments are not admin reads
+        merchant = await http.get("/v1/analytics/events", headers=ACME)
+
+        stalled[0].leave()  # one client goes away mid-stream: its place is free again
+        await asyncio.wait_for(answering[0], 10)
+        read = await http.get("/v1/analytics/events", headers=ADMIN)
+        report = await http.get("/v1/reports/retrospective", headers=ADMIN)
+        stalled[1].leave()
+        await asyncio.wait_for(answering[1], 10)
+        running_after = gate.running
+
+    assert [reader.status for reader in stalled] == [200, 200]
+    for answer in refused:
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["retry-after"] == "2"
+        assert answer.json()["code"] == "service_unavailable"
+        assert "2 admin reads of a time window are running" in answer.json()["detail"]
+    assert payment.status == 200
+    assert merchant.status_code == 403  # the key first: a merchant learns nothing of admin reads
+    assert read.status_code == 200 and len(read.json()["events"]) == 14
+    assert report.status_code == 200
+    assert running_after == 0
+
+
+async def test_a_client_gone_before_the_body_began_frees_its_place(tmp_path: Path) -> None:
+    """A client gone while its window was sorted leaves a body that never starts: what it would
+    have read with (the cursor, the sort, its place) was kept by a generator that never ran."""
+    async with running(tmp_path, admin_reads=1) as app, client(app) as http:
+        await pay(app)
+        gate = app.state.parts.admin_reads  # type: ignore[attr-defined]
+        sent: list[Mapping[str, object]] = []
+
+        async def gone() -> Mapping[str, object]:
+            return {"type": "http.disconnect"}
+
+        async def send(message: Mapping[str, object]) -> None:
+            sent.append(message)
+            await asyncio.sleep(0)  # the disconnect is seen meanwhile: the body is never begun
+
+        for _ in range(3):
+            await app(_scope("/v1/analytics/events"), gone, send)  # type: ignore[operator]
+            assert gate.running == 0, [message["type"] for message in sent]
+        read = await http.get("/v1/analytics/events", headers=ADMIN)
+
+    assert not any(message["type"] == "http.response.body" and message.get("body") for message in sent)
+    assert read.status_code == 200 and len(read.json()["events"]) == 7
 
 
 def _duckdb_mb(writer: Writer) -> float:

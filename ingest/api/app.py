@@ -145,7 +145,7 @@ def _add_analytics_route(
 ) -> None:
     async def answer(since: Since = None, until: Until = None, output: Format = "json") -> Response:
         window = window_between(since, until, parts.clock.now())
-        return await table_answer(parts.writer, table.source, window, output)
+        return await table_answer(parts.writer, table.source, window, output, parts.admin_reads)
 
     app.get(
         f"/v1/analytics/{table.name}",
@@ -543,7 +543,9 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         window = window_between(since, until, parts.clock.now(), span)
         if output is None:
             output = negotiated_format(request.headers.get("accept"))
-        return await report_answer(parts.writer, parts.settings.report_renderer, window, output)
+        return await report_answer(
+            parts.writer, parts.settings.report_renderer, window, output, parts.admin_reads
+        )
 
     @app.get(
         "/problems/{code}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import duckdb
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -18,6 +18,7 @@ from engine.monitor import ContractMonitor
 from engine.observer import NULL_OBSERVER
 from engine.policy import PaymentPolicyEnforcer
 from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
+from ingest.api.admin_reads import AdminReadGate, default_limit
 from ingest.api.auth import ApiKeys
 from ingest.api.idempotency import (
     IdempotencyStore,
@@ -91,6 +92,8 @@ class Parts:
     #: Set once the app has stopped (``ingest.api.lifespan.stop``); ``None`` while it runs, or
     #: when the server was forced down without stopping it.
     shutdown: Shutdown | None = None
+    #: The places for admin reads of a time window (``ingest.api.admin_reads``).
+    admin_reads: AdminReadGate = field(default_factory=lambda: AdminReadGate(default_limit()))
 
 
 def build_parts(settings: Settings) -> Parts:
@@ -200,6 +203,7 @@ def build_parts(settings: Settings) -> Parts:
         writer=writer,
         telemetry=telemetry,
         monitor=ContractMonitor(records, clock, history=RecordsHistory(records)),
+        admin_reads=AdminReadGate(default_limit() if settings.admin_reads is None else settings.admin_reads),
     )
 
 

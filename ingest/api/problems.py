@@ -142,8 +142,9 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             "The service is busy; retry later",
             "The service cannot take this request now: its event writer is behind, it is stopping, its "
             "disk refused to record the payment before it was sent to a processor, or (for the "
-            "analytics reads and the report) it runs without its event store. Nothing was charged; "
-            "retry after `Retry-After` seconds.",
+            "analytics reads and the report) it runs without its event store, or runs as many of "
+            "them at once as it allows beside the payments. Nothing was charged; retry after "
+            "`Retry-After` seconds.",
         ),
         "payment_interrupted": ProblemKind(
             503,

@@ -17,6 +17,7 @@ from typing import Literal, Protocol
 import duckdb
 from starlette.responses import Response
 
+from ingest.api.admin_reads import AdminReadGate
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.store import reads
 from ingest.store.reads import ReportTables, Window
@@ -74,9 +75,11 @@ async def report_answer(
     renderer: ReportRenderer | None,
     window: Window,
     output: ReportFormat | UnbuiltFormat,
+    gate: AdminReadGate,
 ) -> Response:
     """The retrospective of ``window``; 422 for an empty one or a form not built yet, 503 without a
-    store or a renderer."""
+    store or a renderer, or while ``gate`` has no place for one more read (it reads and renders
+    every violation and complaint of the window: ``ingest.api.admin_reads``)."""
     if output == "md" or output == "html":  # noqa: PLR1714 - equality narrows the Literal for mypy
         raise ApiProblem(
             "validation_failed",
@@ -103,6 +106,10 @@ async def report_answer(
     def read(connection: duckdb.DuckDBPyConnection) -> ReportTables:
         return reads.report_tables(connection, window)
 
-    tables: ReportTables = await writer.read(read)
-    body = await asyncio.to_thread(renderer, tables, window, output)
+    leave = gate.enter()
+    try:
+        tables: ReportTables = await writer.read(read)
+        body = await asyncio.to_thread(renderer, tables, window, output)
+    finally:
+        leave()
     return Response(body, media_type=MEDIA_TYPES[output])

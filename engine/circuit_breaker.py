@@ -311,15 +311,15 @@ class CircuitBreakers:
 
 class CircuitPair:
     """The two circuits one merchant's attempts at one processor pass: the processor's, shared by
-    every merchant, and the merchant's own. ``counts_timeout``: whether the merchant's budget is
-    long enough for its timeouts to count against the shared one (:meth:`BreakerPolicy.counts_timeout`)."""
+    every merchant, and the merchant's own (``None`` when the merchant's budget is long enough
+    for its timeouts to count against the shared one, :meth:`BreakerPolicy.counts_timeout`: then
+    nothing could ever open its own, and each attempt is spared its calls)."""
 
-    __slots__ = ("_counts_timeout", "own", "shared")
+    __slots__ = ("own", "shared")
 
-    def __init__(self, shared: CircuitBreaker, own: CircuitBreaker, *, counts_timeout: bool) -> None:
+    def __init__(self, shared: CircuitBreaker, own: CircuitBreaker | None) -> None:
         self.shared = shared
         self.own = own
-        self._counts_timeout = counts_timeout
 
     def allow(self, now: float) -> bool:
         """Whether an attempt may go now: both circuits let it (a probe one took is given back
@@ -329,37 +329,47 @@ class CircuitPair:
     def refusing(self, now: float) -> CircuitBreaker | None:
         """As :meth:`allow`, saying which circuit refuses: ``None`` when an attempt may go now,
         else :attr:`own` or :attr:`shared` (the merchant's own is asked first)."""
-        if not self.own.allow(now):
-            return self.own
+        own = self.own
+        if own is not None and not own.allow(now):
+            return own
         if self.shared.allow(now):
             return None
-        self.own.abandon()
+        if own is not None:
+            own.abandon()
         return self.shared
 
     def sent(self) -> tuple[int, int]:
         """The numbers of an attempt being sent now, in each circuit."""
-        return self.shared.sent(), self.own.sent()
+        own = self.own
+        return self.shared.sent(), 0 if own is None else own.sent()
 
     def record_success(self, sent: tuple[int, int]) -> None:
         self.shared.record_success(sent[0])
-        self.own.record_success(sent[1])
+        if self.own is not None:
+            self.own.record_success(sent[1])
 
     def record_neutral(self, sent: tuple[int, int]) -> None:
         self.shared.record_neutral(sent[0])
-        self.own.record_neutral(sent[1])
+        if self.own is not None:
+            self.own.record_neutral(sent[1])
 
     def record_failure(self, now: float, sent: tuple[int, int], *, budget_expired: bool) -> None:
         """A processor fault; ``budget_expired`` when it is the merchant's timeout running out
         (not an answer of the processor's). Such a timeout of a budget too short to count against
         the shared circuit counts in the merchant's own, and tells the shared one nothing (a probe
         it was is free again); every other fault counts against the shared circuit."""
-        if budget_expired and not self._counts_timeout:
-            self.own.record_failure(now, sent[1])
+        own = self.own
+        if own is None:
+            self.shared.record_failure(now, sent[0])
+            return
+        if budget_expired:
+            own.record_failure(now, sent[1])
             self.shared.abandon()
             return
         self.shared.record_failure(now, sent[0])
-        self.own.abandon()
+        own.abandon()
 
     def abandon(self) -> None:
         self.shared.abandon()
-        self.own.abandon()
+        if self.own is not None:
+            self.own.abandon()

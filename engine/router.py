@@ -381,8 +381,8 @@ class Router:
         pair = self._circuit_pairs.get(key)
         if pair is None:
             counts = self._breakers.policy(processor_id).counts_timeout(merchant.timeout_ms)
-            own = self._breakers.merchant_circuit(processor_id, merchant.merchant_id)
-            pair = CircuitPair(self._breakers[processor_id], own, counts_timeout=counts)
+            own = None if counts else self._breakers.merchant_circuit(processor_id, merchant.merchant_id)
+            pair = CircuitPair(self._breakers[processor_id], own)
             self._circuit_pairs[key] = pair
         return pair
 

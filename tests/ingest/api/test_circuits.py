@@ -311,7 +311,7 @@ def test_a_merchants_failed_probe_says_its_circuit_opened_again_on_its_one_timeo
     stripe, hasty = ProcessorId("stripe_sim"), MerchantId("m_hasty")
     reporter = CircuitReporter(ApiMetrics(), BreakerPolicy(), {stripe: policy})
     breakers = CircuitBreakers(policies={stripe: policy}, merchant_watcher=reporter)
-    pair = CircuitPair(breakers[stripe], breakers.merchant_circuit(stripe, hasty), counts_timeout=False)
+    pair = CircuitPair(breakers[stripe], breakers.merchant_circuit(stripe, hasty))
     with caplog.at_level(logging.INFO, logger="payorch.circuits"):
         for _ in range(5):
             assert pair.allow(0.0)

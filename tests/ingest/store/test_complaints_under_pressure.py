@@ -5,7 +5,6 @@ and filed again with its ``complaint_id`` once the store takes work it is stored
 from __future__ import annotations
 
 import asyncio
-import threading
 from functools import partial
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from ingest.store.writer import StoreError, Write
 from payorch.report import render_tables
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
-from tests.ingest.store.test_disk_failure import refuse
+from tests.ingest.store.test_disk_failure import refuse, refused_with_writes_behind
 from tests.ingest.store.test_durable_api import ADMIN, pay, running, stall
 
 
@@ -34,6 +33,15 @@ def stored(data_dir: Path) -> list[str]:
     with duckdb.connect(str(data_dir / FILE_NAME), read_only=True) as connection:
         rows = connection.execute("SELECT complaint_id FROM complaints ORDER BY complaint_id").fetchall()
     return [str(row[0]) for row in rows]
+
+
+async def filed_once_after_a_restart(data_dir: Path) -> None:
+    """Restarted with room, ``cmp-1`` filed again is stored (201), and once (its repeat is 200)."""
+    async with running(data_dir) as app:
+        retried = await file(app, "cmp-1")
+        again = await file(app, "cmp-1")
+    assert (retried.status, again.status) == (201, 200)
+    assert stored(data_dir) == ["cmp-1"]
 
 
 async def test_a_complaint_while_the_writer_is_behind_is_503_not_stored_and_its_retry_is_stored_once(
@@ -80,34 +88,16 @@ async def test_a_complaint_once_the_disk_stopped_the_store_is_503_and_its_retry_
     assert "disk" in detail and "behind" not in detail and "not stored" in detail
     assert stored(tmp_path) == []
 
-    async with running(tmp_path) as app:  # restarted with room
-        retried = await file(app, "cmp-1")
-        again = await file(app, "cmp-1")
-    assert (retried.status, again.status) == (201, 200)
-    assert stored(tmp_path) == ["cmp-1"]
+    await filed_once_after_a_restart(tmp_path)
 
 
 async def test_a_complaint_whose_commit_the_disk_refuses_is_503_and_its_retry_once_back_is_stored_once(
     tmp_path: Path,
 ) -> None:
     async with running(tmp_path) as app:
-        writer = app.state.parts.writer  # type: ignore[attr-defined]
-        disk, inside = threading.Event(), threading.Event()
-
-        def refused_after_a_while(connection: duckdb.DuckDBPyConnection) -> None:
-            inside.set()
-            disk.wait(30)
-            refuse(connection)
-
         # The disk refuses the commit in progress while the complaint's row waits behind it: its
         # own commit fails (the admission before found the writer well).
-        writer.submit(Write(None, apply=refused_after_a_while))
-        assert await asyncio.to_thread(inside.wait, 10)
-        filing = asyncio.create_task(file(app, "cmp-1"))
-        while writer.depth < 1:
-            await asyncio.sleep(0.001)
-        disk.set()
-        refused = await filing
+        refused = await refused_with_writes_behind(app, partial(file, app, "cmp-1"), behind=1)
 
     problem = refused.json()
     assert (refused.status, problem["code"]) == (503, "service_unavailable"), refused.body
@@ -115,11 +105,7 @@ async def test_a_complaint_whose_commit_the_disk_refuses_is_503_and_its_retry_on
     assert "disk" in str(problem["detail"]) and "not stored" in str(problem["detail"])
     assert stored(tmp_path) == []
 
-    async with running(tmp_path) as app:  # restarted with room
-        retried = await file(app, "cmp-1")
-        again = await file(app, "cmp-1")
-    assert (retried.status, again.status) == (201, 200)
-    assert stored(tmp_path) == ["cmp-1"]
+    await filed_once_after_a_restart(tmp_path)
 
 
 async def test_reads_once_the_disk_stopped_the_store_are_503_not_the_records_without_its_lost_batch(

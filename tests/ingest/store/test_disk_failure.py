@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Coroutine
+from functools import partial
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 import pytest
@@ -27,9 +29,33 @@ from tests.ingest.store.test_cold_keys import ANSWER, Clocks, committed, store
 from tests.ingest.store.test_durable_api import charges, pay, running
 from tests.ingest.store.test_writer import full_disk
 
+T = TypeVar("T")
+
 
 def refuse(_: duckdb.DuckDBPyConnection) -> None:
     raise duckdb.IOException('Could not write file "payorch.duckdb.wal": No space left on device')
+
+
+async def refused_with_writes_behind(
+    app: object, start: Callable[[], Coroutine[object, object, T]], behind: int
+) -> T:
+    """What ``start`` answers when the disk refuses the commit in progress while ``behind`` of its
+    writes wait in the queue behind that commit (their own commit then fails as well)."""
+    writer = app.state.parts.writer  # type: ignore[attr-defined]
+    disk, inside = threading.Event(), threading.Event()
+
+    def refused_after_a_while(connection: duckdb.DuckDBPyConnection) -> None:
+        inside.set()
+        disk.wait(30)
+        refuse(connection)
+
+    writer.submit(Write(None, apply=refused_after_a_while))
+    assert await asyncio.to_thread(inside.wait, 10)
+    started = asyncio.create_task(start())
+    while writer.depth < behind:
+        await asyncio.sleep(0.001)
+    disk.set()
+    return await started
 
 
 @pytest_asyncio.fixture
@@ -102,23 +128,9 @@ async def test_a_payment_whose_first_attempt_the_disk_refused_is_503_nothing_cha
     tmp_path: Path,
 ) -> None:
     async with running(tmp_path) as app:
-        writer = app.state.parts.writer  # type: ignore[attr-defined]
-        disk, inside = threading.Event(), threading.Event()
-
-        def refused_after_a_while(connection: duckdb.DuckDBPyConnection) -> None:
-            inside.set()
-            disk.wait(30)
-            refuse(connection)
-
         # The disk refuses the commit in progress while the payment's first StepAttempted waits
-        # behind it: the payment's commit fails before any processor is called.
-        writer.submit(Write(None, apply=refused_after_a_while))
-        assert await asyncio.to_thread(inside.wait, 10)
-        paying = asyncio.create_task(pay(app, key="order-1"))
-        while writer.depth < 3:  # the payment's writes queued behind the refused commit
-            await asyncio.sleep(0.001)
-        disk.set()
-        answer = await paying
+        # behind it (with its other writes): its commit fails before any processor is called.
+        answer = await refused_with_writes_behind(app, partial(pay, app, key="order-1"), behind=3)
     assert (answer.status, answer.json()["code"]) == (503, "service_unavailable"), answer.body
     assert answer.headers["retry-after"] == "1"
     assert "nothing was charged" in str(answer.json()["detail"])

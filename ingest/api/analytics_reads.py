@@ -1,10 +1,11 @@
 """The ``/v1/analytics/*`` reads: a time window from the query, an input read through the
 writer, and the table answered as JSON rows or as an Arrow IPC stream.
 
-The routes themselves (``ingest.api.app``) only check the key and pick the input. Reading and
-rendering both run in worker threads, a batch of rows at a time, streamed as it is made: a
-14-day window may hold millions of rows, and neither the event loop (which keeps answering
-payments) nor the process's memory (one Python object per row: gigabytes) takes them at once.
+The routes (one per :class:`AnalyticsTable`, added by :func:`add_analytics_route`) only check
+the key and pick the input. Reading and rendering both run in worker threads, a batch of rows at
+a time, streamed as it is made: a 14-day window may hold millions of rows, and neither the event
+loop (which keeps answering payments) nor the process's memory (one Python object per row:
+gigabytes) takes them at once.
 """
 
 from __future__ import annotations
@@ -12,18 +13,24 @@ from __future__ import annotations
 import asyncio
 import io
 from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import duckdb
 import orjson
 import polars as pl
 import pyarrow as pa
+from fastapi import FastAPI, Query
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from ingest.api.admin_reads import AdminReadGate
+from ingest.api.guards import ADMIN_ONLY, Since, Until
+from ingest.api.parts import Parts
 from ingest.api.problems import ApiProblem, FieldError
+from ingest.api.schemas import AnalyticsComplaintsOut, AnalyticsEventsOut, AnalyticsViolationsOut
+from ingest.store import reads
 from ingest.store.reads import Input, Window, WindowReader, window_reader
 from ingest.store.writer import Writer
 
@@ -31,6 +38,10 @@ ARROW_STREAM = "application/vnd.apache.arrow.stream"
 DEFAULT_SPAN = timedelta(days=14)
 
 TableFormat = Literal["json", "arrow"]
+Format = Annotated[
+    TableFormat,
+    Query(alias="format", description="`json` rows, or `arrow`: an Arrow IPC stream of the same columns."),
+]
 
 
 def window_between(
@@ -301,3 +312,62 @@ def table_responses(description: str) -> dict[int | str, dict[str, Any]]:
     """The 200 entry of the OpenAPI document: the route's JSON model, and the Arrow stream."""
     arrow = {"schema": {"type": "string", "format": "binary"}}
     return {200: {"description": description, "content": {ARROW_STREAM: arrow}}}
+
+
+@dataclass(frozen=True, slots=True)
+class AnalyticsTable:
+    """One ``GET /v1/analytics/{name}`` route: what it reads and how OpenAPI describes it."""
+
+    name: str
+    operation_id: str
+    summary: str
+    description: str
+    model: type[Any]
+    source: Input
+
+
+ANALYTICS_TABLES = (
+    AnalyticsTable(
+        "events",
+        "listAnalyticsEvents",
+        "Domain events of a time window, for analytics",
+        "The window's events, in the order they were written",
+        AnalyticsEventsOut,
+        reads.EVENTS,
+    ),
+    AnalyticsTable(
+        "violations",
+        "listAnalyticsViolations",
+        "Contract violations of a time window, for analytics",
+        "The window's violations, oldest first",
+        AnalyticsViolationsOut,
+        reads.VIOLATIONS,
+    ),
+    AnalyticsTable(
+        "complaints",
+        "listAnalyticsComplaints",
+        "Complaints received in a time window, for analytics",
+        "The window's complaints, oldest first",
+        AnalyticsComplaintsOut,
+        reads.COMPLAINTS,
+    ),
+)
+
+
+def add_analytics_route(
+    app: FastAPI, parts: Parts, table: AnalyticsTable, problems: dict[int | str, dict[str, Any]]
+) -> None:
+    """Route ``GET /v1/analytics/{table.name}`` (admin keys only) to :func:`table_answer`."""
+
+    async def answer(since: Since = None, until: Until = None, output: Format = "json") -> Response:
+        window = window_between(since, until, parts.clock.now())
+        return await table_answer(parts.writer, table.source, window, output, parts.admin_reads)
+
+    app.get(
+        f"/v1/analytics/{table.name}",
+        summary=table.summary,
+        operation_id=table.operation_id,
+        response_model=table.model,
+        responses=table_responses(table.description) | problems,
+        dependencies=ADMIN_ONLY,
+    )(answer)

@@ -16,6 +16,8 @@
   ``security-defined``) and readers cannot tell a public route from one whose key is undocumented.
 - ``POST /v1/payments`` reads its headers by hand (see ingest.api.front), so its
   ``Idempotency-Key`` parameter is declared here.
+
+The routes name the problems each may answer with :func:`problem_responses`.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from ingest.api.problems import PROBLEMS
+from ingest.api.schemas import ProblemOut
 from ingest.parsing import KEY_RULE
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -68,6 +71,19 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
         "pattern": "^[ -~]*[!-~][ -~]*$",
     },
 }
+
+
+def problem_responses(*codes: str) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for the problems a route may answer (a fault of ours, 500, on every route)."""
+    entries: dict[int | str, dict[str, Any]] = {}
+    for code in dict.fromkeys((*codes, "internal_error")):
+        kind = PROBLEMS[code]
+        entry = entries.setdefault(
+            kind.status,
+            {"model": ProblemOut, "content": {"application/problem+json": {}}, "description": ""},
+        )
+        entry["description"] = f"{entry['description']}; {kind.title}".lstrip("; ")
+    return entries
 
 
 def finish(document: dict[str, Any]) -> dict[str, Any]:

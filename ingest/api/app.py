@@ -76,6 +76,7 @@ from ingest.codec.result_json import JsonObject, violation_to_json
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ComplaintQuery, ViolationQuery
 from ingest.store import reads
+from ingest.store.recovery import RecoveryReport
 from ingest.store.writer import StoreError
 
 logger = logging.getLogger("payorch.api")
@@ -155,6 +156,28 @@ def _add_analytics_route(
         responses=table_responses(table.description) | problems,
         dependencies=ADMIN_ONLY,
     )(answer)
+
+
+def _refuse_if_left_interrupted(parts: Parts, caller: Principal, payment_id: str) -> None:
+    """503 ``payment_interrupted`` for a payment this start's crash recovery left unsettled: it
+    has no result yet and may have charged, where a 404 says it was never charged."""
+    report = parts.recovery
+    left = report.left_payments.get(payment_id) if isinstance(report, RecoveryReport) else None
+    if left is None or not caller.may_see(left[0]):
+        return
+    detail = (
+        f"Payment {payment_id} was cut short by a crash or a forced stop, and this start could not "
+        f"settle it ({left[1]}); it may have been charged. The next start settles it once its "
+        "processor answers, and shows its outcome here. Do not pay again with a new key: a retry "
+        "with the same Idempotency-Key then gets the outcome."
+    )
+    headers = {"Retry-After": str(LEFT_RETRY_AFTER_S)}
+    raise ApiProblem("payment_interrupted", detail, headers=headers, extra={"payment_id": payment_id})
+
+
+#: Retry-After of a payment left interrupted: only a restart settles it, so polling it every few
+#: seconds only adds load.
+LEFT_RETRY_AFTER_S = 60
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -435,13 +458,17 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         description="A payment's result and its events; a request refused 422 (or 403) is shown under "
         "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
         response_model=PaymentOut | RefusedPaymentOut,
-        responses=_problems("unauthorized", "not_found", "validation_failed", "service_unavailable"),
+        responses=_problems(
+            "unauthorized", "not_found", "validation_failed", "service_unavailable", "payment_interrupted"
+        ),
         dependencies=KEYED_READS,
     )
     async def get_payment(
         caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]
     ) -> Response:
         stored = await parts.records.payment(PaymentId(payment_id))
+        if stored is None:
+            _refuse_if_left_interrupted(parts, caller, payment_id)
         if stored is None or not caller.may_see(stored.merchant_id):
             raise ApiProblem("not_found", f"No payment {mask_card_numbers(payment_id)!r} for this key.")
         return FastJSONResponse(stored.document)

@@ -54,6 +54,10 @@ class RecoveryReport:
     finished: int = 0
     settled_attempts: int = 0
     left: list[str] = field(default_factory=list)  # payment ids still interrupted, and why
+    #: The payments left interrupted: payment id -> (its merchant, why it was left). They have no
+    #: result until a later start settles them, yet may have charged: ``GET /v1/payments/{id}``
+    #: says so (it was a 404, which the service's own answers call "never charged").
+    left_payments: dict[str, tuple[str, str]] = field(default_factory=dict)
 
     def summary(self) -> str:
         """One line for the operator, said at every start (0 interrupted payments too: that
@@ -136,12 +140,13 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
         # one line, as it did one payment at a time: the start knows the error, not the group.
         raise failed.exceptions[0] from None
     left_seqs: list[int] = []  # the first seq of each payment left interrupted
-    for (_, first_seq), outcome in zip(found, outcomes, strict=True):
+    for (payment_id, first_seq), outcome in zip(found, outcomes, strict=True):
         if outcome is None:  # not interrupted after all (its events end it)
             continue
         report.interrupted += 1
         if outcome.left is not None:
             report.left.append(outcome.left)
+            report.left_payments[payment_id] = (outcome.merchant_id, outcome.left.partition(": ")[2])
             left_seqs.append(first_seq)
             continue
         report.finished += 1
@@ -162,9 +167,10 @@ RECOVERY_CONCURRENCY = 32
 
 @dataclass(frozen=True, slots=True)
 class _Outcome:
-    """What recovery did with one interrupted payment: finished it (``left`` is ``None``) after
-    asking about ``settled_attempts`` of its attempts, or left it, saying why."""
+    """What recovery did with one interrupted payment of ``merchant_id``: finished it (``left``
+    is ``None``) after asking about ``settled_attempts`` of its attempts, or left it, saying why."""
 
+    merchant_id: str
     settled_attempts: int = 0
     left: str | None = None
 
@@ -176,9 +182,10 @@ async def _recover_one(parts: Parts, writer: Writer, payment_id: str, first_seq:
     )
     if not interrupted(events):
         return None
-    merchant = parts.merchants.get(events[0].merchant_id)
+    merchant_id = events[0].merchant_id
+    merchant = parts.merchants.get(merchant_id)
     if merchant is None:
-        return _Outcome(left=f"{payment_id}: merchant {events[0].merchant_id} is not configured")
+        return _Outcome(merchant_id, left=f"{payment_id}: merchant {merchant_id} is not configured")
     observer = parts.telemetry or NULL_OBSERVER
     try:
         # One trace per payment recovered: its events' log lines carry it, and its voids and
@@ -194,7 +201,7 @@ async def _recover_one(parts: Parts, writer: Writer, payment_id: str, first_seq:
                 observer=observer,
             )
     except Unsettled as why:
-        return _Outcome(left=str(why))
+        return _Outcome(merchant_id, left=str(why))
     result = recovered.result
     document = dumps(composite_result_to_json(result))
     # The crashed process held where its events begin: the row names it, so that a read of
@@ -208,7 +215,7 @@ async def _recover_one(parts: Parts, writer: Writer, payment_id: str, first_seq:
     # Its answer died with the crashed process, and so did its count: counted here, every
     # finished payment counts once in payorch_payments_total, as the store holds it.
     parts.metrics.count_payment(result.status.value)
-    return _Outcome(settled_attempts=recovered.settled_attempts)
+    return _Outcome(merchant_id, settled_attempts=recovered.settled_attempts)
 
 
 #: The span around the recovery of one payment (a root: the request that began it is gone), with

@@ -420,3 +420,34 @@ async def test_interrupted_payments_are_settled_at_once_not_one_after_another(tm
         if one[2] != other[2] and one[0] < other[1] and other[0] < one[1]
     ]
     assert overlapping, "each payment's status queries waited for the payment before"
+
+
+#: The service of CONFIG with stripe_sim gone from it: the cut-off payment's attempts there cannot be
+#: settled.
+WITHOUT_STRIPE = CONFIG.replace("processors: [stripe_sim, adyen_sim]", "processors: [adyen_sim]").replace(
+    "  - {id: stripe_sim, kind: simulated, seed: 42, latency_ms: {p50: 0, p99: 0}}\n", ""
+)
+ACME_KEY = (b"authorization", b"Bearer sk_recovery_acme")
+
+
+async def test_a_payment_left_interrupted_is_not_read_as_never_charged(tmp_path: Path) -> None:
+    # Its processor gone from the config at the restart, the payment was left for a later start,
+    # and GET /v1/payments/{id} said 404 "No payment": what a merchant told to look it up reads
+    # as "never charged" (the service's own words for a payment it does not know).
+    async with running(tmp_path) as crashed:
+        for event in await _cut_off_payment():
+            await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+    async with running(tmp_path, WITHOUT_STRIPE) as restarted:
+        left = await call(restarted.app, "GET", f"/v1/payments/{PAYMENT}", [ACME_KEY], body_of(b""))
+        by_admin = await call(restarted.app, "GET", f"/v1/payments/{PAYMENT}", [ADMIN], body_of(b""))
+        unknown = await call(restarted.app, "GET", "/v1/payments/pay_never_made", [ACME_KEY], body_of(b""))
+    async with running(tmp_path) as settled:
+        finished = await call(settled.app, "GET", f"/v1/payments/{PAYMENT}", [ACME_KEY], body_of(b""))
+
+    assert (left.status, by_admin.status, unknown.status, finished.status) == (503, 503, 404, 200)
+    problem = left.json()
+    assert (problem["code"], problem["payment_id"]) == ("payment_interrupted", PAYMENT)
+    assert "processor stripe_sim is not configured" in str(problem["detail"])
+    assert "may have been charged" in str(problem["detail"])
+    assert left.headers["retry-after"] == "60"

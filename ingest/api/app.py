@@ -23,6 +23,7 @@ from starlette.responses import HTMLResponse, Response
 from engine.errors import PayorchError
 from engine.types import PaymentId
 from ingest.api.analytics_reads import ANALYTICS_TABLES, add_analytics_route, bounds, window_between
+from ingest.api.auth import Principal
 from ingest.api.complaint_routes import install_complaint_routes
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
@@ -58,12 +59,35 @@ from ingest.api.settings import Settings
 from ingest.codec.result_json import violation_to_json
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ViolationQuery
+from ingest.store.recovery import RecoveryReport
 
 
 def _payment_links() -> dict[int | str, dict[str, Any]]:
     """The 200 of ``createPayment`` links to ``getPayment`` by the payment id it returns."""
     link = {"operationId": "getPayment", "parameters": {"payment_id": "$response.body#/payment_id"}}
     return {200: {"description": "The payment's outcome", "links": {"GetPayment": link}}}
+
+
+def _refuse_if_left_interrupted(parts: Parts, caller: Principal, payment_id: str) -> None:
+    """503 ``payment_interrupted`` for a payment this start's crash recovery left unsettled: it
+    has no result yet and may have charged, where a 404 says it was never charged."""
+    report = parts.recovery
+    left = report.left_payments.get(payment_id) if isinstance(report, RecoveryReport) else None
+    if left is None or not caller.may_see(left[0]):
+        return
+    detail = (
+        f"Payment {payment_id} was cut short by a crash or a forced stop, and this start could not "
+        f"settle it ({left[1]}); it may have been charged. The next start settles it once its "
+        "processor answers, and shows its outcome here. Do not pay again with a new key: a retry "
+        "with the same Idempotency-Key then gets the outcome."
+    )
+    headers = {"Retry-After": str(LEFT_RETRY_AFTER_S)}
+    raise ApiProblem("payment_interrupted", detail, headers=headers, extra={"payment_id": payment_id})
+
+
+#: Retry-After of a payment left interrupted: only a restart settles it, so polling it every few
+#: seconds only adds load.
+LEFT_RETRY_AFTER_S = 60
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -170,13 +194,17 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         description="A payment's result and its events; a request refused 422 (or 403) is shown under "
         "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
         response_model=PaymentOut | RefusedPaymentOut,
-        responses=problem_responses("unauthorized", "not_found", "validation_failed", "service_unavailable"),
+        responses=problem_responses(
+            "unauthorized", "not_found", "validation_failed", "service_unavailable", "payment_interrupted"
+        ),
         dependencies=KEYED_READS,
     )
     async def get_payment(
         caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]
     ) -> Response:
         stored = await parts.records.payment(PaymentId(payment_id))
+        if stored is None:
+            _refuse_if_left_interrupted(parts, caller, payment_id)
         if stored is None or not caller.may_see(stored.merchant_id):
             raise ApiProblem("not_found", f"No payment {mask_card_numbers(payment_id)!r} for this key.")
         return FastJSONResponse(stored.document)

@@ -77,14 +77,14 @@ async def running(data_dir: Path, config: str = CONFIG) -> AsyncIterator[Started
         yield Started(application, application.state.parts)
 
 
-async def _cut_off_payment() -> list[DomainEvent]:
+async def _cut_off_payment(payment_id: str = PAYMENT) -> list[DomainEvent]:
     """The reported payment: three processing errors at stripe_sim, two at adyen_sim, and the
     crash while adyen_sim's third attempt (the sixth) was out; adyen_sim charged nothing."""
     processors = {
         name: ScriptedProcessor(name, (PROCESSING,)) for name in ("applepay_sim", "stripe_sim", "adyen_sim")
     }
     paid = rig(processors, merchant(routing=CARD_ONLY))
-    await paid.service.pay(request(4000, PAYMENT, payment_method=PaymentMethod.CARD))
+    await paid.service.pay(request(4000, payment_id, payment_method=PaymentMethod.CARD))
     events = paid.sink.events
     sixth = next(i for i, e in enumerate(events) if type(e) is StepFailed and e.attempt == 6)
     return events[:sixth]
@@ -382,3 +382,72 @@ async def test_a_start_that_finished_a_payment_warns_of_it(
         ("WARNING", report.summary())
     ]
     assert report.summary().startswith("recovery: 1 interrupted payment, 1 finished, ")
+
+
+#: The service of CONFIG with processors that take 50 ms to say what they hold.
+SLOW_STATUS = CONFIG.replace("latency_ms: {p50: 0, p99: 0}", "latency_ms: {p50: 50, p99: 50}")
+
+
+async def test_interrupted_payments_are_settled_at_once_not_one_after_another(tmp_path: Path) -> None:
+    # One payment at a time, a start that found 93 payments cut short (processors answering in
+    # about 0.6 s) took 75 s before it listened: a supervisor's start-up probe gave up first.
+    cut_short = [f"pay_cut_off_{n:04d}" for n in range(4)]
+    async with running(tmp_path) as crashed:
+        for payment_id in cut_short:
+            for event in await _cut_off_payment(payment_id):
+                await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+    exporter = InMemorySpanExporter()
+    settings = Settings(
+        config=parse_config(SLOW_STATUS), data_dir=tmp_path, environ={}, span_exporter=exporter
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        report = application.state.parts.recovery
+        telemetry = application.state.parts.telemetry
+        assert telemetry is not None and telemetry.spans.drain is not None
+        assert telemetry.spans.drain.flush(10.0)
+    assert isinstance(report, RecoveryReport)
+    assert (report.interrupted, report.finished, report.left) == (4, 4, [])
+
+    queries = [span for span in exporter.get_finished_spans() if span.name == "status_query"]
+    assert len(queries) == 8  # stripe_sim and adyen_sim, for each payment
+    spans = [(span.start_time or 0, span.end_time or 0, span.context.trace_id) for span in queries]
+    overlapping = [
+        (one, other)
+        for one in spans
+        for other in spans
+        if one[2] != other[2] and one[0] < other[1] and other[0] < one[1]
+    ]
+    assert overlapping, "each payment's status queries waited for the payment before"
+
+
+#: The service of CONFIG with stripe_sim gone from it: the cut-off payment's attempts there cannot be
+#: settled.
+WITHOUT_STRIPE = CONFIG.replace("processors: [stripe_sim, adyen_sim]", "processors: [adyen_sim]").replace(
+    "  - {id: stripe_sim, kind: simulated, seed: 42, latency_ms: {p50: 0, p99: 0}}\n", ""
+)
+ACME_KEY = (b"authorization", b"Bearer sk_recovery_acme")
+
+
+async def test_a_payment_left_interrupted_is_not_read_as_never_charged(tmp_path: Path) -> None:
+    # Its processor gone from the config at the restart, the payment was left for a later start,
+    # and GET /v1/payments/{id} said 404 "No payment": what a merchant told to look it up reads
+    # as "never charged" (the service's own words for a payment it does not know).
+    async with running(tmp_path) as crashed:
+        for event in await _cut_off_payment():
+            await crashed.parts.records.emit(event)
+        await crashed.parts.records.sync()
+    async with running(tmp_path, WITHOUT_STRIPE) as restarted:
+        left = await call(restarted.app, "GET", f"/v1/payments/{PAYMENT}", [ACME_KEY], body_of(b""))
+        by_admin = await call(restarted.app, "GET", f"/v1/payments/{PAYMENT}", [ADMIN], body_of(b""))
+        unknown = await call(restarted.app, "GET", "/v1/payments/pay_never_made", [ACME_KEY], body_of(b""))
+    async with running(tmp_path) as settled:
+        finished = await call(settled.app, "GET", f"/v1/payments/{PAYMENT}", [ACME_KEY], body_of(b""))
+
+    assert (left.status, by_admin.status, unknown.status, finished.status) == (503, 503, 404, 200)
+    problem = left.json()
+    assert (problem["code"], problem["payment_id"]) == ("payment_interrupted", PAYMENT)
+    assert "processor stripe_sim is not configured" in str(problem["detail"])
+    assert "may have been charged" in str(problem["detail"])
+    assert left.headers["retry-after"] == "60"

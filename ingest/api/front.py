@@ -29,6 +29,7 @@ from engine.config import MerchantConfig
 from engine.stepping import first_step
 from engine.types import RequestId
 from ingest.api.auth import Principal
+from ingest.api.json_bodies import JSON_ROUTES, unreadable_body
 from ingest.api.metrics import HTTP_METHODS
 from ingest.api.parts import Parts
 from ingest.api.payments import CUT_SHORT, new_id
@@ -359,7 +360,10 @@ class Front:
                 # The body is read here, under the same limit and deadline as a payment's:
                 # FastAPI's own reading would turn a 413 into a 400 and wait for ever.
                 timeout_s = self.parts.settings.body_timeout_s
-                receive = _replaying(await read_body(receive, self.limit, timeout_s), receive)
+                body = await read_body(receive, self.limit, timeout_s)
+                if (scope["method"], route_path(scope)) in JSON_ROUTES:
+                    self._check_json_body(scope["headers"], body)
+                receive = _replaying(body, receive)
         except ApiProblem as problem:
             answer = _problem_answer(problem, request_id, self.root_path)
             state[STATUS_KEY] = answer.status
@@ -372,6 +376,21 @@ class Front:
             if route is not None:
                 # The route the GET copy took names the HEAD's span and metric label too.
                 outer["route"] = route
+
+    def _check_json_body(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
+        """Raise the 422 for a body FastAPI cannot read as JSON (:mod:`ingest.api.json_bodies`),
+        once the key is known (a 401 first, as for every other refusal of the route)."""
+        authorization: str | None = None
+        coding: str | None = None
+        for name, value in headers:
+            if name == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif name == b"content-encoding":  # a list header: every line counts
+                coding = value.decode("latin-1") if coding is None else f"{coding}, {value.decode('latin-1')}"
+        problem = unreadable_body(body, coding)
+        if problem is not None:
+            known(self.parts.keys.authenticate(authorization), authorization)
+            raise problem
 
     async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
         authorization = idempotency_key = content_type = content_encoding = None

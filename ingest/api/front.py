@@ -165,13 +165,25 @@ def paying_merchant(parts: Parts, caller: Principal) -> MerchantConfig:
 
 def check_idempotency_key(key: str) -> None:
     """400 for a header that is no idempotency key, by the parser's rule for the body's key."""
-    fault = idempotency_key_problem(key)
+    fault = idempotency_key_problem(_as_sent(key))
     if fault is not None:
         raise ApiProblem(
             "invalid_request",
             f"Idempotency-Key must be {KEY_RULE}.",
             errors=[FieldError("Idempotency-Key", "invalid_idempotency_key", fault)],
         )
+
+
+def _as_sent(value: str) -> str:
+    """A header's value as its client wrote it, for what the service tells it: the server reads a
+    header's bytes as Latin-1 (one character each), and clients send UTF-8, whose ``é`` was told as
+    ``Ã``; bytes that are not UTF-8 stay as read."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 async def read_body(receive: Receive, limit: int, timeout_s: float) -> bytes:

@@ -51,7 +51,7 @@ from ingest.api.problems import (
     problem_page,
     problem_response,
 )
-from ingest.api.reports import MEDIA_TYPES, ReportFormat, UnbuiltFormat, negotiated_format, report_answer
+from ingest.api.reports import MEDIA_TYPES, AskedFormat, negotiated_format, report_answer
 from ingest.api.schemas import (
     COMPLAINT_REQUEST_BODY,
     PAYMENT_REQUEST_BODY,
@@ -528,7 +528,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         ] = None,
         until: Until = None,
         output: Annotated[
-            ReportFormat | UnbuiltFormat | None,
+            AskedFormat | None,
             Query(
                 alias="format",
                 description="`yaml` or `json`: the same document. Absent: `json` when the `Accept` "

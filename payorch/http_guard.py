@@ -128,6 +128,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._method = ""  # the current head's, once its request line is read
         self._oversized = False  # the head parsed was over the limit: it is refused, not run
         self._heads_completed = 0
+        self._messages_completed = 0  # requests whose body the parser has read to its end
         self._head_deadline: asyncio.TimerHandle | None = None
         self._lingering: asyncio.TimerHandle | None = None  # refused: what comes is thrown away
         self._linger_ends = 0.0  # the loop's time when a lingering close ends, however much comes
@@ -168,10 +169,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._head_deadline is None and self._awaiting_head and self._idle():
             self._start_head_deadline()  # the first bytes after an idle spell past the deadline
-        completed = self._heads_completed
+        completed = self._heads_completed, self._messages_completed
         self._feed(data)
-        if self._heads_completed != completed:
-            # A head ended in this data; what follows it is body or the next head's beginning.
+        if (self._heads_completed, self._messages_completed) != completed:
+            # A head or a request ended in this data; what follows it is body or the next head's
+            # beginning. (Only a head's end was looked for: the body that came with a request's end,
+            # in a read after its head, counted as the next head, and one of 32 KiB was a 431 that
+            # closed the connection unanswered, once the app had the body: a payment charged and
+            # never answered.)
             self._head_bytes = 0
         elif self._awaiting_head:
             self._head_bytes += len(data)
@@ -282,6 +287,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             super().on_body(body)
 
     def on_message_complete(self) -> None:
+        self._messages_completed += 1
         if self._oversized or self._lingering is not None or self._without_upgrade is not None:
             return
         super().on_message_complete()

@@ -46,7 +46,7 @@ from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi, prob
 from ingest.api.parts import Parts, build_parts
 from ingest.api.payments import STOPPED_RETRY_AFTER_S
 from ingest.api.problems import ApiProblem, problem_document, problem_page
-from ingest.api.reports import MEDIA_TYPES, ReportFormat, UnbuiltFormat, negotiated_format, report_answer
+from ingest.api.reports import MEDIA_TYPES, AskedFormat, negotiated_format, report_answer
 from ingest.api.schemas import (
     PAYMENT_REQUEST_BODY,
     CompositeResultOut,
@@ -293,7 +293,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         ] = None,
         until: Until = None,
         output: Annotated[
-            ReportFormat | UnbuiltFormat | None,
+            AskedFormat | None,
             Query(
                 alias="format",
                 description="`yaml` or `json`: the same document. Absent: `json` when the `Accept` "

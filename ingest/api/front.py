@@ -29,6 +29,7 @@ from engine.config import MerchantConfig
 from engine.stepping import first_step
 from engine.types import RequestId
 from ingest.api.auth import Principal
+from ingest.api.json_bodies import JSON_ROUTES, unreadable_body
 from ingest.api.metrics import HTTP_METHODS
 from ingest.api.parts import Parts
 from ingest.api.payments import CUT_SHORT, new_id
@@ -164,13 +165,25 @@ def paying_merchant(parts: Parts, caller: Principal) -> MerchantConfig:
 
 def check_idempotency_key(key: str) -> None:
     """400 for a header that is no idempotency key, by the parser's rule for the body's key."""
-    fault = idempotency_key_problem(key)
+    fault = idempotency_key_problem(_as_sent(key))
     if fault is not None:
         raise ApiProblem(
             "invalid_request",
             f"Idempotency-Key must be {KEY_RULE}.",
             errors=[FieldError("Idempotency-Key", "invalid_idempotency_key", fault)],
         )
+
+
+def _as_sent(value: str) -> str:
+    """A header's value as its client wrote it, for what the service tells it: the server reads a
+    header's bytes as Latin-1 (one character each), and clients send UTF-8, whose ``é`` was told as
+    ``Ã``; bytes that are not UTF-8 stay as read."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 async def read_body(receive: Receive, limit: int, timeout_s: float) -> bytes:
@@ -359,7 +372,10 @@ class Front:
                 # The body is read here, under the same limit and deadline as a payment's:
                 # FastAPI's own reading would turn a 413 into a 400 and wait for ever.
                 timeout_s = self.parts.settings.body_timeout_s
-                receive = _replaying(await read_body(receive, self.limit, timeout_s), receive)
+                body = await read_body(receive, self.limit, timeout_s)
+                if (scope["method"], route_path(scope)) in JSON_ROUTES:
+                    self._check_json_body(scope["headers"], body)
+                receive = _replaying(body, receive)
         except ApiProblem as problem:
             answer = _problem_answer(problem, request_id, self.root_path)
             state[STATUS_KEY] = answer.status
@@ -372,6 +388,21 @@ class Front:
             if route is not None:
                 # The route the GET copy took names the HEAD's span and metric label too.
                 outer["route"] = route
+
+    def _check_json_body(self, headers: Iterable[tuple[bytes, bytes]], body: bytes) -> None:
+        """Raise the 422 for a body FastAPI cannot read as JSON (:mod:`ingest.api.json_bodies`),
+        once the key is known (a 401 first, as for every other refusal of the route)."""
+        authorization: str | None = None
+        coding: str | None = None
+        for name, value in headers:
+            if name == b"authorization" and authorization is None:
+                authorization = value.decode("latin-1")
+            elif name == b"content-encoding":  # a list header: every line counts
+                coding = value.decode("latin-1") if coding is None else f"{coding}, {value.decode('latin-1')}"
+        problem = unreadable_body(body, coding)
+        if problem is not None:
+            known(self.parts.keys.authenticate(authorization), authorization)
+            raise problem
 
     async def _payment(self, scope: Scope, receive: Receive, send: Send, request_id: RequestId) -> None:
         authorization = idempotency_key = content_type = content_encoding = None

@@ -26,6 +26,10 @@ from ingest.store.writer import Writer
 ReportFormat = Literal["yaml", "json"]
 #: The forms PRODUCT.md names that are not built yet: asked for, they are refused saying so.
 UnbuiltFormat = Literal["md", "html"]
+#: What ``format`` may ask for: one ``Literal``, so that any other value is one issue on
+#: ``format`` naming the four (a union of the two was an issue per part, on fields named
+#: ``format.literal['yaml','json']`` and ``format.literal['md','html']``).
+AskedFormat = Literal["yaml", "json", "md", "html"]
 #: YAML's media type is RFC 9512's.
 MEDIA_TYPES: dict[ReportFormat, str] = {"yaml": "application/yaml", "json": "application/json"}
 
@@ -74,7 +78,7 @@ async def report_answer(
     writer: Writer | None,
     renderer: ReportRenderer | None,
     window: Window,
-    output: ReportFormat | UnbuiltFormat,
+    output: AskedFormat,
     gate: AdminReadGate,
 ) -> Response:
     """The retrospective of ``window``; 422 for an empty one or a form not built yet, 503 without a

@@ -17,9 +17,11 @@ Rules (every issue here is on field ``body``):
   is nesting notation (``metadata[a][b]=1``), which form metadata does not have, so the whole
   name stays a field of its own, unknown, and is ignored with warning ``unknown_field`` rather
   than kept as a metadata key ``a][b``. A repeated key keeps every value it was given, for the
-  rule on repeats (:mod:`ingest.parsing.fields`). A body that is a JSON object instead (what
-  ``curl -d '{...}'`` sends, with this type by default) is read as JSON, with warning
-  ``content_type``; one that starts with ``{`` but is not valid JSON stays form fields.
+  rule on repeats (:mod:`ingest.parsing.fields`). A name or value whose percent-escapes are not
+  UTF-8 (``K%F6ln``, Latin-1): error ``invalid_encoding``, as for a JSON body's bytes. A body
+  that is a JSON object instead (what ``curl -d '{...}'`` sends, with this type by default) is
+  read as JSON, with warning ``content_type``; one that starts with ``{`` but is not valid JSON
+  stays form fields.
 - No content type, or one that is not a ``type/subtype``: a body starting with ``{`` or ``[`` is
   read as JSON (its errors stand); any other body is read as form fields if it is well-formed
   ``key=value&...``. Either way: warning ``content_type``.
@@ -48,7 +50,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum, auto
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 
 from engine.validation import ValidationIssue
 from ingest.parsing import shortcuts
@@ -193,10 +195,16 @@ def _metadata_key(name: str) -> tuple[str, str] | None:
     return None if "][" in key else (bracketed["name"], key)
 
 
-def _form(text: str) -> JsonObject:
-    """Form fields as an object; ``metadata[key]=value`` pairs make the metadata object."""
+def _form(text: str) -> DecodedBody:
+    """Form fields as an object; ``metadata[key]=value`` pairs make the metadata object. A name or
+    value whose percent-escapes are not UTF-8 stops it, as a JSON body's bytes do: read as U+FFFD,
+    Latin-1's ``K%F6ln`` was kept mangled, and equal to ``K%FCln`` for an idempotent repeat."""
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, errors="strict")
+    except UnicodeDecodeError:
+        return DecodedBody(None, (_not_utf8(text),))
     result = JsonObject()
-    for key, value in parse_qsl(text, keep_blank_values=True):
+    for key, value in pairs:
         entry = _metadata_key(key)
         if entry is None:
             result.put(key, value)
@@ -208,7 +216,25 @@ def _form(text: str) -> JsonObject:
             metadata = JsonObject()
             result.put(name, metadata)
         metadata.put(metadata_key, value)
-    return result
+    return DecodedBody(result, ())
+
+
+def _not_utf8(text: str) -> ValidationIssue:
+    """The issue of a form whose percent-escapes are not UTF-8, naming the first such field."""
+    for pair in text.split("&"):
+        name, _, value = pair.partition("=")
+        for part in (name, value):
+            raw = unquote_to_bytes(part.replace("+", " "))
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                shown = quote(unquote(name.replace("+", " "), errors="backslashreplace"))
+                message = (
+                    f"the form field {shown} is not UTF-8 text once percent-decoded: byte "
+                    f"{raw[exc.start]:#04x} (send form fields in UTF-8: %C3%B6 for \u00f6)"
+                )
+                return error(BODY, "invalid_encoding", message, text)
+    return error(BODY, "invalid_encoding", "the form fields are not UTF-8 text once percent-decoded", text)
 
 
 def _shown(content_type: str | None) -> str:
@@ -235,7 +261,8 @@ def _undeclared_or_other(text: str, kind: _Kind, content_type: str | None) -> De
         return DecodedBody(None, (error(BODY, "unsupported_content_type", message, content_type),))
     if _is_form(text):
         note = warning(BODY, "content_type", f"{shown}: read the body as form fields", content_type)
-        return DecodedBody(_form(text), (note,))
+        form = _form(text)
+        return DecodedBody(form.fields, (note, *form.issues))
     message = f"{shown}, and the body is neither a JSON object nor form fields"
     return DecodedBody(None, (error(BODY, "unsupported_content_type", message, content_type),))
 
@@ -248,7 +275,7 @@ def _form_or_json_object(text: str, content_type: str | None) -> DecodedBody:
         decoded = _json(text)
         if decoded.fields is not None:
             return _read_as_json(decoded, content_type)
-    return DecodedBody(_form(text), ())
+    return _form(text)
 
 
 def _codings(content_encoding: str) -> list[str]:

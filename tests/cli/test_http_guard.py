@@ -514,6 +514,22 @@ async def test_an_answer_before_the_whole_body_closes_the_connection_however_lon
     assert backend.requests == 0
 
 
+async def test_a_body_over_the_head_limit_that_comes_after_its_head_is_answered(
+    port: int, backend: Backend
+) -> None:
+    # A body of 32 to 64 KiB (the body limit is 64 KiB) arriving in a read of its own, after its
+    # head, was counted as the next request's head once the parser had ended the request in it:
+    # the connection was closed unanswered, after the app had read the body (a payment charged,
+    # its answer never sent).
+    body = b"a" * (48 * 1024)
+    head = b"POST /slowly HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: %d\r\n\r\n" % len(body)
+    chunked = b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    assert (await answers(port, head, body)).startswith(b"HTTP/1.1 200 OK")
+    framed = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body)
+    assert (await answers(port, chunked, framed + request(b"Connection: close\r\n"))).count(b" 200 OK") == 2
+    assert backend.bodies == [body, body, b""]
+
+
 async def test_an_answer_after_the_whole_body_keeps_the_connection(port: int, backend: Backend) -> None:
     refused = b"POST /refuse HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
     answer = await answers(port, refused + request(b"Connection: close\r\n"))

@@ -578,7 +578,16 @@ async def test_validation_issues_and_outcomes_are_counted(app: object) -> None:
 
 async def test_bad_idempotency_keys_are_400(app: object) -> None:
     # Each says what is wrong with the key, as the body's key is told.
-    faults = {b"": "is empty", b"k" * 256: "has 256 characters", b"tab\there": "holds the character U+0009"}
+    faults = {
+        b"": "is empty",
+        b"k" * 256: "has 256 characters",
+        b"tab\there": "holds the character U+0009",
+        # A header's bytes are UTF-8 as clients send them: "é" was told as "Ã" (its first byte as
+        # Latin-1), and 300 of them as 600 characters.
+        "clé".encode(): 'holds the character "é" (U+00E9)',
+        "é".encode() * 300: "has 300 characters",
+        b"caf\xe9": 'holds the character "é" (U+00E9)',  # Latin-1 itself: as sent
+    }
     for key, fault in faults.items():
         answer = await call(
             app, "POST", "/v1/payments", [ACME, JSON, (b"idempotency-key", key)], body_of(b'{"amount": 5}')

@@ -1106,6 +1106,42 @@ BODIES = [
         content_type=FORM,
     ),
     case("form-percent-encoded", FORM_BODY.replace("12.50", "1%2C234.56"), amount=123456, content_type=FORM),
+    # A percent-escape that is no UTF-8 (Latin-1's "ö" is %F6; UTF-8's is %C3%B6) is refused as
+    # a JSON body's bytes are: it was read as U+FFFD, and "K%F6ln" and "K%FCln" were one value.
+    case(
+        "form-percent-escape-not-utf8",
+        FORM_BODY + "&metadata[city]=K%F6ln",
+        E("body", "invalid_encoding"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type=FORM,
+    ),
+    case(
+        "form-percent-escape-not-utf8-in-a-name",
+        FORM_BODY + "&metadata[K%F6ln]=1",
+        E("body", "invalid_encoding"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type=FORM,
+    ),
+    case(
+        "form-undeclared-percent-escape-not-utf8",
+        FORM_BODY + "&metadata[city]=K%F6ln",
+        W("body", "content_type"),
+        E("body", "invalid_encoding"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type=None,
+    ),
+    case(
+        "form-percent-escape-utf8",
+        FORM_BODY + "&metadata[city]=K%C3%B6ln",
+        metadata={"city": "K\u00f6ln"},
+        content_type=FORM,
+    ),
     case("form-repeated-key", FORM_BODY + "&amount=12.50", W("amount", "duplicate_field"), content_type=FORM),
     case(
         "form-blank-amount",
@@ -1127,7 +1163,13 @@ BODIES = [
         "form-nul-byte", FORM_BODY + "&metadata[a]=x%00", E("metadata.a", "invalid_text"), content_type=FORM
     ),
     case(
-        "form-bad-percent-escape", FORM_BODY + "&metadata[a]=%FF", metadata={"a": "\ufffd"}, content_type=FORM
+        "form-bad-percent-escape",
+        FORM_BODY + "&metadata[a]=%FF",
+        E("body", "invalid_encoding"),
+        amount=None,
+        currency=None,
+        method=None,
+        content_type=FORM,
     ),
     case(
         "form-unknown-bracket-field",

@@ -209,6 +209,22 @@ async def test_a_form_not_built_yet_is_refused_saying_so(tmp_path: Path, output:
     ]
 
 
+async def test_an_unknown_format_is_one_issue_on_format_naming_the_four(tmp_path: Path) -> None:
+    """It was two issues, on fields named after the type's parts ("format.literal['yaml','json']",
+    "format.literal['md','html']"), each naming two of the forms."""
+    async with reporting(tmp_path) as app, client(app) as http:
+        answer = await http.get(PATH, params={"format": "xml"}, headers=ADMIN)
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {
+            "field": "format",
+            "code": "literal_error",
+            "message": "Input should be 'yaml', 'json', 'md' or 'html'",
+            "severity": "error",
+        }
+    ]
+
+
 async def test_without_a_store_or_a_renderer_the_report_is_503(tmp_path: Path) -> None:
     async with running(tmp_path) as app, client(app) as http:
         no_renderer = await http.get(PATH, headers=ADMIN)

@@ -1,0 +1,43 @@
+"""What a JSON route of FastAPI's (``POST /v1/complaints``) refuses before FastAPI reads its body.
+
+FastAPI decodes a JSON body itself, and answers a body it cannot decode (not UTF-8, gzipped) with
+a bare 400 that says only that the request could not be read; a ``Content-Encoding`` it ignores,
+so that a body labelled gzip but sent plain was taken. These bodies are refused as
+``POST /v1/payments`` refuses them (:mod:`ingest.parsing.body`): 422 ``validation_failed`` with the
+reason as a ``body`` issue, ``unsupported_content_encoding`` or ``invalid_encoding``.
+"""
+
+from __future__ import annotations
+
+from ingest.api.problems import ApiProblem, FieldError
+
+#: The routes whose body FastAPI reads as JSON: (method, path).
+JSON_ROUTES = frozenset({("POST", "/v1/complaints")})
+
+
+def unreadable_body(body: bytes, content_encoding: str | None) -> ApiProblem | None:
+    """The 422 for a body a JSON route cannot read, or ``None``. ``content_encoding`` is the
+    ``Content-Encoding`` header, its repeated lines joined with ", " (``None`` when absent)."""
+    codings = [name.strip() for name in (content_encoding or "").split(",")]
+    coded = [name for name in codings if name and name.lower() != "identity"]
+    if coded:
+        shown = ", ".join(f'"{name}"' for name in coded)
+        message = (
+            f"Content-Encoding {shown} is not supported: send the body uncompressed, without "
+            "Content-Encoding (or with identity)"
+        )
+        return _unreadable("unsupported_content_encoding", message)
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = f"the body is not UTF-8 text: byte {body[exc.start]:#04x} at position {exc.start}"
+        return _unreadable("invalid_encoding", message)
+    return None
+
+
+def _unreadable(code: str, message: str) -> ApiProblem:
+    return ApiProblem(
+        "validation_failed",
+        "The body cannot be read; nothing was stored.",
+        errors=[FieldError("body", code, message)],
+    )

@@ -1,0 +1,47 @@
+"""Bodies the JSON routes cannot read are refused as ``POST /v1/payments`` refuses them: 422, with
+the reason as a ``body`` issue (a complaint in Latin-1 or gzipped was a 400 saying only that the
+request could not be read, and one labelled gzip but sent plain was stored)."""
+
+from __future__ import annotations
+
+import gzip
+
+from tests.ingest.api.test_app import ACME, JSON, app, body_of, call
+
+__all__ = ["app"]  # the fixture, for the tests below
+
+COMPLAINT = '{"complaint_id": "c-1", "category": "timeout", "description": "trop lent, café froid"}'
+
+
+def issues(document: dict[str, object]) -> list[tuple[str, str]]:
+    errors: list[dict[str, str]] = document["errors"]  # type: ignore[assignment]
+    return [(error["field"], error["code"]) for error in errors]
+
+
+async def test_a_complaint_body_that_is_not_utf8_is_422_naming_the_byte(app: object) -> None:
+    answer = await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(COMPLAINT.encode("latin-1")))
+
+    assert answer.status == 422
+    document = answer.json()
+    assert document["code"] == "validation_failed"
+    assert issues(document) == [("body", "invalid_encoding")]
+    assert "byte 0xe9" in str(document["errors"])
+
+
+async def test_a_coded_complaint_body_is_422_whether_or_not_it_is_compressed(app: object) -> None:
+    coded = [ACME, JSON, (b"content-encoding", b"gzip")]
+    compressed = await call(app, "POST", "/v1/complaints", coded, body_of(gzip.compress(COMPLAINT.encode())))
+    plain = await call(app, "POST", "/v1/complaints", coded, body_of(COMPLAINT.encode()))
+    identity = [ACME, JSON, (b"content-encoding", b"identity")]
+    taken = await call(app, "POST", "/v1/complaints", identity, body_of(COMPLAINT.encode()))
+
+    for answer in (compressed, plain):
+        assert answer.status == 422
+        assert issues(answer.json()) == [("body", "unsupported_content_encoding")]
+    assert taken.status == 201
+
+
+async def test_an_unreadable_complaint_body_without_a_key_is_401(app: object) -> None:
+    answer = await call(app, "POST", "/v1/complaints", [JSON], body_of(COMPLAINT.encode("latin-1")))
+
+    assert answer.status == 401

@@ -203,8 +203,17 @@ def build_parts(settings: Settings) -> Parts:
         writer=writer,
         telemetry=telemetry,
         monitor=ContractMonitor(records, clock, history=RecordsHistory(records)),
-        admin_reads=AdminReadGate(default_limit() if settings.admin_reads is None else settings.admin_reads),
+        admin_reads=AdminReadGate(_admin_reads(settings)),
     )
+
+
+def _admin_reads(settings: Settings) -> int:
+    """The admin reads run at once: the settings' (an embedded app), else the config's, else half
+    the cores."""
+    for limit in (settings.admin_reads, settings.config.store.admin_reads):
+        if limit is not None:
+            return limit
+    return default_limit()
 
 
 def _journal_failed(failure: str) -> None:

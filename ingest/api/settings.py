@@ -79,5 +79,6 @@ class Settings:
     #: mapping is shown as ``null``.
     complaint_mapper: ComplaintMapper | None = field(default=None, repr=False)
     #: At most this many admin reads of a time window at once (the analytics tables and the
-    #: retrospective: ``ingest.api.admin_reads``); ``None``: half the cores, at least one.
+    #: retrospective: ``ingest.api.admin_reads``); ``None``: the config's ``store.admin_reads``,
+    #: else half the cores, at least one.
     admin_reads: int | None = None

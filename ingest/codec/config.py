@@ -53,6 +53,7 @@ def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
                 admit_limit=config.store.admit_limit,
                 memory_limit_mb=config.store.memory_limit_mb,
                 idempotency_hot_s=config.store.idempotency_hot_s,
+                admin_reads=config.store.admin_reads,
             ),
         )
 
@@ -260,4 +261,5 @@ def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
             if store.HasField("idempotency_hot_s")
             else StoreConfig().idempotency_hot_s
         ),
+        admin_reads=store.admin_reads if store.HasField("admin_reads") else None,
     )

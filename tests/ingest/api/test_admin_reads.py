@@ -14,6 +14,8 @@ import pyarrow as pa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine.config import StoreConfig
+from ingest.api.admin_reads import default_limit
 from ingest.api.analytics_reads import BATCH_ROWS, json_chunks, json_rows
 from ingest.store.reads import EVENTS, ReportTables, Window, window_reader
 from ingest.store.writer import Write, Writer
@@ -173,6 +175,21 @@ async def test_reads_past_the_limit_are_503_with_retry_after_until_a_place_frees
     assert read.status_code == 200 and len(read.json()["events"]) == 14
     assert report.status_code == 200
     assert running_after == 0
+
+
+async def test_the_config_file_sets_the_admin_reads_run_at_once(tmp_path: Path) -> None:
+    """``payorch serve`` passes no ``Settings.admin_reads``: the config's ``store.admin_reads`` is
+    the limit, else half the cores; an embedding program's setting wins over both."""
+    limits = []
+    for folder, store, embedded in (
+        ("config", StoreConfig(admin_reads=3), None),
+        ("default", None, None),
+        ("embedded", StoreConfig(admin_reads=3), 5),
+    ):
+        async with running(tmp_path / folder, store, admin_reads=embedded) as app:
+            limits.append(app.state.parts.admin_reads.limit)  # type: ignore[attr-defined]
+
+    assert limits == [3, default_limit(), 5]
 
 
 async def test_a_client_gone_before_the_body_began_frees_its_place(tmp_path: Path) -> None:

@@ -329,6 +329,9 @@ MAX_MEMORY_LIMIT_MB = 1_048_576
 MAX_IDEMPOTENCY_HOT_S = 86_400
 #: ``store.admin_reads``'s bound: far past any machine's cores (each read keeps about one busy).
 MAX_ADMIN_READS = 1024
+#: ``store.admin_read_idle_s``'s and ``store.admin_read_max_s``'s bounds: an hour, a day.
+MAX_ADMIN_READ_IDLE_S = 3600
+MAX_ADMIN_READ_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
@@ -345,7 +348,9 @@ class StoreConfig:
     whole in memory for its first ``idempotency_hot_s`` seconds (0 to a day, its time-to-live),
     then only as a mark, a repeat being looked up in the database: less memory, slower repeats.
     At most ``admin_reads`` admin reads (the analytics tables, the retrospective) run at once, one
-    more being refused (503); ``None``: half the cores the process may use, at least one.
+    more being refused (503); ``None``: half the cores the process may use, at least one. A
+    streamed one is cut short, its place given back, when its client takes none of it for
+    ``admin_read_idle_s`` seconds, or has not taken it all ``admin_read_max_s`` after it began.
     """
 
     max_rows: int = 5000
@@ -354,6 +359,8 @@ class StoreConfig:
     memory_limit_mb: int = 0
     idempotency_hot_s: int = 600
     admin_reads: int | None = None
+    admin_read_idle_s: int = 30
+    admin_read_max_s: int = 300
 
     def __post_init__(self) -> None:
         check_count("store.max_rows", self.max_rows, minimum=1, maximum=1_000_000)
@@ -368,6 +375,10 @@ class StoreConfig:
         )
         if self.admin_reads is not None:
             check_count("store.admin_reads", self.admin_reads, minimum=1, maximum=MAX_ADMIN_READS)
+        check_count(
+            "store.admin_read_idle_s", self.admin_read_idle_s, minimum=1, maximum=MAX_ADMIN_READ_IDLE_S
+        )
+        check_count("store.admin_read_max_s", self.admin_read_max_s, minimum=1, maximum=MAX_ADMIN_READ_S)
 
 
 @dataclass(frozen=True, slots=True)

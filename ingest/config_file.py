@@ -271,6 +271,8 @@ _STORE_FIELDS = {
     "memory_limit_mb",
     "idempotency_hot_s",
     "admin_reads",
+    "admin_read_idle_s",
+    "admin_read_max_s",
 }
 
 
@@ -391,6 +393,8 @@ def _store(section: Section) -> StoreConfig:
             memory_limit_mb=section.get("memory_limit_mb", int, defaults.memory_limit_mb),
             idempotency_hot_s=section.get("idempotency_hot_s", int, defaults.idempotency_hot_s),
             admin_reads=section.get("admin_reads", int, defaults.admin_reads),
+            admin_read_idle_s=section.get("admin_read_idle_s", int, defaults.admin_read_idle_s),
+            admin_read_max_s=section.get("admin_read_max_s", int, defaults.admin_read_max_s),
         ),
     )
 

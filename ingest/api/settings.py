@@ -82,3 +82,8 @@ class Settings:
     #: retrospective: ``ingest.api.admin_reads``); ``None``: the config's ``store.admin_reads``,
     #: else half the cores, at least one.
     admin_reads: int | None = None
+    #: A streamed admin read is cut short when its client takes none of it this long, or has not
+    #: taken it all this long after it began (``ingest.api.admin_reads.Pace``); ``None``: the
+    #: config's ``store.admin_read_idle_s`` and ``store.admin_read_max_s``.
+    admin_read_idle_s: float | None = None
+    admin_read_max_s: float | None = None

@@ -21,7 +21,7 @@ answer is not all taken ``max_s`` after the read took its place (``store.admin_r
 300 s). A client that opened a large read and then read a few bytes a second, or none, held its
 place for as long as it stayed connected, and every other admin read was 503 meanwhile. Cut, the
 answer ends without its last chunk (the client sees a body cut short, never one that looks
-whole), and a WARNING says which rule cut it.
+whole), the connection is reset (``payorch serve``), and a WARNING says which rule cut it.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from ingest.errors import IngestError
 
 logger = logging.getLogger("payorch.api")
 
+#: Set in ``scope["state"]`` when a streamed answer is cut short: ``payorch serve``'s connection
+#: (``payorch.http_guard``) is then reset, not closed after sending what it still holds.
+CUT_SHORT_KEY = "payorch.cut_short"
 #: Seconds a refused reader is told to wait: a read of a 14-day window takes a few.
 RETRY_AFTER_S = 2
 #: A streamed answer is handed to the server in pieces of at most this many bytes, each awaited

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Query
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ingest.api.admin_reads import AdminReadCutError, AdminReadGate, Pace
+from ingest.api.admin_reads import CUT_SHORT_KEY, AdminReadCutError, AdminReadGate, Pace
 from ingest.api.guards import ADMIN_ONLY, Since, Until
 from ingest.api.parts import Parts
 from ingest.api.problems import ApiProblem, FieldError
@@ -224,6 +224,7 @@ class ClosingStream(StreamingResponse):
 
 
 def _say_cut(scope: Scope, why: str) -> None:
+    scope.setdefault("state", {})[CUT_SHORT_KEY] = True  # the server resets the connection
     logger.warning("admin read %s cut short: %s; its place is free", scope.get("path", "?"), why)
 
 

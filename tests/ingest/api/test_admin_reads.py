@@ -4,6 +4,7 @@ so what they cost must not come out of the event loop's time."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -264,6 +265,44 @@ async def test_an_answer_is_handed_on_in_pieces_each_given_the_idle_limit() -> N
     assert [len(m["body"]) for m in sent] == [PIECE_BYTES, PIECE_BYTES, 256, 0]
     assert [m["more_body"] for m in sent] == [True, True, True, False]
     assert b"".join(bytes(m["body"]) for m in sent[:3]) == body
+
+
+class _HeldRenderer:
+    """A renderer that renders once told to, in the worker thread it is called in."""
+
+    def __init__(self) -> None:
+        self.rendering, self.go = threading.Event(), threading.Event()
+
+    def __call__(self, tables: ReportTables, window: Window, output: str) -> bytes:
+        self.rendering.set()
+        assert self.go.wait(30)
+        return b"window: {}\n"
+
+
+async def test_a_cancelled_report_holds_its_place_until_its_thread_is_done(tmp_path: Path) -> None:
+    """A report cancelled while its worker thread rendered (the server stopping, a caller's
+    timeout) gave its place back at once, the thread still at work: a new read began beside it,
+    more than ``admin_reads`` ran. Its place is now given back when the thread is done."""
+    renderer = _HeldRenderer()
+    async with running(tmp_path, admin_reads=1, report_renderer=renderer) as app, client(app) as http:
+        gate = app.state.parts.admin_reads  # type: ignore[attr-defined]
+        report = asyncio.ensure_future(http.get("/v1/reports/retrospective", headers=ADMIN))
+        assert await asyncio.to_thread(renderer.rendering.wait, 10)
+        report.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await report
+        running_while_rendering = gate.running
+        beside = await http.get("/v1/analytics/events", headers=ADMIN)
+        renderer.go.set()
+        for _ in range(500):
+            if gate.running == 0:
+                break
+            await asyncio.sleep(0.01)
+        after = await http.get("/v1/analytics/events", headers=ADMIN)
+
+    assert running_while_rendering == 1
+    assert beside.status_code == 503
+    assert after.status_code == 200
 
 
 async def test_the_config_file_sets_the_admin_reads_run_at_once(tmp_path: Path) -> None:

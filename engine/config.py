@@ -327,11 +327,17 @@ MIN_MEMORY_LIMIT_MB = 16
 MAX_MEMORY_LIMIT_MB = 1_048_576
 #: ``store.idempotency_hot_s``'s bound: a key is kept 24 hours, and held whole at most that long.
 MAX_IDEMPOTENCY_HOT_S = 86_400
+#: ``store.admin_reads``'s bound: far past any machine's cores (each read keeps about one busy).
+MAX_ADMIN_READS = 1024
+#: ``store.admin_read_idle_s``'s and ``store.admin_read_max_s``'s bounds: an hour, a day.
+MAX_ADMIN_READ_IDLE_S = 3600
+MAX_ADMIN_READ_S = 86_400
 
 
 @dataclass(frozen=True, slots=True)
 class StoreConfig:
-    """How ``payorch serve`` writes to its database: group commit and backpressure.
+    """How ``payorch serve`` writes to its database (group commit and backpressure), and how many
+    admin reads of a time window it runs beside the payments.
 
     A batch of writes is committed at ``max_rows`` writes, or ``max_wait_ms`` after its first
     (0: as soon as the queue is drained; what arrives during a commit makes the next batch). New
@@ -341,6 +347,10 @@ class StoreConfig:
     leaves DuckDB's own limit, 80% of the machine's memory. An answered idempotency key is held
     whole in memory for its first ``idempotency_hot_s`` seconds (0 to a day, its time-to-live),
     then only as a mark, a repeat being looked up in the database: less memory, slower repeats.
+    At most ``admin_reads`` admin reads (the analytics tables, the retrospective) run at once, one
+    more being refused (503); ``None``: half the cores the process may use, at least one. A
+    streamed one is cut short, its place given back, when its client takes none of it for
+    ``admin_read_idle_s`` seconds, or has not taken it all ``admin_read_max_s`` after it began.
     """
 
     max_rows: int = 5000
@@ -348,6 +358,9 @@ class StoreConfig:
     admit_limit: int = 20_000
     memory_limit_mb: int = 0
     idempotency_hot_s: int = 600
+    admin_reads: int | None = None
+    admin_read_idle_s: int = 30
+    admin_read_max_s: int = 300
 
     def __post_init__(self) -> None:
         check_count("store.max_rows", self.max_rows, minimum=1, maximum=1_000_000)
@@ -360,6 +373,12 @@ class StoreConfig:
         check_count(
             "store.idempotency_hot_s", self.idempotency_hot_s, minimum=0, maximum=MAX_IDEMPOTENCY_HOT_S
         )
+        if self.admin_reads is not None:
+            check_count("store.admin_reads", self.admin_reads, minimum=1, maximum=MAX_ADMIN_READS)
+        check_count(
+            "store.admin_read_idle_s", self.admin_read_idle_s, minimum=1, maximum=MAX_ADMIN_READ_IDLE_S
+        )
+        check_count("store.admin_read_max_s", self.admin_read_max_s, minimum=1, maximum=MAX_ADMIN_READ_S)
 
 
 @dataclass(frozen=True, slots=True)

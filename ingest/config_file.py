@@ -264,7 +264,16 @@ _TOP_FIELDS = {
     "reports",
     "store",
 }
-_STORE_FIELDS = {"max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb", "idempotency_hot_s"}
+_STORE_FIELDS = {
+    "max_rows",
+    "max_wait_ms",
+    "admit_limit",
+    "memory_limit_mb",
+    "idempotency_hot_s",
+    "admin_reads",
+    "admin_read_idle_s",
+    "admin_read_max_s",
+}
 
 
 def _unique(source: str, named: list[tuple[str, str]], *, secret: bool = False) -> None:
@@ -383,6 +392,9 @@ def _store(section: Section) -> StoreConfig:
             admit_limit=section.get("admit_limit", int, defaults.admit_limit),
             memory_limit_mb=section.get("memory_limit_mb", int, defaults.memory_limit_mb),
             idempotency_hot_s=section.get("idempotency_hot_s", int, defaults.idempotency_hot_s),
+            admin_reads=section.get("admin_reads", int, defaults.admin_reads),
+            admin_read_idle_s=section.get("admin_read_idle_s", int, defaults.admin_read_idle_s),
+            admin_read_max_s=section.get("admin_read_max_s", int, defaults.admin_read_max_s),
         ),
     )
 

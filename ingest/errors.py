@@ -11,6 +11,7 @@ PayorchError                            (engine.errors)
     │   └── StoreStoppedError           the disk stopped it for good: answer 503, the service stops
     ├── StoreError                      (ingest.store.writer) a batch could not be committed
     │   └── ChargeNotSentError          (ingest.store.records) nor a payment's first attempt: nothing charged
+    ├── AdminReadCutError               (ingest.api.admin_reads) a streamed admin read taken too slowly
     ├── WindowError                     (ingest.store.reads) a window with naive or crossed bounds
     ├── DatabaseUnavailableError        (ingest.store.reads) no database to read in a data folder
     │   └── DatabaseHeldError           a running ``payorch serve`` holds it

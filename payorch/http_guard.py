@@ -51,6 +51,12 @@ request's head (its request line and header fields) that uvicorn leaves out.
   :data:`LINGER_MAX_BYTES` at most) before it closes. Closed at once with the client's
   bytes unread, the connection was reset, and a client still sending its head (a 1 MiB header
   in one go) was told "connection reset by peer" instead of reading the 431.
+- An answer the app cut short (an admin read whose client stopped taking it:
+  ``ingest.api.admin_reads``) has its connection reset (``SO_LINGER`` 0, as nginx's
+  ``reset_timedout_connection``), the app having said why in its own log line. uvicorn closed it
+  after sending what it still held, which a client that reads nothing never takes: the
+  connection, its file descriptor and megabytes of unsent answer stayed until the client went,
+  and uvicorn logged "ASGI callable returned without completing response." as an error.
 - Each of these answers counts in ``payorch_http_responses_total`` (route ``unmatched``; method
   ``other`` when none was read) through :func:`counted_protocol`: the app never sees them, and
   without the count a flood of them was invisible on ``/metrics``.
@@ -63,13 +69,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
+import struct
 from typing import Any, ClassVar, Protocol
 
 import httptools
 import orjson
-from uvicorn._types import ASGISendEvent
+from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, ASGISendEvent, Scope
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
+from ingest.api.admin_reads import CUT_SHORT_KEY
 from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS, problem_document
 from ingest.observe.logs import current_request
@@ -282,6 +291,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self.cycle is not None:
             self.cycle.__class__ = _BodyAwareCycle  # uvicorn builds its cycles itself
 
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        super()._start_asgi_task(cycle, _resetting_when_cut(cycle, app))
+
     def on_body(self, body: bytes) -> None:
         if not self._oversized and self._lingering is None:
             super().on_body(body)
@@ -396,6 +408,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self._lingering = self.loop.call_later(min(self.linger_s, left), self.transport.close)
+
+
+def _resetting_when_cut(cycle: RequestResponseCycle, app: ASGI3Application) -> ASGI3Application:
+    """``app``, the connection reset when it cut its answer short (the module docstring)."""
+
+    async def run(scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable) -> None:
+        await app(scope, receive, send)
+        state = scope.get("state") or {}
+        if state.get(CUT_SHORT_KEY) and not (cycle.response_complete or cycle.disconnected):
+            transport = cycle.transport
+            sock = transport.get_extra_info("socket")
+            if sock is not None:  # closed with a reset: the unsent answer is dropped at once
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+            cycle.disconnected = True  # gone: uvicorn neither closes it again nor logs an error
+
+    return run
 
 
 class _BodyAwareCycle(RequestResponseCycle):

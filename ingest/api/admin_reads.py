@@ -14,17 +14,45 @@ there), four readers polling left the median at 97-112 ms, as one reader does.
 
 A read holds its place until it has let go of everything it read with (a streamed answer: its
 last batch sent, or its client gone, and the worker thread reading a batch for it done).
+
+A streamed answer is also cut short, its place given back, when its client stops taking it
+(:class:`Pace`): it takes none of it for ``idle_s`` (``store.admin_read_idle_s``, 30 s), or the
+answer is not all taken ``max_s`` after the read took its place (``store.admin_read_max_s``,
+300 s). A client that opened a large read and then read a few bytes a second, or none, held its
+place for as long as it stayed connected, and every other admin read was 503 meanwhile. Cut, the
+answer ends without its last chunk (the client sees a body cut short, never one that looks
+whole), the connection is reset (``payorch serve``), and a WARNING says which rule cut it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 
+from starlette.types import Message, Send
+
+from engine.config import StoreConfig
 from ingest.api.problems import ApiProblem
+from ingest.errors import IngestError
 
+logger = logging.getLogger("payorch.api")
+
+#: Set in ``scope["state"]`` when a streamed answer is cut short: ``payorch serve``'s connection
+#: (``payorch.http_guard``) is then reset, not closed after sending what it still holds.
+CUT_SHORT_KEY = "payorch.cut_short"
 #: Seconds a refused reader is told to wait: a read of a 14-day window takes a few.
 RETRY_AFTER_S = 2
+#: A streamed answer is handed to the server in pieces of at most this many bytes, each awaited
+#: under the idle deadline. A whole batch (6 MB of JSON for 16,384 events) would have to be taken
+#: within ``idle_s``; a piece is what a client taking 10 KB a second takes in that time.
+PIECE_BYTES = 256 * 1024
+
+
+class AdminReadCutError(IngestError):
+    """A streamed admin read cut short by its :class:`Pace`: why, in words for the log."""
 
 
 def default_limit() -> int:
@@ -36,15 +64,58 @@ def default_limit() -> int:
     return max(1, cores // 2)
 
 
+@dataclass(frozen=True, slots=True)
+class Pace:
+    """How slowly a streamed admin read's client may take it before the read is cut short."""
+
+    #: The longest the client may take none of the answer (a piece of :data:`PIECE_BYTES` not
+    #: taken within it).
+    idle_s: float = float(StoreConfig().admin_read_idle_s)
+    #: The longest a read may hold its place, from taking it to its answer's last byte.
+    max_s: float = float(StoreConfig().admin_read_max_s)
+
+    def __post_init__(self) -> None:
+        if not (self.idle_s > 0 and self.max_s > 0):
+            raise ValueError("an admin read's idle and total limits must be more than 0 seconds")
+
+    def paced(self, send: Send) -> Send:
+        """``send``, the body sent in pieces, each given :attr:`idle_s` to be taken; past it,
+        :class:`AdminReadCutError`."""
+
+        async def send_paced(message: Message) -> None:
+            if message["type"] != "http.response.body":
+                await self._in_time(send, message)
+                return
+            body = memoryview(message.get("body", b""))
+            more_body = message.get("more_body", False)
+            for start in range(0, max(len(body), 1), PIECE_BYTES):
+                last = start + PIECE_BYTES >= len(body)
+                piece = {"type": "http.response.body", "body": body[start : start + PIECE_BYTES]}
+                await self._in_time(send, piece | {"more_body": more_body or not last})
+
+        return send_paced
+
+    async def _in_time(self, send: Send, message: Message) -> None:
+        try:
+            async with asyncio.timeout(self.idle_s):
+                await send(message)
+        except TimeoutError:
+            raise AdminReadCutError(
+                f"its client took none of the answer for {self.idle_s:g} s (store.admin_read_idle_s)"
+            ) from None
+
+
 class AdminReadGate:
-    """The places for admin reads; used from the event loop's thread only."""
+    """The places for admin reads, and how long a streamed one may hold its place (``pace``);
+    used from the event loop's thread only."""
 
-    __slots__ = ("limit", "running")
+    __slots__ = ("limit", "pace", "running")
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, pace: Pace | None = None) -> None:
         if limit < 1:
             raise ValueError("at least one admin read must be allowed at a time")
         self.limit = limit
+        self.pace = Pace() if pace is None else pace
         #: Reads holding a place now.
         self.running = 0
 

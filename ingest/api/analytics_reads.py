@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,7 +26,7 @@ from fastapi import FastAPI, Query
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ingest.api.admin_reads import AdminReadGate
+from ingest.api.admin_reads import CUT_SHORT_KEY, AdminReadCutError, AdminReadGate, Pace
 from ingest.api.guards import ADMIN_ONLY, Since, Until
 from ingest.api.parts import Parts
 from ingest.api.problems import ApiProblem, FieldError
@@ -33,6 +34,8 @@ from ingest.api.schemas import AnalyticsComplaintsOut, AnalyticsEventsOut, Analy
 from ingest.store import reads
 from ingest.store.reads import Input, Window, WindowReader, window_reader
 from ingest.store.writer import Writer
+
+logger = logging.getLogger("payorch.api")
 
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 DEFAULT_SPAN = timedelta(days=14)
@@ -105,13 +108,15 @@ async def table_answer(
 ) -> Response:
     """``source``'s rows in ``window``, streamed as ``{name: [rows]}`` or an Arrow IPC stream, one
     batch of rows at a time (bounded memory, whatever the window holds); 503 without a store, or
-    while ``gate`` has no place for one more read (``ingest.api.admin_reads``)."""
+    while ``gate`` has no place for one more read (``ingest.api.admin_reads``). The answer is cut
+    short when its client takes it slower than ``gate.pace`` allows."""
     if writer is None:
         raise ApiProblem(
             "service_unavailable",
             "This process runs without the event store (durable off): there is nothing to read.",
         )
     leave = gate.enter()
+    cut_at = asyncio.get_running_loop().time() + gate.pace.max_s
     try:
         cursor = writer.cursor()
     except BaseException:
@@ -126,7 +131,7 @@ async def table_answer(
     encode = arrow_chunks(reader.schema) if output == "arrow" else json_chunks(source.name)
     media_type = ARROW_STREAM if output == "arrow" else "application/json"
     held = Held(cursor, reader, leave)
-    return ClosingStream(_stream(held, encode), held, media_type=media_type)
+    return ClosingStream(_stream(held, encode), held, (gate.pace, cut_at), media_type=media_type)
 
 
 class Held:
@@ -175,23 +180,52 @@ class ClosingStream(StreamingResponse):
     generator (the service's full collections are rare): with no read running, 25-50 MB of
     ``ORDER_BY`` memory stayed held after cancelled reads of 115,000 events. A client gone before
     the body began (while the window was sorted) leaves a generator that never ran, whose own
-    ending lets nothing go: what it would have read with (``held``) is let go of here."""
+    ending lets nothing go: what it would have read with (``held``) is let go of here.
+
+    With a ``pace`` (and the event loop's time at which the read took its place), an answer its
+    client takes too slowly is cut short (``ingest.api.admin_reads.Pace``): it ends without its
+    last chunk, and a WARNING says why."""
 
     body_iterator: AsyncGenerator[bytes, None]
 
     def __init__(
-        self, content: AsyncGenerator[bytes, None], held: Held | None = None, **options: Any
+        self,
+        content: AsyncGenerator[bytes, None],
+        held: Held | None = None,
+        pace: tuple[Pace, float] | None = None,
+        **options: Any,
     ) -> None:
         super().__init__(content, **options)
         self._held = held
+        self._pace = pace
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
-            await super().__call__(scope, receive, send)
+            if self._pace is None:
+                await super().__call__(scope, receive, send)
+            else:
+                await self._paced(scope, receive, send, *self._pace)
         finally:
             await self.body_iterator.aclose()
             if self._held is not None:
                 self._held.close()
+
+    async def _paced(self, scope: Scope, receive: Receive, send: Send, pace: Pace, cut_at: float) -> None:
+        deadline = asyncio.timeout_at(cut_at)
+        try:
+            async with deadline:
+                await super().__call__(scope, receive, pace.paced(send))
+        except AdminReadCutError as cut:
+            _say_cut(scope, str(cut))
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            _say_cut(scope, f"it was not all taken within {pace.max_s:g} s (store.admin_read_max_s)")
+
+
+def _say_cut(scope: Scope, why: str) -> None:
+    scope.setdefault("state", {})[CUT_SHORT_KEY] = True  # the server resets the connection
+    logger.warning("admin read %s cut short: %s; its place is free", scope.get("path", "?"), why)
 
 
 #: Turns each batch into the bytes that follow the previous ones; ``None`` at the end.

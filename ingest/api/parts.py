@@ -18,7 +18,7 @@ from engine.monitor import ContractMonitor
 from engine.observer import NULL_OBSERVER
 from engine.policy import PaymentPolicyEnforcer
 from engine.ports import AsyncioSleeper, SeededRandom, SystemClock
-from ingest.api.admin_reads import AdminReadGate, default_limit
+from ingest.api.admin_reads import AdminReadGate, Pace, default_limit
 from ingest.api.auth import ApiKeys
 from ingest.api.idempotency import (
     IdempotencyStore,
@@ -203,7 +203,26 @@ def build_parts(settings: Settings) -> Parts:
         writer=writer,
         telemetry=telemetry,
         monitor=ContractMonitor(records, clock, history=RecordsHistory(records)),
-        admin_reads=AdminReadGate(default_limit() if settings.admin_reads is None else settings.admin_reads),
+        admin_reads=AdminReadGate(_admin_reads(settings), _pace(settings)),
+    )
+
+
+def _admin_reads(settings: Settings) -> int:
+    """The admin reads run at once: the settings' (an embedded app), else the config's, else half
+    the cores."""
+    for limit in (settings.admin_reads, settings.config.store.admin_reads):
+        if limit is not None:
+            return limit
+    return default_limit()
+
+
+def _pace(settings: Settings) -> Pace:
+    """How slowly a streamed admin read may be taken: the settings', else the config's."""
+    store = settings.config.store
+    idle_s, max_s = settings.admin_read_idle_s, settings.admin_read_max_s
+    return Pace(
+        store.admin_read_idle_s if idle_s is None else idle_s,
+        store.admin_read_max_s if max_s is None else max_s,
     )
 
 

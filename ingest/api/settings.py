@@ -79,5 +79,11 @@ class Settings:
     #: mapping is shown as ``null``.
     complaint_mapper: ComplaintMapper | None = field(default=None, repr=False)
     #: At most this many admin reads of a time window at once (the analytics tables and the
-    #: retrospective: ``ingest.api.admin_reads``); ``None``: half the cores, at least one.
+    #: retrospective: ``ingest.api.admin_reads``); ``None``: the config's ``store.admin_reads``,
+    #: else half the cores, at least one.
     admin_reads: int | None = None
+    #: A streamed admin read is cut short when its client takes none of it this long, or has not
+    #: taken it all this long after it began (``ingest.api.admin_reads.Pace``); ``None``: the
+    #: config's ``store.admin_read_idle_s`` and ``store.admin_read_max_s``.
+    admin_read_idle_s: float | None = None
+    admin_read_max_s: float | None = None

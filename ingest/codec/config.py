@@ -53,6 +53,9 @@ def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
                 admit_limit=config.store.admit_limit,
                 memory_limit_mb=config.store.memory_limit_mb,
                 idempotency_hot_s=config.store.idempotency_hot_s,
+                admin_reads=config.store.admin_reads,
+                admin_read_idle_s=config.store.admin_read_idle_s,
+                admin_read_max_s=config.store.admin_read_max_s,
             ),
         )
 
@@ -249,6 +252,7 @@ def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
     if not message.HasField("store"):
         return StoreConfig()
     store = message.store
+    defaults = StoreConfig()
     return StoreConfig(
         max_rows=store.max_rows,
         max_wait_ms=store.max_wait_ms,
@@ -256,8 +260,13 @@ def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
         memory_limit_mb=store.memory_limit_mb,
         # Absent (a config written before the field): the default, not 0 (never held whole).
         idempotency_hot_s=(
-            store.idempotency_hot_s
-            if store.HasField("idempotency_hot_s")
-            else StoreConfig().idempotency_hot_s
+            store.idempotency_hot_s if store.HasField("idempotency_hot_s") else defaults.idempotency_hot_s
+        ),
+        admin_reads=store.admin_reads if store.HasField("admin_reads") else None,
+        admin_read_idle_s=(
+            store.admin_read_idle_s if store.HasField("admin_read_idle_s") else defaults.admin_read_idle_s
+        ),
+        admin_read_max_s=(
+            store.admin_read_max_s if store.HasField("admin_read_max_s") else defaults.admin_read_max_s
         ),
     )

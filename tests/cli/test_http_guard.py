@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import io
 import logging
+import socket
 from collections.abc import AsyncIterator
 from functools import partial
 
@@ -20,6 +21,7 @@ import uvicorn
 from starlette.types import Receive, Scope, Send
 from uvicorn.server import ServerState
 
+from ingest.api.admin_reads import CUT_SHORT_KEY
 from ingest.observe.logs import DirectHandler
 from payorch.http_guard import MAX_HEAD_BYTES, GuardedHttpToolsProtocol, counted_protocol
 
@@ -607,3 +609,47 @@ async def test_an_endless_body_after_a_refusal_is_still_cut_off(brief_linger_por
     finally:
         writer.close()
     assert cut
+
+
+class CuttingBackend(Backend):
+    """Answers with the beginning of a 16 MiB body, then cuts the answer short as an admin read
+    whose client stopped taking it does (``ingest.api.admin_reads``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.cut = asyncio.Event()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"a" * 16 * 1024 * 1024, "more_body": True})
+        scope["state"][CUT_SHORT_KEY] = True
+        self.cut.set()
+
+
+async def test_an_answer_cut_short_resets_its_connection(caplog: pytest.LogCaptureFixture) -> None:
+    # The connection of an admin read cut short for a client that stopped reading was closed after
+    # sending what uvicorn still held, which that client never takes: connection, file descriptor
+    # and megabytes of answer stayed until it went, and uvicorn logged an error besides the cut's.
+    backend = CuttingBackend()
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a client that takes little
+    client.setblocking(False)
+    async for port in serve(backend, GuardedHttpToolsProtocol):
+        await asyncio.get_running_loop().sock_connect(client, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=client)
+        writer.write(b"GET /v1/analytics/events HTTP/1.1\r\nHost: x\r\n\r\n")
+        await asyncio.wait_for(backend.cut.wait(), PATIENCE_S)
+        await asyncio.sleep(0.1)  # nothing read meanwhile
+        taken, reset = 0, False
+        try:
+            async with asyncio.timeout(PATIENCE_S):
+                while chunk := await reader.read(1024 * 1024):
+                    taken += len(chunk)
+        except ConnectionResetError:
+            reset = True
+        finally:
+            writer.close()
+
+    assert reset
+    assert taken < 16 * 1024 * 1024
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]

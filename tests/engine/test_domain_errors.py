@@ -186,6 +186,9 @@ VALID: dict[type[Any], dict[str, Any]] = {
         "admit_limit": 20_000,
         "memory_limit_mb": 0,
         "idempotency_hot_s": 600,
+        "admin_reads": 2,
+        "admin_read_idle_s": 30,
+        "admin_read_max_s": 300,
     },
     config.PlatformConfig: {
         "merchants": (MERCHANT,),

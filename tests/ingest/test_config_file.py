@@ -79,6 +79,21 @@ def test_the_store_block_bounds_duckdbs_memory() -> None:
     assert parse_config(MINIMAL).store.idempotency_hot_s == 600
 
 
+def test_the_store_block_sets_the_admin_reads_run_at_once() -> None:
+    """``admin_reads`` could be set only by a program embedding the app (``Settings``): an
+    operator of ``payorch serve`` on a large machine, or one sharing two cores with the payments,
+    had half the cores whatever they wanted."""
+    assert parse_config(MINIMAL + "store: {admin_reads: 3}\n").store == StoreConfig(admin_reads=3)
+    assert parse_config(MINIMAL).store.admin_reads is None  # half the cores, as before
+
+
+def test_the_store_block_sets_how_slowly_an_admin_read_may_be_taken() -> None:
+    paced = parse_config(MINIMAL + "store: {admin_read_idle_s: 10, admin_read_max_s: 900}\n").store
+    assert (paced.admin_read_idle_s, paced.admin_read_max_s) == (10, 900)
+    defaults = parse_config(MINIMAL).store
+    assert (defaults.admin_read_idle_s, defaults.admin_read_max_s) == (30, 300)
+
+
 def test_processors_may_limit_their_currencies_and_methods() -> None:
     text = MINIMAL.replace(
         "{id: stripe_sim, kind: simulated}",
@@ -320,6 +335,25 @@ DELETE = object()
             "store.idempotency_hot_s",
             "must be an integer, not a string",
         ),
+        ("store", {"admin_reads": 0}, "store", "store.admin_reads=0: must be at least 1"),
+        ("store", {"admin_reads": 5000}, "store", "store.admin_reads=5000: must be at most 1024"),
+        ("store", {"admin_reads": "4"}, "store.admin_reads", "must be an integer, not a string"),
+        ("store", {"admin_reads": 1.5}, "store.admin_reads", "must be an integer, not a number"),
+        ("store", {"admin_read_idle_s": 0}, "store", "store.admin_read_idle_s=0: must be at least 1"),
+        (
+            "store",
+            {"admin_read_idle_s": 7200},
+            "store",
+            "store.admin_read_idle_s=7200: must be at most 3600",
+        ),
+        ("store", {"admin_read_max_s": 0}, "store", "store.admin_read_max_s=0: must be at least 1"),
+        (
+            "store",
+            {"admin_read_max_s": 100_000},
+            "store",
+            "store.admin_read_max_s=100000: must be at most 86400",
+        ),
+        ("store", {"admin_read_max_s": "5m"}, "store.admin_read_max_s", "must be an integer, not a string"),
         ("escalations", {"webhook_url": "mailto:x"}, "escalations", "must be an http(s) URL"),
         (
             "escalations",

@@ -87,6 +87,22 @@ def test_a_store_written_before_the_hot_window_field_decodes_to_its_default() ->
     assert decoded == [600, 0]  # absent is the default, not 0
 
 
+def test_a_store_without_admin_reads_decodes_to_half_the_cores_and_one_with_them_keeps_them() -> None:
+    message = config_to_proto(load_sample_config())
+    assert not message.store.HasField("admin_reads")
+    assert config_from_proto(message).store.admin_reads is None  # half the cores, not 0
+    message.store.admin_reads = 3
+    assert config_from_proto(message).store.admin_reads == 3
+
+
+def test_a_store_written_before_admin_reads_were_paced_decodes_to_the_default_pace() -> None:
+    message = config_to_proto(load_sample_config())
+    message.store.ClearField("admin_read_idle_s")
+    message.store.ClearField("admin_read_max_s")
+    store = config_from_proto(message).store
+    assert (store.admin_read_idle_s, store.admin_read_max_s) == (30, 300)  # absent is the default, not 0
+
+
 def test_a_processors_breaker_survives_the_canonical_form_and_its_absent_fields_are_the_defaults() -> None:
     config = parse_config(
         sample_config_text().replace(

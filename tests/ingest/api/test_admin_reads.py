@@ -4,6 +4,7 @@ so what they cost must not come out of the event loop's time."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,9 +12,13 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow as pa
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from starlette.types import Message
 
+from engine.config import StoreConfig
+from ingest.api.admin_reads import PIECE_BYTES, Pace, default_limit
 from ingest.api.analytics_reads import BATCH_ROWS, json_chunks, json_rows
 from ingest.store.reads import EVENTS, ReportTables, Window, window_reader
 from ingest.store.writer import Write, Writer
@@ -173,6 +178,146 @@ async def test_reads_past_the_limit_are_503_with_retry_after_until_a_place_frees
     assert read.status_code == 200 and len(read.json()["events"]) == 14
     assert report.status_code == 200
     assert running_after == 0
+
+
+class _SlowClient:
+    """A client that takes each piece of the answer ``delay_s`` after it is sent, and never goes."""
+
+    def __init__(self, delay_s: float) -> None:
+        self.delay_s = delay_s
+        self.sent: list[Message] = []
+
+    async def send(self, message: Message) -> None:
+        self.sent.append(message)
+        await asyncio.sleep(self.delay_s)
+
+    async def receive(self) -> Mapping[str, object]:
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+    @property
+    def whole(self) -> bool:
+        return any(m["type"] == "http.response.body" and not m.get("more_body") for m in self.sent)
+
+
+async def test_a_client_that_stops_reading_is_cut_short_after_the_idle_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that opened a read and stopped reading, connected still, held its place for as
+    long as it stayed: every other admin read was 503 meanwhile. Now it loses its place once it
+    has taken nothing for ``store.admin_read_idle_s``; its answer ends without its last chunk."""
+    async with running(tmp_path, admin_reads=1, admin_read_idle_s=0.2) as app, client(app) as http:
+        await pay(app)
+        gate = app.state.parts.admin_reads  # type: ignore[attr-defined]
+        stalled = _StalledClient()
+        answering = asyncio.ensure_future(app(_scope("/v1/analytics/events"), stalled.receive, stalled.send))  # type: ignore[operator]
+        await asyncio.wait_for(stalled.reading.wait(), 10)
+        refused = await http.get("/v1/analytics/events", headers=ADMIN)
+        await asyncio.wait_for(answering, 10)  # cut: the app has let go, the client still there
+        running_after_cut = gate.running
+        read = await http.get("/v1/analytics/events", params={"format": "arrow"}, headers=ADMIN)
+
+    assert stalled.status == 200
+    assert refused.status_code == 503  # while it held the only place
+    assert running_after_cut == 0
+    assert read.status_code == 200
+    cut = [r.getMessage() for r in caplog.records if "cut short" in r.getMessage()]
+    assert cut == [
+        "admin read /v1/analytics/events cut short: its client took none of the answer for 0.2 s "
+        "(store.admin_read_idle_s); its place is free"
+    ]
+
+
+async def test_a_client_too_slow_for_the_whole_answer_is_cut_short_after_the_total_limit(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client taking a piece every little while is never idle, yet can hold its place for hours
+    over a large window: the answer is cut ``store.admin_read_max_s`` after the read began."""
+    async with running(tmp_path, admin_read_idle_s=5, admin_read_max_s=1) as app:
+        await pay(app)
+        gate = app.state.parts.admin_reads  # type: ignore[attr-defined]
+        slow = _SlowClient(delay_s=0.5)  # four sends: 2 s for the whole answer
+        await asyncio.wait_for(app(_scope("/v1/analytics/events"), slow.receive, slow.send), 10)  # type: ignore[operator]
+        running_after_cut = gate.running
+        patient = _SlowClient(delay_s=0)
+        await asyncio.wait_for(app(_scope("/v1/analytics/events"), patient.receive, patient.send), 10)  # type: ignore[operator]
+
+    assert slow.sent[0]["status"] == 200
+    assert not slow.whole  # cut: no last chunk, so the client cannot take it for the whole body
+    assert running_after_cut == 0
+    assert patient.whole
+    body = b"".join(bytes(m.get("body", b"")) for m in patient.sent[1:])
+    assert len(orjson.loads(body)["events"]) == 7
+    assert any("within 1 s (store.admin_read_max_s)" in r.getMessage() for r in caplog.records)
+
+
+async def test_an_answer_is_handed_on_in_pieces_each_given_the_idle_limit() -> None:
+    sent: list[Message] = []
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    paced = Pace(idle_s=1, max_s=1).paced(send)
+    body = bytes(range(256)) * (PIECE_BYTES // 256 * 2 + 1)
+    await paced({"type": "http.response.body", "body": body, "more_body": True})
+    await paced({"type": "http.response.body", "body": b"", "more_body": False})
+
+    assert [len(m["body"]) for m in sent] == [PIECE_BYTES, PIECE_BYTES, 256, 0]
+    assert [m["more_body"] for m in sent] == [True, True, True, False]
+    assert b"".join(bytes(m["body"]) for m in sent[:3]) == body
+
+
+class _HeldRenderer:
+    """A renderer that renders once told to, in the worker thread it is called in."""
+
+    def __init__(self) -> None:
+        self.rendering, self.go = threading.Event(), threading.Event()
+
+    def __call__(self, tables: ReportTables, window: Window, output: str) -> bytes:
+        self.rendering.set()
+        assert self.go.wait(30)
+        return b"window: {}\n"
+
+
+async def test_a_cancelled_report_holds_its_place_until_its_thread_is_done(tmp_path: Path) -> None:
+    """A report cancelled while its worker thread rendered (the server stopping, a caller's
+    timeout) gave its place back at once, the thread still at work: a new read began beside it,
+    more than ``admin_reads`` ran. Its place is now given back when the thread is done."""
+    renderer = _HeldRenderer()
+    async with running(tmp_path, admin_reads=1, report_renderer=renderer) as app, client(app) as http:
+        gate = app.state.parts.admin_reads  # type: ignore[attr-defined]
+        report = asyncio.ensure_future(http.get("/v1/reports/retrospective", headers=ADMIN))
+        assert await asyncio.to_thread(renderer.rendering.wait, 10)
+        report.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await report
+        running_while_rendering = gate.running
+        beside = await http.get("/v1/analytics/events", headers=ADMIN)
+        renderer.go.set()
+        for _ in range(500):
+            if gate.running == 0:
+                break
+            await asyncio.sleep(0.01)
+        after = await http.get("/v1/analytics/events", headers=ADMIN)
+
+    assert running_while_rendering == 1
+    assert beside.status_code == 503
+    assert after.status_code == 200
+
+
+async def test_the_config_file_sets_the_admin_reads_run_at_once(tmp_path: Path) -> None:
+    """``payorch serve`` passes no ``Settings.admin_reads``: the config's ``store.admin_reads`` is
+    the limit, else half the cores; an embedding program's setting wins over both."""
+    limits = []
+    for folder, store, embedded in (
+        ("config", StoreConfig(admin_reads=3), None),
+        ("default", None, None),
+        ("embedded", StoreConfig(admin_reads=3), 5),
+    ):
+        async with running(tmp_path / folder, store, admin_reads=embedded) as app:
+            limits.append(app.state.parts.admin_reads.limit)  # type: ignore[attr-defined]
+
+    assert limits == [3, default_limit(), 5]
 
 
 async def test_a_client_gone_before_the_body_began_frees_its_place(tmp_path: Path) -> None:

@@ -177,15 +177,21 @@ class ReportConfig(_message.Message):
     def __init__(self, every_days: _Optional[int] = ..., mismatch: _Optional[_Union[MismatchRule, _Mapping]] = ...) -> None: ...
 
 class StoreConfig(_message.Message):
-    __slots__ = ("max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb", "idempotency_hot_s")
+    __slots__ = ("max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb", "idempotency_hot_s", "admin_reads", "admin_read_idle_s", "admin_read_max_s")
     MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     ADMIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
     MEMORY_LIMIT_MB_FIELD_NUMBER: _ClassVar[int]
     IDEMPOTENCY_HOT_S_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_READS_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_READ_IDLE_S_FIELD_NUMBER: _ClassVar[int]
+    ADMIN_READ_MAX_S_FIELD_NUMBER: _ClassVar[int]
     max_rows: int
     max_wait_ms: int
     admit_limit: int
     memory_limit_mb: int
     idempotency_hot_s: int
-    def __init__(self, max_rows: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., admit_limit: _Optional[int] = ..., memory_limit_mb: _Optional[int] = ..., idempotency_hot_s: _Optional[int] = ...) -> None: ...
+    admin_reads: int
+    admin_read_idle_s: int
+    admin_read_max_s: int
+    def __init__(self, max_rows: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., admit_limit: _Optional[int] = ..., memory_limit_mb: _Optional[int] = ..., idempotency_hot_s: _Optional[int] = ..., admin_reads: _Optional[int] = ..., admin_read_idle_s: _Optional[int] = ..., admin_read_max_s: _Optional[int] = ...) -> None: ...

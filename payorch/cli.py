@@ -24,6 +24,7 @@ import click
 from engine.config import PlatformConfig
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
+from payorch.api_key import key_problem
 from payorch.options import DuckDBPath, Moment, PathOption, RootPath, ServiceUrl
 
 EXIT_USAGE = 2
@@ -389,8 +390,11 @@ def _check_report_source(
         raise click.UsageError(f"give {' or '.join(given)}, not {'both' if len(given) == 2 else 'all three'}")
     if api_url is not None and config_path is not None:
         raise click.UsageError("--api takes no --config: the service renders with its own configuration")
-    if api_url is not None and not api_key:
+    if api_url is not None and api_key is None:
         raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
+    if api_url is not None and api_key is not None and (problem := key_problem(api_key)) is not None:
+        source = "--api-key" if _on_the_command_line("api_key") else "PAYORCH_API_KEY"
+        raise click.UsageError(f"{source} {problem}")
     if api_url is None and _on_the_command_line("api_key"):
         # Taken without a word, it read as if the key mattered (PAYORCH_API_KEY set for --api runs
         # of the same shell is no mistake, and stays unread). Given alone, the --api it was meant

@@ -24,7 +24,8 @@ import click
 from engine.config import PlatformConfig
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
-from payorch.api_key import key_problem
+from ingest.private_files import exposed
+from payorch.api_key import KeyFileError, key_problem, read_key_file
 from payorch.options import DuckDBPath, Moment, PathOption, RootPath, ServiceUrl
 
 EXIT_USAGE = 2
@@ -276,7 +277,20 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
     type=ServiceUrl(),
     help="URL of a running service to read from (with an admin key): http(s)://HOST[:PORT][/PATH].",
 )
-@click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
+@click.option(
+    "--api-key-file",
+    type=PathOption(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="File holding the admin API key alone (mode 600; <(pass show ...) works). Prefer it, or "
+    "PAYORCH_API_KEY, to --api-key.",
+)
+@click.option(
+    "--api-key",
+    envvar="PAYORCH_API_KEY",
+    metavar="KEY",
+    help="Admin API key, else PAYORCH_API_KEY. On the command line, ps shows it to every user and "
+    "the shell keeps it in its history: prefer --api-key-file or PAYORCH_API_KEY.",
+)
 @click.option(
     "--data",
     "data_dir",
@@ -325,6 +339,7 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
 )
 def report(
     api_url: str | None,
+    api_key_file: Path | None,
     api_key: str | None,
     data_dir: Path | None,
     export_dir: Path | None,
@@ -341,7 +356,9 @@ def report(
 
     if output_format not in command.FORMATS:
         not_built(f"report --format {output_format}", "the Markdown and HTML reports with charts")
-    _check_report_source(api_url, api_key, data_dir, export_dir, config_path)
+    _check_report_source(api_url, (api_key, api_key_file), data_dir, export_dir, config_path)
+    if api_key_file is not None:
+        api_key = _read_key_file(api_key_file)
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     span_days = config.reports.every_days
     # Before the start is defaulted: without --from, the service starts the window its own span
@@ -378,24 +395,31 @@ def report(
 
 def _check_report_source(
     api_url: str | None,
-    api_key: str | None,
+    keys: tuple[str | None, Path | None],
     data_dir: Path | None,
     export_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Raise a usage error unless ``payorch report`` is given one place to read, with what it takes."""
+    """Raise a usage error unless ``payorch report`` is given one place to read, with what it takes
+    (``keys``: the ``--api-key`` and the ``--api-key-file`` given)."""
+    api_key, api_key_file = keys
     places = (("--api", api_url), ("--data", data_dir), ("--export", export_dir))
     given = [name for name, value in places if value is not None]
     if len(given) > 1:
         raise click.UsageError(f"give {' or '.join(given)}, not {'both' if len(given) == 2 else 'all three'}")
     if api_url is not None and config_path is not None:
         raise click.UsageError("--api takes no --config: the service renders with its own configuration")
-    if api_url is not None and api_key is None:
-        raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
-    if api_url is not None and api_key is not None and (problem := key_problem(api_key)) is not None:
-        source = "--api-key" if _on_the_command_line("api_key") else "PAYORCH_API_KEY"
-        raise click.UsageError(f"{source} {problem}")
-    if api_url is None and _on_the_command_line("api_key"):
+    key_file = api_key_file is not None
+    if key_file and _on_the_command_line("api_key"):
+        raise click.UsageError("give --api-key-file or --api-key, not both")
+    if api_url is not None and api_key is None and not key_file:
+        raise click.UsageError("--api needs an admin key: --api-key-file, PAYORCH_API_KEY or --api-key")
+    if api_url is not None and not key_file and api_key is not None:
+        problem = key_problem(api_key)
+        if problem is not None:
+            source = "--api-key" if _on_the_command_line("api_key") else "PAYORCH_API_KEY"
+            raise click.UsageError(f"{source} {problem}")
+    if api_url is None and (key_file or _on_the_command_line("api_key")):
         # Taken without a word, it read as if the key mattered (PAYORCH_API_KEY set for --api runs
         # of the same shell is no mistake, and stays unread). Given alone, the --api it was meant
         # for forgotten, the report was read from ./data, maybe another service's, as if served.
@@ -405,7 +429,22 @@ def _check_report_source(
             local = "--export reads the export"
         else:
             local = "without --api or --data it reads the file ./data/payorch.duckdb"
-        raise click.UsageError(f"{local} and takes no --api-key (it is for --api)")
+        option = "--api-key-file" if key_file else "--api-key"
+        raise click.UsageError(f"{local} and takes no {option} (it is for --api)")
+
+
+def _read_key_file(path: Path) -> str:
+    """The admin key ``path`` holds, or a usage error naming the file (never what it holds). A
+    file that other users may read is used, and named in a warning line, as ``payorch serve``
+    does for its config file."""
+    try:
+        key = read_key_file(path)
+    except KeyFileError as error:
+        raise click.UsageError(f"--api-key-file {path} {error}") from None
+    warning = exposed(path, "an admin API key")
+    if warning is not None:
+        click.echo(one_line(f"payorch report: WARNING: {warning}"), err=True)
+    return key
 
 
 @cli.command()

@@ -27,6 +27,7 @@ from ingest.errors import ConfigFileError
 from ingest.private_files import exposed
 from payorch.api_key import KeyFileError, key_problem, read_key_file
 from payorch.options import DuckDBPath, Moment, PathOption, RootPath, ServiceUrl
+from payorch.output import discard_stdout
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -503,11 +504,23 @@ def run(command: click.Command, argv: list[str] | None, environ: Mapping[str, st
         click.echo("payorch: aborted", err=True)
         sys.exit(EXIT_FAILURE)
     except InternalError as error:
+        if isinstance(error.__cause__, BrokenPipeError):
+            _reader_gone()
         _internal_error(error.command_path, error.__cause__ or error, environ)
+    except BrokenPipeError:  # help printed to a closed pipe
+        _reader_gone()
     except Exception as error:  # noqa: BLE001 - the last resort: one line, never a stack trace
         _internal_error("payorch", error, environ)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _reader_gone() -> NoReturn:
+    """Stdout's reader went away (``payorch report | head -1``, a pager quit early): the rest is
+    dropped without a word, as ``cat`` or ``git log`` drop it, and the exit is 1, the output not
+    delivered whole (``set -o pipefail`` sees it). It was an "internal error: BrokenPipeError"."""
+    discard_stdout()
+    sys.exit(EXIT_FAILURE)
 
 
 def _internal_error(command_path: str, error: BaseException, environ: Mapping[str, str]) -> NoReturn:

@@ -22,7 +22,8 @@ database it was made from, for any window.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -50,6 +51,11 @@ Format = Literal["yaml", "json"]
 #: The formats that are built; Markdown and HTML (charts and the routing summary) are not yet.
 FORMATS: tuple[Format, ...] = ("yaml", "json")
 READ_TIMEOUT_S = 120.0  # a fortnight of a busy service is millions of rows
+#: How many times a service too busy to read (503 with ``Retry-After``) is asked, and the most
+#: seconds of waiting it may ask for in all: a payorch service asks for 2 (``admin_reads``), and
+#: 1 while it stops.
+BUSY_TRIES = 4
+BUSY_WAIT_S = 15
 #: The most of a service's refusal quoted in an error (its first line).
 DETAIL_LIMIT = 200
 _TAG = re.compile(r"<[^>]*>")
@@ -81,14 +87,32 @@ class ServiceSource:
     url: str
     api_key: str
     given_from: bool = True
+    #: How the wait a busy service asks for is waited (a test's records it instead).
+    sleep: Callable[[float], None] = time.sleep
 
     def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
         address = f"{self.url.rstrip('/')}/v1/reports/retrospective"
         params = {"to": window.end.isoformat(), "format": output}
         if self.given_from:
             params["from"] = window.start.isoformat()
+        answer, tries, waited = self._get(address, params), 1, 0
+        while tries < BUSY_TRIES and answer.status_code == 503:
+            # A service running its most admin reads at once (a dashboard polling, another report)
+            # refuses one more with 503 and Retry-After, having read nothing: asking again after
+            # that wait is safe, where the report failed at once.
+            wait = _retry_after(answer)
+            if wait is None or waited + wait > BUSY_WAIT_S:
+                break
+            self.sleep(wait)
+            answer, tries, waited = self._get(address, params), tries + 1, waited + wait
+        if answer.status_code == 503 and tries > 1:
+            said = f"{_detail(answer)} (asked {tries} times over {waited} s, as its Retry-After said)"
+            raise ReportError(f"{address} answered 503: {said}")
+        return self._report_of(answer, address, output)
+
+    def _get(self, address: str, params: dict[str, str]) -> httpx.Response:
         try:
-            answer = httpx.get(
+            return httpx.get(
                 address,
                 params=params,
                 headers={"Authorization": f"Bearer {self.api_key}"},
@@ -105,6 +129,9 @@ class ServiceSource:
             raise ReportError(
                 f"cannot read {address}: {_one_line(str(error)) or type(error).__name__}{advice}"
             ) from None
+
+    def _report_of(self, answer: httpx.Response, address: str, output: Format) -> str:
+        """The report ``answer`` holds, or a :class:`ReportError` saying what it holds instead."""
         if answer.status_code in (401, 403):
             raise ReportError(f"the service at {self.url} refused the API key: an admin key is needed")
         if answer.status_code != 200:
@@ -116,6 +143,13 @@ class ServiceSource:
                 f"({MEDIA_TYPES[output]}): is {self.url} a payorch service?"
             )
         return answer.text
+
+
+def _retry_after(answer: httpx.Response) -> int | None:
+    """The whole seconds ``answer``'s ``Retry-After`` asks to wait, ``None`` without one (an HTTP
+    date is not waited on: a payorch service gives seconds)."""
+    value = answer.headers.get("retry-after", "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 6 else None
 
 
 def _detail(answer: httpx.Response) -> str:

@@ -35,14 +35,18 @@ class FakeService:
 
     def __init__(self) -> None:
         self.answer: tuple[int, str, bytes] = (200, "application/yaml", b"violations: []\n")
+        #: Answers given first, in order, each with headers of its own; then ``answer``.
+        self.first: list[tuple[int, str, bytes, dict[str, str]]] = []
         self.asked: list[tuple[str, str | None]] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 fake.asked.append((self.path, self.headers.get("Authorization")))
-                status, media_type, body = fake.answer
+                status, media_type, body, headers = fake.first.pop(0) if fake.first else (*fake.answer, {})
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", media_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -207,6 +211,54 @@ def test_what_the_service_says_instead_of_a_report_is_one_line(
 
     assert (code, out) == (1, "")
     assert err == f"payorch report: {expected.format(url=fake.url)}\n"
+
+
+READS = "1 admin reads of a time window are running"
+BUSY = (
+    503,
+    "application/problem+json",
+    b'{"title": "Service unavailable", "detail": "1 admin reads of a time window are running"}',
+    {"Retry-After": "2"},
+)
+
+
+def test_a_service_too_busy_to_read_is_asked_again_after_the_wait_it_gives(fake: FakeService) -> None:
+    fake.first = [BUSY, BUSY]
+    waits: list[float] = []
+
+    text = ServiceSource(fake.url, ADMIN_KEY, sleep=waits.append).report(load_sample_config(), WINDOW, "yaml")
+
+    assert text == "violations: []\n"
+    assert waits == [2, 2]
+    assert len(fake.asked) == 3
+    assert len({path for path, _ in fake.asked}) == 1  # the same window each time
+
+
+@pytest.mark.parametrize(
+    ("busy", "asked", "said"),
+    [
+        # Still busy: a few tries, then what it said, and how long it was waited for.
+        (
+            [BUSY] * 10,
+            4,
+            f"{READS} (asked 4 times over 6 s, as its Retry-After said)",
+        ),
+        ([(*BUSY[:3], {"Retry-After": "60"})], 1, READS),  # too long
+        ([(*BUSY[:3], {})], 1, READS),  # no wait given
+        ([(*BUSY[:3], {"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"})], 1, READS),
+    ],
+)
+def test_a_service_that_stays_busy_is_a_one_line_failure(
+    fake: FakeService, busy: list[tuple[int, str, bytes, dict[str, str]]], asked: int, said: str
+) -> None:
+    fake.first = list(busy)
+    waits: list[float] = []
+
+    with pytest.raises(ReportError) as failed:
+        ServiceSource(fake.url, ADMIN_KEY, sleep=waits.append).report(load_sample_config(), WINDOW, "yaml")
+
+    assert str(failed.value) == f"{fake.url}{PATH} answered 503: {said}"
+    assert (len(fake.asked), sum(waits)) == (asked, 2 * (asked - 1))
 
 
 def test_a_url_that_is_no_url_is_one_line() -> None:

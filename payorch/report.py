@@ -51,6 +51,9 @@ Format = Literal["yaml", "json"]
 #: The formats that are built; Markdown and HTML (charts and the routing summary) are not yet.
 FORMATS: tuple[Format, ...] = ("yaml", "json")
 READ_TIMEOUT_S = 120.0  # a fortnight of a busy service is millions of rows
+#: A connection is made in milliseconds, or not at all: a host that drops it (a firewall, a wrong
+#: address in a private network, a listen queue full) is given up after this, not READ_TIMEOUT_S.
+CONNECT_TIMEOUT_S = 10.0
 #: How many times a service too busy to read (503 with ``Retry-After``) is asked, and the most
 #: seconds of waiting it may ask for in all: a payorch service asks for 2 (``admin_reads``), and
 #: 1 while it stops.
@@ -89,6 +92,7 @@ class ServiceSource:
     given_from: bool = True
     #: How the wait a busy service asks for is waited (a test's records it instead).
     sleep: Callable[[float], None] = time.sleep
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
 
     def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
         address = f"{self.url.rstrip('/')}/v1/reports/retrospective"
@@ -116,8 +120,13 @@ class ServiceSource:
                 address,
                 params=params,
                 headers={"Authorization": f"Bearer {self.api_key}"},
-                timeout=READ_TIMEOUT_S,
+                timeout=httpx.Timeout(READ_TIMEOUT_S, connect=self.connect_timeout_s),
             )
+        except httpx.ConnectTimeout:
+            raise ReportError(
+                f"cannot read {address}: no connection within {self.connect_timeout_s:g} s: is the host "
+                "right, and reachable from here?"
+            ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as error:
             # Nothing listening is the usual first mistake (the service not started, another
             # port): say what to do, as the --data refusals do.

@@ -5,7 +5,9 @@ the endpoint's; and each refusal or failure of the service on one line."""
 from __future__ import annotations
 
 import json
+import socket
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -38,12 +40,15 @@ class FakeService:
         #: Answers given first, in order, each with headers of its own; then ``answer``.
         self.first: list[tuple[int, str, bytes, dict[str, str]]] = []
         self.asked: list[tuple[str, str | None]] = []
+        #: Seconds each answer is held back (a service reading a long window).
+        self.delay_s = 0.0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 fake.asked.append((self.path, self.headers.get("Authorization")))
                 status, media_type, body, headers = fake.first.pop(0) if fake.first else (*fake.answer, {})
+                time.sleep(fake.delay_s)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -259,6 +264,50 @@ def test_a_service_that_stays_busy_is_a_one_line_failure(
 
     assert str(failed.value) == f"{fake.url}{PATH} answered 503: {said}"
     assert (len(fake.asked), sum(waits)) == (asked, 2 * (asked - 1))
+
+
+@pytest.fixture
+def unanswered() -> Iterator[str]:
+    """The URL of a host that takes no connection and refuses none (a firewall dropping it, a
+    wrong address in a private network): a listening socket whose queue is full, so that the
+    kernel drops what else comes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    queued = []
+    for _ in range(4):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(listener.getsockname())
+        queued.append(client)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for client in queued:
+        client.close()
+    listener.close()
+
+
+def test_a_host_that_takes_no_connection_is_given_up_on_soon(unanswered: str) -> None:
+    source = ServiceSource(unanswered, ADMIN_KEY, connect_timeout_s=0.5)
+    started = time.monotonic()
+
+    with pytest.raises(ReportError) as failed:
+        source.report(load_sample_config(), WINDOW, "yaml")
+
+    assert time.monotonic() - started < 5  # not the two minutes a long read is given
+    assert str(failed.value) == (
+        f"cannot read {unanswered}{PATH}: no connection within 0.5 s: is the host right, and reachable "
+        "from here?"
+    )
+
+
+def test_a_service_slow_to_answer_is_not_given_up_on_as_a_connection_is(fake: FakeService) -> None:
+    fake.delay_s = 1.0
+
+    text = ServiceSource(fake.url, ADMIN_KEY, connect_timeout_s=0.2).report(
+        load_sample_config(), WINDOW, "yaml"
+    )
+
+    assert text == "violations: []\n"
 
 
 def test_a_url_that_is_no_url_is_one_line() -> None:

@@ -5,6 +5,7 @@ script never mistakes them for success. Bad arguments give a one-line usage erro
 command (exit 2); a group given no command prints its help (exit 2). Anything unexpected is one
 line too (``payorch report: internal error: KeyError; please report it``, exit 1), with the
 traceback only when ``PAYORCH_DEBUG=1`` asks for it: no stack trace reaches a user otherwise.
+Ctrl-C is one line too (``payorch report: interrupted``), exit 1 as ``payorch export``'s own.
 """
 
 from __future__ import annotations
@@ -47,6 +48,15 @@ class InternalError(Exception):
         self.command_path = command_path
 
 
+class CommandInterruptedError(Exception):
+    """Ctrl-C stopped ``command_path`` (or SIGTERM, where a command takes it as Ctrl-C): what it
+    was writing is cleaned up on the way (``--out``'s hidden file, an export's folders)."""
+
+    def __init__(self, command_path: str) -> None:
+        super().__init__(command_path)
+        self.command_path = command_path
+
+
 def _within(ctx: click.Context, step: Callable[[], R]) -> R:
     """Run ``step`` of ``ctx``'s command: a usage error gets the context that names the command
     (click raises "Option '--port' requires an argument." without one), anything unexpected
@@ -57,8 +67,11 @@ def _within(ctx: click.Context, step: Callable[[], R]) -> R:
         if error.ctx is None:
             error.ctx = ctx
         raise
-    except (click.ClickException, click.exceptions.Exit, click.Abort, InternalError):
+    except (click.ClickException, click.exceptions.Exit, click.Abort, InternalError, CommandInterruptedError):
         raise
+    except KeyboardInterrupt:
+        # click made it "Aborted!" after a blank line, naming no command, exit 1 as a failure.
+        raise CommandInterruptedError(ctx.command_path) from None
     except Exception as error:
         raise InternalError(ctx.command_path) from error
 
@@ -503,6 +516,8 @@ def run(command: click.Command, argv: list[str] | None, environ: Mapping[str, st
     except click.Abort:
         click.echo("payorch: aborted", err=True)
         sys.exit(EXIT_FAILURE)
+    except CommandInterruptedError as error:
+        _interrupted(error.command_path, environ)
     except InternalError as error:
         if isinstance(error.__cause__, BrokenPipeError):
             _reader_gone()
@@ -513,6 +528,16 @@ def run(command: click.Command, argv: list[str] | None, environ: Mapping[str, st
         _internal_error("payorch", error, environ)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _interrupted(command_path: str, environ: Mapping[str, str]) -> NoReturn:
+    """One line naming the command Ctrl-C stopped, exit 1: the work was not done, as for a failure
+    (click's own "Aborted!" came after a blank line, naming no command)."""
+    if command_path == SERVE:  # its log is JSON lines on stderr
+        fail_serving(f"{command_path}: interrupted", "interrupted", EXIT_FAILURE, environ)
+    # At a terminal the line starts on a line of its own, not after the ^C echoed there.
+    click.echo(f"{chr(10) if sys.stderr.isatty() else ''}{command_path}: interrupted", err=True)
+    sys.exit(EXIT_FAILURE)
 
 
 def _reader_gone() -> NoReturn:

@@ -1,12 +1,17 @@
-"""``payorch report`` writing to a stdout that cannot take it: a reader gone (``| head -1``) ends it
-quietly, exit 1; a stdout that fails otherwise (a full disk) is one line, exit 1. Neither is an
-internal error, and nothing is left to fail again when Python flushes stdout on the way out."""
+"""``payorch report`` cut short: a stdout whose reader has gone (``| head -1``) ends it quietly, exit
+1; a stdout that fails otherwise (a full disk) is one line, exit 1. Neither is an internal error, and
+nothing is left to fail again when Python flushes stdout on the way out. Ctrl-C is one line naming
+the command, exit 1."""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TextIO
 
 import pytest
@@ -63,3 +68,25 @@ def test_a_stdout_that_fails_is_one_line_not_an_internal_error(
         1,
         "payorch report: cannot write to stdout: No space left on device\n",
     )
+
+
+def test_ctrl_c_while_the_service_answers_is_one_line_naming_the_command_and_writes_nothing(
+    fake: FakeService,  # noqa: F811 - the fixture
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
+    fake.delay_s = 5.0  # a long window being read
+    out = tmp_path / "retro.yaml"
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+    ctrl_c = threading.Timer(0.3, signal.pthread_kill, (main_thread, signal.SIGINT))
+    ctrl_c.start()
+    started = time.monotonic()
+
+    with pytest.raises(SystemExit) as exited:
+        main(["report", "--api", fake.url, "--api-key", ADMIN_KEY, "--out", str(out)])
+
+    ctrl_c.join()
+    assert time.monotonic() - started < 4  # stopped then, not when the answer came
+    assert (exited.value.code, capsys.readouterr()) == (1, ("", "payorch report: interrupted\n"))
+    assert list(tmp_path.iterdir()) == []

@@ -27,7 +27,7 @@ from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
 from ingest.private_files import exposed
 from payorch.api_key import KeyFileError, key_problem, read_key_file
-from payorch.options import DuckDBPath, Moment, PathOption, RootPath, ServiceUrl
+from payorch.options import DuckDBPath, Integer, Moment, PathOption, RootPath, ServiceUrl
 from payorch.output import discard_stdout
 
 EXIT_USAGE = 2
@@ -135,7 +135,7 @@ DATA_OPTION = click.option(
     default=Path("data"),
     show_default=True,
 )
-PORT_OPTION = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+PORT_OPTION = click.option("--port", type=Integer(1, 65535), default=8000, show_default=True)
 #: uvicorn's default; behind a load balancer, set it above the balancer's idle timeout (60 s on AWS
 #: ALB, GCP and nginx's upstream keepalive): else the balancer reuses a connection being closed.
 KEEP_ALIVE_S = 5
@@ -155,7 +155,7 @@ MAX_KEEP_ALIVE_S = 3600
 @click.option(
     "--keep-alive-timeout",
     "keep_alive_s",
-    type=click.IntRange(1, MAX_KEEP_ALIVE_S),
+    type=Integer(1, MAX_KEEP_ALIVE_S),
     default=KEEP_ALIVE_S,
     show_default=True,
     metavar="SECONDS",
@@ -229,7 +229,7 @@ def fail_serving(line: str, event: str, code: int, environ: Mapping[str, str]) -
     help="URL of the running service.",
 )
 @click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
+@click.option("--port", type=Integer(1, 65535), default=8501, show_default=True)
 def dashboard(api_url: str, api_key: str | None, port: int) -> None:
     """Not built yet: the Streamlit dashboard, reading through the service's API."""
     not_built("dashboard", "the Streamlit dashboard")
@@ -261,8 +261,8 @@ def demo(port: int, data_dir: Path) -> None:
 @cli.command()
 @click.option("--url", type=ServiceUrl(), required=True, help="Base URL of the payorch API.")
 @click.option("--api-key", required=True, help="A merchant API key.")
-@click.option("--payments", type=click.IntRange(min=1), required=True, help="How many payments to send.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--payments", type=Integer(min=1), required=True, help="How many payments to send.")
+@click.option("--concurrency", type=Integer(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate(url: str, api_key: str, payments: int, concurrency: int, seed: int) -> None:
     """Not built yet: send simulated merchant traffic and print a summary."""

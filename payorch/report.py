@@ -22,6 +22,7 @@ database it was made from, for any window.
 from __future__ import annotations
 
 import re
+import ssl
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -128,16 +129,23 @@ class ServiceSource:
                 "right, and reachable from here?"
             ) from None
         except (httpx.HTTPError, httpx.InvalidURL) as error:
-            # Nothing listening is the usual first mistake (the service not started, another
-            # port): say what to do, as the --data refusals do.
-            advice = (
-                f": is `payorch serve` running at {self.url}? (a stopped one's data folder: --data DIR)"
-                if isinstance(error, httpx.ConnectError)
-                else ""
-            )
             raise ReportError(
-                f"cannot read {address}: {_one_line(str(error)) or type(error).__name__}{advice}"
+                f"cannot read {address}: {_one_line(str(error)) or type(error).__name__}{self._advice(error)}"
             ) from None
+
+    def _advice(self, error: Exception) -> str:
+        """What to do about ``error``, when it says: nothing listening is the usual first mistake
+        (the service not started, another port), as the --data refusals say."""
+        if not isinstance(error, httpx.ConnectError):
+            return ""
+        if _caused_by(error, ssl.SSLCertVerificationError):
+            # The service answered, behind a certificate of a private CA: asking whether it runs
+            # sent the operator looking for a stopped service.
+            return (
+                ": the service's certificate is not one this machine trusts: name the file of its CA "
+                "in SSL_CERT_FILE"
+            )
+        return f": is `payorch serve` running at {self.url}? (a stopped one's data folder: --data DIR)"
 
     def _report_of(self, answer: httpx.Response, address: str, output: Format) -> str:
         """The report ``answer`` holds, or a :class:`ReportError` saying what it holds instead."""
@@ -152,6 +160,17 @@ class ServiceSource:
                 f"({MEDIA_TYPES[output]}): is {self.url} a payorch service?"
             )
         return answer.text
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``error`` came of a ``kind`` (httpx raises its own error from httpcore's, which
+    was raised while handling the library's)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _retry_after(answer: httpx.Response) -> int | None:

@@ -5,7 +5,10 @@ the endpoint's; and each refusal or failure of the service on one line."""
 from __future__ import annotations
 
 import json
+import shutil
 import socket
+import ssl
+import subprocess
 import threading
 import time
 import uuid
@@ -308,6 +311,52 @@ def test_a_service_slow_to_answer_is_not_given_up_on_as_a_connection_is(fake: Fa
     )
 
     assert text == "violations: []\n"
+
+
+@pytest.fixture
+def tls_fake(fake: FakeService, tmp_path: Path) -> tuple[FakeService, Path]:
+    """``fake`` behind TLS, with a certificate of its own (no CA this machine trusts), and the
+    certificate's file."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("making a certificate needs openssl")
+    key, certificate = tmp_path / "service.key", tmp_path / "service.crt"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(certificate), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    fake.server.socket = context.wrap_socket(fake.server.socket, server_side=True)
+    fake.url = fake.url.replace("http://", "https://")
+    return fake, certificate
+
+
+def test_a_certificate_not_trusted_here_is_said_so_not_a_service_not_running(
+    tls_fake: tuple[FakeService, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, certificate = tls_fake
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+    with pytest.raises(ReportError) as failed:
+        ServiceSource(fake.url, ADMIN_KEY).report(load_sample_config(), WINDOW, "yaml")
+
+    said = str(failed.value)
+    assert said.startswith(f"cannot read {fake.url}{PATH}: [SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert said.endswith(
+        ": the service's certificate is not one this machine trusts: name the file of its CA in SSL_CERT_FILE"
+    )
+    assert "running" not in said
+    # As told: the file named, the same service answers.
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    assert (
+        ServiceSource(fake.url, ADMIN_KEY).report(load_sample_config(), WINDOW, "yaml") == "violations: []\n"
+    )
 
 
 def test_a_url_that_is_no_url_is_one_line() -> None:

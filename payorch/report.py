@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 import duckdb
 import httpx
@@ -46,6 +47,7 @@ from engine.monitor import ReportWindow
 from ingest.api.reports import MEDIA_TYPES
 from ingest.store import reads
 from ingest.store.schema import FILE_NAME
+from payorch.options import url_problem
 from payorch.output import OutputError, write_text
 
 Format = Literal["yaml", "json"]
@@ -55,6 +57,7 @@ READ_TIMEOUT_S = 120.0  # a fortnight of a busy service is millions of rows
 #: A connection is made in milliseconds, or not at all: a host that drops it (a firewall, a wrong
 #: address in a private network, a listen queue full) is given up after this, not READ_TIMEOUT_S.
 CONNECT_TIMEOUT_S = 10.0
+REPORT_PATH = "/v1/reports/retrospective"
 #: How many times a service too busy to read (503 with ``Retry-After``) is asked, and the most
 #: seconds of waiting it may ask for in all: a payorch service asks for 2 (``admin_reads``), and
 #: 1 while it stops.
@@ -96,7 +99,7 @@ class ServiceSource:
     connect_timeout_s: float = CONNECT_TIMEOUT_S
 
     def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
-        address = f"{self.url.rstrip('/')}/v1/reports/retrospective"
+        address = f"{self.url.rstrip('/')}{REPORT_PATH}"
         params = {"to": window.end.isoformat(), "format": output}
         if self.given_from:
             params["from"] = window.start.isoformat()
@@ -151,6 +154,8 @@ class ServiceSource:
         """The report ``answer`` holds, or a :class:`ReportError` saying what it holds instead."""
         if answer.status_code in (401, 403):
             raise ReportError(f"the service at {self.url} refused the API key: an admin key is needed")
+        if answer.is_redirect:
+            raise ReportError(f"{address} answered {answer.status_code}: {_redirect(answer)}")
         if answer.status_code != 200:
             raise ReportError(f"{address} answered {answer.status_code}: {_detail(answer)}")
         media_type = answer.headers.get("content-type", "").partition(";")[0].strip()
@@ -160,6 +165,17 @@ class ServiceSource:
                 f"({MEDIA_TYPES[output]}): is {self.url} a payorch service?"
             )
         return answer.text
+
+
+def _redirect(answer: httpx.Response) -> str:
+    """Where a redirect points, and the ``--api`` that reads from there. It is not followed: the
+    key would go wherever it points (a proxy's http-to-https redirect is the usual one)."""
+    location = answer.headers.get("location", "")
+    target = urlsplit(str(answer.url.join(location)))._replace(query="", fragment="").geturl()
+    base = target.removesuffix(REPORT_PATH)
+    if not location or base == target or url_problem(base) is not None:
+        return f"a redirect to {_one_line(target) if location else 'nowhere'} (not followed)"
+    return f"a redirect to {_one_line(target)}, not followed (the key would go there): give --api {base}"
 
 
 def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:

@@ -359,6 +359,35 @@ def test_a_certificate_not_trusted_here_is_said_so_not_a_service_not_running(
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "location", "said"),
+    [
+        (
+            301,  # a proxy's http-to-https redirect
+            f"https://payorch.example.com{PATH}?to=2026-11-02T00%3A00%3A00%2B00%3A00&format=yaml",
+            f"a redirect to https://payorch.example.com{PATH}, not followed (the key would go there): "
+            "give --api https://payorch.example.com",
+        ),
+        (
+            308,
+            f"/payorch{PATH}",
+            "a redirect to {url}/payorch" + PATH + ", not followed (the key would go there): "
+            "give --api {url}/payorch",
+        ),
+        (302, "/login?next=/v1", "a redirect to {url}/login (not followed)"),
+    ],
+)
+def test_a_redirect_is_not_followed_and_names_the_api_to_give(
+    fake: FakeService, status: int, location: str, said: str
+) -> None:
+    fake.first = [(status, "text/html", b"<html>Moved</html>", {"Location": location})]
+
+    code, out, err = ask(fake.url)
+
+    assert (code, out, len(fake.asked)) == (1, "", 1)
+    assert err == f"payorch report: {fake.url}{PATH} answered {status}: {said.format(url=fake.url)}\n"
+
+
 def test_a_url_that_is_no_url_is_one_line() -> None:
     # The command refuses it before asking (a usage error); the source, handed one anyway, says
     # so in one line too rather than raising httpx's own error.

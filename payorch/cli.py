@@ -5,6 +5,7 @@ script never mistakes them for success. Bad arguments give a one-line usage erro
 command (exit 2); a group given no command prints its help (exit 2). Anything unexpected is one
 line too (``payorch report: internal error: KeyError; please report it``, exit 1), with the
 traceback only when ``PAYORCH_DEBUG=1`` asks for it: no stack trace reaches a user otherwise.
+Ctrl-C is one line too (``payorch report: interrupted``), exit 1 as ``payorch export``'s own.
 """
 
 from __future__ import annotations
@@ -24,7 +25,10 @@ import click
 from engine.config import PlatformConfig
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
-from payorch.options import DuckDBPath, Moment, PathOption, RootPath, ServiceUrl
+from ingest.private_files import exposed
+from payorch.api_key import KeyFileError, key_problem, read_key_file
+from payorch.options import DuckDBPath, Integer, Moment, PathOption, RootPath, ServiceUrl
+from payorch.output import discard_stdout
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -44,6 +48,15 @@ class InternalError(Exception):
         self.command_path = command_path
 
 
+class CommandInterruptedError(Exception):
+    """Ctrl-C stopped ``command_path`` (or SIGTERM, where a command takes it as Ctrl-C): what it
+    was writing is cleaned up on the way (``--out``'s hidden file, an export's folders)."""
+
+    def __init__(self, command_path: str) -> None:
+        super().__init__(command_path)
+        self.command_path = command_path
+
+
 def _within(ctx: click.Context, step: Callable[[], R]) -> R:
     """Run ``step`` of ``ctx``'s command: a usage error gets the context that names the command
     (click raises "Option '--port' requires an argument." without one), anything unexpected
@@ -54,8 +67,11 @@ def _within(ctx: click.Context, step: Callable[[], R]) -> R:
         if error.ctx is None:
             error.ctx = ctx
         raise
-    except (click.ClickException, click.exceptions.Exit, click.Abort, InternalError):
+    except (click.ClickException, click.exceptions.Exit, click.Abort, InternalError, CommandInterruptedError):
         raise
+    except KeyboardInterrupt:
+        # click made it "Aborted!" after a blank line, naming no command, exit 1 as a failure.
+        raise CommandInterruptedError(ctx.command_path) from None
     except Exception as error:
         raise InternalError(ctx.command_path) from error
 
@@ -119,7 +135,7 @@ DATA_OPTION = click.option(
     default=Path("data"),
     show_default=True,
 )
-PORT_OPTION = click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+PORT_OPTION = click.option("--port", type=Integer(1, 65535), default=8000, show_default=True)
 #: uvicorn's default; behind a load balancer, set it above the balancer's idle timeout (60 s on AWS
 #: ALB, GCP and nginx's upstream keepalive): else the balancer reuses a connection being closed.
 KEEP_ALIVE_S = 5
@@ -139,7 +155,7 @@ MAX_KEEP_ALIVE_S = 3600
 @click.option(
     "--keep-alive-timeout",
     "keep_alive_s",
-    type=click.IntRange(1, MAX_KEEP_ALIVE_S),
+    type=Integer(1, MAX_KEEP_ALIVE_S),
     default=KEEP_ALIVE_S,
     show_default=True,
     metavar="SECONDS",
@@ -213,7 +229,7 @@ def fail_serving(line: str, event: str, code: int, environ: Mapping[str, str]) -
     help="URL of the running service.",
 )
 @click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
-@click.option("--port", type=click.IntRange(1, 65535), default=8501, show_default=True)
+@click.option("--port", type=Integer(1, 65535), default=8501, show_default=True)
 def dashboard(api_url: str, api_key: str | None, port: int) -> None:
     """Not built yet: the Streamlit dashboard, reading through the service's API."""
     not_built("dashboard", "the Streamlit dashboard")
@@ -245,8 +261,8 @@ def demo(port: int, data_dir: Path) -> None:
 @cli.command()
 @click.option("--url", type=ServiceUrl(), required=True, help="Base URL of the payorch API.")
 @click.option("--api-key", required=True, help="A merchant API key.")
-@click.option("--payments", type=click.IntRange(min=1), required=True, help="How many payments to send.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option("--payments", type=Integer(min=1), required=True, help="How many payments to send.")
+@click.option("--concurrency", type=Integer(min=1), default=8, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
 def simulate(url: str, api_key: str, payments: int, concurrency: int, seed: int) -> None:
     """Not built yet: send simulated merchant traffic and print a summary."""
@@ -275,7 +291,20 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
     type=ServiceUrl(),
     help="URL of a running service to read from (with an admin key): http(s)://HOST[:PORT][/PATH].",
 )
-@click.option("--api-key", envvar="PAYORCH_API_KEY", help="Admin API key (or PAYORCH_API_KEY).")
+@click.option(
+    "--api-key-file",
+    type=PathOption(dir_okay=False, path_type=Path),
+    metavar="FILE",
+    help="File holding the admin API key alone (mode 600; <(pass show ...) works). Prefer it, or "
+    "PAYORCH_API_KEY, to --api-key.",
+)
+@click.option(
+    "--api-key",
+    envvar="PAYORCH_API_KEY",
+    metavar="KEY",
+    help="Admin API key, else PAYORCH_API_KEY. On the command line, ps shows it to every user and "
+    "the shell keeps it in its history: prefer --api-key-file or PAYORCH_API_KEY.",
+)
 @click.option(
     "--data",
     "data_dir",
@@ -324,6 +353,7 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
 )
 def report(
     api_url: str | None,
+    api_key_file: Path | None,
     api_key: str | None,
     data_dir: Path | None,
     export_dir: Path | None,
@@ -340,7 +370,9 @@ def report(
 
     if output_format not in command.FORMATS:
         not_built(f"report --format {output_format}", "the Markdown and HTML reports with charts")
-    _check_report_source(api_url, api_key, data_dir, export_dir, config_path)
+    _check_report_source(api_url, (api_key, api_key_file), data_dir, export_dir, config_path)
+    if api_key_file is not None:
+        api_key = _read_key_file(api_key_file)
     config = load_config_or_exit(config_path) if config_path is not None else load_sample_config()
     span_days = config.reports.every_days
     # Before the start is defaulted: without --from, the service starts the window its own span
@@ -377,21 +409,31 @@ def report(
 
 def _check_report_source(
     api_url: str | None,
-    api_key: str | None,
+    keys: tuple[str | None, Path | None],
     data_dir: Path | None,
     export_dir: Path | None,
     config_path: Path | None,
 ) -> None:
-    """Raise a usage error unless ``payorch report`` is given one place to read, with what it takes."""
+    """Raise a usage error unless ``payorch report`` is given one place to read, with what it takes
+    (``keys``: the ``--api-key`` and the ``--api-key-file`` given)."""
+    api_key, api_key_file = keys
     places = (("--api", api_url), ("--data", data_dir), ("--export", export_dir))
     given = [name for name, value in places if value is not None]
     if len(given) > 1:
         raise click.UsageError(f"give {' or '.join(given)}, not {'both' if len(given) == 2 else 'all three'}")
     if api_url is not None and config_path is not None:
         raise click.UsageError("--api takes no --config: the service renders with its own configuration")
-    if api_url is not None and not api_key:
-        raise click.UsageError("--api needs an admin key: --api-key or PAYORCH_API_KEY")
-    if api_url is None and _on_the_command_line("api_key"):
+    key_file = api_key_file is not None
+    if key_file and _on_the_command_line("api_key"):
+        raise click.UsageError("give --api-key-file or --api-key, not both")
+    if api_url is not None and api_key is None and not key_file:
+        raise click.UsageError("--api needs an admin key: --api-key-file, PAYORCH_API_KEY or --api-key")
+    if api_url is not None and not key_file and api_key is not None:
+        problem = key_problem(api_key)
+        if problem is not None:
+            source = "--api-key" if _on_the_command_line("api_key") else "PAYORCH_API_KEY"
+            raise click.UsageError(f"{source} {problem}")
+    if api_url is None and (key_file or _on_the_command_line("api_key")):
         # Taken without a word, it read as if the key mattered (PAYORCH_API_KEY set for --api runs
         # of the same shell is no mistake, and stays unread). Given alone, the --api it was meant
         # for forgotten, the report was read from ./data, maybe another service's, as if served.
@@ -401,7 +443,22 @@ def _check_report_source(
             local = "--export reads the export"
         else:
             local = "without --api or --data it reads the file ./data/payorch.duckdb"
-        raise click.UsageError(f"{local} and takes no --api-key (it is for --api)")
+        option = "--api-key-file" if key_file else "--api-key"
+        raise click.UsageError(f"{local} and takes no {option} (it is for --api)")
+
+
+def _read_key_file(path: Path) -> str:
+    """The admin key ``path`` holds, or a usage error naming the file (never what it holds). A
+    file that other users may read is used, and named in a warning line, as ``payorch serve``
+    does for its config file."""
+    try:
+        key = read_key_file(path)
+    except KeyFileError as error:
+        raise click.UsageError(f"--api-key-file {path} {error}") from None
+    warning = exposed(path, "an admin API key")
+    if warning is not None:
+        click.echo(one_line(f"payorch report: WARNING: {warning}"), err=True)
+    return key
 
 
 @cli.command()
@@ -459,12 +516,36 @@ def run(command: click.Command, argv: list[str] | None, environ: Mapping[str, st
     except click.Abort:
         click.echo("payorch: aborted", err=True)
         sys.exit(EXIT_FAILURE)
+    except CommandInterruptedError as error:
+        _interrupted(error.command_path, environ)
     except InternalError as error:
+        if isinstance(error.__cause__, BrokenPipeError):
+            _reader_gone()
         _internal_error(error.command_path, error.__cause__ or error, environ)
+    except BrokenPipeError:  # help printed to a closed pipe
+        _reader_gone()
     except Exception as error:  # noqa: BLE001 - the last resort: one line, never a stack trace
         _internal_error("payorch", error, environ)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _interrupted(command_path: str, environ: Mapping[str, str]) -> NoReturn:
+    """One line naming the command Ctrl-C stopped, exit 1: the work was not done, as for a failure
+    (click's own "Aborted!" came after a blank line, naming no command)."""
+    if command_path == SERVE:  # its log is JSON lines on stderr
+        fail_serving(f"{command_path}: interrupted", "interrupted", EXIT_FAILURE, environ)
+    # At a terminal the line starts on a line of its own, not after the ^C echoed there.
+    click.echo(f"{chr(10) if sys.stderr.isatty() else ''}{command_path}: interrupted", err=True)
+    sys.exit(EXIT_FAILURE)
+
+
+def _reader_gone() -> NoReturn:
+    """Stdout's reader went away (``payorch report | head -1``, a pager quit early): the rest is
+    dropped without a word, as ``cat`` or ``git log`` drop it, and the exit is 1, the output not
+    delivered whole (``set -o pipefail`` sees it). It was an "internal error: BrokenPipeError"."""
+    discard_stdout()
+    sys.exit(EXIT_FAILURE)
 
 
 def _internal_error(command_path: str, error: BaseException, environ: Mapping[str, str]) -> NoReturn:

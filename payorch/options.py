@@ -6,6 +6,7 @@ bad value is click's one-line usage error (exit 2) and never reaches what reads 
 - :class:`ServiceUrl`: an ``http(s)://host[:port][/path]`` URL of a running service.
 - :class:`Moment`: an ISO 8601 date or time, as an aware UTC ``datetime`` (naive means UTC).
 - :class:`RootPath`: the path prefix a reverse proxy serves the API under (``/payorch``).
+- :class:`Integer`: a whole number within bounds (a port, seconds, a count).
 """
 
 from __future__ import annotations
@@ -127,3 +128,11 @@ class Moment(click.ParamType[datetime]):
             return moment.astimezone(UTC)
         except OverflowError:
             self.fail(f"{text!r} is outside the years 1 to 9999 in UTC", param, ctx)
+
+
+class Integer(click.IntRange):
+    """``click.IntRange`` named as what it takes, one whole number: click's own said ``--port
+    abc`` "is not a valid integer range" and showed ``--port INTEGER RANGE`` in the help, as if a
+    range (``1-5``) were asked for."""
+
+    name = "integer"

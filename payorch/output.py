@@ -26,10 +26,22 @@ class OutputError(Exception):
 
 
 def write_text(text: str, out: Path | None) -> None:
-    """``text`` to ``out`` (see the module docstring), or to stdout without."""
+    """``text`` to ``out`` (see the module docstring), or to stdout without.
+
+    Stdout's reader gone (``payorch report | head -1``) is the :class:`BrokenPipeError`, left to
+    the command line to end quietly as a Unix filter does; another failure (a full disk behind
+    ``> file``) is an :class:`OutputError`. Either way what stdout still held is dropped
+    (:func:`discard_stdout`)."""
     if out is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            discard_stdout()
+            raise
+        except OSError as error:
+            discard_stdout()
+            raise OutputError(f"cannot write to stdout: {error.strerror or type(error).__name__}") from None
         return
     try:
         _write(text, out)
@@ -76,3 +88,18 @@ def _replace(text: str, target: Path, status: os.stat_result | None) -> None:
         with contextlib.suppress(OSError):
             partial.unlink()
         raise
+
+
+def discard_stdout() -> None:
+    """Point stdout at ``/dev/null``: the text it still buffers, which could not be written, is
+    dropped there when Python flushes it on the way out, instead of failing again with "Exception
+    ignored ... BrokenPipeError" on stderr. A stdout that is no file (a test's) is left alone."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(null, descriptor)
+    finally:
+        os.close(null)

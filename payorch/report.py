@@ -22,11 +22,14 @@ database it was made from, for any window.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import ssl
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Literal, Protocol
+from urllib.parse import urlsplit
 
 import duckdb
 import httpx
@@ -44,12 +47,22 @@ from engine.monitor import ReportWindow
 from ingest.api.reports import MEDIA_TYPES
 from ingest.store import reads
 from ingest.store.schema import FILE_NAME
+from payorch.options import url_problem
 from payorch.output import OutputError, write_text
 
 Format = Literal["yaml", "json"]
 #: The formats that are built; Markdown and HTML (charts and the routing summary) are not yet.
 FORMATS: tuple[Format, ...] = ("yaml", "json")
 READ_TIMEOUT_S = 120.0  # a fortnight of a busy service is millions of rows
+#: A connection is made in milliseconds, or not at all: a host that drops it (a firewall, a wrong
+#: address in a private network, a listen queue full) is given up after this, not READ_TIMEOUT_S.
+CONNECT_TIMEOUT_S = 10.0
+REPORT_PATH = "/v1/reports/retrospective"
+#: How many times a service too busy to read (503 with ``Retry-After``) is asked, and the most
+#: seconds of waiting it may ask for in all: a payorch service asks for 2 (``admin_reads``), and
+#: 1 while it stops.
+BUSY_TRIES = 4
+BUSY_WAIT_S = 15
 #: The most of a service's refusal quoted in an error (its first line).
 DETAIL_LIMIT = 200
 _TAG = re.compile(r"<[^>]*>")
@@ -81,32 +94,68 @@ class ServiceSource:
     url: str
     api_key: str
     given_from: bool = True
+    #: How the wait a busy service asks for is waited (a test's records it instead).
+    sleep: Callable[[float], None] = time.sleep
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
 
     def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
-        address = f"{self.url.rstrip('/')}/v1/reports/retrospective"
+        address = f"{self.url.rstrip('/')}{REPORT_PATH}"
         params = {"to": window.end.isoformat(), "format": output}
         if self.given_from:
             params["from"] = window.start.isoformat()
+        answer, tries, waited = self._get(address, params), 1, 0
+        while tries < BUSY_TRIES and answer.status_code == 503:
+            # A service running its most admin reads at once (a dashboard polling, another report)
+            # refuses one more with 503 and Retry-After, having read nothing: asking again after
+            # that wait is safe, where the report failed at once.
+            wait = _retry_after(answer)
+            if wait is None or waited + wait > BUSY_WAIT_S:
+                break
+            self.sleep(wait)
+            answer, tries, waited = self._get(address, params), tries + 1, waited + wait
+        if answer.status_code == 503 and tries > 1:
+            said = f"{_detail(answer)} (asked {tries} times over {waited} s, as its Retry-After said)"
+            raise ReportError(f"{address} answered 503: {said}")
+        return self._report_of(answer, address, output)
+
+    def _get(self, address: str, params: dict[str, str]) -> httpx.Response:
         try:
-            answer = httpx.get(
+            return httpx.get(
                 address,
                 params=params,
                 headers={"Authorization": f"Bearer {self.api_key}"},
-                timeout=READ_TIMEOUT_S,
+                timeout=httpx.Timeout(READ_TIMEOUT_S, connect=self.connect_timeout_s),
             )
-        except (httpx.HTTPError, httpx.InvalidURL) as error:
-            # Nothing listening is the usual first mistake (the service not started, another
-            # port): say what to do, as the --data refusals do.
-            advice = (
-                f": is `payorch serve` running at {self.url}? (a stopped one's data folder: --data DIR)"
-                if isinstance(error, httpx.ConnectError)
-                else ""
-            )
+        except httpx.ConnectTimeout:
             raise ReportError(
-                f"cannot read {address}: {_one_line(str(error)) or type(error).__name__}{advice}"
+                f"cannot read {address}: no connection within {self.connect_timeout_s:g} s: is the host "
+                "right, and reachable from here?"
             ) from None
+        except (httpx.HTTPError, httpx.InvalidURL) as error:
+            raise ReportError(
+                f"cannot read {address}: {_one_line(str(error)) or type(error).__name__}{self._advice(error)}"
+            ) from None
+
+    def _advice(self, error: Exception) -> str:
+        """What to do about ``error``, when it says: nothing listening is the usual first mistake
+        (the service not started, another port), as the --data refusals say."""
+        if not isinstance(error, httpx.ConnectError):
+            return ""
+        if _caused_by(error, ssl.SSLCertVerificationError):
+            # The service answered, behind a certificate of a private CA: asking whether it runs
+            # sent the operator looking for a stopped service.
+            return (
+                ": the service's certificate is not one this machine trusts: name the file of its CA "
+                "in SSL_CERT_FILE"
+            )
+        return f": is `payorch serve` running at {self.url}? (a stopped one's data folder: --data DIR)"
+
+    def _report_of(self, answer: httpx.Response, address: str, output: Format) -> str:
+        """The report ``answer`` holds, or a :class:`ReportError` saying what it holds instead."""
         if answer.status_code in (401, 403):
             raise ReportError(f"the service at {self.url} refused the API key: an admin key is needed")
+        if answer.is_redirect:
+            raise ReportError(f"{address} answered {answer.status_code}: {_redirect(answer)}")
         if answer.status_code != 200:
             raise ReportError(f"{address} answered {answer.status_code}: {_detail(answer)}")
         media_type = answer.headers.get("content-type", "").partition(";")[0].strip()
@@ -116,6 +165,35 @@ class ServiceSource:
                 f"({MEDIA_TYPES[output]}): is {self.url} a payorch service?"
             )
         return answer.text
+
+
+def _redirect(answer: httpx.Response) -> str:
+    """Where a redirect points, and the ``--api`` that reads from there. It is not followed: the
+    key would go wherever it points (a proxy's http-to-https redirect is the usual one)."""
+    location = answer.headers.get("location", "")
+    target = urlsplit(str(answer.url.join(location)))._replace(query="", fragment="").geturl()
+    base = target.removesuffix(REPORT_PATH)
+    if not location or base == target or url_problem(base) is not None:
+        return f"a redirect to {_one_line(target) if location else 'nowhere'} (not followed)"
+    return f"a redirect to {_one_line(target)}, not followed (the key would go there): give --api {base}"
+
+
+def _caused_by(error: BaseException, kind: type[BaseException]) -> bool:
+    """Whether ``error`` came of a ``kind`` (httpx raises its own error from httpcore's, which
+    was raised while handling the library's)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def _retry_after(answer: httpx.Response) -> int | None:
+    """The whole seconds ``answer``'s ``Retry-After`` asks to wait, ``None`` without one (an HTTP
+    date is not waited on: a payorch service gives seconds)."""
+    value = answer.headers.get("retry-after", "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 6 else None
 
 
 def _detail(answer: httpx.Response) -> str:

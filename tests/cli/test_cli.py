@@ -469,3 +469,31 @@ def test_payorch_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -
     assert err.startswith("Traceback (most recent call last):")
     assert "KeyError: 'sk_live_secret'" in err
     assert err.endswith("\npayorch boom: internal error: KeyError; please report it\n")
+
+
+@pytest.mark.parametrize(
+    ("argv", "option", "value"),
+    [
+        (["serve"], "--port", "eighty"),
+        (["serve"], "--keep-alive-timeout", "1.5"),
+        (["demo"], "--port", "8000-8010"),
+        (["dashboard"], "--port", "x"),
+        (
+            ["simulate", "--url", "http://127.0.0.1:9", "--api-key", "k", "--payments", "1"],
+            "--concurrency",
+            "x",
+        ),
+    ],
+)
+def test_a_number_option_given_no_number_asks_for_one_not_for_a_range(
+    argv: list[str], option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """click said "is not a valid integer range", as if a range (1-5) were asked for."""
+    with pytest.raises(SystemExit) as exited:
+        main([*argv, option, value])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == (
+        f"payorch {argv[0]}: error: Invalid value for '{option}': '{value}' is not a valid integer.\n"
+    )
+    main([argv[0], "--help"])
+    assert "INTEGER RANGE" not in capsys.readouterr().out

@@ -5,7 +5,12 @@ the endpoint's; and each refusal or failure of the service on one line."""
 from __future__ import annotations
 
 import json
+import shutil
+import socket
+import ssl
+import subprocess
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,14 +40,21 @@ class FakeService:
 
     def __init__(self) -> None:
         self.answer: tuple[int, str, bytes] = (200, "application/yaml", b"violations: []\n")
+        #: Answers given first, in order, each with headers of its own; then ``answer``.
+        self.first: list[tuple[int, str, bytes, dict[str, str]]] = []
         self.asked: list[tuple[str, str | None]] = []
+        #: Seconds each answer is held back (a service reading a long window).
+        self.delay_s = 0.0
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 fake.asked.append((self.path, self.headers.get("Authorization")))
-                status, media_type, body = fake.answer
+                status, media_type, body, headers = fake.first.pop(0) if fake.first else (*fake.answer, {})
+                time.sleep(fake.delay_s)
                 self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", media_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -207,6 +219,173 @@ def test_what_the_service_says_instead_of_a_report_is_one_line(
 
     assert (code, out) == (1, "")
     assert err == f"payorch report: {expected.format(url=fake.url)}\n"
+
+
+READS = "1 admin reads of a time window are running"
+BUSY = (
+    503,
+    "application/problem+json",
+    b'{"title": "Service unavailable", "detail": "1 admin reads of a time window are running"}',
+    {"Retry-After": "2"},
+)
+
+
+def test_a_service_too_busy_to_read_is_asked_again_after_the_wait_it_gives(fake: FakeService) -> None:
+    fake.first = [BUSY, BUSY]
+    waits: list[float] = []
+
+    text = ServiceSource(fake.url, ADMIN_KEY, sleep=waits.append).report(load_sample_config(), WINDOW, "yaml")
+
+    assert text == "violations: []\n"
+    assert waits == [2, 2]
+    assert len(fake.asked) == 3
+    assert len({path for path, _ in fake.asked}) == 1  # the same window each time
+
+
+@pytest.mark.parametrize(
+    ("busy", "asked", "said"),
+    [
+        # Still busy: a few tries, then what it said, and how long it was waited for.
+        (
+            [BUSY] * 10,
+            4,
+            f"{READS} (asked 4 times over 6 s, as its Retry-After said)",
+        ),
+        ([(*BUSY[:3], {"Retry-After": "60"})], 1, READS),  # too long
+        ([(*BUSY[:3], {})], 1, READS),  # no wait given
+        ([(*BUSY[:3], {"Retry-After": "Wed, 21 Oct 2026 07:28:00 GMT"})], 1, READS),
+    ],
+)
+def test_a_service_that_stays_busy_is_a_one_line_failure(
+    fake: FakeService, busy: list[tuple[int, str, bytes, dict[str, str]]], asked: int, said: str
+) -> None:
+    fake.first = list(busy)
+    waits: list[float] = []
+
+    with pytest.raises(ReportError) as failed:
+        ServiceSource(fake.url, ADMIN_KEY, sleep=waits.append).report(load_sample_config(), WINDOW, "yaml")
+
+    assert str(failed.value) == f"{fake.url}{PATH} answered 503: {said}"
+    assert (len(fake.asked), sum(waits)) == (asked, 2 * (asked - 1))
+
+
+@pytest.fixture
+def unanswered() -> Iterator[str]:
+    """The URL of a host that takes no connection and refuses none (a firewall dropping it, a
+    wrong address in a private network): a listening socket whose queue is full, so that the
+    kernel drops what else comes."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    queued = []
+    for _ in range(4):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(listener.getsockname())
+        queued.append(client)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    for client in queued:
+        client.close()
+    listener.close()
+
+
+def test_a_host_that_takes_no_connection_is_given_up_on_soon(unanswered: str) -> None:
+    source = ServiceSource(unanswered, ADMIN_KEY, connect_timeout_s=0.5)
+    started = time.monotonic()
+
+    with pytest.raises(ReportError) as failed:
+        source.report(load_sample_config(), WINDOW, "yaml")
+
+    assert time.monotonic() - started < 5  # not the two minutes a long read is given
+    assert str(failed.value) == (
+        f"cannot read {unanswered}{PATH}: no connection within 0.5 s: is the host right, and reachable "
+        "from here?"
+    )
+
+
+def test_a_service_slow_to_answer_is_not_given_up_on_as_a_connection_is(fake: FakeService) -> None:
+    fake.delay_s = 1.0
+
+    text = ServiceSource(fake.url, ADMIN_KEY, connect_timeout_s=0.2).report(
+        load_sample_config(), WINDOW, "yaml"
+    )
+
+    assert text == "violations: []\n"
+
+
+@pytest.fixture
+def tls_fake(fake: FakeService, tmp_path: Path) -> tuple[FakeService, Path]:
+    """``fake`` behind TLS, with a certificate of its own (no CA this machine trusts), and the
+    certificate's file."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        pytest.skip("making a certificate needs openssl")
+    key, certificate = tmp_path / "service.key", tmp_path / "service.crt"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(key), "-out", str(certificate), "-days", "2", "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )  # fmt: skip
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(certificate, key)
+    fake.server.socket = context.wrap_socket(fake.server.socket, server_side=True)
+    fake.url = fake.url.replace("http://", "https://")
+    return fake, certificate
+
+
+def test_a_certificate_not_trusted_here_is_said_so_not_a_service_not_running(
+    tls_fake: tuple[FakeService, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake, certificate = tls_fake
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+
+    with pytest.raises(ReportError) as failed:
+        ServiceSource(fake.url, ADMIN_KEY).report(load_sample_config(), WINDOW, "yaml")
+
+    said = str(failed.value)
+    assert said.startswith(f"cannot read {fake.url}{PATH}: [SSL: CERTIFICATE_VERIFY_FAILED]")
+    assert said.endswith(
+        ": the service's certificate is not one this machine trusts: name the file of its CA in SSL_CERT_FILE"
+    )
+    assert "running" not in said
+    # As told: the file named, the same service answers.
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate))
+    assert (
+        ServiceSource(fake.url, ADMIN_KEY).report(load_sample_config(), WINDOW, "yaml") == "violations: []\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "location", "said"),
+    [
+        (
+            301,  # a proxy's http-to-https redirect
+            f"https://payorch.example.com{PATH}?to=2026-11-02T00%3A00%3A00%2B00%3A00&format=yaml",
+            f"a redirect to https://payorch.example.com{PATH}, not followed (the key would go there): "
+            "give --api https://payorch.example.com",
+        ),
+        (
+            308,
+            f"/payorch{PATH}",
+            "a redirect to {url}/payorch" + PATH + ", not followed (the key would go there): "
+            "give --api {url}/payorch",
+        ),
+        (302, "/login?next=/v1", "a redirect to {url}/login (not followed)"),
+    ],
+)
+def test_a_redirect_is_not_followed_and_names_the_api_to_give(
+    fake: FakeService, status: int, location: str, said: str
+) -> None:
+    fake.first = [(status, "text/html", b"<html>Moved</html>", {"Location": location})]
+
+    code, out, err = ask(fake.url)
+
+    assert (code, out, len(fake.asked)) == (1, "", 1)
+    assert err == f"payorch report: {fake.url}{PATH} answered {status}: {said.format(url=fake.url)}\n"
 
 
 def test_a_url_that_is_no_url_is_one_line() -> None:

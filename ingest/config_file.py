@@ -264,7 +264,14 @@ _TOP_FIELDS = {
     "reports",
     "store",
 }
-_STORE_FIELDS = {"max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb", "idempotency_hot_s"}
+_STORE_FIELDS = {
+    "max_rows",
+    "max_wait_ms",
+    "admit_limit",
+    "memory_limit_mb",
+    "idempotency_hot_s",
+    "fair_share_percent",
+}
 
 
 def _unique(source: str, named: list[tuple[str, str]], *, secret: bool = False) -> None:
@@ -383,6 +390,7 @@ def _store(section: Section) -> StoreConfig:
             admit_limit=section.get("admit_limit", int, defaults.admit_limit),
             memory_limit_mb=section.get("memory_limit_mb", int, defaults.memory_limit_mb),
             idempotency_hot_s=section.get("idempotency_hot_s", int, defaults.idempotency_hot_s),
+            fair_share_percent=section.get("fair_share_percent", int, defaults.fair_share_percent),
         ),
     )
 

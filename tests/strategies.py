@@ -460,6 +460,7 @@ def platform_configs(draw: st.DrawFn) -> PlatformConfig:
                 admit_limit=st.integers(min_value=1, max_value=10_000_000),
                 memory_limit_mb=st.one_of(st.just(0), st.integers(min_value=16, max_value=1_048_576)),
                 idempotency_hot_s=st.integers(min_value=0, max_value=86_400),
+                fair_share_percent=st.integers(min_value=1, max_value=100),
             )
         ),
     )

@@ -53,6 +53,7 @@ def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
                 admit_limit=config.store.admit_limit,
                 memory_limit_mb=config.store.memory_limit_mb,
                 idempotency_hot_s=config.store.idempotency_hot_s,
+                fair_share_percent=config.store.fair_share_percent,
             ),
         )
 
@@ -259,5 +260,11 @@ def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
             store.idempotency_hot_s
             if store.HasField("idempotency_hot_s")
             else StoreConfig().idempotency_hot_s
+        ),
+        # Absent (a config written before the field): the default, not 0 (out of bounds).
+        fair_share_percent=(
+            store.fair_share_percent
+            if store.HasField("fair_share_percent")
+            else StoreConfig().fair_share_percent
         ),
     )

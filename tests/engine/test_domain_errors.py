@@ -186,6 +186,7 @@ VALID: dict[type[Any], dict[str, Any]] = {
         "admit_limit": 20_000,
         "memory_limit_mb": 0,
         "idempotency_hot_s": 600,
+        "fair_share_percent": 50,
     },
     config.PlatformConfig: {
         "merchants": (MERCHANT,),

@@ -262,6 +262,8 @@ class PaymentDesk:
             if note is not None:  # a card number in the key: from here on it is kept masked
                 ctx = replace(ctx, idempotency_key=claimed, validation_errors=(*ctx.validation_errors, note))
             await self._note_issues(ctx.validation_errors, ctx)
+            if claimed is not None:  # it goes on to charge: its claim is made durable first
+                self._idempotency.hold(merchant_id, claimed)
             task = asyncio.create_task(self._run(ctx))
         except BaseException:
             if entered:

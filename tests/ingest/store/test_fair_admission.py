@@ -19,11 +19,13 @@ from ingest.errors import IngestError
 from ingest.store.schema import FILE_NAME
 from ingest.store.shares import WriterShares
 from ingest.store.writer import StoreSaturatedError, StoreShareError, Write, Writer
+from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import JSON, Answer, body_of, call
 from tests.ingest.store.test_complaints_under_pressure import file
 from tests.ingest.store.test_durable_api import pay, running
 
 GLOBEX = (b"authorization", b"Bearer sk_e2e_globex")
+SLOW = (b"authorization", b"Bearer sk_e2e_slow")
 A, B, C = MerchantId("m_a"), MerchantId("m_b"), MerchantId("m_c")
 #: 40 writes may wait; from 20 on (half), only merchants within their share are let in.
 STORE = StoreConfig(admit_limit=40)
@@ -74,9 +76,13 @@ def payments_stored(data_dir: Path) -> dict[str, int]:
     return {str(merchant): int(count) for merchant, count in rows}
 
 
-async def pay_globex(app: object, key: str) -> Answer:
-    headers = [GLOBEX, JSON, (b"idempotency-key", key.encode())]
+async def pay_as(app: object, merchant: tuple[bytes, bytes], key: str) -> Answer:
+    headers = [merchant, JSON, (b"idempotency-key", key.encode())]
     return await call(app, "POST", "/v1/payments", headers, body_of(b'{"amount": 2500, "method": "card"}'))
+
+
+async def pay_globex(app: object, key: str) -> Answer:
+    return await pay_as(app, GLOBEX, key)
 
 
 async def test_a_merchant_flooding_a_slow_disk_is_refused_first_and_another_merchant_still_pays(
@@ -203,3 +209,42 @@ def test_a_share_mark_out_of_bounds_is_refused(tmp_path: Path) -> None:
     for percent in (0, 101):
         with pytest.raises(IngestError, match="fair_share_percent must be 1 to 100"):
             Writer(tmp_path / FILE_NAME, fair_share_percent=percent)
+
+
+#: m_slow (its processor takes about 1.5 s) may have two payments in flight.
+LIMITED = CONFIG.replace("    timeout_ms: 5000\n", "    timeout_ms: 5000\n    max_in_flight: 2\n")
+
+
+async def test_requests_refused_429_or_503_write_nothing_and_leave_the_writer_to_the_others(
+    tmp_path: Path,
+) -> None:
+    # Each refused request with an Idempotency-Key queued two rows (its key claimed, then freed):
+    # a merchant retrying its refusals kept the writer past admit_limit by itself, and another
+    # merchant's payment was refused.
+    assert LIMITED != CONFIG
+    async with running(tmp_path, store=STORE, config_text=LIMITED) as app:
+        parts = app.state.parts  # type: ignore[attr-defined]
+        writer = parts.writer
+        disk = await hold(writer)
+        try:
+            running_slow = [asyncio.create_task(pay_as(app, SLOW, f"slow-{n}")) for n in range(2)]
+            await settled(writer)
+            before = writer.depth
+            over = [await pay_as(app, SLOW, f"slow-over-{n}") for n in range(30)]
+            assert writer.depth == before  # the refusals (429) queued nothing
+            flooded, refused = await flood(writer, lambda n: pay(app, key=f"flood-{n}"))
+            behind = writer.depth
+            again = [await pay(app, key=f"flood-again-{n}") for n in range(30)]
+            assert writer.depth == behind  # nor did these (503)
+            other = asyncio.create_task(pay_as(app, GLOBEX, "globex-1"))
+            await settled(writer)
+            assert not other.done(), other.result().body
+        finally:
+            disk.set()
+        answers = await asyncio.gather(*running_slow, *flooded, other)
+
+    assert before > 0
+    assert {answer.status for answer in over} == {429}
+    assert refused.status == 503
+    assert {answer.status for answer in again} == {503}
+    assert {answer.status for answer in answers} == {200}

@@ -9,10 +9,10 @@ it (and everything queued before it) is durable.
 
 Backpressure: :meth:`Writer.admit` refuses new work (``StoreSaturatedError``, which the API answers
 with 503 and ``Retry-After``) while more than ``admit_limit`` writes wait, and from
-``fair_share_percent`` of that limit on the work of a merchant holding more than its share
-(``StoreShareError``; ``ingest.store.shares`` says who does). Writes of work already admitted are
-always queued, never dropped: what was acknowledged is never lost, and the queue stays bounded by
-the admitted work.
+``fair_share_percent`` of that limit on (counting the batch being committed too) the work of a
+merchant holding more than its share (``StoreShareError``; ``ingest.store.shares`` says who
+does). Writes of work already admitted are always queued, never dropped: what was acknowledged is
+never lost, and the queue stays bounded by the admitted work.
 
 A disk that refuses a commit (full, read-only, failing: the commit itself or an I/O error of
 DuckDB's) stops the writer for good (:attr:`Writer.failure`): the batch is lost, and so is what the
@@ -213,6 +213,8 @@ class Writer:
         self._reader = self._connection.cursor()
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
+        #: The writes of the batch being committed (0 between batches), set by the writer thread.
+        self._committing = 0
         self._closed = False
         #: Why the disk stopped the writer (one line, naming the file); ``None`` while it works.
         self.failure: str | None = None
@@ -248,8 +250,11 @@ class Writer:
         depth = self._queue.qsize()
         if depth > self._admit_limit:
             raise StoreSaturatedError(f"{depth} writes are waiting for the disk")
-        if over_share and depth > self._share_limit:
-            raise StoreShareError(f"{depth} writes are waiting for the disk")
+        # The share mark counts the batch being committed too: the queue alone empties at the
+        # start of every commit, and read then it let a flood in whole at each commit, whose
+        # writes took every merchant past ``admit_limit`` (see ``ingest.store.shares``).
+        if over_share and depth + self._committing > self._share_limit:
+            raise StoreShareError(f"{depth + self._committing} writes are waiting for the disk")
 
     def submit(self, write: Write) -> None:
         """Queue ``write``; it is committed in order with everything queued before it."""
@@ -317,6 +322,7 @@ class Writer:
                     stopping = True
                     break
                 batch.append(item)  # type: ignore[arg-type]
+            self._committing = len(batch)
             self._commit(batch)
 
     def _commit(self, batch: Sequence[Write]) -> None:
@@ -334,6 +340,7 @@ class Writer:
         except Exception as exc:
             logger.exception("store: a batch of %d writes could not be committed", len(batch))
             error = StoreError(f"the batch could not be committed: {type(exc).__name__}")
+        self._committing = 0  # before its waiters hear of it: what they do next sees it gone
         waiting = [write.done for write in batch if write.done is not None]
         if waiting:
             loop = waiting[0].get_loop()

@@ -94,7 +94,7 @@ async def test_a_merchant_flooding_a_slow_disk_is_refused_first_and_another_merc
         disk = await hold(writer)
         try:
             flooded, refused = await flood(writer, lambda n: pay(app, key=f"flood-{n}"))
-            behind = writer.depth
+            behind = writer.depth + 1  # with the write held in its commit
             other = asyncio.create_task(pay_globex(app, "globex-1"))
             await settled(writer)
             # Let in: it waits for the disk with the flood, it was not refused.
@@ -187,8 +187,8 @@ async def test_the_writer_refuses_work_past_its_share_from_the_mark_and_all_work
     disk = await hold(writer)
     try:
         for depth in range(11):
-            if depth > 5:
-                with pytest.raises(StoreShareError, match=f"{depth} writes are waiting"):
+            if depth + 1 > 5:  # with the write held in its commit
+                with pytest.raises(StoreShareError, match=f"{depth + 1} writes are waiting"):
                     writer.admit(over_share=True)
             else:
                 writer.admit(over_share=True)
@@ -248,3 +248,31 @@ async def test_requests_refused_429_or_503_write_nothing_and_leave_the_writer_to
     assert refused.status == 503
     assert {answer.status for answer in again} == {503}
     assert {answer.status for answer in answers} == {200}
+
+
+async def test_the_writes_of_the_batch_being_committed_count_against_the_share_mark(tmp_path: Path) -> None:
+    # The queue empties at the start of every commit: read alone, it let a flood in whole at
+    # each commit, and the flood's writes then took every merchant past admit_limit.
+    writer = Writer(tmp_path / FILE_NAME, admit_limit=40, fair_share_percent=50)
+    first = await hold(writer)
+    disk, inside = threading.Event(), threading.Event()
+
+    def stalled(_: object) -> None:
+        inside.set()
+        disk.wait(30)
+
+    for _ in range(30):
+        writer.submit(Write(None, apply=lambda _: None))
+    writer.submit(Write(None, apply=stalled))
+    first.set()  # the writer takes the 31 writes into its next batch, and stalls in it
+    try:
+        assert await asyncio.to_thread(inside.wait, 10)
+        assert writer.depth == 0
+        with pytest.raises(StoreShareError, match="31 writes are waiting"):
+            writer.admit(over_share=True)
+        writer.admit()  # within its share: 31 of 40
+    finally:
+        disk.set()
+    await writer.submit_and_wait(Write(None))
+    writer.admit(over_share=True)  # committed: nothing waits
+    writer.close()

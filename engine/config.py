@@ -341,7 +341,10 @@ class StoreConfig:
 
     A batch of writes is committed at ``max_rows`` writes, or ``max_wait_ms`` after its first
     (0: as soon as the queue is drained; what arrives during a commit makes the next batch). New
-    payments are refused (503) while more than ``admit_limit`` writes wait for the disk. DuckDB
+    payments and complaints are refused (503) while more than ``admit_limit`` writes wait for the
+    disk; from ``fair_share_percent`` of that limit on, only those of a merchant holding no more
+    than its share of the work admitted (``ingest.store.shares``): one merchant's flood is refused
+    before the others' trickle (100: every merchant alike, at ``admit_limit`` only). DuckDB
     holds at most ``memory_limit_mb`` of memory (its buffers: cached pages, data not yet
     checkpointed, query state), spilling the rest to a temporary folder beside the database; 0
     leaves DuckDB's own limit, 80% of the machine's memory. An answered idempotency key is held
@@ -361,11 +364,13 @@ class StoreConfig:
     admin_reads: int | None = None
     admin_read_idle_s: int = 30
     admin_read_max_s: int = 300
+    fair_share_percent: int = 50
 
     def __post_init__(self) -> None:
         check_count("store.max_rows", self.max_rows, minimum=1, maximum=1_000_000)
         check_count("store.max_wait_ms", self.max_wait_ms, minimum=0, maximum=10_000)
         check_count("store.admit_limit", self.admit_limit, minimum=1, maximum=10_000_000)
+        check_count("store.fair_share_percent", self.fair_share_percent, minimum=1, maximum=100)
         limit = check_count("store.memory_limit_mb", self.memory_limit_mb, maximum=MAX_MEMORY_LIMIT_MB)
         if 0 < limit < MIN_MEMORY_LIMIT_MB:
             problem = f"must be 0 (DuckDB's default) or at least {MIN_MEMORY_LIMIT_MB}"

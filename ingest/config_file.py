@@ -273,6 +273,7 @@ _STORE_FIELDS = {
     "admin_reads",
     "admin_read_idle_s",
     "admin_read_max_s",
+    "fair_share_percent",
 }
 
 
@@ -395,6 +396,7 @@ def _store(section: Section) -> StoreConfig:
             admin_reads=section.get("admin_reads", int, defaults.admin_reads),
             admin_read_idle_s=section.get("admin_read_idle_s", int, defaults.admin_read_idle_s),
             admin_read_max_s=section.get("admin_read_max_s", int, defaults.admin_read_max_s),
+            fair_share_percent=section.get("fair_share_percent", int, defaults.fair_share_percent),
         ),
     )
 

@@ -105,9 +105,11 @@ class Records(Protocol):
         """Return once everything recorded so far is durable (before a payment is answered)."""
         ...
 
-    def admit(self) -> None:
+    def admit(self, *, over_share: bool = False) -> None:
         """Raise ``StoreSaturatedError`` when no new payment or complaint should be taken now (the
-        writer is behind; ``StoreStoppedError``, a kind of it, once the disk stopped it)."""
+        writer is behind; ``StoreStoppedError``, a kind of it, once the disk stopped it; and
+        ``StoreShareError`` sooner for one of a merchant holding more than its share of the
+        work admitted, ``over_share``: see ``ingest.store.shares``)."""
         ...
 
     async def payment(self, payment_id: str) -> StoredPayment | None: ...
@@ -196,7 +198,7 @@ class MemoryRecords:
     async def sync(self) -> None:
         """Everything here is as durable as it will get: nothing to wait for."""
 
-    def admit(self) -> None:
+    def admit(self, *, over_share: bool = False) -> None:
         """Memory never falls behind."""
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:

@@ -463,6 +463,7 @@ def platform_configs(draw: st.DrawFn) -> PlatformConfig:
                 admin_reads=st.none() | st.integers(min_value=1, max_value=1024),
                 admin_read_idle_s=st.integers(min_value=1, max_value=3600),
                 admin_read_max_s=st.integers(min_value=1, max_value=86_400),
+                fair_share_percent=st.integers(min_value=1, max_value=100),
             )
         ),
     )

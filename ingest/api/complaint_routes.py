@@ -94,7 +94,7 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         complaint = parsed_complaint(caller, body, parts)
         received_given = body.received_at is not None
         # A writer behind or stopped takes no new complaint: 503 before anything is counted.
-        first = await store_gate.admit_complaint(parts.records, complaint)
+        first = await store_gate.admit_complaint(parts.records, complaint, parts.desk.shares)
         if first is None:
             merchant = parts.merchants[complaint.merchant_id]
             taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
@@ -102,7 +102,7 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
             try:
                 complaint = await check_payment(parts, complaint, received_given=received_given)
                 await check_request(parts, complaint)
-                first = await parts.records.record_complaint(complaint)
+                first = await store_gate.record_complaint(parts.records, parts.desk.shares, complaint)
             except StoreError:  # its batch was rolled back: nothing of it is kept
                 raise store_gate.unstored_complaint(parts.records) from None
             finally:

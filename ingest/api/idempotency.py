@@ -70,6 +70,11 @@ ClaimOutcome = Claimed | InFlight | Mismatch | Replay
 class IdempotencyStore(Protocol):
     async def claim(self, merchant_id: str, key: str, fingerprint: str) -> ClaimOutcome: ...
 
+    def hold(self, merchant_id: str, key: str) -> None:
+        """The request that claimed ``key`` goes on to charge: make its claim durable (before
+        anything of the payment). A claim released before this leaves nothing behind."""
+        ...
+
     async def complete(self, merchant_id: str, key: str, response: StoredResponse) -> None: ...
 
     async def release(self, merchant_id: str, key: str) -> None: ...
@@ -171,6 +176,9 @@ class MemoryIdempotencyStore:
         if status_code is None:
             return InFlight()
         return Replay(StoredResponse(status_code, body, media_type), locator)
+
+    def hold(self, merchant_id: str, key: str) -> None:
+        """Memory holds the claim already."""
 
     @property
     def held(self) -> int:

@@ -120,6 +120,7 @@ def build_parts(settings: Settings) -> Parts:
             max_rows=config.store.max_rows,
             max_wait_ms=config.store.max_wait_ms,
             admit_limit=config.store.admit_limit,
+            fair_share_percent=config.store.fair_share_percent,
             memory_limit_mb=config.store.memory_limit_mb,
             threads=settings.store_threads,
         )

@@ -9,7 +9,9 @@ The order matters for money:
    A repeat replays the stored answer, one in flight is 409, one with another body is 422.
 3. A merchant with ``max_in_flight`` payments running is refused 429 ``rate_limited`` (nothing
    charged, the key released), so that one merchant's flood cannot take the process from the
-   others; then the writer's admission (503 while it is behind) applies to every merchant alike.
+   others; then the writer's admission: 503 while it is behind, for a merchant holding more
+   than its share of the work admitted first (``ingest.store.shares``), for every merchant once
+   it is far behind.
 4. The payment runs in its own task, shielded from the HTTP request: a client that disconnects
    cannot cancel a payment half way (it would leave a charge without its terminal event). The
    task records the result and completes the key itself, so the answer is stored even when
@@ -55,7 +57,8 @@ from ingest.parsing import ParsedRequest, parse_payment_request
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import Records
 from ingest.store.records import ChargeNotSentError
-from ingest.store.writer import StoreError, StoreSaturatedError, StoreStoppedError
+from ingest.store.shares import WriterShares
+from ingest.store.writer import StoreError, StoreSaturatedError, StoreShareError, StoreStoppedError
 
 VALIDATION = "api/validation"
 #: ``Retry-After`` once the disk stopped the store: the service exits, and a supervisor restarts
@@ -148,6 +151,7 @@ class PaymentDesk:
         "_root_path",
         "_running",
         "_service",
+        "_shares",
         "_tasks",
     )
 
@@ -175,6 +179,7 @@ class PaymentDesk:
         self._tasks: set[asyncio.Task[PaymentAnswer]] = set()
         #: Each merchant's payments taken and not yet ended (see ``MerchantConfig.max_in_flight``).
         self._running: dict[MerchantId, int] = {}
+        self._shares = WriterShares()
 
     @property
     def in_flight(self) -> int:
@@ -183,6 +188,11 @@ class PaymentDesk:
     def running(self, merchant_id: MerchantId) -> int:
         """The merchant's payments taken and not yet ended, whether or not a client still waits."""
         return self._running.get(merchant_id, 0)
+
+    @property
+    def shares(self) -> WriterShares:
+        """Each merchant's work admitted to the writer (its payments here, its complaints too)."""
+        return self._shares
 
     @property
     def keeper(self) -> KeyKeeper:
@@ -222,7 +232,7 @@ class PaymentDesk:
         try:
             self._enter(merchant)
             entered = True
-            self._admit()
+            self._admit(merchant_id)
             parsed = parse_payment_request(
                 body,
                 content_type,
@@ -252,6 +262,8 @@ class PaymentDesk:
             if note is not None:  # a card number in the key: from here on it is kept masked
                 ctx = replace(ctx, idempotency_key=claimed, validation_errors=(*ctx.validation_errors, note))
             await self._note_issues(ctx.validation_errors, ctx)
+            if claimed is not None:  # it goes on to charge: its claim is made durable first
+                self._idempotency.hold(merchant_id, claimed)
             task = asyncio.create_task(self._run(ctx))
         except BaseException:
             if entered:
@@ -281,17 +293,27 @@ class PaymentDesk:
                 headers={"Retry-After": RATE_LIMITED_RETRY_AFTER_S},
             )
         self._running[merchant.merchant_id] = running + 1
+        self._shares.enter(merchant.merchant_id)
 
-    def _admit(self) -> None:
-        """503 while the writer is behind (for every merchant alike) or the disk stopped it."""
+    def _admit(self, merchant_id: MerchantId) -> None:
+        """503 while the writer is behind (sooner for a merchant past its share) or the disk
+        stopped it."""
         try:
-            self._records.admit()
+            self._records.admit(over_share=self._shares.over_share(merchant_id, entered=True))
         except StoreStoppedError:
             raise ApiProblem(
                 "service_unavailable",
                 "The service's disk refused to record payments, and the service is stopping; "
                 "nothing was charged. Retry once it is back.",
                 headers={"Retry-After": STOPPED_RETRY_AFTER_S},
+            ) from None
+        except StoreShareError:
+            raise ApiProblem(
+                "service_unavailable",
+                "The event writer is behind, and this merchant holds more than its share of the work "
+                "waiting for it (the other merchants' payments are let in first); nothing was charged. "
+                "Retry after Retry-After seconds, with the same Idempotency-Key if you sent one.",
+                headers={"Retry-After": "1"},
             ) from None
         except StoreSaturatedError:
             raise ApiProblem(
@@ -306,6 +328,7 @@ class PaymentDesk:
             self._running[merchant_id] = left
         else:
             del self._running[merchant_id]
+        self._shares.leave(merchant_id)
 
     async def _claim(
         self,

@@ -5,7 +5,11 @@ admitted as a payment is, before anything of it is stored or counted against its
 limits: 503 ``service_unavailable`` with ``Retry-After`` while the writer is behind (a complaint
 let in then waited behind the whole backlog for its commit, and added to it past the limit that
 keeps the payments' 503 meaningful) and once the disk stopped the writer (its commit failed, a
-500). A complaint whose own commit fails (the disk refuses it, or the batch holding it fails) is
+500). While the writer is behind but short of that limit, a complaint of a merchant holding more
+than its share of the work admitted is refused so already, as its payments are
+(``ingest.store.shares``): one merchant's flood of complaints takes the writer from no other
+merchant's payments. A complaint counts in its merchant's share while it is stored. A complaint
+whose own commit fails (the disk refuses it, or the batch holding it fails) is
 503 too, not 500: the batch was rolled back, nothing of it is kept. Refused, a complaint is not
 stored; filed again with the same ``complaint_id`` it is stored once (also in the rare case of a
 commit the disk refused after all of it was written, which the next start replays: the retry is
@@ -31,20 +35,21 @@ from engine.complaints import Complaint
 from ingest.api.payments import STOPPED_RETRY_AFTER_S
 from ingest.api.problems import ApiProblem
 from ingest.records import Records
-from ingest.store.writer import StoreSaturatedError, StoreStoppedError, Writer
+from ingest.store.shares import WriterShares
+from ingest.store.writer import StoreSaturatedError, StoreShareError, StoreStoppedError, Writer
 
 #: ``Retry-After`` while the writer is behind: its backlog is a commit or two, well under a second.
 BEHIND_RETRY_AFTER_S = "1"
 
 
-async def admit_complaint(records: Records, complaint: Complaint) -> Complaint | None:
+async def admit_complaint(records: Records, complaint: Complaint, shares: WriterShares) -> Complaint | None:
     """``None`` when ``complaint`` may be stored now; the complaint its merchant filed before under
     its id when the writer is behind (to be answered as before); else 503."""
     try:
-        records.admit()
+        records.admit(over_share=shares.over_share(complaint.merchant_id, entered=False))
     except StoreStoppedError:
         raise _stopped() from None
-    except StoreSaturatedError:
+    except StoreSaturatedError as error:
         if not records.healthy():  # closed at the end of the shutdown: nor can anything be read
             raise ApiProblem(
                 "service_unavailable",
@@ -55,6 +60,14 @@ async def admit_complaint(records: Records, complaint: Complaint) -> Complaint |
         filed = await records.complaints_named(complaint.complaint_id, complaint.merchant_id)
         if filed:
             return filed[0]
+        if isinstance(error, StoreShareError):
+            raise ApiProblem(
+                "service_unavailable",
+                "The event writer is behind, and this merchant holds more than its share of the work "
+                "waiting for it (the other merchants' are let in first); this complaint was not stored. "
+                "File it again after Retry-After seconds, with the same complaint_id.",
+                headers={"Retry-After": BEHIND_RETRY_AFTER_S},
+            ) from None
         raise ApiProblem(
             "service_unavailable",
             "The event writer is behind; this complaint was not stored. File it again after "
@@ -62,6 +75,16 @@ async def admit_complaint(records: Records, complaint: Complaint) -> Complaint |
             headers={"Retry-After": BEHIND_RETRY_AFTER_S},
         ) from None
     return None
+
+
+async def record_complaint(records: Records, shares: WriterShares, complaint: Complaint) -> Complaint | None:
+    """Store ``complaint`` (:meth:`Records.record_complaint`), counted meanwhile in its merchant's
+    share of the writer's work."""
+    shares.enter(complaint.merchant_id)
+    try:
+        return await records.record_complaint(complaint)
+    finally:
+        shares.leave(complaint.merchant_id)
 
 
 def unstored_complaint(records: Records) -> ApiProblem:

@@ -56,6 +56,7 @@ def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
                 admin_reads=config.store.admin_reads,
                 admin_read_idle_s=config.store.admin_read_idle_s,
                 admin_read_max_s=config.store.admin_read_max_s,
+                fair_share_percent=config.store.fair_share_percent,
             ),
         )
 
@@ -268,5 +269,11 @@ def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
         ),
         admin_read_max_s=(
             store.admin_read_max_s if store.HasField("admin_read_max_s") else defaults.admin_read_max_s
+        ),
+        # Absent (a config written before the field): the default, not 0 (out of bounds).
+        fair_share_percent=(
+            store.fair_share_percent
+            if store.HasField("fair_share_percent")
+            else StoreConfig().fair_share_percent
         ),
     )

@@ -2,8 +2,12 @@
 
 Every change to a key is written through the single writer, in order with the payment's events:
 
-* a claim is stored (in flight) before anything is charged: the payment's first ``StepAttempted``
-  waits for a commit, which holds the claim too;
+* a claim is stored (in flight) before anything is charged, once its request goes on to charge
+  (:meth:`DurableIdempotencyStore.hold`): the payment's first ``StepAttempted`` waits for a
+  commit, which holds the claim too. A request refused before (429 past its merchant's
+  ``max_in_flight``, 503 while the writer is behind, 422) writes nothing of its key: its claim
+  and its release each queued a row, unadmitted, and a merchant retrying its refusals at once
+  kept the writer behind by itself (30 refusals, 60 rows), refusing the other merchants too;
 * a completion stores the answer, and the API answers only after it is committed; a repeat that
   finds the answer before its commit waits for that commit too, so that no answer, first or
   replayed, is given that a crash could still take back;
@@ -114,6 +118,7 @@ class DurableIdempotencyStore:
         "_purged_at",
         "_ttl_s",
         "_uncommitted",
+        "_unheld",
         "_version",
         "_wall",
         "_writer",
@@ -139,6 +144,8 @@ class DurableIdempotencyStore:
         self._memory = MemoryIdempotencyStore(ttl_s, monotonic, hot_s=hot_s, spill=self._spilled)
         # What a change writes besides its state, for the keys claimed and not yet answered.
         self._claims: dict[tuple[str, str], tuple[str, datetime]] = {}
+        # The keys claimed whose claim is not written yet (see :meth:`hold`).
+        self._unheld: set[tuple[str, str]] = set()
         # The commits of the answers written and not yet committed, by key.
         self._uncommitted: dict[tuple[str, str], asyncio.Future[None]] = {}
         now, started = wall(), monotonic()
@@ -195,9 +202,8 @@ class DurableIdempotencyStore:
         if isinstance(outcome, Claimed) and (merchant_id, key) in self._cold:
             outcome = await self._claim_cold(merchant_id, key, fingerprint)
         if isinstance(outcome, Claimed):
-            created_at = self._stamp()
-            self._claims[merchant_id, key] = (fingerprint, created_at)
-            self._write(merchant_id, key, IN_FLIGHT, fingerprint, created_at)
+            self._claims[merchant_id, key] = (fingerprint, self._stamp())
+            self._unheld.add((merchant_id, key))
         elif isinstance(outcome, Replay) and not outcome.response.body:  # the body is on disk
             stored: StoredResponse | None = await self._writer.read(
                 partial(_answer, version=outcome.locator, merchant_id=merchant_id, key=key)
@@ -269,8 +275,15 @@ class DurableIdempotencyStore:
         self._cold.expire(self._monotonic())
         self._cold.add(merchant_key, created_at)
 
+    def hold(self, merchant_id: str, key: str) -> None:
+        merchant_key = (merchant_id, key)
+        if merchant_key in self._unheld:
+            self._unheld.discard(merchant_key)
+            self._write(merchant_id, key, IN_FLIGHT, *self._claims[merchant_key])
+
     async def complete(self, merchant_id: str, key: str, response: StoredResponse) -> None:
         await self._memory.complete(merchant_id, key, response)
+        self._unheld.discard((merchant_id, key))
         claimed = self._claims.pop((merchant_id, key), None)
         if claimed is not None:
             committed = asyncio.get_running_loop().create_future()
@@ -288,7 +301,9 @@ class DurableIdempotencyStore:
     async def release(self, merchant_id: str, key: str) -> None:
         await self._memory.release(merchant_id, key)
         claimed = self._claims.pop((merchant_id, key), None)
-        if claimed is not None:
+        if claimed is not None and (merchant_id, key) in self._unheld:
+            self._unheld.discard((merchant_id, key))  # never written: nothing to free
+        elif claimed is not None:
             self._write(merchant_id, key, RELEASED, *claimed)
 
     def _write(

@@ -332,8 +332,8 @@ class DuckDBRecords:
             self._writer.submit(ending)
         await self._writer.submit_and_wait(Write(None))
 
-    def admit(self) -> None:
-        self._writer.admit()
+    def admit(self, *, over_share: bool = False) -> None:
+        self._writer.admit(over_share=over_share)
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
         def stored(connection: duckdb.DuckDBPyConnection) -> Complaint | None:

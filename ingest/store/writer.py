@@ -8,9 +8,11 @@ payments). A write submitted with :meth:`Writer.submit_and_wait` resolves once t
 it (and everything queued before it) is durable.
 
 Backpressure: :meth:`Writer.admit` refuses new work (``StoreSaturatedError``, which the API answers
-with 503 and ``Retry-After``) while more than ``admit_limit`` writes wait. Writes of work already
-admitted are always queued, never dropped: what was acknowledged is never lost, and the queue stays
-bounded by the admitted work.
+with 503 and ``Retry-After``) while more than ``admit_limit`` writes wait, and from
+``fair_share_percent`` of that limit on (counting the batch being committed too) the work of a
+merchant holding more than its share (``StoreShareError``; ``ingest.store.shares`` says who
+does). Writes of work already admitted are always queued, never dropped: what was acknowledged is
+never lost, and the queue stays bounded by the admitted work.
 
 A disk that refuses a commit (full, read-only, failing: the commit itself or an I/O error of
 DuckDB's) stops the writer for good (:attr:`Writer.failure`): the batch is lost, and so is what the
@@ -52,6 +54,7 @@ _STORE = StoreConfig()
 DEFAULT_MAX_ROWS = _STORE.max_rows
 DEFAULT_MAX_WAIT_MS = float(_STORE.max_wait_ms)
 DEFAULT_ADMIT_LIMIT = _STORE.admit_limit
+DEFAULT_FAIR_SHARE_PERCENT = _STORE.fair_share_percent
 #: DuckDB's worker threads. The writer's statements are small: with one thread a batch commits in
 #: about half the time (no hand-offs between DuckDB's threads and the writer, which shares its
 #: core with the event loop): 1,310 against 818 payments/s in process, on one core.
@@ -75,6 +78,10 @@ DEFAULT_CHECKPOINT_MB = 16
 
 class StoreSaturatedError(IngestError):
     """The writer is behind by more than its admission limit: take no new work now."""
+
+
+class StoreShareError(StoreSaturatedError):
+    """The writer is behind, and the work is of a merchant holding more than its share of it."""
 
 
 class StoreStoppedError(StoreSaturatedError):
@@ -154,6 +161,7 @@ class Writer:
         max_rows: int = DEFAULT_MAX_ROWS,
         max_wait_ms: float = DEFAULT_MAX_WAIT_MS,
         admit_limit: int = DEFAULT_ADMIT_LIMIT,
+        fair_share_percent: int = DEFAULT_FAIR_SHARE_PERCENT,
         threads: int = DEFAULT_THREADS,
         checkpoint_mb: int = DEFAULT_CHECKPOINT_MB,
         memory_limit_mb: int = 0,
@@ -163,10 +171,14 @@ class Writer:
                 "store: max_rows, admit_limit, threads and checkpoint_mb must be positive, "
                 "max_wait_ms and memory_limit_mb not negative"
             )
+        if not 1 <= fair_share_percent <= 100:
+            raise IngestError("store: fair_share_percent must be 1 to 100")
         self.path = path
         self._max_rows = max_rows
         self._max_wait_s = max_wait_ms / 1000
         self._admit_limit = admit_limit
+        #: Past this many writes waiting, only work within its merchant's share is let in.
+        self._share_limit = admit_limit * fair_share_percent // 100
         settings: dict[str, str | bool | int | float | list[str]] = {
             "threads": threads,
             "checkpoint_threshold": f"{checkpoint_mb}MB",
@@ -201,6 +213,8 @@ class Writer:
         self._reader = self._connection.cursor()
         self._read_lock = threading.Lock()
         self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
+        #: The writes of the batch being committed (0 between batches), set by the writer thread.
+        self._committing = 0
         self._closed = False
         #: Why the disk stopped the writer (one line, naming the file); ``None`` while it works.
         self.failure: str | None = None
@@ -226,14 +240,21 @@ class Writer:
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closed and self.failure is None
 
-    def admit(self) -> None:
-        """Raise :class:`StoreSaturatedError` when new work should wait (see the module text)."""
+    def admit(self, *, over_share: bool = False) -> None:
+        """Raise :class:`StoreSaturatedError` when new work should wait (see the module text);
+        ``over_share``: the work is of a merchant holding more than its share."""
         if self.failure is not None:
             raise StoreStoppedError(self.failure)
         if self._closed:
             raise StoreSaturatedError("the store is closed")
-        if self._queue.qsize() > self._admit_limit:
-            raise StoreSaturatedError(f"{self._queue.qsize()} writes are waiting for the disk")
+        depth = self._queue.qsize()
+        if depth > self._admit_limit:
+            raise StoreSaturatedError(f"{depth} writes are waiting for the disk")
+        # The share mark counts the batch being committed too: the queue alone empties at the
+        # start of every commit, and read then it let a flood in whole at each commit, whose
+        # writes took every merchant past ``admit_limit`` (see ``ingest.store.shares``).
+        if over_share and depth + self._committing > self._share_limit:
+            raise StoreShareError(f"{depth + self._committing} writes are waiting for the disk")
 
     def submit(self, write: Write) -> None:
         """Queue ``write``; it is committed in order with everything queued before it."""
@@ -301,6 +322,7 @@ class Writer:
                     stopping = True
                     break
                 batch.append(item)  # type: ignore[arg-type]
+            self._committing = len(batch)
             self._commit(batch)
 
     def _commit(self, batch: Sequence[Write]) -> None:
@@ -318,6 +340,7 @@ class Writer:
         except Exception as exc:
             logger.exception("store: a batch of %d writes could not be committed", len(batch))
             error = StoreError(f"the batch could not be committed: {type(exc).__name__}")
+        self._committing = 0  # before its waiters hear of it: what they do next sees it gone
         waiting = [write.done for write in batch if write.done is not None]
         if waiting:
             loop = waiting[0].get_loop()

@@ -189,6 +189,7 @@ VALID: dict[type[Any], dict[str, Any]] = {
         "admin_reads": 2,
         "admin_read_idle_s": 30,
         "admin_read_max_s": 300,
+        "fair_share_percent": 50,
     },
     config.PlatformConfig: {
         "merchants": (MERCHANT,),

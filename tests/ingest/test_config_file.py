@@ -94,6 +94,12 @@ def test_the_store_block_sets_how_slowly_an_admin_read_may_be_taken() -> None:
     assert (defaults.admin_read_idle_s, defaults.admin_read_max_s) == (30, 300)
 
 
+def test_the_store_block_sets_where_a_merchant_past_its_share_is_refused() -> None:
+    config = parse_config(MINIMAL + "store: {admit_limit: 1000, fair_share_percent: 80}\n")
+    assert config.store == StoreConfig(admit_limit=1000, fair_share_percent=80)
+    assert parse_config(MINIMAL).store.fair_share_percent == 50
+
+
 def test_processors_may_limit_their_currencies_and_methods() -> None:
     text = MINIMAL.replace(
         "{id: stripe_sim, kind: simulated}",
@@ -323,6 +329,14 @@ DELETE = object()
         ("store", {"memory_limit_mb": -1}, "store", "store.memory_limit_mb=-1: must be at least 0"),
         ("store", {"memory_limit_mb": "1GB"}, "store.memory_limit_mb", "must be an integer, not a string"),
         ("store", {"idempotency_hot_s": -1}, "store", "store.idempotency_hot_s=-1: must be at least 0"),
+        ("store", {"fair_share_percent": 0}, "store", "store.fair_share_percent=0: must be at least 1"),
+        ("store", {"fair_share_percent": 150}, "store", "store.fair_share_percent=150: must be at most 100"),
+        (
+            "store",
+            {"fair_share_percent": 0.5},
+            "store.fair_share_percent",
+            "must be an integer, not a number",
+        ),
         (
             "store",
             {"idempotency_hot_s": 90_000},

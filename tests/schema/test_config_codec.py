@@ -103,6 +103,15 @@ def test_a_store_written_before_admin_reads_were_paced_decodes_to_the_default_pa
     assert (store.admin_read_idle_s, store.admin_read_max_s) == (30, 300)  # absent is the default, not 0
 
 
+def test_a_store_written_before_the_fair_share_field_decodes_to_its_default() -> None:
+    message = config_to_proto(load_sample_config())
+    message.store.ClearField("fair_share_percent")
+    assert config_from_proto(message).store.fair_share_percent == 50  # absent is the default, not 0
+    message.store.fair_share_percent = 80
+    decoded = config_pb2.PlatformConfig.FromString(message.SerializeToString())
+    assert config_from_proto(decoded).store.fair_share_percent == 80
+
+
 def test_a_processors_breaker_survives_the_canonical_form_and_its_absent_fields_are_the_defaults() -> None:
     config = parse_config(
         sample_config_text().replace(

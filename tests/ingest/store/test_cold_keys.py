@@ -254,6 +254,7 @@ async def test_a_running_process_deletes_the_rows_of_keys_past_the_time_to_live(
     keys = store(writer, clocks)
     await answered(keys, writer, "old")
     assert await keys.claim("m_acme", "stuck", "fp-1") == Claimed()  # never answered: in flight
+    keys.hold("m_acme", "stuck")
     await committed(writer)
     clocks.advance(TTL_S - 10)
     await answered(keys, writer, "young")
@@ -358,6 +359,8 @@ async def test_a_start_reads_the_keys_back_a_chunk_at_a_time(tmp_path: Path) -> 
         await answered(keys, writer, "recent")
         assert await keys.claim("m_acme", "in-flight", "fp-1") == Claimed()
         assert await keys.claim("m_acme", "refused", "fp-1") == Claimed()
+        keys.hold("m_acme", "in-flight")
+        keys.hold("m_acme", "refused")  # its payment went on, and was refused (freed) after
         await keys.release("m_acme", "refused")
         await committed(writer)
         writer.fetched.clear()

@@ -264,6 +264,7 @@ async def test_a_repeat_before_the_answers_commit_replays_it_once_committed(tmp_
     async with running(tmp_path) as app:
         parts = app.state.parts  # type: ignore[attr-defined]
         claimed = await parts.idempotency.claim("m_acme", "order-2", "fingerprint")
+        parts.idempotency.hold("m_acme", "order-2")  # its request went on to charge
         disk = await stall(parts.writer)
         await parts.idempotency.complete("m_acme", "order-2", StoredResponse(200, b'{"paid": true}'))
         held = parts.idempotency.body_bytes

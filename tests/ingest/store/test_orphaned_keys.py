@@ -33,6 +33,7 @@ async def test_a_key_claimed_before_the_crash_by_a_request_that_charged_nothing_
         parts = app.state.parts  # type: ignore[attr-defined]
         fingerprint = body_fingerprint(SPLIT, "application/json")
         assert isinstance(await parts.idempotency.claim("m_acme", "order-cut", fingerprint), Claimed)
+        parts.idempotency.hold("m_acme", "order-cut")  # its request went on to charge
         await parts.records.sync()  # the claim is durable, the payment never began
     assert charges(tmp_path) == []
 
@@ -105,7 +106,9 @@ async def test_a_key_in_flight_older_than_a_day_survives_a_restart(tmp_path: Pat
     writer = Writer(tmp_path / FILE_NAME)
     keys = DurableIdempotencyStore(writer, DAY_S, lambda: 0.0, wall=lambda: claimed_at, hot_s=600.0)
     assert isinstance(await keys.claim("m_acme", "order-stuck", "f"), Claimed)
+    keys.hold("m_acme", "order-stuck")
     assert isinstance(await keys.claim("m_acme", "order-done", "f"), Claimed)
+    keys.hold("m_acme", "order-done")
     await keys.complete("m_acme", "order-done", StoredResponse(200, b"{}"))
     assert writer.close()
 

@@ -36,6 +36,7 @@ from ingest.api.problems import ApiProblem, FieldError, problem_response
 from ingest.observe.logs import current_request
 from ingest.observe.spans import URL_PATH
 from ingest.parsing import KEY_RULE, idempotency_key_problem
+from ingest.parsing.masking import mask_card_numbers
 
 logger = logging.getLogger("payorch.api")
 
@@ -367,6 +368,19 @@ class Front:
             return
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, in the request's context: Starlette's last handler runs outside this
+            # middleware, where the request's id and span are gone (its line had neither, its 500
+            # had no Request-Id and counted as code "none"), and then hands the error on to the
+            # server, which logs it a second time.
+            path = mask_card_numbers(outer["path"])
+            logger.exception("unhandled error on %s %s", outer["method"], path)
+            if STATUS_KEY in state:
+                raise  # the answer had begun: only closing the connection can end it
+            fault = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
+            answer = _problem_answer(fault, request_id, self.root_path)
+            state[STATUS_KEY] = answer.status
+            await _send(send, answer, request_id, head=head)
         finally:
             route = scope.get("route") or _plain_route(scope)
             if route is not None:

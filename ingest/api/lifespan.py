@@ -108,7 +108,10 @@ async def stop(parts: Parts, running: Running) -> None:
     await parts.engine.aclose()
     telemetry = parts.telemetry
     if running.watcher is not None and telemetry is not None:
-        # The last drops are reported while the store still takes them.
+        # The spans still buffered go first (those the exporter cannot take in time are dropped
+        # and counted), so that the last report, made while the store still takes it, counts
+        # them: a stop with the collector down lost every buffered span without a word.
+        await asyncio.to_thread(telemetry.spans.close)
         running.watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running.watcher

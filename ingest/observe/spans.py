@@ -172,6 +172,7 @@ class Spans:
         self._scope = InstrumentationScope("payorch")
         self._bits = random.Random(os.urandom(16)).getrandbits  # noqa: S311 - ids, not secrets
         self.drain: Drain[SpanRecord] | None = None
+        self._closed = False
         if exporter is not None:
             self.drain = Drain("spans", self._export, capacity=capacity, batch=batch, interval_s=interval_s)
 
@@ -224,7 +225,11 @@ class Spans:
         return (0, 0) if self.drain is None else self.drain.drop_counts()
 
     def close(self, timeout_s: float = 5.0) -> None:
-        if self.drain is not None and self.exporter is not None:
+        """Export what is buffered (within ``timeout_s``; what is left is dropped and counted),
+        then shut the exporter down. Once only: the app's stop closes the spans before its last
+        drop report, and the rest of the telemetry after the store."""
+        if self.drain is not None and self.exporter is not None and not self._closed:
+            self._closed = True
             self.drain.close(timeout_s)
             self.exporter.shutdown()
 

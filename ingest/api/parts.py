@@ -160,7 +160,7 @@ def build_parts(settings: Settings) -> Parts:
         metrics.watch(events_written=lambda: memory.events_written)
     if settings.telemetry:
         telemetry = Telemetry(
-            GlobalTags(settings.environment),
+            GlobalTags.of(settings.environ, settings.environment),
             metrics,
             exporter=span_exporter(settings),
             log_stream=settings.log_stream,

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
 from typing import IO, Any
+from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -49,6 +50,22 @@ DROPPED = "observer/dropped"
 _SINKS = {"spans": "the span exporter", "logs": "the log stream"}
 
 
+#: OpenTelemetry's standard variables for the resource (its SDK's environment specification).
+SERVICE_NAME_ENV, RESOURCE_ATTRIBUTES_ENV = "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"
+SERVICE_NAME, SERVICE_VERSION, ENVIRONMENT = "service.name", "service.version", "deployment.environment.name"
+
+
+def resource_attributes(environ: Mapping[str, str]) -> dict[str, str]:
+    """``OTEL_RESOURCE_ATTRIBUTES`` (``key=value,...``, values percent-encoded), read as the SDK
+    reads it; a pair without ``=`` is skipped."""
+    found: dict[str, str] = {}
+    for pair in environ.get(RESOURCE_ATTRIBUTES_ENV, "").split(","):
+        key, equals, value = pair.partition("=")
+        if equals and key.strip():
+            found[key.strip()] = unquote(value.strip())
+    return found
+
+
 @dataclass(frozen=True, slots=True)
 class GlobalTags:
     """On every span (as resource attributes), log line and report of the process."""
@@ -57,11 +74,24 @@ class GlobalTags:
     service_name: str = "payorch"
     service_version: str = ""
 
+    @classmethod
+    def of(cls, environ: Mapping[str, str], environment: str) -> GlobalTags:
+        """The tags of a process run with ``environ``: what OpenTelemetry's standard variables
+        name (``OTEL_SERVICE_NAME`` before ``OTEL_RESOURCE_ATTRIBUTES``, as its specification
+        says), else payorch's own. An operator's ``OTEL_SERVICE_NAME`` was overridden by
+        ``payorch`` on every span and line."""
+        named = resource_attributes(environ)
+        return cls(
+            environment,
+            service_name=environ.get(SERVICE_NAME_ENV, "").strip() or named.get(SERVICE_NAME) or "payorch",
+            service_version=named.get(SERVICE_VERSION, ""),
+        )
+
     def as_dict(self) -> dict[str, str]:
         return {
-            "service.name": self.service_name,
-            "service.version": self.service_version or package_version(),
-            "deployment.environment.name": self.environment,
+            SERVICE_NAME: self.service_name,
+            SERVICE_VERSION: self.service_version or package_version(),
+            ENVIRONMENT: self.environment,
         }
 
 

@@ -11,8 +11,10 @@ from ingest.api.app import create_app
 from ingest.api.parts import span_exporter
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
+from payorch.server import deployment_environment
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
+from tests.ingest.observe.test_seed_observed import Lines
 from tests.otlp_collector import Collector
 
 
@@ -74,3 +76,40 @@ def test_the_sdk_switch_turns_export_off_whatever_names_a_collector(tmp_path: Pa
     assert (
         span_exporter(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ=environ)) is not None
     )
+
+
+async def test_the_standard_resource_variables_name_the_service_and_its_environment(
+    tmp_path: Path, collector: Collector
+) -> None:
+    environ = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": collector.url,
+        "OTEL_SERVICE_NAME": "payorch-eu",
+        "OTEL_RESOURCE_ATTRIBUTES": "service.name=overridden, deployment.environment.name=pre%2Dprod",
+    }
+    lines = Lines()
+    settings = Settings(
+        config=parse_config(CONFIG),
+        data_dir=tmp_path,
+        environ=environ,
+        environment=deployment_environment(environ),  # as payorch serve gives it
+        log_stream=lines,  # type: ignore[arg-type]
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        answer = await call(application, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 500}'))
+
+    assert answer.status == 200
+    # payorch's defaults (payorch, development) overrode what the operator set for the collector.
+    expected = {"service.name": "payorch-eu", "deployment.environment.name": "pre-prod"}
+    for _, resource in collector.spans():
+        attributes = {item.key: item.value.string_value for item in resource.attributes}
+        assert {key: attributes[key] for key in expected} == expected
+    records = lines.records()
+    assert records and all({key: line[key] for key in expected} == expected for line in records)
+
+
+def test_payorchs_own_variable_names_the_environment_before_the_standard_one() -> None:
+    standard = {"OTEL_RESOURCE_ATTRIBUTES": "deployment.environment.name=production"}
+    assert deployment_environment(standard) == "production"
+    assert deployment_environment({**standard, "PAYORCH_ENVIRONMENT": "staging"}) == "staging"
+    assert deployment_environment({"OTEL_RESOURCE_ATTRIBUTES": "service.namespace=payments"}) == "development"

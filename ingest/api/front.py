@@ -292,7 +292,7 @@ class Front:
             # and names its span ``HTTP``; the client's token is kept in an attribute only, so
             # that span names stay few whatever methods clients send.
             attributes[HTTP_METHOD] = OTHER_METHOD
-            attributes[HTTP_METHOD_ORIGINAL] = method
+            attributes[HTTP_METHOD_ORIGINAL] = mask_card_numbers(method)  # a token can be any digits
             method = "HTTP"
         traceparent = None
         for name, value in scope["headers"]:

@@ -46,6 +46,7 @@ from ingest.store.writer import Writer
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTLP_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 OTEL_DISABLED_ENV = "OTEL_SDK_DISABLED"
+TRACES_EXPORTER_ENV = "OTEL_TRACES_EXPORTER"  # "otlp" (the default) or "none"
 
 
 @dataclass(frozen=True, slots=True)
@@ -227,6 +228,10 @@ def span_exporter(settings: Settings) -> SpanExporter | None:
     environ = settings.environ
     if environ.get(OTEL_DISABLED_ENV, "").strip().lower() == "true":
         return None  # the specification's switch for the whole SDK
+    if environ.get(TRACES_EXPORTER_ENV, "").strip().lower() == "none":
+        # Traces switched off on their own, as the specification says: an endpoint may be named
+        # for the other signals (a sidecar's), and the spans went to it all the same.
+        return None
     # The base URL gets the signal's path, as the specification says; the traces-only variable
     # is taken whole, and enough on its own. Headers, timeout and compression come from the
     # standard OTEL_EXPORTER_OTLP_* variables of the process.

@@ -113,3 +113,14 @@ def test_payorchs_own_variable_names_the_environment_before_the_standard_one() -
     assert deployment_environment(standard) == "production"
     assert deployment_environment({**standard, "PAYORCH_ENVIRONMENT": "staging"}) == "staging"
     assert deployment_environment({"OTEL_RESOURCE_ATTRIBUTES": "service.namespace=payments"}) == "development"
+
+
+@pytest.mark.parametrize("value", ["none", "NONE", " none "])
+def test_the_traces_exporter_variable_set_to_none_turns_export_off(tmp_path: Path, value: str) -> None:
+    # A collector named for every signal (the endpoint), with traces switched off on their own.
+    environ = {"OTEL_TRACES_EXPORTER": value, "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}
+    assert span_exporter(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ=environ)) is None
+    environ["OTEL_TRACES_EXPORTER"] = "otlp"
+    assert (
+        span_exporter(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ=environ)) is not None
+    )

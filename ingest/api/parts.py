@@ -35,6 +35,7 @@ from ingest.engine_assembly import Engine, breaker_policies, build_engine, check
 from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.observe.circuits import CircuitReporter
+from ingest.observe.spans import sampling
 from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
 from ingest.private_files import make_private_folder
 from ingest.records import MemoryRecords, Records, RecordsHistory
@@ -160,14 +161,7 @@ def build_parts(settings: Settings) -> Parts:
         memory = records
         metrics.watch(events_written=lambda: memory.events_written)
     if settings.telemetry:
-        telemetry = Telemetry(
-            GlobalTags.of(settings.environ, settings.environment),
-            metrics,
-            exporter=span_exporter(settings),
-            log_stream=settings.log_stream,
-            capacity=settings.telemetry_capacity,
-            span_capacity=settings.span_capacity,
-        )
+        telemetry = _telemetry(settings, metrics)
         records = ObservedRecords(records, telemetry)
     # The figures of each processor's breaker, as the breakers have them (build_engine).
     circuits = CircuitReporter(metrics, BreakerPolicy(), breaker_policies(config))
@@ -206,6 +200,23 @@ def build_parts(settings: Settings) -> Parts:
         monitor=ContractMonitor(records, clock, history=RecordsHistory(records)),
         admin_reads=AdminReadGate(default_limit() if settings.admin_reads is None else settings.admin_reads),
     )
+
+
+def _telemetry(settings: Settings, metrics: ApiMetrics) -> Telemetry:
+    """Spans, event metrics and log lines, with the sampler the environment names (why it could
+    not be used, if so, is said once the app starts)."""
+    chosen, sampling_problem = sampling(settings.environ)
+    telemetry = Telemetry(
+        GlobalTags.of(settings.environ, settings.environment),
+        metrics,
+        exporter=span_exporter(settings),
+        log_stream=settings.log_stream,
+        capacity=settings.telemetry_capacity,
+        span_capacity=settings.span_capacity,
+        sampling=chosen,
+    )
+    telemetry.log_warning = sampling_problem
+    return telemetry
 
 
 def _journal_failed(failure: str) -> None:

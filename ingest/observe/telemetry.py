@@ -40,7 +40,7 @@ from engine.types import RequestId
 from ingest.api.metrics import ApiMetrics
 from ingest.observe import spans as span_context
 from ingest.observe.logs import LogPipe
-from ingest.observe.spans import Spans
+from ingest.observe.spans import EVERY_TRACE, Sampling, Spans
 from ingest.records import Records
 
 logger = logging.getLogger("payorch.observe")
@@ -114,12 +114,15 @@ class Telemetry:
         log_stream: IO[bytes] | None,
         capacity: int = 8192,
         span_capacity: int | None = None,
+        sampling: Sampling = EVERY_TRACE,
     ) -> None:
         self.tags = tags.as_dict()
         self.metrics = metrics
         spans = capacity if span_capacity is None else span_capacity
-        self.spans = Spans(Resource.create(self.tags), exporter, capacity=spans)
+        self.spans = Spans(Resource.create(self.tags), exporter, capacity=spans, sampling=sampling)
         self.logs = LogPipe(log_stream, self.tags, capacity=capacity) if log_stream is not None else None
+        #: Said once the app starts (a WARNING line): why the sampler variables were not used.
+        self.log_warning: str | None = None
         self._reported = 0
         self._reported_lost: dict[str, int] = {}
         metrics.watch(dropped=self.dropped)

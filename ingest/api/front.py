@@ -49,6 +49,7 @@ HTTP_METHOD, HTTP_ROUTE, HTTP_STATUS = (
 )
 HTTP_METHOD_ORIGINAL, OTHER_METHOD = "http.request.method_original", "_OTHER"
 STATUS_KEY = "payorch.status"  # in scope["state"]: the status answered
+REQUEST_ID = "payorch.request_id"  # the server span's attribute: the id the answer gives
 
 
 class _Route(NamedTuple):
@@ -286,7 +287,13 @@ class Front:
                 self._count(scope)
             return
         method: str = scope["method"]
-        attributes: dict[str, str | int] = {HTTP_METHOD: method, URL_PATH: scope["path"]}
+        # The request id every answer gives (body and Request-Id) finds the trace: an answer that
+        # records no event (401, 404, 409, a replay) has no log line to lead there.
+        attributes: dict[str, str | int] = {
+            HTTP_METHOD: method,
+            URL_PATH: scope["path"],
+            REQUEST_ID: request_id,
+        }
         if method not in HTTP_METHODS:
             # OpenTelemetry's HTTP conventions: a method the service does not know is ``_OTHER``
             # and names its span ``HTTP``; the client's token is kept in an attribute only, so

@@ -39,8 +39,8 @@ async def start(parts: Parts) -> Running:
     writer = parts.writer
     if writer is not None and writer.log_warning is not None:
         logger.warning("%s", writer.log_warning)
-    if parts.telemetry is not None and parts.telemetry.log_warning is not None:
-        logger.warning("%s", parts.telemetry.log_warning)
+    for warning in parts.telemetry.log_warnings if parts.telemetry is not None else ():
+        logger.warning("%s", warning)
     if writer is not None and writer.applied_migrations:
         # An operator upgrading wants to see that the database moved on (and that the release
         # before cannot open it any more). Migration 1 makes the tables: applied now, the

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -48,6 +49,8 @@ OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTLP_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 OTEL_DISABLED_ENV = "OTEL_SDK_DISABLED"
 TRACES_EXPORTER_ENV = "OTEL_TRACES_EXPORTER"  # "otlp" (the default) or "none"
+PROTOCOL_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+SPOKEN_PROTOCOL = "http/protobuf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,19 +206,21 @@ def build_parts(settings: Settings) -> Parts:
 
 
 def _telemetry(settings: Settings, metrics: ApiMetrics) -> Telemetry:
-    """Spans, event metrics and log lines, with the sampler the environment names (why it could
-    not be used, if so, is said once the app starts)."""
+    """Spans, event metrics and log lines, with the sampler the environment names. What the
+    standard variables ask that cannot be done is said once the app starts."""
     chosen, sampling_problem = sampling(settings.environ)
+    exporter = span_exporter(settings)
     telemetry = Telemetry(
         GlobalTags.of(settings.environ, settings.environment),
         metrics,
-        exporter=span_exporter(settings),
+        exporter=exporter,
         log_stream=settings.log_stream,
         capacity=settings.telemetry_capacity,
         span_capacity=settings.span_capacity,
         sampling=chosen,
     )
-    telemetry.log_warning = sampling_problem
+    spoken = protocol_problem(settings.environ) if isinstance(exporter, OTLPSpanExporter) else None
+    telemetry.log_warnings = tuple(problem for problem in (sampling_problem, spoken) if problem)
     return telemetry
 
 
@@ -229,6 +234,23 @@ def _thresholds_s(config: PlatformConfig) -> list[float]:
     found = [merchant.timeout_ms / 1000 for merchant in config.merchants]
     found += [merchant.latency_slo_ms / 1000 for merchant in config.merchants if merchant.latency_slo_ms]
     return found
+
+
+def protocol_problem(environ: Mapping[str, str]) -> str | None:
+    """Why spans cannot go as the standard variables ask, if they cannot: the OTLP exporter speaks
+    ``http/protobuf`` only, and a collector of another protocol (gRPC's, on port 4317) refuses every
+    export, which was seen only as spans the exporter failed to deliver."""
+    for name in PROTOCOL_ENVS:  # the traces-only one first: it wins, as the specification says
+        asked = environ.get(name, "").strip().lower()
+        if asked == SPOKEN_PROTOCOL:
+            return None
+        if asked:
+            return (
+                f"{name}={asked} is not a protocol payorch's span exporter speaks: spans go over OTLP "
+                f"{SPOKEN_PROTOCOL}, which a collector of another protocol refuses (dropped, as "
+                "observer/dropped says); point the endpoint at the collector's OTLP/HTTP port (4318)"
+            )
+    return None
 
 
 def span_exporter(settings: Settings) -> SpanExporter | None:

@@ -121,8 +121,9 @@ class Telemetry:
         spans = capacity if span_capacity is None else span_capacity
         self.spans = Spans(Resource.create(self.tags), exporter, capacity=spans, sampling=sampling)
         self.logs = LogPipe(log_stream, self.tags, capacity=capacity) if log_stream is not None else None
-        #: Said once the app starts (a WARNING line): why the sampler variables were not used.
-        self.log_warning: str | None = None
+        #: Said once the app starts (WARNING lines): what the standard variables asked that
+        #: cannot be done (a sampler payorch does not have, a protocol its exporter does not speak).
+        self.log_warnings: tuple[str, ...] = ()
         self._reported = 0
         self._reported_lost: dict[str, int] = {}
         metrics.watch(dropped=self.dropped)

@@ -3,6 +3,7 @@ here a local one that decodes what it is sent."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
@@ -124,3 +125,43 @@ def test_the_traces_exporter_variable_set_to_none_turns_export_off(tmp_path: Pat
     assert (
         span_exporter(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ=environ)) is not None
     )
+
+
+@pytest.mark.parametrize(
+    ("environ", "said"),
+    [
+        ({"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json"),
+        (
+            {"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"},
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc",
+        ),
+    ],
+)
+async def test_a_protocol_the_exporter_does_not_speak_is_said_at_start(
+    tmp_path: Path, environ: dict[str, str], said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A gRPC collector (port 4317) answers no OTLP/HTTP request: every span was dropped as "the
+    # span exporter failed", and nothing said the protocol asked for was not the one spoken.
+    environ = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4317", **environ}
+    application = create_app(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ=environ))
+    async with application.router.lifespan_context(application):
+        pass
+
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    assert len(warnings) == 1 and warnings[0].startswith(said), warnings
+    assert "http/protobuf" in warnings[0]
+
+
+async def test_the_protocol_the_exporter_speaks_is_said_nothing_of(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    environ = {
+        "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318",
+        "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+    }
+    application = create_app(Settings(config=parse_config(CONFIG), data_dir=tmp_path, environ=environ))
+    async with application.router.lifespan_context(application):
+        pass
+
+    assert not [record for record in caplog.records if record.levelno >= logging.WARNING]

@@ -37,7 +37,7 @@ from ingest.api.parts import Parts, Shutdown
 from ingest.api.reports import ReportFormat
 from ingest.api.settings import Settings
 from ingest.observe.logs import DirectHandler
-from ingest.observe.telemetry import GlobalTags
+from ingest.observe.telemetry import ENVIRONMENT, GlobalTags, resource_attributes
 from ingest.private_files import exposed, make_private_folder, private_umask
 from ingest.store.reads import ReportTables, Window
 from payorch.http_guard import counted_protocol
@@ -55,14 +55,18 @@ class ServeError(Exception):
 
 
 def deployment_environment(environ: Mapping[str, str]) -> str:
-    """The ``deployment.environment.name`` tag of the process's log lines and spans."""
-    return environ.get("PAYORCH_ENVIRONMENT", "development")
+    """The ``deployment.environment.name`` tag of the process's log lines and spans:
+    ``PAYORCH_ENVIRONMENT``, else OpenTelemetry's ``OTEL_RESOURCE_ATTRIBUTES`` when it names one
+    (``development`` overrode it on every span and line), else ``development``."""
+    return (
+        environ.get("PAYORCH_ENVIRONMENT") or resource_attributes(environ).get(ENVIRONMENT) or "development"
+    )
 
 
 def log_failed_start(message: str, stream: IO[bytes], environment: str) -> None:
     """``message``, why the service could not start, as a line of its JSON log on ``stream``: at
     level ``error`` from ``payorch.serve``, with the global tags, as every other line."""
-    handler = DirectHandler(stream, GlobalTags(environment).as_dict())
+    handler = DirectHandler(stream, GlobalTags.of(os.environ, environment).as_dict())
     handler.handle(logging.LogRecord(LOGGER, logging.ERROR, __file__, 0, "%s", (message,), None))
 
 
@@ -375,7 +379,7 @@ def _serve(
     # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
     # this handler writes what comes before and after, in the same JSON form.
     root = logging.getLogger()
-    direct = DirectHandler(log_stream, GlobalTags(settings.environment).as_dict())
+    direct = DirectHandler(log_stream, GlobalTags.of(settings.environ, settings.environment).as_dict())
     root.addHandler(direct)
     root.setLevel(logging.INFO)
     logging.getLogger("uvicorn.error").addFilter(cut_short_without_traceback)

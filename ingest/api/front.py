@@ -37,6 +37,7 @@ from ingest.api.problems import ApiProblem, FieldError, problem_response
 from ingest.observe.logs import current_request
 from ingest.observe.spans import URL_PATH
 from ingest.parsing import KEY_RULE, idempotency_key_problem
+from ingest.parsing.masking import mask_card_numbers
 
 logger = logging.getLogger("payorch.api")
 
@@ -49,6 +50,7 @@ HTTP_METHOD, HTTP_ROUTE, HTTP_STATUS = (
 )
 HTTP_METHOD_ORIGINAL, OTHER_METHOD = "http.request.method_original", "_OTHER"
 STATUS_KEY = "payorch.status"  # in scope["state"]: the status answered
+REQUEST_ID = "payorch.request_id"  # the server span's attribute: the id the answer gives
 
 
 class _Route(NamedTuple):
@@ -298,13 +300,19 @@ class Front:
                 self._count(scope)
             return
         method: str = scope["method"]
-        attributes: dict[str, str | int] = {HTTP_METHOD: method, URL_PATH: scope["path"]}
+        # The request id every answer gives (body and Request-Id) finds the trace: an answer that
+        # records no event (401, 404, 409, a replay) has no log line to lead there.
+        attributes: dict[str, str | int] = {
+            HTTP_METHOD: method,
+            URL_PATH: scope["path"],
+            REQUEST_ID: request_id,
+        }
         if method not in HTTP_METHODS:
             # OpenTelemetry's HTTP conventions: a method the service does not know is ``_OTHER``
             # and names its span ``HTTP``; the client's token is kept in an attribute only, so
             # that span names stay few whatever methods clients send.
             attributes[HTTP_METHOD] = OTHER_METHOD
-            attributes[HTTP_METHOD_ORIGINAL] = method
+            attributes[HTTP_METHOD_ORIGINAL] = mask_card_numbers(method)  # a token can be any digits
             method = "HTTP"
         traceparent = None
         for name, value in scope["headers"]:
@@ -383,6 +391,19 @@ class Front:
             return
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception:
+            # Answered here, in the request's context: Starlette's last handler runs outside this
+            # middleware, where the request's id and span are gone (its line had neither, its 500
+            # had no Request-Id and counted as code "none"), and then hands the error on to the
+            # server, which logs it a second time.
+            path = mask_card_numbers(outer["path"])
+            logger.exception("unhandled error on %s %s", outer["method"], path)
+            if STATUS_KEY in state:
+                raise  # the answer had begun: only closing the connection can end it
+            fault = ApiProblem("internal_error", "Something went wrong on our side; nothing is shown here.")
+            answer = _problem_answer(fault, request_id, self.root_path)
+            state[STATUS_KEY] = answer.status
+            await _send(send, answer, request_id, head=head)
         finally:
             route = scope.get("route") or _plain_route(scope)
             if route is not None:

@@ -39,6 +39,8 @@ async def start(parts: Parts) -> Running:
     writer = parts.writer
     if writer is not None and writer.log_warning is not None:
         logger.warning("%s", writer.log_warning)
+    for warning in parts.telemetry.log_warnings if parts.telemetry is not None else ():
+        logger.warning("%s", warning)
     if writer is not None and writer.applied_migrations:
         # An operator upgrading wants to see that the database moved on (and that the release
         # before cannot open it any more). Migration 1 makes the tables: applied now, the
@@ -108,7 +110,10 @@ async def stop(parts: Parts, running: Running) -> None:
     await parts.engine.aclose()
     telemetry = parts.telemetry
     if running.watcher is not None and telemetry is not None:
-        # The last drops are reported while the store still takes them.
+        # The spans still buffered go first (those the exporter cannot take in time are dropped
+        # and counted), so that the last report, made while the store still takes it, counts
+        # them: a stop with the collector down lost every buffered span without a word.
+        await asyncio.to_thread(telemetry.spans.close)
         running.watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running.watcher

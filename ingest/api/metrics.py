@@ -35,7 +35,16 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
@@ -238,6 +247,12 @@ class ApiMetrics:
         self._publishing = threading.Lock()  # a scrape's thread and the drop watcher's task
         self.callbacks = _Callbacks(shared=self.shared)
         registry.register(self.callbacks)
+        # The process itself (memory, CPU, open files, start time, the runtime), as a Prometheus
+        # client's default registry shows it: the app's own registry showed none, and the usual
+        # memory, file-descriptor and restart alerts found nothing. The collectors read at scrape
+        # only. Several workers answer the sums of their files, which hold none of this.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            registry.register(collector)
         self._children: dict[tuple[object, ...], Counter] = {}
         self._histograms: dict[tuple[object, ...], Histogram] = {}
         self._issues: dict[tuple[str, str], Counter] = {}  # several per payment: a dict of its own

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import duckdb
@@ -35,6 +36,7 @@ from ingest.engine_assembly import Engine, breaker_policies, build_engine, check
 from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
 from ingest.observe.circuits import CircuitReporter
+from ingest.observe.spans import sampling
 from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
 from ingest.private_files import make_private_folder
 from ingest.records import MemoryRecords, Records, RecordsHistory
@@ -46,6 +48,9 @@ from ingest.store.writer import Writer
 OTLP_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_ENDPOINT"
 OTLP_TRACES_ENDPOINT_ENV = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
 OTEL_DISABLED_ENV = "OTEL_SDK_DISABLED"
+TRACES_EXPORTER_ENV = "OTEL_TRACES_EXPORTER"  # "otlp" (the default) or "none"
+PROTOCOL_ENVS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
+SPOKEN_PROTOCOL = "http/protobuf"
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,14 +165,7 @@ def build_parts(settings: Settings) -> Parts:
         memory = records
         metrics.watch(events_written=lambda: memory.events_written)
     if settings.telemetry:
-        telemetry = Telemetry(
-            GlobalTags(settings.environment),
-            metrics,
-            exporter=span_exporter(settings),
-            log_stream=settings.log_stream,
-            capacity=settings.telemetry_capacity,
-            span_capacity=settings.span_capacity,
-        )
+        telemetry = _telemetry(settings, metrics)
         records = ObservedRecords(records, telemetry)
     # The figures of each processor's breaker, as the breakers have them (build_engine).
     circuits = CircuitReporter(metrics, BreakerPolicy(), breaker_policies(config))
@@ -227,6 +225,25 @@ def _pace(settings: Settings) -> Pace:
     )
 
 
+def _telemetry(settings: Settings, metrics: ApiMetrics) -> Telemetry:
+    """Spans, event metrics and log lines, with the sampler the environment names. What the
+    standard variables ask that cannot be done is said once the app starts."""
+    chosen, sampling_problem = sampling(settings.environ)
+    exporter = span_exporter(settings)
+    telemetry = Telemetry(
+        GlobalTags.of(settings.environ, settings.environment),
+        metrics,
+        exporter=exporter,
+        log_stream=settings.log_stream,
+        capacity=settings.telemetry_capacity,
+        span_capacity=settings.span_capacity,
+        sampling=chosen,
+    )
+    spoken = protocol_problem(settings.environ) if isinstance(exporter, OTLPSpanExporter) else None
+    telemetry.log_warnings = tuple(problem for problem in (sampling_problem, spoken) if problem)
+    return telemetry
+
+
 def _journal_failed(failure: str) -> None:
     """Without a store to stop (records in memory), the refused books are only said."""
     logging.getLogger("payorch.store").error("store: %s; the simulated processors keep no books now", failure)
@@ -239,6 +256,23 @@ def _thresholds_s(config: PlatformConfig) -> list[float]:
     return found
 
 
+def protocol_problem(environ: Mapping[str, str]) -> str | None:
+    """Why spans cannot go as the standard variables ask, if they cannot: the OTLP exporter speaks
+    ``http/protobuf`` only, and a collector of another protocol (gRPC's, on port 4317) refuses every
+    export, which was seen only as spans the exporter failed to deliver."""
+    for name in PROTOCOL_ENVS:  # the traces-only one first: it wins, as the specification says
+        asked = environ.get(name, "").strip().lower()
+        if asked == SPOKEN_PROTOCOL:
+            return None
+        if asked:
+            return (
+                f"{name}={asked} is not a protocol payorch's span exporter speaks: spans go over OTLP "
+                f"{SPOKEN_PROTOCOL}, which a collector of another protocol refuses (dropped, as "
+                "observer/dropped says); point the endpoint at the collector's OTLP/HTTP port (4318)"
+            )
+    return None
+
+
 def span_exporter(settings: Settings) -> SpanExporter | None:
     """The settings' exporter; else OTLP over HTTP when a standard variable names a collector:
     ``OTEL_EXPORTER_OTLP_ENDPOINT`` or the traces-only ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``."""
@@ -247,6 +281,10 @@ def span_exporter(settings: Settings) -> SpanExporter | None:
     environ = settings.environ
     if environ.get(OTEL_DISABLED_ENV, "").strip().lower() == "true":
         return None  # the specification's switch for the whole SDK
+    if environ.get(TRACES_EXPORTER_ENV, "").strip().lower() == "none":
+        # Traces switched off on their own, as the specification says: an endpoint may be named
+        # for the other signals (a sidecar's), and the spans went to it all the same.
+        return None
     # The base URL gets the signal's path, as the specification says; the traces-only variable
     # is taken whole, and enough on its own. Headers, timeout and compression come from the
     # standard OTEL_EXPORTER_OTLP_* variables of the process.

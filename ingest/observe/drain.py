@@ -49,6 +49,7 @@ class Drain(Generic[Item]):
         self._items: deque[Item] = deque()
         self._wake = threading.Event()
         self._closed = False
+        self._abandoned = False  # ``close`` gave up waiting: the thread counts nothing more
         # Guards the counts below; ``flush`` waits on it until every item put is handled.
         self._lock = threading.Lock()  # taken directly where nobody waits: a Condition's own
         self._state = threading.Condition(self._lock)  # ``with`` is a Python-level call
@@ -101,10 +102,23 @@ class Drain(Generic[Item]):
             return self._state.wait_for(lambda: self._handled >= target, timeout_s)
 
     def close(self, timeout_s: float = 5.0) -> None:
-        """Deliver what is buffered (within ``timeout_s``) and stop the thread."""
+        """Deliver what is buffered (within ``timeout_s``) and stop the thread. What is still not
+        delivered then (a ``deliver`` that blocks: a collector that does not answer) is dropped
+        and counted as lost, and the thread, should that ``deliver`` return later, counts nothing
+        more: left uncounted, what a stop cut off never showed in a drop count or report."""
         self._closed = True
         self._wake.set()
         self._thread.join(timeout_s)
+        if not self._thread.is_alive():
+            return
+        with self._state:
+            left = self._accepted - self._handled
+            self._items.clear()
+            self._abandoned = True
+            self.dropped += left
+            self.lost += left
+            self._handled = self._accepted
+            self._state.notify_all()
 
     def _run(self) -> None:
         items = self._items
@@ -122,6 +136,8 @@ class Drain(Generic[Item]):
                 except Exception:  # noqa: BLE001 - telemetry must never take the process down
                     failed = True
                 with self._state:
+                    if self._abandoned:
+                        return  # counted by ``close`` already
                     if failed:
                         self.dropped += len(batch)
                         self.lost += len(batch)

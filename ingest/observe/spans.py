@@ -19,12 +19,14 @@ Ids follow W3C trace context: 128-bit trace ids, 64-bit span ids; a request that
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar, Token
+from dataclasses import dataclass
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
@@ -155,6 +157,68 @@ def parse_traceparent(value: str) -> tuple[int, int, bool] | None:
     return (trace_id, span_id, bool(int(flags, 16) & TraceFlags.SAMPLED)) if trace_id and span_id else None
 
 
+#: ``OTEL_TRACES_SAMPLER``'s samplers: (ratio, parent-based); ``None``: the ratio is
+#: ``OTEL_TRACES_SAMPLER_ARG`` (1 when absent).
+_SAMPLERS: dict[str, tuple[float | None, bool]] = {
+    "always_on": (1.0, False),
+    "always_off": (0.0, False),
+    "traceidratio": (None, False),
+    "parentbased_always_on": (1.0, True),
+    "parentbased_always_off": (0.0, True),
+    "parentbased_traceidratio": (None, True),
+}
+SAMPLER_ENV, SAMPLER_ARG_ENV = "OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG"
+_LOW_64 = (1 << 64) - 1
+
+
+@dataclass(frozen=True, slots=True)
+class Sampling:
+    """Which traces are exported, as OpenTelemetry's samplers decide: a trace payorch starts when
+    :meth:`root` says so (``ratio`` of them, by trace id); a caller's trace as the caller decided
+    when ``parent_based``, else by :meth:`root` too. The default samples every trace payorch
+    starts and keeps its callers' decisions (``parentbased_always_on``)."""
+
+    ratio: float = 1.0
+    parent_based: bool = True
+
+    def root(self, trace_id: int) -> bool:
+        """The SDK's ``TraceIdRatioBased``: the low 64 bits of the id under ``ratio`` of their range."""
+        return (trace_id & _LOW_64) < round(self.ratio * (_LOW_64 + 1))
+
+
+#: The default sampler: ``parentbased_always_on``.
+EVERY_TRACE = Sampling()
+
+
+def sampling(environ: Mapping[str, str]) -> tuple[Sampling, str | None]:
+    """The sampler ``OTEL_TRACES_SAMPLER`` (and ``OTEL_TRACES_SAMPLER_ARG``) name, and why they
+    could not be used, if so: a sampler payorch does not have, or a ratio outside 0 to 1, samples
+    every trace, as the SDKs do (the app's start says why, in a WARNING line)."""
+    name = environ.get(SAMPLER_ENV, "").strip().lower()
+    if not name:
+        return EVERY_TRACE, None
+    if name not in _SAMPLERS:
+        known = ", ".join(_SAMPLERS)
+        return EVERY_TRACE, (
+            f"{SAMPLER_ENV}={name} is not a sampler payorch has ({known}): every trace is sampled, "
+            "as by parentbased_always_on"
+        )
+    ratio, parent_based = _SAMPLERS[name]
+    if ratio is not None:
+        return Sampling(ratio, parent_based), None
+    text = environ.get(SAMPLER_ARG_ENV, "").strip()
+    try:
+        ratio = float(text) if text else 1.0
+    except ValueError:
+        ratio = math.nan
+    if not 0.0 <= ratio <= 1.0:  # NaN too
+        return Sampling(1.0, parent_based), (
+            f"{SAMPLER_ARG_ENV}={text} is not a ratio from 0 to 1 for {SAMPLER_ENV}={name}: "
+            "every trace is sampled"
+        )
+    return Sampling(ratio, parent_based), None
+
+
 class Spans:
     """Makes span records and, with an exporter, exports them off the payment path."""
 
@@ -166,12 +230,16 @@ class Spans:
         capacity: int = 8192,
         batch: int = 512,
         interval_s: float = 0.5,
+        sampling: Sampling = EVERY_TRACE,
     ) -> None:
         self.resource = resource
         self.exporter = exporter
+        self.sampling = sampling
+        self._every_root = sampling.ratio >= 1.0  # the default: no decision to make per trace
         self._scope = InstrumentationScope("payorch")
         self._bits = random.Random(os.urandom(16)).getrandbits  # noqa: S311 - ids, not secrets
         self.drain: Drain[SpanRecord] | None = None
+        self._closed = False
         if exporter is not None:
             self.drain = Drain("spans", self._export, capacity=capacity, batch=batch, interval_s=interval_s)
 
@@ -185,9 +253,11 @@ class Spans:
         bits = self._bits
         if caller is None:
             record = SpanRecord(name, bits(128) or 1, bits(64) or 1, 0, attributes, SpanKind.SERVER)
+            if not self._every_root:
+                record.sampled = self.sampling.root(record.trace_id)
         else:
             record = SpanRecord(name, caller[0], bits(64) or 1, caller[1], attributes, SpanKind.SERVER, True)
-            record.sampled = caller[2]
+            record.sampled = caller[2] if self.sampling.parent_based else self.sampling.root(caller[0])
         return record, current.set(record)
 
     def end_server(self, record: SpanRecord, token: Token[SpanRecord | None]) -> None:
@@ -204,6 +274,8 @@ class Spans:
         kept = attributes if type(attributes) is dict else dict(attributes)
         if parent is None:
             record = SpanRecord(name, bits(128) or 1, bits(64) or 1, 0, kept)
+            if not self._every_root:
+                record.sampled = self.sampling.root(record.trace_id)
         else:
             record = SpanRecord(name, parent.trace_id, bits(64) or 1, parent.span_id, kept)
             record.parent = parent
@@ -224,7 +296,11 @@ class Spans:
         return (0, 0) if self.drain is None else self.drain.drop_counts()
 
     def close(self, timeout_s: float = 5.0) -> None:
-        if self.drain is not None and self.exporter is not None:
+        """Export what is buffered (within ``timeout_s``; what is left is dropped and counted),
+        then shut the exporter down. Once only: the app's stop closes the spans before its last
+        drop report, and the rest of the telemetry after the store."""
+        if self.drain is not None and self.exporter is not None and not self._closed:
+            self._closed = True
             self.drain.close(timeout_s)
             self.exporter.shutdown()
 

@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from importlib import metadata
 from typing import IO, Any
+from urllib.parse import unquote
 
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export import SpanExporter
@@ -39,7 +40,7 @@ from engine.types import RequestId
 from ingest.api.metrics import ApiMetrics
 from ingest.observe import spans as span_context
 from ingest.observe.logs import LogPipe
-from ingest.observe.spans import Spans
+from ingest.observe.spans import EVERY_TRACE, Sampling, Spans
 from ingest.records import Records
 
 logger = logging.getLogger("payorch.observe")
@@ -47,6 +48,22 @@ logger = logging.getLogger("payorch.observe")
 DROPPED = "observer/dropped"
 #: What fails to take a signal's items, as an ``observer/dropped`` report names it.
 _SINKS = {"spans": "the span exporter", "logs": "the log stream"}
+
+
+#: OpenTelemetry's standard variables for the resource (its SDK's environment specification).
+SERVICE_NAME_ENV, RESOURCE_ATTRIBUTES_ENV = "OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES"
+SERVICE_NAME, SERVICE_VERSION, ENVIRONMENT = "service.name", "service.version", "deployment.environment.name"
+
+
+def resource_attributes(environ: Mapping[str, str]) -> dict[str, str]:
+    """``OTEL_RESOURCE_ATTRIBUTES`` (``key=value,...``, values percent-encoded), read as the SDK
+    reads it; a pair without ``=`` is skipped."""
+    found: dict[str, str] = {}
+    for pair in environ.get(RESOURCE_ATTRIBUTES_ENV, "").split(","):
+        key, equals, value = pair.partition("=")
+        if equals and key.strip():
+            found[key.strip()] = unquote(value.strip())
+    return found
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,11 +74,24 @@ class GlobalTags:
     service_name: str = "payorch"
     service_version: str = ""
 
+    @classmethod
+    def of(cls, environ: Mapping[str, str], environment: str) -> GlobalTags:
+        """The tags of a process run with ``environ``: what OpenTelemetry's standard variables
+        name (``OTEL_SERVICE_NAME`` before ``OTEL_RESOURCE_ATTRIBUTES``, as its specification
+        says), else payorch's own. An operator's ``OTEL_SERVICE_NAME`` was overridden by
+        ``payorch`` on every span and line."""
+        named = resource_attributes(environ)
+        return cls(
+            environment,
+            service_name=environ.get(SERVICE_NAME_ENV, "").strip() or named.get(SERVICE_NAME) or "payorch",
+            service_version=named.get(SERVICE_VERSION, ""),
+        )
+
     def as_dict(self) -> dict[str, str]:
         return {
-            "service.name": self.service_name,
-            "service.version": self.service_version or package_version(),
-            "deployment.environment.name": self.environment,
+            SERVICE_NAME: self.service_name,
+            SERVICE_VERSION: self.service_version or package_version(),
+            ENVIRONMENT: self.environment,
         }
 
 
@@ -84,12 +114,16 @@ class Telemetry:
         log_stream: IO[bytes] | None,
         capacity: int = 8192,
         span_capacity: int | None = None,
+        sampling: Sampling = EVERY_TRACE,
     ) -> None:
         self.tags = tags.as_dict()
         self.metrics = metrics
         spans = capacity if span_capacity is None else span_capacity
-        self.spans = Spans(Resource.create(self.tags), exporter, capacity=spans)
+        self.spans = Spans(Resource.create(self.tags), exporter, capacity=spans, sampling=sampling)
         self.logs = LogPipe(log_stream, self.tags, capacity=capacity) if log_stream is not None else None
+        #: Said once the app starts (WARNING lines): what the standard variables asked that
+        #: cannot be done (a sampler payorch does not have, a protocol its exporter does not speak).
+        self.log_warnings: tuple[str, ...] = ()
         self._reported = 0
         self._reported_lost: dict[str, int] = {}
         metrics.watch(dropped=self.dropped)

@@ -54,6 +54,20 @@ async def test_a_card_number_in_the_path_is_masked_in_the_answer_and_the_span(wa
     assert "/v1/payments/400000******0002/" in paths
 
 
+async def test_a_card_number_sent_as_the_method_is_masked_in_the_span(watched: Watched) -> None:
+    # Any token is a method to HTTP; one the service does not know is kept in an attribute.
+    answer = await call(watched.app, PAN, "/v1/payments", [ACME], body_of(b""))
+    watched.flush()
+
+    assert answer.status == 405
+    originals = [
+        span.attributes.get("http.request.method_original")
+        for span in watched.spans.get_finished_spans()
+        if span.attributes and "http.request.method_original" in span.attributes
+    ]
+    assert originals == ["400000******0002"]
+
+
 async def test_a_card_number_echoed_by_a_refusal_is_masked_in_its_problem(watched: Watched) -> None:
     contract = await call(watched.app, "GET", f"/v1/violations?contract_id={PAN}", [ADMIN], body_of(b""))
     complaint = orjson.dumps(

@@ -6,15 +6,22 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from pathlib import Path
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from engine.monitor import ContractMonitor
 from engine.types import RequestId
+from ingest.api.app import create_app
 from ingest.api.metrics import ApiMetrics
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
 from ingest.observe.telemetry import DROPPED, GlobalTags, Telemetry
+from ingest.records import MemoryRecords, ViolationQuery
+from tests.e2e.server import CONFIG
 from tests.engine.fakes import InMemorySink, ManualClock
+from tests.ingest.api.test_app import ACME, JSON, body_of, call
 
 
 class RefusingExporter(SpanExporter):
@@ -88,3 +95,45 @@ async def test_a_report_names_each_cause_with_its_count() -> None:
         "1 telemetry items dropped (in all: 7 spans): the span exporter failed"
     ]
     telemetry.close()
+
+
+async def test_spans_a_stop_cuts_off_are_counted_once_and_reported() -> None:
+    exporter = RefusingExporter()
+    exporter.release.clear()  # a collector that does not answer
+    telemetry = _telemetry(exporter)
+    _make_spans(telemetry, 1)
+    assert exporter.entered.wait(10)  # the exporter holds the first span
+    _make_spans(telemetry, 4)
+    telemetry.spans.close(timeout_s=0.05)
+
+    assert telemetry.spans.drop_counts() == (5, 5)
+    assert await _report(telemetry) == [
+        "5 telemetry items dropped (in all: 5 spans): the span exporter failed"
+    ]
+    exporter.release.set()  # the exporter's answer comes after the stop gave up on it
+    drain = telemetry.spans.drain
+    assert drain is not None
+    drain.close()  # the thread has ended
+    assert telemetry.spans.drop_counts() == (5, 5)
+    telemetry.close()
+
+
+async def test_a_stop_reports_the_spans_its_exporter_failed_to_take(tmp_path: Path) -> None:
+    records = MemoryRecords()
+    settings = Settings(
+        config=parse_config(CONFIG),
+        data_dir=tmp_path,
+        records=records,
+        span_exporter=RefusingExporter(),
+        drop_report_interval_s=3600,  # only the stop reports
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        answer = await call(application, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 10000}'))
+    assert answer.status == 200
+
+    query = ViolationQuery(contract_id=DROPPED)
+    # Before, the last report came before the spans were exported: none of them was reported.
+    assert [violation.message for violation in await records.violations(query)] == [
+        "6 telemetry items dropped (in all: 6 spans): the span exporter failed"
+    ]

@@ -5,14 +5,17 @@ from __future__ import annotations
 
 import io
 import logging
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
 
-from engine.contracts import default_registry
+from engine.contracts import ContractViolation, default_registry
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, PaymentReceived, StepFailed, event_ids
@@ -22,12 +25,14 @@ from ingest.api.settings import Settings
 from ingest.codec.event_json import event_json
 from ingest.config_file import parse_config
 from ingest.observe.logs import _SPLICED, PIPED_LOGGERS, LineWriter, LogPipe, _ids, _splices
+from ingest.records import MemoryRecords, ViolationQuery
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, FailingRecords, body_of, call
 from tests.ingest.observe.test_seed_observed import Lines
 from tests.strategies import events
 
 CARD = "4242424242424242"
+ADMIN = (b"authorization", b"Bearer adm_e2e_admin")
 
 
 async def test_a_card_number_in_any_field_is_masked_in_the_log(tmp_path: Path) -> None:
@@ -78,6 +83,52 @@ async def test_an_error_inside_a_payment_is_a_json_line_of_that_request(tmp_path
     # The domain events of the same payment share its trace.
     (received,) = [line for line in lines.records() if line["event"] == "PaymentReceived"]
     assert received["trace_id"] == error["trace_id"]
+
+
+class UnreadableViolations(MemoryRecords):
+    """Records whose violations cannot be read: a fault in a route other than the payment's."""
+
+    async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
+        raise RuntimeError("the violations table is unreadable")
+
+
+async def test_an_error_in_any_route_is_one_500_of_that_request_in_the_log_metrics_and_trace(
+    tmp_path: Path,
+) -> None:
+    lines, exporter = Lines(), InMemorySpanExporter()
+    settings = Settings(
+        config=parse_config(CONFIG),
+        data_dir=tmp_path,
+        records=UnreadableViolations(),
+        log_stream=lines,  # type: ignore[arg-type]
+        span_exporter=exporter,
+    )
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        # The error stops here: handed on to the server, uvicorn logged it a second time, with
+        # its traceback and without the request's ids.
+        answer = await call(application, "GET", "/v1/violations", [ADMIN], body_of(b""))
+        metrics = application.state.parts.metrics.render().decode()
+        assert application.state.parts.telemetry.logs.drain.flush()
+
+    assert answer.status == 500
+    assert answer.json()["code"] == "internal_error"
+    request_id = answer.headers["request-id"]
+    assert answer.json()["request_id"] == request_id
+    responses = {
+        sample.labels["code"]
+        for family in text_string_to_metric_families(metrics)
+        for sample in family.samples
+        if sample.name == "payorch_http_responses_total" and sample.labels["route"] == "/v1/violations"
+    }
+    assert responses == {"500"}  # it was "none": no 5xx alert saw it
+    (span,) = [span for span in exporter.get_finished_spans() if span.name == "GET /v1/violations"]
+    assert span.attributes is not None and span.attributes["http.response.status_code"] == 500
+    (error,) = [line for line in lines.records() if line["level"] == "error"]
+    assert error["event"] == "unhandled error on GET /v1/violations"
+    assert "the violations table is unreadable" in str(error["exception"])
+    assert error["request_id"] == request_id
+    assert error["trace_id"] == f"{span.context.trace_id:032x}"
 
 
 TAGS = {"service.name": "payorch", "service.version": "1.2.3", "deployment.environment.name": "test"}

@@ -150,3 +150,20 @@ async def test_two_traceparent_headers_start_a_new_trace(traced: Traced) -> None
     assert server.parent is None
     assert server.context is not None
     assert f"{server.context.trace_id:032x}" not in {TRACE_ID, TRACE_ID[::-1]}
+
+
+async def test_the_request_id_an_answer_gives_finds_its_trace(traced: Traced) -> None:
+    # Answers that record no event have no log line: the server span is where their id leads.
+    refused = await call(traced.app, "POST", "/v1/payments", [JSON], body_of(b'{"amount": 500}'))
+    missing = await call(traced.app, "GET", "/v1/payments/pay_unknown", [ACME], body_of(b""))
+    telemetry = traced.parts.telemetry
+    assert telemetry is not None and telemetry.spans.drain is not None and telemetry.spans.drain.flush()
+
+    assert (refused.status, missing.status) == (401, 404)
+    found = {
+        str(span.attributes.get("payorch.request_id")): span.name
+        for span in traced.spans.get_finished_spans()
+        if span.attributes
+    }
+    assert found[refused.headers["request-id"]] == "POST /v1/payments"
+    assert found[missing.headers["request-id"]] == "GET /v1/payments/{payment_id}"

@@ -9,7 +9,6 @@ import os
 import signal
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
@@ -81,12 +80,11 @@ def test_ctrl_c_while_the_service_answers_is_one_line_naming_the_command_and_wri
     assert main_thread is not None
     ctrl_c = threading.Timer(0.3, signal.pthread_kill, (main_thread, signal.SIGINT))
     ctrl_c.start()
-    started = time.monotonic()
 
     with pytest.raises(SystemExit) as exited:
         main(["report", "--api", fake.url, "--api-key", ADMIN_KEY, "--out", str(out)])
 
     ctrl_c.join()
-    assert time.monotonic() - started < 4  # stopped then, not when the answer came
+    assert fake.answered == 0  # stopped then, not when the answer came
     assert (exited.value.code, capsys.readouterr()) == (1, ("", "payorch report: interrupted\n"))
     assert list(tmp_path.iterdir()) == []

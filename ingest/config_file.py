@@ -9,8 +9,6 @@ problem, in YAML's words (``null``, ``a mapping``); API keys are named by positi
 
 from __future__ import annotations
 
-import os
-import stat
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
@@ -42,6 +40,7 @@ from engine.types import ContractId, MerchantId, ProcessorId, check_identifier
 from ingest.config_section import Section, key_path, shown
 from ingest.config_yaml import load_yaml
 from ingest.errors import ConfigFileError
+from ingest.private_files import read_small_file
 
 T = TypeVar("T")
 SAMPLE_CONFIG = "sample_config.yaml"
@@ -417,7 +416,7 @@ def load_config(path: Path) -> PlatformConfig:
     nobody writes to is refused at once rather than waited on.
     """
     try:
-        data, pipe = _read_config(path)
+        data, pipe = read_small_file(path, MAX_CONFIG_BYTES)
     except FileNotFoundError:
         raise ConfigFileError(path, "", "does not exist") from None
     except IsADirectoryError:
@@ -434,18 +433,6 @@ def load_config(path: Path) -> PlatformConfig:
     except UnicodeDecodeError as error:
         raise ConfigFileError(path, "", f"is not UTF-8 text (byte {error.start})") from None
     return parse_config(text, str(path))
-
-
-def _read_config(path: Path) -> tuple[bytes, bool]:
-    """At most one byte more than :data:`MAX_CONFIG_BYTES` of ``path``, and whether it is a pipe."""
-    # Non-blocking, opening a named pipe that no one writes to does not wait for a writer forever.
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(descriptor, "rb", closefd=True) as stream:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(path)
-        os.set_blocking(descriptor, True)  # a writer's pipe: read until it closes, as a file
-        return stream.read(MAX_CONFIG_BYTES + 1), stat.S_ISFIFO(mode)
 
 
 def sample_config_text() -> str:

@@ -73,3 +73,17 @@ def exposed(path: Path, holds: str) -> str | None:
         return None
     fix = "700" if stat.S_ISDIR(status.st_mode) else "600"
     return f"{path} holds {holds} and is open to other users (mode {mode:04o}): chmod {fix} it"
+
+
+def read_small_file(path: Path, limit: int) -> tuple[bytes, bool]:
+    """At most one byte more than ``limit`` of ``path`` (a file, or a pipe such as ``<(...)``),
+    and whether it is a pipe: the config file and a key file, read whole and refused beyond their
+    size. A folder raises ``IsADirectoryError``; a missing or unreadable path, ``OSError``."""
+    # Non-blocking, opening a named pipe that no one writes to does not wait for a writer forever.
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    with open(descriptor, "rb", closefd=True) as stream:
+        mode = os.fstat(descriptor).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(path)
+        os.set_blocking(descriptor, True)  # a writer's pipe: read until it closes, as a file
+        return stream.read(limit + 1), stat.S_ISFIFO(mode)

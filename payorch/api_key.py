@@ -14,9 +14,9 @@ environment (``PAYORCH_API_KEY``, which only its user and root can read in ``/pr
 
 from __future__ import annotations
 
-import os
-import stat
 from pathlib import Path
+
+from ingest.private_files import read_small_file
 
 
 def key_problem(key: str) -> str | None:
@@ -46,7 +46,7 @@ def read_key_file(path: Path) -> str:
     ``echo`` adds. A named pipe or ``<(pass show payorch/admin)`` is read as a file is; a pipe
     that nothing writes to is refused at once rather than waited on."""
     try:
-        data, pipe = _read(path)
+        data, pipe = read_small_file(path, MAX_KEY_FILE_BYTES)
     except FileNotFoundError:
         raise KeyFileError("does not exist") from None
     except IsADirectoryError:
@@ -64,15 +64,3 @@ def read_key_file(path: Path) -> str:
     if problem is not None:
         raise KeyFileError(problem)
     return key
-
-
-def _read(path: Path) -> tuple[bytes, bool]:
-    """At most one byte more than :data:`MAX_KEY_FILE_BYTES` of ``path``, and whether it is a pipe."""
-    # Non-blocking, opening a named pipe that no one writes to does not wait for a writer forever.
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    with open(descriptor, "rb", closefd=True) as stream:
-        mode = os.fstat(descriptor).st_mode
-        if stat.S_ISDIR(mode):
-            raise IsADirectoryError(path)
-        os.set_blocking(descriptor, True)  # a writer's pipe: read until it closes, as a file
-        return stream.read(MAX_KEY_FILE_BYTES + 1), stat.S_ISFIFO(mode)

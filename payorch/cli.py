@@ -169,8 +169,32 @@ MAX_KEEP_ALIVE_S = 3600
     help="The path prefix a reverse proxy serves the API under and strips (/payorch): the docs, "
     "the OpenAPI document's server and the problem type links name it.",
 )
+@click.option(
+    "--take-over",
+    "take_over",
+    envvar="PAYORCH_TAKE_OVER",
+    metavar="INSTANCE",
+    help="Settle the interrupted payments of a data folder last started elsewhere (another host or "
+    "folder) by INSTANCE, which a start refused without it names: only once that service is stopped "
+    "for good (the folder moved, or restored after its host died). Also PAYORCH_TAKE_OVER.",
+)
+@click.option(
+    "--instance-name",
+    "instance_name",
+    envvar="PAYORCH_INSTANCE_NAME",
+    metavar="NAME",
+    help="The name this service goes by in its data folder instead of the host name, for hosts "
+    "named anew at every start (a Kubernetes Deployment's pods). Also PAYORCH_INSTANCE_NAME.",
+)
 def serve(
-    config_path: Path | None, data_dir: Path, host: str, port: int, keep_alive_s: int, root_path: str
+    config_path: Path | None,
+    data_dir: Path,
+    host: str,
+    port: int,
+    keep_alive_s: int,
+    root_path: str,
+    take_over: str | None,
+    instance_name: str | None,
 ) -> None:
     """Serve the merchant API over DATA/payorch.duckdb (payments, complaints, analytics reads and
     the retrospective report) until SIGINT, SIGTERM or SIGHUP, which drain the payments in flight
@@ -193,6 +217,8 @@ def serve(
             keep_alive_s=keep_alive_s,
             root_path=root_path,
             config_path=config_path,
+            take_over=take_over or None,
+            instance_name=instance_name or None,
         )
     except ServeError as error:
         fail_serving(f"payorch serve: {error}", str(error), EXIT_USAGE, os.environ)

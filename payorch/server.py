@@ -288,6 +288,8 @@ def run_server(
     keep_alive_s: int = 5,
     root_path: str = "",
     config_path: Path | None = None,
+    take_over: str | None = None,
+    instance_name: str | None = None,
 ) -> Stopped:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM/SIGHUP (which drain
     payments).
@@ -296,6 +298,8 @@ def run_server(
     the server once it takes requests. A connection idle for ``keep_alive_s`` is closed, a new one
     that sends nothing too. ``root_path`` is the prefix a reverse proxy serves the app under.
     ``config_path`` is the file ``config`` was read from, if any: its mode is checked.
+    ``take_over`` and ``instance_name``: whose data folder this start may take over, and the name
+    it goes by there (``ingest.store.ownership``).
     """
     with _SignalsAtStart() as at_start:
         # The port first: one in use leaves nothing behind (no data folder, database or log made).
@@ -318,6 +322,7 @@ def run_server(
                 keep_alive_s=keep_alive_s,
                 root_path=root_path,
                 config_path=config_path,
+                owner=(take_over, instance_name),
             )
         except (ServeError, KeyboardInterrupt):
             _unmake(listening, made)
@@ -358,8 +363,10 @@ def _serve(
     keep_alive_s: int,
     root_path: str,
     config_path: Path | None,
+    owner: tuple[str | None, str | None] = (None, None),
 ) -> Stopped:
-    """:func:`run_server` once its socket listens and its data folder is there."""
+    """:func:`run_server` once its socket listens and its data folder is there; ``owner``: its
+    ``take_over`` and ``instance_name``."""
     log_stream = sys.stderr.buffer if log_file is None else _log_file(data_dir / log_file)
     settings = Settings(
         config=config,
@@ -370,6 +377,8 @@ def _serve(
         report_renderer=partial(_render_report, config),
         root_path=root_path,
         complaint_mapper=partial(_map_complaint, config),
+        take_over=owner[0],
+        instance_name=owner[1],
     )
     try:
         start_multiprocess_values(settings.environ)  # a start counts from zero

@@ -59,6 +59,7 @@ from ingest.api.settings import Settings
 from ingest.codec.result_json import violation_to_json
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ViolationQuery
+from ingest.store.ownership import DataFolderMovedError
 from ingest.store.recovery import RecoveryReport
 
 
@@ -100,7 +101,9 @@ def create_app(settings: Settings) -> FastAPI:
             running = await start(parts)
         except (PayorchError, duckdb.Error) as error:
             # The server says this line and stops (payorch serve: exit 2), not a traceback.
-            if isinstance(error, duckdb.Error) and parts.writer is not None:
+            if isinstance(error, DataFolderMovedError):
+                parts.start_failure = str(error)  # says itself what was found and what to do
+            elif isinstance(error, duckdb.Error) and parts.writer is not None:
                 parts.start_failure = f"crash recovery cannot read the database {parts.writer.path}: {error}"
             else:
                 parts.start_failure = f"crash recovery at start failed: {error}"

@@ -87,3 +87,11 @@ class Settings:
     #: config's ``store.admin_read_idle_s`` and ``store.admin_read_max_s``.
     admin_read_idle_s: float | None = None
     admin_read_max_s: float | None = None
+    #: The name this service goes by in its data folder's ``owners`` (``ingest.store.ownership``),
+    #: for a host whose name changes at every start; ``None``: the host name.
+    instance_name: str | None = None
+    #: The instance whose folder this start takes over, interrupted payments and all: the operator's
+    #: word that that service is gone (``payorch serve --take-over``); ``None``: none.
+    take_over: str | None = None
+    #: The host's name as the folder's ``owners`` record it; ``None``: the system's.
+    host_name: str | None = None

@@ -7,6 +7,11 @@ processors' ``status``, finished per its policy, and stored like any other payme
 its result, and its idempotency key's answer (so that the merchant's retry replays it instead of
 charging again). A payment whose processor cannot answer stays interrupted for the next start.
 
+Before it settles anything, a start makes the data folder its own (``ingest.store.ownership``):
+one that finds payments to settle in a folder another service last started on (another host or
+folder: a copy taken while that service ran) refuses, since that service may still be finishing
+them, until the operator confirms it is gone (``--take-over``).
+
 Each start then notes (``recovery_marks``) the seq below which every accepted payment has ended:
 the first event of the oldest payment it left interrupted, else the next event. The next start
 reads only the events from there, so its time grows with what was written since the oldest
@@ -41,6 +46,7 @@ from ingest.api.parts import Parts
 from ingest.codec.events import event_from_bytes
 from ingest.codec.result_json import composite_result_to_json
 from ingest.store.idempotency import DurableIdempotencyStore
+from ingest.store.ownership import Claim, Owner, claim, last_owner, moved_line, record_owner, this_start
 from ingest.store.writer import Write, Writer
 
 logger = logging.getLogger("payorch.store")
@@ -123,6 +129,8 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
     if writer is None:
         return report
     found: list[tuple[str, int]] = await writer.read(_interrupted_ids)
+    # Before anything is settled: a copy of another service's folder settles nothing.
+    await _claim_folder(parts, writer, len(found))
     outcomes: list[_Outcome | None] = [None] * len(found)
     pending = iter(enumerate(found))
 
@@ -158,6 +166,21 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
     # oldest of them (or from the next event), not through the whole history again.
     await writer.submit_and_wait(Write(None, apply=partial(_mark, below_seq=min(left_seqs, default=None))))
     return report
+
+
+async def _claim_folder(parts: Parts, writer: Writer, interrupted: int) -> None:
+    """Make the data folder this start's, or refuse the start (``DataFolderMovedError``) when it
+    was last another service's and holds payments to settle (``ingest.store.ownership``)."""
+    settings = parts.settings
+    here = this_start(settings.data_dir, settings.instance_name, settings.host_name)
+    last: Owner | None = await writer.read(last_owner)
+    allowed = claim(last, here, interrupted, settings.take_over)
+    taken_from = None if last is None or allowed is Claim.OWN else last.instance_id
+    await writer.submit_and_wait(
+        Write(None, apply=partial(record_owner, owner=here, taken_over_from=taken_from))
+    )
+    if last is not None and allowed is not Claim.OWN:
+        logger.warning("%s", moved_line(last, here, allowed))
 
 
 #: How many interrupted payments crash recovery settles at once (see :func:`recover_interrupted`):

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from ingest.errors import IngestError
-from ingest.store import charged_column, event_columns
+from ingest.store import charged_column, event_columns, ownership
 
 FILE_NAME = "payorch.duckdb"
 
@@ -200,6 +200,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         # rows written before are filled from their envelopes (``ingest.store.charged_column``).
         (charged_column.ADD_COLUMN,),
         charged_column.fill_charged,
+    ),
+    Migration(
+        10,
+        "which service last started on the database: its instance, name, host and folder",
+        # One row per start, only ever added: the newest (highest start_no) is the service that
+        # owns the folder now. A start elsewhere (another host or folder: a copy) must not settle
+        # the payments that service may still be finishing (``ingest.store.ownership``).
+        (ownership.CREATE_TABLE,),
     ),
 )
 

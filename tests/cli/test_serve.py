@@ -24,6 +24,8 @@ from ingest.config_file import load_sample_config
 from payorch.cli import main
 from payorch.server import ServeError, Stopped, cut_short_without_traceback, run_server
 from tests.e2e.server import ACME, CONFIG, SLOW, Server, start_server
+from tests.ingest.store.test_copied_folder import _left_in_flight, _owners
+from tests.ingest.store.test_recovery_at_start import CONFIG as RECOVERY_CONFIG
 
 
 def last_line(server: Server) -> tuple[str, str, str]:
@@ -396,3 +398,36 @@ def test_uvicorn_does_not_log_the_traceback_of_a_lifespan_a_forced_stop_cancelle
     text = _traceback_of(error)
     record = logging.LogRecord("uvicorn.error", logging.ERROR, __file__, 1, text, None, None)
     assert cut_short_without_traceback(record) is kept
+
+
+def test_serve_refuses_a_copied_folder_with_payments_in_flight_and_takes_the_instance_to_take_over(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The folder of a service on another host, copied mid-payment: `payorch serve` refuses in one
+    line (exit 2) naming the instance to take over, and reads --take-over (or its variable)."""
+    data = tmp_path / "data"
+    asyncio.run(_left_in_flight(data, "host-elsewhere"))
+    instance = _owners(data)[-1][0]
+    (tmp_path / "payorch.yaml").write_text(RECOVERY_CONFIG)
+    (tmp_path / "payorch.yaml").chmod(0o600)
+    command = ["serve", "--config", str(tmp_path / "payorch.yaml"), "--data", str(data), "--port", "19941"]
+    exits: list[object] = []
+    for extra, variable in (
+        ([], None),
+        (["--take-over", "0123456789abcdef"], None),
+        ([], "fedcba9876543210"),
+    ):
+        if variable is not None:
+            monkeypatch.setenv("PAYORCH_TAKE_OVER", variable)
+        with pytest.raises(SystemExit) as exited:
+            main([*command, *extra])
+        exits.append(exited.value.code)
+    lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
+    events = [line["event"] for line in lines if line["level"] == "error"]
+
+    assert exits == [2, 2, 2]
+    assert len(events) == 3
+    assert events[0].startswith(f"the data folder {data.resolve()} was last started by instance {instance} ")
+    assert f"start with --take-over {instance} (PAYORCH_TAKE_OVER={instance})" in events[0]
+    assert "(--take-over '0123456789abcdef' names another instance)" in events[1]
+    assert "(--take-over 'fedcba9876543210' names another instance)" in events[2]

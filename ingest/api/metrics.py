@@ -155,7 +155,7 @@ class ApiMetrics:
         registry = self.registry
         self.payments = Counter(
             "payorch_payments_total",
-            "Payment requests by outcome (succeeded, partially_succeeded, failed, rejected).",
+            "Payment requests by outcome (succeeded, partially_succeeded, failed, rejected, error: a 500).",
             ["status"],
             registry=registry,
         )

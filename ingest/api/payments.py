@@ -68,6 +68,11 @@ STOPPED_RETRY_AFTER_S = "5"
 RATE_LIMITED_RETRY_AFTER_S = "1"
 KEY_REUSED = "idempotency/key-reused"
 LATENCY_SLO = "payment/latency-slo"
+#: ``payorch_payments_total``'s status for a payment answered 500: it ran, but its outcome could not
+#: be recorded (nor, for an answer the disk refused, known to be the one the store keeps). Counted
+#: under its result's status, it was a success the merchant was never told of, or not counted at all;
+#: the start that settles it counts it with its status, as every payment crash recovery finishes.
+UNRECORDED = "error"
 #: Warnings for optional fields left out (the merchant id, the method, the currency): the contract
 #: lets merchants omit them, so they are counted in metrics but are not ``api/validation``
 #: violations. Every other warning is a correction, and every error a refusal: both are.
@@ -406,10 +411,10 @@ class PaymentDesk:
             await self._complete(ctx, response)
             with contextlib.suppress(StoreError):
                 await self._records.sync()
+            await self._answered(ctx, merchant, UNRECORDED, taken)
             return PaymentAnswer(response)
         response = StoredResponse(200, document)
         await self._complete(ctx, response)
-        self._metrics.count_payment(result.status.value)
         try:
             # The answer leaves only once the payment's events, result and key are durable.
             await self._records.sync()
@@ -425,6 +430,7 @@ class PaymentDesk:
                 extra={"payment_id": ctx.payment_id},
                 root_path=self._root_path,
             )
+            await self._answered(ctx, merchant, UNRECORDED, taken)
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
         await self._answered(ctx, merchant, result.status.value, taken)
         return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
@@ -432,12 +438,14 @@ class PaymentDesk:
     async def _answered(
         self, ctx: CoreRequestContext, merchant: MerchantConfig, status: str, taken: float
     ) -> None:
-        """The payment's answer is ready (durable): its latency, from the request in hand to this
-        answer, goes into ``payorch_payment_latency_seconds``, and past the merchant's
+        """The payment's answer is ready: it counts in ``payorch_payments_total`` under ``status``
+        (its result's, or :data:`UNRECORDED` for a 500), its latency, from the request in hand to
+        this answer, goes into ``payorch_payment_latency_seconds``, and past the merchant's
         ``latency_slo_ms`` it is a ``payment/latency-slo`` violation. One figure for both: the
         engine's own time left out the parsing and the commit the answer waits for, so a merchant
         answered in 900 ms against an objective of 800 ms could see the histogram over it and no
         violation. Recorded after the answer's commit, it delays no answer."""
+        self._metrics.count_payment(status)
         seconds = time.perf_counter() - taken
         self._metrics.observe_payment(status, seconds)
         objective = merchant.latency_slo_ms

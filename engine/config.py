@@ -122,6 +122,8 @@ class MerchantConfig:
     max_amount_cents: int = 100_000_000
     timeout_ms: int = 2000
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: The latency objective of the merchant's answers (``payment/latency-slo``): what the merchant
+    #: waits for, from the request in hand to its durable answer, which the API layer times.
     latency_slo_ms: int | None = None
     #: The merchant's payments running at once (``POST /v1/payments`` taken and not yet answered)
     #: beyond which a new one is refused 429 ``rate_limited``: one merchant's flood cannot take the

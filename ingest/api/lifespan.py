@@ -41,6 +41,8 @@ async def start(parts: Parts) -> Running:
         logger.warning("%s", writer.log_warning)
     for warning in parts.telemetry.log_warnings if parts.telemetry is not None else ():
         logger.warning("%s", warning)
+    if parts.metrics.log_warning is not None:
+        logger.warning("%s", parts.metrics.log_warning)
     if writer is not None and writer.applied_migrations:
         # An operator upgrading wants to see that the database moved on (and that the release
         # before cannot open it any more). Migration 1 makes the tables: applied now, the

@@ -153,7 +153,7 @@ def build_parts(settings: Settings) -> Parts:
         journal.on_failure = writer.refuse if writer is not None else _journal_failed
         # The simulated processors' books outlive the process, as a real processor's would.
         restore_ledger(journal.path, ledger)
-    metrics = ApiMetrics(_thresholds_s(config))
+    metrics = _metrics(config)
     if writer is not None:
         store = writer
         metrics.watch(
@@ -249,11 +249,12 @@ def _journal_failed(failure: str) -> None:
     logging.getLogger("payorch.store").error("store: %s; the simulated processors keep no books now", failure)
 
 
-def _thresholds_s(config: PlatformConfig) -> list[float]:
-    """Every latency objective and processor timeout of the config: each gets a histogram bucket."""
-    found = [merchant.timeout_ms / 1000 for merchant in config.merchants]
-    found += [merchant.latency_slo_ms / 1000 for merchant in config.merchants if merchant.latency_slo_ms]
-    return found
+def _metrics(config: PlatformConfig) -> ApiMetrics:
+    """The metrics, their histograms with a bucket on the merchants' timeouts and objectives."""
+    return ApiMetrics(
+        timeouts_s=[merchant.timeout_ms / 1000 for merchant in config.merchants],
+        objectives_s=[m.latency_slo_ms / 1000 for m in config.merchants if m.latency_slo_ms is not None],
+    )
 
 
 def protocol_problem(environ: Mapping[str, str]) -> str | None:

@@ -67,6 +67,12 @@ STOPPED_RETRY_AFTER_S = "5"
 #: ``Retry-After`` of a merchant over its payments in flight: its payments end within seconds.
 RATE_LIMITED_RETRY_AFTER_S = "1"
 KEY_REUSED = "idempotency/key-reused"
+LATENCY_SLO = "payment/latency-slo"
+#: ``payorch_payments_total``'s status for a payment answered 500: it ran, but its outcome could not
+#: be recorded (nor, for an answer the disk refused, known to be the one the store keeps). Counted
+#: under its result's status, it was a success the merchant was never told of, or not counted at all;
+#: the start that settles it counts it with its status, as every payment crash recovery finishes.
+UNRECORDED = "error"
 #: Warnings for optional fields left out (the merchant id, the method, the currency): the contract
 #: lets merchants omit them, so they are counted in metrics but are not ``api/validation``
 #: violations. Every other warning is a correction, and every error a refusal: both are.
@@ -213,9 +219,9 @@ class PaymentDesk:
 
         ``content_encoding`` is the ``Content-Encoding`` header: the parser refuses any coding
         but ``identity``, as it refuses a body it cannot read (422)."""
+        started = time.perf_counter()  # the answer's latency, as the merchant sees it, runs from here
         payment_id = PaymentId(new_id("pay"))
-        fingerprint = body_fingerprint(body, content_type)
-        earlier = earlier_fingerprint(body, content_type)
+        fingerprints = (body_fingerprint(body, content_type), earlier_fingerprint(body, content_type))
         claimed: str | None = None  # the key this request holds, once it holds one
         note: ValidationIssue | None = None
         if idempotency_key is not None:
@@ -223,7 +229,7 @@ class PaymentDesk:
             # process would make of the body now (the config may have changed since) and however
             # busy the writer is. Only a request that is new under its key goes on.
             kept, note = self._keeper.kept(idempotency_key)
-            replay = await self._claim(merchant, kept, (fingerprint, earlier), request_id)
+            replay = await self._claim(merchant, kept, fingerprints, request_id)
             if replay is not None:
                 return replay
             claimed = kept
@@ -254,7 +260,7 @@ class PaymentDesk:
                 await self._refuse(merchant, _refused_by_policy(parsed, decision), request_id, payment_id)
             if claimed is None and ctx.idempotency_key is not None:  # the body's key
                 kept, note = self._keeper.kept(ctx.idempotency_key)
-                replay = await self._claim(merchant, kept, (fingerprint, earlier), request_id)
+                replay = await self._claim(merchant, kept, fingerprints, request_id)
                 if replay is not None:
                     self._leave(merchant_id)  # a replay runs nothing: it gives its place back
                     return replay
@@ -264,7 +270,7 @@ class PaymentDesk:
             await self._note_issues(ctx.validation_errors, ctx)
             if claimed is not None:  # it goes on to charge: its claim is made durable first
                 self._idempotency.hold(merchant_id, claimed)
-            task = asyncio.create_task(self._run(ctx))
+            task = asyncio.create_task(self._run(ctx, merchant, started))
         except BaseException:
             if entered:
                 self._leave(merchant_id)
@@ -378,7 +384,8 @@ class PaymentDesk:
         _, pending = await asyncio.wait(set(self._tasks), timeout=timeout_s)
         return len(pending)
 
-    async def _run(self, ctx: CoreRequestContext) -> PaymentAnswer:
+    async def _run(self, ctx: CoreRequestContext, merchant: MerchantConfig, taken: float) -> PaymentAnswer:
+        """Run the payment taken at ``taken`` (``time.perf_counter()``) and make its answer."""
         stopwatch = Stopwatch()
         CURRENT.set(stopwatch)
         started = time.perf_counter()
@@ -404,10 +411,10 @@ class PaymentDesk:
             await self._complete(ctx, response)
             with contextlib.suppress(StoreError):
                 await self._records.sync()
+            await self._answered(ctx, merchant, UNRECORDED, taken)
             return PaymentAnswer(response)
         response = StoredResponse(200, document)
         await self._complete(ctx, response)
-        self._metrics.count_payment(result.status.value)
         try:
             # The answer leaves only once the payment's events, result and key are durable.
             await self._records.sync()
@@ -423,9 +430,29 @@ class PaymentDesk:
                 extra={"payment_id": ctx.payment_id},
                 root_path=self._root_path,
             )
+            await self._answered(ctx, merchant, UNRECORDED, taken)
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
-        self._metrics.observe_payment(result.status.value, time.perf_counter() - started)
+        await self._answered(ctx, merchant, result.status.value, taken)
         return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
+
+    async def _answered(
+        self, ctx: CoreRequestContext, merchant: MerchantConfig, status: str, taken: float
+    ) -> None:
+        """The payment's answer is ready: it counts in ``payorch_payments_total`` under ``status``
+        (its result's, or :data:`UNRECORDED` for a 500), its latency, from the request in hand to
+        this answer, goes into ``payorch_payment_latency_seconds``, and past the merchant's
+        ``latency_slo_ms`` it is a ``payment/latency-slo`` violation. One figure for both: the
+        engine's own time left out the parsing and the commit the answer waits for, so a merchant
+        answered in 900 ms against an objective of 800 ms could see the histogram over it and no
+        violation. Recorded after the answer's commit, it delays no answer."""
+        self._metrics.count_payment(status)
+        seconds = time.perf_counter() - taken
+        self._metrics.observe_payment(status, seconds)
+        objective = merchant.latency_slo_ms
+        if objective is not None and seconds * 1000 > objective:
+            message = f"payment answered in {seconds * 1000:.0f} ms, objective {objective} ms"
+            with contextlib.suppress(StoreError):  # a stopped store: the answer is what matters
+                await self._monitor.violated(ctx, LATENCY_SLO, message)
 
     async def _not_sent(self, ctx: CoreRequestContext) -> PaymentAnswer:
         """The answer to a payment the disk stopped before its first charge was sent: as a busy

@@ -285,13 +285,14 @@ class SlowSink(InMemorySink):
         await super().emit(event)
 
 
-async def test_a_slow_payment_breaks_the_latency_objective() -> None:
-    fast = rig(processors(), merchant(latency_slo_ms=1))
-    await fast.service.pay(request(10_000))
-    assert "payment/latency-slo" not in fast.sink.contract_ids()
+async def test_the_engine_leaves_the_latency_objective_to_the_answer() -> None:
+    # A merchant waits for the answer, parsing and commit included, which only the API sees
+    # (tests/ingest/api/test_latency_objective.py): the engine's own time, checked here too, would
+    # record a second violation, or one the answer did not break.
     slow = rig(processors(), merchant(latency_slo_ms=1), sink_factory=SlowSink)
-    await slow.service.pay(request(10_000))
-    assert "payment/latency-slo" in slow.sink.contract_ids()
+    result = await slow.service.pay(request(10_000))
+    assert result.status is PaymentStatus.SUCCEEDED
+    assert "payment/latency-slo" not in slow.sink.contract_ids()
 
 
 async def test_an_unsettled_timeout_that_charged_is_voided_and_never_cascaded() -> None:

@@ -557,6 +557,30 @@ async def test_the_headers_of_a_replayed_500_are_those_the_openapi_document_name
     assert {"Idempotent-Replayed", "Request-Id"} <= set(described)
 
 
+async def test_a_payment_answered_500_counts_once_as_error(tmp_path: Path) -> None:
+    # Its result could not be saved: it was counted nowhere, so payorch_payments_total fell short
+    # of the payments answered (payorch_http_responses_total counted the 500).
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, records=FailingRecords())
+    application = create_app(settings)
+    headers = [ACME, JSON, (b"idempotency-key", b"order-19")]
+    async with application.router.lifespan_context(application):
+        first = await call(application, "POST", "/v1/payments", headers, body_of(b'{"amount": 500}'))
+        again = await call(application, "POST", "/v1/payments", headers, body_of(b'{"amount": 500}'))
+        scraped = await call(application, "GET", "/metrics", [], body_of(b""))
+    samples = {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+    }
+
+    assert (first.status, again.headers["idempotent-replayed"]) == (500, "true")
+    # Once (the replay counts as a replay), as answered: not the success it was never told.
+    counted = {labels: value for (name, labels), value in samples.items() if name == "payorch_payments_total"}
+    assert counted == {(("status", "error"),): 1}
+    assert samples["payorch_payment_latency_seconds_count", (("status", "error"),)] == 1
+    assert samples["payorch_idempotent_replays_total", ()] == 1
+
+
 async def test_validation_issues_and_outcomes_are_counted(app: object) -> None:
     await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "1,000", "currency": "usd"}'))
     await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "nope"}'))

@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parents[3]
 WORKER = """
 import sys
 from ingest.api.metrics import ApiMetrics
-metrics = ApiMetrics([0.3])
+metrics = ApiMetrics(timeouts_s=[0.3])
 for _ in range(int(sys.argv[1])):
     metrics.count_payment("succeeded")
 metrics.count_attempt("stripe_sim", "card", "succeeded", 0.2)

@@ -15,6 +15,7 @@ from typing import TypeVar
 import duckdb
 import pytest
 import pytest_asyncio
+from prometheus_client.parser import text_string_to_metric_families
 
 from engine.ledger import LedgerEntry
 from engine.types import PaymentId, ProcessorId
@@ -114,6 +115,12 @@ async def test_a_payment_whose_outcome_the_disk_refused_is_not_said_to_be_proces
 
         records.sync = refused_then_sync
         answer = await pay(app, key="order-1")
+        counted = {
+            sample.labels["status"]: sample.value
+            for family in text_string_to_metric_families(parts.metrics.render().decode())
+            for sample in family.samples
+            if sample.name == "payorch_payments_total"
+        }
 
     problem = answer.json()
     detail = str(problem["detail"])
@@ -122,6 +129,8 @@ async def test_a_payment_whose_outcome_the_disk_refused_is_not_said_to_be_proces
     assert "processed" not in detail
     assert "same Idempotency-Key" in detail and "new key" in detail
     assert str(problem["payment_id"]).startswith("pay_")
+    # Counted as answered, not as the success its next start may settle as failed.
+    assert counted == {"error": 1}
 
 
 async def test_a_payment_whose_first_attempt_the_disk_refused_is_503_nothing_charged_and_its_key_pays_once(

@@ -115,6 +115,11 @@ def _field_error(error: Mapping[str, Any]) -> FieldError:
     location = tuple(error.get("loc", ()))
     code = str(error.get("type", "invalid"))
     message = str(error.get("msg", "is invalid"))
+    raised = (error.get("ctx") or {}).get("error")
+    if code == "value_error" and isinstance(raised, ValueError):
+        # payorch's own validators' words (``limit``, ``from``, ``received_at``), without the
+        # "Value error, " pydantic puts before them: a message is what the field must be.
+        message = str(raised)
     if location == ("body",) and code == _NOT_AN_OBJECT:
         message = "the body must be a JSON object, sent with Content-Type: application/json"
     if code == "json_invalid":  # its location is ("body", offset): the whole body is at fault

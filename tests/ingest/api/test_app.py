@@ -1367,3 +1367,27 @@ async def test_a_transfer_coding_besides_chunked_is_501(app: object, method: str
     assert refused.status == 501, refused.body
     assert refused.json()["code"] == "transfer_coding_not_supported"
     assert plain.status != 501
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "key", "body"),
+    [
+        ("GET", "/v1/violations?limit=abc", ADMIN, b""),
+        ("GET", "/v1/violations?from=yesterday", ADMIN, b""),
+        ("GET", "/v1/analytics/events?to=1764547200", ADMIN, b""),
+        ("GET", "/v1/complaints?limit=%2B1", ACME, b""),
+        ("GET", "/v1/reports/retrospective?from=2026-13-01", ADMIN, b""),
+        ("POST", "/v1/complaints", ACME, b'{"category": "timeout", "received_at": 1764547200}'),
+    ],
+)
+async def test_a_value_a_validator_refuses_is_told_in_its_own_words(
+    app: object, method: str, path: str, key: tuple[bytes, bytes], body: bytes
+) -> None:
+    answer = await call(app, method, path, [key, JSON], body_of(body))
+
+    assert answer.status == 422, answer.body
+    errors: Any = answer.json()["errors"]
+    assert [error["code"] for error in errors] == ["value_error"]
+    message = errors[0]["message"]
+    assert "must be " in message
+    assert "error" not in message.lower(), message  # pydantic's "Value error, " before its words

@@ -22,6 +22,10 @@ answer is not all taken ``max_s`` after the read took its place (``store.admin_r
 place for as long as it stayed connected, and every other admin read was 503 meanwhile. Cut, the
 answer ends without its last chunk (the client sees a body cut short, never one that looks
 whole), the connection is reset (``payorch serve``), and a WARNING says which rule cut it.
+
+A ``HEAD`` of an admin read (:func:`is_head`) reads nothing and takes no place: it is answered
+with the headers alone (:func:`headers_only`). It sorted the window, took a place and encoded
+every row, all of it thrown away.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from starlette.types import Message, Send
+from starlette.responses import Response
+from starlette.types import Message, Scope, Send
 
 from engine.config import StoreConfig
 from ingest.api.problems import ApiProblem
@@ -43,12 +48,28 @@ logger = logging.getLogger("payorch.api")
 #: Set in ``scope["state"]`` when a streamed answer is cut short: ``payorch serve``'s connection
 #: (``payorch.http_guard``) is then reset, not closed after sending what it still holds.
 CUT_SHORT_KEY = "payorch.cut_short"
+#: Set in ``scope["state"]`` by the front for a ``HEAD``, which the routes see as a ``GET``.
+HEAD_KEY = "payorch.head"
 #: Seconds a refused reader is told to wait: a read of a 14-day window takes a few.
 RETRY_AFTER_S = 2
 #: A streamed answer is handed to the server in pieces of at most this many bytes, each awaited
 #: under the idle deadline. A whole batch (6 MB of JSON for 16,384 events) would have to be taken
 #: within ``idle_s``; a piece is what a client taking 10 KB a second takes in that time.
 PIECE_BYTES = 256 * 1024
+
+
+def is_head(scope: Scope) -> bool:
+    """Whether the request is a ``HEAD``: its route sees a ``GET``, whose body the front drops."""
+    return bool(scope.get("state", {}).get(HEAD_KEY, False))
+
+
+def headers_only(media_type: str) -> Response:
+    """The answer to a ``HEAD`` of an admin read: its type, and no length (the ``GET`` streams its
+    body, or has to make it to know it; RFC 9110 section 9.3.2 lets a ``HEAD`` leave out what
+    only making the body tells)."""
+    response = Response(media_type=media_type)
+    del response.headers["content-length"]
+    return response
 
 
 class AdminReadCutError(IngestError):

@@ -22,11 +22,18 @@ import duckdb
 import orjson
 import polars as pl
 import pyarrow as pa
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from ingest.api.admin_reads import CUT_SHORT_KEY, AdminReadCutError, AdminReadGate, Pace
+from ingest.api.admin_reads import (
+    CUT_SHORT_KEY,
+    AdminReadCutError,
+    AdminReadGate,
+    Pace,
+    headers_only,
+    is_head,
+)
 from ingest.api.guards import ADMIN_ONLY, Since, Until
 from ingest.api.parts import Parts
 from ingest.api.problems import ApiProblem, FieldError
@@ -104,17 +111,27 @@ BATCH_ROWS = 16_384
 
 
 async def table_answer(
-    writer: Writer | None, source: Input, window: Window, output: TableFormat, gate: AdminReadGate
+    writer: Writer | None,
+    source: Input,
+    window: Window,
+    output: TableFormat,
+    gate: AdminReadGate,
+    *,
+    head: bool = False,
 ) -> Response:
     """``source``'s rows in ``window``, streamed as ``{name: [rows]}`` or an Arrow IPC stream, one
     batch of rows at a time (bounded memory, whatever the window holds); 503 without a store, or
     while ``gate`` has no place for one more read (``ingest.api.admin_reads``). The answer is cut
-    short when its client takes it slower than ``gate.pace`` allows."""
+    short when its client takes it slower than ``gate.pace`` allows. For a ``head`` request, the
+    headers alone: nothing is read."""
     if writer is None:
         raise ApiProblem(
             "service_unavailable",
             "This process runs without the event store (durable off): there is nothing to read.",
         )
+    media_type = ARROW_STREAM if output == "arrow" else "application/json"
+    if head:
+        return headers_only(media_type)
     leave = gate.enter()
     cut_at = asyncio.get_running_loop().time() + gate.pace.max_s
     try:
@@ -129,7 +146,6 @@ async def table_answer(
         leave()
         raise
     encode = arrow_chunks(reader.schema) if output == "arrow" else json_chunks(source.name)
-    media_type = ARROW_STREAM if output == "arrow" else "application/json"
     held = Held(cursor, reader, leave)
     return ClosingStream(_stream(held, encode), held, (gate.pace, cut_at), media_type=media_type)
 
@@ -393,9 +409,12 @@ def add_analytics_route(
 ) -> None:
     """Route ``GET /v1/analytics/{table.name}`` (admin keys only) to :func:`table_answer`."""
 
-    async def answer(since: Since = None, until: Until = None, output: Format = "json") -> Response:
+    async def answer(
+        request: Request, since: Since = None, until: Until = None, output: Format = "json"
+    ) -> Response:
         window = window_between(since, until, parts.clock.now())
-        return await table_answer(parts.writer, table.source, window, output, parts.admin_reads)
+        head = is_head(request.scope)
+        return await table_answer(parts.writer, table.source, window, output, parts.admin_reads, head=head)
 
     app.get(
         f"/v1/analytics/{table.name}",

@@ -22,6 +22,7 @@ from starlette.responses import HTMLResponse, Response
 
 from engine.errors import PayorchError
 from engine.types import PaymentId
+from ingest.api.admin_reads import is_head
 from ingest.api.analytics_reads import ANALYTICS_TABLES, add_analytics_route, bounds, window_between
 from ingest.api.auth import Principal
 from ingest.api.complaint_routes import install_complaint_routes
@@ -312,7 +313,12 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         if output is None:
             output = negotiated_format(request.headers.get("accept"))
         return await report_answer(
-            parts.writer, parts.settings.report_renderer, window, output, parts.admin_reads
+            parts.writer,
+            parts.settings.report_renderer,
+            window,
+            output,
+            parts.admin_reads,
+            head=is_head(request.scope),
         )
 
     @app.get(

@@ -28,6 +28,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from engine.config import MerchantConfig
 from engine.stepping import first_step
 from engine.types import RequestId
+from ingest.api.admin_reads import HEAD_KEY
 from ingest.api.auth import Principal
 from ingest.api.json_bodies import JSON_ROUTES, unreadable_body
 from ingest.api.metrics import HTTP_METHODS
@@ -364,6 +365,7 @@ class Front:
         if head:
             # HEAD is GET without the body (RFC 9110 section 9.3.2), on every GET route.
             scope = {**scope, "method": "GET"}
+            state[HEAD_KEY] = True
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

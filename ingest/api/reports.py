@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 import duckdb
 from starlette.responses import Response
 
-from ingest.api.admin_reads import AdminReadGate
+from ingest.api.admin_reads import AdminReadGate, headers_only
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.store import reads
 from ingest.store.reads import ReportTables, Window
@@ -81,10 +81,13 @@ async def report_answer(
     window: Window,
     output: AskedFormat,
     gate: AdminReadGate,
+    *,
+    head: bool = False,
 ) -> Response:
     """The retrospective of ``window``; 422 for an empty one or a form not built yet, 503 without a
     store or a renderer, or while ``gate`` has no place for one more read (it reads and renders
-    every violation and complaint of the window: ``ingest.api.admin_reads``)."""
+    every violation and complaint of the window: ``ingest.api.admin_reads``). For a ``head``
+    request, the headers alone: nothing is read or rendered."""
     if output == "md" or output == "html":  # noqa: PLR1714 - equality narrows the Literal for mypy
         raise ApiProblem(
             "validation_failed",
@@ -107,6 +110,9 @@ async def report_answer(
             "service_unavailable",
             "This process was started without a report renderer (payorch serve has one).",
         )
+
+    if head:
+        return headers_only(MEDIA_TYPES[output])
 
     def read(connection: duckdb.DuckDBPyConnection) -> ReportTables:
         return reads.report_tables(connection, window)

@@ -19,7 +19,7 @@ from starlette.types import Message
 
 from engine.config import StoreConfig
 from ingest.api.admin_reads import PIECE_BYTES, Pace, default_limit
-from ingest.api.analytics_reads import BATCH_ROWS, json_chunks, json_rows
+from ingest.api.analytics_reads import ARROW_STREAM, BATCH_ROWS, json_chunks, json_rows
 from ingest.store.reads import EVENTS, ReportTables, Window, window_reader
 from ingest.store.writer import Write, Writer
 from tests.ingest.store.test_analytics_api import ACME, ADMIN, client
@@ -380,3 +380,48 @@ async def test_closing_a_window_reader_lets_duckdbs_sort_go_whoever_still_holds_
 
     assert reading - before > 20, (before, reading)  # the sort of the window
     assert closed - before < (reading - before) / 4, (before, reading, closed)
+
+
+class _CountingRenderer:
+    """A renderer that counts the reports it makes."""
+
+    def __init__(self) -> None:
+        self.made = 0
+
+    def __call__(self, tables: ReportTables, window: Window, output: str) -> bytes:
+        self.made += 1
+        return b"window: {}\n"
+
+
+async def test_a_head_of_an_admin_read_reads_nothing(tmp_path: Path) -> None:
+    """A HEAD of an analytics table or of the report was the GET with its body thrown away: it
+    sorted the window, took an admin read's place and encoded (or rendered) it all. It now
+    answers the headers alone, with every place taken, after the same checks as the GET."""
+    renderer = _CountingRenderer()
+    async with running(tmp_path, admin_reads=1, report_renderer=renderer) as app, client(app) as http:
+        await pay(app)
+        leave = app.state.parts.admin_reads.enter()  # type: ignore[attr-defined]  # every place taken
+        heads = {
+            (path, output): await http.head(path, params={"format": output}, headers=ADMIN)
+            for path, outputs in (
+                ("/v1/analytics/events", ("json", "arrow")),
+                ("/v1/analytics/violations", ("json", "arrow")),
+                ("/v1/analytics/complaints", ("json", "arrow")),
+                ("/v1/reports/retrospective", ("yaml", "json")),
+            )
+            for output in outputs
+        }
+        get = await http.get("/v1/analytics/events", headers=ADMIN)
+        merchant = await http.head("/v1/analytics/events", headers=ACME)
+        backwards = await http.head("/v1/analytics/events?from=2026-11-02&to=2026-11-01", headers=ADMIN)
+        leave()
+
+    media_types = {"json": "application/json", "arrow": ARROW_STREAM, "yaml": "application/yaml"}
+    for (path, output), head in heads.items():
+        assert head.status_code == 200, (path, output, head.status_code)
+        assert head.headers["content-type"].startswith(media_types[output])
+        assert head.content == b""
+        assert "content-length" not in head.headers  # the body's length is not known unmade
+    assert renderer.made == 0
+    assert get.status_code == 503  # a GET would have read: no place for it
+    assert (merchant.status_code, backwards.status_code) == (403, 422)

@@ -417,12 +417,15 @@ class Front:
         once the key is known (a 401 first, as for every other refusal of the route)."""
         authorization: str | None = None
         coding: str | None = None
+        content_type: str | None = None
         for name, value in headers:
             if name == b"authorization" and authorization is None:
                 authorization = value.decode("latin-1")
+            elif name == b"content-type" and content_type is None:
+                content_type = value.decode("latin-1")
             elif name == b"content-encoding":  # a list header: every line counts
                 coding = value.decode("latin-1") if coding is None else f"{coding}, {value.decode('latin-1')}"
-        problem = unreadable_body(body, coding)
+        problem = unreadable_body(body, coding, content_type)
         if problem is not None:
             known(self.parts.keys.authenticate(authorization), authorization)
             raise problem

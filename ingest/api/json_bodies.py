@@ -10,14 +10,18 @@ reason as a ``body`` issue, ``unsupported_content_encoding`` or ``invalid_encodi
 from __future__ import annotations
 
 from ingest.api.problems import ApiProblem, FieldError
+from ingest.parsing.body import not_utf8, utf8_text
 
 #: The routes whose body FastAPI reads as JSON: (method, path).
 JSON_ROUTES = frozenset({("POST", "/v1/complaints")})
 
 
-def unreadable_body(body: bytes, content_encoding: str | None) -> ApiProblem | None:
+def unreadable_body(
+    body: bytes, content_encoding: str | None, content_type: str | None = None
+) -> ApiProblem | None:
     """The 422 for a body a JSON route cannot read, or ``None``. ``content_encoding`` is the
-    ``Content-Encoding`` header, its repeated lines joined with ", " (``None`` when absent)."""
+    ``Content-Encoding`` header, its repeated lines joined with ", " (``None`` when absent);
+    ``content_type`` the ``Content-Type``, whose charset the refusal names."""
     codings = [name.strip() for name in (content_encoding or "").split(",")]
     coded = [name for name in codings if name and name.lower() != "identity"]
     if coded:
@@ -27,11 +31,8 @@ def unreadable_body(body: bytes, content_encoding: str | None) -> ApiProblem | N
             "Content-Encoding (or with identity)"
         )
         return _unreadable("unsupported_content_encoding", message)
-    try:
-        body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        message = f"the body is not UTF-8 text: byte {body[exc.start]:#04x} at position {exc.start}"
-        return _unreadable("invalid_encoding", message)
+    if utf8_text(body, content_type) is None:
+        return _unreadable("invalid_encoding", not_utf8(body, content_type))
     return None
 
 

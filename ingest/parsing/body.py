@@ -7,8 +7,11 @@ Rules (every issue here is on field ``body``):
   ``unsupported_content_encoding``, before the bytes are looked at: they are not the body's
   text, and the API does not decompress (a small compressed body can expand past any limit).
 - An empty or whitespace-only body: error ``empty_body``. Bytes that are not UTF-8: error
-  ``invalid_encoding`` (a declared charset is not honoured: the API speaks UTF-8 only). A leading
-  UTF-8 byte order mark is dropped with warning ``byte_order_mark``.
+  ``invalid_encoding`` (a declared charset is not honoured: the API speaks UTF-8 only, as RFC 8259
+  has JSON exchanged). A body declared in another charset (``charset=utf-16``) is refused so too
+  when it is not UTF-8 or holds NUL bytes (UTF-16 or UTF-32 text of ASCII letters is valid UTF-8
+  full of NULs), and the message names the charset declared. A leading UTF-8 byte order mark is
+  dropped with warning ``byte_order_mark``.
 - ``application/json``, ``text/json`` or any ``+json`` type: JSON. Invalid JSON (including
   nesting that exhausts the recursion limit, or nesting deeper than ``MAX_DEPTH``): error
   ``invalid_json``. JSON that is not an object: error ``not_an_object``.
@@ -237,6 +240,54 @@ def _not_utf8(text: str) -> ValidationIssue:
     return error(BODY, "invalid_encoding", "the form fields are not UTF-8 text once percent-decoded", text)
 
 
+#: Charsets whose text a UTF-8 reader reads as written.
+_UTF8_READABLE = frozenset({"utf-8", "utf8", "us-ascii", "ascii"})
+
+
+def declared_charset(content_type: str | None) -> str | None:
+    """The ``charset`` a content type declares, when it is one UTF-8 does not read as written
+    (``utf-16``, ``iso-8859-1``); ``None`` without one, or for UTF-8 or ASCII."""
+    if content_type is None or ";" not in content_type:
+        return None
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').strip()
+            return None if charset.lower() in _UTF8_READABLE else charset
+    return None
+
+
+def utf8_text(body: bytes, content_type: str | None) -> str | None:
+    """``body`` as text, or ``None`` when it is not UTF-8 (:func:`not_utf8` says why): its bytes
+    are not, or it is declared in another charset and holds NUL bytes, as UTF-16 text does."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text and declared_charset(content_type) is not None:
+        return None
+    return text
+
+
+def not_utf8(body: bytes, content_type: str | None) -> str:
+    """Why :func:`utf8_text` could not read ``body``, naming the charset declared: the bytes
+    alone ("byte 0xff at position 0") left a client that sent ``charset=utf-16`` guessing."""
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        why = f"byte {body[exc.start]:#04x} at position {exc.start}"
+    else:
+        why = f"NUL byte at position {body.index(0)}"
+    message = f"the body is not UTF-8 text: {why}"
+    charset = declared_charset(content_type)
+    if charset is None:
+        return message
+    return (
+        f"{message}; it is declared charset={quote(charset)}, which the API does not read: send "
+        "the body in UTF-8 (charset=utf-8, or no charset)"
+    )
+
+
 def _shown(content_type: str | None) -> str:
     return "no content type" if content_type is None else f"content type {quote(content_type)}"
 
@@ -299,12 +350,10 @@ def decode_body(body: bytes, content_type: str | None, content_encoding: str | N
         return DecodedBody(None, (error(BODY, "unsupported_content_encoding", message, content_encoding),))
     if not body.strip():
         return DecodedBody(None, (error(BODY, "empty_body", "the body is empty", None),))
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        message = f"the body is not UTF-8 text: byte {body[exc.start]:#04x} at position {exc.start}"
+    text = utf8_text(body, content_type)
+    if text is None:
         raw = body.decode("utf-8", errors="backslashreplace")
-        return DecodedBody(None, (error(BODY, "invalid_encoding", message, raw),))
+        return DecodedBody(None, (error(BODY, "invalid_encoding", not_utf8(body, content_type), raw),))
     notes: tuple[ValidationIssue, ...] = ()
     if text.startswith(_BYTE_ORDER_MARK):
         text = text[len(_BYTE_ORDER_MARK) :]

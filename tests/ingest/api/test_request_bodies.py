@@ -45,3 +45,17 @@ async def test_an_unreadable_complaint_body_without_a_key_is_401(app: object) ->
     answer = await call(app, "POST", "/v1/complaints", [JSON], body_of(COMPLAINT.encode("latin-1")))
 
     assert answer.status == 401
+
+
+async def test_a_body_declared_in_another_charset_is_told_so_on_either_route(app: object) -> None:
+    declared = [ACME, (b"content-type", b"application/json; charset=utf-16")]
+    complaint = await call(app, "POST", "/v1/complaints", declared, body_of(COMPLAINT.encode("utf-16")))
+    payment = await call(
+        app, "POST", "/v1/payments", declared, body_of(b'{"amount": 1250}'.decode().encode("utf-16"))
+    )
+
+    for answer in (complaint, payment):
+        assert answer.status == 422, answer.body
+        document = answer.json()
+        assert issues(document) == [("body", "invalid_encoding")]
+        assert 'declared charset="utf-16"' in str(document["errors"])

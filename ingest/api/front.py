@@ -30,7 +30,7 @@ from engine.stepping import first_step
 from engine.types import RequestId
 from ingest.api.admin_reads import HEAD_KEY
 from ingest.api.auth import Principal
-from ingest.api.json_bodies import JSON_ROUTES, unreadable_body
+from ingest.api.json_bodies import JSON_ROUTES, json_labelled, unreadable_body
 from ingest.api.metrics import HTTP_METHODS
 from ingest.api.parts import Parts
 from ingest.api.payments import CUT_SHORT, new_id
@@ -385,6 +385,9 @@ class Front:
                 body = await read_body(receive, self.limit, timeout_s)
                 if (scope["method"], route_path(scope)) in JSON_ROUTES:
                     self._check_json_body(scope["headers"], body)
+                    labelled = json_labelled(scope["headers"], body)
+                    if labelled is not None:
+                        scope = {**scope, "headers": labelled}
                 receive = _replaying(body, receive)
         except ApiProblem as problem:
             answer = _problem_answer(problem, request_id, self.root_path)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import gzip
 
+import pytest
+
 from tests.ingest.api.test_app import ACME, JSON, app, body_of, call
 
 __all__ = ["app"]  # the fixture, for the tests below
@@ -59,3 +61,39 @@ async def test_a_body_declared_in_another_charset_is_told_so_on_either_route(app
         document = answer.json()
         assert issues(document) == [("body", "invalid_encoding")]
         assert 'declared charset="utf-16"' in str(document["errors"])
+
+
+@pytest.mark.parametrize(
+    "label",
+    [
+        None,
+        b"text/plain",
+        b"application/x-www-form-urlencoded",
+        b"multipart/form-data",
+        b"text/json",
+        b"nonsense",
+    ],
+)
+async def test_a_complaint_that_is_a_json_object_is_taken_whatever_its_label(
+    app: object, label: bytes | None
+) -> None:
+    """As a payment is (PRODUCT.md section 5): a complaint sent without a Content-Type (curl's
+    --data-binary), or under curl -d's form type, was 422 "the body must be a JSON object"."""
+    headers = [ACME] if label is None else [ACME, (b"content-type", label)]
+    filed = await call(app, "POST", "/v1/complaints", headers, body_of(b"\xef\xbb\xbf " + COMPLAINT.encode()))
+
+    assert filed.status == 201, filed.body
+    assert filed.json()["complaint_id"] == "c-1"
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [(b"complaint_id=c-1&category=timeout", "model_attributes_type"), (b"{nope", "json_invalid")],
+)
+async def test_a_complaint_that_is_not_a_json_object_is_still_told_what_to_send(
+    app: object, body: bytes, code: str
+) -> None:
+    refused = await call(app, "POST", "/v1/complaints", [ACME], body_of(body))
+
+    assert refused.status == 422, refused.body
+    assert issues(refused.json()) == [("body", code)]

@@ -176,7 +176,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     )
     async def create_payment(request: Request) -> Response:
         """Orchestrate a payment. Any orchestrated outcome (succeeded, partially succeeded,
-        failed) is 200 with a CompositeResult; 422 means nothing was charged."""
+        failed) is 200 with a CompositeResult; 422 means nothing was charged. The fields are
+        read from the body only: a query parameter is 422 `unknown_parameter`."""
         # The front answers this route itself (see ingest.api.front); this is the same answer for
         # a request that reaches the router.
         request_headers = request.headers
@@ -186,7 +187,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             request_headers.get("content-type"),
             ", ".join(request_headers.getlist("content-encoding")) or None,
         )
-        answer = await payment_answer(parts, headers, request.receive, request_id_of(request))
+        query: bytes = request.scope.get("query_string", b"")
+        answer = await payment_answer(parts, headers, request.receive, request_id_of(request), query)
         response = Response(answer.body, status_code=answer.status)
         response.raw_headers = answer.headers
         return response

@@ -104,9 +104,10 @@ class Answer(NamedTuple):
 
 
 async def payment_answer(
-    parts: Parts, headers: PaymentHeaders, receive: Receive, request_id: RequestId
+    parts: Parts, headers: PaymentHeaders, receive: Receive, request_id: RequestId, query: bytes = b""
 ) -> Answer:
     """The answer to one ``POST /v1/payments``; raises :class:`ApiProblem` for a refusal.
+    ``query`` is its query string, which refuses it when it holds a parameter (422).
 
     Orchestrated outcomes (succeeded, partially succeeded, failed) are 200 with a CompositeResult;
     a refusal charges nothing.
@@ -121,7 +122,13 @@ async def payment_answer(
     settings = parts.settings
     body = await read_body(receive, settings.max_body_bytes, settings.body_timeout_s)
     answer = await parts.desk.take(
-        merchant, body, headers.content_type, key, request_id, content_encoding=headers.content_encoding
+        merchant,
+        body,
+        headers.content_type,
+        key,
+        request_id,
+        content_encoding=headers.content_encoding,
+        query=query,
     )
     response = answer.response
     raw = [
@@ -472,7 +479,9 @@ class Front:
             if problem is not None:
                 raise problem
             headers = PaymentHeaders(authorization, idempotency_key, content_type, content_encoding)
-            answer = await payment_answer(self.parts, headers, receive, request_id)
+            answer = await payment_answer(
+                self.parts, headers, receive, request_id, scope.get("query_string", b"")
+            )
         except asyncio.CancelledError:
             # The server is stopping without waiting for this payment (a second Ctrl-C): say so
             # as a problem, not the server's bare 500, before the cancellation goes on.

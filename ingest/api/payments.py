@@ -4,7 +4,8 @@ The order matters for money:
 
 1. The body is parsed into a context or issues. A refused request (422, or 403 for another
    merchant's id) is recorded (``PaymentReceived`` with ``accepted=False`` and an
-   ``api/validation`` violation) and charges nothing.
+   ``api/validation`` violation) and charges nothing. A query parameter is such a refusal too:
+   the fields are read from the body only, as Stripe reads a POST's.
 2. An idempotency key (header, else body) is claimed for the merchant before anything is charged.
    A repeat replays the stored answer, one in flight is 409, one with another body is 422.
 3. A merchant with ``max_in_flight`` payments running is refused 429 ``rate_limited`` (nothing
@@ -27,6 +28,7 @@ import secrets
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from urllib.parse import parse_qsl
 
 from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
@@ -54,6 +56,7 @@ from ingest.api.problems import ApiProblem, FieldError, problem_document
 from ingest.api.timing import CURRENT, Stopwatch, server_timing
 from ingest.codec.result_json import composite_result_to_json, refusal_to_json
 from ingest.parsing import ParsedRequest, parse_payment_request
+from ingest.parsing.issues import error, field_name
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import Records
 from ingest.store.records import ChargeNotSentError
@@ -129,6 +132,32 @@ def _refused_by_policy(parsed: ParsedRequest, decision: PolicyDecision) -> Parse
         severity=IssueSeverity.ERROR,
     )
     return replace(parsed, context=None, issues=(*parsed.issues, issue))
+
+
+def _refused_for_query(parsed: ParsedRequest, query: bytes) -> ParsedRequest:
+    """``parsed`` refused for the parameters of ``query``, each an ``unknown_parameter`` issue.
+
+    ``POST /v1/payments?amount=999999`` charged the body's amount and said nothing: a client that
+    put a field in the query (or the whole request, as some HTTP libraries do with ``params=``)
+    had it silently ignored. Stripe reads a POST's parameters from its body only, and payorch
+    refuses a query parameter a GET does not take (422 ``unknown_parameter``); so a POST's query
+    is refused, recorded as any refusal, nothing charged. A query with no parameter in it (``?``,
+    ``?&``) is nothing to ignore."""
+    if not query:
+        return parsed
+    names = dict.fromkeys(name for name, _ in parse_qsl(query.decode("latin-1"), keep_blank_values=True))
+    if not names:
+        return parsed
+    message = (
+        "is a query parameter, and a payment's fields are read from the body only (JSON or form "
+        "fields): send it in the body"
+    )
+    raw = query.decode("latin-1")
+    found = tuple(
+        error(field_name(name) if name else "query", "unknown_parameter", message, raw)
+        for name in list(names)[:20]
+    )
+    return replace(parsed, context=None, issues=(*parsed.issues, *found))
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +243,13 @@ class PaymentDesk:
         request_id: RequestId,
         *,
         content_encoding: str | None = None,
+        query: bytes = b"",
     ) -> PaymentAnswer:
         """The answer to one ``POST /v1/payments``; raises :class:`ApiProblem` for a refusal.
 
         ``content_encoding`` is the ``Content-Encoding`` header: the parser refuses any coding
-        but ``identity``, as it refuses a body it cannot read (422)."""
+        but ``identity``, as it refuses a body it cannot read (422). ``query`` is the request's
+        query string: any parameter in it refuses the request (422 ``unknown_parameter``)."""
         started = time.perf_counter()  # the answer's latency, as the merchant sees it, runs from here
         payment_id = PaymentId(new_id("pay"))
         fingerprints = (body_fingerprint(body, content_type), earlier_fingerprint(body, content_type))
@@ -239,14 +270,17 @@ class PaymentDesk:
             self._enter(merchant)
             entered = True
             self._admit(merchant_id)
-            parsed = parse_payment_request(
-                body,
-                content_type,
-                merchant=merchant,
-                request_id=request_id,
-                payment_id=payment_id,
-                idempotency_key=idempotency_key,
-                content_encoding=content_encoding,
+            parsed = _refused_for_query(
+                parse_payment_request(
+                    body,
+                    content_type,
+                    merchant=merchant,
+                    request_id=request_id,
+                    payment_id=payment_id,
+                    idempotency_key=idempotency_key,
+                    content_encoding=content_encoding,
+                ),
+                query,
             )
             if parsed.context is None:
                 await self._refuse(merchant, parsed, request_id, payment_id)

@@ -1391,3 +1391,32 @@ async def test_a_value_a_validator_refuses_is_told_in_its_own_words(
     message = errors[0]["message"]
     assert "must be " in message
     assert "error" not in message.lower(), message  # pydantic's "Value error, " before its words
+
+
+async def test_a_payment_with_a_query_parameter_is_refused_and_charges_nothing(app: object) -> None:
+    """``POST /v1/payments?amount=999999`` charged the body's 1250 and said nothing: the query was
+    ignored. As Stripe, a POST's parameters are read from its body only: the request is refused
+    (recorded as any refusal), its key stays free, and a key's stored answer still replays first."""
+    keyed = [ACME, JSON, (b"idempotency-key", b"order-77")]
+    body = b'{"amount": 1250, "currency": "USD"}'
+    refused = await call(app, "POST", "/v1/payments?amount=999999&note", keyed, body_of(body))
+    keyless = await call(app, "POST", "/v1/payments?amount=999999", [JSON], body_of(body))
+    stored = await call(app, "GET", f"/v1/payments/{refused.json()['payment_id']}", [ACME], body_of(b""))
+    paid = await call(app, "POST", "/v1/payments", keyed, body_of(body))
+    replayed = await call(app, "POST", "/v1/payments?amount=999999", keyed, body_of(body))
+    empty = await call(app, "POST", "/v1/payments?", [ACME, JSON], body_of(body))
+
+    assert refused.status == 422, refused.body
+    listed: Any = refused.json()["errors"]
+    errors = [e for e in listed if e["severity"] == "error"]
+    assert [(e["field"], e["code"]) for e in errors] == [
+        ("amount", "unknown_parameter"),
+        ("note", "unknown_parameter"),
+    ]
+    assert "read from the body only" in errors[0]["message"]
+    assert keyless.status == 401  # the key is checked first
+    assert stored.json()["status"] == "rejected"
+    assert (paid.status, paid.json()["total_processed"]) == (200, 1250)  # the key was left free
+    assert (replayed.status, replayed.headers.get("idempotent-replayed")) == (200, "true")
+    assert replayed.body == paid.body
+    assert empty.status == 200

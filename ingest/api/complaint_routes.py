@@ -16,7 +16,7 @@ from ingest.api.analytics_reads import bounds
 from ingest.api.complaint_intake import check_payment, check_request, parsed_complaint, same_complaint
 from ingest.api.complaint_reads import complaint_json, complaint_page, find_complaint, mapping
 from ingest.api.encoding import FastJSONResponse
-from ingest.api.guards import KEYED_READS, Caller, IsoMoment, Limit
+from ingest.api.guards import KEYED_BODY, KEYED_READS, Caller, IsoMoment, Limit
 from ingest.api.openapi import problem_responses
 from ingest.api.parts import Parts
 from ingest.api.problems import ApiProblem
@@ -57,6 +57,7 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         operation_id="createComplaint",
         status_code=201,
         openapi_extra=COMPLAINT_REQUEST_BODY,
+        dependencies=KEYED_BODY,
         response_model=ComplaintOut,
         responses={
             201: {

@@ -178,9 +178,12 @@ async def _known_parameters(request: Request) -> None:
     unknown = [name for name in dict.fromkeys(given) if name not in known]
     if unknown:
         expected = ", ".join(f"`{name}`" for name in sorted(known)) or "none"
+        detail = f"This endpoint takes no such query parameter (it takes {expected})."
+        if not known and request.method == "POST":
+            detail = "This endpoint takes no query parameters: its fields are read from the body only."
         raise ApiProblem(
             "validation_failed",
-            f"This endpoint takes no such query parameter (it takes {expected}).",
+            detail,
             errors=[
                 FieldError(
                     mask_card_numbers(name)[:100], "unknown_parameter", "is not a parameter of this endpoint"
@@ -212,6 +215,9 @@ STORE_READABLE = Depends(_store_readable)
 ADMIN_ONLY = [Depends(_admin), KNOWN_PARAMETERS, STORE_READABLE]
 #: Reads with any key: the key first, 401 before 422.
 KEYED_READS = [Depends(_principal), KNOWN_PARAMETERS, STORE_READABLE]
+#: A body sent with any key (a complaint): the key first, then any query parameter is refused (a
+#: field put in the query was ignored, and the complaint stored without it).
+KEYED_BODY = [Depends(_principal), KNOWN_PARAMETERS]
 Since = Annotated[
     IsoMoment | None,
     Query(

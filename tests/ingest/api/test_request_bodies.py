@@ -97,3 +97,20 @@ async def test_a_complaint_that_is_not_a_json_object_is_still_told_what_to_send(
 
     assert refused.status == 422, refused.body
     assert issues(refused.json()) == [("body", code)]
+
+
+async def test_a_complaint_with_a_query_parameter_is_refused_not_stored_without_it(app: object) -> None:
+    """``POST /v1/complaints?payment_id=pay_1`` stored the complaint without its payment: the
+    query was ignored. As for a payment, the fields are read from the body only."""
+    refused = await call(
+        app, "POST", "/v1/complaints?payment_id=pay_1", [ACME, JSON], body_of(COMPLAINT.encode())
+    )
+    keyless = await call(app, "POST", "/v1/complaints?payment_id=pay_1", [JSON], body_of(COMPLAINT.encode()))
+    filed = await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(COMPLAINT.encode()))
+
+    assert refused.status == 422, refused.body
+    document = refused.json()
+    assert issues(document) == [("payment_id", "unknown_parameter")]
+    assert "read from the body only" in str(document["detail"])
+    assert keyless.status == 401
+    assert filed.status == 201  # the refused one was not stored

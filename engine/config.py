@@ -344,9 +344,10 @@ class StoreConfig:
     A batch of writes is committed at ``max_rows`` writes, or ``max_wait_ms`` after its first
     (0: as soon as the queue is drained; what arrives during a commit makes the next batch). New
     payments and complaints are refused (503) while more than ``admit_limit`` writes wait for the
-    disk; from ``fair_share_percent`` of that limit on, only those of a merchant holding no more
-    than its share of the work admitted (``ingest.store.shares``): one merchant's flood is refused
-    before the others' trickle (100: every merchant alike, at ``admit_limit`` only). DuckDB
+    disk or are still to come of the work let in (``ingest.store.admission``); from
+    ``fair_share_percent`` of that limit on, only those of a merchant holding no more than its
+    share of the work admitted (``ingest.store.shares``): one merchant's flood is refused before
+    the others' trickle (100: every merchant alike, at ``admit_limit`` only). DuckDB
     holds at most ``memory_limit_mb`` of memory (its buffers: cached pages, data not yet
     checkpointed, query state), spilling the rest to a temporary folder beside the database; 0
     leaves DuckDB's own limit, 80% of the machine's memory. An answered idempotency key is held

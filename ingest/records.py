@@ -22,6 +22,7 @@ from engine.results import CompositeResult
 from engine.shards import ShardedDict
 from ingest.codec.event_json import event_values, rows_json, rows_to_json
 from ingest.codec.result_json import JsonObject
+from ingest.store.admission import NOTHING_ADMITTED, Admission
 
 #: A payment's last event: its rows are encoded then.
 _LAST = frozenset({PaymentCompleted, PaymentFailed})
@@ -105,11 +106,13 @@ class Records(Protocol):
         """Return once everything recorded so far is durable (before a payment is answered)."""
         ...
 
-    def admit(self, *, over_share: bool = False) -> None:
+    def admit(self, *, over_share: bool = False, writes: int = 0) -> Admission:
         """Raise ``StoreSaturatedError`` when no new payment or complaint should be taken now (the
         writer is behind; ``StoreStoppedError``, a kind of it, once the disk stopped it; and
         ``StoreShareError`` sooner for one of a merchant holding more than its share of the
-        work admitted, ``over_share``: see ``ingest.store.shares``)."""
+        work admitted, ``over_share``: see ``ingest.store.shares``). Let in, the work counts as
+        ``writes`` still to come until it queues them or ends (``ingest.store.admission``): end
+        the admission returned when it does."""
         ...
 
     async def payment(self, payment_id: str) -> StoredPayment | None: ...
@@ -198,8 +201,9 @@ class MemoryRecords:
     async def sync(self) -> None:
         """Everything here is as durable as it will get: nothing to wait for."""
 
-    def admit(self, *, over_share: bool = False) -> None:
-        """Memory never falls behind."""
+    def admit(self, *, over_share: bool = False, writes: int = 0) -> Admission:
+        """Memory never falls behind: nothing is counted."""
+        return NOTHING_ADMITTED
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
         key = (complaint.merchant_id, complaint.complaint_id)

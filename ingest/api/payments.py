@@ -12,7 +12,9 @@ The order matters for money:
    charged, the key released), so that one merchant's flood cannot take the process from the
    others; then the writer's admission: 503 while it is behind, for a merchant holding more
    than its share of the work admitted first (``ingest.store.shares``), for every merchant once
-   it is far behind.
+   it is far behind. Let in, the payment counts as the writes it will queue until it queues
+   them or ends (``ingest.store.admission``), so a burst arriving together is let in only as far
+   as its writes fit.
 4. The payment runs in its own task, shielded from the HTTP request: a client that disconnects
    cannot cancel a payment half way (it would leave a charge without its terminal event). The
    task records the result and completes the key itself, so the answer is stored even when
@@ -59,6 +61,7 @@ from ingest.parsing import ParsedRequest, parse_payment_request
 from ingest.parsing.issues import error, field_name
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import Records
+from ingest.store.admission import Admission
 from ingest.store.records import ChargeNotSentError
 from ingest.store.shares import WriterShares
 from ingest.store.writer import StoreError, StoreSaturatedError, StoreShareError, StoreStoppedError
@@ -76,6 +79,11 @@ LATENCY_SLO = "payment/latency-slo"
 #: under its result's status, it was a success the merchant was never told of, or not counted at all;
 #: the start that settles it counts it with its status, as every payment crash recovery finishes.
 UNRECORDED = "error"
+#: The writes a payment is counted as, from its admission until it queues them: what a one-step
+#: payment under an Idempotency-Key queues over its life (its key held, PaymentReceived,
+#: PlanBuilt, StepAttempted, StepSucceeded, its ending with its result, its key answered, the
+#: commit it waits for); 6 without a key, 10 for a split in two.
+PAYMENT_WRITES = 8
 #: Warnings for optional fields left out (the merchant id, the method, the currency): the contract
 #: lets merchants omit them, so they are counted in metrics but are not ``api/validation``
 #: violations. Every other warning is a correction, and every error a refusal: both are.
@@ -265,11 +273,9 @@ class PaymentDesk:
                 return replay
             claimed = kept
         merchant_id = merchant.merchant_id
-        entered = False
+        admission: Admission | None = None  # once the payment is let in
         try:
-            self._enter(merchant)
-            entered = True
-            self._admit(merchant_id)
+            admission = self._enter(merchant)
             parsed = _refused_for_query(
                 parse_payment_request(
                     body,
@@ -296,7 +302,7 @@ class PaymentDesk:
                 kept, note = self._keeper.kept(ctx.idempotency_key)
                 replay = await self._claim(merchant, kept, fingerprints, request_id)
                 if replay is not None:
-                    self._leave(merchant_id)  # a replay runs nothing: it gives its place back
+                    self._leave(merchant_id, admission)  # a replay runs nothing: it gives its place back
                     return replay
                 claimed = kept
             if note is not None:  # a card number in the key: from here on it is kept masked
@@ -306,15 +312,15 @@ class PaymentDesk:
                 self._idempotency.hold(merchant_id, claimed)
             task = asyncio.create_task(self._run(ctx, merchant, started))
         except BaseException:
-            if entered:
-                self._leave(merchant_id)
+            if admission is not None:
+                self._leave(merchant_id, admission)
             if claimed is not None:  # a refused request keeps no key
                 await self._idempotency.release(merchant_id, claimed)
             raise
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         # The payment counts until it ends, also when its client has gone.
-        task.add_done_callback(lambda _: self._leave(merchant_id))
+        task.add_done_callback(lambda _: self._leave(merchant_id, admission))
         try:
             return await asyncio.shield(task)
         except asyncio.CancelledError:
@@ -322,8 +328,9 @@ class PaymentDesk:
             CUT_SHORT.set(CutShort(ctx.payment_id, keyed=claimed is not None))
             raise
 
-    def _enter(self, merchant: MerchantConfig) -> None:
-        """Count one more payment of ``merchant``, or 429 when it has its limit running."""
+    def _enter(self, merchant: MerchantConfig) -> Admission:
+        """Count one more payment of ``merchant`` and let it in to the writer (its admission, to
+        end with :meth:`_leave`); 429 when it has its limit running, 503 from :meth:`_admit`."""
         running = self._running.get(merchant.merchant_id, 0)
         if running >= merchant.max_in_flight:
             raise ApiProblem(
@@ -334,12 +341,19 @@ class PaymentDesk:
             )
         self._running[merchant.merchant_id] = running + 1
         self._shares.enter(merchant.merchant_id)
-
-    def _admit(self, merchant_id: MerchantId) -> None:
-        """503 while the writer is behind (sooner for a merchant past its share) or the disk
-        stopped it."""
         try:
-            self._records.admit(over_share=self._shares.over_share(merchant_id, entered=True))
+            return self._admit(merchant.merchant_id)
+        except BaseException:
+            self._leave(merchant.merchant_id, None)
+            raise
+
+    def _admit(self, merchant_id: MerchantId) -> Admission:
+        """503 while the writer is behind (sooner for a merchant past its share) or the disk
+        stopped it; else the payment's admission (end it when the payment ends)."""
+        try:
+            return self._records.admit(
+                over_share=self._shares.over_share(merchant_id, entered=True), writes=PAYMENT_WRITES
+            )
         except StoreStoppedError:
             raise ApiProblem(
                 "service_unavailable",
@@ -362,7 +376,9 @@ class PaymentDesk:
                 headers={"Retry-After": "1"},
             ) from None
 
-    def _leave(self, merchant_id: MerchantId) -> None:
+    def _leave(self, merchant_id: MerchantId, admission: Admission | None) -> None:
+        if admission is not None:  # what the payment has not queued will not come
+            admission.end()
         left = self._running[merchant_id] - 1
         if left:
             self._running[merchant_id] = left

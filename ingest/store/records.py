@@ -47,6 +47,7 @@ from ingest.codec.events import event_from_bytes, event_to_bytes
 from ingest.codec.result_json import REJECTED, JsonObject
 from ingest.records import ComplaintQuery, StoredPayment, ViolationQuery
 from ingest.store import charged_column, event_columns
+from ingest.store.admission import Admission
 from ingest.store.event_columns import PaymentTerms, stored_terms, terms_after
 from ingest.store.writer import StoreError, Table, Write, Writer
 
@@ -332,8 +333,8 @@ class DuckDBRecords:
             self._writer.submit(ending)
         await self._writer.submit_and_wait(Write(None))
 
-    def admit(self, *, over_share: bool = False) -> None:
-        self._writer.admit(over_share=over_share)
+    def admit(self, *, over_share: bool = False, writes: int = 0) -> Admission:
+        return self._writer.admit(over_share=over_share, writes=writes)
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
         def stored(connection: duckdb.DuckDBPyConnection) -> Complaint | None:

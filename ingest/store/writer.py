@@ -8,11 +8,13 @@ payments). A write submitted with :meth:`Writer.submit_and_wait` resolves once t
 it (and everything queued before it) is durable.
 
 Backpressure: :meth:`Writer.admit` refuses new work (``StoreSaturatedError``, which the API answers
-with 503 and ``Retry-After``) while more than ``admit_limit`` writes wait, and from
+with 503 and ``Retry-After``) while more than ``admit_limit`` writes are behind, and from
 ``fair_share_percent`` of that limit on (counting the batch being committed too) the work of a
 merchant holding more than its share (``StoreShareError``; ``ingest.store.shares`` says who
-does). Writes of work already admitted are always queued, never dropped: what was acknowledged is
-never lost, and the queue stays bounded by the admitted work.
+does). The writes behind are those queued and those the work already admitted is still expected
+to queue (``ingest.store.admission``): a burst is let in only as far as its writes fit. Writes of
+work already admitted are always queued, never dropped: what was acknowledged is never lost, and
+the queue stays bounded by the admitted work.
 
 A disk that refuses a commit (full, read-only, failing: the commit itself or an I/O error of
 DuckDB's) stops the writer for good (:attr:`Writer.failure`): the batch is lost, and so is what the
@@ -42,6 +44,8 @@ import pyarrow as pa
 
 from engine.config import StoreConfig
 from ingest.errors import IngestError
+from ingest.store import admission
+from ingest.store.admission import Admission, AdmittedWrites
 from ingest.store.schema import migrate
 
 logger = logging.getLogger("payorch.store")
@@ -215,6 +219,8 @@ class Writer:
         self._queue: queue.SimpleQueue[Write | object] = queue.SimpleQueue()
         #: The writes of the batch being committed (0 between batches), set by the writer thread.
         self._committing = 0
+        #: The writes the work admitted has yet to queue (see ``ingest.store.admission``).
+        self._admitted = AdmittedWrites()
         self._closed = False
         #: Why the disk stopped the writer (one line, naming the file); ``None`` while it works.
         self.failure: str | None = None
@@ -237,29 +243,41 @@ class Writer:
         return self._queue.qsize()
 
     @property
+    def unwritten(self) -> int:
+        """Writes the work admitted is still expected to queue (see ``ingest.store.admission``)."""
+        return self._admitted.unwritten
+
+    @property
     def alive(self) -> bool:
         return self._thread.is_alive() and not self._closed and self.failure is None
 
-    def admit(self, *, over_share: bool = False) -> None:
+    def admit(self, *, over_share: bool = False, writes: int = 0) -> Admission:
         """Raise :class:`StoreSaturatedError` when new work should wait (see the module text);
-        ``over_share``: the work is of a merchant holding more than its share."""
+        ``over_share``: the work is of a merchant holding more than its share. Judged as things
+        stood before the work, so that a lone piece of work on an idle writer is always let in.
+
+        Let in, the work is counted as ``writes`` still to come (see ``ingest.store.admission``)
+        until it queues them in the caller's context or :meth:`Admission.end` is called, which the
+        caller must do when the work ends (0: a check only, nothing to end)."""
         if self.failure is not None:
             raise StoreStoppedError(self.failure)
         if self._closed:
             raise StoreSaturatedError("the store is closed")
-        depth = self._queue.qsize()
-        if depth > self._admit_limit:
-            raise StoreSaturatedError(f"{depth} writes are waiting for the disk")
+        behind = self._queue.qsize() + self._admitted.unwritten
+        if behind > self._admit_limit:
+            raise StoreSaturatedError(f"{behind} writes are waiting for the disk or to come")
         # The share mark counts the batch being committed too: the queue alone empties at the
         # start of every commit, and read then it let a flood in whole at each commit, whose
         # writes took every merchant past ``admit_limit`` (see ``ingest.store.shares``).
-        if over_share and depth + self._committing > self._share_limit:
-            raise StoreShareError(f"{depth + self._committing} writes are waiting for the disk")
+        if over_share and behind + self._committing > self._share_limit:
+            raise StoreShareError(f"{behind + self._committing} writes are waiting for the disk or to come")
+        return self._admitted.admit(writes)
 
     def submit(self, write: Write) -> None:
         """Queue ``write``; it is committed in order with everything queued before it."""
         if self._closed:
             raise StoreError("the store is closed")
+        admission.queued()
         self._queue.put(write)
 
     async def submit_and_wait(self, write: Write) -> None:

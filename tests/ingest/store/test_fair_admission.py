@@ -94,7 +94,8 @@ async def test_a_merchant_flooding_a_slow_disk_is_refused_first_and_another_merc
         disk = await hold(writer)
         try:
             flooded, refused = await flood(writer, lambda n: pay(app, key=f"flood-{n}"))
-            behind = writer.depth + 1  # with the write held in its commit
+            # With the write held in its commit, and the writes still to come of the payments let in.
+            behind = writer.depth + 1 + writer.unwritten
             other = asyncio.create_task(pay_globex(app, "globex-1"))
             await settled(writer)
             # Let in: it waits for the disk with the flood, it was not refused.

@@ -11,6 +11,7 @@ from fastapi import FastAPI, Path, Query
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
+from engine.complaints import Complaint
 from ingest.api import complaint_limits, store_gate
 from ingest.api.analytics_reads import bounds
 from ingest.api.complaint_intake import check_payment, check_request, parsed_complaint, same_complaint
@@ -50,6 +51,23 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
     """``POST /v1/complaints``, ``GET /v1/complaints`` and ``GET /v1/complaints/{complaint_id}``."""
     register_url_convertor("reference", _ReferenceConvertor())  # Starlette's table is global
     gate = complaint_limits.ComplaintGate(parts.clock.monotonic)
+
+    async def store(complaint: Complaint, *, received_given: bool) -> tuple[Complaint, Complaint | None]:
+        """Store a complaint the writer let in, held to its merchant's limits: the complaint as
+        stored, and the one its merchant filed before under its id (``None``: none was)."""
+        merchant = parts.merchants[complaint.merchant_id]
+        taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
+        first: Complaint | None = complaint  # not stored, until it is
+        try:
+            complaint = await check_payment(parts, complaint, received_given=received_given)
+            await check_request(parts, complaint)
+            first = await store_gate.record_complaint(parts.records, parts.desk.shares, complaint)
+        except StoreError:  # its batch was rolled back: nothing of it is kept
+            raise store_gate.unstored_complaint(parts.records) from None
+        finally:
+            if taken and first is not None:  # only a complaint stored counts against the limits
+                gate.give_back(merchant.merchant_id)
+        return complaint, first
 
     @app.post(
         "/v1/complaints",
@@ -95,22 +113,17 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         complaint = parsed_complaint(caller, body, parts)
         received_given = body.received_at is not None
         # A writer behind or stopped takes no new complaint: 503 before anything is counted.
-        first = await store_gate.admit_complaint(parts.records, complaint, parts.desk.shares)
-        if first is None:
-            merchant = parts.merchants[complaint.merchant_id]
-            taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
-            first = complaint  # not stored, until it is
+        admitted = await store_gate.admit_complaint(parts.records, complaint, parts.desk.shares)
+        if isinstance(admitted, Complaint):  # filed before, and the writer is behind
+            first = admitted
+        else:
             try:
-                complaint = await check_payment(parts, complaint, received_given=received_given)
-                await check_request(parts, complaint)
-                first = await store_gate.record_complaint(parts.records, parts.desk.shares, complaint)
-            except StoreError:  # its batch was rolled back: nothing of it is kept
-                raise store_gate.unstored_complaint(parts.records) from None
+                complaint, filed = await store(complaint, received_given=received_given)
             finally:
-                if taken and first is not None:  # only a complaint stored counts against the limits
-                    gate.give_back(merchant.merchant_id)
-            if first is None:
+                admitted.end()  # stored or refused: nothing more of it will come
+            if filed is None:
                 return FastJSONResponse(complaint_json(complaint), status_code=201)
+            first = filed
         if not same_complaint(first, complaint, received_given=received_given):
             raise ApiProblem(
                 "complaint_exists",

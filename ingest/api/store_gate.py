@@ -8,7 +8,10 @@ keeps the payments' 503 meaningful) and once the disk stopped the writer (its co
 500). While the writer is behind but short of that limit, a complaint of a merchant holding more
 than its share of the work admitted is refused so already, as its payments are
 (``ingest.store.shares``): one merchant's flood of complaints takes the writer from no other
-merchant's payments. A complaint counts in its merchant's share while it is stored. A complaint
+merchant's payments. A complaint counts in its merchant's share while it is stored, and from its
+admission on as the write it will queue (``ingest.store.admission``): complaints filed together
+are let in only as far as their rows fit under the limit (200 filed at once to a held disk with
+``admit_limit: 10`` were all let in, and queued 200 rows). A complaint
 whose own commit fails (the disk refuses it, or the batch holding it fails) is
 503 too, not 500: the batch was rolled back, nothing of it is kept. Refused, a complaint is not
 stored; filed again with the same ``complaint_id`` it is stored once (also in the rare case of a
@@ -35,18 +38,26 @@ from engine.complaints import Complaint
 from ingest.api.payments import STOPPED_RETRY_AFTER_S
 from ingest.api.problems import ApiProblem
 from ingest.records import Records
+from ingest.store.admission import Admission
 from ingest.store.shares import WriterShares
 from ingest.store.writer import StoreSaturatedError, StoreShareError, StoreStoppedError, Writer
 
 #: ``Retry-After`` while the writer is behind: its backlog is a commit or two, well under a second.
 BEHIND_RETRY_AFTER_S = "1"
+#: The writes a complaint is counted as from its admission: its row.
+COMPLAINT_WRITES = 1
 
 
-async def admit_complaint(records: Records, complaint: Complaint, shares: WriterShares) -> Complaint | None:
-    """``None`` when ``complaint`` may be stored now; the complaint its merchant filed before under
-    its id when the writer is behind (to be answered as before); else 503."""
+async def admit_complaint(
+    records: Records, complaint: Complaint, shares: WriterShares
+) -> Admission | Complaint:
+    """The admission of ``complaint`` when it may be stored now (end it once it is stored or
+    refused); the complaint its merchant filed before under its id when the writer is behind (to
+    be answered as before); else 503."""
     try:
-        records.admit(over_share=shares.over_share(complaint.merchant_id, entered=False))
+        return records.admit(
+            over_share=shares.over_share(complaint.merchant_id, entered=False), writes=COMPLAINT_WRITES
+        )
     except StoreStoppedError:
         raise _stopped() from None
     except StoreSaturatedError as error:
@@ -74,7 +85,6 @@ async def admit_complaint(records: Records, complaint: Complaint, shares: Writer
             "Retry-After seconds, with the same complaint_id.",
             headers={"Retry-After": BEHIND_RETRY_AFTER_S},
         ) from None
-    return None
 
 
 async def record_complaint(records: Records, shares: WriterShares, complaint: Complaint) -> Complaint | None:

@@ -11,8 +11,10 @@ import pytest
 
 from engine.config import StoreConfig
 from ingest.api.payments import PAYMENT_WRITES
+from ingest.api.store_gate import COMPLAINT_WRITES
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import StoreSaturatedError, Write, Writer
+from tests.ingest.store.test_complaints_under_pressure import file, stored
 from tests.ingest.store.test_durable_api import charges, pay, running
 from tests.ingest.store.test_fair_admission import hold, payments_stored, settled
 
@@ -44,6 +46,29 @@ async def test_payments_arriving_together_are_let_in_only_as_far_as_their_writes
     # Every payment let in was answered and stored; the refused ones charged nothing.
     assert payments_stored(tmp_path) == {"m_acme": len(let_in)}
     assert len(charges(tmp_path)) == 2 * len(let_in)  # a split in two: two charges each
+
+
+async def test_complaints_filed_together_are_let_in_only_as_far_as_their_rows_fit(tmp_path: Path) -> None:
+    # 200 complaints filed at once to a held disk were all let in under admit_limit 10 (none had
+    # queued its row yet), and queued 200 rows.
+    store = StoreConfig(admit_limit=10, fair_share_percent=100)
+    async with running(tmp_path, store=store) as app:
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        disk = await hold(writer)
+        try:
+            burst = [asyncio.create_task(file(app, f"cmp-{n}")) for n in range(40)]
+            await settled(writer)
+            queued, behind = writer.depth, writer.depth + writer.unwritten
+        finally:
+            disk.set()
+        answers = await asyncio.gather(*burst)
+        assert writer.unwritten == 0
+
+    assert 0 < queued <= behind <= store.admit_limit + COMPLAINT_WRITES
+    filed = sorted(str(answer.json()["complaint_id"]) for answer in answers if answer.status == 201)
+    refused = {answer.status for answer in answers if answer.status != 201}
+    assert filed and refused == {503}
+    assert stored(tmp_path) == filed  # every complaint let in is kept, the refused ones are not
 
 
 async def test_a_lone_payment_on_an_idle_service_is_let_in_whatever_the_limit(tmp_path: Path) -> None:

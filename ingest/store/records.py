@@ -48,6 +48,7 @@ from ingest.codec.result_json import REJECTED, JsonObject
 from ingest.records import ComplaintQuery, StoredPayment, ViolationQuery
 from ingest.store import charged_column, event_columns
 from ingest.store.admission import Admission
+from ingest.store.complaint_ids import ComplaintIds
 from ingest.store.event_columns import PaymentTerms, stored_terms, terms_after
 from ingest.store.writer import StoreError, Table, Write, Writer
 
@@ -241,6 +242,8 @@ class DuckDBRecords:
         self._terms: dict[str, PaymentTerms] = {}
         self._event_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "events")) + 1)
         self._violation_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "violations")) + 1)
+        #: Every complaint id stored: a lookup of another is answered without a read.
+        self._complaint_ids = ComplaintIds(writer.read_now(_complaint_ids))
 
     @property
     def writer(self) -> Writer:
@@ -353,6 +356,7 @@ class DuckDBRecords:
             complaint.request_id,
             complaint.contract_id,
         )
+        self._complaint_ids.add(complaint.complaint_id)
         await self._writer.submit_and_wait(Write(COMPLAINTS, row))
         # The same id filed twice at once: both found none, one insert was ignored. The row read
         # back says which one was kept.
@@ -360,6 +364,8 @@ class DuckDBRecords:
         return None if kept is None or kept == complaint else kept
 
     async def complaints_named(self, complaint_id: str, merchant_id: str | None) -> Sequence[Complaint]:
+        if complaint_id not in self._complaint_ids:  # never stored: no read (see ComplaintIds)
+            return []
         found: list[Complaint] = await self._writer.read(
             lambda c: _complaints_named(c, complaint_id, merchant_id)
         )
@@ -512,6 +518,10 @@ def _complaints_named(
         {"id": complaint_id, "merchant": merchant_id},
     ).fetchall()
     return [_complaint_of(row) for row in rows]
+
+
+def _complaint_ids(connection: duckdb.DuckDBPyConnection) -> list[str]:
+    return [str(row[0]) for row in connection.execute("SELECT complaint_id FROM complaints").fetchall()]
 
 
 def _complaints(connection: duckdb.DuckDBPyConnection) -> list[Complaint]:

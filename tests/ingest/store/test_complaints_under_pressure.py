@@ -5,6 +5,9 @@ and filed again with its ``complaint_id`` once the store takes work it is stored
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 
@@ -15,10 +18,11 @@ import pytest
 from engine.config import StoreConfig
 from ingest.config_file import parse_config
 from ingest.store.schema import FILE_NAME
-from ingest.store.writer import StoreError, Write
+from ingest.store.writer import StoreError, Write, Writer
 from payorch.report import render_tables
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
+from tests.ingest.api.test_complaint_limits import LIMITED
 from tests.ingest.store.test_disk_failure import refuse, refused_with_writes_behind
 from tests.ingest.store.test_durable_api import ADMIN, pay, running, stall
 
@@ -178,3 +182,48 @@ async def test_readiness_once_the_disk_stopped_the_store_says_so(tmp_path: Path)
     assert (stopped.status, stopped.headers["retry-after"]) == (503, "5")
     assert "disk" in detail and "stopping" in detail
     assert str(tmp_path) not in detail  # a public route: no path of the host
+
+
+@asynccontextmanager
+async def reads_held(writer: Writer) -> AsyncIterator[None]:
+    """Hold every read of ``writer`` (the lock they share, as a long read does) while inside."""
+    released, inside = threading.Event(), threading.Event()
+
+    def long_read(_: object) -> None:
+        inside.set()
+        released.wait(30)
+
+    reader = asyncio.create_task(writer.read(long_read))
+    assert await asyncio.to_thread(inside.wait, 10)
+    try:
+        yield
+    finally:
+        released.set()
+        await reader
+
+
+async def test_a_new_complaint_refused_429_or_503_is_answered_without_a_read(tmp_path: Path) -> None:
+    # Each refusal looked its id up (to answer one filed before as before): a merchant's flood of
+    # new complaints past its limit made as many reads, each waiting for the lock every read takes.
+    store = StoreConfig(admit_limit=5)
+    async with running(tmp_path, store=store, config_text=LIMITED) as app:
+        first = await file(app, "cmp-0")
+    async with running(tmp_path, store=store, config_text=LIMITED) as app:  # the ids stored: read at start
+        writer = app.state.parts.writer  # type: ignore[attr-defined]
+        taken = [await file(app, f"cmp-{n}") for n in range(1, 4)]  # m_acme's three a minute
+        async with reads_held(writer):
+            over = [await asyncio.wait_for(file(app, f"cmp-over-{n}"), 2) for n in range(20)]
+            disk = await stall(writer)
+            try:
+                behind = await asyncio.wait_for(file(app, "cmp-behind"), 2)
+            finally:
+                disk.set()
+            await writer.submit_and_wait(Write(None))
+        # Filed before (before the start), past the limit: answered as before, which takes a read.
+        repeat = await file(app, "cmp-0")
+
+    assert [answer.status for answer in (first, *taken)] == [201] * 4
+    assert {answer.status for answer in over} == {429}
+    assert behind.status == 503, behind.body
+    assert (repeat.status, repeat.body) == (200, first.body)
+    assert stored(tmp_path) == ["cmp-0", "cmp-1", "cmp-2", "cmp-3"]

@@ -162,10 +162,18 @@ def _bearer(key: str) -> str:
     return f"-H 'Authorization: Bearer {key}'"
 
 
-def run_demo(data_dir: Path, port: int, echo: Echo, command: str) -> Stopped:
+def run_demo(
+    data_dir: Path,
+    port: int,
+    echo: Echo,
+    command: str,
+    owner: tuple[str | None, str | None] = (None, None),
+) -> Stopped:
     """Serve the sample configuration on ``port`` over ``data_dir``, send the demo's traffic once
     it takes requests and print what to open (``command`` names payorch in it), until
-    SIGINT/SIGTERM; raises ``ServeError`` as :func:`~payorch.server.run_server` does."""
+    SIGINT/SIGTERM; raises ``ServeError`` as :func:`~payorch.server.run_server` does. ``owner``:
+    the ``take_over`` and ``instance_name`` of ``payorch serve``, since a demo's folder moved with
+    payments in flight is refused as a served one is, and the refusal names them."""
     config = load_sample_config()
     url = f"http://{HOST}:{port}"
 
@@ -191,7 +199,16 @@ def run_demo(data_dir: Path, port: int, echo: Echo, command: str) -> Stopped:
             echo(line)
 
     try:
-        stopped = run_server(config, data_dir, HOST, port, log_file=LOG_FILE, companion=traffic)
+        stopped = run_server(
+            config,
+            data_dir,
+            HOST,
+            port,
+            log_file=LOG_FILE,
+            companion=traffic,
+            take_over=owner[0],
+            instance_name=owner[1],
+        )
     except ServeError as error:
         _log_failure(data_dir / LOG_FILE, str(error))
         raise

@@ -153,7 +153,10 @@ def test_demo_serves_sends_traffic_prints_what_to_open_and_stops_on_ctrl_c(
     assert not (data / "reports").exists()  # nothing writes reports yet: no empty folder pretends
 
 
-def test_demo_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+def test_demo_on_a_port_in_use_is_a_one_line_error_saying_how_to_run_another(tmp_path: Path) -> None:
+    """A second `make demo` (the first still running) said only that the port was in use: `make
+    demo` takes no options, and the newcomer had to find --port, then --data (the first demo
+    holds its database), in the README."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -164,9 +167,15 @@ def test_demo_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
             text=True,
             timeout=60,
             check=False,
+            env={**os.environ, "PATH": BARE_PATH},
         )
+    other = port + 1 if port < 65535 else port - 1
     assert done.returncode == 2
-    assert done.stderr == f"payorch demo: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert done.stderr == (
+        f"payorch demo: cannot listen on 127.0.0.1:{port}: Address already in use: is a payorch demo "
+        f"running already? Stop it (Ctrl-C), or run another beside it: {PAYORCH} demo --port {other} "
+        f"--data {tmp_path / 'data'}{other}\n"
+    )
     assert done.stdout == ""
     assert not (tmp_path / "data").exists()  # no empty database or log left behind
 

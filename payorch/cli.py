@@ -136,6 +136,25 @@ DATA_OPTION = click.option(
     show_default=True,
 )
 PORT_OPTION = click.option("--port", type=Integer(1, 65535), default=8000, show_default=True)
+#: Whose data folder a start may take over, and the name it goes by there (ingest.store.ownership):
+#: the demo's too, whose refusal of a moved folder names them as serve's does.
+TAKE_OVER_OPTION = click.option(
+    "--take-over",
+    "take_over",
+    envvar="PAYORCH_TAKE_OVER",
+    metavar="INSTANCE",
+    help="Settle the interrupted payments of a data folder last started elsewhere (another host or "
+    "folder) by INSTANCE, which a start refused without it names: only once that service is stopped "
+    "for good (the folder moved, or restored after its host died). Also PAYORCH_TAKE_OVER.",
+)
+INSTANCE_NAME_OPTION = click.option(
+    "--instance-name",
+    "instance_name",
+    envvar="PAYORCH_INSTANCE_NAME",
+    metavar="NAME",
+    help="The name this service goes by in its data folder instead of the host name, for hosts "
+    "named anew at every start (a Kubernetes Deployment's pods). Also PAYORCH_INSTANCE_NAME.",
+)
 #: uvicorn's default; behind a load balancer, set it above the balancer's idle timeout (60 s on AWS
 #: ALB, GCP and nginx's upstream keepalive): else the balancer reuses a connection being closed.
 KEEP_ALIVE_S = 5
@@ -169,23 +188,8 @@ MAX_KEEP_ALIVE_S = 3600
     help="The path prefix a reverse proxy serves the API under and strips (/payorch): the docs, "
     "the OpenAPI document's server and the problem type links name it.",
 )
-@click.option(
-    "--take-over",
-    "take_over",
-    envvar="PAYORCH_TAKE_OVER",
-    metavar="INSTANCE",
-    help="Settle the interrupted payments of a data folder last started elsewhere (another host or "
-    "folder) by INSTANCE, which a start refused without it names: only once that service is stopped "
-    "for good (the folder moved, or restored after its host died). Also PAYORCH_TAKE_OVER.",
-)
-@click.option(
-    "--instance-name",
-    "instance_name",
-    envvar="PAYORCH_INSTANCE_NAME",
-    metavar="NAME",
-    help="The name this service goes by in its data folder instead of the host name, for hosts "
-    "named anew at every start (a Kubernetes Deployment's pods). Also PAYORCH_INSTANCE_NAME.",
-)
+@TAKE_OVER_OPTION
+@INSTANCE_NAME_OPTION
 def serve(
     config_path: Path | None,
     data_dir: Path,
@@ -264,21 +268,27 @@ def dashboard(api_url: str, api_key: str | None, port: int) -> None:
 @cli.command()
 @PORT_OPTION
 @DATA_OPTION
-def demo(port: int, data_dir: Path) -> None:
+@TAKE_OVER_OPTION
+@INSTANCE_NAME_OPTION
+def demo(port: int, data_dir: Path, take_over: str | None, instance_name: str | None) -> None:
     """Serve the sample configuration, fed simulated merchant traffic.
 
     The API server of `payorch serve` on 127.0.0.1:PORT over DATA/payorch.duckdb (its log in
     DATA/demo.log) is sent simulated merchant payments and complaints; a summary and the URLs to
     open with the sample keys are printed, and it serves until SIGINT (Ctrl-C), SIGTERM or SIGHUP,
-    which drain the payments in flight and exit 0. The dashboard, `payorch simulate`, `payorch
-    complaints import` and the report schedule are not built yet.
+    which drain the payments in flight and exit 0. A data folder moved or copied with payments
+    in flight (a demo cut short) is refused until --take-over names the instance, as for `payorch
+    serve`. The dashboard, `payorch simulate`, `payorch complaints import` and the report schedule
+    are not built yet.
     """
     from payorch.demo import command_name, run_demo  # noqa: PLC0415 - keeps --help fast
     from payorch.server import ServeError  # noqa: PLC0415
 
     command = command_name(sys.argv[0], shutil.which("payorch"), sys.executable)
     try:
-        stopped = run_demo(data_dir, port, click.echo, command)
+        stopped = run_demo(
+            data_dir, port, click.echo, command, owner=(take_over or None, instance_name or None)
+        )
     except ServeError as error:
         fail(f"payorch demo: {error}", EXIT_USAGE)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)

@@ -27,7 +27,14 @@ import httpx
 
 from engine.config import PlatformConfig
 from ingest.config_file import load_sample_config
-from payorch.server import ServeError, Stopped, deployment_environment, log_failed_start, run_server
+from payorch.server import (
+    PortInUseError,
+    ServeError,
+    Stopped,
+    deployment_environment,
+    log_failed_start,
+    run_server,
+)
 from payorch.traffic import DEMO_SEED, Answered, PaymentRequest, demo_complaints, demo_payments
 
 HOST = "127.0.0.1"
@@ -37,6 +44,7 @@ TIMEOUT_S = 30.0
 Echo = Callable[[str], None]
 #: The order statuses are counted in; ``rejected`` is a 422 (nothing charged).
 STATUSES = ("succeeded", "partially_succeeded", "failed", "rejected")
+MAX_PORT = 65535
 #: The last line printed once the traffic is sent.
 SERVING = "Serving until Ctrl-C (or SIGTERM)."
 
@@ -158,14 +166,31 @@ def what_to_open(
     ]
 
 
+def beside(command: str, port: int, data_dir: Path) -> str:
+    """What to do when the demo's port is taken, most likely by a demo still running: stop that
+    one, or run another on the next port over a data folder of its own (``data_dir`` is held by
+    the first, whose database a second process cannot open)."""
+    other = port + 1 if port < MAX_PORT else port - 1
+    again = shlex.join(["demo", "--port", str(other), "--data", f"{data_dir}{other}"])
+    return f"is a payorch demo running already? Stop it (Ctrl-C), or run another beside it: {command} {again}"
+
+
 def _bearer(key: str) -> str:
     return f"-H 'Authorization: Bearer {key}'"
 
 
-def run_demo(data_dir: Path, port: int, echo: Echo, command: str) -> Stopped:
+def run_demo(
+    data_dir: Path,
+    port: int,
+    echo: Echo,
+    command: str,
+    owner: tuple[str | None, str | None] = (None, None),
+) -> Stopped:
     """Serve the sample configuration on ``port`` over ``data_dir``, send the demo's traffic once
     it takes requests and print what to open (``command`` names payorch in it), until
-    SIGINT/SIGTERM; raises ``ServeError`` as :func:`~payorch.server.run_server` does."""
+    SIGINT/SIGTERM; raises ``ServeError`` as :func:`~payorch.server.run_server` does. ``owner``:
+    the ``take_over`` and ``instance_name`` of ``payorch serve``, since a demo's folder moved with
+    payments in flight is refused as a served one is, and the refusal names them."""
     config = load_sample_config()
     url = f"http://{HOST}:{port}"
 
@@ -191,7 +216,22 @@ def run_demo(data_dir: Path, port: int, echo: Echo, command: str) -> Stopped:
             echo(line)
 
     try:
-        stopped = run_server(config, data_dir, HOST, port, log_file=LOG_FILE, companion=traffic)
+        stopped = run_server(
+            config,
+            data_dir,
+            HOST,
+            port,
+            log_file=LOG_FILE,
+            companion=traffic,
+            take_over=owner[0],
+            instance_name=owner[1],
+        )
+    except PortInUseError as error:
+        # `make demo` takes no options: a second one (the first still running) said only that the
+        # port was in use, leaving the newcomer to find out that --port exists, and --data too.
+        message = f"{error}: {beside(command, port, data_dir)}"
+        _log_failure(data_dir / LOG_FILE, message)
+        raise ServeError(message) from None
     except ServeError as error:
         _log_failure(data_dir / LOG_FILE, str(error))
         raise

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import os
 import shutil
@@ -52,6 +53,10 @@ COMPANION_GRACE_S = 5.0
 
 class ServeError(Exception):
     """The service could not start; the message is one line for the operator."""
+
+
+class PortInUseError(ServeError):
+    """The port is another process's: the demo says how to run a second one beside it."""
 
 
 def deployment_environment(environ: Mapping[str, str]) -> str:
@@ -254,7 +259,8 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        raise ServeError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        refused = PortInUseError if exc.errno == errno.EADDRINUSE else ServeError
+        raise refused(f"cannot listen on {host}:{port}: {exc.strerror}") from None
     sock.set_inheritable(True)
     return sock
 

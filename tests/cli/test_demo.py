@@ -4,6 +4,7 @@ to run 24 payments in memory, print a summary and exit 0, with nothing left to o
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import shlex
@@ -24,7 +25,9 @@ import pytest
 
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import Writer
+from payorch.cli import main
 from tests.e2e.server import free_port
+from tests.ingest.store.test_copied_folder import _left_in_flight, _owners
 
 PAYORCH = Path(sys.executable).parent / "payorch"
 READY_LINE = "Serving until Ctrl-C (or SIGTERM)."
@@ -150,7 +153,10 @@ def test_demo_serves_sends_traffic_prints_what_to_open_and_stops_on_ctrl_c(
     assert not (data / "reports").exists()  # nothing writes reports yet: no empty folder pretends
 
 
-def test_demo_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
+def test_demo_on_a_port_in_use_is_a_one_line_error_saying_how_to_run_another(tmp_path: Path) -> None:
+    """A second `make demo` (the first still running) said only that the port was in use: `make
+    demo` takes no options, and the newcomer had to find --port, then --data (the first demo
+    holds its database), in the README."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -161,9 +167,15 @@ def test_demo_on_a_port_in_use_is_a_one_line_error(tmp_path: Path) -> None:
             text=True,
             timeout=60,
             check=False,
+            env={**os.environ, "PATH": BARE_PATH},
         )
+    other = port + 1 if port < 65535 else port - 1
     assert done.returncode == 2
-    assert done.stderr == f"payorch demo: cannot listen on 127.0.0.1:{port}: Address already in use\n"
+    assert done.stderr == (
+        f"payorch demo: cannot listen on 127.0.0.1:{port}: Address already in use: is a payorch demo "
+        f"running already? Stop it (Ctrl-C), or run another beside it: {PAYORCH} demo --port {other} "
+        f"--data {tmp_path / 'data'}{other}\n"
+    )
     assert done.stdout == ""
     assert not (tmp_path / "data").exists()  # no empty database or log left behind
 
@@ -197,3 +209,35 @@ def test_a_failed_demo_leaves_its_reason_in_its_log(tmp_path: Path, taken: str) 
     assert log.startswith(earlier)
     last = orjson.loads(log.splitlines()[-1])
     assert (last["level"], last["logger"], last["event"]) == ("error", "payorch.serve", reason)
+
+
+def test_demo_takes_the_instance_its_refusal_of_a_moved_folder_names(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A demo cut short (its data folder holding a payment in flight), then moved (the clone renamed,
+    ./data copied) is refused, as `payorch serve` refuses it, told to start with --take-over
+    INSTANCE or PAYORCH_TAKE_OVER: `payorch demo` took neither ("No such option: --take-over",
+    the variable unread), so the folder could not be started again at all."""
+    data = tmp_path / "data"
+    asyncio.run(_left_in_flight(data, "host-elsewhere"))
+    instance = _owners(data)[-1][0]
+    command = ["demo", "--data", str(data), "--port", str(free_port())]
+    exits: list[object] = []
+    for extra, variable in (
+        ([], None),
+        (["--take-over", "0123456789abcdef"], None),
+        ([], "fedcba9876543210"),
+    ):
+        if variable is not None:
+            monkeypatch.setenv("PAYORCH_TAKE_OVER", variable)
+        with pytest.raises(SystemExit) as exited:
+            main([*command, *extra])
+        exits.append(exited.value.code)
+    refusals = capsys.readouterr().err.splitlines()
+
+    assert exits == [2, 2, 2]
+    assert len(refusals) == 3, refusals
+    assert refusals[0].startswith(f"payorch demo: the data folder {data.resolve()} was last started by ")
+    assert f"start with --take-over {instance} (PAYORCH_TAKE_OVER={instance})" in refusals[0]
+    assert "(--take-over '0123456789abcdef' names another instance)" in refusals[1]
+    assert "(--take-over 'fedcba9876543210' names another instance)" in refusals[2]

@@ -23,7 +23,7 @@ through those links that a new export crosses would list one generation's files 
 next one's. So the report reads the target of ``current`` once and scans that generation alone,
 holding a shared lock (``flock``) on its folder, which ``payorch export`` does not remove while
 it is held. An export without ``current`` (of an earlier payorch, or copied with its links
-followed) is read at its top.
+followed) is read at its top. Its manifest is checked first (:mod:`analytics.export_manifest`).
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ import polars as pl
 from polars.exceptions import PanicException
 
 from analytics.errors import NotAnExportError, UnreadableExportError
+from analytics.export_manifest import check_manifest
 from analytics.report_inputs import in_window, named_violations
 from engine.monitor import ReportWindow
 
@@ -83,6 +84,7 @@ def report_frames(
     if not export.is_dir():
         raise NotAnExportError(f"no export at {export}: give the folder `payorch export --out` wrote")
     with _pinned(export) as root:
+        check_manifest(root, export)
         try:
             return _frames(root, window, violations, complaints)
         except UnreadableExportError as error:

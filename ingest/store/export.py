@@ -48,6 +48,7 @@ import duckdb
 
 from ingest.errors import IngestError
 from ingest.private_files import private_umask
+from ingest.store.export_manifest import MANIFEST, time_span, write_manifest
 from ingest.store.reads import (
     INPUTS,
     DatabaseHeldError,
@@ -113,6 +114,7 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         first = has_first_release_events(connection)
         for source in INPUTS:
             _check_replaceable(out / source.name)
+        _check_manifest_replaceable(out / MANIFEST)
         return _write_generation(connection, out, applied, first=first)
     except duckdb.Error as exc:
         raise ExportError(f"cannot export {data_dir / FILE_NAME} to {out}: {first_line(exc)}") from None
@@ -198,6 +200,17 @@ def _check_replaceable(folder: Path) -> None:
         )
 
 
+def _check_manifest_replaceable(path: Path) -> None:
+    """Raise :class:`ExportError` unless ``path`` is missing or an earlier export's link."""
+    if (path.exists() or path.is_symlink()) and not (
+        path.is_symlink() and os.readlink(path) == _link_target(path.name)
+    ):
+        raise ExportError(
+            f"{path} is not an earlier export's link to its manifest; the export replaces it: "
+            "move it away or choose another --out"
+        )
+
+
 def _write_generation(
     connection: duckdb.DuckDBPyConnection, out: Path, applied: set[int], *, first: bool
 ) -> dict[str, int]:
@@ -213,12 +226,18 @@ def _write_generation(
         staging = generations / f"{name}{UNFINISHED}"
         staging.mkdir()
         try:
+            selects = {source.name: source.select_for(applied, first_release=first) for source in INPUTS}
             written = {
-                source.name: _copy(
-                    connection, source, source.select_for(applied, first_release=first), staging / source.name
-                )
+                source.name: _copy(connection, source, selects[source.name], staging / source.name)
                 for source in INPUTS
             }
+            write_manifest(
+                staging,
+                database_version=max(applied, default=0),
+                rows=written,
+                spans={source.name: time_span(connection, source, selects[source.name]) for source in INPUTS},
+                written_at=datetime.now(UTC),
+            )
             staging.rename(generations / name)
             earlier = _publish(out, name)
         except BaseException:
@@ -242,15 +261,15 @@ def _publish(out: Path, name: str) -> str:
     earlier, link = _published(generations), generations / f"{CURRENT}{UNFINISHED}"
     link.symlink_to(name, target_is_directory=True)
     link.replace(generations / CURRENT)
-    for source in INPUTS:
-        folder, target = out / source.name, _link_target(source.name)
+    for entry in (*(source.name for source in INPUTS), MANIFEST):
+        folder, target = out / entry, _link_target(entry)
         if folder.is_symlink() and os.readlink(folder) == target:
             continue
         # The first export here, or one of a payorch before the generations: its folder (checked
         # by _check_replaceable) goes, for the link; missing only between these two renames.
-        aside, link = generations / f"{source.name}{UNFINISHED}", out / f".{source.name}{UNFINISHED}"
+        aside, link = generations / f"{entry}{UNFINISHED}", out / f".{entry}{UNFINISHED}"
         _remove(link)
-        link.symlink_to(target, target_is_directory=True)
+        link.symlink_to(target, target_is_directory=entry != MANIFEST)
         try:
             if folder.exists():
                 folder.rename(aside)

@@ -282,8 +282,9 @@ def interrupted_message(out: Path) -> str:
     )
 
 
-#: What an export folder holds: the inputs (links into the generation published) and the generations.
-EXPORTED = [".payorch-export", "complaints", "events", "violations"]
+#: What an export folder holds: the inputs and the manifest (links into the generation published) and
+#: the generations.
+EXPORTED = [".payorch-export", "_payorch_export.json", "complaints", "events", "violations"]
 
 
 def generations(out: Path) -> int:
@@ -731,3 +732,18 @@ def test_an_export_of_an_earlier_payorch_is_replaced_by_the_links(data: Path, tm
     assert all((out / name).is_symlink() for name in ("events", "violations", "complaints"))
     assert pq.read_table(out / "complaints").num_rows == 2
     assert generations(out) == 1
+
+
+def test_a_manifest_that_is_not_an_exports_is_refused_and_kept(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "_payorch_export.json").write_text("mine")
+
+    done = export("--out", str(out), "--data", str(data))
+
+    assert (done.exit_code, done.stderr) == (
+        1,
+        f"payorch export: {out / '_payorch_export.json'} is not an earlier export's link to its manifest; "
+        "the export replaces it: move it away or choose another --out\n",
+    )
+    assert (out / "_payorch_export.json").read_text() == "mine"

@@ -15,11 +15,23 @@ itself takes a file of no bytes in a folder for a file of no rows (an export cop
 disk would lose rows without a word), and names a file of other columns only by how it differs
 from the first file it read. Pages damaged behind a sound footer fail the scan. Every such
 problem is an :class:`~analytics.errors.UnreadableExportError`, one line naming the file.
+
+Nothing of two exports makes a report either. ``payorch export`` writes each export whole into a
+generation, ``DIR/.payorch-export/<generation>``, and publishes it by renaming the link
+``DIR/.payorch-export/current``, through which ``DIR/violations`` and the others are links: a scan
+through those links that a new export crosses would list one generation's files and open the
+next one's. So the report reads the target of ``current`` once and scans that generation alone,
+holding a shared lock (``flock``) on its folder, which ``payorch export`` does not remove while
+it is held. An export without ``current`` (of an earlier payorch, or copied with its links
+followed) is read at its top. Its manifest is checked first (:mod:`analytics.export_manifest`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import fcntl
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date
 from pathlib import Path
@@ -29,6 +41,7 @@ import polars as pl
 from polars.exceptions import PanicException
 
 from analytics.errors import NotAnExportError, UnreadableExportError
+from analytics.export_manifest import check_manifest
 from analytics.report_inputs import in_window, named_violations
 from engine.monitor import ReportWindow
 
@@ -37,6 +50,8 @@ PARTITION = "date"
 PARTITION_TYPE = pl.Date
 #: The one file of an input without rows, at the top of its folder (it has no date).
 EMPTY_FILE = "data_0.parquet"
+#: The link to the generation an export folder publishes, as ``ingest.store.export`` names it.
+CURRENT = Path(".payorch-export", "current")
 T = TypeVar("T")
 
 
@@ -68,6 +83,53 @@ def report_frames(
     :class:`~analytics.errors.UnreadableExportError` (one line)."""
     if not export.is_dir():
         raise NotAnExportError(f"no export at {export}: give the folder `payorch export --out` wrote")
+    with _pinned(export) as root:
+        check_manifest(root, export)
+        try:
+            return _frames(root, window, violations, complaints)
+        except UnreadableExportError as error:
+            if root == export:
+                raise
+            # Named as the reader knows them: through the links, under the export's own folder.
+            shown = str(error).replace(str(root), str(export))
+            raise type(error)(shown) from None
+
+
+@contextmanager
+def _pinned(export: Path) -> Iterator[Path]:
+    """The folder holding the inputs of the export ``export`` publishes now, kept from removal
+    (a shared lock on it) while the block runs: its generation, or ``export`` itself."""
+    current = export / CURRENT
+    for _ in range(3):
+        if not current.is_symlink():
+            yield export
+            return
+        try:
+            root = current.parent / os.readlink(current)
+            descriptor = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        except OSError:
+            continue  # replaced and removed since the link was read: read the link again
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue  # being removed
+        except OSError:
+            pass  # a file system without locks
+        try:
+            yield root
+        finally:
+            os.close(descriptor)
+        return
+    raise UnreadableExportError(
+        f"{export} was replaced by new exports three times while it was being opened: read it again"
+    )
+
+
+def _frames(
+    export: Path, window: ReportWindow, violations: ExportInput, complaints: ExportInput
+) -> ReportFrames:
+    """:func:`report_frames` from the inputs in the folder ``export``."""
     missing = [source.name for source in (violations, complaints) if not (export / source.name).is_dir()]
     if missing:
         raise NotAnExportError(

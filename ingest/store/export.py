@@ -7,19 +7,28 @@ snapshot, not an append) and leaves everything else in ``OUT`` alone. An input w
 one Parquet file of no rows at the top of its folder (``OUT/complaints/data_0.parquet``), so
 that it still reads as a table with its columns.
 
-Replacing deletes, so it is done only to an earlier export: a folder that is a link, or that
-holds anything but ``date=...`` folders of Parquet files (and the empty input's file), is
-refused before anything is written, with the first thing found named. Each input is written
-into ``OUT/.NAME.partial`` and then swapped in, so a failed run leaves the earlier export whole
-and a reader never sees half of one; the earlier export's dates all go (none is left empty).
+A reader never sees half of an export, nor two exports mixed. Each run writes a whole export
+(its three inputs) into a generation of its own, ``OUT/.payorch-export/<generation>.partial``,
+renames it to ``<generation>`` when it is complete, and then publishes it with one atomic rename:
+of the link ``OUT/.payorch-export/current``, through which ``OUT/events``, ``OUT/violations`` and
+``OUT/complaints`` are links (``.payorch-export/current/events``...). All three inputs change at
+that one instant, no input's folder is ever missing, and nothing half written has a final name.
+The export it replaces stays on disk until the next run (a reader that pinned it, by reading
+through the target of ``current``, finishes), and beyond while a reader holds a shared lock
+(``flock``) on its folder, as :mod:`analytics.export_source` does; older ones are removed.
 
-Stopped half way (Ctrl-C; ``payorch export`` takes SIGTERM as Ctrl-C), it removes what it was
-writing, puts back the earlier export of the input it was swapping, and raises
-:class:`ExportInterruptedError`: each input of ``OUT`` is then whole, this export's or the
-earlier one's.
+Replacing deletes, so it is done only to an earlier export: a folder that is a link elsewhere, or
+that holds anything but ``date=...`` folders of Parquet files (and the empty input's file), is
+refused before anything is written, with the first thing found named. The folders of an export
+of a payorch before the generations are replaced by the links once (each is missing for the
+instant between two renames).
 
-Two exports into one ``OUT`` at once would undo each other (each clears the other's
-``.NAME.partial`` at its start): an export holds a lock on ``OUT`` (``flock``) while it runs, and a
+Stopped half way (Ctrl-C; ``payorch export`` takes SIGTERM as Ctrl-C), or failing, it removes the
+generation it was writing and raises (:class:`ExportInterruptedError` for a stop): ``OUT`` is
+then the earlier export whole, or, stopped after the publishing rename, this one whole.
+
+Two exports into one ``OUT`` at once would undo each other (each clears the other's unfinished
+generation at its start): an export holds a lock on ``OUT`` (``flock``) while it runs, and a
 second one is refused at once.
 
 The database is opened read-only. DuckDB lets no other process open a file that a server holds,
@@ -30,13 +39,16 @@ from __future__ import annotations
 
 import fcntl
 import os
+import secrets
 import shutil
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
 
 from ingest.errors import IngestError
 from ingest.private_files import private_umask
+from ingest.store.export_manifest import MANIFEST, time_span, write_manifest
 from ingest.store.reads import (
     INPUTS,
     DatabaseHeldError,
@@ -51,6 +63,12 @@ from ingest.store.schema import FILE_NAME, applied_versions, has_first_release_e
 PARTITION = "date"
 #: The one file of an input without rows (at the top of its folder: it has no date).
 EMPTY_FILE = "data_0.parquet"
+#: The hidden folder of ``OUT`` holding the generations, each an export whole.
+GENERATIONS = ".payorch-export"
+#: The link in :data:`GENERATIONS` to the generation published; the inputs' links go through it.
+CURRENT = "current"
+#: What a generation is named while it is written (and what a stopped run leaves, removed next run).
+UNFINISHED = ".partial"
 
 
 class ExportError(IngestError):
@@ -96,12 +114,8 @@ def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
         first = has_first_release_events(connection)
         for source in INPUTS:
             _check_replaceable(out / source.name)
-        return {
-            source.name: _replace(
-                connection, source, source.select_for(applied, first_release=first), out / source.name
-            )
-            for source in INPUTS
-        }
+        _check_manifest_replaceable(out / MANIFEST)
+        return _write_generation(connection, out, applied, first=first)
     except duckdb.Error as exc:
         raise ExportError(f"cannot export {data_dir / FILE_NAME} to {out}: {first_line(exc)}") from None
     except RuntimeError as exc:
@@ -133,8 +147,8 @@ def _hold(out: Path) -> int:
 def _interrupted(out: Path) -> ExportInterruptedError:
     names = ", ".join(source.name for source in INPUTS)
     return ExportInterruptedError(
-        f"interrupted before it was done: {out} holds nothing half written, but its {names} "
-        "may be the earlier export's (or missing): export again"
+        f"interrupted before it was done: {out} holds nothing half written, and its {names} are "
+        "one export's whole (the earlier one, or this one if it was stopped as it ended): export again"
     )
 
 
@@ -160,7 +174,9 @@ def _copy(connection: duckdb.DuckDBPyConnection, source: Input, select: str, fol
 
 def _check_replaceable(folder: Path) -> None:
     """Raise :class:`ExportError` unless ``folder`` is missing or holds only an earlier export."""
-    if folder.is_symlink():
+    # An earlier export's link to its generation is followed: what it holds (seen under the final
+    # names, where a user may have put something) is checked as an earlier payorch's folder is.
+    if folder.is_symlink() and os.readlink(folder) != _link_target(folder.name):
         raise ExportError(f"{folder} is a link: the export replaces that folder and follows no link")
     if not folder.exists():
         return
@@ -184,29 +200,119 @@ def _check_replaceable(folder: Path) -> None:
         )
 
 
-def _replace(connection: duckdb.DuckDBPyConnection, source: Input, select: str, folder: Path) -> int:
-    """Write ``source`` (read by ``select``) into a fresh folder beside ``folder``, then swap it in;
-    the rows written."""
-    staging, earlier = folder.with_name(f".{folder.name}.partial"), folder.with_name(f".{folder.name}.old")
-    for leftover in (staging, earlier):  # a run that stopped half way left these
-        _remove(leftover)
+def _check_manifest_replaceable(path: Path) -> None:
+    """Raise :class:`ExportError` unless ``path`` is missing or an earlier export's link."""
+    if (path.exists() or path.is_symlink()) and not (
+        path.is_symlink() and os.readlink(path) == _link_target(path.name)
+    ):
+        raise ExportError(
+            f"{path} is not an earlier export's link to its manifest; the export replaces it: "
+            "move it away or choose another --out"
+        )
+
+
+def _write_generation(
+    connection: duckdb.DuckDBPyConnection, out: Path, applied: set[int], *, first: bool
+) -> dict[str, int]:
+    """Write every input into a new generation of ``out``, publish it and remove the generations
+    no reader needs; the rows written per input."""
+    generations = out / GENERATIONS
     try:
-        written = _copy(connection, source, select, staging)
-        if folder.exists():
-            folder.rename(earlier)
+        generations.mkdir(exist_ok=True)
+        for entry in generations.iterdir():  # what a run stopped half way left
+            if entry.name.endswith(UNFINISHED):
+                _remove(entry)
+        name = f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}-{secrets.token_hex(4)}"
+        staging = generations / f"{name}{UNFINISHED}"
+        staging.mkdir()
         try:
-            staging.rename(folder)
+            selects = {source.name: source.select_for(applied, first_release=first) for source in INPUTS}
+            written = {
+                source.name: _copy(connection, source, selects[source.name], staging / source.name)
+                for source in INPUTS
+            }
+            write_manifest(
+                staging,
+                database_version=max(applied, default=0),
+                rows=written,
+                spans={source.name: time_span(connection, source, selects[source.name]) for source in INPUTS},
+                written_at=datetime.now(UTC),
+            )
+            staging.rename(generations / name)
+            earlier = _publish(out, name)
         except BaseException:
-            # Stopped between the two renames (Ctrl-C), or refused: the earlier export goes back.
-            if earlier.exists() and not folder.exists():
-                earlier.rename(folder)
+            # Stopped or failed before the publishing rename: the generation goes too.
+            if _published(generations) != name:
+                _remove(generations / name)
+            _remove(generations / f"{CURRENT}{UNFINISHED}")
             raise
+        finally:
+            _remove(staging)
     except OSError as exc:
-        raise ExportError(f"cannot write the folder {folder}: {exc.strerror}") from None
-    finally:
-        _remove(staging)
-    _remove(earlier)
+        raise ExportError(f"cannot write the folder {out}: {exc.strerror}") from None
+    _prune(generations, keep={name, earlier})
     return written
+
+
+def _publish(out: Path, name: str) -> str:
+    """Make the generation ``name`` of ``out`` the one its inputs' links reach (one atomic rename);
+    the name of the generation it replaces (empty if none)."""
+    generations = out / GENERATIONS
+    earlier, link = _published(generations), generations / f"{CURRENT}{UNFINISHED}"
+    link.symlink_to(name, target_is_directory=True)
+    link.replace(generations / CURRENT)
+    for entry in (*(source.name for source in INPUTS), MANIFEST):
+        folder, target = out / entry, _link_target(entry)
+        if folder.is_symlink() and os.readlink(folder) == target:
+            continue
+        # The first export here, or one of a payorch before the generations: its folder (checked
+        # by _check_replaceable) goes, for the link; missing only between these two renames.
+        aside, link = generations / f"{entry}{UNFINISHED}", out / f".{entry}{UNFINISHED}"
+        _remove(link)
+        link.symlink_to(target, target_is_directory=entry != MANIFEST)
+        try:
+            if folder.exists():
+                folder.rename(aside)
+        finally:
+            link.replace(folder)  # also when stopped between the renames: this export is published
+        _remove(aside)
+    return earlier
+
+
+def _published(generations: Path) -> str:
+    """The name of the generation published in ``generations`` (empty if none)."""
+    current = generations / CURRENT
+    return os.readlink(current) if current.is_symlink() else ""
+
+
+def _link_target(name: str) -> str:
+    """What the link ``OUT/NAME`` holds: relative, so that a copy of ``OUT`` keeps working."""
+    return f"{GENERATIONS}/{CURRENT}/{name}"
+
+
+def _prune(generations: Path, keep: set[str]) -> None:
+    """Remove the generations but those in ``keep`` and those a reader holds (a shared ``flock``).
+    The export is published by now: a generation that cannot be removed is left to the next run."""
+    for entry in sorted(generations.iterdir()):
+        if entry.name in keep or entry.name == CURRENT or entry.name.endswith(UNFINISHED):
+            continue
+        try:
+            descriptor = os.open(entry, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            continue  # a reader is reading it
+        except OSError:
+            pass  # a file system without locks: no reader can hold it either
+        try:
+            shutil.rmtree(entry)
+        except OSError:
+            pass
+        finally:
+            os.close(descriptor)
 
 
 def _remove(path: Path) -> None:

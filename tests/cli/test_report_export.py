@@ -5,6 +5,7 @@ damaged, of another schema, or no export at all is one line (exit 1), never a tr
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import json
 import shutil
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from click.testing import CliRunner, Result
 from analytics.export_source import report_frames
 from engine.monitor import ReportWindow
 from ingest.store import reads
-from ingest.store.schema import FILE_NAME
+from ingest.store.schema import CURRENT_VERSION, FILE_NAME
 from payorch.cli import cli, main
 from payorch.report import EXPORT_COMPLAINTS, EXPORT_VIOLATIONS
 from tests.ingest.api.test_app import ACME, GLOBEX, JSON, body_of, call
@@ -376,3 +377,68 @@ def test_a_folder_named_tilde_is_the_current_folders_not_home(
     read = document(done)
     assert sum(row["count"] for row in read["violations"]) == 1
     assert read == document(spelled_out)
+
+
+def manifest_of(export_dir: Path) -> dict[str, Any]:
+    document: dict[str, Any] = orjson.loads((export_dir / "_payorch_export.json").read_bytes())
+    return document
+
+
+def test_an_export_says_what_wrote_it_of_which_version_and_which_rows(small_once: Path) -> None:
+    small = small_once
+    manifest = manifest_of(small)
+
+    assert (small / "_payorch_export.json").is_symlink()  # the published generation's
+    assert manifest["format"] == "payorch-export"
+    assert manifest["export_version"] == 1
+    assert manifest["payorch_version"] == importlib.metadata.version("payorch")
+    assert manifest["database_version"] == CURRENT_VERSION
+    assert datetime.fromisoformat(manifest["written_at"]) <= datetime.now(UTC)
+    violations = pl.read_parquet(small / "violations", hive_partitioning=True)
+    assert manifest["inputs"]["violations"]["rows"] == violations.height == 1
+    recorded = violations["timestamp"][0].astimezone(UTC).isoformat().replace("+00:00", "Z")
+    assert manifest["inputs"]["violations"]["from"] == recorded
+    assert manifest["inputs"]["complaints"]["rows"] == 1
+    assert manifest["window"]["from"] <= recorded <= manifest["window"]["to"]
+
+
+def test_an_export_of_a_newer_payorch_is_a_one_line_error_not_a_damaged_one(small: Path) -> None:
+    manifest = manifest_of(small)
+    manifest.update(export_version=2, payorch_version="9.0.0")
+    # A newer version's columns: read as this version's, they looked like a damaged export.
+    (file,) = (small / "violations").glob("date=*/*.parquet")
+    rewrite(file, lambda frame: frame.with_columns(region=pl.lit("eu")))
+    (small / "_payorch_export.json").write_bytes(orjson.dumps(manifest))
+
+    assert one_line_failure("--export", str(small), *bounds(ALL_TIME)) == (
+        f"{small} was written by payorch 9.0.0 (export version 2); this payorch reads export versions "
+        "up to 1: read it with payorch 9.0.0 or later, or export it again with this one"
+    )
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"{not json", "not JSON: unexpected character, expected a string key: line 1 column 2 (char 1)"),
+        (b"[]", "not a JSON object"),
+        (b'{"format": "payorch-export"}', "no format 'payorch-export' with an integer export_version"),
+        (b'{"format": "payorch-export", "export_version": 0}', "export_version 0"),
+    ],
+)
+def test_a_damaged_manifest_is_a_one_line_error(small: Path, content: bytes, why: str) -> None:
+    (small / "_payorch_export.json").write_bytes(content)
+
+    assert one_line_failure("--export", str(small), *bounds(ALL_TIME)) == (
+        f"{small / '_payorch_export.json'} is not a payorch export's manifest ({why}): "
+        "export again, or copy the export again"
+    )
+
+
+def test_an_export_of_a_payorch_before_manifests_is_read_as_before(small: Path) -> None:
+    (small / "_payorch_export.json").unlink()
+    for found in (small / ".payorch-export").glob("*/_payorch_export.json"):
+        found.unlink()
+
+    read = document(report("--export", str(small), *bounds(ALL_TIME), "--format", "json"))
+
+    assert sum(row["count"] for row in read["violations"]) == 1

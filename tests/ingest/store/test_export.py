@@ -10,8 +10,9 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -21,12 +22,16 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner, Result
 
+from analytics.errors import UnreadableExportError
+from analytics.export_source import report_frames
+from engine.monitor import ReportWindow
 from ingest.errors import IngestError
 from ingest.store import export as export_module
 from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS, Input
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME, MIGRATIONS
 from ingest.store.writer import Writer
 from payorch.cli import cli
+from payorch.report import EXPORT_COMPLAINTS, EXPORT_VIOLATIONS
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.store.test_durable_api import pay, running
 from tests.ingest.store.test_writer import FIRST_RELEASE
@@ -234,7 +239,7 @@ def test_exporting_again_leaves_no_date_of_the_earlier_export(
     assert export("--out", str(out), "--data", str(empty)).exit_code == 0
 
     assert [path.name for path in (out / "complaints").iterdir()] == ["data_0.parquet"]
-    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert sorted(path.name for path in out.iterdir()) == EXPORTED
 
 
 def test_an_export_that_fails_half_way_leaves_the_earlier_one_whole(
@@ -256,10 +261,12 @@ def test_an_export_that_fails_half_way_leaves_the_earlier_one_whole(
 
     assert done.exit_code == 1
     assert "No space left on device" in done.stderr
-    # The inputs before the failure are the new (empty) export's, the failed one the earlier one's.
-    assert pq.read_table(out / "events").num_rows == 0
-    assert pq.read_table(out / "complaints").num_rows == before["complaints"] == 2
-    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    # Every input is the earlier export's: the events were the new (empty) export's, beside the
+    # earlier export's complaints, a mix no reader could tell from an export.
+    assert {name: pq.read_table(out / name).num_rows for name in before} == before
+    assert before["complaints"] == 2
+    assert sorted(path.name for path in out.iterdir()) == EXPORTED
+    assert generations(out) == 1  # nothing of the failed one left
 
 
 #: How a Ctrl-C reaches the export: Python's handler raises KeyboardInterrupt between two
@@ -269,9 +276,20 @@ INTERRUPTIONS = [KeyboardInterrupt(), RuntimeError(export_module.QUERY_INTERRUPT
 
 def interrupted_message(out: Path) -> str:
     return (
-        f"payorch export: interrupted before it was done: {out} holds nothing half written, but its "
-        "events, violations, complaints may be the earlier export's (or missing): export again\n"
+        f"payorch export: interrupted before it was done: {out} holds nothing half written, and its "
+        "events, violations, complaints are one export's whole (the earlier one, or this one if it was "
+        "stopped as it ended): export again\n"
     )
+
+
+#: What an export folder holds: the inputs and the manifest (links into the generation published) and
+#: the generations.
+EXPORTED = [".payorch-export", "_payorch_export.json", "complaints", "events", "violations"]
+
+
+def generations(out: Path) -> int:
+    """How many generations ``out`` holds (the ``current`` link aside); each is an export whole."""
+    return len([path for path in (out / ".payorch-export").iterdir() if path.name != "current"])
 
 
 @pytest.mark.parametrize("interruption", INTERRUPTIONS, ids=["python", "duckdb"])
@@ -292,29 +310,32 @@ def test_an_export_interrupted_half_way_says_so_and_leaves_each_input_whole(
     done = export("--out", str(out), "--data", str(empty))
 
     assert (done.exit_code, done.stderr) == (1, interrupted_message(out))
-    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
-    assert pq.read_table(out / "events").num_rows == 0  # this export's
-    assert pq.read_table(out / "violations").num_rows == 1  # the earlier one's
+    assert sorted(path.name for path in out.iterdir()) == EXPORTED
+    assert pq.read_table(out / "events").num_rows > 0  # the earlier export's, as the others
+    assert pq.read_table(out / "violations").num_rows == 1
+    assert generations(out) == 1
 
 
-def test_an_export_interrupted_between_its_renames_puts_the_earlier_input_back(
+def test_an_export_interrupted_as_it_publishes_leaves_the_earlier_one_whole(
     data: Path, empty: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     out = tmp_path / "export"
     assert export("--out", str(out), "--data", str(data)).exit_code == 0
-    rename = Path.rename
+    replace = Path.replace
 
-    def rename_interrupted(path: Path, target: Path) -> Path:
-        if path.name == ".complaints.partial":  # the earlier complaints are moved aside by now
+    def publishing_interrupted(path: Path, target: Path) -> Path:
+        if target.name == "current":  # the new generation is written whole by now
             raise KeyboardInterrupt
-        return rename(path, target)
+        return replace(path, target)
 
-    monkeypatch.setattr(Path, "rename", rename_interrupted)
+    monkeypatch.setattr(Path, "replace", publishing_interrupted)
     done = export("--out", str(out), "--data", str(empty))
 
     assert (done.exit_code, done.stderr) == (1, interrupted_message(out))
-    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert sorted(path.name for path in out.iterdir()) == EXPORTED
     assert pq.read_table(out / "complaints").num_rows == 2
+    assert pq.read_table(out / "events").num_rows > 0
+    assert generations(out) == 1  # the one written, not published, is gone
 
 
 #: ``payorch export`` in a process of its own that is sent SIGTERM once it has written the
@@ -348,8 +369,9 @@ def test_sigterm_stops_an_export_as_ctrl_c_does(data: Path, empty: Path, tmp_pat
     )
 
     assert (done.returncode, done.stderr) == (1, interrupted_message(out))
-    assert sorted(path.name for path in out.iterdir()) == ["complaints", "events", "violations"]
+    assert sorted(path.name for path in out.iterdir()) == EXPORTED
     assert pq.read_table(out / "violations").num_rows == 1  # the earlier export's, whole
+    assert generations(out) == 1
 
 
 #: ``payorch export`` in a process of its own that stops once it has written the events beside
@@ -627,3 +649,101 @@ def test_a_service_started_while_an_export_reads_says_what_holds_the_database(da
         "export or payorch report --data reading it, or another payorch serve; wait for it to end, "
         "or stop it"
     )
+
+
+def test_a_reader_sees_one_export_whole_while_another_replaces_it(
+    data: Path, empty: Path, tmp_path: Path
+) -> None:
+    # A report read the violations of one export and the complaints of the next, or found a
+    # folder gone (moved aside for the swap, then deleted) half way through its scan.
+    out = tmp_path / "export"
+    export_module.export_parquet(data, out)
+    window = ReportWindow(datetime(2025, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(days=1))
+    seen: list[tuple[int, int] | str] = []
+    exporting = threading.Event()
+
+    def read() -> None:
+        while exporting.is_set() or not seen:
+            try:
+                frames = report_frames(
+                    out, window, violations=EXPORT_VIOLATIONS, complaints=EXPORT_COMPLAINTS
+                )
+            except UnreadableExportError as error:
+                seen.append(str(error))
+            else:
+                seen.append((frames.violations.height, frames.complaints.height))
+
+    exporting.set()
+    reader = threading.Thread(target=read)
+    reader.start()
+    try:
+        for _ in range(8):
+            export_module.export_parquet(empty, out)
+            export_module.export_parquet(data, out)
+    finally:
+        exporting.clear()
+        reader.join()
+
+    assert set(seen) <= {(1, 2), (0, 0)}, [read for read in seen if read not in {(1, 2), (0, 0)}][:3]
+
+
+def test_exporting_again_keeps_the_export_it_replaced_and_removes_older_ones(
+    data: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "export"
+    export_module.export_parquet(data, out)
+    first = (out / ".payorch-export" / "current").resolve()
+    export_module.export_parquet(data, out)
+    # A reader that pinned the first (read through the link's target) still finds it whole.
+    assert pq.read_table(first / "complaints").num_rows == 2
+    export_module.export_parquet(data, out)
+
+    assert not first.exists()
+    assert generations(out) == 2
+
+
+def test_a_generation_a_reader_holds_is_not_removed(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    export_module.export_parquet(data, out)
+    held = (out / ".payorch-export" / "current").resolve()
+    descriptor = os.open(held, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_SH)  # as the report holds the one it reads
+        for _ in range(3):
+            export_module.export_parquet(data, out)
+        assert pq.read_table(held / "complaints").num_rows == 2
+    finally:
+        os.close(descriptor)
+    export_module.export_parquet(data, out)
+
+    assert not held.exists()
+
+
+def test_an_export_of_an_earlier_payorch_is_replaced_by_the_links(data: Path, tmp_path: Path) -> None:
+    out, earlier = tmp_path / "export", tmp_path / "earlier"
+    export_module.export_parquet(data, earlier)
+    out.mkdir()
+    for name in ("events", "violations", "complaints"):  # real folders, as payorch wrote them before
+        shutil.copytree(earlier / name, out / name)
+
+    export_module.export_parquet(data, out)
+
+    assert sorted(path.name for path in out.iterdir()) == EXPORTED
+    assert all((out / name).is_symlink() for name in ("events", "violations", "complaints"))
+    assert pq.read_table(out / "complaints").num_rows == 2
+    assert generations(out) == 1
+
+
+def test_a_manifest_that_is_not_an_exports_is_refused_and_kept(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    out.mkdir()
+    (out / "_payorch_export.json").write_text("mine")
+
+    done = export("--out", str(out), "--data", str(data))
+
+    assert (done.exit_code, done.stderr) == (
+        1,
+        f"payorch export: {out / '_payorch_export.json'} is not an earlier export's link to its manifest; "
+        "the export replaces it: move it away or choose another --out\n",
+    )
+    assert (out / "_payorch_export.json").read_text() == "mine"

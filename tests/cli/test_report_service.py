@@ -12,7 +12,6 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -66,6 +65,9 @@ class FakeService:
         self.asked: list[tuple[str, str | None]] = []
         #: Seconds each answer is held back (a service reading a long window).
         self.delay_s = 0.0
+        #: Set at the fake's close: an answer still held back goes at once (a test's teardown
+        #: does not wait out its delay).
+        self.released = threading.Event()
         #: Answers sent whole.
         self.answered = 0
         fake = self
@@ -74,7 +76,7 @@ class FakeService:
             def do_GET(self) -> None:
                 fake.asked.append((self.path, self.headers.get("Authorization")))
                 status, media_type, body, headers = fake.first.pop(0) if fake.first else (*fake.answer, {})
-                time.sleep(fake.delay_s)
+                fake.released.wait(fake.delay_s)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -97,6 +99,7 @@ def fake() -> Iterator[FakeService]:
     thread = threading.Thread(target=service.server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield service
+    service.released.set()
     service.server.shutdown()
     service.server.server_close()
     thread.join()

@@ -73,6 +73,7 @@ def log_failed_start(message: str, stream: IO[bytes], environment: str) -> None:
     level ``error`` from ``payorch.serve``, with the global tags, as every other line."""
     handler = DirectHandler(stream, GlobalTags.of(os.environ, environment).as_dict())
     handler.handle(logging.LogRecord(LOGGER, logging.ERROR, __file__, 0, "%s", (message,), None))
+    handler.close()
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,13 +89,24 @@ class Stopped:
     forced_by: str | None = None
     #: The signal came while the service was starting: it never took a request.
     before_serving: bool = False
+    #: Log lines the log stream did not take (in time) since the start: its reader fell behind or
+    #: stopped reading. Those of the app's pipe are in its last ``observer/dropped`` report too.
+    log_lines_dropped: int = 0
 
     @property
     def complete(self) -> bool:
         return self.shutdown is not None and self.shutdown.complete
 
     def summary(self) -> str:
-        """One line for the operator."""
+        """One line for the operator, saying when log lines were dropped: a log reader that fell
+        behind (or resumes reading later) learns of the gap."""
+        summary = self._how()
+        dropped = self.log_lines_dropped
+        if dropped:
+            summary += f" ({dropped} log line{'' if dropped == 1 else 's'} could not be written)"
+        return summary
+
+    def _how(self) -> str:
         stopped = "stopped" if self.signal is None else f"stopped on {self.signal}"
         if self.before_serving:
             return f"{stopped} while starting, before it took requests"
@@ -373,7 +385,7 @@ def _serve(
 ) -> Stopped:
     """:func:`run_server` once its socket listens and its data folder is there; ``owner``: its
     ``take_over`` and ``instance_name``."""
-    log_stream = sys.stderr.buffer if log_file is None else _log_file(data_dir / log_file)
+    log_stream = _stderr() if log_file is None else _log_file(data_dir / log_file)
     settings = Settings(
         config=config,
         data_dir=data_dir,
@@ -454,10 +466,21 @@ def _serve(
     shutdown: Shutdown | None = app.state.parts.shutdown
     first = signal.Signals(server.received[0]).name if server.received else None
     forced_by = signal.Signals(server.forced_by).name if server.forced_by is not None else None
-    stopped = Stopped(first, server.in_flight_at_signal, shutdown, settings.shutdown_grace_s, forced_by)
+    pipe = parts.telemetry.logs if parts.telemetry is not None else None
+    stopped = Stopped(
+        first,
+        server.in_flight_at_signal,
+        shutdown,
+        settings.shutdown_grace_s,
+        forced_by,
+        log_lines_dropped=(pipe.dropped if pipe is not None else 0) + direct.dropped,
+    )
     # Straight to stderr: after a forced stop the app's log pipe may still hold "payorch" records.
     level = logging.INFO if stopped.complete else logging.ERROR
     direct.handle(logging.LogRecord(LOGGER, level, __file__, 0, "%s", (stopped.summary(),), None))
+    # The last lines are written in bounded time, whatever the stream's reader does.
+    root.removeHandler(direct)
+    direct.close()
     return stopped
 
 
@@ -476,6 +499,7 @@ def _stop_unstarted(
     end_multiprocess_values(settings.environ)
     stopped = Stopped(received, 0, Shutdown(0, 0, committed), settings.shutdown_grace_s, before_serving=True)
     direct.handle(logging.LogRecord(LOGGER, logging.INFO, __file__, 0, "%s", (stopped.summary(),), None))
+    direct.close()
     if log_file is not None:
         log_file.close()
     return stopped
@@ -508,10 +532,24 @@ def _os_problem(error: OSError) -> str:
     return f"cannot use {error.filename}: {error.strerror}"
 
 
-def _log_file(path: Path) -> IO[bytes]:
-    """``path`` opened to append to. It stays open for the process's life: after a forced stop
-    the app's log pipe may still be writing to it when :func:`run_server` returns."""
+def _stderr() -> IO[bytes]:
+    """The process's stderr for the JSON log, unbuffered. Through ``sys.stderr.buffer``, a write
+    stuck on a full pipe (its reader stopped reading) held that buffer's lock, which the
+    interpreter takes to flush stderr as the process ends: the stop would hang there, or end in a
+    fatal error it cannot write either. An unbuffered stream takes no lock of Python's."""
     try:
-        return path.open("ab")
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # replaced by one without a descriptor (tests)
+        return sys.stderr.buffer
+    sys.stderr.flush()  # what was written through it comes first
+    return open(descriptor, "wb", buffering=0, closefd=False)  # kept open, as stderr is
+
+
+def _log_file(path: Path) -> IO[bytes]:
+    """``path`` opened to append to, unbuffered (as stderr: :func:`_stderr`). It stays open for
+    the process's life: after a forced stop the app's log pipe may still be writing to it when
+    :func:`run_server` returns."""
+    try:
+        return path.open("ab", buffering=0)
     except OSError as exc:
         raise ServeError(f"cannot open the log file {path}: {exc.strerror}") from None

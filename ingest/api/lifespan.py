@@ -119,6 +119,15 @@ async def stop(parts: Parts, running: Running) -> None:
         running.watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await running.watcher
+        # So do the log lines, within ``log_close_s``: those the stream cannot take by then (its
+        # reader stopped reading) are dropped and counted in the same report. Closed after the
+        # store, a stream that took nothing held the stop for ever, and its lines went uncounted.
+        # Records from now on are the process's to write (payorch.server's DirectHandler).
+        if running.handler is not None:
+            detach_log_handler(running.handler)
+            running.handler = None
+        if telemetry.logs is not None:
+            await asyncio.to_thread(telemetry.logs.close, settings.log_close_s)
         with contextlib.suppress(Exception):
             await telemetry.report_drops(running.monitor, RequestId(new_id("req")))
     committed, failure = True, None

@@ -23,6 +23,9 @@ BODY_TIMEOUT_S = 10.0
 IDEMPOTENCY_TTL_S = 24 * 3600.0
 #: How long shutdown waits for payments in flight to end before giving up on them.
 SHUTDOWN_GRACE_S = 30.0
+#: How long a stop waits for the log stream to take the lines still buffered (its reader may
+#: have stopped reading): past it they are dropped and counted.
+LOG_CLOSE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,7 @@ class Settings:
     #: config's ``store.idempotency_hot_s``.
     idempotency_hot_s: float | None = None
     shutdown_grace_s: float = SHUTDOWN_GRACE_S
+    log_close_s: float = LOG_CLOSE_S
     #: The path prefix a reverse proxy serves the API under and strips (``/payorch``; ``""``: the
     #: host's root), which the links the API gives name: problem ``type`` URIs and their pages.
     root_path: str = ""

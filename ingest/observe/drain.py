@@ -67,6 +67,12 @@ class Drain(Generic[Item]):
         items = self._items
         with self._lock:
             self._accepted += 1
+            if self._closed:
+                # Nothing delivers it any more (a line logged after the log pipe closed at a stop):
+                # dropped and counted, not left in a buffer nobody empties.
+                self.dropped += 1
+                self._handled += 1
+                return
             if len(items) >= self._capacity:
                 items.popleft()
                 self.dropped += 1
@@ -78,7 +84,7 @@ class Drain(Generic[Item]):
     def offer(self, item: Item) -> bool:
         """Put ``item`` only if there is room (nothing is pushed out, nothing counted); True if put."""
         with self._lock:
-            if len(self._items) >= self._capacity:
+            if self._closed or len(self._items) >= self._capacity:
                 return False
             self._accepted += 1
             self._items.append(item)
@@ -105,8 +111,12 @@ class Drain(Generic[Item]):
         """Deliver what is buffered (within ``timeout_s``) and stop the thread. What is still not
         delivered then (a ``deliver`` that blocks: a collector that does not answer) is dropped
         and counted as lost, and the thread, should that ``deliver`` return later, counts nothing
-        more: left uncounted, what a stop cut off never showed in a drop count or report."""
-        self._closed = True
+        more: left uncounted, what a stop cut off never showed in a drop count or report.
+        Closing again returns at once."""
+        if self._abandoned:
+            return  # a second wait for a ``deliver`` that blocks would add its timeout to a stop
+        with self._lock:
+            self._closed = True
         self._wake.set()
         self._thread.join(timeout_s)
         if not self._thread.is_alive():
@@ -125,6 +135,9 @@ class Drain(Generic[Item]):
         while True:
             self._wake.wait(self._interval_s)
             self._wake.clear()
+            # Read before emptying the buffer: an item put just before the close is then delivered
+            # (read after, it could be left behind, neither delivered nor counted).
+            closing = self._closed
             while True:
                 with self._state:
                     batch = [items.popleft() for _ in range(min(len(items), self._batch))]
@@ -145,5 +158,5 @@ class Drain(Generic[Item]):
                         self.delivered += len(batch)
                     self._handled += len(batch)
                     self._state.notify_all()
-            if self._closed:
+            if closing:
                 return

@@ -15,8 +15,12 @@ same pipe, so the process writes one format.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import select
+import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -138,6 +142,16 @@ def _ids(name: str, level: str, trace_id: int, span_id: int) -> dict[str, Any]:
     }
 
 
+_STREAM_LOCKS: weakref.WeakKeyDictionary[IO[bytes], threading.Lock] = weakref.WeakKeyDictionary()
+_STREAM_LOCKS_GUARD = threading.Lock()
+
+
+def _lock_of(stream: IO[bytes]) -> threading.Lock:
+    """The lock every :class:`LineWriter` of ``stream`` writes under."""
+    with _STREAM_LOCKS_GUARD:
+        return _STREAM_LOCKS.setdefault(stream, threading.Lock())
+
+
 class LineWriter:
     """Renders entries through a structlog processor chain (the global tags, card masking, JSON by
     orjson) and writes each batch to ``stream`` (binary) in one write.
@@ -148,6 +162,7 @@ class LineWriter:
 
     def __init__(self, stream: IO[bytes], tags: Mapping[str, str]) -> None:
         self._stream = stream
+        self._lock = _lock_of(stream)
         self._processors: list[Callable[..., Any]] = [
             _tagger(dict(tags)),
             mask_cards,
@@ -205,8 +220,22 @@ class LineWriter:
                 header["request_id"] = request
             lines.append(self._render(level, header))
         lines.append(b"")
-        self._stream.write(b"\n".join(lines))
-        self._stream.flush()
+        self._send(b"\n".join(lines))
+
+    def _send(self, data: bytes) -> None:
+        """``data`` written whole: a raw stream (``payorch serve``'s stderr) may take part of it
+        (a signal during a write to a pipe). One writer at a time per stream: two threads' lines
+        (the app's pipe and the process's :class:`DirectHandler`) never cut into each other."""
+        stream = self._stream
+        view = memoryview(data)
+        with self._lock:
+            while view:
+                written: int | None = stream.write(view)
+                if written is None:  # a non-blocking stream inherited full: wait until it takes more
+                    select.select([], [stream.fileno()], [], 1.0)
+                    continue
+                view = view[written:]
+            stream.flush()
 
 
 def entry(level: str, name: str, fields: object, request: str | None = None) -> Entry:
@@ -276,19 +305,66 @@ def _level(record: logging.LogRecord) -> str:
     return level if level in _LEVELS else "error"
 
 
-class DirectHandler(logging.Handler):
-    """A ``logging`` handler that writes JSON lines at once, for a process's records outside its
-    app's lifetime (start-up, the last shutdown lines), when no payment can wait on it."""
+#: How long a :class:`DirectHandler` record waits for its line to be written, at most.
+DIRECT_WAIT_S = 1.0
 
-    def __init__(self, stream: IO[bytes], tags: Mapping[str, str], level: int = logging.INFO) -> None:
+
+class DirectHandler(logging.Handler):
+    """A ``logging`` handler for a process's records outside its app's pipe (start-up, the last
+    lines of a stop, the records of loggers the pipe does not take), written in order by a thread
+    of its own.
+
+    A record waits until its line is written, so that the line comes before what its caller does
+    next (a process that ends after it), but for :data:`DIRECT_WAIT_S` at most: it was written
+    on the caller's thread, and a stream whose reader had stopped reading (a full pipe) held the
+    stop of ``payorch serve`` for ever, after the store had closed. Once a wait has run out, a
+    record waits again only when the stream has taken a line since (its reader is slow, not
+    gone); and a record logged on an event loop never waits, every request waiting with it. What
+    the stream has not taken when :meth:`close` stops waiting is dropped and counted."""
+
+    def __init__(
+        self,
+        stream: IO[bytes],
+        tags: Mapping[str, str],
+        level: int = logging.INFO,
+        wait_s: float = DIRECT_WAIT_S,
+    ) -> None:
         super().__init__(level)
-        self._writer = LineWriter(stream, tags)
+        self.wait_s = wait_s
+        self._lines: Drain[Entry] = Drain("direct-log", LineWriter(stream, tags).write, capacity=1024)
+        self._stuck_at: int | None = None  # lines written when a wait last ran out
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._writer.write([entry(_level(record), record.getMessage(), _record_fields(record))])
+            self._lines.put(entry(_level(record), record.getMessage(), _record_fields(record)))
         except Exception:  # noqa: BLE001 - a log record must never break its caller
             self.handleError(record)
+            return
+        if self._stuck_at == self._lines.delivered or asyncio_running():
+            self._lines.flush(0.0)  # written now, not at the thread's next look: in order with the pipe's
+            return
+        self._stuck_at = None if self._lines.flush(self.wait_s) else self._lines.delivered
+
+    @property
+    def dropped(self) -> int:
+        """The lines dropped: not written by the stream in time, or refused by it."""
+        return self._lines.dropped
+
+    def close(self) -> None:
+        """Wait for the lines not written yet (:data:`DIRECT_WAIT_S` at most, less when a wait
+        has already run out with nothing taken since), then stop the thread."""
+        stuck = self._stuck_at is not None and self._stuck_at == self._lines.delivered
+        self._lines.close(0.0 if stuck else self.wait_s)
+        super().close()
+
+
+def asyncio_running() -> bool:
+    """Whether this thread runs an event loop now."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class PipeHandler(logging.Handler):

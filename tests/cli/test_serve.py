@@ -15,15 +15,16 @@ import traceback
 import uuid
 from pathlib import Path
 
+import duckdb
 import httpx
 import orjson
 import pytest
 
 from ingest.api.parts import Shutdown
-from ingest.config_file import load_sample_config
+from ingest.config_file import load_sample_config, parse_config
 from payorch.cli import main
 from payorch.server import ServeError, Stopped, cut_short_without_traceback, run_server
-from tests.e2e.server import ACME, CONFIG, SLOW, Server, start_server
+from tests.e2e.server import ACME, CONFIG, SLOW, Server, free_port, start_server
 from tests.ingest.store.test_copied_folder import _left_in_flight, _owners
 from tests.ingest.store.test_recovery_at_start import CONFIG as RECOVERY_CONFIG
 
@@ -410,7 +411,15 @@ def test_serve_refuses_a_copied_folder_with_payments_in_flight_and_takes_the_ins
     instance = _owners(data)[-1][0]
     (tmp_path / "payorch.yaml").write_text(RECOVERY_CONFIG)
     (tmp_path / "payorch.yaml").chmod(0o600)
-    command = ["serve", "--config", str(tmp_path / "payorch.yaml"), "--data", str(data), "--port", "19941"]
+    command = [
+        "serve",
+        "--config",
+        str(tmp_path / "payorch.yaml"),
+        "--data",
+        str(data),
+        "--port",
+        str(free_port()),
+    ]
     exits: list[object] = []
     for extra, variable in (
         ([], None),
@@ -431,3 +440,77 @@ def test_serve_refuses_a_copied_folder_with_payments_in_flight_and_takes_the_ins
     assert f"start with --take-over {instance} (PAYORCH_TAKE_OVER={instance})" in events[0]
     assert "(--take-over '0123456789abcdef' names another instance)" in events[1]
     assert "(--take-over 'fedcba9876543210' names another instance)" in events[2]
+
+
+def test_a_stop_ends_in_bounded_time_when_the_log_reader_stopped_reading(tmp_path: Path) -> None:
+    """A log reader that stops reading (a stuck shipper, ``payorch serve 2>&1 | slow-consumer``
+    paused) left SIGTERM's stop hanging for ever once the pipe was full: after the store had
+    closed, the last lines waited on it. The stop now commits, closes the store and ends in
+    bounded time; the lines the pipe could not take are dropped, counted in the store's last
+    ``observer/dropped`` violation and said in the last line (which a reader may yet take)."""
+    data = tmp_path / "data"
+    fifo = tmp_path / "log"  # the log file: a pipe whose reader stops once the server listens
+    os.mkfifo(fifo)
+    port = free_port()
+    listening = threading.Event()
+    returned = threading.Event()
+    rescued = threading.Event()  # the stop did not end while the pipe stayed full
+    reader: list[int] = []
+    answers: list[int] = []
+
+    def read_until_listening_then_stop() -> None:
+        descriptor = os.open(fifo, os.O_RDONLY)
+        reader.append(descriptor)
+        seen = b""
+        while b"listening on" not in seen:
+            seen += os.read(descriptor, 65536)
+        listening.set()
+
+    def fill_the_pipe_then_stop_the_server() -> None:
+        listening.wait(30)
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=ACME, timeout=10) as client:
+                for _ in range(60):  # seven lines each, about 3 KB: the pipe (64 KiB) is full after 25
+                    answer = client.post("/v1/payments", json={"amount": 500, "currency": "USD"})
+                    answers.append(answer.status_code)
+        finally:
+            os.kill(os.getpid(), signal.SIGTERM)
+        if not returned.wait(30):  # the stop hangs: read the pipe, so that the test ends and says so
+            rescued.set()
+            while os.read(reader[0], 1 << 20):
+                pass
+
+    helpers = [
+        threading.Thread(target=read_until_listening_then_stop, daemon=True),
+        threading.Thread(target=fill_the_pipe_then_stop_the_server, daemon=True),
+    ]
+    for helper in helpers:
+        helper.start()
+    httpx_log = logging.getLogger("httpx")
+    level = httpx_log.level
+    httpx_log.setLevel(logging.WARNING)  # the test's client logs each request: not into the server's log
+    try:
+        stopped = run_server(parse_config(CONFIG), data, "127.0.0.1", port, log_file=str(fifo))
+        returned.set()
+    finally:
+        httpx_log.setLevel(level)
+        for helper in helpers:
+            helper.join(40)
+        os.close(reader[0])  # a line still being written fails: the writer's thread ends
+
+    assert answers == [200] * 60
+    assert not rescued.is_set(), "the stop ended only once the test read the full pipe"
+    assert stopped.complete, stopped.summary()
+    assert stopped.log_lines_dropped > 0
+    assert stopped.summary() == (
+        "stopped on SIGTERM; no payments were in flight "
+        f"({stopped.log_lines_dropped} log lines could not be written)"
+    )
+    with duckdb.connect(str(data / "payorch.duckdb"), read_only=True) as database:
+        payments = database.execute("SELECT count(DISTINCT payment_id) FROM payments").fetchone()
+        reports = database.execute(
+            "SELECT message FROM violations WHERE contract_id = 'observer/dropped' ORDER BY seq"
+        ).fetchall()
+    assert payments == (60,)  # every payment answered is committed
+    assert reports, "no observer/dropped violation recorded"
+    assert "logs): the log stream failed" in reports[-1][0]

@@ -14,6 +14,7 @@ import time
 import traceback
 import uuid
 from pathlib import Path
+from typing import IO
 
 import duckdb
 import httpx
@@ -22,6 +23,7 @@ import pytest
 
 from ingest.api.parts import Shutdown
 from ingest.config_file import load_sample_config, parse_config
+from payorch import server as server_module
 from payorch.cli import main
 from payorch.server import ServeError, Stopped, cut_short_without_traceback, run_server
 from tests.e2e.server import ACME, CONFIG, SLOW, Server, free_port, start_server
@@ -442,7 +444,9 @@ def test_serve_refuses_a_copied_folder_with_payments_in_flight_and_takes_the_ins
     assert "(--take-over 'fedcba9876543210' names another instance)" in events[2]
 
 
-def test_a_stop_ends_in_bounded_time_when_the_log_reader_stopped_reading(tmp_path: Path) -> None:
+def test_a_stop_ends_in_bounded_time_when_the_log_reader_stopped_reading(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A log reader that stops reading (a stuck shipper, ``payorch serve 2>&1 | slow-consumer``
     paused) left SIGTERM's stop hanging for ever once the pipe was full: after the store had
     closed, the last lines waited on it. The stop now commits, closes the store and ends in
@@ -452,6 +456,16 @@ def test_a_stop_ends_in_bounded_time_when_the_log_reader_stopped_reading(tmp_pat
     fifo = tmp_path / "log"  # the log file: a pipe whose reader stops once the server listens
     os.mkfifo(fifo)
     port = free_port()
+    # The log file stays open for the process's life (payorch.server._log_file): here the test's,
+    # which closes it once its last line has failed, so no unclosed file outlives the test.
+    opened: list[IO[bytes]] = []
+    open_log_file = server_module._log_file
+
+    def open_and_keep(path: Path) -> IO[bytes]:
+        opened.append(open_log_file(path))
+        return opened[-1]
+
+    monkeypatch.setattr(server_module, "_log_file", open_and_keep)
     listening = threading.Event()
     returned = threading.Event()
     rescued = threading.Event()  # the stop did not end while the pipe stayed full
@@ -497,6 +511,8 @@ def test_a_stop_ends_in_bounded_time_when_the_log_reader_stopped_reading(tmp_pat
         for helper in helpers:
             helper.join(40)
         os.close(reader[0])  # a line still being written fails: the writer's thread ends
+        for stream in opened:
+            stream.close()  # a line written after fails as well, and is counted as dropped
 
     assert answers == [200] * 60
     assert not rescued.is_set(), "the stop ended only once the test read the full pipe"

@@ -6,9 +6,10 @@ for every base (default ``HEAD``, ``HEAD~1`` when it exists, and every earlier c
 :mod:`tools.schema_diff` on every ``*.schema.json`` under ``proto/``. A base without an earlier
 version of a file is skipped, not an error. Exit status 1 on any finding.
 
-Every version of ``proto/`` ever committed is one clients may have been built from, so each is a
-base: comparing with the last two commits only, a breaking change followed by any other commit
-passed (a branch's later commits, a fast-forward merge).
+Every version of ``proto/`` the branch has held is one clients may have been built from, so each is
+a base: comparing with the last two commits only, a breaking change followed by any other commit
+passed (a branch's later commits, a fast-forward merge). A merged branch's own commits are not the
+branch's versions (:func:`history`).
 """
 
 from __future__ import annotations
@@ -71,8 +72,12 @@ def files_at(repo: Path, ref: str) -> set[str]:
 
 
 def history(repo: Path) -> list[str]:
-    """The commits of ``HEAD``'s history that changed a file under ``proto/``, newest first."""
-    result = _git(repo, "log", "--format=%H", "HEAD", "--", PROTO)
+    """The commits of ``HEAD``'s first-parent history (the line the branch itself went through)
+    that changed a file under ``proto/``, newest first. A merged branch's own commits are left
+    out: two branches that each took the next field number, one renumbered at the merge, would
+    otherwise fail against the version of the branch that gave its number up, which only that
+    branch ever held. The merge itself is on the line, compared as any commit of it."""
+    result = _git(repo, "log", "--first-parent", "--format=%H", "HEAD", "--", PROTO)
     return result.stdout.split() if result.returncode == 0 else []
 
 

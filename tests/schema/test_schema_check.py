@@ -230,3 +230,52 @@ def test_a_reference_to_a_removed_definition_fails(repo: Path) -> None:
 
     assert result.returncode == 1, result.stdout
     assert f"{RESULT}: $ref '#/$defs/PaymentMethod' names nothing in the schema" in result.stdout
+
+
+def test_a_field_number_two_branches_took_renumbered_at_the_merge_passes(repo: Path) -> None:
+    """Two branches each took field 6; the merge kept one and renumbered the other to 7. The
+    merged branch's own commit (field 6 under the other name) was never the main line's: it is
+    no base. A field renumbered on the main line itself still fails (the next test)."""
+    added = "  optional int64 max_amount_cents = 5;\n"
+    _git(repo, "checkout", "--quiet", "-b", "side")
+    _edit(repo, PLAN, added, added + "  // A side note.\n  optional string side_note = 6;\n")
+    _commit(repo, "side: field 6")
+    _git(repo, "checkout", "--quiet", "-")
+    _edit(repo, PLAN, added, added + "  // A main note.\n  optional string main_note = 6;\n")
+    _commit(repo, "main: field 6")
+    merged = subprocess.run(
+        ["git", "-c", "user.email=t@t", "-c", "user.name=t", "merge", "--quiet", "--no-commit", "side"],
+        cwd=repo,
+        capture_output=True,
+        check=False,
+    )
+    assert merged.returncode == 1  # both took field 6: a conflict, resolved by hand below
+    path = repo / PLAN
+    text = path.read_text(encoding="utf-8")
+    start, end = text.index("<<<<<<<"), text.index(">>>>>>>")
+    resolved = (
+        "  // A main note.\n  optional string main_note = 6;\n"
+        "  // A side note.\n  optional string side_note = 7;\n"
+    )
+    path.write_text(text[:start] + resolved + text[text.index("\n", end) + 1 :], encoding="utf-8")
+    _commit(repo, "merge side, its field renumbered 7")
+
+    result = _check(repo)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_field_renumbered_on_the_main_line_fails(repo: Path) -> None:
+    added = "  optional int64 max_amount_cents = 5;\n"
+    _edit(repo, PLAN, added, added + "  // A note.\n  optional string note = 6;\n")
+    _commit(repo, "field 6")
+    _edit(repo, PLAN, "  optional string note = 6;\n", "  optional string note = 7;\n")
+    _commit(repo, "renumbered")
+    (repo / "README").write_text("notes\n", encoding="utf-8")
+    _commit(repo, "an unrelated change")
+
+    result = _check(repo)
+
+    assert result.returncode == 1, result.stdout
+    assert "buf breaking" in result.stdout and '"note"' in result.stdout
+    assert "buf lint" not in result.stdout

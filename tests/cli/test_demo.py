@@ -25,9 +25,8 @@ import pytest
 
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import Writer
-from payorch.cli import main
 from tests.e2e.server import free_port
-from tests.ingest.store.test_copied_folder import _left_in_flight, _owners
+from tests.ingest.store.test_copied_folder import _left_in_flight, _owners, take_over_attempts
 
 PAYORCH = Path(sys.executable).parent / "payorch"
 READY_LINE = "Serving until Ctrl-C (or SIGTERM)."
@@ -222,17 +221,7 @@ def test_demo_takes_the_instance_its_refusal_of_a_moved_folder_names(
     asyncio.run(_left_in_flight(data, "host-elsewhere"))
     instance = _owners(data)[-1][0]
     command = ["demo", "--data", str(data), "--port", str(free_port())]
-    exits: list[object] = []
-    for extra, variable in (
-        ([], None),
-        (["--take-over", "0123456789abcdef"], None),
-        ([], "fedcba9876543210"),
-    ):
-        if variable is not None:
-            monkeypatch.setenv("PAYORCH_TAKE_OVER", variable)
-        with pytest.raises(SystemExit) as exited:
-            main([*command, *extra])
-        exits.append(exited.value.code)
+    exits = take_over_attempts(command, monkeypatch)
     refusals = capsys.readouterr().err.splitlines()
 
     assert exits == [2, 2, 2]

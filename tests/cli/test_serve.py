@@ -27,7 +27,7 @@ from payorch import server as server_module
 from payorch.cli import main
 from payorch.server import ServeError, Stopped, cut_short_without_traceback, run_server
 from tests.e2e.server import ACME, CONFIG, SLOW, Server, free_port, start_server
-from tests.ingest.store.test_copied_folder import _left_in_flight, _owners
+from tests.ingest.store.test_copied_folder import _left_in_flight, _owners, take_over_attempts
 from tests.ingest.store.test_recovery_at_start import CONFIG as RECOVERY_CONFIG
 
 
@@ -422,17 +422,7 @@ def test_serve_refuses_a_copied_folder_with_payments_in_flight_and_takes_the_ins
         "--port",
         str(free_port()),
     ]
-    exits: list[object] = []
-    for extra, variable in (
-        ([], None),
-        (["--take-over", "0123456789abcdef"], None),
-        ([], "fedcba9876543210"),
-    ):
-        if variable is not None:
-            monkeypatch.setenv("PAYORCH_TAKE_OVER", variable)
-        with pytest.raises(SystemExit) as exited:
-            main([*command, *extra])
-        exits.append(exited.value.code)
+    exits = take_over_attempts(command, monkeypatch)
     lines = [orjson.loads(line) for line in capsys.readouterr().err.splitlines()]
     events = [line["event"] for line in lines if line["level"] == "error"]
 

@@ -23,6 +23,7 @@ from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from ingest.store.ownership import CREATE_TABLE, Claim, DataFolderMovedError, Owner, claim, last_owner
 from ingest.store.recovery import RecoveryReport
+from payorch.cli import main
 from tests.ingest.store.test_recovery_at_start import CONFIG, Started, _cut_off_payment
 
 
@@ -57,6 +58,24 @@ def _owners(data_dir: Path) -> list[tuple[str, str, str, str | None]]:
             "SELECT instance_id, host, data_dir, taken_over_from FROM owners ORDER BY start_no"
         ).fetchall()
     return [(str(i), str(h), str(d), None if t is None else str(t)) for i, h, d, t in rows]
+
+
+def take_over_attempts(command: list[str], monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """The exit codes of ``payorch COMMAND`` (``serve`` or ``demo``) started on a copied folder three
+    ways: without a take-over, with ``--take-over`` naming another instance, and with
+    ``PAYORCH_TAKE_OVER`` naming another."""
+    exits: list[object] = []
+    for extra, variable in (
+        ([], None),
+        (["--take-over", "0123456789abcdef"], None),
+        ([], "fedcba9876543210"),
+    ):
+        if variable is not None:
+            monkeypatch.setenv("PAYORCH_TAKE_OVER", variable)
+        with pytest.raises(SystemExit) as exited:
+            main([*command, *extra])
+        exits.append(exited.value.code)
+    return exits
 
 
 def _event_count(data_dir: Path) -> int:

@@ -699,6 +699,9 @@ MULTIPART = b'--x\r\nContent-Disposition: form-data; name="amount"\r\n\r\n1250\r
             "unsupported_content_encoding",
         ),
     ],
+    # Named: a gzip member holds the time it was made, and pytest-xdist's workers must collect
+    # the same test names.
+    ids=["multipart", "gzip", "identity-then-br"],
 )
 async def test_a_body_the_parser_cannot_read_is_422_saying_what_to_send(
     app: object, headers: list[tuple[bytes, bytes]], body: bytes, code: str

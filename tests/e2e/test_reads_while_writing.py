@@ -20,6 +20,7 @@ from tests.e2e.server import ACME, ADMIN, Server
 WINDOW = {"from": "2000-01-01T00:00:00Z", "to": "2100-01-01T00:00:00Z"}
 WRITE_LIMIT_S = 60.0
 READS = 3  # reads made while payments are written, at least
+ANSWERED = 50  # payments answered while the reads are made, more than
 
 
 #: A payment whose amount the parser corrects: each records one ``api/validation`` violation.
@@ -79,7 +80,9 @@ async def _read_while(
             assert set(answered[:seen]) <= completed
             assert table.num_rows >= len(as_json.json()["events"]) - 50 * 7  # later, so not fewer
             reads += 1
-            if reads >= READS:
+            # Enough once the reads have met a busy writer: on a loaded machine 3 s of paying
+            # answered 49 payments, so the payments go on until there are more than ANSWERED.
+            if reads >= READS and len(answered) > ANSWERED:
                 enough.set()
     return reads
 
@@ -98,7 +101,7 @@ def test_analytics_reads_work_while_payments_are_written(server: Server) -> None
     reads = asyncio.run(scenario())
 
     assert reads >= READS
-    assert len(answered) > 50
+    assert len(answered) > ANSWERED
 
 
 PAYORCH = Path(sys.executable).parent / "payorch"

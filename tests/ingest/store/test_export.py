@@ -706,6 +706,27 @@ def test_a_reader_sees_one_export_whole_while_another_replaces_it(
     assert set(seen) <= {(1, 2), (0, 0)}, [read for read in seen if read not in {(1, 2), (0, 0)}][:3]
 
 
+def test_the_globs_the_readme_gives_see_each_row_of_an_input_once(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    for _ in range(2):  # the replaced export stays beside the current one
+        export_module.export_parquet(data, out)
+    exported = manifest_rows(out)
+
+    for name, rows in exported.items():
+        glob = str(out / name / "**" / "*.parquet")
+        polars = pl.scan_parquet(glob, hive_partitioning=True).select(pl.len()).collect().item()
+        with duckdb.connect() as connection:
+            found = connection.execute(
+                "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)", [glob]
+            ).fetchall()
+        assert (name, polars, found[0][0]) == (name, rows, rows)
+
+
+def manifest_rows(out: Path) -> dict[str, int]:
+    manifest = orjson.loads((out / "_payorch_export.json").read_bytes())
+    return {name: int(counted["rows"]) for name, counted in manifest["inputs"].items()}
+
+
 def test_exporting_again_keeps_the_export_it_replaced_and_removes_older_ones(
     data: Path, tmp_path: Path
 ) -> None:

@@ -4,7 +4,9 @@ The manifest says which ``export_version`` the export holds. This payorch reads
 :data:`EXPORT_VERSION` and the exports before manifests (which have none: their files' columns
 are checked as before). An export of a newer version is refused in one line naming the payorch
 that wrote it, before a file is read: its columns would otherwise read as a damaged export's. A
-manifest that is not one (not JSON, no ``format``, no version) is an export damaged.
+manifest that is not one (not JSON, no ``format``, no version, no rows per input) is an export
+damaged. The rows it counts per input are what a reader checks its files against: an export cut
+short, or partly replaced by another, is then named as such rather than read as fewer rows.
 """
 
 from __future__ import annotations
@@ -23,14 +25,16 @@ FORMAT = "payorch-export"
 EXPORT_VERSION = 1
 
 
-def check_manifest(folder: Path, shown: Path) -> None:
-    """Raise :class:`~analytics.errors.UnreadableExportError` unless the export in ``folder``
-    (named ``shown`` in messages) has no manifest or one of a version this payorch reads."""
+def check_manifest(folder: Path, shown: Path) -> dict[str, int] | None:
+    """The rows the manifest of the export in ``folder`` (named ``shown`` in messages) says each
+    input holds, or ``None`` for an export without one (of a payorch before manifests). Raise
+    :class:`~analytics.errors.UnreadableExportError` for a manifest of a version this payorch does
+    not read, or one that is not a manifest."""
     path = folder / MANIFEST
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        return  # an export of a payorch before manifests
+        return None  # an export of a payorch before manifests
     except OSError as error:
         raise UnreadableExportError(f"cannot read {shown / MANIFEST}: {error.strerror}") from None
     document = _document(data, shown)
@@ -46,6 +50,21 @@ def check_manifest(folder: Path, shown: Path) -> None:
             f"{shown} was written by {who} (export version {written}); this payorch reads export "
             f"versions up to {EXPORT_VERSION}: read it with {who} or later, or export it again with this one"
         )
+    return _rows(document, shown)
+
+
+def _rows(document: dict[str, Any], shown: Path) -> dict[str, int]:
+    """Each input's ``rows`` in the manifest ``document``: every version holds them."""
+    inputs = document.get("inputs")
+    if not isinstance(inputs, dict):
+        raise _damaged(shown, "no inputs")
+    rows: dict[str, int] = {}
+    for name, written in inputs.items():
+        count = written.get("rows") if isinstance(written, dict) else None
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise _damaged(shown, f"no count of rows for {name}")
+        rows[name] = count
+    return rows
 
 
 def _document(data: bytes, shown: Path) -> dict[str, Any]:

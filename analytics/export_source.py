@@ -14,7 +14,9 @@ file's footer must be Parquet with exactly the columns and types this payorch ex
 itself takes a file of no bytes in a folder for a file of no rows (an export copied onto a full
 disk would lose rows without a word), and names a file of other columns only by how it differs
 from the first file it read. Pages damaged behind a sound footer fail the scan. Every such
-problem is an :class:`~analytics.errors.UnreadableExportError`, one line naming the file.
+problem is an :class:`~analytics.errors.UnreadableExportError`, one line naming the file. So is
+an input whose files hold other than the rows its manifest counts (an export cut short, or partly
+replaced by another's files), which would otherwise report fewer violations without a word.
 
 Nothing of two exports makes a report either. ``payorch export`` writes each export whole into a
 generation, ``DIR/.payorch-export/<generation>``, and publishes it by renaming the link
@@ -41,7 +43,7 @@ import polars as pl
 from polars.exceptions import PanicException
 
 from analytics.errors import NotAnExportError, UnreadableExportError
-from analytics.export_manifest import check_manifest
+from analytics.export_manifest import MANIFEST, check_manifest
 from analytics.report_inputs import in_window, named_violations
 from engine.monitor import ReportWindow
 
@@ -84,9 +86,9 @@ def report_frames(
     if not export.is_dir():
         raise NotAnExportError(f"no export at {export}: give the folder `payorch export --out` wrote")
     with _pinned(export) as root:
-        check_manifest(root, export)
+        rows = check_manifest(root, export)
         try:
-            return _frames(root, window, violations, complaints)
+            return _frames(root, window, violations, complaints, rows)
         except UnreadableExportError as error:
             if root == export:
                 raise
@@ -127,9 +129,14 @@ def _pinned(export: Path) -> Iterator[Path]:
 
 
 def _frames(
-    export: Path, window: ReportWindow, violations: ExportInput, complaints: ExportInput
+    export: Path,
+    window: ReportWindow,
+    violations: ExportInput,
+    complaints: ExportInput,
+    rows: dict[str, int] | None,
 ) -> ReportFrames:
-    """:func:`report_frames` from the inputs in the folder ``export``."""
+    """:func:`report_frames` from the inputs in the folder ``export``, whose manifest says each
+    holds ``rows`` (``None``: an export without a manifest)."""
     missing = [source.name for source in (violations, complaints) if not (export / source.name).is_dir()]
     if missing:
         raise NotAnExportError(
@@ -137,9 +144,13 @@ def _frames(
             "(`payorch export --out` writes events, violations and complaints)"
         )
     files = {source.name: _files(export / source.name, source.columns) for source in (violations, complaints)}
-    recorded = _scan(export / violations.name, files[violations.name])
+    for source in (violations, complaints):
+        _check_files(
+            export / source.name, files[source.name], None if rows is None else rows.get(source.name, -1)
+        )
+    recorded = _scan(export / violations.name)
     received = in_window(
-        _scan(export / complaints.name, files[complaints.name]).filter(_dates(window)),
+        _scan(export / complaints.name).filter(_dates(window)),
         complaints.time,
         window,
     )
@@ -168,11 +179,28 @@ def _dates(window: ReportWindow) -> pl.Expr:
     )
 
 
-def _scan(folder: Path, files: list[tuple[Path, pl.Schema]]) -> pl.LazyFrame:
-    """Every row of the input in ``folder``, once its ``files`` (:func:`_files`) are checked; the
+def _check_files(folder: Path, files: list[tuple[Path, pl.Schema]], rows: int | None) -> None:
+    """Raise :class:`~analytics.errors.UnreadableExportError` unless each of ``files`` (the input
+    in ``folder``, :func:`_files`) has the columns it must, and all hold the ``rows`` the manifest
+    counts (``None``: no manifest; negative: none for this input). Fewer or more rows is an export
+    cut short (a copy that stopped, a date folder lost) or partly replaced by another's files,
+    which the scan would read without a word as a window with fewer or other violations."""
+    found = sum(_check_file(path, expected) for path, expected in files)
+    if rows is not None and rows < 0:
+        raise UnreadableExportError(
+            f"{folder.parent / MANIFEST} counts no rows for {folder.name}: "
+            "export again, or copy the export again"
+        )
+    if rows is not None and found != rows:
+        raise UnreadableExportError(
+            f"{folder} holds {found} rows where the export's manifest says {rows}: an export cut "
+            "short or partly replaced by another's files; export again, or copy the export again"
+        )
+
+
+def _scan(folder: Path) -> pl.LazyFrame:
+    """Every row of the input in ``folder`` (its files checked by :func:`_check_files`), the
     partition column included."""
-    for path, expected in files:
-        _check_file(path, expected)
     # Absolute: Polars reads a leading ``~`` as the home folder, where ``--export '~/x'`` names ``./~/x``.
     return pl.scan_parquet(folder.absolute(), hive_partitioning=True, hive_schema={PARTITION: PARTITION_TYPE})
 
@@ -222,9 +250,9 @@ def _not_an_exports(folder: Path, name: str) -> UnreadableExportError:
     )
 
 
-def _check_file(path: Path, expected: pl.Schema) -> None:
-    """Raise :class:`~analytics.errors.UnreadableExportError` unless ``path``'s footer is
-    Parquet's with exactly the ``expected`` columns and types."""
+def _check_file(path: Path, expected: pl.Schema) -> int:
+    """The rows ``path``'s footer counts; raise :class:`~analytics.errors.UnreadableExportError`
+    unless it is Parquet's with exactly the ``expected`` columns and types."""
     found = _read(path, pl.read_parquet_schema)
     difference = _difference(found, expected)
     if difference is not None:
@@ -232,6 +260,13 @@ def _check_file(path: Path, expected: pl.Schema) -> None:
             f"{path} is not of this payorch's export schema ({difference}): "
             "an export of another payorch version? read it with that version, or export again"
         )
+    return _read(path, _rows)
+
+
+def _rows(path: Path) -> int:
+    """The rows of the Parquet file ``path``, as its footer counts them (no page is read)."""
+    counted: int = pl.scan_parquet(path).select(pl.len()).collect().item()
+    return counted
 
 
 def _read_whole(path: Path) -> None:

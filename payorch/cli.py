@@ -5,7 +5,8 @@ script never mistakes them for success. Bad arguments give a one-line usage erro
 command (exit 2); a group given no command prints its help (exit 2). Anything unexpected is one
 line too (``payorch report: internal error: KeyError; please report it``, exit 1), with the
 traceback only when ``PAYORCH_DEBUG=1`` asks for it: no stack trace reaches a user otherwise.
-Ctrl-C is one line too (``payorch report: interrupted``), exit 1 as ``payorch export``'s own.
+Ctrl-C is one line too (``payorch report: interrupted``), exit 1 as ``payorch export``'s own. A
+stdout whose reader went away (``| head -1``) ends any command quietly, exit 141, as ``cat`` ends.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ from payorch.output import discard_stdout
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
+#: Stdout's reader went away: 128 + SIGPIPE, as a shell shows ``cat``'s end (killed by SIGPIPE).
+#: Exited with, not killed by, so that a command run in-process (a test's) ends as SystemExit.
+EXIT_READER_GONE = 128 + signal.SIGPIPE
 DEFAULT_API = "http://127.0.0.1:8000"
 #: Set to 1, an internal error prints its traceback before its one line.
 DEBUG_ENV = "PAYORCH_DEBUG"
@@ -578,10 +582,12 @@ def _interrupted(command_path: str, environ: Mapping[str, str]) -> NoReturn:
 
 def _reader_gone() -> NoReturn:
     """Stdout's reader went away (``payorch report | head -1``, a pager quit early): the rest is
-    dropped without a word, as ``cat`` or ``git log`` drop it, and the exit is 1, the output not
-    delivered whole (``set -o pipefail`` sees it). It was an "internal error: BrokenPipeError"."""
+    dropped without a word, and the exit is :data:`EXIT_READER_GONE`, the status the shell shows
+    for ``cat`` or ``git log`` then (``set -o pipefail`` sees it). Not 1: that says the command
+    could not do its work, where an export whose summary line found no reader was written whole.
+    It was an "internal error: BrokenPipeError", then a bare 1."""
     discard_stdout()
-    sys.exit(EXIT_FAILURE)
+    sys.exit(EXIT_READER_GONE)
 
 
 def _internal_error(command_path: str, error: BaseException, environ: Mapping[str, str]) -> NoReturn:

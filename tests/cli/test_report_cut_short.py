@@ -1,7 +1,7 @@
 """``payorch report`` cut short: a stdout whose reader has gone (``| head -1``) ends it quietly, exit
-1; a stdout that fails otherwise (a full disk) is one line, exit 1. Neither is an internal error, and
-nothing is left to fail again when Python flushes stdout on the way out. Ctrl-C is one line naming
-the command, exit 1."""
+141 as ``cat`` ends; a stdout that fails otherwise (a full disk) is one line, exit 1. Neither is an
+internal error, and nothing is left to fail again when Python flushes stdout on the way out. Ctrl-C
+is one line naming the command, exit 1."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def report_to(stdout: TextIO, url: str, monkeypatch: pytest.MonkeyPatch) -> int 
     return exited.value.code
 
 
-def test_a_reader_gone_ends_the_report_quietly_with_exit_1(
+def test_a_reader_gone_ends_the_report_quietly_with_exit_141_as_cat_ends(
     fake: FakeService,  # noqa: F811 - the fixture
     closed_pipe: TextIO,
     capsys: pytest.CaptureFixture[str],
@@ -48,7 +48,7 @@ def test_a_reader_gone_ends_the_report_quietly_with_exit_1(
 
     code = report_to(closed_pipe, fake.url, monkeypatch)
 
-    assert (code, capsys.readouterr().err) == (1, "")
+    assert (code, capsys.readouterr().err) == (141, "")
     closed_pipe.write("what was left\n")
     closed_pipe.flush()  # stdout's way out: it no longer fails
 

@@ -442,3 +442,37 @@ def test_an_export_of_a_payorch_before_manifests_is_read_as_before(small: Path) 
     read = document(report("--export", str(small), *bounds(ALL_TIME), "--format", "json"))
 
     assert sum(row["count"] for row in read["violations"]) == 1
+
+
+@pytest.mark.parametrize(
+    ("input_name", "damage"),
+    [
+        # A copy that stopped half way, or a tool that rewrote a file: fewer rows than exported.
+        ("violations", lambda path: rewrite(path, lambda frame: frame.head(0))),
+        # Another export's file copied in beside this one's.
+        ("complaints", lambda path: shutil.copy(path, path.with_name("data_1.parquet"))),
+    ],
+)
+def test_an_export_holding_other_rows_than_its_manifest_counts_is_a_one_line_error(
+    small: Path, input_name: str, damage: Any
+) -> None:
+    # It was read as it was: a report of no violations, or of each complaint twice, without a word.
+    (file,) = (small / input_name).glob("date=*/*.parquet")
+    damage(file)
+    found = pl.read_parquet(small / input_name).height
+
+    assert one_line_failure("--export", str(small), *bounds(ALL_TIME)) == (
+        f"{small / input_name} holds {found} rows where the export's manifest says 1: an export cut "
+        "short or partly replaced by another's files; export again, or copy the export again"
+    )
+
+
+def test_a_manifest_without_its_inputs_rows_is_a_damaged_one(small: Path) -> None:
+    manifest = manifest_of(small)
+    del manifest["inputs"]["complaints"]["rows"]
+    (small / "_payorch_export.json").write_bytes(orjson.dumps(manifest))
+
+    assert one_line_failure("--export", str(small), *bounds(ALL_TIME)) == (
+        f"{small / '_payorch_export.json'} is not a payorch export's manifest (no count of rows for "
+        "complaints): export again, or copy the export again"
+    )

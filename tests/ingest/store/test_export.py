@@ -30,7 +30,7 @@ from ingest.store import export as export_module
 from ingest.store.reads import COMPLAINTS, EVENTS, VIOLATIONS, Input
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME, MIGRATIONS
 from ingest.store.writer import Writer
-from payorch.cli import cli
+from payorch.cli import cli, main
 from payorch.report import EXPORT_COMPLAINTS, EXPORT_VIOLATIONS
 from tests.ingest.api.test_app import ACME, JSON, body_of, call
 from tests.ingest.store.test_durable_api import pay, running
@@ -90,6 +90,25 @@ def test_export_writes_each_input_partitioned_by_utc_date(data: Path, tmp_path: 
         ("cmp_2", "2025-03-10"),
     ]
     assert complaints[0]["received_at"] == datetime(2025, 3, 9, 23, 59, 59, tzinfo=UTC)
+
+
+def test_an_export_whose_summary_finds_no_reader_is_kept_whole_and_ends_as_cat_ends(
+    data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ``payorch export ... | head -0`` ended with exit 1, as an export that could not be written,
+    # where the export was whole and only its summary line went unread.
+    out = tmp_path / "export"
+    reader, writer = os.pipe()
+    os.close(reader)
+    with open(writer, "w", encoding="utf-8") as closed_pipe:
+        monkeypatch.setattr(sys, "stdout", closed_pipe)
+        with pytest.raises(SystemExit) as exited:
+            main(["export", "--out", str(out), "--data", str(data)])
+        closed_pipe.write("what was left\n")
+        closed_pipe.flush()  # stdout's way out: it no longer fails
+
+    assert (exited.value.code, capsys.readouterr().err) == (141, "")  # 128 + SIGPIPE, as cat's
+    assert pq.read_table(out / "complaints").num_rows == 2
 
 
 async def test_the_export_has_each_declined_cards_reason(tmp_path: Path) -> None:
@@ -685,6 +704,27 @@ def test_a_reader_sees_one_export_whole_while_another_replaces_it(
         reader.join()
 
     assert set(seen) <= {(1, 2), (0, 0)}, [read for read in seen if read not in {(1, 2), (0, 0)}][:3]
+
+
+def test_the_globs_the_readme_gives_see_each_row_of_an_input_once(data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "export"
+    for _ in range(2):  # the replaced export stays beside the current one
+        export_module.export_parquet(data, out)
+    exported = manifest_rows(out)
+
+    for name, rows in exported.items():
+        glob = str(out / name / "**" / "*.parquet")
+        polars = pl.scan_parquet(glob, hive_partitioning=True).select(pl.len()).collect().item()
+        with duckdb.connect() as connection:
+            found = connection.execute(
+                "SELECT count(*) FROM read_parquet(?, hive_partitioning = true)", [glob]
+            ).fetchall()
+        assert (name, polars, found[0][0]) == (name, rows, rows)
+
+
+def manifest_rows(out: Path) -> dict[str, int]:
+    manifest = orjson.loads((out / "_payorch_export.json").read_bytes())
+    return {name: int(counted["rows"]) for name, counted in manifest["inputs"].items()}
 
 
 def test_exporting_again_keeps_the_export_it_replaced_and_removes_older_ones(

@@ -57,6 +57,9 @@ request's head (its request line and header fields) that uvicorn leaves out.
   after sending what it still held, which a client that reads nothing never takes: the
   connection, its file descriptor and megabytes of unsent answer stayed until the client went,
   and uvicorn logged "ASGI callable returned without completing response." as an error.
+- A stop (SIGTERM) closes an idle connection at once, as uvicorn does, except one on which the
+  next request has begun to arrive: that request is read and answered with ``Connection: close``
+  first (:meth:`GuardedHttpToolsProtocol.shutdown`). uvicorn closed it under the request.
 - Each of these answers counts in ``payorch_http_responses_total`` (route ``unmatched``; method
   ``other`` when none was read) through :func:`counted_protocol`: the app never sees them, and
   without the count a flood of them was invisible on ``/metrics``.
@@ -67,10 +70,12 @@ The body has its own limit and deadline in the app (:func:`ingest.api.front.read
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import re
 import socket
 import struct
+import termios
 from typing import Any, ClassVar, Protocol
 
 import httptools
@@ -144,6 +149,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._lingered_bytes = 0  # thrown away since the refusal
         #: The head of a request that asked for an upgrade, without its ``Upgrade`` header.
         self._without_upgrade: bytes | None = None
+        self._stopping = False  # the server stops: the request arriving is the connection's last
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -290,6 +296,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if self.cycle is not None:
             self.cycle.__class__ = _BodyAwareCycle  # uvicorn builds its cycles itself
+            if self._stopping:
+                self.cycle.keep_alive = False  # begun before the stop: answered, then closed
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         super()._start_asgi_task(cycle, _resetting_when_cut(cycle, app))
@@ -313,6 +321,32 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # Not while a pipelined request (started just now) is answered: its head is complete.
         if not self.transport.is_closing() and self._idle():
             self._start_head_deadline()
+
+    def shutdown(self) -> None:
+        """The server stops (SIGTERM): an idle connection is closed at once, as uvicorn does, not
+        after the keep-alive timeout; but one on which the next request has begun to arrive (part
+        of its head read, or its bytes waiting in the socket) has that request read and answered
+        with ``Connection: close``, then closes. uvicorn closed it under that request, unanswered
+        (the client of a payment cannot tell whether it was charged). Its head still has to come
+        within :data:`HEAD_TIMEOUT_S`, and the stop's grace bounds the whole."""
+        self._stopping = True
+        arriving = self._head_begun or self._head_bytes > 0 or self._bytes_waiting()
+        if self._idle() and arriving and not self.transport.is_closing() and self._lingering is None:
+            self._unset_keepalive_if_required()
+            return
+        super().shutdown()
+
+    def _bytes_waiting(self) -> bool:
+        """Whether bytes the event loop has not read yet wait in the connection's socket."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is None:
+            return False
+        waiting = bytearray(struct.calcsize("i"))
+        try:
+            fcntl.ioctl(sock.fileno(), termios.FIONREAD, waiting)
+        except OSError:
+            return False
+        return int(struct.unpack("i", waiting)[0]) > 0
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to bytes its parser cannot read (a malformed request line or header,

@@ -27,13 +27,19 @@ manager does before it starts its workers: the files of an earlier run would oth
 into the new run's counts. A worker started while another runs keeps every file but the live
 gauges of stopped workers: removing the others' files lost their counts for good (a live process
 keeps writing to a file once unlinked), and a restarted worker's earlier counts stay in the sums,
-which never go down.
+which never go down. Values files are named by pid and pid namespace (:func:`start_multiprocess_values`):
+workers in containers sharing the directory are each pid 1. Whether another namespace's worker
+runs is told by its heartbeat (:func:`heartbeat`), not its pid.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import os
+import socket
 import threading
+import time
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -48,6 +54,7 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    values,
 )
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -71,45 +78,125 @@ DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
 #: statuses and three processors, a scrape of 988 KB rendered in 142 ms.
 MAX_ADDED = 10
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+#: Seconds: a worker of another host or container whose live gauges' files were touched longer
+#: ago is taken for dead (a running one touches them every second; hosts' clocks may differ).
+STALE_S = 30.0
+#: Hex digits of the pid namespace's digest in a values file's name (:func:`own_identity`).
+TAG_LENGTH = 12
+#: This process's ``tag``, once start_multiprocess_values named its files (the value class is
+#: prometheus_client's, one for the process).
+_named: dict[str, str] = {}
 #: ``payorch_circuit_state``'s values: the worse the circuit, the higher.
 CIRCUIT_VALUES = {CircuitState.CLOSED: 0, CircuitState.HALF_OPEN: 1, CircuitState.OPEN: 2}
 EVENTS_WRITTEN = "Domain events stored (committed to the database, when durable)."
 DROPPED = "Telemetry dropped because a buffer was full or its exporter failed, by signal."
 
 
-def start_multiprocess_values(environ: Mapping[str, str]) -> None:
-    """Before the service builds its metrics, in ``PROMETHEUS_MULTIPROC_DIR`` if it is set: when no
-    other process that wrote values files (``*.db``) there is alive, a new run begins and those
-    files are removed; else only the live gauges of the processes no longer alive (this one's id
-    included: an earlier process's) are. Nothing else in it is touched."""
+def pid_namespace(proc: Path = Path("/proc")) -> str:
+    """This process's pid namespace, the same for every process whose pids this one can check and
+    different on every other host or container: its kernel's boot id (random at each boot) and the
+    namespace's inode. Without ``/proc`` (macOS), the host's name."""
+    try:
+        boot = (proc / "sys/kernel/random/boot_id").read_text(encoding="ascii").strip()
+        return f"{boot}/{os.readlink(proc / 'self/ns/pid')}"
+    except (OSError, UnicodeDecodeError):
+        return socket.gethostname()
+
+
+def start_multiprocess_values(environ: Mapping[str, str], *, namespace: str | None = None) -> None:
+    """Before the service builds its metrics, in ``PROMETHEUS_MULTIPROC_DIR`` if it is set: this
+    process's values files are named by its pid and its pid ``namespace`` (default:
+    :func:`pid_namespace`), not its pid alone; then, when no other process that wrote values files
+    (``*.db``) there is alive, a new run begins and those files are removed; else only the live
+    gauges of the processes no longer alive (this one's name included: an earlier process's) are.
+    Nothing else in it is touched."""
     directory = environ.get(MULTIPROCESS_ENV)
     if not directory:
         return
+    _name_values_files(pid_namespace() if namespace is None else namespace)
     files = list(Path(directory).glob("*.db"))
-    own = os.getpid()
-    writers = {pid for pid in map(_writer, files) if pid is not None and pid != own}
-    alive = {pid for pid in writers if _running(pid)}
+    own = own_identity()
+    writers = {writer for writer in map(_writer, files) if writer is not None and writer != own}
+    alive = {writer for writer in writers if _alive(writer, Path(directory))}
     if not alive:
         for values in files:
             values.unlink(missing_ok=True)
         return
-    for pid in (writers - alive) | {own}:
-        mark_process_dead(pid, directory)  # type: ignore[no-untyped-call]
+    for writer in (writers - alive) | {own}:
+        mark_process_dead(writer, directory)  # type: ignore[no-untyped-call]
+
+
+def _name_values_files(namespace: str) -> None:
+    """From now on, the metrics built name their values files ``<pid>-<tag>``, the tag a digest of
+    ``namespace``: two containers sharing the directory on a volume both ran payorch as pid 1, and
+    each wrote its counts over the other's in ``counter_1.db``. prometheus_client takes the name
+    from its value class, one for the process: this one reads the pid at each write (a forked
+    child names its own), and keeps to the directory and mode in force when a value is made (a
+    process that serves again, as tests do, may have another, or none)."""
+    tag = hashlib.sha256(namespace.encode()).hexdigest()[:TAG_LENGTH]
+    if tag == _named.get("tag"):
+        return
+    _named["tag"] = tag
+    by_directory: dict[str, Callable[..., object]] = {}
+
+    def value(*args: object, **kwargs: object) -> object:
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if not directory:
+            return values.MutexValue(*args, **kwargs)  # type: ignore[no-untyped-call]
+        made = by_directory.get(directory)
+        if made is None:
+            made = by_directory[directory] = values.MultiProcessValue(  # type: ignore[no-untyped-call]
+                lambda: f"{os.getpid()}-{tag}"
+            )
+        return made(*args, **kwargs)
+
+    values.ValueClass = value
+
+
+def own_identity() -> str:
+    """The name this process's values files carry (its pid alone before
+    :func:`start_multiprocess_values`, as prometheus_client names them)."""
+    tag = _named.get("tag")
+    return str(os.getpid()) if tag is None else f"{os.getpid()}-{tag}"
+
+
+def _alive(writer: str, directory: Path) -> bool:
+    """Whether the process that wrote values files as ``writer`` still runs. In this process's pid
+    namespace (or named by a pid alone, as an earlier payorch did) its pid says; on another host or
+    container its pid means nothing here, and it is alive while it touches its live gauges'
+    files (:func:`heartbeat`), :data:`STALE_S` at most ago."""
+    pid, _, tag = writer.partition("-")
+    if not tag or tag == _named.get("tag"):
+        return _running(int(pid))
+    try:
+        touched = (directory / f"gauge_livesum_{writer}.db").stat().st_mtime
+    except OSError:
+        return False  # it marked itself dead when it stopped
+    return time.time() - touched < STALE_S
+
+
+def heartbeat(directory: str) -> None:
+    """This process's live gauges' files are touched: other hosts' workers see it runs."""
+    for values_file in Path(directory).glob(f"gauge_live*_{own_identity()}.db"):
+        with contextlib.suppress(OSError):
+            os.utime(values_file)
 
 
 def _forget_stopped_gauges(directory: str) -> None:
     """The live gauges of a worker no longer alive leave the sums: one that was killed never marked
     itself dead, and its circuits read open in every other worker's answer until the next run."""
-    for values in Path(directory).glob("gauge_live*.db"):
-        pid = _writer(values)
-        if pid is not None and not _running(pid):
-            values.unlink(missing_ok=True)
+    for values_file in Path(directory).glob("gauge_live*.db"):
+        writer = _writer(values_file)
+        if writer is not None and writer != own_identity() and not _alive(writer, Path(directory)):
+            values_file.unlink(missing_ok=True)
 
 
-def _writer(values: Path) -> int | None:
-    """The process id in a values file's name (``counter_1234.db``, ``gauge_livesum_1234.db``)."""
-    pid = values.stem.rpartition("_")[2]
-    return int(pid) if pid.isdigit() else None
+def _writer(values_file: Path) -> str | None:
+    """The writer's name in a values file's name (``counter_1234-0a1b2c3d4e5f.db``,
+    ``gauge_livesum_1234.db``): a pid, and the tag of its pid namespace."""
+    writer = values_file.stem.rpartition("_")[2]
+    pid, _, tag = writer.partition("-")
+    return writer if pid.isdigit() and (not tag or tag.isalnum()) else None
 
 
 def _running(pid: int) -> bool:
@@ -127,7 +214,7 @@ def end_multiprocess_values(environ: Mapping[str, str]) -> None:
     processes' sums."""
     directory = environ.get(MULTIPROCESS_ENV)
     if directory:
-        mark_process_dead(os.getpid(), directory)  # type: ignore[no-untyped-call]
+        mark_process_dead(own_identity(), directory)  # type: ignore[no-untyped-call]
 
 
 class Buckets(NamedTuple):
@@ -184,6 +271,25 @@ class _Callbacks(Collector):
         for signal, count in sorted(self.dropped().items()):
             dropped.add_metric([signal], count)
         yield dropped
+
+
+class _WithoutCreated(Collector):
+    """A registry's metrics without the ``<name>_created`` series of its counters and histograms
+    (each child's first count's time). They were one more series for each labelled child (47 of
+    the 213 a scrape of the sample config carried after 300 mixed payments; 21.7 KB, now
+    15.3 KB), read by no dashboard
+    or alert of PRODUCT.md section 8, and never in several workers' scrapes, whose files hold
+    none. prometheus_client's switch for them (``disable_created_metrics``) is the process's:
+    this one is the service's registry's only."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for family in self._registry.collect():
+            if family.type in ("counter", "histogram", "summary"):
+                family.samples = [sample for sample in family.samples if not sample.name.endswith("_created")]
+            yield family
 
 
 class ApiMetrics:
@@ -340,6 +446,9 @@ class ApiMetrics:
         answered the scraped worker's own drops only)."""
         if self._dropped is None:
             return
+        directory = os.environ.get(MULTIPROCESS_ENV)
+        if directory:
+            heartbeat(directory)  # once a second: other hosts' workers see this one runs
         with self._publishing:
             for signal, count in self.callbacks.dropped().items():
                 fresh = count - self._dropped_published.get(signal, 0)
@@ -419,4 +528,4 @@ class ApiMetrics:
             summed = CollectorRegistry()
             MultiProcessCollector(summed)  # type: ignore[no-untyped-call]
             return generate_latest(summed)
-        return generate_latest(self.registry)
+        return generate_latest(_WithoutCreated(self.registry))

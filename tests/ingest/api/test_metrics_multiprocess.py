@@ -6,9 +6,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
+
+from ingest.api.metrics import STALE_S
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKER = """
@@ -126,3 +129,131 @@ def test_any_worker_shows_the_telemetry_every_worker_dropped(tmp_path: Path) -> 
         ("payorch_observer_dropped_total", ("logs",)): 7,
         ("payorch_observer_dropped_total", ("spans",)): 0,
     }
+
+
+CONTAINER = """
+import os
+import sys
+
+os.getpid = lambda: 1  # a container's entrypoint: payorch is pid 1 in each of them
+from engine.circuit_breaker import CircuitState
+from ingest.api.metrics import ApiMetrics, end_multiprocess_values, start_multiprocess_values
+
+start_multiprocess_values(os.environ, namespace=sys.argv[1])  # its host (its pid namespace)
+metrics = ApiMetrics()
+metrics.watch_circuits(["stripe_sim"])
+for line in sys.stdin:
+    command, *arguments = line.split()
+    if command == "count":
+        for _ in range(int(arguments[0])):
+            metrics.count_payment("succeeded")
+    elif command == "open":
+        metrics.circuit_changed("stripe_sim", CircuitState.OPEN)
+    elif command == "beat":
+        metrics.publish_drops()  # what the app does each second
+    elif command == "render":
+        sys.stdout.write(metrics.render().decode())
+    elif command == "stop":
+        end_multiprocess_values(os.environ)
+        break
+    sys.stdout.write("\\n.\\n")
+    sys.stdout.flush()
+"""
+
+
+class Container:
+    """A payorch process run as pid 1 on a host of its own, sharing ``directory``'s metrics."""
+
+    def __init__(self, directory: Path, host: str) -> None:
+        environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", CONTAINER, host],
+            cwd=ROOT,
+            env=environment,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def send(self, command: str) -> str:
+        """What ``command`` printed, once it is done."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        lines = []
+        for line in self.process.stdout:
+            if line == ".\n":
+                break
+            lines.append(line)
+        return "".join(lines)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+        assert self.process.stdout is not None
+        self.process.stdout.close()
+
+    def kill(self) -> None:
+        """Killed: it cannot mark itself dead."""
+        self.process.kill()
+        self.close()
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+SUCCEEDED = ("payorch_payments_total", (("status", "succeeded"),))
+CIRCUIT = ("payorch_circuit_state", (("processor", "stripe_sim"),))
+
+
+def test_two_containers_each_pid_1_sharing_a_volume_keep_each_others_counts(tmp_path: Path) -> None:
+    """Both named their values files by pid (``counter_1.db``): the second one's start took the first
+    one's files for its own earlier run's and removed them, and then each wrote its own count over
+    the other's in the one file they shared."""
+    first = Container(tmp_path, "hosta")
+    second: Container | None = None
+    try:
+        first.send("count 3")
+        second = Container(tmp_path, "hostb")
+        second.send("count 4")
+        first.send("count 1")  # the first one's count is 4 now: it must not hide the second's
+        assert _samples(second.send("render"))[SUCCEEDED] == 8
+        assert _samples(first.send("render"))[SUCCEEDED] == 8
+        assert len(list(tmp_path.glob("counter_*.db"))) == 2
+        second.send("stop")  # its live gauges leave the sums; its counts stay
+        second.close()
+        second = None
+        assert len(list(tmp_path.glob("gauge_livesum_*.db"))) == 1
+        assert _samples(first.send("render"))[SUCCEEDED] == 8
+    finally:
+        for container in (first, second):
+            if container is not None:
+                container.close()
+
+
+def test_a_killed_container_s_live_gauges_leave_the_sums_once_its_heartbeat_is_stale(tmp_path: Path) -> None:
+    """A killed container never marks itself dead, and its pid means nothing on another host: its
+    live gauges (an open circuit) go once its values files have not been touched for
+    :data:`~ingest.api.metrics.STALE_S`, which a running worker does every second."""
+    first, second = Container(tmp_path, "hosta"), Container(tmp_path, "hostb")
+    try:
+        second.send("open")
+        assert _samples(first.send("render"))[CIRCUIT] == 2  # the worst of the two
+        second.kill()
+        assert _samples(first.send("render"))[CIRCUIT] == 2  # maybe only slow: not yet
+        stale = time.time() - STALE_S - 1
+        for path in tmp_path.glob("gauge_live*.db"):
+            os.utime(path, (stale, stale))
+        first.send("beat")  # the running one's heartbeat
+        assert _samples(first.send("render"))[CIRCUIT] == 0
+        assert len(list(tmp_path.glob("gauge_live*.db"))) == 2  # the running one's own two
+        assert len(list(tmp_path.glob("counter_*.db"))) == 2  # the killed one's counts stay
+    finally:
+        first.close()
+        second.close()

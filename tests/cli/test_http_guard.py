@@ -284,7 +284,7 @@ async def test_heads_under_the_limit_are_answered_one_after_another(port: int, b
     "unreadable",
     [
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n",  # a space in a field name
-        b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # a method the parser does not know
+        b"\x01REW /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # no method at all
         b"GET /he\x00lthz HTTP/1.1\r\n\r\n",
     ],
 )
@@ -298,12 +298,25 @@ async def test_bytes_the_parser_cannot_read_are_a_400_problem(
     assert backend.requests == 0
 
 
+@pytest.mark.parametrize("line", [b"BREW /healthz HTTP/1.1", b"\r\nPROPFIND2 / HTTP/1.1", b"get / HTTP/1.1"])
+async def test_a_method_the_parser_does_not_know_is_a_501_problem(
+    port: int, backend: Backend, line: bytes
+) -> None:
+    """RFC 9110 section 9.1: a well-formed method the server does not know is 501 Not Implemented
+    (methods are case-sensitive: ``get`` is none). It was 400, as bytes that are no request."""
+    status, document = problem(await answers(port, line + b"\r\nHost: x\r\n\r\n"))
+    assert status == b"HTTP/1.1 501 Not Implemented"
+    assert (document["status"], document["code"]) == (501, "method_not_implemented")
+    assert line.strip().split(b" ")[0].decode() in str(document["detail"])
+    assert backend.requests == 0
+
+
 async def test_bytes_the_parser_cannot_read_are_one_log_line(
     port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     # uvicorn's "Invalid HTTP request received." came first: two warnings for one refusal.
     with caplog.at_level(logging.INFO):
-        await answers(port, b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await answers(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n")
     told = [(record.name, record.levelname, record.getMessage()) for record in caplog.records]
     detail = "The request is not valid HTTP/1.1 (invalid http request received)."
     assert told == [("payorch.api", "WARNING", f"refused a request (invalid_request): {detail}")]
@@ -329,9 +342,9 @@ async def test_every_answer_of_the_connection_is_counted_with_no_route(
     oversized = b"POST /v1/payments HTTP/1.1\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n"
     await answers(counted_port, oversized)
     await answers(counted_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never ends: 408
-    await answers(counted_port, b"BREW /healthz HTTP/1.1\r\n\r\n")  # no method read: other
+    await answers(counted_port, b"BREW /healthz HTTP/1.1\r\n\r\n")  # no method read: other (501)
     await answers(counted_port)  # asks nothing: closed unanswered, not counted
-    assert responses.counted == [("POST", None, 431), ("GET", None, 408), ("", None, 400)]
+    assert responses.counted == [("POST", None, 431), ("GET", None, 408), ("", None, 501)]
 
 
 H2C = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"

@@ -1125,7 +1125,11 @@ async def test_head_is_get_without_the_body(app: object) -> None:
 
     assert (got.status, head.status, health.status) == (200, 200, 200)
     assert head.body == b"" and health.body == b""
-    assert head.headers["content-length"] == str(len(got.body))
+    # A payment's length is known only once its events are read and its document built, which a
+    # HEAD leaves out (tests/ingest/api/test_head_reads.py); a page made at once has it.
+    assert "content-length" not in head.headers
+    health_got = await call(app, "GET", "/healthz", [], body_of(b""))
+    assert health.headers["content-length"] == str(len(health_got.body))
     assert head.headers["content-type"] == got.headers["content-type"]
     assert (post_only.status, post_only.headers["allow"]) == (405, "POST")
     assert post_only.body == b""

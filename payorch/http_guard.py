@@ -106,6 +106,14 @@ _HOST = re.compile(rb"(\[[0-9A-Za-z:.]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(:[0-9]*
 logger = logging.getLogger("payorch.api")
 
 
+def refusal_level(status: int) -> int:
+    """The level of a refusal's log line: a client's bad request (4xx: bytes that are no request, a
+    head too large or too slow) is no problem of the service, INFO, so that an alert on warnings
+    is not set off by what any client on the network can send; a 5xx (a method or an HTTP version
+    the service does not implement) stays a WARNING, as every 5xx it answers is one."""
+    return logging.INFO if status < 500 else logging.WARNING
+
+
 class ResponseCounter(Protocol):
     """Where answers are counted (:class:`ingest.api.metrics.ApiMetrics`)."""
 
@@ -386,7 +394,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # The line names the request id the answer gives (its body and Request-Id header).
         token = current_request.set(request_id)
         try:
-            logger.warning("refused a request (%s): %s", code, detail)
+            logger.log(refusal_level(PROBLEMS[code].status), "refused a request (%s): %s", code, detail)
         finally:
             current_request.reset(token)
         if self.responses is not None and not counted_by_app:

@@ -319,16 +319,45 @@ async def test_bytes_the_parser_cannot_read_are_one_log_line(
         await answers(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n")
     told = [(record.name, record.levelname, record.getMessage()) for record in caplog.records]
     detail = "The request is not valid HTTP/1.1 (invalid http request received)."
-    assert told == [("payorch.api", "WARNING", f"refused a request (invalid_request): {detail}")]
+    assert told == [("payorch.api", "INFO", f"refused a request (invalid_request): {detail}")]
 
 
-async def test_a_refusal_s_log_line_names_the_request_id_of_its_answer(port: int) -> None:
+@pytest.mark.parametrize(
+    ("head", "code", "level"),
+    [
+        (b"GET /healthz HTTP/1.1\r\n\r\n", "invalid_request", "INFO"),  # no Host
+        (b"GET /" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n", "uri_too_long", "INFO"),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n",
+            "headers_too_large",
+            "INFO",
+        ),
+        (b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", "method_not_implemented", "WARNING"),
+        (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", "http_version_not_supported", "WARNING"),
+    ],
+    ids=["no-host", "long-target", "large-head", "unknown-method", "http-3"],
+)
+async def test_a_client_s_bad_request_is_logged_at_info_and_a_5xx_at_warning(
+    port: int, caplog: pytest.LogCaptureFixture, head: bytes, code: str, level: str
+) -> None:
+    """A refusal of what any client can send (400, 414, 431) was a WARNING: no problem of the
+    service, it set off alerts on warnings. It is INFO now; a 5xx refusal stays a WARNING."""
+    with caplog.at_level(logging.INFO):
+        await answers(port, head)
+    told = [(record.levelname, record.getMessage().split(":")[0]) for record in caplog.records]
+    assert told == [(level, f"refused a request ({code})")]
+
+
+async def test_a_refusal_s_log_line_names_the_request_id_of_its_answer(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
     # The line had no request id: the one a client reported (Request-Id) was nowhere in the log.
     stream = io.BytesIO()
     handler = DirectHandler(stream, {})
     logging.getLogger("payorch.api").addHandler(handler)
     try:
-        _, document = problem(await answers(port, b"GET /healthz HTTP/1.1\r\n\r\n"))
+        with caplog.at_level(logging.INFO, logger="payorch.api"):  # as payorch serve logs it
+            _, document = problem(await answers(port, b"GET /healthz HTTP/1.1\r\n\r\n"))
     finally:
         logging.getLogger("payorch.api").removeHandler(handler)
     line = orjson.loads(stream.getvalue())

@@ -117,6 +117,11 @@ class Records(Protocol):
 
     async def payment(self, payment_id: str) -> StoredPayment | None: ...
 
+    async def payment_merchant(self, payment_id: str) -> str | None:
+        """The merchant of the payment ``payment_id`` (``None``: no such payment), without reading
+        its events or its document: what a ``HEAD`` of it needs."""
+        ...
+
     async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
         """The payments recorded under ``request_id`` for ``merchant_id`` (by its events, or its
         violations that name one): none for a reused idempotency key (only its violation is
@@ -243,6 +248,10 @@ class MemoryRecords:
         document: JsonObject = orjson.loads(result)
         document["events"] = rows_to_json(self._events.get(payment_id, b""))
         return StoredPayment(merchant_id, document)
+
+    async def payment_merchant(self, payment_id: str) -> str | None:
+        stored = self._results.get(payment_id)
+        return None if stored is None else stored[0]
 
     async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
         known = self._requests.get(request_id)

@@ -85,7 +85,7 @@ from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from ingest.api.admin_reads import CUT_SHORT_KEY
 from ingest.api.payments import new_id
-from ingest.api.problems import PROBLEMS, problem_document
+from ingest.api.problems import PROBLEMS, problem_document, unknown_method_detail
 from ingest.observe.logs import current_request
 
 #: A request line and header fields past this are refused (Node and h11 stop at 16 KiB; room is
@@ -103,10 +103,20 @@ LINGER_S = 2.0
 #: a large body reads its answer rather than a reset, and an endless one is cut off.
 LINGER_MAX_S = 30.0
 LINGER_MAX_BYTES = 64 * 1024 * 1024
+#: The beginning of a request line: its method, a token (RFC 9110 section 5.6.2), and a target.
+_REQUEST_LINE_START = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) [!-~]")
 #: A Host header's value (RFC 9110 section 7.2): an IP literal or a registered name, and a port.
 _HOST = re.compile(rb"(\[[0-9A-Za-z:.]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 
 logger = logging.getLogger("payorch.api")
+
+
+def refusal_level(status: int) -> int:
+    """The level of a refusal's log line: a client's bad request (4xx: bytes that are no request, a
+    head too large or too slow) is no problem of the service, INFO, so that an alert on warnings
+    is not set off by what any client on the network can send; a 5xx (a method or an HTTP version
+    the service does not implement) stays a WARNING, as every 5xx it answers is one."""
+    return logging.INFO if status < 500 else logging.WARNING
 
 
 class ResponseCounter(Protocol):
@@ -140,6 +150,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_size = 0
         self._target_size = 0  # the current head's request target, as parsed so far
         self._method = ""  # the current head's, once its request line is read
+        self._head_at_start = False  # the data being parsed begins a head
         self._oversized = False  # the head parsed was over the limit: it is refused, not run
         self._heads_completed = 0
         self._messages_completed = 0  # requests whose body the parser has read to its end
@@ -185,6 +196,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         if self._head_deadline is None and self._awaiting_head and self._idle():
             self._start_head_deadline()  # the first bytes after an idle spell past the deadline
         completed = self._heads_completed, self._messages_completed
+        # Whether this data begins a head: nothing of one came before it.
+        self._head_at_start = self._awaiting_head and not self._head_begun and self._head_bytes == 0
         self._feed(data)
         if (self._heads_completed, self._messages_completed) != completed:
             # A head or a request ended in this data; what follows it is body or the next head's
@@ -225,6 +238,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             if str(exc) == "Invalid HTTP version":  # well formed (HTTP/3.0, HTTP/1.2), not spoken
                 self._refuse_version()
                 return
+            method = self._unknown_method(data, exc)
+            if method is not None:
+                self._refuse("method_not_implemented", unknown_method_detail(method))
+                return
             # uvicorn's warning is left out: the refusal's own line says it (one line a refusal).
             self.send_400_response("Invalid HTTP request received.")
         except httptools.HttpParserUpgrade as upgrade:
@@ -234,6 +251,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 return
             self.parser = httptools.HttpRequestParser(self)
             self._feed(head + data[upgrade.args[0] :])
+
+    def _unknown_method(self, data: bytes, exc: httptools.HttpParserError) -> str | None:
+        """The method of a request line the parser refused for its method alone: a well-formed
+        token it does not know (``BREW / HTTP/1.1``), which is 501 (RFC 9110 section 9.1), not the
+        400 of bytes that are no request. ``None`` when ``data`` does not begin the head (the
+        method cannot be told then) or is no request line."""
+        if not isinstance(exc, httptools.HttpParserInvalidMethodError) or not self._head_at_start:
+            return None
+        line = _REQUEST_LINE_START.match(data.lstrip(b"\r\n"))
+        return None if line is None else line.group(1).decode("ascii")
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -401,7 +428,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # The line names the request id the answer gives (its body and Request-Id header).
         token = current_request.set(request_id)
         try:
-            logger.warning("refused a request (%s): %s", code, detail)
+            logger.log(refusal_level(PROBLEMS[code].status), "refused a request (%s): %s", code, detail)
         finally:
             current_request.reset(token)
         if self.responses is not None and not counted_by_app:

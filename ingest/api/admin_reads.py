@@ -52,6 +52,11 @@ CUT_SHORT_KEY = "payorch.cut_short"
 HEAD_KEY = "payorch.head"
 #: Seconds a refused reader is told to wait: a read of a 14-day window takes a few.
 RETRY_AFTER_S = 2
+#: Seconds a reader is told to wait when this process cannot serve the read at all (an app made
+#: without the event store or without a report renderer, as a program embedding ``create_app``
+#: may): only starting it otherwise changes that, so a client polling every second only adds load.
+#: Its 503 said no Retry-After, where every other 503 of the API says one.
+UNSERVED_RETRY_AFTER_S = 3600
 #: A streamed answer is handed to the server in pieces of at most this many bytes, each awaited
 #: under the idle deadline. A whole batch (6 MB of JSON for 16,384 events) would have to be taken
 #: within ``idle_s``; a piece is what a client taking 10 KB a second takes in that time.
@@ -70,6 +75,12 @@ def headers_only(media_type: str) -> Response:
     response = Response(media_type=media_type)
     del response.headers["content-length"]
     return response
+
+
+def unserved(detail: str) -> ApiProblem:
+    """The 503 of a read this process cannot serve however long the client waits (see
+    :data:`UNSERVED_RETRY_AFTER_S`)."""
+    return ApiProblem("service_unavailable", detail, headers={"Retry-After": str(UNSERVED_RETRY_AFTER_S)})
 
 
 class AdminReadCutError(IngestError):

@@ -33,6 +33,7 @@ from ingest.api.admin_reads import (
     Pace,
     headers_only,
     is_head,
+    unserved,
 )
 from ingest.api.guards import ADMIN_ONLY, Since, Until
 from ingest.api.parts import Parts
@@ -125,10 +126,7 @@ async def table_answer(
     short when its client takes it slower than ``gate.pace`` allows. For a ``head`` request, the
     headers alone: nothing is read."""
     if writer is None:
-        raise ApiProblem(
-            "service_unavailable",
-            "This process runs without the event store (durable off): there is nothing to read.",
-        )
+        raise unserved("This process runs without the event store (durable off): there is nothing to read.")
     media_type = ARROW_STREAM if output == "arrow" else "application/json"
     if head:
         return headers_only(media_type)

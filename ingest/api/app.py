@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse, Response
 
 from engine.errors import PayorchError
 from engine.types import PaymentId
-from ingest.api.admin_reads import is_head
+from ingest.api.admin_reads import headers_only, is_head
 from ingest.api.analytics_reads import ANALYTICS_TABLES, add_analytics_route, bounds, window_between
 from ingest.api.auth import Principal
 from ingest.api.complaint_routes import install_complaint_routes
@@ -206,13 +206,22 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         dependencies=KEYED_READS,
     )
     async def get_payment(
-        caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]
+        request: Request, caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]
     ) -> Response:
-        stored = await parts.records.payment(PaymentId(payment_id))
-        if stored is None:
+        stored = None
+        if is_head(request.scope):
+            # Whose it is tells the status; its events and document, read and built for a body
+            # thrown away, are left unread (no Content-Length then: RFC 9110 section 9.3.2).
+            merchant_id = await parts.records.payment_merchant(payment_id)
+        else:
+            stored = await parts.records.payment(PaymentId(payment_id))
+            merchant_id = None if stored is None else stored.merchant_id
+        if merchant_id is None:
             _refuse_if_left_interrupted(parts, caller, payment_id)
-        if stored is None or not caller.may_see(stored.merchant_id):
+        if merchant_id is None or not caller.may_see(merchant_id):
             raise ApiProblem("not_found", f"No payment {mask_card_numbers(payment_id)!r} for this key.")
+        if stored is None:  # a HEAD
+            return headers_only(FastJSONResponse.media_type)
         return FastJSONResponse(stored.document)
 
     @app.get(
@@ -224,6 +233,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         dependencies=ADMIN_ONLY,
     )
     async def list_violations(
+        request: Request,
         contract_id: Annotated[
             str | None,
             Query(
@@ -258,6 +268,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         if contract_id:
             check_contract(contract_id)
         start, end = bounds(since, until)
+        if is_head(request.scope):
+            return headers_only(FastJSONResponse.media_type)  # checked as the GET; nothing read
         # One more than asked for: whether the list was cut is then known, not guessed from its length.
         query = ViolationQuery(
             contract_id or None,

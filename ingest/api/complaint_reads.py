@@ -82,16 +82,21 @@ async def complaint_page(
     caller: Principal,
     query: ComplaintQuery,
     starting_after: str | None,
+    *,
+    head: bool = False,
 ) -> tuple[Sequence[Complaint], bool]:
     """The page of ``query`` that ``caller`` may read (``query.merchant_id``'s when given, a
     merchant key's own merchant's only), past the complaint ``starting_after`` (its id as kept),
-    and whether more follow. 422 when ``starting_after`` names none of the listed merchants'."""
+    and whether more follow. 422 when ``starting_after`` names none of the listed merchants'.
+    For a ``head`` request, only that check: no page is read (nothing, without a cursor)."""
     merchant_id = query.merchant_id
     if caller.merchant_id is not None:
         if merchant_id not in (None, caller.merchant_id):
             return [], False  # another merchant's complaints: as none
         merchant_id = caller.merchant_id
     after = None if starting_after is None else await _cursor(records, starting_after, merchant_id)
+    if head:
+        return [], False
     # One more than asked for: whether more follow is then known, not guessed from the length.
     found = await records.complaints_page(
         ComplaintQuery(merchant_id, query.since, query.until, query.limit + 1, after)

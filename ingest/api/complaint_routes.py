@@ -7,12 +7,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import FastAPI, Path, Query
+from fastapi import FastAPI, Path, Query, Request
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.responses import Response
 
 from engine.complaints import Complaint
 from ingest.api import complaint_limits, store_gate
+from ingest.api.admin_reads import headers_only, is_head
 from ingest.api.analytics_reads import bounds
 from ingest.api.complaint_intake import check_payment, check_request, parsed_complaint, same_complaint
 from ingest.api.complaint_reads import complaint_json, complaint_page, find_complaint, mapping
@@ -141,6 +142,7 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         dependencies=KEYED_READS,
     )
     async def list_complaints(
+        request: Request,
         caller: Caller,
         merchant_id: Annotated[
             str | None,
@@ -175,7 +177,10 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         start, end = bounds(since, until)
         query = ComplaintQuery(merchant_id or None, start, end, limit)
         cursor = parts.desk.keeper.identifier(starting_after) if starting_after else None
-        listed, more = await complaint_page(parts.records, caller, query, cursor)
+        head = is_head(request.scope)
+        listed, more = await complaint_page(parts.records, caller, query, cursor, head=head)
+        if head:
+            return headers_only(FastJSONResponse.media_type)  # checked as the GET; no page read
         return FastJSONResponse(
             {"complaints": [complaint_json(complaint) for complaint in listed], "has_more": more}
         )
@@ -189,6 +194,7 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         dependencies=KEYED_READS,
     )
     async def get_complaint(
+        request: Request,
         caller: Caller,
         complaint_id: Annotated[str, Path(min_length=1, max_length=255)],
         merchant_id: Annotated[
@@ -206,5 +212,9 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         contract it maps to by the violations recorded so far (`mapped_contract`, `mapped_by`)."""
         kept = parts.desk.keeper.identifier(complaint_id)
         complaint = await find_complaint(parts.records, caller, kept, merchant_id or None)
+        if is_head(request.scope):
+            # Found tells the status; the mapping (the violations of its payment and request read,
+            # the mapper run) is left out with the body.
+            return headers_only(FastJSONResponse.media_type)
         mapped = await mapping(parts.records, parts.settings.complaint_mapper, complaint)
         return FastJSONResponse(complaint_json(complaint) | mapped)

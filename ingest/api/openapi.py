@@ -54,7 +54,10 @@ RETRY_AFTER = _header("Seconds to wait before retrying.", pattern="^[0-9]+$")
 IDEMPOTENT_REPLAYED = _header(
     "`true` when this is the stored answer to an earlier request with the same key.", enum=["true"]
 )
-SERVER_TIMING = _header("`orchestration` and `processor` durations in milliseconds (W3C Server Timing).")
+SERVER_TIMING = _header(
+    "`orchestration`, `processor` and `commit` (the wait for the payment's records to be durable) "
+    "durations in milliseconds (W3C Server Timing)."
+)
 
 IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
     "name": "Idempotency-Key",

@@ -441,7 +441,7 @@ class PaymentDesk:
         started = time.perf_counter()
         try:
             result = await self._service.pay(ctx)
-            elapsed = time.perf_counter() - started
+            paid = time.perf_counter()
             document = dumps(composite_result_to_json(result))
             await self._records.save_result(result, document)
         except ChargeNotSentError:
@@ -482,8 +482,9 @@ class PaymentDesk:
             )
             await self._answered(ctx, merchant, UNRECORDED, taken)
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
+        timing = server_timing(paid - started, stopwatch.processor_s, time.perf_counter() - paid)
         await self._answered(ctx, merchant, result.status.value, taken)
-        return PaymentAnswer(response, server_timing=server_timing(elapsed, stopwatch.processor_s))
+        return PaymentAnswer(response, server_timing=timing)
 
     async def _answered(
         self, ctx: CoreRequestContext, merchant: MerchantConfig, status: str, taken: float

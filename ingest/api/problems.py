@@ -131,6 +131,13 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             "A fault of the service. Quote `request_id` when you report it; look a payment up by its "
             "`payment_id`, when given, before paying again.",
         ),
+        "method_not_implemented": ProblemKind(
+            501,
+            "The method is not implemented",
+            "The request's method is none that HTTP defines (GET, HEAD, POST, PUT, PATCH, DELETE, "
+            "OPTIONS, CONNECT, TRACE), and the service takes it on no path. Nothing was done; `Allow`, "
+            "when given, lists the methods the path takes.",
+        ),
         "transfer_coding_not_supported": ProblemKind(
             501,
             "The body's transfer coding is not supported",
@@ -159,6 +166,18 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         ),
     }
 )
+
+
+#: The methods HTTP defines (RFC 9110 section 9, and PATCH, RFC 5789): the service knows them, so
+#: one a path does not take is 405 with ``Allow``. Any other token (``PROPFIND``, ``BREW``) is a
+#: method it does not know at all: 501 (RFC 9110 section 9.1).
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
+
+
+def unknown_method_detail(method: str) -> str:
+    """What a 501 ``method_not_implemented`` says of ``method``, a client's token (masked, cut)."""
+    shown = mask_card_numbers(method[:40])
+    return f"The method {shown} is not implemented here, on any path; use one that HTTP defines."
 
 
 @dataclass(frozen=True, slots=True)

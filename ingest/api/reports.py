@@ -18,7 +18,7 @@ from typing import Any, Literal, Protocol
 import duckdb
 from starlette.responses import Response
 
-from ingest.api.admin_reads import AdminReadGate, headers_only
+from ingest.api.admin_reads import AdminReadGate, headers_only, unserved
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.store import reads
 from ingest.store.reads import ReportTables, Window
@@ -101,15 +101,11 @@ async def report_answer(
             errors=[FieldError("from", "not_before_to", "must be before `to`")],
         )
     if writer is None:
-        raise ApiProblem(
-            "service_unavailable",
-            "This process runs without the event store (durable off): there is nothing to report on.",
+        raise unserved(
+            "This process runs without the event store (durable off): there is nothing to report on."
         )
     if renderer is None:
-        raise ApiProblem(
-            "service_unavailable",
-            "This process was started without a report renderer (payorch serve has one).",
-        )
+        raise unserved("This process was started without a report renderer (payorch serve has one).")
 
     if head:
         return headers_only(MEDIA_TYPES[output])

@@ -258,6 +258,7 @@ class ObservedRecords:
         self.sync = records.sync
         self.admit = records.admit
         self.payment = records.payment
+        self.payment_merchant = records.payment_merchant
         self.request_payments = records.request_payments
         self.violations = records.violations
         self.healthy = records.healthy

@@ -379,6 +379,10 @@ class DuckDBRecords:
         found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
         return found
 
+    async def payment_merchant(self, payment_id: str) -> str | None:
+        found: str | None = await self._writer.read(lambda c: _payment_merchant(c, payment_id))
+        return found
+
     async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
         # What was queued before is committed first: a reused key's violation is answered
         # without waiting for its commit, and a merchant may name that request at once.
@@ -423,6 +427,15 @@ def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPa
     document: JsonObject = orjson.loads(row[1])
     document["events"] = [orjson.loads(event_json(event_from_bytes(bytes(event[0])))) for event in events]
     return StoredPayment(str(row[0]), document)
+
+
+def _payment_merchant(connection: duckdb.DuckDBPyConnection, payment_id: str) -> str | None:
+    # Every row of a payment (one, or a few) names its merchant; the same plain filter as
+    # _payment's, which DuckDB answers through the ``payments_by_id`` index.
+    rows = connection.execute(
+        "SELECT merchant_id FROM payments WHERE payment_id = ?", [payment_id]
+    ).fetchall()
+    return str(rows[0][0]) if rows else None
 
 
 def _request_payments(

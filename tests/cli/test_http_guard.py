@@ -284,7 +284,7 @@ async def test_heads_under_the_limit_are_answered_one_after_another(port: int, b
     "unreadable",
     [
         b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n",  # a space in a field name
-        b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # a method the parser does not know
+        b"\x01REW /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # no method at all
         b"GET /he\x00lthz HTTP/1.1\r\n\r\n",
     ],
 )
@@ -298,24 +298,66 @@ async def test_bytes_the_parser_cannot_read_are_a_400_problem(
     assert backend.requests == 0
 
 
+@pytest.mark.parametrize("line", [b"BREW /healthz HTTP/1.1", b"\r\nPROPFIND2 / HTTP/1.1", b"get / HTTP/1.1"])
+async def test_a_method_the_parser_does_not_know_is_a_501_problem(
+    port: int, backend: Backend, line: bytes
+) -> None:
+    """RFC 9110 section 9.1: a well-formed method the server does not know is 501 Not Implemented
+    (methods are case-sensitive: ``get`` is none). It was 400, as bytes that are no request."""
+    status, document = problem(await answers(port, line + b"\r\nHost: x\r\n\r\n"))
+    assert status == b"HTTP/1.1 501 Not Implemented"
+    assert (document["status"], document["code"]) == (501, "method_not_implemented")
+    assert line.strip().split(b" ")[0].decode() in str(document["detail"])
+    assert backend.requests == 0
+
+
 async def test_bytes_the_parser_cannot_read_are_one_log_line(
     port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
     # uvicorn's "Invalid HTTP request received." came first: two warnings for one refusal.
     with caplog.at_level(logging.INFO):
-        await answers(port, b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        await answers(port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header: v\r\n\r\n")
     told = [(record.name, record.levelname, record.getMessage()) for record in caplog.records]
     detail = "The request is not valid HTTP/1.1 (invalid http request received)."
-    assert told == [("payorch.api", "WARNING", f"refused a request (invalid_request): {detail}")]
+    assert told == [("payorch.api", "INFO", f"refused a request (invalid_request): {detail}")]
 
 
-async def test_a_refusal_s_log_line_names_the_request_id_of_its_answer(port: int) -> None:
+@pytest.mark.parametrize(
+    ("head", "code", "level"),
+    [
+        (b"GET /healthz HTTP/1.1\r\n\r\n", "invalid_request", "INFO"),  # no Host
+        (b"GET /" + b"a" * MAX_HEAD_BYTES + b" HTTP/1.1\r\nHost: x\r\n\r\n", "uri_too_long", "INFO"),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n",
+            "headers_too_large",
+            "INFO",
+        ),
+        (b"BREW / HTTP/1.1\r\nHost: x\r\n\r\n", "method_not_implemented", "WARNING"),
+        (b"GET / HTTP/3.0\r\nHost: x\r\n\r\n", "http_version_not_supported", "WARNING"),
+    ],
+    ids=["no-host", "long-target", "large-head", "unknown-method", "http-3"],
+)
+async def test_a_client_s_bad_request_is_logged_at_info_and_a_5xx_at_warning(
+    port: int, caplog: pytest.LogCaptureFixture, head: bytes, code: str, level: str
+) -> None:
+    """A refusal of what any client can send (400, 414, 431) was a WARNING: no problem of the
+    service, it set off alerts on warnings. It is INFO now; a 5xx refusal stays a WARNING."""
+    with caplog.at_level(logging.INFO):
+        await answers(port, head)
+    told = [(record.levelname, record.getMessage().split(":")[0]) for record in caplog.records]
+    assert told == [(level, f"refused a request ({code})")]
+
+
+async def test_a_refusal_s_log_line_names_the_request_id_of_its_answer(
+    port: int, caplog: pytest.LogCaptureFixture
+) -> None:
     # The line had no request id: the one a client reported (Request-Id) was nowhere in the log.
     stream = io.BytesIO()
     handler = DirectHandler(stream, {})
     logging.getLogger("payorch.api").addHandler(handler)
     try:
-        _, document = problem(await answers(port, b"GET /healthz HTTP/1.1\r\n\r\n"))
+        with caplog.at_level(logging.INFO, logger="payorch.api"):  # as payorch serve logs it
+            _, document = problem(await answers(port, b"GET /healthz HTTP/1.1\r\n\r\n"))
     finally:
         logging.getLogger("payorch.api").removeHandler(handler)
     line = orjson.loads(stream.getvalue())
@@ -329,9 +371,9 @@ async def test_every_answer_of_the_connection_is_counted_with_no_route(
     oversized = b"POST /v1/payments HTTP/1.1\r\nX-Big: " + b"a" * MAX_HEAD_BYTES + b"\r\n\r\n"
     await answers(counted_port, oversized)
     await answers(counted_port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n")  # never ends: 408
-    await answers(counted_port, b"BREW /healthz HTTP/1.1\r\n\r\n")  # no method read: other
+    await answers(counted_port, b"BREW /healthz HTTP/1.1\r\n\r\n")  # no method read: other (501)
     await answers(counted_port)  # asks nothing: closed unanswered, not counted
-    assert responses.counted == [("POST", None, 431), ("GET", None, 408), ("", None, 400)]
+    assert responses.counted == [("POST", None, 431), ("GET", None, 408), ("", None, 501)]
 
 
 H2C = b"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n"

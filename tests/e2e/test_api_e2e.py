@@ -436,8 +436,8 @@ def test_the_connections_own_refusals_are_counted_on_metrics(server: Server) -> 
     for request in (oversized, oversized, b"BREW /healthz HTTP/1.1\r\nHost: payorch\r\n\r\n"):
         with socket.create_connection((host, int(port)), timeout=10) as connection:
             connection.sendall(request)
-            assert connection.recv(12) in (b"HTTP/1.1 431", b"HTTP/1.1 400")
+            assert connection.recv(12) in (b"HTTP/1.1 431", b"HTTP/1.1 501")
     after = _refusals_counted(server)
 
     assert after.get(("POST", "431"), 0) - before.get(("POST", "431"), 0) == 2
-    assert after.get(("other", "400"), 0) - before.get(("other", "400"), 0) == 1
+    assert after.get(("other", "501"), 0) - before.get(("other", "501"), 0) == 1

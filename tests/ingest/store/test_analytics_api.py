@@ -278,11 +278,16 @@ async def test_bad_parameters_are_422_naming_the_parameter(
 async def test_without_the_store_the_reads_are_503(tmp_path: Path) -> None:
     async with running(tmp_path, durable=False) as app, client(app) as http:
         answers = [await get(http, name) for name in ENDPOINTS]
+        heads = [await http.head(f"/v1/analytics/{name}", headers=ADMIN) for name in ENDPOINTS]
 
     for answer in answers:
         assert answer.status_code == 503
         assert answer.json()["code"] == "service_unavailable"
         assert "without the event store" in answer.json()["detail"]
+        # Every 503 says when to retry (these had no Retry-After): not before the process is
+        # started otherwise, so not every second.
+        assert answer.headers["retry-after"] == "3600"
+    assert [(head.status_code, head.headers.get("retry-after")) for head in heads] == [(503, "3600")] * 3
 
 
 async def test_the_openapi_document_declares_json_and_arrow(tmp_path: Path) -> None:

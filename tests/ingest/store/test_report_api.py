@@ -239,3 +239,6 @@ async def test_without_a_store_or_a_renderer_the_report_is_503(tmp_path: Path) -
     assert (no_renderer.status_code, no_store.status_code) == (503, 503)
     assert "without a report renderer" in no_renderer.json()["detail"]
     assert "without the event store" in no_store.json()["detail"]
+    # Every 503 says when to retry (these had no Retry-After): not before the process is started
+    # otherwise, so not every second.
+    assert no_renderer.headers["retry-after"] == no_store.headers["retry-after"] == "3600"

@@ -28,7 +28,7 @@ import pyarrow as pa
 from engine.config import StoreConfig
 from ingest.errors import IngestError
 from ingest.store import memory as store_memory
-from ingest.store import records
+from ingest.store import records, spill
 from ingest.store.schema import FILE_NAME, check_readable
 from ingest.store.writer import Table
 
@@ -56,9 +56,18 @@ def open_read_only(data_dir: Path, memory_limit: str | None = None) -> duckdb.Du
             f"no database at {path}: pass --data with the folder `payorch serve` uses"
         )
     try:
+        # Beside the service's, its owner's only; not cleared: other readers may spill there. A
+        # folder it cannot make (a backup mounted read-only) leaves the read without a spill.
+        temp_directory = spill.prepare(path)
+    except IngestError:
+        temp_directory = ""
+    settings: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit or store_memory.memory_limit(StoreConfig()),
+        "temp_directory": temp_directory,
+    }
+    try:
         # Absolute: DuckDB reads a leading ``~`` as the home folder, not as the folder ``./~``.
-        limit = memory_limit or store_memory.memory_limit(StoreConfig())
-        connection = duckdb.connect(str(path.absolute()), read_only=True, config={"memory_limit": limit})
+        connection = duckdb.connect(str(path.absolute()), read_only=True, config=settings)
     except duckdb.Error as error:
         if "lock" in str(error).lower():
             raise DatabaseHeldError(f"{path} is held by a running payorch serve") from None

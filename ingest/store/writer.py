@@ -44,7 +44,7 @@ import pyarrow as pa
 
 from engine.config import StoreConfig
 from ingest.errors import IngestError
-from ingest.store import admission
+from ingest.store import admission, spill
 from ingest.store import memory as store_memory
 from ingest.store.admission import Admission, AdmittedWrites
 from ingest.store.schema import migrate
@@ -192,12 +192,17 @@ class Writer:
             # Never DuckDB's own default, 80% of the host's memory (``ingest.store.memory``).
             "memory_limit": memory_limit or store_memory.memory_limit(_STORE),
         }
+        # Inside the data folder and its owner's only; cleared of a dead process's spill once the
+        # lock is held (``ingest.store.spill``).
+        settings["temp_directory"] = spill.prepare(path)
         try:
             # Absolute: DuckDB reads a leading ``~`` as the home folder, where ``--data '~'``
             # names ``./~`` (it created HOME/payorch.duckdb, then failed on ./~/payorch.duckdb).
             self._connection = duckdb.connect(str(path.absolute()), config=settings)
         except duckdb.Error as error:
             raise IngestError(f"cannot open the database {path}: {_unopened(error)}") from None
+        #: Files a dead process spilled, removed at the open (its lock held: none is another's).
+        self.spills_cleared = spill.clear(path)
         #: One line for the operator when DuckDB could not replay the log a crash left to its end
         #: (see :func:`_check_replayed`); logged by the start, once logging is set up.
         self.log_warning: str | None = None

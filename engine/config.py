@@ -17,6 +17,7 @@ from engine.circuit_breaker import BreakerPolicy
 from engine.complaints import category_key
 from engine.contracts import check_contract_id
 from engine.errors import ConfigError, InvalidFieldError
+from engine.memory_size import memory_bytes
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency, check_minor_units
 from engine.types import (
@@ -348,9 +349,11 @@ class StoreConfig:
     ``fair_share_percent`` of that limit on, only those of a merchant holding no more than its
     share of the work admitted (``ingest.store.shares``): one merchant's flood is refused before
     the others' trickle (100: every merchant alike, at ``admit_limit`` only). DuckDB
-    holds at most ``memory_limit_mb`` of memory (its buffers: cached pages, data not yet
-    checkpointed, query state), spilling the rest to a temporary folder beside the database; 0
-    leaves DuckDB's own limit, 80% of the machine's memory. An answered idempotency key is held
+    holds at most ``memory_limit`` of memory (a size, ``512MiB``: ``engine.memory_size``; its
+    buffers: cached pages, data not yet checkpointed, query state), spilling the rest to a folder
+    in the data folder; ``None`` takes ``memory_limit_mb`` (MiB, the older spelling) when it is
+    not 0, else a quarter of the memory the process may use (``ingest.store.memory``), never
+    DuckDB's own default of 80% of the host's. An answered idempotency key is held
     whole in memory for its first ``idempotency_hot_s`` seconds (0 to a day, its time-to-live),
     then only as a mark, a repeat being looked up in the database: less memory, slower repeats.
     At most ``admin_reads`` admin reads (the analytics tables, the retrospective) run at once, one
@@ -368,6 +371,7 @@ class StoreConfig:
     admin_read_idle_s: int = 30
     admin_read_max_s: int = 300
     fair_share_percent: int = 50
+    memory_limit: str | None = None
 
     def __post_init__(self) -> None:
         check_count("store.max_rows", self.max_rows, minimum=1, maximum=1_000_000)
@@ -376,8 +380,13 @@ class StoreConfig:
         check_count("store.fair_share_percent", self.fair_share_percent, minimum=1, maximum=100)
         limit = check_count("store.memory_limit_mb", self.memory_limit_mb, maximum=MAX_MEMORY_LIMIT_MB)
         if 0 < limit < MIN_MEMORY_LIMIT_MB:
-            problem = f"must be 0 (DuckDB's default) or at least {MIN_MEMORY_LIMIT_MB}"
+            problem = f"must be 0 (payorch's default) or at least {MIN_MEMORY_LIMIT_MB}"
             raise InvalidFieldError("store.memory_limit_mb", limit, problem)
+        if self.memory_limit is not None:
+            memory_bytes(self.memory_limit)
+            if limit:
+                problem = "and memory_limit_mb are the same limit: give one of them"
+                raise InvalidFieldError("store.memory_limit", self.memory_limit, problem)
         check_count(
             "store.idempotency_hot_s", self.idempotency_hot_s, minimum=0, maximum=MAX_IDEMPOTENCY_HOT_S
         )
@@ -387,6 +396,13 @@ class StoreConfig:
             "store.admin_read_idle_s", self.admin_read_idle_s, minimum=1, maximum=MAX_ADMIN_READ_IDLE_S
         )
         check_count("store.admin_read_max_s", self.admin_read_max_s, minimum=1, maximum=MAX_ADMIN_READ_S)
+
+    def memory_limit_bytes(self) -> int | None:
+        """The bytes ``memory_limit`` (or ``memory_limit_mb``) gives; ``None`` when neither does:
+        the default, which depends on the machine (``ingest.store.memory``)."""
+        if self.memory_limit is not None:
+            return memory_bytes(self.memory_limit)
+        return self.memory_limit_mb * 2**20 or None
 
 
 @dataclass(frozen=True, slots=True)

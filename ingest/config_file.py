@@ -41,6 +41,7 @@ from ingest.config_section import Section, key_path, shown
 from ingest.config_yaml import load_yaml
 from ingest.errors import ConfigFileError
 from ingest.private_files import read_small_file
+from ingest.store.memory import check_fits, machine_memory
 
 T = TypeVar("T")
 SAMPLE_CONFIG = "sample_config.yaml"
@@ -273,6 +274,7 @@ _STORE_FIELDS = {
     "admin_read_idle_s",
     "admin_read_max_s",
     "fair_share_percent",
+    "memory_limit",
 }
 
 
@@ -384,7 +386,7 @@ def config_from_mapping(document: object, source: str = "<config>") -> PlatformC
 
 def _store(section: Section) -> StoreConfig:
     defaults = StoreConfig()
-    return section.build(
+    store = section.build(
         "",
         lambda: StoreConfig(
             max_rows=section.get("max_rows", int, defaults.max_rows),
@@ -396,8 +398,18 @@ def _store(section: Section) -> StoreConfig:
             admin_read_idle_s=section.get("admin_read_idle_s", int, defaults.admin_read_idle_s),
             admin_read_max_s=section.get("admin_read_max_s", int, defaults.admin_read_max_s),
             fair_share_percent=section.get("fair_share_percent", int, defaults.fair_share_percent),
+            memory_limit=section.get("memory_limit", (str, int), defaults.memory_limit),
         ),
     )
+    # The machine's memory is the file loader's to read (the domain does no I/O): a limit above it
+    # would only be found when DuckDB had taken it all and the kernel killed the service.
+    name = "memory_limit" if store.memory_limit is not None else "memory_limit_mb"
+    problem = check_fits(store, machine_memory())
+    if problem is not None:
+        raise ConfigFileError(
+            section.source, section.field(name), problem, value=shown(section.value.get(name))
+        )
+    return store
 
 
 def parse_config(text: str, source: str = "<config>") -> PlatformConfig:

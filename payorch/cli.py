@@ -437,7 +437,11 @@ def report(
     elif export_dir is not None:
         source = command.ExportSource(export_dir)
     else:
-        source = command.FileSource(data_dir if data_dir is not None else Path("data"))
+        from ingest.store.memory import memory_limit  # noqa: PLC0415 - keeps --help fast
+
+        source = command.FileSource(
+            data_dir if data_dir is not None else Path("data"), memory_limit(config.store)
+        )
     try:
         text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
         command.write_report(text, out_path)
@@ -516,15 +520,24 @@ def _read_key_file(path: Path) -> str:
     show_default=True,
     help="The data folder holding payorch.duckdb (not held by a running server).",
 )
-def export(out: Path, data_dir: Path) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    type=PathOption(dir_okay=False, path_type=Path),
+    help="YAML config whose store.memory_limit bounds DuckDB's memory (default: a quarter of the machine's).",
+)
+def export(out: Path, data_dir: Path, config_path: Path | None) -> None:
     """Events, violations and complaints as hive-partitioned Parquet (by UTC date)."""
     from ingest.store.export import ExportError, export_parquet  # noqa: PLC0415 - keeps --help fast
+    from ingest.store.memory import memory_limit  # noqa: PLC0415 - keeps --help fast
+
+    limit = memory_limit(load_config_or_exit(config_path).store) if config_path is not None else None
 
     # SIGTERM (a container stopped, a job killed) stops it as Ctrl-C does: what it was writing is
     # removed and the earlier export kept, where SIGTERM's default killed it with them left behind.
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        written = export_parquet(data_dir, out)
+        written = export_parquet(data_dir, out, limit)
     except ExportError as error:
         # As for ``payorch report``: the command ran and could not do its work (no database, one
         # a server holds, a folder it cannot write): 1. Bad arguments are 2.

@@ -221,9 +221,11 @@ def _one_line(text: str) -> str:
 @dataclass(frozen=True, slots=True)
 class FileSource:
     """``DATA/payorch.duckdb``, opened read-only (no service holds it); the report is rendered
-    here with the ``config`` given."""
+    here with the ``config`` given. DuckDB holds at most ``memory_limit`` meanwhile
+    (``reads.open_read_only``; ``None``: the default)."""
 
     data_dir: Path
+    memory_limit: str | None = None
 
     def report(self, config: PlatformConfig, window: ReportWindow, output: Format) -> str:
         return _render(self.tables(window), config, window, output)
@@ -231,7 +233,7 @@ class FileSource:
     def tables(self, window: ReportWindow) -> reads.ReportTables:
         """The report's tables for ``window`` (``ingest.store.reads.report_tables``)."""
         try:
-            connection = reads.open_read_only(self.data_dir)
+            connection = reads.open_read_only(self.data_dir, self.memory_limit)
         except reads.DatabaseHeldError as error:
             raise ReportError(f"{error}: read through it with --api URL --api-key K") from None
         except reads.DatabaseUnavailableError as error:

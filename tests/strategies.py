@@ -464,6 +464,17 @@ def platform_configs(draw: st.DrawFn) -> PlatformConfig:
                 admin_read_idle_s=st.integers(min_value=1, max_value=3600),
                 admin_read_max_s=st.integers(min_value=1, max_value=86_400),
                 fair_share_percent=st.integers(min_value=1, max_value=100),
+            ).flatmap(
+                # memory_limit only where memory_limit_mb is not given: not both
+                lambda store: (
+                    st.just(store)
+                    if store.memory_limit_mb
+                    else st.builds(
+                        replace,
+                        st.just(store),
+                        memory_limit=st.none() | st.sampled_from(["16MiB", "512MiB", "2GB", "1TiB"]),
+                    )
+                )
             )
         ),
     )

@@ -41,6 +41,7 @@ from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
 from ingest.private_files import make_private_folder
 from ingest.records import MemoryRecords, Records, RecordsHistory
 from ingest.store.idempotency import DurableIdempotencyStore
+from ingest.store.memory import memory_limit
 from ingest.store.records import DuckDBRecords
 from ingest.store.schema import FILE_NAME as DATABASE_FILE
 from ingest.store.writer import Writer
@@ -126,7 +127,7 @@ def build_parts(settings: Settings) -> Parts:
             max_wait_ms=config.store.max_wait_ms,
             admit_limit=config.store.admit_limit,
             fair_share_percent=config.store.fair_share_percent,
-            memory_limit_mb=config.store.memory_limit_mb,
+            memory_limit=memory_limit(config.store),
             threads=settings.store_threads,
         )
         hot_s = settings.idempotency_hot_s

@@ -57,6 +57,7 @@ def config_to_proto(config: PlatformConfig) -> config_pb2.PlatformConfig:
                 admin_read_idle_s=config.store.admin_read_idle_s,
                 admin_read_max_s=config.store.admin_read_max_s,
                 fair_share_percent=config.store.fair_share_percent,
+                memory_limit=config.store.memory_limit,
             ),
         )
 
@@ -276,4 +277,5 @@ def _store_from_proto(message: config_pb2.PlatformConfig) -> StoreConfig:
             if store.HasField("fair_share_percent")
             else StoreConfig().fair_share_percent
         ),
+        memory_limit=store.memory_limit if store.HasField("memory_limit") else None,
     )

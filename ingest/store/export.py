@@ -85,11 +85,12 @@ QUERY_INTERRUPTED = "Query interrupted"
 
 
 @private_umask()  # the payments' data, as in the data folder: for the owner only (pg_dump -Fd's 0700)
-def export_parquet(data_dir: Path, out: Path) -> dict[str, int]:
+def export_parquet(data_dir: Path, out: Path, memory_limit: str | None = None) -> dict[str, int]:
     """Write every input of ``DATA_DIR/payorch.duckdb`` under ``out``; the rows written per input.
-    What it creates is its owner's only: an existing ``out`` is left as it is."""
+    What it creates is its owner's only: an existing ``out`` is left as it is. DuckDB holds at
+    most ``memory_limit`` meanwhile (``reads.open_read_only``)."""
     try:
-        connection = open_read_only(data_dir)
+        connection = open_read_only(data_dir, memory_limit)
     except DatabaseHeldError as error:
         raise ExportError(
             f"{error}: stop it first, or read through the service (GET /v1/analytics/...)"

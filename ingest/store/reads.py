@@ -25,8 +25,10 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
+from engine.config import StoreConfig
 from ingest.errors import IngestError
-from ingest.store import records
+from ingest.store import memory as store_memory
+from ingest.store import records, spill
 from ingest.store.schema import FILE_NAME, check_readable
 from ingest.store.writer import Table
 
@@ -44,16 +46,28 @@ class DatabaseHeldError(DatabaseUnavailableError):
     it, not even to read."""
 
 
-def open_read_only(data_dir: Path) -> duckdb.DuckDBPyConnection:
-    """``DATA_DIR/payorch.duckdb`` opened read-only, for a command run while no service holds it."""
+def open_read_only(data_dir: Path, memory_limit: str | None = None) -> duckdb.DuckDBPyConnection:
+    """``DATA_DIR/payorch.duckdb`` opened read-only, for a command run while no service holds it,
+    holding at most ``memory_limit`` (DuckDB's spelling; ``None``: the default of
+    ``ingest.store.memory``, never DuckDB's own 80% of the host's memory)."""
     path = data_dir / FILE_NAME
     if not path.is_file():
         raise DatabaseUnavailableError(
             f"no database at {path}: pass --data with the folder `payorch serve` uses"
         )
     try:
+        # Beside the service's, its owner's only; not cleared: other readers may spill there. A
+        # folder it cannot make (a backup mounted read-only) leaves the read without a spill.
+        temp_directory = spill.prepare(path)
+    except IngestError:
+        temp_directory = ""
+    settings: dict[str, str | bool | int | float | list[str]] = {
+        "memory_limit": memory_limit or store_memory.memory_limit(StoreConfig()),
+        "temp_directory": temp_directory,
+    }
+    try:
         # Absolute: DuckDB reads a leading ``~`` as the home folder, not as the folder ``./~``.
-        connection = duckdb.connect(str(path.absolute()), read_only=True)
+        connection = duckdb.connect(str(path.absolute()), read_only=True, config=settings)
     except duckdb.Error as error:
         if "lock" in str(error).lower():
             raise DatabaseHeldError(f"{path} is held by a running payorch serve") from None

@@ -44,7 +44,8 @@ import pyarrow as pa
 
 from engine.config import StoreConfig
 from ingest.errors import IngestError
-from ingest.store import admission
+from ingest.store import admission, spill
+from ingest.store import memory as store_memory
 from ingest.store.admission import Admission, AdmittedWrites
 from ingest.store.schema import migrate
 
@@ -168,12 +169,12 @@ class Writer:
         fair_share_percent: int = DEFAULT_FAIR_SHARE_PERCENT,
         threads: int = DEFAULT_THREADS,
         checkpoint_mb: int = DEFAULT_CHECKPOINT_MB,
-        memory_limit_mb: int = 0,
+        memory_limit: str | None = None,
     ) -> None:
-        if min(max_rows, admit_limit, threads, checkpoint_mb) < 1 or min(max_wait_ms, memory_limit_mb) < 0:
+        if min(max_rows, admit_limit, threads, checkpoint_mb) < 1 or max_wait_ms < 0:
             raise IngestError(
                 "store: max_rows, admit_limit, threads and checkpoint_mb must be positive, "
-                "max_wait_ms and memory_limit_mb not negative"
+                "max_wait_ms not negative"
             )
         if not 1 <= fair_share_percent <= 100:
             raise IngestError("store: fair_share_percent must be 1 to 100")
@@ -188,15 +189,20 @@ class Writer:
             "checkpoint_threshold": f"{checkpoint_mb}MB",
             # No merging of row groups in checkpoints (see DEFAULT_CHECKPOINT_MB).
             "max_vacuum_tasks": 0,
+            # Never DuckDB's own default, 80% of the host's memory (``ingest.store.memory``).
+            "memory_limit": memory_limit or store_memory.memory_limit(_STORE),
         }
-        if memory_limit_mb:  # else DuckDB's own limit, 80% of the machine's memory
-            settings["memory_limit"] = f"{memory_limit_mb}MiB"
+        # Inside the data folder and its owner's only; cleared of a dead process's spill once the
+        # lock is held (``ingest.store.spill``).
+        settings["temp_directory"] = spill.prepare(path)
         try:
             # Absolute: DuckDB reads a leading ``~`` as the home folder, where ``--data '~'``
             # names ``./~`` (it created HOME/payorch.duckdb, then failed on ./~/payorch.duckdb).
             self._connection = duckdb.connect(str(path.absolute()), config=settings)
         except duckdb.Error as error:
             raise IngestError(f"cannot open the database {path}: {_unopened(error)}") from None
+        #: Files a dead process spilled, removed at the open (its lock held: none is another's).
+        self.spills_cleared = spill.clear(path)
         #: One line for the operator when DuckDB could not replay the log a crash left to its end
         #: (see :func:`_check_replayed`); logged by the start, once logging is set up.
         self.log_warning: str | None = None

@@ -190,6 +190,7 @@ VALID: dict[type[Any], dict[str, Any]] = {
         "admin_read_idle_s": 30,
         "admin_read_max_s": 300,
         "fair_share_percent": 50,
+        "memory_limit": None,
     },
     config.PlatformConfig: {
         "merchants": (MERCHANT,),

@@ -73,7 +73,8 @@ def test_the_store_block_sets_group_commit_and_backpressure() -> None:
 def test_the_store_block_bounds_duckdbs_memory() -> None:
     config = parse_config(MINIMAL + "store: {memory_limit_mb: 512}\n")
     assert config.store == StoreConfig(memory_limit_mb=512)
-    assert parse_config(MINIMAL).store.memory_limit_mb == 0  # DuckDB's own limit
+    assert parse_config(MINIMAL).store.memory_limit_bytes() is None  # a share of the machine's
+    assert parse_config(MINIMAL + "store: {memory_limit: 1GiB}\n").store == StoreConfig(memory_limit="1GiB")
     held = parse_config(MINIMAL + "store: {idempotency_hot_s: 60}\n").store
     assert held == StoreConfig(idempotency_hot_s=60)
     assert parse_config(MINIMAL).store.idempotency_hot_s == 600
@@ -324,7 +325,7 @@ DELETE = object()
             "store",
             {"memory_limit_mb": 8},
             "store",
-            "store.memory_limit_mb=8: must be 0 (DuckDB's default) or at least 16",
+            "store.memory_limit_mb=8: must be 0 (payorch's default) or at least 16",
         ),
         ("store", {"memory_limit_mb": -1}, "store", "store.memory_limit_mb=-1: must be at least 0"),
         ("store", {"memory_limit_mb": "1GB"}, "store.memory_limit_mb", "must be an integer, not a string"),

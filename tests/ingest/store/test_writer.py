@@ -299,8 +299,11 @@ async def test_a_disk_that_refuses_a_commit_stops_the_writer_for_good(tmp_path: 
 
 
 def delete(path: Path) -> None:
-    for file in path.parent.iterdir():  # the data folder emptied: the database and its log
-        file.unlink()
+    for file in path.parent.iterdir():  # the data folder emptied: the database, its log, its spill folder
+        if file.is_dir():
+            shutil.rmtree(file)
+        else:
+            file.unlink()
 
 
 def replace(path: Path) -> None:

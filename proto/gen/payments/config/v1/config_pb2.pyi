@@ -177,7 +177,7 @@ class ReportConfig(_message.Message):
     def __init__(self, every_days: _Optional[int] = ..., mismatch: _Optional[_Union[MismatchRule, _Mapping]] = ...) -> None: ...
 
 class StoreConfig(_message.Message):
-    __slots__ = ("max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb", "idempotency_hot_s", "admin_reads", "admin_read_idle_s", "admin_read_max_s", "fair_share_percent")
+    __slots__ = ("max_rows", "max_wait_ms", "admit_limit", "memory_limit_mb", "idempotency_hot_s", "admin_reads", "admin_read_idle_s", "admin_read_max_s", "fair_share_percent", "memory_limit")
     MAX_ROWS_FIELD_NUMBER: _ClassVar[int]
     MAX_WAIT_MS_FIELD_NUMBER: _ClassVar[int]
     ADMIT_LIMIT_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +187,7 @@ class StoreConfig(_message.Message):
     ADMIN_READ_IDLE_S_FIELD_NUMBER: _ClassVar[int]
     ADMIN_READ_MAX_S_FIELD_NUMBER: _ClassVar[int]
     FAIR_SHARE_PERCENT_FIELD_NUMBER: _ClassVar[int]
+    MEMORY_LIMIT_FIELD_NUMBER: _ClassVar[int]
     max_rows: int
     max_wait_ms: int
     admit_limit: int
@@ -196,4 +197,5 @@ class StoreConfig(_message.Message):
     admin_read_idle_s: int
     admin_read_max_s: int
     fair_share_percent: int
-    def __init__(self, max_rows: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., admit_limit: _Optional[int] = ..., memory_limit_mb: _Optional[int] = ..., idempotency_hot_s: _Optional[int] = ..., admin_reads: _Optional[int] = ..., admin_read_idle_s: _Optional[int] = ..., admin_read_max_s: _Optional[int] = ..., fair_share_percent: _Optional[int] = ...) -> None: ...
+    memory_limit: str
+    def __init__(self, max_rows: _Optional[int] = ..., max_wait_ms: _Optional[int] = ..., admit_limit: _Optional[int] = ..., memory_limit_mb: _Optional[int] = ..., idempotency_hot_s: _Optional[int] = ..., admin_reads: _Optional[int] = ..., admin_read_idle_s: _Optional[int] = ..., admin_read_max_s: _Optional[int] = ..., fair_share_percent: _Optional[int] = ..., memory_limit: _Optional[str] = ...) -> None: ...

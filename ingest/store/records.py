@@ -45,7 +45,7 @@ from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
 from ingest.codec.events import event_from_bytes, event_to_bytes
-from ingest.codec.result_json import REJECTED, JsonObject
+from ingest.codec.result_json import REJECTED, JsonObject, issue_from_json, issue_to_json
 from ingest.records import ComplaintQuery, StoredPayment, ViolationQuery
 from ingest.store import charged_column, event_columns
 from ingest.store.admission import Admission
@@ -212,6 +212,7 @@ COMPLAINTS = Table(
             ("payment_id", pa.string()),
             ("request_id", pa.string()),
             ("contract_id", pa.string()),
+            ("validation_errors", pa.string()),  # JSON: the corrections made as it was filed
         ]
     ),
     "INSERT OR IGNORE INTO complaints SELECT * FROM batch",
@@ -370,6 +371,7 @@ class DuckDBRecords:
             complaint.payment_id,
             complaint.request_id,
             complaint.contract_id,
+            orjson.dumps([issue_to_json(issue) for issue in complaint.validation_errors]).decode(),
         )
         self._complaint_ids.add(complaint.complaint_id)
         done = asyncio.get_running_loop().create_future()
@@ -500,7 +502,8 @@ def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) ->
 
 
 _COMPLAINT_COLUMNS = (
-    "complaint_id, merchant_id, received_at, category, description, payment_id, request_id, contract_id"
+    "complaint_id, merchant_id, received_at, category, description, payment_id, request_id, contract_id, "
+    "validation_errors"
 )
 
 
@@ -514,6 +517,7 @@ def _complaint_of(row: tuple[Any, ...]) -> Complaint:
         payment_id=None if row[5] is None else PaymentId(row[5]),
         request_id=None if row[6] is None else RequestId(row[6]),
         contract_id=None if row[7] is None else ContractId(row[7]),
+        validation_errors=() if row[8] is None else tuple(map(issue_from_json, orjson.loads(row[8]))),
     )
 
 

@@ -8,12 +8,14 @@ analytics' job; this type only guarantees the fields are well formed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from engine.contracts import check_contract_id
+from engine.errors import InvalidFieldError
 from engine.events import check_timestamp
 from engine.types import ContractId, MerchantId, PaymentId, RequestId, check_identifier, check_text
+from engine.validation import ValidationIssue
 
 MAX_DESCRIPTION_LENGTH = 5000
 
@@ -31,7 +33,9 @@ def category_key(category: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Complaint:
-    """One merchant complaint. ``complaint_id`` identifies it: importing it twice stores it once."""
+    """One merchant complaint. ``complaint_id`` identifies it: importing it twice stores it once.
+    ``validation_errors`` are the corrections made to it as it was filed (warnings, as a
+    payment's, PRODUCT.md section 5): what it says, not what it is (see :meth:`same_content`)."""
 
     complaint_id: str
     merchant_id: MerchantId
@@ -41,6 +45,7 @@ class Complaint:
     payment_id: PaymentId | None = None
     request_id: RequestId | None = None
     contract_id: ContractId | None = None
+    validation_errors: tuple[ValidationIssue, ...] = ()
 
     def __post_init__(self) -> None:
         check_identifier("complaint_id", self.complaint_id)
@@ -54,3 +59,11 @@ class Complaint:
             check_identifier("request_id", self.request_id)
         if self.contract_id is not None:
             check_contract_id("contract_id", self.contract_id)
+        if any(not isinstance(issue, ValidationIssue) or issue.blocks for issue in self.validation_errors):
+            raise InvalidFieldError(
+                "validation_errors", self.validation_errors, "must be warnings: an error stores nothing"
+            )
+
+    def same_content(self, other: Complaint) -> bool:
+        """Whether ``other`` says what this complaint says, however each was spelled when filed."""
+        return replace(other, validation_errors=self.validation_errors) == self

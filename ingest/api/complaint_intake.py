@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from engine.complaints import Complaint
 from engine.errors import DomainError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
+from engine.validation import ValidationIssue
 from ingest.api.auth import Principal
 from ingest.api.guards import check_contract
 from ingest.api.parts import Parts
@@ -21,6 +22,7 @@ from ingest.api.payments import new_id
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.api.schemas import ComplaintIn
 from ingest.codec.result_json import JsonObject
+from ingest.parsing.issues import warning
 from ingest.parsing.masking import mask_card_numbers
 
 #: How far a complaint's ``received_at`` may lie ahead of the service's clock (the merchant's
@@ -96,7 +98,7 @@ def same_complaint(first: Complaint, again: Complaint, *, received_given: bool) 
     """Whether ``again`` files ``first`` once more (a retry). Its ``received_at`` counts only
     when the body gave one: otherwise it is the time of the retry."""
     received = replace(again, received_at=first.received_at) if not received_given else again
-    return received == first
+    return first.same_content(received)
 
 
 def parsed_complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
@@ -131,20 +133,28 @@ def parsed_complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Comp
         raise _received_at_problem(
             "in_the_future", "ahead of the service's clock", f"after now ({now.isoformat()})"
         )
+    # A reference that holds what looks like a card number is kept masked, not refused.
+    complaint_id = (
+        new_id("cmp") if body.complaint_id is None else parts.desk.keeper.identifier(body.complaint_id)
+    )
+    # Free text from a merchant's support desk: a card number in it is kept masked only.
+    description = mask_card_numbers(body.description)
+    issues = [*body.corrections]
+    if complaint_id != body.complaint_id and body.complaint_id is not None:
+        issues.append(_masking_note("complaint_id", "complaint_id (kept with a tag)", complaint_id))
+    if description != body.description:
+        issues.append(_masking_note("description", "description", description))
     try:
         return Complaint(
-            # A reference that holds what looks like a card number is kept masked, not refused.
-            complaint_id=new_id("cmp")
-            if body.complaint_id is None
-            else parts.desk.keeper.identifier(body.complaint_id),
+            complaint_id=complaint_id,
             merchant_id=MerchantId(merchant_id),
             received_at=received,
             category=body.category,
-            # Free text from a merchant's support desk: a card number in it is kept masked only.
-            description=mask_card_numbers(body.description),
+            description=description,
             payment_id=None if body.payment_id is None else PaymentId(body.payment_id),
             request_id=None if body.request_id is None else RequestId(body.request_id),
             contract_id=None if body.contract_id is None else ContractId(body.contract_id),
+            validation_errors=tuple(issues),
         )
     except DomainError as exc:
         raise ApiProblem(
@@ -152,6 +162,12 @@ def parsed_complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Comp
             "The complaint is not well formed.",
             errors=[FieldError(exc.field, "invalid", exc.reason)],
         ) from None
+
+
+def _masking_note(field: str, what: str, masked: str) -> ValidationIssue:
+    """The warning for a card number kept masked, as a payment's metadata words it."""
+    message = f"masked a card number in the {what}: only its first six and last four digits are kept"
+    return warning(field, "card_number_masked", message, masked)
 
 
 async def check_payment(parts: Parts, complaint: Complaint, *, received_given: bool) -> Complaint:

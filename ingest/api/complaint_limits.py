@@ -13,6 +13,14 @@ filed before: 200 or 409) gives its tokens back, and a complaint filed before is
 before even past the limit (a client retrying a 201 whose answer it lost gets its 200, never a
 429 for a complaint that is kept). A refused complaint is not stored: it was not accepted, so
 nothing is lost. The buckets live in memory: a restart fills them again.
+
+The limits hold a merchant's own key. A complaint filed with an admin key (an operator importing
+a backlog of complaints taken by phone, on the merchant's behalf) takes no token: counted, a few
+hundred of them locked the merchant out of filing its own for a minute, and 10,000 for a day.
+Nor has the admin a limit of its own: its keys are the operators', who need a backlog in as fast
+as the service takes it, not a client to throttle. What protects the other merchants' payments
+from it holds still: the writer's admission, 503 with ``Retry-After`` while it is behind, first
+for the merchant past its share of the writer's work, which these complaints count in.
 """
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ from engine.complaints import Complaint
 from engine.contracts import ContractViolation
 from ingest.api.auth import Principal
 from ingest.api.problems import ApiProblem, FieldError
-from ingest.codec.result_json import utc_timestamp
+from ingest.codec.result_json import issue_to_json, utc_timestamp
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ComplaintQuery, Records, RecordsHistory, ViolationQuery
 
@@ -52,6 +52,7 @@ def complaint_json(complaint: Complaint) -> dict[str, object]:
         "payment_id": complaint.payment_id,
         "request_id": complaint.request_id,
         "contract_id": complaint.contract_id,
+        "validation_errors": [issue_to_json(issue) for issue in complaint.validation_errors],
     }
 
 

@@ -53,11 +53,15 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
     register_url_convertor("reference", _ReferenceConvertor())  # Starlette's table is global
     gate = complaint_limits.ComplaintGate(parts.clock.monotonic)
 
-    async def store(complaint: Complaint, *, received_given: bool) -> tuple[Complaint, Complaint | None]:
-        """Store a complaint the writer let in, held to its merchant's limits: the complaint as
-        stored, and the one its merchant filed before under its id (``None``: none was)."""
+    async def store(
+        complaint: Complaint, *, received_given: bool, by_merchant: bool
+    ) -> tuple[Complaint, Complaint | None]:
+        """Store a complaint the writer let in, held to its merchant's limits when its merchant's
+        key filed it (an operator's admin key files on a merchant's behalf: see
+        ingest.api.complaint_limits): the complaint as stored, and the one its merchant filed
+        before under its id (``None``: none was)."""
         merchant = parts.merchants[complaint.merchant_id]
-        taken = await complaint_limits.admit(gate, parts.records, merchant, complaint)
+        taken = by_merchant and await complaint_limits.admit(gate, parts.records, merchant, complaint)
         first: Complaint | None = complaint  # not stored, until it is
         try:
             complaint = await check_payment(parts, complaint, received_given=received_given)
@@ -108,7 +112,9 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         """Store a complaint (PRODUCT.md section 9). A complaint_id is the merchant's own: filed
         again with the same content it is stored once (200, the stored complaint); with other
         content it is refused (409). Past the merchant's `complaint_limits` a new complaint is
-        refused (429, `Retry-After`) and not stored; one filed before is answered as before. While
+        refused (429, `Retry-After`) and not stored; one filed before is answered as before. An
+        admin key's complaints (an operator filing on a merchant's behalf) use none of the
+        merchant's limits and have none of their own. While
         the event writer is behind, or once the disk stopped it, a new complaint is refused (503,
         `Retry-After`) and not stored: file it again with the same complaint_id."""
         complaint = parsed_complaint(caller, body, parts)
@@ -119,7 +125,9 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
             first = admitted
         else:
             try:
-                complaint, filed = await store(complaint, received_given=received_given)
+                complaint, filed = await store(
+                    complaint, received_given=received_given, by_merchant=not caller.is_admin
+                )
             finally:
                 admitted.end()  # stored or refused: nothing more of it will come
             if filed is None:

@@ -4,7 +4,9 @@ Responses are serialized straight from the domain (``ingest.codec.result_json``)
 these models only *describe* them, and schemathesis checks in ``make test`` that every real
 response fits. ``ComplaintIn`` is the one body FastAPI validates itself: complaints are a strict
 intake, unlike payments, whose body the permissive parser reads (it is described by
-:data:`PAYMENT_REQUEST_BODY`, not validated by FastAPI).
+:data:`PAYMENT_REQUEST_BODY`, not validated by FastAPI); what it corrects (a field name spelled
+another way, spaces around an identifier) it says, as a payment's parser does
+(``ingest.api.complaint_fields``).
 """
 
 from __future__ import annotations
@@ -13,11 +15,22 @@ import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    WithJsonSchema,
+    model_validator,
+)
 
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
+from engine.validation import ValidationIssue
+from ingest.api import complaint_fields
 from ingest.api.problems import PROBLEMS
 from ingest.moments import MOMENT_RULE, parse_moment
 from ingest.parsing import KEY_RULE
@@ -154,6 +167,24 @@ class ComplaintIn(BaseModel):
     payment_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
     request_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
     contract_id: str | None = Field(default=None, min_length=1, max_length=255)
+    #: What was corrected in the body (``ingest.api.complaint_fields``): warnings only.
+    _corrections: list[ValidationIssue] = PrivateAttr(default_factory=list)
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _correct(cls, data: Any, handler: ModelWrapValidatorHandler[ComplaintIn]) -> ComplaintIn:
+        """The body under its fields' own names, trimmed, its corrections kept as warnings."""
+        if not isinstance(data, dict):
+            return handler(data)
+        fields, issues = complaint_fields.corrected(data)
+        complaint = handler(fields)
+        noted = complaint_fields.received_at_issue(fields.get("received_at"))
+        complaint._corrections = [*issues, *([] if noted is None else [noted])]
+        return complaint
+
+    @property
+    def corrections(self) -> list[ValidationIssue]:
+        return self._corrections
 
 
 class ComplaintOut(BaseModel):
@@ -165,6 +196,12 @@ class ComplaintOut(BaseModel):
     payment_id: str | None
     request_id: str | None
     contract_id: str | None
+    validation_errors: list[ValidationIssueOut] = Field(
+        description="What was corrected in the complaint as filed (warnings, as a payment's: a field "
+        "name spelled another way, spaces around an identifier, a received_at without an offset read "
+        "as UTC, a card number masked); empty for a complaint filed as it is kept, and for one "
+        "stored before they were kept."
+    )
 
 
 class ComplaintReadOut(ComplaintOut):

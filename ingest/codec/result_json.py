@@ -13,7 +13,7 @@ from engine.contracts import ContractViolation
 from engine.errors import InvalidTimestampError
 from engine.events import PaymentReceived
 from engine.results import CompositeResult, Result
-from engine.validation import ValidationIssue
+from engine.validation import IssueSeverity, ValidationIssue
 
 #: A JSON object as ``json.dumps`` takes it.
 JsonObject = dict[str, object]
@@ -89,6 +89,18 @@ def issue_to_json(issue: ValidationIssue) -> JsonObject:
         "severity": issue.severity.value,
         "raw": issue.raw,
     }
+
+
+def issue_from_json(document: JsonObject) -> ValidationIssue:
+    """An issue as :func:`issue_to_json` wrote it (a complaint's, kept as JSON in its row)."""
+    raw = document["raw"]
+    return ValidationIssue(
+        field=str(document["field"]),
+        code=str(document["code"]),
+        message=str(document["message"]),
+        severity=IssueSeverity(str(document["severity"])),
+        raw=None if raw is None else str(raw),
+    )
 
 
 def violation_to_json(violation: ContractViolation) -> JsonObject:

@@ -200,7 +200,8 @@ COMPLAINTS = Input(
     "contract_id FROM complaints",
     "received_at",
     "received_at, complaint_id",
-    _columns(records.COMPLAINTS),
+    # The corrections made as each was filed are the complaint's reads' (GET /v1/complaints).
+    _columns(records.COMPLAINTS, leave_out=("validation_errors",)),
 )
 
 INPUTS = (EVENTS, VIOLATIONS, COMPLAINTS)

@@ -18,6 +18,7 @@ and committed with the next batch, in order:
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -44,7 +45,7 @@ from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_json
 from ingest.codec.events import event_from_bytes, event_to_bytes
-from ingest.codec.result_json import REJECTED, JsonObject
+from ingest.codec.result_json import REJECTED, JsonObject, issue_from_json, issue_to_json
 from ingest.records import ComplaintQuery, StoredPayment, ViolationQuery
 from ingest.store import charged_column, event_columns
 from ingest.store.admission import Admission
@@ -211,6 +212,7 @@ COMPLAINTS = Table(
             ("payment_id", pa.string()),
             ("request_id", pa.string()),
             ("contract_id", pa.string()),
+            ("validation_errors", pa.string()),  # JSON: the corrections made as it was filed
         ]
     ),
     "INSERT OR IGNORE INTO complaints SELECT * FROM batch",
@@ -244,6 +246,8 @@ class DuckDBRecords:
         self._violation_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "violations")) + 1)
         #: Every complaint id stored: a lookup of another is answered without a read.
         self._complaint_ids = ComplaintIds(writer.read_now(_complaint_ids))
+        #: The complaints being stored now, by merchant and id: another filing of one waits for it.
+        self._complaints_pending: dict[tuple[str, str], asyncio.Future[None]] = {}
 
     @property
     def writer(self) -> Writer:
@@ -340,12 +344,24 @@ class DuckDBRecords:
         return self._writer.admit(over_share=over_share, writes=writes)
 
     async def record_complaint(self, complaint: Complaint) -> Complaint | None:
-        def stored(connection: duckdb.DuckDBPyConnection) -> Complaint | None:
-            return _complaint(connection, complaint.merchant_id, complaint.complaint_id)
+        """Store ``complaint`` unless its merchant filed its id before (that complaint is returned).
 
-        first: Complaint | None = await self._writer.read(stored)
-        if first is not None:
-            return first
+        An id no filter holds was never stored (:class:`ComplaintIds`): the common case, a new
+        complaint, is queued without a read, which waited for the lock every read shares (behind
+        an admin's long read, as long). The same id filed twice at once waits for the first filing
+        to be committed (or refused), then reads: no two rows of one id meet in a batch, and the
+        row stored is always the first one's, so nothing is read back."""
+        key = (complaint.merchant_id, complaint.complaint_id)
+        while (pending := self._complaints_pending.get(key)) is not None:
+            await asyncio.shield(pending)  # its commit or its failure; the first filer reports which
+        if complaint.complaint_id in self._complaint_ids:  # maybe stored: read it (stored, or a false hit)
+            first: Complaint | None = await self._writer.read(
+                lambda c: _complaint(c, complaint.merchant_id, complaint.complaint_id)
+            )
+            if first is not None:
+                return first
+            if key in self._complaints_pending:  # filed meanwhile, during the read: wait for it
+                return await self.record_complaint(complaint)
         row = (
             complaint.complaint_id,
             complaint.merchant_id,
@@ -355,13 +371,17 @@ class DuckDBRecords:
             complaint.payment_id,
             complaint.request_id,
             complaint.contract_id,
+            orjson.dumps([issue_to_json(issue) for issue in complaint.validation_errors]).decode(),
         )
         self._complaint_ids.add(complaint.complaint_id)
-        await self._writer.submit_and_wait(Write(COMPLAINTS, row))
-        # The same id filed twice at once: both found none, one insert was ignored. The row read
-        # back says which one was kept.
-        kept: Complaint | None = await self._writer.read(stored)
-        return None if kept is None or kept == complaint else kept
+        done = asyncio.get_running_loop().create_future()
+        self._complaints_pending[key] = done
+        try:
+            await self._writer.submit_and_wait(Write(COMPLAINTS, row))
+        finally:
+            del self._complaints_pending[key]
+            done.set_result(None)
+        return None
 
     async def complaints_named(self, complaint_id: str, merchant_id: str | None) -> Sequence[Complaint]:
         if complaint_id not in self._complaint_ids:  # never stored: no read (see ComplaintIds)
@@ -495,7 +515,8 @@ def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) ->
 
 
 _COMPLAINT_COLUMNS = (
-    "complaint_id, merchant_id, received_at, category, description, payment_id, request_id, contract_id"
+    "complaint_id, merchant_id, received_at, category, description, payment_id, request_id, contract_id, "
+    "validation_errors"
 )
 
 
@@ -509,6 +530,7 @@ def _complaint_of(row: tuple[Any, ...]) -> Complaint:
         payment_id=None if row[5] is None else PaymentId(row[5]),
         request_id=None if row[6] is None else RequestId(row[6]),
         contract_id=None if row[7] is None else ContractId(row[7]),
+        validation_errors=() if row[8] is None else tuple(map(issue_from_json, orjson.loads(row[8]))),
     )
 
 

@@ -209,6 +209,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         # the payments that service may still be finishing (``ingest.store.ownership``).
         (ownership.CREATE_TABLE,),
     ),
+    Migration(
+        11,
+        "a complaint keeps the corrections made to it as it was filed",
+        # Its validation_errors (the warnings of ``ingest.api.complaint_fields``), as JSON, as a
+        # payment's are kept in its result's document: a field spelled another way, a received_at
+        # without an offset read as UTC... NULL for the complaints stored before: none was kept.
+        ("ALTER TABLE complaints ADD COLUMN validation_errors VARCHAR",),
+    ),
 )
 
 CURRENT_VERSION = MIGRATIONS[-1].version

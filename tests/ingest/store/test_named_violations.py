@@ -58,7 +58,7 @@ def complaint(
     merchant_id: str = "m_acme",
 ) -> None:
     connection.execute(
-        "INSERT INTO complaints VALUES (?, ?, ?, 'timeout', '', ?, ?, NULL)",
+        "INSERT INTO complaints VALUES (?, ?, ?, 'timeout', '', ?, ?, NULL, NULL)",
         [complaint_id, merchant_id, at(minute), payment_id, request_id],
     )
 

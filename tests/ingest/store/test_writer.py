@@ -72,7 +72,8 @@ def test_complaints_filed_before_the_per_merchant_ids_are_kept_and_ids_are_then_
         )
         connection.execute("INSERT INTO schema_migrations VALUES (1, 'first', now())")
         filed = (
-            "INSERT INTO complaints VALUES "
+            "INSERT INTO complaints (complaint_id, merchant_id, received_at, category, description, "
+            "payment_id, request_id, contract_id) VALUES "
             "(?, ?, TIMESTAMPTZ '2026-11-20 08:00:00+00', 'timeout', ?, NULL, NULL, NULL)"
         )
         connection.execute(filed, ["c-1", "m_acme", "acme's"])

@@ -1,0 +1,93 @@
+"""What ``POST /v1/complaints`` corrects in a complaint (ingest.api.complaint_fields) is said in
+its answer and kept with it, as a payment's corrections are (PRODUCT.md section 5): its
+``validation_errors``, warnings each with field, code, message, severity and raw. They were made,
+or refused, without a word."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
+from tests.ingest.store.test_durable_api import running
+
+
+async def post(app: object, body: Mapping[str, object]) -> Answer:
+    return await call(app, "POST", "/v1/complaints", [ACME, JSON], body_of(orjson.dumps(body)))
+
+
+def issue(field: str, code: str, message: str, raw: str | None) -> dict[str, object]:
+    return {"field": field, "code": code, "message": message, "severity": "warning", "raw": raw}
+
+
+CORRECTED = [
+    issue("complaint_id", "normalized", 'read the field "Complaint-ID" as complaint_id', "Complaint-ID"),
+    issue("complaint_id", "normalized", 'dropped the spaces around "zendesk/4711"', " zendesk/4711 "),
+    issue("received_at", "normalized", 'read the field "receivedAt" as received_at', "receivedAt"),
+    issue("category", "normalized", 'dropped the spaces around "timeout"', "timeout\t"),
+    issue(
+        "received_at",
+        "normalized",
+        'read "2026-11-20 08:00" as 2026-11-20T08:00:00Z (no offset: UTC)',
+        "2026-11-20 08:00",
+    ),
+    issue(
+        "description",
+        "card_number_masked",
+        "masked a card number in the description: only its first six and last four digits are kept",
+        "the charge on 424242******4242 hung",
+    ),
+]
+
+
+async def test_a_complaints_corrections_are_answered_and_kept_with_it(tmp_path: Path) -> None:
+    body = {
+        "Complaint-ID": " zendesk/4711 ",
+        "receivedAt": "2026-11-20 08:00",
+        "category": "timeout\t",
+        "description": "the charge on 4242 4242 4242 4242 hung",
+    }
+    async with running(tmp_path) as app:
+        filed = await post(app, body)
+        # The same complaint in its own words: the one stored, answered as it was (not a 409).
+        again = await post(
+            app,
+            {
+                "complaint_id": "zendesk/4711",
+                "received_at": "2026-11-20T08:00:00Z",
+                "category": "timeout",
+                "description": "the charge on 4242 4242 4242 4242 hung",
+            },
+        )
+        plain = await post(app, {"complaint_id": "plain-1", "category": "timeout"})
+        both = await post(app, {"complaint_id": "c-2", "ComplaintId": "c-3", "category": "timeout"})
+        twice = await post(app, {"complaint_id": "c-4", "complaintId": "c-4", "category": "timeout"})
+    async with running(tmp_path) as app:  # kept in the database: read back after a restart
+        read: Any = (await call(app, "GET", "/v1/complaints/zendesk/4711", [ACME], body_of(b""))).json()
+        listed: Any = (await call(app, "GET", "/v1/complaints", [ACME], body_of(b""))).json()
+
+    assert filed.status == 201, filed.body
+    answer: Any = filed.json()
+    assert (answer["complaint_id"], answer["received_at"]) == ("zendesk/4711", "2026-11-20T08:00:00Z")
+    assert answer["validation_errors"] == CORRECTED
+    assert (again.status, again.json()) == (200, answer)
+    assert read["validation_errors"] == CORRECTED
+    by_id = {complaint["complaint_id"]: complaint for complaint in listed["complaints"]}
+    assert by_id["zendesk/4711"]["validation_errors"] == CORRECTED
+    assert plain.status == 201
+    assert plain.json()["validation_errors"] == by_id["plain-1"]["validation_errors"] == []
+    # One field given two values under two spellings: refused, nothing stored.
+    assert both.status == 422
+    refused: Any = both.json()
+    assert [(error["field"], error["code"]) for error in refused["errors"]] == [
+        ("complaint_id", "conflicting_fields")
+    ]
+    assert "c-2" not in by_id and "c-3" not in by_id
+    assert twice.status == 201
+    noted: Any = twice.json()
+    assert [(issue["field"], issue["code"]) for issue in noted["validation_errors"]] == [
+        ("complaint_id", "duplicate_field")
+    ]

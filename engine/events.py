@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Self, TypedDict
 from engine.decline_codes import DeclineCode, check_decline_code
 from engine.error_codes import ErrorCode
 from engine.errors import InvalidFieldError, InvalidTimestampError, ResultInvariantError
+from engine.failure_details import FailureDetails, check_failure_details
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import Currency, check_minor_units
 from engine.results import PaymentStatus
@@ -237,6 +238,8 @@ class StepFailed(_StepEvent):
     (circuit open or not configured), and ``processor_id`` is the one the step's result names;
     such an event took no time. ``decline_code`` is the processor's reason for a ``declined`` or
     ``invalid_card`` answer (:mod:`engine.decline_codes`), ``None`` otherwise.
+    ``failure_details`` is what the processor itself said of the refusal (its error type, code,
+    decline code, parameter and message, masked: :mod:`engine.failure_details`), when it said so.
     """
 
     event_type: ClassVar[str] = "StepFailed"
@@ -246,6 +249,7 @@ class StepFailed(_StepEvent):
     latency_ms: int
     attempt: int = 1
     decline_code: DeclineCode | None = None
+    failure_details: FailureDetails | None = None
 
     def __post_init__(self) -> None:
         _StepEvent.__post_init__(self)
@@ -260,6 +264,7 @@ class StepFailed(_StepEvent):
         check_count("event.latency_ms", self.latency_ms)
         check_count("event.attempt", self.attempt)
         check_decline_code("event.decline_code", self.decline_code, self.error_code)
+        check_failure_details("event.failure_details", self.failure_details)
         if self.attempt == 0 and self.latency_ms != 0:
             raise ResultInvariantError(
                 "event.latency_ms", self.latency_ms, "a step that sent nothing took no time"

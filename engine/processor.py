@@ -36,6 +36,7 @@ from typing import Protocol
 
 from engine.error_codes import ErrorCode
 from engine.errors import InvalidFieldError, ResultInvariantError
+from engine.failure_details import FailureDetails, check_failure_details
 from engine.methods import PaymentMethod
 from engine.money import Currency, check_minor_units
 from engine.types import PaymentId, ProcessorId, check_count, check_identifier, check_text
@@ -87,7 +88,9 @@ class ProcessorResponse:
     charged (or refunded), in ``currency`` when the processor names it (``None``: the request's);
     ``reference`` is the processor's own id for it; ``decline_code`` is the issuer's reason when
     there is one (``insufficient_funds``, ``lost_card``); ``final_for_key`` says that a repeat
-    with the same idempotency key gets this same answer, so retrying here cannot change it.
+    with the same idempotency key gets this same answer, so retrying here cannot change it;
+    ``failure_details`` is the processor's own account of a refusal (:mod:`engine.failure_details`),
+    only on a failure.
     """
 
     success: bool
@@ -98,6 +101,7 @@ class ProcessorResponse:
     decline_code: str | None = None
     currency: Currency | None = None
     final_for_key: bool = False
+    failure_details: FailureDetails | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.success, bool):
@@ -117,6 +121,11 @@ class ProcessorResponse:
         if self.decline_code is not None:
             check_text("response.decline_code", self.decline_code, max_length=100)
         _check_currency("response.currency", self.currency)
+        check_failure_details("response.failure_details", self.failure_details)
+        if self.success and self.failure_details is not None:
+            raise ResultInvariantError(
+                "response.failure_details", self.failure_details, "is set only on a failure"
+            )
 
     @classmethod
     def failed(
@@ -126,8 +135,9 @@ class ProcessorResponse:
         decline_code: str | None = None,
         *,
         final_for_key: bool = False,
+        failure_details: FailureDetails | None = None,
     ) -> ProcessorResponse:
-        return cls(False, latency_ms, 0, error_code, None, decline_code, None, final_for_key)
+        return cls(False, latency_ms, 0, error_code, None, decline_code, None, final_for_key, failure_details)
 
 
 class Settlement(StrEnum):

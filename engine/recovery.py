@@ -138,9 +138,9 @@ class _Step:
         last = self.attempts[-1]
         outcome = self.outcomes.get(last.attempt)
         if type(outcome) is StepFailed:
-            error, decline = outcome.error_code, outcome.decline_code
+            error, decline, details = outcome.error_code, outcome.decline_code, outcome.failure_details
         else:
-            error, decline = ErrorCode.UNKNOWN, None
+            error, decline, details = ErrorCode.UNKNOWN, None, None
         return Result(
             planned.index,
             planned.method,
@@ -151,6 +151,7 @@ class _Step:
             count,
             error,
             decline_code=decline,
+            failure_details=details,
         )
 
 

@@ -9,6 +9,7 @@ from enum import StrEnum
 from engine.decline_codes import DeclineCode, check_decline_code
 from engine.error_codes import ErrorCode
 from engine.errors import InvalidFieldError, ResultInvariantError
+from engine.failure_details import FailureDetails, check_failure_details
 from engine.methods import PaymentMethod
 from engine.money import Currency, Money, check_minor_units
 from engine.types import (
@@ -39,6 +40,8 @@ class Result:
     and processed nothing; only a success can be ``compensated`` (voided or refunded later).
     ``retryable`` follows from the error code's retry class. ``decline_code`` says why the card was
     refused, only on a ``declined`` or ``invalid_card`` failure (:mod:`engine.decline_codes`).
+    ``failure_details`` is the processor's own account of the refusal the step ended on (its code,
+    parameter and message: :mod:`engine.failure_details`), only on a failure.
     """
 
     step_index: int
@@ -51,6 +54,7 @@ class Result:
     error_code: ErrorCode | None = None
     compensated: bool = False
     decline_code: DeclineCode | None = None
+    failure_details: FailureDetails | None = None
 
     def __post_init__(self) -> None:
         check_count("result.step_index", self.step_index)
@@ -65,6 +69,7 @@ class Result:
         if self.error_code is not None and not isinstance(self.error_code, ErrorCode):
             raise InvalidFieldError("result.error_code", self.error_code, "must be an ErrorCode")
         check_decline_code("result.decline_code", self.decline_code, self.error_code)
+        check_failure_details("result.failure_details", self.failure_details)
         if self.success:
             if self.error_code is not None:
                 raise ResultInvariantError(
@@ -76,6 +81,10 @@ class Result:
                 )
             if self.attempts == 0:
                 raise ResultInvariantError("result.attempts", 0, "a successful step made an attempt")
+            if self.failure_details is not None:
+                raise ResultInvariantError(
+                    "result.failure_details", self.failure_details, "a successful step has none"
+                )
         else:
             if self.error_code is None:
                 raise ResultInvariantError("result.error_code", None, "a failed step names its error code")

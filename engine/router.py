@@ -34,13 +34,16 @@ emitted outside any attempt's span: no charge attempt was made, and none is coun
 
 A ``declined`` or ``invalid_card`` answer's reason is its ``StepFailed``'s ``decline_code``, and
 the step's when the step ends on that answer; it is kept only from the closed set of
-:mod:`engine.decline_codes` (a reason outside it is ``generic_decline``).
+:mod:`engine.decline_codes` (a reason outside it is ``generic_decline``). What the processor
+itself said of a refusal (``ProcessorResponse.failure_details``: Stripe's code, parameter and
+message) travels the same way, to the ``StepFailed`` and the step's result.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from engine.backoff import backoff_seconds
 from engine.circuit_breaker import CircuitBreakers, CircuitPair
@@ -50,6 +53,7 @@ from engine.contracts import ContractRegistry
 from engine.decline_codes import DeclineCode, decline_code_for
 from engine.error_codes import ErrorCode, RetryClass
 from engine.events import StepAttempted, StepFailed, StepSucceeded
+from engine.failure_details import FailureDetails
 from engine.guard import (
     MALFORMED,
     TIMEOUT,
@@ -115,6 +119,17 @@ class _AtProcessor:
     unsettled: bool = False
     stray: StrayCharge | None = None
     decline_code: DeclineCode | None = None
+    details: FailureDetails | None = None
+
+
+class _Reason(NamedTuple):
+    """Why the last attempt at a processor failed, in the processor's words."""
+
+    decline_code: DeclineCode | None
+    details: FailureDetails | None
+
+
+_NO_REASON = _Reason(None, None)
 
 
 # The router builds these from checked values only (the context, the step, the processor's
@@ -199,6 +214,7 @@ class Router:
         attempts = latency = 0
         error = ErrorCode.PROCESSOR_UNAVAILABLE
         decline: DeclineCode | None = None
+        details: FailureDetails | None = None
         last = step.processor_id
         skipped: list[str] = []
         for processor_id in step.processor_ids:
@@ -222,7 +238,7 @@ class Router:
             if at.charged:
                 return _routed(result=self._result(step, processor_id, attempts, latency, None))
             error = at.error or ErrorCode.UNKNOWN
-            decline = at.decline_code
+            decline, details = at.decline_code, at.details
             if at.stray is not None:
                 result = self._result(step, processor_id, attempts, latency, error)
                 return RoutedStep(result, strays=(at.stray,))
@@ -233,7 +249,9 @@ class Router:
                 )
                 return RoutedStep(result, (processor_id,))
             if error.retry_class is RetryClass.NEVER:
-                return RoutedStep(self._result(step, processor_id, attempts, latency, error, decline))
+                return RoutedStep(
+                    self._result(step, processor_id, attempts, latency, error, decline, details)
+                )
         if not attempts:
             await self._sink.emit(
                 _failed(
@@ -253,7 +271,7 @@ class Router:
             detail = f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
             message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
             await self._monitor.violated(ctx, RETRY_EXHAUSTED, message)
-        return RoutedStep(self._result(step, last, attempts, latency, error, decline))
+        return RoutedStep(self._result(step, last, attempts, latency, error, decline, details))
 
     async def _at_processor(
         self,
@@ -268,13 +286,20 @@ class Router:
         latency = 0
         unsettled = False
         error: ErrorCode | None = None
-        decline: DeclineCode | None = None
+        reason = _NO_REASON
         doubt: ErrorCode | None = None
         processor_id = processor.processor_id
         for attempt in range(1, merchant.retry.max_attempts + 1):
             if attempt > 1 and not await self._back_off(attempt - 1, merchant, circuits, unsettled):
                 # Its circuit opened during the backoff; nothing is in doubt here: move on.
-                return _AtProcessor(False, attempt - 1, latency, error, decline_code=decline)
+                return _AtProcessor(
+                    False,
+                    attempt - 1,
+                    latency,
+                    error,
+                    decline_code=reason.decline_code,
+                    details=reason.details,
+                )
             number = earlier_attempts + attempt
             attributes: SpanAttributes = {
                 STEP_INDEX: request.step_index,
@@ -310,7 +335,7 @@ class Router:
                     return _at(charged=True, attempts=attempt, latency_ms=latency)
                 error = response.error_code or ErrorCode.UNKNOWN
                 # The processor's reason, kept only from the closed set (engine.decline_codes).
-                decline = decline_code_for(error, response.decline_code)
+                reason = _Reason(decline_code_for(error, response.decline_code), response.failure_details)
                 if error.is_processor_fault:
                     circuits.record_failure(self._clock.monotonic(), sent, budget_expired=_expired(problem))
                 else:
@@ -327,7 +352,8 @@ class Router:
                         retryable=error.retryable,
                         latency_ms=response.latency_ms,
                         attempt=number,
-                        decline_code=decline,
+                        decline_code=reason.decline_code,
+                        failure_details=reason.details,
                     )
                 )
                 if problem is not None and problem.stray is not None:
@@ -362,7 +388,15 @@ class Router:
         # A step left in doubt reports the error that put it there, not a later one.
         if unsettled:
             return _AtProcessor(False, attempt, latency, doubt, unsettled)
-        return _AtProcessor(False, attempt, latency, error, unsettled, decline_code=decline)
+        return _AtProcessor(
+            False,
+            attempt,
+            latency,
+            error,
+            unsettled,
+            decline_code=reason.decline_code,
+            details=reason.details,
+        )
 
     async def _back_off(
         self, retry_number: int, merchant: MerchantConfig, circuits: CircuitPair, in_doubt: bool
@@ -414,6 +448,7 @@ class Router:
         latency_ms: int,
         error: ErrorCode | None,
         decline_code: DeclineCode | None = None,
+        details: FailureDetails | None = None,
     ) -> Result:
         return _result(
             step_index=step.index,
@@ -426,6 +461,7 @@ class Router:
             error_code=error,
             compensated=False,
             decline_code=decline_code,
+            failure_details=details,
         )
 
     async def _misbehaved(self, ctx: CoreRequestContext, problem: Misbehaviour) -> None:

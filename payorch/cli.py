@@ -27,7 +27,7 @@ from engine.config import PlatformConfig
 from ingest.config_file import load_config, load_sample_config
 from ingest.errors import ConfigFileError
 from ingest.private_files import exposed
-from payorch.api_key import KeyFileError, key_problem, read_key_file
+from payorch.api_key import KeyFileError, key_problem, read_key_file, read_key_stream
 from payorch.options import DuckDBPath, Integer, Moment, PathOption, RootPath, ServiceUrl
 from payorch.output import discard_stdout
 
@@ -333,9 +333,11 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
 )
 @click.option(
     "--api-key-file",
-    type=PathOption(dir_okay=False, path_type=Path),
+    # A string, not a Path: Path("./-") is Path("-"), and ./- must name a file called -.
+    type=PathOption(dir_okay=False, allow_dash=True),
     metavar="FILE",
-    help="File holding the admin API key alone (mode 600; <(pass show ...) works). Prefer it, or "
+    help="File holding the admin API key alone (mode 600; <(pass show ...) works); - reads it from "
+    "stdin (pass show ... | payorch report ... --api-key-file -; never a prompt). Prefer it, or "
     "PAYORCH_API_KEY, to --api-key.",
 )
 @click.option(
@@ -393,7 +395,7 @@ def import_complaints(file: Path, api_url: str | None, api_key: str | None, data
 )
 def report(
     api_url: str | None,
-    api_key_file: Path | None,
+    api_key_file: str | None,
     api_key: str | None,
     data_dir: Path | None,
     export_dir: Path | None,
@@ -453,7 +455,7 @@ def report(
 
 def _check_report_source(
     api_url: str | None,
-    keys: tuple[str | None, Path | None],
+    keys: tuple[str | None, str | None],
     data_dir: Path | None,
     export_dir: Path | None,
     config_path: Path | None,
@@ -491,14 +493,24 @@ def _check_report_source(
         raise click.UsageError(f"{local} and takes no {option} (it is for --api)")
 
 
-def _read_key_file(path: Path) -> str:
+def _read_key_file(given: str) -> str:
     """The admin key ``path`` holds, or a usage error naming the file (never what it holds). A
     file that other users may read is used, and named in a warning line, as ``payorch serve``
-    does for its config file."""
+    does for its config file. ``-`` is the standard input (a file named ``-``: ``./-``)."""
+    if given == "-":
+        # The bytes under sys.stdin (a test replaces sys.stdin); none when the process has none.
+        stream = getattr(sys.stdin, "buffer", None)
+        try:
+            if stream is None:
+                raise KeyFileError("cannot be read: the process has no standard input")
+            return read_key_stream(stream)
+        except KeyFileError as error:
+            raise click.UsageError(f"--api-key-file - (stdin) {error}") from None
+    path = Path(given)
     try:
         key = read_key_file(path)
     except KeyFileError as error:
-        raise click.UsageError(f"--api-key-file {path} {error}") from None
+        raise click.UsageError(f"--api-key-file {given} {error}") from None
     warning = exposed(path, "an admin API key")
     if warning is not None:
         click.echo(one_line(f"payorch report: WARNING: {warning}"), err=True)

@@ -47,6 +47,7 @@ from engine.events import (
     StepFailed,
     StepSucceeded,
 )
+from engine.failure_details import FailureDetails
 from engine.methods import PartialPolicy, PaymentMethod
 from engine.money import MAX_MINOR_UNITS, Currency
 from engine.plan import PaymentPlan, PaymentStep
@@ -93,6 +94,20 @@ timestamps = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(220
 
 def optional(strategy: st.SearchStrategy[T]) -> st.SearchStrategy[T | None]:
     return st.none() | strategy
+
+
+#: What a processor said of a refusal: bounded text in each field, at least one field set.
+failure_details = (
+    st.tuples(
+        optional(texts(max_size=100)),
+        optional(texts(max_size=100)),
+        optional(texts(max_size=100)),
+        optional(texts(max_size=200)),
+        optional(texts(max_size=500)),
+    )
+    .filter(any)
+    .map(lambda fields: FailureDetails(*fields))
+)
 
 
 def urls() -> st.SearchStrategy[str]:
@@ -220,6 +235,7 @@ def step_failed(draw: st.DrawFn) -> StepFailed:
         attempt=attempt,
         # Only a refusal of the card says why (engine.decline_codes).
         decline_code=draw(optional(decline_codes)) if error_code in WITH_DECLINE_CODE else None,
+        failure_details=draw(optional(failure_details)),
     )
 
 
@@ -500,6 +516,7 @@ def step_results(draw: st.DrawFn, step_index: int) -> Result:
         error_code=error_code,
         compensated=draw(st.booleans()) if success else False,
         decline_code=draw(optional(decline_codes)) if error_code in WITH_DECLINE_CODE else None,
+        failure_details=None if success else draw(optional(failure_details)),
     )
 
 

@@ -15,7 +15,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
 from engine.methods import PartialPolicy
-from ingest.api.schemas import CompositeResultOut, Method, StepResultOut, Timestamp, ValidationIssueOut
+from ingest.api.schemas import (
+    CompositeResultOut,
+    FailureDetailsOut,
+    Method,
+    StepResultOut,
+    Timestamp,
+    ValidationIssueOut,
+)
 
 
 class _EventOut(BaseModel):
@@ -100,6 +107,11 @@ class StepFailedOut(_EventOut):
     attempt: int = Field(default=1, ge=0)
     decline_code: DeclineCode | None = Field(
         default=None, description="As the step result's; absent from events stored before it existed."
+    )
+    failure_details: FailureDetailsOut | None = Field(
+        default=None,
+        description="What the processor said of this attempt's refusal, as the step result's; null when "
+        "it said nothing, and for events stored before it existed.",
     )
 
 

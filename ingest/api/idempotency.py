@@ -30,7 +30,7 @@ from engine.shards import ShardedDict
 from engine.validation import ValidationIssue
 from ingest.errors import IngestError
 from ingest.parsing.issues import warning
-from ingest.parsing.masking import mask_card_numbers
+from ingest.parsing.masking import mask_luhn_numbers
 
 
 class StoredResponse(NamedTuple):
@@ -307,7 +307,9 @@ class KeyKeeper:
     ``order 424242******4242#9f86d081884c7d65``. The tag is an HMAC of the whole key under a
     secret of the data folder (:func:`load_or_create_secret`): a plain hash of a masked number
     gives its six hidden digits away to anyone trying the 100,000 candidates. A repeat of the
-    same key is kept the same way, so it still replays.
+    same key is kept the same way, so it still replays. "Holds a card number" is the wider rule
+    of :func:`~ingest.parsing.masking.mask_luhn_numbers` (any 13-19 digits passing Luhn), the
+    one keys were stored under: a key stored masked must be kept the same way by its repeat.
     """
 
     __slots__ = ("_secret",)
@@ -317,7 +319,7 @@ class KeyKeeper:
 
     def kept(self, key: str) -> tuple[str, ValidationIssue | None]:
         """The key as kept, and the warning to give when it is not the key as given."""
-        masked = mask_card_numbers(key)
+        masked = mask_luhn_numbers(key)
         if masked == key:
             return key, None
         tag = hmac.new(self._secret, key.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()
@@ -332,7 +334,7 @@ class KeyKeeper:
         identifier can hold it (``x`` for each hidden digit), with the tag in letters (``a`` to
         ``p``, no digit that could form a card number): ``ticket-424242xxxxxx4242.ghijabcd...``.
         The same identifier is kept the same way, so a retry still finds what it filed."""
-        masked = mask_card_numbers(value)
+        masked = mask_luhn_numbers(value)
         if masked == value:
             return value
         tag = hmac.new(self._secret, value.encode("utf-8", "surrogatepass"), hashlib.sha256).hexdigest()

@@ -63,6 +63,27 @@ class ValidationIssueOut(BaseModel):
     raw: str | None
 
 
+class FailureDetailsOut(BaseModel):
+    """What the processor itself said when it refused the attempt (Stripe's error object), masked
+    of card numbers and API keys. Shown for the merchant to read; payorch decides nothing from it."""
+
+    type: str | None = Field(
+        default=None, max_length=100, description="The processor's error type (invalid_request_error)."
+    )
+    code: str | None = Field(
+        default=None, max_length=100, description="The processor's error code (amount_too_small)."
+    )
+    decline_code: str | None = Field(
+        default=None,
+        max_length=100,
+        description="The issuer's decline code as the processor gave it (any value, unlike the step's).",
+    )
+    param: str | None = Field(
+        default=None, max_length=200, description="The request parameter the error is about (amount)."
+    )
+    message: str | None = Field(default=None, max_length=500, description="The processor's message.")
+
+
 class StepResultOut(BaseModel):
     step_index: int = Field(ge=0)
     method: Method
@@ -79,6 +100,12 @@ class StepResultOut(BaseModel):
         description="Why the card was refused (Stripe's decline code: insufficient_funds, lost_card, "
         "expired_card, ...) when error_code is declined or invalid_card and the processor gave a "
         "reason; a reason outside this list is generic_decline. null otherwise.",
+    )
+    failure_details: FailureDetailsOut | None = Field(
+        default=None,
+        description="On a failed step, what the processor itself said of the refusal it ended on: "
+        "why Stripe refused an invalid request (code amount_too_small, param amount, its message), "
+        "a card error's message. null when it said nothing (a timeout, a simulated processor).",
     )
 
 

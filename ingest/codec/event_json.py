@@ -105,9 +105,16 @@ def event_row(event: DomainEvent) -> bytes:
 
 
 def rows_to_json(rows: bytes) -> list[dict[str, object]]:
-    """Comma-separated rows of :func:`event_row` as the documents :func:`event_json` gives."""
+    """Comma-separated rows of :func:`event_row` as the documents :func:`event_json` gives.
+
+    A row stored before its event gained a field (fields are only ever added at the end, each with
+    the default ``None``: ``StepFailed.failure_details``) is shorter: the missing fields read null.
+    """
     documents: list[dict[str, object]] = []
     for row in orjson.loads(b"[" + rows + b"]"):
         kind, *values = row
-        documents.append({"type": kind, **dict(zip(_BY_TYPE[kind].names, values, strict=True))})
+        names = _BY_TYPE[kind].names
+        if len(values) < len(names):
+            values += [None] * (len(names) - len(values))
+        documents.append({"type": kind, **dict(zip(names, values, strict=True))})
     return documents

@@ -27,6 +27,7 @@ from engine.events import (
     StepFailed,
     StepSucceeded,
 )
+from engine.failure_details import FailureDetails
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from engine.validation import ValidationIssue
 from ingest.codec.enums import (
@@ -141,6 +142,8 @@ def _fill_body(event: DomainEvent, envelope: events_pb2.DomainEvent) -> None:  #
             failed.retryable = event.retryable
             if event.decline_code is not None:
                 failed.decline_code = event.decline_code.value
+            if event.failure_details is not None:
+                _details_to_proto(event.failure_details, failed.failure_details)
         case CompensationIssued():
             issued = envelope.compensation_issued
             issued.SetInParent()
@@ -268,7 +271,26 @@ def _step_failed(common: _Common, body: events_pb2.StepFailed) -> StepFailed:
         latency_ms=body.latency_ms,
         attempt=body.attempt,
         decline_code=decline_code,
+        failure_details=_details_from_proto(body) if body.HasField("failure_details") else None,
     )
+
+
+#: The fields of ``FailureDetails``, the same names on both sides.
+_DETAIL_FIELDS = ("type", "code", "decline_code", "param", "message")
+
+
+def _details_to_proto(details: FailureDetails, out: events_pb2.FailureDetails) -> None:
+    out.SetInParent()
+    for name in _DETAIL_FIELDS:
+        value = getattr(details, name)
+        if value is not None:
+            setattr(out, name, value)
+
+
+def _details_from_proto(body: events_pb2.StepFailed) -> FailureDetails:
+    wire = body.failure_details
+    values = {name: getattr(wire, name) if wire.HasField(name) else None for name in _DETAIL_FIELDS}
+    return FailureDetails(**values)
 
 
 def _compensation_issued(common: _Common, body: events_pb2.CompensationIssued) -> CompensationIssued:

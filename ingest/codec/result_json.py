@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from engine.contracts import ContractViolation
 from engine.errors import InvalidTimestampError
 from engine.events import PaymentReceived
+from engine.failure_details import FailureDetails
 from engine.results import CompositeResult, Result
 from engine.validation import IssueSeverity, ValidationIssue
 
@@ -64,8 +65,8 @@ def refusal_to_json(received: PaymentReceived) -> JsonObject:
 
 
 def step_result_to_json(step: Result) -> JsonObject:
-    """One step's outcome; ``compensated`` and ``decline_code`` are always present (the schema
-    defaults them to false and null)."""
+    """One step's outcome; ``compensated``, ``decline_code`` and ``failure_details`` are always
+    present (the schema defaults them to false and null)."""
     return {
         "step_index": step.step_index,
         "method": step.method.value,
@@ -78,6 +79,20 @@ def step_result_to_json(step: Result) -> JsonObject:
         "attempts": step.attempts,
         "compensated": step.compensated,
         "decline_code": None if step.decline_code is None else step.decline_code.value,
+        "failure_details": None
+        if step.failure_details is None
+        else failure_details_to_json(step.failure_details),
+    }
+
+
+def failure_details_to_json(details: FailureDetails) -> JsonObject:
+    """A processor's account of a refusal: every field, null when the processor gave none."""
+    return {
+        "type": details.type,
+        "code": details.code,
+        "decline_code": details.decline_code,
+        "param": details.param,
+        "message": details.message,
     }
 
 

@@ -52,7 +52,7 @@ from ingest.processors.errors import (
 from ingest.processors.recent_attempts import RecentAttempts
 from ingest.processors.stripe_amounts import from_stripe, to_stripe, to_stripe_cap
 from ingest.processors.stripe_credentials import stripe_api_key
-from ingest.processors.stripe_failure import classify_failure, refusal_line
+from ingest.processors.stripe_failure import classify_failure, failure_details, refusal_line
 from ingest.processors.stripe_http import StripeHttpClient
 from ingest.processors.stripe_key_refusals import KeyRefusalLog
 from ingest.processors.stripe_keys import IDEMPOTENCY_METADATA_KEY, stripe_idempotency_key
@@ -176,6 +176,7 @@ class StripeProcessor:
                 _elapsed_ms(started),
                 failure.decline_code,
                 final_for_key=failure.replayed_to_repeats,
+                failure_details=failure_details(error),
             )
 
     async def status(self, idempotency_key: str) -> StatusAnswer:

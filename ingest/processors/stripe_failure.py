@@ -21,9 +21,12 @@ anything else                                              ``unknown`` (the outc
 A 400 or 404 that is not a card error is Stripe refusing the request itself (an unknown
 PaymentMethod, an amount below Stripe's minimum, a parameter the account cannot take): nothing
 was charged and a repeat would be refused the same, so the step stops there, with no status
-query. The merchant sees ``unknown``; why Stripe refused it is for the operator, who gets it in
-one WARNING line per refusal (:func:`refusal_line`: Stripe's error type, code, parameter,
-``Request-Id`` and message, masked of card numbers and API keys).
+query. The step's error code is ``unknown``, and why Stripe refused it is the merchant's to see as
+a Stripe user would: :func:`failure_details` gives Stripe's error type, code, decline code,
+parameter and message, masked of card numbers and API keys, for the step's result and its
+``StepFailed``; a card error's are given the same way. The operator also gets one WARNING line per
+refusal (:func:`refusal_line`: the same, with Stripe's ``Request-Id``). A refusal of payorch's own
+credentials gives no details: its message names the key, and it is no fault of the payment.
 
 Stripe's ``Stripe-Should-Retry: false`` header on an answer says that a repeat of the request
 (with the same ``Idempotency-Key``) would only get the same answer: Stripe stored it under the key
@@ -66,6 +69,7 @@ import httpx
 import stripe
 
 from engine.error_codes import ErrorCode
+from engine.failure_details import MAX_CODE, MAX_MESSAGE, MAX_PARAM, FailureDetails
 from ingest.parsing.masking import mask_card_numbers
 from ingest.processors.errors import MalformedProcessorResponseError
 
@@ -91,7 +95,7 @@ _IN_PROGRESS = 409  # another request with the same Idempotency-Key is still bei
 _SHOULD_RETRY = "stripe-should-retry"
 # Stripe's API keys (secret, restricted, publishable; test or live) as its messages may name them.
 _API_KEY = re.compile(r"\b([srp]k_(?:test|live)_)[A-Za-z0-9*]+")
-_MAX_MESSAGE = 500
+_MAX_MESSAGE = MAX_MESSAGE
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,5 +201,36 @@ def refusal_line(processor_id: str, error: BaseException) -> str | None:
         parts.append(f"param {param}")
     if error.request_id:
         parts.append(f"request {error.request_id}")
-    message = _API_KEY.sub(r"\1****", mask_card_numbers(error.user_message or ""))[:_MAX_MESSAGE]
+    message = _masked(error.user_message or "")[:_MAX_MESSAGE]
     return f"stripe processor {processor_id}: Stripe refused the request ({', '.join(parts)}): {message}"
+
+
+def failure_details(error: BaseException) -> FailureDetails | None:
+    """What Stripe said of a request it refused (a card error, an invalid request), masked and
+    bounded for the merchant's result; ``None`` for any other failure, or when it said nothing."""
+    if not isinstance(error, stripe.CardError | stripe.InvalidRequestError | stripe.IdempotencyError):
+        return None
+    details = error.error
+    fields = {
+        "type": _shown(details.type if details is not None else None, MAX_CODE),
+        "code": _shown(error.code, MAX_CODE),
+        "decline_code": _shown(details.decline_code if details is not None else None, MAX_CODE),
+        "param": _shown(getattr(error, "param", None), MAX_PARAM),
+        "message": _shown(error.user_message, MAX_MESSAGE),
+    }
+    if not any(fields.values()):
+        return None
+    return FailureDetails(**fields)
+
+
+def _shown(value: object, limit: int) -> str | None:
+    """``value`` fit to show: a non-empty string, masked of card numbers and API keys, at most
+    ``limit`` characters; ``None`` for anything else (Stripe's fields are optional)."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    return _masked(value)[:limit]
+
+
+def _masked(text: str) -> str:
+    """``text`` with every card number and Stripe API key masked."""
+    return _API_KEY.sub(r"\1****", mask_card_numbers(text))

@@ -3,7 +3,9 @@ never shown in what the command says."""
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -184,3 +186,81 @@ def test_help_says_to_prefer_the_key_file_or_the_environment(capsys: pytest.Capt
     assert "--api-key-file FILE" in help_text
     assert "ps shows it to every user" in help_text
     assert "prefer --api-key-file or PAYORCH_API_KEY" in help_text
+
+
+class Terminal(io.BytesIO):
+    """A standard input that is a terminal: reading it would wait for someone to type the key."""
+
+    def isatty(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise AssertionError("a terminal is never read: nothing prompts for the key")
+
+
+def piped(monkeypatch: pytest.MonkeyPatch, stream: io.BytesIO) -> None:
+    """Make ``stream`` the process's standard input."""
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(stream))
+
+
+@pytest.mark.parametrize("text", [SECRET, f"{SECRET}\n", f"{SECRET}\r\n"])
+def test_a_dash_reads_the_key_from_stdin(
+    fake: FakeService,  # noqa: F811 - the fixture
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+) -> None:
+    monkeypatch.setenv("PAYORCH_API_KEY", "adm_of_another_service")
+    piped(monkeypatch, io.BytesIO(text.encode()))
+
+    done = said(capsys, "--api", fake.url, "--api-key-file", "-")
+
+    assert done == (0, "violations: []\n", "")
+    assert [authorization for _, authorization in fake.asked] == [f"Bearer {SECRET}"]
+
+
+@pytest.mark.parametrize(
+    ("stream", "problem"),
+    [
+        (io.BytesIO(b""), "is empty: nothing was piped in"),
+        (io.BytesIO(b"\n"), "is empty"),
+        (Terminal(), "is a terminal: pipe the key in"),
+        (io.BytesIO(f" {SECRET}\n".encode()), "holds spaces, control or non-ASCII characters"),
+        (io.BytesIO(f"{SECRET}\t\n".encode()), "holds spaces, control or non-ASCII characters"),
+        (io.BytesIO(f"{SECRET}\n{SECRET}\n".encode()), "holds more than one line"),
+        (io.BytesIO(SECRET.encode() * 300), "holds more than 4096 bytes: not a key"),
+    ],
+)
+def test_a_dash_with_no_key_on_stdin_is_a_usage_error_that_never_shows_it(
+    fake: FakeService,  # noqa: F811 - the fixture
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stream: io.BytesIO,
+    problem: str,
+) -> None:
+    piped(monkeypatch, stream)
+
+    code, out, err = said(capsys, "--api", fake.url, "--api-key-file", "-")
+
+    assert (code, out) == (2, "")
+    assert err.startswith(f"payorch report: error: --api-key-file - (stdin) {problem}")
+    assert err.count("\n") == 1
+    assert SECRET not in err
+    assert fake.asked == []
+
+
+def test_a_file_named_dash_is_read_as_dot_slash_dash(
+    fake: FakeService,  # noqa: F811 - the fixture
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "-").write_text(f"{SECRET}\n", encoding="utf-8")
+    (tmp_path / "-").chmod(0o600)
+    monkeypatch.chdir(tmp_path)
+    piped(monkeypatch, Terminal())
+
+    done = said(capsys, "--api", fake.url, "--api-key-file", "./-")
+
+    assert done == (0, "violations: []\n", "")
+    assert [authorization for _, authorization in fake.asked] == [f"Bearer {SECRET}"]

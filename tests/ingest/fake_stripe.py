@@ -2,8 +2,9 @@
 
 It speaks Stripe's wire format: form-encoded requests with bracketed keys (``metadata[k]=v``,
 ``expand[0]=x``), ``Authorization: Bearer sk_...``, JSON answers shaped like Stripe's objects,
-and Stripe's error bodies with their HTTP statuses (402 card errors, 400 invalid requests and
-idempotency errors, 404 unknown objects, 429 rate limits, 500 API errors).
+and Stripe's error bodies with their HTTP statuses (402 card errors, 400 invalid requests, among them
+an amount under Stripe's minimum for the currency (``amount_too_small``), and idempotency
+errors, 404 unknown objects, 429 rate limits, 500 API errors).
 
 Endpoints: ``POST /v1/payment_intents`` (with ``confirm=true``, or unconfirmed), ``GET
 /v1/payment_intents`` (newest first, ``created[gte]``, ``limit``, ``starting_after``), ``GET
@@ -19,7 +20,8 @@ included); the same key with the same parameters replays it byte for byte with
 back by :meth:`FakeStripe.delay_next`), another with that key is refused 409 ``idempotency_error``
 (``idempotency_key_in_use``) and nothing of it is stored, as Stripe refuses concurrent requests.
 
-Faults, each consumed by the next request(s): :meth:`FakeStripe.fail_next` (500 or 429, before
+Faults, each consumed by the next request(s): :meth:`FakeStripe.refuse_next` (a 400 invalid
+request with the given message, code and parameter), :meth:`FakeStripe.fail_next` (500 or 429, before
 anything is done or stored, like a load balancer; or, with ``Stripe-Should-Retry: false``, stored
 under the key and replayed), :meth:`FakeStripe.hang_next` (the request is
 carried out and stored at once, then its answer is held back: a client that times out has still
@@ -50,6 +52,7 @@ from tests.ingest.fake_stripe_wire import (
     Reply,
     StripeApiError,
     check_amount_step,
+    check_minimum_amount,
     garble,
     invalid,
     json_reply,
@@ -91,6 +94,7 @@ class FakeStripe:
         self._stored: dict[str, tuple[tuple[object, ...], Reply]] = {}
         self._in_flight: set[str] = set()
         self._failures: list[tuple[int, bool | None]] = []
+        self._refusals: list[StripeApiError] = []
         self._hang_s: float | None = None
         self._delay_s: float | None = None
         self._malform: MalformKind | None = None
@@ -123,6 +127,12 @@ class FakeStripe:
         request's ``Idempotency-Key`` and replayed to every repeat with it."""
         with self._lock:
             self._failures.extend([(status, should_retry)] * count)
+
+    def refuse_next(self, message: str, *, code: str | None = None, param: str | None = None) -> None:
+        """Refuse the next request as Stripe refuses an invalid one: a 400 ``invalid_request_error``
+        with ``message``, ``code`` and ``param``, stored under its ``Idempotency-Key``."""
+        with self._lock:
+            self._refusals.append(invalid(message, code=code, param=param))
 
     def hang_next(self, seconds: float) -> None:
         """Carry out the next request at once but hold its answer back for ``seconds``."""
@@ -251,6 +261,8 @@ class FakeStripe:
                 return json_reply(400, {"error": {"type": "idempotency_error", "message": message}}), False
             return Reply(stored.status, stored.body, {**stored.headers, "Idempotent-Replayed": "true"}), True
         try:
+            if self._refusals:
+                raise self._refusals.pop(0)
             reply = json_reply(200, self._route(method, path, unflatten(pairs)))
         except StripeApiError as error:
             reply = json_reply(error.status, {"error": error.error})
@@ -280,6 +292,7 @@ class FakeStripe:
     def _create_intent(self, params: Json) -> Json:
         amount = positive_int(params, "amount")
         check_amount_step(str(params.get("currency", "")), amount)
+        check_minimum_amount(str(params.get("currency", "")), amount)
         confirm = params.get("confirm") == "true"
         method = str(params.get("payment_method"))
         if confirm and method not in PAYMENT_METHODS:

@@ -121,6 +121,25 @@ def check_amount_step(currency: str, amount: int) -> None:
         raise invalid(message, code="invalid_charge_amount", param="amount")
 
 
+# Stripe's minimum charge amounts for a few currencies (docs.stripe.com/currencies#minimum-and-
+# maximum-charge-amounts), in its units; a smaller amount is refused 400 ``amount_too_small``.
+MINIMUM_AMOUNTS: Mapping[str, tuple[int, str]] = {
+    "usd": (50, "$0.50"),
+    "eur": (50, "€0.50"),
+    "gbp": (30, "£0.30"),
+    "jpy": (50, "¥50"),
+}
+
+
+def check_minimum_amount(currency: str, amount: int) -> None:
+    """Refuse an amount below Stripe's minimum for ``currency``, with Stripe's code and message."""
+    minimum = MINIMUM_AMOUNTS.get(currency)
+    if minimum is not None and amount < minimum[0]:
+        raise invalid(
+            f"Amount must be at least {minimum[1]} {currency}", code="amount_too_small", param="amount"
+        )
+
+
 def invalid(
     message: str, *, code: str | None = None, param: str | None = None, status: int = 400
 ) -> StripeApiError:

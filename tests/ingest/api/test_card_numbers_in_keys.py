@@ -14,6 +14,7 @@ import pytest
 
 from ingest.api.idempotency import SECRET_FILE, KeyKeeper, body_fingerprint, load_or_create_secret
 from ingest.errors import IngestError
+from ingest.parsing import mask_card_numbers
 from ingest.store.schema import FILE_NAME
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
 from tests.ingest.parsing.support import check_digit
@@ -62,6 +63,21 @@ def test_a_key_with_a_card_number_is_kept_masked_and_tagged() -> None:
         "warning",
         kept,
     )
+
+
+def test_a_key_kept_masked_before_the_rule_narrowed_is_kept_masked_still() -> None:
+    # A timestamp in milliseconds passing Luhn is no card number any more (metadata keeps it), but
+    # a key holding one was stored masked: its repeat must be kept the same way to find it, or it
+    # would charge again.
+    keeper = KeyKeeper(b"s" * 32)
+    key = "order-1764221251127"
+
+    kept, note = keeper.kept(key)
+
+    assert mask_card_numbers(key) == key
+    assert kept.startswith("order-176422***1127#") and note is not None
+    assert keeper.kept(key)[0] == kept
+    assert keeper.identifier(key).startswith("order-176422xxx1127.")
 
 
 def test_a_long_key_stays_within_255_characters() -> None:

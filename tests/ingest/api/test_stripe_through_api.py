@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -126,3 +127,76 @@ async def test_a_stripe_outage_is_processor_error_on_metrics(
     await pay(stripe_app, ACME, {"amount": 1250, "currency": "USD", "method": "card"})
 
     assert await stripe_attempts(stripe_app) == {"processor_error": 1.0, "succeeded": 1.0}
+
+
+def only_step(document: dict[str, object]) -> dict[str, Any]:
+    """The one step result of a payment's JSON."""
+    steps: list[dict[str, Any]] = document["step_results"]  # type: ignore[assignment]
+    (step,) = steps
+    return step
+
+
+async def test_an_amount_under_stripes_minimum_shows_stripes_reason_in_the_result_and_events(
+    stripe_app: object, fake_stripe: FakeStripe
+) -> None:
+    answer = await pay(stripe_app, ACME, {"amount": 30, "currency": "USD", "method": "card"})
+
+    result = answer.json()
+    assert (answer.status, result["status"], result["final_error"]) == (200, "failed", "unknown")
+    step = only_step(result)
+    reason = {
+        "type": "invalid_request_error",
+        "code": "amount_too_small",
+        "decline_code": None,
+        "param": "amount",
+        "message": "Amount must be at least $0.50 usd",
+    }
+    assert step["failure_details"] == reason
+    assert step["attempts"] == 1  # a refusal is not retried
+    read = await call(stripe_app, "GET", f"/v1/payments/{result['payment_id']}", [ACME], body_of(b""))
+    assert only_step(read.json())["failure_details"] == reason
+    events: list[dict[str, object]] = read.json()["events"]  # type: ignore[assignment]
+    (failed,) = [event for event in events if event["type"] == "StepFailed"]
+    assert failed["failure_details"] == reason
+
+
+async def test_a_stripe_refusal_shows_the_merchant_no_card_number_and_no_api_key(
+    stripe_app: object, fake_stripe: FakeStripe
+) -> None:
+    # Stripe quotes what it refused; a merchant who put a card number where it does not belong
+    # must not see it again in the result, and no key is ever shown.
+    fake_stripe.refuse_next(
+        "Invalid value 4242 4242 4242 4242 for sk_live_abcdef123456 in metadata",
+        code="parameter_invalid_string",
+        param="metadata[note 4111111111111111]",
+    )
+
+    answer = await pay(stripe_app, ACME, {"amount": 1250, "currency": "USD", "method": "card"})
+
+    text = answer.body.decode()
+    step = only_step(answer.json())
+    details = step["failure_details"]
+    assert details["code"] == "parameter_invalid_string"
+    assert "4242 4242 4242 4242" not in text and "4242424242424242" not in text
+    assert "4111111111111111" not in text and "abcdef123456" not in text
+    assert details["message"] == "Invalid value 424242******4242 for sk_live_**** in metadata"
+    assert details["param"] == "metadata[note 411111******1111]"
+
+
+async def test_a_card_decline_shows_stripes_message_beside_the_decline_code(
+    stripe_app: object, fake_stripe: FakeStripe
+) -> None:
+    body = {
+        "amount": 1250,
+        "currency": "USD",
+        "method": "card",
+        "metadata": {"card_number": "4000000000009995"},
+    }
+
+    answer = await pay(stripe_app, ACME, body)
+
+    step = only_step(answer.json())
+    assert (step["error_code"], step["decline_code"]) == ("declined", "insufficient_funds")
+    assert step["failure_details"]["type"] == "card_error"
+    assert step["failure_details"]["decline_code"] == "insufficient_funds"
+    assert step["failure_details"]["message"]

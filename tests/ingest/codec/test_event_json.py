@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, PaymentReceived, PlannedStep, StepFailed, event_ids
+from engine.failure_details import FailureDetails
 from engine.money import Currency
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from engine.validation import IssueSeverity, ValidationIssue
@@ -28,7 +29,7 @@ def _expected(value: object) -> object:
         return value.value
     if isinstance(value, Currency):
         return value.code
-    if isinstance(value, ValidationIssue | PlannedStep):
+    if isinstance(value, ValidationIssue | PlannedStep | FailureDetails):
         return {field.name: _expected(getattr(value, field.name)) for field in dataclasses.fields(value)}
     if isinstance(value, tuple | list):
         return [_expected(item) for item in value]
@@ -122,9 +123,38 @@ def test_a_failed_step_shows_whether_it_may_be_retried() -> None:
         "latency_ms": 30,
         "attempt": 1,
         "decline_code": None,
+        "failure_details": None,
     }
     assert json.loads(event_json(declined))["retryable"] is False
     assert [row["retryable"] for row in rows_to_json(event_row(timed_out) + b"," + event_row(declined))] == [
         True,
         False,
     ]
+
+
+def test_a_row_stored_before_a_field_was_added_reads_it_as_null() -> None:
+    ids = event_ids(
+        PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
+    )
+    failed = StepFailed(
+        **ids,
+        step_index=0,
+        processor_id=ProcessorId("stripe_live"),
+        error_code=ErrorCode.UNKNOWN,
+        retryable=False,
+        latency_ms=30,
+        failure_details=FailureDetails(code="amount_too_small", param="amount"),
+    )
+    row = json.loads(event_row(failed))
+    older = json.dumps(row[:-1]).encode()  # a row written before StepFailed had failure_details
+
+    (document,) = rows_to_json(older)
+
+    assert document["failure_details"] is None
+    assert rows_to_json(event_row(failed))[0]["failure_details"] == {
+        "type": None,
+        "code": "amount_too_small",
+        "decline_code": None,
+        "param": "amount",
+        "message": None,
+    }

@@ -79,9 +79,14 @@ def _runs(text: str) -> list[str]:
     return runs
 
 
+def _never_issued(digits: str) -> bool:
+    """No card has 13 or 14 digits under a first digit of 1, 2, 7, 8 or 9 (the masking's rule)."""
+    return len(digits) <= 14 and int(digits[0]) in (1, 2, 7, 8, 9)
+
+
 def unmasked_card_numbers(text: str) -> list[str]:
     """Every span of whole digit groups (groups split by single separators) that holds 13-19
-    digits passing Luhn: what masking must have removed."""
+    digits passing Luhn, but for 13 or 14 under 1, 2, 7, 8 or 9: what masking must have removed."""
     found: list[str] = []
     for run in _runs(text):
         groups = re.findall(r"\d+", run)
@@ -91,6 +96,6 @@ def unmasked_card_numbers(text: str) -> list[str]:
                 digits += group
                 if len(digits) > 19:
                     break
-                if len(digits) >= 13 and _luhn_ok(digits):
+                if len(digits) >= 13 and _luhn_ok(digits) and not _never_issued(digits):
                     found.append(digits)
     return found

@@ -99,3 +99,45 @@ def test_masked_text_holds_no_card_number_and_masking_again_changes_nothing(
     assert unmasked_card_numbers(result) == []
     assert mask_card_numbers(result) == result
     assert len(result) <= len(with_cards)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("created_at_ms", "1764221251127"),  # a timestamp in milliseconds (13 digits from 1)
+        ("order_number", "20261127134504"),  # YYYYMMDDhhmmss
+        ("order_ref", "ORD-20261127134504"),
+        ("phone", "+86 138 0013 8002"),  # a Chinese mobile with its country code (13 digits)
+        ("phone_e164", "+8613800138002"),
+        ("loyalty_id", "7000000000003"),
+        ("account", "90000000000001"),
+    ],
+)
+def test_merchant_ids_no_card_can_have_are_kept_as_they_are(name: str, value: str) -> None:
+    digits = "".join(c for c in value if c.isdigit())
+    assert luhn_valid(digits)  # each one was masked before: Luhn alone took it for a card
+
+    assert mask_card_numbers(value) == value
+    assert mask_card_numbers(f"{name}={value}") == f"{name}={value}"
+
+
+@pytest.mark.parametrize(
+    "card",
+    [
+        "4222222222222",  # Visa, 13 digits
+        "30569309025904",  # Diners Club, 14 digits
+        "38520000023237",  # Diners Club, 14 digits
+        "122000000000003",  # UATP, 15 digits from 1
+        "378282246310005",  # American Express
+        "2223003122003222",  # Mastercard's 2-series
+        "1946000000000005",  # Indonesia's GPN, 16 digits from 1
+        "1764221251123408",  # a timestamp in microseconds: a GPN card's length and first digit
+        "0004242424242000",  # a card zero-padded to a fixed width keeps its Luhn sum
+        "6011111111111117",  # Discover
+        "5555555555554444",  # Mastercard
+    ],
+)
+def test_every_length_and_first_digit_a_card_is_issued_under_is_still_masked(card: str) -> None:
+    assert luhn_valid(card)
+    assert mask_card_numbers(card) == masked(card)
+    assert mask_card_numbers(f"note {card[:4]} {card[4:8]} {card[8:]}") == f"note {masked(card)}"

@@ -147,7 +147,7 @@ class StepSucceeded(_message.Message):
     def __init__(self, step_index: _Optional[int] = ..., processor_id: _Optional[str] = ..., latency_ms: _Optional[int] = ..., amount: _Optional[int] = ..., attempt: _Optional[int] = ...) -> None: ...
 
 class StepFailed(_message.Message):
-    __slots__ = ("step_index", "processor_id", "error_code", "latency_ms", "attempt", "retryable", "decline_code")
+    __slots__ = ("step_index", "processor_id", "error_code", "latency_ms", "attempt", "retryable", "decline_code", "failure_details")
     STEP_INDEX_FIELD_NUMBER: _ClassVar[int]
     PROCESSOR_ID_FIELD_NUMBER: _ClassVar[int]
     ERROR_CODE_FIELD_NUMBER: _ClassVar[int]
@@ -155,6 +155,7 @@ class StepFailed(_message.Message):
     ATTEMPT_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
     DECLINE_CODE_FIELD_NUMBER: _ClassVar[int]
+    FAILURE_DETAILS_FIELD_NUMBER: _ClassVar[int]
     step_index: int
     processor_id: str
     error_code: ErrorCode
@@ -162,7 +163,22 @@ class StepFailed(_message.Message):
     attempt: int
     retryable: bool
     decline_code: str
-    def __init__(self, step_index: _Optional[int] = ..., processor_id: _Optional[str] = ..., error_code: _Optional[_Union[ErrorCode, str]] = ..., latency_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., retryable: _Optional[bool] = ..., decline_code: _Optional[str] = ...) -> None: ...
+    failure_details: FailureDetails
+    def __init__(self, step_index: _Optional[int] = ..., processor_id: _Optional[str] = ..., error_code: _Optional[_Union[ErrorCode, str]] = ..., latency_ms: _Optional[int] = ..., attempt: _Optional[int] = ..., retryable: _Optional[bool] = ..., decline_code: _Optional[str] = ..., failure_details: _Optional[_Union[FailureDetails, _Mapping]] = ...) -> None: ...
+
+class FailureDetails(_message.Message):
+    __slots__ = ("type", "code", "decline_code", "param", "message")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    CODE_FIELD_NUMBER: _ClassVar[int]
+    DECLINE_CODE_FIELD_NUMBER: _ClassVar[int]
+    PARAM_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    code: str
+    decline_code: str
+    param: str
+    message: str
+    def __init__(self, type: _Optional[str] = ..., code: _Optional[str] = ..., decline_code: _Optional[str] = ..., param: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class CompensationIssued(_message.Message):
     __slots__ = ("step_index", "processor_id", "amount", "succeeded", "error_code")

@@ -30,13 +30,7 @@ from ingest.api.auth import Principal
 from ingest.api.front import known, route_path
 from ingest.api.parts import Parts
 from ingest.api.payments import new_id
-from ingest.api.problems import (
-    KNOWN_METHODS,
-    ApiProblem,
-    FieldError,
-    problem_response,
-    unknown_method_detail,
-)
+from ingest.api.problems import ApiProblem, FieldError, problem_response
 from ingest.api.schemas import digits_only, iso_only
 from ingest.parsing.masking import mask_card_numbers
 
@@ -85,10 +79,6 @@ def install_error_handlers(app: FastAPI, root_path: str) -> None:
         )
         if exc.status_code == 404:
             detail = _not_found_detail(request)
-        elif exc.status_code == 405 and request.method not in KNOWN_METHODS:
-            # RFC 9110 section 9.1: a method the service does not know is 501, not 405 (which
-            # says the method is known and this path does not take it).
-            code, detail = "method_not_implemented", unknown_method_detail(request.method)
         elif exc.status_code == 405:
             detail = "This path does not take this method."
         else:

@@ -134,9 +134,9 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         "method_not_implemented": ProblemKind(
             501,
             "The method is not implemented",
-            "The request's method is none that HTTP defines (GET, HEAD, POST, PUT, PATCH, DELETE, "
-            "OPTIONS, CONNECT, TRACE), and the service takes it on no path. Nothing was done; `Allow`, "
-            "when given, lists the methods the path takes.",
+            "The request's method is a word the service's HTTP reader does not know as a method, so "
+            "it takes it on no path. Nothing was done; use one that HTTP defines (a path's own "
+            "methods are in the `Allow` of its 405).",
         ),
         "transfer_coding_not_supported": ProblemKind(
             501,
@@ -166,12 +166,6 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
         ),
     }
 )
-
-
-#: The methods HTTP defines (RFC 9110 section 9, and PATCH, RFC 5789): the service knows them, so
-#: one a path does not take is 405 with ``Allow``. Any other token (``PROPFIND``, ``BREW``) is a
-#: method it does not know at all: 501 (RFC 9110 section 9.1).
-KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"})
 
 
 def unknown_method_detail(method: str) -> str:

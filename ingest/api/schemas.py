@@ -214,7 +214,10 @@ class ComplaintIn(BaseModel):
         return self._corrections
 
 
-class ComplaintOut(BaseModel):
+class AnalyticsComplaintOut(BaseModel):
+    """A complaint as the analytics inputs give it: without the corrections made as it was filed,
+    which are the complaint's own reads' (``GET /v1/complaints``)."""
+
     complaint_id: str
     merchant_id: str
     received_at: Timestamp
@@ -223,6 +226,9 @@ class ComplaintOut(BaseModel):
     payment_id: str | None
     request_id: str | None
     contract_id: str | None
+
+
+class ComplaintOut(AnalyticsComplaintOut):
     validation_errors: list[ValidationIssueOut] = Field(
         description="What was corrected in the complaint as filed (warnings, as a payment's: a field "
         "name spelled another way, spaces around an identifier, a received_at without an offset read "
@@ -336,7 +342,7 @@ class AnalyticsViolationsOut(BaseModel):
 class AnalyticsComplaintsOut(BaseModel):
     """The complaints received in a window, oldest first; ``format=arrow`` gives an Arrow IPC stream."""
 
-    complaints: list[ComplaintOut]
+    complaints: list[AnalyticsComplaintOut]
 
 
 class HealthOut(BaseModel):

@@ -215,6 +215,6 @@ async def test_methods_clients_invent_name_one_span_and_one_label_value(watched:
         if sample.name == "payorch_http_responses_total" and sample.labels["method"] != "GET"
     }
     assert responses == {
-        (("code", "501"), ("method", "other"), ("route", "/v1/payments")),
+        (("code", "405"), ("method", "other"), ("route", "/v1/payments")),
         (("code", "404"), ("method", "other"), ("route", "unmatched")),
     }

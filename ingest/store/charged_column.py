@@ -16,7 +16,8 @@ before from their envelopes (:func:`fill_charged`), the same value the writer wo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from operator import attrgetter
 
 import duckdb
 import pyarrow as pa
@@ -41,6 +42,17 @@ def charged_cents(event: DomainEvent) -> int | None:
     if isinstance(event, PaymentCompleted | PaymentFailed):
         return event.total_processed
     return None
+
+
+def _none(_: DomainEvent) -> None:
+    return None
+
+
+def charged_of(kind: type[DomainEvent]) -> Callable[[DomainEvent], int | None]:
+    """What :func:`charged_cents` does for an event of ``kind``: the writer looks it up once per kind."""
+    if issubclass(kind, PaymentCompleted | PaymentFailed):
+        return attrgetter("total_processed")
+    return _none
 
 
 def fill_charged(connection: duckdb.DuckDBPyConnection, chunk_rows: int = FILL_ROWS) -> None:

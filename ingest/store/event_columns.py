@@ -175,6 +175,11 @@ def columns(event: DomainEvent, terms: PaymentTerms | None) -> tuple[Any, ...]:
     return _CUTS.get(type(event), _nothing)(event, terms)
 
 
+def cut_of(kind: type[DomainEvent]) -> Callable[[Any, PaymentTerms | None], tuple[Any, ...]]:
+    """What :func:`columns` does for an event of ``kind``: the writer looks it up once per kind."""
+    return _CUTS.get(kind, _nothing)
+
+
 def _cut(kind: str | None, envelope: events_pb2.DomainEvent, terms: PaymentTerms | None) -> tuple[Any, ...]:
     currency = None if terms is None else terms.currency
     if kind == "payment_received":

@@ -65,11 +65,18 @@ def _none(_: DomainEvent) -> None:
     return None
 
 
-def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[Any, ...]]:
-    """What the events table keeps of an event of ``kind`` beyond the common fields: step index,
-    processor, amount, error code, accepted, the envelope ``proto`` (given), decline code (the
-    columns' order in the table: ``decline_code`` came later, migration 4); read with getters made
-    once per kind. A ``PlanBuilt``'s amount is its total (it was left NULL before migration 8)."""
+#: The row of an event, from its seq, the event, its envelope's bytes and its payment's terms.
+_Row = Callable[[int, DomainEvent, bytes, PaymentTerms | None], tuple[Any, ...]]
+
+
+def _row_of(kind: type[DomainEvent]) -> _Row:
+    """How the events table keeps an event of ``kind``: the fields every event shares, then step
+    index, processor, amount, error code, accepted, the envelope ``proto`` (given), decline code
+    (the columns' order in the table: ``decline_code`` came later, migration 4), then the columns
+    of :mod:`ingest.store.event_columns` and :mod:`ingest.store.charged_column`. Each is read with
+    a getter (or cut with a function) found once per kind, and the row is made in one tuple: the
+    writer makes one for every event. A ``PlanBuilt``'s amount is its total (it was left NULL
+    before migration 8)."""
     names = {field.name for field in fields(kind)}
 
     def getter(*candidates: str) -> Callable[[DomainEvent], Any]:
@@ -81,11 +88,20 @@ def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[An
     error = getter("error_code", "final_error")
     accepted = getter("accepted")
     decline = getter("decline_code")
+    cut = event_columns.cut_of(kind)
+    charged = charged_column.charged_of(kind)
 
-    def columns(event: DomainEvent, proto: bytes) -> tuple[Any, ...]:
+    def row(seq: int, event: Any, proto: bytes, terms: PaymentTerms | None) -> tuple[Any, ...]:
         code = error(event)
         reason = decline(event)
+        currency, method, status, attempt, latency = cut(event, terms)
         return (
+            seq,
+            event.payment_id,
+            event.request_id,
+            event.merchant_id,
+            event.event_type,
+            event.timestamp,
             step(event),
             processor(event),
             amount(event),
@@ -93,35 +109,30 @@ def _columns(kind: type[DomainEvent]) -> Callable[[DomainEvent, bytes], tuple[An
             accepted(event),
             proto,
             None if reason is None else reason.value,
+            currency,
+            method,
+            status,
+            attempt,
+            latency,
+            charged(event),
         )
 
-    return columns
+    return row
 
 
-_COLUMNS: dict[type[DomainEvent], Callable[[DomainEvent, bytes], tuple[Any, ...]]] = {}
+_ROWS: dict[type[DomainEvent], _Row] = {}
 
 
 def _event_row(item: tuple[Any, ...]) -> tuple[Any, ...]:
     """The row of ``(seq, event)``, or of ``(seq, event, terms)``: the terms of the event's payment
     known before it (:mod:`ingest.store.event_columns`; without them, its currency and step method
     are those the event itself holds)."""
-    seq, event = item[0], item[1]
-    terms: PaymentTerms | None = item[2] if len(item) > 2 else None
+    event = item[1]
     kind = type(event)
-    columns = _COLUMNS.get(kind)
-    if columns is None:
-        columns = _COLUMNS[kind] = _columns(kind)
-    return (
-        seq,
-        event.payment_id,
-        event.request_id,
-        event.merchant_id,
-        event.event_type,
-        event.timestamp,
-        *columns(event, event_to_bytes(event)),
-        *event_columns.columns(event, terms),
-        charged_column.charged_cents(event),
-    )
+    row = _ROWS.get(kind)
+    if row is None:
+        row = _ROWS[kind] = _row_of(kind)
+    return row(item[0], event, event_to_bytes(event), item[2] if len(item) > 2 else None)
 
 
 EVENTS = Table(

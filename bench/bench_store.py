@@ -24,7 +24,6 @@ import time
 from pathlib import Path
 
 import duckdb
-import pyarrow as pa
 
 from bench.harness import Comparison
 from bench.payorch_app import bench_config
@@ -37,7 +36,7 @@ from engine.types import MerchantId, PaymentId, RequestId
 from ingest.engine_assembly import build_engine
 from ingest.store.records import EVENTS
 from ingest.store.schema import migrate
-from ingest.store.writer import Write, Writer
+from ingest.store.writer import Write, Writer, arrow_batch
 
 PAYMENTS = 10_000
 BATCH = 5000
@@ -85,12 +84,9 @@ def _bare(events: list[DomainEvent], folder: Path, *, convert_inline: bool = Fal
         if convert_inline:
             rows = [convert((seq, event)) for seq, event in enumerate(events, 1)]
         for at in range(0, len(rows), BATCH):
-            columns = list(zip(*rows[at : at + BATCH], strict=True))
-            arrays = [
-                pa.array(column, type=field.type)
-                for column, field in zip(columns, EVENTS.schema, strict=True)
-            ]
-            batch = pa.Table.from_arrays(arrays, schema=EVENTS.schema)  # noqa: F841 - read by the SQL
+            # The writer's own way from rows to Arrow, the cheapest known here: the bare side is
+            # not held to a slower one.
+            batch = arrow_batch(EVENTS, rows[at : at + BATCH])  # noqa: F841 - read by the SQL
             connection.begin()
             connection.execute(EVENTS.sql)
             connection.commit()

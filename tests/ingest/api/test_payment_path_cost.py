@@ -6,9 +6,19 @@ a timing test would measure the machine. The figures are in the commits that mad
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import asyncio
+from pathlib import Path
+from typing import Any, NamedTuple
 
+from engine.types import MerchantId
+from ingest.api.app import create_app
 from ingest.api.front import route_template
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from tests.e2e.server import CONFIG
+from tests.ingest.api.test_app import ACME, JSON, body_of, call
+
+PAYMENTS = "/v1/payments"
 
 
 class _Route(NamedTuple):
@@ -24,3 +34,32 @@ def test_route_template_is_made_once_per_path() -> None:
     assert route_template(_Route("/v1/complaints/{complaint_id:reference}")) is first
     assert route_template(_Route("/v1/payments")) == "/v1/payments"
     assert route_template(object()) is None
+
+
+async def test_a_payment_task_ending_schedules_one_callback_of_the_desk(tmp_path: Path) -> None:
+    """When a payment's task ends, the desk forgets it and gives its place back in one callback
+    (each is a turn of the event loop), beside the one ``asyncio.shield`` adds for the answer."""
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, durable=False)
+    application = create_app(settings)
+    loop = asyncio.get_running_loop()
+    scheduled: list[str] = []
+    call_soon = loop.call_soon
+
+    def counting(callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:
+        task = args[0] if args else None
+        coroutine = task.get_coro() if isinstance(task, asyncio.Task) else None
+        if getattr(coroutine, "__qualname__", "") == "PaymentDesk._run":
+            scheduled.append(getattr(callback, "__qualname__", repr(callback)))
+        return call_soon(callback, *args, context=context)
+
+    async with application.router.lifespan_context(application):
+        loop.call_soon = counting  # type: ignore[method-assign,assignment]
+        try:
+            answer = await call(application, "POST", PAYMENTS, [ACME, JSON], body_of(b'{"amount": 1250}'))
+        finally:
+            del loop.call_soon
+        desk = application.state.parts.desk
+        assert answer.status == 200
+        assert desk.in_flight == 0
+        assert desk.running(MerchantId("m_acme")) == 0
+    assert len(scheduled) == 2, scheduled

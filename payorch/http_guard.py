@@ -154,7 +154,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._oversized = False  # the head parsed was over the limit: it is refused, not run
         self._heads_completed = 0
         self._messages_completed = 0  # requests whose body the parser has read to its end
-        self._head_deadline: asyncio.TimerHandle | None = None
+        #: The loop's time by which the head must be complete; ``None``: no head is awaited.
+        self._head_due: float | None = None
+        #: The timer that checks it, and the time it was set for (see _start_head_deadline).
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._head_timer_at = 0.0
         self._lingering: asyncio.TimerHandle | None = None  # refused: what comes is thrown away
         self._linger_ends = 0.0  # the loop's time when a lingering close ends, however much comes
         self._lingered_bytes = 0  # thrown away since the refusal
@@ -171,6 +175,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_head_deadline()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
         if self._lingering is not None:
             self._lingering.cancel()
         super().connection_lost(exc)
@@ -193,7 +200,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # After a refusal: read only so that the close does not reset the connection.
             self._linger_on(len(data))
             return
-        if self._head_deadline is None and self._awaiting_head and self._idle():
+        if self._head_due is None and self._awaiting_head and self._idle():
             self._start_head_deadline()  # the first bytes after an idle spell past the deadline
         completed = self._heads_completed, self._messages_completed
         # Whether this data begins a head: nothing of one came before it.
@@ -389,16 +396,34 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._refuse("http_version_not_supported", "The request is not HTTP/1.1 or HTTP/1.0.")
 
     def _start_head_deadline(self) -> None:
-        self._cancel_head_deadline()
-        self._head_deadline = self.loop.call_later(self.head_timeout_s, self._head_timed_out)
+        """The head must be complete within :data:`HEAD_TIMEOUT_S` from now.
+
+        The deadline starts again after every answer of a keep-alive connection and ends with the
+        next head, so a timer made and cancelled each time cost 2.8 µs a request. The connection
+        keeps one timer instead: a deadline moved later is found when it fires, and it is set again
+        for the new time; it still fires at the deadline's own time, as before."""
+        due = self.loop.time() + self.head_timeout_s
+        self._head_due = due
+        if self._head_timer is None:
+            self._head_timer_at = due
+            self._head_timer = self.loop.call_at(due, self._head_timer_fired)
 
     def _cancel_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
+        self._head_due = None  # a timer still set finds no deadline when it fires
+
+    def _head_timer_fired(self) -> None:
+        self._head_timer = None
+        due = self._head_due
+        if due is None:
+            return
+        if due != self._head_timer_at:  # moved on since the timer was set: wait for the new one
+            self._head_timer_at = due
+            self._head_timer = self.loop.call_at(due, self._head_timer_fired)
+            return
+        self._head_timed_out()
 
     def _head_timed_out(self) -> None:
-        self._head_deadline = None
+        self._head_due = None
         if self.transport.is_closing() or self._lingering is not None:
             return
         if not self._head_begun and self._head_bytes == 0:

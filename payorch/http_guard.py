@@ -42,6 +42,10 @@ request's head (its request line and header fields) that uvicorn leaves out.
   its connection for ever. And a client that sent ``Expect: 100-continue``, told no 100, may skip
   its body (RFC 9110 section 10.1.1): its next request on the connection was read as that body.
   The close lingers, as below: a body that comes anyway is thrown away for a while.
+- A refusal of a request pipelined behind others (sent before their answers, in the same bytes
+  or after them) is sent once their answers are, in order (RFC 9112 section 9.3.2), and nothing
+  after it is read. The connection was closed at once: a payment read whole before the bad request
+  was charged and never answered, and the bad request had no answer either.
 - A client that ends its side of the connection (a half-close) after its request still gets
   the answer; the connection closes after it. uvicorn closed at once, as if the client had gone:
   the payment was charged, and its answer never sent.
@@ -151,6 +155,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._target_size = 0  # the current head's request target, as parsed so far
         self._method = ""  # the current head's, once its request line is read
         self._head_at_start = False  # the data being parsed begins a head
+        self._messages_at_read = 0  # requests read whole before the data being parsed
         self._oversized = False  # the head parsed was over the limit: it is refused, not run
         self._heads_completed = 0
         self._messages_completed = 0  # requests whose body the parser has read to its end
@@ -161,6 +166,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         #: The head of a request that asked for an upgrade, without its ``Upgrade`` header.
         self._without_upgrade: bytes | None = None
         self._stopping = False  # the server stops: the request arriving is the connection's last
+        #: A refusal of a request pipelined behind answers still owed: sent once they are (``_refuse``).
+        self._owed_refusal: tuple[str, str] | None = None
+        self._client_ended = False  # the client ended its side, a refusal owed: nothing to linger for
+        self._running: RequestResponseCycle | None = None  # the request whose answer is under way
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -182,6 +191,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         answer to a payment it had charged was never sent. The connection now closes after the last
         answer; at once when there is none to send or a body can no longer be whole."""
         cycle = self.cycle
+        if self._owed_refusal is not None:
+            self._client_ended = True
+            return True  # the refusal, sent after the answers before it, closes the connection
         if self._lingering is not None or cycle is None or cycle.response_complete or cycle.more_body:
             return None  # closed, as uvicorn does
         last = self.pipeline[0][0] if self.pipeline else cycle  # the pipeline is taken from its end
@@ -193,11 +205,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             # After a refusal: read only so that the close does not reset the connection.
             self._linger_on(len(data))
             return
+        if self._owed_refusal is not None:
+            return  # refused, the answers before the refusal not yet sent: what comes is no request
         if self._head_deadline is None and self._awaiting_head and self._idle():
             self._start_head_deadline()  # the first bytes after an idle spell past the deadline
         completed = self._heads_completed, self._messages_completed
         # Whether this data begins a head: nothing of one came before it.
         self._head_at_start = self._awaiting_head and not self._head_begun and self._head_bytes == 0
+        self._messages_at_read = self._messages_completed
         self._feed(data)
         if (self._heads_completed, self._messages_completed) != completed:
             # A head or a request ended in this data; what follows it is body or the next head's
@@ -208,7 +223,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes = 0
         elif self._awaiting_head:
             self._head_bytes += len(data)
-        if (self._oversized or self._unfinished_head_too_large()) and self._lingering is None:
+        if (self._oversized or self._unfinished_head_too_large()) and not self._refused():
             limit = self.max_head_bytes
             if self._target_size > limit:
                 detail = f"The request target (path and query) is over the limit of {limit} bytes."
@@ -233,7 +248,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
-            if self._lingering is not None:
+            if self._refused():
                 return  # refused already, which the parser did not know
             if str(exc) == "Invalid HTTP version":  # well formed (HTTP/3.0, HTTP/1.2), not spoken
                 self._refuse_version()
@@ -256,8 +271,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         """The method of a request line the parser refused for its method alone: a well-formed
         token it does not know (``BREW / HTTP/1.1``), which is 501 (RFC 9110 section 9.1), not the
         400 of bytes that are no request. ``None`` when ``data`` does not begin the head (the
-        method cannot be told then) or is no request line."""
+        method cannot be told then: a request read whole before it in the same data, a pipelined
+        one, would be taken for it) or is no request line."""
         if not isinstance(exc, httptools.HttpParserInvalidMethodError) or not self._head_at_start:
+            return None
+        if self._messages_completed != self._messages_at_read:
             return None
         line = _REQUEST_LINE_START.match(data.lstrip(b"\r\n"))
         return None if line is None else line.group(1).decode("ascii")
@@ -284,7 +302,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._heads_completed += 1
         self._awaiting_head = self._head_begun = False
         self._cancel_head_deadline()
-        if self._lingering is not None:
+        if self._refused():
             return  # refused: what the parser still finds in the same bytes is not run
         if self._head_size > self.max_head_bytes:
             self._oversized = True  # answered by data_received once the parser returns
@@ -327,15 +345,16 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self.cycle.keep_alive = False  # begun before the stop: answered, then closed
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        self._running = cycle
         super()._start_asgi_task(cycle, _resetting_when_cut(cycle, app))
 
     def on_body(self, body: bytes) -> None:
-        if not self._oversized and self._lingering is None:
+        if not self._oversized and not self._refused():
             super().on_body(body)
 
     def on_message_complete(self) -> None:
         self._messages_completed += 1
-        if self._oversized or self._lingering is not None or self._without_upgrade is not None:
+        if self._oversized or self._refused() or self._without_upgrade is not None:
             return
         super().on_message_complete()
         self._awaiting_head = True
@@ -344,6 +363,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_response_complete()
         if isinstance(self.cycle, _BodyAwareCycle) and self.cycle.closes:
             self._close_lingering()  # the body may still come: read and thrown away
+            return
+        if self._owed_refusal is not None and self._idle() and not self.transport.is_closing():
+            code, detail = self._owed_refusal
+            self._owed_refusal = None
+            self._unset_keepalive_if_required()
+            self._refuse(code, detail)  # every answer before it sent: the refusal's turn
             return
         # Not while a pipelined request (started just now) is answered: its head is complete.
         if not self.transport.is_closing() and self._idle():
@@ -381,6 +406,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # (``msg`` is uvicorn's fixed text, not the client's bytes.)
         self._refuse("invalid_request", f"The request is not valid HTTP/1.1 ({msg.rstrip('.').lower()}).")
 
+    def _refused(self) -> bool:
+        """A refusal was sent, or is owed: what the parser still reads is not run."""
+        return self._lingering is not None or self._owed_refusal is not None
+
     def _idle(self) -> bool:
         """No request is being answered on this connection."""
         return self.cycle is None or self.cycle.response_complete
@@ -411,15 +440,29 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _refuse(self, code: str, detail: str) -> None:
         """Answer ``code`` and close lingering, when no request is being answered on this connection
         (the head deadline runs only between answers) or the body of the one being answered cannot
-        be read (the app then sees the client leave); else the connection is closed unanswered."""
+        be read (the app then sees the client leave). When the refused bytes follow requests whose
+        answers are still owed (pipelined), the refusal is sent after those answers, in the order the
+        requests came (RFC 9112 section 9.3.2); the connection was closed at once, and a payment
+        read whole in the same bytes was charged and never answered. Only a body whose answer has
+        begun, which the answer cannot be told apart from, closes the connection at once."""
         self._cancel_head_deadline()
-        if self._lingering is not None or self.transport.is_closing():
+        if self._refused() or self.transport.is_closing():
             return
-        cycle = self.cycle
+        cycle: RequestResponseCycle | None = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if self.pipeline and cycle.more_body:
+                # The bytes are the body of a request waiting its turn: it is refused in its place.
+                self.pipeline.popleft()
+                cycle = self.pipeline[0][0] if self.pipeline else self._running
+                if cycle is not None:
+                    self.cycle = cycle
+            if cycle is not None and (self.pipeline or not cycle.more_body):
+                self._owed_refusal = code, detail  # a later request's: answered after the owed ones
+                return
         counted_by_app = cycle is not None and not cycle.response_complete
         if cycle is not None and counted_by_app:
-            if cycle.response_started or not cycle.more_body or self.pipeline:
-                # Its answer has begun, or the bytes are a later request's: none can be told apart.
+            if cycle.response_started:
+                # Its answer has begun: the refusal cannot be told apart from it.
                 self.transport.close()
                 return
             cycle.disconnected = True  # before, the connection was closed unanswered
@@ -449,6 +492,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         throw away what still comes until it pauses for :data:`LINGER_S` (at most
         :data:`LINGER_MAX_S` or :data:`LINGER_MAX_BYTES`) before closing."""
         self._cancel_head_deadline()
+        if self._client_ended:
+            self.transport.close()  # after the answer written: nothing more can come
+            return
         self._linger_ends = self.loop.time() + self.linger_max_s
         self._lingering = self.loop.call_later(self.linger_s, self.transport.close)
         try:

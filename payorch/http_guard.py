@@ -26,7 +26,9 @@ request's head (its request line and header fields) that uvicorn leaves out.
   is no number) is answered 400 too, when that request's answer has not begun: it was closed
   unanswered as well. An HTTP/1.1 request without a Host header, and any request with two or
   with one that names no host and port (``Host: a b/c@d``), is 400 too (RFC 9112 section 3.2: a
-  server MUST answer it 400); it was answered as any other.
+  server MUST answer it 400); it was answered as any other. A method the parser does not know
+  (``BREW``) is 501 ``method_not_implemented``, whether its head begins a read or follows
+  pipelined requests read whole in the same one (it was 400 there).
 - A request line of another HTTP version than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``,
   ``HTTP/3.0``) is answered 505 ``http_version_not_supported`` (RFC 9110 section 15.6.6): the
   parser took HTTP/2.0 and HTTP/0.9 heads, and they were answered 200 as HTTP/1.1 requests.
@@ -74,6 +76,7 @@ The body has its own limit and deadline in the app (:func:`ingest.api.front.read
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import logging
 import re
@@ -270,14 +273,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def _unknown_method(self, data: bytes, exc: httptools.HttpParserError) -> str | None:
         """The method of a request line the parser refused for its method alone: a well-formed
         token it does not know (``BREW / HTTP/1.1``), which is 501 (RFC 9110 section 9.1), not the
-        400 of bytes that are no request. ``None`` when ``data`` does not begin the head (the
-        method cannot be told then: a request read whole before it in the same data, a pipelined
-        one, would be taken for it) or is no request line."""
+        400 of bytes that are no request. The refused head begins ``data``, or follows the
+        requests read whole in it (pipelined: it was 400, where the same head beginning a read was
+        501). ``None`` when where it begins cannot be told (``data`` began within a request) or it
+        is no request line."""
         if not isinstance(exc, httptools.HttpParserInvalidMethodError) or not self._head_at_start:
             return None
-        if self._messages_completed != self._messages_at_read:
-            return None
-        line = _REQUEST_LINE_START.match(data.lstrip(b"\r\n"))
+        head = _after_requests(data, self._messages_completed - self._messages_at_read)
+        line = _REQUEST_LINE_START.match(head.lstrip(b"\r\n"))
         return None if line is None else line.group(1).decode("ascii")
 
     def on_message_begin(self) -> None:
@@ -515,6 +518,42 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
             return
         self._lingering = self.loop.call_later(min(self.linger_s, left), self.transport.close)
+
+
+class _MessageCount:
+    """Parser callbacks that count the requests read whole (:func:`_after_requests`)."""
+
+    def __init__(self) -> None:
+        self.complete = 0
+
+    def on_message_complete(self) -> None:
+        self.complete += 1
+
+
+def _requests_in(data: bytes) -> int:
+    """How many requests a parser of its own reads whole in ``data``, until it cannot read on."""
+    counted = _MessageCount()
+    parser = httptools.HttpRequestParser(counted)
+    parser.set_dangerous_leniencies(lenient_data_after_close=True)  # as uvicorn's parser reads
+    with contextlib.suppress(httptools.HttpParserError, httptools.HttpParserUpgrade):
+        parser.feed_data(data)  # the requests before an error are counted
+    return counted.complete
+
+
+def _after_requests(data: bytes, requests: int) -> bytes:
+    """``data``, which begins a request, after the first ``requests`` read whole in it: the
+    shortest beginning that holds them all is found by halving (a parser cannot tell where it
+    stopped), about 18 reads of ``data`` for the 256 KiB the event loop reads at most at once."""
+    if requests == 0:
+        return data
+    low, high = 0, len(data)
+    while low < high:
+        middle = (low + high) // 2
+        if _requests_in(data[:middle]) >= requests:
+            high = middle
+        else:
+            low = middle + 1
+    return data[low:]
 
 
 def _resetting_when_cut(cycle: RequestResponseCycle, app: ASGI3Application) -> ASGI3Application:

@@ -311,6 +311,29 @@ async def test_a_method_the_parser_does_not_know_is_a_501_problem(
     assert backend.requests == 0
 
 
+@pytest.mark.parametrize(
+    "before",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\nBREW / HTTP/1.1",  # in a body
+        b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+async def test_a_method_the_parser_does_not_know_pipelined_behind_requests_is_a_501_problem(
+    port: int, backend: Backend, before: bytes
+) -> None:
+    """The same head as one that begins a read: it was 400, as bytes that are no request, when it
+    came in the same bytes as the requests before it."""
+    answered = await answers(port, before + b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    *ok, refused = answered.split(b"HTTP/1.1 ")
+    assert [answer.split(b"\r\n")[0] for answer in ok[1:]] == [b"200 OK"] * before.count(b"Host")
+    status, document = problem(b"HTTP/1.1 " + refused)
+    assert status == b"HTTP/1.1 501 Not Implemented"
+    assert str(document["detail"]).startswith("The method BREW is not implemented here")
+    assert backend.requests == before.count(b"Host")
+
+
 async def test_bytes_the_parser_cannot_read_are_one_log_line(
     port: int, caplog: pytest.LogCaptureFixture
 ) -> None:

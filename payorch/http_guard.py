@@ -65,7 +65,11 @@ request's head (its request line and header fields) that uvicorn leaves out.
   and uvicorn logged "ASGI callable returned without completing response." as an error.
 - A stop (SIGTERM) closes an idle connection at once, as uvicorn does, except one on which the
   next request has begun to arrive: that request is read and answered with ``Connection: close``
-  first (:meth:`GuardedHttpToolsProtocol.shutdown`). uvicorn closed it under the request.
+  first (:meth:`GuardedHttpToolsProtocol.shutdown`). uvicorn closed it under the request. On a
+  connection whose request is being answered, every request begun before the stop (pipelined
+  behind it, whole or in part) is answered too, the last with ``Connection: close``; one begun
+  after it is answered 503 ``service_unavailable`` with ``Retry-After``, not run. uvicorn closed
+  the connection after the first answer: the requests behind it had none, and the client a reset.
 - Each of these answers counts in ``payorch_http_responses_total`` (route ``unmatched``; method
   ``other`` when none was read) through :func:`counted_protocol`: the app never sees them, and
   without the count a flood of them was invisible on ``/metrics``.
@@ -168,7 +172,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._lingered_bytes = 0  # thrown away since the refusal
         #: The head of a request that asked for an upgrade, without its ``Upgrade`` header.
         self._without_upgrade: bytes | None = None
-        self._stopping = False  # the server stops: the request arriving is the connection's last
+        self._stopping = False  # the server stops (``shutdown``)
+        #: Once it stops: how many heads are run (those begun before the stop); later ones are 503.
+        self._admitted = 0
+        #: Once it stops: the request whose answer closes the connection (the last one read).
+        self._closer: _BodyAwareCycle | None = None
         #: A refusal of a request pipelined behind answers still owed: sent once they are (``_refuse``).
         self._owed_refusal: tuple[str, str] | None = None
         self._client_ended = False  # the client ended its side, a refusal owed: nothing to linger for
@@ -210,6 +218,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             return
         if self._owed_refusal is not None:
             return  # refused, the answers before the refusal not yet sent: what comes is no request
+        closer = self._closer
+        if closer is not None and closer.response_started and not closer.more_body:
+            return  # stopping, the last answer under way: what comes after it is not read
         if self._head_deadline is None and self._awaiting_head and self._idle():
             self._start_head_deadline()  # the first bytes after an idle spell past the deadline
         completed = self._heads_completed, self._messages_completed
@@ -341,11 +352,56 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             lines += [b"%s: %s\r\n" % field for field in self.headers if field[0] != b"upgrade"]
             self._without_upgrade = b"".join(lines) + b"\r\n"
             return
-        super().on_headers_complete()
+        app, late = self.app, self._stopping and self._heads_completed > self._admitted
+        if late:
+            self.app = self._stopped_answer  # begun after the stop: not run (503)
+        try:
+            super().on_headers_complete()
+        finally:
+            self.app = app
         if self.cycle is not None:
             self.cycle.__class__ = _BodyAwareCycle  # uvicorn builds its cycles itself
             if self._stopping:
-                self.cycle.keep_alive = False  # begun before the stop: answered, then closed
+                self._close_after(self.cycle)
+
+    def _close_after(self, cycle: RequestResponseCycle) -> None:
+        """Once the server stops, ``cycle``'s answer is the connection's last (``Connection:
+        close``), unless a request read after it is answered after it (then that one's is)."""
+        assert isinstance(cycle, _BodyAwareCycle)  # noqa: S101 - the guard builds every cycle so
+        previous, self._closer = self._closer, cycle
+        cycle.closes = True
+        if previous is not None and previous is not cycle and not previous.response_started:
+            previous.closes = previous.more_body  # an early answer still closes
+
+    async def _stopped_answer(
+        self, scope: Scope, receive: ASGIReceiveCallable, send: ASGISendCallable
+    ) -> None:
+        """The answer to a request that began to arrive after the server began to stop, behind
+        one still being answered (pipelined): 503 ``service_unavailable``, not run, with
+        ``Retry-After``; its connection closes after it."""
+        request_id = new_id("req")
+        detail = (
+            "The service is stopping: this request arrived after the stop began and was not run "
+            "(nothing was charged). Retry it on a new connection."
+        )
+        token = current_request.set(request_id)
+        try:
+            logger.log(refusal_level(503), "refused a request (service_unavailable): %s", detail)
+        finally:
+            current_request.reset(token)
+        if self.responses is not None:
+            method = scope["method"] if scope["type"] == "http" else "other"
+            self.responses.count_response(method, None, 503)
+        document = problem_document("service_unavailable", detail, request_id, root_path=self.root_path)
+        body = orjson.dumps(document)
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"content-length", b"%d" % len(body)),
+            (b"request-id", request_id.encode()),
+            (b"retry-after", b"1"),
+        ]
+        await send({"type": "http.response.start", "status": 503, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
         self._running = cycle
@@ -363,9 +419,13 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._awaiting_head = True
 
     def on_response_complete(self) -> None:
+        done = self._running
+        closes = isinstance(done, _BodyAwareCycle) and done.closes
+        if closes:
+            self.pipeline.clear()  # none is read after a closing answer: kept from running, were one
         super().on_response_complete()
-        if isinstance(self.cycle, _BodyAwareCycle) and self.cycle.closes:
-            self._close_lingering()  # the body may still come: read and thrown away
+        if closes:
+            self._close_lingering()  # what may still come is read and thrown away
             return
         if self._owed_refusal is not None and self._idle() and not self.transport.is_closing():
             code, detail = self._owed_refusal
@@ -379,17 +439,28 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def shutdown(self) -> None:
         """The server stops (SIGTERM): an idle connection is closed at once, as uvicorn does, not
-        after the keep-alive timeout; but one on which the next request has begun to arrive (part
-        of its head read, or its bytes waiting in the socket) has that request read and answered
-        with ``Connection: close``, then closes. uvicorn closed it under that request, unanswered
-        (the client of a payment cannot tell whether it was charged). Its head still has to come
-        within :data:`HEAD_TIMEOUT_S`, and the stop's grace bounds the whole."""
+        after the keep-alive timeout. Every request begun before the stop is run and answered: the
+        one being answered, those queued behind it (pipelined), and one that has begun to arrive
+        (part of its head read, or its bytes waiting in the socket); the last answer says
+        ``Connection: close``, and the connection closes lingering after it. uvicorn closed it
+        under the arriving request, and after the answer being sent when it was busy, unanswered
+        the requests behind (the client of a payment cannot tell whether it was charged). A
+        request that begins after the stop, behind answers still owed, is answered 503 and not run
+        (:meth:`_stopped_answer`); one sent after the last answer has begun is not read (that
+        answer said the connection closes). A head still has to come within
+        :data:`HEAD_TIMEOUT_S`, and the stop's grace bounds the whole."""
         self._stopping = True
-        arriving = self._head_begun or self._head_bytes > 0 or self._bytes_waiting()
-        if self._idle() and arriving and not self.transport.is_closing() and self._lingering is None:
-            self._unset_keepalive_if_required()
+        reading_body = not self._idle() and self.cycle.more_body  # what waits is its body
+        arriving = self._head_begun or self._head_bytes > 0 or (not reading_body and self._bytes_waiting())
+        self._admitted = self._heads_completed + arriving
+        if self.transport.is_closing() or self._refused():
+            return  # closing already, or once the refusal owed is sent
+        if self._idle() and not arriving:
+            super().shutdown()
             return
-        super().shutdown()
+        self._unset_keepalive_if_required()
+        if not arriving:
+            self._close_after(self.cycle)  # the last request read; pipelined ones before it run
 
     def _bytes_waiting(self) -> bool:
         """Whether bytes the event loop has not read yet wait in the connection's socket."""
@@ -579,11 +650,14 @@ class _BodyAwareCycle(RequestResponseCycle):
     guard closes lingering once it is sent. uvicorn kept the connection and read the rest of the
     body, however long, only to throw it away; and a client told no 100 may skip its body."""
 
-    closes = False  # answered early: the connection closes lingering once the answer is sent
+    #: Answered early, or the last answer of a stopping server: the connection closes lingering
+    #: once the answer is sent.
+    closes = False
 
     async def send(self, message: ASGISendEvent) -> None:
         if not self.response_started and self.more_body and not self.disconnected:
             self.closes = True
+        if self.closes and not self.response_started and not self.disconnected:
             self.keep_alive = False  # uvicorn says Connection: close ...
             await super().send(message)
             self.keep_alive = True  # ... and the guard closes lingering, not uvicorn at once

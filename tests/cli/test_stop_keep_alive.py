@@ -18,6 +18,7 @@ import orjson
 import uvicorn
 from starlette.types import Receive, Scope, Send
 
+import payorch.server
 from payorch.http_guard import GuardedHttpToolsProtocol
 from tests.cli.test_http_guard import PATIENCE_S, Backend
 
@@ -245,6 +246,44 @@ async def test_a_request_whose_body_is_still_arriving_at_the_stop_is_answered_th
             connection.shutdown()  # what the stop does first, at this very moment (and only once)
         answered = await asyncio.wait_for(reader.read(), 5.0)  # not the 30 s of keep-alive
         writer.close()
+    assert answered.startswith(ANSWERED)
+    assert b"connection: close" in answered.lower()
+    assert backend.bodies == [b"body"]
+
+
+class _PayorchServer(payorch.server._Server):
+    """``payorch serve``'s server, its signals left to the test process."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def test_a_request_on_a_connection_not_yet_accepted_at_the_stop_is_answered() -> None:
+    """The kernel completed the connection and holds the request, but the event loop (busy) had
+    not accepted it when the stop closed the listening socket: the client got a reset after
+    sending its payment (up to 67 clients in 256 around a SIGTERM of ``payorch serve``)."""
+    backend = Backend()
+    listening = socket.socket()
+    listening.bind(("127.0.0.1", 0))
+    config = uvicorn.Config(backend, http=GuardedHttpToolsProtocol, lifespan="off", log_config=None)
+    server = _PayorchServer(config, lambda: 0)
+    task = asyncio.create_task(server.serve(sockets=[listening]))
+    try:
+        await until(lambda: server.started)
+        # The loop takes no more connections, as one too busy to accept them would not.
+        asyncio.get_running_loop().remove_reader(listening.fileno())
+        client = socket.create_connection(listening.getsockname())
+        client.sendall(SECOND)  # queued in the kernel, with its connection
+        reader, writer = await asyncio.open_connection(sock=client)
+        server.should_exit = True  # SIGTERM
+        answered = await asyncio.wait_for(reader.read(), PATIENCE_S)
+        writer.close()
+        await stopped_within(task, 2.0)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, PATIENCE_S)
+        listening.close()
     assert answered.startswith(ANSWERED)
     assert b"connection: close" in answered.lower()
     assert backend.bodies == [b"body"]

@@ -356,6 +356,29 @@ async def test_a_method_the_parser_does_not_know_is_a_501_problem(
     assert backend.requests == 0
 
 
+@pytest.mark.parametrize(
+    "before",
+    [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+        b"POST /slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 15\r\n\r\nBREW / HTTP/1.1",  # in a body
+        b"POST /x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\nGET /healthz HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+async def test_a_method_the_parser_does_not_know_pipelined_behind_requests_is_a_501_problem(
+    port: int, backend: Backend, before: bytes
+) -> None:
+    """The same head as one that begins a read: it was 400, as bytes that are no request, when it
+    came in the same bytes as the requests before it."""
+    answered = await answers(port, before + b"BREW /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    *ok, refused = answered.split(b"HTTP/1.1 ")
+    assert [answer.split(b"\r\n")[0] for answer in ok[1:]] == [b"200 OK"] * before.count(b"Host")
+    status, document = problem(b"HTTP/1.1 " + refused)
+    assert status == b"HTTP/1.1 501 Not Implemented"
+    assert str(document["detail"]).startswith("The method BREW is not implemented here")
+    assert backend.requests == before.count(b"Host")
+
+
 async def test_bytes_the_parser_cannot_read_are_one_log_line(
     port: int, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -494,6 +517,52 @@ async def test_an_unreadable_request_behind_one_being_answered_never_takes_its_p
 ) -> None:
     answered = await answers(port, request() + CHUNKED + b"zz\r\n")
     assert b"400" not in answered.partition(b"\r\n")[0]
+    # The request it is answered in place of never ran; the one before it is answered first.
+    first, _, rest = answered.partition(b"\r\n\r\nok")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert problem(rest)[0] == b"HTTP/1.1 400 Bad Request"
+    assert backend.bodies == [b""]
+
+
+PAYMENT = b"POST /slowly HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\nbody"
+
+
+@pytest.mark.parametrize(
+    "unreadable",
+    [
+        b"\x01REW / HTTP/1.1\r\nHost: x\r\n\r\n",  # bytes the parser cannot read
+        b"GET /healthz HTTP/1.1\r\n\r\n",  # no Host header, refused once its head is read
+        b"GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n",
+    ],
+)
+async def test_a_request_pipelined_before_an_unreadable_one_is_answered_first(
+    counted_port: int, backend: Backend, responses: Responses, unreadable: bytes
+) -> None:
+    """A payment and a bad request after it in the same bytes (pipelined): the payment was run,
+    and the connection closed before its answer, with no answer to either; now the payment is
+    answered, then the refusal (RFC 9112 section 9.3.2: answers in the order of the requests)."""
+    answered = await answers(counted_port, PAYMENT + unreadable)
+    first, _, rest = answered.partition(b"\r\n\r\nok")
+    assert first.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"connection: close" not in first.lower()
+    status, document = problem(rest)
+    assert status.split(b" ")[1] in (b"400", b"505")
+    assert document["status"] == int(status.split(b" ")[1])
+    assert backend.bodies == [b"body"]
+    assert [status for _, route, status in responses.counted] == [document["status"]]
+
+
+async def test_a_refusal_owed_after_a_payment_is_sent_to_a_client_that_ended_its_side(
+    port: int, backend: Backend
+) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(PAYMENT + b"\x01 garbage\r\n\r\n")
+    writer.write_eof()
+    answered = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    writer.close()
+    assert answered.startswith(b"HTTP/1.1 200 OK\r\n")
+    assert b"HTTP/1.1 400 Bad Request" in answered
+    assert backend.bodies == [b"body"]
 
 
 @pytest.mark.parametrize("hosts", [b"", b"Host: a\r\nHost: b\r\n"])

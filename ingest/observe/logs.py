@@ -41,7 +41,7 @@ from engine.events import (
     StepFailed,
     StepSucceeded,
 )
-from ingest.codec.event_json import event_fields, event_json
+from ingest.codec.event_json import event_fields, event_members
 from ingest.observe import spans
 from ingest.observe.drain import Drain
 from ingest.parsing.masking import mask_card_numbers
@@ -193,19 +193,25 @@ class LineWriter:
         return self._headers[key]
 
     def write(self, entries: Sequence[Entry]) -> None:
-        lines: list[bytes] = []
+        # The batch's pieces, joined once: a spliced line is eight pieces, and joining them line by
+        # line copied each line five times (about 0.5 µs a line, with the ids' formatting).
+        parts: list[bytes] = []
+        headers = self._headers
         for when, level, name, payload, request, trace_id, span_id in entries:
             if type(payload) in _SPLICED or _splices(payload):
                 # An event without free text: its own JSON (payment, request and merchant ids,
                 # its time as the line's) follows the header the chain rendered.
-                cut = self._header(level, name) if trace_id and span_id else None
-                if cut is not None:
-                    before, middle, tail = cut
-                    ids = f"{trace_id:032x}".encode(), f"{span_id:016x}".encode()
-                    lines.append(before + ids[0] + middle + ids[1] + tail + event_json(payload)[1:])  # type: ignore[arg-type]
-                    continue
+                members = event_members(payload)  # type: ignore[arg-type]
+                if trace_id and span_id:
+                    key = (level, name)
+                    cut = headers[key] if key in headers else self._header(level, name)
+                    if cut is not None:
+                        before, middle, tail = cut
+                        ids = b"%032x" % trace_id, b"%016x" % span_id
+                        parts += (before, ids[0], middle, ids[1], tail, *members, b"\n")
+                        continue
                 rendered = self._render(level, _ids(name, level, trace_id, span_id))
-                lines.append(rendered[:-1] + b"," + event_json(payload)[1:])  # type: ignore[arg-type]
+                parts += (rendered[:-1], b",", *members, b"\n")
                 continue
             header = _ids(name, level, trace_id, span_id)
             if isinstance(payload, DomainEvent):
@@ -218,9 +224,8 @@ class LineWriter:
                     header.update(payload if isinstance(payload, Mapping) else {"detail": str(payload)})
                 header["timestamp"] = datetime.fromtimestamp(when, UTC)  # orjson writes it, with Z
                 header["request_id"] = request
-            lines.append(self._render(level, header))
-        lines.append(b"")
-        self._send(b"\n".join(lines))
+            parts += (self._render(level, header), b"\n")
+        self._send(b"".join(parts))
 
     def _send(self, data: bytes) -> None:
         """``data`` written whole: a raw stream (``payorch serve``'s stderr) may take part of it

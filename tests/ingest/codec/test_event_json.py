@@ -17,7 +17,7 @@ from engine.failure_details import FailureDetails
 from engine.money import Currency
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from engine.validation import IssueSeverity, ValidationIssue
-from ingest.codec.event_json import event_json, event_row, rows_to_json
+from ingest.codec.event_json import event_json, event_members, event_row, rows_to_json
 from tests.strategies import events
 
 
@@ -46,6 +46,13 @@ def test_every_event_is_its_type_plus_every_field_in_wire_form(event: DomainEven
     }
     assert document == expected
     assert document["timestamp"].endswith("Z")
+
+
+@settings(max_examples=300)
+@given(events)
+def test_an_events_members_are_its_json_without_the_opening_brace(event: DomainEvent) -> None:
+    """What a log line splices after its own members (ingest.observe.logs) is the event's document."""
+    assert b"{" + b"".join(event_members(event)) == event_json(event)
 
 
 @settings(max_examples=200)

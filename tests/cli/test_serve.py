@@ -49,7 +49,11 @@ def pay_slowly(server: Server, answers: list[httpx.Response]) -> threading.Threa
 
     paying = threading.Thread(target=pay)
     paying.start()
-    time.sleep(0.5)  # the payment is at its processor
+    # Until the payment is at its processor: its StepAttempted is logged before the call. A fixed
+    # 0.5 s was not always enough on a loaded machine, and the stop came before the payment.
+    deadline = time.monotonic() + 30
+    while '"event":"StepAttempted"' not in server.log() and time.monotonic() < deadline:
+        time.sleep(0.02)
     return paying
 
 

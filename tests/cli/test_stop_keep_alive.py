@@ -81,6 +81,16 @@ async def stopped_within(task: asyncio.Task[None], seconds: float) -> float:
     return took
 
 
+async def read_to_the_close_then_stopped(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, task: asyncio.Task[None]
+) -> bytes:
+    """All the server sent on the connection until it closed it, once the stop has ended."""
+    answered = await asyncio.wait_for(reader.read(), PATIENCE_S)
+    writer.close()
+    await stopped_within(task, 2.0)
+    return answered
+
+
 async def test_an_idle_keep_alive_connection_does_not_hold_the_stop() -> None:
     backend = Backend()
     async with serving(backend) as (server, task, port):
@@ -104,9 +114,7 @@ async def test_a_request_whose_head_began_before_the_stop_is_answered_then_close
         assert not task.done()
         writer.write(SECOND[half:])
         await writer.drain()
-        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
-        writer.close()
-        await stopped_within(task, 2.0)
+        answer = await read_to_the_close_then_stopped(reader, writer, task)
     assert answer.startswith(ANSWERED)
     assert b"connection: close" in answer.lower()
     assert backend.bodies == [b"", b"body"]
@@ -122,9 +130,7 @@ async def test_a_request_waiting_unread_in_the_socket_at_the_stop_is_answered() 
         for connection in list(server.server_state.connections):
             connection.shutdown()  # what the stop does first, at this very moment
         server.should_exit = True
-        answer = await asyncio.wait_for(reader.read(), PATIENCE_S)
-        writer.close()
-        await stopped_within(task, 2.0)
+        answer = await read_to_the_close_then_stopped(reader, writer, task)
     assert answer.startswith(ANSWERED)
     assert b"connection: close" in answer.lower()
     assert backend.bodies == [b"", b"body"]
@@ -191,9 +197,7 @@ async def test_a_request_begun_behind_one_being_answered_at_the_stop_is_answered
         await writer.drain()
         await until(lambda: queued(server))
         backend.release.set()
-        answered = await asyncio.wait_for(reader.read(), PATIENCE_S)
-        writer.close()
-        await stopped_within(task, 2.0)
+        answered = await read_to_the_close_then_stopped(reader, writer, task)
     first, second = split_answers(answered)
     assert first.startswith(ANSWERED.lower())
     assert b"connection: close" not in first
@@ -217,9 +221,7 @@ async def test_a_request_sent_after_the_stop_behind_one_being_answered_is_503_no
         await writer.drain()
         await until(lambda: queued(server))
         backend.release.set()
-        answered = await asyncio.wait_for(reader.read(), PATIENCE_S)
-        writer.close()
-        await stopped_within(task, 2.0)
+        answered = await read_to_the_close_then_stopped(reader, writer, task)
     first, second = split_answers(answered)
     assert first.startswith(ANSWERED.lower())
     assert b"connection: close" not in first
@@ -277,9 +279,7 @@ async def test_a_request_on_a_connection_not_yet_accepted_at_the_stop_is_answere
         client.sendall(SECOND)  # queued in the kernel, with its connection
         reader, writer = await asyncio.open_connection(sock=client)
         server.should_exit = True  # SIGTERM
-        answered = await asyncio.wait_for(reader.read(), PATIENCE_S)
-        writer.close()
-        await stopped_within(task, 2.0)
+        answered = await read_to_the_close_then_stopped(reader, writer, task)
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, PATIENCE_S)

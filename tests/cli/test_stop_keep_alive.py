@@ -183,21 +183,29 @@ def split_answers(answered: bytes) -> list[bytes]:
     return [b"http/1.1 " + answer.partition(b"\r\n\r\n")[0] for answer in answers]
 
 
-async def test_a_request_begun_behind_one_being_answered_at_the_stop_is_answered() -> None:
-    """A payment pipelined behind another, part of its head read when the stop came: it was
-    dropped, the connection closed after the first answer, and the client got a reset."""
+async def sent_around_the_stop(before: bytes, after: bytes) -> tuple[bytes, HeldBackend]:
+    """Send ``before`` (the first payment, ``A``, and maybe the beginning of another), stop the
+    server while the first is held under way, send ``after``, then let the first be answered:
+    what the connection answered until it closed, and the backend that ran the requests."""
     backend = HeldBackend()
     async with serving(backend) as (server, task, port):
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(PAYMENT + SECOND[:10])
+        writer.write(before)
         await writer.drain()
         await until(lambda: backend.bodies == [b"A"])  # the first payment under way
         stop_now(server)
-        writer.write(SECOND[10:])
+        writer.write(after)
         await writer.drain()
         await until(lambda: queued(server))
         backend.release.set()
         answered = await read_to_the_close_then_stopped(reader, writer, task)
+    return answered, backend
+
+
+async def test_a_request_begun_behind_one_being_answered_at_the_stop_is_answered() -> None:
+    """A payment pipelined behind another, part of its head read when the stop came: it was
+    dropped, the connection closed after the first answer, and the client got a reset."""
+    answered, backend = await sent_around_the_stop(PAYMENT + SECOND[:10], SECOND[10:])
     first, second = split_answers(answered)
     assert first.startswith(ANSWERED.lower())
     assert b"connection: close" not in first
@@ -210,18 +218,7 @@ async def test_a_request_sent_after_the_stop_behind_one_being_answered_is_503_no
     """The client sent a second payment while its first was being answered, after the stop: the
     first was answered with Connection: close and the second was never answered (a reset), so its
     client could not tell whether it was charged. Now it is told: 503, nothing run, Retry-After."""
-    backend = HeldBackend()
-    async with serving(backend) as (server, task, port):
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(PAYMENT)
-        await writer.drain()
-        await until(lambda: backend.bodies == [b"A"])
-        stop_now(server)
-        writer.write(SECOND)
-        await writer.drain()
-        await until(lambda: queued(server))
-        backend.release.set()
-        answered = await read_to_the_close_then_stopped(reader, writer, task)
+    answered, backend = await sent_around_the_stop(PAYMENT, SECOND)
     first, second = split_answers(answered)
     assert first.startswith(ANSWERED.lower())
     assert b"connection: close" not in first

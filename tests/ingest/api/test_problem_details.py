@@ -1,0 +1,57 @@
+"""What a refusal's ``detail`` tells the developer who reads only it (a client library's error
+message, a log line): the field at fault and what to do, not just that something was wrong."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from ingest.records import MemoryRecords
+from tests.e2e.server import CONFIG
+from tests.ingest.api.test_app import ACME, JSON, body_of, call
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[object]:
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, records=MemoryRecords())
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_a_refused_payments_detail_names_the_fields_that_blocked_it(app: object) -> None:
+    """The detail said "1 field could not be used", and the first of ``errors`` was the warning
+    that no merchant id was given: the amount at fault was the third entry."""
+    zero = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 0}'))
+    two = await call(
+        app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "12.345", "metadata": "order=1"}')
+    )
+    queried = await call(app, "POST", "/v1/payments?amount=1", [ACME, JSON], body_of(b'{"amount": 1250}'))
+
+    assert zero.status == 422
+    assert zero.json()["detail"] == '1 field could not be used (amount: "0" is zero); nothing was charged.'
+    assert two.status == 422
+    detail = str(two.json()["detail"])
+    assert detail.startswith("2 fields could not be used (")
+    assert 'amount: "12.345"' in detail
+    assert "metadata: metadata must be an object" in detail
+    assert "merchant_id" not in detail  # a warning: it blocks nothing
+    assert queried.status == 422
+    assert "(amount: " in str(queried.json()["detail"])  # the query parameter, named as the issue does
+
+
+async def test_a_refusal_of_many_fields_names_the_first_and_counts_the_rest(app: object) -> None:
+    metadata = ", ".join(f'"{"k" * 41}{index}": "v"' for index in range(5))
+    body = b'{"amount": 0, "metadata": {%s}}' % metadata.encode()
+    answer = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(body))
+
+    assert answer.status == 422
+    detail = str(answer.json()["detail"])
+    assert detail.startswith("6 fields could not be used (amount: ")
+    assert detail.endswith("; and 3 more in errors); nothing was charged.")
+    assert len(answer.json()["errors"]) >= 6  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from ingest.records import MemoryRecords
 from tests.e2e.server import CONFIG
-from tests.ingest.api.test_app import ACME, JSON, body_of, call
+from tests.ingest.api.test_app import ACME, ADMIN, JSON, body_of, call
 
 
 @pytest.fixture
@@ -55,3 +56,23 @@ async def test_a_refusal_of_many_fields_names_the_first_and_counts_the_rest(app:
     assert detail.startswith("6 fields could not be used (amount: ")
     assert detail.endswith("; and 3 more in errors); nothing was charged.")
     assert len(answer.json()["errors"]) >= 6  # type: ignore[arg-type]
+
+
+async def test_a_query_parameter_that_does_not_fit_is_named_in_the_detail(app: object) -> None:
+    """``?limit=0`` was 422 "The request does not fit this endpoint.", whatever was wrong."""
+    answers = {
+        query: await call(app, "GET", f"/v1/violations?{query}", [ADMIN], body_of(b""))
+        for query in ("limit=0", "limit=abc", "from=yesterday", "limit=0&to=tomorrow")
+    }
+    report = await call(app, "GET", "/v1/reports/retrospective?format=csv", [ADMIN], body_of(b""))
+
+    for query, answer in answers.items():
+        assert answer.status == 422, (query, answer.body)
+        errors: Any = answer.json()["errors"]
+        named = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
+        assert answer.json()["detail"] == f"The request does not fit this endpoint ({named}).", query
+    assert "(limit: must be a whole number" in str(answers["limit=abc"].json()["detail"])
+    assert "(from: must be an ISO 8601 date" in str(answers["from=yesterday"].json()["detail"])
+    assert "limit: " in str(answers["limit=0&to=tomorrow"].json()["detail"])
+    assert "to: " in str(answers["limit=0&to=tomorrow"].json()["detail"])
+    assert (report.status, "(format: " in str(report.json()["detail"])) == (422, True)

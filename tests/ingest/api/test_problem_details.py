@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
+import orjson
 import pytest
 
 from ingest.api.app import create_app
@@ -76,3 +78,40 @@ async def test_a_query_parameter_that_does_not_fit_is_named_in_the_detail(app: o
     assert "limit: " in str(answers["limit=0&to=tomorrow"].json()["detail"])
     assert "to: " in str(answers["limit=0&to=tomorrow"].json()["detail"])
     assert (report.status, "(format: " in str(report.json()["detail"])) == (422, True)
+
+
+async def test_a_filed_complaint_says_where_it_is_read_back(app: object) -> None:
+    """A 201 without ``Location`` names the request's URI, the list, as what it made (RFC 9110
+    section 15.3.2); a client following it found no complaint there."""
+    filed = {
+        key: await call(app, "POST", "/v1/complaints", [key[0], JSON], body_of(orjson.dumps(fields)))
+        for key, fields in (
+            ((ACME, "own"), {"complaint_id": "c-1", "category": "timeout", "description": "slow"}),
+            ((ACME, "slash"), {"complaint_id": "zendesk/4711", "category": "timeout", "description": "x"}),
+            (
+                (ADMIN, "admin"),
+                {"complaint_id": "c-1", "merchant_id": "m_globex", "category": "timeout", "description": "y"},
+            ),
+        )
+    }
+    again = await call(
+        app,
+        "POST",
+        "/v1/complaints",
+        [ACME, JSON],
+        body_of(b'{"complaint_id": "c-1", "category": "timeout", "description": "slow"}'),
+    )
+
+    locations = {name: answer.headers.get("location") for (_, name), answer in filed.items()}
+    assert [answer.status for answer in filed.values()] == [201, 201, 201]
+    assert locations == {
+        "own": "/v1/complaints/c-1",
+        "slash": "/v1/complaints/zendesk%2F4711",
+        "admin": "/v1/complaints/c-1?merchant_id=m_globex",
+    }
+    for (key, name), answer in filed.items():
+        read = await call(app, "GET", unquote(str(locations[name])), [key], body_of(b""))
+        assert read.status == 200, (name, read.body)
+        assert read.json()["complaint_id"] == answer.json()["complaint_id"]
+        assert read.json()["merchant_id"] == answer.json()["merchant_id"]
+    assert again.status == 200

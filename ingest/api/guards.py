@@ -77,16 +77,19 @@ def install_error_handlers(app: FastAPI, root_path: str) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "invalid_request"
         )
-        if exc.status_code == 404:
-            detail = _not_found_detail(request)
-        elif exc.status_code == 405:
-            detail = "This path does not take this method."
-        else:
-            detail = "The request could not be read."
         headers = dict(exc.headers or {})
         allowed = headers.get("Allow", "").split(", ")
         if "GET" in allowed and "HEAD" not in allowed:
             headers["Allow"] = ", ".join([*allowed, "HEAD"])  # Front answers HEAD wherever GET is
+        if exc.status_code == 404:
+            detail = _not_found_detail(request)
+        elif exc.status_code == 405:
+            # It said "This path does not take this method." alone: which method, and which the
+            # path takes, were left to the Allow header, which a client library rarely shows.
+            shown = mask_card_numbers(request.url.path)
+            detail = f"{shown} does not take {request.method[:40]}; it takes {headers.get('Allow', 'none')}."
+        else:
+            detail = "The request could not be read."
         return problem_response(ApiProblem(code, detail, headers=headers), request_id_of(request), root_path)
 
     async def on_invalid(request: Request, exc: Exception) -> Response:

@@ -6,6 +6,7 @@ and held to the merchant's ``complaint_limits``), ``GET /v1/complaints`` and
 from __future__ import annotations
 
 from typing import Annotated
+from urllib.parse import quote
 
 from fastapi import FastAPI, Path, Query, Request
 from starlette.convertors import Convertor, register_url_convertor
@@ -48,6 +49,18 @@ class _ReferenceConvertor(Convertor[str]):
         return value
 
 
+def _location(root_path: str, complaint: Complaint, *, by_admin: bool) -> str:
+    """A new complaint's ``Location``: the path that reads it back, below a proxy's prefix.
+
+    A 201 without one names the request's own URI as what it created (RFC 9110 section 15.3.2),
+    ``/v1/complaints``, which is the list. The id is sent encoded (a ``/`` as ``%2F``, which the
+    read takes), as kept (a card number masked); an admin's names the merchant, since two
+    merchants may file the same id.
+    """
+    path = f"{root_path}/v1/complaints/{quote(complaint.complaint_id, safe='')}"
+    return f"{path}?merchant_id={quote(complaint.merchant_id, safe='')}" if by_admin else path
+
+
 def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
     """``POST /v1/complaints``, ``GET /v1/complaints`` and ``GET /v1/complaints/{complaint_id}``."""
     register_url_convertor("reference", _ReferenceConvertor())  # Starlette's table is global
@@ -85,6 +98,13 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         responses={
             201: {
                 "description": "Filed",
+                "headers": {
+                    "Location": {
+                        "description": "Where the complaint is read back: "
+                        "`GET /v1/complaints/{complaint_id}`, with `merchant_id` when an admin filed it.",
+                        "schema": {"type": "string", "format": "uri-reference"},
+                    }
+                },
                 "links": {
                     "GetComplaint": {
                         "operationId": "getComplaint",
@@ -131,7 +151,10 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
             finally:
                 admitted.end()  # stored or refused: nothing more of it will come
             if filed is None:
-                return FastJSONResponse(complaint_json(complaint), status_code=201)
+                location = _location(parts.settings.root_path, complaint, by_admin=caller.is_admin)
+                return FastJSONResponse(
+                    complaint_json(complaint), status_code=201, headers={"Location": location}
+                )
             first = filed
         if not same_complaint(first, complaint, received_given=received_given):
             raise ApiProblem(

@@ -77,22 +77,25 @@ def install_error_handlers(app: FastAPI, root_path: str) -> None:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "invalid_request"
         )
-        if exc.status_code == 404:
-            detail = _not_found_detail(request)
-        elif exc.status_code == 405:
-            detail = "This path does not take this method."
-        else:
-            detail = "The request could not be read."
         headers = dict(exc.headers or {})
         allowed = headers.get("Allow", "").split(", ")
         if "GET" in allowed and "HEAD" not in allowed:
             headers["Allow"] = ", ".join([*allowed, "HEAD"])  # Front answers HEAD wherever GET is
+        if exc.status_code == 404:
+            detail = _not_found_detail(request)
+        elif exc.status_code == 405:
+            # It said "This path does not take this method." alone: which method, and which the
+            # path takes, were left to the Allow header, which a client library rarely shows.
+            shown = mask_card_numbers(request.url.path)
+            detail = f"{shown} does not take {request.method[:40]}; it takes {headers.get('Allow', 'none')}."
+        else:
+            detail = "The request could not be read."
         return problem_response(ApiProblem(code, detail, headers=headers), request_id_of(request), root_path)
 
     async def on_invalid(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101
         errors = [_field_error(error) for error in exc.errors()]
-        problem = ApiProblem("validation_failed", "The request does not fit this endpoint.", errors=errors)
+        problem = ApiProblem("validation_failed", _invalid_detail(errors), errors=errors)
         return problem_response(problem, request_id_of(request), root_path)
 
     async def on_crash(request: Request, exc: Exception) -> Response:
@@ -105,6 +108,18 @@ def install_error_handlers(app: FastAPI, root_path: str) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_invalid)
     app.add_exception_handler(Exception, on_crash)
+
+
+def _invalid_detail(errors: list[FieldError]) -> str:
+    """A 422's ``detail`` for a parameter that does not fit, naming it and what it must be.
+
+    It said "The request does not fit this endpoint." whatever was wrong, so a developer reading
+    the detail (what a client library shows, what a log keeps) was not told which parameter.
+    """
+    named = [f"{error.field}: {error.message}" for error in errors[:3]]
+    if len(errors) > 3:
+        named.append(f"and {len(errors) - 3} more in errors")
+    return f"The request does not fit this endpoint ({'; '.join(named)})."
 
 
 #: FastAPI's wording for a body that is not an object: a form, text, a JSON array...

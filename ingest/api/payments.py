@@ -592,13 +592,32 @@ class PaymentDesk:
                 errors=errors,
                 extra=extra,
             )
-        count = sum(1 for issue in issues if issue.blocks)
-        raise ApiProblem(
-            "validation_failed",
-            f"{count} field{'s' if count != 1 else ''} could not be used; nothing was charged.",
-            errors=errors,
-            extra=extra,
-        )
+        raise ApiProblem("validation_failed", _refusal_detail(issues), errors=errors, extra=extra)
+
+
+#: The blocking issues a refusal's ``detail`` spells out, and how much of each message it keeps.
+_DETAIL_ISSUES = 3
+_DETAIL_MESSAGE = 300
+
+
+def _refusal_detail(issues: tuple[ValidationIssue, ...]) -> str:
+    """A 422's ``detail``, naming the fields that blocked it and why.
+
+    It said only how many fields could not be used, and ``errors`` lists the warnings too, in the
+    body's order: a developer reading the detail (what a client library shows, what a log keeps)
+    or the first error (``merchant_id``, missing: a warning) was not told what to fix.
+    """
+    blocking = [issue for issue in issues if issue.blocks]
+    count = len(blocking)
+    named = [f"{issue.field}: {_cut(issue.message)}" for issue in blocking[:_DETAIL_ISSUES]]
+    if count > _DETAIL_ISSUES:
+        named.append(f"and {count - _DETAIL_ISSUES} more in errors")
+    fields = f"{count} field{'s' if count != 1 else ''}"
+    return f"{fields} could not be used ({'; '.join(named)}); nothing was charged."
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= _DETAIL_MESSAGE else message[: _DETAIL_MESSAGE - 3] + "..."
 
 
 def _summary(issues: tuple[ValidationIssue, ...]) -> str:

@@ -1,0 +1,129 @@
+"""What a refusal's ``detail`` tells the developer who reads only it (a client library's error
+message, a log line): the field at fault and what to do, not just that something was wrong."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+import orjson
+import pytest
+
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from ingest.records import MemoryRecords
+from tests.e2e.server import CONFIG
+from tests.ingest.api.test_app import ACME, ADMIN, JSON, body_of, call
+
+
+@pytest.fixture
+async def app(tmp_path: Path) -> AsyncIterator[object]:
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, records=MemoryRecords())
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def test_a_refused_payments_detail_names_the_fields_that_blocked_it(app: object) -> None:
+    """The detail said "1 field could not be used", and the first of ``errors`` was the warning
+    that no merchant id was given: the amount at fault was the third entry."""
+    zero = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 0}'))
+    two = await call(
+        app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "12.345", "metadata": "order=1"}')
+    )
+    queried = await call(app, "POST", "/v1/payments?amount=1", [ACME, JSON], body_of(b'{"amount": 1250}'))
+
+    assert zero.status == 422
+    assert zero.json()["detail"] == '1 field could not be used (amount: "0" is zero); nothing was charged.'
+    assert two.status == 422
+    detail = str(two.json()["detail"])
+    assert detail.startswith("2 fields could not be used (")
+    assert 'amount: "12.345"' in detail
+    assert "metadata: metadata must be an object" in detail
+    assert "merchant_id" not in detail  # a warning: it blocks nothing
+    assert queried.status == 422
+    assert "(amount: " in str(queried.json()["detail"])  # the query parameter, named as the issue does
+
+
+async def test_a_refusal_of_many_fields_names_the_first_and_counts_the_rest(app: object) -> None:
+    metadata = ", ".join(f'"{"k" * 41}{index}": "v"' for index in range(5))
+    body = b'{"amount": 0, "metadata": {%s}}' % metadata.encode()
+    answer = await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(body))
+
+    assert answer.status == 422
+    detail = str(answer.json()["detail"])
+    assert detail.startswith("6 fields could not be used (amount: ")
+    assert detail.endswith("; and 3 more in errors); nothing was charged.")
+    assert len(answer.json()["errors"]) >= 6  # type: ignore[arg-type]
+
+
+async def test_a_query_parameter_that_does_not_fit_is_named_in_the_detail(app: object) -> None:
+    """``?limit=0`` was 422 "The request does not fit this endpoint.", whatever was wrong."""
+    answers = {
+        query: await call(app, "GET", f"/v1/violations?{query}", [ADMIN], body_of(b""))
+        for query in ("limit=0", "limit=abc", "from=yesterday", "limit=0&to=tomorrow")
+    }
+    report = await call(app, "GET", "/v1/reports/retrospective?format=csv", [ADMIN], body_of(b""))
+
+    for query, answer in answers.items():
+        assert answer.status == 422, (query, answer.body)
+        errors: Any = answer.json()["errors"]
+        named = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
+        assert answer.json()["detail"] == f"The request does not fit this endpoint ({named}).", query
+    assert "(limit: must be a whole number" in str(answers["limit=abc"].json()["detail"])
+    assert "(from: must be an ISO 8601 date" in str(answers["from=yesterday"].json()["detail"])
+    assert "limit: " in str(answers["limit=0&to=tomorrow"].json()["detail"])
+    assert "to: " in str(answers["limit=0&to=tomorrow"].json()["detail"])
+    assert (report.status, "(format: " in str(report.json()["detail"])) == (422, True)
+
+
+async def test_a_filed_complaint_says_where_it_is_read_back(app: object) -> None:
+    """A 201 without ``Location`` names the request's URI, the list, as what it made (RFC 9110
+    section 15.3.2); a client following it found no complaint there."""
+    filed = {
+        key: await call(app, "POST", "/v1/complaints", [key[0], JSON], body_of(orjson.dumps(fields)))
+        for key, fields in (
+            ((ACME, "own"), {"complaint_id": "c-1", "category": "timeout", "description": "slow"}),
+            ((ACME, "slash"), {"complaint_id": "zendesk/4711", "category": "timeout", "description": "x"}),
+            (
+                (ADMIN, "admin"),
+                {"complaint_id": "c-1", "merchant_id": "m_globex", "category": "timeout", "description": "y"},
+            ),
+        )
+    }
+    again = await call(
+        app,
+        "POST",
+        "/v1/complaints",
+        [ACME, JSON],
+        body_of(b'{"complaint_id": "c-1", "category": "timeout", "description": "slow"}'),
+    )
+
+    locations = {name: answer.headers.get("location") for (_, name), answer in filed.items()}
+    assert [answer.status for answer in filed.values()] == [201, 201, 201]
+    assert locations == {
+        "own": "/v1/complaints/c-1",
+        "slash": "/v1/complaints/zendesk%2F4711",
+        "admin": "/v1/complaints/c-1?merchant_id=m_globex",
+    }
+    for (key, name), answer in filed.items():
+        read = await call(app, "GET", unquote(str(locations[name])), [key], body_of(b""))
+        assert read.status == 200, (name, read.body)
+        assert read.json()["complaint_id"] == answer.json()["complaint_id"]
+        assert read.json()["merchant_id"] == answer.json()["merchant_id"]
+    assert again.status == 200
+
+
+async def test_a_method_a_path_does_not_take_is_named_with_those_it_takes(app: object) -> None:
+    """``GET /v1/payments`` (a merchant looking for Stripe's list) was 405 "This path does not
+    take this method.": which ones it takes were only in ``Allow``."""
+    listed = await call(app, "GET", "/v1/payments", [ACME], body_of(b""))
+    deleted = await call(app, "DELETE", "/v1/payments/pay_x", [ACME], body_of(b""))
+
+    assert (listed.status, listed.headers["allow"]) == (405, "POST")
+    assert listed.json()["detail"] == "/v1/payments does not take GET; it takes POST."
+    assert (deleted.status, deleted.headers["allow"]) == (405, "GET, HEAD")
+    assert deleted.json()["detail"] == "/v1/payments/pay_x does not take DELETE; it takes GET, HEAD."

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
 from tests.ingest.store.test_durable_api import running
@@ -91,3 +92,30 @@ async def test_a_complaints_corrections_are_answered_and_kept_with_it(tmp_path: 
     assert [(issue["field"], issue["code"]) for issue in noted["validation_errors"]] == [
         ("complaint_id", "duplicate_field")
     ]
+
+
+async def test_a_complaints_corrections_are_counted_apart_from_a_payments(tmp_path: Path) -> None:
+    # They were kept with the complaint and counted nowhere, while a payment's were: a support desk
+    # writing field names another way was seen in no metric.
+    async with running(tmp_path) as app:
+        await post(app, {"Complaint-ID": " c-1 ", "category": "timeout"})
+        await post(app, {"complaintId": "c-2", "category": "timeout", "receivedAt": "2026-11-20"})
+        await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "1,000"}'))
+        scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+    counted = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_validation_issues_total"
+    }
+
+    def issues(field: str, code: str, intake: str) -> float:
+        return counted.get((("code", code), ("field", field), ("intake", intake)), 0)
+
+    assert issues("complaint_id", "normalized", "complaint") == 3  # two names, one trim
+    assert issues("received_at", "normalized", "complaint") == 2  # a name, a date alone
+    assert issues("amount", "ambiguous_separator", "payment") == 1
+    assert issues("complaint_id", "normalized", "payment") == 0
+    assert not any(
+        dict(labels)["intake"] == "complaint" and dict(labels)["field"] == "amount" for labels in counted
+    )

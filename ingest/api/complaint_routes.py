@@ -135,7 +135,7 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
             if filed is None:
                 return FastJSONResponse(complaint_json(complaint), status_code=201)
             first = filed
-        if not same_complaint(first, complaint, received_given=received_given):
+        if not same_complaint(first, complaint, received_given=received_given, parts=parts):
             raise ApiProblem(
                 "complaint_exists",
                 f"Complaint {first.complaint_id!r} was filed before with other content; it is kept as "

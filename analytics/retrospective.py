@@ -36,6 +36,7 @@ from collections.abc import Mapping
 
 import polars as pl
 
+from engine import complaints
 from engine.complaints import CATEGORY_SEPARATORS, category_key
 from engine.config import MismatchRule
 from engine.contracts import ContractRegistry, Severity
@@ -43,21 +44,13 @@ from engine.types import ContractId
 
 UNMAPPED = "unmapped"
 
+# The taxonomy is the complaint intake's too (a category is filed as the taxonomy writes it): it
+# lives with the complaint, under its names here as well.
+DEFAULT_TAXONOMY = complaints.DEFAULT_TAXONOMY
+taxonomy = complaints.taxonomy
+
 #: How a complaint was mapped, strongest first.
 EXPLICIT, BY_PAYMENT, BY_REQUEST, BY_CATEGORY = "explicit", "payment", "request", "category"
-
-#: The categories every deployment understands; ``complaint_taxonomy`` in the config adds to them
-#: and overrides them.
-DEFAULT_TAXONOMY: Mapping[str, ContractId] = {
-    "timeout": ContractId("router/timeout"),
-    "slow_payment": ContractId("payment/latency-slo"),
-    "double_charge": ContractId("idempotency/key-reused"),
-    "partial_charge": ContractId("orchestrator/compensation-failed"),
-    "wrong_amount": ContractId("orchestrator/sum"),
-    "declined_unexpectedly": ContractId("router/retry-exhausted"),
-    "payment_not_covered": ContractId("plan/coverage"),
-    "request_rejected": ContractId("api/validation"),
-}
 
 _SEVERITY_RANK = {Severity.CRITICAL.value: 0, Severity.MAJOR.value: 1, Severity.MINOR.value: 2}
 
@@ -77,11 +70,6 @@ COMPLAINT_COLUMNS = {
     "request_id": pl.String,
     "contract_id": pl.String,
 }
-
-
-def taxonomy(configured: Mapping[str, ContractId]) -> dict[str, ContractId]:
-    """The defaults with the config's categories added (a configured category wins)."""
-    return {**DEFAULT_TAXONOMY, **configured}
 
 
 def _require(frame: pl.DataFrame, columns: Mapping[str, type[pl.DataType]], name: str) -> pl.DataFrame:

@@ -8,6 +8,7 @@ analytics' job; this type only guarantees the fields are well formed.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -29,6 +30,42 @@ def category_key(category: str) -> str:
     """A category as it is matched: lower case, without ``_``, ``.``, ``-`` and spaces. Two
     categories with the same key are one category."""
     return re.sub(CATEGORY_SEPARATORS, "", category.lower())
+
+
+#: The categories every deployment understands; ``complaint_taxonomy`` in the config adds to them
+#: and overrides them.
+DEFAULT_TAXONOMY: Mapping[str, ContractId] = {
+    "timeout": ContractId("router/timeout"),
+    "slow_payment": ContractId("payment/latency-slo"),
+    "double_charge": ContractId("idempotency/key-reused"),
+    "partial_charge": ContractId("orchestrator/compensation-failed"),
+    "wrong_amount": ContractId("orchestrator/sum"),
+    "declined_unexpectedly": ContractId("router/retry-exhausted"),
+    "payment_not_covered": ContractId("plan/coverage"),
+    "request_rejected": ContractId("api/validation"),
+}
+
+
+def taxonomy(configured: Mapping[str, ContractId]) -> dict[str, ContractId]:
+    """The defaults with the config's categories added (a configured category wins)."""
+    return {**DEFAULT_TAXONOMY, **configured}
+
+
+#: A plural's endings, dropped from a category no taxonomy entry names as written ("timeouts").
+_PLURAL_ENDINGS = ("s", "es")
+
+
+def taxonomy_category(category: str, categories: Iterable[str]) -> str | None:
+    """The category of ``categories`` (a taxonomy's, a configured one last) that ``category``
+    names however it is written: its case, ``_``, ``.``, ``-`` and spaces aside
+    (:func:`category_key`), or in the plural (``timeouts``, ``Double-Charges``); ``None`` when it
+    names none."""
+    folded = {category_key(known): known for known in categories}
+    key = category_key(category)
+    if key in folded:
+        return folded[key]
+    singulars = (key.removesuffix(ending) for ending in _PLURAL_ENDINGS if key.endswith(ending))
+    return next((folded[singular] for singular in singulars if singular in folded), None)
 
 
 @dataclass(frozen=True, slots=True)

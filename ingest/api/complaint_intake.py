@@ -11,7 +11,7 @@ import re
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from engine.complaints import Complaint
+from engine.complaints import Complaint, taxonomy, taxonomy_category
 from engine.errors import DomainError
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from engine.validation import ValidationIssue
@@ -22,7 +22,7 @@ from ingest.api.payments import new_id
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.api.schemas import ComplaintIn
 from ingest.codec.result_json import JsonObject
-from ingest.parsing.issues import warning
+from ingest.parsing.issues import quote, warning
 from ingest.parsing.masking import mask_card_numbers
 
 #: How far a complaint's ``received_at`` may lie ahead of the service's clock (the merchant's
@@ -94,11 +94,36 @@ def _refuse_unreadable_id(complaint_id: str | None) -> None:
     )
 
 
-def same_complaint(first: Complaint, again: Complaint, *, received_given: bool) -> bool:
+def same_complaint(first: Complaint, again: Complaint, *, received_given: bool, parts: Parts) -> bool:
     """Whether ``again`` files ``first`` once more (a retry). Its ``received_at`` counts only
-    when the body gave one: otherwise it is the time of the retry."""
+    when the body gave one: otherwise it is the time of the retry. A category stored as spelled
+    (before categories were filed as the taxonomy writes them) is the one it names."""
     received = replace(again, received_at=first.received_at) if not received_given else again
+    if _category(first.category, parts)[0] == again.category:
+        received = replace(received, category=first.category)
     return first.same_content(received)
+
+
+def _category(given: str, parts: Parts) -> tuple[str, ValidationIssue | None]:
+    """The category a complaint is filed under, and the warning when it is not ``given``: the
+    taxonomy's (the defaults and the config's) that ``given`` names in another case, with other
+    separators or in the plural, as a payment's method is read; else ``given`` with ``_`` for its
+    spaces (a category is an identifier); else ``given``. Another spelling was kept as given and
+    left the merchant's own reads and every export apart from the category it maps as; a plural
+    mapped to nothing, and spaces were refused."""
+    taken = taxonomy_category(given, taxonomy(parts.config.complaint_taxonomy))
+    if taken is None:
+        taken = "_".join(given.split())
+        if taken == given:
+            return given, None
+        message = (
+            f"read the category {quote(given)} as {taken} (spaces as _), which the taxonomy does not name"
+        )
+    else:
+        if taken == given:
+            return given, None
+        message = f"read the category {quote(given)} as {taken}, the taxonomy's"
+    return taken, warning("category", "normalized", message, raw=given)
 
 
 def parsed_complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Complaint:
@@ -140,6 +165,9 @@ def parsed_complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Comp
     # Free text from a merchant's support desk: a card number in it is kept masked only.
     description = mask_card_numbers(body.description)
     issues = [*body.corrections]
+    category, noted = _category(body.category, parts)
+    if noted is not None:
+        issues.append(noted)
     if complaint_id != body.complaint_id and body.complaint_id is not None:
         issues.append(_masking_note("complaint_id", "complaint_id (kept with a tag)", complaint_id))
     if description != body.description:
@@ -149,7 +177,7 @@ def parsed_complaint(caller: Principal, body: ComplaintIn, parts: Parts) -> Comp
             complaint_id=complaint_id,
             merchant_id=MerchantId(merchant_id),
             received_at=received,
-            category=body.category,
+            category=category,
             description=description,
             payment_id=None if body.payment_id is None else PaymentId(body.payment_id),
             request_id=None if body.request_id is None else RequestId(body.request_id),

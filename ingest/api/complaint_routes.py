@@ -138,6 +138,8 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
         the event writer is behind, or once the disk stopped it, a new complaint is refused (503,
         `Retry-After`) and not stored: file it again with the same complaint_id."""
         complaint = parsed_complaint(caller, body, parts)
+        # Counted as a payment's are: what the parser corrected in this filing, stored or not.
+        parts.metrics.count_issues(complaint.validation_errors, "complaint")
         received_given = body.received_at is not None
         # A writer behind or stopped takes no new complaint: 503 before anything is counted.
         admitted = await store_gate.admit_complaint(parts.records, complaint, parts.desk.shares)
@@ -156,7 +158,7 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
                     complaint_json(complaint), status_code=201, headers={"Location": location}
                 )
             first = filed
-        if not same_complaint(first, complaint, received_given=received_given):
+        if not same_complaint(first, complaint, received_given=received_given, parts=parts):
             raise ApiProblem(
                 "complaint_exists",
                 f"Complaint {first.complaint_id!r} was filed before with other content; it is kept as "

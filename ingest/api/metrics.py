@@ -2,6 +2,8 @@
 
 Labels never carry merchant, request or payment ids, nor free text: a validation issue's field
 is reduced to its canonical top-level name (``metadata.note`` counts as ``metadata``).
+``payorch_validation_issues_total{intake}`` (beyond section 8's ``{field,code}``) is ``payment`` for
+a payment body's issues and ``complaint`` for the corrections made to a filed complaint.
 
 Beyond section 8: ``payorch_payment_latency_seconds{status}`` (a payment from request to answer),
 ``payorch_observer_dropped_total{signal}`` (telemetry dropped: a full buffer, a failed export),
@@ -64,11 +66,19 @@ from prometheus_client.registry import Collector
 from engine.circuit_breaker import CircuitState
 from engine.contracts import ContractViolation
 from engine.validation import ValidationIssue
+from ingest.api.complaint_fields import FIELDS as COMPLAINT_FIELDS
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 #: The methods a label or a span name shows as they are; any other token is one bucket.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _FIELDS = frozenset({"body", "merchant_id", "amount", "currency", "method", "metadata", "idempotency_key"})
+#: What ``payorch_validation_issues_total{intake}`` tells apart, with the fields each labels as
+#: they are (any other is ``other``): a payment's body (PRODUCT.md section 5) and a complaint's
+#: (section 9), whose corrections ``ingest.api.complaint_fields`` makes.
+INTAKE_FIELDS: Mapping[str, frozenset[str]] = {
+    "payment": _FIELDS,
+    "complaint": frozenset(COMPLAINT_FIELDS),
+}
 #: Seconds; the merchants' latency objectives are added to these for the payment latency, their
 #: timeouts for the step latency, :data:`MAX_ADDED` at most each.
 DEFAULT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -313,8 +323,9 @@ class ApiMetrics:
         )
         self.validation_issues = Counter(
             "payorch_validation_issues_total",
-            "Corrections and refusals of the permissive parser, by field and code.",
-            ["field", "code"],
+            "Corrections and refusals of the permissive parser, by field and code, of a payment's "
+            "body or a complaint's (intake).",
+            ["field", "code", "intake"],
             registry=registry,
         )
         self.replays = Counter(
@@ -407,7 +418,7 @@ class ApiMetrics:
             registry.register(collector)
         self._children: dict[tuple[object, ...], Counter] = {}
         self._histograms: dict[tuple[object, ...], Histogram] = {}
-        self._issues: dict[tuple[str, str], Counter] = {}  # several per payment: a dict of its own
+        self._issues: dict[tuple[str, str, str], Counter] = {}  # several per payment: a dict of its own
         self._responses: dict[tuple[str, str | None, int | None], Counter] = {}
 
     # -- wiring ------------------------------------------------------------------------------------
@@ -492,11 +503,13 @@ class ApiMetrics:
     def count_payment(self, status: str) -> None:
         self._child(self.payments, status).inc()
 
-    def count_issues(self, issues: tuple[ValidationIssue, ...]) -> None:
+    def count_issues(self, issues: Iterable[ValidationIssue], intake: str = "payment") -> None:
+        """Count ``issues`` of a payment's body or (``intake="complaint"``) a complaint's."""
         children = self._issues
+        fields = INTAKE_FIELDS[intake]
         for issue in issues:
             top = issue.field.partition(".")[0]
-            labels = (top if top in _FIELDS else "other", issue.code)  # bounded: no free text
+            labels = (top if top in fields else "other", issue.code, intake)  # bounded: no free text
             child = children.get(labels)
             if child is None:
                 child = children[labels] = self.validation_issues.labels(*labels)

@@ -38,6 +38,8 @@ from ingest.parsing import KEY_RULE
 Method = Literal["card", "apple_pay", "google_pay", "paypal", "bank_transfer"]
 Status = Literal["succeeded", "partially_succeeded", "failed"]
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:/\-]*$"
+#: A complaint's category as filed: an identifier, or words with spaces between them.
+CATEGORY_PATTERN = r"^[A-Za-z0-9](?:[A-Za-z0-9_.:/\- ]*[A-Za-z0-9_.:/\-])?$"
 #: A moment the service writes: RFC 3339 in UTC (``2026-11-26T08:00:00.123456Z``), a ``date-time``
 #: as the JSON Schemas say, so that generated clients read it as one.
 Timestamp = Annotated[str, WithJsonSchema({"type": "string", "format": "date-time"})]
@@ -189,7 +191,9 @@ class ComplaintIn(BaseModel):
     complaint_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
     merchant_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
     received_at: Annotated[datetime | None, BeforeValidator(iso_only)] = None
-    category: str = Field(min_length=1, max_length=255, pattern=ID_PATTERN)
+    #: Spaces inside are taken (filed with ``_``, ``ingest.api.complaint_intake``): a support desk
+    #: writes "Double charge".
+    category: str = Field(min_length=1, max_length=255, pattern=CATEGORY_PATTERN)
     description: str = Field(default="", max_length=5000)
     payment_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)
     request_id: str | None = Field(default=None, min_length=1, max_length=255, pattern=ID_PATTERN)

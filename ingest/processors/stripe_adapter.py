@@ -163,7 +163,7 @@ class StripeProcessor:
             raise
         except Exception as error:  # noqa: BLE001 - the port answers every failure, it never raises
             failure = classify_failure(error)
-            self._note_refusal(error)
+            self._note_refusal(error, charge=True)
             if failure.in_doubt:
                 self._recent.in_doubt(key)
             elif failure.settles:
@@ -282,13 +282,14 @@ class StripeProcessor:
         self._recent.in_doubt(key)
         return ProcessorResponse.failed(ErrorCode.PROCESSOR_ERROR, _elapsed_ms(started))
 
-    def _note_refusal(self, error: BaseException) -> None:
+    def _note_refusal(self, error: BaseException, *, charge: bool = False) -> None:
         """Tell the operator when Stripe refused the API key itself (rate-limited), or refused a
-        request as invalid (why, which the merchant's ``unknown`` does not say)."""
+        request as invalid (why, which the merchant's ``unknown`` does not say: for a ``charge``,
+        its StepFailed event's ``failure_details``)."""
         if isinstance(error, stripe.AuthenticationError | stripe.PermissionError):
             self._key_refusals.refused(error.http_status)
             return
-        line = refusal_line(self._id, error)
+        line = refusal_line(self._id, error, charge=charge)
         if line is not None:
             logger.warning(line)
 

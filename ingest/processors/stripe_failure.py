@@ -25,7 +25,9 @@ query. The step's error code is ``unknown``, and why Stripe refused it is the me
 a Stripe user would: :func:`failure_details` gives Stripe's error type, code, decline code,
 parameter and message, masked of card numbers and API keys, for the step's result and its
 ``StepFailed``; a card error's are given the same way. The operator also gets one WARNING line per
-refusal (:func:`refusal_line`: the same, with Stripe's ``Request-Id``). A refusal of payorch's own
+refusal (:func:`refusal_line`): with Stripe's ``Request-Id``, and why only where no event says it (a
+status query, a refund); a charge's reason is its ``StepFailed`` line's ``failure_details``, under
+the same ``request_id``, which the WARNING line repeated word for word. A refusal of payorch's own
 credentials gives no details: its message names the key, and it is no fault of the payment.
 
 Stripe's ``Stripe-Should-Retry: false`` header on an answer says that a repeat of the request
@@ -186,23 +188,30 @@ def _short(code: str | None) -> str | None:
     return code
 
 
-def refusal_line(processor_id: str, error: BaseException) -> str | None:
+def refusal_line(processor_id: str, error: BaseException, *, charge: bool = False) -> str | None:
     """The operator's line for a request Stripe refused as invalid (a 400 or 404 that is not a
-    card error), or ``None`` for any other failure."""
+    card error), or ``None`` for any other failure. A ``charge``'s reason is left to its
+    ``StepFailed`` event, which carries it (:func:`failure_details`): one copy in the log."""
     if not isinstance(error, stripe.InvalidRequestError | stripe.IdempotencyError):
         return None
     details = error.error
     kind = (details.type if details is not None else None) or "invalid_request_error"
+    stripe_request = f", request {error.request_id}" if error.request_id else ""
+    refused = f"stripe processor {processor_id}: Stripe refused"
+    if charge and failure_details(error) is not None:
+        return (
+            f"{refused} a charge ({error.http_status}{stripe_request}): "
+            "why is the failure_details of the StepFailed event of this request_id"
+        )
     parts = [f"{error.http_status} {kind}"]
-    if error.code:
-        parts.append(f"code {error.code}")
-    param = getattr(error, "param", None)
+    code = _shown(error.code, MAX_CODE)
+    if code:
+        parts.append(f"code {code}")
+    param = _shown(getattr(error, "param", None), MAX_PARAM)
     if param:
         parts.append(f"param {param}")
-    if error.request_id:
-        parts.append(f"request {error.request_id}")
     message = _masked(error.user_message or "")[:_MAX_MESSAGE]
-    return f"stripe processor {processor_id}: Stripe refused the request ({', '.join(parts)}): {message}"
+    return f"{refused} the request ({', '.join(parts)}{stripe_request}): {message}"
 
 
 def failure_details(error: BaseException) -> FailureDetails | None:

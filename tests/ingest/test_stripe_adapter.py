@@ -122,23 +122,48 @@ async def test_an_unknown_payment_method_stops_as_unknown(
     assert fake_stripe.payment_intents == {}
 
 
-async def test_why_stripe_refused_a_request_is_told_to_the_operator_with_its_request_id(
+async def test_a_refused_charge_is_told_to_the_operator_once_with_stripes_request_id(
     stripe: StripeProcessor, fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
 ) -> None:
+    # The WARNING line repeated the type, code, param and message that the step's StepFailed event
+    # logs under the same request_id (its failure_details): one copy is enough.
     caplog.set_level(logging.INFO)
 
     response = await stripe.charge(charge_request(payment_method="pm_4242424242424242"))
 
     assert response.error_code is ErrorCode.UNKNOWN
     assert [(r.path, r.status) for r in fake_stripe.requests] == [("/v1/payment_intents", 400)]
+    assert response.failure_details is not None
+    assert response.failure_details.message == "No such PaymentMethod: 'pm_424242******4242'"
     lines = [r for r in caplog.records if r.name == "payorch.processors.stripe"]
     assert [r.levelno for r in lines] == [logging.WARNING]
     assert lines[0].getMessage() == (
-        "stripe processor stripe_live: Stripe refused the request (400 invalid_request_error, code "
-        f"resource_missing, param payment_method, request {fake_stripe.requests[0].request_id}): "
-        "No such PaymentMethod: 'pm_424242******4242'"
+        "stripe processor stripe_live: Stripe refused a charge "
+        f"(400, request {fake_stripe.requests[0].request_id}): "
+        "why is the failure_details of the StepFailed event of this request_id"
     )
-    assert "4242424242424242" not in caplog.text
+    assert "4242" not in caplog.text
+
+
+async def test_why_stripe_refused_a_refund_is_told_to_the_operator_masked(
+    stripe: StripeProcessor, fake_stripe: FakeStripe, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No event carries a refund's reason: its line does, with no card number and no API key.
+    assert (await stripe.charge(charge_request())).success
+    caplog.set_level(logging.INFO)
+    fake_stripe.refuse_next(
+        "Invalid value for sk_live_abcdef123456", code="parameter_invalid", param="metadata[4111111111111111]"
+    )
+
+    refunded = await stripe.void_or_refund(refund_request())
+
+    assert not refunded.success
+    lines = [r.getMessage() for r in caplog.records if r.name == "payorch.processors.stripe"]
+    assert lines == [
+        "stripe processor stripe_live: Stripe refused the request (400 invalid_request_error, code "
+        "parameter_invalid, param metadata[411111******1111], "
+        f"request {fake_stripe.requests[-1].request_id}): Invalid value for sk_live_****"
+    ]
 
 
 async def test_a_declined_card_or_a_429_writes_no_refusal_line(

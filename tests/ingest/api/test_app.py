@@ -592,10 +592,14 @@ async def test_validation_issues_and_outcomes_are_counted(app: object) -> None:
         for sample in family.samples
     }
     assert (
-        samples["payorch_validation_issues_total", (("code", "ambiguous_separator"), ("field", "amount"))]
+        samples[
+            "payorch_validation_issues_total",
+            (("code", "ambiguous_separator"), ("field", "amount"), ("intake", "payment")),
+        ]
         == 1
     )
-    assert samples["payorch_validation_issues_total", (("code", "invalid_amount"), ("field", "amount"))] == 1
+    invalid = (("code", "invalid_amount"), ("field", "amount"), ("intake", "payment"))
+    assert samples["payorch_validation_issues_total", invalid] == 1
     assert samples["payorch_payments_total", (("status", "succeeded"),)] == 1
     assert samples["payorch_payments_total", (("status", "rejected"),)] == 1
 

@@ -6,11 +6,16 @@ or refused, without a word."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
+from prometheus_client.parser import text_string_to_metric_families
 
+from engine.complaints import Complaint
+from engine.types import MerchantId
+from ingest.records import MemoryRecords
 from tests.ingest.api.test_app import ACME, JSON, Answer, body_of, call
 from tests.ingest.store.test_durable_api import running
 
@@ -91,3 +96,90 @@ async def test_a_complaints_corrections_are_answered_and_kept_with_it(tmp_path: 
     assert [(issue["field"], issue["code"]) for issue in noted["validation_errors"]] == [
         ("complaint_id", "duplicate_field")
     ]
+
+
+async def test_a_complaints_corrections_are_counted_apart_from_a_payments(tmp_path: Path) -> None:
+    # They were kept with the complaint and counted nowhere, while a payment's were: a support desk
+    # writing field names another way was seen in no metric.
+    async with running(tmp_path) as app:
+        await post(app, {"Complaint-ID": " c-1 ", "category": "timeout"})
+        await post(app, {"complaintId": "c-2", "category": "timeout", "receivedAt": "2026-11-20"})
+        await call(app, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": "1,000"}'))
+        scraped = await call(app, "GET", "/metrics", [], body_of(b""))
+    counted = {
+        tuple(sorted(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(scraped.body.decode())
+        for sample in family.samples
+        if sample.name == "payorch_validation_issues_total"
+    }
+
+    def issues(field: str, code: str, intake: str) -> float:
+        return counted.get((("code", code), ("field", field), ("intake", intake)), 0)
+
+    assert issues("complaint_id", "normalized", "complaint") == 3  # two names, one trim
+    assert issues("received_at", "normalized", "complaint") == 2  # a name, a date alone
+    assert issues("amount", "ambiguous_separator", "payment") == 1
+    assert issues("complaint_id", "normalized", "payment") == 0
+    assert not any(
+        dict(labels)["intake"] == "complaint" and dict(labels)["field"] == "amount" for labels in counted
+    )
+
+
+async def test_a_category_spelled_another_way_is_filed_as_the_taxonomy_writes_it(tmp_path: Path) -> None:
+    # "Double-Charge" was stored as spelled (the merchant's reads and exports kept it apart from
+    # double_charge), "timeouts" mapped to nothing and "double charge" was 422 with no hint.
+    spelled = {
+        "Double-Charge": "double_charge",
+        "double charge": "double_charge",
+        "TIMEOUTS": "timeout",
+        "Slow.Payments": "slow_payment",
+        "mysteries": "mysteries",  # names no category: kept, unmapped as before
+        "card not present": "card_not_present",
+        "timeout": "timeout",
+    }
+    async with running(tmp_path) as app:
+        filed = {
+            given: await post(app, {"complaint_id": f"c-{n}", "category": given})
+            for n, given in enumerate(spelled)
+        }
+        read: Any = (await call(app, "GET", "/v1/complaints/c-2", [ACME], body_of(b""))).json()
+
+    for given, taken in spelled.items():
+        answer: Any = filed[given].json()
+        assert (filed[given].status, answer["category"]) == (201, taken), given
+    notes = {given: filed[given].json()["validation_errors"] for given in spelled}
+    assert notes["Double-Charge"] == [
+        issue(
+            "category",
+            "normalized",
+            'read the category "Double-Charge" as double_charge, the taxonomy\'s',
+            "Double-Charge",
+        )
+    ]
+    assert notes["card not present"] == [
+        issue(
+            "category",
+            "normalized",
+            'read the category "card not present" as card_not_present (spaces as _), which the '
+            "taxonomy does not name",
+            "card not present",
+        )
+    ]
+    assert notes["mysteries"] == notes["timeout"] == []
+    # Stored so: the report's taxonomy maps it, and the merchant's reads and exports say it alike.
+    assert (read["category"], read["validation_errors"]) == ("timeout", notes["TIMEOUTS"])
+
+
+async def test_a_complaint_stored_as_spelled_before_is_the_one_filed_again(tmp_path: Path) -> None:
+    # Stored before categories were filed as the taxonomy writes them, then filed again (a retry
+    # of the support desk's import): the same complaint, not a 409 complaint_exists.
+    records = MemoryRecords()
+    old = Complaint("z-1", MerchantId("m_acme"), datetime(2026, 11, 20, tzinfo=UTC), "Double-Charge")
+    await records.record_complaint(old)
+    body = {"complaint_id": "z-1", "category": "Double-Charge", "received_at": "2026-11-20T00:00:00Z"}
+    async with running(tmp_path, records=records) as app:
+        again = await post(app, body)
+        other = await post(app, {**body, "category": "timeout"})
+
+    assert (again.status, again.json()["category"]) == (200, "Double-Charge")
+    assert other.status == 409

@@ -21,7 +21,7 @@ from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, PaymentR
 from engine.results import CompositeResult
 from engine.shards import ShardedDict
 from ingest.codec.event_json import event_values, rows_json, rows_to_json
-from ingest.codec.result_json import JsonObject
+from ingest.codec.result_json import PROCESSING, REJECTED, JsonObject, running_to_json
 from ingest.store.admission import NOTHING_ADMITTED, Admission
 
 #: A payment's last event: its rows are encoded then.
@@ -60,6 +60,32 @@ class ComplaintQuery:
     until: datetime | None = None
     limit: int = 100
     after: Complaint | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentPlace:
+    """Where a payment stands in ``GET /v1/payments`` (newest first, this descending): when it was
+    received (its ``PaymentReceived``), then its id, which no two payments share, so the order is
+    total even among payments received at the same instant, and a payment received later never
+    moves the others."""
+
+    received_at: datetime
+    payment_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentQuery:
+    """A page of payments in :class:`PaymentPlace` order, newest first: ``merchant_id``'s only when
+    given, received in ``[since, until)``, of ``status`` only when given (``processing``: no
+    result recorded yet), the first ``limit`` of those after ``after`` (the last one of the page
+    before)."""
+
+    merchant_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    status: str | None = None
+    limit: int = 100
+    after: PaymentPlace | None = None
 
 
 def complaint_order(complaint: Complaint) -> tuple[datetime, str, str]:
@@ -117,6 +143,17 @@ class Records(Protocol):
 
     async def payment(self, payment_id: str) -> StoredPayment | None: ...
 
+    async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
+        """Where the payment ``payment_id`` stands in the list (``merchant_id``'s only, when
+        given); ``None`` when there is no such payment."""
+        ...
+
+    async def payments_page(self, query: PaymentQuery) -> Sequence[StoredPayment]:
+        """The payments ``query`` names, newest first, at most ``query.limit``: each as
+        :meth:`payment` shows an ended one; one with no result yet (running, or cut short) as
+        :func:`~ingest.codec.result_json.running_to_json` makes it from its events so far."""
+        ...
+
     async def payment_merchant(self, payment_id: str) -> str | None:
         """The merchant of the payment ``payment_id`` (``None``: no such payment), without reading
         its events or its document: what a ``HEAD`` of it needs."""
@@ -149,6 +186,7 @@ class MemoryRecords:
         "_complaints",
         "_events",
         "_pending",
+        "_received",
         "_requests",
         "_results",
         "_violations",
@@ -159,7 +197,10 @@ class MemoryRecords:
         self.events_written = 0
         self._events: ShardedDict[str, bytes] = ShardedDict()
         self._pending: dict[str, list[tuple[object, ...]]] = {}  # payments in flight only
-        self._results: ShardedDict[str, tuple[str, bytes]] = ShardedDict()
+        #: By payment id: its merchant, its result's document, and its status.
+        self._results: ShardedDict[str, tuple[str, bytes, str]] = ShardedDict()
+        #: By payment id: when it was received and its merchant (``GET /v1/payments``).
+        self._received: ShardedDict[str, tuple[datetime, str]] = ShardedDict()
         self._violations: list[ContractViolation] = []
         self._complaints: dict[tuple[str, str], Complaint] = {}  # by (merchant_id, complaint_id)
         # By request id: its merchant (once known) and the payments recorded under it.
@@ -173,6 +214,7 @@ class MemoryRecords:
         rows.append(event_values(event))
         if type(event) is PaymentReceived:
             self._note_request(event.request_id, event.merchant_id, event.payment_id)
+            self._received[event.payment_id] = (event.timestamp, event.merchant_id)
         if type(event) in _LAST or (type(event) is PaymentReceived and not event.accepted):
             self._encode(event.payment_id)
 
@@ -198,10 +240,10 @@ class MemoryRecords:
         self, result: CompositeResult, document: bytes, *, first_seq: int | None = None
     ) -> None:
         self._encode(result.payment_id)
-        self._results[result.payment_id] = (result.merchant_id, document)
+        self._results[result.payment_id] = (result.merchant_id, document, result.status.value)
 
     async def save_refusal(self, received: PaymentReceived, document: bytes) -> None:
-        self._results[received.payment_id] = (received.merchant_id, document)
+        self._results[received.payment_id] = (received.merchant_id, document, REJECTED)
 
     async def sync(self) -> None:
         """Everything here is as durable as it will get: nothing to wait for."""
@@ -243,7 +285,7 @@ class MemoryRecords:
         stored = self._results.get(payment_id)
         if stored is None:
             return None
-        merchant_id, result = stored
+        merchant_id, result, _ = stored
         self._encode(payment_id)
         document: JsonObject = orjson.loads(result)
         document["events"] = rows_to_json(self._events.get(payment_id, b""))
@@ -252,6 +294,37 @@ class MemoryRecords:
     async def payment_merchant(self, payment_id: str) -> str | None:
         stored = self._results.get(payment_id)
         return None if stored is None else stored[0]
+
+    async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
+        received = self._received.get(payment_id)
+        if received is None or merchant_id not in (None, received[1]):
+            return None
+        return PaymentPlace(received[0], payment_id)
+
+    async def payments_page(self, query: PaymentQuery) -> Sequence[StoredPayment]:
+        after = None if query.after is None else (query.after.received_at, query.after.payment_id)
+        places = (
+            (received_at, payment_id)
+            for payment_id, (received_at, merchant_id) in self._received.items()
+            if (query.merchant_id is None or merchant_id == query.merchant_id)
+            and (query.since is None or received_at >= query.since)
+            and (query.until is None or received_at < query.until)
+            and (after is None or (received_at, payment_id) < after)
+            and (query.status is None or self._status(payment_id) == query.status)
+        )
+        found: list[StoredPayment] = []
+        for _, payment_id in heapq.nlargest(query.limit, places):
+            stored = await self.payment(payment_id)
+            if stored is None:  # no result yet: what its events say so far
+                self._encode(payment_id)
+                events = rows_to_json(self._events.get(payment_id, b""))
+                stored = StoredPayment(self._received[payment_id][1], running_to_json(events))
+            found.append(stored)
+        return found
+
+    def _status(self, payment_id: str) -> str:
+        stored = self._results.get(payment_id)
+        return PROCESSING if stored is None else stored[2]
 
     async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
         known = self._requests.get(request_id)

@@ -4,7 +4,8 @@ Everything the process needs is built here, once per app and nothing at import: 
 engine with its processors (each wrapped for timing), the idempotency store, the metrics and the
 payment desk. Routes are thin: authenticate, read, call, answer.
 
-The payment, violation, report and health routes are here; the complaint routes are in
+The payment, violation, report and health routes are here; the payments list is in
+ingest.api.payment_reads, the complaint routes in
 ingest.api.complaint_routes, the analytics tables' in ingest.api.analytics_reads, and what every
 route shares (the key, the query's names, the error handlers) in ingest.api.guards.
 """
@@ -45,6 +46,7 @@ from ingest.api.lifespan import start, stop
 from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi, problem_responses
 from ingest.api.parts import Parts, build_parts
+from ingest.api.payment_reads import install_payment_list
 from ingest.api.payments import STOPPED_RETRY_AFTER_S
 from ingest.api.problems import ApiProblem, problem_document, problem_page
 from ingest.api.reports import MEDIA_TYPES, AskedFormat, negotiated_format, report_answer
@@ -132,6 +134,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.parts = parts
     install_error_handlers(app, settings.root_path)
     _install_routes(app, parts)
+    install_payment_list(app, parts)
     install_complaint_routes(app, parts)
     install_docs(app)
     app.openapi = finished_openapi(app.openapi)  # type: ignore[method-assign]

@@ -27,6 +27,7 @@ from typing import Protocol
 from engine.complaints import Complaint
 from engine.contracts import ContractViolation
 from ingest.api.auth import Principal
+from ingest.api.list_pages import listed_merchant, unknown_cursor
 from ingest.api.problems import ApiProblem, FieldError
 from ingest.codec.result_json import issue_to_json, utc_timestamp
 from ingest.parsing.masking import mask_card_numbers
@@ -90,11 +91,9 @@ async def complaint_page(
     merchant key's own merchant's only), past the complaint ``starting_after`` (its id as kept),
     and whether more follow. 422 when ``starting_after`` names none of the listed merchants'.
     For a ``head`` request, only that check: no page is read (nothing, without a cursor)."""
-    merchant_id = query.merchant_id
-    if caller.merchant_id is not None:
-        if merchant_id not in (None, caller.merchant_id):
-            return [], False  # another merchant's complaints: as none
-        merchant_id = caller.merchant_id
+    listed, merchant_id = listed_merchant(caller, query.merchant_id)
+    if not listed:
+        return [], False  # another merchant's complaints: as none
     after = None if starting_after is None else await _cursor(records, starting_after, merchant_id)
     if head:
         return [], False
@@ -108,12 +107,7 @@ async def complaint_page(
 async def _cursor(records: Records, complaint_id: str, merchant_id: str | None) -> Complaint:
     found = await records.complaints_named(complaint_id, merchant_id)
     if not found:
-        shown = mask_card_numbers(complaint_id)
-        raise ApiProblem(
-            "validation_failed",
-            f"`starting_after` names no complaint {shown!r} of the merchants listed.",
-            errors=[FieldError("starting_after", "unknown_complaint", "is no complaint listed here")],
-        )
+        raise unknown_cursor("complaint", complaint_id)
     if len(found) > 1:
         merchants = ", ".join(complaint.merchant_id for complaint in found)
         raise ApiProblem(

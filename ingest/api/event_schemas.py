@@ -188,3 +188,37 @@ class RefusedPaymentOut(BaseModel):
     final_error: None
     validation_errors: list[ValidationIssueOut]
     events: list[EventOut]
+
+
+class ProcessingPaymentOut(BaseModel):
+    """A payment whose result is not recorded yet, as ``GET /v1/payments`` lists it: still
+    running, or cut short by a crash or a forced stop (the next start settles it). Status
+    ``processing``: it may have charged (``total_processed``, what its steps hold charged so far);
+    its step results come with its result. Do not pay again: look it up later."""
+
+    payment_id: str
+    request_id: str
+    merchant_id: str
+    status: Literal["processing"]
+    success: Literal[False]
+    currency: str | None = Field(description="ISO 4217 code; null when the request gave nothing usable")
+    total_amount: int | None = Field(ge=0, description="The amount asked, in minor units")
+    total_processed: int = Field(ge=0, description="What its steps hold charged so far, in minor units")
+    remaining_amount: int | None = Field(ge=0, description="What is not charged so far")
+    step_results: list[StepResultOut] = Field(max_length=0)
+    final_error: None
+    validation_errors: list[ValidationIssueOut]
+    events: list[EventOut]
+
+
+class PaymentsOut(BaseModel):
+    """A page of payments, newest first (``GET /v1/payments``)."""
+
+    payments: list[PaymentOut | RefusedPaymentOut | ProcessingPaymentOut] = Field(
+        description="Each as `GET /v1/payments/{payment_id}` shows it; one whose result is not "
+        "recorded yet with status `processing`."
+    )
+    has_more: bool = Field(
+        description="Whether more payments follow the last one listed: list them with "
+        "`starting_after` set to its `payment_id`."
+    )

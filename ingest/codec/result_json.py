@@ -7,6 +7,7 @@ The shapes are those of ``proto/payments/result/v1/composite_result.schema.json`
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 
 from engine.contracts import ContractViolation
@@ -62,6 +63,54 @@ def refusal_to_json(received: PaymentReceived) -> JsonObject:
         "final_error": None,
         "validation_errors": [issue_to_json(issue) for issue in received.validation_issues],
     }
+
+
+#: The status of a payment whose result is not recorded yet: running, or cut short by a crash
+#: (the next start settles it), never of one whose result was stored.
+PROCESSING = "processing"
+
+
+def running_to_json(events: Sequence[Mapping[str, object]]) -> JsonObject:
+    """What ``GET /v1/payments`` lists of a payment with no result yet, from ``events``, its
+    events so far (as ``event_json`` gives them, oldest first): the result's keys, status
+    ``processing``, ``total_processed`` what its steps hold charged so far (charged, less what
+    was given back), no step result (those come with the result), and the corrections made to
+    its request. So a merchant whose answer was lost sees that it is under way, not missing, and
+    does not pay again."""
+    first = events[0] if events else {}
+    total: object = first.get("amount_cents")
+    charged = 0
+    for event in events:
+        kind = event.get("type")
+        if kind == "PlanBuilt":
+            total = event.get("total_amount_cents", total)
+        elif kind == "StepSucceeded":
+            charged += _cents(event.get("amount"))
+        elif kind == "CompensationIssued" and event.get("succeeded"):
+            charged -= _cents(event.get("amount"))
+    return {
+        "payment_id": first.get("payment_id"),
+        "request_id": first.get("request_id"),
+        "merchant_id": first.get("merchant_id"),
+        "status": PROCESSING,
+        "success": False,
+        "currency": first.get("currency"),
+        "total_amount": total,
+        "total_processed": max(charged, 0),
+        "remaining_amount": max(_cents(total) - charged, 0) if isinstance(total, int) else None,
+        "step_results": [],
+        "final_error": None,
+        "validation_errors": list(_issues(first.get("validation_issues"))),
+        "events": list(events),
+    }
+
+
+def _cents(value: object) -> int:
+    return value if isinstance(value, int) else 0
+
+
+def _issues(value: object) -> Sequence[object]:
+    return value if isinstance(value, list) else []
 
 
 def step_result_to_json(step: Result) -> JsonObject:

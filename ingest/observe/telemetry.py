@@ -259,6 +259,8 @@ class ObservedRecords:
         self.admit = records.admit
         self.payment = records.payment
         self.payment_merchant = records.payment_merchant
+        self.payment_place = records.payment_place
+        self.payments_page = records.payments_page
         self.request_payments = records.request_payments
         self.violations = records.violations
         self.healthy = records.healthy

@@ -43,11 +43,10 @@ from engine.events import (
 )
 from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
-from ingest.codec.event_json import event_json
-from ingest.codec.events import event_from_bytes, event_to_bytes
+from ingest.codec.events import event_to_bytes
 from ingest.codec.result_json import REJECTED, JsonObject, issue_from_json, issue_to_json
-from ingest.records import ComplaintQuery, StoredPayment, ViolationQuery
-from ingest.store import charged_column, event_columns
+from ingest.records import ComplaintQuery, PaymentPlace, PaymentQuery, StoredPayment, ViolationQuery
+from ingest.store import charged_column, event_columns, payment_list
 from ingest.store.admission import Admission
 from ingest.store.complaint_ids import ComplaintIds
 from ingest.store.event_columns import PaymentTerms, stored_terms, terms_after
@@ -414,6 +413,16 @@ class DuckDBRecords:
         found: str | None = await self._writer.read(lambda c: _payment_merchant(c, payment_id))
         return found
 
+    async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
+        found: PaymentPlace | None = await self._writer.read(
+            lambda c: payment_list.payment_place(c, payment_id, merchant_id)
+        )
+        return found
+
+    async def payments_page(self, query: PaymentQuery) -> Sequence[StoredPayment]:
+        found: list[StoredPayment] = await self._writer.read(lambda c: payment_list.payments_page(c, query))
+        return found
+
     async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
         # What was queued before is committed first: a reused key's violation is answered
         # without waiting for its commit, and a merchant may name that request at once.
@@ -456,7 +465,7 @@ def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPa
         [first, last, payment_id],
     ).fetchall()
     document: JsonObject = orjson.loads(row[1])
-    document["events"] = [orjson.loads(event_json(event_from_bytes(bytes(event[0])))) for event in events]
+    document["events"] = [payment_list.event_document(bytes(event[0])) for event in events]
     return StoredPayment(str(row[0]), document)
 
 

@@ -202,7 +202,11 @@ def test_a_query_parameters_bounds_are_json_schemas(document: dict[str, Any]) ->
                     limits[operation["operationId"]] = (schema.get("minimum"), schema.get("maximum"))
 
     assert stray == {}
-    assert limits == {"listViolations": (1, 10_000), "listComplaints": (1, 10_000)}
+    assert limits == {
+        "listViolations": (1, 10_000),
+        "listComplaints": (1, 10_000),
+        "listPayments": (1, 10_000),
+    }
 
 
 def test_each_event_type_is_described_with_its_own_fields(document: dict[str, Any]) -> None:

@@ -65,6 +65,29 @@ def _is_route(request: Request, path: str) -> bool:
     return any(pattern is not None and pattern.match(path) for pattern in patterns)
 
 
+#: The order ``Allow`` lists methods in, whichever route of a path was registered first.
+_METHOD_ORDER = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+def _allowed(request: Request) -> str:
+    """``Allow`` of a 405: the methods of every route of the request's path, HEAD wherever GET is
+    (Front answers it).
+
+    Starlette names the methods of the first route whose path matched, so a path with a route
+    per method (``POST`` and ``GET /v1/payments``) was said to take only the first one's.
+    """
+    path = request.scope.get("path", "")
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path):
+            methods.update(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    ordered = [method for method in _METHOD_ORDER if method in methods]
+    return ", ".join(ordered + sorted(methods.difference(_METHOD_ORDER)))
+
+
 def install_error_handlers(app: FastAPI, root_path: str) -> None:
     """Every error a request meets is answered as a problem document under ``root_path``."""
 
@@ -78,9 +101,8 @@ def install_error_handlers(app: FastAPI, root_path: str) -> None:
             exc.status_code, "invalid_request"
         )
         headers = dict(exc.headers or {})
-        allowed = headers.get("Allow", "").split(", ")
-        if "GET" in allowed and "HEAD" not in allowed:
-            headers["Allow"] = ", ".join([*allowed, "HEAD"])  # Front answers HEAD wherever GET is
+        if exc.status_code == 405:
+            headers["Allow"] = _allowed(request)
         if exc.status_code == 404:
             detail = _not_found_detail(request)
         elif exc.status_code == 405:

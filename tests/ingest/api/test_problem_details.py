@@ -118,12 +118,13 @@ async def test_a_filed_complaint_says_where_it_is_read_back(app: object) -> None
 
 
 async def test_a_method_a_path_does_not_take_is_named_with_those_it_takes(app: object) -> None:
-    """``GET /v1/payments`` (a merchant looking for Stripe's list) was 405 "This path does not
-    take this method.": which ones it takes were only in ``Allow``."""
-    listed = await call(app, "GET", "/v1/payments", [ACME], body_of(b""))
+    """A 405 was "This path does not take this method.": which ones the path takes were only in
+    ``Allow``, which a client library rarely shows. ``Allow`` names every route's methods of the
+    path, not the first route's alone (``POST /v1/payments`` said only ``POST``)."""
+    put = await call(app, "PUT", "/v1/payments", [ACME], body_of(b""))
     deleted = await call(app, "DELETE", "/v1/payments/pay_x", [ACME], body_of(b""))
 
-    assert (listed.status, listed.headers["allow"]) == (405, "POST")
-    assert listed.json()["detail"] == "/v1/payments does not take GET; it takes POST."
+    assert (put.status, put.headers["allow"]) == (405, "GET, HEAD, POST")
+    assert put.json()["detail"] == "/v1/payments does not take PUT; it takes GET, HEAD, POST."
     assert (deleted.status, deleted.headers["allow"]) == (405, "GET, HEAD")
     assert deleted.json()["detail"] == "/v1/payments/pay_x does not take DELETE; it takes GET, HEAD."

@@ -49,7 +49,7 @@ class _ReferenceConvertor(Convertor[str]):
         return value
 
 
-def _location(root_path: str, complaint: Complaint, *, by_admin: bool) -> str:
+def _location(root_path: str, complaint: Complaint, by_admin: bool) -> str:
     """A new complaint's ``Location``: the path that reads it back, below a proxy's prefix.
 
     A 201 without one names the request's own URI as what it created (RFC 9110 section 15.3.2),
@@ -153,9 +153,10 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
             finally:
                 admitted.end()  # stored or refused: nothing more of it will come
             if filed is None:
-                location = _location(parts.settings.root_path, complaint, by_admin=caller.is_admin)
                 return FastJSONResponse(
-                    complaint_json(complaint), status_code=201, headers={"Location": location}
+                    complaint_json(complaint),
+                    status_code=201,
+                    headers={"Location": _location(parts.settings.root_path, complaint, caller.is_admin)},
                 )
             first = filed
         if not same_complaint(first, complaint, received_given=received_given, parts=parts):

@@ -273,13 +273,29 @@ class LogPipe:
     ) -> None:
         self._writer = LineWriter(stream, tags)
         self.drain: Drain[Entry] = Drain("logs", self._writer.write, capacity=capacity, interval_s=interval_s)
+        self._put = self.drain.put
 
     def put(self, level: str, name: str, fields: object, request: str | None = None) -> None:
         """Queue one line; ``fields`` is a dict, a DomainEvent or a ContractViolation."""
-        self.drain.put(entry(level, name, fields, request))
+        self._put(entry(level, name, fields, request))
 
     def event(self, event: DomainEvent) -> None:
-        self.put("info", event.event_type, event, event.request_id)
+        """:func:`entry` of the event's line, made here: seven events a two-step payment, each
+        one call from the records' tee to the drain rather than three."""
+        span = spans.current.get()
+        if span is None:
+            self._put((time.time(), "info", event.event_type, event, event.request_id, 0, 0))
+        else:
+            line = (
+                time.time(),
+                "info",
+                event.event_type,
+                event,
+                event.request_id,
+                span.trace_id,
+                span.span_id,
+            )
+            self._put(line)
 
     def violation(self, violation: ContractViolation, *, only_if_room: bool = False) -> None:
         """Queue a violation's line; with ``only_if_room`` it is skipped (not counted as dropped)

@@ -53,7 +53,7 @@ class SpanRecord:
     """An open or ended span, as the payment path keeps it."""
 
     __slots__ = (
-        "_spans",
+        "_finish",
         "_started_ns",
         "_token",
         "attributes",
@@ -99,7 +99,9 @@ class SpanRecord:
         #: Called once when the span ends (before it is exported); it must return at once and
         #: never raise (engine.observer). Whoever watches the span may set or replace it.
         self.on_end: Callable[[], None] | None = None
-        self._spans: Spans | None = None  # set for a child span, which is its own context manager
+        #: Set for a child span, which is its own context manager: what its end hands it to (the
+        #: drain's ``put``; None when it is not exported).
+        self._finish: Callable[[SpanRecord], None] | None = None
         self._token: Token[SpanRecord | None] | None = None
 
     def __enter__(self) -> SpanRecord:
@@ -113,8 +115,9 @@ class SpanRecord:
         if self._token is not None:
             current.reset(self._token)
         self._ended()
-        if self._spans is not None:
-            self._spans.finish(self)
+        finish = self._finish
+        if finish is not None:
+            finish(self)
 
     def end(self) -> None:
         """Note the span's end: its start plus the time it lasted, by the monotonic clock."""
@@ -281,7 +284,8 @@ class Spans:
             record = SpanRecord(name, parent.trace_id, bits(64) or 1, parent.span_id, kept)
             record.parent = parent
             record.sampled = parent.sampled
-        record._spans = self
+        if self.drain is not None and record.sampled:
+            record._finish = self.drain.put  # what :meth:`finish` does, without a call on the way
         return record
 
     def finish(self, record: SpanRecord) -> None:

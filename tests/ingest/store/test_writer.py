@@ -264,6 +264,37 @@ async def test_a_failed_batch_fails_its_waiters_and_the_next_batch_commits(tmp_p
     assert _notes(path) == [(1, "before"), (2, "after")]
 
 
+def _optimizer(connection: duckdb.DuckDBPyConnection) -> bool:
+    row = connection.execute("SELECT current_setting('enable_optimizer')").fetchone()
+    assert row is not None
+    return bool(row[0])
+
+
+async def test_statements_of_a_write_and_reads_run_optimized_and_a_failed_one_keeps_its_own_error(
+    tmp_path: Path,
+) -> None:
+    """The writer's batch INSERTs run without DuckDB's optimizer (nothing in them to optimize); a
+    write's own statements (the purge's DELETE) and every read keep it. A statement that fails
+    aborts the transaction, which then refuses any other: the error said is still its own."""
+    path = tmp_path / "payorch.duckdb"
+    writer = _writer(path)
+    seen: list[bool] = []
+    writer.submit(Write(NOTES, (1, "before")))
+    await writer.submit_and_wait(Write(None, apply=lambda c: seen.append(_optimizer(c))))
+
+    with pytest.raises(StoreError, match="CatalogException"):
+        await writer.submit_and_wait(Write(None, apply=lambda c: c.execute("SELECT * FROM no_such_table")))
+    writer.submit(Write(NOTES, (2, "after")))
+    await writer.submit_and_wait(Write(None, apply=lambda c: seen.append(_optimizer(c))))
+    assert writer.read_now(_optimizer)
+    with writer.cursor() as cursor:
+        assert _optimizer(cursor)
+    writer.close()
+
+    assert seen == [True, True]
+    assert _notes(path) == [(1, "before"), (2, "after")]
+
+
 @contextlib.contextmanager
 def full_disk(max_bytes: int = 256 * 1024) -> Iterator[None]:
     """A disk that refuses to grow any file of this process past ``max_bytes`` (RLIMIT_FSIZE:

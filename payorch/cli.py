@@ -11,12 +11,14 @@ stdout whose reader went away (``| head -1``) ends any command quietly, exit 141
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import sys
+import threading
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -244,13 +246,31 @@ def fail_serving(line: str, event: str, code: int, environ: Mapping[str, str]) -
     """End ``payorch serve`` with ``code`` (a start that failed, an internal error), said as its
     log says everything: a JSON line on stderr whose ``event`` is ``event`` (a log shipper parsing
     the lines dropped or mangled a plain one). A person reading stderr at a terminal gets ``line``
-    after it too."""
-    from payorch.server import deployment_environment, log_failed_start  # noqa: PLC0415
+    after it too.
 
-    log_failed_start(one_line(event), sys.stderr.buffer, deployment_environment(environ))
-    if sys.stderr.isatty():
-        click.echo(one_line(line), err=True)
+    Ctrl-C is ignored meanwhile: the command is ending already, and a second one (the first came
+    while the service's modules loaded, which saying this loads again, about 2 s) printed the
+    traceback of a KeyboardInterrupt in place of the line."""
+    with _interrupts_ignored():
+        from payorch.server import deployment_environment, log_failed_start  # noqa: PLC0415
+
+        log_failed_start(one_line(event), sys.stderr.buffer, deployment_environment(environ))
+        if sys.stderr.isatty():
+            click.echo(one_line(line), err=True)
     sys.exit(code)
+
+
+@contextlib.contextmanager
+def _interrupts_ignored() -> Iterator[None]:
+    """SIGINT ignored meanwhile (in the main thread, the only one that can set it), then as it was."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @cli.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import logging
 import os
 import shutil
@@ -361,6 +362,7 @@ def run_server(
         listening = _listen(host, port)
         try:
             made = make_private_folder(data_dir)
+            sharing = _share(data_dir)
         except OSError as exc:
             listening.close()
             raise ServeError(f"cannot create the data folder {data_dir}: {_unmade(data_dir, exc)}") from None
@@ -380,10 +382,15 @@ def run_server(
                 owner=(take_over, instance_name),
             )
         except (ServeError, KeyboardInterrupt):
-            _unmake(listening, made)
+            _unmake(listening, made, sharing)
+            raise
+        except BaseException:
+            os.close(sharing)
             raise
     if stopped.before_serving:
-        _unmake(listening, made)  # as a start that failed: it served nothing, none of it is needed
+        _unmake(listening, made, sharing)  # as a start that failed: it served nothing, none of it is needed
+    else:
+        os.close(sharing)
     return stopped
 
 
@@ -396,13 +403,43 @@ def _unmade(data_dir: Path, error: OSError) -> str:
     return str(error.strerror)
 
 
-def _unmake(listening: socket.socket, made: Path | None) -> None:
+def _share(data_dir: Path) -> int:
+    """A descriptor of ``data_dir`` holding a shared lock (``flock``) on it while the service
+    starts and runs, released when it is closed: the mark that a ``payorch serve`` uses the folder
+    (see :func:`_unmake`). On a file system without locks it holds none."""
+    descriptor = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
+    with contextlib.suppress(OSError):
+        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: another start never waits
+    return descriptor
+
+
+def _unmake(listening: socket.socket, made: Path | None, sharing: int) -> None:
     """Undo a start that ended before it served: a start that failed (or a signal stopped) leaves
     nothing in the folders it made (a missing Stripe key left a new data folder holding a
-    database, a secret, the simulated ledger)."""
+    database, a secret, the simulated ledger). ``sharing`` is :func:`_share`'s descriptor.
+
+    Only a folder no other ``payorch serve`` uses is removed: two started at once on a new folder
+    (a unit started twice, a script run in two terminals), the one that made it could lose the
+    database to the other and remove the folder under it, its database, key secret and ledger
+    with it, while the other served payments into files no longer on disk."""
     listening.close()
-    if made is not None:
-        shutil.rmtree(made, ignore_errors=True)
+    try:
+        if made is not None and _alone(sharing):
+            shutil.rmtree(made, ignore_errors=True)
+    finally:
+        os.close(sharing)
+
+
+def _alone(sharing: int) -> bool:
+    """Whether this process is the only ``payorch serve`` holding the folder of ``sharing``: its
+    shared lock becomes exclusive only then (a file system without locks: taken to be alone)."""
+    try:
+        fcntl.flock(sharing, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _serve(
@@ -439,7 +476,8 @@ def _serve(
         start_multiprocess_values(settings.environ)  # a start counts from zero
         app = create_app(settings)
     except (PayorchError, OSError) as exc:
-        raise ServeError(_os_problem(exc) if isinstance(exc, OSError) else str(exc)) from None
+        problem = _os_problem(exc) if isinstance(exc, OSError) else str(exc)
+        raise _start_failed(problem, None if log_file is None else log_stream) from None
     # The app pipes its loggers' records off the event loop while it runs (ingest.observe.logs);
     # this handler writes what comes before and after, in the same JSON form.
     root = logging.getLogger()
@@ -494,7 +532,8 @@ def _serve(
     except SystemExit:  # uvicorn's way out of a failed start
         if parts.start_failure is None:
             raise
-        raise ServeError(parts.start_failure) from None
+        root.removeHandler(direct)
+        raise _start_failed(parts.start_failure, None if log_file is None else log_stream) from None
     finally:
         uvicorn_log.removeFilter(started)  # this server's: a process may serve again (tests)
     end_multiprocess_values(settings.environ)
@@ -519,6 +558,15 @@ def _serve(
     root.removeHandler(direct)
     direct.close()
     return stopped
+
+
+def _start_failed(problem: str, log_file: IO[bytes] | None) -> ServeError:
+    """The error of a start that failed, once the log file it opened (``log_file``, the demo's) is
+    closed: the command says the failure itself, and a process that serves again (a test's) kept
+    the file open."""
+    if log_file is not None:
+        log_file.close()
+    return ServeError(problem)
 
 
 def _stop_unstarted(

@@ -1,5 +1,6 @@
 import os
 import pty
+import signal
 import socket
 import subprocess
 import sys
@@ -459,6 +460,51 @@ def test_an_internal_error_of_serve_is_a_line_of_its_json_log(capsys: pytest.Cap
         "staging",
     )
     assert "sk_live_secret" not in err
+
+
+class CtrlCWhileWritten:
+    """A stderr whose first write is met by a Ctrl-C (a real SIGINT to this process)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+        self.buffer = self
+        self.interrupted = False
+
+    def write(self, data: bytes) -> int:
+        if not self.interrupted:
+            self.interrupted = True
+            os.kill(os.getpid(), signal.SIGINT)
+        self.written += data
+        return len(data)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+def test_a_second_ctrl_c_while_serve_says_the_first_is_no_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ctrl-C while `payorch serve` started, then again while its line was said (it loads the
+    service's modules again for it, about 2 s): the traceback of a KeyboardInterrupt, no line."""
+    group = crashing_group()
+
+    @group.command()
+    def serve() -> None:
+        raise KeyboardInterrupt
+
+    stderr = CtrlCWhileWritten()
+    monkeypatch.setattr(sys, "stderr", stderr)
+    try:
+        with pytest.raises(SystemExit) as exited:
+            run_cli(group, ["serve"], {})
+    except KeyboardInterrupt:
+        pytest.fail("the second Ctrl-C ended the command with a traceback")
+
+    assert exited.value.code == 1
+    assert stderr.interrupted
+    assert orjson.loads(bytes(stderr.written))["event"] == "interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
 def test_payorch_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str]) -> None:

@@ -299,6 +299,43 @@ def test_a_ctrl_c_while_starting_in_a_new_folder_stops_the_start_and_leaves_noth
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # put back
 
 
+def test_a_start_that_made_the_folder_and_lost_it_to_another_serve_leaves_that_one_its_files(
+    tmp_path: Path,
+) -> None:
+    """Two `payorch serve` started at once on a new folder: the one that made the folder found
+    the database held by the other and, as a failed start, removed the folder it had made, with
+    the other's database, key secret and ledger in it while it served. It now leaves them."""
+    data = tmp_path / "data"
+    fifo = tmp_path / "log"  # the log file: opening it waits for its reader, once the folder is made
+    os.mkfifo(fifo)
+    other: list[Server] = []
+
+    def the_other_starts_meanwhile() -> None:
+        while not data.exists():  # made by the start below
+            time.sleep(0.002)
+        try:
+            other.append(start_server(tmp_path))  # its folder: tmp_path / "data", as made
+        finally:
+            fifo.open("rb").close()  # the start below goes on, to the database the other holds
+
+    helper = threading.Thread(target=the_other_starts_meanwhile, daemon=True)
+    helper.start()
+    try:
+        with pytest.raises(ServeError, match="another process has it open"):
+            run_server(load_sample_config(), data, "127.0.0.1", 0, log_file=str(fifo))
+        helper.join(40)
+        (server,) = other
+        body = {"amount": 700, "currency": "USD"}
+        paid = httpx.post(f"{server.url}/v1/payments", json=body, headers={**ACME, "Idempotency-Key": "both"})
+
+        assert paid.status_code == 200
+        assert {"payorch.duckdb", "idempotency-key.secret"} <= {path.name for path in data.iterdir()}
+    finally:
+        exits = [server.stop() for server in other]
+    assert exits == [0]
+    assert last_line(other[0])[2] == "stopped on SIGTERM; no payments were in flight"
+
+
 @pytest.mark.parametrize(
     ("first", "said"),
     [

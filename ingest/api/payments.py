@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import time
 from contextvars import ContextVar
@@ -114,13 +115,19 @@ class _RandomHex:
 _RANDOM_HEX = _RandomHex()
 
 
+#: Thirteen decimal digits in a row. Hex digits hold no separator, so a card number in them is
+#: thirteen or more digits in a row: digits without such a run are no card number, and the masking's
+#: own search (2.3 µs on 24 hex digits, against 0.4 for this one, twice a payment) is not needed.
+_THIRTEEN_DIGITS = re.compile(r"[0-9]{13}")
+
+
 def new_id(prefix: str) -> str:
     """A random, unguessable id: ``pay_`` + 24 hex digits (96 bits), never one that holds what
     looks like a card number (about 1 in 800 would: 13 or more digits in a row passing Luhn),
     which every place that masks card numbers would then mask, and refuse where one cannot be."""
     while True:
         digits = _RANDOM_HEX.take(24)
-        if mask_card_numbers(digits) == digits:
+        if _THIRTEEN_DIGITS.search(digits) is None or mask_card_numbers(digits) == digits:
             return f"{prefix}_{digits}"
 
 

@@ -19,13 +19,14 @@ from engine.events import PaymentReceived, PlanBuilt, StepSucceeded
 from engine.types import MerchantId
 from ingest.api import payments
 from ingest.api.app import create_app
-from ingest.api.front import route_template
+from ingest.api.application import PayorchAPI
+from ingest.api.front import Front, route_template
 from ingest.api.settings import Settings
 from ingest.codec.event_json import _shape
 from ingest.config_file import parse_config
 from ingest.parsing.masking import mask_card_numbers
 from tests.e2e.server import CONFIG
-from tests.ingest.api.test_app import ACME, JSON, body_of, call
+from tests.ingest.api.test_app import ACME, JSON, body_of, call, collecting
 
 PAYMENTS = "/v1/payments"
 
@@ -111,3 +112,69 @@ def test_hex_digits_without_thirteen_digits_in_a_row_hold_no_card_number(digits:
     """Why the shortcut above is safe: masking never changes such hex digits."""
     if _THIRTEEN.search(digits) is None:
         assert mask_card_numbers(digits) == digits
+
+
+async def test_a_payment_goes_round_fastapis_middleware_stack(tmp_path: Path) -> None:
+    """FastAPI's own layers (its 500, its exception telemetry, its body limit) do nothing for a
+    payment that the front does not (see ingest.api.application): a payment goes to the front
+    first, every other request through the whole stack."""
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, durable=False)
+    application = create_app(settings)
+    assert isinstance(application, PayorchAPI)
+    entered: list[str] = []
+    async with application.router.lifespan_context(application):
+        assert (await call(application, "GET", "/healthz", [], body_of(b""))).status == 200
+        stack = application.middleware_stack
+        assert stack is not None
+
+        async def counting(scope: Any, receive: Any, send: Any) -> None:
+            entered.append(f"{scope['method']} {scope['path']}")
+            await stack(scope, receive, send)
+
+        application.middleware_stack = counting
+        paid = await call(application, "POST", PAYMENTS, [ACME, JSON], body_of(b'{"amount": 1250}'))
+        healthy = await call(application, "GET", "/healthz", [], body_of(b""))
+    assert (paid.status, paid.json()["status"], healthy.status) == (200, "succeeded", 200)
+    assert "request-id" in paid.headers
+    assert entered == ["GET /healthz"]
+
+
+class _BrokenSpans:
+    def start_server(self, *args: object) -> None:
+        raise RuntimeError("the span buffer broke")
+
+
+async def test_an_error_escaping_the_front_of_a_payment_is_the_apps_500_and_goes_on_to_the_server(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """As FastAPI's ``ServerErrorMiddleware`` did for it: the app's handler answers 500 (a problem
+    document, its error logged with its traceback), then the error goes on to the server."""
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, durable=False)
+    application = create_app(settings)
+    answer, send = collecting()
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": PAYMENTS,
+        "raw_path": PAYMENTS.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), ACME, JSON],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    async with application.router.lifespan_context(application):
+        assert (await call(application, "GET", "/healthz", [], body_of(b""))).status == 200
+        layer: object = application.middleware_stack
+        while not isinstance(layer, Front):
+            layer = getattr(layer, "app")  # noqa: B009 - any layer of the stack
+        layer.spans = _BrokenSpans()  # type: ignore[assignment]
+        with pytest.raises(RuntimeError, match="the span buffer broke"):
+            await application(scope, body_of(b'{"amount": 1250}'), send)  # type: ignore[arg-type]
+    assert answer.status == 500
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert str(answer.json()["type"]).endswith("internal_error")
+    logged = [record.getMessage() for record in caplog.records if record.exc_info]
+    assert logged == ["unhandled error on POST /v1/payments"]

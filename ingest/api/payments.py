@@ -139,6 +139,13 @@ class PaymentAnswer:
     retry_after: str | None = None  # the ``Retry-After`` header of a 503
 
 
+def _fingerprints(body: bytes, content_type: str | None) -> tuple[str, str | None]:
+    """What a key's repeat is compared by (:meth:`PaymentDesk._claim`): made only for a request
+    that has a key, in its header or its body. A request without one is never compared with
+    anything, and its fingerprint (a JSON document decoded, sorted and hashed) cost 1.2-1.75 µs."""
+    return body_fingerprint(body, content_type), earlier_fingerprint(body, content_type)
+
+
 def _refused_by_policy(parsed: ParsedRequest, decision: PolicyDecision) -> ParsedRequest:
     issue = ValidationIssue(
         field=decision.field or "request",
@@ -267,7 +274,6 @@ class PaymentDesk:
         query string: any parameter in it refuses the request (422 ``unknown_parameter``)."""
         started = time.perf_counter()  # the answer's latency, as the merchant sees it, runs from here
         payment_id = PaymentId(new_id("pay"))
-        fingerprints = (body_fingerprint(body, content_type), earlier_fingerprint(body, content_type))
         claimed: str | None = None  # the key this request holds, once it holds one
         note: ValidationIssue | None = None
         if idempotency_key is not None:
@@ -275,7 +281,7 @@ class PaymentDesk:
             # process would make of the body now (the config may have changed since) and however
             # busy the writer is. Only a request that is new under its key goes on.
             kept, note = self._keeper.kept(idempotency_key)
-            replay = await self._claim(merchant, kept, fingerprints, request_id)
+            replay = await self._claim(merchant, kept, _fingerprints(body, content_type), request_id)
             if replay is not None:
                 return replay
             claimed = kept
@@ -307,7 +313,7 @@ class PaymentDesk:
                 await self._refuse(merchant, _refused_by_policy(parsed, decision), request_id, payment_id)
             if claimed is None and ctx.idempotency_key is not None:  # the body's key
                 kept, note = self._keeper.kept(ctx.idempotency_key)
-                replay = await self._claim(merchant, kept, fingerprints, request_id)
+                replay = await self._claim(merchant, kept, _fingerprints(body, content_type), request_id)
                 if replay is not None:
                     self._leave(merchant_id, admission)  # a replay runs nothing: it gives its place back
                     return replay

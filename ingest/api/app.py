@@ -25,6 +25,7 @@ from engine.errors import PayorchError
 from engine.types import PaymentId
 from ingest.api.admin_reads import headers_only, is_head
 from ingest.api.analytics_reads import ANALYTICS_TABLES, add_analytics_route, bounds, window_between
+from ingest.api.application import PayorchAPI
 from ingest.api.auth import Principal
 from ingest.api.complaint_routes import install_complaint_routes
 from ingest.api.docs import install_docs
@@ -114,7 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
         yield
         await stop(parts, running)
 
-    app = FastAPI(
+    app = PayorchAPI(
         title="payorch",
         version="0.1.0",
         description="Payment orchestration: split payments across methods and processors, with "

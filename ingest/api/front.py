@@ -8,7 +8,9 @@ it, and answers ``HEAD`` as ``GET`` without the body.
 ``POST /v1/payments`` is answered here, straight from ASGI, by :func:`payment_answer`. It is the
 route merchants call for every payment, and FastAPI's handling of a request (routing, dependency
 solving, the ``Request`` and ``Response`` objects, the body stream) cost about as much as
-orchestrating the payment itself. The FastAPI route of the same path stays: it describes the
+orchestrating the payment itself; for the same reason the app's class
+(:class:`~ingest.api.application.PayorchAPI`) sends a payment here before FastAPI's own
+middleware stack. The FastAPI route of the same path stays: it describes the
 operation in the OpenAPI document, answers 405 for other methods, and serves the same
 :func:`payment_answer` should a request reach it (an app mounted without the front).
 """

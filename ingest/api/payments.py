@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
 import time
 from contextvars import ContextVar
@@ -114,13 +115,19 @@ class _RandomHex:
 _RANDOM_HEX = _RandomHex()
 
 
+#: Thirteen decimal digits in a row. Hex digits hold no separator, so a card number in them is
+#: thirteen or more digits in a row: digits without such a run are no card number, and the masking's
+#: own search (2.3 µs on 24 hex digits, against 0.4 for this one, twice a payment) is not needed.
+_THIRTEEN_DIGITS = re.compile(r"[0-9]{13}")
+
+
 def new_id(prefix: str) -> str:
     """A random, unguessable id: ``pay_`` + 24 hex digits (96 bits), never one that holds what
     looks like a card number (about 1 in 800 would: 13 or more digits in a row passing Luhn),
     which every place that masks card numbers would then mask, and refuse where one cannot be."""
     while True:
         digits = _RANDOM_HEX.take(24)
-        if mask_card_numbers(digits) == digits:
+        if _THIRTEEN_DIGITS.search(digits) is None or mask_card_numbers(digits) == digits:
             return f"{prefix}_{digits}"
 
 
@@ -130,6 +137,13 @@ class PaymentAnswer:
     replayed: bool = False
     server_timing: str | None = None
     retry_after: str | None = None  # the ``Retry-After`` header of a 503
+
+
+def _fingerprints(body: bytes, content_type: str | None) -> tuple[str, str | None]:
+    """What a key's repeat is compared by (:meth:`PaymentDesk._claim`): made only for a request
+    that has a key, in its header or its body. A request without one is never compared with
+    anything, and its fingerprint (a JSON document decoded, sorted and hashed) cost 1.2-1.75 µs."""
+    return body_fingerprint(body, content_type), earlier_fingerprint(body, content_type)
 
 
 def _refused_by_policy(parsed: ParsedRequest, decision: PolicyDecision) -> ParsedRequest:
@@ -260,7 +274,6 @@ class PaymentDesk:
         query string: any parameter in it refuses the request (422 ``unknown_parameter``)."""
         started = time.perf_counter()  # the answer's latency, as the merchant sees it, runs from here
         payment_id = PaymentId(new_id("pay"))
-        fingerprints = (body_fingerprint(body, content_type), earlier_fingerprint(body, content_type))
         claimed: str | None = None  # the key this request holds, once it holds one
         note: ValidationIssue | None = None
         if idempotency_key is not None:
@@ -268,7 +281,7 @@ class PaymentDesk:
             # process would make of the body now (the config may have changed since) and however
             # busy the writer is. Only a request that is new under its key goes on.
             kept, note = self._keeper.kept(idempotency_key)
-            replay = await self._claim(merchant, kept, fingerprints, request_id)
+            replay = await self._claim(merchant, kept, _fingerprints(body, content_type), request_id)
             if replay is not None:
                 return replay
             claimed = kept
@@ -300,7 +313,7 @@ class PaymentDesk:
                 await self._refuse(merchant, _refused_by_policy(parsed, decision), request_id, payment_id)
             if claimed is None and ctx.idempotency_key is not None:  # the body's key
                 kept, note = self._keeper.kept(ctx.idempotency_key)
-                replay = await self._claim(merchant, kept, fingerprints, request_id)
+                replay = await self._claim(merchant, kept, _fingerprints(body, content_type), request_id)
                 if replay is not None:
                     self._leave(merchant_id, admission)  # a replay runs nothing: it gives its place back
                     return replay

@@ -1,10 +1,15 @@
+from dataclasses import replace
+from typing import Any
+
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine import policy
 from engine.config import ProcessorConfig, ProcessorKind, RoutingRule
 from engine.methods import PaymentMethod
 from engine.money import Currency
-from engine.plan_builder import build_plan
+from engine.plan_builder import build_plan, eligible_processors
 from engine.policy import PaymentPolicyEnforcer
 from engine.types import ProcessorId
 from tests.engine.harness import merchant, request, rig
@@ -69,6 +74,32 @@ def test_policy_refuses_a_currency_no_processor_accepts() -> None:
     setup = rig({}, processor_configs=eur_only)
     decision = PaymentPolicyEnforcer(setup.config).check(request(100), setup.config.merchant("m_acme"))
     assert not decision.allowed and decision.reason == "no processor accepts payments in USD"
+
+
+def test_policy_looks_at_a_merchants_routing_once_for_each_method_and_currency(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every payment is checked twice (by the API, then by the orchestrator): the routing's part of
+    the answer, which depends on the merchant's config, the method and the currency only, is found
+    once; a config given anew (another routing under the same merchant id) is looked at anew."""
+    looked: list[str] = []
+
+    def counting(rule: RoutingRule, currency: Currency, processors: Any) -> tuple[ProcessorId, ...]:
+        looked.append(f"{rule.method.value} {currency.code}")
+        return eligible_processors(rule, currency, processors)
+
+    monkeypatch.setattr(policy, "eligible_processors", counting)
+    setup = rig({})
+    enforcer = PaymentPolicyEnforcer(setup.config)
+    acme = setup.config.merchant("m_acme")
+    for _ in range(3):
+        assert enforcer.check(request(10_000), acme).allowed
+        assert enforcer.check(request(500, payment_method=PaymentMethod.CARD), acme).allowed
+    assert looked == ["apple_pay USD", "card USD", "apple_pay USD"]
+    card_only = replace(acme, routing=(RoutingRule(PaymentMethod.CARD, (STRIPE,)),))
+    refused = enforcer.check(request(500, payment_method=PaymentMethod.APPLE_PAY), card_only)
+    assert (refused.allowed, refused.code) == (False, "method_not_enabled")
+    assert enforcer.check(request(500, payment_method=PaymentMethod.APPLE_PAY), acme).allowed
 
 
 rules = st.lists(

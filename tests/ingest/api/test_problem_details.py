@@ -3,6 +3,7 @@ message, a log line): the field at fault and what to do, not just that something
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -199,3 +200,43 @@ async def test_a_method_a_path_does_not_take_is_named_with_those_it_takes(app: o
     assert put.json()["detail"] == "/v1/payments does not take PUT; it takes GET, HEAD, POST."
     assert (deleted.status, deleted.headers["allow"]) == (405, "GET, HEAD")
     assert deleted.json()["detail"] == "/v1/payments/pay_x does not take DELETE; it takes GET, HEAD."
+
+
+async def test_a_reused_key_is_named_where_the_request_gave_it(app: object) -> None:
+    """A key sent in the body's ``idempotency_key`` was told "This Idempotency-Key was already
+    used", a header the client never sent."""
+    keyed = (b"idempotency-key", b"k-header")
+    in_body = [
+        await call(
+            app,
+            "POST",
+            "/v1/payments",
+            [ACME, JSON],
+            body_of(b'{"amount": %d, "idempotency_key": "k-body"}' % n),
+        )
+        for n in (1250, 1251)
+    ]
+    in_header = [
+        await call(app, "POST", "/v1/payments", [ACME, JSON, keyed], body_of(b'{"amount": %d}' % n))
+        for n in (1250, 1251)
+    ]
+
+    assert [answer.status for answer in (*in_body, *in_header)] == [200, 422, 200, 422]
+    assert (in_body[1].json()["code"], in_header[1].json()["code"]) == ("idempotency_key_reused",) * 2
+    assert "(the body's idempotency_key)" in str(in_body[1].json()["detail"])
+    assert "Idempotency-Key" not in str(in_body[1].json()["detail"])
+    assert "(the Idempotency-Key header)" in str(in_header[1].json()["detail"])
+
+
+async def test_the_body_key_and_the_header_key_are_one_rule_in_the_openapi_document(app: object) -> None:
+    """The body's key had the pattern ``^[ -~]+$``, which takes a key of spaces only, which the
+    service refuses (and the header's pattern did not take)."""
+    document: Any = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
+    operation = document["paths"]["/v1/payments"]["post"]
+    header = next(p["schema"] for p in operation["parameters"] if p["name"] == "Idempotency-Key")
+    for media in ("application/json", "application/x-www-form-urlencoded"):
+        field = operation["requestBody"]["content"][media]["schema"]["properties"]["idempotency_key"]
+        rule = {name: field[name] for name in ("minLength", "maxLength", "pattern")}
+        assert rule == {name: header[name] for name in ("minLength", "maxLength", "pattern")}, media
+    pattern = re.compile(header["pattern"])
+    assert [bool(pattern.search(key)) for key in ("   ", "a b", " a", "k\t1")] == [False, True, True, False]

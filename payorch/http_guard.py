@@ -29,6 +29,12 @@ request's head (its request line and header fields) that uvicorn leaves out.
   server MUST answer it 400); it was answered as any other. A method the parser does not know
   (``BREW``) is 501 ``method_not_implemented``, whether its head begins a read or follows
   pipelined requests read whole in the same one (it was 400 there).
+- A ``POST`` to a route that takes a body (``/v1/payments``, ``/v1/complaints``) with neither a
+  ``Content-Length`` nor a ``Transfer-Encoding`` is answered 411 ``length_required`` (RFC 9110
+  section 15.5.12; RFC 9112 section 6.3 makes its body empty): a client sending its body "until
+  close" (HTTP/1.0 style, or a stream of unknown length) had its payment refused 422 for an empty
+  body, which it had sent, and on a kept-alive connection its body was then read as the next
+  request and answered 400. The body that comes is thrown away with the lingering close.
 - A request line of another HTTP version than 1.0 and 1.1 (``HTTP/2.0``, ``HTTP/0.9``,
   ``HTTP/3.0``) is answered 505 ``http_version_not_supported`` (RFC 9110 section 15.6.6): the
   parser took HTTP/2.0 and HTTP/0.9 heads, and they were answered 200 as HTTP/1.1 requests.
@@ -88,6 +94,7 @@ import socket
 import struct
 import termios
 from typing import Any, ClassVar, Protocol
+from urllib.parse import unquote_to_bytes
 
 import httptools
 import orjson
@@ -95,6 +102,8 @@ from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallab
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol, RequestResponseCycle
 
 from ingest.api.admin_reads import CUT_SHORT_KEY
+from ingest.api.front import PAYMENTS_PATH
+from ingest.api.json_bodies import JSON_ROUTES
 from ingest.api.payments import new_id
 from ingest.api.problems import PROBLEMS, problem_document, unknown_method_detail
 from ingest.observe.logs import current_request
@@ -120,6 +129,21 @@ _REQUEST_LINE_START = re.compile(rb"([!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}) [!-~]")
 _HOST = re.compile(rb"(\[[0-9A-Za-z:.]+\]|[0-9A-Za-z\-._~!$&'()*+,;=%]*)(:[0-9]*)?")
 
 logger = logging.getLogger("payorch.api")
+
+
+#: The targets whose requests take a body: a request to one without ``Content-Length`` or
+#: ``Transfer-Encoding`` is 411 (:func:`_length_required_detail`).
+_BODY_PATHS = frozenset({PAYMENTS_PATH.encode(), *(path.encode() for _, path in JSON_ROUTES)})
+
+
+def _length_required_detail(target: bytes) -> str:
+    """The 411's detail: why a body needs its length, naming the path (it is one of _BODY_PATHS)."""
+    path = unquote_to_bytes(httptools.parse_url(target).path or b"").decode("ascii", "replace")
+    return (
+        f"A POST to {path} must give its body's length: send Content-Length (or Transfer-Encoding: "
+        "chunked). Without either, HTTP/1.1 reads the body as empty and what follows the headers as "
+        "the next request (RFC 9112 section 6.3); nothing was done."
+    )
 
 
 def refusal_level(status: int) -> int:
@@ -352,6 +376,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._refuse("invalid_request", "The Host header must be one host name or address, and a port.")
             return
         method = self.parser.get_method()
+        if method == b"POST" and not codings and self._takes_body() and not self._has_length():
+            self._refuse("length_required", _length_required_detail(self.url))
+            return
         if self.parser.should_upgrade() and method != b"CONNECT":
             # The parser skips the body of an upgrade, and stops: the head is parsed again (_feed).
             version = self.parser.get_http_version().encode()
@@ -370,6 +397,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.cycle.__class__ = _BodyAwareCycle  # uvicorn builds its cycles itself
             if self._stopping:
                 self._close_after(self.cycle)
+
+    def _takes_body(self) -> bool:
+        """Whether the request's target is a route that takes a body (a payment, a complaint)."""
+        with contextlib.suppress(httptools.HttpParserInvalidURLError):
+            return unquote_to_bytes(httptools.parse_url(self.url).path or b"") in _BODY_PATHS
+        return False
+
+    def _has_length(self) -> bool:
+        return any(name == b"content-length" for name, _ in self.headers)
 
     def _close_after(self, cycle: RequestResponseCycle) -> None:
         """Once the server stops, ``cycle``'s answer is the connection's last (``Connection:

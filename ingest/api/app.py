@@ -162,6 +162,7 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             "forbidden",
             "request_timeout",
             "idempotency_key_in_use",
+            "length_required",
             "payload_too_large",
             "validation_failed",
             "idempotency_key_reused",

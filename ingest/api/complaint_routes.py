@@ -121,6 +121,7 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
                 "unauthorized",
                 "forbidden",
                 "complaint_exists",
+                "length_required",
                 "payload_too_large",
                 "validation_failed",
                 "rate_limited",

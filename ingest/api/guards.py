@@ -10,9 +10,10 @@ a contract id is in the registry, which a query (``/v1/violations``) and a compl
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, get_args
 
 from fastapi import Depends, FastAPI, Query, Request, Security
 from fastapi.dependencies.models import Dependant
@@ -20,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BeforeValidator
+from pydantic_core.core_schema import ErrorType
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -147,20 +149,109 @@ def _invalid_detail(errors: list[FieldError]) -> str:
 #: FastAPI's wording for a body that is not an object: a form, text, a JSON array...
 _NOT_AN_OBJECT = "model_attributes_type"
 
+#: Every code pydantic itself gives an error (``value_error``, ``literal_error``, ...); a code
+#: outside it is one of payorch's own validators' (``conflicting_fields``), kept as it is.
+_PYDANTIC_CODES = frozenset(get_args(ErrorType))
+
+
+def _at_least(ctx: Mapping[str, Any]) -> str:
+    return f"must be at least {ctx.get('ge')}"
+
+
+def _at_most(ctx: Mapping[str, Any]) -> str:
+    return f"must be at most {ctx.get('le')}"
+
+
+def _more_than(ctx: Mapping[str, Any]) -> str:
+    return f"must be more than {ctx.get('gt')}"
+
+
+def _less_than(ctx: Mapping[str, Any]) -> str:
+    return f"must be less than {ctx.get('lt')}"
+
+
+def _one_of(ctx: Mapping[str, Any]) -> str:
+    return f"must be {ctx.get('expected')}"
+
+
+def _longest(ctx: Mapping[str, Any]) -> str:
+    return f"must be at most {ctx.get('max_length')} characters"
+
+
+def _shortest(ctx: Mapping[str, Any]) -> str:
+    least = ctx.get("min_length")
+    return "must not be empty" if least == 1 else f"must be at least {least} characters"
+
+
+def _matching(ctx: Mapping[str, Any]) -> str:
+    return f"must match the pattern {ctx.get('pattern')}"
+
+
+def _required(_: Mapping[str, Any]) -> str:
+    return "is required"
+
+
+def _no_field(_: Mapping[str, Any]) -> str:
+    return "is not a field of this request"
+
+
+#: Pydantic's codes as payorch's, with payorch's words: the ``errors[].code`` of a parameter or a
+#: field that does not fit is one of a small set that payment issues use too (``missing``,
+#: ``invalid_type``, ``out_of_range``, ``value_too_long``, ``unknown_field``, ``invalid_json``,
+#: ``not_an_object``) or that names the fault the same way (``value_too_short``,
+#: ``unknown_value``, ``invalid_format``); ``invalid`` for anything else. Pydantic's own codes
+#: (``greater_than_equal``, ``literal_error``, ``string_too_long``) were passed on, where every
+#: other issue carries payorch's: a client switching on codes met names no page of payorch gives.
+_CODES: dict[str, tuple[str, Callable[[Mapping[str, Any]], str] | None]] = {
+    "missing": ("missing", _required),
+    "extra_forbidden": ("unknown_field", _no_field),
+    "greater_than_equal": ("out_of_range", _at_least),
+    "less_than_equal": ("out_of_range", _at_most),
+    "greater_than": ("out_of_range", _more_than),
+    "less_than": ("out_of_range", _less_than),
+    "literal_error": ("unknown_value", _one_of),
+    "enum": ("unknown_value", _one_of),
+    "string_too_long": ("value_too_long", _longest),
+    "string_too_short": ("value_too_short", _shortest),
+    "string_pattern_mismatch": ("invalid_format", _matching),
+    "value_error": ("invalid_format", None),  # payorch's own validators, with their own words
+}
+
+
+def _payorch_code(code: str, ctx: Mapping[str, Any], message: str) -> tuple[str, str]:
+    """payorch's code and message for pydantic's ``code`` (its ``ctx`` and ``message``)."""
+    if code not in _PYDANTIC_CODES:
+        return code, message
+    known = _CODES.get(code)
+    if known is not None:
+        ours, words = known
+        return ours, message if words is None else words(ctx)
+    said = _PYDANTIC_SUBJECT.sub("must", message, count=1)  # "Input should be a valid string"
+    if code.endswith(("_type", "_parsing")):
+        return "invalid_type", said
+    return "invalid", said
+
+
+#: How pydantic's messages begin; payorch's say what the field must be ("must be a valid string").
+_PYDANTIC_SUBJECT = re.compile(r"^(?:Input|String|Value) should")
+
 
 def _field_error(error: Mapping[str, Any]) -> FieldError:
     location = tuple(error.get("loc", ()))
     code = str(error.get("type", "invalid"))
     message = str(error.get("msg", "is invalid"))
-    raised = (error.get("ctx") or {}).get("error")
+    ctx = error.get("ctx") or {}
+    raised = ctx.get("error")
     if code == "value_error" and isinstance(raised, ValueError):
         # payorch's own validators' words (``limit``, ``from``, ``received_at``), without the
         # "Value error, " pydantic puts before them: a message is what the field must be.
         message = str(raised)
     if location == ("body",) and code == _NOT_AN_OBJECT:
         message = "the body must be a JSON object, sent with Content-Type: application/json"
+        return FieldError("body", "not_an_object", message)
     if code == "json_invalid":  # its location is ("body", offset): the whole body is at fault
-        return FieldError("body", code, f"is not valid JSON ({message.lower()})")
+        return FieldError("body", "invalid_json", f"is not valid JSON ({message.lower()})")
+    code, message = _payorch_code(code, ctx, message)
     return FieldError(".".join(str(part) for part in location[1:]) or "body", code, message)
 
 

@@ -28,7 +28,7 @@ from typing import Any
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
 from ingest.api.problems import PROBLEMS
 from ingest.api.schemas import ProblemOut
-from ingest.parsing import KEY_RULE
+from ingest.parsing import KEY_PATTERN, KEY_RULE
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 _PROBLEM_SCHEMA = {"$ref": "#/components/schemas/ProblemOut"}
@@ -71,7 +71,7 @@ IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
         "type": "string",
         "minLength": 1,
         "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
-        "pattern": "^[ -~]*[!-~][ -~]*$",
+        "pattern": KEY_PATTERN,
     },
 }
 

@@ -74,6 +74,8 @@ STOPPED_RETRY_AFTER_S = "5"
 #: ``Retry-After`` of a merchant over its payments in flight: its payments end within seconds.
 RATE_LIMITED_RETRY_AFTER_S = "1"
 KEY_REUSED = "idempotency/key-reused"
+#: Where a request gave its idempotency key, as a 409 or a 422 about the key names it.
+HEADER_KEY, BODY_KEY = "the Idempotency-Key header", "the body's idempotency_key"
 LATENCY_SLO = "payment/latency-slo"
 #: ``payorch_payments_total``'s status for a payment answered 500: it ran, but its outcome could not
 #: be recorded (nor, for an answer the disk refused, known to be the one the store keeps). Counted
@@ -281,7 +283,9 @@ class PaymentDesk:
             # process would make of the body now (the config may have changed since) and however
             # busy the writer is. Only a request that is new under its key goes on.
             kept, note = self._keeper.kept(idempotency_key)
-            replay = await self._claim(merchant, kept, _fingerprints(body, content_type), request_id)
+            replay = await self._claim(
+                merchant, kept, _fingerprints(body, content_type), request_id, HEADER_KEY
+            )
             if replay is not None:
                 return replay
             claimed = kept
@@ -313,7 +317,9 @@ class PaymentDesk:
                 await self._refuse(merchant, _refused_by_policy(parsed, decision), request_id, payment_id)
             if claimed is None and ctx.idempotency_key is not None:  # the body's key
                 kept, note = self._keeper.kept(ctx.idempotency_key)
-                replay = await self._claim(merchant, kept, _fingerprints(body, content_type), request_id)
+                replay = await self._claim(
+                    merchant, kept, _fingerprints(body, content_type), request_id, BODY_KEY
+                )
                 if replay is not None:
                     self._leave(merchant_id, admission)  # a replay runs nothing: it gives its place back
                     return replay
@@ -410,9 +416,13 @@ class PaymentDesk:
         key: str,
         fingerprints: tuple[str, str | None],
         request_id: RequestId,
+        given_as: str,
     ) -> PaymentAnswer | None:
         """Claim ``key`` for this request: ``None`` once it holds it, the stored answer for a
-        repeat; 409 while the first request runs, 422 for the key with another body.
+        repeat; 409 while the first request runs, 422 for the key with another body. ``given_as``
+        names where the request gave the key (:data:`HEADER_KEY`, :data:`BODY_KEY`), as the 409
+        and the 422 say it: a key sent in the body was called "this Idempotency-Key", a header
+        the client never sent.
 
         ``fingerprints`` are the body's and, for a form, the one an earlier payorch gave it (see
         :func:`~ingest.api.idempotency.earlier_fingerprint`): a key stored under that one is
@@ -427,7 +437,8 @@ class PaymentDesk:
         if isinstance(claim, InFlight):
             raise ApiProblem(
                 "idempotency_key_in_use",
-                "A request with this Idempotency-Key is still being processed; retry after it ends.",
+                f"A request with this idempotency key ({given_as}) is still being processed; retry "
+                "after it ends.",
                 headers={"Retry-After": "1"},
             )
         if isinstance(claim, Mismatch):
@@ -439,7 +450,7 @@ class PaymentDesk:
             )
             raise ApiProblem(
                 "idempotency_key_reused",
-                "This Idempotency-Key was already used with a different request body; "
+                f"This idempotency key ({given_as}) was already used with a different request body; "
                 "use a new key for a new payment.",
             )
         assert isinstance(claim, Claimed)  # noqa: S101 - the outcomes are exhaustive

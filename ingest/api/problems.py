@@ -78,6 +78,15 @@ PROBLEMS: Mapping[str, ProblemKind] = MappingProxyType(
             "A complaint with this complaint_id was filed with other content",
             "The first complaint is kept as it was. File a new complaint under a new complaint_id.",
         ),
+        "length_required": ProblemKind(
+            411,
+            "The request body's length is not given",
+            "A body must be sent with `Content-Length` (or `Transfer-Encoding: chunked`): without "
+            "either, HTTP reads the body as empty (RFC 9112 section 6.3) and what follows the headers "
+            "as the next request. Nothing was done, and the connection is closed; send it again with "
+            "its length (every HTTP library does when given the body, not a stream to read until it "
+            "ends).",
+        ),
         "payload_too_large": ProblemKind(
             413, "The request body is too large", "Bodies are limited to 64 KiB. Nothing was done."
         ),

@@ -33,7 +33,7 @@ from engine.validation import ValidationIssue
 from ingest.api import complaint_fields
 from ingest.api.problems import PROBLEMS
 from ingest.moments import MOMENT_RULE, parse_moment
-from ingest.parsing import KEY_RULE
+from ingest.parsing import KEY_PATTERN, KEY_RULE
 
 Method = Literal["card", "apple_pay", "google_pay", "paypal", "bank_transfer"]
 Status = Literal["succeeded", "partially_succeeded", "failed"]
@@ -417,7 +417,7 @@ _PAYMENT_REQUEST: dict[str, Any] = {
             "type": "string",
             "minLength": 1,
             "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
-            "pattern": "^[ -~]+$",
+            "pattern": KEY_PATTERN,  # the header's: one rule for both
             "description": f"{KEY_RULE}, as the Idempotency-Key header; sent in both, the two must be "
             "equal (else 422 with a conflicting_idempotency_key issue).",
         },

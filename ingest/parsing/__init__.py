@@ -6,11 +6,12 @@ every other part of the boundary (logs, events, reports) applies to merchant tex
 key may be, for the ``Idempotency-Key`` header as for the body's key.
 """
 
-from ingest.parsing.identifiers import KEY_RULE, idempotency_key_problem
+from ingest.parsing.identifiers import KEY_PATTERN, KEY_RULE, idempotency_key_problem
 from ingest.parsing.masking import mask_card_numbers
 from ingest.parsing.request import ParsedRequest, parse_payment_request
 
 __all__ = [
+    "KEY_PATTERN",
     "KEY_RULE",
     "ParsedRequest",
     "idempotency_key_problem",

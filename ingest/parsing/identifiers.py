@@ -94,6 +94,9 @@ def _read_merchant(values: tuple[JsonValue, ...], expected: str) -> MerchantRead
 
 #: What an idempotency key may be, in the words every message about one uses.
 KEY_RULE = f"1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable ASCII characters (space to ~), not all spaces"
+#: :data:`KEY_RULE` as a JSON Schema ``pattern`` (besides ``minLength`` and ``maxLength``), for the
+#: header and the body's field alike: printable ASCII, one character at least not a space.
+KEY_PATTERN = "^[ -~]*[!-~][ -~]*$"
 _NOT_PRINTABLE_ASCII = re.compile("[^ -~]")
 
 

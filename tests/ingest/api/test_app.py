@@ -416,7 +416,7 @@ async def test_a_complaint_body_that_is_not_json_names_the_body(app: object) -> 
 
     assert answer.status == 422
     errors: list[dict[str, str]] = answer.json()["errors"]  # type: ignore[assignment]
-    assert [(error["field"], error["code"]) for error in errors] == [("body", "json_invalid")]
+    assert [(error["field"], error["code"]) for error in errors] == [("body", "invalid_json")]
     assert errors[0]["message"].startswith("is not valid JSON")
 
 
@@ -752,7 +752,7 @@ async def test_a_complaint_that_is_not_a_json_object_is_422_saying_what_to_send(
     assert answer.json()["errors"] == [
         {
             "field": "body",
-            "code": "model_attributes_type",
+            "code": "not_an_object",
             "message": "the body must be a JSON object, sent with Content-Type: application/json",
             "severity": "error",
         }
@@ -1098,7 +1098,7 @@ async def test_a_complaint_received_at_a_number_is_422_not_a_unix_time(
 
     assert refused.status == 422, refused.body
     errors: list[dict[str, object]] = refused.json()["errors"]  # type: ignore[assignment]
-    assert [(error["field"], error["code"]) for error in errors] == [("received_at", "value_error")]
+    assert [(error["field"], error["code"]) for error in errors] == [("received_at", "invalid_format")]
     assert "ISO 8601" in str(errors[0]["message"])
 
 
@@ -1417,7 +1417,7 @@ async def test_a_value_a_validator_refuses_is_told_in_its_own_words(
 
     assert answer.status == 422, answer.body
     errors: Any = answer.json()["errors"]
-    assert [error["code"] for error in errors] == ["value_error"]
+    assert [error["code"] for error in errors] == ["invalid_format"]
     message = errors[0]["message"]
     assert "must be " in message
     assert "error" not in message.lower(), message  # pydantic's "Value error, " before its words

@@ -272,11 +272,11 @@ async def test_a_merchant_lists_its_own_complaints_only(served: object) -> None:
         ("?ending_before=c-1", "ending_before", "unknown_parameter"),
         ("?limit=1&limit=2", "limit", "repeated_parameter"),
         ("?starting_after=a&starting_after=b", "starting_after", "repeated_parameter"),
-        ("?limit=0", "limit", "greater_than_equal"),
-        ("?limit=10001", "limit", "less_than_equal"),
-        ("?limit=+1", "limit", "value_error"),
+        ("?limit=0", "limit", "out_of_range"),
+        ("?limit=10001", "limit", "out_of_range"),
+        ("?limit=+1", "limit", "invalid_format"),
         ("?from=2026-11-02&to=2026-11-01", "from", "after_to"),
-        ("?from=1764547200", "from", "value_error"),
+        ("?from=1764547200", "from", "invalid_format"),
     ],
 )
 async def test_a_list_query_it_cannot_read_is_refused(

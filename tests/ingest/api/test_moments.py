@@ -76,7 +76,7 @@ async def test_the_api_and_the_command_refuse_the_same_forms(app: object, text: 
 
     assert answer.status == 422
     error = answer.json()["errors"][0]  # type: ignore[index]
-    assert (error["field"], error["code"]) == ("from", "value_error")
+    assert (error["field"], error["code"]) == ("from", "invalid_format")
     assert MOMENT_RULE in error["message"]
     assert done.exit_code == 2
     assert f"{text!r} is not an ISO 8601 date or time: it " in done.output

@@ -3,6 +3,7 @@ message, a log line): the field at fault and what to do, not just that something
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,77 @@ async def test_a_query_parameter_that_does_not_fit_is_named_in_the_detail(app: o
     assert (report.status, "(format: " in str(report.json()["detail"])) == (422, True)
 
 
+#: The codes a parameter or a field that does not fit may carry (README, "The merchant API").
+PARAMETER_CODES = {
+    "missing",
+    "invalid_type",
+    "out_of_range",
+    "value_too_long",
+    "value_too_short",
+    "unknown_value",
+    "invalid_format",
+    "unknown_field",
+    "invalid_json",
+    "not_an_object",
+    "invalid",
+}
+LONG = "x" * 300
+
+
+@pytest.mark.parametrize(
+    ("key", "target", "body", "field", "code", "message"),
+    [
+        (ADMIN, "/v1/violations?limit=0", None, "limit", "out_of_range", "must be at least 1"),
+        (ADMIN, "/v1/violations?limit=10001", None, "limit", "out_of_range", "must be at most 10000"),
+        (ADMIN, "/v1/violations?limit=1.0", None, "limit", "invalid_format", None),
+        (ADMIN, f"/v1/violations?contract_id={LONG}", None, "contract_id", "value_too_long", None),
+        (ADMIN, f"/v1/violations?request_id={LONG}", None, "request_id", "value_too_long", None),
+        (ADMIN, "/v1/violations?from=yesterday", None, "from", "invalid_format", None),
+        (ACME, "/v1/payments?status=paid", None, "status", "unknown_value", None),
+        (ACME, "/v1/payments?limit=0", None, "limit", "out_of_range", "must be at least 1"),
+        (ACME, f"/v1/payments?starting_after={LONG}", None, "starting_after", "value_too_long", None),
+        (ACME, f"/v1/payments/{LONG}", None, "payment_id", "value_too_long", None),
+        (ACME, "/v1/complaints?limit=10001", None, "limit", "out_of_range", None),
+        (ACME, f"/v1/complaints/{LONG}", None, "complaint_id", "value_too_long", None),
+        (ADMIN, f"/v1/complaints/c-1?merchant_id={LONG}", None, "merchant_id", "value_too_long", None),
+        (
+            ADMIN,
+            "/v1/analytics/events?format=csv",
+            None,
+            "format",
+            "unknown_value",
+            "must be 'json' or 'arrow'",
+        ),
+        (ADMIN, "/v1/analytics/violations?to=2026-11-20T25:00", None, "to", "invalid_format", None),
+        (ADMIN, "/v1/reports/retrospective?format=xml", None, "format", "unknown_value", None),
+        (ACME, f"/problems/{LONG}", None, "code", "value_too_long", "must be at most 64 characters"),
+        (ACME, "/v1/complaints", b'{"category": ""}', "category", "value_too_short", "must not be empty"),
+        (ACME, "/v1/complaints", b'{"category": 5}', "category", "invalid_type", None),
+        (ACME, "/v1/complaints", b'{"category": "a", "zz": 1}', "zz", "unknown_field", None),
+        (ACME, "/v1/complaints", b'{"description": "d"}', "category", "missing", "is required"),
+        (ACME, "/v1/complaints", b'{"category": "#!"}', "category", "invalid_format", None),
+        (ACME, "/v1/complaints", b"[1]", "body", "not_an_object", None),
+        (ACME, "/v1/complaints", b"{nope", "body", "invalid_json", None),
+    ],
+)
+async def test_a_parameter_that_does_not_fit_has_a_code_of_payorchs_own(
+    app: object, key: Any, target: str, body: bytes | None, field: str, code: str, message: str | None
+) -> None:
+    """Every other refusal carries payorch's codes; these carried pydantic's (``greater_than_equal``,
+    ``literal_error``, ``string_too_long``, ``model_attributes_type``), with its words ("Input
+    should be greater than or equal to 1")."""
+    method = "GET" if body is None else "POST"
+    answer = await call(app, method, target, [key, JSON], body_of(body or b""))
+
+    assert answer.status == 422, answer.body
+    errors: Any = answer.json()["errors"]
+    assert [(error["field"], error["code"]) for error in errors] == [(field, code)]
+    assert code in PARAMETER_CODES
+    if message is not None:
+        assert errors[0]["message"] == message
+    assert not errors[0]["message"].startswith(("Input should", "String should"))
+
+
 async def test_a_filed_complaint_says_where_it_is_read_back(app: object) -> None:
     """A 201 without ``Location`` names the request's URI, the list, as what it made (RFC 9110
     section 15.3.2); a client following it found no complaint there."""
@@ -128,3 +200,43 @@ async def test_a_method_a_path_does_not_take_is_named_with_those_it_takes(app: o
     assert put.json()["detail"] == "/v1/payments does not take PUT; it takes GET, HEAD, POST."
     assert (deleted.status, deleted.headers["allow"]) == (405, "GET, HEAD")
     assert deleted.json()["detail"] == "/v1/payments/pay_x does not take DELETE; it takes GET, HEAD."
+
+
+async def test_a_reused_key_is_named_where_the_request_gave_it(app: object) -> None:
+    """A key sent in the body's ``idempotency_key`` was told "This Idempotency-Key was already
+    used", a header the client never sent."""
+    keyed = (b"idempotency-key", b"k-header")
+    in_body = [
+        await call(
+            app,
+            "POST",
+            "/v1/payments",
+            [ACME, JSON],
+            body_of(b'{"amount": %d, "idempotency_key": "k-body"}' % n),
+        )
+        for n in (1250, 1251)
+    ]
+    in_header = [
+        await call(app, "POST", "/v1/payments", [ACME, JSON, keyed], body_of(b'{"amount": %d}' % n))
+        for n in (1250, 1251)
+    ]
+
+    assert [answer.status for answer in (*in_body, *in_header)] == [200, 422, 200, 422]
+    assert (in_body[1].json()["code"], in_header[1].json()["code"]) == ("idempotency_key_reused",) * 2
+    assert "(the body's idempotency_key)" in str(in_body[1].json()["detail"])
+    assert "Idempotency-Key" not in str(in_body[1].json()["detail"])
+    assert "(the Idempotency-Key header)" in str(in_header[1].json()["detail"])
+
+
+async def test_the_body_key_and_the_header_key_are_one_rule_in_the_openapi_document(app: object) -> None:
+    """The body's key had the pattern ``^[ -~]+$``, which takes a key of spaces only, which the
+    service refuses (and the header's pattern did not take)."""
+    document: Any = (await call(app, "GET", "/openapi.json", [], body_of(b""))).json()
+    operation = document["paths"]["/v1/payments"]["post"]
+    header = next(p["schema"] for p in operation["parameters"] if p["name"] == "Idempotency-Key")
+    for media in ("application/json", "application/x-www-form-urlencoded"):
+        field = operation["requestBody"]["content"][media]["schema"]["properties"]["idempotency_key"]
+        rule = {name: field[name] for name in ("minLength", "maxLength", "pattern")}
+        assert rule == {name: header[name] for name in ("minLength", "maxLength", "pattern")}, media
+    pattern = re.compile(header["pattern"])
+    assert [bool(pattern.search(key)) for key in ("   ", "a b", " a", "k\t1")] == [False, True, True, False]

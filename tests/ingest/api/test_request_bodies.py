@@ -88,7 +88,7 @@ async def test_a_complaint_that_is_a_json_object_is_taken_whatever_its_label(
 
 @pytest.mark.parametrize(
     ("body", "code"),
-    [(b"complaint_id=c-1&category=timeout", "model_attributes_type"), (b"{nope", "json_invalid")],
+    [(b"complaint_id=c-1&category=timeout", "not_an_object"), (b"{nope", "invalid_json")],
 )
 async def test_a_complaint_that_is_not_a_json_object_is_still_told_what_to_send(
     app: object, body: bytes, code: str

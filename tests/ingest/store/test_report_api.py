@@ -218,8 +218,8 @@ async def test_an_unknown_format_is_one_issue_on_format_naming_the_four(tmp_path
     assert answer.json()["errors"] == [
         {
             "field": "format",
-            "code": "literal_error",
-            "message": "Input should be 'yaml', 'json', 'md' or 'html'",
+            "code": "unknown_value",
+            "message": "must be 'yaml', 'json', 'md' or 'html'",
             "severity": "error",
         }
     ]

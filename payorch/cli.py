@@ -26,7 +26,7 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from engine.config import PlatformConfig
-from ingest.config_file import load_config, load_sample_config
+from ingest.config_file import check_servable, load_config, load_sample_config
 from ingest.errors import ConfigFileError
 from ingest.private_files import exposed
 from payorch.api_key import KeyFileError, key_problem, read_key_file, read_key_stream
@@ -215,6 +215,7 @@ def serve(
 
     try:
         config = load_config(config_path) if config_path is not None else load_sample_config()
+        check_servable(config, config_path or "(built-in) sample config")
     except ConfigFileError as error:
         fail_serving(f"payorch: config error: {error}", f"config error: {error}", EXIT_USAGE, os.environ)
     try:

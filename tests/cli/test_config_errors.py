@@ -43,3 +43,39 @@ def test_a_config_with_no_merchant_and_no_admin_key_is_not_served(
     assert not (tmp_path / "data").exists()
     # A file of a taxonomy alone is still one for `payorch report --config`, which reads no key.
     assert load_config(config).merchants == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        (  # it said only "line 3, column 1: invalid YAML: but found another document"
+            "admin_api_keys: [adm_1]\nmerchants: []\n---\nprocessors: []\n",
+            "line 3, column 1: invalid YAML: expected a single document in the stream at line 1, column 1, "
+            "but found another document: a configuration is one YAML document: remove this '---' and "
+            "what follows, or merge the two",
+        ),
+        (  # it said "line 2, column 10: invalid YAML: expected ',' or ']', but got ':'"
+            "admin_api_keys: [adm_1\nmerchants: []\n",
+            "line 2, column 10: invalid YAML: while parsing a flow sequence at line 1, column 17: "
+            "expected ',' or ']', but got ':': close the '[' opened at line 1, column 17 with ']', "
+            "with a ',' between items",
+        ),
+        (  # it said "line 3, column 1: invalid YAML: found unexpected end of stream"
+            'admin_api_keys: ["adm_1]\nmerchants: []\n',
+            "line 3, column 1: invalid YAML: while scanning a quoted scalar at line 1, column 18: found "
+            "unexpected end of stream: close the quote opened at line 1, column 18",
+        ),
+        (
+            "merchants:\n\t- merchant_id: m_1\n",
+            "line 2, column 1: invalid YAML: found character '\\t' that cannot start any token: indent "
+            "with spaces: YAML takes no tabs there",
+        ),
+    ],
+)
+def test_invalid_yaml_keeps_pyyamls_context_and_says_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, said: str
+) -> None:
+    config = tmp_path / "payorch.yaml"
+    config.write_text(text, encoding="utf-8")
+
+    assert serve_refusal(config, tmp_path / "data", capsys) == f"config error: {config}: {said}"

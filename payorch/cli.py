@@ -30,7 +30,7 @@ from ingest.config_file import check_servable, load_config, load_sample_config
 from ingest.errors import ConfigFileError
 from ingest.private_files import exposed
 from payorch.api_key import KeyFileError, key_problem, read_key_file, read_key_stream
-from payorch.options import DuckDBPath, Integer, Moment, PathOption, RootPath, ServiceUrl
+from payorch.options import DuckDBPath, Host, Integer, Moment, PathOption, RootPath, ServiceUrl
 from payorch.output import discard_stdout
 
 EXIT_USAGE = 2
@@ -175,7 +175,7 @@ MAX_KEEP_ALIVE_S = 3600
     help="YAML config file (default: the sample config).",
 )
 @DATA_OPTION
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", type=Host(), default="127.0.0.1", show_default=True)
 @PORT_OPTION
 @click.option(
     "--keep-alive-timeout",

@@ -79,3 +79,19 @@ def test_invalid_yaml_keeps_pyyamls_context_and_says_what_to_do(
     config.write_text(text, encoding="utf-8")
 
     assert serve_refusal(config, tmp_path / "data", capsys) == f"config error: {config}: {said}"
+
+
+def test_a_sum_of_fault_rates_over_1_is_shown_as_written_not_with_float_noise(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """0.7 + 0.7 + 0.005 was shown as 1.4049999999999998."""
+    config = tmp_path / "payorch.yaml"
+    config.write_text(
+        "merchants: []\nprocessors:\n  - {id: p, kind: simulated,\n"
+        "     fault_rates: {declined: 0.7, timeout: 0.7, network_failure: 0.005}}\n",
+        encoding="utf-8",
+    )
+
+    said = serve_refusal(config, tmp_path / "data", capsys)
+
+    assert said == f"config error: {config}: processors[0].fault_rates=1.405: must add up to at most 1"

@@ -412,6 +412,20 @@ def _store(section: Section) -> StoreConfig:
     return store
 
 
+def check_servable(config: PlatformConfig, source: Path | str) -> None:
+    """Refuse to serve a configuration that gives no API key at all (no merchant, no admin key):
+    every request but the health and metrics ones would be a 401, and nothing said why. Only
+    ``payorch serve`` asks: ``report --config`` and ``export --config`` read no key, and a file
+    holding only a taxonomy or a store block is theirs to take."""
+    if config.merchants or config.admin_api_keys:
+        return
+    problem = (
+        "is empty and admin_api_keys holds no key: the service would refuse every request (401); "
+        "add a merchant with its api_keys, or an admin key to admin_api_keys"
+    )
+    raise ConfigFileError(source, "merchants", problem)
+
+
 def parse_config(text: str, source: str = "<config>") -> PlatformConfig:
     """Parse YAML text; invalid YAML (a key given twice included) is reported with its line and
     column."""

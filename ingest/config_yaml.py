@@ -23,9 +23,7 @@ from collections.abc import Hashable
 from typing import Any
 
 import yaml
-from yaml.composer import ComposerError
-from yaml.constructor import ConstructorError
-from yaml.error import MarkedYAMLError
+from yaml.error import Mark, MarkedYAMLError
 from yaml.nodes import MappingNode, Node, ScalarNode
 from yaml.reader import ReaderError
 
@@ -41,7 +39,12 @@ MAX_INTEGER = 2**63 - 1
 _SHOWN_KEY = 40
 
 
-class _ValueRefusedError(MarkedYAMLError):
+class _StrictError(MarkedYAMLError):
+    """What this loader refuses itself (a key given twice, nesting too deep): its problem says
+    what to do, where PyYAML's own need the advice of :data:`_ADVICE`."""
+
+
+class _ValueRefusedError(_StrictError):
     """A value that is valid YAML but that no field could take (its problem says why)."""
 
 
@@ -55,7 +58,7 @@ class _StrictLoader(yaml.SafeLoader):
         try:
             if self._depth > MAX_DEPTH:
                 event = self.peek_event()  # type: ignore[no-untyped-call]  # untyped in the stubs
-                raise ComposerError(
+                raise _StrictError(
                     None,
                     None,
                     f"nested more than {MAX_DEPTH} levels deep",
@@ -78,7 +81,7 @@ class _StrictLoader(yaml.SafeLoader):
             except TypeError:  # a tuple holding a list: unhashable after all
                 continue
             if first is not None:
-                raise ConstructorError(
+                raise _StrictError(
                     None, None, f"duplicate key {_show(key)} (first at line {first})", key_node.start_mark
                 )
             first_lines[key] = key_node.start_mark.line + 1
@@ -160,12 +163,80 @@ def load_yaml(text: str, source: str) -> object:
         raise ConfigFileError(source, _where(text, error.position), _bad_character(error)) from None
     except yaml.MarkedYAMLError as error:
         mark = error.problem_mark or error.context_mark
-        where = "(unknown position)" if mark is None else f"line {mark.line + 1}, column {mark.column + 1}"
-        problem = error.problem or error.context or "cannot be parsed"
-        shown = problem if isinstance(error, _ValueRefusedError) else f"invalid YAML: {problem}"
+        where = "(unknown position)" if mark is None else _at(mark)
+        shown = error.problem or "cannot be parsed"
+        if not isinstance(error, _ValueRefusedError):
+            shown = f"invalid YAML: {shown if isinstance(error, _StrictError) else _explained(error)}"
         raise ConfigFileError(source, where, shown) from None
     except yaml.YAMLError as error:
         raise ConfigFileError(source, "(unknown position)", f"invalid YAML: {error}") from None
+
+
+def _at(mark: Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _explained(error: MarkedYAMLError) -> str:
+    """PyYAML's problem with its context (``while parsing a flow sequence at line 1, column 17``:
+    where the thing it could not finish began), then what to do. Only the problem was said: ``but
+    found another document``, not that the file must hold one, nor where the first began."""
+    problem = error.problem or error.context or "cannot be parsed"
+    context, since = error.context, error.context_mark
+    if error.problem and context and since is not None:  # a context without a mark says nothing
+        same = error.problem_mark is not None and _at(error.problem_mark) == _at(since)
+        begun = f"{context}{'' if same else f' at {_at(since)}'}"
+        problem = f"{begun}{', ' if problem.startswith('but ') or context.endswith('occurrence') else ': '}"
+        problem += error.problem
+    said = f"{error.context or ''} {error.problem or ''}"
+    for words, advice in _ADVICE:
+        if all(word in said for word in words):
+            return f"{problem}: {advice.format(since='there' if since is None else _at(since))}"
+    return f"{problem}: {_ANY_YAML}"
+
+
+_ANY_YAML = (
+    "correct the YAML there: indent with spaces, put ': ' after each key, close every quote and bracket"
+)
+#: What to do about PyYAML's problems, found by words of its context and problem (the first that
+#: matches); ``{since}`` is where the context began.
+_ADVICE: tuple[tuple[tuple[str, ...], str], ...] = (
+    (
+        ("found another document",),
+        "a configuration is one YAML document: remove this '---' and what follows, or merge the two",
+    ),
+    (
+        ("expected '<document start>'",),
+        "a configuration is one YAML document: remove the '...' before this line, or what follows it",
+    ),
+    (("found character '\\t'",), "indent with spaces: YAML takes no tabs there"),
+    (("cannot start any token",), "quote a value that begins with this character"),
+    (
+        ("mapping values are not allowed here",),
+        "quote a value that holds ': ', or put a nested key on a line of its own, indented under its key",
+    ),
+    (
+        ("undefined alias",),
+        "define the anchor (&name) before its alias (*name), or quote a value starting with *",
+    ),
+    (("could not determine a constructor",), "remove the tag (!!...): the file takes plain YAML values only"),
+    (
+        ("expected <block end>",),
+        "check the indentation: the keys of one mapping (the items of one list) line up, with spaces",
+    ),
+    (("unknown escape character",), "in double quotes write a backslash as \\\\, or use single quotes"),
+    (("quoted scalar", "end of stream"), "close the quote opened at {since}"),
+    (("flow sequence",), "close the '[' opened at {since} with ']', with a ',' between items"),
+    (("flow mapping",), "close the '{{' opened at {since} with '}}', with a ',' between pairs"),
+    (
+        ("could not find expected ':'",),
+        "write 'key: value' on each line of a mapping, or indent a line that continues the one before",
+    ),
+    (("duplicate anchor",), "give each anchor (&name) a name of its own"),
+    (("an anchor",), "name an anchor with letters, digits, - and _ only, or quote a value starting with &"),
+    (("an alias",), "name an alias with letters, digits, - and _ only, or quote a value starting with *"),
+    (("block scalar",), "after | or > only a digit, + or - may follow on that line"),
+    (("unhashable key",), "a key must be a plain value, not a list or a mapping"),
+)
 
 
 def _where(text: str, position: int) -> str:

@@ -26,11 +26,11 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from engine.config import PlatformConfig
-from ingest.config_file import load_config, load_sample_config
+from ingest.config_file import check_servable, load_config, load_sample_config
 from ingest.errors import ConfigFileError
 from ingest.private_files import exposed
 from payorch.api_key import KeyFileError, key_problem, read_key_file, read_key_stream
-from payorch.options import DuckDBPath, Integer, Moment, PathOption, RootPath, ServiceUrl
+from payorch.options import DuckDBPath, Host, Integer, Moment, PathOption, RootPath, ServiceUrl
 from payorch.output import discard_stdout
 
 EXIT_USAGE = 2
@@ -175,7 +175,7 @@ MAX_KEEP_ALIVE_S = 3600
     help="YAML config file (default: the sample config).",
 )
 @DATA_OPTION
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--host", type=Host(), default="127.0.0.1", show_default=True)
 @PORT_OPTION
 @click.option(
     "--keep-alive-timeout",
@@ -215,6 +215,7 @@ def serve(
 
     try:
         config = load_config(config_path) if config_path is not None else load_sample_config()
+        check_servable(config, config_path or "(built-in) sample config")
     except ConfigFileError as error:
         fail_serving(f"payorch: config error: {error}", f"config error: {error}", EXIT_USAGE, os.environ)
     try:

@@ -7,10 +7,13 @@ bad value is click's one-line usage error (exit 2) and never reaches what reads 
 - :class:`Moment`: an ISO 8601 date or time, as an aware UTC ``datetime`` (naive means UTC).
 - :class:`RootPath`: the path prefix a reverse proxy serves the API under (``/payorch``).
 - :class:`Integer`: a whole number within bounds (a port, seconds, a count).
+- :class:`Host`: the name or address ``payorch serve`` listens on, an IPv6 one with or without
+  brackets, and no port.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import string
 from datetime import UTC, datetime
 from typing import Any
@@ -136,3 +139,37 @@ class Integer(click.IntRange):
     range (``1-5``) were asked for."""
 
     name = "integer"
+
+
+class Host(click.ParamType[str]):
+    """The host ``payorch serve`` listens on: a name or an address. An IPv6 address may come in the
+    brackets a URL puts around it (``[::1]``, as the ``listening on http://[::1]:8000`` line shows
+    it), which are taken off; a port is refused, naming ``--port``. Both were only "cannot resolve
+    --host '[::1]': Name or service not known"."""
+
+    name = "host"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        text = str(value)
+        bracketed = text.startswith("[") and "]" in text
+        if bracketed:
+            address, _, rest = text[1:].partition("]")
+            host, port = f"[{address}]", rest[1:] if rest.startswith(":") else None
+        else:
+            address, rest = text, ""
+            host, port = text.partition(":")[0], text.partition(":")[2] if text.count(":") == 1 else None
+        if port is not None:
+            self.fail(f"{text!r} holds a port: give the host alone ({host}) and --port {port}", param, ctx)
+        if bracketed and not rest and _is_ipv6(address):
+            return address
+        if "[" in text or "]" in text:
+            self.fail(f"{text!r} is not a host: only an IPv6 address goes in brackets ([::1])", param, ctx)
+        return text
+
+
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True

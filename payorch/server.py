@@ -90,6 +90,9 @@ class Stopped:
     forced_by: str | None = None
     #: The signal came while the service was starting: it never took a request.
     before_serving: bool = False
+    #: The app started (migrations, crash recovery), but the stop came before the service said it
+    #: listened, and no request reached it: nothing was in flight, whatever the stop forced.
+    unserved: bool = False
     #: Log lines the log stream did not take (in time) since the start: its reader fell behind or
     #: stopped reading. Those of the app's pipe are in its last ``observer/dropped`` report too.
     log_lines_dropped: int = 0
@@ -112,6 +115,18 @@ class Stopped:
         if self.before_serving:
             return f"{stopped} while starting, before it took requests"
         shutdown = self.shutdown
+        if self.unserved:
+            stopped += " while starting"
+            if shutdown is None:
+                # A second Ctrl-C after crash recovery ended: "payments in flight were cut short"
+                # was said of a service that had taken none.
+                forced = "forced" if self.forced_by in (None, self.signal) else f"{self.forced_by} forced it"
+                return (
+                    f"{stopped}, before it took requests, and {forced} without closing the store "
+                    "(no payments were in flight)"
+                )
+            if shutdown.complete:  # a stop during crash recovery said "no payments were in flight"
+                return f"{stopped}, before it took requests"
         if shutdown is None:
             # SIGTERM then Ctrl-C: "stopped on SIGTERM without draining" would say SIGTERM does not drain.
             forced = "" if self.forced_by in (None, self.signal) else f", then {self.forced_by} forced it,"
@@ -171,6 +186,7 @@ class _Server(uvicorn.Server):
         self.received: list[int] = []
         self.forced_by: int | None = None  # the signal that forced a stop under way
         self.in_flight_at_signal = 0
+        self.listening = False  # said it listens: the start is over
         self._in_flight = in_flight
         self._companion = companion
         self.companion: threading.Thread | None = None
@@ -182,6 +198,7 @@ class _Server(uvicorn.Server):
             host = self.config.host
             shown = f"[{host}]" if ":" in host else host
             logging.getLogger(LOGGER).info("listening on http://%s:%d", shown, self.config.port)
+            self.listening = True
         if self.started and self._companion is not None:
             # A thread, not a task: whatever it does (a blocking HTTP client) never holds the loop.
             self.companion = threading.Thread(
@@ -549,6 +566,7 @@ def _serve(
         shutdown,
         settings.shutdown_grace_s,
         forced_by,
+        unserved=not server.listening and server.server_state.total_requests == 0,
         log_lines_dropped=(pipe.dropped if pipe is not None else 0) + direct.dropped,
     )
     # Straight to stderr: after a forced stop the app's log pipe may still hold "payorch" records.

@@ -141,7 +141,11 @@ class Records(Protocol):
         the admission returned when it does."""
         ...
 
-    async def payment(self, payment_id: str) -> StoredPayment | None: ...
+    async def payment(self, payment_id: str) -> StoredPayment | None:
+        """The payment ``payment_id`` as ``GET /v1/payments/{id}`` shows it: its result's document
+        and its events; one with no result yet (running, or cut short) as :meth:`payments_page`
+        lists it. ``None`` when there is no such payment."""
+        ...
 
     async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
         """Where the payment ``payment_id`` stands in the list (``merchant_id``'s only, when
@@ -155,8 +159,8 @@ class Records(Protocol):
         ...
 
     async def payment_merchant(self, payment_id: str) -> str | None:
-        """The merchant of the payment ``payment_id`` (``None``: no such payment), without reading
-        its events or its document: what a ``HEAD`` of it needs."""
+        """The merchant of the payment ``payment_id`` (``None``: no such payment, as for
+        :meth:`payment`), without reading its events or its document: what a ``HEAD`` of it needs."""
         ...
 
     async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
@@ -284,16 +288,26 @@ class MemoryRecords:
     async def payment(self, payment_id: str) -> StoredPayment | None:
         stored = self._results.get(payment_id)
         if stored is None:
-            return None
+            received = self._received.get(payment_id)
+            if received is None:
+                return None
+            # No result yet: what its events say so far.
+            return StoredPayment(received[1], running_to_json(self._events_of(payment_id)))
         merchant_id, result, _ = stored
-        self._encode(payment_id)
         document: JsonObject = orjson.loads(result)
-        document["events"] = rows_to_json(self._events.get(payment_id, b""))
+        document["events"] = self._events_of(payment_id)
         return StoredPayment(merchant_id, document)
+
+    def _events_of(self, payment_id: str) -> list[JsonObject]:
+        self._encode(payment_id)
+        return rows_to_json(self._events.get(payment_id, b""))
 
     async def payment_merchant(self, payment_id: str) -> str | None:
         stored = self._results.get(payment_id)
-        return None if stored is None else stored[0]
+        if stored is None:
+            received = self._received.get(payment_id)
+            return None if received is None else received[1]
+        return stored[0]
 
     async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
         received = self._received.get(payment_id)
@@ -315,11 +329,8 @@ class MemoryRecords:
         found: list[StoredPayment] = []
         for _, payment_id in heapq.nlargest(query.limit, places):
             stored = await self.payment(payment_id)
-            if stored is None:  # no result yet: what its events say so far
-                self._encode(payment_id)
-                events = rows_to_json(self._events.get(payment_id, b""))
-                stored = StoredPayment(self._received[payment_id][1], running_to_json(events))
-            found.append(stored)
+            if stored is not None:  # every payment listed was received
+                found.append(stored)
         return found
 
     def _status(self, payment_id: str) -> str:

@@ -30,7 +30,7 @@ from ingest.api.auth import Principal
 from ingest.api.complaint_routes import install_complaint_routes
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
-from ingest.api.event_schemas import PaymentOut, RefusedPaymentOut
+from ingest.api.event_schemas import PaymentOut, ProcessingPaymentOut, RefusedPaymentOut
 from ingest.api.front import Front, PaymentHeaders, payment_answer
 from ingest.api.guards import (
     ADMIN_ONLY,
@@ -202,8 +202,10 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         summary="A payment and its events",
         operation_id="getPayment",
         description="A payment's result and its events; a request refused 422 (or 403) is shown under "
-        "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
-        response_model=PaymentOut | RefusedPaymentOut,
+        "the `payment_id` its answer gave, with status `rejected` (nothing charged); a payment with no "
+        "result yet (still running) as `GET /v1/payments` lists it, with status `processing`: it "
+        "may have charged, so do not pay again, look it up later.",
+        response_model=PaymentOut | RefusedPaymentOut | ProcessingPaymentOut,
         responses=problem_responses(
             "unauthorized", "not_found", "validation_failed", "service_unavailable", "payment_interrupted"
         ),
@@ -212,6 +214,8 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
     async def get_payment(
         request: Request, caller: Caller, payment_id: Annotated[str, Path(min_length=1, max_length=255)]
     ) -> Response:
+        # Left by this start's crash recovery: 503, before any read (see the function).
+        _refuse_if_left_interrupted(parts, caller, payment_id)
         stored = None
         if is_head(request.scope):
             # Whose it is tells the status; its events and document, read and built for a body
@@ -220,8 +224,6 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         else:
             stored = await parts.records.payment(PaymentId(payment_id))
             merchant_id = None if stored is None else stored.merchant_id
-        if merchant_id is None:
-            _refuse_if_left_interrupted(parts, caller, payment_id)
         if merchant_id is None or not caller.may_see(merchant_id):
             raise ApiProblem("not_found", f"No payment {mask_card_numbers(payment_id)!r} for this key.")
         if stored is None:  # a HEAD

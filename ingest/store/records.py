@@ -406,12 +406,38 @@ class DuckDBRecords:
         return found
 
     async def payment(self, payment_id: str) -> StoredPayment | None:
-        found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
+        # A payment with no result yet is one received here and still running (its events begin
+        # at ``opened``): its events are read from there. Any other without a result row is not
+        # looked for in the events: no index finds a payment id there, and a scan of those since
+        # the start took 260 ms at 20M events, for every id that names nothing.
+        found: StoredPayment | None = None
+        for _ in range(2):
+            opened = self._opened.get(payment_id)
+            found = await self._writer.read(partial(_payment, payment_id=payment_id, opened=opened))
+            if found is not None or not await self._flushed():
+                break
         return found
 
     async def payment_merchant(self, payment_id: str) -> str | None:
-        found: str | None = await self._writer.read(lambda c: _payment_merchant(c, payment_id))
+        found: str | None = None
+        for _ in range(2):
+            opened = self._opened.get(payment_id)
+            found = await self._writer.read(partial(_payment_merchant, payment_id=payment_id, opened=opened))
+            if found is not None or not await self._flushed():
+                break
         return found
+
+    async def _flushed(self) -> bool:
+        """Commit what is queued, for a read of a payment that found nothing, to read it again:
+        a payment whose result is queued and not committed yet is no longer among the running ones
+        (``save_result`` let it go), and one just received has its ``PaymentReceived`` queued;
+        either would read as "no such payment" for those few milliseconds. Whether a second read
+        may find more (not once the store is closed)."""
+        try:
+            await self._writer.submit_and_wait(Write(None))
+        except StoreError:
+            return False
+        return True
 
     async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
         found: PaymentPlace | None = await self._writer.read(
@@ -444,17 +470,21 @@ class DuckDBRecords:
         return self._writer.alive
 
 
-def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPayment | None:
-    # Every row of the payment (one, or a few once crash recovery finished it), through the
-    # ``payments_by_id`` index, and the newest picked here: asked for ``ORDER BY updated_at DESC
-    # LIMIT 1``, DuckDB plans a top-N over a scan of the whole table, and a read took longer with
-    # every payment kept (10 ms at 200,000 payments, 70 to 900 ms at 2.2M, against about 1 ms).
-    rows = connection.execute(
-        "SELECT merchant_id, document, first_seq, last_seq, updated_at FROM payments WHERE payment_id = ?",
-        [payment_id],
-    ).fetchall()
+def _payment(
+    connection: duckdb.DuckDBPyConnection, payment_id: str, opened: int | None = None
+) -> StoredPayment | None:
+    rows = _result_rows(connection, payment_id)
     if not rows:
-        return None
+        if opened is None:
+            return None
+        # No result yet: running, its events from ``opened`` on.
+        running = payment_list.running_payment(connection, payment_id, opened)
+        if running is not None:
+            return running
+        # Or it ended between the two reads: its result was committed with its last event.
+        rows = _result_rows(connection, payment_id)
+        if not rows:
+            return None
     row = max(rows, key=itemgetter(4))
     # Only the row groups of the payment's seq range are read (a bound not known: from the start,
     # or to the end).
@@ -469,13 +499,31 @@ def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPa
     return StoredPayment(str(row[0]), document)
 
 
-def _payment_merchant(connection: duckdb.DuckDBPyConnection, payment_id: str) -> str | None:
+def _result_rows(connection: duckdb.DuckDBPyConnection, payment_id: str) -> list[tuple[Any, ...]]:
+    # Every row of the payment (one, or a few once crash recovery finished it), through the
+    # ``payments_by_id`` index, and the newest picked by the caller: asked for ``ORDER BY
+    # updated_at DESC LIMIT 1``, DuckDB plans a top-N over a scan of the whole table, and a read
+    # took longer with every payment kept (10 ms at 200,000 payments, 70 to 900 ms at 2.2M,
+    # against about 1 ms).
+    rows: list[tuple[Any, ...]] = connection.execute(
+        "SELECT merchant_id, document, first_seq, last_seq, updated_at FROM payments WHERE payment_id = ?",
+        [payment_id],
+    ).fetchall()
+    return rows
+
+
+def _payment_merchant(
+    connection: duckdb.DuckDBPyConnection, payment_id: str, opened: int | None
+) -> str | None:
     # Every row of a payment (one, or a few) names its merchant; the same plain filter as
-    # _payment's, which DuckDB answers through the ``payments_by_id`` index.
+    # _payment's, which DuckDB answers through the ``payments_by_id`` index. One running (no
+    # result yet) is found by its PaymentReceived, at ``opened``.
     rows = connection.execute(
         "SELECT merchant_id FROM payments WHERE payment_id = ?", [payment_id]
     ).fetchall()
-    return str(rows[0][0]) if rows else None
+    if rows:
+        return str(rows[0][0])
+    return None if opened is None else payment_list.running_merchant(connection, payment_id, opened)
 
 
 def _request_payments(

@@ -147,6 +147,12 @@ class Records(Protocol):
         lists it. ``None`` when there is no such payment."""
         ...
 
+    def keep_left(self, payment_id: str, first_seq: int) -> None:
+        """Note a payment crash recovery left unsettled at this start (its events from
+        ``first_seq`` on, in a durable store): :meth:`payment` shows it as running until a later
+        start settles it."""
+        ...
+
     async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
         """Where the payment ``payment_id`` stands in the list (``merchant_id``'s only, when
         given); ``None`` when there is no such payment."""
@@ -301,6 +307,9 @@ class MemoryRecords:
     def _events_of(self, payment_id: str) -> list[JsonObject]:
         self._encode(payment_id)
         return rows_to_json(self._events.get(payment_id, b""))
+
+    def keep_left(self, payment_id: str, first_seq: int) -> None:
+        """Nothing is recovered into memory: every payment received here is in ``_received``."""
 
     async def payment_merchant(self, payment_id: str) -> str | None:
         stored = self._results.get(payment_id)

@@ -259,6 +259,7 @@ class ObservedRecords:
         self.admit = records.admit
         self.payment = records.payment
         self.payment_merchant = records.payment_merchant
+        self.keep_left = records.keep_left
         self.payment_place = records.payment_place
         self.payments_page = records.payments_page
         self.request_payments = records.request_payments

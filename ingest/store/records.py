@@ -250,6 +250,9 @@ class DuckDBRecords:
         #: The seq of each running payment's PaymentReceived, for its result's row (its events'
         #: range, which a read of the payment looks in).
         self._opened: dict[str, int] = {}
+        #: The same for each payment this start's crash recovery left unsettled (a later start
+        #: settles it): read as a running one is, until then.
+        self._left: dict[str, int] = {}
         #: The terms (currency, steps' methods) of each running payment, cut into its events' rows.
         self._terms: dict[str, PaymentTerms] = {}
         self._event_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "events")) + 1)
@@ -405,14 +408,27 @@ class DuckDBRecords:
         found: list[Complaint] = await self._writer.read(lambda c: _complaints_page(c, query))
         return found
 
+    def keep_left(self, payment_id: str, first_seq: int) -> None:
+        """Note a payment crash recovery left unsettled at this start, whose events begin at
+        ``first_seq``: it has no result until a later start settles it, and is read as a running
+        one, from its events so far (it may have charged)."""
+        self._left[payment_id] = first_seq
+
+    def _first_seq(self, payment_id: str) -> int | None:
+        """Where the events of ``payment_id`` begin when it has no result yet (running here, or
+        left by crash recovery); ``None`` for any other."""
+        opened = self._opened.get(payment_id)
+        return self._left.get(payment_id) if opened is None else opened
+
     async def payment(self, payment_id: str) -> StoredPayment | None:
-        # A payment with no result yet is one received here and still running (its events begin
-        # at ``opened``): its events are read from there. Any other without a result row is not
-        # looked for in the events: no index finds a payment id there, and a scan of those since
-        # the start took 260 ms at 20M events, for every id that names nothing.
+        # A payment with no result yet is one received here and still running, or one crash
+        # recovery left (:meth:`_first_seq`): its events are read from their first. Any other
+        # without a result row is not looked for in the events: no index finds a payment id there,
+        # and a scan of those since the start took 260 ms at 20M events, for every id that names
+        # nothing.
         found: StoredPayment | None = None
         for _ in range(2):
-            opened = self._opened.get(payment_id)
+            opened = self._first_seq(payment_id)
             found = await self._writer.read(partial(_payment, payment_id=payment_id, opened=opened))
             if found is not None or not await self._flushed():
                 break
@@ -421,7 +437,7 @@ class DuckDBRecords:
     async def payment_merchant(self, payment_id: str) -> str | None:
         found: str | None = None
         for _ in range(2):
-            opened = self._opened.get(payment_id)
+            opened = self._first_seq(payment_id)
             found = await self._writer.read(partial(_payment_merchant, payment_id=payment_id, opened=opened))
             if found is not None or not await self._flushed():
                 break

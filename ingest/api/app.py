@@ -43,6 +43,7 @@ from ingest.api.guards import (
     request_id_of,
 )
 from ingest.api.lifespan import start, stop
+from ingest.api.list_pages import violation_after
 from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi, problem_responses
 from ingest.api.parts import Parts, build_parts
@@ -240,15 +241,27 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         merchant_id: Annotated[
             str | None, Query(max_length=255, description="Only this merchant's; empty: every merchant.")
         ] = None,
+        starting_after: Annotated[
+            str | None,
+            Query(
+                max_length=255,
+                pattern="^[0-9]*$",
+                description="The `seq` of the last violation of the page before: this page lists "
+                "those after it (empty: from the newest).",
+            ),
+        ] = None,
     ) -> Response:
-        """Newest first, at most `limit`; `has_more` says that the window holds older ones
-        (narrow `to` or raise `limit` to read them). `payment_id`, `request_id` and `merchant_id`
-        keep the violations that name them (an id nothing names: an empty list)."""
+        """Newest first (by `timestamp`, then by `seq`), at most `limit`, each with the `seq` it
+        was recorded under. `has_more` says more follow: the next page is `starting_after` the
+        last one's `seq`, which walks them all once each, also when many share a timestamp and
+        while others are recorded. `payment_id`, `request_id` and `merchant_id` keep the
+        violations that name them (an id nothing names: an empty list)."""
         if contract_id:
             check_contract(contract_id)
         start, end = bounds(since, until)
+        after = await violation_after(parts.records, starting_after or None)
         if is_head(request.scope):
-            return headers_only(FastJSONResponse.media_type)  # checked as the GET; nothing read
+            return headers_only(FastJSONResponse.media_type)  # checked as the GET; no page read
         # One more than asked for: whether the list was cut is then known, not guessed from its length.
         query = ViolationQuery(
             contract_id or None,
@@ -258,9 +271,10 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             payment_id=payment_id or None,
             request_id=request_id or None,
             merchant_id=merchant_id or None,
+            after=after,
         )
-        found = await parts.records.violations(query)
-        listed = [violation_to_json(v) for v in found[:limit]]
+        found = await parts.records.violations_page(query)
+        listed = [violation_to_json(v.violation) | {"seq": v.seq} for v in found[:limit]]
         return FastJSONResponse({"violations": listed, "has_more": len(found) > limit})
 
     analytics_problems = problem_responses(

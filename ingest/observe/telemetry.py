@@ -264,6 +264,8 @@ class ObservedRecords:
         self.payments_page = records.payments_page
         self.request_payments = records.request_payments
         self.violations = records.violations
+        self.violations_page = records.violations_page
+        self.violation_place = records.violation_place
         self.healthy = records.healthy
 
     def emit(self, event: DomainEvent) -> Coroutine[Any, Any, None]:

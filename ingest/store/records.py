@@ -45,7 +45,15 @@ from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.events import event_to_bytes
 from ingest.codec.result_json import REJECTED, JsonObject, issue_from_json, issue_to_json
-from ingest.records import ComplaintQuery, PaymentPlace, PaymentQuery, StoredPayment, ViolationQuery
+from ingest.records import (
+    ComplaintQuery,
+    PaymentPlace,
+    PaymentQuery,
+    RecordedViolation,
+    StoredPayment,
+    ViolationPlace,
+    ViolationQuery,
+)
 from ingest.store import charged_column, event_columns, payment_list
 from ingest.store.admission import Admission
 from ingest.store.complaint_ids import ComplaintIds
@@ -475,7 +483,14 @@ class DuckDBRecords:
         return found
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
-        found: list[ContractViolation] = await self._writer.read(lambda c: _violations(c, query))
+        return [recorded.violation for recorded in await self.violations_page(query)]
+
+    async def violations_page(self, query: ViolationQuery) -> Sequence[RecordedViolation]:
+        found: list[RecordedViolation] = await self._writer.read(lambda c: _violations(c, query))
+        return found
+
+    async def violation_place(self, seq: int) -> ViolationPlace | None:
+        found: ViolationPlace | None = await self._writer.read(lambda c: _violation_place(c, seq))
         return found
 
     def complaints(self) -> list[Complaint]:
@@ -557,9 +572,18 @@ def _request_payments(
     return frozenset(str(row[0]) for row in rows if row[0] is not None)
 
 
-def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) -> list[ContractViolation]:
+def _violation_place(connection: duckdb.DuckDBPyConnection, seq: int) -> ViolationPlace | None:
+    # ``seq`` grows with the rows' order: the scan reads the one row group that can hold it.
+    rows = connection.execute("SELECT ts FROM violations WHERE seq = ?", [seq]).fetchall()
+    return ViolationPlace(rows[0][0].astimezone(UTC), seq) if rows else None
+
+
+def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) -> list[RecordedViolation]:
     conditions: list[str] = []
     parameters: list[object] = []
+    if query.after is not None:
+        conditions.append("(ts < ? OR ts = ? AND seq < ?)")
+        parameters += [query.after.timestamp, query.after.timestamp, query.after.seq]
     if query.contract_id is not None:
         conditions.append("contract_id = ?")
         parameters.append(query.contract_id)
@@ -579,20 +603,23 @@ def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) ->
             parameters.append(value)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = connection.execute(
-        "SELECT contract_id, request_id, severity, message, owner, ts, payment_id, merchant_id "  # noqa: S608 - conditions are constants
+        "SELECT contract_id, request_id, severity, message, owner, ts, payment_id, merchant_id, seq "  # noqa: S608 - conditions are constants
         f"FROM violations {where} ORDER BY ts DESC, seq DESC LIMIT ?",
         [*parameters, query.limit],
     ).fetchall()
     return [
-        ContractViolation(
-            contract_id=ContractId(row[0]),
-            request_id=RequestId(row[1]),
-            severity=Severity(row[2]),
-            message=row[3],
-            owner=row[4],
-            timestamp=row[5].astimezone(UTC),
-            payment_id=None if row[6] is None else PaymentId(row[6]),
-            merchant_id=None if row[7] is None else MerchantId(row[7]),
+        RecordedViolation(
+            int(row[8]),
+            ContractViolation(
+                contract_id=ContractId(row[0]),
+                request_id=RequestId(row[1]),
+                severity=Severity(row[2]),
+                message=row[3],
+                owner=row[4],
+                timestamp=row[5].astimezone(UTC),
+                payment_id=None if row[6] is None else PaymentId(row[6]),
+                merchant_id=None if row[7] is None else MerchantId(row[7]),
+            ),
         )
         for row in rows
     ]

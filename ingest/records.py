@@ -38,7 +38,22 @@ class StoredPayment:
 
 
 @dataclass(frozen=True, slots=True)
+class ViolationPlace:
+    """Where a violation stands in ``GET /v1/violations`` (newest first, this descending): when it
+    happened, then the ``seq`` it was recorded under, which no two violations share, so the order
+    is total even among violations of the same instant, and one recorded later never moves the
+    others."""
+
+    timestamp: datetime
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
 class ViolationQuery:
+    """Violations in :class:`ViolationPlace` order, newest first: of ``contract_id``, in ``[since,
+    until)``, naming ``payment_id``, ``request_id`` and ``merchant_id``, each only when given; the
+    first ``limit`` of those after ``after`` (the last one of the page before), when given."""
+
     contract_id: str | None = None
     since: datetime | None = None
     until: datetime | None = None
@@ -46,6 +61,19 @@ class ViolationQuery:
     payment_id: str | None = None
     request_id: str | None = None
     merchant_id: str | None = None
+    after: ViolationPlace | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedViolation:
+    """A violation as recorded: with the ``seq`` it is listed and named by."""
+
+    seq: int
+    violation: ContractViolation
+
+    @property
+    def place(self) -> ViolationPlace:
+        return ViolationPlace(self.violation.timestamp, self.seq)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +169,17 @@ class Records(Protocol):
         the admission returned when it does."""
         ...
 
-    async def payment(self, payment_id: str) -> StoredPayment | None: ...
+    async def payment(self, payment_id: str) -> StoredPayment | None:
+        """The payment ``payment_id`` as ``GET /v1/payments/{id}`` shows it: its result's document
+        and its events; one with no result yet (running, or cut short) as :meth:`payments_page`
+        lists it. ``None`` when there is no such payment."""
+        ...
+
+    def keep_left(self, payment_id: str, first_seq: int) -> None:
+        """Note a payment crash recovery left unsettled at this start (its events from
+        ``first_seq`` on, in a durable store): :meth:`payment` shows it as running until a later
+        start settles it."""
+        ...
 
     async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
         """Where the payment ``payment_id`` stands in the list (``merchant_id``'s only, when
@@ -155,8 +193,8 @@ class Records(Protocol):
         ...
 
     async def payment_merchant(self, payment_id: str) -> str | None:
-        """The merchant of the payment ``payment_id`` (``None``: no such payment), without reading
-        its events or its document: what a ``HEAD`` of it needs."""
+        """The merchant of the payment ``payment_id`` (``None``: no such payment, as for
+        :meth:`payment`), without reading its events or its document: what a ``HEAD`` of it needs."""
         ...
 
     async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
@@ -166,7 +204,16 @@ class Records(Protocol):
         ...
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
-        """Newest first, at most ``query.limit``."""
+        """Newest first, at most ``query.limit``: :meth:`violations_page`'s, without their seqs."""
+        ...
+
+    async def violations_page(self, query: ViolationQuery) -> Sequence[RecordedViolation]:
+        """The violations ``query`` names, newest first (descending in :class:`ViolationPlace`
+        order), at most ``query.limit``."""
+        ...
+
+    async def violation_place(self, seq: int) -> ViolationPlace | None:
+        """Where the violation recorded under ``seq`` stands; ``None`` when there is none."""
         ...
 
     def healthy(self) -> bool: ...
@@ -284,16 +331,29 @@ class MemoryRecords:
     async def payment(self, payment_id: str) -> StoredPayment | None:
         stored = self._results.get(payment_id)
         if stored is None:
-            return None
+            received = self._received.get(payment_id)
+            if received is None:
+                return None
+            # No result yet: what its events say so far.
+            return StoredPayment(received[1], running_to_json(self._events_of(payment_id)))
         merchant_id, result, _ = stored
-        self._encode(payment_id)
         document: JsonObject = orjson.loads(result)
-        document["events"] = rows_to_json(self._events.get(payment_id, b""))
+        document["events"] = self._events_of(payment_id)
         return StoredPayment(merchant_id, document)
+
+    def _events_of(self, payment_id: str) -> list[JsonObject]:
+        self._encode(payment_id)
+        return rows_to_json(self._events.get(payment_id, b""))
+
+    def keep_left(self, payment_id: str, first_seq: int) -> None:
+        """Nothing is recovered into memory: every payment received here is in ``_received``."""
 
     async def payment_merchant(self, payment_id: str) -> str | None:
         stored = self._results.get(payment_id)
-        return None if stored is None else stored[0]
+        if stored is None:
+            received = self._received.get(payment_id)
+            return None if received is None else received[1]
+        return stored[0]
 
     async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
         received = self._received.get(payment_id)
@@ -315,11 +375,8 @@ class MemoryRecords:
         found: list[StoredPayment] = []
         for _, payment_id in heapq.nlargest(query.limit, places):
             stored = await self.payment(payment_id)
-            if stored is None:  # no result yet: what its events say so far
-                self._encode(payment_id)
-                events = rows_to_json(self._events.get(payment_id, b""))
-                stored = StoredPayment(self._received[payment_id][1], running_to_json(events))
-            found.append(stored)
+            if stored is not None:  # every payment listed was received
+                found.append(stored)
         return found
 
     def _status(self, payment_id: str) -> str:
@@ -331,20 +388,28 @@ class MemoryRecords:
         return None if known is None or known[0] != merchant_id else known[1]
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
-        found: list[ContractViolation] = []
-        for violation in reversed(self._violations):
-            if len(found) >= query.limit:
-                break
-            if query.contract_id is not None and violation.contract_id != query.contract_id:
-                continue
-            if query.since is not None and violation.timestamp < query.since:
-                continue
-            if query.until is not None and violation.timestamp >= query.until:
-                continue
-            if not _names(query, violation):
-                continue
-            found.append(violation)
-        return found
+        return [recorded.violation for recorded in await self.violations_page(query)]
+
+    async def violations_page(self, query: ViolationQuery) -> Sequence[RecordedViolation]:
+        # A violation's seq is its place in the list, from 1, as the store numbers them.
+        after = None if query.after is None else (query.after.timestamp, query.after.seq)
+        found = (
+            (violation.timestamp, seq)
+            for seq, violation in enumerate(self._violations, start=1)
+            if (query.contract_id is None or violation.contract_id == query.contract_id)
+            and (query.since is None or violation.timestamp >= query.since)
+            and (query.until is None or violation.timestamp < query.until)
+            and (after is None or (violation.timestamp, seq) < after)
+            and _names(query, violation)
+        )
+        return [
+            RecordedViolation(seq, self._violations[seq - 1]) for _, seq in heapq.nlargest(query.limit, found)
+        ]
+
+    async def violation_place(self, seq: int) -> ViolationPlace | None:
+        if not 1 <= seq <= len(self._violations):
+            return None
+        return ViolationPlace(self._violations[seq - 1].timestamp, seq)
 
     def complaints(self) -> list[Complaint]:
         return list(self._complaints.values())

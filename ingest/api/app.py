@@ -26,11 +26,10 @@ from engine.types import PaymentId
 from ingest.api.admin_reads import headers_only, is_head
 from ingest.api.analytics_reads import ANALYTICS_TABLES, add_analytics_route, bounds, window_between
 from ingest.api.application import PayorchAPI
-from ingest.api.auth import Principal
 from ingest.api.complaint_routes import install_complaint_routes
 from ingest.api.docs import install_docs
 from ingest.api.encoding import FastJSONResponse
-from ingest.api.event_schemas import PaymentOut, RefusedPaymentOut
+from ingest.api.event_schemas import PaymentOut, ProcessingPaymentOut, RefusedPaymentOut
 from ingest.api.front import Front, PaymentHeaders, payment_answer
 from ingest.api.guards import (
     ADMIN_ONLY,
@@ -44,10 +43,11 @@ from ingest.api.guards import (
     request_id_of,
 )
 from ingest.api.lifespan import start, stop
+from ingest.api.list_pages import violation_after
 from ingest.api.metrics import CONTENT_TYPE
 from ingest.api.openapi import IDEMPOTENCY_KEY_PARAMETER, finished_openapi, problem_responses
 from ingest.api.parts import Parts, build_parts
-from ingest.api.payment_reads import install_payment_list
+from ingest.api.payment_reads import install_payment_list, shown
 from ingest.api.payments import STOPPED_RETRY_AFTER_S
 from ingest.api.problems import ApiProblem, problem_document, problem_page
 from ingest.api.reports import MEDIA_TYPES, AskedFormat, negotiated_format, report_answer
@@ -64,35 +64,12 @@ from ingest.codec.result_json import violation_to_json
 from ingest.parsing.masking import mask_card_numbers
 from ingest.records import ViolationQuery
 from ingest.store.ownership import DataFolderMovedError
-from ingest.store.recovery import RecoveryReport
 
 
 def _payment_links() -> dict[int | str, dict[str, Any]]:
     """The 200 of ``createPayment`` links to ``getPayment`` by the payment id it returns."""
     link = {"operationId": "getPayment", "parameters": {"payment_id": "$response.body#/payment_id"}}
     return {200: {"description": "The payment's outcome", "links": {"GetPayment": link}}}
-
-
-def _refuse_if_left_interrupted(parts: Parts, caller: Principal, payment_id: str) -> None:
-    """503 ``payment_interrupted`` for a payment this start's crash recovery left unsettled: it
-    has no result yet and may have charged, where a 404 says it was never charged."""
-    report = parts.recovery
-    left = report.left_payments.get(payment_id) if isinstance(report, RecoveryReport) else None
-    if left is None or not caller.may_see(left[0]):
-        return
-    detail = (
-        f"Payment {payment_id} was cut short by a crash or a forced stop, and this start could not "
-        f"settle it ({left[1]}); it may have been charged. The next start settles it once its "
-        "processor answers, and shows its outcome here. Do not pay again with a new key: a retry "
-        "with the same Idempotency-Key then gets the outcome."
-    )
-    headers = {"Retry-After": str(LEFT_RETRY_AFTER_S)}
-    raise ApiProblem("payment_interrupted", detail, headers=headers, extra={"payment_id": payment_id})
-
-
-#: Retry-After of a payment left interrupted: only a restart settles it, so polling it every few
-#: seconds only adds load.
-LEFT_RETRY_AFTER_S = 60
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -203,11 +180,12 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         summary="A payment and its events",
         operation_id="getPayment",
         description="A payment's result and its events; a request refused 422 (or 403) is shown under "
-        "the `payment_id` its answer gave, with status `rejected` (nothing charged).",
-        response_model=PaymentOut | RefusedPaymentOut,
-        responses=problem_responses(
-            "unauthorized", "not_found", "validation_failed", "service_unavailable", "payment_interrupted"
-        ),
+        "the `payment_id` its answer gave, with status `rejected` (nothing charged); a payment with no "
+        "result yet (still running, or cut short by a crash and not settled yet: see `interrupted`) "
+        "as `GET /v1/payments` lists it, with status `processing`: it may have charged, so do not "
+        "pay again, look it up later.",
+        response_model=PaymentOut | RefusedPaymentOut | ProcessingPaymentOut,
+        responses=problem_responses("unauthorized", "not_found", "validation_failed", "service_unavailable"),
         dependencies=KEYED_READS,
     )
     async def get_payment(
@@ -221,13 +199,11 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         else:
             stored = await parts.records.payment(PaymentId(payment_id))
             merchant_id = None if stored is None else stored.merchant_id
-        if merchant_id is None:
-            _refuse_if_left_interrupted(parts, caller, payment_id)
         if merchant_id is None or not caller.may_see(merchant_id):
             raise ApiProblem("not_found", f"No payment {mask_card_numbers(payment_id)!r} for this key.")
         if stored is None:  # a HEAD
             return headers_only(FastJSONResponse.media_type)
-        return FastJSONResponse(stored.document)
+        return FastJSONResponse(shown(stored, parts.recovery))
 
     @app.get(
         "/v1/violations",
@@ -266,15 +242,27 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
         merchant_id: Annotated[
             str | None, Query(max_length=255, description="Only this merchant's; empty: every merchant.")
         ] = None,
+        starting_after: Annotated[
+            str | None,
+            Query(
+                max_length=255,
+                pattern="^[0-9]*$",
+                description="The `seq` of the last violation of the page before: this page lists "
+                "those after it (empty: from the newest).",
+            ),
+        ] = None,
     ) -> Response:
-        """Newest first, at most `limit`; `has_more` says that the window holds older ones
-        (narrow `to` or raise `limit` to read them). `payment_id`, `request_id` and `merchant_id`
-        keep the violations that name them (an id nothing names: an empty list)."""
+        """Newest first (by `timestamp`, then by `seq`), at most `limit`, each with the `seq` it
+        was recorded under. `has_more` says more follow: the next page is `starting_after` the
+        last one's `seq`, which walks them all once each, also when many share a timestamp and
+        while others are recorded. `payment_id`, `request_id` and `merchant_id` keep the
+        violations that name them (an id nothing names: an empty list)."""
         if contract_id:
             check_contract(contract_id)
         start, end = bounds(since, until)
+        after = await violation_after(parts.records, starting_after or None)
         if is_head(request.scope):
-            return headers_only(FastJSONResponse.media_type)  # checked as the GET; nothing read
+            return headers_only(FastJSONResponse.media_type)  # checked as the GET; no page read
         # One more than asked for: whether the list was cut is then known, not guessed from its length.
         query = ViolationQuery(
             contract_id or None,
@@ -284,9 +272,10 @@ def _install_routes(app: FastAPI, parts: Parts) -> None:
             payment_id=payment_id or None,
             request_id=request_id or None,
             merchant_id=merchant_id or None,
+            after=after,
         )
-        found = await parts.records.violations(query)
-        listed = [violation_to_json(v) for v in found[:limit]]
+        found = await parts.records.violations_page(query)
+        listed = [violation_to_json(v.violation) | {"seq": v.seq} for v in found[:limit]]
         return FastJSONResponse({"violations": listed, "has_more": len(found) > limit})
 
     analytics_problems = problem_responses(

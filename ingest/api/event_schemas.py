@@ -209,6 +209,14 @@ class ProcessingPaymentOut(BaseModel):
     final_error: None
     validation_errors: list[ValidationIssueOut]
     events: list[EventOut]
+    interrupted: str | None = Field(
+        default=None,
+        description="null while it runs. Set when a crash or a forced stop cut it short and the "
+        "service's last start could not settle it: why (its processor could not say what it holds, "
+        "or is no longer configured, or its merchant is gone). Only a later start settles it: look "
+        "it up again after the service restarts (a retry with the same Idempotency-Key then gets "
+        "its outcome), not every few seconds; do not pay again with a new key.",
+    )
 
 
 class PaymentsOut(BaseModel):

@@ -8,6 +8,9 @@ this list. A payment whose result is not recorded yet (still running, or cut sho
 is listed too, with status ``processing`` and its events so far: it is the one most likely to be
 looked for, and "missing" would read as "never charged".
 
+A payment this start's crash recovery left unsettled (a later start settles it) is one of
+those: its ``interrupted`` says why it waits, here and in ``GET /v1/payments/{payment_id}``.
+
 The order is the time each payment was received (its ``PaymentReceived``), then its id
 (:class:`~ingest.records.PaymentPlace`): a payment keeps its place when it ends, and one received
 during a walk neither shifts the pages nor hides another. Scoping, the cursor and its 422 are
@@ -31,11 +34,25 @@ from ingest.api.guards import KEYED_READS, Caller, IsoMoment, Limit
 from ingest.api.list_pages import listed_merchant, unknown_cursor
 from ingest.api.openapi import problem_responses
 from ingest.api.parts import Parts
+from ingest.codec.result_json import PROCESSING, JsonObject
 from ingest.records import PaymentQuery, Records, StoredPayment
+from ingest.store.recovery import RecoveryReport
 
 #: The statuses a payment is listed under: its result's, ``rejected`` for a refused request, and
 #: ``processing`` while it has no result.
 ListedStatus = Literal["succeeded", "partially_succeeded", "failed", "rejected", "processing"]
+
+
+def shown(stored: StoredPayment, recovery: object | None) -> JsonObject:
+    """The document of ``stored`` as the reads answer it: one crash recovery left unsettled at
+    this start (``recovery``, its report) says why in ``interrupted``, since only a later start
+    settles it and polling it meanwhile is no use."""
+    document = stored.document
+    if isinstance(recovery, RecoveryReport) and recovery.left_payments and document["status"] == PROCESSING:
+        why = recovery.why_left(str(document["payment_id"]))
+        if why is not None:
+            document["interrupted"] = why
+    return document
 
 
 async def payment_page(
@@ -125,4 +142,5 @@ def install_payment_list(app: FastAPI, parts: Parts) -> None:
         listed, more = await payment_page(parts.records, caller, query, starting_after or None, head=head)
         if head:
             return headers_only(FastJSONResponse.media_type)  # checked as the GET; no page read
-        return FastJSONResponse({"payments": [stored.document for stored in listed], "has_more": more})
+        documents = [shown(stored, parts.recovery) for stored in listed]
+        return FastJSONResponse({"payments": documents, "has_more": more})

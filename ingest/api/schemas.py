@@ -276,9 +276,22 @@ class ViolationOut(BaseModel):
     merchant_id: str | None
 
 
+class ListedViolationOut(ViolationOut):
+    """A violation as ``GET /v1/violations`` lists it: with the ``seq`` it was recorded under."""
+
+    seq: int = Field(
+        ge=1,
+        description="The order it was recorded in, which no two violations share (the analytics "
+        "table's `seq`): the next page is `starting_after` the last one's.",
+    )
+
+
 class ViolationsOut(BaseModel):
-    violations: list[ViolationOut]
-    has_more: bool = Field(description="Whether the window holds older violations than those listed.")
+    violations: list[ListedViolationOut]
+    has_more: bool = Field(
+        description="Whether more violations follow the last one listed (older, or of the same instant "
+        "and recorded before it): list them with `starting_after` set to its `seq`."
+    )
 
 
 class AnalyticsEventOut(BaseModel):

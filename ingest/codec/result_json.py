@@ -102,6 +102,7 @@ def running_to_json(events: Sequence[Mapping[str, object]]) -> JsonObject:
         "final_error": None,
         "validation_errors": list(_issues(first.get("validation_issues"))),
         "events": list(events),
+        "interrupted": None,  # why a start left it unsettled: the API says (``ingest.api.payment_reads``)
     }
 
 

@@ -259,10 +259,13 @@ class ObservedRecords:
         self.admit = records.admit
         self.payment = records.payment
         self.payment_merchant = records.payment_merchant
+        self.keep_left = records.keep_left
         self.payment_place = records.payment_place
         self.payments_page = records.payments_page
         self.request_payments = records.request_payments
         self.violations = records.violations
+        self.violations_page = records.violations_page
+        self.violation_place = records.violation_place
         self.healthy = records.healthy
 
     def emit(self, event: DomainEvent) -> Coroutine[Any, Any, None]:

@@ -28,12 +28,42 @@ from ingest.codec.result_json import PROCESSING, JsonObject, running_to_json
 from ingest.records import PaymentPlace, PaymentQuery, StoredPayment
 
 _RECEIVED = "event_type = 'PaymentReceived'"
+#: The events that end a payment, as their JSON documents name them.
+_ENDING = frozenset({"PaymentCompleted", "PaymentFailed"})
 
 
 def event_document(proto: bytes) -> JsonObject:
     """A stored event's ``proto`` envelope as the JSON document a payment's ``events`` hold."""
     document: JsonObject = orjson.loads(event_json(event_from_bytes(proto)))
     return document
+
+
+def running_payment(
+    connection: duckdb.DuckDBPyConnection, payment_id: str, first_seq: int
+) -> StoredPayment | None:
+    """``payment_id`` as the list shows a payment with no result yet (:func:`running_to_json`),
+    from its events so far, which begin at ``first_seq`` (its ``PaymentReceived``'s); ``None``
+    when none is committed yet, or when they end it (its result, committed with its last event,
+    is then there to read instead)."""
+    rows = connection.execute(
+        "SELECT proto FROM events WHERE seq >= ? AND payment_id = ? ORDER BY seq", [first_seq, payment_id]
+    ).fetchall()
+    events = [event_document(bytes(row[0])) for row in rows]
+    if not events or events[0].get("type") != "PaymentReceived":
+        return None
+    if any(event.get("type") in _ENDING for event in events):
+        return None
+    document = running_to_json(events)
+    return StoredPayment(str(document["merchant_id"]), document)
+
+
+def running_merchant(connection: duckdb.DuckDBPyConnection, payment_id: str, first_seq: int) -> str | None:
+    """The merchant of ``payment_id``, a payment with no result yet, from its ``PaymentReceived``
+    (at ``first_seq``); ``None`` when it is not committed yet."""
+    rows = connection.execute(
+        "SELECT merchant_id FROM events WHERE seq = ? AND payment_id = ?", [first_seq, payment_id]
+    ).fetchall()
+    return str(rows[0][0]) if rows else None
 
 
 def payment_place(

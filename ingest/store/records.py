@@ -45,7 +45,15 @@ from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
 from ingest.codec.events import event_to_bytes
 from ingest.codec.result_json import REJECTED, JsonObject, issue_from_json, issue_to_json
-from ingest.records import ComplaintQuery, PaymentPlace, PaymentQuery, StoredPayment, ViolationQuery
+from ingest.records import (
+    ComplaintQuery,
+    PaymentPlace,
+    PaymentQuery,
+    RecordedViolation,
+    StoredPayment,
+    ViolationPlace,
+    ViolationQuery,
+)
 from ingest.store import charged_column, event_columns, payment_list
 from ingest.store.admission import Admission
 from ingest.store.complaint_ids import ComplaintIds
@@ -250,6 +258,9 @@ class DuckDBRecords:
         #: The seq of each running payment's PaymentReceived, for its result's row (its events'
         #: range, which a read of the payment looks in).
         self._opened: dict[str, int] = {}
+        #: The same for each payment this start's crash recovery left unsettled (a later start
+        #: settles it): read as a running one is, until then.
+        self._left: dict[str, int] = {}
         #: The terms (currency, steps' methods) of each running payment, cut into its events' rows.
         self._terms: dict[str, PaymentTerms] = {}
         self._event_seq = itertools.count(writer.read_now(lambda c: _last_seq(c, "events")) + 1)
@@ -405,13 +416,52 @@ class DuckDBRecords:
         found: list[Complaint] = await self._writer.read(lambda c: _complaints_page(c, query))
         return found
 
+    def keep_left(self, payment_id: str, first_seq: int) -> None:
+        """Note a payment crash recovery left unsettled at this start, whose events begin at
+        ``first_seq``: it has no result until a later start settles it, and is read as a running
+        one, from its events so far (it may have charged)."""
+        self._left[payment_id] = first_seq
+
+    def _first_seq(self, payment_id: str) -> int | None:
+        """Where the events of ``payment_id`` begin when it has no result yet (running here, or
+        left by crash recovery); ``None`` for any other."""
+        opened = self._opened.get(payment_id)
+        return self._left.get(payment_id) if opened is None else opened
+
     async def payment(self, payment_id: str) -> StoredPayment | None:
-        found: StoredPayment | None = await self._writer.read(lambda c: _payment(c, payment_id))
+        # A payment with no result yet is one received here and still running, or one crash
+        # recovery left (:meth:`_first_seq`): its events are read from their first. Any other
+        # without a result row is not looked for in the events: no index finds a payment id there,
+        # and a scan of those since the start took 260 ms at 20M events, for every id that names
+        # nothing.
+        found: StoredPayment | None = None
+        for _ in range(2):
+            opened = self._first_seq(payment_id)
+            found = await self._writer.read(partial(_payment, payment_id=payment_id, opened=opened))
+            if found is not None or not await self._flushed():
+                break
         return found
 
     async def payment_merchant(self, payment_id: str) -> str | None:
-        found: str | None = await self._writer.read(lambda c: _payment_merchant(c, payment_id))
+        found: str | None = None
+        for _ in range(2):
+            opened = self._first_seq(payment_id)
+            found = await self._writer.read(partial(_payment_merchant, payment_id=payment_id, opened=opened))
+            if found is not None or not await self._flushed():
+                break
         return found
+
+    async def _flushed(self) -> bool:
+        """Commit what is queued, for a read of a payment that found nothing, to read it again:
+        a payment whose result is queued and not committed yet is no longer among the running ones
+        (``save_result`` let it go), and one just received has its ``PaymentReceived`` queued;
+        either would read as "no such payment" for those few milliseconds. Whether a second read
+        may find more (not once the store is closed)."""
+        try:
+            await self._writer.submit_and_wait(Write(None))
+        except StoreError:
+            return False
+        return True
 
     async def payment_place(self, payment_id: str, merchant_id: str | None) -> PaymentPlace | None:
         found: PaymentPlace | None = await self._writer.read(
@@ -433,7 +483,14 @@ class DuckDBRecords:
         return found
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
-        found: list[ContractViolation] = await self._writer.read(lambda c: _violations(c, query))
+        return [recorded.violation for recorded in await self.violations_page(query)]
+
+    async def violations_page(self, query: ViolationQuery) -> Sequence[RecordedViolation]:
+        found: list[RecordedViolation] = await self._writer.read(lambda c: _violations(c, query))
+        return found
+
+    async def violation_place(self, seq: int) -> ViolationPlace | None:
+        found: ViolationPlace | None = await self._writer.read(lambda c: _violation_place(c, seq))
         return found
 
     def complaints(self) -> list[Complaint]:
@@ -444,17 +501,21 @@ class DuckDBRecords:
         return self._writer.alive
 
 
-def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPayment | None:
-    # Every row of the payment (one, or a few once crash recovery finished it), through the
-    # ``payments_by_id`` index, and the newest picked here: asked for ``ORDER BY updated_at DESC
-    # LIMIT 1``, DuckDB plans a top-N over a scan of the whole table, and a read took longer with
-    # every payment kept (10 ms at 200,000 payments, 70 to 900 ms at 2.2M, against about 1 ms).
-    rows = connection.execute(
-        "SELECT merchant_id, document, first_seq, last_seq, updated_at FROM payments WHERE payment_id = ?",
-        [payment_id],
-    ).fetchall()
+def _payment(
+    connection: duckdb.DuckDBPyConnection, payment_id: str, opened: int | None = None
+) -> StoredPayment | None:
+    rows = _result_rows(connection, payment_id)
     if not rows:
-        return None
+        if opened is None:
+            return None
+        # No result yet: running, its events from ``opened`` on.
+        running = payment_list.running_payment(connection, payment_id, opened)
+        if running is not None:
+            return running
+        # Or it ended between the two reads: its result was committed with its last event.
+        rows = _result_rows(connection, payment_id)
+        if not rows:
+            return None
     row = max(rows, key=itemgetter(4))
     # Only the row groups of the payment's seq range are read (a bound not known: from the start,
     # or to the end).
@@ -469,13 +530,31 @@ def _payment(connection: duckdb.DuckDBPyConnection, payment_id: str) -> StoredPa
     return StoredPayment(str(row[0]), document)
 
 
-def _payment_merchant(connection: duckdb.DuckDBPyConnection, payment_id: str) -> str | None:
+def _result_rows(connection: duckdb.DuckDBPyConnection, payment_id: str) -> list[tuple[Any, ...]]:
+    # Every row of the payment (one, or a few once crash recovery finished it), through the
+    # ``payments_by_id`` index, and the newest picked by the caller: asked for ``ORDER BY
+    # updated_at DESC LIMIT 1``, DuckDB plans a top-N over a scan of the whole table, and a read
+    # took longer with every payment kept (10 ms at 200,000 payments, 70 to 900 ms at 2.2M,
+    # against about 1 ms).
+    rows: list[tuple[Any, ...]] = connection.execute(
+        "SELECT merchant_id, document, first_seq, last_seq, updated_at FROM payments WHERE payment_id = ?",
+        [payment_id],
+    ).fetchall()
+    return rows
+
+
+def _payment_merchant(
+    connection: duckdb.DuckDBPyConnection, payment_id: str, opened: int | None
+) -> str | None:
     # Every row of a payment (one, or a few) names its merchant; the same plain filter as
-    # _payment's, which DuckDB answers through the ``payments_by_id`` index.
+    # _payment's, which DuckDB answers through the ``payments_by_id`` index. One running (no
+    # result yet) is found by its PaymentReceived, at ``opened``.
     rows = connection.execute(
         "SELECT merchant_id FROM payments WHERE payment_id = ?", [payment_id]
     ).fetchall()
-    return str(rows[0][0]) if rows else None
+    if rows:
+        return str(rows[0][0])
+    return None if opened is None else payment_list.running_merchant(connection, payment_id, opened)
 
 
 def _request_payments(
@@ -493,9 +572,18 @@ def _request_payments(
     return frozenset(str(row[0]) for row in rows if row[0] is not None)
 
 
-def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) -> list[ContractViolation]:
+def _violation_place(connection: duckdb.DuckDBPyConnection, seq: int) -> ViolationPlace | None:
+    # ``seq`` grows with the rows' order: the scan reads the one row group that can hold it.
+    rows = connection.execute("SELECT ts FROM violations WHERE seq = ?", [seq]).fetchall()
+    return ViolationPlace(rows[0][0].astimezone(UTC), seq) if rows else None
+
+
+def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) -> list[RecordedViolation]:
     conditions: list[str] = []
     parameters: list[object] = []
+    if query.after is not None:
+        conditions.append("(ts < ? OR ts = ? AND seq < ?)")
+        parameters += [query.after.timestamp, query.after.timestamp, query.after.seq]
     if query.contract_id is not None:
         conditions.append("contract_id = ?")
         parameters.append(query.contract_id)
@@ -515,20 +603,23 @@ def _violations(connection: duckdb.DuckDBPyConnection, query: ViolationQuery) ->
             parameters.append(value)
     where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
     rows = connection.execute(
-        "SELECT contract_id, request_id, severity, message, owner, ts, payment_id, merchant_id "  # noqa: S608 - conditions are constants
+        "SELECT contract_id, request_id, severity, message, owner, ts, payment_id, merchant_id, seq "  # noqa: S608 - conditions are constants
         f"FROM violations {where} ORDER BY ts DESC, seq DESC LIMIT ?",
         [*parameters, query.limit],
     ).fetchall()
     return [
-        ContractViolation(
-            contract_id=ContractId(row[0]),
-            request_id=RequestId(row[1]),
-            severity=Severity(row[2]),
-            message=row[3],
-            owner=row[4],
-            timestamp=row[5].astimezone(UTC),
-            payment_id=None if row[6] is None else PaymentId(row[6]),
-            merchant_id=None if row[7] is None else MerchantId(row[7]),
+        RecordedViolation(
+            int(row[8]),
+            ContractViolation(
+                contract_id=ContractId(row[0]),
+                request_id=RequestId(row[1]),
+                severity=Severity(row[2]),
+                message=row[3],
+                owner=row[4],
+                timestamp=row[5].astimezone(UTC),
+                payment_id=None if row[6] is None else PaymentId(row[6]),
+                merchant_id=None if row[7] is None else MerchantId(row[7]),
+            ),
         )
         for row in rows
     ]

@@ -62,8 +62,20 @@ class RecoveryReport:
     left: list[str] = field(default_factory=list)  # payment ids still interrupted, and why
     #: The payments left interrupted: payment id -> (its merchant, why it was left). They have no
     #: result until a later start settles them, yet may have charged: ``GET /v1/payments/{id}``
-    #: says so (it was a 404, which the service's own answers call "never charged").
+    #: shows each as ``processing``, saying why (it was a 404, which the service's own answers
+    #: call "never charged", then a 503 while the list showed it ``processing``).
     left_payments: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+    def why_left(self, payment_id: str) -> str | None:
+        """What a payment's ``interrupted`` says when this start left it unsettled; ``None`` for
+        any other."""
+        left = self.left_payments.get(payment_id)
+        if left is None:
+            return None
+        return (
+            f"cut short by a crash or a forced stop, and the service's last start could not settle it "
+            f"({left[1]}); the next start settles it once its processor answers"
+        )
 
     def summary(self) -> str:
         """One line for the operator, said at every start (0 interrupted payments too: that
@@ -156,6 +168,7 @@ async def recover_interrupted(parts: Parts) -> RecoveryReport:
             report.left.append(outcome.left)
             report.left_payments[payment_id] = (outcome.merchant_id, outcome.left.partition(": ")[2])
             left_seqs.append(first_seq)
+            parts.records.keep_left(payment_id, first_seq)  # read as running until a start settles it
             continue
         report.finished += 1
         report.settled_attempts += outcome.settled_attempts

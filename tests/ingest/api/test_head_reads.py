@@ -14,7 +14,7 @@ from engine.contracts import ContractViolation
 from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.config_file import parse_config
-from ingest.records import ComplaintQuery, MemoryRecords, StoredPayment, ViolationQuery
+from ingest.records import ComplaintQuery, MemoryRecords, RecordedViolation, StoredPayment, ViolationQuery
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, ADMIN, GLOBEX, JSON, Answer, body_of, call
 
@@ -35,9 +35,9 @@ class CountingRecords(MemoryRecords):
         self.reads += 1
         return await super().complaints_page(query)
 
-    async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
+    async def violations_page(self, query: ViolationQuery) -> Sequence[RecordedViolation]:
         self.reads += 1
-        return await super().violations(query)
+        return await super().violations_page(query)
 
 
 class CountingMapper:

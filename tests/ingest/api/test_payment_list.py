@@ -137,8 +137,8 @@ async def test_paging_lists_each_payment_once_when_many_share_a_timestamp(served
     assert ids(window) == list(reversed(names[5:15]))  # from inclusive, to exclusive
 
 
-async def test_a_payment_with_no_result_yet_is_listed_processing_not_missing(served: Any) -> None:
-    records: Records = served.state.parts.records
+async def record_running(records: Records) -> None:
+    """``pay_running``: received, one step charged, no result yet."""
     await records.emit(received("pay_running", MOMENT, accepted=True))
     charged = StepSucceeded(
         payment_id=PaymentId("pay_running"),
@@ -151,6 +151,12 @@ async def test_a_payment_with_no_result_yet_is_listed_processing_not_missing(ser
         amount=1000,
     )
     await records.emit(charged)
+    await records.sync()
+
+
+async def test_a_payment_with_no_result_yet_is_listed_processing_not_missing(served: Any) -> None:
+    records: Records = served.state.parts.records
+    await record_running(records)
     await refused(records, "pay_refused", MOMENT - timedelta(seconds=1))
     await records.sync()
 
@@ -173,6 +179,41 @@ async def test_a_payment_with_no_result_yet_is_listed_processing_not_missing(ser
     assert ids(running) == ["pay_running"]
     assert ids(rejected) == ["pay_refused"]
     assert (ids(succeeded), ids(others)) == ([], [])
+
+
+async def test_a_running_payment_reads_as_the_list_shows_it_not_as_missing(served: Any) -> None:
+    # The list showed it `processing`; GET /v1/payments/{id} said 404 "No payment", which reads as
+    # "never charged": a merchant retrying without its key on that answer paid twice.
+    await record_running(served.state.parts.records)
+    path = "/v1/payments/pay_running"
+
+    in_list: Any = (await listed(served, ACME)).json()["payments"]
+    single = await call(served, "GET", path, [ACME], body_of(b""))
+    by_admin = await call(served, "GET", path, [ADMIN], body_of(b""))
+    head = await call(served, "HEAD", path, [ACME], body_of(b""))
+    anothers = await call(served, "GET", path, [GLOBEX], body_of(b""))
+    anothers_head = await call(served, "HEAD", path, [GLOBEX], body_of(b""))
+    unknown = await call(served, "GET", "/v1/payments/pay_never_made", [ACME], body_of(b""))
+    complaint = {"complaint_id": "c-run", "category": "double_charge", "payment_id": "pay_running"}
+    filed = await call(served, "POST", "/v1/complaints", [ACME, JSON], body_of(orjson.dumps(complaint)))
+
+    assert (single.status, by_admin.status, head.status) == (200, 200, 200), single.body
+    assert single.json() == by_admin.json() == in_list[0]
+    assert single.json()["status"] == "processing"
+    assert (head.body, head.headers["content-type"]) == (b"", "application/json")
+    assert (anothers.status, anothers_head.status, unknown.status) == (404, 404, 404)
+    assert filed.status == 201, filed.body  # a complaint may name it: it was "no payment" too
+
+
+async def test_a_payment_just_received_reads_processing_before_its_first_commit(served: Any) -> None:
+    # Its PaymentReceived queued, not committed yet: the read waits for the commit, not 404.
+    await served.state.parts.records.emit(received("pay_just_now", MOMENT, accepted=True))
+
+    head = await call(served, "HEAD", "/v1/payments/pay_just_now", [ACME], body_of(b""))
+    single = await call(served, "GET", "/v1/payments/pay_just_now", [ACME], body_of(b""))
+
+    assert (head.status, single.status) == (200, 200), single.body
+    assert single.json()["status"] == "processing"
 
 
 async def test_a_head_of_the_list_is_checked_as_its_get(served: Any) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
-from engine.contracts import ContractViolation, default_registry
+from engine.contracts import default_registry
 from engine.decline_codes import DeclineCode
 from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, PaymentReceived, StepFailed, event_ids
@@ -25,7 +25,7 @@ from ingest.api.settings import Settings
 from ingest.codec.event_json import event_json
 from ingest.config_file import parse_config
 from ingest.observe.logs import _SPLICED, PIPED_LOGGERS, LineWriter, LogPipe, _ids, _splices
-from ingest.records import MemoryRecords, ViolationQuery
+from ingest.records import MemoryRecords, RecordedViolation, ViolationQuery
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, FailingRecords, body_of, call
 from tests.ingest.observe.test_seed_observed import Lines
@@ -88,7 +88,7 @@ async def test_an_error_inside_a_payment_is_a_json_line_of_that_request(tmp_path
 class UnreadableViolations(MemoryRecords):
     """Records whose violations cannot be read: a fault in a route other than the payment's."""
 
-    async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
+    async def violations_page(self, query: ViolationQuery) -> Sequence[RecordedViolation]:
         raise RuntimeError("the violations table is unreadable")
 
 

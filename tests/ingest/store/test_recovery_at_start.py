@@ -430,24 +430,43 @@ WITHOUT_STRIPE = CONFIG.replace("processors: [stripe_sim, adyen_sim]", "processo
 ACME_KEY = (b"authorization", b"Bearer sk_recovery_acme")
 
 
-async def test_a_payment_left_interrupted_is_not_read_as_never_charged(tmp_path: Path) -> None:
-    # Its processor gone from the config at the restart, the payment was left for a later start,
-    # and GET /v1/payments/{id} said 404 "No payment": what a merchant told to look it up reads
-    # as "never charged" (the service's own words for a payment it does not know).
+#: WITHOUT_STRIPE with a second merchant, whose key must not see m_acme's payment.
+WITH_GLOBEX = WITHOUT_STRIPE.replace(
+    "processors:\n",
+    "  - {merchant_id: m_globex, api_keys: [sk_recovery_globex], default_currency: USD,\n"
+    "     routing: [{method: card, processors: [adyen_sim]}]}\nprocessors:\n",
+    1,
+)
+GLOBEX_KEY = (b"authorization", b"Bearer sk_recovery_globex")
+
+
+async def test_a_payment_left_interrupted_reads_processing_as_the_list_shows_it(tmp_path: Path) -> None:
+    # Its processor gone from the config at the restart, the payment was left for a later start.
+    # GET /v1/payments/{id} said 404 "No payment" ("never charged"), then 503 payment_interrupted
+    # while GET /v1/payments listed it 200 `processing`: the one read now agrees with the other,
+    # and still says why it waits and that only a later start settles it.
     async with running(tmp_path) as crashed:
         for event in await _cut_off_payment():
             await crashed.parts.records.emit(event)
         await crashed.parts.records.sync()
-    async with running(tmp_path, WITHOUT_STRIPE) as restarted:
-        left = await call(restarted.app, "GET", f"/v1/payments/{PAYMENT}", [ACME_KEY], body_of(b""))
-        by_admin = await call(restarted.app, "GET", f"/v1/payments/{PAYMENT}", [ADMIN], body_of(b""))
+    async with running(tmp_path, WITH_GLOBEX) as restarted:
+        path = f"/v1/payments/{PAYMENT}"
+        left = await call(restarted.app, "GET", path, [ACME_KEY], body_of(b""))
+        by_admin = await call(restarted.app, "GET", path, [ADMIN], body_of(b""))
+        head = await call(restarted.app, "HEAD", path, [ACME_KEY], body_of(b""))
+        listed = await call(restarted.app, "GET", "/v1/payments", [ACME_KEY], body_of(b""))
+        anothers = await call(restarted.app, "GET", path, [GLOBEX_KEY], body_of(b""))
+        anothers_head = await call(restarted.app, "HEAD", path, [GLOBEX_KEY], body_of(b""))
         unknown = await call(restarted.app, "GET", "/v1/payments/pay_never_made", [ACME_KEY], body_of(b""))
     async with running(tmp_path) as settled:
-        finished = await call(settled.app, "GET", f"/v1/payments/{PAYMENT}", [ACME_KEY], body_of(b""))
+        finished = await call(settled.app, "GET", path, [ACME_KEY], body_of(b""))
 
-    assert (left.status, by_admin.status, unknown.status, finished.status) == (503, 503, 404, 200)
-    problem = left.json()
-    assert (problem["code"], problem["payment_id"]) == ("payment_interrupted", PAYMENT)
-    assert "processor stripe_sim is not configured" in str(problem["detail"])
-    assert "may have been charged" in str(problem["detail"])
-    assert left.headers["retry-after"] == "60"
+    assert (left.status, by_admin.status, head.status, listed.status) == (200, 200, 200, 200), left.body
+    assert left.json() == by_admin.json() == listed.json()["payments"][0]  # type: ignore[index]
+    shown = left.json()
+    assert (shown["payment_id"], shown["status"], shown["success"]) == (PAYMENT, "processing", False)
+    assert "processor stripe_sim is not configured" in str(shown["interrupted"])
+    assert "next start" in str(shown["interrupted"])
+    assert (anothers.status, anothers_head.status, unknown.status) == (404, 404, 404)
+    assert finished.status == 200
+    assert finished.json()["status"] != "processing" and "interrupted" not in finished.json()

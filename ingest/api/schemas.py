@@ -337,6 +337,11 @@ class AnalyticsEventOut(BaseModel):
         "PaymentFailed: their total_processed), where amount_cents is the amount asked (total_amount); "
         "null otherwise. Summed per currency, the money the payments charged.",
     )
+    failure_details: FailureDetailsOut | None = Field(
+        description="A StepFailed's account of the refusal in the processor's own words (Stripe's "
+        "type, code, decline_code, param and message, masked), as the step result's failure_details; "
+        "null on every other event and when the processor said nothing usable (a timeout, a 5xx)."
+    )
 
 
 class AnalyticsEventsOut(BaseModel):

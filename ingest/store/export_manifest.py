@@ -7,7 +7,13 @@ reads a file: an export of a newer payorch is then told apart from a damaged one
 
 ``export_version`` counts changes to what an export holds (its folders, columns and types); it
 is 1 for the columns listed in the README ("Events keep their queryable columns"), the
-first export with a manifest. A change a reader of the previous version would misread raises it.
+first export with a manifest. A change a reader of the previous version would misread raises it:
+a column removed, renamed or retyped, a folder moved, and a column added to an input whose files
+a payorch reader holds to exactly its columns (``violations`` and ``complaints``: the report
+refuses a file with a column it does not know). A column added to ``events`` does not (as a
+property added to a JSON Schema is no breaking change to ``tools.schema_check``): no payorch reads
+that input, and the readers that do (DuckDB, Polars, Spark) find columns by name.
+``failure_details`` (database version 12) left it at 1.
 """
 
 from __future__ import annotations

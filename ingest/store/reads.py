@@ -27,8 +27,8 @@ import pyarrow as pa
 
 from engine.config import StoreConfig
 from ingest.errors import IngestError
+from ingest.store import failure_column, records, spill
 from ingest.store import memory as store_memory
-from ingest.store import records, spill
 from ingest.store.schema import FILE_NAME, check_readable
 from ingest.store.writer import Table
 
@@ -158,31 +158,38 @@ _FIRST_ACCEPTED = (
 )
 #: The column migration 9 added (``ingest.store.charged_column``), last.
 _NO_CHARGED = "CAST(NULL AS BIGINT) AS charged_cents"
+#: The column migration 12 added (``ingest.store.failure_column``), last.
+_NO_DETAILS = failure_column.NO_COLUMN
 _STORED_EVENT = _columns(records.EVENTS, leave_out=("proto",))
 #: The read columns in the select's order.
 _EVENT_READ = (
     *("seq", "payment_id", "request_id", "merchant_id", "event_type", "timestamp", "step_index"),
     *("processor_id", "amount_cents", "error_code", "decline_code"),
     *("accepted", "currency", "method", "status", "attempt", "latency_ms", "charged_cents"),
+    "failure_details",
 )
 EVENTS = Input(
     "events",
-    f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS}, charged_cents FROM events",  # noqa: S608 - constant SQL
+    f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS}, charged_cents, failure_details FROM events",  # noqa: S608 - constant SQL
     "timestamp",
     "seq",
     # The table's types in the select's order: ``accepted`` after ``decline_code``, so that the
     # columns read before keep their places.
     pa.schema([_STORED_EVENT.field(name) for name in _EVENT_READ]),
     {
-        # Migration 4 added decline_code, 8 the payment's terms, 9 what a payment charged.
-        4: f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code, {_NO_TERMS}, {_NO_CHARGED} "  # noqa: S608
+        # Migration 4 added decline_code, 8 the payment's terms, 9 what a payment charged, 12 why
+        # a processor refused.
+        4: f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code, {_NO_TERMS}, {_NO_CHARGED}, "  # noqa: S608
+        f"{_NO_DETAILS} FROM events",
+        8: f"SELECT {_EVENT_COLUMNS}, decline_code, {_NO_TERMS}, {_NO_CHARGED}, {_NO_DETAILS} FROM events",  # noqa: S608
+        9: f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS}, {_NO_CHARGED}, {_NO_DETAILS} "  # noqa: S608
         "FROM events",
-        8: f"SELECT {_EVENT_COLUMNS}, decline_code, {_NO_TERMS}, {_NO_CHARGED} FROM events",  # noqa: S608
-        9: f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS}, {_NO_CHARGED} FROM events",  # noqa: S608
+        12: f"SELECT {_EVENT_COLUMNS}, decline_code, {_TERMS_COLUMNS}, charged_cents, {_NO_DETAILS} "  # noqa: S608
+        "FROM events",
     },
     # Its JSON where ``accepted`` now stands; no later column (such a database has version 1 only).
     f"SELECT {_EVENT_COLUMNS}, CAST(NULL AS VARCHAR) AS decline_code, {_FIRST_ACCEPTED}, "  # noqa: S608
-    f"{_NO_TERMS_AFTER_ACCEPTED}, {_NO_CHARGED} FROM events",
+    f"{_NO_TERMS_AFTER_ACCEPTED}, {_NO_CHARGED}, {_NO_DETAILS} FROM events",
 )
 
 VIOLATIONS = Input(

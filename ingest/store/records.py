@@ -54,7 +54,7 @@ from ingest.records import (
     ViolationPlace,
     ViolationQuery,
 )
-from ingest.store import charged_column, event_columns, payment_list
+from ingest.store import charged_column, event_columns, failure_column, payment_list
 from ingest.store.admission import Admission
 from ingest.store.complaint_ids import ComplaintIds
 from ingest.store.event_columns import PaymentTerms, stored_terms, terms_after
@@ -80,10 +80,10 @@ def _row_of(kind: type[DomainEvent]) -> _Row:
     """How the events table keeps an event of ``kind``: the fields every event shares, then step
     index, processor, amount, error code, accepted, the envelope ``proto`` (given), decline code
     (the columns' order in the table: ``decline_code`` came later, migration 4), then the columns
-    of :mod:`ingest.store.event_columns` and :mod:`ingest.store.charged_column`. Each is read with
-    a getter (or cut with a function) found once per kind, and the row is made in one tuple: the
-    writer makes one for every event. A ``PlanBuilt``'s amount is its total (it was left NULL
-    before migration 8)."""
+    of :mod:`ingest.store.event_columns`, :mod:`ingest.store.charged_column` and
+    :mod:`ingest.store.failure_column`. Each is read with a getter (or cut with a function) found
+    once per kind, and the row is made in one tuple: the writer makes one for every event. A
+    ``PlanBuilt``'s amount is its total (it was left NULL before migration 8)."""
     names = {field.name for field in fields(kind)}
 
     def getter(*candidates: str) -> Callable[[DomainEvent], Any]:
@@ -97,6 +97,7 @@ def _row_of(kind: type[DomainEvent]) -> _Row:
     decline = getter("decline_code")
     cut = event_columns.cut_of(kind)
     charged = charged_column.charged_of(kind)
+    details = failure_column.details_of(kind)
 
     def row(seq: int, event: Any, proto: bytes, terms: PaymentTerms | None) -> tuple[Any, ...]:
         code = error(event)
@@ -122,6 +123,7 @@ def _row_of(kind: type[DomainEvent]) -> _Row:
             attempt,
             latency,
             charged(event),
+            details(event),
         )
 
     return row
@@ -161,6 +163,7 @@ EVENTS = Table(
             ("decline_code", pa.string()),
             *event_columns.COLUMNS,
             charged_column.COLUMN,
+            failure_column.COLUMN,
         ]
     ),
     "INSERT INTO events SELECT * FROM batch",

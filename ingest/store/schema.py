@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 import duckdb
 
 from ingest.errors import IngestError
-from ingest.store import charged_column, event_columns, ownership
+from ingest.store import charged_column, event_columns, failure_column, ownership
 
 FILE_NAME = "payorch.duckdb"
 
@@ -216,6 +216,16 @@ MIGRATIONS: tuple[Migration, ...] = (
         # payment's are kept in its result's document: a field spelled another way, a received_at
         # without an offset read as UTC... NULL for the complaints stored before: none was kept.
         ("ALTER TABLE complaints ADD COLUMN validation_errors VARCHAR",),
+    ),
+    Migration(
+        12,
+        "a StepFailed says why its processor refused, in the processor's words",
+        # Its failure_details (Stripe's type, code, decline_code, param, message, masked), a
+        # struct: only in the ``proto`` envelope before, so a reader of the analytics reads or an
+        # export saw ``unknown`` where Stripe said ``amount_too_small``. The StepFailed rows
+        # written before are filled from their envelopes (``ingest.store.failure_column``).
+        (failure_column.ADD_COLUMN,),
+        failure_column.fill_details,
     ),
 )
 

@@ -105,7 +105,7 @@ async def test_a_cursor_that_names_no_violation_is_refused(served: Any) -> None:
     assert codes == [
         [("starting_after", "unknown_violation")],
         [("starting_after", "unknown_violation")],
-        [("starting_after", "string_pattern_mismatch")],
+        [("starting_after", "invalid_format")],
     ]
     assert [head.status for head in heads] == [422, 422, 422]
     assert past_the_last.json() == {"violations": [], "has_more": False}

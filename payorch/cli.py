@@ -55,8 +55,9 @@ class InternalError(Exception):
 
 
 class CommandInterruptedError(Exception):
-    """Ctrl-C stopped ``command_path`` (or SIGTERM, where a command takes it as Ctrl-C): what it
-    was writing is cleaned up on the way (``--out``'s hidden file, an export's folders)."""
+    """Ctrl-C stopped ``command_path`` (or SIGTERM or SIGHUP, where a command takes them as
+    Ctrl-C): what it was writing is cleaned up on the way (``--out``'s hidden file, an export's
+    folders)."""
 
     def __init__(self, command_path: str) -> None:
         super().__init__(command_path)
@@ -565,19 +566,36 @@ def export(out: Path, data_dir: Path, config_path: Path | None) -> None:
 
     limit = memory_limit(load_config_or_exit(config_path).store) if config_path is not None else None
 
-    # SIGTERM (a container stopped, a job killed) stops it as Ctrl-C does: what it was writing is
-    # removed and the earlier export kept, where SIGTERM's default killed it with them left behind.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        written = export_parquet(data_dir, out, limit)
+        with _stops_as_ctrl_c():
+            written = export_parquet(data_dir, out, limit)
     except ExportError as error:
         # As for ``payorch report``: the command ran and could not do its work (no database, one
         # a server holds, a folder it cannot write): 1. Bad arguments are 2.
         fail(f"payorch export: {error}", EXIT_FAILURE)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{rows} {table}" for table, rows in written.items())
     click.echo(one_line(f"payorch export: wrote {counts} to {out}"))
+
+
+@contextlib.contextmanager
+def _stops_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a container stopped, a job killed) and SIGHUP (the terminal or SSH session that ran
+    the command closed) stop it as Ctrl-C does meanwhile: what it was writing is removed, the
+    earlier export kept, and one line says so, where their defaults killed it without a word and
+    left its partial generation behind. Under ``nohup`` (SIGHUP ignored from the start) SIGHUP is
+    left ignored, as ``payorch serve`` leaves it. Only the main thread can set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    taken = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        taken.append(signal.SIGHUP)
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in taken}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def main(argv: list[str] | None = None) -> None:

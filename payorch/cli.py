@@ -466,8 +466,9 @@ def report(
             data_dir if data_dir is not None else Path("data"), memory_limit(config.store)
         )
     try:
-        text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
-        command.write_report(text, out_path)
+        with _stops_as_ctrl_c():  # the service answering a long window, the data folder read
+            text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
+            command.write_report(text, out_path)
     except command.ReportError as error:
         fail(f"payorch report: {error}", EXIT_FAILURE)
     if out_path is not None:
@@ -580,10 +581,11 @@ def export(out: Path, data_dir: Path, config_path: Path | None) -> None:
 @contextlib.contextmanager
 def _stops_as_ctrl_c() -> Iterator[None]:
     """SIGTERM (a container stopped, a job killed) and SIGHUP (the terminal or SSH session that ran
-    the command closed) stop it as Ctrl-C does meanwhile: what it was writing is removed, the
-    earlier export kept, and one line says so, where their defaults killed it without a word and
-    left its partial generation behind. Under ``nohup`` (SIGHUP ignored from the start) SIGHUP is
-    left ignored, as ``payorch serve`` leaves it. Only the main thread can set a handler."""
+    the command closed) stop it as Ctrl-C does meanwhile: what it was writing is removed (an
+    export's generation, the earlier export kept; a report's hidden ``--out`` file), and one line
+    names the command, where their defaults killed it without a word and left its partial files
+    behind. Under ``nohup`` (SIGHUP ignored from the start) SIGHUP is left ignored, as ``payorch
+    serve`` leaves it. Only the main thread can set a handler."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return

@@ -212,28 +212,59 @@ def serve(
     and exit 0. The report schedule is not built yet. Escalations are not either: no
     escalations.webhook_url is called.
     """
-    from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
+    with _stops_noted() as noted:
+        from payorch.server import ServeError, run_server, stop_unbegun  # noqa: PLC0415 - keeps --help fast
 
-    try:
-        config = load_config(config_path) if config_path is not None else load_sample_config()
-    except ConfigFileError as error:
-        fail_serving(f"payorch: config error: {error}", f"config error: {error}", EXIT_USAGE, os.environ)
-    try:
-        # Its last log line says how it stopped.
-        stopped = run_server(
-            config,
-            data_dir,
-            host,
-            port,
-            keep_alive_s=keep_alive_s,
-            root_path=root_path,
-            config_path=config_path,
-            take_over=take_over or None,
-            instance_name=instance_name or None,
-        )
-    except ServeError as error:
-        fail_serving(f"payorch serve: {error}", str(error), EXIT_USAGE, os.environ)
+        try:
+            config = load_config(config_path) if config_path is not None else load_sample_config()
+        except ConfigFileError as error:
+            fail_serving(f"payorch: config error: {error}", f"config error: {error}", EXIT_USAGE, os.environ)
+        if noted:
+            stop_unbegun(noted[0], sys.stderr.buffer, os.environ)  # nothing made yet: one line, exit 0
+            sys.exit(0)
+        try:
+            # Its last log line says how it stopped.
+            stopped = run_server(
+                config,
+                data_dir,
+                host,
+                port,
+                keep_alive_s=keep_alive_s,
+                root_path=root_path,
+                config_path=config_path,
+                take_over=take_over or None,
+                instance_name=instance_name or None,
+            )
+        except ServeError as error:
+            fail_serving(f"payorch serve: {error}", str(error), EXIT_USAGE, os.environ)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
+
+
+@contextlib.contextmanager
+def _stops_noted() -> Iterator[list[str]]:
+    """SIGTERM and SIGHUP noted (by name, in the list given) while ``payorch serve`` loads the
+    service's modules and reads its config, about 1.3 s before its start takes them
+    (``payorch.server``): they killed it without a word (exit 143, 129), where a moment later they
+    stop it with a line and exit 0. Nothing is made before the start, so the start does not
+    begin: the line says it stopped while starting. SIGINT keeps Python's own handler (Ctrl-C is
+    ``interrupted`` at once); SIGHUP ignored (``nohup``) stays ignored."""
+    noted: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def note(number: int, _: object) -> None:
+        noted.append(signal.Signals(number).name)
+
+    taken = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        taken.append(signal.SIGHUP)
+    previous = {number: signal.signal(number, note) for number in taken}
+    try:
+        yield noted
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _on_the_command_line(parameter: str) -> bool:

@@ -55,8 +55,9 @@ class InternalError(Exception):
 
 
 class CommandInterruptedError(Exception):
-    """Ctrl-C stopped ``command_path`` (or SIGTERM, where a command takes it as Ctrl-C): what it
-    was writing is cleaned up on the way (``--out``'s hidden file, an export's folders)."""
+    """Ctrl-C stopped ``command_path`` (or SIGTERM or SIGHUP, where a command takes them as
+    Ctrl-C): what it was writing is cleaned up on the way (``--out``'s hidden file, an export's
+    folders)."""
 
     def __init__(self, command_path: str) -> None:
         super().__init__(command_path)
@@ -211,29 +212,60 @@ def serve(
     and exit 0. The report schedule is not built yet. Escalations are not either: no
     escalations.webhook_url is called.
     """
-    from payorch.server import ServeError, run_server  # noqa: PLC0415 - keeps --help fast
+    with _stops_noted() as noted:
+        from payorch.server import ServeError, run_server, stop_unbegun  # noqa: PLC0415 - keeps --help fast
 
-    try:
-        config = load_config(config_path) if config_path is not None else load_sample_config()
-        check_servable(config, config_path or "(built-in) sample config")
-    except ConfigFileError as error:
-        fail_serving(f"payorch: config error: {error}", f"config error: {error}", EXIT_USAGE, os.environ)
-    try:
-        # Its last log line says how it stopped.
-        stopped = run_server(
-            config,
-            data_dir,
-            host,
-            port,
-            keep_alive_s=keep_alive_s,
-            root_path=root_path,
-            config_path=config_path,
-            take_over=take_over or None,
-            instance_name=instance_name or None,
-        )
-    except ServeError as error:
-        fail_serving(f"payorch serve: {error}", str(error), EXIT_USAGE, os.environ)
+        try:
+            config = load_config(config_path) if config_path is not None else load_sample_config()
+            check_servable(config, config_path or "(built-in) sample config")
+        except ConfigFileError as error:
+            fail_serving(f"payorch: config error: {error}", f"config error: {error}", EXIT_USAGE, os.environ)
+        if noted:
+            stop_unbegun(noted[0], sys.stderr.buffer, os.environ)  # nothing made yet: one line, exit 0
+            sys.exit(0)
+        try:
+            # Its last log line says how it stopped.
+            stopped = run_server(
+                config,
+                data_dir,
+                host,
+                port,
+                keep_alive_s=keep_alive_s,
+                root_path=root_path,
+                config_path=config_path,
+                take_over=take_over or None,
+                instance_name=instance_name or None,
+            )
+        except ServeError as error:
+            fail_serving(f"payorch serve: {error}", str(error), EXIT_USAGE, os.environ)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
+
+
+@contextlib.contextmanager
+def _stops_noted() -> Iterator[list[str]]:
+    """SIGTERM and SIGHUP noted (by name, in the list given) while ``payorch serve`` loads the
+    service's modules and reads its config, about 1.3 s before its start takes them
+    (``payorch.server``): they killed it without a word (exit 143, 129), where a moment later they
+    stop it with a line and exit 0. Nothing is made before the start, so the start does not
+    begin: the line says it stopped while starting. SIGINT keeps Python's own handler (Ctrl-C is
+    ``interrupted`` at once); SIGHUP ignored (``nohup``) stays ignored."""
+    noted: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield noted
+        return
+
+    def note(number: int, _: object) -> None:
+        noted.append(signal.Signals(number).name)
+
+    taken = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        taken.append(signal.SIGHUP)
+    previous = {number: signal.signal(number, note) for number in taken}
+    try:
+        yield noted
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _on_the_command_line(parameter: str) -> bool:
@@ -466,8 +498,9 @@ def report(
             data_dir if data_dir is not None else Path("data"), memory_limit(config.store)
         )
     try:
-        text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
-        command.write_report(text, out_path)
+        with _stops_as_ctrl_c():  # the service answering a long window, the data folder read
+            text = command.make_report(source, config, window, "json" if output_format == "json" else "yaml")
+            command.write_report(text, out_path)
     except command.ReportError as error:
         fail(f"payorch report: {error}", EXIT_FAILURE)
     if out_path is not None:
@@ -566,19 +599,37 @@ def export(out: Path, data_dir: Path, config_path: Path | None) -> None:
 
     limit = memory_limit(load_config_or_exit(config_path).store) if config_path is not None else None
 
-    # SIGTERM (a container stopped, a job killed) stops it as Ctrl-C does: what it was writing is
-    # removed and the earlier export kept, where SIGTERM's default killed it with them left behind.
-    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        written = export_parquet(data_dir, out, limit)
+        with _stops_as_ctrl_c():
+            written = export_parquet(data_dir, out, limit)
     except ExportError as error:
         # As for ``payorch report``: the command ran and could not do its work (no database, one
         # a server holds, a folder it cannot write): 1. Bad arguments are 2.
         fail(f"payorch export: {error}", EXIT_FAILURE)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     counts = ", ".join(f"{rows} {table}" for table, rows in written.items())
     click.echo(one_line(f"payorch export: wrote {counts} to {out}"))
+
+
+@contextlib.contextmanager
+def _stops_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (a container stopped, a job killed) and SIGHUP (the terminal or SSH session that ran
+    the command closed) stop it as Ctrl-C does meanwhile: what it was writing is removed (an
+    export's generation, the earlier export kept; a report's hidden ``--out`` file), and one line
+    names the command, where their defaults killed it without a word and left its partial files
+    behind. Under ``nohup`` (SIGHUP ignored from the start) SIGHUP is left ignored, as ``payorch
+    serve`` leaves it. Only the main thread can set a handler."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    taken = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
+        taken.append(signal.SIGHUP)
+    previous = {number: signal.signal(number, signal.default_int_handler) for number in taken}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def main(argv: list[str] | None = None) -> None:

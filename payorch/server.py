@@ -77,6 +77,16 @@ def log_failed_start(message: str, stream: IO[bytes], environment: str) -> None:
     handler.close()
 
 
+def stop_unbegun(signal_name: str, stream: IO[bytes], environ: Mapping[str, str]) -> Stopped:
+    """A stop by ``signal_name`` before the start began (its modules loading, its config read):
+    nothing was made, and the log line says so as a stop while starting does."""
+    stopped = Stopped(signal_name, 0, Shutdown(0, 0, True), 0.0, before_serving=True)
+    handler = DirectHandler(stream, GlobalTags.of(environ, deployment_environment(environ)).as_dict())
+    handler.handle(logging.LogRecord(LOGGER, logging.INFO, __file__, 0, "%s", (stopped.summary(),), None))
+    handler.close()
+    return stopped
+
+
 @dataclass(frozen=True, slots=True)
 class Stopped:
     """How the service ended: the signal that stopped it, the payments in flight then, and how the

@@ -13,9 +13,12 @@ requests that failed validation. Keys are kept at least ``ttl_s`` (24 hours by d
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import hmac
 import os
+import tempfile
 from collections import OrderedDict
 from collections.abc import Callable, MutableMapping
 from dataclasses import dataclass
@@ -270,29 +273,92 @@ def process_secret() -> bytes:
     return os.urandom(_SECRET_BYTES)
 
 
-def load_or_create_secret(data_dir: Path) -> bytes:
-    """The data folder's key secret, made (readable by the owner only) the first time."""
+def load_or_create_secret(data_dir: Path, *, link: Callable[[str, Path], None] = os.link) -> bytes:
+    """The data folder's key secret, made (readable by the owner only) the first time.
+
+    The secret on disk is the one every process uses, and once there it is never replaced: keys
+    stored under it must be kept the same way after a restart. Two starts at once on a new folder
+    both wrote one ``.partial`` file and renamed it into place: the second rename failed ("cannot
+    write the key secret ... No such file or directory"), or landed after the first start had
+    taken its own secret, which it then served with while the file held the other's, so that after
+    a restart a repeat of a key holding a card number was charged again. Each start now writes a
+    file of its own and publishes it with a hard link, which never replaces a file: the start that
+    finds the secret there already uses that one. ``link`` is :func:`os.link` (a test's stand-in
+    for a file system without hard links)."""
     path = data_dir / SECRET_FILE
     try:
         secret = path.read_bytes()
     except FileNotFoundError:
-        secret = process_secret()
-        partial = path.with_name(f".{path.name}.partial")
-        try:
-            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(secret)
-                file.flush()
-                os.fsync(file.fileno())
-            partial.replace(path)
-        except OSError as error:
-            raise IngestError(f"cannot write the key secret {path}: {error.strerror}") from None
-        return secret
+        secret = _publish_secret(path, link)
     except OSError as error:
         raise IngestError(f"cannot read the key secret {path}: {error.strerror}") from None
     if len(secret) != _SECRET_BYTES:
         raise IngestError(f"{path} is not a key secret ({_SECRET_BYTES} bytes); restore it or move it away")
     return secret
+
+
+def _publish_secret(path: Path, link: Callable[[str, Path], None]) -> bytes:
+    """A new secret at ``path``, or the one another process put there first."""
+    secret = process_secret()
+    try:
+        # A file of this process's own (made for its owner only), whole on disk before it is named.
+        descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        try:
+            with os.fdopen(descriptor, "wb") as file:
+                file.write(secret)
+                file.flush()
+                os.fsync(file.fileno())
+            try:
+                link(partial, path)
+            except FileExistsError:
+                return path.read_bytes()  # another start's, whole: it was linked once written
+            except OSError as error:
+                if error.errno not in _NO_LINKS:
+                    raise
+                return _create_secret(path, secret)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(partial)
+        _sync_folder(path.parent)
+    except OSError as error:
+        raise IngestError(f"cannot write the key secret {path}: {error.strerror}") from None
+    return secret
+
+
+#: What a file system without hard links (FAT, some network mounts) answers ``link(2)`` with.
+_NO_LINKS = frozenset({errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.EMLINK})
+
+
+def _create_secret(path: Path, secret: bytes) -> bytes:
+    """``secret`` written at ``path`` where no hard link can publish it: created only if absent
+    (``O_EXCL``), so that it never replaces another's; a start that finds it there reads that one.
+    (A start reading it in the moment between its creation and its write finds it short, and
+    refuses to start: once, at the first start, where starts race on a folder on such a disk.)"""
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    try:
+        with os.fdopen(descriptor, "wb") as file:
+            file.write(secret)
+            file.flush()
+            os.fsync(file.fileno())
+    except OSError:
+        path.unlink()  # this start's, never whole: the next start makes one again
+        raise
+    _sync_folder(path.parent)
+    return secret
+
+
+def _sync_folder(folder: Path) -> None:
+    """The new file's name made durable with its folder, where the file system allows it: a secret
+    lost in a crash after keys were stored under it would leave them unmatched."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 #: A tag's hex digits as letters: ``0``-``9`` become ``g``-``p``.

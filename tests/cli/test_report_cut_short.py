@@ -1,7 +1,7 @@
 """``payorch report`` cut short: a stdout whose reader has gone (``| head -1``) ends it quietly, exit
 141 as ``cat`` ends; a stdout that fails otherwise (a full disk) is one line, exit 1. Neither is an
 internal error, and nothing is left to fail again when Python flushes stdout on the way out. Ctrl-C
-is one line naming the command, exit 1."""
+(SIGTERM, SIGHUP) is one line naming the command, exit 1."""
 
 from __future__ import annotations
 
@@ -69,22 +69,39 @@ def test_a_stdout_that_fails_is_one_line_not_an_internal_error(
     )
 
 
-def test_ctrl_c_while_the_service_answers_is_one_line_naming_the_command_and_writes_nothing(
+class Killed(BaseException):
+    """What a signal's default action does, raised instead (it would end the test's process)."""
+
+
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_while_the_service_answers_is_one_line_naming_the_command_and_writes_nothing(
     fake: FakeService,  # noqa: F811 - the fixture
     capsys: pytest.CaptureFixture[str],
     tmp_path: Path,
+    number: signal.Signals,
 ) -> None:
+    """Ctrl-C, and SIGTERM (a job's time limit) or SIGHUP (the SSH session dropped), which killed
+    the report without a word, by their default action."""
     fake.delay_s = 5.0  # a long window being read
     out = tmp_path / "retro.yaml"
     main_thread = threading.main_thread().ident
     assert main_thread is not None
-    ctrl_c = threading.Timer(0.3, signal.pthread_kill, (main_thread, signal.SIGINT))
-    ctrl_c.start()
+    stop = threading.Timer(0.3, signal.pthread_kill, (main_thread, number))
 
-    with pytest.raises(SystemExit) as exited:
-        main(["report", "--api", fake.url, "--api-key", ADMIN_KEY, "--out", str(out)])
+    def killed(number: int, frame: object) -> None:
+        raise Killed(number)
 
-    ctrl_c.join()
+    default = signal.getsignal(number)
+    if number != signal.SIGINT:  # Python's own handler stays: Ctrl-C is KeyboardInterrupt
+        signal.signal(number, killed)
+    try:
+        stop.start()
+        with pytest.raises(SystemExit) as exited:
+            main(["report", "--api", fake.url, "--api-key", ADMIN_KEY, "--out", str(out)])
+    finally:
+        stop.join()
+        signal.signal(number, default)
+
     assert fake.answered == 0  # stopped then, not when the answer came
     assert (exited.value.code, capsys.readouterr()) == (1, ("", "payorch report: interrupted\n"))
     assert list(tmp_path.iterdir()) == []

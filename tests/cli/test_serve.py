@@ -5,10 +5,12 @@ went in its last log line: exit 0 after a complete drain (uvicorn used to die by
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import signal
 import socket
+import termios
 import threading
 import time
 import traceback
@@ -28,6 +30,7 @@ from ingest.config_file import load_sample_config, parse_config
 from payorch import server as server_module
 from payorch.cli import main
 from payorch.server import ServeError, Stopped, cut_short_without_traceback, run_server
+from tests.cli.test_report_cut_short import Killed
 from tests.e2e.server import ACME, CONFIG, SLOW, Server, free_port, start_server
 from tests.ingest.store.test_copied_folder import _left_in_flight, _owners, take_over_attempts
 from tests.ingest.store.test_recovery_at_start import CONFIG as RECOVERY_CONFIG
@@ -262,6 +265,51 @@ def test_a_data_folder_through_a_link_to_nowhere_is_said_so(tmp_path: Path, belo
         "which does not exist"
     )
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+
+
+def _killed(number: int, _: object) -> None:
+    raise Killed(number)
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_before_the_start_begins_is_a_line_and_exit_0(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], number: signal.Signals
+) -> None:
+    """SIGTERM or SIGHUP while serve loaded its modules or read its config (about 1.3 s, before
+    the start takes the signals) killed it without a word, exit 143 or 129, where a moment later
+    it stops with a line and exit 0. Here it comes as the config is read (a pipe)."""
+    config = tmp_path / "config.yaml"
+    os.mkfifo(config)
+    data = tmp_path / "data"
+    pipe = os.open(config, os.O_RDWR)  # its writer from now on: serve reads until it is closed
+    os.write(pipe, CONFIG.encode())
+
+    def stop_while_the_config_is_read() -> None:
+        while fcntl.ioctl(pipe, termios.FIONREAD, bytes(4)) != bytes(4):
+            time.sleep(0.002)  # until serve has read the config and waits for the pipe's end
+        signal.pthread_kill(threading.main_thread().ident or 0, number)
+        os.close(pipe)
+
+    previous = signal.signal(number, _killed)  # the default would end the test's process
+    writer = threading.Thread(target=stop_while_the_config_is_read, daemon=True)
+    writer.start()
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["serve", "--config", str(config), "--data", str(data), "--port", str(free_port())])
+        put_back = signal.getsignal(number)
+    finally:
+        writer.join(10)
+        signal.signal(number, previous)
+
+    assert exited.value.code == 0
+    line = orjson.loads(capsys.readouterr().err)
+    assert (line["level"], line["logger"], line["event"]) == (
+        "info",
+        "payorch.serve",
+        f"stopped on {number.name} while starting, before it took requests",
+    )
+    assert not data.exists()
+    assert put_back is _killed
 
 
 def test_a_ctrl_c_while_starting_in_a_new_folder_stops_the_start_and_leaves_nothing_behind(

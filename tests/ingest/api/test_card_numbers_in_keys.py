@@ -4,8 +4,11 @@ secret outlives a restart."""
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,56 @@ def test_the_secret_is_made_once_for_the_owner_only(tmp_path: Path) -> None:
     (tmp_path / SECRET_FILE).write_bytes(b"short")
     with pytest.raises(IngestError, match="is not a key secret"):
         load_or_create_secret(tmp_path)
+
+
+def test_starts_at_once_all_take_the_one_secret_on_disk(tmp_path: Path) -> None:
+    """Two ``payorch serve`` at once on a new folder: one failed ("cannot write the key secret ...
+    No such file or directory"), or served with a secret another's rename then replaced on disk,
+    so that after a restart its keys holding a card number no longer replayed (charged again)."""
+    starts = 8
+    for attempt in range(10):
+        folder = tmp_path / str(attempt)
+        folder.mkdir()
+        together = threading.Barrier(starts)
+
+        def start(folder: Path = folder, together: threading.Barrier = together) -> bytes | str:
+            together.wait()
+            try:
+                return load_or_create_secret(folder)
+            except IngestError as error:
+                return str(error)
+
+        with ThreadPoolExecutor(starts) as pool:
+            taken = list(pool.map(lambda _: start(), range(starts)))
+        on_disk = (folder / SECRET_FILE).read_bytes()
+        assert taken == [on_disk] * starts
+        assert [path.name for path in folder.iterdir()] == [SECRET_FILE]  # no partial file left
+
+
+def test_a_secret_there_first_is_never_replaced(tmp_path: Path) -> None:
+    """Another start's secret lands between this start's look and its write: this one takes it."""
+    theirs = b"t" * 32
+
+    def another_start_first(partial: str, path: Path) -> None:
+        (tmp_path / "theirs").write_bytes(theirs)
+        os.link(tmp_path / "theirs", path)
+        os.link(partial, path)
+
+    assert load_or_create_secret(tmp_path, link=another_start_first) == theirs
+    assert (tmp_path / SECRET_FILE).read_bytes() == theirs
+    assert sorted(path.name for path in tmp_path.iterdir()) == [SECRET_FILE, "theirs"]
+
+
+def test_the_secret_is_made_once_without_hard_links(tmp_path: Path) -> None:
+    """A file system without hard links (FAT, some network mounts) still gets its secret, once."""
+
+    def refused(partial: str, path: Path) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted", partial)
+
+    first = load_or_create_secret(tmp_path, link=refused)
+    assert load_or_create_secret(tmp_path, link=refused) == first == (tmp_path / SECRET_FILE).read_bytes()
+    assert stat.S_IMODE(os.stat(tmp_path / SECRET_FILE).st_mode) == 0o600
+    assert [path.name for path in tmp_path.iterdir()] == [SECRET_FILE]
 
 
 async def pay_with_key(app: object, key: str, body: bytes = b'{"amount": 1250}') -> Answer:

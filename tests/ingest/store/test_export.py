@@ -7,6 +7,7 @@ import errno
 import fcntl
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -357,8 +358,8 @@ def test_an_export_interrupted_as_it_publishes_leaves_the_earlier_one_whole(
     assert generations(out) == 1  # the one written, not published, is gone
 
 
-#: ``payorch export`` in a process of its own that is sent SIGTERM once it has written the
-#: violations beside their folder, before it swaps them in.
+#: ``payorch export`` in a process of its own that is sent a signal (its number the first argument)
+#: once it has written the violations beside their folder, before it swaps them in.
 TERMINATED_HALF_WAY = """
 import os, signal, sys
 from ingest.store import export
@@ -366,20 +367,26 @@ copy = export._copy
 def copy_then_terminated(connection, source, *rest):
     written = copy(connection, source, *rest)
     if source.name == "violations":
-        os.kill(os.getpid(), signal.SIGTERM)
+        os.kill(os.getpid(), int(sys.argv[1]))
     return written
 export._copy = copy_then_terminated
 from payorch.cli import main
-main(sys.argv[1:])
+main(sys.argv[2:])
 """
 
 
-def test_sigterm_stops_an_export_as_ctrl_c_does(data: Path, empty: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_sigterm_and_sighup_stop_an_export_as_ctrl_c_does(
+    data: Path, empty: Path, tmp_path: Path, number: signal.Signals
+) -> None:
+    """SIGTERM (a container stopped) or SIGHUP (the SSH session that ran it dropped) killed the
+    export without a word, its partial generation left until the next export."""
     out = tmp_path / "export"
     assert export("--out", str(out), "--data", str(data)).exit_code == 0
 
+    command = ["export", "--out", str(out), "--data", str(empty)]
     done = subprocess.run(
-        [sys.executable, "-c", TERMINATED_HALF_WAY, "export", "--out", str(out), "--data", str(empty)],
+        [sys.executable, "-c", TERMINATED_HALF_WAY, str(int(number)), *command],
         cwd=Path(__file__).parents[3],
         capture_output=True,
         text=True,

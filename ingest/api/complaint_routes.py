@@ -19,7 +19,7 @@ from ingest.api.analytics_reads import bounds
 from ingest.api.complaint_intake import check_payment, check_request, parsed_complaint, same_complaint
 from ingest.api.complaint_reads import complaint_json, complaint_page, find_complaint, mapping
 from ingest.api.encoding import FastJSONResponse
-from ingest.api.guards import KEYED_BODY, KEYED_READS, Caller, IsoMoment, Limit
+from ingest.api.guards import KEYED_BODY, KEYED_READS, Caller, Limit, ListedMerchant, ReceivedFrom, ReceivedTo
 from ingest.api.openapi import problem_responses
 from ingest.api.parts import Parts
 from ingest.api.problems import ApiProblem
@@ -179,21 +179,9 @@ def install_complaint_routes(app: FastAPI, parts: Parts) -> None:
     async def list_complaints(
         request: Request,
         caller: Caller,
-        merchant_id: Annotated[
-            str | None,
-            Query(
-                max_length=255,
-                description="Only this merchant's (an admin key; empty: every merchant's). A merchant "
-                "key lists its own only (another merchant's: an empty list).",
-            ),
-        ] = None,
-        since: Annotated[
-            IsoMoment | None,
-            Query(alias="from", description="Received at or after (ISO 8601; naive is UTC)."),
-        ] = None,
-        until: Annotated[
-            IsoMoment | None, Query(alias="to", description="Received before (ISO 8601; naive is UTC).")
-        ] = None,
+        merchant_id: ListedMerchant = None,
+        since: ReceivedFrom = None,
+        until: ReceivedTo = None,
         limit: Limit = 100,
         starting_after: Annotated[
             str | None,

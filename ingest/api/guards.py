@@ -268,6 +268,22 @@ def check_contract(contract_id: str) -> None:
 
 #: A time query parameter: ISO 8601 (a naive one is UTC), never a bare number.
 IsoMoment = Annotated[datetime, BeforeValidator(iso_only)]
+#: ``?merchant_id=`` of a list (complaints, payments): whose records it lists.
+ListedMerchant = Annotated[
+    str | None,
+    Query(
+        max_length=255,
+        description="Only this merchant's (an admin key; empty: every merchant's). A merchant "
+        "key lists its own only (another merchant's: an empty list).",
+    ),
+]
+#: ``?from=`` and ``?to=`` of a list of received records (complaints, payments).
+ReceivedFrom = Annotated[
+    IsoMoment | None, Query(alias="from", description="Received at or after (ISO 8601; naive is UTC).")
+]
+ReceivedTo = Annotated[
+    IsoMoment | None, Query(alias="to", description="Received before (ISO 8601; naive is UTC).")
+]
 
 _bearer = HTTPBearer(auto_error=False, description="An API key from the config file.")
 

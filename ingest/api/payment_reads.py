@@ -30,7 +30,7 @@ from ingest.api.analytics_reads import bounds
 from ingest.api.auth import Principal
 from ingest.api.encoding import FastJSONResponse
 from ingest.api.event_schemas import PaymentsOut
-from ingest.api.guards import KEYED_READS, Caller, IsoMoment, Limit
+from ingest.api.guards import KEYED_READS, Caller, Limit, ListedMerchant, ReceivedFrom, ReceivedTo
 from ingest.api.list_pages import listed_merchant, unknown_cursor
 from ingest.api.openapi import problem_responses
 from ingest.api.parts import Parts
@@ -98,21 +98,9 @@ def install_payment_list(app: FastAPI, parts: Parts) -> None:
     async def list_payments(
         request: Request,
         caller: Caller,
-        merchant_id: Annotated[
-            str | None,
-            Query(
-                max_length=255,
-                description="Only this merchant's (an admin key; empty: every merchant's). A merchant "
-                "key lists its own only (another merchant's: an empty list).",
-            ),
-        ] = None,
-        since: Annotated[
-            IsoMoment | None,
-            Query(alias="from", description="Received at or after (ISO 8601; naive is UTC)."),
-        ] = None,
-        until: Annotated[
-            IsoMoment | None, Query(alias="to", description="Received before (ISO 8601; naive is UTC).")
-        ] = None,
+        merchant_id: ListedMerchant = None,
+        since: ReceivedFrom = None,
+        until: ReceivedTo = None,
         status: Annotated[
             ListedStatus | None,
             Query(

@@ -3,9 +3,7 @@ was lost, sent without an ``Idempotency-Key``, can be found instead of paid agai
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import orjson
@@ -14,23 +12,11 @@ import pytest
 from engine.events import PaymentReceived, StepSucceeded
 from engine.money import Currency
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
-from ingest.api.app import create_app
-from ingest.api.settings import Settings
 from ingest.codec.result_json import refusal_to_json
-from ingest.config_file import parse_config
 from ingest.records import Records
-from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, ADMIN, GLOBEX, JSON, Answer, body_of, call
 
 MOMENT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["duckdb", "memory"])
-async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, durable=request.param == "duckdb")
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
 
 
 async def listed(app: object, key: tuple[bytes, bytes], query: str = "", method: str = "GET") -> Answer:

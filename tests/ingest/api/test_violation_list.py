@@ -4,31 +4,15 @@ violations that shared that timestamp."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from engine.contracts import ContractViolation, Severity
 from engine.types import ContractId, MerchantId, RequestId
-from ingest.api.app import create_app
-from ingest.api.settings import Settings
-from ingest.config_file import parse_config
 from ingest.records import Records
-from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ADMIN, Answer, body_of, call
 
 MOMENT = datetime(2026, 11, 20, 10, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=["duckdb", "memory"])
-async def served(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
-    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, durable=request.param == "duckdb")
-    application = create_app(settings)
-    async with application.router.lifespan_context(application):
-        yield application
 
 
 def violation(message: str, at: datetime, contract: str = "router/timeout") -> ContractViolation:

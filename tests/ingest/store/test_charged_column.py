@@ -15,12 +15,11 @@ from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, StepSucceeded
 from engine.results import PaymentStatus
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
-from ingest.store.records import DuckDBRecords
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME, migrate
-from ingest.store.writer import Writer
 from tests.ingest.api.test_app import body_of, call
 from tests.ingest.store.test_analytics_api import arrow_of, client, get
 from tests.ingest.store.test_durable_api import running
+from tests.ingest.store.test_event_columns import written
 from tests.ingest.store.test_writer import as_version
 
 #: Two merchants with the same split (Apple Pay up to 60.00, then card), one keeping what it
@@ -137,14 +136,7 @@ EXPECTED = [
 
 
 async def _written(folder: Path) -> Path:
-    folder.mkdir()
-    writer = Writer(folder / FILE_NAME)
-    records = DuckDBRecords(writer)
-    for event in ENDINGS:
-        await records.emit(event)
-    await records.sync()
-    writer.close()
-    return folder / FILE_NAME
+    return await written(folder, ENDINGS)
 
 
 async def test_the_writer_keeps_what_each_ended_payment_charged(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ event's row, and as migration 8 fills the rows a payorch of every earlier versio
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -150,16 +151,21 @@ EXPECTED = [
 _SELECTED = "event_type, amount_cents, currency, method, status, attempt, latency_ms"
 
 
-async def _written(folder: Path) -> Path:
-    """The story written as the service writes it, into ``folder``'s database."""
+async def written(folder: Path, events: Iterable[DomainEvent]) -> Path:
+    """``events`` written as the service writes them, into a new ``folder``'s database."""
     folder.mkdir()
     writer = Writer(folder / FILE_NAME)
     records = DuckDBRecords(writer)
-    for event in _story():
+    for event in events:
         await records.emit(event)
     await records.sync()
     writer.close()
     return folder / FILE_NAME
+
+
+async def _written(folder: Path) -> Path:
+    """The story written as the service writes it, into ``folder``'s database."""
+    return await written(folder, _story())
 
 
 async def test_each_event_says_its_payments_currency_its_steps_method_and_how_the_payment_ended(

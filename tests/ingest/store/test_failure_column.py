@@ -23,9 +23,7 @@ from engine.failure_details import FailureDetails
 from engine.methods import PaymentMethod
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from ingest.store.reads import EVENTS
-from ingest.store.records import DuckDBRecords
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME, migrate
-from ingest.store.writer import Writer
 from payorch.cli import cli
 from tests.cli.test_report_export import ALL_TIME, bounds, document, report
 from tests.ingest.api.test_app import ACME as ACME_SIMULATED
@@ -36,6 +34,7 @@ from tests.ingest.fake_stripe import FakeStripe
 from tests.ingest.store.test_analytics_api import arrow_of, client, get
 from tests.ingest.store.test_durable_api import pay as simulated_pay
 from tests.ingest.store.test_durable_api import running
+from tests.ingest.store.test_event_columns import written
 from tests.ingest.store.test_writer import as_version
 
 STRIPE_ADMIN = {"Authorization": "Bearer adm_stripe"}
@@ -187,14 +186,7 @@ SELECTED = "SELECT event_type, failure_details, failure_details.code FROM events
 
 
 async def _written(folder: Path) -> Path:
-    folder.mkdir()
-    writer = Writer(folder / FILE_NAME)
-    records = DuckDBRecords(writer)
-    for event in STORY:
-        await records.emit(event)
-    await records.sync()
-    writer.close()
-    return folder / FILE_NAME
+    return await written(folder, STORY)
 
 
 async def test_the_writer_keeps_each_refusals_details_and_nothing_on_other_events(tmp_path: Path) -> None:

@@ -1,0 +1,54 @@
+"""The DuckDB store's map of running payments (where each one's events begin), which lets
+``GET /v1/payments/{id}`` read a payment that has no result yet: bounded, it lets go of its oldest
+entries only, so the payments running when it reaches its bound still read ``processing``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ingest.api.app import create_app
+from ingest.api.settings import Settings
+from ingest.config_file import parse_config
+from ingest.records import Records
+from ingest.store import records as duckdb_records
+from tests.e2e.server import CONFIG
+from tests.ingest.api.test_app import ACME, body_of, call
+from tests.ingest.api.test_payment_list import MOMENT, received
+
+#: The bound the tests run the map at: a few entries stand for 65,536.
+BOUND = 4
+
+
+@pytest.fixture
+async def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Any]:
+    monkeypatch.setattr(duckdb_records, "_MAX_OPENED", BOUND)
+    settings = Settings(config=parse_config(CONFIG), data_dir=tmp_path, durable=True)
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+async def status_of(app: object, payment_id: str) -> tuple[int, object]:
+    answer = await call(app, "GET", f"/v1/payments/{payment_id}", [ACME], body_of(b""))
+    return answer.status, answer.json().get("status") if answer.status == 200 else None
+
+
+async def test_the_newest_running_payments_stay_readable_when_the_map_reaches_its_bound(served: Any) -> None:
+    # The map was cleared whole at its bound: every payment running then read 404, "no such
+    # payment", which says "never charged", until it ended.
+    records: Records = served.state.parts.records
+    names = [f"pay_run{number}" for number in range(BOUND + 2)]
+    for number, payment_id in enumerate(names):
+        await records.emit(received(payment_id, MOMENT + timedelta(seconds=number), accepted=True))
+    await records.sync()
+
+    read = {payment_id: await status_of(served, payment_id) for payment_id in names}
+
+    assert [read[payment_id] for payment_id in names[-BOUND:]] == [(200, "processing")] * BOUND
+    # The oldest, let go to keep the map bounded, read as before: no result, nowhere to look.
+    assert [read[payment_id] for payment_id in names[:-BOUND]] == [(404, None)] * 2

@@ -25,7 +25,7 @@ from dataclasses import fields
 from datetime import UTC, datetime
 from functools import partial
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import orjson
@@ -241,9 +241,27 @@ COMPLAINTS = Table(
 
 
 #: Payments running at once are a few thousand at most: past this many PaymentReceived seqs kept,
-#: the ones left are of payments whose result never came.
+#: the oldest are of payments whose result never came.
 _MAX_OPENED = 65_536
+#: The share of the oldest entries let go at once when a map reaches its bound (see :func:`_keep`).
+_DROPPED_SHARE = 64
 _NO_SEQ_ABOVE = 2**63 - 1
+_Kept = TypeVar("_Kept")
+
+
+def _keep(kept: dict[str, _Kept], key: str, value: _Kept) -> None:
+    """``kept[key] = value``, ``kept`` (a map of running payments) bounded by :data:`_MAX_OPENED`: at
+    the bound its oldest entries (insertion order) are let go, those of payments that never ended,
+    while the newest, still running, stay. Cleared whole, every payment running then read as "no
+    such payment" (404, which says "never charged") until it ended, and lost its terms (its events
+    not committed yet were written without them). A 64th of them at once: one at a time, each found by
+    ``next(iter(kept))`` walked over the slots of those let go before it, 18 us a payment at the
+    bound; a pass per 1,024 payments (about 80 us) makes it under 1 us. Below the bound, the
+    usual case, a payment costs what a plain insert does (0.2 us with its pop)."""
+    if len(kept) >= _MAX_OPENED:
+        for oldest in list(itertools.islice(kept, max(1, _MAX_OPENED // _DROPPED_SHARE))):
+            del kept[oldest]
+    kept[key] = value
 
 
 def _last_seq(connection: duckdb.DuckDBPyConnection, table: str) -> int:
@@ -300,10 +318,7 @@ class DuckDBRecords:
             self._endings[event.payment_id] = write
         else:
             if type(event) is PaymentReceived:  # accepted, or refused (see save_refusal)
-                opened = self._opened
-                if len(opened) >= _MAX_OPENED:  # results that never came (faults): a bound only
-                    opened.clear()
-                opened[event.payment_id] = seq
+                _keep(self._opened, event.payment_id, seq)  # bounded: results that never came (faults)
             self._writer.submit(write)
 
     def _keep_terms(self, event: DomainEvent, terms: PaymentTerms | None) -> None:
@@ -318,9 +333,7 @@ class DuckDBRecords:
             return
         after = terms_after(event, terms)
         if after is not None and kept.get(event.payment_id) is not after:
-            if len(kept) >= _MAX_OPENED:  # payments that never ended (faults): a bound only
-                kept.clear()
-            kept[event.payment_id] = after
+            _keep(kept, event.payment_id, after)  # bounded: payments that never ended (faults)
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._writer.submit(Write(VIOLATIONS, (next(self._violation_seq), violation)))

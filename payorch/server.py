@@ -77,10 +77,15 @@ def log_failed_start(message: str, stream: IO[bytes], environment: str) -> None:
     handler.close()
 
 
+def unbegun(signal_name: str) -> Stopped:
+    """How a start ends that ``signal_name`` stopped before it began (its modules loading, its
+    config read): nothing was made, and it says so as a stop while starting does."""
+    return Stopped(signal_name, 0, Shutdown(0, 0, True), 0.0, before_serving=True)
+
+
 def stop_unbegun(signal_name: str, stream: IO[bytes], environ: Mapping[str, str]) -> Stopped:
-    """A stop by ``signal_name`` before the start began (its modules loading, its config read):
-    nothing was made, and the log line says so as a stop while starting does."""
-    stopped = Stopped(signal_name, 0, Shutdown(0, 0, True), 0.0, before_serving=True)
+    """:func:`unbegun`, said as the last line of the JSON log on ``stream``."""
+    stopped = unbegun(signal_name)
     handler = DirectHandler(stream, GlobalTags.of(environ, deployment_environment(environ)).as_dict())
     handler.handle(logging.LogRecord(LOGGER, logging.INFO, __file__, 0, "%s", (stopped.summary(),), None))
     handler.close()
@@ -291,10 +296,15 @@ class _SignalsAtStart:
     the database's fault), and SIGTERM or SIGHUP killed the process: a new data folder was left
     half made. The start looks at :attr:`received` before it serves; once :meth:`hand_to` names
     the server, a signal stops it as uvicorn's handler would. A second Ctrl-C forces the start
-    down (KeyboardInterrupt), as a second one forces a stop."""
+    down (KeyboardInterrupt), as a second one forces a stop.
 
-    def __init__(self) -> None:
+    ``noted`` is where the command noted SIGTERM and SIGHUP before (``payorch.cli``'s
+    ``_stops_noted``, while it loaded): read once this class takes the signals, so that one noted
+    in between is not lost."""
+
+    def __init__(self, noted: Sequence[str] = ()) -> None:
         self.received: str | None = None
+        self._noted = noted
         self._original: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
         self._forward: Callable[[int, FrameType | None], None] | None = None
 
@@ -304,6 +314,8 @@ class _SignalsAtStart:
             if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
                 handled.append(signal.SIGHUP)
             self._original = {number: signal.signal(number, self._note) for number in handled}
+        if self.received is None and self._noted:
+            self.received = self._noted[0]
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -373,6 +385,7 @@ def run_server(
     config_path: Path | None = None,
     take_over: str | None = None,
     instance_name: str | None = None,
+    noted: Sequence[str] = (),
 ) -> Stopped:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM/SIGHUP (which drain
     payments).
@@ -382,9 +395,13 @@ def run_server(
     that sends nothing too. ``root_path`` is the prefix a reverse proxy serves the app under.
     ``config_path`` is the file ``config`` was read from, if any: its mode is checked.
     ``take_over`` and ``instance_name``: whose data folder this start may take over, and the name
-    it goes by there (``ingest.store.ownership``).
+    it goes by there (``ingest.store.ownership``). ``noted``: the signals the command noted
+    while it loaded (``payorch.cli``'s ``_stops_noted``); one there ends the start before it
+    begins, nothing made (:func:`unbegun`).
     """
-    with _SignalsAtStart() as at_start:
+    with _SignalsAtStart(noted) as at_start:
+        if at_start.received is not None:
+            return unbegun(at_start.received)
         # The port first: one in use leaves nothing behind (no data folder, database or log made).
         listening = _listen(host, port)
         try:

@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -34,6 +35,7 @@ from engine.config import PlatformConfig
 from engine.contracts import ContractViolation
 from engine.errors import PayorchError
 from ingest.api.app import create_app
+from ingest.api.idempotency import sweep_unpublished_secrets
 from ingest.api.metrics import end_multiprocess_values, start_multiprocess_values
 from ingest.api.parts import Parts, Shutdown
 from ingest.api.reports import ReportFormat
@@ -450,11 +452,50 @@ def _unmade(data_dir: Path, error: OSError) -> str:
 def _share(data_dir: Path) -> int:
     """A descriptor of ``data_dir`` holding a shared lock (``flock``) on it while the service
     starts and runs, released when it is closed: the mark that a ``payorch serve`` uses the folder
-    (see :func:`_unmake`). On a file system without locks it holds none."""
+    (see :func:`_unmake`). On a file system without locks it holds none.
+
+    A start that finds the folder held by no other takes the lock exclusive first, for as long as
+    it sweeps the key secret files a start cut short left unpublished
+    (:func:`~ingest.api.idempotency.sweep_unpublished_secrets`), then shares it: another start
+    writes its own only once it holds the lock, so none is swept as it is written. A start that
+    finds the lock exclusive waits for it (a sweep, or :func:`_unmake`'s removal: moments) up to
+    :data:`SHARE_WAIT_S`, where it went on without one, unseen by the next start's sweep. Without
+    locks nothing is swept."""
     descriptor = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
-    with contextlib.suppress(OSError):
-        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: another start never waits
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another start or service holds it
+        _shared(descriptor)
+        return descriptor
+    except OSError:  # a file system without locks: whether another uses the folder is unknown
+        return descriptor
+    try:
+        sweep_unpublished_secrets(data_dir)
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_SH)  # shared from now on
     return descriptor
+
+
+#: How long a start waits for another's exclusive lock on the data folder (see :func:`_share`).
+SHARE_WAIT_S = 5.0
+
+
+def _shared(descriptor: int) -> None:
+    """A shared lock on ``descriptor``, once no other process holds it exclusive (or after
+    :data:`SHARE_WAIT_S`: then none, as on a file system without locks; nothing hangs on it)."""
+    deadline = time.monotonic() + SHARE_WAIT_S
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)
+        except OSError:
+            return
+        else:
+            return
 
 
 def _unmake(listening: socket.socket, made: Path | None, sharing: int) -> None:

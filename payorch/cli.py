@@ -243,10 +243,10 @@ def serve(
 
 @contextlib.contextmanager
 def _stops_noted() -> Iterator[list[str]]:
-    """SIGTERM and SIGHUP noted (by name, in the list given) while ``payorch serve`` loads the
-    service's modules and reads its config, about 1.3 s before its start takes them
-    (``payorch.server``): they killed it without a word (exit 143, 129), where a moment later they
-    stop it with a line and exit 0. Nothing is made before the start, so the start does not
+    """SIGTERM and SIGHUP noted (by name, in the list given) while ``payorch serve`` (or ``payorch
+    demo``) loads the service's modules and reads its config, about 1.3 s before its start takes
+    them (``payorch.server``): they killed it without a word (exit 143, 129), where a moment later
+    they stop it with a line and exit 0. Nothing is made before the start, so the start does not
     begin: the line says it stopped while starting. SIGINT keeps Python's own handler (Ctrl-C is
     ``interrupted`` at once); SIGHUP ignored (``nohup``) stays ignored."""
     noted: list[str] = []
@@ -338,16 +338,24 @@ def demo(port: int, data_dir: Path, take_over: str | None, instance_name: str | 
     serve`. The dashboard, `payorch simulate`, `payorch complaints import` and the report schedule
     are not built yet.
     """
-    from payorch.demo import command_name, run_demo  # noqa: PLC0415 - keeps --help fast
-    from payorch.server import ServeError  # noqa: PLC0415
+    # SIGTERM or SIGHUP as it loads the server's modules (about 1.2 s, before its start takes them)
+    # killed it without a word, exit 143 or 129: noted, they end it before the start begins.
+    with _stops_noted() as noted:
+        from payorch.demo import command_name, run_demo  # noqa: PLC0415 - keeps --help fast
+        from payorch.server import ServeError  # noqa: PLC0415
 
-    command = command_name(sys.argv[0], shutil.which("payorch"), sys.executable)
-    try:
-        stopped = run_demo(
-            data_dir, port, click.echo, command, owner=(take_over or None, instance_name or None)
-        )
-    except ServeError as error:
-        fail(f"payorch demo: {error}", EXIT_USAGE)
+        command = command_name(sys.argv[0], shutil.which("payorch"), sys.executable)
+        try:
+            stopped = run_demo(
+                data_dir,
+                port,
+                click.echo,
+                command,
+                owner=(take_over or None, instance_name or None),
+                noted=noted,
+            )
+        except ServeError as error:
+            fail(f"payorch demo: {error}", EXIT_USAGE)
     sys.exit(0 if stopped.complete else EXIT_FAILURE)
 
 

@@ -7,7 +7,7 @@ thread of the same process (the server's :data:`~payorch.server.Companion`) send
 traffic of :mod:`payorch.traffic` over HTTP, one request at a time: payments of both sample
 merchants, then complaints about some of them. It then prints a summary (payments by status,
 complaints filed) and what to open with the sample keys, and the server keeps serving until
-Ctrl-C or SIGTERM. The dashboard, ``payorch simulate``, ``payorch complaints import`` and the
+Ctrl-C, SIGTERM or SIGHUP. The dashboard, ``payorch simulate``, ``payorch complaints import`` and the
 report schedule (``DATA/reports``) are not built yet, and the demo says so rather than pretending.
 """
 
@@ -19,7 +19,7 @@ import secrets
 import shlex
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,7 +46,7 @@ Echo = Callable[[str], None]
 STATUSES = ("succeeded", "partially_succeeded", "failed", "rejected")
 MAX_PORT = 65535
 #: The last line printed once the traffic is sent.
-SERVING = "Serving until Ctrl-C (or SIGTERM)."
+SERVING = "Serving until Ctrl-C (or SIGTERM or SIGHUP)."
 
 
 @dataclass
@@ -185,12 +185,15 @@ def run_demo(
     echo: Echo,
     command: str,
     owner: tuple[str | None, str | None] = (None, None),
+    noted: Sequence[str] = (),
 ) -> Stopped:
     """Serve the sample configuration on ``port`` over ``data_dir``, send the demo's traffic once
     it takes requests and print what to open (``command`` names payorch in it), until
-    SIGINT/SIGTERM; raises ``ServeError`` as :func:`~payorch.server.run_server` does. ``owner``:
-    the ``take_over`` and ``instance_name`` of ``payorch serve``, since a demo's folder moved with
-    payments in flight is refused as a served one is, and the refusal names them."""
+    SIGINT/SIGTERM/SIGHUP; raises ``ServeError`` as :func:`~payorch.server.run_server` does.
+    ``owner``: the ``take_over`` and ``instance_name`` of ``payorch serve``, since a demo's folder
+    moved with payments in flight is refused as a served one is, and the refusal names them.
+    ``noted``: SIGTERM and SIGHUP noted while the command loaded, which end the demo before its
+    start begins (:func:`~payorch.server.run_server`), with the same last line."""
     config = load_sample_config()
     url = f"http://{HOST}:{port}"
 
@@ -225,6 +228,7 @@ def run_demo(
             companion=traffic,
             take_over=owner[0],
             instance_name=owner[1],
+            noted=noted,
         )
     except PortInUseError as error:
         # `make demo` takes no options: a second one (the first still running) said only that the

@@ -20,6 +20,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -34,6 +35,7 @@ from engine.config import PlatformConfig
 from engine.contracts import ContractViolation
 from engine.errors import PayorchError
 from ingest.api.app import create_app
+from ingest.api.idempotency import sweep_unpublished_secrets
 from ingest.api.metrics import end_multiprocess_values, start_multiprocess_values
 from ingest.api.parts import Parts, Shutdown
 from ingest.api.reports import ReportFormat
@@ -77,10 +79,15 @@ def log_failed_start(message: str, stream: IO[bytes], environment: str) -> None:
     handler.close()
 
 
+def unbegun(signal_name: str) -> Stopped:
+    """How a start ends that ``signal_name`` stopped before it began (its modules loading, its
+    config read): nothing was made, and it says so as a stop while starting does."""
+    return Stopped(signal_name, 0, Shutdown(0, 0, True), 0.0, before_serving=True)
+
+
 def stop_unbegun(signal_name: str, stream: IO[bytes], environ: Mapping[str, str]) -> Stopped:
-    """A stop by ``signal_name`` before the start began (its modules loading, its config read):
-    nothing was made, and the log line says so as a stop while starting does."""
-    stopped = Stopped(signal_name, 0, Shutdown(0, 0, True), 0.0, before_serving=True)
+    """:func:`unbegun`, said as the last line of the JSON log on ``stream``."""
+    stopped = unbegun(signal_name)
     handler = DirectHandler(stream, GlobalTags.of(environ, deployment_environment(environ)).as_dict())
     handler.handle(logging.LogRecord(LOGGER, logging.INFO, __file__, 0, "%s", (stopped.summary(),), None))
     handler.close()
@@ -291,10 +298,15 @@ class _SignalsAtStart:
     the database's fault), and SIGTERM or SIGHUP killed the process: a new data folder was left
     half made. The start looks at :attr:`received` before it serves; once :meth:`hand_to` names
     the server, a signal stops it as uvicorn's handler would. A second Ctrl-C forces the start
-    down (KeyboardInterrupt), as a second one forces a stop."""
+    down (KeyboardInterrupt), as a second one forces a stop.
 
-    def __init__(self) -> None:
+    ``noted`` is where the command noted SIGTERM and SIGHUP before (``payorch.cli``'s
+    ``_stops_noted``, while it loaded): read once this class takes the signals, so that one noted
+    in between is not lost."""
+
+    def __init__(self, noted: Sequence[str] = ()) -> None:
         self.received: str | None = None
+        self._noted = noted
         self._original: dict[int, Callable[[int, FrameType | None], object] | int | None] = {}
         self._forward: Callable[[int, FrameType | None], None] | None = None
 
@@ -304,6 +316,8 @@ class _SignalsAtStart:
             if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
                 handled.append(signal.SIGHUP)
             self._original = {number: signal.signal(number, self._note) for number in handled}
+        if self.received is None and self._noted:
+            self.received = self._noted[0]
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -373,6 +387,7 @@ def run_server(
     config_path: Path | None = None,
     take_over: str | None = None,
     instance_name: str | None = None,
+    noted: Sequence[str] = (),
 ) -> Stopped:
     """Build the app over ``config`` and serve it until SIGINT/SIGTERM/SIGHUP (which drain
     payments).
@@ -382,9 +397,13 @@ def run_server(
     that sends nothing too. ``root_path`` is the prefix a reverse proxy serves the app under.
     ``config_path`` is the file ``config`` was read from, if any: its mode is checked.
     ``take_over`` and ``instance_name``: whose data folder this start may take over, and the name
-    it goes by there (``ingest.store.ownership``).
+    it goes by there (``ingest.store.ownership``). ``noted``: the signals the command noted
+    while it loaded (``payorch.cli``'s ``_stops_noted``); one there ends the start before it
+    begins, nothing made (:func:`unbegun`).
     """
-    with _SignalsAtStart() as at_start:
+    with _SignalsAtStart(noted) as at_start:
+        if at_start.received is not None:
+            return unbegun(at_start.received)
         # The port first: one in use leaves nothing behind (no data folder, database or log made).
         listening = _listen(host, port)
         try:
@@ -433,11 +452,50 @@ def _unmade(data_dir: Path, error: OSError) -> str:
 def _share(data_dir: Path) -> int:
     """A descriptor of ``data_dir`` holding a shared lock (``flock``) on it while the service
     starts and runs, released when it is closed: the mark that a ``payorch serve`` uses the folder
-    (see :func:`_unmake`). On a file system without locks it holds none."""
+    (see :func:`_unmake`). On a file system without locks it holds none.
+
+    A start that finds the folder held by no other takes the lock exclusive first, for as long as
+    it sweeps the key secret files a start cut short left unpublished
+    (:func:`~ingest.api.idempotency.sweep_unpublished_secrets`), then shares it: another start
+    writes its own only once it holds the lock, so none is swept as it is written. A start that
+    finds the lock exclusive waits for it (a sweep, or :func:`_unmake`'s removal: moments) up to
+    :data:`SHARE_WAIT_S`, where it went on without one, unseen by the next start's sweep. Without
+    locks nothing is swept."""
     descriptor = os.open(data_dir, os.O_RDONLY | os.O_DIRECTORY)
-    with contextlib.suppress(OSError):
-        fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)  # shared: another start never waits
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:  # another start or service holds it
+        _shared(descriptor)
+        return descriptor
+    except OSError:  # a file system without locks: whether another uses the folder is unknown
+        return descriptor
+    try:
+        sweep_unpublished_secrets(data_dir)
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(descriptor, fcntl.LOCK_SH)  # shared from now on
     return descriptor
+
+
+#: How long a start waits for another's exclusive lock on the data folder (see :func:`_share`).
+SHARE_WAIT_S = 5.0
+
+
+def _shared(descriptor: int) -> None:
+    """A shared lock on ``descriptor``, once no other process holds it exclusive (or after
+    :data:`SHARE_WAIT_S`: then none, as on a file system without locks; nothing hangs on it)."""
+    deadline = time.monotonic() + SHARE_WAIT_S
+    while True:
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)
+        except OSError:
+            return
+        else:
+            return
 
 
 def _unmake(listening: socket.socket, made: Path | None, sharing: int) -> None:

@@ -264,6 +264,9 @@ class MemoryIdempotencyStore:
 #: The secret of :class:`KeyKeeper`, in the data folder: keys kept across restarts must come out
 #: the same after one.
 SECRET_FILE = "idempotency-key.secret"  # noqa: S105 - a file name, not a secret
+#: How a start's own secret file is named before it is published (``.idempotency-key.secret.*``).
+_UNPUBLISHED_PREFIX = f".{SECRET_FILE}."
+_UNPUBLISHED_SUFFIX = ".partial"
 _SECRET_BYTES = 32
 _TAG_CHARACTERS = 16  # of the HMAC's hex digest: 64 bits
 
@@ -302,7 +305,9 @@ def _publish_secret(path: Path, link: Callable[[str, Path], None]) -> bytes:
     secret = process_secret()
     try:
         # A file of this process's own (made for its owner only), whole on disk before it is named.
-        descriptor, partial = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+        descriptor, partial = tempfile.mkstemp(
+            prefix=_UNPUBLISHED_PREFIX, suffix=_UNPUBLISHED_SUFFIX, dir=path.parent
+        )
         try:
             with os.fdopen(descriptor, "wb") as file:
                 file.write(secret)
@@ -323,6 +328,24 @@ def _publish_secret(path: Path, link: Callable[[str, Path], None]) -> bytes:
     except OSError as error:
         raise IngestError(f"cannot write the key secret {path}: {error.strerror}") from None
     return secret
+
+
+def sweep_unpublished_secrets(data_dir: Path) -> int:
+    """Remove the secret files a start wrote and never removed (it crashed, or was killed, between
+    writing one and publishing it), and say how many: nothing else ever did, and each start that
+    died so left one more. Only while no other process may be writing its own: the caller holds
+    the folder alone (``payorch.server``'s ``flock``). One that cannot be removed is left."""
+    removed = 0
+    try:
+        names = os.listdir(data_dir)
+    except OSError:
+        return 0
+    for name in names:
+        if name.startswith(_UNPUBLISHED_PREFIX) and name.endswith(_UNPUBLISHED_SUFFIX):
+            with contextlib.suppress(OSError):
+                os.unlink(data_dir / name)  # one published too is only a second name of the secret
+                removed += 1
+    return removed
 
 
 #: What a file system without hard links (FAT, some network mounts) answers ``link(2)`` with.

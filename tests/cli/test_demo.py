@@ -23,13 +23,18 @@ import httpx
 import orjson
 import pytest
 
+from engine.config import PlatformConfig
+from ingest.config_file import load_sample_config
 from ingest.store.schema import FILE_NAME
 from ingest.store.writer import Writer
+from payorch import demo as demo_module
+from payorch.cli import main
+from tests.cli.test_report_cut_short import Killed
 from tests.e2e.server import free_port
 from tests.ingest.store.test_copied_folder import _left_in_flight, _owners, take_over_attempts
 
 PAYORCH = Path(sys.executable).parent / "payorch"
-READY_LINE = "Serving until Ctrl-C (or SIGTERM)."
+READY_LINE = "Serving until Ctrl-C (or SIGTERM or SIGHUP)."
 CURL = re.compile(r"curl -s (?P<url>\S+) -H 'Authorization: Bearer (?P<key>[^']+)'")
 PAYMENTS = re.compile(r"payments: (?P<sent>\d+) sent: (?P<statuses>[^;]+); (?P<replays>\d+) idempotent")
 STATUS = re.compile(r"(?P<count>\d+) (?P<status>\w+)")
@@ -230,3 +235,40 @@ def test_demo_takes_the_instance_its_refusal_of_a_moved_folder_names(
     assert f"start with --take-over {instance} (PAYORCH_TAKE_OVER={instance})" in refusals[0]
     assert "(--take-over '0123456789abcdef' names another instance)" in refusals[1]
     assert "(--take-over 'fedcba9876543210' names another instance)" in refusals[2]
+
+
+def _killed(number: int, _: object) -> None:
+    raise Killed(number)
+
+
+@pytest.mark.parametrize("number", [signal.SIGTERM, signal.SIGHUP])
+def test_a_stop_as_the_demo_loads_is_a_line_and_exit_0(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    number: signal.Signals,
+) -> None:
+    """SIGTERM or SIGHUP while the demo loaded the server's modules and its config (about 1.2 s,
+    before its start takes the signals) killed it without a word, exit 143 or 129, where a moment
+    later it stops with a line and exit 0. Here it comes as the sample config is read."""
+    data = tmp_path / "data"
+
+    def sample_config_read_when_stopped() -> PlatformConfig:
+        signal.raise_signal(number)
+        return load_sample_config()
+
+    monkeypatch.setattr(demo_module, "load_sample_config", sample_config_read_when_stopped)
+    previous = signal.signal(number, _killed)  # the default would end the test's process
+    try:
+        with pytest.raises(SystemExit) as exited:
+            main(["demo", "--port", str(free_port()), "--data", str(data)])
+        put_back = signal.getsignal(number)
+    finally:
+        signal.signal(number, previous)
+
+    assert (exited.value.code, capsys.readouterr()) == (
+        0,
+        (f"payorch demo: stopped on {number.name} while starting, before it took requests\n", ""),
+    )
+    assert not data.exists()  # nothing made
+    assert put_back is _killed

@@ -5,21 +5,19 @@ a payorch of version 8 wrote."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
 from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, StepSucceeded
 from engine.results import PaymentStatus
-from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
+from engine.types import ProcessorId
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME, migrate
 from tests.ingest.api.test_app import body_of, call
 from tests.ingest.store.test_analytics_api import arrow_of, client, get
 from tests.ingest.store.test_durable_api import running
-from tests.ingest.store.test_event_columns import written
+from tests.ingest.store.test_event_columns import ids_at, written
 from tests.ingest.store.test_writer import as_version
 
 #: Two merchants with the same split (Apple Pay up to 60.00, then card), one keeping what it
@@ -91,38 +89,26 @@ async def test_a_partial_and_a_refunded_payments_last_rows_say_what_was_charged_
         assert sum(row["charged_cents"] or 0 for row in rows) == 6000
 
 
-START = datetime(2026, 11, 20, 8, tzinfo=UTC)
-
-
-def _ids(payment: str, minute: int) -> dict[str, Any]:
-    return {
-        "payment_id": PaymentId(payment),
-        "request_id": RequestId(f"req_{payment}"),
-        "merchant_id": MerchantId("m_acme"),
-        "timestamp": START + timedelta(minutes=minute),
-    }
-
-
 #: The last events of four payments: paid in full, kept in part, refunded, and failed with a
 #: refund that failed too (30.00 still charged); and a step's success, which charged no payment.
 ENDINGS: list[DomainEvent] = [
     StepSucceeded(
-        **_ids("pay_kept", 0),
+        **ids_at("pay_kept", 0),
         step_index=0,
         processor_id=ProcessorId("applepay_sim"),
         latency_ms=9,
         amount=6000,
     ),
-    PaymentCompleted(**_ids("pay_paid", 1), total_amount=1500, total_processed=1500),
+    PaymentCompleted(**ids_at("pay_paid", 1), total_amount=1500, total_processed=1500),
     PaymentCompleted(
-        **_ids("pay_kept", 2),
+        **ids_at("pay_kept", 2),
         total_amount=10_000,
         total_processed=6000,
         status=PaymentStatus.PARTIALLY_SUCCEEDED,
     ),
-    PaymentFailed(**_ids("pay_refunded", 3), total_amount=9000, final_error=ErrorCode.DECLINED),
+    PaymentFailed(**ids_at("pay_refunded", 3), total_amount=9000, final_error=ErrorCode.DECLINED),
     PaymentFailed(
-        **_ids("pay_stuck", 4), total_amount=9000, final_error=ErrorCode.DECLINED, total_processed=3000
+        **ids_at("pay_stuck", 4), total_amount=9000, final_error=ErrorCode.DECLINED, total_processed=3000
     ),
 ]
 #: Per event of :data:`ENDINGS`: type, amount_cents (asked), charged_cents.

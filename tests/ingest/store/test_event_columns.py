@@ -40,7 +40,8 @@ APPLE, CARD = PaymentMethod.APPLE_PAY, PaymentMethod.CARD
 APPLEPAY, STRIPE, ADYEN = ProcessorId("applepay_sim"), ProcessorId("stripe_sim"), ProcessorId("adyen_sim")
 
 
-def _ids(payment: str, minute: int) -> dict[str, Any]:
+def ids_at(payment: str, minute: int) -> dict[str, Any]:
+    """The ids and time of ``payment``'s event ``minute`` minutes after :data:`START` (m_acme's)."""
     return {
         "payment_id": PaymentId(payment),
         "request_id": RequestId(f"req_{payment}"),
@@ -56,25 +57,25 @@ def _story() -> list[DomainEvent]:
     usd, jpy, refused = "pay_usd", "pay_jpy", "pay_refused"
     return [
         PaymentReceived(
-            **_ids(usd, 0), accepted=True, amount_cents=9000, currency=Currency("USD"), method=APPLE
+            **ids_at(usd, 0), accepted=True, amount_cents=9000, currency=Currency("USD"), method=APPLE
         ),
         PaymentReceived(
-            **_ids(jpy, 1), accepted=True, amount_cents=1500, currency=Currency("JPY"), method=CARD
+            **ids_at(jpy, 1), accepted=True, amount_cents=1500, currency=Currency("JPY"), method=CARD
         ),
         PlanBuilt(
-            **_ids(usd, 2),
+            **ids_at(usd, 2),
             total_amount_cents=9000,
             currency=Currency("USD"),
             steps=(PlannedStep(0, APPLE, 6000, (APPLEPAY,)), PlannedStep(1, CARD, 3000, (STRIPE,))),
         ),
         PlanBuilt(
-            **_ids(jpy, 3),
+            **ids_at(jpy, 3),
             total_amount_cents=1500,
             currency=Currency("JPY"),
             steps=(PlannedStep(0, CARD, 1500, (STRIPE, ADYEN)),),
         ),
         StepAttempted(
-            **_ids(usd, 4),
+            **ids_at(usd, 4),
             step_index=0,
             processor_id=APPLEPAY,
             attempt=1,
@@ -82,9 +83,9 @@ def _story() -> list[DomainEvent]:
             amount_cents=6000,
             idempotency_key="k0",
         ),
-        PaymentReceived(**_ids(refused, 5), accepted=False),
+        PaymentReceived(**ids_at(refused, 5), accepted=False),
         StepFailed(
-            **_ids(jpy, 6),
+            **ids_at(jpy, 6),
             step_index=0,
             processor_id=STRIPE,
             error_code=ErrorCode.PROCESSOR_UNAVAILABLE,
@@ -92,9 +93,9 @@ def _story() -> list[DomainEvent]:
             latency_ms=0,
             attempt=0,
         ),
-        StepSucceeded(**_ids(usd, 7), step_index=0, processor_id=APPLEPAY, latency_ms=41, amount=6000),
+        StepSucceeded(**ids_at(usd, 7), step_index=0, processor_id=APPLEPAY, latency_ms=41, amount=6000),
         StepAttempted(
-            **_ids(jpy, 8),
+            **ids_at(jpy, 8),
             step_index=0,
             processor_id=ADYEN,
             attempt=1,
@@ -103,7 +104,7 @@ def _story() -> list[DomainEvent]:
             idempotency_key="k1",
         ),
         StepAttempted(
-            **_ids(usd, 9),
+            **ids_at(usd, 9),
             step_index=1,
             processor_id=STRIPE,
             attempt=1,
@@ -111,9 +112,9 @@ def _story() -> list[DomainEvent]:
             amount_cents=3000,
             idempotency_key="k2",
         ),
-        StepSucceeded(**_ids(jpy, 10), step_index=0, processor_id=ADYEN, latency_ms=90, amount=1500),
+        StepSucceeded(**ids_at(jpy, 10), step_index=0, processor_id=ADYEN, latency_ms=90, amount=1500),
         StepFailed(
-            **_ids(usd, 11),
+            **ids_at(usd, 11),
             step_index=1,
             processor_id=STRIPE,
             error_code=ErrorCode.DECLINED,
@@ -122,10 +123,12 @@ def _story() -> list[DomainEvent]:
             decline_code=DeclineCode.INSUFFICIENT_FUNDS,
         ),
         PaymentCompleted(
-            **_ids(jpy, 12), total_amount=1500, total_processed=1500, status=PaymentStatus.SUCCEEDED
+            **ids_at(jpy, 12), total_amount=1500, total_processed=1500, status=PaymentStatus.SUCCEEDED
         ),
-        CompensationIssued(**_ids(usd, 13), step_index=0, processor_id=APPLEPAY, amount=6000, succeeded=True),
-        PaymentFailed(**_ids(usd, 14), total_amount=9000, final_error=ErrorCode.DECLINED),
+        CompensationIssued(
+            **ids_at(usd, 13), step_index=0, processor_id=APPLEPAY, amount=6000, succeeded=True
+        ),
+        PaymentFailed(**ids_at(usd, 14), total_amount=9000, final_error=ErrorCode.DECLINED),
     ]
 
 

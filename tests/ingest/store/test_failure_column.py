@@ -5,7 +5,6 @@ for Polars and DuckDB to query, and as migration 12 fills the rows a payorch of 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from engine.error_codes import ErrorCode
 from engine.events import DomainEvent, PaymentFailed, StepAttempted, StepFailed
 from engine.failure_details import FailureDetails
 from engine.methods import PaymentMethod
-from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
+from engine.types import ProcessorId
 from ingest.store.reads import EVENTS
 from ingest.store.schema import CURRENT_VERSION, FILE_NAME, migrate
 from payorch.cli import cli
@@ -34,7 +33,7 @@ from tests.ingest.fake_stripe import FakeStripe
 from tests.ingest.store.test_analytics_api import arrow_of, client, get
 from tests.ingest.store.test_durable_api import pay as simulated_pay
 from tests.ingest.store.test_durable_api import running
-from tests.ingest.store.test_event_columns import written
+from tests.ingest.store.test_event_columns import ids_at, written
 from tests.ingest.store.test_writer import as_version
 
 STRIPE_ADMIN = {"Authorization": "Bearer adm_stripe"}
@@ -113,21 +112,9 @@ async def test_a_stripe_refusals_own_words_are_a_column_of_its_step_failed_row_a
     )
 
 
-START = datetime(2026, 11, 20, 8, tzinfo=UTC)
-
-
-def _ids(payment: str, minute: int) -> dict[str, Any]:
-    return {
-        "payment_id": PaymentId(payment),
-        "request_id": RequestId(f"req_{payment}"),
-        "merchant_id": MerchantId("m_acme"),
-        "timestamp": START + timedelta(minutes=minute),
-    }
-
-
 def _failed(payment: str, minute: int, **fields: Any) -> StepFailed:
     return StepFailed(
-        **_ids(payment, minute),
+        **ids_at(payment, minute),
         step_index=0,
         processor_id=ProcessorId("stripe_live"),
         latency_ms=40,
@@ -139,7 +126,7 @@ def _failed(payment: str, minute: int, **fields: Any) -> StepFailed:
 #: events of no refusal around them.
 STORY: list[DomainEvent] = [
     StepAttempted(
-        **_ids("pay_small", 0),
+        **ids_at("pay_small", 0),
         step_index=0,
         processor_id=ProcessorId("stripe_live"),
         method=PaymentMethod.CARD,
@@ -162,7 +149,7 @@ STORY: list[DomainEvent] = [
         ),
     ),
     _failed("pay_slow", 3, error_code=ErrorCode.TIMEOUT, retryable=True),
-    PaymentFailed(**_ids("pay_small", 4), total_amount=30, final_error=ErrorCode.UNKNOWN),
+    PaymentFailed(**ids_at("pay_small", 4), total_amount=30, final_error=ErrorCode.UNKNOWN),
 ]
 #: Per event of :data:`STORY`: its type, the column, and its ``code`` field.
 EXPECTED = [

@@ -32,6 +32,7 @@ from ingest.private_files import exposed
 from payorch.api_key import KeyFileError, key_problem, read_key_file, read_key_stream
 from payorch.options import DuckDBPath, Host, Integer, Moment, PathOption, RootPath, ServiceUrl
 from payorch.output import discard_stdout
+from payorch.signals import stop_signals
 
 EXIT_USAGE = 2
 EXIT_FAILURE = 1
@@ -257,9 +258,7 @@ def _stops_noted() -> Iterator[list[str]]:
     def note(number: int, _: object) -> None:
         noted.append(signal.Signals(number).name)
 
-    taken = [signal.SIGTERM]
-    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        taken.append(signal.SIGHUP)
+    taken = stop_signals(with_interrupt=False)
     previous = {number: signal.signal(number, note) for number in taken}
     try:
         yield noted
@@ -629,9 +628,7 @@ def _stops_as_ctrl_c() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    taken = [signal.SIGTERM]
-    if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-        taken.append(signal.SIGHUP)
+    taken = stop_signals(with_interrupt=False)
     previous = {number: signal.signal(number, signal.default_int_handler) for number in taken}
     try:
         yield

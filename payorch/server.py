@@ -45,6 +45,7 @@ from ingest.observe.telemetry import ENVIRONMENT, GlobalTags, resource_attribute
 from ingest.private_files import exposed, make_private_folder, private_umask
 from ingest.store.reads import ReportTables, Window
 from payorch.http_guard import counted_protocol
+from payorch.signals import stop_signals
 
 LOGGER = "payorch.serve"
 #: Work that runs in a thread of its own once the server takes requests (the demo's traffic). It
@@ -268,14 +269,9 @@ class _Server(uvicorn.Server):
         if threading.current_thread() is not threading.main_thread():
             yield
             return
-        handled = [signal.SIGINT, signal.SIGTERM]
-        # A hangup (the terminal or SSH session that ran it closed, or an operator's `kill -HUP`
-        # expecting a reload) killed the process without a drain or a word in the log, and as a
-        # container's PID 1 it was ignored without one: it stops as SIGTERM does. Under `nohup`
-        # (SIGHUP ignored from the start) it is left ignored.
-        if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-            handled.append(signal.SIGHUP)
-        original = {number: signal.signal(number, self.on_signal) for number in handled}
+        original = {
+            number: signal.signal(number, self.on_signal) for number in stop_signals(with_interrupt=True)
+        }
         try:
             yield
         finally:
@@ -312,9 +308,7 @@ class _SignalsAtStart:
 
     def __enter__(self) -> _SignalsAtStart:
         if threading.current_thread() is threading.main_thread():
-            handled = [signal.SIGINT, signal.SIGTERM]
-            if signal.getsignal(signal.SIGHUP) is not signal.SIG_IGN:
-                handled.append(signal.SIGHUP)
+            handled = stop_signals(with_interrupt=True)
             self._original = {number: signal.signal(number, self._note) for number in handled}
         if self.received is None and self._noted:
             self.received = self._noted[0]

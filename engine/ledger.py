@@ -19,11 +19,12 @@ from one event loop and takes no locks.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 from engine.errors import DomainError
 from engine.money import check_minor_units
-from engine.shards import ShardedDict
+from engine.shards import PART_MASK, ShardedDict
 from engine.types import PaymentId, ProcessorId, check_count
 
 #: A step of a payment: (payment_id, step_index).
@@ -60,6 +61,11 @@ class LedgerEntry(NamedTuple):
         return self.amount_cents - self.refunded_cents
 
 
+#: ``LedgerEntry._make`` without its Python frame and length check: the ledger stores only tuples
+#: it built with every field.
+_entry: Callable[[type[LedgerEntry], tuple[Any, ...]], LedgerEntry] = tuple.__new__
+
+
 class LedgerJournal(Protocol):
     """Where a ledger copies each change as it happens, for readers outside the process (a
     simulated processor's own books survive the service that called it)."""
@@ -76,7 +82,16 @@ class Ledger:
     ``ledger or Ledger()`` never swaps a shared, still-empty ledger for a private one.
     """
 
-    __slots__ = ("_doubled", "_entries", "_held", "_journal", "_open_by_step")
+    __slots__ = (
+        "_by_step_parts",
+        "_doubled",
+        "_entries",
+        "_entry_parts",
+        "_held",
+        "_held_parts",
+        "_journal",
+        "_open_by_step",
+    )
 
     def __init__(self, journal: LedgerJournal | None = None) -> None:
         self._journal = journal
@@ -87,6 +102,10 @@ class Ledger:
         # Unrefunded charges per step, in charge order, as tuples (GC-invisible, see LedgerEntry).
         self._open_by_step: ShardedDict[StepKey, tuple[ChargeKey, ...]] = ShardedDict()
         self._doubled: dict[StepKey, None] = {}
+        # Their parts, which a charge (the hot path) indexes itself (see engine.shards.PART_MASK).
+        self._entry_parts = self._entries.parts()
+        self._held_parts = self._held.parts()
+        self._by_step_parts = self._open_by_step.parts()
 
     def record_charge(
         self,
@@ -105,7 +124,7 @@ class Ledger:
         or not) for the key: a processor must replay the first outcome instead.
         """
         key = (processor_id, idempotency_key)
-        entries = self._entries.shard(key)
+        entries = self._entry_parts[hash(key) & PART_MASK]
         if key in entries:
             raise DoubleChargeError(
                 "ledger.idempotency_key", key, "was already charged at this processor (double charge)"
@@ -124,15 +143,15 @@ class Ledger:
             0,
         )
         entries[key] = stored
-        held = self._held.shard(payment_id)
+        held = self._held_parts[hash(payment_id) & PART_MASK]
         held[payment_id] = held.get(payment_id, 0) + amount_cents
         step = (payment_id, step_index)
-        by_step = self._open_by_step.shard(step)
+        by_step = self._by_step_parts[hash(step) & PART_MASK]
         open_charges = (*by_step.get(step, ()), key)
         by_step[step] = open_charges
         if len(open_charges) > 1:
             self._doubled[step] = None
-        entry = LedgerEntry._make(stored)
+        entry = _entry(LedgerEntry, stored)
         if self._journal is not None:
             self._journal.write("charge", entry)
         return entry
@@ -193,8 +212,9 @@ class Ledger:
 
     def lookup(self, processor_id: ProcessorId, idempotency_key: str) -> LedgerEntry | None:
         """The entry for the key at that processor, refunded or not; ``None`` if never charged."""
-        stored = self._entries.get((processor_id, idempotency_key))
-        return None if stored is None else LedgerEntry._make(stored)
+        key = (processor_id, idempotency_key)
+        stored = self._entry_parts[hash(key) & PART_MASK].get(key)
+        return None if stored is None else _entry(LedgerEntry, stored)
 
     def charges_for_step(self, payment_id: PaymentId, step_index: int) -> list[LedgerEntry]:
         """The unrefunded charges for one step, across all processors, in charge order."""

@@ -44,7 +44,7 @@ import hashlib
 import math
 import struct
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, MutableMapping
 from enum import Enum
 from types import MappingProxyType
 from typing import cast
@@ -57,7 +57,7 @@ from engine.methods import PaymentMethod
 from engine.ports import Clock, Sleeper, SystemClock
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
 from engine.processors.cards import CARD_NUMBER_KEY, card_outcome
-from engine.shards import ShardedDict
+from engine.shards import PART_MASK, ShardedDict
 from engine.types import ProcessorId
 from engine.unchecked import unchecked
 
@@ -149,16 +149,19 @@ class SimulatedProcessor:
         "_clock",
         "_draws_unused",
         "_first_requests",
+        "_first_requests_parts",
         "_heads",
         "_id",
         "_ledger",
         "_mu",
         "_outcomes",
+        "_outcomes_parts",
         "_reference_head",
         "_reference_prefix",
         "_seed",
         "_seen",
         "_seen_order",
+        "_seen_parts",
         "_sigma",
         "_sleeper",
         "_thresholds",
@@ -201,6 +204,11 @@ class SimulatedProcessor:
         # The keys remembered, and when each was first seen in that order: what is forgotten when.
         self._seen: ShardedDict[str, float] = ShardedDict()
         self._seen_order: deque[tuple[float, str]] = deque()
+        # The parts of the maps keyed by idempotency key: a charge finds its key's part once and
+        # uses it in each (engine.shards.PART_MASK).
+        self._first_requests_parts = self._first_requests.parts()
+        self._outcomes_parts = self._outcomes.parts()
+        self._seen_parts = self._seen.parts()
         self._charge_attempts = 0
         self._heads: dict[str, bytes] = {}
         self._reference_head = f"{self._seed}\x00{self._id}\x00".encode("utf-8", "surrogatepass")
@@ -226,10 +234,14 @@ class SimulatedProcessor:
         """One charge attempt; see the module docstring for the order of decisions."""
         self._charge_attempts += 1
         key = request.idempotency_key
-        self._remember(key)
-        rng = self._rng("charge", key)
-        latency_ms = self._latency_ms(rng)
-        outcome = self._decide(request, rng, latency_ms)
+        part = hash(key) & PART_MASK
+        self._remember(key, part)
+        if self._draws_unused:
+            rng, latency_ms = _UNUSED_DRAWS, 0
+        else:
+            rng = self._rng("charge", key)
+            latency_ms = self._latency_ms(rng)
+        outcome = self._decide(request, rng, latency_ms, part)
         if outcome is _Fault.HANG:
             await self._sleeper.sleep(HANG_SECONDS)
             return ProcessorResponse.failed(ErrorCode.TIMEOUT, _MAX_LATENCY_MS)
@@ -274,42 +286,50 @@ class SimulatedProcessor:
             await self._sleeper.sleep(latency_ms / 1000)
         return answer
 
-    def _decide(self, request: ChargeRequest, rng: _Draws, latency_ms: int) -> ProcessorResponse | _Fault:
-        """The attempt's outcome, with its effects (ledger, cached outcome) already applied."""
+    def _decide(
+        self, request: ChargeRequest, rng: _Draws, latency_ms: int, part: int
+    ) -> ProcessorResponse | _Fault:
+        """The attempt's outcome, with its effects (ledger, cached outcome) already applied;
+        ``part`` is the key's part of each map (see ``engine.shards``)."""
         key = request.idempotency_key
         fingerprint = (request.amount_cents, request.currency.code)
-        if self._first_requests.setdefault(key, fingerprint) != fingerprint:
+        if self._first_requests_parts[part].setdefault(key, fingerprint) != fingerprint:
             return ProcessorResponse.failed(ErrorCode.UNKNOWN, latency_ms)
-        cached = self._outcomes.get(key)
+        outcomes = self._outcomes_parts[part]
+        cached = outcomes.get(key)
         if cached is None:
             # A charge the books already hold (made before the service restarted) is replayed.
             entry = self._ledger.lookup(self._id, key)
             if entry is not None:
-                cached = self._outcomes[key] = (entry.amount_cents, None, entry.reference, None)
+                cached = outcomes[key] = (entry.amount_cents, None, entry.reference, None)
         if cached is not None:
             return _answer(cached, latency_ms)
         if request.method is PaymentMethod.CARD and CARD_NUMBER_KEY in request.metadata:
             card = card_outcome(request.metadata[CARD_NUMBER_KEY])
             if card.error_code is None:
-                return self._succeed(request, latency_ms)
+                return self._succeed(request, latency_ms, outcomes)
             response = ProcessorResponse.failed(card.error_code, latency_ms, card.decline_code)
             if card.definitive:
-                self._outcomes[key] = _remembered(response)
+                outcomes[key] = _remembered(response)
             return response
-        fault = self._draw_fault(rng.fault())
+        # Without fault rates there is nothing to draw: every attempt that gets here succeeds.
+        fault = self._draw_fault(rng.fault()) if self._thresholds else None
         if fault is None:
-            return self._succeed(request, latency_ms)
+            return self._succeed(request, latency_ms, outcomes)
         if fault is _Fault.DECLINED:
             response = ProcessorResponse.failed(ErrorCode.DECLINED, latency_ms, "generic_decline")
-            self._outcomes[key] = _remembered(response)
+            outcomes[key] = _remembered(response)
             return response
         if fault is _Fault.NETWORK_FAILURE:
             return ProcessorResponse.failed(ErrorCode.NETWORK_FAILURE, latency_ms)
         if fault is _Fault.HANG and rng.hang_charged() < TIMEOUT_CHARGED_PROBABILITY:
-            self._succeed(request, latency_ms)
+            self._succeed(request, latency_ms, outcomes)
         return fault
 
-    def _succeed(self, request: ChargeRequest, latency_ms: int) -> ProcessorResponse:
+    def _succeed(
+        self, request: ChargeRequest, latency_ms: int, outcomes: MutableMapping[str, _Outcome]
+    ) -> ProcessorResponse:
+        """Charge the key (``outcomes`` is its part of the outcomes map)."""
         key = request.idempotency_key
         reference = self._reference(key)
         self._ledger.record_charge(
@@ -329,22 +349,23 @@ class SimulatedProcessor:
             reference=reference,
             decline_code=None,
         )
-        self._outcomes[key] = (request.amount_cents, None, reference, None)
+        outcomes[key] = (request.amount_cents, None, reference, None)
         return response
 
-    def _remember(self, key: str) -> None:
+    def _remember(self, key: str, part: int | None = None) -> None:
         """Forget the keys first seen :data:`KEY_TTL_S` ago or more, then note ``key`` first seen
         now unless it is remembered. The keys wait in one queue in the order they were first
         seen, so the sweep stops at the first young one (a charge, its status query and a refund
         each come here: 1.1 µs a call when each part of the map kept its own order, a twentieth of
-        a simulated two-step payment, against under 0.5 now)."""
+        a simulated two-step payment, against under 0.5 now). ``part`` is the key's part of the
+        maps when the caller found it already."""
         now = self._clock.monotonic()
         order = self._seen_order
         while order and now - order[0][0] >= KEY_TTL_S:
             _, oldest = order.popleft()
             del self._seen[oldest]
             self._forget(oldest)
-        seen = self._seen.shard(key)
+        seen = self._seen_parts[hash(key) & PART_MASK if part is None else part]
         if key not in seen:
             seen[key] = now
             order.append((now, key))

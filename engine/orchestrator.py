@@ -166,7 +166,8 @@ class CompositePaymentService:
         if not decision.allowed:
             await self._failed(ctx, ErrorCode.POLICY_REJECTED, 0)
             return self._composite(ctx, PaymentStatus.FAILED, (), ErrorCode.POLICY_REJECTED)
-        plan = build_plan(ctx, merchant, self._processor_configs, self._amount_checks)
+        routing = self._policy.routing(merchant, ctx.payment_method, ctx.currency)
+        plan = build_plan(ctx, merchant, self._processor_configs, self._amount_checks, routing)
         return await self.execute(ctx, plan)
 
     async def execute(self, ctx: CoreRequestContext, plan: PaymentPlan) -> CompositeResult:

@@ -19,6 +19,11 @@ from engine.unchecked import unchecked
 #: fils), or ``None`` when it can. A processor without one takes every amount.
 AmountCheck = Callable[[int, Currency], str | None]
 
+#: A merchant's routing rules in preference order, each with its fallback chain of eligible
+#: processors (rules none of whose processors is eligible left out): what a plan's steps are cut
+#: from. It depends only on the merchant's config, the method and the currency.
+Routing = tuple[tuple[RoutingRule, tuple[ProcessorId, ...]], ...]
+
 # Built from the checked context and configuration: see engine.unchecked.
 _step = unchecked(PaymentStep)
 _plan = unchecked(PaymentPlan)
@@ -43,6 +48,20 @@ def eligible_processors(
     )
 
 
+def routing_chains(
+    method: PaymentMethod | None,
+    currency: Currency,
+    merchant: MerchantConfig,
+    processors: Mapping[ProcessorId, ProcessorConfig],
+) -> Routing:
+    """``merchant``'s :data:`Routing` for ``method`` (``None``: the routing decides) in ``currency``."""
+    return tuple(
+        (rule, chain)
+        for rule in ordered_rules(method, merchant.routing)
+        if (chain := eligible_processors(rule, currency, processors))
+    )
+
+
 def amount_refusals(
     chain: tuple[ProcessorId, ...],
     amount_cents: int,
@@ -64,6 +83,7 @@ def build_plan(
     merchant: MerchantConfig,
     processors: Mapping[ProcessorId, ProcessorConfig] | None = None,
     amount_checks: Mapping[ProcessorId, AmountCheck] | None = None,
+    routing: Routing | None = None,
 ) -> PaymentPlan:
     """Split ``ctx``'s amount over the merchant's routing rules, in preference order.
 
@@ -71,19 +91,20 @@ def build_plan(
     (ApplePay $60, then Card $40). A rule whose processors all refuse the currency or method is
     skipped. A processor that cannot take its step's amount (``amount_checks``) leaves the step's
     chain, unless no processor of the chain can (the policy refuses such a request first). When
-    the rules run out first, the plan records the coverage shortfall.
+    the rules run out first, the plan records the coverage shortfall. ``routing`` is the
+    merchant's :func:`routing_chains` for the request's method and currency, when the caller
+    keeps it (it is found from ``processors`` otherwise).
     """
-    known = processors or {}
+    if routing is None:
+        routing = routing_chains(ctx.payment_method, ctx.currency, merchant, processors or {})
     remaining = ctx.amount_cents
     steps: list[PaymentStep] = []
-    for rule in ordered_rules(ctx.payment_method, merchant.routing):
+    for rule, eligible in routing:
         if remaining == 0:
             break
-        chain = eligible_processors(rule, ctx.currency, known)
-        if not chain:
-            continue
+        chain = eligible
         take = remaining if rule.max_amount_cents is None else min(remaining, rule.max_amount_cents)
-        refused = amount_refusals(chain, take, ctx.currency, amount_checks or {})
+        refused = amount_refusals(chain, take, ctx.currency, amount_checks) if amount_checks else None
         if refused and len(refused) < len(chain):
             chain = tuple(processor_id for processor_id in chain if processor_id not in refused)
         steps.append(

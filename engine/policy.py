@@ -13,7 +13,14 @@ from engine.config import MerchantConfig, PlatformConfig
 from engine.context import CoreRequestContext
 from engine.methods import PaymentMethod
 from engine.money import Currency, Money
-from engine.plan_builder import AmountCheck, amount_refusals, build_plan, eligible_processors
+from engine.plan_builder import (
+    AmountCheck,
+    Routing,
+    amount_refusals,
+    build_plan,
+    eligible_processors,
+    routing_chains,
+)
 from engine.types import ProcessorId
 
 
@@ -45,10 +52,11 @@ class PaymentPolicyEnforcer:
         self._config = config
         self._processors = {processor.id: processor for processor in config.processors}
         self._amount_checks = amount_checks or {}
-        #: Each (merchant, method, currency) routing's refusal or ``None``, with the merchant's
-        #: config it was found for: see :meth:`_routing_refusal`.
+        #: Each (merchant, method, currency) routing's refusal or ``None`` and its chains, with the
+        #: merchant's config they were found for: see :meth:`_routing_refusal`.
         self._routings: dict[
-            tuple[str, PaymentMethod | None, str], tuple[MerchantConfig, PolicyDecision | None]
+            tuple[str, PaymentMethod | None, str],
+            tuple[MerchantConfig, PolicyDecision | None, Routing],
         ] = {}
 
     def check(self, ctx: CoreRequestContext, merchant: MerchantConfig) -> PolicyDecision:
@@ -71,15 +79,30 @@ class PaymentPolicyEnforcer:
         (the API before it takes the payment, the orchestrator before it plans), which cost about
         2.5 µs each. The merchant's config object is kept with the answer, so a config given anew
         is looked at anew. At most one entry per method and currency of each merchant."""
+        return self._routing(merchant, method, currency)[1]
+
+    def routing(self, merchant: MerchantConfig, method: PaymentMethod | None, currency: Currency) -> Routing:
+        """``merchant``'s rules for ``method`` in ``currency``, each with its eligible chain
+        (:func:`~engine.plan_builder.routing_chains`), found with the refusal and kept with it: the
+        orchestrator cuts every plan from it, rather than finding each rule's chain again."""
+        return self._routing(merchant, method, currency)[2]
+
+    def _routing(
+        self, merchant: MerchantConfig, method: PaymentMethod | None, currency: Currency
+    ) -> tuple[MerchantConfig, PolicyDecision | None, Routing]:
         key = (merchant.merchant_id, method, currency.code)
         known = self._routings.get(key)
         if known is not None and known[0] is merchant:
-            return known[1]
-        refusal = self._find_routing_refusal(merchant, method, currency)
+            return known
+        found = (
+            merchant,
+            self._find_routing_refusal(merchant, method, currency),
+            routing_chains(method, currency, merchant, self._processors),
+        )
         if len(self._routings) >= _MAX_ROUTINGS:
             self._routings.clear()
-        self._routings[key] = (merchant, refusal)
-        return refusal
+        self._routings[key] = found
+        return found
 
     def _find_routing_refusal(
         self, merchant: MerchantConfig, method: PaymentMethod | None, currency: Currency
@@ -103,7 +126,8 @@ class PaymentPolicyEnforcer:
         if not self._amount_checks:
             return ALLOWED
         checks = self._amount_checks
-        for step in build_plan(ctx, merchant, self._processors).steps:
+        routing = self.routing(merchant, ctx.payment_method, ctx.currency)
+        for step in build_plan(ctx, merchant, self._processors, routing=routing).steps:
             refused = amount_refusals(step.processor_ids, step.amount_cents, ctx.currency, checks)
             if len(refused) == len(step.processor_ids):
                 reasons = "; ".join(f"{processor}: {why}" for processor, why in refused.items())

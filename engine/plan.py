@@ -134,4 +134,10 @@ def processor_idempotency_key(payment_id: PaymentId, step_index: int) -> str:
     """Derived from the payment and the step only, so every retry reuses it."""
     check_identifier("payment_id", payment_id)
     check_count("step_index", step_index)
+    return step_idempotency_key(payment_id, step_index)
+
+
+def step_idempotency_key(payment_id: PaymentId, step_index: int) -> str:
+    """:func:`processor_idempotency_key` of ids already checked (a context's payment id, a plan
+    step's index), as the router derives one for every step, without checking them again."""
     return f"{payment_id}:step:{step_index}"

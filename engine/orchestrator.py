@@ -195,7 +195,8 @@ class CompositePaymentService:
                 break
         for message in _sum_breaks(plan, results):
             await self._monitor.violated(ctx, SUM, message)
-        if len(results) == len(plan.steps) and all(result.success for result in results):
+        # The steps stop at the first failure, so they all succeeded when the last one ran and did.
+        if len(results) == len(plan.steps) and results[-1].success:
             await self._sink.emit(
                 _completed(
                     payment_id=ctx.payment_id,

@@ -19,7 +19,8 @@ MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
 def _frozen_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
-    if not isinstance(metadata, Mapping):
+    # A dict (what the parser gives) skips the ABC's instance check, a Python call.
+    if type(metadata) is not dict and not isinstance(metadata, Mapping):
         raise InvalidFieldError("metadata", metadata, "must be a mapping of strings to strings")
     if len(metadata) > MAX_METADATA_KEYS:
         raise InvalidFieldError(

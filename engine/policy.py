@@ -64,10 +64,10 @@ class PaymentPolicyEnforcer:
             maximum = Money(merchant.max_amount_cents, ctx.currency)
             reason = f"amount {ctx.amount} exceeds the merchant maximum {maximum}"
             return PolicyDecision(False, reason, "amount", "over_maximum")
-        refusal = self._routing_refusal(merchant, ctx.payment_method, ctx.currency)
+        refusal = self._routing(merchant, ctx.payment_method, ctx.currency)[1]  # _routing_refusal
         if refusal is not None:
             return refusal
-        return self._check_amounts(ctx, merchant)
+        return self._check_amounts(ctx, merchant) if self._amount_checks else ALLOWED
 
     def _routing_refusal(
         self, merchant: MerchantConfig, method: PaymentMethod | None, currency: Currency

@@ -113,7 +113,10 @@ class PaymentPlan:
 
     @property
     def planned_amount_cents(self) -> int:
-        return sum(step.amount_cents for step in self.steps)
+        planned = 0  # a loop: every payment asks, and sum() over a generator costs a frame more
+        for step in self.steps:
+            planned += step.amount_cents
+        return planned
 
     @property
     def coverage_shortfall_cents(self) -> int:

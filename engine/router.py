@@ -108,9 +108,11 @@ _OWN_CIRCUIT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _AtProcessor:
-    """What happened at one processor of the chain."""
+class _AtProcessor(NamedTuple):
+    """What happened at one processor of the chain.
+
+    A named tuple, not a dataclass: one is built per step, and a tuple is built in one call where
+    a slotted dataclass has each of its eight fields set in turn (even by engine.unchecked)."""
 
     charged: bool
     attempts: int
@@ -140,7 +142,6 @@ _succeeded = unchecked(StepSucceeded)
 _charge_request = unchecked(ChargeRequest)
 _result = unchecked(Result)
 _routed = unchecked(RoutedStep)
-_at = unchecked(_AtProcessor)
 
 
 class Router:
@@ -332,7 +333,7 @@ class Router:
                     await self._sink.emit(
                         self._succeeded(ctx, request, processor_id, response.latency_ms, number)
                     )
-                    return _at(charged=True, attempts=attempt, latency_ms=latency)
+                    return _AtProcessor(True, attempt, latency)
                 error = response.error_code or ErrorCode.UNKNOWN
                 # The processor's reason, kept only from the closed set (engine.decline_codes).
                 reason = _Reason(decline_code_for(error, response.decline_code), response.failure_details)

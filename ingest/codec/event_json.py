@@ -29,9 +29,10 @@ from engine.money import Currency
 
 class _Shape:
     """What encoding one event class needs: its field names, its ``{"type":...,`` prefix, a getter
-    of its type and every field's value, and where a field may hold a ``Currency``."""
+    of its type and every field's value, its document as a dict, and where a field may hold a
+    ``Currency``."""
 
-    __slots__ = ("currencies", "has_currency", "members", "names", "prefix", "values")
+    __slots__ = ("currencies", "document", "has_currency", "names", "prefix", "values")
 
     def __init__(self, kind: type[DomainEvent]) -> None:
         own = fields(kind)
@@ -40,9 +41,32 @@ class _Shape:
         self.currencies = tuple(at + 1 for at, field in enumerate(own) if "Currency" in str(field.type))
         self.has_currency = bool(self.currencies)
         self.prefix = b'{"type":' + orjson.dumps(kind.event_type) + b","
-        self.members = self.prefix[1:]  # the same, without the opening brace
         # The type first, then every field: attrgetter of several names gives a tuple.
         self.values: Callable[[DomainEvent], tuple[object, ...]] = attrgetter("event_type", *self.names)
+        self.document = _documenter(kind, self.names, self.currencies)
+
+
+def _code(value: object) -> object:
+    return value.code if type(value) is Currency else value
+
+
+def _documenter(
+    kind: type[DomainEvent], names: tuple[str, ...], currencies: tuple[int, ...]
+) -> Callable[[DomainEvent], dict[str, object]]:
+    """A function giving the event's document as a dict (its type, then every field, a currency
+    as its code), made of one generated expression. orjson writes the slotted dataclass itself at
+    about 12k instructions (it first looks up the ``__dict__`` the event lacks, which formats an
+    AttributeError each time), this dict at under half that; ``dict(zip(names, values))`` cost as
+    much as it saved. A log line encodes one event, seven a payment, on the drain's thread."""
+    members = [
+        f'"{name}": _code(event.{name})' if at + 1 in currencies else f'"{name}": event.{name}'
+        for at, name in enumerate(names)
+    ]
+    source = f'def document(event):\n    return {{"type": _type, {", ".join(members)}}}\n'
+    namespace: dict[str, object] = {"_type": kind.event_type, "_code": _code}
+    exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
+    document: Callable[[DomainEvent], dict[str, object]] = namespace["document"]  # type: ignore[assignment]
+    return document
 
 
 _SHAPES: dict[type, _Shape] = {}
@@ -79,9 +103,8 @@ def event_members(event: DomainEvent) -> tuple[bytes, bytes]:
     """:func:`event_json` without its opening brace, in two pieces to be joined: for a document
     that holds the event's members after members of its own (a log line), without copying the
     encoded event twice to cut its brace."""
-    shape = _shape(type(event))
-    if not shape.has_currency and event.timestamp.tzinfo is UTC:
-        return shape.members, orjson.dumps(event, option=orjson.OPT_UTC_Z)[1:]
+    if event.timestamp.tzinfo is UTC:
+        return b"", orjson.dumps(_shape(type(event)).document(event), option=orjson.OPT_UTC_Z)[1:]
     return b"", event_json(event)[1:]
 
 

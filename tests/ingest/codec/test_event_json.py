@@ -7,7 +7,10 @@ import dataclasses
 import json
 from datetime import UTC, datetime
 from enum import Enum
+from typing import Any
+from unittest.mock import patch
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -165,3 +168,21 @@ def test_a_row_stored_before_a_field_was_added_reads_it_as_null() -> None:
         "param": "amount",
         "message": None,
     }
+
+
+@settings(max_examples=100)
+@given(events)
+def test_a_log_lines_event_is_encoded_from_a_dict_not_the_slotted_event(event: DomainEvent) -> None:
+    """orjson writes a slotted event about half as fast as a dict of its fields (it looks up the
+    missing ``__dict__`` first): each of a payment's seven log lines pays that on the drain's thread."""
+    handed: list[type] = []
+    dumps = orjson.dumps
+
+    def watched(value: object, *args: Any, **kwargs: Any) -> bytes:
+        handed.append(type(value))
+        return dumps(value, *args, **kwargs)
+
+    with patch.object(orjson, "dumps", watched):
+        members = event_members(event)
+    assert type(event) not in handed
+    assert b"{" + b"".join(members) == event_json(event)

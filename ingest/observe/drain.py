@@ -65,7 +65,12 @@ class Drain(Generic[Item]):
 
     def put(self, item: Item) -> None:
         items = self._items
-        with self._lock:
+        lock = self._lock
+        # Taken and released by name, not by ``with``: 13 puts a payment, and the ``with``
+        # statement's lookup and call of ``__exit__`` cost about 475 instructions a put more.
+        # The ``finally`` costs nothing unless something raises.
+        lock.acquire()
+        try:
             self._accepted += 1
             if self._closed:
                 # Nothing delivers it any more (a line logged after the log pipe closed at a stop):
@@ -78,6 +83,8 @@ class Drain(Generic[Item]):
                 self.dropped += 1
                 self._handled += 1
             items.append(item)
+        finally:
+            lock.release()
         if len(items) >= self._wake_at and not self._wake.is_set():
             self._wake.set()  # once: setting an Event takes its lock and notifies, every time
 

@@ -127,11 +127,9 @@ class Telemetry:
         self._reported = 0
         self._reported_lost: dict[str, int] = {}
         metrics.watch(dropped=self.dropped)
-
-    # -- Observer ----------------------------------------------------------------------------------
-
-    def span(self, name: str, attributes: SpanAttributes) -> AbstractContextManager[object]:
-        return self.spans.span(name, attributes)
+        #: The engine's :class:`~engine.observer.Observer` port: the spans' own ``span``, bound
+        #: once rather than called through a method of this class (five spans a payment).
+        self.span: Callable[[str, SpanAttributes], AbstractContextManager[object]] = self.spans.span
 
     # -- the sink's tee ----------------------------------------------------------------------------
 

@@ -46,6 +46,7 @@ from bisect import bisect_left
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
+from threading import get_ident
 from typing import NamedTuple, TypeVar
 
 from prometheus_client import (
@@ -373,7 +374,6 @@ class ApiMetrics:
         objectives (seconds, one each per merchant): each gets a bucket of the histogram it bounds,
         the step latency and the payment latency, as :func:`buckets_with` chooses."""
         self.registry = _Folding()
-        self.registry.before_collect = self.fold
         step_buckets, payment_buckets = buckets_with(timeouts_s), buckets_with(objectives_s)
         #: What start says when thresholds got no bucket of their own (``None``: every one did).
         self.log_warning = _left_out_warning(step_buckets.left_out, payment_buckets.left_out)
@@ -483,10 +483,16 @@ class ApiMetrics:
         self._histograms: dict[tuple[object, ...], _Spread] = {}
         self._issues: dict[tuple[str, str, str], _Count] = {}  # several per payment: a dict of its own
         self._responses: dict[tuple[str, str | None, int | None], _Count] = {}
+        # The payment path's own, by label values alone (two threads asking at once store the
+        # same cells: those above are made once).
+        self._payment_counts: dict[str, _Count] = {}
+        self._payment_spreads: dict[str, _Spread] = {}
+        self._attempted: dict[tuple[str, str, str], tuple[_Count, _Spread]] = {}
         self._counts: list[_Count] = []  # every one of the above, for the fold
         self._spreads: list[_Spread] = []
         self._owner: int | None = None  # the thread that counts in ints (:meth:`own`)
         self._folding = threading.Lock()
+        registry.before_collect = self.fold
 
     # -- wiring ------------------------------------------------------------------------------------
 
@@ -551,7 +557,7 @@ class ApiMetrics:
             self._fold()
             for spread in self._spreads:
                 spread.sum, spread.foreign = spread.child._sum.get(), 0.0
-            self._owner = threading.get_ident()
+            self._owner = get_ident()
 
     def disown(self) -> None:
         """The app stopped: what its thread counted goes into the metrics, and counting is direct."""
@@ -582,7 +588,7 @@ class ApiMetrics:
             child._sum.set(spread.sum + spread.foreign)
 
     def _count(self, count: _Count) -> None:
-        if threading.get_ident() == self._owner:
+        if get_ident() == self._owner:
             count.count += 1
         else:
             count.child.inc()
@@ -613,10 +619,9 @@ class ApiMetrics:
                 self._spreads.append(made)
         return spread
 
-    def _observe(self, spread: _Spread, amount: float) -> None:
-        if threading.get_ident() == self._owner:
-            spread.observe(amount)
-        elif self.shared:
+    def _observe_elsewhere(self, spread: _Spread, amount: float) -> None:
+        """An observation of a thread that does not own the metrics (or of a worker)."""
+        if self.shared:
             spread.child.observe(amount)
         else:  # the owner's sum is the spread's: another thread's observations are added to it
             with self._folding:
@@ -634,26 +639,52 @@ class ApiMetrics:
         if count is None:
             labels = (method, route or "unmatched", "none" if status is None else str(status))
             count = self._new_count(self._responses, key, self.responses.labels(*labels))
-        self._count(count)
+        if get_ident() == self._owner:
+            count.count += 1
+        else:
+            count.child.inc()
 
     def count_payment(self, status: str) -> None:
-        self._count(self._child(self.payments, status))
+        count = self._payment_counts.get(status)
+        if count is None:
+            count = self._payment_counts[status] = self._child(self.payments, status)
+        if get_ident() == self._owner:
+            count.count += 1
+        else:
+            count.child.inc()
 
     def count_issues(self, issues: Iterable[ValidationIssue], intake: str = "payment") -> None:
         """Count ``issues`` of a payment's body or (``intake="complaint"``) a complaint's."""
         counts = self._issues
         fields = INTAKE_FIELDS[intake]
+        owned = get_ident() == self._owner
         for issue in issues:
             top = issue.field.partition(".")[0]
             labels = (top if top in fields else "other", issue.code, intake)  # bounded: no free text
             count = counts.get(labels)
             if count is None:
                 count = self._new_count(counts, labels, self.validation_issues.labels(*labels))
-            self._count(count)
+            if owned:
+                count.count += 1
+            else:
+                count.child.inc()
 
     def count_attempt(self, processor: str, method: str, outcome: str, latency_s: float) -> None:
-        self._count(self._child(self.attempts, processor, method, outcome))
-        self._observe(self._histogram(self.step_latency, processor), latency_s)
+        """One charge sent, counted and its latency observed: one look-up finds both."""
+        key = (processor, method, outcome)
+        fed = self._attempted.get(key)
+        if fed is None:
+            fed = self._attempted[key] = (
+                self._child(self.attempts, processor, method, outcome),
+                self._histogram(self.step_latency, processor),
+            )
+        count, spread = fed
+        if get_ident() == self._owner:
+            count.count += 1
+            spread.observe(latency_s)
+        else:
+            count.child.inc()
+            self._observe_elsewhere(spread, latency_s)
 
     def count_violation(self, violation: ContractViolation) -> None:
         self._count(self._child(self.violations, violation.contract_id, violation.severity.value))
@@ -662,7 +693,13 @@ class ApiMetrics:
         self._count(self._child(self.compensations, processor, outcome))
 
     def observe_payment(self, status: str, seconds: float) -> None:
-        self._observe(self._histogram(self.payment_latency, status), seconds)
+        spread = self._payment_spreads.get(status)
+        if spread is None:
+            spread = self._payment_spreads[status] = self._histogram(self.payment_latency, status)
+        if get_ident() == self._owner:
+            spread.observe(seconds)
+        else:
+            self._observe_elsewhere(spread, seconds)
 
     def count_recovery(self, finished: int, left: int, settled_attempts: int) -> None:
         self.recovered.labels("finished").inc(finished)

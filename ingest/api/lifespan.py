@@ -59,6 +59,9 @@ async def start(parts: Parts) -> Running:
                 "migrations" if len(applied) > 1 else "migration",
                 ", ".join(str(version) for version in applied),
             )
+    # The event loop's thread counts in plain ints from now on, folded into the metrics when they
+    # are read (ApiMetrics.own).
+    parts.metrics.own()
     # Payments a crash cut short are settled and finished before new ones are taken.
     recovery = await recover_interrupted(parts)
     if writer is not None:
@@ -146,3 +149,4 @@ async def stop(parts: Parts, running: Running) -> None:
         detach_log_handler(running.handler)
     if telemetry is not None:
         await asyncio.to_thread(telemetry.close)
+    parts.metrics.disown()  # what it counted is in the metrics; a later start may run elsewhere

@@ -99,13 +99,13 @@ def event_json(event: DomainEvent) -> bytes:
     return orjson.dumps(document, option=orjson.OPT_UTC_Z)
 
 
-def event_members(event: DomainEvent) -> tuple[bytes, bytes]:
-    """:func:`event_json` without its opening brace, in two pieces to be joined: for a document
-    that holds the event's members after members of its own (a log line), without copying the
-    encoded event twice to cut its brace."""
-    if event.timestamp.tzinfo is UTC:
-        return b"", orjson.dumps(_shape(type(event)).document(event), option=orjson.OPT_UTC_Z)[1:]
-    return b"", event_json(event)[1:]
+def event_document(kind: type[DomainEvent]) -> Callable[[DomainEvent], dict[str, object]]:
+    """A function giving an event of ``kind`` whose timestamp is in UTC as a dict that orjson,
+    with ``OPT_UTC_Z``, writes as :func:`event_json` does (a currency as its code). A log line
+    splices that JSON after its own members: the caller keeps the function, so that each line
+    makes one call (the lookup of the event's shape and a wrapper round it cost about a fifth
+    of what encoding the event does)."""
+    return _shape(kind).document
 
 
 def event_fields(event: DomainEvent) -> dict[str, object]:

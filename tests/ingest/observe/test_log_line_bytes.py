@@ -1,0 +1,57 @@
+"""The log writer's shortcuts (a header rendered once per event name and level and cut around the
+ids, the event's JSON spliced after it) write, batch after batch, the very bytes that rendering
+every line whole through the structlog chain gives."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.events import DomainEvent
+from ingest.codec.event_json import event_fields, event_json
+from ingest.observe.logs import _SPLICED, Entry, LineWriter, _ids, _splices
+from tests.strategies import events
+
+TAGS = {"service.name": "payorch", "service.version": "1.2.3", "deployment.environment.name": "test"}
+
+#: A few ids drawn again and again, so that a batch repeats a trace and a span (also a span id
+#: under two traces), beside ids drawn anew and the null ones of a line outside a span.
+_trace_ids = st.one_of(st.just(0), st.sampled_from([1, 0xAB, 2**128 - 1]), st.integers(1, 2**128 - 1))
+_span_ids = st.one_of(st.just(0), st.sampled_from([1, 0xCD, 2**64 - 1]), st.integers(1, 2**64 - 1))
+
+
+@st.composite
+def _entries(draw: st.DrawFn) -> Entry:
+    event: DomainEvent = draw(events)
+    level = draw(st.sampled_from(["info", "info", "warning", "error"]))
+    name = draw(st.sampled_from([event.event_type, event.event_type, "payment event"]))
+    return (0.0, level, name, event, event.request_id, draw(_trace_ids), draw(_span_ids))
+
+
+def _whole(writer: LineWriter, entry: Entry) -> bytes:
+    """The line as the chain renders it whole, without any of the writer's shortcuts."""
+    _when, level, name, event, _request, trace_id, span_id = entry
+    assert isinstance(event, DomainEvent)
+    header = _ids(name, level, trace_id, span_id)
+    if type(event) in _SPLICED or _splices(event):
+        return writer._render(level, header)[:-1] + b"," + event_json(event)[1:] + b"\n"
+    header.update(event_fields(event))
+    header["type"] = event.event_type
+    return writer._render(level, header) + b"\n"
+
+
+@settings(max_examples=50, deadline=None)
+@given(batches=st.lists(st.lists(_entries(), min_size=1, max_size=60), min_size=1, max_size=3))
+def test_batches_of_lines_are_byte_for_byte_what_rendering_each_line_whole_gives(
+    batches: list[list[Entry]],
+) -> None:
+    out = io.BytesIO()
+    writer = LineWriter(out, TAGS)
+
+    for batch in batches:
+        writer.write(batch)
+
+    reference = LineWriter(io.BytesIO(), TAGS)
+    assert out.getvalue() == b"".join(_whole(reference, entry) for batch in batches for entry in batch)

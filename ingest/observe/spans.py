@@ -276,13 +276,8 @@ class Spans:
     def end_server(self, record: SpanRecord, token: Token[SpanRecord | None]) -> None:
         record.end()
         current.reset(token)
-        on_end = record.on_end  # :meth:`SpanRecord._ended`, written out as ``__exit__`` does
-        if on_end is not None:
-            record.on_end = None
-            on_end()
-        put = self._put
-        if put is not None and record.sampled:
-            put(record)
+        record._ended()
+        self.finish(record)
 
     def span(self, name: str, attributes: SpanAttributes) -> SpanRecord:
         """A child of the current span (a root of a new trace when none is open), to be entered.

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import CoroutineType
 from typing import TypeVar
@@ -75,6 +76,31 @@ def stray_charge(
     return StrayCharge(step_index, processor_id, amount, currency)
 
 
+class Stopwatch:
+    """Seconds spent in processor calls (charges, refunds, status queries) during one payment,
+    wall time: the API's ``Server-Timing`` header tells them from the rest of orchestration.
+
+    The guard adds each call's time to the stopwatch current in the calling task
+    (:data:`STOPWATCH`), since it awaits every call anyway: a wrapper around each processor cost
+    a coroutine, two clock reads and a look-up of its own per call."""
+
+    __slots__ = ("processor_s",)
+
+    def __init__(self) -> None:
+        self.processor_s = 0.0
+
+
+#: The stopwatch of the payment running in this task, if anyone is timing it.
+STOPWATCH: ContextVar[Stopwatch | None] = ContextVar("payorch_stopwatch", default=None)
+
+
+def _timed(clock: Clock, started: float) -> None:
+    """Add the time since ``started`` to the current payment's stopwatch."""
+    stopwatch = STOPWATCH.get()
+    if stopwatch is not None:
+        stopwatch.processor_s += clock.monotonic() - started
+
+
 def _elapsed_ms(clock: Clock, started: float) -> int:
     return max(0, round((clock.monotonic() - started) * 1000))
 
@@ -115,7 +141,8 @@ async def _call(
     An adapter that answers without waiting needs no deadline and gets no timer. For one that
     waits, the deadline is what ``asyncio.timeout`` does (a cancellation of the caller is never
     taken for a timeout, nor swallowed), with one timer handle instead of a context manager
-    object: a third of the cost here, and every processor call pays it.
+    object: a third of the cost here, and every processor call pays it. However it ends, the
+    call's wall time goes to the payment's :class:`Stopwatch`.
     """
     started = clock.monotonic()
     try:
@@ -127,11 +154,13 @@ async def _call(
             try:
                 waiting_on = awaitable.send(None)
             except StopIteration as answered:
+                _timed(clock, started)
                 if isinstance(answered.value, expected):
                     return answered.value, None, None, 0  # as _checked answers a sane answer
                 return _checked(what, processor_id, answered.value, expected, clock, started)
             awaitable = resume(awaitable, waiting_on)
     except Exception as exc:  # noqa: BLE001 - any adapter failure becomes a normalized answer
+        _timed(clock, started)
         return _panicked(what, processor_id, exc, clock, started)
     task = asyncio.current_task()
     if task is None:  # the engine always runs inside a task; this names the mistake if not
@@ -148,6 +177,7 @@ async def _call(
             raise
         finally:
             timer.cancel()
+            _timed(clock, started)
         if expiry.fired:
             task.uncancel()  # the adapter swallowed our cancellation and answered anyway
     except TimeoutError:

@@ -90,7 +90,7 @@ def build_engine(
     """The engine of ``config``; raises an ingest error when a routed Stripe key is missing.
 
     ``ledger`` records what the simulated processors charge (a new one when not given); ``wrap``
-    decorates every processor (timing) before the router sees it; ``observer`` gets the spans of
+    decorates every processor before the router sees it; ``observer`` gets the spans of
     the plan, each step and each attempt; ``circuits`` hears each change of a processor's circuit,
     ``merchant_circuits`` each change of a merchant's own circuit for a processor."""
     ledger = ledger if ledger is not None else Ledger()

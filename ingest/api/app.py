@@ -1,8 +1,8 @@
 """``create_app(settings)``: the API process's composition root.
 
 Everything the process needs is built here, once per app and nothing at import: the records, the
-engine with its processors (each wrapped for timing), the idempotency store, the metrics and the
-payment desk. Routes are thin: authenticate, read, call, answer.
+engine with its processors, the idempotency store, the metrics and the payment desk. Routes are
+thin: authenticate, read, call, answer.
 
 The payment, violation, report and health routes are here; the payments list is in
 ingest.api.payment_reads, the complaint routes in

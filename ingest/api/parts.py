@@ -1,5 +1,5 @@
 """What one API process is made of, built once from its settings: the records, the engine with its
-processors (each wrapped for timing), the idempotency store, the metrics and the payment desk."""
+processors, the idempotency store, the metrics and the payment desk."""
 
 from __future__ import annotations
 
@@ -31,7 +31,6 @@ from ingest.api.idempotency import (
 from ingest.api.metrics import ApiMetrics
 from ingest.api.payments import PaymentDesk
 from ingest.api.settings import Settings
-from ingest.api.timing import TimedProcessor
 from ingest.engine_assembly import Engine, breaker_policies, build_engine, check_processor_keys
 from ingest.errors import IngestError
 from ingest.ledger_journal import FILE_NAME, FileLedgerJournal, restore_ledger
@@ -178,7 +177,6 @@ def build_parts(settings: Settings) -> Parts:
         random=SeededRandom(secrets.randbits(64)),
         environ=settings.environ,
         ledger=ledger,
-        wrap=TimedProcessor,
         observer=telemetry or NULL_OBSERVER,
         circuits=circuits,
         merchant_circuits=circuits,

@@ -36,6 +36,7 @@ from urllib.parse import parse_qsl
 from engine.config import MerchantConfig
 from engine.context import CoreRequestContext
 from engine.events import PaymentReceived
+from engine.guard import STOPWATCH, Stopwatch
 from engine.monitor import ContractMonitor
 from engine.orchestrator import CompositePaymentService
 from engine.policy import PaymentPolicyEnforcer, PolicyDecision
@@ -56,7 +57,7 @@ from ingest.api.idempotency import (
 )
 from ingest.api.metrics import ApiMetrics
 from ingest.api.problems import ApiProblem, FieldError, problem_document
-from ingest.api.timing import CURRENT, Stopwatch, server_timing
+from ingest.api.timing import server_timing
 from ingest.codec.result_json import composite_result_to_json, refusal_to_json
 from ingest.parsing import ParsedRequest, parse_payment_request
 from ingest.parsing.issues import error, field_name
@@ -466,7 +467,7 @@ class PaymentDesk:
     async def _run(self, ctx: CoreRequestContext, merchant: MerchantConfig, taken: float) -> PaymentAnswer:
         """Run the payment taken at ``taken`` (``time.perf_counter()``) and make its answer."""
         stopwatch = Stopwatch()
-        CURRENT.set(stopwatch)
+        STOPWATCH.set(stopwatch)
         started = time.perf_counter()
         try:
             result = await self._service.pay(ctx)

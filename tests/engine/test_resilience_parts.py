@@ -12,7 +12,7 @@ from engine.config import RetryPolicy
 from engine.error_codes import ErrorCode
 from engine.errors import ConfigError
 from engine.events import DomainEvent, StepAttempted
-from engine.guard import guarded_charge, guarded_refund, guarded_status
+from engine.guard import STOPWATCH, Stopwatch, guarded_charge, guarded_refund, guarded_status
 from engine.methods import PaymentMethod
 from engine.money import Currency
 from engine.processor import ChargeRequest, ProcessorResponse, RefundRequest, Settlement, StatusAnswer
@@ -329,6 +329,40 @@ async def test_a_deadline_reaches_an_adapter_that_answered_its_first_step_at_onc
     assert response.error_code is ErrorCode.TIMEOUT
     assert problem is not None
     assert problem.contract_id == "router/timeout"
+
+
+class Clocked(Misbehaving):
+    """An adapter whose every call takes ``seconds`` of ``clock`` before it does ``mode`` (``waits``:
+    answers after a wait on the loop)."""
+
+    def __init__(self, mode: str, clock: ManualClock, seconds: float) -> None:
+        super().__init__(mode)
+        self.clock = clock
+        self.seconds = seconds
+
+    async def _act(self, answer: object) -> object:
+        self.clock.advance(self.seconds)
+        if self.mode == "waits":
+            await asyncio.sleep(0)
+        return await super()._act(answer)
+
+
+@pytest.mark.parametrize("mode", ["fine", "waits", "raise", "garbage", "hang"])
+async def test_the_guard_adds_every_call_to_the_payments_stopwatch(mode: str) -> None:
+    """The ``Server-Timing`` header's processor time: each charge, refund and status query the
+    payment's task makes, however the call ends (a timeout included)."""
+
+    async def pay() -> float:
+        clock = ManualClock()
+        processor = Clocked(mode, clock, 0.25)
+        stopwatch = Stopwatch()
+        STOPWATCH.set(stopwatch)
+        await guarded_charge(processor, REQUEST, 0.01, clock)
+        await guarded_refund(processor, REFUND, 0.01, clock)
+        await guarded_status(processor, "pay_1:step:0", 0.01, clock)
+        return stopwatch.processor_s
+
+    assert await asyncio.create_task(pay()) == 0.75
 
 
 class _FailingRecord(InMemorySink):

@@ -31,10 +31,10 @@ from engine.money import Currency
 
 class _Shape:
     """What encoding one event class needs: its field names, its ``{"type":...,`` prefix, a getter
-    of its type and every field's value, its document as a dict, and where a field may hold a
-    ``Currency``."""
+    of its type and every field's value, its document as a dict, its stored row as a tuple, and
+    where a field may hold a ``Currency``."""
 
-    __slots__ = ("currencies", "document", "has_currency", "names", "prefix", "values")
+    __slots__ = ("currencies", "document", "has_currency", "names", "prefix", "row", "values")
 
     def __init__(self, kind: type[DomainEvent]) -> None:
         own = fields(kind)
@@ -45,44 +45,47 @@ class _Shape:
         self.prefix = b'{"type":' + orjson.dumps(kind.event_type) + b","
         # The type first, then every field: attrgetter of several names gives a tuple.
         self.values: Callable[[DomainEvent], tuple[object, ...]] = attrgetter("event_type", *self.names)
-        self.document = _documenter(kind, self.names, self.currencies)
+        self.document, self.row = _generated(kind, self.names, self.currencies)
 
 
-def _code(value: object) -> object:
-    return value.code if type(value) is Currency else value
-
-
-def _documenter(
+def _generated(
     kind: type[DomainEvent], names: tuple[str, ...], currencies: tuple[int, ...]
-) -> Callable[[DomainEvent], dict[str, object]]:
-    """A function giving the event's document as a dict (its type, then every field, a currency
-    as its code), made of one generated expression. orjson writes the slotted dataclass itself at
-    about 12k instructions (it first looks up the ``__dict__`` the event lacks, which formats an
-    AttributeError each time), this dict at under half that; ``dict(zip(names, values))`` cost as
-    much as it saved. A log line encodes one event, seven a payment, on the drain's thread.
+) -> tuple[Callable[[DomainEvent], dict[str, object]], Callable[[DomainEvent], tuple[object, ...]]]:
+    """Two functions of the event, each one generated expression: its document as a dict (its
+    type, then every field) and its row as a tuple (its type, then every field's value), a
+    currency as its code. orjson writes the slotted dataclass itself at about 12k instructions
+    (it first looks up the ``__dict__`` the event lacks, which formats an AttributeError each
+    time), this dict at under half that; ``dict(zip(names, values))`` cost as much as it saved. A
+    log line encodes one event, seven a payment, on the drain's thread.
 
     The slotted dataclasses an event holds (a plan's steps, a request's validation issues, a
-    refusal's details) are dicts too, for the same reason: orjson took about 5.8k instructions
-    for each, their dicts about a fifth of that (four of them a two-step payment)."""
+    refusal's details) are dicts in both, for the same reason: orjson took about 5.8k
+    instructions for each, their dicts about a fifth of that (four of them a two-step payment,
+    in its log lines and again in its stored rows)."""
     try:
         hints = get_type_hints(kind)
     except (NameError, TypeError):  # an annotation that does not resolve: orjson writes the field
         hints = {}
-    namespace: dict[str, object] = {"_type": kind.event_type, "_code": _code}
-    members = []
+    namespace: dict[str, object] = {"_type": kind.event_type, "_Currency": Currency}
+    values = []
     for at, name in enumerate(names):
         value = f"event.{name}"
         nested = _nested(hints.get(name))
         if at + 1 in currencies:
-            value = f"_code({value})"
+            value = f"(v.code if type(v := {value}) is _Currency else v)"
         elif nested is not None:
             namespace[f"_{name}"] = _nested_documenter(nested[0])
             value = nested[1].format(f"_{name}", value)
-        members.append(f'"{name}": {value}')
-    source = f'def document(event):\n    return {{"type": _type, {", ".join(members)}}}\n'
+        values.append(value)
+    members = ", ".join(f'"{name}": {value}' for name, value in zip(names, values, strict=True))
+    source = (
+        f'def document(event):\n    return {{"type": _type, {members}}}\n'
+        f"def row(event):\n    return (_type, {', '.join(values)})\n"
+    )
     exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
     document: Callable[[DomainEvent], dict[str, object]] = namespace["document"]  # type: ignore[assignment]
-    return document
+    row: Callable[[DomainEvent], tuple[object, ...]] = namespace["row"]  # type: ignore[assignment]
+    return document, row
 
 
 def _nested(hint: object) -> tuple[type, str] | None:
@@ -161,21 +164,12 @@ def event_fields(event: DomainEvent) -> dict[str, object]:
 
 
 def event_values(event: DomainEvent) -> tuple[object, ...]:
-    """The event's row before encoding: its type, then its fields' values in field order."""
-    shape = _shape(type(event))
-    values = shape.values(event)
+    """The event's row before encoding: its type, then its fields' values in field order (a
+    currency as its code, a dataclass it holds as a dict of its fields)."""
+    row = _shape(type(event)).row(event)
     if event.timestamp.tzinfo is not UTC:
-        return tuple(_wire(value) for value in values)
-    if shape.has_currency:
-        # Only the fields that may hold one are looked at: a pass over every field cost 2.1 µs
-        # for a PaymentReceived (two events of each payment), this one 0.6.
-        row = list(values)
-        for at in shape.currencies:
-            value = row[at]
-            if type(value) is Currency:
-                row[at] = value.code
-        return tuple(row)
-    return values
+        return tuple(_wire(value) for value in row)
+    return row
 
 
 def rows_json(rows: list[tuple[object, ...]]) -> bytes:

@@ -233,6 +233,7 @@ _MAX_OPENED = 65_536
 _DROPPED_SHARE = 64
 _NO_SEQ_ABOVE = 2**63 - 1
 _Kept = TypeVar("_Kept")
+_Found = TypeVar("_Found")  # what a payment read finds
 
 
 def _keep(kept: dict[str, _Kept], key: str, value: _Kept) -> None:
@@ -436,19 +437,18 @@ class DuckDBRecords:
         # without a result row is not looked for in the events: no index finds a payment id there,
         # and a scan of those since the start took 260 ms at 20M events, for every id that names
         # nothing.
-        found: StoredPayment | None = None
-        for _ in range(2):
-            opened = self._first_seq(payment_id)
-            found = await self._writer.read(partial(_payment, payment_id=payment_id, opened=opened))
-            if found is not None or not await self._flushed():
-                break
-        return found
+        return await self._read_payment(_payment, payment_id)
 
     async def payment_merchant(self, payment_id: str) -> str | None:
-        found: str | None = None
+        return await self._read_payment(_payment_merchant, payment_id)
+
+    async def _read_payment(self, query: Callable[..., _Found | None], payment_id: str) -> _Found | None:
+        """``query`` of ``payment_id`` (from its first event's seq, when known); when it finds
+        nothing, again once whatever was queued before is committed (a result still in the queue)."""
+        found: _Found | None = None
         for _ in range(2):
             opened = self._first_seq(payment_id)
-            found = await self._writer.read(partial(_payment_merchant, payment_id=payment_id, opened=opened))
+            found = await self._writer.read(partial(query, payment_id=payment_id, opened=opened))
             if found is not None or not await self._flushed():
                 break
         return found

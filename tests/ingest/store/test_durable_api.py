@@ -58,10 +58,9 @@ async def pay(app: object, key: str | None = None, body: bytes = SPLIT) -> Answe
     return await call(app, "POST", "/v1/payments", headers, body_of(body))
 
 
-async def stall(writer: Writer) -> threading.Event:
-    """Hold ``writer`` inside a commit with 10 writes waiting behind it (more than an admit limit
-    of 5), until the event returned is set. The writes are queued only once the writer is inside
-    the stalled commit: queued earlier, they could join its batch and leave the queue empty."""
+async def held(writer: Writer) -> threading.Event:
+    """Hold ``writer`` inside a commit until the event returned is set: what is queued meanwhile
+    is not committed, and no read finds it."""
     disk, inside = threading.Event(), threading.Event()
 
     def stalled(_: object) -> None:
@@ -70,6 +69,14 @@ async def stall(writer: Writer) -> threading.Event:
 
     writer.submit(Write(None, apply=stalled))
     assert await asyncio.to_thread(inside.wait, 10)
+    return disk
+
+
+async def stall(writer: Writer) -> threading.Event:
+    """Hold ``writer`` inside a commit with 10 writes waiting behind it (more than an admit limit
+    of 5), until the event returned is set. The writes are queued only once the writer is inside
+    the stalled commit: queued earlier, they could join its batch and leave the queue empty."""
+    disk = await held(writer)
     for _ in range(10):
         writer.submit(Write(None, apply=lambda _: None))
     return disk

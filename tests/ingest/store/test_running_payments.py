@@ -6,7 +6,6 @@ cut into its events' rows."""
 from __future__ import annotations
 
 import asyncio
-import threading
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
@@ -22,10 +21,11 @@ from ingest.api.settings import Settings
 from ingest.config_file import parse_config
 from ingest.records import Records
 from ingest.store import records as duckdb_records
-from ingest.store.writer import Write, Writer
+from ingest.store.writer import Writer
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, body_of, call
 from tests.ingest.api.test_payment_list import MOMENT, received
+from tests.ingest.store.test_durable_api import held
 
 #: The bound the tests run the map at: a few entries stand for 65,536.
 BOUND = 4
@@ -75,20 +75,6 @@ def attempted(payment_id: str) -> StepAttempted:
         amount_cents=2500,
         idempotency_key=f"{payment_id}_0",
     )
-
-
-async def held(writer: Writer) -> threading.Event:
-    """Hold ``writer`` inside a commit until the event returned is set: what is queued meanwhile
-    is not committed, and no read finds it."""
-    disk, inside = threading.Event(), threading.Event()
-
-    def stalled(_: object) -> None:
-        inside.set()
-        disk.wait(30)
-
-    writer.submit(Write(None, apply=stalled))
-    assert await asyncio.to_thread(inside.wait, 10)
-    return disk
 
 
 async def test_the_newest_running_payments_keep_their_terms_when_the_map_reaches_its_bound(

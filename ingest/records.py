@@ -19,7 +19,7 @@ from engine.complaints import Complaint
 from engine.contracts import ContractViolation
 from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, PaymentReceived
 from engine.results import CompositeResult
-from engine.shards import ShardedDict
+from engine.shards import PART_MASK, ShardedDict
 from ingest.codec.event_json import event_values, rows_json, rows_to_json
 from ingest.codec.result_json import PROCESSING, REJECTED, JsonObject, running_to_json
 from ingest.store.admission import NOTHING_ADMITTED, Admission
@@ -231,10 +231,14 @@ class MemoryRecords:
 
     __slots__ = (
         "_complaints",
+        "_event_parts",
         "_events",
         "_pending",
         "_received",
+        "_received_parts",
+        "_request_parts",
         "_requests",
+        "_result_parts",
         "_results",
         "_violations",
         "events_written",
@@ -252,6 +256,12 @@ class MemoryRecords:
         self._complaints: dict[tuple[str, str], Complaint] = {}  # by (merchant_id, complaint_id)
         # By request id: its merchant (once known) and the payments recorded under it.
         self._requests: ShardedDict[str, tuple[str | None, frozenset[str]]] = ShardedDict()
+        # Their parts, which recording a payment indexes itself (``parts[hash(key) & PART_MASK]``,
+        # see engine.shards): each method of a ShardedDict is one more Python call, six a payment.
+        self._event_parts = self._events.parts()
+        self._received_parts = self._received.parts()
+        self._request_parts = self._requests.parts()
+        self._result_parts = self._results.parts()
 
     async def emit(self, event: DomainEvent) -> None:
         self.events_written += 1
@@ -260,25 +270,31 @@ class MemoryRecords:
             rows = self._pending[event.payment_id] = []
         rows.append(event_values(event))
         if type(event) is PaymentReceived:
-            self._note_request(event.request_id, event.merchant_id, event.payment_id)
-            self._received[event.payment_id] = (event.timestamp, event.merchant_id)
+            payment_id = event.payment_id
+            self._note_request(event.request_id, event.merchant_id, payment_id)
+            self._received_parts[hash(payment_id) & PART_MASK][payment_id] = (
+                event.timestamp,
+                event.merchant_id,
+            )
         if type(event) in _LAST or (type(event) is PaymentReceived and not event.accepted):
             self._encode(event.payment_id)
 
     def _encode(self, payment_id: str) -> None:
         rows = self._pending.pop(payment_id, None)
         if rows:
-            stored = self._events.get(payment_id)
+            part = self._event_parts[hash(payment_id) & PART_MASK]
+            stored = part.get(payment_id)
             encoded = rows_json(rows)
-            self._events[payment_id] = encoded if stored is None else stored + b"," + encoded
+            part[payment_id] = encoded if stored is None else stored + b"," + encoded
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._violations.append(violation)
         self._note_request(violation.request_id, violation.merchant_id, violation.payment_id)
 
     def _note_request(self, request_id: str, merchant_id: str | None, payment_id: str | None) -> None:
-        known_merchant, payments = self._requests.get(request_id, (None, frozenset()))
-        self._requests[request_id] = (
+        part = self._request_parts[hash(request_id) & PART_MASK]
+        known_merchant, payments = part.get(request_id, (None, frozenset()))
+        part[request_id] = (
             known_merchant if merchant_id is None else merchant_id,
             payments if payment_id is None else payments | {payment_id},
         )
@@ -286,8 +302,13 @@ class MemoryRecords:
     async def save_result(
         self, result: CompositeResult, document: bytes, *, first_seq: int | None = None
     ) -> None:
-        self._encode(result.payment_id)
-        self._results[result.payment_id] = (result.merchant_id, document, result.status.value)
+        payment_id = result.payment_id
+        self._encode(payment_id)
+        self._result_parts[hash(payment_id) & PART_MASK][payment_id] = (
+            result.merchant_id,
+            document,
+            result.status.value,
+        )
 
     async def save_refusal(self, received: PaymentReceived, document: bytes) -> None:
         self._results[received.payment_id] = (received.merchant_id, document, REJECTED)

@@ -42,7 +42,6 @@ message) travels the same way, to the ``StepFailed`` and the step's result.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import NamedTuple
 
 from engine.backoff import backoff_seconds
@@ -91,10 +90,11 @@ RETRY_EXHAUSTED = "router/retry-exhausted"
 _NOT_REACHED = frozenset({ErrorCode.NETWORK_FAILURE, ErrorCode.PROCESSOR_UNAVAILABLE, ErrorCode.RATE_LIMITED})
 
 
-@dataclass(frozen=True, slots=True)
-class RoutedStep:
+class RoutedStep(NamedTuple):
     """A step's result, plus the processors where an attempt's outcome is still unknown and the
-    charges found that were not the ones asked for (both to be voided)."""
+    charges found that were not the ones asked for (both to be voided).
+
+    A named tuple, like ``_AtProcessor``: one is built per step, in one call."""
 
     result: Result
     unsettled: tuple[ProcessorId, ...] = ()
@@ -141,7 +141,6 @@ _failed = unchecked(StepFailed)
 _succeeded = unchecked(StepSucceeded)
 _charge_request = unchecked(ChargeRequest)
 _result = unchecked(Result)
-_routed = unchecked(RoutedStep)
 
 
 class Router:
@@ -192,87 +191,86 @@ class Router:
     async def route_step(
         self, ctx: CoreRequestContext, step: PaymentStep, merchant: MerchantConfig
     ) -> RoutedStep:
+        """The step's result, its processors left in doubt and the stray charges found, inside the
+        step's span (one coroutine: each awaited layer is a frame on every step)."""
         attributes: SpanAttributes = {
             STEP_INDEX: step.index,
             METHOD: str(step.method),  # its value: str() of a StrEnum runs no Python frame
             AMOUNT: step.amount_cents,
         }
         with self._observer.span(STEP_SPAN, attributes):
-            return await self._route_step(ctx, step, merchant)
-
-    async def _route_step(
-        self, ctx: CoreRequestContext, step: PaymentStep, merchant: MerchantConfig
-    ) -> RoutedStep:
-        request = _charge_request(
-            payment_id=ctx.payment_id,
-            step_index=step.index,
-            idempotency_key=step_idempotency_key(ctx.payment_id, step.index),
-            amount_cents=step.amount_cents,
-            currency=ctx.currency,
-            method=step.method,
-            metadata=ctx.metadata,
-        )
-        attempts = latency = 0
-        error = ErrorCode.PROCESSOR_UNAVAILABLE
-        decline: DeclineCode | None = None
-        details: FailureDetails | None = None
-        last = step.processor_id
-        skipped: list[str] = []
-        for processor_id in step.processor_ids:
-            processor = self._processors.get(processor_id)
-            circuits = self._circuits(processor_id, merchant)
-            refusing = None if processor is None else circuits.refusing(self._clock.monotonic())
-            if processor is None or refusing is not None:
-                # The merchant's own circuit is in no metric: the skip says so, or the violation
-                # ("circuit open") and payorch_circuit_state (closed) disagree.
-                own = refusing is not None and refusing is circuits.own
-                skipped.append(f"{processor_id} {_OWN_CIRCUIT}" if own else processor_id)
-                continue
-            last = processor_id
-            try:
-                at = await self._at_processor(ctx, request, processor, circuits, merchant, attempts)
-            except BaseException:
-                circuits.abandon()
-                raise
-            attempts += at.attempts
-            latency += at.latency_ms
-            if at.charged:
-                return _routed(result=self._result(step, processor_id, attempts, latency, None))
-            error = at.error or ErrorCode.UNKNOWN
-            decline, details = at.decline_code, at.details
-            if at.stray is not None:
-                result = self._result(step, processor_id, attempts, latency, error)
-                return RoutedStep(result, strays=(at.stray,))
-            if at.unsettled:
-                result = self._result(step, processor_id, attempts, latency, error)
-                await self._monitor.violated(
-                    ctx, RETRY_EXHAUSTED, f"step {step.index} unsettled at {processor_id}: {error}"
-                )
-                return RoutedStep(result, (processor_id,))
-            if error.retry_class is RetryClass.NEVER:
-                return RoutedStep(
-                    self._result(step, processor_id, attempts, latency, error, decline, details)
-                )
-        if not attempts:
-            await self._sink.emit(
-                _failed(
-                    payment_id=ctx.payment_id,
-                    request_id=ctx.request_id,
-                    merchant_id=ctx.merchant_id,
-                    timestamp=self._clock.now(),
-                    step_index=step.index,
-                    processor_id=last,
-                    error_code=error,
-                    retryable=error.retryable,
-                    latency_ms=0,
-                    attempt=0,
-                )
+            request = _charge_request(
+                payment_id=ctx.payment_id,
+                step_index=step.index,
+                idempotency_key=step_idempotency_key(ctx.payment_id, step.index),
+                amount_cents=step.amount_cents,
+                currency=ctx.currency,
+                method=step.method,
+                metadata=ctx.metadata,
             )
-        if error.retryable:
-            detail = f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
-            message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
-            await self._monitor.violated(ctx, RETRY_EXHAUSTED, message)
-        return RoutedStep(self._result(step, last, attempts, latency, error, decline, details))
+            attempts = latency = 0
+            error = ErrorCode.PROCESSOR_UNAVAILABLE
+            decline: DeclineCode | None = None
+            details: FailureDetails | None = None
+            last = step.processor_id
+            skipped: list[str] = []
+            for processor_id in step.processor_ids:
+                processor = self._processors.get(processor_id)
+                circuits = self._circuits(processor_id, merchant)
+                refusing = None if processor is None else circuits.refusing(self._clock.monotonic())
+                if processor is None or refusing is not None:
+                    # The merchant's own circuit is in no metric: the skip says so, or the violation
+                    # ("circuit open") and payorch_circuit_state (closed) disagree.
+                    own = refusing is not None and refusing is circuits.own
+                    skipped.append(f"{processor_id} {_OWN_CIRCUIT}" if own else processor_id)
+                    continue
+                last = processor_id
+                try:
+                    at = await self._at_processor(ctx, request, processor, circuits, merchant, attempts)
+                except BaseException:
+                    circuits.abandon()
+                    raise
+                attempts += at.attempts
+                latency += at.latency_ms
+                if at.charged:
+                    return RoutedStep(self._result(step, processor_id, attempts, latency, None))
+                error = at.error or ErrorCode.UNKNOWN
+                decline, details = at.decline_code, at.details
+                if at.stray is not None:
+                    result = self._result(step, processor_id, attempts, latency, error)
+                    return RoutedStep(result, strays=(at.stray,))
+                if at.unsettled:
+                    result = self._result(step, processor_id, attempts, latency, error)
+                    await self._monitor.violated(
+                        ctx, RETRY_EXHAUSTED, f"step {step.index} unsettled at {processor_id}: {error}"
+                    )
+                    return RoutedStep(result, (processor_id,))
+                if error.retry_class is RetryClass.NEVER:
+                    return RoutedStep(
+                        self._result(step, processor_id, attempts, latency, error, decline, details)
+                    )
+            if not attempts:
+                await self._sink.emit(
+                    _failed(
+                        payment_id=ctx.payment_id,
+                        request_id=ctx.request_id,
+                        merchant_id=ctx.merchant_id,
+                        timestamp=self._clock.now(),
+                        step_index=step.index,
+                        processor_id=last,
+                        error_code=error,
+                        retryable=error.retryable,
+                        latency_ms=0,
+                        attempt=0,
+                    )
+                )
+            if error.retryable:
+                detail = (
+                    f"; skipped (circuit open or not configured): {', '.join(skipped)}" if skipped else ""
+                )
+                message = f"step {step.index} failed after {attempts} attempts, last error {error}{detail}"
+                await self._monitor.violated(ctx, RETRY_EXHAUSTED, message)
+            return RoutedStep(self._result(step, last, attempts, latency, error, decline, details))
 
     async def _at_processor(
         self,

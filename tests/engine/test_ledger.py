@@ -131,6 +131,28 @@ def test_bad_amounts_are_domain_errors() -> None:
     assert ledger.entries() == []
 
 
+@pytest.mark.parametrize(
+    ("amount", "step", "field"),
+    [
+        (True, 0, "ledger.amount_cents"),
+        (10.0, 0, "ledger.amount_cents"),
+        (2**63, 0, "ledger.amount_cents"),
+        (1000, -1, "ledger.step_index"),
+        (1000, False, "ledger.step_index"),
+        (1000, 2**32, "ledger.step_index"),
+    ],
+)
+def test_a_charge_of_a_value_out_of_range_names_the_field_and_records_nothing(
+    amount: object, step: object, field: str
+) -> None:
+    # A charge tests its values inline before calling the checks: the edges stay refused.
+    ledger = Ledger()
+    with pytest.raises(DomainError, match=field):
+        charge(ledger, amount=amount, step=step)  # type: ignore[arg-type]
+    assert (ledger.entries(), ledger.held_cents(PAY), ledger.charges_for_step(PAY, 0)) == ([], 0, [])
+    assert charge(ledger, amount=0, step=2**32 - 1).amount_cents == 0  # the largest and smallest allowed
+
+
 @dataclass
 class _Model:
     amount: int

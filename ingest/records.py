@@ -254,8 +254,10 @@ class MemoryRecords:
         self._received: ShardedDict[str, tuple[datetime, str]] = ShardedDict()
         self._violations: list[ContractViolation] = []
         self._complaints: dict[tuple[str, str], Complaint] = {}  # by (merchant_id, complaint_id)
-        # By request id: its merchant (once known) and the payments recorded under it.
-        self._requests: ShardedDict[str, tuple[str | None, frozenset[str]]] = ShardedDict()
+        # By request id: its merchant (once known) and the payments recorded under it, as a tuple
+        # of ids, not a frozenset: a set is tracked by the garbage collector for good (and so is
+        # the tuple holding it), and every full collection would walk one more per payment kept.
+        self._requests: ShardedDict[str, tuple[str | None, tuple[str, ...]]] = ShardedDict()
         # Their parts, which recording a payment indexes itself (``parts[hash(key) & PART_MASK]``,
         # see engine.shards): each method of a ShardedDict is one more Python call, six a payment.
         self._event_parts = self._events.parts()
@@ -293,10 +295,10 @@ class MemoryRecords:
 
     def _note_request(self, request_id: str, merchant_id: str | None, payment_id: str | None) -> None:
         part = self._request_parts[hash(request_id) & PART_MASK]
-        known_merchant, payments = part.get(request_id, (None, frozenset()))
+        known_merchant, payments = part.get(request_id, (None, ()))
         part[request_id] = (
             known_merchant if merchant_id is None else merchant_id,
-            payments if payment_id is None else payments | {payment_id},
+            payments if payment_id is None or payment_id in payments else (*payments, payment_id),
         )
 
     async def save_result(
@@ -406,7 +408,7 @@ class MemoryRecords:
 
     async def request_payments(self, merchant_id: str, request_id: str) -> frozenset[str] | None:
         known = self._requests.get(request_id)
-        return None if known is None or known[0] != merchant_id else known[1]
+        return None if known is None or known[0] != merchant_id else frozenset(known[1])
 
     async def violations(self, query: ViolationQuery) -> Sequence[ContractViolation]:
         return [recorded.violation for recorded in await self.violations_page(query)]

@@ -513,7 +513,7 @@ class PaymentDesk:
             await self._answered(ctx, merchant, UNRECORDED, taken)
             return PaymentAnswer(StoredResponse(500, dumps(problem), "application/problem+json"))
         timing = server_timing(paid - started, stopwatch.processor_s, time.perf_counter() - paid)
-        await self._answered(ctx, merchant, result.status.value, taken)
+        await self._answered(ctx, merchant, result.status._value_, taken)  # see ingest.codec.result_json
         return PaymentAnswer(response, server_timing=timing)
 
     async def _answered(

@@ -3,6 +3,10 @@
 The shapes are those of ``proto/payments/result/v1/composite_result.schema.json`` and
 ``proto/payments/contracts/v1/contract_violation.schema.json``; derived figures
 (``success``, ``total_processed``, ``remaining_amount``, ``retryable``) come from the domain.
+
+An enum member's value is read as ``member._value_`` (the attribute ``enum`` keeps it in), not
+``member.value``: on Python 3.11 ``value`` is a property written in Python, about 160 ns a read,
+and a two-step payment's result reads five of them.
 """
 
 from __future__ import annotations
@@ -27,14 +31,14 @@ def composite_result_to_json(result: CompositeResult) -> JsonObject:
         "payment_id": result.payment_id,
         "request_id": result.request_id,
         "merchant_id": result.merchant_id,
-        "status": result.status.value,
+        "status": result.status._value_,
         "success": result.success,
         "currency": result.currency.code,
         "total_amount": result.total_amount,
         "total_processed": result.total_processed,
         "remaining_amount": result.remaining_amount,
         "step_results": [step_result_to_json(step) for step in result.step_results],
-        "final_error": None if result.final_error is None else result.final_error.value,
+        "final_error": None if result.final_error is None else result.final_error._value_,
         "validation_errors": [issue_to_json(issue) for issue in result.validation_errors],
     }
 
@@ -119,16 +123,16 @@ def step_result_to_json(step: Result) -> JsonObject:
     present (the schema defaults them to false and null)."""
     return {
         "step_index": step.step_index,
-        "method": step.method.value,
+        "method": step.method._value_,
         "processor_id": step.processor_id,
         "success": step.success,
-        "error_code": None if step.error_code is None else step.error_code.value,
+        "error_code": None if step.error_code is None else step.error_code._value_,
         "amount_processed": step.amount_processed,
         "latency_ms": step.latency_ms,
         "retryable": step.retryable,
         "attempts": step.attempts,
         "compensated": step.compensated,
-        "decline_code": None if step.decline_code is None else step.decline_code.value,
+        "decline_code": None if step.decline_code is None else step.decline_code._value_,
         "failure_details": None
         if step.failure_details is None
         else failure_details_to_json(step.failure_details),
@@ -151,7 +155,7 @@ def issue_to_json(issue: ValidationIssue) -> JsonObject:
         "field": issue.field,
         "code": issue.code,
         "message": issue.message,
-        "severity": issue.severity.value,
+        "severity": issue.severity._value_,
         "raw": issue.raw,
     }
 

@@ -41,6 +41,7 @@ from decimal import Decimal
 
 from engine.config import MerchantConfig
 from engine.money import MAX_MINOR_UNITS, Currency, Money
+from engine.unchecked import unchecked
 from engine.validation import ValidationIssue
 from ingest.parsing import shortcuts
 from ingest.parsing.currency import SYMBOLS, AmountSign, CurrencyReading, amount_sign, defaulted
@@ -217,6 +218,11 @@ class Settlement:
     currency_issues: tuple[ValidationIssue, ...]
 
 
+#: :class:`Settlement` built without a frozen dataclass's ``__init__`` (it has no check to skip),
+#: for :func:`settle_minor_units`, which most payments take.
+_settlement = unchecked(Settlement)
+
+
 #: A ``_Scaled`` problem: more minor units than any amount may have (2**63-1), so more than any
 #: merchant's maximum.
 _BEYOND_RANGE = "beyond_range"
@@ -318,9 +324,16 @@ def settle_minor_units(
     if not shortcuts.ENABLED or type(value) is not int or not 0 < value <= merchant.max_amount_cents:
         return None
     if currency_reading.given:
-        return Settlement(value, currency_reading.currency, (), currency_reading.issues)
+        return _settlement(
+            amount_cents=value,
+            currency=currency_reading.currency,
+            amount_issues=(),
+            currency_issues=currency_reading.issues,
+        )
     default = merchant.default_currency
-    return Settlement(value, default, (), (defaulted(default),))
+    return _settlement(
+        amount_cents=value, currency=default, amount_issues=(), currency_issues=(defaulted(default),)
+    )
 
 
 def settle(

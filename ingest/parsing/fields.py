@@ -27,6 +27,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from engine.unchecked import unchecked
 from engine.validation import ValidationIssue
 from ingest.parsing import shortcuts
 from ingest.parsing.issues import error, quote, warning
@@ -95,6 +96,11 @@ class SortedFields:
         return name in self.values
 
 
+#: :class:`SortedFields` built without a frozen dataclass's ``__init__`` (it has no check to skip),
+#: for the shortcut, which every clean body takes.
+_sorted_fields = unchecked(SortedFields)
+
+
 def _spellings(names: list[str]) -> str:
     return ", ".join(quote(name) for name in names)
 
@@ -103,7 +109,7 @@ def sort_fields(body: JsonObject) -> SortedFields:
     """Sort a decoded body's keys into the request's fields."""
     if shortcuts.ENABLED and not body.repeats and body.keys() <= _CANONICAL.keys():
         # Distinct canonical names name distinct fields: no duplicate, conflict or unknown key.
-        return SortedFields(values={_CANONICAL[name]: value for name, value in body.items()})
+        return _sorted_fields(values={_CANONICAL[name]: value for name, value in body.items()})
     # Every value each field was given, under the key that gave it: a key the body repeats gives
     # all of its values, so exact repeats and other spellings meet the same rule below.
     seen: dict[FieldName, list[tuple[str, JsonValue]]] = {}

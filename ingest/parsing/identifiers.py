@@ -32,6 +32,7 @@ from functools import lru_cache
 
 from engine.config import MerchantConfig
 from engine.context import MAX_IDEMPOTENCY_KEY_LENGTH
+from engine.unchecked import unchecked
 from engine.validation import ValidationIssue
 from ingest.parsing import shortcuts
 from ingest.parsing.fields import FieldName
@@ -130,6 +131,12 @@ class KeyReading:
     issues: tuple[ValidationIssue, ...] = ()
 
 
+#: The common readings, built without a frozen dataclass's ``__init__`` (it has no check to skip):
+#: a key alone, and no key at all, which is one shared reading.
+_key_reading = unchecked(KeyReading)
+_NO_KEY = KeyReading(None)
+
+
 def read_idempotency_key(body_key: JsonValue, header_key: str | None) -> KeyReading:
     """The request's idempotency key from the header and the body's ``idempotency_key``."""
     field = FieldName.IDEMPOTENCY_KEY
@@ -139,7 +146,7 @@ def read_idempotency_key(body_key: JsonValue, header_key: str | None) -> KeyRead
             message = f"the Idempotency-Key header {problem}; a key is {KEY_RULE}"
             return KeyReading(None, (error(field, "invalid_idempotency_key", message, header_key),))
         if body_key is None or body_key == header_key:
-            return KeyReading(header_key)
+            return _key_reading(key=header_key)
         raw = as_text(body_key)
         message = (
             f"the body's idempotency key {quote(raw)} differs from the Idempotency-Key header "
@@ -147,7 +154,7 @@ def read_idempotency_key(body_key: JsonValue, header_key: str | None) -> KeyRead
         )
         return KeyReading(header_key, (error(field, "conflicting_idempotency_key", message, raw),))
     if body_key is None:
-        return KeyReading(None)
+        return _NO_KEY
     problem = idempotency_key_problem(body_key)
     if problem is not None:
         message = f"the idempotency key {problem}; a key is {KEY_RULE}"

@@ -27,6 +27,7 @@ from engine.errors import DomainError, InvalidFieldError
 from engine.methods import PaymentMethod
 from engine.money import Currency
 from engine.types import PaymentId, RequestId
+from engine.unchecked import unchecked
 from engine.validation import IssueSeverity, ValidationIssue
 from ingest.parsing.amount import AmountReading, read_amount, settle, settle_minor_units
 from ingest.parsing.body import decode_body
@@ -80,6 +81,14 @@ class ParsedRequest:
     def accepted(self) -> bool:
         """Whether the request can be processed (no issue is an error)."""
         return self.context is not None
+
+
+#: :class:`ParsedRequest` without its ``__post_init__``, for :func:`parse_payment_request`, which
+#: builds the context exactly when no issue is an error, so the invariant holds by construction
+#: (the tests turn :data:`~engine.unchecked.RECHECK` on, and the check runs there). A frozen
+#: dataclass's own ``__init__`` and the check cost about 19,000 instructions a payment, this one
+#: about 7,700.
+_parsed_request = unchecked(ParsedRequest)
 
 
 def _build_context(
@@ -196,7 +205,7 @@ def parse_payment_request(
             context = built
         else:
             issues = (*issues, built)
-    return ParsedRequest(
+    return _parsed_request(
         context=context,
         issues=issues,
         amount_cents=settlement.amount_cents,

@@ -30,6 +30,12 @@ The shortcuts, each explained in its module's docstring:
 - ``masking``: digits alone are checked as one group; the masking loop stops once no thirteen
   digits are left; the Luhn check of ASCII digits uses a table.
 
+Not switched (they hold on both paths): the common path's readings (sorted fields, a settled
+integer amount, a key) and the :class:`~ingest.parsing.ParsedRequest` are built by
+:func:`engine.unchecked.unchecked` constructors, which skip a frozen dataclass's ``__init__`` (and
+the request's invariant check, which the tests run); an absent metadata field or key gives one
+shared reading.
+
 :data:`ENABLED` exists for the tests, which parse generated bodies both ways and compare the
 results (``tests/ingest/parsing/test_shortcuts.py``). Production code never changes it.
 """

@@ -43,7 +43,7 @@ from engine.events import (
 )
 from engine.results import CompositeResult
 from engine.types import ContractId, MerchantId, PaymentId, RequestId
-from ingest.codec.events import event_to_bytes
+from ingest.codec.events import event_to_proto
 from ingest.codec.result_json import REJECTED, JsonObject, issue_from_json, issue_to_json
 from ingest.records import (
     ComplaintQuery,
@@ -125,7 +125,9 @@ def _event_row(item: tuple[Any, ...]) -> tuple[Any, ...]:
     row = _ROWS.get(kind)
     if row is None:
         row = _ROWS[kind] = _row_of(kind)
-    return row(item[0], event, event_to_bytes(event), item[2] if len(item) > 2 else None)
+    # ``event_to_bytes`` without the call of its own, one of four Python calls an event here.
+    proto = event_to_proto(event).SerializeToString()
+    return row(item[0], event, proto, item[2] if len(item) > 2 else None)
 
 
 EVENTS = Table(

@@ -10,13 +10,16 @@ from typing import Any
 
 from hypothesis import given, settings
 
+import ingest.codec
 import ingest.store
 from engine.events import DomainEvent, StepFailed
+from ingest.codec import events as events_codec
 from ingest.store import event_columns
 from ingest.store.records import EVENTS
 from tests.strategies import events
 
 _STORE = str(Path(ingest.store.__file__).parent)
+_CODEC = str(Path(ingest.codec.__file__).parent)
 
 
 def _python_calls(event: DomainEvent) -> list[tuple[str, str]]:
@@ -53,3 +56,15 @@ def test_a_row_calls_nothing_in_the_store_for_a_column_its_kind_always_leaves_nu
 
     cut = event_columns.cut_of(type(event)).__name__
     assert store_calls == ["_event_row", "row", cut, *(["_details"] if type(event) is StepFailed else [])]
+
+
+@settings(max_examples=60, deadline=None)
+@given(event=events)
+def test_a_rows_envelope_bytes_take_one_call_into_the_codec_before_the_kinds_filler(
+    event: DomainEvent,
+) -> None:
+    """The row asks the codec for the envelope itself (``event_to_bytes`` was a call more), and the
+    codec works the timestamp's seconds out inline (``timestamp_parts`` was another)."""
+    codec_calls = [name for folder, name in _python_calls(event) if folder == _CODEC]
+
+    assert codec_calls[:2] == ["event_to_proto", events_codec._BODIES[type(event)].__name__]

@@ -38,7 +38,7 @@ from ingest.codec.enums import (
     PAYMENT_METHODS,
     PAYMENT_STATUSES,
 )
-from ingest.codec.wire import currency_from_proto, timestamp_from_proto, timestamp_parts
+from ingest.codec.wire import EPOCH, MAX_SECONDS, MIN_SECONDS, currency_from_proto, timestamp_from_proto
 
 
 class _Common(TypedDict):
@@ -73,9 +73,20 @@ def event_to_proto(event: DomainEvent) -> events_pb2.DomainEvent:
     constructor cost 0.27 µs an event more), each submessage filled in place (built apart and
     handed over, it is copied: a third of the encoding once), the event's body found by its type
     in a table (a ``match`` tried the kinds in turn), the wire numbers of enums read from their
-    tables' mappings.
+    tables' mappings, the timestamp's seconds and nanoseconds worked out here rather than in a
+    function of their own (each Python call costs about 500 instructions an event).
     """
-    seconds, nanos = timestamp_parts("event.timestamp", event.timestamp)
+    timestamp = event.timestamp
+    try:
+        # Python refuses to subtract an aware datetime from one without an offset (no ``tzinfo``,
+        # or one whose ``utcoffset`` is ``None``): that refusal is the check, with no call of its
+        # own (``utcoffset()`` asked first cost 0.12 µs of the 0.43 this took).
+        since = timestamp - EPOCH
+    except TypeError:
+        raise InvalidTimestampError("event.timestamp", timestamp, "must be timezone-aware") from None
+    seconds = since.days * 86_400 + since.seconds
+    if not MIN_SECONDS <= seconds <= MAX_SECONDS:
+        raise InvalidTimestampError("event.timestamp", timestamp, "is outside the years 1 to 9999 in UTC")
     fill = _BODIES.get(type(event))
     if fill is None:
         raise InvalidFieldError("event", type(event).__name__, "is not an event of payments.events.v1")
@@ -86,7 +97,7 @@ def event_to_proto(event: DomainEvent) -> events_pb2.DomainEvent:
         envelope.merchant_id = event.merchant_id
         stamp = envelope.timestamp
         stamp.seconds = seconds
-        stamp.nanos = nanos
+        stamp.nanos = since.microseconds * 1_000
         fill(event, envelope)
     except (ValueError, TypeError) as exc:
         raise InvalidFieldError(f"event {event.event_type}", None, f"cannot be encoded: {exc}") from exc

@@ -44,15 +44,13 @@ def charged_cents(event: DomainEvent) -> int | None:
     return None
 
 
-def _none(_: DomainEvent) -> None:
-    return None
-
-
-def charged_of(kind: type[DomainEvent]) -> Callable[[DomainEvent], int | None]:
-    """What :func:`charged_cents` does for an event of ``kind``: the writer looks it up once per kind."""
+def charged_of(kind: type[DomainEvent]) -> Callable[[DomainEvent], int | None] | None:
+    """What :func:`charged_cents` does for an event of ``kind``: the writer looks it up once per kind.
+    ``None`` for a kind that never has a charged amount: the writer leaves the column NULL with no
+    call at all (a call returning ``None`` cost every other event about 600 instructions)."""
     if issubclass(kind, PaymentCompleted | PaymentFailed):
         return attrgetter("total_processed")
-    return _none
+    return None
 
 
 def fill_charged(connection: duckdb.DuckDBPyConnection, chunk_rows: int = FILL_ROWS) -> None:

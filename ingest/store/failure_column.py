@@ -52,20 +52,16 @@ _FILL = pa.schema([("seq", pa.int64()), COLUMN])
 _VALUES = attrgetter(*FIELDS)
 
 
-def _none(_: DomainEvent) -> None:
-    return None
-
-
 def _details(event: StepFailed) -> tuple[str | None, ...] | None:
     details = event.failure_details
     return None if details is None else _VALUES(details)
 
 
-def details_of(kind: type[DomainEvent]) -> Callable[[Any], tuple[str | None, ...] | None]:
+def details_of(kind: type[DomainEvent]) -> Callable[[Any], tuple[str | None, ...] | None] | None:
     """What the writer keeps of an event of ``kind``: its details as the column's fields in order
     (what Arrow takes for a struct) on a ``StepFailed`` that has them, else ``None``. Looked up
-    once per kind."""
-    return _details if issubclass(kind, StepFailed) else _none
+    once per kind; ``None`` for a kind that never has details (the column is NULL, no call)."""
+    return _details if issubclass(kind, StepFailed) else None
 
 
 def fill_details(connection: duckdb.DuckDBPyConnection, chunk_rows: int = FILL_ROWS) -> None:

@@ -106,3 +106,18 @@ def test_every_field_of_an_exported_span_is_set() -> None:
     assert 0 < attempt.start_time <= attempt.end_time
     assert server.context.is_valid and not server.context.is_remote
     assert server.to_json()  # what the console exporter writes, every field read
+
+
+def test_a_path_as_short_as_a_card_number_is_still_masked() -> None:
+    """The export looks for card numbers only in paths long enough to hold one (13 digits):
+    a path of exactly that length is masked, a shorter one kept as it is."""
+    exporter = Collecting()
+    spans = Spans(Resource.create({}), exporter)
+    for path in ("4222222222222", "/v1/payments"):
+        server, token = spans.start_server("POST", {"url.path": path})
+        spans.end_server(server, token)
+    spans.close()
+    assert [dict(span.attributes or {})["url.path"] for span in exporter.spans] == [
+        "422222***2222",
+        "/v1/payments",
+    ]

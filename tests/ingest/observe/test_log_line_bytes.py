@@ -5,11 +5,14 @@ every line whole through the structlog chain gives."""
 from __future__ import annotations
 
 import io
+from datetime import UTC, datetime
 
+import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import DomainEvent
+from engine.events import DomainEvent, PaymentCompleted
+from engine.types import MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_fields, event_json
 from ingest.observe.logs import _SPLICED, Entry, LineWriter, _ids, _splices
 from tests.strategies import events
@@ -55,3 +58,23 @@ def test_batches_of_lines_are_byte_for_byte_what_rendering_each_line_whole_gives
 
     reference = LineWriter(io.BytesIO(), TAGS)
     assert out.getvalue() == b"".join(_whole(reference, entry) for batch in batches for entry in batch)
+
+
+def test_each_line_of_a_batch_keeps_its_own_trace_and_span_ids() -> None:
+    """The writer formats a trace id once a batch: lines of two traces, interleaved, one span id
+    under both, each keep their own ids."""
+    event = PaymentCompleted(
+        payment_id=PaymentId("pay_1"),
+        request_id=RequestId("req_1"),
+        merchant_id=MerchantId("m_1"),
+        timestamp=datetime(2026, 1, 1, tzinfo=UTC),
+        total_amount=100,
+        total_processed=100,
+    )
+    ids = [(0xA1, 0xB1), (0xA2, 0xB1), (0xA1, 0xB2), (0xA2, 0xB2), (0xA1, 0xB1)]
+    out = io.BytesIO()
+    LineWriter(out, TAGS).write([(0.0, "info", "PaymentCompleted", event, "req_1", t, s) for t, s in ids])
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["trace_id"], line["span_id"]) for line in lines] == [
+        (f"{trace_id:032x}", f"{span_id:016x}") for trace_id, span_id in ids
+    ]

@@ -8,9 +8,10 @@ from types import MappingProxyType
 
 from engine.errors import InvalidAmountError, InvalidFieldError
 from engine.methods import PaymentMethod
-from engine.money import Currency, Money, check_minor_units
+from engine.money import MAX_MINOR_UNITS, Currency, Money, check_minor_units
 from engine.types import MerchantId, PaymentId, RequestId, check_identifier, check_sequence, check_text
-from engine.validation import ValidationIssue
+from engine.unchecked import slot_filler
+from engine.validation import IssueSeverity, ValidationIssue
 
 MAX_METADATA_KEYS = 50
 MAX_METADATA_KEY_LENGTH = 40
@@ -32,7 +33,13 @@ def _frozen_metadata(metadata: Mapping[str, str]) -> Mapping[str, str]:
     return MappingProxyType(dict(metadata))
 
 
-@dataclass(frozen=True, slots=True)
+#: A context's metadata when it has none: one shared empty mapping that nothing can change.
+_NO_METADATA: Mapping[str, str] = MappingProxyType({})
+#: A module global: reading an Enum member off its class goes through EnumType.__getattr__.
+_ERROR = IssueSeverity.ERROR
+
+
+@dataclass(frozen=True, slots=True, init=False)
 class CoreRequestContext:
     """A merchant's payment request after parsing: every field valid, every correction recorded.
 
@@ -51,30 +58,77 @@ class CoreRequestContext:
     metadata: Mapping[str, str] = field(default_factory=dict, hash=False)
     validation_errors: tuple[ValidationIssue, ...] = ()
 
-    def __post_init__(self) -> None:
-        check_identifier("merchant_id", self.merchant_id)
-        check_identifier("request_id", self.request_id)
-        check_identifier("payment_id", self.payment_id)
-        check_minor_units("amount_cents", self.amount_cents)
-        if self.amount_cents == 0:
-            raise InvalidAmountError("amount_cents", self.amount_cents, "must be positive")
-        if not isinstance(self.currency, Currency):
-            raise InvalidFieldError("currency", self.currency, "must be a Currency")
-        if self.payment_method is not None and not isinstance(self.payment_method, PaymentMethod):
-            raise InvalidFieldError("payment_method", self.payment_method, "must be a PaymentMethod")
-        if self.idempotency_key is not None:
-            check_text("idempotency_key", self.idempotency_key, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
-        object.__setattr__(self, "metadata", _frozen_metadata(self.metadata))
-        issues = check_sequence("validation_errors", self.validation_errors)
+    def __init__(
+        self,
+        merchant_id: MerchantId,
+        request_id: RequestId,
+        payment_id: PaymentId,
+        amount_cents: int,
+        currency: Currency,
+        payment_method: PaymentMethod | None = None,
+        idempotency_key: str | None = None,
+        metadata: Mapping[str, str] = _NO_METADATA,
+        validation_errors: tuple[ValidationIssue, ...] = (),
+    ) -> None:
+        """Check every invariant, in this fixed order (the first rule broken is the error raised),
+        then set the fields.
+
+        Every context is built here, one a payment, so the checks are written for the values the
+        parser gives: each first tests the common shape inline (a plain ``int`` in range, a plain
+        ``str`` within its limit, a ``tuple`` of issues) and calls the general check, which
+        raises, only for anything else. The dataclass's own ``__init__`` and ``__post_init__``
+        made the same checks in about 37,000 instructions.
+        """
+        check_identifier("merchant_id", merchant_id)
+        check_identifier("request_id", request_id)
+        check_identifier("payment_id", payment_id)
+        if type(amount_cents) is not int or not 0 < amount_cents <= MAX_MINOR_UNITS:
+            check_minor_units("amount_cents", amount_cents)
+            if amount_cents == 0:
+                raise InvalidAmountError("amount_cents", amount_cents, "must be positive")
+        if not isinstance(currency, Currency):
+            raise InvalidFieldError("currency", currency, "must be a Currency")
+        if payment_method is not None and not isinstance(payment_method, PaymentMethod):
+            raise InvalidFieldError("payment_method", payment_method, "must be a PaymentMethod")
+        if idempotency_key is not None and not (
+            type(idempotency_key) is str
+            and 0 < len(idempotency_key) <= MAX_IDEMPOTENCY_KEY_LENGTH
+            and idempotency_key.isascii()
+        ):
+            check_text("idempotency_key", idempotency_key, max_length=MAX_IDEMPOTENCY_KEY_LENGTH)
+        if metadata is _NO_METADATA or (type(metadata) is dict and not metadata):
+            frozen = _NO_METADATA
+        else:
+            frozen = _frozen_metadata(metadata)
+        issues = (
+            validation_errors
+            if type(validation_errors) is tuple
+            else check_sequence("validation_errors", validation_errors)
+        )
         for issue in issues:
-            if not isinstance(issue, ValidationIssue):
+            if type(issue) is not ValidationIssue and not isinstance(issue, ValidationIssue):
                 raise InvalidFieldError("validation_errors", issue, "must hold ValidationIssues")
-            if issue.blocks:
+            if issue.severity is _ERROR if type(issue) is ValidationIssue else issue.blocks:
                 raise InvalidFieldError(
                     "validation_errors", issue.code, "a request with an error issue cannot be processed"
                 )
-        object.__setattr__(self, "validation_errors", issues)
+        _fill(
+            self,
+            merchant_id,
+            request_id,
+            payment_id,
+            amount_cents,
+            currency,
+            payment_method,
+            idempotency_key,
+            frozen,
+            issues,
+        )
 
     @property
     def amount(self) -> Money:
         return Money(self.amount_cents, self.currency)
+
+
+#: Sets a context's fields through their slots, once :meth:`CoreRequestContext.__init__` checked them.
+_fill = slot_filler(CoreRequestContext)

@@ -75,3 +75,27 @@ def _generate(cls: Any) -> Callable[..., Any]:
     build: Callable[..., Any] = namespace["build"]
     build.__qualname__ = f"unchecked({cls.__name__})"
     return build
+
+
+def slot_filler(cls: Any) -> Callable[..., None]:
+    """A function ``fill(self, value, ...)`` that sets each field of the frozen, slotted dataclass
+    ``cls`` on ``self``, in field order, through its slot, for a hand-written ``__init__`` that has
+    checked the values itself.
+
+    A frozen dataclass's own ``__init__`` sets each field with ``object.__setattr__``, which looks
+    the slot up by name on every call: about 1,800 instructions a field here, against 900 for the
+    slot's own setter.
+    """
+    fields = [field for field in dataclasses.fields(cls) if field.init]
+    namespace: dict[str, Any] = {}
+    parameters: list[str] = []
+    body: list[str] = []
+    for position, field in enumerate(fields):
+        namespace[f"_set{position}"] = getattr(cls, field.name).__set__
+        parameters.append(f"value{position}")
+        body.append(f"    _set{position}(self, value{position})")
+    source = f"def fill(self, {', '.join(parameters)}):\n" + "\n".join(body) + "\n"
+    exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field count, as dataclasses does
+    fill: Callable[..., None] = namespace["fill"]
+    fill.__qualname__ = f"slot_filler({cls.__name__})"
+    return fill

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 from unittest.mock import patch
 from urllib.parse import urlencode
@@ -268,6 +270,16 @@ def test_nesting_near_the_depth_limit_is_refused_the_same_both_ways(
         b'{"amount": 100, "metadata": {"a": "4242424242424242", "b": "4242 4242 4242 4242"}}',
         b'{"amount": 100, "Amount": 200}',
         b'{"amount": 100} x',
+        b'{"amount": 100}\n',
+        b'{"amount": 100} \r\n\t',
+        b'{"amount": 100}{}',
+        b'{"amount": 100',
+        b'{"amount": 100,}',
+        b'{"amount": }',
+        b'{"amount": [1,]}',
+        b'{"amount": -}',
+        b"{}",
+        b"{",
         b'{"amount": NaN}',
         b'{"amount": 1' + b"0" * 150 + b"}",
         b'{"amount": 1e999999999}',
@@ -277,6 +289,29 @@ def test_nesting_near_the_depth_limit_is_refused_the_same_both_ways(
 )
 def test_edge_bodies_parse_the_same_both_ways(body: bytes) -> None:
     same_both_ways(body)
+
+
+def test_an_object_body_is_scanned_without_the_decoders_whitespace_searches() -> None:
+    """A body that is one JSON object and nothing after it is read by the decoder's scanner alone:
+    ``JSONDecoder.decode`` around it searches for whitespace twice (about 6,000 instructions)."""
+    calls: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":  # a Python function: JSONDecoder.decode is one
+            calls.append(f"{frame.f_code.co_filename}:{frame.f_code.co_name}")
+        elif event == "c_call":
+            calls.append(getattr(arg, "__name__", ""))
+
+    sys.setprofile(profile)
+    try:
+        decoded = decode_body(b'{"amount": 10000, "currency": "USD"}', JSON)
+    finally:
+        sys.setprofile(None)
+    assert decoded.fields == {"amount": 10000, "currency": "USD"}
+    assert not [
+        call for call in calls if call.endswith(("json/decoder.py:decode", "json/decoder.py:raw_decode"))
+    ]
+    assert "match" not in calls
 
 
 # The helpers under the shortcuts, against their general versions.

@@ -26,6 +26,7 @@ from engine.methods import PaymentMethod
 from engine.money import MAX_MINOR_UNITS, Currency
 from engine.types import MerchantId, PaymentId, RequestId
 from engine.validation import IssueSeverity, ValidationIssue
+from tests.engine.test_context import context
 
 # The checks as they were, copied so that a later change to engine.types cannot move both sides.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/\-]*")
@@ -231,29 +232,17 @@ def test_a_context_built_by_position_is_the_one_built_by_name(arguments: dict[st
     assert _outcome(by_position, arguments) == _outcome(CoreRequestContext, arguments)
 
 
-def _context(**overrides: object) -> CoreRequestContext:
-    values: dict[str, object] = {
-        "merchant_id": MerchantId("m_acme"),
-        "request_id": RequestId("req_1"),
-        "payment_id": PaymentId("pay_1"),
-        "amount_cents": 10_000,
-        "currency": Currency("USD"),
-    }
-    values.update(overrides)
-    return CoreRequestContext(**values)  # type: ignore[arg-type]
-
-
 def test_a_context_stays_a_frozen_value() -> None:
-    ctx = _context(metadata={"order": "42"}, validation_errors=[WARNING])
+    ctx = context(metadata={"order": "42"}, validation_errors=[WARNING])
     with pytest.raises(AttributeError):
         ctx.amount_cents = 1  # type: ignore[misc]
-    assert ctx == _context(metadata={"order": "42"}, validation_errors=(WARNING,))
-    assert hash(ctx) == hash(_context(metadata={"other": "x"}, validation_errors=(WARNING,)))
+    assert ctx == context(metadata={"order": "42"}, validation_errors=(WARNING,))
+    assert hash(ctx) == hash(context(metadata={"other": "x"}, validation_errors=(WARNING,)))
     assert ctx.validation_errors == (WARNING,)
     assert replace(ctx, amount_cents=5).amount_cents == 5
     with pytest.raises(InvalidAmountError, match="must be positive"):
         replace(ctx, amount_cents=0)
-    assert _context().metadata == {}
+    assert context().metadata == {}
     with pytest.raises(TypeError, match="missing 1 required positional argument: 'currency'"):
         CoreRequestContext(MerchantId("m"), RequestId("r"), PaymentId("p"), 1)  # type: ignore[call-arg]
 

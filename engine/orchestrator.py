@@ -222,14 +222,17 @@ class CompositePaymentService:
                 timestamp=self._clock.now(),
                 total_amount_cents=plan.total_amount_cents,
                 currency=plan.currency,
+                # From a list, not a generator: one frame for the steps, not one resumed per step.
                 steps=tuple(
-                    _planned_step(
-                        index=s.index,
-                        method=s.method,
-                        amount_cents=s.amount_cents,
-                        processor_ids=s.processor_ids,
-                    )
-                    for s in plan.steps
+                    [
+                        _planned_step(
+                            index=s.index,
+                            method=s.method,
+                            amount_cents=s.amount_cents,
+                            processor_ids=s.processor_ids,
+                        )
+                        for s in plan.steps
+                    ]
                 ),
                 coverage_shortfall_cents=shortfall,
                 partial_policy=plan.partial_policy,

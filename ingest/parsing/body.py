@@ -57,6 +57,7 @@ from decimal import Decimal
 from enum import Enum, auto
 from urllib.parse import parse_qsl, unquote, unquote_to_bytes
 
+from engine.unchecked import unchecked
 from engine.validation import ValidationIssue
 from ingest.parsing import shortcuts
 from ingest.parsing.fields import FieldName, canonical_field
@@ -83,6 +84,15 @@ class DecodedBody:
 
     fields: JsonObject | None
     issues: tuple[ValidationIssue, ...]
+
+
+#: :class:`DecodedBody` built without a frozen dataclass's ``__init__`` (it has no check to skip),
+#: for the decoded object every accepted body gives (about 1,300 instructions less).
+_decoded_body = unchecked(DecodedBody)
+#: The kinds :func:`decode_body` tests, read once (an Enum member read off its class costs about
+#: 1,100 instructions, a module global about 50).
+_JSON = _Kind.JSON
+_FORM = _Kind.FORM
 
 
 def _kind_of_media(content_type: str | None) -> _Kind:
@@ -196,7 +206,7 @@ def _json(text: str) -> DecodedBody:
     if not isinstance(value, JsonObject):
         message = "the body must be a JSON object ({...}) of the request's fields"
         return DecodedBody(None, (error(BODY, "not_an_object", message, text),))
-    return DecodedBody(value, ())
+    return _decoded_body(fields=value, issues=())
 
 
 def _is_form(text: str) -> bool:
@@ -380,9 +390,9 @@ def decode_body(body: bytes, content_type: str | None, content_encoding: str | N
         if not text.strip():
             return DecodedBody(None, (*notes, error(BODY, "empty_body", "the body is empty", None)))
     kind = _kind(content_type)
-    if kind is _Kind.JSON:
+    if kind is _JSON:
         decoded = _json(text)
-    elif kind is _Kind.FORM:
+    elif kind is _FORM:
         decoded = _form_or_json_object(text, content_type)
     else:
         decoded = _undeclared_or_other(text, kind, content_type)

@@ -26,6 +26,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from types import MappingProxyType
 
 from engine.unchecked import unchecked
 from engine.validation import ValidationIssue
@@ -99,6 +100,9 @@ class SortedFields:
 #: :class:`SortedFields` built without a frozen dataclass's ``__init__`` (it has no check to skip),
 #: for the shortcut, which every clean body takes.
 _sorted_fields = unchecked(SortedFields)
+#: The shortcut's ``conflicting``: one shared empty mapping, which nobody can change, rather than
+#: a new dict for every body (about 500 instructions).
+_NO_CONFLICTS: Mapping[FieldName, tuple[JsonValue, ...]] = MappingProxyType({})
 
 
 def _spellings(names: list[str]) -> str:
@@ -107,9 +111,18 @@ def _spellings(names: list[str]) -> str:
 
 def sort_fields(body: JsonObject) -> SortedFields:
     """Sort a decoded body's keys into the request's fields."""
-    if shortcuts.ENABLED and not body.repeats and body.keys() <= _CANONICAL.keys():
+    if shortcuts.ENABLED and not body.repeats:
         # Distinct canonical names name distinct fields: no duplicate, conflict or unknown key.
-        return _sorted_fields(values={_CANONICAL[name]: value for name, value in body.items()})
+        # A plain loop that stops at the first other key: a key-set test and a comprehension
+        # cost about 2,300 instructions more.
+        values: dict[FieldName, JsonValue] = {}
+        for name, value in body.items():
+            canonical = _CANONICAL.get(name)
+            if canonical is None:
+                break
+            values[canonical] = value
+        else:
+            return _sorted_fields(values=values, conflicting=_NO_CONFLICTS)
     # Every value each field was given, under the key that gave it: a key the body repeats gives
     # all of its values, so exact repeats and other spellings meet the same rule below.
     seen: dict[FieldName, list[tuple[str, JsonValue]]] = {}
@@ -127,7 +140,7 @@ def sort_fields(body: JsonObject) -> SortedFields:
         occurrences.append((name, value))
 
     issues: list[ValidationIssue] = []
-    values: dict[FieldName, JsonValue] = {}
+    values = {}
     conflicting: dict[FieldName, tuple[JsonValue, ...]] = {}
     for canonical in _ORDER:
         given = seen.get(canonical)

@@ -20,11 +20,11 @@ from engine.contracts import ContractViolation
 from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, PaymentReceived
 from engine.results import CompositeResult
 from engine.shards import PART_MASK, ShardedDict
-from ingest.codec.event_json import event_values, rows_json, rows_to_json
+from ingest.codec.event_json import events_rows, rows_to_json
 from ingest.codec.result_json import PROCESSING, REJECTED, JsonObject, running_to_json
 from ingest.store.admission import NOTHING_ADMITTED, Admission
 
-#: A payment's last event: its rows are encoded then.
+#: A payment's last event: its rows are made then.
 _LAST = frozenset({PaymentCompleted, PaymentFailed})
 
 
@@ -222,11 +222,13 @@ class Records(Protocol):
 class MemoryRecords:
     """Everything in memory, for a process without a data store and for tests.
 
-    Events and results are kept as their JSON bytes, not as objects: bytes are invisible to the
-    garbage collector, whose full collections otherwise grow with every payment kept (about 300 ms
-    per collection after 20,000 payments here, all of it added to some request's latency). A
-    payment's events wait as rows until its last one (or its result, or a read) and are then
-    encoded together, in one encoder call.
+    Results are kept as their JSON bytes and a payment's events as tuples of plain values
+    (strings, numbers, datetimes: ``ingest.codec.event_json.events_rows``), not as objects: the
+    garbage collector never tracks bytes, and stops tracking such tuples within a collection or
+    two, whereas objects kept would make every full collection longer with every payment
+    kept (about 300 ms per collection after 20,000 payments here, all of it added to some
+    request's latency). A payment's events wait as they are until its last one (or its result,
+    or a read); its rows are then made together, and encoded as JSON only when read.
     """
 
     __slots__ = (
@@ -246,8 +248,9 @@ class MemoryRecords:
 
     def __init__(self) -> None:
         self.events_written = 0
-        self._events: ShardedDict[str, bytes] = ShardedDict()
-        self._pending: dict[str, list[tuple[object, ...]]] = {}  # payments in flight only
+        #: By payment id: its events' rows (``ingest.codec.event_json.events_rows``).
+        self._events: ShardedDict[str, tuple[tuple[object, ...], ...]] = ShardedDict()
+        self._pending: dict[str, list[DomainEvent]] = {}  # payments in flight only
         #: By payment id: its merchant, its result's document, and its status.
         self._results: ShardedDict[str, tuple[str, bytes, str]] = ShardedDict()
         #: By payment id: when it was received and its merchant (``GET /v1/payments``).
@@ -267,27 +270,31 @@ class MemoryRecords:
 
     async def emit(self, event: DomainEvent) -> None:
         self.events_written += 1
-        rows = self._pending.get(event.payment_id)
-        if rows is None:
-            rows = self._pending[event.payment_id] = []
-        rows.append(event_values(event))
+        payment_id = event.payment_id
+        pending = self._pending.get(payment_id)
+        if pending is None:
+            self._pending[payment_id] = [event]
+        else:
+            pending.append(event)
         if type(event) is PaymentReceived:
-            payment_id = event.payment_id
             self._note_request(event.request_id, event.merchant_id, payment_id)
             self._received_parts[hash(payment_id) & PART_MASK][payment_id] = (
                 event.timestamp,
                 event.merchant_id,
             )
-        if type(event) in _LAST or (type(event) is PaymentReceived and not event.accepted):
-            self._encode(event.payment_id)
+            if not event.accepted:
+                self._keep(payment_id)
+        elif type(event) in _LAST:
+            self._keep(payment_id)
 
-    def _encode(self, payment_id: str) -> None:
-        rows = self._pending.pop(payment_id, None)
-        if rows:
+    def _keep(self, payment_id: str) -> None:
+        """Turn the payment's pending events into the rows kept for good, after those kept before."""
+        events = self._pending.pop(payment_id, None)
+        if events:
             part = self._event_parts[hash(payment_id) & PART_MASK]
             stored = part.get(payment_id)
-            encoded = rows_json(rows)
-            part[payment_id] = encoded if stored is None else stored + b"," + encoded
+            rows = events_rows(events)
+            part[payment_id] = rows if stored is None else stored + rows
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._violations.append(violation)
@@ -305,7 +312,7 @@ class MemoryRecords:
         self, result: CompositeResult, document: bytes, *, first_seq: int | None = None
     ) -> None:
         payment_id = result.payment_id
-        self._encode(payment_id)
+        self._keep(payment_id)
         self._result_parts[hash(payment_id) & PART_MASK][payment_id] = (
             result.merchant_id,
             document,
@@ -365,8 +372,8 @@ class MemoryRecords:
         return StoredPayment(merchant_id, document)
 
     def _events_of(self, payment_id: str) -> list[JsonObject]:
-        self._encode(payment_id)
-        return rows_to_json(self._events.get(payment_id, b""))
+        self._keep(payment_id)
+        return rows_to_json(self._events.get(payment_id, ()))
 
     def keep_left(self, payment_id: str, first_seq: int) -> None:
         """Nothing is recovered into memory: every payment received here is in ``_received``."""

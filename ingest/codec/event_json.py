@@ -2,11 +2,11 @@
 ...fields}``, with enums as their values, currencies as their codes, planned steps and validation
 issues as objects, and tuples as arrays.
 
-:func:`event_row` is the compact form a store keeps: ``["StepSucceeded", value, ...]``, the values
-in field order, about a third of the cost of an object. :func:`event_values` is the same row not
-yet encoded, for a store that encodes a payment's rows together (:func:`rows_json`, one encoder
-call for all of them); :func:`rows_to_json` reads stored rows back into the objects
-:func:`event_json` gives.
+:func:`event_values` is the compact form the memory records keep: ``("StepSucceeded", value,
+...)``, the values in field order, each a plain value (a string, number, bool, ``None`` or
+datetime; an enum as its value, a currency as its code, a dataclass the event holds as the tuple
+of its values), so that the collector stops tracking the row within a collection or two.
+:func:`rows_to_json` reads such rows back into the objects :func:`event_json` gives.
 
 orjson writes dataclasses, datetimes (RFC 3339, ``Z``), enums and tuples itself, so most events are
 encoded straight from the object, with the ``type`` spliced in front. Events with a ``Currency``
@@ -16,9 +16,11 @@ dict first. Every event is encoded once on the payment path, so this is kept lea
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import fields, is_dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields, is_dataclass
 from datetime import UTC, datetime
+from enum import Enum
+from itertools import chain
 from operator import attrgetter
 from types import UnionType
 from typing import Union, get_args, get_origin, get_type_hints
@@ -31,10 +33,10 @@ from engine.money import Currency
 
 class _Shape:
     """What encoding one event class needs: its field names, its ``{"type":...,`` prefix, a getter
-    of its type and every field's value, its document as a dict, its stored row as a tuple, and
-    where a field may hold a ``Currency``."""
+    of its type and every field's value, its document as a dict, its stored row as a tuple, where
+    a field may hold a ``Currency``, and the dataclasses its row holds as tuples (``held``)."""
 
-    __slots__ = ("currencies", "document", "has_currency", "names", "prefix", "row", "values")
+    __slots__ = ("currencies", "document", "has_currency", "held", "names", "prefix", "row", "values")
 
     def __init__(self, kind: type[DomainEvent]) -> None:
         own = fields(kind)
@@ -45,47 +47,130 @@ class _Shape:
         self.prefix = b'{"type":' + orjson.dumps(kind.event_type) + b","
         # The type first, then every field: attrgetter of several names gives a tuple.
         self.values: Callable[[DomainEvent], tuple[object, ...]] = attrgetter("event_type", *self.names)
-        self.document, self.row = _generated(kind, self.names, self.currencies)
+        self.document, self.row, self.held = _generated(kind, self.names, self.currencies)
 
 
 def _generated(
     kind: type[DomainEvent], names: tuple[str, ...], currencies: tuple[int, ...]
-) -> tuple[Callable[[DomainEvent], dict[str, object]], Callable[[DomainEvent], tuple[object, ...]]]:
+) -> tuple[
+    Callable[[DomainEvent], dict[str, object]],
+    Callable[[DomainEvent], tuple[object, ...]],
+    tuple[_Held, ...],
+]:
     """Two functions of the event, each one generated expression: its document as a dict (its
-    type, then every field) and its row as a tuple (its type, then every field's value), a
-    currency as its code. orjson writes the slotted dataclass itself at about 12k instructions
-    (it first looks up the ``__dict__`` the event lacks, which formats an AttributeError each
-    time), this dict at under half that; ``dict(zip(names, values))`` cost as much as it saved. A
-    log line encodes one event, seven a payment, on the drain's thread.
+    type, then every field; a currency as its code), for a log line, and its stored row as a
+    tuple of plain values (:func:`event_values`); and where that row holds dataclasses as tuples.
 
-    The slotted dataclasses an event holds (a plan's steps, a request's validation issues, a
-    refusal's details) are dicts in both, for the same reason: orjson took about 5.8k
-    instructions for each, their dicts about a fifth of that (four of them a two-step payment,
-    in its log lines and again in its stored rows)."""
+    orjson writes the slotted dataclass itself at about 12k instructions (it first looks up the
+    ``__dict__`` the event lacks, which formats an AttributeError each time), the document at
+    under half that; ``dict(zip(names, values))`` cost as much as it saved. A log line encodes
+    one event, seven a payment, on the drain's thread. The slotted dataclasses an event holds (a
+    plan's steps, a request's validation issues, a refusal's details) are dicts in the document,
+    for the same reason: orjson took about 5.8k instructions for each, their dicts about a fifth
+    of that.
+
+    The row is not encoded at all: the memory records keep it as it is, and encode it only when
+    it is read (:func:`rows_to_json`), which a payment rarely is. Its values are tuples, strings,
+    numbers and datetimes only, none of which the collector tracks for long."""
     try:
         hints = get_type_hints(kind)
     except (NameError, TypeError):  # an annotation that does not resolve: orjson writes the field
         hints = {}
     namespace: dict[str, object] = {"_type": kind.event_type, "_Currency": Currency}
-    values = []
+    documented, stored, held = [], [], []
     for at, name in enumerate(names):
         value = f"event.{name}"
         nested = _nested(hints.get(name))
         if at + 1 in currencies:
             value = f"(v.code if type(v := {value}) is _Currency else v)"
+            documented.append(value)
+            stored.append(value)
         elif nested is not None:
             namespace[f"_{name}"] = _nested_documenter(nested[0])
-            value = nested[1].format(f"_{name}", value)
-        values.append(value)
-    members = ", ".join(f'"{name}": {value}' for name, value in zip(names, values, strict=True))
+            documented.append(nested[1].format(f"_{name}", value))
+            stored.append(_nested_row(nested[0], nested[1], value))
+            held.append(_Held(at, tuple(field.name for field in fields(nested[0])), nested[1]))
+        else:
+            documented.append(value)
+            stored.append(_stored_value(hints.get(name), value))
+    members = ", ".join(f'"{name}": {value}' for name, value in zip(names, documented, strict=True))
     source = (
         f'def document(event):\n    return {{"type": _type, {members}}}\n'
-        f"def row(event):\n    return (_type, {', '.join(values)})\n"
+        f"def row(event):\n    return (_type, {', '.join(stored)})\n"
     )
     exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
     document: Callable[[DomainEvent], dict[str, object]] = namespace["document"]  # type: ignore[assignment]
     row: Callable[[DomainEvent], tuple[object, ...]] = namespace["row"]  # type: ignore[assignment]
-    return document, row
+    return document, row, tuple(held)
+
+
+@dataclass(frozen=True, slots=True)
+class _Held:
+    """A field of a stored row holding dataclasses as their values (:func:`_nested_row`): where it
+    is among the row's values (after the type), the dataclass's field names, and how many it
+    holds (the expression of :func:`_nested`: a tuple of them, one or ``None``, or exactly one)."""
+
+    at: int
+    names: tuple[str, ...]
+    form: str
+
+    @property
+    def many(self) -> bool:
+        """Whether the field holds a tuple of them (stored as all their values in one tuple)."""
+        return self.form.startswith("tuple")
+
+    def document(self, value: list[object] | None) -> object:
+        """The field's value, read back from JSON, as the dict(s) :func:`event_json` gives."""
+        if value is None:
+            return None
+        if not self.many:
+            return dict(zip(self.names, value, strict=True))
+        size = len(self.names)
+        return [
+            dict(zip(self.names, value[at : at + size], strict=True)) for at in range(0, len(value), size)
+        ]
+
+
+def _stored_value(hint: object, value: str) -> str:
+    """The expression of a stored row's value of a field of this type, read by ``value``: an
+    enum as its value (an enum member is an object the collector tracks, a string is not). Any
+    other value is kept as it is. A value not of its field's type (a string in an enum field)
+    fails here: :func:`events_rows` then reads the event with :func:`_plain`."""
+    held = [arg for arg in get_args(hint) if arg is not type(None)] or [hint]
+    if len(held) != 1 or not isinstance(held[0], type) or not issubclass(held[0], Enum):
+        return value
+    if type(None) in get_args(hint):
+        return f"(None if {value} is None else {value}._value_)"
+    return f"{value}._value_"
+
+
+def _nested_row(kind: type, form: str, value: str) -> str:
+    """The expression of a stored row's value of a field holding ``kind`` dataclasses (``form``,
+    of :func:`_nested`), read by ``value``: one as the tuple of its fields' stored values, a tuple
+    of them as one tuple of all their values, one after the other (a tuple of tuples would be
+    more objects for the collector to track until it drops them, a level a collection). Made inline:
+    a function called per dataclass cost about three times as much; a tuple of one or two (a
+    request's warnings, a plan's steps) is written out, as a comprehension is a function call of
+    its own (about 1k instructions on Python 3.11)."""
+    try:
+        hints = get_type_hints(kind)
+    except (NameError, TypeError):
+        hints = {}
+    names = [field.name for field in fields(kind)]
+
+    def values(first: str) -> str:  # the dataclass's values, the first read through ``first``
+        reads = [f"{first}.{names[0]}", *(f"d.{name}" for name in names[1:])]
+        return ", ".join(
+            _stored_value(hints.get(name), read) for name, read in zip(names, reads, strict=True)
+        )
+
+    if not form.startswith("tuple"):
+        return f"(({values('d')},) if (d := {value}) is not None else None)"
+    first, second = values("(d := v[0])"), values("(d := v[1])")
+    return (
+        f"(() if not (v := {value}) else ({first},) if len(v) == 1 else ({first}, {second}) "
+        f"if len(v) == 2 else tuple([x for d in v for x in ({values('d')},)]))"
+    )
 
 
 def _nested(hint: object) -> tuple[type, str] | None:
@@ -164,35 +249,79 @@ def event_fields(event: DomainEvent) -> dict[str, object]:
 
 
 def event_values(event: DomainEvent) -> tuple[object, ...]:
-    """The event's row before encoding: its type, then its fields' values in field order (a
-    currency as its code, a dataclass it holds as a dict of its fields)."""
-    row = _shape(type(event)).row(event)
-    if event.timestamp.tzinfo is not UTC:
-        return tuple(_wire(value) for value in row)
-    return row
+    """The event's stored row: its type, then its fields' values in field order, each a plain
+    value (a currency as its code, an enum as its value, a dataclass it holds as the tuple of its
+    fields' values, the timestamp as it is, in whatever zone): a tuple the collector stops
+    tracking at its first collection, as :func:`rows_to_json` reads it back."""
+    return _shape(type(event)).row(event)
 
 
-def rows_json(rows: list[tuple[object, ...]]) -> bytes:
-    """Rows of :func:`event_values`, encoded together, comma-separated (no brackets)."""
-    return orjson.dumps(rows, option=orjson.OPT_UTC_Z)[1:-1]
+class _Rows(dict[type, Callable[[DomainEvent], tuple[object, ...]]]):
+    """Every event kind's row function (:func:`event_values` without its two calls a row)."""
+
+    def __missing__(self, kind: type[DomainEvent]) -> Callable[[DomainEvent], tuple[object, ...]]:
+        row = self[kind] = _shape(kind).row
+        return row
 
 
-def event_row(event: DomainEvent) -> bytes:
-    """The event as a compact JSON array: its type, then its fields' values in field order."""
-    return orjson.dumps(event_values(event), option=orjson.OPT_UTC_Z)
+_ROWS = _Rows()
 
 
-def rows_to_json(rows: bytes) -> list[dict[str, object]]:
-    """Comma-separated rows of :func:`event_row` as the documents :func:`event_json` gives.
+def events_rows(events: Sequence[DomainEvent]) -> tuple[tuple[object, ...], ...]:
+    """The events' stored rows (:func:`event_values`), in order: what the memory records keep of
+    a payment's events, made in one call once it ends. (One flat tuple of all their values would
+    be fewer objects for the collector to drop, but joining the rows cost more than that saves.)"""
+    rows = _ROWS
+    try:
+        return tuple([rows[type(event)](event) for event in events])
+    except AttributeError:  # a value not of its field's type: each value read for what it is
+        return tuple([_plain_row(event) for event in events])
 
-    A row stored before its event gained a field (fields are only ever added at the end, each with
-    the default ``None``: ``StepFailed.failure_details``) is shorter: the missing fields read null.
+
+def _plain_row(event: DomainEvent) -> tuple[object, ...]:
+    """The event's stored row made value by value, whatever the values' types: what
+    :func:`event_values` makes of an event whose values are of their fields' types."""
+    shape = _shape(type(event))
+    values = [_plain(value) for value in shape.values(event)[1:]]
+    for held in shape.held:
+        if held.many and type(values[held.at]) is tuple:
+            values[held.at] = tuple(chain.from_iterable(values[held.at]))  # type: ignore[arg-type]
+    return (event.event_type, *values)
+
+
+def _plain(value: object) -> object:
+    """``value`` as a stored row holds it: an enum as its value, a currency as its code, another
+    dataclass as the tuple of its fields' values, a tuple as the tuple of its items'."""
+    if isinstance(value, Enum):
+        return value._value_
+    if type(value) is Currency:
+        return value.code
+    if is_dataclass(value) and not isinstance(value, type):
+        return tuple(_plain(getattr(value, field.name)) for field in fields(value))
+    if type(value) is tuple:
+        return tuple(_plain(item) for item in value)
+    return value
+
+
+def rows_to_json(rows: Sequence[tuple[object, ...]]) -> list[dict[str, object]]:
+    """Stored rows (:func:`event_values`) as the documents :func:`event_json` gives, in order.
+
+    They are encoded as :func:`event_json` encodes a document's values (orjson, ``OPT_UTC_Z``, a
+    time in UTC: the engine clock is UTC, another offset is shown in UTC) and read back, so that
+    every value reads as it does there; the values of the dataclasses a row holds become their
+    dicts again.
     """
+    in_utc = [
+        tuple(
+            value.astimezone(UTC) if type(value) is datetime and value.tzinfo is not UTC else value
+            for value in row
+        )
+        for row in rows
+    ]
     documents: list[dict[str, object]] = []
-    for row in orjson.loads(b"[" + rows + b"]"):
-        kind, *values = row
-        names = _BY_TYPE[kind].names
-        if len(values) < len(names):
-            values += [None] * (len(names) - len(values))
-        documents.append({"type": kind, **dict(zip(names, values, strict=True))})
+    for kind, *values in orjson.loads(orjson.dumps(in_utc, option=orjson.OPT_UTC_Z)):
+        shape = _BY_TYPE[kind]
+        for held in shape.held:
+            values[held.at] = held.document(values[held.at])
+        documents.append({"type": kind, **dict(zip(shape.names, values, strict=True))})
     return documents

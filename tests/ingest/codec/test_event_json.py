@@ -1,9 +1,10 @@
 """Events as JSON: the fast orjson encoding against a plain, field-by-field reading of the event,
-and the compact rows a store keeps against the full documents."""
+and the compact rows the memory records keep against the full documents."""
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import json
 from datetime import UTC, datetime
 from enum import Enum
@@ -13,20 +14,23 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.error_codes import ErrorCode
-from engine.events import DomainEvent, PaymentReceived, PlannedStep, StepFailed, event_ids
+from engine.events import DomainEvent, PaymentReceived, PlannedStep, StepAttempted, StepFailed, event_ids
 from engine.failure_details import FailureDetails
+from engine.methods import PaymentMethod
 from engine.money import Currency
 from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
 from engine.validation import IssueSeverity, ValidationIssue
 from ingest.codec.event_json import (
+    _plain_row,
     event_document,
     event_json,
-    event_row,
     event_values,
-    rows_json,
+    events_rows,
     rows_to_json,
 )
 from tests.strategies import EVENT_STRATEGIES, events
+
+AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
 
 
 def _expected(value: object) -> object:
@@ -68,9 +72,7 @@ def test_an_events_document_is_written_as_its_json(event: DomainEvent) -> None:
 @settings(max_examples=200)
 @given(st.lists(events, min_size=1, max_size=8))
 def test_stored_rows_read_back_as_the_full_documents_in_order(stored: list[DomainEvent]) -> None:
-    rows = b",".join(event_row(event) for event in stored)
-
-    assert rows_to_json(rows) == [json.loads(event_json(event)) for event in stored]
+    assert rows_to_json(events_rows(stored)) == [json.loads(event_json(event)) for event in stored]
 
 
 def test_a_row_is_the_type_then_the_values_in_field_order() -> None:
@@ -86,28 +88,23 @@ def test_a_row_is_the_type_then_the_values_in_field_order() -> None:
         validation_issues=(issue,),
     )
 
-    assert json.loads(event_row(event)) == [
+    assert event_values(event) == (
         "PaymentReceived",
         "pay_1",
         "req_1",
         "m_1",
-        "2026-11-26T08:00:00Z",
+        datetime(2026, 11, 26, 8, 0, tzinfo=UTC),
         True,
         1000,
         "USD",
         None,
         None,
-        [
-            {
-                "field": "amount",
-                "code": "coerced",
-                "message": "read 10.00 as 1000",
-                "severity": "warning",
-                "raw": None,
-            }
-        ],
-    ]
-    assert rows_to_json(b"") == []
+        ("amount", "coerced", "read 10.00 as 1000", "warning", None),
+    )
+    issues = event_values(event)[-1]
+    assert isinstance(issues, tuple)
+    assert type(issues[3]) is str  # the enum's value, not the member
+    assert rows_to_json(()) == []
 
 
 def test_a_failed_step_shows_whether_it_may_be_retried() -> None:
@@ -143,13 +140,10 @@ def test_a_failed_step_shows_whether_it_may_be_retried() -> None:
         "failure_details": None,
     }
     assert json.loads(event_json(declined))["retryable"] is False
-    assert [row["retryable"] for row in rows_to_json(event_row(timed_out) + b"," + event_row(declined))] == [
-        True,
-        False,
-    ]
+    assert [row["retryable"] for row in rows_to_json(events_rows([timed_out, declined]))] == [True, False]
 
 
-def test_a_row_stored_before_a_field_was_added_reads_it_as_null() -> None:
+def test_a_failed_steps_details_read_back_as_their_object() -> None:
     ids = event_ids(
         PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
     )
@@ -162,19 +156,14 @@ def test_a_row_stored_before_a_field_was_added_reads_it_as_null() -> None:
         latency_ms=30,
         failure_details=FailureDetails(code="amount_too_small", param="amount"),
     )
-    row = json.loads(event_row(failed))
-    older = json.dumps(row[:-1]).encode()  # a row written before StepFailed had failure_details
+    without = dataclasses.replace(failed, failure_details=None)
 
-    (document,) = rows_to_json(older)
+    documents = rows_to_json(events_rows([failed, without]))
 
-    assert document["failure_details"] is None
-    assert rows_to_json(event_row(failed))[0]["failure_details"] == {
-        "type": None,
-        "code": "amount_too_small",
-        "decline_code": None,
-        "param": "amount",
-        "message": None,
-    }
+    assert [document["failure_details"] for document in documents] == [
+        {"type": None, "code": "amount_too_small", "decline_code": None, "param": "amount", "message": None},
+        None,
+    ]
 
 
 @settings(max_examples=100)
@@ -192,8 +181,8 @@ def test_a_log_lines_event_is_encoded_from_a_dict_not_the_slotted_event(event: D
 
 
 def _row_as_orjson_wrote_it(event: DomainEvent) -> bytes:
-    """A row as the records encoded it before their rows held dicts: every field's value handed to
-    orjson as it is (the dataclasses an event holds too), a currency as its code, a time in UTC."""
+    """A row as the records encoded it before they kept rows unencoded: every field's value handed
+    to orjson as it is (the dataclasses an event holds too), a currency as its code, a time in UTC."""
     values = [event.event_type, *(getattr(event, field.name) for field in dataclasses.fields(event))]
     wire = [
         value.code
@@ -206,28 +195,68 @@ def _row_as_orjson_wrote_it(event: DomainEvent) -> bytes:
     return orjson.dumps(wire, option=orjson.OPT_UTC_Z)
 
 
+def _documents_as_read_before(encoded: bytes) -> list[dict[str, object]]:
+    """What the records read back from those bytes: each row's values named by its kind's fields."""
+    names = {kind.event_type: [field.name for field in dataclasses.fields(kind)] for kind in EVENT_STRATEGIES}
+    return [
+        {"type": kind, **dict(zip(names[kind], values, strict=True))}
+        for kind, *values in orjson.loads(encoded)
+    ]
+
+
 @settings(max_examples=200)
 @given(st.lists(events, max_size=6), st.sampled_from(list(EVENT_STRATEGIES)), st.data())
-def test_a_payments_rows_are_the_bytes_orjson_wrote_from_the_events_themselves(
+def test_a_payments_rows_read_back_as_the_documents_read_from_the_bytes_kept_before(
     stored: list[DomainEvent], kind: type[DomainEvent], data: st.DataObject
 ) -> None:
-    """The bytes the memory records keep for a payment's events (rows_json of their rows) are the
-    ones they kept when orjson was given the events' dataclasses; every kind is among them."""
+    """The memory records once kept a payment's events as the bytes orjson wrote of them; the
+    documents read back from the rows they keep now are the same, value for value and key for key
+    (in order): a plan's steps, validation issues, failure details, currencies, enums, and
+    timestamps in any zone; every kind is among them."""
     stored.append(data.draw(EVENT_STRATEGIES[kind]))
+    before = _documents_as_read_before(
+        b"[" + b",".join(_row_as_orjson_wrote_it(event) for event in stored) + b"]"
+    )
 
-    encoded = rows_json([event_values(event) for event in stored])
+    documents = rows_to_json(events_rows(stored))
 
-    assert encoded == b",".join(_row_as_orjson_wrote_it(event) for event in stored)
-    assert rows_to_json(encoded) == [json.loads(event_json(event)) for event in stored]
+    assert documents == before
+    assert [list(document.items()) for document in documents] == [
+        list(document.items()) for document in before
+    ]
+    assert orjson.dumps(documents) == orjson.dumps(before)
 
 
 @settings(max_examples=100)
 @given(events)
-def test_a_stored_rows_values_hold_dicts_not_the_slotted_dataclasses(event: DomainEvent) -> None:
-    """orjson formats and discards an AttributeError for each slotted dataclass it writes (it looks
-    for ``__dict__`` first): a plan's steps and a request's validation issues, four a two-step
-    payment, reach it from the memory records' rows as dicts."""
+def test_a_row_made_value_by_value_is_the_generated_one(event: DomainEvent) -> None:
+    """What the records fall back to when a value is not of its field's type (a string where an
+    enum belongs) is the row the generated function makes."""
+    assert _plain_row(event) == event_values(event)
+    loose = StepAttempted(
+        **event_ids(event.payment_id, event.request_id, event.merchant_id, AT),
+        step_index=0,
+        processor_id=ProcessorId("p"),
+        attempt=1,
+        method=PaymentMethod.CARD,
+        amount_cents=1,
+        idempotency_key="k",
+    )
+    object.__setattr__(loose, "method", "card")  # as an unchecked constructor could leave it
+    assert events_rows([event, loose]) == (event_values(event), _plain_row(loose))
+    assert rows_to_json(events_rows([loose]))[0]["method"] == "card"
+
+
+@settings(max_examples=100)
+@given(events)
+def test_a_stored_row_holds_plain_values_the_collector_stops_tracking(event: DomainEvent) -> None:
+    """A long-running memory service keeps a row for every event: a row the collector tracks (one
+    holding an enum member or a dataclass) would be walked by every full collection for good."""
     row = event_values(event)
-    held = [value for value in row if value is not None]
-    held += [item for value in held if type(value) is tuple for item in value]
-    assert not any(dataclasses.is_dataclass(value) for value in held)
+    for _ in range(4):  # a tuple is dropped from view once those it holds are: a level a collection at worst
+        gc.collect()
+    assert not gc.is_tracked(row)
+    held = [value for value in row if type(value) is tuple]
+    held += [item for value in held for item in value if type(item) is tuple]
+    assert not any(gc.is_tracked(value) for value in held)
+    assert not any(isinstance(value, Enum) for value in (*row, *(item for value in held for item in value)))

@@ -31,6 +31,7 @@ import secrets
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
+from functools import partial
 from urllib.parse import parse_qsl
 
 from engine.config import MerchantConfig
@@ -193,6 +194,27 @@ def _refused_for_query(parsed: ParsedRequest, query: bytes) -> ParsedRequest:
     return replace(parsed, context=None, issues=(*parsed.issues, *found))
 
 
+def _hand_over(answer: asyncio.Future[PaymentAnswer], done: asyncio.Task[PaymentAnswer]) -> None:
+    """Give the request waiting on ``answer`` what its payment's task ``done`` ended with.
+
+    The request waits on ``answer``, not on the task: a request cancelled (its server stopping)
+    cancels ``answer`` only, and the payment goes on. That is what ``asyncio.shield`` does, but
+    shield's outer future has a callback of its own (a second turn of the event loop) and builds
+    two closures a call: 30,000 instructions a payment, 2.6 % of the benchmark's."""
+    if answer.cancelled():  # nobody waits for it any more
+        if not done.cancelled():
+            done.exception()  # taken, so that asyncio does not log it as never retrieved
+        return
+    if done.cancelled():
+        answer.cancel()
+        return
+    error = done.exception()
+    if error is not None:
+        answer.set_exception(error)
+    else:
+        answer.set_result(done.result())
+
+
 @dataclass(frozen=True, slots=True)
 class CutShort:
     """A payment whose answer the stopping server did not wait for."""
@@ -345,21 +367,30 @@ class PaymentDesk:
             if claimed is not None:  # a refused request keeps no key
                 await self._idempotency.release(merchant_id, claimed)
             raise
-        self._tasks.add(task)
-
-        def ended(done: asyncio.Task[PaymentAnswer]) -> None:
-            # The payment counts until it ends, also when its client has gone. One callback, not
-            # one for each: every callback is a turn of the event loop (about 1.3 µs).
-            self._tasks.discard(done)
-            self._leave(merchant_id, admission)
-
-        task.add_done_callback(ended)
         try:
-            return await asyncio.shield(task)
+            return await self._follow(task, merchant_id, admission)
         except asyncio.CancelledError:
             # The server is stopping without waiting: see ingest.api.front.
             CUT_SHORT.set(CutShort(ctx.payment_id, keyed=claimed is not None))
             raise
+
+    def _follow(
+        self, task: asyncio.Task[PaymentAnswer], merchant_id: MerchantId, admission: Admission
+    ) -> asyncio.Future[PaymentAnswer]:
+        """The future the payment running in ``task`` gives its answer in (:func:`_hand_over`);
+        the payment counts until the task ends, also when its client has gone."""
+        self._tasks.add(task)
+
+        def ended(done: asyncio.Task[PaymentAnswer]) -> None:
+            # One callback for the desk, not one for each: every callback is a turn of the event
+            # loop (about 1.3 µs).
+            self._tasks.discard(done)
+            self._leave(merchant_id, admission)
+
+        task.add_done_callback(ended)
+        answer: asyncio.Future[PaymentAnswer] = task.get_loop().create_future()
+        task.add_done_callback(partial(_hand_over, answer))
+        return answer
 
     def _enter(self, merchant: MerchantConfig) -> Admission:
         """Count one more payment of ``merchant`` and let it in to the writer (its admission, to

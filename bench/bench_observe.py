@@ -11,15 +11,22 @@ Two in-process apps, in-memory records, no ledger journal, the process pinned to
 
 ``POST /v1/payments`` is driven straight through the ASGI callable (scope, receive and send built
 here, no HTTP client): what differs between the two runs is payorch's telemetry, not a client. Each
-round builds a fresh app of each kind, warms it up, then sends ``PAYMENTS`` payments 32 in flight
-and ``SEQUENTIAL`` one at a time, each with its own ``Idempotency-Key``. Per payment:
+round builds a fresh app of each kind, starts both and warms both up, then measures them in
+``PAIRS`` pairs of chunks, one chunk of each app per pair (which goes first alternates): a chunk is
+``CHUNK`` payments 32 in flight, or ``SEQUENTIAL_CHUNK`` one at a time, each with its own
+``Idempotency-Key``. Per payment:
 
 * CPU: ``time.process_time`` (every thread of the process, the telemetry drains included) from the
-  first request until both drains have delivered everything put on them;
-* wall: from the first request until the last answer.
+  chunk's first request until both drains have delivered everything put on them;
+* wall: from the chunk's first request until its last answer.
 
-The rounds alternate on and off; the best of each is compared (the medians are printed too): on a
-shared two-core machine the worst rounds measure the neighbours. Every span and log line of the
+The headline is the **median of the paired differences** (on minus off, each pair measured within
+a second of itself), over every pair of every round. On a shared two-core machine the speed of the
+whole machine drifts by 10-20 % within minutes; each pair's two chunks see the same drift, so it
+cancels in their difference, and the median ignores the pairs a neighbour's burst spoiled. The
+best-best and median-median figures of the earlier method (the best round of each app, five
+rounds, one app at a time) are printed beside it: their rounds measured the two apps a minute
+apart, and two rounds of unchanged code differed by up to 21 µs. Every span and log line of the
 measured payments must have reached its sink, with nothing dropped, or the run fails: a
 telemetry that silently dropped would look cheap.
 """
@@ -35,6 +42,7 @@ import statistics
 import tempfile
 import time
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,9 +62,10 @@ PATH = "/v1/payments"
 BODY = b'{"amount": 10000, "currency": "USD"}'
 IN_FLIGHT = 32
 WARMUP = 600  # payments per app before measuring (half concurrent, half one at a time)
-PAYMENTS = 3000  # measured per round, 32 in flight
-SEQUENTIAL = 1500  # measured per round, one at a time
-ROUNDS = 5  # of each configuration, alternating
+CHUNK = 1000  # payments of one measured chunk, 32 in flight
+SEQUENTIAL_CHUNK = 500  # payments of one measured chunk, one at a time
+PAIRS = 6  # pairs of chunks (one of each app) per round and concurrency
+ROUNDS = 3  # each with a fresh app of each configuration
 TARGET_US = 60.0
 #: Room in each drain for a whole round: the bench counts what delivering everything costs, so a
 #: drain that falls behind under a saturating in-process load must not drop (the default is 8192).
@@ -290,61 +299,82 @@ class Bench:
         return sample
 
 
-async def _round(telemetry: bool, samples: Samples) -> None:
+async def _round(on: Samples, off: Samples) -> None:
+    """A fresh app of each configuration, both started and warmed up, then measured in pairs."""
     with tempfile.TemporaryDirectory(prefix="payorch-bench-observe-") as folder:
-        bench = Bench(telemetry, Path(folder))
-        async with bench.app.router.lifespan_context(bench.app):
-            await bench.warm_up()
-            samples.concurrent.append(await bench.measure(PAYMENTS, concurrent=True))
-            samples.sequential.append(await bench.measure(SEQUENTIAL, concurrent=False))
-        bench.stream.close()
-    # The lifespan froze what existed at its start (gc.freeze): let the next app start clean.
+        benches = {True: Bench(True, Path(folder) / "on"), False: Bench(False, Path(folder) / "off")}
+        samples = {True: on, False: off}
+        try:
+            async with AsyncExitStack() as stack:
+                for bench in benches.values():
+                    await stack.enter_async_context(bench.app.router.lifespan_context(bench.app))
+                for bench in benches.values():
+                    await bench.warm_up()
+                for pair in range(PAIRS):
+                    # Alternate which goes first, so that neither always follows the other's leftovers.
+                    order = (True, False) if pair % 2 == 0 else (False, True)
+                    for telemetry in order:
+                        sample = await benches[telemetry].measure(CHUNK, concurrent=True)
+                        samples[telemetry].concurrent.append(sample)
+                    for telemetry in order:
+                        sample = await benches[telemetry].measure(SEQUENTIAL_CHUNK, concurrent=False)
+                        samples[telemetry].sequential.append(sample)
+        finally:
+            for bench in benches.values():
+                bench.stream.close()
+    # The lifespans froze what existed at their start (gc.freeze): let the next apps start clean.
     gc.unfreeze()
     gc.collect()
 
 
 async def _measure_all() -> tuple[Samples, Samples]:
     on, off = Samples(), Samples()
-    for index in range(ROUNDS):
-        # Alternate which goes first, so that neither always follows the other's leftovers.
-        order = ((True, on), (False, off)) if index % 2 == 0 else ((False, off), (True, on))
-        for telemetry, samples in order:
-            await _round(telemetry, samples)
+    for _ in range(ROUNDS):
+        await _round(on, off)
     return on, off
 
 
 # -- report ---------------------------------------------------------------------------------------
 
 
-def _best(samples: list[Sample], attribute: str) -> float:
-    return min(float(getattr(sample, attribute)) for sample in samples)
-
-
-def _median(samples: list[Sample], attribute: str) -> float:
-    return statistics.median(float(getattr(sample, attribute)) for sample in samples)
-
-
 def _note(line: str) -> None:
     print(f"  observe: {line}", flush=True)
+
+
+def paired_overhead(on: Sequence[float], off: Sequence[float]) -> tuple[float, float, float]:
+    """The median of the differences ``on[i] - off[i]`` (pairs measured together), with the
+    lower and upper quartiles of those differences: how far the pairs spread."""
+    if len(on) != len(off) or not on:
+        raise BenchError(f"{len(on)} samples with telemetry on against {len(off)} off: not pairs")
+    differences = sorted(a - b for a, b in zip(on, off, strict=True))
+    if len(differences) == 1:
+        return differences[0], differences[0], differences[0]
+    lower, median, upper = statistics.quantiles(differences, n=4, method="inclusive")
+    return median, lower, upper
 
 
 def _comparisons(on: list[Sample], off: list[Sample], how: str, *, headline: bool) -> list[Comparison]:
     found: list[Comparison] = []
     for attribute, what in (("cpu_us", "CPU"), ("wall_us", "wall")):
-        best_on, best_off = _best(on, attribute), _best(off, attribute)
-        median_on, median_off = _median(on, attribute), _median(off, attribute)
+        on_values = [float(getattr(sample, attribute)) for sample in on]
+        off_values = [float(getattr(sample, attribute)) for sample in off]
+        paired, lower, upper = paired_overhead(on_values, off_values)
+        median_off = statistics.median(off_values)
         _note(
-            f"{how}, {what} per payment: on best {best_on:.1f} µs (median {median_on:.1f}), "
-            f"off best {best_off:.1f} µs (median {median_off:.1f}); overhead best-best "
-            f"{best_on - best_off:.1f} µs, median-median {median_on - median_off:.1f} µs"
+            f"{how}, {what} per payment: overhead median of {len(on_values)} paired differences "
+            f"{paired:.1f} µs (quartiles {lower:.1f} to {upper:.1f}); on best {min(on_values):.1f} µs "
+            f"(median {statistics.median(on_values):.1f}), off best {min(off_values):.1f} µs "
+            f"(median {median_off:.1f}); best-best {min(on_values) - min(off_values):.1f} µs, "
+            f"median-median {statistics.median(on_values) - median_off:.1f} µs"
         )
         found.append(
             Comparison(
-                name=f"observability overhead per two-step payment, {what} ({how}, all on - all off)",
+                name=f"observability overhead per two-step payment, {what} ({how}, all on - all off, "
+                "median of paired chunks)",
                 unit="µs",
-                measured=best_on - best_off,
-                baseline=best_off,
-                baseline_name="the payment with telemetry off",
+                measured=paired,
+                baseline=median_off,
+                baseline_name="the payment with telemetry off (median)",
                 absolute_target=TARGET_US if what == "CPU" and headline else None,
                 lower_is_better=True,
                 decimals=1,
@@ -371,8 +401,8 @@ def run() -> list[Comparison]:
     _note(
         f"telemetry on: {statistics.mean(s.spans for s in exported):.2f} spans and "
         f"{statistics.mean(s.lines for s in exported):.2f} JSON log lines exported per payment, "
-        f"none dropped ({ROUNDS} rounds of {PAYMENTS:,} payments x{IN_FLIGHT} "
-        f"and {SEQUENTIAL:,} one at a time)"
+        f"none dropped ({ROUNDS} rounds of {PAIRS} pairs of chunks: {CHUNK:,} payments x{IN_FLIGHT}, "
+        f"and {SEQUENTIAL_CHUNK:,} one at a time)"
     )
     return [
         *_comparisons(on.concurrent, off.concurrent, f"{IN_FLIGHT} in flight", headline=True),

@@ -1,9 +1,12 @@
-"""bench_observe's own count of the log lines that reached the stream: the check that a telemetry
-which silently dropped lines cannot look cheap, counted outside the timed part of a round."""
+"""bench_observe's own parts: its count of the log lines that reached the stream (the check that a
+telemetry which silently dropped lines cannot look cheap, counted outside the timed part of a
+round), and the paired overhead its headline reports."""
 
 from __future__ import annotations
 
-from bench.bench_observe import CountingDevNull
+import pytest
+
+from bench.bench_observe import BenchError, CountingDevNull, paired_overhead
 
 
 def test_every_line_written_is_counted_once_however_it_is_read() -> None:
@@ -20,3 +23,18 @@ def test_every_line_written_is_counted_once_however_it_is_read() -> None:
         assert stream.lines == 4
     finally:
         stream.close()
+
+
+def test_the_overhead_is_the_median_of_paired_differences_with_their_quartiles() -> None:
+    # The pairs drift together (the machine slowed between them): their differences do not.
+    on = [110.0, 150.0, 131.0, 300.0, 112.0]
+    off = [50.0, 90.0, 70.0, 100.0, 49.0]
+    assert paired_overhead(on, off) == (61.0, 60.0, 63.0)
+    assert paired_overhead([5.0], [2.0]) == (3.0, 3.0, 3.0)
+
+
+def test_samples_that_are_not_pairs_are_refused() -> None:
+    with pytest.raises(BenchError, match="not pairs"):
+        paired_overhead([1.0, 2.0], [1.0])
+    with pytest.raises(BenchError, match="not pairs"):
+        paired_overhead([], [])

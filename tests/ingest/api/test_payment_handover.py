@@ -60,8 +60,8 @@ async def test_a_payment_whose_request_is_cancelled_runs_to_its_end_and_keeps_it
 
 async def test_a_payment_answer_schedules_no_callback_of_its_own(app: Any) -> None:
     """Each callback is a turn of the event loop (measured: about 12,000 instructions a payment
-    for one). Beside the tasks' own steps and wake-ups, a payment schedules only its task's two
-    callbacks (the desk's bookkeeping and the hand-over, see test_payment_path_cost.py):
+    for one). Beside the tasks' own steps and wake-ups, a payment schedules only its task's one
+    callback (the desk's bookkeeping and the hand-over, see test_payment_path_cost.py):
     ``asyncio.shield`` scheduled a third, on its outer future."""
     loop = asyncio.get_running_loop()
     scheduled: list[str] = []
@@ -81,3 +81,20 @@ async def test_a_payment_answer_schedules_no_callback_of_its_own(app: Any) -> No
         del loop.call_soon
     assert answer.status == 200
     assert scheduled == []
+
+
+async def test_the_answer_is_handed_over_even_when_the_desk_s_bookkeeping_fails(
+    app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hand-over shares its callback with the desk's bookkeeping: a bug there must not leave
+    the request waiting for ever on an answer its payment has."""
+    desk = app.state.parts.desk
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("the desk's bookkeeping failed")
+
+    monkeypatch.setattr(type(desk), "_leave", broken)  # a class with slots
+    answer = await asyncio.wait_for(
+        call(app, "POST", PAYMENTS, [ACME, JSON], body_of(b'{"amount": 1250}')), timeout=10
+    )
+    assert (answer.status, answer.json()["status"]) == (200, "succeeded")

@@ -118,6 +118,7 @@ class SpanRecord:
         token = self._token
         if token is not None:
             current.reset(token)
+            self._token = None  # it holds the span current before: kept, spans chain (test_span_lifetime)
         on_end = self.on_end
         if on_end is not None:
             self.on_end = None

@@ -20,7 +20,7 @@ from engine.contracts import ContractViolation
 from engine.events import DomainEvent, PaymentCompleted, PaymentFailed, PaymentReceived
 from engine.results import CompositeResult
 from engine.shards import PART_MASK, ShardedDict
-from ingest.codec.event_json import events_rows, rows_to_json
+from ingest.codec.event_json import events_json, stored_json_to_documents
 from ingest.codec.result_json import PROCESSING, REJECTED, JsonObject, running_to_json
 from ingest.store.admission import NOTHING_ADMITTED, Admission
 
@@ -222,13 +222,12 @@ class Records(Protocol):
 class MemoryRecords:
     """Everything in memory, for a process without a data store and for tests.
 
-    Results are kept as their JSON bytes and a payment's events as tuples of plain values
-    (strings, numbers, datetimes: ``ingest.codec.event_json.events_rows``), not as objects: the
-    garbage collector never tracks bytes, and stops tracking such tuples within a collection or
-    two, whereas objects kept would make every full collection longer with every payment
-    kept (about 300 ms per collection after 20,000 payments here, all of it added to some
-    request's latency). A payment's events wait as they are until its last one (or its result,
-    or a read); its rows are then made together, and encoded as JSON only when read.
+    Results and a payment's events are kept as JSON bytes (``ingest.codec.event_json.events_json``),
+    not as objects: the garbage collector never tracks bytes, whereas objects kept would make
+    every full collection longer with every payment kept (about 300 ms per collection after
+    20,000 payments here, all of it added to some request's latency), and tuples of them
+    outlived young collections. A payment's events wait as they are until its last one (or its
+    result, or a read); its rows are then made and encoded together, in one call.
     """
 
     __slots__ = (
@@ -248,8 +247,8 @@ class MemoryRecords:
 
     def __init__(self) -> None:
         self.events_written = 0
-        #: By payment id: its events' rows (``ingest.codec.event_json.events_rows``).
-        self._events: ShardedDict[str, tuple[tuple[object, ...], ...]] = ShardedDict()
+        #: By payment id: its events' rows as JSON (``ingest.codec.event_json.events_json``).
+        self._events: ShardedDict[str, bytes] = ShardedDict()
         self._pending: dict[str, list[DomainEvent]] = {}  # payments in flight only
         #: By payment id: its merchant, its result's document, and its status.
         self._results: ShardedDict[str, tuple[str, bytes, str]] = ShardedDict()
@@ -293,8 +292,8 @@ class MemoryRecords:
         if events:
             part = self._event_parts[hash(payment_id) & PART_MASK]
             stored = part.get(payment_id)
-            rows = events_rows(events)
-            part[payment_id] = rows if stored is None else stored + rows
+            encoded = events_json(events)
+            part[payment_id] = encoded if stored is None else stored + b"," + encoded
 
     async def record_violation(self, violation: ContractViolation) -> None:
         self._violations.append(violation)
@@ -373,7 +372,7 @@ class MemoryRecords:
 
     def _events_of(self, payment_id: str) -> list[JsonObject]:
         self._keep(payment_id)
-        return rows_to_json(self._events.get(payment_id, ()))
+        return stored_json_to_documents(self._events.get(payment_id, b""))
 
     def keep_left(self, payment_id: str, first_seq: int) -> None:
         """Nothing is recovered into memory: every payment received here is in ``_received``."""

@@ -303,23 +303,50 @@ def _plain(value: object) -> object:
     return value
 
 
-def rows_to_json(rows: Sequence[tuple[object, ...]]) -> list[dict[str, object]]:
-    """Stored rows (:func:`event_values`) as the documents :func:`event_json` gives, in order.
+def events_json(events: Sequence[DomainEvent]) -> bytes:
+    """The events' rows (:func:`events_rows`) as JSON, comma-separated without brackets (two
+    payments' are joined with a comma): what the memory records keep of a payment's events once
+    it ends, read back by :func:`stored_json_to_documents`.
 
-    They are encoded as :func:`event_json` encodes a document's values (orjson, ``OPT_UTC_Z``, a
-    time in UTC: the engine clock is UTC, another offset is shown in UTC) and read back, so that
-    every value reads as it does there; the values of the dataclasses a row holds become their
-    dicts again.
-    """
-    in_utc = [
+    Bytes, which the collector never looks at. Kept as tuples, a row holding a tuple (a
+    PaymentReceived's issues, a PlanBuilt's steps) and each payment's tuple of rows outlived
+    their first collection (the collector checks the outer tuple before the inner one it has just
+    moved), so every payment left tuples for the next generation: its collections took 7-10 ms
+    instead of 2-4 at 30,000 payments, in one pause each. The encoding costs about 1.5 µs a payment;
+    the slice makes bytes of their own length (orjson's keep its whole buffer)."""
+    rows: Sequence[tuple[object, ...]] = events_rows(events)
+    for event in events:
+        if event.timestamp.tzinfo is not UTC:
+            rows = _in_utc(rows)
+            break
+    return orjson.dumps(rows, option=orjson.OPT_UTC_Z)[1:-1]
+
+
+def _in_utc(rows: Sequence[tuple[object, ...]]) -> list[tuple[object, ...]]:
+    """The rows with every time in UTC: the engine clock is UTC; another offset is shown in UTC."""
+    return [
         tuple(
             value.astimezone(UTC) if type(value) is datetime and value.tzinfo is not UTC else value
             for value in row
         )
         for row in rows
     ]
+
+
+def rows_to_json(rows: Sequence[tuple[object, ...]]) -> list[dict[str, object]]:
+    """Rows (:func:`event_values`) as the documents :func:`event_json` gives, in order: encoded as
+    :func:`events_json` encodes them, and read back by :func:`stored_json_to_documents`."""
+    return stored_json_to_documents(orjson.dumps(_in_utc(rows), option=orjson.OPT_UTC_Z)[1:-1])
+
+
+def stored_json_to_documents(stored: bytes) -> list[dict[str, object]]:
+    """What :func:`events_json` kept, as the documents :func:`event_json` gives, in order: every
+    value reads as it does there, and the values of the dataclasses a row holds become their
+    dicts again."""
     documents: list[dict[str, object]] = []
-    for kind, *values in orjson.loads(orjson.dumps(in_utc, option=orjson.OPT_UTC_Z)):
+    if not stored:
+        return documents
+    for kind, *values in orjson.loads(b"[" + stored + b"]"):
         shape = _BY_TYPE[kind]
         for held in shape.held:
             values[held.at] = held.document(values[held.at])

@@ -5,8 +5,9 @@ issues as objects, and tuples as arrays.
 :func:`event_values` is the compact form the memory records keep: ``("StepSucceeded", value,
 ...)``, the values in field order, each a plain value (a string, number, bool, ``None`` or
 datetime; an enum as its value, a currency as its code, a dataclass the event holds as the tuple
-of its values), so that the collector stops tracking the row within a collection or two.
-:func:`rows_to_json` reads such rows back into the objects :func:`event_json` gives.
+of its values). :func:`events_json` encodes a payment's rows together, as the memory records keep
+them, and :func:`stored_json_to_documents` reads them back into the objects :func:`event_json`
+gives.
 
 orjson writes dataclasses, datetimes (RFC 3339, ``Z``), enums and tuples itself, so most events are
 encoded straight from the object, with the ``type`` spliced in front. Events with a ``Currency``
@@ -69,9 +70,9 @@ def _generated(
     for the same reason: orjson took about 5.8k instructions for each, their dicts about a fifth
     of that.
 
-    The row is not encoded at all: the memory records keep it as it is, and encode it only when
-    it is read (:func:`rows_to_json`), which a payment rarely is. Its values are tuples, strings,
-    numbers and datetimes only, none of which the collector tracks for long."""
+    The row is only built when a payment ends, for all its events at once, and encoded with them
+    in one call (:func:`events_json`). Its values are strings, numbers, datetimes and flat tuples
+    of them."""
     try:
         hints = get_type_hints(kind)
     except (NameError, TypeError):  # an annotation that does not resolve: orjson writes the field
@@ -251,8 +252,8 @@ def event_fields(event: DomainEvent) -> dict[str, object]:
 def event_values(event: DomainEvent) -> tuple[object, ...]:
     """The event's stored row: its type, then its fields' values in field order, each a plain
     value (a currency as its code, an enum as its value, a dataclass it holds as the tuple of its
-    fields' values, the timestamp as it is, in whatever zone): a tuple the collector stops
-    tracking at its first collection, as :func:`rows_to_json` reads it back."""
+    fields' values, the timestamp as it is, in whatever zone), as :func:`rows_to_json` reads it
+    back."""
     return _shape(type(event)).row(event)
 
 
@@ -268,9 +269,8 @@ _ROWS = _Rows()
 
 
 def events_rows(events: Sequence[DomainEvent]) -> tuple[tuple[object, ...], ...]:
-    """The events' stored rows (:func:`event_values`), in order: what the memory records keep of
-    a payment's events, made in one call once it ends. (One flat tuple of all their values would
-    be fewer objects for the collector to drop, but joining the rows cost more than that saves.)"""
+    """The events' stored rows (:func:`event_values`), in order, made in one call once a payment
+    ends (:func:`events_json` encodes them)."""
     rows = _ROWS
     try:
         return tuple([rows[type(event)](event) for event in events])

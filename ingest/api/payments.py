@@ -487,7 +487,11 @@ class PaymentDesk:
             await self._monitor.record_violation(
                 KEY_REUSED,
                 request_id,
-                "Idempotency-Key reused with a different request body",
+                # The header's wording as it always was; a body's key is named as the body gave it
+                # (the violation said "Idempotency-Key" for a key the client sent in its body).
+                "Idempotency-Key reused with a different request body"
+                if given_as == HEADER_KEY
+                else "idempotency_key (in the body) reused with a different request body",
                 merchant_id=merchant.merchant_id,
             )
             raise ApiProblem(

@@ -228,6 +228,35 @@ async def test_a_reused_key_is_named_where_the_request_gave_it(app: object) -> N
     assert "(the Idempotency-Key header)" in str(in_header[1].json()["detail"])
 
 
+async def test_a_reused_keys_violation_names_where_the_request_gave_it(app: object) -> None:
+    """The ``idempotency/key-reused`` violation of a key sent in the body said "Idempotency-Key
+    reused", as the 422 once did: a reader of the violations looked for a header the client never
+    sent."""
+    keyed = (b"idempotency-key", b"k-header")
+    for n in (1250, 1251):
+        await call(
+            app,
+            "POST",
+            "/v1/payments",
+            [ACME, JSON],
+            body_of(b'{"amount": %d, "idempotency_key": "k-body"}' % n),
+        )
+        await call(app, "POST", "/v1/payments", [ACME, JSON, keyed], body_of(b'{"amount": %d}' % n))
+
+    listed = await call(
+        app, "GET", "/v1/violations?contract_id=idempotency/key-reused", [ADMIN], body_of(b"")
+    )
+
+    assert listed.status == 200, listed.body
+    violations = listed.json()["violations"]
+    assert isinstance(violations, list)
+    messages = [violation["message"] for violation in violations]
+    assert sorted(messages) == [
+        "Idempotency-Key reused with a different request body",
+        "idempotency_key (in the body) reused with a different request body",
+    ]
+
+
 async def test_the_body_key_and_the_header_key_are_one_rule_in_the_openapi_document(app: object) -> None:
     """The body's key had the pattern ``^[ -~]+$``, which takes a key of spaces only, which the
     service refuses (and the header's pattern did not take)."""

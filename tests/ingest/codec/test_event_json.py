@@ -37,6 +37,7 @@ from ingest.codec.event_json import (
     event_json,
     event_values,
     events_rows,
+    refilled_event_document,
     rows_to_json,
 )
 from tests.strategies import EVENT_STRATEGIES, events
@@ -338,3 +339,18 @@ def test_held_dataclasses_are_their_fields_dicts_in_order_however_many_there_are
             for at in range(count)
         )
         assert orjson.dumps(document, option=orjson.OPT_UTC_Z) == event_json(plan)
+
+
+@settings(max_examples=100)
+@given(st.lists(events, min_size=1, max_size=12))
+def test_a_refilled_document_is_each_events_own_document(stored: list[DomainEvent]) -> None:
+    """One dict a kind, refilled event after event, holds nothing of the event before."""
+    refills = {kind: refilled_event_document(kind) for kind in {type(event) for event in stored}}
+    kept: dict[type, dict[str, object]] = {}
+    for event in stored:
+        utc = dataclasses.replace(event, timestamp=event.timestamp.astimezone(UTC))
+        document = refills[type(utc)](utc)
+        assert kept.setdefault(type(utc), document) is document
+        assert document == event_document(type(utc))(utc)
+        assert list(document) == list(event_document(type(utc))(utc))
+        assert orjson.dumps(document, option=orjson.OPT_UTC_Z) == event_json(event)

@@ -78,3 +78,28 @@ def test_each_line_of_a_batch_keeps_its_own_trace_and_span_ids() -> None:
     assert [(line["trace_id"], line["span_id"]) for line in lines] == [
         (f"{trace_id:032x}", f"{span_id:016x}") for trace_id, span_id in ids
     ]
+
+
+def test_a_writer_refills_one_document_a_kind_rather_than_building_one_a_line() -> None:
+    """Building a dict for each line and freeing it cost about 850 instructions more than setting
+    the values of one kept for the kind (seven lines a payment, on the drain's thread)."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    first, second = (
+        PaymentCompleted(
+            payment_id=PaymentId(f"pay_{n}"),
+            request_id=RequestId(f"req_{n}"),
+            merchant_id=MerchantId("m_1"),
+            timestamp=at,
+            total_amount=100 * n,
+            total_processed=100 * n,
+        )
+        for n in (1, 2)
+    )
+    out = io.BytesIO()
+    writer = LineWriter(out, TAGS)
+    document = writer._documents[PaymentCompleted]
+
+    assert document(first) is document(second)
+    writer.write([(0.0, "info", "PaymentCompleted", event, None, 1, 2) for event in (first, second)])
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["payment_id"], line["total_amount"]) for line in lines] == [("pay_1", 100), ("pay_2", 200)]

@@ -37,7 +37,17 @@ class _Shape:
     of its type and every field's value, its document as a dict, its stored row as a tuple, where
     a field may hold a ``Currency``, and the dataclasses its row holds as tuples (``held``)."""
 
-    __slots__ = ("currencies", "document", "has_currency", "held", "names", "prefix", "row", "values")
+    __slots__ = (
+        "currencies",
+        "document",
+        "has_currency",
+        "held",
+        "names",
+        "prefix",
+        "refiller",
+        "row",
+        "values",
+    )
 
     def __init__(self, kind: type[DomainEvent]) -> None:
         own = fields(kind)
@@ -48,7 +58,7 @@ class _Shape:
         self.prefix = b'{"type":' + orjson.dumps(kind.event_type) + b","
         # The type first, then every field: attrgetter of several names gives a tuple.
         self.values: Callable[[DomainEvent], tuple[object, ...]] = attrgetter("event_type", *self.names)
-        self.document, self.row, self.held = _generated(kind, self.names, self.currencies)
+        self.document, self.row, self.refiller, self.held = _generated(kind, self.names, self.currencies)
 
 
 def _generated(
@@ -56,11 +66,14 @@ def _generated(
 ) -> tuple[
     Callable[[DomainEvent], dict[str, object]],
     Callable[[DomainEvent], tuple[object, ...]],
+    Callable[[], Callable[[DomainEvent], dict[str, object]]],
     tuple[_Held, ...],
 ]:
     """Two functions of the event, each one generated expression: its document as a dict (its
     type, then every field; a currency as its code), for a log line, and its stored row as a
-    tuple of plain values (:func:`event_values`); and where that row holds dataclasses as tuples.
+    tuple of plain values (:func:`event_values`); a maker of the document function that refills
+    one dict of its own (:func:`refilled_event_document`); and where the row holds dataclasses
+    as tuples.
 
     orjson writes the slotted dataclass itself at about 12k instructions (it first looks up the
     ``__dict__`` the event lacks, which formats an AttributeError each time), the document at
@@ -88,21 +101,28 @@ def _generated(
             stored.append(value)
         elif nested is not None:
             namespace[f"_{name}"] = _nested_documenter(nested[0])
-            documented.append(nested[1].format(f"_{name}", value))
+            documented.append(_nested_document(nested[0], nested[1], f"_{name}", value))
             stored.append(_nested_row(nested[0], nested[1], value))
             held.append(_Held(at, tuple(field.name for field in fields(nested[0])), nested[1]))
         else:
             documented.append(value)
             stored.append(_stored_value(hints.get(name), value))
     members = ", ".join(f'"{name}": {value}' for name, value in zip(names, documented, strict=True))
+    empty = ", ".join(f'"{name}": None' for name in names)
+    fills = "".join(
+        f'        kept["{name}"] = {value}\n' for name, value in zip(names, documented, strict=True)
+    )
     source = (
         f'def document(event):\n    return {{"type": _type, {members}}}\n'
         f"def row(event):\n    return (_type, {', '.join(stored)})\n"
+        f'def refiller():\n    kept = {{"type": _type, {empty}}}\n'
+        f"    def refill(event):\n{fills}        return kept\n    return refill\n"
     )
     exec(source, namespace)  # noqa: S102 - generated from the dataclass's own field names
     document: Callable[[DomainEvent], dict[str, object]] = namespace["document"]  # type: ignore[assignment]
     row: Callable[[DomainEvent], tuple[object, ...]] = namespace["row"]  # type: ignore[assignment]
-    return document, row, tuple(held)
+    refiller: Callable[[], Callable[[DomainEvent], dict[str, object]]] = namespace["refiller"]  # type: ignore[assignment]
+    return document, row, refiller, tuple(held)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,6 +194,30 @@ def _nested_row(kind: type, form: str, value: str) -> str:
     )
 
 
+def _nested_document(kind: type, form: str, function: str, value: str) -> str:
+    """The expression of a document's value of a field holding ``kind`` dataclasses (``form``, of
+    :func:`_nested`), read by ``value``: each as the dict of its fields, in order, written out
+    inline for one or two of them (a request's warnings, a plan's steps), and made by ``function``
+    (:func:`_nested_documenter`) for more. A call of that function for each, through ``map``, cost
+    about 1.7k instructions a dataclass, two a payment in a PaymentReceived and two in a
+    PlanBuilt; the dict written out, about a third of that."""
+    names = [field.name for field in fields(kind)]
+
+    def document(first: str) -> str:  # the dataclass's dict, its first field read through ``first``
+        reads = [f"{first}.{names[0]}", *(f"d.{name}" for name in names[1:])]
+        return "{" + ", ".join(f'"{name}": {read}' for name, read in zip(names, reads, strict=True)) + "}"
+
+    if form.startswith("tuple"):
+        return (
+            f"(() if not (v := {value}) else ({document('(d := v[0])')},) if len(v) == 1 else "
+            f"({document('(d := v[0])')}, {document('(d := v[1])')}) if len(v) == 2 else "
+            f"{form.format(function, 'v')})"
+        )
+    if form.startswith("(None"):
+        return f"(None if (d := {value}) is None else {document('d')})"
+    return document(f"(d := {value})")
+
+
 def _nested(hint: object) -> tuple[type, str] | None:
     """The dataclass a field of this type holds (``D``, ``D | None`` or ``tuple[D, ...]``), and
     the expression giving its dict(s) from ``{0}``, the dataclass's function, and ``{1}``, the
@@ -234,6 +278,16 @@ def event_document(kind: type[DomainEvent]) -> Callable[[DomainEvent], dict[str,
     makes one call (the lookup of the event's shape and a wrapper round it cost about a fifth
     of what encoding the event does)."""
     return _shape(kind).document
+
+
+def refilled_event_document(kind: type[DomainEvent]) -> Callable[[DomainEvent], dict[str, object]]:
+    """:func:`event_document`'s function, but giving one dict of its own each call, its values
+    replaced: the caller owns it only until its next call, and only one thread may call it (a
+    log writer's drain thread, which encodes it at once). Setting the values of a dict that has
+    its keys already cost about 850 instructions less than building a new one and freeing it,
+    for each of a payment's seven log lines."""
+    refill: Callable[[DomainEvent], dict[str, object]] = _shape(kind).refiller()
+    return refill
 
 
 def event_fields(event: DomainEvent) -> dict[str, object]:

@@ -42,7 +42,7 @@ from engine.events import (
     StepFailed,
     StepSucceeded,
 )
-from ingest.codec.event_json import event_document, event_fields, event_json
+from ingest.codec.event_json import event_fields, event_json, refilled_event_document
 from ingest.observe import spans
 from ingest.observe.drain import Drain
 from ingest.parsing.masking import mask_card_numbers
@@ -175,9 +175,11 @@ class LineWriter:
             structlog.processors.JSONRenderer(serializer=orjson.dumps, option=orjson.OPT_UTC_Z),
         ]
         self._headers: dict[tuple[str, str], tuple[bytes, bytes, bytes] | None] = {}
-        #: The codec's function giving each spliced kind's event as a dict, kept for one call a line.
+        #: The codec's function giving each spliced kind's event as a dict, kept for one call a line:
+        #: the same dict each time, refilled, which is encoded at once (this writer's lines are
+        #: rendered on one thread, its drain's).
         self._documents: dict[type, Callable[[Any], dict[str, object]]] = {
-            kind: event_document(kind) for kind in (*_SPLICED, PaymentReceived)
+            kind: refilled_event_document(kind) for kind in (*_SPLICED, PaymentReceived)
         }
 
     def _render(self, level: str, event_dict: dict[str, Any]) -> bytes:

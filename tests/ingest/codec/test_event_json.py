@@ -6,15 +6,26 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
+import sys
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
+from types import FrameType
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from engine.error_codes import ErrorCode
-from engine.events import DomainEvent, PaymentReceived, PlannedStep, StepAttempted, StepFailed, event_ids
+from engine.events import (
+    DomainEvent,
+    PaymentReceived,
+    PlanBuilt,
+    PlannedStep,
+    StepAttempted,
+    StepFailed,
+    event_ids,
+)
 from engine.failure_details import FailureDetails
 from engine.methods import PaymentMethod
 from engine.money import Currency
@@ -26,6 +37,7 @@ from ingest.codec.event_json import (
     event_json,
     event_values,
     events_rows,
+    refilled_event_document,
     rows_to_json,
 )
 from tests.strategies import EVENT_STRATEGIES, events
@@ -260,3 +272,85 @@ def test_a_stored_row_holds_plain_values_the_collector_stops_tracking(event: Dom
     held += [item for value in held for item in value if type(item) is tuple]
     assert not any(gc.is_tracked(value) for value in held)
     assert not any(isinstance(value, Enum) for value in (*row, *(item for value in held for item in value)))
+
+
+def _plan_with(count: int) -> PlanBuilt:
+    steps = tuple(
+        PlannedStep(index, PaymentMethod.CARD, 100 + index, (ProcessorId(f"sim_{index}"),))
+        for index in range(count)
+    )
+    return PlanBuilt(
+        **event_ids(PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), AT),
+        total_amount_cents=sum(step.amount_cents for step in steps) or 1,
+        currency=Currency("USD"),
+        steps=steps,
+        coverage_shortfall_cents=0 if steps else 1,  # nothing planned: the whole amount short
+    )
+
+
+def _python_calls(function: Callable[[DomainEvent], object], event: DomainEvent) -> list[str]:
+    calls: list[str] = []
+
+    def profile(frame: FrameType, what: str, _: object) -> None:
+        if what == "call":
+            calls.append(frame.f_code.co_name)
+
+    sys.setprofile(profile)
+    try:
+        function(event)
+    finally:
+        sys.setprofile(None)
+    return calls
+
+
+def test_a_document_writes_one_or_two_held_dataclasses_out_without_a_call_each() -> None:
+    """A payment's PaymentReceived holds its warnings (two when the merchant and method are left
+    to the defaults) and its PlanBuilt its steps (two for a split): a call a dataclass cost about
+    1.4k instructions more than its dict written out, on the log drain's thread."""
+    issue = ValidationIssue("amount", "coerced", "read 10.00 as 1000", IssueSeverity.WARNING)
+    failed = StepFailed(
+        **event_ids(PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), AT),
+        step_index=0,
+        processor_id=ProcessorId("stripe_live"),
+        error_code=ErrorCode.UNKNOWN,
+        retryable=False,
+        latency_ms=30,
+        failure_details=FailureDetails(code="amount_too_small", param="amount"),
+    )
+    received = [
+        PaymentReceived(
+            **event_ids(PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), AT),
+            accepted=True,
+            validation_issues=(issue,) * count,
+        )
+        for count in (1, 2)
+    ]
+
+    for event in (_plan_with(1), _plan_with(2), failed, *received):
+        assert _python_calls(event_document(type(event)), event) == ["document"]
+
+
+def test_held_dataclasses_are_their_fields_dicts_in_order_however_many_there_are() -> None:
+    for count in range(4):
+        plan = _plan_with(count)
+        document = event_document(PlanBuilt)(plan)
+        assert document["steps"] == tuple(
+            {"index": at, "method": "card", "amount_cents": 100 + at, "processor_ids": (f"sim_{at}",)}
+            for at in range(count)
+        )
+        assert orjson.dumps(document, option=orjson.OPT_UTC_Z) == event_json(plan)
+
+
+@settings(max_examples=100)
+@given(st.lists(events, min_size=1, max_size=12))
+def test_a_refilled_document_is_each_events_own_document(stored: list[DomainEvent]) -> None:
+    """One dict a kind, refilled event after event, holds nothing of the event before."""
+    refills = {kind: refilled_event_document(kind) for kind in {type(event) for event in stored}}
+    kept: dict[type, dict[str, object]] = {}
+    for event in stored:
+        utc = dataclasses.replace(event, timestamp=event.timestamp.astimezone(UTC))
+        document = refills[type(utc)](utc)
+        assert kept.setdefault(type(utc), document) is document
+        assert document == event_document(type(utc))(utc)
+        assert list(document) == list(event_document(type(utc))(utc))
+        assert orjson.dumps(document, option=orjson.OPT_UTC_Z) == event_json(event)

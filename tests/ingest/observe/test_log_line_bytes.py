@@ -4,18 +4,19 @@ every line whole through the structlog chain gives."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.events import DomainEvent, PaymentCompleted
+from engine.events import DomainEvent, PaymentCompleted, PaymentReceived
 from engine.types import MerchantId, PaymentId, RequestId
 from ingest.codec.event_json import event_fields, event_json
 from ingest.observe.logs import _SPLICED, Entry, LineWriter, _ids, _splices
-from tests.strategies import events
+from tests.strategies import EVENT_STRATEGIES, events
 
 TAGS = {"service.name": "payorch", "service.version": "1.2.3", "deployment.environment.name": "test"}
 
@@ -78,3 +79,63 @@ def test_each_line_of_a_batch_keeps_its_own_trace_and_span_ids() -> None:
     assert [(line["trace_id"], line["span_id"]) for line in lines] == [
         (f"{trace_id:032x}", f"{span_id:016x}") for trace_id, span_id in ids
     ]
+
+
+def test_a_writer_refills_one_document_a_kind_rather_than_building_one_a_line() -> None:
+    """Building a dict for each line and freeing it cost about 850 instructions more than setting
+    the values of one kept for the kind (seven lines a payment, on the drain's thread)."""
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    first, second = (
+        PaymentCompleted(
+            payment_id=PaymentId(f"pay_{n}"),
+            request_id=RequestId(f"req_{n}"),
+            merchant_id=MerchantId("m_1"),
+            timestamp=at,
+            total_amount=100 * n,
+            total_processed=100 * n,
+        )
+        for n in (1, 2)
+    )
+    out = io.BytesIO()
+    writer = LineWriter(out, TAGS)
+    document = writer._documents[PaymentCompleted]
+
+    assert document(first) is document(second)
+    writer.write([(0.0, "info", "PaymentCompleted", event, None, 1, 2) for event in (first, second)])
+    lines = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [(line["payment_id"], line["total_amount"]) for line in lines] == [("pay_1", 100), ("pay_2", 200)]
+
+
+_CARD_KEY = "order 4242424242424242"  # a key holding a card number: its line goes field by field, masked
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    stored=st.fixed_dictionaries(dict(EVENT_STRATEGIES)),
+    key=st.sampled_from([None, "k-1", "a-key-longer-than-a-card-number", _CARD_KEY]),
+    zone=st.sampled_from([UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]),
+    ids=st.sampled_from([(0, 0), (0xAB, 0), (0, 0xCD), (2**128 - 1, 2**64 - 1)]),
+)
+def test_every_kind_is_written_as_rendered_whole_keys_masked_or_not_in_any_zone_with_or_without_ids(
+    stored: dict[type[DomainEvent], DomainEvent],
+    key: str | None,
+    zone: timezone,
+    ids: tuple[int, int],
+) -> None:
+    """A line of every event kind in one batch, each kind refilling its document, against the
+    chain's whole rendering: PaymentReceived with no key, short and long keys and one holding a
+    card number, every time in UTC and two other zones, lines with both ids, one or none."""
+    batch: list[Entry] = []
+    for event in stored.values():
+        moved = dataclasses.replace(event, timestamp=event.timestamp.astimezone(zone))
+        if isinstance(moved, PaymentReceived):
+            moved = dataclasses.replace(moved, idempotency_key=key)
+        batch += [(0.0, "info", moved.event_type, moved, moved.request_id, *ids)] * 2
+    out = io.BytesIO()
+
+    LineWriter(out, TAGS).write(batch)
+
+    reference = LineWriter(io.BytesIO(), TAGS)
+    assert out.getvalue() == b"".join(_whole(reference, entry) for entry in batch)
+    if key == _CARD_KEY:
+        assert b"4242424242424242" not in out.getvalue() and b"424242******4242" in out.getvalue()

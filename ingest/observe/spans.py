@@ -356,7 +356,7 @@ class Spans:
                 attributes = {**attributes, URL_PATH: mask_card_numbers(path)}
             # The SDK's fields set one by one on an :class:`ExportedSpan`, not through the SDK's
             # constructor: its call (a Python ``__init__`` reached through the type's call) and the
-            # dict its instance keeps cost about half of the span's building (test_span_export.py
+            # dict its instance keeps cost about half of the span's building (test_exported_span.py
             # holds the fields to the ones the constructor sets).
             span = new_span(ExportedSpan)
             span._name = record.name

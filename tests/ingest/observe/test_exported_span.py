@@ -4,13 +4,11 @@ gets must be the one the constructor makes, field for field, and stay so if the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from ingest.observe.spans import ExportedSpan, Spans
+from tests.ingest.observe.test_span_export import Collecting
 
 #: Every property an exporter reads (the OTLP encoder, the console exporter's ``to_json``).
 _READ = (
@@ -30,18 +28,6 @@ _READ = (
     "dropped_events",
     "dropped_links",
 )
-
-
-class Collecting(SpanExporter):
-    def __init__(self) -> None:
-        self.spans: list[ReadableSpan] = []
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        self.spans.extend(spans)
-        return SpanExportResult.SUCCESS
-
-    def shutdown(self) -> None:
-        return None
 
 
 def _constructed(span: ReadableSpan) -> ReadableSpan:

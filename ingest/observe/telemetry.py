@@ -46,6 +46,8 @@ from ingest.records import Records
 logger = logging.getLogger("payorch.observe")
 
 DROPPED = "observer/dropped"
+#: The events that tell the metrics and the spans something: the others only make a log line.
+WATCHED = frozenset({StepSucceeded, StepFailed, CompensationIssued})
 #: What fails to take a signal's items, as an ``observer/dropped`` report names it.
 _SINKS = {"spans": "the span exporter", "logs": "the log stream"}
 
@@ -134,6 +136,13 @@ class Telemetry:
     # -- the sink's tee ----------------------------------------------------------------------------
 
     def event(self, event: DomainEvent) -> None:
+        if type(event) in WATCHED:
+            self.watch(event)
+        if self.logs is not None:
+            self.logs.event(event)
+
+    def watch(self, event: DomainEvent) -> None:
+        """What an event of a :data:`WATCHED` kind tells the metrics and its span (not the log)."""
         kind = type(event)
         if kind is StepSucceeded or kind is StepFailed:
             self._attempt(event)  # type: ignore[arg-type]
@@ -145,8 +154,6 @@ class Telemetry:
             span = span_context.current.get()
             if span is not None and span.name == COMPENSATION_SPAN:
                 span.attributes[OUTCOME] = outcome  # a void or refund that failed is an ERROR span
-        if self.logs is not None:
-            self.logs.event(event)
 
     def _attempt(self, event: StepSucceeded | StepFailed) -> None:
         # Only an attempt this process made counts (not a charge found by crash recovery): its
@@ -245,6 +252,8 @@ class ObservedRecords:
     def __init__(self, records: Records, telemetry: Telemetry) -> None:
         self.inner = records
         self._telemetry = telemetry
+        self._watch = telemetry.watch
+        self._log = telemetry.logs.event if telemetry.logs is not None else None
         self._emit = records.emit
         self._record_violation = records.record_violation
         # The rest of the port, bound once (the payment path calls them).
@@ -268,7 +277,13 @@ class ObservedRecords:
 
     def emit(self, event: DomainEvent) -> Coroutine[Any, Any, None]:
         # The inner coroutine itself, not one more around it: seven of these per payment.
-        self._telemetry.event(event)
+        # :meth:`Telemetry.event`'s work, with no call of it on the way: five of a two-step
+        # payment's seven events only make a log line.
+        if type(event) in WATCHED:
+            self._watch(event)
+        log = self._log
+        if log is not None:
+            log(event)
         return self._emit(event)
 
     def record_violation(self, violation: ContractViolation) -> Coroutine[Any, Any, None]:

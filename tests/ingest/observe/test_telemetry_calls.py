@@ -4,14 +4,22 @@ held by the other tests of this folder; these keep calls taken off the path from
 
 from __future__ import annotations
 
+import io
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
 
+from engine.events import PaymentReceived, StepSucceeded, event_ids
+from engine.observer import ATTEMPT_SPAN, OUTCOME, SUCCEEDED
+from engine.types import MerchantId, PaymentId, ProcessorId, RequestId
+from ingest.api.metrics import ApiMetrics
 from ingest.observe.spans import Spans, current
+from ingest.observe.telemetry import GlobalTags, ObservedRecords, Telemetry
+from ingest.records import MemoryRecords
 
 
 def _python_calls(function: Callable[..., object], *args: object) -> list[str]:
@@ -43,3 +51,25 @@ def test_a_server_span_ends_in_one_call() -> None:
     calls = _python_calls(spans.end_server, record, token)
     assert calls == ["end_server", "__exit__", "<lambda>"]
     assert ended == ["ended"] and record.end_ns >= record.start_ns and current.get() is None
+
+
+def test_an_event_that_only_makes_a_log_line_goes_from_the_tee_to_the_log_pipe() -> None:
+    """The records' tee hands an event to the log pipe itself: :meth:`Telemetry.event` on the way
+    was one more call for each of a payment's seven events. An attempt's outcome still reaches
+    its span."""
+    telemetry = Telemetry(GlobalTags("test"), ApiMetrics(), exporter=None, log_stream=io.BytesIO())
+    tee = ObservedRecords(MemoryRecords(), telemetry)
+    ids = event_ids(
+        PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_acme"), datetime(2026, 11, 28, tzinfo=UTC)
+    )
+    received = PaymentReceived(**ids, accepted=True, amount_cents=100, idempotency_key="order-1")
+    succeeded = StepSucceeded(
+        **ids, step_index=0, processor_id=ProcessorId("stripe_sim"), latency_ms=5, amount=100
+    )
+    try:
+        assert _python_calls(tee.emit, received) == ["emit", "event", "put"]
+        with telemetry.span(ATTEMPT_SPAN, {}) as attempt:
+            assert _python_calls(tee.emit, succeeded) == ["emit", "watch", "_attempt", "event", "put"]
+            assert attempt.attributes[OUTCOME] == SUCCEEDED  # type: ignore[attr-defined]
+    finally:
+        telemetry.close()

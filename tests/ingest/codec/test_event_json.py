@@ -6,11 +6,8 @@ from __future__ import annotations
 import dataclasses
 import gc
 import json
-import sys
-from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import Enum
-from types import FrameType
 
 import orjson
 from hypothesis import given, settings
@@ -40,6 +37,7 @@ from ingest.codec.event_json import (
     refilled_event_document,
     rows_to_json,
 )
+from tests.ingest.observe.test_telemetry_calls import _python_calls
 from tests.strategies import EVENT_STRATEGIES, events
 
 AT = datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
@@ -286,21 +284,6 @@ def _plan_with(count: int) -> PlanBuilt:
         steps=steps,
         coverage_shortfall_cents=0 if steps else 1,  # nothing planned: the whole amount short
     )
-
-
-def _python_calls(function: Callable[[DomainEvent], object], event: DomainEvent) -> list[str]:
-    calls: list[str] = []
-
-    def profile(frame: FrameType, what: str, _: object) -> None:
-        if what == "call":
-            calls.append(frame.f_code.co_name)
-
-    sys.setprofile(profile)
-    try:
-        function(event)
-    finally:
-        sys.setprofile(None)
-    return calls
 
 
 def test_a_document_writes_one_or_two_held_dataclasses_out_without_a_call_each() -> None:

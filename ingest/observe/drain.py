@@ -1,9 +1,13 @@
 """A bounded buffer emptied by a thread of its own: how telemetry leaves a payment's path.
 
 :meth:`Drain.put` never waits: when the buffer is full the oldest item is dropped and counted
-(ARCHITECTURE.md decision 6). The thread hands items to ``deliver`` in batches; a ``deliver`` that
-blocks (a stalled exporter, a log pipe nobody reads) only fills the buffer, and what it fails to
-deliver is counted as dropped too.
+(ARCHITECTURE.md decision 6). While there is room it takes no lock: appending to a ``deque`` is
+one step under the interpreter lock, and the thread takes items off the other end one at a time,
+so nothing put while the thread takes a batch is lost.
+
+The thread hands items to ``deliver`` in batches; a ``deliver`` that blocks (a stalled exporter,
+a log pipe nobody reads) only fills the buffer, and what it fails to deliver is counted as
+dropped too.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -22,10 +27,15 @@ DEFAULT_INTERVAL_S = 0.2
 #: collections, which then walk them (at 512, collections took 12-26 µs per payment in
 #: bench_observe; at 64, 5-12 µs).
 WAKE_AT = 64
+#: Never put: the end marker of the iterator that takes items off the buffer one by one.
+_NEVER = object()
 
 
 class Drain(Generic[Item]):
-    """``put`` from any thread; ``deliver`` runs on the drain's thread only."""
+    """``put`` from any thread; ``deliver`` runs on the drain's thread only.
+
+    The buffer may hold one item more than ``capacity`` for each other thread putting at the same
+    moment: the room is looked at without a lock."""
 
     def __init__(
         self,
@@ -48,14 +58,19 @@ class Drain(Generic[Item]):
         self._interval_s = interval_s
         self._items: deque[Item] = deque()
         self._wake = threading.Event()
+        #: Set by the put that wakes the thread, cleared by the thread as it wakes: the puts
+        #: after it, until then, need not look at the event (a Python call each).
+        self._waking = False
         self._closed = False
+        self._finished = False  # the thread has returned: what is put now is counted here
         self._abandoned = False  # ``close`` gave up waiting: the thread counts nothing more
         # Guards the counts below; ``flush`` waits on it until every item put is handled.
         self._lock = threading.Lock()  # taken directly where nobody waits: a Condition's own
         self._state = threading.Condition(self._lock)  # ``with`` is a Python-level call
-        self._accepted = 0  # items put
-        self._handled = 0  # items delivered or dropped
-        #: Items dropped: pushed out of a full buffer, or lost by a failing ``deliver``.
+        self._taken = 0  # items taken off the buffer: by the thread, or pushed out of it
+        self._handled = 0  # of those, the ones delivered or dropped
+        #: Items dropped: pushed out of a full buffer, put after the close, or lost by a failing
+        #: ``deliver``.
         self.dropped = 0
         #: Of those, the items lost by a failing ``deliver`` (an exporter refusing them).
         self.lost = 0
@@ -65,36 +80,60 @@ class Drain(Generic[Item]):
 
     def put(self, item: Item) -> None:
         items = self._items
-        lock = self._lock
-        # Taken and released by name, not by ``with``: 13 puts a payment, and the ``with``
-        # statement's lookup and call of ``__exit__`` cost about 475 instructions a put more.
-        # The ``finally`` costs nothing unless something raises.
-        lock.acquire()
-        try:
-            self._accepted += 1
+        # No lock while there is room (13 puts a payment): the append is one step under the
+        # interpreter lock, and only the thread (or a full buffer's push, under the lock) takes
+        # items off the other end. A lock taken and released cost about a third of a put.
+        if len(items) < self._capacity and not self._closed:
+            items.append(item)
+            # Read again: another thread may have closed the drain between the look and the
+            # append (which mypy, narrowing ``_closed`` to False, cannot know).
+            if self._closed:
+                self._settle()  # type: ignore[unreachable]
+            elif len(items) >= self._wake_at and not self._waking:
+                self._waking = True
+                self._wake.set()  # once: setting an Event takes its lock and notifies, every time
+            return
+        self._put_full(item)
+
+    def _put_full(self, item: Item) -> None:
+        items = self._items
+        with self._lock:
             if self._closed:
                 # Nothing delivers it any more (a line logged after the log pipe closed at a stop):
                 # dropped and counted, not left in a buffer nobody empties.
                 self.dropped += 1
-                self._handled += 1
                 return
             if len(items) >= self._capacity:
                 items.popleft()
                 self.dropped += 1
+                self._taken += 1
                 self._handled += 1
             items.append(item)
-        finally:
-            lock.release()
-        if len(items) >= self._wake_at and not self._wake.is_set():
-            self._wake.set()  # once: setting an Event takes its lock and notifies, every time
+        if not self._waking:
+            self._waking = True
+            self._wake.set()
+
+    def _settle(self) -> None:
+        """Once the thread has returned (or been given up on), what is left in the buffer is
+        dropped and counted (items put while the drain closed)."""
+        with self._state:
+            if not (self._finished or self._abandoned):
+                return  # the thread still runs: it delivers them, or counts them as it returns
+            left = len(self._items)
+            self._items.clear()
+            self.dropped += left
+            self._taken += left
+            self._handled += left
+            self._state.notify_all()
 
     def offer(self, item: Item) -> bool:
         """Put ``item`` only if there is room (nothing is pushed out, nothing counted); True if put."""
-        with self._lock:
-            if self._closed or len(self._items) >= self._capacity:
-                return False
-            self._accepted += 1
-            self._items.append(item)
+        items = self._items
+        if self._closed or len(items) >= self._capacity:
+            return False
+        items.append(item)
+        if self._closed:  # read again, as in :meth:`put`
+            self._settle()  # type: ignore[unreachable]
         return True
 
     def drop_counts(self) -> tuple[int, int]:
@@ -110,7 +149,8 @@ class Drain(Generic[Item]):
     def flush(self, timeout_s: float = 5.0) -> bool:
         """Wait until every item put so far is delivered or dropped; False on timeout."""
         with self._state:
-            target = self._accepted
+            # Every item put so far is in the buffer or was taken off it (under this lock).
+            target = self._taken + len(self._items)
             self._wake.set()
             return self._state.wait_for(lambda: self._handled >= target, timeout_s)
 
@@ -129,33 +169,35 @@ class Drain(Generic[Item]):
         if not self._thread.is_alive():
             return
         with self._state:
-            left = self._accepted - self._handled
+            waiting = len(self._items)
             self._items.clear()
+            self._taken += waiting
+            left = self._taken - self._handled  # the batch ``deliver`` holds, and what waited
             self._abandoned = True
             self.dropped += left
             self.lost += left
-            self._handled = self._accepted
+            self._handled = self._taken
             self._state.notify_all()
 
-    def _run(self) -> None:
+    def _take(self) -> list[Item]:
+        """The next batch, taken off the buffer (under the lock): the items one by one, in C
+        (``popleft`` through an iterator), as a put may append at the other end meanwhile."""
         items = self._items
+        with self._state:
+            count = min(len(items), self._batch)
+            batch = list(islice(iter(items.popleft, _NEVER), count))
+            self._taken += len(batch)
+        return batch
+
+    def _run(self) -> None:
         while True:
             self._wake.wait(self._interval_s)
             self._wake.clear()
+            self._waking = False
             # Read before emptying the buffer: an item put just before the close is then delivered
             # (read after, it could be left behind, neither delivered nor counted).
             closing = self._closed
-            while True:
-                with self._state:
-                    if len(items) <= self._batch:
-                        # All of it, copied in C and cleared: a call of ``popleft`` an item cost
-                        # about 150 instructions, thirteen items a payment on the two drains.
-                        batch = list(items)
-                        items.clear()
-                    else:
-                        batch = [items.popleft() for _ in range(self._batch)]
-                if not batch:
-                    break
+            while batch := self._take():
                 try:
                     self._deliver(batch)
                     failed = False
@@ -172,4 +214,7 @@ class Drain(Generic[Item]):
                     self._handled += len(batch)
                     self._state.notify_all()
             if closing:
+                with self._state:
+                    self._finished = True
+                self._settle()  # put after the last batch was taken: nothing delivers them now
                 return

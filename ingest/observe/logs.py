@@ -51,7 +51,8 @@ from ingest.parsing.masking import mask_card_numbers
 current_request: ContextVar[str | None] = ContextVar("payorch_request_id", default=None)
 
 #: What is put on the drain: (unix time, level, event name, fields or the object to render them
-#: from, request id, trace id, span id).
+#: from, request id, trace id, span id). A DomainEvent's line has the event's own time: its
+#: entry's is 0.0, unread.
 Entry = tuple[float, str, str, object, str | None, int, int]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
@@ -296,13 +297,14 @@ class LogPipe:
 
     def event(self, event: DomainEvent) -> None:
         """:func:`entry` of the event's line, made here: seven events a two-step payment, each
-        one call from the records' tee to the drain rather than three."""
+        one call from the records' tee to the drain rather than three. An event's line is
+        stamped with the event's own time (:class:`LineWriter`), so the entry's is not read."""
         span = spans.current.get()
         if span is None:
-            self._put((time.time(), "info", event.event_type, event, event.request_id, 0, 0))
+            self._put((0.0, "info", event.event_type, event, event.request_id, 0, 0))
         else:
             line = (
-                time.time(),
+                0.0,
                 "info",
                 event.event_type,
                 event,

@@ -255,14 +255,18 @@ class LineWriter:
         (a signal during a write to a pipe). One writer at a time per stream: two threads' lines
         (the app's pipe and the process's :class:`DirectHandler`) never cut into each other."""
         stream = self._stream
-        view = memoryview(data)
+        # The bytes themselves first, a view only for what a partial write left: a stream that
+        # keeps what it is given (a test's, bench_observe's) would have to copy a view.
+        left: bytes | memoryview = data
         with self._lock:
-            while view:
-                written: int | None = stream.write(view)
+            while left:
+                written: int | None = stream.write(left)
                 if written is None:  # a non-blocking stream inherited full: wait until it takes more
                     select.select([], [stream.fileno()], [], 1.0)
                     continue
-                view = view[written:]
+                if written >= len(left):
+                    break
+                left = memoryview(left)[written:]
             stream.flush()
 
 

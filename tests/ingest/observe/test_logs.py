@@ -245,3 +245,27 @@ def test_a_violation_line_has_the_level_of_its_contract_severity() -> None:
         ("major", "warning"),
         ("minor", "info"),
     ]
+
+
+class Sipping(io.BytesIO):
+    """A stream that takes at most ``size`` bytes a write, as a pipe may, and keeps what it is given."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.given: list[type] = []
+
+    def write(self, buffer: bytes | memoryview, /) -> int:  # type: ignore[override]
+        self.given.append(type(buffer))
+        return super().write(bytes(buffer[: self.size]))
+
+
+def test_a_batch_a_stream_takes_in_parts_is_written_whole_and_in_order() -> None:
+    stream = Sipping(size=40)
+    writer = LineWriter(stream, {"service.name": "payorch"})
+    writer.write([(1.0, "info", f"line {number}", {"n": number}, None, 0, 0) for number in range(5)])
+
+    lines = stream.getvalue().splitlines()
+    assert [orjson.loads(line)["n"] for line in lines] == list(range(5))
+    # The batch's bytes as they are, then views of what is left: no copy of the whole batch.
+    assert stream.given[0] is bytes and set(stream.given[1:]) == {memoryview} and len(stream.given) > 2

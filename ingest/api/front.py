@@ -355,7 +355,7 @@ class Front:
         finally:
             path = route_template(scope.get("route"))
             if path is not None:
-                record.name = f"{method} {path}"
+                record._name = f"{method} {path}"
                 attributes[HTTP_ROUTE] = path
             status = scope["state"].get(STATUS_KEY)
             if isinstance(status, int):

@@ -2,13 +2,16 @@
 
 A span on the payment path is a small record (names, ids, clock readings, attributes) kept in
 a context variable while it is open and put on a :class:`~ingest.observe.drain.Drain` when it
-ends. The drain's thread turns the records into OpenTelemetry SDK spans (``ReadableSpan``, with
-the service's ``Resource``) and hands them to the exporter: OTLP over HTTP when
-``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, an in-memory exporter in tests, none otherwise.
+ends. The record is the OpenTelemetry SDK's ``ReadableSpan`` itself, its fields in slots: the
+drain's thread completes it (its contexts, status, the service's ``Resource``) and hands it to
+the exporter: OTLP over HTTP when ``OTEL_EXPORTER_OTLP_ENDPOINT`` is set, an in-memory exporter
+in tests, none otherwise.
 
 Why not the SDK's tracer on the path: starting and ending one SDK span cost 14 µs here, and a
-two-step payment has six; the record costs under 1 µs, and building the SDK span later about
-3 µs, off the path (bench: ``python -m bench.bench_observe``).
+two-step payment has six; the record costs under 1 µs, and completing it later about 1 µs, off
+the path (bench: ``python -m bench.bench_observe``). The drain made a second object per span,
+the SDK's span, until that object's making and freeing were seen to cost about as much as all
+the rest of its work.
 
 A span starts at the wall clock's time and lasts what the monotonic clock measured: ended by the
 wall clock, a span the clock was stepped back an hour during lasted minus an hour.
@@ -49,27 +52,49 @@ class ExportFailedError(Exception):
     """The exporter answered FAILURE: the batch is counted as dropped."""
 
 
-class SpanRecord:
-    """An open or ended span, as the payment path keeps it."""
+class SpanRecord(ReadableSpan):
+    """An open or ended span, as the payment path keeps it: the SDK's ``ReadableSpan`` whose
+    properties exporters read, in slots. Its name, attributes, kind and times are set here; its
+    context, parent context, status, resource and scope by the drain's thread as it exports it
+    (see :meth:`Spans._export`). Its constructor is not the SDK's: that one's defaults and
+    checks cost more than all of this (test_exported_span.py holds the fields to the ones it
+    sets)."""
 
+    # The SDK's fields (read by ReadableSpan's properties) and payorch's (without the SDK's
+    # underscore, but for the clock reading, the end's receiver and the context token).
     __slots__ = (
+        "_attributes",
+        "_context",
+        "_end_time",
         "_finish",
+        "_instrumentation_scope",
+        "_kind",
+        "_name",
+        "_parent",
+        "_resource",
+        "_start_time",
         "_started_ns",
+        "_status",
         "_token",
-        "attributes",
-        "end_ns",
         "failed",
-        "kind",
-        "name",
         "on_end",
-        "parent",
         "parent_id",
+        "parent_record",
         "remote_parent",
         "sampled",
         "span_id",
-        "start_ns",
         "trace_id",
     )
+    #: Always empty: in the class (the SDK's constructor sets them per span).
+    _events: Sequence[Event] = ()
+    _links: Sequence[Link] = ()
+    _instrumentation_info: InstrumentationInfo | None = None
+
+    _name: str
+    #: Made for the span (engine.observer): the span's watchers add to it while it is open.
+    _attributes: dict[str, str | int]
+    _start_time: int
+    _end_time: int | None
 
     def __init__(
         self,
@@ -81,20 +106,20 @@ class SpanRecord:
         kind: SpanKind = SpanKind.INTERNAL,
         remote_parent: bool = False,
     ) -> None:
-        self.name = name
+        self._name = name
         self.trace_id = trace_id
         self.span_id = span_id
         self.parent_id = parent_id  # 0: a root span
-        self.parent: SpanRecord | None = None  # a child's parent record, while it is open
-        self.attributes = attributes
-        self.kind = kind
+        self.parent_record: SpanRecord | None = None  # a child's parent, while it is open
+        self._attributes = attributes
+        self._kind = kind
         self.remote_parent = remote_parent
         #: False in a trace the caller chose not to sample: the span is made (its ids are in the
         #: log lines) but not exported.
         self.sampled = True
-        self.start_ns = time.time_ns()
+        self._start_time = time.time_ns()
         self._started_ns = time.perf_counter_ns()
-        self.end_ns = 0
+        self._end_time = None  # open
         self.failed = False
         #: Called once when the span ends (before it is exported); it must return at once and
         #: never raise (engine.observer). Whoever watches the span may set or replace it.
@@ -112,7 +137,7 @@ class SpanRecord:
         # The span's end (its start plus the time it lasted, by the monotonic clock), its
         # watcher and its export in one body: every span of a payment, the server's too
         # (:meth:`Spans.end_server`), leaves here, and a Python call costs about as much as each.
-        self.end_ns = self.start_ns + time.perf_counter_ns() - self._started_ns
+        self._end_time = self._start_time + time.perf_counter_ns() - self._started_ns
         if kind is not None:
             self.failed = True
         token = self._token
@@ -285,7 +310,7 @@ class Spans:
                 record.sampled = self.sampling.root(record.trace_id)
         else:
             record = SpanRecord(name, parent.trace_id, bits(64) or 1, parent.span_id, kept)
-            record.parent = parent
+            record.parent_record = parent
             record.sampled = parent.sampled
         if record.sampled:
             record._finish = self._put  # what :meth:`finish` does, without a call on the way
@@ -319,12 +344,10 @@ class Spans:
         exporter = self.exporter
         if exporter is None:
             return
-        # One loop, the span built in its body: a call of a method a span, and of
+        # One loop, each span completed in its body: a call of a method a span, and of
         # :func:`span_context` for its own context, cost about as much as what they do.
         resource, scope, new_context, limits = self.resource, self._scope, tuple.__new__, _ID_LIMITS
-        new_span = object.__new__
         contexts: dict[int, SpanContext] = {}  # by span id: a parent's, shared with its children
-        readable: list[ReadableSpan] = []
         for record in records:
             trace_id, span_id, parent_id = record.trace_id, record.span_id, record.parent_id
             # A span's context is its children's parent: a batch holds a payment's children before
@@ -343,56 +366,23 @@ class Spans:
                     parent = contexts.get(parent_id)
                     if parent is None or parent[0] != trace_id:
                         parent = contexts[parent_id] = span_context(trace_id, parent_id, False)
-            attributes: Mapping[str, str | int] = record.attributes
+            attributes = record._attributes
             outcome = attributes.get(OUTCOME)
             if outcome is not None and outcome != SUCCEEDED:
-                status = Status(StatusCode.ERROR, str(outcome))
+                record._status = Status(StatusCode.ERROR, str(outcome))
             else:
-                status = _ERROR if record.failed else _UNSET
+                record._status = _ERROR if record.failed else _UNSET
             path = attributes.get(URL_PATH)
             # A path can hold anything a client typed, a card number too: kept only masked (one
             # shorter than a card number cannot hold one).
             if type(path) is str and len(path) >= MIN_CARD_DIGITS and mask_card_numbers(path) != path:
-                attributes = {**attributes, URL_PATH: mask_card_numbers(path)}
-            # The SDK's fields set one by one on an :class:`ExportedSpan`, not through the SDK's
-            # constructor: its call (a Python ``__init__`` reached through the type's call) and the
-            # dict its instance keeps cost about half of the span's building (test_exported_span.py
-            # holds the fields to the ones the constructor sets).
-            span = new_span(ExportedSpan)
-            span._name = record.name
-            span._context = own
-            span._parent = parent
-            span._resource = resource
-            span._attributes = attributes
-            span._kind = record.kind
-            span._status = status
-            span._start_time = record.start_ns
-            span._end_time = record.end_ns
-            span._instrumentation_scope = scope
-            readable.append(span)
-        if exporter.export(readable) is not SpanExportResult.SUCCESS:
+                record._attributes = {**attributes, URL_PATH: mask_card_numbers(path)}
+            record._context = own
+            record._parent = parent
+            record._resource = resource
+            record._instrumentation_scope = scope
+        if exporter.export(records) is not SpanExportResult.SUCCESS:
             raise ExportFailedError(f"the exporter refused {len(records)} spans")
-
-
-class ExportedSpan(ReadableSpan):
-    """The SDK's ``ReadableSpan`` as the span drain makes it: every field its constructor sets, in
-    slots (events, links and the deprecated instrumentation info, always empty, in the class)."""
-
-    __slots__ = (
-        "_attributes",
-        "_context",
-        "_end_time",
-        "_instrumentation_scope",
-        "_kind",
-        "_name",
-        "_parent",
-        "_resource",
-        "_start_time",
-        "_status",
-    )
-    _events: Sequence[Event] = ()
-    _links: Sequence[Link] = ()
-    _instrumentation_info: InstrumentationInfo | None = None
 
 
 def span_context(trace_id: int, span_id: int, remote: bool) -> SpanContext:

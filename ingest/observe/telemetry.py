@@ -152,8 +152,8 @@ class Telemetry:
             outcome = "succeeded" if compensation.succeeded else (error.value if error else "unknown")
             self.metrics.count_compensation(compensation.processor_id, outcome)
             span = span_context.current.get()
-            if span is not None and span.name == COMPENSATION_SPAN:
-                span.attributes[OUTCOME] = outcome  # a void or refund that failed is an ERROR span
+            if span is not None and span._name == COMPENSATION_SPAN:
+                span._attributes[OUTCOME] = outcome  # a void or refund that failed is an ERROR span
 
     def _attempt(self, event: StepSucceeded | StepFailed) -> None:
         # Only an attempt this process made counts (not a charge found by crash recovery): its
@@ -162,18 +162,18 @@ class Telemetry:
         if span is None:
             return
         outcome = SUCCEEDED if type(event) is StepSucceeded else event.error_code.value  # type: ignore[union-attr]
-        if span.name == STEP_SPAN:  # a step failed before any attempt (every processor skipped)
-            span.attributes[OUTCOME] = outcome
+        if span._name == STEP_SPAN:  # a step failed before any attempt (every processor skipped)
+            span._attributes[OUTCOME] = outcome
             return
-        if span.name != ATTEMPT_SPAN:
+        if span._name != ATTEMPT_SPAN:
             return
         # The attempt's and its step's outcome (the step's is its last attempt's): a span that
         # did not succeed has the status ERROR, described by the error code.
-        span.attributes[OUTCOME] = outcome
-        step = span.parent
-        if step is not None and step.name == STEP_SPAN:
-            step.attributes[OUTCOME] = outcome
-        method = str(span.attributes.get(METHOD, "unknown"))
+        span._attributes[OUTCOME] = outcome
+        step = span.parent_record
+        if step is not None and step._name == STEP_SPAN:
+            step._attributes[OUTCOME] = outcome
+        method = str(span._attributes.get(METHOD, "unknown"))
         # One charge sent is one count, made when its span ends, with the last outcome recorded
         # under it. An attempt whose outcome was unknown (a timeout) records StepFailed and then,
         # when the status query finds the charge, StepSucceeded: the processor did charge, so

@@ -79,5 +79,5 @@ def _keep_request_id(request_id: str | None) -> None:
         return
     if not request_id.isascii() or not request_id.isprintable() or " " in request_id:
         return  # not an id Stripe gives: nothing from outside goes on a span unchecked
-    earlier = span.attributes.get(REQUEST_ID)
-    span.attributes[REQUEST_ID] = request_id if earlier is None else f"{earlier} {request_id}"
+    earlier = span._attributes.get(REQUEST_ID)
+    span._attributes[REQUEST_ID] = request_id if earlier is None else f"{earlier} {request_id}"

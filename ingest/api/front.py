@@ -37,7 +37,7 @@ from ingest.api.metrics import HTTP_METHODS
 from ingest.api.parts import Parts
 from ingest.api.payments import CUT_SHORT, new_id
 from ingest.api.problems import ApiProblem, FieldError, problem_response
-from ingest.observe.logs import current_request
+from ingest.observe.logs import SERVED_REQUEST
 from ingest.observe.spans import URL_PATH
 from ingest.parsing import KEY_RULE, idempotency_key_problem
 from ingest.parsing.masking import mask_card_numbers
@@ -53,7 +53,7 @@ HTTP_METHOD, HTTP_ROUTE, HTTP_STATUS = (
 )
 HTTP_METHOD_ORIGINAL, OTHER_METHOD = "http.request.method_original", "_OTHER"
 STATUS_KEY = "payorch.status"  # in scope["state"]: the status answered
-REQUEST_ID = "payorch.request_id"  # the server span's attribute: the id the answer gives
+REQUEST_ID = SERVED_REQUEST  # the server span's attribute: the id the answer gives (and log lines)
 
 
 class _Route(NamedTuple):
@@ -345,7 +345,8 @@ class Front:
                     traceparent = ""
                     break
                 traceparent = value.decode("latin-1")
-        token = current_request.set(request_id)
+        # The span holds the request id for the log lines of records logged under it
+        # (ingest.observe.logs.served_request), rather than a context variable of its own.
         record, span_token = spans.start_server(method, attributes, traceparent)
         try:
             await self._route(scope, receive, send, request_id)
@@ -362,7 +363,6 @@ class Front:
                 attributes[HTTP_STATUS] = status
                 record.failed = record.failed or status >= 500
             spans.end_server(record, span_token)
-            current_request.reset(token)
             self._count(scope, path)
 
     def _count(self, scope: Scope, path: str | None) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -24,7 +25,19 @@ from ingest.api.app import create_app
 from ingest.api.settings import Settings
 from ingest.codec.event_json import event_json
 from ingest.config_file import parse_config
-from ingest.observe.logs import _SPLICED, PIPED_LOGGERS, LineWriter, LogPipe, _ids, _splices
+from ingest.observe.logs import (
+    _SPLICED,
+    PIPED_LOGGERS,
+    SERVED_REQUEST,
+    LineWriter,
+    LogPipe,
+    _ids,
+    _splices,
+    current_request,
+    entry,
+    served_request,
+)
+from ingest.observe.spans import Spans
 from ingest.records import MemoryRecords, RecordedViolation, ViolationQuery
 from tests.e2e.server import CONFIG
 from tests.ingest.api.test_app import ACME, JSON, FailingRecords, body_of, call
@@ -32,6 +45,7 @@ from tests.ingest.observe.test_seed_observed import Lines
 from tests.strategies import events
 
 CARD = "4242424242424242"
+PAYMENTS = "/v1/payments"
 ADMIN = (b"authorization", b"Bearer adm_e2e_admin")
 
 
@@ -269,3 +283,51 @@ def test_a_batch_a_stream_takes_in_parts_is_written_whole_and_in_order() -> None
     assert [orjson.loads(line)["n"] for line in lines] == list(range(5))
     # The batch's bytes as they are, then views of what is left: no copy of the whole batch.
     assert stream.given[0] is bytes and set(stream.given[1:]) == {memoryview} and len(stream.given) > 2
+
+
+class _RequestSeen(logging.Handler):
+    """Keeps what the request-id context variable held when each record was logged."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.seen: list[str | None] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.seen.append(current_request.get())
+
+
+async def test_a_record_inside_a_request_takes_its_request_id_from_the_server_span(tmp_path: Path) -> None:
+    """The front sets no context variable for the request id (about 2,300 instructions a request):
+    a record logged under the request's server span finds the id on that span."""
+    lines = Lines()
+    settings = Settings(
+        config=parse_config(CONFIG),
+        data_dir=tmp_path,
+        records=FailingRecords(),
+        log_stream=lines,  # type: ignore[arg-type]
+    )
+    application = create_app(settings)
+    seen = _RequestSeen()
+    named = logging.getLogger("payorch.api")
+    async with application.router.lifespan_context(application):
+        named.addHandler(seen)
+        try:
+            answer = await call(application, "POST", PAYMENTS, [ACME, JSON], body_of(b'{"amount": 500}'))
+        finally:
+            named.removeHandler(seen)
+        assert application.state.parts.telemetry.logs.drain.flush()
+
+    assert answer.status == 500 and seen.seen == [None]
+    (error,) = [line for line in lines.records() if line["level"] == "error"]
+    assert error["request_id"] == answer.headers["request-id"]
+
+
+def test_a_span_finds_the_request_of_the_server_span_it_lies_under() -> None:
+    spans = Spans(Resource.create({}), None)
+    server, token = spans.start_server("POST /v1/payments", {SERVED_REQUEST: "req_1"})
+    with spans.span("payment", {}) as payment, spans.span("step", {}) as step:
+        assert served_request(step) == served_request(payment) == "req_1"
+        assert entry("info", "x", {})[4] == "req_1"
+    spans.end_server(server, token)
+    with spans.span("recovery", {}) as alone:  # a root of this process that is no request's
+        assert served_request(alone) is None and entry("info", "x", {})[4] is None

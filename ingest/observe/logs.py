@@ -22,7 +22,7 @@ import select
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, MutableMapping, Sequence
+from collections.abc import Callable, Collection, Coroutine, Mapping, MutableMapping, Sequence
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -317,24 +317,30 @@ class LogPipe:
         """Queue one line; ``fields`` is a dict, a DomainEvent or a ContractViolation."""
         self._put(entry(level, name, fields, request))
 
-    def event(self, event: DomainEvent) -> None:
-        """:func:`entry` of the event's line, made here: seven events a two-step payment, each
-        one call from the records' tee to the drain rather than three. An event's line is
-        stamped with the event's own time (:class:`LineWriter`), so the entry's is not read."""
-        span = spans.current.get()
-        if span is None:
-            self._put((0.0, "info", event.event_type, event, event.request_id, 0, 0))
-        else:
-            line = (
-                0.0,
-                "info",
-                event.event_type,
-                event,
-                event.request_id,
-                span.trace_id,
-                span.span_id,
-            )
-            self._put(line)
+    def tee(
+        self,
+        emit: Callable[[DomainEvent], Coroutine[Any, Any, None]],
+        watch: Callable[[DomainEvent], None],
+        watched: Collection[type],
+    ) -> Callable[[DomainEvent], Coroutine[Any, Any, None]]:
+        """The records' ``emit``, each event first shown to ``watch`` (the kinds in ``watched``)
+        and queued as a line: the payment path's one Python call an event (seven a two-step
+        payment) from the engine's sink to the drain, rather than three. The records' coroutine
+        is returned itself, not one more around it. An event's line is stamped with the event's
+        own time (:class:`LineWriter`), so the entry's is not read."""
+        put, current_span = self._put, spans.current.get
+
+        def emit_observed(event: DomainEvent) -> Coroutine[Any, Any, None]:
+            if type(event) in watched:
+                watch(event)
+            span = current_span()
+            if span is None:
+                put((0.0, "info", event.event_type, event, event.request_id, 0, 0))
+            else:
+                put((0.0, "info", event.event_type, event, event.request_id, span.trace_id, span.span_id))
+            return emit(event)
+
+        return emit_observed
 
     def violation(self, violation: ContractViolation, *, only_if_room: bool = False) -> None:
         """Queue a violation's line; with ``only_if_room`` it is skipped (not counted as dropped)

@@ -133,13 +133,7 @@ class Telemetry:
         #: once rather than called through a method of this class (five spans a payment).
         self.span: Callable[[str, SpanAttributes], AbstractContextManager[object]] = self.spans.span
 
-    # -- the sink's tee ----------------------------------------------------------------------------
-
-    def event(self, event: DomainEvent) -> None:
-        if type(event) in WATCHED:
-            self.watch(event)
-        if self.logs is not None:
-            self.logs.event(event)
+    # -- the sink's tee (ObservedRecords) -------------------------------------------------------------
 
     def watch(self, event: DomainEvent) -> None:
         """What an event of a :data:`WATCHED` kind tells the metrics and its span (not the log)."""
@@ -252,9 +246,14 @@ class ObservedRecords:
     def __init__(self, records: Records, telemetry: Telemetry) -> None:
         self.inner = records
         self._telemetry = telemetry
-        self._watch = telemetry.watch
-        self._log = telemetry.logs.event if telemetry.logs is not None else None
-        self._emit = records.emit
+        #: The records' ``emit``, each event shown to the telemetry first: by the log pipe's tee
+        #: (one call an event, seven a two-step payment), or, without logs, by :meth:`_unlogged`.
+        self.emit: Callable[[DomainEvent], Coroutine[Any, Any, None]]
+        if telemetry.logs is not None:
+            self.emit = telemetry.logs.tee(records.emit, telemetry.watch, WATCHED)
+        else:
+            self._watch, self._emit = telemetry.watch, records.emit
+            self.emit = self._unlogged
         self._record_violation = records.record_violation
         # The rest of the port, bound once (the payment path calls them).
         self.save_result = records.save_result
@@ -275,15 +274,10 @@ class ObservedRecords:
         self.violation_place = records.violation_place
         self.healthy = records.healthy
 
-    def emit(self, event: DomainEvent) -> Coroutine[Any, Any, None]:
-        # The inner coroutine itself, not one more around it: seven of these per payment.
-        # :meth:`Telemetry.event`'s work, with no call of it on the way: five of a two-step
-        # payment's seven events only make a log line.
+    def _unlogged(self, event: DomainEvent) -> Coroutine[Any, Any, None]:
+        # The inner coroutine itself, not one more around it (as the log pipe's tee).
         if type(event) in WATCHED:
             self._watch(event)
-        log = self._log
-        if log is not None:
-            log(event)
         return self._emit(event)
 
     def record_violation(self, violation: ContractViolation) -> Coroutine[Any, Any, None]:

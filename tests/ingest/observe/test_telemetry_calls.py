@@ -55,10 +55,10 @@ def test_a_server_span_ends_in_one_call() -> None:
     assert current.get() is None
 
 
-def test_an_event_that_only_makes_a_log_line_goes_from_the_tee_to_the_log_pipe() -> None:
-    """The records' tee hands an event to the log pipe itself: :meth:`Telemetry.event` on the way
-    was one more call for each of a payment's seven events. An attempt's outcome still reaches
-    its span."""
+def test_an_event_goes_from_the_records_tee_to_the_drain_in_one_call() -> None:
+    """The log pipe's tee is the records' ``emit``: the tee, the log pipe's ``event`` and (before
+    that) ``Telemetry.event`` were three calls for each of a payment's seven events. An attempt's
+    outcome still reaches its span."""
     telemetry = Telemetry(GlobalTags("test"), ApiMetrics(), exporter=None, log_stream=io.BytesIO())
     tee = ObservedRecords(MemoryRecords(), telemetry)
     ids = event_ids(
@@ -69,9 +69,9 @@ def test_an_event_that_only_makes_a_log_line_goes_from_the_tee_to_the_log_pipe()
         **ids, step_index=0, processor_id=ProcessorId("stripe_sim"), latency_ms=5, amount=100
     )
     try:
-        assert _python_calls(tee.emit, received) == ["emit", "event", "put"]
+        assert _python_calls(tee.emit, received) == ["emit_observed", "put"]
         with telemetry.span(ATTEMPT_SPAN, {}) as attempt:
-            assert _python_calls(tee.emit, succeeded) == ["emit", "watch", "_attempt", "event", "put"]
+            assert _python_calls(tee.emit, succeeded) == ["emit_observed", "watch", "_attempt", "put"]
             assert attempt.attributes[OUTCOME] == SUCCEEDED  # type: ignore[attr-defined]
     finally:
         telemetry.close()

@@ -351,9 +351,12 @@ class Spans:
         for record in records:
             trace_id, span_id, parent_id = record.trace_id, record.span_id, record.parent_id
             # A span's context is its children's parent: a batch holds a payment's children before
-            # their parent (they end first), so the context is made once for all of them.
+            # their parent (they end first), so the context is made once for all of them. Every
+            # span of a trace holds its root's trace id, the same int: ``is`` tells a context of
+            # the trace from one of another trace that drew the same span id, without comparing
+            # 128-bit ints (an equal id that is another object only makes a context again).
             own = contexts.get(span_id)
-            if own is None or own[0] != trace_id:
+            if own is None or own[0] is not trace_id:
                 valid = 0 < trace_id <= limits[0] and 0 < span_id <= limits[1]  # as span_context
                 own = contexts[span_id] = new_context(
                     SpanContext, (trace_id, span_id, False, _SAMPLED, DEFAULT_TRACE_STATE, valid)
@@ -364,7 +367,7 @@ class Spans:
                     parent = span_context(trace_id, parent_id, True)
                 else:
                     parent = contexts.get(parent_id)
-                    if parent is None or parent[0] != trace_id:
+                    if parent is None or parent[0] is not trace_id:
                         parent = contexts[parent_id] = span_context(trace_id, parent_id, False)
             attributes = record._attributes
             outcome = attributes.get(OUTCOME)
@@ -372,11 +375,12 @@ class Spans:
                 record._status = Status(StatusCode.ERROR, str(outcome))
             else:
                 record._status = _ERROR if record.failed else _UNSET
-            path = attributes.get(URL_PATH)
             # A path can hold anything a client typed, a card number too: kept only masked (one
-            # shorter than a card number cannot hold one).
-            if type(path) is str and len(path) >= MIN_CARD_DIGITS and mask_card_numbers(path) != path:
-                record._attributes = {**attributes, URL_PATH: mask_card_numbers(path)}
+            # shorter than a card number cannot hold one). Only a server span has one.
+            if URL_PATH in attributes:
+                path = attributes[URL_PATH]
+                if type(path) is str and len(path) >= MIN_CARD_DIGITS and mask_card_numbers(path) != path:
+                    record._attributes = {**attributes, URL_PATH: mask_card_numbers(path)}
             record._context = own
             record._parent = parent
             record._resource = resource

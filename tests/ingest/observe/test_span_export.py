@@ -106,3 +106,42 @@ def test_a_path_as_short_as_a_card_number_is_still_masked() -> None:
         "422222***2222",
         "/v1/payments",
     ]
+
+
+def test_spans_of_two_traces_that_drew_the_same_span_ids_keep_their_own_contexts() -> None:
+    # The drain shares a context between a span and its children by span id, told apart by the
+    # trace id's object: one batch holding two traces whose span ids are drawn the same.
+    exporter = Collecting()
+    spans = Spans(Resource.create({}), exporter)
+    drawn = iter([0xA1, 7, 8, 9, 0xB2, 7, 8, 9])  # trace, server, step, attempt; twice
+    spans._bits = lambda _bits: next(drawn)
+    for _ in range(2):
+        server, token = spans.start_server("POST /v1/payments", {})
+        with spans.span("step", {}), spans.span("attempt", {}):
+            pass
+        spans.end_server(server, token)
+    spans.close()
+
+    assert len(exporter.spans) == 6
+    for span in exporter.spans:
+        assert span.context is not None
+        trace_id = span.context.trace_id
+        assert trace_id in (0xA1, 0xB2)
+        assert span.parent is None or span.parent.trace_id == trace_id
+    parents = {(span.context.trace_id, span.name): span.parent for span in exporter.spans if span.context}
+    assert parents[(0xB2, "attempt")] == span_context(0xB2, 8, False)
+    assert parents[(0xB2, "step")] == span_context(0xB2, 7, False)
+
+
+def test_a_trace_id_equal_but_not_the_same_object_still_gets_contexts_of_its_value() -> None:
+    exporter = Collecting()
+    spans = Spans(Resource.create({}), exporter)
+    server, token = spans.start_server("POST /v1/payments", {})
+    with spans.span("step", {}) as step:
+        step.trace_id = int(str(server.trace_id))  # equal, another object
+    spans.end_server(server, token)
+    spans.close()
+
+    by_name = {span.name: span for span in exporter.spans}
+    assert by_name["step"].parent == span_context(server.trace_id, server.span_id, False)
+    assert by_name["POST /v1/payments"].context == span_context(server.trace_id, server.span_id, False)

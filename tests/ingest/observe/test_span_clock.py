@@ -47,7 +47,7 @@ def test_a_span_the_wall_clock_stepped_back_during_lasts_what_the_monotonic_cloc
     clock: SteppedTime,
 ) -> None:
     started = clock.wall_ns
-    with SpanRecord("attempt", 1, 2, 0, {}) as record:
+    with Spans(Resource.create({}), None).span("attempt", {}) as record:
         clock.step_wall()
 
     assert (record.start_time, _lasted(record)) == (started, 10**6)

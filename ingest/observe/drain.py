@@ -119,8 +119,7 @@ class Drain(Generic[Item]):
         with self._state:
             if not (self._finished or self._abandoned):
                 return  # the thread still runs: it delivers them, or counts them as it returns
-            left = len(self._items)
-            self._items.clear()
+            left = len(self._discard_waiting())
             self.dropped += left
             self._taken += left
             self._handled += left
@@ -169,15 +168,20 @@ class Drain(Generic[Item]):
         if not self._thread.is_alive():
             return
         with self._state:
-            waiting = len(self._items)
-            self._items.clear()
-            self._taken += waiting
+            self._abandoned = True  # from here, a put that races this counts its own item
+            self._taken += len(self._discard_waiting())
             left = self._taken - self._handled  # the batch ``deliver`` holds, and what waited
-            self._abandoned = True
             self.dropped += left
             self.lost += left
             self._handled = self._taken
             self._state.notify_all()
+
+    def _discard_waiting(self) -> list[Item]:
+        """Take off the buffer what waits in it now (under the lock), one by one as :meth:`_take`
+        does: a ``clear`` after reading its length would also drop, uncounted, an item a put
+        appended between the two."""
+        items = self._items
+        return list(islice(iter(items.popleft, _NEVER), len(items)))
 
     def _take(self) -> list[Item]:
         """The next batch, taken off the buffer (under the lock): the items one by one, in C

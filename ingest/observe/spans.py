@@ -324,11 +324,6 @@ class Spans:
         ends, by one call rather than four."""
         record.__exit__(None, None, None)
 
-    def finish(self, record: SpanRecord) -> None:
-        put = self._put
-        if put is not None and record.sampled:
-            put(record)
-
     @property
     def dropped(self) -> int:
         return 0 if self.drain is None else self.drain.dropped

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import orjson
+from fastapi import FastAPI
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from opentelemetry.sdk.resources import Resource
@@ -68,8 +69,9 @@ async def test_a_card_number_in_any_field_is_masked_in_the_log(tmp_path: Path) -
     assert CARD not in "".join(str(line) for line in records)
 
 
-async def test_an_error_inside_a_payment_is_a_json_line_of_that_request(tmp_path: Path) -> None:
-    lines = Lines()
+def _refusing_app(tmp_path: Path, lines: Lines) -> FastAPI:
+    """An app whose records refuse every write (a payment's answer is a 500), its JSON lines
+    written to ``lines``."""
     settings = Settings(
         config=parse_config(CONFIG),
         data_dir=tmp_path,
@@ -77,7 +79,12 @@ async def test_an_error_inside_a_payment_is_a_json_line_of_that_request(tmp_path
         log_stream=lines,  # type: ignore[arg-type]
         environment="test",
     )
-    application = create_app(settings)
+    return create_app(settings)
+
+
+async def test_an_error_inside_a_payment_is_a_json_line_of_that_request(tmp_path: Path) -> None:
+    lines = Lines()
+    application = _refusing_app(tmp_path, lines)
     async with application.router.lifespan_context(application):
         answer = await call(application, "POST", "/v1/payments", [ACME, JSON], body_of(b'{"amount": 500}'))
         logs = application.state.parts.telemetry.logs
@@ -300,13 +307,7 @@ async def test_a_record_inside_a_request_takes_its_request_id_from_the_server_sp
     """The front sets no context variable for the request id (about 2,300 instructions a request):
     a record logged under the request's server span finds the id on that span."""
     lines = Lines()
-    settings = Settings(
-        config=parse_config(CONFIG),
-        data_dir=tmp_path,
-        records=FailingRecords(),
-        log_stream=lines,  # type: ignore[arg-type]
-    )
-    application = create_app(settings)
+    application = _refusing_app(tmp_path, lines)
     seen = _RequestSeen()
     named = logging.getLogger("payorch.api")
     async with application.router.lifespan_context(application):

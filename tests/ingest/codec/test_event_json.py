@@ -153,12 +153,10 @@ def test_a_failed_step_shows_whether_it_may_be_retried() -> None:
     assert [row["retryable"] for row in rows_to_json(events_rows([timed_out, declined]))] == [True, False]
 
 
-def test_a_failed_steps_details_read_back_as_their_object() -> None:
-    ids = event_ids(
-        PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), datetime(2026, 11, 26, 8, 0, tzinfo=UTC)
-    )
-    failed = StepFailed(
-        **ids,
+def _failed_with_details() -> StepFailed:
+    """A failed step whose processor said why (a dataclass the event holds)."""
+    return StepFailed(
+        **event_ids(PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), AT),
         step_index=0,
         processor_id=ProcessorId("stripe_live"),
         error_code=ErrorCode.UNKNOWN,
@@ -166,6 +164,10 @@ def test_a_failed_steps_details_read_back_as_their_object() -> None:
         latency_ms=30,
         failure_details=FailureDetails(code="amount_too_small", param="amount"),
     )
+
+
+def test_a_failed_steps_details_read_back_as_their_object() -> None:
+    failed = _failed_with_details()
     without = dataclasses.replace(failed, failure_details=None)
 
     documents = rows_to_json(events_rows([failed, without]))
@@ -291,15 +293,7 @@ def test_a_document_writes_one_or_two_held_dataclasses_out_without_a_call_each()
     to the defaults) and its PlanBuilt its steps (two for a split): a call a dataclass cost about
     1.4k instructions more than its dict written out, on the log drain's thread."""
     issue = ValidationIssue("amount", "coerced", "read 10.00 as 1000", IssueSeverity.WARNING)
-    failed = StepFailed(
-        **event_ids(PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), AT),
-        step_index=0,
-        processor_id=ProcessorId("stripe_live"),
-        error_code=ErrorCode.UNKNOWN,
-        retryable=False,
-        latency_ms=30,
-        failure_details=FailureDetails(code="amount_too_small", param="amount"),
-    )
+    failed = _failed_with_details()
     received = [
         PaymentReceived(
             **event_ids(PaymentId("pay_1"), RequestId("req_1"), MerchantId("m_1"), AT),
